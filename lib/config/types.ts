@@ -1,0 +1,115 @@
+import type { Threshold, Operator } from '../score/threshold.ts';
+import type { RequestTemplate } from '../load/types.ts';
+
+/**
+ * A drill after validation and normalisation: durations in milliseconds, thresholds parsed,
+ * the organisation's defaults filled in. Everything past lib/config sees only this shape.
+ */
+export type Tier = 'critical' | 'important' | 'standard';
+export type DataClass = 'database' | 'file-storage' | 'logs';
+export type DrillKind = 'quarterly' | 'monthly' | 'annual' | 'adhoc';
+
+export interface SloSet {
+  /** `rate>=99.9%`: successful requests / scheduled requests. */
+  availability: Threshold[];
+  /** `p(95)<500ms` etc. over the latency of requests that got an answer or timed out. */
+  latency: Threshold[];
+  /** `rate<0.1%`: failed (errors + dropped) / scheduled. */
+  errors: Threshold[];
+}
+
+export interface Policy {
+  rtoMs: Record<Tier, number>;
+  rpoMs: Record<DataClass, number>;
+  slo: SloSet;
+  /** How long SLOs must hold, uninterrupted, before the service counts as recovered. */
+  recoveryWindowMs: number;
+  /** Error budget period for `errorBudget.monthlyBudgetSeconds` (default a mean month, 30.4375 d). */
+  budgetPeriodMs: number;
+}
+
+export interface LabTarget {
+  kind: 'lab';
+  /** Replica processes of the sample service. */
+  replicas: number;
+  /** Where the lab keeps its state; undefined = the default (DRILL_LAB_DIR or the OS temp dir). */
+  labDir?: string;
+}
+
+/** An existing HTTP service the harness only loads and runs runbook commands against. */
+export interface HttpTarget {
+  kind: 'http';
+  url: string;
+}
+
+export type Target = LabTarget | HttpTarget;
+
+export type StopMetric =
+  | { kind: 'error_rate' }
+  | { kind: 'availability' }
+  | { kind: 'dropped_rate' }
+  | { kind: 'latency'; aggregate: 'avg' | 'max' | { p: number } };
+
+export interface StopCondition {
+  source: string;
+  metric: StopMetric;
+  op: Operator;
+  /** Ratio for rates, milliseconds for latency. */
+  value: number;
+  /** The condition must hold for this long (evaluated every second over the last second). */
+  forMs: number;
+}
+
+export interface LoadConfig {
+  rate: number;
+  requests: RequestTemplate[];
+  timeoutMs: number;
+  maxInFlight: number;
+  connections: number;
+  /** Load before injection; steady state is judged over it. */
+  baselineMs: number;
+  /** Load kept running after verification, so the recovery phase has data. */
+  cooldownMs: number;
+}
+
+export interface ScenarioEntry {
+  /** Id used by `--scenario` and in run folder names; defaults to the scenario module name. */
+  name: string;
+  /** Scenario module name under scenarios/. */
+  scenario: string;
+  /** Parameters, already validated and defaulted by the scenario's own schema. */
+  params: Record<string, unknown>;
+  /** Longest the observe phase waits for recovery before RTO counts as missed. */
+  timeoutMs: number;
+  tier: Tier;
+  dataClass: DataClass;
+  /** 1-based line in the drill file where this entry starts, for messages. */
+  line: number;
+}
+
+export interface Drill {
+  /** Path as given, for messages. */
+  file: string;
+  name: string;
+  kind: DrillKind;
+  description?: string;
+  owner?: string;
+  participants: string[];
+  approver?: string;
+  service: { name: string; tier: Tier; dataClass: DataClass };
+  target: Target;
+  policy: Policy;
+  load: LoadConfig;
+  stopConditions: StopCondition[];
+  scenarios: ScenarioEntry[];
+}
+
+/** One problem found in a drill file. */
+export interface ConfigProblem {
+  file: string;
+  line: number;
+  col: number;
+  /** Dotted path into the document, e.g. `scenarios[0].params.count`. */
+  path: string;
+  message: string;
+}
