@@ -1,0 +1,131 @@
+import type { z } from 'zod';
+import type { DataClass, Drill, ScenarioEntry, Target, Tier } from '../config/types.ts';
+import type { ExecAdapter, ReplicaSetAdapter } from '../adapters/types.ts';
+import type { LoadSummary } from '../load/types.ts';
+
+/** What a target can do; a scenario lists what it needs and validation refuses a mismatch. */
+export type Capability = 'replicas' | 'exec' | 'load';
+
+/** The adapters a target provides. Absent members are capabilities the target lacks. */
+export interface Adapters {
+  exec: ExecAdapter;
+  replicas?: ReplicaSetAdapter;
+}
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface Mark {
+  name: string;
+  /** ISO wall-clock time. */
+  at: string;
+  /** Monotonic ms since run start. */
+  ms: number;
+}
+
+/** Live view of the load while a scenario runs, for probes that judge the service by its traffic. */
+export interface LoadView {
+  /** Aggregates of requests scheduled in the last `windowMs`. */
+  window(windowMs: number): LoadSummary;
+}
+
+export interface ScenarioContext<P> {
+  params: P;
+  drill: Drill;
+  entry: ScenarioEntry;
+  adapters: Adapters;
+  /** Aborted on SIGINT/SIGTERM or a stop condition: long waits must honour it. */
+  signal: AbortSignal;
+  log: Logger;
+  /** Put a named instant on the run's timeline. */
+  mark(name: string): Mark;
+  /** Monotonic ms since run start. */
+  now(): number;
+  load?: LoadView;
+}
+
+export interface ProbeResult {
+  ok: boolean;
+  /** What was seen, in a sentence: `3/3 replicas ready`, `replay lag 12 ms`. */
+  detail: string;
+}
+
+/** A read-only check. Probes never change the world. */
+export interface Probe<P = any> {
+  name: string;
+  check(ctx: ScenarioContext<P>): Promise<ProbeResult>;
+}
+
+export interface Rollback<P, T, R> {
+  /** What the rollback does, in the SRE's words, for `drill plan`. */
+  description: string;
+  /** Its own time limit: rollbacks run even after an abort, and must not hang the harness forever. */
+  timeout?: string;
+  /**
+   * Undo the action. `selected` was journaled before the action ran; `result` is absent when the run
+   * crashed or was aborted before the action returned, so a rollback must cope with a half-done action.
+   */
+  run(ctx: ScenarioContext<P>, journaled: { selected: T; result?: R }): Promise<string | void>;
+}
+
+/** A step that changes the world. It is journaled before it runs, and always carries its rollback. */
+export interface Action<P = any, T = any, R = any> {
+  name: string;
+  /** What this breaks, in the SRE's words, for `drill plan`. */
+  description: string;
+  /** Read-only: resolve what the action will hit. `drill plan` calls this and nothing else. */
+  select(ctx: ScenarioContext<P>): Promise<T>;
+  /** Human list of what `select` returned, for plans and records. */
+  describeTargets(selected: T): string[];
+  run(ctx: ScenarioContext<P>, selected: T): Promise<R>;
+  /** The undo; or `{ none: why }` when the action heals itself (a bounded pause, a read-only check). */
+  rollback: Rollback<P, T, R> | { none: string };
+}
+
+export interface Recovery<P> {
+  /** What "recovered" means for this scenario beyond the SLOs holding again. */
+  description: string;
+  /** Passes once the system is whole again (replicas back, writes succeed); polled every `pollMs`. */
+  until?: Probe<P>;
+  pollMs?: number;
+}
+
+export interface ScenarioDefinition<P = any> {
+  name: string;
+  description: string;
+  tier?: Tier;
+  dataClass?: DataClass;
+  requires: Capability[];
+  /** zod schema of the parameters; defaults live here. */
+  params: z.ZodType<P>;
+  /** Checks against the target known at validation time (count larger than replicas, ...). Path is relative to params. */
+  validate?(params: P, target: Target): { path: string; message: string }[];
+  steadyState: Probe<P>[];
+  actions: Action<P>[];
+  recovery: Recovery<P>;
+  verify: Probe<P>[];
+}
+
+export function defineScenario<S extends z.ZodType>(def: ScenarioDefinition<z.output<S>> & { params: S }): ScenarioDefinition<z.output<S>> {
+  return def;
+}
+
+export function probe<P = any>(name: string, check: (ctx: ScenarioContext<P>) => Promise<ProbeResult>): Probe<P> {
+  return { name, check };
+}
+
+export function action<P, T, R>(def: Action<P, T, R>): Action<P, T, R> {
+  return def;
+}
+
+/** What a target kind provides: validation uses it before anything runs. */
+export function capabilitiesOf(target: Target): Capability[] {
+  switch (target.kind) {
+    case 'lab':
+      return ['replicas', 'exec', 'load'];
+    case 'http':
+      return ['exec', 'load'];
+  }
+}
