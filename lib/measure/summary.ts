@@ -1,0 +1,106 @@
+import { Outcome, type ErrorsByKind, type LoadSummary, type RequestLog } from '../load/types.ts';
+import { createHistogram, maxMs, percentileMs, recordMs } from './histogram.ts';
+
+export function emptyErrors(): ErrorsByKind {
+  return { timeout: 0, refused: 0, http5xx: 0, http4xx: 0, other: 0 };
+}
+
+/** First index whose scheduled time is >= ms (the log is in schedule order). */
+export function lowerBound(log: RequestLog, ms: number): number {
+  let lo = 0;
+  let hi = log.count;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (log.scheduledMs[mid]! < ms) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Aggregates over the requests *scheduled* in [fromMs, toMs): what the record calls `load` and what
+ * SLOs are judged on per phase. Latency percentiles come from an HDR histogram of the span's answered
+ * and timed-out requests; dropped requests have no latency but count against availability.
+ */
+export function summarize(log: RequestLog, fromMs = -Infinity, toMs = Infinity): LoadSummary {
+  const start = lowerBound(log, fromMs);
+  const end = toMs === Infinity ? log.count : lowerBound(log, toMs);
+  const errorsByKind = emptyErrors();
+  const h = createHistogram();
+  let ok = 0;
+  let dropped = 0;
+  for (let i = start; i < end; i++) {
+    const o = log.outcome[i]!;
+    switch (o) {
+      case Outcome.ok:
+        ok++;
+        break;
+      case Outcome.dropped:
+        dropped++;
+        continue;
+      case Outcome.timeout:
+        errorsByKind.timeout++;
+        break;
+      case Outcome.refused:
+        errorsByKind.refused++;
+        break;
+      case Outcome.http5xx:
+        errorsByKind.http5xx++;
+        break;
+      case Outcome.http4xx:
+        errorsByKind.http4xx++;
+        break;
+      default:
+        errorsByKind.other++;
+    }
+    recordMs(h, log.latencyMs[i]!);
+  }
+  const scheduled = end - start;
+  const errors = scheduled - ok - dropped;
+  return {
+    scheduled,
+    sent: scheduled - dropped,
+    ok,
+    errors,
+    errorsByKind,
+    dropped,
+    availability: scheduled === 0 ? null : ok / scheduled,
+    p50Ms: percentileMs(h, 50),
+    p95Ms: percentileMs(h, 95),
+    p99Ms: percentileMs(h, 99),
+    maxMs: maxMs(h),
+  };
+}
+
+/** A growable RequestLog: the generator appends, readers see a consistent prefix. */
+export function createRequestLog(initialCapacity = 4096): RequestLog & { push(scheduledMs: number, template: number): number } {
+  const log = {
+    count: 0,
+    scheduledMs: new Float64Array(initialCapacity),
+    latencyMs: new Float32Array(initialCapacity),
+    outcome: new Uint8Array(initialCapacity),
+    template: new Uint8Array(initialCapacity),
+    /** Append a scheduled request (outcome `dropped` until its fate is known); returns its index. */
+    push(scheduledMs: number, template: number): number {
+      if (log.count === log.scheduledMs.length) {
+        const cap = log.count * 2;
+        const grow = <T extends Float64Array | Float32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+          const b = make(cap);
+          b.set(a);
+          return b;
+        };
+        log.scheduledMs = grow(log.scheduledMs, (n) => new Float64Array(n));
+        log.latencyMs = grow(log.latencyMs, (n) => new Float32Array(n));
+        log.outcome = grow(log.outcome, (n) => new Uint8Array(n));
+        log.template = grow(log.template, (n) => new Uint8Array(n));
+      }
+      const i = log.count++;
+      log.scheduledMs[i] = scheduledMs;
+      log.latencyMs[i] = 0;
+      log.outcome[i] = Outcome.dropped;
+      log.template[i] = template;
+      return i;
+    },
+  };
+  return log;
+}
