@@ -18,9 +18,11 @@ export const Outcome = {
   other: 5,
   /** Never sent: the in-flight cap was reached when its turn came (the service could not keep up). */
   dropped: 6,
+  /** Sent, no answer yet. Only seen in a live log; a finished run has none. */
+  pending: 7,
 } as const;
 export type OutcomeCode = (typeof Outcome)[keyof typeof Outcome];
-export const OUTCOME_NAMES = ['ok', 'timeout', 'refused', 'http5xx', 'http4xx', 'other', 'dropped'] as const;
+export const OUTCOME_NAMES = ['ok', 'timeout', 'refused', 'http5xx', 'http4xx', 'other', 'dropped', 'pending'] as const;
 export type OutcomeName = (typeof OUTCOME_NAMES)[number];
 
 /**

@@ -21,6 +21,7 @@ export function lowerBound(log: RequestLog, ms: number): number {
  * Aggregates over the requests *scheduled* in [fromMs, toMs): what the record calls `load` and what
  * SLOs are judged on per phase. Latency percentiles come from an HDR histogram of the span's answered
  * and timed-out requests; dropped requests have no latency but count against availability.
+ * Requests still in flight (live logs only) are left out of every count until their fate is known.
  */
 export function summarize(log: RequestLog, fromMs = -Infinity, toMs = Infinity): LoadSummary {
   const start = lowerBound(log, fromMs);
@@ -29,6 +30,7 @@ export function summarize(log: RequestLog, fromMs = -Infinity, toMs = Infinity):
   const h = createHistogram();
   let ok = 0;
   let dropped = 0;
+  let pending = 0;
   for (let i = start; i < end; i++) {
     const o = log.outcome[i]!;
     switch (o) {
@@ -37,6 +39,9 @@ export function summarize(log: RequestLog, fromMs = -Infinity, toMs = Infinity):
         break;
       case Outcome.dropped:
         dropped++;
+        continue;
+      case Outcome.pending:
+        pending++;
         continue;
       case Outcome.timeout:
         errorsByKind.timeout++;
@@ -55,7 +60,7 @@ export function summarize(log: RequestLog, fromMs = -Infinity, toMs = Infinity):
     }
     recordMs(h, log.latencyMs[i]!);
   }
-  const scheduled = end - start;
+  const scheduled = end - start - pending;
   const errors = scheduled - ok - dropped;
   return {
     scheduled,
@@ -80,7 +85,7 @@ export function createRequestLog(initialCapacity = 4096): RequestLog & { push(sc
     latencyMs: new Float32Array(initialCapacity),
     outcome: new Uint8Array(initialCapacity),
     template: new Uint8Array(initialCapacity),
-    /** Append a scheduled request (outcome `dropped` until its fate is known); returns its index. */
+    /** Append a scheduled request (outcome `pending` until its fate is known); returns its index. */
     push(scheduledMs: number, template: number): number {
       if (log.count === log.scheduledMs.length) {
         const cap = log.count * 2;
@@ -97,7 +102,7 @@ export function createRequestLog(initialCapacity = 4096): RequestLog & { push(sc
       const i = log.count++;
       log.scheduledMs[i] = scheduledMs;
       log.latencyMs[i] = 0;
-      log.outcome[i] = Outcome.dropped;
+      log.outcome[i] = Outcome.pending;
       log.template[i] = template;
       return i;
     },
