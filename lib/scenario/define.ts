@@ -44,6 +44,8 @@ export interface ScenarioContext<P> {
   /** Monotonic ms since run start. */
   now(): number;
   load?: LoadView;
+  /** What an earlier action of this run returned (undefined if it has not run or failed). */
+  resultOf<R = unknown>(actionName: string): R | undefined;
 }
 
 export interface ProbeResult {
@@ -59,8 +61,8 @@ export interface Probe<P = any> {
 }
 
 export interface Rollback<P, T, R> {
-  /** What the rollback does, in the SRE's words, for `drill plan`. */
-  description: string;
+  /** What the rollback does, in the SRE's words, for `drill plan` (may depend on the parameters). */
+  description: string | ((params: P) => string);
   /** Its own time limit: rollbacks run even after an abort, and must not hang the harness forever. */
   timeout?: string;
   /**

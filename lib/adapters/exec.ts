@@ -1,0 +1,40 @@
+import { $ } from 'zx';
+import type { ExecAdapter, ExecResult } from './types.ts';
+
+/** Output kept per stream in events and records: enough to see why a runbook step failed, not a log dump. */
+const KEEP_CHARS = 16_384;
+
+function tail(s: string): string {
+  return s.length <= KEEP_CHARS ? s : `[${s.length - KEEP_CHARS} chars cut]\n${s.slice(-KEEP_CHARS)}`;
+}
+
+/**
+ * Runbook commands through zx and bash: the command string is handed to `bash -c` whole, so what an
+ * SRE pastes from a runbook runs as written. node_modules/.bin is on PATH so `drill ...` works inside.
+ */
+export function createExec(baseEnv: Record<string, string> = {}): ExecAdapter {
+  return {
+    async run(command, options): Promise<ExecResult> {
+      const started = performance.now();
+      const out = await $({
+        nothrow: true,
+        quiet: true,
+        verbose: false,
+        preferLocal: true,
+        signal: options.signal,
+        timeout: options.timeoutMs,
+        timeoutSignal: 'SIGKILL',
+        cwd: options.cwd ?? process.cwd(),
+        env: { ...process.env, ...baseEnv, ...options.env },
+      })`bash -c ${command}`;
+      return {
+        command,
+        exitCode: out.exitCode,
+        signal: out.signal,
+        stdout: tail(out.stdout),
+        stderr: tail(out.stderr),
+        durationMs: performance.now() - started,
+      };
+    },
+  };
+}

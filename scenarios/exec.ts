@@ -1,0 +1,94 @@
+import { z } from 'zod';
+import { parseDuration } from '../lib/config/duration.ts';
+import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
+import type { ExecResult } from '../lib/adapters/types.ts';
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((s) => {
+      try {
+        parseDuration(s);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'expected a duration like 500ms, 30s, 15m or 1h');
+
+const params = z
+  .object({
+    /** The runbook command that breaks something (bash). Its output lands in events.jsonl. */
+    fault: z.string().min(1),
+    /** The command that undoes the fault; leave it out only for a fault that heals itself (a bounded pause). */
+    rollback: z.string().min(1).optional(),
+    /** Exits 0 once the system is whole again; polled during the observe phase. */
+    recoveredWhen: z.string().min(1).optional(),
+    /** Exits 0 when the system is healthy; checked before injecting (steady state). */
+    steadyState: z.string().min(1).optional(),
+    /** Exits 0 when data and service are verified after recovery. */
+    verify: z.string().min(1).optional(),
+    /** Longest any one of these commands may run. */
+    commandTimeout: duration('5m'),
+  })
+  .strict();
+type Params = z.output<typeof params>;
+
+async function sh(ctx: ScenarioContext<Params>, command: string): Promise<ExecResult> {
+  const r = await ctx.adapters.exec.run(command, { timeoutMs: parseDuration(ctx.params.commandTimeout), signal: ctx.signal });
+  ctx.log.info(`$ ${command} -> exit ${r.exitCode ?? r.signal}`, { stdout: r.stdout, stderr: r.stderr, durationMs: Math.round(r.durationMs) });
+  return r;
+}
+
+function verdictOf(r: ExecResult): { ok: boolean; detail: string } {
+  const out = (r.stdout.trim() || r.stderr.trim()).split('\n').slice(-1)[0] ?? '';
+  return { ok: r.exitCode === 0, detail: `exit ${r.exitCode ?? r.signal}${out ? `: ${out.slice(0, 200)}` : ''}` };
+}
+
+const optionalCheck = (name: string, pick: (p: Params) => string | undefined) =>
+  probe<Params>(name, async (ctx) => {
+    const command = pick(ctx.params);
+    return command ? verdictOf(await sh(ctx, command)) : { ok: true, detail: 'no command given' };
+  });
+
+export default defineScenario({
+  name: 'exec',
+  description: 'Run a runbook command as the fault, with optional commands for steady state, recovery, verification and rollback.',
+  requires: ['exec', 'load'],
+  params,
+  steadyState: [optionalCheck('steady-state command', (p) => p.steadyState)],
+  actions: [
+    action<Params, string, ExecResult>({
+      name: 'run fault command',
+      description: 'run the fault command with bash; a non-zero exit fails the injection',
+      async select(ctx) {
+        return ctx.params.fault;
+      },
+      describeTargets: (command) => [`$ ${command}`],
+      async run(ctx, command) {
+        const r = await sh(ctx, command);
+        if (r.exitCode !== 0) {
+          throw new Error(`fault command exited ${r.exitCode ?? r.signal}: ${(r.stderr || r.stdout).trim().slice(-500)}`);
+        }
+        return r;
+      },
+      // Decided per drill: a fault command either names its undo or heals itself.
+      rollback: {
+        description: (p) => (p.rollback ? `$ ${p.rollback}` : 'none: the drill gives no rollback command, so the fault must heal itself'),
+        timeout: '5m',
+        async run(ctx) {
+          if (!ctx.params.rollback) return 'no rollback command: the fault heals itself';
+          const r = await sh(ctx, ctx.params.rollback);
+          if (r.exitCode !== 0) throw new Error(`rollback command exited ${r.exitCode ?? r.signal}: ${(r.stderr || r.stdout).trim().slice(-500)}`);
+          return verdictOf(r).detail;
+        },
+      },
+    }),
+  ],
+  recovery: {
+    description: 'the recoveredWhen command exits 0 (if given) and the SLOs hold again',
+    pollMs: 500,
+    until: optionalCheck('recoveredWhen command', (p) => p.recoveredWhen),
+  },
+  verify: [optionalCheck('verify command', (p) => p.verify)],
+});

@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import { parseDuration, formatDuration } from '../lib/config/duration.ts';
+import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
+import type { Replica, ReplicaSetAdapter } from '../lib/adapters/types.ts';
+import { UserError } from '../lib/errors.ts';
+
+const params = z
+  .object({
+    /** Label selector, as kubectl takes it: `app=orders,tier=web`. */
+    selector: z.string().min(1).default('app=orders'),
+    /** How many replicas to kill: a number, or a share of the matching replicas (`50%`, rounded up). */
+    count: z.union([z.number().int().positive(), z.string().regex(/^([1-9]\d?|100)%$/, 'expected a percentage from 1% to 100%')]).default(1),
+    /** Which replicas: random (the default; a node dies where it dies) or the oldest first. */
+    mode: z.enum(['random', 'oldest']).default('random'),
+    /** 0s kills at once (SIGKILL, grace period 0); longer sends SIGTERM first, then SIGKILL. */
+    gracePeriod: z
+      .string()
+      .default('0s')
+      .refine((s) => {
+        try {
+          parseDuration(s);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'expected a duration like 0s, 500ms or 30s'),
+  })
+  .strict();
+type Params = z.output<typeof params>;
+
+interface Killed {
+  name: string;
+  pid?: number;
+  at: string;
+}
+
+function howMany(count: Params['count'], matching: number): number {
+  return typeof count === 'number' ? count : Math.max(1, Math.ceil((matching * Number(count.slice(0, -1))) / 100));
+}
+
+function replicasOf(ctx: ScenarioContext<Params>): ReplicaSetAdapter {
+  // Validation refuses pod-kill on a target without replicas, so this only guards against a harness bug.
+  const r = ctx.adapters.replicas;
+  if (!r) throw new Error('pod-kill ran on a target without a replica adapter');
+  return r;
+}
+
+export default defineScenario({
+  name: 'pod-kill',
+  description: 'Kill replicas of the service the way a node failure does; the workload must replace them while the service keeps meeting its SLOs.',
+  tier: 'critical',
+  dataClass: 'database',
+  requires: ['replicas', 'load'],
+  params,
+
+  validate(p, target) {
+    if (target.kind === 'lab' && typeof p.count === 'number' && p.count > target.replicas) {
+      return [{ path: 'count', message: `cannot kill ${p.count} replicas: the lab target runs ${target.replicas}; use a count up to ${target.replicas} or a percentage` }];
+    }
+    return [];
+  },
+
+  steadyState: [
+    probe<Params>('every replica ready', async (ctx) => {
+      const s = await replicasOf(ctx).status(ctx.params.selector);
+      return { ok: s.desired > 0 && s.ready >= s.desired, detail: `${s.ready}/${s.desired} replicas of ${s.owner} ready` };
+    }),
+  ],
+
+  actions: [
+    action<Params, Replica[], Killed[]>({
+      name: 'kill replicas',
+      description: 'SIGKILL the selected replicas (grace period 0), as when their node dies',
+      async select(ctx) {
+        const { selector, count, mode } = ctx.params;
+        const matching = (await replicasOf(ctx).list(selector)).filter((r) => r.ready);
+        const n = howMany(count, matching.length);
+        if (matching.length === 0) {
+          throw new UserError(`no ready replica matches selector "${selector}"`, {
+            untouched: 'nothing was killed',
+            next: 'check the selector against `drill lab status` (or the pods of the target) and fix scenarios[].params.selector',
+          });
+        }
+        if (n > matching.length) {
+          throw new UserError(`selector "${selector}" matches ${matching.length} ready replicas, fewer than the ${n} to kill`, {
+            untouched: 'nothing was killed',
+            next: 'lower scenarios[].params.count or use a percentage',
+          });
+        }
+        const ordered =
+          mode === 'oldest'
+            ? [...matching].sort((a, b) => a.startedAt.localeCompare(b.startedAt))
+            : [...matching].sort(() => Math.random() - 0.5);
+        return ordered.slice(0, n);
+      },
+      describeTargets: (selected) => selected.map((r) => (r.pid ? `${r.name} (pid ${r.pid})` : r.name)),
+      async run(ctx, selected) {
+        const gracePeriodMs = parseDuration(ctx.params.gracePeriod);
+        const killed: Killed[] = [];
+        for (const r of selected) {
+          await replicasOf(ctx).kill(r, { gracePeriodMs });
+          killed.push({ name: r.name, pid: r.pid, at: new Date().toISOString() });
+          ctx.log.info(`killed ${r.name}${r.pid ? ` (pid ${r.pid})` : ''}`);
+        }
+        return killed;
+      },
+      rollback: {
+        description: 'make sure the workload is back at its desired replica count, starting what is missing, and wait until all are ready',
+        timeout: '2m',
+        async run(ctx) {
+          const s = await replicasOf(ctx).ensureDesired(ctx.params.selector, { timeoutMs: 120_000, signal: ctx.signal });
+          return `${s.ready}/${s.desired} replicas of ${s.owner} ready`;
+        },
+      },
+    }),
+  ],
+
+  recovery: {
+    description: 'every killed replica has been replaced and the workload is back at its desired count, all ready',
+    pollMs: 100,
+    until: probe<Params>('replacements ready', async (ctx) => {
+      const killed = ctx.resultOf<Killed[]>('kill replicas') ?? [];
+      const s = await replicasOf(ctx).status(ctx.params.selector);
+      const gone = new Set(killed.map((k) => k.name));
+      const stillListed = s.replicas.filter((r) => gone.has(r.name) && r.ready).map((r) => r.name);
+      const ok = s.ready >= s.desired && stillListed.length === 0;
+      return { ok, detail: `${s.ready}/${s.desired} ready${stillListed.length ? `; killed still listed ready: ${stillListed.join(', ')}` : ''}` };
+    }),
+  },
+
+  verify: [
+    probe<Params>('killed replicas were replaced by new ones', async (ctx) => {
+      const killed = ctx.resultOf<Killed[]>('kill replicas') ?? [];
+      const s = await replicasOf(ctx).status(ctx.params.selector);
+      const killedAt = Math.min(...killed.map((k) => Date.parse(k.at)));
+      const fresh = s.replicas.filter((r) => r.ready && Date.parse(r.startedAt) >= killedAt - 1000);
+      const ok = fresh.length >= killed.length && s.ready >= s.desired;
+      const replaced = fresh.map((r) => `${r.name} (up ${formatDuration(Math.max(0, Date.parse(r.startedAt) - killedAt))} after the kill)`);
+      return { ok, detail: `killed ${killed.map((k) => k.name).join(', ') || 'none'}; replacements ${replaced.join(', ') || 'none'}; ${s.ready}/${s.desired} ready` };
+    }),
+  ],
+});
