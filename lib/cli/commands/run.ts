@@ -1,0 +1,74 @@
+import { writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import { runDrill } from '../../engine/drill.ts';
+import { renderSummary } from '../../record/summary.ts';
+import { renderJUnit } from '../../record/junit.ts';
+import { ExitCode, UserError } from '../../errors.ts';
+import { LiveUi } from '../ui.ts';
+import { validatedDrill } from './load-drill.ts';
+
+export interface RunCommandOptions {
+  file: string;
+  only: string[];
+  json: boolean;
+  junit?: string;
+  resultsDir: string;
+  yes: boolean;
+}
+
+/** A drill against anything but the throwaway lab breaks real things: ask, or demand --yes when nobody can answer. */
+async function confirmTarget(what: string, yes: boolean): Promise<void> {
+  if (yes) return;
+  if (!process.stdin.isTTY) {
+    throw new UserError(`refusing to act on ${what} without confirmation`, {
+      untouched: 'nothing: no load was sent and no action ran',
+      next: 'add --yes to run unattended (CI), after reading `drill plan` for this drill',
+    });
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await rl.question(`This drill breaks things on ${what}. Type "yes" to go on: `);
+  rl.close();
+  if (answer.trim() !== 'yes') {
+    throw new UserError('not confirmed', { untouched: 'nothing: no load was sent and no action ran', next: 'read `drill plan` and run again' });
+  }
+}
+
+export async function runCommand(o: RunCommandOptions): Promise<number> {
+  const { drill, catalog } = await validatedDrill(o.file, o.only);
+  if (drill.target.kind !== 'lab') await confirmTarget(`${drill.target.kind} target ${drill.target.url}`, o.yes);
+
+  const ui = new LiveUi();
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts === 1) {
+      ui.say(`\n${sig}: aborting; rollbacks run now, each under its own time limit (press Ctrl-C twice more to leave them unfinished)`);
+      abort.abort(sig);
+    } else if (interrupts === 2) {
+      ui.say(`${sig} again: rollbacks are still running; once more leaves the target as it is`);
+    } else {
+      ui.say(`${sig}: leaving now. Rollbacks may be unfinished: run \`drill recover\` to finish them from the journal.`);
+      process.exit(ExitCode.rollbackFailed);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const outcome = await runDrill(drill, catalog, { resultsDir: o.resultsDir, only: o.only, signal: abort.signal, hooks: ui });
+    const records = outcome.runs.map((r) => r.record);
+    if (o.json) {
+      process.stdout.write(JSON.stringify({ drill: drill.name, exitCode: outcome.exitCode, runs: records }, null, 2) + '\n');
+    } else {
+      for (const r of outcome.runs) process.stdout.write('\n' + renderSummary(r.record, { color: Boolean(process.stdout.isTTY) }) + '\n');
+    }
+    if (o.junit) {
+      writeFileSync(o.junit, renderJUnit(records));
+      ui.say(`JUnit: ${o.junit}`);
+    }
+    return outcome.exitCode;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,50 @@
+import type { Drill, ScenarioEntry } from '../config/types.ts';
+import type { RequestLog, SecondStats } from '../load/types.ts';
+import type { Mark, ProbeResult } from '../scenario/define.ts';
+import type { RunAbort } from './context.ts';
+
+/** What happened to one action and its rollback, as the record's `actions` lists it. */
+export interface ActionFact {
+  index: number;
+  name: string;
+  description: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  status: 'done' | 'failed' | 'not-run';
+  targets: string[];
+  error?: string;
+  rollback: {
+    description: string;
+    status: 'done' | 'failed' | 'none' | 'not-run';
+    detail?: string;
+    error?: string;
+    startedAt?: string;
+    endedAt?: string;
+  };
+}
+
+export interface ProbeFact extends ProbeResult {
+  name: string;
+  at: string;
+}
+
+/** Everything the engine observed in one run; scoring and the record are pure functions of it. */
+export interface RunFacts {
+  id: string;
+  dir: string;
+  drill: Drill;
+  entry: ScenarioEntry;
+  targetDetails: Record<string, unknown>;
+  startedAt: string;
+  endedAt: string;
+  epochMs: number;
+  marks: Mark[];
+  steadyState: ProbeFact[];
+  actions: ActionFact[];
+  recoveryProbe: ProbeFact | null;
+  verification: ProbeFact[];
+  abort: RunAbort | null;
+  /** An unexpected exception inside the harness (exit 70), with its stack for the journal. */
+  harnessError: { message: string; stack?: string } | null;
+  load: { log: RequestLog; seconds: SecondStats[]; startMs: number; endMs: number } | null;
+}

@@ -1,0 +1,142 @@
+import type { Drill } from '../config/types.ts';
+import { formatDuration } from '../config/duration.ts';
+import { createClock } from '../measure/clock.ts';
+import type { Action, ScenarioDefinition } from '../scenario/define.ts';
+import { Timeline, scenarioContext } from './context.ts';
+import { peekTarget } from './target.ts';
+
+export interface PlannedAction {
+  name: string;
+  breaks: string;
+  /** What a run now would hit; null when the target is not there to ask. */
+  targets: string[] | null;
+  rollback: string;
+  /** Why the selection cannot be made (impossible selection); a run would stop before touching anything. */
+  problem?: string;
+}
+
+export interface Plan {
+  drill: { name: string; kind: string; file: string };
+  target: { kind: string; note: string };
+  load: { rate: number; requests: string[]; timeout: string; maxInFlight: number; baseline: string; cooldown: string };
+  stopConditions: string[];
+  scenarios: {
+    name: string;
+    scenario: string;
+    description: string;
+    tier: string;
+    dataClass: string;
+    rto: string;
+    rpo: string;
+    slos: string[];
+    recoveryWindow: string;
+    timeout: string;
+    params: Record<string, unknown>;
+    steadyState: string[];
+    actions: PlannedAction[];
+    recovery: string;
+    verify: string[];
+  }[];
+  problems: string[];
+}
+
+function rollbackText<P>(a: Action<P>, params: P): string {
+  if ('none' in a.rollback) return `none: ${a.rollback.none}`;
+  const d = a.rollback.description;
+  return typeof d === 'function' ? d(params) : d;
+}
+
+/** The resolved plan. Selections are made read-only against the target if it is there; nothing is started or changed. */
+export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefinition>, only: string[]): Promise<Plan> {
+  const peek = await peekTarget(drill.target);
+  const entries = only.length ? drill.scenarios.filter((e) => only.includes(e.name)) : drill.scenarios;
+  const p = drill.policy;
+  const slos = [...p.slo.availability, ...p.slo.latency, ...p.slo.errors].map((t) => t.source);
+  const problems: string[] = [];
+  const scenarios: Plan['scenarios'] = [];
+  for (const entry of entries) {
+    const s = catalog.get(entry.scenario)!;
+    const clock = createClock();
+    const notes: string[] = [];
+    const ctx = scenarioContext({
+      params: entry.params,
+      drill,
+      entry,
+      adapters: peek.adapters ?? { exec: { run: async () => Promise.reject(new Error('plan runs no commands')) } },
+      signal: AbortSignal.timeout(15_000),
+      log: { info: (m) => notes.push(m), warn: (m) => notes.push(m) },
+      timeline: new Timeline(clock),
+      clock,
+      results: new Map(),
+    });
+    const actions: PlannedAction[] = [];
+    for (const a of s.actions) {
+      const planned: PlannedAction = { name: a.name, breaks: a.description, targets: null, rollback: rollbackText(a, entry.params) };
+      if (peek.adapters) {
+        try {
+          planned.targets = a.describeTargets(await a.select(ctx));
+        } catch (e) {
+          planned.problem = (e as Error).message;
+          problems.push(`${entry.name}: ${a.name}: ${planned.problem}`);
+        }
+      }
+      actions.push(planned);
+    }
+    scenarios.push({
+      name: entry.name,
+      scenario: s.name,
+      description: s.description,
+      tier: entry.tier,
+      dataClass: entry.dataClass,
+      rto: formatDuration(p.rtoMs[entry.tier]),
+      rpo: formatDuration(p.rpoMs[entry.dataClass]),
+      slos,
+      recoveryWindow: formatDuration(p.recoveryWindowMs),
+      timeout: formatDuration(entry.timeoutMs),
+      params: entry.params,
+      steadyState: [...slos.map((x) => `SLO ${x} over the baseline`), ...s.steadyState.map((x) => x.name)],
+      actions,
+      recovery: `${s.recovery.description}; and every SLO holds for ${formatDuration(p.recoveryWindowMs)} without a break`,
+      verify: s.verify.map((x) => x.name),
+    });
+  }
+  return {
+    drill: { name: drill.name, kind: drill.kind, file: drill.file },
+    target: { kind: drill.target.kind, note: peek.note },
+    load: {
+      rate: drill.load.rate,
+      requests: drill.load.requests.map((r) => `${r.method} ${r.path} (weight ${r.weight})`),
+      timeout: formatDuration(drill.load.timeoutMs),
+      maxInFlight: drill.load.maxInFlight,
+      baseline: formatDuration(drill.load.baselineMs),
+      cooldown: formatDuration(drill.load.cooldownMs),
+    },
+    stopConditions: drill.stopConditions.map((c) => c.source),
+    scenarios,
+    problems,
+  };
+}
+
+export function renderPlan(plan: Plan): string {
+  const out: string[] = [];
+  out.push(`drill ${plan.drill.name} (${plan.drill.kind}) from ${plan.drill.file}`);
+  out.push(`target: ${plan.target.kind}: ${plan.target.note}`);
+  out.push(`load: ${plan.load.rate} req/s open model, ${plan.load.requests.join(', ')}; timeout ${plan.load.timeout}, at most ${plan.load.maxInFlight} in flight; baseline ${plan.load.baseline}, cooldown ${plan.load.cooldown}`);
+  out.push(`stop conditions: ${plan.stopConditions.length ? plan.stopConditions.join('; ') : 'none'}`);
+  for (const s of plan.scenarios) {
+    out.push('');
+    out.push(`scenario ${s.name} (${s.scenario}): ${s.description}`);
+    out.push(`  tier ${s.tier}: RTO ${s.rto}; data ${s.dataClass}: RPO ${s.rpo}; SLOs ${s.slos.join(', ')}; recovered = SLOs held for ${s.recoveryWindow}; gives up after ${s.timeout}`);
+    out.push(`  params: ${JSON.stringify(s.params)}`);
+    out.push(`  steady state: ${s.steadyState.join('; ')}`);
+    for (const [i, a] of s.actions.entries()) {
+      out.push(`  action ${i + 1}. ${a.name}: ${a.breaks}`);
+      out.push(`     hits: ${a.problem ? `CANNOT SELECT: ${a.problem}` : a.targets === null ? '(resolved at run time)' : a.targets.join(', ') || '(nothing)'}`);
+      out.push(`     rollback: ${a.rollback}`);
+    }
+    out.push(`  recovered when: ${s.recovery}`);
+    out.push(`  verify: ${s.verify.join('; ') || 'nothing beyond the SLOs'}`);
+  }
+  if (plan.problems.length) out.push('', `problems: ${plan.problems.join('; ')}`);
+  return out.join('\n') + '\n';
+}

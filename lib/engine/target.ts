@@ -1,0 +1,88 @@
+import type { Target } from '../config/types.ts';
+import type { Adapters } from '../scenario/define.ts';
+import { createExec } from '../adapters/exec.ts';
+import { createLabReplicas } from '../adapters/lab-replicas.ts';
+import { defaultLabDir, labDown, labStatus, labUp } from '../lab/index.ts';
+import { UserError } from '../errors.ts';
+
+export interface OpenTarget {
+  adapters: Adapters;
+  serviceUrl: string;
+  /** For the record: where the drill acted, with no secrets. */
+  details: Record<string, unknown>;
+  /** Stops what opening started (the lab, when this run brought it up); leaves alone what was already there. */
+  close(): Promise<void>;
+}
+
+export function labDirOf(target: Target & { kind: 'lab' }): string {
+  return target.labDir ?? defaultLabDir();
+}
+
+/**
+ * Makes the target usable: brings the lab up (and remembers to take it down only if this run started it),
+ * or checks that an http target answers at all. An unreachable target is invalid input: nothing was touched.
+ */
+export async function openTarget(target: Target, say: (line: string) => void): Promise<OpenTarget> {
+  if (target.kind === 'lab') {
+    const dir = labDirOf(target);
+    const t0 = performance.now();
+    const info = await labUp({ dir, replicas: target.replicas });
+    say(
+      info.alreadyRunning
+        ? `lab already up in ${dir}: service ${info.serviceUrl} (left running after the drill)`
+        : `lab up in ${((performance.now() - t0) / 1000).toFixed(1)}s: service ${info.serviceUrl}, ${target.replicas} replicas, PostgreSQL on 127.0.0.1:${info.db.port}`,
+    );
+    const env = { DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: info.serviceUrl };
+    return {
+      adapters: { exec: createExec(env), replicas: createLabReplicas(info) },
+      serviceUrl: info.serviceUrl,
+      details: { kind: 'lab', dir, replicas: target.replicas, serviceUrl: info.serviceUrl, postgres: { host: info.db.host, port: info.db.port, database: info.db.database } },
+      async close() {
+        if (!info.alreadyRunning) {
+          await labDown({ dir });
+          say(`lab down: ${dir}`);
+        }
+      },
+    };
+  }
+  await assertReachable(target.url);
+  return {
+    adapters: { exec: createExec({ DRILL_SERVICE_URL: target.url }) },
+    serviceUrl: target.url,
+    details: { kind: 'http', url: target.url },
+    async close() {},
+  };
+}
+
+async function assertReachable(url: string): Promise<void> {
+  try {
+    // Any HTTP answer proves the address is right; a failing service is what the drill is for.
+    await fetch(url, { method: 'GET', signal: AbortSignal.timeout(5000) });
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+    throw new UserError(`target ${url} is unreachable (${cause})`, {
+      untouched: 'nothing: no load was sent and no action ran',
+      next: 'check target.url in the drill file and that the service is up, then run again',
+    });
+  }
+}
+
+/**
+ * Read-only view for `drill plan`: adapters only if the target is already there. Plan never starts the lab,
+ * because a plan that changes the machine is not a plan.
+ */
+export async function peekTarget(target: Target): Promise<{ adapters: Adapters | null; note: string; serviceUrl: string | null }> {
+  if (target.kind === 'lab') {
+    const dir = labDirOf(target);
+    const status = await labStatus({ dir });
+    if (!status.up || !status.info) {
+      return { adapters: null, serviceUrl: null, note: `lab in ${dir} is not running: \`drill run\` starts it; selections are resolved then` };
+    }
+    return {
+      adapters: { exec: createExec(), replicas: createLabReplicas(status.info) },
+      serviceUrl: status.info.serviceUrl,
+      note: `lab in ${dir} is up: selections below are what a run now would hit`,
+    };
+  }
+  return { adapters: { exec: createExec() }, serviceUrl: target.url, note: `http target ${target.url}` };
+}
