@@ -113,7 +113,8 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
 
   event('run.start', {
     id,
-    drill: { file: drill.file, name: drill.name, kind: drill.kind },
+    // The whole normalised drill, so `drill recover` can rebuild the scenario's context after a crash.
+    drill,
     scenario: scenario.name,
     entry: { name: entry.name, params: entry.params, timeoutMs: entry.timeoutMs, tier: entry.tier, dataClass: entry.dataClass },
     target: input.targetDetails,

@@ -1,0 +1,63 @@
+import type { CommandModule } from 'yargs';
+import { parseDuration } from '../../config/duration.ts';
+import { defaultLabDir, labDown, labStatus, labUp, pauseFront } from '../../lab/index.ts';
+import { ExitCode, UserError } from '../../errors.ts';
+
+const dirOption = { type: 'string', describe: 'lab directory (default: $DRILL_LAB_DIR or the OS temp dir)' } as const;
+
+/** `drill lab up|down|status|pause-front`: the embedded lab by hand (`drill run` does up/down on its own). */
+export function labCommand(set: (code: number) => void): CommandModule {
+  return {
+    command: 'lab <action>',
+    describe: 'the embedded lab: up, down, status, pause-front <duration>',
+    builder: (y) =>
+      y
+        .positional('action', { choices: ['up', 'down', 'status', 'pause-front'] as const, demandOption: true })
+        .option('dir', dirOption)
+        .option('replicas', { type: 'number', default: 3, describe: 'replicas of the sample service (up)' })
+        .option('for', { type: 'string', describe: 'how long the front refuses connections (pause-front), e.g. 2s' })
+        .option('json', { type: 'boolean', default: false }),
+    handler: async (a) => {
+      const dir = (a.dir as string | undefined) ?? defaultLabDir();
+      const json = a.json as boolean;
+      const print = (human: string, obj: unknown) => process.stdout.write(json ? JSON.stringify(obj, null, 2) + '\n' : human + '\n');
+      switch (a.action) {
+        case 'up': {
+          const info = await labUp({ dir, replicas: a.replicas as number });
+          print(
+            `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}\n  service   ${info.serviceUrl}\n  postgres  127.0.0.1:${info.db.port} (endpoint 127.0.0.1:${info.db.endpointPort}, database ${info.db.database})\n  control   ${info.controlUrl}`,
+            info,
+          );
+          return set(ExitCode.ok);
+        }
+        case 'down': {
+          const r = await labDown({ dir });
+          print(`lab down: ${dir}`, r ?? { dir, down: true });
+          return set(ExitCode.ok);
+        }
+        case 'status': {
+          const s = await labStatus({ dir });
+          print(formatStatus(dir, s), s);
+          return set(s.up ? ExitCode.ok : ExitCode.objectiveMissed);
+        }
+        case 'pause-front': {
+          if (!a.for) throw new UserError('pause-front needs --for <duration>', { untouched: 'nothing', next: 'e.g. drill lab pause-front --for 2s' });
+          const ms = parseDuration(a.for as string);
+          const s = await labStatus({ dir });
+          if (!s.up || !s.info) throw new UserError(`the lab in ${dir} is not running`, { untouched: 'nothing', next: '`drill lab up` first' });
+          const r = await pauseFront(s.info, ms);
+          print(`front refused connections for ${(r.reopenedAtEpochMs - r.closedAtEpochMs).toFixed(1)} ms`, r);
+          return set(ExitCode.ok);
+        }
+      }
+    },
+  };
+}
+
+function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): string {
+  if (!s.up) return `lab in ${dir}: down${s.stale ? ' (stale state found: `drill lab down` cleans it)' : ''}`;
+  const lines = [`lab in ${dir}: up`];
+  for (const c of s.components ?? []) lines.push(`  ${c.name.padEnd(12)} pid ${String(c.pid ?? '-').padEnd(8)} ${c.port ? `port ${c.port}` : ''} ${c.alive ? 'alive' : 'DEAD'}`);
+  for (const r of s.replicas ?? []) lines.push(`  replica ${r.name.padEnd(12)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.ready ? 'ready' : 'not ready'} since ${r.startedAt}`);
+  return lines.join('\n');
+}

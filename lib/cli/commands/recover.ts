@@ -1,0 +1,32 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadCatalog } from '../../scenario/catalog.ts';
+import { recoverRun, unfinishedRuns } from '../../engine/recover.ts';
+import { ExitCode, UserError } from '../../errors.ts';
+
+export async function recoverCommand(resultsDir: string, runId?: string): Promise<number> {
+  if (runId && !existsSync(join(resultsDir, 'runs', runId, 'events.jsonl'))) {
+    throw new UserError(`no run ${runId} in ${join(resultsDir, 'runs')}`, { untouched: 'nothing', next: `list the runs with \`ls ${join(resultsDir, 'runs')}\`` });
+  }
+  const ids = runId ? [runId] : unfinishedRuns(resultsDir);
+  if (ids.length === 0) {
+    console.log(`nothing to recover: every action journaled in ${join(resultsDir, 'runs')} has its rollback finished`);
+    return ExitCode.ok;
+  }
+  const catalog = await loadCatalog();
+  let failed = 0;
+  for (const id of ids) {
+    console.log(`recovering ${id}`);
+    const results = await recoverRun(resultsDir, id, catalog, (l) => console.log(l));
+    if (results.length === 0) console.log('  nothing pending');
+    for (const r of results) {
+      console.log(`  ${r.status === 'failed' ? 'FAILED' : r.status === 'done' ? 'rolled back' : 'nothing left'}: ${r.action}: ${r.detail}`);
+      if (r.status === 'failed') failed++;
+    }
+  }
+  if (failed > 0) {
+    console.error(`${failed} rollback${failed === 1 ? '' : 's'} failed: the target is not back to where it was; a person must look (details above and in events.jsonl)`);
+    return ExitCode.rollbackFailed;
+  }
+  return ExitCode.ok;
+}

@@ -1,0 +1,111 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Drill, ScenarioEntry } from '../config/types.ts';
+import { createClock } from '../measure/clock.ts';
+import type { Adapters, ScenarioDefinition } from '../scenario/define.ts';
+import { createExec } from '../adapters/exec.ts';
+import { createLabReplicas } from '../adapters/lab-replicas.ts';
+import { labStatus } from '../lab/index.ts';
+import { Journal, pendingRollbacks, readJournal, type JournalEvent } from './journal.ts';
+import { Timeline, scenarioContext } from './context.ts';
+
+export interface RecoverResult {
+  run: string;
+  action: string;
+  status: 'done' | 'failed' | 'nothing-left';
+  detail: string;
+}
+
+/** Run folders whose journal shows an action begun and its rollback not finished. */
+export function unfinishedRuns(resultsDir: string): string[] {
+  const runs = join(resultsDir, 'runs');
+  if (!existsSync(runs)) return [];
+  return readdirSync(runs)
+    .sort()
+    .filter((id) => {
+      const path = join(runs, id, 'events.jsonl');
+      return existsSync(path) && pendingRollbacks(readJournal(path)).length > 0;
+    });
+}
+
+async function adaptersFor(target: Record<string, unknown>): Promise<{ adapters: Adapters | null; why?: string }> {
+  if (target.kind === 'lab') {
+    const dir = String(target.dir);
+    const s = await labStatus({ dir });
+    if (!s.up || !s.info) return { adapters: null, why: `the lab in ${dir} is down, and whatever the run broke went down with it` };
+    return { adapters: { exec: createExec({ DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: s.info.serviceUrl }), replicas: createLabReplicas(s.info) } };
+  }
+  return { adapters: { exec: createExec({ DRILL_SERVICE_URL: String(target.url) }) } };
+}
+
+/**
+ * Finishes, from the journal alone, the rollbacks of a run that crashed or was killed: the same rollback
+ * code the run would have called, given what was journaled before the action ran (and its result if it got one).
+ */
+export async function recoverRun(resultsDir: string, id: string, catalog: Map<string, ScenarioDefinition>, say: (l: string) => void): Promise<RecoverResult[]> {
+  const path = join(resultsDir, 'runs', id, 'events.jsonl');
+  const events = readJournal(path);
+  const start = events.find((e) => e.type === 'run.start');
+  const pending = pendingRollbacks(events);
+  if (!start || pending.length === 0) return [];
+  const drill = start.drill as Drill;
+  const entryInfo = start.entry as Pick<ScenarioEntry, 'name' | 'params' | 'timeoutMs' | 'tier' | 'dataClass'>;
+  const entry: ScenarioEntry = { ...entryInfo, scenario: String(start.scenario), line: 0 };
+  const scenario = catalog.get(entry.scenario);
+  const journal = new Journal(path);
+  const clock = createClock();
+  const write = (type: string, fields: Record<string, unknown>) => journal.append({ type, at: clock.iso(clock.now()), ms: clock.now(), recovered: true, ...fields });
+  const out: RecoverResult[] = [];
+  try {
+    if (!scenario) throw new Error(`scenario ${entry.scenario} of run ${id} is no longer in scenarios/`);
+    const { adapters, why } = await adaptersFor(start.target as Record<string, unknown>);
+    for (const intent of pending) {
+      const index = intent.action as number;
+      const action = scenario.actions[index];
+      const name = String(intent.name);
+      if (!action || action.name !== name) {
+        write('rollback.failed', { action: index, name, error: 'the scenario changed since the run: action not found' });
+        out.push({ run: id, action: name, status: 'failed', detail: `scenario ${scenario.name} no longer has action "${name}" at position ${index + 1}` });
+        continue;
+      }
+      if ('none' in action.rollback) {
+        write('rollback.none', { action: index, name, why: action.rollback.none });
+        out.push({ run: id, action: name, status: 'nothing-left', detail: action.rollback.none });
+        continue;
+      }
+      if (!adapters) {
+        write('rollback.done', { action: index, name, detail: why });
+        out.push({ run: id, action: name, status: 'nothing-left', detail: why! });
+        continue;
+      }
+      const done = events.find((e: JournalEvent) => e.type === 'action.done' && e.action === index);
+      const ctx = scenarioContext({
+        params: entry.params,
+        drill,
+        entry,
+        adapters,
+        signal: AbortSignal.timeout(5 * 60_000),
+        log: { info: (m) => say(`  ${m}`), warn: (m) => say(`  warning: ${m}`) },
+        timeline: new Timeline(clock),
+        clock,
+        results: new Map(done ? [[name, done.result]] : []),
+      });
+      write('rollback.start', { action: index, name });
+      try {
+        const detail = (await action.rollback.run(ctx, { selected: intent.selected, result: done?.result })) ?? 'done';
+        write('rollback.done', { action: index, name, detail });
+        out.push({ run: id, action: name, status: 'done', detail });
+      } catch (e) {
+        const error = e instanceof Error ? e.message : String(e);
+        write('rollback.failed', { action: index, name, error });
+        out.push({ run: id, action: name, status: 'failed', detail: error });
+      }
+    }
+  } catch (e) {
+    out.push({ run: id, action: '(all)', status: 'failed', detail: e instanceof Error ? e.message : String(e) });
+  } finally {
+    write('run.recovered', { results: out });
+    journal.close();
+  }
+  return out;
+}
