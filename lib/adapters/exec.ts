@@ -1,5 +1,9 @@
 import { $ } from 'zx';
+import { fileURLToPath } from 'node:url';
 import type { ExecAdapter, ExecResult } from './types.ts';
+
+/** lib/cli/bin holds a `drill` shim: runbook steps can call the harness itself (e.g. `drill lab pause-front`). */
+const DRILL_BIN_DIR = fileURLToPath(new URL('../cli/bin', import.meta.url));
 
 /** Output kept per stream in events and records: enough to see why a runbook step failed, not a log dump. */
 const KEEP_CHARS = 16_384;
@@ -25,7 +29,7 @@ export function createExec(baseEnv: Record<string, string> = {}): ExecAdapter {
         timeout: options.timeoutMs,
         timeoutSignal: 'SIGKILL',
         cwd: options.cwd ?? process.cwd(),
-        env: { ...process.env, ...baseEnv, ...options.env },
+        env: { ...process.env, ...baseEnv, ...options.env, PATH: `${DRILL_BIN_DIR}:${process.env.PATH ?? '/usr/bin:/bin'}` },
       })`bash -c ${command}`;
       return {
         command,
