@@ -1,0 +1,163 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
+import { alive, drillCli, readEvents, runFolders, scratchDir, waitFor } from '../support/cli.ts';
+
+/**
+ * `drill run` end to end on the real lab (PostgreSQL, replica processes, front), through the CLI as a
+ * person runs it. Each test has its own lab and results folders and takes its lab down even on failure.
+ */
+const labs: string[] = [];
+after(async () => {
+  for (const dir of labs) {
+    await labDown({ dir }).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function workspace(name: string) {
+  const lab = scratchDir(`lab-${name}`);
+  const results = scratchDir(`results-${name}`);
+  const marks = scratchDir(`marks-${name}`);
+  labs.push(lab, results, marks);
+  return { lab, results, marks, env: { DRILL_LAB_DIR: lab, DRILL_TEST_MARKS: marks } };
+}
+
+function record(runDir: string) {
+  return JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+}
+
+test('pod kill on the lab passes end to end, is journaled ahead and leaves no process behind', { timeout: 120_000 }, async () => {
+  const w = workspace('podkill');
+  const r = await drillCli(['run', 'test/fixtures/drills/quick-pod-kill.yaml', '--results', w.results, '--json'], w.env).done;
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.exitCode, 0);
+  const [dir] = runFolders(w.results);
+  assert.ok(dir, 'a run folder');
+  const rec = record(dir);
+  assert.equal(rec.status, 'passed');
+  assert.equal(rec.scenario, 'pod-kill');
+  assert.equal(rec.tier, 'critical');
+  for (const m of ['fault-injected', 'recovered', 'verified']) assert.ok(rec.marks.some((x: { name: string }) => x.name === m), `mark ${m}`);
+  assert.equal(rec.objectives.rto.met, true);
+  assert.ok(rec.objectives.rto.measuredSeconds >= 0 && rec.objectives.rto.measuredSeconds < 30, `rto ${rec.objectives.rto.measuredSeconds}`);
+  assert.equal(rec.objectives.rto.targetSeconds, 3600);
+  assert.equal(rec.load.scheduled, rec.load.ok + rec.load.errors + rec.load.dropped);
+  assert.ok(rec.load.scheduled > 200 * 5, `scheduled ${rec.load.scheduled}`);
+  assert.equal(rec.actions.length, 1);
+  assert.equal(rec.actions[0].status, 'done');
+  assert.equal(rec.actions[0].targets.length, 1);
+  assert.equal(rec.actions[0].rollback.status, 'done');
+
+  // Write-ahead: the intent (with the selection) precedes the kill's completion in the journal.
+  const events = readEvents(dir);
+  const intent = events.findIndex((e) => e.type === 'action.intent');
+  const done = events.findIndex((e) => e.type === 'action.done');
+  assert.ok(intent >= 0 && done > intent, 'intent journaled before the action finished');
+  assert.ok(Array.isArray(events[intent]!.selected) && (events[intent]!.selected as unknown[]).length === 1);
+  const metrics = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n');
+  assert.ok(metrics.length >= 5, `metrics lines ${metrics.length}`);
+
+  // The run started the lab, so the run stopped it: nothing of it is left alive.
+  const status = await labStatus({ dir: w.lab });
+  assert.equal(status.up, false);
+});
+
+test('an outage of known length is measured within 100 ms', { timeout: 120_000 }, async () => {
+  const w = workspace('outage');
+  const r = await drillCli(['run', 'test/fixtures/drills/front-outage.yaml', '--results', w.results], w.env).done;
+  const [dir] = runFolders(w.results);
+  assert.ok(dir, r.stderr);
+  const rec = record(dir);
+  // Ground truth: the front's own account of when it closed and reopened, printed by the fault command.
+  const log = readEvents(dir).find((e) => e.type === 'log' && /front refused connections for/.test(JSON.stringify(e.fields ?? {})));
+  assert.ok(log, 'the fault command output is in the journal');
+  const truthMs = Number(/front refused connections for ([\d.]+) ms/.exec(JSON.stringify(log.fields))![1]);
+  assert.ok(truthMs > 1900 && truthMs < 2300, `truth ${truthMs}`);
+  const measuredMs = rec.recovery.downtimeSeconds * 1000;
+  assert.ok(Math.abs(measuredMs - truthMs) <= 100, `measured ${measuredMs} ms vs injected ${truthMs} ms`);
+  assert.ok(rec.objectives.rto.measuredSeconds * 1000 >= truthMs - 100, 'RTO is at least the outage');
+  assert.ok(rec.marks.some((m: { name: string }) => m.name === 'outage-detected'));
+  assert.ok(rec.errorBudget.downtimeSeconds > 1.8 && rec.errorBudget.consumedRatio > 0);
+  // 2 s of refusals at 200 req/s breaks the 99.9% availability SLO: the run fails, exit 1, with a finding.
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(rec.status, 'failed');
+  assert.ok(rec.findings.length > 0);
+});
+
+test('steady state not met: exit 3 and nothing is killed', { timeout: 120_000 }, async () => {
+  const w = workspace('steady');
+  // The lab is up before the run, so the run leaves it up and the replicas can be compared after.
+  await labUp({ dir: w.lab, replicas: 3 });
+  const before = (await labStatus({ dir: w.lab })).replicas!.map((x) => `${x.name}:${x.pid}`).sort();
+  assert.equal(before.length, 3);
+  const r = await drillCli(['run', 'test/fixtures/drills/unmeetable-steady-state.yaml', '--results', w.results], w.env).done;
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr + r.stdout, /steady state not met/);
+  const after = (await labStatus({ dir: w.lab })).replicas!.map((x) => `${x.name}:${x.pid}`).sort();
+  assert.deepEqual(after, before, 'the same replica processes, none killed');
+  const [dir] = runFolders(w.results);
+  const events = readEvents(dir!);
+  assert.equal(events.filter((e) => e.type === 'action.intent').length, 0, 'no action journaled');
+  const rec = record(dir!);
+  assert.equal(rec.status, 'aborted');
+  assert.equal(rec.actions[0].status, 'not-run');
+});
+
+test('SIGINT during the fault runs the rollback and exits 4', { timeout: 120_000 }, async () => {
+  const w = workspace('sigint');
+  const run = drillCli(['run', 'test/fixtures/drills/slow-fault.yaml', '--results', w.results], w.env);
+  await waitFor('the fault to start', () => existsSync(join(w.marks, 'fault-started')), 60_000);
+  run.child.kill('SIGINT');
+  const r = await run.done;
+  assert.equal(r.code, 4, r.stderr);
+  assert.ok(existsSync(join(w.marks, 'rolled-back')), 'the rollback command ran');
+  const [dir] = runFolders(w.results);
+  const rec = record(dir!);
+  assert.equal(rec.status, 'aborted');
+  assert.equal(rec.actions[0].rollback.status, 'done');
+  const types = readEvents(dir!).map((e) => e.type);
+  assert.ok(types.indexOf('run.abort') < types.indexOf('rollback.done'));
+  assert.equal((await labStatus({ dir: w.lab })).up, false, 'the lab was taken down after the abort');
+});
+
+test('a stop condition aborts the run and the rollback reopens the front', { timeout: 120_000 }, async () => {
+  const w = workspace('stopcond');
+  const t0 = Date.now();
+  const r = await drillCli(['run', 'test/fixtures/drills/stop-condition.yaml', '--results', w.results], w.env).done;
+  assert.equal(r.code, 4, r.stderr);
+  assert.ok(Date.now() - t0 < 60_000, 'aborted well before the 30 s fault would have ended on its own... plus lab start');
+  const [dir] = runFolders(w.results);
+  const events = readEvents(dir!);
+  const stop = events.find((e) => e.type === 'stop-condition');
+  assert.ok(stop, 'stop condition journaled');
+  assert.equal(stop.condition, 'error_rate > 50% for 2s');
+  const rec = record(dir!);
+  assert.equal(rec.status, 'aborted');
+  assert.equal(rec.actions[0].rollback.status, 'done');
+});
+
+test('a crashed run is finished by drill recover from its journal', { timeout: 120_000 }, async () => {
+  const w = workspace('recover');
+  const run = drillCli(['run', 'test/fixtures/drills/slow-fault.yaml', '--results', w.results], w.env);
+  await waitFor('the fault to start', () => existsSync(join(w.marks, 'fault-started')), 60_000);
+  run.child.kill('SIGKILL'); // the harness dies without a chance to roll back
+  await run.done;
+  assert.equal(existsSync(join(w.marks, 'rolled-back')), false);
+  const [dir] = runFolders(w.results);
+  assert.equal(existsSync(join(dir!, 'run.json')), false, 'a crashed run has no record, only its journal');
+
+  const rec = await drillCli(['recover', '--results', w.results], w.env).done;
+  assert.equal(rec.code, 0, rec.stderr + rec.stdout);
+  assert.match(rec.stdout, /rolled back: run fault command/);
+  assert.ok(existsSync(join(w.marks, 'rolled-back')), 'the journaled rollback ran');
+  const again = await drillCli(['recover', '--results', w.results], w.env).done;
+  assert.match(again.stdout, /nothing to recover/);
+  // The crashed harness left its lab up; recover does not own it, the test takes it down.
+  const st = await labStatus({ dir: w.lab });
+  if (st.up) await labDown({ dir: w.lab });
+  for (const c of st.components ?? []) if (c.pid) assert.equal(alive(c.pid), false, `${c.name} still alive`);
+});
