@@ -1,0 +1,262 @@
+/**
+ * PostgreSQL 15 cluster control: initdb, pg_ctl start/stop, liveness by PID, readiness by query.
+ * When the harness runs as root (CI containers, these machines), every server binary runs as the
+ * `postgres` user, because initdb and postgres refuse root.
+ */
+import { execFile } from 'node:child_process';
+import { chmod, chown, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { childrenOf, isProcessUnder, signal, waitGone } from './proc.ts';
+
+export const PG_BIN = '/usr/lib/postgresql/15/bin';
+/** The file postgresql.conf includes last: settings that differ per node (port, socket). */
+export const NODE_CONF = 'drill-node.conf';
+
+export type StopMode = 'smart' | 'fast' | 'immediate';
+
+export interface PgConn {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+}
+
+export interface NodeSettings {
+  port: number;
+  /** Directory of the unix socket; its path plus `/.s.PGSQL.<port>` must stay under 107 bytes. */
+  socketDir: string;
+}
+
+export interface InitOptions extends NodeSettings {
+  /** Superuser created by initdb. */
+  superuser?: string;
+  /** Extra cluster-wide settings, written after the defaults (last one wins). */
+  settings?: Record<string, string | number | boolean>;
+}
+
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+let postgresIds: { uid: number; gid: number } | null = null;
+
+async function postgresUser(): Promise<{ uid: number; gid: number }> {
+  if (postgresIds) return postgresIds;
+  const line = (await readFile('/etc/passwd', 'utf8')).split('\n').find((l) => l.startsWith('postgres:'));
+  const f = line?.split(':');
+  if (!f || f.length < 4) throw new Error('running as root needs a `postgres` user to run PostgreSQL, and /etc/passwd has none');
+  postgresIds = { uid: Number(f[2]), gid: Number(f[3]) };
+  return postgresIds;
+}
+
+/** Makes path belong to the user that runs the server (postgres when we are root, else ourselves). */
+export async function giveToServerUser(path: string): Promise<void> {
+  if (!isRoot()) return;
+  const { uid, gid } = await postgresUser();
+  await chown(path, uid, gid);
+}
+
+/** uid/gid the server runs as: needed by callers that check whether it can reach a directory. */
+export async function serverUser(): Promise<{ uid: number; gid: number }> {
+  if (isRoot()) return postgresUser();
+  return { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
+}
+
+/**
+ * runuser keeps root's environment (an exported PGPASSWORD or PGPORT would leak in, and root's PATH has
+ * folders postgres cannot enter), so both paths start from an empty environment.
+ */
+function serverCommand(bin: string, args: string[]): [string, string[]] {
+  const env = ['env', '-i', 'PATH=/usr/bin:/bin', 'LC_ALL=C.UTF-8', join(PG_BIN, bin), ...args];
+  return isRoot() ? ['runuser', ['-u', 'postgres', '--', ...env]] : [env[0]!, env.slice(1)];
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runServerBinary(bin: string, args: string[], timeoutMs = 60_000): Promise<RunResult> {
+  const [file, argv] = serverCommand(bin, args);
+  return new Promise((resolve) => {
+    // No detached session needed: pg_ctl puts the postmaster in a session of its own (setsid), so a Ctrl-C
+    // meant for the harness does not reach the database.
+    execFile(file, argv, { timeout: timeoutMs, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr || (err && !stdout ? err.message : '')) });
+    });
+  });
+}
+
+function confValue(v: string | number | boolean): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'boolean') return v ? 'on' : 'off';
+  return `'${v.replace(/'/g, "''")}'`;
+}
+
+function confLines(settings: Record<string, string | number | boolean>): string {
+  return Object.entries(settings).map(([k, v]) => `${k} = ${confValue(v)}`).join('\n') + '\n';
+}
+
+/**
+ * Settings shared by every node of a lab cluster. wal_level, wal_log_hints, senders and hot_standby are
+ * there for a streaming standby and pg_rewind; fsync stays on because RPO drills measure what survives a crash.
+ */
+const CLUSTER_SETTINGS: Record<string, string | number | boolean> = {
+  listen_addresses: '127.0.0.1',
+  wal_level: 'replica',
+  wal_log_hints: true,
+  max_wal_senders: 10,
+  max_replication_slots: 10,
+  hot_standby: true,
+  fsync: true,
+  synchronous_commit: 'on',
+  full_page_writes: true,
+  // With the 5 s default a promoted standby sometimes waits 5 s before retrying WAL (FIELD-NOTES).
+  wal_retrieve_retry_interval: '100ms',
+  logging_collector: false,
+  log_line_prefix: '%m [%p] %q%u@%d ',
+};
+
+/**
+ * Loopback-only trust: the lab listens on 127.0.0.1 and a socket inside its own directory, holds throwaway
+ * data, and a password would only be one more secret to leak into logs and run records.
+ */
+const LAB_HBA = `# drill lab: loopback only, throwaway data: trust (see lib/adapters/postgres/cluster.ts)
+local   all           all                  trust
+host    all           all   127.0.0.1/32   trust
+local   replication   all                  trust
+host    replication   all   127.0.0.1/32   trust
+`;
+
+export async function initCluster(dataDir: string, options: InitOptions): Promise<void> {
+  const exists = await stat(join(dataDir, 'PG_VERSION')).then(() => true, () => false);
+  if (exists) throw new Error(`${dataDir} already holds a PostgreSQL cluster`);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
+  await giveToServerUser(dataDir);
+  // --no-sync: a lab cluster that loses its fresh files to an OS crash is re-created; the server itself runs with fsync on.
+  const args = ['-D', dataDir, '-U', options.superuser ?? 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-instructions', '--no-sync'];
+  const r = await runServerBinary('initdb', args);
+  if (r.code !== 0) throw new Error(`initdb ${dataDir} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+  const confPath = join(dataDir, 'postgresql.conf');
+  const conf = await readFile(confPath, 'utf8');
+  const ours = `\n# --- drill lab ---\n${confLines({ ...CLUSTER_SETTINGS, ...options.settings })}include '${NODE_CONF}'\n`;
+  await writeServerFile(confPath, conf + ours);
+  await writeServerFile(join(dataDir, 'pg_hba.conf'), LAB_HBA);
+  await writeNodeConf(dataDir, options);
+}
+
+/**
+ * Port and socket live in their own file because pg_basebackup and pg_rewind copy a node's config from
+ * another node: after either, call this again to give the node back its own identity.
+ */
+export async function writeNodeConf(dataDir: string, node: NodeSettings): Promise<void> {
+  const socketPath = join(node.socketDir, `.s.PGSQL.${node.port}`);
+  if (Buffer.byteLength(socketPath) > 107) {
+    throw new Error(`unix socket path ${socketPath} is longer than the 107 bytes Linux allows: use a shorter lab directory`);
+  }
+  await mkdir(node.socketDir, { recursive: true, mode: 0o755 });
+  await giveToServerUser(node.socketDir);
+  await writeServerFile(join(dataDir, NODE_CONF), confLines({ port: node.port, unix_socket_directories: node.socketDir }));
+}
+
+export async function readNodeConf(dataDir: string): Promise<NodeSettings | null> {
+  const text = await readFile(join(dataDir, NODE_CONF), 'utf8').catch(() => null);
+  if (text === null) return null;
+  const port = /^port = (\d+)/m.exec(text)?.[1];
+  const socketDir = /^unix_socket_directories = '(.*)'/m.exec(text)?.[1];
+  return port && socketDir ? { port: Number(port), socketDir: socketDir.replace(/''/g, "'") } : null;
+}
+
+async function writeServerFile(path: string, content: string): Promise<void> {
+  await writeFile(path, content, { mode: 0o600 });
+  await giveToServerUser(path);
+}
+
+export async function postmasterPid(dataDir: string): Promise<number | null> {
+  const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => null);
+  const pid = Number(text?.split('\n', 1)[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+/** Running = postmaster.pid names a live process whose command line has this data directory (not a reused PID). */
+export async function isRunning(dataDir: string): Promise<boolean> {
+  const pid = await postmasterPid(dataDir);
+  return pid !== null && (await isProcessUnder(pid, dataDir));
+}
+
+/** Starts the server and resolves with the postmaster PID once it accepts connections. */
+export async function startCluster(dataDir: string, options: { logFile: string; timeoutMs?: number }): Promise<number> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  // pg_ctl opens the log as postgres: it must exist and belong to postgres first.
+  await writeFile(options.logFile, '', { flag: 'a', mode: 0o640 });
+  await giveToServerUser(options.logFile);
+  const args = ['start', '-D', dataDir, '-l', options.logFile, '-w', '-t', String(Math.ceil(timeoutMs / 1000)), '-s'];
+  const r = await runServerBinary('pg_ctl', args, timeoutMs + 5000);
+  const pid = await postmasterPid(dataDir);
+  if (r.code !== 0 || pid === null) {
+    const log = await readFile(options.logFile, 'utf8').catch(() => '');
+    const tail = log.trim().split('\n').slice(-8).join('\n');
+    throw new Error(`PostgreSQL in ${dataDir} did not start (pg_ctl exit ${r.code}): ${r.stderr.trim()}\n--- ${options.logFile} (tail) ---\n${tail}`);
+  }
+  return pid;
+}
+
+/**
+ * Stops the server with pg_ctl; when that fails or times out, escalates to immediate and finally to
+ * SIGKILL of the postmaster and its children (a postmaster killed alone leaves backends that still answer).
+ */
+export async function stopCluster(dataDir: string, mode: StopMode = 'fast', options: { timeoutMs?: number } = {}): Promise<void> {
+  const pid = await postmasterPid(dataDir);
+  if (pid === null || !(await isProcessUnder(pid, dataDir))) return;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const r = await runServerBinary('pg_ctl', ['stop', '-D', dataDir, '-m', mode, '-w', '-t', String(Math.ceil(timeoutMs / 1000)), '-s'], timeoutMs + 5000);
+  if (r.code === 0 && (await waitGone(pid, 2000))) return;
+  if (mode !== 'immediate') {
+    await runServerBinary('pg_ctl', ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '10', '-s'], 15_000);
+    if (await waitGone(pid, 2000)) return;
+  }
+  const children = await childrenOf(pid);
+  signal(pid, 'SIGKILL');
+  for (const c of children) signal(c, 'SIGKILL');
+  if (!(await waitGone(pid, 5000))) throw new Error(`PostgreSQL postmaster ${pid} (${dataDir}) survived SIGKILL`);
+}
+
+/** Resolves once a query succeeds; rejects with the last connection error after timeoutMs. */
+export async function waitReady(conn: PgConn, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+  const deadline = performance.now() + (options.timeoutMs ?? 30_000);
+  let last: unknown;
+  while (performance.now() < deadline) {
+    options.signal?.throwIfAborted();
+    const client = new pg.Client({ ...conn, connectionTimeoutMillis: 1000 });
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return;
+    } catch (e) {
+      last = e;
+    } finally {
+      await client.end().catch(() => {});
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`PostgreSQL at ${conn.host}:${conn.port} not ready after ${options.timeoutMs ?? 30_000} ms: ${(last as Error)?.message ?? 'no attempt'}`);
+}
+
+/** Idempotent: creates the login role and the database it owns when they are missing. */
+export async function ensureRoleAndDatabase(admin: PgConn, names: { role: string; database: string }): Promise<void> {
+  const client = new pg.Client({ ...admin, connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const role = client.escapeIdentifier(names.role);
+    const hasRole = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [names.role]);
+    if (hasRole.rowCount === 0) await client.query(`CREATE ROLE ${role} LOGIN`);
+    const hasDb = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [names.database]);
+    if (hasDb.rowCount === 0) await client.query(`CREATE DATABASE ${client.escapeIdentifier(names.database)} OWNER ${role}`);
+  } finally {
+    await client.end();
+  }
+}
