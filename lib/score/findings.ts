@@ -1,0 +1,120 @@
+import type { Tier } from '../config/types.ts';
+import type { RpoResult, RtoResult, SloResult } from './objectives.ts';
+import { formatCount, formatSeconds, formatSloValue } from './format.ts';
+
+export type Severity = 'SEV1' | 'SEV2' | 'SEV3' | 'SEV4';
+
+export interface Finding {
+  severity: Severity;
+  title: string;
+  detail: string;
+  /** Filled in by a person at the review; the harness cannot know who owns the fix. */
+  owner: null;
+  /** YYYY-MM-DD, or null when the severity sets no deadline. */
+  due: string | null;
+  /** The objective this finding is about: `rto`, `rpo`, `verification`, or `slo:<phase>:<name>`. */
+  objective?: string;
+}
+
+export interface FindingsInput {
+  tier: Tier;
+  rto: RtoResult;
+  rpo: RpoResult;
+  /** SLO results of every phase judged (baseline, fault, recovery). */
+  slo: SloResult[];
+  verification: ReadonlyArray<{ name: string; ok: boolean; detail: string }>;
+  actions: ReadonlyArray<{ name: string; rollback: { status: string; error?: string | null } }>;
+  /** Requests the generator could not send (its in-flight cap was reached). */
+  dropped: number;
+  /** When the run ended (ISO): due dates count from it. */
+  endedAt: string | null;
+}
+
+const RTO_SEVERITY: Record<Tier, Severity> = { critical: 'SEV1', important: 'SEV2', standard: 'SEV3' };
+
+/**
+ * Due dates follow the response expectation of each severity: SEV1 within 7 days of the run's end,
+ * SEV2 within 30, SEV3 within 90; SEV4 is a note and gets no deadline. A reviewer may move them.
+ */
+const DUE_DAYS: Record<Severity, number | null> = { SEV1: 7, SEV2: 30, SEV3: 90, SEV4: null };
+
+export function dueDate(severity: Severity, endedAt: string | null): string | null {
+  const days = DUE_DAYS[severity];
+  if (days === null || endedAt === null) return null;
+  const end = Date.parse(endedAt);
+  if (Number.isNaN(end)) return null;
+  return new Date(end + days * 86_400_000).toISOString().slice(0, 10);
+}
+
+const ORDER: Severity[] = ['SEV1', 'SEV2', 'SEV3', 'SEV4'];
+
+export function deriveFindings(i: FindingsInput): Finding[] {
+  const out: Finding[] = [];
+  const add = (severity: Severity, title: string, detail: string, objective?: string) => {
+    const f: Finding = { severity, title, detail, owner: null, due: dueDate(severity, i.endedAt) };
+    if (objective !== undefined) f.objective = objective;
+    out.push(f);
+  };
+
+  if (i.rto.met === false) {
+    const target = formatSeconds(i.rto.targetSeconds);
+    const title =
+      i.rto.measuredSeconds === null
+        ? `RTO missed: not recovered (target ${target})`
+        : `RTO missed: recovered in ${formatSeconds(i.rto.measuredSeconds)} vs target ${target}`;
+    const detail = [`Tier ${i.tier} service.`, i.rto.reason, i.rto.method ? `Method: ${i.rto.method}.` : undefined].filter(Boolean).join(' ');
+    add(RTO_SEVERITY[i.tier], title, detail, 'rto');
+  }
+
+  const lost = i.rpo.lostWrites ?? 0;
+  const rpoFigures = `RPO ${i.rpo.measuredSeconds === null ? 'n/a' : formatSeconds(i.rpo.measuredSeconds)} vs target ${formatSeconds(i.rpo.targetSeconds)}`;
+  if (i.rpo.met === false) {
+    add(
+      'SEV1',
+      `Data loss beyond RPO: ${formatCount(lost)} acknowledged writes lost`,
+      `${rpoFigures}; ${formatCount(i.rpo.unknownWrites ?? 0)} writes with unknown fate. Method: ${i.rpo.method ?? 'n/a'}.`,
+      'rpo',
+    );
+  } else if (lost > 0) {
+    add(
+      'SEV2',
+      `${formatCount(lost)} acknowledged writes lost (within RPO)`,
+      `${rpoFigures}. An acknowledged write should survive a failover; the loss is inside the objective but not zero.`,
+      'rpo',
+    );
+  }
+
+  for (const s of i.slo) {
+    if (s.met !== false) continue;
+    const measured = `${s.name} measured ${formatSloValue(s.threshold, s.measured)}`;
+    const objective = `slo:${s.phase}:${s.name}`;
+    if (s.phase === 'fault') {
+      const what = s.kind === 'latency' ? 'Latency' : s.kind === 'errors' ? 'Error-rate' : 'Availability';
+      add(s.kind === 'latency' ? 'SEV3' : 'SEV2', `${what} SLO missed during the fault`, measured, objective);
+    } else if (s.phase === 'recovery') {
+      add('SEV2', 'SLO missed after recovery: service degraded after it counted as recovered', measured, objective);
+    } else if (s.phase === 'baseline') {
+      add('SEV2', 'SLO missed before the fault: service degraded at baseline', measured, objective);
+    }
+  }
+
+  for (const v of i.verification) {
+    if (!v.ok) add('SEV1', `Verification failed: ${v.name}`, v.detail, 'verification');
+  }
+
+  for (const a of i.actions) {
+    if (a.rollback.status === 'failed') {
+      add('SEV1', `Rollback failed: ${a.name}`, `${a.rollback.error ?? 'no error given'}. The target may be left broken: a person must look.`);
+    }
+  }
+
+  if (i.dropped > 0) {
+    add(
+      'SEV4',
+      `Load generator dropped ${formatCount(i.dropped)} requests`,
+      'Its in-flight cap was reached: those requests count as failed, and latency beyond the cap was not measured. Raise maxInFlight if the service was expected to keep up.',
+    );
+  }
+
+  return out.sort((a, b) => ORDER.indexOf(a.severity) - ORDER.indexOf(b.severity));
+}
