@@ -1,0 +1,291 @@
+import { randomUUID } from 'node:crypto';
+import { Pool, type Dispatcher } from 'undici';
+import type { Clock } from '../measure/clock.ts';
+import { createRequestLog, summarize } from '../measure/summary.ts';
+import { classifyError, classifyStatus } from './outcome.ts';
+import { secondStats } from './seconds.ts';
+import { Slot, SlotList, type SlotOwner } from './slots.ts';
+import { compileTemplates, fillBody, validateProfile, WeightedPicker, type CompiledTemplate } from './templates.ts';
+import { Outcome, type LoadProfile, type LoadSummary, type OutcomeCode, type RequestLog, type SecondStats } from './types.ts';
+
+export interface LoadGeneratorOptions {
+  /** Most requests sent in one timer tick before yielding to I/O, so a late tick cannot starve responses (default 1000). */
+  maxBatch?: number;
+  /** Longest pause between housekeeping passes (timeouts, completed seconds, stop), ms (default 20). */
+  tickMs?: number;
+}
+
+/**
+ * Open-model HTTP load: request i is scheduled at t0 + i/rate on the run's clock and sent when its
+ * time comes, whatever the service is doing. Latency and timeout both count from the scheduled time,
+ * so a stalled service shows up as latency of every request that should have gone out during the
+ * stall (no coordinated omission). A request whose turn comes while maxInFlight requests are out is
+ * not sent and counts as dropped. Errors of the service never throw; they are outcomes in the log.
+ */
+export class LoadGenerator {
+  /** The live request log: every scheduled request in schedule order; `pending` while in flight. */
+  readonly log: RequestLog;
+
+  private readonly requestLog: ReturnType<typeof createRequestLog>;
+  private readonly pool: Pool;
+  private readonly templates: CompiledTemplate[];
+  private readonly picker: WeightedPicker;
+  private readonly intervalMs: number;
+  private readonly timeoutMs: number;
+  private readonly maxBatch: number;
+  private readonly tickMs: number;
+  private readonly free: Slot[] = [];
+  private readonly unsettled = new SlotList();
+  private readonly listeners: Array<(s: SecondStats) => void> = [];
+  private readonly emitted: SecondStats[] = [];
+  /** Handed to every slot; bound once so no request creates a closure of ours. */
+  private readonly owner: SlotOwner = {
+    responded: (slot) => this.release(slot, classifyStatus(slot.status)),
+    failed: (slot, err) => this.release(slot, classifyError(err)),
+  };
+
+  private started = false;
+  private running = false;
+  private stopping: Promise<void> | null = null;
+  private drained: (() => void) | null = null;
+  private timeout: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  private t0 = 0;
+  /** Index of the next request to schedule. */
+  private next = 0;
+  /** Scheduling ends here (exclusive), or where stop() was called. */
+  private endMs = Infinity;
+  private stopMs = 0;
+  // Per-second emission: the next second to emit, where its entries start, how far the log has been
+  // scanned for its end, and the first entry that may still be pending.
+  private nextSecond = 0;
+  private secondFrom = 0;
+  private scanTo = 0;
+  private settledTo = 0;
+
+  constructor(
+    readonly profile: LoadProfile,
+    private readonly clock: Clock,
+    options: LoadGeneratorOptions = {},
+  ) {
+    const base = validateProfile(profile);
+    this.templates = compileTemplates(profile, base);
+    this.picker = new WeightedPicker(profile.requests.map((r) => r.weight));
+    this.intervalMs = 1000 / profile.rate;
+    this.timeoutMs = profile.timeoutMs;
+    this.maxBatch = options.maxBatch ?? 1000;
+    this.tickMs = options.tickMs ?? 20;
+    this.requestLog = createRequestLog(Math.min(1 << 20, Math.max(4096, Math.ceil(profile.rate * 60))));
+    this.log = this.requestLog;
+    for (let k = 0; k < profile.maxInFlight; k++) this.free.push(new Slot(this.owner));
+    // undici's own timers are backstops only: ours, counted from the scheduled send, fire first.
+    const undiciTimeout = Math.ceil(profile.timeoutMs);
+    this.pool = new Pool(base.origin, {
+      connections: profile.connections,
+      pipelining: 1,
+      headersTimeout: undiciTimeout,
+      bodyTimeout: undiciTimeout,
+      connectTimeout: undiciTimeout,
+    });
+  }
+
+  /**
+   * Begins scheduling at the clock's current time. With `durationMs`, the last request scheduled is the
+   * last one before t0 + durationMs (exactly rate * durationMs / 1000 of them); stop() is still what
+   * waits for the answers and closes the connections. Calling start() again, or after stop(), does nothing.
+   */
+  start(durationMs = Infinity): void {
+    if (this.started || this.stopping) return;
+    this.started = true;
+    this.running = true;
+    this.t0 = this.clock.now();
+    this.endMs = this.t0 + durationMs;
+    this.nextSecond = Math.floor(this.t0 / 1000);
+    this.tick();
+  }
+
+  /**
+   * Stops scheduling (requests already due are still sent), waits for every request in flight until
+   * it answers or its timeout passes, emits the remaining seconds and closes the connections.
+   * Afterwards the log holds no `pending` outcome and no timer or socket of the generator is left.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  /** Called once per completed second (every request scheduled in it has its fate), in order. */
+  onSecond(cb: (s: SecondStats) => void): void {
+    this.listeners.push(cb);
+  }
+
+  /** Every second emitted so far. */
+  seconds(): SecondStats[] {
+    return this.emitted.slice();
+  }
+
+  /** Requests handed to undici and not yet let go of by it (what maxInFlight caps). */
+  get inFlight(): number {
+    return this.profile.maxInFlight - this.free.length;
+  }
+
+  /** Requests scheduled in the last `windowMs` whose fate is known, for live views. */
+  window(windowMs: number): LoadSummary {
+    const now = this.clock.now();
+    return summarize(this.log, now - windowMs, now);
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.running) {
+      const now = this.clock.now();
+      while (this.pump(now, Infinity));
+      this.running = false;
+      this.stopMs = Math.min(now, this.endMs);
+      if (this.unsettled.head !== null) {
+        await new Promise<void>((resolve) => {
+          this.drained = resolve;
+        });
+      }
+    }
+    this.clearTimers();
+    if (this.started) this.flushSeconds(true);
+    // Releases requests that timed out while still queued inside undici, and closes the sockets.
+    await this.pool.destroy();
+  }
+
+  private readonly tick = (): void => {
+    this.timeout = null;
+    this.immediate = null;
+    const more = this.running && this.pump(this.clock.now(), this.maxBatch);
+    this.sweep(this.clock.now());
+    this.flushSeconds(false);
+    if (!this.running && this.unsettled.head === null) {
+      this.drained?.();
+      return;
+    }
+    this.arm(more);
+  };
+
+  private arm(more: boolean): void {
+    const now = this.clock.now();
+    let wait = more ? 0 : this.tickMs;
+    if (this.running && this.nextAt() < this.endMs) wait = Math.min(wait, this.nextAt() - now);
+    const head = this.unsettled.head;
+    if (head !== null) wait = Math.min(wait, this.log.scheduledMs[head.index]! + this.timeoutMs - now);
+    // Node timers have 1 ms granularity: sleep whole milliseconds, and issue everything due on waking.
+    if (wait <= 0) this.immediate = setImmediate(this.tick);
+    else this.timeout = setTimeout(this.tick, Math.max(1, Math.floor(wait)));
+  }
+
+  private clearTimers(): void {
+    if (this.timeout) clearTimeout(this.timeout);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.timeout = null;
+    this.immediate = null;
+  }
+
+  /** Scheduled time of the next request; computed from its index so rounding never accumulates. */
+  private nextAt(): number {
+    return this.t0 + this.next * this.intervalMs;
+  }
+
+  /** Sends every request scheduled at or before `now`, at most `limit`; true when more are due. */
+  private pump(now: number, limit: number): boolean {
+    for (let n = 0; n < limit; n++) {
+      const at = this.nextAt();
+      if (at > now || at >= this.endMs) return false;
+      this.next++;
+      this.issue(at, now);
+    }
+    const at = this.nextAt();
+    return at <= now && at < this.endMs;
+  }
+
+  private issue(at: number, now: number): void {
+    const tpl = this.picker.next();
+    const i = this.requestLog.push(at, tpl);
+    if (now - at >= this.timeoutMs) {
+      // Its whole timeout passed before it could go out (the harness itself was stalled).
+      this.record(i, Outcome.timeout, this.timeoutMs);
+      return;
+    }
+    const slot = this.free.pop();
+    if (slot === undefined) {
+      this.log.outcome[i] = Outcome.dropped;
+      return;
+    }
+    slot.begin(i);
+    this.unsettled.append(slot);
+    const t = this.templates[tpl]!;
+    this.pool.dispatch(t.fixed ?? this.optionsFor(t, i), slot);
+  }
+
+  private optionsFor(t: CompiledTemplate, seq: number): Dispatcher.DispatchOptions {
+    return { path: t.path, method: t.method, headers: t.headers, body: fillBody(t, seq, randomUUID) };
+  }
+
+  /** Times out, from the head of the schedule-ordered list, every request whose deadline passed. */
+  private sweep(now: number): void {
+    for (let s = this.unsettled.head; s !== null; s = this.unsettled.head) {
+      if (this.log.scheduledMs[s.index]! + this.timeoutMs > now) return;
+      this.unsettled.remove(s);
+      s.unsettled = false;
+      this.record(s.index, Outcome.timeout, this.timeoutMs);
+      s.abort();
+    }
+  }
+
+  /** undici's last callback for a slot's request: settle it if the sweep has not, and free the slot. */
+  private release(slot: Slot, outcome: OutcomeCode): void {
+    if (slot.index < 0) return;
+    if (slot.unsettled) {
+      const latency = this.clock.now() - this.log.scheduledMs[slot.index]!;
+      // An answer that arrives after the deadline but before the sweep noticed is still a timeout.
+      if (latency >= this.timeoutMs) this.record(slot.index, Outcome.timeout, this.timeoutMs);
+      else this.record(slot.index, outcome, latency);
+      this.unsettled.remove(slot);
+      slot.unsettled = false;
+    }
+    slot.free();
+    this.free.push(slot);
+  }
+
+  private record(i: number, outcome: OutcomeCode, latencyMs: number): void {
+    this.log.outcome[i] = outcome;
+    this.log.latencyMs[i] = latencyMs;
+  }
+
+  /**
+   * Emits every second whose requests have all been scheduled and settled. `final` (after the drain
+   * in stop()) also emits the last, partial second.
+   */
+  private flushSeconds(final: boolean): void {
+    const log = this.log;
+    // Every request scheduled before `until` is in the log; once scheduling is over, nothing else comes.
+    const until = this.running ? Math.min(this.nextAt(), this.endMs) : this.stopMs;
+    const over = !this.running || this.nextAt() >= this.endMs;
+    for (;;) {
+      const t = this.nextSecond;
+      const end = (t + 1) * 1000;
+      const complete = until >= end || (over && t * 1000 < until) || (final && this.secondFrom < log.count);
+      if (!complete) return;
+      while (this.scanTo < log.count && log.scheduledMs[this.scanTo]! < end) this.scanTo++;
+      while (this.settledTo < log.count && log.outcome[this.settledTo] !== Outcome.pending) this.settledTo++;
+      if (this.settledTo < this.scanTo) return;
+      const s = secondStats(log, t, this.secondFrom, this.scanTo, this.clock.iso(t * 1000));
+      this.secondFrom = this.scanTo;
+      this.nextSecond++;
+      this.emitted.push(s);
+      for (const cb of this.listeners) {
+        try {
+          cb(s);
+        } catch (e) {
+          // A listener's bug must not stop the load or the remaining listeners; it still surfaces.
+          queueMicrotask(() => {
+            throw e;
+          });
+        }
+      }
+    }
+  }
+}

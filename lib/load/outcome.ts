@@ -1,0 +1,48 @@
+import { Outcome, type OutcomeCode } from './types.ts';
+
+/**
+ * The reason the generator aborts a request whose timeout (counted from its scheduled send) ran out.
+ * One shared instance: a timeout storm must not allocate an Error, with its stack, per request.
+ */
+export class LoadTimeoutError extends Error {
+  readonly code = 'DRILL_LOAD_TIMEOUT';
+  constructor() {
+    super('no response within the request timeout, counted from the scheduled send');
+    this.name = 'LoadTimeoutError';
+  }
+}
+export const TIMED_OUT = new LoadTimeoutError();
+
+export function classifyStatus(status: number): OutcomeCode {
+  if (status >= 500) return Outcome.http5xx;
+  if (status >= 400) return Outcome.http4xx;
+  return Outcome.ok;
+}
+
+const REFUSED_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE']);
+// undici's own timers (backstops behind ours) and aborts: the generator only aborts on timeout.
+const TIMEOUT_CODES: ReadonlySet<string> = new Set([
+  'DRILL_LOAD_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_ABORTED',
+  'ABORT_ERR',
+]);
+
+function fields(e: unknown): { code: unknown; name: unknown; message: unknown; cause: unknown } | null {
+  return typeof e === 'object' && e !== null ? (e as { code: unknown; name: unknown; message: unknown; cause: unknown }) : null;
+}
+
+/** Outcome of a request that failed without an HTTP status. Looks one level into `cause`, where wrappers keep the socket error. */
+export function classifyError(err: unknown): OutcomeCode {
+  for (let e = fields(err), depth = 0; e !== null && depth < 2; e = fields(e.cause), depth++) {
+    if (typeof e.code === 'string') {
+      if (REFUSED_CODES.has(e.code)) return Outcome.refused;
+      if (TIMEOUT_CODES.has(e.code)) return Outcome.timeout;
+    }
+    if (e.name === 'AbortError' || e.name === 'TimeoutError') return Outcome.timeout;
+    if (typeof e.message === 'string' && e.message.includes('other side closed')) return Outcome.refused;
+  }
+  return Outcome.other;
+}

@@ -1,0 +1,101 @@
+import type { Dispatcher } from 'undici';
+import { TIMED_OUT } from './outcome.ts';
+
+/** What a slot reports back to; implemented by the generator. */
+export interface SlotOwner {
+  /** The response ended (body fully read and discarded); `slot.status` holds the status code. */
+  responded(slot: Slot): void;
+  /** undici gave up on the request: socket error, its own timeout, or our abort. */
+  failed(slot: Slot, err: Error): void;
+}
+
+/**
+ * One in-flight request, and its undici dispatch handler. There are exactly maxInFlight slots, made
+ * once and reused, so sending a request allocates no handler object and no closure of ours.
+ *
+ * It uses undici's older handler callbacks (onConnect/onHeaders/onData/onComplete/onError) on
+ * purpose: undici calls those directly, while a handler with the newer onRequestStart/onResponse*
+ * methods gets wrapped in an UnwrapHandler and a controller per request and has its headers parsed
+ * into an object we never read.
+ *
+ * A slot stays taken until undici lets go of the request (its last callback), even when the fate is
+ * already in the log: a timed-out request that was still queued inside undici gets aborted only once
+ * undici hands it a connection, and a slot reused before that would receive its callbacks.
+ */
+export class Slot implements Dispatcher.DispatchHandler {
+  /** Log index of the request using this slot; -1 when free. */
+  index = -1;
+  status = 0;
+  /** Set while the request's fate is still unknown; such slots are linked in schedule order. */
+  unsettled = false;
+  prev: Slot | null = null;
+  next: Slot | null = null;
+  private abortFn: ((err?: Error) => void) | null = null;
+
+  constructor(private readonly owner: SlotOwner) {}
+
+  begin(index: number): void {
+    this.index = index;
+    this.status = 0;
+    this.unsettled = true;
+    this.abortFn = null;
+  }
+
+  /** Give up on the request now if undici has it on a connection, or as soon as it does. */
+  abort(): void {
+    this.abortFn?.(TIMED_OUT);
+  }
+
+  free(): void {
+    this.index = -1;
+    this.abortFn = null;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (!this.unsettled) abort(TIMED_OUT);
+    else this.abortFn = abort;
+  }
+
+  onHeaders(statusCode: number): boolean {
+    this.status = statusCode;
+    return true;
+  }
+
+  onData(): boolean {
+    return true;
+  }
+
+  onComplete(): void {
+    this.owner.responded(this);
+  }
+
+  onError(err: Error): void {
+    this.owner.failed(this, err);
+  }
+}
+
+/**
+ * Unsettled slots in schedule order. Requests are sent in schedule order and share one timeout, so
+ * deadlines grow along the list: the timeout sweep only ever looks at the head.
+ */
+export class SlotList {
+  head: Slot | null = null;
+  tail: Slot | null = null;
+
+  append(s: Slot): void {
+    s.prev = this.tail;
+    s.next = null;
+    if (this.tail) this.tail.next = s;
+    else this.head = s;
+    this.tail = s;
+  }
+
+  remove(s: Slot): void {
+    if (s.prev) s.prev.next = s.next;
+    else this.head = s.next;
+    if (s.next) s.next.prev = s.prev;
+    else this.tail = s.prev;
+    s.prev = null;
+    s.next = null;
+  }
+}
