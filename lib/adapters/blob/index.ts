@@ -1,0 +1,12 @@
+/** The Blob adapter: the only place that imports @azure/storage-blob. */
+export type { BlobClient, BlobServiceClient, BlockBlobClient, ContainerClient } from '@azure/storage-blob';
+export { AZURITE_ACCOUNT, AZURITE_ACCOUNT_KEY, freeLoopbackPort, startAzurite, type AzuriteHandle, type StartAzuriteOptions } from './azurite.ts';
+export { blobServiceFromEnv, describeBlobTarget, type BlobAuth, type BlobTargetDescription } from './client.ts';
+export { downloadToFileParallel, type DownloadOptions, type DownloadResult } from './download.ts';
+export { BlobConfigError, BlobTransferError, type BlobErrorCode } from './errors.ts';
+export { listBackups, type BackupEntry, type ListBackupsOptions } from './list.ts';
+export { metadataProblems } from './metadata.ts';
+export { formatEta, transferProgress, type TransferProgress, type TransferProgressOptions } from './progress.ts';
+export { createAccountSasToken, createBlobSasToken, type SasOptions } from './sas.ts';
+export { redactSecrets, registerSecret, registerSasToken } from './secrets.ts';
+export { MiB, uploadStream, type TransferProgressEvent, type UploadResult, type UploadStreamOptions } from './upload.ts';
