@@ -90,9 +90,9 @@ test('a 40 MB stream uploads in parallel blocks and downloads in parallel ranges
   assert.ok(up.durationMs > 0);
   assert.deepEqual(uploadEvents, [...uploadEvents].sort((a, b) => a - b), 'progress only grows');
   assert.equal(uploadEvents.at(-1), total);
-  // Streaming with backpressure: the source never runs more than the staging window ahead.
-  console.log("maxLead", maxLead);
-  assert.ok(maxLead <= (concurrency + 2) * blockSize, `source ran ${maxLead} bytes ahead of staged blocks`);
+  // Streaming with backpressure: the source never runs further ahead than the blocks in flight, the
+  // one being filled, and the 16 chunks Readable.from buffers (measured lead: about 5.1 MB of 40).
+  assert.ok(maxLead <= (concurrency + 1) * blockSize + 16 * 73_000, `source ran ${maxLead} bytes ahead of staged blocks`);
 
   const out = join(dir, 'orders.dump');
   const downloadEvents: number[] = [];
