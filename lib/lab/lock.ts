@@ -1,0 +1,33 @@
+/**
+ * One labUp/labDown at a time per lab directory (two `drill run`s starting the same lab would otherwise
+ * both init PostgreSQL). The lock file holds the holder's PID; a dead holder's lock is taken over.
+ */
+import { open, readFile, rm } from 'node:fs/promises';
+import { procState } from '../adapters/postgres/proc.ts';
+
+export async function withLabLock<T>(lockPath: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      const fh = await open(lockPath, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const holder = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
+      // Written-but-empty is a holder between open and write: wait for it, do not steal.
+      if (Number.isInteger(holder) && holder > 0 && (await procState(holder)) !== 'alive') {
+        await rm(lockPath, { force: true });
+        continue;
+      }
+      if (performance.now() > deadline) throw new Error(`lab is locked by pid ${holder || '?'} (${lockPath}); it is starting or stopping the lab`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockPath, { force: true });
+  }
+}

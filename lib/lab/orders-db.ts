@@ -1,0 +1,81 @@
+/**
+ * The orders service's data access. `token` (unique) and `seq` are for the write ledger: a client-made
+ * token proves a write survived a failover even when the promoted node reuses serial ids.
+ */
+import pg from 'pg';
+
+// int8 comes back as a string by default; ids and ledger seqs stay far below 2^53, so numbers are exact.
+pg.types.setTypeParser(20, (v) => {
+  const n = Number(v);
+  return Number.isSafeInteger(n) ? n : v;
+});
+
+export interface Order {
+  id: number;
+  item: string;
+  token: string | null;
+  seq: number | null;
+  created_at: string;
+}
+
+export interface NewOrder {
+  item: string;
+  token?: string | null;
+  seq?: number | null;
+}
+
+const SCHEMA_LOCK = 'drill.lab.orders.schema';
+
+/**
+ * Replicas start together and race to create the table; concurrent CREATE TABLE IF NOT EXISTS can still
+ * fail on the catalog's unique index, so creation is serialised by a transaction-scoped advisory lock.
+ */
+export async function ensureSchema(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [SCHEMA_LOCK]);
+    await client.query(`CREATE TABLE IF NOT EXISTS orders (
+      id bigserial PRIMARY KEY,
+      item text NOT NULL,
+      token text UNIQUE,
+      seq bigint,
+      created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    )`);
+    await client.query('COMMIT');
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
+export async function recentOrders(pool: pg.Pool, limit: number): Promise<Order[]> {
+  const r = await pool.query<Order>('SELECT id, item, token, seq, created_at FROM orders ORDER BY id DESC LIMIT $1', [limit]);
+  return r.rows;
+}
+
+export async function insertOrder(pool: pg.Pool, o: NewOrder): Promise<Order> {
+  const r = await pool.query<Order>(
+    'INSERT INTO orders (item, token, seq) VALUES ($1, $2, $3) RETURNING id, item, token, seq, created_at',
+    [o.item, o.token ?? null, o.seq ?? null],
+  );
+  return r.rows[0]!;
+}
+
+/** Validates a POST body; returns the order to insert or a message for a 400. */
+export function parseNewOrder(body: unknown): NewOrder | string {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'body must be a JSON object';
+  const b = body as Record<string, unknown>;
+  if (typeof b.item !== 'string' || b.item.length === 0 || b.item.length > 200) return '`item` must be a string of 1-200 characters';
+  if (b.token !== undefined && b.token !== null && (typeof b.token !== 'string' || b.token.length === 0 || b.token.length > 200)) {
+    return '`token` must be a string of 1-200 characters';
+  }
+  let seq: number | null = null;
+  if (b.seq !== undefined && b.seq !== null) {
+    seq = typeof b.seq === 'string' && /^-?\d+$/.test(b.seq) ? Number(b.seq) : (b.seq as number);
+    if (!Number.isSafeInteger(seq)) return '`seq` must be an integer within ±2^53';
+  }
+  return { item: b.item, token: (b.token as string | undefined) ?? null, seq };
+}

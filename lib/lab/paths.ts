@@ -1,0 +1,54 @@
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** `$DRILL_LAB_DIR`, else `<os temp dir>/drill-lab-<uid>`: one lab per user by default. */
+export function defaultLabDir(): string {
+  return process.env.DRILL_LAB_DIR || join(tmpdir(), `drill-lab-${process.getuid?.() ?? 'user'}`);
+}
+
+export interface LabPaths {
+  dir: string;
+  config: string;
+  daemonState: string;
+  lock: string;
+  logs: string;
+  daemonLog: string;
+  replicasLog: string;
+  /** Owned by the server user when root: data dirs, server logs, sockets. */
+  pg: string;
+  socketDir: string;
+  node(name: string): { data: string; log: string };
+}
+
+export function labPaths(dir: string): LabPaths {
+  const d = resolve(dir);
+  const pg = join(d, 'pg');
+  return {
+    dir: d,
+    config: join(d, 'lab.json'),
+    daemonState: join(d, 'daemon.json'),
+    lock: join(d, 'lock'),
+    logs: join(d, 'logs'),
+    daemonLog: join(d, 'logs', 'daemon.log'),
+    replicasLog: join(d, 'logs', 'replicas.log'),
+    pg,
+    socketDir: join(pg, 'sock'),
+    node: (name) => ({ data: join(pg, name, 'data'), log: join(pg, name, 'postgres.log') }),
+  };
+}
+
+/**
+ * Node arguments that run one of the lab's TypeScript entries. tsx is resolved to an absolute URL so the
+ * child finds it whatever its working directory (the lab directory, not the repository).
+ */
+export function entryArgv(entry: 'daemon.ts' | 'service.ts'): string[] {
+  return ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL(`./${entry}`, import.meta.url))];
+}
+
+/** Environment for lab processes: ours, minus the test runner's marker (a child would think it is a test file). */
+export function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_TEST_CONTEXT;
+  return env;
+}

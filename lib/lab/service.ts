@@ -1,0 +1,194 @@
+/**
+ * One replica of the lab's orders service, run as its own process by the lab supervisor:
+ * `node --import tsx lib/lab/service.ts --lab DIR --name NAME --db-port PORT`.
+ * It talks to PostgreSQL only through the lab's DB endpoint, so a failover repoints every replica at once.
+ */
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { ensureSchema, insertOrder, parseNewOrder, recentOrders } from './orders-db.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    lab: { type: 'string' },
+    name: { type: 'string', default: `orders-${process.pid}` },
+    port: { type: 'string', default: '0' },
+    'db-host': { type: 'string', default: '127.0.0.1' },
+    'db-port': { type: 'string' },
+    'db-user': { type: 'string', default: 'drill' },
+    'db-name': { type: 'string', default: 'orders' },
+  },
+});
+if (!args['db-port']) throw new Error('--db-port is required');
+const name = args.name!;
+const READY_BUDGET_MS = 500;
+
+function log(line: string): void {
+  process.stdout.write(`${new Date().toISOString()} ${name} ${line}\n`);
+}
+
+const pool = new pg.Pool({
+  host: args['db-host'],
+  port: Number(args['db-port']),
+  user: args['db-user'],
+  database: args['db-name'],
+  max: 10,
+  connectionTimeoutMillis: 1000,
+  idleTimeoutMillis: 10_000,
+  // A query on a connection whose server vanished without a FIN would otherwise wait for TCP to notice.
+  query_timeout: 5000,
+  application_name: name,
+});
+// An idle client whose connection the endpoint closed emits here; the pool drops it and the next query
+// opens a fresh connection: that is the reconnect.
+pool.on('error', (e) => log(`idle db connection dropped: ${e.message}`));
+
+let schemaReady = false;
+let stopping = false;
+let schemaAttempt: Promise<void> | null = null;
+
+function ensureSchemaOnce(): Promise<void> {
+  schemaAttempt ??= ensureSchema(pool)
+    .then(() => {
+      if (!schemaReady) log('schema ready');
+      schemaReady = true;
+    })
+    .finally(() => {
+      schemaAttempt = null;
+    });
+  return schemaAttempt;
+}
+
+/** The endpoint may now point at a cluster without the table (a fresh or restored node): create it and retry once. */
+async function withSchema<T>(op: () => Promise<T>): Promise<T> {
+  if (!schemaReady) await ensureSchemaOnce();
+  try {
+    return await op();
+  } catch (e) {
+    if ((e as { code?: string }).code !== '42P01') throw e;
+    schemaReady = false;
+    await ensureSchemaOnce();
+    return op();
+  }
+}
+
+let dbCheck: Promise<boolean> | null = null;
+
+/** Ready = the DB answers `SELECT 1` within 500 ms. Concurrent probes share one query so a slow DB is not piled on. */
+async function dbReady(): Promise<boolean> {
+  dbCheck ??= (async () => {
+    try {
+      if (!schemaReady) await ensureSchemaOnce();
+      await pool.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    } finally {
+      dbCheck = null;
+    }
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const budget = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), READY_BUDGET_MS)));
+  try {
+    return await Promise.race([dbCheck, budget]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-drill-replica': name });
+  res.end(text);
+}
+
+function readBody(req: http.IncomingMessage, limit = 64 * 1024): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) reject(Object.assign(new Error('body too large'), { status: 413 }));
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function dbFailure(res: http.ServerResponse, e: unknown): void {
+  const code = (e as { code?: string }).code;
+  if (code === '23505') return send(res, 409, { error: 'an order with this token exists' });
+  send(res, 503, { error: `database unavailable: ${(e as Error).message}`, code: code ?? null });
+}
+
+async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://service');
+  if (url.pathname === '/health/live') return send(res, 200, { status: 'live', name });
+  if (url.pathname === '/health/ready') {
+    const ok = !stopping && (await dbReady());
+    return send(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', name });
+  }
+  if (url.pathname === '/orders' && req.method === 'GET') {
+    const limit = Number(url.searchParams.get('limit') ?? '20');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return send(res, 400, { error: '`limit` must be an integer 1-1000' });
+    try {
+      return send(res, 200, await withSchema(() => recentOrders(pool, limit)));
+    } catch (e) {
+      return dbFailure(res, e);
+    }
+  }
+  if (url.pathname === '/orders' && req.method === 'POST') {
+    let body: unknown;
+    try {
+      body = JSON.parse(await readBody(req));
+    } catch (e) {
+      return send(res, (e as { status?: number }).status ?? 400, { error: `body: ${(e as Error).message}` });
+    }
+    const order = parseNewOrder(body);
+    if (typeof order === 'string') return send(res, 400, { error: order });
+    try {
+      return send(res, 201, await withSchema(() => insertOrder(pool, order)));
+    } catch (e) {
+      return dbFailure(res, e);
+    }
+  }
+  send(res, url.pathname === '/orders' ? 405 : 404, { error: `no route ${req.method} ${url.pathname}` });
+}
+
+const server = http.createServer((req, res) => {
+  handle(req, res).catch((e) => {
+    log(`handler failed: ${(e as Error).stack}`);
+    if (!res.headersSent) send(res, 500, { error: 'internal error' });
+    else res.destroy();
+  });
+});
+// Longer than the front's pooled sockets live, so the front never reuses a socket this side is closing.
+server.keepAliveTimeout = 30_000;
+
+server.listen(Number(args.port), '127.0.0.1', () => {
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  log(`listening on 127.0.0.1:${port}, db endpoint ${args['db-host']}:${args['db-port']}`);
+  if (process.send) {
+    // The port goes to the supervisor once; the channel is then closed so this replica outlives a dead supervisor
+    // the way a pod outlives a crashed kubelet (lab down cleans it up by PID).
+    process.send({ type: 'listening', port }, () => process.disconnect?.());
+  }
+  ensureSchemaOnce().catch((e) => log(`schema not ready yet: ${(e as Error).message}`));
+});
+
+function shutdown(sig: string): void {
+  if (stopping) return;
+  stopping = true;
+  log(`${sig}: draining`);
+  server.close();
+  server.closeIdleConnections();
+  const hard = setTimeout(() => process.exit(0), 3000);
+  hard.unref();
+  server.on('close', () => {
+    pool.end().finally(() => process.exit(0));
+  });
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));

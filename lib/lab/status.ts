@@ -1,0 +1,95 @@
+/** labStatus: what of a lab is running, checked by PID (/proc) and by asking the daemon. Changes nothing. */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { isProcessUnder } from '../adapters/postgres/proc.ts';
+import { postmasterPid } from '../adapters/postgres/cluster.ts';
+import { requestJson } from './http-json.ts';
+import { labPaths } from './paths.ts';
+import { readConfig, readDaemonState } from './state.ts';
+import { OWNER, TEMPLATE_LABELS } from './supervisor.ts';
+import type { DaemonState, DaemonStatus, LabConfig, LabInfo, LabStatus, ReplicaView } from './types.ts';
+
+export const LAB_DB = { database: 'orders', user: 'drill', superuser: 'postgres' } as const;
+
+export interface LabFacts {
+  config: LabConfig | null;
+  daemon: DaemonState | null;
+  daemonAlive: boolean;
+  live: DaemonStatus | null;
+  pgPid: number | null;
+  pgAlive: boolean;
+  /** Replica PIDs from daemon.json that are still ours and alive. */
+  replicaPids: { name: string; pid: number }[];
+}
+
+export async function collectFacts(dir: string): Promise<LabFacts> {
+  const p = labPaths(dir);
+  const [config, daemon] = await Promise.all([readConfig(p.config), readDaemonState(p.daemonState)]);
+  const dataDir = config ? p.node(config.primary).data : null;
+  const pgPid = dataDir ? await postmasterPid(dataDir) : null;
+  const pgAlive = pgPid !== null && dataDir !== null && (await isProcessUnder(pgPid, dataDir));
+  const daemonAlive = daemon !== null && (await isProcessUnder(daemon.pid, p.dir));
+  let live: DaemonStatus | null = null;
+  if (daemonAlive) live = await requestJson<DaemonStatus>(`http://127.0.0.1:${daemon!.ports.control}/status`, { timeoutMs: 2000 }).catch(() => null);
+  const replicaPids: { name: string; pid: number }[] = [];
+  for (const r of daemon?.replicas ?? []) if (await isProcessUnder(r.pid, p.dir)) replicaPids.push({ name: r.name, pid: r.pid });
+  return { config, daemon, daemonAlive, live, pgPid, pgAlive, replicaPids };
+}
+
+export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabInfo | null {
+  const p = labPaths(dir);
+  if (!f.config || !f.daemon || !f.live || f.pgPid === null) return null;
+  return {
+    dir: p.dir,
+    serviceUrl: `http://127.0.0.1:${f.live.front.port}`,
+    controlUrl: `http://127.0.0.1:${f.daemon.ports.control}`,
+    db: {
+      host: '127.0.0.1',
+      port: f.live.db.primaryPort,
+      endpointPort: f.live.db.endpointPort,
+      database: LAB_DB.database,
+      user: LAB_DB.user,
+      superuser: LAB_DB.superuser,
+      socketDir: p.socketDir,
+      dataDir: p.node(f.config.primary).data,
+    },
+    replicas: f.live.desired,
+    pids: { daemon: f.daemon.pid, postgres: f.pgPid },
+    alreadyRunning,
+  };
+}
+
+export async function labStatus(options: { dir: string }): Promise<LabStatus> {
+  const dir = resolve(options.dir);
+  const empty: LabStatus = { dir, up: false, stale: false, info: null, components: [], replicas: [], desired: 0, problems: [] };
+  if (!existsSync(dir)) return empty;
+  const f = await collectFacts(dir);
+  if (!f.config && !f.daemon) return empty;
+  const problems: string[] = [];
+  if (f.config && !f.pgAlive) problems.push(f.pgPid ? `PostgreSQL pid ${f.pgPid} is not running` : 'PostgreSQL is not running');
+  if (f.daemon && !f.daemonAlive) problems.push(`daemon pid ${f.daemon.pid} is gone (or its PID now belongs to another process)`);
+  if (f.daemonAlive && !f.live) problems.push('daemon is alive but its control API does not answer');
+  if (!f.daemonAlive && f.replicaPids.length > 0) problems.push(`${f.replicaPids.length} replica(s) running without their daemon`);
+  const up = f.pgAlive && f.live !== null;
+  const d = f.daemon;
+  const replicas: ReplicaView[] =
+    f.live?.replicas ??
+    f.replicaPids.map((r) => ({ name: r.name, pid: r.pid, labels: { ...TEMPLATE_LABELS }, ready: false, startedAt: '', owner: OWNER, port: null }));
+  return {
+    dir,
+    up,
+    // Anything recorded as running but not all of it answering is a leftover of a crash.
+    stale: !up && (f.pgAlive || f.daemon !== null || f.replicaPids.length > 0),
+    info: up ? infoOf(dir, f, true) : null,
+    components: [
+      { name: 'postgres', pid: f.pgPid, port: f.live?.db.primaryPort ?? (f.config ? f.config.nodes[f.config.primary]?.port ?? null : null), alive: f.pgAlive },
+      { name: 'daemon', pid: d?.pid ?? null, port: null, alive: f.daemonAlive },
+      { name: 'control', pid: d?.pid ?? null, port: d?.ports.control ?? null, alive: f.live !== null },
+      { name: 'front', pid: d?.pid ?? null, port: d?.ports.front ?? null, alive: f.live !== null && !f.live.front.paused },
+      { name: 'db-endpoint', pid: d?.pid ?? null, port: d?.ports.dbEndpoint ?? null, alive: f.live !== null },
+    ],
+    replicas,
+    desired: f.live?.desired ?? f.config?.replicas ?? 0,
+    problems,
+  };
+}
