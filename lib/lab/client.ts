@@ -6,9 +6,12 @@ import type { DaemonStatus, LabEvent, LabInfo } from './types.ts';
 export type { PauseResult };
 
 /** With `after`, long-polls: answers once the status version passes it, or after waitMs. */
-export function getDaemonStatus(controlUrl: string, options: { after?: number; waitMs?: number; timeoutMs?: number } = {}): Promise<DaemonStatus> {
+export function getDaemonStatus(
+  controlUrl: string,
+  options: { after?: number; waitMs?: number; timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<DaemonStatus> {
   const q = options.after === undefined ? '' : `?after=${options.after}&waitMs=${Math.max(0, Math.floor(options.waitMs ?? 0))}`;
-  return requestJson<DaemonStatus>(`${controlUrl}/status${q}`, { timeoutMs: (options.timeoutMs ?? 5000) + (options.waitMs ?? 0) });
+  return requestJson<DaemonStatus>(`${controlUrl}/status${q}`, { timeoutMs: (options.timeoutMs ?? 5000) + (options.waitMs ?? 0), signal: options.signal });
 }
 
 export function scaleReplicas(controlUrl: string, desired: number, options: { resetBackoff?: boolean } = {}): Promise<DaemonStatus> {

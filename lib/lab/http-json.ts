@@ -10,13 +10,14 @@ export class HttpError extends Error {
   }
 }
 
-export function requestJson<T>(url: string, options: { method?: string; body?: unknown; timeoutMs?: number } = {}): Promise<T> {
+export function requestJson<T>(url: string, options: { method?: string; body?: unknown; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
   return new Promise((resolve, reject) => {
     const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
     const req = http.request(url, {
       method: options.method ?? 'GET',
       agent: false,
       timeout: options.timeoutMs ?? 5000,
+      signal: options.signal,
       headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
     });
     req.on('timeout', () => req.destroy(new Error(`${options.method ?? 'GET'} ${url}: no answer within ${options.timeoutMs ?? 5000} ms`)));

@@ -1,0 +1,156 @@
+/**
+ * ReplicaSetAdapter over the embedded lab: replicas are supervised processes, kill is a signal to a PID
+ * (after checking the PID is still that replica), and readiness comes from the daemon's control API.
+ */
+import { getDaemonStatus, scaleReplicas } from '../lab/client.ts';
+import { labPaths } from '../lab/paths.ts';
+import { readConfig } from '../lab/state.ts';
+import type { DaemonStatus, LabInfo } from '../lab/types.ts';
+import { isProcessUnder, signal, terminate, waitGone } from './postgres/proc.ts';
+import type { KillOptions, Replica, ReplicaSetAdapter, WorkloadStatus } from './types.ts';
+
+type Op = '=' | '!=' | 'in' | 'notin' | 'exists' | '!exists';
+export interface Requirement {
+  key: string;
+  op: Op;
+  values: string[];
+}
+
+const KEY = String.raw`[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?`;
+const VALUE = String.raw`([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?`;
+const PATTERNS: [RegExp, (m: RegExpExecArray) => Requirement][] = [
+  [new RegExp(`^(${KEY})\\s*(==|=|!=)\\s*(${VALUE})$`), (m) => ({ key: m[1]!, op: m[3] === '!=' ? '!=' : '=', values: [m[4]!] })],
+  [new RegExp(`^(${KEY})\\s+(in|notin)\\s*\\(([^()]*)\\)$`), (m) => ({ key: m[1]!, op: m[3] as Op, values: m[4]!.split(',').map((v) => v.trim()) })],
+  [new RegExp(`^!\\s*(${KEY})$`), (m) => ({ key: m[1]!, op: '!exists', values: [] })],
+  [new RegExp(`^(${KEY})$`), (m) => ({ key: m[1]!, op: 'exists', values: [] })],
+];
+
+/** Kubernetes label selector syntax: `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`, joined by commas. */
+export function parseSelector(selector: string): Requirement[] {
+  // As in Kubernetes, the empty selector selects everything.
+  if (selector.trim() === '') return [];
+  const parts: string[] = [];
+  let depth = 0;
+  let cur = '';
+  for (const ch of selector) {
+    if (ch === '(') depth++;
+    if (ch === ')') depth--;
+    if (ch === ',' && depth === 0) {
+      parts.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  parts.push(cur);
+  if (depth !== 0) throw new Error(`label selector "${selector}": unbalanced parentheses`);
+  return parts.map((raw) => {
+    const part = raw.trim();
+    for (const [re, build] of PATTERNS) {
+      const m = part === '' ? null : re.exec(part);
+      if (m) return build(m);
+    }
+    return fail(selector, part);
+  });
+}
+
+function fail(selector: string, part: string): never {
+  throw new Error(`label selector "${selector}": cannot parse "${part}" (use k=v, k!=v, k in (a,b), k notin (a,b), k or !k, comma-separated)`);
+}
+
+export function matchesSelector(labels: Record<string, string>, reqs: Requirement[]): boolean {
+  return reqs.every((r) => {
+    const v = labels[r.key];
+    switch (r.op) {
+      case '=':
+        return v === r.values[0];
+      case '!=':
+        return v !== r.values[0];
+      case 'in':
+        return v !== undefined && r.values.includes(v);
+      case 'notin':
+        return v === undefined || !r.values.includes(v);
+      case 'exists':
+        return v !== undefined;
+      case '!exists':
+        return v === undefined;
+    }
+  });
+}
+
+function toReplica(r: Replica): Replica {
+  return { name: r.name, labels: { ...r.labels }, pid: r.pid, ready: r.ready, startedAt: r.startedAt, owner: r.owner };
+}
+
+function workloadOf(s: DaemonStatus, reqs: Requirement[]): WorkloadStatus {
+  const replicas = s.replicas.filter((r) => matchesSelector(r.labels, reqs)).map(toReplica);
+  // The lab has one workload; a selector that matches neither it nor a replica names no workload here.
+  if (replicas.length === 0 && !matchesSelector(s.templateLabels, reqs)) return { owner: '', desired: 0, ready: 0, replicas: [] };
+  return { owner: s.owner, desired: s.desired, ready: replicas.filter((r) => r.ready).length, replicas };
+}
+
+export function createLabReplicas(info: LabInfo): ReplicaSetAdapter {
+  const where = `lab:${info.dir}`;
+  const status = async (selector: string, signal?: AbortSignal): Promise<WorkloadStatus> =>
+    workloadOf(await getDaemonStatus(info.controlUrl, { signal }), parseSelector(selector));
+
+  async function waitReady(selector: string, options: { timeoutMs: number; signal: AbortSignal; gone?: string[] }): Promise<WorkloadStatus> {
+    const reqs = parseSelector(selector);
+    const gone = new Set(options.gone ?? []);
+    const deadline = performance.now() + options.timeoutMs;
+    let version = -1;
+    let last: WorkloadStatus | null = null;
+    let lastError: Error | null = null;
+    for (;;) {
+      options.signal.throwIfAborted();
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) break;
+      try {
+        // Long-poll: the daemon answers as soon as anything changes, so this reacts in milliseconds without spinning.
+        const s = await getDaemonStatus(info.controlUrl, { after: version, waitMs: Math.min(remaining, 1000), signal: options.signal });
+        version = s.version;
+        last = workloadOf(s, reqs);
+        lastError = null;
+        if (last.ready >= last.desired && !last.replicas.some((r) => r.ready && gone.has(r.name))) return last;
+      } catch (e) {
+        if (options.signal.aborted) throw options.signal.reason;
+        lastError = e as Error;
+        await new Promise((r) => setTimeout(r, Math.min(100, Math.max(0, deadline - performance.now()))));
+      }
+    }
+    const lingering = last?.replicas.filter((r) => r.ready && gone.has(r.name)).map((r) => r.name) ?? [];
+    const notReady = last?.replicas.filter((r) => !r.ready).map((r) => r.name) ?? [];
+    throw new Error(
+      `${where}: ${selector}: ${last ? `${last.ready}/${last.desired} ready` : 'readiness unknown'} after ${options.timeoutMs} ms` +
+        (lingering.length ? `; still ready though meant to be gone: ${lingering.join(', ')}` : '') +
+        (notReady.length ? `; not ready: ${notReady.join(', ')}` : '') +
+        (lastError ? `; control API: ${lastError.message}` : ''),
+    );
+  }
+
+  return {
+    where,
+    async list(selector) {
+      return (await status(selector)).replicas;
+    },
+    status: (selector) => status(selector),
+    waitReady,
+    async kill(replica: Replica, options: KillOptions) {
+      const pid = replica.pid;
+      // A replica that already died may have had its PID reused: only a process of this lab is signalled.
+      if (pid === undefined || !(await isProcessUnder(pid, info.dir))) {
+        throw new Error(`${where}: replica ${replica.name} (pid ${pid ?? 'unknown'}) is not running: nothing was killed`);
+      }
+      if (options.gracePeriodMs <= 0) {
+        signal(pid, 'SIGKILL');
+        await waitGone(pid, 5000);
+      } else {
+        await terminate(pid, options.gracePeriodMs);
+      }
+    },
+    async ensureDesired(selector, options) {
+      // The declared count (lab.json, set by lab up) is what a rollback restores, not whatever a fault scaled to.
+      const declared = (await readConfig(labPaths(info.dir).config))?.replicas ?? info.replicas;
+      await scaleReplicas(info.controlUrl, declared, { resetBackoff: true });
+      return waitReady(selector, options);
+    },
+  };
+}
