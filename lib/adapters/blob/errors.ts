@@ -55,5 +55,8 @@ export function describeError(e: unknown): string {
   // Service messages carry RequestId/Time on later lines; the first line is the human part.
   const msg = (e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e)).trim();
   const head = status !== undefined ? `HTTP ${status}${code ? ` ${code}` : ''}` : '';
-  return redactSecrets([head, msg].filter(Boolean).join(': ') || 'unknown error');
+  // Azurite and Azure name a 403 differently (AuthorizationFailure, AuthenticationFailed,
+  // AuthorizationPermissionMismatch); the likely cause is the same.
+  const hint = status === 403 ? 'the configured credential does not allow this (SAS permissions or expiry, key, or network rules)' : '';
+  return redactSecrets([head, msg, hint].filter(Boolean).join(': ') || 'unknown error');
 }
