@@ -1,7 +1,7 @@
 import type { SloSet } from '../config/types.ts';
 import { Outcome, OUTCOME_NAMES, type ErrorsByKind, type RequestLog } from '../load/types.ts';
 import type { Threshold } from '../score/threshold.ts';
-import { histogramLatency, measureSlo, sloChecks } from '../score/slo.ts';
+import { histogramLatency, measureSlo, sloChecks, type SpanFigures } from '../score/slo.ts';
 import { createHistogram, recordMs } from './histogram.ts';
 import { lowerBound } from './summary.ts';
 
@@ -30,12 +30,17 @@ export interface OutageScan {
   resolutionMs: number | null;
 }
 
+// Outcome codes read once: in the per-request loops below a property read each time adds up.
+const OK = Outcome.ok;
+const PENDING = Outcome.pending;
+const DROPPED = Outcome.dropped;
+
 function emptyKinds(): FailureKinds {
   return { timeout: 0, refused: 0, http5xx: 0, http4xx: 0, other: 0, dropped: 0 };
 }
 
 function isFailed(o: number): boolean {
-  return o !== Outcome.ok && o !== Outcome.pending;
+  return o !== OK && o !== PENDING;
 }
 
 /** Arrivals are at a constant rate, so the mean spacing is the spacing. */
@@ -60,11 +65,11 @@ export function outageIntervals(log: RequestLog, fromMs: number, toMs = Infinity
       if (!isFailed(o)) continue;
       cur = { startMs: s, endMs: null, failed: 0, kinds: emptyKinds() };
     }
-    if (o === Outcome.ok) {
+    if (o === OK) {
       cur.endMs = s;
       intervals.push(cur);
       cur = null;
-    } else if (o !== Outcome.pending) {
+    } else if (o !== PENDING) {
       cur.failed++;
       cur.kinds[OUTCOME_NAMES[o] as keyof FailureKinds]++;
     }
@@ -139,7 +144,6 @@ interface LatencyBound {
   threshold: Threshold;
   /** Samples above this are over the bound whatever HDR rounding does (3 digits: < 0.1% error). */
   overMs: number;
-  over: number;
 }
 
 const HDR_SLACK = 1.01;
@@ -147,10 +151,71 @@ const HDR_SLACK = 1.01;
 function latencyBounds(latency: Threshold[]): LatencyBound[] {
   return latency
     .filter((t) => (t.op === '<' || t.op === '<=') && ['percentile', 'med', 'max', 'avg'].includes(t.aggregate.kind))
-    .map((threshold) => ({ threshold, overMs: threshold.value * HDR_SLACK, over: 0 }));
+    .map((threshold) => ({ threshold, overMs: threshold.value * HDR_SLACK }));
 }
 
-type Verdict = { held: true } | { held: false; final: boolean; reason: string };
+/** The requests scheduled in [lo, hi) with running figures; both ends only move forward. */
+class SlidingWindow {
+  lo: number;
+  hi: number;
+  counted = 0;
+  ok = 0;
+  pending = 0;
+  latencySum = 0;
+  latencyCount = 0;
+  /** Per latency bound: samples certainly over it. */
+  readonly over: Float64Array;
+
+  constructor(
+    private readonly log: RequestLog,
+    private readonly bounds: LatencyBound[],
+    start: number,
+  ) {
+    this.lo = start;
+    this.hi = start;
+    this.over = new Float64Array(bounds.length);
+  }
+
+  /** Window [index of t, first request scheduled at or after endMs). */
+  moveTo(newLo: number, endMs: number): void {
+    const { log } = this;
+    for (; this.lo < newLo; this.lo++) if (this.lo < this.hi) this.add(this.lo, -1);
+    if (this.hi < this.lo) this.hi = this.lo;
+    for (; this.hi < log.count && log.scheduledMs[this.hi]! < endMs; this.hi++) this.add(this.hi, 1);
+  }
+
+  private add(i: number, sign: 1 | -1): void {
+    const o = this.log.outcome[i]!;
+    if (o === PENDING) {
+      this.pending += sign;
+      return;
+    }
+    this.counted += sign;
+    if (o === OK) this.ok += sign;
+    if (o === DROPPED) return;
+    const ms = this.log.latencyMs[i]!;
+    this.latencySum += sign * ms;
+    this.latencyCount += sign;
+    for (let b = 0; b < this.bounds.length; b++) if (ms > this.bounds[b]!.overMs) this.over[b]! += sign;
+  }
+
+  certainlyOver(b: number): boolean {
+    const bound = this.bounds[b]!;
+    const a = bound.threshold.aggregate;
+    const n = this.latencyCount;
+    if (n === 0) return false;
+    if (a.kind === 'max') return this.over[b]! > 0;
+    if (a.kind === 'avg') return this.latencySum / n > bound.overMs;
+    const p = a.kind === 'percentile' ? a.p : 50;
+    // HDR reports the sample of rank max(1, ceil(p% of n)); it is over the bound once that many samples from the top are.
+    const rank = Math.max(1, Math.ceil((p / 100) * n));
+    return this.over[b]! >= n - rank + 1;
+  }
+}
+
+type Judgement = 'held' | 'failed' | { undecided: string };
+
+const noLatency = () => null;
 
 /**
  * The recovered instant: the earliest candidate t >= faultMs such that every SLO holds over the
@@ -159,6 +224,7 @@ type Verdict = { held: true } | { held: false; final: boolean; reason: string };
  * bound) right after one that was not: a window can only start holding where a bad stretch ends.
  * Requests that are ok but slow count as bad for candidacy, or a service that answers slowly after an
  * outage would have no candidate left once its latency settles.
+ * A window must also hold at least one ok request, so that no SLO set can call a dead service recovered.
  *
  * One pass from the fault with a sliding window; a histogram is built only for windows that pass the
  * count-based SLOs and are not already certainly over a latency bound.
@@ -173,7 +239,9 @@ export function findRecovery(log: RequestLog, opts: RecoveryOptions): RecoveryRe
   const latencyChecks = checks.filter((c) => c.kind === 'latency');
   const bounds = latencyBounds(opts.slo.latency);
   const slowMs = bounds.length === 0 ? Infinity : Math.min(...bounds.map((b) => b.threshold.value));
+  const w = new SlidingWindow(log, bounds, start);
   const h = createHistogram();
+  const figures: SpanFigures = { scheduled: 0, ok: 0, latency: noLatency };
 
   let outageDetectedMs: number | null = null;
   for (let i = start; i < log.count; i++) {
@@ -183,66 +251,26 @@ export function findRecovery(log: RequestLog, opts: RecoveryOptions): RecoveryRe
     }
   }
 
-  // Sliding window [lo, hi) over the log, with its running figures.
-  let lo = start;
-  let hi = start;
-  let counted = 0;
-  let ok = 0;
-  let pending = 0;
-  let latencySum = 0;
-  let latencyCount = 0;
-  const add = (i: number, sign: 1 | -1) => {
-    const o = log.outcome[i]!;
-    if (o === Outcome.pending) {
-      pending += sign;
-      return;
-    }
-    counted += sign;
-    if (o === Outcome.ok) ok += sign;
-    if (o === Outcome.dropped) return;
-    const ms = log.latencyMs[i]!;
-    latencySum += sign * ms;
-    latencyCount += sign;
-    for (const b of bounds) if (ms > b.overMs) b.over += sign;
-  };
-  const moveTo = (newLo: number, endMs: number) => {
-    for (; lo < newLo; lo++) if (lo < hi) add(lo, -1);
-    if (hi < lo) hi = lo;
-    for (; hi < log.count && log.scheduledMs[hi]! < endMs; hi++) add(hi, 1);
-  };
-
-  const certainlyOver = (b: LatencyBound): boolean => {
-    const a = b.threshold.aggregate;
-    if (a.kind === 'max') return b.over > 0;
-    if (a.kind === 'avg') return latencyCount > 0 && latencySum / latencyCount > b.overMs;
-    const p = a.kind === 'percentile' ? a.p : 50;
-    // HDR reports the sample of rank max(1, ceil(p% of n)); it is over the bound once that many samples from the top are.
-    const rank = Math.max(1, Math.ceil((p / 100) * latencyCount));
-    return latencyCount > 0 && b.over >= latencyCount - rank + 1;
-  };
-
-  const judge = (t: number, index: number): Verdict => {
+  const judge = (t: number, index: number): Judgement => {
     const endMs = t + windowMs;
-    if (endMs > nowMs) {
-      return { held: false, final: true, reason: `the window from ${fmtMs(t)} ends at ${fmtMs(endMs)}, after now (${fmtMs(nowMs)}); not complete yet` };
-    }
-    moveTo(index, endMs);
-    if (pending > 0) {
-      return { held: false, final: true, reason: `${pending} requests in the window from ${fmtMs(t)} are still in flight` };
-    }
-    if (ok === 0) return { held: false, final: false, reason: '' };
-    const figures = { scheduled: counted, ok, latency: () => null };
-    for (const c of countChecks) if (measureSlo(c, figures).met !== true) return { held: false, final: false, reason: '' };
-    if (latencyChecks.length === 0) return { held: true };
-    if (bounds.some(certainlyOver)) return { held: false, final: false, reason: '' };
+    if (endMs > nowMs) return { undecided: `the window from ${fmtMs(t)} ends at ${fmtMs(endMs)}, after now (${fmtMs(nowMs)}); not complete yet` };
+    w.moveTo(index, endMs);
+    if (w.pending > 0) return { undecided: `${w.pending} requests in the window from ${fmtMs(t)} are still in flight` };
+    if (w.ok === 0) return 'failed';
+    figures.scheduled = w.counted;
+    figures.ok = w.ok;
+    figures.latency = noLatency;
+    for (const c of countChecks) if (measureSlo(c, figures).met !== true) return 'failed';
+    if (latencyChecks.length === 0) return 'held';
+    for (let b = 0; b < bounds.length; b++) if (w.certainlyOver(b)) return 'failed';
     h.reset();
-    for (let i = lo; i < hi; i++) {
+    for (let i = w.lo; i < w.hi; i++) {
       const o = log.outcome[i]!;
-      if (o !== Outcome.dropped && o !== Outcome.pending) recordMs(h, log.latencyMs[i]!);
+      if (o !== DROPPED && o !== PENDING) recordMs(h, log.latencyMs[i]!);
     }
-    const exact = { scheduled: counted, ok, latency: histogramLatency(h) };
-    for (const c of latencyChecks) if (measureSlo(c, exact).met !== true) return { held: false, final: false, reason: '' };
-    return { held: true };
+    figures.latency = histogramLatency(h);
+    for (const c of latencyChecks) if (measureSlo(c, figures).met !== true) return 'failed';
+    return 'held';
   };
 
   const notRecovered = (reason: string): NotRecovered => ({ recoveredMs: null, reason, outageDetectedMs, resolutionMs, method });
@@ -253,21 +281,20 @@ export function findRecovery(log: RequestLog, opts: RecoveryOptions): RecoveryRe
 
   if (start >= log.count) return notRecovered('no request was scheduled after the fault');
   let v = judge(faultMs, start);
-  if (v.held) return recovered(faultMs);
-  if (v.final) return notRecovered(v.reason);
+  if (v === 'held') return recovered(faultMs);
+  if (v !== 'failed') return notRecovered(v.undecided);
 
-  const isGood = (i: number) => log.outcome[i] === Outcome.ok && log.latencyMs[i]! < slowMs;
-  let prevGood = start > 0 ? isGood(start - 1) : false;
+  const { outcome, latencyMs, scheduledMs } = log;
+  let prevGood = start > 0 && outcome[start - 1] === OK && latencyMs[start - 1]! < slowMs;
   for (let i = start; i < log.count; i++) {
-    const o = log.outcome[i]!;
+    const o = outcome[i]!;
     // A later candidate cannot be judged while an earlier request's fate, and so the candidate list, is open.
-    if (o === Outcome.pending) return notRecovered(`waiting for the request scheduled at ${fmtMs(log.scheduledMs[i]!)}, still in flight`);
-    const good = isGood(i);
-    const t = log.scheduledMs[i]!;
-    if (good && !prevGood && t > faultMs) {
-      v = judge(t, i);
-      if (v.held) return recovered(t);
-      if (v.final) return notRecovered(v.reason);
+    if (o === PENDING) return notRecovered(`waiting for the request scheduled at ${fmtMs(scheduledMs[i]!)}, still in flight`);
+    const good = o === OK && latencyMs[i]! < slowMs;
+    if (good && !prevGood && scheduledMs[i]! > faultMs) {
+      v = judge(scheduledMs[i]!, i);
+      if (v === 'held') return recovered(scheduledMs[i]!);
+      if (v !== 'failed') return notRecovered(v.undecided);
     }
     prevGood = good;
   }
