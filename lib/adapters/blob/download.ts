@@ -39,13 +39,27 @@ class ShortRead extends Error {}
 async function readExactly(body: NodeJS.ReadableStream, count: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(count);
   let got = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (got + chunk.length > count) throw new ShortRead(`range body longer than requested (${got + chunk.length} > ${count})`);
-    chunk.copy(buf, got);
-    got += chunk.length;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (got + chunk.length > count) throw new ShortRead(`range body longer than requested (${got + chunk.length} > ${count})`);
+      chunk.copy(buf, got);
+      got += chunk.length;
+    }
+  } catch (e) {
+    if (e instanceof ShortRead) throw e;
+    // The SDK reports a connection reset mid-body as "The operation was aborted", which reads like
+    // a cancellation; say what happened.
+    throw new ShortRead(`connection lost after ${got} of ${count} bytes (${(e as Error).message})`);
   }
   if (got !== count) throw new ShortRead(`range body ended after ${got} of ${count} bytes`);
   return buf;
+}
+
+/** Drop a body we will not read; the abort that follows would otherwise surface as an uncaught error. */
+function discard(body: NodeJS.ReadableStream | undefined): void {
+  if (!body) return;
+  body.on('error', () => {});
+  (body as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -133,7 +147,7 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
         // (Azurite answers a range past the end with 200 and zero bytes where Azure says 416.)
         const size = Number(/\/(\d+)$/.exec(res.contentRange ?? '')?.[1] ?? total);
         if (size < total || (res.contentLength !== undefined && res.contentLength < count)) {
-          res.readableStreamBody?.resume();
+          discard(res.readableStreamBody);
           throw err('truncated', `${where} is truncated: ${range} returned ${res.contentLength ?? 0} bytes of a ${size}-byte blob, expected ${total}`, res._response.status);
         }
         if (!res.readableStreamBody) throw new ShortRead('response has no body');
