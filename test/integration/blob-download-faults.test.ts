@@ -138,7 +138,7 @@ test('a blob replaced mid-download is refused instead of stitched from two versi
   let release: () => void = () => {};
   const replaced = new Promise<void>((r) => (release = r));
   // Every range after the first waits until the blob has been overwritten.
-  p.decide = async (req) => {
+  p.decide = async (req): Promise<Decision> => {
     const r = rangeOf(req);
     if (r && r !== 'bytes=0-299999') await replaced;
     return 'pass';
