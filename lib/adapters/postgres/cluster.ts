@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { childrenOf, isProcessUnder, signal, waitGone } from './proc.ts';
 
@@ -134,6 +134,8 @@ host    replication   all   127.0.0.1/32   trust
 export async function initCluster(dataDir: string, options: InitOptions): Promise<void> {
   const exists = await stat(join(dataDir, 'PG_VERSION')).then(() => true, () => false);
   if (exists) throw new Error(`${dataDir} already holds a PostgreSQL cluster`);
+  // A recursive mkdir would give the parents 0700 too, and postgres could not reach the data dir through them.
+  await mkdir(dirname(dataDir), { recursive: true, mode: 0o755 });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await chmod(dataDir, 0o700);
   await giveToServerUser(dataDir);

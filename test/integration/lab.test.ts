@@ -1,0 +1,293 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { ensureRoleAndDatabase, initCluster, startCluster, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
+import { isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
+import { getDaemonStatus, labDown, labStatus, labUp, pauseFront, setDbPrimary, type LabInfo } from '../../lib/lab/index.ts';
+import { freePort } from '../support/ports.ts';
+import { makeTempDir, type TempDir } from '../support/tmp.ts';
+
+const epochNow = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Reply {
+  status: number;
+  replica: string | null;
+  body: string;
+}
+
+function request(url: string, options: { method?: string; body?: unknown; agent?: http.Agent } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const req = http.request(url, {
+      method: options.method ?? 'GET',
+      agent: options.agent ?? false,
+      timeout: 5000,
+      headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, replica: (res.headers['x-drill-replica'] as string) ?? null, body }));
+      res.on('error', reject);
+    });
+    req.end(payload);
+  });
+}
+
+/** Resolves 'open' or the connect error code. */
+function tryConnect(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve('open');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+async function serverIdentity(port: number): Promise<{ port: number; system: string }> {
+  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'orders', connectionTimeoutMillis: 2000 });
+  await c.connect();
+  try {
+    const r = await c.query<{ port: number; system: string }>('SELECT inet_server_port() AS port, (SELECT system_identifier::text FROM pg_control_system()) AS system');
+    return r.rows[0]!;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+describe('lab', { timeout: 110_000 }, () => {
+  let tmp: TempDir;
+  let dir: string;
+  let info: LabInfo;
+  const seenPids = new Set<number>();
+
+  async function remember(): Promise<void> {
+    const s = await labStatus({ dir });
+    for (const c of s.components) if (c.pid) seenPids.add(c.pid);
+    for (const r of s.replicas) if (r.pid) seenPids.add(r.pid);
+  }
+
+  before(async () => {
+    tmp = await makeTempDir('drill-lab-');
+    dir = join(tmp.path, 'lab');
+    const t0 = performance.now();
+    info = await labUp({ dir, replicas: 3 });
+    console.log(`# labUp (fresh dir) took ${(performance.now() - t0).toFixed(0)} ms`);
+    await remember();
+  });
+
+  after(async () => {
+    try {
+      await labDown({ dir });
+    } finally {
+      // Safety net when labDown itself failed: only PIDs this test saw, and only while they are still the lab's.
+      for (const pid of seenPids) if (await isProcessUnder(pid, dir)) process.kill(pid, 'SIGKILL');
+      await tmp.remove();
+    }
+  });
+
+  test('up: three ready replicas behind the front; GET and POST /orders work', async () => {
+    const s = await labStatus({ dir });
+    assert.equal(s.up, true);
+    assert.equal(s.stale, false);
+    assert.equal(s.replicas.filter((r) => r.ready).length, 3);
+    for (const r of s.replicas) {
+      assert.deepEqual(r.labels, { app: 'orders', tier: 'web' });
+      assert.match(r.name, /^orders-[0-9a-f]{4}-\d+$/);
+      assert.ok(r.pid && (await isProcessUnder(r.pid, dir)), `${r.name} runs under the lab dir`);
+    }
+    assert.deepEqual(new Set(s.components.map((c) => `${c.name}:${c.alive}`)), new Set(['postgres:true', 'daemon:true', 'control:true', 'front:true', 'db-endpoint:true']));
+    assert.match(info.serviceUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+
+    const token = `tok-${Date.now()}`;
+    const created = await request(`${info.serviceUrl}/orders`, { method: 'POST', body: { item: 'widget', token, seq: 41 } });
+    assert.equal(created.status, 201, created.body);
+    const row = JSON.parse(created.body);
+    assert.equal(row.item, 'widget');
+    assert.equal(row.token, token);
+    assert.equal(row.seq, 41);
+    assert.equal(typeof row.id, 'number');
+    const dup = await request(`${info.serviceUrl}/orders`, { method: 'POST', body: { item: 'widget', token } });
+    assert.equal(dup.status, 409, 'token is unique');
+    const bad = await request(`${info.serviceUrl}/orders`, { method: 'POST', body: { token: 'x' } });
+    assert.equal(bad.status, 400);
+
+    const served = new Set<string>();
+    for (let i = 0; i < 9; i++) {
+      const r = await request(`${info.serviceUrl}/orders?limit=5`);
+      assert.equal(r.status, 200);
+      served.add(r.replica!);
+      if (i === 0) assert.ok(JSON.parse(r.body).some((o: { token: string }) => o.token === token));
+    }
+    assert.equal(served.size, 3, `round robin reaches every replica: ${[...served].join(', ')}`);
+  });
+
+  test('a SIGKILLed replica is replaced under a new name, and only requests in flight at the kill fail', async () => {
+    const before = await getDaemonStatus(info.controlUrl);
+    const victim = before.replicas[0]!;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    const log: { start: number; end: number; ok: boolean; replica: string | null; error?: string }[] = [];
+    let stop = false;
+    const loop = async (n: number) => {
+      for (let i = 0; !stop; i++) {
+        const start = performance.now();
+        try {
+          const post = (i + n) % 2 === 0;
+          const r = post
+            ? await request(`${info.serviceUrl}/orders`, { method: 'POST', body: { item: 'kill-loop', token: `k-${n}-${i}-${Date.now()}` }, agent })
+            : await request(`${info.serviceUrl}/orders?limit=1`, { agent });
+          log.push({ start, end: performance.now(), ok: r.status < 300, replica: r.replica, error: r.status < 300 ? undefined : `${r.status} ${r.body}` });
+        } catch (e) {
+          log.push({ start, end: performance.now(), ok: false, replica: null, error: (e as Error).message });
+        }
+      }
+    };
+    const loops = [0, 1, 2, 3].map(loop);
+    await sleep(300);
+    const killAt = performance.now();
+    process.kill(victim.pid!, 'SIGKILL');
+    // SIGKILL is delivered asynchronously: until the process is really gone its listening socket still accepts,
+    // so a request sent in that instant reached a dying replica and counts as in flight at the kill.
+    while ((await procState(victim.pid!)) === 'alive');
+    const exitedAt = performance.now();
+    const inFlightAtKill = () => log.filter((l) => l.start < exitedAt && l.end > killAt).length;
+
+    let replacedMs = -1;
+    let readyMs = -1;
+    let replacement = '';
+    while (performance.now() - killAt < 3000) {
+      const s = await getDaemonStatus(info.controlUrl);
+      const fresh = s.replicas.find((r) => !before.replicas.some((b) => b.name === r.name));
+      if (fresh && replacedMs < 0) {
+        replacedMs = performance.now() - killAt;
+        replacement = fresh.name;
+        seenPids.add(fresh.pid!);
+      }
+      if (fresh && !s.replicas.some((r) => r.name === victim.name) && s.ready === 3) {
+        readyMs = performance.now() - killAt;
+        break;
+      }
+      await sleep(20);
+    }
+    await sleep(300);
+    stop = true;
+    await Promise.all(loops);
+    agent.destroy();
+    const atKill = inFlightAtKill();
+    console.log(
+      `# replica gone ${(exitedAt - killAt).toFixed(2)} ms after SIGKILL; replacement ${replacement} started ${replacedMs.toFixed(0)} ms ` +
+        `and ready ${readyMs.toFixed(0)} ms after the kill; ${log.length} requests, ${atKill} in flight at the kill`,
+    );
+
+    assert.ok(replacedMs >= 0 && replacedMs < 500, `replacement started within ~200 ms (took ${replacedMs.toFixed(0)} ms)`);
+    assert.ok(readyMs >= 0, 'replacement ready and victim gone within 3 s');
+    assert.notEqual(replacement, victim.name);
+    const errors = log.filter((l) => !l.ok);
+    assert.ok(errors.length <= atKill, `errors ${errors.length} <= in flight at kill ${atKill}: ${JSON.stringify(errors)}`);
+    for (const e of errors) assert.ok(e.start < exitedAt, `only requests in flight at the kill failed: ${JSON.stringify(e)}`);
+    assert.ok(!log.some((l) => l.start > exitedAt && l.replica === victim.name), 'nothing sent after the exit reached the dead replica');
+    assert.ok(log.filter((l) => l.start > killAt && l.ok).length > 20, 'the loop kept being served after the kill');
+  });
+
+  test('front pause refuses connections for the paused time, timestamps exact', async () => {
+    const port = Number(new URL(info.serviceUrl).port);
+    const held = net.connect({ host: '127.0.0.1', port });
+    await new Promise((r) => held.once('connect', r));
+    let heldClosedAt = 0;
+    held.on('close', () => (heldClosedAt = epochNow()));
+    held.on('error', () => {});
+
+    const samples: { at: number; result: string }[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const at = epochNow();
+        samples.push({ at, result: await tryConnect(port) });
+        await sleep(10);
+      }
+    })();
+    await sleep(100);
+    const r = await pauseFront(info, 1000);
+    await sleep(100);
+    polling = false;
+    await poller;
+
+    const length = r.reopenedAtEpochMs - r.closedAtEpochMs;
+    console.log(`# front paused ${length.toFixed(2)} ms`);
+    assert.ok(length >= 999 && length < 1100, `closed for ${length} ms`);
+    const refused = samples.filter((s) => s.result === 'ECONNREFUSED');
+    assert.ok(refused.length > 50, `connections refused during the pause (${refused.length})`);
+    for (const s of refused) assert.ok(s.at >= r.closedAtEpochMs - 5 && s.at <= r.reopenedAtEpochMs + 5, `refusal at ${s.at} lies in the window`);
+    assert.ok(refused[0]!.at - r.closedAtEpochMs < 50, 'refusals start when the front says it closed');
+    assert.ok(r.reopenedAtEpochMs - refused[refused.length - 1]!.at < 50, 'and last until it says it reopened');
+    assert.ok(samples.some((s) => s.result === 'open' && s.at > r.reopenedAtEpochMs), 'open again after');
+    assert.ok(heldClosedAt > 0 && Math.abs(heldClosedAt - r.closedAtEpochMs) < 50, 'open connections were cut at the close');
+    assert.equal((await request(`${info.serviceUrl}/orders?limit=1`)).status, 200);
+  });
+
+  test('the DB endpoint can be repointed at another cluster and back', async () => {
+    const other = join(tmp.path, 'other');
+    const otherPort = await freePort();
+    await initCluster(join(other, 'data'), { port: otherPort, socketDir: join(other, 'sock') });
+    try {
+      await startCluster(join(other, 'data'), { logFile: join(other, 'pg.log') });
+      await ensureRoleAndDatabase({ host: '127.0.0.1', port: otherPort, user: 'postgres', database: 'postgres' }, { role: 'drill', database: 'orders' });
+
+      const mine = await serverIdentity(info.db.endpointPort);
+      assert.equal(mine.port, info.db.port);
+      const held = new pg.Client({ host: '127.0.0.1', port: info.db.endpointPort, user: 'drill', database: 'orders' });
+      await held.connect();
+      held.on('error', () => {});
+
+      const r = await setDbPrimary(info.controlUrl, otherPort);
+      assert.equal(r.previousPort, info.db.port);
+      assert.ok(r.closedConnections >= 1, 'existing connections were cut');
+      await assert.rejects(held.query('SELECT 1'), 'a connection to the old primary does not survive the repoint');
+      await held.end().catch(() => {});
+
+      const theirs = await serverIdentity(info.db.endpointPort);
+      assert.equal(theirs.port, otherPort);
+      assert.notEqual(theirs.system, mine.system, 'a different cluster, not the same one on another port');
+
+      // The service reconnects by itself and creates its table on the new primary.
+      const token = `repoint-${Date.now()}`;
+      let created: Reply | null = null;
+      const t0 = performance.now();
+      while (performance.now() - t0 < 5000) {
+        created = await request(`${info.serviceUrl}/orders`, { method: 'POST', body: { item: 'moved', token } }).catch(() => null);
+        if (created?.status === 201) break;
+        await sleep(50);
+      }
+      assert.equal(created?.status, 201, created?.body);
+      const c = new pg.Client({ host: '127.0.0.1', port: otherPort, user: 'drill', database: 'orders' });
+      await c.connect();
+      assert.equal((await c.query('SELECT 1 FROM orders WHERE token = $1', [token])).rowCount, 1, 'the write landed on the new primary');
+      await c.end();
+    } finally {
+      await setDbPrimary(info.controlUrl, info.db.port);
+      await stopCluster(join(other, 'data'), 'immediate');
+    }
+    assert.equal((await serverIdentity(info.db.endpointPort)).port, info.db.port);
+  });
+
+  test('labUp on a running lab is idempotent', async () => {
+    const before = await labStatus({ dir });
+    const t0 = performance.now();
+    const again = await labUp({ dir, replicas: 3 });
+    console.log(`# labUp (already running) took ${(performance.now() - t0).toFixed(0)} ms`);
+    assert.equal(again.alreadyRunning, true);
+    assert.equal(again.serviceUrl, info.serviceUrl);
+    assert.deepEqual(again.pids, info.pids);
+    const afterUp = await labStatus({ dir });
+    assert.deepEqual(afterUp.replicas.map((r) => r.pid).sort(), before.replicas.map((r) => r.pid).sort(), 'no replica restarted');
+  });
+});
