@@ -1,0 +1,186 @@
+/**
+ * A Kubernetes-API-compatible HTTP server for tests: the real @kubernetes/client-node and real kubectl talk
+ * to it over loopback. It keeps objects, serves discovery, list/watch/CRUD with the real wire format, runs
+ * controllers and a kubelet in miniature, enforces RBAC when given tokens, and takes faults on request.
+ */
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Controllers } from './controllers.ts';
+import { applyDefaults, validate } from './defaults.ts';
+import { resourceOfKind } from './discovery.ts';
+import { handle } from './http.ts';
+import { labelPredicate } from './selectors.ts';
+import { Store } from './store.ts';
+import type { KubeApiOptions, KubeObject, RequestRecord } from './types.ts';
+
+export type { KubeApiOptions, KubeObject, RbacRule, RbacUser, RequestRecord } from './types.ts';
+export * from './fixtures.ts';
+
+export interface KubeApiState {
+  get(resource: string, namespace: string | undefined, name: string): KubeObject | undefined;
+  list(resource: string, namespace?: string, labelSelector?: string): KubeObject[];
+  /** Create an object as an admin would (`kubectl create`), creating its namespace if missing. */
+  create(o: KubeObject): KubeObject;
+  resourceVersion(): number;
+  /** Drop the watch history (etcd compaction): a watch resuming from before now gets 410 Expired. */
+  compact(): void;
+  /** Every request served, in order of completion. */
+  readonly requests: RequestRecord[];
+  /** Controller failures; empty unless the server has a bug. */
+  readonly controllerErrors: Error[];
+  /** Resolve when `check` holds, re-checked on every store change; reject naming `what` after timeoutMs. */
+  waitFor(check: () => boolean, what: string, timeoutMs?: number): Promise<void>;
+}
+
+export interface KubeApiFaults {
+  /** The next watch that resumes from a resourceVersion gets an ERROR event with a 410 Expired Status. */
+  expireNextWatch(): void;
+  /** End every open watch stream, as a load balancer or an API server restart does. */
+  dropWatches(): void;
+  /** Hold every response for `ms` before handling it; 0 stops. */
+  delay(ms: number): void;
+  /** Stop listening and cut open connections: clients get ECONNREFUSED until `reachable()`. */
+  unreachable(): Promise<void>;
+  reachable(): Promise<void>;
+}
+
+export interface KubeApi {
+  url: string;
+  port: number;
+  state: KubeApiState;
+  faults: KubeApiFaults;
+  stop(): Promise<void>;
+}
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeApi> {
+  const store = new Store(options.eventWindow ?? 1000);
+  const controllers = new Controllers(store, {
+    replaceDelayMs: options.replaceDelayMs ?? 100,
+    readyDelayMs: options.readyDelayMs ?? 100,
+    shutdownMs: options.shutdownMs ?? 100,
+  });
+  const requests: RequestRecord[] = [];
+  const streams = new Set<ServerResponse>();
+  let delayMs = 0;
+  let expireNext = false;
+  let port = 0;
+
+  const server = createServer((req, res) => {
+    void handle(req, res, {
+      store,
+      tokens: options.tokens,
+      serverAddress: () => `127.0.0.1:${port}`,
+      requests,
+      delayMs: () => delayMs,
+      bookmarkIntervalMs: options.bookmarkIntervalMs ?? 1000,
+      streams,
+      takeExpiry: () => {
+        const e = expireNext;
+        expireNext = false;
+        return e;
+      },
+    });
+  });
+  port = await listen(server, 0);
+
+  const create = (input: KubeObject): KubeObject => {
+    const t = resourceOfKind(input.apiVersion, input.kind);
+    if (!t) throw new Error(`kube-api: cannot create ${input.apiVersion} ${input.kind}: not a served resource`);
+    const o = structuredClone(input);
+    const ns = o.metadata.namespace;
+    if (t.namespaced && ns && !store.get('namespaces', undefined, ns)) create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    delete o.status;
+    applyDefaults(t.resource, o);
+    validate(t, o);
+    return store.create(t.resource, o);
+  };
+
+  const waitFor = (check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (check()) return resolve();
+      const timer = setTimeout(() => {
+        unsubscribe();
+        reject(new Error(`kube-api: timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      const unsubscribe = store.subscribe(() => {
+        if (!check()) return;
+        clearTimeout(timer);
+        unsubscribe();
+        resolve();
+      });
+    });
+
+  const state: KubeApiState = {
+    get: (resource, namespace, name) => store.get(resource, namespace, name),
+    list: (resource, namespace, labelSelector) => {
+      const match = labelPredicate(labelSelector);
+      return store.list(resource, namespace, (o) => match(o.metadata.labels));
+    },
+    create,
+    resourceVersion: () => store.currentRv(),
+    compact: () => store.compact(),
+    requests,
+    controllerErrors: controllers.errors,
+    waitFor,
+  };
+
+  const faults: KubeApiFaults = {
+    expireNextWatch: () => {
+      expireNext = true;
+    },
+    dropWatches: () => {
+      for (const s of [...streams]) s.end();
+    },
+    delay: (ms) => {
+      delayMs = ms;
+    },
+    unreachable: () => close(server),
+    reachable: async () => {
+      if (!server.listening) await listen(server, port);
+    },
+  };
+
+  const api: KubeApi = {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    state,
+    faults,
+    async stop() {
+      controllers.stop();
+      for (const s of [...streams]) s.destroy();
+      await close(server);
+    },
+  };
+
+  try {
+    for (const o of options.objects ?? []) create(o);
+    if (options.waitForSeed !== false) {
+      const ready = () =>
+        store.list('deployments').every((d) => d.status?.observedGeneration === d.metadata.generation && (d.status?.readyReplicas ?? 0) === d.spec.replicas && (d.status?.replicas ?? 0) === d.spec.replicas) &&
+        store.list('statefulsets').every((s) => (s.status?.readyReplicas ?? 0) === s.spec.replicas);
+      await waitFor(ready, 'seeded Deployments and StatefulSets to be ready');
+    }
+  } catch (e) {
+    await api.stop();
+    throw e;
+  }
+  return api;
+}

@@ -1,0 +1,167 @@
+/**
+ * The kubelet in miniature: a new pod runs and turns Ready after `readyDelayMs`; a pod being deleted
+ * gracefully stays (Terminating, with deletionTimestamp) until its container has exited, which takes
+ * `shutdownMs` or the grace period, whichever is shorter.
+ */
+import type { Store } from './store.ts';
+import type { Condition, KubeObject } from './types.ts';
+
+export const NODE_NAME = 'drill-node-1';
+const HOST_IP = '10.0.0.10';
+
+function now(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+function isTerminal(pod: KubeObject): boolean {
+  return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
+}
+
+export function podIsReady(pod: KubeObject): boolean {
+  return (pod.status?.conditions ?? []).some((c: Condition) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** Not being deleted and not finished: what controllers count toward their replicas. */
+export function podIsActive(pod: KubeObject): boolean {
+  return !pod.metadata.deletionTimestamp && !isTerminal(pod);
+}
+
+function conditions(ready: boolean, at: string): Condition[] {
+  const r: Condition['status'] = ready ? 'True' : 'False';
+  const notReady = ready ? {} : { reason: 'ContainersNotReady', message: 'containers with unready status: [app]' };
+  return [
+    { type: 'PodReadyToStartContainers', status: r, lastProbeTime: null, lastTransitionTime: at },
+    { type: 'Initialized', status: 'True', lastProbeTime: null, lastTransitionTime: at },
+    { type: 'Ready', status: r, lastProbeTime: null, lastTransitionTime: at, ...notReady },
+    { type: 'ContainersReady', status: r, lastProbeTime: null, lastTransitionTime: at, ...notReady },
+    { type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: at },
+  ];
+}
+
+function containerStatuses(pod: KubeObject, running: boolean, at: string): unknown[] {
+  return (pod.spec?.containers ?? []).map((c: { name: string; image: string }, i: number) => ({
+    name: c.name,
+    image: c.image,
+    imageID: `${c.image}@sha256:${'0'.repeat(63)}${i}`,
+    ...(running ? { containerID: `containerd://${pod.metadata.uid!.replace(/-/g, '')}${i}` } : {}),
+    ready: running,
+    started: running,
+    restartCount: 0,
+    state: running ? { running: { startedAt: at } } : { waiting: { reason: 'ContainerCreating' } },
+    lastState: {},
+  }));
+}
+
+/**
+ * Delete a pod the way the API server does: grace 0 (or a pod no kubelet runs yet) removes it at once;
+ * otherwise it is marked with deletionTimestamp and the kubelet removes it when the container has exited.
+ * A second delete may shorten the grace period, never lengthen it.
+ */
+export function deletePod(store: Store, pod: KubeObject, graceSeconds: number | undefined): KubeObject {
+  const grace = graceSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
+  const m = pod.metadata;
+  if (grace <= 0 || !pod.spec?.nodeName || isTerminal(pod)) return store.remove('pods', m.namespace, m.name!);
+  if (m.deletionTimestamp && (m.deletionGracePeriodSeconds ?? 0) <= grace) return pod;
+  const next = structuredClone(pod);
+  next.metadata.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+  next.metadata.deletionGracePeriodSeconds = grace;
+  return store.updateAsServer('pods', next);
+}
+
+export class Kubelet {
+  private readonly starting = new Map<string, NodeJS.Timeout>();
+  private readonly stopping = new Map<string, { timer: NodeJS.Timeout; grace: number }>();
+  private nextIp = 2;
+
+  constructor(
+    private readonly store: Store,
+    private readonly opts: { readyDelayMs: number; shutdownMs: number },
+  ) {}
+
+  /** Reacts to every pod event: schedules start-up for new pods and removal for terminating ones. */
+  onPod(type: string, pod: KubeObject): void {
+    const uid = pod.metadata.uid!;
+    if (type === 'DELETED') {
+      this.cancel(uid);
+      return;
+    }
+    if (pod.metadata.deletionTimestamp) {
+      this.scheduleRemoval(pod);
+      return;
+    }
+    if (type === 'ADDED' && !pod.status?.startTime) this.bind(pod);
+  }
+
+  private bind(pod: KubeObject): void {
+    const at = now();
+    const p = structuredClone(pod);
+    p.spec.nodeName = NODE_NAME;
+    p.status = {
+      phase: 'Pending',
+      conditions: conditions(false, at),
+      hostIP: HOST_IP,
+      hostIPs: [{ ip: HOST_IP }],
+      startTime: at,
+      containerStatuses: containerStatuses(p, false, at),
+      qosClass: 'BestEffort',
+    };
+    this.store.updateAsServer('pods', p);
+    const uid = pod.metadata.uid!;
+    this.starting.set(
+      uid,
+      setTimeout(() => {
+        this.starting.delete(uid);
+        this.run(pod.metadata.namespace!, pod.metadata.name!, uid);
+      }, this.opts.readyDelayMs),
+    );
+  }
+
+  private run(namespace: string, name: string, uid: string): void {
+    const p = this.store.get('pods', namespace, name);
+    if (!p || p.metadata.uid !== uid || p.metadata.deletionTimestamp) return;
+    const at = now();
+    const ip = `10.244.0.${this.nextIp++ % 250}`;
+    p.status = {
+      ...p.status,
+      phase: 'Running',
+      conditions: conditions(true, at),
+      podIP: ip,
+      podIPs: [{ ip }],
+      containerStatuses: containerStatuses(p, true, at),
+    };
+    this.store.updateAsServer('pods', p);
+  }
+
+  private scheduleRemoval(pod: KubeObject): void {
+    const uid = pod.metadata.uid!;
+    const grace = pod.metadata.deletionGracePeriodSeconds ?? 0;
+    const existing = this.stopping.get(uid);
+    if (existing && existing.grace <= grace) return;
+    if (existing) clearTimeout(existing.timer);
+    const timer = setTimeout(
+      () => {
+        this.stopping.delete(uid);
+        const p = this.store.get('pods', pod.metadata.namespace, pod.metadata.name!);
+        if (p && p.metadata.uid === uid) this.store.remove('pods', p.metadata.namespace, p.metadata.name!);
+      },
+      Math.min(grace * 1000, this.opts.shutdownMs),
+    );
+    this.stopping.set(uid, { timer, grace });
+  }
+
+  private cancel(uid: string): void {
+    const s = this.starting.get(uid);
+    if (s) clearTimeout(s);
+    this.starting.delete(uid);
+    const t = this.stopping.get(uid);
+    if (t) clearTimeout(t.timer);
+    this.stopping.delete(uid);
+  }
+
+  stop(): void {
+    for (const t of this.starting.values()) clearTimeout(t);
+    for (const t of this.stopping.values()) clearTimeout(t.timer);
+    this.starting.clear();
+    this.stopping.clear();
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Wire shapes of the Kubernetes API, as loose as the server needs them. Objects are kept as the JSON the
+ * API speaks (timestamps are RFC 3339 strings), not as client-node's model classes (which hold Dates).
+ */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  deletionGracePeriodSeconds?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
+  finalizers?: string[];
+  [key: string]: unknown;
+}
+
+/**
+ * Any API object. `spec` and `status` are `any` on purpose: they are free-form JSON owned by each resource,
+ * and typing every resource's schema would make this test server larger than what it tests.
+ */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec?: any;
+  status?: any;
+  [key: string]: unknown;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+  lastUpdateTime?: string;
+  lastProbeTime?: string | null;
+}
+
+/** One RBAC rule in the shape of a Role rule; `namespaces` stands in for which RoleBinding grants it. */
+export interface RbacRule {
+  verbs: string[];
+  apiGroups: string[];
+  resources: string[];
+  /** Namespaces the rule applies in; omitted = every namespace and cluster scope (a ClusterRoleBinding). */
+  namespaces?: string[];
+  resourceNames?: string[];
+}
+
+export interface RbacUser {
+  /** As the API server names it: `system:serviceaccount:drill:drill`. */
+  user: string;
+  rules: RbacRule[];
+}
+
+export interface KubeApiOptions {
+  /** Objects created at start (namespaces are created on demand for namespaced objects). */
+  objects?: KubeObject[];
+  /** Bearer token -> who and what they may do. Absent or empty = no authentication, everything allowed. */
+  tokens?: Record<string, RbacUser>;
+  /** How long the ReplicaSet controller waits before creating a missing pod. */
+  replaceDelayMs?: number;
+  /** How long a new pod takes from created to Running and Ready. */
+  readyDelayMs?: number;
+  /** How long a container takes to exit after SIGTERM; a graceful delete ends at min(this, grace period). */
+  shutdownMs?: number;
+  /** Watch events kept for resuming watches; a watch from an older resourceVersion gets 410 Expired. */
+  eventWindow?: number;
+  /** Interval of BOOKMARK events on watches that asked for them. The real server uses about a minute. */
+  bookmarkIntervalMs?: number;
+  /** Wait until seeded Deployments have all replicas ready before resolving. Default true. */
+  waitForSeed?: boolean;
+}
+
+export interface RequestRecord {
+  method: string;
+  path: string;
+  query: string;
+  verb: string;
+  resource: string;
+  namespace?: string;
+  name?: string;
+  user?: string;
+  status: number;
+}
