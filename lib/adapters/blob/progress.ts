@@ -38,8 +38,9 @@ export function transferProgress(options: TransferProgressOptions): TransferProg
 
   const rate = (): number | undefined => {
     const t = now();
-    // Keep one sample at or before the window start so the span covers the whole window.
-    while (samples.length > 2 && (samples[1]?.t ?? t) <= t - windowMs) samples.shift();
+    // Base the rate on the newest sample at or before the window start: a stalled transfer then
+    // shows 0 MB/s instead of its lifetime average.
+    while (samples.length > 1 && (samples[1]?.t ?? t) <= t - windowMs) samples.shift();
     const first = samples[0];
     if (!first || t - first.t <= 0) return undefined;
     return ((bytes - first.bytes) / (t - first.t)) * 1000;
