@@ -27,6 +27,7 @@ export function visibleWidth(s: string): number {
 
 /** Words wrapped to the width, continuation lines indented like the first line's text. */
 function wrap(first: string, text: string, indent: number): string[] {
+  if (visibleWidth(first + text) <= WIDTH) return [first + text];
   const out: string[] = [];
   let line = first;
   for (const word of text.split(/\s+/).filter(Boolean)) {
@@ -54,7 +55,7 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
   const paint = (style: Style, s: string) => (options.color ? `\x1b[${ANSI[style]}m${s}\x1b[0m` : s);
   const mark = (met: boolean | null) => (met === true ? paint('green', '✓ met') : met === false ? paint('red', '✗ missed') : paint('dim', '– not measured'));
   const lines: string[] = [];
-  const row = (label: string, text: string) => lines.push(...wrap(`  ${pad(label, 13)} `, text, 16));
+  const row = (label: string, text: string) => lines.push(...wrap(`  ${pad(label, 13)} `, text.trimEnd(), 16));
 
   const statusStyle: Style = record.status === 'passed' ? 'green' : record.status === 'aborted' ? 'yellow' : 'red';
   const head = `${paint(statusStyle, paint('bold', record.status.toUpperCase()))} (exit ${record.exitCode})  ${record.drill} / ${record.scenario}`;
@@ -74,14 +75,14 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
     row('RTO', `${formatSeconds(rto.measuredSeconds)} measured vs ${formatSeconds(rto.targetSeconds)} target  ${mark(rto.met)}`);
   } else if (rto.met === false) {
     row('RTO', `not recovered (target ${formatSeconds(rto.targetSeconds)})  ${mark(false)}  ${rto.reason ?? ''}`);
-  } else row('RTO', `not measured: ${rto.reason ?? 'no reason given'}`);
+  } else row('RTO', `${paint('dim', '–')} ${rto.reason ?? 'not measured'}`);
 
   if (rpo.measuredSeconds !== null) {
     const writes = `${formatCount(rpo.lostWrites ?? 0)} lost, ${formatCount(rpo.unknownWrites ?? 0)} unknown writes`;
     row('RPO', `${formatSeconds(rpo.measuredSeconds)} measured vs ${formatSeconds(rpo.targetSeconds)} target  ${mark(rpo.met)}  (${writes})`);
-  } else row('RPO', `not measured: ${rpo.reason ?? 'no reason given'}`);
+  } else row('RPO', `${paint('dim', '–')} ${rpo.reason ?? 'not measured'}`);
 
-  if (verification.met === null) row('Verification', `not measured: ${verification.reason ?? 'no probes'}`);
+  if (verification.met === null) row('Verification', `${paint('dim', '–')} ${verification.reason ?? 'not run'}`);
   else {
     const passed = verification.probes.filter((p) => p.ok).length;
     const failed = verification.probes.filter((p) => !p.ok).map((p) => `${p.name}: ${p.detail}`);
@@ -91,7 +92,7 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
   const b = record.errorBudget;
   if (b.consumedRatio !== null && b.monthlyBudgetSeconds !== null && b.downtimeSeconds !== null) {
     row('Error budget', `${formatSeconds(b.downtimeSeconds)} downtime = ${formatPercent(b.consumedRatio)} of the ${formatSeconds(b.monthlyBudgetSeconds)} monthly budget`);
-  } else row('Error budget', `not computed: ${b.reason ?? 'no reason given'}`);
+  } else row('Error budget', `${paint('dim', '–')} ${b.reason ?? 'not computed'}`);
   lines.push('');
 
   lines.push(...sloTable(record, paint));
@@ -105,7 +106,12 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
   );
   const rec = record.recovery;
   if (rec.downtimeSeconds !== null) {
-    row('Outage', `${formatCount(rec.outageIntervalCount)} intervals, ${formatSeconds(rec.downtimeSeconds)} down; ${rec.method ?? ''}`);
+    const n = rec.outageIntervalCount;
+    const resolution = rec.resolutionMs === null ? 'unknown' : formatMs(rec.resolutionMs);
+    row(
+      'Outage',
+      `${formatCount(n)} interval${n === 1 ? '' : 's'}, ${formatSeconds(rec.downtimeSeconds)} down (SLO window ${formatSeconds(rec.windowSeconds)}, resolution ${resolution})`,
+    );
   }
   lines.push('');
 
@@ -120,7 +126,7 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
     if (record.findings.length > 8) lines.push(`    … ${record.findings.length - 8} more in run.json`);
   }
   lines.push('');
-  row('Files', `${options.dir ?? `results/runs/${record.id}`}/  run.json  events.jsonl  metrics.jsonl  requests.tsv`);
+  row('Files', `${options.dir ?? `results/runs/${record.id}`}/run.json, with events.jsonl, metrics.jsonl and requests.tsv`);
   return lines.join('\n');
 }
 
