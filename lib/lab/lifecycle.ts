@@ -11,7 +11,7 @@ import { UserError } from '../errors.ts';
 import { getDaemonStatus, scaleReplicas } from './client.ts';
 import { withLabLock } from './lock.ts';
 import { childEnv, defaultLabDir, entryArgv, labPaths, type LabPaths } from './paths.ts';
-import { freePort, portIsFree } from './ports.ts';
+import { freeStablePort, portIsFree } from './ports.ts';
 import { assertServerCanReach } from './reach.ts';
 import { readDaemonState, removeFile, writeJsonAtomic } from './state.ts';
 import { collectFacts, infoOf, LAB_DB, type LabFacts } from './status.ts';
@@ -22,6 +22,8 @@ export interface LabUpOptions {
   replicas?: number;
   /** Budget for the whole start, PostgreSQL init included. */
   timeoutMs?: number;
+  /** Called as each start phase ends, with ms since labUp was called: for progress lines and start-time reports. */
+  onPhase?: (phase: string, elapsedMs: number) => void;
 }
 
 const FIRST_NODE = 'n1';
@@ -42,7 +44,9 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 64) {
     throw new UserError(`replicas must be an integer 1-64, got ${replicas}`, { untouched: 'nothing' });
   }
-  const deadline = performance.now() + (options.timeoutMs ?? 60_000);
+  const t0 = performance.now();
+  const deadline = t0 + (options.timeoutMs ?? 60_000);
+  const phase = (name: string) => options.onPhase?.(name, performance.now() - t0);
   await assertServerCanReach(dir);
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const p = labPaths(dir);
@@ -54,61 +58,77 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       await waitServing(p, info, replicas, deadline);
       return { ...info, replicas };
     }
-    let pgStartedHere = false;
+    let pgStartedHere: string | null = null;
     try {
       // Leftovers of a crash (dead daemon, orphan replicas) go first; a healthy PostgreSQL is kept.
       await stopDaemonAndReplicas(dir, f);
       await removeFile(p.daemonState);
       await mkdir(p.logs, { recursive: true, mode: 0o755 });
-      const pg = await ensurePostgres(p, f, replicas);
-      pgStartedHere = pg.started;
-      const daemonPid = await spawnDaemon(p, deadline);
-      const facts = await collectFacts(dir);
-      const info = infoOf(dir, facts, false);
-      if (!info) throw new Error(`lab daemon ${daemonPid} started but its state is incomplete (${p.daemonState})`);
+      const plan = await planPostgres(p, f, replicas);
+      // The daemon and its replicas boot (about a second of node start-up) while PostgreSQL initialises and
+      // starts: replicas retry the database until it answers, and only count as ready once it does.
+      const [pg, daemon] = await Promise.allSettled([
+        bringUpPostgres(p, plan, f.pgAlive, () => (pgStartedHere = plan.node), phase),
+        spawnDaemon(p, deadline).then((pid) => (phase('daemon ready'), pid)),
+      ]);
+      if (pg.status === 'rejected') throw pg.reason;
+      if (daemon.status === 'rejected') throw daemon.reason;
+      const info = infoOf(dir, await collectFacts(dir), false);
+      if (!info) throw new Error(`lab daemon ${daemon.value} started but its state is incomplete (${p.daemonState})`);
       await waitServing(p, info, replicas, deadline);
+      phase('serving');
       return info;
     } catch (e) {
       // Take down what this call started, so a failed start leaves no half lab behind.
       await stopDaemonAndReplicas(dir, await collectFacts(dir)).catch(() => {});
-      if (pgStartedHere) await stopCluster(p.node(FIRST_NODE).data, 'fast').catch(() => {});
+      if (pgStartedHere) await stopCluster(p.node(pgStartedHere).data, 'fast').catch(() => {});
       throw e;
     }
   });
 }
 
-async function ensurePostgres(p: LabPaths, f: LabFacts, replicas: number): Promise<{ started: boolean; port: number }> {
-  const nodeName = f.config?.primary ?? FIRST_NODE;
-  const node = p.node(nodeName);
-  await mkdir(join(p.pg, nodeName), { recursive: true, mode: 0o755 });
-  for (const d of [p.pg, join(p.pg, nodeName)]) await giveToServerUser(d);
-  let port: number;
-  if (!existsSync(join(node.data, 'PG_VERSION'))) {
-    // A data dir without PG_VERSION is an initdb that died half way: start over.
-    await rm(node.data, { recursive: true, force: true });
-    port = await freePort();
-    await initCluster(node.data, { port, socketDir: p.socketDir });
-  } else {
-    port = (await readNodeConf(node.data))?.port ?? f.config?.nodes[nodeName]?.port ?? (await freePort());
-  }
-  let started = false;
-  if (!f.pgAlive) {
-    if (!(await portIsFree(port))) port = await freePort();
-    // Re-applied on every start: the port may have changed, and a copied config must not keep another node's.
-    await writeNodeConf(node.data, { port, socketDir: p.socketDir });
-    await startCluster(node.data, { logFile: node.log });
-    started = true;
-  }
-  await ensureRoleAndDatabase({ host: '127.0.0.1', port, user: LAB_DB.superuser, database: 'postgres' }, { role: LAB_DB.user, database: LAB_DB.database });
+interface PgPlan {
+  node: string;
+  port: number;
+  needsInit: boolean;
+}
+
+/** Decides the primary's port before anything starts (the daemon needs it) and records it in lab.json. */
+async function planPostgres(p: LabPaths, f: LabFacts, replicas: number): Promise<PgPlan> {
+  const node = f.config?.primary ?? FIRST_NODE;
+  const data = p.node(node).data;
+  const needsInit = !existsSync(join(data, 'PG_VERSION'));
+  let port = needsInit ? null : ((await readNodeConf(data))?.port ?? f.config?.nodes[node]?.port ?? null);
+  if (port === null || (!f.pgAlive && !(await portIsFree(port)))) port = await freeStablePort();
   const config: LabConfig = {
     version: 1,
     createdAt: f.config?.createdAt ?? new Date().toISOString(),
     replicas,
-    primary: nodeName,
-    nodes: { ...f.config?.nodes, [nodeName]: { port } },
+    primary: node,
+    nodes: { ...f.config?.nodes, [node]: { port } },
   };
   await writeJsonAtomic(p.config, config);
-  return { started, port };
+  return { node, port, needsInit };
+}
+
+async function bringUpPostgres(p: LabPaths, plan: PgPlan, running: boolean, started: () => void, phase: (name: string) => void): Promise<void> {
+  const node = p.node(plan.node);
+  if (plan.needsInit) {
+    await mkdir(join(p.pg, plan.node), { recursive: true, mode: 0o755 });
+    for (const d of [p.pg, join(p.pg, plan.node)]) await giveToServerUser(d);
+    // A data dir without PG_VERSION is an initdb that died half way: start over.
+    await rm(node.data, { recursive: true, force: true });
+    await initCluster(node.data, { port: plan.port, socketDir: p.socketDir });
+    phase('postgres initialised');
+  }
+  if (!running) {
+    // Re-applied on every start: the port may have changed, and a copied config must not keep another node's.
+    await writeNodeConf(node.data, { port: plan.port, socketDir: p.socketDir });
+    await startCluster(node.data, { logFile: node.log });
+    started();
+    phase('postgres started');
+  }
+  await ensureRoleAndDatabase({ host: '127.0.0.1', port: plan.port, user: LAB_DB.superuser, database: 'postgres' }, { role: LAB_DB.user, database: LAB_DB.database });
 }
 
 /**

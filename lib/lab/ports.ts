@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 
 /**
@@ -25,4 +26,22 @@ export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
     srv.once('error', () => resolve(false));
     srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
   });
+}
+
+/**
+ * A free loopback port below the kernel's ephemeral range, for servers that keep their port across
+ * restarts (PostgreSQL). bind(0) and outgoing connections only take ports inside that range, so a port
+ * outside it cannot be grabbed between choosing it and binding it, nor while the lab is down.
+ */
+export async function freeStablePort(host = '127.0.0.1'): Promise<number> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '');
+  const low = Number(range.trim().split(/\s+/)[0]);
+  const floor = 10_000;
+  if (Number.isInteger(low) && low - floor >= 1000) {
+    for (let i = 0; i < 50; i++) {
+      const port = floor + Math.floor(Math.random() * (low - floor));
+      if (await portIsFree(port, host)) return port;
+    }
+  }
+  return freePort(host);
 }

@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { childrenOf, isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
+import { UserError } from '../../lib/errors.ts';
+import { labDown, labPaths, labStatus, labUp, type LabInfo } from '../../lib/lab/index.ts';
+import { assertServerCanReach } from '../../lib/lab/reach.ts';
+import { makeTempDir, type TempDir } from '../support/tmp.ts';
+
+/** Every PID the lab runs right now: daemon, replicas, postmaster and its children. */
+async function labPids(dir: string): Promise<number[]> {
+  const s = await labStatus({ dir });
+  const pids = new Set<number>();
+  for (const c of s.components) if (c.pid) pids.add(c.pid);
+  for (const r of s.replicas) if (r.pid) pids.add(r.pid);
+  const pg = s.components.find((c) => c.name === 'postgres')?.pid;
+  if (pg) for (const c of await childrenOf(pg)) pids.add(c);
+  return [...pids];
+}
+
+async function alive(pids: number[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const p of pids) if ((await procState(p)) === 'alive') out.push(p);
+  return out;
+}
+
+describe('lab lifecycle', { timeout: 100_000 }, () => {
+  let tmp: TempDir;
+  let dir: string;
+  let info: LabInfo;
+  const seen = new Set<number>();
+  const timings: string[] = [];
+
+  before(async () => {
+    tmp = await makeTempDir('drill-lablc-');
+    dir = join(tmp.path, 'lab');
+  });
+
+  after(async () => {
+    try {
+      await labDown({ dir });
+    } finally {
+      for (const pid of seen) if (await isProcessUnder(pid, dir)) process.kill(pid, 'SIGKILL');
+      await tmp.remove();
+      console.log(`# ${timings.join('; ')}`);
+    }
+  });
+
+  test('down stops every process of the lab and keeps its data', async () => {
+    let t0 = performance.now();
+    info = await labUp({ dir, replicas: 3 });
+    timings.push(`labUp fresh dir ${(performance.now() - t0).toFixed(0)} ms`);
+    const pids = await labPids(dir);
+    pids.forEach((p) => seen.add(p));
+    assert.ok(pids.length >= 3 + 1 + 1 + 3, `daemon, 3 replicas, postmaster and its helpers: ${pids.length}`);
+    assert.deepEqual(await alive(pids), pids);
+
+    t0 = performance.now();
+    const down = await labDown({ dir });
+    timings.push(`labDown ${(performance.now() - t0).toFixed(0)} ms`);
+    assert.equal(down.wasStale, false);
+    assert.deepEqual(new Set(down.stopped.map((s) => s.name)), new Set(['daemon', 'postgres:n1']), 'the daemon stopped its own replicas');
+    assert.deepEqual(await alive(pids), [], 'no process of the lab is left');
+    const s = await labStatus({ dir });
+    assert.equal(s.up, false);
+    assert.equal(s.stale, false);
+    assert.equal(existsSync(labPaths(dir).daemonState), false);
+    assert.equal(existsSync(join(info.db.dataDir, 'PG_VERSION')), true, 'data kept for the next up');
+  });
+
+  test('up on an existing dir reuses the cluster', async () => {
+    const t0 = performance.now();
+    const again = await labUp({ dir, replicas: 3 });
+    timings.push(`labUp existing dir ${(performance.now() - t0).toFixed(0)} ms`);
+    assert.equal(again.alreadyRunning, false);
+    assert.equal(again.db.port, info.db.port, 'same PostgreSQL port as before');
+    (await labPids(dir)).forEach((p) => seen.add(p));
+    const r = await fetch(`${again.serviceUrl}/orders?limit=1`);
+    assert.equal(r.status, 200);
+    info = again;
+  });
+
+  test('after a harness crash (daemon SIGKILLed), status says stale and down cleans replicas, PostgreSQL and state', async () => {
+    const pids = await labPids(dir);
+    pids.forEach((p) => seen.add(p));
+    const replicaPids = (await labStatus({ dir })).replicas.map((r) => r.pid!);
+    process.kill(info.pids.daemon, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 100));
+
+    const s = await labStatus({ dir });
+    assert.equal(s.up, false);
+    assert.equal(s.stale, true);
+    assert.ok(s.problems.some((p) => p.includes(`daemon pid ${info.pids.daemon}`)), s.problems.join('; '));
+    assert.deepEqual(await alive(replicaPids), replicaPids, 'replicas outlive their daemon, as pods outlive a kubelet');
+
+    const down = await labDown({ dir });
+    assert.equal(down.wasStale, true);
+    assert.deepEqual(new Set(down.stopped.map((x) => x.pid)), new Set([...replicaPids, info.pids.postgres]));
+    assert.deepEqual(await alive(pids), [], 'every process of the lab is gone');
+    const after = await labStatus({ dir });
+    assert.equal(after.up, false);
+    assert.equal(after.stale, false);
+  });
+
+  test('a stale state file whose PIDs now belong to other processes is cleaned without signalling them', async () => {
+    // A process of ours that is not the lab's, standing in for an unrelated process that got a recorded PID.
+    const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const p = labPaths(dir);
+      await writeFile(p.daemonState, JSON.stringify({
+        pid: stranger.pid, startedAt: new Date().toISOString(), ports: { front: 1, control: 1, dbEndpoint: 1 }, primaryPort: info.db.port, desired: 3,
+        replicas: [{ name: 'orders-dead-1', pid: stranger.pid, port: 1 }], updatedAt: new Date().toISOString(),
+      }));
+      const s = await labStatus({ dir });
+      assert.equal(s.up, false);
+      assert.equal(s.stale, true);
+      const down = await labDown({ dir });
+      assert.deepEqual(down.stopped, []);
+      assert.equal(await procState(stranger.pid!), 'alive', 'the unrelated process was left alone');
+      assert.equal(existsSync(p.daemonState), false);
+      assert.equal((await labStatus({ dir })).stale, false);
+    } finally {
+      stranger.kill('SIGKILL');
+    }
+  });
+
+  test('up after a crash replaces the leftovers and serves again', async () => {
+    info = await labUp({ dir, replicas: 2 });
+    const old = (await labStatus({ dir })).replicas.map((r) => r.pid!);
+    old.forEach((p) => seen.add(p));
+    process.kill(info.pids.daemon, 'SIGKILL');
+    const again = await labUp({ dir, replicas: 2 });
+    (await labPids(dir)).forEach((p) => seen.add(p));
+    assert.equal(again.alreadyRunning, false);
+    assert.notEqual(again.pids.daemon, info.pids.daemon);
+    assert.equal(again.pids.postgres, info.pids.postgres, 'a healthy PostgreSQL is kept');
+    assert.deepEqual(await alive(old), [], 'orphaned replicas were stopped');
+    assert.equal((await fetch(`${again.serviceUrl}/orders?limit=1`)).status, 200);
+    await labDown({ dir });
+  });
+
+  test('a lab dir the postgres user cannot reach is refused up front, naming the directory and the fix', async () => {
+    const closed = await mkdtemp(join(tmpdir(), 'drill-closed-')); // mode 0700, owned by root
+    try {
+      const target = join(closed, 'lab');
+      if (process.getuid?.() !== 0) {
+        // Without root PostgreSQL runs as us and can reach whatever we can: there is nothing to refuse.
+        await assert.doesNotReject(assertServerCanReach(target));
+        return;
+      }
+      const err = await labUp({ dir: target, replicas: 1 }).then(
+        () => assert.fail('labUp should refuse'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof UserError, String(err));
+      assert.match(err.message, new RegExp(`${target}.*not reachable by the postgres user.*cannot enter ${closed}`));
+      assert.match(err.next ?? '', new RegExp(`chmod o\\+x ${closed}`));
+      assert.equal(existsSync(target), false, 'nothing was created');
+    } finally {
+      await rm(closed, { recursive: true, force: true });
+    }
+  });
+
+  test('down on a directory that holds no lab does nothing', async () => {
+    const empty = join(tmp.path, 'not-a-lab');
+    await mkdir(empty);
+    assert.deepEqual(await labDown({ dir: empty }), { dir: empty, stopped: [], wasStale: false });
+    assert.deepEqual(await labDown({ dir: join(tmp.path, 'missing') }), { dir: join(tmp.path, 'missing'), stopped: [], wasStale: false });
+    assert.equal(existsSync(join(tmp.path, 'missing')), false);
+    assert.equal((await labStatus({ dir: join(tmp.path, 'missing') })).up, false);
+  });
+});
