@@ -176,6 +176,15 @@ test('a failing source commits nothing and leaves the previous blob as it was', 
   assert.equal(down.sha256, first.sha256);
 });
 
+test('an aborted upload commits nothing', async () => {
+  const ac = new AbortController();
+  await assert.rejects(
+    uploadStream(container, 'aborted-upload.bin', generated(8_000_000).stream, { blockSize: 1_000_000, concurrency: 2, signal: ac.signal, onProgress: () => ac.abort() }),
+    (e: unknown) => e instanceof BlobTransferError && e.code === 'aborted' && e.message === 'upload of transfer/aborted-upload.bin aborted; nothing was committed',
+  );
+  assert.equal(await container.getBlobClient('aborted-upload.bin').exists(), false);
+});
+
 test('uploading into a missing container names the container', async () => {
   const missing = service.getContainerClient('no-such-container');
   await assert.rejects(uploadStream(missing, 'a.bin', Readable.from([Buffer.from('abc')])), (e: unknown) => {

@@ -107,7 +107,7 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
       const what = code === 'ContainerNotFound' ? `container "${container}" does not exist` : `blob "${name}" not found in container "${container}"`;
       throw err('not-found', `cannot download ${where}: ${what}`, status);
     }
-    throw err('range-failed', `cannot read properties of ${where}: ${describeError(e)}`, status);
+    throw err('request-failed', `cannot read properties of ${where}: ${describeError(e)}`, status);
   }
   if (options.expectedBytes !== undefined && total !== options.expectedBytes) {
     options.signal?.removeEventListener('abort', onAbort);

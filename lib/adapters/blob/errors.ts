@@ -8,6 +8,7 @@ export type BlobErrorCode =
   | 'checksum-mismatch'
   | 'changed'
   | 'range-failed'
+  | 'request-failed'
   | 'upload-failed'
   | 'aborted'
   | 'invalid-argument';
