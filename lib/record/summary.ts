@@ -25,19 +25,27 @@ export function visibleWidth(s: string): number {
   return [...s.replace(SGR, '')].length;
 }
 
-/** Words wrapped to the width, continuation lines indented like the first line's text. */
+/**
+ * Text wrapped at spaces to the width, continuation lines indented by `indent`. A number keeps its
+ * unit (`60 s` never breaks), and runs of spaces inside a line are kept.
+ */
 function wrap(first: string, text: string, indent: number): string[] {
   if (visibleWidth(first + text) <= WIDTH) return [first + text];
   const out: string[] = [];
   let line = first;
-  for (const word of text.split(/\s+/).filter(Boolean)) {
-    const sep = visibleWidth(line) === 0 || line.endsWith(' ') ? '' : ' ';
-    if (visibleWidth(line) + sep.length + visibleWidth(word) > WIDTH && visibleWidth(line) > indent) {
-      out.push(line);
-      line = ' '.repeat(indent) + word;
-    } else line += sep + word;
+  let fresh = true;
+  for (const word of text.split(/ (?!(?:ms|s|min|h)\b)/)) {
+    if (fresh && word === '') continue;
+    if (!fresh && visibleWidth(line) + 1 + visibleWidth(word) > WIDTH) {
+      out.push(line.trimEnd());
+      line = ' '.repeat(indent);
+      fresh = true;
+      if (word === '') continue;
+    }
+    line += (fresh ? '' : ' ') + word;
+    fresh = false;
   }
-  out.push(line);
+  out.push(line.trimEnd());
   // A single word longer than the width (a long URL) is cut rather than overflow.
   return out.map((l) => (visibleWidth(l) > WIDTH ? [...l.replace(SGR, '')].slice(0, WIDTH - 1).join('') + '…' : l));
 }
@@ -74,7 +82,7 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
   if (rto.measuredSeconds !== null) {
     row('RTO', `${formatSeconds(rto.measuredSeconds)} measured vs ${formatSeconds(rto.targetSeconds)} target  ${mark(rto.met)}`);
   } else if (rto.met === false) {
-    row('RTO', `not recovered (target ${formatSeconds(rto.targetSeconds)})  ${mark(false)}  ${rto.reason ?? ''}`);
+    row('RTO', `not recovered vs ${formatSeconds(rto.targetSeconds)} target  ${mark(false)}  (${rto.reason ?? 'no reason given'})`);
   } else row('RTO', `${paint('dim', '–')} ${rto.reason ?? 'not measured'}`);
 
   if (rpo.measuredSeconds !== null) {

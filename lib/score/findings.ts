@@ -48,6 +48,11 @@ export function dueDate(severity: Severity, endedAt: string | null): string | nu
 
 const ORDER: Severity[] = ['SEV1', 'SEV2', 'SEV3', 'SEV4'];
 
+function sentence(s: string): string {
+  const t = s.trim();
+  return t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
+}
+
 export function deriveFindings(i: FindingsInput): Finding[] {
   const out: Finding[] = [];
   const add = (severity: Severity, title: string, detail: string, objective?: string) => {
@@ -62,8 +67,7 @@ export function deriveFindings(i: FindingsInput): Finding[] {
       i.rto.measuredSeconds === null
         ? `RTO missed: not recovered (target ${target})`
         : `RTO missed: recovered in ${formatSeconds(i.rto.measuredSeconds)} vs target ${target}`;
-    const detail = [`Tier ${i.tier} service.`, i.rto.reason, i.rto.method ? `Method: ${i.rto.method}.` : undefined].filter(Boolean).join(' ');
-    add(RTO_SEVERITY[i.tier], title, detail, 'rto');
+    add(RTO_SEVERITY[i.tier], title, sentence(`tier ${i.tier} service${i.rto.reason ? `; ${i.rto.reason}` : ''}`), 'rto');
   }
 
   const lost = i.rpo.lostWrites ?? 0;
@@ -104,7 +108,7 @@ export function deriveFindings(i: FindingsInput): Finding[] {
 
   for (const a of i.actions) {
     if (a.rollback.status === 'failed') {
-      add('SEV1', `Rollback failed: ${a.name}`, `${a.rollback.error ?? 'no error given'}. The target may be left broken: a person must look.`);
+      add('SEV1', `Rollback failed: ${a.name}`, `${sentence(a.rollback.error ?? 'no error given')} The target may be left broken: a person must look.`);
     }
   }
 

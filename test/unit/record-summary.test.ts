@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Outcome } from '../../lib/load/types.ts';
+import { buildRunRecord } from '../../lib/record/run-record.ts';
+import { renderProgress, renderSummary, visibleWidth, WIDTH } from '../../lib/record/summary.ts';
+import { sampleLog, sampleMark, sampleRunInput } from '../../lib/record/sample.ts';
+
+function assertFits(text: string) {
+  for (const line of text.split('\n')) assert.ok(visibleWidth(line) <= WIDTH, `${visibleWidth(line)} columns: ${line}`);
+}
+
+test('a passed run: the verdict first, then RTO measured vs target, SLO table, budget and files', () => {
+  const r = buildRunRecord(sampleRunInput());
+  const text = renderSummary(r, { color: false, dir: 'results/runs/x' });
+  const lines = text.split('\n');
+  assert.match(lines[0]!, /^PASSED \(exit 0\) {2}checkout-quarterly \/ pod-kill/);
+  assert.match(text, /RTO {11}2 s measured vs 1 h target {2}✓ met/);
+  assert.match(text, /RPO {11}– scenario writes no data; RPO not measured/);
+  assert.match(text, /Verification {2}1 of 1 probes passed {2}✓ met/);
+  assert.match(text, /Error budget {2}2 s downtime = 0\.076% of the 43\.8 min monthly budget/);
+  assert.match(text, /availability rate>=99\.9% +100% ✓ +0% ✗ +100% ✓/);
+  assert.match(text, /8,000 scheduled, 7,600 ok, 400 errors, 0 dropped/);
+  assert.match(text, /1 interval, 2 s down \(SLO window 10 s, resolution 5 ms\)/);
+  assert.match(text, /SEV2 {2}Availability SLO missed during the fault/);
+  assert.match(text, /results\/runs\/x\/run\.json/);
+  assert.ok(!text.includes('\x1b'), 'no escape codes without color');
+  assertFits(text);
+});
+
+test('a failed run: FAILED with exit 1, why, and the SEV1 findings', () => {
+  const input = sampleRunInput();
+  input.marks = input.marks.filter((m) => m.name !== 'recovered' && m.name !== 'verified');
+  input.load = { log: sampleLog(200, 40_000, (t) => (t >= 10_000 ? { outcome: Outcome.refused, latencyMs: 1 } : { outcome: Outcome.ok, latencyMs: 20 })), startMs: 0, endMs: 40_000 };
+  const text = renderSummary(buildRunRecord(input), { color: false });
+  assert.match(text.split('\n')[0]!, /^FAILED \(exit 1\)/);
+  assert.match(text, /^ {2}RTO missed$/m);
+  assert.match(text, /RTO {11}not recovered vs 1 h target {2}✗ missed {2}\(not recovered within the scenario timeout of/);
+  assert.doesNotMatch(text, /\d\n +(s|ms|min|h)\b/, 'a number is never wrapped away from its unit');
+  assert.match(text, /SEV1 {2}RTO missed: not recovered \(target 1 h\)/);
+  assert.match(text, /results\/runs\/20261001T090000Z-pod-kill-a1b2c3\/run\.json/);
+  assertFits(text);
+});
+
+test('an aborted run says why it stopped and that nothing was measured', () => {
+  const input = sampleRunInput();
+  input.marks = [sampleMark('load-started', 0), sampleMark('load-stopped', 10_000)];
+  input.abort = { kind: 'steady-state', message: 'steady state not met: SLO availability rate>=99.9% (measured 0.41)' };
+  input.verification = [];
+  const text = renderSummary(buildRunRecord(input), { color: false });
+  assert.match(text.split('\n')[0]!, /^ABORTED \(exit 3\)/);
+  assert.match(text, /steady state not met: SLO availability/);
+  assert.match(text, /RTO {11}– steady state not met/);
+  assertFits(text);
+});
+
+test('long names and details wrap within 100 columns; color adds escapes but no width', () => {
+  const input = sampleRunInput();
+  input.drill = { ...input.drill, name: 'a-very-long-drill-name-that-someone-thought-was-descriptive-enough-for-the-quarterly-record' };
+  input.entry = { ...input.entry, name: 'postgres-failover-with-walsender-stall-and-synchronous-commit-off' };
+  input.verification = [{ name: 'ledger', ok: false, detail: 'x'.repeat(30) + ' ' + 'missing rows '.repeat(20) + 'y'.repeat(140), at: input.endedAt }];
+  const r = buildRunRecord(input);
+  const plain = renderSummary(r, { color: false });
+  assertFits(plain);
+  const colored = renderSummary(r, { color: true });
+  assert.ok(colored.includes('\x1b[31m'), 'missed objectives in red');
+  assertFits(colored);
+});
+
+test('the live progress line: phase, elapsed, rate, p95 and errors in one line', () => {
+  const line = renderProgress({ phase: 'observe', reqPerSec: 199.6, p95Ms: 12.34, errors: 1234, elapsedMs: 83_400 });
+  assert.equal(line, '  [observe]      01:23     200 req/s  p95  12.3 ms  errors 1,234');
+  assert.ok(!line.includes('\n'));
+  assert.match(renderProgress({ phase: 'baseline', reqPerSec: 0, p95Ms: null, errors: 0, elapsedMs: 0 }), /00:00 .* p95 +n\/a/);
+  assert.ok(visibleWidth(renderProgress({ phase: 'x'.repeat(200), reqPerSec: 1, p95Ms: 1, errors: 1, elapsedMs: 1 })) <= WIDTH);
+});
