@@ -195,7 +195,7 @@ test('uploading into a missing container names the container', async () => {
   });
 });
 
-test('a missing blob or container is a clear error naming both', async () => {
+test('a missing blob, container or target folder is a clear error naming it', async () => {
   const out = join(dir, 'missing.bin');
   await assert.rejects(downloadToFileParallel(container.getBlobClient('db/none.dump'), out), (e: unknown) => {
     assert.ok(e instanceof BlobTransferError);
@@ -205,6 +205,10 @@ test('a missing blob or container is a clear error naming both', async () => {
   });
   await assert.rejects(downloadToFileParallel(service.getContainerClient('ghost').getBlobClient('x.dump'), out), /container "ghost" does not exist/);
   await assert.rejects(stat(out), { code: 'ENOENT' });
+  await assert.rejects(
+    downloadToFileParallel(container.getBlobClient('compare.bin'), join(dir, 'no-such-dir', 'x.bin')),
+    /^BlobTransferError: cannot download transfer\/compare\.bin to .*no-such-dir\/x\.bin: ENOENT/,
+  );
 });
 
 test('a blob shorter than its manifest says is reported as truncated and no file is left', async () => {

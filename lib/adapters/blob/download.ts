@@ -118,7 +118,13 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
 
   // Written beside the target and renamed at the end, so `path` only ever holds a complete, verified file.
   const partial = `${path}.partial-${randomBytes(4).toString('hex')}`;
-  const fh = await open(partial, 'w');
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(partial, 'w');
+  } catch (e) {
+    options.signal?.removeEventListener('abort', onAbort);
+    throw err('invalid-argument', `cannot download ${where} to ${path}: ${(e as Error).message}`);
+  }
   const hash = createHash('sha256');
   const n = Math.ceil(total / rangeSize);
   const window = concurrency * 2;
