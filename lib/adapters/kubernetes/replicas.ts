@@ -1,0 +1,436 @@
+/**
+ * ReplicaSetAdapter over Kubernetes pods: a replica is a pod, its owner the Deployment (through its
+ * ReplicaSet) or StatefulSet that replaces it. Guardrails come first: a namespace outside the allowlist (and
+ * kube-system always) is refused before any call, and no more than `blastRadius` pods are deleted while the
+ * workload is not whole.
+ */
+import { AppsV1Api, CoreV1Api, Observable, type ConfigurationOptions, type KubeConfig, type RequestContext, type ResponseContext, type V1LabelSelector } from '@kubernetes/client-node';
+import { UserError } from '../../errors.ts';
+import type { KillOptions, Replica, ReplicaSetAdapter, WorkloadStatus } from '../types.ts';
+import { explain, KubeError, KubeGuardrailError, type KubeCall } from './errors.ts';
+import { startInformer, type Informer } from './informer.ts';
+import { selectorMatches, selectorToString } from './selector.ts';
+
+export interface KubeReplicasOptions {
+  kubeConfig: KubeConfig;
+  /** The namespace this adapter acts in. */
+  namespace: string;
+  /** Namespaces a drill may touch; `namespace` must be one of them. kube-system is refused even if listed. */
+  allowedNamespaces: string[];
+  /** The most pods deleted while the workload is not whole (see `kill`). */
+  blastRadius: number;
+  /** Longest wait for one API request. Default 15 s. */
+  requestTimeoutMs?: number;
+}
+
+export interface KubeReplicaSetAdapter extends ReplicaSetAdapter {
+  readonly namespace: string;
+  readonly blastRadius: number;
+  /** Kill pods as one action: the whole set is checked against the blast radius before the first delete. */
+  killAll(replicas: Replica[], options: KillOptions): Promise<void>;
+}
+
+/** The fields read from pods, whether they come as client-node models (Dates) or raw watch JSON (strings). */
+interface PodLike {
+  metadata?: {
+    name?: string;
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    creationTimestamp?: Date | string;
+    deletionTimestamp?: Date | string;
+    ownerReferences?: { kind: string; name: string; controller?: boolean }[];
+  };
+  status?: { startTime?: Date | string; conditions?: { type: string; status: string }[] };
+}
+
+interface WorkloadLike {
+  metadata?: { name?: string; generation?: number; resourceVersion?: string; ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
+  spec?: { replicas?: number; selector?: V1LabelSelector; template?: { metadata?: { labels?: Record<string, string> } } };
+  status?: { readyReplicas?: number; observedGeneration?: number };
+}
+
+interface PodView {
+  name: string;
+  uid: string;
+  resourceVersion?: string;
+  labels: Record<string, string>;
+  /** Ready and not terminating: a terminating pod is out of its Service's endpoints, whatever its condition says. */
+  ready: boolean;
+  startedAt: string;
+  controller?: { kind: string; name: string };
+}
+
+type WorkloadKind = 'Deployment' | 'StatefulSet' | 'ReplicaSet';
+
+interface WorkloadView {
+  kind: WorkloadKind;
+  name: string;
+  resourceVersion?: string;
+  desired: number;
+  readyReplicas: number;
+  generation: number;
+  observedGeneration: number;
+  selector: string;
+}
+
+const RESOURCE_OF: Record<WorkloadKind, string> = { Deployment: 'deployments', StatefulSet: 'statefulsets', ReplicaSet: 'replicasets' };
+
+function iso(v: Date | string | undefined): string {
+  if (v instanceof Date) return v.toISOString();
+  return typeof v === 'string' ? new Date(v).toISOString() : new Date(0).toISOString();
+}
+
+function podView(p: PodLike): PodView {
+  const m = p.metadata ?? {};
+  const ref = m.ownerReferences?.find((r) => r.controller);
+  const conditionReady = (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+  return {
+    name: m.name ?? '',
+    uid: m.uid ?? '',
+    resourceVersion: m.resourceVersion,
+    labels: m.labels ?? {},
+    ready: conditionReady && !m.deletionTimestamp,
+    startedAt: iso(p.status?.startTime ?? m.creationTimestamp),
+    ...(ref ? { controller: { kind: ref.kind, name: ref.name } } : {}),
+  };
+}
+
+function workloadView(kind: WorkloadKind, w: WorkloadLike): WorkloadView {
+  return {
+    kind,
+    name: w.metadata?.name ?? '',
+    resourceVersion: w.metadata?.resourceVersion,
+    desired: w.spec?.replicas ?? 1,
+    readyReplicas: w.status?.readyReplicas ?? 0,
+    generation: w.metadata?.generation ?? 0,
+    observedGeneration: w.status?.observedGeneration ?? 0,
+    selector: selectorToString(w.spec?.selector),
+  };
+}
+
+function ownerName(w: { kind: string; name: string }): string {
+  return `${w.kind.toLowerCase()}/${w.name}`;
+}
+
+/** Per-request options: an abort signal (the caller's, or the request timeout) on the underlying fetch. */
+function withSignal(signal: AbortSignal): ConfigurationOptions {
+  return {
+    middleware: [
+      {
+        pre: (ctx: RequestContext) => {
+          ctx.setSignal(signal);
+          return new Observable(Promise.resolve(ctx));
+        },
+        post: (res: ResponseContext) => new Observable(Promise.resolve(res)),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  };
+}
+
+function checkNamespace(namespace: string, allowed: string[]): void {
+  if (namespace === 'kube-system') {
+    throw new KubeGuardrailError('namespace "kube-system" is never a drill target: it runs the cluster itself', 'point the target at the namespace of the workload under test');
+  }
+  if (!allowed.includes(namespace)) {
+    throw new KubeGuardrailError(
+      `namespace "${namespace}" is not in the target's allowed namespaces (${allowed.length > 0 ? allowed.join(', ') : 'none listed'})`,
+      'add it to target.namespaces in the drill file if the drill is meant to act there',
+    );
+  }
+}
+
+export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSetAdapter {
+  const { kubeConfig: kc, namespace, allowedNamespaces, blastRadius } = options;
+  checkNamespace(namespace, allowedNamespaces);
+  if (!Number.isInteger(blastRadius) || blastRadius < 1) {
+    throw new KubeGuardrailError(`blast radius must be a whole number of pods, at least 1 (got ${blastRadius})`, 'set target.blastRadius in the drill file');
+  }
+  const server = kc.getCurrentCluster()?.server ?? '(no cluster in kubeconfig)';
+  const requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
+  const core = kc.makeApiClient(CoreV1Api);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const where = `kube:${kc.getCurrentContext() || server}/${namespace}`;
+
+  /** uid of each pod as last listed, so a delete names exactly the pod that was selected. */
+  const seenUid = new Map<string, string>();
+  /** Pods this adapter deleted, by name, with the uid they had: a StatefulSet replacement has the name, not the uid. */
+  const killed = new Map<string, string>();
+  /** Deletions since the workload was last seen whole; the blast radius caps this. */
+  let downNow = 0;
+
+  async function call<T>(c: Omit<KubeCall, 'server' | 'namespace'>, fn: (o: ConfigurationOptions) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const timeout = AbortSignal.timeout(requestTimeoutMs);
+    try {
+      return await fn(withSignal(signal ? AbortSignal.any([signal, timeout]) : timeout));
+    } catch (e) {
+      if (signal?.aborted) throw signal.reason;
+      throw explain(e, { ...c, namespace, server }, requestTimeoutMs);
+    }
+  }
+
+  async function listPods(selector: string, signal?: AbortSignal): Promise<{ pods: PodView[]; resourceVersion: string }> {
+    const l = await call({ verb: 'list', resource: 'pods', group: '' }, (o) => core.listNamespacedPod({ namespace, labelSelector: selector }, o), signal);
+    const pods = l.items.map(podView);
+    for (const p of pods) seenUid.set(p.name, p.uid);
+    return { pods, resourceVersion: l.metadata?.resourceVersion ?? '' };
+  }
+
+  async function readWorkload(kind: WorkloadKind, name: string, signal?: AbortSignal): Promise<WorkloadLike> {
+    const c = { verb: 'get', resource: RESOURCE_OF[kind], group: 'apps', name };
+    switch (kind) {
+      case 'Deployment':
+        return call(c, (o) => apps.readNamespacedDeployment({ name, namespace }, o), signal);
+      case 'StatefulSet':
+        return call(c, (o) => apps.readNamespacedStatefulSet({ name, namespace }, o), signal);
+      case 'ReplicaSet':
+        return call(c, (o) => apps.readNamespacedReplicaSet({ name, namespace }, o), signal);
+    }
+  }
+
+  /** Pod -> ReplicaSet -> Deployment, or Pod -> StatefulSet; undefined for a pod no controller owns. */
+  async function ownerOf(p: PodView, rsCache: Map<string, Promise<{ kind: string; name: string }>>, signal?: AbortSignal): Promise<{ kind: string; name: string } | undefined> {
+    const ref = p.controller;
+    if (!ref) return undefined;
+    if (ref.kind !== 'ReplicaSet') return ref;
+    let owner = rsCache.get(ref.name);
+    if (!owner) {
+      owner = readWorkload('ReplicaSet', ref.name, signal).then((rs) => {
+        const up = rs.metadata?.ownerReferences?.find((r) => r.controller);
+        return up?.kind === 'Deployment' ? { kind: 'Deployment', name: up.name } : ref;
+      });
+      rsCache.set(ref.name, owner);
+    }
+    return owner;
+  }
+
+  async function replicasOf(pods: PodView[], signal?: AbortSignal): Promise<{ replicas: Replica[]; owners: Map<string, { kind: string; name: string }> }> {
+    const rsCache = new Map<string, Promise<{ kind: string; name: string }>>();
+    const owners = new Map<string, { kind: string; name: string }>();
+    const replicas: Replica[] = [];
+    for (const p of pods) {
+      const o = (await ownerOf(p, rsCache, signal)) ?? { kind: 'Pod', name: p.name };
+      owners.set(ownerName(o), o);
+      replicas.push({ name: p.name, labels: p.labels, ready: p.ready, startedAt: p.startedAt, owner: ownerName(o) });
+    }
+    return { replicas, owners };
+  }
+
+  /** The one workload behind a selector, found through its pods or, when it has none, through its pod template. */
+  async function resolve(selector: string, signal?: AbortSignal): Promise<{ workload: WorkloadView; pods: PodView[]; replicas: Replica[] }> {
+    const { pods } = await listPods(selector, signal);
+    const { replicas, owners } = await replicasOf(pods, signal);
+    let candidates = [...owners.values()];
+    if (candidates.length === 0) {
+      const byTemplate = (items: WorkloadLike[], kind: WorkloadKind) =>
+        items.filter((w) => selectorMatches(selector, w.spec?.template?.metadata?.labels)).map((w) => ({ kind, name: w.metadata?.name ?? '' }));
+      const deps = await call({ verb: 'list', resource: 'deployments', group: 'apps' }, (o) => apps.listNamespacedDeployment({ namespace }, o), signal);
+      const sts = await call({ verb: 'list', resource: 'statefulsets', group: 'apps' }, (o) => apps.listNamespacedStatefulSet({ namespace }, o), signal);
+      candidates = [...byTemplate(deps.items, 'Deployment'), ...byTemplate(sts.items, 'StatefulSet')];
+    }
+    if (candidates.length === 0) {
+      throw new UserError(`selector "${selector}" matches no pods and no Deployment or StatefulSet template in namespace "${namespace}"`, {
+        untouched: 'nothing was deleted',
+        next: `check the selector against \`kubectl get pods -n ${namespace} --show-labels\` and fix scenarios[].params.selector`,
+      });
+    }
+    if (candidates.length > 1) {
+      throw new UserError(`selector "${selector}" matches pods of ${candidates.length} workloads in namespace "${namespace}": ${candidates.map(ownerName).join(', ')}`, {
+        untouched: 'nothing was deleted',
+        next: 'narrow the selector so that it matches the pods of one Deployment or StatefulSet',
+      });
+    }
+    const only = candidates[0]!;
+    if (only.kind === 'Pod') {
+      throw new UserError(`pod "${only.name}" matched by "${selector}" has no controller: nothing would replace it`, {
+        untouched: 'nothing was deleted',
+        next: 'pod kill needs pods of a Deployment or StatefulSet; fix the selector',
+      });
+    }
+    if (!(only.kind in RESOURCE_OF)) {
+      throw new UserError(`pods matched by "${selector}" belong to ${ownerName(only)}; pod kill supports Deployments, StatefulSets and ReplicaSets`, {
+        untouched: 'nothing was deleted',
+        next: 'choose a selector for a Deployment or StatefulSet',
+      });
+    }
+    const kind = only.kind as WorkloadKind;
+    const workload = workloadView(kind, await readWorkload(kind, only.name, signal));
+    return { workload, pods, replicas };
+  }
+
+  /** Ready as both the controller reports it and the pods show it: right after a delete the status lags. */
+  function readyOf(w: WorkloadView, workloadPods: PodView[]): number {
+    return Math.min(w.readyReplicas, workloadPods.filter((p) => p.ready).length);
+  }
+
+  /** A killed pod that is still there and ready: the same uid, or (killed elsewhere) the same name. */
+  function stillUp(gone: Set<string>, pods: PodView[]): PodView[] {
+    return pods.filter((p) => p.ready && gone.has(p.name) && (!killed.has(p.name) || killed.get(p.name) === p.uid));
+  }
+
+  function noteWhole(w: WorkloadView, workloadPods: PodView[]): void {
+    if (readyOf(w, workloadPods) >= w.desired && stillUp(new Set(killed.keys()), workloadPods).length === 0) downNow = 0;
+  }
+
+  async function deleteOne(r: Replica, o: KillOptions): Promise<void> {
+    if (r.owner.startsWith('pod/')) {
+      throw new UserError(`pod "${r.name}" has no controller: deleting it would not be a drill, nothing would replace it`, { untouched: `pod "${r.name}" was not deleted` });
+    }
+    const grace = Math.ceil(Math.max(0, o.gracePeriodMs) / 1000);
+    const uid = seenUid.get(r.name);
+    const body = { gracePeriodSeconds: grace, propagationPolicy: 'Background', ...(uid ? { preconditions: { uid } } : {}) };
+    try {
+      const pod = await call({ verb: 'delete', resource: 'pods', group: '', name: r.name }, (opts) => core.deleteNamespacedPod({ name: r.name, namespace, gracePeriodSeconds: grace, body }, opts));
+      killed.set(r.name, pod.metadata?.uid ?? uid ?? '');
+      downNow += 1;
+    } catch (e) {
+      // Already gone is the state a kill wants. A uid precondition failing means the pod of that name is a
+      // replacement (StatefulSet): the selected pod is gone too, and the replacement must not be killed.
+      if (e instanceof KubeError && (e.status === 404 || (e.status === 409 && uid))) return;
+      throw e;
+    }
+  }
+
+  function checkBudget(n: number): void {
+    if (downNow + n > blastRadius) {
+      throw new KubeGuardrailError(
+        `refusing to delete ${n} pod${n === 1 ? '' : 's'} in namespace "${namespace}": the blast radius is ${blastRadius} and ${downNow} ${downNow === 1 ? 'was' : 'were'} already deleted since the workload was last whole`,
+        'lower the count of pods to kill, or raise target.blastRadius in the drill file if the larger outage is intended',
+      );
+    }
+  }
+
+  async function watchUntilReady(selector: string, o: { timeoutMs: number; signal: AbortSignal; gone?: string[] }): Promise<WorkloadStatus> {
+    const deadline = AbortSignal.timeout(o.timeoutMs);
+    const first = await resolve(selector, AbortSignal.any([o.signal, deadline])).catch((e: unknown) => {
+      if (deadline.aborted && !o.signal.aborted) throw timeoutError(o.timeoutMs, `resolving the workload of "${selector}"`, undefined);
+      throw e;
+    });
+    const w0 = first.workload;
+    const gone = new Set(o.gone ?? []);
+    const stop = new AbortController();
+    const resource = RESOURCE_OF[w0.kind];
+    return new Promise<WorkloadStatus>((resolvePromise, reject) => {
+      let lastTransient: unknown;
+      let settled = false;
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        stop.abort();
+        o.signal.removeEventListener('abort', onAbort);
+        deadline.removeEventListener('abort', onDeadline);
+        fn();
+      };
+      const current = () => ({ w: [...workloads.items.values()][0], pods: [...pods.items.values()] });
+      const evaluate = () => {
+        const { w, pods: ps } = current();
+        if (!workloads.synced || !pods.synced || !w) return;
+        if (w.observedGeneration < w.generation) return;
+        if (readyOf(w, ps) < w.desired || stillUp(gone, ps).length > 0) return;
+        noteWhole(w, ps);
+        const replicas = ps.filter((p) => selectorMatches(selector, p.labels)).map((p) => ({ name: p.name, labels: p.labels, ready: p.ready, startedAt: p.startedAt, owner: ownerName(w) }));
+        finish(() => resolvePromise({ owner: ownerName(w), desired: w.desired, ready: readyOf(w, ps), replicas }));
+      };
+      const onAbort = () => finish(() => reject(o.signal.reason));
+      const onDeadline = () => {
+        const { w, pods: ps } = current();
+        const seen = w ? `${readyOf(w, ps)}/${w.desired} ready` : `${ownerName(w0)} not found`;
+        const up = stillUp(gone, ps).map((p) => p.name);
+        const detail = `${seen}${up.length ? `; killed pods still ready: ${up.join(', ')}` : ''}`;
+        finish(() => reject(timeoutError(o.timeoutMs, `${ownerName(w0)} in namespace "${namespace}" to be ready (${detail})`, lastTransient)));
+      };
+      o.signal.addEventListener('abort', onAbort, { once: true });
+      deadline.addEventListener('abort', onDeadline, { once: true });
+      const onFatal = (verb: string, res: string, group: string) => (e: unknown) => finish(() => reject(explain(e, { verb, resource: res, group, namespace, server }, requestTimeoutMs)));
+      const workloads: Informer<WorkloadView> = startInformer<WorkloadView>({
+        kubeConfig: kc,
+        path: `/apis/apps/v1/namespaces/${namespace}/${resource}`,
+        query: { fieldSelector: `metadata.name=${w0.name}` },
+        list: async (signal) => {
+          const c = { verb: 'list', resource, group: 'apps' };
+          const q = { namespace, fieldSelector: `metadata.name=${w0.name}` };
+          const l: { items: WorkloadLike[]; metadata?: { resourceVersion?: string } } =
+            w0.kind === 'Deployment'
+              ? await call(c, (opt) => apps.listNamespacedDeployment(q, opt), signal)
+              : w0.kind === 'StatefulSet'
+                ? await call(c, (opt) => apps.listNamespacedStatefulSet(q, opt), signal)
+                : await call(c, (opt) => apps.listNamespacedReplicaSet(q, opt), signal);
+          return { items: l.items.map((i) => workloadView(w0.kind, i)), resourceVersion: l.metadata?.resourceVersion ?? '' };
+        },
+        fromWatch: (raw) => workloadView(w0.kind, raw as WorkloadLike),
+        key: (v) => v.name,
+        resourceVersionOf: (v) => v.resourceVersion,
+        signal: stop.signal,
+        onChange: evaluate,
+        onFatal: onFatal('watch', resource, 'apps'),
+        onTransient: (e) => (lastTransient = e),
+      });
+      const pods: Informer<PodView> = startInformer<PodView>({
+        kubeConfig: kc,
+        path: `/api/v1/namespaces/${namespace}/pods`,
+        query: { labelSelector: w0.selector },
+        list: async (signal) => {
+          const l = await listPods(w0.selector, signal);
+          return { items: l.pods, resourceVersion: l.resourceVersion };
+        },
+        fromWatch: (raw) => podView(raw as PodLike),
+        key: (p) => p.name,
+        resourceVersionOf: (p) => p.resourceVersion,
+        signal: stop.signal,
+        onChange: evaluate,
+        onFatal: onFatal('watch', 'pods', ''),
+        onTransient: (e) => (lastTransient = e),
+      });
+    });
+  }
+
+  function timeoutError(ms: number, waitingFor: string, lastTransient: unknown): KubeError {
+    const why = lastTransient ? `; last error: ${explain(lastTransient, { verb: 'watch', resource: 'pods', group: '', namespace, server }, requestTimeoutMs).message}` : '';
+    // Not ready in time is the system under test failing to recover, not a mistake in the drill (exit 1, not 2).
+    return new KubeError(`timed out after ${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)}s waiting for ${waitingFor}${why}`, {
+      reason: 'Timeout',
+      verb: 'watch',
+      resource: 'pods',
+      namespace,
+      exitCode: 1,
+    });
+  }
+
+  return {
+    where,
+    namespace,
+    blastRadius,
+
+    async list(selector) {
+      const { pods } = await listPods(selector);
+      return (await replicasOf(pods)).replicas;
+    },
+
+    async kill(replica, o) {
+      checkBudget(1);
+      await deleteOne(replica, o);
+    },
+
+    async killAll(replicas, o) {
+      checkBudget(replicas.length);
+      for (const r of replicas) await deleteOne(r, o);
+    },
+
+    async status(selector) {
+      const { workload, pods, replicas } = await resolve(selector);
+      const workloadPods = workload.selector === selector ? pods : (await listPods(workload.selector)).pods;
+      noteWhole(workload, workloadPods);
+      return { owner: ownerName(workload), desired: workload.desired, ready: readyOf(workload, workloadPods), replicas };
+    },
+
+    waitReady(selector, o) {
+      return watchUntilReady(selector, o);
+    },
+
+    ensureDesired(selector, o) {
+      // The controller starts what is missing; the rollback waits for it, and for every pod this adapter killed to be gone.
+      return watchUntilReady(selector, { ...o, gone: [...killed.keys()] });
+    },
+  };
+}
