@@ -4,6 +4,7 @@ import type { Clock } from '../measure/clock.ts';
 import { createRequestLog, summarize } from '../measure/summary.ts';
 import { classifyError, classifyStatus } from './outcome.ts';
 import { secondStats } from './seconds.ts';
+import { httpClientIsWarm, warmUpHttpClient } from './warmup.ts';
 import { Slot, SlotList, type SlotOwner } from './slots.ts';
 import { compileTemplates, fillBody, validateProfile, WeightedPicker, type CompiledTemplate } from './templates.ts';
 import { Outcome, type LoadProfile, type LoadSummary, type OutcomeCode, type RequestLog, type SecondStats } from './types.ts';
@@ -45,7 +46,9 @@ export class LoadGenerator {
   };
 
   private started = false;
+  /** Scheduling: from start() (or the end of the warm-up) until stop() or the end of the duration. */
   private running = false;
+  private begun = false;
   private stopping: Promise<void> | null = null;
   private drained: (() => void) | null = null;
   private timeout: NodeJS.Timeout | null = null;
@@ -78,6 +81,7 @@ export class LoadGenerator {
     this.requestLog = createRequestLog(Math.min(1 << 20, Math.max(4096, Math.ceil(profile.rate * 60))));
     this.log = this.requestLog;
     for (let k = 0; k < profile.maxInFlight; k++) this.free.push(new Slot(this.owner));
+    void warmUpHttpClient();
     // undici's own timers are backstops only: ours, counted from the scheduled send, fire first.
     const undiciTimeout = Math.ceil(profile.timeoutMs);
     this.pool = new Pool(base.origin, {
@@ -90,14 +94,22 @@ export class LoadGenerator {
   }
 
   /**
-   * Begins scheduling at the clock's current time. With `durationMs`, the last request scheduled is the
-   * last one before t0 + durationMs (exactly rate * durationMs / 1000 of them); stop() is still what
-   * waits for the answers and closes the connections. Calling start() again, or after stop(), does nothing.
+   * Begins scheduling: t0 is now, or, the first time in a process, once undici's one-time warm-up is
+   * done (tens of ms; see warmup.ts), so no request is scheduled while the client is still cold.
+   * With `durationMs`, the last request scheduled is the last one before t0 + durationMs (exactly
+   * rate * durationMs / 1000 of them); stop() is still what waits for the answers and closes the
+   * connections. Calling start() again, or after stop(), does nothing.
    */
   start(durationMs = Infinity): void {
     if (this.started || this.stopping) return;
     this.started = true;
     this.running = true;
+    if (httpClientIsWarm()) this.begin(durationMs);
+    else void warmUpHttpClient().then(() => this.running && this.begin(durationMs));
+  }
+
+  private begin(durationMs: number): void {
+    this.begun = true;
     this.t0 = this.clock.now();
     this.endMs = this.t0 + durationMs;
     this.nextSecond = Math.floor(this.t0 / 1000);
@@ -136,10 +148,11 @@ export class LoadGenerator {
   }
 
   private async shutdown(): Promise<void> {
-    if (this.running) {
+    const wasRunning = this.running;
+    this.running = false;
+    if (wasRunning && this.begun) {
       const now = this.clock.now();
       while (this.pump(now, Infinity));
-      this.running = false;
       this.stopMs = Math.min(now, this.endMs);
       if (this.unsettled.head !== null) {
         await new Promise<void>((resolve) => {
@@ -148,7 +161,7 @@ export class LoadGenerator {
       }
     }
     this.clearTimers();
-    if (this.started) this.flushSeconds(true);
+    if (this.begun) this.flushSeconds(true);
     // Releases requests that timed out while still queued inside undici, and closes the sockets.
     await this.pool.destroy();
   }

@@ -111,11 +111,14 @@ export function compileTemplates(profile: LoadProfile, base: URL): CompiledTempl
   });
 }
 
-/** The body of one request of a template with placeholders. */
-export function fillBody(t: CompiledTemplate, seq: number, token: () => string): string {
+/** The body of one request of a template with placeholders; every `{{token}}` in it gets the same token. */
+export function fillBody(t: CompiledTemplate, seq: number, newToken: () => string): string {
+  const seqText = String(seq);
+  let token = '';
   let s = t.literals[0]!;
   for (let k = 0; k < t.codes.length; k++) {
-    s += t.codes[k] === Placeholder.seq ? String(seq) : token();
+    if (t.codes[k] === Placeholder.seq) s += seqText;
+    else s += token ||= newToken();
     s += t.literals[k + 1]!;
   }
   return s;

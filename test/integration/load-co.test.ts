@@ -1,0 +1,91 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Pool } from 'undici';
+import { LoadGenerator } from '../../lib/load/generator.ts';
+import { createClock, type Clock } from '../../lib/measure/clock.ts';
+import { createHistogram, percentileMs, recordMs } from '../../lib/measure/histogram.ts';
+import { summarize } from '../../lib/measure/summary.ts';
+import { profile, sleep, startServer } from './load-servers.ts';
+
+const STALL_FROM = 1000;
+const STALL_TO = 2000;
+const RUN_MS = 3000;
+
+/**
+ * What a closed-model tool (autocannon, wrk, ab) measures: each of `connections` workers sends the
+ * next request only when the previous one answered, and times it from its actual send.
+ */
+async function closedModel(url: string, connections: number, clock: Clock, untilMs: number): Promise<number[]> {
+  const pool = new Pool(url, { connections });
+  const latencies: number[] = [];
+  try {
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (clock.now() < untilMs) {
+          const sent = clock.now();
+          const r = await pool.request({ path: '/', method: 'GET' });
+          await r.body.dump();
+          latencies.push(clock.now() - sent);
+        }
+      }),
+    );
+  } finally {
+    await pool.destroy();
+  }
+  return latencies;
+}
+
+test('a 1 s stall shows in the latency of every request scheduled during it; a closed model hides it', async () => {
+  const clock = createClock();
+  // Every request that arrives while the stall window is open is held for 1 s: a GC pause, a lock,
+  // a failover that the service rides out without errors.
+  let stallFrom = Infinity;
+  let stallTo = Infinity;
+  const server = await startServer((req, res, srv) => {
+    req.resume();
+    const now = clock.now();
+    if (now >= stallFrom && now < stallTo) srv.later(1000, () => res.end('slow'));
+    else res.end('ok');
+  });
+  const gen = new LoadGenerator(profile(server.url, { rate: 100, connections: 200, maxInFlight: 1000, timeoutMs: 5000 }), clock);
+  try {
+    gen.start(RUN_MS);
+    // start() may wait for the one-time client warm-up; the log's first entry is t0.
+    while (gen.log.count === 0) await sleep(5);
+    const t0 = gen.log.scheduledMs[0]!;
+    stallFrom = t0 + STALL_FROM;
+    stallTo = t0 + STALL_TO;
+    await sleep(RUN_MS + 100);
+    await gen.stop();
+
+    const all = summarize(gen.log);
+    assert.equal(all.ok, all.scheduled, JSON.stringify(all));
+    // A small margin at each edge for the trip from scheduled send to the server's clock reading.
+    const during = summarize(gen.log, stallFrom + 20, stallTo - 20);
+    assert.ok(during.scheduled >= 90, `scheduled during the stall: ${during.scheduled}`);
+    assert.ok(during.p50Ms! >= 1000, `p50 during the stall ${during.p50Ms}`);
+    assert.ok(during.p99Ms! >= 1000, `p99 during the stall ${during.p99Ms}`);
+    const before = summarize(gen.log, t0, stallFrom - 20);
+    assert.ok(before.p99Ms! < 100, `p99 before the stall ${before.p99Ms}`);
+    // A third of the run was stalled: the run's p99 must say so.
+    assert.ok(all.p99Ms! >= 1000, `run p99 ${all.p99Ms}`);
+
+    // The same stall against a closed model with 4 connections, same length of run.
+    const c0 = clock.now();
+    stallFrom = c0 + STALL_FROM;
+    stallTo = c0 + STALL_TO;
+    const closed = closedModel(server.url, 4, clock, c0 + RUN_MS);
+    const latencies = await closed;
+    const h = createHistogram();
+    for (const l of latencies) recordMs(h, l);
+    const slow = latencies.filter((l) => l >= 900).length;
+    // Each connection waits out the stall once, and sends nothing else meanwhile.
+    assert.ok(slow <= 8, `closed model saw ${slow} slow requests`);
+    assert.ok(latencies.length > 1000, `closed model sent ${latencies.length}`);
+    const closedP99 = percentileMs(h, 99)!;
+    assert.ok(closedP99 < 100, `closed-model p99 ${closedP99} ms hides a 1 s stall`);
+  } finally {
+    await gen.stop();
+    await server.close();
+  }
+});
