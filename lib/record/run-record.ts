@@ -175,19 +175,21 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
   const loadEndMs = input.load?.endMs ?? 0;
   const faultMs = markMs(input.marks, 'fault-injected');
   const recoveredMs = markMs(input.marks, 'recovered');
-  const stopReason = input.harnessError ? `harness error: ${input.harnessError.message}` : input.abort ? input.abort.message : null;
+  // Abort and error messages quote commands and connection errors: they reach the record only redacted.
+  const stopReason = input.harnessError ? redactString(`harness error: ${input.harnessError.message}`) : input.abort ? redactString(input.abort.message) : null;
   const notInjected = stopReason ?? 'no fault was injected';
 
   // Phases and their SLOs.
-  const summaries = phaseSummaries(log, input.marks, loadStartMs, loadEndMs);
-  const histograms = needsHistogram(drill);
-  const phases = {} as Record<PhaseName, PhaseRecord | null>;
-  for (const p of PHASES) {
-    const s = summaries[p];
-    const h = s && histograms ? latencyHistogram(log, s.fromMs, s.toMs) : undefined;
-    phases[p] = s === null ? null : { ...s, slo: scoreSlos(policy.slo, s, p, h) };
+  const phases: Record<PhaseName, PhaseRecord | null> = { baseline: null, fault: null, recovery: null, run: null };
+  if (input.load) {
+    const summaries = phaseSummaries(log, input.marks, loadStartMs, loadEndMs);
+    const histograms = needsHistogram(drill);
+    for (const p of PHASES) {
+      const s = summaries[p];
+      const h = s && histograms ? latencyHistogram(log, s.fromMs, s.toMs) : undefined;
+      phases[p] = s === null ? null : { ...s, slo: scoreSlos(policy.slo, s, p, h) };
+    }
   }
-  if (input.load === null) for (const p of PHASES) phases[p] = null;
 
   // Recovery: the recovered mark is the engine's decision (SLO window and the scenario's own check);
   // outage intervals and downtime are re-derived from the log up to it.
@@ -241,7 +243,7 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
   const rpo = scoreRpo({
     dataClass: entry.dataClass,
     policy,
-    measurement: input.rpo ?? null,
+    measurement: input.rpo ? redact(input.rpo) : null,
     reason: faultMs === null && !input.rpo ? `${notInjected}; RPO not measured` : undefined,
   });
 

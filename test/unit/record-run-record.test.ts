@@ -186,9 +186,12 @@ test('no secret reaches the record: secret-named keys dropped, inline passwords 
   input.environment = { ...input.environment, PGPASSWORD: 'PW-3', secretName: 'S-1', note: 'Server=db;Password=PW-4;' };
   input.actions[0]!.rollback.error = 'psql: connection to "postgresql://app:PW-5@db/orders" failed';
   input.actions[0]!.rollback.status = 'failed';
+  input.marks = input.marks.filter((m) => m.name !== 'recovered');
+  input.abort = { kind: 'action-failed', message: 'action "restore" failed: pg_restore -d "host=db password=PW-6"' };
   const r = buildRunRecord(input);
+  assert.match(r.objectives.rto.reason!, /password=\*\*\*/);
   const text = JSON.stringify(r);
-  for (const secret of ['hunter2', 'SIGVALUE', 'PW-1', 'TOKEN-1', 'KEY-1', 'SAS-1', 'PW-2', 'PW-3', 'S-1', 'PW-4', 'PW-5']) {
+  for (const secret of ['hunter2', 'SIGVALUE', 'PW-1', 'TOKEN-1', 'KEY-1', 'SAS-1', 'PW-2', 'PW-3', 'S-1', 'PW-4', 'PW-5', 'PW-6']) {
     assert.ok(!text.includes(secret), `${secret} leaked into the record`);
   }
   // What is not secret stays, so the record still says where the drill ran.
