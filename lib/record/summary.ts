@@ -79,18 +79,21 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
   lines.push('');
 
   const { rto, rpo, verification } = record.objectives;
+  // After an abort the same stop reason explains every unmeasured objective; it is printed once, above.
+  const unmeasured = (reason: string | undefined, fallback: string) =>
+    `${paint('dim', '–')} ${record.abort ? `not measured: the run stopped (${record.status})` : (reason ?? fallback)}`;
   if (rto.measuredSeconds !== null) {
     row('RTO', `${formatSeconds(rto.measuredSeconds)} measured vs ${formatSeconds(rto.targetSeconds)} target  ${mark(rto.met)}`);
   } else if (rto.met === false) {
     row('RTO', `not recovered vs ${formatSeconds(rto.targetSeconds)} target  ${mark(false)}  (${rto.reason ?? 'no reason given'})`);
-  } else row('RTO', `${paint('dim', '–')} ${rto.reason ?? 'not measured'}`);
+  } else row('RTO', unmeasured(rto.reason, 'not measured'));
 
   if (rpo.measuredSeconds !== null) {
     const writes = `${formatCount(rpo.lostWrites ?? 0)} lost, ${formatCount(rpo.unknownWrites ?? 0)} unknown writes`;
     row('RPO', `${formatSeconds(rpo.measuredSeconds)} measured vs ${formatSeconds(rpo.targetSeconds)} target  ${mark(rpo.met)}  (${writes})`);
-  } else row('RPO', `${paint('dim', '–')} ${rpo.reason ?? 'not measured'}`);
+  } else row('RPO', unmeasured(rpo.reason, 'not measured'));
 
-  if (verification.met === null) row('Verification', `${paint('dim', '–')} ${verification.reason ?? 'not run'}`);
+  if (verification.met === null) row('Verification', unmeasured(verification.reason, 'not run'));
   else {
     const passed = verification.probes.filter((p) => p.ok).length;
     const failed = verification.probes.filter((p) => !p.ok).map((p) => `${p.name}: ${p.detail}`);
@@ -151,7 +154,7 @@ function sloTable(record: RunRecord, paint: (s: Style, t: string) => string): st
     if (!byName.has(s.name)) byName.set(s.name, new Map());
     if (!byName.get(s.name)!.has(s.phase)) byName.get(s.name)!.set(s.phase, s);
   }
-  if (byName.size === 0) return ['  SLOs         none set', ''];
+  if (byName.size === 0) return [`  SLOs          ${record.phases.run === null ? '– not judged: no load ran' : 'none set in the drill'}`, ''];
   const NAME = 34;
   const COL = 20;
   const out = [paint('dim', `  ${pad('SLO', NAME)}${phases.map((p) => pad(p, COL)).join('')}`.trimEnd())];

@@ -49,7 +49,23 @@ test('an aborted run says why it stopped and that nothing was measured', () => {
   const text = renderSummary(buildRunRecord(input), { color: false });
   assert.match(text.split('\n')[0]!, /^ABORTED \(exit 3\)/);
   assert.match(text, /steady state not met: SLO availability/);
-  assert.match(text, /RTO {11}– steady state not met/);
+  assert.match(text, /RTO {11}– not measured: the run stopped \(aborted\)/);
+  assert.equal(text.split('steady state not met').length - 1, 1, 'the stop reason is printed once');
+  assertFits(text);
+});
+
+test('a harness error before any load: ERROR with exit 70, and nothing claimed about SLOs', () => {
+  const input = sampleRunInput();
+  input.marks = [];
+  input.load = null;
+  input.actions = [];
+  input.verification = [];
+  input.harnessError = { message: 'lab did not start: port 18080 in use' };
+  const text = renderSummary(buildRunRecord(input), { color: false });
+  assert.match(text.split('\n')[0]!, /^ERROR \(exit 70\)/);
+  assert.match(text, /harness error: lab did not start: port 18080 in use/);
+  assert.match(text, /SLOs {10}– not judged: no load ran/);
+  assert.match(text, /0 scheduled, 0 ok, 0 errors, 0 dropped; availability n\/a, p95 n\/a/);
   assertFits(text);
 });
 
