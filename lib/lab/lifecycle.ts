@@ -54,7 +54,11 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     const f = await collectFacts(dir);
     if (f.pgAlive && f.live) {
       const info = infoOf(dir, f, true)!;
-      if (f.live.desired !== replicas) await scaleReplicas(info.controlUrl, replicas);
+      if (f.live.desired !== replicas) {
+        await scaleReplicas(info.controlUrl, replicas);
+        // lab.json holds the declared count a rollback (ensureDesired) restores.
+        if (f.config) await writeJsonAtomic(p.config, { ...f.config, replicas });
+      }
       await waitServing(p, info, replicas, deadline);
       return { ...info, replicas };
     }

@@ -21,7 +21,9 @@ export async function withLabLock<T>(lockPath: string, fn: () => Promise<T>, tim
         await rm(lockPath, { force: true });
         continue;
       }
-      if (performance.now() > deadline) throw new Error(`lab is locked by pid ${holder || '?'} (${lockPath}); it is starting or stopping the lab`);
+      if (performance.now() > deadline) {
+        throw new Error(`lab is locked by pid ${holder || '?'} (${lockPath}), which is starting or stopping it; if no drill command is running, remove ${lockPath}`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   }

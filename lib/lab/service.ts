@@ -27,11 +27,9 @@ function log(line: string): void {
   process.stdout.write(`${new Date().toISOString()} ${name} ${line}\n`);
 }
 
+const dbConfig = { host: args['db-host'], port: Number(args['db-port']), user: args['db-user'], database: args['db-name'] };
 const pool = new pg.Pool({
-  host: args['db-host'],
-  port: Number(args['db-port']),
-  user: args['db-user'],
-  database: args['db-name'],
+  ...dbConfig,
   max: 10,
   connectionTimeoutMillis: 1000,
   idleTimeoutMillis: 10_000,
@@ -73,13 +71,37 @@ async function withSchema<T>(op: () => Promise<T>): Promise<T> {
 }
 
 let dbCheck: Promise<boolean> | null = null;
+let healthClient: pg.Client | null = null;
+
+/**
+ * Probes use a connection of their own, not the pool: with the pool busy under load a probe would queue
+ * behind requests, miss its 500 ms and take a healthy replica out of rotation.
+ */
+async function pingDb(): Promise<void> {
+  if (!healthClient) {
+    const c = new pg.Client({ ...dbConfig, connectionTimeoutMillis: READY_BUDGET_MS, application_name: `${name}-health` });
+    c.on('error', () => {
+      if (healthClient === c) healthClient = null;
+    });
+    await c.connect();
+    healthClient = c;
+  }
+  try {
+    await healthClient.query('SELECT 1');
+  } catch (e) {
+    const dead = healthClient;
+    healthClient = null;
+    await dead?.end().catch(() => {});
+    throw e;
+  }
+}
 
 /** Ready = the DB answers `SELECT 1` within 500 ms. Concurrent probes share one query so a slow DB is not piled on. */
 async function dbReady(): Promise<boolean> {
   dbCheck ??= (async () => {
     try {
       if (!schemaReady) await ensureSchemaOnce();
-      await pool.query('SELECT 1');
+      await pingDb();
       return true;
     } catch {
       return false;
@@ -187,6 +209,7 @@ function shutdown(sig: string): void {
   const hard = setTimeout(() => process.exit(0), 3000);
   hard.unref();
   server.on('close', () => {
+    void healthClient?.end().catch(() => {});
     pool.end().finally(() => process.exit(0));
   });
 }

@@ -33,7 +33,6 @@ describe('lab lifecycle', { timeout: 100_000 }, () => {
   let dir: string;
   let info: LabInfo;
   const seen = new Set<number>();
-  const timings: string[] = [];
 
   before(async () => {
     tmp = await makeTempDir('drill-lablc-');
@@ -46,14 +45,13 @@ describe('lab lifecycle', { timeout: 100_000 }, () => {
     } finally {
       for (const pid of seen) if (await isProcessUnder(pid, dir)) process.kill(pid, 'SIGKILL');
       await tmp.remove();
-      console.log(`# ${timings.join('; ')}`);
     }
   });
 
-  test('down stops every process of the lab and keeps its data', async () => {
+  test('down stops every process of the lab and keeps its data', async (t) => {
     let t0 = performance.now();
     info = await labUp({ dir, replicas: 3 });
-    timings.push(`labUp fresh dir ${(performance.now() - t0).toFixed(0)} ms`);
+    t.diagnostic(`labUp on a fresh dir took ${(performance.now() - t0).toFixed(0)} ms`);
     const pids = await labPids(dir);
     pids.forEach((p) => seen.add(p));
     assert.ok(pids.length >= 3 + 1 + 1 + 3, `daemon, 3 replicas, postmaster and its helpers: ${pids.length}`);
@@ -61,7 +59,7 @@ describe('lab lifecycle', { timeout: 100_000 }, () => {
 
     t0 = performance.now();
     const down = await labDown({ dir });
-    timings.push(`labDown ${(performance.now() - t0).toFixed(0)} ms`);
+    t.diagnostic(`labDown took ${(performance.now() - t0).toFixed(0)} ms`);
     assert.equal(down.wasStale, false);
     assert.deepEqual(new Set(down.stopped.map((s) => s.name)), new Set(['daemon', 'postgres:n1']), 'the daemon stopped its own replicas');
     assert.deepEqual(await alive(pids), [], 'no process of the lab is left');
@@ -72,10 +70,10 @@ describe('lab lifecycle', { timeout: 100_000 }, () => {
     assert.equal(existsSync(join(info.db.dataDir, 'PG_VERSION')), true, 'data kept for the next up');
   });
 
-  test('up on an existing dir reuses the cluster', async () => {
+  test('up on an existing dir reuses the cluster', async (t) => {
     const t0 = performance.now();
     const again = await labUp({ dir, replicas: 3 });
-    timings.push(`labUp existing dir ${(performance.now() - t0).toFixed(0)} ms`);
+    t.diagnostic(`labUp on an existing dir took ${(performance.now() - t0).toFixed(0)} ms`);
     assert.equal(again.alreadyRunning, false);
     assert.equal(again.db.port, info.db.port, 'same PostgreSQL port as before');
     (await labPids(dir)).forEach((p) => seen.add(p));

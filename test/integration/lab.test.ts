@@ -68,6 +68,7 @@ describe('lab', { timeout: 110_000 }, () => {
   let tmp: TempDir;
   let dir: string;
   let info: LabInfo;
+  let upMs = 0;
   const seenPids = new Set<number>();
 
   async function remember(): Promise<void> {
@@ -81,7 +82,7 @@ describe('lab', { timeout: 110_000 }, () => {
     dir = join(tmp.path, 'lab');
     const t0 = performance.now();
     info = await labUp({ dir, replicas: 3 });
-    console.log(`# labUp (fresh dir) took ${(performance.now() - t0).toFixed(0)} ms`);
+    upMs = performance.now() - t0;
     await remember();
   });
 
@@ -95,7 +96,8 @@ describe('lab', { timeout: 110_000 }, () => {
     }
   });
 
-  test('up: three ready replicas behind the front; GET and POST /orders work', async () => {
+  test('up: three ready replicas behind the front; GET and POST /orders work', async (t) => {
+    t.diagnostic(`labUp (fresh dir) took ${upMs.toFixed(0)} ms`);
     const s = await labStatus({ dir });
     assert.equal(s.up, true);
     assert.equal(s.stale, false);
@@ -131,7 +133,7 @@ describe('lab', { timeout: 110_000 }, () => {
     assert.equal(served.size, 3, `round robin reaches every replica: ${[...served].join(', ')}`);
   });
 
-  test('a SIGKILLed replica is replaced under a new name, and only requests in flight at the kill fail', async () => {
+  test('a SIGKILLed replica is replaced under a new name, and only requests in flight at the kill fail', async (t) => {
     const before = await getDaemonStatus(info.controlUrl);
     const victim = before.replicas[0]!;
     const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
@@ -183,8 +185,8 @@ describe('lab', { timeout: 110_000 }, () => {
     await Promise.all(loops);
     agent.destroy();
     const atKill = inFlightAtKill();
-    console.log(
-      `# replica gone ${(exitedAt - killAt).toFixed(2)} ms after SIGKILL; replacement ${replacement} started ${replacedMs.toFixed(0)} ms ` +
+    t.diagnostic(
+      `replica gone ${(exitedAt - killAt).toFixed(2)} ms after SIGKILL; replacement ${replacement} started ${replacedMs.toFixed(0)} ms ` +
         `and ready ${readyMs.toFixed(0)} ms after the kill; ${log.length} requests, ${atKill} in flight at the kill`,
     );
 
@@ -198,7 +200,7 @@ describe('lab', { timeout: 110_000 }, () => {
     assert.ok(log.filter((l) => l.start > killAt && l.ok).length > 20, 'the loop kept being served after the kill');
   });
 
-  test('front pause refuses connections for the paused time, timestamps exact', async () => {
+  test('front pause refuses connections for the paused time, timestamps exact', async (t) => {
     const port = Number(new URL(info.serviceUrl).port);
     const held = net.connect({ host: '127.0.0.1', port });
     await new Promise((r) => held.once('connect', r));
@@ -222,7 +224,7 @@ describe('lab', { timeout: 110_000 }, () => {
     await poller;
 
     const length = r.reopenedAtEpochMs - r.closedAtEpochMs;
-    console.log(`# front paused ${length.toFixed(2)} ms`);
+    t.diagnostic(`front paused ${length.toFixed(2)} ms`);
     assert.ok(length >= 999 && length < 1100, `closed for ${length} ms`);
     const refused = samples.filter((s) => s.result === 'ECONNREFUSED');
     assert.ok(refused.length > 50, `connections refused during the pause (${refused.length})`);
@@ -279,11 +281,11 @@ describe('lab', { timeout: 110_000 }, () => {
     assert.equal((await serverIdentity(info.db.endpointPort)).port, info.db.port);
   });
 
-  test('labUp on a running lab is idempotent', async () => {
+  test('labUp on a running lab is idempotent', async (t) => {
     const before = await labStatus({ dir });
     const t0 = performance.now();
     const again = await labUp({ dir, replicas: 3 });
-    console.log(`# labUp (already running) took ${(performance.now() - t0).toFixed(0)} ms`);
+    t.diagnostic(`labUp (already running) took ${(performance.now() - t0).toFixed(0)} ms`);
     assert.equal(again.alreadyRunning, true);
     assert.equal(again.serviceUrl, info.serviceUrl);
     assert.deepEqual(again.pids, info.pids);

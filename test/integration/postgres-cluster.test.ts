@@ -56,7 +56,7 @@ describe('PostgreSQL cluster control', () => {
     }
   });
 
-  test('init writes the lab settings and the node file', async () => {
+  test('init writes the lab settings and the node file', async (t) => {
     const t0 = performance.now();
     await initCluster(dataDir, { port, socketDir: join(tmp.path, 'sock') });
     const ms = performance.now() - t0;
@@ -65,14 +65,14 @@ describe('PostgreSQL cluster control', () => {
     assert.match(hba, /^host\s+all\s+all\s+127\.0\.0\.1\/32\s+trust$/m);
     assert.doesNotMatch(hba, /0\.0\.0\.0|::/, 'nothing beyond loopback');
     await assert.rejects(initCluster(dataDir, { port, socketDir: join(tmp.path, 'sock') }), /already holds/);
-    console.log(`# initCluster took ${ms.toFixed(0)} ms`);
+    t.diagnostic(`initCluster took ${ms.toFixed(0)} ms`);
   });
 
-  test('start, query over TCP and the unix socket, running as the server user', async () => {
+  test('start, query over TCP and the unix socket, running as the server user', async (t) => {
     assert.equal(await isRunning(dataDir), false);
     const t0 = performance.now();
     const pid = await startCluster(dataDir, { logFile: join(tmp.path, 'pg.log') });
-    console.log(`# startCluster took ${(performance.now() - t0).toFixed(0)} ms`);
+    t.diagnostic(`startCluster took ${(performance.now() - t0).toFixed(0)} ms`);
     pids = [pid, ...(await childrenOf(pid))];
     assert.equal(await postmasterPid(dataDir), pid);
     assert.equal(await isRunning(dataDir), true);
