@@ -5,13 +5,13 @@ import { after, before, describe, test } from 'node:test';
 import { createLabReplicas, matchesSelector, parseSelector } from '../../lib/adapters/lab-replicas.ts';
 import { isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
 import type { ReplicaSetAdapter } from '../../lib/adapters/types.ts';
-import { labDown, labEvents, labStatus, labUp, scaleReplicas, type LabInfo } from '../../lib/lab/index.ts';
+import { labDown, labEvents, labStatus, labUp, scaleReplicas, type LabEvent, type LabInfo } from '../../lib/lab/index.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';
 
 const SEL = 'app=orders';
 
 /** The daemon's record of a replica's exit; kill() resolves when the process is gone, possibly before the daemon reaped it. */
-async function exitEvent(controlUrl: string, name: string): Promise<{ code?: unknown; signal?: unknown } | undefined> {
+async function exitEvent(controlUrl: string, name: string): Promise<LabEvent | undefined> {
   const t0 = performance.now();
   for (;;) {
     const e = (await labEvents(controlUrl)).find((x) => x.type === 'exited' && x.name === name);
