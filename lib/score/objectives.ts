@@ -1,6 +1,7 @@
 import type { DataClass, Policy, SloSet, Tier } from '../config/types.ts';
 import type { LoadSummary } from '../load/types.ts';
 import type { Histogram } from '../measure/histogram.ts';
+import type { LedgerVerdict } from '../measure/ledger.ts';
 import { figuresOf, measureSlo, sloChecks, sloName, type SloKind } from './slo.ts';
 
 /**
@@ -74,6 +75,14 @@ export interface RpoMeasurement {
   unknownWrites: number;
   method: string;
   reason?: string;
+}
+
+/**
+ * The write ledger's verdict as an RPO measurement. Unknown writes found present committed and are
+ * safe; only the unknown and absent ones are "neither lost nor safe".
+ */
+export function rpoFromLedger(v: Pick<LedgerVerdict, 'rpoSeconds' | 'lost' | 'unknownAbsent' | 'method'>): RpoMeasurement {
+  return { measuredSeconds: v.rpoSeconds, lostWrites: v.lost, unknownWrites: v.unknownAbsent, method: v.method };
 }
 
 export interface RpoInput {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import type { Policy, SloSet } from '../../lib/config/types.ts';
 import { Outcome } from '../../lib/load/types.ts';
 import { parseThreshold } from '../../lib/score/threshold.ts';
-import { scoreRpo, scoreRto, scoreSlos } from '../../lib/score/objectives.ts';
+import { rpoFromLedger, scoreRpo, scoreRto, scoreSlos } from '../../lib/score/objectives.ts';
+import { checkLedger, type LedgerEntry } from '../../lib/measure/ledger.ts';
 import { createRequestLog, summarize } from '../../lib/measure/summary.ts';
 import { latencyHistogram } from '../../lib/measure/phases.ts';
 
@@ -73,6 +74,22 @@ test('RPO met, missed, and unreadable ledger', () => {
   assert.equal(unread.met, null);
   assert.equal(unread.reason, 'the database did not come back');
   assert.equal(unread.targetSeconds, 86_400);
+});
+
+test('RPO from the write ledger: lost acknowledged writes, and only unknown writes that are absent count as unknown', () => {
+  // Acked at 1, 2, 3 s; the one acked at 2 s is gone; two timed out, one of which committed anyway.
+  const entries: LedgerEntry[] = [
+    { seq: 1, token: 'a', sentMs: 900, ackMs: 1000, outcome: 'ok' },
+    { seq: 2, token: 'b', sentMs: 1900, ackMs: 2000, outcome: 'ok' },
+    { seq: 3, token: 'c', sentMs: 2900, ackMs: 3000, outcome: 'ok' },
+    { seq: 4, token: 'd', sentMs: 3900, ackMs: null, outcome: 'unknown' },
+    { seq: 5, token: 'e', sentMs: 4900, ackMs: null, outcome: 'unknown' },
+  ];
+  const m = rpoFromLedger(checkLedger(entries, new Set(['a', 'c', 'd']), 5000));
+  assert.deepEqual([m.measuredSeconds, m.lostWrites, m.unknownWrites], [4, 1, 1]);
+  const r = scoreRpo({ dataClass: 'database', policy: POLICY, measurement: m });
+  assert.deepEqual([r.met, r.lostWrites, r.unknownWrites], [true, 1, 1]);
+  assert.equal(r.method, m.method);
 });
 
 const SLO: SloSet = {
