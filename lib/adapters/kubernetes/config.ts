@@ -6,12 +6,20 @@ import { existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { UserError } from '../../errors.ts';
 
+/**
+ * client-node 1.x refuses an `http:` server unless skipTLSVerify is set, although there is no TLS to verify.
+ * Plain HTTP is what `kubectl proxy` and test servers on loopback speak, so it is allowed for them only.
+ */
+function plainHttp(server: string | undefined): boolean {
+  return server?.startsWith('http://') ?? false;
+}
+
 /** A kubeconfig for one API server URL, as a test or a port-forward needs; no file is read or written. */
 export function kubeConfigFor(options: { url: string; token?: string; contextName?: string; namespace?: string }): KubeConfig {
   const name = options.contextName ?? 'drill';
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name, server: options.url, skipTLSVerify: false }],
+    clusters: [{ name, server: options.url, skipTLSVerify: plainHttp(options.url) }],
     users: [{ name, ...(options.token ? { token: options.token } : {}) }],
     contexts: [{ name, cluster: name, user: name, ...(options.namespace ? { namespace: options.namespace } : {}) }],
     currentContext: name,
@@ -55,11 +63,15 @@ export function kubeConfigFromFile(path: string, context?: string): KubeConfig {
     });
   }
   kc.setCurrentContext(wanted);
-  if (!kc.getCurrentCluster()) {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) {
     throw new UserError(`context "${wanted}" in kubeconfig ${path} names a cluster that is not defined there`, {
       untouched: 'nothing: no call was made to any cluster',
       next: 'fix the context\'s cluster entry (`kubectl config view --kubeconfig <file>`)',
     });
+  }
+  if (plainHttp(cluster.server) && !cluster.skipTLSVerify) {
+    kc.clusters = kc.clusters.map((c) => (c.name === cluster.name ? { ...c, skipTLSVerify: true } : c));
   }
   return kc;
 }
