@@ -5,7 +5,7 @@ import { createRequestLog, summarize } from '../measure/summary.ts';
 import { classifyError, classifyStatus } from './outcome.ts';
 import { secondStats } from './seconds.ts';
 import { httpClientIsWarm, warmUpHttpClient } from './warmup.ts';
-import { Slot, SlotList, type SlotOwner } from './slots.ts';
+import { Slot, SlotList, SlotQueue, type SlotOwner } from './slots.ts';
 import { compileTemplates, fillBody, validateProfile, WeightedPicker, type CompiledTemplate } from './templates.ts';
 import { Outcome, type LoadProfile, type LoadSummary, type OutcomeCode, type RequestLog, type SecondStats } from './types.ts';
 
@@ -37,6 +37,15 @@ export class LoadGenerator {
   private readonly tickMs: number;
   private readonly free: Slot[] = [];
   private readonly unsettled = new SlotList();
+  /**
+   * Requests waiting for a connection. undici would queue them itself, but a request it has queued
+   * can only be cancelled by destroying the connection it is handed next: during an outage that is
+   * a new TCP connection to the service for every request that timed out without ever being sent.
+   */
+  private readonly waiting: SlotQueue;
+  /** Requests handed to undici: at most one per connection, so undici never has to queue. */
+  private active = 0;
+  private sending = false;
   private readonly listeners: Array<(s: SecondStats) => void> = [];
   private readonly emitted: SecondStats[] = [];
   /** Handed to every slot; bound once so no request creates a closure of ours. */
@@ -81,6 +90,7 @@ export class LoadGenerator {
     this.requestLog = createRequestLog(Math.min(1 << 20, Math.max(4096, Math.ceil(profile.rate * 60))));
     this.log = this.requestLog;
     for (let k = 0; k < profile.maxInFlight; k++) this.free.push(new Slot(this.owner));
+    this.waiting = new SlotQueue(profile.maxInFlight);
     void warmUpHttpClient();
     // undici's own timers are backstops only: ours, counted from the scheduled send, fire first.
     const undiciTimeout = Math.ceil(profile.timeoutMs);
@@ -136,7 +146,7 @@ export class LoadGenerator {
     return this.emitted.slice();
   }
 
-  /** Requests handed to undici and not yet let go of by it (what maxInFlight caps). */
+  /** Requests waiting for a connection or handed to undici and not yet let go of by it (what maxInFlight caps). */
   get inFlight(): number {
     return this.profile.maxInFlight - this.free.length;
   }
@@ -229,8 +239,15 @@ export class LoadGenerator {
     }
     slot.begin(i);
     this.unsettled.append(slot);
-    const t = this.templates[tpl]!;
-    this.pool.dispatch(t.fixed ?? this.optionsFor(t, i), slot);
+    if (this.active < this.profile.connections) this.dispatch(slot);
+    else this.waiting.push(slot);
+  }
+
+  private dispatch(slot: Slot): void {
+    this.active++;
+    slot.dispatched = true;
+    const t = this.templates[this.log.template[slot.index]!]!;
+    this.pool.dispatch(t.fixed ?? this.optionsFor(t, slot.index), slot);
   }
 
   private optionsFor(t: CompiledTemplate, seq: number): Dispatcher.DispatchOptions {
@@ -244,13 +261,19 @@ export class LoadGenerator {
       this.unsettled.remove(s);
       s.unsettled = false;
       this.record(s.index, Outcome.timeout, this.timeoutMs);
-      s.abort();
+      if (s.dispatched) {
+        s.abort();
+      } else {
+        // Waiting slots time out in schedule order too, so this one is at the front of the queue.
+        this.waiting.shift();
+        this.recycle(s);
+      }
     }
   }
 
   /** undici's last callback for a slot's request: settle it if the sweep has not, and free the slot. */
   private release(slot: Slot, outcome: OutcomeCode): void {
-    if (slot.index < 0) return;
+    if (slot.index < 0 || !slot.dispatched) return;
     if (slot.unsettled) {
       const latency = this.clock.now() - this.log.scheduledMs[slot.index]!;
       // An answer that arrives after the deadline but before the sweep noticed is still a timeout.
@@ -259,6 +282,27 @@ export class LoadGenerator {
       this.unsettled.remove(slot);
       slot.unsettled = false;
     }
+    this.active--;
+    this.recycle(slot);
+    this.sendWaiting();
+  }
+
+  /**
+   * Hands waiting requests to free connections. Runs inside undici's callbacks, because waiting for
+   * the next tick would add up to a tick to their measured latency; a request undici fails at once
+   * re-enters here through release(), and the guard keeps that a loop instead of a recursion.
+   */
+  private sendWaiting(): void {
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      while (this.active < this.profile.connections && this.waiting.size > 0) this.dispatch(this.waiting.shift()!);
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  private recycle(slot: Slot): void {
     slot.free();
     this.free.push(slot);
   }

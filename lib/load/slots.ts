@@ -18,9 +18,8 @@ export interface SlotOwner {
  * methods gets wrapped in an UnwrapHandler and a controller per request and has its headers parsed
  * into an object we never read.
  *
- * A slot stays taken until undici lets go of the request (its last callback), even when the fate is
- * already in the log: a timed-out request that was still queued inside undici gets aborted only once
- * undici hands it a connection, and a slot reused before that would receive its callbacks.
+ * A slot handed to undici stays taken until undici lets go of the request (its last callback), even
+ * when the fate is already in the log: a slot reused before that would receive the old callbacks.
  */
 export class Slot implements Dispatcher.DispatchHandler {
   /** Log index of the request using this slot; -1 when free. */
@@ -28,6 +27,8 @@ export class Slot implements Dispatcher.DispatchHandler {
   status = 0;
   /** Set while the request's fate is still unknown; such slots are linked in schedule order. */
   unsettled = false;
+  /** Handed to undici (rather than waiting in the generator's queue for a free connection). */
+  dispatched = false;
   prev: Slot | null = null;
   next: Slot | null = null;
   private abortFn: ((err?: Error) => void) | null = null;
@@ -38,6 +39,7 @@ export class Slot implements Dispatcher.DispatchHandler {
     this.index = index;
     this.status = 0;
     this.unsettled = true;
+    this.dispatched = false;
     this.abortFn = null;
   }
 
@@ -48,6 +50,7 @@ export class Slot implements Dispatcher.DispatchHandler {
 
   free(): void {
     this.index = -1;
+    this.dispatched = false;
     this.abortFn = null;
   }
 
@@ -97,5 +100,33 @@ export class SlotList {
     else this.tail = s.prev;
     s.prev = null;
     s.next = null;
+  }
+}
+
+/** Slots waiting for a free connection, first in first out; a fixed ring, as slots are finite. */
+export class SlotQueue {
+  private readonly ring: Array<Slot | null>;
+  private head = 0;
+  size = 0;
+
+  constructor(capacity: number) {
+    this.ring = new Array<Slot | null>(capacity).fill(null);
+  }
+
+  push(s: Slot): void {
+    this.ring[(this.head + this.size++) % this.ring.length] = s;
+  }
+
+  peek(): Slot | null {
+    return this.size === 0 ? null : this.ring[this.head]!;
+  }
+
+  shift(): Slot | null {
+    if (this.size === 0) return null;
+    const s = this.ring[this.head]!;
+    this.ring[this.head] = null;
+    this.head = (this.head + 1) % this.ring.length;
+    this.size--;
+    return s;
   }
 }

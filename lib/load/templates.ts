@@ -7,6 +7,9 @@ const METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'DELETE', 'P
 /** The request log stores the template index in a Uint8Array. */
 const MAX_TEMPLATES = 256;
 const PLACEHOLDER = /\{\{(seq|token)\}\}/g;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// undici refuses these on every request; refusing them here turns a run of `other` errors into exit code 2.
+const UNSENDABLE_HEADERS: ReadonlySet<string> = new Set(['transfer-encoding', 'keep-alive', 'upgrade', 'expect', 'content-length']);
 
 export const Placeholder = { seq: 0, token: 1 } as const;
 
@@ -56,11 +59,15 @@ export function validateProfile(profile: LoadProfile): URL {
   profile.requests.forEach((r, i) => {
     if (!METHODS.has(r.method)) invalid(`requests[${i}].method "${String(r.method)}" is not one of ${[...METHODS].join(', ')}`);
     if (typeof r.path !== 'string' || !r.path.startsWith('/')) invalid(`requests[${i}].path must start with "/"`);
+    if (/[^\u0021-\u00ff]/.test(r.path)) invalid(`requests[${i}].path "${r.path}" has spaces or characters that need percent-encoding`);
     if (typeof r.weight !== 'number' || !Number.isFinite(r.weight) || r.weight < 0) {
       invalid(`requests[${i}].weight must be a number >= 0 (got ${String(r.weight)})`);
     }
     for (const [k, v] of Object.entries(r.headers ?? {})) {
+      if (!HEADER_NAME.test(k)) invalid(`requests[${i}].headers: "${k}" is not a valid header name`);
+      if (UNSENDABLE_HEADERS.has(k.toLowerCase())) invalid(`requests[${i}].headers.${k}: the HTTP client manages this header itself`);
       if (typeof v !== 'string') invalid(`requests[${i}].headers.${k} must be a string`);
+      if (/[\r\n\0]/.test(v)) invalid(`requests[${i}].headers.${k} must not contain line breaks`);
     }
     total += r.weight;
   });

@@ -48,6 +48,10 @@ test('invalid profiles are refused with the field named, as invalid input (exit 
     [{ requests: [{ method: 'GET', path: '/', weight: -1 }] }, /requests\[0\]\.weight/],
     [{ requests: [{ method: 'GET', path: '/', weight: 0 }] }, /weights add up to 0/],
     [{ requests: [{ method: 'GET', path: '/', weight: 1, headers: { a: 1 as unknown as string } }] }, /headers\.a must be a string/],
+    [{ requests: [{ method: 'GET', path: '/a b', weight: 1 }] }, /path "\/a b" has spaces/],
+    [{ requests: [{ method: 'GET', path: '/', weight: 1, headers: { 'bad name': 'x' } }] }, /"bad name" is not a valid header name/],
+    [{ requests: [{ method: 'GET', path: '/', weight: 1, headers: { 'x-a': 'one\r\nx-b: two' } }] }, /must not contain line breaks/],
+    [{ requests: [{ method: 'GET', path: '/', weight: 1, headers: { 'Transfer-Encoding': 'chunked' } }] }, /manages this header itself/],
   ];
   for (const [over, message] of cases) {
     assert.throws(
