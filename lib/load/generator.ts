@@ -258,17 +258,24 @@ export class LoadGenerator {
   private sweep(now: number): void {
     for (let s = this.unsettled.head; s !== null; s = this.unsettled.head) {
       if (this.log.scheduledMs[s.index]! + this.timeoutMs > now) return;
-      this.unsettled.remove(s);
-      s.unsettled = false;
-      this.record(s.index, Outcome.timeout, this.timeoutMs);
       if (s.dispatched) {
+        this.unsettled.remove(s);
+        s.unsettled = false;
+        this.record(s.index, Outcome.timeout, this.timeoutMs);
         s.abort();
       } else {
         // Waiting slots time out in schedule order too, so this one is at the front of the queue.
-        this.waiting.shift();
-        this.recycle(s);
+        this.expire(this.waiting.shift()!);
       }
     }
+  }
+
+  /** Times out a request that never left the wait queue. */
+  private expire(slot: Slot): void {
+    this.unsettled.remove(slot);
+    slot.unsettled = false;
+    this.record(slot.index, Outcome.timeout, this.timeoutMs);
+    this.recycle(slot);
   }
 
   /** undici's last callback for a slot's request: settle it if the sweep has not, and free the slot. */
@@ -296,7 +303,12 @@ export class LoadGenerator {
     if (this.sending) return;
     this.sending = true;
     try {
-      while (this.active < this.profile.connections && this.waiting.size > 0) this.dispatch(this.waiting.shift()!);
+      while (this.active < this.profile.connections && this.waiting.size > 0) {
+        const next = this.waiting.shift()!;
+        // Already past its deadline (the sweep frees connections in bursts): do not open a connection for it.
+        if (this.clock.now() - this.log.scheduledMs[next.index]! >= this.timeoutMs) this.expire(next);
+        else this.dispatch(next);
+      }
     } finally {
       this.sending = false;
     }
