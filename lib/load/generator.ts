@@ -3,7 +3,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { Clock } from '../measure/clock.ts';
 import { createRequestLog, summarize } from '../measure/summary.ts';
 import { classifyError, classifyStatus } from './outcome.ts';
-import { secondStats } from './seconds.ts';
+import { SecondEmitter } from './seconds.ts';
 import { httpClientIsWarm, warmUpHttpClient } from './warmup.ts';
 import { Slot, SlotList, SlotQueue, type SlotOwner } from './slots.ts';
 import { compileTemplates, fillBody, validateProfile, WeightedPicker, type CompiledTemplate } from './templates.ts';
@@ -46,8 +46,7 @@ export class LoadGenerator {
   /** Requests handed to undici: at most one per connection, so undici never has to queue. */
   private active = 0;
   private sending = false;
-  private readonly listeners: Array<(s: SecondStats) => void> = [];
-  private readonly emitted: SecondStats[] = [];
+  private readonly secondsOut: SecondEmitter;
   /** Handed to every slot; bound once so no request creates a closure of ours. */
   private readonly owner: SlotOwner = {
     responded: (slot) => this.release(slot, classifyStatus(slot.status)),
@@ -68,12 +67,6 @@ export class LoadGenerator {
   /** Scheduling ends here (exclusive), or where stop() was called. */
   private endMs = Infinity;
   private stopMs = 0;
-  // Per-second emission: the next second to emit, where its entries start, how far the log has been
-  // scanned for its end, and the first entry that may still be pending.
-  private nextSecond = 0;
-  private secondFrom = 0;
-  private scanTo = 0;
-  private settledTo = 0;
 
   constructor(
     readonly profile: LoadProfile,
@@ -89,6 +82,7 @@ export class LoadGenerator {
     this.tickMs = options.tickMs ?? 20;
     this.requestLog = createRequestLog(Math.min(1 << 20, Math.max(4096, Math.ceil(profile.rate * 60))));
     this.log = this.requestLog;
+    this.secondsOut = new SecondEmitter(this.requestLog, clock);
     for (let k = 0; k < profile.maxInFlight; k++) this.free.push(new Slot(this.owner));
     this.waiting = new SlotQueue(profile.maxInFlight);
     void warmUpHttpClient();
@@ -122,7 +116,7 @@ export class LoadGenerator {
     this.begun = true;
     this.t0 = this.clock.now();
     this.endMs = this.t0 + durationMs;
-    this.nextSecond = Math.floor(this.t0 / 1000);
+    this.secondsOut.begin(this.t0);
     this.tick();
   }
 
@@ -138,12 +132,12 @@ export class LoadGenerator {
 
   /** Called once per completed second (every request scheduled in it has its fate), in order. */
   onSecond(cb: (s: SecondStats) => void): void {
-    this.listeners.push(cb);
+    this.secondsOut.listeners.push(cb);
   }
 
   /** Every second emitted so far. */
   seconds(): SecondStats[] {
-    return this.emitted.slice();
+    return this.secondsOut.emitted.slice();
   }
 
   /** Requests waiting for a connection or handed to undici and not yet let go of by it (what maxInFlight caps). */
@@ -324,37 +318,11 @@ export class LoadGenerator {
     this.log.latencyMs[i] = latencyMs;
   }
 
-  /**
-   * Emits every second whose requests have all been scheduled and settled. `final` (after the drain
-   * in stop()) also emits the last, partial second.
-   */
+  /** Emits every second whose requests have all been scheduled and settled; `final` also the last, partial one. */
   private flushSeconds(final: boolean): void {
-    const log = this.log;
     // Every request scheduled before `until` is in the log; once scheduling is over, nothing else comes.
     const until = this.running ? Math.min(this.nextAt(), this.endMs) : this.stopMs;
     const over = !this.running || this.nextAt() >= this.endMs;
-    for (;;) {
-      const t = this.nextSecond;
-      const end = (t + 1) * 1000;
-      const complete = until >= end || (over && t * 1000 < until) || (final && this.secondFrom < log.count);
-      if (!complete) return;
-      while (this.scanTo < log.count && log.scheduledMs[this.scanTo]! < end) this.scanTo++;
-      while (this.settledTo < log.count && log.outcome[this.settledTo] !== Outcome.pending) this.settledTo++;
-      if (this.settledTo < this.scanTo) return;
-      const s = secondStats(log, t, this.secondFrom, this.scanTo, this.clock.iso(t * 1000));
-      this.secondFrom = this.scanTo;
-      this.nextSecond++;
-      this.emitted.push(s);
-      for (const cb of this.listeners) {
-        try {
-          cb(s);
-        } catch (e) {
-          // A listener's bug must not stop the load or the remaining listeners; it still surfaces.
-          queueMicrotask(() => {
-            throw e;
-          });
-        }
-      }
-    }
+    this.secondsOut.flush(until, over, final);
   }
 }

@@ -1,5 +1,6 @@
 import { createHistogram, encodeHistogram, maxMs, percentileMs, recordMs } from '../measure/histogram.ts';
 import { emptyErrors } from '../measure/summary.ts';
+import type { Clock } from '../measure/clock.ts';
 import { Outcome, type RequestLog, type SecondStats } from './types.ts';
 
 /**
@@ -52,4 +53,61 @@ export function secondStats(log: RequestLog, t: number, from: number, to: number
     maxMs: maxMs(h),
     hdr: encodeHistogram(h),
   };
+}
+
+/**
+ * Turns the live log into SecondStats, one second at a time and in order, each once every request
+ * scheduled in it has its fate. Pointers only move forward, so a check costs nothing while a second
+ * waits for a slow request.
+ */
+export class SecondEmitter {
+  readonly listeners: Array<(s: SecondStats) => void> = [];
+  readonly emitted: SecondStats[] = [];
+  private nextSecond = 0;
+  /** Log index where the next second's entries start. */
+  private from = 0;
+  /** How far the log has been scanned for the end of the next second. */
+  private scanTo = 0;
+  /** First log entry that may still be pending. */
+  private settledTo = 0;
+
+  constructor(
+    private readonly log: RequestLog,
+    private readonly clock: Clock,
+  ) {}
+
+  begin(t0Ms: number): void {
+    this.nextSecond = Math.floor(t0Ms / 1000);
+  }
+
+  /**
+   * `until`: every request scheduled before it is in the log. `over`: scheduling has ended, so the
+   * second holding `until` is complete too. `final`: emit whatever the log still holds.
+   */
+  flush(until: number, over: boolean, final: boolean): void {
+    const log = this.log;
+    for (;;) {
+      const t = this.nextSecond;
+      const end = (t + 1) * 1000;
+      const complete = until >= end || (over && t * 1000 < until) || (final && this.from < log.count);
+      if (!complete) return;
+      while (this.scanTo < log.count && log.scheduledMs[this.scanTo]! < end) this.scanTo++;
+      while (this.settledTo < log.count && log.outcome[this.settledTo] !== Outcome.pending) this.settledTo++;
+      if (this.settledTo < this.scanTo) return;
+      const s = secondStats(log, t, this.from, this.scanTo, this.clock.iso(t * 1000));
+      this.from = this.scanTo;
+      this.nextSecond++;
+      this.emitted.push(s);
+      for (const cb of this.listeners) {
+        try {
+          cb(s);
+        } catch (e) {
+          // A listener's bug must not stop the load or the remaining listeners; it still surfaces.
+          queueMicrotask(() => {
+            throw e;
+          });
+        }
+      }
+    }
+  }
 }
