@@ -107,6 +107,7 @@ export function isTransient(e: unknown): boolean {
 export function httpStatus(e: unknown): number | undefined {
   if (e instanceof ApiException) return e.code;
   if (e instanceof KubeError) return e.status;
+  if (typeof e !== 'object' || e === null) return undefined;
   const s = (e as { statusCode?: unknown }).statusCode;
   return typeof s === 'number' ? s : undefined;
 }

@@ -39,12 +39,20 @@ export class Controllers {
   /** Reconcile failures; a test asserting on the server's behaviour can check that there were none. */
   readonly errors: Error[] = [];
 
+  private readonly opts: ControllerOptions;
+
   constructor(
     private readonly store: Store,
-    private readonly opts: ControllerOptions,
+    opts: ControllerOptions,
   ) {
-    this.kubelet = new Kubelet(store, opts);
+    this.opts = { ...opts };
+    this.kubelet = new Kubelet(store, this.opts);
     this.unsubscribe = store.subscribe((e) => this.onEvent(e));
+  }
+
+  /** Change the delays for what happens from now on (the kubelet and the ReplicaSet controller read them when they act). */
+  setTiming(t: ControllerOptions): void {
+    Object.assign(this.opts, t);
   }
 
   stop(): void {

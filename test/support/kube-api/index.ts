@@ -24,7 +24,9 @@ export interface KubeApiState {
   resourceVersion(): number;
   /** Drop the watch history (etcd compaction): a watch resuming from before now gets 410 Expired. */
   compact(): void;
-  /** Every request served, in order of completion. */
+  /** Watch streams open now, of one resource or all. */
+  openWatches(resource?: string): number;
+  /** Every request served, in order of completion (a watch completes when its stream ends). */
   readonly requests: RequestRecord[];
   /** Controller failures; empty unless the server has a bug. */
   readonly controllerErrors: Error[];
@@ -33,8 +35,8 @@ export interface KubeApiState {
 }
 
 export interface KubeApiFaults {
-  /** The next watch that resumes from a resourceVersion gets an ERROR event with a 410 Expired Status. */
-  expireNextWatch(): void;
+  /** The next watch (of `resource`, or any) that resumes from a resourceVersion gets an ERROR event with a 410 Expired Status. */
+  expireNextWatch(resource?: string): void;
   /** End every open watch stream, as a load balancer or an API server restart does. */
   dropWatches(): void;
   /** Hold every response for `ms` before handling it; 0 stops. */
@@ -72,15 +74,18 @@ function close(server: Server): Promise<void> {
 
 export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeApi> {
   const store = new Store(options.eventWindow ?? 1000);
-  const controllers = new Controllers(store, {
+  const timing = {
     replaceDelayMs: options.replaceDelayMs ?? 100,
     readyDelayMs: options.readyDelayMs ?? 100,
     shutdownMs: options.shutdownMs ?? 100,
-  });
+  };
+  // Seeded workloads come up at once, as if they had been running before the test: the configured delays
+  // are for what happens during the test (a replacement that takes 60 s must not make the seed take 60 s).
+  const controllers = new Controllers(store, { ...timing, replaceDelayMs: 0, readyDelayMs: 0 });
   const requests: RequestRecord[] = [];
-  const streams = new Set<ServerResponse>();
+  const streams = new Map<ServerResponse, string>();
   let delayMs = 0;
-  let expireNext = false;
+  let expireNext: { resource?: string } | undefined;
   let port = 0;
 
   const server = createServer((req, res) => {
@@ -92,10 +97,10 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
       delayMs: () => delayMs,
       bookmarkIntervalMs: options.bookmarkIntervalMs ?? 1000,
       streams,
-      takeExpiry: () => {
-        const e = expireNext;
-        expireNext = false;
-        return e;
+      takeExpiry: (resource) => {
+        if (!expireNext || (expireNext.resource !== undefined && expireNext.resource !== resource)) return false;
+        expireNext = undefined;
+        return true;
       },
     });
   });
@@ -136,6 +141,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     },
     create,
     resourceVersion: () => store.currentRv(),
+    openWatches: (resource) => [...streams.values()].filter((r) => resource === undefined || r === resource).length,
     compact: () => store.compact(),
     requests,
     controllerErrors: controllers.errors,
@@ -143,11 +149,14 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   };
 
   const faults: KubeApiFaults = {
-    expireNextWatch: () => {
-      expireNext = true;
+    expireNextWatch: (resource) => {
+      expireNext = { resource };
     },
     dropWatches: () => {
-      for (const s of [...streams]) s.end();
+      for (const s of [...streams.keys()]) {
+        streams.delete(s);
+        s.end();
+      }
     },
     delay: (ms) => {
       delayMs = ms;
@@ -165,7 +174,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     faults,
     async stop() {
       controllers.stop();
-      for (const s of [...streams]) s.destroy();
+      for (const s of [...streams.keys()]) s.destroy();
       await close(server);
     },
   };
@@ -178,6 +187,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
         store.list('statefulsets').every((s) => (s.status?.readyReplicas ?? 0) === s.spec.replicas);
       await waitFor(ready, 'seeded Deployments and StatefulSets to be ready');
     }
+    controllers.setTiming(timing);
   } catch (e) {
     await api.stop();
     throw e;

@@ -22,10 +22,10 @@ export interface WatchRequest {
 export interface WatchContext {
   store: Store;
   bookmarkIntervalMs: number;
-  /** Open streams, so a fault can drop them all. */
-  streams: Set<ServerResponse>;
-  /** Returns true once when a fault asks for the next resumed watch to be expired. */
-  takeExpiry: () => boolean;
+  /** Open streams and the resource each watches, so a fault can drop them and tests can count them. */
+  streams: Map<ServerResponse, string>;
+  /** True once when a fault asks for the next resumed watch (of this resource) to be expired. */
+  takeExpiry: (resource: string) => boolean;
 }
 
 type Sent = { type: string; object: unknown };
@@ -55,7 +55,7 @@ export function serveWatch(res: ServerResponse, w: WatchRequest, ctx: WatchConte
   if (!initial) {
     const from = Number(rvParam);
     const past = Number.isFinite(from) ? store.eventsSince(from) : 'expired';
-    if (ctx.takeExpiry() || past === 'expired') {
+    if (ctx.takeExpiry(w.t.resource) || past === 'expired') {
       return expire(gone(`too old resource version: ${rvParam} (${store.oldestResumable()})`));
     }
     for (const e of past) translate(e);
@@ -83,7 +83,7 @@ export function serveWatch(res: ServerResponse, w: WatchRequest, ctx: WatchConte
   if (bookmarks) timers.push(setInterval(() => send({ type: 'BOOKMARK', object: bookmarkObject(w.t, store.currentRv()) }), ctx.bookmarkIntervalMs));
   const timeoutSeconds = Number(q.get('timeoutSeconds') ?? '');
   if (timeoutSeconds > 0) timers.push(setTimeout(() => res.end(), timeoutSeconds * 1000));
-  ctx.streams.add(res);
+  ctx.streams.set(res, w.t.resource);
   res.on('close', () => {
     unsubscribe();
     for (const t of timers) clearTimeout(t);
