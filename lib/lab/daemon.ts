@@ -53,7 +53,12 @@ function persist(): void {
     replicas: supervisor.list().map((r) => ({ name: r.name, pid: r.pid!, port: r.port })),
     updatedAt: new Date().toISOString(),
   };
-  writeJsonAtomicSync(paths.daemonState, state);
+  try {
+    writeJsonAtomicSync(paths.daemonState, state);
+  } catch (e) {
+    // The lab keeps serving; `lab down` then falls back to the last state it can read.
+    log(`cannot write ${paths.daemonState}: ${(e as Error).message}`);
+  }
 }
 
 const deps: ControlDeps = { supervisor, front, db, feed, daemon: { pid: process.pid, startedAt }, persist };

@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
-  ensureRoleAndDatabase, giveToServerUser, initCluster, postmasterPid, readNodeConf, startCluster, stopCluster, writeNodeConf,
+  ensureRoleAndDatabase, giveToServerUser, initCluster, postmasterPid, readNodeConf, socketPathProblem, startCluster, stopCluster, writeNodeConf,
 } from '../adapters/postgres/cluster.ts';
 import { isProcessUnder, signal, terminate, waitGone } from '../adapters/postgres/proc.ts';
 import { UserError } from '../errors.ts';
@@ -47,9 +47,11 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
   const t0 = performance.now();
   const deadline = t0 + (options.timeoutMs ?? 60_000);
   const phase = (name: string) => options.onPhase?.(name, performance.now() - t0);
+  const p = labPaths(dir);
+  const socketProblem = socketPathProblem(p.socketDir);
+  if (socketProblem) throw new UserError(`lab directory ${dir}: ${socketProblem}`, { untouched: 'nothing', next: 'set DRILL_LAB_DIR to a shorter path' });
   await assertServerCanReach(dir);
   await mkdir(dir, { recursive: true, mode: 0o755 });
-  const p = labPaths(dir);
   return withLabLock(p.lock, async () => {
     const f = await collectFacts(dir);
     if (f.pgAlive && f.live) {

@@ -120,7 +120,10 @@ async function dbReady(): Promise<boolean> {
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-drill-replica': name });
+  const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-drill-replica': name };
+  // While draining, a keep-alive connection would otherwise idle on for keepAliveTimeout and hold up the exit.
+  if (stopping) headers.connection = 'close';
+  res.writeHead(status, headers);
   res.end(text);
 }
 
@@ -205,9 +208,10 @@ function shutdown(sig: string): void {
   stopping = true;
   log(`${sig}: draining`);
   server.close();
-  server.closeIdleConnections();
-  const hard = setTimeout(() => process.exit(0), 3000);
-  hard.unref();
+  // Connections busy at SIGTERM go idle later; close them as they do. Exit on our own before the
+  // supervisor's 3 s SIGKILL if something still hangs.
+  setInterval(() => server.closeIdleConnections(), 50).unref();
+  setTimeout(() => process.exit(0), 2500).unref();
   server.on('close', () => {
     void healthClient?.end().catch(() => {});
     pool.end().finally(() => process.exit(0));

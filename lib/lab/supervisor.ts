@@ -164,8 +164,8 @@ export class Supervisor extends EventEmitter {
     clearTimeout(m.probeTimer);
     this.members.delete(m.name);
     const livedMs = performance.now() - m.startedMs;
-    // Killed by a signal from outside is the fault under test, not a crash loop: replace it at once.
-    if (!m.terminating && sig === null && livedMs < 2000) this.crashStreak++;
+    // Killed by a signal or told to stop (exit 0) is the fault under test, not a crash loop: replace it at once.
+    if (!m.terminating && sig === null && code !== 0 && livedMs < 2000) this.crashStreak++;
     else if (!m.terminating && livedMs >= 2000) this.crashStreak = 0;
     this.note(`${m.name} (pid ${m.pid}) exited: ${sig ?? `code ${code}`}${m.terminating ? '' : ', replacing'}`, {
       type: 'exited', name: m.name, pid: m.pid, code, signal: sig, expected: m.terminating,

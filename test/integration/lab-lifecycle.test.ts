@@ -163,6 +163,12 @@ describe('lab lifecycle', { timeout: 100_000 }, () => {
     }
   });
 
+  test('a lab dir too long for PostgreSQL\'s unix socket is refused before anything is created', async () => {
+    const long = join(tmp.path, 'x'.repeat(90));
+    await assert.rejects(labUp({ dir: long, replicas: 1 }), (e: unknown) => e instanceof UserError && /longer than the 107 bytes/.test(e.message));
+    assert.equal(existsSync(long), false);
+  });
+
   test('down on a directory that holds no lab does nothing', async () => {
     const empty = join(tmp.path, 'not-a-lab');
     await mkdir(empty);

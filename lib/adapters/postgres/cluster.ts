@@ -156,13 +156,19 @@ export async function initCluster(dataDir: string, options: InitOptions): Promis
  * another node: after either, call this again to give the node back its own identity.
  */
 export async function writeNodeConf(dataDir: string, node: NodeSettings): Promise<void> {
-  const socketPath = join(node.socketDir, `.s.PGSQL.${node.port}`);
-  if (Buffer.byteLength(socketPath) > 107) {
-    throw new Error(`unix socket path ${socketPath} is longer than the 107 bytes Linux allows: use a shorter lab directory`);
-  }
+  const problem = socketPathProblem(node.socketDir);
+  if (problem) throw new Error(problem);
   await mkdir(node.socketDir, { recursive: true, mode: 0o755 });
   await giveToServerUser(node.socketDir);
   await writeServerFile(join(dataDir, NODE_CONF), confLines({ port: node.port, unix_socket_directories: node.socketDir }));
+}
+
+/** Linux caps a unix socket path at 107 bytes; PostgreSQL appends `/.s.PGSQL.<port>.lock` to the directory. */
+export function socketPathProblem(socketDir: string): string | null {
+  const longest = join(socketDir, '.s.PGSQL.65535.lock');
+  return Buffer.byteLength(longest) > 107
+    ? `unix socket path ${longest} is longer than the 107 bytes Linux allows: use a shorter directory`
+    : null;
 }
 
 export async function readNodeConf(dataDir: string): Promise<NodeSettings | null> {

@@ -2,20 +2,24 @@
  * Linux process checks by PID, through /proc. Lab and PostgreSQL cleanup act on PIDs read from state
  * files that may be stale, so every signal is preceded by "is this PID still the process we started?".
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 export type ProcState = 'alive' | 'zombie' | 'dead';
 
 /**
  * A killed child stays a zombie until its parent reaps it, and `kill(pid, 0)` still succeeds on a zombie,
- * so the state letter in /proc/PID/stat is the only honest answer to "is it still running".
+ * so the state letter in /proc/PID/stat is the only honest answer to "is it still running". The thread
+ * group leader turns zombie before its other threads finish exiting, and the last of them is what closes the
+ * process's sockets: a zombie leader with threads left still counts as alive.
  */
 export async function procState(pid: number): Promise<ProcState> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // The command name in parentheses may itself contain spaces or parentheses: the state follows the last ')'.
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state === 'Z' || state === 'X' ? 'zombie' : 'alive';
+    if (state !== 'Z' && state !== 'X') return 'alive';
+    const tasks = await readdir(`/proc/${pid}/task`).catch(() => [String(pid)]);
+    return tasks.some((t) => t !== String(pid)) ? 'alive' : 'zombie';
   } catch {
     return 'dead';
   }
