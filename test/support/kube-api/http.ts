@@ -97,7 +97,15 @@ function bare(o: KubeObject): KubeObject {
 
 export async function handle(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://kube-api');
-  const record: RequestRecord = { method: req.method ?? 'GET', path: url.pathname, query: url.search, verb: '', resource: '', status: 200 };
+  const record: RequestRecord = {
+    method: req.method ?? 'GET',
+    path: url.pathname,
+    query: url.search,
+    verb: '',
+    resource: '',
+    ...(req.headers['content-type'] ? { contentType: req.headers['content-type'] } : {}),
+    status: 200,
+  };
   res.on('finish', () => ctx.requests.push({ ...record, status: res.statusCode }));
   try {
     const delay = ctx.delayMs();

@@ -98,5 +98,7 @@ export interface RequestRecord {
   namespace?: string;
   name?: string;
   user?: string;
+  /** Content-Type of the request body, for writes: tells which patch format a client used. */
+  contentType?: string;
   status: number;
 }
