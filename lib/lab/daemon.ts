@@ -1,6 +1,6 @@
 /**
  * One detached process per lab: the replica supervisor, the front, the DB endpoint and the control API.
- * `node --import tsx lib/lab/daemon.ts --lab DIR`, started by labUp; stops its replicas on SIGTERM.
+ * `node --import tsx/esm lib/lab/daemon.ts --lab DIR`, started by labUp; stops its replicas on SIGTERM.
  */
 import { openSync } from 'node:fs';
 import { rm } from 'node:fs/promises';

@@ -1,6 +1,6 @@
 /**
  * One replica of the lab's orders service, run as its own process by the lab supervisor:
- * `node --import tsx lib/lab/service.ts --lab DIR --name NAME --db-port PORT`.
+ * `node --import tsx/esm lib/lab/service.ts --lab DIR --name NAME --db-port PORT`.
  * It talks to PostgreSQL only through the lab's DB endpoint, so a failover repoints every replica at once.
  */
 import http from 'node:http';
@@ -10,6 +10,7 @@ import { ensureSchema, insertOrder, parseNewOrder, recentOrders } from './orders
 
 const { values: args } = parseArgs({
   options: {
+    // Unused here: it puts the lab dir in /proc/PID/cmdline, which is how `lab down` knows this PID is the lab's.
     lab: { type: 'string' },
     name: { type: 'string', default: `orders-${process.pid}` },
     port: { type: 'string', default: '0' },

@@ -133,10 +133,13 @@ describe('ReplicaSetAdapter conformance: lab', { timeout: 90_000 }, () => {
     assert.ok(performance.now() - t1 < 500, 'abort ends the wait promptly');
   });
 
-  test('ensureDesired restores the declared count after a scale-down', async () => {
-    await scaleReplicas(info.controlUrl, 1);
+  test('ensureDesired restores the declared count after a scale to zero', async () => {
+    await scaleReplicas(info.controlUrl, 0);
     const down = await rs.waitReady(SEL, opts(5000));
-    assert.deepEqual([down.desired, down.ready], [1, 1]);
+    assert.deepEqual([down.desired, down.ready], [0, 0]);
+    const r = await fetch(`${info.serviceUrl}/orders`);
+    assert.equal(r.status, 503, 'the front has no replica to send to');
+    assert.deepEqual(await r.json(), { error: 'no ready replica' });
     const up = await rs.ensureDesired(SEL, opts(5000));
     up.replicas.forEach((r) => seen.add(r.pid!));
     assert.deepEqual([up.desired, up.ready, up.replicas.length], [3, 3, 3]);

@@ -281,6 +281,27 @@ describe('lab', { timeout: 110_000 }, () => {
     assert.equal((await serverIdentity(info.db.endpointPort)).port, info.db.port);
   });
 
+  test('with the database unreachable replicas turn unready and the front answers 503; all recover after', async (t) => {
+    const nowhere = await freePort();
+    await setDbPrimary(info.controlUrl, nowhere);
+    const t0 = performance.now();
+    let s = await getDaemonStatus(info.controlUrl);
+    while (s.ready > 0 && performance.now() - t0 < 3000) s = await getDaemonStatus(info.controlUrl, { after: s.version, waitMs: 500 });
+    const unreadyMs = performance.now() - t0;
+    assert.equal(s.ready, 0, 'no replica is ready without its database');
+    assert.equal(s.replicas.length, 3, 'unready replicas keep running (readiness, not liveness)');
+    const r = await request(`${info.serviceUrl}/orders?limit=1`);
+    assert.equal(r.status, 503);
+    assert.match(r.body, /no ready replica/);
+
+    await setDbPrimary(info.controlUrl, info.db.port);
+    const t1 = performance.now();
+    while (s.ready < 3 && performance.now() - t1 < 3000) s = await getDaemonStatus(info.controlUrl, { after: s.version, waitMs: 500 });
+    t.diagnostic(`all unready ${unreadyMs.toFixed(0)} ms after the database went away, ready again ${(performance.now() - t1).toFixed(0)} ms after it came back`);
+    assert.equal(s.ready, 3);
+    assert.equal((await request(`${info.serviceUrl}/orders?limit=1`)).status, 200);
+  });
+
   test('labUp on a running lab is idempotent', async (t) => {
     const before = await labStatus({ dir });
     const t0 = performance.now();
