@@ -81,7 +81,7 @@ test('kill with grace 0 removes the pod at once; waitReady with `gone` resolves 
   assert.ok(!s.replicas.some((r) => r.name === victim!.name), 'the killed pod is not among the replicas');
   assert.equal(s.replicas.filter((r) => r.ready).length, 3);
   // Replacement after 80 ms plus Ready after another 80 ms: a watch sees it promptly.
-  assert.ok(performance.now() - t0 < 2000, `waitReady took ${performance.now() - t0} ms`);
+  assert.ok(performance.now() - t0 < 4000, `waitReady took ${performance.now() - t0} ms`);
 });
 
 test('kill with a grace period leaves the pod Terminating, not ready, until its container exits', async (t) => {
@@ -196,7 +196,7 @@ test('waitReady times out with a message that says what it saw, and honours abor
     return true;
   });
   const took = performance.now() - t0;
-  assert.ok(took >= 690 && took < 1500, `timed out after ${took} ms`);
+  assert.ok(took >= 690 && took < 3000, `timed out after ${took} ms`);
   const lists = api.state.requests.filter((r) => r.verb === 'list').length;
   assert.ok(lists <= 4, `no polling: ${lists} list requests in 0.7 s`);
 

@@ -383,3 +383,22 @@ test('faults: delayed responses, an unreachable server, and back', async (t) => 
   await api.faults.reachable();
   assert.equal((await core.listNamespacedPod({ namespace: 'prod' })).items.length, 3);
 });
+
+test('legacy /watch/ paths, deletecollection, and a namespace that empties itself when deleted', async (t) => {
+  const api = await server(t, { objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 2 }), deployment({ name: 'tmp', namespace: 'scratch', replicas: 1 })] });
+  const { core } = clients(api);
+  const legacy = await collect(api, '/api/v1/watch/namespaces/prod/pods', {}, (s) => s.length >= 2);
+  assert.deepEqual(legacy.seen.map((s) => s.type), ['ADDED', 'ADDED']);
+
+  const before = api.state.list('pods', 'prod').map((p) => p.metadata.name!);
+  await core.deleteCollectionNamespacedPod({ namespace: 'prod', labelSelector: 'app=orders', gracePeriodSeconds: 0 });
+  assert.deepEqual(before.filter((n) => api.state.get('pods', 'prod', n)), [], 'every selected pod was deleted');
+  assert.ok(api.state.requests.some((r) => r.verb === 'deletecollection' && r.status === 200), 'served as deletecollection');
+
+  const ns = await core.deleteNamespace({ name: 'scratch' });
+  assert.equal(ns.status?.phase, 'Terminating');
+  const refused = await failure(core.createNamespacedPod({ namespace: 'scratch', body: { metadata: { name: 'late' }, spec: { containers: [{ name: 'a', image: 'x' }] } } }));
+  assert.ok(refused.code === 403 || refused.code === 404, `creating in a terminating or deleted namespace is refused (${refused.code})`);
+  await api.state.waitFor(() => !api.state.get('namespaces', undefined, 'scratch') && api.state.list('deployments', 'scratch').length === 0 && api.state.list('pods', 'scratch').length === 0, 'namespace scratch and its contents to be gone');
+  assert.ok(api.state.get('namespaces', undefined, 'prod'), 'other namespaces stay');
+});
