@@ -4,12 +4,13 @@
  * kube-system always) is refused before any call, and no more than `blastRadius` pods are deleted while the
  * workload is not whole.
  */
-import { AppsV1Api, CoreV1Api, Observable, type ConfigurationOptions, type KubeConfig, type RequestContext, type ResponseContext, type V1LabelSelector } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, Observable, type ConfigurationOptions, type KubeConfig, type RequestContext, type ResponseContext } from '@kubernetes/client-node';
 import { UserError } from '../../errors.ts';
 import type { KillOptions, Replica, ReplicaSetAdapter, WorkloadStatus } from '../types.ts';
 import { explain, KubeError, KubeGuardrailError, type KubeCall } from './errors.ts';
 import { startInformer, type Informer } from './informer.ts';
-import { selectorMatches, selectorToString } from './selector.ts';
+import { selectorMatches } from './selector.ts';
+import { ownerName, podView, RESOURCE_OF, workloadView, type PodLike, type PodView, type WorkloadKind, type WorkloadLike, type WorkloadView } from './views.ts';
 
 export interface KubeReplicasOptions {
   kubeConfig: KubeConfig;
@@ -28,89 +29,6 @@ export interface KubeReplicaSetAdapter extends ReplicaSetAdapter {
   readonly blastRadius: number;
   /** Kill pods as one action: the whole set is checked against the blast radius before the first delete. */
   killAll(replicas: Replica[], options: KillOptions): Promise<void>;
-}
-
-/** The fields read from pods, whether they come as client-node models (Dates) or raw watch JSON (strings). */
-interface PodLike {
-  metadata?: {
-    name?: string;
-    uid?: string;
-    resourceVersion?: string;
-    labels?: Record<string, string>;
-    creationTimestamp?: Date | string;
-    deletionTimestamp?: Date | string;
-    ownerReferences?: { kind: string; name: string; controller?: boolean }[];
-  };
-  status?: { startTime?: Date | string; conditions?: { type: string; status: string }[] };
-}
-
-interface WorkloadLike {
-  metadata?: { name?: string; generation?: number; resourceVersion?: string; ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
-  spec?: { replicas?: number; selector?: V1LabelSelector; template?: { metadata?: { labels?: Record<string, string> } } };
-  status?: { readyReplicas?: number; observedGeneration?: number };
-}
-
-interface PodView {
-  name: string;
-  uid: string;
-  resourceVersion?: string;
-  labels: Record<string, string>;
-  /** Ready and not terminating: a terminating pod is out of its Service's endpoints, whatever its condition says. */
-  ready: boolean;
-  startedAt: string;
-  controller?: { kind: string; name: string };
-}
-
-type WorkloadKind = 'Deployment' | 'StatefulSet' | 'ReplicaSet';
-
-interface WorkloadView {
-  kind: WorkloadKind;
-  name: string;
-  resourceVersion?: string;
-  desired: number;
-  readyReplicas: number;
-  generation: number;
-  observedGeneration: number;
-  selector: string;
-}
-
-const RESOURCE_OF: Record<WorkloadKind, string> = { Deployment: 'deployments', StatefulSet: 'statefulsets', ReplicaSet: 'replicasets' };
-
-function iso(v: Date | string | undefined): string {
-  if (v instanceof Date) return v.toISOString();
-  return typeof v === 'string' ? new Date(v).toISOString() : new Date(0).toISOString();
-}
-
-function podView(p: PodLike): PodView {
-  const m = p.metadata ?? {};
-  const ref = m.ownerReferences?.find((r) => r.controller);
-  const conditionReady = (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-  return {
-    name: m.name ?? '',
-    uid: m.uid ?? '',
-    resourceVersion: m.resourceVersion,
-    labels: m.labels ?? {},
-    ready: conditionReady && !m.deletionTimestamp,
-    startedAt: iso(p.status?.startTime ?? m.creationTimestamp),
-    ...(ref ? { controller: { kind: ref.kind, name: ref.name } } : {}),
-  };
-}
-
-function workloadView(kind: WorkloadKind, w: WorkloadLike): WorkloadView {
-  return {
-    kind,
-    name: w.metadata?.name ?? '',
-    resourceVersion: w.metadata?.resourceVersion,
-    desired: w.spec?.replicas ?? 1,
-    readyReplicas: w.status?.readyReplicas ?? 0,
-    generation: w.metadata?.generation ?? 0,
-    observedGeneration: w.status?.observedGeneration ?? 0,
-    selector: selectorToString(w.spec?.selector),
-  };
-}
-
-function ownerName(w: { kind: string; name: string }): string {
-  return `${w.kind.toLowerCase()}/${w.name}`;
 }
 
 /** Per-request options: an abort signal (the caller's, or the request timeout) on the underlying fetch. */

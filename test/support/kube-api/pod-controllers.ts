@@ -180,13 +180,15 @@ export function reconcileStatefulSet(store: Store, creations: Creations, replace
   const now = ownedBy(store, 'pods', sts).filter(podIsActive);
   const ready = now.filter(podIsReady).length;
   const updated = now.filter((p) => p.metadata.labels?.['controller-revision-hash'] === revision).length;
+  // Mid-update, "current" pods are the ones still on the old revision; once all are updated the new one is current.
+  const complete = updated === now.length;
   writeStatus(store, 'statefulsets', sts, {
     replicas: now.length,
     readyReplicas: ready,
     availableReplicas: ready,
-    currentReplicas: now.length - updated === 0 ? updated : now.length - updated,
+    currentReplicas: complete ? updated : now.length - updated,
     updatedReplicas: updated,
-    currentRevision: updated === now.length ? revision : (sts.status?.currentRevision ?? revision),
+    currentRevision: complete ? revision : (sts.status?.currentRevision ?? revision),
     updateRevision: revision,
     observedGeneration: sts.metadata.generation,
     collisionCount: 0,
