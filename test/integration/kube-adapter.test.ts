@@ -208,6 +208,8 @@ test('waitReady times out with a message that says what it saw, and honours abor
 
 test('RBAC: a refused delete names the verb, resource, namespace and the Role rule needed', async (t) => {
   const api = await server(t, {
+    // No replacement during the test: the wait below must still be waiting when its watch is refused.
+    replaceDelayMs: 60_000,
     tokens: {
       'drill-token': {
         user: 'system:serviceaccount:drill:drill',
@@ -215,6 +217,11 @@ test('RBAC: a refused delete names the verb, resource, namespace and the Role ru
           { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods'], namespaces: ['prod'] },
           { verbs: ['get', 'list', 'watch'], apiGroups: ['apps'], resources: ['deployments', 'replicasets', 'statefulsets'], namespaces: ['prod'] },
         ],
+      },
+      'admin-token': { user: 'kubernetes-admin', rules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }] },
+      'list-only': {
+        user: 'system:serviceaccount:drill:reader',
+        rules: [{ verbs: ['get', 'list'], apiGroups: ['', 'apps'], resources: ['pods', 'deployments', 'replicasets'], namespaces: ['prod'] }],
       },
     },
   });
@@ -229,6 +236,18 @@ test('RBAC: a refused delete names the verb, resource, namespace and the Role ru
     return true;
   });
   assert.ok(api.state.get('pods', 'prod', victim!.name), 'nothing was deleted');
+
+  // Allowed to list but not to watch: a wait that has to wait fails at once with the rule for watch, it does not poll instead.
+  const admin = { authorization: 'Bearer admin-token' };
+  await fetch(`${api.url}/api/v1/namespaces/prod/pods/${victim!.name}`, { method: 'DELETE', headers: admin, body: '{"gracePeriodSeconds":0}' });
+  const listOnly = adapter(api, { token: 'list-only' });
+  await assert.rejects(listOnly.waitReady('app=orders', { timeoutMs: 5000, signal: never }), (e: unknown) => {
+    assert.ok(e instanceof KubeError, String(e));
+    assert.deepEqual([e.status, e.verb], [403, 'watch']);
+    assert.match(e.message, /^not allowed to watch (pods|deployments) in namespace "prod" \(403 Forbidden\)/);
+    assert.match(e.message, /verbs: \["watch"\]$/);
+    return true;
+  });
 
   const stranger = adapter(api, { token: 'expired-token' });
   await assert.rejects(stranger.list('app=orders'), (e: unknown) => e instanceof KubeError && e.status === 401 && /did not accept the credentials \(401 Unauthorized\) to list pods in namespace "prod"/.test(e.message));

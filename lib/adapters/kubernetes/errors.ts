@@ -97,10 +97,10 @@ export function networkCode(e: unknown): string | undefined {
   return undefined;
 }
 
-/** True when retrying later can help: the server was unreachable or said so (429, 5xx). */
+/** True when retrying later can help: the server was unreachable, too slow to answer, or said so (429, 5xx). */
 export function isTransient(e: unknown): boolean {
   if (networkCode(e)) return true;
-  if (e instanceof KubeError) return e.reason === 'Unreachable' || e.reason === 'ServerError';
+  if (e instanceof KubeError) return e.reason === 'Unreachable' || e.reason === 'ServerError' || e.reason === 'Timeout';
   return e instanceof ApiException && (e.code === 429 || e.code >= 500);
 }
 

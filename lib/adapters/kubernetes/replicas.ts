@@ -300,6 +300,9 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
         onFatal: onFatal('watch', 'pods', ''),
         onTransient: (e) => (lastTransient = e),
       });
+      // Either may have fired while the workload was being resolved, before the listeners were there.
+      if (o.signal.aborted) onAbort();
+      else if (deadline.aborted) onDeadline();
     });
   }
 
