@@ -1,0 +1,97 @@
+import { parseDuration } from './duration.ts';
+import { parseThreshold } from '../score/threshold.ts';
+import type { DataClass, Policy, Tier } from './types.ts';
+import type { RequestTemplate } from '../load/types.ts';
+
+/**
+ * The organisation's numbers, spelled the way a drill file spells them: the JSON Schema shows these
+ * to editors, and the normalised constants below are parsed from them, so the two cannot drift.
+ */
+export const POLICY_DEFAULTS = {
+  rto: { critical: '1h', important: '4h', standard: '24h' },
+  rpo: { database: '15m', 'file-storage': '1h', logs: '24h' },
+  slo: {
+    availability: ['rate>=99.9%'],
+    latency: ['p(50)<100ms', 'p(95)<500ms', 'p(99)<1000ms'],
+    errors: ['rate<0.1%'],
+  },
+  recoveryWindow: '10s',
+  // A mean Gregorian month (365.25 d / 12): 0.1% of it is the familiar 43.8 minutes.
+  budgetPeriod: '30.4375d',
+} as const satisfies {
+  rto: Record<Tier, string>;
+  rpo: Record<DataClass, string>;
+  slo: Record<'availability' | 'latency' | 'errors', readonly string[]>;
+  recoveryWindow: string;
+  budgetPeriod: string;
+};
+
+export const LOAD_DEFAULTS = {
+  requests: [{ method: 'GET', path: '/', weight: 1 }] as const satisfies readonly RequestTemplate[],
+  timeout: '2s',
+  maxInFlight: 1000,
+  connections: 64,
+  baseline: '10s',
+  cooldown: '5s',
+} as const;
+
+export const SERVICE_DEFAULTS = { name: 'orders', tier: 'critical', dataClass: 'database' } as const satisfies {
+  name: string;
+  tier: Tier;
+  dataClass: DataClass;
+};
+
+export const TARGET_DEFAULTS = { replicas: 3 } as const;
+
+export const SCENARIO_DEFAULTS = { timeout: '5m' } as const;
+
+function durations<K extends string>(spelled: Readonly<Record<K, string>>): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const k of Object.keys(spelled) as K[]) out[k] = parseDuration(spelled[k]);
+  return out;
+}
+
+/** A fresh copy each call: callers merge drill overrides into it. */
+export function defaultPolicy(): Policy {
+  return {
+    rtoMs: durations(POLICY_DEFAULTS.rto),
+    rpoMs: durations(POLICY_DEFAULTS.rpo),
+    slo: {
+      availability: POLICY_DEFAULTS.slo.availability.map(parseThreshold),
+      latency: POLICY_DEFAULTS.slo.latency.map(parseThreshold),
+      errors: POLICY_DEFAULTS.slo.errors.map(parseThreshold),
+    },
+    recoveryWindowMs: parseDuration(POLICY_DEFAULTS.recoveryWindow),
+    budgetPeriodMs: parseDuration(POLICY_DEFAULTS.budgetPeriod),
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** The defaults, normalised, for readers (plans, docs); frozen because a shared mutable policy would leak between drills. */
+export const DEFAULT_POLICY: Readonly<Policy> = deepFreeze(defaultPolicy());
+
+export const DEFAULT_LOAD = {
+  requests: LOAD_DEFAULTS.requests,
+  timeoutMs: parseDuration(LOAD_DEFAULTS.timeout),
+  maxInFlight: LOAD_DEFAULTS.maxInFlight,
+  connections: LOAD_DEFAULTS.connections,
+  baselineMs: parseDuration(LOAD_DEFAULTS.baseline),
+  cooldownMs: parseDuration(LOAD_DEFAULTS.cooldown),
+} as const;
+
+export const DEFAULT_SCENARIO_TIMEOUT_MS = parseDuration(SCENARIO_DEFAULTS.timeout);
+
+/** Upper bounds the loader enforces: beyond them the harness itself, not the service, is the bottleneck. */
+export const LIMITS = {
+  maxRate: 100_000,
+  maxReplicas: 20,
+  /** The request log stores the template index in a Uint8Array (lib/load/templates.ts). */
+  maxRequestTemplates: 256,
+} as const;

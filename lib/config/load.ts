@@ -1,0 +1,81 @@
+import { readFile } from 'node:fs/promises';
+import type { ScenarioDefinition } from '../scenario/define.ts';
+import type { ConfigProblem, Drill } from './types.ts';
+import { DrillFileSchema } from './schema.ts';
+import { errorMap } from './messages.ts';
+import { issuesToProblems } from './issues.ts';
+import { checkScenarios } from './scenarios.ts';
+import { normaliseDrill } from './normalise.ts';
+import { YamlSource, formatPath, type SourceProblem } from './yaml-source.ts';
+
+export type DrillResult = { drill: Drill } | { problems: ConfigProblem[] };
+type Catalog = ReadonlyMap<string, ScenarioDefinition>;
+
+/** Reads and validates a drill file. Never throws for a bad or missing file: that is a problem like any other. */
+export async function loadDrill(file: string, catalog: Catalog): Promise<DrillResult> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    return { problems: [{ file, line: 1, col: 1, path: '', message: readFailure(e) }] };
+  }
+  return validateDrillText(file, text, catalog);
+}
+
+function readFailure(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'cannot read the drill file: no such file';
+  if (code === 'EISDIR') return 'cannot read the drill file: it is a directory';
+  if (code === 'EACCES') return 'cannot read the drill file: permission denied';
+  return `cannot read the drill file: ${(e as Error).message}`;
+}
+
+/**
+ * Validates drill text completely and reports every problem at once, sorted by position: a drill
+ * is fixed in one edit, not one error per run. Pure, for tests and editors.
+ */
+export function validateDrillText(file: string, text: string, catalog: Catalog): DrillResult {
+  const source = new YamlSource(text);
+  const syntax = source.syntaxProblems();
+  // After a syntax error the tree is a guess; schema messages about it would mislead.
+  if (syntax.length > 0) return { problems: finish(file, [...syntax, ...source.duplicateKeys()]) };
+
+  const found: SourceProblem[] = source.duplicateKeys();
+  let value: unknown;
+  try {
+    value = source.value();
+  } catch (e) {
+    // toJS refuses alias bombs and the like; nothing below can run without a value.
+    return { problems: finish(file, [...found, { line: 1, col: 1, path: [], message: `cannot read the YAML: ${(e as Error).message}` }]) };
+  }
+  const parsed = DrillFileSchema.safeParse(value, { error: errorMap, reportInput: true });
+  if (!parsed.success) found.push(...issuesToProblems(parsed.error.issues, { source, schema: DrillFileSchema, value }));
+  const scenarios = checkScenarios(value, source, catalog);
+  found.push(...scenarios.problems);
+
+  if (!parsed.success || found.length > 0) return { problems: finish(file, found) };
+  const drill = normaliseDrill(file, parsed.data, {
+    params: scenarios.params,
+    catalog,
+    lineOf: (i) => source.lineOf(['scenarios', i]),
+  });
+  return { drill };
+}
+
+function finish(file: string, found: SourceProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  const problems: ConfigProblem[] = [];
+  for (const p of found) {
+    const problem = { file, line: p.line, col: p.col, path: formatPath(p.path), message: p.message };
+    const key = formatProblem(problem);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push(problem);
+  }
+  return problems.sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+/** `file:line:col: path: message`; a problem with no path (the file itself, a syntax error at the top) drops that part. */
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.file}:${p.line}:${p.col}: ${p.path === '' ? '' : `${p.path}: `}${p.message}`;
+}

@@ -1,0 +1,92 @@
+import { parseDuration } from './duration.ts';
+import { parseThreshold } from '../score/threshold.ts';
+import { parseStopCondition } from './stop-condition.ts';
+import { DEFAULT_LOAD, DEFAULT_SCENARIO_TIMEOUT_MS, SERVICE_DEFAULTS, TARGET_DEFAULTS, defaultPolicy } from './defaults.ts';
+import type { DrillFile, TargetFile } from './schema.ts';
+import type { DataClass, Drill, LoadConfig, Policy, ScenarioEntry, Target, Tier } from './types.ts';
+import type { ScenarioDefinition } from '../scenario/define.ts';
+import type { RequestTemplate } from '../load/types.ts';
+
+/**
+ * A validated drill file to the `Drill` the rest of the harness reads: durations in ms, thresholds
+ * and stop conditions parsed, defaults filled. Only called once validation found nothing, so the
+ * parsers here cannot throw on user input.
+ */
+export function normaliseTarget(t: TargetFile): Target {
+  if (t.kind === 'http') return { kind: 'http', url: t.url };
+  return { kind: 'lab', replicas: t.replicas ?? TARGET_DEFAULTS.replicas, ...(t.labDir === undefined ? {} : { labDir: t.labDir }) };
+}
+
+export function normalisePolicy(p: DrillFile['policy']): Policy {
+  const policy = defaultPolicy();
+  for (const [tier, d] of Object.entries(p?.rto ?? {})) if (d !== undefined) policy.rtoMs[tier as Tier] = parseDuration(d);
+  for (const [cls, d] of Object.entries(p?.rpo ?? {})) if (d !== undefined) policy.rpoMs[cls as DataClass] = parseDuration(d);
+  // A list replaces the default list as a whole: merging would keep a default the author meant to drop.
+  if (p?.slo?.availability) policy.slo.availability = p.slo.availability.map(parseThreshold);
+  if (p?.slo?.latency) policy.slo.latency = p.slo.latency.map(parseThreshold);
+  if (p?.slo?.errors) policy.slo.errors = p.slo.errors.map(parseThreshold);
+  if (p?.recoveryWindow !== undefined) policy.recoveryWindowMs = parseDuration(p.recoveryWindow);
+  if (p?.budgetPeriod !== undefined) policy.budgetPeriodMs = parseDuration(p.budgetPeriod);
+  return policy;
+}
+
+export function normaliseLoad(l: DrillFile['load']): LoadConfig {
+  const requests: RequestTemplate[] = (l.requests ?? DEFAULT_LOAD.requests).map((r) => ({
+    method: r.method,
+    path: r.path,
+    ...('body' in r && r.body !== undefined ? { body: r.body } : {}),
+    ...('headers' in r && r.headers !== undefined ? { headers: { ...r.headers } } : {}),
+    weight: r.weight ?? 1,
+  }));
+  return {
+    rate: l.rate,
+    requests,
+    timeoutMs: l.timeout === undefined ? DEFAULT_LOAD.timeoutMs : parseDuration(l.timeout),
+    maxInFlight: l.maxInFlight ?? DEFAULT_LOAD.maxInFlight,
+    connections: l.connections ?? DEFAULT_LOAD.connections,
+    baselineMs: l.baseline === undefined ? DEFAULT_LOAD.baselineMs : parseDuration(l.baseline),
+    cooldownMs: l.cooldown === undefined ? DEFAULT_LOAD.cooldownMs : parseDuration(l.cooldown),
+  };
+}
+
+export function normaliseDrill(
+  file: string,
+  raw: DrillFile,
+  ctx: { params: ReadonlyMap<number, Record<string, unknown>>; catalog: ReadonlyMap<string, ScenarioDefinition>; lineOf: (index: number) => number },
+): Drill {
+  const scenarios: ScenarioEntry[] = raw.scenarios.map((e, i) => {
+    const def = ctx.catalog.get(e.scenario);
+    const params = ctx.params.get(i);
+    if (!def || !params) throw new Error(`internal: scenarios[${i}] (${e.scenario}) reached normalisation without validated params`);
+    return {
+      name: e.name ?? e.scenario,
+      scenario: e.scenario,
+      params,
+      timeoutMs: e.timeout === undefined ? DEFAULT_SCENARIO_TIMEOUT_MS : parseDuration(e.timeout),
+      // What the drill says about its service outranks what the scenario assumes; the scenario's own
+      // class only fills in when the drill is silent, and the organisation's default after that.
+      tier: e.tier ?? raw.service?.tier ?? def.tier ?? SERVICE_DEFAULTS.tier,
+      dataClass: e.dataClass ?? raw.service?.dataClass ?? def.dataClass ?? SERVICE_DEFAULTS.dataClass,
+      line: ctx.lineOf(i),
+    };
+  });
+  return {
+    file,
+    name: raw.name,
+    kind: raw.kind,
+    ...(raw.description === undefined ? {} : { description: raw.description }),
+    ...(raw.owner === undefined ? {} : { owner: raw.owner }),
+    participants: [...(raw.participants ?? [])],
+    ...(raw.approver === undefined ? {} : { approver: raw.approver }),
+    service: {
+      name: raw.service?.name ?? SERVICE_DEFAULTS.name,
+      tier: raw.service?.tier ?? SERVICE_DEFAULTS.tier,
+      dataClass: raw.service?.dataClass ?? SERVICE_DEFAULTS.dataClass,
+    },
+    target: normaliseTarget(raw.target),
+    policy: normalisePolicy(raw.policy),
+    load: normaliseLoad(raw.load),
+    stopConditions: (raw.stopConditions ?? []).map(parseStopCondition),
+    scenarios,
+  };
+}

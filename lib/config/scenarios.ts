@@ -1,0 +1,101 @@
+import { capabilitiesOf, type Capability, type ScenarioDefinition } from '../scenario/define.ts';
+import type { Target } from './types.ts';
+import { TargetSchema } from './schema.ts';
+import { normaliseTarget } from './normalise.ts';
+import { errorMap, didYouMean } from './messages.ts';
+import { issuesToProblems } from './issues.ts';
+import type { PathKey, SourceProblem, YamlSource } from './yaml-source.ts';
+
+/**
+ * Checks that need the scenario catalogue: names, each scenario's own parameter schema, what the
+ * target can do, and the scenario's `validate` hook. They run on the raw value even when other parts
+ * of the drill are wrong, so one `drill validate` lists every problem; each check runs only when
+ * the parts it reads are themselves valid, so one mistake is not reported twice.
+ */
+export interface ScenarioChecks {
+  problems: SourceProblem[];
+  /** Validated, defaulted params by entry index (entries whose params passed). */
+  params: Map<number, Record<string, unknown>>;
+}
+
+// One of each target kind, to say which kinds would provide a missing capability.
+const SAMPLE_TARGETS: Target[] = [
+  { kind: 'lab', replicas: 1 },
+  { kind: 'http', url: 'http://127.0.0.1' },
+];
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+export function checkScenarios(value: unknown, source: YamlSource, catalog: ReadonlyMap<string, ScenarioDefinition>): ScenarioChecks {
+  const out: ScenarioChecks = { problems: [], params: new Map() };
+  if (!isRecord(value) || !Array.isArray(value.scenarios)) return out;
+  const parsedTarget = TargetSchema.safeParse(value.target);
+  const target = parsedTarget.success ? normaliseTarget(parsedTarget.data) : undefined;
+  const known = [...catalog.keys()].sort();
+  const names = new Map<string, number>();
+
+  value.scenarios.forEach((entry: unknown, i: number) => {
+    if (!isRecord(entry)) return;
+    const at = (...rest: PathKey[]): PathKey[] => ['scenarios', i, ...rest];
+    const problem = (path: PathKey[], message: string): void => {
+      out.problems.push({ ...source.valuePosition(path), path, message });
+    };
+
+    const scenario = typeof entry.scenario === 'string' && entry.scenario !== '' ? entry.scenario : undefined;
+    const explicitName = typeof entry.name === 'string' ? entry.name : undefined;
+    const name = explicitName ?? scenario;
+    if (name !== undefined) {
+      const first = names.get(name);
+      if (first === undefined) names.set(name, i);
+      else {
+        const how = explicitName === undefined ? ` (the scenario name, as the entry has no name:)` : '';
+        problem(at(explicitName === undefined ? 'scenario' : 'name'), `duplicate scenario name ${JSON.stringify(name)}${how}, already used by scenarios[${first}] on line ${source.lineOf(['scenarios', first])}; give each entry a unique name:`);
+      }
+    }
+
+    if (scenario === undefined) return;
+    const def = catalog.get(scenario);
+    if (!def) {
+      const list = known.length > 0 ? `known: ${known.join(', ')}` : 'no scenarios are installed';
+      problem(at('scenario'), `unknown scenario ${JSON.stringify(scenario)}${didYouMean(scenario, known)}; ${list}`);
+      return;
+    }
+
+    let params: Record<string, unknown> | undefined;
+    const rawParams = entry.params ?? {};
+    if (isRecord(rawParams)) {
+      const r = def.params.safeParse(rawParams, { error: errorMap, reportInput: true });
+      if (r.success) {
+        params = isRecord(r.data) ? r.data : {};
+        out.params.set(i, params);
+      } else {
+        out.problems.push(...issuesToProblems(r.error.issues, { source, schema: def.params, value: rawParams, prefix: at('params') }));
+      }
+    }
+
+    if (!target) return;
+    const has = capabilitiesOf(target);
+    const lacking = def.requires.filter((c) => !has.includes(c));
+    if (lacking.length > 0) {
+      problem(at('scenario'), capabilityMessage(def.name, lacking, target, has));
+      return;
+    }
+    if (params && def.validate) {
+      for (const p of def.validate(params, target)) problem([...at('params'), ...parsePath(p.path)], p.message);
+    }
+  });
+  return out;
+}
+
+function capabilityMessage(scenario: string, lacking: Capability[], target: Target, has: Capability[]): string {
+  const kinds = SAMPLE_TARGETS.filter((t) => lacking.every((c) => capabilitiesOf(t).includes(c))).map((t) => t.kind);
+  const where = kinds.length > 0 ? `kind: ${kinds.join(' or ')}` : 'no target kind provides it';
+  return `scenario ${scenario} needs a target with ${lacking.join(' and ')} (${where}); target kind ${target.kind} has ${has.join(', ')}`;
+}
+
+/** `count`, `steps[0].command` -> path keys, so a hook's path lands on the node it names. */
+export function parsePath(path: string): PathKey[] {
+  const keys: PathKey[] = [];
+  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) keys.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
+  return keys;
+}

@@ -1,0 +1,264 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.ts';
+import { parseThreshold } from '../score/threshold.ts';
+import { parseStopCondition } from './stop-condition.ts';
+import { show } from './messages.ts';
+import { LIMITS, LOAD_DEFAULTS, POLICY_DEFAULTS, SCENARIO_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS } from './defaults.ts';
+
+/**
+ * The drill file as written (durations and thresholds still strings, defaults not yet filled).
+ * One strict schema: every unknown key is an error, because a misspelt key silently falling back
+ * to a default is how a drill ends up measuring something other than what its author meant.
+ * The descriptions double as editor help in drills/drill.schema.json.
+ */
+
+/** A value the schema needs when it is missing: the loader prefixes `missing required key "x"; `. */
+function required(hint: string): { error: (iss: z.core.$ZodRawIssue) => string | undefined } {
+  return { error: (iss) => (iss.input === undefined ? `expected ${hint}` : undefined) };
+}
+
+const DURATION_HELP = 'expected a duration like 500ms, 30s, 15m or 1h';
+const DURATION_PATTERN = '^\\s*(\\d+(\\.\\d+)?(ms|s|m|h|d))+\\s*$';
+
+function durationProblem(input: unknown): string {
+  // A bare number gets parseDuration's own wording, so `timeout: 10` and `timeout: "10"` read the same.
+  if (typeof input === 'number') {
+    try {
+      parseDuration(String(input));
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+  return `${DURATION_HELP}, got ${show(input)}`;
+}
+
+function duration(description: string, opts: { positive?: boolean; default?: string } = {}) {
+  return z
+    .string({ error: (iss) => (iss.input === undefined ? DURATION_HELP : durationProblem(iss.input)) })
+    .superRefine((text, ctx) => {
+      let ms: number;
+      try {
+        ms = parseDuration(text);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message, input: text });
+        return;
+      }
+      if (opts.positive && ms <= 0) ctx.addIssue({ code: 'custom', message: `expected a duration greater than 0, got ${show(text)}`, input: text });
+    })
+    .meta({ description, pattern: DURATION_PATTERN, ...(opts.default === undefined ? {} : { default: opts.default }) });
+}
+
+type ThresholdFamily = 'availability' | 'errors' | 'latency';
+const LATENCY_AGGREGATES = new Set(['percentile', 'avg', 'min', 'max', 'med']);
+
+function threshold(family: ThresholdFamily) {
+  return z.string().superRefine((text, ctx) => {
+    let kind: string;
+    try {
+      kind = parseThreshold(text).aggregate.kind;
+    } catch (e) {
+      // k6 spells percentiles p(95); `p95<500` is the typo everyone makes once.
+      const hint = /^\s*p\d/.test(text) ? '; percentiles are written p(95), not p95' : '';
+      ctx.addIssue({ code: 'custom', message: (e as Error).message + hint, input: text });
+      return;
+    }
+    if (family === 'latency' && !LATENCY_AGGREGATES.has(kind)) {
+      ctx.addIssue({ code: 'custom', message: `expected a latency threshold like p(95)<500ms, avg<200ms or max<2s, got ${show(text)}`, input: text });
+    } else if (family !== 'latency' && kind !== 'rate') {
+      const example = family === 'availability' ? 'rate>=99.9%' : 'rate<0.1%';
+      ctx.addIssue({ code: 'custom', message: `expected a rate threshold like ${example} (${family} is a share of requests), got ${show(text)}`, input: text });
+    }
+  });
+}
+
+function thresholds(family: ThresholdFamily, description: string) {
+  return z
+    .array(threshold(family))
+    .optional()
+    .meta({ description, default: [...POLICY_DEFAULTS.slo[family]] });
+}
+
+const NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+function identifier(what: string, example: string) {
+  return z.string(required(`${what} of lowercase letters, digits and hyphens, e.g. ${example}`)).regex(NAME, {
+    error: (iss) => `expected lowercase letters, digits and hyphens (like ${example}), got ${show(iss.input)}`,
+  });
+}
+
+const TIERS = ['critical', 'important', 'standard'] as const;
+const DATA_CLASSES = ['database', 'file-storage', 'logs'] as const;
+const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD'] as const;
+// undici refuses these on every request (lib/load/templates.ts); refusing them here points at the line.
+const UNSENDABLE_HEADERS = new Set(['transfer-encoding', 'keep-alive', 'upgrade', 'expect', 'content-length']);
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export const ServiceSchema = z.strictObject({
+  name: z.string().min(1).optional().meta({ description: 'Service under test, for records.', default: SERVICE_DEFAULTS.name }),
+  tier: z.enum(TIERS).optional().meta({ description: 'Service tier: picks the RTO target.', default: SERVICE_DEFAULTS.tier }),
+  dataClass: z.enum(DATA_CLASSES).optional().meta({ description: 'Class of the data the service keeps: picks the RPO target.', default: SERVICE_DEFAULTS.dataClass }),
+});
+
+const httpUrl = z
+  .string(required('the service base URL, e.g. url: http://127.0.0.1:8080'))
+  .superRefine((text, ctx) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(text);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      ctx.addIssue({ code: 'custom', message: `expected an http:// or https:// URL like http://127.0.0.1:8080, got ${show(text)}`, input: text });
+    } else if (url.search || url.hash) {
+      ctx.addIssue({ code: 'custom', message: `expected a base URL without a query or fragment (put them in load.requests paths), got ${show(text)}`, input: text });
+    }
+  })
+  .meta({ description: 'Base URL of the running service (http or https).', format: 'uri' });
+
+export const LabTargetSchema = z
+  .strictObject({
+    kind: z.literal('lab'),
+    replicas: z
+      .number()
+      .int()
+      .min(1)
+      .max(LIMITS.maxReplicas)
+      .optional()
+      .meta({ description: 'Replica processes of the sample service behind the lab front.', default: TARGET_DEFAULTS.replicas }),
+    labDir: z.string().min(1).optional().meta({ description: 'Where the lab keeps its state (default: DRILL_LAB_DIR or the OS temp dir).' }),
+  })
+  .meta({ description: 'The embedded lab: PostgreSQL pair, Azurite and the sample service on loopback.' });
+
+export const HttpTargetSchema = z
+  .strictObject({ kind: z.literal('http'), url: httpUrl })
+  .meta({ description: 'An existing HTTP service: loaded and acted on through runbook commands only (exec-type scenarios).' });
+
+export const TargetSchema = z
+  .discriminatedUnion('kind', [LabTargetSchema, HttpTargetSchema], required('a target mapping like { kind: lab, replicas: 3 } or { kind: http, url: http://host:port }'))
+  .meta({ description: 'Where the drill acts.' });
+
+const RequestSchema = z.strictObject({
+  method: z.enum(METHODS, required(`an HTTP method (${METHODS.join(', ')})`)).meta({ description: 'HTTP method.' }),
+  path: z
+    .string(required('a request path starting with "/", e.g. path: /orders'))
+    .superRefine((text, ctx) => {
+      if (!text.startsWith('/')) ctx.addIssue({ code: 'custom', message: `expected a path starting with "/", got ${show(text)}`, input: text });
+      else if (/[^\u0021-\u00ff]/.test(text)) {
+        ctx.addIssue({ code: 'custom', message: `expected a path without spaces or characters that need percent-encoding, got ${show(text)}`, input: text });
+      }
+    })
+    .meta({ description: 'Path and query, joined to the target URL, e.g. /orders?limit=10.' }),
+  body: z.unknown().optional().meta({ description: 'JSON body; string values may hold {{seq}} and {{token}}, filled per request.' }),
+  headers: z
+    .record(z.string(), z.string())
+    .superRefine((headers, ctx) => {
+      for (const [name, value] of Object.entries(headers)) {
+        if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: `expected a valid HTTP header name, got ${show(name)}`, input: name });
+        else if (UNSENDABLE_HEADERS.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', path: [name], message: 'the HTTP client sets this header itself; remove it', input: name });
+        else if (/[\r\n\0]/.test(value)) ctx.addIssue({ code: 'custom', path: [name], message: 'expected a header value without line breaks', input: value });
+      }
+    })
+    .optional()
+    .meta({ description: 'Extra request headers.' }),
+  weight: z.number().min(0).optional().meta({ description: 'Relative share of the arrival rate.', default: 1 }),
+});
+
+export const LoadSchema = z
+  .strictObject(
+    {
+      rate: z
+        .number(required('the arrival rate in requests per second, e.g. rate: 200'))
+        .gt(0)
+        .max(LIMITS.maxRate)
+        .meta({ description: `Arrival rate in requests per second (open model: independent of how fast the service answers); at most ${LIMITS.maxRate}.` }),
+      requests: z
+        .array(RequestSchema)
+        .min(1)
+        .max(LIMITS.maxRequestTemplates)
+        .superRefine((list, ctx) => {
+          if (list.reduce((sum, r) => sum + (r.weight ?? 1), 0) <= 0) {
+            ctx.addIssue({ code: 'custom', message: 'expected at least one request with a weight above 0: the weights add up to 0', input: list });
+          }
+        })
+        .optional()
+        .meta({ description: 'Request mix; each request takes its weight\'s share of the rate.', default: LOAD_DEFAULTS.requests.map((r) => ({ ...r })) }),
+      timeout: duration('Request timeout, timed from the scheduled send.', { positive: true, default: LOAD_DEFAULTS.timeout }).optional(),
+      maxInFlight: z.number().int().min(1).optional().meta({ description: 'Cap on requests in flight; a request due while it is reached counts as dropped.', default: LOAD_DEFAULTS.maxInFlight }),
+      connections: z.number().int().min(1).optional().meta({ description: 'HTTP connection pool size.', default: LOAD_DEFAULTS.connections }),
+      baseline: duration('Load before injection; steady state is judged over it.', { positive: true, default: LOAD_DEFAULTS.baseline }).optional(),
+      cooldown: duration('Load kept running after verification.', { default: LOAD_DEFAULTS.cooldown }).optional(),
+    },
+    required('a load mapping, e.g. load: { rate: 200 }'),
+  )
+  .meta({ description: 'The load profile, running from before injection until after verification.' });
+
+function perKey<K extends string>(keys: readonly K[], spelled: Record<K, string>, what: string) {
+  const shape = {} as Record<K, z.ZodOptional<ReturnType<typeof duration>>>;
+  for (const k of keys) shape[k] = duration(`${what} for ${k}.`, { default: spelled[k] }).optional();
+  return z.strictObject(shape);
+}
+
+export const PolicySchema = z
+  .strictObject({
+    rto: perKey(TIERS, POLICY_DEFAULTS.rto, 'Recovery time objective').optional().meta({ description: 'RTO per service tier; keys given here replace the organisation\'s.' }),
+    rpo: perKey(DATA_CLASSES, POLICY_DEFAULTS.rpo, 'Recovery point objective').optional().meta({ description: 'RPO per data class; keys given here replace the organisation\'s.' }),
+    slo: z
+      .strictObject({
+        availability: thresholds('availability', 'Availability SLOs: rate thresholds over successful / scheduled requests, e.g. rate>=99.9%.'),
+        latency: thresholds('latency', 'Latency SLOs in k6 syntax, e.g. p(95)<500ms.'),
+        errors: thresholds('errors', 'Error SLOs: rate thresholds over failed / scheduled requests, e.g. rate<0.1%.'),
+      })
+      .optional()
+      .meta({ description: 'Service level objectives; a list given here replaces that whole list.' }),
+    recoveryWindow: duration('How long the SLOs must hold, uninterrupted, for the service to count as recovered.', { positive: true, default: POLICY_DEFAULTS.recoveryWindow }).optional(),
+    budgetPeriod: duration('Error budget period (default a mean month).', { positive: true, default: POLICY_DEFAULTS.budgetPeriod }).optional(),
+  })
+  .meta({ description: 'Objectives; every key is optional and defaults to the organisation\'s numbers.' });
+
+export const ScenarioEntrySchema = z.strictObject({
+  scenario: z.string(required('a scenario module name, e.g. scenario: pod-kill')).min(1).meta({ description: 'Scenario module name under scenarios/.' }),
+  name: identifier('an entry name', 'kill-one').optional().meta({ description: 'Entry id for --scenario and run folders; unique in the drill. Default: the scenario name.' }),
+  params: z.record(z.string(), z.unknown()).optional().meta({ description: 'Parameters, checked against the scenario\'s own schema.' }),
+  timeout: duration('Longest wait for recovery before the RTO counts as missed.', { positive: true, default: SCENARIO_DEFAULTS.timeout }).optional(),
+  tier: z.enum(TIERS).optional().meta({ description: 'Tier for this entry. Default: service.tier if given, else the scenario\'s own, else critical.' }),
+  dataClass: z.enum(DATA_CLASSES).optional().meta({ description: 'Data class for this entry. Default: service.dataClass if given, else the scenario\'s own, else database.' }),
+});
+
+export const DrillFileSchema = z
+  .strictObject(
+    {
+      name: identifier('a drill name', 'lab-pod-kill').meta({ description: 'Drill name: lowercase letters, digits and hyphens.' }),
+      kind: z
+        .enum(['quarterly', 'monthly', 'annual', 'adhoc'], required('the drill kind: quarterly, monthly, annual or adhoc'))
+        .meta({ description: 'Which schedule this drill belongs to.' }),
+      description: z.string().optional().meta({ description: 'What the drill is for, in a sentence or two.' }),
+      owner: z.string().min(1).optional().meta({ description: 'Team or person that owns the drill.' }),
+      participants: z.array(z.string().min(1)).optional().meta({ description: 'People taking part.', default: [] }),
+      approver: z.string().min(1).optional().meta({ description: 'Who approved running it.' }),
+      service: ServiceSchema.optional().meta({ description: 'The service under test.' }),
+      target: TargetSchema,
+      policy: PolicySchema.optional(),
+      load: LoadSchema,
+      stopConditions: z
+        .array(
+          z.string().superRefine((text, ctx) => {
+            try {
+              parseStopCondition(text);
+            } catch (e) {
+              ctx.addIssue({ code: 'custom', message: (e as Error).message, input: text });
+            }
+          }),
+        )
+        .optional()
+        .meta({ description: 'Abort when one holds: `<metric> <op> <value> for <duration>`, e.g. "error_rate > 50% for 10s".', default: [] }),
+      scenarios: z
+        .array(ScenarioEntrySchema, required('a list of scenario entries, e.g. - scenario: pod-kill'))
+        .min(1, 'expected at least one scenario entry, e.g. - scenario: pod-kill')
+        .meta({ description: 'Scenarios to run, in order.' }),
+    },
+    { error: (iss) => (iss.input === null || iss.input === undefined ? 'expected a drill mapping (name, kind, target, load, scenarios), got an empty file' : undefined) },
+  )
+  .meta({ title: 'drill', description: 'A chaos / disaster-recovery drill: a target, a load profile, policy and the scenarios to run.' });
+
+export type DrillFile = z.output<typeof DrillFileSchema>;
+export type TargetFile = z.output<typeof TargetSchema>;
