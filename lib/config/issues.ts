@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { unknownKeyMessage } from './messages.ts';
+import { show, unknownKeyMessage } from './messages.ts';
 import type { PathKey, SourceProblem, YamlSource } from './yaml-source.ts';
 
 /**
@@ -27,10 +27,22 @@ export function issuesToProblems(
     const last = rel[rel.length - 1];
     const parent = valueAt(opts.value, rel.slice(0, -1));
     const missing = last !== undefined && valueAt(opts.value, rel) === undefined && parent !== null && typeof parent === 'object';
-    const message = missing ? `missing required key ${JSON.stringify(String(last))}; ${issue.message}` : issue.message;
+    const message = missing ? `missing required key ${JSON.stringify(String(last))}; ${issue.message}` : withInput(issue);
     out.push({ ...opts.source.valuePosition(path), path, message });
   }
   return out;
+}
+
+/**
+ * Scenario authors write messages like `expected a percentage from 1% to 100%`; the value that
+ * failed makes them actionable, so it is added when the message does not already quote it.
+ */
+function withInput(issue: z.core.$ZodIssue): string {
+  const m = issue.message;
+  const input = issue.input;
+  const scalar = typeof input === 'string' || typeof input === 'number' || typeof input === 'boolean';
+  if (!scalar || !m.startsWith('expected ') || m.includes(', got ') || m.includes(show(input))) return m;
+  return `${m}, got ${show(input)}`;
 }
 
 function toKey(k: PropertyKey): PathKey {

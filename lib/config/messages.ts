@@ -52,9 +52,15 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
   return c === undefined || c === word ? '' : `; did you mean ${JSON.stringify(c)}?`;
 }
 
+/** `unknown key "scenaros"; did you mean "scenarios"? allowed: ...`: the suggestion, then the full list to pick from. */
+export function withChoices(head: string, word: string, choices: readonly string[], label: string): string {
+  const hint = didYouMean(word, choices);
+  return `${head}${hint}${hint === '' ? ';' : ''} ${label}: ${choices.join(', ')}`;
+}
+
 export function unknownKeyMessage(key: string, allowed: readonly string[]): string {
-  const list = allowed.length > 0 ? `; allowed: ${allowed.join(', ')}` : '; this mapping takes no keys';
-  return `unknown key ${JSON.stringify(key)}${didYouMean(key, allowed)}${list}`;
+  if (allowed.length === 0) return `unknown key ${JSON.stringify(key)}; this mapping takes no keys`;
+  return withChoices(`unknown key ${JSON.stringify(key)}`, key, allowed, 'allowed');
 }
 
 const NOUNS: Record<string, string> = {
@@ -70,8 +76,8 @@ const NOUNS: Record<string, string> = {
 };
 
 function bound(n: number | bigint, inclusive: boolean | undefined, above: boolean): string {
-  if (above) return inclusive ? `at least ${n}` : `greater than ${n}`;
-  return inclusive ? `at most ${n}` : `less than ${n}`;
+  if (above) return inclusive ? `of at least ${n}` : `greater than ${n}`;
+  return inclusive ? `of at most ${n}` : `less than ${n}`;
 }
 
 /** Drop the ", got ..." tail so union alternatives can be listed before one shared "got". */
@@ -98,11 +104,11 @@ export const errorMap: z.core.$ZodErrorMap = (iss) => {
       if (iss.origin === 'array') {
         const n = Number(limit);
         if (above && n === 1 && iss.inclusive) return 'expected at least one entry, got an empty list';
-        return `expected a list with ${bound(limit, iss.inclusive, above)} entries${Array.isArray(iss.input) ? `, got ${iss.input.length}` : ''}`;
+        return `expected a list ${bound(limit, iss.inclusive, above)} entries${Array.isArray(iss.input) ? `, got ${iss.input.length}` : ''}`;
       }
       if (iss.origin === 'string') {
         if (above && Number(limit) === 1) return `expected a non-empty string${got}`;
-        return `expected a string of ${bound(limit, iss.inclusive, above)} characters${got}`;
+        return `expected a string ${bound(limit, iss.inclusive, above)} characters${got}`;
       }
       return `expected a number ${bound(limit, iss.inclusive, above)}${got}`;
     }

@@ -2,7 +2,7 @@ import { capabilitiesOf, type Capability, type ScenarioDefinition } from '../sce
 import type { Target } from './types.ts';
 import { TargetSchema } from './schema.ts';
 import { normaliseTarget } from './normalise.ts';
-import { errorMap, didYouMean } from './messages.ts';
+import { errorMap, withChoices } from './messages.ts';
 import { issuesToProblems } from './issues.ts';
 import type { PathKey, SourceProblem, YamlSource } from './yaml-source.ts';
 
@@ -48,16 +48,17 @@ export function checkScenarios(value: unknown, source: YamlSource, catalog: Read
       const first = names.get(name);
       if (first === undefined) names.set(name, i);
       else {
-        const how = explicitName === undefined ? ` (the scenario name, as the entry has no name:)` : '';
-        problem(at(explicitName === undefined ? 'scenario' : 'name'), `duplicate scenario name ${JSON.stringify(name)}${how}, already used by scenarios[${first}] on line ${source.lineOf(['scenarios', first])}; give each entry a unique name:`);
+        const how = explicitName === undefined ? ' (taken from scenario:, as the entry has no name:)' : '';
+        const where = `scenarios[${first}] on line ${source.lineOf(['scenarios', first])}`;
+        problem(at(explicitName === undefined ? 'scenario' : 'name'), `duplicate scenario name ${JSON.stringify(name)}${how}, already used by ${where}; give each entry its own name`);
       }
     }
 
     if (scenario === undefined) return;
     const def = catalog.get(scenario);
     if (!def) {
-      const list = known.length > 0 ? `known: ${known.join(', ')}` : 'no scenarios are installed';
-      problem(at('scenario'), `unknown scenario ${JSON.stringify(scenario)}${didYouMean(scenario, known)}; ${list}`);
+      const head = `unknown scenario ${JSON.stringify(scenario)}`;
+      problem(at('scenario'), known.length > 0 ? withChoices(head, scenario, known, 'known') : `${head}; no scenarios are installed`);
       return;
     }
 

@@ -14,7 +14,14 @@ import { LIMITS, LOAD_DEFAULTS, POLICY_DEFAULTS, SCENARIO_DEFAULTS, SERVICE_DEFA
 
 /** A value the schema needs when it is missing: the loader prefixes `missing required key "x"; `. */
 function required(hint: string): { error: (iss: z.core.$ZodRawIssue) => string | undefined } {
-  return { error: (iss) => (iss.input === undefined ? `expected ${hint}` : undefined) };
+  return {
+    error: (iss) => {
+      if (iss.input === undefined) return `expected ${hint}`;
+      // `load:` with nothing after it: the author meant to fill it in, so say what belongs there.
+      if (iss.input === null) return `expected ${hint}, got an empty value`;
+      return undefined;
+    },
+  };
 }
 
 const DURATION_HELP = 'expected a duration like 500ms, 30s, 15m or 1h';
@@ -256,7 +263,13 @@ export const DrillFileSchema = z
         .min(1, 'expected at least one scenario entry, e.g. - scenario: pod-kill')
         .meta({ description: 'Scenarios to run, in order.' }),
     },
-    { error: (iss) => (iss.input === null || iss.input === undefined ? 'expected a drill mapping (name, kind, target, load, scenarios), got an empty file' : undefined) },
+    {
+      error: (iss) => {
+        if (iss.code !== 'invalid_type') return undefined;
+        const got = iss.input === null || iss.input === undefined ? 'an empty file' : show(iss.input);
+        return `expected a drill mapping (name, kind, target, load, scenarios), got ${got}`;
+      },
+    },
   )
   .meta({ title: 'drill', description: 'A chaos / disaster-recovery drill: a target, a load profile, policy and the scenarios to run.' });
 

@@ -18,7 +18,10 @@ export interface SourceProblem extends Position {
 const SYNTAX_HINTS: Partial<Record<string, string>> = {
   BLOCK_AS_IMPLICIT_KEY: '; a plain value cannot contain ": " (quote the value)',
   TAB_AS_INDENT: '; indent with spaces',
-  MULTIPLE_DOCS: '; a drill file holds one document (remove the "---")',
+};
+// The parser's own wording for these talks about its API rather than the file.
+const SYNTAX_MESSAGES: Partial<Record<string, string>> = {
+  MULTIPLE_DOCS: 'expected one document, found a "---" starting another; a drill file holds one drill',
 };
 
 export class YamlSource {
@@ -46,7 +49,7 @@ export class YamlSource {
     return this.doc.errors.map((e) => ({
       ...this.position(e.pos[0]),
       path: this.pathAt(e.pos[0]),
-      message: `YAML syntax error: ${e.message}${SYNTAX_HINTS[e.code] ?? ''}`,
+      message: `YAML syntax error: ${SYNTAX_MESSAGES[e.code] ?? e.message + (SYNTAX_HINTS[e.code] ?? '')}`,
     }));
   }
 
