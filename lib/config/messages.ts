@@ -33,6 +33,9 @@ export function distance(a: string, b: string): number {
 /** The candidate a typo most likely meant, or undefined when none is close enough to be a fair guess. */
 export function closest(word: string, candidates: readonly string[]): string | undefined {
   const w = word.toLowerCase();
+  // A truncated word (`stop` for `stopConditions`) is far in edit distance but plain in intent.
+  const extending = w.length >= 3 ? candidates.filter((c) => c.toLowerCase().startsWith(w)) : [];
+  if (extending.length === 1) return extending[0];
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
@@ -44,7 +47,7 @@ export function closest(word: string, candidates: readonly string[]): string | u
   }
   if (best === undefined) return undefined;
   const tolerance = Math.max(2, Math.floor(Math.max(word.length, best.length) / 3));
-  return bestD <= tolerance || (w.length >= 3 && best.toLowerCase().startsWith(w)) ? best : undefined;
+  return bestD <= tolerance ? best : undefined;
 }
 
 export function didYouMean(word: string, candidates: readonly string[]): string {
