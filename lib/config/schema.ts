@@ -183,7 +183,8 @@ export const LoadSchema = z
         .min(1)
         .max(LIMITS.maxRequestTemplates)
         .superRefine((list, ctx) => {
-          if (list.reduce((sum, r) => sum + (r.weight ?? 1), 0) <= 0) {
+          // An empty list already has its own problem (min 1); the sum would only repeat it.
+          if (list.length > 0 && list.reduce((sum, r) => sum + (r.weight ?? 1), 0) <= 0) {
             ctx.addIssue({ code: 'custom', message: 'expected at least one request with a weight above 0: the weights add up to 0', input: list });
           }
         })

@@ -267,3 +267,9 @@ test('paths quote keys that are not plain words', () => {
   assert.ok('problems' in r);
   assert.deepEqual(r.problems.map(formatProblem), ['e.yaml:4:79: load.requests[0].headers["bad header"]: expected a valid HTTP header name, got "bad header"']);
 });
+
+test('an empty request list is reported once, not again as weights adding up to 0', () => {
+  const r = validateDrillText('f.yaml', MINIMAL.replace('{ rate: 10 }', '{ rate: 10, requests: [] }'), testCatalog());
+  assert.ok('problems' in r);
+  assert.deepEqual(r.problems.map(formatProblem), ['f.yaml:4:29: load.requests: expected at least one entry, got an empty list']);
+});
