@@ -88,5 +88,6 @@ test('the drill exits with its most serious scenario code', () => {
   assert.equal(worstExitCode([1, 3]), 3);
   assert.equal(worstExitCode([3, 4, 1]), 4);
   assert.equal(worstExitCode([4, 5]), 5);
-  assert.equal(worstExitCode([5, 70, 0]), 70);
+  assert.equal(worstExitCode([5, 70, 0]), 5);
+  assert.equal(worstExitCode([70, 4]), 70);
 });

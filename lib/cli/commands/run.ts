@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
+import { relative } from 'node:path';
 import { runDrill } from '../../engine/drill.ts';
 import { renderSummary } from '../../record/summary.ts';
 import { renderJUnit } from '../../record/junit.ts';
@@ -60,7 +61,7 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
     if (o.json) {
       process.stdout.write(JSON.stringify({ drill: drill.name, exitCode: outcome.exitCode, runs: records }, null, 2) + '\n');
     } else {
-      for (const r of outcome.runs) process.stdout.write('\n' + renderSummary(r.record, { color: Boolean(process.stdout.isTTY) }) + '\n');
+      for (const r of outcome.runs) process.stdout.write('\n' + renderSummary(r.record, { color: Boolean(process.stdout.isTTY), dir: relative(process.cwd(), r.dir) || r.dir }) + '\n');
     }
     if (o.junit) {
       writeFileSync(o.junit, renderJUnit(records));

@@ -1,0 +1,35 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildRunRecord, describeEnvironment, type RunRecord } from '../record/run-record.ts';
+import { writeJsonAtomic, writeRequestsTsv } from '../record/files.ts';
+import type { RunFacts } from './facts.ts';
+
+export interface FinalizedRun {
+  record: RunRecord;
+  exitCode: number;
+  /** The run folder: run.json, events.jsonl, metrics.jsonl, requests.tsv. */
+  dir: string;
+}
+
+// Read once: the record names the harness version that scored it, so a re-score can be told apart.
+const HARNESS_VERSION: string = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+})();
+
+/**
+ * Scores a run and writes what an auditor or a re-score needs: run.json (atomically) and
+ * requests.tsv (every request). The engine's journal (events.jsonl) and metrics.jsonl were
+ * already written while the run went on.
+ */
+export function finalizeRun(facts: RunFacts): FinalizedRun {
+  // Pod kills and shell steps write no data of their own: their RPO is not measured (null), not zero.
+  const record = buildRunRecord({ ...facts, rpo: null, environment: describeEnvironment(HARNESS_VERSION) });
+  if (facts.load) writeRequestsTsv(join(facts.dir, 'requests.tsv'), facts.load.log);
+  writeJsonAtomic(join(facts.dir, 'run.json'), record);
+  return { record, exitCode: record.exitCode, dir: facts.dir };
+}
