@@ -31,6 +31,11 @@ export function pauseFront(info: Pick<LabInfo, 'controlUrl'>, ms: number): Promi
   return requestJson<PauseResult>(`${info.controlUrl}/front/pause`, { method: 'POST', body: { ms: Math.round(ms) }, timeoutMs: ms + 10_000 });
 }
 
+/** Ends a pause early; the pending pauseFront call then resolves with the real reopen instant. */
+export function resumeFront(info: Pick<LabInfo, 'controlUrl'>): Promise<{ wasPaused: boolean }> {
+  return requestJson(`${info.controlUrl}/front/resume`, { method: 'POST', body: {} });
+}
+
 export function labEvents(controlUrl: string, after = 0): Promise<LabEvent[]> {
   return requestJson<LabEvent[]>(`${controlUrl}/events?after=${after}`);
 }

@@ -112,6 +112,11 @@ async function route(d: ControlDeps, req: http.IncomingMessage, res: http.Server
       d.feed.push('front-paused', { ...r });
       return sendJson(res, 200, r);
     }
+    case 'POST /front/resume': {
+      const wasPaused = d.front.resume();
+      d.feed.push('front-resumed', { wasPaused });
+      return sendJson(res, 200, { wasPaused });
+    }
     default:
       throw new HttpError(404, `no route ${key}`);
   }

@@ -36,6 +36,8 @@ export class Front {
   private readonly sockets = new Set<Socket>();
   private next = 0;
   private paused = false;
+  // Ends a pause early: a drill's rollback (or a person) reopens the front without waiting out the timer.
+  private wake: (() => void) | null = null;
   private boundPort = 0;
   // Pooled connections for idempotent requests only; see forward().
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
@@ -77,7 +79,14 @@ export class Front {
       const closedAtEpochMs = epochNow();
       for (const s of this.sockets) s.destroy();
       this.sockets.clear();
-      await new Promise((r) => setTimeout(r, ms));
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, ms);
+        this.wake = () => {
+          clearTimeout(timer);
+          r();
+        };
+      });
+      this.wake = null;
       this.server = this.createServer();
       const reopenedAtEpochMs = await this.relisten();
       this.opts.log(`front paused ${(reopenedAtEpochMs - closedAtEpochMs).toFixed(1)} ms`);
@@ -85,6 +94,13 @@ export class Front {
     } finally {
       this.paused = false;
     }
+  }
+
+  /** Ends a pause now; false when the front was not paused (resuming an open front is harmless). */
+  resume(): boolean {
+    if (!this.wake) return false;
+    this.wake();
+    return true;
   }
 
   close(): Promise<void> {

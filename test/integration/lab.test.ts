@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { ensureRoleAndDatabase, initCluster, startCluster, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
 import { isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
-import { getDaemonStatus, labDown, labStatus, labUp, pauseFront, setDbPrimary, type LabInfo } from '../../lib/lab/index.ts';
+import { getDaemonStatus, labDown, labStatus, labUp, pauseFront, resumeFront, setDbPrimary, type LabInfo } from '../../lib/lab/index.ts';
 import { freePort } from '../support/ports.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';
 
@@ -234,6 +234,20 @@ describe('lab', { timeout: 110_000 }, () => {
     assert.ok(samples.some((s) => s.result === 'open' && s.at > r.reopenedAtEpochMs), 'open again after');
     assert.ok(heldClosedAt > 0 && Math.abs(heldClosedAt - r.closedAtEpochMs) < 50, 'open connections were cut at the close');
     assert.equal((await request(`${info.serviceUrl}/orders?limit=1`)).status, 200);
+  });
+
+  test('a paused front can be resumed early, and resuming an open front is harmless', async () => {
+    const started = epochNow();
+    const pausing = pauseFront(info, 60_000);
+    await sleep(300);
+    await assert.rejects(request(`${info.serviceUrl}/health`), /ECONNREFUSED/);
+    assert.deepEqual(await resumeFront(info), { wasPaused: true });
+    const r = await pausing;
+    const length = r.reopenedAtEpochMs - r.closedAtEpochMs;
+    assert.ok(length >= 250 && length < 1500, `closed for ${length} ms, not the minute asked for`);
+    assert.ok(epochNow() - started < 5000);
+    assert.equal((await request(`${info.serviceUrl}/orders?limit=1`)).status, 200);
+    assert.deepEqual(await resumeFront(info), { wasPaused: false });
   });
 
   test('the DB endpoint can be repointed at another cluster and back', async () => {

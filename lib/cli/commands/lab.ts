@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { parseDuration } from '../../config/duration.ts';
-import { defaultLabDir, labDown, labStatus, labUp, pauseFront } from '../../lab/index.ts';
+import { defaultLabDir, labDown, labStatus, labUp, pauseFront, resumeFront } from '../../lab/index.ts';
 import { ExitCode, UserError } from '../../errors.ts';
 
 const dirOption = { type: 'string', describe: 'lab directory (default: $DRILL_LAB_DIR or the OS temp dir)' } as const;
@@ -9,10 +9,10 @@ const dirOption = { type: 'string', describe: 'lab directory (default: $DRILL_LA
 export function labCommand(set: (code: number) => void): CommandModule {
   return {
     command: 'lab <action>',
-    describe: 'the embedded lab: up, down, status, pause-front <duration>',
+    describe: 'the embedded lab: up, down, status, pause-front --for <duration>, resume-front',
     builder: (y) =>
       y
-        .positional('action', { choices: ['up', 'down', 'status', 'pause-front'] as const, demandOption: true })
+        .positional('action', { choices: ['up', 'down', 'status', 'pause-front', 'resume-front'] as const, demandOption: true })
         .option('dir', dirOption)
         .option('replicas', { type: 'number', default: 3, describe: 'replicas of the sample service (up)' })
         .option('for', { type: 'string', describe: 'how long the front refuses connections (pause-front), e.g. 2s' })
@@ -47,6 +47,13 @@ export function labCommand(set: (code: number) => void): CommandModule {
           if (!s.up || !s.info) throw new UserError(`the lab in ${dir} is not running`, { untouched: 'nothing', next: '`drill lab up` first' });
           const r = await pauseFront(s.info, ms);
           print(`front refused connections for ${(r.reopenedAtEpochMs - r.closedAtEpochMs).toFixed(1)} ms`, r);
+          return set(ExitCode.ok);
+        }
+        case 'resume-front': {
+          const s = await labStatus({ dir });
+          if (!s.up || !s.info) throw new UserError(`the lab in ${dir} is not running`, { untouched: 'nothing', next: '`drill lab up` first' });
+          const r = await resumeFront(s.info);
+          print(r.wasPaused ? 'front listening again' : 'front was not paused: nothing to do', r);
           return set(ExitCode.ok);
         }
       }
