@@ -1,4 +1,5 @@
 /** labUp and labDown: start and stop a lab by PID, idempotently, and clean up after a crashed harness. */
+import { warmService } from './warm.ts';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
@@ -83,6 +84,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       if (!info) throw new Error(`lab daemon ${daemon.value} started but its state is incomplete (${p.daemonState})`);
       await waitServing(p, info, replicas, deadline);
       phase('serving');
+      const warm = await warmService(info.serviceUrl, { maxMs: Math.max(0, Math.min(8000, deadline - performance.now())) });
+      phase(`warm after ${warm.requests} requests (p95 ${warm.lastP95Ms.toFixed(1)} ms)`);
       return info;
     } catch (e) {
       // Take down what this call started, so a failed start leaves no half lab behind.

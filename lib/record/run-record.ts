@@ -130,7 +130,10 @@ export interface RunRecord {
   schemaVersion: 1;
   id: string;
   drill: string;
+  /** The entry's name in the drill: what `drill run --scenario` takes, unique within a drill. */
   scenario: string;
+  /** The scenario module under scenarios/ that the entry runs (pod-kill, exec...). */
+  scenarioModule: string;
   target: string;
   startedAt: string;
   endedAt: string;
@@ -307,6 +310,7 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
     id: input.id,
     drill: drill.name,
     scenario: entry.name,
+    scenarioModule: entry.scenario,
     target: drill.target.kind === 'lab' ? 'lab' : redactString(drill.target.url),
     startedAt: input.startedAt,
     endedAt: input.endedAt,

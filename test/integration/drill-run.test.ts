@@ -39,7 +39,8 @@ test('pod kill on the lab passes end to end, is journaled ahead and leaves no pr
   assert.ok(dir, 'a run folder');
   const rec = record(dir);
   assert.equal(rec.status, 'passed');
-  assert.equal(rec.scenario, 'pod-kill');
+  assert.equal(rec.scenario, 'kill-one');
+  assert.equal(rec.scenarioModule, 'pod-kill');
   assert.equal(rec.tier, 'critical');
   for (const m of ['fault-injected', 'recovered', 'verified']) assert.ok(rec.marks.some((x: { name: string }) => x.name === m), `mark ${m}`);
   assert.equal(rec.objectives.rto.met, true);
@@ -82,10 +83,13 @@ test('an outage of known length is measured within 100 ms', { timeout: 120_000 }
   assert.ok(rec.objectives.rto.measuredSeconds * 1000 >= truthMs - 100, 'RTO is at least the outage');
   assert.ok(rec.marks.some((m: { name: string }) => m.name === 'outage-detected'));
   assert.ok(rec.errorBudget.downtimeSeconds > 1.8 && rec.errorBudget.consumedRatio > 0);
-  // 2 s of refusals at 200 req/s breaks the 99.9% availability SLO: the run fails, exit 1, with a finding.
-  assert.equal(r.code, 1, r.stderr);
-  assert.equal(rec.status, 'failed');
-  assert.ok(rec.findings.length > 0);
+  // 2 s of refusals break the 99.9% availability SLO during the fault: a SEV2 finding, not a failed run.
+  // The fault is judged by RTO and the error budget; only baseline and recovery SLOs fail a run (exit 1).
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(rec.status, 'passed');
+  assert.equal(rec.phases.fault.slo.find((s: { kind: string }) => s.kind === 'availability').met, false);
+  assert.ok(rec.objectives.slo.every((s: { phase: string; met: boolean }) => s.phase !== 'fault' && s.met), 'baseline and recovery SLOs held');
+  assert.ok(rec.findings.some((f: { severity: string; title: string }) => f.severity === 'SEV2' && /Availability SLO missed during the fault/.test(f.title)), JSON.stringify(rec.findings));
 });
 
 test('steady state not met: exit 3 and nothing is killed', { timeout: 120_000 }, async () => {

@@ -26,7 +26,7 @@ const DESIGN_KEYS = [
   'findings',
   'environment',
 ];
-const ADDED_KEYS = ['phases', 'recovery', 'abort', 'exitCode'];
+const ADDED_KEYS = ['scenarioModule', 'phases', 'recovery', 'abort', 'exitCode'];
 
 function hasKeys(obj: object, keys: string[], what: string) {
   for (const k of keys) assert.ok(k in obj, `${what} lacks ${k}`);
