@@ -295,6 +295,7 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
       actions,
       dropped: load.dropped,
       endedAt: input.endedAt,
+      downtimeSeconds: recovery.downtimeSeconds,
     }),
   );
 

@@ -21,6 +21,12 @@ type Style = keyof typeof ANSI;
 // Matches the SGR sequences this module emits, so widths can be measured without them.
 const SGR = /\x1b\[[0-9;]*m/g;
 
+/** A tiny share of the budget still reads as spent (0.0004%), never as a flat 0%. */
+function formatBudgetShare(ratio: number): string {
+  if (ratio === 0 || ratio >= 0.001) return formatPercent(ratio);
+  return `${Number((ratio * 100).toPrecision(2))}%`;
+}
+
 export function visibleWidth(s: string): number {
   return [...s.replace(SGR, '')].length;
 }
@@ -102,7 +108,7 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
 
   const b = record.errorBudget;
   if (b.consumedRatio !== null && b.monthlyBudgetSeconds !== null && b.downtimeSeconds !== null) {
-    row('Error budget', `${formatSeconds(b.downtimeSeconds)} downtime = ${formatPercent(b.consumedRatio)} of the ${formatSeconds(b.monthlyBudgetSeconds)} monthly budget`);
+    row('Error budget', `${formatSeconds(b.downtimeSeconds)} downtime = ${formatBudgetShare(b.consumedRatio)} of the ${formatSeconds(b.monthlyBudgetSeconds)} monthly budget`);
   } else row('Error budget', `${paint('dim', '–')} ${b.reason ?? 'not computed'}`);
   lines.push('');
 
@@ -113,7 +119,7 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
   const availability = l.availability === null ? 'n/a' : formatPercent(l.availability);
   row(
     'Load',
-    `${formatCount(l.scheduled)} scheduled, ${formatCount(l.ok)} ok, ${formatCount(l.errors)} errors, ${formatCount(l.dropped)} dropped; availability ${availability}, p95 ${p95}`,
+    `${formatCount(l.scheduled)} scheduled, ${formatCount(l.ok)} ok, ${formatCount(l.errors)} ${l.errors === 1 ? 'error' : 'errors'}, ${formatCount(l.dropped)} dropped; availability ${availability}, p95 ${p95}`,
   );
   const rec = record.recovery;
   if (rec.downtimeSeconds !== null) {
@@ -126,7 +132,7 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
   }
   lines.push('');
 
-  if (record.findings.length === 0) lines.push('  Findings     none');
+  if (record.findings.length === 0) lines.push('  Findings      none');
   else {
     lines.push(`  Findings (${record.findings.length})`);
     for (const f of record.findings.slice(0, 8)) {

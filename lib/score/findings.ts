@@ -28,7 +28,15 @@ export interface FindingsInput {
   dropped: number;
   /** When the run ended (ISO): due dates count from it. */
   endedAt: string | null;
+  /** Measured downtime (outage intervals), null when unmeasured; it sets how serious failed requests during the fault are. */
+  downtimeSeconds?: number | null;
 }
+
+/**
+ * Below this much downtime, failed requests during the fault were stragglers (requests in flight on a
+ * killed replica), not an outage: a performance issue (SEV3) rather than a feature unavailable (SEV2).
+ */
+export const SUSTAINED_OUTAGE_SECONDS = 1;
 
 const RTO_SEVERITY: Record<Tier, Severity> = { critical: 'SEV1', important: 'SEV2', standard: 'SEV3' };
 
@@ -94,7 +102,12 @@ export function deriveFindings(i: FindingsInput): Finding[] {
     const objective = `slo:${s.phase}:${s.name}`;
     if (s.phase === 'fault') {
       const what = s.kind === 'latency' ? 'Latency' : s.kind === 'errors' ? 'Error-rate' : 'Availability';
-      add(s.kind === 'latency' ? 'SEV3' : 'SEV2', `${what} SLO missed during the fault`, measured, objective);
+      if (s.kind === 'latency') add('SEV3', `${what} SLO missed during the fault`, measured, objective);
+      else if ((i.downtimeSeconds ?? Infinity) >= SUSTAINED_OUTAGE_SECONDS) {
+        add('SEV2', `${what} SLO missed during the fault: the service was down`, `${measured}; downtime ${formatSeconds(i.downtimeSeconds ?? 0)}`, objective);
+      } else {
+        add('SEV3', `${what} SLO missed during the fault: some requests failed, no sustained outage`, `${measured}; downtime ${formatSeconds(i.downtimeSeconds ?? 0)}`, objective);
+      }
     } else if (s.phase === 'recovery') {
       add('SEV2', 'SLO missed after recovery: service degraded after it counted as recovered', measured, objective);
     } else if (s.phase === 'baseline') {

@@ -89,7 +89,7 @@ test('an outage of known length is measured within 100 ms', { timeout: 120_000 }
   assert.equal(rec.status, 'passed');
   assert.equal(rec.phases.fault.slo.find((s: { kind: string }) => s.kind === 'availability').met, false);
   assert.ok(rec.objectives.slo.every((s: { phase: string; met: boolean }) => s.phase !== 'fault' && s.met), 'baseline and recovery SLOs held');
-  assert.ok(rec.findings.some((f: { severity: string; title: string }) => f.severity === 'SEV2' && /Availability SLO missed during the fault/.test(f.title)), JSON.stringify(rec.findings));
+  assert.ok(rec.findings.some((f: { severity: string; title: string }) => f.severity === 'SEV2' && /Availability SLO missed during the fault: the service was down/.test(f.title)), JSON.stringify(rec.findings));
 });
 
 test('steady state not met: exit 3 and nothing is killed', { timeout: 120_000 }, async () => {
@@ -164,4 +164,23 @@ test('a crashed run is finished by drill recover from its journal', { timeout: 1
   const st = await labStatus({ dir: w.lab });
   if (st.up) await labDown({ dir: w.lab });
   for (const c of st.components ?? []) if (c.pid) assert.equal(alive(c.pid), false, `${c.name} still alive`);
+});
+
+test("the README's drill, drills/lab.yaml, passes end to end and leaves the lab down", { timeout: 240_000 }, async () => {
+  const w = workspace('readme');
+  const r = await drillCli(['run', 'drills/lab.yaml', '--results', w.results], w.env).done;
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /PASSED \(exit 0\)\s+lab-pod-kill \/ kill-one-replica/);
+  assert.match(r.stdout, /PASSED \(exit 0\)\s+lab-pod-kill \/ kill-half-oldest-first/);
+  const dirs = runFolders(w.results);
+  assert.equal(dirs.length, 2);
+  const killed = dirs.map((d) => record(d).actions[0].targets.length).sort();
+  assert.deepEqual(killed, [1, 2], 'one replica, then half of three rounded up');
+  for (const d of dirs) {
+    const rec = record(d);
+    assert.equal(rec.status, 'passed');
+    assert.equal(rec.recovery.windowSeconds, 10, 'the default sustained window');
+    for (const f of ['run.json', 'events.jsonl', 'metrics.jsonl', 'requests.tsv']) assert.ok(existsSync(join(d, f)), f);
+  }
+  assert.equal((await labStatus({ dir: w.lab })).up, false);
 });

@@ -60,9 +60,10 @@ test('acknowledged writes lost beyond RPO are SEV1 data loss; any loss within RP
   assert.deepEqual(none, []);
 });
 
-test('SLO misses: fault-phase latency SEV3, fault-phase availability and errors SEV2, baseline and recovery SEV2', () => {
+test('SLO misses: fault-phase latency SEV3, fault-phase availability and errors SEV2 with an outage, baseline and recovery SEV2', () => {
   const f = deriveFindings(
     input({
+      downtimeSeconds: 2.01,
       slo: [slo('fault', 'latency', false), slo('fault', 'availability', false), slo('fault', 'errors', false), slo('baseline', 'latency', false), slo('recovery', 'availability', false), slo('recovery', 'latency', null)],
     }),
   );
@@ -77,6 +78,19 @@ test('SLO misses: fault-phase latency SEV3, fault-phase availability and errors 
   assert.match(f.find((x) => x.objective === 'slo:recovery:availability rate>=99.9%')!.title, /after recovery/);
   assert.match(f.find((x) => x.objective === 'slo:baseline:latency p(95)<500ms')!.title, /before the fault/);
   assert.match(f.find((x) => x.objective === 'slo:fault:latency p(95)<500ms')!.detail, /812 ms/);
+});
+
+test('failed requests during the fault without a sustained outage are SEV3, not SEV2', () => {
+  const f = deriveFindings(input({ downtimeSeconds: 0.01, slo: [slo('fault', 'availability', false), slo('fault', 'errors', false)] }));
+  assert.deepEqual(
+    f.map((x) => x.severity),
+    ['SEV3', 'SEV3'],
+  );
+  assert.match(f[0]!.title, /no sustained outage/);
+  assert.match(f[0]!.detail, /downtime 0\.01 s/);
+  const down = deriveFindings(input({ downtimeSeconds: 1, slo: [slo('fault', 'availability', false)] }));
+  assert.equal(down[0]!.severity, 'SEV2');
+  assert.match(down[0]!.title, /the service was down/);
 });
 
 test('failed verification and failed rollback are SEV1; dropped requests a SEV4 note', () => {
