@@ -96,13 +96,17 @@ export default defineScenario({
       describeTargets: (selected) => selected.map((r) => (r.pid ? `${r.name} (pid ${r.pid})` : r.name)),
       async run(ctx, selected) {
         const gracePeriodMs = parseDuration(ctx.params.gracePeriod);
-        const killed: Killed[] = [];
-        for (const r of selected) {
-          await replicasOf(ctx).kill(r, { gracePeriodMs });
-          killed.push({ name: r.name, pid: r.pid, at: new Date().toISOString() });
-          ctx.log.info(`killed ${r.name}${r.pid ? ` (pid ${r.pid})` : ''}`);
-        }
-        return killed;
+        // All at once, as when the node under them dies: one by one would let the first come back first.
+        const results = await Promise.allSettled(
+          selected.map(async (r): Promise<Killed> => {
+            await replicasOf(ctx).kill(r, { gracePeriodMs });
+            ctx.log.info(`killed ${r.name}${r.pid ? ` (pid ${r.pid})` : ''}`);
+            return { name: r.name, pid: r.pid, at: new Date().toISOString() };
+          }),
+        );
+        const failed = results.flatMap((x, i) => (x.status === 'rejected' ? [`${selected[i]!.name}: ${(x.reason as Error).message}`] : []));
+        if (failed.length > 0) throw new Error(`could not kill ${failed.join('; ')}`);
+        return results.map((x) => (x as PromiseFulfilledResult<Killed>).value);
       },
       rollback: {
         description: 'make sure the workload is back at its desired replica count, starting what is missing, and wait until all are ready',

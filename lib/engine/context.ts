@@ -1,3 +1,4 @@
+import type { RpoMeasurement } from '../score/objectives.ts';
 import type { Drill, ScenarioEntry } from '../config/types.ts';
 import type { Clock } from '../measure/clock.ts';
 import type { Adapters, LoadView, Logger, Mark, ScenarioContext } from '../scenario/define.ts';
@@ -45,6 +46,7 @@ export function scenarioContext<P>(parts: {
   clock: Clock;
   load?: LoadView;
   results: Map<string, unknown>;
+  onRpo?: (m: RpoMeasurement) => void;
 }): ScenarioContext<P> {
   return {
     params: parts.params,
@@ -57,6 +59,7 @@ export function scenarioContext<P>(parts: {
     now: () => parts.clock.now(),
     load: parts.load,
     resultOf: <R>(name: string) => parts.results.get(name) as R | undefined,
+    reportRpo: (m) => parts.onRpo?.(m),
   };
 }
 

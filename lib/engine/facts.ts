@@ -1,3 +1,4 @@
+import type { RpoMeasurement } from '../score/objectives.ts';
 import type { Drill, ScenarioEntry } from '../config/types.ts';
 import type { RequestLog, SecondStats } from '../load/types.ts';
 import type { Mark, ProbeResult } from '../scenario/define.ts';
@@ -47,4 +48,6 @@ export interface RunFacts {
   /** An unexpected exception inside the harness (exit 70), with its stack for the journal. */
   harnessError: { message: string; stack?: string } | null;
   load: { log: RequestLog; seconds: SecondStats[]; startMs: number; endMs: number } | null;
+  /** Reported by the scenario (ctx.reportRpo); null when it writes no data or never measured. */
+  rpo: RpoMeasurement | null;
 }

@@ -28,7 +28,7 @@ const HARNESS_VERSION: string = (() => {
  */
 export function finalizeRun(facts: RunFacts): FinalizedRun {
   // Pod kills and shell steps write no data of their own: their RPO is not measured (null), not zero.
-  const record = buildRunRecord({ ...facts, rpo: null, environment: describeEnvironment(HARNESS_VERSION) });
+  const record = buildRunRecord({ ...facts, rpo: facts.rpo, environment: describeEnvironment(HARNESS_VERSION) });
   if (facts.load) writeRequestsTsv(join(facts.dir, 'requests.tsv'), facts.load.log);
   writeJsonAtomic(join(facts.dir, 'run.json'), record);
   return { record, exitCode: record.exitCode, dir: facts.dir };

@@ -109,6 +109,7 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
     abort: null,
     harnessError: null,
     load: null,
+    rpo: null,
   };
 
   event('run.start', {
@@ -158,6 +159,10 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
     clock,
     load: { window: (ms) => load.window(ms) },
     results,
+    onRpo: (m) => {
+      facts.rpo = m;
+      event('rpo.measured', { ...m });
+    },
   });
 
   const probeFact = async (p: { name: string; check(c: ScenarioContext<unknown>): Promise<{ ok: boolean; detail: string }> }, c = ctx): Promise<ProbeFact> => {

@@ -1,3 +1,4 @@
+import type { RpoMeasurement } from '../score/objectives.ts';
 import type { z } from 'zod';
 import type { DataClass, Drill, ScenarioEntry, Target, Tier } from '../config/types.ts';
 import type { ExecAdapter, ReplicaSetAdapter } from '../adapters/types.ts';
@@ -46,6 +47,12 @@ export interface ScenarioContext<P> {
   load?: LoadView;
   /** What an earlier action of this run returned (undefined if it has not run or failed). */
   resultOf<R = unknown>(actionName: string): R | undefined;
+  /**
+   * Hand the engine this run's measured data loss (from the write ledger's read-back, or a restore's
+   * newest row), scored against the entry's data class. The last report wins; a scenario that never
+   * reports has its RPO recorded as not measured.
+   */
+  reportRpo(m: RpoMeasurement): void;
 }
 
 export interface ProbeResult {
