@@ -3,6 +3,8 @@ import { parseDuration, formatDuration } from '../lib/config/duration.ts';
 import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
 import type { Replica, ReplicaSetAdapter } from '../lib/adapters/types.ts';
 import { UserError } from '../lib/errors.ts';
+import { matchesSelector, parseSelector, type Requirement } from '../lib/adapters/lab-replicas.ts';
+import { TEMPLATE_LABELS } from '../lib/lab/supervisor.ts';
 
 const params = z
   .object({
@@ -54,10 +56,23 @@ export default defineScenario({
   params,
 
   validate(p, target) {
-    if (target.kind === 'lab' && typeof p.count === 'number' && p.count > target.replicas) {
-      return [{ path: 'count', message: `cannot kill ${p.count} replicas: the lab target runs ${target.replicas}; use a count up to ${target.replicas} or a percentage` }];
+    const problems: { path: string; message: string }[] = [];
+    let requirements: Requirement[] | null = null;
+    try {
+      requirements = parseSelector(p.selector);
+    } catch (e) {
+      problems.push({ path: 'selector', message: (e as Error).message });
     }
-    return [];
+    if (target.kind !== 'lab') return problems;
+    // The lab's replicas all carry the same labels, so a selector that misses them is known to miss before anything runs.
+    if (requirements && !matchesSelector({ ...TEMPLATE_LABELS }, requirements)) {
+      const labels = Object.entries(TEMPLATE_LABELS).map(([k, v]) => `${k}=${v}`).join(',');
+      problems.push({ path: 'selector', message: `"${p.selector}" matches no replica of the lab, whose replicas are labelled ${labels}; use e.g. app=orders` });
+    }
+    if (typeof p.count === 'number' && p.count > target.replicas) {
+      problems.push({ path: 'count', message: `cannot kill ${p.count} replicas: the lab target runs ${target.replicas}; use a count up to ${target.replicas} or a percentage` });
+    }
+    return problems;
   },
 
   steadyState: [
