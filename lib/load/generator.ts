@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Pool, type Dispatcher } from 'undici';
 import type { Clock } from '../measure/clock.ts';
 import { createRequestLog, summarize } from '../measure/summary.ts';
-import { classifyError, classifyStatus } from './outcome.ts';
+import { classifyError, classifyStatus, writeFateOfError, writeFateOfStatus } from './outcome.ts';
+import { WriteFate, WriteLedger, type WriteFateCode } from './ledger.ts';
 import { SecondEmitter } from './seconds.ts';
 import { httpClientIsWarm, warmUpHttpClient } from './warmup.ts';
 import { Slot, SlotList, SlotQueue, type SlotOwner } from './slots.ts';
@@ -26,6 +27,8 @@ export interface LoadGeneratorOptions {
 export class LoadGenerator {
   /** The live request log: every scheduled request in schedule order; `pending` while in flight. */
   readonly log: RequestLog;
+  /** Every write (a request whose template carries `{{token}}`): its token, seq and fate, live. */
+  readonly ledger: WriteLedger;
 
   private readonly requestLog: ReturnType<typeof createRequestLog>;
   private readonly pool: Pool;
@@ -49,8 +52,8 @@ export class LoadGenerator {
   private readonly secondsOut: SecondEmitter;
   /** Handed to every slot; bound once so no request creates a closure of ours. */
   private readonly owner: SlotOwner = {
-    responded: (slot) => this.release(slot, classifyStatus(slot.status)),
-    failed: (slot, err) => this.release(slot, classifyError(err)),
+    responded: (slot) => this.release(slot, classifyStatus(slot.status), writeFateOfStatus(slot.status, slot.notApplied)),
+    failed: (slot, err) => this.release(slot, classifyError(err), writeFateOfError(err)),
   };
 
   private started = false;
@@ -82,6 +85,7 @@ export class LoadGenerator {
     this.tickMs = options.tickMs ?? 20;
     this.requestLog = createRequestLog(Math.min(1 << 20, Math.max(4096, Math.ceil(profile.rate * 60))));
     this.log = this.requestLog;
+    this.ledger = new WriteLedger(this.log);
     this.secondsOut = new SecondEmitter(this.requestLog, clock);
     for (let k = 0; k < profile.maxInFlight; k++) this.free.push(new Slot(this.owner));
     this.waiting = new SlotQueue(profile.maxInFlight);
@@ -221,17 +225,20 @@ export class LoadGenerator {
   private issue(at: number, now: number): void {
     const tpl = this.picker.next();
     const i = this.requestLog.push(at, tpl);
+    const row = this.templates[tpl]!.tokened ? this.ledger.push(i) : -1;
     if (now - at >= this.timeoutMs) {
       // Its whole timeout passed before it could go out (the harness itself was stalled).
       this.record(i, Outcome.timeout, this.timeoutMs);
+      if (row >= 0) this.ledger.settle(row, WriteFate.failed);
       return;
     }
     const slot = this.free.pop();
     if (slot === undefined) {
       this.log.outcome[i] = Outcome.dropped;
+      if (row >= 0) this.ledger.settle(row, WriteFate.failed);
       return;
     }
-    slot.begin(i);
+    slot.begin(i, row);
     this.unsettled.append(slot);
     if (this.active < this.profile.connections) this.dispatch(slot);
     else this.waiting.push(slot);
@@ -241,11 +248,12 @@ export class LoadGenerator {
     this.active++;
     slot.dispatched = true;
     const t = this.templates[this.log.template[slot.index]!]!;
-    this.pool.dispatch(t.fixed ?? this.optionsFor(t, slot.index), slot);
+    this.pool.dispatch(t.fixed ?? this.optionsFor(t, slot), slot);
   }
 
-  private optionsFor(t: CompiledTemplate, seq: number): Dispatcher.DispatchOptions {
-    return { path: t.path, method: t.method, headers: t.headers, body: fillBody(t, seq, randomUUID) };
+  private optionsFor(t: CompiledTemplate, slot: Slot): Dispatcher.DispatchOptions {
+    const token = slot.row >= 0 ? this.ledger.tokenOf(slot.row) : randomUUID;
+    return { path: t.path, method: t.method, headers: t.headers, body: fillBody(t, slot.index, token) };
   }
 
   /** Times out, from the head of the schedule-ordered list, every request whose deadline passed. */
@@ -256,6 +264,8 @@ export class LoadGenerator {
         this.unsettled.remove(s);
         s.unsettled = false;
         this.record(s.index, Outcome.timeout, this.timeoutMs);
+        // It went out (or was about to): the service may have applied it.
+        if (s.row >= 0) this.ledger.settle(s.row, WriteFate.unknown);
         s.abort();
       } else {
         // Waiting slots time out in schedule order too, so this one is at the front of the queue.
@@ -269,17 +279,21 @@ export class LoadGenerator {
     this.unsettled.remove(slot);
     slot.unsettled = false;
     this.record(slot.index, Outcome.timeout, this.timeoutMs);
+    if (slot.row >= 0) this.ledger.settle(slot.row, WriteFate.failed);
     this.recycle(slot);
   }
 
   /** undici's last callback for a slot's request: settle it if the sweep has not, and free the slot. */
-  private release(slot: Slot, outcome: OutcomeCode): void {
+  private release(slot: Slot, outcome: OutcomeCode, fate: WriteFateCode): void {
     if (slot.index < 0 || !slot.dispatched) return;
     if (slot.unsettled) {
       const latency = this.clock.now() - this.log.scheduledMs[slot.index]!;
       // An answer that arrives after the deadline but before the sweep noticed is still a timeout.
-      if (latency >= this.timeoutMs) this.record(slot.index, Outcome.timeout, this.timeoutMs);
+      const late = latency >= this.timeoutMs;
+      if (late) this.record(slot.index, Outcome.timeout, this.timeoutMs);
       else this.record(slot.index, outcome, latency);
+      // The client gave up on a late answer, so for the ledger it is unknown whatever it said.
+      if (slot.row >= 0) this.ledger.settle(slot.row, late ? WriteFate.unknown : fate);
       this.unsettled.remove(slot);
       slot.unsettled = false;
     }

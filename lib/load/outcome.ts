@@ -1,3 +1,4 @@
+import { WriteFate, type WriteFateCode } from './ledger.ts';
 import { Outcome, type OutcomeCode } from './types.ts';
 
 /**
@@ -45,4 +46,26 @@ export function classifyError(err: unknown): OutcomeCode {
     if (typeof e.message === 'string' && e.message.includes('other side closed')) return Outcome.refused;
   }
   return Outcome.other;
+}
+
+// The connection was never made, so the request never left: the write definitely did not happen.
+const NOT_SENT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * A write's fate from the HTTP status it got in time: 4xx is the service saying no before it committed;
+ * a 5xx may come after the commit (the database died between the insert and the answer), so it is
+ * unknown unless the service marked it not applied (WRITE_NOT_APPLIED_HEADER).
+ */
+export function writeFateOfStatus(status: number, notApplied: boolean): WriteFateCode {
+  if (status >= 500) return notApplied ? WriteFate.failed : WriteFate.unknown;
+  if (status >= 400) return WriteFate.failed;
+  return WriteFate.ok;
+}
+
+/** A write's fate from a request error: refused on connect never went out; anything after the send is unknown. */
+export function writeFateOfError(err: unknown): WriteFateCode {
+  for (let e = fields(err), depth = 0; e !== null && depth < 2; e = fields(e.cause), depth++) {
+    if (typeof e.code === 'string' && NOT_SENT_CODES.has(e.code)) return WriteFate.failed;
+  }
+  return WriteFate.unknown;
 }

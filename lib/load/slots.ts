@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { TIMED_OUT } from './outcome.ts';
+import { WRITE_NOT_APPLIED_HEADER, WRITE_NOT_APPLIED_VALUE } from './ledger.ts';
 
 /** What a slot reports back to; implemented by the generator. */
 export interface SlotOwner {
@@ -24,7 +25,11 @@ export interface SlotOwner {
 export class Slot implements Dispatcher.DispatchHandler {
   /** Log index of the request using this slot; -1 when free. */
   index = -1;
+  /** Write ledger row of the request, or -1 when it is not a write the ledger follows. */
+  row = -1;
   status = 0;
+  /** A 5xx answer to a ledger write carried the service's "not applied" mark. */
+  notApplied = false;
   /** Set while the request's fate is still unknown; such slots are linked in schedule order. */
   unsettled = false;
   /** Handed to undici (rather than waiting in the generator's queue for a free connection). */
@@ -35,9 +40,11 @@ export class Slot implements Dispatcher.DispatchHandler {
 
   constructor(private readonly owner: SlotOwner) {}
 
-  begin(index: number): void {
+  begin(index: number, row = -1): void {
     this.index = index;
+    this.row = row;
     this.status = 0;
+    this.notApplied = false;
     this.unsettled = true;
     this.dispatched = false;
     this.abortFn = null;
@@ -50,6 +57,7 @@ export class Slot implements Dispatcher.DispatchHandler {
 
   free(): void {
     this.index = -1;
+    this.row = -1;
     this.dispatched = false;
     this.abortFn = null;
   }
@@ -59,8 +67,10 @@ export class Slot implements Dispatcher.DispatchHandler {
     else this.abortFn = abort;
   }
 
-  onHeaders(statusCode: number): boolean {
+  onHeaders(statusCode: number, headers: Buffer[]): boolean {
     this.status = statusCode;
+    // Only a failed write needs its headers read; every other answer skips this.
+    if (statusCode >= 500 && this.row >= 0) this.notApplied = carriesNotApplied(headers);
     return true;
   }
 
@@ -75,6 +85,16 @@ export class Slot implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     this.owner.failed(this, err);
   }
+}
+
+function carriesNotApplied(raw: Buffer[]): boolean {
+  for (let k = 0; k + 1 < raw.length; k += 2) {
+    const name = raw[k]!;
+    if (name.length === WRITE_NOT_APPLIED_HEADER.length && name.toString('latin1').toLowerCase() === WRITE_NOT_APPLIED_HEADER) {
+      return raw[k + 1]!.toString('latin1').trim().toLowerCase() === WRITE_NOT_APPLIED_VALUE;
+    }
+  }
+  return false;
 }
 
 /**

@@ -27,6 +27,8 @@ export interface CompiledTemplate {
   /** JSON text around the placeholders: literals[0], codes[0], literals[1], ... literals[codes.length]. */
   literals: string[];
   codes: number[];
+  /** The body carries `{{token}}`: each request of this template is a write the ledger follows. */
+  tokened: boolean;
 }
 
 function invalid(what: string): never {
@@ -109,23 +111,26 @@ export function compileTemplates(profile: LoadProfile, base: URL): CompiledTempl
     for (const [k, v] of Object.entries(r.headers ?? {})) headers[k.toLowerCase()] = v;
     const path = prefix + r.path;
     if (r.body === undefined) {
-      return { method: r.method, path, headers, fixed: { path, method: r.method, headers }, literals: [], codes: [] };
+      return { method: r.method, path, headers, fixed: { path, method: r.method, headers }, literals: [], codes: [], tokened: false };
     }
     headers['content-type'] ??= 'application/json';
     const { literals, codes } = splitBody(r.body, `requests[${i}]`);
     const fixed = codes.length === 0 ? { path, method: r.method, headers, body: Buffer.from(literals[0]!) } : null;
-    return { method: r.method, path, headers, fixed, literals, codes };
+    return { method: r.method, path, headers, fixed, literals, codes, tokened: codes.includes(Placeholder.token) };
   });
 }
 
-/** The body of one request of a template with placeholders; every `{{token}}` in it gets the same token. */
-export function fillBody(t: CompiledTemplate, seq: number, newToken: () => string): string {
+/**
+ * The body of one request of a template with placeholders; every `{{token}}` in it gets the same token:
+ * the one given, or one made by `newToken` (called at most once).
+ */
+export function fillBody(t: CompiledTemplate, seq: number, newToken: string | (() => string)): string {
   const seqText = String(seq);
-  let token = '';
+  let token = typeof newToken === 'string' ? newToken : '';
   let s = t.literals[0]!;
   for (let k = 0; k < t.codes.length; k++) {
     if (t.codes[k] === Placeholder.seq) s += seqText;
-    else s += token ||= newToken();
+    else s += token ||= (newToken as () => string)();
     s += t.literals[k + 1]!;
   }
   return s;
