@@ -157,7 +157,7 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
     log,
     timeline,
     clock,
-    load: { window: (ms) => load.window(ms) },
+    load: { window: (ms) => load.window(ms), ledger: load.ledger },
     results,
     onRpo: (m) => {
       facts.rpo = m;

@@ -2,15 +2,19 @@ import type { RpoMeasurement } from '../score/objectives.ts';
 import type { z } from 'zod';
 import type { DataClass, Drill, ScenarioEntry, Target, Tier } from '../config/types.ts';
 import type { ExecAdapter, ReplicaSetAdapter } from '../adapters/types.ts';
+import type { KubeTargetAdapters } from '../adapters/kubernetes/types.ts';
 import type { LoadSummary } from '../load/types.ts';
+import type { WriteLedger } from '../load/ledger.ts';
 
 /** What a target can do; a scenario lists what it needs and validation refuses a mismatch. */
-export type Capability = 'replicas' | 'exec' | 'load';
+export type Capability = 'replicas' | 'exec' | 'load' | 'kubernetes';
 
 /** The adapters a target provides. Absent members are capabilities the target lacks. */
 export interface Adapters {
   exec: ExecAdapter;
   replicas?: ReplicaSetAdapter;
+  /** Deployments, rollouts, autoscalers and custom resources of a Kubernetes target, inside its namespace allowlist. */
+  kube?: KubeTargetAdapters;
 }
 
 export interface Logger {
@@ -30,6 +34,8 @@ export interface Mark {
 export interface LoadView {
   /** Aggregates of requests scheduled in the last `windowMs`. */
   window(windowMs: number): LoadSummary;
+  /** Every write the load sent (requests whose template carries `{{token}}`), with token, seq and fate, live. */
+  ledger?: WriteLedger;
 }
 
 export interface ScenarioContext<P> {
@@ -136,5 +142,7 @@ export function capabilitiesOf(target: Target): Capability[] {
       return ['replicas', 'exec', 'load'];
     case 'http':
       return ['exec', 'load'];
+    case 'kubernetes':
+      return ['replicas', 'exec', 'load', 'kubernetes'];
   }
 }
