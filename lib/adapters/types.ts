@@ -2,6 +2,7 @@
  * The interfaces the engine and scenarios see. Adapters implement them at the edge (lab processes,
  * Kubernetes, PostgreSQL, Blob, shell); the engine never imports an SDK.
  */
+import type { FailoverProvider, PgNode } from './postgres/failover/types.ts';
 
 /** A running copy of the service: a lab replica process or, on Kubernetes, a pod. */
 export interface Replica {
@@ -62,4 +63,34 @@ export interface ExecResult {
 /** Runbook commands as faults or checks (zx under the hood). */
 export interface ExecAdapter {
   run(command: string, options: { timeoutMs: number; signal: AbortSignal; env?: Record<string, string>; cwd?: string }): Promise<ExecResult>;
+}
+
+/** A PostgreSQL node as a database scenario sees it: the provider's view plus what a host kill needs. */
+export interface DbNodeView extends PgNode {
+  /** Postmaster PID when the harness runs the node itself and it is running; null otherwise. */
+  pid: number | null;
+  /** Server log, when the harness runs the node. */
+  logFile?: string;
+}
+
+/**
+ * A primary/standby PostgreSQL pair behind one stable endpoint, with the failover provider the drill's
+ * target chose. The lab implements it over its own nodes; a real environment would over its platform.
+ */
+export interface DatabaseAdapter {
+  /** For plans and errors: `lab:/tmp/drill-lab-0 (pg-promote, async)`. */
+  readonly where: string;
+  readonly provider: FailoverProvider;
+  readonly replication: 'async' | 'sync';
+  /** The address the service uses; a failover repoints it. */
+  readonly endpoint: { host: string; port: number; database: string; user: string };
+  /** Superuser and database for direct per-node queries (read-back of the ledger, walsender PIDs). */
+  readonly admin: { user: string; database: string };
+  /** Every node now, the recorded primary first, with its postmaster PID. */
+  nodes(): Promise<DbNodeView[]>;
+  /**
+   * The node's host dies: `kill` SIGKILLs the postmaster and all its children at once; `immediate` is
+   * `pg_ctl stop -m immediate`. Resolves once every process is gone, with the PIDs that were killed.
+   */
+  crash(node: PgNode, how: 'kill' | 'immediate'): Promise<{ pid: number; children: number[] }>;
 }

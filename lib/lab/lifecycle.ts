@@ -8,6 +8,7 @@ import {
   ensureRoleAndDatabase, giveToServerUser, initCluster, postmasterPid, readNodeConf, socketPathProblem, startCluster, stopCluster, writeNodeConf,
 } from '../adapters/postgres/cluster.ts';
 import { isProcessUnder, signal, terminate, waitGone } from '../adapters/postgres/proc.ts';
+import { cloneStandby, configureStandby, ensureSlot, isStandbyDir, setSyncStandby, waitStreaming } from '../adapters/postgres/standby.ts';
 import { UserError } from '../errors.ts';
 import { getDaemonStatus, scaleReplicas } from './client.ts';
 import { withLabLock } from './lock.ts';
@@ -16,11 +17,13 @@ import { freeStablePort, portIsFree } from './ports.ts';
 import { assertServerCanReach } from './reach.ts';
 import { readDaemonState, removeFile, writeJsonAtomic } from './state.ts';
 import { collectFacts, infoOf, LAB_DB, type LabFacts } from './status.ts';
-import type { LabConfig, LabDownResult, LabInfo } from './types.ts';
+import type { LabConfig, LabDownResult, LabInfo, LabReplication } from './types.ts';
 
 export interface LabUpOptions {
   dir?: string;
   replicas?: number;
+  /** async or sync streaming to the standby; default: what lab.json records, else async. */
+  replication?: LabReplication;
   /** Budget for the whole start, PostgreSQL init included. */
   timeoutMs?: number;
   /** Called as each start phase ends, with ms since labUp was called: for progress lines and start-time reports. */
@@ -28,6 +31,7 @@ export interface LabUpOptions {
 }
 
 const FIRST_NODE = 'n1';
+const SECOND_NODE = 'n2';
 
 async function tail(path: string, lines = 15): Promise<string> {
   const text = await readFile(path, 'utf8').catch(() => '');
@@ -53,29 +57,36 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
   if (socketProblem) throw new UserError(`lab directory ${dir}: ${socketProblem}`, { untouched: 'nothing', next: 'set DRILL_LAB_DIR to a shorter path' });
   await assertServerCanReach(dir);
   await mkdir(dir, { recursive: true, mode: 0o755 });
+  if (options.replication !== undefined && options.replication !== 'async' && options.replication !== 'sync') {
+    throw new UserError(`replication must be async or sync, got ${String(options.replication)}`, { untouched: 'nothing' });
+  }
   return withLabLock(p.lock, async () => {
     const f = await collectFacts(dir);
-    if (f.pgAlive && f.live) {
-      const info = infoOf(dir, f, true)!;
-      if (f.live.desired !== replicas) {
-        await scaleReplicas(info.controlUrl, replicas);
+    const replication = options.replication ?? f.config?.replication ?? 'async';
+    if (f.pgAlive && f.live && f.config) {
+      // A running lab keeps its processes; only a missing or broken standby and the replication mode are put right.
+      const standby = f.nodes.find((n) => n.role === 'standby');
+      if (standby) await ensureStandby(p, { primary: f.config.primary, standby: standby.name, ports: portsOf(f.config), replication }, standby.alive, () => {}, phase);
+      if (f.live.desired !== replicas || f.config.replication !== replication) {
+        if (f.live.desired !== replicas) await scaleReplicas(infoOf(dir, f, true)!.controlUrl, replicas);
         // lab.json holds the declared count a rollback (ensureDesired) restores.
-        if (f.config) await writeJsonAtomic(p.config, { ...f.config, replicas });
+        await writeJsonAtomic(p.config, { ...f.config, replicas, replication });
       }
+      const info = infoOf(dir, await collectFacts(dir), true)!;
       await waitServing(p, info, replicas, deadline);
       return { ...info, replicas };
     }
-    let pgStartedHere: string | null = null;
+    const startedHere: string[] = [];
     try {
       // Leftovers of a crash (dead daemon, orphan replicas) go first; a healthy PostgreSQL is kept.
       await stopDaemonAndReplicas(dir, f);
       await removeFile(p.daemonState);
       await mkdir(p.logs, { recursive: true, mode: 0o755 });
-      const plan = await planPostgres(p, f, replicas);
+      const plan = await planPostgres(p, f, replicas, replication);
       // The daemon and its replicas boot (about a second of node start-up) while PostgreSQL initialises and
       // starts: replicas retry the database until it answers, and only count as ready once it does.
       const [pg, daemon] = await Promise.allSettled([
-        bringUpPostgres(p, plan, f.pgAlive, () => (pgStartedHere = plan.node), phase),
+        bringUpPostgres(p, plan, f, (node) => startedHere.push(node), phase),
         spawnDaemon(p, deadline).then((pid) => (phase('daemon ready'), pid)),
       ]);
       if (pg.status === 'rejected') throw pg.reason;
@@ -90,54 +101,128 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     } catch (e) {
       // Take down what this call started, so a failed start leaves no half lab behind.
       await stopDaemonAndReplicas(dir, await collectFacts(dir)).catch(() => {});
-      if (pgStartedHere) await stopCluster(p.node(pgStartedHere).data, 'fast').catch(() => {});
+      await Promise.all(startedHere.map((n) => stopCluster(p.node(n).data, 'fast').catch(() => {})));
       throw e;
     }
   });
 }
 
 interface PgPlan {
-  node: string;
-  port: number;
+  primary: string;
+  standby: string;
+  ports: Record<string, number>;
+  replication: LabReplication;
   needsInit: boolean;
 }
 
-/** Decides the primary's port before anything starts (the daemon needs it) and records it in lab.json. */
-async function planPostgres(p: LabPaths, f: LabFacts, replicas: number): Promise<PgPlan> {
-  const node = f.config?.primary ?? FIRST_NODE;
-  const data = p.node(node).data;
-  const needsInit = !existsSync(join(data, 'PG_VERSION'));
-  let port = needsInit ? null : ((await readNodeConf(data))?.port ?? f.config?.nodes[node]?.port ?? null);
-  if (port === null || (!f.pgAlive && !(await portIsFree(port)))) port = await freeStablePort();
+function portsOf(config: LabConfig): Record<string, number> {
+  return Object.fromEntries(Object.entries(config.nodes).map(([name, n]) => [name, n.port]));
+}
+
+/**
+ * Decides both nodes' ports before anything starts (the daemon needs the primary's) and records them in
+ * lab.json. The primary is whichever node lab.json names: after a failover that is the promoted one.
+ */
+async function planPostgres(p: LabPaths, f: LabFacts, replicas: number, replication: LabReplication): Promise<PgPlan> {
+  const primary = f.config?.primary ?? FIRST_NODE;
+  const standby = Object.keys(f.config?.nodes ?? {}).find((n) => n !== primary) ?? (primary === FIRST_NODE ? SECOND_NODE : FIRST_NODE);
+  const needsInit = !existsSync(join(p.node(primary).data, 'PG_VERSION'));
+  const ports: Record<string, number> = {};
+  for (const node of [primary, standby]) {
+    const data = p.node(node).data;
+    const alive = f.nodes.find((n) => n.name === node)?.alive ?? false;
+    let port = existsSync(join(data, 'PG_VERSION')) ? ((await readNodeConf(data))?.port ?? f.config?.nodes[node]?.port ?? null) : (f.config?.nodes[node]?.port ?? null);
+    if (port === null || Object.values(ports).includes(port) || (!alive && !(await portIsFree(port)))) port = await freeStablePort();
+    ports[node] = port;
+  }
   const config: LabConfig = {
     version: 1,
     createdAt: f.config?.createdAt ?? new Date().toISOString(),
     replicas,
-    primary: node,
-    nodes: { ...f.config?.nodes, [node]: { port } },
+    primary,
+    nodes: { [primary]: { port: ports[primary]! }, [standby]: { port: ports[standby]! } },
+    replication,
   };
   await writeJsonAtomic(p.config, config);
-  return { node, port, needsInit };
+  return { primary, standby, ports, replication, needsInit };
 }
 
-async function bringUpPostgres(p: LabPaths, plan: PgPlan, running: boolean, started: () => void, phase: (name: string) => void): Promise<void> {
-  const node = p.node(plan.node);
+const superConn = (port: number) => ({ host: '127.0.0.1', port, user: LAB_DB.superuser, database: 'postgres' });
+
+async function bringUpPostgres(p: LabPaths, plan: PgPlan, f: LabFacts, started: (node: string) => void, phase: (name: string) => void): Promise<void> {
+  const node = p.node(plan.primary);
+  const port = plan.ports[plan.primary]!;
   if (plan.needsInit) {
-    await mkdir(join(p.pg, plan.node), { recursive: true, mode: 0o755 });
-    for (const d of [p.pg, join(p.pg, plan.node)]) await giveToServerUser(d);
+    await mkdir(join(p.pg, plan.primary), { recursive: true, mode: 0o755 });
+    for (const d of [p.pg, join(p.pg, plan.primary)]) await giveToServerUser(d);
     // A data dir without PG_VERSION is an initdb that died half way: start over.
     await rm(node.data, { recursive: true, force: true });
-    await initCluster(node.data, { port: plan.port, socketDir: p.socketDir });
+    await initCluster(node.data, { port, socketDir: p.socketDir });
     phase('postgres initialised');
   }
+  const running = f.nodes.find((n) => n.name === plan.primary)?.alive ?? false;
   if (!running) {
+    // A primary that was a standby once keeps a standby.signal only if it was never promoted; a
+    // promoted node has none. One that still has it here is not the primary lab.json thinks it is.
+    if (existsSync(join(node.data, 'standby.signal'))) {
+      throw new UserError(`lab.json names ${plan.primary} as the primary, but its data directory ${node.data} is a standby's`, {
+        untouched: 'PostgreSQL was not started',
+        next: `run \`drill lab down\` and remove ${p.dir} to start a fresh lab`,
+      });
+    }
     // Re-applied on every start: the port may have changed, and a copied config must not keep another node's.
-    await writeNodeConf(node.data, { port: plan.port, socketDir: p.socketDir });
+    await writeNodeConf(node.data, { port, socketDir: p.socketDir });
     await startCluster(node.data, { logFile: node.log });
-    started();
+    started(plan.primary);
     phase('postgres started');
+    // A sync primary whose standby is not back yet would hang every commit until it is: async until the
+    // standby streams again, then sync (ensureStandby).
+    if (plan.replication === 'sync') await setSyncStandby(superConn(port), null);
   }
-  await ensureRoleAndDatabase({ host: '127.0.0.1', port: plan.port, user: LAB_DB.superuser, database: 'postgres' }, { role: LAB_DB.user, database: LAB_DB.database });
+  const standbyAlive = f.nodes.find((n) => n.name === plan.standby)?.alive ?? false;
+  // The base backup starts as soon as the primary accepts connections, alongside the role and database.
+  await Promise.all([
+    ensureRoleAndDatabase(superConn(port), { role: LAB_DB.user, database: LAB_DB.database }),
+    ensureStandby(p, plan, standbyAlive, started, phase),
+  ]);
+}
+
+/**
+ * Makes `plan.standby` a streaming standby of the primary: kept when it already streams, restarted with
+ * its own identity when it is a standby that is down, rebuilt by base backup otherwise (first start, or a
+ * former primary that never rejoined). Then applies the replication mode.
+ */
+async function ensureStandby(
+  p: LabPaths,
+  plan: Pick<PgPlan, 'primary' | 'standby' | 'ports' | 'replication'>,
+  alive: boolean,
+  started: (node: string) => void,
+  phase: (name: string) => void,
+): Promise<void> {
+  const primary = superConn(plan.ports[plan.primary]!);
+  const node = p.node(plan.standby);
+  const id = { name: plan.standby, port: plan.ports[plan.standby]!, socketDir: p.socketDir, primary: { host: '127.0.0.1', port: primary.port, user: primary.user } };
+  const streaming = async (timeoutMs: number) => waitStreaming(primary, plan.standby, { timeoutMs }).then(() => true, () => false);
+  let ok = alive && isStandbyDir(node.data) && (await streaming(alive ? 200 : 0));
+  if (!ok && alive) await stopCluster(node.data, 'fast');
+  if (!ok && isStandbyDir(node.data)) {
+    await configureStandby(node.data, id);
+    await ensureSlot(primary, plan.standby);
+    const up = await startCluster(node.data, { logFile: node.log }).then(() => true, () => false);
+    if (up) started(plan.standby);
+    ok = up && (await streaming(10_000));
+    if (!ok) await stopCluster(node.data, 'immediate');
+    else phase('standby started');
+  }
+  if (!ok) {
+    await cloneStandby(primary, node.data, id);
+    phase('standby base backup');
+    await startCluster(node.data, { logFile: node.log });
+    started(plan.standby);
+    await waitStreaming(primary, plan.standby, { timeoutMs: 30_000 });
+    phase('standby streaming');
+  }
+  await setSyncStandby(primary, plan.replication === 'sync' ? plan.standby : null);
 }
 
 /**
@@ -231,13 +316,16 @@ export async function labDown(options: { dir?: string; purge?: boolean } = {}): 
     const f = await collectFacts(dir);
     const wasStale = !(f.pgAlive && f.live) && (f.pgAlive || f.daemon !== null || f.replicaPids.length > 0);
     const stopped = await stopDaemonAndReplicas(dir, f);
-    for (const name of Object.keys(f.config?.nodes ?? {})) {
-      const data = p.node(name).data;
-      const pid = await postmasterPid(data);
-      if (pid === null || !(await isProcessUnder(pid, data))) continue;
-      await stopCluster(data, 'fast');
-      stopped.push({ name: `postgres:${name}`, pid });
-    }
+    // Both nodes at once: a fast shutdown of the primary does not wait for a standby that is stopping too.
+    await Promise.all(
+      Object.keys(f.config?.nodes ?? {}).map(async (name) => {
+        const data = p.node(name).data;
+        const pid = await postmasterPid(data);
+        if (pid === null || !(await isProcessUnder(pid, data))) return;
+        await stopCluster(data, 'fast');
+        stopped.push({ name: `postgres:${name}`, pid });
+      }),
+    );
     await removeFile(p.daemonState);
     return { dir, stopped, wasStale };
   });

@@ -7,12 +7,15 @@ import { requestJson } from './http-json.ts';
 import { labPaths } from './paths.ts';
 import { readConfig, readDaemonState } from './state.ts';
 import { OWNER, TEMPLATE_LABELS } from './supervisor.ts';
-import type { DaemonState, DaemonStatus, LabConfig, LabInfo, LabStatus, ReplicaView } from './types.ts';
+import { queryNodes } from './database.ts';
+import type { DaemonState, DaemonStatus, LabConfig, LabDatabaseStatus, LabDbNode, LabInfo, LabStatus, ReplicaView } from './types.ts';
 
 export const LAB_DB = { database: 'orders', user: 'drill', superuser: 'postgres' } as const;
 
 export interface LabFacts {
   config: LabConfig | null;
+  /** Every node lab.json names, the primary first, with its postmaster PID when it runs. */
+  nodes: (LabDbNode & { alive: boolean })[];
   daemon: DaemonState | null;
   daemonAlive: boolean;
   live: DaemonStatus | null;
@@ -25,15 +28,30 @@ export interface LabFacts {
 export async function collectFacts(dir: string): Promise<LabFacts> {
   const p = labPaths(dir);
   const [config, daemon] = await Promise.all([readConfig(p.config), readDaemonState(p.daemonState)]);
-  const dataDir = config ? p.node(config.primary).data : null;
-  const pgPid = dataDir ? await postmasterPid(dataDir) : null;
-  const pgAlive = pgPid !== null && dataDir !== null && (await isProcessUnder(pgPid, dataDir));
+  const nodes = config ? await nodeFacts(dir, config) : [];
+  const primary = nodes.find((n) => n.role === 'primary');
+  const pgPid = primary ? primary.pid ?? (await postmasterPid(primary.dataDir)) : null;
+  const pgAlive = primary?.alive ?? false;
   const daemonAlive = daemon !== null && (await isProcessUnder(daemon.pid, p.dir));
   let live: DaemonStatus | null = null;
   if (daemonAlive) live = await requestJson<DaemonStatus>(`http://127.0.0.1:${daemon!.ports.control}/status`, { timeoutMs: 2000 }).catch(() => null);
   const replicaPids: { name: string; pid: number }[] = [];
   for (const r of daemon?.replicas ?? []) if (await isProcessUnder(r.pid, p.dir)) replicaPids.push({ name: r.name, pid: r.pid });
-  return { config, daemon, daemonAlive, live, pgPid, pgAlive, replicaPids };
+  return { config, nodes, daemon, daemonAlive, live, pgPid, pgAlive, replicaPids };
+}
+
+/** The nodes of lab.json, the primary first; a PID counts only while it is a postmaster of that data dir. */
+export async function nodeFacts(dir: string, config: LabConfig): Promise<(LabDbNode & { alive: boolean })[]> {
+  const p = labPaths(dir);
+  const names = Object.keys(config.nodes).sort((a, b) => Number(b === config.primary) - Number(a === config.primary));
+  return Promise.all(
+    names.map(async (name) => {
+      const { data, log } = p.node(name);
+      const pid = await postmasterPid(data);
+      const alive = pid !== null && (await isProcessUnder(pid, data));
+      return { name, role: name === config.primary ? 'primary' : 'standby', host: '127.0.0.1', port: config.nodes[name]!.port, dataDir: data, log, pid: alive ? pid : null, alive } as const;
+    }),
+  );
 }
 
 export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabInfo | null {
@@ -52,6 +70,8 @@ export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabIn
       superuser: LAB_DB.superuser,
       socketDir: p.socketDir,
       dataDir: p.node(f.config.primary).data,
+      replication: f.config.replication ?? 'async',
+      nodes: f.nodes.map(({ alive: _alive, ...n }) => n),
     },
     replicas: f.live.desired,
     pids: { daemon: f.daemon.pid, postgres: f.pgPid },
@@ -61,7 +81,7 @@ export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabIn
 
 export async function labStatus(options: { dir: string }): Promise<LabStatus> {
   const dir = resolve(options.dir);
-  const empty: LabStatus = { dir, up: false, stale: false, info: null, components: [], replicas: [], desired: 0, problems: [] };
+  const empty: LabStatus = { dir, up: false, stale: false, info: null, components: [], replicas: [], desired: 0, database: null, problems: [] };
   if (!existsSync(dir)) return empty;
   const f = await collectFacts(dir);
   if (!f.config && !f.daemon) return empty;
@@ -70,7 +90,13 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
   if (f.daemon && !f.daemonAlive) problems.push(`daemon pid ${f.daemon.pid} is gone (or its PID now belongs to another process)`);
   if (f.daemonAlive && !f.live) problems.push('daemon is alive but its control API does not answer');
   if (!f.daemonAlive && f.replicaPids.length > 0) problems.push(`${f.replicaPids.length} replica(s) running without their daemon`);
+  for (const n of f.nodes) if (n.role === 'standby' && !n.alive) problems.push(`standby ${n.name} (PostgreSQL on port ${n.port}) is not running`);
   const up = f.pgAlive && f.live !== null;
+  const database = f.config ? await databaseStatus(f.config, f.nodes) : null;
+  for (const n of database?.nodes ?? []) {
+    if (n.role === 'standby' && n.alive && n.streaming === false) problems.push(`standby ${n.name} runs but does not stream from ${f.config!.primary}`);
+    if (n.role === 'primary' && n.inRecovery === true) problems.push(`${n.name} is recorded as primary but is in recovery`);
+  }
   const d = f.daemon;
   const replicas: ReplicaView[] =
     f.live?.replicas ??
@@ -79,10 +105,11 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
     dir,
     up,
     // Anything recorded as running but not all of it answering is a leftover of a crash.
-    stale: !up && (f.pgAlive || f.daemon !== null || f.replicaPids.length > 0),
+    stale: !up && (f.nodes.some((n) => n.alive) || f.daemon !== null || f.replicaPids.length > 0),
     info: up ? infoOf(dir, f, true) : null,
     components: [
       { name: 'postgres', pid: f.pgPid, port: f.live?.db.primaryPort ?? (f.config ? f.config.nodes[f.config.primary]?.port ?? null : null), alive: f.pgAlive },
+      ...f.nodes.filter((n) => n.role === 'standby').map((n) => ({ name: 'postgres-standby' as const, pid: n.pid ?? null, port: n.port, alive: n.alive })),
       { name: 'daemon', pid: d?.pid ?? null, port: null, alive: f.daemonAlive },
       { name: 'control', pid: d?.pid ?? null, port: d?.ports.control ?? null, alive: f.live !== null },
       { name: 'front', pid: d?.pid ?? null, port: d?.ports.front ?? null, alive: f.live !== null && !f.live.front.paused },
@@ -90,6 +117,27 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
     ],
     replicas,
     desired: f.live?.desired ?? f.config?.replicas ?? 0,
+    database: database ?? null,
     problems,
+  };
+}
+
+/** Asks each running node what it is and how its replication goes; read-only, 1 s per node at most. */
+async function databaseStatus(config: LabConfig, nodes: (LabDbNode & { alive: boolean })[]): Promise<LabDatabaseStatus> {
+  const seen = await queryNodes(nodes);
+  return {
+    replication: config.replication ?? 'async',
+    primary: config.primary,
+    nodes: nodes.map((n) => {
+      const q = seen.get(n.name);
+      return {
+        ...n,
+        inRecovery: q?.inRecovery ?? null,
+        streaming: n.role === 'standby' ? (q?.streaming ?? false) : null,
+        syncState: q?.syncState ?? null,
+        replayLagMs: q?.replayLagMs ?? null,
+        lagBytes: q?.lagBytes ?? null,
+      };
+    }),
   };
 }

@@ -23,12 +23,30 @@ export interface LabInfo {
     socketDir: string;
     /** Data directory of the current primary. */
     dataDir: string;
+    /** async (default) or sync: the primary's commits wait for the standby's flush. */
+    replication: LabReplication;
+    /** Every node of the pair, the current primary first. */
+    nodes: LabDbNode[];
   };
   /** Desired replica count. */
   replicas: number;
   pids: { daemon: number; postgres: number };
   /** True when labUp found the lab already up and healthy and started nothing. */
   alreadyRunning: boolean;
+}
+
+export type LabReplication = 'async' | 'sync';
+
+/** One PostgreSQL node of the lab as lab.json and /proc see it (no query: status reads replication separately). */
+export interface LabDbNode {
+  name: string;
+  role: 'primary' | 'standby';
+  host: '127.0.0.1';
+  port: number;
+  dataDir: string;
+  log: string;
+  /** Postmaster PID when running, else null. */
+  pid: number | null;
 }
 
 export interface ReplicaView extends Replica {
@@ -56,7 +74,8 @@ export interface LabEvent {
 }
 
 export interface LabComponent {
-  name: 'postgres' | 'daemon' | 'front' | 'db-endpoint' | 'control';
+  /** `postgres` is the current primary, `postgres-standby` the other node. */
+  name: 'postgres' | 'postgres-standby' | 'daemon' | 'front' | 'db-endpoint' | 'control';
   pid: number | null;
   port: number | null;
   alive: boolean;
@@ -72,7 +91,24 @@ export interface LabStatus {
   components: LabComponent[];
   replicas: ReplicaView[];
   desired: number;
+  /** The PostgreSQL pair as queried now; null when lab.json is missing. */
+  database: LabDatabaseStatus | null;
   problems: string[];
+}
+
+export interface LabDatabaseStatus {
+  replication: LabReplication;
+  primary: string;
+  nodes: Array<LabDbNode & {
+    alive: boolean;
+    /** What the node says: pg_is_in_recovery(); null when it does not answer. */
+    inRecovery: boolean | null;
+    /** Standbys only: walreceiver streaming and the primary's walsender for it streaming. */
+    streaming: boolean | null;
+    syncState: string | null;
+    replayLagMs: number | null;
+    lagBytes: number | null;
+  }>;
 }
 
 export interface LabDownResult {
@@ -88,9 +124,11 @@ export interface LabConfig {
   version: 1;
   createdAt: string;
   replicas: number;
-  /** Node name of the current primary; the failover issue adds standbys to `nodes`. */
+  /** Node name of the current primary; every other node of `nodes` is its standby. Updated by a failover. */
   primary: string;
   nodes: Record<string, { port: number }>;
+  /** Absent in a lab.json written before the pair existed: async. */
+  replication?: LabReplication;
 }
 
 /** daemon.json, written by the daemon (synchronously, on every replica change): what runs, by PID. */

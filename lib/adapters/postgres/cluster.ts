@@ -83,7 +83,7 @@ export function runServerBinary(bin: string, args: string[], timeoutMs = 60_000)
   return new Promise((resolve) => {
     // No detached session needed: pg_ctl puts the postmaster in a session of its own (setsid), so a Ctrl-C
     // meant for the harness does not reach the database.
-    execFile(file, argv, { timeout: timeoutMs, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+    execFile(file, argv, { timeout: Math.max(1, Math.floor(timeoutMs)), maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr || (err && !stdout ? err.message : '')) });
     });
@@ -231,6 +231,23 @@ export async function stopCluster(dataDir: string, mode: StopMode = 'fast', opti
   signal(pid, 'SIGKILL');
   for (const c of children) signal(c, 'SIGKILL');
   if (!(await waitGone(pid, 5000))) throw new Error(`PostgreSQL postmaster ${pid} (${dataDir}) survived SIGKILL`);
+}
+
+/**
+ * The host dies: SIGKILL of the postmaster and every child at once. The postmaster is stopped first so it
+ * can neither fork a new backend nor react to its children dying between the listing and the kill; a
+ * backend left alive would still acknowledge writes that the failover then loses. Null when not running.
+ */
+export async function crashCluster(dataDir: string): Promise<{ pid: number; children: number[] } | null> {
+  const pid = await postmasterPid(dataDir);
+  if (pid === null || !(await isProcessUnder(pid, dataDir))) return null;
+  signal(pid, 'SIGSTOP');
+  const children = await childrenOf(pid);
+  for (const c of children) signal(c, 'SIGKILL');
+  signal(pid, 'SIGKILL');
+  const gone = await Promise.all([pid, ...children].map((p) => waitGone(p, 5000)));
+  if (gone.some((g) => !g)) throw new Error(`PostgreSQL postmaster ${pid} (${dataDir}) or a child survived SIGKILL`);
+  return { pid, children };
 }
 
 /** Resolves once a query succeeds; rejects with the last connection error after timeoutMs. */

@@ -1,0 +1,119 @@
+/**
+ * The lab's PostgreSQL pair as a DatabaseAdapter: a pg-promote provider over its two nodes whose endpoint
+ * repoint goes through the lab's control API and is recorded in lab.json, so `lab status`, `lab down`
+ * and the next `lab up` know which node is primary after a failover.
+ */
+import { crashCluster, postmasterPid, stopCluster } from '../adapters/postgres/cluster.ts';
+import { PgPromoteProvider, type PgPromoteNode } from '../adapters/postgres/failover/pg-promote.ts';
+import type { PgNode } from '../adapters/postgres/failover/types.ts';
+import { isProcessUnder } from '../adapters/postgres/proc.ts';
+import type { DatabaseAdapter, DbNodeView } from '../adapters/types.ts';
+import { setDbPrimary } from './client.ts';
+import { labPaths } from './paths.ts';
+import { readConfig, writeJsonAtomic } from './state.ts';
+import { LAB_DB, nodeFacts } from './status.ts';
+import type { LabConfig, LabDbNode, LabInfo, LabReplication } from './types.ts';
+
+function providerNodes(dir: string, nodes: Pick<LabDbNode, 'name' | 'port' | 'role'>[]): PgPromoteNode[] {
+  const p = labPaths(dir);
+  return nodes.map((n) => ({ name: n.name, host: '127.0.0.1', port: n.port, role: n.role, dataDir: p.node(n.name).data, logFile: p.node(n.name).log, socketDir: p.socketDir }));
+}
+
+/**
+ * Records the new primary in lab.json first (the truth about roles, read by status, down and up), then
+ * repoints the endpoint; a crash in between leaves lab.json right and the next `lab up` points the endpoint.
+ */
+export async function repointLab(dir: string, controlUrl: string, node: PgNode): Promise<void> {
+  const p = labPaths(dir);
+  const config = await readConfig(p.config);
+  if (!config) throw new Error(`${p.config} is missing: the lab is not set up`);
+  if (!config.nodes[node.name]) throw new Error(`${node.name} is not a node of the lab in ${dir} (${Object.keys(config.nodes).join(', ')})`);
+  const next: LabConfig = { ...config, primary: node.name, nodes: { ...config.nodes, [node.name]: { port: node.port } } };
+  await writeJsonAtomic(p.config, next);
+  await setDbPrimary(controlUrl, node.port);
+}
+
+export function createLabProvider(dir: string, options: { controlUrl: string; endpointPort: number; replication: LabReplication; nodes: Pick<LabDbNode, 'name' | 'port' | 'role'>[] }): PgPromoteProvider {
+  return new PgPromoteProvider({
+    nodes: providerNodes(dir, options.nodes),
+    endpoint: { host: '127.0.0.1', port: options.endpointPort },
+    user: LAB_DB.superuser,
+    database: 'postgres',
+    replication: options.replication,
+    repoint: (node) => repointLab(dir, options.controlUrl, node),
+  });
+}
+
+export function createLabDatabase(info: LabInfo): DatabaseAdapter {
+  const provider = createLabProvider(info.dir, {
+    controlUrl: info.controlUrl,
+    endpointPort: info.db.endpointPort,
+    replication: info.db.replication,
+    nodes: info.db.nodes,
+  });
+  const dataDirOf = (node: PgNode) => {
+    const known = provider.nodes.find((n) => n.name === node.name);
+    if (!known?.dataDir) throw new Error(`${node.name} is not a node of the lab in ${info.dir}`);
+    return known.dataDir;
+  };
+  return {
+    where: `lab:${info.dir} (pg-promote, ${info.db.replication})`,
+    provider,
+    replication: info.db.replication,
+    endpoint: { host: '127.0.0.1', port: info.db.endpointPort, database: info.db.database, user: info.db.user },
+    admin: { user: info.db.superuser, database: info.db.database },
+    async nodes(): Promise<DbNodeView[]> {
+      const config = await readConfig(labPaths(info.dir).config);
+      if (!config) return [];
+      return (await nodeFacts(info.dir, config)).map((n) => ({ name: n.name, host: n.host, port: n.port, dataDir: n.dataDir, role: n.role, pid: n.pid, logFile: n.log }));
+    },
+    async crash(node, how) {
+      const dataDir = dataDirOf(node);
+      if (how === 'kill') {
+        const r = await crashCluster(dataDir);
+        if (!r) throw new Error(`${node.name} (${dataDir}) is not running: nothing to kill`);
+        return r;
+      }
+      const pid = await postmasterPid(dataDir);
+      if (pid === null || !(await isProcessUnder(pid, dataDir))) throw new Error(`${node.name} (${dataDir}) is not running: nothing to stop`);
+      await stopCluster(dataDir, 'immediate');
+      return { pid, children: [] };
+    },
+  };
+}
+
+export interface NodeReplication {
+  inRecovery: boolean | null;
+  streaming: boolean | null;
+  syncState: string | null;
+  replayLagMs: number | null;
+  lagBytes: number | null;
+}
+
+/** What each running node says about itself and its replication (read-only), by node name. */
+export async function queryNodes(nodes: Pick<LabDbNode, 'name' | 'port' | 'role' | 'dataDir'>[]): Promise<Map<string, NodeReplication>> {
+  const out = new Map<string, NodeReplication>();
+  if (nodes.length < 2) return out;
+  const provider = new PgPromoteProvider({
+    nodes: nodes.map((n) => ({ name: n.name, host: '127.0.0.1', port: n.port, role: n.role, dataDir: n.dataDir })),
+    endpoint: { host: '127.0.0.1', port: 0 },
+    user: LAB_DB.superuser,
+    database: 'postgres',
+    replication: 'async',
+    repoint: async () => {
+      throw new Error('status is read-only');
+    },
+  });
+  const topo = await provider.topology();
+  if (topo.primary) out.set(topo.primary.name, { inRecovery: false, streaming: null, syncState: null, replayLagMs: null, lagBytes: null });
+  for (const s of topo.standbys) {
+    out.set(s.name, {
+      inRecovery: s.role === 'standby' ? true : null,
+      streaming: s.replication.streaming,
+      syncState: s.replication.mode === 'unknown' ? null : s.replication.mode,
+      replayLagMs: s.replication.replayLagMs,
+      lagBytes: s.replication.lagBytes,
+    });
+  }
+  return out;
+}
