@@ -1,0 +1,426 @@
+/**
+ * patroni: failover as a Patroni cluster does it. Patroni elects and promotes on its own: when the leader's
+ * host dies, its leader key in the DCS (etcd, Consul, ...) outlives it by up to `ttl` seconds, then the
+ * healthiest replica takes the key and promotes. This provider watches that happen over the REST API
+ * (GET /cluster, /patroni, /config) and resolves once the new leader accepts a write, connecting to it
+ * directly: in a Patroni setup the stable endpoint is a proxy (HAProxy checking GET /primary on each member)
+ * that follows the leader by itself, so there is nothing to repoint unless the caller hands a `repoint`.
+ *
+ * `force` sends POST /failover with the candidate. Against a dead leader Patroni still waits for the
+ * leader key to expire (only a live leader can hand its key over), but then promotes the candidate even
+ * when it lags more than maximum_lag_on_failover, instead of racing all replicas.
+ */
+import pg from 'pg';
+import { UserError } from '../../../errors.ts';
+import { apiBase, authFromEnv, callApi, PatroniApiError, type ClusterDoc, type ClusterMember, type MemberStatus, type PatroniAuth } from './patroni-api.ts';
+import type { FailoverProvider, FailoverResult, PgNode, ReplicationState, Topology } from './types.ts';
+
+export interface PatroniProviderOptions {
+  /** REST API addresses of the members (`http://host:8008`); any one that answers is enough, the rest are learnt from GET /cluster. */
+  apiUrls: string[];
+  /** Login for the write check on the new leader; the password, if any, comes from `pgPasswordVar` (default PGPASSWORD). */
+  pg?: { user?: string; database?: string; passwordVar?: string };
+  /** Environment variables holding REST API basic-auth credentials (default: Patroni's own PATRONI_RESTAPI_USERNAME / _PASSWORD). */
+  authVars?: { username: string; password: string };
+  /** Where credentials are read from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Default for failover(): POST /failover to the candidate instead of only waiting for Patroni's election. */
+  force?: boolean;
+  /** Brings a member's Patroni back for a rejoin (on a host: `systemctl start patroni`). Without it, rejoin waits for someone to. */
+  startMember?: (name: string) => Promise<void>;
+  /** Points a stable endpoint that does not follow Patroni by itself (no HAProxy /primary check) at the new leader. */
+  repoint?: (node: PgNode) => Promise<void>;
+  /** Per REST call (default 2000 ms). */
+  requestTimeoutMs?: number;
+  /** Between looks at the cluster while waiting (default 100 ms). */
+  pollMs?: number;
+}
+
+export interface PatroniMemberView {
+  name: string;
+  role: string;
+  state: string;
+  timeline: number | null;
+  lagBytes: number | null;
+  apiUrl: string | null;
+}
+
+export interface PatroniTopology extends Topology {
+  /** Every member as GET /cluster lists it, the leader included. */
+  members: PatroniMemberView[];
+  /** The leader's timeline (from its own GET /patroni when it answers, else from the DCS). */
+  timeline: number | null;
+}
+
+export interface PatroniFailoverResult extends FailoverResult {
+  oldLeader: string | null;
+  /** When GET /cluster first named the new leader (ISO). */
+  electedAt: string;
+  forced: boolean;
+  timeline: number | null;
+}
+
+type FailoverOptions = Parameters<FailoverProvider['failover']>[0] & { force?: boolean };
+
+/** Patroni's defaults for the DCS settings that drive failover time, used when GET /config omits them. */
+const DCS_DEFAULTS = { ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1048576, synchronous_mode: false };
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    signal?.throwIfAborted();
+    const onAbort = () => (clearTimeout(t), reject(signal!.reason));
+    // The listener goes with the timer: a failover polls hundreds of times on one signal.
+    const t = setTimeout(() => (signal?.removeEventListener('abort', onAbort), resolve()), ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+const NOTHING_SENT = 'nothing was sent to Patroni and no member was touched';
+
+export class PatroniProvider implements FailoverProvider {
+  readonly kind = 'patroni';
+  private readonly seeds: string[];
+  /** Member name → API base, learnt from every GET /cluster: a dead member drops out of /cluster once its key expires. */
+  private readonly apiByName = new Map<string, string>();
+  private readonly timeoutMs: number;
+  private readonly pollMs: number;
+  private readonly auth: PatroniAuth | undefined;
+  private readonly pgLogin: { user: string; database: string; password?: string };
+
+  constructor(private readonly o: PatroniProviderOptions) {
+    if (o.apiUrls.length === 0) throw new UserError('the patroni provider needs at least one REST API address (apiUrls)', { untouched: NOTHING_SENT });
+    this.seeds = o.apiUrls.map(apiBase);
+    this.timeoutMs = o.requestTimeoutMs ?? 2000;
+    this.pollMs = o.pollMs ?? 100;
+    const env = o.env ?? process.env;
+    this.auth = authFromEnv(env, o.authVars ?? { username: 'PATRONI_RESTAPI_USERNAME', password: 'PATRONI_RESTAPI_PASSWORD' });
+    const password = env[o.pg?.passwordVar ?? 'PGPASSWORD'];
+    this.pgLogin = { user: o.pg?.user ?? 'postgres', database: o.pg?.database ?? 'postgres', ...(password ? { password } : {}) };
+  }
+
+  // ---- reading -------------------------------------------------------------------------------------
+
+  private bases(): string[] {
+    return [...new Set([...this.seeds, ...this.apiByName.values()])];
+  }
+
+  /** GET path from the first member that answers; a UserError (exit 3) naming every address when none does. */
+  private async fromAnyMember(path: string, signal?: AbortSignal): Promise<{ base: string; json: unknown; status: number; text: string }> {
+    const failures: string[] = [];
+    for (const base of this.bases()) {
+      try {
+        const r = await callApi(base, path, { timeoutMs: this.timeoutMs, signal, auth: this.auth });
+        if (r.status >= 500 && path === '/cluster') {
+          failures.push(`GET ${base}${path}: HTTP ${r.status}`);
+          continue;
+        }
+        return { base, ...r };
+      } catch (e) {
+        if (e instanceof PatroniApiError && e.failure === 'auth') throw this.authError(e);
+        if (!(e instanceof PatroniApiError)) throw e;
+        failures.push(e.message);
+      }
+    }
+    throw new UserError(`the Patroni REST API does not answer: ${failures.join('; ')}`, {
+      exitCode: 3,
+      untouched: NOTHING_SENT,
+      next: 'check the target\'s patroni apiUrls (host:port of restapi.listen) and that Patroni runs there (curl http://HOST:8008/health), then run again',
+    });
+  }
+
+  private authError(e: PatroniApiError): UserError {
+    const vars = this.o.authVars ?? { username: 'PATRONI_RESTAPI_USERNAME', password: 'PATRONI_RESTAPI_PASSWORD' };
+    return new UserError(`the Patroni REST API refused the request (${e.message}): ${this.auth ? 'the credentials were rejected' : 'it needs credentials and none were set'}`, {
+      exitCode: 2,
+      untouched: 'Patroni changed nothing: a refused request has no effect, and no member was touched',
+      next: `set ${vars.username} and ${vars.password} in the environment to restapi.authentication of the Patroni config (403: also check restapi.allowlist), then run again`,
+    });
+  }
+
+  private async cluster(signal?: AbortSignal): Promise<ClusterDoc> {
+    const r = await this.fromAnyMember('/cluster', signal);
+    const doc = r.json as ClusterDoc | null;
+    if (!doc || !Array.isArray(doc.members)) throw new UserError(`GET ${r.base}/cluster did not return a Patroni cluster (HTTP ${r.status}): ${r.text.slice(0, 200)}`, { exitCode: 3, untouched: NOTHING_SENT, next: 'check that the address is a Patroni REST API' });
+    for (const m of doc.members) if (m.api_url) this.apiByName.set(m.name, apiBase(m.api_url));
+    return doc;
+  }
+
+  /** One member's GET /patroni, or null when it does not answer (a dead host, a stopped Patroni). */
+  private async status(name: string, signal?: AbortSignal): Promise<MemberStatus | null> {
+    const base = this.apiByName.get(name);
+    if (!base) return null;
+    try {
+      const r = await callApi(base, '/patroni', { timeoutMs: this.timeoutMs, signal, auth: this.auth });
+      return r.status === 200 ? (r.json as MemberStatus) : null;
+    } catch (e) {
+      if (e instanceof PatroniApiError && e.failure === 'auth') throw this.authError(e);
+      if (e instanceof PatroniApiError) return null;
+      throw e;
+    }
+  }
+
+  async settings(): Promise<Record<string, unknown>> {
+    const r = await this.fromAnyMember('/config');
+    const cfg = (r.json ?? {}) as Record<string, unknown> & { postgresql?: Record<string, unknown> };
+    const picked: Record<string, unknown> = { provider: this.kind };
+    const defaulted: string[] = [];
+    for (const [k, d] of Object.entries(DCS_DEFAULTS)) {
+      if (cfg[k] === undefined) defaulted.push(k);
+      picked[k] = cfg[k] ?? d;
+    }
+    picked.synchronous_mode_strict = cfg.synchronous_mode_strict ?? false;
+    picked.use_pg_rewind = cfg.postgresql?.use_pg_rewind ?? false;
+    picked.remove_data_directory_on_rewind_failure = cfg.postgresql?.remove_data_directory_on_rewind_failure ?? false;
+    picked.failover = this.o.force ? 'POST /failover to the candidate, then Patroni promotes it once the leader key expires' : "Patroni's own election once the leader key expires";
+    if (defaulted.length > 0) picked.defaulted = defaulted;
+    picked.source = `GET ${r.base}/config`;
+    return picked;
+  }
+
+  /** PATCH /config: changes DCS settings (ttl, loop_wait, ...) for the whole cluster. Needs REST API credentials when Patroni has them. */
+  async patchSettings(patch: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const doc = await this.cluster();
+    const base = this.liveBase(doc);
+    try {
+      const r = await callApi(base, '/config', { method: 'PATCH', body: patch, auth: this.auth, timeoutMs: this.timeoutMs });
+      if (r.status !== 200) throw new UserError(`PATCH ${base}/config: Patroni answered HTTP ${r.status} ${r.text.slice(0, 200)}`, { untouched: 'the DCS configuration is unchanged' });
+      return r.json as Record<string, unknown>;
+    } catch (e) {
+      if (e instanceof PatroniApiError && e.failure === 'auth') throw this.authError(e);
+      throw e;
+    }
+  }
+
+  private liveBase(doc: ClusterDoc): string {
+    const leader = doc.members.find((m) => m.role === 'leader');
+    return (leader && this.apiByName.get(leader.name)) ?? this.bases()[0]!;
+  }
+
+  async topology(signal?: AbortSignal): Promise<PatroniTopology> {
+    const doc = await this.cluster(signal);
+    const leader = doc.members.find(isLeader) ?? null;
+    const statuses = new Map(await Promise.all(doc.members.map(async (m) => [m.name, await this.status(m.name, signal)] as const)));
+    const leaderStatus = leader ? statuses.get(leader.name) ?? null : null;
+    const leaderLsn = leaderStatus?.xlog?.location ?? null;
+    const primary: PgNode | null = leader
+      ? { ...pgNode(leader), role: leaderStatus && isPrimaryRole(leaderStatus.role) && leaderStatus.state === 'running' ? 'primary' : 'unknown' }
+      : null;
+    const standbys = doc.members
+      .filter((m) => m !== leader)
+      .map((m) => {
+        const st = statuses.get(m.name) ?? null;
+        const role: PgNode['role'] = st?.role === 'replica' && st.state === 'running' ? 'standby' : 'unknown';
+        return { ...pgNode(m), role, replication: replicationOf(m, st, leaderStatus, leaderLsn) };
+      });
+    return {
+      primary,
+      standbys,
+      members: doc.members.map((m) => ({
+        name: m.name,
+        role: m.role,
+        state: statuses.get(m.name)?.replication_state === 'streaming' ? 'streaming' : m.state,
+        timeline: statuses.get(m.name)?.timeline ?? m.timeline ?? null,
+        lagBytes: typeof m.lag === 'number' ? m.lag : null,
+        apiUrl: this.apiByName.get(m.name) ?? null,
+      })),
+      timeline: leaderStatus?.timeline ?? leader?.timeline ?? null,
+    };
+  }
+
+  // ---- acting --------------------------------------------------------------------------------------
+
+  async failover(options: FailoverOptions): Promise<PatroniFailoverResult> {
+    const started = performance.now();
+    const startedAt = new Date().toISOString();
+    const deadline = started + options.timeoutMs;
+    const force = options.force ?? this.o.force ?? false;
+    const doc = await this.cluster(options.signal);
+    const oldLeader = doc.members.find(isLeader) ?? null;
+
+    // Every check below is read-only: a bad input leaves the cluster exactly as it was.
+    if (options.candidate !== undefined) await this.checkCandidate(doc, oldLeader, options.candidate, options.signal);
+    if (force && options.candidate === undefined) {
+      throw new UserError('a forced Patroni failover needs a candidate: Patroni accepts POST /failover only to a named member', { untouched: NOTHING_SENT, next: 'name the replica to promote (candidate), or drop force to let Patroni elect one' });
+    }
+    if (oldLeader) {
+      const st = await this.status(oldLeader.name, options.signal);
+      if (st && isPrimaryRole(st.role) && st.state === 'running') {
+        throw new UserError(`the Patroni leader ${oldLeader.name} is alive and holds the leader key: failover() acts after the primary died`, {
+          untouched: NOTHING_SENT,
+          next: 'kill the leader first (the scenario\'s fault), or use `patronictl switchover` for a planned change of leader',
+        });
+      }
+    }
+
+    // Filled in by the POST's callbacks while the loop below watches the cluster.
+    const post: { refusal: Error | null; answer: string } = { refusal: null, answer: '' };
+    if (force) {
+      const base = this.apiByName.get(options.candidate!)!;
+      // Patroni holds this request open until the new leader is in place (up to 20 s): watch the cluster meanwhile.
+      void callApi(base, '/failover', { method: 'POST', body: { candidate: options.candidate }, auth: this.auth, timeoutMs: options.timeoutMs, signal: options.signal }).then(
+        (r) => {
+          post.answer = `HTTP ${r.status} ${r.text}`;
+          if (r.status >= 400 && r.status < 500) post.refusal = new UserError(`Patroni refused the failover to ${options.candidate}: HTTP ${r.status} ${r.text}`, { untouched: 'Patroni wrote no failover key; its own election still runs once the leader key expires', next: 'pick a candidate that is a healthy replica (GET /cluster), then run again' });
+        },
+        (e) => {
+          if (e instanceof PatroniApiError && e.failure === 'auth') post.refusal = this.authError(e);
+          else if (!options.signal.aborted) post.answer = (e as Error).message;
+        },
+      );
+    }
+
+    let last = `leader ${oldLeader?.name ?? 'none'}`;
+    let newLeader: ClusterMember | null = null;
+    let electedMs = 0;
+    while (!newLeader) {
+      if (post.refusal) throw post.refusal;
+      if (performance.now() > deadline) throw await this.noLeaderError(options.timeoutMs, oldLeader, last);
+      const view = await this.cluster(options.signal).catch((e) => (e instanceof UserError && e.exitCode === 3 ? null : Promise.reject(e)));
+      const l = view?.members.find(isLeader) ?? null;
+      last = view ? `leader ${l?.name ?? 'none'}; ${view.members.map((m) => `${m.name} ${m.role}/${m.state}`).join(', ')}` : 'no member answered GET /cluster';
+      if (l && l.name !== oldLeader?.name && l.state === 'running') {
+        newLeader = l;
+        electedMs = performance.now();
+      } else {
+        await sleep(this.pollMs, options.signal);
+      }
+    }
+
+    const node: PgNode = { ...pgNode(newLeader), role: 'primary' };
+    if (this.o.repoint) await this.o.repoint(node);
+    const writable = await this.waitWritable(node, deadline, options.signal);
+    // GET /cluster carries the timeline of the member's last DCS update, from before its promotion: ask the member.
+    const timeline = (await this.status(newLeader.name, options.signal))?.timeline ?? newLeader.timeline ?? null;
+    const electedIn = ((electedMs - started) / 1000).toFixed(2);
+    const how = force
+      ? `POST /failover to ${options.candidate} (${post.answer || 'no answer yet'}); Patroni promoted ${newLeader.name}`
+      : `Patroni elected ${newLeader.name} once the leader key of ${oldLeader?.name ?? '(none)'} expired`;
+    return {
+      newPrimary: node,
+      startedAt,
+      writableAt: new Date(performance.timeOrigin + writable).toISOString(),
+      electedAt: new Date(performance.timeOrigin + electedMs).toISOString(),
+      detail: `${how}, ${electedIn} s after the provider started; it accepted a write after ${((writable - started) / 1000).toFixed(2)} s`,
+      oldLeader: oldLeader?.name ?? null,
+      forced: force,
+      timeline,
+    };
+  }
+
+  private async checkCandidate(doc: ClusterDoc, leader: ClusterMember | null, candidate: string, signal?: AbortSignal): Promise<void> {
+    const m = doc.members.find((x) => x.name === candidate);
+    const names = doc.members.map((x) => `${x.name} (${x.role})`).join(', ');
+    if (!m) {
+      throw new UserError(`failover candidate ${candidate} is not a member of the Patroni cluster (members: ${names})`, { untouched: NOTHING_SENT, next: 'name one of the cluster\'s replicas as the candidate' });
+    }
+    if (m === leader) {
+      throw new UserError(`failover candidate ${candidate} is the leader, not a replica (members: ${names})`, { untouched: NOTHING_SENT, next: 'name one of the cluster\'s replicas as the candidate' });
+    }
+    const st = await this.status(candidate, signal);
+    if (!st) {
+      throw new UserError(`failover candidate ${candidate} does not answer on its REST API (${this.apiByName.get(candidate) ?? 'no api_url'})`, { exitCode: 3, untouched: NOTHING_SENT, next: 'start Patroni on the candidate or name another replica' });
+    }
+    if (st.role !== 'replica' || st.state !== 'running') {
+      throw new UserError(`failover candidate ${candidate} is not a running replica (Patroni reports role ${st.role}, state ${st.state})`, {
+        exitCode: st.role === 'replica' ? 3 : 2,
+        untouched: NOTHING_SENT,
+        next: 'name a replica that GET /cluster lists as running',
+      });
+    }
+  }
+
+  private async noLeaderError(timeoutMs: number, oldLeader: ClusterMember | null, last: string): Promise<Error> {
+    const s = await this.settings().catch(() => null);
+    const timing = s ? ` (ttl ${s.ttl} s, loop_wait ${s.loop_wait} s, retry_timeout ${s.retry_timeout} s)` : '';
+    return new Error(
+      `Patroni elected no new leader within ${timeoutMs / 1000} s after ${oldLeader?.name ?? 'the leader'} died${timing}; last seen: ${last}. ` +
+        'If the old leader still holds the key, Patroni is still alive on its host (it restarts PostgreSQL in place); if no replica took it, check maximum_lag_on_failover, nofailover tags and the replicas\' Patroni logs',
+    );
+  }
+
+  /** Resolves with the performance.now() of the first commit the node accepted. */
+  private async waitWritable(node: PgNode, deadline: number, signal: AbortSignal): Promise<number> {
+    let last = '';
+    while (performance.now() < deadline) {
+      signal.throwIfAborted();
+      const client = new pg.Client({ host: node.host, port: node.port, ...this.pgLogin, connectionTimeoutMillis: 1000, query_timeout: 2000 });
+      try {
+        await client.connect();
+        // txid_current() assigns a transaction id: it fails on a server still in recovery, and its commit
+        // waits for a synchronous standby like any write, without touching an application table.
+        await client.query('SELECT txid_current()');
+        return performance.now();
+      } catch (e) {
+        last = (e as Error).message;
+      } finally {
+        await client.end().catch(() => {});
+      }
+      await sleep(this.pollMs, signal);
+    }
+    throw new Error(`new Patroni leader ${node.name} (${node.host}:${node.port}) accepted no write before the deadline: ${last}`);
+  }
+
+  async rejoin(node: PgNode, options: { timeoutMs: number; signal: AbortSignal }): Promise<string> {
+    const started = performance.now();
+    const deadline = started + options.timeoutMs;
+    const doc = await this.cluster(options.signal);
+    const leader = doc.members.find(isLeader) ?? null;
+    if (leader?.name === node.name) {
+      throw new UserError(`${node.name} is the Patroni leader: there is nothing to rejoin`, { untouched: NOTHING_SENT, next: 'rejoin the member that lost its leadership' });
+    }
+    if (!this.apiByName.has(node.name)) {
+      throw new UserError(`${node.name} is not a member this provider has seen in the Patroni cluster (members: ${doc.members.map((m) => m.name).join(', ')})`, { untouched: NOTHING_SENT });
+    }
+    let started_ = 'it was already running';
+    if (!(await this.status(node.name, options.signal))) {
+      if (this.o.startMember) {
+        await this.o.startMember(node.name);
+        started_ = 'its Patroni was started again';
+      } else {
+        started_ = 'someone else started its Patroni';
+      }
+    }
+    let last = '';
+    while (performance.now() < deadline) {
+      options.signal.throwIfAborted();
+      const view = await this.cluster(options.signal).catch(() => null);
+      const l = view?.members.find(isLeader) ?? null;
+      const [st, ls] = await Promise.all([this.status(node.name, options.signal), l ? this.status(l.name, options.signal) : null]);
+      const sender = ls?.replication?.find((r) => r.application_name === node.name);
+      last = `leader ${l?.name ?? 'none'} timeline ${ls?.timeline ?? '?'}; ${node.name} ${st ? `${st.role}/${st.state} timeline ${st.timeline ?? '?'}` : 'not answering'}; walsender ${sender?.state ?? 'none'}`;
+      if (l && ls && st?.role === 'replica' && st.state === 'running' && st.timeline === ls.timeline && sender?.state === 'streaming') {
+        const cfg = await this.settings().catch(() => null);
+        return `${node.name} rejoined as a streaming replica of ${l.name} on timeline ${ls.timeline} after ${((performance.now() - started) / 1000).toFixed(1)} s: ${started_}, and Patroni brought its data back in line (use_pg_rewind ${cfg?.use_pg_rewind ?? '?'}, remove_data_directory_on_rewind_failure ${cfg?.remove_data_directory_on_rewind_failure ?? '?'})`;
+      }
+      await sleep(Math.max(this.pollMs, 250), options.signal);
+    }
+    throw new Error(
+      `${node.name} did not come back as a streaming replica within ${options.timeoutMs / 1000} s (${started_}); last seen: ${last}. ` +
+        (this.o.startMember ? 'Read its Patroni log: a failed pg_rewind shows there' : `Start Patroni on ${node.name}'s host (systemctl start patroni) and run the rollback again (drill recover)`),
+    );
+  }
+}
+
+function isLeader(m: ClusterMember): boolean {
+  return m.role === 'leader' || m.role === 'standby_leader';
+}
+
+function isPrimaryRole(role: string): boolean {
+  return role === 'master' || role === 'primary';
+}
+
+function pgNode(m: ClusterMember): PgNode {
+  return { name: m.name, host: m.host ?? '', port: m.port ?? 5432, role: 'unknown' };
+}
+
+function replicationOf(m: ClusterMember, st: MemberStatus | null, leaderStatus: MemberStatus | null, leaderLsn: number | null): ReplicationState {
+  const sender = leaderStatus?.replication?.find((r) => r.application_name === m.name) ?? null;
+  // Patroni 3.0.2 lists replicas as `running` whether they stream or not: the leader's walsender is the proof.
+  const streaming = sender?.state === 'streaming' || m.state === 'streaming' || st?.replication_state === 'streaming';
+  const replayed = st?.xlog?.replayed_location;
+  const lagBytes = leaderLsn !== null && typeof replayed === 'number' ? Math.max(0, leaderLsn - replayed) : typeof m.lag === 'number' ? m.lag : null;
+  const ts = st?.xlog?.replayed_timestamp;
+  const replayLagMs = lagBytes === 0 ? 0 : ts ? Math.max(0, Date.now() - Date.parse(ts.replace(' ', 'T'))) : null;
+  const mode = sender ? (sender.sync_state === 'sync' ? 'sync' : sender.sync_state === 'quorum' ? 'quorum' : 'async') : m.role === 'sync_standby' ? 'sync' : 'unknown';
+  return { streaming, replayLagMs, lagBytes, mode };
+}

@@ -1,0 +1,205 @@
+/**
+ * The patroni failover provider against a real Patroni 3 cluster on a real etcd: three members, the
+ * leader killed as a host dies (Patroni, postmaster and every backend at once), Patroni's own election
+ * observed and timed, the old leader rewound back in, a forced failover to a named candidate, and the
+ * inputs that must be refused before anything is touched.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { postmasterPid } from '../../lib/adapters/postgres/cluster.ts';
+import { PatroniProvider, type PatroniTopology } from '../../lib/adapters/postgres/failover/patroni.ts';
+import { UserError } from '../../lib/errors.ts';
+import { startPatroniCluster, type PatroniCluster } from '../support/patroni.ts';
+import { freePort } from '../support/ports.ts';
+
+const AUTH = { username: 'drill-admin', password: `pw-${Math.random().toString(36).slice(2)}` };
+const ENV = { DRILL_PATRONI_USER: AUTH.username, DRILL_PATRONI_PASSWORD: AUTH.password };
+const AUTH_VARS = { username: 'DRILL_PATRONI_USER', password: 'DRILL_PATRONI_PASSWORD' };
+
+async function sql<T extends pg.QueryResultRow>(port: number, text: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 3000 });
+  await c.connect();
+  try {
+    return (await c.query<T>(text, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+/** Polls the provider's own topology until every other member is a streaming standby of one leader. */
+async function waitHealthy(provider: PatroniProvider, standbys: number, timeoutMs: number): Promise<PatroniTopology> {
+  const deadline = performance.now() + timeoutMs;
+  let last: PatroniTopology | null = null;
+  while (performance.now() < deadline) {
+    last = await provider.topology().catch(() => null);
+    if (last?.primary?.role === 'primary' && last.standbys.length === standbys && last.standbys.every((s) => s.role === 'standby' && s.replication.streaming)) return last;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`cluster not healthy after ${timeoutMs} ms: ${JSON.stringify(last?.members)}`);
+}
+
+async function rejects(p: Promise<unknown>, exitCode: number, message: RegExp): Promise<UserError> {
+  let caught: unknown;
+  await p.then(() => assert.fail('expected a UserError'), (e) => (caught = e));
+  assert.ok(caught instanceof UserError, `expected a UserError, got ${String(caught)}`);
+  assert.equal(caught.exitCode, exitCode, caught.message);
+  assert.match(caught.message, message);
+  assert.ok(caught.untouched, 'the error says what was not touched');
+  assert.ok(!caught.message.includes(AUTH.password) && !(caught.next ?? '').includes(AUTH.password), 'no secret in the message');
+  return caught;
+}
+
+describe('patroni failover provider on a real Patroni + etcd', () => {
+  let cluster: PatroniCluster;
+  let provider: PatroniProvider;
+  const signal = new AbortController().signal;
+
+  before(async () => {
+    cluster = await startPatroniCluster({ members: 3, timings: { ttl: 10, loopWait: 2, retryTimeout: 4 }, restApiAuth: AUTH });
+    provider = new PatroniProvider({
+      apiUrls: [cluster.members[0]!.apiUrl],
+      env: ENV,
+      authVars: AUTH_VARS,
+      startMember: (name) => cluster.start(name),
+    });
+    await waitHealthy(provider, 2, 60_000);
+  });
+
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test('topology and settings come from the REST API', async (t) => {
+    const topo = await provider.topology();
+    assert.equal(topo.primary?.name, 'm1', 'the bootstrapping member leads');
+    assert.equal(topo.primary?.port, cluster.member('m1').pgPort);
+    assert.equal(topo.timeline, 1);
+    assert.deepEqual(topo.standbys.map((s) => s.name).sort(), ['m2', 'm3']);
+    for (const s of topo.standbys) {
+      assert.equal(s.replication.streaming, true);
+      assert.equal(s.replication.mode, 'async');
+      assert.equal(typeof s.replication.lagBytes, 'number');
+    }
+    // The standbys really are in recovery and streaming, seen from PostgreSQL itself.
+    const senders = await sql<{ application_name: string; state: string }>(cluster.member('m1').pgPort, 'SELECT application_name, state FROM pg_stat_replication ORDER BY 1');
+    assert.deepEqual(senders, [{ application_name: 'm2', state: 'streaming' }, { application_name: 'm3', state: 'streaming' }]);
+
+    const s = await provider.settings();
+    assert.equal(s.ttl, 10);
+    assert.equal(s.loop_wait, 2);
+    assert.equal(s.retry_timeout, 4);
+    assert.equal(s.maximum_lag_on_failover, 1048576);
+    assert.equal(s.synchronous_mode, false);
+    assert.equal(s.use_pg_rewind, true);
+    assert.equal(s.defaulted, undefined);
+    t.diagnostic(`settings: ${JSON.stringify(s)}`);
+  });
+
+  test('bad inputs are refused before anything is touched', async () => {
+    const pidBefore = await postmasterPid(cluster.member('m1').dataDir);
+    const closedPort = await freePort();
+    const down = new PatroniProvider({ apiUrls: [`http://127.0.0.1:${closedPort}`] });
+    const e = await rejects(down.topology(), 3, new RegExp(`does not answer.*127\\.0\\.0\\.1:${closedPort}.*ECONNREFUSED`));
+    assert.match(e.next ?? '', /apiUrls/);
+    await rejects(down.failover({ candidate: 'm2', timeoutMs: 5000, signal }), 3, /does not answer/);
+    await rejects(down.settings(), 3, /does not answer/);
+
+    await rejects(provider.failover({ candidate: 'm1', timeoutMs: 5000, signal }), 2, /candidate m1 is the leader, not a replica/);
+    await rejects(provider.failover({ candidate: 'nope', timeoutMs: 5000, signal }), 2, /candidate nope is not a member.*m1 \(leader\)/);
+    await rejects(provider.failover({ timeoutMs: 5000, signal }), 2, /leader m1 is alive and holds the leader key/);
+    await rejects(provider.failover({ candidate: 'm2', force: true, timeoutMs: 5000, signal }), 2, /leader m1 is alive/);
+    await rejects(provider.rejoin({ name: 'm1', host: '127.0.0.1', port: 1, role: 'primary' }, { timeoutMs: 5000, signal }), 2, /m1 is the Patroni leader/);
+
+    // Credentials: a wrong password and no password are both refused by Patroni with 401, and said so.
+    const wrong = new PatroniProvider({ apiUrls: [cluster.members[0]!.apiUrl], env: { ...ENV, DRILL_PATRONI_PASSWORD: 'wrong' }, authVars: AUTH_VARS });
+    await rejects(wrong.patchSettings({ maximum_lag_on_failover: 1 }), 2, /HTTP 401.*credentials were rejected/);
+    const none = new PatroniProvider({ apiUrls: [cluster.members[0]!.apiUrl], env: {} });
+    await rejects(none.patchSettings({ maximum_lag_on_failover: 1 }), 2, /HTTP 401.*none were set/);
+    assert.equal((await provider.settings()).maximum_lag_on_failover, 1048576, 'the refused PATCH changed nothing');
+
+    const topo = await provider.topology();
+    assert.equal(topo.primary?.name, 'm1');
+    assert.equal(topo.timeline, 1);
+    assert.equal(await postmasterPid(cluster.member('m1').dataDir), pidBefore, 'the primary was not restarted');
+  });
+
+  let firstNewLeader = '';
+  test('the leader dies: Patroni elects a replica once the leader key expires, and it takes writes', async (t) => {
+    const token = `before-crash-${Date.now()}`;
+    await sql(cluster.member('m1').pgPort, 'CREATE TABLE ledger (token text PRIMARY KEY)');
+    await sql(cluster.member('m1').pgPort, 'INSERT INTO ledger VALUES ($1)', [token]);
+    await waitHealthy(provider, 2, 10_000);
+
+    const killed = await cluster.crash('m1');
+    const crashedAt = performance.now();
+    assert.ok(killed.length >= 3, `Patroni, postmaster and backends killed: ${killed.join(' ')}`);
+    // The key outlives the host: right after the crash the DCS still names the dead member leader.
+    assert.equal((await provider.topology()).members.find((m) => m.role === 'leader')?.name, 'm1');
+
+    const r = await provider.failover({ timeoutMs: 60_000, signal });
+    firstNewLeader = r.newPrimary.name;
+    const electedS = (Date.parse(r.electedAt) - performance.timeOrigin - crashedAt) / 1000;
+    const writableS = (Date.parse(r.writableAt) - performance.timeOrigin - crashedAt) / 1000;
+    t.diagnostic(`ttl 10 s, loop_wait 2 s, retry_timeout 4 s: elected ${electedS.toFixed(2)} s, writable ${writableS.toFixed(2)} s after the kill; ${r.detail}`);
+
+    assert.equal(r.oldLeader, 'm1');
+    assert.equal(r.forced, false);
+    assert.ok(['m2', 'm3'].includes(r.newPrimary.name), r.newPrimary.name);
+    assert.equal(r.timeline, 2);
+    // Bounded by the leader key: at most ttl after its last renewal, plus a loop and a promotion on a busy machine.
+    assert.ok(writableS < 10 + 2 + 8, `writable ${writableS} s after the kill`);
+    assert.ok(Date.parse(r.writableAt) >= Date.parse(r.electedAt));
+
+    const port = cluster.member(firstNewLeader).pgPort;
+    assert.equal(r.newPrimary.port, port);
+    assert.deepEqual(await sql(port, 'SELECT token FROM ledger'), [{ token }], 'the acknowledged write survived');
+    await sql(port, 'INSERT INTO ledger VALUES ($1)', ['after-failover']);
+    assert.deepEqual(await sql(port, 'SELECT pg_is_in_recovery() AS rec'), [{ rec: false }]);
+  });
+
+  test('rejoin: the old leader comes back through pg_rewind as a streaming replica', async (t) => {
+    const detail = await provider.rejoin({ name: 'm1', host: '127.0.0.1', port: cluster.member('m1').pgPort, role: 'unknown' }, { timeoutMs: 60_000, signal });
+    t.diagnostic(detail);
+    assert.match(detail, /m1 rejoined as a streaming replica of m[23] on timeline 2/);
+    assert.match(await cluster.log('m1'), /running pg_rewind from[^]*pg_rewind exit code=0/, 'Patroni rewound the old primary');
+
+    const topo = await waitHealthy(provider, 2, 30_000);
+    assert.equal(topo.primary?.name, firstNewLeader);
+    const m1 = topo.standbys.find((s) => s.name === 'm1')!;
+    assert.equal(m1.replication.streaming, true);
+    // The write made after the failover reached the rejoined member: it follows the new timeline.
+    const deadline = performance.now() + 10_000;
+    let rows: Array<{ token: string }> = [];
+    while (performance.now() < deadline && rows.length < 2) {
+      rows = await sql<{ token: string }>(cluster.member('m1').pgPort, 'SELECT token FROM ledger ORDER BY token');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(rows.length, 2);
+    assert.deepEqual(await sql(cluster.member('m1').pgPort, 'SELECT pg_is_in_recovery() AS rec'), [{ rec: true }]);
+  });
+
+  test('forced failover to a named candidate, after a refused one with wrong credentials', async (t) => {
+    const leader = firstNewLeader;
+    const candidate = 'm1';
+    await cluster.crash(leader);
+    const crashedAt = performance.now();
+
+    await rejects(provider.failover({ candidate: leader, force: true, timeoutMs: 5000, signal }), 2, new RegExp(`candidate ${leader} is the leader`));
+    const wrong = new PatroniProvider({ apiUrls: [cluster.member(candidate).apiUrl], env: { ...ENV, DRILL_PATRONI_PASSWORD: 'wrong' }, authVars: AUTH_VARS });
+    await rejects(wrong.failover({ candidate, force: true, timeoutMs: 20_000, signal }), 2, /HTTP 401/);
+
+    const r = await provider.failover({ candidate, force: true, timeoutMs: 60_000, signal });
+    const writableS = (Date.parse(r.writableAt) - performance.timeOrigin - crashedAt) / 1000;
+    t.diagnostic(`forced: writable ${writableS.toFixed(2)} s after the kill; ${r.detail}`);
+    assert.equal(r.forced, true);
+    assert.equal(r.oldLeader, leader);
+    assert.equal(r.newPrimary.name, candidate, 'Patroni promoted the named candidate');
+    assert.equal(r.timeline, 3);
+    assert.match(r.detail, /POST \/failover to m1/);
+    assert.ok(writableS < 10 + 2 + 8, `writable ${writableS} s after the kill`);
+    const rows = await sql<{ token: string }>(cluster.member(candidate).pgPort, 'SELECT count(*)::int AS n FROM ledger');
+    assert.deepEqual(rows, [{ n: 2 }]);
+    await sql(cluster.member(candidate).pgPort, 'INSERT INTO ledger VALUES ($1)', ['after-forced']);
+  });
+});
