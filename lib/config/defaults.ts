@@ -1,6 +1,6 @@
 import { parseDuration } from './duration.ts';
 import { parseThreshold } from '../score/threshold.ts';
-import type { DataClass, Policy, Tier } from './types.ts';
+import type { DataClass, LabDatabase, Policy, Tier } from './types.ts';
 import type { RequestTemplate } from '../load/types.ts';
 
 /**
@@ -44,6 +44,8 @@ export const SERVICE_DEFAULTS = { name: 'orders', tier: 'critical', dataClass: '
 export const TARGET_DEFAULTS = { replicas: 3 } as const;
 
 export const SCENARIO_DEFAULTS = { timeout: '5m' } as const;
+
+export const LAB_DATABASE_DEFAULTS = { replication: 'async', provider: 'pg-promote' } as const satisfies LabDatabase;
 
 function durations<K extends string>(spelled: Readonly<Record<K, string>>): Record<K, number> {
   const out = {} as Record<K, number>;

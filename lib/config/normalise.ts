@@ -1,7 +1,7 @@
 import { parseDuration } from './duration.ts';
 import { parseThreshold } from '../score/threshold.ts';
 import { parseStopCondition } from './stop-condition.ts';
-import { DEFAULT_LOAD, DEFAULT_SCENARIO_TIMEOUT_MS, SERVICE_DEFAULTS, TARGET_DEFAULTS, defaultPolicy } from './defaults.ts';
+import { DEFAULT_LOAD, DEFAULT_SCENARIO_TIMEOUT_MS, LAB_DATABASE_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS, defaultPolicy } from './defaults.ts';
 import type { DrillFile, TargetFile } from './schema.ts';
 import type { DataClass, Drill, LoadConfig, Policy, ScenarioEntry, Target, Tier } from './types.ts';
 import type { ScenarioDefinition } from '../scenario/define.ts';
@@ -14,7 +14,14 @@ import type { RequestTemplate } from '../load/types.ts';
  */
 export function normaliseTarget(t: TargetFile): Target {
   if (t.kind === 'http') return { kind: 'http', url: t.url };
-  return { kind: 'lab', replicas: t.replicas ?? TARGET_DEFAULTS.replicas, ...(t.labDir === undefined ? {} : { labDir: t.labDir }) };
+  return {
+    kind: 'lab',
+    replicas: t.replicas ?? TARGET_DEFAULTS.replicas,
+    ...(t.labDir === undefined ? {} : { labDir: t.labDir }),
+    ...(t.database === undefined
+      ? {}
+      : { database: { replication: t.database.replication ?? LAB_DATABASE_DEFAULTS.replication, provider: t.database.provider ?? LAB_DATABASE_DEFAULTS.provider } }),
+  };
 }
 
 export function normalisePolicy(p: DrillFile['policy']): Policy {

@@ -3,7 +3,7 @@ import { parseDuration } from './duration.ts';
 import { parseThreshold } from '../score/threshold.ts';
 import { parseStopCondition } from './stop-condition.ts';
 import { show } from './messages.ts';
-import { LIMITS, LOAD_DEFAULTS, POLICY_DEFAULTS, SCENARIO_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS } from './defaults.ts';
+import { LAB_DATABASE_DEFAULTS, LIMITS, LOAD_DEFAULTS, POLICY_DEFAULTS, SCENARIO_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS } from './defaults.ts';
 
 /**
  * The drill file as written (durations and thresholds still strings, defaults not yet filled).
@@ -133,6 +133,19 @@ export const LabTargetSchema = z
       .optional()
       .meta({ description: 'Replica processes of the sample service behind the lab front.', default: TARGET_DEFAULTS.replicas }),
     labDir: z.string().min(1).optional().meta({ description: 'Where the lab keeps its state (default: DRILL_LAB_DIR or the OS temp dir).' }),
+    database: z
+      .strictObject({
+        replication: z
+          .enum(['async', 'sync'])
+          .optional()
+          .meta({ description: 'Streaming replication to the standby: async, or sync (every commit waits for the standby, synchronous_commit=on).', default: LAB_DATABASE_DEFAULTS.replication }),
+        provider: z
+          .enum(['pg-promote', 'patroni'])
+          .optional()
+          .meta({ description: 'Who fails the database over: pg-promote (pg_promote() on the standby, then repoint the endpoint) or patroni.', default: LAB_DATABASE_DEFAULTS.provider }),
+      })
+      .optional()
+      .meta({ description: 'The lab\'s PostgreSQL primary and hot standby.' }),
   })
   .meta({ description: 'The embedded lab: PostgreSQL pair, Azurite and the sample service on loopback.' });
 

@@ -34,6 +34,14 @@ export interface LabTarget {
   replicas: number;
   /** Where the lab keeps its state; undefined = the default (DRILL_LAB_DIR or the OS temp dir). */
   labDir?: string;
+  /** The PostgreSQL pair, when the drill file says; absent = LAB_DATABASE_DEFAULTS (async, pg-promote). */
+  database?: LabDatabase;
+}
+
+/** The lab's primary/standby pair: how it replicates and which provider fails it over. */
+export interface LabDatabase {
+  replication: 'async' | 'sync';
+  provider: 'pg-promote' | 'patroni';
 }
 
 /** An existing HTTP service the harness only loads and runs runbook commands against. */

@@ -1,0 +1,83 @@
+/**
+ * The WAL archive in Blob, filled by `pg_receivewal` from a physical replication slot: the slot keeps
+ * every segment on the server until it has been shipped, so successive runs (a cron every few minutes
+ * sets the achievable RPO) leave no hole between them. Segments already in Blob are not uploaded again.
+ */
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { uploadStream } from '../../blob/index.ts';
+import { WAL_SEGMENT, walFolder } from '../../../backup/naming.ts';
+import { lastLines, runTool } from './tools.ts';
+import type { PgSource } from './source.ts';
+import type { BackupStore } from './store.ts';
+
+export const ARCHIVE_SLOT = 'drill_wal_archive';
+
+export async function ensureArchiveSlot(client: pg.ClientBase): Promise<void> {
+  // immediately_reserve: the slot holds WAL from now on, before pg_receivewal first connects.
+  await client.query(
+    `SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
+    [ARCHIVE_SLOT],
+  );
+}
+
+export interface WalArchiveResult {
+  /** Segments uploaded by this run. */
+  uploaded: string[];
+  /** Segments received that were already in Blob. */
+  alreadyThere: number;
+  /** Everything before this LSN is in the archive. */
+  upToLsn: string;
+}
+
+/**
+ * Closes the current segment (pg_switch_wal), receives everything up to it and uploads complete
+ * segments. Needs a superuser or a role with REPLICATION and EXECUTE on pg_switch_wal.
+ */
+export async function archiveWal(client: pg.ClientBase, src: PgSource, store: BackupStore, cluster: string, signal?: AbortSignal): Promise<WalArchiveResult> {
+  await ensureArchiveSlot(client);
+  await client.query('SELECT pg_switch_wal()');
+  const end = (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+  // pg_receivewal notices its end position only when WAL past it arrives: write a record so it does
+  // at once instead of at the next keep-alive (10 s).
+  await client.query(`SELECT pg_logical_emit_message(false, 'drill', 'wal archive checkpoint')`);
+  const dir = await mkdtemp(join(tmpdir(), 'drill-wal-'));
+  try {
+    const r = await runTool('pg_receivewal', ['-h', src.host, '-p', String(src.port), '-U', src.user, '-D', dir, '-S', ARCHIVE_SLOT, `--endpos=${end}`, '--no-loop', '--no-sync'], { signal });
+    if (r.code !== 0) throw new Error(`pg_receivewal failed (exit ${r.code}): ${lastLines(r.stderr)}`);
+    const files = (await readdir(dir)).filter((f) => WAL_SEGMENT.test(f) || /^[0-9A-F]{8}\.history$/.test(f)).sort();
+    const folder = walFolder(store.prefix, cluster);
+    const present = new Set<string>();
+    for await (const b of store.container.listBlobsFlat({ prefix: folder })) present.add(b.name.slice(folder.length));
+    const uploaded: string[] = [];
+    let alreadyThere = 0;
+    for (const f of files) {
+      if (present.has(f)) {
+        alreadyThere++;
+        continue;
+      }
+      await uploadStream(store.container, folder + f, createReadStream(join(dir, f)), { metadata: { wal_segment: f }, signal });
+      uploaded.push(f);
+    }
+    // Only now, with every segment before `end` in Blob, may the server recycle them. (pg_receivewal
+    // run with --no-sync reports nothing as flushed, so the slot does not move on its say-so.)
+    await client.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [ARCHIVE_SLOT, end]);
+    return { uploaded, alreadyThere, upToLsn: end };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** WAL segment names in the archive, sorted (history files excluded). */
+export async function listArchivedWal(store: BackupStore, cluster: string): Promise<string[]> {
+  const folder = walFolder(store.prefix, cluster);
+  const out: string[] = [];
+  for await (const b of store.container.listBlobsFlat({ prefix: folder })) {
+    const f = b.name.slice(folder.length);
+    if (WAL_SEGMENT.test(f) || /\.history$/.test(f)) out.push(f);
+  }
+  return out.sort();
+}
