@@ -4,6 +4,8 @@ import { createExec } from '../adapters/exec.ts';
 import { createLabReplicas } from '../adapters/lab-replicas.ts';
 import { defaultLabDir, labDown, labStatus, labUp } from '../lab/index.ts';
 import { UserError } from '../errors.ts';
+import { LAB_DATABASE_DEFAULTS } from '../config/defaults.ts';
+import { createLabDatabase } from '../lab/database.ts';
 
 export interface OpenTarget {
   adapters: Adapters;
@@ -19,24 +21,43 @@ export function labDirOf(target: Target & { kind: 'lab' }): string {
 }
 
 /**
+ * The lab's database settings with defaults. The lab runs its pair self-managed, so only pg-promote can fail it
+ * over; `patroni` is refused before anything starts until the lab can run on a Patroni cluster.
+ */
+export function labDatabaseOf(target: Target & { kind: 'lab' }): { replication: 'async' | 'sync'; provider: 'pg-promote' | 'patroni' } {
+  const database = { ...LAB_DATABASE_DEFAULTS, ...target.database };
+  if (database.provider === 'patroni') {
+    throw new UserError('target.database.provider patroni is not available on the lab: the lab runs its PostgreSQL pair without Patroni', {
+      untouched: 'nothing: the lab was not started and no load was sent',
+      next: 'use provider: pg-promote on the lab (the default), or point a drill at a Patroni cluster',
+    });
+  }
+  return database;
+}
+
+/**
  * Makes the target usable: brings the lab up (and remembers to take it down only if this run started it),
  * or checks that an http target answers at all. An unreachable target is invalid input: nothing was touched.
  */
 export async function openTarget(target: Target, say: (line: string) => void): Promise<OpenTarget> {
   if (target.kind === 'lab') {
     const dir = labDirOf(target);
+    const database = labDatabaseOf(target);
     const t0 = performance.now();
-    const info = await labUp({ dir, replicas: target.replicas });
+    const info = await labUp({ dir, replicas: target.replicas, replication: database.replication });
     say(
       info.alreadyRunning
         ? `lab already up in ${dir}: service ${info.serviceUrl} (left running after the drill)`
-        : `lab up in ${((performance.now() - t0) / 1000).toFixed(1)}s: service ${info.serviceUrl}, ${target.replicas} replicas, PostgreSQL on 127.0.0.1:${info.db.port}`,
+        : `lab up in ${((performance.now() - t0) / 1000).toFixed(1)}s: service ${info.serviceUrl}, ${target.replicas} replicas, PostgreSQL ${info.db.nodes.map((n) => `${n.name} ${n.role} on 127.0.0.1:${n.port}`).join(', ')} (${info.db.replication})`,
     );
     const env = { DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: info.serviceUrl };
     return {
-      adapters: { exec: createExec(env), replicas: createLabReplicas(info) },
+      adapters: { exec: createExec(env), replicas: createLabReplicas(info), database: createLabDatabase(info) },
       serviceUrl: info.serviceUrl,
-      details: { kind: 'lab', dir, replicas: target.replicas, serviceUrl: info.serviceUrl, postgres: { host: info.db.host, port: info.db.port, database: info.db.database } },
+      details: {
+        kind: 'lab', dir, replicas: target.replicas, serviceUrl: info.serviceUrl,
+        postgres: { host: info.db.host, port: info.db.port, endpointPort: info.db.endpointPort, database: info.db.database, replication: info.db.replication, provider: database.provider, primary: info.db.nodes[0]?.name, nodes: info.db.nodes.map((n) => ({ name: n.name, role: n.role, port: n.port })) },
+      },
       async close() {
         if (!info.alreadyRunning) {
           await labDown({ dir });
@@ -79,7 +100,7 @@ export async function peekTarget(target: Target): Promise<{ adapters: Adapters |
       return { adapters: null, serviceUrl: null, note: `lab in ${dir} is not running: \`drill run\` starts it; selections are resolved then` };
     }
     return {
-      adapters: { exec: createExec(), replicas: createLabReplicas(status.info) },
+      adapters: { exec: createExec(), replicas: createLabReplicas(status.info), database: createLabDatabase(status.info) },
       serviceUrl: status.info.serviceUrl,
       note: `lab in ${dir} is up: selections below are what a run now would hit`,
     };

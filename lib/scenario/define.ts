@@ -1,13 +1,13 @@
 import type { RpoMeasurement } from '../score/objectives.ts';
 import type { z } from 'zod';
 import type { DataClass, Drill, ScenarioEntry, Target, Tier } from '../config/types.ts';
-import type { ExecAdapter, ReplicaSetAdapter } from '../adapters/types.ts';
+import type { DatabaseAdapter, ExecAdapter, ReplicaSetAdapter } from '../adapters/types.ts';
 import type { KubeTargetAdapters } from '../adapters/kubernetes/types.ts';
 import type { LoadSummary } from '../load/types.ts';
 import type { WriteLedger } from '../load/ledger.ts';
 
 /** What a target can do; a scenario lists what it needs and validation refuses a mismatch. */
-export type Capability = 'replicas' | 'exec' | 'load' | 'kubernetes';
+export type Capability = 'replicas' | 'exec' | 'load' | 'kubernetes' | 'database';
 
 /** The adapters a target provides. Absent members are capabilities the target lacks. */
 export interface Adapters {
@@ -15,6 +15,8 @@ export interface Adapters {
   replicas?: ReplicaSetAdapter;
   /** Deployments, rollouts, autoscalers and custom resources of a Kubernetes target, inside its namespace allowlist. */
   kube?: KubeTargetAdapters;
+  /** A PostgreSQL primary/standby pair behind a stable endpoint, with the drill's failover provider. */
+  database?: DatabaseAdapter;
 }
 
 export interface Logger {
@@ -139,7 +141,7 @@ export function action<P, T, R>(def: Action<P, T, R>): Action<P, T, R> {
 export function capabilitiesOf(target: Target): Capability[] {
   switch (target.kind) {
     case 'lab':
-      return ['replicas', 'exec', 'load'];
+      return ['replicas', 'exec', 'load', 'database'];
     case 'http':
       return ['exec', 'load'];
     case 'kubernetes':
