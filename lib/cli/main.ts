@@ -4,6 +4,10 @@ import { listCommand, validateCommand, planCommand } from './commands/inspect.ts
 import { runCommand } from './commands/run.ts';
 import { labCommand } from './commands/lab.ts';
 import { recoverCommand } from './commands/recover.ts';
+import { backupCommand } from './commands/backup.ts';
+import { recordCommand } from './commands/record.ts';
+import { reportCommand } from './commands/report.ts';
+import { verifyCommand } from './commands/verify.ts';
 
 /**
  * The CLI's one exit point: every command returns its exit code; expected failures are UserErrors
@@ -55,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
           set(await runCommand({ file: a.file, only: a.scenario as string[], json: a.json, junit: a.junit, resultsDir: a.results, yes: a.yes })),
       )
       .command(labCommand(set))
+      .command(backupCommand(set))
       .command(
         'recover [run]',
         'run the rollbacks that a crashed or killed run journaled but did not finish',
@@ -63,6 +68,54 @@ export async function main(argv: string[]): Promise<number> {
             .positional('run', { type: 'string', describe: 'run id (default: every unfinished run)' })
             .option('results', { type: 'string', default: 'results' }),
         async (a) => set(await recoverCommand(a.results, a.run)),
+      )
+      .command(
+        'record',
+        'build the quarterly drill record: record.json, record.md and record.html under <results>/records/<quarter>',
+        (y) =>
+          y
+            .option('quarter', { type: 'string', demandOption: true, describe: 'YYYY-Qn, e.g. 2026-Q4' })
+            .option('results', { type: 'string', default: 'results', describe: 'results folder (runs/ is read, records/ written)' })
+            .option('out', { type: 'string', describe: 'records folder (default <results>/records)' })
+            .option('from', { type: 'string', describe: 'read run folders from Blob: blob://container/prefix' })
+            .option('drills', { type: 'string', default: 'drills', describe: 'drill files stating the policy (kind quarterly / monthly)' })
+            .option('pdf', { type: 'boolean', default: false, describe: 'also print record.pdf through Chromium' })
+            .option('approver', { type: 'string' })
+            .option('participant', { type: 'string', array: true, default: [] as string[] })
+            .option('signed-by', { type: 'string' })
+            .option('signed-at', { type: 'string' }),
+        async (a) =>
+          set(
+            await recordCommand({
+              quarter: a.quarter,
+              resultsDir: a.results,
+              outDir: a.out,
+              from: a.from,
+              drillsDir: a.drills,
+              pdf: a.pdf,
+              people: { participants: a.participant as string[], approver: a.approver, signedBy: a['signed-by'], signedAt: a['signed-at'] },
+            }),
+          ),
+      )
+      .command(
+        'report <run>',
+        'render one run as HTML and Markdown (report.html, report.md in its folder)',
+        (y) =>
+          y
+            .positional('run', { type: 'string', demandOption: true, describe: 'run id' })
+            .option('results', { type: 'string', default: 'results' })
+            .option('pdf', { type: 'boolean', default: false }),
+        async (a) => set(await reportCommand(a.results, a.run, a.pdf)),
+      )
+      .command(
+        'verify <record>',
+        'check the sha256 digests and hash chain of the run records in a quarterly record',
+        (y) =>
+          y
+            .positional('record', { type: 'string', demandOption: true, describe: 'record folder, e.g. results/records/2026-Q4' })
+            .option('results', { type: 'string', describe: 'results folder holding runs/ (default: where the record read them)' })
+            .option('from', { type: 'string', describe: 'read run folders from Blob: blob://container/prefix' }),
+        async (a) => set(await verifyCommand(a.record, { resultsDir: a.results, from: a.from })),
       )
       .demandCommand(1, 'name a command: list, validate, plan, run, lab, recover')
       .strict()

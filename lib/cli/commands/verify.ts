@@ -1,0 +1,15 @@
+import { ExitCode } from '../../errors.ts';
+import { verifyRecord } from '../../record/quarterly/make.ts';
+
+/** Exit 0 when every run record still has its recorded digest and the chain holds; 1 otherwise. */
+export async function verifyCommand(recordDir: string, o: { resultsDir?: string; from?: string }): Promise<number> {
+  const v = await verifyRecord(recordDir, o);
+  for (const p of v.problems) console.log(`FAIL ${p.file ?? v.record.quarter}: ${p.problem}`);
+  for (const id of v.notInRecord) console.log(`note ${id}: started in ${v.record.quarter} but is not in the record (made after it? rebuild the record to include it)`);
+  if (v.problems.length > 0) {
+    console.log(`drill verify ${v.record.quarter}: ${v.problems.length} problem${v.problems.length === 1 ? '' : 's'} in ${v.checked} run records from ${v.source}: the record no longer matches its evidence`);
+    return ExitCode.objectiveMissed;
+  }
+  console.log(`drill verify ${v.record.quarter}: ${v.checked} run records match their sha256 digests; chain head ${v.record.integrity.head} holds (runs read from ${v.source})`);
+  return ExitCode.ok;
+}
