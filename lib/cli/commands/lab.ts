@@ -15,6 +15,7 @@ export function labCommand(set: (code: number) => void): CommandModule {
         .positional('action', { choices: ['up', 'down', 'status', 'pause-front', 'resume-front'] as const, demandOption: true })
         .option('dir', dirOption)
         .option('replicas', { type: 'number', default: 3, describe: 'replicas of the sample service (up)' })
+        .option('replication', { choices: ['async', 'sync'] as const, describe: 'streaming replication to the standby (up; default: as before, else async)' })
         .option('for', { type: 'string', describe: 'how long the front refuses connections (pause-front), e.g. 2s' })
         .option('json', { type: 'boolean', default: false }),
     handler: async (a) => {
@@ -23,9 +24,10 @@ export function labCommand(set: (code: number) => void): CommandModule {
       const print = (human: string, obj: unknown) => process.stdout.write(json ? JSON.stringify(obj, null, 2) + '\n' : human + '\n');
       switch (a.action) {
         case 'up': {
-          const info = await labUp({ dir, replicas: a.replicas as number });
+          const info = await labUp({ dir, replicas: a.replicas as number, replication: a.replication as 'async' | 'sync' | undefined });
+          const nodes = info.db.nodes.map((n) => `\n  ${n.role.padEnd(9)} ${n.name} on 127.0.0.1:${n.port} (pid ${n.pid ?? '-'})`).join('');
           print(
-            `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}\n  service   ${info.serviceUrl}\n  postgres  127.0.0.1:${info.db.port} (endpoint 127.0.0.1:${info.db.endpointPort}, database ${info.db.database})\n  control   ${info.controlUrl}`,
+            `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}\n  service   ${info.serviceUrl}\n  postgres  endpoint 127.0.0.1:${info.db.endpointPort} -> ${info.db.nodes[0]?.name ?? '?'}, database ${info.db.database}, ${info.db.replication} replication${nodes}\n  control   ${info.controlUrl}`,
             info,
           );
           return set(ExitCode.ok);
@@ -65,6 +67,18 @@ function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): st
   if (!s.up) return `lab in ${dir}: down${s.stale ? ' (stale state found: `drill lab down` cleans it)' : ''}`;
   const lines = [`lab in ${dir}: up`];
   for (const c of s.components ?? []) lines.push(`  ${c.name.padEnd(12)} pid ${String(c.pid ?? '-').padEnd(8)} ${c.port ? `port ${c.port}` : ''} ${c.alive ? 'alive' : 'DEAD'}`);
+  const db = s.database;
+  if (db) {
+    lines.push(`  database     ${db.replication} replication, primary ${db.primary}`);
+    for (const n of db.nodes) {
+      const said = n.inRecovery === null ? 'does not answer' : n.inRecovery ? 'in recovery' : 'accepts writes';
+      const repl = n.role === 'standby' && n.alive
+        ? `, ${n.streaming ? 'streaming' : 'NOT streaming'}${n.syncState ? ` (${n.syncState})` : ''}, replay lag ${n.replayLagMs === null ? '?' : `${n.replayLagMs.toFixed(0)} ms`}, ${n.lagBytes === null ? '?' : n.lagBytes} bytes behind`
+        : '';
+      lines.push(`    ${n.role.padEnd(8)} ${n.name.padEnd(4)} pid ${String(n.pid ?? '-').padEnd(8)} port ${n.port} ${n.alive ? said : 'DOWN'}${repl}`);
+    }
+  }
+  for (const p of s.problems) lines.push(`  problem: ${p}`);
   for (const r of s.replicas ?? []) lines.push(`  replica ${r.name.padEnd(12)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.ready ? 'ready' : 'not ready'} since ${r.startedAt}`);
   return lines.join('\n');
 }
