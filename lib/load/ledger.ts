@@ -165,3 +165,29 @@ export class WriteLedger {
     this.tokenBytes = tokenBytes;
   }
 }
+
+export const WRITES_TSV_HEADER = 'seq\ttoken\tsent_ms\tack_ms\toutcome';
+
+/**
+ * The ledger as writes.tsv, next to requests.tsv in the run folder: one line per write, so the RPO can be
+ * re-checked offline against any read-back of the database, by the harness or by an auditor's own query.
+ */
+export function writesTsv(ledger: WriteLedger): string {
+  const lines: string[] = [WRITES_TSV_HEADER];
+  for (let r = 0; r < ledger.count; r++) {
+    const ack = ledger.ackMs(r);
+    lines.push(`${ledger.request[r]}\t${ledger.tokenOf(r)}\t${ledger.sentMs(r).toFixed(3)}\t${ack === null ? '' : ack.toFixed(3)}\t${ledger.fateOf(r)}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Parses writes.tsv back into the checker's entries; a `pending` line (a crashed run) is refused. */
+export function parseWritesTsv(text: string): LedgerEntry[] {
+  const lines = text.split('\n').filter((l) => l !== '');
+  if (lines[0] !== WRITES_TSV_HEADER) throw new Error(`not a writes.tsv (expected the header "${WRITES_TSV_HEADER.replace(/\t/g, '\\t')}")`);
+  return lines.slice(1).map((l, k) => {
+    const [seq, token, sent, ack, outcome] = l.split('\t');
+    if (outcome !== 'ok' && outcome !== 'failed' && outcome !== 'unknown') throw new Error(`writes.tsv line ${k + 2}: outcome "${outcome}"`);
+    return { seq: Number(seq), token: token!, sentMs: Number(sent), ackMs: ack === '' ? null : Number(ack), outcome };
+  });
+}

@@ -44,6 +44,28 @@ export interface LedgerVerdict {
   method: string;
 }
 
+/** A verdict's counts as the run record carries them (objectives.rpo.ledger). */
+export interface LedgerCounts {
+  total: number;
+  acknowledged: number;
+  survived: number;
+  lost: number;
+  unknownPresent: number;
+  unknownAbsent: number;
+  failedPresent: number;
+  failedAbsent: number;
+  unexpected: number;
+  /** Run-relative ms (the marks' time base) of the fault RPO is measured from. */
+  faultMs: number;
+  lostWindow: LedgerVerdict['lostWindow'];
+  lostSample: string[];
+}
+
+export function ledgerCounts(v: LedgerVerdict, faultMs: number): LedgerCounts {
+  const { total, acknowledged, survived, lost, unknownPresent, unknownAbsent, failedPresent, failedAbsent, unexpected, lostWindow, lostSample } = v;
+  return { total, acknowledged, survived, lost, unknownPresent, unknownAbsent, failedPresent, failedAbsent, unexpected, faultMs, lostWindow, lostSample };
+}
+
 /**
  * RPO = fault time − ack time of the newest acknowledged write such that it and every acknowledged write
  * before it (by ack time) survived. When even the first acknowledged write was lost, the surviving prefix
@@ -85,10 +107,18 @@ export function checkLedger(entries: readonly LedgerEntry[], presentTokens: Read
   if (lost.length > 0) {
     acked.sort((a, b) => a.ackMs! - b.ackMs! || a.seq - b.seq);
     const firstLost = acked.findIndex((e) => !presentTokens.has(e.token));
-    const anchorMs = firstLost > 0 ? acked[firstLost - 1]!.ackMs! : Math.min(...entries.map((e) => e.sentMs));
+    // Loops, not Math.min(...spread): a long run's ledger has more entries than the call stack has room for.
+    let firstSentMs = Infinity;
+    for (const e of entries) firstSentMs = Math.min(firstSentMs, e.sentMs);
+    const anchorMs = firstLost > 0 ? acked[firstLost - 1]!.ackMs! : firstSentMs;
     rpoSeconds = Math.max(0, faultMs - anchorMs) / 1000;
-    const lostAcks = lost.map((e) => e.ackMs!);
-    lostWindow = { firstAckMs: Math.min(...lostAcks), lastAckMs: Math.max(...lostAcks) };
+    let firstAckMs = Infinity;
+    let lastAckMs = -Infinity;
+    for (const e of lost) {
+      firstAckMs = Math.min(firstAckMs, e.ackMs!);
+      lastAckMs = Math.max(lastAckMs, e.ackMs!);
+    }
+    lostWindow = { firstAckMs, lastAckMs };
   }
   return {
     ...v,
