@@ -1,6 +1,7 @@
 import type { RpoMeasurement } from '../score/objectives.ts';
 import type { Drill, ScenarioEntry } from '../config/types.ts';
 import type { RequestLog, SecondStats } from '../load/types.ts';
+import type { WriteLedger } from '../load/ledger.ts';
 import type { Mark, ProbeResult } from '../scenario/define.ts';
 import type { RunAbort } from './context.ts';
 
@@ -47,7 +48,7 @@ export interface RunFacts {
   abort: RunAbort | null;
   /** An unexpected exception inside the harness (exit 70), with its stack for the journal. */
   harnessError: { message: string; stack?: string } | null;
-  load: { log: RequestLog; seconds: SecondStats[]; startMs: number; endMs: number } | null;
+  load: { log: RequestLog; seconds: SecondStats[]; startMs: number; endMs: number; ledger?: WriteLedger } | null;
   /** Reported by the scenario (ctx.reportRpo); null when it writes no data or never measured. */
   rpo: RpoMeasurement | null;
 }

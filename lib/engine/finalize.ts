@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildRunRecord, describeEnvironment, type RunRecord } from '../record/run-record.ts';
 import { writeJsonAtomic, writeRequestsTsv } from '../record/files.ts';
 import type { RunFacts } from './facts.ts';
+import { writesTsv } from '../load/ledger.ts';
 
 export interface FinalizedRun {
   record: RunRecord;
@@ -30,6 +31,7 @@ export function finalizeRun(facts: RunFacts): FinalizedRun {
   // Pod kills and shell steps write no data of their own: their RPO is not measured (null), not zero.
   const record = buildRunRecord({ ...facts, rpo: facts.rpo, environment: describeEnvironment(HARNESS_VERSION) });
   if (facts.load) writeRequestsTsv(join(facts.dir, 'requests.tsv'), facts.load.log);
+  if (facts.load?.ledger && facts.load.ledger.count > 0) writeFileSync(join(facts.dir, 'writes.tsv'), writesTsv(facts.load.ledger));
   writeJsonAtomic(join(facts.dir, 'run.json'), record);
   return { record, exitCode: record.exitCode, dir: facts.dir };
 }

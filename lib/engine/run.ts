@@ -330,6 +330,7 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
   facts.marks = timeline.all();
   facts.load = {
     log: load.log,
+    ledger: load.ledger,
     seconds: load.seconds(),
     startMs: timeline.get('load-started')?.ms ?? 0,
     endMs: timeline.get('load-stopped')!.ms,

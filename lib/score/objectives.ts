@@ -1,7 +1,7 @@
 import type { DataClass, Policy, SloSet, Tier } from '../config/types.ts';
 import type { LoadSummary } from '../load/types.ts';
 import type { Histogram } from '../measure/histogram.ts';
-import type { LedgerVerdict } from '../measure/ledger.ts';
+import type { LedgerCounts, LedgerVerdict } from '../measure/ledger.ts';
 import { figuresOf, measureSlo, sloChecks, sloName, type SloKind } from './slo.ts';
 
 /**
@@ -65,6 +65,8 @@ export interface RpoResult {
   unknownWrites: number | null;
   met: boolean | null;
   reason?: string;
+  /** Every class of the write ledger's read-back and the lost window, when a ledger measured the RPO. */
+  ledger?: LedgerCounts;
 }
 
 /** What the write ledger (or a restore check) measured. */
@@ -75,6 +77,8 @@ export interface RpoMeasurement {
   unknownWrites: number;
   method: string;
   reason?: string;
+  /** The ledger's counts, carried into the record as `objectives.rpo.ledger`. */
+  ledger?: LedgerCounts;
 }
 
 /**
@@ -108,7 +112,7 @@ export function scoreRpo(i: RpoInput): RpoResult {
       reason: i.reason ?? 'scenario writes no data; RPO not measured',
     };
   }
-  const base = { targetSeconds, method: m.method, lostWrites: m.lostWrites, unknownWrites: m.unknownWrites };
+  const base = { targetSeconds, method: m.method, lostWrites: m.lostWrites, unknownWrites: m.unknownWrites, ...(m.ledger ? { ledger: m.ledger } : {}) };
   if (m.measuredSeconds === null) {
     return { ...base, measuredSeconds: null, met: null, reason: m.reason ?? i.reason ?? 'the write ledger could not be read back; RPO not measured' };
   }
