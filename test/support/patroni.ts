@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { giveToServerUser, isRoot, PG_BIN, postmasterPid, serverUser, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
 import { childrenOf, isProcessUnder, signal, terminate, waitGone } from '../../lib/adapters/postgres/proc.ts';
+import { callApi } from '../../lib/adapters/postgres/failover/patroni-api.ts';
 import { freePort } from './ports.ts';
 import { freeStablePort } from '../../lib/lab/ports.ts';
 import { makeTempDir, type TempDir } from './tmp.ts';
@@ -270,12 +271,11 @@ async function waitHttp(url: string, timeoutMs: number, exited: () => boolean, l
   while (performance.now() < deadline) {
     if (exited()) break;
     try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      await r.body?.cancel();
+      const r = await callApi(url, '', { timeoutMs: 1000 });
       if (r.status < 500) return;
       last = `HTTP ${r.status}`;
     } catch (e) {
-      last = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+      last = (e as Error).message;
     }
     await new Promise((r) => setTimeout(r, 100));
   }

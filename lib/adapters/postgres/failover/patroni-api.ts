@@ -3,6 +3,8 @@
  * sorted into what a person fixes differently (nothing answers / credentials refused / Patroni said no).
  * Credentials never appear in a message: errors carry the URL and Patroni's own answer only.
  */
+import http from 'node:http';
+import https from 'node:https';
 
 export interface PatroniAuth {
   username: string;
@@ -63,42 +65,68 @@ export function apiBase(url: string): string {
   return url.replace(/\/+$/, '').replace(/\/patroni$/, '');
 }
 
-export async function callApi(
+/**
+ * One request with a hard time limit. node:http rather than fetch: fetch with AbortSignal.timeout can raise
+ * an uncaught TimeoutError from a timer after the answer arrived (seen on Node 20), which kills a whole drill.
+ */
+export function callApi(
   base: string,
   path: string,
   options: { method?: 'GET' | 'POST' | 'PATCH'; body?: unknown; auth?: PatroniAuth; timeoutMs: number; signal?: AbortSignal },
 ): Promise<ApiResponse> {
   const url = `${apiBase(base)}${path}`;
   const method = options.method ?? 'GET';
-  const headers: Record<string, string> = {};
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
+  const headers: Record<string, string | number> = {};
+  if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': payload.length });
   if (options.auth) headers.authorization = `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`).toString('base64')}`;
-  const signals = [AbortSignal.timeout(options.timeoutMs), ...(options.signal ? [options.signal] : [])];
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      method,
-      headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-      signal: AbortSignal.any(signals),
+  return new Promise<ApiResponse>((resolve, reject) => {
+    if (options.signal?.aborted) return reject(options.signal.reason);
+    let settled = false;
+    const finish = (err: Error | null, value?: ApiResponse) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    const unreachable = (why: string) => new PatroniApiError(`${method} ${url}: ${why}`, 'unreachable', url);
+    let req: http.ClientRequest;
+    try {
+      req = (url.startsWith('https:') ? https : http).request(url, { method, headers, agent: false });
+    } catch (e) {
+      return reject(unreachable((e as Error).message));
+    }
+    const timer = setTimeout(() => {
+      finish(unreachable(`no answer within ${options.timeoutMs} ms`));
+      req.destroy();
+    }, options.timeoutMs);
+    const onAbort = () => {
+      finish(options.signal!.reason as Error);
+      req.destroy();
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    req.on('error', (e: NodeJS.ErrnoException) => finish(unreachable(e.code ?? e.message)));
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', (e) => finish(unreachable(e.message)));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8').trim();
+        const status = res.statusCode ?? 0;
+        if (status === 401 || status === 403) return finish(new PatroniApiError(`${method} ${url}: HTTP ${status} ${text.slice(0, 200)}`, 'auth', url, status));
+        let json: unknown = null;
+        try {
+          json = text ? JSON.parse(text) : null;
+        } catch {
+          // Patroni answers some calls (POST /failover, errors) in plain text.
+        }
+        finish(null, { status, text, json });
+      });
     });
-  } catch (e) {
-    options.signal?.throwIfAborted();
-    const err = e as Error & { cause?: { code?: string; message?: string } };
-    const why = err.name === 'TimeoutError' ? `no answer within ${options.timeoutMs} ms` : (err.cause?.code ?? err.cause?.message ?? err.message);
-    throw new PatroniApiError(`${method} ${url}: ${why}`, 'unreachable', url);
-  }
-  const text = await res.text();
-  let json: unknown = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    // Patroni answers some calls (POST /failover, errors) in plain text.
-  }
-  if (res.status === 401 || res.status === 403) {
-    throw new PatroniApiError(`${method} ${url}: HTTP ${res.status} ${text.trim().slice(0, 200)}`, 'auth', url, res.status);
-  }
-  return { status: res.status, text: text.trim(), json };
+    req.end(payload);
+  });
 }
 
 /** Credentials from the environment only: a drill file names the variables, never the secret. */

@@ -100,8 +100,11 @@ export class PatroniProvider implements FailoverProvider {
 
   // ---- reading -------------------------------------------------------------------------------------
 
+  /** The member that answered last goes first: after a host dies, every poll would otherwise wait out its timeout. */
+  private lastAnswered: string | null = null;
+
   private bases(): string[] {
-    return [...new Set([...this.seeds, ...this.apiByName.values()])];
+    return [...new Set([...(this.lastAnswered ? [this.lastAnswered] : []), ...this.seeds, ...this.apiByName.values()])];
   }
 
   /** GET path from the first member that answers; a UserError (exit 3) naming every address when none does. */
@@ -114,6 +117,7 @@ export class PatroniProvider implements FailoverProvider {
           failures.push(`GET ${base}${path}: HTTP ${r.status}`);
           continue;
         }
+        this.lastAnswered = base;
         return { base, ...r };
       } catch (e) {
         if (e instanceof PatroniApiError && e.failure === 'auth') throw this.authError(e);
