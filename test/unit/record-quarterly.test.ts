@@ -170,7 +170,7 @@ test('digest chain: verify passes on the recorded bytes; one changed byte, a mis
   assert.match(p1[0]!.problem, /^digest mismatch/);
   assert.equal(p1[0]!.file, 'runs/r1/run.json');
 
-  const gone = new Map(actual);
+  const gone = new Map<string, string | null>(actual);
   gone.set('r2', null);
   assert.match(checkChain(chain, gone)[0]!.problem, /missing/);
 
