@@ -64,9 +64,12 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     const f = await collectFacts(dir);
     const replication = options.replication ?? f.config?.replication ?? 'async';
     if (f.pgAlive && f.live && f.config) {
-      // A running lab keeps its processes; only a missing or broken standby and the replication mode are put right.
-      const standby = f.nodes.find((n) => n.role === 'standby');
-      if (standby) await ensureStandby(p, { primary: f.config.primary, standby: standby.name, ports: portsOf(f.config), replication }, standby.alive, () => {}, phase);
+      // A running lab is left as it is, a standby that is down included: a drill's steady state must see
+      // that (exit 3) rather than have it mended behind its back. `lab down` then `lab up` mends it.
+      if ((f.config.replication ?? 'async') !== replication) {
+        const standby = f.nodes.find((n) => n.role === 'standby' && n.alive);
+        await setSyncStandby(superConn(f.config.nodes[f.config.primary]!.port), replication === 'sync' && standby ? standby.name : null);
+      }
       if (f.live.desired !== replicas || f.config.replication !== replication) {
         if (f.live.desired !== replicas) await scaleReplicas(infoOf(dir, f, true)!.controlUrl, replicas);
         // lab.json holds the declared count a rollback (ensureDesired) restores.
@@ -113,10 +116,6 @@ interface PgPlan {
   ports: Record<string, number>;
   replication: LabReplication;
   needsInit: boolean;
-}
-
-function portsOf(config: LabConfig): Record<string, number> {
-  return Object.fromEntries(Object.entries(config.nodes).map(([name, n]) => [name, n.port]));
 }
 
 /**

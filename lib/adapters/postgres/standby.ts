@@ -96,7 +96,7 @@ export async function cloneStandby(primary: PgConn, dataDir: string, id: Standby
   await giveToServerUser(dirname(dataDir));
   await ensureSlot(primary, id.name, { fresh: true });
   // -c fast: the backup starts with an immediate checkpoint instead of waiting for a spread one.
-  // --no-sync as for initdb: a lab standby lost to an OS crash is rebuilt; the server itself runs with fsync on.
+  // --no-sync: a base backup starts as a crashed node does, with a sync of its whole data directory.
   const args = ['-D', dataDir, '-X', 'stream', '-c', 'fast', '--no-sync', '-S', slotName(id.name), '-d', conninfo({ ...primary, applicationName: id.name })];
   const r = await runServerBinary('pg_basebackup', args, options.timeoutMs ?? 120_000);
   if (r.code !== 0) throw new Error(`pg_basebackup from ${primary.host}:${primary.port} into ${dataDir} failed (exit ${r.code}): ${r.stderr.trim()}`);
@@ -112,7 +112,8 @@ export async function rewindToStandby(primary: PgConn, dataDir: string, id: Stan
   // its next checkpoint (pg_rewind's documentation): without it, rewind sees "no divergence" and does nothing.
   await withClient(primary, (c) => c.query('CHECKPOINT'));
   await ensureSlot(primary, id.name, { fresh: true });
-  const r = await runServerBinary('pg_rewind', ['-D', dataDir, '--source-server', conninfo(primary)], options.timeoutMs ?? 120_000);
+  // --no-sync: the rewound node starts as a crashed one, and PostgreSQL syncs its whole data directory then.
+  const r = await runServerBinary('pg_rewind', ['-D', dataDir, '--no-sync', '--source-server', conninfo(primary)], options.timeoutMs ?? 120_000);
   if (r.code !== 0) throw new Error(`pg_rewind of ${dataDir} from ${primary.host}:${primary.port} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
   await configureStandby(dataDir, id);
 }

@@ -198,8 +198,11 @@ export class PgPromoteProvider implements FailoverProvider {
     const id = { name: node.name, port: local.port, socketDir: local.socketDir, primary: { host: topo.primary.host, port: topo.primary.port, user: this.o.user } };
     const left = () => Math.max(5000, Math.floor(deadline - performance.now()));
     let how: string;
+    const t0 = performance.now();
+    let copiedMs: number;
     try {
       await rewindToStandby(primary, local.dataDir, id, { timeoutMs: left() });
+      copiedMs = performance.now() - t0;
       await startCluster(local.dataDir, { logFile: local.logFile, timeoutMs: left() });
       how = 'rewound with pg_rewind';
     } catch (rewindError) {
@@ -207,12 +210,15 @@ export class PgPromoteProvider implements FailoverProvider {
       // Rewind refuses a node whose history it cannot match (or dies half way): a fresh copy always works.
       await stopCluster(local.dataDir, 'immediate').catch(() => {});
       await cloneStandby(primary, local.dataDir, id, { timeoutMs: left() });
+      copiedMs = performance.now() - t0;
       await startCluster(local.dataDir, { logFile: local.logFile, timeoutMs: left() });
       how = `rebuilt with pg_basebackup (pg_rewind failed: ${firstLine((rewindError as Error).message)})`;
     }
+    const startedMs = performance.now() - t0;
     await waitStreaming(primary, node.name, { timeoutMs: left(), signal: options.signal });
     await this.applyMode(primary, node.name);
-    return `${node.name} ${how}, streaming from ${topo.primary.name} (${this.o.replication})`;
+    const ms = (x: number) => `${(x / 1000).toFixed(1)} s`;
+    return `${node.name} ${how}, streaming from ${topo.primary.name} (${this.o.replication}); copy ${ms(copiedMs)}, started ${ms(startedMs)}, streaming ${ms(performance.now() - t0)}`;
   }
 
   private async applyMode(primary: PgConn, standby: string): Promise<void> {
