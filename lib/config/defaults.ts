@@ -41,7 +41,7 @@ export const SERVICE_DEFAULTS = { name: 'orders', tier: 'critical', dataClass: '
   dataClass: DataClass;
 };
 
-export const TARGET_DEFAULTS = { replicas: 3 } as const;
+export const TARGET_DEFAULTS = { replicas: 3, blastRadius: 1 } as const;
 
 export const SCENARIO_DEFAULTS = { timeout: '5m' } as const;
 
@@ -94,6 +94,8 @@ export const DEFAULT_SCENARIO_TIMEOUT_MS = parseDuration(SCENARIO_DEFAULTS.timeo
 export const LIMITS = {
   maxRate: 100_000,
   maxReplicas: 20,
+  /** A drill that may take down more pods than this at once is an outage, not a drill. */
+  maxBlastRadius: 100,
   /** The request log stores the template index in a Uint8Array (lib/load/templates.ts). */
   maxRequestTemplates: 256,
 } as const;

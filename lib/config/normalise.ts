@@ -14,6 +14,18 @@ import type { RequestTemplate } from '../load/types.ts';
  */
 export function normaliseTarget(t: TargetFile): Target {
   if (t.kind === 'http') return { kind: 'http', url: t.url };
+  if (t.kind === 'kubernetes') {
+    return {
+      kind: 'kubernetes',
+      ...(t.kubeconfig === undefined ? {} : { kubeconfig: t.kubeconfig }),
+      ...(t.context === undefined ? {} : { context: t.context }),
+      inCluster: t.inCluster ?? false,
+      namespace: t.namespace ?? t.namespaces[0]!,
+      namespaces: [...t.namespaces],
+      blastRadius: t.blastRadius ?? TARGET_DEFAULTS.blastRadius,
+      url: t.url,
+    };
+  }
   return {
     kind: 'lab',
     replicas: t.replicas ?? TARGET_DEFAULTS.replicas,

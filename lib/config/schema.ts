@@ -153,8 +153,49 @@ export const HttpTargetSchema = z
   .strictObject({ kind: z.literal('http'), url: httpUrl })
   .meta({ description: 'An existing HTTP service: loaded and acted on through runbook commands only (exec-type scenarios).' });
 
+const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const namespaceName = z
+  .string()
+  .max(63)
+  .regex(K8S_NAME, { error: (iss) => `expected a Kubernetes namespace name (lowercase letters, digits and hyphens), got ${show(iss.input)}` })
+  .refine((n) => n !== 'kube-system', { error: 'kube-system is never a drill target: it runs the cluster itself; list only the namespaces of the workloads under test' });
+
+export const KubernetesTargetSchema = z
+  .strictObject({
+    kind: z.literal('kubernetes'),
+    kubeconfig: z.string().min(1).optional().meta({ description: 'Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config). Not with inCluster.' }),
+    context: z.string().min(1).optional().meta({ description: 'kubeconfig context to use (default: its current-context). Not with inCluster.' }),
+    inCluster: z.boolean().optional().meta({ description: 'Use the service account of the pod the drill runs in (a Job or CronJob in the cluster).', default: false }),
+    namespace: namespaceName.optional().meta({ description: 'Namespace the drill acts in (default: the first of namespaces); must be one of namespaces.' }),
+    namespaces: z
+      .array(namespaceName, required('the namespaces this drill may touch, e.g. namespaces: [orders]'))
+      .min(1, 'expected at least one namespace the drill may touch, e.g. namespaces: [orders]')
+      .meta({ description: 'Allowlist: the only namespaces any action may touch. kube-system is always refused.' }),
+    blastRadius: z
+      .number()
+      .int()
+      .min(1)
+      .max(LIMITS.maxBlastRadius)
+      .optional()
+      .meta({ description: 'The most pods one action may delete (and the most down at once because of the drill).', default: TARGET_DEFAULTS.blastRadius }),
+    url: httpUrl.meta({ description: 'Base URL of the service under test, where the load goes (its Service or ingress, reachable from where the drill runs).', format: 'uri' }),
+  })
+  .superRefine((t, ctx) => {
+    if (t.namespace !== undefined && !t.namespaces.includes(t.namespace)) {
+      ctx.addIssue({ code: 'custom', path: ['namespace'], message: `namespace ${show(t.namespace)} is not in namespaces (${t.namespaces.join(', ')}): add it there if the drill is meant to act in it`, input: t.namespace });
+    }
+    if (t.inCluster && (t.kubeconfig !== undefined || t.context !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['inCluster'], message: 'inCluster uses the pod\'s service account: remove kubeconfig and context, or set inCluster: false', input: t.inCluster });
+    }
+  })
+  .meta({ description: 'A Kubernetes cluster through its API (kubeconfig context or in-cluster service account), with a namespace allowlist and a blast-radius cap.' });
+
 export const TargetSchema = z
-  .discriminatedUnion('kind', [LabTargetSchema, HttpTargetSchema], required('a target mapping like { kind: lab, replicas: 3 } or { kind: http, url: http://host:port }'))
+  .discriminatedUnion(
+    'kind',
+    [LabTargetSchema, HttpTargetSchema, KubernetesTargetSchema],
+    required('a target mapping like { kind: lab, replicas: 3 }, { kind: http, url: http://host:port } or { kind: kubernetes, context: aks-prod, namespaces: [orders], url: http://... }'),
+  )
   .meta({ description: 'Where the drill acts.' });
 
 const RequestSchema = z.strictObject({

@@ -50,7 +50,26 @@ export interface HttpTarget {
   url: string;
 }
 
-export type Target = LabTarget | HttpTarget;
+/** A Kubernetes cluster: where pods are killed and Deployments rolled back, inside an allowlist of namespaces. */
+export interface KubernetesTarget {
+  kind: 'kubernetes';
+  /** kubeconfig path; undefined = $KUBECONFIG, else ~/.kube/config (not read when inCluster). */
+  kubeconfig?: string;
+  /** kubeconfig context; undefined = the file's current-context. */
+  context?: string;
+  /** Use the pod's service account (a drill Job in the cluster) instead of a kubeconfig. */
+  inCluster: boolean;
+  /** The namespace actions act in; one of `namespaces`. */
+  namespace: string;
+  /** Allowlist of namespaces any action may touch; never kube-system. */
+  namespaces: string[];
+  /** The most pods one action may delete. */
+  blastRadius: number;
+  /** Base URL of the service under test: the load goes here. */
+  url: string;
+}
+
+export type Target = LabTarget | HttpTarget | KubernetesTarget;
 
 export type StopMetric =
   | { kind: 'error_rate' }

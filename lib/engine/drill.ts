@@ -2,6 +2,7 @@ import type { Drill } from '../config/types.ts';
 import type { ScenarioDefinition } from '../scenario/define.ts';
 import { ExitCode } from '../errors.ts';
 import { openTarget } from './target.ts';
+import { checkSelections } from './plan.ts';
 import { runScenario, type RunHooks } from './run.ts';
 import { finalizeRun, type FinalizedRun } from './finalize.ts';
 
@@ -39,6 +40,7 @@ export async function runDrill(drill: Drill, catalog: Map<string, ScenarioDefini
   const target = await openTarget(drill.target, (l) => hooks.say(l));
   const runs: FinalizedRun[] = [];
   try {
+    if (target.checkSelections) await checkSelections(drill, catalog, entries, target.adapters);
     for (const entry of entries) {
       if (options.signal.aborted) break;
       const scenario = catalog.get(entry.scenario)!;

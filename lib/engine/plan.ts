@@ -1,7 +1,8 @@
-import type { Drill } from '../config/types.ts';
+import type { Drill, ScenarioEntry } from '../config/types.ts';
+import { ExitCode, UserError } from '../errors.ts';
 import { formatDuration } from '../config/duration.ts';
 import { createClock } from '../measure/clock.ts';
-import type { Action, ScenarioDefinition } from '../scenario/define.ts';
+import type { Action, Adapters, ScenarioDefinition } from '../scenario/define.ts';
 import { Timeline, scenarioContext } from './context.ts';
 import { peekTarget } from './target.ts';
 
@@ -13,6 +14,8 @@ export interface PlannedAction {
   rollback: string;
   /** Why the selection cannot be made (impossible selection); a run would stop before touching anything. */
   problem?: string;
+  /** The workloads whose controllers replace what the action kills (`deployment/orders`), when it kills replicas. */
+  replacedBy?: string;
 }
 
 export interface Plan {
@@ -46,6 +49,67 @@ function rollbackText<P>(a: Action<P>, params: P): string {
   return typeof d === 'function' ? d(params) : d;
 }
 
+/** A scenario context for read-only work (select, describe): no timeline that matters, no results, a bounded wait. */
+function readOnlyContext(drill: Drill, entry: ScenarioEntry, adapters: Adapters) {
+  const clock = createClock();
+  const notes: string[] = [];
+  return scenarioContext({
+    params: entry.params,
+    drill,
+    entry,
+    adapters,
+    signal: AbortSignal.timeout(15_000),
+    log: { info: (m) => notes.push(m), warn: (m) => notes.push(m) },
+    timeline: new Timeline(clock),
+    clock,
+    results: new Map(),
+  });
+}
+
+/**
+ * Before a run on a real cluster: every action's selection is resolved read-only, as `drill plan` does, and
+ * the first that cannot be made (a selector matching nothing, more pods than the blast radius, a namespace
+ * outside the allowlist) stops the drill as invalid input, before any load is sent or anything is touched.
+ */
+export async function checkSelections(drill: Drill, catalog: Map<string, ScenarioDefinition>, entries: ScenarioEntry[], adapters: Adapters): Promise<void> {
+  for (const entry of entries) {
+    const s = catalog.get(entry.scenario)!;
+    const ctx = readOnlyContext(drill, entry, adapters);
+    for (const a of s.actions) {
+      try {
+        const tooMany = overBlastRadius(await a.select(ctx), adapters);
+        if (tooMany) {
+          throw new UserError(tooMany, {
+            untouched: 'nothing: no load was sent and no pod was deleted',
+            next: 'lower the count in the scenario params, or raise target.blastRadius in the drill file if that larger outage is intended',
+          });
+        }
+      } catch (e) {
+        const base = e instanceof UserError ? e : null;
+        throw new UserError(`${entry.name}: ${a.name}: ${(e as Error).message}`, {
+          exitCode: base?.exitCode ?? ExitCode.invalidInput,
+          untouched: base?.untouched ?? 'nothing: no load was sent and no action ran',
+          next: base?.next ?? 'run `drill plan` on this drill to see what each action would hit',
+        });
+      }
+    }
+  }
+}
+
+/** The replicas of a selection that is a list of them (what pod kills select); empty for anything else. */
+function replicasIn(selected: unknown): { name: string; owner: string }[] {
+  if (!Array.isArray(selected)) return [];
+  return selected.every((r) => r && typeof r === 'object' && typeof r.name === 'string' && typeof r.owner === 'string') ? (selected as { name: string; owner: string }[]) : [];
+}
+
+/** Why a selection breaks the target's blast radius, or null. The adapter refuses such a kill too; this says so before anything runs. */
+function overBlastRadius(selected: unknown, adapters: Adapters): string | null {
+  const cap = adapters.kube?.blastRadius;
+  const pods = replicasIn(selected).map((r) => r.name);
+  if (cap === undefined || pods.length <= cap) return null;
+  return `the selection is ${pods.length} pods (${pods.join(', ')}), more than the target's blast radius of ${cap} pod${cap === 1 ? '' : 's'} per action`;
+}
+
 /** The resolved plan. Selections are made read-only against the target if it is there; nothing is started or changed. */
 export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefinition>, only: string[]): Promise<Plan> {
   const peek = await peekTarget(drill.target);
@@ -56,25 +120,18 @@ export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefin
   const scenarios: Plan['scenarios'] = [];
   for (const entry of entries) {
     const s = catalog.get(entry.scenario)!;
-    const clock = createClock();
-    const notes: string[] = [];
-    const ctx = scenarioContext({
-      params: entry.params,
-      drill,
-      entry,
-      adapters: peek.adapters ?? { exec: { run: async () => Promise.reject(new Error('plan runs no commands')) } },
-      signal: AbortSignal.timeout(15_000),
-      log: { info: (m) => notes.push(m), warn: (m) => notes.push(m) },
-      timeline: new Timeline(clock),
-      clock,
-      results: new Map(),
-    });
+    const ctx = readOnlyContext(drill, entry, peek.adapters ?? { exec: { run: async () => Promise.reject(new Error('plan runs no commands')) } });
     const actions: PlannedAction[] = [];
     for (const a of s.actions) {
       const planned: PlannedAction = { name: a.name, breaks: a.description, targets: null, rollback: rollbackText(a, entry.params) };
       if (peek.adapters) {
         try {
-          planned.targets = a.describeTargets(await a.select(ctx));
+          const selected = await a.select(ctx);
+          planned.targets = a.describeTargets(selected);
+          const owners = [...new Set(replicasIn(selected).map((r) => r.owner))];
+          if (owners.length > 0) planned.replacedBy = owners.join(', ');
+          const tooMany = overBlastRadius(selected, peek.adapters);
+          if (tooMany) throw new Error(tooMany);
         } catch (e) {
           planned.problem = (e as Error).message;
           problems.push(`${entry.name}: ${a.name}: ${planned.problem}`);
@@ -132,6 +189,7 @@ export function renderPlan(plan: Plan): string {
     for (const [i, a] of s.actions.entries()) {
       out.push(`  action ${i + 1}. ${a.name}: ${a.breaks}`);
       out.push(`     hits: ${a.problem ? `CANNOT SELECT: ${a.problem}` : a.targets === null ? '(resolved at run time)' : a.targets.join(', ') || '(nothing)'}`);
+      if (a.replacedBy) out.push(`     replaced by: the controller of ${a.replacedBy}`);
       out.push(`     rollback: ${a.rollback}`);
     }
     out.push(`  recovered when: ${s.recovery}`);

@@ -4,6 +4,7 @@ import { createExec } from '../adapters/exec.ts';
 import { createLabReplicas } from '../adapters/lab-replicas.ts';
 import { defaultLabDir, labDown, labStatus, labUp } from '../lab/index.ts';
 import { UserError } from '../errors.ts';
+import { checkKubeAccess, kubeAdapters } from '../adapters/kubernetes/target.ts';
 import { LAB_DATABASE_DEFAULTS } from '../config/defaults.ts';
 import { createLabDatabase } from '../lab/database.ts';
 
@@ -14,6 +15,11 @@ export interface OpenTarget {
   details: Record<string, unknown>;
   /** Stops what opening started (the lab, when this run brought it up); leaves alone what was already there. */
   close(): Promise<void>;
+  /**
+   * Resolve every action's selection before the first run starts: on a real cluster a selector that matches
+   * nothing, or more pods than the blast radius, is invalid input (exit 2), found before any load is sent.
+   */
+  checkSelections?: boolean;
 }
 
 export function labDirOf(target: Target & { kind: 'lab' }): string {
@@ -33,6 +39,11 @@ export function labDatabaseOf(target: Target & { kind: 'lab' }): { replication: 
     });
   }
   return database;
+}
+
+/** kubectl and helm in runbook commands use the drill's cluster and context, not whatever the shell had. */
+function kubeEnv(cli: { kubeconfig?: string; context?: string }): Record<string, string> {
+  return { ...(cli.kubeconfig ? { KUBECONFIG: cli.kubeconfig } : {}), ...(cli.context ? { DRILL_KUBE_CONTEXT: cli.context } : {}) };
 }
 
 /**
@@ -64,6 +75,21 @@ export async function openTarget(target: Target, say: (line: string) => void): P
           say(`lab down: ${dir}`);
         }
       },
+    };
+  }
+  if (target.kind === 'kubernetes') {
+    // Credentials and the API server first: a wrong context must fail before any load is sent.
+    const kube = kubeAdapters(target);
+    await checkKubeAccess(kube, target.namespace);
+    await assertReachable(target.url);
+    say(`kubernetes target ${kube.replicas.where} (${kube.details.server}): namespaces ${target.namespaces.join(', ')}, blast radius ${target.blastRadius}; service ${target.url}`);
+    const env = { DRILL_SERVICE_URL: target.url, DRILL_KUBE_NAMESPACE: target.namespace, ...kubeEnv(kube.kube.cli) };
+    return {
+      adapters: { exec: createExec(env), replicas: kube.replicas, kube: kube.kube },
+      serviceUrl: target.url,
+      details: { ...kube.details, serviceUrl: target.url },
+      checkSelections: true,
+      async close() {},
     };
   }
   await assertReachable(target.url);
@@ -103,6 +129,16 @@ export async function peekTarget(target: Target): Promise<{ adapters: Adapters |
       adapters: { exec: createExec(), replicas: createLabReplicas(status.info), database: createLabDatabase(status.info) },
       serviceUrl: status.info.serviceUrl,
       note: `lab in ${dir} is up: selections below are what a run now would hit`,
+    };
+  }
+  if (target.kind === 'kubernetes') {
+    // Plan reads the live API (list and get only): what it prints is what a run now would hit.
+    const kube = kubeAdapters(target);
+    await checkKubeAccess(kube, target.namespace);
+    return {
+      adapters: { exec: createExec(), replicas: kube.replicas, kube: kube.kube },
+      serviceUrl: target.url,
+      note: `${kube.replicas.where} (${kube.details.server}, ${kube.details.credentials}); namespaces ${target.namespaces.join(', ')}; blast radius ${target.blastRadius} pod${target.blastRadius === 1 ? '' : 's'} per action; service ${target.url}; selections below were resolved against the live API just now`,
     };
   }
   return { adapters: { exec: createExec() }, serviceUrl: target.url, note: `http target ${target.url}` };

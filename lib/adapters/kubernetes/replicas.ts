@@ -47,7 +47,7 @@ function withSignal(signal: AbortSignal): ConfigurationOptions {
   };
 }
 
-function checkNamespace(namespace: string, allowed: string[]): void {
+export function checkNamespace(namespace: string, allowed: string[]): void {
   if (namespace === 'kube-system') {
     throw new KubeGuardrailError('namespace "kube-system" is never a drill target: it runs the cluster itself', 'point the target at the namespace of the workload under test');
   }
@@ -198,14 +198,16 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
     const grace = Math.ceil(Math.max(0, o.gracePeriodMs) / 1000);
     const uid = seenUid.get(r.name);
     const body = { gracePeriodSeconds: grace, propagationPolicy: 'Background', ...(uid ? { preconditions: { uid } } : {}) };
+    // The budget is taken before the request goes out, so kills started together cannot all pass the check.
+    downNow += 1;
     try {
       const pod = await call({ verb: 'delete', resource: 'pods', group: '', name: r.name }, (opts) => core.deleteNamespacedPod({ name: r.name, namespace, gracePeriodSeconds: grace, body }, opts));
       killed.set(r.name, pod.metadata?.uid ?? uid ?? '');
-      downNow += 1;
     } catch (e) {
       // Already gone is the state a kill wants. A uid precondition failing means the pod of that name is a
       // replacement (StatefulSet): the selected pod is gone too, and the replacement must not be killed.
       if (e instanceof KubeError && (e.status === 404 || (e.status === 409 && uid))) return;
+      downNow -= 1;
       throw e;
     }
   }

@@ -1,0 +1,259 @@
+/**
+ * The Kubernetes target end to end through the CLI, as an SRE runs it: `drill run --yes` and `drill plan`
+ * against the Kubernetes-API-compatible test server, with load on a loopback Service whose endpoints are the
+ * server's Ready pods. Guardrails and bad input must exit 2 with nothing deleted, asserted on the server's
+ * own state and request log.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { deployment, startKubeApi, type KubeApi, type KubeApiOptions } from '../support/kube-api/index.ts';
+import { startPodService, type PodService } from '../support/kube-api/service.ts';
+import { drillCli, readEvents, runFolders, scratchDir } from '../support/cli.ts';
+
+interface Setup {
+  api: KubeApi;
+  svc: PodService;
+  dir: string;
+  kubeconfig: string;
+  /** Writes a drill file whose target is this server and Service; `target` and `scenarios` are YAML fragments. */
+  drill(name: string, o: { target?: string; scenarios: string; load?: string }): string;
+}
+
+async function setup(t: TestContext, options: KubeApiOptions = {}, token?: string): Promise<Setup> {
+  const api = await startKubeApi({
+    objects: [
+      deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } }),
+      deployment({ name: 'coredns', namespace: 'kube-system', replicas: 2, labels: { 'k8s-app': 'kube-dns' } }),
+      deployment({ name: 'payments', namespace: 'payments', replicas: 2, labels: { app: 'payments' } }),
+    ],
+    replaceDelayMs: 300,
+    readyDelayMs: 300,
+    shutdownMs: 100,
+    ...options,
+  });
+  t.after(() => api.stop());
+  const svc = await startPodService(api, { namespace: 'prod', selector: 'app=orders' });
+  t.after(() => svc.stop());
+  const dir = scratchDir('kube-target');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      '  - name: test',
+      `    cluster: { server: "${api.url}" }`,
+      'users:',
+      `  - name: drill`,
+      `    user: ${token ? `{ token: ${token} }` : '{}'}`,
+      'contexts:',
+      '  - name: test-ctx',
+      '    context: { cluster: test, user: drill, namespace: prod }',
+      'current-context: test-ctx',
+      '',
+    ].join('\n'),
+  );
+  const drill = (name: string, o: { target?: string; scenarios: string; load?: string }) => {
+    const file = join(dir, `${name}.yaml`);
+    writeFileSync(
+      file,
+      [
+        `name: ${name}`,
+        'kind: adhoc',
+        'target:',
+        '  kind: kubernetes',
+        `  kubeconfig: ${kubeconfig}`,
+        '  context: test-ctx',
+        `  url: ${svc.url}`,
+        o.target ?? '  namespaces: [prod]\n  blastRadius: 1',
+        'policy: { recoveryWindow: 2s }',
+        o.load ?? 'load: { rate: 50, baseline: 2s, cooldown: 1s, timeout: 1s }',
+        'scenarios:',
+        o.scenarios,
+        '',
+      ].join('\n'),
+    );
+    return file;
+  };
+  return { api, svc, dir, kubeconfig, drill };
+}
+
+function servedTotal(svc: PodService): number {
+  return [...svc.served.values()].reduce((a, b) => a + b, 0) + svc.failures[503];
+}
+
+function deletes(api: KubeApi): number {
+  return api.state.requests.filter((r) => r.method === 'DELETE').length;
+}
+
+function podNames(api: KubeApi, ns: string): string[] {
+  return api.state
+    .list('pods', ns)
+    .map((p) => p.metadata.name!)
+    .sort();
+}
+
+/** Every pod of every namespace, by uid: a guardrail test asserts this is the same after the refused run. */
+function snapshot(api: KubeApi): string {
+  return ['prod', 'kube-system', 'payments'].flatMap((ns) => api.state.list('pods', ns).map((p) => `${ns}/${p.metadata.name}/${p.metadata.uid}`)).sort().join('\n');
+}
+
+test('pod-kill on the Kubernetes target: every pod of the Deployment killed under load, outage seen, replacements recorded', { timeout: 120_000 }, async (t) => {
+  const s = await setup(t);
+  const before = podNames(s.api, 'prod');
+  const file = s.drill('kube-pod-kill', {
+    target: '  namespaces: [prod]\n  blastRadius: 3',
+    scenarios: '  - scenario: pod-kill\n    name: kill-all\n    params: { selector: app=orders, count: 100% }\n    timeout: 30s',
+  });
+  const results = join(s.dir, 'results');
+  const r = await drillCli(['run', file, '--results', results, '--yes', '--json']).done;
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stderr, /kubernetes target kube:test-ctx\/prod \(http:\/\/127\.0\.0\.1:\d+\): namespaces prod, blast radius 3/);
+  const [runDir] = runFolders(results);
+  const rec = JSON.parse(readFileSync(join(runDir!, 'run.json'), 'utf8'));
+  assert.equal(rec.status, 'passed');
+  assert.equal(rec.environment.target.kind, 'kubernetes');
+  assert.equal(rec.environment.target.context, 'test-ctx');
+
+  // The three pods that were there are the ones deleted, and each delete reached the API server.
+  assert.deepEqual([...rec.actions[0].targets].sort(), before);
+  const deleted = s.api.state.requests.filter((q) => q.method === 'DELETE' && q.resource === 'pods').map((q) => q.name).sort();
+  assert.deepEqual(deleted, before);
+  const after = podNames(s.api, 'prod');
+  assert.equal(after.length, 3);
+  assert.equal(after.filter((n) => before.includes(n)).length, 0, 'all three were replaced by new pods');
+
+  // The load saw the outage: with every pod gone the Service had no endpoints until the replacements were Ready.
+  assert.ok(rec.load.errors > 0, `load errors ${rec.load.errors}`);
+  assert.ok(s.svc.failures[503] > 0, 'the Service answered 503 while no pod was Ready');
+  assert.equal(rec.load.scheduled, rec.load.ok + rec.load.errors + rec.load.dropped);
+  // RTO: replacement after 300 ms, Ready 300 ms later, seen through the watch; the bound allows a loaded machine.
+  const rto = rec.objectives.rto.measuredSeconds;
+  assert.ok(rto >= 0.5 && rto < 15, `rto ${rto}`);
+  t.diagnostic(`RTO ${rto} s, load errors ${rec.load.errors} of ${rec.load.scheduled}, 503s ${s.svc.failures[503]}`);
+
+  // Verification names the replacements and when they came up, for the record.
+  const verify = JSON.stringify(rec);
+  for (const n of after) assert.ok(verify.includes(n), `replacement ${n} is named in the record`);
+  const events = readEvents(runDir!);
+  const intent = events.findIndex((e) => e.type === 'action.intent');
+  const done = events.findIndex((e) => e.type === 'action.done');
+  assert.ok(intent >= 0 && done > intent, 'the kill was journaled, with its selection, before it ran');
+  assert.equal((events[intent]!.selected as unknown[]).length, 3);
+});
+
+test('guardrails: kube-system, a namespace outside the allowlist, more pods than the blast radius: exit 2, nothing deleted', { timeout: 60_000 }, async (t) => {
+  const s = await setup(t);
+  const state = snapshot(s.api);
+  const results = join(s.dir, 'results');
+  const kill = '  - scenario: pod-kill\n    params: { selector: app=orders, count: 1 }';
+
+  const kubeSystem = s.drill('kube-system', { target: '  namespace: kube-system\n  namespaces: [kube-system, prod]', scenarios: kill });
+  let r = await drillCli(['run', kubeSystem, '--results', results, '--yes']).done;
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /target\.namespaces\[0\]: kube-system is never a drill target/);
+
+  const outside = s.drill('outside', { target: '  namespace: payments\n  namespaces: [prod]', scenarios: kill });
+  r = await drillCli(['run', outside, '--results', results, '--yes']).done;
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /target\.namespace: namespace "payments" is not in namespaces \(prod\)/);
+
+  const wide = s.drill('wide', { target: '  namespaces: [prod]\n  blastRadius: 2', scenarios: '  - scenario: pod-kill\n    params: { selector: app=orders, count: 100% }' });
+  r = await drillCli(['run', wide, '--results', results, '--yes']).done;
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /the selection is 3 pods \(orders-[^)]+\), more than the target's blast radius of 2 pods per action/);
+  assert.match(r.stderr, /not touched: nothing: no load was sent and no pod was deleted/);
+  assert.ok(servedTotal(s.svc) <= 1, 'no load was sent (one GET checks that the service URL answers)');
+
+  assert.equal(deletes(s.api), 0);
+  assert.equal(snapshot(s.api), state);
+  assert.deepEqual(runFolders(results), [], 'no run started');
+});
+
+test('drill plan lists exactly the pods a run would hit and what replaces them, touching nothing', { timeout: 60_000 }, async (t) => {
+  const s = await setup(t);
+  const file = s.drill('plan', {
+    target: '  namespaces: [prod, payments]\n  blastRadius: 2',
+    scenarios: '  - scenario: pod-kill\n    params: { selector: app=orders, count: 2, mode: oldest }',
+  });
+  const rvBefore = s.api.state.resourceVersion();
+  const r = await drillCli(['plan', file]).done;
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const oldest = s.api.state
+    .list('pods', 'prod')
+    .sort((a, b) => String(a.status?.startTime).localeCompare(String(b.status?.startTime)))
+    .slice(0, 2)
+    .map((p) => p.metadata.name);
+  const hits = /hits: (.*)/.exec(r.stdout)![1]!.split(', ');
+  assert.equal(hits.length, 2);
+  for (const h of hits) assert.ok(podNames(s.api, 'prod').includes(h), `${h} is a pod of prod`);
+  if (new Set(s.api.state.list('pods', 'prod').map((p) => p.status?.startTime)).size === 3) assert.deepEqual(hits.sort(), oldest.sort());
+  assert.match(r.stdout, /replaced by: the controller of deployment\/orders/);
+  assert.match(r.stdout, /rollback: make sure the workload is back at its desired replica count/);
+  assert.match(r.stdout, /target: kubernetes: kube:test-ctx\/prod .*namespaces prod, payments; blast radius 2 pods per action/);
+  assert.ok(s.api.state.requests.every((q) => q.verb === 'list' || q.verb === 'get'), `only reads: ${[...new Set(s.api.state.requests.map((q) => q.verb))].join(', ')}`);
+  assert.equal(s.api.state.resourceVersion(), rvBefore, 'nothing changed on the server');
+
+  // The same plan with a blast radius of 1 names the problem and exits 2.
+  const tight = s.drill('plan-tight', { target: '  namespaces: [prod]', scenarios: '  - scenario: pod-kill\n    params: { selector: app=orders, count: 2 }' });
+  const r2 = await drillCli(['plan', tight]).done;
+  assert.equal(r2.code, 2, r2.stdout);
+  assert.match(r2.stdout, /CANNOT SELECT: the selection is 2 pods .* more than the target's blast radius of 1 pod per action/);
+  assert.equal(deletes(s.api), 0);
+});
+
+test('bad input: unknown context, missing kubeconfig, selector matching nothing: a clear message, exit 2, nothing deleted', { timeout: 60_000 }, async (t) => {
+  const s = await setup(t);
+  const state = snapshot(s.api);
+  const results = join(s.dir, 'results');
+  const kill = '  - scenario: pod-kill\n    params: { selector: app=orders }';
+
+  const unknownCtx = s.drill('unknown-context', { scenarios: kill });
+  writeFileSync(unknownCtx, readFileSync(unknownCtx, 'utf8').replace('context: test-ctx', 'context: aks-prod'));
+  let r = await drillCli(['run', unknownCtx, '--results', results, '--yes']).done;
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /context "aks-prod" is not in kubeconfig .*; contexts there: test-ctx/);
+  assert.match(r.stderr, /next: set target\.context in the drill file/);
+
+  const missing = s.drill('missing-kubeconfig', { scenarios: kill });
+  writeFileSync(missing, readFileSync(missing, 'utf8').replace(`kubeconfig: ${s.kubeconfig}`, `kubeconfig: ${join(s.dir, 'nope')}`));
+  r = await drillCli(['plan', missing]).done;
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /kubeconfig .*nope does not exist/);
+
+  const nothing = s.drill('matches-nothing', { scenarios: '  - scenario: pod-kill\n    params: { selector: app=nothing }' });
+  r = await drillCli(['run', nothing, '--results', results, '--yes']).done;
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /pod-kill: kill replicas: no ready replica matches selector "app=nothing"/);
+  assert.ok(servedTotal(s.svc) <= 1, 'no load was sent (one GET checks that the service URL answers)');
+
+  // Without --yes and without a terminal to ask, a non-lab run refuses.
+  r = await drillCli(['run', s.drill('no-yes', { scenarios: kill }), '--results', results]).done;
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /refusing to act on kubernetes target .* without confirmation/);
+
+  assert.equal(deletes(s.api), 0);
+  assert.equal(snapshot(s.api), state);
+});
+
+test('RBAC: a drill identity without delete on pods gets the verb, resource and Role rule needed; nothing deleted', { timeout: 60_000 }, async (t) => {
+  const read = { verbs: ['get', 'list', 'watch'], apiGroups: ['', 'apps'], resources: ['pods', 'deployments', 'replicasets', 'statefulsets'] };
+  const s = await setup(t, { tokens: { 'drill-token': { user: 'system:serviceaccount:drill:drill', rules: [read] } } }, 'drill-token');
+  const file = s.drill('rbac', { scenarios: '  - scenario: pod-kill\n    params: { selector: app=orders }\n    timeout: 20s' });
+  const results = join(s.dir, 'results');
+  const r = await drillCli(['run', file, '--results', results, '--yes', '--json']).done;
+  // The selection is readable, so the run starts; the delete is refused: the action fails and the run aborts (4).
+  assert.equal(r.code, 4, r.stderr);
+  const [runDir] = runFolders(results);
+  const rec = JSON.parse(readFileSync(join(runDir!, 'run.json'), 'utf8'));
+  const err = JSON.stringify(rec);
+  assert.match(err, /not allowed to delete pods \\"orders-[a-z0-9-]+\\" in namespace \\"prod\\" \(403 Forbidden/);
+  assert.match(err, /- apiGroups: \[\\"\\"\]\\n  resources: \[\\"pods\\"\]\\n  verbs: \[\\"delete\\"\]/);
+  const refused = s.api.state.requests.filter((q) => q.method === 'DELETE');
+  assert.ok(refused.length >= 1 && refused.every((q) => q.status === 403), 'every delete was refused');
+  assert.equal(s.api.state.list('pods', 'prod').length, 3);
+});
