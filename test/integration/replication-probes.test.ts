@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { z } from 'zod';
+import { stopCluster } from '../../lib/adapters/postgres/cluster.ts';
+import type { Topology } from '../../lib/adapters/postgres/failover/types.ts';
+import { isProcessUnder } from '../../lib/adapters/postgres/proc.ts';
+import { judgeReplayLag, judgeStreaming, replayLagBelow, standbyStreaming } from '../../lib/adapters/postgres/replication.ts';
+import { validateDrillText } from '../../lib/config/load.ts';
+import { runDrill } from '../../lib/engine/drill.ts';
+import { ExitCode } from '../../lib/errors.ts';
+import { createLabDatabase } from '../../lib/lab/database.ts';
+import { labDown, labUp, type LabInfo } from '../../lib/lab/index.ts';
+import { action, defineScenario, type ScenarioContext, type ScenarioDefinition } from '../../lib/scenario/define.ts';
+import { makeTempDir, type TempDir } from '../support/tmp.ts';
+
+const node = (name: string, role: 'primary' | 'standby' | 'unknown') => ({ name, host: '127.0.0.1', port: 1, role });
+const standby = (name: string, streaming: boolean, replayLagMs: number | null, role: 'standby' | 'unknown' = 'standby') => ({
+  ...node(name, role),
+  replication: { streaming, replayLagMs, lagBytes: replayLagMs === null ? null : replayLagMs * 10, mode: 'async' as const },
+});
+
+describe('replication judgement (pure)', () => {
+  test('streaming needs a single primary and enough streaming standbys', () => {
+    assert.equal(judgeStreaming({ primary: node('a', 'primary'), standbys: [standby('b', true, 0)] }).ok, true);
+    const down = judgeStreaming({ primary: node('a', 'primary'), standbys: [standby('b', false, null, 'unknown')] });
+    assert.equal(down.ok, false);
+    assert.match(down.detail, /b down or not a standby/);
+    assert.equal(judgeStreaming({ primary: node('a', 'primary'), standbys: [] }).ok, false);
+    assert.equal(judgeStreaming({ primary: null, standbys: [standby('b', true, 0)] }).ok, false);
+    assert.equal(judgeStreaming({ primary: node('a', 'primary'), standbys: [standby('b', true, 0), standby('c', false, null)] }, 2).ok, false);
+  });
+
+  test('replay lag: every streaming standby within the limit; unknown lag fails', () => {
+    const topo = (...s: Topology['standbys']): Topology => ({ primary: node('a', 'primary'), standbys: s });
+    assert.equal(judgeReplayLag(topo(standby('b', true, 120)), 5000).ok, true);
+    const late = judgeReplayLag(topo(standby('b', true, 6000)), 5000);
+    assert.equal(late.ok, false);
+    assert.match(late.detail, /replay lag 6000 ms.*limit 5000 ms: b over it/);
+    assert.equal(judgeReplayLag(topo(standby('b', true, null)), 5000).ok, false, 'unknown lag is not a small lag');
+    assert.equal(judgeReplayLag(topo(standby('b', false, null, 'unknown')), 5000).ok, false, 'no streaming standby, nothing within the limit');
+  });
+});
+
+describe('replication probes on the lab pair', { timeout: 240_000 }, () => {
+  let tmp: TempDir;
+  let dir: string;
+  let info: LabInfo;
+  let ctx: ScenarioContext<unknown>;
+
+  before(async () => {
+    tmp = await makeTempDir('drill-replprobe-');
+    dir = join(tmp.path, 'lab');
+    info = await labUp({ dir, replicas: 1 });
+    ctx = { adapters: { database: createLabDatabase(info) }, signal: AbortSignal.timeout(200_000) } as unknown as ScenarioContext<unknown>;
+  });
+
+  after(async () => {
+    try {
+      await labDown({ dir });
+    } finally {
+      for (const n of info?.db.nodes ?? []) if (n.pid && (await isProcessUnder(n.pid, dir))) process.kill(n.pid, 'SIGKILL');
+      await tmp.remove();
+    }
+  });
+
+  test('a streaming, caught-up standby passes both probes', async () => {
+    const s = await standbyStreaming().check(ctx);
+    assert.equal(s.ok, true, s.detail);
+    assert.match(s.detail, /primary n1; 1\/1 streaming standby needed: n2 streaming \(async\)/);
+    const l = await replayLagBelow(5000).check(ctx);
+    assert.equal(l.ok, true, l.detail);
+  });
+
+  test('a standby that falls behind (walsender stalled under writes) fails the lag probe, and passes once caught up', async (t) => {
+    const primary = new pg.Client({ host: '127.0.0.1', port: info.db.port, user: 'postgres', database: 'orders' });
+    await primary.connect();
+    const [sender] = (await primary.query<{ pid: number }>("SELECT pid FROM pg_stat_replication WHERE application_name = 'n2'")).rows;
+    assert.ok(sender, 'a walsender for n2');
+    await primary.query('CREATE TABLE IF NOT EXISTS lag_check (id serial PRIMARY KEY, at timestamptz DEFAULT now())');
+    // The walsender is a child of our own lab's postmaster (checked above by its application_name): stall it as FIELD-NOTES does.
+    process.kill(sender.pid, 'SIGSTOP');
+    try {
+      const t0 = performance.now();
+      // Commits keep coming, so there is WAL the standby has not replayed, and its last replayed commit ages.
+      while (performance.now() - t0 < 800) {
+        await primary.query('INSERT INTO lag_check DEFAULT VALUES');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const l = await replayLagBelow(300).check(ctx);
+      t.diagnostic(`stalled: ${l.detail}`);
+      assert.equal(l.ok, false, l.detail);
+      assert.match(l.detail, /n2 over it/);
+    } finally {
+      process.kill(sender.pid, 'SIGCONT');
+    }
+    const deadline = performance.now() + 10_000;
+    let l = await replayLagBelow(300).check(ctx);
+    while (!l.ok && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      l = await replayLagBelow(300).check(ctx);
+    }
+    await primary.end();
+    t.diagnostic(`resumed: ${l.detail}`);
+    assert.equal(l.ok, true, l.detail);
+  });
+
+  test('a stopped standby fails both probes', async () => {
+    await stopCluster(info.db.nodes[1]!.dataDir, 'fast');
+    const s = await standbyStreaming().check(ctx);
+    assert.equal(s.ok, false);
+    assert.match(s.detail, /n2 down or not a standby/);
+    const l = await replayLagBelow(5000).check(ctx);
+    assert.equal(l.ok, false);
+  });
+
+  test('with the standby down, a drill whose steady state needs it exits 3 and injects nothing', async () => {
+    let injected = false;
+    const scenario = defineScenario({
+      name: 'needs-standby',
+      description: 'test scenario: steady state is the replication probes',
+      requires: ['database', 'load'],
+      params: z.object({ maxReplayLagMs: z.number().default(5000) }).strict(),
+      steadyState: [standbyStreaming(), replayLagBelow((c) => (c.params as { maxReplayLagMs: number }).maxReplayLagMs)],
+      actions: [
+        action({
+          name: 'would fail over',
+          description: 'marks that it ran',
+          select: async () => null,
+          describeTargets: () => [],
+          run: async () => {
+            injected = true;
+          },
+          rollback: { none: 'test action changes nothing' },
+        }),
+      ],
+      recovery: { description: 'none' },
+      verify: [],
+    }) as ScenarioDefinition;
+    const catalog = new Map([[scenario.name, scenario]]);
+    const yaml = `name: standby-gate\nkind: adhoc\ntarget: { kind: lab, replicas: 1, labDir: ${JSON.stringify(dir)}, database: { replication: async, provider: pg-promote } }\nload: { rate: 20, baseline: 1s, cooldown: 0s }\nscenarios:\n  - scenario: needs-standby\n`;
+    const loaded = validateDrillText('standby-gate.yaml', yaml, catalog);
+    assert.ok('drill' in loaded, JSON.stringify(loaded));
+    const lines: string[] = [];
+    const out = await runDrill(loaded.drill, catalog, {
+      resultsDir: join(tmp.path, 'results'),
+      only: [],
+      signal: AbortSignal.timeout(120_000),
+      hooks: { say: (l) => lines.push(l), phase: () => {} },
+    });
+    assert.equal(out.exitCode, ExitCode.steadyStateNotMet, lines.join('\n'));
+    assert.equal(injected, false, 'nothing was injected');
+    assert.ok(lines.some((l) => /n2 down or not a standby/.test(l)) || JSON.stringify(out.runs).includes('n2 down or not a standby'), 'the reason names the standby');
+  });
+});
