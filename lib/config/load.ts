@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { ScenarioDefinition } from '../scenario/define.ts';
 import type { ConfigProblem, Drill } from './types.ts';
-import { DrillFileSchema } from './schema.ts';
+import { drillFileSchemaFor } from './schema.ts';
 import { errorMap } from './messages.ts';
 import { issuesToProblems } from './issues.ts';
 import { checkScenarios } from './scenarios.ts';
@@ -48,8 +48,9 @@ export function validateDrillText(file: string, text: string, catalog: Catalog):
     // toJS refuses alias bombs and the like; nothing below can run without a value.
     return { problems: finish(file, [...found, { line: 1, col: 1, path: [], message: `cannot read the YAML: ${(e as Error).message}` }]) };
   }
-  const parsed = DrillFileSchema.safeParse(value, { error: errorMap, reportInput: true });
-  if (!parsed.success) found.push(...issuesToProblems(parsed.error.issues, { source, schema: DrillFileSchema, value }));
+  const schema = drillFileSchemaFor(value);
+  const parsed = schema.safeParse(value, { error: errorMap, reportInput: true });
+  if (!parsed.success) found.push(...issuesToProblems(parsed.error.issues, { source, schema, value }));
   const scenarios = checkScenarios(value, source, catalog);
   found.push(...scenarios.problems);
 

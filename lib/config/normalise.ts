@@ -2,7 +2,7 @@ import { parseDuration } from './duration.ts';
 import { parseThreshold } from '../score/threshold.ts';
 import { parseStopCondition } from './stop-condition.ts';
 import { DEFAULT_LOAD, DEFAULT_SCENARIO_TIMEOUT_MS, LAB_DATABASE_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS, defaultPolicy } from './defaults.ts';
-import type { DrillFile, TargetFile } from './schema.ts';
+import type { BlobDrillFile, DrillFile, TargetFile } from './schema.ts';
 import type { DataClass, Drill, LoadConfig, Policy, ScenarioEntry, Target, Tier } from './types.ts';
 import type { ScenarioDefinition } from '../scenario/define.ts';
 import type { RequestTemplate } from '../load/types.ts';
@@ -14,6 +14,10 @@ import type { RequestTemplate } from '../load/types.ts';
  */
 export function normaliseTarget(t: TargetFile): Target {
   if (t.kind === 'http') return { kind: 'http', url: t.url };
+  if (t.kind === 'blob') {
+    const prefix = (t.prefix ?? '').replace(/^\/+/, '');
+    return { kind: 'blob', container: t.container, prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`, ...(t.scratchDir === undefined ? {} : { scratchDir: t.scratchDir }) };
+  }
   if (t.kind === 'kubernetes') {
     return {
       kind: 'kubernetes',
@@ -70,7 +74,7 @@ export function normaliseLoad(l: DrillFile['load']): LoadConfig {
 
 export function normaliseDrill(
   file: string,
-  raw: DrillFile,
+  raw: DrillFile | BlobDrillFile,
   ctx: { params: ReadonlyMap<number, Record<string, unknown>>; catalog: ReadonlyMap<string, ScenarioDefinition>; lineOf: (index: number) => number },
 ): Drill {
   const scenarios: ScenarioEntry[] = raw.scenarios.map((e, i) => {
@@ -104,7 +108,7 @@ export function normaliseDrill(
     },
     target: normaliseTarget(raw.target),
     policy: normalisePolicy(raw.policy),
-    load: normaliseLoad(raw.load),
+    load: 'load' in raw ? normaliseLoad(raw.load) : null,
     stopConditions: (raw.stopConditions ?? []).map(parseStopCondition),
     scenarios,
   };

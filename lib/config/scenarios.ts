@@ -22,6 +22,7 @@ export interface ScenarioChecks {
 const SAMPLE_TARGETS: Target[] = [
   { kind: 'lab', replicas: 1 },
   { kind: 'http', url: 'http://127.0.0.1' },
+  { kind: 'blob', container: 'backups', prefix: '' },
   { kind: 'kubernetes', inCluster: true, namespace: 'default', namespaces: ['default'], blastRadius: 1, url: 'http://127.0.0.1' },
 ];
 

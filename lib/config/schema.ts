@@ -190,10 +190,22 @@ export const KubernetesTargetSchema = z
   })
   .meta({ description: 'A Kubernetes cluster through its API (kubeconfig context or in-cluster service account), with a namespace allowlist and a blast-radius cap.' });
 
+export const BlobTargetSchema = z
+  .strictObject({
+    kind: z.literal('blob'),
+    container: z
+      .string(required('the Blob container holding the backups, e.g. container: pg-backups'))
+      .regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, { error: (iss) => `expected a Blob container name (3-63 lowercase letters, digits and single hyphens), got ${show(iss.input)}` })
+      .meta({ description: 'Blob container holding the backups. The account and its credential come from the environment (AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_URL with AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY), never from the drill file.' }),
+    prefix: z.string().optional().meta({ description: 'Folder inside the container the backups were written under (drill backup --prefix).', default: '' }),
+    scratchDir: z.string().min(1).optional().meta({ description: 'Where scratch clusters for restores are made (default: the OS temp dir). Needs room for the backup and the restored database.' }),
+  })
+  .meta({ description: 'Backups in an Azure Blob container (Azurite or a real storage account): restore drills and backup policy checks. No service, so no load.' });
+
 export const TargetSchema = z
   .discriminatedUnion(
     'kind',
-    [LabTargetSchema, HttpTargetSchema, KubernetesTargetSchema],
+    [LabTargetSchema, HttpTargetSchema, KubernetesTargetSchema, BlobTargetSchema],
     required('a target mapping like { kind: lab, replicas: 3 }, { kind: http, url: http://host:port } or { kind: kubernetes, context: aks-prod, namespaces: [orders], url: http://... }'),
   )
   .meta({ description: 'Where the drill acts.' });
@@ -329,4 +341,18 @@ export const DrillFileSchema = z
   .meta({ title: 'drill', description: 'A chaos / disaster-recovery drill: a target, a load profile, policy and the scenarios to run.' });
 
 export type DrillFile = z.output<typeof DrillFileSchema>;
+
+/**
+ * A drill on a blob target (a restore from backups) has no service, so no load: its schema is the
+ * drill's without `load`, and a `load:` there is refused as an unknown key.
+ */
+export const BlobDrillFileSchema = DrillFileSchema.omit({ load: true });
+export type BlobDrillFile = z.output<typeof BlobDrillFileSchema>;
+
+/** The schema a drill file is checked against, chosen by its target kind. */
+export function drillFileSchemaFor(value: unknown): typeof DrillFileSchema | typeof BlobDrillFileSchema {
+  const target = value !== null && typeof value === 'object' ? (value as { target?: unknown }).target : undefined;
+  const kind = target !== null && typeof target === 'object' ? (target as { kind?: unknown }).kind : undefined;
+  return kind === 'blob' ? BlobDrillFileSchema : DrillFileSchema;
+}
 export type TargetFile = z.output<typeof TargetSchema>;

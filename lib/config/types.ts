@@ -44,6 +44,16 @@ export interface LabDatabase {
   provider: 'pg-promote' | 'patroni';
 }
 
+/** Backups in a Blob container; credentials from the environment. No service, so drills on it send no load. */
+export interface BlobTarget {
+  kind: 'blob';
+  container: string;
+  /** Normalised to end in `/`, or empty. */
+  prefix: string;
+  /** Where scratch clusters for restores go; undefined = the OS temp dir. */
+  scratchDir?: string;
+}
+
 /** An existing HTTP service the harness only loads and runs runbook commands against. */
 export interface HttpTarget {
   kind: 'http';
@@ -69,7 +79,7 @@ export interface KubernetesTarget {
   url: string;
 }
 
-export type Target = LabTarget | HttpTarget | KubernetesTarget;
+export type Target = LabTarget | HttpTarget | KubernetesTarget | BlobTarget;
 
 export type StopMetric =
   | { kind: 'error_rate' }
@@ -126,7 +136,8 @@ export interface Drill {
   service: { name: string; tier: Tier; dataClass: DataClass };
   target: Target;
   policy: Policy;
-  load: LoadConfig;
+  /** Null for a target without a service (blob): nothing to load, and SLOs are not judged. */
+  load: LoadConfig | null;
   stopConditions: StopCondition[];
   scenarios: ScenarioEntry[];
 }

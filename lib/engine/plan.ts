@@ -21,7 +21,8 @@ export interface PlannedAction {
 export interface Plan {
   drill: { name: string; kind: string; file: string };
   target: { kind: string; note: string };
-  load: { rate: number; requests: string[]; timeout: string; maxInFlight: number; baseline: string; cooldown: string };
+  /** Null when the target has no service to load (blob). */
+  load: { rate: number; requests: string[]; timeout: string; maxInFlight: number; baseline: string; cooldown: string } | null;
   stopConditions: string[];
   scenarios: {
     name: string;
@@ -115,7 +116,8 @@ export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefin
   const peek = await peekTarget(drill.target);
   const entries = only.length ? drill.scenarios.filter((e) => only.includes(e.name)) : drill.scenarios;
   const p = drill.policy;
-  const slos = [...p.slo.availability, ...p.slo.latency, ...p.slo.errors].map((t) => t.source);
+  // Without load (a blob target) no SLO is judged: the plan must not promise them.
+  const slos = drill.load === null ? [] : [...p.slo.availability, ...p.slo.latency, ...p.slo.errors].map((t) => t.source);
   const problems: string[] = [];
   const scenarios: Plan['scenarios'] = [];
   for (const entry of entries) {
@@ -153,14 +155,14 @@ export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefin
       params: entry.params,
       steadyState: [...slos.map((x) => `SLO ${x} over the baseline`), ...s.steadyState.map((x) => x.name)],
       actions,
-      recovery: `${s.recovery.description}; and every SLO holds for ${formatDuration(p.recoveryWindowMs)} without a break`,
+      recovery: drill.load === null ? s.recovery.description : `${s.recovery.description}; and every SLO holds for ${formatDuration(p.recoveryWindowMs)} without a break`,
       verify: s.verify.map((x) => x.name),
     });
   }
   return {
     drill: { name: drill.name, kind: drill.kind, file: drill.file },
     target: { kind: drill.target.kind, note: peek.note },
-    load: {
+    load: drill.load && {
       rate: drill.load.rate,
       requests: drill.load.requests.map((r) => `${r.method} ${r.path} (weight ${r.weight})`),
       timeout: formatDuration(drill.load.timeoutMs),
@@ -178,7 +180,11 @@ export function renderPlan(plan: Plan): string {
   const out: string[] = [];
   out.push(`drill ${plan.drill.name} (${plan.drill.kind}) from ${plan.drill.file}`);
   out.push(`target: ${plan.target.kind}: ${plan.target.note}`);
-  out.push(`load: ${plan.load.rate} req/s open model, ${plan.load.requests.join(', ')}; timeout ${plan.load.timeout}, at most ${plan.load.maxInFlight} in flight; baseline ${plan.load.baseline}, cooldown ${plan.load.cooldown}`);
+  out.push(
+    plan.load
+      ? `load: ${plan.load.rate} req/s open model, ${plan.load.requests.join(', ')}; timeout ${plan.load.timeout}, at most ${plan.load.maxInFlight} in flight; baseline ${plan.load.baseline}, cooldown ${plan.load.cooldown}`
+      : 'load: none (the target has no service; SLOs are not judged)',
+  );
   out.push(`stop conditions: ${plan.stopConditions.length ? plan.stopConditions.join('; ') : 'none'}`);
   for (const s of plan.scenarios) {
     out.push('');

@@ -32,7 +32,8 @@ export interface ScenarioRunInput {
   entry: ScenarioEntry;
   scenario: ScenarioDefinition;
   adapters: Adapters;
-  serviceUrl: string;
+  /** Null for a target without a service (blob): no load runs and SLOs are not judged. */
+  serviceUrl: string | null;
   resultsDir: string;
   targetDetails: Record<string, unknown>;
   /** Drill-level abort: SIGINT/SIGTERM. */
@@ -122,20 +123,25 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
     epochMs: clock.epochMs,
   });
 
-  const load = new LoadGenerator(
-    {
-      url: input.serviceUrl,
-      rate: drill.load.rate,
-      requests: drill.load.requests,
-      timeoutMs: drill.load.timeoutMs,
-      maxInFlight: drill.load.maxInFlight,
-      connections: drill.load.connections,
-    },
-    clock,
-  );
+  // A target without a service (a restore from Blob) runs no load: recovery is the scenario's own check.
+  const loadConfig = input.serviceUrl === null ? null : drill.load;
+  const load =
+    loadConfig && input.serviceUrl !== null
+      ? new LoadGenerator(
+          {
+            url: input.serviceUrl,
+            rate: loadConfig.rate,
+            requests: loadConfig.requests,
+            timeoutMs: loadConfig.timeoutMs,
+            maxInFlight: loadConfig.maxInFlight,
+            connections: loadConfig.connections,
+          },
+          clock,
+        )
+      : null;
   const stopWatch = new StopWatch(drill.stopConditions);
   const metricsPath = join(dir, 'metrics.jsonl');
-  load.onSecond((s) => {
+  load?.onSecond((s) => {
     // Appended as each second completes, like the journal, so a crashed run still has its metrics.
     appendFileSync(metricsPath, JSON.stringify(s) + '\n');
     hooks.second?.(s);
@@ -157,7 +163,7 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
     log,
     timeline,
     clock,
-    load: { window: (ms) => load.window(ms), ledger: load.ledger },
+    load: load ? { window: (ms) => load.window(ms), ledger: load.ledger } : undefined,
     results,
     onRpo: (m) => {
       facts.rpo = m;
@@ -182,18 +188,22 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
   const selections = new Map<number, unknown>();
   try {
     // Baseline: load runs, and steady state is judged on it before anything is touched.
-    hooks.phase('baseline');
-    load.start();
-    hooks.loadStarted?.(load, clock);
-    timeline.mark('load-started');
-    hooks.say(`  baseline: ${drill.load.rate} req/s for ${drill.load.baselineMs / 1000}s`);
-    await sleep(drill.load.baselineMs, run.signal);
+    if (load && loadConfig) {
+      hooks.phase('baseline');
+      load.start();
+      hooks.loadStarted?.(load, clock);
+      timeline.mark('load-started');
+      hooks.say(`  baseline: ${loadConfig.rate} req/s for ${loadConfig.baselineMs / 1000}s`);
+      await sleep(loadConfig.baselineMs, run.signal);
+    }
 
     hooks.phase('steady-state');
-    const baseline = summarize(load.log, 0, clock.now());
-    const sloNow = scoreSlos(drill.policy.slo, baseline, 'baseline');
-    for (const s of sloNow) {
-      facts.steadyState.push({ name: `SLO ${s.name}`, ok: s.met === true, detail: `measured ${s.measured ?? 'n/a'} over the baseline`, at: clock.iso(clock.now()) });
+    if (load) {
+      const baseline = summarize(load.log, 0, clock.now());
+      const sloNow = scoreSlos(drill.policy.slo, baseline, 'baseline');
+      for (const s of sloNow) {
+        facts.steadyState.push({ name: `SLO ${s.name}`, ok: s.met === true, detail: `measured ${s.measured ?? 'n/a'} over the baseline`, at: clock.iso(clock.now()) });
+      }
     }
     for (const p of scenario.steadyState) facts.steadyState.push(await probeFact(p));
     const unmet = facts.steadyState.filter((f) => !f.ok);
@@ -252,8 +262,15 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
         const f = await probeFact(until);
         facts.recoveryProbe = f;
         if (f.ok) probeOkMs = clock.now();
+        else if (f.final) {
+          hooks.say(`  not recovered: ${f.detail}`);
+          event('recovery.failed', { probe: f });
+          break;
+        }
       }
-      const rec = findRecovery(load.log, { faultMs, slo: drill.policy.slo, windowMs: drill.policy.recoveryWindowMs, nowMs: clock.now() });
+      const rec = load
+        ? findRecovery(load.log, { faultMs, slo: drill.policy.slo, windowMs: drill.policy.recoveryWindowMs, nowMs: clock.now() })
+        : { recoveredMs: probeOkMs, outageDetectedMs: null };
       if (rec.recoveredMs !== null && probeOkMs !== null) {
         timeline.mark('recovered', Math.max(rec.recoveredMs, probeOkMs));
         if (rec.outageDetectedMs !== null) timeline.mark('outage-detected', rec.outageDetectedMs);
@@ -319,22 +336,26 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
   if (started.length > 0 && facts.actions.every((a) => a.rollback.status !== 'failed')) timeline.mark('rolled-back');
 
   // Cool down: the recovery phase needs traffic after the system is whole, unless the run was cut short.
-  if (!facts.abort && !facts.harnessError && drill.load.cooldownMs > 0) {
+  if (load && loadConfig && !facts.abort && !facts.harnessError && loadConfig.cooldownMs > 0) {
     hooks.phase('cooldown');
-    await sleep(drill.load.cooldownMs, input.signal).catch(() => undefined);
+    await sleep(loadConfig.cooldownMs, input.signal).catch(() => undefined);
   }
-  await load.stop();
-  timeline.mark('load-stopped');
+  if (load) {
+    await load.stop();
+    timeline.mark('load-stopped');
+  }
   input.signal.removeEventListener('abort', onOuterAbort);
 
   facts.marks = timeline.all();
-  facts.load = {
-    log: load.log,
+  facts.load = load
+    ? {
+        log: load.log,
     ledger: load.ledger,
     seconds: load.seconds(),
     startMs: timeline.get('load-started')?.ms ?? 0,
     endMs: timeline.get('load-stopped')!.ms,
-  };
+      }
+    : null;
   facts.endedAt = clock.iso(clock.now());
   event('run.end', { aborted: facts.abort?.kind ?? null, harnessError: facts.harnessError?.message ?? null });
   journal.close();

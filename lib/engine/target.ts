@@ -4,13 +4,15 @@ import { createExec } from '../adapters/exec.ts';
 import { createLabReplicas } from '../adapters/lab-replicas.ts';
 import { defaultLabDir, labDown, labStatus, labUp } from '../lab/index.ts';
 import { UserError } from '../errors.ts';
+import { backupsAdapter, backupsDetails, checkBackupsAccess } from '../adapters/postgres/backup/adapter.ts';
 import { checkKubeAccess, kubeAdapters } from '../adapters/kubernetes/target.ts';
 import { LAB_DATABASE_DEFAULTS } from '../config/defaults.ts';
 import { createLabDatabase } from '../lab/database.ts';
 
 export interface OpenTarget {
   adapters: Adapters;
-  serviceUrl: string;
+  /** Null when the target has no service to load (blob). */
+  serviceUrl: string | null;
   /** For the record: where the drill acted, with no secrets. */
   details: Record<string, unknown>;
   /** Stops what opening started (the lab, when this run brought it up); leaves alone what was already there. */
@@ -92,6 +94,13 @@ export async function openTarget(target: Target, say: (line: string) => void): P
       async close() {},
     };
   }
+  if (target.kind === 'blob') {
+    // Credentials and container first: a wrong one is invalid input, found before any scenario starts.
+    const backups = backupsAdapter(target);
+    await checkBackupsAccess(backups);
+    say(`backup store ${backups.where}; scratch clusters under ${backups.scratchParent}; no load (no service)`);
+    return { adapters: { exec: createExec(), backups }, serviceUrl: null, details: backupsDetails(backups), async close() {} };
+  }
   await assertReachable(target.url);
   return {
     adapters: { exec: createExec({ DRILL_SERVICE_URL: target.url }) },
@@ -140,6 +149,11 @@ export async function peekTarget(target: Target): Promise<{ adapters: Adapters |
       serviceUrl: target.url,
       note: `${kube.replicas.where} (${kube.details.server}, ${kube.details.credentials}); namespaces ${target.namespaces.join(', ')}; blast radius ${target.blastRadius} pod${target.blastRadius === 1 ? '' : 's'} per action; service ${target.url}; selections below were resolved against the live API just now`,
     };
+  }
+  if (target.kind === 'blob') {
+    // Building the client reads the environment only; no request is made.
+    const backups = backupsAdapter(target);
+    return { adapters: { exec: createExec(), backups }, serviceUrl: null, note: `backup store ${backups.where}: restores go into scratch clusters under ${backups.scratchParent}` };
   }
   return { adapters: { exec: createExec() }, serviceUrl: target.url, note: `http target ${target.url}` };
 }

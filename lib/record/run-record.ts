@@ -256,7 +256,7 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
 
   const sloOf = (p: PhaseName) => phases[p]?.slo ?? [];
   const objectiveSlo = [...sloOf('baseline'), ...sloOf('recovery')];
-  if (faultMs !== null && phases.recovery === null) {
+  if (faultMs !== null && phases.recovery === null && input.load) {
     const why = stopReason ? `the run stopped before the service recovered (${stopReason})` : 'the service did not recover';
     for (const c of sloChecks(policy.slo)) {
       objectiveSlo.push({ name: sloName(c), kind: c.kind, phase: 'recovery', threshold: c.threshold.source, measured: null, met: null, reason: `${why}: no recovery phase` });
@@ -312,7 +312,7 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
     drill: drill.name,
     scenario: entry.name,
     scenarioModule: entry.scenario,
-    target: drill.target.kind === 'lab' ? 'lab' : redactString(drill.target.url),
+    target: drill.target.kind === 'lab' ? 'lab' : drill.target.kind === 'blob' ? `blob:${drill.target.container}/${drill.target.prefix}` : redactString(drill.target.url),
     startedAt: input.startedAt,
     endedAt: input.endedAt,
     status: v.status,

@@ -1,13 +1,15 @@
 import type { RpoMeasurement } from '../score/objectives.ts';
+import type { Severity } from '../score/findings.ts';
 import type { z } from 'zod';
 import type { DataClass, Drill, ScenarioEntry, Target, Tier } from '../config/types.ts';
 import type { DatabaseAdapter, ExecAdapter, ReplicaSetAdapter } from '../adapters/types.ts';
 import type { KubeTargetAdapters } from '../adapters/kubernetes/types.ts';
 import type { LoadSummary } from '../load/types.ts';
+import type { BackupsAdapter } from '../adapters/postgres/backup/adapter.ts';
 import type { WriteLedger } from '../load/ledger.ts';
 
 /** What a target can do; a scenario lists what it needs and validation refuses a mismatch. */
-export type Capability = 'replicas' | 'exec' | 'load' | 'kubernetes' | 'database';
+export type Capability = 'replicas' | 'exec' | 'load' | 'kubernetes' | 'database' | 'backups';
 
 /** The adapters a target provides. Absent members are capabilities the target lacks. */
 export interface Adapters {
@@ -17,6 +19,8 @@ export interface Adapters {
   kube?: KubeTargetAdapters;
   /** A PostgreSQL primary/standby pair behind a stable endpoint, with the drill's failover provider. */
   database?: DatabaseAdapter;
+  /** Backups in Blob (a blob target): list, restore into a scratch cluster, verify. */
+  backups?: BackupsAdapter;
 }
 
 export interface Logger {
@@ -67,6 +71,13 @@ export interface ProbeResult {
   ok: boolean;
   /** What was seen, in a sentence: `3/3 replicas ready`, `replay lag 12 ms`. */
   detail: string;
+  /** Verification probes only: how serious a failure is (default SEV1), e.g. a backup policy check. */
+  severity?: Severity;
+  /**
+   * Recovery probes only: polling again cannot change a failed answer (a restore that failed its
+   * checksum will not pass on the next poll), so the observe phase stops waiting.
+   */
+  final?: boolean;
 }
 
 /** A read-only check. Probes never change the world. */
@@ -146,5 +157,7 @@ export function capabilitiesOf(target: Target): Capability[] {
       return ['exec', 'load'];
     case 'kubernetes':
       return ['replicas', 'exec', 'load', 'kubernetes'];
+    case 'blob':
+      return ['backups'];
   }
 }

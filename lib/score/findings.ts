@@ -22,7 +22,7 @@ export interface FindingsInput {
   rpo: RpoResult;
   /** SLO results of every phase judged (baseline, fault, recovery). */
   slo: SloResult[];
-  verification: ReadonlyArray<{ name: string; ok: boolean; detail: string }>;
+  verification: ReadonlyArray<{ name: string; ok: boolean; detail: string; severity?: Severity }>;
   actions: ReadonlyArray<{ name: string; rollback: { status: string; error?: string | null } }>;
   /** Requests the generator could not send (its in-flight cap was reached). */
   dropped: number;
@@ -116,7 +116,7 @@ export function deriveFindings(i: FindingsInput): Finding[] {
   }
 
   for (const v of i.verification) {
-    if (!v.ok) add('SEV1', `Verification failed: ${v.name}`, v.detail, 'verification');
+    if (!v.ok) add(v.severity ?? 'SEV1', `Verification failed: ${v.name}`, v.detail, 'verification');
   }
 
   for (const a of i.actions) {

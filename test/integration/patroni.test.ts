@@ -10,6 +10,7 @@ import pg from 'pg';
 import { postmasterPid } from '../../lib/adapters/postgres/cluster.ts';
 import { PatroniProvider, type PatroniTopology } from '../../lib/adapters/postgres/failover/patroni.ts';
 import { UserError } from '../../lib/errors.ts';
+import { DbEndpoint } from '../../lib/lab/db-endpoint.ts';
 import { startPatroniCluster, type PatroniCluster } from '../support/patroni.ts';
 import { freePort } from '../support/ports.ts';
 
@@ -53,6 +54,7 @@ async function rejects(p: Promise<unknown>, exitCode: number, message: RegExp): 
 describe('patroni failover provider on a real Patroni + etcd', () => {
   let cluster: PatroniCluster;
   let provider: PatroniProvider;
+  let endpoint: DbEndpoint | null = null;
   const signal = new AbortController().signal;
 
   before(async () => {
@@ -67,6 +69,7 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
   });
 
   after(async () => {
+    await endpoint?.close();
     await cluster?.stop();
   });
 
@@ -96,6 +99,38 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     t.diagnostic(`settings: ${JSON.stringify(s)}`);
   });
 
+  test('PATCH /config with credentials: synchronous_mode shows in the settings and the topology', async () => {
+    const waitMode = async (sync: number) => {
+      const deadline = performance.now() + 20_000;
+      for (;;) {
+        const topo = await provider.topology();
+        const modes = topo.standbys.map((x) => x.replication.mode);
+        const listed = topo.members.filter((m) => m.role === 'sync_standby').length;
+        if (listed === sync && modes.filter((m) => m === 'sync').length === sync && modes.every((m) => m === 'sync' || m === 'async')) return topo;
+        if (performance.now() > deadline) throw new Error(`standby modes still ${modes.join(', ')}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    // GET /config answers from each member's cached view of the DCS: a PATCH shows within a loop_wait.
+    const waitSetting = async (value: boolean) => {
+      const deadline = performance.now() + 10_000;
+      while ((await provider.settings()).synchronous_mode !== value) {
+        if (performance.now() > deadline) throw new Error(`synchronous_mode is not ${value} after 10 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const patched = await provider.patchSettings({ synchronous_mode: true });
+    assert.equal(patched.synchronous_mode, true, 'PATCH answers with the new configuration');
+    assert.equal(patched.ttl, 10, 'and keeps what it was not asked to change');
+    await waitSetting(true);
+    const topo = await waitMode(1);
+    const syncName = topo.members.find((m) => m.role === 'sync_standby')!.name;
+    assert.equal(topo.standbys.find((x) => x.name === syncName)!.replication.mode, 'sync', 'the DCS and the walsender agree');
+    await provider.patchSettings({ synchronous_mode: false });
+    await waitSetting(false);
+    await waitMode(0);
+  });
+
   test('bad inputs are refused before anything is touched', async () => {
     const pidBefore = await postmasterPid(cluster.member('m1').dataDir);
     const closedPort = await freePort();
@@ -105,11 +140,12 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     await rejects(down.failover({ candidate: 'm2', timeoutMs: 5000, signal }), 3, /does not answer/);
     await rejects(down.settings(), 3, /does not answer/);
 
-    await rejects(provider.failover({ candidate: 'm1', timeoutMs: 5000, signal }), 2, /candidate m1 is the leader, not a replica/);
-    await rejects(provider.failover({ candidate: 'nope', timeoutMs: 5000, signal }), 2, /candidate nope is not a member.*m1 \(leader\)/);
+    // A live leader is never failed over from: that would be a switchover, and the drill's fault has not happened.
     await rejects(provider.failover({ timeoutMs: 5000, signal }), 2, /leader m1 is alive and holds the leader key/);
     await rejects(provider.failover({ candidate: 'm2', force: true, timeoutMs: 5000, signal }), 2, /leader m1 is alive/);
+    await rejects(provider.failover({ force: true, timeoutMs: 5000, signal }), 2, /forced Patroni failover needs a candidate/);
     await rejects(provider.rejoin({ name: 'm1', host: '127.0.0.1', port: 1, role: 'primary' }, { timeoutMs: 5000, signal }), 2, /m1 is the Patroni leader/);
+    await rejects(provider.rejoin({ name: 'nope', host: '127.0.0.1', port: 1, role: 'standby' }, { timeoutMs: 5000, signal }), 2, /nope is not a member/);
 
     // Credentials: a wrong password and no password are both refused by Patroni with 401, and said so.
     const wrong = new PatroniProvider({ apiUrls: [cluster.members[0]!.apiUrl], env: { ...ENV, DRILL_PATRONI_PASSWORD: 'wrong' }, authVars: AUTH_VARS });
@@ -130,6 +166,23 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     await sql(cluster.member('m1').pgPort, 'CREATE TABLE ledger (token text PRIMARY KEY)');
     await sql(cluster.member('m1').pgPort, 'INSERT INTO ledger VALUES ($1)', [token]);
     await waitHealthy(provider, 2, 10_000);
+    // A second provider that saw the cluster before the crash and is called only after Patroni acted.
+    const late = new PatroniProvider({ apiUrls: [cluster.member('m3').apiUrl], env: ENV, authVars: AUTH_VARS });
+    assert.equal((await late.topology()).primary?.name, 'm1');
+    // The stable address the application uses, moved by the provider's repoint hook (HAProxy needs none).
+    endpoint = new DbEndpoint(cluster.member('m1').pgPort, () => {});
+    const endpointPort = await endpoint.listen();
+    const repointed: string[] = [];
+    const withEndpoint = new PatroniProvider({
+      apiUrls: [cluster.member('m1').apiUrl],
+      env: ENV,
+      authVars: AUTH_VARS,
+      repoint: async (node) => {
+        repointed.push(node.name);
+        endpoint!.repoint(node.port);
+      },
+    });
+    await withEndpoint.topology();
 
     const killed = await cluster.crash('m1');
     const crashedAt = performance.now();
@@ -137,7 +190,7 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     // The key outlives the host: right after the crash the DCS still names the dead member leader.
     assert.equal((await provider.topology()).members.find((m) => m.role === 'leader')?.name, 'm1');
 
-    const r = await provider.failover({ timeoutMs: 60_000, signal });
+    const r = await withEndpoint.failover({ timeoutMs: 60_000, signal });
     firstNewLeader = r.newPrimary.name;
     const electedS = (Date.parse(r.electedAt) - performance.timeOrigin - crashedAt) / 1000;
     const writableS = (Date.parse(r.writableAt) - performance.timeOrigin - crashedAt) / 1000;
@@ -156,6 +209,18 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     assert.deepEqual(await sql(port, 'SELECT token FROM ledger'), [{ token }], 'the acknowledged write survived');
     await sql(port, 'INSERT INTO ledger VALUES ($1)', ['after-failover']);
     assert.deepEqual(await sql(port, 'SELECT pg_is_in_recovery() AS rec'), [{ rec: false }]);
+    assert.deepEqual(repointed, [firstNewLeader]);
+    assert.deepEqual(await sql(endpointPort, 'SELECT count(*)::int AS n FROM ledger'), [{ n: 2 }], 'the endpoint reaches the new leader');
+    assert.ok(Date.parse(r.routableAt) >= Date.parse(r.electedAt) && Date.parse(r.routableAt) <= Date.parse(r.writableAt));
+
+    // Called after the election, the late provider finds the work done and only proves the write.
+    const t0 = performance.now();
+    const lr = await late.failover({ timeoutMs: 10_000, signal });
+    assert.equal(lr.newPrimary.name, firstNewLeader);
+    assert.equal(lr.oldLeader, 'm1');
+    assert.match(lr.detail, /had already elected/);
+    assert.ok(performance.now() - t0 < 5000);
+    await rejects(late.failover({ timeoutMs: 5000, signal }), 2, new RegExp(`leader ${firstNewLeader} is alive`));
   });
 
   test('rejoin: the old leader comes back through pg_rewind as a streaming replica', async (t) => {
@@ -185,7 +250,9 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     await cluster.crash(leader);
     const crashedAt = performance.now();
 
-    await rejects(provider.failover({ candidate: leader, force: true, timeoutMs: 5000, signal }), 2, new RegExp(`candidate ${leader} is the leader`));
+    // The dead leader still holds its key: it is no candidate, and neither is a name Patroni does not know.
+    await rejects(provider.failover({ candidate: leader, force: true, timeoutMs: 5000, signal }), 2, new RegExp(`candidate ${leader} is the leader, not a replica`));
+    await rejects(provider.failover({ candidate: 'nope', force: true, timeoutMs: 5000, signal }), 2, new RegExp(`candidate nope is not a member.*${leader} \\(leader\\)`));
     const wrong = new PatroniProvider({ apiUrls: [cluster.member(candidate).apiUrl], env: { ...ENV, DRILL_PATRONI_PASSWORD: 'wrong' }, authVars: AUTH_VARS });
     await rejects(wrong.failover({ candidate, force: true, timeoutMs: 20_000, signal }), 2, /HTTP 401/);
 

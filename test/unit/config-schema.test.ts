@@ -35,6 +35,8 @@ test('the JSON Schema is strict, names the required keys and gives editors help 
   assert.deepEqual(props.target?.oneOf?.map((o) => o.properties?.kind), [
     { type: 'string', const: 'lab' },
     { type: 'string', const: 'http' },
+    { type: 'string', const: 'kubernetes' },
+    { type: 'string', const: 'blob' },
   ]);
   const entry = props.scenarios?.items?.properties ?? {};
   // Params belong to each scenario's own schema, which the drill schema cannot know: a free mapping.

@@ -36,7 +36,8 @@ async function confirmTarget(what: string, yes: boolean): Promise<void> {
 
 export async function runCommand(o: RunCommandOptions): Promise<number> {
   const { drill, catalog } = await validatedDrill(o.file, o.only);
-  if (drill.target.kind !== 'lab') await confirmTarget(`${drill.target.kind} target ${drill.target.url}`, o.yes);
+  // A blob target only reads backups and restores into scratch clusters: nothing live to confirm.
+  if (drill.target.kind !== 'lab' && drill.target.kind !== 'blob') await confirmTarget(`${drill.target.kind} target ${drill.target.url}`, o.yes);
 
   const ui = new LiveUi();
   const abort = new AbortController();

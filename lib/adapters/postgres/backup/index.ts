@@ -6,4 +6,4 @@ export { takePhysicalBackup } from './physical.ts';
 export { archiveWal, listArchivedWal, ARCHIVE_SLOT, type WalArchiveResult } from './wal.ts';
 export { readCatalog, pickBackup, type CatalogEntry, type CatalogFilter } from './catalog.ts';
 export { restoreBackup, type RestoreOutcome, type RestoreRequest, type RestoreCheck } from './restore.ts';
-export { scratchRoot, dropScratch, type ScratchCluster } from './scratch.ts';
+export { scratchRoot, makeScratchRoot, dropScratch, type ScratchCluster } from './scratch.ts';

@@ -26,6 +26,13 @@ export async function scratchRoot(parent: string): Promise<string> {
   return root;
 }
 
+/** A scratch folder at a path chosen up front (journaled before the restore, so the rollback can find it). */
+export async function makeScratchRoot(root: string): Promise<string> {
+  await mkdir(root, { recursive: true, mode: 0o755 });
+  await chmod(root, 0o755);
+  return root;
+}
+
 function describe(root: string, port: number): ScratchCluster {
   return {
     root,

@@ -56,6 +56,8 @@ export interface PatroniFailoverResult extends FailoverResult {
   oldLeader: string | null;
   /** When GET /cluster first named the new leader (ISO). */
   electedAt: string;
+  /** When the new leader first answered GET /primary with 200: the moment HAProxy-style health checks can route to it. */
+  routableAt: string;
   forced: boolean;
   timeline: number | null;
 }
@@ -102,6 +104,8 @@ export class PatroniProvider implements FailoverProvider {
 
   /** The member that answered last goes first: after a host dies, every poll would otherwise wait out its timeout. */
   private lastAnswered: string | null = null;
+  /** The leader the last topology() or failover() saw: what "the primary that died" means to a later failover(). */
+  private lastSeenLeader: string | null = null;
 
   private bases(): string[] {
     return [...new Set([...(this.lastAnswered ? [this.lastAnswered] : []), ...this.seeds, ...this.apiByName.values()])];
@@ -163,6 +167,7 @@ export class PatroniProvider implements FailoverProvider {
     }
   }
 
+  /** GET /config: each member answers from its cached view of the DCS, so a change shows within one loop_wait. */
   async settings(): Promise<Record<string, unknown>> {
     const r = await this.fromAnyMember('/config');
     const cfg = (r.json ?? {}) as Record<string, unknown> & { postgresql?: Record<string, unknown> };
@@ -206,6 +211,7 @@ export class PatroniProvider implements FailoverProvider {
     const statuses = new Map(await Promise.all(doc.members.map(async (m) => [m.name, await this.status(m.name, signal)] as const)));
     const leaderStatus = leader ? statuses.get(leader.name) ?? null : null;
     const leaderLsn = leaderStatus?.xlog?.location ?? null;
+    if (leader) this.lastSeenLeader = leader.name;
     const primary: PgNode | null = leader
       ? { ...pgNode(leader), role: leaderStatus && isPrimaryRole(leaderStatus.role) && leaderStatus.state === 'running' ? 'primary' : 'unknown' }
       : null;
@@ -238,23 +244,26 @@ export class PatroniProvider implements FailoverProvider {
     const startedAt = new Date().toISOString();
     const deadline = started + options.timeoutMs;
     const force = options.force ?? this.o.force ?? false;
-    const doc = await this.cluster(options.signal);
-    const oldLeader = doc.members.find(isLeader) ?? null;
-
-    // Every check below is read-only: a bad input leaves the cluster exactly as it was.
-    if (options.candidate !== undefined) await this.checkCandidate(doc, oldLeader, options.candidate, options.signal);
     if (force && options.candidate === undefined) {
       throw new UserError('a forced Patroni failover needs a candidate: Patroni accepts POST /failover only to a named member', { untouched: NOTHING_SENT, next: 'name the replica to promote (candidate), or drop force to let Patroni elect one' });
     }
-    if (oldLeader) {
-      const st = await this.status(oldLeader.name, options.signal);
-      if (st && isPrimaryRole(st.role) && st.state === 'running') {
-        throw new UserError(`the Patroni leader ${oldLeader.name} is alive and holds the leader key: failover() acts after the primary died`, {
-          untouched: NOTHING_SENT,
-          next: 'kill the leader first (the scenario\'s fault), or use `patronictl switchover` for a planned change of leader',
-        });
+    const doc = await this.cluster(options.signal);
+    const holder = doc.members.find(isLeader) ?? null;
+    const holderStatus = holder ? await this.status(holder.name, options.signal) : null;
+
+    // Every check below is read-only: a bad input leaves the cluster exactly as it was.
+    if (holder && holderStatus && isPrimaryRole(holderStatus.role) && holderStatus.state === 'running') {
+      // A live leader other than the one the steady-state probe saw: Patroni already failed over by itself.
+      if (this.lastSeenLeader && holder.name !== this.lastSeenLeader) {
+        return this.finish(holder, { started, startedAt, deadline, electedMs: started, forced: false, oldLeader: this.lastSeenLeader, signal: options.signal, how: `Patroni had already elected ${holder.name} after ${this.lastSeenLeader} died, before the provider was called` });
       }
+      throw new UserError(`the Patroni leader ${holder.name} is alive and holds the leader key: failover() acts after the primary died`, {
+        untouched: NOTHING_SENT,
+        next: "kill the leader first (the scenario's fault), or use `patronictl switchover` for a planned change of leader",
+      });
     }
+    if (options.candidate !== undefined) await this.checkCandidate(doc, holder, options.candidate, options.signal);
+    const oldLeader = holder?.name ?? this.lastSeenLeader;
 
     // Filled in by the POST's callbacks while the loop below watches the cluster.
     const post: { refusal: Error | null; answer: string } = { refusal: null, answer: '' };
@@ -273,42 +282,65 @@ export class PatroniProvider implements FailoverProvider {
       );
     }
 
-    let last = `leader ${oldLeader?.name ?? 'none'}`;
-    let newLeader: ClusterMember | null = null;
-    let electedMs = 0;
-    while (!newLeader) {
+    let last = `leader ${oldLeader ?? 'none'}`;
+    for (;;) {
       if (post.refusal) throw post.refusal;
       if (performance.now() > deadline) throw await this.noLeaderError(options.timeoutMs, oldLeader, last);
       const view = await this.cluster(options.signal).catch((e) => (e instanceof UserError && e.exitCode === 3 ? null : Promise.reject(e)));
       const l = view?.members.find(isLeader) ?? null;
       last = view ? `leader ${l?.name ?? 'none'}; ${view.members.map((m) => `${m.name} ${m.role}/${m.state}`).join(', ')}` : 'no member answered GET /cluster';
-      if (l && l.name !== oldLeader?.name && l.state === 'running') {
-        newLeader = l;
-        electedMs = performance.now();
-      } else {
-        await sleep(this.pollMs, options.signal);
+      if (l && l.name !== oldLeader && l.state === 'running') {
+        const how = force
+          ? `POST /failover to ${options.candidate}; Patroni promoted ${l.name} once the leader key of ${oldLeader ?? '(none)'} expired`
+          : `Patroni elected ${l.name} once the leader key of ${oldLeader ?? '(none)'} expired`;
+        const r = await this.finish(l, { started, startedAt, deadline, electedMs: performance.now(), forced: force, oldLeader, signal: options.signal, how });
+        if (force) r.detail += ` (Patroni answered the POST: ${post.answer || 'not yet'})`;
+        return r;
       }
+      await sleep(this.pollMs, options.signal);
     }
+  }
 
-    const node: PgNode = { ...pgNode(newLeader), role: 'primary' };
+  /**
+   * The new leader is named in the DCS: wait until it answers GET /primary (what HAProxy checks before it routes
+   * to a member), repoint a caller's endpoint if there is one, and wait for the first accepted write.
+   */
+  private async finish(
+    leader: ClusterMember,
+    f: { started: number; startedAt: string; deadline: number; electedMs: number; forced: boolean; oldLeader: string | null; signal: AbortSignal; how: string },
+  ): Promise<PatroniFailoverResult> {
+    const node: PgNode = { ...pgNode(leader), role: 'primary' };
+    const routable = await this.waitRoutable(leader.name, f.deadline, f.signal);
     if (this.o.repoint) await this.o.repoint(node);
-    const writable = await this.waitWritable(node, deadline, options.signal);
+    const writable = await this.waitWritable(node, f.deadline, f.signal);
     // GET /cluster carries the timeline of the member's last DCS update, from before its promotion: ask the member.
-    const timeline = (await this.status(newLeader.name, options.signal))?.timeline ?? newLeader.timeline ?? null;
-    const electedIn = ((electedMs - started) / 1000).toFixed(2);
-    const how = force
-      ? `POST /failover to ${options.candidate} (${post.answer || 'no answer yet'}); Patroni promoted ${newLeader.name}`
-      : `Patroni elected ${newLeader.name} once the leader key of ${oldLeader?.name ?? '(none)'} expired`;
+    const timeline = (await this.status(leader.name, f.signal))?.timeline ?? leader.timeline ?? null;
+    this.lastSeenLeader = leader.name;
+    const s = (ms: number) => `${((ms - f.started) / 1000).toFixed(2)} s`;
     return {
       newPrimary: node,
-      startedAt,
-      writableAt: new Date(performance.timeOrigin + writable).toISOString(),
-      electedAt: new Date(performance.timeOrigin + electedMs).toISOString(),
-      detail: `${how}, ${electedIn} s after the provider started; it accepted a write after ${((writable - started) / 1000).toFixed(2)} s`,
-      oldLeader: oldLeader?.name ?? null,
-      forced: force,
+      startedAt: f.startedAt,
+      writableAt: isoAt(writable),
+      electedAt: isoAt(f.electedMs),
+      routableAt: isoAt(routable),
+      detail: `${f.how}; after the provider started: elected ${s(f.electedMs)}, GET /primary 200 ${s(routable)}, first write ${s(writable)}`,
+      oldLeader: f.oldLeader,
+      forced: f.forced,
       timeline,
     };
+  }
+
+  /** Resolves with the performance.now() at which the member's GET /primary first answered 200. */
+  private async waitRoutable(name: string, deadline: number, signal: AbortSignal): Promise<number> {
+    const base = this.apiByName.get(name)!;
+    let last = '';
+    while (performance.now() < deadline) {
+      const r = await callApi(base, '/primary', { timeoutMs: this.timeoutMs, signal, auth: this.auth }).catch((e: Error) => e);
+      if (!(r instanceof Error) && r.status === 200) return performance.now();
+      last = r instanceof Error ? r.message : `HTTP ${r.status}`;
+      await sleep(this.pollMs, signal);
+    }
+    throw new Error(`new Patroni leader ${name} never answered GET ${base}/primary with 200 (last: ${last}): a proxy checking it would not route there`);
   }
 
   private async checkCandidate(doc: ClusterDoc, leader: ClusterMember | null, candidate: string, signal?: AbortSignal): Promise<void> {
@@ -333,11 +365,11 @@ export class PatroniProvider implements FailoverProvider {
     }
   }
 
-  private async noLeaderError(timeoutMs: number, oldLeader: ClusterMember | null, last: string): Promise<Error> {
+  private async noLeaderError(timeoutMs: number, oldLeader: string | null, last: string): Promise<Error> {
     const s = await this.settings().catch(() => null);
     const timing = s ? ` (ttl ${s.ttl} s, loop_wait ${s.loop_wait} s, retry_timeout ${s.retry_timeout} s)` : '';
     return new Error(
-      `Patroni elected no new leader within ${timeoutMs / 1000} s after ${oldLeader?.name ?? 'the leader'} died${timing}; last seen: ${last}. ` +
+      `Patroni elected no new leader within ${timeoutMs / 1000} s after ${oldLeader ?? 'the leader'} died${timing}; last seen: ${last}. ` +
         'If the old leader still holds the key, Patroni is still alive on its host (it restarts PostgreSQL in place); if no replica took it, check maximum_lag_on_failover, nofailover tags and the replicas\' Patroni logs',
     );
   }
@@ -381,7 +413,7 @@ export class PatroniProvider implements FailoverProvider {
         await this.o.startMember(node.name);
         started_ = 'its Patroni was started again';
       } else {
-        started_ = 'someone else started its Patroni';
+        started_ = 'its Patroni was started by someone else (no startMember given)';
       }
     }
     let last = '';
@@ -391,8 +423,10 @@ export class PatroniProvider implements FailoverProvider {
       const l = view?.members.find(isLeader) ?? null;
       const [st, ls] = await Promise.all([this.status(node.name, options.signal), l ? this.status(l.name, options.signal) : null]);
       const sender = ls?.replication?.find((r) => r.application_name === node.name);
-      last = `leader ${l?.name ?? 'none'} timeline ${ls?.timeline ?? '?'}; ${node.name} ${st ? `${st.role}/${st.state} timeline ${st.timeline ?? '?'}` : 'not answering'}; walsender ${sender?.state ?? 'none'}`;
-      if (l && ls && st?.role === 'replica' && st.state === 'running' && st.timeline === ls.timeline && sender?.state === 'streaming') {
+      // GET /replica answers 200 once a proxy's replica pool would take the member back.
+      const replicaCheck = st?.role === 'replica' ? await callApi(this.apiByName.get(node.name)!, '/replica', { timeoutMs: this.timeoutMs, signal: options.signal, auth: this.auth }).then((r) => r.status, () => 0) : 0;
+      last = `leader ${l?.name ?? 'none'} timeline ${ls?.timeline ?? '?'}; ${node.name} ${st ? `${st.role}/${st.state} timeline ${st.timeline ?? '?'}` : 'not answering'}; walsender ${sender?.state ?? 'none'}; GET /replica ${replicaCheck || 'no answer'}`;
+      if (l && ls && st?.role === 'replica' && st.state === 'running' && st.timeline === ls.timeline && sender?.state === 'streaming' && replicaCheck === 200) {
         const cfg = await this.settings().catch(() => null);
         return `${node.name} rejoined as a streaming replica of ${l.name} on timeline ${ls.timeline} after ${((performance.now() - started) / 1000).toFixed(1)} s: ${started_}, and Patroni brought its data back in line (use_pg_rewind ${cfg?.use_pg_rewind ?? '?'}, remove_data_directory_on_rewind_failure ${cfg?.remove_data_directory_on_rewind_failure ?? '?'})`;
       }
@@ -403,6 +437,10 @@ export class PatroniProvider implements FailoverProvider {
         (this.o.startMember ? 'Read its Patroni log: a failed pg_rewind shows there' : `Start Patroni on ${node.name}'s host (systemctl start patroni) and run the rollback again (drill recover)`),
     );
   }
+}
+
+function isoAt(perfMs: number): string {
+  return new Date(performance.timeOrigin + perfMs).toISOString();
 }
 
 function isLeader(m: ClusterMember): boolean {

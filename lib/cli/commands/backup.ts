@@ -1,0 +1,101 @@
+import type { CommandModule } from 'yargs';
+import {
+  archiveWal,
+  backupStoreFromEnv,
+  containerNameProblem,
+  describeSource,
+  parseSourceUrl,
+  takeLogicalBackup,
+  takePhysicalBackup,
+} from '../../adapters/postgres/backup/index.ts';
+import { connect } from '../../adapters/postgres/backup/logical.ts';
+import { clusterIdentity } from '../../adapters/postgres/backup/facts.ts';
+import { redactSecrets } from '../../adapters/blob/index.ts';
+import { BlobConfigError } from '../../adapters/blob/errors.ts';
+import { ExitCode, UserError } from '../../errors.ts';
+import { ttyTransferLine } from '../transfer-line.ts';
+
+const MB = 1_000_000;
+
+/**
+ * `drill backup postgres://user@host:port/db --container NAME [--kind logical|physical|wal]`:
+ * a backup into Blob with its manifest, or (`wal`) the WAL archive brought up to date. Storage
+ * credentials come from the environment only (AZURE_STORAGE_CONNECTION_STRING, or
+ * AZURE_STORAGE_ACCOUNT_URL with AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_ACCOUNT + AZURE_STORAGE_KEY);
+ * the database password from PGPASSWORD.
+ */
+export function backupCommand(set: (code: number) => void): CommandModule {
+  return {
+    command: 'backup <target>',
+    describe: 'take a PostgreSQL backup into Blob with its manifest (target: postgres://user@host:port/db)',
+    builder: (y) =>
+      y
+        .positional('target', { type: 'string', demandOption: true, describe: 'postgres://user@host:port/db (password in PGPASSWORD)' })
+        .option('kind', { choices: ['logical', 'physical', 'wal'] as const, default: 'logical' as const, describe: 'pg_dump -Fc; pg_basebackup + WAL archive; or only ship new WAL' })
+        .option('container', { type: 'string', describe: 'Blob container (default $DRILL_BACKUP_CONTAINER)' })
+        .option('prefix', { type: 'string', default: '', describe: 'folder inside the container' })
+        .option('cluster', { type: 'string', describe: 'cluster name in blob names (default: its system identifier)' })
+        .option('freshness', { type: 'string', describe: 'SQL returning the time of the newest row, recorded in the manifest' })
+        .option('concurrency', { type: 'number', default: 4, describe: 'blocks uploaded at once' })
+        .option('block-size', { type: 'number', default: 8, describe: 'block size in MiB' })
+        .option('json', { type: 'boolean', default: false }),
+    handler: async (a) => {
+      const src = parseSourceUrl(a.target as string);
+      const container = (a.container as string | undefined) ?? process.env.DRILL_BACKUP_CONTAINER;
+      if (!container) throw new UserError('no container named', { untouched: 'nothing: no backup was started', next: 'pass --container NAME or set DRILL_BACKUP_CONTAINER' });
+      const bad = containerNameProblem(container);
+      if (bad) throw new UserError(bad, { untouched: 'nothing: no backup was started' });
+      const store = backupStoreFromEnv(container, a.prefix as string);
+      const kind = a.kind as 'logical' | 'physical' | 'wal';
+      const where = `${store.describe().endpoint}/${container}/${store.prefix}`;
+      process.stderr.write(`backup ${kind} of ${describeSource(src)} into ${where}\n`);
+      const line = ttyTransferLine(`upload ${kind}`);
+      try {
+        if (kind === 'wal') {
+          const client = connect(src);
+          await client.connect();
+          try {
+            const cluster = (a.cluster as string | undefined) ?? (await clusterIdentity(client)).systemIdentifier;
+            const r = await archiveWal(client, src, store, cluster);
+            const human = `WAL archive up to ${r.upToLsn}: ${r.uploaded.length} segment(s) uploaded, ${r.alreadyThere} already there`;
+            process.stdout.write(a.json ? JSON.stringify({ kind, cluster, ...r }, null, 2) + '\n' : human + '\n');
+          } finally {
+            await client.end().catch(() => {});
+          }
+          return set(ExitCode.ok);
+        }
+        const options = {
+          cluster: a.cluster as string | undefined,
+          freshnessQuery: a.freshness as string | undefined,
+          concurrency: a.concurrency as number,
+          blockSize: Math.round((a['block-size'] as number) * 1024 * 1024),
+          onProgress: (p: { bytes: number; totalBytes: number | undefined }) => line.update(p.bytes, p.totalBytes),
+        };
+        const t = kind === 'logical' ? await takeLogicalBackup(src, store, options) : await takePhysicalBackup(src, store, options);
+        line.done();
+        const m = t.manifest;
+        const secs = t.durationMs / 1000;
+        const rows = m.tables.reduce((s, x) => s + x.rows, 0);
+        const human = [
+          `${kind} backup of ${m.database} done in ${secs.toFixed(1)}s: ${(m.blob.bytes / MB).toFixed(1)} MB (${(m.blob.bytes / MB / Math.max(secs, 0.001)).toFixed(1)} MB/s)`,
+          `  data      ${m.blob.name}`,
+          `  manifest  ${t.manifestBlob}`,
+          `  sha256    ${m.blob.sha256}`,
+          `  LSN       ${m.lsn.start} .. ${m.lsn.end}`,
+          `  tables    ${m.tables.length}, ${rows} rows counted and checksummed at ${m.consistentAt}`,
+        ].join('\n');
+        process.stdout.write(a.json ? JSON.stringify({ kind, folder: t.folder, manifestBlob: t.manifestBlob, manifest: m }, null, 2) + '\n' : human + '\n');
+        return set(ExitCode.ok);
+      } catch (e) {
+        line.done();
+        if (e instanceof UserError || e instanceof BlobConfigError) throw e;
+        // The database was only read; a failed upload commits nothing (uploadStream), so no half backup is listed.
+        throw new UserError(`backup failed: ${redactSecrets((e as Error).message)}`, {
+          exitCode: ExitCode.objectiveMissed,
+          untouched: 'the database (only read); no manifest was written, so no incomplete backup will be restored',
+          next: 'fix the cause above and run the backup again',
+        });
+      }
+    },
+  };
+}
