@@ -1,0 +1,24 @@
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Builds a fresh record with the current renderers, through the CLI, from the real lab runs kept in
+ * results/examples/runs, with --pdf so Chromium's print is exercised too. The spec reads it.
+ */
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const WORK = join(REPO, 'test-results/browser-record');
+export const QUARTER = '2026-Q4';
+
+export default async function globalSetup(): Promise<void> {
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+  cpSync(join(REPO, 'results/examples/runs'), join(WORK, 'runs'), { recursive: true });
+  const r = spawnSync(
+    process.execPath,
+    [join(REPO, 'lib/cli/drill.mjs'), 'record', '--quarter', QUARTER, '--results', WORK, '--drills', join(REPO, 'results/examples/policy'), '--pdf'],
+    { cwd: REPO, encoding: 'utf8', timeout: 240_000 },
+  );
+  if (r.status !== 0 && r.status !== 1) throw new Error(`drill record exited ${r.status}: ${r.stderr}${r.stdout}`);
+}
