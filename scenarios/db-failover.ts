@@ -1,0 +1,229 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { formatDuration, parseDuration } from '../lib/config/duration.ts';
+import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
+import type { DatabaseAdapter } from '../lib/adapters/types.ts';
+import type { FailoverResult, PgNode } from '../lib/adapters/postgres/failover/types.ts';
+import { replayLagBelow, standbyStreaming } from '../lib/adapters/postgres/replication.ts';
+import { findWalSenders, resumeSenders, resumeWhenSignalled, stopSenders, type StalledSender } from '../lib/adapters/postgres/stall.ts';
+import { startCluster, waitReady } from '../lib/adapters/postgres/cluster.ts';
+import { checkLedgerOn } from '../lib/adapters/postgres/ledger.ts';
+import { describeVerdict } from '../lib/measure/ledger-readback.ts';
+import { ledgerCounts } from '../lib/measure/ledger.ts';
+import { rpoFromLedger } from '../lib/score/objectives.ts';
+import { UserError } from '../lib/errors.ts';
+
+const duration = (what: string) =>
+  z.string().refine((s) => {
+    try {
+      parseDuration(s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, `expected a duration like ${what}`);
+
+const params = z
+  .object({
+    /** sigkill: the host dies (postmaster and every child at once); immediate: `pg_ctl stop -m immediate`. */
+    kill: z.enum(['sigkill', 'immediate']).default('sigkill'),
+    /** Freeze the primary's walsenders this long before the kill, so an async standby falls behind (0s: no stall). */
+    replicationStall: duration('0s, 500ms or 2s').default('0s'),
+    /** Steady state: every streaming standby replays within this. */
+    maxReplayLag: duration('5s').default('5s'),
+    /** Longest the provider may take to promote and accept a write. */
+    failoverTimeout: duration('60s').default('60s'),
+  })
+  .strict();
+type Params = z.output<typeof params>;
+
+interface Stall {
+  senders: StalledSender[];
+  primary: PgNode;
+  /** Postmaster PID of the primary, read with the senders so the kill right after the stall needs no second look. */
+  pid: number | null;
+}
+interface Killed {
+  node: PgNode;
+  pid: number;
+  children: number;
+  /** Run-relative ms of the kill: the fault time RPO is measured from. */
+  atMs: number;
+}
+type FailedOver = FailoverResult & { writableMs: number };
+
+function db(ctx: ScenarioContext<Params>): DatabaseAdapter {
+  // Validation refuses db-failover on a target without a database, so this only guards against a harness bug.
+  const d = ctx.adapters.database;
+  if (!d) throw new Error('db-failover ran on a target without a database adapter');
+  return d;
+}
+
+async function primaryOf(ctx: ScenarioContext<Params>): Promise<PgNode> {
+  const topo = await db(ctx).provider.topology(ctx.signal);
+  if (!topo.primary) {
+    throw new UserError(`${db(ctx).where} has no single primary`, { untouched: 'nothing was stalled or killed', next: 'check `drill lab status`; a standby must follow one primary before a failover drill' });
+  }
+  return topo.primary;
+}
+
+const nodeConn = (ctx: ScenarioContext<Params>, n: PgNode) => ({ host: n.host, port: n.port, user: db(ctx).admin.user, database: db(ctx).admin.database });
+
+export default defineScenario({
+  name: 'db-failover',
+  description: 'Kill the PostgreSQL primary the way its host dies, under write load; the standby is promoted, the endpoint follows, and every acknowledged write is checked on the new primary.',
+  tier: 'critical',
+  dataClass: 'database',
+  requires: ['database', 'load'],
+  params,
+
+  steadyState: [
+    standbyStreaming(),
+    replayLagBelow((ctx) => parseDuration((ctx.params as Params).maxReplayLag)),
+    probe<Params>('the load writes with tokens', async (ctx) => {
+      const ledger = ctx.load?.ledger;
+      const acked = ledger ? ledger.counts().ok : 0;
+      return {
+        ok: acked > 0,
+        detail: ledger && ledger.count > 0 ? `${acked} of ${ledger.count} writes acknowledged in the baseline` : 'no request of the load carries {{token}}: without a write ledger there is no RPO to measure',
+      };
+    }),
+  ],
+
+  actions: [
+    action<Params, Stall, { stalledMs: number; primary: PgNode; pid: number | null; startedMs: number; senders: StalledSender[] }>({
+      name: 'stall replication',
+      description: 'SIGSTOP the primary\'s walsenders for replicationStall, so WAL stops reaching the standby (none when 0s)',
+      async select(ctx) {
+        const primary = await primaryOf(ctx);
+        const pid = (await db(ctx).nodes()).find((n) => n.name === primary.name)?.pid ?? null;
+        if (parseDuration(ctx.params.replicationStall) === 0) return { senders: [], primary, pid };
+        return { senders: await findWalSenders(nodeConn(ctx, primary)), primary, pid };
+      },
+      describeTargets: (s) => s.senders.map((w) => `walsender pid ${w.pid} on ${s.primary.name} (to ${w.standby})`),
+      async run(ctx, s) {
+        const ms = parseDuration(ctx.params.replicationStall);
+        const startedMs = ctx.now();
+        if (ms === 0) return { stalledMs: 0, primary: s.primary, pid: s.pid, startedMs, senders: [] };
+        await stopSenders(s.senders);
+        ctx.log.info(`replication stalled: ${s.senders.map((w) => w.pid).join(', ')} stopped for ${formatDuration(ms)}`);
+        // They stay stopped through the kill: resumed before it, the standby would catch up in microseconds.
+        await sleep(ms, undefined, { signal: ctx.signal });
+        return { stalledMs: ms, primary: s.primary, pid: s.pid, startedMs, senders: s.senders };
+      },
+      rollback: {
+        description: 'SIGCONT the walsenders still running (none once the primary was killed)',
+        timeout: '10s',
+        async run(_ctx, { selected }) {
+          const n = await resumeSenders(selected.senders);
+          return `${n} of ${selected.senders.length} walsenders resumed`;
+        },
+      },
+    }),
+
+    action<Params, { node: PgNode; pid: number | null }, Killed>({
+      name: 'kill primary',
+      description: 'SIGKILL the primary\'s postmaster and all its children at once, as when its host dies (kill: immediate = pg_ctl stop -m immediate)',
+      async select(ctx) {
+        // Right after a stall the primary is the one the stall froze: looking again would only stretch the stall.
+        const stall = ctx.resultOf<{ stalledMs: number; primary: PgNode; pid: number | null }>('stall replication');
+        if (stall && stall.stalledMs > 0) return { node: stall.primary, pid: stall.pid };
+        const primary = await primaryOf(ctx);
+        const view = (await db(ctx).nodes()).find((n) => n.name === primary.name);
+        return { node: primary, pid: view?.pid ?? null };
+      },
+      describeTargets: (s) => [`${s.node.name} (${s.node.host}:${s.node.port}${s.pid ? `, postmaster pid ${s.pid}` : ''})`],
+      async run(ctx, s) {
+        const stall = ctx.resultOf<{ stalledMs: number; startedMs: number; senders: StalledSender[] }>('stall replication');
+        const atMs = ctx.mark('primary-killed').ms;
+        const crash = db(ctx).crash(s.node, ctx.params.kill === 'sigkill' ? 'kill' : 'immediate');
+        crash.catch(() => undefined); // awaited below; no unhandled rejection while the senders are watched
+        // An immediate shutdown SIGQUITs every child; a stalled walsender must wake to obey it (see resumeWhenSignalled).
+        if (ctx.params.kill === 'immediate' && stall?.senders.length) await resumeWhenSignalled(stall.senders, 3, { timeoutMs: 10_000 });
+        const r = await crash;
+        const stalled = stall && stall.stalledMs > 0 ? `, ${((atMs - stall.startedMs) / 1000).toFixed(2)} s after replication stalled` : '';
+        ctx.log.info(`${s.node.name} ${ctx.params.kill === 'sigkill' ? `killed: postmaster ${r.pid} and ${r.children.length} children` : `stopped -m immediate (postmaster ${r.pid})`}${stalled}`);
+        return { node: s.node, pid: r.pid, children: r.children.length, atMs };
+      },
+      rollback: {
+        description: 'bring the old primary back as a standby of the new one (pg_rewind, or a fresh base backup) and wait until it streams; restart it as the primary if no standby was promoted',
+        timeout: '5m',
+        async run(ctx, { selected }) {
+          const d = db(ctx);
+          const topo = await d.provider.topology(ctx.signal);
+          if (!topo.primary) {
+            // The failover never happened: the old primary, restarted, is the whole database again and loses nothing.
+            const view = (await d.nodes()).find((n) => n.name === selected.node.name);
+            if (!view?.dataDir || !view.logFile) throw new Error(`no primary, and ${selected.node.name} cannot be restarted from here`);
+            await startCluster(view.dataDir, { logFile: view.logFile });
+            await waitReady(nodeConn(ctx, selected.node), { timeoutMs: 60_000, signal: ctx.signal });
+            return `no standby had been promoted: restarted ${selected.node.name} as the primary`;
+          }
+          const how = await d.provider.rejoin(selected.node, { timeoutMs: 280_000, signal: ctx.signal });
+          const after = await d.provider.topology(ctx.signal);
+          const me = after.standbys.find((x) => x.name === selected.node.name);
+          if (!me?.replication.streaming) throw new Error(`${how}, but ${selected.node.name} does not stream from ${after.primary?.name ?? 'a primary'}`);
+          return `${how}; ${after.primary!.name} primary, ${selected.node.name} streaming (${me.replication.mode})`;
+        },
+      },
+    }),
+
+    action<Params, { provider: string; candidates: string[] }, FailedOver>({
+      name: 'fail over',
+      description: 'the provider promotes a standby and points the stable endpoint at it; done once a write commits through the endpoint',
+      async select(ctx) {
+        const topo = await db(ctx).provider.topology(ctx.signal);
+        return { provider: db(ctx).provider.kind, candidates: topo.standbys.filter((s) => s.role === 'standby').map((s) => s.name) };
+      },
+      describeTargets: (s) => [`${s.provider}: promote ${s.candidates.join(' or ') || 'a standby'}`],
+      async run(ctx) {
+        const r = await db(ctx).provider.failover({ timeoutMs: parseDuration(ctx.params.failoverTimeout), signal: ctx.signal });
+        const writableMs = ctx.mark('failover-writable').ms;
+        ctx.log.info(`failed over to ${r.newPrimary.name}: ${r.detail}`);
+        return { ...r, writableMs };
+      },
+      rollback: { none: 'a failover is not undone by failing back: the kill\'s rollback makes the old primary a standby of the new one' },
+    }),
+  ],
+
+  recovery: {
+    description: 'the new primary takes writes: a write of the load was acknowledged after the failover',
+    pollMs: 100,
+    until: probe<Params>('writes acknowledged on the new primary', async (ctx) => {
+      const f = ctx.resultOf<FailedOver>('fail over');
+      if (!f) return { ok: false, detail: 'no failover yet' };
+      const n = ctx.load?.ledger?.acknowledgedSince(f.writableMs) ?? 0;
+      return { ok: n > 0, detail: `${n} writes acknowledged since ${f.newPrimary.name} took writes` };
+    }),
+  },
+
+  verify: [
+    probe<Params>('write ledger read back from the new primary', async (ctx) => {
+      const ledger = ctx.load?.ledger;
+      const killed = ctx.resultOf<Killed>('kill primary');
+      if (!ledger || !killed) return { ok: false, detail: 'no ledger or no kill to check against' };
+      const d = db(ctx);
+      const check = await checkLedgerOn(d.endpoint, ledger, {
+        faultMs: killed.atMs,
+        settleTimeoutMs: (ctx.drill.load?.timeoutMs ?? 10_000) + 2000,
+        signal: ctx.signal,
+      });
+      const v = check.verdict;
+      const m = rpoFromLedger(v);
+      ctx.reportRpo({
+        ...m,
+        method: `${m.method} Fault time: the kill of the primary (mark primary-killed); ${check.judged} writes read back through ${d.endpoint.host}:${d.endpoint.port} in ${check.read.batches} batches.`,
+        ledger: ledgerCounts(v, killed.atMs),
+      });
+      const c = check.consistency;
+      const detail = `${describeVerdict(v)}; lookup and scan agree on ${c.rowsByToken} rows${c.problems.length ? `; PROBLEMS: ${c.problems.join('; ')}` : ''}`;
+      return { ok: c.ok, detail };
+    }),
+    probe<Params>('one primary, the promoted one', async (ctx) => {
+      const f = ctx.resultOf<FailedOver>('fail over');
+      const topo = await db(ctx).provider.topology(ctx.signal);
+      const ok = f !== undefined && topo.primary?.name === f.newPrimary.name;
+      return { ok, detail: `primary ${topo.primary?.name ?? 'none (or more than one)'}; promoted ${f?.newPrimary.name ?? 'nothing'}` };
+    }),
+  ],
+});
