@@ -89,8 +89,10 @@ export async function startFromBaseBackup(root: string, tarPath: string, walDir:
   // A drill-made source includes its per-node file; give the copy its own port and socket there too.
   await writeFile(join(s.dataDir, 'drill-node.conf'), `port = ${s.port}\nunix_socket_directories = '${s.socketDir}'\n`);
   await writeFile(join(s.dataDir, 'pg_hba.conf'), SCRATCH_HBA);
+  // PostgreSQL reads `2026-12-02 06:32:50.587+00`, not the ISO `T...Z` form.
+  const pgTime = target.time ? new Date(target.time).toISOString().replace('T', ' ').replace('Z', '+00') : '';
   const recovery = target.time
-    ? `recovery_target_time = '${target.time}'\nrecovery_target_action = 'promote'\n`
+    ? `recovery_target_time = '${pgTime}'\nrecovery_target_action = 'promote'\n`
     : target.latest
       ? ''
       : `recovery_target = 'immediate'\nrecovery_target_action = 'promote'\n`;
