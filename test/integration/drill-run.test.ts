@@ -172,10 +172,18 @@ test("the README's drill, drills/lab.yaml, passes end to end and leaves the lab 
   assert.equal(r.code, 0, r.stderr + r.stdout);
   assert.match(r.stdout, /PASSED \(exit 0\)\s+lab-pod-kill \/ kill-one-replica/);
   assert.match(r.stdout, /PASSED \(exit 0\)\s+lab-pod-kill \/ kill-half-oldest-first/);
+  assert.match(r.stdout, /PASSED \(exit 0\)\s+lab-pod-kill \/ fail-over-primary/);
   const dirs = runFolders(w.results);
-  assert.equal(dirs.length, 2);
-  const killed = dirs.map((d) => record(d).actions[0].targets.length).sort();
+  assert.equal(dirs.length, 3);
+  const podKills = dirs.filter((d) => record(d).scenarioModule === 'pod-kill');
+  const killed = podKills.map((d) => record(d).actions[0].targets.length).sort();
   assert.deepEqual(killed, [1, 2], 'one replica, then half of three rounded up');
+  // The failover entry measures its RPO from the write ledger: a number, with every write class counted.
+  const failover = record(dirs.find((d) => record(d).scenarioModule === 'db-failover')!);
+  assert.equal(typeof failover.objectives.rpo.measuredSeconds, 'number');
+  assert.equal(failover.objectives.rpo.met, true);
+  const l = failover.objectives.rpo.ledger;
+  assert.equal(l.survived + l.lost + l.unknownPresent + l.unknownAbsent + l.failedPresent + l.failedAbsent, l.total);
   for (const d of dirs) {
     const rec = record(d);
     assert.equal(rec.status, 'passed');
