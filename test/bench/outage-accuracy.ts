@@ -25,11 +25,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { DEFAULT_LOAD, DEFAULT_POLICY, POLICY_DEFAULTS } from '../../lib/config/defaults.ts';
 import { LoadGenerator } from '../../lib/load/generator.ts';
 import { Outcome, type LoadProfile, type RequestLog } from '../../lib/load/types.ts';
 import { createClock } from '../../lib/measure/clock.ts';
+import { lowerBound } from '../../lib/measure/summary.ts';
 import { downtimeMs, findRecovery, outageIntervals, type FailureKinds } from '../../lib/measure/recovery.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -194,6 +196,20 @@ interface Trial {
   startEdgeMs: number | null;
   /** The closing ok request's scheduled time minus reopenedAt. */
   endEdgeMs: number | null;
+  /** Latency (from its scheduled time) of the first failed request: well above ~1 ms, it went out late. */
+  startEdgeLatencyMs: number | null;
+  /** Latency (from its scheduled time) of the closing ok request: well above ~1 ms, it went out late. */
+  endEdgeLatencyMs: number | null;
+  /**
+   * Latency of the last failed request before the closing ok one. A refused connect fails at once on
+   * loopback, so this is (an upper bound of) how far behind its schedule the generator was sending at
+   * the reopen; the measured end of the outage is early by about that much.
+   */
+  lagAtReopenMs: number | null;
+  /** Longest stall of our event loop during the trial (perf_hooks.monitorEventLoopDelay), ms. */
+  loopDelayMaxMs: number;
+  /** How much later than asked the server's reopen timer fired (its event loop or the machine was busy), ms. */
+  serverTimerLateMs: number;
   intervals: Array<{ startMs: number; endMs: number | null; failed: number; kinds: FailureKinds }>;
   failed: number;
   dropped: number;
@@ -227,6 +243,8 @@ async function trial(server: OutageServer, rate: number, repeat: number, outageM
   // whole milliseconds and read an instant after the origin; this one is exact to microseconds.
   const originEpochMs = epochNow() - clock.now();
   const gen = new LoadGenerator(profile, clock);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   let p: Paused;
   let faultMs: number;
   try {
@@ -238,6 +256,7 @@ async function trial(server: OutageServer, rate: number, repeat: number, outageM
     await sleep(p.reopenedAtEpochMs - originEpochMs + AFTER_MS - clock.now());
   } finally {
     await gen.stop();
+    loop.disable();
   }
   const loadEndMs = clock.now();
   const log = gen.log;
@@ -253,6 +272,15 @@ async function trial(server: OutageServer, rate: number, repeat: number, outageM
   const first = scan.intervals[0];
   const last = scan.intervals.at(-1);
   const failed = (o: number) => o !== Outcome.ok && o !== Outcome.pending;
+  const lagBefore = (scheduled: number): number | null => {
+    const i = lowerBound(log, scheduled) - 1;
+    return i >= 0 && failed(log.outcome[i]!) && log.outcome[i] !== Outcome.dropped ? log.latencyMs[i]! : null;
+  };
+  const latencyAt = (scheduled: number | null | undefined): number | null => {
+    if (scheduled === null || scheduled === undefined) return null;
+    const i = lowerBound(log, scheduled);
+    return i < log.count ? log.latencyMs[i]! : null;
+  };
   return {
     rate,
     repeat,
@@ -267,6 +295,11 @@ async function trial(server: OutageServer, rate: number, repeat: number, outageM
     errorMs: measuredMs - truthMs,
     startEdgeMs: first ? first.startMs - closedMs : null,
     endEdgeMs: last && last.endMs !== null ? last.endMs - reopenedMs : null,
+    startEdgeLatencyMs: latencyAt(first?.startMs),
+    endEdgeLatencyMs: latencyAt(last?.endMs),
+    lagAtReopenMs: last && last.endMs !== null ? lagBefore(last.endMs) : null,
+    loopDelayMaxMs: loop.max / 1e6,
+    serverTimerLateMs: truthMs - outageMs,
     intervals: scan.intervals.map((iv) => ({ startMs: iv.startMs, endMs: iv.endMs, failed: iv.failed, kinds: iv.kinds })),
     failed: countOutcomes(log, -Infinity, Infinity, failed),
     dropped: countOutcomes(log, -Infinity, Infinity, (o) => o === Outcome.dropped),
@@ -290,6 +323,8 @@ interface Summary {
   errorMaxAbsMs: number;
   startEdgeMedianMs: number | null;
   endEdgeMedianMs: number | null;
+  lagAtReopenMedianMs: number | null;
+  lagAtReopenMaxMs: number | null;
   /** Largest |error| that quantisation to the request spacing plus a few ms of send/accept jitter explains. */
   boundMs: number;
   withinBound: number;
@@ -325,6 +360,8 @@ function summarizeRate(rate: number, trials: Trial[]): Summary {
     errorMaxAbsMs: Math.max(...trials.map((t) => Math.abs(t.errorMs))),
     startEdgeMedianMs: medianOrNull(trials.map((t) => t.startEdgeMs)),
     endEdgeMedianMs: medianOrNull(trials.map((t) => t.endEdgeMs)),
+    lagAtReopenMedianMs: medianOrNull(trials.map((t) => t.lagAtReopenMs)),
+    lagAtReopenMaxMs: trials.some((t) => t.lagAtReopenMs !== null) ? Math.max(...trials.map((t) => t.lagAtReopenMs ?? -Infinity)) : null,
     boundMs,
     withinBound: trials.filter((t) => Math.abs(t.errorMs) <= boundMs).length,
     dropped: trials.reduce((a, t) => a + t.dropped, 0),
@@ -338,22 +375,26 @@ const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 const ms = (n: number | null, digits = 2): string => (n === null ? '-' : (n >= 0 ? '+' : '') + n.toFixed(digits));
 const plain = (n: number, digits = 1): string => n.toFixed(digits);
 
-function formatTable(rows: Summary[], clockCheck: { offsetMs: number; rttMs: number }): string {
+function formatTable(rows: Summary[], clockCheck: { offsetMs: number; rttMs: number }, load: { start: number; end: number }): string {
   const lines = [
     `Injected outage ${OUTAGE_MS / 1000} s (listener closed, connections destroyed, same port reopened), ${rows[0]?.repeats ?? 0} repeats per rate; ` +
       `downtime measured from the request log as the engine does (findRecovery with the default SLOs, ${WINDOW_MS / 1000} s window; outageIntervals/downtimeMs to the recovered instant).`,
     '',
-    '| rate req/s | resolution ms | truth median ms | measured median ms | error median ms | max abs error ms | first fail - close ms | first ok - reopen ms | within spacing+5 ms | dropped |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| rate req/s | resolution ms | truth median ms | measured median ms | error median ms | max abs error ms | within spacing+5 ms | first fail - close ms | first ok - reopen ms | send lag at reopen ms (max) | dropped |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
         `| ${int(r.rate)} | ${plain(r.resolutionMs, 1)} | ${plain(r.truthMedianMs)} | ${plain(r.measuredMedianMs)} | ${ms(r.errorMedianMs)} | ` +
-        `${plain(r.errorMaxAbsMs, 2)} | ${ms(r.startEdgeMedianMs)} | ${ms(r.endEdgeMedianMs)} | ${r.withinBound}/${r.repeats} | ${int(r.dropped)} |`,
+        `${plain(r.errorMaxAbsMs, 2)} | ${r.withinBound}/${r.repeats} | ${ms(r.startEdgeMedianMs)} | ${ms(r.endEdgeMedianMs)} | ` +
+        `${r.lagAtReopenMedianMs === null ? '-' : plain(r.lagAtReopenMedianMs)} (${r.lagAtReopenMaxMs === null ? '-' : plain(r.lagAtReopenMaxMs)}) | ${int(r.dropped)} |`,
     ),
     '',
     'error = measured - truth; truth = reopenedAt - closedAt in the server process. The edge columns are medians of the first',
     "failed request's scheduled time minus the close, and of the closing ok request's scheduled time minus the reopen, on one time base.",
-    `Server clock vs ours: offset ${ms(clockCheck.offsetMs, 3)} ms (ping round trip ${clockCheck.rttMs.toFixed(3)} ms).`,
+    'send lag at reopen: latency of the last refused request before the closing ok one (a refused connect fails at once on loopback),',
+    'i.e. how far behind its schedule the generator was sending when the port reopened; median (max) over the repeats.',
+    `Server clock vs ours: offset ${ms(clockCheck.offsetMs, 3)} ms (ping round trip ${clockCheck.rttMs.toFixed(3)} ms). ` +
+      `Load average (1 min) ${load.start.toFixed(1)} at the start, ${load.end.toFixed(1)} at the end, ${cpus().length} CPUs.`,
   ];
   const odd = rows.filter((r) => r.strayFailures > 0 || r.maxIntervals > 1 || r.notRecovered > 0);
   for (const r of odd) {
@@ -367,6 +408,7 @@ function formatTable(rows: Summary[], clockCheck: { offsetMs: number; rttMs: num
 // ---------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
+  const loadStart = loadavg()[0]!;
   const server = await OutageServer.start();
   const clockCheck = await server.clockOffset();
   process.stderr.write(
@@ -383,7 +425,8 @@ async function main(): Promise<void> {
       trials.push(t);
       process.stderr.write(
         `repeat ${repeat}: ${rate} req/s truth ${t.truthMs.toFixed(2)} ms measured ${t.measuredMs.toFixed(2)} ms error ${ms(t.errorMs)} ms ` +
-          `(edges ${ms(t.startEdgeMs)} / ${ms(t.endEdgeMs)} ms, ${t.intervals.length} interval(s), ${t.failed} failed, ${t.dropped} dropped` +
+          `(edges ${ms(t.startEdgeMs)} / ${ms(t.endEdgeMs)} ms, edge latencies ${t.startEdgeLatencyMs?.toFixed(1)} / ${t.endEdgeLatencyMs?.toFixed(1)} ms, lag at reopen ${t.lagAtReopenMs?.toFixed(1)} ms, ` +
+          `loop max ${t.loopDelayMaxMs.toFixed(1)} ms, server timer +${t.serverTimerLateMs.toFixed(1)} ms, ${t.intervals.length} interval(s), ${t.failed} failed, ${t.dropped} dropped` +
           `${t.strayFailures ? `, ${t.strayFailures} stray` : ''}${t.recoveredMs === null ? ', NOT RECOVERED' : ''})\n`,
       );
       await sleep(500); // let sockets and GC settle between trials
@@ -391,7 +434,7 @@ async function main(): Promise<void> {
   }
 
   const summary = RATES.map((rate) => summarizeRate(rate, trials.filter((t) => t.rate === rate)));
-  process.stdout.write(formatTable(summary, clockCheck) + '\n');
+  process.stdout.write(formatTable(summary, clockCheck, { start: loadStart, end: loadavg()[0]! }) + '\n');
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(
     OUT,
@@ -402,7 +445,8 @@ async function main(): Promise<void> {
         node: process.version,
         cpus: cpus().length,
         cpuModel: cpus()[0]?.model ?? null,
-        loadavg: loadavg(),
+        loadavgAtStart: loadStart,
+        loadavgAtEnd: loadavg(),
         server: 'node:http in a child process, 200 JSON, keep-alive; pause = close listener + destroy sockets, relisten on the same port',
         settings: {
           baselineMs: BASELINE_MS,
