@@ -79,6 +79,7 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     assert.equal(topo.primary?.port, cluster.member('m1').pgPort);
     assert.equal(topo.timeline, 1);
     assert.deepEqual(topo.standbys.map((s) => s.name).sort(), ['m2', 'm3']);
+    assert.deepEqual(topo.members.map((m) => `${m.name} ${m.role} ${m.state} ${m.timeline}`), ['m1 leader running 1', 'm2 replica streaming 1', 'm3 replica streaming 1']);
     for (const s of topo.standbys) {
       assert.equal(s.replication.streaming, true);
       assert.equal(s.replication.mode, 'async');

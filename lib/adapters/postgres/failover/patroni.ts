@@ -117,7 +117,8 @@ export class PatroniProvider implements FailoverProvider {
     for (const base of this.bases()) {
       try {
         const r = await callApi(base, path, { timeoutMs: this.timeoutMs, signal, auth: this.auth });
-        if (r.status >= 500 && path === '/cluster') {
+        // 503 from a member whose PostgreSQL is down, 502 from one that has not read the DCS config yet: ask another.
+        if (r.status >= 500) {
           failures.push(`GET ${base}${path}: HTTP ${r.status}`);
           continue;
         }
@@ -196,6 +197,9 @@ export class PatroniProvider implements FailoverProvider {
       return r.json as Record<string, unknown>;
     } catch (e) {
       if (e instanceof PatroniApiError && e.failure === 'auth') throw this.authError(e);
+      if (e instanceof PatroniApiError) {
+        throw new UserError(`PATCH /config did not get an answer: ${e.message}`, { exitCode: 3, untouched: 'unknown: the change may or may not have reached the DCS', next: 'read GET /config on any member to see which settings are in force' });
+      }
       throw e;
     }
   }
@@ -222,13 +226,15 @@ export class PatroniProvider implements FailoverProvider {
         const role: PgNode['role'] = st?.role === 'replica' && st.state === 'running' ? 'standby' : 'unknown';
         return { ...pgNode(m), role, replication: replicationOf(m, st, leaderStatus, leaderLsn) };
       });
+    const streaming = new Set(standbys.filter((x) => x.replication.streaming).map((x) => x.name));
     return {
       primary,
       standbys,
       members: doc.members.map((m) => ({
         name: m.name,
         role: m.role,
-        state: statuses.get(m.name)?.replication_state === 'streaming' ? 'streaming' : m.state,
+        // Patroni ≥ 3.0.4 says `streaming` itself; for 3.0.2 the leader's walsender tells the same.
+        state: streaming.has(m.name) ? 'streaming' : m.state,
         timeline: statuses.get(m.name)?.timeline ?? m.timeline ?? null,
         lagBytes: typeof m.lag === 'number' ? m.lag : null,
         apiUrl: this.apiByName.get(m.name) ?? null,
@@ -291,7 +297,7 @@ export class PatroniProvider implements FailoverProvider {
       last = view ? `leader ${l?.name ?? 'none'}; ${view.members.map((m) => `${m.name} ${m.role}/${m.state}`).join(', ')}` : 'no member answered GET /cluster';
       if (l && l.name !== oldLeader && l.state === 'running') {
         const how = force
-          ? `POST /failover to ${options.candidate}; Patroni promoted ${l.name} once the leader key of ${oldLeader ?? '(none)'} expired`
+          ? `POST /failover to ${options.candidate}; Patroni promoted ${l.name}${l.name === options.candidate ? '' : ' instead of the candidate'} once the leader key of ${oldLeader ?? '(none)'} expired`
           : `Patroni elected ${l.name} once the leader key of ${oldLeader ?? '(none)'} expired`;
         const r = await this.finish(l, { started, startedAt, deadline, electedMs: performance.now(), forced: force, oldLeader, signal: options.signal, how });
         if (force) r.detail += ` (Patroni answered the POST: ${post.answer || 'not yet'})`;
