@@ -225,3 +225,14 @@ test('series: one point per second from metrics.jsonl; a long run is bucketed ke
   assert.ok(long.points.length <= 900);
   assert.equal(Math.max(...long.points.map((p) => p.p99Ms ?? 0)), 900, 'the spike survives bucketing');
 });
+
+test('a run.json cut anywhere reads as truncated; a bad byte in the middle does not', () => {
+  const good = JSON.stringify(BASE, null, 2);
+  for (const at of [1, 50, 300, 700, 701, good.length - 2]) {
+    const r = parseRunRecord(good.slice(0, at));
+    assert.equal(r.ok, false);
+    assert.match((r as { reason: string }).reason, /the file looks truncated/, `cut at ${at}`);
+  }
+  const broken = parseRunRecord(good.slice(0, 200) + '}' + good.slice(201));
+  assert.doesNotMatch((broken as { reason: string }).reason, /truncated/);
+});

@@ -25,7 +25,9 @@ export function parseRunRecord(text: string): Parsed<RunRecord> {
     v = JSON.parse(text);
   } catch (e) {
     const msg = (e as Error).message;
-    const truncated = /end of (JSON )?input|Unterminated|Expected .* after/i.test(msg);
+    // A file cut short fails where it ends: at its last character, whatever the parser calls it.
+    const pos = /at position (\d+)/.exec(msg);
+    const truncated = /end of (JSON )?input/i.test(msg) || (pos !== null && Number(pos[1]) >= text.trimEnd().length - 1);
     return { ok: false, reason: `not valid JSON${truncated ? ', the file looks truncated' : ''} (${msg})` };
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return { ok: false, reason: 'not a drill run record: the JSON is not an object' };

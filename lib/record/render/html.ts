@@ -23,6 +23,7 @@ h3 { font-size:15px; margin:18px 0 6px; }
 table { border-collapse:collapse; width:100%; margin:6px 0 10px; font-size:13px; }
 th, td { border:1px solid #dde3e6; padding:4px 6px; text-align:left; vertical-align:top; } th { background:#f2f5f6; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
+td.id, td.date { white-space:nowrap; }
 .met { color:var(--ok); } .missed { color:var(--bad); font-weight:bold; } .na { color:var(--muted); }
 .sev-SEV1 { color:#fff; background:var(--bad); } .sev-SEV2 { color:#fff; background:var(--warn); } .sev-SEV3 { background:#ffe0b2; } .sev-SEV4 { background:#eceff1; }
 .sev { padding:1px 6px; border-radius:3px; font-weight:bold; font-size:12px; }
@@ -138,7 +139,7 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
               td(`<span class="${c.lastRun.status === 'passed' ? 'met' : 'missed'}">${esc(c.lastRun.status)}</span><br><span class="small">${esc(day(c.lastRun.startedAt))}</span>`),
               td(field(`scenarios.${i}.rto.targetSeconds`, c.rto.targetSeconds, secs(c.rto.targetSeconds)), true),
               td(`${field(`scenarios.${i}.rto.measured.last`, c.rto.measured.last, secs(c.rto.measured.last))} / ${field(`scenarios.${i}.rto.measured.max`, c.rto.measured.max, secs(c.rto.measured.max))}`, true),
-              td(`${c.rto.met} of ${c.runs}`, true),
+              td(`${c.rto.met} of ${c.rto.met + c.rto.missed}${c.runs > c.rto.met + c.rto.missed ? ` <span class="small">(${c.runs - c.rto.met - c.rto.missed} not measured)</span>` : ''}`, true),
               td(field(`scenarios.${i}.rpo.targetSeconds`, c.rpo.targetSeconds, secs(c.rpo.targetSeconds)), true),
               td(field(`scenarios.${i}.rpo.measured.max`, c.rpo.measured.max, secs(c.rpo.measured.max)), true),
               td(`${field(`scenarios.${i}.rpo.lostWrites`, c.rpo.lostWrites, count(c.rpo.lostWrites))} / ${field(`scenarios.${i}.rpo.unknownWrites`, c.rpo.unknownWrites, count(c.rpo.unknownWrites))}`, true),
@@ -189,13 +190,13 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
         : table(
             ['Id', 'Severity', 'Finding', 'Where', 'Seen', 'Owner', 'Due'],
             r.findings.map((f) => [
-              td(`<b>${esc(f.id)}</b>`),
+              `<td class="id"><b>${esc(f.id)}</b></td>`,
               td(sev(f.severity)),
               td(`${esc(f.title)}${f.recurring ? ' <span class="missed">(recurring)</span>' : ''}<br><span class="small">${esc(f.detail)}</span>`),
               td(f.drill ? `${esc(f.drill)} / ${esc(f.scenario ?? '')}` : DASH),
               td(`${f.occurrences}×`, true),
               td(blankable(f.owner)),
-              td(blankable(f.due)),
+              `<td class="date">${blankable(f.due)}</td>`,
             ]),
           )
     }</section>`,
@@ -204,7 +205,7 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
         ? '<p>None.</p>'
         : table(
             ['Id', 'For', 'Action', 'Owner', 'Due', 'Status'],
-            r.actions.map((a) => [td(`<b>${esc(a.id)}</b>`), td(esc(a.finding)), td(esc(a.action)), td(blankable(a.owner)), td(blankable(a.due)), td(esc(a.status))]),
+            r.actions.map((a) => [`<td class="id"><b>${esc(a.id)}</b></td>`, `<td class="id">${esc(a.finding)}</td>`, td(esc(a.action)), td(blankable(a.owner)), `<td class="date">${blankable(a.due)}</td>`, td(esc(a.status))]),
           )
     }</section>`,
   );

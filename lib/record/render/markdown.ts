@@ -68,7 +68,7 @@ export function renderRecordMarkdown(r: QuarterlyRecord): string {
         `${c.lastRun.status} ${day(c.lastRun.startedAt)}`,
         secs(c.rto.targetSeconds),
         `${secs(c.rto.measured.last)} / ${secs(c.rto.measured.max)}`,
-        `${c.rto.met} of ${c.runs}`,
+        `${c.rto.met} of ${c.rto.met + c.rto.missed}${c.runs > c.rto.met + c.rto.missed ? ` (${c.runs - c.rto.met - c.rto.missed} not measured)` : ''}`,
         secs(c.rpo.targetSeconds),
         secs(c.rpo.measured.max),
         `${count(c.rpo.lostWrites)} / ${count(c.rpo.unknownWrites)}`,
