@@ -182,6 +182,7 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
         repointed.push(node.name);
         endpoint!.repoint(node.port);
       },
+      endpoint: { host: '127.0.0.1', port: endpointPort },
     });
     await withEndpoint.topology();
 
@@ -191,6 +192,8 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     // The key outlives the host: right after the crash the DCS still names the dead member leader.
     assert.equal((await provider.topology()).members.find((m) => m.role === 'leader')?.name, 'm1');
 
+    // A deadline shorter than the key's TTL is a clear failure that names the settings, not a hang.
+    await assert.rejects(provider.failover({ timeoutMs: 1500, signal }), /elected no new leader within 1.5 s after m1 died \(ttl 10 s, loop_wait 2 s, retry_timeout 4 s\); last seen: leader m1/);
     const r = await withEndpoint.failover({ timeoutMs: 60_000, signal });
     firstNewLeader = r.newPrimary.name;
     const electedS = (Date.parse(r.electedAt) - performance.timeOrigin - crashedAt) / 1000;
@@ -213,6 +216,7 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     assert.deepEqual(repointed, [firstNewLeader]);
     assert.deepEqual(await sql(endpointPort, 'SELECT count(*)::int AS n FROM ledger'), [{ n: 2 }], 'the endpoint reaches the new leader');
     assert.ok(Date.parse(r.routableAt) >= Date.parse(r.electedAt) && Date.parse(r.routableAt) <= Date.parse(r.writableAt));
+    assert.match(r.detail, new RegExp(`first write through 127\\.0\\.0\\.1:${endpointPort}`));
 
     // Called after the election, the late provider finds the work done and only proves the write.
     const t0 = performance.now();

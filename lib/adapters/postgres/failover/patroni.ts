@@ -30,6 +30,12 @@ export interface PatroniProviderOptions {
   startMember?: (name: string) => Promise<void>;
   /** Points a stable endpoint that does not follow Patroni by itself (no HAProxy /primary check) at the new leader. */
   repoint?: (node: PgNode) => Promise<void>;
+  /**
+   * The stable address applications use (HAProxy's read-write port, the lab's database endpoint). When given,
+   * the write that ends a failover goes through it, so the time measured is the one clients see; without it the
+   * write goes straight to the new leader.
+   */
+  endpoint?: { host: string; port: number };
   /** Per REST call (default 2000 ms). */
   requestTimeoutMs?: number;
   /** Between looks at the cluster while waiting (default 100 ms). */
@@ -318,7 +324,7 @@ export class PatroniProvider implements FailoverProvider {
     const node: PgNode = { ...pgNode(leader), role: 'primary' };
     const routable = await this.waitRoutable(leader.name, f.deadline, f.signal);
     if (this.o.repoint) await this.o.repoint(node);
-    const writable = await this.waitWritable(node, f.deadline, f.signal);
+    const writable = await this.waitWritable(this.o.endpoint ?? node, f.deadline, f.signal);
     // GET /cluster carries the timeline of the member's last DCS update, from before its promotion: ask the member.
     const timeline = (await this.status(leader.name, f.signal))?.timeline ?? leader.timeline ?? null;
     this.lastSeenLeader = leader.name;
@@ -329,7 +335,7 @@ export class PatroniProvider implements FailoverProvider {
       writableAt: isoAt(writable),
       electedAt: isoAt(f.electedMs),
       routableAt: isoAt(routable),
-      detail: `${f.how}; after the provider started: elected ${s(f.electedMs)}, GET /primary 200 ${s(routable)}, first write ${s(writable)}`,
+      detail: `${f.how}; after the provider started: elected ${s(f.electedMs)}, GET /primary 200 ${s(routable)}, first write ${this.o.endpoint ? `through ${this.o.endpoint.host}:${this.o.endpoint.port} ` : ''}${s(writable)}`,
       oldLeader: f.oldLeader,
       forced: f.forced,
       timeline,
@@ -381,7 +387,7 @@ export class PatroniProvider implements FailoverProvider {
   }
 
   /** Resolves with the performance.now() of the first commit the node accepted. */
-  private async waitWritable(node: PgNode, deadline: number, signal: AbortSignal): Promise<number> {
+  private async waitWritable(node: { host: string; port: number; name?: string }, deadline: number, signal: AbortSignal): Promise<number> {
     let last = '';
     while (performance.now() < deadline) {
       signal.throwIfAborted();
@@ -399,7 +405,8 @@ export class PatroniProvider implements FailoverProvider {
       }
       await sleep(this.pollMs, signal);
     }
-    throw new Error(`new Patroni leader ${node.name} (${node.host}:${node.port}) accepted no write before the deadline: ${last}`);
+    const what = node.name ? `new Patroni leader ${node.name}` : 'the endpoint';
+    throw new Error(`${what} (${node.host}:${node.port}) accepted no write before the deadline: ${last}`);
   }
 
   async rejoin(node: PgNode, options: { timeoutMs: number; signal: AbortSignal }): Promise<string> {
