@@ -73,7 +73,7 @@ async function setup(t: TestContext): Promise<{ api: KubeApi; svc: PodService; d
   return { api, svc, dir, drill };
 }
 
-test('rollback drill: back to the previous revision under load, timed until it serves, then rolled forward again', { timeout: 120_000 }, async (t) => {
+test('rollback drill: back to the previous revision under load, timed until it serves, then rolled forward again', { timeout: 240_000 }, async (t) => {
   const s = await setup(t);
   assert.equal(image(s.api), 'registry.example/orders:2.0.0');
   const file = s.drill(
@@ -115,7 +115,7 @@ test('rollback drill: back to the previous revision under load, timed until it s
   assert.ok(served.length >= 6, `requests reached old and new pods: ${served.join(', ')}`);
 });
 
-test('rollback via helm without a helm CLI: exit 2 naming what to install, nothing changed', { timeout: 60_000 }, async (t) => {
+test('rollback via helm without a helm CLI: exit 2 naming what to install, nothing changed', { timeout: 240_000 }, async (t) => {
   const s = await setup(t);
   const generation = s.api.state.get('deployments', 'prod', 'orders')!.metadata.generation;
   const seen = s.api.state.requests.length;
@@ -130,7 +130,7 @@ test('rollback via helm without a helm CLI: exit 2 naming what to install, nothi
   assert.equal(s.api.state.get('deployments', 'prod', 'orders')!.metadata.generation, generation);
 });
 
-test('rollback refuses a namespace outside the allowlist and a Deployment with no earlier revision', { timeout: 60_000 }, async (t) => {
+test('rollback refuses a namespace outside the allowlist and a Deployment with no earlier revision', { timeout: 240_000 }, async (t) => {
   const s = await setup(t);
   let r = await drillCli(['validate', s.drill('outside', '  - scenario: rollback\n    params: { deployment: orders, namespace: payments }')]).done;
   assert.equal(r.code, 2);

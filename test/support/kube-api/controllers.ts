@@ -7,6 +7,7 @@ import { reconcileDeployment, deploymentOf } from './deployment.ts';
 import { deletePod, Kubelet } from './kubelet.ts';
 import { controllerRef, Creations, reconcileReplicaSet, reconcileStatefulSet, canonical } from './pod-controllers.ts';
 import { RESOURCES, resourceOfKind } from './discovery.ts';
+import { reconcileCnpgCluster, type CnpgOperatorState } from './cnpg.ts';
 import type { Store, StoreEvent } from './store.ts';
 import type { Condition, KubeObject } from './types.ts';
 
@@ -34,6 +35,7 @@ export class Controllers {
   private flushScheduled = false;
   private stopped = false;
   private readonly creations = new Creations();
+  private readonly cnpg: CnpgOperatorState = { timers: new Set(), switching: new Map() };
   private readonly kubelet: Kubelet;
   private readonly unsubscribe: () => void;
   /** Reconcile failures; a test asserting on the server's behaviour can check that there were none. */
@@ -60,6 +62,7 @@ export class Controllers {
     this.unsubscribe();
     this.kubelet.stop();
     this.creations.stop();
+    for (const t of this.cnpg.timers) clearTimeout(t);
   }
 
   private onEvent(e: StoreEvent): void {
@@ -73,6 +76,7 @@ export class Controllers {
         const ref = controllerRef(o);
         if (ref?.kind === 'ReplicaSet') this.enqueue({ resource: 'replicasets', namespace: ns, name: ref.name });
         if (ref?.kind === 'StatefulSet') this.enqueue({ resource: 'statefulsets', namespace: ns, name: ref.name });
+        if (ref?.kind === 'Cluster') this.enqueue({ resource: 'clusters', namespace: ns, name: ref.name });
         break;
       }
       case 'replicasets': {
@@ -89,6 +93,7 @@ export class Controllers {
         }
         break;
       case 'horizontalpodautoscalers':
+      case 'clusters':
         if (e.type !== 'DELETED') this.enqueue({ resource: e.resource, namespace: ns, name });
         break;
       case 'namespaces':
@@ -139,6 +144,8 @@ export class Controllers {
         return reconcileStatefulSet(this.store, this.creations, this.opts.replaceDelayMs, o, requeue);
       case 'horizontalpodautoscalers':
         return this.reconcileHpa(o);
+      case 'clusters':
+        return reconcileCnpgCluster(this.store, this.creations, this.cnpg, { replaceDelayMs: this.opts.replaceDelayMs, switchDelayMs: this.opts.readyDelayMs }, o, requeue);
       case 'namespaces':
         return this.finalizeNamespace(o);
     }

@@ -33,6 +33,8 @@ export const RESOURCES: ResourceType[] = [
     shortNames: ['hpa'],
     subresources: ['status'],
   },
+  // CloudNativePG's custom resource (test/support/kube-api/cnpg.ts plays its operator).
+  { group: 'postgresql.cnpg.io', version: 'v1', resource: 'clusters', singular: 'cluster', kind: 'Cluster', namespaced: true, subresources: ['status'] },
 ];
 
 export function groupVersion(t: { group: string; version: string }): string {

@@ -1,0 +1,112 @@
+/**
+ * The CloudNativePG failover provider against the test API server, whose miniature operator keeps instance
+ * pods labelled by role and flips the primary as the real one does: a switchover through the Cluster's
+ * status (as `kubectl cnpg promote`), a failover after the primary pod is deleted, the former primary
+ * rejoining as a replica, and the errors a drill identity or a drill file can cause.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { kubeConfigFor, KubeError, KubeGuardrailError } from '../../lib/adapters/kubernetes/index.ts';
+import { createCnpgProvider, type CnpgOptions } from '../../lib/adapters/postgres/failover/cnpg.ts';
+import { startKubeApi, type KubeApi, type KubeObject, type KubeApiOptions } from '../support/kube-api/index.ts';
+
+function pgCluster(name: string, namespace: string, instances = 3): KubeObject {
+  return { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name, namespace }, spec: { instances, storage: { size: '1Gi' }, failoverDelay: 0 } };
+}
+
+async function server(t: TestContext, options: KubeApiOptions = {}): Promise<KubeApi> {
+  const api = await startKubeApi({ objects: [pgCluster('pg', 'db')], replaceDelayMs: 200, readyDelayMs: 300, ...options });
+  t.after(() => api.stop());
+  await api.state.waitFor(() => api.state.get('clusters', 'db', 'pg')?.status?.readyInstances === 3, 'pg to have 3 ready instances');
+  return api;
+}
+
+function provider(api: KubeApi, o: Partial<CnpgOptions> & { token?: string } = {}) {
+  const { token, ...rest } = o;
+  return createCnpgProvider({ kubeConfig: kubeConfigFor({ url: api.url, token }), namespace: 'db', allowedNamespaces: ['db'], cluster: 'pg', mode: 'promote', ...rest });
+}
+
+const roles = (api: KubeApi) =>
+  Object.fromEntries(
+    api.state
+      .list('pods', 'db', 'cnpg.io/cluster=pg')
+      .filter((p) => !p.metadata.deletionTimestamp)
+      .map((p) => [p.metadata.name, p.metadata.labels!['cnpg.io/instanceRole']]),
+  );
+
+const never = new AbortController().signal;
+
+test('topology reads the Cluster and its instance pods; settings name the operator knobs', async (t) => {
+  const api = await server(t);
+  const p = provider(api);
+  const topo = await p.topology();
+  assert.deepEqual(topo.primary, { name: 'pg-1', host: 'pg-rw.db.svc', port: 5432, role: 'primary' });
+  assert.deepEqual(topo.standbys.map((s) => [s.name, s.replication.streaming, s.replication.replayLagMs]).sort(), [
+    ['pg-2', true, null],
+    ['pg-3', true, null],
+  ]);
+  const settings = await p.settings();
+  assert.deepEqual([settings.mode, settings.instances, settings.failoverDelay, settings.switchoverDelay], ['promote', 3, 0, 3600]);
+});
+
+test('promote: a switchover through status.targetPrimary, watched until the operator reports the new primary Ready', async (t) => {
+  const api = await server(t);
+  const p = provider(api);
+  const t0 = performance.now();
+  const r = await p.failover({ candidate: 'pg-2', timeoutMs: 10_000, signal: never });
+  const ms = performance.now() - t0;
+  assert.equal(r.newPrimary.name, 'pg-2');
+  assert.equal(r.newPrimary.host, 'pg-rw.db.svc');
+  assert.match(r.detail, /asked the operator to promote pg-2 \(status\.targetPrimary, as kubectl cnpg promote\); pg-2 is primary \(was pg-1\)/);
+  assert.ok(Date.parse(r.writableAt) >= Date.parse(r.startedAt));
+  // The operator takes readyDelayMs (300) to flip; the watch sees it without polling.
+  assert.ok(ms >= 250 && ms < 8000, `switchover took ${ms} ms`);
+  t.diagnostic(`switchover observed in ${ms.toFixed(0)} ms`);
+  const c = api.state.get('clusters', 'db', 'pg')!;
+  assert.deepEqual([c.status.currentPrimary, c.status.targetPrimary, c.status.phase], ['pg-2', 'pg-2', 'Cluster in healthy state']);
+  await api.state.waitFor(() => roles(api)['pg-2'] === 'primary' && roles(api)['pg-1'] === 'replica', 'pod labels to follow');
+  const patch = api.state.requests.find((q) => q.method === 'PATCH');
+  assert.deepEqual([patch?.resource, patch?.path.endsWith('/clusters/pg/status'), patch?.contentType, patch?.status], ['clusters', true, 'application/merge-patch+json', 200]);
+  // Informer-style: list the one Cluster, then watch from there (the watch is only needed if the flip came after the list).
+  assert.ok(api.state.requests.some((q) => q.verb === 'list' && q.resource === 'clusters' && q.query.includes('fieldSelector=metadata.name%3Dpg')), 'the Cluster was listed by name');
+
+  // Rejoin: the former primary is already a Ready replica.
+  assert.match(await p.rejoin({ name: 'pg-1', host: 'x', port: 5432, role: 'unknown' }, { timeoutMs: 5000, signal: never }), /pg-1 is back as a Ready replica of pg-2/);
+  await assert.rejects(p.failover({ candidate: 'pg-9', timeoutMs: 5000, signal: never }), /no Ready standby named "pg-9" to promote in CloudNativePG cluster "pg" \(standbys: pg-1, pg-3\)/);
+});
+
+test('delete-pod: the primary pod is deleted, the operator fails over, the old one comes back as a replica', async (t) => {
+  const api = await server(t);
+  const p = provider(api, { mode: 'delete-pod' });
+  const oldUid = api.state.get('pods', 'db', 'pg-1')!.metadata.uid;
+  const r = await p.failover({ timeoutMs: 10_000, signal: never });
+  assert.equal(r.newPrimary.name, 'pg-2', 'the first Ready replica is elected');
+  assert.match(r.detail, /deleted the primary pod pg-1 \(grace 0\); the operator elects; pg-2 is primary/);
+  const deletes = api.state.requests.filter((q) => q.method === 'DELETE');
+  assert.deepEqual(deletes.map((q) => [q.resource, q.name, q.status]), [['pods', 'pg-1', 200]]);
+  const back = await p.rejoin({ name: 'pg-1', host: 'pg-r.db.svc', port: 5432, role: 'unknown' }, { timeoutMs: 10_000, signal: never });
+  assert.match(back, /pg-1 is back as a Ready replica of pg-2/);
+  assert.notEqual(api.state.get('pods', 'db', 'pg-1')!.metadata.uid, oldUid, 'a new pod for the old instance');
+  assert.equal(roles(api)['pg-1'], 'replica');
+});
+
+test('guardrails and errors: namespace outside the allowlist, kube-system, RBAC 403 naming the status rule, a timeout that says what it saw', async (t) => {
+  const api = await server(t, {
+    tokens: {
+      reader: { user: 'system:serviceaccount:drill:drill', rules: [{ verbs: ['get', 'list', 'watch'], apiGroups: ['', 'postgresql.cnpg.io'], resources: ['pods', 'clusters'] }] },
+    },
+  });
+  assert.throws(() => provider(api, { namespace: 'payments' }), (e: unknown) => e instanceof KubeGuardrailError && /namespace "payments" is not in the target's allowed namespaces \(db\)/.test(e.message));
+  assert.throws(() => provider(api, { namespace: 'kube-system', allowedNamespaces: ['kube-system'] }), /kube-system" is never a drill target/);
+
+  const p = provider(api, { token: 'reader' });
+  await assert.rejects(
+    p.failover({ candidate: 'pg-2', timeoutMs: 5000, signal: never }),
+    (e: unknown) =>
+      e instanceof KubeError &&
+      e.status === 403 &&
+      /not allowed to patch clusters\/status "pg" in namespace "db" \(403 Forbidden/.test(e.message) &&
+      e.message.includes('- apiGroups: ["postgresql.cnpg.io"]\n  resources: ["clusters/status"]\n  verbs: ["patch"]'),
+  );
+  assert.equal(api.state.get('clusters', 'db', 'pg')!.status.currentPrimary, 'pg-1', 'nothing changed');
+});
