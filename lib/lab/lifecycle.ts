@@ -80,6 +80,9 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       return { ...info, replicas };
     }
     const startedHere: string[] = [];
+    // The standby is built alongside the daemon, waitServing and the warm-up; settled (never rejected, so it
+    // is never an unhandled rejection) and awaited before labUp returns or cleans up.
+    let standby: Promise<Error | null> = Promise.resolve(null);
     try {
       // Leftovers of a crash (dead daemon, orphan replicas) go first; a healthy PostgreSQL is kept.
       await stopDaemonAndReplicas(dir, f);
@@ -89,7 +92,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       // The daemon and its replicas boot (about a second of node start-up) while PostgreSQL initialises and
       // starts: replicas retry the database until it answers, and only count as ready once it does.
       const [pg, daemon] = await Promise.allSettled([
-        bringUpPostgres(p, plan, f, (node) => startedHere.push(node), phase),
+        bringUpPostgres(p, plan, f, (node) => startedHere.push(node), phase).then((s) => void (standby = s.standby)),
         spawnDaemon(p, deadline).then((pid) => (phase('daemon ready'), pid)),
       ]);
       if (pg.status === 'rejected') throw pg.reason;
@@ -100,8 +103,11 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       phase('serving');
       const warm = await warmService(info.serviceUrl, { maxMs: Math.max(0, Math.min(8000, deadline - performance.now())) });
       phase(`warm after ${warm.requests} requests (p95 ${warm.lastP95Ms.toFixed(1)} ms)`);
-      return info;
+      const standbyError = await standby;
+      if (standbyError) throw standbyError;
+      return infoOf(dir, await collectFacts(dir), false) ?? info;
     } catch (e) {
+      await standby;
       // Take down what this call started, so a failed start leaves no half lab behind.
       await stopDaemonAndReplicas(dir, await collectFacts(dir)).catch(() => {});
       await Promise.all(startedHere.map((n) => stopCluster(p.node(n).data, 'fast').catch(() => {})));
@@ -148,7 +154,8 @@ async function planPostgres(p: LabPaths, f: LabFacts, replicas: number, replicat
 
 const superConn = (port: number) => ({ host: '127.0.0.1', port, user: LAB_DB.superuser, database: 'postgres' });
 
-async function bringUpPostgres(p: LabPaths, plan: PgPlan, f: LabFacts, started: (node: string) => void, phase: (name: string) => void): Promise<void> {
+/** Resolves once the primary serves the lab's role and database, with the standby's bring-up still under way. */
+async function bringUpPostgres(p: LabPaths, plan: PgPlan, f: LabFacts, started: (node: string) => void, phase: (name: string) => void): Promise<{ standby: Promise<Error | null> }> {
   const node = p.node(plan.primary);
   const port = plan.ports[plan.primary]!;
   if (plan.needsInit) {
@@ -180,10 +187,18 @@ async function bringUpPostgres(p: LabPaths, plan: PgPlan, f: LabFacts, started: 
   }
   const standbyAlive = f.nodes.find((n) => n.name === plan.standby)?.alive ?? false;
   // The base backup starts as soon as the primary accepts connections, alongside the role and database.
-  await Promise.all([
-    ensureRoleAndDatabase(superConn(port), { role: LAB_DB.user, database: LAB_DB.database }),
-    ensureStandby(p, plan, standbyAlive, started, phase),
-  ]);
+  const standby = ensureStandby(p, plan, standbyAlive, started, phase).then(
+    () => null,
+    (e: Error) => e,
+  );
+  try {
+    await ensureRoleAndDatabase(superConn(port), { role: LAB_DB.user, database: LAB_DB.database });
+  } catch (e) {
+    await standby;
+    throw e;
+  }
+  // Wrapped: an async function returning a promise would wait for it.
+  return { standby };
 }
 
 /**
