@@ -5,6 +5,8 @@
  * inputs that must be refused before anything is touched.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { postmasterPid } from '../../lib/adapters/postgres/cluster.ts';
@@ -38,6 +40,10 @@ async function waitHealthy(provider: PatroniProvider, standbys: number, timeoutM
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`cluster not healthy after ${timeoutMs} ms: ${JSON.stringify(last?.members)}`);
+}
+
+function listen(server: net.Server): Promise<number> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
 }
 
 async function rejects(p: Promise<unknown>, exitCode: number, message: RegExp): Promise<UserError> {
@@ -140,6 +146,22 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     assert.match(e.next ?? '', /apiUrls/);
     await rejects(down.failover({ candidate: 'm2', timeoutMs: 5000, signal }), 3, /does not answer/);
     await rejects(down.settings(), 3, /does not answer/);
+
+    // An address that accepts connections and never answers, and one that answers but is not Patroni.
+    const silent = net.createServer(() => {});
+    const notPatroni = http.createServer((_req, res) => res.end('{"hello":"world"}'));
+    try {
+      const silentPort = await listen(silent);
+      const otherPort = await listen(notPatroni);
+      const slow = new PatroniProvider({ apiUrls: [`http://127.0.0.1:${silentPort}`], requestTimeoutMs: 300 });
+      await rejects(slow.topology(), 3, /does not answer: GET http:\/\/127\.0\.0\.1:\d+\/cluster: no answer within 300 ms/);
+      const other = new PatroniProvider({ apiUrls: [`http://127.0.0.1:${otherPort}`] });
+      await rejects(other.topology(), 3, /did not return a Patroni cluster/);
+    } finally {
+      silent.close();
+      notPatroni.closeAllConnections();
+      notPatroni.close();
+    }
 
     // A live leader is never failed over from: that would be a switchover, and the drill's fault has not happened.
     await rejects(provider.failover({ timeoutMs: 5000, signal }), 2, /leader m1 is alive and holds the leader key/);
