@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, chmod, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -70,6 +71,11 @@ const HBA = [
 ];
 
 export async function startPatroniCluster(options: PatroniClusterOptions = {}): Promise<PatroniCluster> {
+  for (const bin of [PATRONI_BIN, ETCD_BIN]) {
+    await access(bin, fsConstants.X_OK).catch(() => {
+      throw new Error(`${bin} is missing: apt-get install -y patroni etcd-server (.ci/run does this on CI)`);
+    });
+  }
   const timings: PatroniTimings = { ttl: 10, loopWait: 2, retryTimeout: 4, ...options.timings };
   const tmp = await clusterDir();
   const scope = `drill-${Math.random().toString(36).slice(2, 8)}`;
@@ -119,6 +125,8 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
         detached: true,
       });
       await log.close();
+      // Without a listener a failed spawn would be an uncaught 'error'; waitHttp sees the exit code instead.
+      child.on('error', () => {});
       procs.set(name, child);
       await waitHttp(`${m.apiUrl}/liveness`, 30_000, () => child.exitCode !== null || child.signalCode !== null, m.logFile);
     };
@@ -200,6 +208,7 @@ async function startEtcd(tmp: TempDir): Promise<ChildProcess & { clientUrl: stri
     { env: { PATH: '/usr/bin:/bin' }, stdio: ['ignore', log.fd, log.fd], detached: true },
   );
   await log.close();
+  child.on('error', () => {});
   await waitHttp(`${clientUrl}/health`, 15_000, () => child.exitCode !== null, join(tmp.path, 'etcd.log'));
   return Object.assign(child, { clientUrl });
 }
