@@ -382,7 +382,7 @@ export class PatroniProvider implements FailoverProvider {
     const timing = s ? ` (ttl ${s.ttl} s, loop_wait ${s.loop_wait} s, retry_timeout ${s.retry_timeout} s)` : '';
     return new Error(
       `Patroni elected no new leader within ${timeoutMs / 1000} s after ${oldLeader ?? 'the leader'} died${timing}; last seen: ${last}. ` +
-        'If the old leader still holds the key, Patroni is still alive on its host (it restarts PostgreSQL in place); if no replica took it, check maximum_lag_on_failover, nofailover tags and the replicas\' Patroni logs',
+        'A deadline shorter than ttl cannot be met; an old leader that holds the key longer than ttl still has a live Patroni (it restarts PostgreSQL in place); if no replica took the key, check maximum_lag_on_failover, nofailover tags and the replicas\' Patroni logs',
     );
   }
 
