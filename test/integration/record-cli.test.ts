@@ -77,7 +77,12 @@ test('a record built from real runs of the lab drill: counts, RTO with method, c
   // Coverage: both lab scenarios ran this quarter; the monthly restore test never ran.
   const q = parseQuarter(quarter)!;
   const lab = rec.coverage.items.filter((i) => i.drill === 'lab-pod-kill');
-  assert.deepEqual(lab.map((i) => [i.scenario, i.status]).sort(), [['kill-half-oldest-first', 'ran'], ['kill-one-replica', 'ran']]);
+  // A run aborted before injection (a starved machine misses the steady state) does not cover its entry yet.
+  const judged = (scenario: string) => rec.runs.some((x) => x.scenario === scenario && (x.status === 'passed' || x.status === 'failed'));
+  assert.deepEqual(
+    lab.map((i) => [i.scenario, i.status]).sort(),
+    ['kill-half-oldest-first', 'kill-one-replica'].map((s) => [s, judged(s) ? 'ran' : 'due']),
+  );
   const month = rec.runs[0]!.startedAt.slice(0, 7);
   const restore = rec.coverage.items.filter((i) => i.drill === 'monthly-restore');
   assert.deepEqual(restore.map((i) => i.period), q.months);

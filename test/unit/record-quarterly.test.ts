@@ -236,3 +236,17 @@ test('a run.json cut anywhere reads as truncated; a bad byte in the middle does 
   const broken = parseRunRecord(good.slice(0, 200) + '}' + good.slice(201));
   assert.doesNotMatch((broken as { reason: string }).reason, /truncated/);
 });
+
+test('coverage: a period whose runs were all aborted is a gap (incomplete), not covered', () => {
+  const runs = [
+    { id: 'a', drill: 'checkout-quarterly', scenario: 'pod-kill', startedAt: '2026-11-03T09:00:00Z', status: 'aborted' as const },
+    { id: 'b', drill: 'checkout-quarterly', scenario: 'db-failover', startedAt: '2026-11-04T09:00:00Z', status: 'aborted' as const },
+    { id: 'c', drill: 'checkout-quarterly', scenario: 'db-failover', startedAt: '2026-11-05T09:00:00Z', status: 'failed' as const },
+  ];
+  const items = coverage(REQS.slice(0, 2), runs, Q4, '2027-01-05T00:00:00Z');
+  assert.deepEqual(items.map((i) => [i.scenario, i.status, i.runs]), [['pod-kill', 'incomplete', 1], ['db-failover', 'ran', 2]], 'a failed run still tested recovery');
+  assert.equal(coverage(REQS.slice(0, 1), runs, Q4, '2026-12-01T00:00:00Z')[0]!.status, 'due', 'still time to run it');
+  const r = buildQuarterlyRecord(input({ requirements: REQS.slice(0, 1), runs: [run('20261103T090000Z-pod-kill-000009', '2026-11-03T09:00:00.000Z', { status: 'aborted' })] }));
+  assert.equal(r.coverage.gaps, 1);
+  assert.match(r.findings.find((f) => f.source === 'coverage')!.title, /never completed in 2026-Q4: every run was aborted/);
+});

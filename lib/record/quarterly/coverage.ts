@@ -30,9 +30,12 @@ export function coverage(requirements: readonly PolicyRequirement[], runs: reado
       const inPeriod = mine.filter((r) => Date.parse(r.startedAt) >= from && Date.parse(r.startedAt) < to);
       const before = mine.filter((r) => Date.parse(r.startedAt) < from);
       const last = inPeriod.at(-1) ?? before.at(-1) ?? null;
+      // An aborted or errored run never had its recovery judged: it does not cover the requirement.
+      const judged = inPeriod.filter((r) => r.status === 'passed' || r.status === 'failed');
       let status: CoverageItem['status'];
-      if (inPeriod.length > 0) status = 'ran';
+      if (judged.length > 0) status = 'ran';
       else if (nowMs < to) status = 'due';
+      else if (inPeriod.length > 0) status = 'incomplete';
       else status = before.length > 0 ? 'stale' : 'missing';
       items.push({
         cadence: req.cadence,
@@ -52,7 +55,7 @@ export function coverage(requirements: readonly PolicyRequirement[], runs: reado
 }
 
 export function isGap(item: CoverageItem): boolean {
-  return item.status === 'missing' || item.status === 'stale';
+  return item.status === 'missing' || item.status === 'stale' || item.status === 'incomplete';
 }
 
 /** The end of a coverage item's period, ISO: due dates of gap findings count from it. */

@@ -68,13 +68,15 @@ export function rollupFindings(runs: readonly RunInput[], gaps: readonly Coverag
     const end = periodEnd(g, quarter);
     const what = g.cadence === 'quarterly' ? `quarterly drill` : `monthly restore test`;
     const title =
-      g.status === 'stale'
+      g.status === 'incomplete'
+        ? `Required ${what} never completed in ${g.period}: every run was ${g.lastStatus}`
+        : g.status === 'stale'
         ? `Required ${what} not run in ${g.period}: last run ${g.lastRunAt!.slice(0, 10)}`
         : `Required ${what} never run: not in ${g.period}`;
     drafts.set(key, {
       severity: 'SEV2',
       title: `${title} (${g.drill} / ${g.scenario})`,
-      detail: `The policy requires ${g.drill} / ${g.scenario} ${g.cadence === 'quarterly' ? 'every quarter' : 'every month'}; no run started in ${g.period}${g.lastRunId ? ` (last: ${g.lastRunId}, ${g.lastStatus})` : ''}. An untested recovery path is an unknown RTO.`,
+      detail: `The policy requires ${g.drill} / ${g.scenario} ${g.cadence === 'quarterly' ? 'every quarter' : 'every month'}; ${g.status === 'incomplete' ? `no run in ${g.period} got as far as judging recovery` : `no run started in ${g.period}`}${g.lastRunId ? ` (last: ${g.lastRunId}, ${g.lastStatus})` : ''}. An untested recovery path is an unknown RTO.`,
       owner: g.owner,
       due: dueDate('SEV2', end),
       source: 'coverage',

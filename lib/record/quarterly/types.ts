@@ -69,7 +69,7 @@ export interface PolicyRequirement {
   owner: string | null;
 }
 
-export type CoverageStatus = 'ran' | 'missing' | 'stale' | 'due';
+export type CoverageStatus = 'ran' | 'missing' | 'stale' | 'incomplete' | 'due';
 
 export interface CoverageItem {
   cadence: 'quarterly' | 'monthly';
@@ -77,7 +77,10 @@ export interface CoverageItem {
   period: string;
   drill: string;
   scenario: string;
-  /** ran: a run started in the period; stale: the last run is from before it; missing: never ran; due: period not over yet and no run so far. */
+  /**
+   * ran: a run in the period was judged (passed or failed); incomplete: runs in the period were all aborted or
+   * errored; stale: the last run is from before it; missing: never ran; due: period not over yet.
+   */
   status: CoverageStatus;
   runs: number;
   lastRunId: string | null;

@@ -117,7 +117,7 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
               td(esc(c.cadence)),
               td(esc(c.period)),
               td(`${esc(c.drill)} / ${esc(c.scenario)}`),
-              td(`<span class="${c.status === 'ran' ? 'met' : c.status === 'due' ? 'na' : 'missed'}" data-field="coverage.items.${i}.status" data-value="${esc(JSON.stringify(c.status))}">${esc(c.status === 'stale' ? 'GAP: ran only before' : c.status === 'missing' ? 'GAP: never ran' : c.status === 'due' ? 'due (period not over)' : 'ran')}</span>`),
+              td(`<span class="${c.status === 'ran' ? 'met' : c.status === 'due' ? 'na' : 'missed'}" data-field="coverage.items.${i}.status" data-value="${esc(JSON.stringify(c.status))}">${esc(c.status === 'stale' ? 'GAP: ran only before' : c.status === 'missing' ? 'GAP: never ran' : c.status === 'incomplete' ? 'GAP: only aborted runs' : c.status === 'due' ? 'due (period not over)' : 'ran')}</span>`),
               td(field(`coverage.items.${i}.runs`, c.runs, count(c.runs)), true),
               td(c.lastRunAt ? `${esc(day(c.lastRunAt))} <span class="small">${esc(c.lastStatus ?? '')}</span>` : DASH),
               td(blankable(c.owner)),

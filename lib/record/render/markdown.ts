@@ -54,7 +54,7 @@ export function renderRecordMarkdown(r: QuarterlyRecord): string {
     out.push(
       table(
         ['Cadence', 'Period', 'Drill / scenario', 'Status', 'Runs', 'Last run', 'Owner'],
-        r.coverage.items.map((c) => [c.cadence, c.period, `${c.drill} / ${c.scenario}`, c.status === 'stale' ? '**GAP: ran only before**' : c.status === 'missing' ? '**GAP: never ran**' : c.status, count(c.runs), c.lastRunAt ? `${day(c.lastRunAt)} ${c.lastStatus ?? ''}` : DASH, orBlank(c.owner)]),
+        r.coverage.items.map((c) => [c.cadence, c.period, `${c.drill} / ${c.scenario}`, c.status === 'stale' ? '**GAP: ran only before**' : c.status === 'missing' ? '**GAP: never ran**' : c.status === 'incomplete' ? '**GAP: only aborted runs**' : c.status, count(c.runs), c.lastRunAt ? `${day(c.lastRunAt)} ${c.lastStatus ?? ''}` : DASH, orBlank(c.owner)]),
       ),
     );
   out.push('## Scenarios: RTO and RPO', '');
