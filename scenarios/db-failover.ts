@@ -50,7 +50,7 @@ interface Killed {
   /** Run-relative ms of the kill: the fault time RPO is measured from. */
   atMs: number;
 }
-type FailedOver = FailoverResult & { writableMs: number };
+type FailedOver = FailoverResult & { writableMs: number; settings: Record<string, unknown> };
 
 function db(ctx: ScenarioContext<Params>): DatabaseAdapter {
   // Validation refuses db-failover on a target without a database, so this only guards against a harness bug.
@@ -180,7 +180,10 @@ export default defineScenario({
         const r = await db(ctx).provider.failover({ timeoutMs: parseDuration(ctx.params.failoverTimeout), signal: ctx.signal });
         const writableMs = ctx.mark('failover-writable').ms;
         ctx.log.info(`failed over to ${r.newPrimary.name}: ${r.detail}`);
-        return { ...r, writableMs };
+        // What drives failover time (Patroni ttl/loop_wait, pg-promote's polling), journaled with the result; read after the fact so it costs the failover nothing.
+        const settings = await db(ctx).provider.settings().catch((e: Error) => ({ unreadable: e.message }));
+        ctx.log.info(`${db(ctx).provider.kind} settings: ${JSON.stringify(settings)}`);
+        return { ...r, writableMs, settings };
       },
       rollback: { none: 'a failover is not undone by failing back: the kill\'s rollback makes the old primary a standby of the new one' },
     }),
