@@ -46,6 +46,12 @@ const BENCHES: Bench[] = [
     quick: ['--mb', '32', '--rounds', '1'],
     about: 'blob upload/download against Azurite on local disk; 512 MB x 2 rounds (quick: 32 MB x 1)',
   },
+  {
+    name: 'failover-rto',
+    file: 'failover-rto.ts',
+    quick: ['--runs', '2', '--modes', 'async-stall'],
+    about: 'db-failover on the lab: 10 failovers per provider and replication mode, RTO and lost writes; about 15-20 minutes (quick: 2 failovers, about 2 minutes)',
+  },
 ];
 
 const { values: args } = parseArgs({
