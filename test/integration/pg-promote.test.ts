@@ -50,6 +50,9 @@ interface Failed {
   oldPrimary: string;
   newPrimary: string;
   killToWritableMs: number;
+  /** The kill itself (SIGSTOP, list, SIGKILL, wait for every PID), then what the provider said it did. */
+  killMs: number;
+  detail: string;
 }
 
 /** Kill the primary as a host dies, fail over, check the endpoint and the service; returns the timings. */
@@ -58,6 +61,7 @@ async function killAndFailOver(db: DatabaseAdapter, info: LabInfo): Promise<Fail
   const old = before.primary!;
   const t0 = performance.now();
   const killed = await db.crash(old, 'kill');
+  const killMs = performance.now() - t0;
   for (const pid of [killed.pid, ...killed.children]) assert.notEqual(await procState(pid), 'alive', `pid ${pid} of ${old.name} is gone`);
   const r = await db.provider.failover({ timeoutMs: 30_000, signal: signal() });
   const killToWritableMs = performance.now() - t0;
@@ -68,7 +72,7 @@ async function killAndFailOver(db: DatabaseAdapter, info: LabInfo): Promise<Fail
   const token = `after-${old.name}-${Date.now()}`;
   assert.equal(await postService(info.serviceUrl, token), 201, 'the service writes through the endpoint again');
   assert.equal((await query(r.newPrimary.port, 'SELECT 1 FROM orders WHERE token = $1', [token])).length, 1);
-  return { oldPrimary: old.name, newPrimary: r.newPrimary.name, killToWritableMs };
+  return { oldPrimary: old.name, newPrimary: r.newPrimary.name, killToWritableMs, killMs, detail: r.detail };
 }
 
 async function assertStreams(db: DatabaseAdapter, standby: string, mode: 'async' | 'sync'): Promise<void> {
@@ -135,7 +139,7 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
     test('after the primary dies, the standby is promoted and the endpoint and service follow it', async (t) => {
       const f = await killAndFailOver(db, info);
       timings.push(f.killToWritableMs);
-      t.diagnostic(`kill of ${f.oldPrimary} to first commit through the endpoint on ${f.newPrimary}: ${f.killToWritableMs.toFixed(0)} ms`);
+      t.diagnostic(`kill of ${f.oldPrimary} to first commit through the endpoint on ${f.newPrimary}: ${f.killToWritableMs.toFixed(0)} ms (kill ${f.killMs.toFixed(0)} ms; ${f.detail})`);
       assert.deepEqual([f.oldPrimary, f.newPrimary], ['n1', 'n2']);
       const s = await labStatus({ dir });
       assert.equal(s.up, true);
@@ -169,7 +173,7 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
         assert.deepEqual([f.oldPrimary, f.newPrimary], expected);
         const old = (await db.nodes()).find((n) => n.name === f.oldPrimary)!;
         const detail = await db.provider.rejoin(old, { timeoutMs: 60_000, signal: signal() });
-        t.diagnostic(`${f.oldPrimary} -> ${f.newPrimary}: kill to writable ${f.killToWritableMs.toFixed(0)} ms; ${detail}`);
+        t.diagnostic(`${f.oldPrimary} -> ${f.newPrimary}: kill to writable ${f.killToWritableMs.toFixed(0)} ms (kill ${f.killMs.toFixed(0)} ms; ${f.detail}); ${detail}`);
         await assertStreams(db, f.oldPrimary, 'async');
       }
       const sorted = [...timings].sort((a, b) => a - b);
@@ -244,7 +248,7 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
         assert.equal(names!.v, '', 'no synchronous standby named while there is none');
         const old = (await db.nodes()).find((n) => n.name === f.oldPrimary)!;
         const detail = await db.provider.rejoin(old, { timeoutMs: 60_000, signal: signal() });
-        t.diagnostic(`${f.oldPrimary} -> ${f.newPrimary}: kill to writable ${f.killToWritableMs.toFixed(0)} ms; ${detail}`);
+        t.diagnostic(`${f.oldPrimary} -> ${f.newPrimary}: kill to writable ${f.killToWritableMs.toFixed(0)} ms (kill ${f.killMs.toFixed(0)} ms; ${f.detail}); ${detail}`);
         await assertStreams(db, f.oldPrimary, 'sync');
       }
       await labDown({ dir });

@@ -4,7 +4,7 @@
  * `postgres` user, because initdb and postgres refuse root.
  */
 import { execFile } from 'node:child_process';
-import { chmod, chown, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { childrenOf, isProcessUnder, signal, waitGone } from './proc.ts';
@@ -199,9 +199,22 @@ export async function isRunning(dataDir: string): Promise<boolean> {
   return pid !== null && (await isProcessUnder(pid, dataDir));
 }
 
+/**
+ * A killed postmaster leaves postmaster.pid behind, and PostgreSQL refuses to start (pg_rewind's crash
+ * recovery too) while that PID "exists": a zombie not yet reaped by init, or the PID reused by an unrelated
+ * process, both do (seen here right after a kill under load). Removes the file when its PID is not a running
+ * postmaster of this data directory; a running one is left alone.
+ */
+export async function clearStaleLock(dataDir: string): Promise<void> {
+  const pid = await postmasterPid(dataDir);
+  if (pid === null || (await isProcessUnder(pid, dataDir))) return;
+  await rm(join(dataDir, 'postmaster.pid'), { force: true });
+}
+
 /** Starts the server and resolves with the postmaster PID once it accepts connections. */
 export async function startCluster(dataDir: string, options: { logFile: string; timeoutMs?: number }): Promise<number> {
   const timeoutMs = options.timeoutMs ?? 30_000;
+  await clearStaleLock(dataDir);
   // pg_ctl opens the log as postgres: it must exist and belong to postgres first.
   await writeFile(options.logFile, '', { flag: 'a', mode: 0o640 });
   await giveToServerUser(options.logFile);

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
-import { giveToServerUser, runServerBinary, writeNodeConf, type NodeSettings, type PgConn } from './cluster.ts';
+import { clearStaleLock, giveToServerUser, runServerBinary, writeNodeConf, type NodeSettings, type PgConn } from './cluster.ts';
 
 /** One slot per standby, named after it, so the primary keeps exactly the WAL that standby still needs. */
 export function slotName(node: string): string {
@@ -112,6 +112,7 @@ export async function rewindToStandby(primary: PgConn, dataDir: string, id: Stan
   // its next checkpoint (pg_rewind's documentation): without it, rewind sees "no divergence" and does nothing.
   await withClient(primary, (c) => c.query('CHECKPOINT'));
   await ensureSlot(primary, id.name, { fresh: true });
+  await clearStaleLock(dataDir);
   // --no-sync: the rewound node starts as a crashed one, and PostgreSQL syncs its whole data directory then.
   const r = await runServerBinary('pg_rewind', ['-D', dataDir, '--no-sync', '--source-server', conninfo(primary)], options.timeoutMs ?? 120_000);
   if (r.code !== 0) throw new Error(`pg_rewind of ${dataDir} from ${primary.host}:${primary.port} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
