@@ -250,3 +250,17 @@ test('coverage: a period whose runs were all aborted is a gap (incomplete), not 
   assert.equal(r.coverage.gaps, 1);
   assert.match(r.findings.find((f) => f.source === 'coverage')!.title, /never completed in 2026-Q4: every run was aborted/);
 });
+
+test('scope: databases from the lab target, backup sets from a restore run (its Blob target and the backup it restored)', () => {
+  const lab = run('20261005T090000Z-pod-kill-000002', '2026-10-05T09:00:00.000Z');
+  lab.record.environment = { target: { kind: 'lab', postgres: { host: '127.0.0.1', port: 15805, database: 'orders' } } };
+  const restore = run('20261006T090000Z-restore-logical-000003', '2026-10-06T09:00:00.000Z', { drill: 'monthly-restore', scenario: 'restore-logical' });
+  restore.record.environment = { target: { kind: 'blob', container: 'pg-backups', prefix: 'orders' } };
+  restore.record.actions = [{ ...restore.record.actions[0]!, targets: ['orders/logical/20261005T020000Z (taken 2026-10-05T02:00:00.000Z) -> scratch cluster in /tmp/drill-restore-1'] }];
+  const r = buildQuarterlyRecord(input({ runs: [lab, restore], requirements: [] }));
+  assert.deepEqual(r.scope.databases, ['PostgreSQL orders (lab)']);
+  assert.deepEqual(r.scope.backupSets, ['blob://pg-backups/orders', 'orders/logical/20261005T020000Z']);
+  assert.deepEqual(r.scope.drills.map((d) => d.name), ['checkout-quarterly', 'monthly-restore']);
+  assert.deepEqual(r.people, { participants: ['alice'], approver: 'carol', owners: ['payments-sre'] });
+  assert.deepEqual([r.signOff.signedBy, r.signOff.signedAt], [null, null]);
+});

@@ -174,15 +174,18 @@ function databasesOf(r: RunInput): string[] {
   return r.record.dataClass === 'database' && r.record.objectives.rpo.method ? [`${r.record.dataClass} of ${r.context.service?.name ?? r.record.target}`] : [];
 }
 
-/** Backup sets named by the run: environment keys about backups and Blob targets of actions. */
+/** Backup sets a run used: the Blob container/prefix of its target and the backups its actions restored. */
 function backupSetsOf(r: RunInput): string[] {
   const out: string[] = [];
-  const walk = (v: unknown, key: string, depth: number) => {
-    if (depth > 4 || v === null || v === undefined) return;
-    if (typeof v === 'string' && /backup/i.test(key)) out.push(v);
-    else if (typeof v === 'object') for (const [k, x] of Object.entries(v as Record<string, unknown>)) walk(x, /backup/i.test(key) ? key : k, depth + 1);
-  };
-  walk(r.record.environment, '', 0);
-  for (const a of r.record.actions ?? []) for (const t of a.targets) if (/^blob:\/\//.test(t) || /backup/i.test(t)) out.push(t);
+  const t = (r.record.environment?.target ?? {}) as Record<string, unknown>;
+  if (t.kind === 'blob' && typeof t.container === 'string') out.push(`blob://${t.container}${typeof t.prefix === 'string' && t.prefix ? `/${t.prefix}` : ''}`);
+  for (const a of r.record.actions ?? []) {
+    for (const target of a.targets) {
+      // blob-restore names its target `<backup folder> (taken <time>) -> scratch cluster in <dir>`.
+      const m = /^(.+?) \(taken [^)]+\)/.exec(target);
+      if (m) out.push(m[1]!);
+      else if (/^blob:\/\//.test(target)) out.push(target);
+    }
+  }
   return out;
 }
