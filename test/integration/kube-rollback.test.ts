@@ -145,3 +145,23 @@ test('rollback refuses a namespace outside the allowlist and a Deployment with n
   assert.deepEqual(history.history.map((h) => h.revision), [1, 2]);
   assert.equal(history.current.revision, 2);
 });
+
+test('the rollout watch re-lists after a 410 Expired and the rollback still completes', { timeout: 120_000 }, async (t) => {
+  // Slow readiness keeps the rollout going while the watch is expired under it.
+  const api = await startKubeApi({ objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } })], replaceDelayMs: 100, readyDelayMs: 1500 });
+  t.after(() => api.stop());
+  await deploy(api, '2.0.0');
+  const d = createKubeDeployments(kubeConfigFor({ url: api.url }), 'prod');
+  const lists = () => api.state.requests.filter((q) => q.verb === 'list' && q.resource === 'deployments').length;
+  await d.rollbackTo('orders', 0);
+  const waiting = d.waitRollout('orders', { timeoutMs: 60_000, signal: new AbortController().signal });
+  await api.state.waitFor(() => api.state.openWatches('deployments') === 1, 'the rollout watch to open');
+  const before = lists();
+  api.faults.expireNextWatch('deployments');
+  api.faults.dropWatches();
+  await api.state.waitFor(() => lists() === before + 1 && api.state.openWatches('deployments') === 1, 'a re-list and a new watch after the 410', 10_000);
+  const r = await waiting;
+  assert.equal(r.complete, true);
+  assert.deepEqual(r.images, ['registry.example/orders:1.0.0']);
+  assert.deepEqual([r.updated, r.available, r.total], [3, 3, 3]);
+});

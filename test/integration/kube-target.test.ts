@@ -6,7 +6,9 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { AppsV1Api } from '@kubernetes/client-node';
+import { kubeConfigFor } from '../../lib/adapters/kubernetes/index.ts';
 import { join } from 'node:path';
 import { deployment, startKubeApi, type KubeApi, type KubeApiOptions } from '../support/kube-api/index.ts';
 import { startPodService, type PodService } from '../support/kube-api/service.ts';
@@ -260,4 +262,35 @@ test('RBAC: a drill identity without delete on pods gets the verb, resource and 
   const refused = s.api.state.requests.filter((q) => q.method === 'DELETE');
   assert.ok(refused.length >= 1 && refused.every((q) => q.status === 403), 'every delete was refused');
   assert.equal(s.api.state.list('pods', 'prod').length, 3);
+});
+
+test('drills/kubernetes-example.yaml validates, and plans against a cluster that has its context and namespace', { timeout: 240_000 }, async (t) => {
+  let r = await drillCli(['validate', 'drills/kubernetes-example.yaml']).done;
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /ok \(2 scenarios: kill-one-pod, rollback-last-deploy\)/);
+
+  // A HOME whose ~/.kube/config has the example's context, pointing at the test server.
+  const api = await startKubeApi({ objects: [deployment({ name: 'orders', namespace: 'prod-orders', replicas: 3 })], readyDelayMs: 50, replaceDelayMs: 50 });
+  t.after(() => api.stop());
+  const apps = kubeConfigFor({ url: api.url }).makeApiClient(AppsV1Api);
+  const d = await apps.readNamespacedDeployment({ name: 'orders', namespace: 'prod-orders' });
+  d.spec!.template.spec!.containers[0]!.image = 'registry.example/orders:2.0.0';
+  await apps.replaceNamespacedDeployment({ name: 'orders', namespace: 'prod-orders', body: d });
+  await api.state.waitFor(() => api.state.list('replicasets', 'prod-orders').length === 2, 'a second revision');
+  const home = scratchDir('kube-home');
+  t.after(() => rmSync(home, { recursive: true, force: true }));
+  mkdirSync(join(home, '.kube'));
+  writeFileSync(
+    join(home, '.kube', 'config'),
+    `apiVersion: v1\nkind: Config\nclusters:\n  - name: aks\n    cluster: { server: "${api.url}" }\nusers:\n  - name: u\n    user: {}\ncontexts:\n  - name: aks-prod-westeurope\n    context: { cluster: aks, user: u }\ncurrent-context: aks-prod-westeurope\n`,
+  );
+  const seen = api.state.requests.length;
+  r = await drillCli(['plan', 'drills/kubernetes-example.yaml'], { HOME: home, KUBECONFIG: '' }).done;
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /target: kubernetes: kube:aks-prod-westeurope\/prod-orders/);
+  const pods = api.state.list('pods', 'prod-orders').map((p) => p.metadata.name!);
+  const hit = /action 1\. kill replicas: .*\n\s+hits: (\S+)/.exec(r.stdout)![1]!;
+  assert.ok(pods.includes(hit), `${hit} is one of ${pods.join(', ')}`);
+  assert.match(r.stdout, /hits: deployment\/orders in prod-orders: revision 2 \(registry\.example\/orders:2\.0\.0\) -> revision 1 \(registry\.example\/orders:1\.0\.0\)/);
+  assert.ok(api.state.requests.slice(seen).every((q) => q.verb === 'list' || q.verb === 'get'), 'plan only read');
 });

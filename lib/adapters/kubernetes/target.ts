@@ -37,6 +37,11 @@ export function defaultKubeconfigPath(env: NodeJS.ProcessEnv = process.env): str
   return first ?? join(env.HOME ?? homedir(), '.kube', 'config');
 }
 
+/** `~/.kube/config` as a shell would read it: drill files are written the way people write paths. */
+export function expandHome(path: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path === '~' || path.startsWith('~/') ? join(env.HOME ?? homedir(), path.slice(1)) : path;
+}
+
 function loadConfig(t: KubeTargetConfig): { kc: KubeConfig; source: string } {
   if (t.inCluster) {
     const kc = new KubeConfig();
@@ -49,7 +54,7 @@ function loadConfig(t: KubeTargetConfig): { kc: KubeConfig; source: string } {
     }
     return { kc, source: 'in-cluster service account' };
   }
-  const path = t.kubeconfig ?? defaultKubeconfigPath();
+  const path = expandHome(t.kubeconfig ?? defaultKubeconfigPath());
   return { kc: kubeConfigFromFile(path, t.context), source: `kubeconfig ${path}` };
 }
 
@@ -72,11 +77,14 @@ export function kubeAdapters(t: KubeTargetConfig, requestTimeoutMs?: number): Op
     deployments: (ns) => createKubeDeployments(kc, inAllowed(ns), requestTimeoutMs),
     autoscalers: (ns) => createKubeAutoscalers(kc, inAllowed(ns), requestTimeoutMs),
     checkNamespace: (ns) => checkNamespace(ns, t.namespaces),
-    cli: t.inCluster ? {} : { kubeconfig: t.kubeconfig ?? defaultKubeconfigPath(), ...(context ? { context } : {}) },
+    cli: t.inCluster ? {} : { kubeconfig: expandHome(t.kubeconfig ?? defaultKubeconfigPath()), ...(context ? { context } : {}) },
   };
   const details = {
     kind: 'kubernetes',
     credentials: source,
+    // What `drill recover` needs to reopen the target from the journal; paths and names, no credentials.
+    inCluster: t.inCluster,
+    ...(t.inCluster ? {} : { kubeconfig: expandHome(t.kubeconfig ?? defaultKubeconfigPath()) }),
     ...(t.inCluster ? {} : { context }),
     server: kc.getCurrentCluster()?.server,
     namespace: t.namespace,
@@ -91,4 +99,17 @@ export async function checkKubeAccess(opened: OpenedKube, namespace: string, sig
   const core = opened.kubeConfig.makeApiClient(CoreV1Api);
   const { call } = createCaller(opened.kubeConfig, namespace, 10_000);
   await call({ verb: 'list', resource: 'pods', group: '' }, (o) => core.listNamespacedPod({ namespace, limit: 1 }, o), signal);
+}
+
+/** Reopen a target from what a run journaled (`details` above): for `drill recover` after a crash. */
+export function kubeAdaptersFromDetails(d: Record<string, unknown>): OpenedKube {
+  const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
+  return kubeAdapters({
+    inCluster: d.inCluster === true,
+    ...(typeof d.kubeconfig === 'string' ? { kubeconfig: d.kubeconfig } : {}),
+    ...(typeof d.context === 'string' && d.context ? { context: d.context } : {}),
+    namespace: String(d.namespace),
+    namespaces: list(d.namespaces),
+    blastRadius: Number(d.blastRadius),
+  });
 }
