@@ -9,7 +9,7 @@ import { findRecovery } from '../measure/recovery.ts';
 import { scoreSlos } from '../score/objectives.ts';
 import { LoadGenerator } from '../load/generator.ts';
 import type { SecondStats } from '../load/types.ts';
-import type { Action, Adapters, ScenarioContext, ScenarioDefinition } from '../scenario/define.ts';
+import type { Action, Adapters, ProbeResult, ScenarioContext, ScenarioDefinition } from '../scenario/define.ts';
 import { UserError } from '../errors.ts';
 import { Journal } from './journal.ts';
 import { StopWatch } from './stop.ts';
@@ -171,15 +171,15 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
     },
   });
 
-  const probeFact = async (p: { name: string; check(c: ScenarioContext<unknown>): Promise<{ ok: boolean; detail: string }> }, c = ctx): Promise<ProbeFact> => {
-    let r: { ok: boolean; detail: string };
+  const probeFact = async (p: { name: string; check(c: ScenarioContext<unknown>): Promise<ProbeResult> }, c = ctx): Promise<ProbeFact> => {
+    let r: ProbeResult;
     try {
       r = await p.check(c);
     } catch (e) {
       if (run.signal.aborted) throw run.signal.reason;
       r = { ok: false, detail: `probe failed: ${errText(e)}` };
     }
-    const f = { name: p.name, ok: r.ok, detail: r.detail, at: clock.iso(clock.now()) };
+    const f = { name: p.name, ok: r.ok, detail: r.detail, ...(r.severity ? { severity: r.severity } : {}), ...(r.final ? { final: true } : {}), at: clock.iso(clock.now()) };
     event('probe', { ...f });
     return f;
   };
