@@ -6,7 +6,7 @@
 import { crashCluster, postmasterPid, stopCluster } from '../adapters/postgres/cluster.ts';
 import { PgPromoteProvider, type PgPromoteNode } from '../adapters/postgres/failover/pg-promote.ts';
 import type { PgNode } from '../adapters/postgres/failover/types.ts';
-import { isProcessUnder } from '../adapters/postgres/proc.ts';
+import { childrenOf, isProcessUnder } from '../adapters/postgres/proc.ts';
 import type { DatabaseAdapter, DbNodeView } from '../adapters/types.ts';
 import { setDbPrimary } from './client.ts';
 import { labPaths } from './paths.ts';
@@ -76,8 +76,9 @@ export function createLabDatabase(info: LabInfo): DatabaseAdapter {
       }
       const pid = await postmasterPid(dataDir);
       if (pid === null || !(await isProcessUnder(pid, dataDir))) throw new Error(`${node.name} (${dataDir}) is not running: nothing to stop`);
+      const children = await childrenOf(pid);
       await stopCluster(dataDir, 'immediate');
-      return { pid, children: [] };
+      return { pid, children };
     },
   };
 }
