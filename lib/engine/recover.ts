@@ -6,6 +6,7 @@ import type { Adapters, ScenarioDefinition } from '../scenario/define.ts';
 import { createExec } from '../adapters/exec.ts';
 import { createLabReplicas } from '../adapters/lab-replicas.ts';
 import { labStatus } from '../lab/index.ts';
+import { createLabDatabase } from '../lab/database.ts';
 import { kubeAdaptersFromDetails } from '../adapters/kubernetes/target.ts';
 import { Journal, pendingRollbacks, readJournal, type JournalEvent } from './journal.ts';
 import { Timeline, scenarioContext } from './context.ts';
@@ -34,7 +35,7 @@ async function adaptersFor(target: Record<string, unknown>): Promise<{ adapters:
     const dir = String(target.dir);
     const s = await labStatus({ dir });
     if (!s.up || !s.info) return { adapters: null, why: `the lab in ${dir} is down, and whatever the run broke went down with it` };
-    return { adapters: { exec: createExec({ DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: s.info.serviceUrl }), replicas: createLabReplicas(s.info) } };
+    return { adapters: { exec: createExec({ DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: s.info.serviceUrl }), replicas: createLabReplicas(s.info), database: createLabDatabase(s.info) } };
   }
   if (target.kind === 'kubernetes') {
     const kube = kubeAdaptersFromDetails(target);
