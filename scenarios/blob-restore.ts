@@ -159,7 +159,8 @@ const step = (name: string, pick: (r: Restored) => { ok: boolean; detail: string
   probe<Params>(name, async (ctx) => {
     const r = result(ctx);
     if (!r) return { ok: false, detail: 'the restore did not run' };
-    return pick(r) ?? { ok: false, detail: `not reached: ${r.problem ?? 'an earlier step failed'}` };
+    // A step after the one that failed is reported, but as a note: the failure's own probe carries the severity.
+    return pick(r) ?? { ok: false, severity: 'SEV4', detail: `not reached: ${r.problem ?? 'an earlier step failed'}` };
   });
 
 const POLICY: Array<{ name: string; checks: PolicyCheck[] }> = [

@@ -20,6 +20,8 @@ export interface ProbeOutcome {
   ok: boolean;
   detail: string;
   at: string;
+  /** A recovery probe whose failure polling cannot change (a restore that failed its checks). */
+  final?: boolean;
 }
 
 /** One action and its rollback as the engine recorded them (the engine's ActionFact fits). */
@@ -237,6 +239,8 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
         ? `${notInjected}; RTO not measured`
         : recoveredMs === null && stopReason
           ? `the run stopped before the service recovered (${stopReason}); RTO not measured`
+          : recoveredMs === null && input.recoveryProbe?.final
+            ? redactString(`not recovered: ${input.recoveryProbe.detail}`)
           : recoveredMs === null
             ? `not recovered within the scenario timeout of ${formatSeconds(entry.timeoutMs / 1000)}${lateRecoveryNote(input, faultMs)}`
             : undefined,
