@@ -5,9 +5,9 @@ import { createLabReplicas } from '../adapters/lab-replicas.ts';
 import { defaultLabDir, labDown, labStatus, labUp } from '../lab/index.ts';
 import { UserError } from '../errors.ts';
 import { backupsAdapter, backupsDetails, checkBackupsAccess } from '../adapters/postgres/backup/adapter.ts';
-import { checkKubeAccess, kubeAdapters } from '../adapters/kubernetes/target.ts';
 import { LAB_DATABASE_DEFAULTS } from '../config/defaults.ts';
 import { createLabDatabase } from '../lab/database.ts';
+import { checkKubeAccess, kubeAdapters } from '../adapters/kubernetes/target.ts';
 
 export interface OpenTarget {
   adapters: Adapters;
@@ -22,6 +22,11 @@ export interface OpenTarget {
    * nothing, or more pods than the blast radius, is invalid input (exit 2), found before any load is sent.
    */
   checkSelections?: boolean;
+}
+
+/** kubectl and helm in runbook commands use the drill's cluster and context, not whatever the shell had. */
+function kubeEnv(cli: { kubeconfig?: string; context?: string }): Record<string, string> {
+  return { ...(cli.kubeconfig ? { KUBECONFIG: cli.kubeconfig } : {}), ...(cli.context ? { DRILL_KUBE_CONTEXT: cli.context } : {}) };
 }
 
 export function labDirOf(target: Target & { kind: 'lab' }): string {
@@ -41,11 +46,6 @@ export function labDatabaseOf(target: Target & { kind: 'lab' }): { replication: 
     });
   }
   return database;
-}
-
-/** kubectl and helm in runbook commands use the drill's cluster and context, not whatever the shell had. */
-function kubeEnv(cli: { kubeconfig?: string; context?: string }): Record<string, string> {
-  return { ...(cli.kubeconfig ? { KUBECONFIG: cli.kubeconfig } : {}), ...(cli.context ? { DRILL_KUBE_CONTEXT: cli.context } : {}) };
 }
 
 /**
@@ -91,7 +91,9 @@ export async function openTarget(target: Target, say: (line: string) => void): P
       serviceUrl: target.url,
       details: { ...kube.details, serviceUrl: target.url },
       checkSelections: true,
-      async close() {},
+      async close() {
+        kube.replicas.close();
+      },
     };
   }
   if (target.kind === 'blob') {

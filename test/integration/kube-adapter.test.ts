@@ -352,3 +352,29 @@ test('kubeconfig files: a named context works, an unknown one lists the contexts
   assert.throws(() => kubeConfigFromFile(join(dir.path, 'missing')), /kubeconfig .*missing does not exist/);
   assert.equal(kubeConfigFromFile(path).getCurrentContext(), 'aks-dev');
 });
+
+test('status() answers from a watch after its first read, follows a kill through it, and stops on close', async (t) => {
+  const api = await server(t, { replaceDelayMs: 600 });
+  const kube = adapter(api);
+  const reads = () => api.state.requests.filter((r) => r.verb !== 'watch').length;
+  const first = await kube.status('app=orders');
+  assert.deepEqual([first.ready, first.desired], [3, 3]);
+  await until(() => api.state.openWatches('pods') === 1 && api.state.openWatches('deployments') === 1, 3000, 'the status watches to open');
+  const [victim] = await kube.list('app=orders');
+  await kube.kill(victim!, { gracePeriodMs: 0 });
+  const before = reads();
+  // Polled as a recovery check polls it: the kill and the replacement are seen without further reads.
+  let sawDown = false;
+  for (let i = 0; i < 200; i++) {
+    const s = await kube.status('app=orders');
+    if (!s.replicas.some((r) => r.name === victim!.name) && s.ready < 3) sawDown = true;
+    if (sawDown && s.ready === 3) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(sawDown, 'the kill was seen through the watch');
+  const s = await kube.status('app=orders');
+  assert.deepEqual([s.ready, s.desired, s.replicas.length], [3, 3, 3]);
+  assert.equal(reads(), before, 'no list or get while the watch serves status()');
+  kube.close();
+  await until(() => api.state.openWatches() === 0, 3000, 'the watches to close');
+});

@@ -142,6 +142,12 @@ test('pod-kill on the Kubernetes target: every pod of the Deployment killed unde
   assert.ok(rto >= 0.5 && rto < 15, `rto ${rto}`);
   t.diagnostic(`RTO ${rto} s, load errors ${rec.load.errors} of ${rec.load.scheduled}, 503s ${s.svc.failures[503]}`);
 
+  // Recovery was watched, not polled: the check runs every 100 ms, but pods were listed only a handful of times
+  // (access check, selection, first status, rollback's own watch), each watch resuming from its list.
+  const podLists = s.api.state.requests.filter((q) => q.verb === 'list' && q.resource === 'pods').length;
+  assert.ok(podLists <= 12, `${podLists} pod lists during the run`);
+  assert.ok(s.api.state.requests.some((q) => q.verb === 'watch' && q.resource === 'deployments'), 'the Deployment was watched');
+
   // Verification names the replacements and when they came up, for the record.
   const verify = JSON.stringify(rec);
   for (const n of after) assert.ok(verify.includes(n), `replacement ${n} is named in the record`);

@@ -29,9 +29,14 @@ export interface KubeReplicaSetAdapter extends ReplicaSetAdapter {
   readonly blastRadius: number;
   /** Kill pods as one action: the whole set is checked against the blast radius before the first delete. */
   killAll(replicas: Replica[], options: KillOptions): Promise<void>;
+  /** Stops the watches status() keeps open. */
+  close(): void;
 }
 
 /** Per-request options: an abort signal (the caller's, or the request timeout) on the underlying fetch. */
+/** A status watch nobody asked about for this long is closed. */
+const WATCH_IDLE_MS = 10_000;
+
 function withSignal(signal: AbortSignal): ConfigurationOptions {
   return {
     middleware: [
@@ -230,7 +235,6 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
     const w0 = first.workload;
     const gone = new Set(o.gone ?? []);
     const stop = new AbortController();
-    const resource = RESOURCE_OF[w0.kind];
     return new Promise<WorkloadStatus>((resolvePromise, reject) => {
       let lastTransient: unknown;
       let settled = false;
@@ -262,50 +266,109 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
       };
       o.signal.addEventListener('abort', onAbort, { once: true });
       deadline.addEventListener('abort', onDeadline, { once: true });
-      const onFatal = (verb: string, res: string, group: string) => (e: unknown) => finish(() => reject(explain(e, { verb, resource: res, group, namespace, server }, requestTimeoutMs)));
-      const workloads: Informer<WorkloadView> = startInformer<WorkloadView>({
-        kubeConfig: kc,
-        path: `/apis/apps/v1/namespaces/${namespace}/${resource}`,
-        query: { fieldSelector: `metadata.name=${w0.name}` },
-        list: async (signal) => {
-          const c = { verb: 'list', resource, group: 'apps' };
-          const q = { namespace, fieldSelector: `metadata.name=${w0.name}` };
-          const l: { items: WorkloadLike[]; metadata?: { resourceVersion?: string } } =
-            w0.kind === 'Deployment'
-              ? await call(c, (opt) => apps.listNamespacedDeployment(q, opt), signal)
-              : w0.kind === 'StatefulSet'
-                ? await call(c, (opt) => apps.listNamespacedStatefulSet(q, opt), signal)
-                : await call(c, (opt) => apps.listNamespacedReplicaSet(q, opt), signal);
-          return { items: l.items.map((i) => workloadView(w0.kind, i)), resourceVersion: l.metadata?.resourceVersion ?? '' };
-        },
-        fromWatch: (raw) => workloadView(w0.kind, raw as WorkloadLike),
-        key: (v) => v.name,
-        resourceVersionOf: (v) => v.resourceVersion,
-        signal: stop.signal,
-        onChange: evaluate,
-        onFatal: onFatal('watch', resource, 'apps'),
-        onTransient: (e) => (lastTransient = e),
-      });
-      const pods: Informer<PodView> = startInformer<PodView>({
-        kubeConfig: kc,
-        path: `/api/v1/namespaces/${namespace}/pods`,
-        query: { labelSelector: w0.selector },
-        list: async (signal) => {
-          const l = await listPods(w0.selector, signal);
-          return { items: l.pods, resourceVersion: l.resourceVersion };
-        },
-        fromWatch: (raw) => podView(raw as PodLike),
-        key: (p) => p.name,
-        resourceVersionOf: (p) => p.resourceVersion,
-        signal: stop.signal,
-        onChange: evaluate,
-        onFatal: onFatal('watch', 'pods', ''),
-        onTransient: (e) => (lastTransient = e),
-      });
+      const onFatal = (e: unknown) => finish(() => reject(e));
+      const { workloads, pods } = watchWorkload(w0, { signal: stop.signal, onChange: evaluate, onFatal, onTransient: (e) => (lastTransient = e) });
       // Either may have fired while the workload was being resolved, before the listeners were there.
       if (o.signal.aborted) onAbort();
       else if (deadline.aborted) onDeadline();
     });
+  }
+
+  /**
+   * A workload and its pods as two informers (list, then watch from there; re-list after a 410). `onFatal`
+   * gets a KubeError naming the refused watch.
+   */
+  function watchWorkload(
+    w0: WorkloadView,
+    o: { signal: AbortSignal; onChange(): void; onFatal(e: KubeError): void; onTransient?(e: unknown): void },
+  ): { workloads: Informer<WorkloadView>; pods: Informer<PodView> } {
+    const resource = RESOURCE_OF[w0.kind];
+    const fatal = (verb: string, res: string, group: string) => (e: unknown) => o.onFatal(explain(e, { verb, resource: res, group, namespace, server }, requestTimeoutMs));
+    const workloads = startInformer<WorkloadView>({
+      kubeConfig: kc,
+      path: `/apis/apps/v1/namespaces/${namespace}/${resource}`,
+      query: { fieldSelector: `metadata.name=${w0.name}` },
+      list: async (signal) => {
+        const c = { verb: 'list', resource, group: 'apps' };
+        const q = { namespace, fieldSelector: `metadata.name=${w0.name}` };
+        const l: { items: WorkloadLike[]; metadata?: { resourceVersion?: string } } =
+          w0.kind === 'Deployment'
+            ? await call(c, (opt) => apps.listNamespacedDeployment(q, opt), signal)
+            : w0.kind === 'StatefulSet'
+              ? await call(c, (opt) => apps.listNamespacedStatefulSet(q, opt), signal)
+              : await call(c, (opt) => apps.listNamespacedReplicaSet(q, opt), signal);
+        return { items: l.items.map((i) => workloadView(w0.kind, i)), resourceVersion: l.metadata?.resourceVersion ?? '' };
+      },
+      fromWatch: (raw) => workloadView(w0.kind, raw as WorkloadLike),
+      key: (v) => v.name,
+      resourceVersionOf: (v) => v.resourceVersion,
+      signal: o.signal,
+      onChange: o.onChange,
+      onFatal: fatal('watch', resource, 'apps'),
+      onTransient: o.onTransient,
+    });
+    const pods = startInformer<PodView>({
+      kubeConfig: kc,
+      path: `/api/v1/namespaces/${namespace}/pods`,
+      query: { labelSelector: w0.selector },
+      list: async (signal) => {
+        const l = await listPods(w0.selector, signal);
+        return { items: l.pods, resourceVersion: l.resourceVersion };
+      },
+      fromWatch: (raw) => podView(raw as PodLike),
+      key: (p) => p.name,
+      resourceVersionOf: (p) => p.resourceVersion,
+      signal: o.signal,
+      onChange: o.onChange,
+      onFatal: fatal('watch', 'pods', ''),
+      onTransient: o.onTransient,
+    });
+    return { workloads, pods };
+  }
+
+  /**
+   * status() during a drill is asked every 100 ms: after the first answer from plain reads, the workload is
+   * watched and later answers come from the watch cache, so a recovery check costs one open stream, not three
+   * requests per poll. A watch idle for WATCH_IDLE_MS, or refused, is dropped (the next call reads again).
+   */
+  const statusWatches = new Map<string, { w0: WorkloadView; workloads: Informer<WorkloadView>; pods: Informer<PodView>; stop: AbortController; idle: NodeJS.Timeout; failed: boolean }>();
+
+  function keepWatching(selector: string, w0: WorkloadView): void {
+    const existing = statusWatches.get(selector);
+    if (existing) {
+      existing.idle.refresh();
+      return;
+    }
+    const stop = new AbortController();
+    const entry = {
+      w0,
+      stop,
+      failed: false,
+      idle: setTimeout(() => dropWatch(selector), WATCH_IDLE_MS),
+      ...watchWorkload(w0, { signal: stop.signal, onChange: () => undefined, onFatal: () => { entry.failed = true; dropWatch(selector); } }),
+    };
+    entry.idle.unref();
+    statusWatches.set(selector, entry);
+  }
+
+  function dropWatch(selector: string): void {
+    const e = statusWatches.get(selector);
+    if (!e) return;
+    statusWatches.delete(selector);
+    clearTimeout(e.idle);
+    e.stop.abort();
+  }
+
+  function cachedStatus(selector: string): WorkloadStatus | undefined {
+    const e = statusWatches.get(selector);
+    if (!e || e.failed || !e.workloads.synced || !e.pods.synced) return undefined;
+    const w = e.workloads.items.get(e.w0.name);
+    if (!w) return undefined;
+    e.idle.refresh();
+    const ps = [...e.pods.items.values()];
+    noteWhole(w, ps);
+    const replicas = ps.filter((p) => selectorMatches(selector, p.labels)).map((p) => ({ name: p.name, labels: p.labels, ready: p.ready, startedAt: p.startedAt, owner: ownerName(w) }));
+    return { owner: ownerName(w), desired: w.desired, ready: readyOf(w, ps), replicas };
   }
 
   function timeoutError(ms: number, waitingFor: string, lastTransient: unknown): KubeError {
@@ -341,10 +404,17 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
     },
 
     async status(selector) {
+      const cached = cachedStatus(selector);
+      if (cached) return cached;
       const { workload, pods, replicas } = await resolve(selector);
       const workloadPods = workload.selector === selector ? pods : (await listPods(workload.selector)).pods;
       noteWhole(workload, workloadPods);
+      keepWatching(selector, workload);
       return { owner: ownerName(workload), desired: workload.desired, ready: readyOf(workload, workloadPods), replicas };
+    },
+
+    close() {
+      for (const selector of [...statusWatches.keys()]) dropWatch(selector);
     },
 
     waitReady(selector, o) {
