@@ -66,7 +66,7 @@ export function labCommand(set: (code: number) => void): CommandModule {
 function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): string {
   if (!s.up) return `lab in ${dir}: down${s.stale ? ' (stale state found: `drill lab down` cleans it)' : ''}`;
   const lines = [`lab in ${dir}: up`];
-  for (const c of s.components ?? []) lines.push(`  ${c.name.padEnd(12)} pid ${String(c.pid ?? '-').padEnd(8)} ${c.port ? `port ${c.port}` : ''} ${c.alive ? 'alive' : 'DEAD'}`);
+  for (const c of s.components ?? []) lines.push(`  ${c.name.padEnd(16)} pid ${String(c.pid ?? '-').padEnd(8)} ${c.port ? `port ${c.port}` : ''} ${c.alive ? 'alive' : 'DEAD'}`);
   const db = s.database;
   if (db) {
     lines.push(`  database     ${db.replication} replication, primary ${db.primary}`);
