@@ -15,7 +15,7 @@ import { drillCli, runFolders, scratchDir, REPO } from '../support/cli.ts';
  * (drills/lab.yaml, run once here on its own lab), from a results folder and from Blob (Azurite).
  */
 
-const ws = { lab: scratchDir('lab-record'), results: scratchDir('results-record'), drills: scratchDir('drills-record'), scratch: scratchDir('record-scratch') };
+const ws = { lab: scratchDir('lab-record'), results: scratchDir('results-record'), drills: scratchDir('drills-record'), scratch: scratchDir('record-scratch'), azurite: scratchDir('azurite-record') };
 let azurite: AzuriteHandle | null = null;
 let quarter = '';
 let runDirs: string[] = [];
@@ -192,7 +192,7 @@ test('drill report RUN_ID renders one run as HTML and Markdown with its charts',
 });
 
 test('from Blob (Azurite): runs uploaded by CI machines are read back, digests equal the local files; verify reads the container', { timeout: 300_000 }, async () => {
-  azurite = await startAzurite({ dir: scratchDir('azurite-record') });
+  azurite = await startAzurite({ dir: ws.azurite });
   const env = { AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString };
   const container = blobServiceFromEnv(env).getContainerClient('drill-runs');
   await container.create();
