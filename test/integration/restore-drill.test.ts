@@ -84,7 +84,7 @@ async function sourceFacts() {
   }
 }
 
-test('drill backup (logical, physical, WAL) then the monthly restore drill: exit 0, JUnit per objective, no secret anywhere', { timeout: 420_000 }, async () => {
+test('drill backup (logical, physical, WAL) then the monthly restore drill: exit 0, JUnit per objective, no secret anywhere', { timeout: 900_000 }, async () => {
   const argvSeen: string[] = [];
   for (const kind of ['logical', 'physical']) {
     const { r, argv } = await cliWatchingArgv(['backup', source.url, '--container', 'pg-backups', '--prefix', 'orders', '--kind', kind, '--freshness', 'SELECT max(created_at) FROM orders'], keyEnv());
@@ -154,7 +154,7 @@ async function rewriteBlob(name: string, f: (b: Buffer) => Buffer): Promise<void
   await blob.uploadData(f(buf));
 }
 
-test('corrupted, truncated, manifest-less, missing and stale backups: each a failed objective or finding with a clear message, exit 1, nothing live touched', { timeout: 420_000 }, async () => {
+test('corrupted, truncated, manifest-less, missing and stale backups: each a failed objective or finding with a clear message, exit 1, nothing live touched', { timeout: 600_000 }, async () => {
   const store = source.store('faults');
   const taken: Record<string, Awaited<ReturnType<typeof takeLogicalBackup>>> = {};
   for (const cluster of ['corrupt', 'truncated', 'nomanifest', 'stale']) taken[cluster] = await takeLogicalBackup(source.src, store, { cluster });
