@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatProblem, validateDrillText } from '../../lib/config/load.ts';
+import { labDatabaseOf, openTarget } from '../../lib/engine/target.ts';
+import { UserError } from '../../lib/errors.ts';
+import { testCatalog } from '../fixtures/bad-drills/catalog.ts';
+
+/** target.database on the lab: replication mode and failover provider, validated, defaulted, and refused when unavailable. */
+const drill = (database: string) => `name: db\nkind: adhoc\ntarget:\n  kind: lab\n  replicas: 1${database ? `\n  database: ${database}` : ''}\nload: { rate: 10 }\nscenarios:\n  - scenario: pod-kill\n`;
+
+test('a lab target without database settings leaves them to the defaults: async, pg-promote', () => {
+  const r = validateDrillText('d.yaml', drill(''), testCatalog());
+  assert.ok('drill' in r, 'problems' in r ? r.problems.map(formatProblem).join('\n') : '');
+  assert.deepEqual(r.drill.target, { kind: 'lab', replicas: 1 });
+  assert.deepEqual(labDatabaseOf(r.drill.target as never), { replication: 'async', provider: 'pg-promote' });
+});
+
+test('sync replication is kept and the provider defaults to pg-promote', () => {
+  const r = validateDrillText('d.yaml', drill('{ replication: sync }'), testCatalog());
+  assert.ok('drill' in r);
+  assert.deepEqual(r.drill.target, { kind: 'lab', replicas: 1, database: { replication: 'sync', provider: 'pg-promote' } });
+});
+
+test('an unknown replication mode or provider is a problem at its line, and an unknown key too', () => {
+  const r = validateDrillText('d.yaml', drill('{ replication: semi, provider: rds, standbys: 2 }'), testCatalog());
+  assert.ok('problems' in r);
+  const lines = r.problems.map(formatProblem);
+  assert.ok(lines.some((l) => /target\.database\.replication: .*async.*sync/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /target\.database\.provider: .*pg-promote.*patroni/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /target\.database.*standbys/.test(l)), lines.join('\n'));
+});
+
+test('provider patroni on the lab is refused with exit 2 before anything starts', async () => {
+  const r = validateDrillText('d.yaml', drill('{ provider: patroni }'), testCatalog());
+  assert.ok('drill' in r);
+  const said: string[] = [];
+  await assert.rejects(openTarget(r.drill.target, (l) => said.push(l)), (e: unknown) => e instanceof UserError && e.exitCode === 2 && /patroni is not available on the lab/.test(e.message) && /not started/.test(e.untouched ?? ''));
+  assert.deepEqual(said, [], 'no lab was started');
+});
