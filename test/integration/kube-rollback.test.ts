@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { AppsV1Api } from '@kubernetes/client-node';
 import { kubeConfigFor } from '../../lib/adapters/kubernetes/index.ts';
 import { createKubeDeployments } from '../../lib/adapters/kubernetes/deployments.ts';
+import { checkReplicaFloor } from '../../lib/adapters/kubernetes/hpa.ts';
+import type { AutoscalerView } from '../../lib/adapters/kubernetes/types.ts';
 import { deployment, hpa, startKubeApi, type KubeApi } from '../support/kube-api/index.ts';
 import { startPodService, type PodService } from '../support/kube-api/service.ts';
 import { drillCli, readEvents, runFolders, scratchDir } from '../support/cli.ts';
@@ -164,4 +166,20 @@ test('the rollout watch re-lists after a 410 Expired and the rollback still comp
   assert.equal(r.complete, true);
   assert.deepEqual(r.images, ['registry.example/orders:1.0.0']);
   assert.deepEqual([r.updated, r.available, r.total], [3, 3, 3]);
+});
+
+test('replica floor: every breach of min 3, max 20, CPU 70%, memory 80% is named; a missing HPA is one', () => {
+  const hpaView = (o: Partial<AutoscalerView>): AutoscalerView => ({ name: 'orders', target: { kind: 'Deployment', name: 'orders' }, minReplicas: 3, maxReplicas: 20, cpuPercent: 70, memoryPercent: 80, currentReplicas: 3, ...o });
+  assert.equal(checkReplicaFloor({ name: 'orders', desired: 3, ready: 3 }, [hpaView({})]).ok, true);
+  const bad = checkReplicaFloor({ name: 'orders', desired: 2, ready: 2 }, [hpaView({ minReplicas: 2, maxReplicas: 50, cpuPercent: 90, memoryPercent: null })]);
+  assert.equal(bad.ok, false);
+  assert.deepEqual(bad.breaches, [
+    'deployment/orders runs 2 replicas, below the floor of 3',
+    'deployment/orders has 2 ready replicas, below the floor of 3',
+    'hpa/orders minReplicas 2 < 3',
+    'hpa/orders maxReplicas 50 > 20',
+    'hpa/orders CPU target 90% ≠ 70%',
+    'hpa/orders does not scale on memory (policy: 80%)',
+  ]);
+  assert.deepEqual(checkReplicaFloor({ name: 'orders', desired: 3, ready: 3 }, []).breaches, ['no HorizontalPodAutoscaler targets deployment/orders']);
 });
