@@ -108,11 +108,11 @@ export async function main(argv: string[]): Promise<number> {
         async (a) => set(await reportCommand(a.results, a.run, a.pdf)),
       )
       .command(
-        'verify <record>',
-        'check the sha256 digests and hash chain of the run records in a quarterly record',
+        'verify [record]',
+        'check the sha256 digests and hash chain of the run records in a quarterly record (default: every record)',
         (y) =>
           y
-            .positional('record', { type: 'string', demandOption: true, describe: 'record folder, e.g. results/records/2026-Q4' })
+            .positional('record', { type: 'string', describe: 'record folder, e.g. results/records/2026-Q4 (default: every one under <results>/records)' })
             .option('results', { type: 'string', describe: 'results folder holding runs/ (default: where the record read them)' })
             .option('from', { type: 'string', describe: 'read run folders from Blob: blob://container/prefix' }),
         async (a) => set(await verifyCommand(a.record, { resultsDir: a.results, from: a.from })),

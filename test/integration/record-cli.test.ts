@@ -230,3 +230,12 @@ test('from Blob (Azurite): runs uploaded by CI machines are read back, digests e
   assert.equal(badUrl.code, 2);
   assert.match(badUrl.stderr, /is not a Blob location/);
 });
+
+test('drill verify without a record folder checks every record under <results>/records: the committed example holds', { timeout: 120_000 }, async () => {
+  const r = await drillCli(['verify', '--results', 'results/examples']).done;
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /drill verify 2026-Q4: 4 run records match their sha256 digests; chain head [0-9a-f]{64} holds \(runs read from results\/examples\/runs\)/);
+  const none = await drillCli(['verify', '--results', ws.scratch]).done;
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /no quarterly records in .*records/);
+});
