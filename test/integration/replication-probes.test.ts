@@ -106,6 +106,38 @@ describe('replication probes on the lab pair', { timeout: 240_000 }, () => {
     assert.equal(l.ok, true, l.detail);
   });
 
+  test('WAL without commits (an idle primary) is not read as lag: the lag is how long the standby takes to catch up', async (t) => {
+    const primary = new pg.Client({ host: '127.0.0.1', port: info.db.port, user: 'postgres', database: 'orders' });
+    await primary.connect();
+    try {
+      // The last commit grows old; then WAL keeps coming with no commit in it (non-transactional messages).
+      await new Promise((r) => setTimeout(r, 1500));
+      let writing = true;
+      const emitter = (async () => {
+        while (writing) await primary.query("SELECT pg_logical_emit_message(false, 'drill', repeat('x', 2000))");
+      })();
+      const db = (ctx.adapters as { database: ReturnType<typeof createLabDatabase> }).database;
+      const seen: string[] = [];
+      let behind = 0;
+      try {
+        for (let i = 0; i < 8; i++) {
+          const s = (await db.provider.topology()).standbys[0]!.replication;
+          if ((s.lagBytes ?? 0) > 0) behind++;
+          seen.push(`${s.lagBytes}B/${s.replayLagMs?.toFixed(0)}ms`);
+          const l = await replayLagBelow(1000).check(ctx);
+          assert.equal(l.ok, true, l.detail);
+        }
+      } finally {
+        writing = false;
+        await emitter;
+      }
+      t.diagnostic(`samples (bytes behind / replay lag): ${seen.join(', ')}`);
+      assert.ok(behind > 0, 'some samples caught the standby with WAL left to replay');
+    } finally {
+      await primary.end();
+    }
+  });
+
   test('a stopped standby fails both probes', async () => {
     await stopCluster(info.db.nodes[1]!.dataDir, 'fast');
     const s = await standbyStreaming().check(ctx);

@@ -46,6 +46,8 @@ interface NodeView {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PROMOTE_POLL_MS = 10;
+/** Longest a topology read waits to see a standby replay the primary's current WAL position. */
+const LAG_SAMPLE_MS = 1000;
 
 export class PgPromoteProvider implements FailoverProvider {
   readonly kind = 'pg-promote';
@@ -78,6 +80,7 @@ export class PgPromoteProvider implements FailoverProvider {
       provider: this.kind,
       promote: 'pg_promote(wait => false) on the standby that replayed the most WAL, then pg_is_in_recovery() polled',
       promotePollMs: PROMOTE_POLL_MS,
+      replayLag: `time for the standby to replay the primary's current WAL position, sampled up to ${LAG_SAMPLE_MS} ms`,
       detection: 'none: the scenario calls failover once the primary is dead (no failure detector, no election)',
       writeCheckPollMs: this.pollMs,
       connectTimeoutMs: this.connectTimeoutMs,
@@ -119,14 +122,44 @@ export class PgPromoteProvider implements FailoverProvider {
     // so none is called primary and every node is listed for a person to look at.
     const primary = primaries.length === 1 ? primaries[0]! : null;
     const senders: WalSender[] = primary ? await walSenders(this.conn(primary.node)).catch(() => []) : [];
-    return {
-      primary: primary ? { ...strip(primary.node), role: 'primary' } : null,
-      standbys: views.filter((v) => v !== primary).map((v) => ({
-        ...strip(v.node),
-        role: v.up && v.inRecovery ? ('standby' as const) : ('unknown' as const),
-        replication: replicationOf(v, senders.find((s) => s.applicationName === v.node.name) ?? null, primary !== null),
-      })),
-    };
+    const standbys = await Promise.all(
+      views.filter((v) => v !== primary).map(async (v) => {
+        const sender = senders.find((s) => s.applicationName === v.node.name) ?? null;
+        const replication = replicationOf(v, sender, primary !== null);
+        if (replication.lagBytes && primary) replication.replayLagMs = await this.catchUpMs(v.node, primary.node, replication.replayLagMs);
+        return { ...strip(v.node), role: v.up && v.inRecovery ? ('standby' as const) : ('unknown' as const), replication };
+      }),
+    );
+    return { primary: primary ? { ...strip(primary.node), role: 'primary' } : null, standbys };
+  }
+
+  /**
+   * How long the standby takes to replay what the primary has written by now. Any WAL at all (a checkpoint,
+   * hint bits under wal_log_hints) makes the byte lag non-zero, and the last replayed commit may be minutes
+   * old on an idle primary, so "now − last commit" alone would call a healthy standby far behind. Waits at
+   * most LAG_SAMPLE_MS; a standby that has not caught up by then is at least that far behind, and the commit
+   * timestamp's figure is kept when larger.
+   */
+  private async catchUpMs(standby: PgNode, primary: PgNode, sinceLastReplayMs: number | null): Promise<number | null> {
+    try {
+      const [{ lsn }] = (await withClient(this.conn(primary), (c) => c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn'), this.connectTimeoutMs)).rows as [{ lsn: string }];
+      const t0 = performance.now();
+      return await withClient(
+        this.conn(standby),
+        async (c) => {
+          for (;;) {
+            const r = await c.query<{ done: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done', [lsn]);
+            const waited = performance.now() - t0;
+            if (r.rows[0]!.done) return waited;
+            if (waited >= LAG_SAMPLE_MS) return Math.max(waited, sinceLastReplayMs ?? 0);
+            await sleep(10);
+          }
+        },
+        this.connectTimeoutMs,
+      );
+    } catch {
+      return sinceLastReplayMs;
+    }
   }
 
   async failover(options: { candidate?: string; timeoutMs: number; signal: AbortSignal }): Promise<FailoverResult> {
