@@ -189,7 +189,8 @@ export function renderPlan(plan: Plan): string {
   for (const s of plan.scenarios) {
     out.push('');
     out.push(`scenario ${s.name} (${s.scenario}): ${s.description}`);
-    out.push(`  tier ${s.tier}: RTO ${s.rto}; data ${s.dataClass}: RPO ${s.rpo}; SLOs ${s.slos.join(', ')}; recovered = SLOs held for ${s.recoveryWindow}; gives up after ${s.timeout}`);
+    const slo = s.slos.length > 0 ? `SLOs ${s.slos.join(', ')}; recovered = SLOs held for ${s.recoveryWindow}` : 'no SLOs (no load)';
+    out.push(`  tier ${s.tier}: RTO ${s.rto}; data ${s.dataClass}: RPO ${s.rpo}; ${slo}; gives up after ${s.timeout}`);
     out.push(`  params: ${JSON.stringify(s.params)}`);
     out.push(`  steady state: ${s.steadyState.join('; ')}`);
     for (const [i, a] of s.actions.entries()) {
