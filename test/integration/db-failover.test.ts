@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { stopCluster } from '../../lib/adapters/postgres/cluster.ts';
 import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
-import { drillCli, readEvents, runFolders, scratchDir } from '../support/cli.ts';
+import { drillCli, readEvents, runFolders, scratchDir, waitFor } from '../support/cli.ts';
 
 /**
  * db-failover end to end on the real lab (a PostgreSQL primary and streaming standby, the orders service,
@@ -207,17 +207,41 @@ test('sync, three failovers in a row with a stall before each kill: no acknowled
   assert.equal(last.counts.lost, 0);
 });
 
-test('a standby that is down blocks the failover: exit 3, nothing stalled or killed', { timeout: 240_000 }, async () => {
+test('a standby that lags or is down blocks the failover: exit 3, nothing stalled or killed', { timeout: 300_000 }, async () => {
   const w = workspace('fo-nostandby');
   await labUp({ dir: w.lab, replicas: 2, replication: 'async' });
   const { primary, standby } = await assertPair(w.lab);
+
+  // Lagging: the test freezes the walsender itself before the run, so the baseline's writes pile up
+  // unreplayed; a drill whose limit is 1 s of replay lag must refuse to inject.
+  const c = new pg.Client({ host: '127.0.0.1', port: primary.port, user: 'postgres', database: 'postgres' });
+  await c.connect();
+  const senders = (await c.query<{ pid: number }>('SELECT pid FROM pg_stat_replication')).rows.map((x) => x.pid);
+  await c.end();
+  assert.equal(senders.length, 1);
+  process.kill(senders[0]!, 'SIGSTOP');
+  let lagging;
+  try {
+    lagging = await drillCli(['run', 'test/fixtures/drills/failover-lag-limit.yaml', '--results', w.results], w.env).done;
+  } finally {
+    process.kill(senders[0]!, 'SIGCONT');
+  }
+  assert.equal(lagging.code, 3, lagging.stderr + lagging.stdout);
+  assert.match(lagging.stderr, /steady state not met: replay lag below the limit \(.*replay lag \d+ ms.*limit 1000 ms: \S+ over it\)/);
+  assert.equal((await database(w.lab)).nodes.find((n) => n.name === primary.name)!.pid, primary.pid, 'the primary was not touched');
+  await assertPair(w.lab);
+
+  // Down: the standby's server is stopped.
   const standbyDir = (await database(w.lab)).nodes.find((n) => n.name === standby.name)!.dataDir;
   await stopCluster(standbyDir, 'fast');
 
   const r = await drillCli(['run', 'test/fixtures/drills/failover-async-stall.yaml', '--results', w.results], w.env).done;
   assert.equal(r.code, 3, r.stderr + r.stdout);
   assert.match(r.stdout + r.stderr, /steady state not met: .*standby streaming \(primary \S+; 0\/1 streaming standby needed/);
-  const [dir] = runFolders(w.results);
+  const dirs = runFolders(w.results);
+  assert.equal(dirs.length, 2);
+  for (const d of dirs) assert.equal(readEvents(d).filter((e) => e.type === 'action.intent').length, 0, `${d}: no action journaled`);
+  const dir = dirs.find((d) => /-async-stall-/.test(d));
   assert.equal(readEvents(dir!).filter((e) => e.type === 'action.intent').length, 0, 'no action journaled');
   const rec = record(dir!);
   assert.equal(rec.status, 'aborted');
@@ -226,4 +250,25 @@ test('a standby that is down blocks the failover: exit 3, nothing stalled or kil
   const still = db.nodes.find((n) => n.name === primary.name)!;
   assert.equal(still.pid, primary.pid, 'the same primary postmaster');
   assert.equal(still.inRecovery, false, 'still the primary');
+});
+
+test('SIGINT during the replication stall: the walsender is resumed, nothing is killed, exit 4', { timeout: 240_000 }, async () => {
+  const w = workspace('fo-sigint');
+  await labUp({ dir: w.lab, replicas: 2, replication: 'async' });
+  const before = await assertPair(w.lab);
+  const run = drillCli(['run', 'test/fixtures/drills/failover-long-stall.yaml', '--results', w.results], w.env);
+  await waitFor('the stall to start', () => /replication stalled/.test(run.output()), 120_000);
+  run.child.kill('SIGINT');
+  const r = await run.done;
+  assert.equal(r.code, 4, r.stderr + r.stdout);
+  const [dir] = runFolders(w.results);
+  const rec = record(dir!);
+  assert.equal(rec.status, 'aborted');
+  assert.deepEqual(rec.actions.map((a: { status: string }) => a.status), ['failed', 'not-run', 'not-run']);
+  assert.equal(rec.actions[0].rollback.status, 'done');
+  assert.match(rec.actions[0].rollback.detail, /^1 of 1 walsenders resumed$/);
+  // The same primary, and its standby streams again: the frozen walsender was woken, not left stopped.
+  const after = await assertPair(w.lab);
+  assert.equal(after.primary.name, before.primary.name);
+  assert.equal(after.primary.pid, before.primary.pid);
 });
