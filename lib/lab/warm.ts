@@ -17,7 +17,10 @@ export interface WarmResult {
 
 const WINDOW = 100;
 
-export async function warmService(serviceUrl: string, options: { maxMs?: number; concurrency?: number; targetP95Ms?: number } = {}): Promise<WarmResult> {
+export async function warmService(
+  serviceUrl: string,
+  options: { maxMs?: number; concurrency?: number; targetP95Ms?: number; writes?: boolean } = {},
+): Promise<WarmResult> {
   const maxMs = options.maxMs ?? 8000;
   const concurrency = options.concurrency ?? 12;
   const targetP95Ms = options.targetP95Ms ?? 40;
@@ -27,10 +30,13 @@ export async function warmService(serviceUrl: string, options: { maxMs?: number;
   let requests = 0;
   let done = false;
   const p95 = () => [...recent].sort((a, b) => a - b)[Math.floor(recent.length * 0.95)] ?? Infinity;
-  const one = (path: string) =>
+  // Writes carry no token, so no run's write ledger ever counts them as its own or as strangers.
+  const WRITE = JSON.stringify({ item: 'lab warm-up' });
+  const one = (path: string, write = false) =>
     new Promise<void>((resolve) => {
       const start = performance.now();
-      const req = http.get(`${serviceUrl}${path}`, { agent, timeout: 2000 }, (res) => {
+      const headers = write ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(WRITE) } : {};
+      const req = http.request(`${serviceUrl}${path}`, { agent, timeout: 2000, method: write ? 'POST' : 'GET', headers }, (res) => {
         res.resume();
         res.on('end', () => {
           recent.push(performance.now() - start);
@@ -41,10 +47,14 @@ export async function warmService(serviceUrl: string, options: { maxMs?: number;
       });
       req.on('timeout', () => req.destroy());
       req.on('error', () => resolve());
+      req.end(write ? WRITE : undefined);
     });
   const worker = async () => {
     while (!done) {
-      await one(requests++ % 4 === 0 ? '/health/ready' : '/orders?limit=10');
+      const k = requests++ % 10;
+      if (k === 0) await one('/health/ready');
+      else if (k === 5 && options.writes) await one('/orders', true);
+      else await one('/orders?limit=10');
       // Warm once the recent requests are fast and every replica has had its share of them.
       if (requests >= 3 * WINDOW && recent.length === WINDOW && p95() < targetP95Ms) done = true;
       if (performance.now() - t0 > maxMs) done = true;
