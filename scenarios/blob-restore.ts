@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { durationParam } from '../lib/scenario/params.ts';
 import { parseDuration } from '../lib/config/duration.ts';
 import { action, defineScenario, probe, type Probe, type ScenarioContext } from '../lib/scenario/define.ts';
 import { dropScratch, makeScratchRoot, pickBackup, readCatalog, restoreBackup, type CatalogEntry, type RestoreOutcome } from '../lib/adapters/postgres/backup/index.ts';
@@ -8,17 +9,7 @@ import { checkBackupPolicy, failsDrill, type PolicyCheck, type PolicyFinding } f
 import { ttyTransferLine } from '../lib/cli/transfer-line.ts';
 
 const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)) && /T/.test(s), 'expected an ISO time like 2026-12-01T23:00:00Z');
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .refine((s) => {
-      try {
-        return parseDuration(s) > 0;
-      } catch {
-        return false;
-      }
-    }, 'expected a duration like 24h or 30d');
+const duration = (fallback: string) => durationParam('24h or 30d', { positive: true }).default(fallback);
 
 const params = z
   .object({

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { durationParam } from '../lib/scenario/params.ts';
 import { formatDuration, parseDuration } from '../lib/config/duration.ts';
 import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
 import type { DatabaseAdapter } from '../lib/adapters/types.ts';
@@ -13,15 +14,7 @@ import { ledgerCounts } from '../lib/measure/ledger.ts';
 import { rpoFromLedger } from '../lib/score/objectives.ts';
 import { UserError } from '../lib/errors.ts';
 
-const duration = (what: string) =>
-  z.string().refine((s) => {
-    try {
-      parseDuration(s);
-      return true;
-    } catch {
-      return false;
-    }
-  }, `expected a duration like ${what}`);
+const duration = (what: string) => durationParam(what);
 
 const params = z
   .object({

@@ -1,20 +1,10 @@
 import { z } from 'zod';
+import { durationParam } from '../lib/scenario/params.ts';
 import { parseDuration } from '../lib/config/duration.ts';
 import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
 import type { ExecResult } from '../lib/adapters/types.ts';
 
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .refine((s) => {
-      try {
-        parseDuration(s);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'expected a duration like 500ms, 30s, 15m or 1h');
+const duration = (fallback: string) => durationParam('500ms, 30s, 15m or 1h').default(fallback);
 
 const params = z
   .object({

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { durationParam } from '../lib/scenario/params.ts';
 import { parseDuration, formatDuration } from '../lib/config/duration.ts';
 import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
 import type { Replica, ReplicaSetAdapter } from '../lib/adapters/types.ts';
@@ -15,17 +16,7 @@ const params = z
     /** Which replicas: random (the default; a node dies where it dies) or the oldest first. */
     mode: z.enum(['random', 'oldest']).default('random'),
     /** 0s kills at once (SIGKILL, grace period 0); longer sends SIGTERM first, then SIGKILL. */
-    gracePeriod: z
-      .string()
-      .default('0s')
-      .refine((s) => {
-        try {
-          parseDuration(s);
-          return true;
-        } catch {
-          return false;
-        }
-      }, 'expected a duration like 0s, 500ms or 30s'),
+    gracePeriod: durationParam('0s, 500ms or 30s').default('0s'),
   })
   .strict();
 type Params = z.output<typeof params>;

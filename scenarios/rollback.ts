@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { durationParam } from '../lib/scenario/params.ts';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { $ } from 'zx';
@@ -8,17 +9,7 @@ import { replicaFloorProbe } from '../lib/adapters/kubernetes/floor-probe.ts';
 import type { DeploymentRevision, KubeDeployments, KubeTargetAdapters, RollbackResult } from '../lib/adapters/kubernetes/types.ts';
 import { UserError } from '../lib/errors.ts';
 
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .refine((s) => {
-      try {
-        return parseDuration(s) > 0;
-      } catch {
-        return false;
-      }
-    }, 'expected a duration like 90s or 5m');
+const duration = (fallback: string) => durationParam('90s or 5m', { positive: true }).default(fallback);
 
 const params = z
   .object({
