@@ -4,7 +4,7 @@ import { durationParam } from '../lib/scenario/params.ts';
 import { formatDuration, parseDuration } from '../lib/config/duration.ts';
 import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
 import type { DatabaseAdapter } from '../lib/adapters/types.ts';
-import type { FailoverResult, PgNode } from '../lib/adapters/postgres/failover/types.ts';
+import { isFailoverTimeout, type FailoverResult, type PgNode } from '../lib/adapters/postgres/failover/types.ts';
 import { replayLagBelow, standbyStreaming } from '../lib/adapters/postgres/replication.ts';
 import { findWalSenders, resumeSenders, resumeWhenSignalled, stopSenders, type StalledSender } from '../lib/adapters/postgres/stall.ts';
 import { startCluster, waitReady } from '../lib/adapters/postgres/cluster.ts';
@@ -44,6 +44,9 @@ interface Killed {
   atMs: number;
 }
 type FailedOver = FailoverResult & { writableMs: number; settings: Record<string, unknown> };
+/** The provider's time limit passed without a writable primary: the system missed its RTO, the drill goes on to verify and roll back. */
+type TimedOut = { timedOut: string; settings: Record<string, unknown> };
+const failedOver = (r: FailedOver | TimedOut | undefined): FailedOver | undefined => (r && 'newPrimary' in r ? r : undefined);
 
 function db(ctx: ScenarioContext<Params>): DatabaseAdapter {
   // Validation refuses db-failover on a target without a database, so this only guards against a harness bug.
@@ -161,7 +164,7 @@ export default defineScenario({
       },
     }),
 
-    action<Params, { provider: string; candidates: string[] }, FailedOver>({
+    action<Params, { provider: string; candidates: string[] }, FailedOver | TimedOut>({
       name: 'fail over',
       description: 'the provider promotes a standby and points the stable endpoint at it; done once a write commits through the endpoint',
       async select(ctx) {
@@ -170,7 +173,12 @@ export default defineScenario({
       },
       describeTargets: (s) => [`${s.provider}: promote ${s.candidates.join(' or ') || 'a standby'}`],
       async run(ctx) {
-        const r = await db(ctx).provider.failover({ timeoutMs: parseDuration(ctx.params.failoverTimeout), signal: ctx.signal });
+        const r = await db(ctx).provider.failover({ timeoutMs: parseDuration(ctx.params.failoverTimeout), signal: ctx.signal }).catch(async (e: unknown) => {
+          if (!isFailoverTimeout(e)) throw e;
+          ctx.log.warn(`no failover within failoverTimeout ${ctx.params.failoverTimeout}: ${e.message}`);
+          return { timedOut: e.message, settings: await db(ctx).provider.settings().catch((x: Error) => ({ unreadable: x.message })) };
+        });
+        if ('timedOut' in r) return r;
         const writableMs = ctx.mark('failover-writable').ms;
         ctx.log.info(`failed over to ${r.newPrimary.name}: ${r.detail}`);
         // What drives failover time (Patroni ttl/loop_wait, pg-promote's polling), journaled with the result; read after the fact so it costs the failover nothing.
@@ -186,7 +194,9 @@ export default defineScenario({
     description: 'the new primary takes writes: a write of the load was acknowledged after the failover',
     pollMs: 100,
     until: probe<Params>('writes acknowledged on the new primary', async (ctx) => {
-      const f = ctx.resultOf<FailedOver>('fail over');
+      const r = ctx.resultOf<FailedOver | TimedOut>('fail over');
+      if (r && 'timedOut' in r) return { ok: false, final: true, detail: `the failover did not complete: ${r.timedOut}` };
+      const f = failedOver(r);
       if (!f) return { ok: false, detail: 'no failover yet' };
       const n = ctx.load?.ledger?.acknowledgedSince(f.writableMs) ?? 0;
       return { ok: n > 0, detail: `${n} writes acknowledged since ${f.newPrimary.name} took writes` };
@@ -216,7 +226,7 @@ export default defineScenario({
       return { ok: c.ok, detail };
     }),
     probe<Params>('one primary, the promoted one', async (ctx) => {
-      const f = ctx.resultOf<FailedOver>('fail over');
+      const f = failedOver(ctx.resultOf<FailedOver | TimedOut>('fail over'));
       const topo = await db(ctx).provider.topology(ctx.signal);
       const ok = f !== undefined && topo.primary?.name === f.newPrimary.name;
       return { ok, detail: `primary ${topo.primary?.name ?? 'none (or more than one)'}; promoted ${f?.newPrimary.name ?? 'nothing'}` };

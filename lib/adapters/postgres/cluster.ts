@@ -163,7 +163,10 @@ export async function writeNodeConf(dataDir: string, node: NodeSettings): Promis
   if (problem) throw new Error(problem);
   await mkdir(node.socketDir, { recursive: true, mode: 0o755 });
   await giveToServerUser(node.socketDir);
-  await writeServerFile(join(dataDir, NODE_CONF), confLines({ port: node.port, unix_socket_directories: node.socketDir }));
+  // mmap: dynamic shared memory in the data dir's pg_dynshmem, not /dev/shm. A SIGKILLed postmaster (the
+  // failover drill's fault) never unlinks its posix segments, and /dev/shm filled with them. Here, so nodes
+  // initialised before this line get it at their next start too.
+  await writeServerFile(join(dataDir, NODE_CONF), confLines({ port: node.port, unix_socket_directories: node.socketDir, dynamic_shared_memory_type: 'mmap' }));
 }
 
 /** Linux caps a unix socket path at 107 bytes; PostgreSQL appends `/.s.PGSQL.<port>.lock` to the directory. */

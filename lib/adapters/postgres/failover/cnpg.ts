@@ -12,7 +12,7 @@ import { KubeError } from '../../kubernetes/errors.ts';
 import { startInformer } from '../../kubernetes/informer.ts';
 import { checkNamespace } from '../../kubernetes/replicas.ts';
 import { podView, type PodLike } from '../../kubernetes/views.ts';
-import type { FailoverProvider, FailoverResult, PgNode, Topology } from './types.ts';
+import { FailoverTimeoutError, type FailoverProvider, type FailoverResult, type PgNode, type Topology } from './types.ts';
 
 const GROUP = 'postgresql.cnpg.io';
 const VERSION = 'v1';
@@ -92,9 +92,10 @@ export function createCnpgProvider(o: CnpgOptions): FailoverProvider & { readonl
       const onDeadline = () =>
         finish(() =>
           reject(
-            new KubeError(
+            new FailoverTimeoutError(
               `timed out after ${Math.round(o2.timeoutMs / 1000)}s waiting for CloudNativePG cluster "${cluster}" in namespace "${namespace}" to promote a new primary (phase ${JSON.stringify(last?.status?.phase ?? 'unknown')}, currentPrimary ${last?.status?.currentPrimary ?? '?'}, targetPrimary ${last?.status?.targetPrimary ?? '?'})`,
-              { reason: 'Timeout', verb: 'watch', resource: PLURAL, namespace, exitCode: 1 },
+              'cloudnative-pg',
+              o2.timeoutMs,
             ),
           ),
         );

@@ -13,7 +13,7 @@
 import pg from 'pg';
 import { UserError } from '../../../errors.ts';
 import { apiBase, authFromEnv, callApi, PatroniApiError, type ClusterDoc, type ClusterMember, type MemberStatus, type PatroniAuth } from './patroni-api.ts';
-import type { FailoverProvider, FailoverResult, PgNode, ReplicationState, Topology } from './types.ts';
+import { FailoverTimeoutError, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
 
 export interface PatroniProviderOptions {
   /** REST API addresses of the members (`http://host:8008`); any one that answers is enough, the rest are learnt from GET /cluster. */
@@ -112,6 +112,7 @@ export class PatroniProvider implements FailoverProvider {
   private lastAnswered: string | null = null;
   /** The leader the last topology() or failover() saw: what "the primary that died" means to a later failover(). */
   private lastSeenLeader: string | null = null;
+  private failoverStartedMs = 0;
 
   private bases(): string[] {
     return [...new Set([...(this.lastAnswered ? [this.lastAnswered] : []), ...this.seeds, ...this.apiByName.values()])];
@@ -253,6 +254,7 @@ export class PatroniProvider implements FailoverProvider {
 
   async failover(options: FailoverOptions): Promise<PatroniFailoverResult> {
     const started = performance.now();
+    this.failoverStartedMs = started;
     const startedAt = new Date().toISOString();
     const deadline = started + options.timeoutMs;
     const force = options.force ?? this.o.force ?? false;
@@ -352,7 +354,8 @@ export class PatroniProvider implements FailoverProvider {
       last = r instanceof Error ? r.message : `HTTP ${r.status}`;
       await sleep(this.pollMs, signal);
     }
-    throw new Error(`new Patroni leader ${name} never answered GET ${base}/primary with 200 (last: ${last}): a proxy checking it would not route there`);
+    signal.throwIfAborted();
+    throw new FailoverTimeoutError(`new Patroni leader ${name} never answered GET ${base}/primary with 200 before the failover timed out (last: ${last}): a proxy checking it would not route there`, this.kind, Math.round(deadline - this.failoverStartedMs));
   }
 
   private async checkCandidate(doc: ClusterDoc, leader: ClusterMember | null, candidate: string, signal?: AbortSignal): Promise<void> {
@@ -380,9 +383,11 @@ export class PatroniProvider implements FailoverProvider {
   private async noLeaderError(timeoutMs: number, oldLeader: string | null, last: string): Promise<Error> {
     const s = await this.settings().catch(() => null);
     const timing = s ? ` (ttl ${s.ttl} s, loop_wait ${s.loop_wait} s, retry_timeout ${s.retry_timeout} s)` : '';
-    return new Error(
+    return new FailoverTimeoutError(
       `Patroni elected no new leader within ${timeoutMs / 1000} s after ${oldLeader ?? 'the leader'} died${timing}; last seen: ${last}. ` +
         'A deadline shorter than ttl cannot be met; an old leader that holds the key longer than ttl still has a live Patroni (it restarts PostgreSQL in place); if no replica took the key, check maximum_lag_on_failover, nofailover tags and the replicas\' Patroni logs',
+      this.kind,
+      timeoutMs,
     );
   }
 
@@ -406,7 +411,8 @@ export class PatroniProvider implements FailoverProvider {
       await sleep(this.pollMs, signal);
     }
     const what = node.name ? `new Patroni leader ${node.name}` : 'the endpoint';
-    throw new Error(`${what} (${node.host}:${node.port}) accepted no write before the deadline: ${last}`);
+    signal.throwIfAborted();
+    throw new FailoverTimeoutError(`${what} (${node.host}:${node.port}) accepted no write before the failover timed out: ${last}`, this.kind, Math.round(deadline - this.failoverStartedMs));
   }
 
   async rejoin(node: PgNode, options: { timeoutMs: number; signal: AbortSignal }): Promise<string> {

@@ -7,7 +7,7 @@
 import { UserError } from '../../../errors.ts';
 import { isRunning, startCluster, stopCluster, type PgConn } from '../cluster.ts';
 import { cloneStandby, rewindToStandby, setSyncStandby, waitStreaming, walSenders, withClient, type WalSender } from '../standby.ts';
-import type { FailoverProvider, FailoverResult, PgNode, ReplicationState, Topology } from './types.ts';
+import { FailoverTimeoutError, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
 
 export interface PgPromoteNode extends PgNode {
   /** Server log, for nodes the harness starts itself (rejoin). */
@@ -53,6 +53,8 @@ export class PgPromoteProvider implements FailoverProvider {
   readonly kind = 'pg-promote';
   private readonly pollMs: number;
   private readonly connectTimeoutMs: number;
+  private walRetrieveRetryInterval: string | null = null;
+  private failoverStartedMs = 0;
 
   constructor(private readonly o: PgPromoteOptions) {
     if (o.nodes.length < 2) throw new UserError(`pg-promote needs at least two nodes, got ${o.nodes.length}`, { untouched: 'nothing' });
@@ -70,12 +72,19 @@ export class PgPromoteProvider implements FailoverProvider {
 
   async settings(): Promise<Record<string, unknown>> {
     // The standby's retry interval decides whether a promoted node waits 0.1 s or 5 s for WAL (FIELD-NOTES).
-    const standby = (await this.views()).find((v) => v.up && v.inRecovery);
-    const retry = standby
-      ? await withClient(this.conn(standby.node), (c) => c.query<{ v: string }>("SELECT current_setting('wal_retrieve_retry_interval') AS v"), this.connectTimeoutMs)
-          .then((r) => r.rows[0]!.v)
-          .catch(() => null)
-      : null;
+    // Read from a standby when there is one, else from the node that answers (after a failover: the promoted
+    // standby, whose value is the one that counted); remembered, so a node gone later does not turn it to null.
+    const views = (await this.views()).filter((v) => v.up).sort((a, b) => Number(b.inRecovery === true) - Number(a.inRecovery === true));
+    for (const v of views) {
+      const read = await withClient(this.conn(v.node), (c) => c.query<{ v: string }>("SELECT current_setting('wal_retrieve_retry_interval') AS v"), this.connectTimeoutMs)
+        .then((r) => r.rows[0]!.v)
+        .catch(() => null);
+      if (read !== null) {
+        this.walRetrieveRetryInterval = read;
+        break;
+      }
+    }
+    const retry = this.walRetrieveRetryInterval;
     return {
       provider: this.kind,
       promote: 'pg_promote(wait => false) on the standby that replayed the most WAL, then pg_is_in_recovery() polled',
@@ -164,7 +173,8 @@ export class PgPromoteProvider implements FailoverProvider {
 
   async failover(options: { candidate?: string; timeoutMs: number; signal: AbortSignal }): Promise<FailoverResult> {
     const startedAt = new Date().toISOString();
-    const deadline = performance.now() + options.timeoutMs;
+    this.failoverStartedMs = performance.now();
+    const deadline = this.failoverStartedMs + options.timeoutMs;
     const views = await this.views();
     const alivePrimary = views.find((v) => v.up && v.inRecovery === false && v.node.name !== options.candidate);
     if (alivePrimary) {
@@ -189,7 +199,10 @@ export class PgPromoteProvider implements FailoverProvider {
         await sleep(PROMOTE_POLL_MS);
       }
     });
-    if (!promoted) throw new Error(`pg_promote on ${candidate.node.name} did not finish within ${options.timeoutMs} ms`);
+    if (!promoted) {
+      options.signal.throwIfAborted();
+      throw new FailoverTimeoutError(`pg_promote on ${candidate.node.name} did not finish within ${options.timeoutMs} ms`, this.kind, options.timeoutMs);
+    }
     const promotedAt = performance.now();
     const newPrimary: PgNode = { ...strip(candidate.node), role: 'primary' };
     await this.o.repoint(newPrimary);
@@ -216,7 +229,7 @@ export class PgPromoteProvider implements FailoverProvider {
       } catch (e) {
         last = (e as Error).message;
       }
-      if (performance.now() >= deadline) throw new Error(`no commit went through the endpoint ${endpoint.host}:${endpoint.port} before the failover timed out: ${last}`);
+      if (performance.now() >= deadline) throw new FailoverTimeoutError(`no commit went through the endpoint ${endpoint.host}:${endpoint.port} before the failover timed out: ${last}`, this.kind, Math.round(deadline - this.failoverStartedMs));
       await sleep(this.pollMs);
     }
   }

@@ -63,3 +63,23 @@ export interface FailoverProvider {
    */
   rejoin(node: PgNode, options: { timeoutMs: number; signal: AbortSignal }): Promise<string>;
 }
+
+/**
+ * The platform did not fail over within the drill's limit: no new primary, or none that takes a write. An
+ * expected outcome of a drill (the system missed its RTO; exit 1), not a harness fault and not bad input,
+ * so every provider throws this one type and a scenario can tell it from a crash of the harness.
+ */
+export class FailoverTimeoutError extends Error {
+  constructor(
+    message: string,
+    readonly provider: string,
+    readonly timeoutMs: number,
+  ) {
+    super(message);
+    this.name = 'FailoverTimeoutError';
+  }
+}
+
+export function isFailoverTimeout(e: unknown): e is FailoverTimeoutError {
+  return e instanceof FailoverTimeoutError;
+}
