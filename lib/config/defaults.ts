@@ -18,12 +18,15 @@ export const POLICY_DEFAULTS = {
   recoveryWindow: '10s',
   // A mean Gregorian month (365.25 d / 12): 0.1% of it is the familiar 43.8 minutes.
   budgetPeriod: '30.4375d',
+  // Production autoscaling: 3-20 replicas, scaling at 70% CPU and 80% memory.
+  replicas: { min: 3, max: 20, cpu: '70%', memory: '80%' },
 } as const satisfies {
   rto: Record<Tier, string>;
   rpo: Record<DataClass, string>;
   slo: Record<'availability' | 'latency' | 'errors', readonly string[]>;
   recoveryWindow: string;
   budgetPeriod: string;
+  replicas: { min: number; max: number; cpu: string; memory: string };
 };
 
 export const LOAD_DEFAULTS = {
@@ -47,6 +50,11 @@ export const SCENARIO_DEFAULTS = { timeout: '5m' } as const;
 
 export const LAB_DATABASE_DEFAULTS = { replication: 'async', provider: 'pg-promote' } as const satisfies LabDatabase;
 
+/** `70%` or `70` to 70: utilisation targets read as the HPA's own docs write them. */
+export function parsePercent(value: string | number): number {
+  return typeof value === 'number' ? value : Number(value.trim().replace(/%$/, ''));
+}
+
 function durations<K extends string>(spelled: Readonly<Record<K, string>>): Record<K, number> {
   const out = {} as Record<K, number>;
   for (const k of Object.keys(spelled) as K[]) out[k] = parseDuration(spelled[k]);
@@ -65,6 +73,12 @@ export function defaultPolicy(): Policy {
     },
     recoveryWindowMs: parseDuration(POLICY_DEFAULTS.recoveryWindow),
     budgetPeriodMs: parseDuration(POLICY_DEFAULTS.budgetPeriod),
+    replicas: {
+      minReplicas: POLICY_DEFAULTS.replicas.min,
+      maxReplicas: POLICY_DEFAULTS.replicas.max,
+      cpuPercent: parsePercent(POLICY_DEFAULTS.replicas.cpu),
+      memoryPercent: parsePercent(POLICY_DEFAULTS.replicas.memory),
+    },
   };
 }
 

@@ -1,7 +1,7 @@
 import { parseDuration } from './duration.ts';
 import { parseThreshold } from '../score/threshold.ts';
 import { parseStopCondition } from './stop-condition.ts';
-import { DEFAULT_LOAD, DEFAULT_SCENARIO_TIMEOUT_MS, LAB_DATABASE_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS, defaultPolicy } from './defaults.ts';
+import { DEFAULT_LOAD, DEFAULT_SCENARIO_TIMEOUT_MS, LAB_DATABASE_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS, defaultPolicy, parsePercent } from './defaults.ts';
 import type { BlobDrillFile, DrillFile, TargetFile } from './schema.ts';
 import type { DataClass, Drill, LoadConfig, Policy, ScenarioEntry, Target, Tier } from './types.ts';
 import type { ScenarioDefinition } from '../scenario/define.ts';
@@ -50,6 +50,11 @@ export function normalisePolicy(p: DrillFile['policy']): Policy {
   if (p?.slo?.errors) policy.slo.errors = p.slo.errors.map(parseThreshold);
   if (p?.recoveryWindow !== undefined) policy.recoveryWindowMs = parseDuration(p.recoveryWindow);
   if (p?.budgetPeriod !== undefined) policy.budgetPeriodMs = parseDuration(p.budgetPeriod);
+  const r = p?.replicas;
+  if (r?.min !== undefined) policy.replicas.minReplicas = r.min;
+  if (r?.max !== undefined) policy.replicas.maxReplicas = r.max;
+  if (r?.cpu !== undefined) policy.replicas.cpuPercent = parsePercent(r.cpu);
+  if (r?.memory !== undefined) policy.replicas.memoryPercent = parsePercent(r.memory);
   return policy;
 }
 

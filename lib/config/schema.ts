@@ -272,6 +272,28 @@ function perKey<K extends string>(keys: readonly K[], spelled: Record<K, string>
   return z.strictObject(shape);
 }
 
+function percent(description: string, fallback: string) {
+  return z
+    .union([z.number(), z.string()], { error: () => `expected a percentage like ${fallback}` })
+    .superRefine((v, ctx) => {
+      const n = typeof v === 'number' ? v : /^\s*\d+(\.\d+)?\s*%\s*$/.test(v) ? Number(v.trim().replace(/%$/, '')) : NaN;
+      if (!(n > 0 && n <= 100)) ctx.addIssue({ code: 'custom', message: `expected a percentage above 0 and at most 100, like ${fallback}, got ${show(v)}`, input: v });
+    })
+    .optional()
+    .meta({ description, default: fallback });
+}
+
+const ReplicaPolicySchema = z
+  .strictObject({
+    min: z.number().int().min(1).optional().meta({ description: 'Fewest replicas a Deployment (and its HPA\'s minReplicas) may run.', default: POLICY_DEFAULTS.replicas.min }),
+    max: z.number().int().min(1).optional().meta({ description: 'Most replicas its HPA may scale to.', default: POLICY_DEFAULTS.replicas.max }),
+    cpu: percent('HPA CPU utilisation target.', POLICY_DEFAULTS.replicas.cpu),
+    memory: percent('HPA memory utilisation target.', POLICY_DEFAULTS.replicas.memory),
+  })
+  .superRefine((r, ctx) => {
+    if (r.min !== undefined && r.max !== undefined && r.max < r.min) ctx.addIssue({ code: 'custom', path: ['max'], message: `expected max (${r.max}) at least min (${r.min})`, input: r.max });
+  });
+
 export const PolicySchema = z
   .strictObject({
     rto: perKey(TIERS, POLICY_DEFAULTS.rto, 'Recovery time objective').optional().meta({ description: 'RTO per service tier; keys given here replace the organisation\'s.' }),
@@ -286,6 +308,7 @@ export const PolicySchema = z
       .meta({ description: 'Service level objectives; a list given here replaces that whole list.' }),
     recoveryWindow: duration('How long the SLOs must hold, uninterrupted, for the service to count as recovered.', { positive: true, default: POLICY_DEFAULTS.recoveryWindow }).optional(),
     budgetPeriod: duration('Error budget period (default a mean month).', { positive: true, default: POLICY_DEFAULTS.budgetPeriod }).optional(),
+    replicas: ReplicaPolicySchema.optional().meta({ description: 'Production autoscaling policy the replica-floor probe checks a Deployment and its HPA against (replicaFloor: true in a scenario).' }),
   })
   .meta({ description: 'Objectives; every key is optional and defaults to the organisation\'s numbers.' });
 

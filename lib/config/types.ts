@@ -26,6 +26,16 @@ export interface Policy {
   recoveryWindowMs: number;
   /** Error budget period for `errorBudget.monthlyBudgetSeconds` (default a mean month, 30.4375 d). */
   budgetPeriodMs: number;
+  /** The production autoscaling policy a replica-floor probe checks a Deployment and its HPA against. */
+  replicas: ReplicaPolicy;
+}
+
+export interface ReplicaPolicy {
+  minReplicas: number;
+  maxReplicas: number;
+  /** HPA target utilisation, percent of requests. */
+  cpuPercent: number;
+  memoryPercent: number;
 }
 
 export interface LabTarget {

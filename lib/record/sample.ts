@@ -52,6 +52,7 @@ export function sampleDrill(): Drill {
       },
       recoveryWindowMs: 10_000,
       budgetPeriodMs: MEAN_MONTH_MS,
+      replicas: { minReplicas: 3, maxReplicas: 20, cpuPercent: 70, memoryPercent: 80 },
     },
     load: { rate: 200, requests: [{ method: 'GET', path: '/orders', weight: 1 }], timeoutMs: 2000, maxInFlight: 256, connections: 16, baselineMs: 10_000, cooldownMs: 10_000 },
     stopConditions: [],

@@ -29,7 +29,7 @@ async function deploy(api: KubeApi, tag: string): Promise<void> {
   }, `orders rolled out on ${tag}`);
 }
 
-async function setup(t: TestContext): Promise<{ api: KubeApi; svc: PodService; dir: string; drill(name: string, scenario: string, target?: string): string }> {
+async function setup(t: TestContext): Promise<{ api: KubeApi; svc: PodService; dir: string; drill(name: string, scenario: string, target?: string, policy?: string): string }> {
   const api = await startKubeApi({
     objects: [
       deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } }),
@@ -50,7 +50,8 @@ async function setup(t: TestContext): Promise<{ api: KubeApi; svc: PodService; d
     kubeconfig,
     `apiVersion: v1\nkind: Config\nclusters:\n  - name: t\n    cluster: { server: "${api.url}" }\nusers:\n  - name: u\n    user: {}\ncontexts:\n  - name: ctx\n    context: { cluster: t, user: u }\ncurrent-context: ctx\n`,
   );
-  const drill = (name: string, scenario: string, target = '  namespaces: [prod]') => {
+  // The latency SLO is loose: these tests measure the drill, not a test server on a shared 2-core machine.
+  const drill = (name: string, scenario: string, target = '  namespaces: [prod]', policy = "policy: { recoveryWindow: 2s, slo: { latency: ['p(95)<3s'] } }") => {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(
       file,
@@ -62,8 +63,7 @@ async function setup(t: TestContext): Promise<{ api: KubeApi; svc: PodService; d
         `  kubeconfig: ${kubeconfig}`,
         `  url: ${svc.url}`,
         target,
-        // The latency SLO is loose: these tests measure the drill, not a test server on a shared 2-core machine.
-        "policy: { recoveryWindow: 2s, slo: { latency: ['p(95)<3s'] } }",
+        policy,
         'load: { rate: 25, baseline: 2s, cooldown: 1s, timeout: 5s, requests: [{ method: GET, path: /version }] }',
         'scenarios:',
         scenario,
@@ -80,7 +80,7 @@ test('rollback drill: back to the previous revision under load, timed until it s
   assert.equal(image(s.api), 'registry.example/orders:2.0.0');
   const file = s.drill(
     'rollback',
-    '  - scenario: rollback\n    params: { deployment: orders, versionPath: /version, replicaFloor: { min: 3 } }\n    timeout: 60s',
+    '  - scenario: rollback\n    params: { deployment: orders, versionPath: /version, replicaFloor: true }\n    timeout: 60s',
   );
   const results = join(s.dir, 'results');
   const r = await drillCli(['run', file, '--results', results, '--yes', '--json']).done;
@@ -115,6 +115,27 @@ test('rollback drill: back to the previous revision under load, timed until it s
   // The load saw both versions: 2.0.0 before the rollback, 1.0.0 after it.
   const served = [...s.svc.served.keys()];
   assert.ok(served.length >= 6, `requests reached old and new pods: ${served.join(', ')}`);
+});
+
+test('replica floor from policy.replicas: an HPA below the drill\'s floor is exit 3 before anything is rolled back', { timeout: 240_000 }, async (t) => {
+  const s = await setup(t);
+  const generation = s.api.state.get('deployments', 'prod', 'orders')!.metadata.generation;
+  const seen = s.api.state.requests.length;
+  const file = s.drill(
+    'floor',
+    '  - scenario: rollback\n    params: { deployment: orders, versionPath: /version, replicaFloor: true }\n    timeout: 60s',
+    '  namespaces: [prod]',
+    "policy: { recoveryWindow: 2s, slo: { latency: ['p(95)<3s'] }, replicas: { min: 4, max: 20, cpu: 70%, memory: 80% } }",
+  );
+  const results = join(s.dir, 'results');
+  const r = await drillCli(['run', file, '--results', results, '--yes']).done;
+  assert.equal(r.code, 3, r.stderr + r.stdout);
+  const [runDir] = runFolders(results);
+  const events = readFileSync(join(runDir!, 'events.jsonl'), 'utf8');
+  assert.match(events, /deployment\/orders runs 3 replicas, below the floor of 4/);
+  assert.match(events, /hpa\/orders/);
+  assert.deepEqual(s.api.state.requests.slice(seen).filter((q) => !['get', 'list', 'watch'].includes(q.verb)), [], 'only reads: nothing rolled back');
+  assert.equal(s.api.state.get('deployments', 'prod', 'orders')!.metadata.generation, generation);
 });
 
 test('rollback via helm without a helm CLI: exit 2 naming what to install, nothing changed', { timeout: 240_000 }, async (t) => {

@@ -35,6 +35,7 @@ policy:
     errors: ['rate<1%']
   recoveryWindow: 15s
   budgetPeriod: 7d
+  replicas: { min: 4, cpu: 60%, memory: 75 }
 load:
   rate: 250.5
   requests:
@@ -84,6 +85,7 @@ test('a full drill normalises to the expected Drill', () => {
       },
       recoveryWindowMs: 15_000,
       budgetPeriodMs: 604_800_000,
+      replicas: { minReplicas: 4, maxReplicas: 20, cpuPercent: 60, memoryPercent: 75 },
     },
     load: {
       rate: 250.5,
@@ -109,7 +111,7 @@ test('a full drill normalises to the expected Drill', () => {
         timeoutMs: 120_000,
         tier: 'critical',
         dataClass: 'database',
-        line: 39,
+        line: 40,
       },
       {
         name: 'exec',
@@ -118,7 +120,7 @@ test('a full drill normalises to the expected Drill', () => {
         timeoutMs: 300_000,
         tier: 'important',
         dataClass: 'file-storage',
-        line: 45,
+        line: 46,
       },
     ],
   };

@@ -3,6 +3,8 @@
  * Deployment that scales below the floor, above the ceiling, or on other utilisation targets than the
  * organisation's is a finding before any drill, because a pod kill on two replicas is an outage, not a drill.
  */
+import type { ReplicaPolicy } from '../../config/types.ts';
+import { defaultPolicy } from '../../config/defaults.ts';
 import { AppsV1Api, AutoscalingV2Api, type KubeConfig, type V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { createCaller } from './call.ts';
 import type { AutoscalerView, KubeAutoscalers } from './types.ts';
@@ -47,15 +49,10 @@ export function createKubeAutoscalers(kc: KubeConfig, namespace: string, request
   };
 }
 
-/** The organisation's replica policy for a critical Deployment. */
-export interface ReplicaPolicy {
-  minReplicas: number;
-  maxReplicas: number;
-  cpuPercent: number;
-  memoryPercent: number;
-}
+export type { ReplicaPolicy };
 
-export const REPLICA_POLICY_DEFAULTS: ReplicaPolicy = { minReplicas: 3, maxReplicas: 20, cpuPercent: 70, memoryPercent: 80 };
+/** The organisation's replica policy (a drill's `policy.replicas` overrides it). */
+export const REPLICA_POLICY_DEFAULTS: ReplicaPolicy = Object.freeze(defaultPolicy().replicas);
 
 /**
  * Pure: the Deployment and its HPAs against the policy. Every breach is named, so the probe's detail is the
