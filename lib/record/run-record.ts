@@ -316,7 +316,7 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
     drill: drill.name,
     scenario: entry.name,
     scenarioModule: entry.scenario,
-    target: drill.target.kind === 'lab' ? 'lab' : drill.target.kind === 'blob' ? `blob:${drill.target.container}/${drill.target.prefix}` : redactString(drill.target.url),
+    target: targetLabel(drill.target, input.targetDetails),
     startedAt: input.startedAt,
     endedAt: input.endedAt,
     status: v.status,
@@ -368,4 +368,18 @@ function lateRecoveryNote(input: RunRecordInput, faultMs: number): string {
 /** What the record says about the machine that ran the drill (no secrets: it is redacted with the rest). */
 export function describeEnvironment(harnessVersion: string, extra: Record<string, unknown> = {}): EnvironmentInput {
   return { harnessVersion, node: process.version, platform: `${process.platform}-${process.arch}`, ...extra };
+}
+
+/**
+ * Where the run acted, as the SRE names it: a Kubernetes run is known by its context and namespace (the
+ * service URL is only where the load went), a blob run by its container and folder.
+ */
+export function targetLabel(target: Drill['target'], details: Record<string, unknown>): string {
+  if (target.kind === 'lab') return 'lab';
+  if (target.kind === 'blob') return `blob:${target.container}/${target.prefix}`;
+  if (target.kind === 'kubernetes') {
+    const context = typeof details.context === 'string' ? details.context : (target.context ?? (target.inCluster ? 'in-cluster' : 'current-context'));
+    return `kubernetes:${target.inCluster ? 'in-cluster' : context}/${target.namespace}`;
+  }
+  return redactString(target.url);
 }

@@ -124,6 +124,7 @@ test('pod-kill on the Kubernetes target: every pod of the Deployment killed unde
   assert.equal(rec.status, 'passed');
   assert.equal(rec.environment.target.kind, 'kubernetes');
   assert.equal(rec.environment.target.context, 'test-ctx');
+  assert.equal(rec.target, 'kubernetes:test-ctx/prod');
 
   // The three pods that were there are the ones deleted, and each delete reached the API server.
   assert.deepEqual([...rec.actions[0].targets].sort(), before);
@@ -246,7 +247,8 @@ test('bad input: unknown context, missing kubeconfig, selector matching nothing:
   // Without --yes and without a terminal to ask, a non-lab run refuses.
   r = await drillCli(['run', s.drill('no-yes', { scenarios: kill }), '--results', results]).done;
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /refusing to act on kubernetes target .* without confirmation/);
+  // It names what would break (context, server, namespace, blast radius), not only where the load goes.
+  assert.match(r.stderr, /refusing to act on Kubernetes context test-ctx \(http:\/\/127\.0\.0\.1:\d+\), namespace prod, blast radius 1 pod; load to http:\/\/127\.0\.0\.1:\d+ without confirmation/);
 
   assert.equal(deletes(s.api), 0);
   assert.equal(snapshot(s.api), state);

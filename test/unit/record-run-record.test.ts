@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Outcome } from '../../lib/load/types.ts';
 import type { RunFacts } from '../../lib/engine/facts.ts';
+import type { KubernetesTarget } from '../../lib/config/types.ts';
 import { RunAbort } from '../../lib/engine/context.ts';
-import { buildRunRecord, describeEnvironment, redact, redactString, type RunRecordInput } from '../../lib/record/run-record.ts';
+import { buildRunRecord, describeEnvironment, redact, redactString, type RunRecordInput, targetLabel } from '../../lib/record/run-record.ts';
 import { sampleLog, sampleMark, sampleRunInput } from '../../lib/record/sample.ts';
 
 // DESIGN.md "The run record": the fields users and CI rely on, plus the four this module adds.
@@ -231,4 +232,15 @@ test("the engine's RunFacts plus the environment is a complete input", () => {
   const r = buildRunRecord(toInput(facts));
   assert.deepEqual([r.status, r.exitCode, r.abort?.kind], ['aborted', 4, 'stop-condition']);
   assert.match(String(r.environment.node), /^v\d+/);
+});
+
+test('the record names a Kubernetes run by context and namespace, not by the URL the load went to', () => {
+  const kube: KubernetesTarget = { kind: 'kubernetes', context: 'aks-prod', inCluster: false, namespace: 'orders', namespaces: ['orders'], blastRadius: 1, url: 'https://orders.example.com' };
+  const { context: _spelled, ...current } = kube;
+  // The context the kubeconfig resolved (details) wins over the drill's spelling, which may be absent.
+  assert.equal(targetLabel(current, { context: 'aks-prod-westeurope' }), 'kubernetes:aks-prod-westeurope/orders');
+  assert.equal(targetLabel(kube, {}), 'kubernetes:aks-prod/orders');
+  assert.equal(targetLabel({ ...current, inCluster: true }, {}), 'kubernetes:in-cluster/orders');
+  assert.equal(targetLabel({ kind: 'blob', container: 'pg-backups', prefix: 'orders/' }, {}), 'blob:pg-backups/orders/');
+  assert.equal(targetLabel({ kind: 'lab', replicas: 3 }, {}), 'lab');
 });

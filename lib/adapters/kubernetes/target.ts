@@ -58,6 +58,17 @@ function loadConfig(t: KubeTargetConfig): { kc: KubeConfig; source: string } {
   return { kc: kubeConfigFromFile(path, t.context), source: `kubeconfig ${path}` };
 }
 
+/**
+ * For the confirmation before a run: which cluster, context and namespaces, as the kubeconfig names them
+ * (a URL says where the load goes, not what gets broken). Reads the kubeconfig, calls nothing.
+ */
+export function describeKubeTarget(t: KubeTargetConfig): string {
+  const { kc } = loadConfig(t);
+  const who = t.inCluster ? 'the in-cluster service account' : `context ${kc.getCurrentContext()}`;
+  const others = t.namespaces.filter((n) => n !== t.namespace);
+  return `Kubernetes ${who} (${kc.getCurrentCluster()?.server ?? 'no server'}), namespace ${t.namespace}${others.length ? ` (may also touch ${others.join(', ')})` : ''}, blast radius ${t.blastRadius} pod${t.blastRadius === 1 ? '' : 's'}`;
+}
+
 /** Makes the adapters without calling the cluster; guardrails on the configuration are checked here. */
 export function kubeAdapters(t: KubeTargetConfig, requestTimeoutMs?: number): OpenedKube {
   checkNamespace(t.namespace, t.namespaces);
