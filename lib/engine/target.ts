@@ -4,7 +4,7 @@ import { createExec } from '../adapters/exec.ts';
 import { createLabReplicas } from '../adapters/lab-replicas.ts';
 import { defaultLabDir, labDown, labStatus, labUp } from '../lab/index.ts';
 import { UserError } from '../errors.ts';
-import { backupsAdapter, backupsDetails, checkBackupsAccess } from '../adapters/postgres/backup/adapter.ts';
+import { backupsAdapter, backupsDetails, checkBackupsAccess, labBackupsAdapter } from '../adapters/postgres/backup/adapter.ts';
 import { LAB_DATABASE_DEFAULTS } from '../config/defaults.ts';
 import { createLabDatabase } from '../lab/database.ts';
 import { checkKubeAccess, kubeAdapters } from '../adapters/kubernetes/target.ts';
@@ -64,12 +64,15 @@ export async function openTarget(target: Target, say: (line: string) => void): P
         : `lab up in ${((performance.now() - t0) / 1000).toFixed(1)}s: service ${info.serviceUrl}, ${target.replicas} replicas, PostgreSQL ${info.db.nodes.map((n) => `${n.name} ${n.role} on 127.0.0.1:${n.port}`).join(', ')} (${info.db.replication})`,
     );
     const env = { DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: info.serviceUrl };
+    const backups = await labBackupsAdapter(dir, { create: true });
+    if (backups) say(`backups: ${backups.note}`);
     return {
-      adapters: { exec: createExec(env), replicas: createLabReplicas(info), database: createLabDatabase(info) },
+      adapters: { exec: createExec(env), replicas: createLabReplicas(info), database: createLabDatabase(info), ...(backups ? { backups: backups.adapter } : {}) },
       serviceUrl: info.serviceUrl,
       details: {
         kind: 'lab', dir, replicas: target.replicas, serviceUrl: info.serviceUrl,
         postgres: { host: info.db.host, port: info.db.port, endpointPort: info.db.endpointPort, database: info.db.database, replication: info.db.replication, provider: database.provider, primary: info.db.nodes[0]?.name, nodes: info.db.nodes.map((n) => ({ name: n.name, role: n.role, port: n.port })) },
+        ...(backups ? { backups: backupsDetails(backups.adapter) } : {}),
       },
       async close() {
         if (!info.alreadyRunning) {
@@ -136,8 +139,9 @@ export async function peekTarget(target: Target): Promise<{ adapters: Adapters |
     if (!status.up || !status.info) {
       return { adapters: null, serviceUrl: null, note: `lab in ${dir} is not running: \`drill run\` starts it; selections are resolved then` };
     }
+    const backups = await labBackupsAdapter(dir, { create: false });
     return {
-      adapters: { exec: createExec(), replicas: createLabReplicas(status.info), database: createLabDatabase(status.info) },
+      adapters: { exec: createExec(), replicas: createLabReplicas(status.info), database: createLabDatabase(status.info), ...(backups ? { backups: backups.adapter } : {}) },
       serviceUrl: status.info.serviceUrl,
       note: `lab in ${dir} is up: selections below are what a run now would hit`,
     };

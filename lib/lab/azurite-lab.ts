@@ -1,39 +1,53 @@
 /**
  * Azurite's Blob service as a lab component: a detached process (it outlives the `drill lab up` that
  * started it, like the lab's other parts), data and log in `<labDir>/azurite/`, its PID and port in
- * `<labDir>/azurite.json` so any later process can stop it. Self-contained: the lab lifecycle calls
- * startLabAzurite / stopLabAzurite / labAzuriteStatus and records nothing else.
+ * `<labDir>/azurite.json` so any later process can stop it. `labUp` starts it beside PostgreSQL and the
+ * daemon, `labDown` stops it by PID, `labStatus` reports it.
+ *
+ * Imports no storage SDK (it costs 0.7 s of CPU to load): lab up only spawns and polls.
  */
 import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { request } from 'node:http';
-import { dirname, join } from 'node:path';
-import { AZURITE_ACCOUNT, AZURITE_ACCOUNT_KEY } from '../adapters/blob/index.ts';
-import { isProcessUnder, terminate } from '../adapters/postgres/proc.ts';
+import { setPriority } from 'node:os';
+import { join } from 'node:path';
+import { AZURITE_ACCOUNT, AZURITE_ACCOUNT_KEY, azuriteAnswers, azuriteArgs, azuriteBlobEntry } from '../adapters/blob/azurite.ts';
+import { isProcessUnder, terminate, waitGone } from '../adapters/postgres/proc.ts';
 import { freePort } from './ports.ts';
 import { readJson, writeJsonAtomic } from './state.ts';
+
+/** The container lab drills and `drill backup` on the lab use when none is named. */
+export const LAB_BACKUP_CONTAINER = 'lab-backups';
+
+/** What may be shown and recorded about the lab's Azurite: no key. */
+export interface LabAzuriteView {
+  pid: number;
+  port: number;
+  /** `http://127.0.0.1:PORT/devstoreaccount1` */
+  url: string;
+  container: string;
+}
 
 export interface LabAzurite {
   pid: number;
   port: number;
   /** `http://127.0.0.1:PORT/devstoreaccount1` */
   blobEndpoint: string;
-  /** Azurite's documented development account; set it as AZURE_STORAGE_CONNECTION_STRING for drills on the lab. */
+  /**
+   * Azurite's documented development account. It holds a key (public, but a key): hand it to the SDK
+   * in-process only, never to argv, a log or a record.
+   */
   connectionString: string;
 }
 
-const stateFile = (labDir: string) => join(labDir, 'azurite.json');
-const dataDir = (labDir: string) => join(labDir, 'azurite');
-
-function entry(): string {
-  const require = createRequire(import.meta.url);
-  const pkgPath = require.resolve('azurite/package.json');
-  const bin = (JSON.parse(readFileSync(pkgPath, 'utf8')) as { bin?: Record<string, string> }).bin?.['azurite-blob'];
-  if (!bin) throw new Error('the azurite package has no azurite-blob bin');
-  return join(dirname(pkgPath), bin);
+interface State {
+  pid: number;
+  port: number;
+  dir: string;
 }
+
+export const labAzuriteStateFile = (labDir: string) => join(labDir, 'azurite.json');
+const dataDir = (labDir: string) => join(labDir, 'azurite');
 
 function describe(pid: number, port: number): LabAzurite {
   const blobEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
@@ -45,70 +59,112 @@ function describe(pid: number, port: number): LabAzurite {
   };
 }
 
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: `/${AZURITE_ACCOUNT}?comp=list`, timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(true);
-    });
-    req.on('error', () => resolve(false));
-    req.on('timeout', () => {
-      req.destroy();
-      resolve(false);
-    });
-    req.end();
-  });
+export function labAzuriteView(a: Pick<LabAzurite, 'pid' | 'port' | 'blobEndpoint'>): LabAzuriteView {
+  return { pid: a.pid, port: a.port, url: a.blobEndpoint, container: LAB_BACKUP_CONTAINER };
 }
 
-/** Starts the lab's Azurite, or returns the one already running for this lab. */
-export async function startLabAzurite(labDir: string, options: { readyTimeoutMs?: number } = {}): Promise<LabAzurite & { alreadyRunning: boolean }> {
-  const running = await labAzuriteStatus(labDir);
-  if (running.up && running.azurite) return { ...running.azurite, alreadyRunning: true };
-  const dir = dataDir(labDir);
-  await mkdir(dir, { recursive: true });
+function logTail(dir: string): string {
+  try {
+    return readFileSync(join(dir, 'azurite.log'), 'utf8').slice(-600).trim();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Azurite takes about 1.7 s of CPU to start (it loads its whole SDK stack). Started at low priority it
+ * uses what the lab's PostgreSQL start, daemon and warm-up leave idle instead of taking a core from them.
+ */
+const BACKGROUND_NICE = 10;
+
+function nice(pid: number, value: number): void {
+  try {
+    setPriority(pid, value);
+  } catch {
+    // Lowering the nice value back needs root (or CAP_SYS_NICE); a lab run as a user keeps it low.
+  }
+}
+
+/** One spawn on one port: resolves when it answers, null when it exited (the port was taken meanwhile). */
+async function spawnOnce(labDir: string, dir: string, deadline: number, background: boolean): Promise<LabAzurite | null> {
   const port = await freePort();
   const log = openSync(join(dir, 'azurite.log'), 'a');
-  const child = spawn(
-    process.execPath,
-    [entry(), '--silent', '--disableTelemetry', '--skipApiVersionCheck', '--location', dir, '--blobHost', '127.0.0.1', '--blobPort', String(port)],
-    { detached: true, stdio: ['ignore', log, log] },
-  );
+  const child = spawn(process.execPath, [azuriteBlobEntry(), ...azuriteArgs(dir, port)], { detached: true, stdio: ['ignore', log, log] });
   closeSync(log);
   const pid = child.pid;
   if (pid === undefined) throw new Error('Azurite did not start (no pid)');
   child.unref();
+  if (background) nice(pid, BACKGROUND_NICE);
   // Recorded before it is ready: a start that times out still leaves the PID for stopLabAzurite.
-  await writeJsonAtomic(stateFile(labDir), { pid, port, dir });
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
-  while (!(await answers(port))) {
-    if (!(await isProcessUnder(pid, dir)) || Date.now() > deadline) {
-      await stopLabAzurite(labDir);
-      const tail = (() => {
-        try {
-          return readFileSync(join(dir, 'azurite.log'), 'utf8').slice(-600);
-        } catch {
-          return '';
-        }
-      })();
-      throw new Error(`the lab's Azurite did not answer on 127.0.0.1:${port}: ${tail.trim()}`);
+  await writeJsonAtomic(labAzuriteStateFile(labDir), { pid, port, dir } satisfies State);
+  while (!(await azuriteAnswers(port))) {
+    if (!(await isProcessUnder(pid, dir))) {
+      await rm(labAzuriteStateFile(labDir), { force: true });
+      if (/EADDRINUSE/.test(logTail(dir))) return null;
+      throw new Error(`the lab's Azurite exited during start-up: ${logTail(dir)}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    if (Date.now() > deadline) {
+      await stopLabAzurite(labDir);
+      throw new Error(`the lab's Azurite did not answer on 127.0.0.1:${port} in time: ${logTail(dir)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
   }
-  return { ...describe(pid, port), alreadyRunning: false };
+  // Serving at normal priority: a restore drill's transfer speed must not depend on how it was started.
+  if (background) nice(pid, 0);
+  return describe(pid, port);
 }
 
-export async function labAzuriteStatus(labDir: string): Promise<{ up: boolean; azurite: LabAzurite | null }> {
-  const s = await readJson<{ pid: number; port: number; dir: string }>(stateFile(labDir));
-  if (!s) return { up: false, azurite: null };
-  // The PID must still be Azurite for this lab (its --location), not a reused PID.
-  const up = (await isProcessUnder(s.pid, s.dir)) && (await answers(s.port));
-  return { up, azurite: describe(s.pid, s.port) };
+/**
+ * Starts the lab's Azurite, or returns the one already running for this lab. A recorded one that is
+ * alive but does not answer (hung, or half started by a crashed `lab up`) is stopped first.
+ */
+export async function startLabAzurite(labDir: string, options: { readyTimeoutMs?: number; background?: boolean } = {}): Promise<LabAzurite & { alreadyRunning: boolean }> {
+  const running = await labAzuriteStatus(labDir);
+  if (running.up && running.azurite) return { ...running.azurite, alreadyRunning: true };
+  await stopLabAzurite(labDir);
+  const dir = dataDir(labDir);
+  await mkdir(dir, { recursive: true });
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
+  // Between freePort closing its probe and Azurite binding, another process may take the port.
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const a = await spawnOnce(labDir, dir, deadline, options.background ?? false);
+    if (a) return { ...a, alreadyRunning: false };
+  }
+  throw new Error(`the lab's Azurite could not bind a free port in 3 attempts: ${logTail(dir)}`);
 }
 
-/** SIGTERM (Azurite saves its metadata on it), SIGKILL after 5 s; then forgets the state. Blob data stays in the lab dir. */
-export async function stopLabAzurite(labDir: string): Promise<void> {
-  const s = await readJson<{ pid: number; port: number; dir: string }>(stateFile(labDir));
-  if (!s) return;
-  if (await isProcessUnder(s.pid, s.dir)) await terminate(s.pid, 5000);
-  await rm(stateFile(labDir), { force: true });
+/** `alive`: its PID is still Azurite for this lab (its --location), so a reused PID is never taken for it. */
+export async function labAzuriteStatus(labDir: string): Promise<{ up: boolean; alive: boolean; azurite: LabAzurite | null }> {
+  const s = await readJson<State>(labAzuriteStateFile(labDir));
+  if (!s) return { up: false, alive: false, azurite: null };
+  const alive = await isProcessUnder(s.pid, s.dir);
+  const up = alive && (await azuriteAnswers(s.port));
+  return { up, alive, azurite: describe(s.pid, s.port) };
+}
+
+/**
+ * SIGTERM (Azurite saves its metadata on it), SIGKILL after 5 s; then forgets the state. Blob data stays
+ * in the lab dir. Returns the PID it stopped, null when nothing of ours ran.
+ */
+export async function stopLabAzurite(labDir: string): Promise<number | null> {
+  const s = await readJson<State>(labAzuriteStateFile(labDir));
+  if (!s) return null;
+  let stopped: number | null = null;
+  if (await isProcessUnder(s.pid, s.dir)) {
+    await terminate(s.pid, 5000);
+    await waitGone(s.pid, 1000);
+    stopped = s.pid;
+  }
+  await rm(labAzuriteStateFile(labDir), { force: true });
+  return stopped;
+}
+
+/**
+ * The environment the Blob adapter reads, pointing at this lab's Azurite when it answers; null otherwise.
+ * In-process only: a child would see the key in its environment, so it is never passed on.
+ */
+export async function labBlobEnv(labDir: string): Promise<{ env: Record<string, string>; azurite: LabAzuriteView } | null> {
+  const s = await labAzuriteStatus(labDir);
+  if (!s.up || !s.azurite) return null;
+  return { env: { AZURE_STORAGE_CONNECTION_STRING: s.azurite.connectionString }, azurite: labAzuriteView(s.azurite) };
 }

@@ -15,6 +15,7 @@ import { withLabLock } from './lock.ts';
 import { childEnv, defaultLabDir, entryArgv, labPaths, type LabPaths } from './paths.ts';
 import { freeStablePort, portIsFree } from './ports.ts';
 import { assertServerCanReach } from './reach.ts';
+import { labAzuriteStateFile, startLabAzurite, stopLabAzurite } from './azurite-lab.ts';
 import { readDaemonState, removeFile, writeJsonAtomic } from './state.ts';
 import { collectFacts, infoOf, LAB_DB, type LabFacts } from './status.ts';
 import type { LabConfig, LabDownResult, LabInfo, LabReplication } from './types.ts';
@@ -28,6 +29,8 @@ export interface LabUpOptions {
   timeoutMs?: number;
   /** Called as each start phase ends, with ms since labUp was called: for progress lines and start-time reports. */
   onPhase?: (phase: string, elapsedMs: number) => void;
+  /** Start the lab's Azurite (Blob service for backups) beside PostgreSQL and the daemon. Default true. */
+  azurite?: boolean;
 }
 
 const FIRST_NODE = 'n1';
@@ -75,6 +78,9 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
         // lab.json holds the declared count a rollback (ensureDesired) restores.
         await writeJsonAtomic(p.config, { ...f.config, replicas, replication });
       }
+      // A lab brought up before it had Azurite, or whose Azurite died, gets one: it is the lab's backup
+      // store, not a part a drill breaks.
+      if (options.azurite !== false && !f.azurite.up) await startLabAzurite(dir);
       const info = infoOf(dir, await collectFacts(dir), true)!;
       await waitServing(p, info, replicas, deadline);
       return { ...info, replicas };
@@ -83,12 +89,22 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     // The standby is built alongside the daemon, waitServing and the warm-up; settled (never rejected, so it
     // is never an unhandled rejection) and awaited before labUp returns or cleans up.
     let standby: Promise<Error | null> = Promise.resolve(null);
+    let azuriteStartedHere = false;
+    // Azurite (1.7 s of CPU to start) is settled like the standby, and awaited only before labUp returns:
+    // started at low CPU priority, it takes no core from the lab's critical path on a 2-core machine.
+    let azurite: Promise<Error | null> = Promise.resolve(null);
     try {
       // Leftovers of a crash (dead daemon, orphan replicas) go first; a healthy PostgreSQL is kept.
       await stopDaemonAndReplicas(dir, f);
       await removeFile(p.daemonState);
       await mkdir(p.logs, { recursive: true, mode: 0o755 });
       const plan = await planPostgres(p, f, replicas, replication);
+      if (options.azurite !== false) {
+        azurite = startLabAzurite(dir, { background: true }).then(
+          (a) => ((azuriteStartedHere = !a.alreadyRunning), phase('azurite ready'), null),
+          (e: Error) => e,
+        );
+      }
       // The daemon and its replicas boot (about a second of node start-up) while PostgreSQL initialises and
       // starts: replicas retry the database until it answers, and only count as ready once it does.
       const [pg, daemon] = await Promise.allSettled([
@@ -103,6 +119,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       phase('serving');
       const warm = await warmService(info.serviceUrl, { maxMs: Math.max(0, Math.min(8000, deadline - performance.now())) });
       phase(`warm after ${warm.requests} requests (p95 ${warm.lastP95Ms.toFixed(1)} ms)`);
+      const azuriteError = await azurite;
+      if (azuriteError) throw azuriteError;
       const standbyError = await standby;
       if (standbyError) throw standbyError;
       // The base backup's checkpoint and the standby's start slow the primary for a while (measured: a
@@ -115,6 +133,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       // Take down what this call started, so a failed start leaves no half lab behind.
       await stopDaemonAndReplicas(dir, await collectFacts(dir)).catch(() => {});
       await Promise.all(startedHere.map((n) => stopCluster(p.node(n).data, 'fast').catch(() => {})));
+      await azurite;
+      if (azuriteStartedHere) await stopLabAzurite(dir).catch(() => {});
       throw e;
     }
   });
@@ -329,21 +349,22 @@ async function stopDaemonAndReplicas(dir: string, f: LabFacts): Promise<{ name: 
 export async function labDown(options: { dir?: string; purge?: boolean } = {}): Promise<LabDownResult> {
   const dir = resolve(options.dir ?? defaultLabDir());
   const p = labPaths(dir);
-  if (!existsSync(p.config) && !existsSync(p.daemonState)) return { dir, stopped: [], wasStale: false };
+  if (!existsSync(p.config) && !existsSync(p.daemonState) && !existsSync(labAzuriteStateFile(dir))) return { dir, stopped: [], wasStale: false };
   const result = await withLabLock(p.lock, async () => {
     const f = await collectFacts(dir);
-    const wasStale = !(f.pgAlive && f.live) && (f.pgAlive || f.daemon !== null || f.replicaPids.length > 0);
+    const wasStale = !(f.pgAlive && f.live) && (f.pgAlive || f.daemon !== null || f.replicaPids.length > 0 || f.azurite.alive);
     const stopped = await stopDaemonAndReplicas(dir, f);
-    // Both nodes at once: a fast shutdown of the primary does not wait for a standby that is stopping too.
-    await Promise.all(
-      Object.keys(f.config?.nodes ?? {}).map(async (name) => {
+    // Both nodes (and Azurite) at once: a fast shutdown of the primary does not wait for a standby that is stopping too.
+    await Promise.all([
+      stopLabAzurite(dir).then((pid) => void (pid !== null && stopped.push({ name: 'azurite', pid }))),
+      ...Object.keys(f.config?.nodes ?? {}).map(async (name) => {
         const data = p.node(name).data;
         const pid = await postmasterPid(data);
         if (pid === null || !(await isProcessUnder(pid, data))) return;
         await stopCluster(data, 'fast');
         stopped.push({ name: `postgres:${name}`, pid });
       }),
-    );
+    ]);
     await removeFile(p.daemonState);
     return { dir, stopped, wasStale };
   });

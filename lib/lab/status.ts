@@ -8,6 +8,7 @@ import { labPaths } from './paths.ts';
 import { readConfig, readDaemonState } from './state.ts';
 import { OWNER, TEMPLATE_LABELS } from './supervisor.ts';
 import { queryNodes } from './database.ts';
+import { labAzuriteStatus, labAzuriteView, type LabAzurite } from './azurite-lab.ts';
 import type { DaemonState, DaemonStatus, LabConfig, LabDatabaseStatus, LabDbNode, LabInfo, LabStatus, ReplicaView } from './types.ts';
 
 export const LAB_DB = { database: 'orders', user: 'drill', superuser: 'postgres' } as const;
@@ -23,11 +24,13 @@ export interface LabFacts {
   pgAlive: boolean;
   /** Replica PIDs from daemon.json that are still ours and alive. */
   replicaPids: { name: string; pid: number }[];
+  /** The lab's Azurite as azurite.json records it: `alive` by PID, `up` when it also answers. */
+  azurite: { up: boolean; alive: boolean; azurite: LabAzurite | null };
 }
 
 export async function collectFacts(dir: string): Promise<LabFacts> {
   const p = labPaths(dir);
-  const [config, daemon] = await Promise.all([readConfig(p.config), readDaemonState(p.daemonState)]);
+  const [config, daemon, azurite] = await Promise.all([readConfig(p.config), readDaemonState(p.daemonState), labAzuriteStatus(dir)]);
   const nodes = config ? await nodeFacts(dir, config) : [];
   const primary = nodes.find((n) => n.role === 'primary');
   const pgPid = primary ? primary.pid ?? (await postmasterPid(primary.dataDir)) : null;
@@ -37,7 +40,7 @@ export async function collectFacts(dir: string): Promise<LabFacts> {
   if (daemonAlive) live = await requestJson<DaemonStatus>(`http://127.0.0.1:${daemon!.ports.control}/status`, { timeoutMs: 2000 }).catch(() => null);
   const replicaPids: { name: string; pid: number }[] = [];
   for (const r of daemon?.replicas ?? []) if (await isProcessUnder(r.pid, p.dir)) replicaPids.push({ name: r.name, pid: r.pid });
-  return { config, nodes, daemon, daemonAlive, live, pgPid, pgAlive, replicaPids };
+  return { config, nodes, daemon, daemonAlive, live, pgPid, pgAlive, replicaPids, azurite };
 }
 
 /** The nodes of lab.json, the primary first; a PID counts only while it is a postmaster of that data dir. */
@@ -75,6 +78,7 @@ export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabIn
     },
     replicas: f.live.desired,
     pids: { daemon: f.daemon.pid, postgres: f.pgPid },
+    azurite: f.azurite.up && f.azurite.azurite ? labAzuriteView(f.azurite.azurite) : null,
     alreadyRunning,
   };
 }
@@ -84,13 +88,14 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
   const empty: LabStatus = { dir, up: false, stale: false, info: null, components: [], replicas: [], desired: 0, database: null, problems: [] };
   if (!existsSync(dir)) return empty;
   const f = await collectFacts(dir);
-  if (!f.config && !f.daemon) return empty;
+  if (!f.config && !f.daemon && !f.azurite.alive) return empty;
   const problems: string[] = [];
   if (f.config && !f.pgAlive) problems.push(f.pgPid ? `PostgreSQL pid ${f.pgPid} is not running` : 'PostgreSQL is not running');
   if (f.daemon && !f.daemonAlive) problems.push(`daemon pid ${f.daemon.pid} is gone (or its PID now belongs to another process)`);
   if (f.daemonAlive && !f.live) problems.push('daemon is alive but its control API does not answer');
   if (!f.daemonAlive && f.replicaPids.length > 0) problems.push(`${f.replicaPids.length} replica(s) running without their daemon`);
   for (const n of f.nodes) if (n.role === 'standby' && !n.alive) problems.push(`standby ${n.name} (PostgreSQL on port ${n.port}) is not running`);
+  if (f.azurite.azurite && !f.azurite.up) problems.push(`Azurite (pid ${f.azurite.azurite.pid}, port ${f.azurite.azurite.port}) ${f.azurite.alive ? 'does not answer' : 'is not running'}`);
   const up = f.pgAlive && f.live !== null;
   const database = f.config ? await databaseStatus(f.config, f.nodes) : null;
   for (const n of database?.nodes ?? []) {
@@ -105,7 +110,7 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
     dir,
     up,
     // Anything recorded as running but not all of it answering is a leftover of a crash.
-    stale: !up && (f.nodes.some((n) => n.alive) || f.daemon !== null || f.replicaPids.length > 0),
+    stale: !up && (f.nodes.some((n) => n.alive) || f.daemon !== null || f.replicaPids.length > 0 || f.azurite.alive),
     info: up ? infoOf(dir, f, true) : null,
     components: [
       { name: 'postgres', pid: f.pgPid, port: f.live?.db.primaryPort ?? (f.config ? f.config.nodes[f.config.primary]?.port ?? null : null), alive: f.pgAlive },
@@ -114,6 +119,7 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
       { name: 'control', pid: d?.pid ?? null, port: d?.ports.control ?? null, alive: f.live !== null },
       { name: 'front', pid: d?.pid ?? null, port: d?.ports.front ?? null, alive: f.live !== null && !f.live.front.paused },
       { name: 'db-endpoint', pid: d?.pid ?? null, port: d?.ports.dbEndpoint ?? null, alive: f.live !== null },
+      ...(f.azurite.azurite ? [{ name: 'azurite' as const, pid: f.azurite.azurite.pid, port: f.azurite.azurite.port, alive: f.azurite.up }] : []),
     ],
     replicas,
     desired: f.live?.desired ?? f.config?.replicas ?? 0,

@@ -1,4 +1,5 @@
 import type { Replica } from '../adapters/types.ts';
+import type { LabAzuriteView } from './azurite-lab.ts';
 
 /** What `labUp` returns and `labStatus` reports for a running lab. */
 export interface LabInfo {
@@ -31,6 +32,8 @@ export interface LabInfo {
   /** Desired replica count. */
   replicas: number;
   pids: { daemon: number; postgres: number };
+  /** The lab's Azurite Blob service (backups of lab drills); null when it is not running. No key here. */
+  azurite?: LabAzuriteView | null;
   /** True when labUp found the lab already up and healthy and started nothing. */
   alreadyRunning: boolean;
 }
@@ -75,7 +78,7 @@ export interface LabEvent {
 
 export interface LabComponent {
   /** `postgres` is the current primary, `postgres-standby` the other node. */
-  name: 'postgres' | 'postgres-standby' | 'daemon' | 'front' | 'db-endpoint' | 'control';
+  name: 'postgres' | 'postgres-standby' | 'daemon' | 'front' | 'db-endpoint' | 'control' | 'azurite';
   pid: number | null;
   port: number | null;
   alive: boolean;

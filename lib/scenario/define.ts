@@ -152,7 +152,8 @@ export function action<P, T, R>(def: Action<P, T, R>): Action<P, T, R> {
 export function capabilitiesOf(target: Target): Capability[] {
   switch (target.kind) {
     case 'lab':
-      return ['replicas', 'exec', 'load', 'database'];
+      // backups: the lab's Azurite, with its primary as the database backed up.
+      return ['replicas', 'exec', 'load', 'database', 'backups'];
     case 'http':
       return ['exec', 'load'];
     case 'kubernetes':

@@ -26,7 +26,7 @@ test('the lab Azurite starts detached with its data in the lab dir, is found aga
       await stopLabAzurite(tmp.path);
     }
     assert.equal(alive(a.pid), false);
-    assert.deepEqual(await labAzuriteStatus(tmp.path), { up: false, azurite: null });
+    assert.deepEqual(await labAzuriteStatus(tmp.path), { up: false, alive: false, azurite: null });
     assert.ok(existsSync(join(tmp.path, 'azurite')), 'blob data stays in the lab dir');
   } finally {
     await tmp.remove();

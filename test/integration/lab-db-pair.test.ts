@@ -126,7 +126,7 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     const t0 = performance.now();
     const down = await labDown({ dir });
     t.diagnostic(`labDown took ${(performance.now() - t0).toFixed(0)} ms`);
-    assert.deepEqual(new Set(down.stopped.map((s) => s.name)), new Set(['daemon', 'postgres:n1', 'postgres:n2']));
+    assert.deepEqual(new Set(down.stopped.map((s) => s.name)), new Set(['daemon', 'postgres:n1', 'postgres:n2', 'azurite']));
     assert.deepEqual(await stillAlive(pids), [], 'no PostgreSQL process of the lab is left');
   });
 

@@ -58,14 +58,14 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     // processes (daemon, replicas, postmasters) may not.
     const up = await labStatus({ dir });
     const core = [...new Set([...up.components.map((c) => c.pid!), ...up.replicas.map((r) => r.pid!)])];
-    assert.equal(core.length, 1 + 3 + 2);
+    assert.equal(core.length, 1 + 3 + 2 + 1, 'daemon, 3 replicas, two postmasters, Azurite');
     assert.deepEqual(await alive(core), core);
 
     t0 = performance.now();
     const down = await labDown({ dir });
     t.diagnostic(`labDown took ${(performance.now() - t0).toFixed(0)} ms`);
     assert.equal(down.wasStale, false);
-    assert.deepEqual(new Set(down.stopped.map((s) => s.name)), new Set(['daemon', 'postgres:n1', 'postgres:n2']), 'the daemon stopped its own replicas; both PostgreSQL nodes were stopped');
+    assert.deepEqual(new Set(down.stopped.map((s) => s.name)), new Set(['daemon', 'postgres:n1', 'postgres:n2', 'azurite']), 'the daemon stopped its own replicas; both PostgreSQL nodes and Azurite were stopped');
     assert.deepEqual(await alive(pids), [], 'no process of the lab is left');
     const s = await labStatus({ dir });
     assert.equal(s.up, false);
@@ -101,7 +101,7 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
 
     const down = await labDown({ dir });
     assert.equal(down.wasStale, true);
-    assert.deepEqual(new Set(down.stopped.map((x) => x.pid)), new Set([...replicaPids, ...info.db.nodes.map((n) => n.pid!)]));
+    assert.deepEqual(new Set(down.stopped.map((x) => x.pid)), new Set([...replicaPids, ...info.db.nodes.map((n) => n.pid!), info.azurite!.pid]));
     assert.deepEqual(await alive(pids), [], 'every process of the lab is gone');
     const after = await labStatus({ dir });
     assert.equal(after.up, false);

@@ -107,7 +107,7 @@ describe('lab', { timeout: 110_000 }, () => {
       assert.match(r.name, /^orders-[0-9a-f]{4}-\d+$/);
       assert.ok(r.pid && (await isProcessUnder(r.pid, dir)), `${r.name} runs under the lab dir`);
     }
-    assert.deepEqual(new Set(s.components.map((c) => `${c.name}:${c.alive}`)), new Set(['postgres:true', 'postgres-standby:true', 'daemon:true', 'control:true', 'front:true', 'db-endpoint:true']));
+    assert.deepEqual(new Set(s.components.map((c) => `${c.name}:${c.alive}`)), new Set(['postgres:true', 'postgres-standby:true', 'daemon:true', 'control:true', 'front:true', 'db-endpoint:true', 'azurite:true']));
     assert.match(info.serviceUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
 
     const token = `tok-${Date.now()}`;

@@ -36,7 +36,8 @@ export interface StartAzuriteOptions {
   readyTimeoutMs?: number;
 }
 
-function azuriteBlobEntry(): string {
+/** The azurite-blob script inside node_modules, run with node directly. */
+export function azuriteBlobEntry(): string {
   const require = createRequire(import.meta.url);
   const pkgPath = require.resolve('azurite/package.json');
   const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { bin?: Record<string, string> };
@@ -57,8 +58,13 @@ export async function freeLoopbackPort(): Promise<number> {
   });
 }
 
+/** Blob service only, loopback only, no telemetry (it would call out), any API version the SDK sends. */
+export function azuriteArgs(dir: string, port: number): string[] {
+  return ['--silent', '--disableTelemetry', '--skipApiVersionCheck', '--location', dir, '--blobHost', '127.0.0.1', '--blobPort', String(port)];
+}
+
 /** Any HTTP answer counts: an unauthenticated request gets 403 once Azurite is serving. */
-function answers(port: number): Promise<boolean> {
+export function azuriteAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, path: `/${AZURITE_ACCOUNT}?comp=list`, method: 'GET', timeout: 1000 }, (res) => {
       res.resume();
@@ -93,7 +99,7 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 }
 
 async function startOnce(entry: string, dir: string, port: number, readyTimeoutMs: number): Promise<AzuriteHandle> {
-  const args = [entry, '--silent', '--disableTelemetry', '--skipApiVersionCheck', '--location', dir, '--blobHost', '127.0.0.1', '--blobPort', String(port)];
+  const args = [entry, ...azuriteArgs(dir, port)];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   // Drain both pipes (a full pipe would stall Azurite) and keep the tail for error messages.
   let tail = '';
@@ -128,7 +134,7 @@ async function startOnce(entry: string, dir: string, port: number, readyTimeoutM
     if (exited(child)) {
       throw new AzuriteExitedError(`Azurite exited during start-up (code ${child.exitCode}, signal ${child.signalCode}): ${tail.trim()}`, tail);
     }
-    if (await answers(port)) break;
+    if (await azuriteAnswers(port)) break;
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`Azurite did not answer on 127.0.0.1:${port} within ${readyTimeoutMs} ms: ${tail.trim()}`);

@@ -104,6 +104,11 @@ function resolve(env: Env): Resolved {
   throw new BlobConfigError(`${URL_VAR} is set but its credential is incomplete: missing ${what}`, HOW);
 }
 
+/** True when any storage variable is set: then the environment decides, even when it is incomplete (and says so). */
+export function blobEnvConfigured(env: Env = process.env): boolean {
+  return [CS, URL_VAR, SAS, ACCOUNT, KEY].some((name) => get(env, name) !== undefined);
+}
+
 /**
  * Precedence when several are set: connection string, then account URL + SAS, then account URL +
  * shared key. describeBlobTarget says which one was used.

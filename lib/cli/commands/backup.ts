@@ -1,8 +1,8 @@
 import type { CommandModule } from 'yargs';
 import {
   archiveWal,
-  backupStoreFromEnv,
   containerNameProblem,
+  readCatalog,
   describeSource,
   parseSourceUrl,
   takeLogicalBackup,
@@ -13,6 +13,11 @@ import { clusterIdentity } from '../../adapters/postgres/backup/facts.ts';
 import { redactSecrets } from '../../adapters/blob/index.ts';
 import { BlobConfigError } from '../../adapters/blob/errors.ts';
 import { ExitCode, UserError } from '../../errors.ts';
+import { parseDuration } from '../../config/duration.ts';
+import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
+import { LAB_BACKUP_CONTAINER } from '../../lab/azurite-lab.ts';
+import { defaultLabDir, labStatus } from '../../lab/index.ts';
+import type { PgSource } from '../../adapters/postgres/backup/index.ts';
 import { ttyTransferLine } from '../transfer-line.ts';
 
 const MB = 1_000_000;
@@ -22,32 +27,75 @@ const MB = 1_000_000;
  * a backup into Blob with its manifest, or (`wal`) the WAL archive brought up to date. Storage
  * credentials come from the environment only (AZURE_STORAGE_CONNECTION_STRING, or
  * AZURE_STORAGE_ACCOUNT_URL with AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_ACCOUNT + AZURE_STORAGE_KEY);
- * the database password from PGPASSWORD.
+ * the database password from PGPASSWORD. With no storage variable set and a lab up, the lab's Azurite
+ * (container lab-backups unless named); `lab` as the target is the lab's primary.
  */
+
+/** The lab's current primary, as its superuser (trust on loopback, no password anywhere). */
+async function labPrimary(dir: string): Promise<PgSource> {
+  const s = await labStatus({ dir });
+  if (!s.up || !s.info) {
+    throw new UserError(`the lab in ${dir} is not running, so there is no lab primary to back up`, { untouched: 'nothing: no backup was started', next: 'run `drill lab up` first, or name a database: postgres://user@host:port/db' });
+  }
+  return { host: '127.0.0.1', port: s.info.db.port, user: s.info.db.superuser, database: s.info.db.database };
+}
+
+const MINUTE = 60_000;
+function age(ms: number): string {
+  return ms < MINUTE ? `${Math.round(ms / 1000)}s` : ms < 60 * MINUTE ? `${Math.round(ms / MINUTE)}m` : `${(ms / 3_600_000).toFixed(1)}h`;
+}
 export function backupCommand(set: (code: number) => void): CommandModule {
   return {
     command: 'backup <target>',
     describe: 'take a PostgreSQL backup into Blob with its manifest (target: postgres://user@host:port/db)',
     builder: (y) =>
       y
-        .positional('target', { type: 'string', demandOption: true, describe: 'postgres://user@host:port/db (password in PGPASSWORD)' })
+        .positional('target', { type: 'string', demandOption: true, describe: 'postgres://user@host:port/db (password in PGPASSWORD), or `lab` for the lab\'s primary' })
         .option('kind', { choices: ['logical', 'physical', 'wal'] as const, default: 'logical' as const, describe: 'pg_dump -Fc; pg_basebackup + WAL archive; or only ship new WAL' })
-        .option('container', { type: 'string', describe: 'Blob container (default $DRILL_BACKUP_CONTAINER)' })
+        .option('container', { type: 'string', describe: 'Blob container (default $DRILL_BACKUP_CONTAINER; on the lab\'s Azurite, lab-backups)' })
         .option('prefix', { type: 'string', default: '', describe: 'folder inside the container' })
         .option('cluster', { type: 'string', describe: 'cluster name in blob names (default: its system identifier)' })
         .option('freshness', { type: 'string', describe: 'SQL returning the time of the newest row, recorded in the manifest' })
         .option('concurrency', { type: 'number', default: 4, describe: 'blocks uploaded at once' })
         .option('block-size', { type: 'number', default: 8, describe: 'block size in MiB' })
+        .option('if-older-than', { type: 'string', describe: 'take the backup only if the newest one of this kind and database is older than this (e.g. 10m), or there is none' })
         .option('json', { type: 'boolean', default: false }),
     handler: async (a) => {
-      const src = parseSourceUrl(a.target as string);
-      const container = (a.container as string | undefined) ?? process.env.DRILL_BACKUP_CONTAINER;
-      if (!container) throw new UserError('no container named', { untouched: 'nothing: no backup was started', next: 'pass --container NAME or set DRILL_BACKUP_CONTAINER' });
-      const bad = containerNameProblem(container);
-      if (bad) throw new UserError(bad, { untouched: 'nothing: no backup was started' });
-      const store = backupStoreFromEnv(container, a.prefix as string);
+      const labDir = defaultLabDir();
       const kind = a.kind as 'logical' | 'physical' | 'wal';
+      const ifOlderThan = a['if-older-than'] as string | undefined;
+      let freshEnoughMs: number | null = null;
+      if (ifOlderThan !== undefined) {
+        if (kind === 'wal') throw new UserError('--if-older-than applies to logical and physical backups, not to the WAL archive', { untouched: 'nothing: no backup was started' });
+        try {
+          freshEnoughMs = parseDuration(ifOlderThan);
+        } catch (e) {
+          throw new UserError(`--if-older-than: ${(e as Error).message}`, { untouched: 'nothing: no backup was started', next: 'e.g. --if-older-than 10m' });
+        }
+      }
+      const src = a.target === 'lab' ? await labPrimary(labDir) : parseSourceUrl(a.target as string);
+      // The lab's backups live in lab-backups wherever the storage is, so a lab drill's restore finds them.
+      const named = (a.container as string | undefined) ?? (a.target === 'lab' && !process.env.DRILL_BACKUP_CONTAINER ? LAB_BACKUP_CONTAINER : undefined);
+      if (named !== undefined || process.env.DRILL_BACKUP_CONTAINER) {
+        const bad = containerNameProblem(named ?? process.env.DRILL_BACKUP_CONTAINER!);
+        if (bad) throw new UserError(bad, { untouched: 'nothing: no backup was started' });
+      }
+      const resolved = await resolveBackupStore({ container: named, prefix: a.prefix as string, labDir });
+      if ('missing' in resolved) throw new UserError('no container named', { untouched: 'nothing: no backup was started', next: 'pass --container NAME or set DRILL_BACKUP_CONTAINER' });
+      const store = resolved.store;
+      const container = store.container.containerName;
       const where = `${store.describe().endpoint}/${container}/${store.prefix}`;
+      if (resolved.origin === 'lab') process.stderr.write(`${resolved.note}\n`);
+      if (freshEnoughMs !== null) {
+        const entries = await readCatalog(store, { kind: kind as 'logical' | 'physical', database: src.database, cluster: a.cluster as string | undefined }).catch(() => []);
+        const newest = entries.filter((e) => e.problem === null).at(-1);
+        const ageMs = newest ? Date.now() - Date.parse(newest.takenAt) : Infinity;
+        if (newest && ageMs < freshEnoughMs) {
+          const human = `a ${kind} backup of ${src.database} taken ${age(ageMs)} ago is newer than ${ifOlderThan}: none taken (${newest.folder} in ${where})`;
+          process.stdout.write(a.json ? JSON.stringify({ kind, skipped: true, newest: { folder: newest.folder, takenAt: newest.takenAt }, store: where }, null, 2) + '\n' : human + '\n');
+          return set(ExitCode.ok);
+        }
+      }
       process.stderr.write(`backup ${kind} of ${describeSource(src)} into ${where}\n`);
       const line = ttyTransferLine(`upload ${kind}`);
       try {

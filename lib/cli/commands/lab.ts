@@ -27,7 +27,7 @@ export function labCommand(set: (code: number) => void): CommandModule {
           const info = await labUp({ dir, replicas: a.replicas as number, replication: a.replication as 'async' | 'sync' | undefined });
           const nodes = info.db.nodes.map((n) => `\n  ${n.role.padEnd(9)} ${n.name} on 127.0.0.1:${n.port} (pid ${n.pid ?? '-'})`).join('');
           print(
-            `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}\n  service   ${info.serviceUrl}\n  postgres  endpoint 127.0.0.1:${info.db.endpointPort} -> ${info.db.nodes[0]?.name ?? '?'}, database ${info.db.database}, ${info.db.replication} replication${nodes}\n  control   ${info.controlUrl}`,
+            `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}\n  service   ${info.serviceUrl}\n  postgres  endpoint 127.0.0.1:${info.db.endpointPort} -> ${info.db.nodes[0]?.name ?? '?'}, database ${info.db.database}, ${info.db.replication} replication${nodes}\n  control   ${info.controlUrl}${info.azurite ? `\n  azurite   ${info.azurite.url}, container ${info.azurite.container} (Azurite's dev account: drill backup and lab drills use it when no Blob storage is configured)` : ''}`,
             info,
           );
           return set(ExitCode.ok);
@@ -78,6 +78,7 @@ function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): st
       lines.push(`    ${n.role.padEnd(8)} ${n.name.padEnd(4)} pid ${String(n.pid ?? '-').padEnd(8)} port ${n.port} ${n.alive ? said : 'DOWN'}${repl}`);
     }
   }
+  if (s.info?.azurite) lines.push(`  azurite      ${s.info.azurite.url}, container ${s.info.azurite.container}`);
   for (const p of s.problems) lines.push(`  problem: ${p}`);
   for (const r of s.replicas ?? []) lines.push(`  replica ${r.name.padEnd(12)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.ready ? 'ready' : 'not ready'} since ${r.startedAt}`);
   return lines.join('\n');
