@@ -27,6 +27,22 @@ interface Killed {
   at: string;
 }
 
+/**
+ * A replacement is a replica that came up after the kill. The harness's own sighting decides where it has one:
+ * a pod's startTime has whole seconds, so it cannot tell a pod started 300 ms before the kill from one started after.
+ */
+function startedAfter(r: Replica, killedAtMs: number): boolean {
+  if (r.seenAt) return Date.parse(r.seenAt) >= killedAtMs;
+  return Date.parse(r.startedAt) >= killedAtMs - (r.pid === undefined ? 1000 : 0);
+}
+
+/** When a replacement served, measured on the harness's clock where it could watch; else from the start time. */
+function upAfter(r: Replica, killedAtMs: number): string {
+  const since = (iso: string) => formatDuration(Math.max(0, Date.parse(iso) - killedAtMs));
+  if (r.readyAt) return `ready ${since(r.readyAt)} after the kill, at ${r.readyAt}`;
+  return `started ${since(r.startedAt)} after the kill, at ${r.startedAt}${r.pid === undefined ? ' (whole-second start time)' : ''}`;
+}
+
 function howMany(count: Params['count'], matching: number): number {
   return typeof count === 'number' ? count : Math.max(1, Math.ceil((matching * Number(count.slice(0, -1))) / 100));
 }
@@ -105,9 +121,11 @@ export default defineScenario({
         // All at once, as when the node under them dies: one by one would let the first come back first.
         const results = await Promise.allSettled(
           selected.map(async (r): Promise<Killed> => {
+            // Stamped when the kill is sent: the workload may start the replacement before the delete returns.
+            const at = new Date().toISOString();
             await replicasOf(ctx).kill(r, { gracePeriodMs });
             ctx.log.info(`killed ${r.name}${r.pid ? ` (pid ${r.pid})` : ''}`);
-            return { name: r.name, pid: r.pid, at: new Date().toISOString() };
+            return { name: r.name, pid: r.pid, at };
           }),
         );
         const failed = results.flatMap((x, i) => (x.status === 'rejected' ? [`${selected[i]!.name}: ${(x.reason as Error).message}`] : []));
@@ -143,10 +161,11 @@ export default defineScenario({
       const killed = ctx.resultOf<Killed[]>('kill replicas') ?? [];
       const s = await replicasOf(ctx).status(ctx.params.selector);
       const killedAt = Math.min(...killed.map((k) => Date.parse(k.at)));
-      const fresh = s.replicas.filter((r) => r.ready && Date.parse(r.startedAt) >= killedAt - 1000);
+      const fresh = s.replicas.filter((r) => r.ready && startedAfter(r, killedAt));
       const ok = fresh.length >= killed.length && s.ready >= s.desired;
-      const replaced = fresh.map((r) => `${r.name} (up ${formatDuration(Math.max(0, Date.parse(r.startedAt) - killedAt))} after the kill)`);
-      return { ok, detail: `killed ${killed.map((k) => k.name).join(', ') || 'none'}; replacements ${replaced.join(', ') || 'none'}; ${s.ready}/${s.desired} ready` };
+      const replaced = fresh.map((r) => `${r.name} (${upAfter(r, killedAt)})`);
+      const when = killed.map((k) => `${k.name} at ${k.at}`).join(', ');
+      return { ok, detail: `killed ${when || 'none'}; replacements ${replaced.join(', ') || 'none'}; ${s.ready}/${s.desired} ready` };
     }),
   ],
 });

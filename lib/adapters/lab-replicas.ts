@@ -77,7 +77,7 @@ export function matchesSelector(labels: Record<string, string>, reqs: Requiremen
 }
 
 function toReplica(r: Replica): Replica {
-  return { name: r.name, labels: { ...r.labels }, pid: r.pid, ready: r.ready, startedAt: r.startedAt, owner: r.owner };
+  return { name: r.name, labels: { ...r.labels }, pid: r.pid, ready: r.ready, startedAt: r.startedAt, ...(r.readyAt ? { readyAt: r.readyAt } : {}), owner: r.owner };
 }
 
 function workloadOf(s: DaemonStatus, reqs: Requirement[]): WorkloadStatus {

@@ -12,8 +12,11 @@ export interface Replica {
   /** Process id for lab replicas; undefined on Kubernetes. */
   pid?: number;
   ready: boolean;
-  /** ISO time the replica started. */
+  /** ISO time the replica started (on Kubernetes the pod's startTime: whole seconds). */
   startedAt: string;
+  /** ISO time, millisecond clock of the harness, it first saw the replica and first saw it ready (Kubernetes: from the watch). */
+  seenAt?: string;
+  readyAt?: string;
   /** The workload that owns and replaces it (`orders` deployment, lab supervisor group). */
   owner: string;
 }
@@ -91,6 +94,7 @@ export interface DatabaseAdapter {
   /**
    * The node's host dies: `kill` SIGKILLs the postmaster and all its children at once; `immediate` is
    * `pg_ctl stop -m immediate`. Resolves once every process is gone, with the PIDs that were killed.
+   * Where the node is no process of this machine (a pod) `pid` is 0, no children, and `detail` says what was done.
    */
-  crash(node: PgNode, how: 'kill' | 'immediate'): Promise<{ pid: number; children: number[] }>;
+  crash(node: PgNode, how: 'kill' | 'immediate'): Promise<{ pid: number; children: number[]; detail?: string }>;
 }

@@ -36,6 +36,8 @@ interface Member {
   terminating: boolean;
   failures: number;
   startedAt: string;
+  /** First time its readiness probe passed: how long a replacement took to serve. */
+  readyAt?: string;
   startedMs: number;
   probeTimer?: NodeJS.Timeout;
 }
@@ -74,6 +76,7 @@ export class Supervisor extends EventEmitter {
       port: m.port,
       ready: m.ready && !m.terminating,
       startedAt: m.startedAt,
+      ...(m.readyAt ? { readyAt: m.readyAt } : {}),
       owner: OWNER,
     }));
   }
@@ -191,6 +194,7 @@ export class Supervisor extends EventEmitter {
       m.failures = 0;
       if (!m.ready) {
         m.ready = true;
+        m.readyAt ??= new Date().toISOString();
         this.note(`${m.name} ready`, { type: 'ready', name: m.name, pid: m.pid });
       }
     } else if (++m.failures >= FAILURE_THRESHOLD && m.ready) {

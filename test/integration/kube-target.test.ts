@@ -149,9 +149,17 @@ test('pod-kill on the Kubernetes target: every pod of the Deployment killed unde
   assert.ok(podLists <= 12, `${podLists} pod lists during the run`);
   t.diagnostic(`${podLists} pod lists during the run`);
 
-  // Verification names the replacements and when they came up, for the record.
-  const verify = JSON.stringify(rec);
-  for (const n of after) assert.ok(verify.includes(n), `replacement ${n} is named in the record`);
+  // Verification names the replacements and when they served, for the record, on the harness's millisecond clock
+  // (from the pod watch): the server replaces a pod 300 ms after its delete and makes it Ready 300 ms later.
+  const replaced = (rec.objectives.verification.probes as Array<{ name: string; detail: string }>).find((p) => p.name === 'killed replicas were replaced by new ones')!.detail;
+  for (const n of after) {
+    const m = new RegExp(`${n} \\(ready (\\d+ms|[\\d.]+s) after the kill, at \\d{4}-\\d\\d-\\d\\dT[\\d:]+\\.\\d{3}Z\\)`).exec(replaced);
+    assert.ok(m, `replacement ${n} and when it was ready are named: ${replaced}`);
+    const ms = m[1]!.endsWith('ms') ? Number(m[1]!.slice(0, -2)) : Number(m[1]!.slice(0, -1)) * 1000;
+    assert.ok(ms >= 550 && ms < 15_000, `${n} ready ${ms} ms after the kill`);
+  }
+  for (const n of before) assert.match(replaced, new RegExp(`${n} at \\d{4}-[\\d-]+T[\\d:.]+Z`), 'each deleted pod is named with its kill time');
+  t.diagnostic(replaced);
   const events = readEvents(runDir!);
   const intent = events.findIndex((e) => e.type === 'action.intent');
   const done = events.findIndex((e) => e.type === 'action.done');

@@ -82,6 +82,23 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
   const killed = new Map<string, string>();
   /** Deletions since the workload was last seen whole; the blast radius caps this. */
   let downNow = 0;
+  /**
+   * When this harness first saw each pod (by uid), and first saw it Ready, in its own millisecond clock. The
+   * API's own timestamps (creationTimestamp, startTime, the Ready condition's lastTransitionTime) have whole-second
+   * resolution, too coarse for a replacement that is up 800 ms after the kill; the watch events are not.
+   */
+  const sightings = new Map<string, { seenAt: string; readyAt?: string }>();
+  function sighted(p: PodView): PodView {
+    const key = p.uid || p.name;
+    let s = sightings.get(key);
+    if (!s) sightings.set(key, (s = { seenAt: new Date().toISOString() }));
+    if (p.ready && !s.readyAt) s.readyAt = new Date().toISOString();
+    return p;
+  }
+  function toReplica(p: PodView, owner: string): Replica {
+    const s = sightings.get(p.uid || p.name);
+    return { name: p.name, labels: p.labels, ready: p.ready, startedAt: p.startedAt, owner, ...(s ? { seenAt: s.seenAt } : {}), ...(s?.readyAt ? { readyAt: s.readyAt } : {}) };
+  }
 
   async function call<T>(c: Omit<KubeCall, 'server' | 'namespace'>, fn: (o: ConfigurationOptions) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const timeout = AbortSignal.timeout(requestTimeoutMs);
@@ -95,7 +112,7 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
 
   async function listPods(selector: string, signal?: AbortSignal): Promise<{ pods: PodView[]; resourceVersion: string }> {
     const l = await call({ verb: 'list', resource: 'pods', group: '' }, (o) => core.listNamespacedPod({ namespace, labelSelector: selector }, o), signal);
-    const pods = l.items.map(podView);
+    const pods = l.items.map((i) => sighted(podView(i)));
     for (const p of pods) seenUid.set(p.name, p.uid);
     return { pods, resourceVersion: l.metadata?.resourceVersion ?? '' };
   }
@@ -135,7 +152,7 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
     for (const p of pods) {
       const o = (await ownerOf(p, rsCache, signal)) ?? { kind: 'Pod', name: p.name };
       owners.set(ownerName(o), o);
-      replicas.push({ name: p.name, labels: p.labels, ready: p.ready, startedAt: p.startedAt, owner: ownerName(o) });
+      replicas.push(toReplica(p, ownerName(o)));
     }
     return { replicas, owners };
   }
@@ -253,7 +270,7 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
         if (w.observedGeneration < w.generation) return;
         if (readyOf(w, ps) < w.desired || stillUp(gone, ps).length > 0) return;
         noteWhole(w, ps);
-        const replicas = ps.filter((p) => selectorMatches(selector, p.labels)).map((p) => ({ name: p.name, labels: p.labels, ready: p.ready, startedAt: p.startedAt, owner: ownerName(w) }));
+        const replicas = ps.filter((p) => selectorMatches(selector, p.labels)).map((p) => toReplica(p, ownerName(w)));
         finish(() => resolvePromise({ owner: ownerName(w), desired: w.desired, ready: readyOf(w, ps), replicas }));
       };
       const onAbort = () => finish(() => reject(o.signal.reason));
@@ -315,7 +332,7 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
         const l = await listPods(w0.selector, signal);
         return { items: l.pods, resourceVersion: l.resourceVersion };
       },
-      fromWatch: (raw) => podView(raw as PodLike),
+      fromWatch: (raw) => sighted(podView(raw as PodLike)),
       key: (p) => p.name,
       resourceVersionOf: (p) => p.resourceVersion,
       signal: o.signal,
@@ -367,7 +384,7 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
     e.idle.refresh();
     const ps = [...e.pods.items.values()];
     noteWhole(w, ps);
-    const replicas = ps.filter((p) => selectorMatches(selector, p.labels)).map((p) => ({ name: p.name, labels: p.labels, ready: p.ready, startedAt: p.startedAt, owner: ownerName(w) }));
+    const replicas = ps.filter((p) => selectorMatches(selector, p.labels)).map((p) => toReplica(p, ownerName(w)));
     return { owner: ownerName(w), desired: w.desired, ready: readyOf(w, ps), replicas };
   }
 
