@@ -4,25 +4,11 @@ import type { RequestLog, SecondStats } from '../load/types.ts';
 import type { WriteLedger } from '../load/ledger.ts';
 import type { Mark, ProbeResult } from '../scenario/define.ts';
 import type { RunAbort } from './context.ts';
+import type { ActionInput } from '../record/run-record.ts';
 
-/** What happened to one action and its rollback, as the record's `actions` lists it. */
-export interface ActionFact {
+/** What happened to one action and its rollback, as the record's `actions` lists it, with its place in the scenario. */
+export interface ActionFact extends ActionInput {
   index: number;
-  name: string;
-  description: string;
-  startedAt: string | null;
-  endedAt: string | null;
-  status: 'done' | 'failed' | 'not-run';
-  targets: string[];
-  error?: string;
-  rollback: {
-    description: string;
-    status: 'done' | 'failed' | 'none' | 'not-run';
-    detail?: string;
-    error?: string;
-    startedAt?: string;
-    endedAt?: string;
-  };
 }
 
 export interface ProbeFact extends ProbeResult {
