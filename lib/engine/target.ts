@@ -7,6 +7,7 @@ import { UserError } from '../errors.ts';
 import { backupsAdapter, backupsDetails, checkBackupsAccess, labBackupsAdapter } from '../adapters/postgres/backup/adapter.ts';
 import { LAB_DATABASE_DEFAULTS } from '../config/defaults.ts';
 import { createLabDatabase } from '../lab/database.ts';
+import { patroniUnavailable } from '../lab/patroni-lab.ts';
 import { checkKubeAccess, kubeAdapters } from '../adapters/kubernetes/target.ts';
 
 export interface OpenTarget {
@@ -34,15 +35,16 @@ export function labDirOf(target: Target & { kind: 'lab' }): string {
 }
 
 /**
- * The lab's database settings with defaults. The lab runs its pair self-managed, so only pg-promote can fail it
- * over; `patroni` is refused before anything starts until the lab can run on a Patroni cluster.
+ * The lab's database settings with defaults: pg-promote runs the pair self-managed, patroni under Patroni and
+ * etcd (the lab's `--provider patroni`). Patroni is refused before anything starts where it is not installed.
  */
 export function labDatabaseOf(target: Target & { kind: 'lab' }): { replication: 'async' | 'sync'; provider: 'pg-promote' | 'patroni' } {
   const database = { ...LAB_DATABASE_DEFAULTS, ...target.database };
-  if (database.provider === 'patroni') {
-    throw new UserError('target.database.provider patroni is not available on the lab: the lab runs its PostgreSQL pair without Patroni', {
+  const missing = database.provider === 'patroni' ? patroniUnavailable() : null;
+  if (missing) {
+    throw new UserError(`target.database.provider patroni is not available on this machine: ${missing}`, {
       untouched: 'nothing: the lab was not started and no load was sent',
-      next: 'use provider: pg-promote on the lab (the default), or point a drill at a Patroni cluster',
+      next: 'apt-get install -y patroni etcd-server, or use provider: pg-promote on the lab (the default)',
     });
   }
   return database;
@@ -57,7 +59,7 @@ export async function openTarget(target: Target, say: (line: string) => void): P
     const dir = labDirOf(target);
     const database = labDatabaseOf(target);
     const t0 = performance.now();
-    const info = await labUp({ dir, replicas: target.replicas, replication: database.replication });
+    const info = await labUp({ dir, replicas: target.replicas, replication: database.replication, provider: database.provider });
     say(
       info.alreadyRunning
         ? `lab already up in ${dir}: service ${info.serviceUrl} (left running after the drill)`

@@ -12,6 +12,7 @@ import { Front } from './front.ts';
 import { childEnv, entryArgv, labPaths } from './paths.ts';
 import { readConfig, writeJsonAtomicSync } from './state.ts';
 import { Supervisor } from './supervisor.ts';
+import { followedMembers, followPatroniLeader } from './patroni-follow.ts';
 import type { DaemonState } from './types.ts';
 
 const { values } = parseArgs({ options: { lab: { type: 'string' } } });
@@ -72,6 +73,12 @@ supervisor.on('change', (e: { type?: string }) => {
 });
 supervisor.start();
 persist();
+// On a Patroni lab the endpoint follows the leader by itself (HAProxy's GET /primary check); pg-promote repoints it.
+const patroniMembers = followedMembers(config);
+const stopFollowing = patroniMembers.length === 0 ? () => {} : followPatroniLeader(db, patroniMembers, (m) => {
+  feed.push('db-repointed', { from: m.from, to: m.to, closedConnections: m.closedConnections, by: `patroni leader ${m.member}` });
+  persist();
+});
 log(`up: front ${front.port}, control ${controlPort}, db endpoint ${db.port} -> ${db.primaryPort}, ${supervisor.desired} replicas`);
 if (process.send) {
   process.send({ type: 'ready', ports: { front: front.port, control: controlPort, dbEndpoint: db.port } }, () => process.disconnect?.());
@@ -80,6 +87,7 @@ if (process.send) {
 async function shutdown(sig: string): Promise<void> {
   if (stopping) return;
   log(`${sig}: stopping replicas`);
+  stopFollowing();
   await supervisor.stop(3000);
   stopping = true;
   await Promise.allSettled([front.close(), db.close(), new Promise((r) => control.close(r))]);

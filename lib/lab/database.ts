@@ -9,6 +9,7 @@ import type { PgNode } from '../adapters/postgres/failover/types.ts';
 import { childrenOf, isProcessUnder } from '../adapters/postgres/proc.ts';
 import type { DatabaseAdapter, DbNodeView } from '../adapters/types.ts';
 import { setDbPrimary } from './client.ts';
+import { createPatroniLabDatabase } from './patroni-lab-db.ts';
 import { labPaths } from './paths.ts';
 import { readConfig, writeJsonAtomic } from './state.ts';
 import { LAB_DB, nodeFacts } from './status.ts';
@@ -45,6 +46,7 @@ export function createLabProvider(dir: string, options: { controlUrl: string; en
 }
 
 export function createLabDatabase(info: LabInfo): DatabaseAdapter {
+  if (info.db.provider === 'patroni') return createPatroniLabDatabase(info);
   const provider = createLabProvider(info.dir, {
     controlUrl: info.controlUrl,
     endpointPort: info.db.endpointPort,

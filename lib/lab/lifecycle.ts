@@ -15,16 +15,19 @@ import { withLabLock } from './lock.ts';
 import { childEnv, defaultLabDir, entryArgv, labPaths, type LabPaths } from './paths.ts';
 import { freeStablePort, portIsFree } from './ports.ts';
 import { assertServerCanReach } from './reach.ts';
+import { bringUpPatroniLab, patroniUnavailable, planPatroniLab, setPatroniReplication, stopPatroniLab, switchLabProvider } from './patroni-lab.ts';
 import { labAzuriteStateFile, startLabAzurite, stopLabAzurite } from './azurite-lab.ts';
 import { readDaemonState, removeFile, writeJsonAtomic } from './state.ts';
 import { collectFacts, infoOf, LAB_DB, type LabFacts } from './status.ts';
-import type { LabConfig, LabDownResult, LabInfo, LabReplication } from './types.ts';
+import type { LabConfig, LabDownResult, LabInfo, LabProvider, LabReplication } from './types.ts';
 
 export interface LabUpOptions {
   dir?: string;
   replicas?: number;
   /** async or sync streaming to the standby; default: what lab.json records, else async. */
   replication?: LabReplication;
+  /** Who fails the pair over: pg-promote (the harness) or patroni (Patroni + etcd); default: what lab.json records, else pg-promote. */
+  provider?: LabProvider;
   /** Budget for the whole start, PostgreSQL init included. */
   timeoutMs?: number;
   /** Called as each start phase ends, with ms since labUp was called: for progress lines and start-time reports. */
@@ -53,7 +56,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     throw new UserError(`replicas must be an integer 1-64, got ${replicas}`, { untouched: 'nothing' });
   }
   const t0 = performance.now();
-  const deadline = t0 + (options.timeoutMs ?? 60_000);
+  const deadline = t0 + (options.timeoutMs ?? (options.provider === 'patroni' ? 120_000 : 60_000));
   const phase = (name: string) => options.onPhase?.(name, performance.now() - t0);
   const p = labPaths(dir);
   const socketProblem = socketPathProblem(p.socketDir);
@@ -63,13 +66,19 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
   if (options.replication !== undefined && options.replication !== 'async' && options.replication !== 'sync') {
     throw new UserError(`replication must be async or sync, got ${String(options.replication)}`, { untouched: 'nothing' });
   }
+  const noPatroni = options.provider === 'patroni' ? patroniUnavailable() : null;
+  if (noPatroni) throw new UserError(`the lab cannot run on Patroni here: ${noPatroni}`, { untouched: 'nothing', next: 'apt-get install -y patroni etcd-server, or use the pg-promote provider' });
   return withLabLock(p.lock, async () => {
-    const f = await collectFacts(dir);
+    let f = await collectFacts(dir);
+    const provider: LabProvider = options.provider ?? f.config?.provider ?? 'pg-promote';
+    // A lab of the other provider: refused while it runs, started over when it is down.
+    if (await switchLabProvider(dir, f, provider)) f = await collectFacts(dir);
     const replication = options.replication ?? f.config?.replication ?? 'async';
     if (f.pgAlive && f.live && f.config) {
       // A running lab is left as it is, a standby that is down included: a drill's steady state must see
       // that (exit 3) rather than have it mended behind its back. `lab down` then `lab up` mends it.
-      if ((f.config.replication ?? 'async') !== replication) {
+      if (f.config.patroni && (f.config.replication ?? 'async') !== replication) await setPatroniReplication(f.config.patroni, replication);
+      else if ((f.config.replication ?? 'async') !== replication) {
         const standby = f.nodes.find((n) => n.role === 'standby' && n.alive);
         await setSyncStandby(superConn(f.config.nodes[f.config.primary]!.port), replication === 'sync' && standby ? standby.name : null);
       }
@@ -98,7 +107,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       await stopDaemonAndReplicas(dir, f);
       await removeFile(p.daemonState);
       await mkdir(p.logs, { recursive: true, mode: 0o755 });
-      const plan = await planPostgres(p, f, replicas, replication);
+      const patroniPlan = provider === 'patroni' ? await planPatroniLab(p, f, replicas, replication) : null;
+      const plan = patroniPlan ? null : await planPostgres(p, f, replicas, replication);
       if (options.azurite !== false) {
         azurite = startLabAzurite(dir, { background: true }).then(
           (a) => ((azuriteStartedHere = !a.alreadyRunning), phase('azurite ready'), null),
@@ -108,7 +118,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       // The daemon and its replicas boot (about a second of node start-up) while PostgreSQL initialises and
       // starts: replicas retry the database until it answers, and only count as ready once it does.
       const [pg, daemon] = await Promise.allSettled([
-        bringUpPostgres(p, plan, f, (node) => startedHere.push(node), phase).then((s) => void (standby = s.standby)),
+        (patroniPlan ? bringUpPatroniLab(p, patroniPlan, phase) : bringUpPostgres(p, plan!, f, (node) => startedHere.push(node), phase)).then((s) => void (standby = s.standby)),
         spawnDaemon(p, deadline).then((pid) => (phase('daemon ready'), pid)),
       ]);
       if (pg.status === 'rejected') throw pg.reason;
@@ -133,6 +143,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       // Take down what this call started, so a failed start leaves no half lab behind.
       await stopDaemonAndReplicas(dir, await collectFacts(dir)).catch(() => {});
       await Promise.all(startedHere.map((n) => stopCluster(p.node(n).data, 'fast').catch(() => {})));
+      if (provider === 'patroni') await stopPatroniLab(p).catch(() => {});
       await azurite;
       if (azuriteStartedHere) await stopLabAzurite(dir).catch(() => {});
       throw e;
@@ -354,6 +365,8 @@ export async function labDown(options: { dir?: string; purge?: boolean } = {}): 
     const f = await collectFacts(dir);
     const wasStale = !(f.pgAlive && f.live) && (f.pgAlive || f.daemon !== null || f.replicaPids.length > 0 || f.azurite.alive);
     const stopped = await stopDaemonAndReplicas(dir, f);
+    // Patroni (which stops its PostgreSQL) and etcd, by PID; the nodes' stop below then finds nothing left.
+    if (f.config?.provider === 'patroni' || existsSync(join(dir, 'patroni.json'))) stopped.push(...(await stopPatroniLab(p)));
     // Both nodes (and Azurite) at once: a fast shutdown of the primary does not wait for a standby that is stopping too.
     await Promise.all([
       stopLabAzurite(dir).then((pid) => void (pid !== null && stopped.push({ name: 'azurite', pid }))),

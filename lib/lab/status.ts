@@ -8,6 +8,7 @@ import { labPaths } from './paths.ts';
 import { readConfig, readDaemonState } from './state.ts';
 import { OWNER, TEMPLATE_LABELS } from './supervisor.ts';
 import { queryNodes } from './database.ts';
+import { patroniComponents, patroniStatus, readLabConfig } from './patroni-lab.ts';
 import { labAzuriteStatus, labAzuriteView, type LabAzurite } from './azurite-lab.ts';
 import type { DaemonState, DaemonStatus, LabConfig, LabDatabaseStatus, LabDbNode, LabInfo, LabStatus, ReplicaView } from './types.ts';
 
@@ -30,7 +31,7 @@ export interface LabFacts {
 
 export async function collectFacts(dir: string): Promise<LabFacts> {
   const p = labPaths(dir);
-  const [config, daemon, azurite] = await Promise.all([readConfig(p.config), readDaemonState(p.daemonState), labAzuriteStatus(dir)]);
+  const [config, daemon, azurite] = await Promise.all([readLabConfig(p.config), readDaemonState(p.daemonState), labAzuriteStatus(dir)]);
   const nodes = config ? await nodeFacts(dir, config) : [];
   const primary = nodes.find((n) => n.role === 'primary');
   const pgPid = primary ? primary.pid ?? (await postmasterPid(primary.dataDir)) : null;
@@ -75,6 +76,8 @@ export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabIn
       dataDir: p.node(f.config.primary).data,
       replication: f.config.replication ?? 'async',
       nodes: f.nodes.map(({ alive: _alive, ...n }) => n),
+      provider: f.config.provider ?? 'pg-promote',
+      ...(f.config.patroni ? { patroni: f.config.patroni } : {}),
     },
     replicas: f.live.desired,
     pids: { daemon: f.daemon.pid, postgres: f.pgPid },
@@ -102,6 +105,8 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
     if (n.role === 'standby' && n.alive && n.streaming === false) problems.push(`standby ${n.name} runs but does not stream from ${f.config!.primary}`);
     if (n.role === 'primary' && n.inRecovery === true) problems.push(`${n.name} is recorded as primary but is in recovery`);
   }
+  const patroniParts = f.config ? await patroniComponents(dir, f.config) : [];
+  for (const c of patroniParts) if (!c.alive) problems.push(`${c.name}${c.pid ? ` pid ${c.pid}` : ''} (port ${c.port}) is not running`);
   const d = f.daemon;
   const replicas: ReplicaView[] =
     f.live?.replicas ??
@@ -119,6 +124,7 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
       { name: 'control', pid: d?.pid ?? null, port: d?.ports.control ?? null, alive: f.live !== null },
       { name: 'front', pid: d?.pid ?? null, port: d?.ports.front ?? null, alive: f.live !== null && !f.live.front.paused },
       { name: 'db-endpoint', pid: d?.pid ?? null, port: d?.ports.dbEndpoint ?? null, alive: f.live !== null },
+      ...patroniParts,
       ...(f.azurite.azurite ? [{ name: 'azurite' as const, pid: f.azurite.azurite.pid, port: f.azurite.azurite.port, alive: f.azurite.up }] : []),
     ],
     replicas,
@@ -130,9 +136,10 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
 
 /** Asks each running node what it is and how its replication goes; read-only, 1 s per node at most. */
 async function databaseStatus(config: LabConfig, nodes: (LabDbNode & { alive: boolean })[]): Promise<LabDatabaseStatus> {
-  const seen = await queryNodes(nodes);
+  const [seen, provider] = await Promise.all([queryNodes(nodes), patroniStatus(config)]);
   return {
     replication: config.replication ?? 'async',
+    ...provider,
     primary: config.primary,
     nodes: nodes.map((n) => {
       const q = seen.get(n.name);

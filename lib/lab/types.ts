@@ -28,6 +28,10 @@ export interface LabInfo {
     replication: LabReplication;
     /** Every node of the pair, the current primary first. */
     nodes: LabDbNode[];
+    /** Who fails the pair over: the harness (pg-promote) or Patroni with etcd (patroni). */
+    provider: LabProvider;
+    /** Patroni labs: etcd and REST API ports, DCS timings. */
+    patroni?: PatroniLabConfig;
   };
   /** Desired replica count. */
   replicas: number;
@@ -39,6 +43,18 @@ export interface LabInfo {
 }
 
 export type LabReplication = 'async' | 'sync';
+export type LabProvider = 'pg-promote' | 'patroni';
+
+/** lab.json's `patroni`: the etcd and REST API ports and the DCS timings the lab's Patroni cluster was set up with. */
+export interface PatroniLabConfig {
+  scope: string;
+  etcd: { clientPort: number; peerPort: number };
+  /** REST API port of each member (member name = node name). */
+  members: Record<string, { apiPort: number }>;
+  ttl: number;
+  loopWait: number;
+  retryTimeout: number;
+}
 
 /** One PostgreSQL node of the lab as lab.json and /proc see it (no query: status reads replication separately). */
 export interface LabDbNode {
@@ -78,7 +94,7 @@ export interface LabEvent {
 
 export interface LabComponent {
   /** `postgres` is the current primary, `postgres-standby` the other node. */
-  name: 'postgres' | 'postgres-standby' | 'daemon' | 'front' | 'db-endpoint' | 'control' | 'azurite';
+  name: 'postgres' | 'postgres-standby' | 'daemon' | 'front' | 'db-endpoint' | 'control' | 'etcd' | 'patroni' | 'azurite';
   pid: number | null;
   port: number | null;
   alive: boolean;
@@ -101,6 +117,9 @@ export interface LabStatus {
 
 export interface LabDatabaseStatus {
   replication: LabReplication;
+  provider: LabProvider;
+  /** Patroni labs: the cluster as its REST API lists it (members null when no member answers). */
+  patroni?: { scope: string; ttl: number; loopWait: number; retryTimeout: number; leader: string | null; members: Array<{ name: string; role: string; state: string; timeline: number | null; lagBytes: number | null; apiUrl: string | null }> | null };
   primary: string;
   nodes: Array<LabDbNode & {
     alive: boolean;
@@ -132,6 +151,9 @@ export interface LabConfig {
   nodes: Record<string, { port: number }>;
   /** Absent in a lab.json written before the pair existed: async. */
   replication?: LabReplication;
+  /** Absent before Patroni labs existed: pg-promote. */
+  provider?: LabProvider;
+  patroni?: PatroniLabConfig;
 }
 
 /** daemon.json, written by the daemon (synchronously, on every replica change): what runs, by PID. */

@@ -16,6 +16,7 @@ export function labCommand(set: (code: number) => void): CommandModule {
         .option('dir', dirOption)
         .option('replicas', { type: 'number', default: 3, describe: 'replicas of the sample service (up)' })
         .option('replication', { choices: ['async', 'sync'] as const, describe: 'streaming replication to the standby (up; default: as before, else async)' })
+        .option('provider', { choices: ['pg-promote', 'patroni'] as const, describe: 'who fails the pair over (up): pg-promote (the harness) or patroni (Patroni + etcd in the lab); default: as before, else pg-promote' })
         .option('for', { type: 'string', describe: 'how long the front refuses connections (pause-front), e.g. 2s' })
         .option('json', { type: 'boolean', default: false }),
     handler: async (a) => {
@@ -24,10 +25,10 @@ export function labCommand(set: (code: number) => void): CommandModule {
       const print = (human: string, obj: unknown) => process.stdout.write(json ? JSON.stringify(obj, null, 2) + '\n' : human + '\n');
       switch (a.action) {
         case 'up': {
-          const info = await labUp({ dir, replicas: a.replicas as number, replication: a.replication as 'async' | 'sync' | undefined });
+          const info = await labUp({ dir, replicas: a.replicas as number, replication: a.replication as 'async' | 'sync' | undefined, provider: a.provider as 'pg-promote' | 'patroni' | undefined });
           const nodes = info.db.nodes.map((n) => `\n  ${n.role.padEnd(9)} ${n.name} on 127.0.0.1:${n.port} (pid ${n.pid ?? '-'})`).join('');
           print(
-            `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}\n  service   ${info.serviceUrl}\n  postgres  endpoint 127.0.0.1:${info.db.endpointPort} -> ${info.db.nodes[0]?.name ?? '?'}, database ${info.db.database}, ${info.db.replication} replication${nodes}\n  control   ${info.controlUrl}${info.azurite ? `\n  azurite   ${info.azurite.url}, container ${info.azurite.container} (Azurite's dev account: drill backup and lab drills use it when no Blob storage is configured)` : ''}`,
+            `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}\n  service   ${info.serviceUrl}\n  postgres  endpoint 127.0.0.1:${info.db.endpointPort} -> ${info.db.nodes[0]?.name ?? '?'}, database ${info.db.database}, ${info.db.replication} replication, provider ${info.db.provider}${info.db.patroni ? ` (etcd 127.0.0.1:${info.db.patroni.etcd.clientPort}, ttl ${info.db.patroni.ttl} s, loop_wait ${info.db.patroni.loopWait} s)` : ''}${nodes}\n  control   ${info.controlUrl}${info.azurite ? `\n  azurite   ${info.azurite.url}, container ${info.azurite.container} (Azurite's dev account: drill backup and lab drills use it when no Blob storage is configured)` : ''}`,
             info,
           );
           return set(ExitCode.ok);
@@ -69,7 +70,12 @@ function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): st
   for (const c of s.components ?? []) lines.push(`  ${c.name.padEnd(16)} pid ${String(c.pid ?? '-').padEnd(8)} ${c.port ? `port ${c.port}` : ''} ${c.alive ? 'alive' : 'DEAD'}`);
   const db = s.database;
   if (db) {
-    lines.push(`  database     ${db.replication} replication, primary ${db.primary}`);
+    lines.push(`  database     ${db.replication} replication, primary ${db.primary}, provider ${db.provider}`);
+    if (db.patroni) {
+      lines.push(`  patroni      scope ${db.patroni.scope}, ttl ${db.patroni.ttl} s, loop_wait ${db.patroni.loopWait} s, retry_timeout ${db.patroni.retryTimeout} s, leader ${db.patroni.leader ?? 'none'}`);
+      for (const m of db.patroni.members ?? []) lines.push(`    member   ${m.name.padEnd(4)} ${m.role} ${m.state}, timeline ${m.timeline ?? '?'}${m.lagBytes === null ? '' : `, lag ${m.lagBytes} bytes`} (${m.apiUrl ?? 'no api'})`);
+      if (!db.patroni.members) lines.push('    no Patroni member answers GET /cluster');
+    }
     for (const n of db.nodes) {
       const said = n.inRecovery === null ? 'does not answer' : n.inRecovery ? 'in recovery' : 'accepts writes';
       const repl = n.role === 'standby' && n.alive

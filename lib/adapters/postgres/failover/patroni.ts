@@ -36,6 +36,17 @@ export interface PatroniProviderOptions {
    * write goes straight to the new leader.
    */
   endpoint?: { host: string; port: number };
+  /**
+   * Members known by name before any GET /cluster (name → REST API address), for a harness that runs them: a
+   * member whose host died drops out of /cluster once its key expires, and a rejoin still has to find it.
+   */
+  knownMembers?: Record<string, string>;
+  /**
+   * A rejoining member that has not streamed this long after its Patroni started is rebuilt with POST
+   * /reinitialize (Patroni wipes its data and clones the leader): the fallback when a rewind cannot work or
+   * was not run. Off by default, since it deletes the member's data directory.
+   */
+  reinitializeAfterMs?: number;
   /** Per REST call (default 2000 ms). */
   requestTimeoutMs?: number;
   /** Between looks at the cluster while waiting (default 100 ms). */
@@ -98,6 +109,7 @@ export class PatroniProvider implements FailoverProvider {
   constructor(private readonly o: PatroniProviderOptions) {
     if (o.apiUrls.length === 0) throw new UserError('the patroni provider needs at least one REST API address (apiUrls)', { untouched: NOTHING_SENT });
     this.seeds = o.apiUrls.map(apiBase);
+    for (const [name, url] of Object.entries(o.knownMembers ?? {})) this.apiByName.set(name, apiBase(url));
     this.timeoutMs = o.requestTimeoutMs ?? 2000;
     this.pollMs = o.pollMs ?? 100;
     const env = o.env ?? process.env;
@@ -415,11 +427,29 @@ export class PatroniProvider implements FailoverProvider {
     throw new FailoverTimeoutError(`${what} (${node.host}:${node.port}) accepted no write before the failover timed out: ${last}`, this.kind, Math.round(deadline - this.failoverStartedMs));
   }
 
+  /** Until the leader runs as primary and its member key in the DCS carries its new timeline (what other members read). */
+  private async waitLeaderPublished(deadline: number, signal: AbortSignal): Promise<void> {
+    while (performance.now() < deadline) {
+      const doc = await this.cluster(signal).catch(() => null);
+      const l = doc?.members.find(isLeader) ?? null;
+      const ls = l ? await this.status(l.name, signal) : null;
+      if (l && ls && isPrimaryRole(ls.role) && ls.state === 'running' && l.timeline !== undefined && l.timeline === ls.timeline) return;
+      await sleep(Math.max(this.pollMs, 200), signal);
+    }
+  }
+
   async rejoin(node: PgNode, options: { timeoutMs: number; signal: AbortSignal }): Promise<string> {
     const started = performance.now();
     const deadline = started + options.timeoutMs;
-    const doc = await this.cluster(options.signal);
-    const leader = doc.members.find(isLeader) ?? null;
+    let doc = await this.cluster(options.signal);
+    let leader = doc.members.find(isLeader) ?? null;
+    // After a failover that timed out, the dead member still holds the leader key until it expires: Patroni's
+    // election goes on, and the rejoin waits for it rather than calling the dead member the leader.
+    while (leader?.name === node.name && this.apiByName.has(node.name) && !(await this.status(node.name, options.signal)) && performance.now() < deadline) {
+      await sleep(Math.max(this.pollMs, 250), options.signal);
+      doc = await this.cluster(options.signal);
+      leader = doc.members.find(isLeader) ?? null;
+    }
     if (leader?.name === node.name) {
       throw new UserError(`${node.name} is the Patroni leader: there is nothing to rejoin`, { untouched: NOTHING_SENT, next: 'rejoin the member that lost its leadership' });
     }
@@ -428,6 +458,9 @@ export class PatroniProvider implements FailoverProvider {
     }
     let started_ = 'it was already running';
     if (!(await this.status(node.name, options.signal))) {
+      // Patroni 3.0.2 decides on pg_rewind only against a leader whose member key says it is the primary: a
+      // member started before the new leader published that skips the rewind and never streams.
+      await this.waitLeaderPublished(deadline, options.signal);
       if (this.o.startMember) {
         await this.o.startMember(node.name);
         started_ = 'its Patroni was started again';
@@ -436,8 +469,14 @@ export class PatroniProvider implements FailoverProvider {
       }
     }
     let last = '';
+    const memberStarted = performance.now();
+    let rebuilt = '';
     while (performance.now() < deadline) {
       options.signal.throwIfAborted();
+      if (!rebuilt && this.o.reinitializeAfterMs !== undefined && performance.now() - memberStarted > this.o.reinitializeAfterMs) {
+        const r = await callApi(this.apiByName.get(node.name)!, '/reinitialize', { method: 'POST', body: { force: true }, auth: this.auth, timeoutMs: this.timeoutMs, signal: options.signal }).catch((e: Error) => e);
+        rebuilt = `not streaming ${(this.o.reinitializeAfterMs / 1000).toFixed(0)} s after its Patroni started (${last}), so POST /reinitialize: ${r instanceof Error ? r.message : `HTTP ${r.status} ${r.text.slice(0, 100)}`}`;
+      }
       const view = await this.cluster(options.signal).catch(() => null);
       const l = view?.members.find(isLeader) ?? null;
       const [st, ls] = await Promise.all([this.status(node.name, options.signal), l ? this.status(l.name, options.signal) : null]);
@@ -447,7 +486,8 @@ export class PatroniProvider implements FailoverProvider {
       last = `leader ${l?.name ?? 'none'} timeline ${ls?.timeline ?? '?'}; ${node.name} ${st ? `${st.role}/${st.state} timeline ${st.timeline ?? '?'}` : 'not answering'}; walsender ${sender?.state ?? 'none'}; GET /replica ${replicaCheck || 'no answer'}`;
       if (l && ls && st?.role === 'replica' && st.state === 'running' && st.timeline === ls.timeline && sender?.state === 'streaming' && replicaCheck === 200) {
         const cfg = await this.settings().catch(() => null);
-        return `${node.name} rejoined as a streaming replica of ${l.name} on timeline ${ls.timeline} after ${((performance.now() - started) / 1000).toFixed(1)} s: ${started_}, and Patroni brought its data back in line (use_pg_rewind ${cfg?.use_pg_rewind ?? '?'}, remove_data_directory_on_rewind_failure ${cfg?.remove_data_directory_on_rewind_failure ?? '?'})`;
+        const how = rebuilt ? `Patroni rebuilt it from the leader (${rebuilt})` : `Patroni brought its data back in line (use_pg_rewind ${cfg?.use_pg_rewind ?? '?'}, remove_data_directory_on_rewind_failure ${cfg?.remove_data_directory_on_rewind_failure ?? '?'})`;
+        return `${node.name} rejoined as a streaming replica of ${l.name} on timeline ${ls.timeline} after ${((performance.now() - started) / 1000).toFixed(1)} s: ${started_}, and ${how}`;
       }
       await sleep(Math.max(this.pollMs, 250), options.signal);
     }
