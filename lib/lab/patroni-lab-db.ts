@@ -57,8 +57,9 @@ export function createPatroniLabDatabase(info: LabInfo): DatabaseAdapter {
     async nodes(): Promise<DbNodeView[]> {
       const now = await readLabConfig(p.config);
       if (!now) return [];
-      // No logFile: a node of a Patroni lab is started by its Patroni only, never by the harness behind its back.
-      return (await nodeFacts(info.dir, now)).map((n) => ({ name: n.name, host: n.host, port: n.port, dataDir: n.dataDir, role: n.role, pid: n.pid }));
+      // No data dir or log: a node of a Patroni lab is started by its Patroni only, never by the harness behind
+      // its back (a rollback with no primary then waits for Patroni, as on a platform).
+      return (await nodeFacts(info.dir, now)).map((n) => ({ name: n.name, host: n.host, port: n.port, role: n.role, pid: n.pid }));
     },
     async crash(node, how) {
       if (!lab.members[node.name]) throw new Error(`${node.name} is not a node of the lab in ${info.dir}`);

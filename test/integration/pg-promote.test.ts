@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -127,6 +127,14 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
       assert.equal(s.replication, 'async');
     });
 
+    test('dynamic shared memory lives in the data dir, not /dev/shm, where a killed postmaster would leave it', async () => {
+      for (const n of info.db.nodes) {
+        assert.deepEqual(await query(n.port, 'SHOW dynamic_shared_memory_type'), [{ dynamic_shared_memory_type: 'mmap' }]);
+        const maps = await readFile(`/proc/${n.pid}/maps`, 'utf8');
+        assert.ok(!maps.includes('/dev/shm/PostgreSQL'), `${n.name}'s postmaster maps no posix segment in /dev/shm`);
+      }
+    });
+
     test('while the primary lives, failover refuses and touches nothing', async () => {
       await assert.rejects(db.provider.failover({ timeoutMs: 10_000, signal: signal() }), (e: unknown) => e instanceof UserError && /still accepts connections/.test(e.message));
       await assert.rejects(db.provider.failover({ candidate: 'n1', timeoutMs: 10_000, signal: signal() }), (e: unknown) => e instanceof UserError && /not a standby/.test(e.message));
@@ -145,6 +153,8 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
       assert.equal(s.up, true);
       assert.equal(s.info?.db.port, info.db.nodes[1]!.port, 'status reports the promoted node as primary');
       assert.ok(s.problems.some((p) => /standby n1 .* not running/.test(p)), s.problems.join('; '));
+      // Read where it is readable (the promoted node) after the standby it was read from became the primary.
+      assert.equal((await db.provider.settings()).walRetrieveRetryInterval, '100ms', 'the retry interval survives the failover');
       // With no standby left, there is nothing to promote.
       await assert.rejects(db.provider.failover({ timeoutMs: 5000, signal: signal() }), UserError);
     });
