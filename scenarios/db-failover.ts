@@ -38,7 +38,8 @@ interface Stall {
 }
 interface Killed {
   node: PgNode;
-  pid: number;
+  /** Null when the node is no process of this machine (a pod). */
+  pid: number | null;
   children: number;
   /** Run-relative ms of the kill: the fault time RPO is measured from. */
   atMs: number;
@@ -72,6 +73,18 @@ export default defineScenario({
   dataClass: 'database',
   requires: ['database', 'load'],
   params,
+  validate(p, target) {
+    if (target.kind !== 'kubernetes') return [];
+    // On Kubernetes the primary is a pod: the harness can delete it, not reach its processes.
+    const problems: { path: string; message: string }[] = [];
+    if (parseDuration(p.replicationStall) > 0) {
+      problems.push({ path: 'replicationStall', message: `replicationStall ${p.replicationStall} needs SIGSTOP on the primary's walsender processes, which the harness cannot send into a pod on a Kubernetes target; use 0s` });
+    }
+    if (p.kill === 'immediate') {
+      problems.push({ path: 'kill', message: 'kill: immediate runs pg_ctl stop -m immediate next to the server, which the harness cannot do inside a pod; on Kubernetes the kill deletes the primary pod with grace period 0: use kill: sigkill' });
+    }
+    return problems;
+  },
 
   steadyState: [
     standbyStreaming(),
@@ -138,18 +151,21 @@ export default defineScenario({
         if (ctx.params.kill === 'immediate' && stall?.senders.length) await resumeWhenSignalled(stall.senders, 3, { timeoutMs: 10_000 });
         const r = await crash;
         const stalled = stall && stall.stalledMs > 0 ? `, ${((atMs - stall.startedMs) / 1000).toFixed(2)} s after replication stalled` : '';
-        ctx.log.info(`${s.node.name} ${ctx.params.kill === 'sigkill' ? `killed: postmaster ${r.pid} and ${r.children.length} children` : `stopped -m immediate (postmaster ${r.pid})`}${stalled}`);
-        return { node: s.node, pid: r.pid, children: r.children.length, atMs };
+        ctx.log.info(`${s.node.name} ${r.detail ?? (ctx.params.kill === 'sigkill' ? `killed: postmaster ${r.pid} and ${r.children.length} children` : `stopped -m immediate (postmaster ${r.pid})`)}${stalled}`);
+        return { node: s.node, pid: r.pid || null, children: r.children.length, atMs };
       },
       rollback: {
-        description: 'bring the old primary back as a standby of the new one (pg_rewind, or a fresh base backup) and wait until it streams; restart it as the primary if no standby was promoted',
+        description: 'bring the old primary back as a standby of the new one (pg_rewind, or a fresh base backup; on CloudNativePG the operator does it) and wait until it streams; restart it as the primary if no standby was promoted',
         timeout: '5m',
         async run(ctx, { selected }) {
           const d = db(ctx);
           const topo = await d.provider.topology(ctx.signal);
           if (!topo.primary) {
             // The failover never happened: the old primary, restarted, is the whole database again and loses nothing.
-            const view = (await d.nodes()).find((n) => n.name === selected.node.name);
+            const nodes = await d.nodes();
+            const view = nodes.find((n) => n.name === selected.node.name);
+            // Pods are not restarted from here: their platform restarts or rejoins them, and the rollback waits for that.
+            if (!nodes.some((n) => n.dataDir)) return d.provider.rejoin(selected.node, { timeoutMs: 280_000, signal: ctx.signal });
             if (!view?.dataDir || !view.logFile) throw new Error(`no primary, and ${selected.node.name} cannot be restarted from here`);
             await startCluster(view.dataDir, { logFile: view.logFile });
             await waitReady(nodeConn(ctx, selected.node), { timeoutMs: 60_000, signal: ctx.signal });

@@ -1,9 +1,9 @@
 import { parseDuration } from './duration.ts';
 import { parseThreshold } from '../score/threshold.ts';
 import { parseStopCondition } from './stop-condition.ts';
-import { DEFAULT_LOAD, DEFAULT_SCENARIO_TIMEOUT_MS, LAB_DATABASE_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS, defaultPolicy, parsePercent } from './defaults.ts';
+import { DEFAULT_LOAD, DEFAULT_SCENARIO_TIMEOUT_MS, KUBE_DATABASE_DEFAULTS, LAB_DATABASE_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS, defaultPolicy, parsePercent } from './defaults.ts';
 import type { BlobDrillFile, DrillFile, TargetFile } from './schema.ts';
-import type { DataClass, Drill, LoadConfig, Policy, ScenarioEntry, Target, Tier } from './types.ts';
+import type { DataClass, Drill, KubernetesDatabase, LoadConfig, Policy, ScenarioEntry, Target, Tier } from './types.ts';
 import type { ScenarioDefinition } from '../scenario/define.ts';
 import type { RequestTemplate } from '../load/types.ts';
 
@@ -28,6 +28,7 @@ export function normaliseTarget(t: TargetFile): Target {
       namespaces: [...t.namespaces],
       blastRadius: t.blastRadius ?? TARGET_DEFAULTS.blastRadius,
       url: t.url,
+      ...(t.database === undefined ? {} : { database: normaliseKubeDatabase(t.database, t.namespace ?? t.namespaces[0]!) }),
     };
   }
   return {
@@ -37,6 +38,20 @@ export function normaliseTarget(t: TargetFile): Target {
     ...(t.database === undefined
       ? {}
       : { database: { replication: t.database.replication ?? LAB_DATABASE_DEFAULTS.replication, provider: t.database.provider ?? LAB_DATABASE_DEFAULTS.provider } }),
+  };
+}
+
+function normaliseKubeDatabase(d: NonNullable<Extract<TargetFile, { kind: 'kubernetes' }>['database']>, targetNamespace: string): KubernetesDatabase {
+  return {
+    provider: d.provider,
+    cluster: d.cluster,
+    namespace: d.namespace ?? targetNamespace,
+    mode: d.mode ?? KUBE_DATABASE_DEFAULTS.mode,
+    host: d.host,
+    port: d.port ?? KUBE_DATABASE_DEFAULTS.port,
+    database: d.database ?? KUBE_DATABASE_DEFAULTS.database,
+    user: d.user ?? KUBE_DATABASE_DEFAULTS.user,
+    passwordEnv: d.passwordEnv ?? KUBE_DATABASE_DEFAULTS.passwordEnv,
   };
 }
 

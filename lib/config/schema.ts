@@ -3,7 +3,7 @@ import { parseDuration } from './duration.ts';
 import { parseThreshold } from '../score/threshold.ts';
 import { parseStopCondition } from './stop-condition.ts';
 import { show } from './messages.ts';
-import { LAB_DATABASE_DEFAULTS, LIMITS, LOAD_DEFAULTS, POLICY_DEFAULTS, SCENARIO_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS } from './defaults.ts';
+import { KUBE_DATABASE_DEFAULTS, LAB_DATABASE_DEFAULTS, LIMITS, LOAD_DEFAULTS, POLICY_DEFAULTS, SCENARIO_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS } from './defaults.ts';
 
 /**
  * The drill file as written (durations and thresholds still strings, defaults not yet filled).
@@ -160,6 +160,33 @@ const namespaceName = z
   .regex(K8S_NAME, { error: (iss) => `expected a Kubernetes namespace name (lowercase letters, digits and hyphens), got ${show(iss.input)}` })
   .refine((n) => n !== 'kube-system', { error: 'kube-system is never a drill target: it runs the cluster itself; list only the namespaces of the workloads under test' });
 
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const KubeDatabaseSchema = z
+  .strictObject({
+    provider: z.literal('cnpg', { error: (iss) => `expected provider: cnpg (CloudNativePG, the only database provider on a Kubernetes target), got ${show(iss.input)}` }).meta({ description: 'Who runs and fails over the database: cnpg (CloudNativePG).' }),
+    cluster: z
+      .string(required('the CloudNativePG Cluster resource name, e.g. cluster: orders-db'))
+      .max(63)
+      .regex(K8S_NAME, { error: (iss) => `expected a Kubernetes resource name (lowercase letters, digits and hyphens), got ${show(iss.input)}` })
+      .meta({ description: 'Name of the CloudNativePG Cluster resource (postgresql.cnpg.io/v1).' }),
+    namespace: namespaceName.optional().meta({ description: 'Namespace of the Cluster (default: the target\'s namespace); must be one of the target\'s namespaces.' }),
+    mode: z
+      .enum(['promote', 'delete-primary'])
+      .optional()
+      .meta({ description: 'After the primary pod is deleted: delete-primary lets the operator fail over on its own (failoverDelay applies); promote has the drill promote the most advanced replica through the Cluster status, as `kubectl cnpg promote` does.', default: KUBE_DATABASE_DEFAULTS.mode }),
+    host: z.string(required('the address of the cluster\'s -rw Service as reachable from where the drill runs, e.g. host: orders-db-rw.prod-orders.svc')).min(1).meta({ description: 'Host of the -rw Service as reachable from where the drill runs (in-cluster DNS name, a LoadBalancer, a port-forward).' }),
+    port: z.number().int().min(1).max(65535).optional().meta({ description: 'Port of the -rw Service.', default: KUBE_DATABASE_DEFAULTS.port }),
+    database: z.string().min(1).optional().meta({ description: 'Database holding the service\'s writes (the write ledger is read back from it).', default: KUBE_DATABASE_DEFAULTS.database }),
+    user: z.string().min(1).optional().meta({ description: 'Role the drill connects as; it needs pg_monitor (or superuser) to read pg_stat_replication.', default: KUBE_DATABASE_DEFAULTS.user }),
+    passwordEnv: z
+      .string()
+      .regex(ENV_NAME, { error: (iss) => `expected the name of an environment variable (letters, digits, underscores), got ${show(iss.input)}; the password itself never goes in the drill file` })
+      .optional()
+      .meta({ description: 'Environment variable holding the password (never the password itself).', default: KUBE_DATABASE_DEFAULTS.passwordEnv }),
+  })
+  .meta({ description: 'A CloudNativePG cluster db-failover acts on: its pods are the database nodes, its -rw Service the endpoint.' });
+
 export const KubernetesTargetSchema = z
   .strictObject({
     kind: z.literal('kubernetes'),
@@ -179,10 +206,15 @@ export const KubernetesTargetSchema = z
       .optional()
       .meta({ description: 'The most pods one action may delete (and the most down at once because of the drill).', default: TARGET_DEFAULTS.blastRadius }),
     url: httpUrl.meta({ description: 'Base URL of the service under test, where the load goes (its Service or ingress, reachable from where the drill runs).', format: 'uri' }),
+    database: KubeDatabaseSchema.optional(),
   })
   .superRefine((t, ctx) => {
     if (t.namespace !== undefined && !t.namespaces.includes(t.namespace)) {
       ctx.addIssue({ code: 'custom', path: ['namespace'], message: `namespace ${show(t.namespace)} is not in namespaces (${t.namespaces.join(', ')}): add it there if the drill is meant to act in it`, input: t.namespace });
+    }
+    const dbNamespace = t.database?.namespace ?? t.namespace ?? t.namespaces[0];
+    if (t.database && dbNamespace !== undefined && !t.namespaces.includes(dbNamespace)) {
+      ctx.addIssue({ code: 'custom', path: ['database', 'namespace'], message: `namespace ${show(dbNamespace)} of CloudNativePG cluster ${show(t.database.cluster)} is not in namespaces (${t.namespaces.join(', ')}): add it there if the drill is meant to fail this database over`, input: dbNamespace });
     }
     if (t.inCluster && (t.kubeconfig !== undefined || t.context !== undefined)) {
       ctx.addIssue({ code: 'custom', path: ['inCluster'], message: 'inCluster uses the pod\'s service account: remove kubeconfig and context, or set inCluster: false', input: t.inCluster });

@@ -87,6 +87,27 @@ export interface KubernetesTarget {
   blastRadius: number;
   /** Base URL of the service under test: the load goes here. */
   url: string;
+  /** A CloudNativePG cluster database scenarios fail over; absent = the target has no database. */
+  database?: KubernetesDatabase;
+}
+
+/**
+ * A CloudNativePG cluster on a Kubernetes target, and how the drill reaches its `-rw` Service from where it
+ * runs. The password comes from the environment variable `passwordEnv`, never from the drill file.
+ */
+export interface KubernetesDatabase {
+  provider: 'cnpg';
+  /** The Cluster resource's name. */
+  cluster: string;
+  /** Its namespace: one of the target's namespaces. */
+  namespace: string;
+  /** promote: the drill promotes a standby through the Cluster status (as `kubectl cnpg promote`); delete-primary: the operator fails over on its own. */
+  mode: 'promote' | 'delete-primary';
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  passwordEnv: string;
 }
 
 export type Target = LabTarget | HttpTarget | KubernetesTarget | BlobTarget;

@@ -8,7 +8,8 @@ import { backupsAdapter, backupsDetails, checkBackupsAccess, labBackupsAdapter }
 import { LAB_DATABASE_DEFAULTS } from '../config/defaults.ts';
 import { createLabDatabase } from '../lab/database.ts';
 import { patroniUnavailable } from '../lab/patroni-lab.ts';
-import { checkKubeAccess, kubeAdapters } from '../adapters/kubernetes/target.ts';
+import { checkKubeAccess, kubeAdapters, type OpenedKube } from '../adapters/kubernetes/target.ts';
+import { openCnpgDatabase, type CnpgDatabase } from '../adapters/kubernetes/cnpg-database.ts';
 
 export interface OpenTarget {
   adapters: Adapters;
@@ -88,13 +89,14 @@ export async function openTarget(target: Target, say: (line: string) => void): P
     // Credentials and the API server first: a wrong context must fail before any load is sent.
     const kube = kubeAdapters(target);
     await checkKubeAccess(kube, target.namespace);
+    const database = target.database ? await openKubeDatabase(target, kube) : undefined;
     await assertReachable(target.url);
-    say(`kubernetes target ${kube.replicas.where} (${kube.details.server}): namespaces ${target.namespaces.join(', ')}, blast radius ${target.blastRadius}; service ${target.url}`);
+    say(`kubernetes target ${kube.replicas.where} (${kube.details.server}): namespaces ${target.namespaces.join(', ')}, blast radius ${target.blastRadius}; service ${target.url}${database ? `; database ${database.where}` : ''}`);
     const env = { DRILL_SERVICE_URL: target.url, DRILL_KUBE_NAMESPACE: target.namespace, ...kubeEnv(kube.kube.cli) };
     return {
-      adapters: { exec: createExec(env), replicas: kube.replicas, kube: kube.kube },
+      adapters: { exec: createExec(env), replicas: kube.replicas, kube: kube.kube, ...(database ? { database } : {}) },
       serviceUrl: target.url,
-      details: { ...kube.details, serviceUrl: target.url },
+      details: { ...kube.details, serviceUrl: target.url, ...(database ? { database: database.details } : {}) },
       checkSelections: true,
       async close() {
         kube.replicas.close();
@@ -115,6 +117,12 @@ export async function openTarget(target: Target, say: (line: string) => void): P
     details: { kind: 'http', url: target.url },
     async close() {},
   };
+}
+
+/** The target's CloudNativePG cluster, opened with the target's credentials and guardrails (reads only). */
+function openKubeDatabase(target: Target & { kind: 'kubernetes' }, kube: OpenedKube, forPlan = false): Promise<CnpgDatabase> {
+  const d = target.database!;
+  return openCnpgDatabase({ ...d, kubeConfig: kube.kubeConfig, allowedNamespaces: target.namespaces, blastRadius: target.blastRadius, requirePassword: !forPlan });
 }
 
 async function assertReachable(url: string): Promise<void> {
@@ -152,10 +160,11 @@ export async function peekTarget(target: Target): Promise<{ adapters: Adapters |
     // Plan reads the live API (list and get only): what it prints is what a run now would hit.
     const kube = kubeAdapters(target);
     await checkKubeAccess(kube, target.namespace);
+    const database = target.database ? await openKubeDatabase(target, kube, true) : undefined;
     return {
-      adapters: { exec: createExec(), replicas: kube.replicas, kube: kube.kube },
+      adapters: { exec: createExec(), replicas: kube.replicas, kube: kube.kube, ...(database ? { database } : {}) },
       serviceUrl: target.url,
-      note: `${kube.replicas.where} (${kube.details.server}, ${kube.details.credentials}); namespaces ${target.namespaces.join(', ')}; blast radius ${target.blastRadius} pod${target.blastRadius === 1 ? '' : 's'} per action; service ${target.url}; selections below were resolved against the live API just now`,
+      note: `${kube.replicas.where} (${kube.details.server}, ${kube.details.credentials}); namespaces ${target.namespaces.join(', ')}; blast radius ${target.blastRadius} pod${target.blastRadius === 1 ? '' : 's'} per action; service ${target.url}${database ? `; database ${database.where}: ${await database.describeRollback()}` : ''}; selections below were resolved against the live API just now`,
     };
   }
   if (target.kind === 'blob') {

@@ -157,7 +157,8 @@ export function capabilitiesOf(target: Target): Capability[] {
     case 'http':
       return ['exec', 'load'];
     case 'kubernetes':
-      return ['replicas', 'exec', 'load', 'kubernetes'];
+      // A database only when the target names one (a CloudNativePG cluster).
+      return target.database ? ['replicas', 'exec', 'load', 'kubernetes', 'database'] : ['replicas', 'exec', 'load', 'kubernetes'];
     case 'blob':
       return ['backups'];
   }

@@ -283,11 +283,13 @@ test('RBAC: a drill identity without delete on pods gets the verb, resource and 
 test('drills/kubernetes-example.yaml validates, and plans against a cluster that has its context and namespace', { timeout: 240_000 }, async (t) => {
   let r = await drillCli(['validate', 'drills/kubernetes-example.yaml']).done;
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /ok \(2 scenarios: kill-one-pod, rollback-last-deploy\)/);
+  assert.match(r.stdout, /ok \(3 scenarios: kill-one-pod, rollback-last-deploy, fail-over-orders-db\)/);
 
-  // A HOME whose ~/.kube/config has the example's context, pointing at the test server.
-  const api = await startKubeApi({ objects: [deployment({ name: 'orders', namespace: 'prod-orders', replicas: 3 })], readyDelayMs: 50, replaceDelayMs: 50 });
+  // A HOME whose ~/.kube/config has the example's context, pointing at the test server (with the example's CloudNativePG cluster).
+  const ordersDb = { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'orders-db', namespace: 'prod-orders' }, spec: { instances: 2 } };
+  const api = await startKubeApi({ objects: [deployment({ name: 'orders', namespace: 'prod-orders', replicas: 3 }), ordersDb], readyDelayMs: 50, replaceDelayMs: 50 });
   t.after(() => api.stop());
+  await api.state.waitFor(() => api.state.get('clusters', 'prod-orders', 'orders-db')?.status?.readyInstances === 2, 'orders-db ready');
   const apps = kubeConfigFor({ url: api.url }).makeApiClient(AppsV1Api);
   const d = await apps.readNamespacedDeployment({ name: 'orders', namespace: 'prod-orders' });
   d.spec!.template.spec!.containers[0]!.image = 'registry.example/orders:2.0.0';
@@ -308,5 +310,7 @@ test('drills/kubernetes-example.yaml validates, and plans against a cluster that
   const hit = /action 1\. kill replicas: .*\n\s+hits: (\S+)/.exec(r.stdout)![1]!;
   assert.ok(pods.includes(hit), `${hit} is one of ${pods.join(', ')}`);
   assert.match(r.stdout, /hits: deployment\/orders in prod-orders: revision 2 \(registry\.example\/orders:2\.0\.0\) -> revision 1 \(registry\.example\/orders:1\.0\.0\)/);
+  assert.match(r.stdout, /database kube:aks-prod-westeurope\/prod-orders CloudNativePG cluster orders-db \(delete-primary, -rw 127\.0\.0\.1:15432\): a kill deletes primary pod orders-db-1/);
+  assert.match(r.stdout, /action 2\. kill primary: .*\n\s+hits: orders-db-1 /);
   assert.ok(api.state.requests.slice(seen).every((q) => q.verb === 'list' || q.verb === 'get'), 'plan only read');
 });

@@ -3,14 +3,16 @@
  * per instance (`<cluster>-1`, `-2`, ...) labelled with its role, and reports `currentPrimary` and
  * `targetPrimary` in the Cluster's status as the operator does. A switchover is asked for the way
  * `kubectl cnpg promote` asks, by setting `status.targetPrimary`; a primary pod that disappears makes the
- * operator fail over to the first Ready replica. Either way the flip takes `switchDelayMs`, and a deleted
- * instance is recreated (as a replica) after the ReplicaSet delay. No PostgreSQL runs behind these pods.
+ * operator fail over to the first Ready replica once `spec.failoverDelay` seconds have passed. Either way the
+ * flip takes `switchDelayMs`, and a deleted instance is recreated (as a replica) after the ReplicaSet delay.
+ * Without a runtime no PostgreSQL runs behind these pods; with one (cnpg-postgres.ts) every pod is a real
+ * server, the flip waits for the real pg_promote, and a pod is Ready when its server is (a replica: streaming).
  */
 import { applyDefaults } from './defaults.ts';
 import { podIsActive, podIsReady } from './kubelet.ts';
 import { canonical, type Creations } from './pod-controllers.ts';
 import type { Store } from './store.ts';
-import type { KubeObject } from './types.ts';
+import type { CnpgRuntime, KubeObject } from './types.ts';
 
 export const CNPG_CLUSTER_LABEL = 'cnpg.io/cluster';
 export const CNPG_ROLE_LABEL = 'cnpg.io/instanceRole';
@@ -44,9 +46,19 @@ export interface CnpgTiming {
 export interface CnpgOperatorState {
   timers: Set<NodeJS.Timeout>;
   switching: Map<string, string>;
+  /** When each cluster's primary was first seen gone: failover waits spec.failoverDelay from then. */
+  lostAt: Map<string, number>;
 }
 
-export function reconcileCnpgCluster(store: Store, creations: Creations, op: CnpgOperatorState, timing: CnpgTiming, cluster: KubeObject, requeue: () => void): void {
+export function reconcileCnpgCluster(
+  store: Store,
+  creations: Creations,
+  op: CnpgOperatorState,
+  timing: CnpgTiming,
+  cluster: KubeObject,
+  requeue: () => void,
+  real?: { runtime: CnpgRuntime; errors: Error[] },
+): void {
   const ns = cluster.metadata.namespace;
   const name = cluster.metadata.name!;
   const instances: number = cluster.spec?.instances ?? 1;
@@ -57,37 +69,67 @@ export function reconcileCnpgCluster(store: Store, creations: Creations, op: Cnp
   status.targetPrimary ??= status.currentPrimary;
   const alive = (n: string) => pods.has(n) && podIsActive(pods.get(n)!);
 
-  // Failover: the current primary's pod is gone or terminating, and no switch is under way yet.
-  if (!alive(status.currentPrimary) && status.targetPrimary === status.currentPrimary) {
+  const key = `${ns}/${name}`;
+  // Failover: the current primary's pod is gone or terminating, no switch is under way yet, and it has been
+  // gone for spec.failoverDelay seconds (the operator's default 0: at once).
+  const primaryLost = !alive(status.currentPrimary) && status.targetPrimary === status.currentPrimary;
+  const delayMs = (cluster.spec?.failoverDelay ?? 0) * 1000;
+  if (!primaryLost) op.lostAt.delete(key);
+  else if (!op.lostAt.has(key)) {
+    op.lostAt.set(key, Date.now());
+    if (delayMs > 0) {
+      const t = setTimeout(() => {
+        op.timers.delete(t);
+        requeue();
+      }, delayMs);
+      op.timers.add(t);
+    }
+  }
+  const waitMs = primaryLost ? op.lostAt.get(key)! + delayMs - Date.now() : 0;
+  if (primaryLost && waitMs <= 0) {
     const candidate = names.find((n) => n !== status.currentPrimary && alive(n) && podIsReady(pods.get(n)!));
     if (candidate) {
+      op.lostAt.delete(key);
       status.targetPrimary = candidate;
       status.phase = 'Failing over';
       status.phaseReason = `Failing over from ${status.currentPrimary} to ${candidate}`;
     }
   }
-  // A switch (asked for through status.targetPrimary, or chosen above) completes after the operator's delay.
-  const key = `${ns}/${name}`;
+  // A switch (asked for through status.targetPrimary, or chosen above) completes after the operator's delay,
+  // and with a runtime only once the real standby was promoted.
   if (status.targetPrimary !== status.currentPrimary && op.switching.get(key) !== status.targetPrimary) {
     op.switching.set(key, status.targetPrimary);
     const t = setTimeout(() => {
       op.timers.delete(t);
-      op.switching.delete(key);
       const c = store.get('clusters', ns, name);
-      if (!c) return;
-      const target = c.status?.targetPrimary;
+      if (!c) {
+        op.switching.delete(key);
+        return;
+      }
+      const target: string | undefined = c.status?.targetPrimary;
       const pod = target && store.get('pods', ns, target);
-      if (!pod || !podIsActive(pod)) {
+      if (!target || !pod || !podIsActive(pod)) {
+        op.switching.delete(key);
         // The chosen one died meanwhile: start over.
         store.updateAsServer('clusters', { ...c, status: { ...c.status, targetPrimary: c.status.currentPrimary } });
         requeue();
         return;
       }
-      store.updateAsServer('clusters', {
-        ...c,
-        status: { ...c.status, currentPrimary: target, currentPrimaryTimestamp: now(), phase: 'Cluster in healthy state', phaseReason: undefined },
+      const done = () => {
+        op.switching.delete(key);
+        const now2 = store.get('clusters', ns, name);
+        if (!now2 || now2.status?.targetPrimary !== target) return requeue();
+        store.updateAsServer('clusters', {
+          ...now2,
+          status: { ...now2.status, currentPrimary: target, currentPrimaryTimestamp: now(), phase: 'Cluster in healthy state', phaseReason: undefined },
+        });
+        requeue();
+      };
+      if (!real) return done();
+      real.runtime.promote(c, target, c.status.currentPrimary).then(done, (e: unknown) => {
+        op.switching.delete(key);
+        real.errors.push(new Error(`promoting ${target} of cluster ${name}: ${(e as Error).message}`));
       });
-      requeue();
     }, timing.switchDelayMs);
     op.timers.add(t);
   }

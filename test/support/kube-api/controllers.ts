@@ -9,7 +9,7 @@ import { controllerRef, Creations, reconcileReplicaSet, reconcileStatefulSet, ca
 import { RESOURCES, resourceOfKind } from './discovery.ts';
 import { reconcileCnpgCluster, type CnpgOperatorState } from './cnpg.ts';
 import type { Store, StoreEvent } from './store.ts';
-import type { Condition, KubeObject } from './types.ts';
+import type { CnpgRuntime, Condition, KubeObject } from './types.ts';
 
 export interface ControllerOptions {
   replaceDelayMs: number;
@@ -35,7 +35,7 @@ export class Controllers {
   private flushScheduled = false;
   private stopped = false;
   private readonly creations = new Creations();
-  private readonly cnpg: CnpgOperatorState = { timers: new Set(), switching: new Map() };
+  private readonly cnpg: CnpgOperatorState = { timers: new Set(), switching: new Map(), lostAt: new Map() };
   private readonly kubelet: Kubelet;
   private readonly unsubscribe: () => void;
   /** Reconcile failures; a test asserting on the server's behaviour can check that there were none. */
@@ -46,10 +46,16 @@ export class Controllers {
   constructor(
     private readonly store: Store,
     opts: ControllerOptions,
+    private readonly runtime?: CnpgRuntime,
   ) {
     this.opts = { ...opts };
-    this.kubelet = new Kubelet(store, this.opts);
+    this.kubelet = new Kubelet(store, this.opts, runtime ? { cnpg: runtime, errors: this.errors } : undefined);
     this.unsubscribe = store.subscribe((e) => this.onEvent(e));
+  }
+
+  /** The kubelet's readiness report for a running pod (the CloudNativePG runtime marks a rejoining replica not Ready). */
+  setPodReady(namespace: string, name: string, ready: boolean): void {
+    this.kubelet.setReady(namespace, name, ready);
   }
 
   /** Change the delays for what happens from now on (the kubelet and the ReplicaSet controller read them when they act). */
@@ -145,7 +151,7 @@ export class Controllers {
       case 'horizontalpodautoscalers':
         return this.reconcileHpa(o);
       case 'clusters':
-        return reconcileCnpgCluster(this.store, this.creations, this.cnpg, { replaceDelayMs: this.opts.replaceDelayMs, switchDelayMs: this.opts.readyDelayMs }, o, requeue);
+        return reconcileCnpgCluster(this.store, this.creations, this.cnpg, { replaceDelayMs: this.opts.replaceDelayMs, switchDelayMs: this.opts.readyDelayMs }, o, requeue, this.runtime && { runtime: this.runtime, errors: this.errors });
       case 'namespaces':
         return this.finalizeNamespace(o);
     }

@@ -13,7 +13,7 @@ import { labelPredicate } from './selectors.ts';
 import { Store } from './store.ts';
 import type { KubeApiOptions, KubeObject, RequestRecord } from './types.ts';
 
-export type { KubeApiOptions, KubeObject, RbacRule, RbacUser, RequestRecord } from './types.ts';
+export type { CnpgRuntime, CnpgRuntimeHost, KubeApiOptions, KubeObject, RbacRule, RbacUser, RequestRecord } from './types.ts';
 export * from './fixtures.ts';
 
 export interface KubeApiState {
@@ -81,7 +81,13 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   };
   // Seeded workloads come up at once, as if they had been running before the test: the configured delays
   // are for what happens during the test (a replacement that takes 60 s must not make the seed take 60 s).
-  const controllers = new Controllers(store, { ...timing, replaceDelayMs: 0, readyDelayMs: 0 });
+  const controllers = new Controllers(store, { ...timing, replaceDelayMs: 0, readyDelayMs: 0 }, options.cnpgRuntime);
+  options.cnpgRuntime?.attach({
+    get: (resource, namespace, name) => store.get(resource, namespace, name),
+    subscribe: (listener) => store.subscribe(() => listener()),
+    setPodReady: (namespace, name, ready) => controllers.setPodReady(namespace, name, ready),
+    errors: controllers.errors,
+  });
   const requests: RequestRecord[] = [];
   const streams = new Map<ServerResponse, string>();
   let delayMs = 0;

@@ -4,7 +4,7 @@
  * `shutdownMs` or the grace period, whichever is shorter.
  */
 import type { Store } from './store.ts';
-import type { Condition, KubeObject } from './types.ts';
+import type { CnpgRuntime, Condition, KubeObject } from './types.ts';
 
 export const NODE_NAME = 'drill-node-1';
 const HOST_IP = '10.0.0.10';
@@ -76,20 +76,37 @@ export class Kubelet {
   constructor(
     private readonly store: Store,
     private readonly opts: { readyDelayMs: number; shutdownMs: number },
+    private readonly runtime?: { cnpg: CnpgRuntime; errors: Error[] },
   ) {}
+
+  /** Pods whose container is a real process (a CloudNativePG instance with a runtime behind it). */
+  private real(pod: KubeObject): CnpgRuntime | undefined {
+    return pod.metadata.labels?.['cnpg.io/cluster'] !== undefined ? this.runtime?.cnpg : undefined;
+  }
 
   /** Reacts to every pod event: schedules start-up for new pods and removal for terminating ones. */
   onPod(type: string, pod: KubeObject): void {
     const uid = pod.metadata.uid!;
     if (type === 'DELETED') {
       this.cancel(uid);
+      // Grace 0 (or the end of a graceful stop): the container's processes die with the pod.
+      this.real(pod)?.stop(pod, false);
       return;
     }
     if (pod.metadata.deletionTimestamp) {
+      this.real(pod)?.stop(pod, true);
       this.scheduleRemoval(pod);
       return;
     }
     if (type === 'ADDED' && !pod.status?.startTime) this.bind(pod);
+  }
+
+  /** A running pod's readiness as its probe now reports it. */
+  setReady(namespace: string, name: string, ready: boolean): void {
+    const p = this.store.get('pods', namespace, name);
+    if (!p || p.metadata.deletionTimestamp || p.status?.phase !== 'Running') return;
+    const at = now();
+    this.store.updateAsServer('pods', { ...p, status: { ...p.status, conditions: conditions(ready, at), containerStatuses: containerStatuses(p, true, at).map((c) => ({ ...(c as object), ready })) } });
   }
 
   private bind(pod: KubeObject): void {
@@ -107,6 +124,15 @@ export class Kubelet {
     };
     this.store.updateAsServer('pods', p);
     const uid = pod.metadata.uid!;
+    const real = this.real(pod);
+    if (real) {
+      // Ready when the process says so (PostgreSQL up; a replica streaming), not after a fixed delay.
+      real.start(pod).then(
+        () => this.run(pod.metadata.namespace!, pod.metadata.name!, uid),
+        (e: unknown) => this.runtime!.errors.push(new Error(`pod ${pod.metadata.name}: ${(e as Error).message}`)),
+      );
+      return;
+    }
     this.starting.set(
       uid,
       setTimeout(() => {

@@ -87,6 +87,33 @@ export interface KubeApiOptions {
   bookmarkIntervalMs?: number;
   /** Wait until seeded Deployments have all replicas ready before resolving. Default true. */
   waitForSeed?: boolean;
+  /**
+   * Real processes behind CloudNativePG instance pods (a PostgreSQL per pod): without it the operator only
+   * flips labels and status, as before. See cnpg-postgres.ts.
+   */
+  cnpgRuntime?: CnpgRuntime;
+}
+
+/** What the kubelet and the miniature CloudNativePG operator ask of real instance processes. */
+export interface CnpgRuntime {
+  /** Handed the server's state once it runs. */
+  attach(server: CnpgRuntimeHost): void;
+  /** An instance pod was bound to the node: start its PostgreSQL; resolve when it may be marked Ready (a replica: streaming). */
+  start(pod: KubeObject): Promise<void>;
+  /** The pod was removed (grace 0: its processes die now) or is terminating gracefully (a fast shutdown). */
+  stop(pod: KubeObject, graceful: boolean): void;
+  /** Make `target` the cluster's primary (the old one dead, or alive for a switchover); resolve once it takes writes. */
+  promote(cluster: KubeObject, target: string, old: string): Promise<void>;
+}
+
+export interface CnpgRuntimeHost {
+  get(resource: string, namespace: string | undefined, name: string): KubeObject | undefined;
+  /** Called after every change to any object (an endpoints controller follows pods this way). */
+  subscribe(listener: () => void): () => void;
+  /** The kubelet's readiness report for a running pod (a replica rejoining is running but not Ready). */
+  setPodReady(namespace: string, name: string, ready: boolean): void;
+  /** Failures of the runtime, beside the controllers' own: a test asserts there were none. */
+  readonly errors: Error[];
 }
 
 export interface RequestRecord {

@@ -12,7 +12,7 @@ import { KubeError } from '../../kubernetes/errors.ts';
 import { startInformer } from '../../kubernetes/informer.ts';
 import { checkNamespace } from '../../kubernetes/replicas.ts';
 import { podView, type PodLike } from '../../kubernetes/views.ts';
-import { FailoverTimeoutError, type FailoverProvider, type FailoverResult, type PgNode, type Topology } from './types.ts';
+import { FailoverTimeoutError, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
 
 const GROUP = 'postgresql.cnpg.io';
 const VERSION = 'v1';
@@ -25,6 +25,9 @@ interface ClusterLike {
   status?: { currentPrimary?: string; targetPrimary?: string; phase?: string; readyInstances?: number; instances?: number };
 }
 
+/** The PostgreSQL side of the topology, read through the `-rw` Service (pg_stat_replication on the primary), by instance name. */
+export type ReplicationReader = (signal?: AbortSignal) => Promise<Map<string, ReplicationState>>;
+
 export interface CnpgOptions {
   kubeConfig: KubeConfig;
   namespace: string;
@@ -35,12 +38,32 @@ export interface CnpgOptions {
   mode: 'promote' | 'delete-pod';
   /** PostgreSQL port of the `-rw` Service. Default 5432. */
   port?: number;
+  /**
+   * The `-rw` Service as the drill reaches it (a LoadBalancer, a port-forward, the in-cluster DNS name): the
+   * primary's address in the topology. Default `<cluster>-rw.<namespace>.svc` on `port`.
+   */
+  endpoint?: { host: string; port: number };
+  /**
+   * Replication as PostgreSQL reports it (streaming, lag), read through the `-rw` Service. Without it the
+   * topology knows only what the API says (a Ready pod), and lag is unknown (null).
+   */
+  replication?: ReplicationReader;
   /** Hook for proving the new primary takes a write (a ledger write through the -rw Service); default: the operator's word. */
   writable?: (node: PgNode, signal: AbortSignal) => Promise<void>;
   requestTimeoutMs?: number;
 }
 
-export function createCnpgProvider(o: CnpgOptions): FailoverProvider & { readonly mode: CnpgOptions['mode'] } {
+export interface CnpgProvider extends FailoverProvider {
+  readonly mode: CnpgOptions['mode'];
+  /**
+   * The drill killed this primary itself (its pod deleted as its host died): the next failover acts on that
+   * death and does not delete or demote whatever the Cluster names primary by the time it runs (the operator
+   * may have elected already).
+   */
+  primaryLost(name: string): void;
+}
+
+export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
   checkNamespace(o.namespace, o.allowedNamespaces);
   const { namespace, cluster, kubeConfig: kc } = o;
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -57,20 +80,45 @@ export function createCnpgProvider(o: CnpgOptions): FailoverProvider & { readonl
     return l.items.map((p) => podView(p as PodLike));
   };
 
-  const node = (name: string, role: PgNode['role']): PgNode => ({ name, host: `${cluster}-${role === 'primary' ? 'rw' : 'r'}.${namespace}.svc`, port, role });
+  const rw = o.endpoint ?? { host: `${cluster}-rw.${namespace}.svc`, port };
+  const node = (name: string, role: PgNode['role']): PgNode => (role === 'primary' ? { name, host: rw.host, port: rw.port, role } : { name, host: `${cluster}-r.${namespace}.svc`, port, role });
+  /** Set by primaryLost(): the primary the drill killed, which the next failover replaces. */
+  let lost: string | undefined;
+  /** Replication as last read, by instance: after the primary died nothing can be read, so promote picks from this. */
+  let lastSeen = new Map<string, ReplicationState>();
 
   async function topology(signal?: AbortSignal): Promise<Topology> {
-    const [c, pods] = await Promise.all([readCluster(signal), instancePods(signal)]);
+    const [c, pods, fromPg] = await Promise.all([
+      readCluster(signal),
+      instancePods(signal),
+      // A primary that does not answer is a fact of the topology (no streaming standby), not a failure to read it.
+      o.replication ? o.replication(signal).catch(() => new Map<string, ReplicationState>()) : Promise.resolve(undefined),
+    ]);
     const primaryName = c.status?.currentPrimary;
     const sync = (c.spec?.minSyncReplicas ?? 0) > 0 ? 'quorum' : 'async';
     const primaryPod = pods.find((p) => p.name === primaryName && p.ready);
+    if (fromPg && fromPg.size > 0) lastSeen = fromPg;
     return {
       primary: primaryPod ? node(primaryPod.name, 'primary') : null,
-      // Lag lives inside PostgreSQL (pg_stat_replication), not in the API: unknown here, said as null.
       standbys: pods
         .filter((p) => p.name !== primaryName)
-        .map((p) => ({ ...node(p.name, 'standby'), replication: { streaming: p.ready, replayLagMs: null, lagBytes: null, mode: sync } })),
+        .map((p) => {
+          // Without PostgreSQL's view, lag lives only inside it (pg_stat_replication), not in the API: unknown, said as null.
+          const seen = fromPg?.get(p.name);
+          const replication: ReplicationState = fromPg
+            ? seen && p.ready && primaryPod
+              ? seen
+              : { streaming: false, replayLagMs: null, lagBytes: null, mode: seen?.mode ?? 'unknown' }
+            : { streaming: p.ready, replayLagMs: null, lagBytes: null, mode: sync };
+          return { ...node(p.name, p.ready ? 'standby' : 'unknown'), replication };
+        }),
     };
+  }
+
+  /** The Ready standby that was least behind when last seen (the operator's own choice too): promote loses the least. */
+  function mostAdvanced(standbys: Topology['standbys']): string | undefined {
+    const behind = (n: string) => lastSeen.get(n)?.lagBytes ?? Number.MAX_SAFE_INTEGER;
+    return [...standbys].sort((a, b) => behind(a.name) - behind(b.name) || a.name.localeCompare(b.name))[0]?.name;
   }
 
   /** Watch the Cluster until the operator reports a primary other than `old` in place, with its pod Ready. */
@@ -156,15 +204,26 @@ export function createCnpgProvider(o: CnpgOptions): FailoverProvider & { readonl
 
     topology,
 
+    primaryLost(name: string) {
+      lost = name;
+    },
+
     async failover({ candidate, timeoutMs, signal }): Promise<FailoverResult> {
       const startedAt = new Date().toISOString();
+      const deadline = performance.now() + timeoutMs;
       const before = await readCluster(signal);
-      const old = before.status?.currentPrimary;
+      const old = lost ?? before.status?.currentPrimary;
+      lost = undefined;
       if (!old) throw new KubeError(`CloudNativePG cluster "${cluster}" in namespace "${namespace}" reports no current primary`, { reason: 'Unknown', verb: 'get', resource: PLURAL, namespace });
+      const killed = old !== before.status?.currentPrimary || !(await instancePods(signal)).some((p) => p.name === old && p.ready);
+      const electing = before.status?.targetPrimary && before.status.targetPrimary !== old ? before.status.targetPrimary : undefined;
       let how: string;
-      if (o.mode === 'promote') {
-        const standbys = (await topology(signal)).standbys.filter((s) => s.replication.streaming);
-        const target = candidate ?? standbys[0]?.name;
+      if (o.mode === 'promote' && electing) {
+        // The operator moved first (failoverDelay elapsed): a second target now would race its own switch.
+        how = `the operator was already promoting ${electing} when the drill came to ask (failoverDelay ${before.spec?.failoverDelay ?? 0}s), so nothing was patched`;
+      } else if (o.mode === 'promote') {
+        const standbys = (await topology(signal)).standbys.filter((s) => s.role === 'standby' && s.name !== old && (s.replication.streaming || killed));
+        const target = candidate ?? mostAdvanced(standbys);
         if (!target || !standbys.some((s) => s.name === target)) {
           throw new KubeError(`no Ready standby ${candidate ? `named "${candidate}" ` : ''}to promote in CloudNativePG cluster "${cluster}" (standbys: ${standbys.map((s) => s.name).join(', ') || 'none ready'})`, {
             reason: 'Invalid',
@@ -174,14 +233,20 @@ export function createCnpgProvider(o: CnpgOptions): FailoverProvider & { readonl
             untouched: `cluster "${cluster}" was not changed`,
           });
         }
-        // As `kubectl cnpg promote`: the operator reacts to targetPrimary in the status subresource.
-        const body = { status: { targetPrimary: target, targetPrimaryTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), phase: 'Switchover in progress', phaseReason: `Switching over to ${target}` } };
+        // As `kubectl cnpg promote`: the operator reacts to targetPrimary in the status subresource. The
+        // resourceVersion makes the patch fail (409) rather than overwrite a switch the operator began meanwhile.
+        const body = {
+          metadata: { resourceVersion: before.metadata?.resourceVersion },
+          status: { targetPrimary: target, targetPrimaryTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), phase: 'Switchover in progress', phaseReason: `Switching over to ${target}` },
+        };
         await call(
           { verb: 'patch', resource: `${PLURAL}/status`, group: GROUP, name: cluster },
           (opt) => custom.patchNamespacedCustomObjectStatus({ ...ids, name: cluster, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch, opt)),
           signal,
         );
         how = `asked the operator to promote ${target} (status.targetPrimary, as kubectl cnpg promote)`;
+      } else if (killed) {
+        how = `the primary pod ${old} was deleted by the drill's kill; the operator elects`;
       } else {
         try {
           await call({ verb: 'delete', resource: 'pods', group: '', name: old }, (opt) => core.deleteNamespacedPod({ name: old, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0 } }, opt), signal);
@@ -191,12 +256,18 @@ export function createCnpgProvider(o: CnpgOptions): FailoverProvider & { readonl
         }
         how = `deleted the primary pod ${old} (grace 0); the operator elects`;
       }
-      const elected = await waitNewPrimary(old, { timeoutMs, signal });
+      const elected = await waitNewPrimary(old, { timeoutMs: Math.max(1, Math.ceil(deadline - performance.now())), signal });
       const newPrimary = node(elected.name, 'primary');
       let writableAt = elected.at;
       let proof = 'the operator reports it primary and its pod Ready';
       if (o.writable) {
-        await o.writable(newPrimary, signal);
+        // What is left of the failover's time limit; the hook sees one signal, the caller's abort is told apart here.
+        try {
+          await o.writable(newPrimary, AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now())))]));
+        } catch (e) {
+          if (signal.aborted) throw signal.reason;
+          throw e;
+        }
         writableAt = new Date().toISOString();
         proof = 'a write through the -rw Service succeeded';
       }
@@ -210,6 +281,8 @@ export function createCnpgProvider(o: CnpgOptions): FailoverProvider & { readonl
         const [c, pods] = await Promise.all([readCluster(signal), instancePods(signal)]);
         const pod = pods.find((p) => p.name === old.name);
         if (pod?.ready && c.status?.currentPrimary !== old.name) return `${old.name} is back as a Ready replica of ${c.status?.currentPrimary} (rejoined by the operator)`;
+        // No failover happened (the operator's delay had not passed): the operator restarted it as the primary.
+        if (pod?.ready && c.status?.currentPrimary === old.name && c.status?.targetPrimary === old.name && lost === undefined) return `${old.name} is the primary again: no failover happened, the operator restarted it`;
         if (Date.now() > deadline) {
           throw new KubeError(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${old.name} to rejoin CloudNativePG cluster "${cluster}" as a replica (${pod ? (pod.ready ? 'Ready' : 'not Ready') : 'no pod'})`, {
             reason: 'Timeout',

@@ -1,0 +1,312 @@
+/**
+ * Real PostgreSQL behind the miniature CloudNativePG operator's instance pods: one server per instance on a
+ * free loopback port, each with its own data directory that outlives its pod (as a PVC does), and a TCP proxy
+ * standing in for the `<cluster>-rw` Service that follows the pod labelled primary once it is Ready.
+ *
+ * As the real operator and instance manager do: the first instance is initdb'd as the primary, the others
+ * are base backups streaming from it (their primary_conninfo names the -rw Service, so they follow a new
+ * primary); deleting a pod with grace 0 SIGKILLs its postmaster and every child before the API answers;
+ * the operator's failover runs pg_promote on the chosen standby; an instance coming back (its pod recreated)
+ * rejoins as a replica of whoever is primary by pg_rewind, or a fresh base backup when rewind cannot.
+ * As root, PostgreSQL runs as the postgres user (lib/adapters/postgres/cluster.ts).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureRoleAndDatabase, initCluster, isRunning, startCluster, stopCluster, type PgConn } from '../../../lib/adapters/postgres/cluster.ts';
+import { cloneStandby, ensureSlot, isStandbyDir, rewindToStandby, waitStreaming, withClient } from '../../../lib/adapters/postgres/standby.ts';
+import { DbEndpoint } from '../../../lib/lab/db-endpoint.ts';
+import { freePort } from '../ports.ts';
+import type { CnpgRuntime, CnpgRuntimeHost, KubeObject } from './types.ts';
+
+export interface CnpgPostgresOptions {
+  /** A folder the postgres user can traverse (test/support/tmp.ts); each instance gets a subfolder. */
+  root: string;
+  /** The instance names the Cluster will have (`pg-1`, `pg-2`). */
+  instances: string[];
+  /** Application role and database, as CloudNativePG bootstraps them (`app`), owner of the database. */
+  app?: { user: string; database: string };
+  /** When set, the app role logs in over TCP with this password (scram-sha-256); otherwise trust. */
+  appPassword?: string;
+}
+
+export interface CnpgInstance {
+  name: string;
+  port: number;
+  dataDir: string;
+  logFile: string;
+  socketDir: string;
+}
+
+export interface CnpgPostgres {
+  runtime: CnpgRuntime;
+  /** The `-rw` Service's loopback address. */
+  rw: { host: string; port: number };
+  instances: Map<string, CnpgInstance>;
+  /** Direct connection to one instance as the superuser (what a test asserts through). */
+  conn(instance: string, database?: string): PgConn;
+  /** The postmaster PID of a running instance, or null. */
+  pid(instance: string): number | null;
+  /** Every kill done for a removed pod: instance, postmaster PID and its children, when. */
+  readonly kills: { instance: string; pid: number; children: number[]; at: number }[];
+  /** Which instance the -rw Service reaches now, and every switch it made. */
+  readonly rwLog: string[];
+  stop(): Promise<void>;
+}
+
+const SUPERUSER = 'postgres';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The postmaster PID from postmaster.pid when that process runs with this data directory, else null (sync: see killNow). */
+function livePostmaster(dataDir: string): number | null {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n', 1)[0]);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (/^\d+ \(.*\) [ZX]/s.test(stat)) return null;
+    if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a === dataDir || a.startsWith(`${dataDir}/`))) return null;
+  } catch {
+    return null;
+  }
+  return Number.isInteger(pid) && pid > 1 ? pid : null;
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Gone already.
+  }
+}
+
+/**
+ * The host dies, synchronously: the postmaster is stopped so it forks nothing more, its children and then
+ * itself are SIGKILLed, all before this returns (so before the API server answers the DELETE).
+ */
+function killNow(dataDir: string): { pid: number; children: number[] } | null {
+  const pid = livePostmaster(dataDir);
+  if (pid === null) return null;
+  signal(pid, 'SIGSTOP');
+  let children: number[] = [];
+  try {
+    const raw = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    children = raw === '' ? [] : raw.split(/\s+/).map(Number);
+  } catch {
+    children = [];
+  }
+  for (const c of children) signal(c, 'SIGKILL');
+  signal(pid, 'SIGKILL');
+  return { pid, children };
+}
+
+export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPostgres> {
+  const app = o.app ?? { user: 'app', database: 'app' };
+  const instances = new Map<string, CnpgInstance>();
+  for (const name of o.instances) {
+    const dir = join(o.root, name);
+    instances.set(name, { name, port: await freePort(), dataDir: join(dir, 'data'), logFile: join(dir, 'postgres.log'), socketDir: join(dir, 's') });
+  }
+  const rwLog: string[] = [];
+  const kills: CnpgPostgres['kills'] = [];
+  const rw = new DbEndpoint(0, (line) => rwLog.push(line));
+  const rwPort = await rw.listen(0);
+  let rwTarget: string | undefined;
+  let host: CnpgRuntimeHost | undefined;
+  let stopped = false;
+  /** Pod uid each instance's processes belong to now; a kill or start for an older pod is stale. */
+  const podOf = new Map<string, string>();
+  /** Instances whose start (or promotion) finished and whose pod has not been removed since. */
+  const serving = new Set<string>();
+  /** Where each instance's pod lives, once it had one. */
+  const podNs = new Map<string, { namespace: string; cluster: string }>();
+  /** One operation at a time per instance (start, promote, rejoin), in order. */
+  const chains = new Map<string, Promise<unknown>>();
+  const serial = <T>(instance: string, fn: () => Promise<T>): Promise<T> => {
+    const next = (chains.get(instance) ?? Promise.resolve()).catch(() => undefined).then(fn);
+    chains.set(instance, next);
+    return next;
+  };
+
+  const inst = (name: string): CnpgInstance => {
+    const i = instances.get(name);
+    if (!i) throw new Error(`cnpg runtime: ${name} is not one of ${[...instances.keys()].join(', ')}`);
+    return i;
+  };
+  const conn = (name: string, database = 'postgres'): PgConn => ({ host: '127.0.0.1', port: inst(name).port, user: SUPERUSER, database });
+  const clusterOf = (pod: KubeObject) => host!.get('clusters', pod.metadata.namespace, pod.metadata.labels!['cnpg.io/cluster']!);
+  const standbyId = (name: string) => ({ name, port: inst(name).port, socketDir: inst(name).socketDir, primary: { host: '127.0.0.1', port: rwPort, user: SUPERUSER } });
+
+  /** Point the -rw proxy at the Ready pod labelled primary, as the Service's endpoints follow the pods. */
+  function followPrimary(namespace: string, cluster: string): void {
+    const primary = [...instances.keys()]
+      .map((n) => host!.get('pods', namespace, n))
+      .find((p) => p && p.metadata.labels?.['cnpg.io/cluster'] === cluster && p.metadata.labels?.['cnpg.io/instanceRole'] === 'primary' && !p.metadata.deletionTimestamp && (p.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True'));
+    const name = primary?.metadata.name;
+    if (!name || name === rwTarget) return;
+    rwTarget = name;
+    rw.repoint(inst(name).port);
+    rwLog.push(`-rw -> ${name}`);
+  }
+  let unsubscribe: (() => void) | undefined;
+
+  /** Until the operator is not mid-switch, and the primary it names runs (or is `self`): who an instance follows. */
+  async function settledPrimary(pod: KubeObject, self: string): Promise<string> {
+    for (;;) {
+      if (stopped) throw new Error('runtime stopped');
+      const s = clusterOf(pod)?.status;
+      if (s?.currentPrimary && s.currentPrimary === s.targetPrimary && (s.currentPrimary === self || (serving.has(s.currentPrimary) && (await isRunning(inst(s.currentPrimary).dataDir))))) return s.currentPrimary;
+      await sleep(50);
+    }
+  }
+
+  async function bootstrapPrimary(i: CnpgInstance): Promise<void> {
+    await initCluster(i.dataDir, { port: i.port, socketDir: i.socketDir, superuser: SUPERUSER, settings: { dynamic_shared_memory_type: 'mmap' } });
+    if (o.appPassword !== undefined) {
+      // The app role over TCP needs its password; everything else keeps the lab's loopback trust.
+      const hba = join(i.dataDir, 'pg_hba.conf');
+      await writeFile(hba, `host all ${app.user} 127.0.0.1/32 scram-sha-256\n${readFileSync(hba, 'utf8')}`);
+    }
+    await startCluster(i.dataDir, { logFile: i.logFile });
+    await ensureRoleAndDatabase(conn(i.name), { role: app.user, database: app.database });
+    await withClient(conn(i.name), async (c) => {
+      // pg_stat_replication's details are for pg_monitor: the drill reads replication as this role.
+      await c.query(`GRANT pg_monitor TO ${c.escapeIdentifier(app.user)}`);
+      if (o.appPassword !== undefined) await c.query(`ALTER ROLE ${c.escapeIdentifier(app.user)} PASSWORD ${c.escapeLiteral(o.appPassword)}`);
+    });
+  }
+
+  /** The instance as a streaming replica of `primary`: started as it is if it already is one, else rewound, else copied. */
+  async function asReplica(i: CnpgInstance, primary: string): Promise<string> {
+    const id = standbyId(i.name);
+    await ensureSlot(conn(primary), i.name);
+    if (isStandbyDir(i.dataDir)) {
+      await startCluster(i.dataDir, { logFile: i.logFile });
+      try {
+        await waitStreaming(conn(primary), i.name, { timeoutMs: 15_000 });
+        return 'restarted as a replica';
+      } catch {
+        await stopCluster(i.dataDir, 'fast');
+      }
+    }
+    if (existsSync(join(i.dataDir, 'PG_VERSION'))) {
+      try {
+        await rewindToStandby(conn(primary), i.dataDir, id);
+        await startCluster(i.dataDir, { logFile: i.logFile });
+        await waitStreaming(conn(primary), i.name, { timeoutMs: 30_000 });
+        return 'rewound with pg_rewind';
+      } catch {
+        await stopCluster(i.dataDir, 'immediate').catch(() => undefined);
+      }
+    }
+    await cloneStandby(conn(primary), i.dataDir, id);
+    await startCluster(i.dataDir, { logFile: i.logFile });
+    await waitStreaming(conn(primary), i.name, { timeoutMs: 30_000 });
+    return 'copied with pg_basebackup';
+  }
+
+  const runtime: CnpgRuntime = {
+    attach(h) {
+      host = h;
+      // The Service's endpoints change as the pods do: every store change re-reads them.
+      unsubscribe = h.subscribe(() => {
+        const any = [...podNs.values()][0];
+        if (any) followPrimary(any.namespace, any.cluster);
+      });
+    },
+
+    start(pod) {
+      const name = pod.metadata.name!;
+      const i = inst(name);
+      podOf.set(name, pod.metadata.uid!);
+      podNs.set(name, { namespace: pod.metadata.namespace!, cluster: pod.metadata.labels!['cnpg.io/cluster']! });
+      return serial(name, async () => {
+        const primary = await settledPrimary(pod, name);
+        let how: string;
+        if (primary === name) {
+          if (existsSync(join(i.dataDir, 'PG_VERSION'))) {
+            await startCluster(i.dataDir, { logFile: i.logFile });
+            how = 'restarted as the primary (crash recovery)';
+          } else {
+            await bootstrapPrimary(i);
+            how = 'initdb as the primary';
+          }
+        } else {
+          how = await asReplica(i, primary);
+        }
+        // Deleted while it was starting: the host of that pod is gone, so are its processes.
+        if (podOf.get(name) !== pod.metadata.uid) {
+          killNow(i.dataDir);
+          throw new Error(`pod ${name} was deleted while its PostgreSQL started (${how})`);
+        }
+        serving.add(name);
+        rwLog.push(`${name} ${how}`);
+      });
+    },
+
+    stop(pod, graceful) {
+      const name = pod.metadata.name!;
+      if (!instances.has(name) || podOf.get(name) !== pod.metadata.uid) return;
+      const i = inst(name);
+      if (graceful) {
+        serving.delete(name);
+        void serial(name, () => stopCluster(i.dataDir, 'fast')).catch((e: Error) => host?.errors.push(e));
+        return;
+      }
+      podOf.delete(name);
+      serving.delete(name);
+      const k = killNow(i.dataDir);
+      if (k) kills.push({ instance: name, ...k, at: Date.now() });
+    },
+
+    promote(_cluster, target, old) {
+      inst(target);
+      return serial(target, async () => {
+        const oldRuns = old !== target && instances.has(old) && (await isRunning(inst(old).dataDir));
+        // A switchover: the old primary shuts down first (a fast shutdown ships its last WAL to the standbys).
+        if (oldRuns) {
+          serving.delete(old);
+          await serial(old, () => stopCluster(inst(old).dataDir, 'fast'));
+        }
+        await withClient(conn(target), async (c) => {
+          const r = await c.query<{ ok: boolean }>('SELECT pg_promote(true, 60) AS ok');
+          if (!r.rows[0]?.ok) throw new Error(`pg_promote on ${target} did not finish within 60 s`);
+        });
+        // Replication slots are not replicated: the new primary keeps WAL for every other instance from now.
+        for (const n of instances.keys()) if (n !== target) await ensureSlot(conn(target), n);
+        if (oldRuns && podOf.has(old)) {
+          // Its pod stays; its PostgreSQL comes back as a replica of the new primary, not Ready until it streams.
+          const ns = podNs.get(old)!;
+          void serial(old, async () => {
+            host!.setPodReady(ns.namespace, old, false);
+            await sleep(200);
+            const how = await asReplica(inst(old), target);
+            rwLog.push(`${old} ${how}`);
+            serving.add(old);
+            host!.setPodReady(ns.namespace, old, true);
+          }).catch((e: Error) => host?.errors.push(e));
+        }
+        serving.add(target);
+        rwLog.push(`${target} promoted (was ${old})`);
+      });
+    },
+  };
+  return {
+    runtime,
+    rw: { host: '127.0.0.1', port: rwPort },
+    instances,
+    conn,
+    pid: (name) => livePostmaster(inst(name).dataDir),
+    kills,
+    rwLog,
+    async stop() {
+      stopped = true;
+      unsubscribe?.();
+      await rw.close();
+      await Promise.allSettled([...chains.values()]);
+      for (const i of instances.values()) {
+        await stopCluster(i.dataDir, 'immediate', { timeoutMs: 10_000 }).catch(() => killNow(i.dataDir));
+      }
+      await rm(o.root, { recursive: true, force: true, maxRetries: 3 });
+    },
+  };
+}
