@@ -50,7 +50,7 @@ test('the JSON Schema is strict, names the required keys and gives editors help 
 
 /**
  * Validation by a real JSON Schema implementation, the way an editor applies the file: Python's
- * jsonschema (Draft 2020-12, on the Node machine image). The documents are the drill files as YAML
+ * jsonschema (Draft 2020-12). The documents are the drill files as YAML
  * parses them, passed on stdin; the answer is each document's error messages.
  */
 function validateWithJsonSchema(documents: Record<string, unknown>): Record<string, string[]> {
@@ -63,12 +63,18 @@ function validateWithJsonSchema(documents: Record<string, unknown>): Record<stri
     'docs = json.load(sys.stdin)',
     'print(json.dumps({k: sorted(e.message for e in v.iter_errors(d)) for k, d in docs.items()}))',
   ].join('\n');
-  let out: string;
-  try {
-    out = execFileSync('python3', ['-c', script, SCHEMA_FILE], { input: JSON.stringify(documents), encoding: 'utf8' });
-  } catch (e) {
-    throw new Error(`could not run Python's jsonschema (python3 with the jsonschema package is on the Node image): ${(e as Error).message}`);
-  }
+  // The image's python3 may be a pyenv one with its own packages; Debian's python3-jsonschema (what .ci/run
+  // installs when neither has it) lives under /usr/bin/python3.
+  const python = ['python3', '/usr/bin/python3'].find((p) => {
+    try {
+      execFileSync(p, ['-c', 'import jsonschema'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!python) throw new Error("no python3 with the jsonschema package: `apt-get install python3-jsonschema` (.ci/run does)");
+  const out = execFileSync(python, ['-c', script, SCHEMA_FILE], { input: JSON.stringify(documents), encoding: 'utf8' });
   return JSON.parse(out) as Record<string, string[]>;
 }
 
