@@ -8,7 +8,12 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { kubeConfigFor, KubeError, KubeGuardrailError } from '../../lib/adapters/kubernetes/index.ts';
 import { createCnpgProvider, type CnpgOptions } from '../../lib/adapters/postgres/failover/cnpg.ts';
+import { join } from 'node:path';
+import pg from 'pg';
+import { openCnpgDatabase } from '../../lib/adapters/kubernetes/cnpg-database.ts';
 import { startKubeApi, type KubeApi, type KubeObject, type KubeApiOptions } from '../support/kube-api/index.ts';
+import { startCnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
+import { makeTempDir } from '../support/tmp.ts';
 
 function pgCluster(name: string, namespace: string, instances = 3): KubeObject {
   return { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name, namespace }, spec: { instances, storage: { size: '1Gi' }, failoverDelay: 0 } };
@@ -109,4 +114,64 @@ test('guardrails and errors: namespace outside the allowlist, kube-system, RBAC 
       e.message.includes('- apiGroups: ["postgresql.cnpg.io"]\n  resources: ["clusters/status"]\n  verbs: ["patch"]'),
   );
   assert.equal(api.state.get('clusters', 'db', 'pg')!.status.currentPrimary, 'pg-1', 'nothing changed');
+});
+
+test('with real PostgreSQL behind the pods: topology carries pg_stat_replication, a switchover demotes and rejoins the old primary, a second kill before the cluster is whole is refused', { timeout: 240_000 }, async (t) => {
+  const dir = await makeTempDir('drill-cnpg-real-');
+  t.after(() => dir.remove());
+  const db = await startCnpgPostgres({ root: join(dir.path, 'pg'), instances: ['pg-1', 'pg-2'] });
+  t.after(() => db.stop());
+  const api = await startKubeApi({ objects: [pgCluster('pg', 'db', 2)], cnpgRuntime: db.runtime, replaceDelayMs: 500, readyDelayMs: 200 });
+  t.after(() => api.stop());
+  await api.state.waitFor(() => api.state.get('clusters', 'db', 'pg')?.status?.readyInstances === 2, 'pg-1 and pg-2 Ready', 120_000);
+  const d = await openCnpgDatabase({ kubeConfig: kubeConfigFor({ url: api.url }), namespace: 'db', allowedNamespaces: ['db'], blastRadius: 1, cluster: 'pg', mode: 'promote', host: '127.0.0.1', port: db.rw.port, database: 'app', user: 'app', passwordEnv: 'PGPASSWORD' });
+  assert.equal(d.replication, 'async');
+
+  // Replication as PostgreSQL reports it, through the -rw Service: the primary's address is the -rw one.
+  const topo = await d.provider.topology();
+  assert.deepEqual(topo.primary, { name: 'pg-1', host: '127.0.0.1', port: db.rw.port, role: 'primary' });
+  const [standby] = topo.standbys;
+  assert.equal(standby?.name, 'pg-2');
+  assert.equal(standby?.replication.streaming, true);
+  assert.equal(standby?.replication.mode, 'async');
+  assert.equal(typeof standby?.replication.replayLagMs, 'number', JSON.stringify(standby));
+  assert.equal(typeof standby?.replication.lagBytes, 'number');
+
+  // A switchover with the primary alive: rows written before it are all on the promoted node.
+  const rw = { host: '127.0.0.1', port: db.rw.port, user: 'app', database: 'app' };
+  const c = new pg.Client(rw);
+  await c.connect();
+  await c.query('CREATE TABLE marks (n int PRIMARY KEY)');
+  await c.query('INSERT INTO marks SELECT generate_series(1, 500)');
+  await c.end();
+  const r = await d.provider.failover({ timeoutMs: 60_000, signal: never });
+  assert.match(r.detail, /asked the operator to promote pg-2 .*; pg-2 is primary \(was pg-1\): a write through the -rw Service succeeded/);
+  const on = async (instance: string, sql: string) => {
+    const x = new pg.Client(db.conn(instance, 'app'));
+    await x.connect();
+    try {
+      return (await x.query(sql)).rows;
+    } finally {
+      await x.end();
+    }
+  };
+  assert.deepEqual(await on('pg-2', 'SELECT pg_is_in_recovery() AS rec, (SELECT count(*)::int FROM marks) AS n'), [{ rec: false, n: 500 }]);
+  assert.match(await d.provider.rejoin({ name: 'pg-1', host: 'x', port: 5432, role: 'unknown' }, { timeoutMs: 60_000, signal: never }), /pg-1 is back as a Ready replica of pg-2/);
+  assert.deepEqual(await on('pg-2', 'SELECT application_name, state FROM pg_stat_replication'), [{ application_name: 'pg-1', state: 'streaming' }]);
+  assert.deepEqual(await on('pg-1', 'SELECT pg_is_in_recovery() AS rec'), [{ rec: true }]);
+  assert.ok(db.rwLog.includes('pg-2 promoted (was pg-1)'), db.rwLog.join('; '));
+
+  // The host of the new primary dies: its processes are gone when the delete returns. A second kill while the
+  // operator is still failing over would exceed the blast radius of 1: refused, nothing deleted.
+  const primaryNow = (await d.nodes())[0]!;
+  assert.equal(primaryNow.name, 'pg-2');
+  const pid = db.pid('pg-2');
+  const k = await d.crash(primaryNow, 'kill');
+  assert.match(k.detail ?? '', /deleted pod pg-2 \(uid .*\) with grace period 0/);
+  assert.equal(db.kills.at(-1)?.pid, pid);
+  assert.equal(db.pid('pg-2'), null, 'pg-2 postmaster is gone');
+  await assert.rejects(d.crash({ name: 'pg-1', host: 'x', port: 5432, role: 'standby' }, 'kill'), (e: unknown) => e instanceof KubeGuardrailError && /blast radius is 1 and 1 instance pod was already deleted since cluster "pg" was last whole/.test(e.message));
+  assert.deepEqual(api.state.requests.filter((q) => q.method === 'DELETE').map((q) => q.name), ['pg-2']);
+  t.diagnostic(`runtime: ${db.rwLog.filter((l) => !l.startsWith('db endpoint')).join('; ')}`);
+  assert.deepEqual(api.state.controllerErrors, []);
 });
