@@ -471,6 +471,8 @@ export class PatroniProvider implements FailoverProvider {
     let last = '';
     const memberStarted = performance.now();
     let rebuilt = '';
+    // In synchronous_mode the pair is whole only once Patroni names the rejoined replica synchronous again (a loop later).
+    const wantSync = (await this.settings().catch(() => null))?.synchronous_mode === true;
     while (performance.now() < deadline) {
       options.signal.throwIfAborted();
       if (!rebuilt && this.o.reinitializeAfterMs !== undefined && performance.now() - memberStarted > this.o.reinitializeAfterMs) {
@@ -483,8 +485,8 @@ export class PatroniProvider implements FailoverProvider {
       const sender = ls?.replication?.find((r) => r.application_name === node.name);
       // GET /replica answers 200 once a proxy's replica pool would take the member back.
       const replicaCheck = st?.role === 'replica' ? await callApi(this.apiByName.get(node.name)!, '/replica', { timeoutMs: this.timeoutMs, signal: options.signal, auth: this.auth }).then((r) => r.status, () => 0) : 0;
-      last = `leader ${l?.name ?? 'none'} timeline ${ls?.timeline ?? '?'}; ${node.name} ${st ? `${st.role}/${st.state} timeline ${st.timeline ?? '?'}` : 'not answering'}; walsender ${sender?.state ?? 'none'}; GET /replica ${replicaCheck || 'no answer'}`;
-      if (l && ls && st?.role === 'replica' && st.state === 'running' && st.timeline === ls.timeline && sender?.state === 'streaming' && replicaCheck === 200) {
+      last = `leader ${l?.name ?? 'none'} timeline ${ls?.timeline ?? '?'}; ${node.name} ${st ? `${st.role}/${st.state} timeline ${st.timeline ?? '?'}` : 'not answering'}; walsender ${sender?.state ?? 'none'}${sender ? ` (${sender.sync_state})` : ''}; GET /replica ${replicaCheck || 'no answer'}`;
+      if (l && ls && st?.role === 'replica' && st.state === 'running' && st.timeline === ls.timeline && sender?.state === 'streaming' && (!wantSync || sender.sync_state === 'sync') && replicaCheck === 200) {
         const cfg = await this.settings().catch(() => null);
         const how = rebuilt ? `Patroni rebuilt it from the leader (${rebuilt})` : `Patroni brought its data back in line (use_pg_rewind ${cfg?.use_pg_rewind ?? '?'}, remove_data_directory_on_rewind_failure ${cfg?.remove_data_directory_on_rewind_failure ?? '?'})`;
         return `${node.name} rejoined as a streaming replica of ${l.name} on timeline ${ls.timeline} after ${((performance.now() - started) / 1000).toFixed(1)} s: ${started_}, and ${how}`;
