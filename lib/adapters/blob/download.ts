@@ -1,16 +1,18 @@
 /**
  * Ranged parallel download into a file. The SDK's downloadToFile reads one stream; here N ranges are
- * in flight at once, each written at its offset, while the sha256 is fed strictly in order from a
- * bounded window of finished ranges (so no second pass over the file and bounded memory).
+ * in flight at once, each written at its offset as the chunks the socket delivered (no copy), while a
+ * worker thread hashes the file in order as its ranges land (startFileHasher): the sha256 is of the
+ * bytes on disk, and costs this thread nothing.
  *
  * Every range is requested with If-Match on the ETag read at the start: a blob replaced mid-download
  * fails loudly instead of producing a file stitched from two versions.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import type { BlobClient } from '@azure/storage-blob';
 import { BlobTransferError, describeError, restStatus } from './errors.ts';
 import { MiB, type TransferProgressEvent } from './upload.ts';
+import { startFileHasher } from './file-hasher.ts';
 
 export interface DownloadOptions {
   /** Default 8 MiB. */
@@ -36,23 +38,42 @@ export interface DownloadResult {
 /** A body that ended before its range did; worth another attempt. */
 class ShortRead extends Error {}
 
-async function readExactly(body: NodeJS.ReadableStream, count: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(count);
+/** Bytes held per range before they are written: a whole 8 MiB range held per request kept the GC busy. */
+const WRITE_BATCH = 1 * MiB;
+
+/**
+ * Streams a range body into the file at `offset`, in batches of the chunks the socket delivered: no copy
+ * into a range buffer (that was a memcpy of every byte and, with a fresh 8 MiB buffer per range, a full GC
+ * every few ranges). A retry writes the range again from its start.
+ */
+async function readExactly(body: NodeJS.ReadableStream, count: number, write: (chunks: Buffer[], at: number) => Promise<void>, offset: number): Promise<void> {
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
   let got = 0;
+  const flush = async () => {
+    if (batchBytes === 0) return;
+    const chunks = batch;
+    const at = offset + got - batchBytes;
+    batch = [];
+    batchBytes = 0;
+    await write(chunks, at);
+  };
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       if (got + chunk.length > count) throw new ShortRead(`range body longer than requested (${got + chunk.length} > ${count})`);
-      chunk.copy(buf, got);
+      batch.push(chunk);
+      batchBytes += chunk.length;
       got += chunk.length;
+      if (batchBytes >= WRITE_BATCH) await flush();
     }
   } catch (e) {
-    if (e instanceof ShortRead) throw e;
+    if (e instanceof ShortRead || e instanceof BlobTransferError) throw e;
     // The SDK reports a connection reset mid-body as "The operation was aborted", which reads like
     // a cancellation; say what happened.
     throw new ShortRead(`connection lost after ${got} of ${count} bytes (${(e as Error).message})`);
   }
   if (got !== count) throw new ShortRead(`range body ended after ${got} of ${count} bytes`);
-  return buf;
+  await flush();
 }
 
 /** Drop a body we will not read; the abort that follows would otherwise surface as an uncaught error. */
@@ -125,22 +146,31 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
     options.signal?.removeEventListener('abort', onAbort);
     throw err('invalid-argument', `cannot download ${where} to ${path}: ${(e as Error).message}`);
   }
-  const hash = createHash('sha256');
+  const hasher = startFileHasher(partial);
   const n = Math.ceil(total / rangeSize);
-  const window = concurrency * 2;
-  const done = new Map<number, Buffer>();
+  const sizeOf = (i: number) => Math.min(rangeSize, total - i * rangeSize);
+  /** Ranges on disk not yet handed to the hasher (it takes them in file order). */
+  const done = new Set<number>();
   let next = 0;
   let hashed = 0;
   let written = 0;
   let failure: unknown;
-  let wake: () => void = () => {};
-  let advanced = new Promise<void>((r) => (wake = r));
-  const signalAdvance = () => {
-    wake();
-    advanced = new Promise<void>((r) => (wake = r));
+
+  const writeAt = async (chunks: Buffer[], at: number): Promise<void> => {
+    // writev takes at most IOV_MAX (1024) buffers per call.
+    for (let k = 0; k < chunks.length; k += 1024) {
+      const part = chunks.slice(k, k + 1024);
+      const want = part.reduce((sum, c) => sum + c.length, 0);
+      const { bytesWritten } = await fh.writev(part, at).catch((e: Error) => {
+        throw err('range-failed', `cannot write ${where} to ${path}: ${e.message}`);
+      });
+      // A regular file takes all of it unless the disk is full; that is not worth a retry.
+      if (bytesWritten !== want) throw err('range-failed', `wrote ${bytesWritten} of ${want} bytes of ${where} to ${path} (disk full?)`);
+      at += want;
+    }
   };
 
-  const fetchRange = async (i: number): Promise<Buffer> => {
+  const fetchRange = async (i: number): Promise<void> => {
     const offset = i * rangeSize;
     const count = Math.min(rangeSize, total - offset);
     const range = `bytes ${offset}-${offset + count - 1}`;
@@ -157,7 +187,7 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
           throw err('truncated', `${where} is truncated: ${range} returned ${res.contentLength ?? 0} bytes of a ${size}-byte blob, expected ${total}`, res._response.status);
         }
         if (!res.readableStreamBody) throw new ShortRead('response has no body');
-        return await readExactly(res.readableStreamBody, count);
+        return await readExactly(res.readableStreamBody, count, writeAt, offset);
       } catch (e) {
         if (e instanceof BlobTransferError) throw e;
         const { status } = restStatus(e);
@@ -176,21 +206,11 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
 
   const worker = async (): Promise<void> => {
     while (failure === undefined && next < n) {
-      // Range `hashed` is always in flight here, so waiting for it to land cannot deadlock.
-      if (next >= hashed + window) {
-        await advanced;
-        continue;
-      }
       const i = next++;
-      const buf = await fetchRange(i);
-      await fh.write(buf, 0, buf.length, i * rangeSize);
-      written += buf.length;
-      done.set(i, buf);
-      for (let b = done.get(hashed); b !== undefined; b = done.get(hashed)) {
-        hash.update(b);
-        done.delete(hashed++);
-      }
-      signalAdvance();
+      await fetchRange(i);
+      written += sizeOf(i);
+      done.add(i);
+      while (done.delete(hashed)) hasher.written(hashed * rangeSize, sizeOf(hashed++));
       options.onProgress?.({ bytes: written, totalBytes: total });
     }
   };
@@ -201,7 +221,6 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
         worker().catch((e: unknown) => {
           failure ??= e;
           internal.abort();
-          signalAdvance();
         }),
       ),
     );
@@ -211,7 +230,9 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
     if (written !== total || size !== total || hashed !== n) {
       throw err('truncated', `${where}: wrote ${written} bytes (file ${size}), expected ${total}`);
     }
-    const sha256 = hash.digest('hex');
+    const digest = await hasher.digest();
+    if (digest.bytes !== total) throw err('truncated', `${where}: hashed ${digest.bytes} bytes of the file, expected ${total}`);
+    const sha256 = digest.sha256;
     if (options.expectedSha256 !== undefined && sha256 !== options.expectedSha256.toLowerCase()) {
       throw err('checksum-mismatch', `${where}: sha256 ${sha256} does not match the expected ${options.expectedSha256}`);
     }
@@ -225,6 +246,7 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
     if (options.signal?.aborted) throw aborted();
     throw err('range-failed', `download of ${where} failed: ${describeError(e)}`, restStatus(e).status);
   } finally {
+    await hasher.stop();
     options.signal?.removeEventListener('abort', onAbort);
   }
 }
