@@ -70,7 +70,7 @@ try {
       const s = (performance.now() - t) / 1000;
       // The SDK's download is hashed afterwards, as a restore would have to (outside the timing).
       if (method === 'sdk' && (await sha256(file)) !== taken.manifest.blob.sha256) throw new Error('sdk download sha256 mismatch');
-      rows.push({ operation: 'download', method: method === 'parallel' ? 'drill ranged parallel (8 MiB x4, sha256 inline)' : 'SDK downloadToFile (one stream)', round: r, bytes, seconds: s, mbPerSecond: bytes / MB / s });
+      rows.push({ operation: 'download', method: method === 'parallel' ? 'drill ranged parallel (8 MiB x4, sha256 of the file on a worker)' : 'SDK downloadToFile (one stream)', round: r, bytes, seconds: s, mbPerSecond: bytes / MB / s });
       console.error(`download ${method} round ${r}: ${(bytes / MB / s).toFixed(1)} MB/s`);
       await rm(file, { force: true });
     }
