@@ -81,7 +81,7 @@ function validateWithJsonSchema(documents: Record<string, unknown>): Record<stri
 const drillFile = (name: string) => parse(readFileSync(new URL(`../../drills/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
 
 test('a JSON Schema validator accepts the shipped drills: a blob drill without load, lab drills with it', () => {
-  const files = ['monthly-restore.yaml', 'lab.yaml', 'lab-front-outage.yaml', 'kubernetes-example.yaml'];
+  const files = ['monthly-restore.yaml', 'lab.yaml', 'lab-front-outage.yaml', 'kubernetes-example.yaml', 'quarterly.yaml'];
   const errors = validateWithJsonSchema(Object.fromEntries(files.map((f) => [f, drillFile(f)])));
   for (const f of files) assert.deepEqual(errors[f], [], `${f} should validate against drills/drill.schema.json`);
 });
