@@ -117,12 +117,17 @@ test('guardrails and errors: namespace outside the allowlist, kube-system, RBAC 
 });
 
 test('with real PostgreSQL behind the pods: topology carries pg_stat_replication, a switchover demotes and rejoins the old primary, a second kill before the cluster is whole is refused', { timeout: 240_000 }, async (t) => {
+  // node:test runs `after` hooks in the order they were added: the operator stops first, PostgreSQL next, the folder last.
+  const stack: Array<() => Promise<unknown>> = [];
+  t.after(async () => {
+    for (const fn of stack.reverse()) await fn().catch(() => undefined);
+  });
   const dir = await makeTempDir('drill-cnpg-real-');
-  t.after(() => dir.remove());
+  stack.push(() => dir.remove());
   const db = await startCnpgPostgres({ root: join(dir.path, 'pg'), instances: ['pg-1', 'pg-2'] });
-  t.after(() => db.stop());
+  stack.push(() => db.stop());
   const api = await startKubeApi({ objects: [pgCluster('pg', 'db', 2)], cnpgRuntime: db.runtime, replaceDelayMs: 500, readyDelayMs: 200 });
-  t.after(() => api.stop());
+  stack.push(() => api.stop());
   await api.state.waitFor(() => api.state.get('clusters', 'db', 'pg')?.status?.readyInstances === 2, 'pg-1 and pg-2 Ready', 120_000);
   const d = await openCnpgDatabase({ kubeConfig: kubeConfigFor({ url: api.url }), namespace: 'db', allowedNamespaces: ['db'], blastRadius: 1, cluster: 'pg', mode: 'promote', host: '127.0.0.1', port: db.rw.port, database: 'app', user: 'app', passwordEnv: 'PGPASSWORD' });
   assert.equal(d.replication, 'async');
