@@ -8,6 +8,7 @@ import { createLabReplicas } from '../adapters/lab-replicas.ts';
 import { labStatus } from '../lab/index.ts';
 import { createLabDatabase } from '../lab/database.ts';
 import { kubeAdaptersFromDetails } from '../adapters/kubernetes/target.ts';
+import { cnpgDatabaseFromDetails } from '../adapters/kubernetes/cnpg-database.ts';
 import { Journal, pendingRollbacks, readJournal, type JournalEvent } from './journal.ts';
 import { Timeline, scenarioContext } from './context.ts';
 
@@ -39,7 +40,10 @@ async function adaptersFor(target: Record<string, unknown>): Promise<{ adapters:
   }
   if (target.kind === 'kubernetes') {
     const kube = kubeAdaptersFromDetails(target);
-    return { adapters: { exec: createExec({ DRILL_SERVICE_URL: String(target.serviceUrl) }), replicas: kube.replicas, kube: kube.kube } };
+    // A CloudNativePG database the run failed over: its rollback (the old primary rejoining) needs it back.
+    const db = target.database as Record<string, unknown> | undefined;
+    const database = db?.provider === 'cnpg' ? await cnpgDatabaseFromDetails(db, { kubeConfig: kube.kubeConfig, allowedNamespaces: kube.kube.allowedNamespaces, blastRadius: kube.kube.blastRadius }) : undefined;
+    return { adapters: { exec: createExec({ DRILL_SERVICE_URL: String(target.serviceUrl) }), replicas: kube.replicas, kube: kube.kube, ...(database ? { database } : {}) } };
   }
   return { adapters: { exec: createExec({ DRILL_SERVICE_URL: String(target.url) }) } };
 }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startKubeApi, type KubeApi, type KubeObject } from '../support/kube-api/index.ts';
 import { startCnpgPostgres, type CnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
-import { drillCli, REPO, runFolders, scratchDir } from '../support/cli.ts';
+import { drillCli, readEvents, REPO, runFolders, scratchDir, waitFor } from '../support/cli.ts';
 
 const PASSWORD = `s3cret-${process.pid}-drill`;
 
@@ -83,13 +83,13 @@ function teardown(t: TestContext): (fn: () => unknown) => void {
   return (fn) => stack.push(fn);
 }
 
-async function setup(t: TestContext, o: { failoverDelay: number }): Promise<Setup> {
+async function setup(t: TestContext, o: { failoverDelay: number; replaceDelayMs?: number }): Promise<Setup> {
   const later = teardown(t);
   const dir = scratchDir('kube-db');
   later(() => rmSync(dir, { recursive: true, force: true }));
   const db = await startCnpgPostgres({ root: join(dir, 'pg'), instances: ['pg-1', 'pg-2'], appPassword: PASSWORD });
   later(() => db.stop());
-  const api = await startKubeApi({ objects: [pgCluster(o.failoverDelay)], cnpgRuntime: db.runtime, replaceDelayMs: 1000, readyDelayMs: 300, shutdownMs: 100 });
+  const api = await startKubeApi({ objects: [pgCluster(o.failoverDelay)], cnpgRuntime: db.runtime, replaceDelayMs: o.replaceDelayMs ?? 1000, readyDelayMs: 300, shutdownMs: 100 });
   later(() => api.stop());
   await api.state.waitFor(() => api.state.get('clusters', 'db', 'pg')?.status?.readyInstances === 2, 'pg-1 (initdb) and pg-2 (base backup, streaming) to be Ready', 120_000);
   assert.deepEqual(api.state.controllerErrors, []);
@@ -282,6 +282,30 @@ test('promote: with failover held back by failoverDelay, the drill promotes the 
   t.diagnostic(`promote: RTO ${rto} s, ${acked} writes acknowledged, ${lost} lost, RPO ${rec.objectives.rpo.measuredSeconds} s`);
   await assertPrimaryAndStreamingReplica(s, 'pg-2', 'pg-1');
   assertNoPassword(runDir, r.stdout + r.stderr);
+});
+
+test('a run killed right after it deleted the primary pod is finished by drill recover: the database is reopened from the journal and the old primary rejoins', { timeout: 300_000 }, async (t) => {
+  // The pod comes back 6 s after its deletion, so the run is still failing over or observing when it is killed.
+  const s = await setup(t, { failoverDelay: 0, replaceDelayMs: 6000 });
+  const file = s.drill('cnpg-recover', {});
+  const results = join(s.dir, 'results');
+  const run = drillCli(['run', file, '--results', results, '--yes'], { ORDERS_DB_PASSWORD: PASSWORD });
+  t.after(() => {
+    if (run.child.exitCode === null) run.child.kill('SIGKILL');
+  });
+  await waitFor('the primary pod to be deleted', () => /deleted pod pg-1/.test(run.output()), 180_000);
+  run.child.kill('SIGKILL');
+  await run.done;
+  const [runDir] = runFolders(results);
+  assert.ok(runDir, 'the run left its folder');
+  assert.ok(!readEvents(runDir).some((e) => e.type.startsWith('rollback.')), 'journal: the kill, no rollback');
+  assert.equal(s.api.state.get('pods', 'db', 'pg-1'), undefined, 'pg-1 is not back yet when the run dies');
+
+  const r = await drillCli(['recover', '--results', results], { ORDERS_DB_PASSWORD: PASSWORD }).done;
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /rolled back: kill primary: pg-1 is back as a Ready replica of pg-2 \(rejoined by the operator\); pg-2 primary, pg-1 streaming \(async\)/);
+  assert.ok(readEvents(runDir).some((e) => e.recovered === true), 'recover appended to the same journal');
+  await assertPrimaryAndStreamingReplica(s, 'pg-2', 'pg-1');
 });
 
 test('guardrails: a database namespace outside the allowlist, a replication stall, kill: immediate, a Cluster that does not exist: exit 2, nothing deleted', { timeout: 120_000 }, async (t) => {

@@ -143,7 +143,8 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
     replication: (first.spec?.minSyncReplicas ?? 0) > 0 ? 'sync' : 'async',
     endpoint: conn,
     admin: { user: o.user, database: o.database },
-    details: { provider: 'cnpg', cluster, namespace, mode: o.mode, endpoint: `${o.host}:${o.port}`, database: o.database, user: o.user, credentialFrom: `environment variable ${o.passwordEnv}` },
+    // What `drill recover` needs to reopen it (cnpgDatabaseFromDetails); the variable's name only, under a key the record keeps.
+    details: { provider: 'cnpg', cluster, namespace, mode: o.mode, host: o.host, port: o.port, database: o.database, user: o.user, credentialFrom: `environment variable ${o.passwordEnv}`, credentialEnv: o.passwordEnv },
 
     async describeRollback() {
       const c = await readCluster();
@@ -240,4 +241,19 @@ async function catchUpMs(conn: Parameters<typeof withClient>[0], standby: string
   } catch {
     return null;
   }
+}
+
+/** Reopen the database a run journaled (its `details` above) with the reopened target: for `drill recover` after a crash. */
+export function cnpgDatabaseFromDetails(d: Record<string, unknown>, o: { kubeConfig: KubeConfig; allowedNamespaces: string[]; blastRadius: number }): Promise<CnpgDatabase> {
+  return openCnpgDatabase({
+    ...o,
+    cluster: String(d.cluster),
+    namespace: String(d.namespace),
+    mode: d.mode === 'promote' ? 'promote' : 'delete-primary',
+    host: String(d.host),
+    port: Number(d.port),
+    database: String(d.database),
+    user: String(d.user),
+    passwordEnv: typeof d.credentialEnv === 'string' ? d.credentialEnv : 'PGPASSWORD',
+  });
 }
