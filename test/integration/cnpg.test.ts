@@ -14,6 +14,7 @@ import { openCnpgDatabase } from '../../lib/adapters/kubernetes/cnpg-database.ts
 import { startKubeApi, type KubeApi, type KubeObject, type KubeApiOptions } from '../support/kube-api/index.ts';
 import { startCnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
 import { makeTempDir } from '../support/tmp.ts';
+import { alive } from '../support/cli.ts';
 
 function pgCluster(name: string, namespace: string, instances = 3): KubeObject {
   return { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name, namespace }, spec: { instances, storage: { size: '1Gi' }, failoverDelay: 0 } };
@@ -166,7 +167,7 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   assert.deepEqual(await on('pg-1', 'SELECT pg_is_in_recovery() AS rec'), [{ rec: true }]);
   assert.ok(db.rwLog.includes('pg-2 promoted (was pg-1)'), db.rwLog.join('; '));
 
-  // The host of the new primary dies: its processes are gone when the delete returns. A second kill while the
+  // The host of the new primary dies: its processes are SIGKILLed before the delete is answered. A second kill while the
   // operator is still failing over would exceed the blast radius of 1: refused, nothing deleted.
   const primaryNow = (await d.nodes())[0]!;
   assert.equal(primaryNow.name, 'pg-2');
@@ -174,7 +175,11 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   const k = await d.crash(primaryNow, 'kill');
   assert.match(k.detail ?? '', /deleted pod pg-2 \(uid .*\) with grace period 0/);
   assert.equal(db.kills.at(-1)?.pid, pid);
+  // SIGKILL is sent before the DELETE is answered; the kernel finishes the processes moments later.
+  const gone = Date.now() + 5000;
+  while ((db.pid('pg-2') !== null || db.kills.at(-1)!.children.some(alive)) && Date.now() < gone) await new Promise((res) => setTimeout(res, 10));
   assert.equal(db.pid('pg-2'), null, 'pg-2 postmaster is gone');
+  for (const c of db.kills.at(-1)!.children) assert.ok(!alive(c), `child ${c} of pg-2 is gone`);
   await assert.rejects(d.crash({ name: 'pg-1', host: 'x', port: 5432, role: 'standby' }, 'kill'), (e: unknown) => e instanceof KubeGuardrailError && /blast radius is 1 and 1 instance pod was already deleted since cluster "pg" was last whole/.test(e.message));
   assert.deepEqual(api.state.requests.filter((q) => q.method === 'DELETE').map((q) => q.name), ['pg-2']);
   t.diagnostic(`runtime: ${db.rwLog.filter((l) => !l.startsWith('db endpoint')).join('; ')}`);

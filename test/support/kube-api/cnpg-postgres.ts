@@ -5,7 +5,7 @@
  *
  * As the real operator and instance manager do: the first instance is initdb'd as the primary, the others
  * are base backups streaming from it (their primary_conninfo names the -rw Service, so they follow a new
- * primary); deleting a pod with grace 0 SIGKILLs its postmaster and every child before the API answers;
+ * primary); deleting a pod with grace 0 sends SIGKILL to its postmaster and every child before the API answers;
  * the operator's failover runs pg_promote on the chosen standby; an instance coming back (its pod recreated)
  * rejoins as a replica of whoever is primary by pg_rewind, or a fresh base backup when rewind cannot.
  * As root, PostgreSQL runs as the postgres user (lib/adapters/postgres/cluster.ts).
@@ -80,8 +80,9 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 }
 
 /**
- * The host dies, synchronously: the postmaster is stopped so it forks nothing more, its children and then
- * itself are SIGKILLed, all before this returns (so before the API server answers the DELETE).
+ * The host dies, synchronously: the postmaster is stopped so it forks nothing more, then SIGKILL goes to its
+ * children and to itself, all before this returns (so before the API server answers the DELETE); the kernel
+ * ends them moments later.
  */
 function killNow(dataDir: string): { pid: number; children: number[] } | null {
   const pid = livePostmaster(dataDir);
