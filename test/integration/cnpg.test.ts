@@ -10,6 +10,7 @@ import { kubeConfigFor, KubeError, KubeGuardrailError } from '../../lib/adapters
 import { createCnpgProvider, type CnpgOptions } from '../../lib/adapters/postgres/failover/cnpg.ts';
 import { join } from 'node:path';
 import pg from 'pg';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { openCnpgDatabase } from '../../lib/adapters/kubernetes/cnpg-database.ts';
 import { startKubeApi, type KubeApi, type KubeObject, type KubeApiOptions } from '../support/kube-api/index.ts';
 import { startCnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
@@ -184,4 +185,24 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   assert.deepEqual(api.state.requests.filter((q) => q.method === 'DELETE').map((q) => q.name), ['pg-2']);
   t.diagnostic(`runtime: ${db.rwLog.filter((l) => !l.startsWith('db endpoint')).join('; ')}`);
   assert.deepEqual(api.state.controllerErrors, []);
+});
+
+test('promote: a Cluster changed between the read and the patch is a 409 (the resourceVersion guards the switch), read again and patched once more', { timeout: 60_000 }, async (t) => {
+  const api = await server(t);
+  const p = provider(api);
+  // Every response held 400 ms: the Cluster is read at ~400 ms, pods at ~800, the status patch lands at ~1600 ms
+  // or later; a label change sent at 600 ms lands at ~1000 ms, in between, and moves the resourceVersion on.
+  api.faults.delay(400);
+  const failover = p.failover({ candidate: 'pg-2', timeoutMs: 20_000, signal: never });
+  await new Promise((r) => setTimeout(r, 600));
+  const custom = kubeConfigFor({ url: api.url }).makeApiClient(CustomObjectsApi);
+  await custom.patchNamespacedCustomObject(
+    { group: 'postgresql.cnpg.io', version: 'v1', namespace: 'db', plural: 'clusters', name: 'pg', body: { metadata: { labels: { touched: 'yes' } } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  const r = await failover;
+  api.faults.delay(0);
+  assert.equal(r.newPrimary.name, 'pg-2');
+  const statusPatches = api.state.requests.filter((q) => q.method === 'PATCH' && q.path.endsWith('/status')).map((q) => q.status);
+  assert.deepEqual(statusPatches, [409, 200], 'the first patch was refused for its stale resourceVersion, the second went through');
 });

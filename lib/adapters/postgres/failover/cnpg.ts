@@ -182,6 +182,46 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
     });
   }
 
+  /**
+   * As `kubectl cnpg promote`, unless the operator is already electing (its failoverDelay passed): a second
+   * target would race its own switch. The patch carries the resourceVersion read, so it fails (409) rather than
+   * overwrite a change made meanwhile; then the Cluster is read again and the choice made again.
+   */
+  async function askPromotion(old: string, killed: boolean, candidate: string | undefined, first: ClusterLike, signal: AbortSignal): Promise<string> {
+    let c = first;
+    for (let attempt = 1; ; attempt++) {
+      const electing = c.status?.targetPrimary && c.status.targetPrimary !== old ? c.status.targetPrimary : undefined;
+      if (electing) return `the operator was already promoting ${electing} when the drill came to ask (failoverDelay ${c.spec?.failoverDelay ?? 0}s), so nothing was patched`;
+      const standbys = (await topology(signal)).standbys.filter((s) => s.role === 'standby' && s.name !== old && (s.replication.streaming || killed));
+      const target = candidate ?? mostAdvanced(standbys);
+      if (!target || !standbys.some((s) => s.name === target)) {
+        throw new KubeError(`no Ready standby ${candidate ? `named "${candidate}" ` : ''}to promote in CloudNativePG cluster "${cluster}" (standbys: ${standbys.map((s) => s.name).join(', ') || 'none ready'})`, {
+          reason: 'Invalid',
+          verb: 'patch',
+          resource: `${PLURAL}/status`,
+          namespace,
+          untouched: `cluster "${cluster}" was not changed`,
+        });
+      }
+      // The operator reacts to targetPrimary in the status subresource.
+      const body = {
+        metadata: { resourceVersion: c.metadata?.resourceVersion },
+        status: { targetPrimary: target, targetPrimaryTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), phase: 'Switchover in progress', phaseReason: `Switching over to ${target}` },
+      };
+      try {
+        await call(
+          { verb: 'patch', resource: `${PLURAL}/status`, group: GROUP, name: cluster },
+          (opt) => custom.patchNamespacedCustomObjectStatus({ ...ids, name: cluster, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch, opt)),
+          signal,
+        );
+        return `asked the operator to promote ${target} (status.targetPrimary, as kubectl cnpg promote)`;
+      } catch (e) {
+        if (!(e instanceof KubeError && e.status === 409) || attempt >= 5) throw e;
+        c = await readCluster(signal);
+      }
+    }
+  }
+
   return {
     kind: 'cloudnative-pg',
     mode: o.mode,
@@ -216,35 +256,9 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
       lost = undefined;
       if (!old) throw new KubeError(`CloudNativePG cluster "${cluster}" in namespace "${namespace}" reports no current primary`, { reason: 'Unknown', verb: 'get', resource: PLURAL, namespace });
       const killed = old !== before.status?.currentPrimary || !(await instancePods(signal)).some((p) => p.name === old && p.ready);
-      const electing = before.status?.targetPrimary && before.status.targetPrimary !== old ? before.status.targetPrimary : undefined;
       let how: string;
-      if (o.mode === 'promote' && electing) {
-        // The operator moved first (failoverDelay elapsed): a second target now would race its own switch.
-        how = `the operator was already promoting ${electing} when the drill came to ask (failoverDelay ${before.spec?.failoverDelay ?? 0}s), so nothing was patched`;
-      } else if (o.mode === 'promote') {
-        const standbys = (await topology(signal)).standbys.filter((s) => s.role === 'standby' && s.name !== old && (s.replication.streaming || killed));
-        const target = candidate ?? mostAdvanced(standbys);
-        if (!target || !standbys.some((s) => s.name === target)) {
-          throw new KubeError(`no Ready standby ${candidate ? `named "${candidate}" ` : ''}to promote in CloudNativePG cluster "${cluster}" (standbys: ${standbys.map((s) => s.name).join(', ') || 'none ready'})`, {
-            reason: 'Invalid',
-            verb: 'patch',
-            resource: `${PLURAL}/status`,
-            namespace,
-            untouched: `cluster "${cluster}" was not changed`,
-          });
-        }
-        // As `kubectl cnpg promote`: the operator reacts to targetPrimary in the status subresource. The
-        // resourceVersion makes the patch fail (409) rather than overwrite a switch the operator began meanwhile.
-        const body = {
-          metadata: { resourceVersion: before.metadata?.resourceVersion },
-          status: { targetPrimary: target, targetPrimaryTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), phase: 'Switchover in progress', phaseReason: `Switching over to ${target}` },
-        };
-        await call(
-          { verb: 'patch', resource: `${PLURAL}/status`, group: GROUP, name: cluster },
-          (opt) => custom.patchNamespacedCustomObjectStatus({ ...ids, name: cluster, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch, opt)),
-          signal,
-        );
-        how = `asked the operator to promote ${target} (status.targetPrimary, as kubectl cnpg promote)`;
+      if (o.mode === 'promote') {
+        how = await askPromotion(old, killed, candidate, before, signal);
       } else if (killed) {
         how = `the primary pod ${old} was deleted by the drill's kill; the operator elects`;
       } else {
