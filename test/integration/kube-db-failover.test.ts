@@ -15,6 +15,7 @@ import pg from 'pg';
 import { startKubeApi, type KubeApi, type KubeObject } from '../support/kube-api/index.ts';
 import { startCnpgPostgres, type CnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
 import { drillCli, readEvents, REPO, runFolders, scratchDir, waitFor } from '../support/cli.ts';
+import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
 
 const PASSWORD = `s3cret-${process.pid}-drill`;
 
@@ -95,23 +96,13 @@ async function setup(t: TestContext, o: { failoverDelay: number; replaceDelayMs?
   assert.deepEqual(api.state.controllerErrors, []);
   const serviceUrl = await startService(later, db.rw.port);
   await warm(serviceUrl);
-  const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    `apiVersion: v1\nkind: Config\nclusters:\n  - name: test\n    cluster: { server: "${api.url}" }\nusers:\n  - name: drill\n    user: {}\ncontexts:\n  - name: test-ctx\n    context: { cluster: test, user: drill, namespace: db }\ncurrent-context: test-ctx\n`,
-  );
+  const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { server: api.url, namespace: 'db' });
   const drill = (name: string, d: { database?: string; params?: string; namespaces?: string }) => {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(
       file,
       [
-        `name: ${name}`,
-        'kind: adhoc',
-        'target:',
-        '  kind: kubernetes',
-        `  kubeconfig: ${kubeconfig}`,
-        '  context: test-ctx',
-        `  url: ${serviceUrl}`,
+        ...kubeDrillHead({ name, kubeconfig, url: serviceUrl }),
         `  namespaces: ${d.namespaces ?? '[db]'}`,
         '  blastRadius: 1',
         `  database: { provider: cnpg, cluster: pg, host: 127.0.0.1, port: ${db.rw.port}, user: app, database: app, passwordEnv: ORDERS_DB_PASSWORD${d.database ?? ''} }`,

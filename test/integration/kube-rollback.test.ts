@@ -15,6 +15,7 @@ import type { AutoscalerView } from '../../lib/adapters/kubernetes/types.ts';
 import { deployment, hpa, startKubeApi, type KubeApi } from '../support/kube-api/index.ts';
 import { startPodService, type PodService } from '../support/kube-api/service.ts';
 import { drillCli, readEvents, runFolders, scratchDir } from '../support/cli.ts';
+import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
 
 const image = (api: KubeApi) => api.state.get('deployments', 'prod', 'orders')!.spec.template.spec.containers[0].image as string;
 
@@ -45,23 +46,14 @@ async function setup(t: TestContext): Promise<{ api: KubeApi; svc: PodService; d
   t.after(() => svc.stop());
   const dir = scratchDir('kube-rollback');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    `apiVersion: v1\nkind: Config\nclusters:\n  - name: t\n    cluster: { server: "${api.url}" }\nusers:\n  - name: u\n    user: {}\ncontexts:\n  - name: ctx\n    context: { cluster: t, user: u }\ncurrent-context: ctx\n`,
-  );
+  const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { server: api.url });
   // The latency SLO is loose: these tests measure the drill, not a test server on a shared 2-core machine.
   const drill = (name: string, scenario: string, target = '  namespaces: [prod]', policy = "policy: { recoveryWindow: 2s, slo: { latency: ['p(95)<3s'] } }") => {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(
       file,
       [
-        `name: ${name}`,
-        'kind: adhoc',
-        'target:',
-        '  kind: kubernetes',
-        `  kubeconfig: ${kubeconfig}`,
-        `  url: ${svc.url}`,
+        ...kubeDrillHead({ name, kubeconfig, url: svc.url, context: false }),
         target,
         policy,
         'load: { rate: 25, baseline: 2s, cooldown: 1s, timeout: 5s, requests: [{ method: GET, path: /version }] }',

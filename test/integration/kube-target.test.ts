@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { deployment, startKubeApi, type KubeApi, type KubeApiOptions } from '../support/kube-api/index.ts';
 import { startPodService, type PodService } from '../support/kube-api/service.ts';
 import { drillCli, readEvents, runFolders, scratchDir } from '../support/cli.ts';
+import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
 
 interface Setup {
   api: KubeApi;
@@ -40,37 +41,13 @@ async function setup(t: TestContext, options: KubeApiOptions = {}, token?: strin
   t.after(() => svc.stop());
   const dir = scratchDir('kube-target');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters:',
-      '  - name: test',
-      `    cluster: { server: "${api.url}" }`,
-      'users:',
-      `  - name: drill`,
-      `    user: ${token ? `{ token: ${token} }` : '{}'}`,
-      'contexts:',
-      '  - name: test-ctx',
-      '    context: { cluster: test, user: drill, namespace: prod }',
-      'current-context: test-ctx',
-      '',
-    ].join('\n'),
-  );
+  const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { server: api.url, namespace: 'prod', ...(token ? { token } : {}) });
   const drill = (name: string, o: { target?: string; scenarios: string; load?: string; policy?: string }) => {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(
       file,
       [
-        `name: ${name}`,
-        'kind: adhoc',
-        'target:',
-        '  kind: kubernetes',
-        `  kubeconfig: ${kubeconfig}`,
-        '  context: test-ctx',
-        `  url: ${svc.url}`,
+        ...kubeDrillHead({ name, kubeconfig, url: svc.url }),
         o.target ?? '  namespaces: [prod]\n  blastRadius: 1',
         // The latency SLO is loose: these tests measure the drill, not a test server on a shared 2-core machine.
         o.policy ?? "policy: { recoveryWindow: 2s, slo: { latency: ['p(95)<3s'] } }",
