@@ -410,7 +410,7 @@ export async function bringUpPatroniLab(p: LabPaths, cfg: LabConfig, phase: (nam
  * The host dies: SIGKILL of the member's Patroni, its postmaster and every child at once (Patroni alive would
  * restart PostgreSQL in place, which is no failover). The postmaster is stopped first so it forks nothing new.
  */
-export async function crashPatroniMember(dir: string, name: string): Promise<{ pid: number; children: number[] }> {
+export async function crashPatroniMember(dir: string, name: string): Promise<{ pid: number; children: number[]; detail: string }> {
   const p = labPaths(dir);
   const patroni = (await liveProcesses(p)).members[name] ?? null;
   const data = p.node(name).data;
@@ -425,7 +425,8 @@ export async function crashPatroniMember(dir: string, name: string): Promise<{ p
   const gone = await Promise.all(victims.map((pid) => waitGone(pid, 5000)));
   if (gone.some((g) => !g)) throw new Error(`a process of ${name} survived SIGKILL (${victims.join(' ')})`);
   // The postmaster's PID is the one a drill reports; Patroni's goes with its children.
-  return { pid: postmaster ?? patroni!, children: postmaster !== null ? [...children, ...(patroni !== null ? [patroni] : [])] : [] };
+  const detail = `host died: Patroni ${patroni ?? '(not running)'}, postmaster ${postmaster ?? '(not running)'} and ${children.length} children SIGKILLed at once`;
+  return { pid: postmaster ?? patroni!, children: postmaster !== null ? [...children, ...(patroni !== null ? [patroni] : [])] : [], detail };
 }
 
 /**

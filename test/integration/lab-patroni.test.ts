@@ -182,6 +182,8 @@ describe('the lab on Patroni', { timeout: 600_000 }, () => {
       assert.equal(done.result.settings.provider, 'patroni');
       assert.deepEqual([done.result.settings.ttl, done.result.settings.loop_wait, done.result.settings.retry_timeout], [10, 1, 4]);
       assert.match(String(done.result.settings.lab), /lab defaults for a drill/);
+      const killLine = readEvents(dir).find((e) => e.type === 'log' && /host died: Patroni \d+, postmaster \d+ and \d+ children SIGKILLed/.test(String(e.message)));
+      assert.ok(killLine, 'the kill took Patroni down with PostgreSQL, as a host dies');
       const rollback = rec.actions[1].rollback.detail as string;
       assert.match(rollback, /rejoined as a streaming replica/);
       t.diagnostic(`${rec.scenario}: RTO ${rec.objectives.rto.measuredSeconds} s, kill→writable ${killToWritable.toFixed(2)} s, RPO ${rec.objectives.rpo.measuredSeconds} s, ledger ${JSON.stringify({ total: l.total, acknowledged: l.acknowledged, lost: l.lost, unknownAbsent: l.unknownAbsent })}; ${done.result.detail}; rollback: ${rollback}`);
