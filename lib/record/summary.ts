@@ -35,7 +35,7 @@ export function visibleWidth(s: string): number {
  * Text wrapped at spaces to the width, continuation lines indented by `indent`. A number keeps its
  * unit (`60 s` never breaks), and runs of spaces inside a line are kept.
  */
-function wrap(first: string, text: string, indent: number): string[] {
+function wrap(first: string, text: string, indent: number, cutLong = true): string[] {
   if (visibleWidth(first + text) <= WIDTH) return [first + text];
   const out: string[] = [];
   let line = first;
@@ -52,7 +52,8 @@ function wrap(first: string, text: string, indent: number): string[] {
     fresh = false;
   }
   out.push(line.trimEnd());
-  // A single word longer than the width (a long URL) is cut rather than overflow.
+  // A single word longer than the width (a long URL) is cut rather than overflow; a path to copy is not.
+  if (!cutLong) return out;
   return out.map((l) => (visibleWidth(l) > WIDTH ? [...l.replace(SGR, '')].slice(0, WIDTH - 1).join('') + '…' : l));
 }
 
@@ -143,7 +144,8 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
     if (record.findings.length > 8) lines.push(`    … ${record.findings.length - 8} more in run.json`);
   }
   lines.push('');
-  row('Files', `${options.dir ?? `results/runs/${record.id}`}/run.json, with events.jsonl, metrics.jsonl and requests.tsv`);
+  const files = ['events.jsonl', 'metrics.jsonl', 'requests.tsv', ...(record.objectives.rpo.ledger ? ['writes.tsv'] : [])];
+  lines.push(...wrap(`  ${pad('Files', 13)} `, `${options.dir ?? `results/runs/${record.id}`}/run.json, with ${files.slice(0, -1).join(', ')} and ${files.at(-1)}`, 16, false));
   return lines.join('\n');
 }
 

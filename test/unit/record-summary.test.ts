@@ -89,3 +89,20 @@ test('the live progress line: phase, elapsed, rate, p95 and errors in one line',
   assert.match(renderProgress({ phase: 'baseline', reqPerSec: 0, p95Ms: null, errors: 0, elapsedMs: 0 }), /00:00 .* p95 +n\/a/);
   assert.ok(visibleWidth(renderProgress({ phase: 'x'.repeat(200), reqPerSec: 1, p95Ms: 1, errors: 1, elapsedMs: 1 })) <= WIDTH);
 });
+
+test('the files line names writes.tsv when a write ledger measured the RPO, and never cuts the path to copy', () => {
+  const input = sampleRunInput();
+  input.rpo = {
+    measuredSeconds: 0.98,
+    lostWrites: 24,
+    unknownWrites: 11,
+    method: 'write ledger read back',
+    ledger: { total: 400, acknowledged: 380, survived: 356, lost: 24, unknownPresent: 3, unknownAbsent: 11, failedPresent: 0, failedAbsent: 6, unexpected: 0, faultMs: 12_000, lostWindow: null, lostSample: [] },
+  };
+  const dir = `/var/lib/ci/workspace/a-rather-deep/checkout/results/runs/20261202T101216Z-fail-over-primary-eccfee`;
+  const text = renderSummary(buildRunRecord(input), { color: false, dir });
+  assert.ok(text.includes(`${dir}/run.json,`), text);
+  assert.match(text, /with events\.jsonl, metrics\.jsonl, requests\.tsv and writes\.tsv/);
+  const plain = renderSummary(buildRunRecord(sampleRunInput()), { color: false, dir: 'results/runs/x' });
+  assert.match(plain, /with events\.jsonl, metrics\.jsonl and requests\.tsv$/);
+});
