@@ -18,7 +18,8 @@ export interface LabPaths {
   /** Owned by the server user when root: data dirs, server logs, sockets. */
   pg: string;
   socketDir: string;
-  node(name: string): { data: string; log: string };
+  /** `log` is PostgreSQL's own log; on a Patroni lab PostgreSQL logs into its member's `patroniLog`. */
+  node(name: string): { data: string; log: string; patroniLog: string };
 }
 
 export function labPaths(dir: string): LabPaths {
@@ -34,7 +35,7 @@ export function labPaths(dir: string): LabPaths {
     replicasLog: join(d, 'logs', 'replicas.log'),
     pg,
     socketDir: join(pg, 'sock'),
-    node: (name) => ({ data: join(pg, name, 'data'), log: join(pg, name, 'postgres.log') }),
+    node: (name) => ({ data: join(pg, name, 'data'), log: join(pg, name, 'postgres.log'), patroniLog: join(d, 'logs', `patroni-${name}.log`) }),
   };
 }
 

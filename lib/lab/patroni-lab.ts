@@ -44,7 +44,7 @@ interface PatroniPids {
 const pidsFile = (p: LabPaths) => join(p.dir, 'patroni.json');
 const etcdDir = (p: LabPaths) => join(p.dir, 'etcd');
 const memberConfig = (p: LabPaths, name: string) => join(p.pg, name, 'patroni.yml');
-export const patroniLog = (p: LabPaths, name: string) => join(p.logs, `patroni-${name}.log`);
+export const patroniLog = (p: LabPaths, name: string) => p.node(name).patroniLog;
 export const apiUrlOf = (cfg: PatroniLabConfig, name: string) => `http://127.0.0.1:${cfg.members[name]!.apiPort}`;
 
 async function readPids(p: LabPaths): Promise<PatroniPids> {

@@ -50,7 +50,9 @@ export async function nodeFacts(dir: string, config: LabConfig): Promise<(LabDbN
   const names = Object.keys(config.nodes).sort((a, b) => Number(b === config.primary) - Number(a === config.primary));
   return Promise.all(
     names.map(async (name) => {
-      const { data, log } = p.node(name);
+      const { data, log: pgLog, patroniLog } = p.node(name);
+      // Under Patroni, PostgreSQL's output goes to its member's log: point status and errors where the lines are.
+      const log = config.provider === 'patroni' ? patroniLog : pgLog;
       const pid = await postmasterPid(data);
       const alive = pid !== null && (await isProcessUnder(pid, data));
       return { name, role: name === config.primary ? 'primary' : 'standby', host: '127.0.0.1', port: config.nodes[name]!.port, dataDir: data, log, pid: alive ? pid : null, alive } as const;

@@ -7,7 +7,7 @@
  * failover in a row works, a failover that times out is a missed RTO (exit 1), and `lab down` leaves nothing.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -91,6 +91,8 @@ async function pairNow(lab: string, mode: 'async' | 'sync') {
   assert.equal(standby.streaming, true);
   assert.equal(standby.syncState, mode, `the replica is ${mode}: ${JSON.stringify(standby)}`);
   assert.equal(db.primary, leader.name, 'status calls the Patroni leader the primary');
+  // Under Patroni PostgreSQL logs into its member's log: status points there, at a file that exists.
+  for (const n of db.nodes) assert.ok(n.log.endsWith(`patroni-${n.name}.log`) && existsSync(n.log), `log of ${n.name}: ${n.log}`);
   return { primary, standby, status: s };
 }
 
