@@ -71,7 +71,9 @@ describe('ReplicaSetAdapter conformance: lab', { timeout: 90_000 }, () => {
       assert.equal(r.owner, 'orders');
       assert.equal(r.ready, true);
       assert.ok(!Number.isNaN(Date.parse(r.startedAt)));
-      assert.deepEqual(Object.keys(r).sort(), ['labels', 'name', 'owner', 'pid', 'ready', 'startedAt']);
+      // readyAt: when its readiness probe first passed, on the millisecond clock, never before it started.
+      assert.ok(Date.parse(r.readyAt!) >= Date.parse(r.startedAt), `${r.name} started ${r.startedAt}, ready ${r.readyAt}`);
+      assert.deepEqual(Object.keys(r).sort(), ['labels', 'name', 'owner', 'pid', 'ready', 'readyAt', 'startedAt']);
     }
     assert.equal((await rs.list('app=orders,tier in (web)')).length, 3);
     assert.deepEqual(await rs.list('app=payments'), []);

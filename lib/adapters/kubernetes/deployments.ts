@@ -8,6 +8,7 @@ import { AppsV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Dep
 import { UserError } from '../../errors.ts';
 import { KubeError } from './errors.ts';
 import { createCaller } from './call.ts';
+import { settleWatch } from './settle.ts';
 import { startInformer } from './informer.ts';
 import type { DeploymentRevision, KubeDeployments, RolloutState } from './types.ts';
 
@@ -145,36 +146,21 @@ export function createKubeDeployments(kc: KubeConfig, namespace: string, request
   }
 
   async function waitRollout(name: string, o: { timeoutMs: number; signal: AbortSignal }): Promise<RolloutState> {
-    const deadline = AbortSignal.timeout(o.timeoutMs);
-    const stop = new AbortController();
-    return new Promise<RolloutState>((resolve, reject) => {
-      let last: RolloutState | undefined;
-      let lastTransient: unknown;
-      let settled = false;
-      const finish = (fn: () => void) => {
-        if (settled) return;
-        settled = true;
-        stop.abort();
-        o.signal.removeEventListener('abort', onAbort);
-        deadline.removeEventListener('abort', onDeadline);
-        fn();
-      };
-      const onAbort = () => finish(() => reject(o.signal.reason));
-      const onDeadline = () =>
-        finish(() => {
-          const seen = last ? `${last.updated}/${last.desired} updated, ${last.available} available, ${last.total} in total` : 'the Deployment was never read';
-          const why = lastTransient ? `; last error: ${(lastTransient as Error).message}` : '';
-          // Not rolled out in time is the system under test failing, not a mistake in the drill.
-          reject(new KubeError(`timed out after ${Math.round(o.timeoutMs / 1000)}s waiting for deployment/${name} in namespace "${namespace}" to roll out (${seen})${why}`, {
-            reason: 'Timeout',
-            verb: 'watch',
-            resource: 'deployments',
-            namespace,
-            exitCode: 1,
-          }));
-        });
-      o.signal.addEventListener('abort', onAbort, { once: true });
-      deadline.addEventListener('abort', onDeadline, { once: true });
+    let last: RolloutState | undefined;
+    let lastTransient: unknown;
+    const timedOut = () => {
+      const seen = last ? `${last.updated}/${last.desired} updated, ${last.available} available, ${last.total} in total` : 'the Deployment was never read';
+      const why = lastTransient ? `; last error: ${(lastTransient as Error).message}` : '';
+      // Not rolled out in time is the system under test failing, not a mistake in the drill.
+      return new KubeError(`timed out after ${Math.round(o.timeoutMs / 1000)}s waiting for deployment/${name} in namespace "${namespace}" to roll out (${seen})${why}`, {
+        reason: 'Timeout',
+        verb: 'watch',
+        resource: 'deployments',
+        namespace,
+        exitCode: 1,
+      });
+    };
+    return settleWatch<RolloutState>({ ...o, timedOut }, ({ stop, done, fail }) => {
       const informer = startInformer<DeploymentLike>({
         kubeConfig: kc,
         path: `/apis/apps/v1/namespaces/${namespace}/deployments`,
@@ -186,18 +172,16 @@ export function createKubeDeployments(kc: KubeConfig, namespace: string, request
         fromWatch: (raw) => raw as DeploymentLike,
         key: (d) => d.metadata?.name ?? '',
         resourceVersionOf: (d) => d.metadata?.resourceVersion,
-        signal: stop.signal,
+        signal: stop,
         onChange: () => {
           const d = informer.items.get(name);
           if (!d) return;
           last = rolloutState(d, namespace);
-          if (last.complete) finish(() => resolve(last!));
+          if (last.complete) done(last);
         },
-        onFatal: (e) => finish(() => reject(e instanceof KubeError ? e : new KubeError(`watching deployment/${name} failed: ${(e as Error).message}`, { reason: 'Unknown', verb: 'watch', resource: 'deployments', namespace }))),
+        onFatal: (e) => fail(e instanceof KubeError ? e : new KubeError(`watching deployment/${name} failed: ${(e as Error).message}`, { reason: 'Unknown', verb: 'watch', resource: 'deployments', namespace })),
         onTransient: (e) => (lastTransient = e),
       });
-      if (o.signal.aborted) onAbort();
-      else if (deadline.aborted) onDeadline();
     });
   }
 

@@ -8,6 +8,7 @@ import { AppsV1Api, CoreV1Api, Observable, type ConfigurationOptions, type KubeC
 import { UserError } from '../../errors.ts';
 import type { KillOptions, Replica, ReplicaSetAdapter, WorkloadStatus } from '../types.ts';
 import { explain, KubeError, KubeGuardrailError, type KubeCall } from './errors.ts';
+import { settleWatch } from './settle.ts';
 import { startInformer, type Informer } from './informer.ts';
 import { selectorMatches } from './selector.ts';
 import { ownerName, podView, RESOURCE_OF, workloadView, type PodLike, type PodView, type WorkloadKind, type WorkloadLike, type WorkloadView } from './views.ts';
@@ -244,6 +245,7 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
   }
 
   async function watchUntilReady(selector: string, o: { timeoutMs: number; signal: AbortSignal; gone?: string[] }): Promise<WorkloadStatus> {
+    const started = performance.now();
     const deadline = AbortSignal.timeout(o.timeoutMs);
     const first = await resolve(selector, AbortSignal.any([o.signal, deadline])).catch((e: unknown) => {
       if (deadline.aborted && !o.signal.aborted) throw timeoutError(o.timeoutMs, `resolving the workload of "${selector}"`, undefined);
@@ -251,19 +253,18 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
     });
     const w0 = first.workload;
     const gone = new Set(o.gone ?? []);
-    const stop = new AbortController();
-    return new Promise<WorkloadStatus>((resolvePromise, reject) => {
-      let lastTransient: unknown;
-      let settled = false;
-      const finish = (fn: () => void) => {
-        if (settled) return;
-        settled = true;
-        stop.abort();
-        o.signal.removeEventListener('abort', onAbort);
-        deadline.removeEventListener('abort', onDeadline);
-        fn();
-      };
-      const current = () => ({ w: [...workloads.items.values()][0], pods: [...pods.items.values()] });
+    let lastTransient: unknown;
+    let current = (): { w: WorkloadView | undefined; pods: PodView[] } => ({ w: undefined, pods: [] });
+    const timedOut = () => {
+      const { w, pods: ps } = current();
+      const seen = w ? `${readyOf(w, ps)}/${w.desired} ready` : `${ownerName(w0)} not found`;
+      const up = stillUp(gone, ps).map((p) => p.name);
+      const detail = `${seen}${up.length ? `; killed pods still ready: ${up.join(', ')}` : ''}`;
+      return timeoutError(o.timeoutMs, `${ownerName(w0)} in namespace "${namespace}" to be ready (${detail})`, lastTransient);
+    };
+    // One budget for the whole wait: what resolving the workload took is not given again to the watch.
+    const left = Math.max(0, Math.round(o.timeoutMs - (performance.now() - started)));
+    return settleWatch<WorkloadStatus>({ timeoutMs: left, signal: o.signal, timedOut }, ({ stop, done, fail }) => {
       const evaluate = () => {
         const { w, pods: ps } = current();
         if (!workloads.synced || !pods.synced || !w) return;
@@ -271,23 +272,10 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
         if (readyOf(w, ps) < w.desired || stillUp(gone, ps).length > 0) return;
         noteWhole(w, ps);
         const replicas = ps.filter((p) => selectorMatches(selector, p.labels)).map((p) => toReplica(p, ownerName(w)));
-        finish(() => resolvePromise({ owner: ownerName(w), desired: w.desired, ready: readyOf(w, ps), replicas }));
+        done({ owner: ownerName(w), desired: w.desired, ready: readyOf(w, ps), replicas });
       };
-      const onAbort = () => finish(() => reject(o.signal.reason));
-      const onDeadline = () => {
-        const { w, pods: ps } = current();
-        const seen = w ? `${readyOf(w, ps)}/${w.desired} ready` : `${ownerName(w0)} not found`;
-        const up = stillUp(gone, ps).map((p) => p.name);
-        const detail = `${seen}${up.length ? `; killed pods still ready: ${up.join(', ')}` : ''}`;
-        finish(() => reject(timeoutError(o.timeoutMs, `${ownerName(w0)} in namespace "${namespace}" to be ready (${detail})`, lastTransient)));
-      };
-      o.signal.addEventListener('abort', onAbort, { once: true });
-      deadline.addEventListener('abort', onDeadline, { once: true });
-      const onFatal = (e: unknown) => finish(() => reject(e));
-      const { workloads, pods } = watchWorkload(w0, { signal: stop.signal, onChange: evaluate, onFatal, onTransient: (e) => (lastTransient = e) });
-      // Either may have fired while the workload was being resolved, before the listeners were there.
-      if (o.signal.aborted) onAbort();
-      else if (deadline.aborted) onDeadline();
+      const { workloads, pods } = watchWorkload(w0, { signal: stop, onChange: evaluate, onFatal: fail, onTransient: (e) => (lastTransient = e) });
+      current = () => ({ w: [...workloads.items.values()][0], pods: [...pods.items.values()] });
     });
   }
 

@@ -9,6 +9,7 @@
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { createCaller } from '../../kubernetes/call.ts';
 import { KubeError } from '../../kubernetes/errors.ts';
+import { settleWatch } from '../../kubernetes/settle.ts';
 import { startInformer } from '../../kubernetes/informer.ts';
 import { checkNamespace } from '../../kubernetes/replicas.ts';
 import { podView, type PodLike } from '../../kubernetes/views.ts';
@@ -123,38 +124,20 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
 
   /** Watch the Cluster until the operator reports a primary other than `old` in place, with its pod Ready. */
   function waitNewPrimary(old: string, o2: { timeoutMs: number; signal: AbortSignal }): Promise<{ name: string; at: string }> {
-    const deadline = AbortSignal.timeout(o2.timeoutMs);
-    const stop = new AbortController();
-    return new Promise((resolve, reject) => {
-      let last: ClusterLike | undefined;
-      let settled = false;
-      const finish = (fn: () => void) => {
-        if (settled) return;
-        settled = true;
-        stop.abort();
-        o2.signal.removeEventListener('abort', onAbort);
-        deadline.removeEventListener('abort', onDeadline);
-        fn();
-      };
-      const onAbort = () => finish(() => reject(o2.signal.reason));
-      const onDeadline = () =>
-        finish(() =>
-          reject(
-            new FailoverTimeoutError(
-              `timed out after ${Math.round(o2.timeoutMs / 1000)}s waiting for CloudNativePG cluster "${cluster}" in namespace "${namespace}" to promote a new primary (phase ${JSON.stringify(last?.status?.phase ?? 'unknown')}, currentPrimary ${last?.status?.currentPrimary ?? '?'}, targetPrimary ${last?.status?.targetPrimary ?? '?'})`,
-              'cloudnative-pg',
-              o2.timeoutMs,
-            ),
-          ),
-        );
-      o2.signal.addEventListener('abort', onAbort, { once: true });
-      deadline.addEventListener('abort', onDeadline, { once: true });
+    let last: ClusterLike | undefined;
+    const timedOut = () =>
+      new FailoverTimeoutError(
+        `timed out after ${Math.round(o2.timeoutMs / 1000)}s waiting for CloudNativePG cluster "${cluster}" in namespace "${namespace}" to promote a new primary (phase ${JSON.stringify(last?.status?.phase ?? 'unknown')}, currentPrimary ${last?.status?.currentPrimary ?? '?'}, targetPrimary ${last?.status?.targetPrimary ?? '?'})`,
+        'cloudnative-pg',
+        o2.timeoutMs,
+      );
+    return settleWatch<{ name: string; at: string }>({ ...o2, timedOut }, ({ stop, done, fail }) => {
       const check = async () => {
         const s = last?.status;
         if (!s?.currentPrimary || s.currentPrimary === old || s.currentPrimary !== s.targetPrimary) return;
         const name = s.currentPrimary;
-        const pod = (await instancePods(stop.signal).catch(() => [])).find((p) => p.name === name);
-        if (pod?.ready) finish(() => resolve({ name, at: new Date().toISOString() }));
+        const pod = (await instancePods(stop).catch(() => [])).find((p) => p.name === name);
+        if (pod?.ready) done({ name, at: new Date().toISOString() });
       };
       const informer = startInformer<ClusterLike>({
         kubeConfig: kc,
@@ -170,15 +153,13 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
         fromWatch: (raw) => raw as ClusterLike,
         key: (c) => c.metadata?.name ?? '',
         resourceVersionOf: (c) => c.metadata?.resourceVersion,
-        signal: stop.signal,
+        signal: stop,
         onChange: () => {
           last = informer.items.get(cluster);
           void check();
         },
-        onFatal: (e) => finish(() => reject(e)),
+        onFatal: fail,
       });
-      if (o2.signal.aborted) onAbort();
-      else if (deadline.aborted) onDeadline();
     });
   }
 
