@@ -90,12 +90,18 @@ test('plan touches nothing when the lab is down, and names what would be hit whe
   assert.match(down.stdout, /\(resolved at run time\)/);
   assert.equal(existsSync(lab), false, 'plan did not start the lab');
 
-  await labUp({ dir: lab, replicas: 3 });
-  const up = await drillCli(['plan', 'drills/lab.yaml', '--json'], { DRILL_LAB_DIR: lab }).done;
-  assert.equal(up.code, 0, up.stderr);
-  const plan = JSON.parse(up.stdout);
-  const first = plan.scenarios[0].actions[0];
-  assert.equal(first.targets.length, 1);
-  assert.match(first.targets[0], /^orders-\S+ \(pid \d+\)$/);
-  assert.equal(plan.scenarios[1].actions[0].targets.length, 2, '50% of 3 rounds up to 2');
+  // The lab lives below the scratch dir, which the file's after hook only removes: it is taken down here.
+  try {
+    await labUp({ dir: lab, replicas: 3 });
+    const up = await drillCli(['plan', 'drills/lab.yaml', '--json'], { DRILL_LAB_DIR: lab }).done;
+    assert.equal(up.code, 0, up.stderr);
+    const plan = JSON.parse(up.stdout);
+    const first = plan.scenarios[0].actions[0];
+    assert.equal(first.targets.length, 1);
+    assert.match(first.targets[0], /^orders-\S+ \(pid \d+\)$/);
+    assert.equal(plan.scenarios[1].actions[0].targets.length, 2, '50% of 3 rounds up to 2');
+  } finally {
+    const stopped = await labDown({ dir: lab });
+    assert.ok(stopped.stopped.length > 0, `lab down stopped what lab up started: ${JSON.stringify(stopped)}`);
+  }
 });
