@@ -33,7 +33,46 @@ const NODES = ['n1', 'n2'] as const;
 const SUPERUSER = 'postgres';
 
 /** Loopback trust, as the pg-promote lab (cluster.ts LAB_HBA): throwaway data, no password to leak. */
-const HBA = ['local all all trust', 'host all all 127.0.0.1/32 trust', 'local replication all trust', 'host replication all 127.0.0.1/32 trust'];
+export const PATRONI_HBA = ['local all all trust', 'host all all 127.0.0.1/32 trust', 'local replication all trust', 'host replication all 127.0.0.1/32 trust'];
+
+/**
+ * Patroni's bootstrap section for a loopback pair: the DCS timings, pg_rewind with a fresh clone when a rewind
+ * cannot work, slots, and the PostgreSQL settings the lab relies on. The lab and the Patroni test cluster share it.
+ */
+export function patroniBootstrap(t: { ttl: number; loopWait: number; retryTimeout: number; sync: boolean }) {
+  return {
+    dcs: {
+      ttl: t.ttl,
+      loop_wait: t.loopWait,
+      retry_timeout: t.retryTimeout,
+      maximum_lag_on_failover: 1048576,
+      synchronous_mode: t.sync,
+      postgresql: {
+        use_pg_rewind: true,
+        // A rewind that cannot work is followed by a fresh base backup, as the pg-promote lab does.
+        remove_data_directory_on_rewind_failure: true,
+        use_slots: true,
+        parameters: {
+          wal_level: 'replica',
+          wal_log_hints: 'on',
+          hot_standby: 'on',
+          max_wal_senders: 10,
+          max_replication_slots: 10,
+          fsync: 'on',
+          synchronous_commit: 'on',
+          // With the 5 s default a promoted standby sometimes waits 5 s before retrying WAL (FIELD-NOTES).
+          wal_retrieve_retry_interval: '100ms',
+          recovery_init_sync_method: 'syncfs',
+          // A SIGKILLed postmaster never unlinks posix segments: keep them in the data dir, not /dev/shm.
+          dynamic_shared_memory_type: 'mmap',
+          log_line_prefix: '%m [%p] %q%u@%d ',
+        },
+      },
+    },
+    initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }],
+    pg_hba: PATRONI_HBA,
+  };
+}
 
 /** What runs, by PID: written before anything else happens after each spawn, so `lab down` finds it after a crash. */
 interface PatroniPids {
@@ -211,38 +250,7 @@ async function writeMemberConfig(p: LabPaths, cfg: LabConfig, name: string): Pro
     name,
     restapi: { listen: `127.0.0.1:${apiPort}`, connect_address: `127.0.0.1:${apiPort}` },
     etcd3: { hosts: `127.0.0.1:${pc.etcd.clientPort}` },
-    bootstrap: {
-      dcs: {
-        ttl: pc.ttl,
-        loop_wait: pc.loopWait,
-        retry_timeout: pc.retryTimeout,
-        maximum_lag_on_failover: 1048576,
-        synchronous_mode: cfg.replication === 'sync',
-        postgresql: {
-          use_pg_rewind: true,
-          // A rewind that cannot work is followed by a fresh base backup, as the pg-promote lab does.
-          remove_data_directory_on_rewind_failure: true,
-          use_slots: true,
-          parameters: {
-            wal_level: 'replica',
-            wal_log_hints: 'on',
-            hot_standby: 'on',
-            max_wal_senders: 10,
-            max_replication_slots: 10,
-            fsync: 'on',
-            synchronous_commit: 'on',
-            // With the 5 s default a promoted standby sometimes waits 5 s before retrying WAL (FIELD-NOTES).
-            wal_retrieve_retry_interval: '100ms',
-            recovery_init_sync_method: 'syncfs',
-            // A SIGKILLed postmaster never unlinks posix segments: keep them in the data dir, not /dev/shm.
-            dynamic_shared_memory_type: 'mmap',
-            log_line_prefix: '%m [%p] %q%u@%d ',
-          },
-        },
-      },
-      initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }],
-      pg_hba: HBA,
-    },
+    bootstrap: patroniBootstrap({ ttl: pc.ttl, loopWait: pc.loopWait, retryTimeout: pc.retryTimeout, sync: cfg.replication === 'sync' }),
     postgresql: {
       listen: `127.0.0.1:${pgPort}`,
       connect_address: `127.0.0.1:${pgPort}`,
@@ -252,7 +260,7 @@ async function writeMemberConfig(p: LabPaths, cfg: LabConfig, name: string): Pro
       // Trust on loopback: the passwords are never checked; Patroni wants them named.
       authentication: { superuser: { username: SUPERUSER, password: 'lab-trust' }, replication: { username: 'replicator', password: 'lab-trust' } },
       parameters: { unix_socket_directories: p.socketDir },
-      pg_hba: HBA,
+      pg_hba: PATRONI_HBA,
       basebackup: [{ checkpoint: 'fast' }],
     },
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },

@@ -14,6 +14,7 @@ import { childrenOf, isProcessUnder, signal, terminate, waitGone } from '../../l
 import { callApi } from '../../lib/adapters/postgres/failover/patroni-api.ts';
 import { freePort } from './ports.ts';
 import { freeStablePort } from '../../lib/lab/ports.ts';
+import { PATRONI_HBA, patroniBootstrap } from '../../lib/lab/patroni-lab.ts';
 import type { TempDir } from './tmp.ts';
 
 export interface PatroniTimings {
@@ -61,14 +62,6 @@ export interface PatroniClusterOptions {
 
 const PATRONI_BIN = '/usr/bin/patroni';
 const ETCD_BIN = '/usr/bin/etcd';
-
-/** Loopback trust: throwaway data, and the tests connect as postgres without a password. */
-const HBA = [
-  'local all all trust',
-  'host all all 127.0.0.1/32 trust',
-  'local replication all trust',
-  'host replication all 127.0.0.1/32 trust',
-];
 
 export async function startPatroniCluster(options: PatroniClusterOptions = {}): Promise<PatroniCluster> {
   for (const bin of [PATRONI_BIN, ETCD_BIN]) {
@@ -242,33 +235,7 @@ async function prepareMember(
       ...(auth ? { authentication: auth } : {}),
     },
     etcd3: { hosts: etcdUrl.replace('http://', '') },
-    bootstrap: {
-      dcs: {
-        ttl: timings.ttl,
-        loop_wait: timings.loopWait,
-        retry_timeout: timings.retryTimeout,
-        maximum_lag_on_failover: 1048576,
-        synchronous_mode: false,
-        postgresql: {
-          use_pg_rewind: true,
-          remove_data_directory_on_rewind_failure: true,
-          use_slots: true,
-          parameters: {
-            wal_level: 'replica',
-            wal_log_hints: 'on',
-            hot_standby: 'on',
-            max_wal_senders: 10,
-            max_replication_slots: 10,
-            // With the 5 s default a promoted standby sometimes waits 5 s before retrying WAL (FIELD-NOTES).
-            wal_retrieve_retry_interval: '100ms',
-            // Segments in the data dir, not /dev/shm: a SIGKILLed postmaster leaves its posix segments behind.
-            dynamic_shared_memory_type: 'mmap',
-          },
-        },
-      },
-      initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }],
-      pg_hba: HBA,
-    },
+    bootstrap: patroniBootstrap({ ...timings, sync: false }),
     postgresql: {
       listen: `127.0.0.1:${pgPort}`,
       connect_address: `127.0.0.1:${pgPort}`,
@@ -280,7 +247,7 @@ async function prepareMember(
         replication: { username: 'replicator', password: 'drill-test-only' },
       },
       parameters: { unix_socket_directories: socketDir },
-      pg_hba: HBA,
+      pg_hba: PATRONI_HBA,
       // A replica's clone should not wait for a spread checkpoint on the leader.
       basebackup: [{ checkpoint: 'fast' }],
     },
