@@ -186,6 +186,18 @@ function assertObjectivesMet(t: TestContext, runDir: string, rec: any, code: num
   t.diagnostic(`SLO missed after recovery (shared machine): ${late.length} failed requests after the recovered mark at ${recovered.toFixed(0)} ms: ${late.slice(0, 12).map((f) => `${Number(f[0]).toFixed(0)} ms ${f[2]} ${f[1]} ms`).join(', ')}`);
 }
 
+/** Runs a drill that must fail over cleanly: its record, with RTO, RPO and verification met and no operator error. */
+async function runMeetingObjectives(t: TestContext, s: Setup, file: string) {
+  const results = join(s.dir, 'results');
+  const r = await drillCli(['run', file, '--results', results, '--yes', '--json'], { ORDERS_DB_PASSWORD: PASSWORD }).done;
+  const [runDir] = runFolders(results);
+  assert.ok(runDir, r.stderr);
+  const rec = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+  assertObjectivesMet(t, runDir, rec, r.code, r.stderr + r.stdout);
+  assert.deepEqual(s.api.state.controllerErrors, []);
+  return { r, runDir, rec };
+}
+
 /** No file of the run, nor the output, holds the database password: it came from the environment only. */
 function assertNoPassword(runDir: string, output: string): void {
   assert.ok(!output.includes(PASSWORD), 'the password is not in the output');
@@ -206,13 +218,7 @@ test('delete-primary: the primary pod is deleted under write load, the operator 
 
   const oldPid = s.db.pid('pg-1');
   assert.ok(oldPid, 'pg-1 runs');
-  const results = join(s.dir, 'results');
-  const r = await drillCli(['run', file, '--results', results, '--yes', '--json'], { ORDERS_DB_PASSWORD: PASSWORD }).done;
-  const [runDir] = runFolders(results);
-  assert.ok(runDir, r.stderr);
-  const rec = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
-  assertObjectivesMet(t, runDir, rec, r.code, r.stderr + r.stdout);
-  assert.deepEqual(s.api.state.controllerErrors, []);
+  const { r, runDir, rec } = await runMeetingObjectives(t, s, file);
 
   // The kill: one DELETE of pods/pg-1 with grace 0, and the real postmaster and its children SIGKILLed.
   const deletes = s.api.state.requests.filter((q) => q.method === 'DELETE');
@@ -252,13 +258,7 @@ test('delete-primary: the primary pod is deleted under write load, the operator 
 test('promote: with failover held back by failoverDelay, the drill promotes the replica through the Cluster status; the rejoin leaves a primary and a streaming replica', { timeout: 300_000 }, async (t) => {
   const s = await setup(t, { failoverDelay: 3600 });
   const file = s.drill('cnpg-promote', { database: ', mode: promote' });
-  const results = join(s.dir, 'results');
-  const r = await drillCli(['run', file, '--results', results, '--yes', '--json'], { ORDERS_DB_PASSWORD: PASSWORD }).done;
-  const [runDir] = runFolders(results);
-  assert.ok(runDir, r.stderr);
-  const rec = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
-  assertObjectivesMet(t, runDir, rec, r.code, r.stderr + r.stdout);
-  assert.deepEqual(s.api.state.controllerErrors, []);
+  const { r, runDir, rec } = await runMeetingObjectives(t, s, file);
 
   // The promotion was the drill's: a merge patch of clusters/status naming pg-2, accepted.
   const patches = s.api.state.requests.filter((q) => q.method === 'PATCH');
