@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -114,5 +115,26 @@ describe('PostgreSQL cluster control', () => {
     assert.deepEqual(rows, [{ datname: 'orders' }]);
     await stopCluster(dataDir, 'fast');
     assert.equal(await isRunning(dataDir), false);
+  });
+
+  test('a start after a kill clears lock files whose PID is now some other process, and leaves that process alone', async () => {
+    // What a SIGKILLed postmaster leaves: postmaster.pid and the socket's lock, naming a PID that a zombie
+    // not yet reaped, or an unrelated process reusing it, still holds. A process of the server user stands in.
+    const { uid, gid } = await serverUser();
+    const sleeper = spawn('sleep', ['60'], isRoot() ? { uid, gid } : {});
+    const holder = sleeper.pid!;
+    try {
+      const socketLock = join(tmp.path, 'sock', `.s.PGSQL.${port}.lock`);
+      await writeFile(join(dataDir, 'postmaster.pid'), `${holder}\n${dataDir}\n`);
+      await writeFile(socketLock, `${holder}\n${dataDir}\n`);
+      const pid = await startCluster(dataDir, { logFile: join(tmp.path, 'pg.log') });
+      pids = [pid];
+      assert.notEqual(pid, holder);
+      assert.equal((await readFile(socketLock, 'utf8')).split('\n')[0], String(pid), 'the socket lock is the new postmaster\'s');
+      assert.equal(await procState(holder), 'alive', 'the unrelated process is not touched');
+      await stopCluster(dataDir, 'fast');
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
   });
 });

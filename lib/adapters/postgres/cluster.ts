@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
-import { childrenOf, isProcessUnder, signal, waitGone } from './proc.ts';
+import { childrenOf, cmdlineOf, isProcessUnder, procState, signal, waitGone } from './proc.ts';
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
 /** The file postgresql.conf includes last: settings that differ per node (port, socket). */
@@ -203,15 +203,27 @@ export async function isRunning(dataDir: string): Promise<boolean> {
 }
 
 /**
- * A killed postmaster leaves postmaster.pid behind, and PostgreSQL refuses to start (pg_rewind's crash
- * recovery too) while that PID "exists": a zombie not yet reaped by init, or the PID reused by an unrelated
- * process, both do (seen here right after a kill under load). Removes the file when its PID is not a running
- * postmaster of this data directory; a running one is left alone.
+ * A killed postmaster leaves two lock files behind, postmaster.pid in the data directory and
+ * `.s.PGSQL.<port>.lock` beside its socket, and PostgreSQL refuses to start (pg_rewind's crash recovery
+ * too) while the PID in either "exists": a zombie not yet reaped by init, or the PID reused by an unrelated
+ * process, both do (seen here right after a kill under load, and on CI where init reaps late). Removes each
+ * file whose PID is not a running postmaster of this data directory; a running one is left alone.
  */
 export async function clearStaleLock(dataDir: string): Promise<void> {
   const pid = await postmasterPid(dataDir);
-  if (pid === null || (await isProcessUnder(pid, dataDir))) return;
+  if (pid !== null && (await isProcessUnder(pid, dataDir))) return;
   await rm(join(dataDir, 'postmaster.pid'), { force: true });
+  const node = await readNodeConf(dataDir);
+  if (!node) return;
+  const socketLock = join(node.socketDir, `.s.PGSQL.${node.port}.lock`);
+  const holder = Number((await readFile(socketLock, 'utf8').catch(() => '')).split('\n', 1)[0]);
+  // A live postmaster (of another data directory on the same port) keeps its lock: starting then fails
+  // with PostgreSQL's own message. A backend's command line reads "postgres: ...", a postmaster's "postgres -D".
+  if (Number.isInteger(holder) && holder > 0 && (await procState(holder)) === 'alive') {
+    const args = await cmdlineOf(holder);
+    if (args && /(^|\/)postgres$/.test(args[0] ?? '') && args.includes('-D')) return;
+  }
+  await rm(socketLock, { force: true });
 }
 
 /** Starts the server and resolves with the postmaster PID once it accepts connections. */
