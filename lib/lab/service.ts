@@ -33,7 +33,10 @@ const pool = new pg.Pool({
   ...dbConfig,
   max: 10,
   connectionTimeoutMillis: 1000,
-  idleTimeoutMillis: 10_000,
+  // Warm connections stay, as a production pool's minimum-idle ones do. Reaped after 10 s idle, the pool
+  // shrank to the 2-3 that 70 req/s keep busy; the next hiccup then needed new backends on every replica
+  // at once, and the wait for them put 300-700 ms stalls into fault-free baselines (CI: p95 698 ms).
+  idleTimeoutMillis: 0,
   // A query on a connection whose server vanished without a FIN would otherwise wait for TCP to notice.
   query_timeout: 5000,
   application_name: name,
