@@ -180,14 +180,15 @@ export default defineScenario({
       },
     }),
 
-    action<Params, { provider: string; candidates: string[] }, FailedOver | TimedOut>({
+    action<Params, { provider: string; candidates: string[]; plan: string }, FailedOver | TimedOut>({
       name: 'fail over',
       description: 'the provider promotes a standby and points the stable endpoint at it; done once a write commits through the endpoint',
       async select(ctx) {
         const topo = await db(ctx).provider.topology(ctx.signal);
-        return { provider: db(ctx).provider.kind, candidates: topo.standbys.filter((s) => s.role === 'standby').map((s) => s.name) };
+        const candidates = topo.standbys.filter((s) => s.role === 'standby').map((s) => s.name);
+        return { provider: db(ctx).provider.kind, candidates, plan: db(ctx).provider.failoverPlan(candidates) };
       },
-      describeTargets: (s) => [`${s.provider}: promote ${s.candidates.join(' or ') || 'a standby'}`],
+      describeTargets: (s) => [s.plan],
       async run(ctx) {
         const r = await db(ctx).provider.failover({ timeoutMs: parseDuration(ctx.params.failoverTimeout), signal: ctx.signal }).catch(async (e: unknown) => {
           if (!isFailoverTimeout(e)) throw e;

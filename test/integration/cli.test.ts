@@ -100,6 +100,8 @@ test('plan touches nothing when the lab is down, and names what would be hit whe
     assert.equal(first.targets.length, 1);
     assert.match(first.targets[0], /^orders-\S+ \(pid \d+\)$/);
     assert.equal(plan.scenarios[1].actions[0].targets.length, 2, '50% of 3 rounds up to 2');
+    const failover = plan.scenarios[2].actions.find((a: { name: string }) => a.name === 'fail over');
+    assert.deepEqual(failover.targets, ['pg-promote: promote n2, the one that replayed the most WAL, and repoint the endpoint']);
   } finally {
     const stopped = await labDown({ dir: lab });
     assert.ok(stopped.stopped.length > 0, `lab down stopped what lab up started: ${JSON.stringify(stopped)}`);

@@ -214,6 +214,8 @@ test('delete-primary: the primary pod is deleted under write load, the operator 
   assert.equal(plan.code, 0, plan.stderr + plan.stdout);
   assert.match(plan.stdout, /database kube:test-ctx\/db CloudNativePG cluster pg \(delete-primary, -rw 127\.0\.0\.1:\d+\): a kill deletes primary pod pg-1 \(grace period 0\); the operator then fails over on its own \(spec\.failoverDelay 0s\); rollback: the operator recreates pg-1 and rejoins it as a replica/);
   assert.match(plan.stdout, /action 2\. kill primary: .*\n\s+hits: pg-1 \(127\.0\.0\.1:\d+\)/);
+  // The operator elects in this mode: the plan does not claim the harness promotes anyone.
+  assert.match(plan.stdout, /action 3\. fail over: .*\n\s+hits: cloudnative-pg: the operator elects pg-2 after the primary pod is gone/);
   assert.equal(s.api.state.resourceVersion(), rv, 'plan changed nothing on the server');
 
   const oldPid = s.db.pid('pg-1');

@@ -236,7 +236,9 @@ async function catchUpMs(conn: Parameters<typeof withClient>[0], standby: string
           await new Promise((res) => setTimeout(res, 10));
         }
       },
-      1000,
+      // A second connection through -rw on a busy node can take over a second; failing it would turn a
+      // streaming standby's lag into "unknown" and fail a maxReplayLag check for nothing (seen on CI).
+      5000,
     );
   } catch {
     return null;

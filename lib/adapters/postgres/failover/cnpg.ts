@@ -13,7 +13,7 @@ import { settleWatch } from '../../kubernetes/settle.ts';
 import { startInformer } from '../../kubernetes/informer.ts';
 import { checkNamespace } from '../../kubernetes/replicas.ts';
 import { podView, type PodLike } from '../../kubernetes/views.ts';
-import { FailoverTimeoutError, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
+import { FailoverTimeoutError, orList, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
 
 const GROUP = 'postgresql.cnpg.io';
 const VERSION = 'v1';
@@ -224,6 +224,12 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
     },
 
     topology,
+
+    failoverPlan(candidates: string[]) {
+      return o.mode === 'promote'
+        ? `cloudnative-pg: ask the operator to promote ${orList(candidates, 'a replica')} (status.targetPrimary, as kubectl cnpg promote)`
+        : `cloudnative-pg: the operator elects ${orList(candidates, 'a replica')} after the primary pod is gone`;
+    },
 
     primaryLost(name: string) {
       lost = name;

@@ -13,7 +13,7 @@
 import pg from 'pg';
 import { UserError } from '../../../errors.ts';
 import { apiBase, authFromEnv, callApi, PatroniApiError, type ClusterDoc, type ClusterMember, type MemberStatus, type PatroniAuth } from './patroni-api.ts';
-import { FailoverTimeoutError, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
+import { FailoverTimeoutError, orList, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
 
 export interface PatroniProviderOptions {
   /** REST API addresses of the members (`http://host:8008`); any one that answers is enough, the rest are learnt from GET /cluster. */
@@ -185,6 +185,10 @@ export class PatroniProvider implements FailoverProvider {
       if (e instanceof PatroniApiError) return null;
       throw e;
     }
+  }
+
+  failoverPlan(candidates: string[]): string {
+    return `patroni: the members elect ${orList(candidates, 'a replica')} once the leader key expires (ttl), nobody promotes by hand`;
   }
 
   /** GET /config: each member answers from its cached view of the DCS, so a change shows within one loop_wait. */

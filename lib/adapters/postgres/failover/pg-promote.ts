@@ -7,7 +7,7 @@
 import { UserError } from '../../../errors.ts';
 import { isRunning, startCluster, stopCluster, type PgConn } from '../cluster.ts';
 import { cloneStandby, rewindToStandby, setSyncStandby, waitStreaming, walSenders, withClient, type WalSender } from '../standby.ts';
-import { FailoverTimeoutError, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
+import { FailoverTimeoutError, orList, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
 
 export interface PgPromoteNode extends PgNode {
   /** Server log, for nodes the harness starts itself (rejoin). */
@@ -68,6 +68,10 @@ export class PgPromoteProvider implements FailoverProvider {
 
   private conn(node: PgNode): PgConn {
     return { host: node.host, port: node.port, user: this.o.user, database: this.o.database };
+  }
+
+  failoverPlan(candidates: string[]): string {
+    return `pg-promote: promote ${orList(candidates, 'a standby')}, the one that replayed the most WAL, and repoint the endpoint`;
   }
 
   async settings(): Promise<Record<string, unknown>> {

@@ -50,6 +50,8 @@ export interface FailoverProvider {
    * Patroni `ttl`, `loop_wait`, `retry_timeout`, `maximum_lag_on_failover`; pg-promote's poll interval.
    */
   settings(): Promise<Record<string, unknown>>;
+  /** What failover() will do, in the plan's words, given the standbys that could take over. Touches nothing. */
+  failoverPlan(candidates: string[]): string;
   /** Read-only: who is primary, which standbys stream and how far behind. Used by steady-state probes. */
   topology(signal?: AbortSignal): Promise<Topology>;
   /**
@@ -82,4 +84,9 @@ export class FailoverTimeoutError extends Error {
 
 export function isFailoverTimeout(e: unknown): e is FailoverTimeoutError {
   return e instanceof FailoverTimeoutError;
+}
+
+/** "n2", "n2 or n3", or the fallback when no standby is known yet (a plan made before the cluster answers). */
+export function orList(names: string[], none: string): string {
+  return names.length === 0 ? none : names.join(' or ');
 }
