@@ -8,10 +8,7 @@ import { isFailoverTimeout, type FailoverResult, type PgNode } from '../lib/adap
 import { replayLagBelow, standbyStreaming } from '../lib/adapters/postgres/replication.ts';
 import { findWalSenders, resumeSenders, resumeWhenSignalled, stopSenders, type StalledSender } from '../lib/adapters/postgres/stall.ts';
 import { startCluster, waitReady } from '../lib/adapters/postgres/cluster.ts';
-import { checkLedgerOn } from '../lib/adapters/postgres/ledger.ts';
-import { describeVerdict } from '../lib/measure/ledger-readback.ts';
-import { ledgerCounts } from '../lib/measure/ledger.ts';
-import { rpoFromLedger } from '../lib/score/objectives.ts';
+import { ledgerReadback } from '../lib/scenario/ledger-probe.ts';
 import { UserError } from '../lib/errors.ts';
 
 const duration = (what: string) => durationParam(what);
@@ -221,26 +218,9 @@ export default defineScenario({
   },
 
   verify: [
-    probe<Params>('write ledger read back from the new primary', async (ctx) => {
-      const ledger = ctx.load?.ledger;
+    ledgerReadback<Params>('write ledger read back from the new primary', (ctx) => {
       const killed = ctx.resultOf<Killed>('kill primary');
-      if (!ledger || !killed) return { ok: false, detail: 'no ledger or no kill to check against' };
-      const d = db(ctx);
-      const check = await checkLedgerOn(d.endpoint, ledger, {
-        faultMs: killed.atMs,
-        settleTimeoutMs: (ctx.drill.load?.timeoutMs ?? 10_000) + 2000,
-        signal: ctx.signal,
-      });
-      const v = check.verdict;
-      const m = rpoFromLedger(v);
-      ctx.reportRpo({
-        ...m,
-        method: `${m.method} Fault time: the kill of the primary (mark primary-killed); ${check.judged} writes read back through ${d.endpoint.host}:${d.endpoint.port} in ${check.read.batches} batches.`,
-        ledger: ledgerCounts(v, killed.atMs),
-      });
-      const c = check.consistency;
-      const detail = `${describeVerdict(v)}; lookup and scan agree on ${c.rowsByToken} rows${c.problems.length ? `; PROBLEMS: ${c.problems.join('; ')}` : ''}`;
-      return { ok: c.ok, detail };
+      return killed && { atMs: killed.atMs, what: 'the kill of the primary (mark primary-killed)' };
     }),
     probe<Params>('one primary, the promoted one', async (ctx) => {
       const f = failedOver(ctx.resultOf<FailedOver | TimedOut>('fail over'));

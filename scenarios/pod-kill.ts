@@ -6,6 +6,7 @@ import type { Replica, ReplicaSetAdapter } from '../lib/adapters/types.ts';
 import { UserError } from '../lib/errors.ts';
 import { matchesSelector, parseSelector, type Requirement } from '../lib/adapters/lab-replicas.ts';
 import { TEMPLATE_LABELS } from '../lib/lab/supervisor.ts';
+import { ledgerReadback } from '../lib/scenario/ledger-probe.ts';
 
 const params = z
   .object({
@@ -25,6 +26,8 @@ interface Killed {
   name: string;
   pid?: number;
   at: string;
+  /** Run-relative ms the kill was sent: the fault time the write ledger is judged from. */
+  atMs?: number;
 }
 
 /**
@@ -123,9 +126,10 @@ export default defineScenario({
           selected.map(async (r): Promise<Killed> => {
             // Stamped when the kill is sent: the workload may start the replacement before the delete returns.
             const at = new Date().toISOString();
+            const atMs = ctx.now();
             await replicasOf(ctx).kill(r, { gracePeriodMs });
             ctx.log.info(`killed ${r.name}${r.pid ? ` (pid ${r.pid})` : ''}`);
-            return { name: r.name, pid: r.pid, at };
+            return { name: r.name, pid: r.pid, at, atMs };
           }),
         );
         const failed = results.flatMap((x, i) => (x.status === 'rejected' ? [`${selected[i]!.name}: ${(x.reason as Error).message}`] : []));
@@ -167,5 +171,16 @@ export default defineScenario({
       const when = killed.map((k) => `${k.name} at ${k.at}`).join(', ');
       return { ok, detail: `killed ${when || 'none'}; replacements ${replaced.join(', ') || 'none'}; ${s.ready}/${s.desired} ready` };
     }),
+    // A replica killed mid-request must not take acknowledged writes with it (a service that answers before
+    // it commits would): where the load writes with tokens and the target names its database, read them back.
+    ledgerReadback<Params>(
+      'acknowledged writes survived the kill',
+      (ctx) => {
+        const killed = ctx.resultOf<Killed[]>('kill replicas') ?? [];
+        const first = Math.min(...killed.map((k) => k.atMs ?? Infinity));
+        return Number.isFinite(first) ? { atMs: first, what: 'the first kill sent' } : undefined;
+      },
+      { optional: true },
+    ),
   ],
 });

@@ -11,6 +11,11 @@ export interface ActionFact extends ActionInput {
   index: number;
 }
 
+export interface SkippedCheck {
+  name: string;
+  reason: string;
+}
+
 export interface ProbeFact extends ProbeResult {
   name: string;
   at: string;
@@ -31,6 +36,8 @@ export interface RunFacts {
   actions: ActionFact[];
   recoveryProbe: ProbeFact | null;
   verification: ProbeFact[];
+  /** Verification probes that did not apply to this run, with why (no write ledger, no database). */
+  skippedChecks: SkippedCheck[];
   abort: RunAbort | null;
   /** An unexpected exception inside the harness (exit 70), with its stack for the journal. */
   harnessError: { message: string; stack?: string } | null;

@@ -107,6 +107,7 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
     })),
     recoveryProbe: null,
     verification: [],
+    skippedChecks: [],
     abort: null,
     harnessError: null,
     load: null,
@@ -286,7 +287,16 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
     }
 
     hooks.phase('verify');
-    for (const p of scenario.verify) facts.verification.push(await probeFact(p));
+    for (const p of scenario.verify) {
+      const skipped = p.skip?.(ctx) ?? null;
+      if (skipped === null) {
+        facts.verification.push(await probeFact(p));
+        continue;
+      }
+      facts.skippedChecks.push({ name: p.name, reason: skipped });
+      event('probe.skipped', { name: p.name, reason: skipped });
+      hooks.say(`  skipped ${p.name}: ${skipped}`);
+    }
     if (facts.verification.every((v) => v.ok) && timeline.get('recovered')) timeline.mark('verified');
   } catch (e) {
     if (e instanceof RunAbort) {

@@ -70,6 +70,8 @@ export interface RunRecordInput {
   /** The scenario's recovery check (`recovery.until`), last outcome; null when it has none or never ran. */
   recoveryProbe: ProbeOutcome | null;
   verification: ProbeOutcome[];
+  /** Verification probes that did not apply to this run, with why. */
+  skippedChecks?: { name: string; reason: string }[];
   abort: { kind: AbortKind; message: string } | null;
   harnessError: { message: string } | null;
   load: { log: RequestLog; startMs: number; endMs: number } | null;
@@ -99,6 +101,8 @@ export interface ActionRecord {
 export interface VerificationResult {
   met: boolean | null;
   probes: ProbeOutcome[];
+  /** Probes that did not apply to this run (e.g. the write ledger read-back when the load sent no token writes), with why. */
+  skipped?: { name: string; reason: string }[];
   reason?: string;
 }
 
@@ -251,10 +255,11 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
     dataClass: entry.dataClass,
     policy,
     measurement: input.rpo ? redact(input.rpo) : null,
-    reason: faultMs === null && !input.rpo ? `${notInjected}; RPO not measured` : undefined,
+    // A skipped read-back says why better than the default ("writes no data") when the load did write.
+    reason: faultMs === null && !input.rpo ? `${notInjected}; RPO not measured` : input.skippedChecks?.[0]?.reason,
   });
 
-  const verification: VerificationResult = { met: null, probes: redact(input.verification) };
+  const verification: VerificationResult = { met: null, probes: redact(input.verification), ...(input.skippedChecks?.length ? { skipped: input.skippedChecks } : {}) };
   if (input.verification.length > 0) verification.met = input.verification.every((v) => v.ok);
   else verification.reason = stopReason ? `verification did not run: ${stopReason}` : 'the scenario defines no verification probes';
 

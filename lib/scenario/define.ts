@@ -84,6 +84,11 @@ export interface ProbeResult {
 export interface Probe<P = any> {
   name: string;
   check(ctx: ScenarioContext<P>): Promise<ProbeResult>;
+  /**
+   * Verification probes only: why this probe does not apply to this run (no write ledger, no database), or
+   * null when it does. A skipped probe is neither passed nor failed; the run says it was skipped and why.
+   */
+  skip?(ctx: ScenarioContext<P>): string | null;
 }
 
 export interface Rollback<P, T, R> {

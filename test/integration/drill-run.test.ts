@@ -52,6 +52,15 @@ test('pod kill on the lab passes end to end, is journaled ahead and leaves no pr
   assert.equal(rec.actions[0].status, 'done');
   assert.equal(rec.actions[0].targets.length, 1);
   assert.equal(rec.actions[0].rollback.status, 'done');
+  // The load wrote with tokens: every acknowledged write is read back from the lab's database after the kill.
+  const rpo = rec.objectives.rpo;
+  assert.equal(rpo.measuredSeconds, 0, JSON.stringify(rpo));
+  assert.equal(rpo.lostWrites, 0);
+  assert.equal(rpo.met, true);
+  assert.match(rpo.method, /Fault time: the first kill sent; \d+ writes read back through 127\.0\.0\.1:\d+/);
+  assert.ok(rpo.ledger.survived > 50, `survived ${rpo.ledger.survived}`);
+  assert.equal(rpo.ledger.survived + rpo.ledger.lost + rpo.ledger.unknownPresent + rpo.ledger.unknownAbsent + rpo.ledger.failedPresent + rpo.ledger.failedAbsent, rpo.ledger.total);
+  assert.ok(rec.objectives.verification.probes.some((p: { name: string; ok: boolean }) => p.name === 'acknowledged writes survived the kill' && p.ok));
 
   // Write-ahead: the intent (with the selection) precedes the kill's completion in the journal.
   const events = readEvents(dir);

@@ -226,6 +226,7 @@ test("the engine's RunFacts plus the environment is a complete input", () => {
     steadyState: [],
     actions: sample.actions.map((a, index) => ({ ...a, index })),
     rpo: sample.rpo ?? null,
+    skippedChecks: [],
     abort: new RunAbort('stop-condition', 'stop condition "error_rate>5% for 3s" held'),
     load: { ...sample.load!, seconds: [] },
   };
