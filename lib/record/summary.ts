@@ -104,7 +104,8 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
   else {
     const passed = verification.probes.filter((p) => p.ok).length;
     const failed = verification.probes.filter((p) => !p.ok).map((p) => `${p.name}: ${p.detail}`);
-    row('Verification', `${passed} of ${verification.probes.length} probes passed  ${mark(verification.met)}  ${failed.join('; ')}`);
+    const skipped = verification.skipped?.length ? `(${verification.skipped.map((s) => `${s.name}: skipped`).join('; ')})` : '';
+    row('Verification', [`${passed} of ${verification.probes.length} probes passed`, mark(verification.met), failed.join('; '), skipped].filter(Boolean).join('  '));
   }
 
   const b = record.errorBudget;

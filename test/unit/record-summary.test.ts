@@ -106,3 +106,16 @@ test('the files line names writes.tsv when a write ledger measured the RPO, and 
   const plain = renderSummary(buildRunRecord(sampleRunInput()), { color: false, dir: 'results/runs/x' });
   assert.match(plain, /with events\.jsonl, metrics\.jsonl and requests\.tsv$/);
 });
+
+test('a skipped read-back: the record keeps it under verification.skipped, its reason stands for the RPO, and the summary names it', () => {
+  const reason = 'the target names no database to read the write ledger back from; RPO not measured';
+  const r = buildRunRecord({ ...sampleRunInput(), skippedChecks: [{ name: 'acknowledged writes survived the kill', reason }] });
+  assert.deepEqual(r.objectives.verification.skipped, [{ name: 'acknowledged writes survived the kill', reason }]);
+  assert.equal(r.objectives.verification.met, true, 'a skipped probe neither passes nor fails the verification');
+  assert.equal(r.objectives.rpo.measuredSeconds, null);
+  assert.equal(r.objectives.rpo.reason, reason);
+  const text = renderSummary(r, { color: false });
+  assert.match(text, /RPO {11}– the target names no database to read the write ledger back from; RPO not measured/);
+  assert.match(text, /Verification {2}1 of 1 probes passed {2}✓ met {2}\(acknowledged writes survived the kill: skipped\)/);
+  assertFits(text);
+});
