@@ -91,7 +91,7 @@ export function deriveFindings(i: FindingsInput): Finding[] {
     add(
       'SEV2',
       `${formatCount(lost)} acknowledged writes lost (within RPO)`,
-      `${rpoFigures}. An acknowledged write should survive a failover; the loss is inside the objective but not zero.`,
+      `${rpoFigures}. An acknowledged write should survive the fault; the loss is inside the objective but not zero.`,
       'rpo',
     );
   }
