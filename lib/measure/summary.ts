@@ -24,14 +24,29 @@ export function lowerBound(log: RequestLog, ms: number): number {
  * Requests still in flight (live logs only) are left out of every count until their fate is known.
  */
 export function summarize(log: RequestLog, fromMs = -Infinity, toMs = Infinity): LoadSummary {
-  const start = lowerBound(log, fromMs);
-  const end = toMs === Infinity ? log.count : lowerBound(log, toMs);
+  return summarizeSelection(log, { start: lowerBound(log, fromMs), end: toMs === Infinity ? log.count : lowerBound(log, toMs) });
+}
+
+/** Requests by index: [start, end) of the log, narrowed by `keep` where a phase is not one span of schedule time. */
+export interface Selection {
+  start: number;
+  end: number;
+  keep?: (i: number) => boolean;
+}
+
+export function summarizeSelection(log: RequestLog, sel: Selection): LoadSummary {
+  const { start, end, keep } = sel;
   const errorsByKind = emptyErrors();
   const h = createHistogram();
   let ok = 0;
   let dropped = 0;
   let pending = 0;
+  let skipped = 0;
   for (let i = start; i < end; i++) {
+    if (keep && !keep(i)) {
+      skipped++;
+      continue;
+    }
     const o = log.outcome[i]!;
     switch (o) {
       case Outcome.ok:
@@ -60,7 +75,7 @@ export function summarize(log: RequestLog, fromMs = -Infinity, toMs = Infinity):
     }
     recordMs(h, log.latencyMs[i]!);
   }
-  const scheduled = end - start - pending;
+  const scheduled = end - start - pending - skipped;
   const errors = scheduled - ok - dropped;
   return {
     scheduled,

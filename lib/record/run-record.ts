@@ -3,7 +3,7 @@ import type { LoadSummary, RequestLog } from '../load/types.ts';
 import type { Mark } from '../scenario/define.ts';
 import { createRequestLog, summarize } from '../measure/summary.ts';
 import { downtimeMs, findRecovery, outageIntervals, recoveryMethod, requestSpacingMs, type FailureKinds } from '../measure/recovery.ts';
-import { PHASES, latencyHistogram, markMs, phaseSummaries, type PhaseName, type PhaseSummary } from '../measure/phases.ts';
+import { PHASES, markMs, phaseSelection, selectionHistogram, phaseSummaries, type PhaseName, type PhaseSummary } from '../measure/phases.ts';
 import { scoreRpo, scoreRto, scoreSlos, seconds, type RpoMeasurement, type RpoResult, type RtoResult, type SloResult } from '../score/objectives.ts';
 import { availabilityTarget, errorBudget, type ErrorBudget } from '../score/budget.ts';
 import { deriveFindings, type Finding } from '../score/findings.ts';
@@ -195,7 +195,7 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
     const histograms = needsHistogram(drill);
     for (const p of PHASES) {
       const s = summaries[p];
-      const h = s && histograms ? latencyHistogram(log, s.fromMs, s.toMs) : undefined;
+      const h = s && histograms ? selectionHistogram(log, phaseSelection(log, p, s, faultMs)) : undefined;
       phases[p] = s === null ? null : { ...s, slo: scoreSlos(policy.slo, s, p, h) };
     }
   }

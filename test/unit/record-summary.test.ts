@@ -18,7 +18,7 @@ test('a passed run: the verdict first, then RTO measured vs target, SLO table, b
   assert.match(text, /RPO {11}– scenario writes no data; RPO not measured/);
   assert.match(text, /Verification {2}1 of 1 probes passed {2}✓ met/);
   assert.match(text, /Error budget {2}2 s downtime = 0\.076% of the 43\.8 min monthly budget/);
-  assert.match(text, /availability rate>=99\.9% +100% ✓ +0% ✗ +100% ✓/);
+  assert.match(text, /availability rate>=99\.9% +100% ✓ +0\.99% ✗ +100% ✓/);
   assert.match(text, /8,000 scheduled, 7,600 ok, 400 errors, 0 dropped/);
   assert.match(text, /1 interval, 2 s down \(SLO window 10 s, resolution 5 ms\)/);
   assert.match(text, /SEV2 {2}Availability SLO missed during the fault/);
