@@ -1,7 +1,7 @@
 import { Outcome, type LoadSummary, type RequestLog } from '../load/types.ts';
 import type { Mark } from '../scenario/define.ts';
 import { createHistogram, recordMs, type Histogram } from './histogram.ts';
-import { lowerBound, summarizeSelection, type Selection } from './summary.ts';
+import { spanSelection, summarizeSelection, type Selection } from './summary.ts';
 
 /**
  * The run's load cut at its marks, so SLOs can be judged before, during and after the fault:
@@ -42,14 +42,13 @@ export function phaseSpans(marks: readonly Mark[], loadStartMs: number, loadEndM
 
 /** Which requests of the log a phase judges: its span by scheduled time, with the in-flight-at-fault rule above. */
 export function phaseSelection(log: RequestLog, p: PhaseName, span: PhaseSpan, faultMs: number | null): Selection {
-  const start = lowerBound(log, span.fromMs);
-  const end = span.toMs === Infinity ? log.count : lowerBound(log, span.toMs);
+  const { start, end } = spanSelection(log, span.fromMs, span.toMs);
   if (faultMs === null) return { start, end };
   // Settled = answered or timed out (scheduled + latency), or dropped at its turn (latency 0).
   const settledBy = (i: number) => log.scheduledMs[i]! + log.latencyMs[i]! <= faultMs;
   if (p === 'baseline') return { start, end, keep: settledBy };
   if (p === 'fault') {
-    // Requests from before the fault that it caught: at most one request timeout earlier; the scan starts at the load's start.
+    // The ones from before the fault that it caught lie at most one request timeout back; scanning from the log's start is simpler and cheap.
     return { start: 0, end, keep: (i) => log.scheduledMs[i]! >= span.fromMs || !settledBy(i) };
   }
   return { start, end };
@@ -87,5 +86,5 @@ export function selectionHistogram(log: RequestLog, sel: Selection): Histogram {
 
 /** The latency histogram of the requests scheduled in [fromMs, toMs). */
 export function latencyHistogram(log: RequestLog, fromMs: number, toMs: number): Histogram {
-  return selectionHistogram(log, { start: lowerBound(log, fromMs), end: toMs === Infinity ? log.count : lowerBound(log, toMs) });
+  return selectionHistogram(log, spanSelection(log, fromMs, toMs));
 }

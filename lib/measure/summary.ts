@@ -24,7 +24,7 @@ export function lowerBound(log: RequestLog, ms: number): number {
  * Requests still in flight (live logs only) are left out of every count until their fate is known.
  */
 export function summarize(log: RequestLog, fromMs = -Infinity, toMs = Infinity): LoadSummary {
-  return summarizeSelection(log, { start: lowerBound(log, fromMs), end: toMs === Infinity ? log.count : lowerBound(log, toMs) });
+  return summarizeSelection(log, spanSelection(log, fromMs, toMs));
 }
 
 /** Requests by index: [start, end) of the log, narrowed by `keep` where a phase is not one span of schedule time. */
@@ -32,6 +32,11 @@ export interface Selection {
   start: number;
   end: number;
   keep?: (i: number) => boolean;
+}
+
+/** The requests scheduled in [fromMs, toMs). */
+export function spanSelection(log: RequestLog, fromMs: number, toMs: number): Selection {
+  return { start: lowerBound(log, fromMs), end: toMs === Infinity ? log.count : lowerBound(log, toMs) };
 }
 
 export function summarizeSelection(log: RequestLog, sel: Selection): LoadSummary {

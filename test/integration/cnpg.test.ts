@@ -135,7 +135,13 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   assert.equal(d.replication, 'async');
 
   // Replication as PostgreSQL reports it, through the -rw Service: the primary's address is the -rw one.
-  const topo = await d.provider.topology();
+  // Right after both pods turn Ready, CI twice read the standby's lag as unknown (null) once; what is asserted
+  // is that a streaming standby's lag becomes a number from pg_stat_replication, so it is read until it does (10 s).
+  let topo = await d.provider.topology();
+  for (const until = performance.now() + 10_000; typeof topo.standbys[0]?.replication.replayLagMs !== 'number' && performance.now() < until; ) {
+    await new Promise((r) => setTimeout(r, 200));
+    topo = await d.provider.topology();
+  }
   assert.deepEqual(topo.primary, { name: 'pg-1', host: '127.0.0.1', port: db.rw.port, role: 'primary' });
   const [standby] = topo.standbys;
   assert.equal(standby?.name, 'pg-2');
