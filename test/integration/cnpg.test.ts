@@ -135,20 +135,66 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   assert.equal(d.replication, 'async');
 
   // Replication as PostgreSQL reports it, through the -rw Service: the primary's address is the -rw one.
-  // Right after both pods turn Ready, CI twice read the standby's lag as unknown (null) once; what is asserted
-  // is that a streaming standby's lag becomes a number from pg_stat_replication, so it is read until it does (10 s).
-  let topo = await d.provider.topology();
-  for (const until = performance.now() + 10_000; typeof topo.standbys[0]?.replication.replayLagMs !== 'number' && performance.now() < until; ) {
-    await new Promise((r) => setTimeout(r, 200));
-    topo = await d.provider.topology();
-  }
+  // A pod turns Ready before its walreceiver's first reply reaches the primary (replay_lsn is null until then,
+  // CI saw it twice): that lag is unknown, and becomes a number once the standby reports.
+  const sql = async (instance: string, text: string) => {
+    const x = new pg.Client(db.conn(instance, 'app'));
+    await x.connect();
+    try {
+      return (await x.query(text)).rows;
+    } finally {
+      await x.end();
+    }
+  };
+  const reported = async () => {
+    let topo = await d.provider.topology();
+    for (const until = performance.now() + 15_000; typeof topo.standbys[0]?.replication.lagBytes !== 'number' && performance.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 200));
+      topo = await d.provider.topology();
+    }
+    return topo;
+  };
+  let topo = await reported();
   assert.deepEqual(topo.primary, { name: 'pg-1', host: '127.0.0.1', port: db.rw.port, role: 'primary' });
-  const [standby] = topo.standbys;
+  let [standby] = topo.standbys;
   assert.equal(standby?.name, 'pg-2');
   assert.equal(standby?.replication.streaming, true);
   assert.equal(standby?.replication.mode, 'async');
   assert.equal(typeof standby?.replication.replayLagMs, 'number', JSON.stringify(standby));
-  assert.equal(typeof standby?.replication.lagBytes, 'number');
+  assert.equal(typeof standby?.replication.lagBytes, 'number', JSON.stringify(standby));
+
+  // A standby streaming that has not reported where it is (no replies: wal_receiver_status_interval 0, and a
+  // fresh walsender): its lag is unknown, not a figure made up from a sample that could not see it.
+  const restartWalsender = async () => {
+    const [{ pid }] = (await sql('pg-1', "SELECT pid FROM pg_stat_replication WHERE application_name = 'pg-2'")) as [{ pid: number }];
+    await sql('pg-1', `SELECT pg_terminate_backend(${pid})`);
+    for (const until = performance.now() + 30_000; ; ) {
+      const rows = await sql('pg-1', "SELECT pid, state FROM pg_stat_replication WHERE application_name = 'pg-2'");
+      if (rows[0] && rows[0].pid !== pid && rows[0].state === 'streaming') return;
+      assert.ok(performance.now() < until, `pg-2 streams again after its walsender was ended: ${JSON.stringify(rows)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  // pg_reload_conf only signals the postmaster: a new backend showing the setting means it re-read it, so
+  // the walreceiver it forks after the walsender ends starts with it.
+  const statusInterval = async (value: string) => {
+    await sql('pg-2', value === '0' ? 'ALTER SYSTEM SET wal_receiver_status_interval = 0' : 'ALTER SYSTEM RESET wal_receiver_status_interval');
+    await sql('pg-2', 'SELECT pg_reload_conf()');
+    for (const until = performance.now() + 10_000; ; ) {
+      const [{ v }] = (await sql('pg-2', 'SELECT setting AS v FROM pg_settings WHERE name = $$wal_receiver_status_interval$$')) as [{ v: string }];
+      if (v === value) return;
+      assert.ok(performance.now() < until, `pg-2 reloads wal_receiver_status_interval = ${value}: still ${v}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await statusInterval('0');
+  await restartWalsender();
+  [standby] = (await d.provider.topology()).standbys;
+  assert.deepEqual(standby?.replication, { streaming: true, replayLagMs: null, lagBytes: null, mode: 'async' });
+  await statusInterval('10');
+  await restartWalsender();
+  [standby] = (await reported()).standbys;
+  assert.equal(typeof standby?.replication.replayLagMs, 'number', JSON.stringify(standby));
 
   // A switchover with the primary alive: rows written before it are all on the promoted node.
   const rw = { host: '127.0.0.1', port: db.rw.port, user: 'app', database: 'app' };
@@ -159,19 +205,10 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   await c.end();
   const r = await d.provider.failover({ timeoutMs: 60_000, signal: never });
   assert.match(r.detail, /asked the operator to promote pg-2 .*; pg-2 is primary \(was pg-1\): a write through the -rw Service succeeded/);
-  const on = async (instance: string, sql: string) => {
-    const x = new pg.Client(db.conn(instance, 'app'));
-    await x.connect();
-    try {
-      return (await x.query(sql)).rows;
-    } finally {
-      await x.end();
-    }
-  };
-  assert.deepEqual(await on('pg-2', 'SELECT pg_is_in_recovery() AS rec, (SELECT count(*)::int FROM marks) AS n'), [{ rec: false, n: 500 }]);
+  assert.deepEqual(await sql('pg-2', 'SELECT pg_is_in_recovery() AS rec, (SELECT count(*)::int FROM marks) AS n'), [{ rec: false, n: 500 }]);
   assert.match(await d.provider.rejoin({ name: 'pg-1', host: 'x', port: 5432, role: 'unknown' }, { timeoutMs: 60_000, signal: never }), /pg-1 is back as a Ready replica of pg-2/);
-  assert.deepEqual(await on('pg-2', 'SELECT application_name, state FROM pg_stat_replication'), [{ application_name: 'pg-1', state: 'streaming' }]);
-  assert.deepEqual(await on('pg-1', 'SELECT pg_is_in_recovery() AS rec'), [{ rec: true }]);
+  assert.deepEqual(await sql('pg-2', 'SELECT application_name, state FROM pg_stat_replication'), [{ application_name: 'pg-1', state: 'streaming' }]);
+  assert.deepEqual(await sql('pg-1', 'SELECT pg_is_in_recovery() AS rec'), [{ rec: true }]);
   assert.ok(db.rwLog.includes('pg-2 promoted (was pg-1)'), db.rwLog.join('; '));
 
   // The host of the new primary dies: its processes are SIGKILLed before the delete is answered. A second kill while the

@@ -214,7 +214,9 @@ async function replicationThroughRw(conn: { host: string; port: number; user: st
   for (const s of senders) {
     const lagBytes = s.lagBytes === null ? null : Math.max(0, s.lagBytes);
     let replayLagMs: number | null = lagBytes === 0 ? 0 : s.replayLagMs;
-    if (replayLagMs === null && s.state === 'streaming') replayLagMs = await catchUpMs(conn, s.applicationName);
+    // No byte lag means the standby has not sent its first reply since the walsender started (replay_lsn is
+    // null until it does, up to wal_receiver_status_interval): its lag is unknown, not "at least a sample".
+    if (replayLagMs === null && lagBytes !== null && s.state === 'streaming') replayLagMs = await catchUpMs(conn, s.applicationName);
     const mode = s.syncState === 'sync' ? 'sync' : s.syncState === 'quorum' ? 'quorum' : 'async';
     out.set(s.applicationName, { streaming: s.state === 'streaming', replayLagMs, lagBytes, mode });
   }
@@ -231,14 +233,15 @@ async function catchUpMs(conn: Parameters<typeof withClient>[0], standby: string
         for (;;) {
           const r = await c.query<{ done: boolean | null }>('SELECT replay_lsn >= $1::pg_lsn AS done FROM pg_stat_replication WHERE application_name = $2', [lsn, standby]);
           const waited = performance.now() - t0;
-          if (r.rows[0]?.done) return waited;
+          // The walsender went away (or restarted) while sampling: what it said before no longer holds.
+          if (r.rows[0] === undefined || r.rows[0].done === null) return null;
+          if (r.rows[0].done) return waited;
           if (waited >= LAG_SAMPLE_MS) return waited;
           await new Promise((res) => setTimeout(res, 10));
         }
       },
       // A second connection through -rw on a busy node can take over a second; failing it would turn a
-      // streaming standby's lag into "unknown". (CI still saw an unknown lag right after Ready with this
-      // bound: that cause is not found yet, see the cnpg test.)
+      // streaming standby's lag into "unknown".
       5000,
     );
   } catch {
