@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
-import { childrenOf, isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
+import { childrenOf } from '../../lib/adapters/postgres/proc.ts';
 import { labDown, labStatus, labUp, type LabInfo } from '../../lib/lab/index.ts';
-import { makeTempDir, type TempDir } from '../support/tmp.ts';
+import { labFixture, livePids } from '../support/lab.ts';
 
 /**
  * The lab's PostgreSQL pair against real servers: a primary and a streaming hot standby in async and sync
@@ -31,12 +31,6 @@ async function postgresPids(info: LabInfo): Promise<number[]> {
   return out;
 }
 
-async function stillAlive(pids: number[]): Promise<number[]> {
-  const out: number[] = [];
-  for (const p of pids) if ((await procState(p)) === 'alive') out.push(p);
-  return out;
-}
-
 async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   let last: unknown;
@@ -53,29 +47,14 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined | f
 }
 
 describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
-  let tmp: TempDir;
-  let dir: string;
+  const lab = labFixture('drill-labpair-');
+  const seen = lab.seen;
   let info: LabInfo;
-  const seen = new Set<number>();
-
-  before(async () => {
-    tmp = await makeTempDir('drill-labpair-');
-    dir = join(tmp.path, 'lab');
-  });
-
-  after(async () => {
-    try {
-      await labDown({ dir });
-    } finally {
-      for (const pid of seen) if (await isProcessUnder(pid, dir)) process.kill(pid, 'SIGKILL');
-      await tmp.remove();
-    }
-  });
 
   test('a fresh lab has a primary and an async streaming hot standby', async (t) => {
     const phases: string[] = [];
     const t0 = performance.now();
-    info = await labUp({ dir, replicas: 1, onPhase: (name, ms) => phases.push(`${name} ${ms.toFixed(0)}`) });
+    info = await labUp({ dir: lab.dir, replicas: 1, onPhase: (name, ms) => phases.push(`${name} ${ms.toFixed(0)}`) });
     t.diagnostic(`labUp fresh took ${(performance.now() - t0).toFixed(0)} ms: ${phases.join(', ')}`);
     (await postgresPids(info)).forEach((p) => seen.add(p));
 
@@ -84,7 +63,7 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     const [primary, standby] = info.db.nodes;
     assert.equal(info.db.port, primary!.port);
     assert.notEqual(primary!.port, standby!.port);
-    assert.ok(standby!.dataDir.startsWith(dir + '/'), 'the standby lives in the lab directory');
+    assert.ok(standby!.dataDir.startsWith(lab.dir + '/'), 'the standby lives in the lab directory');
 
     const senders = await query<{ application_name: string; state: string; sync_state: string }>(primary!.port, 'SELECT application_name, state, sync_state FROM pg_stat_replication');
     assert.deepEqual(senders, [{ application_name: 'n2', state: 'streaming', sync_state: 'async' }]);
@@ -95,7 +74,7 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     const [hints] = await query<{ v: string }>(primary!.port, "SELECT current_setting('wal_log_hints') AS v");
     assert.equal(hints!.v, 'on', 'pg_rewind needs wal_log_hints');
 
-    const s = await labStatus({ dir });
+    const s = await labStatus({ dir: lab.dir });
     assert.equal(s.up, true);
     assert.deepEqual(s.problems, []);
     assert.deepEqual(s.components.filter((c) => c.name.startsWith('postgres')).map((c) => [c.name, c.pid, c.alive]), [
@@ -124,15 +103,15 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     pids.forEach((p) => seen.add(p));
     assert.ok(pids.length >= 2 + 4, `two postmasters and their helpers: ${pids.length}`);
     const t0 = performance.now();
-    const down = await labDown({ dir });
+    const down = await labDown({ dir: lab.dir });
     t.diagnostic(`labDown took ${(performance.now() - t0).toFixed(0)} ms`);
     assert.deepEqual(new Set(down.stopped.map((s) => s.name)), new Set(['daemon', 'postgres:n1', 'postgres:n2', 'azurite']));
-    assert.deepEqual(await stillAlive(pids), [], 'no PostgreSQL process of the lab is left');
+    assert.deepEqual(await livePids(pids), [], 'no PostgreSQL process of the lab is left');
   });
 
   test('up again reuses both data directories; sync mode makes the standby synchronous', async (t) => {
     const t0 = performance.now();
-    const again = await labUp({ dir, replicas: 1, replication: 'sync' });
+    const again = await labUp({ dir: lab.dir, replicas: 1, replication: 'sync' });
     t.diagnostic(`labUp on existing dirs (sync) took ${(performance.now() - t0).toFixed(0)} ms`);
     (await postgresPids(again)).forEach((p) => seen.add(p));
     assert.equal(again.db.replication, 'sync');
@@ -153,13 +132,13 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     const token = `sync-${Date.now()}`;
     await query(primary!.port, 'INSERT INTO pair_check VALUES ($1)', [token]);
     await until('sync row on the standby', async () => (await query(standby!.port, 'SELECT 1 FROM pair_check WHERE token = $1', [token])).length === 1, 5000);
-    const s = await labStatus({ dir });
+    const s = await labStatus({ dir: lab.dir });
     assert.equal(s.database!.nodes.find((n) => n.name === 'n2')!.syncState, 'sync');
     info = again;
   });
 
   test('a running lab switches back to async without restarting PostgreSQL', async () => {
-    const again = await labUp({ dir, replicas: 1, replication: 'async' });
+    const again = await labUp({ dir: lab.dir, replicas: 1, replication: 'async' });
     assert.equal(again.alreadyRunning, true);
     assert.deepEqual(again.db.nodes.map((n) => n.pid), info.db.nodes.map((n) => n.pid), 'no node restarted');
     const senders = await query<{ sync_state: string }>(again.db.nodes[0]!.port, 'SELECT sync_state FROM pg_stat_replication');
@@ -171,11 +150,11 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     const pids = await postgresPids(info);
     pids.forEach((p) => seen.add(p));
     process.kill(info.pids.daemon, 'SIGKILL');
-    const down = await labDown({ dir });
+    const down = await labDown({ dir: lab.dir });
     assert.equal(down.wasStale, true);
     assert.deepEqual(new Set(down.stopped.filter((s) => s.name.startsWith('postgres:')).map((s) => s.pid)), new Set(info.db.nodes.map((n) => n.pid)));
-    assert.deepEqual(await stillAlive(pids), [], 'no PostgreSQL process of the lab is left');
-    const s = await labStatus({ dir });
+    assert.deepEqual(await livePids(pids), [], 'no PostgreSQL process of the lab is left');
+    const s = await labStatus({ dir: lab.dir });
     assert.equal(s.stale, false);
   });
 });

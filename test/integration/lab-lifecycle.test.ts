@@ -4,12 +4,12 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { childrenOf, isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
+import { describe, test } from 'node:test';
+import { childrenOf, procState } from '../../lib/adapters/postgres/proc.ts';
 import { UserError } from '../../lib/errors.ts';
 import { labDown, labPaths, labStatus, labUp, type LabInfo } from '../../lib/lab/index.ts';
 import { assertServerCanReach } from '../../lib/lab/reach.ts';
-import { makeTempDir, type TempDir } from '../support/tmp.ts';
+import { labFixture, livePids } from '../support/lab.ts';
 
 /** Every PID the lab runs right now: daemon, replicas, postmaster and its children. */
 async function labPids(dir: string): Promise<number[]> {
@@ -21,89 +21,68 @@ async function labPids(dir: string): Promise<number[]> {
   return [...pids];
 }
 
-async function alive(pids: number[]): Promise<number[]> {
-  const out: number[] = [];
-  for (const p of pids) if ((await procState(p)) === 'alive') out.push(p);
-  return out;
-}
-
 describe('lab lifecycle', { timeout: 240_000 }, () => {
-  let tmp: TempDir;
-  let dir: string;
+  const lab = labFixture('drill-lablc-');
+  const seen = lab.seen;
   let info: LabInfo;
-  const seen = new Set<number>();
-
-  before(async () => {
-    tmp = await makeTempDir('drill-lablc-');
-    dir = join(tmp.path, 'lab');
-  });
-
-  after(async () => {
-    try {
-      await labDown({ dir });
-    } finally {
-      for (const pid of seen) if (await isProcessUnder(pid, dir)) process.kill(pid, 'SIGKILL');
-      await tmp.remove();
-    }
-  });
 
   test('down stops every process of the lab and keeps its data', async (t) => {
     let t0 = performance.now();
-    info = await labUp({ dir, replicas: 3 });
+    info = await labUp({ dir: lab.dir, replicas: 3 });
     t.diagnostic(`labUp on a fresh dir took ${(performance.now() - t0).toFixed(0)} ms`);
-    const pids = await labPids(dir);
+    const pids = await labPids(lab.dir);
     pids.forEach((p) => seen.add(p));
     assert.ok(pids.length >= 3 + 1 + 2 + 6, `daemon, 3 replicas, two postmasters and their helpers: ${pids.length}`);
     // A backend of a connection that just closed may exit between the listing and this check; the lab's own
     // processes (daemon, replicas, postmasters) may not.
-    const up = await labStatus({ dir });
+    const up = await labStatus({ dir: lab.dir });
     const core = [...new Set([...up.components.map((c) => c.pid!), ...up.replicas.map((r) => r.pid!)])];
     assert.equal(core.length, 1 + 3 + 2 + 1, 'daemon, 3 replicas, two postmasters, Azurite');
-    assert.deepEqual(await alive(core), core);
+    assert.deepEqual(await livePids(core), core);
 
     t0 = performance.now();
-    const down = await labDown({ dir });
+    const down = await labDown({ dir: lab.dir });
     t.diagnostic(`labDown took ${(performance.now() - t0).toFixed(0)} ms`);
     assert.equal(down.wasStale, false);
     assert.deepEqual(new Set(down.stopped.map((s) => s.name)), new Set(['daemon', 'postgres:n1', 'postgres:n2', 'azurite']), 'the daemon stopped its own replicas; both PostgreSQL nodes and Azurite were stopped');
-    assert.deepEqual(await alive(pids), [], 'no process of the lab is left');
-    const s = await labStatus({ dir });
+    assert.deepEqual(await livePids(pids), [], 'no process of the lab is left');
+    const s = await labStatus({ dir: lab.dir });
     assert.equal(s.up, false);
     assert.equal(s.stale, false);
-    assert.equal(existsSync(labPaths(dir).daemonState), false);
+    assert.equal(existsSync(labPaths(lab.dir).daemonState), false);
     assert.equal(existsSync(join(info.db.dataDir, 'PG_VERSION')), true, 'data kept for the next up');
   });
 
   test('up on an existing dir reuses the cluster', async (t) => {
     const t0 = performance.now();
-    const again = await labUp({ dir, replicas: 3 });
+    const again = await labUp({ dir: lab.dir, replicas: 3 });
     t.diagnostic(`labUp on an existing dir took ${(performance.now() - t0).toFixed(0)} ms`);
     assert.equal(again.alreadyRunning, false);
     assert.equal(again.db.port, info.db.port, 'same PostgreSQL port as before');
-    (await labPids(dir)).forEach((p) => seen.add(p));
+    (await labPids(lab.dir)).forEach((p) => seen.add(p));
     const r = await fetch(`${again.serviceUrl}/orders?limit=1`);
     assert.equal(r.status, 200);
     info = again;
   });
 
   test('after a harness crash (daemon SIGKILLed), status says stale and down cleans replicas, PostgreSQL and state', async () => {
-    const pids = await labPids(dir);
+    const pids = await labPids(lab.dir);
     pids.forEach((p) => seen.add(p));
-    const replicaPids = (await labStatus({ dir })).replicas.map((r) => r.pid!);
+    const replicaPids = (await labStatus({ dir: lab.dir })).replicas.map((r) => r.pid!);
     process.kill(info.pids.daemon, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 100));
 
-    const s = await labStatus({ dir });
+    const s = await labStatus({ dir: lab.dir });
     assert.equal(s.up, false);
     assert.equal(s.stale, true);
     assert.ok(s.problems.some((p) => p.includes(`daemon pid ${info.pids.daemon}`)), s.problems.join('; '));
-    assert.deepEqual(await alive(replicaPids), replicaPids, 'replicas outlive their daemon, as pods outlive a kubelet');
+    assert.deepEqual(await livePids(replicaPids), replicaPids, 'replicas outlive their daemon, as pods outlive a kubelet');
 
-    const down = await labDown({ dir });
+    const down = await labDown({ dir: lab.dir });
     assert.equal(down.wasStale, true);
     assert.deepEqual(new Set(down.stopped.map((x) => x.pid)), new Set([...replicaPids, ...info.db.nodes.map((n) => n.pid!), info.azurite!.pid]));
-    assert.deepEqual(await alive(pids), [], 'every process of the lab is gone');
-    const after = await labStatus({ dir });
+    assert.deepEqual(await livePids(pids), [], 'every process of the lab is gone');
+    const after = await labStatus({ dir: lab.dir });
     assert.equal(after.up, false);
     assert.equal(after.stale, false);
   });
@@ -112,41 +91,41 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     // A process of ours that is not the lab's, standing in for an unrelated process that got a recorded PID.
     const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
-      const p = labPaths(dir);
+      const p = labPaths(lab.dir);
       await writeFile(p.daemonState, JSON.stringify({
         pid: stranger.pid, startedAt: new Date().toISOString(), ports: { front: 1, control: 1, dbEndpoint: 1 }, primaryPort: info.db.port, desired: 3,
         replicas: [{ name: 'orders-dead-1', pid: stranger.pid, port: 1 }], updatedAt: new Date().toISOString(),
       }));
-      const s = await labStatus({ dir });
+      const s = await labStatus({ dir: lab.dir });
       assert.equal(s.up, false);
       assert.equal(s.stale, true);
-      const down = await labDown({ dir });
+      const down = await labDown({ dir: lab.dir });
       assert.deepEqual(down.stopped, []);
       assert.equal(await procState(stranger.pid!), 'alive', 'the unrelated process was left alone');
       assert.equal(existsSync(p.daemonState), false);
-      assert.equal((await labStatus({ dir })).stale, false);
+      assert.equal((await labStatus({ dir: lab.dir })).stale, false);
     } finally {
       stranger.kill('SIGKILL');
     }
   });
 
   test('up after a crash replaces the leftovers and serves again', async () => {
-    info = await labUp({ dir, replicas: 2 });
-    const old = (await labStatus({ dir })).replicas.map((r) => r.pid!);
+    info = await labUp({ dir: lab.dir, replicas: 2 });
+    const old = (await labStatus({ dir: lab.dir })).replicas.map((r) => r.pid!);
     old.forEach((p) => seen.add(p));
     process.kill(info.pids.daemon, 'SIGKILL');
-    const again = await labUp({ dir, replicas: 2 });
-    (await labPids(dir)).forEach((p) => seen.add(p));
+    const again = await labUp({ dir: lab.dir, replicas: 2 });
+    (await labPids(lab.dir)).forEach((p) => seen.add(p));
     assert.equal(again.alreadyRunning, false);
     assert.notEqual(again.pids.daemon, info.pids.daemon);
     assert.equal(again.pids.postgres, info.pids.postgres, 'a healthy PostgreSQL is kept');
-    assert.deepEqual(await alive(old), [], 'orphaned replicas were stopped');
+    assert.deepEqual(await livePids(old), [], 'orphaned replicas were stopped');
     const served = await fetch(`${again.serviceUrl}/orders?limit=1`).then(
       (r) => r.status,
-      async (e: Error) => `${e.message} (${(e.cause as Error)?.message}); status ${JSON.stringify((await labStatus({ dir })).components)}; daemon.log:\n${(await readFile(join(dir, 'logs', 'daemon.log'), 'utf8')).split('\n').slice(-20).join('\n')}`,
+      async (e: Error) => `${e.message} (${(e.cause as Error)?.message}); status ${JSON.stringify((await labStatus({ dir: lab.dir })).components)}; daemon.log:\n${(await readFile(join(lab.dir, 'logs', 'daemon.log'), 'utf8')).split('\n').slice(-20).join('\n')}`,
     );
     assert.equal(served, 200);
-    await labDown({ dir });
+    await labDown({ dir: lab.dir });
   });
 
   test('a lab dir the postgres user cannot reach is refused up front, naming the directory and the fix', async () => {
@@ -172,17 +151,17 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
   });
 
   test('a lab dir too long for PostgreSQL\'s unix socket is refused before anything is created', async () => {
-    const long = join(tmp.path, 'x'.repeat(90));
+    const long = join(lab.root, 'x'.repeat(90));
     await assert.rejects(labUp({ dir: long, replicas: 1 }), (e: unknown) => e instanceof UserError && /longer than the 107 bytes/.test(e.message));
     assert.equal(existsSync(long), false);
   });
 
   test('down on a directory that holds no lab does nothing', async () => {
-    const empty = join(tmp.path, 'not-a-lab');
+    const empty = join(lab.root, 'not-a-lab');
     await mkdir(empty);
     assert.deepEqual(await labDown({ dir: empty }), { dir: empty, stopped: [], wasStale: false });
-    assert.deepEqual(await labDown({ dir: join(tmp.path, 'missing') }), { dir: join(tmp.path, 'missing'), stopped: [], wasStale: false });
-    assert.equal(existsSync(join(tmp.path, 'missing')), false);
-    assert.equal((await labStatus({ dir: join(tmp.path, 'missing') })).up, false);
+    assert.deepEqual(await labDown({ dir: join(lab.root, 'missing') }), { dir: join(lab.root, 'missing'), stopped: [], wasStale: false });
+    assert.equal(existsSync(join(lab.root, 'missing')), false);
+    assert.equal((await labStatus({ dir: join(lab.root, 'missing') })).up, false);
   });
 });

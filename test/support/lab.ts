@@ -1,0 +1,54 @@
+import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
+import { labDown } from '../../lib/lab/index.ts';
+import { makeTempDir, type TempDir } from './tmp.ts';
+
+export interface LabFixture {
+  /** The temp folder the lab lives in, for a test's other paths (set once `before` ran). */
+  readonly root: string;
+  /** The lab's directory, `<root>/lab`. */
+  readonly dir: string;
+  /** PIDs a test saw the lab run: any of them still running from the lab's directory afterwards is killed. */
+  readonly seen: Set<number>;
+}
+
+/**
+ * A lab directory for one describe block. Afterwards, also when a test failed, the lab is brought down,
+ * whatever process it left that still runs from its directory is killed (only those: a PID may have been
+ * reused by then), and the folder is removed.
+ */
+export function labFixture(prefix: string): LabFixture {
+  let tmp: TempDir | undefined;
+  let dir = '';
+  const seen = new Set<number>();
+  before(async () => {
+    tmp = await makeTempDir(prefix);
+    dir = join(tmp.path, 'lab');
+  });
+  after(async () => {
+    if (!tmp) return;
+    try {
+      await labDown({ dir });
+    } finally {
+      for (const pid of seen) if (await isProcessUnder(pid, dir)) process.kill(pid, 'SIGKILL');
+      await tmp.remove();
+    }
+  });
+  return {
+    get root() {
+      return tmp?.path ?? '';
+    },
+    get dir() {
+      return dir;
+    },
+    seen,
+  };
+}
+
+/** The ones of `pids` that are still running (a zombie is not). */
+export async function livePids(pids: number[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const p of pids) if ((await procState(p)) === 'alive') out.push(p);
+  return out;
+}
