@@ -14,6 +14,7 @@ import { PatroniProvider, type PatroniTopology } from '../../lib/adapters/postgr
 import { UserError } from '../../lib/errors.ts';
 import { DbEndpoint } from '../../lib/lab/db-endpoint.ts';
 import { startPatroniCluster, type PatroniCluster } from '../support/patroni.ts';
+import { alive } from '../support/cli.ts';
 import { freePort } from '../support/ports.ts';
 
 const AUTH = { username: 'drill-admin', password: `pw-${Math.random().toString(36).slice(2)}` };
@@ -295,5 +296,57 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     const rows = await sql<{ token: string }>(cluster.member(candidate).pgPort, 'SELECT count(*)::int AS n FROM ledger');
     assert.deepEqual(rows, [{ n: 2 }]);
     await sql(cluster.member(candidate).pgPort, 'INSERT INTO ledger VALUES ($1)', ['after-forced']);
+  });
+
+  test('rejoin fallback: a member whose timeline diverged and that cannot rewind is rebuilt with POST /reinitialize', { timeout: 180_000 }, async (t) => {
+    // m1 leads; the other survivor of the last test streams from it.
+    const other = ['m2', 'm3'].find((n) => n !== firstNewLeader)!;
+    const m1 = cluster.member('m1').pgPort;
+    for (const until = performance.now() + 30_000; ; ) {
+      const rows = await sql<{ application_name: string }>(m1, "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'");
+      if (rows.some((r) => r.application_name === other)) break;
+      assert.ok(performance.now() < until, `${other} streams from m1: ${JSON.stringify(rows)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // A write only m1 has: m1's walsender to the replica is stopped while m1 commits it (async), then m1's host
+    // dies (SIGKILL ends a stopped process too). The replica is elected without the write, so m1's timeline runs
+    // past the fork: only a rewind or a fresh clone brings it back, and with use_pg_rewind off Patroni starts it
+    // as a replica that cannot stream.
+    const [{ pid: sender }] = (await sql<{ pid: number }>(m1, 'SELECT pid FROM pg_stat_replication WHERE application_name = $1', [other])) as [{ pid: number }];
+    process.kill(sender, 'SIGSTOP');
+    try {
+      await sql(m1, 'INSERT INTO ledger VALUES ($1)', ['only-on-m1']);
+      await cluster.crash('m1');
+    } finally {
+      if (alive(sender)) process.kill(sender, 'SIGCONT');
+    }
+    const r = await provider.failover({ timeoutMs: 60_000, signal });
+    assert.equal(r.newPrimary.name, other);
+    assert.equal(r.timeline, 4);
+    await provider.patchSettings({ postgresql: { use_pg_rewind: false } });
+    for (const until = performance.now() + 10_000; (await provider.settings()).use_pg_rewind !== false; ) {
+      assert.ok(performance.now() < until, 'use_pg_rewind is off within 10 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.after(() => provider.patchSettings({ postgresql: { use_pg_rewind: true } }).catch(() => undefined));
+
+    const rebuilding = new PatroniProvider({
+      apiUrls: [cluster.member(other).apiUrl],
+      knownMembers: { m1: cluster.member('m1').apiUrl },
+      env: ENV,
+      authVars: AUTH_VARS,
+      startMember: (name) => cluster.start(name),
+      reinitializeAfterMs: 5000,
+    });
+    const logBefore = (await cluster.log('m1')).length;
+    const detail = await rebuilding.rejoin({ name: 'm1', host: '127.0.0.1', port: m1, role: 'unknown' }, { timeoutMs: 120_000, signal });
+    t.diagnostic(detail);
+    assert.match(detail, new RegExp(`m1 rejoined as a streaming replica of ${other} on timeline 4 after [\\d.]+ s: its Patroni was started again, and Patroni rebuilt it from the leader \\(not streaming 5 s after its Patroni started \\(.*\\), so POST /reinitialize: HTTP 200`));
+    assert.doesNotMatch((await cluster.log('m1')).slice(logBefore), /running pg_rewind from/, 'no rewind ran before the rebuild');
+    // The clone is the leader's data: the write only the dead leader had is gone, every other row is there.
+    const rows = await sql<{ token: string }>(m1, 'SELECT token FROM ledger ORDER BY token');
+    assert.deepEqual(rows.map((x) => x.token).includes('only-on-m1'), false);
+    assert.equal(rows.length, 3);
+    assert.deepEqual(await sql(m1, 'SELECT pg_is_in_recovery() AS rec'), [{ rec: true }]);
   });
 });
