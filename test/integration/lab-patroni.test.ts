@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { childrenOf, cmdlineOf, isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
 import { UserError } from '../../lib/errors.ts';
-import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
+import { labDown, labPaths, labStatus, labUp } from '../../lib/lab/index.ts';
 import { drillCli, readEvents, runFolders, scratchDir } from '../support/cli.ts';
 
 async function query<T extends pg.QueryResultRow>(port: number, sql: string): Promise<T[]> {
@@ -252,5 +252,36 @@ describe('the lab on Patroni', { timeout: 600_000 }, () => {
     for (const pid of running) assert.notEqual(await procState(pid), 'alive', `pid ${pid} (${(await cmdlineOf(pid))?.join(' ')}) is gone`);
     assert.deepEqual(await labProcesses(lab), [], 'nothing runs under the lab dir');
     assert.equal((await labStatus({ dir: lab })).up, false);
+  });
+
+  test('a stopped Patroni lab brought up on pg-promote starts over: a fresh pair the harness runs, no etcd, no Patroni', async () => {
+    const n1 = labPaths(lab).node('n1').data;
+    // What Patroni left behind: its cached DCS configuration in the data directory, and etcd's data.
+    assert.ok(existsSync(join(n1, 'patroni.dynamic.json')), 'the stopped lab is a Patroni one');
+    assert.ok(existsSync(join(lab, 'etcd')));
+    const upAt = Date.now();
+    const info = await labUp({ dir: lab, replicas: 1, provider: 'pg-promote' });
+    for (const pid of await labProcesses(lab)) seen.add(pid);
+    assert.equal(info.db.provider, 'pg-promote');
+    assert.equal(JSON.parse(readFileSync(join(lab, 'lab.json'), 'utf8')).provider ?? 'pg-promote', 'pg-promote');
+    assert.equal(existsSync(join(n1, 'patroni.dynamic.json')), false, 'a fresh data directory');
+    assert.equal(existsSync(join(lab, 'etcd')), false);
+    assert.equal(existsSync(join(lab, 'patroni.json')), false);
+    const programs = await Promise.all((await labProcesses(lab)).map(async (pid) => (await cmdlineOf(pid))?.slice(0, 2) ?? []));
+    assert.deepEqual(programs.filter((argv) => argv.some((a) => /\/(patroni|etcd)$/.test(a))), [], 'no Patroni or etcd runs');
+    assert.equal(programs.filter((argv) => /\/postgres$/.test(argv[0] ?? '')).length, 2, 'the harness runs both postmasters');
+    // The orders the Patroni drills wrote went with the old cluster; the new pair streams.
+    const c = new pg.Client({ host: '127.0.0.1', port: info.db.port, user: 'postgres', database: 'orders' });
+    await c.connect();
+    try {
+      // The replicas create the table when they start and lab up warms them with orders: none may be older than this lab up.
+      const [{ old }] = (await c.query('SELECT count(*)::int AS old FROM orders WHERE created_at < $1', [new Date(upAt)])).rows as [{ old: number }];
+      assert.equal(old, 0, 'no order of the Patroni lab is left');
+      assert.deepEqual((await c.query('SELECT application_name, state FROM pg_stat_replication')).rows, [{ application_name: 'n2', state: 'streaming' }]);
+    } finally {
+      await c.end();
+    }
+    await labDown({ dir: lab });
+    assert.deepEqual(await labProcesses(lab), [], 'nothing runs under the lab dir');
   });
 });
