@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { openCnpgDatabase } from '../../lib/adapters/kubernetes/cnpg-database.ts';
+import { judgeReplayLag } from '../../lib/adapters/postgres/replication.ts';
 import { startKubeApi, type KubeApi, type KubeObject, type KubeApiOptions } from '../support/kube-api/index.ts';
 import { startCnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
 import { makeTempDir } from '../support/tmp.ts';
@@ -189,8 +190,14 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   };
   await statusInterval('0');
   await restartWalsender();
-  [standby] = (await d.provider.topology()).standbys;
-  assert.deepEqual(standby?.replication, { streaming: true, replayLagMs: null, lagBytes: null, mode: 'async' });
+  const silent = await d.provider.topology();
+  [standby] = silent.standbys;
+  const because = 'it has not reported a replay position since its walsender started (it does within wal_receiver_status_interval, 10 s by default)';
+  assert.deepEqual(standby?.replication, { streaming: true, replayLagMs: null, lagBytes: null, mode: 'async', unknownBecause: because });
+  // A steady-state lag limit fails on it, and says why.
+  const judged = judgeReplayLag(silent, 5000);
+  assert.equal(judged.ok, false);
+  assert.equal(judged.detail, `pg-2 streaming (async), replay lag unknown: ${because}; limit 5000 ms: pg-2 not measurable`);
   await statusInterval('10');
   await restartWalsender();
   [standby] = (await reported()).standbys;

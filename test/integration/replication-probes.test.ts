@@ -38,7 +38,10 @@ describe('replication judgement (pure)', () => {
     const late = judgeReplayLag(topo(standby('b', true, 6000)), 5000);
     assert.equal(late.ok, false);
     assert.match(late.detail, /replay lag 6000 ms.*limit 5000 ms: b over it/);
-    assert.equal(judgeReplayLag(topo(standby('b', true, null)), 5000).ok, false, 'unknown lag is not a small lag');
+    const unknown = judgeReplayLag(topo(standby('b', true, null)), 5000);
+    assert.equal(unknown.ok, false, 'unknown lag is not a small lag');
+    assert.match(unknown.detail, /b streaming \(\w+\), replay lag unknown.*limit 5000 ms: b not measurable$/);
+    assert.match(judgeReplayLag(topo(standby('b', true, 6000), standby('c', true, null)), 5000).detail, /limit 5000 ms: b over it, c not measurable$/);
     assert.equal(judgeReplayLag(topo(standby('b', false, null, 'unknown')), 5000).ok, false, 'no streaming standby, nothing within the limit');
   });
 });

@@ -218,7 +218,9 @@ async function replicationThroughRw(conn: { host: string; port: number; user: st
     // null until it does, up to wal_receiver_status_interval): its lag is unknown, not "at least a sample".
     if (replayLagMs === null && lagBytes !== null && s.state === 'streaming') replayLagMs = await catchUpMs(conn, s.applicationName);
     const mode = s.syncState === 'sync' ? 'sync' : s.syncState === 'quorum' ? 'quorum' : 'async';
-    out.set(s.applicationName, { streaming: s.state === 'streaming', replayLagMs, lagBytes, mode });
+    const state: ReplicationState = { streaming: s.state === 'streaming', replayLagMs, lagBytes, mode };
+    if (lagBytes === null && state.streaming) state.unknownBecause = 'it has not reported a replay position since its walsender started (it does within wal_receiver_status_interval, 10 s by default)';
+    out.set(s.applicationName, state);
   }
   return out;
 }

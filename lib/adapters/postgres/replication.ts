@@ -14,7 +14,7 @@ const fromTarget: ProviderOf = (ctx) => ctx.adapters.database?.provider;
 function describeStandby(s: Topology['standbys'][number]): string {
   if (s.role !== 'standby') return `${s.name} down or not a standby`;
   const r = s.replication;
-  const lag = r.replayLagMs === null ? 'replay lag unknown' : `replay lag ${Math.round(r.replayLagMs)} ms`;
+  const lag = r.replayLagMs === null ? `replay lag unknown${r.unknownBecause ? `: ${r.unknownBecause}` : ''}` : `replay lag ${Math.round(r.replayLagMs)} ms`;
   const bytes = r.lagBytes === null ? '' : `, ${r.lagBytes} bytes behind`;
   return `${s.name} ${r.streaming ? 'streaming' : 'NOT streaming'} (${r.mode}), ${lag}${bytes}`;
 }
@@ -34,10 +34,12 @@ export function judgeStreaming(topo: Topology, min = 1): ProbeResult {
 export function judgeReplayLag(topo: Topology, maxLagMs: number): ProbeResult {
   const streaming = topo.standbys.filter((s) => s.role === 'standby' && s.replication.streaming);
   if (!topo.primary || streaming.length === 0) return { ok: false, detail: `no streaming standby to measure: ${judgeStreaming(topo).detail}` };
-  const late = streaming.filter((s) => s.replication.replayLagMs === null || s.replication.replayLagMs > maxLagMs);
+  const unknown = streaming.filter((s) => s.replication.replayLagMs === null).map((s) => s.name);
+  const over = streaming.filter((s) => s.replication.replayLagMs !== null && s.replication.replayLagMs > maxLagMs).map((s) => s.name);
+  const verdict = [over.length ? `${over.join(', ')} over it` : '', unknown.length ? `${unknown.join(', ')} not measurable` : ''].filter(Boolean).join(', ');
   return {
-    ok: late.length === 0,
-    detail: `${streaming.map(describeStandby).join('; ')}; limit ${maxLagMs} ms${late.length ? `: ${late.map((s) => s.name).join(', ')} over it` : ''}`,
+    ok: unknown.length === 0 && over.length === 0,
+    detail: `${streaming.map(describeStandby).join('; ')}; limit ${maxLagMs} ms${verdict ? `: ${verdict}` : ''}`,
   };
 }
 

@@ -26,6 +26,8 @@ export interface ReplicationState {
   lagBytes: number | null;
   /** `async`, `sync` (synchronous_standby_names names this standby) or `quorum`. */
   mode: 'async' | 'sync' | 'quorum' | 'unknown';
+  /** Why the lag is unknown while the standby streams, when the provider knows (shown with a failed lag probe). */
+  unknownBecause?: string;
 }
 
 export interface Topology {
