@@ -96,7 +96,8 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
   } else row('RTO', unmeasured(rto.reason, 'not measured'));
 
   if (rpo.measuredSeconds !== null) {
-    const writes = `${formatCount(rpo.lostWrites ?? 0)} lost, ${formatCount(rpo.unknownWrites ?? 0)} unknown writes`;
+    const unknown = rpo.unknownWrites ?? 0;
+    const writes = `${formatCount(rpo.lostWrites ?? 0)} lost, ${formatCount(unknown)} unknown write${unknown === 1 ? '' : 's'}`;
     row('RPO', `${formatSeconds(rpo.measuredSeconds)} measured vs ${formatSeconds(rpo.targetSeconds)} target  ${mark(rpo.met)}  (${writes})`);
   } else row('RPO', unmeasured(rpo.reason, 'not measured'));
 

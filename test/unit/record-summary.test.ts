@@ -103,8 +103,11 @@ test('the files line names writes.tsv when a write ledger measured the RPO, and 
   const text = renderSummary(buildRunRecord(input), { color: false, dir });
   assert.ok(text.includes(`${dir}/run.json,`), text);
   assert.match(text, /with events\.jsonl, metrics\.jsonl, requests\.tsv and writes\.tsv/);
+  assert.match(text, /RPO {11}0\.98 s measured vs 15 min target {2}✓ met {2}\(24 lost, 11 unknown writes\)/);
   const plain = renderSummary(buildRunRecord(sampleRunInput()), { color: false, dir: 'results/runs/x' });
   assert.match(plain, /with events\.jsonl, metrics\.jsonl and requests\.tsv$/);
+  input.rpo = { ...input.rpo, lostWrites: 0, unknownWrites: 1 };
+  assert.match(renderSummary(buildRunRecord(input), { color: false }), /\(0 lost, 1 unknown write\)/);
 });
 
 test('a skipped read-back: the record keeps it under verification.skipped, its reason stands for the RPO, and the summary names it', () => {
