@@ -19,8 +19,8 @@ import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
 
 const PASSWORD = `s3cret-${process.pid}-drill`;
 
-function pgCluster(failoverDelay: number): KubeObject {
-  return { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'pg', namespace: 'db' }, spec: { instances: 2, storage: { size: '1Gi' }, failoverDelay } };
+function pgCluster(failoverDelay: number, instances = 2, minSyncReplicas = 0): KubeObject {
+  return { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'pg', namespace: 'db' }, spec: { instances, storage: { size: '1Gi' }, failoverDelay, ...(minSyncReplicas ? { minSyncReplicas, maxSyncReplicas: minSyncReplicas } : {}) } };
 }
 
 interface Setup {
@@ -84,15 +84,16 @@ function teardown(t: TestContext): (fn: () => unknown) => void {
   return (fn) => stack.push(fn);
 }
 
-async function setup(t: TestContext, o: { failoverDelay: number; replaceDelayMs?: number }): Promise<Setup> {
+async function setup(t: TestContext, o: { failoverDelay: number; replaceDelayMs?: number; instances?: number; minSyncReplicas?: number }): Promise<Setup> {
   const later = teardown(t);
   const dir = scratchDir('kube-db');
   later(() => rmSync(dir, { recursive: true, force: true }));
-  const db = await startCnpgPostgres({ root: join(dir, 'pg'), instances: ['pg-1', 'pg-2'], appPassword: PASSWORD });
+  const instances = o.instances ?? 2;
+  const db = await startCnpgPostgres({ root: join(dir, 'pg'), instances: Array.from({ length: instances }, (_, i) => `pg-${i + 1}`), appPassword: PASSWORD });
   later(() => db.stop());
-  const api = await startKubeApi({ objects: [pgCluster(o.failoverDelay)], cnpgRuntime: db.runtime, replaceDelayMs: o.replaceDelayMs ?? 1000, readyDelayMs: 300, shutdownMs: 100 });
+  const api = await startKubeApi({ objects: [pgCluster(o.failoverDelay, instances, o.minSyncReplicas)], cnpgRuntime: db.runtime, replaceDelayMs: o.replaceDelayMs ?? 1000, readyDelayMs: 300, shutdownMs: 100 });
   later(() => api.stop());
-  await api.state.waitFor(() => api.state.get('clusters', 'db', 'pg')?.status?.readyInstances === 2, 'pg-1 (initdb) and pg-2 (base backup, streaming) to be Ready', 120_000);
+  await api.state.waitFor(() => api.state.get('clusters', 'db', 'pg')?.status?.readyInstances === instances, 'pg-1 (initdb) and the replicas (base backup, streaming) to be Ready', 120_000);
   assert.deepEqual(api.state.controllerErrors, []);
   const serviceUrl = await startService(later, db.rw.port);
   await warm(serviceUrl);
@@ -248,12 +249,56 @@ test('delete-primary: the primary pod is deleted under write load, the operator 
   assert.equal(rec.objectives.rpo.met, true);
   assert.equal(typeof rec.objectives.rpo.measuredSeconds, 'number');
   assert.equal(rec.environment.target.database.provider, 'cnpg');
+  assert.equal(rec.environment.target.database.replication, 'async');
   assert.equal(rec.environment.target.database.credentialFrom, 'environment variable ORDERS_DB_PASSWORD');
   t.diagnostic(`delete-primary: RTO ${rto} s, kill -> writable ${writable.toFixed(2)} s, ${acked} writes acknowledged, ${lost} lost, RPO ${rec.objectives.rpo.measuredSeconds} s`);
 
   await assertPrimaryAndStreamingReplica(s, 'pg-2', 'pg-1');
   assert.ok(s.db.rwLog.some((l) => /^pg-1 (rewound with pg_rewind|copied with pg_basebackup)$/.test(l)), s.db.rwLog.join('\n'));
   t.diagnostic(`runtime: ${s.db.rwLog.filter((l) => !l.startsWith('db endpoint')).join('; ')}`);
+  assertNoPassword(runDir, r.stdout + r.stderr);
+});
+
+test('quorum replication (minSyncReplicas 1 of two replicas): the primary pod is deleted under write load, the operator promotes the replica with the most WAL, no acknowledged write is lost', { timeout: 300_000 }, async (t) => {
+  const s = await setup(t, { failoverDelay: 0, instances: 3, minSyncReplicas: 1 });
+  const names = await query<{ v: string }>(s.db.instances.get('pg-1')!.port, "SELECT setting AS v FROM pg_settings WHERE name = 'synchronous_standby_names'");
+  assert.deepEqual(names, [{ v: 'ANY 1 ("pg-2","pg-3")' }]);
+  const file = s.drill('cnpg-quorum', { database: ', mode: delete-primary' });
+  const { r, runDir, rec } = await runMeetingObjectives(t, s, file);
+
+  // Steady state saw both replicas in the quorum, as pg_stat_replication reports them.
+  const lagProbe = readEvents(runDir).find((e) => e.type === 'probe' && e.name === 'replay lag below the limit') as { ok: boolean; detail: string } | undefined;
+  assert.ok(lagProbe?.ok, JSON.stringify(lagProbe));
+  assert.match(lagProbe.detail, /pg-2 streaming \(quorum\).*pg-3 streaming \(quorum\)/);
+  assert.equal(rec.environment.target.database.replication, 'sync');
+
+  // The operator compared what each replica received and promoted the furthest one.
+  const ranked = s.db.rwLog.find((l) => l.startsWith('failover candidates by received WAL: '));
+  assert.ok(ranked, s.db.rwLog.join('\n'));
+  const received = [...ranked.matchAll(/(pg-\d) (\d+)/g)].map((m) => [m[1]!, Number(m[2])] as const).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const promoted = received[0]![0];
+  assert.ok(s.db.rwLog.includes(`${promoted} promoted (was pg-1)`), s.db.rwLog.join('\n'));
+  assert.match(r.stderr, new RegExp(`failed over to ${promoted}`));
+
+  // Every acknowledged write was committed on a quorum member, and the furthest one holds them all.
+  const { acked, lost } = await assertLedgerOnPrimary(runDir, s.db.instances.get(promoted)!.port);
+  assert.equal(lost, 0, 'quorum commit: no acknowledged write lost');
+  assert.equal(rec.objectives.rpo.measuredSeconds, 0);
+  t.diagnostic(`quorum: RTO ${rec.objectives.rto.measuredSeconds} s, ${acked} writes acknowledged, 0 lost; ${ranked}; promoted ${promoted}`);
+
+  // Whole again: the new primary lists the other two in its quorum, and both stream from it.
+  const port = s.db.instances.get(promoted)!.port;
+  const others = ['pg-1', 'pg-2', 'pg-3'].filter((n) => n !== promoted);
+  assert.deepEqual(await query(port, "SELECT setting AS v FROM pg_settings WHERE name = 'synchronous_standby_names'"), [{ v: `ANY 1 (${others.map((n) => `"${n}"`).join(',')})` }]);
+  for (const until = performance.now() + 30_000; ; ) {
+    const senders = await query<{ application_name: string; state: string; sync_state: string }>(port, 'SELECT application_name, state, sync_state FROM pg_stat_replication ORDER BY application_name');
+    if (senders.length === 2 && senders.every((x) => x.state === 'streaming' && x.sync_state === 'quorum')) {
+      assert.deepEqual(senders.map((x) => x.application_name), others);
+      break;
+    }
+    assert.ok(performance.now() < until, `both replicas stream from ${promoted} in the quorum: ${JSON.stringify(senders)}`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
   assertNoPassword(runDir, r.stdout + r.stderr);
 });
 

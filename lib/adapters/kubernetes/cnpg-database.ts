@@ -137,14 +137,16 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
   };
 
   const where = `kube:${kc.getCurrentContext() || server}/${namespace} CloudNativePG cluster ${cluster} (${o.mode}, -rw ${o.host}:${o.port})`;
+  // Quorum commit (minSyncReplicas > 0) is what makes an RPO of zero a promise: the record says which it was.
+  const replication = (first.spec?.minSyncReplicas ?? 0) > 0 ? 'sync' : 'async';
   return {
     where,
     provider,
-    replication: (first.spec?.minSyncReplicas ?? 0) > 0 ? 'sync' : 'async',
+    replication,
     endpoint: conn,
     admin: { user: o.user, database: o.database },
     // What `drill recover` needs to reopen it (cnpgDatabaseFromDetails); the variable's name only, under a key the record keeps.
-    details: { provider: 'cnpg', cluster, namespace, mode: o.mode, host: o.host, port: o.port, database: o.database, user: o.user, credentialFrom: `environment variable ${o.passwordEnv}`, credentialEnv: o.passwordEnv },
+    details: { provider: 'cnpg', cluster, namespace, mode: o.mode, replication, host: o.host, port: o.port, database: o.database, user: o.user, credentialFrom: `environment variable ${o.passwordEnv}`, credentialEnv: o.passwordEnv },
 
     async describeRollback() {
       const c = await readCluster();

@@ -137,6 +137,21 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
   const clusterOf = (pod: KubeObject) => host!.get('clusters', pod.metadata.namespace, pod.metadata.labels!['cnpg.io/cluster']!);
   const standbyId = (name: string) => ({ name, port: inst(name).port, socketDir: inst(name).socketDir, primary: { host: '127.0.0.1', port: rwPort, user: SUPERUSER } });
 
+  /**
+   * `spec.minSyncReplicas` as the instance manager applies it on the primary: quorum commit over the other
+   * instances, `ANY n ("pg-2","pg-3")`. (The real operator lists only the replicas it sees and keeps n between
+   * minSyncReplicas and maxSyncReplicas; listing every other instance is the same while all of them run.)
+   */
+  async function applySyncReplicas(cluster: KubeObject | undefined, primary: string): Promise<void> {
+    const min: number = cluster?.spec?.minSyncReplicas ?? 0;
+    const others = [...instances.keys()].filter((n) => n !== primary);
+    const names = min > 0 ? `ANY ${min} (${others.map((n) => `"${n}"`).join(',')})` : '';
+    await withClient(conn(primary), async (c) => {
+      await c.query(`ALTER SYSTEM SET synchronous_standby_names = ${c.escapeLiteral(names)}`);
+      await c.query('SELECT pg_reload_conf()');
+    });
+  }
+
   /** Point the -rw proxy at the Ready pod labelled primary, as the Service's endpoints follow the pods. */
   function followPrimary(namespace: string, cluster: string): void {
     const primary = [...instances.keys()]
@@ -206,6 +221,19 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
   }
 
   const runtime: CnpgRuntime = {
+    async mostAdvanced(candidates) {
+      const received = await Promise.all(
+        candidates.map((n) =>
+          withClient(conn(n), (c) => c.query<{ lsn: string | null }>('SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), \'0/0\')::text AS lsn'), 2000)
+            .then((r) => ({ n, lsn: r.rows[0]?.lsn == null ? -1 : Number(r.rows[0].lsn) }))
+            .catch(() => ({ n, lsn: -1 })),
+        ),
+      );
+      const best = received.filter((x) => x.lsn >= 0).sort((a, b) => b.lsn - a.lsn || a.n.localeCompare(b.n))[0];
+      if (best) rwLog.push(`failover candidates by received WAL: ${received.map((x) => `${x.n} ${x.lsn}`).join(', ')}`);
+      return best?.n;
+    },
+
     attach(h) {
       host = h;
       // The Service's endpoints change as the pods do: every store change re-reads them.
@@ -231,6 +259,7 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
             await bootstrapPrimary(i);
             how = 'initdb as the primary';
           }
+          await applySyncReplicas(clusterOf(pod), name);
         } else {
           how = await asReplica(i, primary);
         }
@@ -259,7 +288,7 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
       if (k) kills.push({ instance: name, ...k, at: Date.now() });
     },
 
-    promote(_cluster, target, old) {
+    promote(cluster, target, old) {
       inst(target);
       return serial(target, async () => {
         const oldRuns = old !== target && instances.has(old) && (await isRunning(inst(old).dataDir));
@@ -274,6 +303,7 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
         });
         // Replication slots are not replicated: the new primary keeps WAL for every other instance from now.
         for (const n of instances.keys()) if (n !== target) await ensureSlot(conn(target), n);
+        await applySyncReplicas(host!.get('clusters', cluster.metadata.namespace, cluster.metadata.name!), target);
         if (oldRuns && podOf.has(old)) {
           // Its pod stays; its PostgreSQL comes back as a replica of the new primary, not Ready until it streams.
           const ns = podNs.get(old)!;

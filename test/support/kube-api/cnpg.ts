@@ -3,7 +3,8 @@
  * per instance (`<cluster>-1`, `-2`, ...) labelled with its role, and reports `currentPrimary` and
  * `targetPrimary` in the Cluster's status as the operator does. A switchover is asked for the way
  * `kubectl cnpg promote` asks, by setting `status.targetPrimary`; a primary pod that disappears makes the
- * operator fail over to the first Ready replica once `spec.failoverDelay` seconds have passed. Either way the
+ * operator fail over to a Ready replica once `spec.failoverDelay` seconds have passed (with a runtime, the one
+ * that received the most WAL). Either way the
  * flip takes `switchDelayMs`, and a deleted instance is recreated (as a replica) after the ReplicaSet delay.
  * Without a runtime no PostgreSQL runs behind these pods; with one (cnpg-postgres.ts) every pod is a real
  * server, the flip waits for the real pg_promote, and a pod is Ready when its server is (a replica: streaming).
@@ -106,15 +107,16 @@ export function reconcileCnpgCluster(
         op.switching.delete(key);
         return;
       }
-      const target: string | undefined = c.status?.targetPrimary;
-      const pod = target && store.get('pods', ns, target);
-      if (!target || !pod || !podIsActive(pod)) {
+      const asked: string | undefined = c.status?.targetPrimary;
+      const pod = asked && store.get('pods', ns, asked);
+      if (!asked || !pod || !podIsActive(pod)) {
         op.switching.delete(key);
         // The chosen one died meanwhile: start over.
         store.updateAsServer('clusters', { ...c, status: { ...c.status, targetPrimary: c.status.currentPrimary } });
         requeue();
         return;
       }
+      let target = asked;
       const done = () => {
         op.switching.delete(key);
         const now2 = store.get('clusters', ns, name);
@@ -126,10 +128,26 @@ export function reconcileCnpgCluster(
         requeue();
       };
       if (!real) return done();
-      real.runtime.promote(c, target, c.status.currentPrimary).then(done, (e: unknown) => {
-        op.switching.delete(key);
-        real.errors.push(new Error(`promoting ${target} of cluster ${name}: ${(e as Error).message}`));
-      });
+      const failover = c.status.phase === 'Failing over';
+      // A failover promotes the replica that received the most WAL (a switchover, the one asked for): with
+      // quorum replication only that one is sure to hold every acknowledged commit.
+      const pick = failover && real.runtime.mostAdvanced
+        ? real.runtime.mostAdvanced(names.filter((n) => n !== c.status.currentPrimary && store.get('pods', ns, n) && podIsReady(store.get('pods', ns, n)!))).then((best) => best ?? target)
+        : Promise.resolve(target);
+      pick
+        .then((chosen) => {
+          if (chosen !== target) {
+            op.switching.set(key, chosen);
+            const c2 = store.get('clusters', ns, name)!;
+            store.updateAsServer('clusters', { ...c2, status: { ...c2.status, targetPrimary: chosen, phaseReason: `Failing over from ${c2.status.currentPrimary} to ${chosen}` } });
+            target = chosen;
+          }
+          return real.runtime.promote(c, target, c.status.currentPrimary);
+        })
+        .then(done, (e: unknown) => {
+          op.switching.delete(key);
+          real.errors.push(new Error(`promoting ${target} of cluster ${name}: ${(e as Error).message}`));
+        });
     }, timing.switchDelayMs);
     op.timers.add(t);
   }

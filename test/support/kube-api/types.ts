@@ -104,6 +104,11 @@ export interface CnpgRuntime {
   stop(pod: KubeObject, graceful: boolean): void;
   /** Make `target` the cluster's primary (the old one dead, or alive for a switchover); resolve once it takes writes. */
   promote(cluster: KubeObject, target: string, old: string): Promise<void>;
+  /**
+   * The candidate a failover should promote: the one that received the most WAL, as the operator learns from
+   * each instance manager. Undefined when none answers (the operator keeps its first choice).
+   */
+  mostAdvanced?(candidates: string[]): Promise<string | undefined>;
 }
 
 export interface CnpgRuntimeHost {
