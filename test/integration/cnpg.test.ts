@@ -55,6 +55,13 @@ test('topology reads the Cluster and its instance pods; settings name the operat
   ]);
   const settings = await p.settings();
   assert.deepEqual([settings.mode, settings.instances, settings.failoverDelay, settings.switchoverDelay], ['promote', 3, 0, 3600]);
+  assert.equal((settings.synchronous as { mode: string }).mode, 'async');
+
+  // Priority-based synchronous replication in the 1.24+ stanza: without PostgreSQL's view, the spec says the mode.
+  const first = { ...pgCluster('pg', 'db'), spec: { ...pgCluster('pg', 'db').spec, postgresql: { synchronous: { method: 'first', number: 1, dataDurability: 'required' } } } };
+  const sp = provider(await server(t, { objects: [first] }));
+  assert.deepEqual((await sp.topology()).standbys.map((s) => s.replication.mode), ['sync', 'sync']);
+  assert.deepEqual((await sp.settings()).synchronous, { mode: 'sync', number: 1, dataDurability: 'required', source: '.spec.postgresql.synchronous (method first, number 1)' });
 });
 
 test('promote: a switchover through status.targetPrimary, watched until the operator reports the new primary Ready', async (t) => {

@@ -19,8 +19,10 @@ import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
 
 const PASSWORD = `s3cret-${process.pid}-drill`;
 
-function pgCluster(failoverDelay: number, instances = 2, minSyncReplicas = 0): KubeObject {
-  return { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'pg', namespace: 'db' }, spec: { instances, storage: { size: '1Gi' }, failoverDelay, ...(minSyncReplicas ? { minSyncReplicas, maxSyncReplicas: minSyncReplicas } : {}) } };
+function pgCluster(failoverDelay: number, instances = 2, quorum = 0): KubeObject {
+  // Quorum commit as CloudNativePG 1.24+ spells it (the legacy minSyncReplicas maps to the same, cnpg-sync.test.ts).
+  const postgresql = quorum ? { postgresql: { synchronous: { method: 'any', number: quorum } } } : {};
+  return { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'pg', namespace: 'db' }, spec: { instances, storage: { size: '1Gi' }, failoverDelay, ...postgresql } };
 }
 
 interface Setup {
@@ -84,14 +86,14 @@ function teardown(t: TestContext): (fn: () => unknown) => void {
   return (fn) => stack.push(fn);
 }
 
-async function setup(t: TestContext, o: { failoverDelay: number; replaceDelayMs?: number; instances?: number; minSyncReplicas?: number }): Promise<Setup> {
+async function setup(t: TestContext, o: { failoverDelay: number; replaceDelayMs?: number; instances?: number; quorum?: number }): Promise<Setup> {
   const later = teardown(t);
   const dir = scratchDir('kube-db');
   later(() => rmSync(dir, { recursive: true, force: true }));
   const instances = o.instances ?? 2;
   const db = await startCnpgPostgres({ root: join(dir, 'pg'), instances: Array.from({ length: instances }, (_, i) => `pg-${i + 1}`), appPassword: PASSWORD });
   later(() => db.stop());
-  const api = await startKubeApi({ objects: [pgCluster(o.failoverDelay, instances, o.minSyncReplicas)], cnpgRuntime: db.runtime, replaceDelayMs: o.replaceDelayMs ?? 1000, readyDelayMs: 300, shutdownMs: 100 });
+  const api = await startKubeApi({ objects: [pgCluster(o.failoverDelay, instances, o.quorum)], cnpgRuntime: db.runtime, replaceDelayMs: o.replaceDelayMs ?? 1000, readyDelayMs: 300, shutdownMs: 100 });
   later(() => api.stop());
   await api.state.waitFor(() => api.state.get('clusters', 'db', 'pg')?.status?.readyInstances === instances, 'pg-1 (initdb) and the replicas (base backup, streaming) to be Ready', 120_000);
   assert.deepEqual(api.state.controllerErrors, []);
@@ -259,8 +261,8 @@ test('delete-primary: the primary pod is deleted under write load, the operator 
   assertNoPassword(runDir, r.stdout + r.stderr);
 });
 
-test('quorum replication (minSyncReplicas 1 of two replicas): the primary pod is deleted under write load, the operator promotes the replica with the most WAL, no acknowledged write is lost', { timeout: 300_000 }, async (t) => {
-  const s = await setup(t, { failoverDelay: 0, instances: 3, minSyncReplicas: 1 });
+test('quorum replication (synchronous: any 1 of two replicas): the primary pod is deleted under write load, the operator promotes the replica with the most WAL, no acknowledged write is lost', { timeout: 300_000 }, async (t) => {
+  const s = await setup(t, { failoverDelay: 0, instances: 3, quorum: 1 });
   const names = await query<{ v: string }>(s.db.instances.get('pg-1')!.port, "SELECT setting AS v FROM pg_settings WHERE name = 'synchronous_standby_names'");
   assert.deepEqual(names, [{ v: 'ANY 1 ("pg-2","pg-3")' }]);
   const file = s.drill('cnpg-quorum', { database: ', mode: delete-primary' });

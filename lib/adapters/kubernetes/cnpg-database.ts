@@ -7,7 +7,7 @@
  */
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { UserError } from '../../errors.ts';
-import { createCnpgProvider, type CnpgProvider } from '../postgres/failover/cnpg.ts';
+import { cnpgSyncOf, createCnpgProvider, type CnpgProvider, type CnpgSyncSpec } from '../postgres/failover/cnpg.ts';
 import { FailoverTimeoutError, type PgNode, type ReplicationState } from '../postgres/failover/types.ts';
 import { walSenders, withClient } from '../postgres/standby.ts';
 import type { DatabaseAdapter, DbNodeView } from '../types.ts';
@@ -57,7 +57,7 @@ const PLURAL = 'clusters';
 const LAG_SAMPLE_MS = 1000;
 
 interface ClusterLike {
-  spec?: { instances?: number; minSyncReplicas?: number; failoverDelay?: number };
+  spec?: CnpgSyncSpec & { instances?: number; failoverDelay?: number };
   status?: { currentPrimary?: string; targetPrimary?: string; readyInstances?: number; instances?: number; phase?: string };
 }
 
@@ -137,8 +137,8 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
   };
 
   const where = `kube:${kc.getCurrentContext() || server}/${namespace} CloudNativePG cluster ${cluster} (${o.mode}, -rw ${o.host}:${o.port})`;
-  // Quorum commit (minSyncReplicas > 0) is what makes an RPO of zero a promise: the record says which it was.
-  const replication = (first.spec?.minSyncReplicas ?? 0) > 0 ? 'sync' : 'async';
+  // Synchronous commit is what makes an RPO of zero a promise: the record says which it was.
+  const replication = cnpgSyncOf(first.spec).mode === 'async' ? 'async' : 'sync';
   return {
     where,
     provider,

@@ -15,6 +15,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureRoleAndDatabase, initCluster, isRunning, startCluster, stopCluster, type PgConn } from '../../../lib/adapters/postgres/cluster.ts';
 import { cloneStandby, ensureSlot, isStandbyDir, rewindToStandby, waitStreaming, withClient } from '../../../lib/adapters/postgres/standby.ts';
+import { cnpgSyncOf } from '../../../lib/adapters/postgres/failover/cnpg.ts';
 import { DbEndpoint } from '../../../lib/lab/db-endpoint.ts';
 import { freePort } from '../ports.ts';
 import type { CnpgRuntime, CnpgRuntimeHost, KubeObject } from './types.ts';
@@ -138,14 +139,15 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
   const standbyId = (name: string) => ({ name, port: inst(name).port, socketDir: inst(name).socketDir, primary: { host: '127.0.0.1', port: rwPort, user: SUPERUSER } });
 
   /**
-   * `spec.minSyncReplicas` as the instance manager applies it on the primary: quorum commit over the other
-   * instances, `ANY n ("pg-2","pg-3")`. (The real operator lists only the replicas it sees and keeps n between
-   * minSyncReplicas and maxSyncReplicas; listing every other instance is the same while all of them run.)
+   * Synchronous replication as the instance manager applies it on the primary, from `.spec.postgresql.synchronous`
+   * or the legacy `minSyncReplicas`: `ANY n ("pg-2","pg-3")` (quorum) or `FIRST n (...)` (priority). (The real
+   * operator lists only the replicas it sees, and with dataDurability preferred drops those that are gone;
+   * listing every other instance is the same while all of them run.)
    */
   async function applySyncReplicas(cluster: KubeObject | undefined, primary: string): Promise<void> {
-    const min: number = cluster?.spec?.minSyncReplicas ?? 0;
+    const sync = cnpgSyncOf(cluster?.spec);
     const others = [...instances.keys()].filter((n) => n !== primary);
-    const names = min > 0 ? `ANY ${min} (${others.map((n) => `"${n}"`).join(',')})` : '';
+    const names = sync.mode === 'async' ? '' : `${sync.mode === 'sync' ? 'FIRST' : 'ANY'} ${sync.number} (${others.map((n) => `"${n}"`).join(',')})`;
     await withClient(conn(primary), async (c) => {
       await c.query(`ALTER SYSTEM SET synchronous_standby_names = ${c.escapeLiteral(names)}`);
       await c.query('SELECT pg_reload_conf()');

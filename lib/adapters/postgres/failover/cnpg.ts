@@ -20,9 +20,46 @@ const VERSION = 'v1';
 const PLURAL = 'clusters';
 const CLUSTER_LABEL = 'cnpg.io/cluster';
 
+/** What a Cluster's spec says about synchronous replication, in both of CloudNativePG's spellings. */
+export interface CnpgSyncSpec {
+  minSyncReplicas?: number;
+  maxSyncReplicas?: number;
+  postgresql?: { synchronous?: { method?: string; number?: number; dataDurability?: string } };
+}
+
+export interface CnpgSync {
+  /** `quorum` (ANY n), `sync` (FIRST n, by priority) or `async`. */
+  mode: 'quorum' | 'sync' | 'async';
+  /** Replicas a commit waits for; 0 when async. */
+  number: number;
+  /** `required`: commits wait while too few replicas run; `preferred` (1.25+): they stop waiting, so RPO 0 holds only while replicas run. */
+  dataDurability: 'required' | 'preferred' | null;
+  /** Which field said so. */
+  source: string;
+}
+
+/**
+ * Synchronous replication as the Cluster declares it: `.spec.postgresql.synchronous` (CloudNativePG 1.24+, method
+ * `any` or `first`, `number`, `dataDurability`) wins; else the legacy `minSyncReplicas` (quorum, ANY n).
+ */
+export function cnpgSyncOf(spec: CnpgSyncSpec | undefined): CnpgSync {
+  const s = spec?.postgresql?.synchronous;
+  if (s && (s.number ?? 0) > 0) {
+    return {
+      mode: s.method === 'first' ? 'sync' : 'quorum',
+      number: s.number!,
+      dataDurability: s.dataDurability === 'preferred' ? 'preferred' : 'required',
+      source: `.spec.postgresql.synchronous (method ${s.method ?? 'any'}, number ${s.number})`,
+    };
+  }
+  const min = spec?.minSyncReplicas ?? 0;
+  if (min > 0) return { mode: 'quorum', number: min, dataDurability: 'required', source: `.spec.minSyncReplicas ${min}, .spec.maxSyncReplicas ${spec?.maxSyncReplicas ?? min}` };
+  return { mode: 'async', number: 0, dataDurability: null, source: s ? '.spec.postgresql.synchronous with number 0' : 'neither .spec.postgresql.synchronous nor .spec.minSyncReplicas is set' };
+}
+
 interface ClusterLike {
   metadata?: { name?: string; resourceVersion?: string };
-  spec?: { instances?: number; minSyncReplicas?: number; maxSyncReplicas?: number; failoverDelay?: number; switchoverDelay?: number; primaryUpdateStrategy?: string; primaryUpdateMethod?: string };
+  spec?: CnpgSyncSpec & { instances?: number; failoverDelay?: number; switchoverDelay?: number; primaryUpdateStrategy?: string; primaryUpdateMethod?: string };
   status?: { currentPrimary?: string; targetPrimary?: string; phase?: string; readyInstances?: number; instances?: number };
 }
 
@@ -96,7 +133,7 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
       o.replication ? o.replication(signal).catch(() => new Map<string, ReplicationState>()) : Promise.resolve(undefined),
     ]);
     const primaryName = c.status?.currentPrimary;
-    const sync = (c.spec?.minSyncReplicas ?? 0) > 0 ? 'quorum' : 'async';
+    const sync = cnpgSyncOf(c.spec).mode;
     const primaryPod = pods.find((p) => p.name === primaryName && p.ready);
     if (fromPg && fromPg.size > 0) lastSeen = fromPg;
     return {
@@ -219,6 +256,7 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
         switchoverDelay: c.spec?.switchoverDelay ?? 3600,
         minSyncReplicas: c.spec?.minSyncReplicas ?? 0,
         maxSyncReplicas: c.spec?.maxSyncReplicas ?? 0,
+        synchronous: cnpgSyncOf(c.spec),
         primaryUpdateStrategy: c.spec?.primaryUpdateStrategy ?? 'unsupervised',
       };
     },
