@@ -8,10 +8,14 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { kubeConfigFor, KubeError, KubeGuardrailError } from '../../lib/adapters/kubernetes/index.ts';
 import { createCnpgProvider, type CnpgOptions } from '../../lib/adapters/postgres/failover/cnpg.ts';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { openCnpgDatabase } from '../../lib/adapters/kubernetes/cnpg-database.ts';
+import { startCluster, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
 import { judgeReplayLag } from '../../lib/adapters/postgres/replication.ts';
 import { startKubeApi, type KubeApi, type KubeObject, type KubeApiOptions } from '../support/kube-api/index.ts';
 import { startCnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
@@ -171,32 +175,30 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   assert.equal(typeof standby?.replication.replayLagMs, 'number', JSON.stringify(standby));
   assert.equal(typeof standby?.replication.lagBytes, 'number', JSON.stringify(standby));
 
-  // A standby streaming that has not reported where it is (no replies: wal_receiver_status_interval 0, and a
-  // fresh walsender): its lag is unknown, not a figure made up from a sample that could not see it.
-  const restartWalsender = async () => {
-    const [{ pid }] = (await sql('pg-1', "SELECT pid FROM pg_stat_replication WHERE application_name = 'pg-2'")) as [{ pid: number }];
-    await sql('pg-1', `SELECT pg_terminate_backend(${pid})`);
-    for (const until = performance.now() + 30_000; ; ) {
-      const rows = await sql('pg-1', "SELECT pid, state FROM pg_stat_replication WHERE application_name = 'pg-2'");
-      if (rows[0] && rows[0].pid !== pid && rows[0].state === 'streaming') return;
-      assert.ok(performance.now() < until, `pg-2 streams again after its walsender was ended: ${JSON.stringify(rows)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  // pg_reload_conf only signals the postmaster: a new backend showing the setting means it re-read it, so
-  // the walreceiver it forks after the walsender ends starts with it.
-  const statusInterval = async (value: string) => {
-    await sql('pg-2', value === '0' ? 'ALTER SYSTEM SET wal_receiver_status_interval = 0' : 'ALTER SYSTEM RESET wal_receiver_status_interval');
-    await sql('pg-2', 'SELECT pg_reload_conf()');
-    for (const until = performance.now() + 10_000; ; ) {
-      const [{ v }] = (await sql('pg-2', 'SELECT setting AS v FROM pg_settings WHERE name = $$wal_receiver_status_interval$$')) as [{ v: string }];
-      if (v === value) return;
-      assert.ok(performance.now() < until, `pg-2 reloads wal_receiver_status_interval = ${value}: still ${v}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  await statusInterval('0');
-  await restartWalsender();
+  // A walsender whose receiver has not reported a replay position yet, as in the moment before a standby's
+  // first reply: pg_receivewal streams as "pg-2" while pg-2's PostgreSQL is stopped. It reports where it wrote
+  // and flushed, never a replay position (it is no standby), so replay_lsn stays null. The lag is unknown, not a
+  // figure made up from a sample that could not see it. (Turning the standby's replies off is no way to get
+  // here: PostgreSQL's walreceiver still replies now and then, and CI caught the test that relied on it.)
+  const pg2 = db.instances.get('pg-2')!;
+  await stopCluster(pg2.dataDir, 'fast');
+  const walDir = join(dir.path, 'receivewal');
+  await mkdir(walDir);
+  const p1 = db.conn('pg-1');
+  const receiver = spawn('/usr/lib/postgresql/15/bin/pg_receivewal', ['-D', walDir, '-n', '-d', `host=127.0.0.1 port=${p1.port} user=${p1.user} application_name=pg-2`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const receiverExit = once(receiver, 'exit');
+  stack.push(async () => {
+    receiver.kill('SIGKILL');
+    await receiverExit;
+  });
+  let receiverErr = '';
+  receiver.stderr!.on('data', (b) => (receiverErr += b));
+  for (const until = performance.now() + 30_000; ; ) {
+    const rows = await sql('pg-1', "SELECT state, replay_lsn FROM pg_stat_replication WHERE application_name = 'pg-2'");
+    if (rows.length === 1 && rows[0].state === 'streaming') break;
+    assert.ok(performance.now() < until, `pg_receivewal streams as pg-2: ${JSON.stringify(rows)}; ${receiverErr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const silent = await d.provider.topology();
   [standby] = silent.standbys;
   const because = 'it has not reported a replay position since its walsender started (it does within wal_receiver_status_interval, 10 s by default)';
@@ -205,10 +207,13 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   const judged = judgeReplayLag(silent, 5000);
   assert.equal(judged.ok, false);
   assert.equal(judged.detail, `pg-2 streaming (async), replay lag unknown: ${because}; limit 5000 ms: pg-2 not measurable`);
-  await statusInterval('10');
-  await restartWalsender();
+  receiver.kill('SIGTERM');
+  await receiverExit;
+  // pg-2 back: it streams again and reports, and its lag is a number again.
+  await startCluster(pg2.dataDir, { logFile: pg2.logFile });
   [standby] = (await reported()).standbys;
   assert.equal(typeof standby?.replication.replayLagMs, 'number', JSON.stringify(standby));
+  assert.equal(standby?.replication.unknownBecause, undefined);
 
   // A switchover with the primary alive: rows written before it are all on the promoted node.
   const rw = { host: '127.0.0.1', port: db.rw.port, user: 'app', database: 'app' };

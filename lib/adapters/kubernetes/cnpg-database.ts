@@ -215,9 +215,10 @@ async function replicationThroughRw(conn: { host: string; port: number; user: st
   const senders = await walSenders(conn);
   for (const s of senders) {
     const lagBytes = s.lagBytes === null ? null : Math.max(0, s.lagBytes);
-    let replayLagMs: number | null = lagBytes === 0 ? 0 : s.replayLagMs;
-    // No byte lag means the standby has not sent its first reply since the walsender started (replay_lsn is
-    // null until it does, up to wal_receiver_status_interval): its lag is unknown, not "at least a sample".
+    // No byte lag means no replay position: the standby has not sent its first reply since the walsender
+    // started (replay_lsn is null until it does, up to wal_receiver_status_interval). Its lag is unknown, not
+    // "at least a sample", and a replay_lag the walsender shows without a position is not trusted either.
+    let replayLagMs: number | null = lagBytes === null ? null : lagBytes === 0 ? 0 : s.replayLagMs;
     if (replayLagMs === null && lagBytes !== null && s.state === 'streaming') replayLagMs = await catchUpMs(conn, s.applicationName);
     const mode = s.syncState === 'sync' ? 'sync' : s.syncState === 'quorum' ? 'quorum' : 'async';
     const state: ReplicationState = { streaming: s.state === 'streaming', replayLagMs, lagBytes, mode };
