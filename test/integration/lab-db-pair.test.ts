@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { childrenOf } from '../../lib/adapters/postgres/proc.ts';
