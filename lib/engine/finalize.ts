@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildRunRecord, describeEnvironment, type RunRecord } from '../record/run-record.ts';
-import { writeJsonAtomic, writeRequestsTsv } from '../record/files.ts';
+import { writeRequestsTsv } from '../record/files.ts';
+import { writeJsonAtomic } from '../util/atomic-file.ts';
 import type { RunFacts } from './facts.ts';
 import { writesTsv } from '../load/ledger.ts';
 

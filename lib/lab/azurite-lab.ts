@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { AZURITE_ACCOUNT, AZURITE_ACCOUNT_KEY, azuriteAnswers, azuriteArgs, azuriteBlobEntry } from '../adapters/blob/azurite.ts';
 import { isProcessUnder, terminate, waitGone } from '../adapters/postgres/proc.ts';
 import { freePort } from './ports.ts';
-import { readJson, writeJsonAtomic } from './state.ts';
+import { readJson } from './state.ts';
+import { writeJsonAtomic } from '../util/atomic-file.ts';
 
 /** The container lab drills and `drill backup` on the lab use when none is named. */
 export const LAB_BACKUP_CONTAINER = 'lab-backups';
@@ -96,7 +97,7 @@ async function spawnOnce(labDir: string, dir: string, deadline: number, backgrou
   child.unref();
   if (background) nice(pid, BACKGROUND_NICE);
   // Recorded before it is ready: a start that times out still leaves the PID for stopLabAzurite.
-  await writeJsonAtomic(labAzuriteStateFile(labDir), { pid, port, dir } satisfies State);
+  writeJsonAtomic(labAzuriteStateFile(labDir), { pid, port, dir } satisfies State);
   while (!(await azuriteAnswers(port))) {
     if (!(await isProcessUnder(pid, dir))) {
       await rm(labAzuriteStateFile(labDir), { force: true });

@@ -10,7 +10,8 @@ import { ChangeFeed, createControlServer, type ControlDeps } from './control.ts'
 import { DbEndpoint } from './db-endpoint.ts';
 import { Front } from './front.ts';
 import { childEnv, entryArgv, labPaths } from './paths.ts';
-import { readConfig, writeJsonAtomicSync } from './state.ts';
+import { readConfig } from './state.ts';
+import { writeJsonAtomic } from '../util/atomic-file.ts';
 import { Supervisor } from './supervisor.ts';
 import { followedMembers, followPatroniLeader } from './patroni-follow.ts';
 import type { DaemonState } from './types.ts';
@@ -55,7 +56,7 @@ function persist(): void {
     updatedAt: new Date().toISOString(),
   };
   try {
-    writeJsonAtomicSync(paths.daemonState, state);
+    writeJsonAtomic(paths.daemonState, state);
   } catch (e) {
     // The lab keeps serving; `lab down` then falls back to the last state it can read.
     log(`cannot write ${paths.daemonState}: ${(e as Error).message}`);

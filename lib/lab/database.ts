@@ -11,7 +11,8 @@ import type { DatabaseAdapter, DbNodeView } from '../adapters/types.ts';
 import { setDbPrimary } from './client.ts';
 import { createPatroniLabDatabase } from './patroni-lab-db.ts';
 import { labPaths } from './paths.ts';
-import { readConfig, writeJsonAtomic } from './state.ts';
+import { readConfig } from './state.ts';
+import { writeJsonAtomic } from '../util/atomic-file.ts';
 import { LAB_DB, nodeFacts } from './status.ts';
 import type { LabConfig, LabDbNode, LabInfo, LabReplication } from './types.ts';
 
@@ -30,7 +31,7 @@ export async function repointLab(dir: string, controlUrl: string, node: PgNode):
   if (!config) throw new Error(`${p.config} is missing: the lab is not set up`);
   if (!config.nodes[node.name]) throw new Error(`${node.name} is not a node of the lab in ${dir} (${Object.keys(config.nodes).join(', ')})`);
   const next: LabConfig = { ...config, primary: node.name, nodes: { ...config.nodes, [node.name]: { port: node.port } } };
-  await writeJsonAtomic(p.config, next);
+  writeJsonAtomic(p.config, next);
   await setDbPrimary(controlUrl, node.port);
 }
 

@@ -17,7 +17,8 @@ import { freeStablePort, portIsFree } from './ports.ts';
 import { assertServerCanReach } from './reach.ts';
 import { bringUpPatroniLab, patroniUnavailable, planPatroniLab, setPatroniReplication, stopPatroniLab, switchLabProvider } from './patroni-lab.ts';
 import { labAzuriteStateFile, startLabAzurite, stopLabAzurite } from './azurite-lab.ts';
-import { readDaemonState, removeFile, writeJsonAtomic } from './state.ts';
+import { readDaemonState, removeFile } from './state.ts';
+import { writeJsonAtomic } from '../util/atomic-file.ts';
 import { collectFacts, infoOf, LAB_DB, type LabFacts } from './status.ts';
 import type { LabConfig, LabDownResult, LabInfo, LabProvider, LabReplication } from './types.ts';
 
@@ -85,7 +86,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       if (f.live.desired !== replicas || f.config.replication !== replication) {
         if (f.live.desired !== replicas) await scaleReplicas(infoOf(dir, f, true)!.controlUrl, replicas);
         // lab.json holds the declared count a rollback (ensureDesired) restores.
-        await writeJsonAtomic(p.config, { ...f.config, replicas, replication });
+        writeJsonAtomic(p.config, { ...f.config, replicas, replication });
       }
       // A lab brought up before it had Azurite, or whose Azurite died, gets one: it is the lab's backup
       // store, not a part a drill breaks.
@@ -183,7 +184,7 @@ async function planPostgres(p: LabPaths, f: LabFacts, replicas: number, replicat
     nodes: { [primary]: { port: ports[primary]! }, [standby]: { port: ports[standby]! } },
     replication,
   };
-  await writeJsonAtomic(p.config, config);
+  writeJsonAtomic(p.config, config);
   return { primary, standby, ports, replication, needsInit };
 }
 

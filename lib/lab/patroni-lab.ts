@@ -22,7 +22,8 @@ import { UserError } from '../errors.ts';
 import type { LabFacts } from './status.ts';
 import { labPaths, type LabPaths } from './paths.ts';
 import { freeStablePort, portIsFree } from './ports.ts';
-import { readConfig, readJson, removeFile, writeJsonAtomic } from './state.ts';
+import { readConfig, readJson, removeFile } from './state.ts';
+import { writeJsonAtomic } from '../util/atomic-file.ts';
 import type { LabComponent, LabConfig, LabDatabaseStatus, LabProvider, LabReplication, PatroniLabConfig } from './types.ts';
 
 export const PATRONI_BIN = '/usr/bin/patroni';
@@ -97,7 +98,7 @@ function recordPid(p: LabPaths, what: { etcd?: number; member?: [string, number]
     const pids = await readPids(p);
     if (what.etcd !== undefined) pids.etcd = what.etcd;
     if (what.member) pids.members[what.member[0]] = what.member[1];
-    await writeJsonAtomic(pidsFile(p), pids);
+    writeJsonAtomic(pidsFile(p), pids);
   });
   recording = next.catch(() => {});
   return next;
@@ -182,7 +183,7 @@ export async function planPatroniLab(p: LabPaths, f: LabFacts, replicas: number,
     provider: 'patroni',
     patroni: { scope: 'drill-lab', etcd, members, ttl: prev?.ttl ?? PATRONI_LAB_TIMINGS.ttl, loopWait: prev?.loopWait ?? PATRONI_LAB_TIMINGS.loopWait, retryTimeout: prev?.retryTimeout ?? PATRONI_LAB_TIMINGS.retryTimeout },
   };
-  await writeJsonAtomic(p.config, config);
+  writeJsonAtomic(p.config, config);
   return config;
 }
 
@@ -320,7 +321,7 @@ export async function readLabConfig(path: string): Promise<LabConfig | null> {
 export async function recordPatroniLeader(dir: string, leader: string): Promise<void> {
   const p = labPaths(dir);
   const cfg = await readConfig(p.config);
-  if (cfg && cfg.primary !== leader && cfg.nodes[leader]) await writeJsonAtomic(p.config, { ...cfg, primary: leader });
+  if (cfg && cfg.primary !== leader && cfg.nodes[leader]) writeJsonAtomic(p.config, { ...cfg, primary: leader });
 }
 
 function provider(cfg: PatroniLabConfig): PatroniProvider {

@@ -1,6 +1,5 @@
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { Outcome, OUTCOME_NAMES, type RequestLog, type SecondStats } from '../load/types.ts';
 import type { RunRecord } from './run-record.ts';
 
@@ -8,30 +7,6 @@ import type { RunRecord } from './run-record.ts';
  * The only module of measure/score/record that touches the disk. A run folder holds everything needed
  * to re-score the run offline: run.json (marks), events.jsonl, metrics.jsonl and requests.tsv.
  */
-
-/** Readers never see a half-written record: write aside, flush to disk, then rename over. */
-export function writeJsonAtomic(path: string, obj: unknown): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, JSON.stringify(obj, null, 2) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  // The rename itself must survive a crash too; some filesystems refuse to fsync a directory, and then it is best effort.
-  try {
-    const dfd = openSync(dirname(path), 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
-  } catch {
-    /* best effort */
-  }
-}
 
 /** One line of metrics.jsonl. */
 export function metricsLine(s: SecondStats): string {

@@ -10,9 +10,8 @@ import { deriveFindings, type Finding } from '../score/findings.ts';
 import { verdict, type AbortKind, type RunStatus } from '../score/verdict.ts';
 import { formatSeconds } from '../score/format.ts';
 import { sloChecks, sloName } from '../score/slo.ts';
-import { redact, redactString } from './redact.ts';
+import { redact, redactSecrets } from '../util/secrets.ts';
 
-export { redact, redactString } from './redact.ts';
 
 /** A probe's outcome as the engine recorded it. */
 export interface ProbeOutcome {
@@ -185,7 +184,7 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
   const faultMs = markMs(input.marks, 'fault-injected');
   const recoveredMs = markMs(input.marks, 'recovered');
   // Abort and error messages quote commands and connection errors: they reach the record only redacted.
-  const stopReason = input.harnessError ? redactString(`harness error: ${input.harnessError.message}`) : input.abort ? redactString(input.abort.message) : null;
+  const stopReason = input.harnessError ? redactSecrets(`harness error: ${input.harnessError.message}`) : input.abort ? redactSecrets(input.abort.message) : null;
   const notInjected = stopReason ?? 'no fault was injected';
 
   // Phases and their SLOs.
@@ -244,7 +243,7 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
         : recoveredMs === null && stopReason
           ? `the run stopped before the service recovered (${stopReason}); RTO not measured`
           : recoveredMs === null && input.recoveryProbe?.final
-            ? redactString(`not recovered: ${input.recoveryProbe.detail}`)
+            ? redactSecrets(`not recovered: ${input.recoveryProbe.detail}`)
           : recoveredMs === null
             ? `not recovered within the scenario timeout of ${formatSeconds(entry.timeoutMs / 1000)}${lateRecoveryNote(input, faultMs)}`
             : undefined,
@@ -337,9 +336,9 @@ export function buildRunRecord(input: RunRecordInput): RunRecord {
     phases,
     recovery,
     abort: input.abort
-      ? { kind: input.abort.kind, reason: redactString(input.abort.message) }
+      ? { kind: input.abort.kind, reason: redactSecrets(input.abort.message) }
       : input.harnessError
-        ? { kind: 'harness-error', reason: redactString(input.harnessError.message) }
+        ? { kind: 'harness-error', reason: redactSecrets(input.harnessError.message) }
         : null,
     exitCode: v.exitCode,
   };
@@ -386,5 +385,5 @@ export function targetLabel(target: Drill['target'], details: Record<string, unk
     const context = typeof details.context === 'string' ? details.context : (target.context ?? (target.inCluster ? 'in-cluster' : 'current-context'));
     return `kubernetes:${target.inCluster ? 'in-cluster' : context}/${target.namespace}`;
   }
-  return redactString(target.url);
+  return redactSecrets(target.url);
 }

@@ -18,12 +18,12 @@ import {
   describeBlobTarget,
   downloadToFileParallel,
   listBackups,
-  redactSecrets,
   startAzurite,
   uploadStream,
   type AzuriteHandle,
   type BlobServiceClient,
 } from '../../lib/adapters/blob/index.ts';
+import { redactSecrets } from '../../lib/util/secrets.ts';
 
 let dir = '';
 let az: AzuriteHandle | undefined;

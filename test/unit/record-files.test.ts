@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Outcome, type SecondStats } from '../../lib/load/types.ts';
 import { createRequestLog } from '../../lib/measure/summary.ts';
-import { metricsLine, readJsonLines, readRequestsTsv, readRunFolder, writeJsonAtomic, writeRequestsTsv } from '../../lib/record/files.ts';
+import { metricsLine, readJsonLines, readRequestsTsv, readRunFolder, writeRequestsTsv } from '../../lib/record/files.ts';
+import { writeJsonAtomic } from '../../lib/util/atomic-file.ts';
 import { buildRunRecord } from '../../lib/record/run-record.ts';
 import { sampleRunInput } from '../../lib/record/sample.ts';
 

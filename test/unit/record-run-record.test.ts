@@ -4,7 +4,8 @@ import { Outcome } from '../../lib/load/types.ts';
 import type { RunFacts } from '../../lib/engine/facts.ts';
 import type { KubernetesTarget } from '../../lib/config/types.ts';
 import { RunAbort } from '../../lib/engine/context.ts';
-import { buildRunRecord, describeEnvironment, redact, redactString, type RunRecordInput, targetLabel } from '../../lib/record/run-record.ts';
+import { buildRunRecord, describeEnvironment, type RunRecordInput, targetLabel } from '../../lib/record/run-record.ts';
+import { redact, redactSecrets } from '../../lib/util/secrets.ts';
 import { sampleLog, sampleMark, sampleRunInput } from '../../lib/record/sample.ts';
 
 // DESIGN.md "The run record": the fields users and CI rely on, plus the four this module adds.
@@ -204,15 +205,15 @@ test('no secret reaches the record: secret-named keys dropped, inline passwords 
   assert.equal(r.target, 'https://ops:***@checkout.example.com/health?sig=***&sv=2024');
 });
 
-test('redact and redactString on their own', () => {
+test('redact and redactSecrets on their own', () => {
   assert.deepEqual(redact({ a: 1, Password: 'x', nested: [{ SAS: 'y', ok: 'password=z;next=1' }], sessionKey: 'k', n: null }), {
     a: 1,
     nested: [{ ok: 'password=***;next=1' }],
     n: null,
   });
-  assert.equal(redactString('https://acct.blob.core.windows.net/c/b?sv=1&sig=abc%2F&se=2'), 'https://acct.blob.core.windows.net/c/b?sv=1&sig=***&se=2');
-  assert.equal(redactString('postgres://user:pa55@host:5432/db'), 'postgres://user:***@host:5432/db');
-  assert.equal(redactString('nothing to hide'), 'nothing to hide');
+  assert.equal(redactSecrets('https://acct.blob.core.windows.net/c/b?sv=1&sig=abc%2F&se=2'), 'https://acct.blob.core.windows.net/c/b?sv=1&sig=***&se=2');
+  assert.equal(redactSecrets('postgres://user:pa55@host:5432/db'), 'postgres://user:***@host:5432/db');
+  assert.equal(redactSecrets('nothing to hide'), 'nothing to hide');
 });
 
 test("the engine's RunFacts plus the environment is a complete input", () => {

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { createServer, request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { registerSecret } from './secrets.ts';
+import { registerSecret } from '../../util/secrets.ts';
 
 /** Azurite's well-known development account, published in Azurite's documentation. Not a secret. */
 export const AZURITE_ACCOUNT = 'devstoreaccount1';

@@ -5,7 +5,7 @@
  */
 import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { BlobConfigError } from './errors.ts';
-import { registerSasToken, registerSecret } from './secrets.ts';
+import { registerSasToken, registerSecret } from '../../util/secrets.ts';
 
 export type BlobAuth = 'connection-string' | 'sas-token' | 'shared-key';
 

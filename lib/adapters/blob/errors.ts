@@ -1,5 +1,5 @@
 import { UserError } from '../../errors.ts';
-import { redactSecrets } from './secrets.ts';
+import { redactSecrets } from '../../util/secrets.ts';
 
 export type BlobErrorCode =
   | 'not-found'

@@ -8,5 +8,4 @@ export { listBackups, type BackupEntry, type ListBackupsOptions } from './list.t
 export { metadataProblems } from './metadata.ts';
 export { formatEta, transferProgress, type TransferProgress, type TransferProgressOptions } from './progress.ts';
 export { createAccountSasToken, createBlobSasToken, type SasOptions } from './sas.ts';
-export { redactSecrets, registerSecret, registerSasToken } from './secrets.ts';
 export { MiB, uploadStream, type TransferProgressEvent, type UploadResult, type UploadStreamOptions } from './upload.ts';

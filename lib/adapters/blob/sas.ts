@@ -9,7 +9,7 @@ import {
   generateAccountSASQueryParameters,
   generateBlobSASQueryParameters,
 } from '@azure/storage-blob';
-import { registerSasToken, registerSecret } from './secrets.ts';
+import { registerSasToken, registerSecret } from '../../util/secrets.ts';
 
 export interface SasOptions {
   accountName: string;

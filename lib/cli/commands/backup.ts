@@ -10,7 +10,7 @@ import {
 } from '../../adapters/postgres/backup/index.ts';
 import { connect } from '../../adapters/postgres/backup/logical.ts';
 import { clusterIdentity } from '../../adapters/postgres/backup/facts.ts';
-import { redactSecrets } from '../../adapters/blob/index.ts';
+import { redactSecrets } from '../../util/secrets.ts';
 import { BlobConfigError } from '../../adapters/blob/errors.ts';
 import { ExitCode, UserError } from '../../errors.ts';
 import { parseDuration } from '../../config/duration.ts';

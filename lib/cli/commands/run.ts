@@ -8,7 +8,7 @@ import { ExitCode, UserError } from '../../errors.ts';
 import { LiveUi } from '../ui.ts';
 import { validatedDrill } from './load-drill.ts';
 import { describeKubeTarget } from '../../adapters/kubernetes/target.ts';
-import { redactString } from '../../record/redact.ts';
+import { redactSecrets } from '../../util/secrets.ts';
 
 export interface RunCommandOptions {
   file: string;
@@ -39,8 +39,8 @@ async function confirmTarget(what: string, yes: boolean): Promise<void> {
 export async function runCommand(o: RunCommandOptions): Promise<number> {
   const { drill, catalog } = await validatedDrill(o.file, o.only);
   // A blob target only reads backups and restores into scratch clusters: nothing live to confirm.
-  if (drill.target.kind === 'kubernetes') await confirmTarget(`${describeKubeTarget(drill.target)}; load to ${redactString(drill.target.url)}`, o.yes);
-  else if (drill.target.kind === 'http') await confirmTarget(`http target ${redactString(drill.target.url)}`, o.yes);
+  if (drill.target.kind === 'kubernetes') await confirmTarget(`${describeKubeTarget(drill.target)}; load to ${redactSecrets(drill.target.url)}`, o.yes);
+  else if (drill.target.kind === 'http') await confirmTarget(`http target ${redactSecrets(drill.target.url)}`, o.yes);
 
   const ui = new LiveUi();
   const abort = new AbortController();

@@ -2,10 +2,10 @@
  * `drill record`, `drill verify` and `drill report` as functions: read the inputs (sources.ts), build
  * (build.ts, pure), render, write. The CLI only maps options and exit codes.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../errors.ts';
-import { writeJsonAtomic } from '../files.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic-file.ts';
 import { renderRecordHtml, renderRunHtml } from '../render/html.ts';
 import { renderRecordMarkdown, runMarkdown } from '../render/markdown.ts';
 import { buildQuarterlyRecord } from './build.ts';
@@ -88,15 +88,9 @@ export async function makeRecord(o: RecordOptions): Promise<RecordWritten> {
   mkdirSync(dir, { recursive: true });
   const files = [join(dir, 'record.json'), join(dir, 'record.md'), join(dir, 'record.html')];
   writeJsonAtomic(files[0]!, record);
-  writeTextAtomic(files[1]!, renderRecordMarkdown(record));
-  writeTextAtomic(files[2]!, renderRecordHtml(record));
+  writeFileAtomic(files[1]!, renderRecordMarkdown(record));
+  writeFileAtomic(files[2]!, renderRecordHtml(record));
   return { record, dir, files };
-}
-
-function writeTextAtomic(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 export interface VerifyResult {
@@ -169,8 +163,8 @@ export function makeRunReport(resultsDir: string, runId: string): ReportWritten 
   }
   const summary = summarizeRun(run);
   const files = [join(runDir, 'report.html'), join(runDir, 'report.md')];
-  writeTextAtomic(files[0]!, renderRunHtml(summary, run.record.findings));
+  writeFileAtomic(files[0]!, renderRunHtml(summary, run.record.findings));
   const findings = run.record.findings.length ? run.record.findings.map((f) => `- **${f.severity}** ${f.title}: ${f.detail}${f.due ? ` (due ${f.due})` : ''}`).join('\n') : 'No findings.';
-  writeTextAtomic(files[1]!, `# Drill run ${summary.scenario}\n\n${runMarkdown(summary, '##')}\n## Findings\n\n${findings}\n`);
+  writeFileAtomic(files[1]!, `# Drill run ${summary.scenario}\n\n${runMarkdown(summary, '##')}\n## Findings\n\n${findings}\n`);
   return { files, runDir };
 }
