@@ -29,8 +29,9 @@ export function registerSasToken(token: string | undefined): void {
 }
 
 const INLINE_SECRETS: Array<[RegExp, string]> = [
-  // password=..., AccountKey=..., SharedAccessSignature=... up to the next separator.
-  [/\b(password|pwd|accountkey|sharedaccesskey|sharedaccesssignature)=[^;&\s"']*/gi, `$1=${MASK}`],
+  // Connection-string parts run to the next `;` (a SAS holds `&`s); a password in a query or DSN stops at `&` too.
+  [/\b(accountkey|sharedaccesskey|sharedaccesssignature)=[^;\s"']*/gi, `$1=${MASK}`],
+  [/\b(password|pwd)=[^;&\s"']*/gi, `$1=${MASK}`],
   // SAS signature in a query string, or a bare `sig=` at the start.
   [/([?&;]sig=)[^&;\s"']*/gi, `$1${MASK}`],
   [/^(sig=)[^&;\s"']+/gi, `$1${MASK}`],
