@@ -5,7 +5,9 @@ import { formatEta, transferProgress } from '../../lib/adapters/blob/index.ts';
 
 function clock(start = 0) {
   let t = start;
-  return { now: () => t, set: (ms: number) => void (t = ms) };
+  return { now: () => t, set: (ms: number) => {
+    t = ms;
+  } };
 }
 
 test('the progress line shows amount, rate and ETA', () => {

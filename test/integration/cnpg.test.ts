@@ -166,7 +166,7 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
     }
     return topo;
   };
-  let topo = await reported();
+  const topo = await reported();
   assert.deepEqual(topo.primary, { name: 'pg-1', host: '127.0.0.1', port: db.rw.port, role: 'primary' });
   let [standby] = topo.standbys;
   assert.equal(standby?.name, 'pg-2');

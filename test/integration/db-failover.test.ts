@@ -39,7 +39,10 @@ function assertFailoverObjectivesMet(rec: any, code: number | null, output: stri
   assert.equal(rec.objectives.rto.met, true, `RTO: ${JSON.stringify(rec.objectives.rto)}`);
   assert.equal(rec.objectives.rpo.met, true, `RPO: ${JSON.stringify(rec.objectives.rpo)}`);
   assert.equal(rec.objectives.verification.met, true, JSON.stringify(rec.objectives.verification));
-  if (code === 0) return assert.equal(rec.status, 'passed');
+  if (code === 0) {
+    assert.equal(rec.status, 'passed');
+    return;
+  }
   assert.equal(code, 1, output);
   assert.ok(rec.objectives.slo.some((x: { met: boolean }) => x.met === false), `exit 1 only for a missed SLO: ${output.slice(-3000)}`);
 }
@@ -220,7 +223,7 @@ test('a standby that lags or is down blocks the failover: exit 3, nothing stalle
   await c.end();
   assert.equal(senders.length, 1);
   process.kill(senders[0]!, 'SIGSTOP');
-  let lagging;
+  let lagging: Awaited<ReturnType<typeof drillCli>['done']>;
   try {
     lagging = await drillCli(['run', 'test/fixtures/drills/failover-lag-limit.yaml', '--results', w.results], w.env).done;
   } finally {

@@ -181,7 +181,10 @@ function assertObjectivesMet(t: TestContext, runDir: string, rec: any, code: num
   assert.equal(rec.objectives.rto.met, true, `RTO: ${JSON.stringify(rec.objectives.rto)}\n${output.slice(-3000)}`);
   assert.equal(rec.objectives.rpo.met, true, `RPO: ${JSON.stringify(rec.objectives.rpo)}`);
   assert.equal(rec.objectives.verification.met, true, JSON.stringify(rec.objectives.verification));
-  if (code === 0) return assert.equal(rec.status, 'passed');
+  if (code === 0) {
+    assert.equal(rec.status, 'passed');
+    return;
+  }
   assert.equal(code, 1, output.slice(-4000));
   assert.ok(rec.objectives.slo.some((x: { met: boolean }) => x.met === false), `exit 1 only for a missed SLO: ${output.slice(-3000)}`);
   const recovered = rec.marks.find((m: { name: string }) => m.name === 'recovered').ms;

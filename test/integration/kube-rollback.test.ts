@@ -147,7 +147,7 @@ test('rollback via helm without a helm CLI: exit 2 naming what to install, nothi
 
 test('rollback refuses a namespace outside the allowlist and a Deployment with no earlier revision', { timeout: 240_000 }, async (t) => {
   const s = await setup(t);
-  let r = await drillCli(['validate', s.drill('outside', '  - scenario: rollback\n    params: { deployment: orders, namespace: payments }')]).done;
+  const r = await drillCli(['validate', s.drill('outside', '  - scenario: rollback\n    params: { deployment: orders, namespace: payments }')]).done;
   assert.equal(r.code, 2);
   assert.match(r.stdout, /scenarios\[0\]\.params\.namespace: namespace "payments" is not in the target's namespaces \(prod\)/);
 

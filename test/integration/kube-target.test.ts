@@ -255,7 +255,7 @@ test('RBAC: a drill identity without delete on pods gets the verb, resource and 
   const rec = JSON.parse(readFileSync(join(runDir!, 'run.json'), 'utf8'));
   const err = JSON.stringify(rec);
   assert.match(err, /not allowed to delete pods \\"orders-[a-z0-9-]+\\" in namespace \\"prod\\" \(403 Forbidden/);
-  assert.match(err, /- apiGroups: \[\\"\\"\]\\n  resources: \[\\"pods\\"\]\\n  verbs: \[\\"delete\\"\]/);
+  assert.match(err, /- apiGroups: \[\\"\\"\]\\n {2}resources: \[\\"pods\\"\]\\n {2}verbs: \[\\"delete\\"\]/);
   const refused = s.api.state.requests.filter((q) => q.method === 'DELETE');
   assert.ok(refused.length >= 1 && refused.every((q) => q.status === 403), 'every delete was refused');
   assert.equal(s.api.state.list('pods', 'prod').length, 3);

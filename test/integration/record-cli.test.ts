@@ -39,7 +39,7 @@ before(async () => {
   const first = JSON.parse(readFileSync(join(runDirs[0]!, 'run.json'), 'utf8'));
   quarter = quarterOfInstant(first.startedAt)!.id;
   // The policy: the lab drill as a quarterly drill, and a monthly restore test that has never run.
-  writeFileSync(join(ws.drills, 'lab-quarterly.yaml'), readFileSync(join(REPO, 'drills/lab.yaml'), 'utf8').replace(/(\n  #[^\n]*)*\n  - scenario: db-failover\n(    [^\n]*\n?)*/g, '\n').replace(/^kind: adhoc$/m, 'kind: quarterly').replace(/^owner: .*$/m, 'owner: platform-sre\nparticipants: [alice, bob]\napprover: carol'));
+  writeFileSync(join(ws.drills, 'lab-quarterly.yaml'), readFileSync(join(REPO, 'drills/lab.yaml'), 'utf8').replace(/(\n {2}#[^\n]*)*\n {2}- scenario: db-failover\n( {4}[^\n]*\n?)*/g, '\n').replace(/^kind: adhoc$/m, 'kind: quarterly').replace(/^owner: .*$/m, 'owner: platform-sre\nparticipants: [alice, bob]\napprover: carol'));
   writeFileSync(join(ws.drills, 'monthly-restore.yaml'), 'name: monthly-restore\nkind: monthly\nowner: dba-team\nscenarios:\n  - scenario: blob-restore\n    name: restore-orders\n');
 }, { timeout: 400_000 });
 

@@ -144,7 +144,7 @@ test('trend: against the previous record, a lower worst RTO and more runs read a
   assert.equal(cur.trend.previousQuarter, '2026-Q3');
   const m = Object.fromEntries(cur.trend.overall.map((x) => [x.name, x]));
   assert.deepEqual([m['worst RTO (s)']!.previous, m['worst RTO (s)']!.current, m['worst RTO (s)']!.direction], [9, 4, 'better']);
-  assert.deepEqual([m['runs']!.previous, m['runs']!.current, m['runs']!.direction], [1, 2, 'better']);
+  assert.deepEqual([m.runs!.previous, m.runs!.current, m.runs!.direction], [1, 2, 'better']);
   const sc = cur.trend.scenarios.find((s) => s.scenario === 'pod-kill')!;
   assert.equal(sc.metrics.find((x) => x.name === 'last RTO (s)')!.direction, 'better');
   const none = buildQuarterlyRecord(input({ previousReason: 'no previous record at results/records/2026-Q3/record.json' }));

@@ -143,17 +143,23 @@ export class Controllers {
     const requeue = () => this.enqueue(k);
     switch (k.resource) {
       case 'deployments':
-        return reconcileDeployment(this.store, o);
+        reconcileDeployment(this.store, o);
+        return;
       case 'replicasets':
-        return reconcileReplicaSet(this.store, this.creations, this.opts.replaceDelayMs, o, requeue);
+        reconcileReplicaSet(this.store, this.creations, this.opts.replaceDelayMs, o, requeue);
+        return;
       case 'statefulsets':
-        return reconcileStatefulSet(this.store, this.creations, this.opts.replaceDelayMs, o, requeue);
+        reconcileStatefulSet(this.store, this.creations, this.opts.replaceDelayMs, o, requeue);
+        return;
       case 'horizontalpodautoscalers':
-        return this.reconcileHpa(o);
+        this.reconcileHpa(o);
+        return;
       case 'clusters':
-        return reconcileCnpgCluster(this.store, this.creations, this.cnpg, { replaceDelayMs: this.opts.replaceDelayMs, switchDelayMs: this.opts.readyDelayMs }, o, requeue, this.runtime && { runtime: this.runtime, errors: this.errors });
+        reconcileCnpgCluster(this.store, this.creations, this.cnpg, { replaceDelayMs: this.opts.replaceDelayMs, switchDelayMs: this.opts.readyDelayMs }, o, requeue, this.runtime && { runtime: this.runtime, errors: this.errors });
+        return;
       case 'namespaces':
-        return this.finalizeNamespace(o);
+        this.finalizeNamespace(o);
+        return;
     }
   }
 

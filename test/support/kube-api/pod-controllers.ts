@@ -83,7 +83,10 @@ export class Creations {
 
   schedule(uid: string, ms: number, create: () => void): void {
     let set = this.pending.get(uid);
-    if (!set) this.pending.set(uid, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.pending.set(uid, set);
+    }
     const timer: NodeJS.Timeout = setTimeout(() => {
       set.delete(timer);
       create();

@@ -26,7 +26,7 @@ export async function startPodService(api: KubeApi, o: { namespace: string; sele
   let next = 0;
   const served = new Map<string, number>();
   const failures = { 503: 0 };
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer((_req, res) => {
     const endpoints = api.state.list('pods', o.namespace, o.selector).filter(ready);
     if (endpoints.length === 0) {
       failures[503]++;

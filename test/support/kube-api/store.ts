@@ -76,7 +76,10 @@ export class Store {
 
   private bucket(resource: string): Map<string, KubeObject> {
     let b = this.objects.get(resource);
-    if (!b) this.objects.set(resource, (b = new Map()));
+    if (!b) {
+      b = new Map();
+      this.objects.set(resource, b);
+    }
     return b;
   }
 

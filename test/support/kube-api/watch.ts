@@ -56,7 +56,8 @@ export function serveWatch(res: ServerResponse, w: WatchRequest, ctx: WatchConte
     const from = Number(rvParam);
     const past = Number.isFinite(from) ? store.eventsSince(from) : 'expired';
     if (ctx.takeExpiry(w.t.resource) || past === 'expired') {
-      return expire(gone(`too old resource version: ${rvParam} (${store.oldestResumable()})`));
+      expire(gone(`too old resource version: ${rvParam} (${store.oldestResumable()})`));
+      return;
     }
     for (const e of past) translate(e);
   } else {
