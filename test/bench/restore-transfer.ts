@@ -21,7 +21,7 @@ import pg from 'pg';
 import { downloadToFileParallel } from '../../lib/adapters/blob/index.ts';
 import { dropScratch, restoreBackup, scratchRoot, takeLogicalBackup } from '../../lib/adapters/postgres/backup/index.ts';
 import { makeTempDir } from '../support/tmp.ts';
-import { startBackupSource } from '../integration/backup-source.ts';
+import { startBackupSource } from '../support/backup-source.ts';
 
 const MB = 1_000_000;
 
@@ -34,7 +34,7 @@ async function sha256(path: string): Promise<string> {
 const { values } = parseArgs({ options: { mb: { type: 'string', default: '520' }, rounds: { type: 'string', default: '2' } } });
 const targetMb = Number(values.mb);
 const rounds = Number(values.rounds);
-const tmp = await makeTempDir('drill-bench-restore-');
+const tmp = await makeTempDir('bench-restore');
 const source = await startBackupSource(tmp.path);
 const rows: Array<Record<string, string | number>> = [];
 try {

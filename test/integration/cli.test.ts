@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { labDown, labUp } from '../../lib/lab/index.ts';
-import { drillCli, scratchDir } from '../support/cli.ts';
+import { drillCli } from '../support/cli.ts';
+import { scratchDir } from '../support/tmp.ts';
 
 /** The CLI's contract for bad input and read-only commands: exit codes, messages, and nothing touched. */
 const dirs: string[] = [];

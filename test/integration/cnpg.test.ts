@@ -136,7 +136,7 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   t.after(async () => {
     for (const fn of stack.reverse()) await fn().catch(() => undefined);
   });
-  const dir = await makeTempDir('drill-cnpg-real-');
+  const dir = await makeTempDir('cnpg-real');
   stack.push(() => dir.remove());
   const db = await startCnpgPostgres({ root: join(dir.path, 'pg'), instances: ['pg-1', 'pg-2'] });
   stack.push(() => db.stop());

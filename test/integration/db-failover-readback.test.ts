@@ -23,7 +23,7 @@ describe('write ledger read-back on PostgreSQL', () => {
   let pids: number[] = [];
 
   before(async () => {
-    tmp = await makeTempDir('drill-readback-');
+    tmp = await makeTempDir('readback');
     dataDir = join(tmp.path, 'data');
     const port = await freePort();
     await initCluster(dataDir, { port, socketDir: join(tmp.path, 'sock') });

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { stopCluster } from '../../lib/adapters/postgres/cluster.ts';
 import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
-import { drillCli, readEvents, runFolders, scratchDir, waitFor } from '../support/cli.ts';
+import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
+import { scratchDir } from '../support/tmp.ts';
 
 /**
  * db-failover end to end on the real lab (a PostgreSQL primary and streaming standby, the orders service,

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
-import { alive, drillCli, readEvents, runFolders, scratchDir, waitFor } from '../support/cli.ts';
+import { alive, drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
+import { scratchDir } from '../support/tmp.ts';
 
 /**
  * `drill run` end to end on the real lab (PostgreSQL, replica processes, front), through the CLI as a

@@ -325,7 +325,7 @@ test('an unreachable API server and a slow one: errors name the URL and the wait
 
 test('kubeconfig files: a named context works, an unknown one lists the contexts there', async (t) => {
   const api = await server(t);
-  const dir = await makeTempDir('drill-kubeconfig-');
+  const dir = await makeTempDir('kubeconfig');
   t.after(() => dir.remove());
   const path = join(dir.path, 'config');
   await writeFile(

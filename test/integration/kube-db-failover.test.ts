@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startKubeApi, type KubeApi, type KubeObject } from '../support/kube-api/index.ts';
 import { startCnpgPostgres, type CnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
-import { drillCli, readEvents, REPO, runFolders, scratchDir, waitFor } from '../support/cli.ts';
+import { drillCli, readEvents, REPO, runFolders, waitFor } from '../support/cli.ts';
+import { scratchDir } from '../support/tmp.ts';
 import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
 
 const PASSWORD = `s3cret-${process.pid}-drill`;

@@ -42,7 +42,7 @@ async function setup(t: TestContext): Promise<{ api: KubeApi; kubectl: Kubectl }
   if (!bin) assert.fail('kubectl is required for this test and was not found on PATH or in /usr/bin: install the Debian package kubernetes-client or the kubectl binary (CI installs it)');
   const api = await startKubeApi({ objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 3 })], readyDelayMs: 100, replaceDelayMs: 100, shutdownMs: 150 });
   t.after(() => api.stop());
-  const dir = await makeTempDir('drill-kubectl-');
+  const dir = await makeTempDir('kubectl');
   t.after(() => dir.remove());
   const home = join(dir.path, 'home');
   await mkdir(home);

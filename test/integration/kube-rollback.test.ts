@@ -14,7 +14,8 @@ import { checkReplicaFloor } from '../../lib/adapters/kubernetes/hpa.ts';
 import type { AutoscalerView } from '../../lib/adapters/kubernetes/types.ts';
 import { deployment, hpa, startKubeApi, type KubeApi } from '../support/kube-api/index.ts';
 import { startPodService, type PodService } from '../support/kube-api/service.ts';
-import { drillCli, readEvents, runFolders, scratchDir } from '../support/cli.ts';
+import { drillCli, readEvents, runFolders } from '../support/cli.ts';
+import { scratchDir } from '../support/tmp.ts';
 import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
 
 const image = (api: KubeApi) => api.state.get('deployments', 'prod', 'orders')!.spec.template.spec.containers[0].image as string;

@@ -9,7 +9,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deployment, startKubeApi } from '../support/kube-api/index.ts';
 import { startPodService } from '../support/kube-api/service.ts';
-import { drillCli, readEvents, runFolders, scratchDir, waitFor } from '../support/cli.ts';
+import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
+import { scratchDir } from '../support/tmp.ts';
 
 test('a killed run on the Kubernetes target is finished by drill recover from its journal', { timeout: 240_000 }, async (t) => {
   // The replacement takes long enough that the run is still observing when it is killed.

@@ -12,7 +12,8 @@ import { kubeConfigFor } from '../../lib/adapters/kubernetes/index.ts';
 import { join } from 'node:path';
 import { deployment, startKubeApi, type KubeApi, type KubeApiOptions } from '../support/kube-api/index.ts';
 import { startPodService, type PodService } from '../support/kube-api/service.ts';
-import { drillCli, readEvents, runFolders, scratchDir } from '../support/cli.ts';
+import { drillCli, readEvents, runFolders } from '../support/cli.ts';
+import { scratchDir } from '../support/tmp.ts';
 import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
 
 interface Setup {

@@ -8,7 +8,8 @@ import { isProcessUnder } from '../../lib/adapters/postgres/proc.ts';
 import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
 import { LAB_BACKUP_CONTAINER, labAzuriteStateFile, startLabAzurite } from '../../lib/lab/azurite-lab.ts';
 import type { LabInfo } from '../../lib/lab/types.ts';
-import { alive, drillCli, scratchDir } from '../support/cli.ts';
+import { alive, drillCli } from '../support/cli.ts';
+import { scratchDir } from '../support/tmp.ts';
 
 /**
  * The lab's Azurite through the lab's own lifecycle: `lab up` starts it (detached, data in the lab dir),

@@ -46,7 +46,7 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined | f
 }
 
 describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
-  const lab = labFixture('drill-labpair-');
+  const lab = labFixture('labpair');
   const seen = lab.seen;
   let info: LabInfo;
 

@@ -22,7 +22,7 @@ async function labPids(dir: string): Promise<number[]> {
 }
 
 describe('lab lifecycle', { timeout: 240_000 }, () => {
-  const lab = labFixture('drill-lablc-');
+  const lab = labFixture('lablc');
   const seen = lab.seen;
   let info: LabInfo;
 

@@ -14,7 +14,8 @@ import pg from 'pg';
 import { childrenOf, cmdlineOf, isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
 import { UserError } from '../../lib/errors.ts';
 import { labDown, labPaths, labStatus, labUp } from '../../lib/lab/index.ts';
-import { drillCli, readEvents, runFolders, scratchDir } from '../support/cli.ts';
+import { drillCli, readEvents, runFolders } from '../support/cli.ts';
+import { scratchDir } from '../support/tmp.ts';
 
 async function query<T extends pg.QueryResultRow>(port: number, sql: string): Promise<T[]> {
   const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'orders', connectionTimeoutMillis: 3000 });

@@ -46,7 +46,7 @@ describe('ReplicaSetAdapter conformance: lab', { timeout: 90_000 }, () => {
   const seen = new Set<number>();
 
   before(async () => {
-    tmp = await makeTempDir('drill-labrs-');
+    tmp = await makeTempDir('labrs');
     dir = join(tmp.path, 'lab');
     info = await labUp({ dir, replicas: 3 });
     rs = createLabReplicas(info);

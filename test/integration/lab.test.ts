@@ -78,7 +78,7 @@ describe('lab', { timeout: 110_000 }, () => {
   }
 
   before(async () => {
-    tmp = await makeTempDir('drill-lab-');
+    tmp = await makeTempDir('lab');
     dir = join(tmp.path, 'lab');
     const t0 = performance.now();
     info = await labUp({ dir, replicas: 3 });

@@ -4,7 +4,7 @@ import { LoadGenerator } from '../../lib/load/generator.ts';
 import { Outcome, type SecondStats } from '../../lib/load/types.ts';
 import { createClock } from '../../lib/measure/clock.ts';
 import { summarize } from '../../lib/measure/summary.ts';
-import { profile, sleep, startServer } from './load-servers.ts';
+import { profile, sleep, startServer } from '../support/load-servers.ts';
 
 const errorSum = (s: SecondStats): number => s.errors.timeout + s.errors.refused + s.errors.http5xx + s.errors.http4xx + s.errors.other;
 

@@ -5,7 +5,7 @@ import { LoadGenerator } from '../../lib/load/generator.ts';
 import { createClock, type Clock } from '../../lib/measure/clock.ts';
 import { createHistogram, percentileMs, recordMs } from '../../lib/measure/histogram.ts';
 import { summarize } from '../../lib/measure/summary.ts';
-import { profile, sleep, startServer } from './load-servers.ts';
+import { profile, sleep, startServer } from '../support/load-servers.ts';
 
 const STALL_FROM = 1000;
 const STALL_TO = 2000;

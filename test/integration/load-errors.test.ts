@@ -4,7 +4,7 @@ import { LoadGenerator } from '../../lib/load/generator.ts';
 import { Outcome, OUTCOME_NAMES, type OutcomeName } from '../../lib/load/types.ts';
 import { createClock } from '../../lib/measure/clock.ts';
 import { summarize } from '../../lib/measure/summary.ts';
-import { profile, runFor, sleep, startServer, unusedPort } from './load-servers.ts';
+import { profile, runFor, sleep, startServer, unusedPort } from '../support/load-servers.ts';
 
 /** Outcome names seen per template index. */
 function outcomesByTemplate(gen: LoadGenerator): Map<number, Set<OutcomeName>> {

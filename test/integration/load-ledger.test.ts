@@ -4,7 +4,7 @@ import { LoadGenerator } from '../../lib/load/generator.ts';
 import { WRITE_NOT_APPLIED_HEADER, WRITE_NOT_APPLIED_VALUE } from '../../lib/load/ledger.ts';
 import { Outcome } from '../../lib/load/types.ts';
 import { createClock } from '../../lib/measure/clock.ts';
-import { profile, readBody, runFor, startServer, unusedPort } from './load-servers.ts';
+import { profile, readBody, runFor, startServer, unusedPort } from '../support/load-servers.ts';
 
 /**
  * The write ledger as the generator fills it, against a loopback server that answers each write in a

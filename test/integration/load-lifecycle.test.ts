@@ -6,7 +6,7 @@ import { LoadGenerator } from '../../lib/load/generator.ts';
 import { Outcome } from '../../lib/load/types.ts';
 import { createClock } from '../../lib/measure/clock.ts';
 import { summarize } from '../../lib/measure/summary.ts';
-import { profile, runFor, sleep, startServer } from './load-servers.ts';
+import { profile, runFor, sleep, startServer } from '../support/load-servers.ts';
 
 const CHILD_ENV = 'DRILL_LOAD_LIFECYCLE_CHILD';
 

@@ -6,7 +6,7 @@ import { Outcome, type SecondStats } from '../../lib/load/types.ts';
 import { createClock } from '../../lib/measure/clock.ts';
 import { createHistogram, decodeHistogram, percentileMs, recordMs } from '../../lib/measure/histogram.ts';
 import { summarize } from '../../lib/measure/summary.ts';
-import { profile, readBody, sleep, startServer } from './load-servers.ts';
+import { profile, readBody, sleep, startServer } from '../support/load-servers.ts';
 
 test('500 req/s for 2 s: 1000 scheduled on an exact grid, sent on time, seconds add up to the log', async () => {
   const clock = createClock();

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { LoadGenerator } from '../../lib/load/generator.ts';
 import { createClock } from '../../lib/measure/clock.ts';
 import { summarize } from '../../lib/measure/summary.ts';
-import { profile, readBody, runFor, startServer } from './load-servers.ts';
+import { profile, readBody, runFor, startServer } from '../support/load-servers.ts';
 
 interface Seen {
   method: string;

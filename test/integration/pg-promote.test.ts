@@ -90,7 +90,7 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
   const dirs: string[] = [];
 
   before(async () => {
-    tmp = await makeTempDir('drill-pgpromote-');
+    tmp = await makeTempDir('pgpromote');
   });
 
   after(async () => {

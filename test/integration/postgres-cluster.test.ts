@@ -42,7 +42,7 @@ describe('PostgreSQL cluster control', () => {
   let pids: number[] = [];
 
   before(async () => {
-    tmp = await makeTempDir('drill-pgc-');
+    tmp = await makeTempDir('pgc');
     dataDir = join(tmp.path, 'data');
     port = await freePort();
   });

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { AZURITE_ACCOUNT_KEY } from '../../lib/adapters/blob/index.ts';
 import { labDown } from '../../lib/lab/index.ts';
 import { quarterOfInstant } from '../../lib/record/quarterly/quarter.ts';
-import { drillCli, readEvents, runFolders, scratchDir } from '../support/cli.ts';
+import { drillCli, readEvents, runFolders } from '../support/cli.ts';
+import { scratchDir } from '../support/tmp.ts';
 
 /**
  * drills/quarterly.yaml end to end through the CLI, the way CI or an SRE runs it: the lab (with its Azurite)

@@ -8,7 +8,8 @@ import { blobServiceFromEnv, startAzurite, type AzuriteHandle } from '../../lib/
 import { parseQuarter, previousQuarter, quarterOfInstant } from '../../lib/record/quarterly/quarter.ts';
 import { checkChain } from '../../lib/record/quarterly/integrity.ts';
 import type { QuarterlyRecord } from '../../lib/record/quarterly/types.ts';
-import { drillCli, runFolders, scratchDir, REPO } from '../support/cli.ts';
+import { drillCli, runFolders, REPO } from '../support/cli.ts';
+import { scratchDir } from '../support/tmp.ts';
 
 /**
  * `drill record`, `drill verify` and `drill report` through the CLI, over real runs of the lab drill

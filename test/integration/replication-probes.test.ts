@@ -53,7 +53,7 @@ describe('replication probes on the lab pair', { timeout: 240_000 }, () => {
   let ctx: ScenarioContext<unknown>;
 
   before(async () => {
-    tmp = await makeTempDir('drill-replprobe-');
+    tmp = await makeTempDir('replprobe');
     dir = join(tmp.path, 'lab');
     info = await labUp({ dir, replicas: 1 });
     ctx = { adapters: { database: createLabDatabase(info) }, signal: AbortSignal.timeout(200_000) } as unknown as ScenarioContext<unknown>;

@@ -11,7 +11,7 @@ import { tableFacts } from '../../lib/adapters/postgres/backup/facts.ts';
 import { stampOf } from '../../lib/backup/naming.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';
 import { drillCli, runFolders, type CliResult } from '../support/cli.ts';
-import { startBackupSource, type BackupSource } from './backup-source.ts';
+import { startBackupSource, type BackupSource } from '../support/backup-source.ts';
 
 /**
  * The monthly restore test through the CLI, as CI runs it, on real Azurite and PostgreSQL: `drill backup`
@@ -26,7 +26,7 @@ let sas = '';
 let sig = '';
 
 before(async () => {
-  tmp = await makeTempDir('drill-restore-drill-');
+  tmp = await makeTempDir('restore-drill');
   source = await startBackupSource(tmp.path);
   sas = createAccountSasToken({ accountName: AZURITE_ACCOUNT, accountKey: AZURITE_ACCOUNT_KEY, permissions: 'rwdlac' });
   sig = new URLSearchParams(sas).get('sig')!;

@@ -12,7 +12,7 @@ import {
   takeLogicalBackup,
   takePhysicalBackup,
 } from '../../lib/adapters/postgres/backup/index.ts';
-import { rowsOf, startBackupSource, type BackupSource } from './backup-source.ts';
+import { rowsOf, startBackupSource, type BackupSource } from '../support/backup-source.ts';
 
 /**
  * Backup and restore round trips against real Azurite and PostgreSQL 15: logical and physical, each
@@ -21,7 +21,7 @@ import { rowsOf, startBackupSource, type BackupSource } from './backup-source.ts
 let tmp: TempDir;
 let source: BackupSource;
 before(async () => {
-  tmp = await makeTempDir('drill-restore-rt-');
+  tmp = await makeTempDir('restore-rt');
   source = await startBackupSource(tmp.path);
 });
 after(async () => {

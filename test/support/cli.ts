@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,13 +22,6 @@ export function drillCli(args: string[], env: Record<string, string> = {}): { ch
   child.stderr!.on('data', (d) => (stderr += d));
   const done = new Promise<CliResult>((res) => child.on('close', (code, signal) => res({ code, signal, stdout, stderr })));
   return { child, done, output: () => stdout + stderr };
-}
-
-/** A scratch folder the postgres user can traverse (mkdtemp makes 0700 folders). */
-export function scratchDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), `drill-${prefix}-`));
-  chmodSync(d, 0o755);
-  return d;
 }
 
 export function runFolders(resultsDir: string): string[] {

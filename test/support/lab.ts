@@ -18,12 +18,12 @@ export interface LabFixture {
  * whatever process it left that still runs from its directory is killed (only those: a PID may have been
  * reused by then), and the folder is removed.
  */
-export function labFixture(prefix: string): LabFixture {
+export function labFixture(name: string): LabFixture {
   let tmp: TempDir | undefined;
   let dir = '';
   const seen = new Set<number>();
   before(async () => {
-    tmp = await makeTempDir(prefix);
+    tmp = await makeTempDir(name);
     dir = join(tmp.path, 'lab');
   });
   after(async () => {

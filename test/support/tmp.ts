@@ -1,4 +1,5 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmodSync, mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -8,11 +9,17 @@ export interface TempDir {
 }
 
 /**
- * A fresh directory under the OS temp dir that the `postgres` user can traverse: mkdtemp makes it 0700,
+ * A fresh directory `<tmp>/drill-<name>-XXXXXX` that the `postgres` user can traverse: mkdtemp makes it 0700,
  * which would stop PostgreSQL (run as postgres when we are root) from reaching a data dir inside it.
  */
-export async function makeTempDir(prefix = 'drill-test-'): Promise<TempDir> {
-  const path = await mkdtemp(join(tmpdir(), prefix));
-  await chmod(path, 0o755);
+export function scratchDir(name: string): string {
+  const path = mkdtempSync(join(tmpdir(), `drill-${name}-`));
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/** A scratchDir that knows how to remove itself, for tests that clean up after each case. */
+export async function makeTempDir(name: string): Promise<TempDir> {
+  const path = scratchDir(name);
   return { path, remove: () => rm(path, { recursive: true, force: true, maxRetries: 3 }) };
 }

@@ -7,7 +7,7 @@ import { withLabLock } from '../../lib/lab/lock.ts';
 import { makeTempDir } from '../support/tmp.ts';
 
 test('an empty lock left by a holder that died between create and write is taken over after 5 s, a fresh one is waited for', async () => {
-  const tmp = await makeTempDir('drill-lock-');
+  const tmp = await makeTempDir('lock');
   try {
     const lock = join(tmp.path, 'lock');
     await writeFile(lock, '');

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { startAzurite, type AzuriteHandle } from '../../lib/adapters/blob/index.ts';
 import { initCluster, startCluster, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
 import { backupStoreFromEnv, parseSourceUrl, type BackupStore, type PgSource } from '../../lib/adapters/postgres/backup/index.ts';
-import { freePort } from '../support/ports.ts';
+import { freePort } from './ports.ts';
 
 export interface BackupSource {
   az: AzuriteHandle;
