@@ -22,13 +22,38 @@ if (files.length === 0) {
   console.error('no test files found under test/');
   process.exit(1);
 }
-// One file at a time: integration tests start PostgreSQL clusters and drive load on a 2-core machine,
-// and timing assertions (outage length within 100 ms) do not survive another suite competing for the CPU.
-// A TAP copy goes to a file so the closing count below can add the browser tests to node's.
-const tap = join(tmpdir(), `drill-node-tests-${process.pid}.tap`);
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files], {
-  stdio: 'inherit',
-});
+
+// Two groups. Files that start no PostgreSQL, lab or load generator run two at a time: each takes its own
+// freePort ports and temp folders, and most of their time is spent waiting on timers (the fake Kubernetes API's
+// controller delays), so two share the CPU well. Everything else runs one file at a time: those tests start
+// PostgreSQL clusters and drive load on a 2-core machine, and their timing assertions (outage length within
+// 100 ms, a recovery search within 250 ms) do not survive another suite competing for the CPU.
+const SHARED = [
+  /^test\/unit\//,
+  /^test\/integration\/(kube-api|kube-kubectl|kube-target-config|kube-adapter|kube-target|kube-rollback|kube-target-recover)\.test\.ts$/,
+  /^test\/integration\/(blob-client|blob-download-faults|blob-progress|blob-transfer|load-templates)\.test\.ts$/,
+];
+const ALONE = [/^test\/unit\/measure-recovery\.test\.ts$/]; // times findRecovery against a 250 ms budget
+const shared = (f) => SHARED.some((r) => r.test(f)) && !ALONE.some((r) => r.test(f));
+const groups = [
+  { files: files.filter(shared), concurrency: 2 },
+  { files: files.filter((f) => !shared(f)), concurrency: 1 },
+].filter((g) => g.files.length > 0);
+
+// A TAP copy of each group goes to a file so the closing count below can add them up, with the browser tests.
+const taps = [];
+let nodeStatus = 0;
+for (const [i, g] of groups.entries()) {
+  const tap = join(tmpdir(), `drill-node-tests-${process.pid}-${i}.tap`);
+  taps.push(tap);
+  console.log(`\n# ${g.files.length} test file${g.files.length === 1 ? '' : 's'}, ${g.concurrency} at a time`);
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--test', `--test-concurrency=${g.concurrency}`, '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...g.files],
+    { stdio: 'inherit' },
+  );
+  if (r.status !== 0 && nodeStatus === 0) nodeStatus = r.status ?? 1;
+}
 
 // ---- Browser tests (Playwright Test in Debian's Chromium): only in a full run, after the node tests. ----
 let browser = { status: 0, passed: 0, failed: 0 };
@@ -45,15 +70,16 @@ if (only.length === 0) {
   }
   browser = { status: b.status ?? 1, passed: stats.expected + stats.flaky, failed: stats.unexpected || (b.status === 0 ? 0 : 1) };
 }
-const count = (key) => {
-  try {
-    return Number(new RegExp(`^# ${key} (\\d+)$`, 'm').exec(readFileSync(tap, 'utf8'))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-};
+const count = (key) =>
+  taps.reduce((sum, tap) => {
+    try {
+      return sum + Number(new RegExp(`^# ${key} (\\d+)$`, 'm').exec(readFileSync(tap, 'utf8'))?.[1] ?? 0);
+    } catch {
+      return sum;
+    }
+  }, 0);
 const nodePassed = count('pass');
-const nodeFailed = count('fail') || (r.status === 0 ? 0 : 1);
-rmSync(tap, { force: true });
+const nodeFailed = count('fail') || (nodeStatus === 0 ? 0 : 1);
+for (const tap of taps) rmSync(tap, { force: true });
 console.log(`\n${nodePassed + browser.passed} passed, ${nodeFailed + browser.failed} failed`);
-process.exit(r.status !== 0 ? (r.status ?? 1) : browser.status !== 0 ? browser.status : 0);
+process.exit(nodeStatus !== 0 ? nodeStatus : browser.status !== 0 ? browser.status : 0);
