@@ -117,6 +117,13 @@ export interface Action<P = any, T = any, R = any> {
   rollback: Rollback<P, T, R> | { none: string };
 }
 
+/** An action's rollback in the SRE's words, as the plan shows it and the record keeps it. */
+export function describeRollback<P>(a: Action<P>, params: P): string {
+  if ('none' in a.rollback) return `none: ${a.rollback.none}`;
+  const d = a.rollback.description;
+  return typeof d === 'function' ? d(params) : d;
+}
+
 export interface Recovery<P> {
   /** What "recovered" means for this scenario beyond the SLOs holding again. */
   description: string;
