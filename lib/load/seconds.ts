@@ -1,7 +1,6 @@
 import { createHistogram, encodeHistogram, maxMs, percentileMs, recordMs } from '../measure/histogram.ts';
-import { emptyErrors } from '../measure/summary.ts';
+import { emptyErrors, Outcome, type RequestLog, type SecondStats } from '../measure/request-log.ts';
 import type { Clock } from '../measure/clock.ts';
-import { Outcome, type RequestLog, type SecondStats } from './types.ts';
 
 /**
  * Stats of second `t` from the log entries [from, to), which must be exactly the requests scheduled in

@@ -1,5 +1,5 @@
 import type { DataClass, Drill, ScenarioEntry, Tier } from '../config/types.ts';
-import type { Mark } from '../scenario/define.ts';
+import type { Mark } from '../measure/timeline.ts';
 import type { PhaseName } from '../measure/phases.ts';
 import type { RpoResult, RtoResult, SloResult } from '../score/objectives.ts';
 import type { ErrorBudget } from '../score/budget.ts';

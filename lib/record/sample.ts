@@ -1,8 +1,7 @@
 import type { Drill, ScenarioEntry } from '../config/types.ts';
-import { Outcome, type OutcomeCode, type RequestLog } from '../load/types.ts';
-import type { Mark } from '../scenario/define.ts';
-import { createRequestLog } from '../measure/summary.ts';
-import { parseThreshold } from '../score/threshold.ts';
+import { createRequestLog, Outcome, type OutcomeCode, type RequestLog } from '../measure/request-log.ts';
+import type { Mark } from '../measure/timeline.ts';
+import { parseThreshold } from '../config/threshold.ts';
 import { MEAN_MONTH_MS } from '../score/budget.ts';
 import type { RunRecordInput } from './run-record.ts';
 

@@ -1,8 +1,9 @@
 import type { Policy, ScenarioEntry } from '../config/types.ts';
-import type { LoadSummary, RequestLog } from '../load/types.ts';
-import type { Mark } from '../scenario/define.ts';
-import { createRequestLog, summarize } from '../measure/summary.ts';
-import { downtimeMs, findRecovery, outageIntervals, recoveryMethod, requestSpacingMs, type FailureKinds } from '../measure/recovery.ts';
+import { createRequestLog, type LoadSummary, type RequestLog } from '../measure/request-log.ts';
+import type { Mark } from '../measure/timeline.ts';
+import { summarize } from '../measure/summary.ts';
+import { downtimeMs, outageIntervals, requestSpacingMs, type FailureKinds } from '../measure/outage.ts';
+import { findRecovery, recoveryMethod } from './recovery.ts';
 import { PHASES, markMs, phaseSelection, selectionHistogram, phaseSummaries, type PhaseName, type PhaseSummary } from '../measure/phases.ts';
 import { scoreRpo, scoreRto, scoreSlos, seconds, type RpoMeasurement, type RpoResult, type RtoResult, type SloResult } from './objectives.ts';
 import { availabilityTarget, errorBudget, type ErrorBudget } from './budget.ts';

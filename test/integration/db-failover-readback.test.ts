@@ -7,8 +7,7 @@ import { checkLedgerOn, readBackTokens } from '../../lib/adapters/postgres/ledge
 import { procState, childrenOf } from '../../lib/adapters/postgres/proc.ts';
 import { ensureSchema } from '../../lib/lab/orders-db.ts';
 import { WriteFate, WriteLedger } from '../../lib/load/ledger.ts';
-import { Outcome } from '../../lib/load/types.ts';
-import { createRequestLog } from '../../lib/measure/summary.ts';
+import { createRequestLog, Outcome } from '../../lib/measure/request-log.ts';
 import { freePort } from '../support/ports.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';
 

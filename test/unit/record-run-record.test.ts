@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Outcome } from '../../lib/load/types.ts';
+import { Outcome } from '../../lib/measure/request-log.ts';
 import type { RunFacts } from '../../lib/engine/facts.ts';
 import type { KubernetesTarget } from '../../lib/config/types.ts';
 import { RunAbort } from '../../lib/engine/context.ts';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { DrillKind } from '../../config/types.ts';
-import type { SecondStats } from '../../load/types.ts';
+import type { SecondStats } from '../../measure/request-log.ts';
 import { UserError } from '../../errors.ts';
 import { blobServiceFromEnv, describeBlobTarget, downloadToFileParallel, listBackups, BlobTransferError } from '../../adapters/blob/index.ts';
 import { parseJsonLines, parseRunRecord, runContext, seriesFromMetrics, sha256 } from './parse.ts';
