@@ -84,8 +84,51 @@ export interface LoadSummary {
   maxMs: number | null;
 }
 
-export function emptyErrors(): ErrorsByKind {
+function emptyErrors(): ErrorsByKind {
   return { timeout: 0, refused: 0, http5xx: 0, http4xx: 0, other: 0 };
+}
+
+/** Requests counted by fate: what a span's summary and a second of metrics.jsonl both count. */
+export interface OutcomeTally {
+  ok: number;
+  dropped: number;
+  /** Still in flight: no fate yet, so neither a success nor an error. */
+  pending: number;
+  errors: ErrorsByKind;
+}
+
+export function emptyTally(): OutcomeTally {
+  return { ok: 0, dropped: 0, pending: 0, errors: emptyErrors() };
+}
+
+/** Counts one request by its outcome; true when it has a latency to record (it was answered or timed out). */
+export function tallyOutcome(t: OutcomeTally, o: number): boolean {
+  switch (o) {
+    case Outcome.ok:
+      t.ok++;
+      return true;
+    case Outcome.dropped:
+      t.dropped++;
+      return false;
+    case Outcome.pending:
+      t.pending++;
+      return false;
+    case Outcome.timeout:
+      t.errors.timeout++;
+      return true;
+    case Outcome.refused:
+      t.errors.refused++;
+      return true;
+    case Outcome.http5xx:
+      t.errors.http5xx++;
+      return true;
+    case Outcome.http4xx:
+      t.errors.http4xx++;
+      return true;
+    default:
+      t.errors.other++;
+      return true;
+  }
 }
 
 /** A growable RequestLog: the generator appends, readers see a consistent prefix. */

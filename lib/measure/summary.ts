@@ -1,4 +1,4 @@
-import { emptyErrors, Outcome, type LoadSummary, type RequestLog } from './request-log.ts';
+import { emptyTally, tallyOutcome, type LoadSummary, type RequestLog } from './request-log.ts';
 import { createHistogram, maxMs, percentileMs, recordMs } from './histogram.ts';
 
 /** First index whose scheduled time is >= ms (the log is in schedule order). */
@@ -37,45 +37,17 @@ export function spanSelection(log: RequestLog, fromMs: number, toMs: number): Se
 
 export function summarizeSelection(log: RequestLog, sel: Selection): LoadSummary {
   const { start, end, keep } = sel;
-  const errorsByKind = emptyErrors();
+  const tally = emptyTally();
   const h = createHistogram();
-  let ok = 0;
-  let dropped = 0;
-  let pending = 0;
   let skipped = 0;
   for (let i = start; i < end; i++) {
     if (keep && !keep(i)) {
       skipped++;
       continue;
     }
-    const o = log.outcome[i]!;
-    switch (o) {
-      case Outcome.ok:
-        ok++;
-        break;
-      case Outcome.dropped:
-        dropped++;
-        continue;
-      case Outcome.pending:
-        pending++;
-        continue;
-      case Outcome.timeout:
-        errorsByKind.timeout++;
-        break;
-      case Outcome.refused:
-        errorsByKind.refused++;
-        break;
-      case Outcome.http5xx:
-        errorsByKind.http5xx++;
-        break;
-      case Outcome.http4xx:
-        errorsByKind.http4xx++;
-        break;
-      default:
-        errorsByKind.other++;
-    }
-    recordMs(h, log.latencyMs[i]!);
+    if (tallyOutcome(tally, log.outcome[i]!)) recordMs(h, log.latencyMs[i]!);
   }
+  const { ok, dropped, pending, errors: errorsByKind } = tally;
   const scheduled = end - start - pending - skipped;
   const errors = scheduled - ok - dropped;
   return {

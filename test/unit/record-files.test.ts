@@ -7,7 +7,7 @@ import { createRequestLog, Outcome, type SecondStats } from '../../lib/measure/r
 import { metricsLine, readJsonLines, readRequestsTsv, readRunFolder, writeRequestsTsv } from '../../lib/record/files.ts';
 import { writeJsonAtomic } from '../../lib/util/atomic-file.ts';
 import { buildRunRecord } from '../../lib/record/run-record.ts';
-import { sampleRunInput } from '../../lib/record/sample.ts';
+import { sampleRunInput } from '../support/record-sample.ts';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'drill-record-'));
