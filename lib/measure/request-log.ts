@@ -113,20 +113,9 @@ export function tallyOutcome(t: OutcomeTally, o: number): boolean {
     case Outcome.pending:
       t.pending++;
       return false;
-    case Outcome.timeout:
-      t.errors.timeout++;
-      return true;
-    case Outcome.refused:
-      t.errors.refused++;
-      return true;
-    case Outcome.http5xx:
-      t.errors.http5xx++;
-      return true;
-    case Outcome.http4xx:
-      t.errors.http4xx++;
-      return true;
     default:
-      t.errors.other++;
+      // Every other code is an error, named as its kind (a code this version does not know counts as other).
+      t.errors[(OUTCOME_NAMES[o] ?? 'other') as keyof ErrorsByKind]++;
       return true;
   }
 }

@@ -1,11 +1,10 @@
 import type { DataClass, Drill, ScenarioEntry, Tier } from '../config/types.ts';
 import type { Mark } from '../measure/timeline.ts';
 import type { PhaseName } from '../measure/phases.ts';
-import type { RpoResult, RtoResult, SloResult } from '../score/objectives.ts';
 import type { ErrorBudget } from '../score/budget.ts';
 import type { Finding } from '../score/findings.ts';
 import type { AbortKind, RunStatus } from '../score/verdict.ts';
-import { scoreRun, type LoadRecord, type PhaseRecord, type RecoveryRecord, type RunFactsToScore, type ScoredRun, type VerificationResult } from '../score/score-run.ts';
+import { scoreRun, type LoadRecord, type Objectives, type PhaseRecord, type RecoveryRecord, type RunFactsToScore, type ScoredRun } from '../score/score-run.ts';
 import { redact, redactSecrets } from '../util/secrets.ts';
 
 /** One action and its rollback as the engine recorded them (the engine's ActionFact fits). */
@@ -84,13 +83,7 @@ export interface RunRecord {
   tier: Tier;
   dataClass: DataClass;
   marks: Mark[];
-  objectives: {
-    rto: RtoResult;
-    rpo: RpoResult;
-    /** SLOs in the baseline and recovery phases: the service's promise outside the fault. */
-    slo: SloResult[];
-    verification: VerificationResult;
-  };
+  objectives: Objectives;
   load: LoadRecord;
   errorBudget: ErrorBudget;
   actions: ActionRecord[];

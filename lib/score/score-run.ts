@@ -61,6 +61,14 @@ export interface VerificationResult {
   reason?: string;
 }
 
+export interface Objectives {
+  rto: RtoResult;
+  rpo: RpoResult;
+  /** SLOs in the baseline and recovery phases: the service's promise outside the fault. */
+  slo: SloResult[];
+  verification: VerificationResult;
+}
+
 export interface OutageIntervalRecord {
   startMs: number;
   endMs: number | null;
@@ -93,13 +101,7 @@ export type LoadRecord = LoadSummary & { reason?: string };
 export interface ScoredRun {
   status: RunStatus;
   exitCode: number;
-  objectives: {
-    rto: RtoResult;
-    rpo: RpoResult;
-    /** SLOs in the baseline and recovery phases: the service's promise outside the fault. */
-    slo: SloResult[];
-    verification: VerificationResult;
-  };
+  objectives: Objectives;
   load: LoadRecord;
   errorBudget: ErrorBudget;
   findings: Finding[];
