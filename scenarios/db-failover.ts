@@ -5,10 +5,10 @@ import { formatDuration, parseDuration } from '../lib/config/duration.ts';
 import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
 import type { DatabaseAdapter } from '../lib/adapters/types.ts';
 import { isFailoverTimeout, type FailoverResult, type PgNode } from '../lib/adapters/postgres/failover/types.ts';
-import { replayLagBelow, standbyStreaming } from '../lib/adapters/postgres/replication.ts';
+import { replayLagBelow, standbyStreaming } from '../lib/scenario/probes/replication.ts';
 import { findWalSenders, resumeSenders, resumeWhenSignalled, stopSenders, type StalledSender } from '../lib/adapters/postgres/stall.ts';
 import { startCluster, waitReady } from '../lib/adapters/postgres/cluster.ts';
-import { ledgerReadback } from '../lib/scenario/ledger-probe.ts';
+import { ledgerReadback } from '../lib/scenario/probes/ledger-readback.ts';
 import { UserError } from '../lib/errors.ts';
 
 const duration = (what: string) => durationParam(what);

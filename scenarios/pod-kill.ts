@@ -6,7 +6,7 @@ import type { Replica, ReplicaSetAdapter } from '../lib/adapters/types.ts';
 import { UserError } from '../lib/errors.ts';
 import { matchesSelector, parseSelector, type Requirement } from '../lib/adapters/lab-replicas.ts';
 import { TEMPLATE_LABELS } from '../lib/lab/supervisor.ts';
-import { ledgerReadback } from '../lib/scenario/ledger-probe.ts';
+import { ledgerReadback } from '../lib/scenario/probes/ledger-readback.ts';
 
 const params = z
   .object({

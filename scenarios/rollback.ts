@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { $ } from 'zx';
 import { formatDuration, parseDuration } from '../lib/config/duration.ts';
 import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
-import { replicaFloorProbe } from '../lib/adapters/kubernetes/floor-probe.ts';
+import { replicaFloorProbe } from '../lib/scenario/probes/replica-floor.ts';
 import type { DeploymentRevision, KubeDeployments, KubeTargetAdapters, RollbackResult } from '../lib/adapters/kubernetes/types.ts';
 import { UserError } from '../lib/errors.ts';
 

@@ -1,5 +1,5 @@
 import { parseDuration } from './duration.ts';
-import { parseThreshold } from '../score/threshold.ts';
+import { parseThreshold } from './threshold.ts';
 import type { DataClass, LabDatabase, Policy, Tier } from './types.ts';
 import type { RequestTemplate } from '../load/types.ts';
 

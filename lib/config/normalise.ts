@@ -1,5 +1,5 @@
 import { parseDuration } from './duration.ts';
-import { parseThreshold } from '../score/threshold.ts';
+import { parseThreshold } from './threshold.ts';
 import { parseStopCondition } from './stop-condition.ts';
 import { DEFAULT_LOAD, DEFAULT_SCENARIO_TIMEOUT_MS, KUBE_DATABASE_DEFAULTS, LAB_DATABASE_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS, defaultPolicy, parsePercent } from './defaults.ts';
 import type { BlobDrillFile, DrillFile, TargetFile } from './schema.ts';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
-import { parseThreshold } from '../score/threshold.ts';
+import { parseThreshold } from './threshold.ts';
 import { parseStopCondition } from './stop-condition.ts';
 import { show } from './messages.ts';
 import { KUBE_DATABASE_DEFAULTS, LAB_DATABASE_DEFAULTS, LIMITS, LOAD_DEFAULTS, POLICY_DEFAULTS, SCENARIO_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS } from './defaults.ts';

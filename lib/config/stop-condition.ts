@@ -1,5 +1,5 @@
 import { parseDuration } from './duration.ts';
-import type { Operator } from '../score/threshold.ts';
+import type { Operator } from './threshold.ts';
 import type { StopCondition, StopMetric } from './types.ts';
 
 /**

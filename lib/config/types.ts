@@ -1,4 +1,4 @@
-import type { Threshold, Operator } from '../score/threshold.ts';
+import type { Threshold, Operator } from './threshold.ts';
 import type { RequestTemplate } from '../load/types.ts';
 
 /**

@@ -1,29 +1,9 @@
 import type { RpoMeasurement } from '../score/objectives.ts';
 import type { Drill, ScenarioEntry } from '../config/types.ts';
 import type { Clock } from '../measure/clock.ts';
-import type { Adapters, LoadView, Logger, Mark, ScenarioContext } from '../scenario/define.ts';
+import type { Adapters, LoadView, Logger, ScenarioContext } from '../scenario/define.ts';
+import type { Timeline } from '../measure/timeline.ts';
 import type { Journal } from './journal.ts';
-
-/** The timeline of one run: marks in run-relative monotonic ms, sorted when read. */
-export class Timeline {
-  private readonly marks: Mark[] = [];
-
-  constructor(private readonly clock: Clock) {}
-
-  mark(name: string, ms = this.clock.now()): Mark {
-    const m = { name, at: this.clock.iso(ms), ms: Math.round(ms * 1000) / 1000 };
-    this.marks.push(m);
-    return m;
-  }
-
-  get(name: string): Mark | undefined {
-    return this.marks.find((m) => m.name === name);
-  }
-
-  all(): Mark[] {
-    return [...this.marks].sort((a, b) => a.ms - b.ms);
-  }
-}
 
 /** Logs go to the journal (so a runbook command's output survives a crash) and to the live UI. */
 export function journalLogger(journal: Journal, clock: Clock, echo: (line: string) => void): Logger {

@@ -1,8 +1,9 @@
 import type { RpoMeasurement } from '../score/objectives.ts';
 import type { Drill, ScenarioEntry } from '../config/types.ts';
-import type { RequestLog, SecondStats } from '../load/types.ts';
+import type { RequestLog, SecondStats } from '../measure/request-log.ts';
 import type { WriteLedger } from '../load/ledger.ts';
-import type { Mark, ProbeResult } from '../scenario/define.ts';
+import type { ProbeResult } from '../scenario/define.ts';
+import type { Mark } from '../measure/timeline.ts';
 import type { RunAbort } from './context.ts';
 import type { ActionInput } from '../record/run-record.ts';
 

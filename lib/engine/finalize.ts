@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { scoreRun } from '../score/score-run.ts';
 import { buildRunRecord, describeEnvironment, type RunRecord } from '../record/run-record.ts';
 import { writeRequestsTsv } from '../record/files.ts';
 import { writeJsonAtomic } from '../util/atomic-file.ts';
@@ -24,13 +25,13 @@ const HARNESS_VERSION: string = (() => {
 })();
 
 /**
- * Scores a run and writes what an auditor or a re-score needs: run.json (atomically) and
+ * Scores a run, shapes its record, and writes what an auditor or a re-score needs: run.json (atomically) and
  * requests.tsv (every request). The engine's journal (events.jsonl) and metrics.jsonl were
  * already written while the run went on.
  */
 export function finalizeRun(facts: RunFacts): FinalizedRun {
-  // Pod kills and shell steps write no data of their own: their RPO is not measured (null), not zero.
-  const record = buildRunRecord({ ...facts, rpo: facts.rpo, environment: describeEnvironment(HARNESS_VERSION) });
+  const scored = scoreRun(facts);
+  const record = buildRunRecord({ ...facts, environment: describeEnvironment(HARNESS_VERSION) }, scored);
   if (facts.load) writeRequestsTsv(join(facts.dir, 'requests.tsv'), facts.load.log);
   if (facts.load?.ledger && facts.load.ledger.count > 0) writeFileSync(join(facts.dir, 'writes.tsv'), writesTsv(facts.load.ledger));
   writeJsonAtomic(join(facts.dir, 'run.json'), record);

@@ -10,7 +10,8 @@ import { createLabDatabase } from '../lab/database.ts';
 import { kubeAdaptersFromDetails } from '../adapters/kubernetes/target.ts';
 import { cnpgDatabaseFromDetails } from '../adapters/kubernetes/cnpg-database.ts';
 import { Journal, pendingRollbacks, readJournal, type JournalEvent } from './journal.ts';
-import { Timeline, scenarioContext } from './context.ts';
+import { scenarioContext } from './context.ts';
+import { Timeline } from '../measure/timeline.ts';
 
 export interface RecoverResult {
   run: string;

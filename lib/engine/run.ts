@@ -5,15 +5,16 @@ import type { Drill, ScenarioEntry } from '../config/types.ts';
 import { parseDuration } from '../config/duration.ts';
 import { createClock, type Clock } from '../measure/clock.ts';
 import { summarize } from '../measure/summary.ts';
-import { findRecovery } from '../measure/recovery.ts';
+import { findRecovery } from '../score/recovery.ts';
 import { scoreSlos } from '../score/objectives.ts';
 import { LoadGenerator } from '../load/generator.ts';
-import type { SecondStats } from '../load/types.ts';
+import type { SecondStats } from '../measure/request-log.ts';
 import type { Action, Adapters, ProbeResult, ScenarioContext, ScenarioDefinition } from '../scenario/define.ts';
 import { UserError } from '../errors.ts';
 import { Journal } from './journal.ts';
 import { StopWatch } from './stop.ts';
-import { RunAbort, Timeline, journalLogger, scenarioContext, sleep } from './context.ts';
+import { RunAbort, journalLogger, scenarioContext, sleep } from './context.ts';
+import { Timeline } from '../measure/timeline.ts';
 import type { ProbeFact, RunFacts } from './facts.ts';
 
 export interface RunHooks {

@@ -1,6 +1,6 @@
 import type { StopCondition } from '../config/types.ts';
-import type { SecondStats } from '../load/types.ts';
-import { compare } from '../score/threshold.ts';
+import type { SecondStats } from '../measure/request-log.ts';
+import { compare } from '../config/threshold.ts';
 import { decodeHistogram, meanMs, percentileMs } from '../measure/histogram.ts';
 
 /** The value a stop condition reads from one second of load; null when that second says nothing (no traffic). */

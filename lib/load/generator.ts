@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { Pool, type Dispatcher } from 'undici';
 import type { Clock } from '../measure/clock.ts';
-import { createRequestLog, summarize } from '../measure/summary.ts';
+import { summarize } from '../measure/summary.ts';
+import { createRequestLog, Outcome, type LoadSummary, type OutcomeCode, type RequestLog, type SecondStats } from '../measure/request-log.ts';
 import { classifyError, classifyStatus, writeFateOfError, writeFateOfStatus } from './outcome.ts';
 import { WriteFate, WriteLedger, type WriteFateCode } from './ledger.ts';
 import { SecondEmitter } from './seconds.ts';
 import { httpClientIsWarm, warmUpHttpClient } from './warmup.ts';
 import { Slot, SlotList, SlotQueue, type SlotOwner } from './slots.ts';
 import { compileTemplates, fillBody, validateProfile, WeightedPicker, type CompiledTemplate } from './templates.ts';
-import { Outcome, type LoadProfile, type LoadSummary, type OutcomeCode, type RequestLog, type SecondStats } from './types.ts';
+import type { LoadProfile } from './types.ts';
 
 export interface LoadGeneratorOptions {
   /** Most requests sent in one timer tick before yielding to I/O, so a late tick cannot starve responses (default 1000). */

@@ -10,7 +10,7 @@
  */
 import { randomFillSync, randomBytes } from 'node:crypto';
 import type { LedgerEntry, WriteOutcome } from '../measure/ledger.ts';
-import type { RequestLog } from './types.ts';
+import type { RequestLog } from '../measure/request-log.ts';
 
 export const WriteFate = {
   /** Not settled yet (in flight, or waiting for a connection). */

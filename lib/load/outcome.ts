@@ -1,5 +1,5 @@
 import { WriteFate, type WriteFateCode } from './ledger.ts';
-import { Outcome, type OutcomeCode } from './types.ts';
+import { Outcome, type OutcomeCode } from '../measure/request-log.ts';
 
 /**
  * The reason the generator aborts a request whose timeout (counted from its scheduled send) ran out.

@@ -1,43 +1,17 @@
 import { createHistogram, encodeHistogram, maxMs, percentileMs, recordMs } from '../measure/histogram.ts';
-import { emptyErrors } from '../measure/summary.ts';
+import { emptyTally, Outcome, tallyOutcome, type RequestLog, type SecondStats } from '../measure/request-log.ts';
 import type { Clock } from '../measure/clock.ts';
-import { Outcome, type RequestLog, type SecondStats } from './types.ts';
 
 /**
  * Stats of second `t` from the log entries [from, to), which must be exactly the requests scheduled in
- * [t*1000, t*1000+1000) and all settled. Pending entries would be miscounted as `other`, so callers
- * only build a second once every request in it has its fate.
+ * [t*1000, t*1000+1000) and all settled. A pending entry has no fate to count yet, so callers only
+ * build a second once every request in it has its fate.
  */
 export function secondStats(log: RequestLog, t: number, from: number, to: number, at: string): SecondStats {
-  const errors = emptyErrors();
+  const tally = emptyTally();
   const h = createHistogram();
-  let ok = 0;
-  let dropped = 0;
-  for (let i = from; i < to; i++) {
-    switch (log.outcome[i]) {
-      case Outcome.dropped:
-        dropped++;
-        continue;
-      case Outcome.ok:
-        ok++;
-        break;
-      case Outcome.timeout:
-        errors.timeout++;
-        break;
-      case Outcome.refused:
-        errors.refused++;
-        break;
-      case Outcome.http5xx:
-        errors.http5xx++;
-        break;
-      case Outcome.http4xx:
-        errors.http4xx++;
-        break;
-      default:
-        errors.other++;
-    }
-    recordMs(h, log.latencyMs[i]!);
-  }
+  for (let i = from; i < to; i++) if (tallyOutcome(tally, log.outcome[i]!)) recordMs(h, log.latencyMs[i]!);
+  const { ok, dropped, errors } = tally;
   const scheduled = to - from;
   return {
     t,

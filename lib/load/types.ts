@@ -1,71 +1,4 @@
-/**
- * What the load generator measures, in the shape measurement and scoring read.
- * Every time is run-relative monotonic milliseconds from the run's Clock (lib/measure/clock.ts).
- */
-
-/** One request's fate. Stored as a small integer in the request log. */
-export const Outcome = {
-  ok: 0,
-  /** No response within the request timeout (timed from the scheduled send). */
-  timeout: 1,
-  /** Connection refused or reset: nobody listening, or the peer died mid-request. */
-  refused: 2,
-  /** HTTP 5xx. */
-  http5xx: 3,
-  /** HTTP 4xx: the service answered but refused the request (counts as an error). */
-  http4xx: 4,
-  /** Anything else: DNS, TLS, a socket error undici does not classify. */
-  other: 5,
-  /** Never sent: the in-flight cap was reached when its turn came (the service could not keep up). */
-  dropped: 6,
-  /** Sent, no answer yet. Only seen in a live log; a finished run has none. */
-  pending: 7,
-} as const;
-export type OutcomeCode = (typeof Outcome)[keyof typeof Outcome];
-export const OUTCOME_NAMES = ['ok', 'timeout', 'refused', 'http5xx', 'http4xx', 'other', 'dropped', 'pending'] as const;
-export type OutcomeName = (typeof OUTCOME_NAMES)[number];
-
-/**
- * Every scheduled request, in schedule order, columnar so a 5,000 req/s run stays small.
- * `latencyMs` is measured from the scheduled send time (no coordinated omission); for dropped
- * requests it is 0 and for timeouts it is the timeout.
- */
-export interface RequestLog {
-  count: number;
-  scheduledMs: Float64Array;
-  latencyMs: Float32Array;
-  outcome: Uint8Array;
-  /** Which request template of the load profile was used (index into LoadProfile.requests). */
-  template: Uint8Array;
-}
-
-export interface ErrorsByKind {
-  timeout: number;
-  refused: number;
-  http5xx: number;
-  http4xx: number;
-  other: number;
-}
-
-/** One line of metrics.jsonl: the requests *scheduled* in second [t, t+1) of the run. */
-export interface SecondStats {
-  /** Second index since the run's time zero. */
-  t: number;
-  /** Wall-clock ISO time of the start of the second. */
-  at: string;
-  scheduled: number;
-  sent: number;
-  ok: number;
-  errors: ErrorsByKind;
-  dropped: number;
-  /** Latency of requests that got any response or timed out, ms; null when none did. */
-  p50Ms: number | null;
-  p95Ms: number | null;
-  p99Ms: number | null;
-  maxMs: number | null;
-  /** The second's HDR histogram (hdr-histogram-js, 3 significant digits, microseconds), compressed base64, for exact offline merging. */
-  hdr: string;
-}
+/** What the load generator is asked to send: the profile and its request templates. */
 
 export interface RequestTemplate {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH' | 'HEAD';
@@ -88,20 +21,4 @@ export interface LoadProfile {
   maxInFlight: number;
   /** undici connection pool size. */
   connections: number;
-}
-
-/** Aggregates over a span of the run, as the record's `load` block. */
-export interface LoadSummary {
-  scheduled: number;
-  sent: number;
-  ok: number;
-  errors: number;
-  errorsByKind: ErrorsByKind;
-  dropped: number;
-  /** ok / scheduled; null when nothing was scheduled. */
-  availability: number | null;
-  p50Ms: number | null;
-  p95Ms: number | null;
-  p99Ms: number | null;
-  maxMs: number | null;
 }

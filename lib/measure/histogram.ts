@@ -35,10 +35,3 @@ export function encodeHistogram(h: Histogram): string {
 export function decodeHistogram(encoded: string): Histogram {
   return hdr.decodeFromCompressedBase64(encoded, 32, false);
 }
-
-/** Merge many (e.g. per-second) histograms into a new one; inputs are left unchanged. */
-export function mergeHistograms(parts: Iterable<Histogram>): Histogram {
-  const out = createHistogram();
-  for (const h of parts) if (h.totalCount > 0) out.add(h);
-  return out;
-}

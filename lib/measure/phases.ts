@@ -1,5 +1,5 @@
-import { Outcome, type LoadSummary, type RequestLog } from '../load/types.ts';
-import type { Mark } from '../scenario/define.ts';
+import { Outcome, type LoadSummary, type RequestLog } from './request-log.ts';
+import type { Mark } from './timeline.ts';
 import { createHistogram, recordMs, type Histogram } from './histogram.ts';
 import { spanSelection, summarizeSelection, type Selection } from './summary.ts';
 

@@ -1,9 +1,5 @@
-import { Outcome, type ErrorsByKind, type LoadSummary, type RequestLog } from '../load/types.ts';
+import { emptyTally, tallyOutcome, type LoadSummary, type RequestLog } from './request-log.ts';
 import { createHistogram, maxMs, percentileMs, recordMs } from './histogram.ts';
-
-export function emptyErrors(): ErrorsByKind {
-  return { timeout: 0, refused: 0, http5xx: 0, http4xx: 0, other: 0 };
-}
 
 /** First index whose scheduled time is >= ms (the log is in schedule order). */
 export function lowerBound(log: RequestLog, ms: number): number {
@@ -41,45 +37,17 @@ export function spanSelection(log: RequestLog, fromMs: number, toMs: number): Se
 
 export function summarizeSelection(log: RequestLog, sel: Selection): LoadSummary {
   const { start, end, keep } = sel;
-  const errorsByKind = emptyErrors();
+  const tally = emptyTally();
   const h = createHistogram();
-  let ok = 0;
-  let dropped = 0;
-  let pending = 0;
   let skipped = 0;
   for (let i = start; i < end; i++) {
     if (keep && !keep(i)) {
       skipped++;
       continue;
     }
-    const o = log.outcome[i]!;
-    switch (o) {
-      case Outcome.ok:
-        ok++;
-        break;
-      case Outcome.dropped:
-        dropped++;
-        continue;
-      case Outcome.pending:
-        pending++;
-        continue;
-      case Outcome.timeout:
-        errorsByKind.timeout++;
-        break;
-      case Outcome.refused:
-        errorsByKind.refused++;
-        break;
-      case Outcome.http5xx:
-        errorsByKind.http5xx++;
-        break;
-      case Outcome.http4xx:
-        errorsByKind.http4xx++;
-        break;
-      default:
-        errorsByKind.other++;
-    }
-    recordMs(h, log.latencyMs[i]!);
+    if (tallyOutcome(tally, log.outcome[i]!)) recordMs(h, log.latencyMs[i]!);
   }
+  const { ok, dropped, pending, errors: errorsByKind } = tally;
   const scheduled = end - start - pending - skipped;
   const errors = scheduled - ok - dropped;
   return {
@@ -95,37 +63,4 @@ export function summarizeSelection(log: RequestLog, sel: Selection): LoadSummary
     p99Ms: percentileMs(h, 99),
     maxMs: maxMs(h),
   };
-}
-
-/** A growable RequestLog: the generator appends, readers see a consistent prefix. */
-export function createRequestLog(initialCapacity = 4096): RequestLog & { push(scheduledMs: number, template: number): number } {
-  const log = {
-    count: 0,
-    scheduledMs: new Float64Array(initialCapacity),
-    latencyMs: new Float32Array(initialCapacity),
-    outcome: new Uint8Array(initialCapacity),
-    template: new Uint8Array(initialCapacity),
-    /** Append a scheduled request (outcome `pending` until its fate is known); returns its index. */
-    push(scheduledMs: number, template: number): number {
-      if (log.count === log.scheduledMs.length) {
-        const cap = log.count * 2;
-        const grow = <T extends Float64Array | Float32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
-          const b = make(cap);
-          b.set(a);
-          return b;
-        };
-        log.scheduledMs = grow(log.scheduledMs, (n) => new Float64Array(n));
-        log.latencyMs = grow(log.latencyMs, (n) => new Float32Array(n));
-        log.outcome = grow(log.outcome, (n) => new Uint8Array(n));
-        log.template = grow(log.template, (n) => new Uint8Array(n));
-      }
-      const i = log.count++;
-      log.scheduledMs[i] = scheduledMs;
-      log.latencyMs[i] = 0;
-      log.outcome[i] = Outcome.pending;
-      log.template[i] = template;
-      return i;
-    },
-  };
-  return log;
 }

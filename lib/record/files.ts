@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { Outcome, OUTCOME_NAMES, type RequestLog, type SecondStats } from '../load/types.ts';
+import { Outcome, OUTCOME_NAMES, type RequestLog, type SecondStats } from '../measure/request-log.ts';
 import type { RunRecord } from './run-record.ts';
 
 /**

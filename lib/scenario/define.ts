@@ -4,7 +4,8 @@ import type { z } from 'zod';
 import type { DataClass, Drill, ScenarioEntry, Target, Tier } from '../config/types.ts';
 import type { DatabaseAdapter, ExecAdapter, ReplicaSetAdapter } from '../adapters/types.ts';
 import type { KubeTargetAdapters } from '../adapters/kubernetes/types.ts';
-import type { LoadSummary } from '../load/types.ts';
+import type { LoadSummary } from '../measure/request-log.ts';
+import type { Mark } from '../measure/timeline.ts';
 import type { BackupsAdapter } from '../adapters/postgres/backup/adapter.ts';
 import type { WriteLedger } from '../load/ledger.ts';
 
@@ -26,14 +27,6 @@ export interface Adapters {
 export interface Logger {
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
-}
-
-export interface Mark {
-  name: string;
-  /** ISO wall-clock time. */
-  at: string;
-  /** Monotonic ms since run start. */
-  ms: number;
 }
 
 /** Live view of the load while a scenario runs, for probes that judge the service by its traffic. */
@@ -115,6 +108,13 @@ export interface Action<P = any, T = any, R = any> {
   run(ctx: ScenarioContext<P>, selected: T): Promise<R>;
   /** The undo; or `{ none: why }` when the action heals itself (a bounded pause, a read-only check). */
   rollback: Rollback<P, T, R> | { none: string };
+}
+
+/** An action's rollback in the SRE's words, as the plan shows it and the record keeps it. */
+export function describeRollback<P>(a: Action<P>, params: P): string {
+  if ('none' in a.rollback) return `none: ${a.rollback.none}`;
+  const d = a.rollback.description;
+  return typeof d === 'function' ? d(params) : d;
 }
 
 export interface Recovery<P> {

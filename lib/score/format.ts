@@ -19,6 +19,11 @@ export function formatSeconds(s: number): string {
   return `${trim(s.toFixed(s >= 10 ? 1 : 2))} s`;
 }
 
+/** Three significant digits, no unit (120, 3.33, 0.05): the recovery method's window and request spacing. */
+export function formatSignificant(n: number): string {
+  return Number(n.toPrecision(3)).toString();
+}
+
 export function formatCount(n: number): string {
   return n.toLocaleString('en-US');
 }

@@ -1,5 +1,5 @@
 import type { DataClass, Policy, SloSet, Tier } from '../config/types.ts';
-import type { LoadSummary } from '../load/types.ts';
+import type { LoadSummary } from '../measure/request-log.ts';
 import type { Histogram } from '../measure/histogram.ts';
 import type { LedgerCounts, LedgerVerdict } from '../measure/ledger.ts';
 import { figuresOf, measureSlo, sloChecks, sloName, type SloKind } from './slo.ts';

@@ -1,8 +1,7 @@
 import type { SloSet } from '../config/types.ts';
-import type { LoadSummary } from '../load/types.ts';
-import type { Histogram } from '../measure/histogram.ts';
-import { maxMs, meanMs, percentileMs } from '../measure/histogram.ts';
-import { compare, type Aggregate, type Threshold } from './threshold.ts';
+import type { LoadSummary } from '../measure/request-log.ts';
+import { maxMs, meanMs, percentileMs, type Histogram } from '../measure/histogram.ts';
+import { compare, type Aggregate, type Threshold } from '../config/threshold.ts';
 
 /**
  * One evaluator for every SLO judgement (phase scoring, steady state, the recovery window), so the

@@ -29,10 +29,12 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { DEFAULT_LOAD, DEFAULT_POLICY, POLICY_DEFAULTS } from '../../lib/config/defaults.ts';
 import { LoadGenerator } from '../../lib/load/generator.ts';
-import { Outcome, type LoadProfile, type RequestLog } from '../../lib/load/types.ts';
+import type { LoadProfile } from '../../lib/load/types.ts';
+import { Outcome, type RequestLog } from '../../lib/measure/request-log.ts';
 import { createClock } from '../../lib/measure/clock.ts';
 import { lowerBound } from '../../lib/measure/summary.ts';
-import { downtimeMs, findRecovery, outageIntervals, type FailureKinds } from '../../lib/measure/recovery.ts';
+import { downtimeMs, outageIntervals, type FailureKinds } from '../../lib/measure/outage.ts';
+import { findRecovery } from '../../lib/score/recovery.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '../..');

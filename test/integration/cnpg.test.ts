@@ -16,7 +16,7 @@ import pg from 'pg';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { openCnpgDatabase } from '../../lib/adapters/kubernetes/cnpg-database.ts';
 import { startCluster, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
-import { judgeReplayLag } from '../../lib/adapters/postgres/replication.ts';
+import { judgeReplayLag } from '../../lib/scenario/probes/replication.ts';
 import { startKubeApi, type KubeApi, type KubeObject, type KubeApiOptions } from '../support/kube-api/index.ts';
 import { startCnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
 import { makeTempDir } from '../support/tmp.ts';

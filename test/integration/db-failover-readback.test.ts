@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { ensureRoleAndDatabase, initCluster, startCluster, stopCluster, waitReady } from '../../lib/adapters/postgres/cluster.ts';
-import { checkLedgerOn, readBackTokens } from '../../lib/adapters/postgres/ledger.ts';
+import { readBackTokens } from '../../lib/adapters/postgres/ledger.ts';
+import { checkLedgerOn } from '../../lib/scenario/probes/ledger-readback.ts';
 import { procState, childrenOf } from '../../lib/adapters/postgres/proc.ts';
 import { ensureSchema } from '../../lib/lab/orders-db.ts';
 import { WriteFate, WriteLedger } from '../../lib/load/ledger.ts';
-import { Outcome } from '../../lib/load/types.ts';
-import { createRequestLog } from '../../lib/measure/summary.ts';
+import { createRequestLog, Outcome } from '../../lib/measure/request-log.ts';
 import { freePort } from '../support/ports.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { AppsV1Api } from '@kubernetes/client-node';
 import { kubeConfigFor } from '../../lib/adapters/kubernetes/index.ts';
 import { createKubeDeployments } from '../../lib/adapters/kubernetes/deployments.ts';
-import { checkReplicaFloor } from '../../lib/adapters/kubernetes/hpa.ts';
+import { checkReplicaFloor } from '../../lib/scenario/probes/replica-floor.ts';
 import type { AutoscalerView } from '../../lib/adapters/kubernetes/types.ts';
 import { deployment, hpa, startKubeApi, type KubeApi } from '../support/kube-api/index.ts';
 import { startPodService, type PodService } from '../support/kube-api/service.ts';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LoadGenerator } from '../../lib/load/generator.ts';
-import { Outcome, type SecondStats } from '../../lib/load/types.ts';
+import { Outcome, type SecondStats } from '../../lib/measure/request-log.ts';
 import { createClock } from '../../lib/measure/clock.ts';
 import { summarize } from '../../lib/measure/summary.ts';
 import { profile, sleep, startServer } from '../support/load-servers.ts';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LoadGenerator } from '../../lib/load/generator.ts';
-import { Outcome, OUTCOME_NAMES, type OutcomeName } from '../../lib/load/types.ts';
+import { Outcome, OUTCOME_NAMES, type OutcomeName } from '../../lib/measure/request-log.ts';
 import { createClock } from '../../lib/measure/clock.ts';
 import { summarize } from '../../lib/measure/summary.ts';
 import { profile, runFor, sleep, startServer, unusedPort } from '../support/load-servers.ts';

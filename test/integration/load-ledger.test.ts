@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LoadGenerator } from '../../lib/load/generator.ts';
 import { WRITE_NOT_APPLIED_HEADER, WRITE_NOT_APPLIED_VALUE } from '../../lib/load/ledger.ts';
-import { Outcome } from '../../lib/load/types.ts';
+import { Outcome } from '../../lib/measure/request-log.ts';
 import { createClock } from '../../lib/measure/clock.ts';
 import { profile, readBody, runFor, startServer, unusedPort } from '../support/load-servers.ts';
 

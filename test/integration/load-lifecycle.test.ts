@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { LoadGenerator } from '../../lib/load/generator.ts';
-import { Outcome } from '../../lib/load/types.ts';
+import { Outcome } from '../../lib/measure/request-log.ts';
 import { createClock } from '../../lib/measure/clock.ts';
 import { summarize } from '../../lib/measure/summary.ts';
 import { profile, runFor, sleep, startServer } from '../support/load-servers.ts';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import assert from 'node:assert/strict';
 import { LoadGenerator } from '../../lib/load/generator.ts';
-import { Outcome, type SecondStats } from '../../lib/load/types.ts';
+import { Outcome, type SecondStats } from '../../lib/measure/request-log.ts';
 import { createClock } from '../../lib/measure/clock.ts';
 import { createHistogram, decodeHistogram, percentileMs, recordMs } from '../../lib/measure/histogram.ts';
 import { summarize } from '../../lib/measure/summary.ts';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Journal, pendingRollbacks, readJournal } from '../../lib/engine/journal.ts';
 import { StopWatch } from '../../lib/engine/stop.ts';
 import { worstExitCode } from '../../lib/engine/drill.ts';
-import type { SecondStats } from '../../lib/load/types.ts';
+import type { SecondStats } from '../../lib/measure/request-log.ts';
 import type { StopCondition } from '../../lib/config/types.ts';
 import { createHistogram, encodeHistogram, recordMs } from '../../lib/measure/histogram.ts';
 

@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import { describeVerdict, judgeReadBack, type ReadBackRows } from '../../lib/measure/ledger-readback.ts';
 import { ledgerCounts, type LedgerEntry } from '../../lib/measure/ledger.ts';
 import { parseWritesTsv, WriteFate, WriteLedger, writesTsv } from '../../lib/load/ledger.ts';
-import { createRequestLog } from '../../lib/measure/summary.ts';
-import { Outcome } from '../../lib/load/types.ts';
+import { createRequestLog, Outcome } from '../../lib/measure/request-log.ts';
 
 function entries(n: number, outcome: (i: number) => LedgerEntry['outcome'] = () => 'ok'): LedgerEntry[] {
   return Array.from({ length: n }, (_, i) => {

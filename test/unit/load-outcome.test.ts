@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { errors } from 'undici';
 import { classifyError, classifyStatus, TIMED_OUT } from '../../lib/load/outcome.ts';
-import { Outcome } from '../../lib/load/types.ts';
+import { Outcome } from '../../lib/measure/request-log.ts';
 
 test('status codes: 2xx and 3xx ok, 4xx and 5xx their own errors', () => {
   const table: Array<[number, number]> = [

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { secondStats } from '../../lib/load/seconds.ts';
-import { Outcome, type OutcomeCode } from '../../lib/load/types.ts';
+import { createRequestLog, Outcome, type OutcomeCode } from '../../lib/measure/request-log.ts';
 import { manualClock } from '../../lib/measure/clock.ts';
 import { decodeHistogram, percentileMs } from '../../lib/measure/histogram.ts';
-import { createRequestLog, summarize } from '../../lib/measure/summary.ts';
+import { summarize } from '../../lib/measure/summary.ts';
 
 test('a second: counts by outcome add up, dropped have no latency, hdr decodes to the same count and percentiles', () => {
   const log = createRequestLog(8);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Outcome } from '../../lib/load/types.ts';
-import { createRequestLog, summarize } from '../../lib/measure/summary.ts';
+import { createRequestLog, Outcome } from '../../lib/measure/request-log.ts';
+import { summarize } from '../../lib/measure/summary.ts';
 import { latencyHistogram } from '../../lib/measure/phases.ts';
 import { percentileMs } from '../../lib/measure/histogram.ts';
 

@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Outcome } from '../../lib/load/types.ts';
-import { createRequestLog } from '../../lib/measure/summary.ts';
+import { createRequestLog, Outcome } from '../../lib/measure/request-log.ts';
 import { phaseSpans, phaseSummaries } from '../../lib/measure/phases.ts';
-import type { Mark } from '../../lib/scenario/define.ts';
+import type { Mark } from '../../lib/measure/timeline.ts';
 
 // 100 req/s for 30 s: ok at 10 ms, except a 2 s refusal right after the fault and slow answers while recovering.
 function runLog() {

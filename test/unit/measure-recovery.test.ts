@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Outcome, type OutcomeCode } from '../../lib/load/types.ts';
+import { createRequestLog, Outcome, type OutcomeCode } from '../../lib/measure/request-log.ts';
 import type { SloSet } from '../../lib/config/types.ts';
-import { parseThreshold } from '../../lib/score/threshold.ts';
-import { createRequestLog, lowerBound, summarize } from '../../lib/measure/summary.ts';
+import { parseThreshold } from '../../lib/config/threshold.ts';
+import { lowerBound, summarize } from '../../lib/measure/summary.ts';
 import { latencyHistogram } from '../../lib/measure/phases.ts';
 import { scoreSlos } from '../../lib/score/objectives.ts';
-import { downtimeMs, findRecovery, outageIntervals, type Recovered } from '../../lib/measure/recovery.ts';
+import { downtimeMs, outageIntervals } from '../../lib/measure/outage.ts';
+import { findRecovery, type Recovered } from '../../lib/score/recovery.ts';
 
 type Fate = { outcome: OutcomeCode; latencyMs: number };
 const OK: Fate = { outcome: Outcome.ok, latencyMs: 20 };

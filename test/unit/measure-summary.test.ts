@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequestLog, lowerBound, summarize } from '../../lib/measure/summary.ts';
-import { Outcome } from '../../lib/load/types.ts';
+import { lowerBound, summarize } from '../../lib/measure/summary.ts';
+import { createRequestLog, Outcome } from '../../lib/measure/request-log.ts';
 
 test('summary of a span: counts add up, percentiles of a known distribution, pending left out', () => {
   const log = createRequestLog(4); // starts tiny so growth is exercised

@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Outcome, type SecondStats } from '../../lib/load/types.ts';
-import { createRequestLog } from '../../lib/measure/summary.ts';
+import { createRequestLog, Outcome, type SecondStats } from '../../lib/measure/request-log.ts';
 import { metricsLine, readJsonLines, readRequestsTsv, readRunFolder, writeRequestsTsv } from '../../lib/record/files.ts';
 import { writeJsonAtomic } from '../../lib/util/atomic-file.ts';
 import { buildRunRecord } from '../../lib/record/run-record.ts';
-import { sampleRunInput } from '../../lib/record/sample.ts';
+import { sampleRunInput } from '../support/record-sample.ts';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'drill-record-'));

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Outcome } from '../../lib/load/types.ts';
+import { Outcome } from '../../lib/measure/request-log.ts';
 import { buildRunRecord, type RunRecord } from '../../lib/record/run-record.ts';
 import { renderJUnit } from '../../lib/record/junit.ts';
-import { sampleLog, sampleMark, sampleRunInput } from '../../lib/record/sample.ts';
+import { sampleLog, sampleMark, sampleRunInput } from '../support/record-sample.ts';
 
 /**
  * A tiny XML reader, strict where JUnit consumers are: balanced tags, quoted attributes, no raw `<`

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildRunRecord, type RunRecord } from '../../lib/record/run-record.ts';
-import { sampleRunInput } from '../../lib/record/sample.ts';
+import { sampleRunInput } from '../support/record-sample.ts';
 import { parseQuarter, previousQuarter, instantFromRunId } from '../../lib/record/quarterly/quarter.ts';
 import { coverage } from '../../lib/record/quarterly/coverage.ts';
 import { buildQuarterlyRecord, type RecordInput } from '../../lib/record/quarterly/build.ts';

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Outcome } from '../../lib/load/types.ts';
+import { Outcome } from '../../lib/measure/request-log.ts';
 import type { RunFacts } from '../../lib/engine/facts.ts';
 import type { KubernetesTarget } from '../../lib/config/types.ts';
 import { RunAbort } from '../../lib/engine/context.ts';
 import { buildRunRecord, describeEnvironment, type RunRecordInput, targetLabel } from '../../lib/record/run-record.ts';
 import { redact, redactSecrets } from '../../lib/util/secrets.ts';
-import { sampleLog, sampleMark, sampleRunInput } from '../../lib/record/sample.ts';
+import { sampleLog, sampleMark, sampleRunInput } from '../support/record-sample.ts';
 
 // DESIGN.md "The run record": the fields users and CI rely on, plus the four this module adds.
 const DESIGN_KEYS = [

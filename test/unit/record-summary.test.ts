@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Outcome } from '../../lib/load/types.ts';
+import { Outcome } from '../../lib/measure/request-log.ts';
 import { buildRunRecord } from '../../lib/record/run-record.ts';
 import { renderProgress, renderSummary, visibleWidth, WIDTH } from '../../lib/record/summary.ts';
-import { sampleLog, sampleMark, sampleRunInput } from '../../lib/record/sample.ts';
+import { sampleLog, sampleMark, sampleRunInput } from '../support/record-sample.ts';
 
 function assertFits(text: string) {
   for (const line of text.split('\n')) assert.ok(visibleWidth(line) <= WIDTH, `${visibleWidth(line)} columns: ${line}`);

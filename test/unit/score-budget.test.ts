@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseThreshold } from '../../lib/score/threshold.ts';
+import { parseThreshold } from '../../lib/config/threshold.ts';
 import { availabilityTarget, errorBudget, MEAN_MONTH_MS } from '../../lib/score/budget.ts';
 
 test('99.9% over a mean month (30.4375 d) is a 2629.8 s = 43.8 min budget', () => {

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Policy, SloSet } from '../../lib/config/types.ts';
-import { Outcome } from '../../lib/load/types.ts';
-import { parseThreshold } from '../../lib/score/threshold.ts';
+import { createRequestLog, Outcome } from '../../lib/measure/request-log.ts';
+import { parseThreshold } from '../../lib/config/threshold.ts';
 import { rpoFromLedger, scoreRpo, scoreRto, scoreSlos } from '../../lib/score/objectives.ts';
 import { checkLedger, type LedgerEntry } from '../../lib/measure/ledger.ts';
-import { createRequestLog, summarize } from '../../lib/measure/summary.ts';
+import { summarize } from '../../lib/measure/summary.ts';
 import { latencyHistogram } from '../../lib/measure/phases.ts';
 
 const POLICY: Pick<Policy, 'rtoMs' | 'rpoMs'> = {

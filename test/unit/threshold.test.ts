@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compare, parseThreshold } from '../../lib/score/threshold.ts';
+import { compare, parseThreshold } from '../../lib/config/threshold.ts';
 import { formatDuration, parseDuration } from '../../lib/config/duration.ts';
 
 test('k6 latency thresholds parse to milliseconds', () => {

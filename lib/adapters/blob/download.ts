@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BlobClient } from '@azure/storage-blob';
 import { BlobTransferError, describeError, restStatus } from './errors.ts';
 import { MiB, type TransferProgressEvent } from './upload.ts';
@@ -85,18 +86,6 @@ function discard(body: NodeJS.ReadableStream | undefined): void {
   if (!body) return;
   body.on('error', () => {});
   (body as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }
 
 export async function downloadToFileParallel(blob: BlobClient, path: string, options: DownloadOptions = {}): Promise<DownloadResult> {
@@ -202,7 +191,8 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
           throw err('range-failed', `${range} of ${where} failed: ${describeError(e)}`, status);
         }
         last = e;
-        if (attempt < attempts) await sleep(100 * 2 ** (attempt - 1), internal.signal);
+        // An abort cuts the back-off short; the loop's next turn then throws the abort's own reason.
+        if (attempt < attempts) await sleep(100 * 2 ** (attempt - 1), undefined, { signal: internal.signal }).catch(() => undefined);
       }
     }
     throw err('range-failed', `${range} of ${where} failed after ${attempts} attempts: ${describeError(last)}`, restStatus(last).status);

@@ -3,6 +3,6 @@ export { createKubeReplicas, type KubeReplicaSetAdapter, type KubeReplicasOption
 export { kubeConfigFor, kubeConfigFromFile } from './config.ts';
 export { KubeError, KubeGuardrailError, roleRule, type KubeCall, type KubeErrorReason } from './errors.ts';
 export { createKubeDeployments, rolloutState } from './deployments.ts';
-export { createKubeAutoscalers, checkReplicaFloor, REPLICA_POLICY_DEFAULTS, type ReplicaPolicy } from './hpa.ts';
+export { createKubeAutoscalers } from './hpa.ts';
 export { kubeAdapters, kubeAdaptersFromDetails, checkKubeAccess, type KubeTargetConfig, type OpenedKube } from './target.ts';
 export type { AutoscalerView, DeploymentRevision, KubeAutoscalers, KubeDeployments, KubeTargetAdapters, RollbackResult, RolloutState } from './types.ts';

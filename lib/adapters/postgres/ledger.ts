@@ -2,14 +2,14 @@
  * Reads a write ledger's tokens back from PostgreSQL, after a failover, from whatever the stable
  * endpoint now points at. One REPEATABLE READ snapshot, read two ways (index lookups of every token in
  * batches, and a scan for every row carrying the run's tag), so the load that keeps writing meanwhile
- * cannot make the two disagree, and a damaged index or heap can.
+ * cannot make the two disagree, and a damaged index or heap can. It returns the rows; judging them is
+ * the probe's (lib/scenario/probes/ledger-readback.ts).
  */
-import { setTimeout as sleepFor } from 'node:timers/promises';
 import pg from 'pg';
-import type { WriteLedger } from '../../load/ledger.ts';
-import { judgeReadBack, type ReadBackRows, type ReadBackVerdict } from '../../measure/ledger-readback.ts';
+import type { ReadBackRows } from '../../measure/ledger-readback.ts';
 
-const sleep = (ms: number, signal: AbortSignal) => sleepFor(ms, undefined, { signal });
+/** How to reach the database the writes went to (the target's stable endpoint). */
+export type LedgerConnection = pg.ClientConfig;
 
 /** Where the service keeps its writes' tokens. The lab's orders table is the default. */
 export interface LedgerTable {
@@ -41,7 +41,7 @@ function toSeq(v: unknown): number | null {
   return Number.isSafeInteger(n) ? n : null;
 }
 
-export async function readBackTokens(conn: pg.ClientConfig, tokens: readonly string[], tag: string, options: ReadBackOptions = {}): Promise<ReadBackResult> {
+export async function readBackTokens(conn: LedgerConnection, tokens: readonly string[], tag: string, options: ReadBackOptions = {}): Promise<ReadBackResult> {
   if (!/^[0-9a-f]{8}$/.test(tag)) throw new Error(`ledger tag "${tag}" is not 8 hex digits`);
   const t0 = performance.now();
   const { table, tokenColumn, seqColumn } = options.table ?? LAB_ORDERS_TABLE;
@@ -75,33 +75,4 @@ export async function readBackTokens(conn: pg.ClientConfig, tokens: readonly str
     options.signal?.removeEventListener('abort', onAbort);
     await client.end().catch(() => undefined);
   }
-}
-
-export interface LedgerCheck extends ReadBackVerdict {
-  /** Writes judged: ledger rows [0, judged). */
-  judged: number;
-  read: { batches: number; ms: number };
-}
-
-/**
- * Reads back every write scheduled so far and judges it. The load keeps running: writes from before now
- * are first given until their timeout to settle (a pending write has no fate yet), and rows of writes
- * sent after the cut-off are set aside rather than counted as strangers.
- */
-export async function checkLedgerOn(
-  conn: pg.ClientConfig,
-  ledger: WriteLedger,
-  options: ReadBackOptions & { faultMs: number; settleTimeoutMs: number; signal: AbortSignal },
-): Promise<LedgerCheck> {
-  const cut = ledger.count;
-  const deadline = performance.now() + options.settleTimeoutMs;
-  while (ledger.settledPrefix(cut) < cut) {
-    if (performance.now() > deadline) throw new Error(`${cut - ledger.settledPrefix(cut)} writes still pending after ${options.settleTimeoutMs} ms`);
-    await sleep(50, options.signal);
-  }
-  const entries = ledger.entries(0, cut);
-  const rows = await readBackTokens(conn, entries.map((e) => e.token), ledger.tag, options);
-  const later = new Set<string>();
-  for (let r = cut; r < ledger.count; r++) later.add(ledger.tokenOf(r));
-  return { ...judgeReadBack(entries, later, rows, options.faultMs), judged: cut, read: { batches: rows.batches, ms: rows.ms } };
 }

@@ -2,7 +2,8 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadDrill, formatProblem } from '../../config/load.ts';
 import { loadCatalog } from '../../scenario/catalog.ts';
-import { buildPlan, renderPlan } from '../../engine/plan.ts';
+import { buildPlan } from '../../plan/plan.ts';
+import { renderPlan } from '../../plan/render.ts';
 import { ExitCode } from '../../errors.ts';
 import { validatedDrill } from './load-drill.ts';
 

@@ -2,8 +2,9 @@ import { join } from 'node:path';
 import { ExitCode } from '../../errors.ts';
 import { makeRecord, type RecordOptions } from '../../record/quarterly/make.ts';
 import { htmlToPdf } from '../../record/render/pdf.ts';
+import { openBlobRunStore } from '../run-store.ts';
 
-export interface RecordCommandOptions extends RecordOptions {
+export interface RecordCommandOptions extends Omit<RecordOptions, 'openRunStore'> {
   pdf: boolean;
 }
 
@@ -12,7 +13,7 @@ export interface RecordCommandOptions extends RecordOptions {
  * shows a failed run or a coverage gap (the record is written either way: it is the evidence).
  */
 export async function recordCommand(o: RecordCommandOptions): Promise<number> {
-  const { record, dir, files } = await makeRecord(o);
+  const { record, dir, files } = await makeRecord({ ...o, openRunStore: openBlobRunStore });
   for (const e of record.excluded) process.stderr.write(`drill: excluded ${e.file}: ${e.reason}\n`);
   for (const w of record.warnings) process.stderr.write(`drill: warning: ${w}\n`);
   if (record.excluded.length > 0) {

@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitCode, UserError } from '../../errors.ts';
 import { verifyRecord } from '../../record/quarterly/make.ts';
+import { openBlobRunStore } from '../run-store.ts';
 
 /**
  * Exit 0 when every run record still has its recorded digest and every chain holds; 1 otherwise.
@@ -22,7 +23,7 @@ function allRecords(resultsDir: string): string[] {
 }
 
 async function verifyOne(recordDir: string, o: { resultsDir?: string; from?: string }): Promise<number> {
-  const v = await verifyRecord(recordDir, o);
+  const v = await verifyRecord(recordDir, { ...o, openRunStore: openBlobRunStore });
   for (const p of v.problems) console.log(`FAIL ${p.file ?? v.record.quarter}: ${p.problem}`);
   for (const id of v.notInRecord) console.log(`note ${id}: started in ${v.record.quarter} but is not in the record (made after it? rebuild the record to include it)`);
   if (v.problems.length > 0) {

@@ -12,7 +12,7 @@ import { buildQuarterlyRecord } from './build.ts';
 import { checkChain, type ChainProblem } from './integrity.ts';
 import { parseQuarter, previousQuarter, type Quarter } from './quarter.ts';
 import { summarizeRun } from './rollup.ts';
-import { parseBlobUrl, readPolicy, readPreviousRecord, readRunsFolder, readRunsFromBlob, type RunsRead } from './sources.ts';
+import { parseBlobUrl, readPolicy, readPreviousRecord, readRunsFolder, readRunsFromBlob, type OpenRunStore, type RunsRead } from './sources.ts';
 import type { QuarterlyRecord } from './types.ts';
 
 export const HARNESS_VERSION: string = (() => {
@@ -41,6 +41,8 @@ export interface RecordOptions {
   people?: { participants?: string[]; approver?: string; signedBy?: string; signedAt?: string };
   now?: string;
   env?: Record<string, string | undefined>;
+  /** Opens the Blob container `from` names (the CLI's, backed by the Blob adapter). */
+  openRunStore: OpenRunStore;
 }
 
 export interface RecordWritten {
@@ -52,7 +54,7 @@ export interface RecordWritten {
 async function readSource(o: RecordOptions): Promise<{ read: RunsRead; source: QuarterlyRecord['source'] }> {
   if (o.from) {
     const src = parseBlobUrl(o.from);
-    const read = await readRunsFromBlob(src, o.env ?? process.env);
+    const read = await readRunsFromBlob(src, o.openRunStore(src, o.env ?? process.env));
     return { read, source: { kind: 'blob', url: src.url, endpoint: read.endpoint } };
   }
   const runsDir = join(o.resultsDir, 'runs');
@@ -102,7 +104,10 @@ export interface VerifyResult {
   source: string;
 }
 
-export async function verifyRecord(recordDir: string, o: { resultsDir?: string; from?: string; env?: Record<string, string | undefined> } = {}): Promise<VerifyResult> {
+export async function verifyRecord(
+  recordDir: string,
+  o: { resultsDir?: string; from?: string; env?: Record<string, string | undefined>; openRunStore: OpenRunStore },
+): Promise<VerifyResult> {
   const path = existsSync(join(recordDir, 'record.json')) ? join(recordDir, 'record.json') : recordDir;
   if (!existsSync(path) || !path.endsWith('.json')) {
     throw new UserError(`no record at ${recordDir}: expected a folder with record.json`, { untouched: 'nothing', next: 'name a folder made by `drill record`, e.g. results/records/2026-Q4' });
@@ -121,7 +126,8 @@ export async function verifyRecord(recordDir: string, o: { resultsDir?: string; 
   let source: string;
   const from = o.from ?? (o.resultsDir === undefined && record.source.kind === 'blob' ? record.source.url : undefined);
   if (from) {
-    read = await readRunsFromBlob(parseBlobUrl(from), o.env ?? process.env);
+    const src = parseBlobUrl(from);
+    read = await readRunsFromBlob(src, o.openRunStore(src, o.env ?? process.env));
     source = from;
   } else {
     const runsDir = o.resultsDir !== undefined ? join(o.resultsDir, 'runs') : record.source.kind === 'folder' ? record.source.path : join('results', 'runs');

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RunRecord } from '../run-record.ts';
 import type { DataClass, DrillKind, Tier } from '../../config/types.ts';
-import type { SecondStats } from '../../load/types.ts';
+import type { SecondStats } from '../../measure/request-log.ts';
 import type { RunContext, RunSeries, SeriesPoint } from './types.ts';
 
 /**

@@ -1,7 +1,8 @@
 /**
- * The record's I/O: run folders from a results folder or a Blob container, the policy from drill
+ * The record's inputs: run folders from a results folder or a Blob container, the policy from drill
  * files, the previous quarter's record. Everything read is judged by the pure parsers in parse.ts; a
- * file that cannot be used becomes an ExcludedFile with its reason, never an exception.
+ * file that cannot be used becomes an ExcludedFile with its reason, never an exception. The Blob
+ * container is reached through a RunStore the caller opens, so record/ does no storage I/O itself.
  */
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -9,9 +10,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { DrillKind } from '../../config/types.ts';
-import type { SecondStats } from '../../load/types.ts';
+import type { SecondStats } from '../../measure/request-log.ts';
 import { UserError } from '../../errors.ts';
-import { blobServiceFromEnv, describeBlobTarget, downloadToFileParallel, listBackups, BlobTransferError } from '../../adapters/blob/index.ts';
 import { parseJsonLines, parseRunRecord, runContext, seriesFromMetrics, sha256 } from './parse.ts';
 import { instantFromRunId } from './quarter.ts';
 import type { ExcludedFile, PolicyRequirement, QuarterlyRecord, RunInput, RunSeries } from './types.ts';
@@ -94,27 +94,29 @@ export function parseBlobUrl(text: string): BlobSource {
 /** Files of a run folder the record reads; requests.tsv is left in the container (it can be hundreds of MB). */
 const RUN_FILES = new Set(['run.json', 'events.jsonl', 'metrics.jsonl']);
 
+/** A Blob container as the record reads it: the files under a prefix, each copied to a local path on demand. */
+export interface RunStore {
+  /** The storage account's endpoint, as the record names its source. */
+  endpoint: string;
+  /** Every file name under the prefix. */
+  list(prefix: string): Promise<string[]>;
+  download(name: string, to: string): Promise<void>;
+}
+
+export type OpenRunStore = (src: BlobSource, env: Record<string, string | undefined>) => RunStore;
+
 /**
  * Run folders stored in Blob as `<prefix>/<run id>/run.json` (+ events.jsonl, metrics.jsonl), so CI runs
  * from many machines add up. They are downloaded to a scratch folder and read like a local one.
  */
-export async function readRunsFromBlob(src: BlobSource, env: Record<string, string | undefined> = process.env): Promise<RunsRead & { endpoint: string }> {
-  const service = blobServiceFromEnv(env);
-  const endpoint = describeBlobTarget(service).endpoint;
-  const container = service.getContainerClient(src.container);
+export async function readRunsFromBlob(src: BlobSource, store: RunStore): Promise<RunsRead & { endpoint: string }> {
   const base = src.prefix ? `${src.prefix}/` : '';
   const scratch = mkdtempSync(join(tmpdir(), 'drill-record-'));
   try {
-    let entries;
-    try {
-      entries = await listBackups(container, base);
-    } catch (e) {
-      if (e instanceof BlobTransferError) throw new UserError(`cannot read run records from ${src.url}: ${e.message}`, { untouched: 'nothing was written', next: 'check the container name and the storage account in AZURE_STORAGE_CONNECTION_STRING' });
-      throw e;
-    }
+    const names = await store.list(base);
     const stray: ExcludedFile[] = [];
-    for (const entry of entries) {
-      const rest = entry.name.slice(base.length);
+    for (const name of names) {
+      const rest = name.slice(base.length);
       const parts = rest.split('/');
       if (parts.length !== 2 || !parts[0]) {
         if (rest.endsWith('.json')) stray.push({ file: `${src.url}/${rest}`, reason: 'not in a run folder (<run id>/run.json)', dated: instantFromRunId(parts[0] ?? rest) });
@@ -124,7 +126,7 @@ export async function readRunsFromBlob(src: BlobSource, env: Record<string, stri
       const local = join(scratch, parts[0], parts[1]!);
       await mkdir(dirname(local), { recursive: true });
       try {
-        await downloadToFileParallel(container.getBlobClient(entry.name), local, { concurrency: 1 });
+        await store.download(name, local);
       } catch (e) {
         stray.push({ file: `${src.url}/${rest}`, reason: `could not be downloaded: ${(e as Error).message}`, dated: instantFromRunId(parts[0]) });
       }
@@ -133,7 +135,7 @@ export async function readRunsFromBlob(src: BlobSource, env: Record<string, stri
     // A run whose run.json failed to download shows as unfinished: keep the download error instead.
     const failed = new Set(stray.map((s) => s.file));
     read.excluded = [...read.excluded.filter((x) => !failed.has(x.file)), ...stray];
-    return { ...read, endpoint };
+    return { ...read, endpoint: store.endpoint };
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

@@ -1,107 +1,32 @@
 import type { SloSet } from '../config/types.ts';
-import { Outcome, OUTCOME_NAMES, type ErrorsByKind, type RequestLog } from '../load/types.ts';
-import type { Threshold } from '../score/threshold.ts';
-import { histogramLatency, measureSlo, sloChecks, type SpanFigures } from '../score/slo.ts';
-import { createHistogram, recordMs } from './histogram.ts';
-import { lowerBound } from './summary.ts';
+import type { Threshold } from '../config/threshold.ts';
+import { Outcome, type RequestLog } from '../measure/request-log.ts';
+import { createHistogram, recordMs } from '../measure/histogram.ts';
+import { lowerBound } from '../measure/summary.ts';
+import { downtimeMs, isFailed, outageIntervals, requestSpacingMs, type OutageInterval } from '../measure/outage.ts';
+import { formatMs, formatSignificant } from './format.ts';
+import { histogramLatency, measureSlo, sloChecks, type SpanFigures } from './slo.ts';
 
 /**
- * Outage detection and the recovered instant, from the per-request log alone.
- * A request "failed" when its outcome is anything but ok or pending (dropped counts: the service
- * could not keep up). Times are the requests' *scheduled* times, so resolution is the request spacing.
+ * The recovered instant: when every SLO held again for a full window after the fault. It judges SLOs,
+ * so it is scoring; the outage intervals it reports come from measure/outage.ts.
  */
-
-export interface FailureKinds extends ErrorsByKind {
-  dropped: number;
-}
-
-export interface OutageInterval {
-  /** Scheduled time of the first failed request. */
-  startMs: number;
-  /** Scheduled time of the next ok request; null while the outage lasts to the end of the log. */
-  endMs: number | null;
-  failed: number;
-  kinds: FailureKinds;
-}
-
-export interface OutageScan {
-  intervals: OutageInterval[];
-  /** Mean spacing between scheduled requests, ms: how finely an interval's ends are known. Null below two requests. */
-  resolutionMs: number | null;
-}
 
 // Outcome codes read once: in the per-request loops below a property read each time adds up.
 const OK = Outcome.ok;
 const PENDING = Outcome.pending;
 const DROPPED = Outcome.dropped;
 
-function emptyKinds(): FailureKinds {
-  return { timeout: 0, refused: 0, http5xx: 0, http4xx: 0, other: 0, dropped: 0 };
-}
-
-function isFailed(o: number): boolean {
-  return o !== OK && o !== PENDING;
-}
-
-/** Arrivals are at a constant rate, so the mean spacing is the spacing. */
-export function requestSpacingMs(log: RequestLog): number | null {
-  if (log.count < 2) return null;
-  return (log.scheduledMs[log.count - 1]! - log.scheduledMs[0]!) / (log.count - 1);
-}
-
-/**
- * Maximal runs of consecutive failed requests that *start* in [fromMs, toMs). An interval that is
- * still open at toMs is followed to its closing ok request, so its end is real rather than clipped.
- * Requests still pending neither break nor extend a run: their fate is not known yet.
- */
-export function outageIntervals(log: RequestLog, fromMs: number, toMs = Infinity): OutageScan {
-  const intervals: OutageInterval[] = [];
-  let cur: OutageInterval | null = null;
-  for (let i = lowerBound(log, fromMs); i < log.count; i++) {
-    const s = log.scheduledMs[i]!;
-    const o = log.outcome[i]!;
-    if (cur === null) {
-      if (s >= toMs) break;
-      if (!isFailed(o)) continue;
-      cur = { startMs: s, endMs: null, failed: 0, kinds: emptyKinds() };
-    }
-    if (o === OK) {
-      cur.endMs = s;
-      intervals.push(cur);
-      cur = null;
-    } else if (o !== PENDING) {
-      cur.failed++;
-      cur.kinds[OUTCOME_NAMES[o] as keyof FailureKinds]++;
-    }
-  }
-  if (cur) intervals.push(cur);
-  return { intervals, resolutionMs: requestSpacingMs(log) };
-}
-
-/** Total outage time up to untilMs; an interval still open counts until untilMs. */
-export function downtimeMs(intervals: OutageInterval[], untilMs: number): number {
-  let total = 0;
-  for (const iv of intervals) {
-    const end = Math.min(iv.endMs ?? untilMs, untilMs);
-    if (end > iv.startMs) total += end - iv.startMs;
-  }
-  return total;
-}
-
-function fmt(n: number): string {
-  return Number(n.toPrecision(3)).toString();
-}
-
 /** The sentence the record carries next to every recovered instant and RTO. */
 export function recoveryMethod(windowMs: number, resolutionMs: number | null, probeName?: string): string {
-  const window = `the first ${fmt(windowMs / 1000)} s window after the fault in which every SLO held`;
+  const window = `the first ${formatSignificant(windowMs / 1000)} s window after the fault in which every SLO held`;
   const what = probeName
     ? `recovered = the later of the start of ${window} and the first pass of the recovery check "${probeName}"`
     : `recovered = start of ${window}`;
   const res =
     resolutionMs === null || resolutionMs <= 0
       ? 'per-request resolution unknown (fewer than two requests)'
-      : `per-request resolution ${fmt(resolutionMs)} ms at ${fmt(1000 / resolutionMs)} req/s`;
+      : `per-request resolution ${formatSignificant(resolutionMs)} ms at ${formatSignificant(1000 / resolutionMs)} req/s`;
   return `${what}; ${res}`;
 }
 
@@ -253,9 +178,9 @@ export function findRecovery(log: RequestLog, opts: RecoveryOptions): RecoveryRe
 
   const judge = (t: number, index: number): Judgement => {
     const endMs = t + windowMs;
-    if (endMs > nowMs) return { undecided: `the window from ${fmtMs(t)} ends at ${fmtMs(endMs)}, after now (${fmtMs(nowMs)}); not complete yet` };
+    if (endMs > nowMs) return { undecided: `the window from ${formatMs(t)} ends at ${formatMs(endMs)}, after now (${formatMs(nowMs)}); not complete yet` };
     w.moveTo(index, endMs);
-    if (w.pending > 0) return { undecided: `${w.pending} requests in the window from ${fmtMs(t)} are still in flight` };
+    if (w.pending > 0) return { undecided: `${w.pending} requests in the window from ${formatMs(t)} are still in flight` };
     if (w.ok === 0) return 'failed';
     figures.scheduled = w.counted;
     figures.ok = w.ok;
@@ -289,7 +214,7 @@ export function findRecovery(log: RequestLog, opts: RecoveryOptions): RecoveryRe
   for (let i = start; i < log.count; i++) {
     const o = outcome[i]!;
     // A later candidate cannot be judged while an earlier request's fate, and so the candidate list, is open.
-    if (o === PENDING) return notRecovered(`waiting for the request scheduled at ${fmtMs(scheduledMs[i]!)}, still in flight`);
+    if (o === PENDING) return notRecovered(`waiting for the request scheduled at ${formatMs(scheduledMs[i]!)}, still in flight`);
     const good = o === OK && latencyMs[i]! < slowMs;
     if (good && !prevGood && scheduledMs[i]! > faultMs) {
       v = judge(scheduledMs[i]!, i);
@@ -298,9 +223,5 @@ export function findRecovery(log: RequestLog, opts: RecoveryOptions): RecoveryRe
     }
     prevGood = good;
   }
-  return notRecovered(`SLOs have not held for a full ${fmt(windowMs / 1000)} s window since the fault`);
-}
-
-function fmtMs(ms: number): string {
-  return `${Math.round(ms)} ms`;
+  return notRecovered(`SLOs have not held for a full ${formatSignificant(windowMs / 1000)} s window since the fault`);
 }

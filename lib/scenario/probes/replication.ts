@@ -4,8 +4,8 @@
  * either failing blocks injection (exit 3). The judging is pure (over a Topology); the probes read it
  * from whichever failover provider the target chose.
  */
-import type { Probe, ProbeResult, ScenarioContext } from '../../scenario/define.ts';
-import type { FailoverProvider, Topology } from './failover/types.ts';
+import type { Probe, ProbeResult, ScenarioContext } from '../define.ts';
+import type { FailoverProvider, Topology } from '../../adapters/postgres/failover/types.ts';
 
 type ProviderOf = (ctx: ScenarioContext<any>) => FailoverProvider | undefined;
 

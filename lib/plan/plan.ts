@@ -2,9 +2,10 @@ import type { Drill, ScenarioEntry } from '../config/types.ts';
 import { ExitCode, UserError } from '../errors.ts';
 import { formatDuration } from '../config/duration.ts';
 import { createClock } from '../measure/clock.ts';
-import type { Action, Adapters, ScenarioDefinition } from '../scenario/define.ts';
-import { Timeline, scenarioContext } from './context.ts';
-import { peekTarget } from './target.ts';
+import { describeRollback, type Adapters, type ScenarioDefinition } from '../scenario/define.ts';
+import { scenarioContext } from '../engine/context.ts';
+import { Timeline } from '../measure/timeline.ts';
+import { peekTarget } from '../engine/target.ts';
 
 export interface PlannedAction {
   name: string;
@@ -42,12 +43,6 @@ export interface Plan {
     verify: string[];
   }[];
   problems: string[];
-}
-
-function rollbackText<P>(a: Action<P>, params: P): string {
-  if ('none' in a.rollback) return `none: ${a.rollback.none}`;
-  const d = a.rollback.description;
-  return typeof d === 'function' ? d(params) : d;
 }
 
 /** A scenario context for read-only work (select, describe): no timeline that matters, no results, a bounded wait. */
@@ -125,7 +120,7 @@ export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefin
     const ctx = readOnlyContext(drill, entry, peek.adapters ?? { exec: { run: async () => Promise.reject(new Error('plan runs no commands')) } });
     const actions: PlannedAction[] = [];
     for (const a of s.actions) {
-      const planned: PlannedAction = { name: a.name, breaks: a.description, targets: null, rollback: rollbackText(a, entry.params) };
+      const planned: PlannedAction = { name: a.name, breaks: a.description, targets: null, rollback: describeRollback(a, entry.params) };
       if (peek.adapters) {
         try {
           const selected = await a.select(ctx);
@@ -174,34 +169,4 @@ export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefin
     scenarios,
     problems,
   };
-}
-
-export function renderPlan(plan: Plan): string {
-  const out: string[] = [];
-  out.push(`drill ${plan.drill.name} (${plan.drill.kind}) from ${plan.drill.file}`);
-  out.push(`target: ${plan.target.kind}: ${plan.target.note}`);
-  out.push(
-    plan.load
-      ? `load: ${plan.load.rate} req/s open model, ${plan.load.requests.join(', ')}; timeout ${plan.load.timeout}, at most ${plan.load.maxInFlight} in flight; baseline ${plan.load.baseline}, cooldown ${plan.load.cooldown}`
-      : 'load: none (the target has no service; SLOs are not judged)',
-  );
-  out.push(`stop conditions: ${plan.stopConditions.length ? plan.stopConditions.join('; ') : 'none'}`);
-  for (const s of plan.scenarios) {
-    out.push('');
-    out.push(`scenario ${s.name} (${s.scenario}): ${s.description}`);
-    const slo = s.slos.length > 0 ? `SLOs ${s.slos.join(', ')}; recovered = SLOs held for ${s.recoveryWindow}` : 'no SLOs (no load)';
-    out.push(`  tier ${s.tier}: RTO ${s.rto}; data ${s.dataClass}: RPO ${s.rpo}; ${slo}; gives up after ${s.timeout}`);
-    out.push(`  params: ${JSON.stringify(s.params)}`);
-    out.push(`  steady state: ${s.steadyState.join('; ')}`);
-    for (const [i, a] of s.actions.entries()) {
-      out.push(`  action ${i + 1}. ${a.name}: ${a.breaks}`);
-      out.push(`     hits: ${a.problem ? `CANNOT SELECT: ${a.problem}` : a.targets === null ? '(resolved at run time)' : a.targets.join(', ') || '(nothing)'}`);
-      if (a.replacedBy) out.push(`     replaced by: the controller of ${a.replacedBy}`);
-      out.push(`     rollback: ${a.rollback}`);
-    }
-    out.push(`  recovered when: ${s.recovery}`);
-    out.push(`  verify: ${s.verify.join('; ') || 'nothing beyond the SLOs'}`);
-  }
-  if (plan.problems.length) out.push('', `problems: ${plan.problems.join('; ')}`);
-  return out.join('\n') + '\n';
 }

@@ -4,11 +4,42 @@
  * the scenarios whose fault could lose acknowledged writes: a failed-over primary, and a killed replica
  * of a service that might acknowledge before it commits.
  */
-import { checkLedgerOn } from '../adapters/postgres/ledger.ts';
-import { describeVerdict } from '../measure/ledger-readback.ts';
-import { ledgerCounts } from '../measure/ledger.ts';
-import { rpoFromLedger } from '../score/objectives.ts';
-import type { Probe, ScenarioContext } from './define.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readBackTokens, type LedgerConnection, type ReadBackOptions } from '../../adapters/postgres/ledger.ts';
+import type { WriteLedger } from '../../load/ledger.ts';
+import { describeVerdict, judgeReadBack, type ReadBackVerdict } from '../../measure/ledger-readback.ts';
+import { ledgerCounts } from '../../measure/ledger.ts';
+import { rpoFromLedger } from '../../score/objectives.ts';
+import type { Probe, ScenarioContext } from '../define.ts';
+
+export interface LedgerCheck extends ReadBackVerdict {
+  /** Writes judged: ledger rows [0, judged). */
+  judged: number;
+  read: { batches: number; ms: number };
+}
+
+/**
+ * Reads back every write scheduled so far and judges it. The load keeps running: writes from before now
+ * are first given until their timeout to settle (a pending write has no fate yet), and rows of writes
+ * sent after the cut-off are set aside rather than counted as strangers.
+ */
+export async function checkLedgerOn(
+  conn: LedgerConnection,
+  ledger: WriteLedger,
+  options: ReadBackOptions & { faultMs: number; settleTimeoutMs: number; signal: AbortSignal },
+): Promise<LedgerCheck> {
+  const cut = ledger.count;
+  const deadline = performance.now() + options.settleTimeoutMs;
+  while (ledger.settledPrefix(cut) < cut) {
+    if (performance.now() > deadline) throw new Error(`${cut - ledger.settledPrefix(cut)} writes still pending after ${options.settleTimeoutMs} ms`);
+    await sleep(50, undefined, { signal: options.signal });
+  }
+  const entries = ledger.entries(0, cut);
+  const rows = await readBackTokens(conn, entries.map((e) => e.token), ledger.tag, options);
+  const later = new Set<string>();
+  for (let r = cut; r < ledger.count; r++) later.add(ledger.tokenOf(r));
+  return { ...judgeReadBack(entries, later, rows, options.faultMs), judged: cut, read: { batches: rows.batches, ms: rows.ms } };
+}
 
 export interface LedgerFault {
   /** Run-relative ms of the fault: RPO is measured back from it. */

@@ -1,10 +1,9 @@
-import type { Drill, ScenarioEntry } from '../config/types.ts';
-import { Outcome, type OutcomeCode, type RequestLog } from '../load/types.ts';
-import type { Mark } from '../scenario/define.ts';
-import { createRequestLog } from '../measure/summary.ts';
-import { parseThreshold } from '../score/threshold.ts';
-import { MEAN_MONTH_MS } from '../score/budget.ts';
-import type { RunRecordInput } from './run-record.ts';
+import type { Drill, ScenarioEntry } from '../../lib/config/types.ts';
+import { createRequestLog, Outcome, type OutcomeCode, type RequestLog } from '../../lib/measure/request-log.ts';
+import type { Mark } from '../../lib/measure/timeline.ts';
+import { parseThreshold } from '../../lib/config/threshold.ts';
+import { MEAN_MONTH_MS } from '../../lib/score/budget.ts';
+import type { RunRecordInput } from '../../lib/record/run-record.ts';
 
 /**
  * A synthetic run, built in memory: what renderers (summary, JUnit, Markdown, HTML) are developed and
