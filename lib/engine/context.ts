@@ -2,7 +2,7 @@ import type { RpoMeasurement } from '../score/objectives.ts';
 import type { Drill, ScenarioEntry } from '../config/types.ts';
 import type { Clock } from '../measure/clock.ts';
 import type { Adapters, LoadView, Logger, Mark, ScenarioContext } from '../scenario/define.ts';
-import type { Journal } from './journal.ts';
+import type { LogLine } from './events.ts';
 
 /** The timeline of one run: marks in run-relative monotonic ms, sorted when read. */
 export class Timeline {
@@ -25,13 +25,9 @@ export class Timeline {
   }
 }
 
-/** Logs go to the journal (so a runbook command's output survives a crash) and to the live UI. */
-export function journalLogger(journal: Journal, clock: Clock, echo: (line: string) => void): Logger {
-  const write = (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => {
-    const ms = clock.now();
-    journal.append({ type: 'log', at: clock.iso(ms), ms, level, message, ...(fields ? { fields } : {}) });
-    echo(level === 'warn' ? `warning: ${message}` : message);
-  };
+/** A scenario's log lines become `log` events: the run journals them (so a runbook command's output survives a crash) and shows them. */
+export function eventLogger(tell: (e: LogLine) => void): Logger {
+  const write = (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => tell({ type: 'log', level, message, ...(fields ? { fields } : {}) });
   return { info: (m, f) => write('info', m, f), warn: (m, f) => write('warn', m, f) };
 }
 

@@ -13,7 +13,8 @@ import type { Action, Adapters, ProbeResult, ScenarioContext, ScenarioDefinition
 import { UserError } from '../errors.ts';
 import { Journal } from './journal.ts';
 import { StopWatch } from './stop.ts';
-import { RunAbort, Timeline, journalLogger, scenarioContext, sleep } from './context.ts';
+import { RunAbort, Timeline, eventLogger, scenarioContext, sleep } from './context.ts';
+import type { JournaledEvent } from './events.ts';
 import type { ProbeFact, RunFacts } from './facts.ts';
 
 export interface RunHooks {
@@ -72,11 +73,14 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
   const clock = createClock();
   const journal = new Journal(join(dir, 'events.jsonl'));
   const timeline = new Timeline(clock);
-  const log = journalLogger(journal, clock, (l) => hooks.say(`  ${l}`));
-  const event = (type: string, fields: Record<string, unknown> = {}) => {
+  const event = (e: JournaledEvent) => {
     const ms = clock.now();
-    journal.append({ type, at: clock.iso(ms), ms, ...fields });
+    journal.append(e, clock.iso(ms), ms);
   };
+  const log = eventLogger((e) => {
+    event(e);
+    hooks.say(`  ${e.level === 'warn' ? `warning: ${e.message}` : e.message}`);
+  });
 
   // One controller for the run: SIGINT, a stop condition or a failed action aborts whatever phase is running.
   const run = new AbortController();
@@ -114,7 +118,8 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
     rpo: null,
   };
 
-  event('run.start', {
+  event({
+    type: 'run.start',
     id,
     // The whole normalised drill, so `drill recover` can rebuild the scenario's context after a crash.
     drill,
@@ -149,7 +154,7 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
     const fired = stopWatch.observe(s);
     if (fired && !run.signal.aborted) {
       const why = `stop condition "${fired.condition.source}" held (last value ${fired.value.toFixed(3)})`;
-      event('stop-condition', { condition: fired.condition.source, value: fired.value });
+      event({ type: 'stop-condition', condition: fired.condition.source, value: fired.value });
       run.abort(new RunAbort('stop-condition', why));
     }
   });
@@ -168,7 +173,7 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
     results,
     onRpo: (m) => {
       facts.rpo = m;
-      event('rpo.measured', { ...m });
+      event({ type: 'rpo.measured', ...m });
     },
   });
 
@@ -181,7 +186,7 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
       r = { ok: false, detail: `probe failed: ${errText(e)}` };
     }
     const f = { name: p.name, ok: r.ok, detail: r.detail, ...(r.severity ? { severity: r.severity } : {}), ...(r.final ? { final: true } : {}), at: clock.iso(clock.now()) };
-    event('probe', { ...f });
+    event({ type: 'probe', ...f });
     return f;
   };
 
@@ -219,7 +224,8 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
       const fact = facts.actions[i]!;
       const selected = await a.select(ctx);
       fact.targets = a.describeTargets(selected);
-      event('action.intent', {
+      event({
+    type: 'action.intent',
         action: i,
         name: a.name,
         scenario: scenario.name,
@@ -237,12 +243,12 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
         results.set(a.name, result);
         fact.status = 'done';
         fact.endedAt = clock.iso(clock.now());
-        event('action.done', { action: i, name: a.name, result: result ?? null });
+        event({ type: 'action.done', action: i, name: a.name, result: result ?? null });
       } catch (e) {
         fact.status = 'failed';
         fact.error = errText(e);
         fact.endedAt = clock.iso(clock.now());
-        event('action.failed', { action: i, name: a.name, error: fact.error });
+        event({ type: 'action.failed', action: i, name: a.name, error: fact.error });
         if (run.signal.aborted) throw run.signal.reason;
         throw new RunAbort('action-failed', `action "${a.name}" failed: ${fact.error}`);
       }
@@ -265,7 +271,7 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
         if (f.ok) probeOkMs = clock.now();
         else if (f.final) {
           hooks.say(`  not recovered: ${f.detail}`);
-          event('recovery.failed', { probe: f });
+          event({ type: 'recovery.failed', probe: f });
           break;
         }
       }
@@ -280,7 +286,7 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
       }
       if (now > deadline) {
         hooks.say(`  not recovered within ${entry.timeoutMs / 1000}s (+${drill.policy.recoveryWindowMs / 1000}s SLO window)`);
-        event('recovery.timeout', { timeoutMs: entry.timeoutMs, probe: facts.recoveryProbe });
+        event({ type: 'recovery.timeout', timeoutMs: entry.timeoutMs, probe: facts.recoveryProbe });
         break;
       }
       await sleep(Math.min(RECOVERY_EVAL_MS, pollMs), run.signal);
@@ -294,23 +300,23 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
         continue;
       }
       facts.skippedChecks.push({ name: p.name, reason: skipped });
-      event('probe.skipped', { name: p.name, reason: skipped });
+      event({ type: 'probe.skipped', name: p.name, reason: skipped });
       hooks.say(`  skipped ${p.name}: ${skipped}`);
     }
     if (facts.verification.every((v) => v.ok) && timeline.get('recovered')) timeline.mark('verified');
   } catch (e) {
     if (e instanceof RunAbort) {
       facts.abort = e;
-      event('run.abort', { kind: e.kind, reason: e.message });
+      event({ type: 'run.abort', kind: e.kind, reason: e.message });
       hooks.say(`  ${e.kind === 'steady-state' ? 'not injecting' : 'aborting'}: ${e.message}`);
     } else if (e instanceof UserError) {
       // An impossible selection found at run time: nothing was touched yet (select is read-only).
       facts.abort = new RunAbort('action-failed', e.message);
-      event('run.abort', { kind: 'action-failed', reason: e.message });
+      event({ type: 'run.abort', kind: 'action-failed', reason: e.message });
       hooks.say(`  aborting: ${e.message}`);
     } else {
       facts.harnessError = { message: errText(e), stack: e instanceof Error ? e.stack : undefined };
-      event('harness.error', facts.harnessError);
+      event({ type: 'harness.error', ...facts.harnessError });
       hooks.say(`  harness error: ${errText(e)}`);
     }
   }
@@ -322,23 +328,23 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
     const fact = facts.actions[i]!;
     if ('none' in a.rollback) {
       fact.rollback.status = 'none';
-      event('rollback.none', { action: i, name: a.name, why: a.rollback.none });
+      event({ type: 'rollback.none', action: i, name: a.name, why: a.rollback.none });
       continue;
     }
     const limitMs = a.rollback.timeout ? parseDuration(a.rollback.timeout) : DEFAULT_ROLLBACK_TIMEOUT_MS;
     const rbSignal = AbortSignal.timeout(limitMs);
     fact.rollback.startedAt = clock.iso(clock.now());
-    event('rollback.start', { action: i, name: a.name, timeoutMs: limitMs });
+    event({ type: 'rollback.start', action: i, name: a.name, timeoutMs: limitMs });
     try {
       const detail = await a.rollback.run({ ...ctx, signal: rbSignal }, { selected: selections.get(i), result: results.get(a.name) });
       fact.rollback.status = 'done';
       fact.rollback.detail = detail ?? undefined;
-      event('rollback.done', { action: i, name: a.name, detail: detail ?? null });
+      event({ type: 'rollback.done', action: i, name: a.name, detail: detail ?? null });
       hooks.say(`  rolled back ${a.name}${detail ? `: ${detail}` : ''}`);
     } catch (e) {
       fact.rollback.status = 'failed';
       fact.rollback.error = rbSignal.aborted ? `did not finish within ${limitMs / 1000}s` : errText(e);
-      event('rollback.failed', { action: i, name: a.name, error: fact.rollback.error });
+      event({ type: 'rollback.failed', action: i, name: a.name, error: fact.rollback.error });
       hooks.say(`  ROLLBACK FAILED for ${a.name}: ${fact.rollback.error}`);
     }
     fact.rollback.endedAt = clock.iso(clock.now());
@@ -367,7 +373,7 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
       }
     : null;
   facts.endedAt = clock.iso(clock.now());
-  event('run.end', { aborted: facts.abort?.kind ?? null, harnessError: facts.harnessError?.message ?? null });
+  event({ type: 'run.end', aborted: facts.abort?.kind ?? null, harnessError: facts.harnessError?.message ?? null });
   journal.close();
   return facts;
 }
