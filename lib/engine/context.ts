@@ -59,22 +59,6 @@ export function scenarioContext<P>(parts: {
   };
 }
 
-/** Resolves after ms, or rejects with the signal's reason when aborted first. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /** Why a run stopped early; carried as the AbortSignal's reason. */
 export class RunAbort extends Error {
   constructor(

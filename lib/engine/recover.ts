@@ -10,8 +10,8 @@ import { createLabDatabase } from '../lab/database.ts';
 import { kubeAdaptersFromDetails } from '../adapters/kubernetes/target.ts';
 import { cnpgDatabaseFromDetails } from '../adapters/kubernetes/cnpg-database.ts';
 import { Journal, pendingRollbacks, readJournal } from './journal.ts';
-import { Timeline, scenarioContext } from './context.ts';
-import type { ActionDone, JournaledEvent, JournalLine, RecoverResult, RunStarted } from './events.ts';
+import { Timeline, eventLogger, scenarioContext } from './context.ts';
+import type { ActionDone, JournaledEvent, JournalLine, RecoverResult, RunEvent, RunStarted } from './events.ts';
 
 export type { RecoverResult } from './events.ts';
 
@@ -48,7 +48,7 @@ async function adaptersFor(target: Record<string, unknown>): Promise<{ adapters:
  * Finishes, from the journal alone, the rollbacks of a run that crashed or was killed: the same rollback
  * code the run would have called, given what was journaled before the action ran (and its result if it got one).
  */
-export async function recoverRun(resultsDir: string, id: string, catalog: Map<string, ScenarioDefinition>, say: (l: string) => void): Promise<RecoverResult[]> {
+export async function recoverRun(resultsDir: string, id: string, catalog: Map<string, ScenarioDefinition>, tell: (e: RunEvent) => void): Promise<RecoverResult[]> {
   const path = join(resultsDir, 'runs', id, 'events.jsonl');
   const events = readJournal(path);
   const start = events.find((e): e is RunStarted & JournalLine => e.type === 'run.start');
@@ -90,7 +90,8 @@ export async function recoverRun(resultsDir: string, id: string, catalog: Map<st
         entry,
         adapters,
         signal: AbortSignal.timeout(5 * 60_000),
-        log: { info: (m) => say(`  ${m}`), warn: (m) => say(`  warning: ${m}`) },
+        // Shown, not journaled: the rollback's own events are the record of what recovery did.
+        log: eventLogger(tell),
         timeline: new Timeline(clock),
         clock,
         results: new Map(done ? [[name, done.result]] : []),

@@ -49,8 +49,10 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
 }
 
 /** An abort (signal, stop condition, steady state, failed action) is a result; anything else is the harness's own failure. */
-function stoppedEarly(s: RunState, e: unknown): void {
+function stoppedEarly(s: RunState, thrown: unknown): void {
   const { facts } = s;
+  // A pause cut short by the run's abort rejects with node's AbortError; the reason the run stopped is the signal's.
+  const e = thrown instanceof Error && thrown.name === 'AbortError' && s.run.signal.aborted ? s.run.signal.reason : thrown;
   if (e instanceof RunAbort) {
     facts.abort = e;
     s.record({ type: 'run.abort', kind: e.kind, reason: e.message });

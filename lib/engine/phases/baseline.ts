@@ -1,4 +1,4 @@
-import { sleep } from '../context.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunState } from './state.ts';
 
 /** Baseline: the load runs for a while before anything is touched, so steady state is judged on it. */
@@ -10,5 +10,5 @@ export async function baseline(s: RunState): Promise<void> {
   s.input.hooks.loadStarted?.(generator, s.clock);
   s.timeline.mark('load-started');
   s.tell({ type: 'baseline.start', rate: config.rate, baselineMs: config.baselineMs });
-  await sleep(config.baselineMs, s.run.signal);
+  await sleep(config.baselineMs, undefined, { signal: s.run.signal });
 }

@@ -1,4 +1,4 @@
-import { sleep } from '../context.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunState } from './state.ts';
 
 /**
@@ -11,7 +11,7 @@ export async function cooldown(s: RunState): Promise<void> {
   const { generator, config } = s.load;
   if (!facts.abort && !facts.harnessError && config.cooldownMs > 0) {
     s.tell({ type: 'phase', name: 'cooldown' });
-    await sleep(config.cooldownMs, s.input.signal).catch(() => undefined);
+    await sleep(config.cooldownMs, undefined, { signal: s.input.signal }).catch(() => undefined);
   }
   await generator.stop();
   s.timeline.mark('load-stopped');

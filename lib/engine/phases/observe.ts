@@ -1,5 +1,5 @@
 import { findRecovery } from '../../measure/recovery.ts';
-import { sleep } from '../context.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunState } from './state.ts';
 
 const RECOVERY_EVAL_MS = 250;
@@ -45,6 +45,6 @@ export async function observe(s: RunState): Promise<void> {
       s.record({ type: 'recovery.timeout', timeoutMs: entry.timeoutMs, probe: facts.recoveryProbe });
       return;
     }
-    await sleep(Math.min(RECOVERY_EVAL_MS, pollMs), s.run.signal);
+    await sleep(Math.min(RECOVERY_EVAL_MS, pollMs), undefined, { signal: s.run.signal });
   }
 }
