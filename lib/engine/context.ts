@@ -3,15 +3,11 @@ import type { Drill, ScenarioEntry } from '../config/types.ts';
 import type { Clock } from '../measure/clock.ts';
 import type { Adapters, LoadView, Logger, ScenarioContext } from '../scenario/define.ts';
 import type { Timeline } from '../measure/timeline.ts';
-import type { Journal } from './journal.ts';
+import type { LogLine } from './events.ts';
 
-/** Logs go to the journal (so a runbook command's output survives a crash) and to the live UI. */
-export function journalLogger(journal: Journal, clock: Clock, echo: (line: string) => void): Logger {
-  const write = (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => {
-    const ms = clock.now();
-    journal.append({ type: 'log', at: clock.iso(ms), ms, level, message, ...(fields ? { fields } : {}) });
-    echo(level === 'warn' ? `warning: ${message}` : message);
-  };
+/** A scenario's log lines become `log` events: the run journals them (so a runbook command's output survives a crash) and shows them. */
+export function eventLogger(tell: (e: LogLine) => void): Logger {
+  const write = (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => tell({ type: 'log', level, message, ...(fields ? { fields } : {}) });
   return { info: (m, f) => write('info', m, f), warn: (m, f) => write('warn', m, f) };
 }
 
@@ -41,22 +37,6 @@ export function scenarioContext<P>(parts: {
     resultOf: <R>(name: string) => parts.results.get(name) as R | undefined,
     reportRpo: (m) => parts.onRpo?.(m),
   };
-}
-
-/** Resolves after ms, or rejects with the signal's reason when aborted first. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Why a run stopped early; carried as the AbortSignal's reason. */

@@ -36,15 +36,15 @@ export function worstExitCode(codes: number[]): number {
 export async function runDrill(drill: Drill, catalog: Map<string, ScenarioDefinition>, options: DrillRunOptions): Promise<DrillOutcome> {
   const entries = options.only.length === 0 ? drill.scenarios : drill.scenarios.filter((e) => options.only.includes(e.name));
   const { hooks } = options;
-  hooks.say(`drill ${drill.name} (${drill.kind}) from ${drill.file}: ${entries.map((e) => e.name).join(', ')}`);
-  const target = await openTarget(drill.target, (l) => hooks.say(l));
+  hooks.event({ type: 'drill.start', drill: drill.name, kind: drill.kind, file: drill.file, entries: entries.map((e) => e.name) });
+  const target = await openTarget(drill.target, (line) => hooks.event({ type: 'target.note', line }));
   const runs: FinalizedRun[] = [];
   try {
     if (target.checkSelections) await checkSelections(drill, catalog, entries, target.adapters);
     for (const entry of entries) {
       if (options.signal.aborted) break;
       const scenario = catalog.get(entry.scenario)!;
-      hooks.say(`\n▶ ${entry.name} (${scenario.name}, tier ${entry.tier}, data ${entry.dataClass})`);
+      hooks.event({ type: 'scenario.start', entry: entry.name, scenario: scenario.name, tier: entry.tier, dataClass: entry.dataClass });
       const facts = await runScenario({
         drill,
         entry,

@@ -1,11 +1,10 @@
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import type { ActionIntent, JournaledEvent, JournalLine } from './events.ts';
 
 /**
  * events.jsonl: the run's write-ahead journal. Every line is fsynced before the step it describes runs,
  * so after a crash `drill recover` knows which actions began and what their rollbacks need.
  */
-export type JournalEvent = { type: string; at: string; ms: number } & Record<string, unknown>;
-
 export class Journal {
   private fd: number | null;
 
@@ -13,9 +12,11 @@ export class Journal {
     this.fd = openSync(path, 'a');
   }
 
-  append(event: JournalEvent): void {
+  /** Writes `{type, at, ms, [recovered], ...fields}`: the key order every journal so far has. */
+  append(event: JournaledEvent, at: string, ms: number, recovered?: true): void {
     if (this.fd === null) throw new Error(`journal ${this.path} is closed`);
-    writeSync(this.fd, JSON.stringify(event) + '\n');
+    const { type, ...fields } = event;
+    writeSync(this.fd, JSON.stringify({ type, at, ms, ...(recovered ? { recovered } : {}), ...fields }) + '\n');
     fsyncSync(this.fd);
   }
 
@@ -28,12 +29,13 @@ export class Journal {
 }
 
 /** Reads a journal back; a torn last line (a crash mid-write) is dropped, as a database drops a torn WAL record. */
-export function readJournal(path: string): JournalEvent[] {
-  const out: JournalEvent[] = [];
+export function readJournal(path: string): JournalLine[] {
+  const out: JournalLine[] = [];
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (line.trim() === '') continue;
     try {
-      out.push(JSON.parse(line) as JournalEvent);
+      // The journal is ours, written by Journal.append from the same union.
+      out.push(JSON.parse(line) as JournalLine);
     } catch {
       break;
     }
@@ -45,8 +47,12 @@ export function readJournal(path: string): JournalEvent[] {
  * Actions that began (intent journaled) but whose rollback did not finish, newest first: exactly what
  * `drill recover` must undo.
  */
-export function pendingRollbacks(events: JournalEvent[]): JournalEvent[] {
-  const begun = events.filter((e) => e.type === 'action.intent');
-  const settled = new Set(events.filter((e) => e.type === 'rollback.done' || e.type === 'rollback.none').map((e) => e.action as number));
-  return begun.filter((e) => !settled.has(e.action as number)).reverse();
+export function pendingRollbacks(events: JournalLine[]): (ActionIntent & JournalLine)[] {
+  const settled = new Set<number>();
+  const begun: (ActionIntent & JournalLine)[] = [];
+  for (const e of events) {
+    if (e.type === 'action.intent') begun.push(e);
+    else if (e.type === 'rollback.done' || e.type === 'rollback.none') settled.add(e.action);
+  }
+  return begun.filter((e) => !settled.has(e.action)).reverse();
 }

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Drill, ScenarioEntry } from '../config/types.ts';
+import type { ScenarioEntry } from '../config/types.ts';
 import { createClock } from '../measure/clock.ts';
 import type { Adapters, ScenarioDefinition } from '../scenario/define.ts';
 import { createExec } from '../adapters/exec.ts';
@@ -9,16 +9,12 @@ import { labStatus } from '../lab/index.ts';
 import { createLabDatabase } from '../lab/database.ts';
 import { kubeAdaptersFromDetails } from '../adapters/kubernetes/target.ts';
 import { cnpgDatabaseFromDetails } from '../adapters/kubernetes/cnpg-database.ts';
-import { Journal, pendingRollbacks, readJournal, type JournalEvent } from './journal.ts';
-import { scenarioContext } from './context.ts';
+import { Journal, pendingRollbacks, readJournal } from './journal.ts';
+import { eventLogger, scenarioContext } from './context.ts';
 import { Timeline } from '../measure/timeline.ts';
+import type { ActionDone, JournaledEvent, JournalLine, RecoverResult, RunEvent, RunStarted } from './events.ts';
 
-export interface RecoverResult {
-  run: string;
-  action: string;
-  status: 'done' | 'failed' | 'nothing-left';
-  detail: string;
-}
+export type { RecoverResult } from './events.ts';
 
 /** Run folders whose journal shows an action begun and its rollback not finished. */
 export function unfinishedRuns(resultsDir: string): string[] {
@@ -53,69 +49,69 @@ async function adaptersFor(target: Record<string, unknown>): Promise<{ adapters:
  * Finishes, from the journal alone, the rollbacks of a run that crashed or was killed: the same rollback
  * code the run would have called, given what was journaled before the action ran (and its result if it got one).
  */
-export async function recoverRun(resultsDir: string, id: string, catalog: Map<string, ScenarioDefinition>, say: (l: string) => void): Promise<RecoverResult[]> {
+export async function recoverRun(resultsDir: string, id: string, catalog: Map<string, ScenarioDefinition>, tell: (e: RunEvent) => void): Promise<RecoverResult[]> {
   const path = join(resultsDir, 'runs', id, 'events.jsonl');
   const events = readJournal(path);
-  const start = events.find((e) => e.type === 'run.start');
+  const start = events.find((e): e is RunStarted & JournalLine => e.type === 'run.start');
   const pending = pendingRollbacks(events);
   if (!start || pending.length === 0) return [];
-  const drill = start.drill as Drill;
-  const entryInfo = start.entry as Pick<ScenarioEntry, 'name' | 'params' | 'timeoutMs' | 'tier' | 'dataClass'>;
-  const entry: ScenarioEntry = { ...entryInfo, scenario: String(start.scenario), line: 0 };
+  const drill = start.drill;
+  const entry: ScenarioEntry = { ...start.entry, scenario: start.scenario, line: 0 };
   const scenario = catalog.get(entry.scenario);
   const journal = new Journal(path);
   const clock = createClock();
-  const write = (type: string, fields: Record<string, unknown>) => journal.append({ type, at: clock.iso(clock.now()), ms: clock.now(), recovered: true, ...fields });
+  const write = (e: JournaledEvent) => journal.append(e, clock.iso(clock.now()), clock.now(), true);
   const out: RecoverResult[] = [];
   try {
     if (!scenario) throw new Error(`scenario ${entry.scenario} of run ${id} is no longer in scenarios/`);
-    const { adapters, why } = await adaptersFor(start.target as Record<string, unknown>);
+    const { adapters, why } = await adaptersFor(start.target);
     for (const intent of pending) {
-      const index = intent.action as number;
+      const index = intent.action;
       const action = scenario.actions[index];
-      const name = String(intent.name);
+      const name = intent.name;
       if (!action || action.name !== name) {
-        write('rollback.failed', { action: index, name, error: 'the scenario changed since the run: action not found' });
+        write({ type: 'rollback.failed', action: index, name, error: 'the scenario changed since the run: action not found' });
         out.push({ run: id, action: name, status: 'failed', detail: `scenario ${scenario.name} no longer has action "${name}" at position ${index + 1}` });
         continue;
       }
       if ('none' in action.rollback) {
-        write('rollback.none', { action: index, name, why: action.rollback.none });
+        write({ type: 'rollback.none', action: index, name, why: action.rollback.none });
         out.push({ run: id, action: name, status: 'nothing-left', detail: action.rollback.none });
         continue;
       }
       if (!adapters) {
-        write('rollback.done', { action: index, name, detail: why });
+        write({ type: 'rollback.done', action: index, name, detail: why! });
         out.push({ run: id, action: name, status: 'nothing-left', detail: why! });
         continue;
       }
-      const done = events.find((e: JournalEvent) => e.type === 'action.done' && e.action === index);
+      const done = events.find((e): e is ActionDone & JournalLine => e.type === 'action.done' && e.action === index);
       const ctx = scenarioContext({
         params: entry.params,
         drill,
         entry,
         adapters,
         signal: AbortSignal.timeout(5 * 60_000),
-        log: { info: (m) => say(`  ${m}`), warn: (m) => say(`  warning: ${m}`) },
+        // Shown, not journaled: the rollback's own events are the record of what recovery did.
+        log: eventLogger(tell),
         timeline: new Timeline(clock),
         clock,
         results: new Map(done ? [[name, done.result]] : []),
       });
-      write('rollback.start', { action: index, name });
+      write({ type: 'rollback.start', action: index, name });
       try {
         const detail = (await action.rollback.run(ctx, { selected: intent.selected, result: done?.result })) ?? 'done';
-        write('rollback.done', { action: index, name, detail });
+        write({ type: 'rollback.done', action: index, name, detail });
         out.push({ run: id, action: name, status: 'done', detail });
       } catch (e) {
         const error = e instanceof Error ? e.message : String(e);
-        write('rollback.failed', { action: index, name, error });
+        write({ type: 'rollback.failed', action: index, name, error });
         out.push({ run: id, action: name, status: 'failed', detail: error });
       }
     }
   } catch (e) {
     out.push({ run: id, action: '(all)', status: 'failed', detail: e instanceof Error ? e.message : String(e) });
   } finally {
-    write('run.recovered', { results: out });
+    write({ type: 'run.recovered', results: out });
     journal.close();
   }
   return out;

@@ -9,6 +9,7 @@ import { isProcessUnder } from '../../lib/adapters/postgres/proc.ts';
 import { judgeReplayLag, judgeStreaming, replayLagBelow, standbyStreaming } from '../../lib/scenario/probes/replication.ts';
 import { validateDrillText } from '../../lib/config/load.ts';
 import { runDrill } from '../../lib/engine/drill.ts';
+import { formatEvent } from '../../lib/cli/ui.ts';
 import { ExitCode } from '../../lib/errors.ts';
 import { createLabDatabase } from '../../lib/lab/database.ts';
 import { labDown, labUp, type LabInfo } from '../../lib/lab/index.ts';
@@ -182,7 +183,12 @@ describe('replication probes on the lab pair', { timeout: 240_000 }, () => {
       resultsDir: join(tmp.path, 'results'),
       only: [],
       signal: AbortSignal.timeout(120_000),
-      hooks: { say: (l) => lines.push(l), phase: () => {} },
+      hooks: {
+        event: (e) => {
+          const l = formatEvent(e);
+          if (l !== null) lines.push(l);
+        },
+      },
     });
     assert.equal(out.exitCode, ExitCode.steadyStateNotMet, lines.join('\n'));
     assert.equal(injected, false, 'nothing was injected');

@@ -1,9 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Journal, pendingRollbacks, readJournal } from '../../lib/engine/journal.ts';
+import { recoverRun } from '../../lib/engine/recover.ts';
+import type { JournaledEvent } from '../../lib/engine/events.ts';
+import type { ScenarioDefinition } from '../../lib/scenario/define.ts';
 import { StopWatch } from '../../lib/engine/stop.ts';
 import { worstExitCode } from '../../lib/engine/drill.ts';
 import type { SecondStats } from '../../lib/measure/request-log.ts';
@@ -15,7 +18,8 @@ test('the journal survives a torn last line and tells which rollbacks are pendin
   try {
     const path = join(dir, 'events.jsonl');
     const j = new Journal(path);
-    const ev = (type: string, extra: Record<string, unknown> = {}) => j.append({ type, at: new Date(0).toISOString(), ms: 0, ...extra });
+    // Bare events: the journal keeps whatever it is given, and recovery needs only these fields.
+    const ev = (type: string, extra: Record<string, unknown> = {}) => j.append({ type, ...extra } as JournaledEvent, new Date(0).toISOString(), 0);
     ev('run.start');
     ev('action.intent', { action: 0, name: 'kill replicas', selected: ['orders-1'] });
     ev('action.done', { action: 0 });
@@ -34,6 +38,75 @@ test('the journal survives a torn last line and tells which rollbacks are pendin
     assert.deepEqual(pending[0]!.selected, ['orders-1']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// A real run's journal (kill-half-oldest-first, cut after the action as if the harness died while observing):
+// journals written before the events were typed must still recover.
+const OLD_JOURNAL = new URL('../fixtures/journals/kill-half-crashed-in-observe.jsonl', import.meta.url);
+
+test('a journal in the format of earlier versions still tells what to roll back, and recover hands the rollback what was journaled', async () => {
+  const events = readJournal(OLD_JOURNAL.pathname);
+  assert.equal(events.length, 6);
+  const pending = pendingRollbacks(events);
+  assert.equal(pending.length, 1);
+  assert.equal(pending[0]!.action, 0);
+  assert.equal(pending[0]!.name, 'kill replicas');
+  assert.deepEqual(
+    (pending[0]!.selected as { name: string }[]).map((r) => r.name),
+    ['orders-c4f6-2', 'orders-c4f6-3'],
+  );
+
+  const results = mkdtempSync(join(tmpdir(), 'drill-old-journal-'));
+  try {
+    const id = '20261202T060010Z-kill-half-oldest-first-70efde';
+    mkdirSync(join(results, 'runs', id), { recursive: true });
+    const path = join(results, 'runs', id, 'events.jsonl');
+    // The same journal, its target swapped for an http one so the rollback runs without a lab.
+    const lines = readFileSync(OLD_JOURNAL, 'utf8').trimEnd().split('\n');
+    const start = JSON.parse(lines[0]!);
+    start.target = { kind: 'http', url: 'http://127.0.0.1:9' };
+    writeFileSync(path, [JSON.stringify(start), ...lines.slice(1)].join('\n') + '\n');
+
+    let handed: { selected: unknown; result?: unknown; params: unknown } | null = null;
+    const podKill = {
+      name: 'pod-kill',
+      actions: [
+        {
+          name: 'kill replicas',
+          rollback: {
+            description: 'wait for replacements',
+            run: async (ctx: { params: unknown }, journaled: { selected: unknown; result?: unknown }) => {
+              handed = { ...journaled, params: ctx.params };
+              return 'replicas back';
+            },
+          },
+        },
+      ],
+    } as unknown as ScenarioDefinition;
+    const out = await recoverRun(results, id, new Map([['pod-kill', podKill]]), () => undefined);
+    assert.deepEqual(out, [{ run: id, action: 'kill replicas', status: 'done', detail: 'replicas back' }]);
+    assert.ok(handed);
+    const h = handed as { selected: unknown; result?: unknown; params: unknown };
+    assert.deepEqual(h.selected, pending[0]!.selected);
+    assert.deepEqual(
+      (h.result as { pid: number }[]).map((r) => r.pid),
+      [9645, 9646],
+    );
+    assert.deepEqual(h.params, { selector: 'app=orders', count: '50%', mode: 'oldest', gracePeriod: '0s' });
+
+    const after = readJournal(path);
+    assert.deepEqual(
+      after.slice(6).map((e) => [e.type, e.recovered]),
+      [
+        ['rollback.start', true],
+        ['rollback.done', true],
+        ['run.recovered', true],
+      ],
+    );
+    assert.deepEqual(pendingRollbacks(after), [], 'nothing left to recover');
+  } finally {
+    rmSync(results, { recursive: true, force: true });
   }
 });
 

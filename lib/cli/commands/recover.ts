@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { loadCatalog } from '../../scenario/catalog.ts';
 import { recoverRun, unfinishedRuns } from '../../engine/recover.ts';
 import { ExitCode, UserError } from '../../errors.ts';
+import { formatEvent } from '../ui.ts';
 
 export async function recoverCommand(resultsDir: string, runId?: string): Promise<number> {
   if (runId && !existsSync(join(resultsDir, 'runs', runId, 'events.jsonl'))) {
@@ -17,7 +18,10 @@ export async function recoverCommand(resultsDir: string, runId?: string): Promis
   let failed = 0;
   for (const id of ids) {
     console.log(`recovering ${id}`);
-    const results = await recoverRun(resultsDir, id, catalog, (l) => console.log(l));
+    const results = await recoverRun(resultsDir, id, catalog, (e) => {
+      const line = formatEvent(e);
+      if (line !== null) console.log(line);
+    });
     if (results.length === 0) console.log('  nothing pending');
     for (const r of results) {
       console.log(`  ${r.status === 'failed' ? 'FAILED' : r.status === 'done' ? 'rolled back' : 'nothing left'}: ${r.action}: ${r.detail}`);

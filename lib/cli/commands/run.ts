@@ -1,11 +1,9 @@
-import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { relative } from 'node:path';
 import { runDrill } from '../../engine/drill.ts';
-import { renderSummary } from '../../record/summary.ts';
-import { renderJUnit } from '../../record/junit.ts';
+import type { RunEvent } from '../../engine/events.ts';
 import { ExitCode, UserError } from '../../errors.ts';
 import { LiveUi } from '../ui.ts';
+import { jsonReporter, junitReporter, summaryReporter, type Reporter } from '../reporters.ts';
 import { validatedDrill } from './load-drill.ts';
 import { describeKubeTarget } from '../../adapters/kubernetes/target.ts';
 import { redactSecrets } from '../../util/secrets.ts';
@@ -43,6 +41,7 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
   else if (drill.target.kind === 'http') await confirmTarget(`http target ${redactSecrets(drill.target.url)}`, o.yes);
 
   const ui = new LiveUi();
+  const reporters: Reporter[] = [o.json ? jsonReporter() : summaryReporter(), ...(o.junit ? [junitReporter(o.junit, (l) => ui.say(l))] : [])];
   const abort = new AbortController();
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -60,17 +59,16 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const outcome = await runDrill(drill, catalog, { resultsDir: o.resultsDir, only: o.only, signal: abort.signal, hooks: ui });
-    const records = outcome.runs.map((r) => r.record);
-    if (o.json) {
-      process.stdout.write(JSON.stringify({ drill: drill.name, exitCode: outcome.exitCode, runs: records }, null, 2) + '\n');
-    } else {
-      for (const r of outcome.runs) process.stdout.write('\n' + renderSummary(r.record, { color: Boolean(process.stdout.isTTY), dir: relative(process.cwd(), r.dir) || r.dir }) + '\n');
-    }
-    if (o.junit) {
-      writeFileSync(o.junit, renderJUnit(records));
-      ui.say(`JUnit: ${o.junit}`);
-    }
+    const hooks = {
+      event: (e: RunEvent) => {
+        ui.event(e);
+        for (const r of reporters) r.onEvent?.(e);
+      },
+      loadStarted: ui.loadStarted.bind(ui),
+      stop: ui.stop.bind(ui),
+    };
+    const outcome = await runDrill(drill, catalog, { resultsDir: o.resultsDir, only: o.only, signal: abort.signal, hooks });
+    for (const r of reporters) r.onEnd?.(drill, outcome);
     return outcome.exitCode;
   } finally {
     process.off('SIGINT', onSignal);
