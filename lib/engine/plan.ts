@@ -4,7 +4,7 @@ import { formatDuration } from '../config/duration.ts';
 import { createClock } from '../measure/clock.ts';
 import type { Action, Adapters, ScenarioDefinition } from '../scenario/define.ts';
 import { Timeline, scenarioContext } from './context.ts';
-import { peekTarget } from './target.ts';
+import { peekTarget } from '../targets/index.ts';
 
 export interface PlannedAction {
   name: string;

@@ -16,6 +16,7 @@ import { isProcessUnder, terminate, waitGone } from '../adapters/postgres/proc.t
 import { freePort } from './ports.ts';
 import { readJson } from './state.ts';
 import { writeJsonAtomic } from '../util/atomic-file.ts';
+import type { LabBlobSource } from '../adapters/postgres/backup/resolve.ts';
 
 /** The container lab drills and `drill backup` on the lab use when none is named. */
 export const LAB_BACKUP_CONTAINER = 'lab-backups';
@@ -168,4 +169,9 @@ export async function labBlobEnv(labDir: string): Promise<{ env: Record<string, 
   const s = await labAzuriteStatus(labDir);
   if (!s.up || !s.azurite) return null;
   return { env: { AZURE_STORAGE_CONNECTION_STRING: s.azurite.connectionString }, azurite: labAzuriteView(s.azurite) };
+}
+
+/** The lab's Azurite as the backup resolver sees it: where it is, what container, how to reach it. */
+export function labBlobSource(labDir: string): LabBlobSource {
+  return { dir: labDir, container: LAB_BACKUP_CONTAINER, blobEnv: () => labBlobEnv(labDir) };
 }

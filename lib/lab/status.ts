@@ -7,7 +7,7 @@ import { requestJson } from './http-json.ts';
 import { labPaths } from './paths.ts';
 import { readConfig, readDaemonState } from './state.ts';
 import { OWNER, TEMPLATE_LABELS } from './supervisor.ts';
-import { queryNodes } from './database.ts';
+import { PgPromoteProvider } from '../adapters/postgres/failover/pg-promote.ts';
 import { patroniComponents, patroniStatus, readLabConfig } from './patroni-lab.ts';
 import { labAzuriteStatus, labAzuriteView, type LabAzurite } from './azurite-lab.ts';
 import type { DaemonState, DaemonStatus, LabConfig, LabDatabaseStatus, LabDbNode, LabInfo, LabStatus, ReplicaView } from './types.ts';
@@ -155,4 +155,40 @@ async function databaseStatus(config: LabConfig, nodes: (LabDbNode & { alive: bo
       };
     }),
   };
+}
+
+export interface NodeReplication {
+  inRecovery: boolean | null;
+  streaming: boolean | null;
+  syncState: string | null;
+  replayLagMs: number | null;
+  lagBytes: number | null;
+}
+
+/** What each running node says about itself and its replication (read-only), by node name. */
+export async function queryNodes(nodes: Pick<LabDbNode, 'name' | 'port' | 'role' | 'dataDir'>[]): Promise<Map<string, NodeReplication>> {
+  const out = new Map<string, NodeReplication>();
+  if (nodes.length < 2) return out;
+  const provider = new PgPromoteProvider({
+    nodes: nodes.map((n) => ({ name: n.name, host: '127.0.0.1', port: n.port, role: n.role, dataDir: n.dataDir })),
+    endpoint: { host: '127.0.0.1', port: 0 },
+    user: LAB_DB.superuser,
+    database: 'postgres',
+    replication: 'async',
+    repoint: async () => {
+      throw new Error('status is read-only');
+    },
+  });
+  const topo = await provider.topology();
+  if (topo.primary) out.set(topo.primary.name, { inRecovery: false, streaming: null, syncState: null, replayLagMs: null, lagBytes: null });
+  for (const s of topo.standbys) {
+    out.set(s.name, {
+      inRecovery: s.role === 'standby' ? true : null,
+      streaming: s.replication.streaming,
+      syncState: s.replication.mode === 'unknown' ? null : s.replication.mode,
+      replayLagMs: s.replication.replayLagMs,
+      lagBytes: s.replication.lagBytes,
+    });
+  }
+  return out;
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createLabReplicas, matchesSelector, parseSelector } from '../../lib/adapters/lab-replicas.ts';
+import { createLabReplicas, matchesSelector, parseSelector } from '../../lib/targets/lab/replicas.ts';
 import { isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
 import type { ReplicaSetAdapter } from '../../lib/adapters/types.ts';
 import { labDown, labEvents, labStatus, labUp, scaleReplicas, type LabEvent, type LabInfo } from '../../lib/lab/index.ts';

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { childrenOf, isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
 import type { DatabaseAdapter } from '../../lib/adapters/types.ts';
 import { UserError } from '../../lib/errors.ts';
-import { createLabDatabase } from '../../lib/lab/database.ts';
+import { createLabDatabase } from '../../lib/targets/lab/database.ts';
 import { labDown, labPaths, labStatus, labUp, type LabInfo } from '../../lib/lab/index.ts';
 import { readConfig } from '../../lib/lab/state.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';

@@ -10,7 +10,7 @@ import { judgeReplayLag, judgeStreaming, replayLagBelow, standbyStreaming } from
 import { validateDrillText } from '../../lib/config/load.ts';
 import { runDrill } from '../../lib/engine/drill.ts';
 import { ExitCode } from '../../lib/errors.ts';
-import { createLabDatabase } from '../../lib/lab/database.ts';
+import { createLabDatabase } from '../../lib/targets/lab/database.ts';
 import { labDown, labUp, type LabInfo } from '../../lib/lab/index.ts';
 import { action, defineScenario, type ScenarioContext, type ScenarioDefinition } from '../../lib/scenario/define.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatProblem, validateDrillText } from '../../lib/config/load.ts';
-import { labDatabaseOf } from '../../lib/engine/target.ts';
+import { labDatabaseOf } from '../../lib/targets/lab/index.ts';
 import { testCatalog } from '../fixtures/bad-drills/catalog.ts';
 
 /** target.database on the lab: replication mode and failover provider, validated, defaulted, and refused when unavailable. */

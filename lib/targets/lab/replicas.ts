@@ -2,12 +2,12 @@
  * ReplicaSetAdapter over the embedded lab: replicas are supervised processes, kill is a signal to a PID
  * (after checking the PID is still that replica), and readiness comes from the daemon's control API.
  */
-import { getDaemonStatus, scaleReplicas } from '../lab/client.ts';
-import { labPaths } from '../lab/paths.ts';
-import { readConfig } from '../lab/state.ts';
-import type { DaemonStatus, LabInfo } from '../lab/types.ts';
-import { isProcessUnder, signal, terminate, waitGone } from './postgres/proc.ts';
-import type { KillOptions, Replica, ReplicaSetAdapter, WorkloadStatus } from './types.ts';
+import { getDaemonStatus, scaleReplicas } from '../../lab/client.ts';
+import { labPaths } from '../../lab/paths.ts';
+import { readConfig } from '../../lab/state.ts';
+import type { DaemonStatus, LabInfo } from '../../lab/types.ts';
+import { isProcessUnder, signal, terminate, waitGone } from '../../adapters/postgres/proc.ts';
+import type { KillOptions, Replica, ReplicaSetAdapter, WorkloadStatus } from '../../adapters/types.ts';
 
 type Op = '=' | '!=' | 'in' | 'notin' | 'exists' | '!exists';
 export interface Requirement {
