@@ -14,6 +14,7 @@ import { createLabDatabase } from '../../lib/targets/lab/database.ts';
 import { labDown, labUp, type LabInfo } from '../../lib/lab/index.ts';
 import { action, defineScenario, type ScenarioContext, type ScenarioDefinition } from '../../lib/scenario/define.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';
+import { capabilitiesOf } from '../../lib/targets/index.ts';
 
 const node = (name: string, role: 'primary' | 'standby' | 'unknown') => ({ name, host: '127.0.0.1', port: 1, role });
 const standby = (name: string, streaming: boolean, replayLagMs: number | null, role: 'standby' | 'unknown' = 'standby') => ({
@@ -175,7 +176,7 @@ describe('replication probes on the lab pair', { timeout: 240_000 }, () => {
     }) as ScenarioDefinition;
     const catalog = new Map([[scenario.name, scenario]]);
     const yaml = `name: standby-gate\nkind: adhoc\ntarget: { kind: lab, replicas: 1, labDir: ${JSON.stringify(dir)}, database: { replication: async, provider: pg-promote } }\nload: { rate: 20, baseline: 1s, cooldown: 0s }\nscenarios:\n  - scenario: needs-standby\n`;
-    const loaded = validateDrillText('standby-gate.yaml', yaml, catalog);
+    const loaded = validateDrillText('standby-gate.yaml', yaml, catalog, { capabilitiesOf });
     assert.ok('drill' in loaded, JSON.stringify(loaded));
     const lines: string[] = [];
     const out = await runDrill(loaded.drill, catalog, {
