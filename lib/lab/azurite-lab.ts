@@ -12,7 +12,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { AZURITE_ACCOUNT, AZURITE_ACCOUNT_KEY, azuriteAnswers, azuriteArgs, azuriteBlobEntry } from '../adapters/blob/azurite.ts';
-import { isProcessUnder, terminate, waitGone } from '../adapters/postgres/proc.ts';
+import { isProcessUnder, terminate, waitGone } from '../util/proc.ts';
 import { freePort } from './ports.ts';
 import { readJson } from './state.ts';
 import { writeJsonAtomic } from '../util/atomic-file.ts';

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import {
   ensureRoleAndDatabase, giveToServerUser, initCluster, postmasterPid, readNodeConf, socketPathProblem, startCluster, stopCluster, writeNodeConf,
 } from '../adapters/postgres/cluster.ts';
-import { isProcessUnder, signal, terminate, waitGone } from '../adapters/postgres/proc.ts';
+import { isProcessUnder, signal, terminate, waitGone } from '../util/proc.ts';
 import { cloneStandby, configureStandby, ensureSlot, isStandbyDir, setSyncStandby, waitStreaming } from '../adapters/postgres/standby.ts';
 import { UserError } from '../errors.ts';
 import { getDaemonStatus, scaleReplicas } from './client.ts';

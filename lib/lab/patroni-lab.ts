@@ -17,7 +17,7 @@ import YAML from 'yaml';
 import { ensureRoleAndDatabase, giveToServerUser, isRoot, PG_BIN, postmasterPid, serverUser, stopCluster } from '../adapters/postgres/cluster.ts';
 import { callApi, type ClusterDoc } from '../adapters/postgres/failover/patroni-api.ts';
 import { PatroniProvider } from '../adapters/postgres/failover/patroni.ts';
-import { childrenOf, isProcessUnder, signal, terminate, waitGone } from '../adapters/postgres/proc.ts';
+import { childrenOf, isProcessUnder, signal, terminate, waitGone } from '../util/proc.ts';
 import { UserError } from '../errors.ts';
 import type { LabFacts } from './status.ts';
 import { labPaths, type LabPaths } from './paths.ts';

@@ -1,7 +1,7 @@
 /** labStatus: what of a lab is running, checked by PID (/proc) and by asking the daemon. Changes nothing. */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isProcessUnder } from '../adapters/postgres/proc.ts';
+import { isProcessUnder } from '../util/proc.ts';
 import { postmasterPid } from '../adapters/postgres/cluster.ts';
 import { requestJson } from './http-json.ts';
 import { labPaths } from './paths.ts';

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { AZURITE_ACCOUNT_KEY, startAzurite, type AzuriteHandle } from '../../lib/adapters/blob/index.ts';
-import { isProcessUnder } from '../../lib/adapters/postgres/proc.ts';
+import { isProcessUnder } from '../../lib/util/proc.ts';
 import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
 import { LAB_BACKUP_CONTAINER, labAzuriteStateFile, startLabAzurite } from '../../lib/lab/azurite-lab.ts';
 import type { LabInfo } from '../../lib/lab/types.ts';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createLabReplicas } from '../../lib/targets/lab/replicas.ts';
 import { matchesSelector, parseSelector } from '../../lib/adapters/selector.ts';
-import { isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
+import { isProcessUnder, procState } from '../../lib/util/proc.ts';
 import type { ReplicaSetAdapter } from '../../lib/adapters/types.ts';
 import { labDown, labEvents, labStatus, labUp, scaleReplicas, type LabEvent, type LabInfo } from '../../lib/lab/index.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';

@@ -3,7 +3,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { childrenOf, isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
+import { childrenOf, isProcessUnder, procState } from '../../lib/util/proc.ts';
 import type { DatabaseAdapter } from '../../lib/adapters/types.ts';
 import { UserError } from '../../lib/errors.ts';
 import { createLabDatabase } from '../../lib/targets/lab/database.ts';

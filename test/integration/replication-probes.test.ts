@@ -5,7 +5,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { stopCluster } from '../../lib/adapters/postgres/cluster.ts';
 import type { Topology } from '../../lib/adapters/postgres/failover/types.ts';
-import { isProcessUnder } from '../../lib/adapters/postgres/proc.ts';
+import { isProcessUnder } from '../../lib/util/proc.ts';
 import { judgeReplayLag, judgeStreaming, replayLagBelow, standbyStreaming } from '../../lib/adapters/postgres/replication.ts';
 import { validateDrillText } from '../../lib/config/load.ts';
 import { runDrill } from '../../lib/engine/drill.ts';

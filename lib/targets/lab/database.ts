@@ -6,7 +6,7 @@
 import { crashCluster, postmasterPid, stopCluster } from '../../adapters/postgres/cluster.ts';
 import { PgPromoteProvider, type PgPromoteNode } from '../../adapters/postgres/failover/pg-promote.ts';
 import type { PgNode } from '../../adapters/postgres/failover/types.ts';
-import { childrenOf, isProcessUnder } from '../../adapters/postgres/proc.ts';
+import { childrenOf, isProcessUnder } from '../../util/proc.ts';
 import type { DatabaseAdapter, DbNodeView } from '../../adapters/types.ts';
 import { setDbPrimary } from '../../lab/client.ts';
 import { createPatroniLabDatabase } from './patroni-database.ts';

@@ -6,7 +6,7 @@ import { getDaemonStatus, scaleReplicas } from '../../lab/client.ts';
 import { labPaths } from '../../lab/paths.ts';
 import { readConfig } from '../../lab/state.ts';
 import type { DaemonStatus, LabInfo } from '../../lab/types.ts';
-import { isProcessUnder, signal, terminate, waitGone } from '../../adapters/postgres/proc.ts';
+import { isProcessUnder, signal, terminate, waitGone } from '../../util/proc.ts';
 import type { KillOptions, Replica, ReplicaSetAdapter, WorkloadStatus } from '../../adapters/types.ts';
 import { matchesSelector, parseSelector, type Requirement } from '../../adapters/selector.ts';
 
