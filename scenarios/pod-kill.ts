@@ -5,7 +5,7 @@ import { action, defineScenario, probe, type ScenarioContext } from '../lib/scen
 import type { Replica, ReplicaSetAdapter } from '../lib/adapters/types.ts';
 import { UserError } from '../lib/errors.ts';
 import { matchesSelector, parseSelector, type Requirement } from '../lib/adapters/selector.ts';
-import { TEMPLATE_LABELS } from '../lib/lab/supervisor.ts';
+import { TEMPLATE_LABELS } from '../lib/lab/daemon/supervisor.ts';
 import { ledgerReadback } from '../lib/scenario/ledger-probe.ts';
 
 const params = z

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { ensureRoleAndDatabase, initCluster, startCluster, stopCluster, waitReady } from '../../lib/adapters/postgres/cluster.ts';
 import { checkLedgerOn, readBackTokens } from '../../lib/adapters/postgres/ledger.ts';
 import { procState, childrenOf } from '../../lib/util/proc.ts';
-import { ensureSchema } from '../../lib/lab/orders-db.ts';
+import { ensureSchema } from '../../lib/lab/daemon/orders-db.ts';
 import { WriteFate, WriteLedger } from '../../lib/load/ledger.ts';
 import { Outcome } from '../../lib/load/types.ts';
 import { createRequestLog } from '../../lib/measure/summary.ts';

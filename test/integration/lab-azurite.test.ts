@@ -6,7 +6,7 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import { AZURITE_ACCOUNT_KEY, startAzurite, type AzuriteHandle } from '../../lib/adapters/blob/index.ts';
 import { isProcessUnder } from '../../lib/util/proc.ts';
 import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
-import { LAB_BACKUP_CONTAINER, labAzuriteStateFile, startLabAzurite } from '../../lib/lab/azurite-lab.ts';
+import { LAB_BACKUP_CONTAINER, labAzuriteStateFile, startLabAzurite } from '../../lib/lab/azurite.ts';
 import type { LabInfo } from '../../lib/lab/types.ts';
 import { alive, drillCli, scratchDir } from '../support/cli.ts';
 

@@ -14,7 +14,7 @@ import { childrenOf, isProcessUnder, signal, terminate, waitGone } from '../../l
 import { callApi } from '../../lib/adapters/postgres/failover/patroni-api.ts';
 import { freePort } from './ports.ts';
 import { freeStablePort } from '../../lib/lab/ports.ts';
-import { PATRONI_HBA, patroniBootstrap } from '../../lib/lab/patroni-lab.ts';
+import { PATRONI_HBA, patroniBootstrap } from '../../lib/lab/patroni/config.ts';
 import type { TempDir } from './tmp.ts';
 
 export interface PatroniTimings {

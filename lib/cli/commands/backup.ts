@@ -15,7 +15,7 @@ import { BlobConfigError } from '../../adapters/blob/errors.ts';
 import { ExitCode, UserError } from '../../errors.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
-import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite-lab.ts';
+import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite.ts';
 import { defaultLabDir, labStatus } from '../../lab/index.ts';
 import type { PgSource } from '../../adapters/postgres/backup/index.ts';
 import { ttyTransferLine } from '../transfer-line.ts';

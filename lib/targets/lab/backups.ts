@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { backupsAdapterOn, checkBackupsAccess, type BackupsAdapter } from '../../adapters/postgres/backup/adapter.ts';
 import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
 import { ensureContainer } from '../../adapters/postgres/backup/store.ts';
-import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite-lab.ts';
+import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite.ts';
 
 /**
  * The backups of a lab drill: the storage account of the environment when one is configured, else the lab's

@@ -8,12 +8,12 @@ import { PgPromoteProvider, type PgPromoteNode } from '../../adapters/postgres/f
 import type { PgNode } from '../../adapters/postgres/failover/types.ts';
 import { childrenOf, isProcessUnder } from '../../util/proc.ts';
 import type { DatabaseAdapter, DbNodeView } from '../../adapters/types.ts';
-import { setDbPrimary } from '../../lab/client.ts';
+import { setDbPrimary } from '../../lab/daemon/client.ts';
 import { createPatroniLabDatabase } from './patroni-database.ts';
 import { labPaths } from '../../lab/paths.ts';
 import { readConfig } from '../../lab/state.ts';
 import { writeJsonAtomic } from '../../util/atomic-file.ts';
-import { LAB_DB, nodeFacts } from '../../lab/status.ts';
+import { LAB_DB, nodeFacts } from '../../lab/postgres/status.ts';
 import type { LabConfig, LabDbNode, LabInfo, LabReplication } from '../../lab/types.ts';
 
 function providerNodes(dir: string, nodes: Pick<LabDbNode, 'name' | 'port' | 'role'>[]): PgPromoteNode[] {

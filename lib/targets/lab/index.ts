@@ -8,7 +8,7 @@ import { UserError } from '../../errors.ts';
 import { createExec } from '../../adapters/exec.ts';
 import { backupsDetails } from '../../adapters/postgres/backup/adapter.ts';
 import { defaultLabDir, labDown, labStatus, labUp } from '../../lab/index.ts';
-import { patroniUnavailable } from '../../lab/patroni-lab.ts';
+import { patroniUnavailable } from '../../lab/patroni/config.ts';
 import type { TargetKind } from '../types.ts';
 import { labBackupsAdapter } from './backups.ts';
 import { createLabDatabase } from './database.ts';

@@ -7,8 +7,10 @@
 import { PatroniProvider } from '../../adapters/postgres/failover/patroni.ts';
 import type { DatabaseAdapter, DbNodeView } from '../../adapters/types.ts';
 import { labPaths } from '../../lab/paths.ts';
-import { apiUrlOf, crashPatroniMember, readLabConfig, recordPatroniLeader, startPatroniMember } from '../../lab/patroni-lab.ts';
-import { LAB_DB, nodeFacts } from '../../lab/status.ts';
+import { apiUrlOf } from '../../lab/patroni/config.ts';
+import { crashPatroniMember, startPatroniMember } from '../../lab/patroni/processes.ts';
+import { readLabConfig, recordPatroniLeader } from '../../lab/patroni/status.ts';
+import { LAB_DB, nodeFacts } from '../../lab/postgres/status.ts';
 import type { LabInfo, PatroniLabConfig } from '../../lab/types.ts';
 
 /** The patroni provider with the lab's word on its timings added to what GET /config says. */

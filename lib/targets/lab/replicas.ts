@@ -2,7 +2,7 @@
  * ReplicaSetAdapter over the embedded lab: replicas are supervised processes, kill is a signal to a PID
  * (after checking the PID is still that replica), and readiness comes from the daemon's control API.
  */
-import { getDaemonStatus, scaleReplicas } from '../../lab/client.ts';
+import { getDaemonStatus, scaleReplicas } from '../../lab/daemon/client.ts';
 import { labPaths } from '../../lab/paths.ts';
 import { readConfig } from '../../lab/state.ts';
 import type { DaemonStatus, LabInfo } from '../../lab/types.ts';

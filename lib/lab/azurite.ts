@@ -17,30 +17,10 @@ import { freePort } from './ports.ts';
 import { readJson } from './state.ts';
 import { writeJsonAtomic } from '../util/atomic-file.ts';
 import type { LabBlobSource } from '../adapters/postgres/backup/resolve.ts';
+import type { LabAzurite, LabAzuriteView } from './types.ts';
 
 /** The container lab drills and `drill backup` on the lab use when none is named. */
 export const LAB_BACKUP_CONTAINER = 'lab-backups';
-
-/** What may be shown and recorded about the lab's Azurite: no key. */
-export interface LabAzuriteView {
-  pid: number;
-  port: number;
-  /** `http://127.0.0.1:PORT/devstoreaccount1` */
-  url: string;
-  container: string;
-}
-
-export interface LabAzurite {
-  pid: number;
-  port: number;
-  /** `http://127.0.0.1:PORT/devstoreaccount1` */
-  blobEndpoint: string;
-  /**
-   * Azurite's documented development account. It holds a key (public, but a key): hand it to the SDK
-   * in-process only, never to argv, a log or a record.
-   */
-  connectionString: string;
-}
 
 interface State {
   pid: number;
