@@ -19,7 +19,7 @@ export const blobTarget: TargetKind<'blob'> = {
     return { adapters: { exec: createExec(), backups }, serviceUrl: null, note: `backup store ${backups.where}: restores go into scratch clusters under ${backups.scratchParent}` };
   },
   async reopen(details) {
-    // A restore's scratch cluster is its own rollback's business: recover only needs a shell here.
+    // A restore's rollback finds its scratch cluster by the selection journaled before it ran: no store is needed.
     return { adapters: { exec: createExec({ DRILL_SERVICE_URL: String(details.url) }) } };
   },
 };
