@@ -4,8 +4,8 @@ import { parseDuration, formatDuration } from '../lib/config/duration.ts';
 import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
 import type { Replica, ReplicaSetAdapter } from '../lib/adapters/types.ts';
 import { UserError } from '../lib/errors.ts';
-import { matchesSelector, parseSelector, type Requirement } from '../lib/adapters/lab-replicas.ts';
-import { TEMPLATE_LABELS } from '../lib/lab/supervisor.ts';
+import { matchesSelector, parseSelector, type Requirement } from '../lib/adapters/selector.ts';
+import { TEMPLATE_LABELS } from '../lib/lab/daemon/supervisor.ts';
 import { ledgerReadback } from '../lib/scenario/probes/ledger-readback.ts';
 
 const params = z

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { ScenarioDefinition } from '../scenario/define.ts';
-import type { ConfigProblem, Drill } from './types.ts';
+import type { CapabilitiesOf, ConfigProblem, Drill, ScenarioCatalog } from './types.ts';
 import { drillFileSchemaFor } from './schema.ts';
 import { errorMap } from './messages.ts';
 import { issuesToProblems } from './issues.ts';
@@ -9,17 +8,21 @@ import { normaliseDrill } from './normalise.ts';
 import { YamlSource, formatPath, type SourceProblem } from './yaml-source.ts';
 
 export type DrillResult = { drill: Drill } | { problems: ConfigProblem[] };
-type Catalog = ReadonlyMap<string, ScenarioDefinition>;
+
+export interface LoadOptions {
+  /** What each target kind provides, to check each scenario's `requires` against the drill's target. */
+  capabilitiesOf: CapabilitiesOf;
+}
 
 /** Reads and validates a drill file. Never throws for a bad or missing file: that is a problem like any other. */
-export async function loadDrill(file: string, catalog: Catalog): Promise<DrillResult> {
+export async function loadDrill(file: string, catalog: ScenarioCatalog, options: LoadOptions): Promise<DrillResult> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
     return { problems: [{ file, line: 1, col: 1, path: '', message: readFailure(e) }] };
   }
-  return validateDrillText(file, text, catalog);
+  return validateDrillText(file, text, catalog, options);
 }
 
 function readFailure(e: unknown): string {
@@ -34,7 +37,7 @@ function readFailure(e: unknown): string {
  * Validates drill text completely and reports every problem at once, sorted by position: a drill
  * is fixed in one edit, not one error per run. Pure, for tests and editors.
  */
-export function validateDrillText(file: string, text: string, catalog: Catalog): DrillResult {
+export function validateDrillText(file: string, text: string, catalog: ScenarioCatalog, options: LoadOptions): DrillResult {
   const source = new YamlSource(text);
   const syntax = source.syntaxProblems();
   // After a syntax error the tree is a guess; schema messages about it would mislead.
@@ -51,7 +54,7 @@ export function validateDrillText(file: string, text: string, catalog: Catalog):
   const schema = drillFileSchemaFor(value);
   const parsed = schema.safeParse(value, { error: errorMap, reportInput: true });
   if (!parsed.success) found.push(...issuesToProblems(parsed.error.issues, { source, schema, value }));
-  const scenarios = checkScenarios(value, source, catalog);
+  const scenarios = checkScenarios(value, source, catalog, options.capabilitiesOf);
   found.push(...scenarios.problems);
 
   if (!parsed.success || found.length > 0) return { problems: finish(file, found) };

@@ -3,8 +3,7 @@ import { parseThreshold } from './threshold.ts';
 import { parseStopCondition } from './stop-condition.ts';
 import { DEFAULT_LOAD, DEFAULT_SCENARIO_TIMEOUT_MS, KUBE_DATABASE_DEFAULTS, LAB_DATABASE_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS, defaultPolicy, parsePercent } from './defaults.ts';
 import type { BlobDrillFile, DrillFile, TargetFile } from './schema.ts';
-import type { DataClass, Drill, KubernetesDatabase, LoadConfig, Policy, ScenarioEntry, Target, Tier } from './types.ts';
-import type { ScenarioDefinition } from '../scenario/define.ts';
+import type { DataClass, Drill, KubernetesDatabase, LoadConfig, Policy, ScenarioCatalog, ScenarioEntry, Target, Tier } from './types.ts';
 import type { RequestTemplate } from '../load/types.ts';
 
 /**
@@ -95,7 +94,7 @@ export function normaliseLoad(l: DrillFile['load']): LoadConfig {
 export function normaliseDrill(
   file: string,
   raw: DrillFile | BlobDrillFile,
-  ctx: { params: ReadonlyMap<number, Record<string, unknown>>; catalog: ReadonlyMap<string, ScenarioDefinition>; lineOf: (index: number) => number },
+  ctx: { params: ReadonlyMap<number, Record<string, unknown>>; catalog: ScenarioCatalog; lineOf: (index: number) => number },
 ): Drill {
   const scenarios: ScenarioEntry[] = raw.scenarios.map((e, i) => {
     const def = ctx.catalog.get(e.scenario);

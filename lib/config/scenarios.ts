@@ -1,5 +1,4 @@
-import { capabilitiesOf, type Capability, type ScenarioDefinition } from '../scenario/define.ts';
-import type { Target } from './types.ts';
+import type { CapabilitiesOf, ScenarioCatalog, Target } from './types.ts';
 import { TargetSchema } from './schema.ts';
 import { normaliseTarget } from './normalise.ts';
 import { errorMap, withChoices } from './messages.ts';
@@ -28,7 +27,7 @@ const SAMPLE_TARGETS: Target[] = [
 
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-export function checkScenarios(value: unknown, source: YamlSource, catalog: ReadonlyMap<string, ScenarioDefinition>): ScenarioChecks {
+export function checkScenarios(value: unknown, source: YamlSource, catalog: ScenarioCatalog, capabilitiesOf: CapabilitiesOf): ScenarioChecks {
   const out: ScenarioChecks = { problems: [], params: new Map() };
   if (!isRecord(value) || !Array.isArray(value.scenarios)) return out;
   const parsedTarget = TargetSchema.safeParse(value.target);
@@ -80,7 +79,7 @@ export function checkScenarios(value: unknown, source: YamlSource, catalog: Read
     const has = capabilitiesOf(target);
     const lacking = def.requires.filter((c) => !has.includes(c));
     if (lacking.length > 0) {
-      problem(at('scenario'), capabilityMessage(def.name, lacking, target, has));
+      problem(at('scenario'), capabilityMessage(def.name, lacking, target, has, capabilitiesOf));
       return;
     }
     if (params && def.validate) {
@@ -90,7 +89,7 @@ export function checkScenarios(value: unknown, source: YamlSource, catalog: Read
   return out;
 }
 
-function capabilityMessage(scenario: string, lacking: Capability[], target: Target, has: Capability[]): string {
+function capabilityMessage(scenario: string, lacking: readonly string[], target: Target, has: readonly string[], capabilitiesOf: CapabilitiesOf): string {
   const kinds = SAMPLE_TARGETS.filter((t) => lacking.every((c) => capabilitiesOf(t).includes(c))).map((t) => t.kind);
   const where = kinds.length > 0 ? `kind: ${kinds.join(' or ')}` : 'no target kind provides it';
   return `scenario ${scenario} needs a target with ${lacking.join(' and ')} (${where}); target kind ${target.kind} has ${has.join(', ')}`;

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { Threshold, Operator } from './threshold.ts';
 import type { RequestTemplate } from '../load/types.ts';
 
@@ -182,3 +183,19 @@ export interface ConfigProblem {
   path: string;
   message: string;
 }
+
+/** What validation reads of a scenario; a scenario definition is one. */
+export interface ScenarioSpec {
+  name: string;
+  tier?: Tier;
+  dataClass?: DataClass;
+  /** Capabilities the target must provide. */
+  requires: readonly string[];
+  params: z.ZodType;
+  validate?(params: Record<string, unknown>, target: Target): { path: string; message: string }[];
+}
+
+export type ScenarioCatalog = ReadonlyMap<string, ScenarioSpec>;
+
+/** What a target of this kind provides; handed in by the caller, who knows the target kinds. */
+export type CapabilitiesOf = (target: Target) => readonly string[];

@@ -1,7 +1,7 @@
 import type { Drill } from '../config/types.ts';
 import type { ScenarioDefinition } from '../scenario/define.ts';
 import { ExitCode } from '../errors.ts';
-import { openTarget } from './target.ts';
+import { openTarget } from '../targets/index.ts';
 import { checkSelections } from '../plan/plan.ts';
 import { runScenario, type RunHooks } from './run.ts';
 import { finalizeRun, type FinalizedRun } from './finalize.ts';

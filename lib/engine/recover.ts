@@ -2,13 +2,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ScenarioEntry } from '../config/types.ts';
 import { createClock } from '../measure/clock.ts';
-import type { Adapters, ScenarioDefinition } from '../scenario/define.ts';
-import { createExec } from '../adapters/exec.ts';
-import { createLabReplicas } from '../adapters/lab-replicas.ts';
-import { labStatus } from '../lab/index.ts';
-import { createLabDatabase } from '../lab/database.ts';
-import { kubeAdaptersFromDetails } from '../adapters/kubernetes/target.ts';
-import { cnpgDatabaseFromDetails } from '../adapters/kubernetes/cnpg-database.ts';
+import type { ScenarioDefinition } from '../scenario/define.ts';
+import { reopenTarget } from '../targets/index.ts';
 import { Journal, pendingRollbacks, readJournal } from './journal.ts';
 import { eventLogger, scenarioContext } from './context.ts';
 import { Timeline } from '../measure/timeline.ts';
@@ -26,23 +21,6 @@ export function unfinishedRuns(resultsDir: string): string[] {
       const path = join(runs, id, 'events.jsonl');
       return existsSync(path) && pendingRollbacks(readJournal(path)).length > 0;
     });
-}
-
-async function adaptersFor(target: Record<string, unknown>): Promise<{ adapters: Adapters | null; why?: string }> {
-  if (target.kind === 'lab') {
-    const dir = String(target.dir);
-    const s = await labStatus({ dir });
-    if (!s.up || !s.info) return { adapters: null, why: `the lab in ${dir} is down, and whatever the run broke went down with it` };
-    return { adapters: { exec: createExec({ DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: s.info.serviceUrl }), replicas: createLabReplicas(s.info), database: createLabDatabase(s.info) } };
-  }
-  if (target.kind === 'kubernetes') {
-    const kube = kubeAdaptersFromDetails(target);
-    // A CloudNativePG database the run failed over: its rollback (the old primary rejoining) needs it back.
-    const db = target.database as Record<string, unknown> | undefined;
-    const database = db?.provider === 'cnpg' ? await cnpgDatabaseFromDetails(db, { kubeConfig: kube.kubeConfig, allowedNamespaces: kube.kube.allowedNamespaces, blastRadius: kube.kube.blastRadius }) : undefined;
-    return { adapters: { exec: createExec({ DRILL_SERVICE_URL: String(target.serviceUrl) }), replicas: kube.replicas, kube: kube.kube, ...(database ? { database } : {}) } };
-  }
-  return { adapters: { exec: createExec({ DRILL_SERVICE_URL: String(target.url) }) } };
 }
 
 /**
@@ -64,7 +42,7 @@ export async function recoverRun(resultsDir: string, id: string, catalog: Map<st
   const out: RecoverResult[] = [];
   try {
     if (!scenario) throw new Error(`scenario ${entry.scenario} of run ${id} is no longer in scenarios/`);
-    const { adapters, why } = await adaptersFor(start.target);
+    const { adapters, why } = await reopenTarget(start.target);
     for (const intent of pending) {
       const index = intent.action;
       const action = scenario.actions[index];

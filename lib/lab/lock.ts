@@ -3,7 +3,7 @@
  * both init PostgreSQL). The lock file holds the holder's PID; a dead holder's lock is taken over.
  */
 import { open, readFile, rm, stat } from 'node:fs/promises';
-import { procState } from '../adapters/postgres/proc.ts';
+import { procState } from '../util/proc.ts';
 
 const EMPTY_LOCK_STALE_MS = 5000;
 

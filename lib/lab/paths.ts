@@ -45,7 +45,7 @@ export function labPaths(dir: string): LabPaths {
  * hooks: with its CommonJS hooks too, loading `pg` alone took 0.3 s longer per replica start.
  */
 export function entryArgv(entry: 'daemon.ts' | 'service.ts'): string[] {
-  return ['--import', import.meta.resolve('tsx/esm'), fileURLToPath(new URL(`./${entry}`, import.meta.url))];
+  return ['--import', import.meta.resolve('tsx/esm'), fileURLToPath(new URL(`./daemon/${entry}`, import.meta.url))];
 }
 
 /** Environment for lab processes: ours, minus the test runner's marker (a child would think it is a test file). */

@@ -1,33 +1,17 @@
 /** labStatus: what of a lab is running, checked by PID (/proc) and by asking the daemon. Changes nothing. */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isProcessUnder } from '../adapters/postgres/proc.ts';
 import { postmasterPid } from '../adapters/postgres/cluster.ts';
-import { requestJson } from './http-json.ts';
+import { isProcessUnder } from '../util/proc.ts';
+import { labAzuriteStatus, labAzuriteView } from './azurite.ts';
+import { requestJson } from './daemon/http-json.ts';
+import { OWNER, TEMPLATE_LABELS } from './daemon/supervisor.ts';
+import { patroniComponents } from './patroni/processes.ts';
+import { readLabConfig } from './patroni/status.ts';
 import { labPaths } from './paths.ts';
-import { readConfig, readDaemonState } from './state.ts';
-import { OWNER, TEMPLATE_LABELS } from './supervisor.ts';
-import { queryNodes } from './database.ts';
-import { patroniComponents, patroniStatus, readLabConfig } from './patroni-lab.ts';
-import { labAzuriteStatus, labAzuriteView, type LabAzurite } from './azurite-lab.ts';
-import type { DaemonState, DaemonStatus, LabConfig, LabDatabaseStatus, LabDbNode, LabInfo, LabStatus, ReplicaView } from './types.ts';
-
-export const LAB_DB = { database: 'orders', user: 'drill', superuser: 'postgres' } as const;
-
-export interface LabFacts {
-  config: LabConfig | null;
-  /** Every node lab.json names, the primary first, with its postmaster PID when it runs. */
-  nodes: (LabDbNode & { alive: boolean })[];
-  daemon: DaemonState | null;
-  daemonAlive: boolean;
-  live: DaemonStatus | null;
-  pgPid: number | null;
-  pgAlive: boolean;
-  /** Replica PIDs from daemon.json that are still ours and alive. */
-  replicaPids: { name: string; pid: number }[];
-  /** The lab's Azurite as azurite.json records it: `alive` by PID, `up` when it also answers. */
-  azurite: { up: boolean; alive: boolean; azurite: LabAzurite | null };
-}
+import { databaseStatus, LAB_DB, nodeFacts } from './postgres/status.ts';
+import { readDaemonState } from './state.ts';
+import type { DaemonStatus, LabFacts, LabInfo, LabStatus, ReplicaView } from './types.ts';
 
 export async function collectFacts(dir: string): Promise<LabFacts> {
   const p = labPaths(dir);
@@ -42,22 +26,6 @@ export async function collectFacts(dir: string): Promise<LabFacts> {
   const replicaPids: { name: string; pid: number }[] = [];
   for (const r of daemon?.replicas ?? []) if (await isProcessUnder(r.pid, p.dir)) replicaPids.push({ name: r.name, pid: r.pid });
   return { config, nodes, daemon, daemonAlive, live, pgPid, pgAlive, replicaPids, azurite };
-}
-
-/** The nodes of lab.json, the primary first; a PID counts only while it is a postmaster of that data dir. */
-export async function nodeFacts(dir: string, config: LabConfig): Promise<(LabDbNode & { alive: boolean })[]> {
-  const p = labPaths(dir);
-  const names = Object.keys(config.nodes).sort((a, b) => Number(b === config.primary) - Number(a === config.primary));
-  return Promise.all(
-    names.map(async (name) => {
-      const { data, log: pgLog, patroniLog } = p.node(name);
-      // Under Patroni, PostgreSQL's output goes to its member's log: point status and errors where the lines are.
-      const log = config.provider === 'patroni' ? patroniLog : pgLog;
-      const pid = await postmasterPid(data);
-      const alive = pid !== null && (await isProcessUnder(pid, data));
-      return { name, role: name === config.primary ? 'primary' : 'standby', host: '127.0.0.1', port: config.nodes[name]!.port, dataDir: data, log, pid: alive ? pid : null, alive } as const;
-    }),
-  );
 }
 
 export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabInfo | null {
@@ -133,26 +101,5 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
     desired: f.live?.desired ?? f.config?.replicas ?? 0,
     database: database ?? null,
     problems,
-  };
-}
-
-/** Asks each running node what it is and how its replication goes; read-only, 1 s per node at most. */
-async function databaseStatus(config: LabConfig, nodes: (LabDbNode & { alive: boolean })[]): Promise<LabDatabaseStatus> {
-  const [seen, provider] = await Promise.all([queryNodes(nodes), patroniStatus(config)]);
-  return {
-    replication: config.replication ?? 'async',
-    ...provider,
-    primary: config.primary,
-    nodes: nodes.map((n) => {
-      const q = seen.get(n.name);
-      return {
-        ...n,
-        inRecovery: q?.inRecovery ?? null,
-        streaming: n.role === 'standby' ? (q?.streaming ?? false) : null,
-        syncState: q?.syncState ?? null,
-        replayLagMs: q?.replayLagMs ?? null,
-        lagBytes: q?.lagBytes ?? null,
-      };
-    }),
   };
 }

@@ -1,5 +1,4 @@
 import type { Replica } from '../adapters/types.ts';
-import type { LabAzuriteView } from './azurite-lab.ts';
 
 /** What `labUp` returns and `labStatus` reports for a running lab. */
 export interface LabInfo {
@@ -165,4 +164,40 @@ export interface DaemonState {
   desired: number;
   replicas: { name: string; pid: number; port: number | null }[];
   updatedAt: string;
+}
+
+/** What may be shown and recorded about the lab's Azurite: no key. */
+export interface LabAzuriteView {
+  pid: number;
+  port: number;
+  /** `http://127.0.0.1:PORT/devstoreaccount1` */
+  url: string;
+  container: string;
+}
+
+export interface LabAzurite {
+  pid: number;
+  port: number;
+  /** `http://127.0.0.1:PORT/devstoreaccount1` */
+  blobEndpoint: string;
+  /**
+   * Azurite's documented development account. It holds a key (public, but a key): hand it to the SDK
+   * in-process only, never to argv, a log or a record.
+   */
+  connectionString: string;
+}
+
+export interface LabFacts {
+  config: LabConfig | null;
+  /** Every node lab.json names, the primary first, with its postmaster PID when it runs. */
+  nodes: (LabDbNode & { alive: boolean })[];
+  daemon: DaemonState | null;
+  daemonAlive: boolean;
+  live: DaemonStatus | null;
+  pgPid: number | null;
+  pgAlive: boolean;
+  /** Replica PIDs from daemon.json that are still ours and alive. */
+  replicaPids: { name: string; pid: number }[];
+  /** The lab's Azurite as azurite.json records it: `alive` by PID, `up` when it also answers. */
+  azurite: { up: boolean; alive: boolean; azurite: LabAzurite | null };
 }

@@ -5,7 +5,7 @@ import { createClock } from '../measure/clock.ts';
 import { describeRollback, type Adapters, type ScenarioDefinition } from '../scenario/define.ts';
 import { scenarioContext } from '../engine/context.ts';
 import { Timeline } from '../measure/timeline.ts';
-import { peekTarget } from '../engine/target.ts';
+import { peekTarget } from '../targets/index.ts';
 
 export interface PlannedAction {
   name: string;

@@ -152,19 +152,3 @@ export function probe<P = any>(name: string, check: (ctx: ScenarioContext<P>) =>
 export function action<P, T, R>(def: Action<P, T, R>): Action<P, T, R> {
   return def;
 }
-
-/** What a target kind provides: validation uses it before anything runs. */
-export function capabilitiesOf(target: Target): Capability[] {
-  switch (target.kind) {
-    case 'lab':
-      // backups: the lab's Azurite, with its primary as the database backed up.
-      return ['replicas', 'exec', 'load', 'database', 'backups'];
-    case 'http':
-      return ['exec', 'load'];
-    case 'kubernetes':
-      // A database only when the target names one (a CloudNativePG cluster).
-      return target.database ? ['replicas', 'exec', 'load', 'kubernetes', 'database'] : ['replicas', 'exec', 'load', 'kubernetes'];
-    case 'blob':
-      return ['backups'];
-  }
-}

@@ -1,7 +1,7 @@
 /**
  * The ground-truth service of test/bench/outage-accuracy.ts, run as its own process (IPC channel
  * required): a trivial node:http server on 127.0.0.1 answering 200 with a small JSON body, which can
- * be paused like the lab's front (lib/lab/front.ts): the listener is closed and every open connection
+ * be paused like the lab's front (lib/lab/daemon/front.ts): the listener is closed and every open connection
  * destroyed, so new connections get ECONNREFUSED, then it listens again on the same port.
  *
  * Messages from the parent:
@@ -79,7 +79,7 @@ async function pause(id: number, ms: number): Promise<void> {
   try {
     const before = epochNow();
     server.close();
-    // As lib/lab/front.ts: the listener is closed here, before the open connections are cut.
+    // As lib/lab/daemon/front.ts: the listener is closed here, before the open connections are cut.
     const closedAtEpochMs = epochNow();
     for (const s of sockets) s.destroy();
     sockets.clear();

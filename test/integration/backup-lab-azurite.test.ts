@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { labAzuriteStatus, startLabAzurite, stopLabAzurite } from '../../lib/lab/azurite-lab.ts';
+import { labAzuriteStatus, startLabAzurite, stopLabAzurite } from '../../lib/lab/azurite.ts';
 import { makeTempDir } from '../support/tmp.ts';
 import { alive } from '../support/cli.ts';
 

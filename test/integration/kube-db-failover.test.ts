@@ -36,7 +36,7 @@ interface Setup {
 
 /** The orders service of the lab, as its own process, with its database URL pointed at the -rw proxy. */
 async function startService(later: (fn: () => unknown) => void, rwPort: number): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'lib/lab/service.ts'), '--name', 'orders-kube', '--port', '0', '--db-port', String(rwPort), '--db-user', 'app', '--db-name', 'app'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'lib/lab/daemon/service.ts'), '--name', 'orders-kube', '--port', '0', '--db-port', String(rwPort), '--db-user', 'app', '--db-name', 'app'], {
     cwd: REPO,
     env: { ...process.env, PGPASSWORD: PASSWORD },
     stdio: ['ignore', 'pipe', 'pipe'],

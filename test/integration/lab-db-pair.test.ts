@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import pg from 'pg';
-import { childrenOf } from '../../lib/adapters/postgres/proc.ts';
+import { childrenOf } from '../../lib/util/proc.ts';
 import { labDown, labStatus, labUp, type LabInfo } from '../../lib/lab/index.ts';
 import { labFixture, livePids } from '../support/lab.ts';
 

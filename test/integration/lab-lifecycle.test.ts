@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { childrenOf, procState } from '../../lib/adapters/postgres/proc.ts';
+import { childrenOf, procState } from '../../lib/util/proc.ts';
 import { UserError } from '../../lib/errors.ts';
 import { labDown, labPaths, labStatus, labUp, type LabInfo } from '../../lib/lab/index.ts';
 import { assertServerCanReach } from '../../lib/lab/reach.ts';

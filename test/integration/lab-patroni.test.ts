@@ -11,7 +11,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { childrenOf, cmdlineOf, isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
+import { childrenOf, cmdlineOf, isProcessUnder, procState } from '../../lib/util/proc.ts';
 import { UserError } from '../../lib/errors.ts';
 import { labDown, labPaths, labStatus, labUp } from '../../lib/lab/index.ts';
 import { drillCli, readEvents, runFolders } from '../support/cli.ts';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { ensureRoleAndDatabase, initCluster, startCluster, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
-import { isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
+import { isProcessUnder, procState } from '../../lib/util/proc.ts';
 import { getDaemonStatus, labDown, labStatus, labUp, pauseFront, resumeFront, setDbPrimary, type LabInfo } from '../../lib/lab/index.ts';
 import { freePort } from '../support/ports.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';

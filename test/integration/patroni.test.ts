@@ -12,7 +12,7 @@ import pg from 'pg';
 import { postmasterPid } from '../../lib/adapters/postgres/cluster.ts';
 import { PatroniProvider, type PatroniTopology } from '../../lib/adapters/postgres/failover/patroni.ts';
 import { UserError } from '../../lib/errors.ts';
-import { DbEndpoint } from '../../lib/lab/db-endpoint.ts';
+import { DbEndpoint } from '../../lib/lab/daemon/db-endpoint.ts';
 import { startPatroniCluster, type PatroniCluster } from '../support/patroni.ts';
 import { alive } from '../support/cli.ts';
 import { freePort } from '../support/ports.ts';

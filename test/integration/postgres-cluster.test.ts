@@ -16,7 +16,7 @@ import {
   stopCluster,
   waitReady,
 } from '../../lib/adapters/postgres/cluster.ts';
-import { childrenOf, procState } from '../../lib/adapters/postgres/proc.ts';
+import { childrenOf, procState } from '../../lib/util/proc.ts';
 import { freePort } from '../support/ports.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';
 

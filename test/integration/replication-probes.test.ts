@@ -5,16 +5,17 @@ import pg from 'pg';
 import { z } from 'zod';
 import { stopCluster } from '../../lib/adapters/postgres/cluster.ts';
 import type { Topology } from '../../lib/adapters/postgres/failover/types.ts';
-import { isProcessUnder } from '../../lib/adapters/postgres/proc.ts';
+import { isProcessUnder } from '../../lib/util/proc.ts';
 import { judgeReplayLag, judgeStreaming, replayLagBelow, standbyStreaming } from '../../lib/scenario/probes/replication.ts';
 import { validateDrillText } from '../../lib/config/load.ts';
 import { runDrill } from '../../lib/engine/drill.ts';
 import { formatEvent } from '../../lib/cli/ui.ts';
 import { ExitCode } from '../../lib/errors.ts';
-import { createLabDatabase } from '../../lib/lab/database.ts';
+import { createLabDatabase } from '../../lib/targets/lab/database.ts';
 import { labDown, labUp, type LabInfo } from '../../lib/lab/index.ts';
 import { action, defineScenario, type ScenarioContext, type ScenarioDefinition } from '../../lib/scenario/define.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';
+import { capabilitiesOf } from '../../lib/targets/index.ts';
 
 const node = (name: string, role: 'primary' | 'standby' | 'unknown') => ({ name, host: '127.0.0.1', port: 1, role });
 const standby = (name: string, streaming: boolean, replayLagMs: number | null, role: 'standby' | 'unknown' = 'standby') => ({
@@ -176,7 +177,7 @@ describe('replication probes on the lab pair', { timeout: 240_000 }, () => {
     }) as ScenarioDefinition;
     const catalog = new Map([[scenario.name, scenario]]);
     const yaml = `name: standby-gate\nkind: adhoc\ntarget: { kind: lab, replicas: 1, labDir: ${JSON.stringify(dir)}, database: { replication: async, provider: pg-promote } }\nload: { rate: 20, baseline: 1s, cooldown: 0s }\nscenarios:\n  - scenario: needs-standby\n`;
-    const loaded = validateDrillText('standby-gate.yaml', yaml, catalog);
+    const loaded = validateDrillText('standby-gate.yaml', yaml, catalog, { capabilitiesOf });
     assert.ok('drill' in loaded, JSON.stringify(loaded));
     const lines: string[] = [];
     const out = await runDrill(loaded.drill, catalog, {

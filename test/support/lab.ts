@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { after, before } from 'node:test';
-import { isProcessUnder, procState } from '../../lib/adapters/postgres/proc.ts';
+import { isProcessUnder, procState } from '../../lib/util/proc.ts';
 import { labDown } from '../../lib/lab/index.ts';
 import { makeTempDir, type TempDir } from './tmp.ts';
 

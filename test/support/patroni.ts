@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { giveToServerUser, isRoot, PG_BIN, postmasterPid, serverUser, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
-import { childrenOf, isProcessUnder, signal, terminate, waitGone } from '../../lib/adapters/postgres/proc.ts';
+import { childrenOf, isProcessUnder, signal, terminate, waitGone } from '../../lib/util/proc.ts';
 import { callApi } from '../../lib/adapters/postgres/failover/patroni-api.ts';
 import { freePort } from './ports.ts';
 import { freeStablePort } from '../../lib/lab/ports.ts';
-import { PATRONI_HBA, patroniBootstrap } from '../../lib/lab/patroni-lab.ts';
+import { PATRONI_HBA, patroniBootstrap } from '../../lib/lab/patroni/config.ts';
 import type { TempDir } from './tmp.ts';
 
 export interface PatroniTimings {

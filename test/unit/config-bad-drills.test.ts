@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatProblem, loadDrill, validateDrillText } from '../../lib/config/load.ts';
 import { testCatalog } from '../fixtures/bad-drills/catalog.ts';
+import { capabilitiesOf } from '../../lib/targets/index.ts';
 
 // Each malformed drill must produce exactly the problems listed for it, positions included: the
 // messages are the user interface of `drill validate`, so a changed word is a reviewed change.
@@ -19,7 +20,7 @@ test('every fixture has expectations and every expectation a fixture', () => {
 
 for (const name of fixtures) {
   test(`bad drill ${name}`, () => {
-    const r = validateDrillText(name, readFileSync(join(DIR, name), 'utf8'), testCatalog());
+    const r = validateDrillText(name, readFileSync(join(DIR, name), 'utf8'), testCatalog(), { capabilitiesOf });
     assert.ok('problems' in r, `${name} was accepted`);
     const got = r.problems.map((p) => formatProblem(p).slice(name.length + 1));
     assert.deepEqual(got, expected[name]);
@@ -29,7 +30,7 @@ for (const name of fixtures) {
 
 test('problems come sorted by position', () => {
   for (const name of fixtures) {
-    const r = validateDrillText(name, readFileSync(join(DIR, name), 'utf8'), testCatalog());
+    const r = validateDrillText(name, readFileSync(join(DIR, name), 'utf8'), testCatalog(), { capabilitiesOf });
     if (!('problems' in r)) continue;
     const order = r.problems.map((p) => p.line * 10_000 + p.col);
     assert.deepEqual(order, [...order].sort((a, b) => a - b), name);
@@ -38,7 +39,7 @@ test('problems come sorted by position', () => {
 
 test('loadDrill reads a fixture from disk with the path as given', async () => {
   const file = join(DIR, '12-count-above-replicas.yaml');
-  const r = await loadDrill(file, testCatalog());
+  const r = await loadDrill(file, testCatalog(), { capabilitiesOf });
   assert.ok('problems' in r);
   assert.deepEqual(r.problems, [
     { file, line: 9, col: 14, path: 'scenarios[0].params.count', message: 'cannot kill 5 replicas: the lab target runs 3' },
@@ -47,11 +48,11 @@ test('loadDrill reads a fixture from disk with the path as given', async () => {
 
 test('a missing file is a problem at 1:1, not a throw', async () => {
   const file = join(DIR, 'no-such-drill.yaml');
-  const r = await loadDrill(file, testCatalog());
+  const r = await loadDrill(file, testCatalog(), { capabilitiesOf });
   assert.deepEqual(r, { problems: [{ file, line: 1, col: 1, path: '', message: 'cannot read the drill file: no such file' }] });
 });
 
 test('a directory is a problem at 1:1, not a throw', async () => {
-  const r = await loadDrill(DIR, testCatalog());
+  const r = await loadDrill(DIR, testCatalog(), { capabilitiesOf });
   assert.deepEqual(r, { problems: [{ file: DIR, line: 1, col: 1, path: '', message: 'cannot read the drill file: it is a directory' }] });
 });

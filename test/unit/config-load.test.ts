@@ -4,9 +4,10 @@ import { formatProblem, validateDrillText } from '../../lib/config/load.ts';
 import { DEFAULT_POLICY, defaultPolicy } from '../../lib/config/defaults.ts';
 import type { Drill } from '../../lib/config/types.ts';
 import { testCatalog } from '../fixtures/bad-drills/catalog.ts';
+import { capabilitiesOf } from '../../lib/targets/index.ts';
 
 function valid(text: string, file = 'drill.yaml'): Drill {
-  const r = validateDrillText(file, text, testCatalog());
+  const r = validateDrillText(file, text, testCatalog(), { capabilitiesOf });
   if ('problems' in r) assert.fail(`unexpected problems:\n${r.problems.map(formatProblem).join('\n')}`);
   return r.drill;
 }
@@ -230,7 +231,7 @@ scenarios:
   - scenario: pod-kill
     params: *common
 `;
-  const r = validateDrillText('a.yaml', text, testCatalog());
+  const r = validateDrillText('a.yaml', text, testCatalog(), { capabilitiesOf });
   assert.ok('problems' in r);
   assert.deepEqual(r.problems.map(formatProblem), [
     'a.yaml:5:1: x-common: unknown key "x-common"; allowed: name, kind, description, owner, participants, approver, service, target, policy, load, stopConditions, scenarios',
@@ -239,19 +240,19 @@ scenarios:
 });
 
 test('scenario checks still run when another part of the drill is wrong', () => {
-  const r = validateDrillText('b.yaml', MINIMAL.replace('{ rate: 10 }', '{ rate: fast }').replace('scenario: pod-kill', 'scenario: pod-kil'), testCatalog());
+  const r = validateDrillText('b.yaml', MINIMAL.replace('{ rate: 10 }', '{ rate: fast }').replace('scenario: pod-kill', 'scenario: pod-kil'), testCatalog(), { capabilitiesOf });
   assert.ok('problems' in r);
   assert.deepEqual(r.problems.map((p) => `${p.line}:${p.col} ${p.path}`), ['4:15 load.rate', '6:15 scenarios[0].scenario']);
 });
 
 test('capabilities and the validate hook are not checked against a target that is itself invalid', () => {
-  const r = validateDrillText('c.yaml', MINIMAL.replace('{ kind: lab }', '{ kind: lab, replicas: 0 }').replace('pod-kill', 'pod-kill\n    params: { count: 2 }'), testCatalog());
+  const r = validateDrillText('c.yaml', MINIMAL.replace('{ kind: lab }', '{ kind: lab, replicas: 0 }').replace('pod-kill', 'pod-kill\n    params: { count: 2 }'), testCatalog(), { capabilitiesOf });
   assert.ok('problems' in r);
   assert.deepEqual(r.problems.map((p) => p.path), ['target.replicas']);
 });
 
 test('a catalogue without scenarios says so', () => {
-  const r = validateDrillText('d.yaml', MINIMAL, new Map());
+  const r = validateDrillText('d.yaml', MINIMAL, new Map(), { capabilitiesOf });
   assert.ok('problems' in r);
   assert.deepEqual(r.problems.map((p) => p.message), ['unknown scenario "pod-kill"; no scenarios are installed']);
 });
@@ -265,13 +266,13 @@ test('formatProblem prints file:line:col: path: message, and drops an empty path
 });
 
 test('paths quote keys that are not plain words', () => {
-  const r = validateDrillText('e.yaml', MINIMAL.replace('{ rate: 10 }', "{ rate: 10, requests: [{ method: GET, path: /, headers: { 'bad header': x } }] }"), testCatalog());
+  const r = validateDrillText('e.yaml', MINIMAL.replace('{ rate: 10 }', "{ rate: 10, requests: [{ method: GET, path: /, headers: { 'bad header': x } }] }"), testCatalog(), { capabilitiesOf });
   assert.ok('problems' in r);
   assert.deepEqual(r.problems.map(formatProblem), ['e.yaml:4:79: load.requests[0].headers["bad header"]: expected a valid HTTP header name, got "bad header"']);
 });
 
 test('an empty request list is reported once, not again as weights adding up to 0', () => {
-  const r = validateDrillText('f.yaml', MINIMAL.replace('{ rate: 10 }', '{ rate: 10, requests: [] }'), testCatalog());
+  const r = validateDrillText('f.yaml', MINIMAL.replace('{ rate: 10 }', '{ rate: 10, requests: [] }'), testCatalog(), { capabilitiesOf });
   assert.ok('problems' in r);
   assert.deepEqual(r.problems.map(formatProblem), ['f.yaml:4:29: load.requests: expected at least one entry, got an empty list']);
 });

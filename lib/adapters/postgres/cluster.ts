@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
-import { childrenOf, cmdlineOf, isProcessUnder, procState, signal, waitGone } from './proc.ts';
+import { childrenOf, cmdlineOf, isProcessUnder, procState, signal, waitGone } from '../../util/proc.ts';
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
 /** The file postgresql.conf includes last: settings that differ per node (port, socket). */

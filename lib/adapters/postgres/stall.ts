@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { PgConn } from './cluster.ts';
-import { cmdlineOf, signal } from './proc.ts';
+import { cmdlineOf, signal } from '../../util/proc.ts';
 import { walSenders } from './standby.ts';
 
 export interface StalledSender {

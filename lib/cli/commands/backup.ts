@@ -15,7 +15,7 @@ import { BlobConfigError } from '../../adapters/blob/errors.ts';
 import { ExitCode, UserError } from '../../errors.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
-import { LAB_BACKUP_CONTAINER } from '../../lab/azurite-lab.ts';
+import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite.ts';
 import { defaultLabDir, labStatus } from '../../lab/index.ts';
 import type { PgSource } from '../../adapters/postgres/backup/index.ts';
 import { ttyTransferLine } from '../transfer-line.ts';
@@ -80,7 +80,7 @@ export function backupCommand(set: (code: number) => void): CommandModule {
         const bad = containerNameProblem(named ?? process.env.DRILL_BACKUP_CONTAINER!);
         if (bad) throw new UserError(bad, { untouched: 'nothing: no backup was started' });
       }
-      const resolved = await resolveBackupStore({ container: named, prefix: a.prefix as string, labDir });
+      const resolved = await resolveBackupStore({ container: named, prefix: a.prefix as string, lab: labBlobSource(labDir) });
       if ('missing' in resolved) throw new UserError('no container named', { untouched: 'nothing: no backup was started', next: 'pass --container NAME or set DRILL_BACKUP_CONTAINER' });
       const store = resolved.store;
       const container = store.container.containerName;

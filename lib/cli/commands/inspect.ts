@@ -5,6 +5,7 @@ import { loadCatalog } from '../../scenario/catalog.ts';
 import { buildPlan } from '../../plan/plan.ts';
 import { renderPlan } from '../../plan/render.ts';
 import { ExitCode } from '../../errors.ts';
+import { capabilitiesOf } from '../../targets/index.ts';
 import { validatedDrill } from './load-drill.ts';
 
 export async function listCommand(drillsDir: string): Promise<number> {
@@ -19,7 +20,7 @@ export async function listCommand(drillsDir: string): Promise<number> {
     console.log(`  (no folder ${drillsDir})`);
   }
   for (const f of files) {
-    const r = await loadDrill(join(drillsDir, f), catalog);
+    const r = await loadDrill(join(drillsDir, f), catalog, { capabilitiesOf });
     if ('drill' in r) {
       const d = r.drill;
       console.log(`  ${join(drillsDir, f).padEnd(32)} ${d.kind.padEnd(9)} target ${d.target.kind.padEnd(5)} ${d.scenarios.map((e) => e.name).join(', ')}`);
@@ -35,7 +36,7 @@ export async function validateCommand(files: string[]): Promise<number> {
   let bad = 0;
   let problems = 0;
   for (const file of files) {
-    const r = await loadDrill(file, catalog);
+    const r = await loadDrill(file, catalog, { capabilitiesOf });
     if ('problems' in r) {
       bad++;
       problems += r.problems.length;

@@ -3,11 +3,12 @@ import { loadDrill, formatProblem } from '../../config/load.ts';
 import { loadCatalog } from '../../scenario/catalog.ts';
 import type { ScenarioDefinition } from '../../scenario/define.ts';
 import { UserError } from '../../errors.ts';
+import { capabilitiesOf } from '../../targets/index.ts';
 
 /** Validates a drill completely before anything else happens; every problem is printed, then exit 2. */
 export async function validatedDrill(file: string, only: string[] = []): Promise<{ drill: Drill; catalog: Map<string, ScenarioDefinition> }> {
   const catalog = await loadCatalog();
-  const r = await loadDrill(file, catalog);
+  const r = await loadDrill(file, catalog, { capabilitiesOf });
   if ('problems' in r) {
     for (const p of r.problems) process.stderr.write(formatProblem(p) + '\n');
     throw new UserError(`${file} is not a valid drill (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'} above)`, {

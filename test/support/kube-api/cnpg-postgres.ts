@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { ensureRoleAndDatabase, initCluster, isRunning, startCluster, stopCluster, type PgConn } from '../../../lib/adapters/postgres/cluster.ts';
 import { cloneStandby, ensureSlot, isStandbyDir, rewindToStandby, waitStreaming, withClient } from '../../../lib/adapters/postgres/standby.ts';
 import { cnpgSyncOf } from '../../../lib/adapters/postgres/failover/cnpg.ts';
-import { DbEndpoint } from '../../../lib/lab/db-endpoint.ts';
+import { DbEndpoint } from '../../../lib/lab/daemon/db-endpoint.ts';
 import { freePort } from '../ports.ts';
 import type { CnpgRuntime, CnpgRuntimeHost, KubeObject } from './types.ts';
 

@@ -6,9 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../../errors.ts';
 import { describeError, restStatus } from '../../blob/errors.ts';
-import { backupStoreFromEnv, ensureContainer, type BackupStore } from './store.ts';
-import { resolveBackupStore } from './resolve.ts';
-import { LAB_BACKUP_CONTAINER } from '../../../lab/azurite-lab.ts';
+import { backupStoreFromEnv, type BackupStore } from './store.ts';
 
 export interface BackupsAdapter {
   store: BackupStore;
@@ -25,30 +23,13 @@ export interface BlobTargetConfig {
 }
 
 export function backupsAdapter(t: BlobTargetConfig): BackupsAdapter {
-  return adapterOf(backupStoreFromEnv(t.container, t.prefix), t.scratchDir ?? join(tmpdir(), 'drill-restores'));
+  return backupsAdapterOn(backupStoreFromEnv(t.container, t.prefix), t.scratchDir ?? join(tmpdir(), 'drill-restores'));
 }
 
-function adapterOf(store: BackupStore, scratchParent: string): BackupsAdapter {
+/** Backups in a store resolved elsewhere (the lab's Azurite, or the environment's account). */
+export function backupsAdapterOn(store: BackupStore, scratchParent: string): BackupsAdapter {
   const d = store.describe();
   return { store, scratchParent, where: `blob:${d.accountName}/${store.container.containerName}/${store.prefix}` };
-}
-
-/**
- * The backups of a lab drill: the storage account of the environment when one is configured, else the lab's
- * Azurite (the same rule as `drill backup`, so a backup taken by a runbook step is the one the restore
- * finds); scratch clusters in the lab dir. Null when neither is there. `create`: make the container on the
- * lab's own Azurite (a fresh lab has none); an account from the environment is only checked.
- */
-export async function labBackupsAdapter(labDir: string, options: { create: boolean }): Promise<{ adapter: BackupsAdapter; note: string } | null> {
-  const r = await resolveBackupStore({ labDir, container: process.env.DRILL_BACKUP_CONTAINER?.trim() || LAB_BACKUP_CONTAINER }).catch(() => null);
-  if (!r || 'missing' in r) return null;
-  const adapter = adapterOf(r.store, join(labDir, 'restores'));
-  if (options.create && r.origin === 'lab') await ensureContainer(r.store);
-  else if (options.create) await checkBackupsAccess(adapter);
-  const note = r.labAzurite
-    ? `${adapter.where} on the lab's Azurite ${r.labAzurite.url} (no Blob storage variable set); scratch clusters in ${adapter.scratchParent}`
-    : `${adapter.where} (${r.note}); scratch clusters in ${adapter.scratchParent}`;
-  return { adapter, note };
 }
 
 /** A wrong account, credential or container is invalid input: found before any scenario starts. */

@@ -6,7 +6,7 @@ import type { DbEndpoint } from './db-endpoint.ts';
 import type { Front } from './front.ts';
 import { HttpError, readJsonBody, sendJson } from './http-json.ts';
 import { OWNER, TEMPLATE_LABELS, type Supervisor } from './supervisor.ts';
-import type { DaemonStatus, LabEvent } from './types.ts';
+import type { DaemonStatus, LabEvent } from '../types.ts';
 
 const MAX_EVENTS = 1000;
 const MAX_WAIT_MS = 30_000;

@@ -12,34 +12,15 @@ import { mkdir, rm } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { AZURITE_ACCOUNT, AZURITE_ACCOUNT_KEY, azuriteAnswers, azuriteArgs, azuriteBlobEntry } from '../adapters/blob/azurite.ts';
-import { isProcessUnder, terminate, waitGone } from '../adapters/postgres/proc.ts';
+import { isProcessUnder, terminate, waitGone } from '../util/proc.ts';
 import { freePort } from './ports.ts';
 import { readJson } from './state.ts';
 import { writeJsonAtomic } from '../util/atomic-file.ts';
+import type { LabBlobSource } from '../adapters/postgres/backup/resolve.ts';
+import type { LabAzurite, LabAzuriteView } from './types.ts';
 
 /** The container lab drills and `drill backup` on the lab use when none is named. */
 export const LAB_BACKUP_CONTAINER = 'lab-backups';
-
-/** What may be shown and recorded about the lab's Azurite: no key. */
-export interface LabAzuriteView {
-  pid: number;
-  port: number;
-  /** `http://127.0.0.1:PORT/devstoreaccount1` */
-  url: string;
-  container: string;
-}
-
-export interface LabAzurite {
-  pid: number;
-  port: number;
-  /** `http://127.0.0.1:PORT/devstoreaccount1` */
-  blobEndpoint: string;
-  /**
-   * Azurite's documented development account. It holds a key (public, but a key): hand it to the SDK
-   * in-process only, never to argv, a log or a record.
-   */
-  connectionString: string;
-}
 
 interface State {
   pid: number;
@@ -168,4 +149,9 @@ export async function labBlobEnv(labDir: string): Promise<{ env: Record<string, 
   const s = await labAzuriteStatus(labDir);
   if (!s.up || !s.azurite) return null;
   return { env: { AZURE_STORAGE_CONNECTION_STRING: s.azurite.connectionString }, azurite: labAzuriteView(s.azurite) };
+}
+
+/** The lab's Azurite as the backup resolver sees it: where it is, what container, how to reach it. */
+export function labBlobSource(labDir: string): LabBlobSource {
+  return { dir: labDir, container: LAB_BACKUP_CONTAINER, blobEnv: () => labBlobEnv(labDir) };
 }

@@ -7,9 +7,8 @@
  * and the others only while it does not answer 200. A member whose API times out (a loaded machine) is not
  * taken for dead: the endpoint moves only when another member says it is the primary.
  */
-import { callApi } from '../adapters/postgres/failover/patroni-api.ts';
-import type { DbEndpoint } from './db-endpoint.ts';
-import type { LabConfig } from './types.ts';
+import { callApi } from '../../adapters/postgres/failover/patroni-api.ts';
+import type { LabConfig } from '../types.ts';
 
 export const FOLLOW_INTERVAL_MS = 250;
 
@@ -26,7 +25,8 @@ export function followedMembers(config: LabConfig): FollowedMember[] {
 
 /** Starts following; returns a stop function. `onRepoint` hears every move (for the control API's feed and daemon.json). */
 export function followPatroniLeader(
-  endpoint: Pick<DbEndpoint, 'primaryPort' | 'repoint'>,
+  /** The daemon's DB endpoint: where it points now, and moving it (returns the connections it closed). */
+  endpoint: { readonly primaryPort: number; repoint(port: number): number },
   members: FollowedMember[],
   onRepoint: (move: { from: number; to: number; member: string; closedConnections: number }) => void,
   intervalMs = FOLLOW_INTERVAL_MS,

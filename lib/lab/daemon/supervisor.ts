@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import type { ReplicaView } from './types.ts';
+import type { ReplicaView } from '../types.ts';
 
 export const OWNER = 'orders';
 export const TEMPLATE_LABELS: Readonly<Record<string, string>> = { app: 'orders', tier: 'web' };

@@ -25,10 +25,6 @@ export async function procState(pid: number): Promise<ProcState> {
   }
 }
 
-export async function isAlive(pid: number): Promise<boolean> {
-  return (await procState(pid)) === 'alive';
-}
-
 export async function cmdlineOf(pid: number): Promise<string[] | null> {
   try {
     const raw = await readFile(`/proc/${pid}/cmdline`, 'utf8');

@@ -2,7 +2,7 @@
  * The lab on Patroni: one etcd member and two Patroni members manage the lab's two PostgreSQL nodes, in the
  * lab directory, on loopback ports, as the postgres user when root. Patroni elects, promotes and rewinds;
  * the harness only starts, kills and stops processes, by PID, recorded in patroni.json. The DB endpoint
- * follows the leader by itself (patroni-follow.ts, the way HAProxy checks GET /primary).
+ * follows the leader by itself (follow.ts, the way HAProxy checks GET /primary).
  *
  * DCS timings are the lab's, not Patroni's defaults (ttl 30 s, loop_wait 10 s, retry_timeout 10 s, a
  * failover of 30-40 s): ttl 10 s, loop_wait 1 s, retry_timeout 4 s keep a drill to about ten seconds of
@@ -10,82 +10,27 @@
  * (ttl >= loop_wait + 2 × retry_timeout, as Patroni requires).
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
-import { chmod, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import YAML from 'yaml';
-import { ensureRoleAndDatabase, giveToServerUser, isRoot, PG_BIN, postmasterPid, serverUser, stopCluster } from '../adapters/postgres/cluster.ts';
-import { callApi, type ClusterDoc } from '../adapters/postgres/failover/patroni-api.ts';
-import { PatroniProvider } from '../adapters/postgres/failover/patroni.ts';
-import { childrenOf, isProcessUnder, signal, terminate, waitGone } from '../adapters/postgres/proc.ts';
-import { UserError } from '../errors.ts';
-import type { LabFacts } from './status.ts';
-import { labPaths, type LabPaths } from './paths.ts';
-import { freeStablePort, portIsFree } from './ports.ts';
-import { readConfig, readJson, removeFile } from './state.ts';
-import { writeJsonAtomic } from '../util/atomic-file.ts';
-import type { LabComponent, LabConfig, LabDatabaseStatus, LabProvider, LabReplication, PatroniLabConfig } from './types.ts';
-
-export const PATRONI_BIN = '/usr/bin/patroni';
-export const ETCD_BIN = '/usr/bin/etcd';
-/** Lab defaults for a drill (see the module comment); recorded in lab.json and reported by settings(). */
-export const PATRONI_LAB_TIMINGS = { ttl: 10, loopWait: 1, retryTimeout: 4 } as const;
-const NODES = ['n1', 'n2'] as const;
-const SUPERUSER = 'postgres';
-
-/** Loopback trust, as the pg-promote lab (cluster.ts LAB_HBA): throwaway data, no password to leak. */
-export const PATRONI_HBA = ['local all all trust', 'host all all 127.0.0.1/32 trust', 'local replication all trust', 'host replication all 127.0.0.1/32 trust'];
-
-/**
- * Patroni's bootstrap section for a loopback pair: the DCS timings, pg_rewind with a fresh clone when a rewind
- * cannot work, slots, and the PostgreSQL settings the lab relies on. The lab and the Patroni test cluster share it.
- */
-export function patroniBootstrap(t: { ttl: number; loopWait: number; retryTimeout: number; sync: boolean }) {
-  return {
-    dcs: {
-      ttl: t.ttl,
-      loop_wait: t.loopWait,
-      retry_timeout: t.retryTimeout,
-      maximum_lag_on_failover: 1048576,
-      synchronous_mode: t.sync,
-      postgresql: {
-        use_pg_rewind: true,
-        // A rewind that cannot work is followed by a fresh base backup, as the pg-promote lab does.
-        remove_data_directory_on_rewind_failure: true,
-        use_slots: true,
-        parameters: {
-          wal_level: 'replica',
-          wal_log_hints: 'on',
-          hot_standby: 'on',
-          max_wal_senders: 10,
-          max_replication_slots: 10,
-          fsync: 'on',
-          synchronous_commit: 'on',
-          // With the 5 s default a promoted standby sometimes waits 5 s before retrying WAL (FIELD-NOTES).
-          wal_retrieve_retry_interval: '100ms',
-          recovery_init_sync_method: 'syncfs',
-          // A SIGKILLed postmaster never unlinks posix segments: keep them in the data dir, not /dev/shm.
-          dynamic_shared_memory_type: 'mmap',
-          log_line_prefix: '%m [%p] %q%u@%d ',
-        },
-      },
-    },
-    initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }],
-    pg_hba: PATRONI_HBA,
-  };
-}
+import { ensureRoleAndDatabase, giveToServerUser, isRoot, postmasterPid, serverUser, stopCluster } from '../../adapters/postgres/cluster.ts';
+import { callApi } from '../../adapters/postgres/failover/patroni-api.ts';
+import { childrenOf, isProcessUnder, signal, terminate, waitGone } from '../../util/proc.ts';
+import { UserError } from '../../errors.ts';
+import { writeJsonAtomic } from '../../util/atomic-file.ts';
+import { tail } from '../log-tail.ts';
+import { labPaths, type LabPaths } from '../paths.ts';
+import { freeStablePort, portIsFree } from '../ports.ts';
+import { readConfig, readJson, removeFile } from '../state.ts';
+import type { LabComponent, LabConfig, LabFacts, LabProvider, LabReplication, PatroniLabConfig } from '../types.ts';
+import { apiUrlOf, ETCD_BIN, etcdDir, memberConfig, NODES, PATRONI_BIN, PATRONI_LAB_TIMINGS, patroniLog, pidsFile, SUPERUSER, writeMemberConfig } from './config.ts';
+import { patroniProvider, recordPatroniLeader } from './status.ts';
 
 /** What runs, by PID: written before anything else happens after each spawn, so `lab down` finds it after a crash. */
 interface PatroniPids {
   etcd: number | null;
   members: Record<string, number>;
 }
-
-const pidsFile = (p: LabPaths) => join(p.dir, 'patroni.json');
-const etcdDir = (p: LabPaths) => join(p.dir, 'etcd');
-const memberConfig = (p: LabPaths, name: string) => join(p.pg, name, 'patroni.yml');
-export const patroniLog = (p: LabPaths, name: string) => p.node(name).patroniLog;
-export const apiUrlOf = (cfg: PatroniLabConfig, name: string) => `http://127.0.0.1:${cfg.members[name]!.apiPort}`;
 
 async function readPids(p: LabPaths): Promise<PatroniPids> {
   return (await readJson<PatroniPids>(pidsFile(p)).catch(() => null)) ?? { etcd: null, members: {} };
@@ -102,18 +47,6 @@ function recordPid(p: LabPaths, what: { etcd?: number; member?: [string, number]
   });
   recording = next.catch(() => {});
   return next;
-}
-
-/** Why the lab cannot run on Patroni here, or null: the Debian packages are what the lab runs. */
-export function patroniUnavailable(): string | null {
-  for (const bin of [PATRONI_BIN, ETCD_BIN]) {
-    try {
-      accessSync(bin, fsConstants.X_OK);
-    } catch {
-      return `${bin} is missing`;
-    }
-  }
-  return null;
 }
 
 function configOf(f: LabFacts): PatroniLabConfig | null {
@@ -187,10 +120,6 @@ export async function planPatroniLab(p: LabPaths, f: LabFacts, replicas: number,
   return config;
 }
 
-async function tail(path: string, lines = 15): Promise<string> {
-  return (await readFile(path, 'utf8').catch(() => '')).trim().split('\n').slice(-lines).join('\n');
-}
-
 async function waitHttp(url: string, timeoutMs: number, exited: () => boolean, logFile: string): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let last = '';
@@ -240,36 +169,6 @@ async function startEtcd(p: LabPaths, cfg: PatroniLabConfig): Promise<void> {
   await waitHttp(`${clientUrl}/health`, 15_000, () => child.exitCode !== null || child.signalCode !== null, logFile);
 }
 
-async function writeMemberConfig(p: LabPaths, cfg: LabConfig, name: string): Promise<void> {
-  const pc = cfg.patroni!;
-  const dir = join(p.pg, name);
-  const pgPort = cfg.nodes[name]!.port;
-  const apiPort = pc.members[name]!.apiPort;
-  const config = {
-    scope: pc.scope,
-    namespace: '/drill/',
-    name,
-    restapi: { listen: `127.0.0.1:${apiPort}`, connect_address: `127.0.0.1:${apiPort}` },
-    etcd3: { hosts: `127.0.0.1:${pc.etcd.clientPort}` },
-    bootstrap: patroniBootstrap({ ttl: pc.ttl, loopWait: pc.loopWait, retryTimeout: pc.retryTimeout, sync: cfg.replication === 'sync' }),
-    postgresql: {
-      listen: `127.0.0.1:${pgPort}`,
-      connect_address: `127.0.0.1:${pgPort}`,
-      data_dir: p.node(name).data,
-      bin_dir: PG_BIN,
-      pgpass: join(dir, 'pgpass'),
-      // Trust on loopback: the passwords are never checked; Patroni wants them named.
-      authentication: { superuser: { username: SUPERUSER, password: 'lab-trust' }, replication: { username: 'replicator', password: 'lab-trust' } },
-      parameters: { unix_socket_directories: p.socketDir },
-      pg_hba: PATRONI_HBA,
-      basebackup: [{ checkpoint: 'fast' }],
-    },
-    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
-  };
-  await writeFile(memberConfig(p, name), YAML.stringify(config), { mode: 0o600 });
-  await giveToServerUser(memberConfig(p, name));
-}
-
 async function startMember(p: LabPaths, cfg: LabConfig, name: string): Promise<number> {
   const logFile = patroniLog(p, name);
   const child = await spawnDetached(PATRONI_BIN, [memberConfig(p, name)], {
@@ -294,43 +193,9 @@ export async function startPatroniMember(dir: string, name: string): Promise<voi
   await startMember(p, cfg, name);
 }
 
-async function getCluster(cfg: PatroniLabConfig, timeoutMs = 1000): Promise<ClusterDoc | null> {
-  for (const name of Object.keys(cfg.members)) {
-    const r = await callApi(apiUrlOf(cfg, name), '/cluster', { timeoutMs }).catch(() => null);
-    const doc = r?.status === 200 ? (r.json as ClusterDoc | null) : null;
-    if (doc && Array.isArray(doc.members)) return doc;
-  }
-  return null;
-}
-
-/** The member that holds the leader key now, or null when no member answers or none leads. */
-export async function patroniLeader(cfg: PatroniLabConfig, timeoutMs = 1000): Promise<string | null> {
-  const doc = await getCluster(cfg, timeoutMs);
-  return doc?.members.find((m) => m.role === 'leader')?.name ?? null;
-}
-
-/** lab.json with `primary` set to Patroni's leader when a member answers: on a Patroni lab the DCS, not the file, says who leads. */
-export async function readLabConfig(path: string): Promise<LabConfig | null> {
-  const cfg = await readConfig(path);
-  if (cfg?.provider !== 'patroni' || !cfg.patroni) return cfg;
-  const leader = await patroniLeader(cfg.patroni);
-  return leader && cfg.nodes[leader] ? { ...cfg, primary: leader } : cfg;
-}
-
-/** Records the leader in lab.json (a cache for when Patroni does not answer, and for the next `lab up`). */
-export async function recordPatroniLeader(dir: string, leader: string): Promise<void> {
-  const p = labPaths(dir);
-  const cfg = await readConfig(p.config);
-  if (cfg && cfg.primary !== leader && cfg.nodes[leader]) writeJsonAtomic(p.config, { ...cfg, primary: leader });
-}
-
-function provider(cfg: PatroniLabConfig): PatroniProvider {
-  return new PatroniProvider({ apiUrls: Object.keys(cfg.members).map((n) => apiUrlOf(cfg, n)), pg: { user: SUPERUSER, database: 'postgres' }, env: {} });
-}
-
 /** synchronous_mode in the DCS for async/sync, then waits (up to timeoutMs) until the standby's walsender says so. */
 export async function setPatroniReplication(cfg: PatroniLabConfig, replication: LabReplication, timeoutMs = 20_000): Promise<void> {
-  const pp = provider(cfg);
+  const pp = patroniProvider(cfg);
   const want = replication === 'sync';
   if ((await pp.settings()).synchronous_mode !== want) await pp.patchSettings({ synchronous_mode: want });
   await waitPair(cfg, replication, timeoutMs);
@@ -338,7 +203,7 @@ export async function setPatroniReplication(cfg: PatroniLabConfig, replication: 
 
 /** Resolves once a leader runs and every other member streams from it, in the given mode. */
 async function waitPair(cfg: PatroniLabConfig, replication: LabReplication, timeoutMs: number): Promise<void> {
-  const pp = provider(cfg);
+  const pp = patroniProvider(cfg);
   const deadline = performance.now() + timeoutMs;
   let last = '';
   while (performance.now() < deadline) {
@@ -486,22 +351,4 @@ export async function patroniComponents(dir: string, cfg: LabConfig): Promise<La
     out.push({ name: 'patroni', pid, port: cfg.patroni.members[name]!.apiPort, alive: pid !== null && (await isProcessUnder(pid, p.dir)) });
   }
   return out;
-}
-
-/** `lab status`: the provider's own view (GET /cluster), for the database section. */
-export async function patroniStatus(cfg: LabConfig): Promise<Pick<LabDatabaseStatus, 'provider' | 'patroni'>> {
-  if (cfg.provider !== 'patroni' || !cfg.patroni) return { provider: 'pg-promote' };
-  const pc = cfg.patroni;
-  const topo = await provider(pc).topology().catch(() => null);
-  return {
-    provider: 'patroni',
-    patroni: {
-      scope: pc.scope,
-      ttl: pc.ttl,
-      loopWait: pc.loopWait,
-      retryTimeout: pc.retryTimeout,
-      leader: topo?.members.find((m) => m.role === 'leader')?.name ?? null,
-      members: topo?.members ?? null,
-    },
-  };
 }

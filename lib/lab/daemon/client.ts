@@ -1,7 +1,7 @@
 /** Calls to a running lab's control API. */
 import type { PauseResult } from './front.ts';
 import { requestJson } from './http-json.ts';
-import type { DaemonStatus, LabEvent, LabInfo } from './types.ts';
+import type { DaemonStatus, LabEvent, LabInfo } from '../types.ts';
 
 export type { PauseResult };
 

@@ -3,18 +3,18 @@
  * repoint goes through the lab's control API and is recorded in lab.json, so `lab status`, `lab down`
  * and the next `lab up` know which node is primary after a failover.
  */
-import { crashCluster, postmasterPid, stopCluster } from '../adapters/postgres/cluster.ts';
-import { PgPromoteProvider, type PgPromoteNode } from '../adapters/postgres/failover/pg-promote.ts';
-import type { PgNode } from '../adapters/postgres/failover/types.ts';
-import { childrenOf, isProcessUnder } from '../adapters/postgres/proc.ts';
-import type { DatabaseAdapter, DbNodeView } from '../adapters/types.ts';
-import { setDbPrimary } from './client.ts';
-import { createPatroniLabDatabase } from './patroni-lab-db.ts';
-import { labPaths } from './paths.ts';
-import { readConfig } from './state.ts';
-import { writeJsonAtomic } from '../util/atomic-file.ts';
-import { LAB_DB, nodeFacts } from './status.ts';
-import type { LabConfig, LabDbNode, LabInfo, LabReplication } from './types.ts';
+import { crashCluster, postmasterPid, stopCluster } from '../../adapters/postgres/cluster.ts';
+import { PgPromoteProvider, type PgPromoteNode } from '../../adapters/postgres/failover/pg-promote.ts';
+import type { PgNode } from '../../adapters/postgres/failover/types.ts';
+import { childrenOf, isProcessUnder } from '../../util/proc.ts';
+import type { DatabaseAdapter, DbNodeView } from '../../adapters/types.ts';
+import { setDbPrimary } from '../../lab/daemon/client.ts';
+import { createPatroniLabDatabase } from './patroni-database.ts';
+import { labPaths } from '../../lab/paths.ts';
+import { readConfig } from '../../lab/state.ts';
+import { writeJsonAtomic } from '../../util/atomic-file.ts';
+import { LAB_DB, nodeFacts } from '../../lab/postgres/status.ts';
+import type { LabConfig, LabDbNode, LabInfo, LabReplication } from '../../lab/types.ts';
 
 function providerNodes(dir: string, nodes: Pick<LabDbNode, 'name' | 'port' | 'role'>[]): PgPromoteNode[] {
   const p = labPaths(dir);
@@ -84,40 +84,4 @@ export function createLabDatabase(info: LabInfo): DatabaseAdapter {
       return { pid, children };
     },
   };
-}
-
-export interface NodeReplication {
-  inRecovery: boolean | null;
-  streaming: boolean | null;
-  syncState: string | null;
-  replayLagMs: number | null;
-  lagBytes: number | null;
-}
-
-/** What each running node says about itself and its replication (read-only), by node name. */
-export async function queryNodes(nodes: Pick<LabDbNode, 'name' | 'port' | 'role' | 'dataDir'>[]): Promise<Map<string, NodeReplication>> {
-  const out = new Map<string, NodeReplication>();
-  if (nodes.length < 2) return out;
-  const provider = new PgPromoteProvider({
-    nodes: nodes.map((n) => ({ name: n.name, host: '127.0.0.1', port: n.port, role: n.role, dataDir: n.dataDir })),
-    endpoint: { host: '127.0.0.1', port: 0 },
-    user: LAB_DB.superuser,
-    database: 'postgres',
-    replication: 'async',
-    repoint: async () => {
-      throw new Error('status is read-only');
-    },
-  });
-  const topo = await provider.topology();
-  if (topo.primary) out.set(topo.primary.name, { inRecovery: false, streaming: null, syncState: null, replayLagMs: null, lagBytes: null });
-  for (const s of topo.standbys) {
-    out.set(s.name, {
-      inRecovery: s.role === 'standby' ? true : null,
-      streaming: s.replication.streaming,
-      syncState: s.replication.mode === 'unknown' ? null : s.replication.mode,
-      replayLagMs: s.replication.replayLagMs,
-      lagBytes: s.replication.lagBytes,
-    });
-  }
-  return out;
 }

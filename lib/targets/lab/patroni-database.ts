@@ -4,12 +4,14 @@
  * leader key expires, the lab's endpoint follows GET /primary by itself, and the rollback starts the dead
  * member's Patroni again, which rewinds it (use_pg_rewind) into a replica of the new leader.
  */
-import { PatroniProvider } from '../adapters/postgres/failover/patroni.ts';
-import type { DatabaseAdapter, DbNodeView } from '../adapters/types.ts';
-import { labPaths } from './paths.ts';
-import { apiUrlOf, crashPatroniMember, readLabConfig, recordPatroniLeader, startPatroniMember } from './patroni-lab.ts';
-import { LAB_DB, nodeFacts } from './status.ts';
-import type { LabInfo, PatroniLabConfig } from './types.ts';
+import { PatroniProvider } from '../../adapters/postgres/failover/patroni.ts';
+import type { DatabaseAdapter, DbNodeView } from '../../adapters/types.ts';
+import { labPaths } from '../../lab/paths.ts';
+import { apiUrlOf } from '../../lab/patroni/config.ts';
+import { crashPatroniMember, startPatroniMember } from '../../lab/patroni/processes.ts';
+import { readLabConfig, recordPatroniLeader } from '../../lab/patroni/status.ts';
+import { LAB_DB, nodeFacts } from '../../lab/postgres/status.ts';
+import type { LabInfo, PatroniLabConfig } from '../../lab/types.ts';
 
 /** The patroni provider with the lab's word on its timings added to what GET /config says. */
 class PatroniLabProvider extends PatroniProvider {

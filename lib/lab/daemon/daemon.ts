@@ -9,12 +9,12 @@ import { parseArgs } from 'node:util';
 import { ChangeFeed, createControlServer, type ControlDeps } from './control.ts';
 import { DbEndpoint } from './db-endpoint.ts';
 import { Front } from './front.ts';
-import { childEnv, entryArgv, labPaths } from './paths.ts';
-import { readConfig } from './state.ts';
-import { writeJsonAtomic } from '../util/atomic-file.ts';
+import { childEnv, entryArgv, labPaths } from '../paths.ts';
+import { readConfig } from '../state.ts';
+import { writeJsonAtomic } from '../../util/atomic-file.ts';
 import { Supervisor } from './supervisor.ts';
-import { followedMembers, followPatroniLeader } from './patroni-follow.ts';
-import type { DaemonState } from './types.ts';
+import { followedMembers, followPatroniLeader } from '../patroni/follow.ts';
+import type { DaemonState } from '../types.ts';
 
 const { values } = parseArgs({ options: { lab: { type: 'string' } } });
 if (!values.lab) throw new Error('--lab DIR is required');

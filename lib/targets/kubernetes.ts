@@ -1,0 +1,60 @@
+/** A Kubernetes namespace (and optionally its CloudNativePG cluster), within the drill's namespaces and blast radius. */
+import type { KubernetesTarget } from '../config/types.ts';
+import { createExec } from '../adapters/exec.ts';
+import { checkKubeAccess, kubeAdapters, kubeAdaptersFromDetails, type OpenedKube } from '../adapters/kubernetes/target.ts';
+import { cnpgDatabaseFromDetails, openCnpgDatabase, type CnpgDatabase } from '../adapters/kubernetes/cnpg-database.ts';
+import { assertReachable } from './reachable.ts';
+import type { TargetKind } from './types.ts';
+
+/** kubectl and helm in runbook commands use the drill's cluster and context, not whatever the shell had. */
+function kubeEnv(cli: { kubeconfig?: string; context?: string }): Record<string, string> {
+  return { ...(cli.kubeconfig ? { KUBECONFIG: cli.kubeconfig } : {}), ...(cli.context ? { DRILL_KUBE_CONTEXT: cli.context } : {}) };
+}
+
+/** The target's CloudNativePG cluster, opened with the target's credentials and guardrails (reads only). */
+function openKubeDatabase(target: KubernetesTarget, kube: OpenedKube, forPlan = false): Promise<CnpgDatabase> {
+  const d = target.database!;
+  return openCnpgDatabase({ ...d, kubeConfig: kube.kubeConfig, allowedNamespaces: target.namespaces, blastRadius: target.blastRadius, requirePassword: !forPlan });
+}
+
+export const kubernetesTarget: TargetKind<'kubernetes'> = {
+  kind: 'kubernetes',
+  // A database only when the target names one (a CloudNativePG cluster).
+  capabilities: (target) => (target.database ? ['replicas', 'exec', 'load', 'kubernetes', 'database'] : ['replicas', 'exec', 'load', 'kubernetes']),
+  async open(target, say) {
+    // Credentials and the API server first: a wrong context must fail before any load is sent.
+    const kube = kubeAdapters(target);
+    await checkKubeAccess(kube, target.namespace);
+    const database = target.database ? await openKubeDatabase(target, kube) : undefined;
+    await assertReachable(target.url);
+    say(`kubernetes target ${kube.replicas.where} (${kube.details.server}): namespaces ${target.namespaces.join(', ')}, blast radius ${target.blastRadius}; service ${target.url}${database ? `; database ${database.where}` : ''}`);
+    const env = { DRILL_SERVICE_URL: target.url, DRILL_KUBE_NAMESPACE: target.namespace, ...kubeEnv(kube.kube.cli) };
+    return {
+      adapters: { exec: createExec(env), replicas: kube.replicas, kube: kube.kube, ...(database ? { database } : {}) },
+      serviceUrl: target.url,
+      details: { ...kube.details, serviceUrl: target.url, ...(database ? { database: database.details } : {}) },
+      checkSelections: true,
+      async close() {
+        kube.replicas.close();
+      },
+    };
+  },
+  async peek(target) {
+    // Plan reads the live API (list and get only): what it prints is what a run now would hit.
+    const kube = kubeAdapters(target);
+    await checkKubeAccess(kube, target.namespace);
+    const database = target.database ? await openKubeDatabase(target, kube, true) : undefined;
+    return {
+      adapters: { exec: createExec(), replicas: kube.replicas, kube: kube.kube, ...(database ? { database } : {}) },
+      serviceUrl: target.url,
+      note: `${kube.replicas.where} (${kube.details.server}, ${kube.details.credentials}); namespaces ${target.namespaces.join(', ')}; blast radius ${target.blastRadius} pod${target.blastRadius === 1 ? '' : 's'} per action; service ${target.url}${database ? `; database ${database.where}: ${await database.describeRollback()}` : ''}; selections below were resolved against the live API just now`,
+    };
+  },
+  async reopen(details) {
+    const kube = kubeAdaptersFromDetails(details);
+    // A CloudNativePG database the run failed over: its rollback (the old primary rejoining) needs it back.
+    const db = details.database as Record<string, unknown> | undefined;
+    const database = db?.provider === 'cnpg' ? await cnpgDatabaseFromDetails(db, { kubeConfig: kube.kubeConfig, allowedNamespaces: kube.kube.allowedNamespaces, blastRadius: kube.kube.blastRadius }) : undefined;
+    return { adapters: { exec: createExec({ DRILL_SERVICE_URL: String(details.serviceUrl) }), replicas: kube.replicas, kube: kube.kube, ...(database ? { database } : {}) } };
+  },
+};

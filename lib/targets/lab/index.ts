@@ -1,0 +1,89 @@
+/**
+ * The embedded lab: replicas as supervised processes, a PostgreSQL pair (pg-promote or Patroni) behind an
+ * endpoint, and Azurite for backups. A run brings it up when it is not there and takes down only what it started.
+ */
+import type { LabTarget } from '../../config/types.ts';
+import { LAB_DATABASE_DEFAULTS } from '../../config/defaults.ts';
+import { UserError } from '../../errors.ts';
+import { createExec } from '../../adapters/exec.ts';
+import { backupsDetails } from '../../adapters/postgres/backup/adapter.ts';
+import { defaultLabDir, labDown, labStatus, labUp } from '../../lab/index.ts';
+import { patroniUnavailable } from '../../lab/patroni/config.ts';
+import type { TargetKind } from '../types.ts';
+import { labBackupsAdapter } from './backups.ts';
+import { createLabDatabase } from './database.ts';
+import { createLabReplicas } from './replicas.ts';
+
+export function labDirOf(target: LabTarget): string {
+  return target.labDir ?? defaultLabDir();
+}
+
+/**
+ * The lab's database settings with defaults: pg-promote runs the pair self-managed, patroni under Patroni and
+ * etcd (the lab's `--provider patroni`). Patroni is refused before anything starts where it is not installed.
+ */
+export function labDatabaseOf(target: LabTarget): { replication: 'async' | 'sync'; provider: 'pg-promote' | 'patroni' } {
+  const database = { ...LAB_DATABASE_DEFAULTS, ...target.database };
+  const missing = database.provider === 'patroni' ? patroniUnavailable() : null;
+  if (missing) {
+    throw new UserError(`target.database.provider patroni is not available on this machine: ${missing}`, {
+      untouched: 'nothing: the lab was not started and no load was sent',
+      next: 'apt-get install -y patroni etcd-server, or use provider: pg-promote on the lab (the default)',
+    });
+  }
+  return database;
+}
+
+export const labTarget: TargetKind<'lab'> = {
+  kind: 'lab',
+  // backups: the lab's Azurite, with its primary as the database backed up.
+  capabilities: () => ['replicas', 'exec', 'load', 'database', 'backups'],
+  async open(target, say) {
+    const dir = labDirOf(target);
+    const database = labDatabaseOf(target);
+    const t0 = performance.now();
+    const info = await labUp({ dir, replicas: target.replicas, replication: database.replication, provider: database.provider });
+    say(
+      info.alreadyRunning
+        ? `lab already up in ${dir}: service ${info.serviceUrl} (left running after the drill)`
+        : `lab up in ${((performance.now() - t0) / 1000).toFixed(1)}s: service ${info.serviceUrl}, ${target.replicas} replicas, PostgreSQL ${info.db.nodes.map((n) => `${n.name} ${n.role} on 127.0.0.1:${n.port}`).join(', ')} (${info.db.replication})`,
+    );
+    const env = { DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: info.serviceUrl };
+    const backups = await labBackupsAdapter(dir, { create: true });
+    if (backups) say(`backups: ${backups.note}`);
+    return {
+      adapters: { exec: createExec(env), replicas: createLabReplicas(info), database: createLabDatabase(info), ...(backups ? { backups: backups.adapter } : {}) },
+      serviceUrl: info.serviceUrl,
+      details: {
+        kind: 'lab', dir, replicas: target.replicas, serviceUrl: info.serviceUrl,
+        postgres: { host: info.db.host, port: info.db.port, endpointPort: info.db.endpointPort, database: info.db.database, replication: info.db.replication, provider: database.provider, primary: info.db.nodes[0]?.name, nodes: info.db.nodes.map((n) => ({ name: n.name, role: n.role, port: n.port })) },
+        ...(backups ? { backups: backupsDetails(backups.adapter) } : {}),
+      },
+      async close() {
+        if (!info.alreadyRunning) {
+          await labDown({ dir });
+          say(`lab down: ${dir}`);
+        }
+      },
+    };
+  },
+  async peek(target) {
+    const dir = labDirOf(target);
+    const status = await labStatus({ dir });
+    if (!status.up || !status.info) {
+      return { adapters: null, serviceUrl: null, note: `lab in ${dir} is not running: \`drill run\` starts it; selections are resolved then` };
+    }
+    const backups = await labBackupsAdapter(dir, { create: false });
+    return {
+      adapters: { exec: createExec(), replicas: createLabReplicas(status.info), database: createLabDatabase(status.info), ...(backups ? { backups: backups.adapter } : {}) },
+      serviceUrl: status.info.serviceUrl,
+      note: `lab in ${dir} is up: selections below are what a run now would hit`,
+    };
+  },
+  async reopen(details) {
+    const dir = String(details.dir);
+    const s = await labStatus({ dir });
+    if (!s.up || !s.info) return { adapters: null, why: `the lab in ${dir} is down, and whatever the run broke went down with it` };
+    return { adapters: { exec: createExec({ DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: s.info.serviceUrl }), replicas: createLabReplicas(s.info), database: createLabDatabase(s.info) } };
+  },
+};
