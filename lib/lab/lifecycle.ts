@@ -3,11 +3,12 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { postmasterPid, socketPathProblem, stopCluster } from '../adapters/postgres/cluster.ts';
+import { PG_BIN, postmasterPid, socketPathProblem, stopCluster } from '../adapters/postgres/cluster.ts';
 import { setSyncStandby } from '../adapters/postgres/standby.ts';
 import { UserError } from '../errors.ts';
 import { isProcessUnder, signal, terminate, waitGone } from '../util/proc.ts';
 import { writeJsonAtomic } from '../util/atomic-file.ts';
+import { ensureDebianPackages, isExecutable } from '../util/system-packages.ts';
 import { labAzuriteStateFile, startLabAzurite, stopLabAzurite } from './azurite.ts';
 import { getDaemonStatus, scaleReplicas } from './daemon/client.ts';
 import { withLabLock } from './lock.ts';
@@ -35,6 +36,8 @@ export interface LabUpOptions {
   onPhase?: (phase: string, elapsedMs: number) => void;
   /** Start the lab's Azurite (Blob service for backups) beside PostgreSQL and the daemon. Default true. */
   azurite?: boolean;
+  /** Where to say what the start-up does beyond the phases (installing PostgreSQL 15 on a fresh machine). Default: stderr. */
+  say?: (line: string) => void;
 }
 
 /**
@@ -48,6 +51,12 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 64) {
     throw new UserError(`replicas must be an integer 1-64, got ${replicas}`, { untouched: 'nothing' });
   }
+  // A fresh Debian machine with Node 20 has no PostgreSQL: as root the lab installs it (saying so), otherwise the
+  // error names the command. Azurite comes with the npm dependencies.
+  ensureDebianPackages(
+    [{ package: 'postgresql-15', present: () => isExecutable(join(PG_BIN, 'initdb')) && isExecutable(join(PG_BIN, 'postgres')), why: "the lab's database" }],
+    options.say ?? ((line) => process.stderr.write(`${line}\n`)),
+  );
   const t0 = performance.now();
   const deadline = t0 + (options.timeoutMs ?? (options.provider === 'patroni' ? 120_000 : 60_000));
   const phase = (name: string) => options.onPhase?.(name, performance.now() - t0);

@@ -27,8 +27,9 @@ export interface PackageInstaller {
 const apt: PackageInstaller = {
   isRoot: process.getuid?.() === 0,
   run(command, args) {
-    // apt's progress lines would drown what the command itself says; its errors still show.
-    const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    // apt's progress lines would drown what the command itself says; its errors still show. The environment is
+    // explicit and minimal: nothing the harness was given (storage keys, passwords) reaches apt or its scripts.
+    const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' } });
     return r.status;
   },
 };
