@@ -41,7 +41,7 @@ export function parseStopCondition(source: string): StopCondition {
     const wanted = isRate ? 'a ratio like 0.5 or a percentage like 50%' : 'a latency like 800ms, 2s or 800 (milliseconds)';
     throw new Error(`expected ${wanted} after ${metricText} ${op} ${where}`);
   }
-  const value = valueOf(Number(v[1]), v[2], isRate, metricText, where);
+  const value = thresholdValue(Number(v[1]), v[2], isRate, metricText, where);
   rest = rest.slice(v[0].length);
 
   if (rest.trim() === '') {
@@ -79,7 +79,7 @@ function metricOf(text: string, percentile: string | undefined, where: string): 
   throw new Error(`expected a metric (${METRICS_HELP}), got ${JSON.stringify(text)} ${where}`);
 }
 
-function valueOf(n: number, unit: string | undefined, isRate: boolean, metric: string, where: string): number {
+function thresholdValue(n: number, unit: string | undefined, isRate: boolean, metric: string, where: string): number {
   if (isRate) {
     if (unit === 'ms' || unit === 's') throw new Error(`${metric} is a rate: expected a ratio like 0.5 or a percentage like 50%, not a time, ${where}`);
     const ratio = unit === '%' ? n / 100 : n;

@@ -113,14 +113,20 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       const plan = patroniPlan ? null : await planPostgres(p, f, replicas, replication);
       if (options.azurite !== false) {
         azurite = startLabAzurite(dir, { background: true }).then(
-          (a) => ((azuriteStartedHere = !a.alreadyRunning), phase('azurite ready'), null),
+          (a) => {
+            azuriteStartedHere = !a.alreadyRunning;
+            phase('azurite ready');
+            return null;
+          },
           (e: Error) => e,
         );
       }
       // The daemon and its replicas boot (about a second of node start-up) while PostgreSQL initialises and
       // starts: replicas retry the database until it answers, and only count as ready once it does.
       const [pg, daemon] = await Promise.allSettled([
-        (patroniPlan ? bringUpPatroniLab(p, patroniPlan, phase) : bringUpPostgres(p, plan!, f, (node) => startedHere.push(node), phase)).then((s) => void (standby = s.standby)),
+        (patroniPlan ? bringUpPatroniLab(p, patroniPlan, phase) : bringUpPostgres(p, plan!, f, (node) => startedHere.push(node), phase)).then((s) => {
+          standby = s.standby;
+        }),
         spawnDaemon(p, deadline).then((pid) => (phase('daemon ready'), pid)),
       ]);
       if (pg.status === 'rejected') throw pg.reason;

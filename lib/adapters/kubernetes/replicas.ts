@@ -91,8 +91,8 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
   const sightings = new Map<string, { seenAt: string; readyAt?: string }>();
   function sighted(p: PodView): PodView {
     const key = p.uid || p.name;
-    let s = sightings.get(key);
-    if (!s) sightings.set(key, (s = { seenAt: new Date().toISOString() }));
+    const s = sightings.get(key) ?? { seenAt: new Date().toISOString() };
+    sightings.set(key, s);
     if (p.ready && !s.readyAt) s.readyAt = new Date().toISOString();
     return p;
   }

@@ -147,8 +147,8 @@ function readBody(req: http.IncomingMessage, limit = 64 * 1024): Promise<string>
 
 function dbFailure(res: http.ServerResponse, e: unknown): void {
   const code = (e as { code?: string }).code;
-  if (code === '23505') return send(res, 409, { error: 'an order with this token exists' });
-  send(res, 503, { error: `database unavailable: ${(e as Error).message}`, code: code ?? null });
+  if (code === '23505') send(res, 409, { error: 'an order with this token exists' });
+  else send(res, 503, { error: `database unavailable: ${(e as Error).message}`, code: code ?? null });
 }
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
