@@ -1,7 +1,7 @@
 import type { RpoMeasurement } from '../score/objectives.ts';
 import type { Drill, ScenarioEntry } from '../config/types.ts';
 import type { Clock } from '../measure/clock.ts';
-import type { Adapters, LoadView, Logger, Mark, ScenarioContext } from '../scenario/define.ts';
+import type { Adapters, LoadView, Logger, Mark, Progress, ScenarioContext } from '../scenario/define.ts';
 import type { Journal } from './journal.ts';
 
 /** The timeline of one run: marks in run-relative monotonic ms, sorted when read. */
@@ -47,6 +47,8 @@ export function scenarioContext<P>(parts: {
   load?: LoadView;
   results: Map<string, unknown>;
   onRpo?: (m: RpoMeasurement) => void;
+  /** Where a scenario's transfer progress goes (the terminal's live line); absent: nowhere. */
+  progress?: (update: Progress) => void;
 }): ScenarioContext<P> {
   return {
     params: parts.params,
@@ -58,8 +60,9 @@ export function scenarioContext<P>(parts: {
     mark: (name) => parts.timeline.mark(name),
     now: () => parts.clock.now(),
     load: parts.load,
-    resultOf: <R>(name: string) => parts.results.get(name) as R | undefined,
+    resultOf: (action) => parts.results.get(action.name) as never,
     reportRpo: (m) => parts.onRpo?.(m),
+    progress: (update) => parts.progress?.(update),
   };
 }
 
