@@ -7,7 +7,6 @@ import type { DatabaseAdapter } from '../lib/adapters/types.ts';
 import { isFailoverTimeout, type FailoverResult, type PgNode } from '../lib/adapters/postgres/failover/types.ts';
 import { replayLagBelow, standbyStreaming } from '../lib/adapters/postgres/replication.ts';
 import { findWalSenders, resumeSenders, resumeWhenSignalled, stopSenders, type StalledSender } from '../lib/adapters/postgres/stall.ts';
-import { startCluster, waitReady } from '../lib/adapters/postgres/cluster.ts';
 import { ledgerReadback } from '../lib/scenario/ledger-probe.ts';
 import { UserError } from '../lib/errors.ts';
 
@@ -124,17 +123,8 @@ const killPrimary = action<{ node: PgNode; pid: number | null }, Killed>({
     async run(ctx, { selected }) {
       const d = ctx.adapters.database;
       const topo = await d.provider.topology(ctx.signal);
-      if (!topo.primary) {
-        // The failover never happened: the old primary, restarted, is the whole database again and loses nothing.
-        const nodes = await d.nodes();
-        const view = nodes.find((n) => n.name === selected.node.name);
-        // Pods are not restarted from here: their platform restarts or rejoins them, and the rollback waits for that.
-        if (!nodes.some((n) => n.dataDir)) return d.provider.rejoin(selected.node, { timeoutMs: 280_000, signal: ctx.signal });
-        if (!view?.dataDir || !view.logFile) throw new Error(`no primary, and ${selected.node.name} cannot be restarted from here`);
-        await startCluster(view.dataDir, { logFile: view.logFile });
-        await waitReady(nodeConn(ctx.adapters.database, selected.node), { timeoutMs: 60_000, signal: ctx.signal });
-        return `no standby had been promoted: restarted ${selected.node.name} as the primary`;
-      }
+      // The failover never happened: the old primary, restarted, is the whole database again and loses nothing.
+      if (!topo.primary) return d.restartAsPrimary(selected.node, { timeoutMs: 280_000, signal: ctx.signal });
       const how = await d.provider.rejoin(selected.node, { timeoutMs: 280_000, signal: ctx.signal });
       const after = await d.provider.topology(ctx.signal);
       const me = after.standbys.find((x) => x.name === selected.node.name);

@@ -97,4 +97,10 @@ export interface DatabaseAdapter {
    * Where the node is no process of this machine (a pod) `pid` is 0, no children, and `detail` says what was done.
    */
   crash(node: PgNode, how: 'kill' | 'immediate'): Promise<{ pid: number; children: number[]; detail?: string }>;
+  /**
+   * Rollback of a crash after which no standby was promoted: the old primary, back up, is the whole database
+   * again and loses nothing. A node the harness runs is started here; a pod or a Patroni member is restarted by
+   * its platform, and this waits for that. Resolves once it is back, with what was done in a sentence.
+   */
+  restartAsPrimary(node: PgNode, options: { timeoutMs: number; signal: AbortSignal }): Promise<string>;
 }

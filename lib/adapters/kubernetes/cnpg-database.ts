@@ -197,6 +197,9 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
       if (node.name === c.status?.currentPrimary) provider.primaryLost(node.name);
       return { pid: 0, children: [], detail: `deleted pod ${node.name} (uid ${pod.uid}) with grace period 0: its host died` };
     },
+
+    // The operator recreates the pod; the drill only waits for it.
+    restartAsPrimary: (node, options) => provider.rejoin(node, options),
   };
 }
 
