@@ -6,7 +6,6 @@ import { parseDuration } from '../lib/config/duration.ts';
 import { scenario, type ScenarioContext } from '../lib/scenario/define.ts';
 import { dropScratch, makeScratchRoot, pickBackup, readCatalog, restoreBackup, type CatalogEntry, type RestoreOutcome } from '../lib/adapters/postgres/backup/index.ts';
 import { checkBackupPolicy, failsDrill, type PolicyCheck, type PolicyFinding } from '../lib/backup/policy.ts';
-import { ttyTransferLine } from '../lib/cli/transfer-line.ts';
 
 const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)) && /T/.test(s), 'expected an ISO time like 2026-12-01T23:00:00Z');
 const duration = (fallback: string) => durationParam('24h or 30d', { positive: true }).default(fallback);
@@ -111,7 +110,6 @@ async function restore(ctx: Ctx, s: Selected): Promise<Restored> {
   const m = entry.manifest;
   const root = await makeScratchRoot(s.root);
   ctx.log.info(`restoring ${m.kind} backup ${s.backup.folder} (${(m.blob.bytes / 1e6).toFixed(1)} MB, taken ${m.startedAt}) into a scratch cluster in ${root}`);
-  const line = ttyTransferLine('download');
   const outcome = await restoreBackup({
     store: b.store,
     manifest: m,
@@ -121,11 +119,11 @@ async function restore(ctx: Ctx, s: Selected): Promise<Restored> {
     concurrency: p.concurrency,
     smokeQuery: p.smokeQuery,
     freshnessQuery: p.freshnessQuery,
-    onProgress: (_phase, ev) => line.update(ev.bytes, ev.totalBytes),
+    onProgress: (_phase, ev) => ctx.progress({ label: 'download', bytes: ev.bytes, totalBytes: ev.totalBytes }),
     log: (l) => ctx.log.info(l),
     signal: ctx.signal,
   });
-  line.done();
+  ctx.progress({ label: 'download', done: true });
   const t = outcome.timings;
   const mbps = outcome.bytes / 1e6 / Math.max(t.downloadMs / 1000, 0.001);
   ctx.log.info(

@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { durationParam } from '../lib/scenario/params.ts';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { $ } from 'zx';
 import { formatDuration, parseDuration } from '../lib/config/duration.ts';
 import { scenario, type ScenarioContext } from '../lib/scenario/define.ts';
 import { replicaFloorProbe } from '../lib/adapters/kubernetes/floor-probe.ts';
@@ -101,7 +100,7 @@ function helmArgs(ctx: Ctx, namespace: string): string[] {
 
 async function helm(ctx: Ctx, args: string[], timeoutMs: number): Promise<string> {
   const bin = helmOrRefuse(ctx.params.release ?? ctx.params.deployment);
-  const out = await $({ nothrow: true, quiet: true, signal: ctx.signal, timeout: timeoutMs })`${bin} ${args}`;
+  const out = await ctx.adapters.exec.run([bin, ...args], { timeoutMs, signal: ctx.signal });
   if (out.exitCode !== 0) throw new Error(`helm ${args.join(' ')} exited ${out.exitCode}: ${out.stderr.trim().slice(-2000)}`);
   return out.stdout;
 }

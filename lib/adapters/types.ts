@@ -63,9 +63,13 @@ export interface ExecResult {
   durationMs: number;
 }
 
-/** Runbook commands as faults or checks (zx under the hood). */
+/**
+ * Runbook commands as faults or checks (zx under the hood). A string is handed to bash as written; an array is
+ * one program and its arguments with no shell between (`[helm, 'rollback', release]`), its output kept whole
+ * for the scenario to parse.
+ */
 export interface ExecAdapter {
-  run(command: string, options: { timeoutMs: number; signal: AbortSignal; env?: Record<string, string>; cwd?: string }): Promise<ExecResult>;
+  run(command: string | readonly string[], options: { timeoutMs: number; signal: AbortSignal; env?: Record<string, string>; cwd?: string }): Promise<ExecResult>;
 }
 
 /** A PostgreSQL node as a database scenario sees it: the provider's view plus what a host kill needs. */
