@@ -10,18 +10,16 @@ import { findWalSenders, resumeSenders, resumeWhenSignalled, stopSenders, type S
 import { ledgerReadback } from '../lib/scenario/ledger-probe.ts';
 import { UserError } from '../lib/errors.ts';
 
-const duration = (what: string) => durationParam(what);
-
 const params = z
   .object({
     /** sigkill: the host dies (postmaster and every child at once); immediate: `pg_ctl stop -m immediate`. */
     kill: z.enum(['sigkill', 'immediate']).default('sigkill'),
     /** Freeze the primary's walsenders this long before the kill, so an async standby falls behind (0s: no stall). */
-    replicationStall: duration('0s, 500ms or 2s').default('0s'),
+    replicationStall: durationParam('0s, 500ms or 2s').default('0s'),
     /** Steady state: every streaming standby replays within this. */
-    maxReplayLag: duration('5s').default('5s'),
+    maxReplayLag: durationParam('5s').default('5s'),
     /** Longest the provider may take to promote and accept a write. */
-    failoverTimeout: duration('60s').default('60s'),
+    failoverTimeout: durationParam('60s').default('60s'),
   })
   .strict();
 

@@ -46,6 +46,16 @@ function upAfter(r: Replica, killedAtMs: number): string {
   return `started ${since(r.startedAt)} after the kill, at ${r.startedAt}${r.pid === undefined ? ' (whole-second start time)' : ''}`;
 }
 
+/** Fisher-Yates: every order equally likely, as a node failure does not prefer a replica. */
+function shuffled<T>(items: readonly T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
 function howMany(count: Params['count'], matching: number): number {
   return typeof count === 'number' ? count : Math.max(1, Math.ceil((matching * Number(count.slice(0, -1))) / 100));
 }
@@ -71,10 +81,7 @@ const killReplicas = action<Replica[], Killed[]>({
         next: 'lower scenarios[].params.count or use a percentage',
       });
     }
-    const ordered =
-      mode === 'oldest'
-        ? [...matching].sort((a, b) => a.startedAt.localeCompare(b.startedAt))
-        : [...matching].sort(() => Math.random() - 0.5);
+    const ordered = mode === 'oldest' ? [...matching].sort((a, b) => a.startedAt.localeCompare(b.startedAt)) : shuffled(matching);
     return ordered.slice(0, n);
   },
   describeTargets: (selected) => selected.map((r) => (r.pid ? `${r.name} (pid ${r.pid})` : r.name)),

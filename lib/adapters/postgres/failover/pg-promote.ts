@@ -4,6 +4,7 @@
  * a Kubernetes Service elsewhere), then one commit through the endpoint proves the service can write.
  * Rejoin brings the old primary back as a standby with pg_rewind, or a fresh base backup when rewind fails.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../../../errors.ts';
 import { isRunning, startCluster, stopCluster, waitReady, type PgConn } from '../cluster.ts';
 import { cloneStandby, rewindToStandby, setSyncStandby, waitStreaming, walSenders, withClient, type WalSender } from '../standby.ts';
@@ -44,7 +45,6 @@ interface NodeView {
   error?: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PROMOTE_POLL_MS = 10;
 /** Longest a topology read waits to see a standby replay the primary's current WAL position. */
 const LAG_SAMPLE_MS = 1000;
