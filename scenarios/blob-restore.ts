@@ -161,11 +161,9 @@ const restoreIntoScratch = action<Selected, Restored>({
   },
 });
 
-const result = (ctx: Ctx) => ctx.resultOf(restoreIntoScratch);
-
 const step = (name: string, pick: (r: Restored) => { ok: boolean; detail: string } | null) =>
   probe(name, async (ctx) => {
-    const r = result(ctx);
+    const r = ctx.resultOf(restoreIntoScratch);
     if (!r) return { ok: false, detail: 'the restore did not run' };
     // A step after the one that failed is reported, but as a note: the failure's own probe carries the severity.
     return pick(r) ?? { ok: false, severity: 'SEV4', detail: `not reached: ${r.problem ?? 'an earlier step failed'}` };
@@ -179,7 +177,7 @@ const POLICY: Array<{ name: string; checks: PolicyCheck[] }> = [
 
 const policyProbe = (name: string, checks: PolicyCheck[]) =>
   probe(name, async (ctx) => {
-    const r = result(ctx);
+    const r = ctx.resultOf(restoreIntoScratch);
     if (!r) return { ok: false, detail: 'the backup listing was not read' };
     const mine = r.findings.filter((f) => checks.includes(f.check));
     if (mine.length === 0) return { ok: true, detail: 'holds' };
@@ -207,7 +205,7 @@ export default define({
     description: 'the backup is restored and verified (RTO = restore start to verified)',
     pollMs: 200,
     until: probe('restored database verified', async (ctx) => {
-      const r = result(ctx);
+      const r = ctx.resultOf(restoreIntoScratch);
       if (!r) return { ok: false, detail: 'restore not finished' };
       return r.ok ? { ok: true, detail: 'restored and verified' } : { ok: false, final: true, detail: r.problem ?? 'restore failed' };
     }),
