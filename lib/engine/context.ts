@@ -1,7 +1,7 @@
 import type { RpoMeasurement } from '../score/objectives.ts';
 import type { Drill, ScenarioEntry } from '../config/types.ts';
 import type { Clock } from '../measure/clock.ts';
-import type { Adapters, LoadView, Logger, Mark, Progress, ScenarioContext } from '../scenario/define.ts';
+import type { ActionHandle, Adapters, LoadView, Logger, Mark, Progress, ScenarioContext } from '../scenario/define.ts';
 import type { Journal } from './journal.ts';
 
 /** The timeline of one run: marks in run-relative monotonic ms, sorted when read. */
@@ -60,7 +60,7 @@ export function scenarioContext<P>(parts: {
     mark: (name) => parts.timeline.mark(name),
     now: () => parts.clock.now(),
     load: parts.load,
-    resultOf: (action) => parts.results.get(action.name) as never,
+    resultOf: <R>(action: ActionHandle<R>) => parts.results.get(action.name) as R | undefined,
     reportRpo: (m) => parts.onRpo?.(m),
     progress: (update) => parts.progress?.(update),
   };
