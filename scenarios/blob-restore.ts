@@ -3,10 +3,9 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { durationParam } from '../lib/scenario/params.ts';
 import { parseDuration } from '../lib/config/duration.ts';
-import { action, defineScenario, probe, type Probe, type ScenarioContext } from '../lib/scenario/define.ts';
+import { scenario, type ScenarioContext } from '../lib/scenario/define.ts';
 import { dropScratch, makeScratchRoot, pickBackup, readCatalog, restoreBackup, type CatalogEntry, type RestoreOutcome } from '../lib/adapters/postgres/backup/index.ts';
 import { checkBackupPolicy, failsDrill, type PolicyCheck, type PolicyFinding } from '../lib/backup/policy.ts';
-import { ttyTransferLine } from '../lib/cli/transfer-line.ts';
 
 const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)) && /T/.test(s), 'expected an ISO time like 2026-12-01T23:00:00Z');
 const duration = (fallback: string) => durationParam('24h or 30d', { positive: true }).default(fallback);
@@ -61,12 +60,15 @@ interface Restored {
   requestedAt: string;
 }
 
+type Ctx = ScenarioContext<Params, 'backups'>;
+const { probe, action, define } = scenario({ params, requires: ['backups'] });
+
 function what(p: Params): string {
   return `${p.kind} backups${p.database ? ` of ${p.database}` : ''}`;
 }
 
-async function select(ctx: ScenarioContext<Params>): Promise<Selected> {
-  const b = ctx.adapters.backups!;
+async function select(ctx: Ctx): Promise<Selected> {
+  const b = ctx.adapters.backups;
   const p = ctx.params;
   const root = join(b.scratchParent, `restore-${new Date().toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`);
   const entries = await readCatalog(b.store, { kind: p.kind, database: p.database, cluster: p.cluster });
@@ -89,7 +91,7 @@ async function select(ctx: ScenarioContext<Params>): Promise<Selected> {
   return { root, backup, problem: chosen.problem ? `backup ${chosen.folder} cannot be restored: ${chosen.problem}` : null, findings };
 }
 
-async function restore(ctx: ScenarioContext<Params>, s: Selected): Promise<Restored> {
+async function restore(ctx: Ctx, s: Selected): Promise<Restored> {
   const p = ctx.params;
   const requestedAt = p.pointInTime && p.pointInTime !== 'latest' ? p.pointInTime : new Date().toISOString();
   const base = { findings: s.findings, requestedAt };
@@ -97,7 +99,7 @@ async function restore(ctx: ScenarioContext<Params>, s: Selected): Promise<Resto
     ctx.reportRpo({ measuredSeconds: null, lostWrites: 0, unknownWrites: 0, method: 'restore', reason: `nothing was restored: ${s.problem}` });
     return { ok: false, problem: s.problem, selectionProblem: s.problem, outcome: null, ...base };
   }
-  const b = ctx.adapters.backups!;
+  const b = ctx.adapters.backups;
   // Read the manifest again: the selection was journaled without it, and it is what the restore is checked against.
   const entry = (await readCatalog(b.store, { kind: p.kind, database: p.database, cluster: p.cluster })).find((e) => e.folder === s.backup!.folder);
   if (!entry?.manifest) {
@@ -108,7 +110,6 @@ async function restore(ctx: ScenarioContext<Params>, s: Selected): Promise<Resto
   const m = entry.manifest;
   const root = await makeScratchRoot(s.root);
   ctx.log.info(`restoring ${m.kind} backup ${s.backup.folder} (${(m.blob.bytes / 1e6).toFixed(1)} MB, taken ${m.startedAt}) into a scratch cluster in ${root}`);
-  const line = ttyTransferLine('download');
   const outcome = await restoreBackup({
     store: b.store,
     manifest: m,
@@ -118,11 +119,11 @@ async function restore(ctx: ScenarioContext<Params>, s: Selected): Promise<Resto
     concurrency: p.concurrency,
     smokeQuery: p.smokeQuery,
     freshnessQuery: p.freshnessQuery,
-    onProgress: (_phase, ev) => line.update(ev.bytes, ev.totalBytes),
+    onProgress: (_phase, ev) => ctx.progress({ label: 'download', bytes: ev.bytes, totalBytes: ev.totalBytes }),
     log: (l) => ctx.log.info(l),
     signal: ctx.signal,
   });
-  line.done();
+  ctx.progress({ label: 'download', done: true });
   const t = outcome.timings;
   const mbps = outcome.bytes / 1e6 / Math.max(t.downloadMs / 1000, 0.001);
   ctx.log.info(
@@ -144,11 +145,25 @@ async function restore(ctx: ScenarioContext<Params>, s: Selected): Promise<Resto
   return { ok: outcome.ok, problem: outcome.problem, selectionProblem: null, outcome: kept, ...base };
 }
 
-const result = (ctx: ScenarioContext<Params>) => ctx.resultOf<Restored>('restore backup into a scratch cluster');
+const restoreIntoScratch = action<Selected, Restored>({
+  name: 'restore backup into a scratch cluster',
+  description: 'download the backup with ranged parallel reads (size and sha256 checked against its manifest), restore it into a new scratch PostgreSQL cluster, verify it; the live database is never touched',
+  select,
+  describeTargets: (s) => (s.backup ? [`${s.backup.folder} (taken ${s.backup.takenAt}) -> scratch cluster in ${s.root}`] : [`nothing: ${s.problem}`]),
+  run: restore,
+  rollback: {
+    description: 'drop the scratch cluster: stop it and delete its folder',
+    timeout: '2m',
+    run: async (_ctx, { selected }) => {
+      await dropScratch(selected.root);
+      return `scratch cluster in ${selected.root} dropped`;
+    },
+  },
+});
 
-const step = (name: string, pick: (r: Restored) => { ok: boolean; detail: string } | null): Probe<Params> =>
-  probe<Params>(name, async (ctx) => {
-    const r = result(ctx);
+const step = (name: string, pick: (r: Restored) => { ok: boolean; detail: string } | null) =>
+  probe(name, async (ctx) => {
+    const r = ctx.resultOf(restoreIntoScratch);
     if (!r) return { ok: false, detail: 'the restore did not run' };
     // A step after the one that failed is reported, but as a note: the failure's own probe carries the severity.
     return pick(r) ?? { ok: false, severity: 'SEV4', detail: `not reached: ${r.problem ?? 'an earlier step failed'}` };
@@ -160,9 +175,9 @@ const POLICY: Array<{ name: string; checks: PolicyCheck[] }> = [
   { name: 'backup policy: nothing older than the retention', checks: ['retention'] },
 ];
 
-const policyProbe = (name: string, checks: PolicyCheck[]): Probe<Params> =>
-  probe<Params>(name, async (ctx) => {
-    const r = result(ctx);
+const policyProbe = (name: string, checks: PolicyCheck[]) =>
+  probe(name, async (ctx) => {
+    const r = ctx.resultOf(restoreIntoScratch);
     if (!r) return { ok: false, detail: 'the backup listing was not read' };
     const mine = r.findings.filter((f) => checks.includes(f.check));
     if (mine.length === 0) return { ok: true, detail: 'holds' };
@@ -173,42 +188,24 @@ const policyProbe = (name: string, checks: PolicyCheck[]): Probe<Params> =>
     return { ok: false, severity: worst, detail: text };
   });
 
-export default defineScenario({
+export default define({
   name: 'blob-restore',
   description: 'Restore the latest PostgreSQL backup (or the one before a time; point in time for physical backups) from Blob into a scratch cluster and verify it; check the backup policy.',
   tier: 'critical',
   dataClass: 'database',
-  requires: ['backups'],
-  params,
   validate: (p) => (p.pointInTime && p.kind !== 'physical' ? [{ path: 'pointInTime', message: 'a point-in-time restore needs kind: physical (a logical dump has one point only)' }] : []),
   steadyState: [
-    probe<Params>('backup store answers', async (ctx) => {
-      const n = (await readCatalog(ctx.adapters.backups!.store, { kind: ctx.params.kind, database: ctx.params.database, cluster: ctx.params.cluster })).length;
-      return { ok: true, detail: `${n} ${what(ctx.params)} listed in ${ctx.adapters.backups!.where}` };
+    probe('backup store answers', async (ctx) => {
+      const n = (await readCatalog(ctx.adapters.backups.store, { kind: ctx.params.kind, database: ctx.params.database, cluster: ctx.params.cluster })).length;
+      return { ok: true, detail: `${n} ${what(ctx.params)} listed in ${ctx.adapters.backups.where}` };
     }),
   ],
-  actions: [
-    action<Params, Selected, Restored>({
-      name: 'restore backup into a scratch cluster',
-      description: 'download the backup with ranged parallel reads (size and sha256 checked against its manifest), restore it into a new scratch PostgreSQL cluster, verify it; the live database is never touched',
-      select,
-      describeTargets: (s) => (s.backup ? [`${s.backup.folder} (taken ${s.backup.takenAt}) -> scratch cluster in ${s.root}`] : [`nothing: ${s.problem}`]),
-      run: restore,
-      rollback: {
-        description: 'drop the scratch cluster: stop it and delete its folder',
-        timeout: '2m',
-        run: async (_ctx, { selected }) => {
-          await dropScratch(selected.root);
-          return `scratch cluster in ${selected.root} dropped`;
-        },
-      },
-    }),
-  ],
+  actions: [restoreIntoScratch],
   recovery: {
     description: 'the backup is restored and verified (RTO = restore start to verified)',
     pollMs: 200,
-    until: probe<Params>('restored database verified', async (ctx) => {
-      const r = result(ctx);
+    until: probe('restored database verified', async (ctx) => {
+      const r = ctx.resultOf(restoreIntoScratch);
       if (!r) return { ok: false, detail: 'restore not finished' };
       return r.ok ? { ok: true, detail: 'restored and verified' } : { ok: false, final: true, detail: r.problem ?? 'restore failed' };
     }),

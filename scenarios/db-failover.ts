@@ -2,36 +2,37 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { durationParam } from '../lib/scenario/params.ts';
 import { formatDuration, parseDuration } from '../lib/config/duration.ts';
-import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
+import { scenario } from '../lib/scenario/define.ts';
 import type { DatabaseAdapter } from '../lib/adapters/types.ts';
 import { isFailoverTimeout, type FailoverResult, type PgNode } from '../lib/adapters/postgres/failover/types.ts';
 import { replayLagBelow, standbyStreaming } from '../lib/scenario/probes/replication.ts';
 import { findWalSenders, resumeSenders, resumeWhenSignalled, stopSenders, type StalledSender } from '../lib/adapters/postgres/stall.ts';
-import { startCluster, waitReady } from '../lib/adapters/postgres/cluster.ts';
 import { ledgerReadback } from '../lib/scenario/probes/ledger-readback.ts';
 import { UserError } from '../lib/errors.ts';
-
-const duration = (what: string) => durationParam(what);
 
 const params = z
   .object({
     /** sigkill: the host dies (postmaster and every child at once); immediate: `pg_ctl stop -m immediate`. */
     kill: z.enum(['sigkill', 'immediate']).default('sigkill'),
     /** Freeze the primary's walsenders this long before the kill, so an async standby falls behind (0s: no stall). */
-    replicationStall: duration('0s, 500ms or 2s').default('0s'),
+    replicationStall: durationParam('0s, 500ms or 2s').default('0s'),
     /** Steady state: every streaming standby replays within this. */
-    maxReplayLag: duration('5s').default('5s'),
+    maxReplayLag: durationParam('5s').default('5s'),
     /** Longest the provider may take to promote and accept a write. */
-    failoverTimeout: duration('60s').default('60s'),
+    failoverTimeout: durationParam('60s').default('60s'),
   })
   .strict();
-type Params = z.output<typeof params>;
 
 interface Stall {
   senders: StalledSender[];
   primary: PgNode;
   /** Postmaster PID of the primary, read with the senders so the kill right after the stall needs no second look. */
   pid: number | null;
+}
+interface Stalled extends Stall {
+  stalledMs: number;
+  /** Run-relative ms the walsenders were stopped. */
+  startedMs: number;
 }
 interface Killed {
   node: PgNode;
@@ -46,30 +47,124 @@ type FailedOver = FailoverResult & { writableMs: number; settings: Record<string
 type TimedOut = { timedOut: string; settings: Record<string, unknown> };
 const failedOver = (r: FailedOver | TimedOut | undefined): FailedOver | undefined => (r && 'newPrimary' in r ? r : undefined);
 
-function db(ctx: ScenarioContext<Params>): DatabaseAdapter {
-  // Validation refuses db-failover on a target without a database, so this only guards against a harness bug.
-  const d = ctx.adapters.database;
-  if (!d) throw new Error('db-failover ran on a target without a database adapter');
-  return d;
-}
-
-async function primaryOf(ctx: ScenarioContext<Params>): Promise<PgNode> {
-  const topo = await db(ctx).provider.topology(ctx.signal);
+async function primaryOf(db: DatabaseAdapter, signal: AbortSignal): Promise<PgNode> {
+  const topo = await db.provider.topology(signal);
   if (!topo.primary) {
-    throw new UserError(`${db(ctx).where} has no single primary`, { untouched: 'nothing was stalled or killed', next: 'check `drill lab status`; a standby must follow one primary before a failover drill' });
+    throw new UserError(`${db.where} has no single primary`, { untouched: 'nothing was stalled or killed', next: 'check `drill lab status`; a standby must follow one primary before a failover drill' });
   }
   return topo.primary;
 }
 
-const nodeConn = (ctx: ScenarioContext<Params>, n: PgNode) => ({ host: n.host, port: n.port, user: db(ctx).admin.user, database: db(ctx).admin.database });
+const nodeConn = (db: DatabaseAdapter, n: PgNode) => ({ host: n.host, port: n.port, user: db.admin.user, database: db.admin.database });
 
-export default defineScenario({
+const { probe, action, define } = scenario({ params, requires: ['database', 'load'] });
+
+const stallReplication = action<Stall, Stalled>({
+  name: 'stall replication',
+  description: 'SIGSTOP the primary\'s walsenders for replicationStall, so WAL stops reaching the standby (none when 0s)',
+  async select(ctx) {
+    const db = ctx.adapters.database;
+    const primary = await primaryOf(db, ctx.signal);
+    const pid = (await db.nodes()).find((n) => n.name === primary.name)?.pid ?? null;
+    if (parseDuration(ctx.params.replicationStall) === 0) return { senders: [], primary, pid };
+    return { senders: await findWalSenders(nodeConn(db, primary)), primary, pid };
+  },
+  describeTargets: (s) => s.senders.map((w) => `walsender pid ${w.pid} on ${s.primary.name} (to ${w.standby})`),
+  async run(ctx, s) {
+    const ms = parseDuration(ctx.params.replicationStall);
+    const startedMs = ctx.now();
+    if (ms === 0) return { stalledMs: 0, primary: s.primary, pid: s.pid, startedMs, senders: [] };
+    await stopSenders(s.senders);
+    ctx.log.info(`replication stalled: ${s.senders.map((w) => w.pid).join(', ')} stopped for ${formatDuration(ms)}`);
+    // They stay stopped through the kill: resumed before it, the standby would catch up in microseconds.
+    await sleep(ms, undefined, { signal: ctx.signal });
+    return { stalledMs: ms, primary: s.primary, pid: s.pid, startedMs, senders: s.senders };
+  },
+  rollback: {
+    description: 'SIGCONT the walsenders still running (none once the primary was killed)',
+    timeout: '10s',
+    async run(_ctx, { selected }) {
+      const n = await resumeSenders(selected.senders);
+      return `${n} of ${selected.senders.length} walsenders resumed`;
+    },
+  },
+});
+
+const killPrimary = action<{ node: PgNode; pid: number | null }, Killed>({
+  name: 'kill primary',
+  description: 'SIGKILL the primary\'s postmaster and all its children at once, as when its host dies (kill: immediate = pg_ctl stop -m immediate)',
+  async select(ctx) {
+    // Right after a stall the primary is the one the stall froze: looking again would only stretch the stall.
+    const stall = ctx.resultOf(stallReplication);
+    if (stall && stall.stalledMs > 0) return { node: stall.primary, pid: stall.pid };
+    const db = ctx.adapters.database;
+    const primary = await primaryOf(db, ctx.signal);
+    const view = (await db.nodes()).find((n) => n.name === primary.name);
+    return { node: primary, pid: view?.pid ?? null };
+  },
+  describeTargets: (s) => [`${s.node.name} (${s.node.host}:${s.node.port}${s.pid ? `, postmaster pid ${s.pid}` : ''})`],
+  async run(ctx, s) {
+    const stall = ctx.resultOf(stallReplication);
+    const atMs = ctx.mark('primary-killed').ms;
+    const crash = ctx.adapters.database.crash(s.node, ctx.params.kill === 'sigkill' ? 'kill' : 'immediate');
+    crash.catch(() => undefined); // awaited below; no unhandled rejection while the senders are watched
+    // An immediate shutdown SIGQUITs every child; a stalled walsender must wake to obey it (see resumeWhenSignalled).
+    if (ctx.params.kill === 'immediate' && stall?.senders.length) await resumeWhenSignalled(stall.senders, 3, { timeoutMs: 10_000 });
+    const r = await crash;
+    const stalled = stall && stall.stalledMs > 0 ? `, ${((atMs - stall.startedMs) / 1000).toFixed(2)} s after replication stalled` : '';
+    ctx.log.info(`${s.node.name} ${r.detail ?? (ctx.params.kill === 'sigkill' ? `killed: postmaster ${r.pid} and ${r.children.length} children` : `stopped -m immediate (postmaster ${r.pid})`)}${stalled}`);
+    return { node: s.node, pid: r.pid || null, children: r.children.length, atMs };
+  },
+  rollback: {
+    description: 'bring the old primary back as a standby of the new one (pg_rewind, or a fresh base backup; on CloudNativePG the operator does it) and wait until it streams; restart it as the primary if no standby was promoted',
+    timeout: '5m',
+    async run(ctx, { selected }) {
+      const d = ctx.adapters.database;
+      const topo = await d.provider.topology(ctx.signal);
+      // The failover never happened: the old primary, restarted, is the whole database again and loses nothing.
+      if (!topo.primary) return d.restartAsPrimary(selected.node, { timeoutMs: 280_000, signal: ctx.signal });
+      const how = await d.provider.rejoin(selected.node, { timeoutMs: 280_000, signal: ctx.signal });
+      const after = await d.provider.topology(ctx.signal);
+      const me = after.standbys.find((x) => x.name === selected.node.name);
+      if (!me?.replication.streaming) throw new Error(`${how}, but ${selected.node.name} does not stream from ${after.primary?.name ?? 'a primary'}`);
+      return `${how}; ${after.primary!.name} primary, ${selected.node.name} streaming (${me.replication.mode})`;
+    },
+  },
+});
+
+const failOver = action<{ provider: string; candidates: string[]; plan: string }, FailedOver | TimedOut>({
+  name: 'fail over',
+  description: 'the provider promotes a standby and points the stable endpoint at it; done once a write commits through the endpoint',
+  async select(ctx) {
+    const { provider } = ctx.adapters.database;
+    const topo = await provider.topology(ctx.signal);
+    const candidates = topo.standbys.filter((s) => s.role === 'standby').map((s) => s.name);
+    return { provider: provider.kind, candidates, plan: provider.failoverPlan(candidates) };
+  },
+  describeTargets: (s) => [s.plan],
+  async run(ctx) {
+    const { provider } = ctx.adapters.database;
+    const r = await provider.failover({ timeoutMs: parseDuration(ctx.params.failoverTimeout), signal: ctx.signal }).catch(async (e: unknown) => {
+      if (!isFailoverTimeout(e)) throw e;
+      ctx.log.warn(`no failover within failoverTimeout ${ctx.params.failoverTimeout}: ${e.message}`);
+      return { timedOut: e.message, settings: await provider.settings().catch((x: Error) => ({ unreadable: x.message })) };
+    });
+    if ('timedOut' in r) return r;
+    const writableMs = ctx.mark('failover-writable').ms;
+    ctx.log.info(`failed over to ${r.newPrimary.name}: ${r.detail}`);
+    // What drives failover time (Patroni ttl/loop_wait, pg-promote's polling), journaled with the result; read after the fact so it costs the failover nothing.
+    const settings = await provider.settings().catch((e: Error) => ({ unreadable: e.message }));
+    ctx.log.info(`${provider.kind} settings: ${JSON.stringify(settings)}`);
+    return { ...r, writableMs, settings };
+  },
+  rollback: { none: 'a failover is not undone by failing back: the kill\'s rollback makes the old primary a standby of the new one' },
+});
+
+export default define({
   name: 'db-failover',
   description: 'Kill the PostgreSQL primary the way its host dies, under write load; the standby is promoted, the endpoint follows, and every acknowledged write is checked on the new primary.',
   tier: 'critical',
   dataClass: 'database',
-  requires: ['database', 'load'],
-  params,
   validate(p, target) {
     if (target.kind !== 'kubernetes') return [];
     // On Kubernetes the primary is a pod: the harness can delete it, not reach its processes.
@@ -85,8 +180,8 @@ export default defineScenario({
 
   steadyState: [
     standbyStreaming(),
-    replayLagBelow((ctx) => parseDuration((ctx.params as Params).maxReplayLag)),
-    probe<Params>('the load writes with tokens', async (ctx) => {
+    replayLagBelow((ctx) => parseDuration(ctx.params.maxReplayLag)),
+    probe('the load writes with tokens', async (ctx) => {
       const ledger = ctx.load?.ledger;
       const acked = ledger ? ledger.counts().ok : 0;
       return {
@@ -96,119 +191,13 @@ export default defineScenario({
     }),
   ],
 
-  actions: [
-    action<Params, Stall, { stalledMs: number; primary: PgNode; pid: number | null; startedMs: number; senders: StalledSender[] }>({
-      name: 'stall replication',
-      description: 'SIGSTOP the primary\'s walsenders for replicationStall, so WAL stops reaching the standby (none when 0s)',
-      async select(ctx) {
-        const primary = await primaryOf(ctx);
-        const pid = (await db(ctx).nodes()).find((n) => n.name === primary.name)?.pid ?? null;
-        if (parseDuration(ctx.params.replicationStall) === 0) return { senders: [], primary, pid };
-        return { senders: await findWalSenders(nodeConn(ctx, primary)), primary, pid };
-      },
-      describeTargets: (s) => s.senders.map((w) => `walsender pid ${w.pid} on ${s.primary.name} (to ${w.standby})`),
-      async run(ctx, s) {
-        const ms = parseDuration(ctx.params.replicationStall);
-        const startedMs = ctx.now();
-        if (ms === 0) return { stalledMs: 0, primary: s.primary, pid: s.pid, startedMs, senders: [] };
-        await stopSenders(s.senders);
-        ctx.log.info(`replication stalled: ${s.senders.map((w) => w.pid).join(', ')} stopped for ${formatDuration(ms)}`);
-        // They stay stopped through the kill: resumed before it, the standby would catch up in microseconds.
-        await sleep(ms, undefined, { signal: ctx.signal });
-        return { stalledMs: ms, primary: s.primary, pid: s.pid, startedMs, senders: s.senders };
-      },
-      rollback: {
-        description: 'SIGCONT the walsenders still running (none once the primary was killed)',
-        timeout: '10s',
-        async run(_ctx, { selected }) {
-          const n = await resumeSenders(selected.senders);
-          return `${n} of ${selected.senders.length} walsenders resumed`;
-        },
-      },
-    }),
-
-    action<Params, { node: PgNode; pid: number | null }, Killed>({
-      name: 'kill primary',
-      description: 'SIGKILL the primary\'s postmaster and all its children at once, as when its host dies (kill: immediate = pg_ctl stop -m immediate)',
-      async select(ctx) {
-        // Right after a stall the primary is the one the stall froze: looking again would only stretch the stall.
-        const stall = ctx.resultOf<{ stalledMs: number; primary: PgNode; pid: number | null }>('stall replication');
-        if (stall && stall.stalledMs > 0) return { node: stall.primary, pid: stall.pid };
-        const primary = await primaryOf(ctx);
-        const view = (await db(ctx).nodes()).find((n) => n.name === primary.name);
-        return { node: primary, pid: view?.pid ?? null };
-      },
-      describeTargets: (s) => [`${s.node.name} (${s.node.host}:${s.node.port}${s.pid ? `, postmaster pid ${s.pid}` : ''})`],
-      async run(ctx, s) {
-        const stall = ctx.resultOf<{ stalledMs: number; startedMs: number; senders: StalledSender[] }>('stall replication');
-        const atMs = ctx.mark('primary-killed').ms;
-        const crash = db(ctx).crash(s.node, ctx.params.kill === 'sigkill' ? 'kill' : 'immediate');
-        crash.catch(() => undefined); // awaited below; no unhandled rejection while the senders are watched
-        // An immediate shutdown SIGQUITs every child; a stalled walsender must wake to obey it (see resumeWhenSignalled).
-        if (ctx.params.kill === 'immediate' && stall?.senders.length) await resumeWhenSignalled(stall.senders, 3, { timeoutMs: 10_000 });
-        const r = await crash;
-        const stalled = stall && stall.stalledMs > 0 ? `, ${((atMs - stall.startedMs) / 1000).toFixed(2)} s after replication stalled` : '';
-        ctx.log.info(`${s.node.name} ${r.detail ?? (ctx.params.kill === 'sigkill' ? `killed: postmaster ${r.pid} and ${r.children.length} children` : `stopped -m immediate (postmaster ${r.pid})`)}${stalled}`);
-        return { node: s.node, pid: r.pid || null, children: r.children.length, atMs };
-      },
-      rollback: {
-        description: 'bring the old primary back as a standby of the new one (pg_rewind, or a fresh base backup; on CloudNativePG the operator does it) and wait until it streams; restart it as the primary if no standby was promoted',
-        timeout: '5m',
-        async run(ctx, { selected }) {
-          const d = db(ctx);
-          const topo = await d.provider.topology(ctx.signal);
-          if (!topo.primary) {
-            // The failover never happened: the old primary, restarted, is the whole database again and loses nothing.
-            const nodes = await d.nodes();
-            const view = nodes.find((n) => n.name === selected.node.name);
-            // Pods are not restarted from here: their platform restarts or rejoins them, and the rollback waits for that.
-            if (!nodes.some((n) => n.dataDir)) return d.provider.rejoin(selected.node, { timeoutMs: 280_000, signal: ctx.signal });
-            if (!view?.dataDir || !view.logFile) throw new Error(`no primary, and ${selected.node.name} cannot be restarted from here`);
-            await startCluster(view.dataDir, { logFile: view.logFile });
-            await waitReady(nodeConn(ctx, selected.node), { timeoutMs: 60_000, signal: ctx.signal });
-            return `no standby had been promoted: restarted ${selected.node.name} as the primary`;
-          }
-          const how = await d.provider.rejoin(selected.node, { timeoutMs: 280_000, signal: ctx.signal });
-          const after = await d.provider.topology(ctx.signal);
-          const me = after.standbys.find((x) => x.name === selected.node.name);
-          if (!me?.replication.streaming) throw new Error(`${how}, but ${selected.node.name} does not stream from ${after.primary?.name ?? 'a primary'}`);
-          return `${how}; ${after.primary!.name} primary, ${selected.node.name} streaming (${me.replication.mode})`;
-        },
-      },
-    }),
-
-    action<Params, { provider: string; candidates: string[]; plan: string }, FailedOver | TimedOut>({
-      name: 'fail over',
-      description: 'the provider promotes a standby and points the stable endpoint at it; done once a write commits through the endpoint',
-      async select(ctx) {
-        const topo = await db(ctx).provider.topology(ctx.signal);
-        const candidates = topo.standbys.filter((s) => s.role === 'standby').map((s) => s.name);
-        return { provider: db(ctx).provider.kind, candidates, plan: db(ctx).provider.failoverPlan(candidates) };
-      },
-      describeTargets: (s) => [s.plan],
-      async run(ctx) {
-        const r = await db(ctx).provider.failover({ timeoutMs: parseDuration(ctx.params.failoverTimeout), signal: ctx.signal }).catch(async (e: unknown) => {
-          if (!isFailoverTimeout(e)) throw e;
-          ctx.log.warn(`no failover within failoverTimeout ${ctx.params.failoverTimeout}: ${e.message}`);
-          return { timedOut: e.message, settings: await db(ctx).provider.settings().catch((x: Error) => ({ unreadable: x.message })) };
-        });
-        if ('timedOut' in r) return r;
-        const writableMs = ctx.mark('failover-writable').ms;
-        ctx.log.info(`failed over to ${r.newPrimary.name}: ${r.detail}`);
-        // What drives failover time (Patroni ttl/loop_wait, pg-promote's polling), journaled with the result; read after the fact so it costs the failover nothing.
-        const settings = await db(ctx).provider.settings().catch((e: Error) => ({ unreadable: e.message }));
-        ctx.log.info(`${db(ctx).provider.kind} settings: ${JSON.stringify(settings)}`);
-        return { ...r, writableMs, settings };
-      },
-      rollback: { none: 'a failover is not undone by failing back: the kill\'s rollback makes the old primary a standby of the new one' },
-    }),
-  ],
+  actions: [stallReplication, killPrimary, failOver],
 
   recovery: {
     description: 'the new primary takes writes: a write of the load was acknowledged after the failover',
     pollMs: 100,
-    until: probe<Params>('writes acknowledged on the new primary', async (ctx) => {
-      const r = ctx.resultOf<FailedOver | TimedOut>('fail over');
+    until: probe('writes acknowledged on the new primary', async (ctx) => {
+      const r = ctx.resultOf(failOver);
       if (r && 'timedOut' in r) return { ok: false, final: true, detail: `the failover did not complete: ${r.timedOut}` };
       const f = failedOver(r);
       if (!f) return { ok: false, detail: 'no failover yet' };
@@ -218,13 +207,13 @@ export default defineScenario({
   },
 
   verify: [
-    ledgerReadback<Params>('write ledger read back from the new primary', (ctx) => {
-      const killed = ctx.resultOf<Killed>('kill primary');
+    ledgerReadback('write ledger read back from the new primary', (ctx) => {
+      const killed = ctx.resultOf(killPrimary);
       return killed && { atMs: killed.atMs, what: 'the kill of the primary (mark primary-killed)' };
     }),
-    probe<Params>('one primary, the promoted one', async (ctx) => {
-      const f = failedOver(ctx.resultOf<FailedOver | TimedOut>('fail over'));
-      const topo = await db(ctx).provider.topology(ctx.signal);
+    probe('one primary, the promoted one', async (ctx) => {
+      const f = failedOver(ctx.resultOf(failOver));
+      const topo = await ctx.adapters.database.provider.topology(ctx.signal);
       const ok = f !== undefined && topo.primary?.name === f.newPrimary.name;
       return { ok, detail: `primary ${topo.primary?.name ?? 'none (or more than one)'}; promoted ${f?.newPrimary.name ?? 'nothing'}` };
     }),

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { durationParam } from '../lib/scenario/params.ts';
 import { parseDuration } from '../lib/config/duration.ts';
-import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
+import { scenario, type ScenarioContext } from '../lib/scenario/define.ts';
 import type { ExecResult } from '../lib/adapters/types.ts';
 
 const duration = (fallback: string) => durationParam('500ms, 30s, 15m or 1h').default(fallback);
@@ -24,6 +24,8 @@ const params = z
   .strict();
 type Params = z.output<typeof params>;
 
+const { probe, action, define } = scenario({ params, requires: ['exec', 'load'] });
+
 async function sh(ctx: ScenarioContext<Params>, command: string): Promise<ExecResult> {
   const r = await ctx.adapters.exec.run(command, { timeoutMs: parseDuration(ctx.params.commandTimeout), signal: ctx.signal });
   ctx.log.info(`$ ${command} -> exit ${r.exitCode ?? r.signal}`, { stdout: r.stdout, stderr: r.stderr, durationMs: Math.round(r.durationMs) });
@@ -36,19 +38,17 @@ function verdictOf(r: ExecResult): { ok: boolean; detail: string } {
 }
 
 const optionalCheck = (name: string, pick: (p: Params) => string | undefined) =>
-  probe<Params>(name, async (ctx) => {
+  probe(name, async (ctx) => {
     const command = pick(ctx.params);
     return command ? verdictOf(await sh(ctx, command)) : { ok: true, detail: 'no command given' };
   });
 
-export default defineScenario({
+export default define({
   name: 'exec',
   description: 'Run a runbook command as the fault, with optional commands for steady state, recovery, verification and rollback.',
-  requires: ['exec', 'load'],
-  params,
   steadyState: [optionalCheck('steady-state command', (p) => p.steadyState)],
   actions: [
-    action<Params, string, ExecResult>({
+    action<string, ExecResult>({
       name: 'run fault command',
       description: 'run the fault command with bash; a non-zero exit fails the injection',
       async select(ctx) {

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { durationParam } from '../lib/scenario/params.ts';
 import { parseDuration, formatDuration } from '../lib/config/duration.ts';
-import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
-import type { Replica, ReplicaSetAdapter } from '../lib/adapters/types.ts';
+import { scenario } from '../lib/scenario/define.ts';
+import type { Replica } from '../lib/adapters/types.ts';
 import { UserError } from '../lib/errors.ts';
 import { matchesSelector, parseSelector, type Requirement } from '../lib/adapters/selector.ts';
 import { TEMPLATE_LABELS } from '../lib/lab/daemon/supervisor.ts';
@@ -46,24 +46,77 @@ function upAfter(r: Replica, killedAtMs: number): string {
   return `started ${since(r.startedAt)} after the kill, at ${r.startedAt}${r.pid === undefined ? ' (whole-second start time)' : ''}`;
 }
 
+/** Fisher-Yates: every order equally likely, as a node failure does not prefer a replica. */
+function shuffled<T>(items: readonly T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
 function howMany(count: Params['count'], matching: number): number {
   return typeof count === 'number' ? count : Math.max(1, Math.ceil((matching * Number(count.slice(0, -1))) / 100));
 }
 
-function replicasOf(ctx: ScenarioContext<Params>): ReplicaSetAdapter {
-  // Validation refuses pod-kill on a target without replicas, so this only guards against a harness bug.
-  const r = ctx.adapters.replicas;
-  if (!r) throw new Error('pod-kill ran on a target without a replica adapter');
-  return r;
-}
+const { probe, action, define } = scenario({ params, requires: ['replicas', 'load'] });
 
-export default defineScenario({
+const killReplicas = action<Replica[], Killed[]>({
+  name: 'kill replicas',
+  description: 'SIGKILL the selected replicas (grace period 0), as when their node dies',
+  async select(ctx) {
+    const { selector, count, mode } = ctx.params;
+    const matching = (await ctx.adapters.replicas.list(selector)).filter((r) => r.ready);
+    const n = howMany(count, matching.length);
+    if (matching.length === 0) {
+      throw new UserError(`no ready replica matches selector "${selector}"`, {
+        untouched: 'nothing was killed',
+        next: 'check the selector against `drill lab status` (or the pods of the target) and fix scenarios[].params.selector',
+      });
+    }
+    if (n > matching.length) {
+      throw new UserError(`selector "${selector}" matches ${matching.length} ready replicas, fewer than the ${n} to kill`, {
+        untouched: 'nothing was killed',
+        next: 'lower scenarios[].params.count or use a percentage',
+      });
+    }
+    const ordered = mode === 'oldest' ? [...matching].sort((a, b) => a.startedAt.localeCompare(b.startedAt)) : shuffled(matching);
+    return ordered.slice(0, n);
+  },
+  describeTargets: (selected) => selected.map((r) => (r.pid ? `${r.name} (pid ${r.pid})` : r.name)),
+  async run(ctx, selected) {
+    const gracePeriodMs = parseDuration(ctx.params.gracePeriod);
+    // All at once, as when the node under them dies: one by one would let the first come back first.
+    const results = await Promise.allSettled(
+      selected.map(async (r): Promise<Killed> => {
+        // Stamped when the kill is sent: the workload may start the replacement before the delete returns.
+        const at = new Date().toISOString();
+        const atMs = ctx.now();
+        await ctx.adapters.replicas.kill(r, { gracePeriodMs });
+        ctx.log.info(`killed ${r.name}${r.pid ? ` (pid ${r.pid})` : ''}`);
+        return { name: r.name, pid: r.pid, at, atMs };
+      }),
+    );
+    const failed = results.flatMap((x, i) => (x.status === 'rejected' ? [`${selected[i]!.name}: ${(x.reason as Error).message}`] : []));
+    if (failed.length > 0) throw new Error(`could not kill ${failed.join('; ')}`);
+    return results.map((x) => (x as PromiseFulfilledResult<Killed>).value);
+  },
+  rollback: {
+    description: 'make sure the workload is back at its desired replica count, starting what is missing, and wait until all are ready',
+    timeout: '2m',
+    async run(ctx) {
+      const s = await ctx.adapters.replicas.ensureDesired(ctx.params.selector, { timeoutMs: 120_000, signal: ctx.signal });
+      return `${s.ready}/${s.desired} replicas of ${s.owner} ready`;
+    },
+  },
+});
+
+export default define({
   name: 'pod-kill',
   description: 'Kill replicas of the service the way a node failure does; the workload must replace them while the service keeps meeting its SLOs.',
   tier: 'critical',
   dataClass: 'database',
-  requires: ['replicas', 'load'],
-  params,
 
   validate(p, target) {
     const problems: { path: string; message: string }[] = [];
@@ -86,73 +139,20 @@ export default defineScenario({
   },
 
   steadyState: [
-    probe<Params>('every replica ready', async (ctx) => {
-      const s = await replicasOf(ctx).status(ctx.params.selector);
+    probe('every replica ready', async (ctx) => {
+      const s = await ctx.adapters.replicas.status(ctx.params.selector);
       return { ok: s.desired > 0 && s.ready >= s.desired, detail: `${s.ready}/${s.desired} replicas of ${s.owner} ready` };
     }),
   ],
 
-  actions: [
-    action<Params, Replica[], Killed[]>({
-      name: 'kill replicas',
-      description: 'SIGKILL the selected replicas (grace period 0), as when their node dies',
-      async select(ctx) {
-        const { selector, count, mode } = ctx.params;
-        const matching = (await replicasOf(ctx).list(selector)).filter((r) => r.ready);
-        const n = howMany(count, matching.length);
-        if (matching.length === 0) {
-          throw new UserError(`no ready replica matches selector "${selector}"`, {
-            untouched: 'nothing was killed',
-            next: 'check the selector against `drill lab status` (or the pods of the target) and fix scenarios[].params.selector',
-          });
-        }
-        if (n > matching.length) {
-          throw new UserError(`selector "${selector}" matches ${matching.length} ready replicas, fewer than the ${n} to kill`, {
-            untouched: 'nothing was killed',
-            next: 'lower scenarios[].params.count or use a percentage',
-          });
-        }
-        const ordered =
-          mode === 'oldest'
-            ? [...matching].sort((a, b) => a.startedAt.localeCompare(b.startedAt))
-            : [...matching].sort(() => Math.random() - 0.5);
-        return ordered.slice(0, n);
-      },
-      describeTargets: (selected) => selected.map((r) => (r.pid ? `${r.name} (pid ${r.pid})` : r.name)),
-      async run(ctx, selected) {
-        const gracePeriodMs = parseDuration(ctx.params.gracePeriod);
-        // All at once, as when the node under them dies: one by one would let the first come back first.
-        const results = await Promise.allSettled(
-          selected.map(async (r): Promise<Killed> => {
-            // Stamped when the kill is sent: the workload may start the replacement before the delete returns.
-            const at = new Date().toISOString();
-            const atMs = ctx.now();
-            await replicasOf(ctx).kill(r, { gracePeriodMs });
-            ctx.log.info(`killed ${r.name}${r.pid ? ` (pid ${r.pid})` : ''}`);
-            return { name: r.name, pid: r.pid, at, atMs };
-          }),
-        );
-        const failed = results.flatMap((x, i) => (x.status === 'rejected' ? [`${selected[i]!.name}: ${(x.reason as Error).message}`] : []));
-        if (failed.length > 0) throw new Error(`could not kill ${failed.join('; ')}`);
-        return results.map((x) => (x as PromiseFulfilledResult<Killed>).value);
-      },
-      rollback: {
-        description: 'make sure the workload is back at its desired replica count, starting what is missing, and wait until all are ready',
-        timeout: '2m',
-        async run(ctx) {
-          const s = await replicasOf(ctx).ensureDesired(ctx.params.selector, { timeoutMs: 120_000, signal: ctx.signal });
-          return `${s.ready}/${s.desired} replicas of ${s.owner} ready`;
-        },
-      },
-    }),
-  ],
+  actions: [killReplicas],
 
   recovery: {
     description: 'every killed replica has been replaced and the workload is back at its desired count, all ready',
     pollMs: 100,
-    until: probe<Params>('replacements ready', async (ctx) => {
-      const killed = ctx.resultOf<Killed[]>('kill replicas') ?? [];
-      const s = await replicasOf(ctx).status(ctx.params.selector);
+    until: probe('replacements ready', async (ctx) => {
+      const killed = ctx.resultOf(killReplicas) ?? [];
+      const s = await ctx.adapters.replicas.status(ctx.params.selector);
       const gone = new Set(killed.map((k) => k.name));
       const stillListed = s.replicas.filter((r) => gone.has(r.name) && r.ready).map((r) => r.name);
       const ok = s.ready >= s.desired && stillListed.length === 0;
@@ -161,9 +161,9 @@ export default defineScenario({
   },
 
   verify: [
-    probe<Params>('killed replicas were replaced by new ones', async (ctx) => {
-      const killed = ctx.resultOf<Killed[]>('kill replicas') ?? [];
-      const s = await replicasOf(ctx).status(ctx.params.selector);
+    probe('killed replicas were replaced by new ones', async (ctx) => {
+      const killed = ctx.resultOf(killReplicas) ?? [];
+      const s = await ctx.adapters.replicas.status(ctx.params.selector);
       const killedAt = Math.min(...killed.map((k) => Date.parse(k.at)));
       const fresh = s.replicas.filter((r) => r.ready && startedAfter(r, killedAt));
       const ok = fresh.length >= killed.length && s.ready >= s.desired;
@@ -173,10 +173,10 @@ export default defineScenario({
     }),
     // A replica killed mid-request must not take acknowledged writes with it (a service that answers before
     // it commits would): where the load writes with tokens and the target names its database, read them back.
-    ledgerReadback<Params>(
+    ledgerReadback(
       'acknowledged writes survived the kill',
       (ctx) => {
-        const killed = ctx.resultOf<Killed[]>('kill replicas') ?? [];
+        const killed = ctx.resultOf(killReplicas) ?? [];
         const first = Math.min(...killed.map((k) => k.atMs ?? Infinity));
         return Number.isFinite(first) ? { atMs: first, what: 'the first kill sent' } : undefined;
       },

@@ -2,11 +2,10 @@ import { z } from 'zod';
 import { durationParam } from '../lib/scenario/params.ts';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { $ } from 'zx';
 import { formatDuration, parseDuration } from '../lib/config/duration.ts';
-import { action, defineScenario, probe, type ScenarioContext } from '../lib/scenario/define.ts';
+import { scenario, type ScenarioContext } from '../lib/scenario/define.ts';
 import { replicaFloorProbe } from '../lib/scenario/probes/replica-floor.ts';
-import type { DeploymentRevision, KubeDeployments, KubeTargetAdapters, RollbackResult } from '../lib/adapters/kubernetes/types.ts';
+import type { DeploymentRevision, KubeDeployments, RollbackResult } from '../lib/adapters/kubernetes/types.ts';
 import { UserError } from '../lib/errors.ts';
 
 const duration = (fallback: string) => durationParam('90s or 5m', { positive: true }).default(fallback);
@@ -55,14 +54,10 @@ interface RolledBack extends RollbackResult {
   rolloutSeconds: number | null;
 }
 
-function kubeOf(ctx: ScenarioContext<Params>): KubeTargetAdapters {
-  const k = ctx.adapters.kube;
-  if (!k) throw new Error('rollback ran on a target without the kubernetes adapter');
-  return k;
-}
+type Ctx = ScenarioContext<Params, 'kubernetes'>;
 
-function deploymentsOf(ctx: ScenarioContext<Params>): KubeDeployments {
-  return kubeOf(ctx).deployments(ctx.params.namespace);
+function deploymentsOf(ctx: Ctx): KubeDeployments {
+  return ctx.adapters.kube.deployments(ctx.params.namespace);
 }
 
 /** The image tags of a revision: what the service's version answer must contain. */
@@ -98,20 +93,20 @@ function helmOrRefuse(release: string): string {
   return helm;
 }
 
-function helmArgs(ctx: ScenarioContext<Params>, namespace: string): string[] {
-  const cli = kubeOf(ctx).cli;
+function helmArgs(ctx: Ctx, namespace: string): string[] {
+  const cli = ctx.adapters.kube.cli;
   return ['-n', namespace, ...(cli.kubeconfig ? ['--kubeconfig', cli.kubeconfig] : []), ...(cli.context ? ['--kube-context', cli.context] : [])];
 }
 
-async function helm(ctx: ScenarioContext<Params>, args: string[], timeoutMs: number): Promise<string> {
+async function helm(ctx: Ctx, args: string[], timeoutMs: number): Promise<string> {
   const bin = helmOrRefuse(ctx.params.release ?? ctx.params.deployment);
-  const out = await $({ nothrow: true, quiet: true, signal: ctx.signal, timeout: timeoutMs })`${bin} ${args}`;
+  const out = await ctx.adapters.exec.run([bin, ...args], { timeoutMs, signal: ctx.signal });
   if (out.exitCode !== 0) throw new Error(`helm ${args.join(' ')} exited ${out.exitCode}: ${out.stderr.trim().slice(-2000)}`);
   return out.stdout;
 }
 
 /** Answers from the service that name the expected version, in a row; any other answer resets the count. */
-async function versionServing(ctx: ScenarioContext<Params>, expect: string[]): Promise<{ ok: boolean; detail: string }> {
+async function versionServing(ctx: Ctx, expect: string[]): Promise<{ ok: boolean; detail: string }> {
   const base = ctx.drill.target.kind === 'kubernetes' ? ctx.drill.target.url : undefined;
   if (!ctx.params.versionPath || !base) return { ok: true, detail: 'no versionPath: the rollout status alone decides' };
   const url = new URL(ctx.params.versionPath, base).toString();
@@ -128,12 +123,81 @@ async function versionServing(ctx: ScenarioContext<Params>, expect: string[]): P
   return { ok: true, detail: `${ctx.params.versionChecks} answers in a row from ${url} name ${expect.join(', ')} (last: ${seen})` };
 }
 
-export default defineScenario({
+const { probe, action, define } = scenario({ params, requires: ['kubernetes', 'load'] });
+
+const rollBack = action<Selected, RolledBack>({
+  name: 'roll back deployment',
+  description: 'roll the Deployment back to its previous revision (the pod template of that revision\'s ReplicaSet) and wait for the rollout',
+  async select(ctx) {
+    const namespace = ctx.params.namespace ?? ctx.adapters.kube.namespace;
+    ctx.adapters.kube.checkNamespace(namespace);
+    const release = ctx.params.release ?? ctx.params.deployment;
+    if (ctx.params.via === 'helm') helmOrRefuse(release);
+    const { from, to } = await deploymentsOf(ctx).target(ctx.params.deployment, ctx.params.toRevision, ctx.signal);
+    if (ctx.params.via === 'helm') {
+      const history = JSON.parse(await helm(ctx, ['history', release, '-o', 'json', ...helmArgs(ctx, namespace)], 30_000)) as { revision: number; status: string }[];
+      const deployed = history.find((h) => h.status === 'deployed');
+      return { via: 'helm', deployment: ctx.params.deployment, namespace, from, to, ...(deployed ? { helmRevision: deployed.revision } : {}) };
+    }
+    return { via: 'api', deployment: ctx.params.deployment, namespace, from, to };
+  },
+  describeTargets: (s) => [`deployment/${s.deployment} in ${s.namespace}: ${describe(s.from)} -> ${describe(s.to)}${s.via === 'helm' ? ` via helm${s.helmRevision ? ` (release revision ${s.helmRevision})` : ''}` : ''}`],
+  async run(ctx, s) {
+    const timeoutMs = parseDuration(ctx.params.rolloutTimeout);
+    const d = deploymentsOf(ctx);
+    let result: RollbackResult;
+    if (s.via === 'helm') {
+      const release = ctx.params.release ?? ctx.params.deployment;
+      const rev = ctx.params.toRevision > 0 ? [String(ctx.params.toRevision)] : [];
+      const started = new Date().toISOString();
+      await helm(ctx, ['rollback', release, ...rev, ...helmArgs(ctx, s.namespace)], 60_000);
+      result = { from: s.from, to: s.to, patchedAt: started };
+    } else {
+      result = await d.rollbackTo(ctx.params.deployment, ctx.params.toRevision, ctx.signal);
+    }
+    ctx.log.info(`rolled deployment/${ctx.params.deployment} back: ${describe(result.from)} -> ${describe(result.to)}; watching the rollout`);
+    try {
+      const r = await d.waitRollout(ctx.params.deployment, { timeoutMs, signal: ctx.signal });
+      const rolledOutAt = new Date().toISOString();
+      const rolloutSeconds = (Date.parse(rolledOutAt) - Date.parse(result.patchedAt)) / 1000;
+      ctx.mark('rolled-out');
+      ctx.log.info(`rollout complete in ${formatDuration(Math.round(rolloutSeconds * 1000))}: ${r.updated}/${r.desired} on ${r.images.join(', ')}`);
+      return { ...result, rolledOutAt, rolloutSeconds };
+    } catch (e) {
+      if (ctx.signal.aborted) throw e;
+      // A rollout that does not complete is the system failing the drill (RTO missed), not the drill failing.
+      ctx.log.warn((e as Error).message);
+      return { ...result, rolledOutAt: null, rolloutSeconds: null };
+    }
+  },
+  rollback: {
+    description: (p) =>
+      p.restore
+        ? `roll forward again to the revision the drill found (its template, the same way), and wait for that rollout`
+        : 'none asked for (params.restore: false): the Deployment stays on the previous revision',
+    timeout: '6m',
+    async run(ctx, { selected }) {
+      if (!ctx.params.restore) return 'left on the previous revision (params.restore: false)';
+      const d = deploymentsOf(ctx);
+      if (selected.via === 'helm' && selected.helmRevision) {
+        await helm(ctx, ['rollback', ctx.params.release ?? ctx.params.deployment, String(selected.helmRevision), ...helmArgs(ctx, selected.namespace)], 60_000);
+      } else {
+        const now = await d.history(ctx.params.deployment, ctx.signal);
+        // The original template now lives in the newest ReplicaSet with its images, unless nothing changed.
+        const back = [...now.history].reverse().find((r) => r.replicaSet === selected.from.replicaSet);
+        if (!back) throw new Error(`the ReplicaSet ${selected.from.replicaSet} of ${describe(selected.from)} is gone from the history: roll forward by redeploying`);
+        if (now.current.replicaSet !== back.replicaSet) await d.rollbackTo(ctx.params.deployment, back.revision, ctx.signal);
+      }
+      const r = await d.waitRollout(ctx.params.deployment, { timeoutMs: 300_000, signal: ctx.signal });
+      return `deployment/${r.deployment} back on ${r.images.join(', ')} (revision ${r.revision}), ${r.available}/${r.desired} available`;
+    },
+  },
+});
+
+export default define({
   name: 'rollback',
   description: 'Roll a Deployment back to its previous revision as the runbook does (`kubectl rollout undo` or `helm rollback`), timed under load until the previous version serves.',
   tier: 'critical',
-  requires: ['kubernetes', 'load'],
-  params,
 
   validate(p, target) {
     if (target.kind !== 'kubernetes' || p.namespace === undefined) return [];
@@ -145,95 +209,26 @@ export default defineScenario({
   },
 
   steadyState: [
-    probe<Params>('the Deployment is fully rolled out', async (ctx) => {
+    probe('the Deployment is fully rolled out', async (ctx) => {
       const r = await deploymentsOf(ctx).rollout(ctx.params.deployment, ctx.signal);
       return { ok: r.complete, detail: `deployment/${r.deployment} at revision ${r.revision} (${r.images.join(', ')}): ${r.updated}/${r.desired} updated, ${r.available} available` };
     }),
     {
       name: 'replica floor (when params.replicaFloor is true)',
-      async check(ctx: ScenarioContext<Params>) {
+      async check(ctx: Ctx) {
         if (!ctx.params.replicaFloor) return { ok: true, detail: 'not asked for (params.replicaFloor: false)' };
         return replicaFloorProbe<Params>((x) => x.deployment, { namespace: (x) => x.namespace }).check(ctx);
       },
     },
   ],
 
-  actions: [
-    action<Params, Selected, RolledBack>({
-      name: 'roll back deployment',
-      description: 'roll the Deployment back to its previous revision (the pod template of that revision\'s ReplicaSet) and wait for the rollout',
-      async select(ctx) {
-        const namespace = ctx.params.namespace ?? kubeOf(ctx).namespace;
-        kubeOf(ctx).checkNamespace(namespace);
-        const release = ctx.params.release ?? ctx.params.deployment;
-        if (ctx.params.via === 'helm') helmOrRefuse(release);
-        const { from, to } = await deploymentsOf(ctx).target(ctx.params.deployment, ctx.params.toRevision, ctx.signal);
-        if (ctx.params.via === 'helm') {
-          const history = JSON.parse(await helm(ctx, ['history', release, '-o', 'json', ...helmArgs(ctx, namespace)], 30_000)) as { revision: number; status: string }[];
-          const deployed = history.find((h) => h.status === 'deployed');
-          return { via: 'helm', deployment: ctx.params.deployment, namespace, from, to, ...(deployed ? { helmRevision: deployed.revision } : {}) };
-        }
-        return { via: 'api', deployment: ctx.params.deployment, namespace, from, to };
-      },
-      describeTargets: (s) => [`deployment/${s.deployment} in ${s.namespace}: ${describe(s.from)} -> ${describe(s.to)}${s.via === 'helm' ? ` via helm${s.helmRevision ? ` (release revision ${s.helmRevision})` : ''}` : ''}`],
-      async run(ctx, s) {
-        const timeoutMs = parseDuration(ctx.params.rolloutTimeout);
-        const d = deploymentsOf(ctx);
-        let result: RollbackResult;
-        if (s.via === 'helm') {
-          const release = ctx.params.release ?? ctx.params.deployment;
-          const rev = ctx.params.toRevision > 0 ? [String(ctx.params.toRevision)] : [];
-          const started = new Date().toISOString();
-          await helm(ctx, ['rollback', release, ...rev, ...helmArgs(ctx, s.namespace)], 60_000);
-          result = { from: s.from, to: s.to, patchedAt: started };
-        } else {
-          result = await d.rollbackTo(ctx.params.deployment, ctx.params.toRevision, ctx.signal);
-        }
-        ctx.log.info(`rolled deployment/${ctx.params.deployment} back: ${describe(result.from)} -> ${describe(result.to)}; watching the rollout`);
-        try {
-          const r = await d.waitRollout(ctx.params.deployment, { timeoutMs, signal: ctx.signal });
-          const rolledOutAt = new Date().toISOString();
-          const rolloutSeconds = (Date.parse(rolledOutAt) - Date.parse(result.patchedAt)) / 1000;
-          ctx.mark('rolled-out');
-          ctx.log.info(`rollout complete in ${formatDuration(Math.round(rolloutSeconds * 1000))}: ${r.updated}/${r.desired} on ${r.images.join(', ')}`);
-          return { ...result, rolledOutAt, rolloutSeconds };
-        } catch (e) {
-          if (ctx.signal.aborted) throw e;
-          // A rollout that does not complete is the system failing the drill (RTO missed), not the drill failing.
-          ctx.log.warn((e as Error).message);
-          return { ...result, rolledOutAt: null, rolloutSeconds: null };
-        }
-      },
-      rollback: {
-        description: (p) =>
-          p.restore
-            ? `roll forward again to the revision the drill found (its template, the same way), and wait for that rollout`
-            : 'none asked for (params.restore: false): the Deployment stays on the previous revision',
-        timeout: '6m',
-        async run(ctx, { selected }) {
-          if (!ctx.params.restore) return 'left on the previous revision (params.restore: false)';
-          const d = deploymentsOf(ctx);
-          if (selected.via === 'helm' && selected.helmRevision) {
-            await helm(ctx, ['rollback', ctx.params.release ?? ctx.params.deployment, String(selected.helmRevision), ...helmArgs(ctx, selected.namespace)], 60_000);
-          } else {
-            const now = await d.history(ctx.params.deployment, ctx.signal);
-            // The original template now lives in the newest ReplicaSet with its images, unless nothing changed.
-            const back = [...now.history].reverse().find((r) => r.replicaSet === selected.from.replicaSet);
-            if (!back) throw new Error(`the ReplicaSet ${selected.from.replicaSet} of ${describe(selected.from)} is gone from the history: roll forward by redeploying`);
-            if (now.current.replicaSet !== back.replicaSet) await d.rollbackTo(ctx.params.deployment, back.revision, ctx.signal);
-          }
-          const r = await d.waitRollout(ctx.params.deployment, { timeoutMs: 300_000, signal: ctx.signal });
-          return `deployment/${r.deployment} back on ${r.images.join(', ')} (revision ${r.revision}), ${r.available}/${r.desired} available`;
-        },
-      },
-    }),
-  ],
+  actions: [rollBack],
 
   recovery: {
     description: 'the rollout is complete (every replica on the previous template, available, none of the newer left) and the service answers with the previous version',
     pollMs: 100,
-    until: probe<Params>('previous version serving', async (ctx) => {
-      const rolled = ctx.resultOf<RolledBack>('roll back deployment');
+    until: probe('previous version serving', async (ctx) => {
+      const rolled = ctx.resultOf(rollBack);
       if (!rolled) return { ok: false, detail: 'the rollback has not finished' };
       const r = await deploymentsOf(ctx).rollout(ctx.params.deployment, ctx.signal);
       const want = tagsOf(rolled.to);
@@ -245,10 +240,10 @@ export default defineScenario({
   },
 
   verify: [
-    probe<Params>('every pod runs the previous revision', async (ctx) => {
-      const rolled = ctx.resultOf<RolledBack>('roll back deployment');
+    probe('every pod runs the previous revision', async (ctx) => {
+      const rolled = ctx.resultOf(rollBack);
       const r = await deploymentsOf(ctx).rollout(ctx.params.deployment, ctx.signal);
-      const ok = Boolean(rolled) && r.complete && r.images.join(',') === rolled!.to.images.join(',');
+      const ok = rolled !== undefined && r.complete && r.images.join(',') === rolled.to.images.join(',');
       const timing = rolled?.rolloutSeconds != null ? `; rollout took ${rolled.rolloutSeconds.toFixed(2)}s after the patch` : '; the rollout did not complete in time';
       return { ok, detail: `deployment/${r.deployment} revision ${r.revision} on ${r.images.join(', ')}, ${r.available}/${r.desired} available${timing}` };
     }),

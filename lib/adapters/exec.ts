@@ -15,12 +15,13 @@ function tail(s: string): string {
 /**
  * Runbook commands through zx and bash: the command string is handed to `bash -c` whole, so what an
  * SRE pastes from a runbook runs as written. node_modules/.bin is on PATH so `drill ...` works inside.
+ * A program given as an array runs without a shell, and its output is the scenario's to parse, so it is kept whole.
  */
 export function createExec(baseEnv: Record<string, string> = {}): ExecAdapter {
   return {
     async run(command, options): Promise<ExecResult> {
       const started = performance.now();
-      const out = await $({
+      const $$ = $({
         nothrow: true,
         quiet: true,
         verbose: false,
@@ -30,13 +31,16 @@ export function createExec(baseEnv: Record<string, string> = {}): ExecAdapter {
         timeoutSignal: 'SIGKILL',
         cwd: options.cwd ?? process.cwd(),
         env: { ...process.env, ...baseEnv, ...options.env, PATH: `${DRILL_BIN_DIR}:${process.env.PATH ?? '/usr/bin:/bin'}` },
-      })`bash -c ${command}`;
+      });
+      const shell = typeof command === 'string';
+      const out = typeof command === 'string' ? await $$`bash -c ${command}` : await $$`${command}`;
+      const keep = shell ? tail : (s: string) => s;
       return {
-        command,
+        command: typeof command === 'string' ? command : command.join(' '),
         exitCode: out.exitCode,
         signal: out.signal,
-        stdout: tail(out.stdout),
-        stderr: tail(out.stderr),
+        stdout: keep(out.stdout),
+        stderr: keep(out.stderr),
         durationMs: performance.now() - started,
       };
     },

@@ -63,9 +63,13 @@ export interface ExecResult {
   durationMs: number;
 }
 
-/** Runbook commands as faults or checks (zx under the hood). */
+/**
+ * Runbook commands as faults or checks (zx under the hood). A string is handed to bash as written; an array is
+ * one program and its arguments with no shell between (`[helm, 'rollback', release]`), its output kept whole
+ * for the scenario to parse.
+ */
 export interface ExecAdapter {
-  run(command: string, options: { timeoutMs: number; signal: AbortSignal; env?: Record<string, string>; cwd?: string }): Promise<ExecResult>;
+  run(command: string | readonly string[], options: { timeoutMs: number; signal: AbortSignal; env?: Record<string, string>; cwd?: string }): Promise<ExecResult>;
 }
 
 /** A PostgreSQL node as a database scenario sees it: the provider's view plus what a host kill needs. */
@@ -97,4 +101,10 @@ export interface DatabaseAdapter {
    * Where the node is no process of this machine (a pod) `pid` is 0, no children, and `detail` says what was done.
    */
   crash(node: PgNode, how: 'kill' | 'immediate'): Promise<{ pid: number; children: number[]; detail?: string }>;
+  /**
+   * Rollback of a crash after which no standby was promoted: the old primary, back up, is the whole database
+   * again and loses nothing. A node the harness runs is started here; a pod or a Patroni member is restarted by
+   * its platform, and this waits for that. Resolves once it is back, with what was done in a sentence.
+   */
+  restartAsPrimary(node: PgNode, options: { timeoutMs: number; signal: AbortSignal }): Promise<string>;
 }

@@ -1,4 +1,5 @@
 import { transferProgress } from '../adapters/blob/index.ts';
+import type { Progress } from '../scenario/define.ts';
 
 /**
  * A live `label  123.4/512.0 MB  68.2 MB/s  ETA 6s` line on a TTY, redrawn at most 4 times a second;
@@ -27,5 +28,23 @@ export function ttyTransferLine(label: string, out: NodeJS.WriteStream = process
     done() {
       if (tty && drawn) out.write('\r\x1b[2K');
     },
+  };
+}
+
+/** Where a run's scenarios report progress (`ctx.progress`): one transfer line per label, drawn as above. */
+export function ttyProgress(out: NodeJS.WriteStream = process.stderr): (update: Progress) => void {
+  const lines = new Map<string, ReturnType<typeof ttyTransferLine>>();
+  return (u) => {
+    let line = lines.get(u.label);
+    if ('done' in u) {
+      line?.done();
+      lines.delete(u.label);
+      return;
+    }
+    if (!line) {
+      line = ttyTransferLine(u.label, out);
+      lines.set(u.label, line);
+    }
+    line.update(u.bytes, u.totalBytes);
   };
 }

@@ -5,7 +5,8 @@ import { createClock } from '../measure/clock.ts';
 import type { ScenarioDefinition } from '../scenario/define.ts';
 import { reopenTarget } from '../targets/index.ts';
 import { Journal, pendingRollbacks, readJournal } from './journal.ts';
-import { eventLogger, scenarioContext } from './context.ts';
+import { eventLogger } from './context.ts';
+import { scenarioContext } from '../scenario/context.ts';
 import { Timeline } from '../measure/timeline.ts';
 import type { ActionDone, JournaledEvent, JournalLine, RecoverResult, RunEvent, RunStarted } from './events.ts';
 

@@ -3,7 +3,7 @@ import { ExitCode, UserError } from '../errors.ts';
 import { formatDuration } from '../config/duration.ts';
 import { createClock } from '../measure/clock.ts';
 import { describeRollback, type Adapters, type ScenarioDefinition } from '../scenario/define.ts';
-import { scenarioContext } from '../engine/context.ts';
+import { scenarioContext } from '../scenario/context.ts';
 import { Timeline } from '../measure/timeline.ts';
 import { peekTarget } from '../targets/index.ts';
 

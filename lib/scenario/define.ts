@@ -24,6 +24,22 @@ export interface Adapters {
   backups?: BackupsAdapter;
 }
 
+/** Where each capability's adapter sits in `ctx.adapters` (`load` is the load generator, not an adapter). */
+interface AdapterKeyOf {
+  replicas: 'replicas';
+  exec: 'exec';
+  kubernetes: 'kube';
+  database: 'database';
+  backups: 'backups';
+  load: never;
+}
+
+/**
+ * The adapters of a target that has the capabilities C: those C names are present. Validation refuses a drill
+ * whose target lacks a capability its scenario requires, so a scenario needs no guard of its own.
+ */
+export type AdaptersFor<C extends Capability> = Adapters & { [K in AdapterKeyOf[C]]-?: NonNullable<Adapters[K]> };
+
 export interface Logger {
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
@@ -37,11 +53,21 @@ export interface LoadView {
   ledger?: WriteLedger;
 }
 
-export interface ScenarioContext<P> {
+/** How far a long transfer has come (a backup's download), for a live line on the terminal; `done` clears the line. */
+export type Progress = { label: string; bytes: number; totalBytes?: number } | { label: string; done: true };
+
+/** An action as an earlier result is looked up by: the action object itself. */
+export interface ActionHandle<R> {
+  readonly name: string;
+  run(ctx: never, selected: never): Promise<R>;
+}
+
+/** What probes and actions see. C: the capabilities the scenario requires, whose adapters are then present. */
+export interface ScenarioContext<P, C extends Capability = never> {
   params: P;
   drill: Drill;
   entry: ScenarioEntry;
-  adapters: Adapters;
+  adapters: AdaptersFor<C>;
   /** Aborted on SIGINT/SIGTERM or a stop condition: long waits must honour it. */
   signal: AbortSignal;
   log: Logger;
@@ -51,7 +77,9 @@ export interface ScenarioContext<P> {
   now(): number;
   load?: LoadView;
   /** What an earlier action of this run returned (undefined if it has not run or failed). */
-  resultOf<R = unknown>(actionName: string): R | undefined;
+  resultOf<R>(action: ActionHandle<R>): R | undefined;
+  /** Report a long transfer's progress; shown as a live line on a terminal, dropped elsewhere. */
+  progress(update: Progress): void;
   /**
    * Hand the engine this run's measured data loss (from the write ledger's read-back, or a restore's
    * newest row), scored against the entry's data class. The last report wins; a scenario that never
@@ -74,17 +102,17 @@ export interface ProbeResult {
 }
 
 /** A read-only check. Probes never change the world. */
-export interface Probe<P = any> {
+export interface Probe<P = unknown, C extends Capability = never> {
   name: string;
-  check(ctx: ScenarioContext<P>): Promise<ProbeResult>;
+  check(ctx: ScenarioContext<P, C>): Promise<ProbeResult>;
   /**
    * Verification probes only: why this probe does not apply to this run (no write ledger, no database), or
    * null when it does. A skipped probe is neither passed nor failed; the run says it was skipped and why.
    */
-  skip?(ctx: ScenarioContext<P>): string | null;
+  skip?(ctx: ScenarioContext<P, C>): string | null;
 }
 
-export interface Rollback<P, T, R> {
+export interface Rollback<P, T, R, C extends Capability = never> {
   /** What the rollback does, in the SRE's words, for `drill plan` (may depend on the parameters). */
   description: string | ((params: P) => string);
   /** Its own time limit: rollbacks run even after an abort, and must not hang the harness forever. */
@@ -93,21 +121,22 @@ export interface Rollback<P, T, R> {
    * Undo the action. `selected` was journaled before the action ran; `result` is absent when the run
    * crashed or was aborted before the action returned, so a rollback must cope with a half-done action.
    */
-  run(ctx: ScenarioContext<P>, journaled: { selected: T; result?: R }): Promise<string | void>;
+  run(ctx: ScenarioContext<P, C>, journaled: { selected: T; result?: R }): Promise<string | void>;
 }
 
 /** A step that changes the world. It is journaled before it runs, and always carries its rollback. */
-export interface Action<P = any, T = any, R = any> {
+export interface Action<P = unknown, T = unknown, R = unknown, C extends Capability = never> {
+  /** Also the key its result and rollback are journaled under: `drill recover` finds them by it. */
   name: string;
   /** What this breaks, in the SRE's words, for `drill plan`. */
   description: string;
   /** Read-only: resolve what the action will hit. `drill plan` calls this and nothing else. */
-  select(ctx: ScenarioContext<P>): Promise<T>;
+  select(ctx: ScenarioContext<P, C>): Promise<T>;
   /** Human list of what `select` returned, for plans and records. */
   describeTargets(selected: T): string[];
-  run(ctx: ScenarioContext<P>, selected: T): Promise<R>;
+  run(ctx: ScenarioContext<P, C>, selected: T): Promise<R>;
   /** The undo; or `{ none: why }` when the action heals itself (a bounded pause, a read-only check). */
-  rollback: Rollback<P, T, R> | { none: string };
+  rollback: Rollback<P, T, R, C> | { none: string };
 }
 
 /** An action's rollback in the SRE's words, as the plan shows it and the record keeps it. */
@@ -117,38 +146,56 @@ export function describeRollback<P>(a: Action<P>, params: P): string {
   return typeof d === 'function' ? d(params) : d;
 }
 
-export interface Recovery<P> {
+export interface Recovery<P, C extends Capability = never> {
   /** What "recovered" means for this scenario beyond the SLOs holding again. */
   description: string;
   /** Passes once the system is whole again (replicas back, writes succeed); polled every `pollMs`. */
-  until?: Probe<P>;
+  until?: Probe<P, C>;
   pollMs?: number;
 }
 
-export interface ScenarioDefinition<P = any> {
+export interface ScenarioDefinition<P = any, C extends Capability = never> {
   name: string;
   description: string;
   tier?: Tier;
   dataClass?: DataClass;
-  requires: Capability[];
+  requires: readonly Capability[];
   /** zod schema of the parameters; defaults live here. */
   params: z.ZodType<P>;
   /** Checks against the target known at validation time (count larger than replicas, ...). Path is relative to params. */
   validate?(params: P, target: Target): { path: string; message: string }[];
-  steadyState: Probe<P>[];
-  actions: Action<P>[];
-  recovery: Recovery<P>;
-  verify: Probe<P>[];
+  steadyState: Probe<P, C>[];
+  actions: Action<P, unknown, unknown, C>[];
+  recovery: Recovery<P, C>;
+  verify: Probe<P, C>[];
 }
 
-export function defineScenario<S extends z.ZodType>(def: ScenarioDefinition<z.output<S>> & { params: S }): ScenarioDefinition<z.output<S>> {
+export function defineScenario<S extends z.ZodType, const C extends Capability = never>(def: ScenarioDefinition<z.output<S>, C> & { params: S; requires: readonly C[] }): ScenarioDefinition<z.output<S>, C> {
   return def;
 }
 
-export function probe<P = any>(name: string, check: (ctx: ScenarioContext<P>) => Promise<ProbeResult>): Probe<P> {
+export function probe<P = unknown, C extends Capability = never>(name: string, check: (ctx: ScenarioContext<P, C>) => Promise<ProbeResult>): Probe<P, C> {
   return { name, check };
 }
 
-export function action<P, T, R>(def: Action<P, T, R>): Action<P, T, R> {
+export function action<P, T, R, C extends Capability = never>(def: Action<P, T, R, C>): Action<P, T, R, C> {
   return def;
+}
+
+/**
+ * The authoring kit of one scenario: its parameters and the capabilities it requires type every probe and
+ * action made with it (`ctx.params` is the parsed parameters, `ctx.adapters.database` is there when it
+ * requires `database`). Actions made first are the handles later steps read their results by:
+ *
+ *     const { probe, action, define } = scenario({ params, requires: ['replicas', 'load'] });
+ *     const kill = action<Replica[], Killed[]>({ name: 'kill replicas', ... });
+ *     export default define({ name: 'pod-kill', ..., actions: [kill],
+ *       recovery: { until: probe('replaced', async (ctx) => { const killed = ctx.resultOf(kill) ?? []; ... }) } });
+ */
+export function scenario<P, const C extends Capability>(spec: { params: z.ZodType<P>; requires: readonly C[] }) {
+  return {
+    probe: (name: string, check: (ctx: ScenarioContext<P, C>) => Promise<ProbeResult>): Probe<P, C> => ({ name, check }),
+    action: <T, R>(def: Action<P, T, R, C>): Action<P, T, R, C> => def,
+    define: (def: Omit<ScenarioDefinition<P, C>, 'params' | 'requires'>): ScenarioDefinition<P, C> => ({ ...def, params: spec.params, requires: spec.requires }),
+  };
 }

@@ -5,6 +5,7 @@
  * the endpoint is the `-rw` Service as the drill reaches it. What the API cannot say (which standby streams,
  * how far behind) is read from PostgreSQL itself through that Service: pg_stat_replication on the primary.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { UserError } from '../../errors.ts';
 import { cnpgSyncOf, createCnpgProvider, type CnpgProvider, type CnpgSyncSpec } from '../postgres/failover/cnpg.ts';
@@ -113,7 +114,7 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
       } catch (e) {
         last = (e as Error).message;
       }
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
   }
 
@@ -197,6 +198,9 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
       if (node.name === c.status?.currentPrimary) provider.primaryLost(node.name);
       return { pid: 0, children: [], detail: `deleted pod ${node.name} (uid ${pod.uid}) with grace period 0: its host died` };
     },
+
+    // The operator recreates the pod; the drill only waits for it.
+    restartAsPrimary: (node, options) => provider.rejoin(node, options),
   };
 }
 
@@ -242,7 +246,7 @@ async function catchUpMs(conn: Parameters<typeof withClient>[0], standby: string
           if (r.rows[0] === undefined || r.rows[0].done === null) return null;
           if (r.rows[0].done) return waited;
           if (waited >= LAG_SAMPLE_MS) return waited;
-          await new Promise((res) => setTimeout(res, 10));
+          await sleep(10);
         }
       },
       // A second connection through -rw on a busy node can take over a second; failing it would turn a

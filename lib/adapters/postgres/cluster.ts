@@ -3,6 +3,7 @@
  * When the harness runs as root (CI containers, these machines), every server binary runs as the
  * `postgres` user, because initdb and postgres refuse root.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -297,7 +298,7 @@ export async function waitReady(conn: PgConn, options: { timeoutMs?: number; sig
     } finally {
       await client.end().catch(() => {});
     }
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
   throw new Error(`PostgreSQL at ${conn.host}:${conn.port} not ready after ${options.timeoutMs ?? 30_000} ms: ${(last as Error)?.message ?? 'no attempt'}`);
 }

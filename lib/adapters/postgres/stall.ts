@@ -5,6 +5,7 @@
  * stalling the standby's walreceiver does not work, the WAL waits in the socket buffer).
  * Only for nodes the harness runs on this machine: a signal needs the PID.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import type { PgConn } from './cluster.ts';
 import { cmdlineOf, signal } from '../../util/proc.ts';
@@ -92,6 +93,6 @@ export async function resumeWhenSignalled(senders: readonly StalledSender[], sig
         left.delete(s);
       }
     }
-    if (left.size > 0) await new Promise((r) => setTimeout(r, options.pollMs ?? 2));
+    if (left.size > 0) await sleep(options.pollMs ?? 2);
   }
 }

@@ -3,6 +3,7 @@
  * replication slots, the synchronous standby setting. Shared by the lab (first start) and the pg-promote
  * provider (rejoin after a failover), so both leave a node in the same shape.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -47,12 +48,6 @@ export async function ensureSlot(primary: PgConn, node: string, options: { fresh
     // immediately_reserve: the WAL from this instant on is kept even before the standby first connects.
     await c.query('SELECT pg_create_physical_replication_slot($1, true)', [slot]);
   });
-}
-
-export async function dropSlot(primary: PgConn, node: string): Promise<void> {
-  await withClient(primary, (c) =>
-    c.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [slotName(node)]),
-  );
 }
 
 export interface StandbyIdentity extends NodeSettings {
@@ -161,7 +156,7 @@ export async function waitStreaming(primary: PgConn, name: string, options: { ti
       last = (e as Error).message;
     }
     if (performance.now() >= deadline) throw new Error(`standby ${name} not streaming from ${primary.host}:${primary.port} after ${options.timeoutMs} ms: ${last}`);
-    await new Promise((r) => setTimeout(r, options.pollMs ?? 20));
+    await sleep(options.pollMs ?? 20);
   }
 }
 

@@ -3,6 +3,7 @@ import { runDrill } from '../../engine/drill.ts';
 import type { RunEvent } from '../../engine/events.ts';
 import { ExitCode, UserError } from '../../errors.ts';
 import { LiveUi } from '../ui.ts';
+import { ttyProgress } from '../transfer-line.ts';
 import { jsonReporter, junitReporter, summaryReporter, type Reporter } from '../reporters.ts';
 import { validatedDrill } from './load-drill.ts';
 import { describeKubeTarget } from '../../adapters/kubernetes/target.ts';
@@ -65,6 +66,7 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
         for (const r of reporters) r.onEvent?.(e);
       },
       loadStarted: ui.loadStarted.bind(ui),
+      progress: ttyProgress(),
       stop: ui.stop.bind(ui),
     };
     const outcome = await runDrill(drill, catalog, { resultsDir: o.resultsDir, only: o.only, signal: abort.signal, hooks });

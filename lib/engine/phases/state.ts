@@ -5,10 +5,11 @@ import type { Drill, LoadConfig, ScenarioEntry } from '../../config/types.ts';
 import { createClock, type Clock } from '../../measure/clock.ts';
 import { LoadGenerator } from '../../load/generator.ts';
 import type { SecondStats } from '../../measure/request-log.ts';
-import { describeRollback, type Action, type Adapters, type ProbeResult, type ScenarioContext, type ScenarioDefinition } from '../../scenario/define.ts';
+import { describeRollback, type Adapters, type Progress, type ProbeResult, type ScenarioContext, type ScenarioDefinition } from '../../scenario/define.ts';
 import { Journal } from '../journal.ts';
 import { StopWatch } from '../stop.ts';
-import { RunAbort, eventLogger, scenarioContext } from '../context.ts';
+import { RunAbort, eventLogger } from '../context.ts';
+import { scenarioContext } from '../../scenario/context.ts';
 import { Timeline } from '../../measure/timeline.ts';
 import type { JournaledEvent, ProgressEvent, RunEvent } from '../events.ts';
 import type { ProbeFact, RunFacts } from '../facts.ts';
@@ -20,6 +21,8 @@ export interface RunHooks {
   loadStarted?(load: LoadGenerator, clock: Clock): void;
   /** Every completed second of load. */
   second?(s: SecondStats): void;
+  /** A scenario's transfer progress (`ctx.progress`), for a live line on a terminal. */
+  progress?(update: Progress): void;
 }
 
 export interface ScenarioRunInput {
@@ -171,6 +174,7 @@ export function openRun(input: ScenarioRunInput): RunState {
     clock,
     load: generator ? { window: (ms) => generator.window(ms), ledger: generator.ledger } : undefined,
     results,
+    progress: input.hooks.progress,
     onRpo: (m) => {
       facts.rpo = m;
       record({ type: 'rpo.measured', ...m });

@@ -83,5 +83,6 @@ export function createLabDatabase(info: LabInfo): DatabaseAdapter {
       await stopCluster(dataDir, 'immediate');
       return { pid, children };
     },
+    restartAsPrimary: (node, options) => provider.restartAsPrimary(node, options),
   };
 }

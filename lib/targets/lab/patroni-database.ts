@@ -69,5 +69,7 @@ export function createPatroniLabDatabase(info: LabInfo): DatabaseAdapter {
       void how;
       return crashPatroniMember(info.dir, node.name);
     },
+    // Its Patroni, started again, brings PostgreSQL back and takes the leader key if nobody holds it.
+    restartAsPrimary: (node, options) => provider.rejoin(node, options),
   };
 }

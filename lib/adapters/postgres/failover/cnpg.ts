@@ -6,6 +6,7 @@
  * equals `targetPrimary` and that pod is Ready, seen through a watch on the Cluster. Writes reach the new
  * primary through the `<cluster>-rw` Service, which the operator points at whatever pod is primary.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { createCaller } from '../../kubernetes/call.ts';
 import { KubeError } from '../../kubernetes/errors.ts';
@@ -331,7 +332,7 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
             exitCode: 1,
           });
         }
-        await new Promise((r) => setTimeout(r, 250));
+        await sleep(250);
         if (signal.aborted) throw signal.reason;
       }
     },

@@ -10,6 +10,7 @@
  * leader key to expire (only a live leader can hand its key over), but then promotes the candidate even
  * when it lags more than maximum_lag_on_failover, instead of racing all replicas.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { UserError } from '../../../errors.ts';
 import { apiBase, authFromEnv, callApi, PatroniApiError, type ClusterDoc, type ClusterMember, type MemberStatus, type PatroniAuth } from './patroni-api.ts';
@@ -83,16 +84,6 @@ type FailoverOptions = Parameters<FailoverProvider['failover']>[0] & { force?: b
 
 /** Patroni's defaults for the DCS settings that drive failover time, used when GET /config omits them. */
 const DCS_DEFAULTS = { ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1048576, synchronous_mode: false };
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    signal?.throwIfAborted();
-    const onAbort = () => (clearTimeout(t), reject(signal!.reason));
-    // The listener goes with the timer: a failover polls hundreds of times on one signal.
-    const t = setTimeout(() => (signal?.removeEventListener('abort', onAbort), resolve()), ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 const NOTHING_SENT = 'nothing was sent to Patroni and no member was touched';
 
@@ -327,7 +318,7 @@ export class PatroniProvider implements FailoverProvider {
         if (force) r.detail += ` (Patroni answered the POST: ${post.answer || 'not yet'})`;
         return r;
       }
-      await sleep(this.pollMs, options.signal);
+      await sleep(this.pollMs, undefined, { signal: options.signal });
     }
   }
 
@@ -368,7 +359,7 @@ export class PatroniProvider implements FailoverProvider {
       const r = await callApi(base, '/primary', { timeoutMs: this.timeoutMs, signal, auth: this.auth }).catch((e: Error) => e);
       if (!(r instanceof Error) && r.status === 200) return performance.now();
       last = r instanceof Error ? r.message : `HTTP ${r.status}`;
-      await sleep(this.pollMs, signal);
+      await sleep(this.pollMs, undefined, { signal });
     }
     signal.throwIfAborted();
     throw new FailoverTimeoutError(`new Patroni leader ${name} never answered GET ${base}/primary with 200 before the failover timed out (last: ${last}): a proxy checking it would not route there`, this.kind, Math.round(deadline - this.failoverStartedMs));
@@ -424,7 +415,7 @@ export class PatroniProvider implements FailoverProvider {
       } finally {
         await client.end().catch(() => {});
       }
-      await sleep(this.pollMs, signal);
+      await sleep(this.pollMs, undefined, { signal });
     }
     const what = node.name ? `new Patroni leader ${node.name}` : 'the endpoint';
     signal.throwIfAborted();
@@ -438,7 +429,7 @@ export class PatroniProvider implements FailoverProvider {
       const l = doc?.members.find(isLeader) ?? null;
       const ls = l ? await this.status(l.name, signal) : null;
       if (l && ls && isPrimaryRole(ls.role) && ls.state === 'running' && l.timeline !== undefined && l.timeline === ls.timeline) return;
-      await sleep(Math.max(this.pollMs, 200), signal);
+      await sleep(Math.max(this.pollMs, 200), undefined, { signal });
     }
   }
 
@@ -450,7 +441,7 @@ export class PatroniProvider implements FailoverProvider {
     // After a failover that timed out, the dead member still holds the leader key until it expires: Patroni's
     // election goes on, and the rejoin waits for it rather than calling the dead member the leader.
     while (leader?.name === node.name && this.apiByName.has(node.name) && !(await this.status(node.name, options.signal)) && performance.now() < deadline) {
-      await sleep(Math.max(this.pollMs, 250), options.signal);
+      await sleep(Math.max(this.pollMs, 250), undefined, { signal: options.signal });
       doc = await this.cluster(options.signal);
       leader = doc.members.find(isLeader) ?? null;
     }
@@ -495,7 +486,7 @@ export class PatroniProvider implements FailoverProvider {
         const how = rebuilt ? `Patroni rebuilt it from the leader (${rebuilt})` : `Patroni brought its data back in line (use_pg_rewind ${cfg?.use_pg_rewind ?? '?'}, remove_data_directory_on_rewind_failure ${cfg?.remove_data_directory_on_rewind_failure ?? '?'})`;
         return `${node.name} rejoined as a streaming replica of ${l.name} on timeline ${ls.timeline} after ${((performance.now() - started) / 1000).toFixed(1)} s: ${started_}, and ${how}`;
       }
-      await sleep(Math.max(this.pollMs, 250), options.signal);
+      await sleep(Math.max(this.pollMs, 250), undefined, { signal: options.signal });
     }
     throw new Error(
       `${node.name} did not come back as a streaming replica within ${options.timeoutMs / 1000} s (${started_}); last seen: ${last}. ` +

@@ -4,8 +4,9 @@
  * a Kubernetes Service elsewhere), then one commit through the endpoint proves the service can write.
  * Rejoin brings the old primary back as a standby with pg_rewind, or a fresh base backup when rewind fails.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../../../errors.ts';
-import { isRunning, startCluster, stopCluster, type PgConn } from '../cluster.ts';
+import { isRunning, startCluster, stopCluster, waitReady, type PgConn } from '../cluster.ts';
 import { cloneStandby, rewindToStandby, setSyncStandby, waitStreaming, walSenders, withClient, type WalSender } from '../standby.ts';
 import { FailoverTimeoutError, orList, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
 
@@ -44,7 +45,6 @@ interface NodeView {
   error?: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PROMOTE_POLL_MS = 10;
 /** Longest a topology read waits to see a standby replay the primary's current WAL position. */
 const LAG_SAMPLE_MS = 1000;
@@ -279,6 +279,15 @@ export class PgPromoteProvider implements FailoverProvider {
     await this.applyMode(primary, node.name);
     const ms = (x: number) => `${(x / 1000).toFixed(1)} s`;
     return `${node.name} ${how}, streaming from ${topo.primary.name} (${this.o.replication}); copy ${ms(copiedMs)}, started ${ms(startedMs)}, streaming ${ms(performance.now() - t0)}`;
+  }
+
+  /** Rollback when nothing was promoted: start the old primary again, unchanged, and wait until it takes connections. */
+  async restartAsPrimary(node: PgNode, options: { timeoutMs: number; signal: AbortSignal }): Promise<string> {
+    const local = this.o.nodes.find((n) => n.name === node.name);
+    if (!local?.dataDir || !local.logFile) throw new Error(`no primary, and ${node.name} cannot be restarted from here`);
+    await startCluster(local.dataDir, { logFile: local.logFile });
+    await waitReady(this.conn(node), { timeoutMs: Math.min(options.timeoutMs, 60_000), signal: options.signal });
+    return `no standby had been promoted: restarted ${node.name} as the primary`;
   }
 
   private async applyMode(primary: PgConn, standby: string): Promise<void> {
