@@ -4,7 +4,15 @@ import { z } from 'zod';
 import { durationParam } from '../lib/scenario/params.ts';
 import { parseDuration } from '../lib/config/duration.ts';
 import { scenario, type ScenarioContext } from '../lib/scenario/define.ts';
-import { dropScratch, makeScratchRoot, pickBackup, readCatalog, restoreBackup, type CatalogEntry, type RestoreOutcome } from '../lib/adapters/postgres/backup/index.ts';
+import {
+  dropScratch,
+  makeScratchRoot,
+  pickBackup,
+  readCatalog,
+  restoreBackup,
+  type CatalogEntry,
+  type RestoreOutcome,
+} from '../lib/adapters/postgres/backup/index.ts';
 import { checkBackupPolicy, failsDrill, type PolicyCheck, type PolicyFinding } from '../lib/backup/policy.ts';
 
 const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)) && /T/.test(s), 'expected an ISO time like 2026-12-01T23:00:00Z');
@@ -74,10 +82,22 @@ async function select(ctx: Ctx): Promise<Selected> {
   const entries = await readCatalog(b.store, { kind: p.kind, database: p.database, cluster: p.cluster });
   const findings = p.policy
     ? checkBackupPolicy(
-        entries.map((e) => ({ folder: e.folder, kind: e.kind, database: e.database, takenAt: e.takenAt, usable: e.problem === null, problem: e.problem ?? undefined })),
+        entries.map((e) => ({
+          folder: e.folder,
+          kind: e.kind,
+          database: e.database,
+          takenAt: e.takenAt,
+          usable: e.problem === null,
+          problem: e.problem ?? undefined,
+        })),
         new Date(),
         what(p),
-        { maxAgeMs: parseDuration(p.maxAge), coverMs: parseDuration(p.coverage), retentionMs: parseDuration(p.retention), scheduleSlackMs: 86_400_000 },
+        {
+          maxAgeMs: parseDuration(p.maxAge),
+          coverMs: parseDuration(p.coverage),
+          retentionMs: parseDuration(p.retention),
+          scheduleSlackMs: 86_400_000,
+        },
       )
     : [];
   const limit = p.before ?? (p.pointInTime && p.pointInTime !== 'latest' ? p.pointInTime : undefined);
@@ -96,12 +116,20 @@ async function restore(ctx: Ctx, s: Selected): Promise<Restored> {
   const requestedAt = p.pointInTime && p.pointInTime !== 'latest' ? p.pointInTime : new Date().toISOString();
   const base = { findings: s.findings, requestedAt };
   if (s.problem || !s.backup) {
-    ctx.reportRpo({ measuredSeconds: null, lostWrites: 0, unknownWrites: 0, method: 'restore', reason: `nothing was restored: ${s.problem}` });
+    ctx.reportRpo({
+      measuredSeconds: null,
+      lostWrites: 0,
+      unknownWrites: 0,
+      method: 'restore',
+      reason: `nothing was restored: ${s.problem}`,
+    });
     return { ok: false, problem: s.problem, selectionProblem: s.problem, outcome: null, ...base };
   }
   const b = ctx.adapters.backups;
   // Read the manifest again: the selection was journaled without it, and it is what the restore is checked against.
-  const entry = (await readCatalog(b.store, { kind: p.kind, database: p.database, cluster: p.cluster })).find((e) => e.folder === s.backup!.folder);
+  const entry = (await readCatalog(b.store, { kind: p.kind, database: p.database, cluster: p.cluster })).find(
+    (e) => e.folder === s.backup!.folder,
+  );
   if (!entry?.manifest) {
     const problem = `backup ${s.backup.folder} disappeared or lost its manifest before the restore started`;
     ctx.reportRpo({ measuredSeconds: null, lostWrites: 0, unknownWrites: 0, method: 'restore', reason: problem });
@@ -109,7 +137,9 @@ async function restore(ctx: Ctx, s: Selected): Promise<Restored> {
   }
   const m = entry.manifest;
   const root = await makeScratchRoot(s.root);
-  ctx.log.info(`restoring ${m.kind} backup ${s.backup.folder} (${(m.blob.bytes / 1e6).toFixed(1)} MB, taken ${m.startedAt}) into a scratch cluster in ${root}`);
+  ctx.log.info(
+    `restoring ${m.kind} backup ${s.backup.folder} (${(m.blob.bytes / 1e6).toFixed(1)} MB, taken ${m.startedAt}) into a scratch cluster in ${root}`,
+  );
   const outcome = await restoreBackup({
     store: b.store,
     manifest: m,
@@ -139,7 +169,13 @@ async function restore(ctx: Ctx, s: Selected): Promise<Restored> {
       method: `restore point requested (${requestedAt}) - newest data in the restored database (${outcome.newestDataAt}, ${outcome.newestDataMethod})`,
     });
   } else {
-    ctx.reportRpo({ measuredSeconds: null, lostWrites: 0, unknownWrites: 0, method: 'restore', reason: `the restore did not verify: ${outcome.problem ?? 'no newest data time'}` });
+    ctx.reportRpo({
+      measuredSeconds: null,
+      lostWrites: 0,
+      unknownWrites: 0,
+      method: 'restore',
+      reason: `the restore did not verify: ${outcome.problem ?? 'no newest data time'}`,
+    });
   }
   const { scratch: _s, tables: _t, ...kept } = outcome;
   return { ok: outcome.ok, problem: outcome.problem, selectionProblem: null, outcome: kept, ...base };
@@ -147,9 +183,11 @@ async function restore(ctx: Ctx, s: Selected): Promise<Restored> {
 
 const restoreIntoScratch = action<Selected, Restored>({
   name: 'restore backup into a scratch cluster',
-  description: 'download the backup with ranged parallel reads (size and sha256 checked against its manifest), restore it into a new scratch PostgreSQL cluster, verify it; the live database is never touched',
+  description:
+    'download the backup with ranged parallel reads (size and sha256 checked against its manifest), restore it into a new scratch PostgreSQL cluster, verify it; the live database is never touched',
   select,
-  describeTargets: (s) => (s.backup ? [`${s.backup.folder} (taken ${s.backup.takenAt}) -> scratch cluster in ${s.root}`] : [`nothing: ${s.problem}`]),
+  describeTargets: (s) =>
+    s.backup ? [`${s.backup.folder} (taken ${s.backup.takenAt}) -> scratch cluster in ${s.root}`] : [`nothing: ${s.problem}`],
   run: restore,
   rollback: {
     description: 'drop the scratch cluster: stop it and delete its folder',
@@ -190,13 +228,19 @@ const policyProbe = (name: string, checks: PolicyCheck[]) =>
 
 export default define({
   name: 'blob-restore',
-  description: 'Restore the latest PostgreSQL backup (or the one before a time; point in time for physical backups) from Blob into a scratch cluster and verify it; check the backup policy.',
+  description:
+    'Restore the latest PostgreSQL backup (or the one before a time; point in time for physical backups) from Blob into a scratch cluster and verify it; check the backup policy.',
   tier: 'critical',
   dataClass: 'database',
-  validate: (p) => (p.pointInTime && p.kind !== 'physical' ? [{ path: 'pointInTime', message: 'a point-in-time restore needs kind: physical (a logical dump has one point only)' }] : []),
+  validate: (p) =>
+    p.pointInTime && p.kind !== 'physical'
+      ? [{ path: 'pointInTime', message: 'a point-in-time restore needs kind: physical (a logical dump has one point only)' }]
+      : [],
   steadyState: [
     probe('backup store answers', async (ctx) => {
-      const n = (await readCatalog(ctx.adapters.backups.store, { kind: ctx.params.kind, database: ctx.params.database, cluster: ctx.params.cluster })).length;
+      const n = (
+        await readCatalog(ctx.adapters.backups.store, { kind: ctx.params.kind, database: ctx.params.database, cluster: ctx.params.cluster })
+      ).length;
       return { ok: true, detail: `${n} ${what(ctx.params)} listed in ${ctx.adapters.backups.where}` };
     }),
   ],
@@ -211,7 +255,9 @@ export default define({
     }),
   },
   verify: [
-    step('backup found, with its manifest', (r) => (r.selectionProblem ? { ok: false, detail: r.selectionProblem } : { ok: true, detail: 'manifest read' })),
+    step('backup found, with its manifest', (r) =>
+      r.selectionProblem ? { ok: false, detail: r.selectionProblem } : { ok: true, detail: 'manifest read' },
+    ),
     step('download: size and sha256 match the manifest', (r) => {
       if (!r.outcome) return null;
       if (r.outcome.failedPhase === 'download') return { ok: false, detail: r.outcome.problem ?? 'download failed' };

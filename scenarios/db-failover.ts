@@ -50,7 +50,10 @@ const failedOver = (r: FailedOver | TimedOut | undefined): FailedOver | undefine
 async function primaryOf(db: DatabaseAdapter, signal: AbortSignal): Promise<PgNode> {
   const topo = await db.provider.topology(signal);
   if (!topo.primary) {
-    throw new UserError(`${db.where} has no single primary`, { untouched: 'nothing was stalled or killed', next: 'check `drill lab status`; a standby must follow one primary before a failover drill' });
+    throw new UserError(`${db.where} has no single primary`, {
+      untouched: 'nothing was stalled or killed',
+      next: 'check `drill lab status`; a standby must follow one primary before a failover drill',
+    });
   }
   return topo.primary;
 }
@@ -61,7 +64,7 @@ const { probe, action, define } = scenario({ params, requires: ['database', 'loa
 
 const stallReplication = action<Stall, Stalled>({
   name: 'stall replication',
-  description: 'SIGSTOP the primary\'s walsenders for replicationStall, so WAL stops reaching the standby (none when 0s)',
+  description: "SIGSTOP the primary's walsenders for replicationStall, so WAL stops reaching the standby (none when 0s)",
   async select(ctx) {
     const db = ctx.adapters.database;
     const primary = await primaryOf(db, ctx.signal);
@@ -92,7 +95,8 @@ const stallReplication = action<Stall, Stalled>({
 
 const killPrimary = action<{ node: PgNode; pid: number | null }, Killed>({
   name: 'kill primary',
-  description: 'SIGKILL the primary\'s postmaster and all its children at once, as when its host dies (kill: immediate = pg_ctl stop -m immediate)',
+  description:
+    "SIGKILL the primary's postmaster and all its children at once, as when its host dies (kill: immediate = pg_ctl stop -m immediate)",
   async select(ctx) {
     // Right after a stall the primary is the one the stall froze: looking again would only stretch the stall.
     const stall = ctx.resultOf(stallReplication);
@@ -112,11 +116,14 @@ const killPrimary = action<{ node: PgNode; pid: number | null }, Killed>({
     if (ctx.params.kill === 'immediate' && stall?.senders.length) await resumeWhenSignalled(stall.senders, 3, { timeoutMs: 10_000 });
     const r = await crash;
     const stalled = stall && stall.stalledMs > 0 ? `, ${((atMs - stall.startedMs) / 1000).toFixed(2)} s after replication stalled` : '';
-    ctx.log.info(`${s.node.name} ${r.detail ?? (ctx.params.kill === 'sigkill' ? `killed: postmaster ${r.pid} and ${r.children.length} children` : `stopped -m immediate (postmaster ${r.pid})`)}${stalled}`);
+    ctx.log.info(
+      `${s.node.name} ${r.detail ?? (ctx.params.kill === 'sigkill' ? `killed: postmaster ${r.pid} and ${r.children.length} children` : `stopped -m immediate (postmaster ${r.pid})`)}${stalled}`,
+    );
     return { node: s.node, pid: r.pid || null, children: r.children.length, atMs };
   },
   rollback: {
-    description: 'bring the old primary back as a standby of the new one (pg_rewind, or a fresh base backup; on CloudNativePG the operator does it) and wait until it streams; restart it as the primary if no standby was promoted',
+    description:
+      'bring the old primary back as a standby of the new one (pg_rewind, or a fresh base backup; on CloudNativePG the operator does it) and wait until it streams; restart it as the primary if no standby was promoted',
     timeout: '5m',
     async run(ctx, { selected }) {
       const d = ctx.adapters.database;
@@ -126,7 +133,8 @@ const killPrimary = action<{ node: PgNode; pid: number | null }, Killed>({
       const how = await d.provider.rejoin(selected.node, { timeoutMs: 280_000, signal: ctx.signal });
       const after = await d.provider.topology(ctx.signal);
       const me = after.standbys.find((x) => x.name === selected.node.name);
-      if (!me?.replication.streaming) throw new Error(`${how}, but ${selected.node.name} does not stream from ${after.primary?.name ?? 'a primary'}`);
+      if (!me?.replication.streaming)
+        throw new Error(`${how}, but ${selected.node.name} does not stream from ${after.primary?.name ?? 'a primary'}`);
       return `${how}; ${after.primary!.name} primary, ${selected.node.name} streaming (${me.replication.mode})`;
     },
   },
@@ -144,11 +152,13 @@ const failOver = action<{ provider: string; candidates: string[]; plan: string }
   describeTargets: (s) => [s.plan],
   async run(ctx) {
     const { provider } = ctx.adapters.database;
-    const r = await provider.failover({ timeoutMs: parseDuration(ctx.params.failoverTimeout), signal: ctx.signal }).catch(async (e: unknown) => {
-      if (!isFailoverTimeout(e)) throw e;
-      ctx.log.warn(`no failover within failoverTimeout ${ctx.params.failoverTimeout}: ${e.message}`);
-      return { timedOut: e.message, settings: await provider.settings().catch((x: Error) => ({ unreadable: x.message })) };
-    });
+    const r = await provider
+      .failover({ timeoutMs: parseDuration(ctx.params.failoverTimeout), signal: ctx.signal })
+      .catch(async (e: unknown) => {
+        if (!isFailoverTimeout(e)) throw e;
+        ctx.log.warn(`no failover within failoverTimeout ${ctx.params.failoverTimeout}: ${e.message}`);
+        return { timedOut: e.message, settings: await provider.settings().catch((x: Error) => ({ unreadable: x.message })) };
+      });
     if ('timedOut' in r) return r;
     const writableMs = ctx.mark('failover-writable').ms;
     ctx.log.info(`failed over to ${r.newPrimary.name}: ${r.detail}`);
@@ -157,12 +167,13 @@ const failOver = action<{ provider: string; candidates: string[]; plan: string }
     ctx.log.info(`${provider.kind} settings: ${JSON.stringify(settings)}`);
     return { ...r, writableMs, settings };
   },
-  rollback: { none: 'a failover is not undone by failing back: the kill\'s rollback makes the old primary a standby of the new one' },
+  rollback: { none: "a failover is not undone by failing back: the kill's rollback makes the old primary a standby of the new one" },
 });
 
 export default define({
   name: 'db-failover',
-  description: 'Kill the PostgreSQL primary the way its host dies, under write load; the standby is promoted, the endpoint follows, and every acknowledged write is checked on the new primary.',
+  description:
+    'Kill the PostgreSQL primary the way its host dies, under write load; the standby is promoted, the endpoint follows, and every acknowledged write is checked on the new primary.',
   tier: 'critical',
   dataClass: 'database',
   validate(p, target) {
@@ -170,10 +181,17 @@ export default define({
     // On Kubernetes the primary is a pod: the harness can delete it, not reach its processes.
     const problems: { path: string; message: string }[] = [];
     if (parseDuration(p.replicationStall) > 0) {
-      problems.push({ path: 'replicationStall', message: `replicationStall ${p.replicationStall} needs SIGSTOP on the primary's walsender processes, which the harness cannot send into a pod on a Kubernetes target; use 0s` });
+      problems.push({
+        path: 'replicationStall',
+        message: `replicationStall ${p.replicationStall} needs SIGSTOP on the primary's walsender processes, which the harness cannot send into a pod on a Kubernetes target; use 0s`,
+      });
     }
     if (p.kill === 'immediate') {
-      problems.push({ path: 'kill', message: 'kill: immediate runs pg_ctl stop -m immediate next to the server, which the harness cannot do inside a pod; on Kubernetes the kill deletes the primary pod with grace period 0: use kill: sigkill' });
+      problems.push({
+        path: 'kill',
+        message:
+          'kill: immediate runs pg_ctl stop -m immediate next to the server, which the harness cannot do inside a pod; on Kubernetes the kill deletes the primary pod with grace period 0: use kill: sigkill',
+      });
     }
     return problems;
   },
@@ -186,7 +204,10 @@ export default define({
       const acked = ledger ? ledger.counts().ok : 0;
       return {
         ok: acked > 0,
-        detail: ledger && ledger.count > 0 ? `${acked} of ${ledger.count} writes acknowledged in the baseline` : 'no request of the load carries {{token}}: without a write ledger there is no RPO to measure',
+        detail:
+          ledger && ledger.count > 0
+            ? `${acked} of ${ledger.count} writes acknowledged in the baseline`
+            : 'no request of the load carries {{token}}: without a write ledger there is no RPO to measure',
       };
     }),
   ],

@@ -28,7 +28,11 @@ const { probe, action, define } = scenario({ params, requires: ['exec', 'load'] 
 
 async function sh(ctx: ScenarioContext<Params>, command: string): Promise<ExecResult> {
   const r = await ctx.adapters.exec.run(command, { timeoutMs: parseDuration(ctx.params.commandTimeout), signal: ctx.signal });
-  ctx.log.info(`$ ${command} -> exit ${r.exitCode ?? r.signal}`, { stdout: r.stdout, stderr: r.stderr, durationMs: Math.round(r.durationMs) });
+  ctx.log.info(`$ ${command} -> exit ${r.exitCode ?? r.signal}`, {
+    stdout: r.stdout,
+    stderr: r.stderr,
+    durationMs: Math.round(r.durationMs),
+  });
   return r;
 }
 
@@ -69,7 +73,8 @@ export default define({
         async run(ctx) {
           if (!ctx.params.rollback) return 'no rollback command: the fault heals itself';
           const r = await sh(ctx, ctx.params.rollback);
-          if (r.exitCode !== 0) throw new Error(`rollback command exited ${r.exitCode ?? r.signal}: ${(r.stderr || r.stdout).trim().slice(-500)}`);
+          if (r.exitCode !== 0)
+            throw new Error(`rollback command exited ${r.exitCode ?? r.signal}: ${(r.stderr || r.stdout).trim().slice(-500)}`);
           return verdictOf(r).detail;
         },
       },

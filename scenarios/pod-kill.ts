@@ -13,7 +13,9 @@ const params = z
     /** Label selector, as kubectl takes it: `app=orders,tier=web`. */
     selector: z.string().min(1).default('app=orders'),
     /** How many replicas to kill: a number, or a share of the matching replicas (`50%`, rounded up). */
-    count: z.union([z.number().int().positive(), z.string().regex(/^([1-9]\d?|100)%$/, 'expected a percentage from 1% to 100%')]).default(1),
+    count: z
+      .union([z.number().int().positive(), z.string().regex(/^([1-9]\d?|100)%$/, 'expected a percentage from 1% to 100%')])
+      .default(1),
     /** Which replicas: random (the default; a node dies where it dies) or the oldest first. */
     mode: z.enum(['random', 'oldest']).default('random'),
     /** 0s kills at once (SIGKILL, grace period 0); longer sends SIGTERM first, then SIGKILL. */
@@ -114,7 +116,8 @@ const killReplicas = action<Replica[], Killed[]>({
 
 export default define({
   name: 'pod-kill',
-  description: 'Kill replicas of the service the way a node failure does; the workload must replace them while the service keeps meeting its SLOs.',
+  description:
+    'Kill replicas of the service the way a node failure does; the workload must replace them while the service keeps meeting its SLOs.',
   tier: 'critical',
   dataClass: 'database',
 
@@ -129,11 +132,19 @@ export default define({
     if (target.kind !== 'lab') return problems;
     // The lab's replicas all carry the same labels, so a selector that misses them is known to miss before anything runs.
     if (requirements && !matchesSelector({ ...TEMPLATE_LABELS }, requirements)) {
-      const labels = Object.entries(TEMPLATE_LABELS).map(([k, v]) => `${k}=${v}`).join(',');
-      problems.push({ path: 'selector', message: `"${p.selector}" matches no replica of the lab, whose replicas are labelled ${labels}; use e.g. app=orders` });
+      const labels = Object.entries(TEMPLATE_LABELS)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',');
+      problems.push({
+        path: 'selector',
+        message: `"${p.selector}" matches no replica of the lab, whose replicas are labelled ${labels}; use e.g. app=orders`,
+      });
     }
     if (typeof p.count === 'number' && p.count > target.replicas) {
-      problems.push({ path: 'count', message: `cannot kill ${p.count} replicas: the lab target runs ${target.replicas}; use a count up to ${target.replicas} or a percentage` });
+      problems.push({
+        path: 'count',
+        message: `cannot kill ${p.count} replicas: the lab target runs ${target.replicas}; use a count up to ${target.replicas} or a percentage`,
+      });
     }
     return problems;
   },
@@ -156,7 +167,10 @@ export default define({
       const gone = new Set(killed.map((k) => k.name));
       const stillListed = s.replicas.filter((r) => gone.has(r.name) && r.ready).map((r) => r.name);
       const ok = s.ready >= s.desired && stillListed.length === 0;
-      return { ok, detail: `${s.ready}/${s.desired} ready${stillListed.length ? `; killed still listed ready: ${stillListed.join(', ')}` : ''}` };
+      return {
+        ok,
+        detail: `${s.ready}/${s.desired} ready${stillListed.length ? `; killed still listed ready: ${stillListed.join(', ')}` : ''}`,
+      };
     }),
   },
 

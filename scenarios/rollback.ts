@@ -32,7 +32,7 @@ const params = z
     restore: z.boolean().default(true),
     /** Steady state also checks the Deployment and its HPA against the drill's `policy.replicas`. */
     replicaFloor: z
-      .boolean({ error: 'expected true or false: the numbers (min, max, cpu, memory) belong in the drill\'s policy.replicas' })
+      .boolean({ error: "expected true or false: the numbers (min, max, cpu, memory) belong in the drill's policy.replicas" })
       .default(false),
   })
   .strict();
@@ -85,17 +85,25 @@ export function findHelm(path = process.env.PATH ?? ''): string | null {
 function helmOrRefuse(release: string): string {
   const helm = findHelm();
   if (!helm) {
-    throw new UserError(`params.via is helm but the helm CLI is not installed here (no \`helm\` on PATH), so \`helm rollback ${release}\` cannot run`, {
-      untouched: 'nothing: no load was sent and no release was changed',
-      next: 'install helm 3 (https://helm.sh/docs/intro/install/) where the drill runs, or set params.via: api to roll the Deployment back through the Kubernetes API as `kubectl rollout undo` does',
-    });
+    throw new UserError(
+      `params.via is helm but the helm CLI is not installed here (no \`helm\` on PATH), so \`helm rollback ${release}\` cannot run`,
+      {
+        untouched: 'nothing: no load was sent and no release was changed',
+        next: 'install helm 3 (https://helm.sh/docs/intro/install/) where the drill runs, or set params.via: api to roll the Deployment back through the Kubernetes API as `kubectl rollout undo` does',
+      },
+    );
   }
   return helm;
 }
 
 function helmArgs(ctx: Ctx, namespace: string): string[] {
   const cli = ctx.adapters.kube.cli;
-  return ['-n', namespace, ...(cli.kubeconfig ? ['--kubeconfig', cli.kubeconfig] : []), ...(cli.context ? ['--kube-context', cli.context] : [])];
+  return [
+    '-n',
+    namespace,
+    ...(cli.kubeconfig ? ['--kubeconfig', cli.kubeconfig] : []),
+    ...(cli.context ? ['--kube-context', cli.context] : []),
+  ];
 }
 
 async function helm(ctx: Ctx, args: string[], timeoutMs: number): Promise<string> {
@@ -127,7 +135,8 @@ const { probe, action, define } = scenario({ params, requires: ['kubernetes', 'l
 
 const rollBack = action<Selected, RolledBack>({
   name: 'roll back deployment',
-  description: 'roll the Deployment back to its previous revision (the pod template of that revision\'s ReplicaSet) and wait for the rollout',
+  description:
+    "roll the Deployment back to its previous revision (the pod template of that revision's ReplicaSet) and wait for the rollout",
   async select(ctx) {
     const namespace = ctx.params.namespace ?? ctx.adapters.kube.namespace;
     ctx.adapters.kube.checkNamespace(namespace);
@@ -135,13 +144,25 @@ const rollBack = action<Selected, RolledBack>({
     if (ctx.params.via === 'helm') helmOrRefuse(release);
     const { from, to } = await deploymentsOf(ctx).target(ctx.params.deployment, ctx.params.toRevision, ctx.signal);
     if (ctx.params.via === 'helm') {
-      const history = JSON.parse(await helm(ctx, ['history', release, '-o', 'json', ...helmArgs(ctx, namespace)], 30_000)) as { revision: number; status: string }[];
+      const history = JSON.parse(await helm(ctx, ['history', release, '-o', 'json', ...helmArgs(ctx, namespace)], 30_000)) as {
+        revision: number;
+        status: string;
+      }[];
       const deployed = history.find((h) => h.status === 'deployed');
-      return { via: 'helm', deployment: ctx.params.deployment, namespace, from, to, ...(deployed ? { helmRevision: deployed.revision } : {}) };
+      return {
+        via: 'helm',
+        deployment: ctx.params.deployment,
+        namespace,
+        from,
+        to,
+        ...(deployed ? { helmRevision: deployed.revision } : {}),
+      };
     }
     return { via: 'api', deployment: ctx.params.deployment, namespace, from, to };
   },
-  describeTargets: (s) => [`deployment/${s.deployment} in ${s.namespace}: ${describe(s.from)} -> ${describe(s.to)}${s.via === 'helm' ? ` via helm${s.helmRevision ? ` (release revision ${s.helmRevision})` : ''}` : ''}`],
+  describeTargets: (s) => [
+    `deployment/${s.deployment} in ${s.namespace}: ${describe(s.from)} -> ${describe(s.to)}${s.via === 'helm' ? ` via helm${s.helmRevision ? ` (release revision ${s.helmRevision})` : ''}` : ''}`,
+  ],
   async run(ctx, s) {
     const timeoutMs = parseDuration(ctx.params.rolloutTimeout);
     const d = deploymentsOf(ctx);
@@ -155,13 +176,17 @@ const rollBack = action<Selected, RolledBack>({
     } else {
       result = await d.rollbackTo(ctx.params.deployment, ctx.params.toRevision, ctx.signal);
     }
-    ctx.log.info(`rolled deployment/${ctx.params.deployment} back: ${describe(result.from)} -> ${describe(result.to)}; watching the rollout`);
+    ctx.log.info(
+      `rolled deployment/${ctx.params.deployment} back: ${describe(result.from)} -> ${describe(result.to)}; watching the rollout`,
+    );
     try {
       const r = await d.waitRollout(ctx.params.deployment, { timeoutMs, signal: ctx.signal });
       const rolledOutAt = new Date().toISOString();
       const rolloutSeconds = (Date.parse(rolledOutAt) - Date.parse(result.patchedAt)) / 1000;
       ctx.mark('rolled-out');
-      ctx.log.info(`rollout complete in ${formatDuration(Math.round(rolloutSeconds * 1000))}: ${r.updated}/${r.desired} on ${r.images.join(', ')}`);
+      ctx.log.info(
+        `rollout complete in ${formatDuration(Math.round(rolloutSeconds * 1000))}: ${r.updated}/${r.desired} on ${r.images.join(', ')}`,
+      );
       return { ...result, rolledOutAt, rolloutSeconds };
     } catch (e) {
       if (ctx.signal.aborted) throw e;
@@ -180,12 +205,19 @@ const rollBack = action<Selected, RolledBack>({
       if (!ctx.params.restore) return 'left on the previous revision (params.restore: false)';
       const d = deploymentsOf(ctx);
       if (selected.via === 'helm' && selected.helmRevision) {
-        await helm(ctx, ['rollback', ctx.params.release ?? ctx.params.deployment, String(selected.helmRevision), ...helmArgs(ctx, selected.namespace)], 60_000);
+        await helm(
+          ctx,
+          ['rollback', ctx.params.release ?? ctx.params.deployment, String(selected.helmRevision), ...helmArgs(ctx, selected.namespace)],
+          60_000,
+        );
       } else {
         const now = await d.history(ctx.params.deployment, ctx.signal);
         // The original template now lives in the newest ReplicaSet with its images, unless nothing changed.
         const back = [...now.history].reverse().find((r) => r.replicaSet === selected.from.replicaSet);
-        if (!back) throw new Error(`the ReplicaSet ${selected.from.replicaSet} of ${describe(selected.from)} is gone from the history: roll forward by redeploying`);
+        if (!back)
+          throw new Error(
+            `the ReplicaSet ${selected.from.replicaSet} of ${describe(selected.from)} is gone from the history: roll forward by redeploying`,
+          );
         if (now.current.replicaSet !== back.replicaSet) await d.rollbackTo(ctx.params.deployment, back.revision, ctx.signal);
       }
       const r = await d.waitRollout(ctx.params.deployment, { timeoutMs: 300_000, signal: ctx.signal });
@@ -196,14 +228,21 @@ const rollBack = action<Selected, RolledBack>({
 
 export default define({
   name: 'rollback',
-  description: 'Roll a Deployment back to its previous revision as the runbook does (`kubectl rollout undo` or `helm rollback`), timed under load until the previous version serves.',
+  description:
+    'Roll a Deployment back to its previous revision as the runbook does (`kubectl rollout undo` or `helm rollback`), timed under load until the previous version serves.',
   tier: 'critical',
 
   validate(p, target) {
     if (target.kind !== 'kubernetes' || p.namespace === undefined) return [];
-    if (p.namespace === 'kube-system') return [{ path: 'namespace', message: 'kube-system is never a drill target: it runs the cluster itself' }];
+    if (p.namespace === 'kube-system')
+      return [{ path: 'namespace', message: 'kube-system is never a drill target: it runs the cluster itself' }];
     if (!target.namespaces.includes(p.namespace)) {
-      return [{ path: 'namespace', message: `namespace "${p.namespace}" is not in the target's namespaces (${target.namespaces.join(', ')}); add it there if the drill is meant to act in it` }];
+      return [
+        {
+          path: 'namespace',
+          message: `namespace "${p.namespace}" is not in the target's namespaces (${target.namespaces.join(', ')}); add it there if the drill is meant to act in it`,
+        },
+      ];
     }
     return [];
   },
@@ -211,7 +250,10 @@ export default define({
   steadyState: [
     probe('the Deployment is fully rolled out', async (ctx) => {
       const r = await deploymentsOf(ctx).rollout(ctx.params.deployment, ctx.signal);
-      return { ok: r.complete, detail: `deployment/${r.deployment} at revision ${r.revision} (${r.images.join(', ')}): ${r.updated}/${r.desired} updated, ${r.available} available` };
+      return {
+        ok: r.complete,
+        detail: `deployment/${r.deployment} at revision ${r.revision} (${r.images.join(', ')}): ${r.updated}/${r.desired} updated, ${r.available} available`,
+      };
     }),
     {
       name: 'replica floor (when params.replicaFloor is true)',
@@ -225,7 +267,8 @@ export default define({
   actions: [rollBack],
 
   recovery: {
-    description: 'the rollout is complete (every replica on the previous template, available, none of the newer left) and the service answers with the previous version',
+    description:
+      'the rollout is complete (every replica on the previous template, available, none of the newer left) and the service answers with the previous version',
     pollMs: 100,
     until: probe('previous version serving', async (ctx) => {
       const rolled = ctx.resultOf(rollBack);
@@ -233,7 +276,8 @@ export default define({
       const r = await deploymentsOf(ctx).rollout(ctx.params.deployment, ctx.signal);
       const want = tagsOf(rolled.to);
       const onTarget = r.images.join(',') === rolled.to.images.join(',');
-      if (!r.complete || !onTarget) return { ok: false, detail: `rollout ${r.updated}/${r.desired} updated, ${r.available} available, on ${r.images.join(', ')}` };
+      if (!r.complete || !onTarget)
+        return { ok: false, detail: `rollout ${r.updated}/${r.desired} updated, ${r.available} available, on ${r.images.join(', ')}` };
       const serving = await versionServing(ctx, want);
       return { ok: serving.ok, detail: `rollout complete on ${r.images.join(', ')}; ${serving.detail}` };
     }),
@@ -244,8 +288,14 @@ export default define({
       const rolled = ctx.resultOf(rollBack);
       const r = await deploymentsOf(ctx).rollout(ctx.params.deployment, ctx.signal);
       const ok = rolled !== undefined && r.complete && r.images.join(',') === rolled.to.images.join(',');
-      const timing = rolled?.rolloutSeconds != null ? `; rollout took ${rolled.rolloutSeconds.toFixed(2)}s after the patch` : '; the rollout did not complete in time';
-      return { ok, detail: `deployment/${r.deployment} revision ${r.revision} on ${r.images.join(', ')}, ${r.available}/${r.desired} available${timing}` };
+      const timing =
+        rolled?.rolloutSeconds != null
+          ? `; rollout took ${rolled.rolloutSeconds.toFixed(2)}s after the patch`
+          : '; the rollout did not complete in time';
+      return {
+        ok,
+        detail: `deployment/${r.deployment} revision ${r.revision} on ${r.images.join(', ')}, ${r.available}/${r.desired} available${timing}`,
+      };
     }),
   ],
 });

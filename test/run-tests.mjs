@@ -49,7 +49,17 @@ for (const [i, g] of groups.entries()) {
   console.log(`\n# ${g.files.length} test file${g.files.length === 1 ? '' : 's'}, ${g.concurrency} at a time`);
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', '--test', `--test-concurrency=${g.concurrency}`, '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...g.files],
+    [
+      '--import',
+      'tsx',
+      '--test',
+      `--test-concurrency=${g.concurrency}`,
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      '--test-reporter=tap',
+      `--test-reporter-destination=${tap}`,
+      ...g.files,
+    ],
     { stdio: 'inherit' },
   );
   if (r.status !== 0 && nodeStatus === 0) nodeStatus = r.status ?? 1;

@@ -13,7 +13,10 @@ const KEY = String.raw`[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?`;
 const VALUE = String.raw`([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?`;
 const PATTERNS: [RegExp, (m: RegExpExecArray) => Requirement][] = [
   [new RegExp(`^(${KEY})\\s*(==|=|!=)\\s*(${VALUE})$`), (m) => ({ key: m[1]!, op: m[3] === '!=' ? '!=' : '=', values: [m[4]!] })],
-  [new RegExp(`^(${KEY})\\s+(in|notin)\\s*\\(([^()]*)\\)$`), (m) => ({ key: m[1]!, op: m[3] as Op, values: m[4]!.split(',').map((v) => v.trim()) })],
+  [
+    new RegExp(`^(${KEY})\\s+(in|notin)\\s*\\(([^()]*)\\)$`),
+    (m) => ({ key: m[1]!, op: m[3] as Op, values: m[4]!.split(',').map((v) => v.trim()) }),
+  ],
   [new RegExp(`^!\\s*(${KEY})$`), (m) => ({ key: m[1]!, op: '!exists', values: [] })],
   [new RegExp(`^(${KEY})$`), (m) => ({ key: m[1]!, op: 'exists', values: [] })],
 ];
@@ -46,7 +49,9 @@ export function parseSelector(selector: string): Requirement[] {
 }
 
 function fail(selector: string, part: string): never {
-  throw new Error(`label selector "${selector}": cannot parse "${part}" (use k=v, k!=v, k in (a,b), k notin (a,b), k or !k, comma-separated)`);
+  throw new Error(
+    `label selector "${selector}": cannot parse "${part}" (use k=v, k!=v, k in (a,b), k notin (a,b), k or !k, comma-separated)`,
+  );
 }
 
 export function matchesSelector(labels: Record<string, string>, reqs: Requirement[]): boolean {

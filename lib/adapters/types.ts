@@ -69,7 +69,10 @@ export interface ExecResult {
  * for the scenario to parse.
  */
 export interface ExecAdapter {
-  run(command: string | readonly string[], options: { timeoutMs: number; signal: AbortSignal; env?: Record<string, string>; cwd?: string }): Promise<ExecResult>;
+  run(
+    command: string | readonly string[],
+    options: { timeoutMs: number; signal: AbortSignal; env?: Record<string, string>; cwd?: string },
+  ): Promise<ExecResult>;
 }
 
 /** A PostgreSQL node as a database scenario sees it: the provider's view plus what a host kill needs. */

@@ -84,9 +84,11 @@ export function compareTables(expected: readonly TableFacts[], restored: readonl
     const r = got.get(key(e));
     if (!r) out.push({ table: key(e), problem: 'missing after the restore' });
     else if (r.rows !== e.rows) out.push({ table: key(e), problem: `${r.rows} rows restored, ${e.rows} at backup time` });
-    else if (r.checksum !== e.checksum) out.push({ table: key(e), problem: `same row count (${r.rows}) but the checksum differs: rows changed` });
+    else if (r.checksum !== e.checksum)
+      out.push({ table: key(e), problem: `same row count (${r.rows}) but the checksum differs: rows changed` });
   }
   const known = new Set(expected.map(key));
-  for (const r of restored) if (!known.has(key(r))) out.push({ table: key(r), problem: 'present after the restore but not in the manifest' });
+  for (const r of restored)
+    if (!known.has(key(r))) out.push({ table: key(r), problem: 'present after the restore but not in the manifest' });
   return out;
 }

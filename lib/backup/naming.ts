@@ -70,12 +70,28 @@ export function parseBackupBlob(prefix: string, name: string): ParsedBackupBlob 
   if (parts[2] === 'logical' && parts.length === 6) {
     const takenAt = stampToIso(parts[4]!);
     if (!takenAt) return null;
-    return { folder: p + parts.slice(0, 5).join('/') + '/', cluster: parts[1]!, kind: 'logical', database: parts[3]!, stamp: parts[4]!, takenAt, file: parts[5]! };
+    return {
+      folder: p + parts.slice(0, 5).join('/') + '/',
+      cluster: parts[1]!,
+      kind: 'logical',
+      database: parts[3]!,
+      stamp: parts[4]!,
+      takenAt,
+      file: parts[5]!,
+    };
   }
   if (parts[2] === 'physical' && parts.length === 5) {
     const takenAt = stampToIso(parts[3]!);
     if (!takenAt) return null;
-    return { folder: p + parts.slice(0, 4).join('/') + '/', cluster: parts[1]!, kind: 'physical', database: null, stamp: parts[3]!, takenAt, file: parts[4]! };
+    return {
+      folder: p + parts.slice(0, 4).join('/') + '/',
+      cluster: parts[1]!,
+      kind: 'physical',
+      database: null,
+      stamp: parts[3]!,
+      takenAt,
+      file: parts[4]!,
+    };
   }
   return null;
 }

@@ -53,15 +53,30 @@ export function formatAge(ms: number): string {
  * Findings for one set of backups (one database, one kind), judged at `now`. An empty list means
  * the policy holds. `what` names the set in messages (`logical backups of orders`).
  */
-export function checkBackupPolicy(backups: readonly PolicyBackup[], now: Date, what: string, policy: BackupPolicy = DEFAULT_BACKUP_POLICY): PolicyFinding[] {
+export function checkBackupPolicy(
+  backups: readonly PolicyBackup[],
+  now: Date,
+  what: string,
+  policy: BackupPolicy = DEFAULT_BACKUP_POLICY,
+): PolicyFinding[] {
   const out: PolicyFinding[] = [];
   const t = now.getTime();
   for (const b of backups.filter((x) => !x.usable)) {
-    out.push({ check: 'manifest', severity: 'SEV3', title: `unusable backup ${b.folder}`, detail: `${b.problem ?? 'no manifest'}; it cannot be verified and does not count as a backup` });
+    out.push({
+      check: 'manifest',
+      severity: 'SEV3',
+      title: `unusable backup ${b.folder}`,
+      detail: `${b.problem ?? 'no manifest'}; it cannot be verified and does not count as a backup`,
+    });
   }
   const usable = backups.filter((b) => b.usable).sort((a, b) => Date.parse(a.takenAt) - Date.parse(b.takenAt));
   if (usable.length === 0) {
-    out.push({ check: 'exists', severity: 'SEV1', title: `no ${what}`, detail: `no usable backup was found: nothing could be restored today` });
+    out.push({
+      check: 'exists',
+      severity: 'SEV1',
+      title: `no ${what}`,
+      detail: `no usable backup was found: nothing could be restored today`,
+    });
     return out;
   }
   const newest = usable[usable.length - 1]!;

@@ -21,7 +21,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await yargs(argv)
       .scriptName('drill')
-      .usage('$0 <command> [options]\n\nChaos and disaster-recovery drills: pod kill, database failover, restore, under load, scored against RTO, RPO and SLOs.')
+      .usage(
+        '$0 <command> [options]\n\nChaos and disaster-recovery drills: pod kill, database failover, restore, under load, scored against RTO, RPO and SLOs.',
+      )
       .command(
         'list',
         'scenarios and drills found, one line each',
@@ -56,7 +58,16 @@ export async function main(argv: string[]): Promise<number> {
             .option('results', { type: 'string', default: 'results', describe: 'results folder' })
             .option('yes', { type: 'boolean', default: false, describe: 'do not ask before acting on a non-lab target' }),
         async (a) =>
-          set(await runCommand({ file: a.file, only: a.scenario as string[], json: a.json, junit: a.junit, resultsDir: a.results, yes: a.yes })),
+          set(
+            await runCommand({
+              file: a.file,
+              only: a.scenario as string[],
+              json: a.json,
+              junit: a.junit,
+              resultsDir: a.results,
+              yes: a.yes,
+            }),
+          ),
       )
       .command(labCommand(set))
       .command(backupCommand(set))
@@ -112,7 +123,10 @@ export async function main(argv: string[]): Promise<number> {
         'check the sha256 digests and hash chain of the run records in a quarterly record (default: every record)',
         (y) =>
           y
-            .positional('record', { type: 'string', describe: 'record folder, e.g. results/records/2026-Q4 (default: every one under <results>/records)' })
+            .positional('record', {
+              type: 'string',
+              describe: 'record folder, e.g. results/records/2026-Q4 (default: every one under <results>/records)',
+            })
             .option('results', { type: 'string', describe: 'results folder holding runs/ (default: where the record read them)' })
             .option('from', { type: 'string', describe: 'read run folders from Blob: blob://container/prefix' }),
         async (a) => set(await verifyCommand(a.record, { resultsDir: a.results, from: a.from })),
@@ -131,7 +145,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(formatUserError(e) + '\n');
       return e.exitCode;
     }
-    process.stderr.write(`drill: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\nThis is a bug in drill, not in the system under test. Rollbacks journaled so far can be run with \`drill recover\`.\n`);
+    process.stderr.write(
+      `drill: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\nThis is a bug in drill, not in the system under test. Rollbacks journaled so far can be run with \`drill recover\`.\n`,
+    );
     return ExitCode.internal;
   }
   return code;

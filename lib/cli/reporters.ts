@@ -30,7 +30,8 @@ export function jsonReporter(out: NodeJS.WritableStream = process.stdout): Repor
 export function summaryReporter(out: NodeJS.WriteStream = process.stdout): Reporter {
   return {
     onEnd: (_drill, outcome) => {
-      for (const r of outcome.runs) out.write('\n' + renderSummary(r.record, { color: Boolean(out.isTTY), dir: relative(process.cwd(), r.dir) || r.dir }) + '\n');
+      for (const r of outcome.runs)
+        out.write('\n' + renderSummary(r.record, { color: Boolean(out.isTTY), dir: relative(process.cwd(), r.dir) || r.dir }) + '\n');
     },
   };
 }

@@ -12,7 +12,11 @@ export function openBlobRunStore(src: BlobSource, env: Record<string, string | u
       try {
         return (await listBackups(container, prefix)).map((e) => e.name);
       } catch (e) {
-        if (e instanceof BlobTransferError) throw new UserError(`cannot read run records from ${src.url}: ${e.message}`, { untouched: 'nothing was written', next: 'check the container name and the storage account in AZURE_STORAGE_CONNECTION_STRING' });
+        if (e instanceof BlobTransferError)
+          throw new UserError(`cannot read run records from ${src.url}: ${e.message}`, {
+            untouched: 'nothing was written',
+            next: 'check the container name and the storage account in AZURE_STORAGE_CONNECTION_STRING',
+          });
         throw e;
       }
     },

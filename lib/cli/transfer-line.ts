@@ -5,7 +5,10 @@ import type { Progress } from '../scenario/define.ts';
  * A live `label  123.4/512.0 MB  68.2 MB/s  ETA 6s` line on a TTY, redrawn at most 4 times a second;
  * silent elsewhere (CI logs get the one summary line the command prints at the end).
  */
-export function ttyTransferLine(label: string, out: NodeJS.WriteStream = process.stderr): { update(bytes: number, total?: number): void; done(): void } {
+export function ttyTransferLine(
+  label: string,
+  out: NodeJS.WriteStream = process.stderr,
+): { update(bytes: number, total?: number): void; done(): void } {
   const tty = Boolean(out.isTTY) && process.env.CI !== 'true';
   let p = transferProgress({ label });
   let total: number | undefined;

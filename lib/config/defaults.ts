@@ -51,7 +51,13 @@ export const SCENARIO_DEFAULTS = { timeout: '5m' } as const;
 export const LAB_DATABASE_DEFAULTS = { replication: 'async', provider: 'pg-promote' } as const satisfies LabDatabase;
 
 /** A CloudNativePG database on a Kubernetes target: the operator's own failover, and the database and owner CloudNativePG bootstraps (`app`). */
-export const KUBE_DATABASE_DEFAULTS = { mode: 'delete-primary', port: 5432, database: 'app', user: 'app', passwordEnv: 'PGPASSWORD' } as const;
+export const KUBE_DATABASE_DEFAULTS = {
+  mode: 'delete-primary',
+  port: 5432,
+  database: 'app',
+  user: 'app',
+  passwordEnv: 'PGPASSWORD',
+} as const;
 
 /** `70%` or `70` to 70: utilisation targets read as the HPA's own docs write them. */
 export function parsePercent(value: string | number): number {

@@ -30,7 +30,11 @@ export function formatDuration(ms: number): string {
   let rest = Math.abs(ms);
   if (rest < 1000) return `${sign}${Math.round(rest * 10) / 10}ms`;
   const parts: string[] = [];
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+  ] as const) {
     if (rest >= size) {
       const n = Math.floor(rest / size);
       parts.push(`${n}${unit}`);

@@ -77,7 +77,8 @@ function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
   let s = schema;
   for (let i = 0; i < 32; i++) {
     const d = defOf(s);
-    if (d.innerType && ['optional', 'nullable', 'default', 'prefault', 'readonly', 'catch', 'nonoptional'].includes(d.type)) s = d.innerType;
+    if (d.innerType && ['optional', 'nullable', 'default', 'prefault', 'readonly', 'catch', 'nonoptional'].includes(d.type))
+      s = d.innerType;
     else if (d.type === 'pipe' && d.in) s = d.in;
     else if (d.type === 'lazy' && d.getter) s = d.getter();
     else break;
@@ -98,7 +99,8 @@ function objectSchemaAt(schema: z.core.$ZodType, value: unknown, path: readonly 
     const d = defOf(s);
     if (d.type === 'union' && d.options) {
       const options = d.options.map(unwrap);
-      const picked = d.discriminator !== undefined ? byDiscriminator(options, d.discriminator, v) : options.find((o) => defOf(o).type === 'object');
+      const picked =
+        d.discriminator !== undefined ? byDiscriminator(options, d.discriminator, v) : options.find((o) => defOf(o).type === 'object');
       if (!picked) return undefined;
       s = picked;
       continue;

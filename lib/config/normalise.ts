@@ -1,7 +1,16 @@
 import { parseDuration } from './duration.ts';
 import { parseThreshold } from './threshold.ts';
 import { parseStopCondition } from './stop-condition.ts';
-import { DEFAULT_LOAD, DEFAULT_SCENARIO_TIMEOUT_MS, KUBE_DATABASE_DEFAULTS, LAB_DATABASE_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS, defaultPolicy, parsePercent } from './defaults.ts';
+import {
+  DEFAULT_LOAD,
+  DEFAULT_SCENARIO_TIMEOUT_MS,
+  KUBE_DATABASE_DEFAULTS,
+  LAB_DATABASE_DEFAULTS,
+  SERVICE_DEFAULTS,
+  TARGET_DEFAULTS,
+  defaultPolicy,
+  parsePercent,
+} from './defaults.ts';
 import type { BlobDrillFile, DrillFile, TargetFile } from './schema.ts';
 import type { DataClass, Drill, KubernetesDatabase, LoadConfig, Policy, ScenarioCatalog, ScenarioEntry, Target, Tier } from './types.ts';
 import type { RequestTemplate } from '../load/types.ts';
@@ -15,7 +24,12 @@ export function normaliseTarget(t: TargetFile): Target {
   if (t.kind === 'http') return { kind: 'http', url: t.url };
   if (t.kind === 'blob') {
     const prefix = (t.prefix ?? '').replace(/^\/+/, '');
-    return { kind: 'blob', container: t.container, prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`, ...(t.scratchDir === undefined ? {} : { scratchDir: t.scratchDir }) };
+    return {
+      kind: 'blob',
+      container: t.container,
+      prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`,
+      ...(t.scratchDir === undefined ? {} : { scratchDir: t.scratchDir }),
+    };
   }
   if (t.kind === 'kubernetes') {
     return {
@@ -36,11 +50,19 @@ export function normaliseTarget(t: TargetFile): Target {
     ...(t.labDir === undefined ? {} : { labDir: t.labDir }),
     ...(t.database === undefined
       ? {}
-      : { database: { replication: t.database.replication ?? LAB_DATABASE_DEFAULTS.replication, provider: t.database.provider ?? LAB_DATABASE_DEFAULTS.provider } }),
+      : {
+          database: {
+            replication: t.database.replication ?? LAB_DATABASE_DEFAULTS.replication,
+            provider: t.database.provider ?? LAB_DATABASE_DEFAULTS.provider,
+          },
+        }),
   };
 }
 
-function normaliseKubeDatabase(d: NonNullable<Extract<TargetFile, { kind: 'kubernetes' }>['database']>, targetNamespace: string): KubernetesDatabase {
+function normaliseKubeDatabase(
+  d: NonNullable<Extract<TargetFile, { kind: 'kubernetes' }>['database']>,
+  targetNamespace: string,
+): KubernetesDatabase {
   return {
     provider: d.provider,
     cluster: d.cluster,

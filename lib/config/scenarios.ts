@@ -27,7 +27,12 @@ const SAMPLE_TARGETS: Target[] = [
 
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-export function checkScenarios(value: unknown, source: YamlSource, catalog: ScenarioCatalog, capabilitiesOf: CapabilitiesOf): ScenarioChecks {
+export function checkScenarios(
+  value: unknown,
+  source: YamlSource,
+  catalog: ScenarioCatalog,
+  capabilitiesOf: CapabilitiesOf,
+): ScenarioChecks {
   const out: ScenarioChecks = { problems: [], params: new Map() };
   if (!isRecord(value) || !Array.isArray(value.scenarios)) return out;
   const parsedTarget = TargetSchema.safeParse(value.target);
@@ -51,7 +56,10 @@ export function checkScenarios(value: unknown, source: YamlSource, catalog: Scen
       else {
         const how = explicitName === undefined ? ' (taken from scenario:, as the entry has no name:)' : '';
         const where = `scenarios[${first}] on line ${source.lineOf(['scenarios', first])}`;
-        problem(at(explicitName === undefined ? 'scenario' : 'name'), `duplicate scenario name ${JSON.stringify(name)}${how}, already used by ${where}; give each entry its own name`);
+        problem(
+          at(explicitName === undefined ? 'scenario' : 'name'),
+          `duplicate scenario name ${JSON.stringify(name)}${how}, already used by ${where}; give each entry its own name`,
+        );
       }
     }
 
@@ -89,7 +97,13 @@ export function checkScenarios(value: unknown, source: YamlSource, catalog: Scen
   return out;
 }
 
-function capabilityMessage(scenario: string, lacking: readonly string[], target: Target, has: readonly string[], capabilitiesOf: CapabilitiesOf): string {
+function capabilityMessage(
+  scenario: string,
+  lacking: readonly string[],
+  target: Target,
+  has: readonly string[],
+  capabilitiesOf: CapabilitiesOf,
+): string {
   const kinds = SAMPLE_TARGETS.filter((t) => lacking.every((c) => capabilitiesOf(t).includes(c))).map((t) => t.kind);
   const where = kinds.length > 0 ? `kind: ${kinds.join(' or ')}` : 'no target kind provides it';
   return `scenario ${scenario} needs a target with ${lacking.join(' and ')} (${where}); target kind ${target.kind} has ${has.join(', ')}`;

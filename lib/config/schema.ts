@@ -3,7 +3,16 @@ import { parseDuration } from './duration.ts';
 import { parseThreshold } from './threshold.ts';
 import { parseStopCondition } from './stop-condition.ts';
 import { show } from './messages.ts';
-import { KUBE_DATABASE_DEFAULTS, LAB_DATABASE_DEFAULTS, LIMITS, LOAD_DEFAULTS, POLICY_DEFAULTS, SCENARIO_DEFAULTS, SERVICE_DEFAULTS, TARGET_DEFAULTS } from './defaults.ts';
+import {
+  KUBE_DATABASE_DEFAULTS,
+  LAB_DATABASE_DEFAULTS,
+  LIMITS,
+  LOAD_DEFAULTS,
+  POLICY_DEFAULTS,
+  SCENARIO_DEFAULTS,
+  SERVICE_DEFAULTS,
+  TARGET_DEFAULTS,
+} from './defaults.ts';
 
 /**
  * The drill file as written (durations and thresholds still strings, defaults not yet filled).
@@ -50,7 +59,8 @@ function duration(description: string, opts: { positive?: boolean; default?: str
         ctx.addIssue({ code: 'custom', message: (e as Error).message, input: text });
         return;
       }
-      if (opts.positive && ms <= 0) ctx.addIssue({ code: 'custom', message: `expected a duration greater than 0, got ${show(text)}`, input: text });
+      if (opts.positive && ms <= 0)
+        ctx.addIssue({ code: 'custom', message: `expected a duration greater than 0, got ${show(text)}`, input: text });
     })
     .meta({ description, pattern: DURATION_PATTERN, ...(opts.default === undefined ? {} : { default: opts.default }) });
 }
@@ -70,10 +80,18 @@ function threshold(family: ThresholdFamily) {
       return;
     }
     if (family === 'latency' && !LATENCY_AGGREGATES.has(kind)) {
-      ctx.addIssue({ code: 'custom', message: `expected a latency threshold like p(95)<500ms, avg<200ms or max<2s, got ${show(text)}`, input: text });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a latency threshold like p(95)<500ms, avg<200ms or max<2s, got ${show(text)}`,
+        input: text,
+      });
     } else if (family !== 'latency' && kind !== 'rate') {
       const example = family === 'availability' ? 'rate>=99.9%' : 'rate<0.1%';
-      ctx.addIssue({ code: 'custom', message: `expected a rate threshold like ${example} (${family} is a share of requests), got ${show(text)}`, input: text });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a rate threshold like ${example} (${family} is a share of requests), got ${show(text)}`,
+        input: text,
+      });
     }
   });
 }
@@ -102,7 +120,10 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 export const ServiceSchema = z.strictObject({
   name: z.string().min(1).optional().meta({ description: 'Service under test, for records.', default: SERVICE_DEFAULTS.name }),
   tier: z.enum(TIERS).optional().meta({ description: 'Service tier: picks the RTO target.', default: SERVICE_DEFAULTS.tier }),
-  dataClass: z.enum(DATA_CLASSES).optional().meta({ description: 'Class of the data the service keeps: picks the RPO target.', default: SERVICE_DEFAULTS.dataClass }),
+  dataClass: z
+    .enum(DATA_CLASSES)
+    .optional()
+    .meta({ description: 'Class of the data the service keeps: picks the RPO target.', default: SERVICE_DEFAULTS.dataClass }),
 });
 
 const httpUrl = z
@@ -115,9 +136,17 @@ const httpUrl = z
       url = undefined;
     }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-      ctx.addIssue({ code: 'custom', message: `expected an http:// or https:// URL like http://127.0.0.1:8080, got ${show(text)}`, input: text });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected an http:// or https:// URL like http://127.0.0.1:8080, got ${show(text)}`,
+        input: text,
+      });
     } else if (url.search || url.hash) {
-      ctx.addIssue({ code: 'custom', message: `expected a base URL without a query or fragment (put them in load.requests paths), got ${show(text)}`, input: text });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a base URL without a query or fragment (put them in load.requests paths), got ${show(text)}`,
+        input: text,
+      });
     }
   })
   .meta({ description: 'Base URL of the running service (http or https).', format: 'uri' });
@@ -132,20 +161,24 @@ export const LabTargetSchema = z
       .max(LIMITS.maxReplicas)
       .optional()
       .meta({ description: 'Replica processes of the sample service behind the lab front.', default: TARGET_DEFAULTS.replicas }),
-    labDir: z.string().min(1).optional().meta({ description: 'Where the lab keeps its state (default: DRILL_LAB_DIR or the OS temp dir).' }),
+    labDir: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'Where the lab keeps its state (default: DRILL_LAB_DIR or the OS temp dir).' }),
     database: z
       .strictObject({
-        replication: z
-          .enum(['async', 'sync'])
-          .optional()
-          .meta({ description: 'Streaming replication to the standby: async, or sync (every commit waits for the standby, synchronous_commit=on).', default: LAB_DATABASE_DEFAULTS.replication }),
-        provider: z
-          .enum(['pg-promote', 'patroni'])
-          .optional()
-          .meta({ description: 'Who fails the database over: pg-promote (pg_promote() on the standby, then repoint the endpoint) or patroni.', default: LAB_DATABASE_DEFAULTS.provider }),
+        replication: z.enum(['async', 'sync']).optional().meta({
+          description: 'Streaming replication to the standby: async, or sync (every commit waits for the standby, synchronous_commit=on).',
+          default: LAB_DATABASE_DEFAULTS.replication,
+        }),
+        provider: z.enum(['pg-promote', 'patroni']).optional().meta({
+          description: 'Who fails the database over: pg-promote (pg_promote() on the standby, then repoint the endpoint) or patroni.',
+          default: LAB_DATABASE_DEFAULTS.provider,
+        }),
       })
       .optional()
-      .meta({ description: 'The lab\'s PostgreSQL primary and hot standby.' }),
+      .meta({ description: "The lab's PostgreSQL primary and hot standby." }),
   })
   .meta({ description: 'The embedded lab: PostgreSQL pair, Azurite and the sample service on loopback.' });
 
@@ -157,88 +190,177 @@ const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const namespaceName = z
   .string()
   .max(63)
-  .regex(K8S_NAME, { error: (iss) => `expected a Kubernetes namespace name (lowercase letters, digits and hyphens), got ${show(iss.input)}` })
-  .refine((n) => n !== 'kube-system', { error: 'kube-system is never a drill target: it runs the cluster itself; list only the namespaces of the workloads under test' });
+  .regex(K8S_NAME, {
+    error: (iss) => `expected a Kubernetes namespace name (lowercase letters, digits and hyphens), got ${show(iss.input)}`,
+  })
+  .refine((n) => n !== 'kube-system', {
+    error: 'kube-system is never a drill target: it runs the cluster itself; list only the namespaces of the workloads under test',
+  });
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const KubeDatabaseSchema = z
   .strictObject({
-    provider: z.literal('cnpg', { error: (iss) => `expected provider: cnpg (CloudNativePG, the only database provider on a Kubernetes target), got ${show(iss.input)}` }).meta({ description: 'Who runs and fails over the database: cnpg (CloudNativePG).' }),
+    provider: z
+      .literal('cnpg', {
+        error: (iss) =>
+          `expected provider: cnpg (CloudNativePG, the only database provider on a Kubernetes target), got ${show(iss.input)}`,
+      })
+      .meta({ description: 'Who runs and fails over the database: cnpg (CloudNativePG).' }),
     cluster: z
       .string(required('the CloudNativePG Cluster resource name, e.g. cluster: orders-db'))
       .max(63)
-      .regex(K8S_NAME, { error: (iss) => `expected a Kubernetes resource name (lowercase letters, digits and hyphens), got ${show(iss.input)}` })
+      .regex(K8S_NAME, {
+        error: (iss) => `expected a Kubernetes resource name (lowercase letters, digits and hyphens), got ${show(iss.input)}`,
+      })
       .meta({ description: 'Name of the CloudNativePG Cluster resource (postgresql.cnpg.io/v1).' }),
-    namespace: namespaceName.optional().meta({ description: 'Namespace of the Cluster (default: the target\'s namespace); must be one of the target\'s namespaces.' }),
-    mode: z
-      .enum(['promote', 'delete-primary'])
+    namespace: namespaceName
       .optional()
-      .meta({ description: 'After the primary pod is deleted: delete-primary lets the operator fail over on its own (failoverDelay applies); promote has the drill promote the most advanced replica through the Cluster status, as `kubectl cnpg promote` does.', default: KUBE_DATABASE_DEFAULTS.mode }),
-    host: z.string(required('the address of the cluster\'s -rw Service as reachable from where the drill runs, e.g. host: orders-db-rw.prod-orders.svc')).min(1).meta({ description: 'Host of the -rw Service as reachable from where the drill runs (in-cluster DNS name, a LoadBalancer, a port-forward).' }),
-    port: z.number().int().min(1).max(65535).optional().meta({ description: 'Port of the -rw Service.', default: KUBE_DATABASE_DEFAULTS.port }),
-    database: z.string().min(1).optional().meta({ description: 'Database holding the service\'s writes (the write ledger is read back from it).', default: KUBE_DATABASE_DEFAULTS.database }),
-    user: z.string().min(1).optional().meta({ description: 'Role the drill connects as; it needs pg_monitor (or superuser) to read pg_stat_replication.', default: KUBE_DATABASE_DEFAULTS.user }),
+      .meta({ description: "Namespace of the Cluster (default: the target's namespace); must be one of the target's namespaces." }),
+    mode: z.enum(['promote', 'delete-primary']).optional().meta({
+      description:
+        'After the primary pod is deleted: delete-primary lets the operator fail over on its own (failoverDelay applies); promote has the drill promote the most advanced replica through the Cluster status, as `kubectl cnpg promote` does.',
+      default: KUBE_DATABASE_DEFAULTS.mode,
+    }),
+    host: z
+      .string(
+        required(
+          "the address of the cluster's -rw Service as reachable from where the drill runs, e.g. host: orders-db-rw.prod-orders.svc",
+        ),
+      )
+      .min(1)
+      .meta({
+        description:
+          'Host of the -rw Service as reachable from where the drill runs (in-cluster DNS name, a LoadBalancer, a port-forward).',
+      }),
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .meta({ description: 'Port of the -rw Service.', default: KUBE_DATABASE_DEFAULTS.port }),
+    database: z.string().min(1).optional().meta({
+      description: "Database holding the service's writes (the write ledger is read back from it).",
+      default: KUBE_DATABASE_DEFAULTS.database,
+    }),
+    user: z.string().min(1).optional().meta({
+      description: 'Role the drill connects as; it needs pg_monitor (or superuser) to read pg_stat_replication.',
+      default: KUBE_DATABASE_DEFAULTS.user,
+    }),
     passwordEnv: z
       .string()
-      .regex(ENV_NAME, { error: (iss) => `expected the name of an environment variable (letters, digits, underscores), got ${show(iss.input)}; the password itself never goes in the drill file` })
+      .regex(ENV_NAME, {
+        error: (iss) =>
+          `expected the name of an environment variable (letters, digits, underscores), got ${show(iss.input)}; the password itself never goes in the drill file`,
+      })
       .optional()
-      .meta({ description: 'Environment variable holding the password (never the password itself).', default: KUBE_DATABASE_DEFAULTS.passwordEnv }),
+      .meta({
+        description: 'Environment variable holding the password (never the password itself).',
+        default: KUBE_DATABASE_DEFAULTS.passwordEnv,
+      }),
   })
   .meta({ description: 'A CloudNativePG cluster db-failover acts on: its pods are the database nodes, its -rw Service the endpoint.' });
 
 export const KubernetesTargetSchema = z
   .strictObject({
     kind: z.literal('kubernetes'),
-    kubeconfig: z.string().min(1).optional().meta({ description: 'Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config). Not with inCluster.' }),
-    context: z.string().min(1).optional().meta({ description: 'kubeconfig context to use (default: its current-context). Not with inCluster.' }),
-    inCluster: z.boolean().optional().meta({ description: 'Use the service account of the pod the drill runs in (a Job or CronJob in the cluster).', default: false }),
-    namespace: namespaceName.optional().meta({ description: 'Namespace the drill acts in (default: the first of namespaces); must be one of namespaces.' }),
+    kubeconfig: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config). Not with inCluster.' }),
+    context: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'kubeconfig context to use (default: its current-context). Not with inCluster.' }),
+    inCluster: z
+      .boolean()
+      .optional()
+      .meta({ description: 'Use the service account of the pod the drill runs in (a Job or CronJob in the cluster).', default: false }),
+    namespace: namespaceName
+      .optional()
+      .meta({ description: 'Namespace the drill acts in (default: the first of namespaces); must be one of namespaces.' }),
     namespaces: z
       .array(namespaceName, required('the namespaces this drill may touch, e.g. namespaces: [orders]'))
       .min(1, 'expected at least one namespace the drill may touch, e.g. namespaces: [orders]')
       .meta({ description: 'Allowlist: the only namespaces any action may touch. kube-system is always refused.' }),
-    blastRadius: z
-      .number()
-      .int()
-      .min(1)
-      .max(LIMITS.maxBlastRadius)
-      .optional()
-      .meta({ description: 'The most pods one action may delete (and the most down at once because of the drill).', default: TARGET_DEFAULTS.blastRadius }),
-    url: httpUrl.meta({ description: 'Base URL of the service under test, where the load goes (its Service or ingress, reachable from where the drill runs).', format: 'uri' }),
+    blastRadius: z.number().int().min(1).max(LIMITS.maxBlastRadius).optional().meta({
+      description: 'The most pods one action may delete (and the most down at once because of the drill).',
+      default: TARGET_DEFAULTS.blastRadius,
+    }),
+    url: httpUrl.meta({
+      description: 'Base URL of the service under test, where the load goes (its Service or ingress, reachable from where the drill runs).',
+      format: 'uri',
+    }),
     database: KubeDatabaseSchema.optional(),
   })
   .superRefine((t, ctx) => {
     if (t.namespace !== undefined && !t.namespaces.includes(t.namespace)) {
-      ctx.addIssue({ code: 'custom', path: ['namespace'], message: `namespace ${show(t.namespace)} is not in namespaces (${t.namespaces.join(', ')}): add it there if the drill is meant to act in it`, input: t.namespace });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['namespace'],
+        message: `namespace ${show(t.namespace)} is not in namespaces (${t.namespaces.join(', ')}): add it there if the drill is meant to act in it`,
+        input: t.namespace,
+      });
     }
     const dbNamespace = t.database?.namespace ?? t.namespace ?? t.namespaces[0];
     if (t.database && dbNamespace !== undefined && !t.namespaces.includes(dbNamespace)) {
-      ctx.addIssue({ code: 'custom', path: ['database', 'namespace'], message: `namespace ${show(dbNamespace)} of CloudNativePG cluster ${show(t.database.cluster)} is not in namespaces (${t.namespaces.join(', ')}): add it there if the drill is meant to fail this database over`, input: dbNamespace });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['database', 'namespace'],
+        message: `namespace ${show(dbNamespace)} of CloudNativePG cluster ${show(t.database.cluster)} is not in namespaces (${t.namespaces.join(', ')}): add it there if the drill is meant to fail this database over`,
+        input: dbNamespace,
+      });
     }
     if (t.inCluster && (t.kubeconfig !== undefined || t.context !== undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['inCluster'], message: 'inCluster uses the pod\'s service account: remove kubeconfig and context, or set inCluster: false', input: t.inCluster });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['inCluster'],
+        message: "inCluster uses the pod's service account: remove kubeconfig and context, or set inCluster: false",
+        input: t.inCluster,
+      });
     }
   })
-  .meta({ description: 'A Kubernetes cluster through its API (kubeconfig context or in-cluster service account), with a namespace allowlist and a blast-radius cap.' });
+  .meta({
+    description:
+      'A Kubernetes cluster through its API (kubeconfig context or in-cluster service account), with a namespace allowlist and a blast-radius cap.',
+  });
 
 export const BlobTargetSchema = z
   .strictObject({
     kind: z.literal('blob'),
     container: z
       .string(required('the Blob container holding the backups, e.g. container: pg-backups'))
-      .regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, { error: (iss) => `expected a Blob container name (3-63 lowercase letters, digits and single hyphens), got ${show(iss.input)}` })
-      .meta({ description: 'Blob container holding the backups. The account and its credential come from the environment (AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_URL with AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY), never from the drill file.' }),
-    prefix: z.string().optional().meta({ description: 'Folder inside the container the backups were written under (drill backup --prefix).', default: '' }),
-    scratchDir: z.string().min(1).optional().meta({ description: 'Where scratch clusters for restores are made (default: the OS temp dir). Needs room for the backup and the restored database.' }),
+      .regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, {
+        error: (iss) => `expected a Blob container name (3-63 lowercase letters, digits and single hyphens), got ${show(iss.input)}`,
+      })
+      .meta({
+        description:
+          'Blob container holding the backups. The account and its credential come from the environment (AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_URL with AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY), never from the drill file.',
+      }),
+    prefix: z
+      .string()
+      .optional()
+      .meta({ description: 'Folder inside the container the backups were written under (drill backup --prefix).', default: '' }),
+    scratchDir: z.string().min(1).optional().meta({
+      description:
+        'Where scratch clusters for restores are made (default: the OS temp dir). Needs room for the backup and the restored database.',
+    }),
   })
-  .meta({ description: 'Backups in an Azure Blob container (Azurite or a real storage account): restore drills and backup policy checks. No service, so no load.' });
+  .meta({
+    description:
+      'Backups in an Azure Blob container (Azurite or a real storage account): restore drills and backup policy checks. No service, so no load.',
+  });
 
 export const TargetSchema = z
   .discriminatedUnion(
     'kind',
     [LabTargetSchema, HttpTargetSchema, KubernetesTargetSchema, BlobTargetSchema],
-    required('a target mapping like { kind: lab, replicas: 3 }, { kind: http, url: http://host:port } or { kind: kubernetes, context: aks-prod, namespaces: [orders], url: http://... }'),
+    required(
+      'a target mapping like { kind: lab, replicas: 3 }, { kind: http, url: http://host:port } or { kind: kubernetes, context: aks-prod, namespaces: [orders], url: http://... }',
+    ),
   )
   .meta({ description: 'Where the drill acts.' });
 
@@ -247,9 +369,14 @@ const RequestSchema = z.strictObject({
   path: z
     .string(required('a request path starting with "/", e.g. path: /orders'))
     .superRefine((text, ctx) => {
-      if (!text.startsWith('/')) ctx.addIssue({ code: 'custom', message: `expected a path starting with "/", got ${show(text)}`, input: text });
+      if (!text.startsWith('/'))
+        ctx.addIssue({ code: 'custom', message: `expected a path starting with "/", got ${show(text)}`, input: text });
       else if (/[^\u0021-\u00ff]/.test(text)) {
-        ctx.addIssue({ code: 'custom', message: `expected a path without spaces or characters that need percent-encoding, got ${show(text)}`, input: text });
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected a path without spaces or characters that need percent-encoding, got ${show(text)}`,
+          input: text,
+        });
       }
     })
     .meta({ description: 'Path and query, joined to the target URL, e.g. /orders?limit=10.' }),
@@ -258,9 +385,12 @@ const RequestSchema = z.strictObject({
     .record(z.string(), z.string())
     .superRefine((headers, ctx) => {
       for (const [name, value] of Object.entries(headers)) {
-        if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: `expected a valid HTTP header name, got ${show(name)}`, input: name });
-        else if (UNSENDABLE_HEADERS.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', path: [name], message: 'the HTTP client sets this header itself; remove it', input: name });
-        else if (/[\r\n\0]/.test(value)) ctx.addIssue({ code: 'custom', path: [name], message: 'expected a header value without line breaks', input: value });
+        if (!HEADER_NAME.test(name))
+          ctx.addIssue({ code: 'custom', path: [name], message: `expected a valid HTTP header name, got ${show(name)}`, input: name });
+        else if (UNSENDABLE_HEADERS.has(name.toLowerCase()))
+          ctx.addIssue({ code: 'custom', path: [name], message: 'the HTTP client sets this header itself; remove it', input: name });
+        else if (/[\r\n\0]/.test(value))
+          ctx.addIssue({ code: 'custom', path: [name], message: 'expected a header value without line breaks', input: value });
       }
     })
     .optional()
@@ -275,7 +405,9 @@ export const LoadSchema = z
         .number(required('the arrival rate in requests per second, e.g. rate: 200'))
         .gt(0)
         .max(LIMITS.maxRate)
-        .meta({ description: `Arrival rate in requests per second (open model: independent of how fast the service answers); at most ${LIMITS.maxRate}.` }),
+        .meta({
+          description: `Arrival rate in requests per second (open model: independent of how fast the service answers); at most ${LIMITS.maxRate}.`,
+        }),
       requests: z
         .array(RequestSchema)
         .min(1)
@@ -283,15 +415,33 @@ export const LoadSchema = z
         .superRefine((list, ctx) => {
           // An empty list already has its own problem (min 1); the sum would only repeat it.
           if (list.length > 0 && list.reduce((sum, r) => sum + (r.weight ?? 1), 0) <= 0) {
-            ctx.addIssue({ code: 'custom', message: 'expected at least one request with a weight above 0: the weights add up to 0', input: list });
+            ctx.addIssue({
+              code: 'custom',
+              message: 'expected at least one request with a weight above 0: the weights add up to 0',
+              input: list,
+            });
           }
         })
         .optional()
-        .meta({ description: 'Request mix; each request takes its weight\'s share of the rate.', default: LOAD_DEFAULTS.requests.map((r) => ({ ...r })) }),
+        .meta({
+          description: "Request mix; each request takes its weight's share of the rate.",
+          default: LOAD_DEFAULTS.requests.map((r) => ({ ...r })),
+        }),
       timeout: duration('Request timeout, timed from the scheduled send.', { positive: true, default: LOAD_DEFAULTS.timeout }).optional(),
-      maxInFlight: z.number().int().min(1).optional().meta({ description: 'Cap on requests in flight; a request due while it is reached counts as dropped.', default: LOAD_DEFAULTS.maxInFlight }),
-      connections: z.number().int().min(1).optional().meta({ description: 'HTTP connection pool size.', default: LOAD_DEFAULTS.connections }),
-      baseline: duration('Load before injection; steady state is judged over it.', { positive: true, default: LOAD_DEFAULTS.baseline }).optional(),
+      maxInFlight: z.number().int().min(1).optional().meta({
+        description: 'Cap on requests in flight; a request due while it is reached counts as dropped.',
+        default: LOAD_DEFAULTS.maxInFlight,
+      }),
+      connections: z
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .meta({ description: 'HTTP connection pool size.', default: LOAD_DEFAULTS.connections }),
+      baseline: duration('Load before injection; steady state is judged over it.', {
+        positive: true,
+        default: LOAD_DEFAULTS.baseline,
+      }).optional(),
       cooldown: duration('Load kept running after verification.', { default: LOAD_DEFAULTS.cooldown }).optional(),
     },
     required('a load mapping, e.g. load: { rate: 200 }'),
@@ -309,7 +459,12 @@ function percent(description: string, fallback: string) {
     .union([z.number(), z.string()], { error: () => `expected a percentage like ${fallback}` })
     .superRefine((v, ctx) => {
       const n = typeof v === 'number' ? v : /^\s*\d+(\.\d+)?\s*%\s*$/.test(v) ? Number(v.trim().replace(/%$/, '')) : NaN;
-      if (!(n > 0 && n <= 100)) ctx.addIssue({ code: 'custom', message: `expected a percentage above 0 and at most 100, like ${fallback}, got ${show(v)}`, input: v });
+      if (!(n > 0 && n <= 100))
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected a percentage above 0 and at most 100, like ${fallback}, got ${show(v)}`,
+          input: v,
+        });
     })
     .optional()
     .meta({ description, default: fallback });
@@ -317,40 +472,81 @@ function percent(description: string, fallback: string) {
 
 const ReplicaPolicySchema = z
   .strictObject({
-    min: z.number().int().min(1).optional().meta({ description: 'Fewest replicas a Deployment (and its HPA\'s minReplicas) may run.', default: POLICY_DEFAULTS.replicas.min }),
-    max: z.number().int().min(1).optional().meta({ description: 'Most replicas its HPA may scale to.', default: POLICY_DEFAULTS.replicas.max }),
+    min: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .meta({ description: "Fewest replicas a Deployment (and its HPA's minReplicas) may run.", default: POLICY_DEFAULTS.replicas.min }),
+    max: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .meta({ description: 'Most replicas its HPA may scale to.', default: POLICY_DEFAULTS.replicas.max }),
     cpu: percent('HPA CPU utilisation target.', POLICY_DEFAULTS.replicas.cpu),
     memory: percent('HPA memory utilisation target.', POLICY_DEFAULTS.replicas.memory),
   })
   .superRefine((r, ctx) => {
-    if (r.min !== undefined && r.max !== undefined && r.max < r.min) ctx.addIssue({ code: 'custom', path: ['max'], message: `expected max (${r.max}) at least min (${r.min})`, input: r.max });
+    if (r.min !== undefined && r.max !== undefined && r.max < r.min)
+      ctx.addIssue({ code: 'custom', path: ['max'], message: `expected max (${r.max}) at least min (${r.min})`, input: r.max });
   });
 
 export const PolicySchema = z
   .strictObject({
-    rto: perKey(TIERS, POLICY_DEFAULTS.rto, 'Recovery time objective').optional().meta({ description: 'RTO per service tier; keys given here replace the organisation\'s.' }),
-    rpo: perKey(DATA_CLASSES, POLICY_DEFAULTS.rpo, 'Recovery point objective').optional().meta({ description: 'RPO per data class; keys given here replace the organisation\'s.' }),
+    rto: perKey(TIERS, POLICY_DEFAULTS.rto, 'Recovery time objective')
+      .optional()
+      .meta({ description: "RTO per service tier; keys given here replace the organisation's." }),
+    rpo: perKey(DATA_CLASSES, POLICY_DEFAULTS.rpo, 'Recovery point objective')
+      .optional()
+      .meta({ description: "RPO per data class; keys given here replace the organisation's." }),
     slo: z
       .strictObject({
-        availability: thresholds('availability', 'Availability SLOs: rate thresholds over successful / scheduled requests, e.g. rate>=99.9%.'),
+        availability: thresholds(
+          'availability',
+          'Availability SLOs: rate thresholds over successful / scheduled requests, e.g. rate>=99.9%.',
+        ),
         latency: thresholds('latency', 'Latency SLOs in k6 syntax, e.g. p(95)<500ms.'),
         errors: thresholds('errors', 'Error SLOs: rate thresholds over failed / scheduled requests, e.g. rate<0.1%.'),
       })
       .optional()
       .meta({ description: 'Service level objectives; a list given here replaces that whole list.' }),
-    recoveryWindow: duration('How long the SLOs must hold, uninterrupted, for the service to count as recovered.', { positive: true, default: POLICY_DEFAULTS.recoveryWindow }).optional(),
-    budgetPeriod: duration('Error budget period (default a mean month).', { positive: true, default: POLICY_DEFAULTS.budgetPeriod }).optional(),
-    replicas: ReplicaPolicySchema.optional().meta({ description: 'Production autoscaling policy the replica-floor probe checks a Deployment and its HPA against (replicaFloor: true in a scenario).' }),
+    recoveryWindow: duration('How long the SLOs must hold, uninterrupted, for the service to count as recovered.', {
+      positive: true,
+      default: POLICY_DEFAULTS.recoveryWindow,
+    }).optional(),
+    budgetPeriod: duration('Error budget period (default a mean month).', {
+      positive: true,
+      default: POLICY_DEFAULTS.budgetPeriod,
+    }).optional(),
+    replicas: ReplicaPolicySchema.optional().meta({
+      description:
+        'Production autoscaling policy the replica-floor probe checks a Deployment and its HPA against (replicaFloor: true in a scenario).',
+    }),
   })
-  .meta({ description: 'Objectives; every key is optional and defaults to the organisation\'s numbers.' });
+  .meta({ description: "Objectives; every key is optional and defaults to the organisation's numbers." });
 
 export const ScenarioEntrySchema = z.strictObject({
-  scenario: z.string(required('a scenario module name, e.g. scenario: pod-kill')).min(1).meta({ description: 'Scenario module name under scenarios/.' }),
-  name: identifier('an entry name', 'kill-one').optional().meta({ description: 'Entry id for --scenario and run folders; unique in the drill. Default: the scenario name.' }),
-  params: z.record(z.string(), z.unknown()).optional().meta({ description: 'Parameters, checked against the scenario\'s own schema.' }),
-  timeout: duration('Longest wait for recovery before the RTO counts as missed.', { positive: true, default: SCENARIO_DEFAULTS.timeout }).optional(),
-  tier: z.enum(TIERS).optional().meta({ description: 'Tier for this entry. Default: service.tier if given, else the scenario\'s own, else critical.' }),
-  dataClass: z.enum(DATA_CLASSES).optional().meta({ description: 'Data class for this entry. Default: service.dataClass if given, else the scenario\'s own, else database.' }),
+  scenario: z
+    .string(required('a scenario module name, e.g. scenario: pod-kill'))
+    .min(1)
+    .meta({ description: 'Scenario module name under scenarios/.' }),
+  name: identifier('an entry name', 'kill-one')
+    .optional()
+    .meta({ description: 'Entry id for --scenario and run folders; unique in the drill. Default: the scenario name.' }),
+  params: z.record(z.string(), z.unknown()).optional().meta({ description: "Parameters, checked against the scenario's own schema." }),
+  timeout: duration('Longest wait for recovery before the RTO counts as missed.', {
+    positive: true,
+    default: SCENARIO_DEFAULTS.timeout,
+  }).optional(),
+  tier: z
+    .enum(TIERS)
+    .optional()
+    .meta({ description: "Tier for this entry. Default: service.tier if given, else the scenario's own, else critical." }),
+  dataClass: z
+    .enum(DATA_CLASSES)
+    .optional()
+    .meta({ description: "Data class for this entry. Default: service.dataClass if given, else the scenario's own, else database." }),
 });
 
 export const DrillFileSchema = z
@@ -379,7 +575,10 @@ export const DrillFileSchema = z
           }),
         )
         .optional()
-        .meta({ description: 'Abort when one holds: `<metric> <op> <value> for <duration>`, e.g. "error_rate > 50% for 10s".', default: [] }),
+        .meta({
+          description: 'Abort when one holds: `<metric> <op> <value> for <duration>`, e.g. "error_rate > 50% for 10s".',
+          default: [],
+        }),
       scenarios: z
         .array(ScenarioEntrySchema, required('a list of scenario entries, e.g. - scenario: pod-kill'))
         .min(1, 'expected at least one scenario entry, e.g. - scenario: pod-kill')

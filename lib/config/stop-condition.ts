@@ -56,7 +56,9 @@ export function parseStopCondition(source: string): StopCondition {
     throw new Error(`${(e as Error).message} after "for" ${where}`);
   }
   if (forMs < MIN_FOR_MS) {
-    throw new Error(`expected a "for" duration of at least 1s (conditions are judged once per second), got ${JSON.stringify(f[1])} ${where}`);
+    throw new Error(
+      `expected a "for" duration of at least 1s (conditions are judged once per second), got ${JSON.stringify(f[1])} ${where}`,
+    );
   }
   return { source: source.trim(), metric, op, value, forMs };
 }
@@ -81,7 +83,8 @@ function metricOf(text: string, percentile: string | undefined, where: string): 
 
 function thresholdValue(n: number, unit: string | undefined, isRate: boolean, metric: string, where: string): number {
   if (isRate) {
-    if (unit === 'ms' || unit === 's') throw new Error(`${metric} is a rate: expected a ratio like 0.5 or a percentage like 50%, not a time, ${where}`);
+    if (unit === 'ms' || unit === 's')
+      throw new Error(`${metric} is a rate: expected a ratio like 0.5 or a percentage like 50%, not a time, ${where}`);
     const ratio = unit === '%' ? n / 100 : n;
     if (ratio > 1) {
       throw new Error(`${metric} is a rate: expected a ratio from 0 to 1 or a percentage from 0% to 100%, got ${n}${unit ?? ''} ${where}`);

@@ -19,9 +19,7 @@ const RE = /^\s*(p\(\s*(\d+(?:\.\d+)?)\s*\)|avg|min|max|med|rate|count)\s*(<=|>=
 export function parseThreshold(source: string): Threshold {
   const m = RE.exec(source);
   if (!m) {
-    throw new Error(
-      `expected a k6 threshold such as p(95)<500ms, avg<200, rate<0.001 or rate>=99.9%, got ${JSON.stringify(source)}`,
-    );
+    throw new Error(`expected a k6 threshold such as p(95)<500ms, avg<200, rate<0.001 or rate>=99.9%, got ${JSON.stringify(source)}`);
   }
   const [, agg, pct, op, num, unit] = m;
   let aggregate: Aggregate;

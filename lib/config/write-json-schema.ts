@@ -25,7 +25,10 @@ export function drillJsonSchema(): Record<string, unknown> {
  * zod schemas, not written out here.
  */
 function byTargetKind(schema: Record<string, unknown>): Record<string, unknown> {
-  const blob = z.toJSONSchema(BlobDrillFileSchema, { io: 'input', target: 'draft-2020-12' }) as { required?: string[]; properties?: Record<string, unknown> };
+  const blob = z.toJSONSchema(BlobDrillFileSchema, { io: 'input', target: 'draft-2020-12' }) as {
+    required?: string[];
+    properties?: Record<string, unknown>;
+  };
   const required = (schema.required as string[] | undefined) ?? [];
   const properties = (schema.properties as Record<string, unknown> | undefined) ?? {};
   const blobRequired = new Set(blob.required ?? []);

@@ -65,7 +65,11 @@ export class YamlSource {
           if (earlier) {
             const at = this.keyPosition(pair);
             const was = this.keyPosition(earlier);
-            out.push({ ...at, path: [...path, key], message: `duplicate key ${JSON.stringify(key)} (first on line ${was.line}); each key may appear once in a mapping` });
+            out.push({
+              ...at,
+              path: [...path, key],
+              message: `duplicate key ${JSON.stringify(key)} (first on line ${was.line}); each key may appear once in a mapping`,
+            });
           } else {
             first.set(key, pair);
           }
@@ -162,7 +166,8 @@ export class YamlSource {
           // Only an error inside the value belongs to the key; one in the key itself belongs to the mapping.
           const keyEnd = (pair.key as Node | null)?.range?.[1];
           const end = (pair.value as Node | null)?.range?.[2];
-          if (key !== undefined && keyEnd !== undefined && end !== undefined && offset >= keyEnd && offset < end) next = { key, node: pair.value };
+          if (key !== undefined && keyEnd !== undefined && end !== undefined && offset >= keyEnd && offset < end)
+            next = { key, node: pair.value };
         }
       } else if (isSeq(node)) {
         node.items.forEach((item, i) => {

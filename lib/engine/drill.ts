@@ -24,7 +24,14 @@ export interface DrillOutcome {
  * score/verdict.ts uses within one run: a failed rollback outranks even a harness error, because
  * it is the one that leaves something broken for a person to fix.
  */
-const SERIOUSNESS = [ExitCode.ok, ExitCode.objectiveMissed, ExitCode.steadyStateNotMet, ExitCode.aborted, ExitCode.internal, ExitCode.rollbackFailed];
+const SERIOUSNESS = [
+  ExitCode.ok,
+  ExitCode.objectiveMissed,
+  ExitCode.steadyStateNotMet,
+  ExitCode.aborted,
+  ExitCode.internal,
+  ExitCode.rollbackFailed,
+];
 export function worstExitCode(codes: number[]): number {
   return codes.reduce((worst, c) => (SERIOUSNESS.indexOf(c as never) > SERIOUSNESS.indexOf(worst as never) ? c : worst), 0);
 }

@@ -28,7 +28,12 @@ export function unfinishedRuns(resultsDir: string): string[] {
  * Finishes, from the journal alone, the rollbacks of a run that crashed or was killed: the same rollback
  * code the run would have called, given what was journaled before the action ran (and its result if it got one).
  */
-export async function recoverRun(resultsDir: string, id: string, catalog: Map<string, ScenarioDefinition>, tell: (e: RunEvent) => void): Promise<RecoverResult[]> {
+export async function recoverRun(
+  resultsDir: string,
+  id: string,
+  catalog: Map<string, ScenarioDefinition>,
+  tell: (e: RunEvent) => void,
+): Promise<RecoverResult[]> {
   const path = join(resultsDir, 'runs', id, 'events.jsonl');
   const events = readJournal(path);
   const start = events.find((e): e is RunStarted & JournalLine => e.type === 'run.start');
@@ -50,7 +55,12 @@ export async function recoverRun(resultsDir: string, id: string, catalog: Map<st
       const name = intent.name;
       if (!action || action.name !== name) {
         write({ type: 'rollback.failed', action: index, name, error: 'the scenario changed since the run: action not found' });
-        out.push({ run: id, action: name, status: 'failed', detail: `scenario ${scenario.name} no longer has action "${name}" at position ${index + 1}` });
+        out.push({
+          run: id,
+          action: name,
+          status: 'failed',
+          detail: `scenario ${scenario.name} no longer has action "${name}" at position ${index + 1}`,
+        });
         continue;
       }
       if ('none' in action.rollback) {

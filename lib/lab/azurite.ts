@@ -100,7 +100,10 @@ async function spawnOnce(labDir: string, dir: string, deadline: number, backgrou
  * Starts the lab's Azurite, or returns the one already running for this lab. A recorded one that is
  * alive but does not answer (hung, or half started by a crashed `lab up`) is stopped first.
  */
-export async function startLabAzurite(labDir: string, options: { readyTimeoutMs?: number; background?: boolean } = {}): Promise<LabAzurite & { alreadyRunning: boolean }> {
+export async function startLabAzurite(
+  labDir: string,
+  options: { readyTimeoutMs?: number; background?: boolean } = {},
+): Promise<LabAzurite & { alreadyRunning: boolean }> {
   const running = await labAzuriteStatus(labDir);
   if (running.up && running.azurite) return { ...running.azurite, alreadyRunning: true };
   await stopLabAzurite(labDir);

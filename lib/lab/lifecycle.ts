@@ -54,7 +54,13 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
   // A fresh Debian machine with Node 20 has no PostgreSQL: as root the lab installs it (saying so), otherwise the
   // error names the command. Azurite comes with the npm dependencies.
   ensureDebianPackages(
-    [{ package: 'postgresql-15', present: () => isExecutable(join(PG_BIN, 'initdb')) && isExecutable(join(PG_BIN, 'postgres')), why: "the lab's database" }],
+    [
+      {
+        package: 'postgresql-15',
+        present: () => isExecutable(join(PG_BIN, 'initdb')) && isExecutable(join(PG_BIN, 'postgres')),
+        why: "the lab's database",
+      },
+    ],
     options.say ?? ((line) => process.stderr.write(`${line}\n`)),
   );
   const t0 = performance.now();
@@ -62,14 +68,19 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
   const phase = (name: string) => options.onPhase?.(name, performance.now() - t0);
   const p = labPaths(dir);
   const socketProblem = socketPathProblem(p.socketDir);
-  if (socketProblem) throw new UserError(`lab directory ${dir}: ${socketProblem}`, { untouched: 'nothing', next: 'set DRILL_LAB_DIR to a shorter path' });
+  if (socketProblem)
+    throw new UserError(`lab directory ${dir}: ${socketProblem}`, { untouched: 'nothing', next: 'set DRILL_LAB_DIR to a shorter path' });
   await assertServerCanReach(dir);
   await mkdir(dir, { recursive: true, mode: 0o755 });
   if (options.replication !== undefined && options.replication !== 'async' && options.replication !== 'sync') {
     throw new UserError(`replication must be async or sync, got ${String(options.replication)}`, { untouched: 'nothing' });
   }
   const noPatroni = options.provider === 'patroni' ? patroniUnavailable() : null;
-  if (noPatroni) throw new UserError(`the lab cannot run on Patroni here: ${noPatroni}`, { untouched: 'nothing', next: 'apt-get install -y patroni etcd-server, or use the pg-promote provider' });
+  if (noPatroni)
+    throw new UserError(`the lab cannot run on Patroni here: ${noPatroni}`, {
+      untouched: 'nothing',
+      next: 'apt-get install -y patroni etcd-server, or use the pg-promote provider',
+    });
   return withLabLock(p.lock, async () => {
     let f = await collectFacts(dir);
     const provider: LabProvider = options.provider ?? f.config?.provider ?? 'pg-promote';
@@ -124,7 +135,10 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       // The daemon and its replicas boot (about a second of node start-up) while PostgreSQL initialises and
       // starts: replicas retry the database until it answers, and only count as ready once it does.
       const [pg, daemon] = await Promise.allSettled([
-        (patroniPlan ? bringUpPatroniLab(p, patroniPlan, phase) : bringUpPostgres(p, plan!, f, (node) => startedHere.push(node), phase)).then((s) => {
+        (patroniPlan
+          ? bringUpPatroniLab(p, patroniPlan, phase)
+          : bringUpPostgres(p, plan!, f, (node) => startedHere.push(node), phase)
+        ).then((s) => {
           standby = s.standby;
         }),
         spawnDaemon(p, deadline).then((pid) => (phase('daemon ready'), pid)),
@@ -143,7 +157,10 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       if (standbyError) throw standbyError;
       // The base backup's checkpoint and the standby's start slow the primary for a while (measured: a
       // baseline right after lab up saw p95 600 ms): warm again, writes included, once the pair is whole.
-      const settled = await warmService(info.serviceUrl, { writes: true, maxMs: Math.max(0, Math.min(8000, deadline - performance.now())) });
+      const settled = await warmService(info.serviceUrl, {
+        writes: true,
+        maxMs: Math.max(0, Math.min(8000, deadline - performance.now())),
+      });
       phase(`settled after ${settled.requests} requests (p95 ${settled.lastP95Ms.toFixed(1)} ms)`);
       return infoOf(dir, await collectFacts(dir), false) ?? info;
     } catch (e) {
@@ -245,7 +262,8 @@ async function stopDaemonAndReplicas(dir: string, f: LabFacts): Promise<{ name: 
 export async function labDown(options: { dir?: string; purge?: boolean } = {}): Promise<LabDownResult> {
   const dir = resolve(options.dir ?? defaultLabDir());
   const p = labPaths(dir);
-  if (!existsSync(p.config) && !existsSync(p.daemonState) && !existsSync(labAzuriteStateFile(dir))) return { dir, stopped: [], wasStale: false };
+  if (!existsSync(p.config) && !existsSync(p.daemonState) && !existsSync(labAzuriteStateFile(dir)))
+    return { dir, stopped: [], wasStale: false };
   const result = await withLabLock(p.lock, async () => {
     const f = await collectFacts(dir);
     const wasStale = !(f.pgAlive && f.live) && (f.pgAlive || f.daemon !== null || f.replicaPids.length > 0 || f.azurite.alive);

@@ -26,7 +26,9 @@ export async function withLabLock<T>(lockPath: string, fn: () => Promise<T>, tim
         continue;
       }
       if (performance.now() > deadline) {
-        throw new Error(`lab is locked by pid ${holder || '?'} (${lockPath}), which is starting or stopping it; if no drill command is running, remove ${lockPath}`);
+        throw new Error(
+          `lab is locked by pid ${holder || '?'} (${lockPath}), which is starting or stopping it; if no drill command is running, remove ${lockPath}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }

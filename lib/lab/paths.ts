@@ -35,7 +35,11 @@ export function labPaths(dir: string): LabPaths {
     replicasLog: join(d, 'logs', 'replicas.log'),
     pg,
     socketDir: join(pg, 'sock'),
-    node: (name) => ({ data: join(pg, name, 'data'), log: join(pg, name, 'postgres.log'), patroniLog: join(d, 'logs', `patroni-${name}.log`) }),
+    node: (name) => ({
+      data: join(pg, name, 'data'),
+      log: join(pg, name, 'postgres.log'),
+      patroniLog: join(d, 'logs', `patroni-${name}.log`),
+    }),
   };
 }
 

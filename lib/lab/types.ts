@@ -118,18 +118,34 @@ export interface LabDatabaseStatus {
   replication: LabReplication;
   provider: LabProvider;
   /** Patroni labs: the cluster as its REST API lists it (members null when no member answers). */
-  patroni?: { scope: string; ttl: number; loopWait: number; retryTimeout: number; leader: string | null; members: Array<{ name: string; role: string; state: string; timeline: number | null; lagBytes: number | null; apiUrl: string | null }> | null };
+  patroni?: {
+    scope: string;
+    ttl: number;
+    loopWait: number;
+    retryTimeout: number;
+    leader: string | null;
+    members: Array<{
+      name: string;
+      role: string;
+      state: string;
+      timeline: number | null;
+      lagBytes: number | null;
+      apiUrl: string | null;
+    }> | null;
+  };
   primary: string;
-  nodes: Array<LabDbNode & {
-    alive: boolean;
-    /** What the node says: pg_is_in_recovery(); null when it does not answer. */
-    inRecovery: boolean | null;
-    /** Standbys only: walreceiver streaming and the primary's walsender for it streaming. */
-    streaming: boolean | null;
-    syncState: string | null;
-    replayLagMs: number | null;
-    lagBytes: number | null;
-  }>;
+  nodes: Array<
+    LabDbNode & {
+      alive: boolean;
+      /** What the node says: pg_is_in_recovery(); null when it does not answer. */
+      inRecovery: boolean | null;
+      /** Standbys only: walreceiver streaming and the primary's walsender for it streaming. */
+      streaming: boolean | null;
+      syncState: string | null;
+      replayLagMs: number | null;
+      lagBytes: number | null;
+    }
+  >;
 }
 
 export interface LabDownResult {

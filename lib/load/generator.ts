@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { Pool, type Dispatcher } from 'undici';
 import type { Clock } from '../measure/clock.ts';
 import { summarize } from '../measure/summary.ts';
-import { createRequestLog, Outcome, type LoadSummary, type OutcomeCode, type RequestLog, type SecondStats } from '../measure/request-log.ts';
+import {
+  createRequestLog,
+  Outcome,
+  type LoadSummary,
+  type OutcomeCode,
+  type RequestLog,
+  type SecondStats,
+} from '../measure/request-log.ts';
 import { classifyError, classifyStatus, writeFateOfError, writeFateOfStatus } from './outcome.ts';
 import { WriteFate, WriteLedger, type WriteFateCode } from './ledger.ts';
 import { SecondEmitter } from './seconds.ts';

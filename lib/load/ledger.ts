@@ -176,7 +176,9 @@ export function writesTsv(ledger: WriteLedger): string {
   const lines: string[] = [WRITES_TSV_HEADER];
   for (let r = 0; r < ledger.count; r++) {
     const ack = ledger.ackMs(r);
-    lines.push(`${ledger.request[r]}\t${ledger.tokenOf(r)}\t${ledger.sentMs(r).toFixed(3)}\t${ack === null ? '' : ack.toFixed(3)}\t${ledger.fateOf(r)}`);
+    lines.push(
+      `${ledger.request[r]}\t${ledger.tokenOf(r)}\t${ledger.sentMs(r).toFixed(3)}\t${ack === null ? '' : ack.toFixed(3)}\t${ledger.fateOf(r)}`,
+    );
   }
   return lines.join('\n') + '\n';
 }
@@ -184,10 +186,12 @@ export function writesTsv(ledger: WriteLedger): string {
 /** Parses writes.tsv back into the checker's entries; a `pending` line (a crashed run) is refused. */
 export function parseWritesTsv(text: string): LedgerEntry[] {
   const lines = text.split('\n').filter((l) => l !== '');
-  if (lines[0] !== WRITES_TSV_HEADER) throw new Error(`not a writes.tsv (expected the header "${WRITES_TSV_HEADER.replace(/\t/g, '\\t')}")`);
+  if (lines[0] !== WRITES_TSV_HEADER)
+    throw new Error(`not a writes.tsv (expected the header "${WRITES_TSV_HEADER.replace(/\t/g, '\\t')}")`);
   return lines.slice(1).map((l, k) => {
     const [seq, token, sent, ack, outcome] = l.split('\t');
-    if (outcome !== 'ok' && outcome !== 'failed' && outcome !== 'unknown') throw new Error(`writes.tsv line ${k + 2}: outcome "${outcome}"`);
+    if (outcome !== 'ok' && outcome !== 'failed' && outcome !== 'unknown')
+      throw new Error(`writes.tsv line ${k + 2}: outcome "${outcome}"`);
     return { seq: Number(seq), token: token!, sentMs: Number(sent), ackMs: ack === '' ? null : Number(ack), outcome };
   });
 }

@@ -45,7 +45,12 @@ export interface ReadBackVerdict {
  * `entries` are the writes judged (every one settled); `laterTokens` are the ledger's tokens sent after
  * them. `faultMs` is when the primary died: RPO is measured back from it.
  */
-export function judgeReadBack(entries: readonly LedgerEntry[], laterTokens: ReadonlySet<string>, rows: ReadBackRows, faultMs: number): ReadBackVerdict {
+export function judgeReadBack(
+  entries: readonly LedgerEntry[],
+  laterTokens: ReadonlySet<string>,
+  rows: ReadBackRows,
+  faultMs: number,
+): ReadBackVerdict {
   const judged = new Map<string, LedgerEntry>();
   for (const e of entries) judged.set(e.token, e);
 
@@ -88,7 +93,8 @@ export function judgeReadBack(entries: readonly LedgerEntry[], laterTokens: Read
   for (const n of scanCount.values()) if (n > 1) duplicates++;
 
   const verdict = checkLedger(entries, present, faultMs);
-  const classified = verdict.survived + verdict.lost + verdict.unknownPresent + verdict.unknownAbsent + verdict.failedPresent + verdict.failedAbsent;
+  const classified =
+    verdict.survived + verdict.lost + verdict.unknownPresent + verdict.unknownAbsent + verdict.failedPresent + verdict.failedAbsent;
   const problems: string[] = [];
   if (classified !== verdict.total) problems.push(`${classified} writes classified of ${verdict.total}`);
   if (onlyByToken > 0) problems.push(`${onlyByToken} tokens found by index lookup but not by a table scan`);
@@ -99,7 +105,17 @@ export function judgeReadBack(entries: readonly LedgerEntry[], laterTokens: Read
   if (verdict.unexpected > 0) problems.push(`${verdict.unexpected} rows carry this run's tag but no token it sent`);
   return {
     verdict,
-    consistency: { rowsByToken, rowsByScan, onlyByToken, onlyByScan, duplicates, seqMismatches, later, ok: problems.length === 0, problems },
+    consistency: {
+      rowsByToken,
+      rowsByScan,
+      onlyByToken,
+      onlyByScan,
+      duplicates,
+      seqMismatches,
+      later,
+      ok: problems.length === 0,
+      problems,
+    },
   };
 }
 

@@ -62,8 +62,33 @@ export interface LedgerCounts {
 }
 
 export function ledgerCounts(v: LedgerVerdict, faultMs: number): LedgerCounts {
-  const { total, acknowledged, survived, lost, unknownPresent, unknownAbsent, failedPresent, failedAbsent, unexpected, lostWindow, lostSample } = v;
-  return { total, acknowledged, survived, lost, unknownPresent, unknownAbsent, failedPresent, failedAbsent, unexpected, faultMs, lostWindow, lostSample };
+  const {
+    total,
+    acknowledged,
+    survived,
+    lost,
+    unknownPresent,
+    unknownAbsent,
+    failedPresent,
+    failedAbsent,
+    unexpected,
+    lostWindow,
+    lostSample,
+  } = v;
+  return {
+    total,
+    acknowledged,
+    survived,
+    lost,
+    unknownPresent,
+    unknownAbsent,
+    failedPresent,
+    failedAbsent,
+    unexpected,
+    faultMs,
+    lostWindow,
+    lostSample,
+  };
 }
 
 /**
@@ -73,7 +98,16 @@ export function ledgerCounts(v: LedgerVerdict, faultMs: number): LedgerCounts {
  */
 export function checkLedger(entries: readonly LedgerEntry[], presentTokens: ReadonlySet<string>, faultMs: number): LedgerVerdict {
   const sent = new Set<string>();
-  const v = { total: entries.length, acknowledged: 0, survived: 0, lost: 0, unknownPresent: 0, unknownAbsent: 0, failedPresent: 0, failedAbsent: 0 };
+  const v = {
+    total: entries.length,
+    acknowledged: 0,
+    survived: 0,
+    lost: 0,
+    unknownPresent: 0,
+    unknownAbsent: 0,
+    failedPresent: 0,
+    failedAbsent: 0,
+  };
   const acked: LedgerEntry[] = [];
   const lost: LedgerEntry[] = [];
   for (const e of entries) {

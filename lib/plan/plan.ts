@@ -67,7 +67,12 @@ function readOnlyContext(drill: Drill, entry: ScenarioEntry, adapters: Adapters)
  * the first that cannot be made (a selector matching nothing, more pods than the blast radius, a namespace
  * outside the allowlist) stops the drill as invalid input, before any load is sent or anything is touched.
  */
-export async function checkSelections(drill: Drill, catalog: Map<string, ScenarioDefinition>, entries: ScenarioEntry[], adapters: Adapters): Promise<void> {
+export async function checkSelections(
+  drill: Drill,
+  catalog: Map<string, ScenarioDefinition>,
+  entries: ScenarioEntry[],
+  adapters: Adapters,
+): Promise<void> {
   for (const entry of entries) {
     const s = catalog.get(entry.scenario)!;
     const ctx = readOnlyContext(drill, entry, adapters);
@@ -95,7 +100,9 @@ export async function checkSelections(drill: Drill, catalog: Map<string, Scenari
 /** The replicas of a selection that is a list of them (what pod kills select); empty for anything else. */
 function replicasIn(selected: unknown): { name: string; owner: string }[] {
   if (!Array.isArray(selected)) return [];
-  return selected.every((r) => r && typeof r === 'object' && typeof r.name === 'string' && typeof r.owner === 'string') ? (selected as { name: string; owner: string }[]) : [];
+  return selected.every((r) => r && typeof r === 'object' && typeof r.name === 'string' && typeof r.owner === 'string')
+    ? (selected as { name: string; owner: string }[])
+    : [];
 }
 
 /** Why a selection breaks the target's blast radius, or null. The adapter refuses such a kill too; this says so before anything runs. */
@@ -117,7 +124,11 @@ export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefin
   const scenarios: Plan['scenarios'] = [];
   for (const entry of entries) {
     const s = catalog.get(entry.scenario)!;
-    const ctx = readOnlyContext(drill, entry, peek.adapters ?? { exec: { run: async () => Promise.reject(new Error('plan runs no commands')) } });
+    const ctx = readOnlyContext(
+      drill,
+      entry,
+      peek.adapters ?? { exec: { run: async () => Promise.reject(new Error('plan runs no commands')) } },
+    );
     const actions: PlannedAction[] = [];
     for (const a of s.actions) {
       const planned: PlannedAction = { name: a.name, breaks: a.description, targets: null, rollback: describeRollback(a, entry.params) };
@@ -150,7 +161,10 @@ export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefin
       params: entry.params,
       steadyState: [...slos.map((x) => `SLO ${x} over the baseline`), ...s.steadyState.map((x) => x.name)],
       actions,
-      recovery: drill.load === null ? s.recovery.description : `${s.recovery.description}; and every SLO holds for ${formatDuration(p.recoveryWindowMs)} without a break`,
+      recovery:
+        drill.load === null
+          ? s.recovery.description
+          : `${s.recovery.description}; and every SLO holds for ${formatDuration(p.recoveryWindowMs)} without a break`,
       verify: s.verify.map((x) => x.name),
     });
   }

@@ -20,7 +20,9 @@ export function renderPlan(plan: Plan): string {
     out.push(`  steady state: ${s.steadyState.join('; ')}`);
     for (const [i, a] of s.actions.entries()) {
       out.push(`  action ${i + 1}. ${a.name}: ${a.breaks}`);
-      out.push(`     hits: ${a.problem ? `CANNOT SELECT: ${a.problem}` : a.targets === null ? '(resolved at run time)' : a.targets.join(', ') || '(nothing)'}`);
+      out.push(
+        `     hits: ${a.problem ? `CANNOT SELECT: ${a.problem}` : a.targets === null ? '(resolved at run time)' : a.targets.join(', ') || '(nothing)'}`,
+      );
       if (a.replacedBy) out.push(`     replaced by: the controller of ${a.replacedBy}`);
       out.push(`     rollback: ${a.rollback}`);
     }

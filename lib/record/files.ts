@@ -63,7 +63,8 @@ export function readRequestsTsv(path: string): RequestLog {
     const line = lines[i + 1]!;
     const [s, l, o, t] = line.split('\t');
     const code = o === undefined ? undefined : OUTCOME_CODE.get(o);
-    if (t === undefined || code === undefined) throw new Error(`${path}:${i + 2}: expected scheduledMs, latencyMs, outcome, template; got ${JSON.stringify(line)}`);
+    if (t === undefined || code === undefined)
+      throw new Error(`${path}:${i + 2}: expected scheduledMs, latencyMs, outcome, template; got ${JSON.stringify(line)}`);
     log.scheduledMs[i] = Number(s);
     log.latencyMs[i] = Number(l);
     log.outcome[i] = code;
@@ -74,7 +75,9 @@ export function readRequestsTsv(path: string): RequestLog {
 
 /** JSON lines; a last line cut short by a crash is left out rather than failing the whole file. */
 export function readJsonLines<T = unknown>(path: string): T[] {
-  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   const out: T[] = [];
   for (const [i, line] of lines.entries()) {
     try {

@@ -58,7 +58,9 @@ function casesOf(r: RunRecord): Case[] {
     cases.push({
       name: 'RTO',
       ...(rto.measuredSeconds !== null ? { time: rto.measuredSeconds } : {}),
-      outcome: rto.met ? { kind: 'pass' } : { kind: 'failure', message: versus(measured, rtoTarget), body: [rto.reason, rto.method].filter(Boolean).join('\n') },
+      outcome: rto.met
+        ? { kind: 'pass' }
+        : { kind: 'failure', message: versus(measured, rtoTarget), body: [rto.reason, rto.method].filter(Boolean).join('\n') },
     });
   }
 
@@ -66,16 +68,24 @@ function casesOf(r: RunRecord): Case[] {
   else {
     const measured = rpo.measuredSeconds === null ? 'n/a' : formatSeconds(rpo.measuredSeconds);
     const body = `${rpo.lostWrites ?? 0} acknowledged writes lost, ${rpo.unknownWrites ?? 0} unknown\n${rpo.method ?? ''}`;
-    cases.push({ name: 'RPO', outcome: rpo.met ? { kind: 'pass' } : { kind: 'failure', message: versus(measured, formatSeconds(rpo.targetSeconds)), body } });
+    cases.push({
+      name: 'RPO',
+      outcome: rpo.met ? { kind: 'pass' } : { kind: 'failure', message: versus(measured, formatSeconds(rpo.targetSeconds)), body },
+    });
   }
 
   for (const s of slo) {
     const name = `SLO ${s.phase}: ${s.name}`;
     if (s.met === null) cases.push({ name, outcome: { kind: 'skipped', message: s.reason ?? 'not measured' } });
-    else cases.push({ name, outcome: s.met ? { kind: 'pass' } : { kind: 'failure', message: versus(formatSloValue(s.threshold, s.measured), s.threshold) } });
+    else
+      cases.push({
+        name,
+        outcome: s.met ? { kind: 'pass' } : { kind: 'failure', message: versus(formatSloValue(s.threshold, s.measured), s.threshold) },
+      });
   }
 
-  if (verification.met === null) cases.push({ name: 'verification', outcome: { kind: 'skipped', message: verification.reason ?? 'not run' } });
+  if (verification.met === null)
+    cases.push({ name: 'verification', outcome: { kind: 'skipped', message: verification.reason ?? 'not run' } });
   else {
     const passed = verification.probes.filter((p) => p.ok).length;
     const failed = verification.probes.filter((p) => !p.ok).map((p) => `${p.name}: ${p.detail}`);
@@ -83,7 +93,11 @@ function casesOf(r: RunRecord): Case[] {
       name: 'verification',
       outcome: verification.met
         ? { kind: 'pass' }
-        : { kind: 'failure', message: versus(`${passed} of ${verification.probes.length} probes passed`, 'all probes pass'), body: failed.join('\n') },
+        : {
+            kind: 'failure',
+            message: versus(`${passed} of ${verification.probes.length} probes passed`, 'all probes pass'),
+            body: failed.join('\n'),
+          },
     });
   }
 
@@ -95,7 +109,11 @@ function casesOf(r: RunRecord): Case[] {
       outcome:
         failed.length === 0
           ? { kind: 'pass' }
-          : { kind: 'error', message: `rollback failed: ${failed.map((a) => a.name).join(', ')}`, body: failed.map((a) => `${a.name}: ${a.rollback.error ?? ''}`).join('\n') },
+          : {
+              kind: 'error',
+              message: `rollback failed: ${failed.map((a) => a.name).join(', ')}`,
+              body: failed.map((a) => `${a.name}: ${a.rollback.error ?? ''}`).join('\n'),
+            },
     });
   }
 

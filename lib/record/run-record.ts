@@ -4,7 +4,15 @@ import type { PhaseName } from '../measure/phases.ts';
 import type { ErrorBudget } from '../score/budget.ts';
 import type { Finding } from '../score/findings.ts';
 import type { AbortKind, RunStatus } from '../score/verdict.ts';
-import { scoreRun, type LoadRecord, type Objectives, type PhaseRecord, type RecoveryRecord, type RunFactsToScore, type ScoredRun } from '../score/score-run.ts';
+import {
+  scoreRun,
+  type LoadRecord,
+  type Objectives,
+  type PhaseRecord,
+  type RecoveryRecord,
+  type RunFactsToScore,
+  type ScoredRun,
+} from '../score/score-run.ts';
 import { redact, redactSecrets } from '../util/secrets.ts';
 
 /** One action and its rollback as the engine recorded them (the engine's ActionFact fits). */
@@ -164,7 +172,8 @@ export function targetLabel(target: Drill['target'], details: Record<string, unk
   if (target.kind === 'lab') return 'lab';
   if (target.kind === 'blob') return `blob:${target.container}/${target.prefix}`;
   if (target.kind === 'kubernetes') {
-    const context = typeof details.context === 'string' ? details.context : (target.context ?? (target.inCluster ? 'in-cluster' : 'current-context'));
+    const context =
+      typeof details.context === 'string' ? details.context : (target.context ?? (target.inCluster ? 'in-cluster' : 'current-context'));
     return `kubernetes:${target.inCluster ? 'in-cluster' : context}/${target.namespace}`;
   }
   return redactSecrets(target.url);

@@ -68,7 +68,8 @@ function cut(s: string, width: number): string {
 
 export function renderSummary(record: RunRecord, options: SummaryOptions): string {
   const paint = (style: Style, s: string) => (options.color ? `\x1b[${ANSI[style]}m${s}\x1b[0m` : s);
-  const mark = (met: boolean | null) => (met === true ? paint('green', '✓ met') : met === false ? paint('red', '✗ missed') : paint('dim', '– not measured'));
+  const mark = (met: boolean | null) =>
+    met === true ? paint('green', '✓ met') : met === false ? paint('red', '✗ missed') : paint('dim', '– not measured');
   const lines: string[] = [];
   const row = (label: string, text: string) => lines.push(...wrap(`  ${pad(label, 13)} `, text.trimEnd(), 16));
 
@@ -98,7 +99,10 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
   if (rpo.measuredSeconds !== null) {
     const unknown = rpo.unknownWrites ?? 0;
     const writes = `${formatCount(rpo.lostWrites ?? 0)} lost, ${formatCount(unknown)} unknown write${unknown === 1 ? '' : 's'}`;
-    row('RPO', `${formatSeconds(rpo.measuredSeconds)} measured vs ${formatSeconds(rpo.targetSeconds)} target  ${mark(rpo.met)}  (${writes})`);
+    row(
+      'RPO',
+      `${formatSeconds(rpo.measuredSeconds)} measured vs ${formatSeconds(rpo.targetSeconds)} target  ${mark(rpo.met)}  (${writes})`,
+    );
   } else row('RPO', unmeasured(rpo.reason, 'not measured'));
 
   if (verification.met === null) row('Verification', unmeasured(verification.reason, 'not run'));
@@ -106,12 +110,20 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
     const passed = verification.probes.filter((p) => p.ok).length;
     const failed = verification.probes.filter((p) => !p.ok).map((p) => `${p.name}: ${p.detail}`);
     const skipped = verification.skipped?.length ? `(${verification.skipped.map((s) => `${s.name}: skipped`).join('; ')})` : '';
-    row('Verification', [`${passed} of ${verification.probes.length} probes passed`, mark(verification.met), failed.join('; '), skipped].filter(Boolean).join('  '));
+    row(
+      'Verification',
+      [`${passed} of ${verification.probes.length} probes passed`, mark(verification.met), failed.join('; '), skipped]
+        .filter(Boolean)
+        .join('  '),
+    );
   }
 
   const b = record.errorBudget;
   if (b.consumedRatio !== null && b.monthlyBudgetSeconds !== null && b.downtimeSeconds !== null) {
-    row('Error budget', `${formatSeconds(b.downtimeSeconds)} downtime = ${formatBudgetShare(b.consumedRatio)} of the ${formatSeconds(b.monthlyBudgetSeconds)} monthly budget`);
+    row(
+      'Error budget',
+      `${formatSeconds(b.downtimeSeconds)} downtime = ${formatBudgetShare(b.consumedRatio)} of the ${formatSeconds(b.monthlyBudgetSeconds)} monthly budget`,
+    );
   } else row('Error budget', `${paint('dim', '–')} ${b.reason ?? 'not computed'}`);
   lines.push('');
 
@@ -147,7 +159,14 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
   }
   lines.push('');
   const files = ['events.jsonl', 'metrics.jsonl', 'requests.tsv', ...(record.objectives.rpo.ledger ? ['writes.tsv'] : [])];
-  lines.push(...wrap(`  ${pad('Files', 13)} `, `${options.dir ?? `results/runs/${record.id}`}/run.json, with ${files.slice(0, -1).join(', ')} and ${files.at(-1)}`, 16, false));
+  lines.push(
+    ...wrap(
+      `  ${pad('Files', 13)} `,
+      `${options.dir ?? `results/runs/${record.id}`}/run.json, with ${files.slice(0, -1).join(', ')} and ${files.at(-1)}`,
+      16,
+      false,
+    ),
+  );
   return lines.join('\n');
 }
 
@@ -164,7 +183,8 @@ function sloTable(record: RunRecord, paint: (s: Style, t: string) => string): st
     if (!byName.has(s.name)) byName.set(s.name, new Map());
     if (!byName.get(s.name)!.has(s.phase)) byName.get(s.name)!.set(s.phase, s);
   }
-  if (byName.size === 0) return [`  SLOs          ${record.phases.run === null ? '– not judged: no load ran' : 'none set in the drill'}`, ''];
+  if (byName.size === 0)
+    return [`  SLOs          ${record.phases.run === null ? '– not judged: no load ran' : 'none set in the drill'}`, ''];
   const NAME = 34;
   const COL = 20;
   const out = [paint('dim', `  ${pad('SLO', NAME)}${phases.map((p) => pad(p, COL)).join('')}`.trimEnd())];

@@ -38,4 +38,3 @@ export function scenarioContext<P>(parts: {
     progress: (update) => parts.progress?.(update),
   };
 }
-

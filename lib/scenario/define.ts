@@ -170,11 +170,16 @@ export interface ScenarioDefinition<P = any, C extends Capability = never> {
   verify: Probe<P, C>[];
 }
 
-export function defineScenario<S extends z.ZodType, const C extends Capability = never>(def: ScenarioDefinition<z.output<S>, C> & { params: S; requires: readonly C[] }): ScenarioDefinition<z.output<S>, C> {
+export function defineScenario<S extends z.ZodType, const C extends Capability = never>(
+  def: ScenarioDefinition<z.output<S>, C> & { params: S; requires: readonly C[] },
+): ScenarioDefinition<z.output<S>, C> {
   return def;
 }
 
-export function probe<P = unknown, C extends Capability = never>(name: string, check: (ctx: ScenarioContext<P, C>) => Promise<ProbeResult>): Probe<P, C> {
+export function probe<P = unknown, C extends Capability = never>(
+  name: string,
+  check: (ctx: ScenarioContext<P, C>) => Promise<ProbeResult>,
+): Probe<P, C> {
   return { name, check };
 }
 
@@ -196,6 +201,10 @@ export function scenario<P, const C extends Capability>(spec: { params: z.ZodTyp
   return {
     probe: (name: string, check: (ctx: ScenarioContext<P, C>) => Promise<ProbeResult>): Probe<P, C> => ({ name, check }),
     action: <T, R>(def: Action<P, T, R, C>): Action<P, T, R, C> => def,
-    define: (def: Omit<ScenarioDefinition<P, C>, 'params' | 'requires'>): ScenarioDefinition<P, C> => ({ ...def, params: spec.params, requires: spec.requires }),
+    define: (def: Omit<ScenarioDefinition<P, C>, 'params' | 'requires'>): ScenarioDefinition<P, C> => ({
+      ...def,
+      params: spec.params,
+      requires: spec.requires,
+    }),
   };
 }

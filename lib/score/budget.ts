@@ -24,11 +24,21 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
 export function errorBudget(i: ErrorBudgetInput): ErrorBudget {
   const downtimeSeconds = i.downtimeMs === null ? null : round3(i.downtimeMs / 1000);
   if (i.availabilityTarget === null) {
-    return { downtimeSeconds, monthlyBudgetSeconds: null, consumedRatio: null, reason: 'the drill sets no availability SLO to derive a budget from' };
+    return {
+      downtimeSeconds,
+      monthlyBudgetSeconds: null,
+      consumedRatio: null,
+      reason: 'the drill sets no availability SLO to derive a budget from',
+    };
   }
   const monthlyBudgetSeconds = round3(((1 - i.availabilityTarget) * i.periodMs) / 1000);
   if (downtimeSeconds === null) {
-    return { downtimeSeconds, monthlyBudgetSeconds, consumedRatio: null, reason: 'downtime not measured: no fault was injected or no load ran' };
+    return {
+      downtimeSeconds,
+      monthlyBudgetSeconds,
+      consumedRatio: null,
+      reason: 'downtime not measured: no fault was injected or no load ran',
+    };
   }
   if (monthlyBudgetSeconds <= 0) {
     if (downtimeSeconds === 0) return { downtimeSeconds, monthlyBudgetSeconds, consumedRatio: 0 };

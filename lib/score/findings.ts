@@ -104,9 +104,19 @@ export function deriveFindings(i: FindingsInput): Finding[] {
       const what = s.kind === 'latency' ? 'Latency' : s.kind === 'errors' ? 'Error-rate' : 'Availability';
       if (s.kind === 'latency') add('SEV3', `${what} SLO missed during the fault`, measured, objective);
       else if ((i.downtimeSeconds ?? Infinity) >= SUSTAINED_OUTAGE_SECONDS) {
-        add('SEV2', `${what} SLO missed during the fault: the service was down`, `${measured}; downtime ${formatSeconds(i.downtimeSeconds ?? 0)}`, objective);
+        add(
+          'SEV2',
+          `${what} SLO missed during the fault: the service was down`,
+          `${measured}; downtime ${formatSeconds(i.downtimeSeconds ?? 0)}`,
+          objective,
+        );
       } else {
-        add('SEV3', `${what} SLO missed during the fault: some requests failed, no sustained outage`, `${measured}; downtime ${formatSeconds(i.downtimeSeconds ?? 0)}`, objective);
+        add(
+          'SEV3',
+          `${what} SLO missed during the fault: some requests failed, no sustained outage`,
+          `${measured}; downtime ${formatSeconds(i.downtimeSeconds ?? 0)}`,
+          objective,
+        );
       }
     } else if (s.phase === 'recovery') {
       add('SEV2', 'SLO missed after recovery: service degraded after it counted as recovered', measured, objective);
@@ -121,7 +131,11 @@ export function deriveFindings(i: FindingsInput): Finding[] {
 
   for (const a of i.actions) {
     if (a.rollback.status === 'failed') {
-      add('SEV1', `Rollback failed: ${a.name}`, `${sentence(a.rollback.error ?? 'no error given')} The target may be left broken: a person must look.`);
+      add(
+        'SEV1',
+        `Rollback failed: ${a.name}`,
+        `${sentence(a.rollback.error ?? 'no error given')} The target may be left broken: a person must look.`,
+      );
     }
   }
 

@@ -47,9 +47,21 @@ export function scoreRto(i: RtoInput): RtoResult {
   }
   if (i.recoveredMs === null) {
     if (i.interrupted) {
-      return { targetSeconds, measuredSeconds: null, method: null, met: null, reason: i.reason ?? 'the run stopped before the service recovered; RTO not measured' };
+      return {
+        targetSeconds,
+        measuredSeconds: null,
+        method: null,
+        met: null,
+        reason: i.reason ?? 'the run stopped before the service recovered; RTO not measured',
+      };
     }
-    return { targetSeconds, measuredSeconds: null, method: i.method, met: false, reason: i.reason ?? 'the service did not recover within the scenario timeout' };
+    return {
+      targetSeconds,
+      measuredSeconds: null,
+      method: i.method,
+      met: false,
+      reason: i.reason ?? 'the service did not recover within the scenario timeout',
+    };
   }
   const measuredSeconds = seconds(i.recoveredMs - i.faultMs);
   return { targetSeconds, measuredSeconds, method: i.method, met: measuredSeconds <= targetSeconds };
@@ -112,9 +124,20 @@ export function scoreRpo(i: RpoInput): RpoResult {
       reason: i.reason ?? 'scenario writes no data; RPO not measured',
     };
   }
-  const base = { targetSeconds, method: m.method, lostWrites: m.lostWrites, unknownWrites: m.unknownWrites, ...(m.ledger ? { ledger: m.ledger } : {}) };
+  const base = {
+    targetSeconds,
+    method: m.method,
+    lostWrites: m.lostWrites,
+    unknownWrites: m.unknownWrites,
+    ...(m.ledger ? { ledger: m.ledger } : {}),
+  };
   if (m.measuredSeconds === null) {
-    return { ...base, measuredSeconds: null, met: null, reason: m.reason ?? i.reason ?? 'the write ledger could not be read back; RPO not measured' };
+    return {
+      ...base,
+      measuredSeconds: null,
+      met: null,
+      reason: m.reason ?? i.reason ?? 'the write ledger could not be read back; RPO not measured',
+    };
   }
   return { ...base, measuredSeconds: m.measuredSeconds, met: m.measuredSeconds <= targetSeconds };
 }

@@ -178,7 +178,8 @@ export function findRecovery(log: RequestLog, opts: RecoveryOptions): RecoveryRe
 
   const judge = (t: number, index: number): Judgement => {
     const endMs = t + windowMs;
-    if (endMs > nowMs) return { undecided: `the window from ${formatMs(t)} ends at ${formatMs(endMs)}, after now (${formatMs(nowMs)}); not complete yet` };
+    if (endMs > nowMs)
+      return { undecided: `the window from ${formatMs(t)} ends at ${formatMs(endMs)}, after now (${formatMs(nowMs)}); not complete yet` };
     w.moveTo(index, endMs);
     if (w.pending > 0) return { undecided: `${w.pending} requests in the window from ${formatMs(t)} are still in flight` };
     if (w.ok === 0) return 'failed';

@@ -4,8 +4,25 @@ import type { Mark } from '../measure/timeline.ts';
 import { summarize } from '../measure/summary.ts';
 import { downtimeMs, outageIntervals, requestSpacingMs, type FailureKinds } from '../measure/outage.ts';
 import { findRecovery, recoveryMethod } from './recovery.ts';
-import { PHASES, markMs, phaseSelection, selectionHistogram, phaseSummaries, type PhaseName, type PhaseSummary } from '../measure/phases.ts';
-import { scoreRpo, scoreRto, scoreSlos, seconds, type RpoMeasurement, type RpoResult, type RtoResult, type SloResult } from './objectives.ts';
+import {
+  PHASES,
+  markMs,
+  phaseSelection,
+  selectionHistogram,
+  phaseSummaries,
+  type PhaseName,
+  type PhaseSummary,
+} from '../measure/phases.ts';
+import {
+  scoreRpo,
+  scoreRto,
+  scoreSlos,
+  seconds,
+  type RpoMeasurement,
+  type RpoResult,
+  type RtoResult,
+  type SloResult,
+} from './objectives.ts';
 import { availabilityTarget, errorBudget, type ErrorBudget } from './budget.ts';
 import { deriveFindings, type Finding } from './findings.ts';
 import { verdict, type AbortKind, type RunStatus } from './verdict.ts';
@@ -130,7 +147,11 @@ export function scoreRun(facts: RunFactsToScore): ScoredRun {
   const faultMs = markMs(facts.marks, 'fault-injected');
   const recoveredMs = markMs(facts.marks, 'recovered');
   // Abort and error messages quote commands and connection errors: the score quotes them only redacted.
-  const stopReason = facts.harnessError ? redactSecrets(`harness error: ${facts.harnessError.message}`) : facts.abort ? redactSecrets(facts.abort.message) : null;
+  const stopReason = facts.harnessError
+    ? redactSecrets(`harness error: ${facts.harnessError.message}`)
+    : facts.abort
+      ? redactSecrets(facts.abort.message)
+      : null;
   const notInjected = stopReason ?? 'no fault was injected';
 
   // Phases and their SLOs.
@@ -190,9 +211,9 @@ export function scoreRun(facts: RunFactsToScore): ScoredRun {
           ? `the run stopped before the service recovered (${stopReason}); RTO not measured`
           : recoveredMs === null && facts.recoveryProbe?.final
             ? redactSecrets(`not recovered: ${facts.recoveryProbe.detail}`)
-          : recoveredMs === null
-            ? `not recovered within the scenario timeout of ${formatSeconds(entry.timeoutMs / 1000)}${lateRecoveryNote(facts, faultMs)}`
-            : undefined,
+            : recoveredMs === null
+              ? `not recovered within the scenario timeout of ${formatSeconds(entry.timeoutMs / 1000)}${lateRecoveryNote(facts, faultMs)}`
+              : undefined,
     interrupted: stopReason !== null,
   });
 
@@ -204,7 +225,11 @@ export function scoreRun(facts: RunFactsToScore): ScoredRun {
     reason: faultMs === null && !facts.rpo ? `${notInjected}; RPO not measured` : facts.skippedChecks?.[0]?.reason,
   });
 
-  const verification: VerificationResult = { met: null, probes: redact(facts.verification), ...(facts.skippedChecks?.length ? { skipped: facts.skippedChecks } : {}) };
+  const verification: VerificationResult = {
+    met: null,
+    probes: redact(facts.verification),
+    ...(facts.skippedChecks?.length ? { skipped: facts.skippedChecks } : {}),
+  };
   if (facts.verification.length > 0) verification.met = facts.verification.every((v) => v.ok);
   else verification.reason = stopReason ? `verification did not run: ${stopReason}` : 'the scenario defines no verification probes';
 
@@ -213,14 +238,24 @@ export function scoreRun(facts: RunFactsToScore): ScoredRun {
   if (faultMs !== null && phases.recovery === null && facts.load) {
     const why = stopReason ? `the run stopped before the service recovered (${stopReason})` : 'the service did not recover';
     for (const c of sloChecks(policy.slo)) {
-      objectiveSlo.push({ name: sloName(c), kind: c.kind, phase: 'recovery', threshold: c.threshold.source, measured: null, met: null, reason: `${why}: no recovery phase` });
+      objectiveSlo.push({
+        name: sloName(c),
+        kind: c.kind,
+        phase: 'recovery',
+        threshold: c.threshold.source,
+        measured: null,
+        met: null,
+        reason: `${why}: no recovery phase`,
+      });
     }
   }
 
   const load: LoadRecord = phases.run ? runLoad(phases.run) : { ...summarize(log), reason: 'no load ran' };
 
   // A failed rollback's error is quoted in a finding: redacted first, like everything the score quotes.
-  const actions = redact(facts.actions.map((a) => ({ name: a.name, rollback: { status: a.rollback.status, error: a.rollback.error ?? null } })));
+  const actions = redact(
+    facts.actions.map((a) => ({ name: a.name, rollback: { status: a.rollback.status, error: a.rollback.error ?? null } })),
+  );
   const findings = redact(
     deriveFindings({
       tier: entry.tier,

@@ -16,7 +16,11 @@ export const blobTarget: TargetKind<'blob'> = {
   async peek(target) {
     // Building the client reads the environment only; no request is made.
     const backups = backupsAdapter(target);
-    return { adapters: { exec: createExec(), backups }, serviceUrl: null, note: `backup store ${backups.where}: restores go into scratch clusters under ${backups.scratchParent}` };
+    return {
+      adapters: { exec: createExec(), backups },
+      serviceUrl: null,
+      note: `backup store ${backups.where}: restores go into scratch clusters under ${backups.scratchParent}`,
+    };
   },
   async reopen(details) {
     // A restore's rollback finds its scratch cluster by the selection journaled before it ran: no store is needed.

@@ -14,20 +14,29 @@ function kubeEnv(cli: { kubeconfig?: string; context?: string }): Record<string,
 /** The target's CloudNativePG cluster, opened with the target's credentials and guardrails (reads only). */
 function openKubeDatabase(target: KubernetesTarget, kube: OpenedKube, forPlan = false): Promise<CnpgDatabase> {
   const d = target.database!;
-  return openCnpgDatabase({ ...d, kubeConfig: kube.kubeConfig, allowedNamespaces: target.namespaces, blastRadius: target.blastRadius, requirePassword: !forPlan });
+  return openCnpgDatabase({
+    ...d,
+    kubeConfig: kube.kubeConfig,
+    allowedNamespaces: target.namespaces,
+    blastRadius: target.blastRadius,
+    requirePassword: !forPlan,
+  });
 }
 
 export const kubernetesTarget: TargetKind<'kubernetes'> = {
   kind: 'kubernetes',
   // A database only when the target names one (a CloudNativePG cluster).
-  capabilities: (target) => (target.database ? ['replicas', 'exec', 'load', 'kubernetes', 'database'] : ['replicas', 'exec', 'load', 'kubernetes']),
+  capabilities: (target) =>
+    target.database ? ['replicas', 'exec', 'load', 'kubernetes', 'database'] : ['replicas', 'exec', 'load', 'kubernetes'],
   async open(target, say) {
     // Credentials and the API server first: a wrong context must fail before any load is sent.
     const kube = kubeAdapters(target);
     await checkKubeAccess(kube, target.namespace);
     const database = target.database ? await openKubeDatabase(target, kube) : undefined;
     await assertReachable(target.url);
-    say(`kubernetes target ${kube.replicas.where} (${kube.details.server}): namespaces ${target.namespaces.join(', ')}, blast radius ${target.blastRadius}; service ${target.url}${database ? `; database ${database.where}` : ''}`);
+    say(
+      `kubernetes target ${kube.replicas.where} (${kube.details.server}): namespaces ${target.namespaces.join(', ')}, blast radius ${target.blastRadius}; service ${target.url}${database ? `; database ${database.where}` : ''}`,
+    );
     const env = { DRILL_SERVICE_URL: target.url, DRILL_KUBE_NAMESPACE: target.namespace, ...kubeEnv(kube.kube.cli) };
     return {
       adapters: { exec: createExec(env), replicas: kube.replicas, kube: kube.kube, ...(database ? { database } : {}) },
@@ -54,7 +63,21 @@ export const kubernetesTarget: TargetKind<'kubernetes'> = {
     const kube = kubeAdaptersFromDetails(details);
     // A CloudNativePG database the run failed over: its rollback (the old primary rejoining) needs it back.
     const db = details.database as Record<string, unknown> | undefined;
-    const database = db?.provider === 'cnpg' ? await cnpgDatabaseFromDetails(db, { kubeConfig: kube.kubeConfig, allowedNamespaces: kube.kube.allowedNamespaces, blastRadius: kube.kube.blastRadius }) : undefined;
-    return { adapters: { exec: createExec({ DRILL_SERVICE_URL: String(details.serviceUrl) }), replicas: kube.replicas, kube: kube.kube, ...(database ? { database } : {}) } };
+    const database =
+      db?.provider === 'cnpg'
+        ? await cnpgDatabaseFromDetails(db, {
+            kubeConfig: kube.kubeConfig,
+            allowedNamespaces: kube.kube.allowedNamespaces,
+            blastRadius: kube.kube.blastRadius,
+          })
+        : undefined;
+    return {
+      adapters: {
+        exec: createExec({ DRILL_SERVICE_URL: String(details.serviceUrl) }),
+        replicas: kube.replicas,
+        kube: kube.kube,
+        ...(database ? { database } : {}),
+      },
+    };
   },
 };

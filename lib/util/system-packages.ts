@@ -29,7 +29,10 @@ const apt: PackageInstaller = {
   run(command, args) {
     // apt's progress lines would drown what the command itself says; its errors still show. The environment is
     // explicit and minimal: nothing the harness was given (storage keys, passwords) reaches apt or its scripts.
-    const r = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' } });
+    const r = spawnSync(command, args, {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' },
+    });
     return r.status;
   },
 };
@@ -54,11 +57,15 @@ export function ensureDebianPackages(needs: DebianNeed[], say: (line: string) =>
   ] as const) {
     const status = installer.run(command, [...args]);
     if (status !== 0) {
-      throw new UserError(`${command} ${args.join(' ')} failed (exit ${status ?? 'by signal'})`, { untouched: 'nothing', next: `as root: ${installCommand(packages)}` });
+      throw new UserError(`${command} ${args.join(' ')} failed (exit ${status ?? 'by signal'})`, {
+        untouched: 'nothing',
+        next: `as root: ${installCommand(packages)}`,
+      });
     }
   }
   const still = missing.filter((n) => !n.present()).map((n) => n.package);
-  if (still.length > 0) throw new UserError(`installed ${packages.join(' ')}, but still missing: ${still.join(' ')}`, { untouched: 'nothing' });
+  if (still.length > 0)
+    throw new UserError(`installed ${packages.join(' ')}, but still missing: ${still.join(' ')}`, { untouched: 'nothing' });
 }
 
 /** An executable file at `path`. */

@@ -19,7 +19,14 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { MiB, blobServiceFromEnv, downloadToFileParallel, startAzurite, uploadStream, type AzuriteHandle } from '../../lib/adapters/blob/index.ts';
+import {
+  MiB,
+  blobServiceFromEnv,
+  downloadToFileParallel,
+  startAzurite,
+  uploadStream,
+  type AzuriteHandle,
+} from '../../lib/adapters/blob/index.ts';
 
 export interface BenchRow {
   round: number;
@@ -99,14 +106,23 @@ export async function runBlobTransferBench(options: { megabytes: number; rounds:
       [
         'drill uploadStream (8 MiB x4, sha256 inline)',
         async () => {
-          const r = await uploadStream(container, 'drill.bin', createReadStream(src, { highWaterMark: MiB }), { blockSize: 8 * MiB, concurrency: 4 });
+          const r = await uploadStream(container, 'drill.bin', createReadStream(src, { highWaterMark: MiB }), {
+            blockSize: 8 * MiB,
+            concurrency: 4,
+          });
           check('drill upload', r.sha256);
         },
       ],
-      ['SDK uploadFile (8 MiB x4)', async () => void (await container.getBlockBlobClient('sdk-file.bin').uploadFile(src, { blockSize: 8 * MiB, concurrency: 4 }))],
+      [
+        'SDK uploadFile (8 MiB x4)',
+        async () => void (await container.getBlockBlobClient('sdk-file.bin').uploadFile(src, { blockSize: 8 * MiB, concurrency: 4 })),
+      ],
       [
         'SDK uploadStream (8 MiB x4)',
-        async () => void (await container.getBlockBlobClient('sdk-stream.bin').uploadStream(createReadStream(src, { highWaterMark: MiB }), 8 * MiB, 4)),
+        async () =>
+          void (await container
+            .getBlockBlobClient('sdk-stream.bin')
+            .uploadStream(createReadStream(src, { highWaterMark: MiB }), 8 * MiB, 4)),
       ],
     ];
     for (let round = 1; round <= options.rounds; round++) {
@@ -173,7 +189,8 @@ export async function runBlobTransferBench(options: { megabytes: number; rounds:
     await rm(dir, { recursive: true, force: true });
   }
   await mkdir(join(options.out, '..'), { recursive: true });
-  const pkg = (name: string) => readFile(join('node_modules', name, 'package.json'), 'utf8').then((s) => (JSON.parse(s) as { version: string }).version);
+  const pkg = (name: string) =>
+    readFile(join('node_modules', name, 'package.json'), 'utf8').then((s) => (JSON.parse(s) as { version: string }).version);
   await writeFile(
     options.out,
     JSON.stringify(
@@ -206,7 +223,10 @@ function summarize(rows: BenchRow[]) {
 
 export function markdownTable(rows: BenchRow[]): string {
   const lines = ['| round | operation | method | MB | seconds | MB/s |', '|---|---|---|---:|---:|---:|'];
-  for (const r of rows) lines.push(`| ${r.round} | ${r.operation} | ${r.method} | ${(r.bytes / MB).toFixed(0)} | ${r.seconds.toFixed(2)} | ${r.mbPerSecond.toFixed(1)} |`);
+  for (const r of rows)
+    lines.push(
+      `| ${r.round} | ${r.operation} | ${r.method} | ${(r.bytes / MB).toFixed(0)} | ${r.seconds.toFixed(2)} | ${r.mbPerSecond.toFixed(1)} |`,
+    );
   return lines.join('\n');
 }
 

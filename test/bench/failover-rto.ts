@@ -71,7 +71,10 @@ interface Row {
 
 function drillYaml(provider: string, mode: Mode): string {
   const m = MODES[mode];
-  const entries = Array.from({ length: runs }, (_, i) => `  - { scenario: db-failover, name: ${mode}-${i + 1}, params: { replicationStall: ${m.stall} }, timeout: 2m }`);
+  const entries = Array.from(
+    { length: runs },
+    (_, i) => `  - { scenario: db-failover, name: ${mode}-${i + 1}, params: { replicationStall: ${m.stall} }, timeout: 2m }`,
+  );
   return [
     `name: bench-failover-${mode}`,
     'kind: adhoc',
@@ -96,7 +99,11 @@ function drillYaml(provider: string, mode: Mode): string {
 
 function runCli(argv: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const child = spawn(process.execPath, [join(REPO, 'lib/cli/drill.mjs'), ...argv], { cwd: REPO, env: { ...process.env, CI: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(REPO, 'lib/cli/drill.mjs'), ...argv], {
+      cwd: REPO,
+      env: { ...process.env, CI: 'true', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -118,7 +125,10 @@ const diffS = (a: number | null, b: number | null) => (a === null || b === null 
 
 function figuresOf(dir: string): { figures: RunFigures; settings?: Record<string, unknown> } {
   const rec = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
-  const events = readFileSync(join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const events = readFileSync(join(dir, 'events.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const done = events.find((e) => e.type === 'action.done' && e.name === 'fail over');
   const killed = markMs(rec, 'primary-killed');
   const l = rec.objectives.rpo.ledger;
@@ -159,10 +169,19 @@ async function benchOne(provider: string, mode: Mode): Promise<Row> {
     process.stderr.write(`\n== ${provider} ${mode}: ${runs} failovers ==\n`);
     const r = await runCli(['run', drill, '--results', results], { DRILL_LAB_DIR: lab });
     const runsDir = join(results, 'runs');
-    const dirs = existsSync(runsDir) ? readdirSync(runsDir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(runsDir, d.name)).sort() : [];
+    const dirs = existsSync(runsDir)
+      ? readdirSync(runsDir, { withFileTypes: true })
+          .filter((d) => d.isDirectory())
+          .map((d) => join(runsDir, d.name))
+          .sort()
+      : [];
     if (dirs.length === 0) {
       // Refused before anything ran (exit 2): the CLI's own message says why.
-      const why = r.stderr.trim().split('\n').find((l) => l.startsWith('drill: ')) ?? `exit ${r.code}`;
+      const why =
+        r.stderr
+          .trim()
+          .split('\n')
+          .find((l) => l.startsWith('drill: ')) ?? `exit ${r.code}`;
       return { provider, mode, runs: [], skipped: why.replace(/^drill: /, '').slice(0, 200) };
     }
     const all = dirs.map(figuresOf);

@@ -265,7 +265,9 @@ async function main(): Promise<void> {
     for (const step of steps) {
       const row = await step();
       rows.push(row);
-      process.stderr.write(`round ${round}: ${row.tool} ${row.targetRate ?? 'max'} -> ${Math.round(row.achieved)} req/s, p99 ${row.p99Ms} ms\n`);
+      process.stderr.write(
+        `round ${round}: ${row.tool} ${row.targetRate ?? 'max'} -> ${Math.round(row.achieved)} req/s, p99 ${row.p99Ms} ms\n`,
+      );
       await sleep(1000); // let the server's sockets and GC settle between tools
     }
   }

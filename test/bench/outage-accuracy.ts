@@ -77,7 +77,11 @@ interface Paused {
   closeSpanMs: number;
 }
 
-type Reply = { type: 'ready'; port: number } | ({ type: 'paused'; id: number } & Paused) | { type: 'pong'; id: number; epochMs: number } | { type: 'error'; id: number; error: string };
+type Reply =
+  | { type: 'ready'; port: number }
+  | ({ type: 'paused'; id: number } & Paused)
+  | { type: 'pong'; id: number; epochMs: number }
+  | { type: 'error'; id: number; error: string };
 
 const epochNow = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
@@ -306,7 +310,8 @@ async function trial(server: OutageServer, rate: number, repeat: number, outageM
     failed: countOutcomes(log, -Infinity, Infinity, failed),
     dropped: countOutcomes(log, -Infinity, Infinity, (o) => o === Outcome.dropped),
     strayFailures:
-      countOutcomes(log, -Infinity, closedMs - STRAY_MARGIN_MS, failed) + countOutcomes(log, reopenedMs + STRAY_MARGIN_MS, Infinity, failed),
+      countOutcomes(log, -Infinity, closedMs - STRAY_MARGIN_MS, failed) +
+      countOutcomes(log, reopenedMs + STRAY_MARGIN_MS, Infinity, failed),
     closeSpanMs: p.closeSpanMs,
     clockEpochSkewMs: clock.epochMs - originEpochMs,
   };
@@ -435,7 +440,12 @@ async function main(): Promise<void> {
     }
   }
 
-  const summary = RATES.map((rate) => summarizeRate(rate, trials.filter((t) => t.rate === rate)));
+  const summary = RATES.map((rate) =>
+    summarizeRate(
+      rate,
+      trials.filter((t) => t.rate === rate),
+    ),
+  );
   process.stdout.write(formatTable(summary, clockCheck, { start: loadStart, end: loadavg()[0]! }) + '\n');
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(

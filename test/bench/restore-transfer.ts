@@ -46,7 +46,10 @@ try {
   const perRow = 2048 * 16;
   const n = Math.ceil((targetMb * MB) / perRow);
   for (let from = 1; from <= n; from += 2000) {
-    await c.query(`INSERT INTO payload SELECT g, (SELECT decode(string_agg(md5(random()::text || g || i), ''), 'hex') FROM generate_series(1, 2048) i) FROM generate_series($1::int, $2::int) g`, [from, Math.min(n, from + 1999)]);
+    await c.query(
+      `INSERT INTO payload SELECT g, (SELECT decode(string_agg(md5(random()::text || g || i), ''), 'hex') FROM generate_series(1, 2048) i) FROM generate_series($1::int, $2::int) g`,
+      [from, Math.min(n, from + 1999)],
+    );
   }
   await c.end();
   console.error(`source: ${n} rows of ${perRow} B in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
@@ -54,7 +57,13 @@ try {
   const store = source.store('bench');
   const taken = await takeLogicalBackup(source.src, store, {});
   const bytes = taken.manifest.blob.bytes;
-  rows.push({ operation: 'backup (pg_dump -Fc -> Blob)', method: 'drill backup: stream, 8 MiB blocks x4', bytes, seconds: taken.durationMs / 1000, mbPerSecond: bytes / MB / (taken.durationMs / 1000) });
+  rows.push({
+    operation: 'backup (pg_dump -Fc -> Blob)',
+    method: 'drill backup: stream, 8 MiB blocks x4',
+    bytes,
+    seconds: taken.durationMs / 1000,
+    mbPerSecond: bytes / MB / (taken.durationMs / 1000),
+  });
   console.error(`backup: ${(bytes / MB).toFixed(1)} MB in ${(taken.durationMs / 1000).toFixed(1)}s`);
 
   const blob = store.container.getBlobClient(taken.manifest.blob.name);
@@ -65,12 +74,21 @@ try {
     for (const method of order) {
       const file = join(dl, `${method}-${r}.pgc`);
       const t = performance.now();
-      if (method === 'parallel') await downloadToFileParallel(blob, file, { concurrency: 4, expectedBytes: bytes, expectedSha256: taken.manifest.blob.sha256 });
+      if (method === 'parallel')
+        await downloadToFileParallel(blob, file, { concurrency: 4, expectedBytes: bytes, expectedSha256: taken.manifest.blob.sha256 });
       else await blob.downloadToFile(file);
       const s = (performance.now() - t) / 1000;
       // The SDK's download is hashed afterwards, as a restore would have to (outside the timing).
       if (method === 'sdk' && (await sha256(file)) !== taken.manifest.blob.sha256) throw new Error('sdk download sha256 mismatch');
-      rows.push({ operation: 'download', method: method === 'parallel' ? 'drill ranged parallel (8 MiB x4, sha256 of the file on a worker)' : 'SDK downloadToFile (one stream)', round: r, bytes, seconds: s, mbPerSecond: bytes / MB / s });
+      rows.push({
+        operation: 'download',
+        method:
+          method === 'parallel' ? 'drill ranged parallel (8 MiB x4, sha256 of the file on a worker)' : 'SDK downloadToFile (one stream)',
+        round: r,
+        bytes,
+        seconds: s,
+        mbPerSecond: bytes / MB / s,
+      });
       console.error(`download ${method} round ${r}: ${(bytes / MB / s).toFixed(1)} MB/s`);
       await rm(file, { force: true });
     }
@@ -82,9 +100,27 @@ try {
     if (!out.ok) throw new Error(`restore failed: ${out.problem}`);
     const t = out.timings;
     const total = (t.downloadMs + t.restoreMs + t.verifyMs) / 1000;
-    rows.push({ operation: 'restore', method: 'download', bytes, seconds: t.downloadMs / 1000, mbPerSecond: bytes / MB / (t.downloadMs / 1000) });
-    rows.push({ operation: 'restore', method: 'restore (initdb + pg_restore -j2)', bytes, seconds: t.restoreMs / 1000, mbPerSecond: bytes / MB / (t.restoreMs / 1000) });
-    rows.push({ operation: 'restore', method: 'verify (pg_amcheck, counts + checksums)', bytes, seconds: t.verifyMs / 1000, mbPerSecond: bytes / MB / (t.verifyMs / 1000) });
+    rows.push({
+      operation: 'restore',
+      method: 'download',
+      bytes,
+      seconds: t.downloadMs / 1000,
+      mbPerSecond: bytes / MB / (t.downloadMs / 1000),
+    });
+    rows.push({
+      operation: 'restore',
+      method: 'restore (initdb + pg_restore -j2)',
+      bytes,
+      seconds: t.restoreMs / 1000,
+      mbPerSecond: bytes / MB / (t.restoreMs / 1000),
+    });
+    rows.push({
+      operation: 'restore',
+      method: 'verify (pg_amcheck, counts + checksums)',
+      bytes,
+      seconds: t.verifyMs / 1000,
+      mbPerSecond: bytes / MB / (t.verifyMs / 1000),
+    });
     rows.push({ operation: 'restore', method: 'total (RTO of the restore)', bytes, seconds: total, mbPerSecond: bytes / MB / total });
   } finally {
     await dropScratch(root);
@@ -94,6 +130,9 @@ try {
   await tmp.remove();
 }
 console.log('| operation | method | MB | s | MB/s |\n|---|---|---:|---:|---:|');
-for (const r of rows) console.log(`| ${r.operation}${r.round ? ` (round ${r.round})` : ''} | ${r.method} | ${(Number(r.bytes) / MB).toFixed(1)} | ${Number(r.seconds).toFixed(2)} | ${Number(r.mbPerSecond).toFixed(1)} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.operation}${r.round ? ` (round ${r.round})` : ''} | ${r.method} | ${(Number(r.bytes) / MB).toFixed(1)} | ${Number(r.seconds).toFixed(2)} | ${Number(r.mbPerSecond).toFixed(1)} |`,
+  );
 await mkdir('results/bench', { recursive: true });
 await writeFile('results/bench/restore-transfer.json', JSON.stringify({ at: new Date().toISOString(), rows }, null, 2) + '\n');

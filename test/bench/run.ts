@@ -50,7 +50,8 @@ const BENCHES: Bench[] = [
     name: 'failover-rto',
     file: 'failover-rto.ts',
     quick: ['--runs', '2', '--modes', 'async-stall'],
-    about: 'db-failover on the lab: 10 failovers per provider and replication mode, RTO and lost writes; about 15-20 minutes (quick: 2 failovers, about 2 minutes)',
+    about:
+      'db-failover on the lab: 10 failovers per provider and replication mode, RTO and lost writes; about 15-20 minutes (quick: 2 failovers, about 2 minutes)',
   },
 ];
 
@@ -98,7 +99,9 @@ async function main(): Promise<number> {
     process.stderr.write(`\n== ${b.name}${args.quick ? ' (quick)' : ''}: ${b.about}\n`);
     const r = await runOne(b);
     const status = r.code === 0 ? 'ok' : `FAILED (${r.signal ?? `exit ${r.code}`})`;
-    process.stdout.write(`\n## ${b.name}${args.quick ? ' (quick)' : ''}\n\n${r.stdout.trim() || '(no output)'}\n\n${status}, ${r.seconds.toFixed(0)} s\n`);
+    process.stdout.write(
+      `\n## ${b.name}${args.quick ? ' (quick)' : ''}\n\n${r.stdout.trim() || '(no output)'}\n\n${status}, ${r.seconds.toFixed(0)} s\n`,
+    );
     if (r.code !== 0) failed.push(b.name);
   }
   if (failed.length > 0) process.stderr.write(`\nfailed: ${failed.join(', ')}\n`);

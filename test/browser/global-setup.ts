@@ -17,7 +17,17 @@ export default async function globalSetup(): Promise<void> {
   cpSync(join(REPO, 'results/examples/runs'), join(WORK, 'runs'), { recursive: true });
   const r = spawnSync(
     process.execPath,
-    [join(REPO, 'lib/cli/drill.mjs'), 'record', '--quarter', QUARTER, '--results', WORK, '--drills', join(REPO, 'results/examples/policy'), '--pdf'],
+    [
+      join(REPO, 'lib/cli/drill.mjs'),
+      'record',
+      '--quarter',
+      QUARTER,
+      '--results',
+      WORK,
+      '--drills',
+      join(REPO, 'results/examples/policy'),
+      '--pdf',
+    ],
     { cwd: REPO, encoding: 'utf8', timeout: 240_000 },
   );
   if (r.status !== 0 && r.status !== 1) throw new Error(`drill record exited ${r.status}: ${r.stderr}${r.stdout}`);

@@ -56,7 +56,11 @@ test('the figures shown equal record.json, and the page loads nothing from outsi
   await expect(page.locator('h1')).toHaveText(`Drill record ${QUARTER}`);
   await expect(page.locator('[data-field="summary.headline"]')).toHaveText(record.summary.headline);
 
-  const fields = await page.locator('[data-field]').evaluateAll((els) => els.map((e) => ({ path: e.getAttribute('data-field')!, value: e.getAttribute('data-value'), text: e.textContent ?? '' })));
+  const fields = await page
+    .locator('[data-field]')
+    .evaluateAll((els) =>
+      els.map((e) => ({ path: e.getAttribute('data-field')!, value: e.getAttribute('data-value'), text: e.textContent ?? '' })),
+    );
   expect(fields.length).toBeGreaterThan(50);
   let numbers = 0;
   for (const f of fields) {
@@ -75,7 +79,8 @@ test('the figures shown equal record.json, and the page loads nothing from outsi
     const x = expected as number;
     expect(shown.value, `${f.path}: shown ${f.text}`).not.toBeNull();
     // The page rounds for people (3 significant digits, tiny percentages to 2): allow that, nothing more.
-    const tolerance = shown.unit === 'ratio' ? Math.max(Math.abs(x) * 0.05, 0.00005) : shown.unit === 'count' ? 0 : Math.max(Math.abs(x) * 0.01, 0.006);
+    const tolerance =
+      shown.unit === 'ratio' ? Math.max(Math.abs(x) * 0.05, 0.00005) : shown.unit === 'count' ? 0 : Math.max(Math.abs(x) * 0.01, 0.006);
     expect(Math.abs(shown.value! - x), `${f.path}: shown ${f.text} vs ${x}`).toBeLessThanOrEqual(tolerance);
     numbers++;
   }
@@ -97,7 +102,12 @@ test('every run has its latency and error-rate charts with the fault and recover
   const { consoleErrors, external } = await open(page);
   expect(record.runs.length).toBeGreaterThan(0);
   await expect(page.locator('section.run')).toHaveCount(record.runs.length);
-  for (const run of record.runs as Array<{ id: string; marks: Array<{ name: string }>; series: { points: unknown[] }; slo: Array<{ kind: string }> }>) {
+  for (const run of record.runs as Array<{
+    id: string;
+    marks: Array<{ name: string }>;
+    series: { points: unknown[] };
+    slo: Array<{ kind: string }>;
+  }>) {
     const section = page.locator(`section.run[data-run="${run.id}"]`);
     await expect(section).toHaveCount(1);
     await expect(section.locator('svg.chart.objectives [data-objective="rto"] rect.target')).toHaveCount(1);
@@ -113,10 +123,13 @@ test('every run has its latency and error-rate charts with the fault and recover
       expect(await svg.locator('g.slo').count(), `${run.id} ${chart}: SLO lines`).toBeGreaterThan(0);
     }
     const latency = section.locator('svg.chart.latency');
-    for (const p of ['p50', 'p95', 'p99']) expect(await latency.locator(`polyline[data-series="${p}"]`).count(), `${run.id} ${p}`).toBeGreaterThan(0);
+    for (const p of ['p50', 'p95', 'p99'])
+      expect(await latency.locator(`polyline[data-series="${p}"]`).count(), `${run.id} ${p}`).toBeGreaterThan(0);
     expect(await section.locator('svg.chart.errors polyline[data-series="error-rate"]').count()).toBeGreaterThan(0);
     // A line drawn from real points: as many vertices as seconds with answers.
-    const vertices = await latency.locator('polyline[data-series="p50"]').evaluateAll((ls) => ls.reduce((n, l) => n + (l.getAttribute('points') ?? '').trim().split(/\s+/).length, 0));
+    const vertices = await latency
+      .locator('polyline[data-series="p50"]')
+      .evaluateAll((ls) => ls.reduce((n, l) => n + (l.getAttribute('points') ?? '').trim().split(/\s+/).length, 0));
     expect(vertices).toBeGreaterThan(5);
   }
   // At least one run of the example injected a fault and recovered: the marks are really there.

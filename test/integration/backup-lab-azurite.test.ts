@@ -7,7 +7,9 @@ import { labAzuriteStatus, startLabAzurite, stopLabAzurite } from '../../lib/lab
 import { makeTempDir } from '../support/tmp.ts';
 import { alive } from '../support/cli.ts';
 
-test('the lab Azurite starts detached with its data in the lab dir, is found again by its state file, and stops by PID', { timeout: 60_000 }, async () => {
+test('the lab Azurite starts detached with its data in the lab dir, is found again by its state file, and stops by PID', {
+  timeout: 60_000,
+}, async () => {
   const tmp = await makeTempDir('lab-azurite');
   try {
     const a = await startLabAzurite(tmp.path);

@@ -67,7 +67,11 @@ test('account URL + account SAS from the environment', async () => {
 });
 
 test('account URL + account name + key from the environment', async () => {
-  const env = { AZURE_STORAGE_ACCOUNT_URL: `${azurite().blobEndpoint}/`, AZURE_STORAGE_ACCOUNT: AZURITE_ACCOUNT, AZURE_STORAGE_KEY: AZURITE_ACCOUNT_KEY };
+  const env = {
+    AZURE_STORAGE_ACCOUNT_URL: `${azurite().blobEndpoint}/`,
+    AZURE_STORAGE_ACCOUNT: AZURITE_ACCOUNT,
+    AZURE_STORAGE_KEY: AZURITE_ACCOUNT_KEY,
+  };
   const service = blobServiceFromEnv(env);
   await roundTrip(service, 'cfg-key');
   assert.deepEqual(describeBlobTarget(service), { accountName: AZURITE_ACCOUNT, endpoint: azurite().blobEndpoint, auth: 'shared-key' });
@@ -85,14 +89,25 @@ test('a blob SAS reaches its one blob and nothing else', async () => {
   await c.create();
   const up = await uploadStream(c, 'granted.dump', Readable.from([randomBytes(50_000)]));
   await uploadStream(c, 'other.dump', Readable.from([randomBytes(10)]));
-  const sas = createBlobSasToken({ accountName: AZURITE_ACCOUNT, accountKey: AZURITE_ACCOUNT_KEY, container: 'cfg-blobsas', blob: 'granted.dump', permissions: 'r' });
-  const narrow = blobServiceFromEnv({ AZURE_STORAGE_ACCOUNT_URL: azurite().blobEndpoint, AZURE_STORAGE_SAS_TOKEN: sas }).getContainerClient('cfg-blobsas');
+  const sas = createBlobSasToken({
+    accountName: AZURITE_ACCOUNT,
+    accountKey: AZURITE_ACCOUNT_KEY,
+    container: 'cfg-blobsas',
+    blob: 'granted.dump',
+    permissions: 'r',
+  });
+  const narrow = blobServiceFromEnv({ AZURE_STORAGE_ACCOUNT_URL: azurite().blobEndpoint, AZURE_STORAGE_SAS_TOKEN: sas }).getContainerClient(
+    'cfg-blobsas',
+  );
   const down = await downloadToFileParallel(narrow.getBlobClient('granted.dump'), join(dir, 'granted.dump'));
   assert.equal(down.sha256, up.sha256);
   await assert.rejects(downloadToFileParallel(narrow.getBlobClient('other.dump'), join(dir, 'other.dump')), (e: unknown) => {
     assert.ok(e instanceof BlobTransferError);
     assert.equal(e.statusCode, 403);
-    assert.match(e.message, /cannot read properties of cfg-blobsas\/other\.dump: HTTP 403 Auth\w+: the configured credential does not allow this/);
+    assert.match(
+      e.message,
+      /cannot read properties of cfg-blobsas\/other\.dump: HTTP 403 Auth\w+: the configured credential does not allow this/,
+    );
     return true;
   });
 });
@@ -101,25 +116,51 @@ test('missing variables are named', () => {
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{}, /^no Blob storage configured: missing AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_URL$/],
     [{ AZURE_STORAGE_CONNECTION_STRING: '  ' }, /missing AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_URL/],
-    [{ AZURE_STORAGE_ACCOUNT_URL: 'https://acct.blob.core.windows.net' }, /credential is incomplete: missing AZURE_STORAGE_SAS_TOKEN, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY$/],
-    [{ AZURE_STORAGE_ACCOUNT_URL: 'https://acct.blob.core.windows.net', AZURE_STORAGE_ACCOUNT: 'acct' }, /credential is incomplete: missing AZURE_STORAGE_KEY$/],
-    [{ AZURE_STORAGE_ACCOUNT_URL: 'https://acct.blob.core.windows.net', AZURE_STORAGE_KEY: 'a2V5a2V5a2V5a2V5' }, /credential is incomplete: missing AZURE_STORAGE_ACCOUNT$/],
-    [{ AZURE_STORAGE_ACCOUNT: 'acct', AZURE_STORAGE_KEY: 'a2V5a2V5a2V5a2V5' }, /missing AZURE_STORAGE_ACCOUNT_URL \(AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY are set, but without AZURE_STORAGE_ACCOUNT_URL\)/],
+    [
+      { AZURE_STORAGE_ACCOUNT_URL: 'https://acct.blob.core.windows.net' },
+      /credential is incomplete: missing AZURE_STORAGE_SAS_TOKEN, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY$/,
+    ],
+    [
+      { AZURE_STORAGE_ACCOUNT_URL: 'https://acct.blob.core.windows.net', AZURE_STORAGE_ACCOUNT: 'acct' },
+      /credential is incomplete: missing AZURE_STORAGE_KEY$/,
+    ],
+    [
+      { AZURE_STORAGE_ACCOUNT_URL: 'https://acct.blob.core.windows.net', AZURE_STORAGE_KEY: 'a2V5a2V5a2V5a2V5' },
+      /credential is incomplete: missing AZURE_STORAGE_ACCOUNT$/,
+    ],
+    [
+      { AZURE_STORAGE_ACCOUNT: 'acct', AZURE_STORAGE_KEY: 'a2V5a2V5a2V5a2V5' },
+      /missing AZURE_STORAGE_ACCOUNT_URL \(AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY are set, but without AZURE_STORAGE_ACCOUNT_URL\)/,
+    ],
     [{ AZURE_STORAGE_SAS_TOKEN: 'sv=2024&sig=c2lnc2lnc2lnc2ln' }, /missing AZURE_STORAGE_ACCOUNT_URL \(AZURE_STORAGE_SAS_TOKEN is set/],
-    [{ AZURE_STORAGE_ACCOUNT_URL: 'acct.blob.core.windows.net', AZURE_STORAGE_SAS_TOKEN: 'sv=1' }, /AZURE_STORAGE_ACCOUNT_URL is not a URL/],
-    [{ AZURE_STORAGE_ACCOUNT_URL: 'https://acct.blob.core.windows.net/?sv=1&sig=cGFzdGVkLWludG8tdXJs' }, /must not carry a query string; put the SAS token in AZURE_STORAGE_SAS_TOKEN/],
+    [
+      { AZURE_STORAGE_ACCOUNT_URL: 'acct.blob.core.windows.net', AZURE_STORAGE_SAS_TOKEN: 'sv=1' },
+      /AZURE_STORAGE_ACCOUNT_URL is not a URL/,
+    ],
+    [
+      { AZURE_STORAGE_ACCOUNT_URL: 'https://acct.blob.core.windows.net/?sv=1&sig=cGFzdGVkLWludG8tdXJs' },
+      /must not carry a query string; put the SAS token in AZURE_STORAGE_SAS_TOKEN/,
+    ],
   ];
   for (const [env, expected] of cases) {
-    assert.throws(() => blobServiceFromEnv(env), (e: unknown) => {
-      assert.ok(e instanceof BlobConfigError, `not a BlobConfigError for ${Object.keys(env).join(',')}`);
-      assert.equal(e.exitCode, 2);
-      assert.match(e.message, expected);
-      for (const v of Object.values(env)) if (v.length > 12 && !v.startsWith('http')) assert.ok(!e.message.includes(v), 'a secret leaked into the message');
-      assert.doesNotMatch(e.message, /cGFzdGVkLWludG8tdXJs/);
-      return true;
-    });
+    assert.throws(
+      () => blobServiceFromEnv(env),
+      (e: unknown) => {
+        assert.ok(e instanceof BlobConfigError, `not a BlobConfigError for ${Object.keys(env).join(',')}`);
+        assert.equal(e.exitCode, 2);
+        assert.match(e.message, expected);
+        for (const v of Object.values(env))
+          if (v.length > 12 && !v.startsWith('http')) assert.ok(!e.message.includes(v), 'a secret leaked into the message');
+        assert.doesNotMatch(e.message, /cGFzdGVkLWludG8tdXJs/);
+        return true;
+      },
+    );
   }
-  assert.throws(() => blobServiceFromEnv({}), (e: unknown) => e instanceof BlobConfigError && /or AZURE_STORAGE_ACCOUNT_URL with AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY/.test(e.next ?? ''));
+  assert.throws(
+    () => blobServiceFromEnv({}),
+    (e: unknown) =>
+      e instanceof BlobConfigError && /or AZURE_STORAGE_ACCOUNT_URL with AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY/.test(e.next ?? ''),
+  );
 });
 
 test('redactSecrets masks keys and signatures in real connection strings and URLs', () => {
@@ -146,7 +187,10 @@ test('redactSecrets masks keys and signatures in real connection strings and URL
   assert.match(redactSecrets(url), /&sig=\*\*\*/);
   // Registered secrets are masked in free text too, raw or URL-encoded.
   assert.equal(redactSecrets(`sig was ${sig} / ${encodeURIComponent(sig)}`), 'sig was *** / ***');
-  assert.equal(redactSecrets('Authorization: SharedKey devstoreaccount1:c2lnbmF0dXJlc2lnbmF0dXJl'), 'Authorization: SharedKey devstoreaccount1:***');
+  assert.equal(
+    redactSecrets('Authorization: SharedKey devstoreaccount1:c2lnbmF0dXJlc2lnbmF0dXJl'),
+    'Authorization: SharedKey devstoreaccount1:***',
+  );
   assert.equal(redactSecrets('nothing to hide here'), 'nothing to hide here');
 });
 
@@ -177,15 +221,31 @@ test('canary: a SAS signature never appears in what the adapter returns, throws 
     seen.push(describeBlobTarget(env), describeBlobTarget(service));
     const c = service.getContainerClient('canary');
     await c.create();
-    seen.push(await uploadStream(c, 'secret-run.dump', Readable.from([randomBytes(300_000)]), { blockSize: 64 * 1024, metadata: { backup_timestamp: new Date().toISOString() }, onProgress: (p) => seen.push(p) }));
-    seen.push(await downloadToFileParallel(c.getBlobClient('secret-run.dump'), join(dir, 'canary.dump'), { rangeSize: 100_000, onProgress: (p) => seen.push(p) }));
+    seen.push(
+      await uploadStream(c, 'secret-run.dump', Readable.from([randomBytes(300_000)]), {
+        blockSize: 64 * 1024,
+        metadata: { backup_timestamp: new Date().toISOString() },
+        onProgress: (p) => seen.push(p),
+      }),
+    );
+    seen.push(
+      await downloadToFileParallel(c.getBlobClient('secret-run.dump'), join(dir, 'canary.dump'), {
+        rangeSize: 100_000,
+        onProgress: (p) => seen.push(p),
+      }),
+    );
     seen.push(await listBackups(c, ''));
     for (const attempt of [
       () => downloadToFileParallel(c.getBlobClient('absent.dump'), join(dir, 'absent.dump')),
       () => uploadStream(service.getContainerClient('missing-canary'), 'x', Readable.from([Buffer.from('x')])),
       () => listBackups(service.getContainerClient('missing-canary'), ''),
       // Permission failure: the SDK's error carries the request, URL and all.
-      () => uploadStream(blobServiceFromEnv({ ...env, AZURE_STORAGE_SAS_TOKEN: readOnly }).getContainerClient('canary'), 'denied.dump', Readable.from([Buffer.from('x')])),
+      () =>
+        uploadStream(
+          blobServiceFromEnv({ ...env, AZURE_STORAGE_SAS_TOKEN: readOnly }).getContainerClient('canary'),
+          'denied.dump',
+          Readable.from([Buffer.from('x')]),
+        ),
     ]) {
       await attempt().then(
         () => assert.fail('expected a failure'),
@@ -202,14 +262,19 @@ test('canary: a SAS signature never appears in what the adapter returns, throws 
   assert.match(denied.message, /upload of canary\/denied\.dump failed after 1 bytes read; nothing was committed: HTTP 403 \w+/);
   const haystack = [
     JSON.stringify(seen),
-    ...failures.map((e) => `${String(e)}\n${(e as Error).stack}\n${inspect(e, { depth: Infinity, showHidden: true })}\n${JSON.stringify(e)}`),
+    ...failures.map(
+      (e) => `${String(e)}\n${(e as Error).stack}\n${inspect(e, { depth: Infinity, showHidden: true })}\n${JSON.stringify(e)}`,
+    ),
     printed.join(''),
   ].join('\n');
   assert.match(haystack, /canary\/absent\.dump/, 'the haystack holds the errors it should');
   assert.match(haystack, /"sha256":"[0-9a-f]{64}"/, 'the haystack holds the results it should');
   for (const needle of needles) {
     assert.ok(needle.length > 20);
-    assert.ok(!haystack.includes(needle), `SAS signature leaked: ${redactSecrets(haystack.slice(Math.max(0, haystack.indexOf(needle) - 200), haystack.indexOf(needle) + 50))}`);
+    assert.ok(
+      !haystack.includes(needle),
+      `SAS signature leaked: ${redactSecrets(haystack.slice(Math.max(0, haystack.indexOf(needle) - 200), haystack.indexOf(needle) + 50))}`,
+    );
   }
   assert.ok(!haystack.includes(AZURITE_ACCOUNT_KEY), 'account key leaked');
 });

@@ -50,7 +50,8 @@ async function startProxy(upstreamPort: number): Promise<Proxy> {
     const decision = await p.decide(req, range ? p.ranges.filter((r) => r === range).length : 0);
     const up = request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers }, (ures) => {
       const headers = { ...ures.headers };
-      if (decision === 'inflate-length' && req.method === 'HEAD') headers['content-length'] = String(Number(headers['content-length']) + 1_000_000);
+      if (decision === 'inflate-length' && req.method === 'HEAD')
+        headers['content-length'] = String(Number(headers['content-length']) + 1_000_000);
       res.writeHead(ures.statusCode ?? 502, headers);
       if (decision !== 'cut') {
         ures.pipe(res);
@@ -103,7 +104,10 @@ function faultProxy(): Proxy {
 
 async function noFileLeft(path: string): Promise<void> {
   await assert.rejects(stat(path), { code: 'ENOENT' });
-  assert.deepEqual((await readdir(dir)).filter((n) => n.includes('.partial-')), []);
+  assert.deepEqual(
+    (await readdir(dir)).filter((n) => n.includes('.partial-')),
+    [],
+  );
 }
 
 test('a range whose body is cut every time fails after its attempts, naming the range', async () => {
@@ -111,12 +115,15 @@ test('a range whose body is cut every time fails after its attempts, naming the 
   const p = faultProxy();
   p.decide = (req) => (rangeOf(req) ? 'cut' : 'pass');
   const out = join(dir, 'cut.bin');
-  await assert.rejects(downloadToFileParallel(viaProxy.getBlobClient('cut.bin'), out, { rangeSize: 400_000, concurrency: 1, attempts: 3 }), (e: unknown) => {
-    assert.ok(e instanceof BlobTransferError);
-    assert.equal(e.code, 'range-failed');
-    assert.match(e.message, /^bytes 0-399999 of faults\/cut\.bin failed after 3 attempts: connection lost after \d+ of 400000 bytes/);
-    return true;
-  });
+  await assert.rejects(
+    downloadToFileParallel(viaProxy.getBlobClient('cut.bin'), out, { rangeSize: 400_000, concurrency: 1, attempts: 3 }),
+    (e: unknown) => {
+      assert.ok(e instanceof BlobTransferError);
+      assert.equal(e.code, 'range-failed');
+      assert.match(e.message, /^bytes 0-399999 of faults\/cut\.bin failed after 3 attempts: connection lost after \d+ of 400000 bytes/);
+      return true;
+    },
+  );
   assert.deepEqual(p.ranges, ['bytes=0-399999', 'bytes=0-399999', 'bytes=0-399999'], 'three attempts at the first range, then stop');
   await noFileLeft(out);
 });
@@ -126,7 +133,12 @@ test('cut bodies are retried and the result is still exact', async () => {
   const p = faultProxy();
   p.decide = (req, attempt) => (rangeOf(req) && attempt <= 2 ? 'cut' : 'pass');
   const out = join(dir, 'flaky.bin');
-  const down = await downloadToFileParallel(viaProxy.getBlobClient('flaky.bin'), out, { rangeSize: 300_000, concurrency: 3, attempts: 3, expectedSha256: up.sha256 });
+  const down = await downloadToFileParallel(viaProxy.getBlobClient('flaky.bin'), out, {
+    rangeSize: 300_000,
+    concurrency: 3,
+    attempts: 3,
+    expectedSha256: up.sha256,
+  });
   assert.equal(down.bytes, 2_000_000);
   assert.equal(down.sha256, up.sha256);
   assert.equal(p.ranges.length, 7 * 3, 'each of the 7 ranges took three attempts');
@@ -172,11 +184,17 @@ test('properties claiming more bytes than the blob holds end in a truncation err
   const p = faultProxy();
   p.decide = (req) => (req.method === 'HEAD' ? 'inflate-length' : 'pass');
   const out = join(dir, 'liar.dump');
-  await assert.rejects(downloadToFileParallel(viaProxy.getBlobClient('liar.dump'), out, { rangeSize: 400_000, concurrency: 2 }), (e: unknown) => {
-    assert.ok(e instanceof BlobTransferError);
-    assert.equal(e.code, 'truncated');
-    assert.match(e.message, /^faults\/liar\.dump is truncated: bytes \d+-\d+ returned \d+ bytes of a 500000-byte blob, expected 1500000$/);
-    return true;
-  });
+  await assert.rejects(
+    downloadToFileParallel(viaProxy.getBlobClient('liar.dump'), out, { rangeSize: 400_000, concurrency: 2 }),
+    (e: unknown) => {
+      assert.ok(e instanceof BlobTransferError);
+      assert.equal(e.code, 'truncated');
+      assert.match(
+        e.message,
+        /^faults\/liar\.dump is truncated: bytes \d+-\d+ returned \d+ bytes of a 500000-byte blob, expected 1500000$/,
+      );
+      return true;
+    },
+  );
   await noFileLeft(out);
 });

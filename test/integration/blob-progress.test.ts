@@ -5,9 +5,12 @@ import { formatEta, transferProgress } from '../../lib/adapters/blob/index.ts';
 
 function clock(start = 0) {
   let t = start;
-  return { now: () => t, set: (ms: number) => {
-    t = ms;
-  } };
+  return {
+    now: () => t,
+    set: (ms: number) => {
+      t = ms;
+    },
+  };
 }
 
 test('the progress line shows amount, rate and ETA', () => {

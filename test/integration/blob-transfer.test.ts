@@ -56,7 +56,9 @@ function generated(totalBytes: number, onChunk: (generatedSoFar: number) => void
 }
 
 async function sha256File(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }
 
 async function leftovers(): Promise<string[]> {
@@ -88,7 +90,11 @@ test('a 40 MB stream uploads in parallel blocks and downloads in parallel ranges
   assert.equal(up.sha256, expected);
   assert.equal(up.blocks, Math.ceil(total / blockSize));
   assert.ok(up.durationMs > 0);
-  assert.deepEqual(uploadEvents, [...uploadEvents].sort((a, b) => a - b), 'progress only grows');
+  assert.deepEqual(
+    uploadEvents,
+    [...uploadEvents].sort((a, b) => a - b),
+    'progress only grows',
+  );
   assert.equal(uploadEvents.at(-1), total);
   // Streaming with backpressure: the source never runs further ahead than the blocks in flight, the
   // one being filled, and the 16 chunks Readable.from buffers (measured lead: about 5.1 MB of 40).
@@ -126,7 +132,12 @@ test('the parallel reader and the SDK downloadToFile give identical files', asyn
   const blob = container.getBlobClient('compare.bin');
   const a = join(dir, 'compare-parallel.bin');
   const b = join(dir, 'compare-sdk.bin');
-  const res = await downloadToFileParallel(blob, a, { rangeSize: 700_001, concurrency: 3, expectedSha256: up.sha256, expectedBytes: up.bytes });
+  const res = await downloadToFileParallel(blob, a, {
+    rangeSize: 700_001,
+    concurrency: 3,
+    expectedSha256: up.sha256,
+    expectedBytes: up.bytes,
+  });
   await blob.downloadToFile(b);
   const [fa, fb] = await Promise.all([readFile(a), readFile(b)]);
   assert.equal(fa.length, 5_500_000);
@@ -146,7 +157,9 @@ test('empty blobs round-trip', async () => {
 
 test('a hyphenated metadata key is refused before anything is sent', async () => {
   await assert.rejects(
-    uploadStream(container, 'hyphen.bin', Readable.from([Buffer.from('x')]), { metadata: { 'backup-timestamp': new Date().toISOString() } }),
+    uploadStream(container, 'hyphen.bin', Readable.from([Buffer.from('x')]), {
+      metadata: { 'backup-timestamp': new Date().toISOString() },
+    }),
     (e: unknown) => {
       assert.ok(e instanceof BlobTransferError);
       assert.equal(e.code, 'invalid-argument');
@@ -168,7 +181,10 @@ test('a failing source commits nothing and leaves the previous blob as it was', 
   await assert.rejects(uploadStream(container, 'nightly.dump', Readable.from(broken()), { blockSize: 100_000 }), (e: unknown) => {
     assert.ok(e instanceof BlobTransferError);
     assert.equal(e.code, 'upload-failed');
-    assert.match(e.message, /upload of transfer\/nightly\.dump failed after 250000 bytes read; nothing was committed: pg_dump exited with code 1/);
+    assert.match(
+      e.message,
+      /upload of transfer\/nightly\.dump failed after 250000 bytes read; nothing was committed: pg_dump exited with code 1/,
+    );
     return true;
   });
   const out = join(dir, 'nightly.dump');
@@ -179,8 +195,16 @@ test('a failing source commits nothing and leaves the previous blob as it was', 
 test('an aborted upload commits nothing', async () => {
   const ac = new AbortController();
   await assert.rejects(
-    uploadStream(container, 'aborted-upload.bin', generated(8_000_000).stream, { blockSize: 1_000_000, concurrency: 2, signal: ac.signal, onProgress: () => ac.abort() }),
-    (e: unknown) => e instanceof BlobTransferError && e.code === 'aborted' && e.message === 'upload of transfer/aborted-upload.bin aborted; nothing was committed',
+    uploadStream(container, 'aborted-upload.bin', generated(8_000_000).stream, {
+      blockSize: 1_000_000,
+      concurrency: 2,
+      signal: ac.signal,
+      onProgress: () => ac.abort(),
+    }),
+    (e: unknown) =>
+      e instanceof BlobTransferError &&
+      e.code === 'aborted' &&
+      e.message === 'upload of transfer/aborted-upload.bin aborted; nothing was committed',
   );
   assert.equal(await container.getBlobClient('aborted-upload.bin').exists(), false);
 });
@@ -203,7 +227,10 @@ test('a missing blob, container or target folder is a clear error naming it', as
     assert.equal(e.message, 'cannot download transfer/db/none.dump: blob "db/none.dump" not found in container "transfer"');
     return true;
   });
-  await assert.rejects(downloadToFileParallel(service.getContainerClient('ghost').getBlobClient('x.dump'), out), /container "ghost" does not exist/);
+  await assert.rejects(
+    downloadToFileParallel(service.getContainerClient('ghost').getBlobClient('x.dump'), out),
+    /container "ghost" does not exist/,
+  );
   await assert.rejects(stat(out), { code: 'ENOENT' });
   await assert.rejects(
     downloadToFileParallel(container.getBlobClient('compare.bin'), join(dir, 'no-such-dir', 'x.bin')),
@@ -214,12 +241,15 @@ test('a missing blob, container or target folder is a clear error naming it', as
 test('a blob shorter than its manifest says is reported as truncated and no file is left', async () => {
   const up = await uploadStream(container, 'short.dump', Readable.from([randomBytes(1_000_000)]));
   const out = join(dir, 'short.dump');
-  await assert.rejects(downloadToFileParallel(container.getBlobClient('short.dump'), out, { expectedBytes: up.bytes + 4096 }), (e: unknown) => {
-    assert.ok(e instanceof BlobTransferError);
-    assert.equal(e.code, 'truncated');
-    assert.equal(e.message, 'transfer/short.dump is truncated: it has 1000000 bytes, expected 1004096');
-    return true;
-  });
+  await assert.rejects(
+    downloadToFileParallel(container.getBlobClient('short.dump'), out, { expectedBytes: up.bytes + 4096 }),
+    (e: unknown) => {
+      assert.ok(e instanceof BlobTransferError);
+      assert.equal(e.code, 'truncated');
+      assert.equal(e.message, 'transfer/short.dump is truncated: it has 1000000 bytes, expected 1004096');
+      return true;
+    },
+  );
   await assert.rejects(stat(out), { code: 'ENOENT' });
   assert.deepEqual(await leftovers(), []);
 });
@@ -228,12 +258,15 @@ test('a sha256 mismatch is an error and the file is discarded', async () => {
   await uploadStream(container, 'corrupt.dump', Readable.from([randomBytes(2_000_000)]));
   const out = join(dir, 'corrupt.dump');
   const wrong = 'ab'.repeat(32);
-  await assert.rejects(downloadToFileParallel(container.getBlobClient('corrupt.dump'), out, { rangeSize: 300_000, expectedSha256: wrong }), (e: unknown) => {
-    assert.ok(e instanceof BlobTransferError);
-    assert.equal(e.code, 'checksum-mismatch');
-    assert.match(e.message, new RegExp(`transfer/corrupt\\.dump: sha256 [0-9a-f]{64} does not match the expected ${wrong}`));
-    return true;
-  });
+  await assert.rejects(
+    downloadToFileParallel(container.getBlobClient('corrupt.dump'), out, { rangeSize: 300_000, expectedSha256: wrong }),
+    (e: unknown) => {
+      assert.ok(e instanceof BlobTransferError);
+      assert.equal(e.code, 'checksum-mismatch');
+      assert.match(e.message, new RegExp(`transfer/corrupt\\.dump: sha256 [0-9a-f]{64} does not match the expected ${wrong}`));
+      return true;
+    },
+  );
   await assert.rejects(stat(out), { code: 'ENOENT' });
   assert.deepEqual(await leftovers(), []);
 });
@@ -243,7 +276,12 @@ test('an aborted download stops and leaves no file', async () => {
   const out = join(dir, 'abort.bin');
   const ac = new AbortController();
   await assert.rejects(
-    downloadToFileParallel(container.getBlobClient('abort.bin'), out, { rangeSize: 200_000, concurrency: 1, signal: ac.signal, onProgress: () => ac.abort() }),
+    downloadToFileParallel(container.getBlobClient('abort.bin'), out, {
+      rangeSize: 200_000,
+      concurrency: 1,
+      signal: ac.signal,
+      onProgress: () => ac.abort(),
+    }),
     (e: unknown) => e instanceof BlobTransferError && e.code === 'aborted' && /download of transfer\/abort\.bin aborted/.test(e.message),
   );
   await assert.rejects(stat(out), { code: 'ENOENT' });
@@ -269,5 +307,8 @@ test('listBackups returns metadata times and null when a blob has none', async (
     ],
   );
   for (const b of list) assert.ok(!Number.isNaN(Date.parse(b.lastModified)));
-  await assert.rejects(listBackups(service.getContainerClient('nobackups'), 'pg/'), /cannot list backups under "pg\/" in nobackups: container "nobackups" does not exist/);
+  await assert.rejects(
+    listBackups(service.getContainerClient('nobackups'), 'pg/'),
+    /cannot list backups under "pg\/" in nobackups: container "nobackups" does not exist/,
+  );
 });

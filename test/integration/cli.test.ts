@@ -29,7 +29,9 @@ test('drill list names the shipped scenarios and drills', async () => {
 });
 
 test('every shipped drill validates', async () => {
-  const files = readdirSync('drills').filter((f) => f.endsWith('.yaml')).map((f) => join('drills', f));
+  const files = readdirSync('drills')
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => join('drills', f));
   assert.ok(files.length >= 2);
   const r = await drillCli(['validate', ...files]).done;
   assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -47,13 +49,21 @@ test('validate prints file:line:col: path: message and exits 2', async () => {
 test('a selector that matches no lab replica, or does not parse, is invalid input', async () => {
   const r = await drillCli(['validate', 'test/fixtures/drills/selector-matches-nothing.yaml']).done;
   assert.equal(r.code, 2);
-  assert.match(r.stdout, /selector-matches-nothing\.yaml:7:\d+: scenarios\[0\]\.params\.selector: "app=payments" matches no replica of the lab, whose replicas are labelled app=orders,tier=web/);
-  assert.match(r.stdout, /selector-matches-nothing\.yaml:10:\d+: scenarios\[1\]\.params\.selector: label selector "app in \(orders": unbalanced parentheses/);
+  assert.match(
+    r.stdout,
+    /selector-matches-nothing\.yaml:7:\d+: scenarios\[0\]\.params\.selector: "app=payments" matches no replica of the lab, whose replicas are labelled app=orders,tier=web/,
+  );
+  assert.match(
+    r.stdout,
+    /selector-matches-nothing\.yaml:10:\d+: scenarios\[1\]\.params\.selector: label selector "app in \(orders": unbalanced parentheses/,
+  );
 });
 
 test('run refuses an invalid drill before touching anything', async () => {
   const lab = join(dir('cli-invalid'), 'lab');
-  const r = await drillCli(['run', 'test/fixtures/drills/too-many-kills.yaml', '--results', dir('cli-invalid-results')], { DRILL_LAB_DIR: lab }).done;
+  const r = await drillCli(['run', 'test/fixtures/drills/too-many-kills.yaml', '--results', dir('cli-invalid-results')], {
+    DRILL_LAB_DIR: lab,
+  }).done;
   assert.equal(r.code, 2);
   assert.match(r.stderr, /not a valid drill/);
   assert.match(r.stderr, /not touched: nothing/);

@@ -23,7 +23,12 @@ import { makeTempDir } from '../support/tmp.ts';
 import { alive } from '../support/cli.ts';
 
 function pgCluster(name: string, namespace: string, instances = 3): KubeObject {
-  return { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name, namespace }, spec: { instances, storage: { size: '1Gi' }, failoverDelay: 0 } };
+  return {
+    apiVersion: 'postgresql.cnpg.io/v1',
+    kind: 'Cluster',
+    metadata: { name, namespace },
+    spec: { instances, storage: { size: '1Gi' }, failoverDelay: 0 },
+  };
 }
 
 async function server(t: TestContext, options: KubeApiOptions = {}): Promise<KubeApi> {
@@ -35,7 +40,14 @@ async function server(t: TestContext, options: KubeApiOptions = {}): Promise<Kub
 
 function provider(api: KubeApi, o: Partial<CnpgOptions> & { token?: string } = {}) {
   const { token, ...rest } = o;
-  return createCnpgProvider({ kubeConfig: kubeConfigFor({ url: api.url, token }), namespace: 'db', allowedNamespaces: ['db'], cluster: 'pg', mode: 'promote', ...rest });
+  return createCnpgProvider({
+    kubeConfig: kubeConfigFor({ url: api.url, token }),
+    namespace: 'db',
+    allowedNamespaces: ['db'],
+    cluster: 'pg',
+    mode: 'promote',
+    ...rest,
+  });
 }
 
 const roles = (api: KubeApi) =>
@@ -62,10 +74,21 @@ test('topology reads the Cluster and its instance pods; settings name the operat
   assert.equal((settings.synchronous as { mode: string }).mode, 'async');
 
   // Priority-based synchronous replication in the 1.24+ stanza: without PostgreSQL's view, the spec says the mode.
-  const first = { ...pgCluster('pg', 'db'), spec: { ...pgCluster('pg', 'db').spec, postgresql: { synchronous: { method: 'first', number: 1, dataDurability: 'required' } } } };
+  const first = {
+    ...pgCluster('pg', 'db'),
+    spec: { ...pgCluster('pg', 'db').spec, postgresql: { synchronous: { method: 'first', number: 1, dataDurability: 'required' } } },
+  };
   const sp = provider(await server(t, { objects: [first] }));
-  assert.deepEqual((await sp.topology()).standbys.map((s) => s.replication.mode), ['sync', 'sync']);
-  assert.deepEqual((await sp.settings()).synchronous, { mode: 'sync', number: 1, dataDurability: 'required', source: '.spec.postgresql.synchronous (method first, number 1)' });
+  assert.deepEqual(
+    (await sp.topology()).standbys.map((s) => s.replication.mode),
+    ['sync', 'sync'],
+  );
+  assert.deepEqual((await sp.settings()).synchronous, {
+    mode: 'sync',
+    number: 1,
+    dataDurability: 'required',
+    source: '.spec.postgresql.synchronous (method first, number 1)',
+  });
 });
 
 test('promote: a switchover through status.targetPrimary, watched until the operator reports the new primary Ready', async (t) => {
@@ -76,7 +99,10 @@ test('promote: a switchover through status.targetPrimary, watched until the oper
   const ms = performance.now() - t0;
   assert.equal(r.newPrimary.name, 'pg-2');
   assert.equal(r.newPrimary.host, 'pg-rw.db.svc');
-  assert.match(r.detail, /asked the operator to promote pg-2 \(status\.targetPrimary, as kubectl cnpg promote\); pg-2 is primary \(was pg-1\)/);
+  assert.match(
+    r.detail,
+    /asked the operator to promote pg-2 \(status\.targetPrimary, as kubectl cnpg promote\); pg-2 is primary \(was pg-1\)/,
+  );
   assert.ok(Date.parse(r.writableAt) >= Date.parse(r.startedAt));
   // The operator takes readyDelayMs (300) to flip; the watch sees it without polling.
   assert.ok(ms >= 250 && ms < 8000, `switchover took ${ms} ms`);
@@ -85,13 +111,25 @@ test('promote: a switchover through status.targetPrimary, watched until the oper
   assert.deepEqual([c.status.currentPrimary, c.status.targetPrimary, c.status.phase], ['pg-2', 'pg-2', 'Cluster in healthy state']);
   await api.state.waitFor(() => roles(api)['pg-2'] === 'primary' && roles(api)['pg-1'] === 'replica', 'pod labels to follow');
   const patch = api.state.requests.find((q) => q.method === 'PATCH');
-  assert.deepEqual([patch?.resource, patch?.path.endsWith('/clusters/pg/status'), patch?.contentType, patch?.status], ['clusters', true, 'application/merge-patch+json', 200]);
+  assert.deepEqual(
+    [patch?.resource, patch?.path.endsWith('/clusters/pg/status'), patch?.contentType, patch?.status],
+    ['clusters', true, 'application/merge-patch+json', 200],
+  );
   // Informer-style: list the one Cluster, then watch from there (the watch is only needed if the flip came after the list).
-  assert.ok(api.state.requests.some((q) => q.verb === 'list' && q.resource === 'clusters' && q.query.includes('fieldSelector=metadata.name%3Dpg')), 'the Cluster was listed by name');
+  assert.ok(
+    api.state.requests.some((q) => q.verb === 'list' && q.resource === 'clusters' && q.query.includes('fieldSelector=metadata.name%3Dpg')),
+    'the Cluster was listed by name',
+  );
 
   // Rejoin: the former primary is already a Ready replica.
-  assert.match(await p.rejoin({ name: 'pg-1', host: 'x', port: 5432, role: 'unknown' }, { timeoutMs: 5000, signal: never }), /pg-1 is back as a Ready replica of pg-2/);
-  await assert.rejects(p.failover({ candidate: 'pg-9', timeoutMs: 5000, signal: never }), /no Ready standby named "pg-9" to promote in CloudNativePG cluster "pg" \(standbys: pg-1, pg-3\)/);
+  assert.match(
+    await p.rejoin({ name: 'pg-1', host: 'x', port: 5432, role: 'unknown' }, { timeoutMs: 5000, signal: never }),
+    /pg-1 is back as a Ready replica of pg-2/,
+  );
+  await assert.rejects(
+    p.failover({ candidate: 'pg-9', timeoutMs: 5000, signal: never }),
+    /no Ready standby named "pg-9" to promote in CloudNativePG cluster "pg" \(standbys: pg-1, pg-3\)/,
+  );
 });
 
 test('delete-pod: the primary pod is deleted, the operator fails over, the old one comes back as a replica', async (t) => {
@@ -102,7 +140,10 @@ test('delete-pod: the primary pod is deleted, the operator fails over, the old o
   assert.equal(r.newPrimary.name, 'pg-2', 'the first Ready replica is elected');
   assert.match(r.detail, /deleted the primary pod pg-1 \(grace 0\); the operator elects; pg-2 is primary/);
   const deletes = api.state.requests.filter((q) => q.method === 'DELETE');
-  assert.deepEqual(deletes.map((q) => [q.resource, q.name, q.status]), [['pods', 'pg-1', 200]]);
+  assert.deepEqual(
+    deletes.map((q) => [q.resource, q.name, q.status]),
+    [['pods', 'pg-1', 200]],
+  );
   const back = await p.rejoin({ name: 'pg-1', host: 'pg-r.db.svc', port: 5432, role: 'unknown' }, { timeoutMs: 10_000, signal: never });
   assert.match(back, /pg-1 is back as a Ready replica of pg-2/);
   assert.notEqual(api.state.get('pods', 'db', 'pg-1')!.metadata.uid, oldUid, 'a new pod for the old instance');
@@ -112,11 +153,21 @@ test('delete-pod: the primary pod is deleted, the operator fails over, the old o
 test('guardrails and errors: namespace outside the allowlist, kube-system, RBAC 403 naming the status rule, a timeout that says what it saw', async (t) => {
   const api = await server(t, {
     tokens: {
-      reader: { user: 'system:serviceaccount:drill:drill', rules: [{ verbs: ['get', 'list', 'watch'], apiGroups: ['', 'postgresql.cnpg.io'], resources: ['pods', 'clusters'] }] },
+      reader: {
+        user: 'system:serviceaccount:drill:drill',
+        rules: [{ verbs: ['get', 'list', 'watch'], apiGroups: ['', 'postgresql.cnpg.io'], resources: ['pods', 'clusters'] }],
+      },
     },
   });
-  assert.throws(() => provider(api, { namespace: 'payments' }), (e: unknown) => e instanceof KubeGuardrailError && /namespace "payments" is not in the target's allowed namespaces \(db\)/.test(e.message));
-  assert.throws(() => provider(api, { namespace: 'kube-system', allowedNamespaces: ['kube-system'] }), /kube-system" is never a drill target/);
+  assert.throws(
+    () => provider(api, { namespace: 'payments' }),
+    (e: unknown) =>
+      e instanceof KubeGuardrailError && /namespace "payments" is not in the target's allowed namespaces \(db\)/.test(e.message),
+  );
+  assert.throws(
+    () => provider(api, { namespace: 'kube-system', allowedNamespaces: ['kube-system'] }),
+    /kube-system" is never a drill target/,
+  );
 
   const p = provider(api, { token: 'reader' });
   await assert.rejects(
@@ -130,7 +181,9 @@ test('guardrails and errors: namespace outside the allowlist, kube-system, RBAC 
   assert.equal(api.state.get('clusters', 'db', 'pg')!.status.currentPrimary, 'pg-1', 'nothing changed');
 });
 
-test('with real PostgreSQL behind the pods: topology carries pg_stat_replication, a switchover demotes and rejoins the old primary, a second kill before the cluster is whole is refused', { timeout: 240_000 }, async (t) => {
+test('with real PostgreSQL behind the pods: topology carries pg_stat_replication, a switchover demotes and rejoins the old primary, a second kill before the cluster is whole is refused', {
+  timeout: 240_000,
+}, async (t) => {
   // node:test runs `after` hooks in the order they were added: the operator stops first, PostgreSQL next, the folder last.
   const stack: Array<() => Promise<unknown>> = [];
   t.after(async () => {
@@ -143,7 +196,19 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   const api = await startKubeApi({ objects: [pgCluster('pg', 'db', 2)], cnpgRuntime: db.runtime, replaceDelayMs: 500, readyDelayMs: 200 });
   stack.push(() => api.stop());
   await api.state.waitFor(() => api.state.get('clusters', 'db', 'pg')?.status?.readyInstances === 2, 'pg-1 and pg-2 Ready', 120_000);
-  const d = await openCnpgDatabase({ kubeConfig: kubeConfigFor({ url: api.url }), namespace: 'db', allowedNamespaces: ['db'], blastRadius: 1, cluster: 'pg', mode: 'promote', host: '127.0.0.1', port: db.rw.port, database: 'app', user: 'app', passwordEnv: 'PGPASSWORD' });
+  const d = await openCnpgDatabase({
+    kubeConfig: kubeConfigFor({ url: api.url }),
+    namespace: 'db',
+    allowedNamespaces: ['db'],
+    blastRadius: 1,
+    cluster: 'pg',
+    mode: 'promote',
+    host: '127.0.0.1',
+    port: db.rw.port,
+    database: 'app',
+    user: 'app',
+    passwordEnv: 'PGPASSWORD',
+  });
   assert.equal(d.replication, 'async');
 
   // Replication as PostgreSQL reports it, through the -rw Service: the primary's address is the -rw one.
@@ -160,7 +225,10 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   };
   const reported = async () => {
     let topo = await d.provider.topology();
-    for (const until = performance.now() + 15_000; typeof topo.standbys[0]?.replication.lagBytes !== 'number' && performance.now() < until; ) {
+    for (
+      const until = performance.now() + 15_000;
+      typeof topo.standbys[0]?.replication.lagBytes !== 'number' && performance.now() < until;
+    ) {
       await new Promise((r) => setTimeout(r, 200));
       topo = await d.provider.topology();
     }
@@ -185,7 +253,11 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   const walDir = join(dir.path, 'receivewal');
   await mkdir(walDir);
   const p1 = db.conn('pg-1');
-  const receiver = spawn('/usr/lib/postgresql/15/bin/pg_receivewal', ['-D', walDir, '-n', '-d', `host=127.0.0.1 port=${p1.port} user=${p1.user} application_name=pg-2`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const receiver = spawn(
+    '/usr/lib/postgresql/15/bin/pg_receivewal',
+    ['-D', walDir, '-n', '-d', `host=127.0.0.1 port=${p1.port} user=${p1.user} application_name=pg-2`],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   const receiverExit = once(receiver, 'exit');
   stack.push(async () => {
     receiver.kill('SIGKILL');
@@ -201,7 +273,8 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   }
   const silent = await d.provider.topology();
   [standby] = silent.standbys;
-  const because = 'it has not reported a replay position since its walsender started (it does within wal_receiver_status_interval, 10 s by default)';
+  const because =
+    'it has not reported a replay position since its walsender started (it does within wal_receiver_status_interval, 10 s by default)';
   assert.deepEqual(standby?.replication, { streaming: true, replayLagMs: null, lagBytes: null, mode: 'async', unknownBecause: because });
   // A steady-state lag limit fails on it, and says why.
   const judged = judgeReplayLag(silent, 5000);
@@ -224,9 +297,16 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   await c.end();
   const r = await d.provider.failover({ timeoutMs: 60_000, signal: never });
   assert.match(r.detail, /asked the operator to promote pg-2 .*; pg-2 is primary \(was pg-1\): a write through the -rw Service succeeded/);
-  assert.deepEqual(await sql('pg-2', 'SELECT pg_is_in_recovery() AS rec, (SELECT count(*)::int FROM marks) AS n'), [{ rec: false, n: 500 }]);
-  assert.match(await d.provider.rejoin({ name: 'pg-1', host: 'x', port: 5432, role: 'unknown' }, { timeoutMs: 60_000, signal: never }), /pg-1 is back as a Ready replica of pg-2/);
-  assert.deepEqual(await sql('pg-2', 'SELECT application_name, state FROM pg_stat_replication'), [{ application_name: 'pg-1', state: 'streaming' }]);
+  assert.deepEqual(await sql('pg-2', 'SELECT pg_is_in_recovery() AS rec, (SELECT count(*)::int FROM marks) AS n'), [
+    { rec: false, n: 500 },
+  ]);
+  assert.match(
+    await d.provider.rejoin({ name: 'pg-1', host: 'x', port: 5432, role: 'unknown' }, { timeoutMs: 60_000, signal: never }),
+    /pg-1 is back as a Ready replica of pg-2/,
+  );
+  assert.deepEqual(await sql('pg-2', 'SELECT application_name, state FROM pg_stat_replication'), [
+    { application_name: 'pg-1', state: 'streaming' },
+  ]);
   assert.deepEqual(await sql('pg-1', 'SELECT pg_is_in_recovery() AS rec'), [{ rec: true }]);
   assert.ok(db.rwLog.includes('pg-2 promoted (was pg-1)'), db.rwLog.join('; '));
 
@@ -240,16 +320,27 @@ test('with real PostgreSQL behind the pods: topology carries pg_stat_replication
   assert.equal(db.kills.at(-1)?.pid, pid);
   // SIGKILL is sent before the DELETE is answered; the kernel finishes the processes moments later.
   const gone = Date.now() + 5000;
-  while ((db.pid('pg-2') !== null || db.kills.at(-1)!.children.some(alive)) && Date.now() < gone) await new Promise((res) => setTimeout(res, 10));
+  while ((db.pid('pg-2') !== null || db.kills.at(-1)!.children.some(alive)) && Date.now() < gone)
+    await new Promise((res) => setTimeout(res, 10));
   assert.equal(db.pid('pg-2'), null, 'pg-2 postmaster is gone');
   for (const c of db.kills.at(-1)!.children) assert.ok(!alive(c), `child ${c} of pg-2 is gone`);
-  await assert.rejects(d.crash({ name: 'pg-1', host: 'x', port: 5432, role: 'standby' }, 'kill'), (e: unknown) => e instanceof KubeGuardrailError && /blast radius is 1 and 1 instance pod was already deleted since cluster "pg" was last whole/.test(e.message));
-  assert.deepEqual(api.state.requests.filter((q) => q.method === 'DELETE').map((q) => q.name), ['pg-2']);
+  await assert.rejects(
+    d.crash({ name: 'pg-1', host: 'x', port: 5432, role: 'standby' }, 'kill'),
+    (e: unknown) =>
+      e instanceof KubeGuardrailError &&
+      /blast radius is 1 and 1 instance pod was already deleted since cluster "pg" was last whole/.test(e.message),
+  );
+  assert.deepEqual(
+    api.state.requests.filter((q) => q.method === 'DELETE').map((q) => q.name),
+    ['pg-2'],
+  );
   t.diagnostic(`runtime: ${db.rwLog.filter((l) => !l.startsWith('db endpoint')).join('; ')}`);
   assert.deepEqual(api.state.controllerErrors, []);
 });
 
-test('promote: a Cluster changed between the read and the patch is a 409 (the resourceVersion guards the switch), read again and patched once more', { timeout: 60_000 }, async (t) => {
+test('promote: a Cluster changed between the read and the patch is a 409 (the resourceVersion guards the switch), read again and patched once more', {
+  timeout: 60_000,
+}, async (t) => {
   const api = await server(t);
   const p = provider(api);
   // Every response held 400 ms: the Cluster is read at ~400 ms, pods at ~800, the status patch lands at ~1600 ms
@@ -259,7 +350,14 @@ test('promote: a Cluster changed between the read and the patch is a 409 (the re
   await new Promise((r) => setTimeout(r, 600));
   const custom = kubeConfigFor({ url: api.url }).makeApiClient(CustomObjectsApi);
   await custom.patchNamespacedCustomObject(
-    { group: 'postgresql.cnpg.io', version: 'v1', namespace: 'db', plural: 'clusters', name: 'pg', body: { metadata: { labels: { touched: 'yes' } } } },
+    {
+      group: 'postgresql.cnpg.io',
+      version: 'v1',
+      namespace: 'db',
+      plural: 'clusters',
+      name: 'pg',
+      body: { metadata: { labels: { touched: 'yes' } } },
+    },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
   );
   const r = await failover;

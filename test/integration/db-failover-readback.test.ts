@@ -74,7 +74,9 @@ describe('write ledger read-back on PostgreSQL', () => {
   test('12,000 writes read back in batches: lost, unknowns, failures and a stranger, each counted once', async () => {
     // 0-8999 ok, committed; 9000-9499 ok but missing (lost); 9500-9999 unknown, even ones committed;
     // 10000-10999 failed, absent; 11000-11999 ok, committed (the new primary's writes).
-    const ledger = ledgerOf(12_000, (i) => (i >= 9500 && i < 10_000 ? WriteFate.unknown : i >= 10_000 && i < 11_000 ? WriteFate.failed : WriteFate.ok));
+    const ledger = ledgerOf(12_000, (i) =>
+      i >= 9500 && i < 10_000 ? WriteFate.unknown : i >= 10_000 && i < 11_000 ? WriteFate.failed : WriteFate.ok,
+    );
     const write = (i: number) => !(i >= 9000 && i < 9500) && !(i >= 9500 && i < 10_000 && i % 2 === 1) && !(i >= 10_000 && i < 11_000);
     const tokens: string[] = [];
     const seqs: number[] = [];
@@ -86,11 +88,19 @@ describe('write ledger read-back on PostgreSQL', () => {
     }
     tokens.push(`${ledger.tag}-0000-4000-8000-000000000000`);
     seqs.push(424242);
-    await exec(`INSERT INTO orders (item, token, seq) SELECT 'widget', t, s FROM unnest($1::text[], $2::bigint[]) AS u(t, s)`, [tokens, seqs]);
+    await exec(`INSERT INTO orders (item, token, seq) SELECT 'widget', t, s FROM unnest($1::text[], $2::bigint[]) AS u(t, s)`, [
+      tokens,
+      seqs,
+    ]);
     // Another run's rows must not count as strangers.
     await exec(`INSERT INTO orders (item, token, seq) VALUES ('widget', 'ffffffff-other-run', 1)`);
 
-    const check = await checkLedgerOn(conn, ledger, { faultMs: 95_000, settleTimeoutMs: 1000, signal: AbortSignal.timeout(30_000), batchSize: 5000 });
+    const check = await checkLedgerOn(conn, ledger, {
+      faultMs: 95_000,
+      settleTimeoutMs: 1000,
+      signal: AbortSignal.timeout(30_000),
+      batchSize: 5000,
+    });
     const v = check.verdict;
     assert.equal(check.judged, 12_000);
     assert.equal(check.read.batches, 3, '12,000 tokens in batches of 5,000');
@@ -144,6 +154,9 @@ describe('write ledger read-back on PostgreSQL', () => {
     );
     ledger.settle(0, WriteFate.ok);
     const port = await freePort();
-    await assert.rejects(checkLedgerOn({ ...conn, port }, ledger, { faultMs: 0, settleTimeoutMs: 200, signal: AbortSignal.timeout(5000) }), /ECONNREFUSED/);
+    await assert.rejects(
+      checkLedgerOn({ ...conn, port }, ledger, { faultMs: 0, settleTimeoutMs: 200, signal: AbortSignal.timeout(5000) }),
+      /ECONNREFUSED/,
+    );
   });
 });

@@ -45,7 +45,10 @@ function assertFailoverObjectivesMet(rec: any, code: number | null, output: stri
     return;
   }
   assert.equal(code, 1, output);
-  assert.ok(rec.objectives.slo.some((x: { met: boolean }) => x.met === false), `exit 1 only for a missed SLO: ${output.slice(-3000)}`);
+  assert.ok(
+    rec.objectives.slo.some((x: { met: boolean }) => x.met === false),
+    `exit 1 only for a missed SLO: ${output.slice(-3000)}`,
+  );
 }
 
 async function database(lab: string) {
@@ -55,7 +58,9 @@ async function database(lab: string) {
 }
 
 /** The lab has one primary and one standby that streams from it. */
-async function assertPair(lab: string): Promise<{ primary: { name: string; port: number; pid: number | null }; standby: { name: string; pid: number | null } }> {
+async function assertPair(
+  lab: string,
+): Promise<{ primary: { name: string; port: number; pid: number | null }; standby: { name: string; pid: number | null } }> {
   const db = await database(lab);
   const primaries = db.nodes.filter((n) => n.alive && n.inRecovery === false);
   const standbys = db.nodes.filter((n) => n.alive && n.inRecovery === true && n.streaming === true);
@@ -88,7 +93,10 @@ async function checkIndependently(runDir: string, primaryPort: number) {
   // The harness judged the writes sent before its read-back; the rest went out during cool-down.
   const judged = all.slice(0, l.total);
   const tag = all[0]!.token.slice(0, 8);
-  assert.ok(all.every((r) => r.token.startsWith(tag)), 'every token carries the run tag');
+  assert.ok(
+    all.every((r) => r.token.startsWith(tag)),
+    'every token carries the run tag',
+  );
 
   const c = new pg.Client({ host: '127.0.0.1', port: primaryPort, user: 'postgres', database: 'orders' });
   await c.connect();
@@ -121,13 +129,24 @@ async function checkIndependently(runDir: string, primaryPort: number) {
   const classes = mine.survived + mine.lost + mine.unknownPresent + mine.unknownAbsent + mine.failedPresent + mine.failedAbsent;
   assert.equal(classes, judged.length, 'every write in exactly one class');
   assert.deepEqual(
-    { survived: l.survived, lost: l.lost, unknownPresent: l.unknownPresent, unknownAbsent: l.unknownAbsent, failedPresent: l.failedPresent, failedAbsent: l.failedAbsent, unexpected: l.unexpected },
+    {
+      survived: l.survived,
+      lost: l.lost,
+      unknownPresent: l.unknownPresent,
+      unknownAbsent: l.unknownAbsent,
+      failedPresent: l.failedPresent,
+      failedAbsent: l.failedAbsent,
+      unexpected: l.unexpected,
+    },
     { ...mine, unexpected: strangers },
     'the record counts what the database holds',
   );
   assert.equal(rec.objectives.rpo.lostWrites, mine.lost);
   assert.equal(rec.objectives.rpo.unknownWrites, mine.unknownAbsent);
-  assert.deepEqual(l.lostSample, lost.slice(0, 20).map((w) => w.token));
+  assert.deepEqual(
+    l.lostSample,
+    lost.slice(0, 20).map((w) => w.token),
+  );
 
   // RPO by hand: the newest acknowledged write whose every predecessor by ack time survived.
   if (lost.length > 0) {
@@ -135,13 +154,18 @@ async function checkIndependently(runDir: string, primaryPort: number) {
     const firstLost = acked.findIndex((w) => !present.has(w.token));
     assert.ok(firstLost > 0, 'some acknowledged writes survived before the loss');
     const rpo = Math.max(0, l.faultMs - acked[firstLost - 1]!.ackMs!) / 1000;
-    assert.ok(Math.abs(rec.objectives.rpo.measuredSeconds - rpo) < 0.002, `RPO ${rec.objectives.rpo.measuredSeconds} s vs ${rpo} s by hand`);
+    assert.ok(
+      Math.abs(rec.objectives.rpo.measuredSeconds - rpo) < 0.002,
+      `RPO ${rec.objectives.rpo.measuredSeconds} s vs ${rpo} s by hand`,
+    );
     assert.equal(l.lostWindow.firstAckMs.toFixed(3), Math.min(...lost.map((w) => w.ackMs!)).toFixed(3));
   } else assert.equal(rec.objectives.rpo.measuredSeconds, 0);
   return { rec, counts: mine, judged: judged.length };
 }
 
-test('async, 1 s replication stall: acknowledged writes are lost and each write is in exactly one class; then a second failover in a row', { timeout: 420_000 }, async (t) => {
+test('async, 1 s replication stall: acknowledged writes are lost and each write is in exactly one class; then a second failover in a row', {
+  timeout: 420_000,
+}, async (t) => {
   const w = workspace('fo-async');
   await labUp({ dir: w.lab, replicas: 2, replication: 'async' });
   const before = await assertPair(w.lab);
@@ -153,10 +177,23 @@ test('async, 1 s replication stall: acknowledged writes are lost and each write 
   assertFailoverObjectivesMet(rec, r.code, r.stderr + r.stdout);
   assert.equal(rec.scenarioModule, 'db-failover');
   for (const m of ['fault-injected', 'primary-killed', 'failover-writable', 'recovered', 'verified', 'rolled-back']) {
-    assert.ok(rec.marks.some((x: { name: string }) => x.name === m), `mark ${m}`);
+    assert.ok(
+      rec.marks.some((x: { name: string }) => x.name === m),
+      `mark ${m}`,
+    );
   }
-  assert.deepEqual(rec.actions.map((a: { name: string; status: string }) => [a.name, a.status]), [['stall replication', 'done'], ['kill primary', 'done'], ['fail over', 'done']]);
-  assert.deepEqual(rec.actions.map((a: { rollback: { status: string } }) => a.rollback.status), ['done', 'done', 'none']);
+  assert.deepEqual(
+    rec.actions.map((a: { name: string; status: string }) => [a.name, a.status]),
+    [
+      ['stall replication', 'done'],
+      ['kill primary', 'done'],
+      ['fail over', 'done'],
+    ],
+  );
+  assert.deepEqual(
+    rec.actions.map((a: { rollback: { status: string } }) => a.rollback.status),
+    ['done', 'done', 'none'],
+  );
   assert.equal(rec.objectives.rpo.targetSeconds, 900);
   assert.equal(rec.objectives.rpo.met, true);
 
@@ -167,7 +204,9 @@ test('async, 1 s replication stall: acknowledged writes are lost and each write 
   assert.notEqual(afterRun.standby.pid, before.primary.pid, 'the old primary was killed and restarted');
 
   const { counts, judged } = await checkIndependently(dir!, afterRun.primary.port);
-  t.diagnostic(`async with a 1 s stall: ${judged} writes judged, ${JSON.stringify(counts)}, RPO ${rec.objectives.rpo.measuredSeconds} s, RTO ${rec.objectives.rto.measuredSeconds} s`);
+  t.diagnostic(
+    `async with a 1 s stall: ${judged} writes judged, ${JSON.stringify(counts)}, RPO ${rec.objectives.rpo.measuredSeconds} s, RTO ${rec.objectives.rto.measuredSeconds} s`,
+  );
   assert.ok(counts.lost > 0, 'a stalled async standby loses acknowledged writes');
   assert.equal(counts.failedPresent, 0);
 
@@ -177,11 +216,17 @@ test('async, 1 s replication stall: acknowledged writes are lost and each write 
   assert.ok(second, again.stderr);
   const rec2 = record(second);
   assertFailoverObjectivesMet(rec2, again.code, again.stderr + again.stdout);
-  assert.deepEqual(rec2.actions.map((a: { targets: string[] }) => a.targets.length), [0, 1, 1], 'no stall: the stall action hit nothing');
+  assert.deepEqual(
+    rec2.actions.map((a: { targets: string[] }) => a.targets.length),
+    [0, 1, 1],
+    'no stall: the stall action hit nothing',
+  );
   const back = await assertPair(w.lab);
   assert.equal(back.primary.name, before.primary.name, 'failed back over to the first node');
   const second2 = await checkIndependently(second, back.primary.port);
-  t.diagnostic(`async, no stall, stop -m immediate: ${second2.judged} writes judged, ${JSON.stringify(second2.counts)}, RTO ${rec2.objectives.rto.measuredSeconds} s`);
+  t.diagnostic(
+    `async, no stall, stop -m immediate: ${second2.judged} writes judged, ${JSON.stringify(second2.counts)}, RTO ${rec2.objectives.rto.measuredSeconds} s`,
+  );
 });
 
 test('sync, three failovers in a row with a stall before each kill: no acknowledged write lost', { timeout: 600_000 }, async (t) => {
@@ -197,14 +242,24 @@ test('sync, three failovers in a row with a stall before each kill: no acknowled
   for (const dir of dirs) {
     const rec = record(dir);
     assertFailoverObjectivesMet(rec, rec.exitCode, `${rec.scenario}: ${rec.status}; ${r.stderr.slice(-2000)}`);
-    assert.deepEqual(rec.actions.map((a: { status: string }) => a.status), ['done', 'done', 'done'], rec.scenario);
-    assert.deepEqual(rec.actions.map((a: { rollback: { status: string } }) => a.rollback.status), ['done', 'done', 'none'], rec.scenario);
+    assert.deepEqual(
+      rec.actions.map((a: { status: string }) => a.status),
+      ['done', 'done', 'done'],
+      rec.scenario,
+    );
+    assert.deepEqual(
+      rec.actions.map((a: { rollback: { status: string } }) => a.rollback.status),
+      ['done', 'done', 'none'],
+      rec.scenario,
+    );
     const l = rec.objectives.rpo.ledger;
     assert.equal(rec.objectives.rpo.lostWrites, 0, `${rec.scenario}: ${JSON.stringify(l)}`);
     assert.equal(rec.objectives.rpo.measuredSeconds, 0);
     assert.ok(l.acknowledged > 0);
     assert.equal(l.survived + l.lost + l.unknownPresent + l.unknownAbsent + l.failedPresent + l.failedAbsent, l.total);
-    t.diagnostic(`${rec.scenario}: ${JSON.stringify({ total: l.total, acknowledged: l.acknowledged, lost: l.lost, unknownPresent: l.unknownPresent, unknownAbsent: l.unknownAbsent })}, RTO ${rec.objectives.rto.measuredSeconds} s`);
+    t.diagnostic(
+      `${rec.scenario}: ${JSON.stringify({ total: l.total, acknowledged: l.acknowledged, lost: l.lost, unknownPresent: l.unknownPresent, unknownAbsent: l.unknownAbsent })}, RTO ${rec.objectives.rto.measuredSeconds} s`,
+    );
   }
   // The last run's ledger, checked by hand against the primary the third failover left.
   const last = await checkIndependently(dirs[2]!, pair.primary.port);
@@ -268,7 +323,10 @@ test('SIGINT during the replication stall: the walsender is resumed, nothing is 
   const [dir] = runFolders(w.results);
   const rec = record(dir!);
   assert.equal(rec.status, 'aborted');
-  assert.deepEqual(rec.actions.map((a: { status: string }) => a.status), ['failed', 'not-run', 'not-run']);
+  assert.deepEqual(
+    rec.actions.map((a: { status: string }) => a.status),
+    ['failed', 'not-run', 'not-run'],
+  );
   assert.equal(rec.actions[0].rollback.status, 'done');
   assert.match(rec.actions[0].rollback.detail, /^1 of 1 walsenders resumed$/);
   // The same primary, and its standby streams again: the frozen walsender was woken, not left stopped.

@@ -43,9 +43,16 @@ test('pod kill on the lab passes end to end, is journaled ahead and leaves no pr
   assert.equal(rec.scenario, 'kill-one');
   assert.equal(rec.scenarioModule, 'pod-kill');
   assert.equal(rec.tier, 'critical');
-  for (const m of ['fault-injected', 'recovered', 'verified']) assert.ok(rec.marks.some((x: { name: string }) => x.name === m), `mark ${m}`);
+  for (const m of ['fault-injected', 'recovered', 'verified'])
+    assert.ok(
+      rec.marks.some((x: { name: string }) => x.name === m),
+      `mark ${m}`,
+    );
   assert.equal(rec.objectives.rto.met, true);
-  assert.ok(rec.objectives.rto.measuredSeconds >= 0 && rec.objectives.rto.measuredSeconds < 30, `rto ${rec.objectives.rto.measuredSeconds}`);
+  assert.ok(
+    rec.objectives.rto.measuredSeconds >= 0 && rec.objectives.rto.measuredSeconds < 30,
+    `rto ${rec.objectives.rto.measuredSeconds}`,
+  );
   assert.equal(rec.objectives.rto.targetSeconds, 3600);
   assert.equal(rec.load.scheduled, rec.load.ok + rec.load.errors + rec.load.dropped);
   assert.ok(rec.load.scheduled > 200 * 5, `scheduled ${rec.load.scheduled}`);
@@ -60,8 +67,20 @@ test('pod kill on the lab passes end to end, is journaled ahead and leaves no pr
   assert.equal(rpo.met, true);
   assert.match(rpo.method, /Fault time: the first kill sent; \d+ writes read back through 127\.0\.0\.1:\d+/);
   assert.ok(rpo.ledger.survived > 50, `survived ${rpo.ledger.survived}`);
-  assert.equal(rpo.ledger.survived + rpo.ledger.lost + rpo.ledger.unknownPresent + rpo.ledger.unknownAbsent + rpo.ledger.failedPresent + rpo.ledger.failedAbsent, rpo.ledger.total);
-  assert.ok(rec.objectives.verification.probes.some((p: { name: string; ok: boolean }) => p.name === 'acknowledged writes survived the kill' && p.ok));
+  assert.equal(
+    rpo.ledger.survived +
+      rpo.ledger.lost +
+      rpo.ledger.unknownPresent +
+      rpo.ledger.unknownAbsent +
+      rpo.ledger.failedPresent +
+      rpo.ledger.failedAbsent,
+    rpo.ledger.total,
+  );
+  assert.ok(
+    rec.objectives.verification.probes.some(
+      (p: { name: string; ok: boolean }) => p.name === 'acknowledged writes survived the kill' && p.ok,
+    ),
+  );
 
   // Write-ahead: the intent (with the selection) precedes the kill's completion in the journal.
   const events = readEvents(dir);
@@ -98,8 +117,17 @@ test('an outage of known length is measured within 100 ms', { timeout: 120_000 }
   assert.equal(r.code, 0, r.stderr);
   assert.equal(rec.status, 'passed');
   assert.equal(rec.phases.fault.slo.find((s: { kind: string }) => s.kind === 'availability').met, false);
-  assert.ok(rec.objectives.slo.every((s: { phase: string; met: boolean }) => s.phase !== 'fault' && s.met), 'baseline and recovery SLOs held');
-  assert.ok(rec.findings.some((f: { severity: string; title: string }) => f.severity === 'SEV2' && /Availability SLO missed during the fault: the service was down/.test(f.title)), JSON.stringify(rec.findings));
+  assert.ok(
+    rec.objectives.slo.every((s: { phase: string; met: boolean }) => s.phase !== 'fault' && s.met),
+    'baseline and recovery SLOs held',
+  );
+  assert.ok(
+    rec.findings.some(
+      (f: { severity: string; title: string }) =>
+        f.severity === 'SEV2' && /Availability SLO missed during the fault: the service was down/.test(f.title),
+    ),
+    JSON.stringify(rec.findings),
+  );
 });
 
 test('steady state not met: exit 3 and nothing is killed', { timeout: 120_000 }, async () => {

@@ -7,7 +7,14 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createKubeReplicas, KubeError, KubeGuardrailError, kubeConfigFor, kubeConfigFromFile, type KubeReplicasOptions } from '../../lib/adapters/kubernetes/index.ts';
+import {
+  createKubeReplicas,
+  KubeError,
+  KubeGuardrailError,
+  kubeConfigFor,
+  kubeConfigFromFile,
+  type KubeReplicasOptions,
+} from '../../lib/adapters/kubernetes/index.ts';
 import { UserError } from '../../lib/errors.ts';
 import { deployment, namespace, startKubeApi, statefulSet, type KubeApi, type KubeApiOptions } from '../support/kube-api/index.ts';
 import { makeTempDir } from '../support/tmp.ts';
@@ -26,7 +33,13 @@ async function server(t: TestContext, options: KubeApiOptions = {}): Promise<Kub
 
 function adapter(api: KubeApi, options: Partial<KubeReplicasOptions> & { token?: string } = {}) {
   const { token, ...rest } = options;
-  return createKubeReplicas({ kubeConfig: kubeConfigFor({ url: api.url, token }), namespace: 'prod', allowedNamespaces: ['prod', 'staging'], blastRadius: 2, ...rest });
+  return createKubeReplicas({
+    kubeConfig: kubeConfigFor({ url: api.url, token }),
+    namespace: 'prod',
+    allowedNamespaces: ['prod', 'staging'],
+    blastRadius: 2,
+    ...rest,
+  });
 }
 
 const never = new AbortController().signal;
@@ -53,7 +66,13 @@ test('list: pods matching a selector, with readiness, start time and owning Depl
   const kube = adapter(api);
   assert.equal(kube.where, 'kube:drill/prod');
   const replicas = await kube.list('app=orders,tier=web');
-  assert.deepEqual(replicas.map((r) => r.name).sort(), api.state.list('pods', 'prod', 'app=orders').map((p) => p.metadata.name).sort());
+  assert.deepEqual(
+    replicas.map((r) => r.name).sort(),
+    api.state
+      .list('pods', 'prod', 'app=orders')
+      .map((p) => p.metadata.name)
+      .sort(),
+  );
   for (const r of replicas) {
     assert.equal(r.owner, 'deployment/orders');
     assert.equal(r.ready, true);
@@ -127,20 +146,26 @@ test('a pod already gone is not a failed kill', async (t) => {
   const api = await server(t);
   const kube = adapter(api);
   const [victim] = await kube.list('app=orders');
-  await fetch(`${api.url}/api/v1/namespaces/prod/pods/${victim!.name}`, { method: 'DELETE', body: JSON.stringify({ gracePeriodSeconds: 0 }) });
+  await fetch(`${api.url}/api/v1/namespaces/prod/pods/${victim!.name}`, {
+    method: 'DELETE',
+    body: JSON.stringify({ gracePeriodSeconds: 0 }),
+  });
   await kube.kill(victim!, { gracePeriodMs: 0 });
   const last = api.state.requests.filter((r) => r.method === 'DELETE').at(-1)!;
   assert.equal(last.status, 404, 'the adapter did ask, and the API said not found');
 });
 
-test('StatefulSet: the replacement has the killed pod\'s name; waitReady tells them apart by uid', async (t) => {
+test("StatefulSet: the replacement has the killed pod's name; waitReady tells them apart by uid", async (t) => {
   const api = await server(t, { objects: [namespace('prod'), statefulSet({ name: 'pg', namespace: 'prod', replicas: 2 })] });
   const kube = adapter(api);
   const replicas = await kube.list('app=pg');
-  assert.deepEqual(replicas.map((r) => [r.name, r.owner]), [
-    ['pg-0', 'statefulset/pg'],
-    ['pg-1', 'statefulset/pg'],
-  ]);
+  assert.deepEqual(
+    replicas.map((r) => [r.name, r.owner]),
+    [
+      ['pg-0', 'statefulset/pg'],
+      ['pg-1', 'statefulset/pg'],
+    ],
+  );
   const before = api.state.get('pods', 'prod', 'pg-1')!.metadata.uid;
   await kube.kill(replicas[1]!, { gracePeriodMs: 0 });
   const s = await kube.waitReady('app=pg', { timeoutMs: 5000, signal: never, gone: ['pg-1'] });
@@ -158,7 +183,11 @@ test('waitReady resumes after a dropped stream and re-lists after a 410 Expired'
   const podWatchesEnded = () => api.state.requests.filter((r) => r.verb === 'watch' && r.resource === 'pods').length;
   const waiting = kube.waitReady('app=orders', { timeoutMs: 8000, signal: never, gone: [victim!.name] });
 
-  await until(() => api.state.openWatches('pods') === 1 && api.state.openWatches('deployments') === 1, 3000, 'the adapter to open its two watches');
+  await until(
+    () => api.state.openWatches('pods') === 1 && api.state.openWatches('deployments') === 1,
+    3000,
+    'the adapter to open its two watches',
+  );
   const listsBefore = podLists();
   api.faults.dropWatches();
   await until(() => podWatchesEnded() === 1 && api.state.openWatches('pods') === 1, 3000, 'the pod watch to reopen after the drop');
@@ -173,7 +202,10 @@ test('waitReady resumes after a dropped stream and re-lists after a 410 Expired'
   assert.ok(!s.replicas.some((r) => r.name === victim!.name), 'the killed pod is not among the replicas');
   const watches = api.state.requests.filter((r) => r.verb === 'watch');
   assert.ok(watches.length >= 4, `${watches.length} watch streams ended`);
-  assert.ok(watches.every((w) => /resourceVersion=\d+/.test(w.query)), 'every watch starts from a listed or seen resourceVersion');
+  assert.ok(
+    watches.every((w) => /resourceVersion=\d+/.test(w.query)),
+    'every watch starts from a listed or seen resourceVersion',
+  );
 });
 
 async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -216,13 +248,20 @@ test('RBAC: a refused delete names the verb, resource, namespace and the Role ru
         user: 'system:serviceaccount:drill:drill',
         rules: [
           { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods'], namespaces: ['prod'] },
-          { verbs: ['get', 'list', 'watch'], apiGroups: ['apps'], resources: ['deployments', 'replicasets', 'statefulsets'], namespaces: ['prod'] },
+          {
+            verbs: ['get', 'list', 'watch'],
+            apiGroups: ['apps'],
+            resources: ['deployments', 'replicasets', 'statefulsets'],
+            namespaces: ['prod'],
+          },
         ],
       },
       'admin-token': { user: 'kubernetes-admin', rules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }] },
       'list-only': {
         user: 'system:serviceaccount:drill:reader',
-        rules: [{ verbs: ['get', 'list'], apiGroups: ['', 'apps'], resources: ['pods', 'deployments', 'replicasets'], namespaces: ['prod'] }],
+        rules: [
+          { verbs: ['get', 'list'], apiGroups: ['', 'apps'], resources: ['pods', 'deployments', 'replicasets'], namespaces: ['prod'] },
+        ],
       },
     },
   });
@@ -232,7 +271,10 @@ test('RBAC: a refused delete names the verb, resource, namespace and the Role ru
     assert.ok(e instanceof KubeError, String(e));
     assert.deepEqual([e.status, e.reason, e.verb, e.resource, e.namespace], [403, 'Forbidden', 'delete', 'pods', 'prod']);
     assert.match(e.message, /^not allowed to delete pods "orders-[a-z0-9]+-[a-z0-9]+" in namespace "prod" \(403 Forbidden: /);
-    assert.ok(e.message.includes(`User "system:serviceaccount:drill:drill" cannot delete resource "pods" in API group "" in the namespace "prod"`), e.message);
+    assert.ok(
+      e.message.includes(`User "system:serviceaccount:drill:drill" cannot delete resource "pods" in API group "" in the namespace "prod"`),
+      e.message,
+    );
     assert.ok(e.message.endsWith(`in namespace "prod":\n- apiGroups: [""]\n  resources: ["pods"]\n  verbs: ["delete"]`), e.message);
     return true;
   });
@@ -240,7 +282,11 @@ test('RBAC: a refused delete names the verb, resource, namespace and the Role ru
 
   // Allowed to list but not to watch: a wait that has to wait fails at once with the rule for watch, it does not poll instead.
   const admin = { authorization: 'Bearer admin-token' };
-  await fetch(`${api.url}/api/v1/namespaces/prod/pods/${victim!.name}`, { method: 'DELETE', headers: admin, body: '{"gracePeriodSeconds":0}' });
+  await fetch(`${api.url}/api/v1/namespaces/prod/pods/${victim!.name}`, {
+    method: 'DELETE',
+    headers: admin,
+    body: '{"gracePeriodSeconds":0}',
+  });
   const listOnly = adapter(api, { token: 'list-only' });
   await assert.rejects(listOnly.waitReady('app=orders', { timeoutMs: 5000, signal: never }), (e: unknown) => {
     assert.ok(e instanceof KubeError, String(e));
@@ -251,19 +297,31 @@ test('RBAC: a refused delete names the verb, resource, namespace and the Role ru
   });
 
   const stranger = adapter(api, { token: 'expired-token' });
-  await assert.rejects(stranger.list('app=orders'), (e: unknown) => e instanceof KubeError && e.status === 401 && /did not accept the credentials \(401 Unauthorized\) to list pods in namespace "prod"/.test(e.message));
+  await assert.rejects(
+    stranger.list('app=orders'),
+    (e: unknown) =>
+      e instanceof KubeError &&
+      e.status === 401 &&
+      /did not accept the credentials \(401 Unauthorized\) to list pods in namespace "prod"/.test(e.message),
+  );
 });
 
 test('guardrails: kube-system and namespaces outside the allowlist are refused before any call', async (t) => {
   const api = await server(t);
   const before = api.state.requests.length;
-  assert.throws(() => adapter(api, { namespace: 'kube-system', allowedNamespaces: ['prod', 'kube-system'] }), (e: unknown) => {
-    assert.ok(e instanceof KubeGuardrailError);
-    assert.equal(e.exitCode, 2);
-    assert.match(e.message, /namespace "kube-system" is never a drill target/);
-    return true;
-  });
-  assert.throws(() => adapter(api, { namespace: 'payments' }), /namespace "payments" is not in the target's allowed namespaces \(prod, staging\)/);
+  assert.throws(
+    () => adapter(api, { namespace: 'kube-system', allowedNamespaces: ['prod', 'kube-system'] }),
+    (e: unknown) => {
+      assert.ok(e instanceof KubeGuardrailError);
+      assert.equal(e.exitCode, 2);
+      assert.match(e.message, /namespace "kube-system" is never a drill target/);
+      return true;
+    },
+  );
+  assert.throws(
+    () => adapter(api, { namespace: 'payments' }),
+    /namespace "payments" is not in the target's allowed namespaces \(prod, staging\)/,
+  );
   assert.equal(api.state.requests.length, before, 'no request reached the API server');
 });
 
@@ -274,7 +332,10 @@ test('guardrails: more pods than the blast radius in one action are refused, not
   const all = await kube.list('app=orders');
   await assert.rejects(kube.killAll(all, { gracePeriodMs: 0 }), (e: unknown) => {
     assert.ok(e instanceof KubeGuardrailError, String(e));
-    assert.equal(e.message, 'refusing to delete 3 pods in namespace "prod": the blast radius is 2 and 0 were already deleted since the workload was last whole');
+    assert.equal(
+      e.message,
+      'refusing to delete 3 pods in namespace "prod": the blast radius is 2 and 0 were already deleted since the workload was last whole',
+    );
     return true;
   });
   assert.equal(deletes(api), 0);
@@ -290,12 +351,29 @@ test('guardrails: more pods than the blast radius in one action are refused, not
 
 test('selectors that match nothing or more than one workload are refused with what to fix', async (t) => {
   const api = await server(t, {
-    objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 2, labels: { app: 'orders', tier: 'web' } }), deployment({ name: 'orders-canary', namespace: 'prod', replicas: 1, labels: { app: 'orders-canary', tier: 'web' } })],
+    objects: [
+      deployment({ name: 'orders', namespace: 'prod', replicas: 2, labels: { app: 'orders', tier: 'web' } }),
+      deployment({ name: 'orders-canary', namespace: 'prod', replicas: 1, labels: { app: 'orders-canary', tier: 'web' } }),
+    ],
   });
   const kube = adapter(api);
-  await assert.rejects(kube.status('app=payments'), (e: unknown) => e instanceof UserError && e.message === 'selector "app=payments" matches no pods and no Deployment or StatefulSet template in namespace "prod"');
-  await assert.rejects(kube.status('tier=web'), (e: unknown) => e instanceof UserError && e.message === 'selector "tier=web" matches pods of 2 workloads in namespace "prod": deployment/orders, deployment/orders-canary');
-  await assert.rejects(kube.status('app in orders'), (e: unknown) => e instanceof KubeError && e.status === 400 && /refused the request to list pods in namespace "prod" as malformed/.test(e.message));
+  await assert.rejects(
+    kube.status('app=payments'),
+    (e: unknown) =>
+      e instanceof UserError &&
+      e.message === 'selector "app=payments" matches no pods and no Deployment or StatefulSet template in namespace "prod"',
+  );
+  await assert.rejects(
+    kube.status('tier=web'),
+    (e: unknown) =>
+      e instanceof UserError &&
+      e.message === 'selector "tier=web" matches pods of 2 workloads in namespace "prod": deployment/orders, deployment/orders-canary',
+  );
+  await assert.rejects(
+    kube.status('app in orders'),
+    (e: unknown) =>
+      e instanceof KubeError && e.status === 400 && /refused the request to list pods in namespace "prod" as malformed/.test(e.message),
+  );
 });
 
 test('with every pod gone the workload is found through its template', async (t) => {
@@ -318,7 +396,13 @@ test('an unreachable API server and a slow one: errors name the URL and the wait
   });
   await api.faults.reachable();
   api.faults.delay(1000);
-  await assert.rejects(kube.list('app=orders'), (e: unknown) => e instanceof KubeError && e.reason === 'Timeout' && e.message === `the Kubernetes API server at ${api.url} did not answer within 300 ms to list pods in namespace "prod"`);
+  await assert.rejects(
+    kube.list('app=orders'),
+    (e: unknown) =>
+      e instanceof KubeError &&
+      e.reason === 'Timeout' &&
+      e.message === `the Kubernetes API server at ${api.url} did not answer within 300 ms to list pods in namespace "prod"`,
+  );
   api.faults.delay(0);
   assert.equal((await kube.list('app=orders')).length, 3);
 });
@@ -345,10 +429,19 @@ test('kubeconfig files: a named context works, an unknown one lists the contexts
       '',
     ].join('\n'),
   );
-  const kube = createKubeReplicas({ kubeConfig: kubeConfigFromFile(path, 'aks-prod'), namespace: 'prod', allowedNamespaces: ['prod'], blastRadius: 1 });
+  const kube = createKubeReplicas({
+    kubeConfig: kubeConfigFromFile(path, 'aks-prod'),
+    namespace: 'prod',
+    allowedNamespaces: ['prod'],
+    blastRadius: 1,
+  });
   assert.equal(kube.where, 'kube:aks-prod/prod');
   assert.equal((await kube.list('app=orders')).length, 3);
-  assert.throws(() => kubeConfigFromFile(path, 'aks-prd'), (e: unknown) => e instanceof UserError && e.message === `context "aks-prd" is not in kubeconfig ${path}; contexts there: aks-prod, aks-dev`);
+  assert.throws(
+    () => kubeConfigFromFile(path, 'aks-prd'),
+    (e: unknown) =>
+      e instanceof UserError && e.message === `context "aks-prd" is not in kubeconfig ${path}; contexts there: aks-prod, aks-dev`,
+  );
   assert.throws(() => kubeConfigFromFile(join(dir.path, 'missing')), /kubeconfig .*missing does not exist/);
   assert.equal(kubeConfigFromFile(path).getCurrentContext(), 'aks-dev');
 });

@@ -4,12 +4,27 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { ApiException, AppsV1Api, AutoscalingV2Api, CoreV1Api, PatchStrategy, Watch, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
+import {
+  ApiException,
+  AppsV1Api,
+  AutoscalingV2Api,
+  CoreV1Api,
+  PatchStrategy,
+  Watch,
+  setHeaderOptions,
+  type V1Deployment,
+} from '@kubernetes/client-node';
 import { kubeConfigFor } from '../../lib/adapters/kubernetes/index.ts';
 import { deployment, hpa, namespace, startKubeApi, statefulSet, type KubeApi, type KubeApiOptions } from '../support/kube-api/index.ts';
 
 async function server(t: TestContext, options: KubeApiOptions = {}): Promise<KubeApi> {
-  const api = await startKubeApi({ objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 3 })], readyDelayMs: 50, replaceDelayMs: 50, shutdownMs: 100, ...options });
+  const api = await startKubeApi({
+    objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 3 })],
+    readyDelayMs: 50,
+    replaceDelayMs: 50,
+    shutdownMs: 100,
+    ...options,
+  });
   t.after(() => api.stop());
   return api;
 }
@@ -20,7 +35,10 @@ function clients(api: KubeApi, token?: string) {
 }
 
 /** The HTTP code and parsed Status body of a failed call. */
-async function failure(p: Promise<unknown>): Promise<{ code: number; body: { kind?: string; reason?: string; message?: string; code?: number; details?: { causes?: { field?: string }[] } } }> {
+async function failure(p: Promise<unknown>): Promise<{
+  code: number;
+  body: { kind?: string; reason?: string; message?: string; code?: number; details?: { causes?: { field?: string }[] } };
+}> {
   try {
     await p;
   } catch (e) {
@@ -39,7 +57,13 @@ interface Seen {
 }
 
 /** Open a watch and collect its events until `until` says enough, or the stream ends. */
-function collect(api: KubeApi, path: string, query: Record<string, string | boolean | number>, until: (seen: Seen[]) => boolean, timeoutMs = 5000) {
+function collect(
+  api: KubeApi,
+  path: string,
+  query: Record<string, string | boolean | number>,
+  until: (seen: Seen[]) => boolean,
+  timeoutMs = 5000,
+) {
   const seen: Seen[] = [];
   return new Promise<{ seen: Seen[]; ended: boolean }>((resolve, reject) => {
     let ctrl: AbortController | undefined;
@@ -51,8 +75,17 @@ function collect(api: KubeApi, path: string, query: Record<string, string | bool
       .watch(
         path,
         query,
-        (type, obj: { metadata?: { name?: string; resourceVersion?: string; deletionTimestamp?: string }; code?: number; reason?: string }) => {
-          seen.push({ type, name: obj.metadata?.name ?? '', rv: obj.metadata?.resourceVersion ?? '', deleting: Boolean(obj.metadata?.deletionTimestamp), object: obj });
+        (
+          type,
+          obj: { metadata?: { name?: string; resourceVersion?: string; deletionTimestamp?: string }; code?: number; reason?: string },
+        ) => {
+          seen.push({
+            type,
+            name: obj.metadata?.name ?? '',
+            rv: obj.metadata?.resourceVersion ?? '',
+            deleting: Boolean(obj.metadata?.deletionTimestamp),
+            object: obj,
+          });
           if (until(seen)) {
             clearTimeout(timer);
             ctrl?.abort();
@@ -113,7 +146,10 @@ test('list pages with limit and continue, and lists carry a resourceVersion', as
   const third = await core.listNamespacedPod({ namespace: 'prod', limit: 2, _continue: second.metadata!._continue });
   const paged = [...first.items, ...second.items, ...third.items].map((p) => p.metadata!.name);
   assert.equal(third.metadata?._continue, undefined);
-  assert.deepEqual(paged, api.state.list('pods', 'prod').map((p) => p.metadata.name));
+  assert.deepEqual(
+    paged,
+    api.state.list('pods', 'prod').map((p) => p.metadata.name),
+  );
 });
 
 test('get, create, conflict and validation answer with Status bodies', async (t) => {
@@ -124,12 +160,22 @@ test('get, create, conflict and validation answer with Status bodies', async (t)
   assert.equal(missing.code, 404);
   assert.deepEqual([missing.body.kind, missing.body.reason, missing.body.message], ['Status', 'NotFound', 'pods "nope" not found']);
 
-  const dup = await failure(apps.createNamespacedDeployment({ namespace: 'prod', body: deployment({ name: 'orders', namespace: 'prod', replicas: 1 }) as V1Deployment }));
+  const dup = await failure(
+    apps.createNamespacedDeployment({
+      namespace: 'prod',
+      body: deployment({ name: 'orders', namespace: 'prod', replicas: 1 }) as V1Deployment,
+    }),
+  );
   assert.equal(dup.code, 409);
   assert.equal(dup.body.reason, 'AlreadyExists');
   assert.equal(dup.body.message, 'deployments.apps "orders" already exists');
 
-  const noNs = await failure(apps.createNamespacedDeployment({ namespace: 'ghost', body: deployment({ name: 'x', namespace: 'ghost', replicas: 1 }) as V1Deployment }));
+  const noNs = await failure(
+    apps.createNamespacedDeployment({
+      namespace: 'ghost',
+      body: deployment({ name: 'x', namespace: 'ghost', replicas: 1 }) as V1Deployment,
+    }),
+  );
   assert.equal(noNs.code, 404);
   assert.equal(noNs.body.message, 'namespaces "ghost" not found');
 
@@ -138,7 +184,10 @@ test('get, create, conflict and validation answer with Status bodies', async (t)
   const invalid = await failure(apps.createNamespacedDeployment({ namespace: 'prod', body: bad as V1Deployment }));
   assert.equal(invalid.code, 422);
   assert.equal(invalid.body.reason, 'Invalid');
-  assert.deepEqual(invalid.body.details?.causes?.map((c) => c.field), ['spec.template.metadata.labels']);
+  assert.deepEqual(
+    invalid.body.details?.causes?.map((c) => c.field),
+    ['spec.template.metadata.labels'],
+  );
 
   const d = await apps.readNamespacedDeployment({ namespace: 'prod', name: 'orders' });
   const stale = structuredClone(d);
@@ -149,7 +198,10 @@ test('get, create, conflict and validation answer with Status bodies', async (t)
   assert.equal(conflict.code, 409);
   assert.equal(conflict.body.reason, 'Conflict');
   assert.match(conflict.body.message!, /^Operation cannot be fulfilled on deployments.apps "orders": the object has been modified/);
-  await api.state.waitFor(() => api.state.list('pods', 'prod', 'app=orders').filter((p) => p.status?.phase === 'Running').length === 4, '4 running pods after scaling up');
+  await api.state.waitFor(
+    () => api.state.list('pods', 'prod', 'app=orders').filter((p) => p.status?.phase === 'Running').length === 4,
+    '4 running pods after scaling up',
+  );
   assert.deepEqual(api.state.controllerErrors, []);
 });
 
@@ -168,13 +220,13 @@ test('deleting a pod: grace period honoured, the ReplicaSet replaces it and the 
   assert.equal(api.state.get('pods', 'prod', b!), undefined, 'grace 0 removes the pod at once');
 
   await api.state.waitFor(() => !api.state.get('pods', 'prod', a!), 'the terminating pod to be removed', 3000);
-  await api.state.waitFor(
-    () => {
-      const pods = api.state.list('pods', 'prod', 'app=orders');
-      return pods.length === 3 && pods.every((p) => p.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True'));
-    },
-    'three ready pods again',
-  );
+  await api.state.waitFor(() => {
+    const pods = api.state.list('pods', 'prod', 'app=orders');
+    return (
+      pods.length === 3 &&
+      pods.every((p) => p.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True'))
+    );
+  }, 'three ready pods again');
   const d = api.state.get('deployments', 'prod', 'orders')!;
   assert.deepEqual([d.status.replicas, d.status.readyReplicas, d.status.availableReplicas, d.status.updatedReplicas], [3, 3, 3, 3]);
   const replacement = api.state.list('pods', 'prod').find((p) => ![a, b].includes(p.metadata.name!))!;
@@ -190,8 +242,13 @@ test('watch: ADDED, MODIFIED and DELETED in order, resumed from a resourceVersio
   const { core } = clients(api);
   const list = await core.listNamespacedPod({ namespace: 'prod', labelSelector: 'app=orders' });
   const victim = list.items[0]!.metadata!.name!;
-  const watching = collect(api, '/api/v1/namespaces/prod/pods', { labelSelector: 'app=orders', resourceVersion: list.metadata!.resourceVersion! }, (seen) =>
-    seen.some((s) => s.type === 'MODIFIED' && s.name !== victim && !s.deleting && seen.some((x) => x.type === 'DELETED')) && seen.filter((s) => s.type === 'MODIFIED' && s.name !== victim).length >= 2,
+  const watching = collect(
+    api,
+    '/api/v1/namespaces/prod/pods',
+    { labelSelector: 'app=orders', resourceVersion: list.metadata!.resourceVersion! },
+    (seen) =>
+      seen.some((s) => s.type === 'MODIFIED' && s.name !== victim && !s.deleting && seen.some((x) => x.type === 'DELETED')) &&
+      seen.filter((s) => s.type === 'MODIFIED' && s.name !== victim).length >= 2,
   );
   await core.deleteNamespacedPod({ namespace: 'prod', name: victim, body: { gracePeriodSeconds: 5 } });
   const { seen } = await watching;
@@ -203,24 +260,47 @@ test('watch: ADDED, MODIFIED and DELETED in order, resumed from a resourceVersio
   const replacement = seen.find((s) => s.type === 'ADDED')!;
   assert.ok(replacement, 'the replacement pod is ADDED');
   const rvs = seen.map((s) => Number(s.rv));
-  assert.deepEqual(rvs, [...rvs].sort((x, y) => x - y), 'events arrive in resourceVersion order');
-  assert.ok(rvs.every((rv) => rv > Number(list.metadata!.resourceVersion)), 'only events after the listed resourceVersion');
+  assert.deepEqual(
+    rvs,
+    [...rvs].sort((x, y) => x - y),
+    'events arrive in resourceVersion order',
+  );
+  assert.ok(
+    rvs.every((rv) => rv > Number(list.metadata!.resourceVersion)),
+    'only events after the listed resourceVersion',
+  );
 
   // Watching from the start of that history again replays the same events.
-  const replay = await collect(api, '/api/v1/namespaces/prod/pods', { labelSelector: 'app=orders', resourceVersion: list.metadata!.resourceVersion! }, (s) => s.length >= seen.length);
-  assert.deepEqual(replay.seen.slice(0, seen.length).map((s) => s.rv), seen.map((s) => s.rv));
+  const replay = await collect(
+    api,
+    '/api/v1/namespaces/prod/pods',
+    { labelSelector: 'app=orders', resourceVersion: list.metadata!.resourceVersion! },
+    (s) => s.length >= seen.length,
+  );
+  assert.deepEqual(
+    replay.seen.slice(0, seen.length).map((s) => s.rv),
+    seen.map((s) => s.rv),
+  );
 });
 
 test('watch without a resourceVersion starts with the current objects; bookmarks and timeoutSeconds', async (t) => {
   const api = await server(t, { bookmarkIntervalMs: 100 });
-  const initial = await collect(api, '/apis/apps/v1/namespaces/prod/deployments', { allowWatchBookmarks: true }, (s) => s.some((e) => e.type === 'BOOKMARK'));
+  const initial = await collect(api, '/apis/apps/v1/namespaces/prod/deployments', { allowWatchBookmarks: true }, (s) =>
+    s.some((e) => e.type === 'BOOKMARK'),
+  );
   assert.equal(initial.seen[0]?.type, 'ADDED');
   assert.equal(initial.seen[0]?.name, 'orders');
   const bookmark = initial.seen.find((e) => e.type === 'BOOKMARK')!;
   assert.equal(bookmark.rv, String(api.state.resourceVersion()));
 
   const t0 = performance.now();
-  const timed = await collect(api, '/apis/apps/v1/namespaces/prod/deployments', { resourceVersion: String(api.state.resourceVersion()), timeoutSeconds: 1 }, () => false, 5000);
+  const timed = await collect(
+    api,
+    '/apis/apps/v1/namespaces/prod/deployments',
+    { resourceVersion: String(api.state.resourceVersion()), timeoutSeconds: 1 },
+    () => false,
+    5000,
+  );
   assert.equal(timed.ended, true);
   assert.ok(performance.now() - t0 >= 900, 'the server ends the stream after timeoutSeconds');
 });
@@ -230,7 +310,11 @@ test('watch from a compacted resourceVersion gets an ERROR event with 410 Expire
   const old = String(api.state.resourceVersion());
   api.state.compact();
   const { core } = clients(api);
-  await core.deleteNamespacedPod({ namespace: 'prod', name: api.state.list('pods', 'prod')[0]!.metadata.name!, body: { gracePeriodSeconds: 0 } });
+  await core.deleteNamespacedPod({
+    namespace: 'prod',
+    name: api.state.list('pods', 'prod')[0]!.metadata.name!,
+    body: { gracePeriodSeconds: 0 },
+  });
   const expired = await collect(api, '/api/v1/namespaces/prod/pods', { resourceVersion: String(Number(old) - 1) }, (s) => s.length > 0);
   assert.equal(expired.seen[0]?.type, 'ERROR');
   assert.deepEqual([expired.seen[0]?.object.code, expired.seen[0]?.object.reason], [410, 'Expired']);
@@ -240,7 +324,10 @@ test('watch from a compacted resourceVersion gets an ERROR event with 410 Expire
   const forced = await collect(api, '/api/v1/namespaces/prod/pods', { resourceVersion: now }, (s) => s.length > 0);
   assert.equal(forced.seen[0]?.object.code, 410);
   const after = await collect(api, '/api/v1/namespaces/prod/pods', { resourceVersion: now, timeoutSeconds: 1 }, () => false);
-  assert.ok(after.seen.every((s) => s.type !== 'ERROR'), 'the fault applies to one watch only');
+  assert.ok(
+    after.seen.every((s) => s.type !== 'ERROR'),
+    'the fault applies to one watch only',
+  );
 });
 
 test('patches: strategic merge rolls out a new ReplicaSet, JSON patch of the template rolls back and bumps the revision', async (t) => {
@@ -251,12 +338,21 @@ test('patches: strategic merge rolls out a new ReplicaSet, JSON patch of the tem
   assert.equal(rev(firstRs!), '1');
 
   await apps.patchNamespacedDeployment(
-    { namespace: 'prod', name: 'orders', body: { spec: { template: { spec: { containers: [{ name: 'app', image: 'registry.example/orders:2.0.0' }] } } } } },
+    {
+      namespace: 'prod',
+      name: 'orders',
+      body: { spec: { template: { spec: { containers: [{ name: 'app', image: 'registry.example/orders:2.0.0' }] } } } },
+    },
     setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
   );
   await api.state.waitFor(() => {
     const d = api.state.get('deployments', 'prod', 'orders')!;
-    return d.status.updatedReplicas === 3 && d.status.replicas === 3 && d.status.availableReplicas === 3 && d.status.observedGeneration === d.metadata.generation;
+    return (
+      d.status.updatedReplicas === 3 &&
+      d.status.replicas === 3 &&
+      d.status.availableReplicas === 3 &&
+      d.status.observedGeneration === d.metadata.generation
+    );
   }, 'the rollout to 2.0.0 to complete');
   const rsets = api.state.list('replicasets', 'prod');
   assert.equal(rsets.length, 2);
@@ -283,12 +379,21 @@ test('patches: strategic merge rolls out a new ReplicaSet, JSON patch of the tem
   );
   await api.state.waitFor(() => {
     const d = api.state.get('deployments', 'prod', 'orders')!;
-    return d.metadata.annotations?.['deployment.kubernetes.io/revision'] === '3' && d.status.updatedReplicas === 3 && d.status.replicas === 3 && d.status.availableReplicas === 3;
+    return (
+      d.metadata.annotations?.['deployment.kubernetes.io/revision'] === '3' &&
+      d.status.updatedReplicas === 3 &&
+      d.status.replicas === 3 &&
+      d.status.availableReplicas === 3
+    );
   }, 'the rollback to complete');
   assert.equal(rev(firstRs!), '3', 'the old ReplicaSet is re-used and becomes the newest revision');
   assert.equal(api.state.list('replicasets', 'prod').length, 2);
   const serving = api.state.list('pods', 'prod').filter((p) => !p.metadata.deletionTimestamp);
-  assert.deepEqual(serving.map((p) => p.spec.containers[0].image), Array(3).fill('registry.example/orders:1.0.0'), 'every pod not terminating runs the old image again');
+  assert.deepEqual(
+    serving.map((p) => p.spec.containers[0].image),
+    Array(3).fill('registry.example/orders:1.0.0'),
+    'every pod not terminating runs the old image again',
+  );
 
   await apps.patchNamespacedDeployment(
     { namespace: 'prod', name: 'orders', body: { metadata: { annotations: { 'drill/checked': 'yes' } } } },
@@ -303,13 +408,19 @@ test('scale subresource and deleting a Deployment cascades to its ReplicaSets an
   const { apps } = clients(api);
   const scale = await apps.readNamespacedDeploymentScale({ namespace: 'prod', name: 'orders' });
   assert.deepEqual([scale.spec?.replicas, scale.status?.replicas, scale.status?.selector], [3, 3, 'app=orders']);
-  await apps.patchNamespacedDeploymentScale({ namespace: 'prod', name: 'orders', body: { spec: { replicas: 1 } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  await apps.patchNamespacedDeploymentScale(
+    { namespace: 'prod', name: 'orders', body: { spec: { replicas: 1 } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
   await api.state.waitFor(() => api.state.list('pods', 'prod').length === 1, 'scale down to one pod');
 
   const status = await apps.deleteNamespacedDeployment({ namespace: 'prod', name: 'orders', body: { propagationPolicy: 'Background' } });
   assert.equal(status.status, 'Success');
   assert.equal(status.details?.name, 'orders');
-  await api.state.waitFor(() => api.state.list('replicasets', 'prod').length === 0 && api.state.list('pods', 'prod').length === 0, 'dependents to be garbage collected');
+  await api.state.waitFor(
+    () => api.state.list('replicasets', 'prod').length === 0 && api.state.list('pods', 'prod').length === 0,
+    'dependents to be garbage collected',
+  );
 });
 
 test('StatefulSet pods come back with the same name and a new uid', async (t) => {
@@ -321,25 +432,44 @@ test('StatefulSet pods come back with the same name and a new uid', async (t) =>
     const p = api.state.get('pods', 'data', 'pg-1');
     return p !== undefined && p.metadata.uid !== before.metadata.uid && p.status?.phase === 'Running';
   }, 'pg-1 to be recreated and running');
-  await api.state.waitFor(() => api.state.get('statefulsets', 'data', 'pg')!.status.readyReplicas === 2, 'the StatefulSet to report 2 ready');
+  await api.state.waitFor(
+    () => api.state.get('statefulsets', 'data', 'pg')!.status.readyReplicas === 2,
+    'the StatefulSet to report 2 ready',
+  );
   const after = api.state.get('pods', 'data', 'pg-1')!;
   assert.equal(after.metadata.labels?.['statefulset.kubernetes.io/pod-name'], 'pg-1');
   assert.equal(after.metadata.ownerReferences?.[0]?.kind, 'StatefulSet');
 });
 
 test('HPAs are stored with plausible status', async (t) => {
-  const api = await server(t, { objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 3 }), hpa({ name: 'orders', namespace: 'prod', target: 'orders', min: 3, max: 20, cpu: 70, memory: 80 })] });
+  const api = await server(t, {
+    objects: [
+      deployment({ name: 'orders', namespace: 'prod', replicas: 3 }),
+      hpa({ name: 'orders', namespace: 'prod', target: 'orders', min: 3, max: 20, cpu: 70, memory: 80 }),
+    ],
+  });
   const { autoscaling } = clients(api);
   await api.state.waitFor(() => api.state.get('horizontalpodautoscalers', 'prod', 'orders')?.status?.currentReplicas === 3, 'HPA status');
   const h = await autoscaling.readNamespacedHorizontalPodAutoscaler({ namespace: 'prod', name: 'orders' });
   assert.deepEqual([h.spec?.minReplicas, h.spec?.maxReplicas], [3, 20]);
-  assert.deepEqual(h.spec?.metrics?.map((m) => [m.resource?.name, m.resource?.target.averageUtilization]), [
-    ['cpu', 70],
-    ['memory', 80],
-  ]);
+  assert.deepEqual(
+    h.spec?.metrics?.map((m) => [m.resource?.name, m.resource?.target.averageUtilization]),
+    [
+      ['cpu', 70],
+      ['memory', 80],
+    ],
+  );
   assert.equal(h.status?.desiredReplicas, 3);
-  assert.ok(h.status?.conditions?.some((c) => c.type === 'ScalingActive' && c.status === 'True'), 'ScalingActive=True');
-  const invalid = await failure(autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace: 'prod', body: { ...hpa({ name: 'bad', namespace: 'prod', target: 'orders', min: 5, max: 2 }) } as never }));
+  assert.ok(
+    h.status?.conditions?.some((c) => c.type === 'ScalingActive' && c.status === 'True'),
+    'ScalingActive=True',
+  );
+  const invalid = await failure(
+    autoscaling.createNamespacedHorizontalPodAutoscaler({
+      namespace: 'prod',
+      body: { ...hpa({ name: 'bad', namespace: 'prod', target: 'orders', min: 5, max: 2 }) } as never,
+    }),
+  );
   assert.equal(invalid.code, 422);
 });
 
@@ -358,11 +488,20 @@ test('RBAC: 401 without a known token, 403 with the API server message for a ver
   const forbidden = await failure(ok.core.deleteNamespacedPod({ namespace: 'prod', name }));
   assert.equal(forbidden.code, 403);
   assert.equal(forbidden.body.reason, 'Forbidden');
-  assert.equal(forbidden.body.message, `pods "${name}" is forbidden: User "system:serviceaccount:drill:drill" cannot delete resource "pods" in API group "" in the namespace "prod"`);
+  assert.equal(
+    forbidden.body.message,
+    `pods "${name}" is forbidden: User "system:serviceaccount:drill:drill" cannot delete resource "pods" in API group "" in the namespace "prod"`,
+  );
   const clusterWide = await failure(ok.core.listNamespace());
-  assert.equal(clusterWide.body.message, 'namespaces is forbidden: User "system:serviceaccount:drill:drill" cannot list resource "namespaces" in API group "" at the cluster scope');
+  assert.equal(
+    clusterWide.body.message,
+    'namespaces is forbidden: User "system:serviceaccount:drill:drill" cannot list resource "namespaces" in API group "" at the cluster scope',
+  );
   const otherNs = await failure(ok.apps.readNamespacedDeployment({ namespace: 'prod', name: 'orders' }));
-  assert.equal(otherNs.body.message, 'deployments.apps "orders" is forbidden: User "system:serviceaccount:drill:drill" cannot get resource "deployments" in API group "apps" in the namespace "prod"');
+  assert.equal(
+    otherNs.body.message,
+    'deployments.apps "orders" is forbidden: User "system:serviceaccount:drill:drill" cannot get resource "deployments" in API group "apps" in the namespace "prod"',
+  );
   assert.ok(api.state.get('pods', 'prod', name), 'the refused delete deleted nothing');
 
   const anonymous = await failure(clients(api, 'wrong').core.listNamespacedPod({ namespace: 'prod' }));
@@ -385,21 +524,50 @@ test('faults: delayed responses, an unreachable server, and back', async (t) => 
 });
 
 test('legacy /watch/ paths, deletecollection, and a namespace that empties itself when deleted', async (t) => {
-  const api = await server(t, { objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 2 }), deployment({ name: 'tmp', namespace: 'scratch', replicas: 1 })] });
+  const api = await server(t, {
+    objects: [
+      deployment({ name: 'orders', namespace: 'prod', replicas: 2 }),
+      deployment({ name: 'tmp', namespace: 'scratch', replicas: 1 }),
+    ],
+  });
   const { core } = clients(api);
   const legacy = await collect(api, '/api/v1/watch/namespaces/prod/pods', {}, (s) => s.length >= 2);
-  assert.deepEqual(legacy.seen.map((s) => s.type), ['ADDED', 'ADDED']);
+  assert.deepEqual(
+    legacy.seen.map((s) => s.type),
+    ['ADDED', 'ADDED'],
+  );
 
   const before = api.state.list('pods', 'prod').map((p) => p.metadata.name!);
   await core.deleteCollectionNamespacedPod({ namespace: 'prod', labelSelector: 'app=orders', gracePeriodSeconds: 0 });
-  assert.deepEqual(before.filter((n) => api.state.get('pods', 'prod', n)), [], 'every selected pod was deleted');
-  assert.ok(api.state.requests.some((r) => r.verb === 'deletecollection' && r.status === 200), 'served as deletecollection');
+  assert.deepEqual(
+    before.filter((n) => api.state.get('pods', 'prod', n)),
+    [],
+    'every selected pod was deleted',
+  );
+  assert.ok(
+    api.state.requests.some((r) => r.verb === 'deletecollection' && r.status === 200),
+    'served as deletecollection',
+  );
 
   // client-node types this answer as a Status (as the OpenAPI spec does); the API server sends the Namespace.
-  const ns = (await (await fetch(`${api.url}/api/v1/namespaces/scratch`, { method: 'DELETE' })).json()) as { kind: string; status: { phase: string } };
+  const ns = (await (await fetch(`${api.url}/api/v1/namespaces/scratch`, { method: 'DELETE' })).json()) as {
+    kind: string;
+    status: { phase: string };
+  };
   assert.deepEqual([ns.kind, ns.status.phase], ['Namespace', 'Terminating']);
-  const refused = await failure(core.createNamespacedPod({ namespace: 'scratch', body: { metadata: { name: 'late' }, spec: { containers: [{ name: 'a', image: 'x' }] } } }));
+  const refused = await failure(
+    core.createNamespacedPod({
+      namespace: 'scratch',
+      body: { metadata: { name: 'late' }, spec: { containers: [{ name: 'a', image: 'x' }] } },
+    }),
+  );
   assert.ok(refused.code === 403 || refused.code === 404, `creating in a terminating or deleted namespace is refused (${refused.code})`);
-  await api.state.waitFor(() => !api.state.get('namespaces', undefined, 'scratch') && api.state.list('deployments', 'scratch').length === 0 && api.state.list('pods', 'scratch').length === 0, 'namespace scratch and its contents to be gone');
+  await api.state.waitFor(
+    () =>
+      !api.state.get('namespaces', undefined, 'scratch') &&
+      api.state.list('deployments', 'scratch').length === 0 &&
+      api.state.list('pods', 'scratch').length === 0,
+    'namespace scratch and its contents to be gone',
+  );
   assert.ok(api.state.get('namespaces', undefined, 'prod'), 'other namespaces stay');
 });

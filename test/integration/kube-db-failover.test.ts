@@ -23,7 +23,12 @@ const PASSWORD = `s3cret-${process.pid}-drill`;
 function pgCluster(failoverDelay: number, instances = 2, quorum = 0): KubeObject {
   // Quorum commit as CloudNativePG 1.24+ spells it (the legacy minSyncReplicas maps to the same, cnpg-sync.test.ts).
   const postgresql = quorum ? { postgresql: { synchronous: { method: 'any', number: quorum } } } : {};
-  return { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'pg', namespace: 'db' }, spec: { instances, storage: { size: '1Gi' }, failoverDelay, ...postgresql } };
+  return {
+    apiVersion: 'postgresql.cnpg.io/v1',
+    kind: 'Cluster',
+    metadata: { name: 'pg', namespace: 'db' },
+    spec: { instances, storage: { size: '1Gi' }, failoverDelay, ...postgresql },
+  };
 }
 
 interface Setup {
@@ -36,11 +41,29 @@ interface Setup {
 
 /** The orders service of the lab, as its own process, with its database URL pointed at the -rw proxy. */
 async function startService(later: (fn: () => unknown) => void, rwPort: number): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'lib/lab/daemon/service.ts'), '--name', 'orders-kube', '--port', '0', '--db-port', String(rwPort), '--db-user', 'app', '--db-name', 'app'], {
-    cwd: REPO,
-    env: { ...process.env, PGPASSWORD: PASSWORD },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(REPO, 'lib/lab/daemon/service.ts'),
+      '--name',
+      'orders-kube',
+      '--port',
+      '0',
+      '--db-port',
+      String(rwPort),
+      '--db-user',
+      'app',
+      '--db-name',
+      'app',
+    ],
+    {
+      cwd: REPO,
+      env: { ...process.env, PGPASSWORD: PASSWORD },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   later(() => child.kill('SIGKILL'));
   let out = '';
   return new Promise((resolve, reject) => {
@@ -68,8 +91,18 @@ async function warm(url: string): Promise<void> {
   for (let i = 0; streak < 40; i++) {
     if (Date.now() > deadline) throw new Error(`orders service at ${url} did not answer 40 requests in a row within 60 s`);
     const res = await Promise.all([
-      fetch(`${url}/orders?limit=5`).then((r) => r.status, () => 0),
-      fetch(`${url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ item: 'warm-up', token: `warm-${i}` }) }).then((r) => r.status, () => 0),
+      fetch(`${url}/orders?limit=5`).then(
+        (r) => r.status,
+        () => 0,
+      ),
+      fetch(`${url}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ item: 'warm-up', token: `warm-${i}` }),
+      }).then(
+        (r) => r.status,
+        () => 0,
+      ),
     ]);
     streak = res[0] === 200 && res[1] === 201 ? streak + 1 : 0;
   }
@@ -82,21 +115,41 @@ async function warm(url: string): Promise<void> {
 function teardown(t: TestContext): (fn: () => unknown) => void {
   const stack: Array<() => unknown> = [];
   t.after(async () => {
-    for (const fn of stack.reverse()) await Promise.resolve().then(fn).catch((e: Error) => t.diagnostic(`teardown: ${e.message}`));
+    for (const fn of stack.reverse())
+      await Promise.resolve()
+        .then(fn)
+        .catch((e: Error) => t.diagnostic(`teardown: ${e.message}`));
   });
   return (fn) => stack.push(fn);
 }
 
-async function setup(t: TestContext, o: { failoverDelay: number; replaceDelayMs?: number; instances?: number; quorum?: number }): Promise<Setup> {
+async function setup(
+  t: TestContext,
+  o: { failoverDelay: number; replaceDelayMs?: number; instances?: number; quorum?: number },
+): Promise<Setup> {
   const later = teardown(t);
   const dir = scratchDir('kube-db');
   later(() => rmSync(dir, { recursive: true, force: true }));
   const instances = o.instances ?? 2;
-  const db = await startCnpgPostgres({ root: join(dir, 'pg'), instances: Array.from({ length: instances }, (_, i) => `pg-${i + 1}`), appPassword: PASSWORD });
+  const db = await startCnpgPostgres({
+    root: join(dir, 'pg'),
+    instances: Array.from({ length: instances }, (_, i) => `pg-${i + 1}`),
+    appPassword: PASSWORD,
+  });
   later(() => db.stop());
-  const api = await startKubeApi({ objects: [pgCluster(o.failoverDelay, instances, o.quorum)], cnpgRuntime: db.runtime, replaceDelayMs: o.replaceDelayMs ?? 1000, readyDelayMs: 300, shutdownMs: 100 });
+  const api = await startKubeApi({
+    objects: [pgCluster(o.failoverDelay, instances, o.quorum)],
+    cnpgRuntime: db.runtime,
+    replaceDelayMs: o.replaceDelayMs ?? 1000,
+    readyDelayMs: 300,
+    shutdownMs: 100,
+  });
   later(() => api.stop());
-  await api.state.waitFor(() => api.state.get('clusters', 'db', 'pg')?.status?.readyInstances === instances, 'pg-1 (initdb) and the replicas (base backup, streaming) to be Ready', 120_000);
+  await api.state.waitFor(
+    () => api.state.get('clusters', 'db', 'pg')?.status?.readyInstances === instances,
+    'pg-1 (initdb) and the replicas (base backup, streaming) to be Ready',
+    120_000,
+  );
   assert.deepEqual(api.state.controllerErrors, []);
   const serviceUrl = await startService(later, db.rw.port);
   await warm(serviceUrl);
@@ -153,7 +206,10 @@ async function assertPrimaryAndStreamingReplica(s: Setup, primary: string, repli
   const port = (n: string) => s.db.instances.get(n)!.port;
   assert.deepEqual(await query(port(primary), 'SELECT pg_is_in_recovery() AS rec'), [{ rec: false }]);
   assert.deepEqual(await query(port(replica), 'SELECT pg_is_in_recovery() AS rec'), [{ rec: true }]);
-  const senders = await query<{ application_name: string; state: string }>(port(primary), 'SELECT application_name, state FROM pg_stat_replication');
+  const senders = await query<{ application_name: string; state: string }>(
+    port(primary),
+    'SELECT application_name, state FROM pg_stat_replication',
+  );
   assert.deepEqual(senders, [{ application_name: replica, state: 'streaming' }]);
 }
 
@@ -161,9 +217,17 @@ async function assertPrimaryAndStreamingReplica(s: Setup, primary: string, repli
 async function assertLedgerOnPrimary(runDir: string, port: number) {
   const rec = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
   const l = rec.objectives.rpo.ledger;
-  const rows = readFileSync(join(runDir, 'writes.tsv'), 'utf8').trim().split('\n').slice(1).map((line) => line.split('\t'));
+  const rows = readFileSync(join(runDir, 'writes.tsv'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split('\t'));
   const judged = rows.slice(0, l.total);
-  const present = new Set((await query<{ token: string }>(port, 'SELECT token FROM orders WHERE token LIKE $1', [`${judged[0]![1]!.slice(0, 8)}%`])).map((r) => r.token));
+  const present = new Set(
+    (await query<{ token: string }>(port, 'SELECT token FROM orders WHERE token LIKE $1', [`${judged[0]![1]!.slice(0, 8)}%`])).map(
+      (r) => r.token,
+    ),
+  );
   const acked = judged.filter((r) => r[4] === 'ok');
   const lost = acked.filter((r) => !present.has(r[1]!)).length;
   assert.ok(acked.length > 20, `${acked.length} acknowledged writes`);
@@ -187,10 +251,23 @@ function assertObjectivesMet(t: TestContext, runDir: string, rec: any, code: num
     return;
   }
   assert.equal(code, 1, output.slice(-4000));
-  assert.ok(rec.objectives.slo.some((x: { met: boolean }) => x.met === false), `exit 1 only for a missed SLO: ${output.slice(-3000)}`);
+  assert.ok(
+    rec.objectives.slo.some((x: { met: boolean }) => x.met === false),
+    `exit 1 only for a missed SLO: ${output.slice(-3000)}`,
+  );
   const recovered = rec.marks.find((m: { name: string }) => m.name === 'recovered').ms;
-  const late = readFileSync(join(runDir, 'requests.tsv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t')).filter((f) => Number(f[0]) >= recovered && f[2] !== 'ok');
-  t.diagnostic(`SLO missed after recovery (shared machine): ${late.length} failed requests after the recovered mark at ${recovered.toFixed(0)} ms: ${late.slice(0, 12).map((f) => `${Number(f[0]).toFixed(0)} ms ${f[2]} ${f[1]} ms`).join(', ')}`);
+  const late = readFileSync(join(runDir, 'requests.tsv'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split('\t'))
+    .filter((f) => Number(f[0]) >= recovered && f[2] !== 'ok');
+  t.diagnostic(
+    `SLO missed after recovery (shared machine): ${late.length} failed requests after the recovered mark at ${recovered.toFixed(0)} ms: ${late
+      .slice(0, 12)
+      .map((f) => `${Number(f[0]).toFixed(0)} ms ${f[2]} ${f[1]} ms`)
+      .join(', ')}`,
+  );
 }
 
 /** Runs a drill that must fail over cleanly: its record, with RTO, RPO and verification met and no operator error. */
@@ -211,7 +288,9 @@ function assertNoPassword(runDir: string, output: string): void {
   for (const f of readdirSync(runDir)) assert.ok(!readFileSync(join(runDir, f), 'utf8').includes(PASSWORD), `the password is not in ${f}`);
 }
 
-test('delete-primary: the primary pod is deleted under write load, the operator promotes the real replica, RTO and RPO measured, the old primary rejoins by pg_rewind', { timeout: 300_000 }, async (t) => {
+test('delete-primary: the primary pod is deleted under write load, the operator promotes the real replica, RTO and RPO measured, the old primary rejoins by pg_rewind', {
+  timeout: 300_000,
+}, async (t) => {
   const s = await setup(t, { failoverDelay: 0 });
   const file = s.drill('cnpg-delete-primary', { database: ', mode: delete-primary' });
 
@@ -219,7 +298,10 @@ test('delete-primary: the primary pod is deleted under write load, the operator 
   const rv = s.api.state.resourceVersion();
   const plan = await drillCli(['plan', file], { ORDERS_DB_PASSWORD: PASSWORD }).done;
   assert.equal(plan.code, 0, plan.stderr + plan.stdout);
-  assert.match(plan.stdout, /database kube:test-ctx\/db CloudNativePG cluster pg \(delete-primary, -rw 127\.0\.0\.1:\d+\): a kill deletes primary pod pg-1 \(grace period 0\); the operator then fails over on its own \(spec\.failoverDelay 0s\); rollback: the operator recreates pg-1 and rejoins it as a replica/);
+  assert.match(
+    plan.stdout,
+    /database kube:test-ctx\/db CloudNativePG cluster pg \(delete-primary, -rw 127\.0\.0\.1:\d+\): a kill deletes primary pod pg-1 \(grace period 0\); the operator then fails over on its own \(spec\.failoverDelay 0s\); rollback: the operator recreates pg-1 and rejoins it as a replica/,
+  );
   assert.match(plan.stdout, /action 2\. kill primary: .*\n\s+hits: pg-1 \(127\.0\.0\.1:\d+\)/);
   // The operator elects in this mode: the plan does not claim the harness promotes anyone.
   assert.match(plan.stdout, /action 3\. fail over: .*\n\s+hits: cloudnative-pg: the operator elects pg-2 after the primary pod is gone/);
@@ -231,7 +313,10 @@ test('delete-primary: the primary pod is deleted under write load, the operator 
 
   // The kill: one DELETE of pods/pg-1 with grace 0, and the real postmaster and its children SIGKILLed.
   const deletes = s.api.state.requests.filter((q) => q.method === 'DELETE');
-  assert.deepEqual(deletes.map((q) => [q.resource, q.name, q.status]), [['pods', 'pg-1', 200]]);
+  assert.deepEqual(
+    deletes.map((q) => [q.resource, q.name, q.status]),
+    [['pods', 'pg-1', 200]],
+  );
   assert.equal(s.db.kills[0]?.instance, 'pg-1');
   assert.equal(s.db.kills[0]?.pid, oldPid);
   assert.ok(s.db.kills[0]!.children.length >= 4, `postmaster and ${s.db.kills[0]!.children.length} children killed`);
@@ -240,15 +325,32 @@ test('delete-primary: the primary pod is deleted under write load, the operator 
 
   // RTO measured from the kill to the SLOs holding again; the failover itself from the marks.
   const marks = Object.fromEntries(rec.marks.map((m: { name: string; ms: number }) => [m.name, m.ms]));
-  for (const m of ['fault-injected', 'primary-killed', 'failover-writable', 'recovered', 'verified', 'rolled-back']) assert.ok(m in marks, `mark ${m}`);
+  for (const m of ['fault-injected', 'primary-killed', 'failover-writable', 'recovered', 'verified', 'rolled-back'])
+    assert.ok(m in marks, `mark ${m}`);
   const rto = rec.objectives.rto.measuredSeconds;
   assert.ok(rto > 0 && rto < 60, `RTO ${rto} s`);
   const writable = (marks['failover-writable'] - marks['primary-killed']) / 1000;
-  assert.ok(writable > 0.3 && writable < 30, `kill to first write on the new primary ${writable} s (the operator waits 300 ms before it promotes)`);
-  assert.deepEqual(rec.actions.map((a: { name: string; status: string }) => [a.name, a.status]), [['stall replication', 'done'], ['kill primary', 'done'], ['fail over', 'done']]);
-  assert.deepEqual(rec.actions.map((a: { rollback: { status: string } }) => a.rollback.status), ['done', 'done', 'none']);
+  assert.ok(
+    writable > 0.3 && writable < 30,
+    `kill to first write on the new primary ${writable} s (the operator waits 300 ms before it promotes)`,
+  );
+  assert.deepEqual(
+    rec.actions.map((a: { name: string; status: string }) => [a.name, a.status]),
+    [
+      ['stall replication', 'done'],
+      ['kill primary', 'done'],
+      ['fail over', 'done'],
+    ],
+  );
+  assert.deepEqual(
+    rec.actions.map((a: { rollback: { status: string } }) => a.rollback.status),
+    ['done', 'done', 'none'],
+  );
   assert.match(r.stderr, /pg-1 deleted pod pg-1 \(uid [0-9a-f-]+\) with grace period 0: its host died/);
-  assert.match(JSON.stringify(rec), /pg-1 is back as a Ready replica of pg-2 \(rejoined by the operator\); pg-2 primary, pg-1 streaming \(async\)/);
+  assert.match(
+    JSON.stringify(rec),
+    /pg-1 is back as a Ready replica of pg-2 \(rejoined by the operator\); pg-2 primary, pg-1 streaming \(async\)/,
+  );
 
   // RPO from the write ledger, read back by the harness and checked here on the new primary directly.
   const { acked, lost } = await assertLedgerOnPrimary(runDir, s.db.instances.get('pg-2')!.port);
@@ -257,23 +359,35 @@ test('delete-primary: the primary pod is deleted under write load, the operator 
   assert.equal(rec.environment.target.database.provider, 'cnpg');
   assert.equal(rec.environment.target.database.replication, 'async');
   assert.equal(rec.environment.target.database.credentialFrom, 'environment variable ORDERS_DB_PASSWORD');
-  t.diagnostic(`delete-primary: RTO ${rto} s, kill -> writable ${writable.toFixed(2)} s, ${acked} writes acknowledged, ${lost} lost, RPO ${rec.objectives.rpo.measuredSeconds} s`);
+  t.diagnostic(
+    `delete-primary: RTO ${rto} s, kill -> writable ${writable.toFixed(2)} s, ${acked} writes acknowledged, ${lost} lost, RPO ${rec.objectives.rpo.measuredSeconds} s`,
+  );
 
   await assertPrimaryAndStreamingReplica(s, 'pg-2', 'pg-1');
-  assert.ok(s.db.rwLog.some((l) => /^pg-1 (rewound with pg_rewind|copied with pg_basebackup)$/.test(l)), s.db.rwLog.join('\n'));
+  assert.ok(
+    s.db.rwLog.some((l) => /^pg-1 (rewound with pg_rewind|copied with pg_basebackup)$/.test(l)),
+    s.db.rwLog.join('\n'),
+  );
   t.diagnostic(`runtime: ${s.db.rwLog.filter((l) => !l.startsWith('db endpoint')).join('; ')}`);
   assertNoPassword(runDir, r.stdout + r.stderr);
 });
 
-test('quorum replication (synchronous: any 1 of two replicas): the primary pod is deleted under write load, the operator promotes the replica with the most WAL, no acknowledged write is lost', { timeout: 300_000 }, async (t) => {
+test('quorum replication (synchronous: any 1 of two replicas): the primary pod is deleted under write load, the operator promotes the replica with the most WAL, no acknowledged write is lost', {
+  timeout: 300_000,
+}, async (t) => {
   const s = await setup(t, { failoverDelay: 0, instances: 3, quorum: 1 });
-  const names = await query<{ v: string }>(s.db.instances.get('pg-1')!.port, "SELECT setting AS v FROM pg_settings WHERE name = 'synchronous_standby_names'");
+  const names = await query<{ v: string }>(
+    s.db.instances.get('pg-1')!.port,
+    "SELECT setting AS v FROM pg_settings WHERE name = 'synchronous_standby_names'",
+  );
   assert.deepEqual(names, [{ v: 'ANY 1 ("pg-2","pg-3")' }]);
   const file = s.drill('cnpg-quorum', { database: ', mode: delete-primary' });
   const { r, runDir, rec } = await runMeetingObjectives(t, s, file);
 
   // Steady state saw both replicas in the quorum, as pg_stat_replication reports them.
-  const lagProbe = readEvents(runDir).find((e) => e.type === 'probe' && e.name === 'replay lag below the limit') as { ok: boolean; detail: string } | undefined;
+  const lagProbe = readEvents(runDir).find((e) => e.type === 'probe' && e.name === 'replay lag below the limit') as
+    | { ok: boolean; detail: string }
+    | undefined;
   assert.ok(lagProbe?.ok, JSON.stringify(lagProbe));
   assert.match(lagProbe.detail, /pg-2 streaming \(quorum\).*pg-3 streaming \(quorum\)/);
   assert.equal(rec.environment.target.database.replication, 'sync');
@@ -281,7 +395,9 @@ test('quorum replication (synchronous: any 1 of two replicas): the primary pod i
   // The operator compared what each replica received and promoted the furthest one.
   const ranked = s.db.rwLog.find((l) => l.startsWith('failover candidates by received WAL: '));
   assert.ok(ranked, s.db.rwLog.join('\n'));
-  const received = [...ranked.matchAll(/(pg-\d) (\d+)/g)].map((m) => [m[1]!, Number(m[2])] as const).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const received = [...ranked.matchAll(/(pg-\d) (\d+)/g)]
+    .map((m) => [m[1]!, Number(m[2])] as const)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   const promoted = received[0]![0];
   assert.ok(s.db.rwLog.includes(`${promoted} promoted (was pg-1)`), s.db.rwLog.join('\n'));
   assert.match(r.stderr, new RegExp(`failed over to ${promoted}`));
@@ -290,16 +406,26 @@ test('quorum replication (synchronous: any 1 of two replicas): the primary pod i
   const { acked, lost } = await assertLedgerOnPrimary(runDir, s.db.instances.get(promoted)!.port);
   assert.equal(lost, 0, 'quorum commit: no acknowledged write lost');
   assert.equal(rec.objectives.rpo.measuredSeconds, 0);
-  t.diagnostic(`quorum: RTO ${rec.objectives.rto.measuredSeconds} s, ${acked} writes acknowledged, 0 lost; ${ranked}; promoted ${promoted}`);
+  t.diagnostic(
+    `quorum: RTO ${rec.objectives.rto.measuredSeconds} s, ${acked} writes acknowledged, 0 lost; ${ranked}; promoted ${promoted}`,
+  );
 
   // Whole again: the new primary lists the other two in its quorum, and both stream from it.
   const port = s.db.instances.get(promoted)!.port;
   const others = ['pg-1', 'pg-2', 'pg-3'].filter((n) => n !== promoted);
-  assert.deepEqual(await query(port, "SELECT setting AS v FROM pg_settings WHERE name = 'synchronous_standby_names'"), [{ v: `ANY 1 (${others.map((n) => `"${n}"`).join(',')})` }]);
+  assert.deepEqual(await query(port, "SELECT setting AS v FROM pg_settings WHERE name = 'synchronous_standby_names'"), [
+    { v: `ANY 1 (${others.map((n) => `"${n}"`).join(',')})` },
+  ]);
   for (const until = performance.now() + 30_000; ; ) {
-    const senders = await query<{ application_name: string; state: string; sync_state: string }>(port, 'SELECT application_name, state, sync_state FROM pg_stat_replication ORDER BY application_name');
+    const senders = await query<{ application_name: string; state: string; sync_state: string }>(
+      port,
+      'SELECT application_name, state, sync_state FROM pg_stat_replication ORDER BY application_name',
+    );
     if (senders.length === 2 && senders.every((x) => x.state === 'streaming' && x.sync_state === 'quorum')) {
-      assert.deepEqual(senders.map((x) => x.application_name), others);
+      assert.deepEqual(
+        senders.map((x) => x.application_name),
+        others,
+      );
       break;
     }
     assert.ok(performance.now() < until, `both replicas stream from ${promoted} in the quorum: ${JSON.stringify(senders)}`);
@@ -308,15 +434,23 @@ test('quorum replication (synchronous: any 1 of two replicas): the primary pod i
   assertNoPassword(runDir, r.stdout + r.stderr);
 });
 
-test('promote: with failover held back by failoverDelay, the drill promotes the replica through the Cluster status; the rejoin leaves a primary and a streaming replica', { timeout: 300_000 }, async (t) => {
+test('promote: with failover held back by failoverDelay, the drill promotes the replica through the Cluster status; the rejoin leaves a primary and a streaming replica', {
+  timeout: 300_000,
+}, async (t) => {
   const s = await setup(t, { failoverDelay: 3600 });
   const file = s.drill('cnpg-promote', { database: ', mode: promote' });
   const { r, runDir, rec } = await runMeetingObjectives(t, s, file);
 
   // The promotion was the drill's: a merge patch of clusters/status naming pg-2, accepted.
   const patches = s.api.state.requests.filter((q) => q.method === 'PATCH');
-  assert.deepEqual(patches.map((q) => [q.resource, q.path.endsWith('/clusters/pg/status'), q.contentType, q.status]), [['clusters', true, 'application/merge-patch+json', 200]]);
-  assert.match(r.stderr, /failed over to pg-2: asked the operator to promote pg-2 \(status\.targetPrimary, as kubectl cnpg promote\); pg-2 is primary \(was pg-1\): a write through the -rw Service succeeded/);
+  assert.deepEqual(
+    patches.map((q) => [q.resource, q.path.endsWith('/clusters/pg/status'), q.contentType, q.status]),
+    [['clusters', true, 'application/merge-patch+json', 200]],
+  );
+  assert.match(
+    r.stderr,
+    /failed over to pg-2: asked the operator to promote pg-2 \(status\.targetPrimary, as kubectl cnpg promote\); pg-2 is primary \(was pg-1\): a write through the -rw Service succeeded/,
+  );
   assert.equal(s.db.kills[0]?.instance, 'pg-1');
 
   const rto = rec.objectives.rto.measuredSeconds;
@@ -328,7 +462,9 @@ test('promote: with failover held back by failoverDelay, the drill promotes the 
   assertNoPassword(runDir, r.stdout + r.stderr);
 });
 
-test('a run killed right after it deleted the primary pod is finished by drill recover: the database is reopened from the journal and the old primary rejoins', { timeout: 300_000 }, async (t) => {
+test('a run killed right after it deleted the primary pod is finished by drill recover: the database is reopened from the journal and the old primary rejoins', {
+  timeout: 300_000,
+}, async (t) => {
   // The pod comes back 6 s after its deletion, so the run is still failing over or observing when it is killed.
   const s = await setup(t, { failoverDelay: 0, replaceDelayMs: 6000 });
   const file = s.drill('cnpg-recover', {});
@@ -347,20 +483,35 @@ test('a run killed right after it deleted the primary pod is finished by drill r
 
   const r = await drillCli(['recover', '--results', results], { ORDERS_DB_PASSWORD: PASSWORD }).done;
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /rolled back: kill primary: pg-1 is back as a Ready replica of pg-2 \(rejoined by the operator\); pg-2 primary, pg-1 streaming \(async\)/);
-  assert.ok(readEvents(runDir).some((e) => e.recovered === true), 'recover appended to the same journal');
+  assert.match(
+    r.stdout,
+    /rolled back: kill primary: pg-1 is back as a Ready replica of pg-2 \(rejoined by the operator\); pg-2 primary, pg-1 streaming \(async\)/,
+  );
+  assert.ok(
+    readEvents(runDir).some((e) => e.recovered === true),
+    'recover appended to the same journal',
+  );
   await assertPrimaryAndStreamingReplica(s, 'pg-2', 'pg-1');
 });
 
-test('guardrails: a database namespace outside the allowlist, a replication stall, kill: immediate, a Cluster that does not exist: exit 2, nothing deleted', { timeout: 120_000 }, async (t) => {
+test('guardrails: a database namespace outside the allowlist, a replication stall, kill: immediate, a Cluster that does not exist: exit 2, nothing deleted', {
+  timeout: 120_000,
+}, async (t) => {
   // No PostgreSQL needed: each of these must stop before anything is touched.
   const dir = scratchDir('kube-db-guard');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const api = await startKubeApi({ objects: [pgCluster(0), { ...pgCluster(0), metadata: { name: 'pg', namespace: 'payments' } }], replaceDelayMs: 100, readyDelayMs: 100 });
+  const api = await startKubeApi({
+    objects: [pgCluster(0), { ...pgCluster(0), metadata: { name: 'pg', namespace: 'payments' } }],
+    replaceDelayMs: 100,
+    readyDelayMs: 100,
+  });
   t.after(() => api.stop());
   await api.state.waitFor(() => api.state.get('clusters', 'db', 'pg')?.status?.readyInstances === 2, 'pg ready');
   const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(kubeconfig, `apiVersion: v1\nkind: Config\nclusters:\n  - name: t\n    cluster: { server: "${api.url}" }\nusers:\n  - name: u\n    user: {}\ncontexts:\n  - name: c\n    context: { cluster: t, user: u }\ncurrent-context: c\n`);
+  writeFileSync(
+    kubeconfig,
+    `apiVersion: v1\nkind: Config\nclusters:\n  - name: t\n    cluster: { server: "${api.url}" }\nusers:\n  - name: u\n    user: {}\ncontexts:\n  - name: c\n    context: { cluster: t, user: u }\ncurrent-context: c\n`,
+  );
   const drill = (name: string, database: string, params = '') => {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(
@@ -369,28 +520,55 @@ test('guardrails: a database namespace outside the allowlist, a replication stal
     );
     return file;
   };
-  const pods = () => api.state.list('pods').map((p) => `${p.metadata.namespace}/${p.metadata.name}/${p.metadata.uid}`).sort().join(' ');
+  const pods = () =>
+    api.state
+      .list('pods')
+      .map((p) => `${p.metadata.namespace}/${p.metadata.name}/${p.metadata.uid}`)
+      .sort()
+      .join(' ');
   const before = pods();
   const results = join(dir, 'results');
 
-  let r = await drillCli(['run', drill('outside', '{ provider: cnpg, cluster: pg, namespace: payments, host: 127.0.0.1 }'), '--results', results, '--yes']).done;
+  let r = await drillCli([
+    'run',
+    drill('outside', '{ provider: cnpg, cluster: pg, namespace: payments, host: 127.0.0.1 }'),
+    '--results',
+    results,
+    '--yes',
+  ]).done;
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /target\.database\.namespace: namespace "payments" of CloudNativePG cluster "pg" is not in namespaces \(db\)/);
 
-  r = await drillCli(['validate', drill('stall', '{ provider: cnpg, cluster: pg, host: 127.0.0.1 }', ' replicationStall: 1s, kill: immediate ')]).done;
+  r = await drillCli([
+    'validate',
+    drill('stall', '{ provider: cnpg, cluster: pg, host: 127.0.0.1 }', ' replicationStall: 1s, kill: immediate '),
+  ]).done;
   assert.equal(r.code, 2, r.stdout + r.stderr);
-  assert.match(r.stdout + r.stderr, /scenarios\[0\]\.params\.replicationStall: replicationStall 1s needs SIGSTOP on the primary's walsender processes, which the harness cannot send into a pod/);
-  assert.match(r.stdout + r.stderr, /scenarios\[0\]\.params\.kill: kill: immediate runs pg_ctl stop -m immediate next to the server, which the harness cannot do inside a pod/);
+  assert.match(
+    r.stdout + r.stderr,
+    /scenarios\[0\]\.params\.replicationStall: replicationStall 1s needs SIGSTOP on the primary's walsender processes, which the harness cannot send into a pod/,
+  );
+  assert.match(
+    r.stdout + r.stderr,
+    /scenarios\[0\]\.params\.kill: kill: immediate runs pg_ctl stop -m immediate next to the server, which the harness cannot do inside a pod/,
+  );
 
   r = await drillCli(['validate', drill('password', '{ provider: cnpg, cluster: pg, host: 127.0.0.1, password: hunter2 }')]).done;
   assert.equal(r.code, 2, r.stdout + r.stderr);
   assert.match(r.stdout + r.stderr, /target\.database\.password: .*unknown key/i);
 
-  r = await drillCli(['run', drill('missing', '{ provider: cnpg, cluster: orders-db, host: 127.0.0.1 }'), '--results', results, '--yes']).done;
+  r = await drillCli(['run', drill('missing', '{ provider: cnpg, cluster: orders-db, host: 127.0.0.1 }'), '--results', results, '--yes'])
+    .done;
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /CloudNativePG cluster "orders-db" was not found in namespace "db"/);
 
-  r = await drillCli(['run', drill('env', '{ provider: cnpg, cluster: pg, host: 127.0.0.1, passwordEnv: NOT_SET_ANYWHERE }'), '--results', results, '--yes']).done;
+  r = await drillCli([
+    'run',
+    drill('env', '{ provider: cnpg, cluster: pg, host: 127.0.0.1, passwordEnv: NOT_SET_ANYWHERE }'),
+    '--results',
+    results,
+    '--yes',
+  ]).done;
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /target\.database\.passwordEnv names NOT_SET_ANYWHERE, which is not set in the environment/);
 

@@ -39,8 +39,16 @@ type Kubectl = (...args: string[]) => Promise<Run>;
  */
 async function setup(t: TestContext): Promise<{ api: KubeApi; kubectl: Kubectl }> {
   const bin = findKubectl();
-  if (!bin) assert.fail('kubectl is required for this test and was not found on PATH or in /usr/bin: install the Debian package kubernetes-client or the kubectl binary (CI installs it)');
-  const api = await startKubeApi({ objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 3 })], readyDelayMs: 100, replaceDelayMs: 100, shutdownMs: 150 });
+  if (!bin)
+    assert.fail(
+      'kubectl is required for this test and was not found on PATH or in /usr/bin: install the Debian package kubernetes-client or the kubectl binary (CI installs it)',
+    );
+  const api = await startKubeApi({
+    objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 3 })],
+    readyDelayMs: 100,
+    replaceDelayMs: 100,
+    shutdownMs: 150,
+  });
   t.after(() => api.stop());
   const dir = await makeTempDir('kubectl');
   t.after(() => dir.remove());
@@ -62,10 +70,15 @@ async function setup(t: TestContext): Promise<{ api: KubeApi; kubectl: Kubectl }
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home };
   const kubectl: Kubectl = (...args) =>
     new Promise((resolve) => {
-      execFile(bin, ['--kubeconfig', kubeconfig, '--cache-dir', join(dir.path, 'cache'), '--request-timeout=20s', ...args], { env, timeout: 40_000 }, (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      });
+      execFile(
+        bin,
+        ['--kubeconfig', kubeconfig, '--cache-dir', join(dir.path, 'cache'), '--request-timeout=20s', ...args],
+        { env, timeout: 40_000 },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
     });
   return { api, kubectl };
 }
@@ -90,7 +103,10 @@ test('kubectl get pods -l app=orders -n prod prints the server-side table', asyn
   assert.deepEqual(header!.split(/\s+/), ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE']);
   const cells = rows.map((r) => r.split(/\s+/));
   assert.deepEqual(cells.map((c) => c[0]).sort(), livePods(api));
-  assert.ok(cells.every((c) => c[1] === '1/1' && c[2] === 'Running' && c[3] === '0'), out);
+  assert.ok(
+    cells.every((c) => c[1] === '1/1' && c[2] === 'Running' && c[3] === '0'),
+    out,
+  );
 
   const none = await kubectl('get', 'pods', '-l', 'app=payments', '-n', 'prod');
   assert.equal(none.code, 0);
@@ -105,7 +121,10 @@ test('kubectl delete pod waits for the pod to be gone; the ReplicaSet replaces i
   assert.equal(api.state.get('pods', 'prod', victim!), undefined, 'kubectl returned only once the pod was gone');
   const del = api.state.requests.find((r) => r.method === 'DELETE')!;
   assert.deepEqual([del.resource, del.name, del.status], ['pods', victim, 200]);
-  await api.state.waitFor(() => livePods(api).length === 3 && api.state.get('deployments', 'prod', 'orders')!.status.readyReplicas === 3, 'a ready replacement');
+  await api.state.waitFor(
+    () => livePods(api).length === 3 && api.state.get('deployments', 'prod', 'orders')!.status.readyReplicas === 3,
+    'a ready replacement',
+  );
   assert.ok(!livePods(api).includes(victim!), 'the replacement has a new name');
 
   const missing = await kubectl('delete', 'pod', victim!, '-n', 'prod');
@@ -116,11 +135,17 @@ test('kubectl delete pod waits for the pod to be gone; the ReplicaSet replaces i
 test('kubectl rollout undo and rollout status: back to the previous revision, all pods on the old image', async (t) => {
   const { api, kubectl } = await setup(t);
   ok(await kubectl('set', 'image', 'deployment/orders', 'app=registry.example/orders:2.0.0', '-n', 'prod'), 'kubectl set image');
-  assert.match(ok(await kubectl('rollout', 'status', 'deployment/orders', '-n', 'prod', '--timeout=20s'), 'rollout status after set image'), /deployment "orders" successfully rolled out/);
+  assert.match(
+    ok(await kubectl('rollout', 'status', 'deployment/orders', '-n', 'prod', '--timeout=20s'), 'rollout status after set image'),
+    /deployment "orders" successfully rolled out/,
+  );
   const image = () => api.state.get('deployments', 'prod', 'orders')!.spec.template.spec.containers[0].image;
   assert.equal(image(), 'registry.example/orders:2.0.0');
 
-  assert.equal(ok(await kubectl('rollout', 'undo', 'deployment/orders', '-n', 'prod'), 'kubectl rollout undo').trim(), 'deployment.apps/orders rolled back');
+  assert.equal(
+    ok(await kubectl('rollout', 'undo', 'deployment/orders', '-n', 'prod'), 'kubectl rollout undo').trim(),
+    'deployment.apps/orders rolled back',
+  );
   const status = ok(await kubectl('rollout', 'status', 'deployment/orders', '-n', 'prod', '--timeout=20s'), 'kubectl rollout status');
   assert.match(status, /deployment "orders" successfully rolled out/);
 
@@ -128,19 +153,32 @@ test('kubectl rollout undo and rollout status: back to the previous revision, al
   assert.equal(image(), 'registry.example/orders:1.0.0');
   assert.equal(d.metadata.annotations?.['deployment.kubernetes.io/revision'], '3');
   assert.deepEqual([d.status.replicas, d.status.updatedReplicas, d.status.readyReplicas, d.status.availableReplicas], [3, 3, 3, 3]);
-  const revisions = api.state.list('replicasets', 'prod').map((rs) => [rs.spec.template.spec.containers[0].image, rs.metadata.annotations?.['deployment.kubernetes.io/revision'], rs.spec.replicas]);
+  const revisions = api.state
+    .list('replicasets', 'prod')
+    .map((rs) => [
+      rs.spec.template.spec.containers[0].image,
+      rs.metadata.annotations?.['deployment.kubernetes.io/revision'],
+      rs.spec.replicas,
+    ]);
   assert.deepEqual(revisions.sort(), [
     ['registry.example/orders:1.0.0', '3', 3],
     ['registry.example/orders:2.0.0', '2', 0],
   ]);
-  const images = api.state.list('pods', 'prod').filter((p) => !p.metadata.deletionTimestamp).map((p) => p.spec.containers[0].image);
+  const images = api.state
+    .list('pods', 'prod')
+    .filter((p) => !p.metadata.deletionTimestamp)
+    .map((p) => p.spec.containers[0].image);
   assert.deepEqual(images, Array(3).fill('registry.example/orders:1.0.0'));
 
   const patches = api.state.requests.filter((r) => r.method === 'PATCH').map((r) => [r.resource, r.contentType, r.status]);
-  assert.deepEqual(patches, [
-    ['deployments', 'application/strategic-merge-patch+json', 200],
-    ['deployments', 'application/json-patch+json', 200],
-  ], 'set image sends a strategic merge patch, rollout undo a JSON patch of the template');
+  assert.deepEqual(
+    patches,
+    [
+      ['deployments', 'application/strategic-merge-patch+json', 200],
+      ['deployments', 'application/json-patch+json', 200],
+    ],
+    'set image sends a strategic merge patch, rollout undo a JSON patch of the template',
+  );
   const history = ok(await kubectl('rollout', 'history', 'deployment/orders', '-n', 'prod'), 'kubectl rollout history');
   assert.deepEqual(
     history

@@ -27,11 +27,21 @@ async function deploy(api: KubeApi, tag: string): Promise<void> {
   await apps.replaceNamespacedDeployment({ name: 'orders', namespace: 'prod', body: d });
   await api.state.waitFor(() => {
     const x = api.state.get('deployments', 'prod', 'orders')!;
-    return x.status?.observedGeneration === x.metadata.generation && x.status?.updatedReplicas === 3 && x.status?.availableReplicas === 3 && x.status?.replicas === 3;
+    return (
+      x.status?.observedGeneration === x.metadata.generation &&
+      x.status?.updatedReplicas === 3 &&
+      x.status?.availableReplicas === 3 &&
+      x.status?.replicas === 3
+    );
   }, `orders rolled out on ${tag}`);
 }
 
-async function setup(t: TestContext): Promise<{ api: KubeApi; svc: PodService; dir: string; drill(name: string, scenario: string, target?: string, policy?: string): string }> {
+async function setup(t: TestContext): Promise<{
+  api: KubeApi;
+  svc: PodService;
+  dir: string;
+  drill(name: string, scenario: string, target?: string, policy?: string): string;
+}> {
   const api = await startKubeApi({
     objects: [
       deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } }),
@@ -49,7 +59,12 @@ async function setup(t: TestContext): Promise<{ api: KubeApi; svc: PodService; d
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { server: api.url });
   // The latency SLO is loose: these tests measure the drill, not a test server on a shared 2-core machine.
-  const drill = (name: string, scenario: string, target = '  namespaces: [prod]', policy = "policy: { recoveryWindow: 2s, slo: { latency: ['p(95)<3s'] } }") => {
+  const drill = (
+    name: string,
+    scenario: string,
+    target = '  namespaces: [prod]',
+    policy = "policy: { recoveryWindow: 2s, slo: { latency: ['p(95)<3s'] } }",
+  ) => {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(
       file,
@@ -68,7 +83,9 @@ async function setup(t: TestContext): Promise<{ api: KubeApi; svc: PodService; d
   return { api, svc, dir, drill };
 }
 
-test('rollback drill: back to the previous revision under load, timed until it serves, then rolled forward again', { timeout: 240_000 }, async (t) => {
+test('rollback drill: back to the previous revision under load, timed until it serves, then rolled forward again', {
+  timeout: 240_000,
+}, async (t) => {
   const s = await setup(t);
   assert.equal(image(s.api), 'registry.example/orders:2.0.0');
   const file = s.drill(
@@ -81,13 +98,21 @@ test('rollback drill: back to the previous revision under load, timed until it s
   const [runDir] = runFolders(results);
   const rec = JSON.parse(readFileSync(join(runDir!, 'run.json'), 'utf8'));
   assert.equal(rec.status, 'passed');
-  assert.deepEqual(rec.actions[0].targets, ['deployment/orders in prod: revision 2 (registry.example/orders:2.0.0) -> revision 1 (registry.example/orders:1.0.0)']);
+  assert.deepEqual(rec.actions[0].targets, [
+    'deployment/orders in prod: revision 2 (registry.example/orders:2.0.0) -> revision 1 (registry.example/orders:1.0.0)',
+  ]);
   assert.equal(rec.actions[0].rollback.status, 'done');
   // The replica floor was part of the steady state, read from the Deployment and its HPA.
-  assert.match(readFileSync(join(runDir!, 'events.jsonl'), 'utf8'), /deployment\/orders 3\/3 ready; hpa\/orders 3-20, CPU 70%, memory 80%; within policy/);
+  assert.match(
+    readFileSync(join(runDir!, 'events.jsonl'), 'utf8'),
+    /deployment\/orders 3\/3 ready; hpa\/orders 3-20, CPU 70%, memory 80%; within policy/,
+  );
 
   // The rollback went out as kubectl sends it: one JSON patch of the template; the restore sent another.
-  const patches = s.api.state.requests.filter((q) => q.method === 'PATCH' || q.method === 'PUT').slice(1).map((q) => [q.resource, q.contentType, q.status]);
+  const patches = s.api.state.requests
+    .filter((q) => q.method === 'PATCH' || q.method === 'PUT')
+    .slice(1)
+    .map((q) => [q.resource, q.contentType, q.status]);
   assert.deepEqual(patches, [
     // (the set-up's bad deploy was a PUT, dropped above)
     ['deployments', 'application/json-patch+json', 200],
@@ -97,7 +122,9 @@ test('rollback drill: back to the previous revision under load, timed until it s
   assert.equal(image(s.api), 'registry.example/orders:2.0.0');
 
   const events = readEvents(runDir!);
-  const done = events.find((e) => e.type === 'action.done') as unknown as { result: { rolloutSeconds: number; rolledOutAt: string; to: { revision: number } } };
+  const done = events.find((e) => e.type === 'action.done') as unknown as {
+    result: { rolloutSeconds: number; rolledOutAt: string; to: { revision: number } };
+  };
   assert.ok(done.result.rolledOutAt, 'the rollout completed');
   assert.ok(done.result.rolloutSeconds > 0.2 && done.result.rolloutSeconds < 20, `rollout ${done.result.rolloutSeconds}s`);
   assert.equal(done.result.to.revision, 1);
@@ -110,7 +137,9 @@ test('rollback drill: back to the previous revision under load, timed until it s
   assert.ok(served.length >= 6, `requests reached old and new pods: ${served.join(', ')}`);
 });
 
-test('replica floor from policy.replicas: an HPA below the drill\'s floor is exit 3 before anything is rolled back', { timeout: 240_000 }, async (t) => {
+test("replica floor from policy.replicas: an HPA below the drill's floor is exit 3 before anything is rolled back", {
+  timeout: 240_000,
+}, async (t) => {
   const s = await setup(t);
   const generation = s.api.state.get('deployments', 'prod', 'orders')!.metadata.generation;
   const seen = s.api.state.requests.length;
@@ -127,7 +156,11 @@ test('replica floor from policy.replicas: an HPA below the drill\'s floor is exi
   const events = readFileSync(join(runDir!, 'events.jsonl'), 'utf8');
   assert.match(events, /deployment\/orders runs 3 replicas, below the floor of 4/);
   assert.match(events, /hpa\/orders/);
-  assert.deepEqual(s.api.state.requests.slice(seen).filter((q) => !['get', 'list', 'watch'].includes(q.verb)), [], 'only reads: nothing rolled back');
+  assert.deepEqual(
+    s.api.state.requests.slice(seen).filter((q) => !['get', 'list', 'watch'].includes(q.verb)),
+    [],
+    'only reads: nothing rolled back',
+  );
   assert.equal(s.api.state.get('deployments', 'prod', 'orders')!.metadata.generation, generation);
 });
 
@@ -139,32 +172,52 @@ test('rollback via helm without a helm CLI: exit 2 naming what to install, nothi
   const results = join(s.dir, 'results');
   const r = await drillCli(['run', file, '--results', results, '--yes'], { PATH: '/usr/bin:/bin' }).done;
   assert.equal(r.code, 2, r.stderr);
-  assert.match(r.stderr, /params\.via is helm but the helm CLI is not installed here \(no `helm` on PATH\), so `helm rollback orders` cannot run/);
+  assert.match(
+    r.stderr,
+    /params\.via is helm but the helm CLI is not installed here \(no `helm` on PATH\), so `helm rollback orders` cannot run/,
+  );
   assert.match(r.stderr, /next: install helm 3 .* or set params\.via: api/);
   assert.deepEqual(runFolders(results), []);
-  assert.deepEqual(s.api.state.requests.slice(seen).filter((q) => !['get', 'list', 'watch'].includes(q.verb)), [], 'only reads after the set-up deploy');
+  assert.deepEqual(
+    s.api.state.requests.slice(seen).filter((q) => !['get', 'list', 'watch'].includes(q.verb)),
+    [],
+    'only reads after the set-up deploy',
+  );
   assert.equal(s.api.state.get('deployments', 'prod', 'orders')!.metadata.generation, generation);
 });
 
 test('rollback refuses a namespace outside the allowlist and a Deployment with no earlier revision', { timeout: 240_000 }, async (t) => {
   const s = await setup(t);
-  const r = await drillCli(['validate', s.drill('outside', '  - scenario: rollback\n    params: { deployment: orders, namespace: payments }')]).done;
+  const r = await drillCli([
+    'validate',
+    s.drill('outside', '  - scenario: rollback\n    params: { deployment: orders, namespace: payments }'),
+  ]).done;
   assert.equal(r.code, 2);
   assert.match(r.stdout, /scenarios\[0\]\.params\.namespace: namespace "payments" is not in the target's namespaces \(prod\)/);
 
   // Through the adapter: an unknown revision and a paused Deployment are refused before any write.
   const d = createKubeDeployments(kubeConfigFor({ url: s.api.url }), 'prod');
-  await assert.rejects(d.rollbackTo('orders', 7), /revision 7 of deployment\/orders is not in its history \(1 \(registry\.example\/orders:1\.0\.0\), 2 \(registry\.example\/orders:2\.0\.0\)\)/);
+  await assert.rejects(
+    d.rollbackTo('orders', 7),
+    /revision 7 of deployment\/orders is not in its history \(1 \(registry\.example\/orders:1\.0\.0\), 2 \(registry\.example\/orders:2\.0\.0\)\)/,
+  );
   await assert.rejects(d.rollbackTo('orders', 2), /already runs the template of revision 2: nothing to roll back/);
   assert.equal(s.api.state.requests.filter((q) => q.method === 'PATCH').length, 0);
   const history = await d.history('orders');
-  assert.deepEqual(history.history.map((h) => h.revision), [1, 2]);
+  assert.deepEqual(
+    history.history.map((h) => h.revision),
+    [1, 2],
+  );
   assert.equal(history.current.revision, 2);
 });
 
 test('the rollout watch re-lists after a 410 Expired and the rollback still completes', { timeout: 120_000 }, async (t) => {
   // Slow readiness keeps the rollout going while the watch is expired under it.
-  const api = await startKubeApi({ objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } })], replaceDelayMs: 100, readyDelayMs: 1500 });
+  const api = await startKubeApi({
+    objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } })],
+    replaceDelayMs: 100,
+    readyDelayMs: 1500,
+  });
   t.after(() => api.stop());
   await deploy(api, '2.0.0');
   const d = createKubeDeployments(kubeConfigFor({ url: api.url }), 'prod');
@@ -175,7 +228,11 @@ test('the rollout watch re-lists after a 410 Expired and the rollback still comp
   const before = lists();
   api.faults.expireNextWatch('deployments');
   api.faults.dropWatches();
-  await api.state.waitFor(() => lists() === before + 1 && api.state.openWatches('deployments') === 1, 'a re-list and a new watch after the 410', 10_000);
+  await api.state.waitFor(
+    () => lists() === before + 1 && api.state.openWatches('deployments') === 1,
+    'a re-list and a new watch after the 410',
+    10_000,
+  );
   const r = await waiting;
   assert.equal(r.complete, true);
   assert.deepEqual(r.images, ['registry.example/orders:1.0.0']);
@@ -183,9 +240,20 @@ test('the rollout watch re-lists after a 410 Expired and the rollback still comp
 });
 
 test('replica floor: every breach of min 3, max 20, CPU 70%, memory 80% is named; a missing HPA is one', () => {
-  const hpaView = (o: Partial<AutoscalerView>): AutoscalerView => ({ name: 'orders', target: { kind: 'Deployment', name: 'orders' }, minReplicas: 3, maxReplicas: 20, cpuPercent: 70, memoryPercent: 80, currentReplicas: 3, ...o });
+  const hpaView = (o: Partial<AutoscalerView>): AutoscalerView => ({
+    name: 'orders',
+    target: { kind: 'Deployment', name: 'orders' },
+    minReplicas: 3,
+    maxReplicas: 20,
+    cpuPercent: 70,
+    memoryPercent: 80,
+    currentReplicas: 3,
+    ...o,
+  });
   assert.equal(checkReplicaFloor({ name: 'orders', desired: 3, ready: 3 }, [hpaView({})]).ok, true);
-  const bad = checkReplicaFloor({ name: 'orders', desired: 2, ready: 2 }, [hpaView({ minReplicas: 2, maxReplicas: 50, cpuPercent: 90, memoryPercent: null })]);
+  const bad = checkReplicaFloor({ name: 'orders', desired: 2, ready: 2 }, [
+    hpaView({ minReplicas: 2, maxReplicas: 50, cpuPercent: 90, memoryPercent: null }),
+  ]);
   assert.equal(bad.ok, false);
   assert.deepEqual(bad.breaches, [
     'deployment/orders runs 2 replicas, below the floor of 3',
@@ -195,5 +263,7 @@ test('replica floor: every breach of min 3, max 20, CPU 70%, memory 80% is named
     'hpa/orders CPU target 90% ≠ 70%',
     'hpa/orders does not scale on memory (policy: 80%)',
   ]);
-  assert.deepEqual(checkReplicaFloor({ name: 'orders', desired: 3, ready: 3 }, []).breaches, ['no HorizontalPodAutoscaler targets deployment/orders']);
+  assert.deepEqual(checkReplicaFloor({ name: 'orders', desired: 3, ready: 3 }, []).breaches, [
+    'no HorizontalPodAutoscaler targets deployment/orders',
+  ]);
 });

@@ -15,7 +15,11 @@ test('inCluster outside a pod is invalid input naming what to do, before any cal
   try {
     assert.throws(
       () => kubeAdapters({ inCluster: true, namespace: 'orders', namespaces: ['orders'], blastRadius: 1 }),
-      (e: unknown) => e instanceof UserError && e.exitCode === 2 && /does not run in a Kubernetes pod/.test(e.message) && /run the drill as a Job in the cluster/.test(e.next ?? ''),
+      (e: unknown) =>
+        e instanceof UserError &&
+        e.exitCode === 2 &&
+        /does not run in a Kubernetes pod/.test(e.message) &&
+        /run the drill as a Job in the cluster/.test(e.next ?? ''),
     );
   } finally {
     if (saved !== undefined) process.env.KUBERNETES_SERVICE_HOST = saved;
@@ -31,11 +35,25 @@ test('kubeconfig paths: $KUBECONFIG first entry, else ~/.kube/config; ~ expands 
 
 test('drill-file rules: namespace defaults to the first allowed one, blast radius to 1; kube-system and strays refused', () => {
   const ok = TargetSchema.parse({ kind: 'kubernetes', context: 'aks', namespaces: ['orders', 'payments'], url: 'http://orders:8080' });
-  assert.deepEqual(normaliseTarget(ok), { kind: 'kubernetes', context: 'aks', inCluster: false, namespace: 'orders', namespaces: ['orders', 'payments'], blastRadius: 1, url: 'http://orders:8080' });
+  assert.deepEqual(normaliseTarget(ok), {
+    kind: 'kubernetes',
+    context: 'aks',
+    inCluster: false,
+    namespace: 'orders',
+    namespaces: ['orders', 'payments'],
+    blastRadius: 1,
+    url: 'http://orders:8080',
+  });
   const messages = (t: unknown) => (TargetSchema.safeParse(t).error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`);
-  assert.deepEqual(messages({ kind: 'kubernetes', namespaces: ['kube-system'], url: 'http://x' }), ['namespaces.0: kube-system is never a drill target: it runs the cluster itself; list only the namespaces of the workloads under test']);
-  assert.deepEqual(messages({ kind: 'kubernetes', namespace: 'payments', namespaces: ['orders'], url: 'http://x' }), ['namespace: namespace "payments" is not in namespaces (orders): add it there if the drill is meant to act in it']);
-  assert.deepEqual(messages({ kind: 'kubernetes', inCluster: true, context: 'aks', namespaces: ['orders'], url: 'http://x' }), ["inCluster: inCluster uses the pod's service account: remove kubeconfig and context, or set inCluster: false"]);
+  assert.deepEqual(messages({ kind: 'kubernetes', namespaces: ['kube-system'], url: 'http://x' }), [
+    'namespaces.0: kube-system is never a drill target: it runs the cluster itself; list only the namespaces of the workloads under test',
+  ]);
+  assert.deepEqual(messages({ kind: 'kubernetes', namespace: 'payments', namespaces: ['orders'], url: 'http://x' }), [
+    'namespace: namespace "payments" is not in namespaces (orders): add it there if the drill is meant to act in it',
+  ]);
+  assert.deepEqual(messages({ kind: 'kubernetes', inCluster: true, context: 'aks', namespaces: ['orders'], url: 'http://x' }), [
+    "inCluster: inCluster uses the pod's service account: remove kubeconfig and context, or set inCluster: false",
+  ]);
   assert.equal(messages({ kind: 'kubernetes', namespaces: ['orders'], blastRadius: 0, url: 'http://x' }).length, 1);
   assert.equal(messages({ kind: 'kubernetes', namespaces: [], url: 'http://x' }).length, 1);
 });

@@ -14,14 +14,21 @@ import { scratchDir } from '../support/tmp.ts';
 
 test('a killed run on the Kubernetes target is finished by drill recover from its journal', { timeout: 240_000 }, async (t) => {
   // The replacement takes long enough that the run is still observing when it is killed.
-  const api = await startKubeApi({ objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } })], replaceDelayMs: 4000, readyDelayMs: 200 });
+  const api = await startKubeApi({
+    objects: [deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } })],
+    replaceDelayMs: 4000,
+    readyDelayMs: 200,
+  });
   t.after(() => api.stop());
   const svc = await startPodService(api, { namespace: 'prod', selector: 'app=orders' });
   t.after(() => svc.stop());
   const dir = scratchDir('kube-recover');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(kubeconfig, `apiVersion: v1\nkind: Config\nclusters:\n  - name: t\n    cluster: { server: "${api.url}" }\nusers:\n  - name: u\n    user: {}\ncontexts:\n  - name: ctx\n    context: { cluster: t, user: u }\ncurrent-context: ctx\n`);
+  writeFileSync(
+    kubeconfig,
+    `apiVersion: v1\nkind: Config\nclusters:\n  - name: t\n    cluster: { server: "${api.url}" }\nusers:\n  - name: u\n    user: {}\ncontexts:\n  - name: ctx\n    context: { cluster: t, user: u }\ncurrent-context: ctx\n`,
+  );
   const file = join(dir, 'drill.yaml');
   writeFileSync(
     file,
@@ -38,7 +45,10 @@ test('a killed run on the Kubernetes target is finished by drill recover from it
   const [runDir] = runFolders(results);
   assert.ok(runDir, 'the run left its folder');
   const before = readEvents(runDir!);
-  assert.ok(before.some((e) => e.type === 'action.intent') && !before.some((e) => e.type.startsWith('rollback.')), 'journal: the kill, no rollback');
+  assert.ok(
+    before.some((e) => e.type === 'action.intent') && !before.some((e) => e.type.startsWith('rollback.')),
+    'journal: the kill, no rollback',
+  );
   const live = () => api.state.list('pods', 'prod').filter((p) => !p.metadata.deletionTimestamp).length;
   assert.equal(live(), 2, 'one pod down when the run died');
 
@@ -47,5 +57,8 @@ test('a killed run on the Kubernetes target is finished by drill recover from it
   assert.match(r.stdout, /rolled back: kill replicas: 3\/3 replicas of deployment\/orders ready/);
   assert.equal(live(), 3);
   const after = readEvents(runDir!);
-  assert.ok(after.some((e) => e.recovered === true), 'recover appended to the same journal');
+  assert.ok(
+    after.some((e) => e.recovered === true),
+    'recover appended to the same journal',
+  );
 });

@@ -80,10 +80,15 @@ function podNames(api: KubeApi, ns: string): string[] {
 
 /** Every pod of every namespace, by uid: a guardrail test asserts this is the same after the refused run. */
 function snapshot(api: KubeApi): string {
-  return ['prod', 'kube-system', 'payments'].flatMap((ns) => api.state.list('pods', ns).map((p) => `${ns}/${p.metadata.name}/${p.metadata.uid}`)).sort().join('\n');
+  return ['prod', 'kube-system', 'payments']
+    .flatMap((ns) => api.state.list('pods', ns).map((p) => `${ns}/${p.metadata.name}/${p.metadata.uid}`))
+    .sort()
+    .join('\n');
 }
 
-test('pod-kill on the Kubernetes target: every pod of the Deployment killed under load, outage seen, replacements recorded', { timeout: 240_000 }, async (t) => {
+test('pod-kill on the Kubernetes target: every pod of the Deployment killed under load, outage seen, replacements recorded', {
+  timeout: 240_000,
+}, async (t) => {
   const s = await setup(t);
   const before = podNames(s.api, 'prod');
   const file = s.drill('kube-pod-kill', {
@@ -105,7 +110,10 @@ test('pod-kill on the Kubernetes target: every pod of the Deployment killed unde
 
   // The three pods that were there are the ones deleted, and each delete reached the API server.
   assert.deepEqual([...rec.actions[0].targets].sort(), before);
-  const deleted = s.api.state.requests.filter((q) => q.method === 'DELETE' && q.resource === 'pods').map((q) => q.name).sort();
+  const deleted = s.api.state.requests
+    .filter((q) => q.method === 'DELETE' && q.resource === 'pods')
+    .map((q) => q.name)
+    .sort();
   assert.deepEqual(deleted, before);
   const after = podNames(s.api, 'prod');
   assert.equal(after.length, 3);
@@ -128,7 +136,9 @@ test('pod-kill on the Kubernetes target: every pod of the Deployment killed unde
 
   // Verification names the replacements and when they served, for the record, on the harness's millisecond clock
   // (from the pod watch): the server replaces a pod 300 ms after its delete and makes it Ready 300 ms later.
-  const replaced = (rec.objectives.verification.probes as Array<{ name: string; detail: string }>).find((p) => p.name === 'killed replicas were replaced by new ones')!.detail;
+  const replaced = (rec.objectives.verification.probes as Array<{ name: string; detail: string }>).find(
+    (p) => p.name === 'killed replicas were replaced by new ones',
+  )!.detail;
   for (const n of after) {
     const m = new RegExp(`${n} \\(ready (\\d+ms|[\\d.]+s) after the kill, at \\d{4}-\\d\\d-\\d\\dT[\\d:]+\\.\\d{3}Z\\)`).exec(replaced);
     assert.ok(m, `replacement ${n} and when it was ready are named: ${replaced}`);
@@ -140,7 +150,8 @@ test('pod-kill on the Kubernetes target: every pod of the Deployment killed unde
   assert.deepEqual(rec.objectives.verification.skipped, [{ name: 'acknowledged writes survived the kill', reason: noLedger }]);
   assert.equal(rec.objectives.rpo.measuredSeconds, null);
   assert.equal(rec.objectives.rpo.reason, noLedger);
-  for (const n of before) assert.match(replaced, new RegExp(`${n} at \\d{4}-[\\d-]+T[\\d:.]+Z`), 'each deleted pod is named with its kill time');
+  for (const n of before)
+    assert.match(replaced, new RegExp(`${n} at \\d{4}-[\\d-]+T[\\d:.]+Z`), 'each deleted pod is named with its kill time');
   t.diagnostic(replaced);
   const events = readEvents(runDir!);
   const intent = events.findIndex((e) => e.type === 'action.intent');
@@ -149,7 +160,9 @@ test('pod-kill on the Kubernetes target: every pod of the Deployment killed unde
   assert.equal((events[intent]!.selected as unknown[]).length, 3);
 });
 
-test('guardrails: kube-system, a namespace outside the allowlist, more pods than the blast radius: exit 2, nothing deleted', { timeout: 240_000 }, async (t) => {
+test('guardrails: kube-system, a namespace outside the allowlist, more pods than the blast radius: exit 2, nothing deleted', {
+  timeout: 240_000,
+}, async (t) => {
   const s = await setup(t);
   const state = snapshot(s.api);
   const results = join(s.dir, 'results');
@@ -165,7 +178,10 @@ test('guardrails: kube-system, a namespace outside the allowlist, more pods than
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /target\.namespace: namespace "payments" is not in namespaces \(prod\)/);
 
-  const wide = s.drill('wide', { target: '  namespaces: [prod]\n  blastRadius: 2', scenarios: '  - scenario: pod-kill\n    params: { selector: app=orders, count: 100% }' });
+  const wide = s.drill('wide', {
+    target: '  namespaces: [prod]\n  blastRadius: 2',
+    scenarios: '  - scenario: pod-kill\n    params: { selector: app=orders, count: 100% }',
+  });
   r = await drillCli(['run', wide, '--results', results, '--yes']).done;
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /the selection is 3 pods \(orders-[^)]+\), more than the target's blast radius of 2 pods per action/);
@@ -198,18 +214,26 @@ test('drill plan lists exactly the pods a run would hit and what replaces them, 
   assert.match(r.stdout, /replaced by: the controller of deployment\/orders/);
   assert.match(r.stdout, /rollback: make sure the workload is back at its desired replica count/);
   assert.match(r.stdout, /target: kubernetes: kube:test-ctx\/prod .*namespaces prod, payments; blast radius 2 pods per action/);
-  assert.ok(s.api.state.requests.every((q) => q.verb === 'list' || q.verb === 'get'), `only reads: ${[...new Set(s.api.state.requests.map((q) => q.verb))].join(', ')}`);
+  assert.ok(
+    s.api.state.requests.every((q) => q.verb === 'list' || q.verb === 'get'),
+    `only reads: ${[...new Set(s.api.state.requests.map((q) => q.verb))].join(', ')}`,
+  );
   assert.equal(s.api.state.resourceVersion(), rvBefore, 'nothing changed on the server');
 
   // The same plan with a blast radius of 1 names the problem and exits 2.
-  const tight = s.drill('plan-tight', { target: '  namespaces: [prod]', scenarios: '  - scenario: pod-kill\n    params: { selector: app=orders, count: 2 }' });
+  const tight = s.drill('plan-tight', {
+    target: '  namespaces: [prod]',
+    scenarios: '  - scenario: pod-kill\n    params: { selector: app=orders, count: 2 }',
+  });
   const r2 = await drillCli(['plan', tight]).done;
   assert.equal(r2.code, 2, r2.stdout);
   assert.match(r2.stdout, /CANNOT SELECT: the selection is 2 pods .* more than the target's blast radius of 1 pod per action/);
   assert.equal(deletes(s.api), 0);
 });
 
-test('bad input: unknown context, missing kubeconfig, selector matching nothing: a clear message, exit 2, nothing deleted', { timeout: 240_000 }, async (t) => {
+test('bad input: unknown context, missing kubeconfig, selector matching nothing: a clear message, exit 2, nothing deleted', {
+  timeout: 240_000,
+}, async (t) => {
   const s = await setup(t);
   const state = snapshot(s.api);
   const results = join(s.dir, 'results');
@@ -238,14 +262,23 @@ test('bad input: unknown context, missing kubeconfig, selector matching nothing:
   r = await drillCli(['run', s.drill('no-yes', { scenarios: kill }), '--results', results]).done;
   assert.equal(r.code, 2);
   // It names what would break (context, server, namespace, blast radius), not only where the load goes.
-  assert.match(r.stderr, /refusing to act on Kubernetes context test-ctx \(http:\/\/127\.0\.0\.1:\d+\), namespace prod, blast radius 1 pod; load to http:\/\/127\.0\.0\.1:\d+ without confirmation/);
+  assert.match(
+    r.stderr,
+    /refusing to act on Kubernetes context test-ctx \(http:\/\/127\.0\.0\.1:\d+\), namespace prod, blast radius 1 pod; load to http:\/\/127\.0\.0\.1:\d+ without confirmation/,
+  );
 
   assert.equal(deletes(s.api), 0);
   assert.equal(snapshot(s.api), state);
 });
 
-test('RBAC: a drill identity without delete on pods gets the verb, resource and Role rule needed; nothing deleted', { timeout: 240_000 }, async (t) => {
-  const read = { verbs: ['get', 'list', 'watch'], apiGroups: ['', 'apps'], resources: ['pods', 'deployments', 'replicasets', 'statefulsets'] };
+test('RBAC: a drill identity without delete on pods gets the verb, resource and Role rule needed; nothing deleted', {
+  timeout: 240_000,
+}, async (t) => {
+  const read = {
+    verbs: ['get', 'list', 'watch'],
+    apiGroups: ['', 'apps'],
+    resources: ['pods', 'deployments', 'replicasets', 'statefulsets'],
+  };
   const s = await setup(t, { tokens: { 'drill-token': { user: 'system:serviceaccount:drill:drill', rules: [read] } } }, 'drill-token');
   const file = s.drill('rbac', { scenarios: '  - scenario: pod-kill\n    params: { selector: app=orders }\n    timeout: 20s' });
   const results = join(s.dir, 'results');
@@ -262,14 +295,25 @@ test('RBAC: a drill identity without delete on pods gets the verb, resource and 
   assert.equal(s.api.state.list('pods', 'prod').length, 3);
 });
 
-test('drills/kubernetes-example.yaml validates, and plans against a cluster that has its context and namespace', { timeout: 240_000 }, async (t) => {
+test('drills/kubernetes-example.yaml validates, and plans against a cluster that has its context and namespace', {
+  timeout: 240_000,
+}, async (t) => {
   let r = await drillCli(['validate', 'drills/kubernetes-example.yaml']).done;
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /ok \(3 scenarios: kill-one-pod, rollback-last-deploy, fail-over-orders-db\)/);
 
   // A HOME whose ~/.kube/config has the example's context, pointing at the test server (with the example's CloudNativePG cluster).
-  const ordersDb = { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'orders-db', namespace: 'prod-orders' }, spec: { instances: 2 } };
-  const api = await startKubeApi({ objects: [deployment({ name: 'orders', namespace: 'prod-orders', replicas: 3 }), ordersDb], readyDelayMs: 50, replaceDelayMs: 50 });
+  const ordersDb = {
+    apiVersion: 'postgresql.cnpg.io/v1',
+    kind: 'Cluster',
+    metadata: { name: 'orders-db', namespace: 'prod-orders' },
+    spec: { instances: 2 },
+  };
+  const api = await startKubeApi({
+    objects: [deployment({ name: 'orders', namespace: 'prod-orders', replicas: 3 }), ordersDb],
+    readyDelayMs: 50,
+    replaceDelayMs: 50,
+  });
   t.after(() => api.stop());
   await api.state.waitFor(() => api.state.get('clusters', 'prod-orders', 'orders-db')?.status?.readyInstances === 2, 'orders-db ready');
   const apps = kubeConfigFor({ url: api.url }).makeApiClient(AppsV1Api);
@@ -291,8 +335,17 @@ test('drills/kubernetes-example.yaml validates, and plans against a cluster that
   const pods = api.state.list('pods', 'prod-orders').map((p) => p.metadata.name!);
   const hit = /action 1\. kill replicas: .*\n\s+hits: (\S+)/.exec(r.stdout)![1]!;
   assert.ok(pods.includes(hit), `${hit} is one of ${pods.join(', ')}`);
-  assert.match(r.stdout, /hits: deployment\/orders in prod-orders: revision 2 \(registry\.example\/orders:2\.0\.0\) -> revision 1 \(registry\.example\/orders:1\.0\.0\)/);
-  assert.match(r.stdout, /database kube:aks-prod-westeurope\/prod-orders CloudNativePG cluster orders-db \(delete-primary, -rw 127\.0\.0\.1:15432\): a kill deletes primary pod orders-db-1/);
+  assert.match(
+    r.stdout,
+    /hits: deployment\/orders in prod-orders: revision 2 \(registry\.example\/orders:2\.0\.0\) -> revision 1 \(registry\.example\/orders:1\.0\.0\)/,
+  );
+  assert.match(
+    r.stdout,
+    /database kube:aks-prod-westeurope\/prod-orders CloudNativePG cluster orders-db \(delete-primary, -rw 127\.0\.0\.1:15432\): a kill deletes primary pod orders-db-1/,
+  );
   assert.match(r.stdout, /action 2\. kill primary: .*\n\s+hits: orders-db-1 /);
-  assert.ok(api.state.requests.slice(seen).every((q) => q.verb === 'list' || q.verb === 'get'), 'plan only read');
+  assert.ok(
+    api.state.requests.slice(seen).every((q) => q.verb === 'list' || q.verb === 'get'),
+    'plan only read',
+  );
 });

@@ -30,7 +30,14 @@ const root = scratchDir('lab-azurite');
 dirs.push(root);
 const dir = join(root, 'lab');
 /** No storage variable of the machine's own may leak in: blank ones count as unset. */
-const noStorageEnv = { AZURE_STORAGE_CONNECTION_STRING: '', AZURE_STORAGE_ACCOUNT_URL: '', AZURE_STORAGE_SAS_TOKEN: '', AZURE_STORAGE_ACCOUNT: '', AZURE_STORAGE_KEY: '', DRILL_BACKUP_CONTAINER: '' };
+const noStorageEnv = {
+  AZURE_STORAGE_CONNECTION_STRING: '',
+  AZURE_STORAGE_ACCOUNT_URL: '',
+  AZURE_STORAGE_SAS_TOKEN: '',
+  AZURE_STORAGE_ACCOUNT: '',
+  AZURE_STORAGE_KEY: '',
+  DRILL_BACKUP_CONTAINER: '',
+};
 let info: LabInfo;
 const KEYS = [AZURITE_ACCOUNT_KEY, encodeURIComponent(AZURITE_ACCOUNT_KEY)];
 
@@ -48,9 +55,12 @@ test('lab up starts Azurite beside PostgreSQL and the daemon, detached, with its
   const az = info.azurite!;
   assert.match(az.url, /^http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1$/);
   assert.equal(az.container, LAB_BACKUP_CONTAINER);
-  assert.ok(phases.some(([n]) => n === 'azurite ready'), 'Azurite was started by this lab up');
+  assert.ok(
+    phases.some(([n]) => n === 'azurite ready'),
+    'Azurite was started by this lab up',
+  );
   assert.ok(await isProcessUnder(az.pid, join(dir, 'azurite')), 'Azurite runs with its --location in the lab dir');
-  assert.ok(!KEYS.some((k) => cmdline(az.pid).includes(k)), 'no key in Azurite\'s argv');
+  assert.ok(!KEYS.some((k) => cmdline(az.pid).includes(k)), "no key in Azurite's argv");
   assert.ok(!JSON.stringify(info).includes(AZURITE_ACCOUNT_KEY), 'no key in what lab up returns (and prints with --json)');
   // Started at low priority so it takes no core from the lab's start, then serving at normal priority.
   assert.equal(Number(readFileSync(`/proc/${az.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]), 0, 'nice back to 0 once it answers');
@@ -58,14 +68,17 @@ test('lab up starts Azurite beside PostgreSQL and the daemon, detached, with its
   const s = await labStatus({ dir });
   assert.equal(s.up, true);
   assert.deepEqual(s.problems, []);
-  assert.deepEqual(s.components.find((c) => c.name === 'azurite'), { name: 'azurite', pid: az.pid, port: az.port, alive: true });
+  assert.deepEqual(
+    s.components.find((c) => c.name === 'azurite'),
+    { name: 'azurite', pid: az.pid, port: az.port, alive: true },
+  );
 
   const again = await labUp({ dir, replicas: 1 });
   assert.equal(again.alreadyRunning, true);
   assert.equal(again.azurite?.pid, az.pid, 'a second lab up keeps the running Azurite');
 });
 
-test('`drill lab status` shows Azurite\'s URL and container; `--json` carries no key', { timeout: 60_000 }, async () => {
+test("`drill lab status` shows Azurite's URL and container; `--json` carries no key", { timeout: 60_000 }, async () => {
   const human = await drillCli(['lab', 'status', '--dir', dir]).done;
   assert.equal(human.code, 0, human.stderr);
   assert.match(human.stdout, new RegExp(`azurite +${info.azurite!.url.replace(/[./]/g, '\\$&')}, container ${LAB_BACKUP_CONTAINER}`));
@@ -75,14 +88,23 @@ test('`drill lab status` shows Azurite\'s URL and container; `--json` carries no
   assert.ok(!KEYS.some((k) => json.stdout.includes(k) || human.stdout.includes(k)));
 });
 
-test('`drill backup lab` without storage variables backs the lab primary up into the lab\'s Azurite, and says so', { timeout: 120_000 }, async () => {
+test("`drill backup lab` without storage variables backs the lab primary up into the lab's Azurite, and says so", {
+  timeout: 120_000,
+}, async () => {
   const env = { ...noStorageEnv, DRILL_LAB_DIR: dir };
   const r = await drillCli(['backup', 'lab', '--kind', 'logical'], env).done;
   assert.equal(r.code, 0, r.stderr + r.stdout);
   assert.match(r.stderr, new RegExp(`using the lab's Azurite at ${info.azurite!.url.replace(/[./]/g, '\\$&')}`));
-  assert.match(r.stderr, new RegExp(`backup logical of postgres://postgres@127\\.0\\.0\\.1:${info.db.port}/orders into ${info.azurite!.url.replace(/[./]/g, '\\$&')}/${LAB_BACKUP_CONTAINER}/`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `backup logical of postgres://postgres@127\\.0\\.0\\.1:${info.db.port}/orders into ${info.azurite!.url.replace(/[./]/g, '\\$&')}/${LAB_BACKUP_CONTAINER}/`,
+    ),
+  );
   assert.match(r.stdout, /logical backup of orders done/);
-  const svc = BlobServiceClient.fromConnectionString(`DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=${AZURITE_ACCOUNT_KEY};BlobEndpoint=${info.azurite!.url};`);
+  const svc = BlobServiceClient.fromConnectionString(
+    `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=${AZURITE_ACCOUNT_KEY};BlobEndpoint=${info.azurite!.url};`,
+  );
   const names: string[] = [];
   for await (const b of svc.getContainerClient(LAB_BACKUP_CONTAINER).listBlobsFlat()) names.push(b.name);
   assert.equal(names.filter((n) => /\/logical\/orders\/\d{8}T\d{9}Z\/manifest\.json$/.test(n)).length, 1, names.join(', '));
@@ -93,10 +115,14 @@ test('`drill backup lab` without storage variables backs the lab primary up into
   for (const out of [r.stdout, r.stderr, skip.stdout, skip.stderr]) assert.ok(!KEYS.some((k) => out.includes(k)));
 });
 
-test('explicit storage variables win over the lab\'s Azurite', { timeout: 120_000 }, async () => {
+test("explicit storage variables win over the lab's Azurite", { timeout: 120_000 }, async () => {
   const other = await startAzurite({ dir: join(root, 'other-azurite') });
   others.push(other);
-  const r = await drillCli(['backup', 'lab', '--kind', 'logical'], { ...noStorageEnv, DRILL_LAB_DIR: dir, AZURE_STORAGE_CONNECTION_STRING: other.connectionString }).done;
+  const r = await drillCli(['backup', 'lab', '--kind', 'logical'], {
+    ...noStorageEnv,
+    DRILL_LAB_DIR: dir,
+    AZURE_STORAGE_CONNECTION_STRING: other.connectionString,
+  }).done;
   assert.equal(r.code, 0, r.stderr);
   assert.doesNotMatch(r.stderr, /lab's Azurite/);
   assert.match(r.stderr, new RegExp(`into ${other.blobEndpoint.replace(/[./]/g, '\\$&')}/${LAB_BACKUP_CONTAINER}/`));
@@ -107,7 +133,9 @@ test('explicit storage variables win over the lab\'s Azurite', { timeout: 120_00
   assert.ok(!KEYS.some((k) => r.stdout.includes(k) || r.stderr.includes(k)), 'the key from the environment is not echoed');
 });
 
-test('after a crash (daemon SIGKILLed) the leftover Azurite is cleaned by lab down like the rest, by PID', { timeout: 120_000 }, async () => {
+test('after a crash (daemon SIGKILLed) the leftover Azurite is cleaned by lab down like the rest, by PID', {
+  timeout: 120_000,
+}, async () => {
   const azPid = info.azurite!.pid;
   process.kill(info.pids.daemon, 'SIGKILL');
   await new Promise((r) => setTimeout(r, 100));
@@ -116,7 +144,10 @@ test('after a crash (daemon SIGKILLed) the leftover Azurite is cleaned by lab do
   assert.equal(s.components.find((c) => c.name === 'azurite')?.alive, true, 'Azurite outlives the daemon');
   const down = await labDown({ dir });
   assert.equal(down.wasStale, true);
-  assert.ok(down.stopped.some((x) => x.name === 'azurite' && x.pid === azPid), JSON.stringify(down.stopped));
+  assert.ok(
+    down.stopped.some((x) => x.name === 'azurite' && x.pid === azPid),
+    JSON.stringify(down.stopped),
+  );
   assert.equal(alive(azPid), false);
   assert.equal(existsSync(labAzuriteStateFile(dir)), false);
   assert.ok(readdirSync(join(dir, 'azurite')).length > 0, 'blob data is kept in the lab dir for the next lab up');

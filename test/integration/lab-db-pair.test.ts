@@ -58,15 +58,27 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     (await postgresPids(info)).forEach((p) => seen.add(p));
 
     assert.equal(info.db.replication, 'async');
-    assert.deepEqual(info.db.nodes.map((n) => [n.name, n.role]), [['n1', 'primary'], ['n2', 'standby']]);
+    assert.deepEqual(
+      info.db.nodes.map((n) => [n.name, n.role]),
+      [
+        ['n1', 'primary'],
+        ['n2', 'standby'],
+      ],
+    );
     const [primary, standby] = info.db.nodes;
     assert.equal(info.db.port, primary!.port);
     assert.notEqual(primary!.port, standby!.port);
     assert.ok(standby!.dataDir.startsWith(lab.dir + '/'), 'the standby lives in the lab directory');
 
-    const senders = await query<{ application_name: string; state: string; sync_state: string }>(primary!.port, 'SELECT application_name, state, sync_state FROM pg_stat_replication');
+    const senders = await query<{ application_name: string; state: string; sync_state: string }>(
+      primary!.port,
+      'SELECT application_name, state, sync_state FROM pg_stat_replication',
+    );
     assert.deepEqual(senders, [{ application_name: 'n2', state: 'streaming', sync_state: 'async' }]);
-    const [rec] = await query<{ rec: boolean; hot: string }>(standby!.port, "SELECT pg_is_in_recovery() AS rec, current_setting('hot_standby') AS hot");
+    const [rec] = await query<{ rec: boolean; hot: string }>(
+      standby!.port,
+      "SELECT pg_is_in_recovery() AS rec, current_setting('hot_standby') AS hot",
+    );
     assert.deepEqual(rec, { rec: true, hot: 'on' });
     const slots = await query<{ slot_name: string; active: boolean }>(primary!.port, 'SELECT slot_name, active FROM pg_replication_slots');
     assert.deepEqual(slots, [{ slot_name: 'drill_n2', active: true }], 'the primary keeps WAL for the standby in a slot');
@@ -76,10 +88,13 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     const s = await labStatus({ dir: lab.dir });
     assert.equal(s.up, true);
     assert.deepEqual(s.problems, []);
-    assert.deepEqual(s.components.filter((c) => c.name.startsWith('postgres')).map((c) => [c.name, c.pid, c.alive]), [
-      ['postgres', primary!.pid, true],
-      ['postgres-standby', standby!.pid, true],
-    ]);
+    assert.deepEqual(
+      s.components.filter((c) => c.name.startsWith('postgres')).map((c) => [c.name, c.pid, c.alive]),
+      [
+        ['postgres', primary!.pid, true],
+        ['postgres-standby', standby!.pid, true],
+      ],
+    );
     const n2 = s.database!.nodes.find((n) => n.name === 'n2')!;
     assert.equal(n2.inRecovery, true);
     assert.equal(n2.streaming, true);
@@ -92,9 +107,16 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     await query(primary!.port, 'CREATE TABLE IF NOT EXISTS pair_check (token text PRIMARY KEY)');
     const t0 = performance.now();
     await query(primary!.port, 'INSERT INTO pair_check VALUES ($1)', [token]);
-    await until('row on the standby', async () => (await query(standby!.port, 'SELECT 1 FROM pair_check WHERE token = $1', [token])).length === 1);
+    await until(
+      'row on the standby',
+      async () => (await query(standby!.port, 'SELECT 1 FROM pair_check WHERE token = $1', [token])).length === 1,
+    );
     t.diagnostic(`visible on the standby ${(performance.now() - t0).toFixed(1)} ms after the insert returned`);
-    await assert.rejects(query(standby!.port, 'INSERT INTO pair_check VALUES ($1)', [`${token}-2`]), /read-only transaction/, 'a hot standby refuses writes');
+    await assert.rejects(
+      query(standby!.port, 'INSERT INTO pair_check VALUES ($1)', [`${token}-2`]),
+      /read-only transaction/,
+      'a hot standby refuses writes',
+    );
   });
 
   test('down stops both nodes and every PostgreSQL process, by PID', async (t) => {
@@ -114,11 +136,21 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     t.diagnostic(`labUp on existing dirs (sync) took ${(performance.now() - t0).toFixed(0)} ms`);
     (await postgresPids(again)).forEach((p) => seen.add(p));
     assert.equal(again.db.replication, 'sync');
-    assert.deepEqual(again.db.nodes.map((n) => [n.name, n.port]), info.db.nodes.map((n) => [n.name, n.port]), 'same nodes, same ports');
+    assert.deepEqual(
+      again.db.nodes.map((n) => [n.name, n.port]),
+      info.db.nodes.map((n) => [n.name, n.port]),
+      'same nodes, same ports',
+    );
     const [primary, standby] = again.db.nodes;
-    const senders = await query<{ application_name: string; sync_state: string }>(primary!.port, 'SELECT application_name, sync_state FROM pg_stat_replication');
+    const senders = await query<{ application_name: string; sync_state: string }>(
+      primary!.port,
+      'SELECT application_name, sync_state FROM pg_stat_replication',
+    );
     assert.deepEqual(senders, [{ application_name: 'n2', sync_state: 'sync' }]);
-    const [conf] = await query<{ names: string; commit: string }>(primary!.port, "SELECT current_setting('synchronous_standby_names') AS names, current_setting('synchronous_commit') AS commit");
+    const [conf] = await query<{ names: string; commit: string }>(
+      primary!.port,
+      "SELECT current_setting('synchronous_standby_names') AS names, current_setting('synchronous_commit') AS commit",
+    );
     assert.match(conf!.names, /n2/);
     assert.equal(conf!.commit, 'on');
     // The standby must not inherit the primary's synchronous_standby_names (FIELD-NOTES): promoted, it would hang every commit.
@@ -130,7 +162,11 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     // A sync commit returns only after the standby flushed it; with the standby stopped it would wait.
     const token = `sync-${Date.now()}`;
     await query(primary!.port, 'INSERT INTO pair_check VALUES ($1)', [token]);
-    await until('sync row on the standby', async () => (await query(standby!.port, 'SELECT 1 FROM pair_check WHERE token = $1', [token])).length === 1, 5000);
+    await until(
+      'sync row on the standby',
+      async () => (await query(standby!.port, 'SELECT 1 FROM pair_check WHERE token = $1', [token])).length === 1,
+      5000,
+    );
     const s = await labStatus({ dir: lab.dir });
     assert.equal(s.database!.nodes.find((n) => n.name === 'n2')!.syncState, 'sync');
     info = again;
@@ -139,7 +175,11 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
   test('a running lab switches back to async without restarting PostgreSQL', async () => {
     const again = await labUp({ dir: lab.dir, replicas: 1, replication: 'async' });
     assert.equal(again.alreadyRunning, true);
-    assert.deepEqual(again.db.nodes.map((n) => n.pid), info.db.nodes.map((n) => n.pid), 'no node restarted');
+    assert.deepEqual(
+      again.db.nodes.map((n) => n.pid),
+      info.db.nodes.map((n) => n.pid),
+      'no node restarted',
+    );
     const senders = await query<{ sync_state: string }>(again.db.nodes[0]!.port, 'SELECT sync_state FROM pg_stat_replication');
     assert.deepEqual(senders, [{ sync_state: 'async' }]);
     assert.equal(again.db.replication, 'async');
@@ -151,7 +191,10 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     process.kill(info.pids.daemon, 'SIGKILL');
     const down = await labDown({ dir: lab.dir });
     assert.equal(down.wasStale, true);
-    assert.deepEqual(new Set(down.stopped.filter((s) => s.name.startsWith('postgres:')).map((s) => s.pid)), new Set(info.db.nodes.map((n) => n.pid)));
+    assert.deepEqual(
+      new Set(down.stopped.filter((s) => s.name.startsWith('postgres:')).map((s) => s.pid)),
+      new Set(info.db.nodes.map((n) => n.pid)),
+    );
     assert.deepEqual(await livePids(pids), [], 'no PostgreSQL process of the lab is left');
     const s = await labStatus({ dir: lab.dir });
     assert.equal(s.stale, false);

@@ -17,7 +17,8 @@ async function labPids(dir: string): Promise<number[]> {
   const pids = new Set<number>();
   for (const c of s.components) if (c.pid) pids.add(c.pid);
   for (const r of s.replicas) if (r.pid) pids.add(r.pid);
-  for (const pg of s.components.filter((c) => c.name.startsWith('postgres') && c.pid)) for (const c of await childrenOf(pg.pid!)) pids.add(c);
+  for (const pg of s.components.filter((c) => c.name.startsWith('postgres') && c.pid))
+    for (const c of await childrenOf(pg.pid!)) pids.add(c);
   return [...pids];
 }
 
@@ -44,7 +45,11 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     const down = await labDown({ dir: lab.dir });
     t.diagnostic(`labDown took ${(performance.now() - t0).toFixed(0)} ms`);
     assert.equal(down.wasStale, false);
-    assert.deepEqual(new Set(down.stopped.map((s) => s.name)), new Set(['daemon', 'postgres:n1', 'postgres:n2', 'azurite']), 'the daemon stopped its own replicas; both PostgreSQL nodes and Azurite were stopped');
+    assert.deepEqual(
+      new Set(down.stopped.map((s) => s.name)),
+      new Set(['daemon', 'postgres:n1', 'postgres:n2', 'azurite']),
+      'the daemon stopped its own replicas; both PostgreSQL nodes and Azurite were stopped',
+    );
     assert.deepEqual(await livePids(pids), [], 'no process of the lab is left');
     const s = await labStatus({ dir: lab.dir });
     assert.equal(s.up, false);
@@ -75,12 +80,18 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     const s = await labStatus({ dir: lab.dir });
     assert.equal(s.up, false);
     assert.equal(s.stale, true);
-    assert.ok(s.problems.some((p) => p.includes(`daemon pid ${info.pids.daemon}`)), s.problems.join('; '));
+    assert.ok(
+      s.problems.some((p) => p.includes(`daemon pid ${info.pids.daemon}`)),
+      s.problems.join('; '),
+    );
     assert.deepEqual(await livePids(replicaPids), replicaPids, 'replicas outlive their daemon, as pods outlive a kubelet');
 
     const down = await labDown({ dir: lab.dir });
     assert.equal(down.wasStale, true);
-    assert.deepEqual(new Set(down.stopped.map((x) => x.pid)), new Set([...replicaPids, ...info.db.nodes.map((n) => n.pid!), info.azurite!.pid]));
+    assert.deepEqual(
+      new Set(down.stopped.map((x) => x.pid)),
+      new Set([...replicaPids, ...info.db.nodes.map((n) => n.pid!), info.azurite!.pid]),
+    );
     assert.deepEqual(await livePids(pids), [], 'every process of the lab is gone');
     const after = await labStatus({ dir: lab.dir });
     assert.equal(after.up, false);
@@ -92,10 +103,18 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
       const p = labPaths(lab.dir);
-      await writeFile(p.daemonState, JSON.stringify({
-        pid: stranger.pid, startedAt: new Date().toISOString(), ports: { front: 1, control: 1, dbEndpoint: 1 }, primaryPort: info.db.port, desired: 3,
-        replicas: [{ name: 'orders-dead-1', pid: stranger.pid, port: 1 }], updatedAt: new Date().toISOString(),
-      }));
+      await writeFile(
+        p.daemonState,
+        JSON.stringify({
+          pid: stranger.pid,
+          startedAt: new Date().toISOString(),
+          ports: { front: 1, control: 1, dbEndpoint: 1 },
+          primaryPort: info.db.port,
+          desired: 3,
+          replicas: [{ name: 'orders-dead-1', pid: stranger.pid, port: 1 }],
+          updatedAt: new Date().toISOString(),
+        }),
+      );
       const s = await labStatus({ dir: lab.dir });
       assert.equal(s.up, false);
       assert.equal(s.stale, true);
@@ -122,7 +141,8 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     assert.deepEqual(await livePids(old), [], 'orphaned replicas were stopped');
     const served = await fetch(`${again.serviceUrl}/orders?limit=1`).then(
       (r) => r.status,
-      async (e: Error) => `${e.message} (${(e.cause as Error)?.message}); status ${JSON.stringify((await labStatus({ dir: lab.dir })).components)}; daemon.log:\n${(await readFile(join(lab.dir, 'logs', 'daemon.log'), 'utf8')).split('\n').slice(-20).join('\n')}`,
+      async (e: Error) =>
+        `${e.message} (${(e.cause as Error)?.message}); status ${JSON.stringify((await labStatus({ dir: lab.dir })).components)}; daemon.log:\n${(await readFile(join(lab.dir, 'logs', 'daemon.log'), 'utf8')).split('\n').slice(-20).join('\n')}`,
     );
     assert.equal(served, 200);
     await labDown({ dir: lab.dir });
@@ -150,9 +170,12 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     }
   });
 
-  test('a lab dir too long for PostgreSQL\'s unix socket is refused before anything is created', async () => {
+  test("a lab dir too long for PostgreSQL's unix socket is refused before anything is created", async () => {
     const long = join(lab.root, 'x'.repeat(90));
-    await assert.rejects(labUp({ dir: long, replicas: 1 }), (e: unknown) => e instanceof UserError && /longer than the 107 bytes/.test(e.message));
+    await assert.rejects(
+      labUp({ dir: long, replicas: 1 }),
+      (e: unknown) => e instanceof UserError && /longer than the 107 bytes/.test(e.message),
+    );
     assert.equal(existsSync(long), false);
   });
 

@@ -109,7 +109,16 @@ async function labProcesses(lab: string): Promise<number[]> {
 }
 
 function ledgerOf(rec: any) {
-  return rec.objectives.rpo.ledger as { total: number; acknowledged: number; survived: number; lost: number; unknownPresent: number; unknownAbsent: number; failedPresent: number; failedAbsent: number };
+  return rec.objectives.rpo.ledger as {
+    total: number;
+    acknowledged: number;
+    survived: number;
+    lost: number;
+    unknownPresent: number;
+    unknownAbsent: number;
+    failedPresent: number;
+    failedAbsent: number;
+  };
 }
 
 describe('the lab on Patroni', { timeout: 600_000 }, () => {
@@ -122,7 +131,13 @@ describe('the lab on Patroni', { timeout: 600_000 }, () => {
   before(async () => {
     const t0 = performance.now();
     const phases: string[] = [];
-    await labUp({ dir: lab, replicas: 2, replication: 'async', provider: 'patroni', onPhase: (p, ms) => phases.push(`${p} ${(ms / 1000).toFixed(1)}s`) });
+    await labUp({
+      dir: lab,
+      replicas: 2,
+      replication: 'async',
+      provider: 'patroni',
+      onPhase: (p, ms) => phases.push(`${p} ${(ms / 1000).toFixed(1)}s`),
+    });
     for (const pid of await labProcesses(lab)) seen.add(pid);
     process.stderr.write(`# lab up on Patroni in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${phases.join(', ')}\n`);
   });
@@ -144,8 +159,16 @@ describe('the lab on Patroni', { timeout: 600_000 }, () => {
     assert.equal(status.info?.db.provider, 'patroni');
     assert.deepEqual(status.problems, []);
     const parts = status.components.filter((c) => c.name === 'etcd' || c.name === 'patroni');
-    assert.deepEqual(parts.map((c) => [c.name, c.alive]), [['etcd', true], ['patroni', true], ['patroni', true]]);
-    for (const c of parts) assert.match((await cmdlineOf(c.pid!))!.join(' '), c.name === 'etcd' ? /\/usr\/bin\/etcd/ : /\/usr\/bin\/patroni/);
+    assert.deepEqual(
+      parts.map((c) => [c.name, c.alive]),
+      [
+        ['etcd', true],
+        ['patroni', true],
+        ['patroni', true],
+      ],
+    );
+    for (const c of parts)
+      assert.match((await cmdlineOf(c.pid!))!.join(' '), c.name === 'etcd' ? /\/usr\/bin\/etcd/ : /\/usr\/bin\/patroni/);
     const s = status.database!.patroni!;
     assert.deepEqual([s.ttl, s.loopWait, s.retryTimeout], [10, 1, 4]);
 
@@ -155,15 +178,24 @@ describe('the lab on Patroni', { timeout: 600_000 }, () => {
     assert.ok(!maps.includes('/dev/shm/PostgreSQL'), 'the postmaster maps no posix segment in /dev/shm');
 
     const pidBefore = primary.pid;
-    await assert.rejects(labUp({ dir: lab, replicas: 2, provider: 'pg-promote' }), (e: unknown) => e instanceof UserError && /runs on patroni, not pg-promote/.test(e.message) && /drill lab down/.test(e.next ?? ''));
-    assert.equal((await labStatus({ dir: lab })).database!.nodes.find((n) => n.name === primary.name)!.pid, pidBefore, 'nothing was touched');
+    await assert.rejects(
+      labUp({ dir: lab, replicas: 2, provider: 'pg-promote' }),
+      (e: unknown) => e instanceof UserError && /runs on patroni, not pg-promote/.test(e.message) && /drill lab down/.test(e.next ?? ''),
+    );
+    assert.equal(
+      (await labStatus({ dir: lab })).database!.nodes.find((n) => n.name === primary.name)!.pid,
+      pidBefore,
+      'nothing was touched',
+    );
   });
 
   let first = '';
   test('async: a 1 s stall then the kill loses acknowledged writes; RTO measured, Patroni settings recorded, the old primary rejoins', async (t) => {
     const before = await assertPair(lab, 'async');
     first = before.primary.name;
-    const file = drillFile(work, 'patroni-async', 'async', ['{ scenario: db-failover, name: async-stall, params: { replicationStall: 1s }, timeout: 1m }']);
+    const file = drillFile(work, 'patroni-async', 'async', [
+      '{ scenario: db-failover, name: async-stall, params: { replicationStall: 1s }, timeout: 1m }',
+    ]);
     const r = await drillCli(['run', file, '--results', results, '--json'], env).done;
     const dirs = runFolders(results);
     assert.equal(dirs.length, 1, r.stderr.slice(-3000));
@@ -172,24 +204,40 @@ describe('the lab on Patroni', { timeout: 600_000 }, () => {
       assert.equal(rec.objectives.rto.met, true, `${rec.scenario}: ${JSON.stringify(rec.objectives.rto)}; ${r.stderr.slice(-2000)}`);
       assert.equal(rec.objectives.rpo.met, true, JSON.stringify(rec.objectives.rpo));
       assert.equal(rec.objectives.verification.met, true, JSON.stringify(rec.objectives.verification));
-      assert.deepEqual(rec.actions.map((a: { status: string }) => a.status), ['done', 'done', 'done']);
-      assert.deepEqual(rec.actions.map((a: { rollback: { status: string } }) => a.rollback.status), ['done', 'done', 'none']);
+      assert.deepEqual(
+        rec.actions.map((a: { status: string }) => a.status),
+        ['done', 'done', 'done'],
+      );
+      assert.deepEqual(
+        rec.actions.map((a: { rollback: { status: string } }) => a.rollback.status),
+        ['done', 'done', 'none'],
+      );
       const l = ledgerOf(rec);
-      assert.equal(l.survived + l.lost + l.unknownPresent + l.unknownAbsent + l.failedPresent + l.failedAbsent, l.total, 'every write in exactly one class');
+      assert.equal(
+        l.survived + l.lost + l.unknownPresent + l.unknownAbsent + l.failedPresent + l.failedAbsent,
+        l.total,
+        'every write in exactly one class',
+      );
       // The leader key outlives the dead host by up to ttl (10 s): RTO is about that, plus the election.
       const killed = rec.marks.find((m: { name: string }) => m.name === 'primary-killed').ms;
       const writable = rec.marks.find((m: { name: string }) => m.name === 'failover-writable').ms;
       const killToWritable = (writable - killed) / 1000;
       assert.ok(killToWritable > 5 && killToWritable < 30, `kill to writable ${killToWritable} s with ttl 10 s`);
-      const done = readEvents(dir).find((e) => e.type === 'action.done' && e.name === 'fail over') as unknown as { result: { settings: Record<string, unknown>; detail: string } };
+      const done = readEvents(dir).find((e) => e.type === 'action.done' && e.name === 'fail over') as unknown as {
+        result: { settings: Record<string, unknown>; detail: string };
+      };
       assert.equal(done.result.settings.provider, 'patroni');
       assert.deepEqual([done.result.settings.ttl, done.result.settings.loop_wait, done.result.settings.retry_timeout], [10, 1, 4]);
       assert.match(String(done.result.settings.lab), /lab defaults for a drill/);
-      const killLine = readEvents(dir).find((e) => e.type === 'log' && /host died: Patroni \d+, postmaster \d+ and \d+ children SIGKILLed/.test(String(e.message)));
+      const killLine = readEvents(dir).find(
+        (e) => e.type === 'log' && /host died: Patroni \d+, postmaster \d+ and \d+ children SIGKILLed/.test(String(e.message)),
+      );
       assert.ok(killLine, 'the kill took Patroni down with PostgreSQL, as a host dies');
       const rollback = rec.actions[1].rollback.detail as string;
       assert.match(rollback, /rejoined as a streaming replica/);
-      t.diagnostic(`${rec.scenario}: RTO ${rec.objectives.rto.measuredSeconds} s, kill→writable ${killToWritable.toFixed(2)} s, RPO ${rec.objectives.rpo.measuredSeconds} s, ledger ${JSON.stringify({ total: l.total, acknowledged: l.acknowledged, lost: l.lost, unknownAbsent: l.unknownAbsent })}; ${done.result.detail}; rollback: ${rollback}`);
+      t.diagnostic(
+        `${rec.scenario}: RTO ${rec.objectives.rto.measuredSeconds} s, kill→writable ${killToWritable.toFixed(2)} s, RPO ${rec.objectives.rpo.measuredSeconds} s, ledger ${JSON.stringify({ total: l.total, acknowledged: l.acknowledged, lost: l.lost, unknownAbsent: l.unknownAbsent })}; ${done.result.detail}; rollback: ${rollback}`,
+      );
       if (i === 0) assert.ok(l.lost > 0, `a stalled async replica loses acknowledged writes: ${JSON.stringify(l)}`);
     }
     // The roles swapped: the old primary streams from the promoted replica, its PostgreSQL started again by Patroni.
@@ -207,7 +255,9 @@ describe('the lab on Patroni', { timeout: 600_000 }, () => {
     await labUp({ dir: lab, replicas: 2, replication: 'sync', provider: 'patroni' });
     await assertPair(lab, 'sync');
     const before = runFolders(results).length;
-    const file = drillFile(work, 'patroni-sync', 'sync', ['{ scenario: db-failover, name: sync-stall, params: { replicationStall: 1s }, timeout: 1m }']);
+    const file = drillFile(work, 'patroni-sync', 'sync', [
+      '{ scenario: db-failover, name: sync-stall, params: { replicationStall: 1s }, timeout: 1m }',
+    ]);
     const r = await drillCli(['run', file, '--results', results, '--json'], env).done;
     const [dir] = runFolders(results).slice(before);
     assert.ok(dir, r.stderr.slice(-3000));
@@ -219,14 +269,21 @@ describe('the lab on Patroni', { timeout: 600_000 }, () => {
     assert.equal(l.lost, 0, `sync loses no acknowledged write: ${JSON.stringify(l)}`);
     assert.equal(rec.objectives.rpo.measuredSeconds, 0);
     assert.equal(typeof rec.objectives.rto.measuredSeconds, 'number');
-    t.diagnostic(`sync-stall: RTO ${rec.objectives.rto.measuredSeconds} s, ledger ${JSON.stringify({ total: l.total, acknowledged: l.acknowledged, lost: l.lost, unknownPresent: l.unknownPresent, unknownAbsent: l.unknownAbsent })}; rollback: ${rec.actions[1].rollback.detail}`);
-    assert.deepEqual(rec.actions.map((a: { rollback: { status: string } }) => a.rollback.status), ['done', 'done', 'none']);
+    t.diagnostic(
+      `sync-stall: RTO ${rec.objectives.rto.measuredSeconds} s, ledger ${JSON.stringify({ total: l.total, acknowledged: l.acknowledged, lost: l.lost, unknownPresent: l.unknownPresent, unknownAbsent: l.unknownAbsent })}; rollback: ${rec.actions[1].rollback.detail}`,
+    );
+    assert.deepEqual(
+      rec.actions.map((a: { rollback: { status: string } }) => a.rollback.status),
+      ['done', 'done', 'none'],
+    );
     // Failed over back: the first primary leads again, the pair whole after two failovers in a row.
     assert.equal((await assertPair(lab, 'sync')).primary.name, first);
 
     // failoverTimeout shorter than the leader key's ttl: Patroni cannot elect in time. That is the system missing
     // its RTO (exit 1), not an abort or a harness error; the rollback waits for Patroni's election and rejoins.
-    const tf = drillFile(work, 'patroni-timeout', 'sync', ['{ scenario: db-failover, name: too-short, params: { failoverTimeout: 2s }, timeout: 1m }']);
+    const tf = drillFile(work, 'patroni-timeout', 'sync', [
+      '{ scenario: db-failover, name: too-short, params: { failoverTimeout: 2s }, timeout: 1m }',
+    ]);
     const rt = await drillCli(['run', tf, '--results', results, '--json'], env).done;
     const [tdir] = runFolders(results).slice(before + 1);
     assert.ok(tdir, rt.stderr.slice(-3000));
@@ -235,8 +292,14 @@ describe('the lab on Patroni', { timeout: 600_000 }, () => {
     assert.equal(trec.status, 'failed');
     assert.equal(trec.objectives.rto.met, false);
     assert.match(trec.objectives.rto.reason, /the failover did not complete: Patroni elected no new leader within 2 s/);
-    assert.deepEqual(trec.actions.map((a: { status: string }) => a.status), ['done', 'done', 'done']);
-    assert.deepEqual(trec.actions.map((a: { rollback: { status: string } }) => a.rollback.status), ['done', 'done', 'none']);
+    assert.deepEqual(
+      trec.actions.map((a: { status: string }) => a.status),
+      ['done', 'done', 'done'],
+    );
+    assert.deepEqual(
+      trec.actions.map((a: { rollback: { status: string } }) => a.rollback.status),
+      ['done', 'done', 'none'],
+    );
     t.diagnostic(`timeout: exit ${rt.code}, RTO ${JSON.stringify(trec.objectives.rto)}; rollback: ${trec.actions[1].rollback.detail}`);
     await assertPair(lab, 'sync');
     for (const pid of await labProcesses(lab)) seen.add(pid);
@@ -249,7 +312,8 @@ describe('the lab on Patroni', { timeout: 600_000 }, () => {
     running.forEach((p) => seen.add(p));
     const down = await labDown({ dir: lab });
     const names = down.stopped.map((x) => x.name).sort();
-    for (const want of ['etcd', 'patroni:n1', 'patroni:n2', 'postgres:n1', 'postgres:n2']) assert.ok(names.includes(want), `${want} stopped: ${names.join(', ')}`);
+    for (const want of ['etcd', 'patroni:n1', 'patroni:n2', 'postgres:n1', 'postgres:n2'])
+      assert.ok(names.includes(want), `${want} stopped: ${names.join(', ')}`);
     for (const pid of running) assert.notEqual(await procState(pid), 'alive', `pid ${pid} (${(await cmdlineOf(pid))?.join(' ')}) is gone`);
     assert.deepEqual(await labProcesses(lab), [], 'nothing runs under the lab dir');
     assert.equal((await labStatus({ dir: lab })).up, false);
@@ -269,16 +333,24 @@ describe('the lab on Patroni', { timeout: 600_000 }, () => {
     assert.equal(existsSync(join(lab, 'etcd')), false);
     assert.equal(existsSync(join(lab, 'patroni.json')), false);
     const programs = await Promise.all((await labProcesses(lab)).map(async (pid) => (await cmdlineOf(pid))?.slice(0, 2) ?? []));
-    assert.deepEqual(programs.filter((argv) => argv.some((a) => /\/(patroni|etcd)$/.test(a))), [], 'no Patroni or etcd runs');
+    assert.deepEqual(
+      programs.filter((argv) => argv.some((a) => /\/(patroni|etcd)$/.test(a))),
+      [],
+      'no Patroni or etcd runs',
+    );
     assert.equal(programs.filter((argv) => /\/postgres$/.test(argv[0] ?? '')).length, 2, 'the harness runs both postmasters');
     // The orders the Patroni drills wrote went with the old cluster; the new pair streams.
     const c = new pg.Client({ host: '127.0.0.1', port: info.db.port, user: 'postgres', database: 'orders' });
     await c.connect();
     try {
       // The replicas create the table when they start and lab up warms them with orders: none may be older than this lab up.
-      const [{ old }] = (await c.query('SELECT count(*)::int AS old FROM orders WHERE created_at < $1', [new Date(upAt)])).rows as [{ old: number }];
+      const [{ old }] = (await c.query('SELECT count(*)::int AS old FROM orders WHERE created_at < $1', [new Date(upAt)])).rows as [
+        { old: number },
+      ];
       assert.equal(old, 0, 'no order of the Patroni lab is left');
-      assert.deepEqual((await c.query('SELECT application_name, state FROM pg_stat_replication')).rows, [{ application_name: 'n2', state: 'streaming' }]);
+      assert.deepEqual((await c.query('SELECT application_name, state FROM pg_stat_replication')).rows, [
+        { application_name: 'n2', state: 'streaming' },
+      ]);
     } finally {
       await c.end();
     }

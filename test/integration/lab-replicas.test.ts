@@ -24,7 +24,18 @@ const opts = (timeoutMs: number, signal = new AbortController().signal) => ({ ti
 
 test('label selectors: equality, inequality, set and existence, comma-joined', () => {
   const labels = { app: 'orders', tier: 'web' };
-  const yes = ['', 'app=orders', 'app==orders', 'app=orders,tier=web', 'tier in (web, api)', 'tier notin (db)', 'app', '!zone', 'app!=payments', ' app = orders , tier in (web) '];
+  const yes = [
+    '',
+    'app=orders',
+    'app==orders',
+    'app=orders,tier=web',
+    'tier in (web, api)',
+    'tier notin (db)',
+    'app',
+    '!zone',
+    'app!=payments',
+    ' app = orders , tier in (web) ',
+  ];
   const no = ['app=payments', 'app!=orders', 'tier in (api,db)', 'tier notin (web)', 'zone', '!app', 'app=orders,tier=db'];
   for (const s of yes) assert.equal(matchesSelector(labels, parseSelector(s)), true, s);
   for (const s of no) assert.equal(matchesSelector(labels, parseSelector(s)), false, s);
@@ -110,8 +121,18 @@ describe('ReplicaSetAdapter conformance: lab', { timeout: 90_000 }, () => {
   test('kill refuses a PID that is not a process of this lab', async () => {
     const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
-      const fake = { name: 'orders-x-1', labels: { app: 'orders' }, pid: stranger.pid!, ready: true, startedAt: new Date().toISOString(), owner: 'orders' };
-      await assert.rejects(rs.kill(fake, { gracePeriodMs: 0 }), new RegExp(`lab:${dir}: replica orders-x-1 \\(pid ${stranger.pid}\\) is not running: nothing was killed`));
+      const fake = {
+        name: 'orders-x-1',
+        labels: { app: 'orders' },
+        pid: stranger.pid!,
+        ready: true,
+        startedAt: new Date().toISOString(),
+        owner: 'orders',
+      };
+      await assert.rejects(
+        rs.kill(fake, { gracePeriodMs: 0 }),
+        new RegExp(`lab:${dir}: replica orders-x-1 \\(pid ${stranger.pid}\\) is not running: nothing was killed`),
+      );
       assert.equal(await procState(stranger.pid!), 'alive');
     } finally {
       stranger.kill('SIGKILL');

@@ -57,7 +57,9 @@ async function serverIdentity(port: number): Promise<{ port: number; system: str
   const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'orders', connectionTimeoutMillis: 2000 });
   await c.connect();
   try {
-    const r = await c.query<{ port: number; system: string }>('SELECT inet_server_port() AS port, (SELECT system_identifier::text FROM pg_control_system()) AS system');
+    const r = await c.query<{ port: number; system: string }>(
+      'SELECT inet_server_port() AS port, (SELECT system_identifier::text FROM pg_control_system()) AS system',
+    );
     return r.rows[0]!;
   } finally {
     await c.end().catch(() => {});
@@ -107,7 +109,10 @@ describe('lab', { timeout: 110_000 }, () => {
       assert.match(r.name, /^orders-[0-9a-f]{4}-\d+$/);
       assert.ok(r.pid && (await isProcessUnder(r.pid, dir)), `${r.name} runs under the lab dir`);
     }
-    assert.deepEqual(new Set(s.components.map((c) => `${c.name}:${c.alive}`)), new Set(['postgres:true', 'postgres-standby:true', 'daemon:true', 'control:true', 'front:true', 'db-endpoint:true', 'azurite:true']));
+    assert.deepEqual(
+      new Set(s.components.map((c) => `${c.name}:${c.alive}`)),
+      new Set(['postgres:true', 'postgres-standby:true', 'daemon:true', 'control:true', 'front:true', 'db-endpoint:true', 'azurite:true']),
+    );
     assert.match(info.serviceUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
 
     const token = `tok-${Date.now()}`;
@@ -145,9 +150,19 @@ describe('lab', { timeout: 110_000 }, () => {
         try {
           const post = (i + n) % 2 === 0;
           const r = post
-            ? await request(`${info.serviceUrl}/orders`, { method: 'POST', body: { item: 'kill-loop', token: `k-${n}-${i}-${Date.now()}` }, agent })
+            ? await request(`${info.serviceUrl}/orders`, {
+                method: 'POST',
+                body: { item: 'kill-loop', token: `k-${n}-${i}-${Date.now()}` },
+                agent,
+              })
             : await request(`${info.serviceUrl}/orders?limit=1`, { agent });
-          log.push({ start, end: performance.now(), ok: r.status < 300, replica: r.replica, error: r.status < 300 ? undefined : `${r.status} ${r.body}` });
+          log.push({
+            start,
+            end: performance.now(),
+            ok: r.status < 300,
+            replica: r.replica,
+            error: r.status < 300 ? undefined : `${r.status} ${r.body}`,
+          });
         } catch (e) {
           log.push({ start, end: performance.now(), ok: false, replica: null, error: (e as Error).message });
         }
@@ -228,10 +243,14 @@ describe('lab', { timeout: 110_000 }, () => {
     assert.ok(length >= 999 && length < 1100, `closed for ${length} ms`);
     const refused = samples.filter((s) => s.result === 'ECONNREFUSED');
     assert.ok(refused.length > 50, `connections refused during the pause (${refused.length})`);
-    for (const s of refused) assert.ok(s.at >= r.closedAtEpochMs - 5 && s.at <= r.reopenedAtEpochMs + 5, `refusal at ${s.at} lies in the window`);
+    for (const s of refused)
+      assert.ok(s.at >= r.closedAtEpochMs - 5 && s.at <= r.reopenedAtEpochMs + 5, `refusal at ${s.at} lies in the window`);
     assert.ok(refused[0]!.at - r.closedAtEpochMs < 50, 'refusals start when the front says it closed');
     assert.ok(r.reopenedAtEpochMs - refused[refused.length - 1]!.at < 50, 'and last until it says it reopened');
-    assert.ok(samples.some((s) => s.result === 'open' && s.at > r.reopenedAtEpochMs), 'open again after');
+    assert.ok(
+      samples.some((s) => s.result === 'open' && s.at > r.reopenedAtEpochMs),
+      'open again after',
+    );
     assert.ok(heldClosedAt > 0 && Math.abs(heldClosedAt - r.closedAtEpochMs) < 50, 'open connections were cut at the close');
     assert.equal((await request(`${info.serviceUrl}/orders?limit=1`)).status, 200);
   });
@@ -256,7 +275,10 @@ describe('lab', { timeout: 110_000 }, () => {
     await initCluster(join(other, 'data'), { port: otherPort, socketDir: join(other, 'sock') });
     try {
       await startCluster(join(other, 'data'), { logFile: join(other, 'pg.log') });
-      await ensureRoleAndDatabase({ host: '127.0.0.1', port: otherPort, user: 'postgres', database: 'postgres' }, { role: 'drill', database: 'orders' });
+      await ensureRoleAndDatabase(
+        { host: '127.0.0.1', port: otherPort, user: 'postgres', database: 'postgres' },
+        { role: 'drill', database: 'orders' },
+      );
 
       const mine = await serverIdentity(info.db.endpointPort);
       assert.equal(mine.port, info.db.port);
@@ -311,7 +333,9 @@ describe('lab', { timeout: 110_000 }, () => {
     await setDbPrimary(info.controlUrl, info.db.port);
     const t1 = performance.now();
     while (s.ready < 3 && performance.now() - t1 < 3000) s = await getDaemonStatus(info.controlUrl, { after: s.version, waitMs: 500 });
-    t.diagnostic(`all unready ${unreadyMs.toFixed(0)} ms after the database went away, ready again ${(performance.now() - t1).toFixed(0)} ms after it came back`);
+    t.diagnostic(
+      `all unready ${unreadyMs.toFixed(0)} ms after the database went away, ready again ${(performance.now() - t1).toFixed(0)} ms after it came back`,
+    );
     assert.equal(s.ready, 3);
     assert.equal((await request(`${info.serviceUrl}/orders?limit=1`)).status, 200);
   });

@@ -25,7 +25,7 @@ test('every write is in the ledger once, with the token and seq it carried, the 
   const clock = createClock();
   const received = new Map<string, { seq: number; item: Behaviour }>();
   const server = await startServer((req, res) => {
-    if (req.method !== 'POST') return void req.resume(), void res.end('[]');
+    if (req.method !== 'POST') return (void req.resume(), void res.end('[]'));
     readBody(req).then((text) => {
       const b = JSON.parse(text) as { item: Behaviour; token: string; seq: string };
       received.set(b.token, { seq: Number(b.seq), item: b.item });
@@ -55,7 +55,12 @@ test('every write is in the ledger once, with the token and seq it carried, the 
       timeoutMs: 300,
       requests: [
         { method: 'GET', path: '/orders', weight: 1 },
-        ...BEHAVIOURS.map((item) => ({ method: 'POST' as const, path: '/orders', weight: 1, body: { item, token: '{{token}}', seq: '{{seq}}' } })),
+        ...BEHAVIOURS.map((item) => ({
+          method: 'POST' as const,
+          path: '/orders',
+          weight: 1,
+          body: { item, token: '{{token}}', seq: '{{seq}}' },
+        })),
       ],
     }),
     clock,
@@ -153,12 +158,18 @@ test('a template without {{token}} writes nothing to the ledger; {{seq}} alone s
   const clock = createClock();
   const bodies: string[] = [];
   const server = await startServer((req, res) => void readBody(req).then((b) => (bodies.push(b), res.end())));
-  const gen = new LoadGenerator(profile(server.url, { rate: 100, requests: [{ method: 'POST', path: '/', weight: 1, body: { n: '{{seq}}' } }] }), clock);
+  const gen = new LoadGenerator(
+    profile(server.url, { rate: 100, requests: [{ method: 'POST', path: '/', weight: 1, body: { n: '{{seq}}' } }] }),
+    clock,
+  );
   try {
     await runFor(gen, clock, 300);
     assert.equal(gen.ledger.count, 0);
     assert.equal(bodies.length, 30);
-    assert.deepEqual(bodies.map((b) => Number(JSON.parse(b).n)).sort((a, b) => a - b), [...Array(30).keys()]);
+    assert.deepEqual(
+      bodies.map((b) => Number(JSON.parse(b).n)).sort((a, b) => a - b),
+      [...Array(30).keys()],
+    );
   } finally {
     await gen.stop();
     await server.close();

@@ -102,7 +102,10 @@ if (process.env[CHILD_ENV]) {
     const clock = createClock();
     assert.throws(() => new LoadGenerator(profile('ftp://127.0.0.1:1'), clock), /load profile: url .* must be http or https/);
     assert.throws(() => new LoadGenerator(profile('http://127.0.0.1:1', { rate: 0 }), clock), /rate must be a positive number/);
-    assert.throws(() => new LoadGenerator(profile('http://127.0.0.1:1', { maxInFlight: 1.5 }), clock), /maxInFlight must be a positive integer/);
+    assert.throws(
+      () => new LoadGenerator(profile('http://127.0.0.1:1', { maxInFlight: 1.5 }), clock),
+      /maxInFlight must be a positive integer/,
+    );
 
     const server = await startServer((req, res) => {
       req.resume();

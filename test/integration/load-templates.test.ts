@@ -20,7 +20,14 @@ test('templates by weight, placeholders filled per request: tokens unique, seq =
   const seen: Seen[] = [];
   const server = await startServer((req, res) => {
     readBody(req).then((body) => {
-      seen.push({ method: req.method!, url: req.url!, contentType: req.headers['content-type'], tenant: req.headers['x-tenant'] as string | undefined, body, socket: req.socket });
+      seen.push({
+        method: req.method!,
+        url: req.url!,
+        contentType: req.headers['content-type'],
+        tenant: req.headers['x-tenant'] as string | undefined,
+        body,
+        socket: req.socket,
+      });
       res.end();
     });
   });
@@ -33,7 +40,14 @@ test('templates by weight, placeholders filled per request: tokens unique, seq =
           path: '/orders',
           weight: 3,
           headers: { 'X-Tenant': 'drill' },
-          body: { id: '{{token}}', seq: '{{seq}}', note: 'order {{seq}} of {{token}}', items: [{ sku: 'a-{{seq}}' }], n: 1, '{{seq}}': 'keys stay' },
+          body: {
+            id: '{{token}}',
+            seq: '{{seq}}',
+            note: 'order {{seq}} of {{token}}',
+            items: [{ sku: 'a-{{seq}}' }],
+            n: 1,
+            '{{seq}}': 'keys stay',
+          },
         },
         { method: 'GET', path: '/orders?limit=1', weight: 1 },
         { method: 'PUT', path: '/fixed', weight: 1, body: { fixed: true, list: [1, 2] } },
@@ -58,7 +72,9 @@ test('templates by weight, placeholders filled per request: tokens unique, seq =
     const puts = seen.filter((s) => s.method === 'PUT');
     assert.equal(posts.length, 240);
     assert.ok(gets.every((s) => s.url === '/api/orders?limit=1' && s.body === '' && s.contentType === undefined));
-    assert.ok(puts.every((s) => s.url === '/api/fixed' && s.body === '{"fixed":true,"list":[1,2]}' && s.contentType === 'application/json'));
+    assert.ok(
+      puts.every((s) => s.url === '/api/fixed' && s.body === '{"fixed":true,"list":[1,2]}' && s.contentType === 'application/json'),
+    );
 
     const tokens = new Set<string>();
     const seqs: number[] = [];
@@ -67,7 +83,14 @@ test('templates by weight, placeholders filled per request: tokens unique, seq =
       assert.equal(p.url, '/api/orders');
       assert.equal(p.contentType, 'application/json');
       assert.equal(p.tenant, 'drill');
-      const b = JSON.parse(p.body) as { id: string; seq: string; note: string; items: Array<{ sku: string }>; n: number; '{{seq}}': string };
+      const b = JSON.parse(p.body) as {
+        id: string;
+        seq: string;
+        note: string;
+        items: Array<{ sku: string }>;
+        n: number;
+        '{{seq}}': string;
+      };
       assert.match(b.id, /^[0-9a-f-]{36}$/);
       assert.equal(b.note, `order ${b.seq} of ${b.id}`, 'a placeholder repeated in one string gets the same value');
       assert.deepEqual(b.items, [{ sku: `a-${b.seq}` }]);

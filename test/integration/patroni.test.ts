@@ -37,7 +37,12 @@ async function waitHealthy(provider: PatroniProvider, standbys: number, timeoutM
   let last: PatroniTopology | null = null;
   while (performance.now() < deadline) {
     last = await provider.topology().catch(() => null);
-    if (last?.primary?.role === 'primary' && last.standbys.length === standbys && last.standbys.every((s) => s.role === 'standby' && s.replication.streaming)) return last;
+    if (
+      last?.primary?.role === 'primary' &&
+      last.standbys.length === standbys &&
+      last.standbys.every((s) => s.role === 'standby' && s.replication.streaming)
+    )
+      return last;
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`cluster not healthy after ${timeoutMs} ms: ${JSON.stringify(last?.members)}`);
@@ -49,7 +54,10 @@ function listen(server: net.Server): Promise<number> {
 
 async function rejects(p: Promise<unknown>, exitCode: number, message: RegExp): Promise<UserError> {
   let caught: unknown;
-  await p.then(() => assert.fail('expected a UserError'), (e) => (caught = e));
+  await p.then(
+    () => assert.fail('expected a UserError'),
+    (e) => (caught = e),
+  );
   assert.ok(caught instanceof UserError, `expected a UserError, got ${String(caught)}`);
   assert.equal(caught.exitCode, exitCode, caught.message);
   assert.match(caught.message, message);
@@ -86,15 +94,24 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     assert.equal(topo.primary?.port, cluster.member('m1').pgPort);
     assert.equal(topo.timeline, 1);
     assert.deepEqual(topo.standbys.map((s) => s.name).sort(), ['m2', 'm3']);
-    assert.deepEqual(topo.members.map((m) => `${m.name} ${m.role} ${m.state} ${m.timeline}`), ['m1 leader running 1', 'm2 replica streaming 1', 'm3 replica streaming 1']);
+    assert.deepEqual(
+      topo.members.map((m) => `${m.name} ${m.role} ${m.state} ${m.timeline}`),
+      ['m1 leader running 1', 'm2 replica streaming 1', 'm3 replica streaming 1'],
+    );
     for (const s of topo.standbys) {
       assert.equal(s.replication.streaming, true);
       assert.equal(s.replication.mode, 'async');
       assert.equal(typeof s.replication.lagBytes, 'number');
     }
     // The standbys really are in recovery and streaming, seen from PostgreSQL itself.
-    const senders = await sql<{ application_name: string; state: string }>(cluster.member('m1').pgPort, 'SELECT application_name, state FROM pg_stat_replication ORDER BY 1');
-    assert.deepEqual(senders, [{ application_name: 'm2', state: 'streaming' }, { application_name: 'm3', state: 'streaming' }]);
+    const senders = await sql<{ application_name: string; state: string }>(
+      cluster.member('m1').pgPort,
+      'SELECT application_name, state FROM pg_stat_replication ORDER BY 1',
+    );
+    assert.deepEqual(senders, [
+      { application_name: 'm2', state: 'streaming' },
+      { application_name: 'm3', state: 'streaming' },
+    ]);
 
     const s = await provider.settings();
     assert.equal(s.ttl, 10);
@@ -114,7 +131,8 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
         const topo = await provider.topology();
         const modes = topo.standbys.map((x) => x.replication.mode);
         const listed = topo.members.filter((m) => m.role === 'sync_standby').length;
-        if (listed === sync && modes.filter((m) => m === 'sync').length === sync && modes.every((m) => m === 'sync' || m === 'async')) return topo;
+        if (listed === sync && modes.filter((m) => m === 'sync').length === sync && modes.every((m) => m === 'sync' || m === 'async'))
+          return topo;
         if (performance.now() > deadline) throw new Error(`standby modes still ${modes.join(', ')}`);
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -168,11 +186,23 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     await rejects(provider.failover({ timeoutMs: 5000, signal }), 2, /leader m1 is alive and holds the leader key/);
     await rejects(provider.failover({ candidate: 'm2', force: true, timeoutMs: 5000, signal }), 2, /leader m1 is alive/);
     await rejects(provider.failover({ force: true, timeoutMs: 5000, signal }), 2, /forced Patroni failover needs a candidate/);
-    await rejects(provider.rejoin({ name: 'm1', host: '127.0.0.1', port: 1, role: 'primary' }, { timeoutMs: 5000, signal }), 2, /m1 is the Patroni leader/);
-    await rejects(provider.rejoin({ name: 'nope', host: '127.0.0.1', port: 1, role: 'standby' }, { timeoutMs: 5000, signal }), 2, /nope is not a member/);
+    await rejects(
+      provider.rejoin({ name: 'm1', host: '127.0.0.1', port: 1, role: 'primary' }, { timeoutMs: 5000, signal }),
+      2,
+      /m1 is the Patroni leader/,
+    );
+    await rejects(
+      provider.rejoin({ name: 'nope', host: '127.0.0.1', port: 1, role: 'standby' }, { timeoutMs: 5000, signal }),
+      2,
+      /nope is not a member/,
+    );
 
     // Credentials: a wrong password and no password are both refused by Patroni with 401, and said so.
-    const wrong = new PatroniProvider({ apiUrls: [cluster.members[0]!.apiUrl], env: { ...ENV, DRILL_PATRONI_PASSWORD: 'wrong' }, authVars: AUTH_VARS });
+    const wrong = new PatroniProvider({
+      apiUrls: [cluster.members[0]!.apiUrl],
+      env: { ...ENV, DRILL_PATRONI_PASSWORD: 'wrong' },
+      authVars: AUTH_VARS,
+    });
     await rejects(wrong.patchSettings({ maximum_lag_on_failover: 1 }), 2, /HTTP 401.*credentials were rejected/);
     const none = new PatroniProvider({ apiUrls: [cluster.members[0]!.apiUrl], env: {} });
     await rejects(none.patchSettings({ maximum_lag_on_failover: 1 }), 2, /HTTP 401.*none were set/);
@@ -216,12 +246,17 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     assert.equal((await provider.topology()).members.find((m) => m.role === 'leader')?.name, 'm1');
 
     // A deadline shorter than the key's TTL is a clear failure that names the settings, not a hang.
-    await assert.rejects(provider.failover({ timeoutMs: 1500, signal }), /elected no new leader within 1.5 s after m1 died \(ttl 10 s, loop_wait 2 s, retry_timeout 4 s\); last seen: leader m1/);
+    await assert.rejects(
+      provider.failover({ timeoutMs: 1500, signal }),
+      /elected no new leader within 1.5 s after m1 died \(ttl 10 s, loop_wait 2 s, retry_timeout 4 s\); last seen: leader m1/,
+    );
     const r = await withEndpoint.failover({ timeoutMs: 60_000, signal });
     firstNewLeader = r.newPrimary.name;
     const electedS = (Date.parse(r.electedAt) - performance.timeOrigin - crashedAt) / 1000;
     const writableS = (Date.parse(r.writableAt) - performance.timeOrigin - crashedAt) / 1000;
-    t.diagnostic(`ttl 10 s, loop_wait 2 s, retry_timeout 4 s: elected ${electedS.toFixed(2)} s, writable ${writableS.toFixed(2)} s after the kill; ${r.detail}`);
+    t.diagnostic(
+      `ttl 10 s, loop_wait 2 s, retry_timeout 4 s: elected ${electedS.toFixed(2)} s, writable ${writableS.toFixed(2)} s after the kill; ${r.detail}`,
+    );
 
     assert.equal(r.oldLeader, 'm1');
     assert.equal(r.forced, false);
@@ -252,7 +287,10 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
   });
 
   test('rejoin: the old leader comes back through pg_rewind as a streaming replica', async (t) => {
-    const detail = await provider.rejoin({ name: 'm1', host: '127.0.0.1', port: cluster.member('m1').pgPort, role: 'unknown' }, { timeoutMs: 60_000, signal });
+    const detail = await provider.rejoin(
+      { name: 'm1', host: '127.0.0.1', port: cluster.member('m1').pgPort, role: 'unknown' },
+      { timeoutMs: 60_000, signal },
+    );
     t.diagnostic(detail);
     assert.match(detail, /m1 rejoined as a streaming replica of m[23] on timeline 2/);
     assert.match(await cluster.log('m1'), /running pg_rewind from[\s\S]*pg_rewind exit code=0/, 'Patroni rewound the old primary');
@@ -279,9 +317,21 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     const crashedAt = performance.now();
 
     // The dead leader still holds its key: it is no candidate, and neither is a name Patroni does not know.
-    await rejects(provider.failover({ candidate: leader, force: true, timeoutMs: 5000, signal }), 2, new RegExp(`candidate ${leader} is the leader, not a replica`));
-    await rejects(provider.failover({ candidate: 'nope', force: true, timeoutMs: 5000, signal }), 2, new RegExp(`candidate nope is not a member.*${leader} \\(leader\\)`));
-    const wrong = new PatroniProvider({ apiUrls: [cluster.member(candidate).apiUrl], env: { ...ENV, DRILL_PATRONI_PASSWORD: 'wrong' }, authVars: AUTH_VARS });
+    await rejects(
+      provider.failover({ candidate: leader, force: true, timeoutMs: 5000, signal }),
+      2,
+      new RegExp(`candidate ${leader} is the leader, not a replica`),
+    );
+    await rejects(
+      provider.failover({ candidate: 'nope', force: true, timeoutMs: 5000, signal }),
+      2,
+      new RegExp(`candidate nope is not a member.*${leader} \\(leader\\)`),
+    );
+    const wrong = new PatroniProvider({
+      apiUrls: [cluster.member(candidate).apiUrl],
+      env: { ...ENV, DRILL_PATRONI_PASSWORD: 'wrong' },
+      authVars: AUTH_VARS,
+    });
     await rejects(wrong.failover({ candidate, force: true, timeoutMs: 20_000, signal }), 2, /HTTP 401/);
 
     const r = await provider.failover({ candidate, force: true, timeoutMs: 60_000, signal });
@@ -298,12 +348,17 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     await sql(cluster.member(candidate).pgPort, 'INSERT INTO ledger VALUES ($1)', ['after-forced']);
   });
 
-  test('rejoin fallback: a member whose timeline diverged and that cannot rewind is rebuilt with POST /reinitialize', { timeout: 180_000 }, async (t) => {
+  test('rejoin fallback: a member whose timeline diverged and that cannot rewind is rebuilt with POST /reinitialize', {
+    timeout: 180_000,
+  }, async (t) => {
     // m1 leads; the other survivor of the last test streams from it.
     const other = ['m2', 'm3'].find((n) => n !== firstNewLeader)!;
     const m1 = cluster.member('m1').pgPort;
     for (const until = performance.now() + 30_000; ; ) {
-      const rows = await sql<{ application_name: string }>(m1, "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'");
+      const rows = await sql<{ application_name: string }>(
+        m1,
+        "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'",
+      );
       if (rows.some((r) => r.application_name === other)) break;
       assert.ok(performance.now() < until, `${other} streams from m1: ${JSON.stringify(rows)}`);
       await new Promise((r) => setTimeout(r, 200));
@@ -312,7 +367,9 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     // dies (SIGKILL ends a stopped process too). The replica is elected without the write, so m1's timeline runs
     // past the fork: only a rewind or a fresh clone brings it back, and with use_pg_rewind off Patroni starts it
     // as a replica that cannot stream.
-    const [{ pid: sender }] = (await sql<{ pid: number }>(m1, 'SELECT pid FROM pg_stat_replication WHERE application_name = $1', [other])) as [{ pid: number }];
+    const [{ pid: sender }] = (await sql<{ pid: number }>(m1, 'SELECT pid FROM pg_stat_replication WHERE application_name = $1', [
+      other,
+    ])) as [{ pid: number }];
     process.kill(sender, 'SIGSTOP');
     try {
       await sql(m1, 'INSERT INTO ledger VALUES ($1)', ['only-on-m1']);
@@ -341,7 +398,12 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     const logBefore = (await cluster.log('m1')).length;
     const detail = await rebuilding.rejoin({ name: 'm1', host: '127.0.0.1', port: m1, role: 'unknown' }, { timeoutMs: 120_000, signal });
     t.diagnostic(detail);
-    assert.match(detail, new RegExp(`m1 rejoined as a streaming replica of ${other} on timeline 4 after [\\d.]+ s: its Patroni was started again, and Patroni rebuilt it from the leader \\(not streaming 5 s after its Patroni started \\(.*\\), so POST /reinitialize: HTTP 200`));
+    assert.match(
+      detail,
+      new RegExp(
+        `m1 rejoined as a streaming replica of ${other} on timeline 4 after [\\d.]+ s: its Patroni was started again, and Patroni rebuilt it from the leader \\(not streaming 5 s after its Patroni started \\(.*\\), so POST /reinitialize: HTTP 200`,
+      ),
+    );
     assert.doesNotMatch((await cluster.log('m1')).slice(logBefore), /running pg_rewind from/, 'no rewind ran before the rebuild');
     // The clone is the leader's data: the write only the dead leader had is gone, every other row is there.
     const rows = await sql<{ token: string }>(m1, 'SELECT token FROM ledger ORDER BY token');

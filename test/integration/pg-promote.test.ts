@@ -39,7 +39,10 @@ async function postService(serviceUrl: string, token: string, timeoutMs = 10_000
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ item: 'failover', token }),
       signal: AbortSignal.timeout(2000),
-    }).then(async (r) => (await r.arrayBuffer(), r.status), () => 0);
+    }).then(
+      async (r) => (await r.arrayBuffer(), r.status),
+      () => 0,
+    );
     if (status === 201) return status;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -136,8 +139,14 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
     });
 
     test('while the primary lives, failover refuses and touches nothing', async () => {
-      await assert.rejects(db.provider.failover({ timeoutMs: 10_000, signal: signal() }), (e: unknown) => e instanceof UserError && /still accepts connections/.test(e.message));
-      await assert.rejects(db.provider.failover({ candidate: 'n1', timeoutMs: 10_000, signal: signal() }), (e: unknown) => e instanceof UserError && /not a standby/.test(e.message));
+      await assert.rejects(
+        db.provider.failover({ timeoutMs: 10_000, signal: signal() }),
+        (e: unknown) => e instanceof UserError && /still accepts connections/.test(e.message),
+      );
+      await assert.rejects(
+        db.provider.failover({ candidate: 'n1', timeoutMs: 10_000, signal: signal() }),
+        (e: unknown) => e instanceof UserError && /not a standby/.test(e.message),
+      );
       const topo = await db.provider.topology();
       assert.equal(topo.primary?.name, 'n1', 'the primary is untouched');
       await assertStreams(db, 'n2', 'async');
@@ -147,12 +156,17 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
     test('after the primary dies, the standby is promoted and the endpoint and service follow it', async (t) => {
       const f = await killAndFailOver(db, info);
       timings.push(f.killToWritableMs);
-      t.diagnostic(`kill of ${f.oldPrimary} to first commit through the endpoint on ${f.newPrimary}: ${f.killToWritableMs.toFixed(0)} ms (kill ${f.killMs.toFixed(0)} ms; ${f.detail})`);
+      t.diagnostic(
+        `kill of ${f.oldPrimary} to first commit through the endpoint on ${f.newPrimary}: ${f.killToWritableMs.toFixed(0)} ms (kill ${f.killMs.toFixed(0)} ms; ${f.detail})`,
+      );
       assert.deepEqual([f.oldPrimary, f.newPrimary], ['n1', 'n2']);
       const s = await labStatus({ dir });
       assert.equal(s.up, true);
       assert.equal(s.info?.db.port, info.db.nodes[1]!.port, 'status reports the promoted node as primary');
-      assert.ok(s.problems.some((p) => /standby n1 .* not running/.test(p)), s.problems.join('; '));
+      assert.ok(
+        s.problems.some((p) => /standby n1 .* not running/.test(p)),
+        s.problems.join('; '),
+      );
       // Read where it is readable (the promoted node) after the standby it was read from became the primary.
       assert.equal((await db.provider.settings()).walRetrieveRetryInterval, '100ms', 'the retry interval survives the failover');
       // With no standby left, there is nothing to promote.
@@ -161,7 +175,10 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
 
     test('rejoin rewinds the old primary into a streaming standby', async (t) => {
       const t0 = performance.now();
-      const detail = await db.provider.rejoin({ name: 'n1', host: '127.0.0.1', port: info.db.nodes[0]!.port, role: 'unknown' }, { timeoutMs: 60_000, signal: signal() });
+      const detail = await db.provider.rejoin(
+        { name: 'n1', host: '127.0.0.1', port: info.db.nodes[0]!.port, role: 'unknown' },
+        { timeoutMs: 60_000, signal: signal() },
+      );
       t.diagnostic(`rejoin took ${(performance.now() - t0).toFixed(0)} ms: ${detail}`);
       assert.match(detail, /rewound with pg_rewind/);
       await assertStreams(db, 'n1', 'async');
@@ -172,22 +189,35 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
         assert.ok(performance.now() < deadline, 'a write on the new primary reaches the rejoined standby');
         await new Promise((r) => setTimeout(r, 25));
       }
-      assert.match(await db.provider.rejoin({ name: 'n1', host: '127.0.0.1', port: info.db.nodes[0]!.port, role: 'standby' }, { timeoutMs: 10_000, signal: signal() }), /already streams/);
+      assert.match(
+        await db.provider.rejoin(
+          { name: 'n1', host: '127.0.0.1', port: info.db.nodes[0]!.port, role: 'standby' },
+          { timeoutMs: 10_000, signal: signal() },
+        ),
+        /already streams/,
+      );
     });
 
     test('a second and a third failover in a row swap the roles back and forth', async (t) => {
-      for (const expected of [['n2', 'n1'], ['n1', 'n2']]) {
+      for (const expected of [
+        ['n2', 'n1'],
+        ['n1', 'n2'],
+      ]) {
         (await db.nodes()).forEach((n) => n.pid && seen.add(n.pid));
         const f = await killAndFailOver(db, info);
         timings.push(f.killToWritableMs);
         assert.deepEqual([f.oldPrimary, f.newPrimary], expected);
         const old = (await db.nodes()).find((n) => n.name === f.oldPrimary)!;
         const detail = await db.provider.rejoin(old, { timeoutMs: 60_000, signal: signal() });
-        t.diagnostic(`${f.oldPrimary} -> ${f.newPrimary}: kill to writable ${f.killToWritableMs.toFixed(0)} ms (kill ${f.killMs.toFixed(0)} ms; ${f.detail}); ${detail}`);
+        t.diagnostic(
+          `${f.oldPrimary} -> ${f.newPrimary}: kill to writable ${f.killToWritableMs.toFixed(0)} ms (kill ${f.killMs.toFixed(0)} ms; ${f.detail}); ${detail}`,
+        );
         await assertStreams(db, f.oldPrimary, 'async');
       }
       const sorted = [...timings].sort((a, b) => a - b);
-      t.diagnostic(`kill to writable over ${timings.length} failovers: median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} ms, max ${sorted.at(-1)!.toFixed(0)} ms`);
+      t.diagnostic(
+        `kill to writable over ${timings.length} failovers: median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} ms, max ${sorted.at(-1)!.toFixed(0)} ms`,
+      );
       // Promotion itself is sub-second on loopback (FIELD-NOTES 0.14-0.40 s); the bound allows a loaded 2-core machine.
       assert.ok(sorted.at(-1)! < 15_000, `every failover under 15 s: ${sorted.map((x) => x.toFixed(0)).join(', ')}`);
     });
@@ -211,7 +241,10 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
       const primary = nodes[0]!;
       assert.equal(primary.role, 'primary');
       const down = await labDown({ dir });
-      assert.deepEqual(new Set(down.stopped.filter((s) => s.name.startsWith('postgres:')).map((s) => s.pid)), new Set(nodes.map((n) => n.pid)));
+      assert.deepEqual(
+        new Set(down.stopped.filter((s) => s.name.startsWith('postgres:')).map((s) => s.pid)),
+        new Set(nodes.map((n) => n.pid)),
+      );
       for (const p of pids) assert.notEqual(await procState(p), 'alive', `pid ${p} is gone`);
 
       info = await labUp({ dir, replicas: 1 });
@@ -227,7 +260,13 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
       await labDown({ dir });
       info = await labUp({ dir, replicas: 1 });
       await remember(info);
-      assert.deepEqual(info.db.nodes.map((n) => [n.name, n.role]), [[f.newPrimary, 'primary'], [f.oldPrimary, 'standby']]);
+      assert.deepEqual(
+        info.db.nodes.map((n) => [n.name, n.role]),
+        [
+          [f.newPrimary, 'primary'],
+          [f.oldPrimary, 'standby'],
+        ],
+      );
       db = createLabDatabase(info);
       await assertStreams(db, f.oldPrimary, 'async');
       await labDown({ dir });
@@ -249,16 +288,24 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
 
     test('two failovers in a row keep the pair synchronous after each rejoin', async (t) => {
       await assertStreams(db, 'n2', 'sync');
-      for (const expected of [['n1', 'n2'], ['n2', 'n1']]) {
+      for (const expected of [
+        ['n1', 'n2'],
+        ['n2', 'n1'],
+      ]) {
         (await db.nodes()).forEach((n) => n.pid && seen.add(n.pid));
         const f = await killAndFailOver(db, info);
         assert.deepEqual([f.oldPrimary, f.newPrimary], expected);
         // The promoted node must not wait for a standby it no longer has: its commits went through above.
-        const [names] = await query<{ v: string }>(info.db.nodes.find((n) => n.name === f.newPrimary)!.port, "SELECT current_setting('synchronous_standby_names') AS v");
+        const [names] = await query<{ v: string }>(
+          info.db.nodes.find((n) => n.name === f.newPrimary)!.port,
+          "SELECT current_setting('synchronous_standby_names') AS v",
+        );
         assert.equal(names!.v, '', 'no synchronous standby named while there is none');
         const old = (await db.nodes()).find((n) => n.name === f.oldPrimary)!;
         const detail = await db.provider.rejoin(old, { timeoutMs: 60_000, signal: signal() });
-        t.diagnostic(`${f.oldPrimary} -> ${f.newPrimary}: kill to writable ${f.killToWritableMs.toFixed(0)} ms (kill ${f.killMs.toFixed(0)} ms; ${f.detail}); ${detail}`);
+        t.diagnostic(
+          `${f.oldPrimary} -> ${f.newPrimary}: kill to writable ${f.killToWritableMs.toFixed(0)} ms (kill ${f.killMs.toFixed(0)} ms; ${f.detail}); ${detail}`,
+        );
         await assertStreams(db, f.oldPrimary, 'sync');
       }
       await labDown({ dir });

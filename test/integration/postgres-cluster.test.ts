@@ -92,9 +92,20 @@ describe('PostgreSQL cluster control', () => {
               current_setting('listen_addresses') AS listen, current_setting('max_wal_senders') AS senders`,
     );
     assert.deepEqual(row, {
-      user: 'drill', db: 'orders', port: String(port), wal_level: 'replica', hints: 'on', hot: 'on', fsync: 'on', listen: '127.0.0.1', senders: '10',
+      user: 'drill',
+      db: 'orders',
+      port: String(port),
+      wal_level: 'replica',
+      hints: 'on',
+      hot: 'on',
+      fsync: 'on',
+      listen: '127.0.0.1',
+      senders: '10',
     });
-    const viaSocket = await query<{ n: number }>({ host: join(tmp.path, 'sock'), port, user: 'postgres', database: 'orders' }, 'SELECT 1 AS n');
+    const viaSocket = await query<{ n: number }>(
+      { host: join(tmp.path, 'sock'), port, user: 'postgres', database: 'orders' },
+      'SELECT 1 AS n',
+    );
     assert.deepEqual(viaSocket, [{ n: 1 }]);
   });
 
@@ -111,7 +122,10 @@ describe('PostgreSQL cluster control', () => {
   test('a restart keeps data', async () => {
     await startCluster(dataDir, { logFile: join(tmp.path, 'pg.log') });
     pids = [(await postmasterPid(dataDir))!];
-    const rows = await query<{ datname: string }>({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' }, "SELECT datname FROM pg_database WHERE datname = 'orders'");
+    const rows = await query<{ datname: string }>(
+      { host: '127.0.0.1', port, user: 'postgres', database: 'postgres' },
+      "SELECT datname FROM pg_database WHERE datname = 'orders'",
+    );
     assert.deepEqual(rows, [{ datname: 'orders' }]);
     await stopCluster(dataDir, 'fast');
     assert.equal(await isRunning(dataDir), false);
@@ -130,7 +144,7 @@ describe('PostgreSQL cluster control', () => {
       const pid = await startCluster(dataDir, { logFile: join(tmp.path, 'pg.log') });
       pids = [pid];
       assert.notEqual(pid, holder);
-      assert.equal((await readFile(socketLock, 'utf8')).split('\n')[0], String(pid), 'the socket lock is the new postmaster\'s');
+      assert.equal((await readFile(socketLock, 'utf8')).split('\n')[0], String(pid), "the socket lock is the new postmaster's");
       assert.equal(await procState(holder), 'alive', 'the unrelated process is not touched');
       await stopCluster(dataDir, 'fast');
     } finally {

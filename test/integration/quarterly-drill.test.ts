@@ -47,13 +47,20 @@ function watchArgv(): { stop(): string[] } {
   return { stop: () => (clearInterval(timer), seen) };
 }
 
-test('drills/quarterly.yaml on the lab: pod-kill, db-failover, backup and restore pass with RTO and RPO, and the record covers all three', { timeout: 600_000 }, async (t) => {
+test('drills/quarterly.yaml on the lab: pod-kill, db-failover, backup and restore pass with RTO and RPO, and the record covers all three', {
+  timeout: 600_000,
+}, async (t) => {
   const root = scratchDir('quarterly');
   dirs.push(root);
   const results = join(root, 'results');
   const env = {
     DRILL_LAB_DIR: join(root, 'lab'),
-    AZURE_STORAGE_CONNECTION_STRING: '', AZURE_STORAGE_ACCOUNT_URL: '', AZURE_STORAGE_SAS_TOKEN: '', AZURE_STORAGE_ACCOUNT: '', AZURE_STORAGE_KEY: '', DRILL_BACKUP_CONTAINER: '',
+    AZURE_STORAGE_CONNECTION_STRING: '',
+    AZURE_STORAGE_ACCOUNT_URL: '',
+    AZURE_STORAGE_SAS_TOKEN: '',
+    AZURE_STORAGE_ACCOUNT: '',
+    AZURE_STORAGE_KEY: '',
+    DRILL_BACKUP_CONTAINER: '',
   };
   const argv = watchArgv();
   const t0 = performance.now();
@@ -62,14 +69,28 @@ test('drills/quarterly.yaml on the lab: pod-kill, db-failover, backup and restor
   const keyInArgv = argv.stop();
   t.diagnostic(`drill run drills/quarterly.yaml: exit ${r.code} in ${wallS.toFixed(1)} s`);
   // On failure, say which entry failed and why: the verdict lines and the steady-state or abort reasons.
-  const verdicts = (r.stdout + r.stderr).split('\n').filter((l) => /^\s*(PASSED|FAILED|ABORTED|ERROR|NOT INJECTED|STEADY)|not injecting|aborting|not recovered|SEV[12]/.test(l));
-  assert.equal(r.code, 0, `exit ${r.code} (load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}):\n${verdicts.join('\n')}`);
-  assert.match(r.stdout + r.stderr, /backups: blob:devstoreaccount1\/lab-backups\/ on the lab's Azurite http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1/);
+  const verdicts = (r.stdout + r.stderr)
+    .split('\n')
+    .filter((l) => /^\s*(PASSED|FAILED|ABORTED|ERROR|NOT INJECTED|STEADY)|not injecting|aborting|not recovered|SEV[12]/.test(l));
+  assert.equal(
+    r.code,
+    0,
+    `exit ${r.code} (load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}):\n${verdicts.join('\n')}`,
+  );
+  assert.match(
+    r.stdout + r.stderr,
+    /backups: blob:devstoreaccount1\/lab-backups\/ on the lab's Azurite http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1/,
+  );
 
   const runs = runFolders(results).map((d) => ({ dir: d, rec: JSON.parse(readFileSync(join(d, 'run.json'), 'utf8')) }));
-  assert.deepEqual(runs.map((x) => x.rec.scenario), ['kill-one-replica', 'fail-over-primary', 'take-backup', 'restore-from-backup']);
+  assert.deepEqual(
+    runs.map((x) => x.rec.scenario),
+    ['kill-one-replica', 'fail-over-primary', 'take-backup', 'restore-from-backup'],
+  );
   for (const { rec } of runs) {
-    t.diagnostic(`${rec.scenario}: ${rec.status}, RTO ${rec.objectives.rto.measuredSeconds} s, RPO ${rec.objectives.rpo.measuredSeconds ?? `null (${rec.objectives.rpo.reason})`}`);
+    t.diagnostic(
+      `${rec.scenario}: ${rec.status}, RTO ${rec.objectives.rto.measuredSeconds} s, RPO ${rec.objectives.rpo.measuredSeconds ?? `null (${rec.objectives.rpo.reason})`}`,
+    );
     assert.equal(rec.status, 'passed', rec.scenario);
     assert.equal(typeof rec.objectives.rto.measuredSeconds, 'number', `${rec.scenario}: RTO measured`);
     assert.equal(rec.objectives.rto.met, true);
@@ -88,8 +109,15 @@ test('drills/quarterly.yaml on the lab: pod-kill, db-failover, backup and restor
   assert.ok(failover.objectives.rpo.ledger, 'the failover RPO comes from the write ledger');
   const restore = runs[3]!.rec;
   assert.match(restore.objectives.rpo.method, /newest data in the restored database/);
-  assert.ok(restore.objectives.rpo.measuredSeconds < 600, `the backup was taken minutes before the restore at most: ${restore.objectives.rpo.measuredSeconds} s`);
-  const probes = readEvents(runs[3]!.dir).filter((e) => e.type === 'probe') as unknown as Array<{ name: string; ok: boolean; detail: string }>;
+  assert.ok(
+    restore.objectives.rpo.measuredSeconds < 600,
+    `the backup was taken minutes before the restore at most: ${restore.objectives.rpo.measuredSeconds} s`,
+  );
+  const probes = readEvents(runs[3]!.dir).filter((e) => e.type === 'probe') as unknown as Array<{
+    name: string;
+    ok: boolean;
+    detail: string;
+  }>;
   for (const name of [
     'download: size and sha256 match the manifest',
     'restored data verified (pg_amcheck, rows and checksums, smoke query)',
@@ -100,7 +128,10 @@ test('drills/quarterly.yaml on the lab: pod-kill, db-failover, backup and restor
     const p = probes.find((x) => x.name === name);
     assert.equal(p?.ok, true, `${name}: ${p?.detail ?? 'not run'}`);
   }
-  assert.match(probes.find((x) => x.name.startsWith('restored data verified'))!.detail, /pg_amcheck: no corruption found in orders; rows match the manifest/);
+  assert.match(
+    probes.find((x) => x.name.startsWith('restored data verified'))!.detail,
+    /pg_amcheck: no corruption found in orders; rows match the manifest/,
+  );
   assert.equal(restore.environment.target.backups.container, 'lab-backups');
   assert.equal(restore.environment.target.backups.scratchParent, join(root, 'lab', 'restores'));
 
@@ -125,6 +156,7 @@ test('drills/quarterly.yaml on the lab: pod-kill, db-failover, backup and restor
     const text = readFileSync(f, 'utf8');
     assert.ok(!KEYS.some((k) => text.includes(k)), `the key is in ${f}`);
   }
-  for (const f of filesUnder(join(root, 'lab', 'logs'))) assert.ok(!KEYS.some((k) => readFileSync(f, 'utf8').includes(k)), `the key is in ${f}`);
+  for (const f of filesUnder(join(root, 'lab', 'logs')))
+    assert.ok(!KEYS.some((k) => readFileSync(f, 'utf8').includes(k)), `the key is in ${f}`);
   assert.ok(!KEYS.some((k) => r.stdout.includes(k) || r.stderr.includes(k) || rec.stdout.includes(k)), 'the key is in the CLI output');
 });

@@ -31,7 +31,10 @@ describe('replication judgement (pure)', () => {
     assert.match(down.detail, /b down or not a standby/);
     assert.equal(judgeStreaming({ primary: node('a', 'primary'), standbys: [] }).ok, false);
     assert.equal(judgeStreaming({ primary: null, standbys: [standby('b', true, 0)] }).ok, false);
-    assert.equal(judgeStreaming({ primary: node('a', 'primary'), standbys: [standby('b', true, 0), standby('c', false, null)] }, 2).ok, false);
+    assert.equal(
+      judgeStreaming({ primary: node('a', 'primary'), standbys: [standby('b', true, 0), standby('c', false, null)] }, 2).ok,
+      false,
+    );
   });
 
   test('replay lag: every streaming standby within the limit; unknown lag fails', () => {
@@ -43,8 +46,15 @@ describe('replication judgement (pure)', () => {
     const unknown = judgeReplayLag(topo(standby('b', true, null)), 5000);
     assert.equal(unknown.ok, false, 'unknown lag is not a small lag');
     assert.match(unknown.detail, /b streaming \(\w+\), replay lag unknown.*limit 5000 ms: b not measurable$/);
-    assert.match(judgeReplayLag(topo(standby('b', true, 6000), standby('c', true, null)), 5000).detail, /limit 5000 ms: b over it, c not measurable$/);
-    assert.equal(judgeReplayLag(topo(standby('b', false, null, 'unknown')), 5000).ok, false, 'no streaming standby, nothing within the limit');
+    assert.match(
+      judgeReplayLag(topo(standby('b', true, 6000), standby('c', true, null)), 5000).detail,
+      /limit 5000 ms: b over it, c not measurable$/,
+    );
+    assert.equal(
+      judgeReplayLag(topo(standby('b', false, null, 'unknown')), 5000).ok,
+      false,
+      'no streaming standby, nothing within the limit',
+    );
   });
 });
 
@@ -193,6 +203,9 @@ describe('replication probes on the lab pair', { timeout: 240_000 }, () => {
     });
     assert.equal(out.exitCode, ExitCode.steadyStateNotMet, lines.join('\n'));
     assert.equal(injected, false, 'nothing was injected');
-    assert.ok(lines.some((l) => /n2 down or not a standby/.test(l)) || JSON.stringify(out.runs).includes('n2 down or not a standby'), 'the reason names the standby');
+    assert.ok(
+      lines.some((l) => /n2 down or not a standby/.test(l)) || JSON.stringify(out.runs).includes('n2 down or not a standby'),
+      'the reason names the standby',
+    );
   });
 });

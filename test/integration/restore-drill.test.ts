@@ -67,7 +67,12 @@ function filesUnder(dir: string): string[] {
 }
 
 function assertNoSecrets(where: string, text: string): void {
-  for (const [name, secret] of [['SAS signature', sig], ['encoded SAS signature', encodeURIComponent(sig)], ['account key', AZURITE_ACCOUNT_KEY], ['PGPASSWORD', PG_CANARY]] as const) {
+  for (const [name, secret] of [
+    ['SAS signature', sig],
+    ['encoded SAS signature', encodeURIComponent(sig)],
+    ['account key', AZURITE_ACCOUNT_KEY],
+    ['PGPASSWORD', PG_CANARY],
+  ] as const) {
     assert.equal(text.includes(secret), false, `${name} leaked into ${where}`);
   }
 }
@@ -84,10 +89,26 @@ async function sourceFacts() {
   }
 }
 
-test('drill backup (logical, physical, WAL) then the monthly restore drill: exit 0, JUnit per objective, no secret anywhere', { timeout: 900_000 }, async () => {
+test('drill backup (logical, physical, WAL) then the monthly restore drill: exit 0, JUnit per objective, no secret anywhere', {
+  timeout: 900_000,
+}, async () => {
   const argvSeen: string[] = [];
   for (const kind of ['logical', 'physical']) {
-    const { r, argv } = await cliWatchingArgv(['backup', source.url, '--container', 'pg-backups', '--prefix', 'orders', '--kind', kind, '--freshness', 'SELECT max(created_at) FROM orders'], keyEnv());
+    const { r, argv } = await cliWatchingArgv(
+      [
+        'backup',
+        source.url,
+        '--container',
+        'pg-backups',
+        '--prefix',
+        'orders',
+        '--kind',
+        kind,
+        '--freshness',
+        'SELECT max(created_at) FROM orders',
+      ],
+      keyEnv(),
+    );
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, new RegExp(`${kind} backup of orders done in .* MB/s`));
     assert.match(r.stdout, /manifest {2}orders\/postgres\/\d+\/(logical\/orders|physical)\/\d{8}T\d{9}Z\/manifest\.json/);
@@ -113,13 +134,28 @@ test('drill backup (logical, physical, WAL) then the monthly restore drill: exit
     assert.equal(rec.load.reason, 'no load ran');
     assert.deepEqual(rec.objectives.slo, []);
     assert.equal(rec.objectives.rto.met, true);
-    assert.ok(rec.objectives.rto.measuredSeconds > 0 && rec.objectives.rto.measuredSeconds < 300, `RTO ${rec.objectives.rto.measuredSeconds}`);
+    assert.ok(
+      rec.objectives.rto.measuredSeconds > 0 && rec.objectives.rto.measuredSeconds < 300,
+      `RTO ${rec.objectives.rto.measuredSeconds}`,
+    );
     assert.equal(rec.objectives.rpo.met, true);
-    assert.ok(rec.objectives.rpo.measuredSeconds >= 0 && rec.objectives.rpo.measuredSeconds < 900, `RPO ${rec.objectives.rpo.measuredSeconds}`);
+    assert.ok(
+      rec.objectives.rpo.measuredSeconds >= 0 && rec.objectives.rpo.measuredSeconds < 900,
+      `RPO ${rec.objectives.rpo.measuredSeconds}`,
+    );
     assert.match(rec.objectives.rpo.method, /restore point requested .* newest data in the restored database/);
     assert.equal(rec.objectives.verification.met, true);
-    assert.ok(rec.objectives.verification.probes.some((p: { name: string; detail: string }) => /rows and checksums/.test(p.name) && /counts and checksums as at backup time|tables present/.test(p.detail)));
-    for (const m of ['fault-injected', 'recovered', 'verified']) assert.ok(rec.marks.some((x: { name: string }) => x.name === m), `mark ${m}`);
+    assert.ok(
+      rec.objectives.verification.probes.some(
+        (p: { name: string; detail: string }) =>
+          /rows and checksums/.test(p.name) && /counts and checksums as at backup time|tables present/.test(p.detail),
+      ),
+    );
+    for (const m of ['fault-injected', 'recovered', 'verified'])
+      assert.ok(
+        rec.marks.some((x: { name: string }) => x.name === m),
+        `mark ${m}`,
+      );
     assert.equal(rec.actions[0].rollback.status, 'done');
     // The rollback dropped the scratch cluster it had journaled.
     const root = /scratch cluster in (\S+) dropped/.exec(rec.actions[0].rollback.detail)?.[1];
@@ -133,10 +169,16 @@ test('drill backup (logical, physical, WAL) then the monthly restore drill: exit
   assert.equal(XMLValidator.validate(xml), true, 'JUnit is well-formed XML');
   const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(xml);
   const suites = [doc.testsuites.testsuite].flat();
-  assert.deepEqual(suites.map((s: { name: string }) => s.name).sort(), ['monthly-restore / restore-logical', 'monthly-restore / restore-physical']);
+  assert.deepEqual(suites.map((s: { name: string }) => s.name).sort(), [
+    'monthly-restore / restore-logical',
+    'monthly-restore / restore-physical',
+  ]);
   for (const s of suites) {
     const cases = [s.testcase].flat();
-    assert.deepEqual(cases.map((c: { name: string }) => c.name), ['RTO', 'RPO', 'verification', 'rollback']);
+    assert.deepEqual(
+      cases.map((c: { name: string }) => c.name),
+      ['RTO', 'RPO', 'verification', 'rollback'],
+    );
     assert.equal(Number(s.failures), 0);
     assert.equal(Number(s.errors), 0);
   }
@@ -154,10 +196,13 @@ async function rewriteBlob(name: string, f: (b: Buffer) => Buffer): Promise<void
   await blob.uploadData(f(buf));
 }
 
-test('corrupted, truncated, manifest-less, missing and stale backups: each a failed objective or finding with a clear message, exit 1, nothing live touched', { timeout: 600_000 }, async () => {
+test('corrupted, truncated, manifest-less, missing and stale backups: each a failed objective or finding with a clear message, exit 1, nothing live touched', {
+  timeout: 600_000,
+}, async () => {
   const store = source.store('faults');
   const taken: Record<string, Awaited<ReturnType<typeof takeLogicalBackup>>> = {};
-  for (const cluster of ['corrupt', 'truncated', 'nomanifest', 'stale']) taken[cluster] = await takeLogicalBackup(source.src, store, { cluster });
+  for (const cluster of ['corrupt', 'truncated', 'nomanifest', 'stale'])
+    taken[cluster] = await takeLogicalBackup(source.src, store, { cluster });
 
   await rewriteBlob(taken.corrupt!.manifest.blob.name, (b) => {
     const c = Buffer.from(b);
@@ -173,7 +218,9 @@ test('corrupted, truncated, manifest-less, missing and stale backups: each a fai
   const oldFolder = s.folder.replace(/\d{8}T\d{9}Z\/$/, `${oldStamp}/`);
   const dump = await store.container.getBlobClient(s.manifest.blob.name).downloadToBuffer();
   await store.container.getBlockBlobClient(`${oldFolder}dump.pgc`).uploadData(dump);
-  await store.container.getBlockBlobClient(`${oldFolder}manifest.json`).uploadData(Buffer.from(JSON.stringify({ ...s.manifest, blob: { ...s.manifest.blob, name: `${oldFolder}dump.pgc` } })));
+  await store.container
+    .getBlockBlobClient(`${oldFolder}manifest.json`)
+    .uploadData(Buffer.from(JSON.stringify({ ...s.manifest, blob: { ...s.manifest.blob, name: `${oldFolder}dump.pgc` } })));
   await store.container.deleteBlob(s.manifest.blob.name);
   await store.container.deleteBlob(s.manifestBlob);
 
@@ -183,7 +230,11 @@ test('corrupted, truncated, manifest-less, missing and stale backups: each a fai
   writeFileSync(
     drillFile,
     'name: restore-faults\nkind: adhoc\ntarget: { kind: blob, container: pg-backups, prefix: faults }\nscenarios:\n' +
-      entry('corrupt', 'corrupt') + entry('truncated', 'truncated') + entry('nomanifest', 'nomanifest') + entry('none', 'none') + entry('stale', 'stale'),
+      entry('corrupt', 'corrupt') +
+      entry('truncated', 'truncated') +
+      entry('nomanifest', 'nomanifest') +
+      entry('none', 'none') +
+      entry('stale', 'stale'),
   );
   const before = await sourceFacts();
   const results = join(tmp.path, 'results-faults');
@@ -194,7 +245,12 @@ test('corrupted, truncated, manifest-less, missing and stale backups: each a fai
   assert.ok(performance.now() - t0 < 300_000, 'failed restores do not wait out the 10 min recovery timeout');
 
   const byName = new Map(runFolders(results).map((d) => [record(d).scenario as string, record(d)]));
-  const failedProbes = (name: string) => byName.get(name)!.objectives.verification.probes.filter((p: { ok: boolean }) => !p.ok).map((p: { name: string; detail: string }) => `${p.name}: ${p.detail}`).join('\n');
+  const failedProbes = (name: string) =>
+    byName
+      .get(name)!
+      .objectives.verification.probes.filter((p: { ok: boolean }) => !p.ok)
+      .map((p: { name: string; detail: string }) => `${p.name}: ${p.detail}`)
+      .join('\n');
   for (const name of ['corrupt', 'truncated', 'nomanifest', 'none', 'stale']) {
     const rec = byName.get(name);
     assert.ok(rec, `run ${name}`);
@@ -203,16 +259,30 @@ test('corrupted, truncated, manifest-less, missing and stale backups: each a fai
     assert.equal(rec.objectives.verification.met, false, name);
     assert.ok(rec.findings.length > 0, `${name} has findings`);
   }
-  assert.match(failedProbes('corrupt'), /download: size and sha256 match the manifest: .*sha256 [0-9a-f]{64} does not match the expected [0-9a-f]{64}/);
+  assert.match(
+    failedProbes('corrupt'),
+    /download: size and sha256 match the manifest: .*sha256 [0-9a-f]{64} does not match the expected [0-9a-f]{64}/,
+  );
   assert.match(failedProbes('truncated'), /download: size and sha256 match the manifest: .*is truncated: it has \d+ bytes, expected \d+/);
-  assert.match(failedProbes('nomanifest'), /backup found, with its manifest: backup .*nomanifest.* cannot be restored: manifest\.json is missing/);
-  assert.match(failedProbes('none'), /backup found, with its manifest: no logical backups of orders found in blob:devstoreaccount1\/pg-backups\/faults\//);
+  assert.match(
+    failedProbes('nomanifest'),
+    /backup found, with its manifest: backup .*nomanifest.* cannot be restored: manifest\.json is missing/,
+  );
+  assert.match(
+    failedProbes('none'),
+    /backup found, with its manifest: no logical backups of orders found in blob:devstoreaccount1\/pg-backups\/faults\//,
+  );
   assert.match(failedProbes('none'), /newest backup younger than the maximum age: SEV1 no logical backups of orders/);
   // The stale backup restores fine; the policy check is what fails, as a SEV2 finding.
   const stale = byName.get('stale');
   assert.equal(stale.objectives.rto.met, true);
-  assert.match(failedProbes('stale'), /^backup policy: newest backup younger than the maximum age: SEV2 newest of the logical backups of orders is 30\.0 h old/);
-  assert.ok(stale.findings.some((f: { severity: string; title: string }) => f.severity === 'SEV2' && /newest backup younger/.test(f.title)));
+  assert.match(
+    failedProbes('stale'),
+    /^backup policy: newest backup younger than the maximum age: SEV2 newest of the logical backups of orders is 30\.0 h old/,
+  );
+  assert.ok(
+    stale.findings.some((f: { severity: string; title: string }) => f.severity === 'SEV2' && /newest backup younger/.test(f.title)),
+  );
   assert.ok(!failedProbes('stale').includes('restored data verified'));
 
   // Nothing live touched: the source has the same rows, and every scratch folder is gone.
@@ -223,22 +293,36 @@ test('corrupted, truncated, manifest-less, missing and stale backups: each a fai
   }
   const xml = readFileSync(junit, 'utf8');
   assert.equal(XMLValidator.validate(xml), true);
-  assert.match(xml, /<testcase classname="drill\.restore-faults\.corrupt" name="verification">\s*<failure message="measured \d of \d+ probes passed vs target all probes pass"/);
+  assert.match(
+    xml,
+    /<testcase classname="drill\.restore-faults\.corrupt" name="verification">\s*<failure message="measured \d of \d+ probes passed vs target all probes pass"/,
+  );
   assertNoSecrets('drill run output', r.stdout + r.stderr + argv);
   for (const f of [...filesUnder(results), junit]) assertNoSecrets(f, readFileSync(f, 'utf8'));
 });
 
-test('a drill on a blob target with a missing container or no credentials is invalid input: exit 2, nothing run', { timeout: 60_000 }, async () => {
+test('a drill on a blob target with a missing container or no credentials is invalid input: exit 2, nothing run', {
+  timeout: 60_000,
+}, async () => {
   const drillFile = join(tmp.path, 'nocontainer.yaml');
-  writeFileSync(drillFile, 'name: restore-nocontainer\nkind: adhoc\ntarget: { kind: blob, container: no-such-container }\nscenarios:\n  - scenario: blob-restore\n');
+  writeFileSync(
+    drillFile,
+    'name: restore-nocontainer\nkind: adhoc\ntarget: { kind: blob, container: no-such-container }\nscenarios:\n  - scenario: blob-restore\n',
+  );
   const r = await drillCli(['run', drillFile, '--results', join(tmp.path, 'results-nc')], sasEnv()).done;
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /container "no-such-container" does not exist/);
-  const bare = await drillCli(['run', drillFile, '--results', join(tmp.path, 'results-nc2')], { AZURE_STORAGE_CONNECTION_STRING: '', AZURE_STORAGE_ACCOUNT_URL: '' }).done;
+  const bare = await drillCli(['run', drillFile, '--results', join(tmp.path, 'results-nc2')], {
+    AZURE_STORAGE_CONNECTION_STRING: '',
+    AZURE_STORAGE_ACCOUNT_URL: '',
+  }).done;
   assert.equal(bare.code, 2, bare.stderr);
   assert.match(bare.stderr, /no Blob storage configured/);
   const withLoad = join(tmp.path, 'withload.yaml');
-  writeFileSync(withLoad, 'name: restore-load\nkind: adhoc\ntarget: { kind: blob, container: pg-backups }\nload: { rate: 10 }\nscenarios:\n  - scenario: blob-restore\n');
+  writeFileSync(
+    withLoad,
+    'name: restore-load\nkind: adhoc\ntarget: { kind: blob, container: pg-backups }\nload: { rate: 10 }\nscenarios:\n  - scenario: blob-restore\n',
+  );
   const v = await drillCli(['validate', withLoad]).done;
   assert.equal(v.code, 2);
   assert.match(v.stdout + v.stderr, /withload\.yaml:4:1: load: unknown key "load"/);

@@ -38,7 +38,13 @@ test('logical backup streams to Blob with a manifest and restores row for row wi
   assert.equal(m.kind, 'logical');
   assert.equal(m.database, 'orders');
   assert.match(m.blob.sha256, /^[0-9a-f]{64}$/);
-  assert.deepEqual(m.tables.map((t) => [t.name, t.rows]), [['awkward', 500], ['orders', 2000]]);
+  assert.deepEqual(
+    m.tables.map((t) => [t.name, t.rows]),
+    [
+      ['awkward', 500],
+      ['orders', 2000],
+    ],
+  );
   assert.ok(m.newestDataAt && Date.parse(m.newestDataAt) <= Date.parse(m.endedAt));
   const props = await store.container.getBlobClient(m.blob.name).getProperties();
   assert.equal(props.contentLength, m.blob.bytes);
@@ -47,9 +53,23 @@ test('logical backup streams to Blob with a manifest and restores row for row wi
   assert.equal(entry?.folder, taken.folder);
   const root = await scratchRoot(tmp.path);
   try {
-    const out = await restoreBackup({ store, manifest: entry!.manifest!, root, jobs: 2, smokeQuery: 'SELECT count(*) > 0 FROM orders', freshnessQuery: 'SELECT max(created_at) FROM orders' });
+    const out = await restoreBackup({
+      store,
+      manifest: entry!.manifest!,
+      root,
+      jobs: 2,
+      smokeQuery: 'SELECT count(*) > 0 FROM orders',
+      freshnessQuery: 'SELECT max(created_at) FROM orders',
+    });
     assert.equal(out.ok, true, out.problem ?? '');
-    assert.deepEqual(out.checks.map((c) => [c.name, c.ok]), [['pg_amcheck', true], ['rows match the manifest', true], ['smoke query', true]]);
+    assert.deepEqual(
+      out.checks.map((c) => [c.name, c.ok]),
+      [
+        ['pg_amcheck', true],
+        ['rows match the manifest', true],
+        ['smoke query', true],
+      ],
+    );
     assert.equal(out.newestDataAt, m.newestDataAt);
     for (const table of ['orders', 'awkward']) {
       assert.deepEqual(await rowsOf(out.scratch!.conn('orders'), table), await rowsOf(src(), table), `${table} row for row`);
@@ -97,13 +117,25 @@ test('physical backup restores row for row; point in time lands at the requested
   // 2. Point in time: rows before the point present, rows after it absent.
   root = await scratchRoot(tmp.path);
   try {
-    const out = await restoreBackup({ store, manifest: entry.manifest!, root, pointInTime: point, freshnessQuery: 'SELECT max(created_at) FROM orders' });
+    const out = await restoreBackup({
+      store,
+      manifest: entry.manifest!,
+      root,
+      pointInTime: point,
+      freshnessQuery: 'SELECT max(created_at) FROM orders',
+    });
     assert.equal(out.ok, true, out.problem ?? '');
     const c = new pg.Client(out.scratch!.conn('orders'));
     await c.connect();
     try {
       const r = await c.query<{ item: string; n: string }>('SELECT item, count(*) AS n FROM orders GROUP BY item ORDER BY item');
-      assert.deepEqual(r.rows.map((x) => [x.item, Number(x.n)]), [['base', 2000], ['before-point', 100]]);
+      assert.deepEqual(
+        r.rows.map((x) => [x.item, Number(x.n)]),
+        [
+          ['base', 2000],
+          ['before-point', 100],
+        ],
+      );
     } finally {
       await c.end();
     }

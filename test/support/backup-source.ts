@@ -48,11 +48,20 @@ export async function startBackupSource(dir: string): Promise<BackupSource> {
       await c.end();
     }
   };
-  await query(`CREATE TABLE orders (id bigserial PRIMARY KEY, item text NOT NULL, token text UNIQUE, seq bigint, created_at timestamptz NOT NULL DEFAULT clock_timestamp())`);
-  await query(`CREATE TABLE awkward (id int PRIMARY KEY, price numeric(12,4), ratio double precision, doc jsonb, raw bytea, at timestamptz, note text)`);
-  await query(`INSERT INTO awkward SELECT g, g * 1.2345, g / 7.0, jsonb_build_object('g', g, 'tags', jsonb_build_array('a', g)), decode(md5(g::text), 'hex'), '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 hour', CASE WHEN g % 3 = 0 THEN NULL ELSE 'note ' || g END FROM generate_series(1, 500) g`);
+  await query(
+    `CREATE TABLE orders (id bigserial PRIMARY KEY, item text NOT NULL, token text UNIQUE, seq bigint, created_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+  );
+  await query(
+    `CREATE TABLE awkward (id int PRIMARY KEY, price numeric(12,4), ratio double precision, doc jsonb, raw bytea, at timestamptz, note text)`,
+  );
+  await query(
+    `INSERT INTO awkward SELECT g, g * 1.2345, g / 7.0, jsonb_build_object('g', g, 'tags', jsonb_build_array('a', g)), decode(md5(g::text), 'hex'), '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 hour', CASE WHEN g % 3 = 0 THEN NULL ELSE 'note ' || g END FROM generate_series(1, 500) g`,
+  );
   const insertOrders = async (n: number, item: string) => {
-    await query(`INSERT INTO orders (item, token, seq) SELECT $1, $1 || '-' || g || '-' || md5(random()::text), g FROM generate_series(1, $2::int) g`, [item, n]);
+    await query(
+      `INSERT INTO orders (item, token, seq) SELECT $1, $1 || '-' || g || '-' || md5(random()::text), g FROM generate_series(1, $2::int) g`,
+      [item, n],
+    );
   };
   await insertOrders(2000, 'base');
   const env = { AZURE_STORAGE_CONNECTION_STRING: az.connectionString };

@@ -14,8 +14,15 @@ export interface CliResult {
 }
 
 /** The real CLI in a child process, the way an SRE or CI runs it. */
-export function drillCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<CliResult>; output(): string } {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, CI: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function drillCli(
+  args: string[],
+  env: Record<string, string> = {},
+): { child: ChildProcess; done: Promise<CliResult>; output(): string } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: REPO,
+    env: { ...process.env, CI: 'true', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
@@ -26,7 +33,11 @@ export function drillCli(args: string[], env: Record<string, string> = {}): { ch
 
 export function runFolders(resultsDir: string): string[] {
   const runs = join(resultsDir, 'runs');
-  return existsSync(runs) ? readdirSync(runs).sort().map((r) => join(runs, r)) : [];
+  return existsSync(runs)
+    ? readdirSync(runs)
+        .sort()
+        .map((r) => join(runs, r))
+    : [];
 }
 
 export function readEvents(runDir: string): Array<Record<string, unknown> & { type: string }> {

@@ -11,7 +11,9 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(handler: (req: http.IncomingMessage, res: http.ServerResponse, srv: TestServer) => void): Promise<TestServer> {
+export async function startServer(
+  handler: (req: http.IncomingMessage, res: http.ServerResponse, srv: TestServer) => void,
+): Promise<TestServer> {
   const timers = new Set<NodeJS.Timeout>();
   const server = http.createServer((req, res) => handler(req, res, srv));
   await new Promise<void>((resolve, reject) => {
@@ -78,7 +80,11 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
  * Runs the generator for `ms` of schedule and stops it. start() may first wait for the one-time
  * client warm-up, so the schedule's end is read off the log's t0 rather than the wall clock.
  */
-export async function runFor(gen: { start(ms: number): void; stop(): Promise<void>; log: { count: number; scheduledMs: Float64Array } }, clock: { now(): number }, ms: number): Promise<void> {
+export async function runFor(
+  gen: { start(ms: number): void; stop(): Promise<void>; log: { count: number; scheduledMs: Float64Array } },
+  clock: { now(): number },
+  ms: number,
+): Promise<void> {
   gen.start(ms);
   while (gen.log.count === 0) await sleep(2);
   const end = gen.log.scheduledMs[0]! + ms;

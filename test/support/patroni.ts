@@ -169,7 +169,10 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
  * time is ruled by the leader key's TTL, not by the disk.
  */
 async function clusterDir(): Promise<TempDir> {
-  const base = await access('/dev/shm').then(() => '/dev/shm', () => tmpdir());
+  const base = await access('/dev/shm').then(
+    () => '/dev/shm',
+    () => tmpdir(),
+  );
   const path = await mkdtemp(join(base, 'drill-patroni-'));
   // postgres must be able to traverse it to reach the member directories.
   await chmod(path, 0o755);
@@ -186,15 +189,24 @@ async function startEtcd(tmp: TempDir): Promise<ChildProcess & { clientUrl: stri
   const child = spawn(
     ETCD_BIN,
     [
-      '--name', 'e0',
-      '--data-dir', dataDir,
-      '--listen-client-urls', clientUrl,
-      '--advertise-client-urls', clientUrl,
-      '--listen-peer-urls', peerUrl,
-      '--initial-advertise-peer-urls', peerUrl,
-      '--initial-cluster', `e0=${peerUrl}`,
-      '--initial-cluster-state', 'new',
-      '--initial-cluster-token', `drill-${clientPort}`,
+      '--name',
+      'e0',
+      '--data-dir',
+      dataDir,
+      '--listen-client-urls',
+      clientUrl,
+      '--advertise-client-urls',
+      clientUrl,
+      '--listen-peer-urls',
+      peerUrl,
+      '--initial-advertise-peer-urls',
+      peerUrl,
+      '--initial-cluster',
+      `e0=${peerUrl}`,
+      '--initial-cluster-state',
+      'new',
+      '--initial-cluster-token',
+      `drill-${clientPort}`,
       // A test's data is gone with the temp dir: no need to wait on fsync for every lease renewal.
       '--unsafe-no-fsync',
     ],

@@ -33,7 +33,15 @@ export function sampleMark(name: string, ms: number): Mark {
 }
 
 export function sampleDrill(): Drill {
-  const entry: ScenarioEntry = { name: 'pod-kill', scenario: 'pod-kill', params: { count: 1 }, timeoutMs: 60_000, tier: 'critical', dataClass: 'database', line: 12 };
+  const entry: ScenarioEntry = {
+    name: 'pod-kill',
+    scenario: 'pod-kill',
+    params: { count: 1 },
+    timeoutMs: 60_000,
+    tier: 'critical',
+    dataClass: 'database',
+    line: 12,
+  };
   return {
     file: 'drills/checkout.yaml',
     name: 'checkout-quarterly',
@@ -53,7 +61,15 @@ export function sampleDrill(): Drill {
       budgetPeriodMs: MEAN_MONTH_MS,
       replicas: { minReplicas: 3, maxReplicas: 20, cpuPercent: 70, memoryPercent: 80 },
     },
-    load: { rate: 200, requests: [{ method: 'GET', path: '/orders', weight: 1 }], timeoutMs: 2000, maxInFlight: 256, connections: 16, baselineMs: 10_000, cooldownMs: 10_000 },
+    load: {
+      rate: 200,
+      requests: [{ method: 'GET', path: '/orders', weight: 1 }],
+      timeoutMs: 2000,
+      maxInFlight: 256,
+      connections: 16,
+      baselineMs: 10_000,
+      cooldownMs: 10_000,
+    },
     stopConditions: [],
     scenarios: [entry],
   };
@@ -95,7 +111,13 @@ export function sampleRunInput(): RunRecordInput {
         endedAt: at(10_004),
         status: 'done',
         targets: ['replica-2 (pid 4242)'],
-        rollback: { description: 'start the replica again if the supervisor did not', status: 'done', detail: 'replica-2 running', startedAt: at(22_550), endedAt: at(22_600) },
+        rollback: {
+          description: 'start the replica again if the supervisor did not',
+          status: 'done',
+          detail: 'replica-2 running',
+          startedAt: at(22_550),
+          endedAt: at(22_600),
+        },
       },
     ],
     recoveryProbe: { name: 'replicas ready', ok: true, detail: '3/3 replicas ready', at: at(11_500) },

@@ -12,10 +12,19 @@ test('blob names: one folder per backup, stamps sort in time order and read back
   assert.equal(normalisePrefix(''), '');
   const logical = backupFolder({ prefix: 'orders', cluster: '7714', kind: 'logical', database: 'orders', startedAt: at });
   assert.equal(logical, 'orders/postgres/7714/logical/orders/20261202T060102345Z/');
-  assert.equal(backupFolder({ prefix: '', cluster: 'c', kind: 'physical', database: 'x', startedAt: at }), 'postgres/c/physical/20261202T060102345Z/');
+  assert.equal(
+    backupFolder({ prefix: '', cluster: 'c', kind: 'physical', database: 'x', startedAt: at }),
+    'postgres/c/physical/20261202T060102345Z/',
+  );
   assert.equal(walFolder('orders/', 'c'), 'orders/postgres/c/wal/');
   assert.deepEqual(parseBackupBlob('orders', `${logical}dump.pgc`), {
-    folder: logical, cluster: '7714', kind: 'logical', database: 'orders', stamp: '20261202T060102345Z', takenAt: at, file: 'dump.pgc',
+    folder: logical,
+    cluster: '7714',
+    kind: 'logical',
+    database: 'orders',
+    stamp: '20261202T060102345Z',
+    takenAt: at,
+    file: 'dump.pgc',
   });
   assert.equal(parseBackupBlob('orders', 'orders/postgres/7714/wal/000000010000000000000003'), null);
   assert.equal(parseBackupBlob('orders', 'other/thing'), null);
@@ -23,12 +32,19 @@ test('blob names: one folder per backup, stamps sort in time order and read back
 });
 
 const manifest = {
-  schemaVersion: 1, kind: 'logical', database: 'orders',
+  schemaVersion: 1,
+  kind: 'logical',
+  database: 'orders',
   cluster: { name: 'c', systemIdentifier: '1', serverVersion: '15.14', timeline: 1 },
-  startedAt: '2026-12-02T06:00:00.000Z', endedAt: '2026-12-02T06:00:05.000Z', consistentAt: '2026-12-02T06:00:00.100Z',
+  startedAt: '2026-12-02T06:00:00.000Z',
+  endedAt: '2026-12-02T06:00:05.000Z',
+  consistentAt: '2026-12-02T06:00:00.100Z',
   lsn: { start: '0/3000028', end: '0/3000100' },
   blob: { name: 'p/dump.pgc', bytes: 10, sha256: 'a'.repeat(64), tool: 'pg_dump -Fc' },
-  walStartSegment: null, tables: [{ schema: 'public', name: 'orders', rows: 2, checksum: 'md5sum60:1' }], newestDataAt: null, harness: { version: '0.1.0' },
+  walStartSegment: null,
+  tables: [{ schema: 'public', name: 'orders', rows: 2, checksum: 'md5sum60:1' }],
+  newestDataAt: null,
+  harness: { version: '0.1.0' },
 };
 
 test('a manifest parses; a broken one says what is wrong', () => {

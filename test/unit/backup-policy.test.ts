@@ -6,7 +6,13 @@ const NOW = new Date('2026-12-02T06:00:00.000Z');
 const H = 3_600_000;
 const ago = (hours: number) => new Date(NOW.getTime() - hours * H).toISOString();
 const daily = (days: number, offsetHours = 2): PolicyBackup[] =>
-  Array.from({ length: days }, (_, i) => ({ folder: `f${i}/`, kind: 'logical' as const, database: 'orders', takenAt: ago(offsetHours + 24 * i), usable: true }));
+  Array.from({ length: days }, (_, i) => ({
+    folder: `f${i}/`,
+    kind: 'logical' as const,
+    database: 'orders',
+    takenAt: ago(offsetHours + 24 * i),
+    usable: true,
+  }));
 
 test('thirty daily backups, the newest 2 h old: the policy holds', () => {
   assert.deepEqual(checkBackupPolicy(daily(30), NOW, 'logical backups of orders'), []);
@@ -14,7 +20,10 @@ test('thirty daily backups, the newest 2 h old: the policy holds', () => {
 
 test('no backup at all is SEV1 and fails a drill', () => {
   const f = checkBackupPolicy([], NOW, 'logical backups of orders');
-  assert.deepEqual(f.map((x) => [x.check, x.severity, x.title]), [['exists', 'SEV1', 'no logical backups of orders']]);
+  assert.deepEqual(
+    f.map((x) => [x.check, x.severity, x.title]),
+    [['exists', 'SEV1', 'no logical backups of orders']],
+  );
   assert.equal(failsDrill(f[0]!), true);
 });
 
@@ -29,7 +38,10 @@ test('newest older than 24 h is SEV2; older than 48 h SEV1', () => {
 
 test('backups that do not reach back 30 days, and a gap, are SEV3 and do not fail a drill by default', () => {
   const f = checkBackupPolicy(daily(10), NOW, 'backups');
-  assert.deepEqual(f.map((x) => [x.check, x.severity]), [['coverage', 'SEV3']]);
+  assert.deepEqual(
+    f.map((x) => [x.check, x.severity]),
+    [['coverage', 'SEV3']],
+  );
   assert.equal(f[0]!.title, 'backups reach back only 9.1 days');
   assert.equal(failsDrill(f[0]!), false);
   assert.equal(failsDrill(f[0]!, 'SEV3'), true);
@@ -51,6 +63,12 @@ test('a backup without a manifest does not count: the newest usable one is judge
   const list = daily(30);
   list[0] = { ...list[0]!, usable: false, problem: 'manifest.json is missing' };
   const f = checkBackupPolicy(list, NOW, 'backups');
-  assert.deepEqual(f.map((x) => [x.check, x.severity]), [['manifest', 'SEV3'], ['newest-age', 'SEV2']]);
+  assert.deepEqual(
+    f.map((x) => [x.check, x.severity]),
+    [
+      ['manifest', 'SEV3'],
+      ['newest-age', 'SEV2'],
+    ],
+  );
   assert.match(f[0]!.detail, /manifest\.json is missing; it cannot be verified/);
 });

@@ -11,7 +11,9 @@ import { capabilitiesOf } from '../../lib/targets/index.ts';
 // messages are the user interface of `drill validate`, so a changed word is a reviewed change.
 const DIR = fileURLToPath(new URL('../fixtures/bad-drills/', import.meta.url));
 const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as Record<string, string[]>;
-const fixtures = readdirSync(DIR).filter((f) => f.endsWith('.yaml')).sort();
+const fixtures = readdirSync(DIR)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 
 test('every fixture has expectations and every expectation a fixture', () => {
   assert.ok(fixtures.length >= 24, `only ${fixtures.length} fixtures`);
@@ -33,7 +35,11 @@ test('problems come sorted by position', () => {
     const r = validateDrillText(name, readFileSync(join(DIR, name), 'utf8'), testCatalog(), { capabilitiesOf });
     if (!('problems' in r)) continue;
     const order = r.problems.map((p) => p.line * 10_000 + p.col);
-    assert.deepEqual(order, [...order].sort((a, b) => a - b), name);
+    assert.deepEqual(
+      order,
+      [...order].sort((a, b) => a - b),
+      name,
+    );
   }
 });
 

@@ -6,7 +6,8 @@ import { testCatalog } from '../fixtures/bad-drills/catalog.ts';
 import { capabilitiesOf } from '../../lib/targets/index.ts';
 
 /** target.database on the lab: replication mode and failover provider, validated, defaulted, and refused when unavailable. */
-const drill = (database: string) => `name: db\nkind: adhoc\ntarget:\n  kind: lab\n  replicas: 1${database ? `\n  database: ${database}` : ''}\nload: { rate: 10 }\nscenarios:\n  - scenario: pod-kill\n`;
+const drill = (database: string) =>
+  `name: db\nkind: adhoc\ntarget:\n  kind: lab\n  replicas: 1${database ? `\n  database: ${database}` : ''}\nload: { rate: 10 }\nscenarios:\n  - scenario: pod-kill\n`;
 
 test('a lab target without database settings leaves them to the defaults: async, pg-promote', () => {
   const r = validateDrillText('d.yaml', drill(''), testCatalog(), { capabilitiesOf });
@@ -25,9 +26,18 @@ test('an unknown replication mode or provider is a problem at its line, and an u
   const r = validateDrillText('d.yaml', drill('{ replication: semi, provider: rds, standbys: 2 }'), testCatalog(), { capabilitiesOf });
   assert.ok('problems' in r);
   const lines = r.problems.map(formatProblem);
-  assert.ok(lines.some((l) => /target\.database\.replication: .*async.*sync/.test(l)), lines.join('\n'));
-  assert.ok(lines.some((l) => /target\.database\.provider: .*pg-promote.*patroni/.test(l)), lines.join('\n'));
-  assert.ok(lines.some((l) => /target\.database.*standbys/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /target\.database\.replication: .*async.*sync/.test(l)),
+    lines.join('\n'),
+  );
+  assert.ok(
+    lines.some((l) => /target\.database\.provider: .*pg-promote.*patroni/.test(l)),
+    lines.join('\n'),
+  );
+  assert.ok(
+    lines.some((l) => /target\.database.*standbys/.test(l)),
+    lines.join('\n'),
+  );
 });
 
 test('provider patroni on the lab is kept: the lab runs its pair under Patroni and etcd (refused only where they are not installed)', () => {

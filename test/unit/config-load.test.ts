@@ -143,12 +143,21 @@ test('a minimal drill gets the organisation defaults', () => {
   assert.equal(d.policy.rtoMs.important, 4 * 3_600_000);
   assert.equal(d.policy.rtoMs.standard, 24 * 3_600_000);
   assert.deepEqual(d.policy.rpoMs, { database: 15 * 60_000, 'file-storage': 3_600_000, logs: 24 * 3_600_000 });
-  assert.deepEqual(d.policy.slo.availability.map((t) => t.source), ['rate>=99.9%']);
-  assert.deepEqual(d.policy.slo.latency.map((t) => t.source), ['p(50)<100ms', 'p(95)<500ms', 'p(99)<1000ms']);
-  assert.deepEqual(d.policy.slo.errors.map((t) => [t.source, t.value]), [['rate<0.1%', 0.001]]);
+  assert.deepEqual(
+    d.policy.slo.availability.map((t) => t.source),
+    ['rate>=99.9%'],
+  );
+  assert.deepEqual(
+    d.policy.slo.latency.map((t) => t.source),
+    ['p(50)<100ms', 'p(95)<500ms', 'p(99)<1000ms'],
+  );
+  assert.deepEqual(
+    d.policy.slo.errors.map((t) => [t.source, t.value]),
+    [['rate<0.1%', 0.001]],
+  );
   assert.equal(d.policy.recoveryWindowMs, 10_000);
   // 0.1% of the budget period is the familiar 43.8 minutes.
-  assert.equal(Math.round(d.policy.budgetPeriodMs * 0.001 / 6_000) / 10, 43.8);
+  assert.equal(Math.round((d.policy.budgetPeriodMs * 0.001) / 6_000) / 10, 43.8);
   assert.deepEqual(d.load, {
     rate: 10,
     requests: [{ method: 'GET', path: '/', weight: 1 }],
@@ -164,15 +173,28 @@ test('a minimal drill gets the organisation defaults', () => {
   assert.deepEqual(d.stopConditions, []);
   assert.equal('description' in d || 'owner' in d || 'approver' in d, false);
   assert.deepEqual(d.scenarios, [
-    { name: 'pod-kill', scenario: 'pod-kill', params: { selector: 'app=orders', count: 1, mode: 'random' }, timeoutMs: 300_000, tier: 'critical', dataClass: 'database', line: 6 },
+    {
+      name: 'pod-kill',
+      scenario: 'pod-kill',
+      params: { selector: 'app=orders', count: 1, mode: 'random' },
+      timeoutMs: 300_000,
+      tier: 'critical',
+      dataClass: 'database',
+      line: 6,
+    },
   ]);
 });
 
 test('policy overrides replace single keys and whole SLO lists, leaving the rest at the defaults', () => {
-  const d = valid(MINIMAL.replace('load:', 'policy:\n  rto: { standard: 8h }\n  rpo: { logs: 0s }\n  slo: { latency: [\'p(99)<2s\'] }\nload:'));
+  const d = valid(
+    MINIMAL.replace('load:', "policy:\n  rto: { standard: 8h }\n  rpo: { logs: 0s }\n  slo: { latency: ['p(99)<2s'] }\nload:"),
+  );
   assert.deepEqual(d.policy.rtoMs, { critical: 3_600_000, important: 14_400_000, standard: 28_800_000 });
   assert.deepEqual(d.policy.rpoMs, { database: 900_000, 'file-storage': 3_600_000, logs: 0 });
-  assert.deepEqual(d.policy.slo.latency.map((t) => t.source), ['p(99)<2s']);
+  assert.deepEqual(
+    d.policy.slo.latency.map((t) => t.source),
+    ['p(99)<2s'],
+  );
   assert.deepEqual(d.policy.slo.availability, DEFAULT_POLICY.slo.availability);
   assert.deepEqual(d.policy.slo.errors, DEFAULT_POLICY.slo.errors);
   assert.equal(d.policy.recoveryWindowMs, DEFAULT_POLICY.recoveryWindowMs);
@@ -198,16 +220,22 @@ test('an entry takes its tier and data class from itself, then the service block
   - { scenario: exec, name: from-entry, tier: standard, dataClass: database, params: { fault: 'true' } }
 `;
   const bare = valid(MINIMAL.replace(/scenarios:[\s\S]*$/, entries));
-  assert.deepEqual(bare.scenarios.map((e) => [e.name, e.tier, e.dataClass]), [
-    ['from-scenario', 'important', 'logs'],
-    ['from-entry', 'standard', 'database'],
-  ]);
+  assert.deepEqual(
+    bare.scenarios.map((e) => [e.name, e.tier, e.dataClass]),
+    [
+      ['from-scenario', 'important', 'logs'],
+      ['from-entry', 'standard', 'database'],
+    ],
+  );
   // The service block outranks the scenario's own class, but not what an entry says.
   const withService = valid(MINIMAL.replace(/scenarios:[\s\S]*$/, `service: { tier: critical }\n${entries}`));
-  assert.deepEqual(withService.scenarios.map((e) => [e.name, e.tier, e.dataClass]), [
-    ['from-scenario', 'critical', 'logs'],
-    ['from-entry', 'standard', 'database'],
-  ]);
+  assert.deepEqual(
+    withService.scenarios.map((e) => [e.name, e.tier, e.dataClass]),
+    [
+      ['from-scenario', 'critical', 'logs'],
+      ['from-entry', 'standard', 'database'],
+    ],
+  );
 });
 
 test('an http target is kept as given', () => {
@@ -240,21 +268,40 @@ scenarios:
 });
 
 test('scenario checks still run when another part of the drill is wrong', () => {
-  const r = validateDrillText('b.yaml', MINIMAL.replace('{ rate: 10 }', '{ rate: fast }').replace('scenario: pod-kill', 'scenario: pod-kil'), testCatalog(), { capabilitiesOf });
+  const r = validateDrillText(
+    'b.yaml',
+    MINIMAL.replace('{ rate: 10 }', '{ rate: fast }').replace('scenario: pod-kill', 'scenario: pod-kil'),
+    testCatalog(),
+    { capabilitiesOf },
+  );
   assert.ok('problems' in r);
-  assert.deepEqual(r.problems.map((p) => `${p.line}:${p.col} ${p.path}`), ['4:15 load.rate', '6:15 scenarios[0].scenario']);
+  assert.deepEqual(
+    r.problems.map((p) => `${p.line}:${p.col} ${p.path}`),
+    ['4:15 load.rate', '6:15 scenarios[0].scenario'],
+  );
 });
 
 test('capabilities and the validate hook are not checked against a target that is itself invalid', () => {
-  const r = validateDrillText('c.yaml', MINIMAL.replace('{ kind: lab }', '{ kind: lab, replicas: 0 }').replace('pod-kill', 'pod-kill\n    params: { count: 2 }'), testCatalog(), { capabilitiesOf });
+  const r = validateDrillText(
+    'c.yaml',
+    MINIMAL.replace('{ kind: lab }', '{ kind: lab, replicas: 0 }').replace('pod-kill', 'pod-kill\n    params: { count: 2 }'),
+    testCatalog(),
+    { capabilitiesOf },
+  );
   assert.ok('problems' in r);
-  assert.deepEqual(r.problems.map((p) => p.path), ['target.replicas']);
+  assert.deepEqual(
+    r.problems.map((p) => p.path),
+    ['target.replicas'],
+  );
 });
 
 test('a catalogue without scenarios says so', () => {
   const r = validateDrillText('d.yaml', MINIMAL, new Map(), { capabilitiesOf });
   assert.ok('problems' in r);
-  assert.deepEqual(r.problems.map((p) => p.message), ['unknown scenario "pod-kill"; no scenarios are installed']);
+  assert.deepEqual(
+    r.problems.map((p) => p.message),
+    ['unknown scenario "pod-kill"; no scenarios are installed'],
+  );
 });
 
 test('formatProblem prints file:line:col: path: message, and drops an empty path', () => {
@@ -262,13 +309,23 @@ test('formatProblem prints file:line:col: path: message, and drops an empty path
     formatProblem({ file: 'drills/lab.yaml', line: 7, col: 5, path: 'load.rate', message: 'expected a number greater than 0, got 0' }),
     'drills/lab.yaml:7:5: load.rate: expected a number greater than 0, got 0',
   );
-  assert.equal(formatProblem({ file: 'x.yaml', line: 1, col: 1, path: '', message: 'cannot read the drill file: no such file' }), 'x.yaml:1:1: cannot read the drill file: no such file');
+  assert.equal(
+    formatProblem({ file: 'x.yaml', line: 1, col: 1, path: '', message: 'cannot read the drill file: no such file' }),
+    'x.yaml:1:1: cannot read the drill file: no such file',
+  );
 });
 
 test('paths quote keys that are not plain words', () => {
-  const r = validateDrillText('e.yaml', MINIMAL.replace('{ rate: 10 }', "{ rate: 10, requests: [{ method: GET, path: /, headers: { 'bad header': x } }] }"), testCatalog(), { capabilitiesOf });
+  const r = validateDrillText(
+    'e.yaml',
+    MINIMAL.replace('{ rate: 10 }', "{ rate: 10, requests: [{ method: GET, path: /, headers: { 'bad header': x } }] }"),
+    testCatalog(),
+    { capabilitiesOf },
+  );
   assert.ok('problems' in r);
-  assert.deepEqual(r.problems.map(formatProblem), ['e.yaml:4:79: load.requests[0].headers["bad header"]: expected a valid HTTP header name, got "bad header"']);
+  assert.deepEqual(r.problems.map(formatProblem), [
+    'e.yaml:4:79: load.requests[0].headers["bad header"]: expected a valid HTTP header name, got "bad header"',
+  ]);
 });
 
 test('an empty request list is reported once, not again as weights adding up to 0', () => {

@@ -18,7 +18,11 @@ interface JsonSchema {
 }
 
 test('the committed drills/drill.schema.json is what `npm run schema` generates now', () => {
-  assert.equal(readFileSync(SCHEMA_FILE, 'utf8'), renderDrillJsonSchema(), 'drills/drill.schema.json is stale: run `npm run schema` and commit it');
+  assert.equal(
+    readFileSync(SCHEMA_FILE, 'utf8'),
+    renderDrillJsonSchema(),
+    'drills/drill.schema.json is stale: run `npm run schema` and commit it',
+  );
 });
 
 test('the JSON Schema is strict, names the required keys and gives editors help on the main fields', () => {
@@ -35,12 +39,15 @@ test('the JSON Schema is strict, names the required keys and gives editors help 
   assert.equal(load.timeout?.default, '2s');
   assert.match('1h30m', new RegExp(load.timeout?.pattern ?? '$^'));
   assert.doesNotMatch('10', new RegExp(load.timeout?.pattern ?? ''));
-  assert.deepEqual(props.target?.oneOf?.map((o) => o.properties?.kind), [
-    { type: 'string', const: 'lab' },
-    { type: 'string', const: 'http' },
-    { type: 'string', const: 'kubernetes' },
-    { type: 'string', const: 'blob' },
-  ]);
+  assert.deepEqual(
+    props.target?.oneOf?.map((o) => o.properties?.kind),
+    [
+      { type: 'string', const: 'lab' },
+      { type: 'string', const: 'http' },
+      { type: 'string', const: 'kubernetes' },
+      { type: 'string', const: 'blob' },
+    ],
+  );
   const entry = props.scenarios?.items?.properties ?? {};
   // Params belong to each scenario's own schema, which the drill schema cannot know: a free mapping.
   assert.equal(entry.params?.type, 'object');
@@ -73,12 +80,13 @@ function validateWithJsonSchema(documents: Record<string, unknown>): Record<stri
       return false;
     }
   });
-  if (!python) throw new Error("no python3 with the jsonschema package: `apt-get install python3-jsonschema` (.ci/run does)");
+  if (!python) throw new Error('no python3 with the jsonschema package: `apt-get install python3-jsonschema` (.ci/run does)');
   const out = execFileSync(python, ['-c', script, SCHEMA_FILE], { input: JSON.stringify(documents), encoding: 'utf8' });
   return JSON.parse(out) as Record<string, string[]>;
 }
 
-const drillFile = (name: string) => parse(readFileSync(new URL(`../../drills/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
+const drillFile = (name: string) =>
+  parse(readFileSync(new URL(`../../drills/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
 
 test('a JSON Schema validator accepts the shipped drills: a blob drill without load, lab drills with it', () => {
   const files = ['monthly-restore.yaml', 'lab.yaml', 'lab-front-outage.yaml', 'kubernetes-example.yaml', 'quarterly.yaml'];
@@ -89,7 +97,12 @@ test('a JSON Schema validator accepts the shipped drills: a blob drill without l
 test('the JSON Schema asks for load on every target but blob, and refuses it on a blob drill', () => {
   const { load: _load, ...labWithoutLoad } = drillFile('lab.yaml');
   const blobWithLoad = { ...drillFile('monthly-restore.yaml'), load: { rate: 10 } };
-  const httpWithoutLoad = { name: 'x', kind: 'adhoc', target: { kind: 'http', url: 'http://127.0.0.1:1' }, scenarios: [{ scenario: 'exec' }] };
+  const httpWithoutLoad = {
+    name: 'x',
+    kind: 'adhoc',
+    target: { kind: 'http', url: 'http://127.0.0.1:1' },
+    scenarios: [{ scenario: 'exec' }],
+  };
   const errors = validateWithJsonSchema({ labWithoutLoad, blobWithLoad, httpWithoutLoad });
   assert.deepEqual(errors.labWithoutLoad, ["'load' is a required property"]);
   assert.deepEqual(errors.httpWithoutLoad, ["'load' is a required property"]);

@@ -27,8 +27,14 @@ test('the source is kept trimmed, as written', () => {
 });
 
 const bad: [string, RegExp][] = [
-  ['error_rate > 50%', /^expected "for <duration>" after the value in stop condition "error_rate > 50%": a stop condition must hold for a while/],
-  ['errors > 5% for 10s', /^expected a metric \(error_rate, availability, dropped_rate, p\(95\), p95, avg or max\) at the start, got "errors"/],
+  [
+    'error_rate > 50%',
+    /^expected "for <duration>" after the value in stop condition "error_rate > 50%": a stop condition must hold for a while/,
+  ],
+  [
+    'errors > 5% for 10s',
+    /^expected a metric \(error_rate, availability, dropped_rate, p\(95\), p95, avg or max\) at the start, got "errors"/,
+  ],
   ['', /^expected a metric .* got ""/],
   ['error_rate 50% for 10s', /^expected an operator \(<, <=, >, >=, == or !=\) after error_rate/],
   ['error_rate => 50% for 10s', /^expected an operator .* after error_rate in stop condition/],

@@ -19,7 +19,8 @@ test('the journal survives a torn last line and tells which rollbacks are pendin
     const path = join(dir, 'events.jsonl');
     const j = new Journal(path);
     // Bare events: the journal keeps whatever it is given, and recovery needs only these fields.
-    const ev = (type: string, extra: Record<string, unknown> = {}) => j.append({ type, ...extra } as JournaledEvent, new Date(0).toISOString(), 0);
+    const ev = (type: string, extra: Record<string, unknown> = {}) =>
+      j.append({ type, ...extra } as JournaledEvent, new Date(0).toISOString(), 0);
     ev('run.start');
     ev('action.intent', { action: 0, name: 'kill replicas', selected: ['orders-1'] });
     ev('action.done', { action: 0 });
@@ -144,8 +145,14 @@ test('a stop condition fires only after holding for its whole duration', () => {
   assert.equal(fired.value, 0.6);
 });
 
-test('latency stop conditions read any percentile from the second\'s histogram', () => {
-  const cond: StopCondition = { source: 'p(90) > 800ms for 1s', metric: { kind: 'latency', aggregate: { p: 90 } }, op: '>', value: 800, forMs: 1000 };
+test("latency stop conditions read any percentile from the second's histogram", () => {
+  const cond: StopCondition = {
+    source: 'p(90) > 800ms for 1s',
+    metric: { kind: 'latency', aggregate: { p: 90 } },
+    op: '>',
+    value: 800,
+    forMs: 1000,
+  };
   const w = new StopWatch([cond]);
   const fewSlow = Array.from({ length: 100 }, (_, i) => (i < 95 ? 10 : 1000));
   assert.equal(w.observe(second(0, 100, 0, fewSlow)), null, 'p90 is fast when only 5% are slow');

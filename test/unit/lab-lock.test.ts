@@ -19,7 +19,11 @@ test('an empty lock left by a holder that died between create and write is taken
     assert.equal(existsSync(lock), false);
 
     await writeFile(lock, '');
-    await assert.rejects(withLabLock(lock, async () => 'ran', 300), /locked by pid \?/, 'an empty lock just written belongs to a holder about to write its PID');
+    await assert.rejects(
+      withLabLock(lock, async () => 'ran', 300),
+      /locked by pid \?/,
+      'an empty lock just written belongs to a holder about to write its PID',
+    );
   } finally {
     await tmp.remove();
   }

@@ -43,15 +43,22 @@ interface Import {
 function importsOf(file: string, text: string): Import[] {
   const out: Import[] = [];
   const lineAt = (i: number) => text.slice(0, i).split('\n').length;
-  const resolve = (s: string) => (s.startsWith('.') ? posix.join(posix.dirname(file), s) : s.replace(/^child_process$/, 'node:child_process'));
+  const resolve = (s: string) =>
+    s.startsWith('.') ? posix.join(posix.dirname(file), s) : s.replace(/^child_process$/, 'node:child_process');
   for (const m of text.matchAll(/^[ \t]*(?:import|export)\b([^;'"]*?)\bfrom\s*['"]([^'"]+)['"]/gm)) {
     const clause = m[1]!.trim();
-    const names = /^\{([^}]*)\}$/.exec(clause)?.[1]?.split(',').map((n) => n.trim()).filter(Boolean);
+    const names = /^\{([^}]*)\}$/
+      .exec(clause)?.[1]
+      ?.split(',')
+      .map((n) => n.trim())
+      .filter(Boolean);
     const typeOnly = /^type\b/.test(clause) || (names !== undefined && names.length > 0 && names.every((n) => n.startsWith('type ')));
     out.push({ spec: resolve(m[2]!), line: lineAt(m.index), typeOnly });
   }
-  for (const m of text.matchAll(/^[ \t]*import\s*['"]([^'"]+)['"]/gm)) out.push({ spec: resolve(m[1]!), line: lineAt(m.index), typeOnly: false });
-  for (const m of text.matchAll(/(typeof\s+)?\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push({ spec: resolve(m[2]!), line: lineAt(m.index), typeOnly: !!m[1] });
+  for (const m of text.matchAll(/^[ \t]*import\s*['"]([^'"]+)['"]/gm))
+    out.push({ spec: resolve(m[1]!), line: lineAt(m.index), typeOnly: false });
+  for (const m of text.matchAll(/(typeof\s+)?\bimport\(\s*['"]([^'"]+)['"]\s*\)/g))
+    out.push({ spec: resolve(m[2]!), line: lineAt(m.index), typeOnly: !!m[1] });
   return out;
 }
 
@@ -73,12 +80,15 @@ function layeringProblems(files: Map<string, Import[]>): string[] {
     for (const { spec, line, typeOnly } of imports) {
       const at = `${file}:${line} imports ${spec}`;
       for (const [pkg, allowed] of SDKS) {
-        if (isPackage(spec, pkg) && !allowed.some((p) => under(file, p))) problems.push(`${at}: ${pkg} belongs in ${allowed.join(' or ')} only`);
+        if (isPackage(spec, pkg) && !allowed.some((p) => under(file, p)))
+          problems.push(`${at}: ${pkg} belongs in ${allowed.join(' or ')} only`);
       }
-      if (file.startsWith('scenarios/') && /^lib\/(engine|cli)\//.test(spec)) problems.push(`${at}: a scenario is run by the engine, not part of it`);
+      if (file.startsWith('scenarios/') && /^lib\/(engine|cli)\//.test(spec))
+        problems.push(`${at}: a scenario is run by the engine, not part of it`);
       if (file.startsWith('lib/engine/')) {
         const concreteTarget = spec.startsWith('lib/targets/') && spec !== 'lib/targets/index.ts';
-        const adapterOrLab = spec.startsWith('lib/lab/') || (spec.startsWith('lib/adapters/') && !(typeOnly && spec === 'lib/adapters/types.ts'));
+        const adapterOrLab =
+          spec.startsWith('lib/lab/') || (spec.startsWith('lib/adapters/') && !(typeOnly && spec === 'lib/adapters/types.ts'));
         if (concreteTarget || adapterOrLab) problems.push(`${at}: the engine reaches targets through lib/targets/index.ts only`);
       }
       const to = roomOf(spec);

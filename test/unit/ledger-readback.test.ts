@@ -12,7 +12,10 @@ function entries(n: number, outcome: (i: number) => LedgerEntry['outcome'] = () 
   });
 }
 
-function rows(present: Array<{ token: string; seq: number | null }>, opts: { notIndexed?: string[]; notScanned?: string[] } = {}): ReadBackRows {
+function rows(
+  present: Array<{ token: string; seq: number | null }>,
+  opts: { notIndexed?: string[]; notScanned?: string[] } = {},
+): ReadBackRows {
   return {
     byToken: new Map(present.filter((p) => !opts.notIndexed?.includes(p.token)).map((p) => [p.token, p.seq])),
     byScan: present.filter((p) => !opts.notScanned?.includes(p.token)),
@@ -31,7 +34,10 @@ test('a clean read-back: lookup and scan agree, later writes set aside, every wr
   assert.equal(consistency.rowsByToken, 15);
   assert.equal(consistency.rowsByScan, 15);
   assert.equal(consistency.ok, true, consistency.problems.join('; '));
-  assert.match(describeVerdict(verdict), /^20 writes: 19 acknowledged \(14 survived, 5 lost\); unknown 1 present \/ 0 absent; failed 0 absent \/ 0 present; 0 unexpected; lost acks from 0\.152s to 0\.192s$/);
+  assert.match(
+    describeVerdict(verdict),
+    /^20 writes: 19 acknowledged \(14 survived, 5 lost\); unknown 1 present \/ 0 absent; failed 0 absent \/ 0 present; 0 unexpected; lost acks from 0\.152s to 0\.192s$/,
+  );
   const counts = ledgerCounts(verdict, 160);
   assert.equal(counts.faultMs, 160);
   assert.equal(counts.lost, 5);
@@ -62,7 +68,7 @@ test('strangers, duplicates, wrong seqs and index/heap disagreement are each a n
     '1 tokens stored more than once',
     '1 rows whose seq differs from the one their write carried',
     '1 writes the service refused are present',
-    '1 rows carry this run\'s tag but no token it sent',
+    "1 rows carry this run's tag but no token it sent",
   ]);
 });
 
@@ -82,7 +88,10 @@ test('writes.tsv carries every write and reads back into the same entries', () =
   const tsv = writesTsv(ledger);
   const back = parseWritesTsv(tsv);
   assert.deepEqual(back, ledger.entries());
-  assert.deepEqual(back.map((b) => b.seq), [0, 2, 4, 6, 8]);
+  assert.deepEqual(
+    back.map((b) => b.seq),
+    [0, 2, 4, 6, 8],
+  );
   assert.ok(back.every((b) => b.token.startsWith('0badc0de-')));
   assert.equal(new Set(back.map((b) => b.token)).size, 5);
   assert.deepEqual(back[0], { seq: 0, token: ledger.tokenOf(0), sentMs: 0, ackMs: 1.5, outcome: 'ok' });

@@ -8,7 +8,16 @@ import { summarize } from '../../lib/measure/summary.ts';
 
 test('a second: counts by outcome add up, dropped have no latency, hdr decodes to the same count and percentiles', () => {
   const log = createRequestLog(8);
-  const outcomes: OutcomeCode[] = [Outcome.ok, Outcome.ok, Outcome.timeout, Outcome.refused, Outcome.http5xx, Outcome.http4xx, Outcome.other, Outcome.dropped];
+  const outcomes: OutcomeCode[] = [
+    Outcome.ok,
+    Outcome.ok,
+    Outcome.timeout,
+    Outcome.refused,
+    Outcome.http5xx,
+    Outcome.http4xx,
+    Outcome.other,
+    Outcome.dropped,
+  ];
   // Second 3 = [3000, 4000): 800 requests cycling through the outcomes, latency 1..100 ms.
   for (let i = 0; i < 800; i++) {
     const at = log.push(3000 + i * 1.25, i % 3);

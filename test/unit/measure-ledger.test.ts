@@ -88,7 +88,10 @@ test('a lost stretch in the middle, with unknowns around it: each write in exact
   // Newest write with an unbroken surviving prefix: seq 29, acked at 292 ms; later survivors (50-59) do not shorten it.
   assert.ok(Math.abs(v.rpoSeconds - (450 - 292) / 1000) < 1e-9, String(v.rpoSeconds));
   assert.deepEqual(v.lostWindow, { firstAckMs: 302, lastAckMs: 392 });
-  assert.deepEqual(v.lostSample, Array.from({ length: 10 }, (_, k) => `t${30 + k}`));
+  assert.deepEqual(
+    v.lostSample,
+    Array.from({ length: 10 }, (_, k) => `t${30 + k}`),
+  );
 });
 
 test('unexpected rows are counted once each and never make a write lost or safe', () => {

@@ -65,7 +65,11 @@ for (const rate of [200, 5000]) {
 
 test('outage intervals: kinds are counted, dropped counts as failed, pending neither breaks nor counts', () => {
   const log = buildLog(100, 10_000, (t) =>
-    t >= 2000 && t < 2100 ? { outcome: Outcome.timeout, latencyMs: 1000 } : t >= 2100 && t < 2200 ? { outcome: Outcome.dropped, latencyMs: 0 } : OK,
+    t >= 2000 && t < 2100
+      ? { outcome: Outcome.timeout, latencyMs: 1000 }
+      : t >= 2100 && t < 2200
+        ? { outcome: Outcome.dropped, latencyMs: 0 }
+        : OK,
   );
   log.outcome[201] = Outcome.pending; // scheduled at 2,010 ms, inside the outage
   const { intervals } = outageIntervals(log, 0);
@@ -183,7 +187,11 @@ test('no SLOs at all: the window still needs answers, so a dead service does not
 });
 
 test('other latency aggregates (avg, max, p(90)) are judged exactly on the window', () => {
-  const slo: SloSet = { availability: [], errors: [], latency: [parseThreshold('avg<100'), parseThreshold('max<1s'), parseThreshold('p(90)<50ms')] };
+  const slo: SloSet = {
+    availability: [],
+    errors: [],
+    latency: [parseThreshold('avg<100'), parseThreshold('max<1s'), parseThreshold('p(90)<50ms')],
+  };
   // After the fault one request per second takes 1.5 s (max fails) until 20 s.
   const log = buildLog(100, 50_000, (t) => (t >= 10_000 && t < 20_000 && t % 1000 === 0 ? { outcome: Outcome.ok, latencyMs: 1500 } : OK));
   assert.equal(recovered(findRecovery(log, { faultMs: 10_000, slo, windowMs: WINDOW, nowMs: 50_000 })).recoveredMs, 19_010);

@@ -49,7 +49,16 @@ test('requests.tsv round-trips every column exactly, float32 latencies included'
   const dir = tempDir();
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const log = createRequestLog(4);
-  const outcomes = [Outcome.ok, Outcome.timeout, Outcome.refused, Outcome.http5xx, Outcome.http4xx, Outcome.other, Outcome.dropped, Outcome.pending];
+  const outcomes = [
+    Outcome.ok,
+    Outcome.timeout,
+    Outcome.refused,
+    Outcome.http5xx,
+    Outcome.http4xx,
+    Outcome.other,
+    Outcome.dropped,
+    Outcome.pending,
+  ];
   for (let i = 0; i < 1000; i++) {
     const j = log.push(i * 0.2 + 1e-7 * i, i % 3);
     log.outcome[j] = outcomes[i % outcomes.length]!;

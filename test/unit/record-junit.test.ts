@@ -98,8 +98,14 @@ function passedRecord(): RunRecord {
 function failedRecord(): RunRecord {
   const input = sampleRunInput();
   input.marks = input.marks.filter((m) => m.name !== 'recovered' && m.name !== 'verified');
-  input.load = { log: sampleLog(200, 40_000, (t) => (t >= 10_000 ? { outcome: Outcome.refused, latencyMs: 1 } : { outcome: Outcome.ok, latencyMs: 20 })), startMs: 0, endMs: 40_000 };
-  input.verification = [{ name: 'orders <readable> & "complete"', ok: false, detail: "2 rows missing ]]> 'really' \u0001", at: input.endedAt }];
+  input.load = {
+    log: sampleLog(200, 40_000, (t) => (t >= 10_000 ? { outcome: Outcome.refused, latencyMs: 1 } : { outcome: Outcome.ok, latencyMs: 20 })),
+    startMs: 0,
+    endMs: 40_000,
+  };
+  input.verification = [
+    { name: 'orders <readable> & "complete"', ok: false, detail: "2 rows missing ]]> 'really' \u0001", at: input.endedAt },
+  ];
   return buildRunRecord(input);
 }
 
@@ -143,7 +149,10 @@ test('one testcase per objective: RTO, RPO, each SLO, verification (plus rollbac
   assert.equal(all(suite, 'failure').length, 0);
   // Unmeasured objectives are skipped, with the record's reason.
   const rpo = all(suite, 'testcase').find((c) => c.attrs.name === 'RPO')!;
-  assert.deepEqual(rpo.children.map((c) => [c.name, c.attrs.message]), [['skipped', 'scenario writes no data; RPO not measured']]);
+  assert.deepEqual(
+    rpo.children.map((c) => [c.name, c.attrs.message]),
+    [['skipped', 'scenario writes no data; RPO not measured']],
+  );
 });
 
 test('a missed objective is a failure saying measured vs target; special characters survive escaping', () => {

@@ -12,7 +12,11 @@ import type { PolicyRequirement, RunInput } from '../../lib/record/quarterly/typ
 const BASE = buildRunRecord(sampleRunInput());
 const Q4 = parseQuarter('2026-Q4')!;
 
-function run(id: string, startedAt: string, over: { drill?: string; scenario?: string; rto?: number | null; status?: RunRecord['status']; findings?: RunRecord['findings'] } = {}): RunInput {
+function run(
+  id: string,
+  startedAt: string,
+  over: { drill?: string; scenario?: string; rto?: number | null; status?: RunRecord['status']; findings?: RunRecord['findings'] } = {},
+): RunInput {
   const r = structuredClone(BASE) as RunRecord;
   r.id = id;
   r.startedAt = startedAt;
@@ -22,22 +26,54 @@ function run(id: string, startedAt: string, over: { drill?: string; scenario?: s
   if (over.status) r.status = over.status;
   if (over.findings) r.findings = over.findings;
   if (over.rto !== undefined) {
-    r.objectives.rto = { ...r.objectives.rto, measuredSeconds: over.rto, met: over.rto === null ? false : over.rto <= r.objectives.rto.targetSeconds };
+    r.objectives.rto = {
+      ...r.objectives.rto,
+      measuredSeconds: over.rto,
+      met: over.rto === null ? false : over.rto <= r.objectives.rto.targetSeconds,
+    };
   }
   const text = JSON.stringify(r);
   return {
     file: `results/runs/${id}/run.json`,
     digest: sha256(text),
     record: r,
-    context: { drillKind: 'quarterly', drillFile: 'drills/checkout.yaml', owner: 'payments-sre', participants: ['alice'], approver: 'carol', service: { name: 'checkout', tier: 'critical', dataClass: 'database' } },
+    context: {
+      drillKind: 'quarterly',
+      drillFile: 'drills/checkout.yaml',
+      owner: 'payments-sre',
+      participants: ['alice'],
+      approver: 'carol',
+      service: { name: 'checkout', tier: 'critical', dataClass: 'database' },
+    },
     series: { resolutionSeconds: 1, points: [] },
   };
 }
 
 const REQS: PolicyRequirement[] = [
-  { cadence: 'quarterly', drill: 'checkout-quarterly', scenario: 'pod-kill', scenarioModule: 'pod-kill', drillFile: 'drills/checkout.yaml', owner: 'payments-sre' },
-  { cadence: 'quarterly', drill: 'checkout-quarterly', scenario: 'db-failover', scenarioModule: 'db-failover', drillFile: 'drills/checkout.yaml', owner: 'payments-sre' },
-  { cadence: 'monthly', drill: 'monthly-restore', scenario: 'restore', scenarioModule: 'blob-restore', drillFile: 'drills/monthly-restore.yaml', owner: 'dba' },
+  {
+    cadence: 'quarterly',
+    drill: 'checkout-quarterly',
+    scenario: 'pod-kill',
+    scenarioModule: 'pod-kill',
+    drillFile: 'drills/checkout.yaml',
+    owner: 'payments-sre',
+  },
+  {
+    cadence: 'quarterly',
+    drill: 'checkout-quarterly',
+    scenario: 'db-failover',
+    scenarioModule: 'db-failover',
+    drillFile: 'drills/checkout.yaml',
+    owner: 'payments-sre',
+  },
+  {
+    cadence: 'monthly',
+    drill: 'monthly-restore',
+    scenario: 'restore',
+    scenarioModule: 'blob-restore',
+    drillFile: 'drills/monthly-restore.yaml',
+    owner: 'dba',
+  },
 ];
 
 function input(over: Partial<RecordInput> = {}): RecordInput {
@@ -57,7 +93,10 @@ function input(over: Partial<RecordInput> = {}): RecordInput {
 }
 
 test('quarters: 2026-Q4 spans Oct-Dec UTC; Q5, Q0 and junk are refused; Q1 follows the previous year Q4', () => {
-  assert.deepEqual([Q4.from, Q4.to, Q4.months], ['2026-10-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z', ['2026-10', '2026-11', '2026-12']]);
+  assert.deepEqual(
+    [Q4.from, Q4.to, Q4.months],
+    ['2026-10-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z', ['2026-10', '2026-11', '2026-12']],
+  );
   for (const bad of ['2026-Q5', '2026-Q0', '2026Q4', 'Q4-2026', '', '2026-q4x']) assert.equal(parseQuarter(bad), null, bad);
   assert.equal(previousQuarter(parseQuarter('2027-Q1')!).id, '2026-Q4');
   assert.equal(previousQuarter(Q4).id, '2026-Q3');
@@ -87,7 +126,10 @@ test('coverage: ran, stale (only before the period), missing, and due while the 
   const late = coverage(REQS, runs, Q4, '2027-01-05T00:00:00Z');
   assert.equal(late.find((i) => i.scenario === 'db-failover')!.status, 'stale');
   assert.equal(late.find((i) => i.period === '2026-12')!.status, 'stale');
-  assert.equal(coverage(REQS, [], Q4, '2027-01-05T00:00:00Z').every((i) => i.status === 'missing'), true);
+  assert.equal(
+    coverage(REQS, [], Q4, '2027-01-05T00:00:00Z').every((i) => i.status === 'missing'),
+    true,
+  );
 });
 
 test('the record counts only runs that started in the quarter; earlier runs date coverage; gaps become SEV2 findings with actions', () => {
@@ -98,7 +140,10 @@ test('the record counts only runs that started in the quarter; earlier runs date
     run('20270102T090000Z-pod-kill-000004', '2027-01-02T09:00:00.000Z', { rto: 1 }),
   ];
   const r = buildQuarterlyRecord(input({ runs }));
-  assert.deepEqual(r.runs.map((x) => x.id), ['20261005T090000Z-pod-kill-000002', '20261105T090000Z-pod-kill-000003']);
+  assert.deepEqual(
+    r.runs.map((x) => x.id),
+    ['20261005T090000Z-pod-kill-000002', '20261105T090000Z-pod-kill-000003'],
+  );
   assert.equal(r.summary.runs, 2);
   assert.equal(r.summary.rtoWorstSeconds, 7);
   const sc = r.scenarios.find((s) => s.scenario === 'pod-kill')!;
@@ -111,35 +156,86 @@ test('the record counts only runs that started in the quarter; earlier runs date
   assert.equal(gapFindings.length, 4);
   assert.ok(gapFindings.every((f) => f.severity === 'SEV2' && f.due !== null));
   assert.equal(gapFindings.find((f) => f.scenario === 'db-failover')!.due, '2027-01-31', 'due 30 days after the quarter ends');
-  assert.equal(gapFindings.find((f) => f.objective === 'coverage:monthly' && f.key.endsWith('2026-10'))!.due, '2026-12-01', 'due 30 days after October ends');
+  assert.equal(
+    gapFindings.find((f) => f.objective === 'coverage:monthly' && f.key.endsWith('2026-10'))!.due,
+    '2026-12-01',
+    'due 30 days after October ends',
+  );
   assert.match(gapFindings.find((f) => f.scenario === 'db-failover')!.title, /not run in 2026-Q4: last run 2026-09-15/);
-  for (const f of r.findings.filter((x) => x.severity !== 'SEV4')) assert.ok(r.actions.some((a) => a.finding === f.id), `action for ${f.id}`);
+  for (const f of r.findings.filter((x) => x.severity !== 'SEV4'))
+    assert.ok(
+      r.actions.some((a) => a.finding === f.id),
+      `action for ${f.id}`,
+    );
   assert.equal(r.summary.findings.SEV2, r.findings.filter((f) => f.severity === 'SEV2').length);
   assert.match(r.summary.headline, /2 runs of 1 scenario: 2 passed, 0 not; RTO met in 2 of 2, worst 7 s; .*4 coverage gaps/);
 });
 
 test('findings roll up: the same objective in two runs is one finding with both runs, the worst severity and the earliest due date', () => {
-  const f = (severity: 'SEV1' | 'SEV2' | 'SEV3', due: string, title: string) => ({ severity, title, detail: 'd', owner: null, due, objective: 'slo:fault:availability rate>=99.9%' });
+  const f = (severity: 'SEV1' | 'SEV2' | 'SEV3', due: string, title: string) => ({
+    severity,
+    title,
+    detail: 'd',
+    owner: null,
+    due,
+    objective: 'slo:fault:availability rate>=99.9%',
+  });
   const runs = [
-    run('20261005T090000Z-pod-kill-000002', '2026-10-05T09:00:00.000Z', { findings: [f('SEV3', '2027-01-03', 'Availability SLO missed: 12 failed')] }),
-    run('20261105T090000Z-pod-kill-000003', '2026-11-05T09:00:00.000Z', { findings: [f('SEV2', '2026-12-05', 'Availability SLO missed: 400 failed'), { severity: 'SEV4', title: 'Load generator dropped 3 requests', detail: 'x', owner: null, due: null }] }),
+    run('20261005T090000Z-pod-kill-000002', '2026-10-05T09:00:00.000Z', {
+      findings: [f('SEV3', '2027-01-03', 'Availability SLO missed: 12 failed')],
+    }),
+    run('20261105T090000Z-pod-kill-000003', '2026-11-05T09:00:00.000Z', {
+      findings: [
+        f('SEV2', '2026-12-05', 'Availability SLO missed: 400 failed'),
+        { severity: 'SEV4', title: 'Load generator dropped 3 requests', detail: 'x', owner: null, due: null },
+      ],
+    }),
   ];
   const r = buildQuarterlyRecord(input({ runs, requirements: [] }));
   assert.equal(r.findings.length, 2);
   const rolled = r.findings[0]!;
-  assert.deepEqual([rolled.id, rolled.severity, rolled.occurrences, rolled.due, rolled.runs.length, rolled.owner], ['F-01', 'SEV2', 2, '2026-12-05', 2, 'payments-sre']);
+  assert.deepEqual(
+    [rolled.id, rolled.severity, rolled.occurrences, rolled.due, rolled.runs.length, rolled.owner],
+    ['F-01', 'SEV2', 2, '2026-12-05', 2, 'payments-sre'],
+  );
   assert.equal(rolled.title, 'Availability SLO missed: 400 failed', 'the latest wording');
   assert.equal(r.findings[1]!.severity, 'SEV4');
   assert.equal(r.actions.length, 1, 'a SEV4 note gets no action');
   assert.equal(r.coverage.reason, 'no drill of kind quarterly or monthly found: nothing is required');
   // Next quarter the same problem is marked recurring.
-  const next = buildQuarterlyRecord(input({ quarter: parseQuarter('2027-Q1')!, generatedAt: '2027-04-02T00:00:00.000Z', runs: [run('20270205T090000Z-pod-kill-000005', '2027-02-05T09:00:00.000Z', { findings: [f('SEV3', '2027-05-01', 'Availability SLO missed: 2 failed')] })], requirements: [], previous: r }));
+  const next = buildQuarterlyRecord(
+    input({
+      quarter: parseQuarter('2027-Q1')!,
+      generatedAt: '2027-04-02T00:00:00.000Z',
+      runs: [
+        run('20270205T090000Z-pod-kill-000005', '2027-02-05T09:00:00.000Z', {
+          findings: [f('SEV3', '2027-05-01', 'Availability SLO missed: 2 failed')],
+        }),
+      ],
+      requirements: [],
+      previous: r,
+    }),
+  );
   assert.equal(next.findings[0]!.recurring, true);
 });
 
 test('trend: against the previous record, a lower worst RTO and more runs read as better; quarters link through the chain', () => {
-  const prev = buildQuarterlyRecord(input({ quarter: parseQuarter('2026-Q3')!, generatedAt: '2026-10-02T00:00:00.000Z', runs: [run('20260915T090000Z-pod-kill-000001', '2026-09-15T09:00:00.000Z', { rto: 9 })] }));
-  const cur = buildQuarterlyRecord(input({ runs: [run('20261005T090000Z-pod-kill-000002', '2026-10-05T09:00:00.000Z', { rto: 3 }), run('20261006T090000Z-pod-kill-000003', '2026-10-06T09:00:00.000Z', { rto: 4 })], previous: prev }));
+  const prev = buildQuarterlyRecord(
+    input({
+      quarter: parseQuarter('2026-Q3')!,
+      generatedAt: '2026-10-02T00:00:00.000Z',
+      runs: [run('20260915T090000Z-pod-kill-000001', '2026-09-15T09:00:00.000Z', { rto: 9 })],
+    }),
+  );
+  const cur = buildQuarterlyRecord(
+    input({
+      runs: [
+        run('20261005T090000Z-pod-kill-000002', '2026-10-05T09:00:00.000Z', { rto: 3 }),
+        run('20261006T090000Z-pod-kill-000003', '2026-10-06T09:00:00.000Z', { rto: 4 }),
+      ],
+      previous: prev,
+    }),
+  );
   assert.equal(cur.trend.available, true);
   assert.equal(cur.trend.previousQuarter, '2026-Q3');
   const m = Object.fromEntries(cur.trend.overall.map((x) => [x.name, x]));
@@ -193,7 +289,10 @@ test('bad run.json: truncated and foreign JSON are rejected with a reason; a goo
   assert.equal(cut.ok, false);
   assert.match((cut as { reason: string }).reason, /not valid JSON, the file looks truncated/);
   const foreign = parseRunRecord(JSON.stringify({ name: 'drill', version: '0.1.0', dependencies: {} }));
-  assert.match((foreign as { reason: string }).reason, /not a drill run record: no schemaVersion or id \(keys: name, version, dependencies\)/);
+  assert.match(
+    (foreign as { reason: string }).reason,
+    /not a drill run record: no schemaVersion or id \(keys: name, version, dependencies\)/,
+  );
   assert.match((parseRunRecord('[1,2]') as { reason: string }).reason, /not an object/);
   assert.match((parseRunRecord('') as { reason: string }).reason, /empty file/);
   const partial = JSON.parse(good);
@@ -212,14 +311,35 @@ test('excluded files: those dated in the quarter or undated are listed, others b
       ],
     }),
   );
-  assert.deepEqual(r.excluded.map((e) => e.file), ['results/runs/20261102T000000Z-x-1/run.json', 'results/runs/stray.json']);
+  assert.deepEqual(
+    r.excluded.map((e) => e.file),
+    ['results/runs/20261102T000000Z-x-1/run.json', 'results/runs/stray.json'],
+  );
   assert.equal(r.summary.excluded, 2);
 });
 
 test('series: one point per second from metrics.jsonl; a long run is bucketed keeping the worst latency', () => {
-  const line = (t: number, p99: number, failed = 0) => ({ t, at: '', scheduled: 100, sent: 100, ok: 100 - failed, errors: { timeout: 0, refused: failed, http5xx: 0, http4xx: 0, other: 0 }, dropped: 0, p50Ms: 1, p95Ms: 2, p99Ms: p99, maxMs: p99 });
+  const line = (t: number, p99: number, failed = 0) => ({
+    t,
+    at: '',
+    scheduled: 100,
+    sent: 100,
+    ok: 100 - failed,
+    errors: { timeout: 0, refused: failed, http5xx: 0, http4xx: 0, other: 0 },
+    dropped: 0,
+    p50Ms: 1,
+    p95Ms: 2,
+    p99Ms: p99,
+    maxMs: p99,
+  });
   const short = seriesFromMetrics([line(1, 5, 10), line(0, 4)]);
-  assert.deepEqual(short.points.map((p) => [p.t, p.p99Ms, p.errorRate]), [[0, 4, 0], [1, 5, 0.1]]);
+  assert.deepEqual(
+    short.points.map((p) => [p.t, p.p99Ms, p.errorRate]),
+    [
+      [0, 4, 0],
+      [1, 5, 0.1],
+    ],
+  );
   const long = seriesFromMetrics(Array.from({ length: 2000 }, (_, t) => line(t, t === 1500 ? 900 : 5)));
   assert.equal(long.resolutionSeconds, 3);
   assert.ok(long.points.length <= 900);
@@ -244,9 +364,21 @@ test('coverage: a period whose runs were all aborted is a gap (incomplete), not 
     { id: 'c', drill: 'checkout-quarterly', scenario: 'db-failover', startedAt: '2026-11-05T09:00:00Z', status: 'failed' as const },
   ];
   const items = coverage(REQS.slice(0, 2), runs, Q4, '2027-01-05T00:00:00Z');
-  assert.deepEqual(items.map((i) => [i.scenario, i.status, i.runs]), [['pod-kill', 'incomplete', 1], ['db-failover', 'ran', 2]], 'a failed run still tested recovery');
+  assert.deepEqual(
+    items.map((i) => [i.scenario, i.status, i.runs]),
+    [
+      ['pod-kill', 'incomplete', 1],
+      ['db-failover', 'ran', 2],
+    ],
+    'a failed run still tested recovery',
+  );
   assert.equal(coverage(REQS.slice(0, 1), runs, Q4, '2026-12-01T00:00:00Z')[0]!.status, 'due', 'still time to run it');
-  const r = buildQuarterlyRecord(input({ requirements: REQS.slice(0, 1), runs: [run('20261103T090000Z-pod-kill-000009', '2026-11-03T09:00:00.000Z', { status: 'aborted' })] }));
+  const r = buildQuarterlyRecord(
+    input({
+      requirements: REQS.slice(0, 1),
+      runs: [run('20261103T090000Z-pod-kill-000009', '2026-11-03T09:00:00.000Z', { status: 'aborted' })],
+    }),
+  );
   assert.equal(r.coverage.gaps, 1);
   assert.match(r.findings.find((f) => f.source === 'coverage')!.title, /never completed in 2026-Q4: every run was aborted/);
 });
@@ -254,13 +386,24 @@ test('coverage: a period whose runs were all aborted is a gap (incomplete), not 
 test('scope: databases from the lab target, backup sets from a restore run (its Blob target and the backup it restored)', () => {
   const lab = run('20261005T090000Z-pod-kill-000002', '2026-10-05T09:00:00.000Z');
   lab.record.environment = { target: { kind: 'lab', postgres: { host: '127.0.0.1', port: 15805, database: 'orders' } } };
-  const restore = run('20261006T090000Z-restore-logical-000003', '2026-10-06T09:00:00.000Z', { drill: 'monthly-restore', scenario: 'restore-logical' });
+  const restore = run('20261006T090000Z-restore-logical-000003', '2026-10-06T09:00:00.000Z', {
+    drill: 'monthly-restore',
+    scenario: 'restore-logical',
+  });
   restore.record.environment = { target: { kind: 'blob', container: 'pg-backups', prefix: 'orders' } };
-  restore.record.actions = [{ ...restore.record.actions[0]!, targets: ['orders/logical/20261005T020000Z (taken 2026-10-05T02:00:00.000Z) -> scratch cluster in /tmp/drill-restore-1'] }];
+  restore.record.actions = [
+    {
+      ...restore.record.actions[0]!,
+      targets: ['orders/logical/20261005T020000Z (taken 2026-10-05T02:00:00.000Z) -> scratch cluster in /tmp/drill-restore-1'],
+    },
+  ];
   const r = buildQuarterlyRecord(input({ runs: [lab, restore], requirements: [] }));
   assert.deepEqual(r.scope.databases, ['PostgreSQL orders (lab)']);
   assert.deepEqual(r.scope.backupSets, ['blob://pg-backups/orders', 'orders/logical/20261005T020000Z']);
-  assert.deepEqual(r.scope.drills.map((d) => d.name), ['checkout-quarterly', 'monthly-restore']);
+  assert.deepEqual(
+    r.scope.drills.map((d) => d.name),
+    ['checkout-quarterly', 'monthly-restore'],
+  );
   assert.deepEqual(r.people, { participants: ['alice'], approver: 'carol', owners: ['payments-sre'] });
   assert.deepEqual([r.signOff.signedBy, r.signOff.signedAt], [null, null]);
 });

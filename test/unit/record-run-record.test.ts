@@ -97,7 +97,13 @@ test('steady state not met: aborted with exit 3, nothing measured that needs a f
   input.marks = [sampleMark('load-started', 0), sampleMark('load-stopped', 10_000)];
   input.load = { log: sampleLog(200, 10_000, () => ({ outcome: Outcome.http5xx, latencyMs: 3 })), startMs: 0, endMs: 10_000 };
   input.abort = { kind: 'steady-state', message: 'steady state not met: SLO availability rate>=99.9% (measured 0)' };
-  input.actions = input.actions.map((a) => ({ ...a, status: 'not-run', startedAt: null, endedAt: null, rollback: { ...a.rollback, status: 'not-run' } }));
+  input.actions = input.actions.map((a) => ({
+    ...a,
+    status: 'not-run',
+    startedAt: null,
+    endedAt: null,
+    rollback: { ...a.rollback, status: 'not-run' },
+  }));
   input.verification = [];
   input.recoveryProbe = null;
   const r = buildRunRecord(input);
@@ -119,7 +125,13 @@ test('steady state not met: aborted with exit 3, nothing measured that needs a f
 test('not recovered within the timeout: RTO missed (measured null), exit 1, a SEV1 finding for a critical service', () => {
   const input = sampleRunInput();
   input.marks = input.marks.filter((m) => m.name !== 'recovered' && m.name !== 'verified');
-  input.load = { log: sampleLog(200, 40_000, (t) => (t >= 10_000 ? { outcome: Outcome.timeout, latencyMs: 2000 } : { outcome: Outcome.ok, latencyMs: 20 })), startMs: 0, endMs: 40_000 };
+  input.load = {
+    log: sampleLog(200, 40_000, (t) =>
+      t >= 10_000 ? { outcome: Outcome.timeout, latencyMs: 2000 } : { outcome: Outcome.ok, latencyMs: 20 },
+    ),
+    startMs: 0,
+    endMs: 40_000,
+  };
   input.verification = [{ name: 'replicas ready', ok: false, detail: '2/3 replicas ready', at: input.endedAt }];
   const r = buildRunRecord(input);
   assert.deepEqual([r.status, r.exitCode], ['failed', 1]);
@@ -183,7 +195,11 @@ test('no secret reaches the record: secret-named keys dropped, inline passwords 
     url: 'https://ops:hunter2@checkout.example.com/health?sig=SIGVALUE&sv=2024',
     password: 'PW-1',
     apiToken: 'TOKEN-1',
-    blob: { connectionString: 'DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=KEY-1==;', container: 'backups', sasUrl: 'https://x/?sig=SAS-1' },
+    blob: {
+      connectionString: 'DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=KEY-1==;',
+      container: 'backups',
+      sasUrl: 'https://x/?sig=SAS-1',
+    },
     postgres: { dsn: 'host=db port=5432 user=app password=PW-2 dbname=orders', replicas: ['db-0', 'db-1'] },
   };
   input.environment = { ...input.environment, PGPASSWORD: 'PW-3', secretName: 'S-1', note: 'Server=db;Password=PW-4;' };
@@ -211,7 +227,10 @@ test('redact and redactSecrets on their own', () => {
     nested: [{ ok: 'password=***;next=1' }],
     n: null,
   });
-  assert.equal(redactSecrets('https://acct.blob.core.windows.net/c/b?sv=1&sig=abc%2F&se=2'), 'https://acct.blob.core.windows.net/c/b?sv=1&sig=***&se=2');
+  assert.equal(
+    redactSecrets('https://acct.blob.core.windows.net/c/b?sv=1&sig=abc%2F&se=2'),
+    'https://acct.blob.core.windows.net/c/b?sv=1&sig=***&se=2',
+  );
   assert.equal(redactSecrets('postgres://user:pa55@host:5432/db'), 'postgres://user:***@host:5432/db');
   assert.equal(redactSecrets('nothing to hide'), 'nothing to hide');
 });
@@ -238,7 +257,15 @@ test("the engine's RunFacts plus the environment is a complete input", () => {
 });
 
 test('the record names a Kubernetes run by context and namespace, not by the URL the load went to', () => {
-  const kube: KubernetesTarget = { kind: 'kubernetes', context: 'aks-prod', inCluster: false, namespace: 'orders', namespaces: ['orders'], blastRadius: 1, url: 'https://orders.example.com' };
+  const kube: KubernetesTarget = {
+    kind: 'kubernetes',
+    context: 'aks-prod',
+    inCluster: false,
+    namespace: 'orders',
+    namespaces: ['orders'],
+    blastRadius: 1,
+    url: 'https://orders.example.com',
+  };
   const { context: _spelled, ...current } = kube;
   // The context the kubeconfig resolved (details) wins over the drill's spelling, which may be absent.
   assert.equal(targetLabel(current, { context: 'aks-prod-westeurope' }), 'kubernetes:aks-prod-westeurope/orders');

@@ -30,7 +30,11 @@ test('a passed run: the verdict first, then RTO measured vs target, SLO table, b
 test('a failed run: FAILED with exit 1, why, and the SEV1 findings', () => {
   const input = sampleRunInput();
   input.marks = input.marks.filter((m) => m.name !== 'recovered' && m.name !== 'verified');
-  input.load = { log: sampleLog(200, 40_000, (t) => (t >= 10_000 ? { outcome: Outcome.refused, latencyMs: 1 } : { outcome: Outcome.ok, latencyMs: 20 })), startMs: 0, endMs: 40_000 };
+  input.load = {
+    log: sampleLog(200, 40_000, (t) => (t >= 10_000 ? { outcome: Outcome.refused, latencyMs: 1 } : { outcome: Outcome.ok, latencyMs: 20 })),
+    startMs: 0,
+    endMs: 40_000,
+  };
   const text = renderSummary(buildRunRecord(input), { color: false });
   assert.match(text.split('\n')[0]!, /^FAILED \(exit 1\)/);
   assert.match(text, /^ {2}RTO missed$/m);
@@ -73,7 +77,9 @@ test('long names and details wrap within 100 columns; color adds escapes but no 
   const input = sampleRunInput();
   input.drill = { ...input.drill, name: 'a-very-long-drill-name-that-someone-thought-was-descriptive-enough-for-the-quarterly-record' };
   input.entry = { ...input.entry, name: 'postgres-failover-with-walsender-stall-and-synchronous-commit-off' };
-  input.verification = [{ name: 'ledger', ok: false, detail: 'x'.repeat(30) + ' ' + 'missing rows '.repeat(20) + 'y'.repeat(140), at: input.endedAt }];
+  input.verification = [
+    { name: 'ledger', ok: false, detail: 'x'.repeat(30) + ' ' + 'missing rows '.repeat(20) + 'y'.repeat(140), at: input.endedAt },
+  ];
   const r = buildRunRecord(input);
   const plain = renderSummary(r, { color: false });
   assertFits(plain);
@@ -97,7 +103,20 @@ test('the files line names writes.tsv when a write ledger measured the RPO, and 
     lostWrites: 24,
     unknownWrites: 11,
     method: 'write ledger read back',
-    ledger: { total: 400, acknowledged: 380, survived: 356, lost: 24, unknownPresent: 3, unknownAbsent: 11, failedPresent: 0, failedAbsent: 6, unexpected: 0, faultMs: 12_000, lostWindow: null, lostSample: [] },
+    ledger: {
+      total: 400,
+      acknowledged: 380,
+      survived: 356,
+      lost: 24,
+      unknownPresent: 3,
+      unknownAbsent: 11,
+      failedPresent: 0,
+      failedAbsent: 6,
+      unexpected: 0,
+      faultMs: 12_000,
+      lostWindow: null,
+      lostSample: [],
+    },
   };
   const dir = `/var/lib/ci/workspace/a-rather-deep/checkout/results/runs/20261202T101216Z-fail-over-primary-eccfee`;
   const text = renderSummary(buildRunRecord(input), { color: false, dir });

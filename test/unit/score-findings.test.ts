@@ -45,18 +45,24 @@ test('missed RTO: SEV1 on critical, SEV2 on important, SEV3 on standard', () => 
 });
 
 test('acknowledged writes lost beyond RPO are SEV1 data loss; any loss within RPO is SEV2', () => {
-  const beyond = deriveFindings(input({ rpo: { ...RPO_NONE, measuredSeconds: 1200, lostWrites: 1449, unknownWrites: 2, method: 'ledger', met: false } }));
+  const beyond = deriveFindings(
+    input({ rpo: { ...RPO_NONE, measuredSeconds: 1200, lostWrites: 1449, unknownWrites: 2, method: 'ledger', met: false } }),
+  );
   assert.deepEqual(
     beyond.map((f) => [f.severity, f.objective]),
     [['SEV1', 'rpo']],
   );
   assert.match(beyond[0]!.title, /Data loss beyond RPO: 1,449/);
-  const within = deriveFindings(input({ rpo: { ...RPO_NONE, measuredSeconds: 0.8, lostWrites: 12, unknownWrites: 0, method: 'ledger', met: true } }));
+  const within = deriveFindings(
+    input({ rpo: { ...RPO_NONE, measuredSeconds: 0.8, lostWrites: 12, unknownWrites: 0, method: 'ledger', met: true } }),
+  );
   assert.deepEqual(
     within.map((f) => f.severity),
     ['SEV2'],
   );
-  const none = deriveFindings(input({ rpo: { ...RPO_NONE, measuredSeconds: 0, lostWrites: 0, unknownWrites: 5, method: 'ledger', met: true } }));
+  const none = deriveFindings(
+    input({ rpo: { ...RPO_NONE, measuredSeconds: 0, lostWrites: 0, unknownWrites: 5, method: 'ledger', met: true } }),
+  );
   assert.deepEqual(none, []);
 });
 
@@ -64,7 +70,14 @@ test('SLO misses: fault-phase latency SEV3, fault-phase availability and errors 
   const f = deriveFindings(
     input({
       downtimeSeconds: 2.01,
-      slo: [slo('fault', 'latency', false), slo('fault', 'availability', false), slo('fault', 'errors', false), slo('baseline', 'latency', false), slo('recovery', 'availability', false), slo('recovery', 'latency', null)],
+      slo: [
+        slo('fault', 'latency', false),
+        slo('fault', 'availability', false),
+        slo('fault', 'errors', false),
+        slo('baseline', 'latency', false),
+        slo('recovery', 'availability', false),
+        slo('recovery', 'latency', null),
+      ],
     }),
   );
   const byObjective = Object.fromEntries(f.map((x) => [x.objective, x.severity]));

@@ -12,7 +12,8 @@ const POLICY: Pick<Policy, 'rtoMs' | 'rpoMs'> = {
   rtoMs: { critical: 3_600_000, important: 14_400_000, standard: 86_400_000 },
   rpoMs: { database: 900_000, 'file-storage': 3_600_000, logs: 86_400_000 },
 };
-const METHOD = 'recovered = start of the first 10 s window after the fault in which every SLO held; per-request resolution 5 ms at 200 req/s';
+const METHOD =
+  'recovered = start of the first 10 s window after the fault in which every SLO held; per-request resolution 5 ms at 200 req/s';
 
 test('RTO met: measured seconds from the fault to recovery, against the tier target', () => {
   assert.deepEqual(scoreRto({ tier: 'critical', policy: POLICY, faultMs: 10_000, recoveredMs: 22_412.4, method: METHOD }), {
@@ -32,13 +33,33 @@ test('RTO missed when recovery took longer than the tier allows', () => {
 });
 
 test('RTO not recovered within the timeout: measured null, met false, with the reason', () => {
-  const r = scoreRto({ tier: 'standard', policy: POLICY, faultMs: 10_000, recoveredMs: null, method: METHOD, reason: 'not recovered within 60 s' });
+  const r = scoreRto({
+    tier: 'standard',
+    policy: POLICY,
+    faultMs: 10_000,
+    recoveredMs: null,
+    method: METHOD,
+    reason: 'not recovered within 60 s',
+  });
   assert.deepEqual(r, { targetSeconds: 86_400, measuredSeconds: null, method: METHOD, met: false, reason: 'not recovered within 60 s' });
 });
 
 test('RTO not measured: nothing injected, or the run stopped before recovery', () => {
-  const none = scoreRto({ tier: 'critical', policy: POLICY, faultMs: null, recoveredMs: null, method: METHOD, reason: 'steady state not met; RTO not measured' });
-  assert.deepEqual(none, { targetSeconds: 3600, measuredSeconds: null, method: null, met: null, reason: 'steady state not met; RTO not measured' });
+  const none = scoreRto({
+    tier: 'critical',
+    policy: POLICY,
+    faultMs: null,
+    recoveredMs: null,
+    method: METHOD,
+    reason: 'steady state not met; RTO not measured',
+  });
+  assert.deepEqual(none, {
+    targetSeconds: 3600,
+    measuredSeconds: null,
+    method: null,
+    met: null,
+    reason: 'steady state not met; RTO not measured',
+  });
   const stopped = scoreRto({ tier: 'critical', policy: POLICY, faultMs: 10_000, recoveredMs: null, method: METHOD, interrupted: true });
   assert.equal(stopped.met, null);
   assert.equal(stopped.measuredSeconds, null);
@@ -59,10 +80,18 @@ test('RPO: a scenario that writes no data is not measured', () => {
 
 test('RPO met, missed, and unreadable ledger', () => {
   const method = 'write ledger: unique keys read back after recovery';
-  const met = scoreRpo({ dataClass: 'database', policy: POLICY, measurement: { measuredSeconds: 0, lostWrites: 0, unknownWrites: 3, method } });
+  const met = scoreRpo({
+    dataClass: 'database',
+    policy: POLICY,
+    measurement: { measuredSeconds: 0, lostWrites: 0, unknownWrites: 3, method },
+  });
   assert.deepEqual(met, { targetSeconds: 900, method, lostWrites: 0, unknownWrites: 3, measuredSeconds: 0, met: true });
 
-  const missed = scoreRpo({ dataClass: 'database', policy: POLICY, measurement: { measuredSeconds: 901.5, lostWrites: 1200, unknownWrites: 0, method } });
+  const missed = scoreRpo({
+    dataClass: 'database',
+    policy: POLICY,
+    measurement: { measuredSeconds: 901.5, lostWrites: 1200, unknownWrites: 0, method },
+  });
   assert.equal(missed.met, false);
   assert.equal(missed.lostWrites, 1200);
 

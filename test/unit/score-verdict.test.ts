@@ -33,7 +33,12 @@ test('any missed objective (RTO, RPO, SLO, verification): failed, exit 1, each n
 
 test('steady state not met: aborted with abortReason steady-state, exit 3', () => {
   const v = run({ abort: { kind: 'steady-state', message: 'steady state not met: SLO availability rate>=99.9%' } });
-  assert.deepEqual(v, { status: 'aborted', exitCode: 3, abortReason: 'steady-state', reasons: ['steady state not met: SLO availability rate>=99.9%'] });
+  assert.deepEqual(v, {
+    status: 'aborted',
+    exitCode: 3,
+    abortReason: 'steady-state',
+    reasons: ['steady state not met: SLO availability rate>=99.9%'],
+  });
 });
 
 test('signal, stop condition and failed action: aborted, exit 4', () => {

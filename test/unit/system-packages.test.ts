@@ -64,5 +64,7 @@ test('root: a failing apt-get is a UserError that still names the command', () =
 test('root: a package that installs but leaves its file missing is reported', () => {
   const m = machine([], true);
   const needs = [...m.needs, { package: 'chromium', present: () => false, why: 'the browser' }];
-  assert.throws(() => ensureDebianPackages(needs, () => {}, m.installer), { message: 'installed postgresql-15 etcd-server patroni chromium, but still missing: chromium' });
+  assert.throws(() => ensureDebianPackages(needs, () => {}, m.installer), {
+    message: 'installed postgresql-15 etcd-server patroni chromium, but still missing: chromium',
+  });
 });

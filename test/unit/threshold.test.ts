@@ -5,7 +5,12 @@ import { formatDuration, parseDuration } from '../../lib/config/duration.ts';
 
 test('k6 latency thresholds parse to milliseconds', () => {
   assert.deepEqual(parseThreshold('p(95)<500ms'), { source: 'p(95)<500ms', aggregate: { kind: 'percentile', p: 95 }, op: '<', value: 500 });
-  assert.deepEqual(parseThreshold(' p(99.9) <= 1.5s '), { source: 'p(99.9) <= 1.5s', aggregate: { kind: 'percentile', p: 99.9 }, op: '<=', value: 1500 });
+  assert.deepEqual(parseThreshold(' p(99.9) <= 1.5s '), {
+    source: 'p(99.9) <= 1.5s',
+    aggregate: { kind: 'percentile', p: 99.9 },
+    op: '<=',
+    value: 1500,
+  });
   assert.equal(parseThreshold('avg<200').value, 200);
   assert.equal(parseThreshold('max<2s').value, 2000);
   assert.equal(parseThreshold('med<100').aggregate.kind, 'med');

@@ -60,7 +60,17 @@ export async function freeLoopbackPort(): Promise<number> {
 
 /** Blob service only, loopback only, no telemetry (it would call out), any API version the SDK sends. */
 export function azuriteArgs(dir: string, port: number): string[] {
-  return ['--silent', '--disableTelemetry', '--skipApiVersionCheck', '--location', dir, '--blobHost', '127.0.0.1', '--blobPort', String(port)];
+  return [
+    '--silent',
+    '--disableTelemetry',
+    '--skipApiVersionCheck',
+    '--location',
+    dir,
+    '--blobHost',
+    '127.0.0.1',
+    '--blobPort',
+    String(port),
+  ];
 }
 
 /** Any HTTP answer counts: an unauthenticated request gets 403 once Azurite is serving. */
@@ -132,7 +142,10 @@ async function startOnce(entry: string, dir: string, port: number, readyTimeoutM
     const early = await Promise.race([spawnError, new Promise<null>((r) => setTimeout(() => r(null), 50))]);
     if (early) throw new Error(`could not start Azurite: ${early.message}`);
     if (exited(child)) {
-      throw new AzuriteExitedError(`Azurite exited during start-up (code ${child.exitCode}, signal ${child.signalCode}): ${tail.trim()}`, tail);
+      throw new AzuriteExitedError(
+        `Azurite exited during start-up (code ${child.exitCode}, signal ${child.signalCode}): ${tail.trim()}`,
+        tail,
+      );
     }
     if (await azuriteAnswers(port)) break;
     if (Date.now() > deadline) {
@@ -153,7 +166,10 @@ async function startOnce(entry: string, dir: string, port: number, readyTimeoutM
 }
 
 class AzuriteExitedError extends Error {
-  constructor(message: string, readonly output: string) {
+  constructor(
+    message: string,
+    readonly output: string,
+  ) {
     super(message);
   }
 }

@@ -25,8 +25,7 @@ const SAS = 'AZURE_STORAGE_SAS_TOKEN';
 const ACCOUNT = 'AZURE_STORAGE_ACCOUNT';
 const KEY = 'AZURE_STORAGE_KEY';
 
-const HOW =
-  `set ${CS}; or ${URL_VAR} with ${SAS}; or ${URL_VAR} with ${ACCOUNT} and ${KEY}`;
+const HOW = `set ${CS}; or ${URL_VAR} with ${SAS}; or ${URL_VAR} with ${ACCOUNT} and ${KEY}`;
 
 function get(env: Env, name: string): string | undefined {
   const v = env[name]?.trim();
@@ -94,10 +93,16 @@ function resolve(env: Env): Resolved {
   const base = checkedUrl(url);
   if (sas) {
     const token = sas.replace(/^\?/, '');
-    return { auth: 'sas-token', make: () => new BlobServiceClient(`${base.toString().replace(/\/$/, '')}?${token}`, new AnonymousCredential()) };
+    return {
+      auth: 'sas-token',
+      make: () => new BlobServiceClient(`${base.toString().replace(/\/$/, '')}?${token}`, new AnonymousCredential()),
+    };
   }
   if (account && key) {
-    return { auth: 'shared-key', make: () => new BlobServiceClient(base.toString().replace(/\/$/, ''), new StorageSharedKeyCredential(account, key)) };
+    return {
+      auth: 'shared-key',
+      make: () => new BlobServiceClient(base.toString().replace(/\/$/, ''), new StorageSharedKeyCredential(account, key)),
+    };
   }
   const missing = account ? [KEY] : key ? [ACCOUNT] : [];
   const what = missing.length > 0 ? `${missing[0]}` : `${SAS}, or ${ACCOUNT} and ${KEY}`;

@@ -51,7 +51,12 @@ const WRITE_BATCH = 256 * 1024;
  * into a range buffer (that was a memcpy of every byte and, with a fresh 8 MiB buffer per range, a full GC
  * every few ranges). A retry writes the range again from its start.
  */
-async function readExactly(body: NodeJS.ReadableStream, count: number, write: (chunks: Buffer[], at: number) => Promise<void>, offset: number): Promise<void> {
+async function readExactly(
+  body: NodeJS.ReadableStream,
+  count: number,
+  write: (chunks: Buffer[], at: number) => Promise<void>,
+  offset: number,
+): Promise<void> {
   let batch: Buffer[] = [];
   let batchBytes = 0;
   let got = 0;
@@ -98,8 +103,10 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
   const attempts = options.attempts ?? 4;
   const err = (code: ConstructorParameters<typeof BlobTransferError>[0], message: string, status?: number) =>
     new BlobTransferError(code, container, name, message, status);
-  if (!Number.isInteger(rangeSize) || rangeSize < 1) throw err('invalid-argument', `rangeSize must be a positive integer, got ${rangeSize}`);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw err('invalid-argument', `concurrency must be a positive integer, got ${concurrency}`);
+  if (!Number.isInteger(rangeSize) || rangeSize < 1)
+    throw err('invalid-argument', `rangeSize must be a positive integer, got ${rangeSize}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw err('invalid-argument', `concurrency must be a positive integer, got ${concurrency}`);
   if (!Number.isInteger(attempts) || attempts < 1) throw err('invalid-argument', `attempts must be a positive integer, got ${attempts}`);
 
   const internal = new AbortController();
@@ -118,7 +125,8 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
     if (options.signal?.aborted) throw aborted();
     const { status, code } = restStatus(e);
     if (status === 404) {
-      const what = code === 'ContainerNotFound' ? `container "${container}" does not exist` : `blob "${name}" not found in container "${container}"`;
+      const what =
+        code === 'ContainerNotFound' ? `container "${container}" does not exist` : `blob "${name}" not found in container "${container}"`;
       throw err('not-found', `cannot download ${where}: ${what}`, status);
     }
     throw err('request-failed', `cannot read properties of ${where}: ${describeError(e)}`, status);
@@ -177,14 +185,19 @@ export async function downloadToFileParallel(blob: BlobClient, path: string, opt
         const size = Number(/\/(\d+)$/.exec(res.contentRange ?? '')?.[1] ?? total);
         if (size < total || (res.contentLength !== undefined && res.contentLength < count)) {
           discard(res.readableStreamBody);
-          throw err('truncated', `${where} is truncated: ${range} returned ${res.contentLength ?? 0} bytes of a ${size}-byte blob, expected ${total}`, res._response.status);
+          throw err(
+            'truncated',
+            `${where} is truncated: ${range} returned ${res.contentLength ?? 0} bytes of a ${size}-byte blob, expected ${total}`,
+            res._response.status,
+          );
         }
         if (!res.readableStreamBody) throw new ShortRead('response has no body');
         return await readExactly(res.readableStreamBody, count, writeAt, offset);
       } catch (e) {
         if (e instanceof BlobTransferError) throw e;
         const { status } = restStatus(e);
-        if (status === 412) throw err('changed', `${where} changed during the download (ETag no longer ${etag}); the file was discarded`, status);
+        if (status === 412)
+          throw err('changed', `${where} changed during the download (ETag no longer ${etag}); the file was discarded`, status);
         if (status === 416) throw err('truncated', `${where} is truncated: ${range} of ${total} is no longer there`, status);
         if (status === 404) throw err('not-found', `${where} was deleted during the download`, status);
         if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {

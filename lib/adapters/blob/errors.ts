@@ -54,7 +54,7 @@ export function restStatus(e: unknown): { status: number | undefined; code: stri
 export function describeError(e: unknown): string {
   const { status, code } = restStatus(e);
   // Service messages carry RequestId/Time on later lines; the first line is the human part.
-  const msg = (e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e)).trim();
+  const msg = (e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e)).trim();
   const head = status !== undefined ? `HTTP ${status}${code ? ` ${code}` : ''}` : '';
   // Azurite and Azure name a 403 differently (AuthorizationFailure, AuthenticationFailed,
   // AuthorizationPermissionMismatch); the likely cause is the same.

@@ -1,6 +1,13 @@
 /** The Blob adapter: the only place that imports @azure/storage-blob. */
 export type { BlobClient, BlobServiceClient, BlockBlobClient, ContainerClient } from '@azure/storage-blob';
-export { AZURITE_ACCOUNT, AZURITE_ACCOUNT_KEY, freeLoopbackPort, startAzurite, type AzuriteHandle, type StartAzuriteOptions } from './azurite.ts';
+export {
+  AZURITE_ACCOUNT,
+  AZURITE_ACCOUNT_KEY,
+  freeLoopbackPort,
+  startAzurite,
+  type AzuriteHandle,
+  type StartAzuriteOptions,
+} from './azurite.ts';
 export { blobEnvConfigured, blobServiceFromEnv, describeBlobTarget, type BlobAuth, type BlobTargetDescription } from './client.ts';
 export { downloadToFileParallel, type DownloadOptions, type DownloadResult } from './download.ts';
 export { BlobConfigError, BlobTransferError, type BlobErrorCode } from './errors.ts';

@@ -40,7 +40,13 @@ export async function listBackups(container: ContainerClient, prefix: string, op
   } catch (e) {
     const { status, code } = restStatus(e);
     const msg = status === 404 && code === 'ContainerNotFound' ? `container "${container.containerName}" does not exist` : describeError(e);
-    throw new BlobTransferError(status === 404 ? 'not-found' : 'request-failed', container.containerName, prefix, `cannot list backups under "${prefix}" in ${container.containerName}: ${msg}`, status);
+    throw new BlobTransferError(
+      status === 404 ? 'not-found' : 'request-failed',
+      container.containerName,
+      prefix,
+      `cannot list backups under "${prefix}" in ${container.containerName}: ${msg}`,
+      status,
+    );
   }
   return out;
 }

@@ -21,7 +21,8 @@ export function metadataProblems(metadata: Record<string, string>): string[] {
     }
     const lower = key.toLowerCase();
     const prev = seen.get(lower);
-    if (prev !== undefined) problems.push(`metadata keys "${prev}" and "${key}" differ only in case; Blob metadata keys are case-insensitive`);
+    if (prev !== undefined)
+      problems.push(`metadata keys "${prev}" and "${key}" differ only in case; Blob metadata keys are case-insensitive`);
     seen.set(lower, key);
     if (typeof value !== 'string' || !VALUE.test(value)) {
       problems.push(`metadata value of "${key}" must be printable ASCII without leading or trailing spaces`);

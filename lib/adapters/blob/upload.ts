@@ -58,8 +58,18 @@ export async function uploadStream(
   const concurrency = options.concurrency ?? 4;
   const metadata = options.metadata ?? {};
   const where = `${container.containerName}/${blobName}`;
-  check(container, blobName, Number.isInteger(blockSize) && blockSize >= 1 && blockSize <= MAX_BLOCK_SIZE, `blockSize must be an integer from 1 to ${MAX_BLOCK_SIZE} bytes, got ${blockSize}`);
-  check(container, blobName, Number.isInteger(concurrency) && concurrency >= 1, `concurrency must be a positive integer, got ${concurrency}`);
+  check(
+    container,
+    blobName,
+    Number.isInteger(blockSize) && blockSize >= 1 && blockSize <= MAX_BLOCK_SIZE,
+    `blockSize must be an integer from 1 to ${MAX_BLOCK_SIZE} bytes, got ${blockSize}`,
+  );
+  check(
+    container,
+    blobName,
+    Number.isInteger(concurrency) && concurrency >= 1,
+    `concurrency must be a positive integer, got ${concurrency}`,
+  );
   const problems = metadataProblems(metadata);
   check(container, blobName, problems.length === 0, `cannot upload ${where}: ${problems.join('; ')}`);
 
@@ -86,7 +96,12 @@ export async function uploadStream(
   const stage = (block: Buffer): Promise<void> => {
     const index = ids.length;
     if (index >= MAX_BLOCKS) {
-      throw new BlobTransferError('invalid-argument', container.containerName, blobName, `${where}: more than ${MAX_BLOCKS} blocks; use a larger blockSize than ${blockSize}`);
+      throw new BlobTransferError(
+        'invalid-argument',
+        container.containerName,
+        blobName,
+        `${where}: more than ${MAX_BLOCKS} blocks; use a larger blockSize than ${blockSize}`,
+      );
     }
     const id = Buffer.from(`${prefix}-${String(index).padStart(6, '0')}`).toString('base64');
     ids.push(id);
@@ -110,12 +125,25 @@ export async function uploadStream(
 
   const fail = (e: unknown): BlobTransferError => {
     if (e instanceof BlobTransferError) return e;
-    if (options.signal?.aborted) return new BlobTransferError('aborted', container.containerName, blobName, `upload of ${where} aborted; nothing was committed`);
+    if (options.signal?.aborted)
+      return new BlobTransferError('aborted', container.containerName, blobName, `upload of ${where} aborted; nothing was committed`);
     const { status, code } = restStatus(e);
     if (status === 404 && code === 'ContainerNotFound') {
-      return new BlobTransferError('not-found', container.containerName, blobName, `cannot upload ${where}: container "${container.containerName}" does not exist`, status);
+      return new BlobTransferError(
+        'not-found',
+        container.containerName,
+        blobName,
+        `cannot upload ${where}: container "${container.containerName}" does not exist`,
+        status,
+      );
     }
-    return new BlobTransferError('upload-failed', container.containerName, blobName, `upload of ${where} failed after ${bytes} bytes read; nothing was committed: ${describeError(e)}`, status);
+    return new BlobTransferError(
+      'upload-failed',
+      container.containerName,
+      blobName,
+      `upload of ${where} failed after ${bytes} bytes read; nothing was committed: ${describeError(e)}`,
+      status,
+    );
   };
 
   try {
@@ -125,7 +153,12 @@ export async function uploadStream(
       if (failure !== undefined) throw failure;
       if (internal.signal.aborted) throw new Error('aborted');
       if (!(chunk instanceof Uint8Array)) {
-        throw new BlobTransferError('invalid-argument', container.containerName, blobName, `upload of ${where}: the source must yield bytes (Buffer/Uint8Array), got ${typeof chunk}`);
+        throw new BlobTransferError(
+          'invalid-argument',
+          container.containerName,
+          blobName,
+          `upload of ${where}: the source must yield bytes (Buffer/Uint8Array), got ${typeof chunk}`,
+        );
       }
       hash.update(chunk);
       bytes += chunk.length;

@@ -81,7 +81,11 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
   const core = kc.makeApiClient(CoreV1Api);
   const { call, server } = createCaller(kc, namespace, o.requestTimeoutMs);
   const readCluster = (signal?: AbortSignal): Promise<ClusterLike> =>
-    call({ verb: 'get', resource: PLURAL, group: GROUP, name: cluster }, (opt) => custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name: cluster }, opt), signal) as Promise<ClusterLike>;
+    call(
+      { verb: 'get', resource: PLURAL, group: GROUP, name: cluster },
+      (opt) => custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name: cluster }, opt),
+      signal,
+    ) as Promise<ClusterLike>;
 
   let first: ClusterLike;
   try {
@@ -105,7 +109,11 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
     for (;;) {
       if (signal.aborted) {
         // The caller's abort is told apart by the provider; what reaches here as a timeout is the system missing its RTO.
-        throw new FailoverTimeoutError(`${node.name} is primary but no write went through the -rw Service ${o.host}:${o.port} before the failover timed out: ${last}`, 'cloudnative-pg', 0);
+        throw new FailoverTimeoutError(
+          `${node.name} is primary but no write went through the -rw Service ${o.host}:${o.port} before the failover timed out: ${last}`,
+          'cloudnative-pg',
+          0,
+        );
       }
       try {
         // txid_current() takes a transaction id, which a standby refuses: a real commit on the new primary.
@@ -133,7 +141,11 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
   /** Pods this adapter deleted since the cluster was last seen whole; the blast radius caps it. */
   let down = 0;
   const instancePods = async (signal?: AbortSignal) => {
-    const l = await call({ verb: 'list', resource: 'pods', group: '' }, (opt) => core.listNamespacedPod({ namespace, labelSelector: `cnpg.io/cluster=${cluster}` }, opt), signal);
+    const l = await call(
+      { verb: 'list', resource: 'pods', group: '' },
+      (opt) => core.listNamespacedPod({ namespace, labelSelector: `cnpg.io/cluster=${cluster}` }, opt),
+      signal,
+    );
     return l.items.map((p) => podView(p as PodLike));
   };
 
@@ -147,7 +159,19 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
     endpoint: conn,
     admin: { user: o.user, database: o.database },
     // What `drill recover` needs to reopen it (cnpgDatabaseFromDetails); the variable's name only, under a key the record keeps.
-    details: { provider: 'cnpg', cluster, namespace, mode: o.mode, replication, host: o.host, port: o.port, database: o.database, user: o.user, credentialFrom: `environment variable ${o.passwordEnv}`, credentialEnv: o.passwordEnv },
+    details: {
+      provider: 'cnpg',
+      cluster,
+      namespace,
+      mode: o.mode,
+      replication,
+      host: o.host,
+      port: o.port,
+      database: o.database,
+      user: o.user,
+      credentialFrom: `environment variable ${o.passwordEnv}`,
+      credentialEnv: o.passwordEnv,
+    },
 
     async describeRollback() {
       const c = await readCluster();
@@ -165,18 +189,26 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
       const primary = c.status?.currentPrimary;
       const views = pods.map((p): DbNodeView => {
         const role = p.name === primary && p.ready ? 'primary' : p.ready ? 'standby' : 'unknown';
-        return role === 'primary' ? { name: p.name, host: o.host, port: o.port, role, pid: null } : { name: p.name, host: `${cluster}-r.${namespace}.svc`, port: 5432, role, pid: null };
+        return role === 'primary'
+          ? { name: p.name, host: o.host, port: o.port, role, pid: null }
+          : { name: p.name, host: `${cluster}-r.${namespace}.svc`, port: 5432, role, pid: null };
       });
       return views.sort((a, b) => Number(b.role === 'primary') - Number(a.role === 'primary') || a.name.localeCompare(b.name));
     },
 
     async crash(node, how) {
       if (how !== 'kill') {
-        throw new UserError(`kill: immediate is not possible on CloudNativePG: the harness cannot run pg_ctl inside pod ${node.name}`, { untouched: `pod ${node.name} was not deleted`, next: 'use kill: sigkill (the pod is deleted with grace period 0)' });
+        throw new UserError(`kill: immediate is not possible on CloudNativePG: the harness cannot run pg_ctl inside pod ${node.name}`, {
+          untouched: `pod ${node.name} was not deleted`,
+          next: 'use kill: sigkill (the pod is deleted with grace period 0)',
+        });
       }
       const [c, pods] = await Promise.all([readCluster(), instancePods()]);
       const pod = pods.find((p) => p.name === node.name);
-      if (!pod) throw new UserError(`${node.name} is not an instance pod of CloudNativePG cluster "${cluster}" in namespace "${namespace}"`, { untouched: 'nothing was deleted' });
+      if (!pod)
+        throw new UserError(`${node.name} is not an instance pod of CloudNativePG cluster "${cluster}" in namespace "${namespace}"`, {
+          untouched: 'nothing was deleted',
+        });
       if ((c.status?.readyInstances ?? 0) >= (c.spec?.instances ?? Infinity)) down = 0;
       if (down + 1 > o.blastRadius) {
         throw new KubeGuardrailError(
@@ -187,7 +219,9 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
       down += 1;
       const body = { gracePeriodSeconds: 0, preconditions: { uid: pod.uid } };
       try {
-        await call({ verb: 'delete', resource: 'pods', group: '', name: node.name }, (opt) => core.deleteNamespacedPod({ name: node.name, namespace, gracePeriodSeconds: 0, body }, opt));
+        await call({ verb: 'delete', resource: 'pods', group: '', name: node.name }, (opt) =>
+          core.deleteNamespacedPod({ name: node.name, namespace, gracePeriodSeconds: 0, body }, opt),
+        );
       } catch (e) {
         // 404 or a uid conflict: that pod is gone already (its replacement must not be killed), which is what a kill wants.
         if (!(e instanceof KubeError && (e.status === 404 || e.status === 409))) {
@@ -211,7 +245,10 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
  * the walsender measured (replay_lag), or, when it has no figure, the time the standby takes to replay the
  * primary's current position, waited for up to LAG_SAMPLE_MS.
  */
-async function replicationThroughRw(conn: { host: string; port: number; user: string; database: string; password: () => string }, signal?: AbortSignal): Promise<Map<string, ReplicationState>> {
+async function replicationThroughRw(
+  conn: { host: string; port: number; user: string; database: string; password: () => string },
+  signal?: AbortSignal,
+): Promise<Map<string, ReplicationState>> {
   signal?.throwIfAborted();
   const out = new Map<string, ReplicationState>();
   const inRecovery = await withClient(conn, (c) => c.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec'), 1000);
@@ -226,7 +263,9 @@ async function replicationThroughRw(conn: { host: string; port: number; user: st
     if (replayLagMs === null && lagBytes !== null && s.state === 'streaming') replayLagMs = await catchUpMs(conn, s.applicationName);
     const mode = s.syncState === 'sync' ? 'sync' : s.syncState === 'quorum' ? 'quorum' : 'async';
     const state: ReplicationState = { streaming: s.state === 'streaming', replayLagMs, lagBytes, mode };
-    if (lagBytes === null && state.streaming) state.unknownBecause = 'it has not reported a replay position since its walsender started (it does within wal_receiver_status_interval, 10 s by default)';
+    if (lagBytes === null && state.streaming)
+      state.unknownBecause =
+        'it has not reported a replay position since its walsender started (it does within wal_receiver_status_interval, 10 s by default)';
     out.set(s.applicationName, state);
   }
   return out;
@@ -240,7 +279,10 @@ async function catchUpMs(conn: Parameters<typeof withClient>[0], standby: string
         const [{ lsn }] = (await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows as [{ lsn: string }];
         const t0 = performance.now();
         for (;;) {
-          const r = await c.query<{ done: boolean | null }>('SELECT replay_lsn >= $1::pg_lsn AS done FROM pg_stat_replication WHERE application_name = $2', [lsn, standby]);
+          const r = await c.query<{ done: boolean | null }>(
+            'SELECT replay_lsn >= $1::pg_lsn AS done FROM pg_stat_replication WHERE application_name = $2',
+            [lsn, standby],
+          );
           const waited = performance.now() - t0;
           // The walsender went away (or restarted) while sampling: what it said before no longer holds.
           if (r.rows[0] === undefined || r.rows[0].done === null) return null;
@@ -259,7 +301,10 @@ async function catchUpMs(conn: Parameters<typeof withClient>[0], standby: string
 }
 
 /** Reopen the database a run journaled (its `details` above) with the reopened target: for `drill recover` after a crash. */
-export function cnpgDatabaseFromDetails(d: Record<string, unknown>, o: { kubeConfig: KubeConfig; allowedNamespaces: string[]; blastRadius: number }): Promise<CnpgDatabase> {
+export function cnpgDatabaseFromDetails(
+  d: Record<string, unknown>,
+  o: { kubeConfig: KubeConfig; allowedNamespaces: string[]; blastRadius: number },
+): Promise<CnpgDatabase> {
   return openCnpgDatabase({
     ...o,
     cluster: String(d.cluster),

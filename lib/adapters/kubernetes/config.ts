@@ -67,7 +67,7 @@ export function kubeConfigFromFile(path: string, context?: string): KubeConfig {
   if (!cluster) {
     throw new UserError(`context "${wanted}" in kubeconfig ${path} names a cluster that is not defined there`, {
       untouched: 'nothing: no call was made to any cluster',
-      next: 'fix the context\'s cluster entry (`kubectl config view --kubeconfig <file>`)',
+      next: "fix the context's cluster entry (`kubectl config view --kubeconfig <file>`)",
     });
   }
   if (plainHttp(cluster.server) && !cluster.skipTLSVerify) {

@@ -58,7 +58,8 @@ export function rolloutState(d: DeploymentLike, namespace: string): RolloutState
   const total = s.replicas ?? 0;
   const available = s.availableReplicas ?? 0;
   // kubectl's DeploymentStatusViewer: the spec was observed, every replica updated, no old ones left, all available.
-  const complete = (s.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) && updated >= desired && total <= updated && available >= updated;
+  const complete =
+    (s.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) && updated >= desired && total <= updated && available >= updated;
   return {
     deployment: d.metadata?.name ?? '',
     namespace,
@@ -95,12 +96,24 @@ export function createKubeDeployments(kc: KubeConfig, namespace: string, request
   const { call } = createCaller(kc, namespace, requestTimeoutMs);
 
   const read = (name: string, signal?: AbortSignal): Promise<V1Deployment> =>
-    call({ verb: 'get', resource: 'deployments', group: 'apps', name }, (o) => apps.readNamespacedDeployment({ name, namespace }, o), signal);
+    call(
+      { verb: 'get', resource: 'deployments', group: 'apps', name },
+      (o) => apps.readNamespacedDeployment({ name, namespace }, o),
+      signal,
+    );
 
   async function owned(d: V1Deployment, signal?: AbortSignal): Promise<V1ReplicaSet[]> {
     const uid = d.metadata?.uid;
-    const l = await call({ verb: 'list', resource: 'replicasets', group: 'apps' }, (o) => apps.listNamespacedReplicaSet({ namespace }, o), signal);
-    return l.items.filter((rs) => rs.metadata?.ownerReferences?.some((r) => r.controller && r.kind === 'Deployment' && (r.uid === uid || (!uid && r.name === d.metadata?.name))));
+    const l = await call(
+      { verb: 'list', resource: 'replicasets', group: 'apps' },
+      (o) => apps.listNamespacedReplicaSet({ namespace }, o),
+      signal,
+    );
+    return l.items.filter((rs) =>
+      rs.metadata?.ownerReferences?.some(
+        (r) => r.controller && r.kind === 'Deployment' && (r.uid === uid || (!uid && r.name === d.metadata?.name)),
+      ),
+    );
   }
 
   async function resolveTarget(name: string, toRevision: number, signal?: AbortSignal) {
@@ -115,17 +128,25 @@ export function createKubeDeployments(kc: KubeConfig, namespace: string, request
     const currentRev = revisionOf(d);
     const current = sets.find((rs) => revisionOf(rs) === currentRev) ?? sets[sets.length - 1];
     if (!current) {
-      throw new UserError(`deployment/${name} in namespace "${namespace}" has no ReplicaSets: no rollout history`, { untouched: `deployment/${name} was not changed` });
+      throw new UserError(`deployment/${name} in namespace "${namespace}" has no ReplicaSets: no rollout history`, {
+        untouched: `deployment/${name} was not changed`,
+      });
     }
-    const history = sets.map(revisionView).map((r) => `${r.revision} (${r.images.join(', ')})`).join(', ');
+    const history = sets
+      .map(revisionView)
+      .map((r) => `${r.revision} (${r.images.join(', ')})`)
+      .join(', ');
     let to: V1ReplicaSet | undefined;
     if (toRevision === 0) {
       to = sets.filter((rs) => revisionOf(rs) < revisionOf(current)).pop();
       if (!to) {
-        throw new UserError(`deployment/${name} in namespace "${namespace}" has no revision before ${revisionOf(current)} to roll back to (history: ${history})`, {
-          untouched: `deployment/${name} was not changed`,
-          next: 'deploy a new revision first, so the drill has a previous one to roll back to',
-        });
+        throw new UserError(
+          `deployment/${name} in namespace "${namespace}" has no revision before ${revisionOf(current)} to roll back to (history: ${history})`,
+          {
+            untouched: `deployment/${name} was not changed`,
+            next: 'deploy a new revision first, so the drill has a previous one to roll back to',
+          },
+        );
       }
     } else {
       to = sets.find((rs) => revisionOf(rs) === toRevision);
@@ -149,16 +170,21 @@ export function createKubeDeployments(kc: KubeConfig, namespace: string, request
     let last: RolloutState | undefined;
     let lastTransient: unknown;
     const timedOut = () => {
-      const seen = last ? `${last.updated}/${last.desired} updated, ${last.available} available, ${last.total} in total` : 'the Deployment was never read';
+      const seen = last
+        ? `${last.updated}/${last.desired} updated, ${last.available} available, ${last.total} in total`
+        : 'the Deployment was never read';
       const why = lastTransient ? `; last error: ${(lastTransient as Error).message}` : '';
       // Not rolled out in time is the system under test failing, not a mistake in the drill.
-      return new KubeError(`timed out after ${Math.round(o.timeoutMs / 1000)}s waiting for deployment/${name} in namespace "${namespace}" to roll out (${seen})${why}`, {
-        reason: 'Timeout',
-        verb: 'watch',
-        resource: 'deployments',
-        namespace,
-        exitCode: 1,
-      });
+      return new KubeError(
+        `timed out after ${Math.round(o.timeoutMs / 1000)}s waiting for deployment/${name} in namespace "${namespace}" to roll out (${seen})${why}`,
+        {
+          reason: 'Timeout',
+          verb: 'watch',
+          resource: 'deployments',
+          namespace,
+          exitCode: 1,
+        },
+      );
     };
     return settleWatch<RolloutState>({ ...o, timedOut }, ({ stop, done, fail }) => {
       const informer = startInformer<DeploymentLike>({
@@ -166,7 +192,11 @@ export function createKubeDeployments(kc: KubeConfig, namespace: string, request
         path: `/apis/apps/v1/namespaces/${namespace}/deployments`,
         query: { fieldSelector: `metadata.name=${name}` },
         list: async (signal) => {
-          const l = await call({ verb: 'list', resource: 'deployments', group: 'apps' }, (opt) => apps.listNamespacedDeployment({ namespace, fieldSelector: `metadata.name=${name}` }, opt), signal);
+          const l = await call(
+            { verb: 'list', resource: 'deployments', group: 'apps' },
+            (opt) => apps.listNamespacedDeployment({ namespace, fieldSelector: `metadata.name=${name}` }, opt),
+            signal,
+          );
           return { items: l.items as DeploymentLike[], resourceVersion: l.metadata?.resourceVersion ?? '' };
         },
         fromWatch: (raw) => raw as DeploymentLike,
@@ -179,7 +209,17 @@ export function createKubeDeployments(kc: KubeConfig, namespace: string, request
           last = rolloutState(d, namespace);
           if (last.complete) done(last);
         },
-        onFatal: (e) => fail(e instanceof KubeError ? e : new KubeError(`watching deployment/${name} failed: ${(e as Error).message}`, { reason: 'Unknown', verb: 'watch', resource: 'deployments', namespace })),
+        onFatal: (e) =>
+          fail(
+            e instanceof KubeError
+              ? e
+              : new KubeError(`watching deployment/${name} failed: ${(e as Error).message}`, {
+                  reason: 'Unknown',
+                  verb: 'watch',
+                  resource: 'deployments',
+                  namespace,
+                }),
+          ),
         onTransient: (e) => (lastTransient = e),
       });
     });
@@ -192,7 +232,10 @@ export function createKubeDeployments(kc: KubeConfig, namespace: string, request
       const d = await read(name, signal);
       const sets = (await owned(d, signal)).sort((a, b) => revisionOf(a) - revisionOf(b)).map(revisionView);
       const current = sets.find((r) => r.revision === revisionOf(d)) ?? sets[sets.length - 1];
-      if (!current) throw new UserError(`deployment/${name} in namespace "${namespace}" has no ReplicaSets: no rollout history`, { untouched: 'nothing was changed' });
+      if (!current)
+        throw new UserError(`deployment/${name} in namespace "${namespace}" has no ReplicaSets: no rollout history`, {
+          untouched: 'nothing was changed',
+        });
       return { current, history: sets, paused: Boolean(d.spec?.paused) };
     },
 
@@ -214,7 +257,8 @@ export function createKubeDeployments(kc: KubeConfig, namespace: string, request
       ];
       await call(
         { verb: 'patch', resource: 'deployments', group: 'apps', name },
-        (o) => apps.patchNamespacedDeployment({ name, namespace, body: patch }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch, o)),
+        (o) =>
+          apps.patchNamespacedDeployment({ name, namespace, body: patch }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch, o)),
         signal,
       );
       return { from, to, patchedAt: new Date().toISOString() };

@@ -43,7 +43,16 @@ export class KubeError extends UserError {
 
   constructor(
     message: string,
-    fields: { status?: number; reason: KubeErrorReason; verb: string; resource: string; namespace: string; next?: string; untouched?: string; exitCode?: number },
+    fields: {
+      status?: number;
+      reason: KubeErrorReason;
+      verb: string;
+      resource: string;
+      namespace: string;
+      next?: string;
+      untouched?: string;
+      exitCode?: number;
+    },
   ) {
     super(message, { exitCode: fields.exitCode ?? 2, next: fields.next, untouched: fields.untouched });
     this.name = 'KubeError';
@@ -74,7 +83,11 @@ function what(call: KubeCall): string {
 }
 
 /** The Status body of an API error, parsed if it is one. client-node hands it over as text. */
-function statusBody(e: ApiException<unknown>): { message?: string; reason?: string; details?: { causes?: { field?: string; message?: string }[] } } {
+function statusBody(e: ApiException<unknown>): {
+  message?: string;
+  reason?: string;
+  details?: { causes?: { field?: string; message?: string }[] };
+} {
   const b = e.body;
   if (typeof b === 'string') {
     try {
@@ -86,7 +99,17 @@ function statusBody(e: ApiException<unknown>): { message?: string; reason?: stri
   return (b && typeof b === 'object' ? b : {}) as ReturnType<typeof statusBody>;
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'UND_ERR_SOCKET']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+]);
 
 /** The system error code of a failed connection (node-fetch FetchError, or a cause chain), if that is what `e` is. */
 export function networkCode(e: unknown): string | undefined {
@@ -126,11 +149,14 @@ export function explain(e: unknown, call: KubeCall, requestTimeoutMs?: number): 
   }
   const name = (e as { name?: string }).name;
   if (name === 'AbortError' || name === 'TimeoutError' || (e as { type?: string }).type === 'aborted') {
-    return new KubeError(`the Kubernetes API server at ${call.server} did not answer within ${requestTimeoutMs ?? '?'} ms to ${what(call)}`, {
-      ...base,
-      reason: 'Timeout',
-      next: 'the API server is overloaded or the network path drops packets; check the cluster control plane health',
-    });
+    return new KubeError(
+      `the Kubernetes API server at ${call.server} did not answer within ${requestTimeoutMs ?? '?'} ms to ${what(call)}`,
+      {
+        ...base,
+        reason: 'Timeout',
+        next: 'the API server is overloaded or the network path drops packets; check the cluster control plane health',
+      },
+    );
   }
   const status = httpStatus(e);
   if (status === undefined) {
@@ -140,24 +166,35 @@ export function explain(e: unknown, call: KubeCall, requestTimeoutMs?: number): 
   const said = body.message ? `: ${body.message}` : '';
   switch (status) {
     case 401:
-      return new KubeError(`the Kubernetes API server at ${call.server} did not accept the credentials (401 Unauthorized) to ${what(call)}`, {
-        ...base,
-        status,
-        reason: 'Unauthorized',
-        next: 'the token or client certificate of the kubeconfig context is missing, expired or for another cluster: refresh the credentials (e.g. `az aks get-credentials`) and run again',
-      });
+      return new KubeError(
+        `the Kubernetes API server at ${call.server} did not accept the credentials (401 Unauthorized) to ${what(call)}`,
+        {
+          ...base,
+          status,
+          reason: 'Unauthorized',
+          next: 'the token or client certificate of the kubeconfig context is missing, expired or for another cluster: refresh the credentials (e.g. `az aks get-credentials`) and run again',
+        },
+      );
     case 403:
       return new KubeError(
         `not allowed to ${what(call)} (403 Forbidden${said}). The drill's identity needs this rule in a Role bound to it in namespace "${call.namespace}":\n${roleRule(call)}`,
-        { ...base, status, reason: 'Forbidden', next: `add the rule to the drill's Role in namespace "${call.namespace}" (see the RBAC example in the docs) and run again` },
+        {
+          ...base,
+          status,
+          reason: 'Forbidden',
+          next: `add the rule to the drill's Role in namespace "${call.namespace}" (see the RBAC example in the docs) and run again`,
+        },
       );
     case 404:
-      return new KubeError(`${call.name ? `${call.resource} "${call.name}"` : call.resource} not found in namespace "${call.namespace}" (404${said}) while trying to ${call.verb} it`, {
-        ...base,
-        status,
-        reason: 'NotFound',
-        next: 'check the namespace and selector in the drill file against the cluster',
-      });
+      return new KubeError(
+        `${call.name ? `${call.resource} "${call.name}"` : call.resource} not found in namespace "${call.namespace}" (404${said}) while trying to ${call.verb} it`,
+        {
+          ...base,
+          status,
+          reason: 'NotFound',
+          next: 'check the namespace and selector in the drill file against the cluster',
+        },
+      );
     case 409:
       return new KubeError(`conflict trying to ${what(call)} (409${said}): it changed while the drill was acting on it`, {
         ...base,
@@ -166,10 +203,17 @@ export function explain(e: unknown, call: KubeCall, requestTimeoutMs?: number): 
         next: 'something else is changing this workload at the same time (a deploy, an operator); run again when it is settled',
       });
     case 410:
-      return new KubeError(`the API server expired the watch or list position to ${what(call)} (410 Gone${said})`, { ...base, status, reason: 'Expired' });
+      return new KubeError(`the API server expired the watch or list position to ${what(call)} (410 Gone${said})`, {
+        ...base,
+        status,
+        reason: 'Expired',
+      });
     case 422: {
       const causes = (body.details?.causes ?? []).map((c) => `${c.field ? `${c.field}: ` : ''}${c.message}`).join('; ');
-      return new KubeError(`the API server refused to ${what(call)} as invalid (422${said}${causes && !said.includes(causes) ? `; ${causes}` : ''})`, { ...base, status, reason: 'Invalid' });
+      return new KubeError(
+        `the API server refused to ${what(call)} as invalid (422${said}${causes && !said.includes(causes) ? `; ${causes}` : ''})`,
+        { ...base, status, reason: 'Invalid' },
+      );
     }
     case 400:
       return new KubeError(`the API server refused the request to ${what(call)} as malformed (400${said})`, {
@@ -179,6 +223,10 @@ export function explain(e: unknown, call: KubeCall, requestTimeoutMs?: number): 
         next: 'check the label selector syntax in the drill file (e.g. `app=orders,tier in (web,api)`)',
       });
     default:
-      return new KubeError(`the API server failed to ${what(call)} (${status}${said})`, { ...base, status, reason: status >= 500 || status === 429 ? 'ServerError' : 'Unknown' });
+      return new KubeError(`the API server failed to ${what(call)} (${status}${said})`, {
+        ...base,
+        status,
+        reason: status >= 500 || status === 429 ? 'ServerError' : 'Unknown',
+      });
   }
 }

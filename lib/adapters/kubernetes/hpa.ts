@@ -40,7 +40,11 @@ export function createKubeAutoscalers(kc: KubeConfig, namespace: string, request
       return l.items.map(autoscalerView).filter((h) => h.target.kind === 'Deployment' && h.target.name === name);
     },
     async deploymentReplicas(name, signal) {
-      const d = await call({ verb: 'get', resource: 'deployments', group: 'apps', name }, (o) => apps.readNamespacedDeployment({ name, namespace }, o), signal);
+      const d = await call(
+        { verb: 'get', resource: 'deployments', group: 'apps', name },
+        (o) => apps.readNamespacedDeployment({ name, namespace }, o),
+        signal,
+      );
       return { desired: d.spec?.replicas ?? 1, ready: d.status?.readyReplicas ?? 0 };
     },
   };

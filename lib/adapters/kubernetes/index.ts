@@ -5,4 +5,12 @@ export { KubeError, KubeGuardrailError, roleRule, type KubeCall, type KubeErrorR
 export { createKubeDeployments, rolloutState } from './deployments.ts';
 export { createKubeAutoscalers } from './hpa.ts';
 export { kubeAdapters, kubeAdaptersFromDetails, checkKubeAccess, type KubeTargetConfig, type OpenedKube } from './target.ts';
-export type { AutoscalerView, DeploymentRevision, KubeAutoscalers, KubeDeployments, KubeTargetAdapters, RollbackResult, RolloutState } from './types.ts';
+export type {
+  AutoscalerView,
+  DeploymentRevision,
+  KubeAutoscalers,
+  KubeDeployments,
+  KubeTargetAdapters,
+  RollbackResult,
+  RolloutState,
+} from './types.ts';

@@ -4,14 +4,32 @@
  * kube-system always) is refused before any call, and no more than `blastRadius` pods are deleted while the
  * workload is not whole.
  */
-import { AppsV1Api, CoreV1Api, Observable, type ConfigurationOptions, type KubeConfig, type RequestContext, type ResponseContext } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  Observable,
+  type ConfigurationOptions,
+  type KubeConfig,
+  type RequestContext,
+  type ResponseContext,
+} from '@kubernetes/client-node';
 import { UserError } from '../../errors.ts';
 import type { KillOptions, Replica, ReplicaSetAdapter, WorkloadStatus } from '../types.ts';
 import { explain, KubeError, KubeGuardrailError, type KubeCall } from './errors.ts';
 import { settleWatch } from './settle.ts';
 import { startInformer, type Informer } from './informer.ts';
 import { selectorMatches } from './selector.ts';
-import { ownerName, podView, RESOURCE_OF, workloadView, type PodLike, type PodView, type WorkloadKind, type WorkloadLike, type WorkloadView } from './views.ts';
+import {
+  ownerName,
+  podView,
+  RESOURCE_OF,
+  workloadView,
+  type PodLike,
+  type PodView,
+  type WorkloadKind,
+  type WorkloadLike,
+  type WorkloadView,
+} from './views.ts';
 
 export interface KubeReplicasOptions {
   kubeConfig: KubeConfig;
@@ -55,7 +73,10 @@ function withSignal(signal: AbortSignal): ConfigurationOptions {
 
 export function checkNamespace(namespace: string, allowed: string[]): void {
   if (namespace === 'kube-system') {
-    throw new KubeGuardrailError('namespace "kube-system" is never a drill target: it runs the cluster itself', 'point the target at the namespace of the workload under test');
+    throw new KubeGuardrailError(
+      'namespace "kube-system" is never a drill target: it runs the cluster itself',
+      'point the target at the namespace of the workload under test',
+    );
   }
   if (!allowed.includes(namespace)) {
     throw new KubeGuardrailError(
@@ -69,7 +90,10 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
   const { kubeConfig: kc, namespace, allowedNamespaces, blastRadius } = options;
   checkNamespace(namespace, allowedNamespaces);
   if (!Number.isInteger(blastRadius) || blastRadius < 1) {
-    throw new KubeGuardrailError(`blast radius must be a whole number of pods, at least 1 (got ${blastRadius})`, 'set target.blastRadius in the drill file');
+    throw new KubeGuardrailError(
+      `blast radius must be a whole number of pods, at least 1 (got ${blastRadius})`,
+      'set target.blastRadius in the drill file',
+    );
   }
   const server = kc.getCurrentCluster()?.server ?? '(no cluster in kubeconfig)';
   const requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
@@ -98,10 +122,22 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
   }
   function toReplica(p: PodView, owner: string): Replica {
     const s = sightings.get(p.uid || p.name);
-    return { name: p.name, labels: p.labels, ready: p.ready, startedAt: p.startedAt, owner, ...(s ? { seenAt: s.seenAt } : {}), ...(s?.readyAt ? { readyAt: s.readyAt } : {}) };
+    return {
+      name: p.name,
+      labels: p.labels,
+      ready: p.ready,
+      startedAt: p.startedAt,
+      owner,
+      ...(s ? { seenAt: s.seenAt } : {}),
+      ...(s?.readyAt ? { readyAt: s.readyAt } : {}),
+    };
   }
 
-  async function call<T>(c: Omit<KubeCall, 'server' | 'namespace'>, fn: (o: ConfigurationOptions) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async function call<T>(
+    c: Omit<KubeCall, 'server' | 'namespace'>,
+    fn: (o: ConfigurationOptions) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
     const timeout = AbortSignal.timeout(requestTimeoutMs);
     try {
       return await fn(withSignal(signal ? AbortSignal.any([signal, timeout]) : timeout));
@@ -112,7 +148,11 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
   }
 
   async function listPods(selector: string, signal?: AbortSignal): Promise<{ pods: PodView[]; resourceVersion: string }> {
-    const l = await call({ verb: 'list', resource: 'pods', group: '' }, (o) => core.listNamespacedPod({ namespace, labelSelector: selector }, o), signal);
+    const l = await call(
+      { verb: 'list', resource: 'pods', group: '' },
+      (o) => core.listNamespacedPod({ namespace, labelSelector: selector }, o),
+      signal,
+    );
     const pods = l.items.map((i) => sighted(podView(i)));
     for (const p of pods) seenUid.set(p.name, p.uid);
     return { pods, resourceVersion: l.metadata?.resourceVersion ?? '' };
@@ -131,7 +171,11 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
   }
 
   /** Pod -> ReplicaSet -> Deployment, or Pod -> StatefulSet; undefined for a pod no controller owns. */
-  async function ownerOf(p: PodView, rsCache: Map<string, Promise<{ kind: string; name: string }>>, signal?: AbortSignal): Promise<{ kind: string; name: string } | undefined> {
+  async function ownerOf(
+    p: PodView,
+    rsCache: Map<string, Promise<{ kind: string; name: string }>>,
+    signal?: AbortSignal,
+  ): Promise<{ kind: string; name: string } | undefined> {
     const ref = p.controller;
     if (!ref) return undefined;
     if (ref.kind !== 'ReplicaSet') return ref;
@@ -146,7 +190,10 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
     return owner;
   }
 
-  async function replicasOf(pods: PodView[], signal?: AbortSignal): Promise<{ replicas: Replica[]; owners: Map<string, { kind: string; name: string }> }> {
+  async function replicasOf(
+    pods: PodView[],
+    signal?: AbortSignal,
+  ): Promise<{ replicas: Replica[]; owners: Map<string, { kind: string; name: string }> }> {
     const rsCache = new Map<string, Promise<{ kind: string; name: string }>>();
     const owners = new Map<string, { kind: string; name: string }>();
     const replicas: Replica[] = [];
@@ -159,15 +206,28 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
   }
 
   /** The one workload behind a selector, found through its pods or, when it has none, through its pod template. */
-  async function resolve(selector: string, signal?: AbortSignal): Promise<{ workload: WorkloadView; pods: PodView[]; replicas: Replica[] }> {
+  async function resolve(
+    selector: string,
+    signal?: AbortSignal,
+  ): Promise<{ workload: WorkloadView; pods: PodView[]; replicas: Replica[] }> {
     const { pods } = await listPods(selector, signal);
     const { replicas, owners } = await replicasOf(pods, signal);
     let candidates = [...owners.values()];
     if (candidates.length === 0) {
       const byTemplate = (items: WorkloadLike[], kind: WorkloadKind) =>
-        items.filter((w) => selectorMatches(selector, w.spec?.template?.metadata?.labels)).map((w) => ({ kind, name: w.metadata?.name ?? '' }));
-      const deps = await call({ verb: 'list', resource: 'deployments', group: 'apps' }, (o) => apps.listNamespacedDeployment({ namespace }, o), signal);
-      const sts = await call({ verb: 'list', resource: 'statefulsets', group: 'apps' }, (o) => apps.listNamespacedStatefulSet({ namespace }, o), signal);
+        items
+          .filter((w) => selectorMatches(selector, w.spec?.template?.metadata?.labels))
+          .map((w) => ({ kind, name: w.metadata?.name ?? '' }));
+      const deps = await call(
+        { verb: 'list', resource: 'deployments', group: 'apps' },
+        (o) => apps.listNamespacedDeployment({ namespace }, o),
+        signal,
+      );
+      const sts = await call(
+        { verb: 'list', resource: 'statefulsets', group: 'apps' },
+        (o) => apps.listNamespacedStatefulSet({ namespace }, o),
+        signal,
+      );
       candidates = [...byTemplate(deps.items, 'Deployment'), ...byTemplate(sts.items, 'StatefulSet')];
     }
     if (candidates.length === 0) {
@@ -177,10 +237,13 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
       });
     }
     if (candidates.length > 1) {
-      throw new UserError(`selector "${selector}" matches pods of ${candidates.length} workloads in namespace "${namespace}": ${candidates.map(ownerName).join(', ')}`, {
-        untouched: 'nothing was deleted',
-        next: 'narrow the selector so that it matches the pods of one Deployment or StatefulSet',
-      });
+      throw new UserError(
+        `selector "${selector}" matches pods of ${candidates.length} workloads in namespace "${namespace}": ${candidates.map(ownerName).join(', ')}`,
+        {
+          untouched: 'nothing was deleted',
+          next: 'narrow the selector so that it matches the pods of one Deployment or StatefulSet',
+        },
+      );
     }
     const only = candidates[0]!;
     if (only.kind === 'Pod') {
@@ -190,10 +253,13 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
       });
     }
     if (!(only.kind in RESOURCE_OF)) {
-      throw new UserError(`pods matched by "${selector}" belong to ${ownerName(only)}; pod kill supports Deployments, StatefulSets and ReplicaSets`, {
-        untouched: 'nothing was deleted',
-        next: 'choose a selector for a Deployment or StatefulSet',
-      });
+      throw new UserError(
+        `pods matched by "${selector}" belong to ${ownerName(only)}; pod kill supports Deployments, StatefulSets and ReplicaSets`,
+        {
+          untouched: 'nothing was deleted',
+          next: 'choose a selector for a Deployment or StatefulSet',
+        },
+      );
     }
     const kind = only.kind as WorkloadKind;
     const workload = workloadView(kind, await readWorkload(kind, only.name, signal));
@@ -216,7 +282,9 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
 
   async function deleteOne(r: Replica, o: KillOptions): Promise<void> {
     if (r.owner.startsWith('pod/')) {
-      throw new UserError(`pod "${r.name}" has no controller: deleting it would not be a drill, nothing would replace it`, { untouched: `pod "${r.name}" was not deleted` });
+      throw new UserError(`pod "${r.name}" has no controller: deleting it would not be a drill, nothing would replace it`, {
+        untouched: `pod "${r.name}" was not deleted`,
+      });
     }
     const grace = Math.ceil(Math.max(0, o.gracePeriodMs) / 1000);
     const uid = seenUid.get(r.name);
@@ -224,7 +292,9 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
     // The budget is taken before the request goes out, so kills started together cannot all pass the check.
     downNow += 1;
     try {
-      const pod = await call({ verb: 'delete', resource: 'pods', group: '', name: r.name }, (opts) => core.deleteNamespacedPod({ name: r.name, namespace, gracePeriodSeconds: grace, body }, opts));
+      const pod = await call({ verb: 'delete', resource: 'pods', group: '', name: r.name }, (opts) =>
+        core.deleteNamespacedPod({ name: r.name, namespace, gracePeriodSeconds: grace, body }, opts),
+      );
       killed.set(r.name, pod.metadata?.uid ?? uid ?? '');
     } catch (e) {
       // Already gone is the state a kill wants. A uid precondition failing means the pod of that name is a
@@ -244,7 +314,10 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
     }
   }
 
-  async function watchUntilReady(selector: string, o: { timeoutMs: number; signal: AbortSignal; gone?: string[] }): Promise<WorkloadStatus> {
+  async function watchUntilReady(
+    selector: string,
+    o: { timeoutMs: number; signal: AbortSignal; gone?: string[] },
+  ): Promise<WorkloadStatus> {
     const started = performance.now();
     const deadline = AbortSignal.timeout(o.timeoutMs);
     const first = await resolve(selector, AbortSignal.any([o.signal, deadline])).catch((e: unknown) => {
@@ -274,7 +347,12 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
         const replicas = ps.filter((p) => selectorMatches(selector, p.labels)).map((p) => toReplica(p, ownerName(w)));
         done({ owner: ownerName(w), desired: w.desired, ready: readyOf(w, ps), replicas });
       };
-      const { workloads, pods } = watchWorkload(w0, { signal: stop, onChange: evaluate, onFatal: fail, onTransient: (e) => (lastTransient = e) });
+      const { workloads, pods } = watchWorkload(w0, {
+        signal: stop,
+        onChange: evaluate,
+        onFatal: fail,
+        onTransient: (e) => (lastTransient = e),
+      });
       current = () => ({ w: [...workloads.items.values()][0], pods: [...pods.items.values()] });
     });
   }
@@ -288,7 +366,8 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
     o: { signal: AbortSignal; onChange(): void; onFatal(e: KubeError): void; onTransient?(e: unknown): void },
   ): { workloads: Informer<WorkloadView>; pods: Informer<PodView> } {
     const resource = RESOURCE_OF[w0.kind];
-    const fatal = (verb: string, res: string, group: string) => (e: unknown) => o.onFatal(explain(e, { verb, resource: res, group, namespace, server }, requestTimeoutMs));
+    const fatal = (verb: string, res: string, group: string) => (e: unknown) =>
+      o.onFatal(explain(e, { verb, resource: res, group, namespace, server }, requestTimeoutMs));
     const workloads = startInformer<WorkloadView>({
       kubeConfig: kc,
       path: `/apis/apps/v1/namespaces/${namespace}/${resource}`,
@@ -336,7 +415,17 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
    * watched and later answers come from the watch cache, so a recovery check costs one open stream, not three
    * requests per poll. A watch idle for WATCH_IDLE_MS, or refused, is dropped (the next call reads again).
    */
-  const statusWatches = new Map<string, { w0: WorkloadView; workloads: Informer<WorkloadView>; pods: Informer<PodView>; stop: AbortController; idle: NodeJS.Timeout; failed: boolean }>();
+  const statusWatches = new Map<
+    string,
+    {
+      w0: WorkloadView;
+      workloads: Informer<WorkloadView>;
+      pods: Informer<PodView>;
+      stop: AbortController;
+      idle: NodeJS.Timeout;
+      failed: boolean;
+    }
+  >();
 
   function keepWatching(selector: string, w0: WorkloadView): void {
     const existing = statusWatches.get(selector);
@@ -350,7 +439,14 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
       stop,
       failed: false,
       idle: setTimeout(() => dropWatch(selector), WATCH_IDLE_MS),
-      ...watchWorkload(w0, { signal: stop.signal, onChange: () => undefined, onFatal: () => { entry.failed = true; dropWatch(selector); } }),
+      ...watchWorkload(w0, {
+        signal: stop.signal,
+        onChange: () => undefined,
+        onFatal: () => {
+          entry.failed = true;
+          dropWatch(selector);
+        },
+      }),
     };
     entry.idle.unref();
     statusWatches.set(selector, entry);
@@ -377,7 +473,9 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
   }
 
   function timeoutError(ms: number, waitingFor: string, lastTransient: unknown): KubeError {
-    const why = lastTransient ? `; last error: ${explain(lastTransient, { verb: 'watch', resource: 'pods', group: '', namespace, server }, requestTimeoutMs).message}` : '';
+    const why = lastTransient
+      ? `; last error: ${explain(lastTransient, { verb: 'watch', resource: 'pods', group: '', namespace, server }, requestTimeoutMs).message}`
+      : '';
     // Not ready in time is the system under test failing to recover, not a mistake in the drill (exit 1, not 2).
     return new KubeError(`timed out after ${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)}s waiting for ${waitingFor}${why}`, {
       reason: 'Timeout',

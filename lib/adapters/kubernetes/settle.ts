@@ -10,7 +10,10 @@ export interface Settle<T> {
   fail(error: unknown): void;
 }
 
-export function settleWatch<T>(o: { timeoutMs: number; signal: AbortSignal; timedOut(): Error }, start: (s: Settle<T>) => void): Promise<T> {
+export function settleWatch<T>(
+  o: { timeoutMs: number; signal: AbortSignal; timedOut(): Error },
+  start: (s: Settle<T>) => void,
+): Promise<T> {
   // AbortSignal.timeout takes whole milliseconds only.
   const deadline = AbortSignal.timeout(Math.max(0, Math.round(o.timeoutMs)));
   const stop = new AbortController();

@@ -47,10 +47,13 @@ function loadConfig(t: KubeTargetConfig): { kc: KubeConfig; source: string } {
     const kc = new KubeConfig();
     kc.loadFromCluster();
     if (!kc.getCurrentCluster()?.server || kc.getCurrentCluster()?.server === 'https://undefined:undefined') {
-      throw new UserError('target.inCluster is set but this process does not run in a Kubernetes pod (KUBERNETES_SERVICE_HOST is not set)', {
-        untouched: 'nothing: no call was made to any cluster',
-        next: 'run the drill as a Job in the cluster (see the README), or set target.kubeconfig/context instead of inCluster',
-      });
+      throw new UserError(
+        'target.inCluster is set but this process does not run in a Kubernetes pod (KUBERNETES_SERVICE_HOST is not set)',
+        {
+          untouched: 'nothing: no call was made to any cluster',
+          next: 'run the drill as a Job in the cluster (see the README), or set target.kubeconfig/context instead of inCluster',
+        },
+      );
     }
     return { kc, source: 'in-cluster service account' };
   }
@@ -73,7 +76,13 @@ export function describeKubeTarget(t: KubeTargetConfig): string {
 export function kubeAdapters(t: KubeTargetConfig, requestTimeoutMs?: number): OpenedKube {
   checkNamespace(t.namespace, t.namespaces);
   const { kc, source } = loadConfig(t);
-  const replicas = createKubeReplicas({ kubeConfig: kc, namespace: t.namespace, allowedNamespaces: t.namespaces, blastRadius: t.blastRadius, requestTimeoutMs });
+  const replicas = createKubeReplicas({
+    kubeConfig: kc,
+    namespace: t.namespace,
+    allowedNamespaces: t.namespaces,
+    blastRadius: t.blastRadius,
+    requestTimeoutMs,
+  });
   const inAllowed = (ns: string | undefined): string => {
     const n = ns ?? t.namespace;
     checkNamespace(n, t.namespaces);

@@ -19,7 +19,12 @@ export interface PodLike {
 }
 
 export interface WorkloadLike {
-  metadata?: { name?: string; generation?: number; resourceVersion?: string; ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
+  metadata?: {
+    name?: string;
+    generation?: number;
+    resourceVersion?: string;
+    ownerReferences?: { kind: string; name: string; controller?: boolean }[];
+  };
   spec?: { replicas?: number; selector?: V1LabelSelector; template?: { metadata?: { labels?: Record<string, string> } } };
   status?: { readyReplicas?: number; observedGeneration?: number };
 }
@@ -48,7 +53,11 @@ export interface WorkloadView {
   selector: string;
 }
 
-export const RESOURCE_OF: Record<WorkloadKind, string> = { Deployment: 'deployments', StatefulSet: 'statefulsets', ReplicaSet: 'replicasets' };
+export const RESOURCE_OF: Record<WorkloadKind, string> = {
+  Deployment: 'deployments',
+  StatefulSet: 'statefulsets',
+  ReplicaSet: 'replicasets',
+};
 
 function iso(v: Date | string | undefined): string {
   if (v instanceof Date) return v.toISOString();

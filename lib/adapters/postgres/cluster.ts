@@ -98,7 +98,11 @@ function confValue(v: string | number | boolean): string {
 }
 
 function confLines(settings: Record<string, string | number | boolean>): string {
-  return Object.entries(settings).map(([k, v]) => `${k} = ${confValue(v)}`).join('\n') + '\n';
+  return (
+    Object.entries(settings)
+      .map(([k, v]) => `${k} = ${confValue(v)}`)
+      .join('\n') + '\n'
+  );
 }
 
 /**
@@ -136,7 +140,10 @@ host    replication   all   127.0.0.1/32   trust
 `;
 
 export async function initCluster(dataDir: string, options: InitOptions): Promise<void> {
-  const exists = await stat(join(dataDir, 'PG_VERSION')).then(() => true, () => false);
+  const exists = await stat(join(dataDir, 'PG_VERSION')).then(
+    () => true,
+    () => false,
+  );
   if (exists) throw new Error(`${dataDir} already holds a PostgreSQL cluster`);
   // A recursive mkdir would give the parents 0700 too, and postgres could not reach the data dir through them.
   await mkdir(dirname(dataDir), { recursive: true, mode: 0o755 });
@@ -144,7 +151,19 @@ export async function initCluster(dataDir: string, options: InitOptions): Promis
   await chmod(dataDir, 0o700);
   await giveToServerUser(dataDir);
   // --no-sync: a lab cluster that loses its fresh files to an OS crash is re-created; the server itself runs with fsync on.
-  const args = ['-D', dataDir, '-U', options.superuser ?? 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-instructions', '--no-sync'];
+  const args = [
+    '-D',
+    dataDir,
+    '-U',
+    options.superuser ?? 'postgres',
+    '-A',
+    'trust',
+    '-E',
+    'UTF8',
+    '--locale=C.UTF-8',
+    '--no-instructions',
+    '--no-sync',
+  ];
   const r = await runServerBinary('initdb', args);
   if (r.code !== 0) throw new Error(`initdb ${dataDir} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
   const confPath = join(dataDir, 'postgresql.conf');
@@ -167,7 +186,10 @@ export async function writeNodeConf(dataDir: string, node: NodeSettings): Promis
   // mmap: dynamic shared memory in the data dir's pg_dynshmem, not /dev/shm. A SIGKILLed postmaster (the
   // failover drill's fault) never unlinks its posix segments, and /dev/shm filled with them. Here, so nodes
   // initialised before this line get it at their next start too.
-  await writeServerFile(join(dataDir, NODE_CONF), confLines({ port: node.port, unix_socket_directories: node.socketDir, dynamic_shared_memory_type: 'mmap' }));
+  await writeServerFile(
+    join(dataDir, NODE_CONF),
+    confLines({ port: node.port, unix_socket_directories: node.socketDir, dynamic_shared_memory_type: 'mmap' }),
+  );
 }
 
 /** Linux caps a unix socket path at 107 bytes; PostgreSQL appends `/.s.PGSQL.<port>.lock` to the directory. */
@@ -240,7 +262,9 @@ export async function startCluster(dataDir: string, options: { logFile: string; 
   if (r.code !== 0 || pid === null) {
     const log = await readFile(options.logFile, 'utf8').catch(() => '');
     const tail = log.trim().split('\n').slice(-8).join('\n');
-    throw new Error(`PostgreSQL in ${dataDir} did not start (pg_ctl exit ${r.code}): ${r.stderr.trim()}\n--- ${options.logFile} (tail) ---\n${tail}`);
+    throw new Error(
+      `PostgreSQL in ${dataDir} did not start (pg_ctl exit ${r.code}): ${r.stderr.trim()}\n--- ${options.logFile} (tail) ---\n${tail}`,
+    );
   }
   return pid;
 }
@@ -253,7 +277,11 @@ export async function stopCluster(dataDir: string, mode: StopMode = 'fast', opti
   const pid = await postmasterPid(dataDir);
   if (pid === null || !(await isProcessUnder(pid, dataDir))) return;
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const r = await runServerBinary('pg_ctl', ['stop', '-D', dataDir, '-m', mode, '-w', '-t', String(Math.ceil(timeoutMs / 1000)), '-s'], timeoutMs + 5000);
+  const r = await runServerBinary(
+    'pg_ctl',
+    ['stop', '-D', dataDir, '-m', mode, '-w', '-t', String(Math.ceil(timeoutMs / 1000)), '-s'],
+    timeoutMs + 5000,
+  );
   if (r.code === 0 && (await waitGone(pid, 2000))) return;
   if (mode !== 'immediate') {
     await runServerBinary('pg_ctl', ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '10', '-s'], 15_000);
@@ -300,7 +328,9 @@ export async function waitReady(conn: PgConn, options: { timeoutMs?: number; sig
     }
     await sleep(25);
   }
-  throw new Error(`PostgreSQL at ${conn.host}:${conn.port} not ready after ${options.timeoutMs ?? 30_000} ms: ${(last as Error)?.message ?? 'no attempt'}`);
+  throw new Error(
+    `PostgreSQL at ${conn.host}:${conn.port} not ready after ${options.timeoutMs ?? 30_000} ms: ${(last as Error)?.message ?? 'no attempt'}`,
+  );
 }
 
 /** Idempotent: creates the login role and the database it owns when they are missing. */

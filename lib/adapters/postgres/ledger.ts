@@ -41,12 +41,22 @@ function toSeq(v: unknown): number | null {
   return Number.isSafeInteger(n) ? n : null;
 }
 
-export async function readBackTokens(conn: LedgerConnection, tokens: readonly string[], tag: string, options: ReadBackOptions = {}): Promise<ReadBackResult> {
+export async function readBackTokens(
+  conn: LedgerConnection,
+  tokens: readonly string[],
+  tag: string,
+  options: ReadBackOptions = {},
+): Promise<ReadBackResult> {
   if (!/^[0-9a-f]{8}$/.test(tag)) throw new Error(`ledger tag "${tag}" is not 8 hex digits`);
   const t0 = performance.now();
   const { table, tokenColumn, seqColumn } = options.table ?? LAB_ORDERS_TABLE;
   const batchSize = options.batchSize ?? 5000;
-  const client = new pg.Client({ ...conn, connectionTimeoutMillis: 5000, statement_timeout: options.statementTimeoutMs ?? 30_000, application_name: 'drill-ledger-readback' });
+  const client = new pg.Client({
+    ...conn,
+    connectionTimeoutMillis: 5000,
+    statement_timeout: options.statementTimeoutMs ?? 30_000,
+    application_name: 'drill-ledger-readback',
+  });
   const onAbort = () => void client.end().catch(() => undefined);
   options.signal?.throwIfAborted();
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -60,7 +70,10 @@ export async function readBackTokens(conn: LedgerConnection, tokens: readonly st
     let batches = 0;
     for (let k = 0; k < tokens.length; k += batchSize) {
       options.signal?.throwIfAborted();
-      const r = await client.query<{ token: string; seq: unknown }>(`SELECT ${tok} AS token, ${seq} AS seq FROM ${tbl} WHERE ${tok} = ANY($1::text[])`, [tokens.slice(k, k + batchSize)]);
+      const r = await client.query<{ token: string; seq: unknown }>(
+        `SELECT ${tok} AS token, ${seq} AS seq FROM ${tbl} WHERE ${tok} = ANY($1::text[])`,
+        [tokens.slice(k, k + batchSize)],
+      );
       for (const row of r.rows) byToken.set(row.token, toSeq(row.seq));
       batches++;
     }
@@ -68,7 +81,10 @@ export async function readBackTokens(conn: LedgerConnection, tokens: readonly st
     await client.query('SET LOCAL enable_indexscan = off');
     await client.query('SET LOCAL enable_bitmapscan = off');
     await client.query('SET LOCAL enable_indexonlyscan = off');
-    const scan = await client.query<{ token: string; seq: unknown }>(`SELECT ${tok} AS token, ${seq} AS seq FROM ${tbl} WHERE ${tok} LIKE $1`, [`${tag}%`]);
+    const scan = await client.query<{ token: string; seq: unknown }>(
+      `SELECT ${tok} AS token, ${seq} AS seq FROM ${tbl} WHERE ${tok} LIKE $1`,
+      [`${tag}%`],
+    );
     await client.query('COMMIT');
     return { byToken, byScan: scan.rows.map((r) => ({ token: r.token, seq: toSeq(r.seq) })), batches, ms: performance.now() - t0 };
   } finally {

@@ -39,7 +39,9 @@ export async function findWalSenders(primary: PgConn): Promise<StalledSender[]> 
     const argv = await cmdlineOf(s.pid);
     // The view's PID must be a walsender process of this machine: a remote primary cannot be stalled by signal.
     if (startTime === null || !argv?.some((a) => a.includes('walsender'))) {
-      throw new Error(`walsender pid ${s.pid} (for ${s.applicationName}) is not a process on this machine: a replication stall needs the primary to run here`);
+      throw new Error(
+        `walsender pid ${s.pid} (for ${s.applicationName}) is not a process on this machine: a replication stall needs the primary to run here`,
+      );
     }
     out.push({ pid: s.pid, standby: s.applicationName, startTime });
   }
@@ -80,7 +82,11 @@ async function pendingSignals(pid: number): Promise<bigint | null> {
  * sender is resumed only once the quit signal is pending, so its first act on waking is to exit, and
  * the WAL it held back still never reaches the standby. Resolves when every sender was handled or gone.
  */
-export async function resumeWhenSignalled(senders: readonly StalledSender[], signo: number, options: { timeoutMs: number; pollMs?: number }): Promise<void> {
+export async function resumeWhenSignalled(
+  senders: readonly StalledSender[],
+  signo: number,
+  options: { timeoutMs: number; pollMs?: number },
+): Promise<void> {
   const bit = 1n << BigInt(signo - 1);
   const deadline = performance.now() + options.timeoutMs;
   const left = new Set(senders);

@@ -85,16 +85,34 @@ export function isStandbyDir(dataDir: string): boolean {
  * A fresh standby from a base backup of `primary` into `dataDir` (removed first). The slot is made
  * before the backup so no WAL the standby needs is recycled between the backup's end and its first connect.
  */
-export async function cloneStandby(primary: PgConn, dataDir: string, id: StandbyIdentity, options: { timeoutMs?: number } = {}): Promise<void> {
+export async function cloneStandby(
+  primary: PgConn,
+  dataDir: string,
+  id: StandbyIdentity,
+  options: { timeoutMs?: number } = {},
+): Promise<void> {
   await rm(dataDir, { recursive: true, force: true });
   await mkdir(dirname(dataDir), { recursive: true, mode: 0o755 });
   await giveToServerUser(dirname(dataDir));
   await ensureSlot(primary, id.name, { fresh: true });
   // -c fast: the backup starts with an immediate checkpoint instead of waiting for a spread one.
   // --no-sync: a base backup starts as a crashed node does, with a sync of its whole data directory.
-  const args = ['-D', dataDir, '-X', 'stream', '-c', 'fast', '--no-sync', '-S', slotName(id.name), '-d', conninfo({ ...primary, applicationName: id.name })];
+  const args = [
+    '-D',
+    dataDir,
+    '-X',
+    'stream',
+    '-c',
+    'fast',
+    '--no-sync',
+    '-S',
+    slotName(id.name),
+    '-d',
+    conninfo({ ...primary, applicationName: id.name }),
+  ];
   const r = await runServerBinary('pg_basebackup', args, options.timeoutMs ?? 120_000);
-  if (r.code !== 0) throw new Error(`pg_basebackup from ${primary.host}:${primary.port} into ${dataDir} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  if (r.code !== 0)
+    throw new Error(`pg_basebackup from ${primary.host}:${primary.port} into ${dataDir} failed (exit ${r.code}): ${r.stderr.trim()}`);
   await configureStandby(dataDir, id);
 }
 
@@ -102,15 +120,27 @@ export async function cloneStandby(primary: PgConn, dataDir: string, id: Standby
  * pg_rewind of a stopped (or crashed: PostgreSQL 13+ runs its crash recovery first) former primary
  * against the new one, then its standby identity. Rejects with pg_rewind's own words when it cannot.
  */
-export async function rewindToStandby(primary: PgConn, dataDir: string, id: StandbyIdentity, options: { timeoutMs?: number } = {}): Promise<void> {
+export async function rewindToStandby(
+  primary: PgConn,
+  dataDir: string,
+  id: StandbyIdentity,
+  options: { timeoutMs?: number } = {},
+): Promise<void> {
   // pg_rewind reads the source's timeline from its control file, which a fresh promotion only updates at
   // its next checkpoint (pg_rewind's documentation): without it, rewind sees "no divergence" and does nothing.
   await withClient(primary, (c) => c.query('CHECKPOINT'));
   await ensureSlot(primary, id.name, { fresh: true });
   await clearStaleLock(dataDir);
   // --no-sync: the rewound node starts as a crashed one, and PostgreSQL syncs its whole data directory then.
-  const r = await runServerBinary('pg_rewind', ['-D', dataDir, '--no-sync', '--source-server', conninfo(primary)], options.timeoutMs ?? 120_000);
-  if (r.code !== 0) throw new Error(`pg_rewind of ${dataDir} from ${primary.host}:${primary.port} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
+  const r = await runServerBinary(
+    'pg_rewind',
+    ['-D', dataDir, '--no-sync', '--source-server', conninfo(primary)],
+    options.timeoutMs ?? 120_000,
+  );
+  if (r.code !== 0)
+    throw new Error(
+      `pg_rewind of ${dataDir} from ${primary.host}:${primary.port} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`,
+    );
   await configureStandby(dataDir, id);
 }
 
@@ -125,7 +155,14 @@ export interface WalSender {
 
 export async function walSenders(primary: PgConn): Promise<WalSender[]> {
   return withClient(primary, async (c) => {
-    const r = await c.query<{ pid: number; application_name: string; state: string; sync_state: string; lag_bytes: string | null; replay_lag_ms: string | null }>(
+    const r = await c.query<{
+      pid: number;
+      application_name: string;
+      state: string;
+      sync_state: string;
+      lag_bytes: string | null;
+      replay_lag_ms: string | null;
+    }>(
       `SELECT pid, application_name, state, sync_state,
               pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8 AS lag_bytes,
               (extract(epoch FROM replay_lag) * 1000)::float8 AS replay_lag_ms
@@ -143,7 +180,11 @@ export async function walSenders(primary: PgConn): Promise<WalSender[]> {
 }
 
 /** Resolves once the primary has a walsender for `name` in state streaming. */
-export async function waitStreaming(primary: PgConn, name: string, options: { timeoutMs: number; signal?: AbortSignal; pollMs?: number }): Promise<WalSender> {
+export async function waitStreaming(
+  primary: PgConn,
+  name: string,
+  options: { timeoutMs: number; signal?: AbortSignal; pollMs?: number },
+): Promise<WalSender> {
   const deadline = performance.now() + options.timeoutMs;
   let last = 'no walsender';
   for (;;) {
@@ -155,7 +196,8 @@ export async function waitStreaming(primary: PgConn, name: string, options: { ti
     } catch (e) {
       last = (e as Error).message;
     }
-    if (performance.now() >= deadline) throw new Error(`standby ${name} not streaming from ${primary.host}:${primary.port} after ${options.timeoutMs} ms: ${last}`);
+    if (performance.now() >= deadline)
+      throw new Error(`standby ${name} not streaming from ${primary.host}:${primary.port} after ${options.timeoutMs} ms: ${last}`);
     await sleep(options.pollMs ?? 20);
   }
 }
@@ -179,9 +221,14 @@ export async function setSyncStandby(primary: PgConn, name: string | null): Prom
           : "SELECT count(*)::int AS n FROM pg_stat_replication WHERE sync_state <> 'sync' AND application_name = $1",
         name === null ? [] : [name],
       );
-      const synced = name === null ? r.rows[0]!.n === 0 : r.rows[0]!.n === 0 && (await c.query("SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync' AND application_name = $1", [name])).rowCount === 1;
+      const synced =
+        name === null
+          ? r.rows[0]!.n === 0
+          : r.rows[0]!.n === 0 &&
+            (await c.query("SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync' AND application_name = $1", [name])).rowCount === 1;
       if (synced) return;
-      if (performance.now() > deadline) throw new Error(`synchronous_standby_names set to ${name ?? '(none)'} but pg_stat_replication does not show it after 5 s`);
+      if (performance.now() > deadline)
+        throw new Error(`synchronous_standby_names set to ${name ?? '(none)'} but pg_stat_replication does not show it after 5 s`);
       await new Promise((res) => setTimeout(res, 20));
     }
   });

@@ -35,7 +35,10 @@ const MB = 1_000_000;
 async function labPrimary(dir: string): Promise<PgSource> {
   const s = await labStatus({ dir });
   if (!s.up || !s.info) {
-    throw new UserError(`the lab in ${dir} is not running, so there is no lab primary to back up`, { untouched: 'nothing: no backup was started', next: 'run `drill lab up` first, or name a database: postgres://user@host:port/db' });
+    throw new UserError(`the lab in ${dir} is not running, so there is no lab primary to back up`, {
+      untouched: 'nothing: no backup was started',
+      next: 'run `drill lab up` first, or name a database: postgres://user@host:port/db',
+    });
   }
   return { host: '127.0.0.1', port: s.info.db.port, user: s.info.db.superuser, database: s.info.db.database };
 }
@@ -50,15 +53,29 @@ export function backupCommand(set: (code: number) => void): CommandModule {
     describe: 'take a PostgreSQL backup into Blob with its manifest (target: postgres://user@host:port/db)',
     builder: (y) =>
       y
-        .positional('target', { type: 'string', demandOption: true, describe: 'postgres://user@host:port/db (password in PGPASSWORD), or `lab` for the lab\'s primary' })
-        .option('kind', { choices: ['logical', 'physical', 'wal'] as const, default: 'logical' as const, describe: 'pg_dump -Fc; pg_basebackup + WAL archive; or only ship new WAL' })
-        .option('container', { type: 'string', describe: 'Blob container (default $DRILL_BACKUP_CONTAINER; on the lab\'s Azurite, lab-backups)' })
+        .positional('target', {
+          type: 'string',
+          demandOption: true,
+          describe: "postgres://user@host:port/db (password in PGPASSWORD), or `lab` for the lab's primary",
+        })
+        .option('kind', {
+          choices: ['logical', 'physical', 'wal'] as const,
+          default: 'logical' as const,
+          describe: 'pg_dump -Fc; pg_basebackup + WAL archive; or only ship new WAL',
+        })
+        .option('container', {
+          type: 'string',
+          describe: "Blob container (default $DRILL_BACKUP_CONTAINER; on the lab's Azurite, lab-backups)",
+        })
         .option('prefix', { type: 'string', default: '', describe: 'folder inside the container' })
         .option('cluster', { type: 'string', describe: 'cluster name in blob names (default: its system identifier)' })
         .option('freshness', { type: 'string', describe: 'SQL returning the time of the newest row, recorded in the manifest' })
         .option('concurrency', { type: 'number', default: 4, describe: 'blocks uploaded at once' })
         .option('block-size', { type: 'number', default: 8, describe: 'block size in MiB' })
-        .option('if-older-than', { type: 'string', describe: 'take the backup only if the newest one of this kind and database is older than this (e.g. 10m), or there is none' })
+        .option('if-older-than', {
+          type: 'string',
+          describe: 'take the backup only if the newest one of this kind and database is older than this (e.g. 10m), or there is none',
+        })
         .option('json', { type: 'boolean', default: false }),
     handler: async (a) => {
       const labDir = defaultLabDir();
@@ -66,33 +83,54 @@ export function backupCommand(set: (code: number) => void): CommandModule {
       const ifOlderThan = a['if-older-than'] as string | undefined;
       let freshEnoughMs: number | null = null;
       if (ifOlderThan !== undefined) {
-        if (kind === 'wal') throw new UserError('--if-older-than applies to logical and physical backups, not to the WAL archive', { untouched: 'nothing: no backup was started' });
+        if (kind === 'wal')
+          throw new UserError('--if-older-than applies to logical and physical backups, not to the WAL archive', {
+            untouched: 'nothing: no backup was started',
+          });
         try {
           freshEnoughMs = parseDuration(ifOlderThan);
         } catch (e) {
-          throw new UserError(`--if-older-than: ${(e as Error).message}`, { untouched: 'nothing: no backup was started', next: 'e.g. --if-older-than 10m' });
+          throw new UserError(`--if-older-than: ${(e as Error).message}`, {
+            untouched: 'nothing: no backup was started',
+            next: 'e.g. --if-older-than 10m',
+          });
         }
       }
       const src = a.target === 'lab' ? await labPrimary(labDir) : parseSourceUrl(a.target as string);
       // The lab's backups live in lab-backups wherever the storage is, so a lab drill's restore finds them.
-      const named = (a.container as string | undefined) ?? (a.target === 'lab' && !process.env.DRILL_BACKUP_CONTAINER ? LAB_BACKUP_CONTAINER : undefined);
+      const named =
+        (a.container as string | undefined) ??
+        (a.target === 'lab' && !process.env.DRILL_BACKUP_CONTAINER ? LAB_BACKUP_CONTAINER : undefined);
       if (named !== undefined || process.env.DRILL_BACKUP_CONTAINER) {
         const bad = containerNameProblem(named ?? process.env.DRILL_BACKUP_CONTAINER!);
         if (bad) throw new UserError(bad, { untouched: 'nothing: no backup was started' });
       }
       const resolved = await resolveBackupStore({ container: named, prefix: a.prefix as string, lab: labBlobSource(labDir) });
-      if ('missing' in resolved) throw new UserError('no container named', { untouched: 'nothing: no backup was started', next: 'pass --container NAME or set DRILL_BACKUP_CONTAINER' });
+      if ('missing' in resolved)
+        throw new UserError('no container named', {
+          untouched: 'nothing: no backup was started',
+          next: 'pass --container NAME or set DRILL_BACKUP_CONTAINER',
+        });
       const store = resolved.store;
       const container = store.container.containerName;
       const where = `${store.describe().endpoint}/${container}/${store.prefix}`;
       if (resolved.origin === 'lab') process.stderr.write(`${resolved.note}\n`);
       if (freshEnoughMs !== null) {
-        const entries = await readCatalog(store, { kind: kind as 'logical' | 'physical', database: src.database, cluster: a.cluster as string | undefined }).catch(() => []);
+        const entries = await readCatalog(store, {
+          kind: kind as 'logical' | 'physical',
+          database: src.database,
+          cluster: a.cluster as string | undefined,
+        }).catch(() => []);
         const newest = entries.filter((e) => e.problem === null).at(-1);
         const ageMs = newest ? Date.now() - Date.parse(newest.takenAt) : Infinity;
         if (newest && ageMs < freshEnoughMs) {
           const human = `a ${kind} backup of ${src.database} taken ${age(ageMs)} ago is newer than ${ifOlderThan}: none taken (${newest.folder} in ${where})`;
-          process.stdout.write(a.json ? JSON.stringify({ kind, skipped: true, newest: { folder: newest.folder, takenAt: newest.takenAt }, store: where }, null, 2) + '\n' : human + '\n');
+          process.stdout.write(
+            a.json
+              ? JSON.stringify({ kind, skipped: true, newest: { folder: newest.folder, takenAt: newest.takenAt }, store: where }, null, 2) +
+                  '\n'
+              : human + '\n',
+          );
           return set(ExitCode.ok);
         }
       }
@@ -132,7 +170,9 @@ export function backupCommand(set: (code: number) => void): CommandModule {
           `  LSN       ${m.lsn.start} .. ${m.lsn.end}`,
           `  tables    ${m.tables.length}, ${rows} rows counted and checksummed at ${m.consistentAt}`,
         ].join('\n');
-        process.stdout.write(a.json ? JSON.stringify({ kind, folder: t.folder, manifestBlob: t.manifestBlob, manifest: m }, null, 2) + '\n' : human + '\n');
+        process.stdout.write(
+          a.json ? JSON.stringify({ kind, folder: t.folder, manifestBlob: t.manifestBlob, manifest: m }, null, 2) + '\n' : human + '\n',
+        );
         return set(ExitCode.ok);
       } catch (e) {
         line.done();

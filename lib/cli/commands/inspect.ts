@@ -23,7 +23,9 @@ export async function listCommand(drillsDir: string): Promise<number> {
     const r = await loadDrill(join(drillsDir, f), catalog, { capabilitiesOf });
     if ('drill' in r) {
       const d = r.drill;
-      console.log(`  ${join(drillsDir, f).padEnd(32)} ${d.kind.padEnd(9)} target ${d.target.kind.padEnd(5)} ${d.scenarios.map((e) => e.name).join(', ')}`);
+      console.log(
+        `  ${join(drillsDir, f).padEnd(32)} ${d.kind.padEnd(9)} target ${d.target.kind.padEnd(5)} ${d.scenarios.map((e) => e.name).join(', ')}`,
+      );
     } else {
       console.log(`  ${join(drillsDir, f).padEnd(32)} INVALID (${r.problems.length} problems; drill validate ${join(drillsDir, f)})`);
     }
@@ -42,11 +44,15 @@ export async function validateCommand(files: string[]): Promise<number> {
       problems += r.problems.length;
       for (const p of r.problems) process.stdout.write(formatProblem(p) + '\n');
     } else {
-      process.stdout.write(`${file}: ok (${r.drill.scenarios.length} scenario${r.drill.scenarios.length === 1 ? '' : 's'}: ${r.drill.scenarios.map((e) => e.name).join(', ')})\n`);
+      process.stdout.write(
+        `${file}: ok (${r.drill.scenarios.length} scenario${r.drill.scenarios.length === 1 ? '' : 's'}: ${r.drill.scenarios.map((e) => e.name).join(', ')})\n`,
+      );
     }
   }
   if (bad > 0) {
-    process.stderr.write(`${problems} problem${problems === 1 ? '' : 's'} in ${bad} of ${files.length} file${files.length === 1 ? '' : 's'}\n`);
+    process.stderr.write(
+      `${problems} problem${problems === 1 ? '' : 's'} in ${bad} of ${files.length} file${files.length === 1 ? '' : 's'}\n`,
+    );
     return ExitCode.invalidInput;
   }
   return ExitCode.ok;

@@ -15,8 +15,15 @@ export function labCommand(set: (code: number) => void): CommandModule {
         .positional('action', { choices: ['up', 'down', 'status', 'pause-front', 'resume-front'] as const, demandOption: true })
         .option('dir', dirOption)
         .option('replicas', { type: 'number', default: 3, describe: 'replicas of the sample service (up)' })
-        .option('replication', { choices: ['async', 'sync'] as const, describe: 'streaming replication to the standby (up; default: as before, else async)' })
-        .option('provider', { choices: ['pg-promote', 'patroni'] as const, describe: 'who fails the pair over (up): pg-promote (the harness) or patroni (Patroni + etcd in the lab); default: as before, else pg-promote' })
+        .option('replication', {
+          choices: ['async', 'sync'] as const,
+          describe: 'streaming replication to the standby (up; default: as before, else async)',
+        })
+        .option('provider', {
+          choices: ['pg-promote', 'patroni'] as const,
+          describe:
+            'who fails the pair over (up): pg-promote (the harness) or patroni (Patroni + etcd in the lab); default: as before, else pg-promote',
+        })
         .option('for', { type: 'string', describe: 'how long the front refuses connections (pause-front), e.g. 2s' })
         .option('json', { type: 'boolean', default: false }),
     handler: async (a) => {
@@ -25,7 +32,12 @@ export function labCommand(set: (code: number) => void): CommandModule {
       const print = (human: string, obj: unknown) => process.stdout.write(json ? JSON.stringify(obj, null, 2) + '\n' : human + '\n');
       switch (a.action) {
         case 'up': {
-          const info = await labUp({ dir, replicas: a.replicas as number, replication: a.replication as 'async' | 'sync' | undefined, provider: a.provider as 'pg-promote' | 'patroni' | undefined });
+          const info = await labUp({
+            dir,
+            replicas: a.replicas as number,
+            replication: a.replication as 'async' | 'sync' | undefined,
+            provider: a.provider as 'pg-promote' | 'patroni' | undefined,
+          });
           const nodes = info.db.nodes.map((n) => `\n  ${n.role.padEnd(9)} ${n.name} on 127.0.0.1:${n.port} (pid ${n.pid ?? '-'})`).join('');
           print(
             `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}\n  service   ${info.serviceUrl}\n  postgres  endpoint 127.0.0.1:${info.db.endpointPort} -> ${info.db.nodes[0]?.name ?? '?'}, database ${info.db.database}, ${info.db.replication} replication, provider ${info.db.provider}${info.db.patroni ? ` (etcd 127.0.0.1:${info.db.patroni.etcd.clientPort}, ttl ${info.db.patroni.ttl} s, loop_wait ${info.db.patroni.loopWait} s)` : ''}${nodes}\n  control   ${info.controlUrl}${info.azurite ? `\n  azurite   ${info.azurite.url}, container ${info.azurite.container} (Azurite's dev account: drill backup and lab drills use it when no Blob storage is configured)` : ''}`,
@@ -44,17 +56,23 @@ export function labCommand(set: (code: number) => void): CommandModule {
           return set(s.up ? ExitCode.ok : ExitCode.objectiveMissed);
         }
         case 'pause-front': {
-          if (!a.for) throw new UserError('pause-front needs --for <duration>', { untouched: 'nothing', next: 'e.g. drill lab pause-front --for 2s' });
+          if (!a.for)
+            throw new UserError('pause-front needs --for <duration>', {
+              untouched: 'nothing',
+              next: 'e.g. drill lab pause-front --for 2s',
+            });
           const ms = parseDuration(a.for as string);
           const s = await labStatus({ dir });
-          if (!s.up || !s.info) throw new UserError(`the lab in ${dir} is not running`, { untouched: 'nothing', next: '`drill lab up` first' });
+          if (!s.up || !s.info)
+            throw new UserError(`the lab in ${dir} is not running`, { untouched: 'nothing', next: '`drill lab up` first' });
           const r = await pauseFront(s.info, ms);
           print(`front refused connections for ${(r.reopenedAtEpochMs - r.closedAtEpochMs).toFixed(1)} ms`, r);
           return set(ExitCode.ok);
         }
         case 'resume-front': {
           const s = await labStatus({ dir });
-          if (!s.up || !s.info) throw new UserError(`the lab in ${dir} is not running`, { untouched: 'nothing', next: '`drill lab up` first' });
+          if (!s.up || !s.info)
+            throw new UserError(`the lab in ${dir} is not running`, { untouched: 'nothing', next: '`drill lab up` first' });
           const r = await resumeFront(s.info);
           print(r.wasPaused ? 'front listening again' : 'front was not paused: nothing to do', r);
           return set(ExitCode.ok);
@@ -67,25 +85,39 @@ export function labCommand(set: (code: number) => void): CommandModule {
 function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): string {
   if (!s.up) return `lab in ${dir}: down${s.stale ? ' (stale state found: `drill lab down` cleans it)' : ''}`;
   const lines = [`lab in ${dir}: up`];
-  for (const c of s.components ?? []) lines.push(`  ${c.name.padEnd(16)} pid ${String(c.pid ?? '-').padEnd(8)} ${c.port ? `port ${c.port}` : ''} ${c.alive ? 'alive' : 'DEAD'}`);
+  for (const c of s.components ?? [])
+    lines.push(
+      `  ${c.name.padEnd(16)} pid ${String(c.pid ?? '-').padEnd(8)} ${c.port ? `port ${c.port}` : ''} ${c.alive ? 'alive' : 'DEAD'}`,
+    );
   const db = s.database;
   if (db) {
     lines.push(`  database     ${db.replication} replication, primary ${db.primary}, provider ${db.provider}`);
     if (db.patroni) {
-      lines.push(`  patroni      scope ${db.patroni.scope}, ttl ${db.patroni.ttl} s, loop_wait ${db.patroni.loopWait} s, retry_timeout ${db.patroni.retryTimeout} s, leader ${db.patroni.leader ?? 'none'}`);
-      for (const m of db.patroni.members ?? []) lines.push(`    member   ${m.name.padEnd(4)} ${m.role} ${m.state}, timeline ${m.timeline ?? '?'}${m.lagBytes === null ? '' : `, lag ${m.lagBytes} bytes`} (${m.apiUrl ?? 'no api'})`);
+      lines.push(
+        `  patroni      scope ${db.patroni.scope}, ttl ${db.patroni.ttl} s, loop_wait ${db.patroni.loopWait} s, retry_timeout ${db.patroni.retryTimeout} s, leader ${db.patroni.leader ?? 'none'}`,
+      );
+      for (const m of db.patroni.members ?? [])
+        lines.push(
+          `    member   ${m.name.padEnd(4)} ${m.role} ${m.state}, timeline ${m.timeline ?? '?'}${m.lagBytes === null ? '' : `, lag ${m.lagBytes} bytes`} (${m.apiUrl ?? 'no api'})`,
+        );
       if (!db.patroni.members) lines.push('    no Patroni member answers GET /cluster');
     }
     for (const n of db.nodes) {
       const said = n.inRecovery === null ? 'does not answer' : n.inRecovery ? 'in recovery' : 'accepts writes';
-      const repl = n.role === 'standby' && n.alive
-        ? `, ${n.streaming ? 'streaming' : 'NOT streaming'}${n.syncState ? ` (${n.syncState})` : ''}, replay lag ${n.replayLagMs === null ? '?' : `${n.replayLagMs.toFixed(0)} ms`}, ${n.lagBytes === null ? '?' : n.lagBytes} bytes behind`
-        : '';
-      lines.push(`    ${n.role.padEnd(8)} ${n.name.padEnd(4)} pid ${String(n.pid ?? '-').padEnd(8)} port ${n.port} ${n.alive ? said : 'DOWN'}${repl}`);
+      const repl =
+        n.role === 'standby' && n.alive
+          ? `, ${n.streaming ? 'streaming' : 'NOT streaming'}${n.syncState ? ` (${n.syncState})` : ''}, replay lag ${n.replayLagMs === null ? '?' : `${n.replayLagMs.toFixed(0)} ms`}, ${n.lagBytes === null ? '?' : n.lagBytes} bytes behind`
+          : '';
+      lines.push(
+        `    ${n.role.padEnd(8)} ${n.name.padEnd(4)} pid ${String(n.pid ?? '-').padEnd(8)} port ${n.port} ${n.alive ? said : 'DOWN'}${repl}`,
+      );
     }
   }
   if (s.info?.azurite) lines.push(`  azurite      ${s.info.azurite.url}, container ${s.info.azurite.container}`);
   for (const p of s.problems) lines.push(`  problem: ${p}`);
-  for (const r of s.replicas ?? []) lines.push(`  replica ${r.name.padEnd(12)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.ready ? 'ready' : 'not ready'} since ${r.startedAt}`);
+  for (const r of s.replicas ?? [])
+    lines.push(
+      `  replica ${r.name.padEnd(12)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.ready ? 'ready' : 'not ready'} since ${r.startedAt}`,
+    );
   return lines.join('\n');
 }

@@ -6,7 +6,10 @@ import { UserError } from '../../errors.ts';
 import { capabilitiesOf } from '../../targets/index.ts';
 
 /** Validates a drill completely before anything else happens; every problem is printed, then exit 2. */
-export async function validatedDrill(file: string, only: string[] = []): Promise<{ drill: Drill; catalog: Map<string, ScenarioDefinition> }> {
+export async function validatedDrill(
+  file: string,
+  only: string[] = [],
+): Promise<{ drill: Drill; catalog: Map<string, ScenarioDefinition> }> {
   const catalog = await loadCatalog();
   const r = await loadDrill(file, catalog, { capabilitiesOf });
   if ('problems' in r) {

@@ -17,7 +17,9 @@ export async function recordCommand(o: RecordCommandOptions): Promise<number> {
   for (const e of record.excluded) process.stderr.write(`drill: excluded ${e.file}: ${e.reason}\n`);
   for (const w of record.warnings) process.stderr.write(`drill: warning: ${w}\n`);
   if (record.excluded.length > 0) {
-    process.stderr.write(`drill: ${record.excluded.length} file${record.excluded.length === 1 ? '' : 's'} excluded (listed in the record); the other ${record.summary.runs} run${record.summary.runs === 1 ? ' is' : 's are'} counted\n`);
+    process.stderr.write(
+      `drill: ${record.excluded.length} file${record.excluded.length === 1 ? '' : 's'} excluded (listed in the record); the other ${record.summary.runs} run${record.summary.runs === 1 ? ' is' : 's are'} counted\n`,
+    );
   }
   if (o.pdf) {
     const pdf = join(dir, 'record.pdf');
@@ -26,7 +28,9 @@ export async function recordCommand(o: RecordCommandOptions): Promise<number> {
   }
   console.log(`drill record ${record.quarter}: ${record.summary.headline}`);
   for (const f of files) console.log(`  ${f}`);
-  console.log(`  chain head ${record.integrity.head} over ${record.integrity.entries.length} run records (check with \`drill verify ${dir}\`)`);
+  console.log(
+    `  chain head ${record.integrity.head} over ${record.integrity.entries.length} run records (check with \`drill verify ${dir}\`)`,
+  );
   const failed = record.runs.some((r) => r.status === 'failed') || record.coverage.gaps > 0;
   return failed ? ExitCode.objectiveMissed : ExitCode.ok;
 }

@@ -7,7 +7,10 @@ import { formatEvent } from '../ui.ts';
 
 export async function recoverCommand(resultsDir: string, runId?: string): Promise<number> {
   if (runId && !existsSync(join(resultsDir, 'runs', runId, 'events.jsonl'))) {
-    throw new UserError(`no run ${runId} in ${join(resultsDir, 'runs')}`, { untouched: 'nothing', next: `list the runs with \`ls ${join(resultsDir, 'runs')}\`` });
+    throw new UserError(`no run ${runId} in ${join(resultsDir, 'runs')}`, {
+      untouched: 'nothing',
+      next: `list the runs with \`ls ${join(resultsDir, 'runs')}\``,
+    });
   }
   const ids = runId ? [runId] : unfinishedRuns(resultsDir);
   if (ids.length === 0) {
@@ -29,7 +32,9 @@ export async function recoverCommand(resultsDir: string, runId?: string): Promis
     }
   }
   if (failed > 0) {
-    console.error(`${failed} rollback${failed === 1 ? '' : 's'} failed: the target is not back to where it was; a person must look (details above and in events.jsonl)`);
+    console.error(
+      `${failed} rollback${failed === 1 ? '' : 's'} failed: the target is not back to where it was; a person must look (details above and in events.jsonl)`,
+    );
     return ExitCode.rollbackFailed;
   }
   return ExitCode.ok;

@@ -31,18 +31,25 @@ async function confirmTarget(what: string, yes: boolean): Promise<void> {
   const answer = await rl.question(`This drill breaks things on ${what}. Type "yes" to go on: `);
   rl.close();
   if (answer.trim() !== 'yes') {
-    throw new UserError('not confirmed', { untouched: 'nothing: no load was sent and no action ran', next: 'read `drill plan` and run again' });
+    throw new UserError('not confirmed', {
+      untouched: 'nothing: no load was sent and no action ran',
+      next: 'read `drill plan` and run again',
+    });
   }
 }
 
 export async function runCommand(o: RunCommandOptions): Promise<number> {
   const { drill, catalog } = await validatedDrill(o.file, o.only);
   // A blob target only reads backups and restores into scratch clusters: nothing live to confirm.
-  if (drill.target.kind === 'kubernetes') await confirmTarget(`${describeKubeTarget(drill.target)}; load to ${redactSecrets(drill.target.url)}`, o.yes);
+  if (drill.target.kind === 'kubernetes')
+    await confirmTarget(`${describeKubeTarget(drill.target)}; load to ${redactSecrets(drill.target.url)}`, o.yes);
   else if (drill.target.kind === 'http') await confirmTarget(`http target ${redactSecrets(drill.target.url)}`, o.yes);
 
   const ui = new LiveUi();
-  const reporters: Reporter[] = [o.json ? jsonReporter() : summaryReporter(), ...(o.junit ? [junitReporter(o.junit, (l) => ui.say(l))] : [])];
+  const reporters: Reporter[] = [
+    o.json ? jsonReporter() : summaryReporter(),
+    ...(o.junit ? [junitReporter(o.junit, (l) => ui.say(l))] : []),
+  ];
   const abort = new AbortController();
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {

@@ -12,7 +12,15 @@ export async function inject(s: RunState): Promise<void> {
     const fact = s.facts.actions[i]!;
     const selected = await a.select(ctx);
     fact.targets = a.describeTargets(selected);
-    s.record({ type: 'action.intent', action: i, name: a.name, scenario: scenario.name, selected, targets: fact.targets, rollback: fact.rollback.description });
+    s.record({
+      type: 'action.intent',
+      action: i,
+      name: a.name,
+      scenario: scenario.name,
+      selected,
+      targets: fact.targets,
+      rollback: fact.rollback.description,
+    });
     s.started.push(i);
     s.selections.set(i, selected);
     if (i === 0) s.timeline.mark('fault-injected');

@@ -5,7 +5,14 @@ import type { Drill, LoadConfig, ScenarioEntry } from '../../config/types.ts';
 import { createClock, type Clock } from '../../measure/clock.ts';
 import { LoadGenerator } from '../../load/generator.ts';
 import type { SecondStats } from '../../measure/request-log.ts';
-import { describeRollback, type Adapters, type Progress, type ProbeResult, type ScenarioContext, type ScenarioDefinition } from '../../scenario/define.ts';
+import {
+  describeRollback,
+  type Adapters,
+  type Progress,
+  type ProbeResult,
+  type ScenarioContext,
+  type ScenarioDefinition,
+} from '../../scenario/define.ts';
 import { Journal } from '../journal.ts';
 import { StopWatch } from '../stop.ts';
 import { RunAbort, eventLogger } from '../context.ts';
@@ -70,7 +77,10 @@ export interface RunState {
 }
 
 function newRunId(entry: ScenarioEntry, now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${entry.name}-${randomBytes(3).toString('hex')}`;
 }
 
@@ -206,7 +216,14 @@ export function openRun(input: ScenarioRunInput): RunState {
         if (run.signal.aborted) throw run.signal.reason;
         r = { ok: false, detail: `probe failed: ${errText(e)}` };
       }
-      const f = { name: p.name, ok: r.ok, detail: r.detail, ...(r.severity ? { severity: r.severity } : {}), ...(r.final ? { final: true } : {}), at: clock.iso(clock.now()) };
+      const f = {
+        name: p.name,
+        ok: r.ok,
+        detail: r.detail,
+        ...(r.severity ? { severity: r.severity } : {}),
+        ...(r.final ? { final: true } : {}),
+        at: clock.iso(clock.now()),
+      };
       record({ type: 'probe', ...f });
       return f;
     },

@@ -10,7 +10,12 @@ export async function steadyState(s: RunState): Promise<void> {
   if (s.load) {
     const measured = summarize(s.load.generator.log, 0, clock.now());
     for (const slo of scoreSlos(s.drill.policy.slo, measured, 'baseline')) {
-      facts.steadyState.push({ name: `SLO ${slo.name}`, ok: slo.met === true, detail: `measured ${slo.measured ?? 'n/a'} over the baseline`, at: clock.iso(clock.now()) });
+      facts.steadyState.push({
+        name: `SLO ${slo.name}`,
+        ok: slo.met === true,
+        detail: `measured ${slo.measured ?? 'n/a'} over the baseline`,
+        at: clock.iso(clock.now()),
+      });
     }
   }
   for (const p of s.scenario.steadyState) facts.steadyState.push(await s.probe(p));

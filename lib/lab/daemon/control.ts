@@ -74,7 +74,8 @@ export function statusOf(d: ControlDeps): DaemonStatus {
 
 function intField(body: unknown, key: string, min: number, max: number): number {
   const v = (body as Record<string, unknown> | null)?.[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new HttpError(400, `\`${key}\` must be an integer ${min}-${max}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    throw new HttpError(400, `\`${key}\` must be an integer ${min}-${max}`);
   return v;
 }
 

@@ -76,10 +76,13 @@ supervisor.start();
 persist();
 // On a Patroni lab the endpoint follows the leader by itself (HAProxy's GET /primary check); pg-promote repoints it.
 const patroniMembers = followedMembers(config);
-const stopFollowing = patroniMembers.length === 0 ? () => {} : followPatroniLeader(db, patroniMembers, (m) => {
-  feed.push('db-repointed', { from: m.from, to: m.to, closedConnections: m.closedConnections, by: `patroni leader ${m.member}` });
-  persist();
-});
+const stopFollowing =
+  patroniMembers.length === 0
+    ? () => {}
+    : followPatroniLeader(db, patroniMembers, (m) => {
+        feed.push('db-repointed', { from: m.from, to: m.to, closedConnections: m.closedConnections, by: `patroni leader ${m.member}` });
+        persist();
+      });
 log(`up: front ${front.port}, control ${controlPort}, db endpoint ${db.port} -> ${db.primaryPort}, ${supervisor.desired} replicas`);
 if (process.send) {
   process.send({ type: 'ready', ports: { front: front.port, control: controlPort, dbEndpoint: db.port } }, () => process.disconnect?.());

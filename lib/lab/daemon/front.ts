@@ -180,7 +180,14 @@ export class Front {
       for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = v;
       headers['content-length'] = body.length;
       headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
-      const upReq = http.request({ host: '127.0.0.1', port: up.port, method, path: req.url, headers, agent: idempotent ? this.agent : false });
+      const upReq = http.request({
+        host: '127.0.0.1',
+        port: up.port,
+        method,
+        path: req.url,
+        headers,
+        agent: idempotent ? this.agent : false,
+      });
       const abort = () => {
         if (!res.writableFinished) upReq.destroy();
       };

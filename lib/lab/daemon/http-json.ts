@@ -10,7 +10,10 @@ export class HttpError extends Error {
   }
 }
 
-export function requestJson<T>(url: string, options: { method?: string; body?: unknown; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
+export function requestJson<T>(
+  url: string,
+  options: { method?: string; body?: unknown; timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
     const req = http.request(url, {
@@ -35,7 +38,9 @@ export function requestJson<T>(url: string, options: { method?: string; body?: u
           return reject(new HttpError(res.statusCode ?? 0, `${url}: not JSON: ${text.slice(0, 200)}`));
         }
         if ((res.statusCode ?? 0) >= 400) {
-          return reject(new HttpError(res.statusCode ?? 0, (parsed as { error?: string } | null)?.error ?? `${url}: HTTP ${res.statusCode}`));
+          return reject(
+            new HttpError(res.statusCode ?? 0, (parsed as { error?: string } | null)?.error ?? `${url}: HTTP ${res.statusCode}`),
+          );
         }
         resolve(parsed as T);
       });

@@ -124,7 +124,11 @@ async function dbReady(): Promise<boolean> {
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-drill-replica': name };
+  const headers: http.OutgoingHttpHeaders = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-drill-replica': name,
+  };
   // While draining, a keep-alive connection would otherwise idle on for keepAliveTimeout and hold up the exit.
   if (stopping) headers.connection = 'close';
   res.writeHead(status, headers);

@@ -122,7 +122,9 @@ export class Supervisor extends EventEmitter {
     const live = this.live();
     if (live.length > this.desired) {
       // As a ReplicaSet does: remove not-ready replicas first, then the newest.
-      const victims = live.sort((a, b) => Number(a.ready) - Number(b.ready) || b.startedMs - a.startedMs).slice(0, live.length - this.desired);
+      const victims = live
+        .sort((a, b) => Number(a.ready) - Number(b.ready) || b.startedMs - a.startedMs)
+        .slice(0, live.length - this.desired);
       for (const v of victims) void this.terminate(v, 3000);
       return;
     }
@@ -142,7 +144,11 @@ export class Supervisor extends EventEmitter {
   private spawnOne(): void {
     const name = `${OWNER}-${this.generation}-${++this.counter}`;
     const argv = [...this.opts.serviceArgv, '--lab', this.opts.labDir, '--name', name, '--db-port', String(this.opts.dbPort)];
-    const child = spawn(process.execPath, argv, { stdio: ['ignore', this.opts.logFd, this.opts.logFd, 'ipc'], env: this.opts.env, cwd: this.opts.labDir });
+    const child = spawn(process.execPath, argv, {
+      stdio: ['ignore', this.opts.logFd, this.opts.logFd, 'ipc'],
+      env: this.opts.env,
+      cwd: this.opts.labDir,
+    });
     if (child.pid === undefined) {
       // Spawn failed synchronously (bad node path, fd limits): the 'error' event explains; retry with back-off.
       child.once('error', (e) => this.opts.log(`spawn ${name} failed: ${e.message}`));
@@ -150,7 +156,17 @@ export class Supervisor extends EventEmitter {
       this.reconcile();
       return;
     }
-    const m: Member = { name, child, pid: child.pid, port: null, ready: false, terminating: false, failures: 0, startedAt: new Date().toISOString(), startedMs: performance.now() };
+    const m: Member = {
+      name,
+      child,
+      pid: child.pid,
+      port: null,
+      ready: false,
+      terminating: false,
+      failures: 0,
+      startedAt: new Date().toISOString(),
+      startedMs: performance.now(),
+    };
     this.members.set(name, m);
     child.on('message', (msg: { type?: string; port?: number }) => {
       if (msg?.type !== 'listening' || typeof msg.port !== 'number') return;
@@ -171,7 +187,12 @@ export class Supervisor extends EventEmitter {
     if (!m.terminating && sig === null && code !== 0 && livedMs < 2000) this.crashStreak++;
     else if (!m.terminating && livedMs >= 2000) this.crashStreak = 0;
     this.note(`${m.name} (pid ${m.pid}) exited: ${sig ?? `code ${code}`}${m.terminating ? '' : ', replacing'}`, {
-      type: 'exited', name: m.name, pid: m.pid, code, signal: sig, expected: m.terminating,
+      type: 'exited',
+      name: m.name,
+      pid: m.pid,
+      code,
+      signal: sig,
+      expected: m.terminating,
     });
     this.reconcile();
   }
@@ -179,11 +200,14 @@ export class Supervisor extends EventEmitter {
   private probe(m: Member): void {
     if (!this.members.has(m.name) || m.terminating || m.port === null) return;
     const started = performance.now();
-    const req = http.get({ host: '127.0.0.1', port: m.port, path: '/health/ready', agent: this.probeAgent, timeout: PROBE_TIMEOUT_MS }, (res) => {
-      res.resume();
-      res.on('end', () => this.probed(m, res.statusCode === 200, started));
-      res.on('error', () => this.probed(m, false, started));
-    });
+    const req = http.get(
+      { host: '127.0.0.1', port: m.port, path: '/health/ready', agent: this.probeAgent, timeout: PROBE_TIMEOUT_MS },
+      (res) => {
+        res.resume();
+        res.on('end', () => this.probed(m, res.statusCode === 200, started));
+        res.on('error', () => this.probed(m, false, started));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('probe timeout')));
     req.on('error', () => this.probed(m, false, started));
   }

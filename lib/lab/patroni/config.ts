@@ -15,7 +15,12 @@ export const NODES = ['n1', 'n2'] as const;
 export const SUPERUSER = 'postgres';
 
 /** Loopback trust, as the pg-promote lab (cluster.ts LAB_HBA): throwaway data, no password to leak. */
-export const PATRONI_HBA = ['local all all trust', 'host all all 127.0.0.1/32 trust', 'local replication all trust', 'host replication all 127.0.0.1/32 trust'];
+export const PATRONI_HBA = [
+  'local all all trust',
+  'host all all 127.0.0.1/32 trust',
+  'local replication all trust',
+  'host replication all 127.0.0.1/32 trust',
+];
 
 /**
  * Patroni's bootstrap section for a loopback pair: the DCS timings, pg_rewind with a fresh clone when a rewind
@@ -93,7 +98,10 @@ export async function writeMemberConfig(p: LabPaths, cfg: LabConfig, name: strin
       bin_dir: PG_BIN,
       pgpass: join(dir, 'pgpass'),
       // Trust on loopback: the passwords are never checked; Patroni wants them named.
-      authentication: { superuser: { username: SUPERUSER, password: 'lab-trust' }, replication: { username: 'replicator', password: 'lab-trust' } },
+      authentication: {
+        superuser: { username: SUPERUSER, password: 'lab-trust' },
+        replication: { username: 'replicator', password: 'lab-trust' },
+      },
       parameters: { unix_socket_directories: p.socketDir },
       pg_hba: PATRONI_HBA,
       basebackup: [{ checkpoint: 'fast' }],

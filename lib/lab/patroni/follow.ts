@@ -20,7 +20,11 @@ export interface FollowedMember {
 
 export function followedMembers(config: LabConfig): FollowedMember[] {
   if (config.provider !== 'patroni' || !config.patroni) return [];
-  return Object.entries(config.patroni.members).map(([name, m]) => ({ name, pgPort: config.nodes[name]!.port, apiUrl: `http://127.0.0.1:${m.apiPort}` }));
+  return Object.entries(config.patroni.members).map(([name, m]) => ({
+    name,
+    pgPort: config.nodes[name]!.port,
+    apiUrl: `http://127.0.0.1:${m.apiPort}`,
+  }));
 }
 
 /** Starts following; returns a stop function. `onRepoint` hears every move (for the control API's feed and daemon.json). */
@@ -33,7 +37,11 @@ export function followPatroniLeader(
 ): () => void {
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
-  const isPrimary = (m: FollowedMember) => callApi(m.apiUrl, '/primary', { timeoutMs: 1000 }).then((r) => r.status === 200, () => false);
+  const isPrimary = (m: FollowedMember) =>
+    callApi(m.apiUrl, '/primary', { timeoutMs: 1000 }).then(
+      (r) => r.status === 200,
+      () => false,
+    );
   const tick = async () => {
     const current = members.find((m) => m.pgPort === endpoint.primaryPort);
     if (!current || !(await isPrimary(current))) {

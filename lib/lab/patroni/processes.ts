@@ -13,7 +13,14 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureRoleAndDatabase, giveToServerUser, isRoot, postmasterPid, serverUser, stopCluster } from '../../adapters/postgres/cluster.ts';
+import {
+  ensureRoleAndDatabase,
+  giveToServerUser,
+  isRoot,
+  postmasterPid,
+  serverUser,
+  stopCluster,
+} from '../../adapters/postgres/cluster.ts';
 import { callApi } from '../../adapters/postgres/failover/patroni-api.ts';
 import { childrenOf, isProcessUnder, signal, terminate, waitGone } from '../../util/proc.ts';
 import { UserError } from '../../errors.ts';
@@ -23,7 +30,19 @@ import { labPaths, type LabPaths } from '../paths.ts';
 import { freeStablePort, portIsFree } from '../ports.ts';
 import { readConfig, readJson, removeFile } from '../state.ts';
 import type { LabComponent, LabConfig, LabFacts, LabProvider, LabReplication, PatroniLabConfig } from '../types.ts';
-import { apiUrlOf, ETCD_BIN, etcdDir, memberConfig, NODES, PATRONI_BIN, PATRONI_LAB_TIMINGS, patroniLog, pidsFile, SUPERUSER, writeMemberConfig } from './config.ts';
+import {
+  apiUrlOf,
+  ETCD_BIN,
+  etcdDir,
+  memberConfig,
+  NODES,
+  PATRONI_BIN,
+  PATRONI_LAB_TIMINGS,
+  patroniLog,
+  pidsFile,
+  SUPERUSER,
+  writeMemberConfig,
+} from './config.ts';
 import { patroniProvider, recordPatroniLeader } from './status.ts';
 
 /** What runs, by PID: written before anything else happens after each spawn, so `lab down` finds it after a crash. */
@@ -71,7 +90,8 @@ export async function switchLabProvider(dir: string, f: LabFacts, provider: LabP
   if (was === null || was === provider) return false;
   const p = labPaths(dir);
   const live = await liveProcesses(p);
-  const running = f.nodes.some((n) => n.alive) || f.daemonAlive || f.replicaPids.length > 0 || live.etcd !== null || Object.keys(live.members).length > 0;
+  const running =
+    f.nodes.some((n) => n.alive) || f.daemonAlive || f.replicaPids.length > 0 || live.etcd !== null || Object.keys(live.members).length > 0;
   if (running) {
     throw new UserError(`the lab in ${dir} runs on ${was}, not ${provider}`, {
       untouched: 'the running lab: nothing was stopped or started',
@@ -97,7 +117,8 @@ export async function planPatroniLab(p: LabPaths, f: LabFacts, replicas: number,
     return chosen;
   };
   const live = await liveProcesses(p);
-  const keep = async (known: number | undefined, alive: boolean) => (alive && known !== undefined ? (taken.add(known), known) : port(known));
+  const keep = async (known: number | undefined, alive: boolean) =>
+    alive && known !== undefined ? (taken.add(known), known) : port(known);
   const nodes: LabConfig['nodes'] = {};
   const members: PatroniLabConfig['members'] = {};
   for (const name of NODES) {
@@ -105,7 +126,10 @@ export async function planPatroniLab(p: LabPaths, f: LabFacts, replicas: number,
     nodes[name] = { port: await keep(f.config?.nodes[name]?.port, alive || (f.nodes.find((n) => n.name === name)?.alive ?? false)) };
     members[name] = { apiPort: await keep(prev?.members[name]?.apiPort, alive) };
   }
-  const etcd = { clientPort: await keep(prev?.etcd.clientPort, live.etcd !== null), peerPort: await keep(prev?.etcd.peerPort, live.etcd !== null) };
+  const etcd = {
+    clientPort: await keep(prev?.etcd.clientPort, live.etcd !== null),
+    peerPort: await keep(prev?.etcd.peerPort, live.etcd !== null),
+  };
   const config: LabConfig = {
     version: 1,
     createdAt: f.config?.createdAt ?? new Date().toISOString(),
@@ -114,7 +138,14 @@ export async function planPatroniLab(p: LabPaths, f: LabFacts, replicas: number,
     nodes,
     replication,
     provider: 'patroni',
-    patroni: { scope: 'drill-lab', etcd, members, ttl: prev?.ttl ?? PATRONI_LAB_TIMINGS.ttl, loopWait: prev?.loopWait ?? PATRONI_LAB_TIMINGS.loopWait, retryTimeout: prev?.retryTimeout ?? PATRONI_LAB_TIMINGS.retryTimeout },
+    patroni: {
+      scope: 'drill-lab',
+      etcd,
+      members,
+      ttl: prev?.ttl ?? PATRONI_LAB_TIMINGS.ttl,
+      loopWait: prev?.loopWait ?? PATRONI_LAB_TIMINGS.loopWait,
+      retryTimeout: prev?.retryTimeout ?? PATRONI_LAB_TIMINGS.retryTimeout,
+    },
   };
   writeJsonAtomic(p.config, config);
   return config;
@@ -129,14 +160,26 @@ async function waitHttp(url: string, timeoutMs: number, exited: () => boolean, l
     last = r instanceof Error ? r.message : `HTTP ${r.status}`;
     await new Promise((res) => setTimeout(res, 100));
   }
-  throw new Error(`${url} did not answer within ${timeoutMs} ms (${exited() ? 'the process exited' : last})\n--- ${logFile} (tail) ---\n${await tail(logFile)}`);
+  throw new Error(
+    `${url} did not answer within ${timeoutMs} ms (${exited() ? 'the process exited' : last})\n--- ${logFile} (tail) ---\n${await tail(logFile)}`,
+  );
 }
 
 /** Detached, in its own session: the lab outlives the command that started it. */
-async function spawnDetached(bin: string, args: string[], options: { logFile: string; env: NodeJS.ProcessEnv; asServerUser: boolean; cwd: string }) {
+async function spawnDetached(
+  bin: string,
+  args: string[],
+  options: { logFile: string; env: NodeJS.ProcessEnv; asServerUser: boolean; cwd: string },
+) {
   const log = await open(options.logFile, 'a');
   const ids = options.asServerUser && isRoot() ? await serverUser() : null;
-  const child = spawn(bin, args, { ...(ids ? { uid: ids.uid, gid: ids.gid } : {}), env: options.env, stdio: ['ignore', log.fd, log.fd], detached: true, cwd: options.cwd });
+  const child = spawn(bin, args, {
+    ...(ids ? { uid: ids.uid, gid: ids.gid } : {}),
+    env: options.env,
+    stdio: ['ignore', log.fd, log.fd],
+    detached: true,
+    cwd: options.cwd,
+  });
   await log.close();
   // Without a listener a failed spawn is an uncaught 'error'; the caller's wait sees the exit instead.
   child.on('error', () => {});
@@ -151,15 +194,24 @@ async function startEtcd(p: LabPaths, cfg: PatroniLabConfig): Promise<void> {
   const child = await spawnDetached(
     ETCD_BIN,
     [
-      '--name', 'lab',
-      '--data-dir', etcdDir(p),
-      '--listen-client-urls', clientUrl,
-      '--advertise-client-urls', clientUrl,
-      '--listen-peer-urls', peerUrl,
-      '--initial-advertise-peer-urls', peerUrl,
-      '--initial-cluster', `lab=${peerUrl}`,
-      '--initial-cluster-state', 'new',
-      '--initial-cluster-token', `drill-lab-${cfg.etcd.clientPort}`,
+      '--name',
+      'lab',
+      '--data-dir',
+      etcdDir(p),
+      '--listen-client-urls',
+      clientUrl,
+      '--advertise-client-urls',
+      clientUrl,
+      '--listen-peer-urls',
+      peerUrl,
+      '--initial-advertise-peer-urls',
+      peerUrl,
+      '--initial-cluster',
+      `lab=${peerUrl}`,
+      '--initial-cluster-state',
+      'new',
+      '--initial-cluster-token',
+      `drill-lab-${cfg.etcd.clientPort}`,
       // The lab's DCS holds leader keys that live ttl seconds: an fsync per lease renewal buys nothing here.
       '--unsafe-no-fsync',
     ],
@@ -210,7 +262,10 @@ async function waitPair(cfg: PatroniLabConfig, replication: LabReplication, time
     const t = await pp.topology().catch((e: Error) => e);
     if (!(t instanceof Error)) {
       last = JSON.stringify(t.members);
-      const ok = t.primary?.role === 'primary' && t.standbys.length === NODES.length - 1 && t.standbys.every((s) => s.replication.streaming && s.replication.mode === replication);
+      const ok =
+        t.primary?.role === 'primary' &&
+        t.standbys.length === NODES.length - 1 &&
+        t.standbys.every((s) => s.replication.streaming && s.replication.mode === replication);
       if (ok) return;
     } else last = t.message;
     await new Promise((r) => setTimeout(r, 200));
@@ -230,7 +285,9 @@ async function waitLeader(cfg: PatroniLabConfig, timeoutMs: number, p: LabPaths)
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  const logs = await Promise.all(Object.keys(cfg.members).map(async (n) => `--- ${patroniLog(p, n)} (tail) ---\n${await tail(patroniLog(p, n), 8)}`));
+  const logs = await Promise.all(
+    Object.keys(cfg.members).map(async (n) => `--- ${patroniLog(p, n)} (tail) ---\n${await tail(patroniLog(p, n), 8)}`),
+  );
   throw new Error(`no Patroni member of the lab answered GET /primary with 200 within ${timeoutMs} ms (last: ${last})\n${logs.join('\n')}`);
 }
 
@@ -239,7 +296,12 @@ async function waitLeader(cfg: PatroniLabConfig, timeoutMs: number, p: LabPaths)
  * the other clones it once it leads). Resolves once the leader serves the lab's role and database; the replica's
  * clone and streaming (and the replication mode) are settled in `standby`.
  */
-export async function bringUpPatroniLab(p: LabPaths, cfg: LabConfig, phase: (name: string) => void, timeoutMs = 90_000): Promise<{ standby: Promise<Error | null> }> {
+export async function bringUpPatroniLab(
+  p: LabPaths,
+  cfg: LabConfig,
+  phase: (name: string) => void,
+  timeoutMs = 90_000,
+): Promise<{ standby: Promise<Error | null> }> {
   const pc = cfg.patroni!;
   await mkdir(p.pg, { recursive: true, mode: 0o755 });
   await giveToServerUser(p.pg);
@@ -272,7 +334,10 @@ export async function bringUpPatroniLab(p: LabPaths, cfg: LabConfig, phase: (nam
   const leader = await waitLeader(pc, timeoutMs, p);
   await recordPatroniLeader(p.dir, leader);
   phase(`patroni leader ${leader}`);
-  await ensureRoleAndDatabase({ host: '127.0.0.1', port: cfg.nodes[leader]!.port, user: SUPERUSER, database: 'postgres' }, { role: 'drill', database: 'orders' });
+  await ensureRoleAndDatabase(
+    { host: '127.0.0.1', port: cfg.nodes[leader]!.port, user: SUPERUSER, database: 'postgres' },
+    { role: 'drill', database: 'orders' },
+  );
   const standby = setPatroniReplication(pc, cfg.replication ?? 'async', timeoutMs).then(
     () => (phase('patroni replica streaming'), null),
     (e: Error) => e,
@@ -300,7 +365,11 @@ export async function crashPatroniMember(dir: string, name: string): Promise<{ p
   if (gone.some((g) => !g)) throw new Error(`a process of ${name} survived SIGKILL (${victims.join(' ')})`);
   // The postmaster's PID is the one a drill reports; Patroni's goes with its children.
   const detail = `host died: Patroni ${patroni ?? '(not running)'}, postmaster ${postmaster ?? '(not running)'} and ${children.length} children SIGKILLed at once`;
-  return { pid: postmaster ?? patroni!, children: postmaster !== null ? [...children, ...(patroni !== null ? [patroni] : [])] : [], detail };
+  return {
+    pid: postmaster ?? patroni!,
+    children: postmaster !== null ? [...children, ...(patroni !== null ? [patroni] : [])] : [],
+    detail,
+  };
 }
 
 /**
@@ -345,7 +414,14 @@ export async function patroniComponents(dir: string, cfg: LabConfig): Promise<La
   if (cfg.provider !== 'patroni' || !cfg.patroni) return [];
   const p = labPaths(dir);
   const pids = await readPids(p);
-  const out: LabComponent[] = [{ name: 'etcd', pid: pids.etcd, port: cfg.patroni.etcd.clientPort, alive: pids.etcd !== null && (await isProcessUnder(pids.etcd, p.dir)) }];
+  const out: LabComponent[] = [
+    {
+      name: 'etcd',
+      pid: pids.etcd,
+      port: cfg.patroni.etcd.clientPort,
+      alive: pids.etcd !== null && (await isProcessUnder(pids.etcd, p.dir)),
+    },
+  ];
   for (const name of Object.keys(cfg.patroni.members)) {
     const pid = pids.members[name] ?? null;
     out.push({ name: 'patroni', pid, port: cfg.patroni.members[name]!.apiPort, alive: pid !== null && (await isProcessUnder(pid, p.dir)) });

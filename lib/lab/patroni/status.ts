@@ -38,14 +38,20 @@ export async function recordPatroniLeader(dir: string, leader: string): Promise<
 }
 
 export function patroniProvider(cfg: PatroniLabConfig): PatroniProvider {
-  return new PatroniProvider({ apiUrls: Object.keys(cfg.members).map((n) => apiUrlOf(cfg, n)), pg: { user: SUPERUSER, database: 'postgres' }, env: {} });
+  return new PatroniProvider({
+    apiUrls: Object.keys(cfg.members).map((n) => apiUrlOf(cfg, n)),
+    pg: { user: SUPERUSER, database: 'postgres' },
+    env: {},
+  });
 }
 
 /** `lab status`: the provider's own view (GET /cluster), for the database section. */
 export async function patroniStatus(cfg: LabConfig): Promise<Pick<LabDatabaseStatus, 'provider' | 'patroni'>> {
   if (cfg.provider !== 'patroni' || !cfg.patroni) return { provider: 'pg-promote' };
   const pc = cfg.patroni;
-  const topo = await patroniProvider(pc).topology().catch(() => null);
+  const topo = await patroniProvider(pc)
+    .topology()
+    .catch(() => null);
   return {
     provider: 'patroni',
     patroni: {

@@ -5,8 +5,23 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureRoleAndDatabase, giveToServerUser, initCluster, readNodeConf, startCluster, stopCluster, writeNodeConf } from '../../adapters/postgres/cluster.ts';
-import { cloneStandby, configureStandby, ensureSlot, isStandbyDir, setSyncStandby, waitStreaming } from '../../adapters/postgres/standby.ts';
+import {
+  ensureRoleAndDatabase,
+  giveToServerUser,
+  initCluster,
+  readNodeConf,
+  startCluster,
+  stopCluster,
+  writeNodeConf,
+} from '../../adapters/postgres/cluster.ts';
+import {
+  cloneStandby,
+  configureStandby,
+  ensureSlot,
+  isStandbyDir,
+  setSyncStandby,
+  waitStreaming,
+} from '../../adapters/postgres/standby.ts';
 import { UserError } from '../../errors.ts';
 import { writeJsonAtomic } from '../../util/atomic-file.ts';
 import type { LabPaths } from '../paths.ts';
@@ -37,7 +52,9 @@ export async function planPostgres(p: LabPaths, f: LabFacts, replicas: number, r
   for (const node of [primary, standby]) {
     const data = p.node(node).data;
     const alive = f.nodes.find((n) => n.name === node)?.alive ?? false;
-    let port = existsSync(join(data, 'PG_VERSION')) ? ((await readNodeConf(data))?.port ?? f.config?.nodes[node]?.port ?? null) : (f.config?.nodes[node]?.port ?? null);
+    let port = existsSync(join(data, 'PG_VERSION'))
+      ? ((await readNodeConf(data))?.port ?? f.config?.nodes[node]?.port ?? null)
+      : (f.config?.nodes[node]?.port ?? null);
     if (port === null || Object.values(ports).includes(port) || (!alive && !(await portIsFree(port)))) port = await freeStablePort();
     ports[node] = port;
   }
@@ -56,7 +73,13 @@ export async function planPostgres(p: LabPaths, f: LabFacts, replicas: number, r
 export const superConn = (port: number) => ({ host: '127.0.0.1', port, user: LAB_DB.superuser, database: 'postgres' });
 
 /** Resolves once the primary serves the lab's role and database, with the standby's bring-up still under way. */
-export async function bringUpPostgres(p: LabPaths, plan: PgPlan, f: LabFacts, started: (node: string) => void, phase: (name: string) => void): Promise<{ standby: Promise<Error | null> }> {
+export async function bringUpPostgres(
+  p: LabPaths,
+  plan: PgPlan,
+  f: LabFacts,
+  started: (node: string) => void,
+  phase: (name: string) => void,
+): Promise<{ standby: Promise<Error | null> }> {
   const node = p.node(plan.primary);
   const port = plan.ports[plan.primary]!;
   if (plan.needsInit) {
@@ -116,14 +139,26 @@ async function ensureStandby(
 ): Promise<void> {
   const primary = superConn(plan.ports[plan.primary]!);
   const node = p.node(plan.standby);
-  const id = { name: plan.standby, port: plan.ports[plan.standby]!, socketDir: p.socketDir, primary: { host: '127.0.0.1', port: primary.port, user: primary.user } };
-  const streaming = async (timeoutMs: number) => waitStreaming(primary, plan.standby, { timeoutMs }).then(() => true, () => false);
+  const id = {
+    name: plan.standby,
+    port: plan.ports[plan.standby]!,
+    socketDir: p.socketDir,
+    primary: { host: '127.0.0.1', port: primary.port, user: primary.user },
+  };
+  const streaming = async (timeoutMs: number) =>
+    waitStreaming(primary, plan.standby, { timeoutMs }).then(
+      () => true,
+      () => false,
+    );
   let ok = alive && isStandbyDir(node.data) && (await streaming(alive ? 200 : 0));
   if (!ok && alive) await stopCluster(node.data, 'fast');
   if (!ok && isStandbyDir(node.data)) {
     await configureStandby(node.data, id);
     await ensureSlot(primary, plan.standby);
-    const up = await startCluster(node.data, { logFile: node.log }).then(() => true, () => false);
+    const up = await startCluster(node.data, { logFile: node.log }).then(
+      () => true,
+      () => false,
+    );
     if (up) started(plan.standby);
     ok = up && (await streaming(10_000));
     if (!ok) await stopCluster(node.data, 'immediate');

@@ -19,7 +19,16 @@ export async function nodeFacts(dir: string, config: LabConfig): Promise<(LabDbN
       const log = config.provider === 'patroni' ? patroniLog : pgLog;
       const pid = await postmasterPid(data);
       const alive = pid !== null && (await isProcessUnder(pid, data));
-      return { name, role: name === config.primary ? 'primary' : 'standby', host: '127.0.0.1', port: config.nodes[name]!.port, dataDir: data, log, pid: alive ? pid : null, alive } as const;
+      return {
+        name,
+        role: name === config.primary ? 'primary' : 'standby',
+        host: '127.0.0.1',
+        port: config.nodes[name]!.port,
+        dataDir: data,
+        log,
+        pid: alive ? pid : null,
+        alive,
+      } as const;
     }),
   );
 }

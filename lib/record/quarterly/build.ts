@@ -22,7 +22,14 @@ export interface RecordInput {
   requirements: readonly PolicyRequirement[];
   /** Why there are no requirements, when there are none (no drills folder, no quarterly drill...). */
   policyReason?: string;
-  policyDrills: ReadonlyArray<{ name: string; kind: DrillKind | null; file: string | null; owner: string | null; participants: string[]; approver: string | null }>;
+  policyDrills: ReadonlyArray<{
+    name: string;
+    kind: DrillKind | null;
+    file: string | null;
+    owner: string | null;
+    participants: string[];
+    approver: string | null;
+  }>;
   previous: QuarterlyRecord | null;
   previousReason?: string;
   /** From flags: they win over what drill files say. */
@@ -47,11 +54,24 @@ export function buildQuarterlyRecord(i: RecordInput): QuarterlyRecord {
   // Coverage sees every run known, including those before the quarter and those the previous record listed.
   const known = new Map<string, KnownRun>();
   for (const c of i.previous?.coverage.items ?? []) {
-    if (c.lastRunId && c.lastRunAt && c.lastStatus) known.set(c.lastRunId, { id: c.lastRunId, drill: c.drill, scenario: c.scenario, startedAt: c.lastRunAt, status: c.lastStatus });
+    if (c.lastRunId && c.lastRunAt && c.lastStatus)
+      known.set(c.lastRunId, { id: c.lastRunId, drill: c.drill, scenario: c.scenario, startedAt: c.lastRunAt, status: c.lastStatus });
   }
-  for (const r of i.runs) known.set(r.record.id, { id: r.record.id, drill: r.record.drill, scenario: r.record.scenario, startedAt: r.record.startedAt, status: r.record.status });
+  for (const r of i.runs)
+    known.set(r.record.id, {
+      id: r.record.id,
+      drill: r.record.drill,
+      scenario: r.record.scenario,
+      startedAt: r.record.startedAt,
+      status: r.record.status,
+    });
   // A run after the quarter neither fills nor dates its gaps: a record drawn up late must say what was late.
-  const items = coverage(i.requirements, [...known.values()].filter((k) => Date.parse(k.startedAt) < Date.parse(q.to)), q, i.generatedAt);
+  const items = coverage(
+    i.requirements,
+    [...known.values()].filter((k) => Date.parse(k.startedAt) < Date.parse(q.to)),
+    q,
+    i.generatedAt,
+  );
   const gaps = items.filter(isGap);
 
   const previousKeys = new Set((i.previous?.findings ?? []).map((f) => f.key));
@@ -91,7 +111,12 @@ export function buildQuarterlyRecord(i: RecordInput): QuarterlyRecord {
   const drills = drillNames.map((name) => {
     const p = policyBy.get(name);
     const ctx = inQuarter.find((r) => r.record.drill === name)?.context;
-    return { name, kind: p?.kind ?? ctx?.drillKind ?? null, file: p?.file ?? ctx?.drillFile ?? null, owner: p?.owner ?? ctx?.owner ?? null };
+    return {
+      name,
+      kind: p?.kind ?? ctx?.drillKind ?? null,
+      file: p?.file ?? ctx?.drillFile ?? null,
+      owner: p?.owner ?? ctx?.owner ?? null,
+    };
   });
 
   const previousHead = i.previous?.integrity.head ?? null;
@@ -113,15 +138,25 @@ export function buildQuarterlyRecord(i: RecordInput): QuarterlyRecord {
     scope: {
       drills,
       targets: uniq(inQuarter.map((r) => r.record.target)).sort(),
-      services: uniq(contexts.map((c) => c.service).filter((s) => s !== null).map((s) => JSON.stringify(s)))
+      services: uniq(
+        contexts
+          .map((c) => c.service)
+          .filter((s) => s !== null)
+          .map((s) => JSON.stringify(s)),
+      )
         .map((s) => JSON.parse(s) as QuarterlyRecord['scope']['services'][number])
         .sort((a, b) => a.name.localeCompare(b.name)),
       databases: uniq(inQuarter.flatMap((r) => databasesOf(r))).sort(),
       backupSets: uniq(inQuarter.flatMap((r) => backupSetsOf(r))).sort(),
     },
     people: {
-      participants: i.people.participants?.length ? i.people.participants : uniq([...contexts.flatMap((c) => c.participants), ...i.policyDrills.flatMap((d) => d.participants)]).sort(),
-      approver: i.people.approver ?? uniq([...contexts.map((c) => c.approver), ...i.policyDrills.map((d) => d.approver)].filter((a): a is string => !!a))[0] ?? null,
+      participants: i.people.participants?.length
+        ? i.people.participants
+        : uniq([...contexts.flatMap((c) => c.participants), ...i.policyDrills.flatMap((d) => d.participants)]).sort(),
+      approver:
+        i.people.approver ??
+        uniq([...contexts.map((c) => c.approver), ...i.policyDrills.map((d) => d.approver)].filter((a): a is string => !!a))[0] ??
+        null,
       owners: uniq(drills.map((d) => d.owner).filter((o): o is string => !!o)).sort(),
     },
     signOff: {
@@ -141,7 +176,9 @@ export function buildQuarterlyRecord(i: RecordInput): QuarterlyRecord {
       requirements: i.requirements.length,
       items,
       gaps: gaps.length,
-      ...(i.requirements.length === 0 ? { reason: i.policyReason ?? 'no drill of kind quarterly or monthly found: nothing is required' } : {}),
+      ...(i.requirements.length === 0
+        ? { reason: i.policyReason ?? 'no drill of kind quarterly or monthly found: nothing is required' }
+        : {}),
     },
     excluded,
     warnings: [...(i.warnings ?? [])],
@@ -154,10 +191,14 @@ function previousQuarterId(q: Quarter): string {
 }
 
 function headline(s: QuarterlyRecord['summary'], required: number): string {
-  if (s.runs === 0) return `No drill runs in the quarter${s.coverageGaps ? `; ${s.coverageGaps} required drills or restore tests missed` : ''}.`;
-  const parts = [`${s.runs} run${s.runs === 1 ? '' : 's'} of ${s.scenarios} scenario${s.scenarios === 1 ? '' : 's'}: ${s.byStatus.passed} passed, ${s.runs - s.byStatus.passed} not`];
+  if (s.runs === 0)
+    return `No drill runs in the quarter${s.coverageGaps ? `; ${s.coverageGaps} required drills or restore tests missed` : ''}.`;
+  const parts = [
+    `${s.runs} run${s.runs === 1 ? '' : 's'} of ${s.scenarios} scenario${s.scenarios === 1 ? '' : 's'}: ${s.byStatus.passed} passed, ${s.runs - s.byStatus.passed} not`,
+  ];
   const measured = s.rtoMet + s.rtoMissed;
-  if (measured > 0) parts.push(`RTO met in ${s.rtoMet} of ${measured}${s.rtoWorstSeconds !== null ? `, worst ${formatSeconds(s.rtoWorstSeconds)}` : ''}`);
+  if (measured > 0)
+    parts.push(`RTO met in ${s.rtoMet} of ${measured}${s.rtoWorstSeconds !== null ? `, worst ${formatSeconds(s.rtoWorstSeconds)}` : ''}`);
   parts.push(s.lostWrites > 0 ? `${s.lostWrites} acknowledged writes lost` : 'no acknowledged write lost');
   parts.push(`${formatSeconds(s.downtimeSeconds)} downtime`);
   parts.push(required > 0 ? `${s.coverageGaps} coverage gap${s.coverageGaps === 1 ? '' : 's'}` : 'no coverage policy');
@@ -171,14 +212,17 @@ function databasesOf(r: RunInput): string[] {
   const t = (r.record.environment?.target ?? {}) as Record<string, unknown>;
   const pg = t.postgres as { host?: unknown; port?: unknown; database?: unknown } | undefined;
   if (pg && typeof pg.database === 'string') return [`PostgreSQL ${pg.database} (${r.record.target})`];
-  return r.record.dataClass === 'database' && r.record.objectives.rpo.method ? [`${r.record.dataClass} of ${r.context.service?.name ?? r.record.target}`] : [];
+  return r.record.dataClass === 'database' && r.record.objectives.rpo.method
+    ? [`${r.record.dataClass} of ${r.context.service?.name ?? r.record.target}`]
+    : [];
 }
 
 /** Backup sets a run used: the Blob container/prefix of its target and the backups its actions restored. */
 function backupSetsOf(r: RunInput): string[] {
   const out: string[] = [];
   const t = (r.record.environment?.target ?? {}) as Record<string, unknown>;
-  if (t.kind === 'blob' && typeof t.container === 'string') out.push(`blob://${t.container}${typeof t.prefix === 'string' && t.prefix ? `/${t.prefix}` : ''}`);
+  if (t.kind === 'blob' && typeof t.container === 'string')
+    out.push(`blob://${t.container}${typeof t.prefix === 'string' && t.prefix ? `/${t.prefix}` : ''}`);
   for (const a of r.record.actions ?? []) {
     for (const target of a.targets) {
       // blob-restore names its target `<backup folder> (taken <time>) -> scratch cluster in <dir>`.

@@ -16,14 +16,22 @@ export interface KnownRun {
   status: RunRecord['status'];
 }
 
-export function coverage(requirements: readonly PolicyRequirement[], runs: readonly KnownRun[], quarter: Quarter, now: string): CoverageItem[] {
+export function coverage(
+  requirements: readonly PolicyRequirement[],
+  runs: readonly KnownRun[],
+  quarter: Quarter,
+  now: string,
+): CoverageItem[] {
   const items: CoverageItem[] = [];
   const nowMs = Date.parse(now);
   for (const req of requirements) {
     const mine = runs
       .filter((r) => r.drill === req.drill && r.scenario === req.scenario)
       .sort((a, b) => Date.parse(a.startedAt) - Date.parse(b.startedAt) || a.id.localeCompare(b.id));
-    const periods = req.cadence === 'quarterly' ? [{ id: quarter.id, from: quarter.from, to: quarter.to }] : quarter.months.map((m) => ({ id: m, ...monthBounds(m) }));
+    const periods =
+      req.cadence === 'quarterly'
+        ? [{ id: quarter.id, from: quarter.from, to: quarter.to }]
+        : quarter.months.map((m) => ({ id: m, ...monthBounds(m) }));
     for (const p of periods) {
       const from = Date.parse(p.from);
       const to = Date.parse(p.to);

@@ -24,7 +24,12 @@ function earliest(a: string | null, b: string | null): string | null {
   return a < b ? a : b;
 }
 
-export function rollupFindings(runs: readonly RunInput[], gaps: readonly CoverageItem[], quarter: Quarter, previousKeys: ReadonlySet<string>): RolledFinding[] {
+export function rollupFindings(
+  runs: readonly RunInput[],
+  gaps: readonly CoverageItem[],
+  quarter: Quarter,
+  previousKeys: ReadonlySet<string>,
+): RolledFinding[] {
   const drafts = new Map<string, Draft>();
   for (const run of runs) {
     const r = run.record;
@@ -71,8 +76,8 @@ export function rollupFindings(runs: readonly RunInput[], gaps: readonly Coverag
       g.status === 'incomplete'
         ? `Required ${what} never completed in ${g.period}: every run was ${g.lastStatus}`
         : g.status === 'stale'
-        ? `Required ${what} not run in ${g.period}: last run ${g.lastRunAt!.slice(0, 10)}`
-        : `Required ${what} never run: not in ${g.period}`;
+          ? `Required ${what} not run in ${g.period}: last run ${g.lastRunAt!.slice(0, 10)}`
+          : `Required ${what} never run: not in ${g.period}`;
     drafts.set(key, {
       severity: 'SEV2',
       title: `${title} (${g.drill} / ${g.scenario})`,
@@ -100,13 +105,20 @@ export function remediation(f: RolledFinding): string | null {
   if (f.severity === 'SEV4') return null;
   const where = f.drill ? `${f.drill} / ${f.scenario}` : 'the service';
   const obj = f.objective ?? '';
-  if (obj.startsWith('coverage:')) return `Run ${where} (\`drill run <drill file> --scenario ${f.scenario}\`) and keep its run folder where \`drill record\` reads; then make the schedule that should have run it reliable.`;
-  if (obj === 'rto') return `Find what held recovery of ${where} past its RTO (timeline marks in the run's events.jsonl), fix it, and rerun the drill to show the RTO met.`;
-  if (obj === 'rpo') return `Stop the loss of acknowledged writes in ${where} (replication mode, failover fencing, backup frequency), then rerun to show lost writes at 0 or within the RPO.`;
-  if (obj === 'verification') return `Fix what verification found in ${where}: ${f.title.replace(/^Verification failed: /, '')}; rerun the drill.`;
-  if (obj.startsWith('slo:fault:')) return `Reduce the impact of the fault in ${where} (retries, connection draining, readiness checks) so fewer requests fail while it lasts.`;
-  if (obj.startsWith('slo:')) return `Investigate the degraded service around ${where} (${obj.split(':').slice(1).join(' ')}); a service must meet its SLOs outside the fault.`;
-  if (/^Rollback failed/.test(f.title)) return `Bring the target back by hand (\`drill recover\`), then fix the rollback of ${where} so it cannot leave the target broken.`;
+  if (obj.startsWith('coverage:'))
+    return `Run ${where} (\`drill run <drill file> --scenario ${f.scenario}\`) and keep its run folder where \`drill record\` reads; then make the schedule that should have run it reliable.`;
+  if (obj === 'rto')
+    return `Find what held recovery of ${where} past its RTO (timeline marks in the run's events.jsonl), fix it, and rerun the drill to show the RTO met.`;
+  if (obj === 'rpo')
+    return `Stop the loss of acknowledged writes in ${where} (replication mode, failover fencing, backup frequency), then rerun to show lost writes at 0 or within the RPO.`;
+  if (obj === 'verification')
+    return `Fix what verification found in ${where}: ${f.title.replace(/^Verification failed: /, '')}; rerun the drill.`;
+  if (obj.startsWith('slo:fault:'))
+    return `Reduce the impact of the fault in ${where} (retries, connection draining, readiness checks) so fewer requests fail while it lasts.`;
+  if (obj.startsWith('slo:'))
+    return `Investigate the degraded service around ${where} (${obj.split(':').slice(1).join(' ')}); a service must meet its SLOs outside the fault.`;
+  if (/^Rollback failed/.test(f.title))
+    return `Bring the target back by hand (\`drill recover\`), then fix the rollback of ${where} so it cannot leave the target broken.`;
   return `Review "${f.title}" with the owner of ${where} and decide the fix.`;
 }
 

@@ -12,12 +12,22 @@ import { buildQuarterlyRecord } from './build.ts';
 import { checkChain, type ChainProblem } from './integrity.ts';
 import { parseQuarter, previousQuarter, type Quarter } from './quarter.ts';
 import { summarizeRun } from './rollup.ts';
-import { parseBlobUrl, readPolicy, readPreviousRecord, readRunsFolder, readRunsFromBlob, type OpenRunStore, type RunsRead } from './sources.ts';
+import {
+  parseBlobUrl,
+  readPolicy,
+  readPreviousRecord,
+  readRunsFolder,
+  readRunsFromBlob,
+  type OpenRunStore,
+  type RunsRead,
+} from './sources.ts';
 import type { QuarterlyRecord } from './types.ts';
 
 export const HARNESS_VERSION: string = (() => {
   try {
-    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+    return (
+      (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown'
+    );
   } catch {
     return 'unknown';
   }
@@ -26,7 +36,9 @@ export const HARNESS_VERSION: string = (() => {
 export function quarterOrThrow(text: string): Quarter {
   const q = parseQuarter(text);
   if (q === null) {
-    throw new UserError(`--quarter ${JSON.stringify(text)} is not a quarter: write YYYY-Qn with n from 1 to 4 (e.g. 2026-Q4)`, { untouched: 'nothing was read or written' });
+    throw new UserError(`--quarter ${JSON.stringify(text)} is not a quarter: write YYYY-Qn with n from 1 to 4 (e.g. 2026-Q4)`, {
+      untouched: 'nothing was read or written',
+    });
   }
   return q;
 }
@@ -59,7 +71,10 @@ async function readSource(o: RecordOptions): Promise<{ read: RunsRead; source: Q
   }
   const runsDir = join(o.resultsDir, 'runs');
   if (!existsSync(runsDir)) {
-    throw new UserError(`no run folders: ${runsDir} does not exist`, { untouched: 'nothing was written', next: 'run a drill first (`drill run drills/lab.yaml`), or point --results at the folder that holds runs/' });
+    throw new UserError(`no run folders: ${runsDir} does not exist`, {
+      untouched: 'nothing was written',
+      next: 'run a drill first (`drill run drills/lab.yaml`), or point --results at the folder that holds runs/',
+    });
   }
   return { read: readRunsFolder(runsDir), source: { kind: 'folder', path: runsDir } };
 }
@@ -110,13 +125,20 @@ export async function verifyRecord(
 ): Promise<VerifyResult> {
   const path = existsSync(join(recordDir, 'record.json')) ? join(recordDir, 'record.json') : recordDir;
   if (!existsSync(path) || !path.endsWith('.json')) {
-    throw new UserError(`no record at ${recordDir}: expected a folder with record.json`, { untouched: 'nothing', next: 'name a folder made by `drill record`, e.g. results/records/2026-Q4' });
+    throw new UserError(`no record at ${recordDir}: expected a folder with record.json`, {
+      untouched: 'nothing',
+      next: 'name a folder made by `drill record`, e.g. results/records/2026-Q4',
+    });
   }
   let record: QuarterlyRecord;
   try {
     record = JSON.parse(readFileSync(path, 'utf8')) as QuarterlyRecord;
   } catch (e) {
-    throw new UserError(`${path} is not valid JSON (${(e as Error).message}): the record itself is damaged`, { exitCode: 1, untouched: 'nothing', next: 'rebuild it with `drill record --quarter ...` from the run records, then verify again' });
+    throw new UserError(`${path} is not valid JSON (${(e as Error).message}): the record itself is damaged`, {
+      exitCode: 1,
+      untouched: 'nothing',
+      next: 'rebuild it with `drill record --quarter ...` from the run records, then verify again',
+    });
   }
   if (record?.kind !== 'drill-quarterly-record' || !record.integrity?.entries) {
     throw new UserError(`${path} is not a drill quarterly record`, { untouched: 'nothing', next: 'name a folder made by `drill record`' });
@@ -130,7 +152,12 @@ export async function verifyRecord(
     read = await readRunsFromBlob(src, o.openRunStore(src, o.env ?? process.env));
     source = from;
   } else {
-    const runsDir = o.resultsDir !== undefined ? join(o.resultsDir, 'runs') : record.source.kind === 'folder' ? record.source.path : join('results', 'runs');
+    const runsDir =
+      o.resultsDir !== undefined
+        ? join(o.resultsDir, 'runs')
+        : record.source.kind === 'folder'
+          ? record.source.path
+          : join('results', 'runs');
     read = readRunsFolder(runsDir);
     source = runsDir;
   }
@@ -145,7 +172,14 @@ export async function verifyRecord(
   const notInRecord =
     quarter === null
       ? []
-      : read.runs.filter((r) => !inRecord.has(r.record.id) && Date.parse(r.record.startedAt) >= Date.parse(quarter.from) && Date.parse(r.record.startedAt) < Date.parse(quarter.to)).map((r) => r.record.id);
+      : read.runs
+          .filter(
+            (r) =>
+              !inRecord.has(r.record.id) &&
+              Date.parse(r.record.startedAt) >= Date.parse(quarter.from) &&
+              Date.parse(r.record.startedAt) < Date.parse(quarter.to),
+          )
+          .map((r) => r.record.id);
   return { record, checked: record.integrity.entries.length, problems, notInRecord, source };
 }
 
@@ -170,7 +204,9 @@ export function makeRunReport(resultsDir: string, runId: string): ReportWritten 
   const summary = summarizeRun(run);
   const files = [join(runDir, 'report.html'), join(runDir, 'report.md')];
   writeFileAtomic(files[0]!, renderRunHtml(summary, run.record.findings));
-  const findings = run.record.findings.length ? run.record.findings.map((f) => `- **${f.severity}** ${f.title}: ${f.detail}${f.due ? ` (due ${f.due})` : ''}`).join('\n') : 'No findings.';
+  const findings = run.record.findings.length
+    ? run.record.findings.map((f) => `- **${f.severity}** ${f.title}: ${f.detail}${f.due ? ` (due ${f.due})` : ''}`).join('\n')
+    : 'No findings.';
   writeFileAtomic(files[1]!, `# Drill run ${summary.scenario}\n\n${runMarkdown(summary, '##')}\n## Findings\n\n${findings}\n`);
   return { files, runDir };
 }

@@ -30,23 +30,28 @@ export function parseRunRecord(text: string): Parsed<RunRecord> {
     const truncated = /end of (JSON )?input/i.test(msg) || (pos !== null && Number(pos[1]) >= text.trimEnd().length - 1);
     return { ok: false, reason: `not valid JSON${truncated ? ', the file looks truncated' : ''} (${msg})` };
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { ok: false, reason: 'not a drill run record: the JSON is not an object' };
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    return { ok: false, reason: 'not a drill run record: the JSON is not an object' };
   const r = v as Record<string, unknown>;
   if (r.schemaVersion === undefined && r.id === undefined) {
     const keys = Object.keys(r).slice(0, 4).join(', ');
     return { ok: false, reason: `not a drill run record: no schemaVersion or id (keys: ${keys || 'none'})` };
   }
-  if (r.schemaVersion !== 1) return { ok: false, reason: `unsupported run record schemaVersion ${JSON.stringify(r.schemaVersion)} (this drill reads 1)` };
+  if (r.schemaVersion !== 1)
+    return { ok: false, reason: `unsupported run record schemaVersion ${JSON.stringify(r.schemaVersion)} (this drill reads 1)` };
   const missing: string[] = [];
-  for (const k of ['id', 'drill', 'scenario', 'startedAt', 'endedAt', 'status', 'tier', 'dataClass']) if (typeof r[k] !== 'string') missing.push(k);
+  for (const k of ['id', 'drill', 'scenario', 'startedAt', 'endedAt', 'status', 'tier', 'dataClass'])
+    if (typeof r[k] !== 'string') missing.push(k);
   const o = r.objectives as Record<string, unknown> | undefined;
-  if (typeof o !== 'object' || o === null || typeof o.rto !== 'object' || typeof o.rpo !== 'object' || !Array.isArray(o.slo)) missing.push('objectives');
+  if (typeof o !== 'object' || o === null || typeof o.rto !== 'object' || typeof o.rpo !== 'object' || !Array.isArray(o.slo))
+    missing.push('objectives');
   if (!Array.isArray(r.marks)) missing.push('marks');
   if (typeof r.load !== 'object' || r.load === null) missing.push('load');
   if (typeof r.errorBudget !== 'object' || r.errorBudget === null) missing.push('errorBudget');
   if (!Array.isArray(r.findings)) missing.push('findings');
   if (missing.length > 0) return { ok: false, reason: `not a complete drill run record: missing or wrong ${missing.join(', ')}` };
-  if (Number.isNaN(Date.parse(r.startedAt as string))) return { ok: false, reason: `startedAt ${JSON.stringify(r.startedAt)} is not a time` };
+  if (Number.isNaN(Date.parse(r.startedAt as string)))
+    return { ok: false, reason: `startedAt ${JSON.stringify(r.startedAt)} is not a time` };
   if (!STATUSES.has(r.status as string)) return { ok: false, reason: `unknown status ${JSON.stringify(r.status)}` };
   return { ok: true, value: v as RunRecord };
 }
@@ -120,7 +125,16 @@ export function seriesFromMetrics(lines: ReadonlyArray<Partial<SecondStats>>): R
     };
     const scheduled = sum((p) => p.scheduled);
     const failed = sum((p) => p.failed);
-    points.push({ t: b[0]!.t, scheduled, ok: sum((p) => p.ok), failed, errorRate: scheduled > 0 ? failed / scheduled : null, p50Ms: worst((p) => p.p50Ms), p95Ms: worst((p) => p.p95Ms), p99Ms: worst((p) => p.p99Ms) });
+    points.push({
+      t: b[0]!.t,
+      scheduled,
+      ok: sum((p) => p.ok),
+      failed,
+      errorRate: scheduled > 0 ? failed / scheduled : null,
+      p50Ms: worst((p) => p.p50Ms),
+      p95Ms: worst((p) => p.p95Ms),
+      p99Ms: worst((p) => p.p99Ms),
+    });
   }
   return { resolutionSeconds: size, points };
 }

@@ -14,7 +14,15 @@ export function summarizeRun(run: RunInput): RunSummary {
     .filter((p): p is NonNullable<typeof p> => p !== null && Array.isArray(p.slo))
     .flatMap((p) => p.slo)
     .filter((s) => s.phase !== 'run')
-    .map((s) => ({ phase: s.phase, name: s.name, kind: s.kind, threshold: s.threshold, measured: s.measured, met: s.met, ...(s.reason ? { reason: s.reason } : {}) }));
+    .map((s) => ({
+      phase: s.phase,
+      name: s.name,
+      kind: s.kind,
+      threshold: s.threshold,
+      measured: s.measured,
+      met: s.met,
+      ...(s.reason ? { reason: s.reason } : {}),
+    }));
   return {
     id: r.id,
     file: run.file,
@@ -33,7 +41,17 @@ export function summarizeRun(run: RunInput): RunSummary {
     marks: r.marks.map((m) => ({ name: m.name, at: m.at, ms: m.ms })),
     rto: { ...r.objectives.rto, resolutionMs: r.recovery?.resolutionMs ?? null, windowSeconds: r.recovery?.windowSeconds ?? 0 },
     rpo: r.objectives.rpo,
-    slo: slo.length > 0 ? slo : r.objectives.slo.map((s) => ({ phase: s.phase, name: s.name, kind: s.kind, threshold: s.threshold, measured: s.measured, met: s.met })),
+    slo:
+      slo.length > 0
+        ? slo
+        : r.objectives.slo.map((s) => ({
+            phase: s.phase,
+            name: s.name,
+            kind: s.kind,
+            threshold: s.threshold,
+            measured: s.measured,
+            met: s.met,
+          })),
     load: {
       scheduled: r.load.scheduled,
       ok: r.load.ok,
@@ -83,7 +101,16 @@ export function rollupScenario(runs: readonly RunSummary[]): ScenarioRollup {
   for (const r of runs) {
     for (const s of r.slo) {
       const key = `${s.phase}\u0000${s.name}`;
-      const e = slo.get(key) ?? { phase: s.phase, name: s.name, kind: s.kind, threshold: s.threshold, judged: 0, met: 0, worst: null, values: [] };
+      const e = slo.get(key) ?? {
+        phase: s.phase,
+        name: s.name,
+        kind: s.kind,
+        threshold: s.threshold,
+        judged: 0,
+        met: 0,
+        worst: null,
+        values: [],
+      };
       if (s.met !== null) e.judged++;
       if (s.met === true) e.met++;
       if (s.measured !== null) e.values.push(s.measured);

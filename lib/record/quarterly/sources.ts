@@ -57,10 +57,18 @@ export function readRunsFolder(runsDir: string, label = runsDir): RunsRead {
     const events = readLines(join(path, 'events.jsonl'), `${file}/events.jsonl`, out.warnings);
     const metricsLines = readLines(join(path, 'metrics.jsonl'), `${file}/metrics.jsonl`, out.warnings);
     let series: RunSeries;
-    if (metricsLines === null) series = { resolutionSeconds: 1, points: [], reason: 'no metrics.jsonl: the run is counted, its charts cannot be drawn' };
+    if (metricsLines === null)
+      series = { resolutionSeconds: 1, points: [], reason: 'no metrics.jsonl: the run is counted, its charts cannot be drawn' };
     else series = seriesFromMetrics(metricsLines as Array<Partial<SecondStats>>);
-    if (metricsLines !== null && series.points.length === 0 && parsed.value.load.scheduled > 0) series.reason = 'metrics.jsonl holds no usable second';
-    out.runs.push({ file: `${file}/run.json`, digest: sha256(bytes), record: parsed.value, context: runContext((events ?? []) as Array<Record<string, unknown>>), series });
+    if (metricsLines !== null && series.points.length === 0 && parsed.value.load.scheduled > 0)
+      series.reason = 'metrics.jsonl holds no usable second';
+    out.runs.push({
+      file: `${file}/run.json`,
+      digest: sha256(bytes),
+      record: parsed.value,
+      context: runContext((events ?? []) as Array<Record<string, unknown>>),
+      series,
+    });
   }
   return out;
 }
@@ -68,7 +76,10 @@ export function readRunsFolder(runsDir: string, label = runsDir): RunsRead {
 function readLines(path: string, label: string, warnings: string[]): unknown[] | null {
   if (!existsSync(path)) return null;
   const { values, bad } = parseJsonLines(readFileSync(path, 'utf8'));
-  if (bad.length > 0) warnings.push(`${label}: ${bad.length} unreadable line${bad.length === 1 ? '' : 's'} skipped (line ${bad.slice(0, 5).join(', ')}${bad.length > 5 ? ', …' : ''})`);
+  if (bad.length > 0)
+    warnings.push(
+      `${label}: ${bad.length} unreadable line${bad.length === 1 ? '' : 's'} skipped (line ${bad.slice(0, 5).join(', ')}${bad.length > 5 ? ', …' : ''})`,
+    );
   return values.filter((v) => typeof v === 'object' && v !== null);
 }
 
@@ -119,7 +130,12 @@ export async function readRunsFromBlob(src: BlobSource, store: RunStore): Promis
       const rest = name.slice(base.length);
       const parts = rest.split('/');
       if (parts.length !== 2 || !parts[0]) {
-        if (rest.endsWith('.json')) stray.push({ file: `${src.url}/${rest}`, reason: 'not in a run folder (<run id>/run.json)', dated: instantFromRunId(parts[0] ?? rest) });
+        if (rest.endsWith('.json'))
+          stray.push({
+            file: `${src.url}/${rest}`,
+            reason: 'not in a run folder (<run id>/run.json)',
+            dated: instantFromRunId(parts[0] ?? rest),
+          });
         continue;
       }
       if (!RUN_FILES.has(parts[1]!)) continue;
@@ -128,7 +144,11 @@ export async function readRunsFromBlob(src: BlobSource, store: RunStore): Promis
       try {
         await store.download(name, local);
       } catch (e) {
-        stray.push({ file: `${src.url}/${rest}`, reason: `could not be downloaded: ${(e as Error).message}`, dated: instantFromRunId(parts[0]) });
+        stray.push({
+          file: `${src.url}/${rest}`,
+          reason: `could not be downloaded: ${(e as Error).message}`,
+          dated: instantFromRunId(parts[0]),
+        });
       }
     }
     const read = readRunsFolder(scratch, src.url);
@@ -143,7 +163,14 @@ export async function readRunsFromBlob(src: BlobSource, store: RunStore): Promis
 
 export interface PolicyRead {
   requirements: PolicyRequirement[];
-  drills: Array<{ name: string; kind: DrillKind | null; file: string | null; owner: string | null; participants: string[]; approver: string | null }>;
+  drills: Array<{
+    name: string;
+    kind: DrillKind | null;
+    file: string | null;
+    owner: string | null;
+    participants: string[];
+    approver: string | null;
+  }>;
   warnings: string[];
   reason?: string;
 }
@@ -211,12 +238,20 @@ export function readPreviousRecord(path: string): { record: QuarterlyRecord | nu
     v = JSON.parse(text);
   } catch (e) {
     const reason = `not valid JSON (${(e as Error).message})`;
-    return { record: null, reason: `${path}: ${reason}`, excluded: { file: path, reason: `previous record unusable for the trend: ${reason}`, dated: null } };
+    return {
+      record: null,
+      reason: `${path}: ${reason}`,
+      excluded: { file: path, reason: `previous record unusable for the trend: ${reason}`, dated: null },
+    };
   }
   const r = v as Partial<QuarterlyRecord>;
   if (r?.kind !== 'drill-quarterly-record' || r.schemaVersion !== 1 || !r.summary || !Array.isArray(r.scenarios) || !r.integrity) {
     const reason = 'not a drill quarterly record (kind drill-quarterly-record, schemaVersion 1)';
-    return { record: null, reason: `${path}: ${reason}`, excluded: { file: path, reason: `previous record unusable for the trend: ${reason}`, dated: null } };
+    return {
+      record: null,
+      reason: `${path}: ${reason}`,
+      excluded: { file: path, reason: `previous record unusable for the trend: ${reason}`, dated: null },
+    };
   }
   return { record: v as QuarterlyRecord };
 }

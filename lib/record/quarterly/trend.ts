@@ -6,7 +6,7 @@ export function metric(name: string, previous: number | null, current: number | 
   let direction: TrendMetric['direction'] = 'n/a';
   if (previous !== null && current !== null) {
     if (Math.abs(current - previous) < 1e-9) direction = 'same';
-    else direction = (current > previous) === (better === 'higher') ? 'better' : 'worse';
+    else direction = current > previous === (better === 'higher') ? 'better' : 'worse';
   }
   return { name, previous, current, better, direction };
 }
@@ -44,6 +44,10 @@ export function trend(previousQuarter: string, previous: Figures | null, current
     metric('coverage gaps', p.coverageGaps, c.coverageGaps, 'lower'),
   ];
   const prevBy = new Map(previous.scenarios.map((s) => [`${s.drill}\u0000${s.scenario}`, s]));
-  const scenarios = current.scenarios.map((s) => ({ drill: s.drill, scenario: s.scenario, metrics: scenarioMetrics(prevBy.get(`${s.drill}\u0000${s.scenario}`), s) }));
+  const scenarios = current.scenarios.map((s) => ({
+    drill: s.drill,
+    scenario: s.scenario,
+    metrics: scenarioMetrics(prevBy.get(`${s.drill}\u0000${s.scenario}`), s),
+  }));
   return { previousQuarter, available: true, overall, scenarios };
 }

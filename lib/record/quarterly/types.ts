@@ -108,8 +108,26 @@ export interface RunSummary {
   rto: RunRecord['objectives']['rto'] & { resolutionMs: number | null; windowSeconds: number };
   rpo: RunRecord['objectives']['rpo'];
   /** Every phase's SLOs (baseline, fault, recovery). */
-  slo: Array<{ phase: string; name: string; kind: string; threshold: string; measured: number | null; met: boolean | null; reason?: string }>;
-  load: { scheduled: number; ok: number; errors: number; dropped: number; availability: number | null; p50Ms: number | null; p95Ms: number | null; p99Ms: number | null; maxMs: number | null };
+  slo: Array<{
+    phase: string;
+    name: string;
+    kind: string;
+    threshold: string;
+    measured: number | null;
+    met: boolean | null;
+    reason?: string;
+  }>;
+  load: {
+    scheduled: number;
+    ok: number;
+    errors: number;
+    dropped: number;
+    availability: number | null;
+    p50Ms: number | null;
+    p95Ms: number | null;
+    p99Ms: number | null;
+    maxMs: number | null;
+  };
   errorBudget: RunRecord['errorBudget'];
   findings: number;
   digest: string;
@@ -145,8 +163,24 @@ export interface ScenarioRollup {
   runs: number;
   byStatus: Record<RunRecord['status'], number>;
   lastRun: { id: string; startedAt: string; status: RunRecord['status'] };
-  rto: { targetSeconds: number; measured: FigureSpread; met: number; missed: number; method: string | null; resolutionMs: number | null; windowSeconds: number };
-  rpo: { targetSeconds: number; measured: FigureSpread; met: number; missed: number; method: string | null; lostWrites: number | null; unknownWrites: number | null };
+  rto: {
+    targetSeconds: number;
+    measured: FigureSpread;
+    met: number;
+    missed: number;
+    method: string | null;
+    resolutionMs: number | null;
+    windowSeconds: number;
+  };
+  rpo: {
+    targetSeconds: number;
+    measured: FigureSpread;
+    met: number;
+    missed: number;
+    method: string | null;
+    lostWrites: number | null;
+    unknownWrites: number | null;
+  };
   slo: SloRollup[];
   errorBudget: { downtimeSeconds: number; consumedRatio: number | null };
 }

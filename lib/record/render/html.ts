@@ -42,7 +42,8 @@ svg .grid { stroke:#eceff1; } svg .plot { fill:none; stroke:#b0bec5; } svg .tick
 const field = (path: string, value: unknown, shown: string): string =>
   `<span data-field="${esc(path)}" data-value="${esc(JSON.stringify(value ?? null))}">${esc(shown)}</span>`;
 
-const metCell = (m: boolean | null | undefined) => `<span class="${m === true ? 'met' : m === false ? 'missed' : 'na'}">${esc(met(m))}</span>`;
+const metCell = (m: boolean | null | undefined) =>
+  `<span class="${m === true ? 'met' : m === false ? 'missed' : 'na'}">${esc(met(m))}</span>`;
 const blankable = (s: string | null | undefined) => (s && s.trim() ? esc(s) : `<span class="blank">${esc(orBlank(null))}</span>`);
 const sev = (s: string) => `<span class="sev sev-${esc(s)}">${esc(s)}</span>`;
 const table = (head: string[], rows: string[][], cls = '') =>
@@ -59,13 +60,25 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
   const tiles = [
     ['Runs', field('summary.runs', s.runs, count(s.runs)), ''],
     ['Passed', field('summary.byStatus.passed', s.byStatus.passed, count(s.byStatus.passed)), notPassed === 0 && s.runs > 0 ? 'ok' : ''],
-    ['Failed / aborted / error', `${field('summary.byStatus.failed', s.byStatus.failed, count(s.byStatus.failed))} / ${field('summary.byStatus.aborted', s.byStatus.aborted, count(s.byStatus.aborted))} / ${field('summary.byStatus.error', s.byStatus.error, count(s.byStatus.error))}`, notPassed > 0 ? 'bad' : ''],
-    ['RTO met / missed', `${field('summary.rtoMet', s.rtoMet, count(s.rtoMet))} / ${field('summary.rtoMissed', s.rtoMissed, count(s.rtoMissed))}`, s.rtoMissed > 0 ? 'bad' : ''],
+    [
+      'Failed / aborted / error',
+      `${field('summary.byStatus.failed', s.byStatus.failed, count(s.byStatus.failed))} / ${field('summary.byStatus.aborted', s.byStatus.aborted, count(s.byStatus.aborted))} / ${field('summary.byStatus.error', s.byStatus.error, count(s.byStatus.error))}`,
+      notPassed > 0 ? 'bad' : '',
+    ],
+    [
+      'RTO met / missed',
+      `${field('summary.rtoMet', s.rtoMet, count(s.rtoMet))} / ${field('summary.rtoMissed', s.rtoMissed, count(s.rtoMissed))}`,
+      s.rtoMissed > 0 ? 'bad' : '',
+    ],
     ['Worst RTO', field('summary.rtoWorstSeconds', s.rtoWorstSeconds, secs(s.rtoWorstSeconds)), ''],
     ['Acknowledged writes lost', field('summary.lostWrites', s.lostWrites, count(s.lostWrites)), s.lostWrites > 0 ? 'bad' : 'ok'],
     ['Downtime caused', field('summary.downtimeSeconds', s.downtimeSeconds, secs(s.downtimeSeconds)), ''],
     ['Coverage gaps', field('summary.coverageGaps', s.coverageGaps, count(s.coverageGaps)), s.coverageGaps > 0 ? 'bad' : 'ok'],
-    ['Findings SEV1 / SEV2', `${field('summary.findings.SEV1', s.findings.SEV1, count(s.findings.SEV1))} / ${field('summary.findings.SEV2', s.findings.SEV2, count(s.findings.SEV2))}`, s.findings.SEV1 + s.findings.SEV2 > 0 ? 'bad' : 'ok'],
+    [
+      'Findings SEV1 / SEV2',
+      `${field('summary.findings.SEV1', s.findings.SEV1, count(s.findings.SEV1))} / ${field('summary.findings.SEV2', s.findings.SEV2, count(s.findings.SEV2))}`,
+      s.findings.SEV1 + s.findings.SEV2 > 0 ? 'bad' : 'ok',
+    ],
     ['Excluded files', field('summary.excluded', s.excluded, count(s.excluded)), s.excluded > 0 ? 'bad' : ''],
   ]
     .map(([label, v, cls]) => `<div class="tile ${cls}"><b>${v}</b>${esc(label!)}</div>`)
@@ -97,9 +110,28 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
     `<section id="scope"><h2>Scope</h2>${table(
       ['', ''],
       [
-        [td('Drills'), td(r.scope.drills.length ? r.scope.drills.map((d) => `${esc(d.name)} <span class="small">(${esc(d.kind ?? 'kind unknown')}${d.file ? `, ${esc(d.file)}` : ''})</span>`).join('<br>') : DASH)],
+        [
+          td('Drills'),
+          td(
+            r.scope.drills.length
+              ? r.scope.drills
+                  .map(
+                    (d) =>
+                      `${esc(d.name)} <span class="small">(${esc(d.kind ?? 'kind unknown')}${d.file ? `, ${esc(d.file)}` : ''})</span>`,
+                  )
+                  .join('<br>')
+              : DASH,
+          ),
+        ],
         [td('Targets'), td(esc(r.scope.targets.join(', ') || DASH))],
-        [td('Services'), td(r.scope.services.map((x) => `${esc(x.name)} <span class="small">(tier ${esc(x.tier)}, ${esc(x.dataClass)})</span>`).join('<br>') || DASH)],
+        [
+          td('Services'),
+          td(
+            r.scope.services
+              .map((x) => `${esc(x.name)} <span class="small">(tier ${esc(x.tier)}, ${esc(x.dataClass)})</span>`)
+              .join('<br>') || DASH,
+          ),
+        ],
         [td('Databases'), td(esc(r.scope.databases.join(', ') || DASH))],
         [td('Backup sets'), td(esc(r.scope.backupSets.join(', ') || 'none named by the runs of this quarter'))],
       ],
@@ -117,7 +149,9 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
               td(esc(c.cadence)),
               td(esc(c.period)),
               td(`${esc(c.drill)} / ${esc(c.scenario)}`),
-              td(`<span class="${c.status === 'ran' ? 'met' : c.status === 'due' ? 'na' : 'missed'}" data-field="coverage.items.${i}.status" data-value="${esc(JSON.stringify(c.status))}">${esc(c.status === 'stale' ? 'GAP: ran only before' : c.status === 'missing' ? 'GAP: never ran' : c.status === 'incomplete' ? 'GAP: only aborted runs' : c.status === 'due' ? 'due (period not over)' : 'ran')}</span>`),
+              td(
+                `<span class="${c.status === 'ran' ? 'met' : c.status === 'due' ? 'na' : 'missed'}" data-field="coverage.items.${i}.status" data-value="${esc(JSON.stringify(c.status))}">${esc(c.status === 'stale' ? 'GAP: ran only before' : c.status === 'missing' ? 'GAP: never ran' : c.status === 'incomplete' ? 'GAP: only aborted runs' : c.status === 'due' ? 'due (period not over)' : 'ran')}</span>`,
+              ),
               td(field(`coverage.items.${i}.runs`, c.runs, count(c.runs)), true),
               td(c.lastRunAt ? `${esc(day(c.lastRunAt))} <span class="small">${esc(c.lastStatus ?? '')}</span>` : DASH),
               td(blankable(c.owner)),
@@ -131,18 +165,41 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
       r.scenarios.length === 0
         ? '<p>No runs in this quarter.</p>'
         : table(
-            ['Drill / scenario', 'Service', 'Runs', 'Last result', 'RTO target', 'RTO last / worst', 'RTO met', 'RPO target', 'RPO worst', 'Lost / unknown writes', 'Budget consumed'],
+            [
+              'Drill / scenario',
+              'Service',
+              'Runs',
+              'Last result',
+              'RTO target',
+              'RTO last / worst',
+              'RTO met',
+              'RPO target',
+              'RPO worst',
+              'Lost / unknown writes',
+              'Budget consumed',
+            ],
             r.scenarios.map((c, i) => [
               td(`${esc(c.drill)} / <b>${esc(c.scenario)}</b><br><span class="small">${esc(c.scenarioModule)}</span>`),
               td(`${esc(c.service)}<br><span class="small">tier ${esc(c.tier)}, ${esc(c.dataClass)}</span>`),
               td(field(`scenarios.${i}.runs`, c.runs, count(c.runs)), true),
-              td(`<span class="${c.lastRun.status === 'passed' ? 'met' : 'missed'}">${esc(c.lastRun.status)}</span><br><span class="small">${esc(day(c.lastRun.startedAt))}</span>`),
+              td(
+                `<span class="${c.lastRun.status === 'passed' ? 'met' : 'missed'}">${esc(c.lastRun.status)}</span><br><span class="small">${esc(day(c.lastRun.startedAt))}</span>`,
+              ),
               td(field(`scenarios.${i}.rto.targetSeconds`, c.rto.targetSeconds, secs(c.rto.targetSeconds)), true),
-              td(`${field(`scenarios.${i}.rto.measured.last`, c.rto.measured.last, secs(c.rto.measured.last))} / ${field(`scenarios.${i}.rto.measured.max`, c.rto.measured.max, secs(c.rto.measured.max))}`, true),
-              td(`${c.rto.met} of ${c.rto.met + c.rto.missed}${c.runs > c.rto.met + c.rto.missed ? ` <span class="small">(${c.runs - c.rto.met - c.rto.missed} not measured)</span>` : ''}`, true),
+              td(
+                `${field(`scenarios.${i}.rto.measured.last`, c.rto.measured.last, secs(c.rto.measured.last))} / ${field(`scenarios.${i}.rto.measured.max`, c.rto.measured.max, secs(c.rto.measured.max))}`,
+                true,
+              ),
+              td(
+                `${c.rto.met} of ${c.rto.met + c.rto.missed}${c.runs > c.rto.met + c.rto.missed ? ` <span class="small">(${c.runs - c.rto.met - c.rto.missed} not measured)</span>` : ''}`,
+                true,
+              ),
               td(field(`scenarios.${i}.rpo.targetSeconds`, c.rpo.targetSeconds, secs(c.rpo.targetSeconds)), true),
               td(field(`scenarios.${i}.rpo.measured.max`, c.rpo.measured.max, secs(c.rpo.measured.max)), true),
-              td(`${field(`scenarios.${i}.rpo.lostWrites`, c.rpo.lostWrites, count(c.rpo.lostWrites))} / ${field(`scenarios.${i}.rpo.unknownWrites`, c.rpo.unknownWrites, count(c.rpo.unknownWrites))}`, true),
+              td(
+                `${field(`scenarios.${i}.rpo.lostWrites`, c.rpo.lostWrites, count(c.rpo.lostWrites))} / ${field(`scenarios.${i}.rpo.unknownWrites`, c.rpo.unknownWrites, count(c.rpo.unknownWrites))}`,
+                true,
+              ),
               td(field(`scenarios.${i}.errorBudget.consumedRatio`, c.errorBudget.consumedRatio, pct(c.errorBudget.consumedRatio)), true),
             ]),
           ) +
@@ -177,7 +234,12 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
         r.services.map((sv, i) => [
           td(`${esc(sv.service)} <span class="small">(tier ${esc(sv.tier)})</span>`),
           td(field(`services.${i}.monthlyBudgetSeconds`, sv.monthlyBudgetSeconds, secs(sv.monthlyBudgetSeconds)), true),
-          ...sv.months.map((m, j) => td(`${field(`services.${i}.months.${j}.downtimeSeconds`, m.downtimeSeconds, secs(m.downtimeSeconds))} (${pct(m.consumedRatio)})`, true)),
+          ...sv.months.map((m, j) =>
+            td(
+              `${field(`services.${i}.months.${j}.downtimeSeconds`, m.downtimeSeconds, secs(m.downtimeSeconds))} (${pct(m.consumedRatio)})`,
+              true,
+            ),
+          ),
         ]),
       )}</section>`,
     );
@@ -192,7 +254,9 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
             r.findings.map((f) => [
               `<td class="id"><b>${esc(f.id)}</b></td>`,
               td(sev(f.severity)),
-              td(`${esc(f.title)}${f.recurring ? ' <span class="missed">(recurring)</span>' : ''}<br><span class="small">${esc(f.detail)}</span>`),
+              td(
+                `${esc(f.title)}${f.recurring ? ' <span class="missed">(recurring)</span>' : ''}<br><span class="small">${esc(f.detail)}</span>`,
+              ),
               td(f.drill ? `${esc(f.drill)} / ${esc(f.scenario ?? '')}` : DASH),
               td(`${f.occurrences}×`, true),
               td(blankable(f.owner)),
@@ -205,32 +269,66 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
         ? '<p>None.</p>'
         : table(
             ['Id', 'For', 'Action', 'Owner', 'Due', 'Status'],
-            r.actions.map((a) => [`<td class="id"><b>${esc(a.id)}</b></td>`, `<td class="id">${esc(a.finding)}</td>`, td(esc(a.action)), td(blankable(a.owner)), `<td class="date">${blankable(a.due)}</td>`, td(esc(a.status))]),
+            r.actions.map((a) => [
+              `<td class="id"><b>${esc(a.id)}</b></td>`,
+              `<td class="id">${esc(a.finding)}</td>`,
+              td(esc(a.action)),
+              td(blankable(a.owner)),
+              `<td class="date">${blankable(a.due)}</td>`,
+              td(esc(a.status)),
+            ]),
           )
     }</section>`,
   );
 
   const t = r.trend;
-  const arrow = (d: string) => (d === 'better' ? '<span class="met">▲ better</span>' : d === 'worse' ? '<span class="missed">▼ worse</span>' : d === 'same' ? 'same' : DASH);
-  const num = (v: number | null, name: string) => (v === null ? DASH : name.includes('rate') ? pct(v) : name.includes('(s)') ? secs(v) : count(v));
+  const arrow = (d: string) =>
+    d === 'better'
+      ? '<span class="met">▲ better</span>'
+      : d === 'worse'
+        ? '<span class="missed">▼ worse</span>'
+        : d === 'same'
+          ? 'same'
+          : DASH;
+  const num = (v: number | null, name: string) =>
+    v === null ? DASH : name.includes('rate') ? pct(v) : name.includes('(s)') ? secs(v) : count(v);
   parts.push(
     `<section id="trend"><h2>Trend against ${esc(t.previousQuarter)}</h2>${
       !t.available
         ? `<p>${esc(t.reason ?? 'no previous record')}</p>`
         : table(
             ['Metric', t.previousQuarter, r.quarter, ''],
-            t.overall.map((m, i) => [td(esc(m.name)), td(num(m.previous, m.name), true), td(field(`trend.overall.${i}.current`, m.current, num(m.current, m.name)), true), td(arrow(m.direction))]),
+            t.overall.map((m, i) => [
+              td(esc(m.name)),
+              td(num(m.previous, m.name), true),
+              td(field(`trend.overall.${i}.current`, m.current, num(m.current, m.name)), true),
+              td(arrow(m.direction)),
+            ]),
           ) +
           table(
             ['Scenario', 'Metric', t.previousQuarter, r.quarter, ''],
-            t.scenarios.flatMap((sc) => sc.metrics.map((m) => [td(`${esc(sc.drill)} / ${esc(sc.scenario)}`), td(esc(m.name)), td(num(m.previous, m.name), true), td(num(m.current, m.name), true), td(arrow(m.direction))])),
+            t.scenarios.flatMap((sc) =>
+              sc.metrics.map((m) => [
+                td(`${esc(sc.drill)} / ${esc(sc.scenario)}`),
+                td(esc(m.name)),
+                td(num(m.previous, m.name), true),
+                td(num(m.current, m.name), true),
+                td(arrow(m.direction)),
+              ]),
+            ),
           )
     }</section>`,
   );
 
   parts.push(
     `<section id="excluded"><h2>Excluded files and warnings</h2>${
-      r.excluded.length === 0 ? '<p>No file was excluded.</p>' : table(['File', 'Why it is not counted'], r.excluded.map((e) => [td(`<code>${esc(e.file)}</code>`), td(esc(e.reason))]), 'excluded')
+      r.excluded.length === 0
+        ? '<p>No file was excluded.</p>'
+        : table(
+            ['File', 'Why it is not counted'],
+            r.excluded.map((e) => [td(`<code>${esc(e.file)}</code>`), td(esc(e.reason))]),
+            'excluded',
+          )
     }${r.warnings.length ? `<ul>${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : ''}</section>`,
   );
 
@@ -238,7 +336,14 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
   parts.push(
     `<section id="integrity"><h2>Integrity</h2><p>Each run record's ${esc(ig.algorithm)} and a hash chain across them; <code>drill verify</code> recomputes both. Rule: <code>${esc(ig.rule)}</code>.</p>` +
       `<p>Genesis <span class="hash">${esc(ig.genesis)}</span>${ig.genesisFrom ? ` (head of ${esc(ig.genesisFrom)})` : ''}<br>Head <span class="hash" data-field="integrity.head" data-value="${esc(JSON.stringify(ig.head))}">${esc(ig.head)}</span></p>` +
-      table(['Run', 'sha256 of run.json', 'Chain'], ig.entries.map((e) => [td(esc(e.id)), td(`<span class="hash">${esc(e.digest)}</span>`), td(`<span class="hash">${esc(e.chain)}</span>`)])) +
+      table(
+        ['Run', 'sha256 of run.json', 'Chain'],
+        ig.entries.map((e) => [
+          td(esc(e.id)),
+          td(`<span class="hash">${esc(e.digest)}</span>`),
+          td(`<span class="hash">${esc(e.chain)}</span>`),
+        ]),
+      ) +
       `</section>`,
   );
 
@@ -262,16 +367,48 @@ export function runSection(run: RunSummary, path: string): string {
     table(
       ['Objective', 'Target', 'Measured', 'Result', 'Method'],
       [
-        [td('RTO'), td(field(`${path}.rto.targetSeconds`, run.rto.targetSeconds, secs(run.rto.targetSeconds)), true), td(field(`${path}.rto.measuredSeconds`, run.rto.measuredSeconds, secs(run.rto.measuredSeconds)), true), td(metCell(run.rto.met)), td(`<span class="small">${esc(run.rto.method ?? run.rto.reason ?? DASH)}</span>`)],
-        [td('RPO'), td(field(`${path}.rpo.targetSeconds`, run.rpo.targetSeconds, secs(run.rpo.targetSeconds)), true), td(field(`${path}.rpo.measuredSeconds`, run.rpo.measuredSeconds, secs(run.rpo.measuredSeconds)), true), td(metCell(run.rpo.met)), td(`<span class="small">${esc(run.rpo.method ?? run.rpo.reason ?? DASH)}${run.rpo.lostWrites !== null ? `; lost ${count(run.rpo.lostWrites)}, unknown ${count(run.rpo.unknownWrites)}` : ''}</span>`)],
-        [td('Error budget'), td(field(`${path}.errorBudget.monthlyBudgetSeconds`, run.errorBudget.monthlyBudgetSeconds, secs(run.errorBudget.monthlyBudgetSeconds)), true), td(field(`${path}.errorBudget.downtimeSeconds`, run.errorBudget.downtimeSeconds, secs(run.errorBudget.downtimeSeconds)), true), td(field(`${path}.errorBudget.consumedRatio`, run.errorBudget.consumedRatio, pct(run.errorBudget.consumedRatio))), td(`<span class="small">${esc(run.errorBudget.reason ?? 'downtime / monthly budget')}</span>`)],
+        [
+          td('RTO'),
+          td(field(`${path}.rto.targetSeconds`, run.rto.targetSeconds, secs(run.rto.targetSeconds)), true),
+          td(field(`${path}.rto.measuredSeconds`, run.rto.measuredSeconds, secs(run.rto.measuredSeconds)), true),
+          td(metCell(run.rto.met)),
+          td(`<span class="small">${esc(run.rto.method ?? run.rto.reason ?? DASH)}</span>`),
+        ],
+        [
+          td('RPO'),
+          td(field(`${path}.rpo.targetSeconds`, run.rpo.targetSeconds, secs(run.rpo.targetSeconds)), true),
+          td(field(`${path}.rpo.measuredSeconds`, run.rpo.measuredSeconds, secs(run.rpo.measuredSeconds)), true),
+          td(metCell(run.rpo.met)),
+          td(
+            `<span class="small">${esc(run.rpo.method ?? run.rpo.reason ?? DASH)}${run.rpo.lostWrites !== null ? `; lost ${count(run.rpo.lostWrites)}, unknown ${count(run.rpo.unknownWrites)}` : ''}</span>`,
+          ),
+        ],
+        [
+          td('Error budget'),
+          td(
+            field(
+              `${path}.errorBudget.monthlyBudgetSeconds`,
+              run.errorBudget.monthlyBudgetSeconds,
+              secs(run.errorBudget.monthlyBudgetSeconds),
+            ),
+            true,
+          ),
+          td(field(`${path}.errorBudget.downtimeSeconds`, run.errorBudget.downtimeSeconds, secs(run.errorBudget.downtimeSeconds)), true),
+          td(field(`${path}.errorBudget.consumedRatio`, run.errorBudget.consumedRatio, pct(run.errorBudget.consumedRatio))),
+          td(`<span class="small">${esc(run.errorBudget.reason ?? 'downtime / monthly budget')}</span>`),
+        ],
       ],
     ) +
     objectiveBars(run) +
     charts +
     table(
       ['Phase', 'SLO', 'Measured', 'Result'],
-      run.slo.map((x, j) => [td(esc(x.phase)), td(esc(x.name)), td(field(`${path}.slo.${j}.measured`, x.measured, sloValue(x.threshold, x.measured)), true), td(metCell(x.met))]),
+      run.slo.map((x, j) => [
+        td(esc(x.phase)),
+        td(esc(x.name)),
+        td(field(`${path}.slo.${j}.measured`, x.measured, sloValue(x.threshold, x.measured)), true),
+        td(metCell(x.met)),
+      ]),
     ) +
     `<p class="small">Load: ${field(`${path}.load.scheduled`, run.load.scheduled, count(run.load.scheduled))} scheduled, ${count(run.load.ok)} ok, ${count(run.load.errors)} errors, ${count(run.load.dropped)} dropped; p95 ${field(`${path}.load.p95Ms`, run.load.p95Ms, ms(run.load.p95Ms))}. Timeline: ${run.marks.map((m) => `${esc(m.name)} ${esc(secs(m.ms / 1000))}`).join(' · ')}.</p>` +
     `</section>`
@@ -279,9 +416,22 @@ export function runSection(run: RunSummary, path: string): string {
 }
 
 /** `drill report RUN_ID`: one run, the same way the record shows it. */
-export function renderRunHtml(run: RunSummary, findings: ReadonlyArray<{ severity: string; title: string; detail: string; due: string | null }>): string {
+export function renderRunHtml(
+  run: RunSummary,
+  findings: ReadonlyArray<{ severity: string; title: string; detail: string; due: string | null }>,
+): string {
   const f = findings.length
-    ? table(['Severity', 'Finding', 'Due'], findings.map((x) => [td(sev(x.severity)), td(`${esc(x.title)}<br><span class="small">${esc(x.detail)}</span>`), td(blankable(x.due))]))
+    ? table(
+        ['Severity', 'Finding', 'Due'],
+        findings.map((x) => [
+          td(sev(x.severity)),
+          td(`${esc(x.title)}<br><span class="small">${esc(x.detail)}</span>`),
+          td(blankable(x.due)),
+        ]),
+      )
     : '<p>No findings.</p>';
-  return page(`Drill run ${run.id}`, `<header><h1>Drill run ${esc(run.scenario)}</h1><p class="meta">${esc(run.drill)} · ${esc(run.id)}</p></header>${runSection(run, 'run')}<h2>Findings</h2>${f}`);
+  return page(
+    `Drill run ${run.id}`,
+    `<header><h1>Drill run ${esc(run.scenario)}</h1><p class="meta">${esc(run.drill)} · ${esc(run.id)}</p></header>${runSection(run, 'run')}<h2>Findings</h2>${f}`,
+  );
 }

@@ -30,15 +30,27 @@ function niceMax(x: number): number {
   return 10 * p;
 }
 
-function frame(title: string, cls: string, runId: string, body: string, yTicks: Array<{ v: number; label: string }>, yMax: number, xMax: number): string {
+function frame(
+  title: string,
+  cls: string,
+  runId: string,
+  body: string,
+  yTicks: Array<{ v: number; label: string }>,
+  yMax: number,
+  xMax: number,
+): string {
   const y = (v: number) => M.top + PH - (v / yMax) * PH;
   const x = (t: number) => M.left + (t / xMax) * PW;
   const grid = yTicks
-    .map((t) => `<line class="grid" x1="${M.left}" x2="${W - M.right}" y1="${n(y(t.v))}" y2="${n(y(t.v))}"/><text class="tick" x="${M.left - 6}" y="${n(y(t.v) + 4)}" text-anchor="end">${esc(t.label)}</text>`)
+    .map(
+      (t) =>
+        `<line class="grid" x1="${M.left}" x2="${W - M.right}" y1="${n(y(t.v))}" y2="${n(y(t.v))}"/><text class="tick" x="${M.left - 6}" y="${n(y(t.v) + 4)}" text-anchor="end">${esc(t.label)}</text>`,
+    )
     .join('');
   const step = niceMax(xMax / 8);
   const xt: string[] = [];
-  for (let t = 0; t <= xMax + 1e-9; t += step) xt.push(`<text class="tick" x="${n(x(t))}" y="${H - M.bottom + 16}" text-anchor="middle">${n(t)}</text>`);
+  for (let t = 0; t <= xMax + 1e-9; t += step)
+    xt.push(`<text class="tick" x="${n(x(t))}" y="${H - M.bottom + 16}" text-anchor="middle">${n(t)}</text>`);
   return (
     `<svg class="chart ${cls}" data-run="${esc(runId)}" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg">` +
     `<title>${esc(title)}</title>${grid}${xt.join('')}` +
@@ -59,7 +71,15 @@ function marksSvg(run: RunSummary, xMax: number): string {
     .join('');
 }
 
-function polyline(points: SeriesPoint[], pick: (p: SeriesPoint) => number | null, x: (t: number) => number, y: (v: number) => number, cls: string, color: string, dash = ''): string {
+function polyline(
+  points: SeriesPoint[],
+  pick: (p: SeriesPoint) => number | null,
+  x: (t: number) => number,
+  y: (v: number) => number,
+  cls: string,
+  color: string,
+  dash = '',
+): string {
   // A second with no answers breaks the line rather than drawing a fake zero.
   const segs: string[][] = [[]];
   for (const p of points) {
@@ -72,7 +92,10 @@ function polyline(points: SeriesPoint[], pick: (p: SeriesPoint) => number | null
   }
   return segs
     .filter((s) => s.length)
-    .map((s) => `<polyline class="series ${cls}" data-series="${cls}" points="${s.join(' ')}" fill="none" stroke="${color}" stroke-width="1.6"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`)
+    .map(
+      (s) =>
+        `<polyline class="series ${cls}" data-series="${cls}" points="${s.join(' ')}" fill="none" stroke="${color}" stroke-width="1.6"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`,
+    )
     .join('');
 }
 
@@ -91,9 +114,9 @@ export function latencyThreshold(threshold: string): { p: string; ms: number } |
 
 export function latencyChart(run: RunSummary): string {
   const pts = run.series.points;
-  const slos = [...new Map(run.slo.filter((s) => s.kind === 'latency').map((s) => [s.threshold, latencyThreshold(s.threshold)])).entries()].filter(
-    (e): e is [string, { p: string; ms: number }] => e[1] !== null,
-  );
+  const slos = [
+    ...new Map(run.slo.filter((s) => s.kind === 'latency').map((s) => [s.threshold, latencyThreshold(s.threshold)])).entries(),
+  ].filter((e): e is [string, { p: string; ms: number }] => e[1] !== null);
   const dataMax = Math.max(0, ...pts.flatMap((p) => [p.p50Ms ?? 0, p.p95Ms ?? 0, p.p99Ms ?? 0]));
   // Show the SLO lines unless one is far above the data: then it would flatten the curves to nothing.
   const shown = slos.filter(([, s]) => s.ms <= Math.max(dataMax * 3, 1));
@@ -144,10 +167,25 @@ export function errorChart(run: RunSummary): string {
 
 /** Measured against target as two bars on one scale; a missing measurement says why instead of a bar. */
 export function objectiveBars(run: RunSummary): string {
-  const rows: Array<{ key: 'rto' | 'rpo'; label: string; target: number; measured: number | null; met: boolean | null; reason?: string }> = [
-    { key: 'rto', label: 'RTO', target: run.rto.targetSeconds, measured: run.rto.measuredSeconds, met: run.rto.met, reason: run.rto.reason },
-    { key: 'rpo', label: 'RPO', target: run.rpo.targetSeconds, measured: run.rpo.measuredSeconds, met: run.rpo.met, reason: run.rpo.reason },
-  ];
+  const rows: Array<{ key: 'rto' | 'rpo'; label: string; target: number; measured: number | null; met: boolean | null; reason?: string }> =
+    [
+      {
+        key: 'rto',
+        label: 'RTO',
+        target: run.rto.targetSeconds,
+        measured: run.rto.measuredSeconds,
+        met: run.rto.met,
+        reason: run.rto.reason,
+      },
+      {
+        key: 'rpo',
+        label: 'RPO',
+        target: run.rpo.targetSeconds,
+        measured: run.rpo.measuredSeconds,
+        met: run.rpo.met,
+        reason: run.rpo.reason,
+      },
+    ];
   const BW = 720;
   const left = 50;
   const width = BW - left - 230;

@@ -31,11 +31,17 @@ export async function checkLedgerOn(
   const cut = ledger.count;
   const deadline = performance.now() + options.settleTimeoutMs;
   while (ledger.settledPrefix(cut) < cut) {
-    if (performance.now() > deadline) throw new Error(`${cut - ledger.settledPrefix(cut)} writes still pending after ${options.settleTimeoutMs} ms`);
+    if (performance.now() > deadline)
+      throw new Error(`${cut - ledger.settledPrefix(cut)} writes still pending after ${options.settleTimeoutMs} ms`);
     await sleep(50, undefined, { signal: options.signal });
   }
   const entries = ledger.entries(0, cut);
-  const rows = await readBackTokens(conn, entries.map((e) => e.token), ledger.tag, options);
+  const rows = await readBackTokens(
+    conn,
+    entries.map((e) => e.token),
+    ledger.tag,
+    options,
+  );
   const later = new Set<string>();
   for (let r = cut; r < ledger.count; r++) later.add(ledger.tokenOf(r));
   return { ...judgeReadBack(entries, later, rows, options.faultMs), judged: cut, read: { batches: rows.batches, ms: rows.ms } };
@@ -52,7 +58,11 @@ export interface LedgerFault {
  * `optional`: a run without a ledger (the load sends no `{{token}}` writes) or without a database skips the
  * probe with the reason, instead of failing it; for scenarios where the read-back is extra evidence, not the point.
  */
-export function ledgerReadback<P>(name: string, faultOf: (ctx: ScenarioContext<P>) => LedgerFault | undefined, options: { optional?: boolean } = {}): Probe<P> {
+export function ledgerReadback<P>(
+  name: string,
+  faultOf: (ctx: ScenarioContext<P>) => LedgerFault | undefined,
+  options: { optional?: boolean } = {},
+): Probe<P> {
   return {
     name,
     ...(options.optional
@@ -69,7 +79,11 @@ export function ledgerReadback<P>(name: string, faultOf: (ctx: ScenarioContext<P
       const ledger = ctx.load?.ledger;
       const fault = faultOf(ctx);
       const d = ctx.adapters.database;
-      if (!ledger || !fault || !d) return { ok: false, detail: `nothing to check against: ${!ledger ? 'no write ledger' : !d ? 'no database' : 'no fault was injected'}` };
+      if (!ledger || !fault || !d)
+        return {
+          ok: false,
+          detail: `nothing to check against: ${!ledger ? 'no write ledger' : !d ? 'no database' : 'no fault was injected'}`,
+        };
       const check = await checkLedgerOn(d.endpoint, ledger, {
         faultMs: fault.atMs,
         settleTimeoutMs: (ctx.drill.load?.timeoutMs ?? 10_000) + 2000,
@@ -84,7 +98,10 @@ export function ledgerReadback<P>(name: string, faultOf: (ctx: ScenarioContext<P
       });
       const c = check.consistency;
       // A lost acknowledged write fails the RPO objective, not this probe: the probe fails on what the read-back cannot vouch for.
-      return { ok: c.ok, detail: `${describeVerdict(v)}; lookup and scan agree on ${c.rowsByToken} rows${c.problems.length ? `; PROBLEMS: ${c.problems.join('; ')}` : ''}` };
+      return {
+        ok: c.ok,
+        detail: `${describeVerdict(v)}; lookup and scan agree on ${c.rowsByToken} rows${c.problems.length ? `; PROBLEMS: ${c.problems.join('; ')}` : ''}`,
+      };
     },
   };
 }

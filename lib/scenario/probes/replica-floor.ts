@@ -10,7 +10,10 @@ import type { AutoscalerView } from '../../adapters/kubernetes/types.ts';
 import { probe, type Probe } from '../define.ts';
 
 /** The policy is the drill's `policy.replicas` (the organisation's 3-20 replicas, CPU 70%, memory 80% unless overridden). */
-export function replicaFloorProbe<P>(deployment: (params: P) => string, options: { namespace?: (params: P) => string | undefined } = {}): Probe<P> {
+export function replicaFloorProbe<P>(
+  deployment: (params: P) => string,
+  options: { namespace?: (params: P) => string | undefined } = {},
+): Probe<P> {
   return probe<P>('replica floor: Deployment and HPA within policy', async (ctx) => {
     const kube = ctx.adapters.kube;
     if (!kube) return { ok: false, detail: 'the target is not a Kubernetes cluster: no HPA to check' };
@@ -35,10 +38,15 @@ export function checkReplicaFloor(
   policy: ReplicaPolicy = REPLICA_POLICY_DEFAULTS,
 ): { ok: boolean; breaches: string[]; detail: string } {
   const breaches: string[] = [];
-  if (deployment.desired < policy.minReplicas) breaches.push(`deployment/${deployment.name} runs ${deployment.desired} replicas, below the floor of ${policy.minReplicas}`);
-  if (deployment.ready < policy.minReplicas) breaches.push(`deployment/${deployment.name} has ${deployment.ready} ready replicas, below the floor of ${policy.minReplicas}`);
+  if (deployment.desired < policy.minReplicas)
+    breaches.push(`deployment/${deployment.name} runs ${deployment.desired} replicas, below the floor of ${policy.minReplicas}`);
+  if (deployment.ready < policy.minReplicas)
+    breaches.push(`deployment/${deployment.name} has ${deployment.ready} ready replicas, below the floor of ${policy.minReplicas}`);
   if (hpas.length === 0) breaches.push(`no HorizontalPodAutoscaler targets deployment/${deployment.name}`);
-  if (hpas.length > 1) breaches.push(`${hpas.length} HorizontalPodAutoscalers (${hpas.map((h) => h.name).join(', ')}) target deployment/${deployment.name}: they fight over it`);
+  if (hpas.length > 1)
+    breaches.push(
+      `${hpas.length} HorizontalPodAutoscalers (${hpas.map((h) => h.name).join(', ')}) target deployment/${deployment.name}: they fight over it`,
+    );
   for (const h of hpas) {
     const at = `hpa/${h.name}`;
     if (h.minReplicas < policy.minReplicas) breaches.push(`${at} minReplicas ${h.minReplicas} < ${policy.minReplicas}`);
@@ -49,7 +57,15 @@ export function checkReplicaFloor(
     if (h.memoryPercent === null) breaches.push(`${at} does not scale on memory (policy: ${policy.memoryPercent}%)`);
     else if (h.memoryPercent !== policy.memoryPercent) breaches.push(`${at} memory target ${h.memoryPercent}% ≠ ${policy.memoryPercent}%`);
   }
-  const hpaText = hpas.map((h) => `hpa/${h.name} ${h.minReplicas}-${h.maxReplicas}, CPU ${h.cpuPercent ?? '-'}%, memory ${h.memoryPercent ?? '-'}%`).join('; ');
+  const hpaText = hpas
+    .map((h) => `hpa/${h.name} ${h.minReplicas}-${h.maxReplicas}, CPU ${h.cpuPercent ?? '-'}%, memory ${h.memoryPercent ?? '-'}%`)
+    .join('; ');
   const seen = `deployment/${deployment.name} ${deployment.ready}/${deployment.desired} ready${hpaText ? `; ${hpaText}` : ''}`;
-  return { ok: breaches.length === 0, breaches, detail: breaches.length ? `${seen}; ${breaches.join('; ')}` : `${seen}; within policy (min ${policy.minReplicas}, max ${policy.maxReplicas}, CPU ${policy.cpuPercent}%, memory ${policy.memoryPercent}%)` };
+  return {
+    ok: breaches.length === 0,
+    breaches,
+    detail: breaches.length
+      ? `${seen}; ${breaches.join('; ')}`
+      : `${seen}; within policy (min ${policy.minReplicas}, max ${policy.maxReplicas}, CPU ${policy.cpuPercent}%, memory ${policy.memoryPercent}%)`,
+  };
 }

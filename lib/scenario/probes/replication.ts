@@ -14,17 +14,24 @@ const fromTarget: ProviderOf = (ctx) => ctx.adapters.database?.provider;
 function describeStandby(s: Topology['standbys'][number]): string {
   if (s.role !== 'standby') return `${s.name} down or not a standby`;
   const r = s.replication;
-  const lag = r.replayLagMs === null ? `replay lag unknown${r.unknownBecause ? `: ${r.unknownBecause}` : ''}` : `replay lag ${Math.round(r.replayLagMs)} ms`;
+  const lag =
+    r.replayLagMs === null
+      ? `replay lag unknown${r.unknownBecause ? `: ${r.unknownBecause}` : ''}`
+      : `replay lag ${Math.round(r.replayLagMs)} ms`;
   const bytes = r.lagBytes === null ? '' : `, ${r.lagBytes} bytes behind`;
   return `${s.name} ${r.streaming ? 'streaming' : 'NOT streaming'} (${r.mode}), ${lag}${bytes}`;
 }
 
 /** At least `min` standbys stream from a single primary. */
 export function judgeStreaming(topo: Topology, min = 1): ProbeResult {
-  if (!topo.primary) return { ok: false, detail: `no single primary: ${topo.standbys.map(describeStandby).join('; ') || 'no node answers'}` };
+  if (!topo.primary)
+    return { ok: false, detail: `no single primary: ${topo.standbys.map(describeStandby).join('; ') || 'no node answers'}` };
   const streaming = topo.standbys.filter((s) => s.role === 'standby' && s.replication.streaming);
   const all = topo.standbys.map(describeStandby).join('; ') || 'no standby configured';
-  return { ok: streaming.length >= min, detail: `primary ${topo.primary.name}; ${streaming.length}/${min} streaming standby${min === 1 ? '' : 's'} needed: ${all}` };
+  return {
+    ok: streaming.length >= min,
+    detail: `primary ${topo.primary.name}; ${streaming.length}/${min} streaming standby${min === 1 ? '' : 's'} needed: ${all}`,
+  };
 }
 
 /**
@@ -33,10 +40,13 @@ export function judgeStreaming(topo: Topology, min = 1): ProbeResult {
  */
 export function judgeReplayLag(topo: Topology, maxLagMs: number): ProbeResult {
   const streaming = topo.standbys.filter((s) => s.role === 'standby' && s.replication.streaming);
-  if (!topo.primary || streaming.length === 0) return { ok: false, detail: `no streaming standby to measure: ${judgeStreaming(topo).detail}` };
+  if (!topo.primary || streaming.length === 0)
+    return { ok: false, detail: `no streaming standby to measure: ${judgeStreaming(topo).detail}` };
   const unknown = streaming.filter((s) => s.replication.replayLagMs === null).map((s) => s.name);
   const over = streaming.filter((s) => s.replication.replayLagMs !== null && s.replication.replayLagMs > maxLagMs).map((s) => s.name);
-  const verdict = [over.length ? `${over.join(', ')} over it` : '', unknown.length ? `${unknown.join(', ')} not measurable` : ''].filter(Boolean).join(', ');
+  const verdict = [over.length ? `${over.join(', ')} over it` : '', unknown.length ? `${unknown.join(', ')} not measurable` : '']
+    .filter(Boolean)
+    .join(', ');
   return {
     ok: unknown.length === 0 && over.length === 0,
     detail: `${streaming.map(describeStandby).join('; ')}; limit ${maxLagMs} ms${verdict ? `: ${verdict}` : ''}`,

@@ -10,8 +10,14 @@ import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite.ts';
  * finds); scratch clusters in the lab dir. Null when neither is there. `create`: make the container on the
  * lab's own Azurite (a fresh lab has none); an account from the environment is only checked.
  */
-export async function labBackupsAdapter(labDir: string, options: { create: boolean }): Promise<{ adapter: BackupsAdapter; note: string } | null> {
-  const r = await resolveBackupStore({ lab: labBlobSource(labDir), container: process.env.DRILL_BACKUP_CONTAINER?.trim() || LAB_BACKUP_CONTAINER }).catch(() => null);
+export async function labBackupsAdapter(
+  labDir: string,
+  options: { create: boolean },
+): Promise<{ adapter: BackupsAdapter; note: string } | null> {
+  const r = await resolveBackupStore({
+    lab: labBlobSource(labDir),
+    container: process.env.DRILL_BACKUP_CONTAINER?.trim() || LAB_BACKUP_CONTAINER,
+  }).catch(() => null);
   if (!r || 'missing' in r) return null;
   const adapter = backupsAdapterOn(r.store, join(labDir, 'restores'));
   if (options.create && r.origin === 'lab') await ensureContainer(r.store);

@@ -18,7 +18,15 @@ import type { LabConfig, LabDbNode, LabInfo, LabReplication } from '../../lab/ty
 
 function providerNodes(dir: string, nodes: Pick<LabDbNode, 'name' | 'port' | 'role'>[]): PgPromoteNode[] {
   const p = labPaths(dir);
-  return nodes.map((n) => ({ name: n.name, host: '127.0.0.1', port: n.port, role: n.role, dataDir: p.node(n.name).data, logFile: p.node(n.name).log, socketDir: p.socketDir }));
+  return nodes.map((n) => ({
+    name: n.name,
+    host: '127.0.0.1',
+    port: n.port,
+    role: n.role,
+    dataDir: p.node(n.name).data,
+    logFile: p.node(n.name).log,
+    socketDir: p.socketDir,
+  }));
 }
 
 /**
@@ -29,13 +37,17 @@ export async function repointLab(dir: string, controlUrl: string, node: PgNode):
   const p = labPaths(dir);
   const config = await readConfig(p.config);
   if (!config) throw new Error(`${p.config} is missing: the lab is not set up`);
-  if (!config.nodes[node.name]) throw new Error(`${node.name} is not a node of the lab in ${dir} (${Object.keys(config.nodes).join(', ')})`);
+  if (!config.nodes[node.name])
+    throw new Error(`${node.name} is not a node of the lab in ${dir} (${Object.keys(config.nodes).join(', ')})`);
   const next: LabConfig = { ...config, primary: node.name, nodes: { ...config.nodes, [node.name]: { port: node.port } } };
   writeJsonAtomic(p.config, next);
   await setDbPrimary(controlUrl, node.port);
 }
 
-export function createLabProvider(dir: string, options: { controlUrl: string; endpointPort: number; replication: LabReplication; nodes: Pick<LabDbNode, 'name' | 'port' | 'role'>[] }): PgPromoteProvider {
+export function createLabProvider(
+  dir: string,
+  options: { controlUrl: string; endpointPort: number; replication: LabReplication; nodes: Pick<LabDbNode, 'name' | 'port' | 'role'>[] },
+): PgPromoteProvider {
   return new PgPromoteProvider({
     nodes: providerNodes(dir, options.nodes),
     endpoint: { host: '127.0.0.1', port: options.endpointPort },
@@ -68,7 +80,15 @@ export function createLabDatabase(info: LabInfo): DatabaseAdapter {
     async nodes(): Promise<DbNodeView[]> {
       const config = await readConfig(labPaths(info.dir).config);
       if (!config) return [];
-      return (await nodeFacts(info.dir, config)).map((n) => ({ name: n.name, host: n.host, port: n.port, dataDir: n.dataDir, role: n.role, pid: n.pid, logFile: n.log }));
+      return (await nodeFacts(info.dir, config)).map((n) => ({
+        name: n.name,
+        host: n.host,
+        port: n.port,
+        dataDir: n.dataDir,
+        role: n.role,
+        pid: n.pid,
+        logFile: n.log,
+      }));
     },
     async crash(node, how) {
       const dataDir = dataDirOf(node);
@@ -78,7 +98,8 @@ export function createLabDatabase(info: LabInfo): DatabaseAdapter {
         return r;
       }
       const pid = await postmasterPid(dataDir);
-      if (pid === null || !(await isProcessUnder(pid, dataDir))) throw new Error(`${node.name} (${dataDir}) is not running: nothing to stop`);
+      if (pid === null || !(await isProcessUnder(pid, dataDir)))
+        throw new Error(`${node.name} (${dataDir}) is not running: nothing to stop`);
       const children = await childrenOf(pid);
       await stopCluster(dataDir, 'immediate');
       return { pid, children };

@@ -52,11 +52,28 @@ export const labTarget: TargetKind<'lab'> = {
     const backups = await labBackupsAdapter(dir, { create: true });
     if (backups) say(`backups: ${backups.note}`);
     return {
-      adapters: { exec: createExec(env), replicas: createLabReplicas(info), database: createLabDatabase(info), ...(backups ? { backups: backups.adapter } : {}) },
+      adapters: {
+        exec: createExec(env),
+        replicas: createLabReplicas(info),
+        database: createLabDatabase(info),
+        ...(backups ? { backups: backups.adapter } : {}),
+      },
       serviceUrl: info.serviceUrl,
       details: {
-        kind: 'lab', dir, replicas: target.replicas, serviceUrl: info.serviceUrl,
-        postgres: { host: info.db.host, port: info.db.port, endpointPort: info.db.endpointPort, database: info.db.database, replication: info.db.replication, provider: database.provider, primary: info.db.nodes[0]?.name, nodes: info.db.nodes.map((n) => ({ name: n.name, role: n.role, port: n.port })) },
+        kind: 'lab',
+        dir,
+        replicas: target.replicas,
+        serviceUrl: info.serviceUrl,
+        postgres: {
+          host: info.db.host,
+          port: info.db.port,
+          endpointPort: info.db.endpointPort,
+          database: info.db.database,
+          replication: info.db.replication,
+          provider: database.provider,
+          primary: info.db.nodes[0]?.name,
+          nodes: info.db.nodes.map((n) => ({ name: n.name, role: n.role, port: n.port })),
+        },
         ...(backups ? { backups: backupsDetails(backups.adapter) } : {}),
       },
       async close() {
@@ -71,11 +88,20 @@ export const labTarget: TargetKind<'lab'> = {
     const dir = labDirOf(target);
     const status = await labStatus({ dir });
     if (!status.up || !status.info) {
-      return { adapters: null, serviceUrl: null, note: `lab in ${dir} is not running: \`drill run\` starts it; selections are resolved then` };
+      return {
+        adapters: null,
+        serviceUrl: null,
+        note: `lab in ${dir} is not running: \`drill run\` starts it; selections are resolved then`,
+      };
     }
     const backups = await labBackupsAdapter(dir, { create: false });
     return {
-      adapters: { exec: createExec(), replicas: createLabReplicas(status.info), database: createLabDatabase(status.info), ...(backups ? { backups: backups.adapter } : {}) },
+      adapters: {
+        exec: createExec(),
+        replicas: createLabReplicas(status.info),
+        database: createLabDatabase(status.info),
+        ...(backups ? { backups: backups.adapter } : {}),
+      },
       serviceUrl: status.info.serviceUrl,
       note: `lab in ${dir} is up: selections below are what a run now would hit`,
     };
@@ -84,6 +110,12 @@ export const labTarget: TargetKind<'lab'> = {
     const dir = String(details.dir);
     const s = await labStatus({ dir });
     if (!s.up || !s.info) return { adapters: null, why: `the lab in ${dir} is down, and whatever the run broke went down with it` };
-    return { adapters: { exec: createExec({ DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: s.info.serviceUrl }), replicas: createLabReplicas(s.info), database: createLabDatabase(s.info) } };
+    return {
+      adapters: {
+        exec: createExec({ DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: s.info.serviceUrl }),
+        replicas: createLabReplicas(s.info),
+        database: createLabDatabase(s.info),
+      },
+    };
   },
 };

@@ -11,7 +11,15 @@ import type { KillOptions, Replica, ReplicaSetAdapter, WorkloadStatus } from '..
 import { matchesSelector, parseSelector, type Requirement } from '../../adapters/selector.ts';
 
 function toReplica(r: Replica): Replica {
-  return { name: r.name, labels: { ...r.labels }, pid: r.pid, ready: r.ready, startedAt: r.startedAt, ...(r.readyAt ? { readyAt: r.readyAt } : {}), owner: r.owner };
+  return {
+    name: r.name,
+    labels: { ...r.labels },
+    pid: r.pid,
+    ready: r.ready,
+    startedAt: r.startedAt,
+    ...(r.readyAt ? { readyAt: r.readyAt } : {}),
+    owner: r.owner,
+  };
 }
 
 function workloadOf(s: DaemonStatus, reqs: Requirement[]): WorkloadStatus {
@@ -26,7 +34,10 @@ export function createLabReplicas(info: LabInfo): ReplicaSetAdapter {
   const status = async (selector: string, signal?: AbortSignal): Promise<WorkloadStatus> =>
     workloadOf(await getDaemonStatus(info.controlUrl, { signal }), parseSelector(selector));
 
-  async function waitReady(selector: string, options: { timeoutMs: number; signal: AbortSignal; gone?: string[] }): Promise<WorkloadStatus> {
+  async function waitReady(
+    selector: string,
+    options: { timeoutMs: number; signal: AbortSignal; gone?: string[] },
+  ): Promise<WorkloadStatus> {
     const reqs = parseSelector(selector);
     const gone = new Set(options.gone ?? []);
     const deadline = performance.now() + options.timeoutMs;

@@ -13,8 +13,22 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureRoleAndDatabase, initCluster, isRunning, startCluster, stopCluster, type PgConn } from '../../../lib/adapters/postgres/cluster.ts';
-import { cloneStandby, ensureSlot, isStandbyDir, rewindToStandby, waitStreaming, withClient } from '../../../lib/adapters/postgres/standby.ts';
+import {
+  ensureRoleAndDatabase,
+  initCluster,
+  isRunning,
+  startCluster,
+  stopCluster,
+  type PgConn,
+} from '../../../lib/adapters/postgres/cluster.ts';
+import {
+  cloneStandby,
+  ensureSlot,
+  isStandbyDir,
+  rewindToStandby,
+  waitStreaming,
+  withClient,
+} from '../../../lib/adapters/postgres/standby.ts';
 import { cnpgSyncOf } from '../../../lib/adapters/postgres/failover/cnpg.ts';
 import { DbEndpoint } from '../../../lib/lab/daemon/db-endpoint.ts';
 import { freePort } from '../ports.ts';
@@ -65,7 +79,12 @@ function livePostmaster(dataDir: string): number | null {
     pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n', 1)[0]);
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     if (/^\d+ \(.*\) [ZX]/s.test(stat)) return null;
-    if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a === dataDir || a.startsWith(`${dataDir}/`))) return null;
+    if (
+      !readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+        .split('\0')
+        .some((a) => a === dataDir || a.startsWith(`${dataDir}/`))
+    )
+      return null;
   } catch {
     return null;
   }
@@ -106,7 +125,13 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
   const instances = new Map<string, CnpgInstance>();
   for (const name of o.instances) {
     const dir = join(o.root, name);
-    instances.set(name, { name, port: await freePort(), dataDir: join(dir, 'data'), logFile: join(dir, 'postgres.log'), socketDir: join(dir, 's') });
+    instances.set(name, {
+      name,
+      port: await freePort(),
+      dataDir: join(dir, 'data'),
+      logFile: join(dir, 'postgres.log'),
+      socketDir: join(dir, 's'),
+    });
   }
   const rwLog: string[] = [];
   const kills: CnpgPostgres['kills'] = [];
@@ -136,7 +161,12 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
   };
   const conn = (name: string, database = 'postgres'): PgConn => ({ host: '127.0.0.1', port: inst(name).port, user: SUPERUSER, database });
   const clusterOf = (pod: KubeObject) => host!.get('clusters', pod.metadata.namespace, pod.metadata.labels!['cnpg.io/cluster']!);
-  const standbyId = (name: string) => ({ name, port: inst(name).port, socketDir: inst(name).socketDir, primary: { host: '127.0.0.1', port: rwPort, user: SUPERUSER } });
+  const standbyId = (name: string) => ({
+    name,
+    port: inst(name).port,
+    socketDir: inst(name).socketDir,
+    primary: { host: '127.0.0.1', port: rwPort, user: SUPERUSER },
+  });
 
   /**
    * Synchronous replication as the instance manager applies it on the primary, from `.spec.postgresql.synchronous`
@@ -147,7 +177,8 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
   async function applySyncReplicas(cluster: KubeObject | undefined, primary: string): Promise<void> {
     const sync = cnpgSyncOf(cluster?.spec);
     const others = [...instances.keys()].filter((n) => n !== primary);
-    const names = sync.mode === 'async' ? '' : `${sync.mode === 'sync' ? 'FIRST' : 'ANY'} ${sync.number} (${others.map((n) => `"${n}"`).join(',')})`;
+    const names =
+      sync.mode === 'async' ? '' : `${sync.mode === 'sync' ? 'FIRST' : 'ANY'} ${sync.number} (${others.map((n) => `"${n}"`).join(',')})`;
     await withClient(conn(primary), async (c) => {
       await c.query(`ALTER SYSTEM SET synchronous_standby_names = ${c.escapeLiteral(names)}`);
       await c.query('SELECT pg_reload_conf()');
@@ -158,7 +189,14 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
   function followPrimary(namespace: string, cluster: string): void {
     const primary = [...instances.keys()]
       .map((n) => host!.get('pods', namespace, n))
-      .find((p) => p && p.metadata.labels?.['cnpg.io/cluster'] === cluster && p.metadata.labels?.['cnpg.io/instanceRole'] === 'primary' && !p.metadata.deletionTimestamp && (p.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True'));
+      .find(
+        (p) =>
+          p &&
+          p.metadata.labels?.['cnpg.io/cluster'] === cluster &&
+          p.metadata.labels?.['cnpg.io/instanceRole'] === 'primary' &&
+          !p.metadata.deletionTimestamp &&
+          (p.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True'),
+      );
     const name = primary?.metadata.name;
     if (!name || name === rwTarget) return;
     rwTarget = name;
@@ -172,13 +210,23 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
     for (;;) {
       if (stopped) throw new Error('runtime stopped');
       const s = clusterOf(pod)?.status;
-      if (s?.currentPrimary && s.currentPrimary === s.targetPrimary && (s.currentPrimary === self || (serving.has(s.currentPrimary) && (await isRunning(inst(s.currentPrimary).dataDir))))) return s.currentPrimary;
+      if (
+        s?.currentPrimary &&
+        s.currentPrimary === s.targetPrimary &&
+        (s.currentPrimary === self || (serving.has(s.currentPrimary) && (await isRunning(inst(s.currentPrimary).dataDir))))
+      )
+        return s.currentPrimary;
       await sleep(50);
     }
   }
 
   async function bootstrapPrimary(i: CnpgInstance): Promise<void> {
-    await initCluster(i.dataDir, { port: i.port, socketDir: i.socketDir, superuser: SUPERUSER, settings: { dynamic_shared_memory_type: 'mmap' } });
+    await initCluster(i.dataDir, {
+      port: i.port,
+      socketDir: i.socketDir,
+      superuser: SUPERUSER,
+      settings: { dynamic_shared_memory_type: 'mmap' },
+    });
     if (o.appPassword !== undefined) {
       // The app role over TCP needs its password; everything else keeps the lab's loopback trust.
       const hba = join(i.dataDir, 'pg_hba.conf');
@@ -189,7 +237,8 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
     await withClient(conn(i.name), async (c) => {
       // pg_stat_replication's details are for pg_monitor: the drill reads replication as this role.
       await c.query(`GRANT pg_monitor TO ${c.escapeIdentifier(app.user)}`);
-      if (o.appPassword !== undefined) await c.query(`ALTER ROLE ${c.escapeIdentifier(app.user)} PASSWORD ${c.escapeLiteral(o.appPassword)}`);
+      if (o.appPassword !== undefined)
+        await c.query(`ALTER ROLE ${c.escapeIdentifier(app.user)} PASSWORD ${c.escapeLiteral(o.appPassword)}`);
     });
   }
 
@@ -226,7 +275,11 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
     async mostAdvanced(candidates) {
       const received = await Promise.all(
         candidates.map((n) =>
-          withClient(conn(n), (c) => c.query<{ lsn: string | null }>('SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), \'0/0\')::text AS lsn'), 2000)
+          withClient(
+            conn(n),
+            (c) => c.query<{ lsn: string | null }>("SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::text AS lsn"),
+            2000,
+          )
             .then((r) => ({ n, lsn: r.rows[0]?.lsn == null ? -1 : Number(r.rows[0].lsn) }))
             .catch(() => ({ n, lsn: -1 })),
         ),

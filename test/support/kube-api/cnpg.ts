@@ -31,9 +31,26 @@ function instancePod(cluster: KubeObject, name: string, role: 'primary' | 'repli
       name,
       namespace: cluster.metadata.namespace,
       labels: { [CNPG_CLUSTER_LABEL]: c, 'cnpg.io/instanceName': name, [CNPG_ROLE_LABEL]: role, role, 'cnpg.io/podRole': 'instance' },
-      ownerReferences: [{ apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', name: c, uid: cluster.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        {
+          apiVersion: 'postgresql.cnpg.io/v1',
+          kind: 'Cluster',
+          name: c,
+          uid: cluster.metadata.uid!,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
     },
-    spec: { containers: [{ name: 'postgres', image: cluster.spec?.imageName ?? 'ghcr.io/cloudnative-pg/postgresql:16.4', ports: [{ containerPort: 5432, name: 'postgresql', protocol: 'TCP' }] }] },
+    spec: {
+      containers: [
+        {
+          name: 'postgres',
+          image: cluster.spec?.imageName ?? 'ghcr.io/cloudnative-pg/postgresql:16.4',
+          ports: [{ containerPort: 5432, name: 'postgresql', protocol: 'TCP' }],
+        },
+      ],
+    },
   };
 }
 
@@ -123,7 +140,13 @@ export function reconcileCnpgCluster(
         if (!now2 || now2.status?.targetPrimary !== target) return requeue();
         store.updateAsServer('clusters', {
           ...now2,
-          status: { ...now2.status, currentPrimary: target, currentPrimaryTimestamp: now(), phase: 'Cluster in healthy state', phaseReason: undefined },
+          status: {
+            ...now2.status,
+            currentPrimary: target,
+            currentPrimaryTimestamp: now(),
+            phase: 'Cluster in healthy state',
+            phaseReason: undefined,
+          },
         });
         requeue();
       };
@@ -131,15 +154,23 @@ export function reconcileCnpgCluster(
       const failover = c.status.phase === 'Failing over';
       // A failover promotes the replica that received the most WAL (a switchover, the one asked for): with
       // quorum replication only that one is sure to hold every acknowledged commit.
-      const pick = failover && real.runtime.mostAdvanced
-        ? real.runtime.mostAdvanced(names.filter((n) => n !== c.status.currentPrimary && store.get('pods', ns, n) && podIsReady(store.get('pods', ns, n)!))).then((best) => best ?? target)
-        : Promise.resolve(target);
+      const pick =
+        failover && real.runtime.mostAdvanced
+          ? real.runtime
+              .mostAdvanced(
+                names.filter((n) => n !== c.status.currentPrimary && store.get('pods', ns, n) && podIsReady(store.get('pods', ns, n)!)),
+              )
+              .then((best) => best ?? target)
+          : Promise.resolve(target);
       pick
         .then((chosen) => {
           if (chosen !== target) {
             op.switching.set(key, chosen);
             const c2 = store.get('clusters', ns, name)!;
-            store.updateAsServer('clusters', { ...c2, status: { ...c2.status, targetPrimary: chosen, phaseReason: `Failing over from ${c2.status.currentPrimary} to ${chosen}` } });
+            store.updateAsServer('clusters', {
+              ...c2,
+              status: { ...c2.status, targetPrimary: chosen, phaseReason: `Failing over from ${c2.status.currentPrimary} to ${chosen}` },
+            });
             target = chosen;
           }
           return real.runtime.promote(c, target, c.status.currentPrimary);
@@ -177,7 +208,12 @@ export function reconcileCnpgCluster(
   status.readyInstances = ready;
   status.instanceNames = names.filter((n) => pods.has(n));
   if (status.targetPrimary === status.currentPrimary) {
-    status.phase = ready === instances ? 'Cluster in healthy state' : alive(status.currentPrimary) ? 'Waiting for the instances to become active' : status.phase ?? 'Setting up primary';
+    status.phase =
+      ready === instances
+        ? 'Cluster in healthy state'
+        : alive(status.currentPrimary)
+          ? 'Waiting for the instances to become active'
+          : (status.phase ?? 'Setting up primary');
   }
   for (const k of Object.keys(status)) if (status[k] === undefined) delete status[k];
   if (canonical(cluster.status) === canonical(status)) return;

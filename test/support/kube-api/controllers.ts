@@ -155,7 +155,15 @@ export class Controllers {
         this.reconcileHpa(o);
         return;
       case 'clusters':
-        reconcileCnpgCluster(this.store, this.creations, this.cnpg, { replaceDelayMs: this.opts.replaceDelayMs, switchDelayMs: this.opts.readyDelayMs }, o, requeue, this.runtime && { runtime: this.runtime, errors: this.errors });
+        reconcileCnpgCluster(
+          this.store,
+          this.creations,
+          this.cnpg,
+          { replaceDelayMs: this.opts.replaceDelayMs, switchDelayMs: this.opts.readyDelayMs },
+          o,
+          requeue,
+          this.runtime && { runtime: this.runtime, errors: this.errors },
+        );
         return;
       case 'namespaces':
         this.finalizeNamespace(o);
@@ -167,7 +175,9 @@ export class Controllers {
   private collect(owner: KubeObject): void {
     const uid = owner.metadata.uid;
     for (const t of RESOURCES.filter((r) => r.namespaced)) {
-      for (const dep of this.store.list(t.resource, owner.metadata.namespace, (o) => (o.metadata.ownerReferences ?? []).some((r) => r.uid === uid))) {
+      for (const dep of this.store.list(t.resource, owner.metadata.namespace, (o) =>
+        (o.metadata.ownerReferences ?? []).some((r) => r.uid === uid),
+      )) {
         if (t.resource === 'pods') deletePod(this.store, dep, undefined);
         else this.store.remove(t.resource, dep.metadata.namespace, dep.metadata.name!);
       }
@@ -199,7 +209,13 @@ export class Controllers {
     const prev: Condition[] = hpa.status?.conditions ?? [];
     const cond = (type: string, status: Condition['status'], reason: string, message: string): Condition => {
       const old = prev.find((c) => c.type === type);
-      return { type, status, lastTransitionTime: old?.status === status ? old.lastTransitionTime! : new Date().toISOString().replace(/\.\d+Z$/, 'Z'), reason, message };
+      return {
+        type,
+        status,
+        lastTransitionTime: old?.status === status ? old.lastTransitionTime! : new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        reason,
+        message,
+      };
     };
     const status = {
       observedGeneration: hpa.metadata.generation,
@@ -208,17 +224,37 @@ export class Controllers {
       currentMetrics: target
         ? (hpa.spec.metrics ?? [])
             .filter((m: { type: string }) => m.type === 'Resource')
-            .map((m: { resource: { name: string } }) => ({ type: 'Resource', resource: { name: m.resource.name, current: REPORTED_UTILISATION[m.resource.name] ?? { averageUtilization: 50 } } }))
+            .map((m: { resource: { name: string } }) => ({
+              type: 'Resource',
+              resource: { name: m.resource.name, current: REPORTED_UTILISATION[m.resource.name] ?? { averageUtilization: 50 } },
+            }))
         : [],
       conditions: target
         ? [
             cond('AbleToScale', 'True', 'ReadyForNewScale', 'recommended size matches current size'),
-            cond('ScalingActive', 'True', 'ValidMetricFound', 'the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)'),
+            cond(
+              'ScalingActive',
+              'True',
+              'ValidMetricFound',
+              'the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)',
+            ),
             desired === wanted
               ? cond('ScalingLimited', 'False', 'DesiredWithinRange', 'the desired count is within the acceptable range')
-              : cond('ScalingLimited', 'True', desired > wanted ? 'TooFewReplicas' : 'TooManyReplicas', `the desired replica count is ${desired > wanted ? 'less' : 'more'} than the ${desired > wanted ? 'minimum' : 'maximum'} replica count`),
+              : cond(
+                  'ScalingLimited',
+                  'True',
+                  desired > wanted ? 'TooFewReplicas' : 'TooManyReplicas',
+                  `the desired replica count is ${desired > wanted ? 'less' : 'more'} than the ${desired > wanted ? 'minimum' : 'maximum'} replica count`,
+                ),
           ]
-        : [cond('AbleToScale', 'False', 'FailedGetScale', `the HPA controller was unable to get the target's current scale: ${ref.kind?.toLowerCase()}s "${ref.name}" not found`)],
+        : [
+            cond(
+              'AbleToScale',
+              'False',
+              'FailedGetScale',
+              `the HPA controller was unable to get the target's current scale: ${ref.kind?.toLowerCase()}s "${ref.name}" not found`,
+            ),
+          ],
     };
     if (canonical(hpa.status) === canonical(status)) return;
     this.store.updateAsServer('horizontalpodautoscalers', { ...hpa, status });

@@ -83,7 +83,8 @@ export function validate(t: ResourceType, o: KubeObject): void {
   const causes: StatusCause[] = [];
   const name = o.metadata.name ?? '';
   const nameRule = t.resource === 'namespaces' ? DNS1123_LABEL : DNS1123_SUBDOMAIN;
-  if (!name) causes.push({ reason: 'FieldValueRequired', field: 'metadata.name', message: 'Required value: name or generateName is required' });
+  if (!name)
+    causes.push({ reason: 'FieldValueRequired', field: 'metadata.name', message: 'Required value: name or generateName is required' });
   else if (!nameRule.test(name) || name.length > 253) {
     causes.push({
       reason: 'FieldValueInvalid',
@@ -97,7 +98,11 @@ export function validate(t: ResourceType, o: KubeObject): void {
   if (['deployments', 'replicasets', 'statefulsets'].includes(t.resource)) {
     const replicas = o.spec?.replicas;
     if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
-      causes.push({ reason: 'FieldValueInvalid', field: 'spec.replicas', message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0` });
+      causes.push({
+        reason: 'FieldValueInvalid',
+        field: 'spec.replicas',
+        message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`,
+      });
     }
     const selector = o.spec?.selector;
     if (!selector || (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0)) {
@@ -115,11 +120,21 @@ export function validate(t: ResourceType, o: KubeObject): void {
   }
   if (t.resource === 'horizontalpodautoscalers') {
     const { minReplicas, maxReplicas } = o.spec ?? {};
-    if (typeof maxReplicas !== 'number' || maxReplicas < 1) causes.push({ reason: 'FieldValueInvalid', field: 'spec.maxReplicas', message: `Invalid value: ${JSON.stringify(maxReplicas)}: must be greater than or equal to 1` });
+    if (typeof maxReplicas !== 'number' || maxReplicas < 1)
+      causes.push({
+        reason: 'FieldValueInvalid',
+        field: 'spec.maxReplicas',
+        message: `Invalid value: ${JSON.stringify(maxReplicas)}: must be greater than or equal to 1`,
+      });
     else if (typeof minReplicas === 'number' && minReplicas > maxReplicas) {
-      causes.push({ reason: 'FieldValueInvalid', field: 'spec.maxReplicas', message: `Invalid value: ${maxReplicas}: must be greater than or equal to \`minReplicas\`` });
+      causes.push({
+        reason: 'FieldValueInvalid',
+        field: 'spec.maxReplicas',
+        message: `Invalid value: ${maxReplicas}: must be greater than or equal to \`minReplicas\``,
+      });
     }
-    if (!o.spec?.scaleTargetRef?.name) causes.push({ reason: 'FieldValueRequired', field: 'spec.scaleTargetRef.name', message: 'Required value' });
+    if (!o.spec?.scaleTargetRef?.name)
+      causes.push({ reason: 'FieldValueRequired', field: 'spec.scaleTargetRef.name', message: 'Required value' });
   }
   if (causes.length > 0) throw invalid({ kind: t.kind, group: t.group, resource: t.resource, name }, causes);
 }

@@ -56,9 +56,20 @@ function createReplicaSet(store: Store, d: KubeObject, revision: number, replica
       annotations: {
         [REVISION]: String(revision),
         'deployment.kubernetes.io/desired-replicas': String(d.spec.replicas),
-        ...(d.metadata.annotations?.['kubernetes.io/change-cause'] ? { 'kubernetes.io/change-cause': d.metadata.annotations['kubernetes.io/change-cause'] } : {}),
+        ...(d.metadata.annotations?.['kubernetes.io/change-cause']
+          ? { 'kubernetes.io/change-cause': d.metadata.annotations['kubernetes.io/change-cause'] }
+          : {}),
       },
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata.name!, uid: d.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          name: d.metadata.name!,
+          uid: d.metadata.uid!,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
     },
     spec: {
       replicas,
@@ -131,11 +142,17 @@ export function reconcileDeployment(store: Store, input: KubeObject): void {
       created = true;
     } else if (revisionOf(newRS) < maxRevision) {
       // Rolling back to an old template re-uses its ReplicaSet and makes it the newest revision.
-      newRS = store.updateAsServer('replicasets', { ...newRS, metadata: { ...newRS.metadata, annotations: { ...newRS.metadata.annotations, [REVISION]: String(maxRevision + 1) } } });
+      newRS = store.updateAsServer('replicasets', {
+        ...newRS,
+        metadata: { ...newRS.metadata, annotations: { ...newRS.metadata.annotations, [REVISION]: String(maxRevision + 1) } },
+      });
     }
   }
   if (newRS && d.metadata.annotations?.[REVISION] !== String(revisionOf(newRS))) {
-    d = store.updateAsServer('deployments', { ...d, metadata: { ...d.metadata, annotations: { ...d.metadata.annotations, [REVISION]: String(revisionOf(newRS)) } } });
+    d = store.updateAsServer('deployments', {
+      ...d,
+      metadata: { ...d.metadata, annotations: { ...d.metadata.annotations, [REVISION]: String(revisionOf(newRS)) } },
+    });
   }
   const olds = ownedBy(store, 'replicasets', d).filter((rs) => rs.metadata.uid !== newRS?.metadata.uid);
   if (newRS && !d.spec.paused) {
@@ -175,7 +192,9 @@ function writeStatus(store: Store, d: KubeObject, newRS: KubeObject | undefined,
     updatedReplicas,
     readyReplicas,
     availableReplicas,
-    ...(Math.max(0, sum((rs) => rs.spec.replicas ?? 0) - availableReplicas) > 0 ? { unavailableReplicas: Math.max(0, sum((rs) => rs.spec.replicas ?? 0) - availableReplicas) } : {}),
+    ...(Math.max(0, sum((rs) => rs.spec.replicas ?? 0) - availableReplicas) > 0
+      ? { unavailableReplicas: Math.max(0, sum((rs) => rs.spec.replicas ?? 0) - availableReplicas) }
+      : {}),
     conditions: [available, progressing],
   };
   const current = store.get('deployments', d.metadata.namespace, d.metadata.name!);

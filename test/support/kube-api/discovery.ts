@@ -18,11 +18,56 @@ export interface ResourceType {
 const VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
 
 export const RESOURCES: ResourceType[] = [
-  { group: '', version: 'v1', resource: 'namespaces', singular: 'namespace', kind: 'Namespace', namespaced: false, shortNames: ['ns'], subresources: ['status'] },
-  { group: '', version: 'v1', resource: 'pods', singular: 'pod', kind: 'Pod', namespaced: true, shortNames: ['po'], subresources: ['status'] },
-  { group: 'apps', version: 'v1', resource: 'deployments', singular: 'deployment', kind: 'Deployment', namespaced: true, shortNames: ['deploy'], subresources: ['scale', 'status'] },
-  { group: 'apps', version: 'v1', resource: 'replicasets', singular: 'replicaset', kind: 'ReplicaSet', namespaced: true, shortNames: ['rs'], subresources: ['scale', 'status'] },
-  { group: 'apps', version: 'v1', resource: 'statefulsets', singular: 'statefulset', kind: 'StatefulSet', namespaced: true, shortNames: ['sts'], subresources: ['scale', 'status'] },
+  {
+    group: '',
+    version: 'v1',
+    resource: 'namespaces',
+    singular: 'namespace',
+    kind: 'Namespace',
+    namespaced: false,
+    shortNames: ['ns'],
+    subresources: ['status'],
+  },
+  {
+    group: '',
+    version: 'v1',
+    resource: 'pods',
+    singular: 'pod',
+    kind: 'Pod',
+    namespaced: true,
+    shortNames: ['po'],
+    subresources: ['status'],
+  },
+  {
+    group: 'apps',
+    version: 'v1',
+    resource: 'deployments',
+    singular: 'deployment',
+    kind: 'Deployment',
+    namespaced: true,
+    shortNames: ['deploy'],
+    subresources: ['scale', 'status'],
+  },
+  {
+    group: 'apps',
+    version: 'v1',
+    resource: 'replicasets',
+    singular: 'replicaset',
+    kind: 'ReplicaSet',
+    namespaced: true,
+    shortNames: ['rs'],
+    subresources: ['scale', 'status'],
+  },
+  {
+    group: 'apps',
+    version: 'v1',
+    resource: 'statefulsets',
+    singular: 'statefulset',
+    kind: 'StatefulSet',
+    namespaced: true,
+    shortNames: ['sts'],
+    subresources: ['scale', 'status'],
+  },
   {
     group: 'autoscaling',
     version: 'v2',
@@ -34,7 +79,15 @@ export const RESOURCES: ResourceType[] = [
     subresources: ['status'],
   },
   // CloudNativePG's custom resource (test/support/kube-api/cnpg.ts plays its operator).
-  { group: 'postgresql.cnpg.io', version: 'v1', resource: 'clusters', singular: 'cluster', kind: 'Cluster', namespaced: true, subresources: ['status'] },
+  {
+    group: 'postgresql.cnpg.io',
+    version: 'v1',
+    resource: 'clusters',
+    singular: 'cluster',
+    kind: 'Cluster',
+    namespaced: true,
+    subresources: ['status'],
+  },
 ];
 
 export function groupVersion(t: { group: string; version: string }): string {
@@ -72,7 +125,10 @@ function groups(): string[] {
 }
 
 function apiGroup(name: string) {
-  const versions = [...new Set(RESOURCES.filter((r) => r.group === name).map((r) => r.version))].map((version) => ({ groupVersion: `${name}/${version}`, version }));
+  const versions = [...new Set(RESOURCES.filter((r) => r.group === name).map((r) => r.version))].map((version) => ({
+    groupVersion: `${name}/${version}`,
+    version,
+  }));
   return { name, versions, preferredVersion: versions[0]! };
 }
 
@@ -102,7 +158,8 @@ function resourceList(group: string, version: string) {
 /** The discovery document at `path`, or undefined if the path is not a discovery path. */
 export function discovery(path: string, serverAddress: string): unknown | undefined {
   if (path === '/version' || path === '/version/') return SERVER_VERSION;
-  if (path === '/api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }] };
+  if (path === '/api')
+    return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }] };
   if (path === '/api/v1') return resourceList('', 'v1');
   if (path === '/apis') return { kind: 'APIGroupList', apiVersion: 'v1', groups: groups().map(apiGroup) };
   const g = /^\/apis\/([^/]+)$/.exec(path);

@@ -19,7 +19,9 @@ function podTemplate(w: WorkloadSpec, labels: Record<string, string>) {
   return {
     metadata: { labels },
     spec: {
-      containers: [{ name: 'app', image: w.image ?? `registry.example/${w.name}:1.0.0`, ports: [{ containerPort: 8080, protocol: 'TCP' }] }],
+      containers: [
+        { name: 'app', image: w.image ?? `registry.example/${w.name}:1.0.0`, ports: [{ containerPort: 8080, protocol: 'TCP' }] },
+      ],
       terminationGracePeriodSeconds: w.terminationGracePeriodSeconds ?? 30,
     },
   };
@@ -45,8 +47,19 @@ export function statefulSet(w: WorkloadSpec): KubeObject {
   };
 }
 
-export function hpa(o: { name: string; namespace: string; target: string; min: number; max: number; cpu?: number; memory?: number }): KubeObject {
-  const metric = (name: string, averageUtilization: number) => ({ type: 'Resource', resource: { name, target: { type: 'Utilization', averageUtilization } } });
+export function hpa(o: {
+  name: string;
+  namespace: string;
+  target: string;
+  min: number;
+  max: number;
+  cpu?: number;
+  memory?: number;
+}): KubeObject {
+  const metric = (name: string, averageUtilization: number) => ({
+    type: 'Resource',
+    resource: { name, target: { type: 'Utilization', averageUtilization } },
+  });
   return {
     apiVersion: 'autoscaling/v2',
     kind: 'HorizontalPodAutoscaler',

@@ -85,7 +85,11 @@ async function readBody(req: IncomingMessage): Promise<Json | undefined> {
 
 function json(res: ServerResponse, code: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-cache, private' });
+  res.writeHead(code, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-cache, private',
+  });
   res.end(text);
 }
 
@@ -118,15 +122,31 @@ export async function handle(req: IncomingMessage, res: ServerResponse, ctx: Htt
     if (!route) throw pathNotFound();
     const verb = verbOf(req.method ?? 'GET', route, url.searchParams);
     Object.assign(record, { verb, resource: route.t.resource, namespace: route.namespace, name: route.name });
-    authorize(user, { verb, group: route.t.group, resource: route.t.resource, subresource: route.subresource, namespace: route.namespace, name: route.name });
-    if (verb === 'watch') return serveWatch(res, { t: route.t, namespace: route.namespace, name: route.name, query: url.searchParams }, ctx);
+    authorize(user, {
+      verb,
+      group: route.t.group,
+      resource: route.t.resource,
+      subresource: route.subresource,
+      namespace: route.namespace,
+      name: route.name,
+    });
+    if (verb === 'watch')
+      return serveWatch(res, { t: route.t, namespace: route.namespace, name: route.name, query: url.searchParams }, ctx);
     const body = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method ?? '') ? await readBody(req) : undefined;
     const out = respond(ctx.store, verb, route, url.searchParams, body, req.headers);
     return json(res, out.code, out.body);
   } catch (e) {
     if (e instanceof ApiError) return json(res, e.code, e.body);
     const err = e as Error;
-    return json(res, 500, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `kube-api test server: ${err.stack ?? err.message}`, reason: 'InternalError', code: 500 });
+    return json(res, 500, {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: `kube-api test server: ${err.stack ?? err.message}`,
+      reason: 'InternalError',
+      code: 500,
+    });
   }
 }
 
@@ -135,7 +155,14 @@ interface Out {
   body: unknown;
 }
 
-function respond(store: Store, verb: string, r: Route, q: URLSearchParams, body: Json | undefined, headers: IncomingMessage['headers']): Out {
+function respond(
+  store: Store,
+  verb: string,
+  r: Route,
+  q: URLSearchParams,
+  body: Json | undefined,
+  headers: IncomingMessage['headers'],
+): Out {
   const dryRun = q.get('dryRun') === 'All';
   switch (verb) {
     case 'list':
@@ -143,7 +170,8 @@ function respond(store: Store, verb: string, r: Route, q: URLSearchParams, body:
     case 'get': {
       const o = store.mustGet(r.t.resource, r.namespace, r.name!);
       if (r.subresource === 'scale') return { code: 200, body: scaleOf(o) };
-      if (wantsTable(headers.accept) && !r.subresource) return { code: 200, body: toTable(r.t.resource, [o], o.metadata.resourceVersion!, q.get('includeObject')) };
+      if (wantsTable(headers.accept) && !r.subresource)
+        return { code: 200, body: toTable(r.t.resource, [o], o.metadata.resourceVersion!, q.get('includeObject')) };
       return { code: 200, body: o };
     }
     case 'create':
@@ -157,7 +185,15 @@ function respond(store: Store, verb: string, r: Route, q: URLSearchParams, body:
     case 'deletecollection': {
       const items = selected(store, r, q);
       if (!dryRun) for (const o of items) remove(store, { ...r, name: o.metadata.name! }, deleteOptions(q, body), false);
-      return { code: 200, body: { kind: `${r.t.kind}List`, apiVersion: groupVersion(r.t), metadata: { resourceVersion: String(store.currentRv()) }, items: items.map(bare) } };
+      return {
+        code: 200,
+        body: {
+          kind: `${r.t.kind}List`,
+          apiVersion: groupVersion(r.t),
+          metadata: { resourceVersion: String(store.currentRv()) },
+          items: items.map(bare),
+        },
+      };
     }
   }
   throw methodNotAllowed(verb);
@@ -182,7 +218,9 @@ function list(store: Store, r: Route, q: URLSearchParams, accept: string | undef
       throw badRequest('continue key is not valid: illegal base64 data');
     }
     if (start.rv < store.oldestResumable()) {
-      throw gone('The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+      throw gone(
+        'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
+      );
     }
     items = items.filter((o) => `${o.metadata.namespace ?? ''}/${o.metadata.name}` > start.after);
   }
@@ -190,7 +228,9 @@ function list(store: Store, r: Route, q: URLSearchParams, accept: string | undef
   const metadata: Record<string, unknown> = { resourceVersion: rv };
   if (limit > 0 && items.length > limit) {
     const last = items[limit - 1]!;
-    metadata.continue = Buffer.from(JSON.stringify({ rv: Number(rv), after: `${last.metadata.namespace ?? ''}/${last.metadata.name}` })).toString('base64url');
+    metadata.continue = Buffer.from(
+      JSON.stringify({ rv: Number(rv), after: `${last.metadata.namespace ?? ''}/${last.metadata.name}` }),
+    ).toString('base64url');
     metadata.remainingItemCount = items.length - limit;
     items = items.slice(0, limit);
   }
@@ -220,7 +260,10 @@ function create(store: Store, r: Route, body: Json | undefined, dryRun: boolean)
     const ns = store.get('namespaces', undefined, r.namespace);
     if (!ns) throw notFound({ resource: 'namespaces', group: '', name: r.namespace });
     if (ns.metadata.deletionTimestamp) {
-      throw forbidden(`${r.t.resource} "${o.metadata.name ?? ''}" is forbidden: unable to create new content in namespace ${r.namespace} because it is being terminated`, { resource: r.t.resource, group: r.t.group });
+      throw forbidden(
+        `${r.t.resource} "${o.metadata.name ?? ''}" is forbidden: unable to create new content in namespace ${r.namespace} because it is being terminated`,
+        { resource: r.t.resource, group: r.t.group },
+      );
     }
   }
   if (!o.metadata.name && o.metadata.generateName) o.metadata.name = `${o.metadata.generateName}${randomSuffix()}`;
@@ -237,7 +280,13 @@ function merged(r: Route, current: KubeObject, incoming: KubeObject): KubeObject
   if (r.subresource === 'scale') {
     const replicas = incoming.spec?.replicas;
     if (typeof replicas !== 'number' || replicas < 0) {
-      throw invalid({ kind: 'Scale', group: 'autoscaling', resource: r.t.resource, name: r.name! }, [{ reason: 'FieldValueInvalid', field: 'spec.replicas', message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0` }]);
+      throw invalid({ kind: 'Scale', group: 'autoscaling', resource: r.t.resource, name: r.name! }, [
+        {
+          reason: 'FieldValueInvalid',
+          field: 'spec.replicas',
+          message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`,
+        },
+      ]);
     }
     return { ...current, spec: { ...current.spec, replicas } };
   }
@@ -265,7 +314,10 @@ function patch(store: Store, r: Route, body: Json | undefined, contentType: stri
   try {
     patched = applyPatch(contentType, doc as unknown as Json, body) as unknown as KubeObject;
   } catch (e) {
-    if (e instanceof TestFailed) throw invalid({ kind: r.t.kind, group: r.t.group, resource: r.t.resource, name: r.name }, [{ reason: 'FieldValueInvalid', message: e.message }]);
+    if (e instanceof TestFailed)
+      throw invalid({ kind: r.t.kind, group: r.t.group, resource: r.t.resource, name: r.name }, [
+        { reason: 'FieldValueInvalid', message: e.message },
+      ]);
     throw e;
   }
   if (!patched || typeof patched !== 'object' || !patched.metadata) throw badRequest('the patch removed the object metadata');
@@ -287,7 +339,13 @@ function scaleOf(o: KubeObject): unknown {
   return {
     kind: 'Scale',
     apiVersion: 'autoscaling/v1',
-    metadata: { name: o.metadata.name, namespace: o.metadata.namespace, uid: o.metadata.uid, resourceVersion: o.metadata.resourceVersion, creationTimestamp: o.metadata.creationTimestamp },
+    metadata: {
+      name: o.metadata.name,
+      namespace: o.metadata.namespace,
+      uid: o.metadata.uid,
+      resourceVersion: o.metadata.resourceVersion,
+      creationTimestamp: o.metadata.creationTimestamp,
+    },
     spec: { replicas: o.spec?.replicas ?? 0 },
     status: { replicas: o.status?.replicas ?? 0, selector: selectorString(o.spec?.selector) },
   };
@@ -303,39 +361,64 @@ interface DeleteOptions {
 function deleteOptions(q: URLSearchParams, body: Json | undefined): DeleteOptions {
   const b = (body && typeof body === 'object' && !Array.isArray(body) ? body : {}) as DeleteOptions & { orphanDependents?: boolean };
   const grace = b.gracePeriodSeconds ?? (q.has('gracePeriodSeconds') ? Number(q.get('gracePeriodSeconds')) : undefined);
-  if (grace !== undefined && (!Number.isInteger(grace) || grace < 0)) throw badRequest(`gracePeriodSeconds must be a non-negative integer, got ${grace}`);
+  if (grace !== undefined && (!Number.isInteger(grace) || grace < 0))
+    throw badRequest(`gracePeriodSeconds must be a non-negative integer, got ${grace}`);
   const policy = b.propagationPolicy ?? q.get('propagationPolicy') ?? (b.orphanDependents === true ? 'Orphan' : undefined);
   if (policy !== undefined && !['Orphan', 'Background', 'Foreground'].includes(policy)) {
     throw badRequest(`propagationPolicy: Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan"`);
   }
-  return { ...(grace !== undefined ? { gracePeriodSeconds: grace } : {}), ...(policy ? { propagationPolicy: policy } : {}), ...(b.preconditions ? { preconditions: b.preconditions } : {}) };
+  return {
+    ...(grace !== undefined ? { gracePeriodSeconds: grace } : {}),
+    ...(policy ? { propagationPolicy: policy } : {}),
+    ...(b.preconditions ? { preconditions: b.preconditions } : {}),
+  };
 }
 
 function remove(store: Store, r: Route, opts: DeleteOptions, dryRun: boolean): Out {
   const o = store.mustGet(r.t.resource, r.namespace, r.name!);
   const target = { resource: r.t.resource, group: r.t.group, name: r.name! };
   if (opts.preconditions?.uid && opts.preconditions.uid !== o.metadata.uid) {
-    throw new ApiError({ ...conflict(target).body, message: `Precondition failed: UID in precondition: ${opts.preconditions.uid}, UID in object meta: ${o.metadata.uid}` });
+    throw new ApiError({
+      ...conflict(target).body,
+      message: `Precondition failed: UID in precondition: ${opts.preconditions.uid}, UID in object meta: ${o.metadata.uid}`,
+    });
   }
   if (opts.preconditions?.resourceVersion && opts.preconditions.resourceVersion !== o.metadata.resourceVersion) {
-    throw new ApiError({ ...conflict(target).body, message: `Precondition failed: ResourceVersion in precondition: ${opts.preconditions.resourceVersion}, ResourceVersion in object meta: ${o.metadata.resourceVersion}` });
+    throw new ApiError({
+      ...conflict(target).body,
+      message: `Precondition failed: ResourceVersion in precondition: ${opts.preconditions.resourceVersion}, ResourceVersion in object meta: ${o.metadata.resourceVersion}`,
+    });
   }
-  if (dryRun) return { code: 200, body: r.t.resource === 'pods' ? o : success({ name: r.name, group: r.t.group, kind: r.t.resource, uid: o.metadata.uid }) };
+  if (dryRun)
+    return {
+      code: 200,
+      body: r.t.resource === 'pods' ? o : success({ name: r.name, group: r.t.group, kind: r.t.resource, uid: o.metadata.uid }),
+    };
   if (r.t.resource === 'pods') return { code: 200, body: deletePod(store, o, opts.gracePeriodSeconds) };
   if (r.t.resource === 'namespaces') {
     if (o.metadata.deletionTimestamp) return { code: 200, body: o };
-    const terminating = { ...o, metadata: { ...o.metadata, deletionTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }, status: { phase: 'Terminating' } };
+    const terminating = {
+      ...o,
+      metadata: { ...o.metadata, deletionTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+      status: { phase: 'Terminating' },
+    };
     return { code: 200, body: store.updateAsServer('namespaces', terminating) };
   }
-  const dependents = (res: string) => store.list(res, o.metadata.namespace, (d) => (d.metadata.ownerReferences ?? []).some((ref) => ref.uid === o.metadata.uid));
+  const dependents = (res: string) =>
+    store.list(res, o.metadata.namespace, (d) => (d.metadata.ownerReferences ?? []).some((ref) => ref.uid === o.metadata.uid));
   if (opts.propagationPolicy === 'Orphan') {
     for (const res of ['replicasets', 'pods']) {
-      for (const d of dependents(res)) store.updateAsServer(res, { ...d, metadata: { ...d.metadata, ownerReferences: (d.metadata.ownerReferences ?? []).filter((ref) => ref.uid !== o.metadata.uid) } });
+      for (const d of dependents(res))
+        store.updateAsServer(res, {
+          ...d,
+          metadata: { ...d.metadata, ownerReferences: (d.metadata.ownerReferences ?? []).filter((ref) => ref.uid !== o.metadata.uid) },
+        });
     }
   }
   if (opts.propagationPolicy === 'Foreground') {
     // Simplified foreground deletion: dependents are deleted before the owner, within this request.
-    for (const rs of dependents('replicasets')) remove(store, { ...r, t: resourceByName('replicasets'), name: rs.metadata.name! }, { propagationPolicy: 'Foreground' }, false);
+    for (const rs of dependents('replicasets'))
+      remove(store, { ...r, t: resourceByName('replicasets'), name: rs.metadata.name! }, { propagationPolicy: 'Foreground' }, false);
     for (const p of dependents('pods')) deletePod(store, p, undefined);
   }
   const removed = store.remove(r.t.resource, o.metadata.namespace, r.name!);

@@ -117,7 +117,8 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     if (!t) throw new Error(`kube-api: cannot create ${input.apiVersion} ${input.kind}: not a served resource`);
     const o = structuredClone(input);
     const ns = o.metadata.namespace;
-    if (t.namespaced && ns && !store.get('namespaces', undefined, ns)) create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    if (t.namespaced && ns && !store.get('namespaces', undefined, ns))
+      create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     delete o.status;
     applyDefaults(t.resource, o);
     validate(t, o);
@@ -189,8 +190,14 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     for (const o of options.objects ?? []) create(o);
     if (options.waitForSeed !== false) {
       const ready = () =>
-        store.list('deployments').every((d) => d.status?.observedGeneration === d.metadata.generation && (d.status?.readyReplicas ?? 0) === d.spec.replicas && (d.status?.replicas ?? 0) === d.spec.replicas) &&
-        store.list('statefulsets').every((s) => (s.status?.readyReplicas ?? 0) === s.spec.replicas);
+        store
+          .list('deployments')
+          .every(
+            (d) =>
+              d.status?.observedGeneration === d.metadata.generation &&
+              (d.status?.readyReplicas ?? 0) === d.spec.replicas &&
+              (d.status?.replicas ?? 0) === d.spec.replicas,
+          ) && store.list('statefulsets').every((s) => (s.status?.readyReplicas ?? 0) === s.spec.replicas);
       await waitFor(ready, 'seeded Deployments and StatefulSets to be ready');
     }
     controllers.setTiming(timing);

@@ -106,7 +106,14 @@ export class Kubelet {
     const p = this.store.get('pods', namespace, name);
     if (!p || p.metadata.deletionTimestamp || p.status?.phase !== 'Running') return;
     const at = now();
-    this.store.updateAsServer('pods', { ...p, status: { ...p.status, conditions: conditions(ready, at), containerStatuses: containerStatuses(p, true, at).map((c) => ({ ...(c as object), ready })) } });
+    this.store.updateAsServer('pods', {
+      ...p,
+      status: {
+        ...p.status,
+        conditions: conditions(ready, at),
+        containerStatuses: containerStatuses(p, true, at).map((c) => ({ ...(c as object), ready })),
+      },
+    });
   }
 
   private bind(pod: KubeObject): void {

@@ -25,7 +25,8 @@ function parentOf(doc: Json, tokens: string[], path: string): { parent: Obj | Js
   let cur: Json = doc;
   for (const t of tokens.slice(0, -1)) {
     const next: Json | undefined = Array.isArray(cur) ? cur[Number(t)] : isObj(cur) ? cur[t] : undefined;
-    if (next === undefined) throw badRequest(`the server rejected our request due to an error in our request: doc is missing path: "${path}"`);
+    if (next === undefined)
+      throw badRequest(`the server rejected our request due to an error in our request: doc is missing path: "${path}"`);
     cur = next;
   }
   if (!Array.isArray(cur) && !isObj(cur)) throw badRequest(`json patch: "${path}" does not point into an object or array`);
@@ -60,7 +61,8 @@ function addAt(doc: Json, path: string, value: Json, replace: boolean): Json {
   const { parent, last } = parentOf(doc, tokens, path);
   if (Array.isArray(parent)) {
     const i = last === '-' ? parent.length : Number(last);
-    if (!(i >= 0 && i <= parent.length) || (replace && i === parent.length)) throw badRequest(`json patch: index out of range in "${path}"`);
+    if (!(i >= 0 && i <= parent.length) || (replace && i === parent.length))
+      throw badRequest(`json patch: index out of range in "${path}"`);
     parent.splice(i, replace ? 1 : 0, value);
   } else {
     if (replace && !(last in parent)) throw badRequest(`json patch: doc is missing key: "${path}": missing value`);

@@ -48,7 +48,14 @@ export function ownedBy(store: Store, resource: string, owner: KubeObject): Kube
 }
 
 function ownerReference(owner: KubeObject): OwnerReference {
-  return { apiVersion: owner.apiVersion!, kind: owner.kind!, name: owner.metadata.name!, uid: owner.metadata.uid!, controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: owner.apiVersion!,
+    kind: owner.kind!,
+    name: owner.metadata.name!,
+    uid: owner.metadata.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 function podFromTemplate(owner: KubeObject, name: string, extraLabels: Record<string, string> = {}): KubeObject {
@@ -131,7 +138,9 @@ export function reconcileReplicaSet(store: Store, creations: Creations, replaceD
   if (excess > 0) excess -= creations.cancel(uid, excess);
   if (excess > 0) {
     // The API server's preference: pods not yet ready go first, then the youngest.
-    const victims = [...active].sort((a, b) => Number(podIsReady(a)) - Number(podIsReady(b)) || b.metadata.creationTimestamp!.localeCompare(a.metadata.creationTimestamp!));
+    const victims = [...active].sort(
+      (a, b) => Number(podIsReady(a)) - Number(podIsReady(b)) || b.metadata.creationTimestamp!.localeCompare(a.metadata.creationTimestamp!),
+    );
     for (const p of victims.slice(0, excess)) deletePod(store, p, undefined);
   }
   const now = ownedBy(store, 'pods', rs).filter(podIsActive);
@@ -145,7 +154,13 @@ export function reconcileReplicaSet(store: Store, creations: Creations, replaceD
   });
 }
 
-export function reconcileStatefulSet(store: Store, creations: Creations, replaceDelayMs: number, sts: KubeObject, requeue: () => void): void {
+export function reconcileStatefulSet(
+  store: Store,
+  creations: Creations,
+  replaceDelayMs: number,
+  sts: KubeObject,
+  requeue: () => void,
+): void {
   const uid = sts.metadata.uid!;
   const name = sts.metadata.name!;
   const desired: number = sts.spec.replicas ?? 1;
@@ -160,7 +175,11 @@ export function reconcileStatefulSet(store: Store, creations: Creations, replace
       creations.schedule(uid, replaceDelayMs, () => {
         const current = store.get('statefulsets', sts.metadata.namespace, name);
         if (!current || current.metadata.uid !== uid || store.get('pods', sts.metadata.namespace, podName)) return requeue();
-        const labels = { 'statefulset.kubernetes.io/pod-name': podName, 'apps.kubernetes.io/pod-index': String(i), 'controller-revision-hash': revision };
+        const labels = {
+          'statefulset.kubernetes.io/pod-name': podName,
+          'apps.kubernetes.io/pod-index': String(i),
+          'controller-revision-hash': revision,
+        };
         const pod = podFromTemplate(current, podName, labels);
         delete pod.metadata.generateName;
         pod.spec.hostname = podName;

@@ -59,7 +59,8 @@ export function parseLabelSelector(selector: string | undefined): Requirement[] 
       return { key: checkKey(cmp[1]!, raw), op, value: checkValue(cmp[3]!.trim(), raw) };
     }
     if (part.startsWith('!')) return { key: checkKey(part.slice(1).trim(), raw), op: 'notexists' };
-    if (/\s/.test(part)) throw badRequest(`unable to parse requirement: found '${part.split(/\s+/)[1]}', expected: in, notin, =, ==, !=, gt, lt`);
+    if (/\s/.test(part))
+      throw badRequest(`unable to parse requirement: found '${part.split(/\s+/)[1]}', expected: in, notin, =, ==, !=, gt, lt`);
     return { key: checkKey(part, raw), op: 'exists' };
   });
 }

@@ -19,7 +19,10 @@ export interface PodService {
 }
 
 function ready(p: KubeObject): boolean {
-  return !p.metadata.deletionTimestamp && (p.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
+  return (
+    !p.metadata.deletionTimestamp &&
+    (p.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True')
+  );
 }
 
 export async function startPodService(api: KubeApi, o: { namespace: string; selector: string }): Promise<PodService> {
@@ -37,7 +40,9 @@ export async function startPodService(api: KubeApi, o: { namespace: string; sele
     const name = pod.metadata.name!;
     served.set(name, (served.get(name) ?? 0) + 1);
     const image: string = pod.spec?.containers?.[0]?.image ?? '';
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ pod: name, image, version: image.split(':').pop() }) + '\n');
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ pod: name, image, version: image.split(':').pop() }) + '\n');
   });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

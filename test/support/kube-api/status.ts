@@ -37,7 +37,16 @@ interface Target {
 }
 
 function failure(code: number, reason: string, message: string, details?: StatusBody['details']): ApiError {
-  return new ApiError({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code });
+  return new ApiError({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    ...(details ? { details } : {}),
+    code,
+  });
 }
 
 /** The API server names a resource `deployments.apps` outside the core group. */
@@ -93,7 +102,11 @@ export function methodNotAllowed(method: string): ApiError {
 }
 
 export function unsupportedMediaType(type: string): ApiError {
-  return failure(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got ${type})`);
+  return failure(
+    415,
+    'UnsupportedMediaType',
+    `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got ${type})`,
+  );
 }
 
 export function pathNotFound(): ApiError {

@@ -138,7 +138,8 @@ export class Store {
     const name = input.metadata.name!;
     const current = this.objects.get(resource)?.get(keyOf(input.metadata.namespace, name));
     if (!current) throw notFound({ resource, group: t.group, name });
-    if (expectRv !== undefined && expectRv !== '' && expectRv !== current.metadata.resourceVersion) throw conflict({ resource, group: t.group, name });
+    if (expectRv !== undefined && expectRv !== '' && expectRv !== current.metadata.resourceVersion)
+      throw conflict({ resource, group: t.group, name });
     const o = clone(input);
     o.apiVersion = current.apiVersion;
     o.kind = current.kind;
@@ -156,7 +157,12 @@ export class Store {
     if (GENERATIONAL.has(resource)) {
       o.metadata.generation = (current.metadata.generation ?? 1) + (sameJson(o.spec, current.spec) ? 0 : 1);
     }
-    if (sameJson({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } }, { ...current, metadata: { ...current.metadata, resourceVersion: undefined } })) {
+    if (
+      sameJson(
+        { ...o, metadata: { ...o.metadata, resourceVersion: undefined } },
+        { ...current, metadata: { ...current.metadata, resourceVersion: undefined } },
+      )
+    ) {
       // A no-op write does not bump the resourceVersion or wake watchers, like the real API server.
       return clone(current);
     }

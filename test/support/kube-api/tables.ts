@@ -27,7 +27,14 @@ export function humanAge(created: string | undefined): string {
   return `${Math.floor(h / 24)}d`;
 }
 
-const NAME: Column = { name: 'Name', type: 'string', format: 'name', description: 'Name must be unique within a namespace.', priority: 0, cell: (o) => o.metadata.name ?? '' };
+const NAME: Column = {
+  name: 'Name',
+  type: 'string',
+  format: 'name',
+  description: 'Name must be unique within a namespace.',
+  priority: 0,
+  cell: (o) => o.metadata.name ?? '',
+};
 const AGE: Column = {
   name: 'Age',
   type: 'string',
@@ -50,47 +57,121 @@ const COLUMNS: Record<string, Column[]> = {
       type: 'string',
       description: 'The aggregate readiness state of this pod for accepting traffic.',
       priority: 0,
-      cell: (o) => `${(o.status?.containerStatuses ?? []).filter((c: { ready: boolean }) => c.ready).length}/${(o.spec?.containers ?? []).length}`,
+      cell: (o) =>
+        `${(o.status?.containerStatuses ?? []).filter((c: { ready: boolean }) => c.ready).length}/${(o.spec?.containers ?? []).length}`,
     },
     { name: 'Status', type: 'string', description: 'The aggregate status of the containers in this pod.', priority: 0, cell: podStatus },
     {
       name: 'Restarts',
       type: 'string',
-      description: 'The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.',
+      description:
+        'The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.',
       priority: 0,
       cell: () => '0',
     },
     AGE,
-    { name: 'IP', type: 'string', description: 'The IP address assigned to the pod', priority: 1, cell: (o) => o.status?.podIP ?? '<none>' },
-    { name: 'Node', type: 'string', description: 'The name of the node where the pod is running', priority: 1, cell: (o) => o.spec?.nodeName ?? '<none>' },
-    { name: 'Nominated Node', type: 'string', description: 'The name of the node where the pod is nominated to run', priority: 1, cell: () => '<none>' },
+    {
+      name: 'IP',
+      type: 'string',
+      description: 'The IP address assigned to the pod',
+      priority: 1,
+      cell: (o) => o.status?.podIP ?? '<none>',
+    },
+    {
+      name: 'Node',
+      type: 'string',
+      description: 'The name of the node where the pod is running',
+      priority: 1,
+      cell: (o) => o.spec?.nodeName ?? '<none>',
+    },
+    {
+      name: 'Nominated Node',
+      type: 'string',
+      description: 'The name of the node where the pod is nominated to run',
+      priority: 1,
+      cell: () => '<none>',
+    },
     { name: 'Readiness Gates', type: 'string', description: 'The readiness gates of the pod', priority: 1, cell: () => '<none>' },
   ],
   deployments: [
     NAME,
-    { name: 'Ready', type: 'string', description: 'Number of the pod with ready state', priority: 0, cell: (o) => `${o.status?.readyReplicas ?? 0}/${o.spec?.replicas ?? 0}` },
-    { name: 'Up-to-date', type: 'integer', description: 'Total number of non-terminated pods targeted by this deployment that have the desired template spec.', priority: 0, cell: (o) => o.status?.updatedReplicas ?? 0 },
-    { name: 'Available', type: 'integer', description: 'Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.', priority: 0, cell: (o) => o.status?.availableReplicas ?? 0 },
+    {
+      name: 'Ready',
+      type: 'string',
+      description: 'Number of the pod with ready state',
+      priority: 0,
+      cell: (o) => `${o.status?.readyReplicas ?? 0}/${o.spec?.replicas ?? 0}`,
+    },
+    {
+      name: 'Up-to-date',
+      type: 'integer',
+      description: 'Total number of non-terminated pods targeted by this deployment that have the desired template spec.',
+      priority: 0,
+      cell: (o) => o.status?.updatedReplicas ?? 0,
+    },
+    {
+      name: 'Available',
+      type: 'integer',
+      description: 'Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.',
+      priority: 0,
+      cell: (o) => o.status?.availableReplicas ?? 0,
+    },
     AGE,
-    { name: 'Containers', type: 'string', description: 'Names of each container in the template.', priority: 1, cell: (o) => containers(o, 'name') },
-    { name: 'Images', type: 'string', description: 'Images referenced by each container in the template.', priority: 1, cell: (o) => containers(o, 'image') },
-    { name: 'Selector', type: 'string', description: 'Label selector for pods.', priority: 1, cell: (o) => selectorString(o.spec?.selector) },
+    {
+      name: 'Containers',
+      type: 'string',
+      description: 'Names of each container in the template.',
+      priority: 1,
+      cell: (o) => containers(o, 'name'),
+    },
+    {
+      name: 'Images',
+      type: 'string',
+      description: 'Images referenced by each container in the template.',
+      priority: 1,
+      cell: (o) => containers(o, 'image'),
+    },
+    {
+      name: 'Selector',
+      type: 'string',
+      description: 'Label selector for pods.',
+      priority: 1,
+      cell: (o) => selectorString(o.spec?.selector),
+    },
   ],
   replicasets: [
     NAME,
     { name: 'Desired', type: 'integer', description: 'Number of desired pods.', priority: 0, cell: (o) => o.spec?.replicas ?? 0 },
     { name: 'Current', type: 'integer', description: 'Number of actual replicas.', priority: 0, cell: (o) => o.status?.replicas ?? 0 },
-    { name: 'Ready', type: 'integer', description: 'The number of ready replicas for this replica set.', priority: 0, cell: (o) => o.status?.readyReplicas ?? 0 },
+    {
+      name: 'Ready',
+      type: 'integer',
+      description: 'The number of ready replicas for this replica set.',
+      priority: 0,
+      cell: (o) => o.status?.readyReplicas ?? 0,
+    },
     AGE,
   ],
   statefulsets: [
     NAME,
-    { name: 'Ready', type: 'string', description: 'Number of the pod with ready state', priority: 0, cell: (o) => `${o.status?.readyReplicas ?? 0}/${o.spec?.replicas ?? 0}` },
+    {
+      name: 'Ready',
+      type: 'string',
+      description: 'Number of the pod with ready state',
+      priority: 0,
+      cell: (o) => `${o.status?.readyReplicas ?? 0}/${o.spec?.replicas ?? 0}`,
+    },
     AGE,
   ],
   horizontalpodautoscalers: [
     NAME,
-    { name: 'Reference', type: 'string', description: 'Reference to the scaled target.', priority: 0, cell: (o) => `${o.spec?.scaleTargetRef?.kind}/${o.spec?.scaleTargetRef?.name}` },
+    {
+      name: 'Reference',
+      type: 'string',
+      description: 'Reference to the scaled target.',
+      priority: 0,
+      cell: (o) => `${o.spec?.scaleTargetRef?.kind}/${o.spec?.scaleTargetRef?.name}`,
+    },
     {
       name: 'Targets',
       type: 'string',
@@ -99,7 +180,9 @@ const COLUMNS: Record<string, Column[]> = {
       cell: (o) =>
         (o.spec?.metrics ?? [])
           .map((m: { resource?: { name: string; target?: { averageUtilization?: number } } }) => {
-            const cur = (o.status?.currentMetrics ?? []).find((c: { resource?: { name: string } }) => c.resource?.name === m.resource?.name);
+            const cur = (o.status?.currentMetrics ?? []).find(
+              (c: { resource?: { name: string } }) => c.resource?.name === m.resource?.name,
+            );
             return `${m.resource?.name}: ${cur?.resource?.current?.averageUtilization ?? '<unknown>'}%/${m.resource?.target?.averageUtilization}%`;
           })
           .join(', ') || '<none>',
@@ -109,7 +192,11 @@ const COLUMNS: Record<string, Column[]> = {
     { name: 'Replicas', type: 'integer', description: 'Current replicas.', priority: 0, cell: (o) => o.status?.currentReplicas ?? 0 },
     AGE,
   ],
-  namespaces: [NAME, { name: 'Status', type: 'string', description: 'The status of the namespace', priority: 0, cell: (o) => o.status?.phase ?? '' }, AGE],
+  namespaces: [
+    NAME,
+    { name: 'Status', type: 'string', description: 'The status of the namespace', priority: 0, cell: (o) => o.status?.phase ?? '' },
+    AGE,
+  ],
 };
 
 function containers(o: KubeObject, field: 'name' | 'image'): string {

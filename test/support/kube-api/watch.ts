@@ -75,13 +75,15 @@ export function serveWatch(res: ServerResponse, w: WatchRequest, ctx: WatchConte
     const before = matches(e.prev);
     if (e.type === 'ADDED' && now) send({ type: 'ADDED', object: e.object });
     else if (e.type === 'MODIFIED' && now) send({ type: before ? 'MODIFIED' : 'ADDED', object: e.object });
-    else if (e.type === 'MODIFIED' && before) send({ type: 'DELETED', object: { ...e.prev, metadata: { ...e.prev!.metadata, resourceVersion: String(e.rv) } } });
+    else if (e.type === 'MODIFIED' && before)
+      send({ type: 'DELETED', object: { ...e.prev, metadata: { ...e.prev!.metadata, resourceVersion: String(e.rv) } } });
     else if (e.type === 'DELETED' && before) send({ type: 'DELETED', object: e.object });
   }
 
   const unsubscribe = store.subscribe(translate);
   const timers: NodeJS.Timeout[] = [];
-  if (bookmarks) timers.push(setInterval(() => send({ type: 'BOOKMARK', object: bookmarkObject(w.t, store.currentRv()) }), ctx.bookmarkIntervalMs));
+  if (bookmarks)
+    timers.push(setInterval(() => send({ type: 'BOOKMARK', object: bookmarkObject(w.t, store.currentRv()) }), ctx.bookmarkIntervalMs));
   const timeoutSeconds = Number(q.get('timeoutSeconds') ?? '');
   if (timeoutSeconds > 0) timers.push(setTimeout(() => res.end(), timeoutSeconds * 1000));
   ctx.streams.set(res, w.t.resource);

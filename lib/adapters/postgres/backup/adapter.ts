@@ -41,12 +41,21 @@ export async function checkBackupsAccess(b: BackupsAdapter): Promise<void> {
     const what = status === 404 ? `container "${b.store.container.containerName}" does not exist` : describeError(e);
     throw new UserError(`cannot use the backup store ${b.where}: ${what}`, {
       untouched: 'nothing: no backup was read and no scratch cluster was started',
-      next: status === 404 ? 'check target.container (and that `drill backup` wrote there)' : 'check the storage variables in the environment',
+      next:
+        status === 404 ? 'check target.container (and that `drill backup` wrote there)' : 'check the storage variables in the environment',
     });
   }
 }
 
 export function backupsDetails(b: BackupsAdapter): Record<string, unknown> {
   const d = b.store.describe();
-  return { kind: 'blob', accountName: d.accountName, endpoint: d.endpoint, auth: d.auth, container: d.container, prefix: d.prefix, scratchParent: b.scratchParent };
+  return {
+    kind: 'blob',
+    accountName: d.accountName,
+    endpoint: d.endpoint,
+    auth: d.auth,
+    container: d.container,
+    prefix: d.prefix,
+    scratchParent: b.scratchParent,
+  };
 }

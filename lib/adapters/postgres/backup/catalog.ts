@@ -38,7 +38,17 @@ export async function readCatalog(store: BackupStore, filter: CatalogFilter = {}
       if (filter.kind && p.kind !== filter.kind) continue;
       let e = folders.get(p.folder);
       if (!e) {
-        e = { folder: p.folder, cluster: p.cluster, kind: p.kind, database: p.database, takenAt: p.takenAt, blobs: [], manifest: null, problem: null, hasManifest: false };
+        e = {
+          folder: p.folder,
+          cluster: p.cluster,
+          kind: p.kind,
+          database: p.database,
+          takenAt: p.takenAt,
+          blobs: [],
+          manifest: null,
+          problem: null,
+          hasManifest: false,
+        };
         folders.set(p.folder, e);
       }
       if (p.file === MANIFEST_FILE) e.hasManifest = true;
@@ -46,8 +56,15 @@ export async function readCatalog(store: BackupStore, filter: CatalogFilter = {}
     }
   } catch (e) {
     const { status, code } = restStatus(e);
-    const what = status === 404 && code === 'ContainerNotFound' ? `container "${store.container.containerName}" does not exist` : describeError(e);
-    throw new BlobTransferError(status === 404 ? 'not-found' : 'request-failed', store.container.containerName, root, `cannot list backups under "${root}": ${what}`, status);
+    const what =
+      status === 404 && code === 'ContainerNotFound' ? `container "${store.container.containerName}" does not exist` : describeError(e);
+    throw new BlobTransferError(
+      status === 404 ? 'not-found' : 'request-failed',
+      store.container.containerName,
+      root,
+      `cannot list backups under "${root}": ${what}`,
+      status,
+    );
   }
   const out: CatalogEntry[] = [];
   for (const e of folders.values()) {
@@ -60,7 +77,8 @@ export async function readCatalog(store: BackupStore, filter: CatalogFilter = {}
       else {
         e.manifest = parsed.manifest;
         e.database ??= parsed.manifest.database;
-        if (!e.blobs.some((b) => b.name === parsed.manifest.blob.name)) e.problem = `the manifest names ${parsed.manifest.blob.name}, which is not in the container`;
+        if (!e.blobs.some((b) => b.name === parsed.manifest.blob.name))
+          e.problem = `the manifest names ${parsed.manifest.blob.name}, which is not in the container`;
       }
     }
     if (filter.database && e.database !== null && e.database !== filter.database) continue;

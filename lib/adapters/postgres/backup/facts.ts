@@ -2,14 +2,15 @@
  * What a backup's manifest says about the data, and what a restore is checked against: per table,
  * the row count and an order-independent checksum of the rows' text form, read in one snapshot.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { TableFacts } from '../../../backup/manifest.ts';
 
 /**
  * Session settings that make a row's text form the same on every server (time zone, date style,
  * float digits): a checksum taken on the source must equal the one taken after a restore.
  */
-export const STABLE_TEXT = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'";
+export const STABLE_TEXT =
+  "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'";
 
 const USER_TABLES = `
 SELECT n.nspname AS schema, c.relname AS name

@@ -72,14 +72,19 @@ export async function takeLogicalBackup(src: PgSource, store: BackupStore, o: Ta
       signal: o.signal,
     });
     // The counts run on this connection while pg_dump reads on its own, both in the same snapshot.
-    const [tables, uploaded] = await Promise.all([tableFacts(client), upload.catch(async (e) => {
-      dump.child.kill('SIGTERM');
-      await dump.done;
-      throw e;
-    })]);
+    const [tables, uploaded] = await Promise.all([
+      tableFacts(client),
+      upload.catch(async (e) => {
+        dump.child.kill('SIGTERM');
+        await dump.done;
+        throw e;
+      }),
+    ]);
     const newest = o.freshnessQuery ? await newestDataAt(client, o.freshnessQuery) : null;
     await client.query('COMMIT');
-    const end = await client.query<{ lsn: string }>('SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text AS lsn');
+    const end = await client.query<{ lsn: string }>(
+      'SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text AS lsn',
+    );
     const manifest: BackupManifest = {
       schemaVersion: 1,
       kind: 'logical',

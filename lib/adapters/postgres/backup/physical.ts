@@ -17,7 +17,11 @@ import { ensureContainer, putJson, type BackupStore } from './store.ts';
 import { archiveWal, ensureArchiveSlot, type WalArchiveResult } from './wal.ts';
 import { harnessVersion } from './version.ts';
 
-export async function takePhysicalBackup(src: PgSource, store: BackupStore, o: TakeBackupOptions = {}): Promise<TakenBackup & { wal: WalArchiveResult }> {
+export async function takePhysicalBackup(
+  src: PgSource,
+  store: BackupStore,
+  o: TakeBackupOptions = {},
+): Promise<TakenBackup & { wal: WalArchiveResult }> {
   const t0 = performance.now();
   const client = connect(src);
   await client.connect();
@@ -31,7 +35,11 @@ export async function takePhysicalBackup(src: PgSource, store: BackupStore, o: T
     const folder = backupFolder({ prefix: store.prefix, cluster, kind: 'physical', database: src.database, startedAt });
     const blobName = folder + DATA_FILE.physical;
     await ensureContainer(store);
-    const base = startTool('pg_basebackup', ['-h', src.host, '-p', String(src.port), '-U', src.user, '-D', '-', '-Ft', '-X', 'fetch', '-c', 'fast', '-v'], { signal: o.signal });
+    const base = startTool(
+      'pg_basebackup',
+      ['-h', src.host, '-p', String(src.port), '-U', src.user, '-D', '-', '-Ft', '-X', 'fetch', '-c', 'fast', '-v'],
+      { signal: o.signal },
+    );
     const uploaded = await uploadStream(store.container, blobName, checkedOutput(base, 'pg_basebackup'), {
       blockSize: o.blockSize,
       concurrency: o.concurrency,

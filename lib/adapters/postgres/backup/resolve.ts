@@ -50,7 +50,7 @@ export async function resolveBackupStore(o: ResolveOptions): Promise<ResolvedSto
   if (!lab) {
     throw new BlobConfigError(
       `no Blob storage configured: no storage variable is set, and no lab Azurite answers in ${o.lab.dir}`,
-      'set AZURE_STORAGE_CONNECTION_STRING; or AZURE_STORAGE_ACCOUNT_URL with AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY; or run `drill lab up` to use the lab\'s Azurite',
+      "set AZURE_STORAGE_CONNECTION_STRING; or AZURE_STORAGE_ACCOUNT_URL with AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY; or run `drill lab up` to use the lab's Azurite",
     );
   }
   const container = named ?? o.lab.container;

@@ -59,7 +59,10 @@ export interface RestoreOutcome {
 }
 
 class PhaseFailure extends Error {
-  constructor(readonly phase: RestorePhase, message: string) {
+  constructor(
+    readonly phase: RestorePhase,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -102,7 +105,7 @@ export async function restoreBackup(r: RestoreRequest): Promise<RestoreOutcome> 
     } catch (e) {
       throw new PhaseFailure('download', e instanceof BlobTransferError ? `${e.message} (${e.code})` : (e as Error).message);
     }
-    let walDir = join(r.root, 'wal');
+    const walDir = join(r.root, 'wal');
     if (m.kind === 'physical') {
       await mkdir(walDir, { recursive: true, mode: 0o755 });
       const all = await listArchivedWal(r.store, m.cluster.name);
@@ -111,7 +114,10 @@ export async function restoreBackup(r: RestoreRequest): Promise<RestoreOutcome> 
       const folder = walFolder(r.store.prefix, m.cluster.name);
       for (const f of needed) {
         try {
-          const got = await downloadToFileParallel(r.store.container.getBlobClient(folder + f), join(walDir, f), { concurrency: 2, signal: r.signal });
+          const got = await downloadToFileParallel(r.store.container.getBlobClient(folder + f), join(walDir, f), {
+            concurrency: 2,
+            signal: r.signal,
+          });
           out.bytes += got.bytes;
         } catch (e) {
           throw new PhaseFailure('download', `WAL segment ${f}: ${(e as Error).message}`);
@@ -137,7 +143,26 @@ export async function restoreBackup(r: RestoreRequest): Promise<RestoreOutcome> 
       } finally {
         await admin.end().catch(() => {});
       }
-      const res = await runTool('pg_restore', ['-j', String(r.jobs ?? 2), '--no-owner', '--no-privileges', '--exit-on-error', '-h', '127.0.0.1', '-p', String(out.scratch.port), '-U', 'postgres', '-d', db, file], { signal: r.signal });
+      const res = await runTool(
+        'pg_restore',
+        [
+          '-j',
+          String(r.jobs ?? 2),
+          '--no-owner',
+          '--no-privileges',
+          '--exit-on-error',
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(out.scratch.port),
+          '-U',
+          'postgres',
+          '-d',
+          db,
+          file,
+        ],
+        { signal: r.signal },
+      );
       if (res.code !== 0) throw new PhaseFailure('restore', `pg_restore failed (exit ${res.code}): ${lastLines(res.stderr)}`);
     } else {
       const target: RecoveryTarget = r.pointInTime === 'latest' ? { latest: true } : r.pointInTime ? { time: r.pointInTime } : {};
@@ -152,8 +177,16 @@ export async function restoreBackup(r: RestoreRequest): Promise<RestoreOutcome> 
 
     // Verify.
     const scratch = out.scratch!;
-    const am = await runTool('pg_amcheck', ['-h', '127.0.0.1', '-p', String(scratch.port), '-U', 'postgres', '--install-missing', '-d', db], { signal: r.signal });
-    out.checks.push({ name: 'pg_amcheck', ok: am.code === 0, detail: am.code === 0 ? `no corruption found in ${db}` : `exit ${am.code}: ${lastLines(am.stdout + am.stderr)}` });
+    const am = await runTool(
+      'pg_amcheck',
+      ['-h', '127.0.0.1', '-p', String(scratch.port), '-U', 'postgres', '--install-missing', '-d', db],
+      { signal: r.signal },
+    );
+    out.checks.push({
+      name: 'pg_amcheck',
+      ok: am.code === 0,
+      detail: am.code === 0 ? `no corruption found in ${db}` : `exit ${am.code}: ${lastLines(am.stdout + am.stderr)}`,
+    });
     const client = new pg.Client(scratch.conn(db));
     await client.connect();
     try {
@@ -166,14 +199,23 @@ export async function restoreBackup(r: RestoreRequest): Promise<RestoreOutcome> 
         out.checks.push({
           name: 'rows match the manifest',
           ok: bad.length === 0,
-          detail: bad.length === 0 ? `${out.tables.length} tables, ${rows} rows: counts and checksums as at backup time` : bad.slice(0, 5).map((b) => `${b.table}: ${b.problem}`).join('; '),
+          detail:
+            bad.length === 0
+              ? `${out.tables.length} tables, ${rows} rows: counts and checksums as at backup time`
+              : bad
+                  .slice(0, 5)
+                  .map((b) => `${b.table}: ${b.problem}`)
+                  .join('; '),
         });
       } else {
         const missing = m.tables.filter((t) => !out.tables.some((x) => x.schema === t.schema && x.name === t.name));
         out.checks.push({
           name: 'tables present',
           ok: missing.length === 0,
-          detail: missing.length === 0 ? `${out.tables.length} tables, ${rows} rows at ${r.pointInTime} (counts not compared: a later point than the backup)` : `missing: ${missing.map((t) => `${t.schema}.${t.name}`).join(', ')}`,
+          detail:
+            missing.length === 0
+              ? `${out.tables.length} tables, ${rows} rows at ${r.pointInTime} (counts not compared: a later point than the backup)`
+              : `missing: ${missing.map((t) => `${t.schema}.${t.name}`).join(', ')}`,
         });
       }
       if (r.smokeQuery) {
@@ -181,7 +223,11 @@ export async function restoreBackup(r: RestoreRequest): Promise<RestoreOutcome> 
           const s = await client.query(r.smokeQuery);
           const first = s.rows[0] ? Object.values(s.rows[0] as Record<string, unknown>)[0] : undefined;
           const ok = s.rows.length > 0 && first !== false && first !== null && first !== 0 && first !== '0';
-          out.checks.push({ name: 'smoke query', ok, detail: ok ? `returned ${JSON.stringify(first)}` : `returned ${s.rows.length === 0 ? 'no row' : JSON.stringify(first)}` });
+          out.checks.push({
+            name: 'smoke query',
+            ok,
+            detail: ok ? `returned ${JSON.stringify(first)}` : `returned ${s.rows.length === 0 ? 'no row' : JSON.stringify(first)}`,
+          });
         } catch (e) {
           out.checks.push({ name: 'smoke query', ok: false, detail: `failed: ${(e as Error).message}` });
         }
@@ -192,7 +238,9 @@ export async function restoreBackup(r: RestoreRequest): Promise<RestoreOutcome> 
       } else if (m.kind === 'physical') {
         const t = await client.query<{ t: Date | null }>('SELECT pg_last_xact_replay_timestamp() AS t');
         out.newestDataAt = t.rows[0]?.t ? t.rows[0].t.toISOString() : m.consistentAt;
-        out.newestDataMethod = t.rows[0]?.t ? 'commit time of the last transaction replayed' : "the backup's consistency point (no transaction replayed)";
+        out.newestDataMethod = t.rows[0]?.t
+          ? 'commit time of the last transaction replayed'
+          : "the backup's consistency point (no transaction replayed)";
       } else {
         out.newestDataAt = m.consistentAt;
         out.newestDataMethod = "the dump's snapshot time (nothing newer can be in it)";

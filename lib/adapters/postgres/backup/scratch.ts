@@ -47,7 +47,11 @@ function describe(root: string, port: number): ScratchCluster {
 /** An empty cluster for a logical restore. */
 export async function initScratch(root: string): Promise<ScratchCluster> {
   const s = describe(root, await freeLoopbackPort());
-  await initCluster(s.dataDir, { port: s.port, socketDir: s.socketDir, settings: { wal_level: 'minimal', max_wal_senders: 0, fsync: false, synchronous_commit: 'off', full_page_writes: false } });
+  await initCluster(s.dataDir, {
+    port: s.port,
+    socketDir: s.socketDir,
+    settings: { wal_level: 'minimal', max_wal_senders: 0, fsync: false, synchronous_commit: 'off', full_page_writes: false },
+  });
   await startCluster(s.dataDir, { logFile: s.logFile, timeoutMs: 60_000 });
   return s;
 }
@@ -58,7 +62,9 @@ function run(cmd: string, args: string[]): Promise<void> {
     let err = '';
     c.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
     c.once('error', reject);
-    c.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} failed (exit ${code}): ${err.trim().slice(-400)}`))));
+    c.once('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} failed (exit ${code}): ${err.trim().slice(-400)}`)),
+    );
   });
 }
 
@@ -84,7 +90,10 @@ export async function startFromBaseBackup(root: string, tarPath: string, walDir:
   await mkdir(s.dataDir, { mode: 0o700 });
   await run('tar', ['-xf', tarPath, '-C', s.dataDir]);
   await mkdir(s.socketDir, { recursive: true, mode: 0o755 });
-  const hasConf = await stat(join(s.dataDir, 'postgresql.conf')).then(() => true, () => false);
+  const hasConf = await stat(join(s.dataDir, 'postgresql.conf')).then(
+    () => true,
+    () => false,
+  );
   if (!hasConf) await writeFile(join(s.dataDir, 'postgresql.conf'), '');
   // A drill-made source includes its per-node file; give the copy its own port and socket there too.
   await writeFile(join(s.dataDir, 'drill-node.conf'), `port = ${s.port}\nunix_socket_directories = '${s.socketDir}'\n`);

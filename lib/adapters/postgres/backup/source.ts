@@ -17,10 +17,16 @@ export function parseSourceUrl(text: string): PgSource {
   try {
     u = new URL(text);
   } catch {
-    throw new UserError(`"${text}" is not a PostgreSQL URL`, { untouched: 'nothing: no backup was started', next: 'name the database like postgres://user@host:5432/dbname' });
+    throw new UserError(`"${text}" is not a PostgreSQL URL`, {
+      untouched: 'nothing: no backup was started',
+      next: 'name the database like postgres://user@host:5432/dbname',
+    });
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new UserError(`expected a postgres:// URL, got ${u.protocol}//`, { untouched: 'nothing: no backup was started', next: 'name the database like postgres://user@host:5432/dbname' });
+    throw new UserError(`expected a postgres:// URL, got ${u.protocol}//`, {
+      untouched: 'nothing: no backup was started',
+      next: 'name the database like postgres://user@host:5432/dbname',
+    });
   }
   if (u.password) {
     throw new UserError('the database URL carries a password', {
@@ -29,8 +35,17 @@ export function parseSourceUrl(text: string): PgSource {
     });
   }
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  if (!database) throw new UserError('the database URL names no database', { untouched: 'nothing: no backup was started', next: 'add it as the path: postgres://user@host:5432/dbname' });
-  return { host: u.hostname || '127.0.0.1', port: u.port ? Number(u.port) : 5432, user: decodeURIComponent(u.username) || 'postgres', database };
+  if (!database)
+    throw new UserError('the database URL names no database', {
+      untouched: 'nothing: no backup was started',
+      next: 'add it as the path: postgres://user@host:5432/dbname',
+    });
+  return {
+    host: u.hostname || '127.0.0.1',
+    port: u.port ? Number(u.port) : 5432,
+    user: decodeURIComponent(u.username) || 'postgres',
+    database,
+  };
 }
 
 export function describeSource(s: PgSource): string {

@@ -16,7 +16,9 @@ export interface BackupStore {
 const CONTAINER = /^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/;
 
 export function containerNameProblem(name: string): string | null {
-  return CONTAINER.test(name) ? null : `container name "${name}" is not valid: 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit`;
+  return CONTAINER.test(name)
+    ? null
+    : `container name "${name}" is not valid: 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit`;
 }
 
 export function backupStoreFromEnv(container: string, prefix?: string, env: Record<string, string | undefined> = process.env): BackupStore {
@@ -31,7 +33,13 @@ export async function ensureContainer(store: BackupStore): Promise<void> {
   try {
     await store.container.createIfNotExists();
   } catch (e) {
-    throw new BlobTransferError('request-failed', store.container.containerName, '', `cannot create container ${store.container.containerName}: ${describeError(e)}`, restStatus(e).status);
+    throw new BlobTransferError(
+      'request-failed',
+      store.container.containerName,
+      '',
+      `cannot create container ${store.container.containerName}: ${describeError(e)}`,
+      restStatus(e).status,
+    );
   }
 }
 
@@ -40,7 +48,13 @@ export async function putJson(store: BackupStore, name: string, value: unknown, 
   try {
     await store.container.getBlockBlobClient(name).uploadData(body, { metadata, blobHTTPHeaders: { blobContentType: 'application/json' } });
   } catch (e) {
-    throw new BlobTransferError('upload-failed', store.container.containerName, name, `cannot write ${name}: ${describeError(e)}`, restStatus(e).status);
+    throw new BlobTransferError(
+      'upload-failed',
+      store.container.containerName,
+      name,
+      `cannot write ${name}: ${describeError(e)}`,
+      restStatus(e).status,
+    );
   }
 }
 
@@ -50,6 +64,12 @@ export async function getText(store: BackupStore, name: string): Promise<string 
     return buf.toString('utf8');
   } catch (e) {
     if (restStatus(e).status === 404) return null;
-    throw new BlobTransferError('request-failed', store.container.containerName, name, `cannot read ${name}: ${describeError(e)}`, restStatus(e).status);
+    throw new BlobTransferError(
+      'request-failed',
+      store.container.containerName,
+      name,
+      `cannot read ${name}: ${describeError(e)}`,
+      restStatus(e).status,
+    );
   }
 }

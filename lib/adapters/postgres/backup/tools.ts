@@ -24,7 +24,11 @@ export function toolEnv(extra: Record<string, string> = {}): Record<string, stri
   return { ...env, ...extra };
 }
 
-export function startTool(bin: string, args: string[], options: { signal?: AbortSignal; env?: Record<string, string>; stdin?: 'ignore' | 'pipe' } = {}): ToolRun {
+export function startTool(
+  bin: string,
+  args: string[],
+  options: { signal?: AbortSignal; env?: Record<string, string>; stdin?: 'ignore' | 'pipe' } = {},
+): ToolRun {
   const child = spawn(join(PG_BIN, bin), args, { stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'], env: toolEnv(options.env) });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => {
@@ -45,7 +49,11 @@ export function startTool(bin: string, args: string[], options: { signal?: Abort
 }
 
 /** Runs a tool to completion, collecting stdout (for small outputs). */
-export async function runTool(bin: string, args: string[], options: { signal?: AbortSignal; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runTool(
+  bin: string,
+  args: string[],
+  options: { signal?: AbortSignal; env?: Record<string, string> } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const t = startTool(bin, args, options);
   let stdout = '';
   t.stdout.on('data', (b: Buffer) => {

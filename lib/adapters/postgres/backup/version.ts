@@ -6,7 +6,8 @@ let cached: string | null = null;
 export function harnessVersion(): string {
   if (cached) return cached;
   try {
-    cached = (JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+    cached =
+      (JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
   } catch {
     cached = 'unknown';
   }

@@ -37,7 +37,13 @@ export interface WalArchiveResult {
  * Closes the current segment (pg_switch_wal), receives everything up to it and uploads complete
  * segments. Needs a superuser or a role with REPLICATION and EXECUTE on pg_switch_wal.
  */
-export async function archiveWal(client: pg.ClientBase, src: PgSource, store: BackupStore, cluster: string, signal?: AbortSignal): Promise<WalArchiveResult> {
+export async function archiveWal(
+  client: pg.ClientBase,
+  src: PgSource,
+  store: BackupStore,
+  cluster: string,
+  signal?: AbortSignal,
+): Promise<WalArchiveResult> {
   await ensureArchiveSlot(client);
   await client.query('SELECT pg_switch_wal()');
   const end = (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
@@ -46,7 +52,11 @@ export async function archiveWal(client: pg.ClientBase, src: PgSource, store: Ba
   await client.query(`SELECT pg_logical_emit_message(false, 'drill', 'wal archive checkpoint')`);
   const dir = await mkdtemp(join(tmpdir(), 'drill-wal-'));
   try {
-    const r = await runTool('pg_receivewal', ['-h', src.host, '-p', String(src.port), '-U', src.user, '-D', dir, '-S', ARCHIVE_SLOT, `--endpos=${end}`, '--no-loop', '--no-sync'], { signal });
+    const r = await runTool(
+      'pg_receivewal',
+      ['-h', src.host, '-p', String(src.port), '-U', src.user, '-D', dir, '-S', ARCHIVE_SLOT, `--endpos=${end}`, '--no-loop', '--no-sync'],
+      { signal },
+    );
     if (r.code !== 0) throw new Error(`pg_receivewal failed (exit ${r.code}): ${lastLines(r.stderr)}`);
     const files = (await readdir(dir)).filter((f) => WAL_SEGMENT.test(f) || /^[0-9A-F]{8}\.history$/.test(f)).sort();
     const folder = walFolder(store.prefix, cluster);

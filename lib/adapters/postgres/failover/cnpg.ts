@@ -14,7 +14,15 @@ import { settleWatch } from '../../kubernetes/settle.ts';
 import { startInformer } from '../../kubernetes/informer.ts';
 import { checkNamespace } from '../../kubernetes/replicas.ts';
 import { podView, type PodLike } from '../../kubernetes/views.ts';
-import { FailoverTimeoutError, orList, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
+import {
+  FailoverTimeoutError,
+  orList,
+  type FailoverProvider,
+  type FailoverResult,
+  type PgNode,
+  type ReplicationState,
+  type Topology,
+} from './types.ts';
 
 const GROUP = 'postgresql.cnpg.io';
 const VERSION = 'v1';
@@ -54,13 +62,30 @@ export function cnpgSyncOf(spec: CnpgSyncSpec | undefined): CnpgSync {
     };
   }
   const min = spec?.minSyncReplicas ?? 0;
-  if (min > 0) return { mode: 'quorum', number: min, dataDurability: 'required', source: `.spec.minSyncReplicas ${min}, .spec.maxSyncReplicas ${spec?.maxSyncReplicas ?? min}` };
-  return { mode: 'async', number: 0, dataDurability: null, source: s ? '.spec.postgresql.synchronous with number 0' : 'neither .spec.postgresql.synchronous nor .spec.minSyncReplicas is set' };
+  if (min > 0)
+    return {
+      mode: 'quorum',
+      number: min,
+      dataDurability: 'required',
+      source: `.spec.minSyncReplicas ${min}, .spec.maxSyncReplicas ${spec?.maxSyncReplicas ?? min}`,
+    };
+  return {
+    mode: 'async',
+    number: 0,
+    dataDurability: null,
+    source: s ? '.spec.postgresql.synchronous with number 0' : 'neither .spec.postgresql.synchronous nor .spec.minSyncReplicas is set',
+  };
 }
 
 interface ClusterLike {
   metadata?: { name?: string; resourceVersion?: string };
-  spec?: CnpgSyncSpec & { instances?: number; failoverDelay?: number; switchoverDelay?: number; primaryUpdateStrategy?: string; primaryUpdateMethod?: string };
+  spec?: CnpgSyncSpec & {
+    instances?: number;
+    failoverDelay?: number;
+    switchoverDelay?: number;
+    primaryUpdateStrategy?: string;
+    primaryUpdateMethod?: string;
+  };
   status?: { currentPrimary?: string; targetPrimary?: string; phase?: string; readyInstances?: number; instances?: number };
 }
 
@@ -112,15 +137,24 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
   const ids = { group: GROUP, version: VERSION, namespace, plural: PLURAL };
 
   const readCluster = (signal?: AbortSignal): Promise<ClusterLike> =>
-    call({ verb: 'get', resource: PLURAL, group: GROUP, name: cluster }, (opt) => custom.getNamespacedCustomObject({ ...ids, name: cluster }, opt), signal) as Promise<ClusterLike>;
+    call(
+      { verb: 'get', resource: PLURAL, group: GROUP, name: cluster },
+      (opt) => custom.getNamespacedCustomObject({ ...ids, name: cluster }, opt),
+      signal,
+    ) as Promise<ClusterLike>;
 
   const instancePods = async (signal?: AbortSignal) => {
-    const l = await call({ verb: 'list', resource: 'pods', group: '' }, (opt) => core.listNamespacedPod({ namespace, labelSelector: `${CLUSTER_LABEL}=${cluster}` }, opt), signal);
+    const l = await call(
+      { verb: 'list', resource: 'pods', group: '' },
+      (opt) => core.listNamespacedPod({ namespace, labelSelector: `${CLUSTER_LABEL}=${cluster}` }, opt),
+      signal,
+    );
     return l.items.map((p) => podView(p as PodLike));
   };
 
   const rw = o.endpoint ?? { host: `${cluster}-rw.${namespace}.svc`, port };
-  const node = (name: string, role: PgNode['role']): PgNode => (role === 'primary' ? { name, host: rw.host, port: rw.port, role } : { name, host: `${cluster}-r.${namespace}.svc`, port, role });
+  const node = (name: string, role: PgNode['role']): PgNode =>
+    role === 'primary' ? { name, host: rw.host, port: rw.port, role } : { name, host: `${cluster}-r.${namespace}.svc`, port, role };
   /** Set by primaryLost(): the primary the drill killed, which the next failover replaces. */
   let lost: string | undefined;
   /** Replication as last read, by instance: after the primary died nothing can be read, so promote picks from this. */
@@ -182,7 +216,11 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
         path: `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`,
         query: { fieldSelector: `metadata.name=${cluster}` },
         list: async (signal) => {
-          const l = (await call({ verb: 'list', resource: PLURAL, group: GROUP }, (opt) => custom.listNamespacedCustomObject({ ...ids, fieldSelector: `metadata.name=${cluster}` }, opt), signal)) as {
+          const l = (await call(
+            { verb: 'list', resource: PLURAL, group: GROUP },
+            (opt) => custom.listNamespacedCustomObject({ ...ids, fieldSelector: `metadata.name=${cluster}` }, opt),
+            signal,
+          )) as {
             items: ClusterLike[];
             metadata?: { resourceVersion?: string };
           };
@@ -206,31 +244,52 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
    * target would race its own switch. The patch carries the resourceVersion read, so it fails (409) rather than
    * overwrite a change made meanwhile; then the Cluster is read again and the choice made again.
    */
-  async function askPromotion(old: string, killed: boolean, candidate: string | undefined, first: ClusterLike, signal: AbortSignal): Promise<string> {
+  async function askPromotion(
+    old: string,
+    killed: boolean,
+    candidate: string | undefined,
+    first: ClusterLike,
+    signal: AbortSignal,
+  ): Promise<string> {
     let c = first;
     for (let attempt = 1; ; attempt++) {
       const electing = c.status?.targetPrimary && c.status.targetPrimary !== old ? c.status.targetPrimary : undefined;
-      if (electing) return `the operator was already promoting ${electing} when the drill came to ask (failoverDelay ${c.spec?.failoverDelay ?? 0}s), so nothing was patched`;
-      const standbys = (await topology(signal)).standbys.filter((s) => s.role === 'standby' && s.name !== old && (s.replication.streaming || killed));
+      if (electing)
+        return `the operator was already promoting ${electing} when the drill came to ask (failoverDelay ${c.spec?.failoverDelay ?? 0}s), so nothing was patched`;
+      const standbys = (await topology(signal)).standbys.filter(
+        (s) => s.role === 'standby' && s.name !== old && (s.replication.streaming || killed),
+      );
       const target = candidate ?? mostAdvanced(standbys);
       if (!target || !standbys.some((s) => s.name === target)) {
-        throw new KubeError(`no Ready standby ${candidate ? `named "${candidate}" ` : ''}to promote in CloudNativePG cluster "${cluster}" (standbys: ${standbys.map((s) => s.name).join(', ') || 'none ready'})`, {
-          reason: 'Invalid',
-          verb: 'patch',
-          resource: `${PLURAL}/status`,
-          namespace,
-          untouched: `cluster "${cluster}" was not changed`,
-        });
+        throw new KubeError(
+          `no Ready standby ${candidate ? `named "${candidate}" ` : ''}to promote in CloudNativePG cluster "${cluster}" (standbys: ${standbys.map((s) => s.name).join(', ') || 'none ready'})`,
+          {
+            reason: 'Invalid',
+            verb: 'patch',
+            resource: `${PLURAL}/status`,
+            namespace,
+            untouched: `cluster "${cluster}" was not changed`,
+          },
+        );
       }
       // The operator reacts to targetPrimary in the status subresource.
       const body = {
         metadata: { resourceVersion: c.metadata?.resourceVersion },
-        status: { targetPrimary: target, targetPrimaryTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), phase: 'Switchover in progress', phaseReason: `Switching over to ${target}` },
+        status: {
+          targetPrimary: target,
+          targetPrimaryTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+          phase: 'Switchover in progress',
+          phaseReason: `Switching over to ${target}`,
+        },
       };
       try {
         await call(
           { verb: 'patch', resource: `${PLURAL}/status`, group: GROUP, name: cluster },
-          (opt) => custom.patchNamespacedCustomObjectStatus({ ...ids, name: cluster, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch, opt)),
+          (opt) =>
+            custom.patchNamespacedCustomObjectStatus(
+              { ...ids, name: cluster, body },
+              setHeaderOptions('Content-Type', PatchStrategy.MergePatch, opt),
+            ),
           signal,
         );
         return `asked the operator to promote ${target} (status.targetPrimary, as kubectl cnpg promote)`;
@@ -280,7 +339,13 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
       const before = await readCluster(signal);
       const old = lost ?? before.status?.currentPrimary;
       lost = undefined;
-      if (!old) throw new KubeError(`CloudNativePG cluster "${cluster}" in namespace "${namespace}" reports no current primary`, { reason: 'Unknown', verb: 'get', resource: PLURAL, namespace });
+      if (!old)
+        throw new KubeError(`CloudNativePG cluster "${cluster}" in namespace "${namespace}" reports no current primary`, {
+          reason: 'Unknown',
+          verb: 'get',
+          resource: PLURAL,
+          namespace,
+        });
       const killed = old !== before.status?.currentPrimary || !(await instancePods(signal)).some((p) => p.name === old && p.ready);
       let how: string;
       if (o.mode === 'promote') {
@@ -289,7 +354,11 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
         how = `the primary pod ${old} was deleted by the drill's kill; the operator elects`;
       } else {
         try {
-          await call({ verb: 'delete', resource: 'pods', group: '', name: old }, (opt) => core.deleteNamespacedPod({ name: old, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0 } }, opt), signal);
+          await call(
+            { verb: 'delete', resource: 'pods', group: '', name: old },
+            (opt) => core.deleteNamespacedPod({ name: old, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0 } }, opt),
+            signal,
+          );
         } catch (e) {
           // Already gone is what this step wants: the operator fails over either way.
           if (!(e instanceof KubeError && e.status === 404)) throw e;
@@ -303,7 +372,10 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
       if (o.writable) {
         // What is left of the failover's time limit; the hook sees one signal, the caller's abort is told apart here.
         try {
-          await o.writable(newPrimary, AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now())))]));
+          await o.writable(
+            newPrimary,
+            AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now())))]),
+          );
         } catch (e) {
           if (signal.aborted) throw signal.reason;
           throw e;
@@ -320,17 +392,22 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
       for (;;) {
         const [c, pods] = await Promise.all([readCluster(signal), instancePods(signal)]);
         const pod = pods.find((p) => p.name === old.name);
-        if (pod?.ready && c.status?.currentPrimary !== old.name) return `${old.name} is back as a Ready replica of ${c.status?.currentPrimary} (rejoined by the operator)`;
+        if (pod?.ready && c.status?.currentPrimary !== old.name)
+          return `${old.name} is back as a Ready replica of ${c.status?.currentPrimary} (rejoined by the operator)`;
         // No failover happened (the operator's delay had not passed): the operator restarted it as the primary.
-        if (pod?.ready && c.status?.currentPrimary === old.name && c.status?.targetPrimary === old.name && lost === undefined) return `${old.name} is the primary again: no failover happened, the operator restarted it`;
+        if (pod?.ready && c.status?.currentPrimary === old.name && c.status?.targetPrimary === old.name && lost === undefined)
+          return `${old.name} is the primary again: no failover happened, the operator restarted it`;
         if (Date.now() > deadline) {
-          throw new KubeError(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${old.name} to rejoin CloudNativePG cluster "${cluster}" as a replica (${pod ? (pod.ready ? 'Ready' : 'not Ready') : 'no pod'})`, {
-            reason: 'Timeout',
-            verb: 'get',
-            resource: 'pods',
-            namespace,
-            exitCode: 1,
-          });
+          throw new KubeError(
+            `timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${old.name} to rejoin CloudNativePG cluster "${cluster}" as a replica (${pod ? (pod.ready ? 'Ready' : 'not Ready') : 'no pod'})`,
+            {
+              reason: 'Timeout',
+              verb: 'get',
+              resource: 'pods',
+              namespace,
+              exitCode: 1,
+            },
+          );
         }
         await sleep(250);
         if (signal.aborted) throw signal.reason;

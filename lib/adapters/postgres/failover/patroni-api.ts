@@ -33,7 +33,13 @@ export interface MemberStatus {
   state: string;
   role: 'master' | 'primary' | 'replica' | 'standby_leader' | string;
   timeline?: number;
-  xlog?: { location?: number; received_location?: number; replayed_location?: number; replayed_timestamp?: string | null; paused?: boolean };
+  xlog?: {
+    location?: number;
+    received_location?: number;
+    replayed_location?: number;
+    replayed_timestamp?: string | null;
+    paused?: boolean;
+  };
   replication?: Array<{ application_name: string; state: string; sync_state: string; client_addr?: string }>;
   /** Patroni ≥ 3.0.4 on a replica: `streaming` when its walreceiver streams. */
   replication_state?: string;
@@ -115,7 +121,8 @@ export function callApi(
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8').trim();
         const status = res.statusCode ?? 0;
-        if (status === 401 || status === 403) return finish(new PatroniApiError(`${method} ${url}: HTTP ${status} ${text.slice(0, 200)}`, 'auth', url, status));
+        if (status === 401 || status === 403)
+          return finish(new PatroniApiError(`${method} ${url}: HTTP ${status} ${text.slice(0, 200)}`, 'auth', url, status));
         let json: unknown = null;
         try {
           json = text ? JSON.parse(text) : null;

@@ -13,8 +13,25 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { UserError } from '../../../errors.ts';
-import { apiBase, authFromEnv, callApi, PatroniApiError, type ClusterDoc, type ClusterMember, type MemberStatus, type PatroniAuth } from './patroni-api.ts';
-import { FailoverTimeoutError, orList, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
+import {
+  apiBase,
+  authFromEnv,
+  callApi,
+  PatroniApiError,
+  type ClusterDoc,
+  type ClusterMember,
+  type MemberStatus,
+  type PatroniAuth,
+} from './patroni-api.ts';
+import {
+  FailoverTimeoutError,
+  orList,
+  type FailoverProvider,
+  type FailoverResult,
+  type PgNode,
+  type ReplicationState,
+  type Topology,
+} from './types.ts';
 
 export interface PatroniProviderOptions {
   /** REST API addresses of the members (`http://host:8008`); any one that answers is enough, the rest are learnt from GET /cluster. */
@@ -98,7 +115,8 @@ export class PatroniProvider implements FailoverProvider {
   private readonly pgLogin: { user: string; database: string; password?: string };
 
   constructor(private readonly o: PatroniProviderOptions) {
-    if (o.apiUrls.length === 0) throw new UserError('the patroni provider needs at least one REST API address (apiUrls)', { untouched: NOTHING_SENT });
+    if (o.apiUrls.length === 0)
+      throw new UserError('the patroni provider needs at least one REST API address (apiUrls)', { untouched: NOTHING_SENT });
     this.seeds = o.apiUrls.map(apiBase);
     for (const [name, url] of Object.entries(o.knownMembers ?? {})) this.apiByName.set(name, apiBase(url));
     this.timeoutMs = o.requestTimeoutMs ?? 2000;
@@ -143,23 +161,31 @@ export class PatroniProvider implements FailoverProvider {
     throw new UserError(`the Patroni REST API does not answer: ${failures.join('; ')}`, {
       exitCode: 3,
       untouched: NOTHING_SENT,
-      next: 'check the target\'s patroni apiUrls (host:port of restapi.listen) and that Patroni runs there (curl http://HOST:8008/health), then run again',
+      next: "check the target's patroni apiUrls (host:port of restapi.listen) and that Patroni runs there (curl http://HOST:8008/health), then run again",
     });
   }
 
   private authError(e: PatroniApiError): UserError {
     const vars = this.o.authVars ?? { username: 'PATRONI_RESTAPI_USERNAME', password: 'PATRONI_RESTAPI_PASSWORD' };
-    return new UserError(`the Patroni REST API refused the request (${e.message}): ${this.auth ? 'the credentials were rejected' : 'it needs credentials and none were set'}`, {
-      exitCode: 2,
-      untouched: 'Patroni changed nothing: a refused request has no effect, and no member was touched',
-      next: `set ${vars.username} and ${vars.password} in the environment to restapi.authentication of the Patroni config (403: also check restapi.allowlist), then run again`,
-    });
+    return new UserError(
+      `the Patroni REST API refused the request (${e.message}): ${this.auth ? 'the credentials were rejected' : 'it needs credentials and none were set'}`,
+      {
+        exitCode: 2,
+        untouched: 'Patroni changed nothing: a refused request has no effect, and no member was touched',
+        next: `set ${vars.username} and ${vars.password} in the environment to restapi.authentication of the Patroni config (403: also check restapi.allowlist), then run again`,
+      },
+    );
   }
 
   private async cluster(signal?: AbortSignal): Promise<ClusterDoc> {
     const r = await this.fromAnyMember('/cluster', signal);
     const doc = r.json as ClusterDoc | null;
-    if (!doc || !Array.isArray(doc.members)) throw new UserError(`GET ${r.base}/cluster did not return a Patroni cluster (HTTP ${r.status}): ${r.text.slice(0, 200)}`, { exitCode: 3, untouched: NOTHING_SENT, next: 'check that the address is a Patroni REST API' });
+    if (!doc || !Array.isArray(doc.members))
+      throw new UserError(`GET ${r.base}/cluster did not return a Patroni cluster (HTTP ${r.status}): ${r.text.slice(0, 200)}`, {
+        exitCode: 3,
+        untouched: NOTHING_SENT,
+        next: 'check that the address is a Patroni REST API',
+      });
     for (const m of doc.members) if (m.api_url) this.apiByName.set(m.name, apiBase(m.api_url));
     return doc;
   }
@@ -195,7 +221,9 @@ export class PatroniProvider implements FailoverProvider {
     picked.synchronous_mode_strict = cfg.synchronous_mode_strict ?? false;
     picked.use_pg_rewind = cfg.postgresql?.use_pg_rewind ?? false;
     picked.remove_data_directory_on_rewind_failure = cfg.postgresql?.remove_data_directory_on_rewind_failure ?? false;
-    picked.failover = this.o.force ? 'POST /failover to the candidate, then Patroni promotes it once the leader key expires' : "Patroni's own election once the leader key expires";
+    picked.failover = this.o.force
+      ? 'POST /failover to the candidate, then Patroni promotes it once the leader key expires'
+      : "Patroni's own election once the leader key expires";
     if (defaulted.length > 0) picked.defaulted = defaulted;
     picked.source = `GET ${r.base}/config`;
     return picked;
@@ -207,12 +235,19 @@ export class PatroniProvider implements FailoverProvider {
     const base = this.liveBase(doc);
     try {
       const r = await callApi(base, '/config', { method: 'PATCH', body: patch, auth: this.auth, timeoutMs: this.timeoutMs });
-      if (r.status !== 200) throw new UserError(`PATCH ${base}/config: Patroni answered HTTP ${r.status} ${r.text.slice(0, 200)}`, { untouched: 'the DCS configuration is unchanged' });
+      if (r.status !== 200)
+        throw new UserError(`PATCH ${base}/config: Patroni answered HTTP ${r.status} ${r.text.slice(0, 200)}`, {
+          untouched: 'the DCS configuration is unchanged',
+        });
       return r.json as Record<string, unknown>;
     } catch (e) {
       if (e instanceof PatroniApiError && e.failure === 'auth') throw this.authError(e);
       if (e instanceof PatroniApiError) {
-        throw new UserError(`PATCH /config did not get an answer: ${e.message}`, { exitCode: 3, untouched: 'unknown: the change may or may not have reached the DCS', next: 'read GET /config on any member to see which settings are in force' });
+        throw new UserError(`PATCH /config did not get an answer: ${e.message}`, {
+          exitCode: 3,
+          untouched: 'unknown: the change may or may not have reached the DCS',
+          next: 'read GET /config on any member to see which settings are in force',
+        });
       }
       throw e;
     }
@@ -227,11 +262,14 @@ export class PatroniProvider implements FailoverProvider {
     const doc = await this.cluster(signal);
     const leader = doc.members.find(isLeader) ?? null;
     const statuses = new Map(await Promise.all(doc.members.map(async (m) => [m.name, await this.status(m.name, signal)] as const)));
-    const leaderStatus = leader ? statuses.get(leader.name) ?? null : null;
+    const leaderStatus = leader ? (statuses.get(leader.name) ?? null) : null;
     const leaderLsn = leaderStatus?.xlog?.location ?? null;
     if (leader) this.lastSeenLeader = leader.name;
     const primary: PgNode | null = leader
-      ? { ...pgNode(leader), role: leaderStatus && isPrimaryRole(leaderStatus.role) && leaderStatus.state === 'running' ? 'primary' : 'unknown' }
+      ? {
+          ...pgNode(leader),
+          role: leaderStatus && isPrimaryRole(leaderStatus.role) && leaderStatus.state === 'running' ? 'primary' : 'unknown',
+        }
       : null;
     const standbys = doc.members
       .filter((m) => m !== leader)
@@ -266,7 +304,10 @@ export class PatroniProvider implements FailoverProvider {
     const deadline = started + options.timeoutMs;
     const force = options.force ?? this.o.force ?? false;
     if (force && options.candidate === undefined) {
-      throw new UserError('a forced Patroni failover needs a candidate: Patroni accepts POST /failover only to a named member', { untouched: NOTHING_SENT, next: 'name the replica to promote (candidate), or drop force to let Patroni elect one' });
+      throw new UserError('a forced Patroni failover needs a candidate: Patroni accepts POST /failover only to a named member', {
+        untouched: NOTHING_SENT,
+        next: 'name the replica to promote (candidate), or drop force to let Patroni elect one',
+      });
     }
     const doc = await this.cluster(options.signal);
     const holder = doc.members.find(isLeader) ?? null;
@@ -276,7 +317,16 @@ export class PatroniProvider implements FailoverProvider {
     if (holder && holderStatus && isPrimaryRole(holderStatus.role) && holderStatus.state === 'running') {
       // A live leader other than the one the steady-state probe saw: Patroni already failed over by itself.
       if (this.lastSeenLeader && holder.name !== this.lastSeenLeader) {
-        return this.finish(holder, { started, startedAt, deadline, electedMs: started, forced: false, oldLeader: this.lastSeenLeader, signal: options.signal, how: `Patroni had already elected ${holder.name} after ${this.lastSeenLeader} died, before the provider was called` });
+        return this.finish(holder, {
+          started,
+          startedAt,
+          deadline,
+          electedMs: started,
+          forced: false,
+          oldLeader: this.lastSeenLeader,
+          signal: options.signal,
+          how: `Patroni had already elected ${holder.name} after ${this.lastSeenLeader} died, before the provider was called`,
+        });
       }
       throw new UserError(`the Patroni leader ${holder.name} is alive and holds the leader key: failover() acts after the primary died`, {
         untouched: NOTHING_SENT,
@@ -291,10 +341,20 @@ export class PatroniProvider implements FailoverProvider {
     if (force) {
       const base = this.apiByName.get(options.candidate!)!;
       // Patroni holds this request open until the new leader is in place (up to 20 s): watch the cluster meanwhile.
-      void callApi(base, '/failover', { method: 'POST', body: { candidate: options.candidate }, auth: this.auth, timeoutMs: options.timeoutMs, signal: options.signal }).then(
+      void callApi(base, '/failover', {
+        method: 'POST',
+        body: { candidate: options.candidate },
+        auth: this.auth,
+        timeoutMs: options.timeoutMs,
+        signal: options.signal,
+      }).then(
         (r) => {
           post.answer = `HTTP ${r.status} ${r.text}`;
-          if (r.status >= 400 && r.status < 500) post.refusal = new UserError(`Patroni refused the failover to ${options.candidate}: HTTP ${r.status} ${r.text}`, { untouched: 'Patroni wrote no failover key; its own election still runs once the leader key expires', next: 'pick a candidate that is a healthy replica (GET /cluster), then run again' });
+          if (r.status >= 400 && r.status < 500)
+            post.refusal = new UserError(`Patroni refused the failover to ${options.candidate}: HTTP ${r.status} ${r.text}`, {
+              untouched: 'Patroni wrote no failover key; its own election still runs once the leader key expires',
+              next: 'pick a candidate that is a healthy replica (GET /cluster), then run again',
+            });
         },
         (e) => {
           if (e instanceof PatroniApiError && e.failure === 'auth') post.refusal = this.authError(e);
@@ -309,12 +369,23 @@ export class PatroniProvider implements FailoverProvider {
       if (performance.now() > deadline) throw await this.noLeaderError(options.timeoutMs, oldLeader, last);
       const view = await this.cluster(options.signal).catch((e) => (e instanceof UserError && e.exitCode === 3 ? null : Promise.reject(e)));
       const l = view?.members.find(isLeader) ?? null;
-      last = view ? `leader ${l?.name ?? 'none'}; ${view.members.map((m) => `${m.name} ${m.role}/${m.state}`).join(', ')}` : 'no member answered GET /cluster';
+      last = view
+        ? `leader ${l?.name ?? 'none'}; ${view.members.map((m) => `${m.name} ${m.role}/${m.state}`).join(', ')}`
+        : 'no member answered GET /cluster';
       if (l && l.name !== oldLeader && l.state === 'running') {
         const how = force
           ? `POST /failover to ${options.candidate}; Patroni promoted ${l.name}${l.name === options.candidate ? '' : ' instead of the candidate'} once the leader key of ${oldLeader ?? '(none)'} expired`
           : `Patroni elected ${l.name} once the leader key of ${oldLeader ?? '(none)'} expired`;
-        const r = await this.finish(l, { started, startedAt, deadline, electedMs: performance.now(), forced: force, oldLeader, signal: options.signal, how });
+        const r = await this.finish(l, {
+          started,
+          startedAt,
+          deadline,
+          electedMs: performance.now(),
+          forced: force,
+          oldLeader,
+          signal: options.signal,
+          how,
+        });
         if (force) r.detail += ` (Patroni answered the POST: ${post.answer || 'not yet'})`;
         return r;
       }
@@ -328,7 +399,16 @@ export class PatroniProvider implements FailoverProvider {
    */
   private async finish(
     leader: ClusterMember,
-    f: { started: number; startedAt: string; deadline: number; electedMs: number; forced: boolean; oldLeader: string | null; signal: AbortSignal; how: string },
+    f: {
+      started: number;
+      startedAt: string;
+      deadline: number;
+      electedMs: number;
+      forced: boolean;
+      oldLeader: string | null;
+      signal: AbortSignal;
+      how: string;
+    },
   ): Promise<PatroniFailoverResult> {
     const node: PgNode = { ...pgNode(leader), role: 'primary' };
     const routable = await this.waitRoutable(leader.name, f.deadline, f.signal);
@@ -362,21 +442,34 @@ export class PatroniProvider implements FailoverProvider {
       await sleep(this.pollMs, undefined, { signal });
     }
     signal.throwIfAborted();
-    throw new FailoverTimeoutError(`new Patroni leader ${name} never answered GET ${base}/primary with 200 before the failover timed out (last: ${last}): a proxy checking it would not route there`, this.kind, Math.round(deadline - this.failoverStartedMs));
+    throw new FailoverTimeoutError(
+      `new Patroni leader ${name} never answered GET ${base}/primary with 200 before the failover timed out (last: ${last}): a proxy checking it would not route there`,
+      this.kind,
+      Math.round(deadline - this.failoverStartedMs),
+    );
   }
 
   private async checkCandidate(doc: ClusterDoc, leader: ClusterMember | null, candidate: string, signal?: AbortSignal): Promise<void> {
     const m = doc.members.find((x) => x.name === candidate);
     const names = doc.members.map((x) => `${x.name} (${x.role})`).join(', ');
     if (!m) {
-      throw new UserError(`failover candidate ${candidate} is not a member of the Patroni cluster (members: ${names})`, { untouched: NOTHING_SENT, next: 'name one of the cluster\'s replicas as the candidate' });
+      throw new UserError(`failover candidate ${candidate} is not a member of the Patroni cluster (members: ${names})`, {
+        untouched: NOTHING_SENT,
+        next: "name one of the cluster's replicas as the candidate",
+      });
     }
     if (m === leader) {
-      throw new UserError(`failover candidate ${candidate} is the leader, not a replica (members: ${names})`, { untouched: NOTHING_SENT, next: 'name one of the cluster\'s replicas as the candidate' });
+      throw new UserError(`failover candidate ${candidate} is the leader, not a replica (members: ${names})`, {
+        untouched: NOTHING_SENT,
+        next: "name one of the cluster's replicas as the candidate",
+      });
     }
     const st = await this.status(candidate, signal);
     if (!st) {
-      throw new UserError(`failover candidate ${candidate} does not answer on its REST API (${this.apiByName.get(candidate) ?? 'no api_url'})`, { exitCode: 3, untouched: NOTHING_SENT, next: 'start Patroni on the candidate or name another replica' });
+      throw new UserError(
+        `failover candidate ${candidate} does not answer on its REST API (${this.apiByName.get(candidate) ?? 'no api_url'})`,
+        { exitCode: 3, untouched: NOTHING_SENT, next: 'start Patroni on the candidate or name another replica' },
+      );
     }
     if (st.role !== 'replica' || st.state !== 'running') {
       throw new UserError(`failover candidate ${candidate} is not a running replica (Patroni reports role ${st.role}, state ${st.state})`, {
@@ -392,7 +485,7 @@ export class PatroniProvider implements FailoverProvider {
     const timing = s ? ` (ttl ${s.ttl} s, loop_wait ${s.loop_wait} s, retry_timeout ${s.retry_timeout} s)` : '';
     return new FailoverTimeoutError(
       `Patroni elected no new leader within ${timeoutMs / 1000} s after ${oldLeader ?? 'the leader'} died${timing}; last seen: ${last}. ` +
-        'A deadline shorter than ttl cannot be met; an old leader that holds the key longer than ttl still has a live Patroni (it restarts PostgreSQL in place); if no replica took the key, check maximum_lag_on_failover, nofailover tags and the replicas\' Patroni logs',
+        "A deadline shorter than ttl cannot be met; an old leader that holds the key longer than ttl still has a live Patroni (it restarts PostgreSQL in place); if no replica took the key, check maximum_lag_on_failover, nofailover tags and the replicas' Patroni logs",
       this.kind,
       timeoutMs,
     );
@@ -403,7 +496,13 @@ export class PatroniProvider implements FailoverProvider {
     let last = '';
     while (performance.now() < deadline) {
       signal.throwIfAborted();
-      const client = new pg.Client({ host: node.host, port: node.port, ...this.pgLogin, connectionTimeoutMillis: 1000, query_timeout: 2000 });
+      const client = new pg.Client({
+        host: node.host,
+        port: node.port,
+        ...this.pgLogin,
+        connectionTimeoutMillis: 1000,
+        query_timeout: 2000,
+      });
       try {
         await client.connect();
         // txid_current() assigns a transaction id: it fails on a server still in recovery, and its commit
@@ -419,7 +518,11 @@ export class PatroniProvider implements FailoverProvider {
     }
     const what = node.name ? `new Patroni leader ${node.name}` : 'the endpoint';
     signal.throwIfAborted();
-    throw new FailoverTimeoutError(`${what} (${node.host}:${node.port}) accepted no write before the failover timed out: ${last}`, this.kind, Math.round(deadline - this.failoverStartedMs));
+    throw new FailoverTimeoutError(
+      `${what} (${node.host}:${node.port}) accepted no write before the failover timed out: ${last}`,
+      this.kind,
+      Math.round(deadline - this.failoverStartedMs),
+    );
   }
 
   /** Until the leader runs as primary and its member key in the DCS carries its new timeline (what other members read). */
@@ -440,16 +543,27 @@ export class PatroniProvider implements FailoverProvider {
     let leader = doc.members.find(isLeader) ?? null;
     // After a failover that timed out, the dead member still holds the leader key until it expires: Patroni's
     // election goes on, and the rejoin waits for it rather than calling the dead member the leader.
-    while (leader?.name === node.name && this.apiByName.has(node.name) && !(await this.status(node.name, options.signal)) && performance.now() < deadline) {
+    while (
+      leader?.name === node.name &&
+      this.apiByName.has(node.name) &&
+      !(await this.status(node.name, options.signal)) &&
+      performance.now() < deadline
+    ) {
       await sleep(Math.max(this.pollMs, 250), undefined, { signal: options.signal });
       doc = await this.cluster(options.signal);
       leader = doc.members.find(isLeader) ?? null;
     }
     if (leader?.name === node.name) {
-      throw new UserError(`${node.name} is the Patroni leader: there is nothing to rejoin`, { untouched: NOTHING_SENT, next: 'rejoin the member that lost its leadership' });
+      throw new UserError(`${node.name} is the Patroni leader: there is nothing to rejoin`, {
+        untouched: NOTHING_SENT,
+        next: 'rejoin the member that lost its leadership',
+      });
     }
     if (!this.apiByName.has(node.name)) {
-      throw new UserError(`${node.name} is not a member this provider has seen in the Patroni cluster (members: ${doc.members.map((m) => m.name).join(', ')})`, { untouched: NOTHING_SENT });
+      throw new UserError(
+        `${node.name} is not a member this provider has seen in the Patroni cluster (members: ${doc.members.map((m) => m.name).join(', ')})`,
+        { untouched: NOTHING_SENT },
+      );
     }
     let started_ = 'it was already running';
     if (!(await this.status(node.name, options.signal))) {
@@ -471,7 +585,13 @@ export class PatroniProvider implements FailoverProvider {
     while (performance.now() < deadline) {
       options.signal.throwIfAborted();
       if (!rebuilt && this.o.reinitializeAfterMs !== undefined && performance.now() - memberStarted > this.o.reinitializeAfterMs) {
-        const r = await callApi(this.apiByName.get(node.name)!, '/reinitialize', { method: 'POST', body: { force: true }, auth: this.auth, timeoutMs: this.timeoutMs, signal: options.signal }).catch((e: Error) => e);
+        const r = await callApi(this.apiByName.get(node.name)!, '/reinitialize', {
+          method: 'POST',
+          body: { force: true },
+          auth: this.auth,
+          timeoutMs: this.timeoutMs,
+          signal: options.signal,
+        }).catch((e: Error) => e);
         rebuilt = `not streaming ${(this.o.reinitializeAfterMs / 1000).toFixed(0)} s after its Patroni started (${last}), so POST /reinitialize: ${r instanceof Error ? r.message : `HTTP ${r.status} ${r.text.slice(0, 100)}`}`;
       }
       const view = await this.cluster(options.signal).catch(() => null);
@@ -479,18 +599,41 @@ export class PatroniProvider implements FailoverProvider {
       const [st, ls] = await Promise.all([this.status(node.name, options.signal), l ? this.status(l.name, options.signal) : null]);
       const sender = ls?.replication?.find((r) => r.application_name === node.name);
       // GET /replica answers 200 once a proxy's replica pool would take the member back.
-      const replicaCheck = st?.role === 'replica' ? await callApi(this.apiByName.get(node.name)!, '/replica', { timeoutMs: this.timeoutMs, signal: options.signal, auth: this.auth }).then((r) => r.status, () => 0) : 0;
+      const replicaCheck =
+        st?.role === 'replica'
+          ? await callApi(this.apiByName.get(node.name)!, '/replica', {
+              timeoutMs: this.timeoutMs,
+              signal: options.signal,
+              auth: this.auth,
+            }).then(
+              (r) => r.status,
+              () => 0,
+            )
+          : 0;
       last = `leader ${l?.name ?? 'none'} timeline ${ls?.timeline ?? '?'}; ${node.name} ${st ? `${st.role}/${st.state} timeline ${st.timeline ?? '?'}` : 'not answering'}; walsender ${sender?.state ?? 'none'}${sender ? ` (${sender.sync_state})` : ''}; GET /replica ${replicaCheck || 'no answer'}`;
-      if (l && ls && st?.role === 'replica' && st.state === 'running' && st.timeline === ls.timeline && sender?.state === 'streaming' && (!wantSync || sender.sync_state === 'sync') && replicaCheck === 200) {
+      if (
+        l &&
+        ls &&
+        st?.role === 'replica' &&
+        st.state === 'running' &&
+        st.timeline === ls.timeline &&
+        sender?.state === 'streaming' &&
+        (!wantSync || sender.sync_state === 'sync') &&
+        replicaCheck === 200
+      ) {
         const cfg = await this.settings().catch(() => null);
-        const how = rebuilt ? `Patroni rebuilt it from the leader (${rebuilt})` : `Patroni brought its data back in line (use_pg_rewind ${cfg?.use_pg_rewind ?? '?'}, remove_data_directory_on_rewind_failure ${cfg?.remove_data_directory_on_rewind_failure ?? '?'})`;
+        const how = rebuilt
+          ? `Patroni rebuilt it from the leader (${rebuilt})`
+          : `Patroni brought its data back in line (use_pg_rewind ${cfg?.use_pg_rewind ?? '?'}, remove_data_directory_on_rewind_failure ${cfg?.remove_data_directory_on_rewind_failure ?? '?'})`;
         return `${node.name} rejoined as a streaming replica of ${l.name} on timeline ${ls.timeline} after ${((performance.now() - started) / 1000).toFixed(1)} s: ${started_}, and ${how}`;
       }
       await sleep(Math.max(this.pollMs, 250), undefined, { signal: options.signal });
     }
     throw new Error(
       `${node.name} did not come back as a streaming replica within ${options.timeoutMs / 1000} s (${started_}); last seen: ${last}. ` +
-        (this.o.startMember ? 'Read its Patroni log: a failed pg_rewind shows there' : `Start Patroni on ${node.name}'s host (systemctl start patroni) and run the rollback again (drill recover)`),
+        (this.o.startMember
+          ? 'Read its Patroni log: a failed pg_rewind shows there'
+          : `Start Patroni on ${node.name}'s host (systemctl start patroni) and run the rollback again (drill recover)`),
     );
   }
 }
@@ -511,14 +654,28 @@ function pgNode(m: ClusterMember): PgNode {
   return { name: m.name, host: m.host ?? '', port: m.port ?? 5432, role: 'unknown' };
 }
 
-function replicationOf(m: ClusterMember, st: MemberStatus | null, leaderStatus: MemberStatus | null, leaderLsn: number | null): ReplicationState {
+function replicationOf(
+  m: ClusterMember,
+  st: MemberStatus | null,
+  leaderStatus: MemberStatus | null,
+  leaderLsn: number | null,
+): ReplicationState {
   const sender = leaderStatus?.replication?.find((r) => r.application_name === m.name) ?? null;
   // Patroni 3.0.2 lists replicas as `running` whether they stream or not: the leader's walsender is the proof.
   const streaming = sender?.state === 'streaming' || m.state === 'streaming' || st?.replication_state === 'streaming';
   const replayed = st?.xlog?.replayed_location;
-  const lagBytes = leaderLsn !== null && typeof replayed === 'number' ? Math.max(0, leaderLsn - replayed) : typeof m.lag === 'number' ? m.lag : null;
+  const lagBytes =
+    leaderLsn !== null && typeof replayed === 'number' ? Math.max(0, leaderLsn - replayed) : typeof m.lag === 'number' ? m.lag : null;
   const ts = st?.xlog?.replayed_timestamp;
   const replayLagMs = lagBytes === 0 ? 0 : ts ? Math.max(0, Date.now() - Date.parse(ts.replace(' ', 'T'))) : null;
-  const mode = sender ? (sender.sync_state === 'sync' ? 'sync' : sender.sync_state === 'quorum' ? 'quorum' : 'async') : m.role === 'sync_standby' ? 'sync' : 'unknown';
+  const mode = sender
+    ? sender.sync_state === 'sync'
+      ? 'sync'
+      : sender.sync_state === 'quorum'
+        ? 'quorum'
+        : 'async'
+    : m.role === 'sync_standby'
+      ? 'sync'
+      : 'unknown';
   return { streaming, replayLagMs, lagBytes, mode };
 }

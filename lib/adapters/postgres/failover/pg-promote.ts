@@ -8,7 +8,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../../../errors.ts';
 import { isRunning, startCluster, stopCluster, waitReady, type PgConn } from '../cluster.ts';
 import { cloneStandby, rewindToStandby, setSyncStandby, waitStreaming, walSenders, withClient, type WalSender } from '../standby.ts';
-import { FailoverTimeoutError, orList, type FailoverProvider, type FailoverResult, type PgNode, type ReplicationState, type Topology } from './types.ts';
+import {
+  FailoverTimeoutError,
+  orList,
+  type FailoverProvider,
+  type FailoverResult,
+  type PgNode,
+  type ReplicationState,
+  type Topology,
+} from './types.ts';
 
 export interface PgPromoteNode extends PgNode {
   /** Server log, for nodes the harness starts itself (rejoin). */
@@ -80,7 +88,11 @@ export class PgPromoteProvider implements FailoverProvider {
     // standby, whose value is the one that counted); remembered, so a node gone later does not turn it to null.
     const views = (await this.views()).filter((v) => v.up).sort((a, b) => Number(b.inRecovery === true) - Number(a.inRecovery === true));
     for (const v of views) {
-      const read = await withClient(this.conn(v.node), (c) => c.query<{ v: string }>("SELECT current_setting('wal_retrieve_retry_interval') AS v"), this.connectTimeoutMs)
+      const read = await withClient(
+        this.conn(v.node),
+        (c) => c.query<{ v: string }>("SELECT current_setting('wal_retrieve_retry_interval') AS v"),
+        this.connectTimeoutMs,
+      )
         .then((r) => r.rows[0]!.v)
         .catch(() => null);
       if (read !== null) {
@@ -114,12 +126,27 @@ export class PgPromoteProvider implements FailoverProvider {
                     (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::float8 AS since_ms`,
           );
           const x = r.rows[0]!;
-          return { node, up: true, inRecovery: x.rec, receiverStatus: x.status, replayLsn: x.replay, sinceLastReplayMs: x.since_ms === null ? null : Number(x.since_ms) };
+          return {
+            node,
+            up: true,
+            inRecovery: x.rec,
+            receiverStatus: x.status,
+            replayLsn: x.replay,
+            sinceLastReplayMs: x.since_ms === null ? null : Number(x.since_ms),
+          };
         },
         this.connectTimeoutMs,
       );
     } catch (e) {
-      return { node, up: false, inRecovery: null, receiverStatus: null, replayLsn: null, sinceLastReplayMs: null, error: (e as Error).message };
+      return {
+        node,
+        up: false,
+        inRecovery: null,
+        receiverStatus: null,
+        replayLsn: null,
+        sinceLastReplayMs: null,
+        error: (e as Error).message,
+      };
     }
   }
 
@@ -136,12 +163,15 @@ export class PgPromoteProvider implements FailoverProvider {
     const primary = primaries.length === 1 ? primaries[0]! : null;
     const senders: WalSender[] = primary ? await walSenders(this.conn(primary.node)).catch(() => []) : [];
     const standbys = await Promise.all(
-      views.filter((v) => v !== primary).map(async (v) => {
-        const sender = senders.find((s) => s.applicationName === v.node.name) ?? null;
-        const replication = replicationOf(v, sender, primary !== null);
-        if (replication.lagBytes && primary) replication.replayLagMs = await this.catchUpMs(v.node, primary.node, replication.replayLagMs);
-        return { ...strip(v.node), role: v.up && v.inRecovery ? ('standby' as const) : ('unknown' as const), replication };
-      }),
+      views
+        .filter((v) => v !== primary)
+        .map(async (v) => {
+          const sender = senders.find((s) => s.applicationName === v.node.name) ?? null;
+          const replication = replicationOf(v, sender, primary !== null);
+          if (replication.lagBytes && primary)
+            replication.replayLagMs = await this.catchUpMs(v.node, primary.node, replication.replayLagMs);
+          return { ...strip(v.node), role: v.up && v.inRecovery ? ('standby' as const) : ('unknown' as const), replication };
+        }),
     );
     return { primary: primary ? { ...strip(primary.node), role: 'primary' } : null, standbys };
   }
@@ -155,7 +185,13 @@ export class PgPromoteProvider implements FailoverProvider {
    */
   private async catchUpMs(standby: PgNode, primary: PgNode, sinceLastReplayMs: number | null): Promise<number | null> {
     try {
-      const [{ lsn }] = (await withClient(this.conn(primary), (c) => c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn'), this.connectTimeoutMs)).rows as [{ lsn: string }];
+      const [{ lsn }] = (
+        await withClient(
+          this.conn(primary),
+          (c) => c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn'),
+          this.connectTimeoutMs,
+        )
+      ).rows as [{ lsn: string }];
       const t0 = performance.now();
       return await withClient(
         this.conn(standby),
@@ -182,10 +218,13 @@ export class PgPromoteProvider implements FailoverProvider {
     const views = await this.views();
     const alivePrimary = views.find((v) => v.up && v.inRecovery === false && v.node.name !== options.candidate);
     if (alivePrimary) {
-      throw new UserError(`${alivePrimary.node.name} (${alivePrimary.node.host}:${alivePrimary.node.port}) is a primary and still accepts connections: promoting a standby now would leave two primaries`, {
-        untouched: 'nothing was promoted and the endpoint was not repointed',
-        next: 'pg-promote fails over after the primary is gone: stop or kill it first (a platform with a failure detector, like Patroni, decides this itself)',
-      });
+      throw new UserError(
+        `${alivePrimary.node.name} (${alivePrimary.node.host}:${alivePrimary.node.port}) is a primary and still accepts connections: promoting a standby now would leave two primaries`,
+        {
+          untouched: 'nothing was promoted and the endpoint was not repointed',
+          next: 'pg-promote fails over after the primary is gone: stop or kill it first (a platform with a failure detector, like Patroni, decides this itself)',
+        },
+      );
     }
     const candidate = pickCandidate(views, options.candidate);
     const promoteStartedAt = performance.now();
@@ -193,10 +232,13 @@ export class PgPromoteProvider implements FailoverProvider {
       // pg_promote(wait => true) checks every 100 ms; asking for the promotion and polling here finds it sooner.
       await c.query('SELECT pg_promote(false)');
       for (;;) {
-        const r = await c.query<{ rec: boolean; names: string }>("SELECT pg_is_in_recovery() AS rec, current_setting('synchronous_standby_names') AS names");
+        const r = await c.query<{ rec: boolean; names: string }>(
+          "SELECT pg_is_in_recovery() AS rec, current_setting('synchronous_standby_names') AS names",
+        );
         if (!r.rows[0]!.rec) {
           // A promoted node must not wait for a standby it does not have (FIELD-NOTES): every commit would hang.
-          if (r.rows[0]!.names !== '') await c.query('ALTER SYSTEM RESET synchronous_standby_names').then(() => c.query('SELECT pg_reload_conf()'));
+          if (r.rows[0]!.names !== '')
+            await c.query('ALTER SYSTEM RESET synchronous_standby_names').then(() => c.query('SELECT pg_reload_conf()'));
           return true;
         }
         if (performance.now() >= deadline || options.signal.aborted) return false;
@@ -205,7 +247,11 @@ export class PgPromoteProvider implements FailoverProvider {
     });
     if (!promoted) {
       options.signal.throwIfAborted();
-      throw new FailoverTimeoutError(`pg_promote on ${candidate.node.name} did not finish within ${options.timeoutMs} ms`, this.kind, options.timeoutMs);
+      throw new FailoverTimeoutError(
+        `pg_promote on ${candidate.node.name} did not finish within ${options.timeoutMs} ms`,
+        this.kind,
+        options.timeoutMs,
+      );
     }
     const promotedAt = performance.now();
     const newPrimary: PgNode = { ...strip(candidate.node), role: 'primary' };
@@ -233,7 +279,12 @@ export class PgPromoteProvider implements FailoverProvider {
       } catch (e) {
         last = (e as Error).message;
       }
-      if (performance.now() >= deadline) throw new FailoverTimeoutError(`no commit went through the endpoint ${endpoint.host}:${endpoint.port} before the failover timed out: ${last}`, this.kind, Math.round(deadline - this.failoverStartedMs));
+      if (performance.now() >= deadline)
+        throw new FailoverTimeoutError(
+          `no commit went through the endpoint ${endpoint.host}:${endpoint.port} before the failover timed out: ${last}`,
+          this.kind,
+          Math.round(deadline - this.failoverStartedMs),
+        );
       await sleep(this.pollMs);
     }
   }
@@ -242,7 +293,9 @@ export class PgPromoteProvider implements FailoverProvider {
     const deadline = performance.now() + options.timeoutMs;
     const local = this.o.nodes.find((n) => n.name === node.name);
     if (!local?.dataDir || !local.socketDir || !local.logFile) {
-      throw new UserError(`pg-promote can rejoin only nodes it runs itself (data dir, socket dir and log known); ${node.name} is not one`, { untouched: node.name });
+      throw new UserError(`pg-promote can rejoin only nodes it runs itself (data dir, socket dir and log known); ${node.name} is not one`, {
+        untouched: node.name,
+      });
     }
     const topo = await this.topology(options.signal);
     if (!topo.primary) throw new Error(`cannot rejoin ${node.name}: no single primary among ${this.o.nodes.map((n) => n.name).join(', ')}`);
@@ -255,7 +308,12 @@ export class PgPromoteProvider implements FailoverProvider {
     }
     // A rejoining node must not run: a restarted former primary would take writes nobody replicates.
     if (await isRunning(local.dataDir)) await stopCluster(local.dataDir, 'fast', { timeoutMs: 30_000 });
-    const id = { name: node.name, port: local.port, socketDir: local.socketDir, primary: { host: topo.primary.host, port: topo.primary.port, user: this.o.user } };
+    const id = {
+      name: node.name,
+      port: local.port,
+      socketDir: local.socketDir,
+      primary: { host: topo.primary.host, port: topo.primary.port, user: this.o.user },
+    };
     const left = () => Math.max(5000, Math.floor(deadline - performance.now()));
     let how: string;
     const t0 = performance.now();
@@ -300,7 +358,10 @@ function strip(n: PgPromoteNode): PgNode {
 }
 
 function firstLine(s: string): string {
-  const lines = s.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = s
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return (lines.find((l) => /error|fatal|could not/i.test(l)) ?? lines[0] ?? s).slice(0, 300);
 }
 
@@ -317,22 +378,34 @@ function replicationOf(v: NodeView, sender: WalSender | null, primaryKnown: bool
   if (lagBytes !== null && lagBytes <= 0) replayLagMs = 0;
   else replayLagMs = v.sinceLastReplayMs ?? sender?.replayLagMs ?? null;
   const mode = !sender ? 'unknown' : sender.syncState === 'sync' ? 'sync' : sender.syncState === 'quorum' ? 'quorum' : 'async';
-  return { streaming, replayLagMs: replayLagMs === null ? null : Math.max(0, replayLagMs), lagBytes: lagBytes === null ? null : Math.max(0, lagBytes), mode };
+  return {
+    streaming,
+    replayLagMs: replayLagMs === null ? null : Math.max(0, replayLagMs),
+    lagBytes: lagBytes === null ? null : Math.max(0, lagBytes),
+    mode,
+  };
 }
 
 function pickCandidate(views: NodeView[], named?: string): NodeView {
   if (named) {
     const v = views.find((x) => x.node.name === named);
-    if (!v) throw new UserError(`failover candidate ${named} is not a node of this cluster (${views.map((x) => x.node.name).join(', ')})`, { untouched: 'nothing was promoted' });
+    if (!v)
+      throw new UserError(`failover candidate ${named} is not a node of this cluster (${views.map((x) => x.node.name).join(', ')})`, {
+        untouched: 'nothing was promoted',
+      });
     if (!v.up) throw new UserError(`failover candidate ${named} does not answer: ${v.error}`, { untouched: 'nothing was promoted' });
-    if (!v.inRecovery) throw new UserError(`failover candidate ${named} is not a standby (it is not in recovery)`, { untouched: 'nothing was promoted' });
+    if (!v.inRecovery)
+      throw new UserError(`failover candidate ${named} is not a standby (it is not in recovery)`, { untouched: 'nothing was promoted' });
     return v;
   }
   const standbys = views.filter((v) => v.up && v.inRecovery);
   if (standbys.length === 0) {
-    throw new UserError(`no standby to promote: ${views.map((v) => `${v.node.name} ${v.up ? 'is not in recovery' : 'does not answer'}`).join(', ')}`, {
-      untouched: 'nothing was promoted',
-    });
+    throw new UserError(
+      `no standby to promote: ${views.map((v) => `${v.node.name} ${v.up ? 'is not in recovery' : 'does not answer'}`).join(', ')}`,
+      {
+        untouched: 'nothing was promoted',
+      },
+    );
   }
   // The standby that replayed the most WAL loses the least.
   return standbys.sort((a, b) => lsnCompare(b.replayLsn, a.replayLsn))[0]!;
