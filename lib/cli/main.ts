@@ -131,7 +131,7 @@ export async function main(argv: string[]): Promise<number> {
             .option('from', { type: 'string', describe: 'read run folders from Blob: blob://container/prefix' }),
         async (a) => set(await verifyCommand(a.record, { resultsDir: a.results, from: a.from })),
       )
-      .demandCommand(1, 'name a command: list, validate, plan, run, lab, recover')
+      .demandCommand(1, 'name a command: list, validate, plan, run, lab, recover, backup, record, report, verify')
       .strict()
       .help()
       .version(false)
