@@ -11,7 +11,7 @@ import { openSync, closeSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
-import { AZURITE_ACCOUNT, AZURITE_ACCOUNT_KEY, azuriteAnswers, azuriteArgs, azuriteBlobEntry } from '../adapters/blob/azurite.ts';
+import { azuriteAnswers, azuriteArgs, azuriteBlobEntry, azuriteEndpoint } from '../adapters/blob/azurite.ts';
 import { isProcessUnder, terminate, waitGone } from '../util/proc.ts';
 import { freePort } from './ports.ts';
 import { readJson } from './state.ts';
@@ -32,13 +32,7 @@ export const labAzuriteStateFile = (labDir: string) => join(labDir, 'azurite.jso
 const dataDir = (labDir: string) => join(labDir, 'azurite');
 
 function describe(pid: number, port: number): LabAzurite {
-  const blobEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
-  return {
-    pid,
-    port,
-    blobEndpoint,
-    connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_ACCOUNT_KEY};BlobEndpoint=${blobEndpoint};`,
-  };
+  return { pid, port, ...azuriteEndpoint(port) };
 }
 
 export function labAzuriteView(a: Pick<LabAzurite, 'pid' | 'port' | 'blobEndpoint'>): LabAzuriteView {

@@ -16,6 +16,15 @@ export const AZURITE_ACCOUNT_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6
 // Public, but a key is a key: masking it keeps logs honest about what a real one would look like.
 registerSecret(AZURITE_ACCOUNT_KEY);
 
+/** The dev account's endpoint and connection string on a loopback port: what every Azurite client is given. */
+export function azuriteEndpoint(port: number): { blobEndpoint: string; connectionString: string } {
+  const blobEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
+  return {
+    blobEndpoint,
+    connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_ACCOUNT_KEY};BlobEndpoint=${blobEndpoint};`,
+  };
+}
+
 export interface AzuriteHandle {
   pid: number;
   port: number;
@@ -155,14 +164,7 @@ async function startOnce(entry: string, dir: string, port: number, readyTimeoutM
   }
   if (pid === undefined) throw new Error('Azurite started without a pid');
 
-  const blobEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
-  return {
-    pid,
-    port,
-    blobEndpoint,
-    connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_ACCOUNT_KEY};BlobEndpoint=${blobEndpoint};`,
-    stop,
-  };
+  return { pid, port, ...azuriteEndpoint(port), stop };
 }
 
 class AzuriteExitedError extends Error {

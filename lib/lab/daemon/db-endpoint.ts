@@ -4,6 +4,7 @@
  * DNS or virtual-IP switch.
  */
 import net from 'node:net';
+import { listenOnLoopback } from './listen.ts';
 
 export class DbEndpoint {
   private readonly server: net.Server;
@@ -29,16 +30,9 @@ export class DbEndpoint {
     return this.pairs.size;
   }
 
-  listen(port = 0): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, '127.0.0.1', () => {
-        this.server.off('error', reject);
-        const a = this.server.address();
-        this.boundPort = typeof a === 'object' && a ? a.port : port;
-        resolve(this.boundPort);
-      });
-    });
+  async listen(port = 0): Promise<number> {
+    this.boundPort = await listenOnLoopback(this.server, port);
+    return this.boundPort;
   }
 
   /** Points new connections at `port` and cuts the existing ones; returns how many were cut. */

@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { Socket } from 'node:net';
+import { listenOnLoopback } from './listen.ts';
 
 export interface Upstream {
   name: string;
@@ -54,16 +55,9 @@ export class Front {
     return this.paused;
   }
 
-  listen(port = 0): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, '127.0.0.1', () => {
-        this.server.off('error', reject);
-        const a = this.server.address();
-        this.boundPort = typeof a === 'object' && a ? a.port : port;
-        resolve(this.boundPort);
-      });
-    });
+  async listen(port = 0): Promise<number> {
+    this.boundPort = await listenOnLoopback(this.server, port);
+    return this.boundPort;
   }
 
   /**
