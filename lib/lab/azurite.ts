@@ -18,6 +18,7 @@ import { readJson } from './state.ts';
 import { writeJsonAtomic } from '../util/atomic-file.ts';
 import type { LabBlobSource } from '../adapters/postgres/backup/resolve.ts';
 import type { LabAzurite, LabAzuriteView } from './types.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The container lab drills and `drill backup` on the lab use when none is named. */
 export const LAB_BACKUP_CONTAINER = 'lab-backups';
@@ -83,7 +84,7 @@ async function spawnOnce(labDir: string, dir: string, deadline: number, backgrou
       await stopLabAzurite(labDir);
       throw new Error(`the lab's Azurite did not answer on 127.0.0.1:${port} in time: ${logTail(dir)}`);
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   // Serving at normal priority: a restore drill's transfer speed must not depend on how it was started.
   if (background) nice(pid, 0);

@@ -22,6 +22,7 @@ import { readDaemonState, removeFile } from './state.ts';
 import { collectFacts, infoOf } from './status.ts';
 import type { LabDownResult, LabFacts, LabInfo, LabProvider, LabReplication } from './types.ts';
 import { warmService } from './warm.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface LabUpOptions {
   dir?: string;
@@ -225,7 +226,7 @@ async function waitServing(p: LabPaths, info: LabInfo, desired: number, deadline
     );
     if (code === 200) return;
     last = `front answered GET /orders with ${code}`;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   throw new Error(`lab in ${p.dir} not serving in time: ${last}\n--- ${p.replicasLog} (tail) ---\n${await tail(p.replicasLog)}`);
 }

@@ -4,6 +4,7 @@
  */
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import { procState } from '../util/proc.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const EMPTY_LOCK_STALE_MS = 5000;
 
@@ -30,7 +31,7 @@ export async function withLabLock<T>(lockPath: string, fn: () => Promise<T>, tim
           `lab is locked by pid ${holder || '?'} (${lockPath}), which is starting or stopping it; if no drill command is running, remove ${lockPath}`,
         );
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   }
   try {

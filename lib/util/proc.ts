@@ -3,6 +3,7 @@
  * files that may be stale, so every signal is preceded by "is this PID still the process we started?".
  */
 import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export type ProcState = 'alive' | 'zombie' | 'dead';
 
@@ -64,7 +65,7 @@ export async function waitGone(pid: number, timeoutMs: number, pollMs = 10): Pro
   for (;;) {
     if ((await procState(pid)) !== 'alive') return true;
     if (performance.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, pollMs));
+    await sleep(pollMs);
   }
 }
 

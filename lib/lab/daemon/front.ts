@@ -5,6 +5,7 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { listenOnLoopback } from './listen.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface Upstream {
   name: string;
@@ -120,7 +121,7 @@ export class Front {
         // Someone else may have bound the port for an instant while it was free; try again briefly.
         if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || performance.now() > deadline) throw e;
         this.server = this.createServer();
-        await new Promise((r) => setTimeout(r, 5));
+        await sleep(5);
       }
     }
   }

@@ -44,6 +44,7 @@ import {
   writeMemberConfig,
 } from './config.ts';
 import { patroniProvider, recordPatroniLeader } from './status.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** What runs, by PID: written before anything else happens after each spawn, so `lab down` finds it after a crash. */
 interface PatroniPids {
@@ -268,7 +269,7 @@ async function waitPair(cfg: PatroniLabConfig, replication: LabReplication, time
         t.standbys.every((s) => s.replication.streaming && s.replication.mode === replication);
       if (ok) return;
     } else last = t.message;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   throw new Error(`the lab's Patroni pair is not a leader with a streaming ${replication} replica after ${timeoutMs} ms: ${last}`);
 }
@@ -283,7 +284,7 @@ async function waitLeader(cfg: PatroniLabConfig, timeoutMs: number, p: LabPaths)
       if (!(r instanceof Error) && r.status === 200) return name;
       last = `${name}: ${r instanceof Error ? r.message : `HTTP ${r.status}`}`;
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   const logs = await Promise.all(
     Object.keys(cfg.members).map(async (n) => `--- ${patroniLog(p, n)} (tail) ---\n${await tail(patroniLog(p, n), 8)}`),

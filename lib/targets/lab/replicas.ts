@@ -9,6 +9,7 @@ import type { DaemonStatus, LabInfo } from '../../lab/types.ts';
 import { isProcessUnder, signal, terminate, waitGone } from '../../util/proc.ts';
 import type { KillOptions, Replica, ReplicaSetAdapter, WorkloadStatus } from '../../adapters/types.ts';
 import { matchesSelector, parseSelector, type Requirement } from '../../adapters/selector.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 function toReplica(r: Replica): Replica {
   return {
@@ -58,7 +59,7 @@ export function createLabReplicas(info: LabInfo): ReplicaSetAdapter {
       } catch (e) {
         if (options.signal.aborted) throw options.signal.reason;
         lastError = e as Error;
-        await new Promise((r) => setTimeout(r, Math.min(100, Math.max(0, deadline - performance.now()))));
+        await sleep(Math.min(100, Math.max(0, deadline - performance.now())));
       }
     }
     const lingering = last?.replicas.filter((r) => r.ready && gone.has(r.name)).map((r) => r.name) ?? [];
