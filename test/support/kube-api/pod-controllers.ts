@@ -69,6 +69,8 @@ function podFromTemplate(owner: KubeObject, name: string, extraLabels: Record<st
       namespace: owner.metadata.namespace,
       labels: { ...t.metadata?.labels, ...extraLabels },
       ...(t.metadata?.annotations ? { annotations: t.metadata.annotations } : {}),
+      // GetPodFromTemplate (kubernetes/kubernetes pkg/controller/controller_utils.go) copies the template's finalizers too.
+      ...(t.metadata?.finalizers?.length ? { finalizers: [...t.metadata.finalizers] } : {}),
       ownerReferences: [ownerReference(owner)],
     },
     spec: defaultPodSpec(t.spec),
