@@ -349,7 +349,13 @@ function write(store: Store, r: Route, current: KubeObject, next: KubeObject, ex
   // deleteForEmptyFinalizers (generic registry store.go Update): an object being deleted goes when its last
   // finalizer is removed; a pod only once its grace period is over (0), i.e. after the kubelet's final delete.
   const m = saved.metadata;
-  if (m.deletionTimestamp && (m.finalizers ?? []).length === 0 && (r.t.resource !== 'pods' || (m.deletionGracePeriodSeconds ?? 0) === 0)) {
+  // (Namespaces are emptied by the namespace controller, which removes them itself.)
+  if (
+    r.t.resource !== 'namespaces' &&
+    m.deletionTimestamp &&
+    (m.finalizers ?? []).length === 0 &&
+    (r.t.resource !== 'pods' || (m.deletionGracePeriodSeconds ?? 0) === 0)
+  ) {
     store.remove(r.t.resource, m.namespace, m.name!);
   }
   return r.subresource === 'scale' ? scaleOf(saved) : saved;
