@@ -331,6 +331,75 @@ test('a rollback to a broken revision fails fast on the progress deadline, as ku
   );
 });
 
+test('rollback drill to a broken revision: fails on the progress deadline in seconds, not the scenario timeout, and rolls forward', {
+  timeout: 240_000,
+}, async (t) => {
+  const seed = deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } });
+  seed.spec.progressDeadlineSeconds = 2;
+  const api = await startKubeApi({ objects: [seed], replaceDelayMs: 100, readyDelayMs: 100 });
+  t.after(() => api.stop());
+  const apps = kubeConfigFor({ url: api.url }).makeApiClient(AppsV1Api);
+  const d0 = await apps.readNamespacedDeployment({ name: 'orders', namespace: 'prod' });
+  d0.spec!.template.spec!.containers[0]!.image = 'unpullable.example/orders:2.0.0';
+  await apps.replaceNamespacedDeployment({ name: 'orders', namespace: 'prod', body: d0 });
+  await api.state.waitFor(
+    () =>
+      api.state
+        .get('deployments', 'prod', 'orders')!
+        .status?.conditions?.some((c: { reason?: string }) => c.reason === 'ProgressDeadlineExceeded'),
+    'revision 2 to exceed its deadline',
+    10_000,
+  );
+  await deploy(api, '3.0.0');
+  const svc = await startPodService(api, { namespace: 'prod', selector: 'app=orders' });
+  t.after(() => svc.stop());
+  const dir = scratchDir('kube-rollback-broken');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { server: api.url });
+  const file = join(dir, 'broken.yaml');
+  writeFileSync(
+    file,
+    [
+      ...kubeDrillHead({ name: 'broken', kubeconfig, url: svc.url, context: false }),
+      '  namespaces: [prod]',
+      "policy: { recoveryWindow: 2s, slo: { latency: ['p(95)<3s'] } }",
+      'load: { rate: 25, baseline: 2s, cooldown: 1s, timeout: 5s, requests: [{ method: GET, path: /version }] }',
+      'scenarios:',
+      '  - scenario: rollback',
+      '    params: { deployment: orders, versionPath: /version, toRevision: 2, rolloutTimeout: 60s }',
+      '    timeout: 60s',
+      '',
+    ].join('\n'),
+  );
+  const results = join(dir, 'results');
+  const r = await drillCli(['run', file, '--results', results, '--yes', '--json']).done;
+  assert.equal(r.code, 1, r.stderr + r.stdout);
+  const [runDir] = runFolders(results);
+  const rec = JSON.parse(readFileSync(join(runDir!, 'run.json'), 'utf8'));
+  assert.equal(rec.status, 'failed');
+  assert.equal(rec.objectives.rto.measuredSeconds, null, 'never recovered');
+  const events = readEvents(runDir!);
+  const warned = events.find((e) => e.type === 'log' && e.level === 'warn')!;
+  assert.match(
+    String(warned.message),
+    /^deployment "orders" exceeded its progress deadline in namespace "prod" \(progressDeadlineSeconds: 2\)/,
+  );
+  const failed = events.find((e) => e.type === 'recovery.failed') as unknown as { ms: number; probe: { detail: string } };
+  assert.ok(failed, `recovery gave up: ${events.map((e) => e.type).join(', ')}`);
+  assert.match(
+    failed.probe.detail,
+    /^deployment "orders" exceeded its progress deadline \(ReplicaSet "orders-[a-z0-9]+" has timed out progressing\): 1\/3 updated, 3 available/,
+  );
+  // From the fault to giving up: the deadline (1.1-2.1 s after the patch, see the adapter test above) plus one
+  // recovery poll (100 ms), and 2.5 s for a loaded machine; the scenario's 60 s timeout is never waited out.
+  const fault = rec.marks.find((m: { name: string }) => m.name === 'fault-injected').ms;
+  assert.ok(failed.ms - fault < 5000, `recovery gave up ${failed.ms - fault} ms after the fault`);
+  // The drill's own rollback rolled forward to 3.0.0, and the bad revision never served.
+  assert.equal(rec.actions[0].rollback.status, 'done');
+  assert.equal(image(api), 'registry.example/orders:3.0.0');
+  assert.deepEqual([...new Set(svc.answers.map((a) => a.version))], ['3.0.0']);
+});
+
 test('minReadySeconds: available lags ready, and the rollout waits for available', { timeout: 60_000 }, async (t) => {
   const seed = deployment({ name: 'orders', namespace: 'prod', replicas: 1, labels: { app: 'orders' } });
   seed.spec.minReadySeconds = 2;
