@@ -224,7 +224,14 @@ test('a killed pod held by a finalizer stays Terminating: the StatefulSet replac
   });
   assert.equal(api.state.get('pods', 'prod', 'pg-1')!.metadata.uid, before, 'the replacement waited for the name');
 
-  // Removing the finalizers lets the pod go; the replacement (same name, new uid) comes and the wait resolves.
+  // Strategic merge's $deleteFromPrimitiveList drops one finalizer (apimachinery strategicpatch); one still holds it.
+  await core.patchNamespacedPod(
+    { name: 'pg-1', namespace: 'prod', body: { metadata: { '$deleteFromPrimitiveList/finalizers': ['drill.test/audit'] } } },
+    setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+  );
+  assert.deepEqual(api.state.get('pods', 'prod', 'pg-1')!.metadata.finalizers, ['drill.test/hold']);
+  assert.equal(api.state.get('pods', 'prod', 'pg-1')!.metadata.uid, before, 'still held');
+  // Removing the last finalizer lets the pod go; the replacement (same name, new uid) comes and the wait resolves.
   const waiting = kube.ensureDesired('app=pg', { timeoutMs: 5000, signal: never });
   await core.patchNamespacedPod(
     { name: 'pg-1', namespace: 'prod', body: { metadata: { finalizers: null } } },
