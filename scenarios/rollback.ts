@@ -276,6 +276,14 @@ export default define({
       const r = await deploymentsOf(ctx).rollout(ctx.params.deployment, ctx.signal);
       const want = tagsOf(rolled.to);
       const onTarget = r.images.join(',') === rolled.to.images.join(',');
+      // The Deployment controller gave up on this rollout (Progressing=False, ProgressDeadlineExceeded), as
+      // `kubectl rollout status` reports it: polling again cannot make it pass, so recovery stops waiting.
+      if (onTarget && r.deadlineExceeded !== undefined)
+        return {
+          ok: false,
+          final: true,
+          detail: `deployment "${r.deployment}" exceeded its progress deadline (${r.deadlineExceeded.replace(/\.$/, '')}): ${r.updated}/${r.desired} updated, ${r.available} available, on ${r.images.join(', ')}`,
+        };
       if (!r.complete || !onTarget)
         return { ok: false, detail: `rollout ${r.updated}/${r.desired} updated, ${r.available} available, on ${r.images.join(', ')}` };
       const serving = await versionServing(ctx, want);

@@ -9,6 +9,7 @@ import {
   AppsV1Api,
   AutoscalingV2Api,
   CoreV1Api,
+  CustomObjectsApi,
   PatchStrategy,
   Watch,
   setHeaderOptions,
@@ -203,6 +204,79 @@ test('get, create, conflict and validation answer with Status bodies', async (t)
     '4 running pods after scaling up',
   );
   assert.deepEqual(api.state.controllerErrors, []);
+});
+
+test('custom resources as a real API server treats them: strategic merge patch 415, PUT without resourceVersion 422', async (t) => {
+  const api = await server(t);
+  api.state.create({
+    apiVersion: 'postgresql.cnpg.io/v1',
+    kind: 'Cluster',
+    metadata: { name: 'pg', namespace: 'prod' },
+    spec: { instances: 1 },
+  });
+  const custom = kubeConfigFor({ url: api.url }).makeApiClient(CustomObjectsApi);
+  const ids = { group: 'postgresql.cnpg.io', version: 'v1', namespace: 'prod', plural: 'clusters', name: 'pg' };
+
+  // apiextensions-apiserver's customresource_handler.go serves CRs with json-patch, merge-patch and apply only;
+  // the 415 Status is negotiation.errUnsupportedMediaType's (apiserver pkg/endpoints/handlers/negotiation/errors.go).
+  const smp = await failure(
+    custom.patchNamespacedCustomObject(
+      { ...ids, body: { spec: { instances: 2 } } },
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+    ),
+  );
+  assert.equal(smp.code, 415);
+  assert.deepEqual(
+    [smp.body.reason, smp.body.message],
+    [
+      'UnsupportedMediaType',
+      'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml',
+    ],
+  );
+  // The same on the status subresource, which goes through the same handler.
+  const smpStatus = await failure(
+    custom.patchNamespacedCustomObjectStatus(
+      { ...ids, body: { status: { phase: 'x' } } },
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+    ),
+  );
+  assert.equal(smpStatus.code, 415);
+
+  // AllowUnconditionalUpdate() is false for custom resources: the generic registry's Update answers 422, naming
+  // the resource (not the kind) in the message, as NewInvalid over qualifiedResource does.
+  const current = (await custom.getNamespacedCustomObject(ids)) as { metadata: { resourceVersion?: string }; spec: { instances: number } };
+  const { resourceVersion, ...meta } = current.metadata;
+  const bare = await failure(
+    custom.replaceNamespacedCustomObject({ ...ids, body: { ...current, metadata: meta, spec: { instances: 2 } } }),
+  );
+  assert.equal(bare.code, 422);
+  assert.deepEqual(
+    [bare.body.reason, bare.body.message, bare.body.details?.causes?.map((c) => c.field)],
+    [
+      'Invalid',
+      'clusters.postgresql.cnpg.io "pg" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update',
+      ['metadata.resourceVersion'],
+    ],
+  );
+  assert.equal(api.state.get('clusters', 'prod', 'pg')!.spec.instances, 1, 'nothing changed');
+  // With a resourceVersion (read again: the operator may have written the status meanwhile) the PUT goes through;
+  // a merge patch is accepted too.
+  assert.ok(resourceVersion);
+  const fresh = (await custom.getNamespacedCustomObject(ids)) as { metadata: object; spec: object };
+  await custom.replaceNamespacedCustomObject({ ...ids, body: { ...fresh, spec: { instances: 2 } } });
+  await custom.patchNamespacedCustomObject(
+    { ...ids, body: { spec: { instances: 3 } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  assert.equal(api.state.get('clusters', 'prod', 'pg')!.spec.instances, 3);
+  // A built-in resource keeps its unconditional update and its strategic merge patch.
+  const { core } = clients(api);
+  const [pod] = api.state.list('pods', 'prod').map((p) => p.metadata.name!);
+  await core.patchNamespacedPod(
+    { namespace: 'prod', name: pod!, body: { metadata: { labels: { touched: 'yes' } } } },
+    setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+  );
+  assert.equal(api.state.get('pods', 'prod', pod!)!.metadata.labels?.touched, 'yes');
 });
 
 test('deleting a pod: grace period honoured, the ReplicaSet replaces it and the replacement turns Ready', async (t) => {

@@ -189,3 +189,91 @@ test('kubectl rollout undo and rollout status: back to the previous revision, al
     ['2', '3'],
   );
 });
+
+test('kubectl rollout status fails on the progress deadline of a rollout that cannot progress, as on a cluster', async (t) => {
+  const { api, kubectl } = await setup(t);
+  ok(await kubectl('patch', 'deployment/orders', '-n', 'prod', '-p', '{"spec":{"progressDeadlineSeconds":2}}'), 'kubectl patch');
+  ok(await kubectl('set', 'image', 'deployment/orders', 'app=unpullable.example/orders:2.0.0', '-n', 'prod'), 'kubectl set image');
+  const t0 = performance.now();
+  const r = await kubectl('rollout', 'status', 'deployment/orders', '-n', 'prod', '--timeout=30s');
+  const took = performance.now() - t0;
+  // DeploymentStatusViewer (kubectl/pkg/polymorphichelpers/rollout_status.go) turns Progressing=False with reason
+  // ProgressDeadlineExceeded into this error; kubectl exits 1. The same words start the adapter's error.
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.equal(r.stderr.trim(), 'error: deployment "orders" exceeded its progress deadline');
+  assert.match(r.stdout, /Waiting for deployment "orders" rollout to finish: 1 out of 3 new replicas have been updated\.\.\./);
+  // The deadline is 2 s from the last progress (whole-second lastUpdateTime): at most ~2.1 s after set image,
+  // plus kubectl's start-up and discovery (~1 s, more on a loaded machine) and 2.5 s of slack; never the 30 s timeout.
+  assert.ok(took < 6000, `rollout status failed after ${Math.round(took)} ms`);
+  const d = api.state.get('deployments', 'prod', 'orders')!;
+  const progressing = d.status.conditions.find((c: { type: string }) => c.type === 'Progressing');
+  assert.deepEqual([progressing.status, progressing.reason], ['False', 'ProgressDeadlineExceeded']);
+  assert.match(progressing.message, /^ReplicaSet "orders-[a-z0-9]+" has timed out progressing\.$/);
+  // kubectl shows the stuck pod as a cluster does.
+  const pods = ok(await kubectl('get', 'pods', '-n', 'prod'), 'kubectl get pods');
+  assert.match(pods, /orders-[a-z0-9]+-[a-z0-9]+\s+0\/1\s+ImagePullBackOff\s+0\s+/);
+});
+
+test('custom resources: a PUT without resourceVersion is 422, a strategic merge patch is 415, as a real API server answers', async (t) => {
+  const { api, kubectl } = await setup(t);
+  api.state.create({
+    apiVersion: 'postgresql.cnpg.io/v1',
+    kind: 'Cluster',
+    metadata: { name: 'pg', namespace: 'prod' },
+    spec: { instances: 1 },
+  });
+  const dir = await makeTempDir('kubectl-cr');
+  t.after(() => dir.remove());
+  const file = join(dir.path, 'cluster.json');
+  await writeFile(
+    file,
+    JSON.stringify({
+      apiVersion: 'postgresql.cnpg.io/v1',
+      kind: 'Cluster',
+      metadata: { name: 'pg', namespace: 'prod' },
+      spec: { instances: 2 },
+    }),
+  );
+  // Custom resources do not allow unconditional updates (apiextensions-apiserver customresource strategy), and the
+  // generic registry words the 422 over the resource name. `kubectl replace --raw` sends the file as it is.
+  const raw = await kubectl('replace', '--raw', '/apis/postgresql.cnpg.io/v1/namespaces/prod/clusters/pg', '-f', file);
+  assert.equal(raw.code, 1, raw.stdout);
+  // kubectl prints an Invalid Status as "The <details.kind> "<name>" is invalid: <causes>": the same words users of
+  // real clusters report for custom resources ("The machinedeployments ... is invalid: metadata.resourceVersion: ...").
+  assert.equal(
+    raw.stderr.trim(),
+    'The clusters "pg" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update',
+  );
+  assert.equal(api.state.get('clusters', 'prod', 'pg')!.spec.instances, 1, 'nothing changed');
+  // Plain `kubectl replace` reads the object first and sends its resourceVersion (cli-runtime resource.Helper.Replace
+  // with overwrite), so the same file goes through. (--validate=false: this server publishes no OpenAPI schema.)
+  assert.equal(
+    ok(await kubectl('replace', '--validate=false', '-f', file), 'kubectl replace').trim(),
+    'cluster.postgresql.cnpg.io/pg replaced',
+  );
+  assert.equal(api.state.get('clusters', 'prod', 'pg')!.spec.instances, 2);
+  // Strategic merge patch needs a Go type's patch strategies, which a custom resource has none of: 415 from the
+  // server (apiextensions-apiserver customresource_handler.go supportedTypes); a merge patch is accepted.
+  const smp = await kubectl('patch', 'clusters.postgresql.cnpg.io/pg', '-n', 'prod', '--type=strategic', '-p', '{"spec":{"instances":5}}');
+  assert.equal(smp.code, 1);
+  // kubectl recognises the 415 by its reason (apierrors.IsUnsupportedMediaType in kubectl's patch command) and says
+  // which patch type the kind does not take.
+  assert.equal(
+    smp.stderr.trim(),
+    'error: application/strategic-merge-patch+json is not supported by postgresql.cnpg.io/v1, Kind=Cluster: the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml',
+  );
+  ok(
+    await kubectl('patch', 'clusters.postgresql.cnpg.io/pg', '-n', 'prod', '--type=merge', '-p', '{"spec":{"instances":3}}'),
+    'kubectl patch --type=merge',
+  );
+  assert.equal(api.state.get('clusters', 'prod', 'pg')!.spec.instances, 3);
+  const statuses = api.state.requests
+    .filter((q) => q.resource === 'clusters' && ['PUT', 'PATCH'].includes(q.method))
+    .map((q) => [q.method, q.status]);
+  assert.deepEqual(statuses, [
+    ['PUT', 422],
+    ['PUT', 200],
+    ['PATCH', 415],
+    ['PATCH', 200],
+  ]);
+});

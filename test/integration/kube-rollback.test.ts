@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { AppsV1Api } from '@kubernetes/client-node';
 import { kubeConfigFor } from '../../lib/adapters/kubernetes/index.ts';
 import { createKubeDeployments } from '../../lib/adapters/kubernetes/deployments.ts';
+import { KubeError } from '../../lib/adapters/kubernetes/errors.ts';
 import { checkReplicaFloor } from '../../lib/scenario/probes/replica-floor.ts';
 import type { AutoscalerView } from '../../lib/adapters/kubernetes/types.ts';
 import { deployment, hpa, startKubeApi, type KubeApi } from '../support/kube-api/index.ts';
@@ -17,6 +18,7 @@ import { startPodService, type PodService } from '../support/kube-api/service.ts
 import { drillCli, readEvents, runFolders } from '../support/cli.ts';
 import { scratchDir } from '../support/tmp.ts';
 import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
+import { assertRto } from '../support/rto.ts';
 
 const image = (api: KubeApi) => api.state.get('deployments', 'prod', 'orders')!.spec.template.spec.containers[0].image as string;
 
@@ -123,18 +125,50 @@ test('rollback drill: back to the previous revision under load, timed until it s
 
   const events = readEvents(runDir!);
   const done = events.find((e) => e.type === 'action.done') as unknown as {
-    result: { rolloutSeconds: number; rolledOutAt: string; to: { revision: number } };
+    result: { rolloutSeconds: number; rolledOutAt: string; patchedAt: string; to: { revision: number } };
   };
   assert.ok(done.result.rolledOutAt, 'the rollout completed');
-  assert.ok(done.result.rolloutSeconds > 0.2 && done.result.rolloutSeconds < 20, `rollout ${done.result.rolloutSeconds}s`);
+  // The rollout is 3 steps (maxSurge 1, maxUnavailable 0) of replacement 100 ms + Ready 250 ms = 1.05 s of the
+  // server's timers, seen through the watch; 4 s leaves ~3 s for a loaded 2-core machine. A rollout wait that
+  // polled every 4-5 s, or waited out a timeout, would not fit; below 0.9 s it was stamped before the pods were Ready.
+  assert.ok(done.result.rolloutSeconds > 0.9 && done.result.rolloutSeconds < 4, `rollout ${done.result.rolloutSeconds}s`);
   assert.equal(done.result.to.revision, 1);
-  const rto = rec.objectives.rto.measuredSeconds;
-  // RTO runs from the patch to 1.0.0 answering 10 requests in a row with the rollout complete, so it is at least the rollout.
-  assert.ok(rto >= done.result.rolloutSeconds - 0.05 && rto < 30, `rto ${rto}, rollout ${done.result.rolloutSeconds}`);
+  // RTO runs from the fault mark (just before the patch) to 1.0.0 answering 10 requests in a row with the rollout
+  // complete: the rollout, plus 10 answers at 25 req/s (0.4 s), plus the recovery check's period; the 3 s above the
+  // rollout are that 0.4 s and ~2.5 s for a loaded machine. It is never below the rollout.
+  const rto = assertRto(rec, {
+    min: done.result.rolloutSeconds - 0.05,
+    max: done.result.rolloutSeconds + 3,
+    why: 'the rollout + 10 answers of 1.0.0 at 25 req/s + slack for a loaded machine',
+  });
   t.diagnostic(`rollout ${done.result.rolloutSeconds}s, RTO ${rto}s, load ${rec.load.ok}/${rec.load.scheduled} ok`);
-  // The load saw both versions: 2.0.0 before the rollback, 1.0.0 after it.
-  const served = [...s.svc.served.keys()];
-  assert.ok(served.length >= 6, `requests reached old and new pods: ${served.join(', ')}`);
+
+  // The load saw both versions, each when it should: 2.0.0 only before the rollback's patch, 1.0.0 only between the
+  // patch and the end of the drill's restore (and alone once the rollout was complete), 2.0.0 only after the restore.
+  // Times are one machine's clock read by two processes; each boundary is ordered by cause (a 1.0.0 pod exists only
+  // after the patch; old pods stop answering before the watch that ends a rollout sees it).
+  const at = (type: string) => Date.parse(events.find((e) => e.type === type)!.at as string);
+  const patched = Date.parse(done.result.patchedAt);
+  const rolledOut = Date.parse(done.result.rolledOutAt);
+  const restoreStart = at('rollback.start');
+  const restored = at('rollback.done');
+  const versions = (from: number, to: number) => [...new Set(s.svc.answers.filter((a) => a.at >= from && a.at < to).map((a) => a.version))];
+  const count = (from: number, to: number) => s.svc.answers.filter((a) => a.at >= from && a.at < to).length;
+  assert.deepEqual(versions(0, patched), ['2.0.0'], 'before the patch only 2.0.0 answered');
+  // Baseline 2 s at 25 req/s: about 50 answers; 25 tolerates a slow start of the generator.
+  assert.ok(count(0, patched) >= 25, `${count(0, patched)} answers before the patch`);
+  assert.deepEqual(versions(rolledOut, restoreStart), ['1.0.0'], 'once rolled back, only 1.0.0 answered until the restore');
+  // At least the 10 in a row that recovery needs.
+  assert.ok(count(rolledOut, restoreStart) >= 10, `${count(rolledOut, restoreStart)} answers on 1.0.0`);
+  const lastOld = Math.max(...s.svc.answers.filter((a) => a.version === '1.0.0').map((a) => a.at));
+  const firstOld = Math.min(...s.svc.answers.filter((a) => a.version === '1.0.0').map((a) => a.at));
+  assert.ok(
+    firstOld >= patched && lastOld <= restored,
+    `1.0.0 answered from ${firstOld} to ${lastOld}, patch ${patched}, restored ${restored}`,
+  );
+  assert.deepEqual(versions(restored, Infinity), ['2.0.0'], 'after the restore only 2.0.0 answered');
+  // Cooldown 1 s at 25 req/s: about 25 answers after the restore.
+  assert.ok(count(restored, Infinity) >= 10, `${count(restored, Infinity)} answers after the restore`);
 });
 
 test("replica floor from policy.replicas: an HPA below the drill's floor is exit 3 before anything is rolled back", {
@@ -237,6 +271,160 @@ test('the rollout watch re-lists after a 410 Expired and the rollback still comp
   assert.equal(r.complete, true);
   assert.deepEqual(r.images, ['registry.example/orders:1.0.0']);
   assert.deepEqual([r.updated, r.available, r.total], [3, 3, 3]);
+});
+
+test('a rollback to a broken revision fails fast on the progress deadline, as kubectl rollout status does', {
+  timeout: 120_000,
+}, async (t) => {
+  // progressDeadlineSeconds 2: the controller gives up on a rollout that made no progress for 2 s.
+  const seed = deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } });
+  seed.spec.progressDeadlineSeconds = 2;
+  const api = await startKubeApi({ objects: [seed], replaceDelayMs: 100, readyDelayMs: 100 });
+  t.after(() => api.stop());
+  const apps = kubeConfigFor({ url: api.url }).makeApiClient(AppsV1Api);
+  // Revision 2 is a bad deploy: an image no node can pull (the server keeps such pods in ImagePullBackOff).
+  const d0 = await apps.readNamespacedDeployment({ name: 'orders', namespace: 'prod' });
+  d0.spec!.template.spec!.containers[0]!.image = 'unpullable.example/orders:2.0.0';
+  await apps.replaceNamespacedDeployment({ name: 'orders', namespace: 'prod', body: d0 });
+  const progressing = () =>
+    api.state.get('deployments', 'prod', 'orders')!.status?.conditions?.find((c: { type: string }) => c.type === 'Progressing');
+  await api.state.waitFor(() => progressing()?.reason === 'ProgressDeadlineExceeded', 'revision 2 to exceed its deadline', 10_000);
+  // Revision 3 fixes it.
+  await deploy(api, '3.0.0');
+  assert.equal(progressing()?.reason, 'NewReplicaSetAvailable');
+
+  const d = createKubeDeployments(kubeConfigFor({ url: api.url }), 'prod');
+  const back = await d.rollbackTo('orders', 2);
+  assert.deepEqual(back.to.images, ['unpullable.example/orders:2.0.0']);
+  const t0 = performance.now();
+  await assert.rejects(d.waitRollout('orders', { timeoutMs: 20_000, signal: new AbortController().signal }), (e: unknown) => {
+    assert.ok(e instanceof KubeError, String(e));
+    assert.equal(e.reason, 'ProgressDeadlineExceeded');
+    assert.equal(e.exitCode, 1, 'a rollout that cannot finish is the system failing the drill, not bad input');
+    // kubectl's words first (DeploymentStatusViewer), then the controller's condition and what was seen.
+    assert.match(
+      e.message,
+      /^deployment "orders" exceeded its progress deadline in namespace "prod" \(progressDeadlineSeconds: 2\): ReplicaSet "orders-[a-z0-9]+" has timed out progressing; 1\/3 updated, 3 available, 4 in total$/,
+    );
+    return true;
+  });
+  const took = performance.now() - t0;
+  // The one new pod appears 100 ms after the patch (the last progress); the deadline counts 2 s from that
+  // condition's lastUpdateTime, which has whole seconds, so it falls 1.1-2.1 s after the patch (t0 is taken when the
+  // patch has answered: 0.8 s leaves 300 ms for that answer on a loaded machine). Up to 1.5 s more for a loaded
+  // machine; the rollout timeout (20 s here, 5 min by default) is never waited out.
+  assert.ok(took > 800 && took < 3600, `failed ${Math.round(took)} ms after the patch`);
+  // The bad revision never took over: 3.0.0 still serves from three available pods, the new pod cannot pull.
+  const pods = api.state.list('pods', 'prod', 'app=orders').filter((p) => !p.metadata.deletionTimestamp);
+  assert.deepEqual(pods.map((p) => p.spec.containers[0].image).sort(), [
+    'registry.example/orders:3.0.0',
+    'registry.example/orders:3.0.0',
+    'registry.example/orders:3.0.0',
+    'unpullable.example/orders:2.0.0',
+  ]);
+  const stuck = pods.find((p) => p.spec.containers[0].image.startsWith('unpullable'))!;
+  assert.equal(stuck.status.containerStatuses[0].state.waiting.reason, 'ImagePullBackOff');
+  const state = await d.rollout('orders');
+  assert.deepEqual(
+    [state.complete, state.available, state.deadlineExceeded],
+    [false, 3, `ReplicaSet "${back.to.replicaSet}" has timed out progressing.`],
+  );
+});
+
+test('rollback drill to a broken revision: fails on the progress deadline in seconds, not the scenario timeout, and rolls forward', {
+  timeout: 240_000,
+}, async (t) => {
+  const seed = deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } });
+  seed.spec.progressDeadlineSeconds = 2;
+  const api = await startKubeApi({ objects: [seed], replaceDelayMs: 100, readyDelayMs: 100 });
+  t.after(() => api.stop());
+  const apps = kubeConfigFor({ url: api.url }).makeApiClient(AppsV1Api);
+  const d0 = await apps.readNamespacedDeployment({ name: 'orders', namespace: 'prod' });
+  d0.spec!.template.spec!.containers[0]!.image = 'unpullable.example/orders:2.0.0';
+  await apps.replaceNamespacedDeployment({ name: 'orders', namespace: 'prod', body: d0 });
+  await api.state.waitFor(
+    () =>
+      api.state
+        .get('deployments', 'prod', 'orders')!
+        .status?.conditions?.some((c: { reason?: string }) => c.reason === 'ProgressDeadlineExceeded'),
+    'revision 2 to exceed its deadline',
+    10_000,
+  );
+  await deploy(api, '3.0.0');
+  const svc = await startPodService(api, { namespace: 'prod', selector: 'app=orders' });
+  t.after(() => svc.stop());
+  const dir = scratchDir('kube-rollback-broken');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { server: api.url });
+  const file = join(dir, 'broken.yaml');
+  writeFileSync(
+    file,
+    [
+      ...kubeDrillHead({ name: 'broken', kubeconfig, url: svc.url, context: false }),
+      '  namespaces: [prod]',
+      "policy: { recoveryWindow: 2s, slo: { latency: ['p(95)<3s'] } }",
+      'load: { rate: 25, baseline: 2s, cooldown: 1s, timeout: 5s, requests: [{ method: GET, path: /version }] }',
+      'scenarios:',
+      '  - scenario: rollback',
+      '    params: { deployment: orders, versionPath: /version, toRevision: 2, rolloutTimeout: 60s }',
+      '    timeout: 60s',
+      '',
+    ].join('\n'),
+  );
+  const results = join(dir, 'results');
+  const r = await drillCli(['run', file, '--results', results, '--yes', '--json']).done;
+  assert.equal(r.code, 1, r.stderr + r.stdout);
+  const [runDir] = runFolders(results);
+  const rec = JSON.parse(readFileSync(join(runDir!, 'run.json'), 'utf8'));
+  assert.equal(rec.status, 'failed');
+  assert.equal(rec.objectives.rto.measuredSeconds, null, 'never recovered');
+  const events = readEvents(runDir!);
+  const warned = events.find((e) => e.type === 'log' && e.level === 'warn')!;
+  assert.match(
+    String(warned.message),
+    /^deployment "orders" exceeded its progress deadline in namespace "prod" \(progressDeadlineSeconds: 2\)/,
+  );
+  const failed = events.find((e) => e.type === 'recovery.failed') as unknown as { ms: number; probe: { detail: string } };
+  assert.ok(failed, `recovery gave up; events: ${[...new Set(events.map((e) => e.type))].join(', ')}`);
+  assert.match(
+    failed.probe.detail,
+    /^deployment "orders" exceeded its progress deadline \(ReplicaSet "orders-[a-z0-9]+" has timed out progressing\): 1\/3 updated, 3 available/,
+  );
+  // From the fault to giving up: the deadline (1.1-2.1 s after the patch, see the adapter test above) plus one
+  // recovery poll (100 ms), and 2.5 s for a loaded machine; the scenario's 60 s timeout is never waited out.
+  const fault = rec.marks.find((m: { name: string }) => m.name === 'fault-injected').ms;
+  assert.ok(failed.ms - fault < 5000, `recovery gave up ${failed.ms - fault} ms after the fault`);
+  // The drill's own rollback rolled forward to 3.0.0, and the bad revision never served.
+  assert.equal(rec.actions[0].rollback.status, 'done');
+  assert.equal(image(api), 'registry.example/orders:3.0.0');
+  assert.deepEqual([...new Set(svc.answers.map((a) => a.version))], ['3.0.0']);
+});
+
+test('minReadySeconds: available lags ready, and the rollout waits for available', { timeout: 60_000 }, async (t) => {
+  const seed = deployment({ name: 'orders', namespace: 'prod', replicas: 1, labels: { app: 'orders' } });
+  seed.spec.minReadySeconds = 2;
+  const api = await startKubeApi({ objects: [seed], replaceDelayMs: 50, readyDelayMs: 50 });
+  t.after(() => api.stop());
+  const apps = kubeConfigFor({ url: api.url }).makeApiClient(AppsV1Api);
+  const d0 = await apps.readNamespacedDeployment({ name: 'orders', namespace: 'prod' });
+  d0.spec!.template.spec!.containers[0]!.image = 'registry.example/orders:2.0.0';
+  await apps.replaceNamespacedDeployment({ name: 'orders', namespace: 'prod', body: d0 });
+  const t0 = performance.now();
+  // The new pod is Ready within ~100 ms but not yet available: the Deployment shows fewer available than ready.
+  await api.state.waitFor(() => {
+    const s = api.state.get('deployments', 'prod', 'orders')!.status;
+    return s.updatedReplicas === 1 && s.readyReplicas === 2 && s.availableReplicas < 2;
+  }, 'the new pod ready but not available');
+  const r = await createKubeDeployments(kubeConfigFor({ url: api.url }), 'prod').waitRollout('orders', {
+    timeoutMs: 10_000,
+    signal: new AbortController().signal,
+  });
+  assert.deepEqual([r.complete, r.available, r.total], [true, 1, 1]);
+  const took = performance.now() - t0;
+  // Available 2 s after the Ready condition's lastTransitionTime (~100 ms after the change), which has whole
+  // seconds: 1.1-2.1 s after the change; the rollout cannot complete before that (less up to 300 ms for the PUT's
+  // answer, after which t0 is taken), and 1.5 s more covers a loaded machine.
+  assert.ok(took > 800 && took < 3600, `rolled out ${Math.round(took)} ms after the change`);
 });
 
 test('replica floor: every breach of min 3, max 20, CPU 70%, memory 80% is named; a missing HPA is one', () => {

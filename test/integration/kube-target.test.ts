@@ -15,6 +15,7 @@ import { startPodService, type PodService } from '../support/kube-api/service.ts
 import { drillCli, readEvents, runFolders } from '../support/cli.ts';
 import { scratchDir } from '../support/tmp.ts';
 import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
+import { assertRto } from '../support/rto.ts';
 
 interface Setup {
   api: KubeApi;
@@ -123,10 +124,6 @@ test('pod-kill on the Kubernetes target: every pod of the Deployment killed unde
   assert.ok(rec.load.errors > 0, `load errors ${rec.load.errors}`);
   assert.ok(s.svc.failures[503] > 0, 'the Service answered 503 while no pod was Ready');
   assert.equal(rec.load.scheduled, rec.load.ok + rec.load.errors + rec.load.dropped);
-  // RTO: replacement after 300 ms, Ready 300 ms later, seen through the watch; the bound allows a loaded machine.
-  const rto = rec.objectives.rto.measuredSeconds;
-  assert.ok(rto >= 0.5 && rto < 15, `rto ${rto}`);
-  t.diagnostic(`RTO ${rto} s, load errors ${rec.load.errors} of ${rec.load.scheduled}, 503s ${s.svc.failures[503]}`);
 
   // Recovery was watched, not polled: the check runs every 100 ms, but pods were listed only a handful of times
   // (access check, selection, first status, rollback's own watch), each watch resuming from its list.
@@ -139,12 +136,26 @@ test('pod-kill on the Kubernetes target: every pod of the Deployment killed unde
   const replaced = (rec.objectives.verification.probes as Array<{ name: string; detail: string }>).find(
     (p) => p.name === 'killed replicas were replaced by new ones',
   )!.detail;
+  const readyAfterKill: number[] = [];
   for (const n of after) {
     const m = new RegExp(`${n} \\(ready (\\d+ms|[\\d.]+s) after the kill, at \\d{4}-\\d\\d-\\d\\dT[\\d:]+\\.\\d{3}Z\\)`).exec(replaced);
     assert.ok(m, `replacement ${n} and when it was ready are named: ${replaced}`);
     const ms = m[1]!.endsWith('ms') ? Number(m[1]!.slice(0, -2)) : Number(m[1]!.slice(0, -1)) * 1000;
-    assert.ok(ms >= 550 && ms < 15_000, `${n} ready ${ms} ms after the kill`);
+    // Created 300 ms after the controller sees the delete, Ready 300 ms later: never before 600 ms (less the few ms
+    // between the kill's timestamp and the DELETE reaching the server); 1.4 s more covers a loaded 2-core machine.
+    assert.ok(ms >= 580 && ms < 2000, `${n} ready ${ms} ms after the kill`);
+    readyAfterKill.push(ms);
   }
+  // RTO (fault-injected → recovered, checked against the marks) is the outage the pods' replacements make: with every
+  // pod gone the Service answers 503 until replacements are Ready, and recovery needs the workload whole, so it ends
+  // with the slowest replacement (plus the recovery check's confirmation). It cannot be under 0.6 s (300 + 300 ms);
+  // 3 s is the slowest bound above plus 1 s.
+  const slowest = Math.max(...readyAfterKill);
+  const rto = assertRto(rec, { min: 0.6, max: 3, why: 'three replacements of 300 + 300 ms, watched, on a loaded machine' });
+  assert.ok(Math.abs(rto * 1000 - slowest) < 500, `RTO ${rto} s tracks the slowest replacement, ready ${slowest} ms after its kill`);
+  t.diagnostic(
+    `RTO ${rto} s, slowest replacement ${slowest} ms, load errors ${rec.load.errors} of ${rec.load.scheduled}, 503s ${s.svc.failures[503]}`,
+  );
   // The load here only reads: there is no ledger to read back, and the record says so instead of guessing an RPO.
   const noLedger = 'the load sent no writes with a {{token}}, so there is no write ledger to read back; RPO not measured';
   assert.deepEqual(rec.objectives.verification.skipped, [{ name: 'acknowledged writes survived the kill', reason: noLedger }]);
@@ -194,7 +205,13 @@ test('guardrails: kube-system, a namespace outside the allowlist, more pods than
 });
 
 test('drill plan lists exactly the pods a run would hit and what replaces them, touching nothing', { timeout: 240_000 }, async (t) => {
-  const s = await setup(t);
+  // Five pods, two picked: a selection that ignored `mode: oldest` would still match one time in ten.
+  const s = await setup(t, {
+    objects: [
+      deployment({ name: 'orders', namespace: 'prod', replicas: 5, labels: { app: 'orders' } }),
+      deployment({ name: 'payments', namespace: 'payments', replicas: 2, labels: { app: 'payments' } }),
+    ],
+  });
   const file = s.drill('plan', {
     target: '  namespaces: [prod, payments]\n  blastRadius: 2',
     scenarios: '  - scenario: pod-kill\n    params: { selector: app=orders, count: 2, mode: oldest }',
@@ -202,15 +219,15 @@ test('drill plan lists exactly the pods a run would hit and what replaces them, 
   const rvBefore = s.api.state.resourceVersion();
   const r = await drillCli(['plan', file]).done;
   assert.equal(r.code, 0, r.stderr + r.stdout);
-  const oldest = s.api.state
-    .list('pods', 'prod')
+  const pods = s.api.state.list('pods', 'prod');
+  // The server gives seeded pods start times a minute apart, in an order unrelated to their names or creation.
+  assert.equal(new Set(pods.map((p) => p.status?.startTime)).size, 5, 'distinct start times');
+  const oldest = pods
     .sort((a, b) => String(a.status?.startTime).localeCompare(String(b.status?.startTime)))
     .slice(0, 2)
     .map((p) => p.metadata.name);
   const hits = /hits: (.*)/.exec(r.stdout)![1]!.split(', ');
-  assert.equal(hits.length, 2);
-  for (const h of hits) assert.ok(podNames(s.api, 'prod').includes(h), `${h} is a pod of prod`);
-  if (new Set(s.api.state.list('pods', 'prod').map((p) => p.status?.startTime)).size === 3) assert.deepEqual(hits.sort(), oldest.sort());
+  assert.deepEqual([...hits].sort(), [...oldest].sort() as string[], `mode: oldest picks the two that started first`);
   assert.match(r.stdout, /replaced by: the controller of deployment\/orders/);
   assert.match(r.stdout, /rollback: make sure the workload is back at its desired replica count/);
   assert.match(r.stdout, /target: kubernetes: kube:test-ctx\/prod .*namespaces prod, payments; blast radius 2 pods per action/);

@@ -27,8 +27,20 @@ const SKIP_ANNOTATIONS = new Set([
 /** Deployment as a watch delivers it (raw JSON) or a read returns it (model): the fields a rollout is judged by. */
 interface DeploymentLike {
   metadata?: { name?: string; generation?: number; resourceVersion?: string; annotations?: Record<string, string> };
-  spec?: { replicas?: number; paused?: boolean; template?: { spec?: { containers?: { image?: string }[] } } };
-  status?: { observedGeneration?: number; replicas?: number; updatedReplicas?: number; readyReplicas?: number; availableReplicas?: number };
+  spec?: {
+    replicas?: number;
+    paused?: boolean;
+    progressDeadlineSeconds?: number;
+    template?: { spec?: { containers?: { image?: string }[] } };
+  };
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    updatedReplicas?: number;
+    readyReplicas?: number;
+    availableReplicas?: number;
+    conditions?: { type?: string; status?: string; reason?: string; message?: string }[];
+  };
 }
 
 function imagesOf(t: { spec?: { containers?: { image?: string }[] } } | undefined): string[] {
@@ -57,9 +69,14 @@ export function rolloutState(d: DeploymentLike, namespace: string): RolloutState
   const updated = s.updatedReplicas ?? 0;
   const total = s.replicas ?? 0;
   const available = s.availableReplicas ?? 0;
-  // kubectl's DeploymentStatusViewer: the spec was observed, every replica updated, no old ones left, all available.
-  const complete =
-    (s.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) && updated >= desired && total <= updated && available >= updated;
+  // kubectl's DeploymentStatusViewer.Status (kubernetes/kubernetes staging/src/k8s.io/kubectl/pkg/polymorphichelpers/
+  // rollout_status.go): once the spec is observed, a Progressing condition with reason ProgressDeadlineExceeded
+  // (deploymentutil.TimedOutReason) is the error `deployment "X" exceeded its progress deadline`; otherwise complete
+  // means every replica updated, no old ones left, all available.
+  const observed = (s.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0);
+  const progressing = (s.conditions ?? []).find((c) => c.type === 'Progressing');
+  const deadlineExceeded = observed && progressing?.reason === 'ProgressDeadlineExceeded' ? (progressing.message ?? '') : undefined;
+  const complete = observed && deadlineExceeded === undefined && updated >= desired && total <= updated && available >= updated;
   return {
     deployment: d.metadata?.name ?? '',
     namespace,
@@ -71,6 +88,7 @@ export function rolloutState(d: DeploymentLike, namespace: string): RolloutState
     available,
     total,
     complete,
+    ...(deadlineExceeded !== undefined ? { deadlineExceeded } : {}),
   };
 }
 
@@ -208,6 +226,16 @@ export function createKubeDeployments(kc: KubeConfig, namespace: string, request
           if (!d) return;
           last = rolloutState(d, namespace);
           if (last.complete) done(last);
+          else if (last.deadlineExceeded !== undefined) {
+            // As `kubectl rollout status` does: the controller has given up, so waiting out timeoutMs would only delay the verdict.
+            const seconds = d.spec?.progressDeadlineSeconds;
+            fail(
+              new KubeError(
+                `deployment "${name}" exceeded its progress deadline in namespace "${namespace}"${seconds !== undefined ? ` (progressDeadlineSeconds: ${seconds})` : ''}: ${last.deadlineExceeded ? `${last.deadlineExceeded.replace(/\.$/, '')}; ` : ''}${last.updated}/${last.desired} updated, ${last.available} available, ${last.total} in total`,
+                { reason: 'ProgressDeadlineExceeded', verb: 'watch', resource: 'deployments', namespace, exitCode: 1 },
+              ),
+            );
+          }
         },
         onFatal: (e) =>
           fail(

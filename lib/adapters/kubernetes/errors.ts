@@ -28,6 +28,7 @@ export type KubeErrorReason =
   | 'Invalid'
   | 'Expired'
   | 'Timeout'
+  | 'ProgressDeadlineExceeded'
   | 'Unreachable'
   | 'ServerError'
   | 'BadRequest'

@@ -332,7 +332,12 @@ export function createKubeReplicas(options: KubeReplicasOptions): KubeReplicaSet
       const { w, pods: ps } = current();
       const seen = w ? `${readyOf(w, ps)}/${w.desired} ready` : `${ownerName(w0)} not found`;
       const up = stillUp(gone, ps).map((p) => p.name);
-      const detail = `${seen}${up.length ? `; killed pods still ready: ${up.join(', ')}` : ''}`;
+      // A killed pod stuck Terminating (a finalizer nobody removes, a node that does not answer) holds a StatefulSet's
+      // replacement back: name it, and what holds it, so the timeout says where to look.
+      const stuck = ps
+        .filter((p) => p.terminating && gone.has(p.name) && (!killed.has(p.name) || killed.get(p.name) === p.uid))
+        .map((p) => `${p.name}${p.terminating!.finalizers.length ? ` (finalizers: ${p.terminating!.finalizers.join(', ')})` : ''}`);
+      const detail = `${seen}${up.length ? `; killed pods still ready: ${up.join(', ')}` : ''}${stuck.length ? `; killed pods still terminating: ${stuck.join(', ')}` : ''}`;
       return timeoutError(o.timeoutMs, `${ownerName(w0)} in namespace "${namespace}" to be ready (${detail})`, lastTransient);
     };
     // One budget for the whole wait: what resolving the workload took is not given again to the watch.

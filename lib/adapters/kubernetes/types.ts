@@ -30,6 +30,11 @@ export interface RolloutState {
   total: number;
   /** The controller has seen the latest spec and every replica is updated and available, no old one left. */
   complete: boolean;
+  /**
+   * The Deployment controller gave up on this rollout: its Progressing condition has reason ProgressDeadlineExceeded
+   * (no progress for spec.progressDeadlineSeconds). The condition's message, e.g. `ReplicaSet "x" has timed out progressing.`
+   */
+  deadlineExceeded?: string;
 }
 
 export interface RollbackResult {

@@ -13,6 +13,7 @@ export interface PodLike {
     labels?: Record<string, string>;
     creationTimestamp?: Date | string;
     deletionTimestamp?: Date | string;
+    finalizers?: string[];
     ownerReferences?: { kind: string; name: string; controller?: boolean }[];
   };
   status?: { startTime?: Date | string; conditions?: { type: string; status: string }[] };
@@ -38,6 +39,8 @@ export interface PodView {
   ready: boolean;
   startedAt: string;
   controller?: { kind: string; name: string };
+  /** Being deleted (deletionTimestamp set), with the finalizers that still hold the object, if any. */
+  terminating?: { finalizers: string[] };
 }
 
 export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'ReplicaSet';
@@ -76,6 +79,7 @@ export function podView(p: PodLike): PodView {
     ready: conditionReady && !m.deletionTimestamp,
     startedAt: iso(p.status?.startTime ?? m.creationTimestamp),
     ...(ref ? { controller: { kind: ref.kind, name: ref.name } } : {}),
+    ...(m.deletionTimestamp ? { terminating: { finalizers: [...(m.finalizers ?? [])] } } : {}),
   };
 }
 

@@ -35,6 +35,8 @@ export class Controllers {
   private flushScheduled = false;
   private stopped = false;
   private readonly creations = new Creations();
+  /** Delayed requeues (progress deadlines, minReadySeconds), one per key: the earliest due wins. */
+  private readonly later = new Map<string, { timer: NodeJS.Timeout; due: number }>();
   private readonly cnpg: CnpgOperatorState = { timers: new Set(), switching: new Map(), lostAt: new Map() };
   private readonly kubelet: Kubelet;
   private readonly unsubscribe: () => void;
@@ -68,6 +70,8 @@ export class Controllers {
     this.unsubscribe();
     this.kubelet.stop();
     this.creations.stop();
+    for (const l of this.later.values()) clearTimeout(l.timer);
+    this.later.clear();
     for (const t of this.cnpg.timers) clearTimeout(t);
   }
 
@@ -114,6 +118,21 @@ export class Controllers {
     this.scheduleFlush();
   }
 
+  /** Reconcile `k` again after `ms` (the real controllers' queue.AddAfter). */
+  enqueueAfter(k: Key, ms: number): void {
+    const id = `${k.resource}/${k.namespace ?? ''}/${k.name}`;
+    const due = Date.now() + ms;
+    const existing = this.later.get(id);
+    if (existing && existing.due <= due) return;
+    if (existing) clearTimeout(existing.timer);
+    const timer = setTimeout(() => {
+      this.later.delete(id);
+      this.enqueue(k);
+    }, ms);
+    timer.unref();
+    this.later.set(id, { timer, due });
+  }
+
   private scheduleFlush(): void {
     if (this.flushScheduled || this.stopped) return;
     this.flushScheduled = true;
@@ -141,12 +160,13 @@ export class Controllers {
     const o = this.store.get(k.resource, k.namespace, k.name);
     if (!o) return;
     const requeue = () => this.enqueue(k);
+    const requeueAfter = (ms: number) => this.enqueueAfter(k, ms);
     switch (k.resource) {
       case 'deployments':
-        reconcileDeployment(this.store, o);
+        reconcileDeployment(this.store, o, requeueAfter);
         return;
       case 'replicasets':
-        reconcileReplicaSet(this.store, this.creations, this.opts.replaceDelayMs, o, requeue);
+        reconcileReplicaSet(this.store, this.creations, this.opts.replaceDelayMs, o, requeue, requeueAfter);
         return;
       case 'statefulsets':
         reconcileStatefulSet(this.store, this.creations, this.opts.replaceDelayMs, o, requeue);

@@ -2,6 +2,14 @@
  * The Deployment controller in miniature: one ReplicaSet per pod template (found by comparing templates
  * without the hash label, which is how a rollback re-adopts an old ReplicaSet and bumps its revision),
  * rolling updates bounded by maxSurge/maxUnavailable, status and conditions that `kubectl rollout status` reads.
+ *
+ * The Progressing condition follows kube-controller-manager's syncRolloutStatus
+ * (kubernetes/kubernetes pkg/controller/deployment/progress.go, with DeploymentComplete, DeploymentProgressing and
+ * DeploymentTimedOut from pkg/controller/deployment/util/deployment_util.go): complete → True/NewReplicaSetAvailable;
+ * any progress (more updated, ready or available replicas, fewer old ones) → True/ReplicaSetUpdated with a fresh
+ * lastUpdateTime; no progress for spec.progressDeadlineSeconds after lastUpdateTime → False/ProgressDeadlineExceeded,
+ * `ReplicaSet "<rs>" has timed out progressing.` (which `kubectl rollout status` turns into an error). As the real
+ * controller's requeueStuckDeployment does, the Deployment is looked at again when its deadline falls due.
  */
 import { canonical, controllerRef, ownedBy, templateHash } from './pod-controllers.ts';
 import type { Store } from './store.ts';
@@ -80,6 +88,31 @@ function createReplicaSet(store: Store, d: KubeObject, revision: number, replica
   });
 }
 
+/** DeploymentProgressing (deployment_util.go): the new status shows more updated, ready or available replicas, or fewer old ones. */
+function progressed(
+  old: any,
+  next: { replicas: number; updatedReplicas: number; readyReplicas: number; availableReplicas: number },
+): boolean {
+  const o = old ?? {};
+  const oldOld = (o.replicas ?? 0) - (o.updatedReplicas ?? 0);
+  const newOld = next.replicas - next.updatedReplicas;
+  return (
+    next.updatedReplicas > (o.updatedReplicas ?? 0) ||
+    newOld < oldOld ||
+    next.readyReplicas > (o.readyReplicas ?? 0) ||
+    next.availableReplicas > (o.availableReplicas ?? 0)
+  );
+}
+
+/** Deadline of a Progressing condition, in ms since the epoch, or undefined when it cannot time out (DeploymentTimedOut). */
+export function progressDeadlineAt(d: KubeObject, c: Condition | undefined): number | undefined {
+  const seconds = d.spec.progressDeadlineSeconds;
+  // HasProgressDeadline: unset or math.MaxInt32 means no deadline.
+  if (typeof seconds !== 'number' || seconds === 2147483647 || !c || c.status !== 'True') return undefined;
+  if (c.reason === 'NewReplicaSetAvailable' || c.reason === 'DeploymentPaused') return undefined;
+  return Date.parse(c.lastUpdateTime!) + seconds * 1000;
+}
+
 function condition(prev: Condition[] | undefined, type: string, status: Condition['status'], reason: string, message: string): Condition {
   const old = prev?.find((c) => c.type === type);
   const at = now();
@@ -128,7 +161,8 @@ function recreateScale(store: Store, d: KubeObject, newRS: KubeObject, olds: Kub
   return setReplicas(store, newRS, d.spec.replicas);
 }
 
-export function reconcileDeployment(store: Store, input: KubeObject): void {
+/** `requeueAfter(ms)`: look at this Deployment again later (its progress deadline falls due then). */
+export function reconcileDeployment(store: Store, input: KubeObject, requeueAfter: (ms: number) => void = () => undefined): void {
   let d = input;
   if (d.metadata.deletionTimestamp) return;
   const owned = ownedBy(store, 'replicasets', d);
@@ -147,6 +181,10 @@ export function reconcileDeployment(store: Store, input: KubeObject): void {
         metadata: { ...newRS.metadata, annotations: { ...newRS.metadata.annotations, [REVISION]: String(maxRevision + 1) } },
       });
     }
+    // getNewReplicaSet keeps the new ReplicaSet's minReadySeconds in step with the Deployment's.
+    if ((newRS.spec.minReadySeconds ?? 0) !== (d.spec.minReadySeconds ?? 0)) {
+      newRS = store.updateAsServer('replicasets', { ...newRS, spec: { ...newRS.spec, minReadySeconds: d.spec.minReadySeconds ?? 0 } });
+    }
   }
   if (newRS && d.metadata.annotations?.[REVISION] !== String(revisionOf(newRS))) {
     d = store.updateAsServer('deployments', {
@@ -158,11 +196,17 @@ export function reconcileDeployment(store: Store, input: KubeObject): void {
   if (newRS && !d.spec.paused) {
     newRS = d.spec.strategy?.type === 'Recreate' ? recreateScale(store, d, newRS, olds) : rollingScale(store, d, newRS, olds);
   }
-  writeStatus(store, d, newRS, created);
+  writeStatus(store, d, newRS, created, requeueAfter);
   cleanupHistory(store, d, newRS);
 }
 
-function writeStatus(store: Store, d: KubeObject, newRS: KubeObject | undefined, created: boolean): void {
+function writeStatus(
+  store: Store,
+  d: KubeObject,
+  newRS: KubeObject | undefined,
+  created: boolean,
+  requeueAfter: (ms: number) => void,
+): void {
   const all = ownedBy(store, 'replicasets', d);
   const fresh = newRS && all.find((rs) => rs.metadata.uid === newRS.metadata.uid);
   const sum = (f: (rs: KubeObject) => number) => all.reduce((n, rs) => n + f(rs), 0);
@@ -179,13 +223,32 @@ function writeStatus(store: Store, d: KubeObject, newRS: KubeObject | undefined,
     availableReplicas >= desired - unavailable
       ? condition(prev, 'Available', 'True', 'MinimumReplicasAvailable', 'Deployment has minimum availability.')
       : condition(prev, 'Available', 'False', 'MinimumReplicasUnavailable', 'Deployment does not have minimum availability.');
-  const progressing = d.spec.paused
-    ? condition(prev, 'Progressing', 'Unknown', 'DeploymentPaused', 'Deployment is paused')
-    : created
-      ? condition(prev, 'Progressing', 'True', 'NewReplicaSetCreated', `Created new replica set "${rsName}"`)
-      : complete
-        ? condition(prev, 'Progressing', 'True', 'NewReplicaSetAvailable', `ReplicaSet "${rsName}" has successfully progressed.`)
-        : condition(prev, 'Progressing', 'True', 'ReplicaSetUpdated', `ReplicaSet "${rsName}" is progressing.`);
+  const prevProgressing = prev?.find((c) => c.type === 'Progressing');
+  const counts = { replicas, updatedReplicas, readyReplicas, availableReplicas };
+  const deadline = progressDeadlineAt(d, prevProgressing);
+  let progressing: Condition;
+  if (d.spec.paused) progressing = condition(prev, 'Progressing', 'Unknown', 'DeploymentPaused', 'Deployment is paused');
+  else if (created) progressing = condition(prev, 'Progressing', 'True', 'NewReplicaSetCreated', `Created new replica set "${rsName}"`);
+  else if (complete)
+    progressing = condition(prev, 'Progressing', 'True', 'NewReplicaSetAvailable', `ReplicaSet "${rsName}" has successfully progressed.`);
+  else if (progressed(d.status, counts)) {
+    // Progress refreshes lastUpdateTime even with the same reason: that is what the deadline is measured from.
+    const at = now();
+    progressing = {
+      type: 'Progressing',
+      status: 'True',
+      lastUpdateTime: at,
+      lastTransitionTime: prevProgressing?.status === 'True' ? prevProgressing.lastTransitionTime! : at,
+      reason: 'ReplicaSetUpdated',
+      message: `ReplicaSet "${rsName}" is progressing.`,
+    };
+  } else if (prevProgressing?.reason === 'ProgressDeadlineExceeded' || (deadline !== undefined && deadline < Date.now()))
+    progressing = condition(prev, 'Progressing', 'False', 'ProgressDeadlineExceeded', `ReplicaSet "${rsName}" has timed out progressing.`);
+  else
+    progressing = prevProgressing ?? condition(prev, 'Progressing', 'True', 'ReplicaSetUpdated', `ReplicaSet "${rsName}" is progressing.`);
+  // requeueStuckDeployment: come back when the deadline of the condition now written falls due.
+  const due = progressDeadlineAt(d, progressing);
+  if (due !== undefined) requeueAfter(Math.max(0, due - Date.now()) + 20);
   const status = {
     observedGeneration: d.metadata.generation,
     replicas,

@@ -13,6 +13,8 @@ export interface ResourceType {
   namespaced: boolean;
   shortNames?: string[];
   subresources: string[];
+  /** A custom resource (served for a CRD): no strategic merge patch, no unconditional update. */
+  custom?: boolean;
 }
 
 const VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
@@ -87,6 +89,7 @@ export const RESOURCES: ResourceType[] = [
     kind: 'Cluster',
     namespaced: true,
     subresources: ['status'],
+    custom: true,
   },
 ];
 

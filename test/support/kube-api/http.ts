@@ -302,6 +302,14 @@ function update(store: Store, r: Route, body: Json | undefined, dryRun: boolean)
   }
   incoming.metadata.name = r.name;
   const current = store.mustGet(r.t.resource, r.namespace, r.name);
+  // Custom resources do not AllowUnconditionalUpdate (apiextensions-apiserver pkg/registry/customresource/strategy.go),
+  // so the generic registry's Update (apiserver pkg/registry/generic/registry/store.go) refuses a PUT without
+  // metadata.resourceVersion with NewInvalid over the *resource* name: `clusters.postgresql.cnpg.io "x" is invalid: ...`.
+  if (r.t.custom && !incoming.metadata.resourceVersion) {
+    throw invalid({ kind: r.t.resource, group: r.t.group, resource: r.t.resource, name: r.name }, [
+      { reason: 'FieldValueInvalid', field: 'metadata.resourceVersion', message: 'Invalid value: 0x0: must be specified for an update' },
+    ]);
+  }
   return write(store, r, current, merged(r, current, incoming), incoming.metadata.resourceVersion, dryRun);
 }
 
@@ -312,7 +320,12 @@ function patch(store: Store, r: Route, body: Json | undefined, contentType: stri
   const doc = r.subresource === 'scale' ? scaleOf(current) : current;
   let patched: KubeObject;
   try {
-    patched = applyPatch(contentType, doc as unknown as Json, body) as unknown as KubeObject;
+    patched = applyPatch(
+      contentType,
+      doc as unknown as Json,
+      body,
+      r.t.custom === true && r.subresource !== 'scale',
+    ) as unknown as KubeObject;
   } catch (e) {
     if (e instanceof TestFailed)
       throw invalid({ kind: r.t.kind, group: r.t.group, resource: r.t.resource, name: r.name }, [
@@ -331,7 +344,20 @@ function write(store: Store, r: Route, current: KubeObject, next: KubeObject, ex
     throw conflict({ resource: r.t.resource, group: r.t.group, name: r.name! });
   }
   validate(r.t, next);
-  const saved = dryRun ? next : store.update(r.t.resource, next, undefined);
+  if (dryRun) return r.subresource === 'scale' ? scaleOf(next) : next;
+  const saved = store.update(r.t.resource, next, undefined);
+  // deleteForEmptyFinalizers (generic registry store.go Update): an object being deleted goes when its last
+  // finalizer is removed; a pod only once its grace period is over (0), i.e. after the kubelet's final delete.
+  const m = saved.metadata;
+  // (Namespaces are emptied by the namespace controller, which removes them itself.)
+  if (
+    r.t.resource !== 'namespaces' &&
+    m.deletionTimestamp &&
+    (m.finalizers ?? []).length === 0 &&
+    (r.t.resource !== 'pods' || (m.deletionGracePeriodSeconds ?? 0) === 0)
+  ) {
+    store.remove(r.t.resource, m.namespace, m.name!);
+  }
   return r.subresource === 'scale' ? scaleOf(saved) : saved;
 }
 
@@ -395,6 +421,15 @@ function remove(store: Store, r: Route, opts: DeleteOptions, dryRun: boolean): O
       body: r.t.resource === 'pods' ? o : success({ name: r.name, group: r.t.group, kind: r.t.resource, uid: o.metadata.uid }),
     };
   if (r.t.resource === 'pods') return { code: 200, body: deletePod(store, o, opts.gracePeriodSeconds) };
+  if (r.t.resource !== 'namespaces' && (o.metadata.finalizers ?? []).length > 0) {
+    // Finalizers hold the object: it is marked for deletion and stays until they are removed (200 with the object).
+    if (o.metadata.deletionTimestamp) return { code: 200, body: o };
+    const marked = {
+      ...o,
+      metadata: { ...o.metadata, deletionTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), deletionGracePeriodSeconds: 0 },
+    };
+    return { code: 200, body: store.updateAsServer(r.t.resource, marked) };
+  }
   if (r.t.resource === 'namespaces') {
     if (o.metadata.deletionTimestamp) return { code: 200, body: o };
     const terminating = {

@@ -2,6 +2,16 @@
  * The kubelet in miniature: a new pod runs and turns Ready after `readyDelayMs`; a pod being deleted
  * gracefully stays (Terminating, with deletionTimestamp) until its container has exited, which takes
  * `shutdownMs` or the grace period, whichever is shorter.
+ *
+ * An image from the registry host `unpullable.example` never starts: the pod stays Pending with its container
+ * waiting in ImagePullBackOff, as a typo'd tag or a registry the node cannot reach leaves it on a cluster.
+ *
+ * Finalizers (https://kubernetes.io/docs/concepts/overview/working-with-objects/finalizers/): a pod that still has
+ * finalizers when its containers have exited is not removed. The kubelet reports it stopped (Ready False, containers
+ * terminated) and asks for the final grace-0 delete, which only sets deletionGracePeriodSeconds to 0; the object goes
+ * when an update removes the last finalizer (the registry's deleteForEmptyFinalizers in
+ * staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go, which for pods requires grace 0:
+ * pkg/registry/core/pod/strategy.go). Until then it holds its name, so a StatefulSet's replacement waits.
  */
 import type { Store } from './store.ts';
 import type { CnpgRuntime, Condition, KubeObject } from './types.ts';
@@ -11,6 +21,17 @@ const HOST_IP = '10.0.0.10';
 
 function now(): string {
   return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+/** The registry host whose images the fake kubelet can never pull. */
+export const UNPULLABLE_REGISTRY = 'unpullable.example/';
+
+function unpullable(pod: KubeObject): string | undefined {
+  return (pod.spec?.containers ?? []).map((c: { image?: string }) => c.image ?? '').find((i: string) => i.startsWith(UNPULLABLE_REGISTRY));
+}
+
+function hasFinalizers(o: KubeObject): boolean {
+  return (o.metadata.finalizers ?? []).length > 0;
 }
 
 function isTerminal(pod: KubeObject): boolean {
@@ -60,7 +81,7 @@ function containerStatuses(pod: KubeObject, running: boolean, at: string): unkno
 export function deletePod(store: Store, pod: KubeObject, graceSeconds: number | undefined): KubeObject {
   const grace = graceSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
   const m = pod.metadata;
-  if (grace <= 0 || !pod.spec?.nodeName || isTerminal(pod)) return store.remove('pods', m.namespace, m.name!);
+  if (grace <= 0 || !pod.spec?.nodeName || isTerminal(pod)) return removeOrKeep(store, pod);
   if (m.deletionTimestamp && (m.deletionGracePeriodSeconds ?? 0) <= grace) return pod;
   const next = structuredClone(pod);
   next.metadata.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
@@ -68,10 +89,25 @@ export function deletePod(store: Store, pod: KubeObject, graceSeconds: number | 
   return store.updateAsServer('pods', next);
 }
 
+/**
+ * Remove a pod at once, unless finalizers keep it: then it stays with deletionTimestamp and grace 0 (already
+ * Terminating keeps its timestamp) until an update removes the last finalizer.
+ */
+export function removeOrKeep(store: Store, pod: KubeObject): KubeObject {
+  const m = pod.metadata;
+  if (!hasFinalizers(pod)) return store.remove('pods', m.namespace, m.name!);
+  const next = structuredClone(pod);
+  next.metadata.deletionTimestamp ??= new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  next.metadata.deletionGracePeriodSeconds = 0;
+  return store.updateAsServer('pods', next);
+}
+
 export class Kubelet {
   private readonly starting = new Map<string, NodeJS.Timeout>();
   private readonly stopping = new Map<string, { timer: NodeJS.Timeout; grace: number }>();
   private nextIp = 2;
+  /** Pods whose containers have exited but whose object finalizers keep. */
+  private readonly exited = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -94,6 +130,8 @@ export class Kubelet {
       return;
     }
     if (pod.metadata.deletionTimestamp) {
+      // Held by finalizers after its containers stopped: nothing left for the kubelet to do.
+      if (this.exited.has(uid)) return;
       this.real(pod)?.stop(pod, true);
       this.scheduleRemoval(pod);
       return;
@@ -129,6 +167,16 @@ export class Kubelet {
       containerStatuses: containerStatuses(p, false, at),
       qosClass: 'BestEffort',
     };
+    const image = unpullable(p);
+    if (image) {
+      // kubelet's image manager: ErrImagePull, then ImagePullBackOff with this message, and never Ready.
+      p.status.containerStatuses = (p.status.containerStatuses as { state: unknown }[]).map((c) => ({
+        ...c,
+        state: { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${image}"` } },
+      }));
+      this.store.updateAsServer('pods', p);
+      return;
+    }
     this.store.updateAsServer('pods', p);
     const uid = pod.metadata.uid!;
     const real = this.real(pod);
@@ -175,7 +223,23 @@ export class Kubelet {
       () => {
         this.stopping.delete(uid);
         const p = this.store.get('pods', pod.metadata.namespace, pod.metadata.name!);
-        if (p && p.metadata.uid === uid) this.store.remove('pods', p.metadata.namespace, p.metadata.name!);
+        if (!p || p.metadata.uid !== uid) return;
+        if (hasFinalizers(p)) {
+          // The containers have stopped: not Ready any more (EndpointSlices drop it), then the final delete.
+          this.exited.add(uid);
+          const at = now();
+          p.status = {
+            ...p.status,
+            phase: 'Succeeded',
+            conditions: conditions(false, at),
+            containerStatuses: containerStatuses(p, false, at).map((c) => ({
+              ...(c as object),
+              state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: p.status?.startTime, finishedAt: at } },
+            })),
+          };
+          this.store.updateAsServer('pods', p);
+        }
+        removeOrKeep(this.store, this.store.get('pods', pod.metadata.namespace, pod.metadata.name!)!);
       },
       Math.min(grace * 1000, this.opts.shutdownMs),
     );
@@ -183,6 +247,7 @@ export class Kubelet {
   }
 
   private cancel(uid: string): void {
+    this.exited.delete(uid);
     const s = this.starting.get(uid);
     if (s) clearTimeout(s);
     this.starting.delete(uid);

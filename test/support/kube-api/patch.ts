@@ -144,7 +144,19 @@ const MERGE_KEYS: Record<string, string> = {
   metrics: 'type',
 };
 
-function strategicList(key: string, base: Json[], patch: Json[]): Json[] {
+/**
+ * Primitive lists with `patchStrategy:"merge"`: ObjectMeta.finalizers (k8s.io/apimachinery/pkg/apis/meta/v1/types.go).
+ * Strategic merge takes the union, keeping the server's order and appending new values; values listed under
+ * `$deleteFromPrimitiveList/finalizers` are removed (apimachinery/pkg/util/strategicpatch/patch.go).
+ */
+const PRIMITIVE_MERGE = new Set(['metadata.finalizers']);
+
+function strategicList(key: string, base: Json[], patch: Json[], path = key): Json[] {
+  if (PRIMITIVE_MERGE.has(path) && !patch.some(isObj)) {
+    const out = base.map((b) => structuredClone(b));
+    for (const v of patch) if (!out.some((b) => JSON.stringify(b) === JSON.stringify(v))) out.push(structuredClone(v));
+    return out;
+  }
   const mergeKey = MERGE_KEYS[key];
   if (!mergeKey || !patch.every(isObj)) return patch.filter((p) => !(isObj(p) && '$patch' in p)).map((p) => structuredClone(p));
   const out = base.map((b) => structuredClone(b));
@@ -162,26 +174,44 @@ function strategicList(key: string, base: Json[], patch: Json[]): Json[] {
   return out;
 }
 
-export function applyStrategic(doc: Json, patch: Json): Json {
+export function applyStrategic(doc: Json, patch: Json, path = ''): Json {
   if (!isObj(patch)) return structuredClone(patch);
   if (patch.$patch === 'replace') {
     const { $patch: _, ...rest } = patch;
     return structuredClone(rest);
   }
   const out: Obj = isObj(doc) ? structuredClone(doc) : {};
+  const at = (k: string) => (path ? `${path}.${k}` : k);
   for (const [k, v] of Object.entries(patch)) {
     // Directives kubectl adds for ordering and key retention; the order and retained keys here follow the patch anyway.
     if (k.startsWith('$setElementOrder/') || k === '$retainKeys' || k === '$patch') continue;
+    if (k.startsWith('$deleteFromPrimitiveList/')) {
+      const key = k.slice('$deleteFromPrimitiveList/'.length);
+      const drop = new Set((Array.isArray(v) ? v : []).map((x) => JSON.stringify(x)));
+      if (Array.isArray(out[key])) out[key] = (out[key] as Json[]).filter((x) => !drop.has(JSON.stringify(x)));
+      continue;
+    }
     if (v === null) delete out[k];
-    else if (Array.isArray(v)) out[k] = strategicList(k, Array.isArray(out[k]) ? (out[k] as Json[]) : [], v);
-    else out[k] = applyStrategic(out[k] ?? null, v);
+    else if (Array.isArray(v)) out[k] = strategicList(k, Array.isArray(out[k]) ? (out[k] as Json[]) : [], v, at(k));
+    else out[k] = applyStrategic(out[k] ?? null, v, at(k));
   }
   return out;
 }
 
-export function applyPatch(contentType: string, doc: Json, patch: Json): Json {
+const BUILT_IN_PATCH_TYPES = [
+  'application/json-patch+json',
+  'application/merge-patch+json',
+  'application/strategic-merge-patch+json',
+  'application/apply-patch+yaml',
+];
+/** Custom resources have no Go struct to carry patch strategies, so no strategic merge patch. */
+const CUSTOM_PATCH_TYPES = ['application/json-patch+json', 'application/merge-patch+json', 'application/apply-patch+yaml'];
+
+/** `custom`: the resource is a custom resource (a CRD's), which refuses strategic merge patch with 415. */
+export function applyPatch(contentType: string, doc: Json, patch: Json, custom = false): Json {
   const type = contentType.split(';')[0]!.trim();
-  switch (type) {
+  const accepts = custom ? CUSTOM_PATCH_TYPES : BUILT_IN_PATCH_TYPES;
+  switch (accepts.includes(type) ? type : '') {
     case 'application/json-patch+json':
       return applyJsonPatch(doc, patch);
     case 'application/merge-patch+json':
@@ -189,6 +219,7 @@ export function applyPatch(contentType: string, doc: Json, patch: Json): Json {
     case 'application/strategic-merge-patch+json':
       return applyStrategic(doc, patch);
     default:
-      throw unsupportedMediaType(type || '(none)');
+      // Including apply-patch+yaml: server-side apply is not implemented here.
+      throw unsupportedMediaType(accepts);
   }
 }

@@ -69,6 +69,8 @@ function podFromTemplate(owner: KubeObject, name: string, extraLabels: Record<st
       namespace: owner.metadata.namespace,
       labels: { ...t.metadata?.labels, ...extraLabels },
       ...(t.metadata?.annotations ? { annotations: t.metadata.annotations } : {}),
+      // GetPodFromTemplate (kubernetes/kubernetes pkg/controller/controller_utils.go) copies the template's finalizers too.
+      ...(t.metadata?.finalizers?.length ? { finalizers: [...t.metadata.finalizers] } : {}),
       ownerReferences: [ownerReference(owner)],
     },
     spec: defaultPodSpec(t.spec),
@@ -120,7 +122,25 @@ export class Creations {
   }
 }
 
-export function reconcileReplicaSet(store: Store, creations: Creations, replaceDelayMs: number, rs: KubeObject, requeue: () => void): void {
+/**
+ * IsPodAvailable (kubernetes/kubernetes pkg/api/v1/pod/util.go): Ready, and Ready for at least minReadySeconds
+ * (measured from the Ready condition's lastTransitionTime). Returns when a ready pod will become available.
+ */
+export function availableAt(pod: KubeObject, minReadySeconds: number): number | undefined {
+  if (!podIsReady(pod)) return undefined;
+  if (!minReadySeconds) return 0;
+  const c = (pod.status?.conditions ?? []).find((x: { type: string }) => x.type === 'Ready');
+  return Date.parse(c?.lastTransitionTime ?? '') + minReadySeconds * 1000;
+}
+
+export function reconcileReplicaSet(
+  store: Store,
+  creations: Creations,
+  replaceDelayMs: number,
+  rs: KubeObject,
+  requeue: () => void,
+  requeueAfter: (ms: number) => void = () => undefined,
+): void {
   const uid = rs.metadata.uid!;
   const pods = ownedBy(store, 'pods', rs);
   const active = pods.filter(podIsActive);
@@ -145,11 +165,17 @@ export function reconcileReplicaSet(store: Store, creations: Creations, replaceD
   }
   const now = ownedBy(store, 'pods', rs).filter(podIsActive);
   const ready = now.filter(podIsReady).length;
+  // Available lags Ready by minReadySeconds; as the ReplicaSet controller does, look again when the next pod gets there.
+  const at = Date.now();
+  const times = now.map((p) => availableAt(p, rs.spec.minReadySeconds ?? 0)).filter((t): t is number => t !== undefined);
+  const available = times.filter((t) => t < at).length;
+  const next = times.filter((t) => t >= at).sort((a, b) => a - b)[0];
+  if (next !== undefined) requeueAfter(next - at + 20);
   writeStatus(store, 'replicasets', rs, {
     replicas: now.length,
     fullyLabeledReplicas: now.length,
     readyReplicas: ready,
-    availableReplicas: ready,
+    availableReplicas: available,
     observedGeneration: rs.metadata.generation,
   });
 }

@@ -14,6 +14,8 @@ export interface PodService {
   url: string;
   /** Requests answered per pod name, and refusals with no Ready pod. */
   served: Map<string, number>;
+  /** Every answer in order: when (this process's Date.now()), by which pod, and the version (image tag) it ran. */
+  answers: { at: number; pod: string; version: string }[];
   failures: { 503: number };
   stop(): Promise<void>;
 }
@@ -28,6 +30,7 @@ function ready(p: KubeObject): boolean {
 export async function startPodService(api: KubeApi, o: { namespace: string; selector: string }): Promise<PodService> {
   let next = 0;
   const served = new Map<string, number>();
+  const answers: PodService['answers'] = [];
   const failures = { 503: 0 };
   const server: Server = createServer((_req, res) => {
     const endpoints = api.state.list('pods', o.namespace, o.selector).filter(ready);
@@ -40,6 +43,7 @@ export async function startPodService(api: KubeApi, o: { namespace: string; sele
     const name = pod.metadata.name!;
     served.set(name, (served.get(name) ?? 0) + 1);
     const image: string = pod.spec?.containers?.[0]?.image ?? '';
+    answers.push({ at: Date.now(), pod: name, version: image.split(':').pop() ?? '' });
     res
       .writeHead(200, { 'content-type': 'application/json' })
       .end(JSON.stringify({ pod: name, image, version: image.split(':').pop() }) + '\n');
@@ -50,6 +54,7 @@ export async function startPodService(api: KubeApi, o: { namespace: string; sele
   return {
     url: `http://127.0.0.1:${port}`,
     served,
+    answers,
     failures,
     stop: () =>
       new Promise<void>((resolve) => {

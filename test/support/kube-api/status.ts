@@ -101,11 +101,18 @@ export function methodNotAllowed(method: string): ApiError {
   return failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource (${method})`);
 }
 
-export function unsupportedMediaType(type: string): ApiError {
+/**
+ * 415 as the API server words it (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/negotiation/errors.go,
+ * errUnsupportedMediaType): the accepted types are the route's supportedTypes — built-in resources
+ * (endpoints/installer.go) take strategic merge patch, custom resources
+ * (apiextensions-apiserver pkg/apiserver/customresource_handler.go) do not. Server-side apply is listed as the
+ * real server lists it, though this one does not implement it.
+ */
+export function unsupportedMediaType(accepts: string[]): ApiError {
   return failure(
     415,
     'UnsupportedMediaType',
-    `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got ${type})`,
+    `the body of the request was in an unknown format - accepted media types include: ${accepts.join(', ')}`,
   );
 }
 
