@@ -417,6 +417,12 @@ test('job pods are no nodes and no promotion candidates: a running join job pod 
   );
   const primary = (await d.nodes())[0]!;
   await d.crash(primary, 'kill');
+  // The operator's one status write for the loss (readyInstances, failing since): after it, the Cluster the drill
+  // reads stays as it is until the drill patches it, so the patch is not refused for an operator write (a 409).
+  await api.state.waitFor(
+    () => !!api.state.get('clusters', 'db', 'pg')?.status?.currentPrimaryFailingSinceTimestamp,
+    'the operator to see pg-1 gone',
+  );
   const r = await d.provider.failover({ timeoutMs: 20_000, signal: never });
   assert.equal(r.newPrimary.name, 'pg-2');
   assert.match(r.detail, /^asked the operator to promote pg-2 /);
