@@ -189,7 +189,10 @@ export function reconcileCnpgCluster(
   }
   const waitMs = primaryLost ? op.lostAt.get(key)! + delayMs - Date.now() : 0;
   if (primaryLost && delayMs > 0) status.currentPrimaryFailingSinceTimestamp ??= new Date(op.lostAt.get(key)!).toISOString();
-  if (primaryLost && waitMs <= 0) {
+  // Only with an instance to elect (replicas.go returns early unless the most advanced instance reports a status):
+  // a Cluster still bootstrapping, whose primary pod is not there yet, does not fail over.
+  const electable = names.some((n) => n !== status.currentPrimary && alive(n) && podIsReady(pods.get(n)!));
+  if (primaryLost && waitMs <= 0 && electable) {
     // Step one: "pending" (the old primary must stop, the WAL receivers with it); the election comes after.
     op.lostAt.delete(key);
     op.pendingSince.set(key, Date.now());
