@@ -94,7 +94,9 @@ export function ledgerCounts(v: LedgerVerdict, faultMs: number): LedgerCounts {
 /**
  * RPO = fault time − ack time of the newest acknowledged write such that it and every acknowledged write
  * before it (by ack time) survived. When even the first acknowledged write was lost, the surviving prefix
- * is empty and RPO runs back to the first write's send time.
+ * is empty and RPO runs back to the first write's send time. A lost write acknowledged after the fault (an
+ * old primary that kept answering after its pod or host was declared dead, then was rewound) extends the
+ * window past the fault: RPO then runs to that write's ack, so lost writes never come with an RPO of 0.
  */
 export function checkLedger(entries: readonly LedgerEntry[], presentTokens: ReadonlySet<string>, faultMs: number): LedgerVerdict {
   const sent = new Set<string>();
@@ -145,7 +147,6 @@ export function checkLedger(entries: readonly LedgerEntry[], presentTokens: Read
     let firstSentMs = Infinity;
     for (const e of entries) firstSentMs = Math.min(firstSentMs, e.sentMs);
     const anchorMs = firstLost > 0 ? acked[firstLost - 1]!.ackMs! : firstSentMs;
-    rpoSeconds = Math.max(0, faultMs - anchorMs) / 1000;
     let firstAckMs = Infinity;
     let lastAckMs = -Infinity;
     for (const e of lost) {
@@ -153,6 +154,8 @@ export function checkLedger(entries: readonly LedgerEntry[], presentTokens: Read
       lastAckMs = Math.max(lastAckMs, e.ackMs!);
     }
     lostWindow = { firstAckMs, lastAckMs };
+    // At least 1 ms: a lost acknowledged write is lost data, however close its ack came to its predecessor's.
+    rpoSeconds = Math.max(1, Math.max(faultMs, lastAckMs) - anchorMs) / 1000;
   }
   return {
     ...v,
@@ -162,6 +165,6 @@ export function checkLedger(entries: readonly LedgerEntry[], presentTokens: Read
     lostSample: lost.slice(0, 20).map((e) => e.token),
     method:
       'write ledger: every write carries a client token; after recovery every token is read back from the new primary. ' +
-      'RPO = fault time − ack time of the newest acknowledged write whose every predecessor (by ack time) survived; unknown writes are neither lost nor safe.',
+      'RPO = fault time (or the ack of the last lost write, when that came after the fault) − ack time of the newest acknowledged write whose every predecessor (by ack time) survived; unknown writes are neither lost nor safe.',
   };
 }

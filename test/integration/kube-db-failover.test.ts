@@ -17,6 +17,7 @@ import { startCnpgPostgres, type CnpgPostgres } from '../support/kube-api/cnpg-p
 import { drillCli, readEvents, REPO, runFolders, waitFor } from '../support/cli.ts';
 import { scratchDir } from '../support/tmp.ts';
 import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
+import { assertRto } from '../support/rto.ts';
 
 const PASSWORD = `s3cret-${process.pid}-drill`;
 
@@ -125,7 +126,7 @@ function teardown(t: TestContext): (fn: () => unknown) => void {
 
 async function setup(
   t: TestContext,
-  o: { failoverDelay: number; replaceDelayMs?: number; instances?: number; quorum?: number },
+  o: { failoverDelay: number; replaceDelayMs?: number; instances?: number; quorum?: number; killDelayMs?: number },
 ): Promise<Setup> {
   const later = teardown(t);
   const dir = scratchDir('kube-db');
@@ -135,6 +136,7 @@ async function setup(
     root: join(dir, 'pg'),
     instances: Array.from({ length: instances }, (_, i) => `pg-${i + 1}`),
     appPassword: PASSWORD,
+    killDelayMs: o.killDelayMs,
   });
   later(() => db.stop());
   const api = await startKubeApi({
@@ -234,7 +236,10 @@ async function assertLedgerOnPrimary(runDir: string, port: number) {
   assert.equal(l.survived + l.lost, acked.length, 'the record judged every acknowledged write');
   assert.equal(l.lost, lost, 'the record counts the acknowledged writes the database lacks');
   assert.equal(rec.objectives.rpo.lostWrites, lost);
-  return { rec, acked: acked.length, lost };
+  // A lost acknowledged write is lost data: the RPO says so (never 0 beside lost writes); none lost, RPO 0.
+  if (lost === 0) assert.equal(rec.objectives.rpo.measuredSeconds, 0);
+  else assert.ok(rec.objectives.rpo.measuredSeconds > 0, `RPO ${rec.objectives.rpo.measuredSeconds} s with ${lost} lost writes`);
+  return { rec, acked: acked.length, lost, judged, present };
 }
 
 /**
@@ -327,13 +332,18 @@ test('delete-primary: the primary pod is deleted under write load, the operator 
   const marks = Object.fromEntries(rec.marks.map((m: { name: string; ms: number }) => [m.name, m.ms]));
   for (const m of ['fault-injected', 'primary-killed', 'failover-writable', 'recovered', 'verified', 'rolled-back'])
     assert.ok(m in marks, `mark ${m}`);
-  const rto = rec.objectives.rto.measuredSeconds;
-  assert.ok(rto > 0 && rto < 60, `RTO ${rto} s`);
   const writable = (marks['failover-writable'] - marks['primary-killed']) / 1000;
-  assert.ok(
-    writable > 0.3 && writable < 30,
-    `kill to first write on the new primary ${writable} s (the operator waits 300 ms before it promotes)`,
-  );
+  // More than 0.3 s: the operator's switch delay (readyDelayMs 300) comes before any promotion. Under 5 s: that, the
+  // pending step (one reconcile), pg_promote (well under 1 s idle), the watch event and one write through -rw;
+  // 5 s leaves a loaded 2-core machine room for a slow promote and a slow connect.
+  assert.ok(writable > 0.3 && writable < 5, `kill to first write on the new primary ${writable} s`);
+  // RTO (tied to the marks) under 10 s: the 5 s above plus the service's pool reconnecting through -rw and its
+  // requests meeting the SLOs again (the recovered mark is where that starts, not the end of the 2 s window).
+  const rto = assertRto(rec, { max: 10, why: 'kill -> writable < 5 s, plus the service reconnecting; a loaded 2-core machine' });
+  // The service cannot be healthy on the new primary before there is one: RTO (from the first action, before the kill)
+  // is at least kill -> writable, less 0.1 s because the service's own writes through -rw may land a few ms
+  // before the drill's write check returns (both wait for the same repoint).
+  assert.ok(rto >= writable - 0.1, `RTO ${rto} s < kill -> writable ${writable} s`);
   assert.deepEqual(
     rec.actions.map((a: { name: string; status: string }) => [a.name, a.status]),
     [
@@ -355,7 +365,9 @@ test('delete-primary: the primary pod is deleted under write load, the operator 
   // RPO from the write ledger, read back by the harness and checked here on the new primary directly.
   const { acked, lost } = await assertLedgerOnPrimary(runDir, s.db.instances.get('pg-2')!.port);
   assert.equal(rec.objectives.rpo.met, true);
-  assert.equal(typeof rec.objectives.rpo.measuredSeconds, 'number');
+  // Async streaming on loopback: what pg-1 acknowledged but had not sent when SIGKILLed is milliseconds of writes;
+  // an RPO over 2 s would mean pg-2 had stopped streaming long before the kill (2 s: a loaded machine's walsender).
+  assert.ok(rec.objectives.rpo.measuredSeconds < 2, `RPO ${rec.objectives.rpo.measuredSeconds} s`);
   assert.equal(rec.environment.target.database.provider, 'cnpg');
   assert.equal(rec.environment.target.database.replication, 'async');
   assert.equal(rec.environment.target.database.credentialFrom, 'environment variable ORDERS_DB_PASSWORD');
@@ -364,11 +376,61 @@ test('delete-primary: the primary pod is deleted under write load, the operator 
   );
 
   await assertPrimaryAndStreamingReplica(s, 'pg-2', 'pg-1');
+  // A check of the fixture, not of the product: the rejoin is the stand-in instance manager's (cnpg-postgres.ts, with
+  // lib's rewindToStandby/cloneStandby); the adapter only waits for it (real CloudNativePG does its own pg_rewind).
   assert.ok(
     s.db.rwLog.some((l) => /^pg-1 (rewound with pg_rewind|copied with pg_basebackup)$/.test(l)),
     s.db.rwLog.join('\n'),
   );
   t.diagnostic(`runtime: ${s.db.rwLog.filter((l) => !l.startsWith('db endpoint')).join('; ')}`);
+  assertNoPassword(runDir, r.stdout + r.stderr);
+});
+
+test('a force-deleted primary pod whose PostgreSQL outlives it by 2 s: pg-1 acknowledges writes after its pod is gone, the operator stays on "pending" until it dies, and the record counts every acknowledged write the new primary lacks as lost', {
+  timeout: 300_000,
+}, async (t) => {
+  // killDelayMs 2000: the pod object goes at the DELETE, its postmaster 2 s later (cnpg-postgres.ts: the kubelet
+  // kills a force-deleted pod's containers only when it notices). Meanwhile the service's connections through -rw
+  // still reach pg-1, which acknowledges writes and streams them to pg-2.
+  const s = await setup(t, { failoverDelay: 0, killDelayMs: 2000 });
+  let electedAt = 0;
+  void s.api.state
+    .waitFor(() => s.api.state.get('clusters', 'db', 'pg')?.status?.targetPrimary === 'pg-2', 'the election', 240_000)
+    .then(() => (electedAt = Date.now()));
+  const file = s.drill('cnpg-lingering', { database: ', mode: delete-primary' });
+  const { r, runDir, rec } = await runMeetingObjectives(t, s, file);
+
+  const kill = s.db.kills[0]!;
+  assert.equal(kill.instance, 'pg-1');
+  // The postmaster outlived its pod object by the delay (the timer may fire late, never early).
+  assert.ok(kill.at - kill.deletedAt >= 1990, `pg-1 died ${kill.at - kill.deletedAt} ms after its pod`);
+  // A check of the fixture modelling CloudNativePG: "wait until all the WAL receivers are down" before electing
+  // (replicas.go): the election came after pg-1's death, not at the DELETE.
+  assert.ok(electedAt >= kill.at, `elected ${electedAt - kill.at} ms after pg-1 died`);
+
+  const marks = Object.fromEntries(rec.marks.map((m: { name: string; ms: number }) => [m.name, m.ms]));
+  const { judged, present, acked, lost } = await assertLedgerOnPrimary(runDir, s.db.instances.get('pg-2')!.port);
+  // Writes acknowledged after the DELETE was answered and before the new primary took writes: only pg-1 could ack
+  // them (no other primary existed), after its pod object was gone. At 10 writes/s over the 2 s window there are some.
+  const afterDelete = judged.filter(
+    (w) => w[4] === 'ok' && Number(w[3]) > marks['primary-killed'] && Number(w[3]) < marks['failover-writable'],
+  );
+  assert.ok(afterDelete.length > 0, 'pg-1 acknowledged writes after its pod was deleted');
+  const lostAfter = afterDelete.filter((w) => !present.has(w[1]!));
+  // Each of them is judged like any other: on pg-2 (streamed before pg-1 died) or lost, and the lost ones are in
+  // the record's count (assertLedgerOnPrimary: record == hand count), inside its lost window, and in the RPO.
+  if (lostAfter.length > 0) {
+    const w = rec.objectives.rpo.ledger.lostWindow;
+    assert.ok(w.lastAckMs >= Math.max(...lostAfter.map((x) => Number(x[3]))), JSON.stringify(w));
+    assert.ok(rec.objectives.rpo.measuredSeconds > 0);
+  }
+  t.diagnostic(
+    `lingering primary: ${afterDelete.length} writes acknowledged by pg-1 after its pod was deleted, ${lostAfter.length} of them lost; ${acked} acknowledged in all, ${lost} lost, RPO ${rec.objectives.rpo.measuredSeconds} s, RTO ${rec.objectives.rto.measuredSeconds} s`,
+  );
+  // RTO includes the window: the kill, 2 s of pg-1 lingering, then the failover (< 5 s, as above): under 12 s.
+  // (No lower bound: pg-1 answers the service for those 2 s, so its SLOs may hold through part of the window.)
+  assertRto(rec, { max: 12, why: '2 s lingering + kill -> writable < 5 s + the service reconnecting' });
+  await assertPrimaryAndStreamingReplica(s, 'pg-2', 'pg-1');
   assertNoPassword(runDir, r.stdout + r.stderr);
 });
 
@@ -403,6 +465,9 @@ test('quorum replication (synchronous: any 1 of two replicas): the primary pod i
   assert.match(r.stderr, new RegExp(`failed over to ${promoted}`));
 
   // Every acknowledged write was committed on a quorum member, and the furthest one holds them all.
+  // As the delete-primary drill: kill -> writable under 5 s, plus the service reconnecting; the operator also asks each
+  // replica for its received WAL (one query each) before it promotes.
+  assertRto(rec, { max: 10, why: 'kill -> writable < 5 s, plus the service reconnecting; a loaded 2-core machine' });
   const { acked, lost } = await assertLedgerOnPrimary(runDir, s.db.instances.get(promoted)!.port);
   assert.equal(lost, 0, 'quorum commit: no acknowledged write lost');
   assert.equal(rec.objectives.rpo.measuredSeconds, 0);
@@ -453,8 +518,9 @@ test('promote: with failover held back by failoverDelay, the drill promotes the 
   );
   assert.equal(s.db.kills[0]?.instance, 'pg-1');
 
-  const rto = rec.objectives.rto.measuredSeconds;
-  assert.ok(rto > 0 && rto < 60, `RTO ${rto} s`);
+  // The drill's own promotion: kill, one status patch, the operator's 300 ms, pg_promote, a write through -rw (under 5 s
+  // on a loaded machine, as in the delete-primary drill), plus the service reconnecting: under 10 s.
+  const rto = assertRto(rec, { max: 10, why: 'kill -> drill promotes -> writable < 5 s, plus the service reconnecting' });
   const { acked, lost } = await assertLedgerOnPrimary(runDir, s.db.instances.get('pg-2')!.port);
   assert.equal(rec.objectives.rpo.met, true);
   t.diagnostic(`promote: RTO ${rto} s, ${acked} writes acknowledged, ${lost} lost, RPO ${rec.objectives.rpo.measuredSeconds} s`);

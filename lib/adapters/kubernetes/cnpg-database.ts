@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { UserError } from '../../errors.ts';
-import { cnpgSyncOf, createCnpgProvider, type CnpgProvider, type CnpgSyncSpec } from '../postgres/failover/cnpg.ts';
+import { cnpgInstanceSelector, cnpgSyncOf, createCnpgProvider, type CnpgProvider, type CnpgSyncSpec } from '../postgres/failover/cnpg.ts';
 import { FailoverTimeoutError, type PgNode, type ReplicationState } from '../postgres/failover/types.ts';
 import { walSenders, withClient } from '../postgres/standby.ts';
 import type { DatabaseAdapter, DbNodeView } from '../types.ts';
@@ -143,7 +143,8 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
   const instancePods = async (signal?: AbortSignal) => {
     const l = await call(
       { verb: 'list', resource: 'pods', group: '' },
-      (opt) => core.listNamespacedPod({ namespace, labelSelector: `cnpg.io/cluster=${cluster}` }, opt),
+      // Instance pods only: a Job's pod (initdb, join) is no node and no kill target.
+      (opt) => core.listNamespacedPod({ namespace, labelSelector: cnpgInstanceSelector(cluster) }, opt),
       signal,
     );
     return l.items.map((p) => podView(p as PodLike));

@@ -5,7 +5,8 @@
  *
  * As the real operator and instance manager do: the first instance is initdb'd as the primary, the others
  * are base backups streaming from it (their primary_conninfo names the -rw Service, so they follow a new
- * primary); deleting a pod with grace 0 sends SIGKILL to its postmaster and every child before the API answers;
+ * primary); deleting a pod with grace 0 sends SIGKILL to its postmaster and every child before the API answers
+ * (or, with killDelayMs, that much later: a force-deleted pod's containers outlive its object);
  * the operator's failover runs pg_promote on the chosen standby; an instance coming back (its pod recreated)
  * rejoins as a replica of whoever is primary by pg_rewind, or a fresh base backup when rewind cannot.
  * As root, PostgreSQL runs as the postgres user (lib/adapters/postgres/cluster.ts).
@@ -43,6 +44,18 @@ export interface CnpgPostgresOptions {
   app?: { user: string; database: string };
   /** When set, the app role logs in over TCP with this password (scram-sha-256); otherwise trust. */
   appPassword?: string;
+  /**
+   * How long a pod deleted with grace 0 keeps its PostgreSQL running after the API server removed the object.
+   * A force delete removes the object at once and the kubelet kills the containers only when it notices: seconds
+   * on a healthy node, never on a partitioned one (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination-forced:
+   * "the API server does not wait for confirmation from the kubelet that the Pod has been terminated on the
+   * node it was running on ... Pods that are set to terminate immediately will still be given a small grace
+   * period before being force killed"). Meanwhile it keeps serving the connections it has (the -rw proxy here keeps pointing at it
+   * until another pod is labelled primary) and its WAL senders keep streaming; its pod's bound service-account
+   * token is invalidated with the pod object, so the instance manager cannot read the operator's "pending" and stop it.
+   * Default 0: the postmaster and its children are SIGKILLed before the DELETE is answered.
+   */
+  killDelayMs?: number;
 }
 
 export interface CnpgInstance {
@@ -62,8 +75,8 @@ export interface CnpgPostgres {
   conn(instance: string, database?: string): PgConn;
   /** The postmaster PID of a running instance, or null. */
   pid(instance: string): number | null;
-  /** Every kill done for a removed pod: instance, postmaster PID and its children, when. */
-  readonly kills: { instance: string; pid: number; children: number[]; at: number }[];
+  /** Every kill done for a removed pod: instance, postmaster PID and its children, when its pod was removed and when it was killed. */
+  readonly kills: { instance: string; pid: number; children: number[]; deletedAt: number; at: number }[];
   /** Which instance the -rw Service reaches now, and every switch it made. */
   readonly rwLog: string[];
   stop(): Promise<void>;
@@ -144,6 +157,8 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
   const podOf = new Map<string, string>();
   /** Instances whose start (or promotion) finished and whose pod has not been removed since. */
   const serving = new Set<string>();
+  /** Instances whose pod was force-deleted and whose processes still run (killDelayMs). */
+  const lingering = new Set<string>();
   /** Where each instance's pod lives, once it had one. */
   const podNs = new Map<string, { namespace: string; cluster: string }>();
   /** One operation at a time per instance (start, promote, rejoin), in order. */
@@ -272,6 +287,8 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
   }
 
   const runtime: CnpgRuntime = {
+    lingering: (instance) => lingering.has(instance),
+
     async mostAdvanced(candidates) {
       const received = await Promise.all(
         candidates.map((n) =>
@@ -339,14 +356,28 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
       }
       podOf.delete(name);
       serving.delete(name);
-      const k = killNow(i.dataDir);
-      if (k) kills.push({ instance: name, ...k, at: Date.now() });
+      const deletedAt = Date.now();
+      if (!o.killDelayMs) {
+        const k = killNow(i.dataDir);
+        if (k) kills.push({ instance: name, ...k, deletedAt, at: Date.now() });
+        return;
+      }
+      // The containers outlive the object for killDelayMs; a new pod of this instance starts after them (serial).
+      lingering.add(name);
+      void serial(name, async () => {
+        await sleep(o.killDelayMs!);
+        const k = killNow(i.dataDir);
+        lingering.delete(name);
+        if (k) kills.push({ instance: name, ...k, deletedAt, at: Date.now() });
+      }).catch((e: Error) => host?.errors.push(e));
     },
 
     promote(cluster, target, old) {
       inst(target);
       return serial(target, async () => {
-        const oldRuns = old !== target && instances.has(old) && (await isRunning(inst(old).dataDir));
+        // Only a primary whose pod still exists can be told to stop: one whose pod was deleted while its processes
+        // run on (killDelayMs) is out of the operator's reach, and goes on as it is until its host kills it.
+        const oldRuns = old !== target && instances.has(old) && podOf.has(old) && (await isRunning(inst(old).dataDir));
         // A switchover: the old primary shuts down first (a fast shutdown ships its last WAL to the standbys).
         if (oldRuns) {
           serving.delete(old);

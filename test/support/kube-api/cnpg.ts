@@ -8,15 +8,40 @@
  * flip takes `switchDelayMs`, and a deleted instance is recreated (as a replica) after the ReplicaSet delay.
  * Without a runtime no PostgreSQL runs behind these pods; with one (cnpg-postgres.ts) every pod is a real
  * server, the flip waits for the real pg_promote, and a pod is Ready when its server is (a replica: streaming).
+ *
+ * A failover goes in two steps, as the real operator's does (docs: https://cloudnative-pg.io/documentation/current/failover/,
+ * "it will mark the TargetPrimary as pending ... Once all WAL receivers are stopped, there will be a leader
+ * election"; source: cloudnative-pg/cloudnative-pg internal/controller/replicas.go,
+ * reconcileTargetPrimaryForNonReplicaCluster sets `apiv1.PendingFailoverMarker` = "pending", then the most
+ * advanced instance): `status.targetPrimary` is "pending" for `electDelayMs`, then names the elected pod.
+ * While `spec.failoverDelay` runs, `status.currentPrimaryFailingSinceTimestamp` says since when the primary
+ * has been failing (evaluateFailoverDelay in the same file sets it only when the delay is not 0).
+ *
+ * Pods: instance pods carry `cnpg.io/podRole=instance`; each instance's first creation also leaves the
+ * completed pod of the Job that made its data (`<cluster>-1-initdb-xxxxx`, `<cluster>-N-join-xxxxx`),
+ * labelled `cnpg.io/cluster` and `cnpg.io/jobRole` but not `cnpg.io/podRole=instance`, as the real operator's
+ * initdb/join Jobs do (https://cloudnative-pg.io/documentation/current/labels_annotations/: cnpg.io/jobRole
+ * "role of the job (that is, import, initdb, join, ...)", cnpg.io/podRole "distinguishes pods dedicated to
+ * pooler deployment from those used for database instances"). A client that selects on `cnpg.io/cluster` alone
+ * sees them. (The real chain is Cluster -> Job -> Pod; Jobs are not modelled, the pod is owned by the Cluster.)
  */
 import { applyDefaults } from './defaults.ts';
-import { podIsActive, podIsReady } from './kubelet.ts';
-import { canonical, type Creations } from './pod-controllers.ts';
+import { NODE_NAME, podIsActive, podIsReady } from './kubelet.ts';
+import { canonical, randomSuffix, type Creations } from './pod-controllers.ts';
 import type { Store } from './store.ts';
 import type { CnpgRuntime, KubeObject } from './types.ts';
 
 export const CNPG_CLUSTER_LABEL = 'cnpg.io/cluster';
 export const CNPG_ROLE_LABEL = 'cnpg.io/instanceRole';
+export const CNPG_POD_ROLE_LABEL = 'cnpg.io/podRole';
+export const CNPG_JOB_ROLE_LABEL = 'cnpg.io/jobRole';
+/** apiv1.PendingFailoverMarker: the target primary while the operator waits to elect. */
+export const CNPG_PENDING = 'pending';
+
+/** Whether a pod is one of a Cluster's instances (not a Job's pod, not a pooler). */
+export function isCnpgInstancePod(p: KubeObject): boolean {
+  return p.metadata.labels?.[CNPG_POD_ROLE_LABEL] === 'instance';
+}
 
 function now(): string {
   return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -30,7 +55,7 @@ function instancePod(cluster: KubeObject, name: string, role: 'primary' | 'repli
     metadata: {
       name,
       namespace: cluster.metadata.namespace,
-      labels: { [CNPG_CLUSTER_LABEL]: c, 'cnpg.io/instanceName': name, [CNPG_ROLE_LABEL]: role, role, 'cnpg.io/podRole': 'instance' },
+      labels: { [CNPG_CLUSTER_LABEL]: c, 'cnpg.io/instanceName': name, [CNPG_ROLE_LABEL]: role, role, [CNPG_POD_ROLE_LABEL]: 'instance' },
       ownerReferences: [
         {
           apiVersion: 'postgresql.cnpg.io/v1',
@@ -54,10 +79,60 @@ function instancePod(cluster: KubeObject, name: string, role: 'primary' | 'repli
   };
 }
 
+/** The pod of the Job that made an instance's data, as it stays after the Job completed (`kubectl get pods`: 0/1 Completed). */
+function jobPod(cluster: KubeObject, instance: string, role: 'initdb' | 'join'): KubeObject {
+  const c = cluster.metadata.name!;
+  const job = `${instance}-${role}`;
+  const at = now();
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: `${job}-${randomSuffix()}`,
+      namespace: cluster.metadata.namespace,
+      labels: {
+        [CNPG_CLUSTER_LABEL]: c,
+        [CNPG_JOB_ROLE_LABEL]: role,
+        'cnpg.io/instanceName': instance,
+        'batch.kubernetes.io/job-name': job,
+        'job-name': job,
+      },
+      ownerReferences: [{ apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', name: c, uid: cluster.metadata.uid!, controller: false }],
+    },
+    spec: {
+      nodeName: NODE_NAME,
+      restartPolicy: 'Never',
+      containers: [{ name: role, image: cluster.spec?.imageName ?? 'ghcr.io/cloudnative-pg/postgresql:16.4' }],
+    },
+    status: {
+      phase: 'Succeeded',
+      startTime: at,
+      conditions: [
+        { type: 'Initialized', status: 'True', lastTransitionTime: at, reason: 'PodCompleted' },
+        { type: 'Ready', status: 'False', lastTransitionTime: at, reason: 'PodCompleted' },
+        { type: 'ContainersReady', status: 'False', lastTransitionTime: at, reason: 'PodCompleted' },
+        { type: 'PodScheduled', status: 'True', lastTransitionTime: at },
+      ],
+      containerStatuses: [
+        {
+          name: role,
+          ready: false,
+          restartCount: 0,
+          started: false,
+          image: cluster.spec?.imageName ?? 'ghcr.io/cloudnative-pg/postgresql:16.4',
+          state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: at, finishedAt: at } },
+        },
+      ],
+    },
+  };
+}
+
 export interface CnpgTiming {
   replaceDelayMs: number;
   /** Time the operator takes from deciding on a new primary to reporting it promoted. */
   switchDelayMs: number;
+  /** Time on targetPrimary "pending" before the election (the real operator waits for the WAL receivers to stop). */
+  electDelayMs: number;
 }
 
 /** What the operator keeps to itself: switches it has scheduled, by cluster, and their timers. */
@@ -66,6 +141,10 @@ export interface CnpgOperatorState {
   switching: Map<string, string>;
   /** When each cluster's primary was first seen gone: failover waits spec.failoverDelay from then. */
   lostAt: Map<string, number>;
+  /** When each cluster's targetPrimary became "pending". */
+  pendingSince: Map<string, number>;
+  /** Instances (cluster uid/name) whose data a Job made already: a recreated pod reuses its volume, no new Job. */
+  jobsMade: Set<string>;
 }
 
 export function reconcileCnpgCluster(
@@ -81,7 +160,11 @@ export function reconcileCnpgCluster(
   const name = cluster.metadata.name!;
   const instances: number = cluster.spec?.instances ?? 1;
   const names = Array.from({ length: instances }, (_, i) => `${name}-${i + 1}`);
-  const pods = new Map(store.list('pods', ns, (p) => p.metadata.labels?.[CNPG_CLUSTER_LABEL] === name).map((p) => [p.metadata.name!, p]));
+  const pods = new Map(
+    store
+      .list('pods', ns, (p) => p.metadata.labels?.[CNPG_CLUSTER_LABEL] === name && isCnpgInstancePod(p))
+      .map((p) => [p.metadata.name!, p]),
+  );
   const status = { ...(cluster.status ?? {}) };
   status.currentPrimary ??= names[0];
   status.targetPrimary ??= status.currentPrimary;
@@ -93,6 +176,7 @@ export function reconcileCnpgCluster(
   const primaryLost = !alive(status.currentPrimary) && status.targetPrimary === status.currentPrimary;
   const delayMs = (cluster.spec?.failoverDelay ?? 0) * 1000;
   if (!primaryLost) op.lostAt.delete(key);
+  if (!primaryLost && status.targetPrimary === status.currentPrimary) delete status.currentPrimaryFailingSinceTimestamp;
   else if (!op.lostAt.has(key)) {
     op.lostAt.set(key, Date.now());
     if (delayMs > 0) {
@@ -104,18 +188,49 @@ export function reconcileCnpgCluster(
     }
   }
   const waitMs = primaryLost ? op.lostAt.get(key)! + delayMs - Date.now() : 0;
-  if (primaryLost && waitMs <= 0) {
+  if (primaryLost && delayMs > 0) status.currentPrimaryFailingSinceTimestamp ??= new Date(op.lostAt.get(key)!).toISOString();
+  // Only with an instance to elect (replicas.go returns early unless the most advanced instance reports a status):
+  // a Cluster still bootstrapping, whose primary pod is not there yet, does not fail over.
+  const electable = names.some((n) => n !== status.currentPrimary && alive(n) && podIsReady(pods.get(n)!));
+  if (primaryLost && waitMs <= 0 && electable) {
+    // Step one: "pending" (the old primary must stop, the WAL receivers with it); the election comes after.
+    op.lostAt.delete(key);
+    op.pendingSince.set(key, Date.now());
+    status.targetPrimary = CNPG_PENDING;
+    status.targetPrimaryTimestamp = now();
+    status.phase = 'Failing over';
+    status.phaseReason = `Initiating a failover from ${status.currentPrimary}`;
+    const t = setTimeout(() => {
+      op.timers.delete(t);
+      requeue();
+    }, timing.electDelayMs);
+    op.timers.add(t);
+  } else if (status.targetPrimary === CNPG_PENDING && real?.runtime.lingering?.(status.currentPrimary)) {
+    // "Wait until all the WAL receivers are down" (replicas.go, ErrWalReceiversRunning): the old primary still
+    // runs behind its deleted pod and the replicas still stream from it; the operator looks again shortly.
+    const t = setTimeout(() => {
+      op.timers.delete(t);
+      requeue();
+    }, 50);
+    op.timers.add(t);
+  } else if (status.targetPrimary === CNPG_PENDING && Date.now() - (op.pendingSince.get(key) ?? 0) >= timing.electDelayMs) {
+    // Step two: the election, among the Ready instances other than the failed primary (with a runtime, the
+    // one with the most WAL is picked below before promoting). None Ready: it stays pending, as the real one does.
     const candidate = names.find((n) => n !== status.currentPrimary && alive(n) && podIsReady(pods.get(n)!));
     if (candidate) {
-      op.lostAt.delete(key);
+      op.pendingSince.delete(key);
       status.targetPrimary = candidate;
-      status.phase = 'Failing over';
+      status.targetPrimaryTimestamp = now();
       status.phaseReason = `Failing over from ${status.currentPrimary} to ${candidate}`;
     }
   }
   // A switch (asked for through status.targetPrimary, or chosen above) completes after the operator's delay,
   // and with a runtime only once the real standby was promoted.
-  if (status.targetPrimary !== status.currentPrimary && op.switching.get(key) !== status.targetPrimary) {
+  if (
+    status.targetPrimary !== status.currentPrimary &&
+    status.targetPrimary !== CNPG_PENDING &&
+    op.switching.get(key) !== status.targetPrimary
+  ) {
     op.switching.set(key, status.targetPrimary);
     const t = setTimeout(() => {
       op.timers.delete(t);
@@ -144,6 +259,7 @@ export function reconcileCnpgCluster(
             ...now2.status,
             currentPrimary: target,
             currentPrimaryTimestamp: now(),
+            currentPrimaryFailingSinceTimestamp: undefined,
             phase: 'Cluster in healthy state',
             phaseReason: undefined,
           },
@@ -193,6 +309,14 @@ export function reconcileCnpgCluster(
           if (!c || store.get('pods', ns, n)) return;
           const pod = instancePod(c, n, c.status?.currentPrimary === n ? 'primary' : 'replica');
           applyDefaults('pods', pod);
+          const made = `${c.metadata.uid}/${n}`;
+          if (!op.jobsMade.has(made)) {
+            // A new volume: the initdb (first instance) or join (a replica's base backup) Job ran first; its pod stays, Completed.
+            op.jobsMade.add(made);
+            const job = jobPod(c, n, n === names[0] ? 'initdb' : 'join');
+            applyDefaults('pods', job);
+            store.create('pods', job);
+          }
           store.create('pods', pod);
         });
       }

@@ -15,6 +15,8 @@ export interface ControllerOptions {
   replaceDelayMs: number;
   readyDelayMs: number;
   shutdownMs: number;
+  /** CloudNativePG: time spent on `targetPrimary: "pending"` before the election (cnpg.ts). */
+  cnpgElectDelayMs?: number;
 }
 
 interface Key {
@@ -37,7 +39,13 @@ export class Controllers {
   private readonly creations = new Creations();
   /** Delayed requeues (progress deadlines, minReadySeconds), one per key: the earliest due wins. */
   private readonly later = new Map<string, { timer: NodeJS.Timeout; due: number }>();
-  private readonly cnpg: CnpgOperatorState = { timers: new Set(), switching: new Map(), lostAt: new Map() };
+  private readonly cnpg: CnpgOperatorState = {
+    timers: new Set(),
+    switching: new Map(),
+    lostAt: new Map(),
+    pendingSince: new Map(),
+    jobsMade: new Set(),
+  };
   private readonly kubelet: Kubelet;
   private readonly unsubscribe: () => void;
   /** Reconcile failures; a test asserting on the server's behaviour can check that there were none. */
@@ -179,7 +187,11 @@ export class Controllers {
           this.store,
           this.creations,
           this.cnpg,
-          { replaceDelayMs: this.opts.replaceDelayMs, switchDelayMs: this.opts.readyDelayMs },
+          {
+            replaceDelayMs: this.opts.replaceDelayMs,
+            switchDelayMs: this.opts.readyDelayMs,
+            electDelayMs: this.opts.cnpgElectDelayMs ?? 0,
+          },
           o,
           requeue,
           this.runtime && { runtime: this.runtime, errors: this.errors },

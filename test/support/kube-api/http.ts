@@ -30,6 +30,8 @@ export interface HttpContext extends WatchContext {
   serverAddress: () => string;
   requests: RequestRecord[];
   delayMs: () => number;
+  /** faults.ts: a test's hook run before this request is served. */
+  before?: (method: string, path: string) => Promise<void> | undefined;
 }
 
 export function parseRoute(path: string): Route | undefined {
@@ -133,6 +135,7 @@ export async function handle(req: IncomingMessage, res: ServerResponse, ctx: Htt
     if (verb === 'watch')
       return serveWatch(res, { t: route.t, namespace: route.namespace, name: route.name, query: url.searchParams }, ctx);
     const body = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method ?? '') ? await readBody(req) : undefined;
+    await ctx.before?.(record.method, url.pathname);
     const out = respond(ctx.store, verb, route, url.searchParams, body, req.headers);
     return json(res, out.code, out.body);
   } catch (e) {

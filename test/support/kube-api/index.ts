@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { Controllers } from './controllers.ts';
 import { applyDefaults, validate } from './defaults.ts';
 import { resourceOfKind } from './discovery.ts';
+import { createFaultHooks } from './faults.ts';
 import { handle } from './http.ts';
 import { labelPredicate } from './selectors.ts';
 import { Store } from './store.ts';
@@ -41,6 +42,10 @@ export interface KubeApiFaults {
   dropWatches(): void;
   /** Hold every response for `ms` before handling it; 0 stops. */
   delay(ms: number): void;
+  /** Run `fn` (awaited) when the next `method` request whose path ends with `pathEnd` arrives, before it is served (faults.ts). */
+  beforeNext(method: string, pathEnd: string, fn: () => unknown): void;
+  /** Hooks given to beforeNext that have not fired yet. */
+  pendingHooks(): number;
   /** Stop listening and cut open connections: clients get ECONNREFUSED until `reachable()`. */
   unreachable(): Promise<void>;
   reachable(): Promise<void>;
@@ -98,6 +103,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     replaceDelayMs: options.replaceDelayMs ?? 100,
     readyDelayMs: options.readyDelayMs ?? 100,
     shutdownMs: options.shutdownMs ?? 100,
+    cnpgElectDelayMs: options.cnpgElectDelayMs ?? 0,
   };
   // Seeded workloads come up at once, as if they had been running before the test: the configured delays
   // are for what happens during the test (a replacement that takes 60 s must not make the seed take 60 s).
@@ -111,6 +117,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   const requests: RequestRecord[] = [];
   const streams = new Map<ServerResponse, string>();
   let delayMs = 0;
+  const hooks = createFaultHooks();
   let expireNext: { resource?: string } | undefined;
   let port = 0;
 
@@ -121,6 +128,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
       serverAddress: () => `127.0.0.1:${port}`,
       requests,
       delayMs: () => delayMs,
+      before: hooks.before,
       bookmarkIntervalMs: options.bookmarkIntervalMs ?? 1000,
       streams,
       takeExpiry: (resource) => {
@@ -188,6 +196,8 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     delay: (ms) => {
       delayMs = ms;
     },
+    beforeNext: hooks.beforeNext,
+    pendingHooks: hooks.pending,
     unreachable: () => close(server),
     reachable: async () => {
       if (!server.listening) await listen(server, port);

@@ -117,7 +117,8 @@ export class Kubelet {
 
   /** Pods whose container is a real process (a CloudNativePG instance with a runtime behind it). */
   private real(pod: KubeObject): CnpgRuntime | undefined {
-    return pod.metadata.labels?.['cnpg.io/cluster'] !== undefined ? this.runtime?.cnpg : undefined;
+    // The instance manager runs in instance pods only; a Job's pod (initdb, join) carries cnpg.io/cluster too.
+    return pod.metadata.labels?.['cnpg.io/podRole'] === 'instance' ? this.runtime?.cnpg : undefined;
   }
 
   /** Reacts to every pod event: schedules start-up for new pods and removal for terminating ones. */

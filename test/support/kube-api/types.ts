@@ -81,6 +81,11 @@ export interface KubeApiOptions {
   readyDelayMs?: number;
   /** How long a container takes to exit after SIGTERM; a graceful delete ends at min(this, grace period). */
   shutdownMs?: number;
+  /**
+   * How long the CloudNativePG operator keeps `status.targetPrimary: "pending"` in a failover before it elects
+   * (the real one waits there until every replica's WAL receiver has stopped). Default 0: the next reconcile.
+   */
+  cnpgElectDelayMs?: number;
   /** Watch events kept for resuming watches; a watch from an older resourceVersion gets 410 Expired. */
   eventWindow?: number;
   /** Interval of BOOKMARK events on watches that asked for them. The real server uses about a minute. */
@@ -109,6 +114,11 @@ export interface CnpgRuntime {
    * each instance manager. Undefined when none answers (the operator keeps its first choice).
    */
   mostAdvanced?(candidates: string[]): Promise<string | undefined>;
+  /**
+   * The instance's pod is gone but its PostgreSQL still runs (a force-deleted pod whose containers have not
+   * died yet): its WAL senders still stream to the replicas, and the operator's election waits for them.
+   */
+  lingering?(instance: string): boolean;
 }
 
 export interface CnpgRuntimeHost {

@@ -28,6 +28,19 @@ const GROUP = 'postgresql.cnpg.io';
 const VERSION = 'v1';
 const PLURAL = 'clusters';
 const CLUSTER_LABEL = 'cnpg.io/cluster';
+/**
+ * The Cluster's instance pods, and only those: CloudNativePG also labels its Jobs' pods (initdb, join,
+ * full recovery: `cnpg.io/jobRole`) and poolers' pods with `cnpg.io/cluster`; instance pods carry
+ * `cnpg.io/podRole=instance` (https://cloudnative-pg.io/documentation/current/labels_annotations/).
+ */
+export function cnpgInstanceSelector(cluster: string): string {
+  return `${CLUSTER_LABEL}=${cluster},cnpg.io/podRole=instance`;
+}
+/**
+ * `status.targetPrimary` while the operator fails over and has not elected yet (apiv1.PendingFailoverMarker:
+ * https://cloudnative-pg.io/documentation/current/failover/, "it will mark the TargetPrimary as pending"). Never a pod name.
+ */
+export const CNPG_PENDING_TARGET = 'pending';
 
 /** What a Cluster's spec says about synchronous replication, in both of CloudNativePG's spellings. */
 export interface CnpgSyncSpec {
@@ -146,7 +159,7 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
   const instancePods = async (signal?: AbortSignal) => {
     const l = await call(
       { verb: 'list', resource: 'pods', group: '' },
-      (opt) => core.listNamespacedPod({ namespace, labelSelector: `${CLUSTER_LABEL}=${cluster}` }, opt),
+      (opt) => core.listNamespacedPod({ namespace, labelSelector: cnpgInstanceSelector(cluster) }, opt),
       signal,
     );
     return l.items.map((p) => podView(p as PodLike));
@@ -253,7 +266,11 @@ export function createCnpgProvider(o: CnpgOptions): CnpgProvider {
   ): Promise<string> {
     let c = first;
     for (let attempt = 1; ; attempt++) {
-      const electing = c.status?.targetPrimary && c.status.targetPrimary !== old ? c.status.targetPrimary : undefined;
+      const target0 = c.status?.targetPrimary;
+      // "pending": the operator has begun a failover and will elect itself; a second target would race it.
+      if (target0 === CNPG_PENDING_TARGET)
+        return `the operator was already failing over from ${old} (status.targetPrimary "pending": it elects the new primary itself) when the drill came to ask (failoverDelay ${c.spec?.failoverDelay ?? 0}s), so nothing was patched`;
+      const electing = target0 && target0 !== old ? target0 : undefined;
       if (electing)
         return `the operator was already promoting ${electing} when the drill came to ask (failoverDelay ${c.spec?.failoverDelay ?? 0}s), so nothing was patched`;
       const standbys = (await topology(signal)).standbys.filter(
