@@ -1,4 +1,5 @@
 import { test, expect, type Page } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -32,6 +33,19 @@ function parseShown(text: string): { value: number | null; unit: 'seconds' | 'ms
   if (/^[\d,]+$/.test(t)) return { value: Number(t.replace(/,/g, '')), unit: 'count' };
   throw new Error(`unreadable figure ${JSON.stringify(text)}`);
 }
+
+/**
+ * How a coverage status reads on the page, written out here rather than taken from the renderer, so swapped
+ * labels fail. Any other string field is shown as it is in record.json.
+ */
+const COVERAGE_LABEL: Record<string, string> = {
+  ran: 'ran',
+  due: 'due (period not over)',
+  missing: 'GAP: never ran',
+  stale: 'GAP: ran only before',
+  incomplete: 'GAP: only aborted runs',
+};
+const shownString = (path: string, value: string) => (/^coverage\.items\.\d+\.status$/.test(path) ? COVERAGE_LABEL[value] : value);
 
 async function open(page: Page) {
   const consoleErrors: string[] = [];
@@ -69,6 +83,8 @@ test('the figures shown equal record.json, and the page loads nothing from outsi
     expect(expected, `${f.path} exists in record.json`).not.toBeUndefined();
     expect(JSON.parse(f.value ?? 'null'), `${f.path}: data-value`).toEqual(expected);
     if (typeof expected === 'string') {
+      // data-value is written from the same record.json; what a person reads is the text.
+      expect(f.text.trim(), `${f.path}: shown text`).toBe(shownString(f.path, expected));
       continue;
     }
     const shown = parseShown(f.text);
@@ -90,6 +106,21 @@ test('the figures shown equal record.json, and the page loads nothing from outsi
   await expect(page.locator('[data-field="summary.coverageGaps"]')).toHaveText(String(record.summary.coverageGaps));
   await expect(page.locator('[data-field="integrity.head"]')).toHaveText(record.integrity.head);
   await expect(page.locator('table.excluded tr')).toHaveCount(record.excluded.length === 0 ? 0 : record.excluded.length + 1);
+  // The strings a reader goes by that carry no data-field: each run's drill, scenario and status in its heading,
+  // and each finding's severity and title in its row, in the record's order.
+  for (const run of record.runs as Array<{ id: string; drill: string; scenario: string; status: string }>) {
+    await expect(page.locator(`section.run[data-run="${run.id}"] h3`)).toContainText(
+      `${run.drill} / ${run.scenario} ${run.status.toUpperCase()}`,
+    );
+  }
+  const findingRows = page.locator('#findings tbody tr');
+  await expect(findingRows).toHaveCount(record.findings.length);
+  for (const [i, f] of (record.findings as Array<{ id: string; severity: string; title: string }>).entries()) {
+    const cells = findingRows.nth(i).locator('td');
+    await expect(cells.nth(0)).toHaveText(f.id);
+    await expect(cells.nth(1)).toHaveText(f.severity);
+    await expect(cells.nth(2)).toContainText(f.title);
+  }
 
   const shot = testInfo.outputPath('record.png');
   await page.screenshot({ path: shot, fullPage: true });
@@ -105,7 +136,7 @@ test('every run has its latency and error-rate charts with the fault and recover
   for (const run of record.runs as Array<{
     id: string;
     marks: Array<{ name: string }>;
-    series: { points: unknown[] };
+    series: { points: Array<{ p50Ms: number | null }> };
     slo: Array<{ kind: string }>;
   }>) {
     const section = page.locator(`section.run[data-run="${run.id}"]`);
@@ -126,11 +157,11 @@ test('every run has its latency and error-rate charts with the fault and recover
     for (const p of ['p50', 'p95', 'p99'])
       expect(await latency.locator(`polyline[data-series="${p}"]`).count(), `${run.id} ${p}`).toBeGreaterThan(0);
     expect(await section.locator('svg.chart.errors polyline[data-series="error-rate"]').count()).toBeGreaterThan(0);
-    // A line drawn from real points: as many vertices as seconds with answers.
+    // A line drawn from real points: one vertex per point with a p50 (a second with answers), none dropped or invented.
     const vertices = await latency
       .locator('polyline[data-series="p50"]')
-      .evaluateAll((ls) => ls.reduce((n, l) => n + (l.getAttribute('points') ?? '').trim().split(/\s+/).length, 0));
-    expect(vertices).toBeGreaterThan(5);
+      .evaluateAll((ls) => ls.reduce((n, l) => n + (l.getAttribute('points') ?? '').trim().split(/\s+/).filter(Boolean).length, 0));
+    expect(vertices, `${run.id} p50 vertices`).toBe(run.series.points.filter((p) => p.p50Ms !== null).length);
   }
   // At least one run of the example injected a fault and recovered: the marks are really there.
   await expect(page.locator('svg.chart.latency g.mark[data-mark="fault-injected"]').first()).toBeVisible();
@@ -140,7 +171,15 @@ test('every run has its latency and error-rate charts with the fault and recover
 });
 
 test('the page prints: the PDF written by drill record --pdf through Chromium is a real PDF', async () => {
-  const pdf = readFileSync(join(DIR, 'record.pdf'));
+  const file = join(DIR, 'record.pdf');
+  const pdf = readFileSync(file);
   expect(pdf.subarray(0, 5).toString('latin1')).toBe('%PDF-');
-  expect(pdf.length).toBeGreaterThan(20_000);
+  // Read back as text (poppler-utils, installed by test/setup.ts): an error page or a blank print is a valid PDF too,
+  // but it has neither the title nor the headline, and the record (summary, coverage, findings, a section and two
+  // charts per run) does not fit on one page.
+  const text = execFileSync('pdftotext', ['-layout', file, '-'], { encoding: 'utf8' }).replace(/\s+/g, ' ');
+  expect(text).toContain(`Drill record ${QUARTER}`);
+  expect(text).toContain(record.summary.headline.replace(/\s+/g, ' '));
+  const pages = Number(/^Pages:\s+(\d+)$/m.exec(execFileSync('pdfinfo', [file], { encoding: 'utf8' }))?.[1]);
+  expect(pages).toBeGreaterThanOrEqual(2);
 });

@@ -148,13 +148,15 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     await labDown({ dir: lab.dir });
   });
 
-  test('a lab dir the postgres user cannot reach is refused up front, naming the directory and the fix', async () => {
+  test('a lab dir the postgres user cannot reach is refused up front, naming the directory and the fix', async (t) => {
     const closed = await mkdtemp(join(tmpdir(), 'drill-closed-')); // mode 0700, owned by root
     try {
       const target = join(closed, 'lab');
       if (process.getuid?.() !== 0) {
-        // Without root PostgreSQL runs as us and can reach whatever we can: there is nothing to refuse.
+        // Without root PostgreSQL runs as us and can reach whatever we can: there is nothing to refuse. The check must
+        // then let the directory through, but the refusal this test is named for is not exercised: say so, as a skip.
         await assert.doesNotReject(assertServerCanReach(target));
+        t.skip('needs root: PostgreSQL runs as the postgres user only under root, so only then can a lab dir be out of its reach');
         return;
       }
       const err = await labUp({ dir: target, replicas: 1 }).then(

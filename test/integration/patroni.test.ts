@@ -16,6 +16,7 @@ import { DbEndpoint } from '../../lib/lab/daemon/db-endpoint.ts';
 import { startPatroniCluster, type PatroniCluster } from '../support/patroni.ts';
 import { alive } from '../support/cli.ts';
 import { freePort } from '../support/ports.ts';
+import { watchFailover, type FailoverSighting } from '../support/failover-watch.ts';
 
 const AUTH = { username: 'drill-admin', password: `pw-${Math.random().toString(36).slice(2)}` };
 const ENV = { DRILL_PATRONI_USER: AUTH.username, DRILL_PATRONI_PASSWORD: AUTH.password };
@@ -50,6 +51,27 @@ async function waitHealthy(provider: PatroniProvider, standbys: number, timeoutM
 
 function listen(server: net.Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
+}
+
+/** The provider stamps its instants on timeOrigin + performance.now(): the test's own sightings use that clock too. */
+const perfClock = () => performance.timeOrigin + performance.now();
+
+/**
+ * writableAt against what the test saw itself: not before the new leader was last seen in recovery (a replica
+ * refuses writes), and at most 500 ms after the test's own first commit at the same address (the provider commits
+ * there right after GET /primary and its repoint: one connection and one statement, 0.1-0.2 s measured; 500 ms
+ * for a loaded machine).
+ */
+function assertWritableSeen(r: { writableAt: string; newPrimary: { name: string; port: number } }, seen: FailoverSighting): void {
+  const writable = Date.parse(r.writableAt);
+  const lastInRecovery = seen.lastInRecoverySentMs.get(r.newPrimary.port);
+  assert.ok(lastInRecovery !== undefined, `the test saw ${r.newPrimary.name} in recovery after the kill`);
+  assert.ok(writable >= Math.floor(lastInRecovery), `writableAt ${r.writableAt} before ${r.newPrimary.name} was last seen in recovery`);
+  assert.ok(seen.firstWriteMs !== null, `the test's own write never went through: ${seen.lastWriteError}`);
+  assert.ok(
+    writable <= seen.firstWriteMs + 500,
+    `writableAt ${r.writableAt} is ${(writable - seen.firstWriteMs).toFixed(0)} ms after the test's own first write`,
+  );
 }
 
 async function rejects(p: Promise<unknown>, exitCode: number, message: RegExp): Promise<UserError> {
@@ -239,8 +261,16 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     });
     await withEndpoint.topology();
 
+    const watch = watchFailover({
+      candidates: ['m2', 'm3'].map((m) => ({ host: '127.0.0.1', port: cluster.member(m).pgPort })),
+      writeTo: { host: '127.0.0.1', port: endpointPort },
+      database: 'postgres',
+      now: perfClock,
+    });
+    await watch.ready;
     const killed = await cluster.crash('m1');
     const crashedAt = performance.now();
+    watch.startWriting();
     assert.ok(killed.length >= 3, `Patroni, postmaster and backends killed: ${killed.join(' ')}`);
     // The key outlives the host: right after the crash the DCS still names the dead member leader.
     assert.equal((await provider.topology()).members.find((m) => m.role === 'leader')?.name, 'm1');
@@ -251,6 +281,7 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
       /elected no new leader within 1.5 s after m1 died \(ttl 10 s, loop_wait 2 s, retry_timeout 4 s\); last seen: leader m1/,
     );
     const r = await withEndpoint.failover({ timeoutMs: 60_000, signal });
+    const seen = await watch.stop();
     firstNewLeader = r.newPrimary.name;
     const electedS = (Date.parse(r.electedAt) - performance.timeOrigin - crashedAt) / 1000;
     const writableS = (Date.parse(r.writableAt) - performance.timeOrigin - crashedAt) / 1000;
@@ -263,7 +294,10 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     assert.ok(['m2', 'm3'].includes(r.newPrimary.name), r.newPrimary.name);
     assert.equal(r.timeline, 2);
     // Bounded by the leader key: at most ttl after its last renewal, plus a loop and a promotion on a busy machine.
-    assert.ok(writableS < 10 + 2 + 8, `writable ${writableS} s after the kill`);
+    // And not before it can have expired: the leader renewed it at most loop_wait (2 s) plus one HA cycle (up to
+    // 2 s on a loaded machine) before the kill, so no replica can take over before ttl − 4 = 6 s (measured 8.9-9.1 s).
+    assert.ok(writableS > 10 - 2 - 2 && writableS < 10 + 2 + 8, `writable ${writableS} s after the kill`);
+    assertWritableSeen(r, seen);
     assert.ok(Date.parse(r.writableAt) >= Date.parse(r.electedAt));
 
     const port = cluster.member(firstNewLeader).pgPort;
@@ -313,8 +347,17 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
   test('forced failover to a named candidate, after a refused one with wrong credentials', async (t) => {
     const leader = firstNewLeader;
     const candidate = 'm1';
+    // This provider has no endpoint: it proves the write on the new primary itself, and so does the test.
+    const watch = watchFailover({
+      candidates: [{ host: '127.0.0.1', port: cluster.member(candidate).pgPort }],
+      writeTo: { host: '127.0.0.1', port: cluster.member(candidate).pgPort },
+      database: 'postgres',
+      now: perfClock,
+    });
+    await watch.ready;
     await cluster.crash(leader);
     const crashedAt = performance.now();
+    watch.startWriting();
 
     // The dead leader still holds its key: it is no candidate, and neither is a name Patroni does not know.
     await rejects(
@@ -335,6 +378,7 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     await rejects(wrong.failover({ candidate, force: true, timeoutMs: 20_000, signal }), 2, /HTTP 401/);
 
     const r = await provider.failover({ candidate, force: true, timeoutMs: 60_000, signal });
+    const seen = await watch.stop();
     const writableS = (Date.parse(r.writableAt) - performance.timeOrigin - crashedAt) / 1000;
     t.diagnostic(`forced: writable ${writableS.toFixed(2)} s after the kill; ${r.detail}`);
     assert.equal(r.forced, true);
@@ -342,7 +386,9 @@ describe('patroni failover provider on a real Patroni + etcd', () => {
     assert.equal(r.newPrimary.name, candidate, 'Patroni promoted the named candidate');
     assert.equal(r.timeline, 3);
     assert.match(r.detail, /POST \/failover to m1/);
-    assert.ok(writableS < 10 + 2 + 8, `writable ${writableS} s after the kill`);
+    // Patroni acts on the POST only once the dead leader's key expired (8.9 s measured): the same bounds as above.
+    assert.ok(writableS > 10 - 2 - 2 && writableS < 10 + 2 + 8, `writable ${writableS} s after the kill`);
+    assertWritableSeen(r, seen);
     const rows = await sql<{ token: string }>(cluster.member(candidate).pgPort, 'SELECT count(*)::int AS n FROM ledger');
     assert.deepEqual(rows, [{ n: 2 }]);
     await sql(cluster.member(candidate).pgPort, 'INSERT INTO ledger VALUES ($1)', ['after-forced']);

@@ -70,7 +70,11 @@ test('a record built from real runs of the lab drill: counts, RTO with method, c
 }, async () => {
   const prev = previousQuarter(parseQuarter(quarter)!).id;
   const p = await drillCli(['record', '--quarter', prev, '--results', ws.results, '--drills', ws.drills]).done;
-  assert.ok(p.code === 0 || p.code === 1, p.stderr);
+  // The previous quarter has no run at all: every entry of the policy is a gap there, so `drill record` exits 1.
+  const prevRec = readRecord(join(ws.results, 'records', prev));
+  assert.equal(prevRec.summary.runs, 0);
+  assert.ok(prevRec.coverage.gaps > 0, JSON.stringify(prevRec.coverage.items));
+  assert.equal(p.code, 1, p.stdout + p.stderr);
   const r = await drillCli(['record', '--quarter', quarter, '--results', ws.results, '--drills', ws.drills]).done;
   const dir = join(ws.results, 'records', quarter);
   for (const f of ['record.json', 'record.md', 'record.html']) assert.ok(existsSync(join(dir, f)), f);
@@ -281,8 +285,9 @@ test('from Blob (Azurite): runs uploaded by CI machines are read back, digests e
   const out = join(ws.scratch, 'blob-records');
   const r = await drillCli(['record', '--quarter', quarter, '--from', 'blob://drill-runs/ci', '--out', out, '--drills', ws.drills], env)
     .done;
-  assert.ok(r.code === 0 || r.code === 1, r.stderr);
   const rec = readRecord(join(out, quarter));
+  // The same runs and policy as the local record: the same exit code rule (1 for a failed run or a coverage gap).
+  assert.equal(r.code, rec.coverage.gaps > 0 || rec.runs.some((x) => x.status === 'failed') ? 1 : 0, r.stdout + r.stderr);
   assert.deepEqual(rec.source, { kind: 'blob', url: 'blob://drill-runs/ci', endpoint: azurite.blobEndpoint });
   assert.equal(rec.summary.runs, 2);
   for (const run of rec.runs)

@@ -274,10 +274,20 @@ test('digest chain: verify passes on the recorded bytes; one changed byte, a mis
   const edited = structuredClone(chain);
   edited.entries[1]!.digest = sha256('{"id":"B"}');
   assert.ok(checkChain(edited, changed).some((p) => /chain value does not follow/.test(p.problem)));
-  // Reordering entries breaks the chain too.
+  // Reordering entries breaks the chain too, and the check says where: the first entry out of place (r2, now first)
+  // no longer follows from the one before it. Every file is intact, so no digest or missing-file problem is reported:
+  // only the order (README: `drill verify` names any run record changed, missing or reordered).
   const reordered = structuredClone(chain);
   reordered.entries.reverse();
-  assert.ok(checkChain(reordered, actual).length > 0);
+  const p3 = checkChain(reordered, actual);
+  assert.equal(p3[0]!.id, 'r2');
+  assert.equal(p3[0]!.file, 'runs/r2/run.json');
+  assert.match(p3[0]!.problem, /order|chain value does not follow/);
+  assert.deepEqual(
+    p3.filter((p) => !/order|chain value does not follow|chain head/.test(p.problem)),
+    [],
+    'only order problems',
+  );
   // The chain depends on order and genesis.
   assert.notEqual(buildChain(runs, 'f'.repeat(64)).head, chain.head);
 });
