@@ -66,7 +66,10 @@ test('a 1 s stall shows in the latency of every request scheduled during it; a c
     assert.ok(during.p50Ms! >= 1000, `p50 during the stall ${during.p50Ms}`);
     assert.ok(during.p99Ms! >= 1000, `p99 during the stall ${during.p99Ms}`);
     const before = summarize(gen.log, t0, stallFrom - 20);
-    assert.ok(before.p99Ms! < 100, `p99 before the stall ${before.p99Ms}`);
+    // Before the stall the server answers at once: p99 is the generator's and the shared event loop's
+    // lateness, a few ms idle and tens of ms on a loaded 2-core machine. 250 ms is a quarter of the stall,
+    // so the contrast with the >= 1000 ms inside it (asserted above) is what this proves.
+    assert.ok(before.p99Ms! < 250, `p99 before the stall ${before.p99Ms}`);
     // A third of the run was stalled: the run's p99 must say so.
     assert.ok(all.p99Ms! >= 1000, `run p99 ${all.p99Ms}`);
 
@@ -83,7 +86,9 @@ test('a 1 s stall shows in the latency of every request scheduled during it; a c
     assert.ok(slow <= 8, `closed model saw ${slow} slow requests`);
     assert.ok(latencies.length > 1000, `closed model sent ${latencies.length}`);
     const closedP99 = percentileMs(h, 99)!;
-    assert.ok(closedP99 < 100, `closed-model p99 ${closedP99} ms hides a 1 s stall`);
+    // At most 8 of over 1,000 latencies are the stall's (< 1%), so p99 is an ordinary answer: a few ms, tens
+    // under load. 250 ms is a quarter of the 1 s stall it hides: any p99 under it did not see the stall.
+    assert.ok(closedP99 < 250, `closed-model p99 ${closedP99} ms hides a 1 s stall`);
   } finally {
     await gen.stop();
     await server.close();

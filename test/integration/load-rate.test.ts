@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import assert from 'node:assert/strict';
@@ -6,18 +7,14 @@ import { Outcome, type SecondStats } from '../../lib/measure/request-log.ts';
 import { createClock } from '../../lib/measure/clock.ts';
 import { createHistogram, decodeHistogram, percentileMs, recordMs } from '../../lib/measure/histogram.ts';
 import { summarize } from '../../lib/measure/summary.ts';
-import { profile, readBody, sleep, startServer } from '../support/load-servers.ts';
+import { profile, sleep, startArrivalServer } from '../support/load-servers.ts';
 
 test('500 req/s for 2 s: 1000 scheduled on an exact grid, sent on time, seconds add up to the log', async () => {
   const clock = createClock();
-  // Receive time of every request by seq, on the run's clock: an upper bound of how late it was sent.
-  const received = new Map<number, number>();
-  const server = await startServer((req, res) => {
-    readBody(req).then((b) => {
-      received.set(Number((JSON.parse(b) as { seq: string }).seq), clock.now());
-      res.end('ok');
-    });
-  });
+  // The server runs in its own process (test/support/arrival-server.ts) and stamps when each seq arrived: an
+  // upper bound of how late the generator sent it. In this process its handlers would share the generator's
+  // event loop, and the lag bound below would measure how busy that loop was rather than the generator.
+  const server = await startArrivalServer();
   const gen = new LoadGenerator(
     profile(server.url, { rate: 500, requests: [{ method: 'POST', path: '/', body: { seq: '{{seq}}' }, weight: 1 }] }),
     clock,
@@ -39,6 +36,11 @@ test('500 req/s for 2 s: 1000 scheduled on an exact grid, sent on time, seconds 
     assert.ok(emitted.length >= 1, 'a completed second is emitted while the load runs');
     await sleep(t0 + 2010 - clock.now());
     await gen.stop();
+    // Arrival stamps, moved from the child's clock onto the run's: the run's ms 0 is performance.now() = mono0.
+    const mono0 = performance.now() - clock.now();
+    const arrivals = await server.arrivals();
+    const received = new Map<number, number>();
+    for (const [seq, at] of arrivals.bySeq) received.set(seq, at - mono0);
 
     const log = gen.log;
     assert.ok(Math.abs(log.count - 1000) <= 1, `scheduled ${log.count}`);
@@ -49,16 +51,20 @@ test('500 req/s for 2 s: 1000 scheduled on an exact grid, sent on time, seconds 
     assert.equal(all.ok, log.count, JSON.stringify(all));
     assert.equal(gen.inFlight, 0);
 
-    // Seen on CI-like runs of this 2-core machine (2 of 4 runs on 2026-12-02): one burst of about 15
-    // requests in the first 300 ms (seq 96-147 in the runs seen) arrives 20-160 ms late while the event loop stays under 42 ms of delay,
-    // i.e. while the pool is still opening connections; the cause is not pinned down. The steady-state
-    // precision is judged after a 500 ms ramp, the ramp itself only against a gross bound. The server runs
-    // in this process and shares its event loop, so the bound is the generator's schedule slipping by
-    // tens of ms (runs on 2026-12-02 saw p99 up to 53 ms), not the 1-2 ms the separate-process bench shows.
+    // Seen on CI-like runs of this 2-core machine (2 of 4 runs on 2026-12-02, server then in this process): one
+    // burst of about 15 requests in the first 300 ms (seq 96-147 in the runs seen) arrives 20-160 ms late while
+    // the event loop stays under 42 ms of delay, i.e. while the pool is still opening connections; the cause is
+    // not pinned down. The steady-state precision is judged after a 500 ms ramp (250 requests), the ramp itself
+    // only against a gross bound: 500 ms, a quarter of the run, which a generator that waits for its connections
+    // before starting the schedule exceeds.
     const RAMP = 250;
     const lag = createHistogram();
     const rampLag = createHistogram();
-    for (const [seq, at] of received) recordMs(seq < RAMP ? rampLag : lag, at - log.scheduledMs[seq]!);
+    // The clocks of the two processes agree to within the IPC round trip's half; a lag can come out that much
+    // below zero, never more.
+    const minLag = Math.min(...[...received].map(([seq, at]) => at - log.scheduledMs[seq]!));
+    assert.ok(minLag > -(arrivals.offsetErrorMs + 1), `an arrival ${minLag.toFixed(2)} ms before its scheduled send`);
+    for (const [seq, at] of received) recordMs(seq < RAMP ? rampLag : lag, Math.max(0, at - log.scheduledMs[seq]!));
     assert.equal(lag.totalCount + rampLag.totalCount, log.count);
     const rampMax = percentileMs(rampLag, 100)!;
     assert.ok(rampMax < 500, `send lag in the first ${RAMP} requests up to ${rampMax} ms`);
@@ -68,7 +74,15 @@ test('500 req/s for 2 s: 1000 scheduled on an exact grid, sent on time, seconds 
       .sort((a, b) => b[1] - a[1])
       .slice(0, 12);
     loopDelay.disable();
-    const stall = `event loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(loopDelay.max / 1e6).toFixed(1)} ms`;
+    const stall =
+      `generator's event loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(loopDelay.max / 1e6).toFixed(1)} ms; ` +
+      `clock offset ±${arrivals.offsetErrorMs.toFixed(2)} ms; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`;
+    // Send lag = the generator's lateness + one loopback hop + the server process waking to read the body.
+    // The separate-process bench (test/bench/load-vs-autocannon.ts) shows p99 1-2 ms at 1,000 req/s on an idle
+    // machine; a loaded 2-core machine adds scheduler latency of tens of ms for either process. 100 ms is 50
+    // request spacings: more than 1% of requests that late means the sender fell behind its schedule, not
+    // that a process waited for a core. (Gating on monitorEventLoopDelay instead would skip the check exactly
+    // when the machine is loaded; it is printed above to tell the two apart.)
     assert.ok(lagP99 < 100, `send lag p99 ${lagP99} ms; worst [seq, ms]: ${JSON.stringify(worst)}; ${stall}`);
 
     assert.deepEqual(gen.seconds(), emitted);
