@@ -284,17 +284,15 @@ describe('lab', { timeout: 110_000 }, () => {
     for (const s of samples)
       if (s.at >= closed + SKEW && s.done <= reopened - SKEW)
         assert.equal(s.result, 'ECONNREFUSED', `attempt [${s.at.toFixed(1)}, ${s.done.toFixed(1)}] inside the window`);
-    // The first refusal came at most 150 ms after the close, the last at least as late as 150 ms before the reopen:
-    // the poller's 10 ms step plus an event-loop stall of this process on a loaded machine. A front that closes
-    // later than it says, or reopens earlier, fails these (the bracket check above allows only 25 ms).
-    assert.ok(
-      refused[0]!.done - closed < 150,
-      `refusals start when the front says it closed (${(refused[0]!.done - closed).toFixed(1)} ms); ${machine}`,
-    );
-    assert.ok(
-      reopened - refused[refused.length - 1]!.at < 150,
-      `and last until it says it reopened (${(reopened - refused[refused.length - 1]!.at).toFixed(1)} ms); ${machine}`,
-    );
+    // The poller covered both edges: an attempt refused within 150 ms after the close and one within 150 ms
+    // before the reopen (the poller's 10 ms step plus an event-loop stall of this process on a loaded
+    // machine). With the check above, that every attempt wholly inside the window was refused, this says the
+    // front refused from its close stamp to its reopen stamp; a front that closes later than it says, or
+    // reopens earlier, has accepted attempts inside the window.
+    const first = refused[0]!.at - closed;
+    const last = reopened - refused[refused.length - 1]!.done;
+    assert.ok(first < 150, `refusals start when the front says it closed (${first.toFixed(1)} ms); ${machine}`);
+    assert.ok(last < 150, `and last until it says it reopened (${last.toFixed(1)} ms); ${machine}`);
     assert.ok(
       samples.some((s) => s.result === 'open' && s.at > reopened),
       'open again after',
