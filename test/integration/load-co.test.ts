@@ -73,18 +73,24 @@ test('a 1 s stall shows in the latency of every request scheduled during it; a c
     // A third of the run was stalled: the run's p99 must say so.
     assert.ok(all.p99Ms! >= 1000, `run p99 ${all.p99Ms}`);
 
-    // The same stall against a closed model with 4 connections, same length of run.
+    // The same stall against a closed model with 4 connections, run 4 s longer: its p99 hides the stall only
+    // while the stall's requests are under 1% of its answers, and how many it gets through outside the stall
+    // is the machine's speed (under stress-ng it managed 492 in 3 s).
     const c0 = clock.now();
     stallFrom = c0 + STALL_FROM;
     stallTo = c0 + STALL_TO;
-    const closed = closedModel(server.url, 4, clock, c0 + RUN_MS);
+    const closed = closedModel(server.url, 4, clock, c0 + RUN_MS + 4000);
     const latencies = await closed;
     const h = createHistogram();
     for (const l of latencies) recordMs(h, l);
     const slow = latencies.filter((l) => l >= 900).length;
-    // Each connection waits out the stall once, and sends nothing else meanwhile.
+    // Each connection waits out the stall once (a request held to the stall's end is answered after it), and
+    // sends nothing else meanwhile: 4, and 8 leaves room for answers slow for the machine's own reasons.
     assert.ok(slow <= 8, `closed model saw ${slow} slow requests`);
-    assert.ok(latencies.length > 1000, `closed model sent ${latencies.length}`);
+    // Over 800 answers, so those 8 are under 1% and p99 below must be an ordinary answer: 4 connections x 6 s
+    // outside the stall need an answer every 30 ms for that; a loopback answer takes about 1 ms, and about
+    // 16 ms with the machine loaded as above.
+    assert.ok(latencies.length > 800, `closed model sent ${latencies.length}`);
     const closedP99 = percentileMs(h, 99)!;
     // At most 8 of over 1,000 latencies are the stall's (< 1%), so p99 is an ordinary answer: a few ms, tens
     // under load. 250 ms is a quarter of the 1 s stall it hides: any p99 under it did not see the stall.

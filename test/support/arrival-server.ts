@@ -8,11 +8,13 @@
  * body has been read) as epoch ms with sub-ms resolution (performance.timeOrigin + performance.now()).
  * Messages from the parent:
  *   { type: 'ping', id }  -> { type: 'pong', id, epochMs }
- *   { type: 'dump', id }  -> { type: 'arrivals', id, arrivals: [seq, epochMs][] }
+ *   { type: 'dump', id }  -> { type: 'arrivals', id, arrivals: [seq, epochMs][], loopMaxMs }
+ * loopMaxMs is the longest event-loop stall this process measured on itself (monitorEventLoopDelay).
  * On start it sends { type: 'ready', port }. It exits when the parent disconnects or sends SIGTERM.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 const epochNow = (): number => performance.timeOrigin + performance.now();
 
@@ -23,6 +25,8 @@ if (!process.send) {
 const send = (m: unknown): void => void process.send!(m);
 
 const arrivals: Array<[number, number]> = [];
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
 const server = http.createServer((req, res) => {
   let body = '';
   req.setEncoding('utf8');
@@ -38,7 +42,7 @@ server.keepAliveTimeout = 65_000;
 
 process.on('message', (m: { type: string; id: number }) => {
   if (m.type === 'ping') send({ type: 'pong', id: m.id, epochMs: epochNow() });
-  else if (m.type === 'dump') send({ type: 'arrivals', id: m.id, arrivals });
+  else if (m.type === 'dump') send({ type: 'arrivals', id: m.id, arrivals, loopMaxMs: loopDelay.max / 1e6 });
 });
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => process.exit(0));

@@ -101,9 +101,10 @@ export interface ArrivalServer {
   /**
    * Arrival time of every `seq` so far, converted to the caller's `performance.now()` timeline: the child's
    * epoch stamps minus the offset between the two processes' clocks, estimated from the IPC ping with the
-   * shortest round trip (`offsetMs`, accurate to ±`offsetErrorMs`, its half round trip).
+   * shortest round trip (`offsetMs`, accurate to ±`offsetErrorMs`, its half round trip). `loopMaxMs`: the
+   * server process's longest event-loop stall.
    */
-  arrivals(): Promise<{ bySeq: Map<number, number>; offsetMs: number; offsetErrorMs: number }>;
+  arrivals(): Promise<{ bySeq: Map<number, number>; offsetMs: number; offsetErrorMs: number; loopMaxMs: number }>;
   close(): Promise<void>;
 }
 
@@ -152,7 +153,7 @@ export async function startArrivalServer(): Promise<ArrivalServer> {
       const m = await ask('dump');
       const bySeq = new Map<number, number>();
       for (const [seq, at] of m.arrivals as Array<[number, number]>) bySeq.set(seq, at - best.offsetMs);
-      return { bySeq, ...best };
+      return { bySeq, ...best, loopMaxMs: m.loopMaxMs as number };
     },
     async close() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
