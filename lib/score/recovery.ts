@@ -148,7 +148,9 @@ const noLatency = () => null;
  * flight). Candidates are the fault itself and every request that is good (ok and within every latency
  * bound) right after one that was not: a window can only start holding where a bad stretch ends.
  * Requests that are ok but slow count as bad for candidacy, or a service that answers slowly after an
- * outage would have no candidate left once its latency settles.
+ * outage would have no candidate left once its latency settles. Under an avg bound that shortcut is not
+ * sound (a request leaving the window can be faster than the good one entering it), so with one every good
+ * request is a candidate: still one pass, about 4x the work (test/unit/measure-recovery.test.ts).
  * A window must also hold at least one ok request, so that no SLO set can call a dead service recovered.
  *
  * One pass from the fault with a sliding window; a histogram is built only for windows that pass the
@@ -211,13 +213,16 @@ export function findRecovery(log: RequestLog, opts: RecoveryOptions): RecoveryRe
   if (v !== 'failed') return notRecovered(v.undecided);
 
   const { outcome, latencyMs, scheduledMs } = log;
+  // Under an avg bound a request leaving the window can be faster than the good one entering it, so a window
+  // starting mid-stretch can hold where the stretch's start failed: then every good request is a candidate.
+  const everyGood = bounds.some((b) => b.threshold.aggregate.kind === 'avg');
   let prevGood = start > 0 && outcome[start - 1] === OK && latencyMs[start - 1]! < slowMs;
   for (let i = start; i < log.count; i++) {
     const o = outcome[i]!;
     // A later candidate cannot be judged while an earlier request's fate, and so the candidate list, is open.
     if (o === PENDING) return notRecovered(`waiting for the request scheduled at ${formatMs(scheduledMs[i]!)}, still in flight`);
     const good = o === OK && latencyMs[i]! < slowMs;
-    if (good && !prevGood && scheduledMs[i]! > faultMs) {
+    if (good && (!prevGood || everyGood) && scheduledMs[i]! > faultMs) {
       v = judge(scheduledMs[i]!, i);
       if (v === 'held') return recovered(scheduledMs[i]!);
       if (v !== 'failed') return notRecovered(v.undecided);

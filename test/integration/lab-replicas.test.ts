@@ -16,6 +16,7 @@ async function exitEvent(controlUrl: string, name: string): Promise<LabEvent | u
   const t0 = performance.now();
   for (;;) {
     const e = (await labEvents(controlUrl)).find((x) => x.type === 'exited' && x.name === name);
+    // 2 s for the daemon to reap an exit it already saw happen; the caller asserts on what comes back.
     if (e || performance.now() - t0 > 2000) return e;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -99,7 +100,10 @@ describe('ReplicaSetAdapter conformance: lab', { timeout: 90_000 }, () => {
     const t0 = performance.now();
     await rs.kill(victim!, { gracePeriodMs: 0 });
     assert.notEqual(await procState(victim!.pid!), 'alive', 'gone when kill resolves');
-    const st = await rs.waitReady(SEL, { ...opts(3000), gone: [victim!.name] });
+    // 8 s: the replacement is a new node process (tsx import, database pool, readiness probe), about 0.5-1 s
+    // idle and several times that on a loaded 2-core machine. Only the time the wait may take, not a claim
+    // about it: the diagnostic below prints how long it took.
+    const st = await rs.waitReady(SEL, { ...opts(8000), gone: [victim!.name] });
     const ms = performance.now() - t0;
     st.replicas.forEach((r) => seen.add(r.pid!));
     t.diagnostic(`kill -> ready again ${ms.toFixed(0)} ms`);
@@ -112,10 +116,13 @@ describe('ReplicaSetAdapter conformance: lab', { timeout: 90_000 }, () => {
     const [victim] = await rs.list(SEL);
     const t0 = performance.now();
     await rs.kill(victim!, { gracePeriodMs: 5000 });
+    // The replica drains (no requests in flight here) and exits in tens of ms; 4 s is 1 s short of the grace
+    // period, after which kill() would SIGKILL (and the exit below would not be clean).
     assert.ok(performance.now() - t0 < 4000, 'exited well within the grace period');
     const exited = await exitEvent(info.controlUrl, victim!.name);
     assert.deepEqual([exited?.code, exited?.signal], [0, null], 'clean exit after SIGTERM, not a SIGKILL');
-    (await rs.waitReady(SEL, { ...opts(3000), gone: [victim!.name] })).replicas.forEach((r) => seen.add(r.pid!));
+    // 8 s, as after the SIGKILL above: a new replica process on a loaded machine.
+    (await rs.waitReady(SEL, { ...opts(8000), gone: [victim!.name] })).replicas.forEach((r) => seen.add(r.pid!));
   });
 
   test('kill refuses a PID that is not a process of this lab', async () => {
@@ -147,24 +154,34 @@ describe('ReplicaSetAdapter conformance: lab', { timeout: 90_000 }, () => {
       new RegExp(`^Error: lab:${dir}: app=orders: 3/3 ready after 300 ms; still ready though meant to be gone: ${keep!.name}$`),
     );
     const took = performance.now() - t0;
-    assert.ok(took >= 290 && took < 800, `timed out on time (${took.toFixed(0)} ms)`);
+    // At least the 300 ms asked for (less Node's up-to-1 ms early timer). At most 300 ms plus two long-poll
+    // round trips to the daemon on a loaded machine; kept under 1000 ms (not the 1500 the audit offered)
+    // because a wait that ignores its deadline for one long poll (the daemon holds each for up to 1000 ms)
+    // takes over 1000 ms, and that is the regression this bound is for.
+    assert.ok(took >= 290 && took < 1000, `timed out on time (${took.toFixed(0)} ms)`);
 
     const ac = new AbortController();
     const waiting = rs.waitReady(SEL, { timeoutMs: 10_000, signal: ac.signal, gone: [keep!.name] });
     const t1 = performance.now();
     setTimeout(() => ac.abort(new Error('stop now')), 100);
     await assert.rejects(waiting, /stop now/);
-    assert.ok(performance.now() - t1 < 500, 'abort ends the wait promptly');
+    // The abort fires at 100 ms and cancels the long poll in flight at once. 100 + 600 ms for timer lateness
+    // on a loaded machine, and under 1000 ms: a wait that notices the abort only when its current long poll
+    // returns (up to 1000 ms) fails it.
+    const aborted = performance.now() - t1;
+    assert.ok(aborted < 100 + 600, `abort ends the wait promptly (${aborted.toFixed(0)} ms)`);
   });
 
   test('ensureDesired restores the declared count after a scale to zero', async () => {
     await scaleReplicas(info.controlUrl, 0);
+    // 5 s: three replicas drain and exit on SIGTERM (tens of ms each); only how long the wait may take.
     const down = await rs.waitReady(SEL, opts(5000));
     assert.deepEqual([down.desired, down.ready], [0, 0]);
     const r = await fetch(`${info.serviceUrl}/orders`);
     assert.equal(r.status, 503, 'the front has no replica to send to');
     assert.deepEqual(await r.json(), { error: 'no ready replica' });
-    const up = await rs.ensureDesired(SEL, opts(5000));
+    // 8 s: three new replica processes starting at once on a loaded 2-core machine (see the SIGKILL test).
+    const up = await rs.ensureDesired(SEL, opts(8000));
     up.replicas.forEach((r) => seen.add(r.pid!));
     assert.deepEqual([up.desired, up.ready, up.replicas.length], [3, 3, 3]);
   });

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pool } from 'undici';
@@ -48,6 +50,11 @@ test('a 1 s stall shows in the latency of every request scheduled during it; a c
     else res.end('ok');
   });
   const gen = new LoadGenerator(profile(server.url, { rate: 100, connections: 200, maxInFlight: 1000, timeoutMs: 5000 }), clock);
+  // The server shares this process's event loop: its longest stall is the machine's part of any latency.
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
+  const machine = () =>
+    `event loop delay max ${(loopDelay.max / 1e6).toFixed(1)} ms, load average ${readFileSync('/proc/loadavg', 'utf8').trim()}`;
   try {
     gen.start(RUN_MS);
     // start() may wait for the one-time client warm-up; the log's first entry is t0.
@@ -66,25 +73,45 @@ test('a 1 s stall shows in the latency of every request scheduled during it; a c
     assert.ok(during.p50Ms! >= 1000, `p50 during the stall ${during.p50Ms}`);
     assert.ok(during.p99Ms! >= 1000, `p99 during the stall ${during.p99Ms}`);
     const before = summarize(gen.log, t0, stallFrom - 20);
-    assert.ok(before.p99Ms! < 100, `p99 before the stall ${before.p99Ms}`);
+    // Before the stall the server answers at once: p99 is the generator's and the shared event loop's
+    // lateness, a few ms idle and tens of ms on a loaded 2-core machine. 250 ms is a quarter of the stall,
+    // so the contrast with the >= 1000 ms inside it (asserted above) is what this proves; plus the loop's
+    // longest stall, which delays every answer due during it (seen at load average 11: p99 250 and 414 ms).
+    // Capped below the 1 s stall itself: at or above it the contrast would be gone.
+    const beforeLimit = Math.min(250 + loopDelay.max / 1e6, 900);
+    assert.ok(before.p99Ms! < beforeLimit, `p99 before the stall ${before.p99Ms}, limit ${beforeLimit.toFixed(0)}; ${machine()}`);
     // A third of the run was stalled: the run's p99 must say so.
     assert.ok(all.p99Ms! >= 1000, `run p99 ${all.p99Ms}`);
 
-    // The same stall against a closed model with 4 connections, same length of run.
+    // The same stall against a closed model with 4 connections, run 4 s longer: its p99 hides the stall only
+    // while the stall's requests are under 1% of its answers, and how many it gets through outside the stall
+    // is the machine's speed (under stress-ng it managed 492 in 3 s).
     const c0 = clock.now();
     stallFrom = c0 + STALL_FROM;
     stallTo = c0 + STALL_TO;
-    const closed = closedModel(server.url, 4, clock, c0 + RUN_MS);
+    const closed = closedModel(server.url, 4, clock, c0 + RUN_MS + 4000);
     const latencies = await closed;
     const h = createHistogram();
     for (const l of latencies) recordMs(h, l);
     const slow = latencies.filter((l) => l >= 900).length;
-    // Each connection waits out the stall once, and sends nothing else meanwhile.
+    // Each connection waits out the stall once (a request held to the stall's end is answered after it), and
+    // sends nothing else meanwhile: 4, and 8 leaves room for answers slow for the machine's own reasons.
     assert.ok(slow <= 8, `closed model saw ${slow} slow requests`);
-    assert.ok(latencies.length > 1000, `closed model sent ${latencies.length}`);
+    // Over 800 answers, so those 8 are under 1% and p99 below must be an ordinary answer: 4 connections x 6 s
+    // outside the stall need an answer every 30 ms for that; a loopback answer takes about 1 ms, and about
+    // 16 ms with the machine loaded as above.
+    assert.ok(latencies.length > 800, `closed model sent ${latencies.length}`);
     const closedP99 = percentileMs(h, 99)!;
-    assert.ok(closedP99 < 100, `closed-model p99 ${closedP99} ms hides a 1 s stall`);
+    // At most 8 of over 800 latencies are the stall's (< 1%), so p99 is an ordinary answer: a few ms, tens
+    // under load. 250 ms is a quarter of the 1 s stall it hides: any p99 under it did not see the stall.
+    // Plus the loop's longest stall, as above, capped below the stall.
+    const closedLimit = Math.min(250 + loopDelay.max / 1e6, 900);
+    assert.ok(
+      closedP99 < closedLimit,
+      `closed-model p99 ${closedP99} ms hides a 1 s stall (limit ${closedLimit.toFixed(0)}; ${machine()})`,
+    );
   } finally {
+    loopDelay.disable();
     await gen.stop();
     await server.close();
   }

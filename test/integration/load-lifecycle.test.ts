@@ -79,12 +79,24 @@ if (process.env[CHILD_ENV]) {
       gen.start();
       gen.start();
       await sleep(300);
+      const stopFrom = clock.now();
       const first = gen.stop();
+      const stopTo = clock.now();
       const second = gen.stop();
       assert.equal(first, second);
       await first;
       const count = gen.log.count;
-      assert.ok(count >= 20 && count <= 40, `scheduled ${count}`);
+      // The count follows from the log's own t0 and the instant stop() was called, not from how long sleep(300)
+      // really slept (a loaded machine oversleeps): stop() sends everything scheduled up to its call, one request
+      // every 10 ms from t0 on, so exactly floor((stop - t0) / 10) + 1, with stop somewhere in [stopFrom, stopTo].
+      const t0 = gen.log.scheduledMs[0]!;
+      const expected = (at: number) => Math.floor((at - t0) / 10) + 1;
+      assert.ok(
+        count >= expected(stopFrom) && count <= expected(stopTo),
+        `scheduled ${count}; ${(stopFrom - t0).toFixed(1)} ms from t0 to stop() at 100 req/s is ${expected(stopFrom)}`,
+      );
+      // And start() did start it: at least 150 ms of the 300 ms sleep ran on schedule (the rest is warm-up).
+      assert.ok(count >= 15, `scheduled ${count}`);
       await sleep(50);
       assert.equal(gen.log.count, count, 'nothing scheduled after stop()');
       assert.equal(summarize(gen.log).ok, count);

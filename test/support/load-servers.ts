@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import type { LoadProfile } from '../../lib/load/types.ts';
 
 /** A loopback HTTP server for load tests; close() also cancels the handler timers it was given. */
@@ -90,4 +92,72 @@ export async function runFor(
   const end = gen.log.scheduledMs[0]! + ms;
   await sleep(Math.max(0, end - clock.now()) + 10);
   await gen.stop();
+}
+
+/** A server in a child process (test/support/arrival-server.ts) that stamps when each request's `seq` arrived. */
+export interface ArrivalServer {
+  url: string;
+  port: number;
+  /**
+   * Arrival time of every `seq` so far, converted to the caller's `performance.now()` timeline: the child's
+   * epoch stamps minus the offset between the two processes' clocks, estimated from the IPC ping with the
+   * shortest round trip (`offsetMs`, accurate to ±`offsetErrorMs`, its half round trip). `loopMaxMs`: the
+   * server process's longest event-loop stall.
+   */
+  arrivals(): Promise<{ bySeq: Map<number, number>; offsetMs: number; offsetErrorMs: number; loopMaxMs: number }>;
+  close(): Promise<void>;
+}
+
+export async function startArrivalServer(): Promise<ArrivalServer> {
+  const file = fileURLToPath(new URL('./arrival-server.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', file], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let nextId = 0;
+  const waiting = new Map<number, (m: Record<string, unknown>) => void>();
+  child.on('message', (m: Record<string, unknown>) => {
+    const cb = waiting.get(m.id as number);
+    if (cb) {
+      waiting.delete(m.id as number);
+      cb(m);
+    }
+  });
+  const ask = (type: string): Promise<Record<string, unknown>> =>
+    new Promise((resolve) => {
+      const id = ++nextId;
+      waiting.set(id, resolve);
+      child.send({ type, id });
+    });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('arrival-server did not start within 15 s')), 15_000);
+    child.once('error', reject);
+    child.once('exit', (code, signal) => reject(new Error(`arrival-server exited (${code ?? signal}) before listening`)));
+    child.once('message', (m: { type: string; port: number }) => {
+      clearTimeout(timer);
+      if (m.type === 'ready') resolve(m.port);
+      else reject(new Error(`arrival-server said ${JSON.stringify(m)} first`));
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    async arrivals() {
+      // Child epoch = parent performance.now() + offset; the ping with the shortest round trip bounds it best.
+      let best = { offsetMs: 0, offsetErrorMs: Infinity };
+      for (let i = 0; i < 20; i++) {
+        const sent = performance.now();
+        const m = await ask('ping');
+        const back = performance.now();
+        const err = (back - sent) / 2;
+        if (err < best.offsetErrorMs) best = { offsetMs: (m.epochMs as number) - (sent + back) / 2, offsetErrorMs: err };
+      }
+      const m = await ask('dump');
+      const bySeq = new Map<number, number>();
+      for (const [seq, at] of m.arrivals as Array<[number, number]>) bySeq.set(seq, at - best.offsetMs);
+      return { bySeq, ...best, loopMaxMs: m.loopMaxMs as number };
+    },
+    async close() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }

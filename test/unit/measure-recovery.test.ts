@@ -197,9 +197,9 @@ test('other latency aggregates (avg, max, p(90)) are judged exactly on the windo
   assert.equal(recovered(findRecovery(log, { faultMs: 10_000, slo, windowMs: WINDOW, nowMs: 50_000 })).recoveredMs, 19_010);
 });
 
-test('fast enough to run every 250 ms on 10 minutes at 5,000 req/s', () => {
+test('one linear pass: on 10 minutes at 5,000 req/s, findRecovery costs a small multiple of one plain scan of the log', () => {
   // 3 million requests; a fault at 60 s and a service that never settles (noisy, failing latency),
-  // the worst case: every call scans from the fault to now.
+  // the worst case: every call scans from the fault to now, and every 10th request is a candidate.
   let n = 0;
   const log = buildLog(5000, 600_000, (t) => {
     n++;
@@ -208,36 +208,89 @@ test('fast enough to run every 250 ms on 10 minutes at 5,000 req/s', () => {
     return n % 10 === 0 ? { outcome: Outcome.ok, latencyMs: 900 } : OK;
   });
   assert.equal(log.count, 3_000_000);
-  // The median of a few calls: other suites may share the machine, and one slow call says little.
-  const times: number[] = [];
+  // The least any recovery search must do: read every request's outcome, latency and time once from the fault.
+  const plainScan = (): number => {
+    let failed = 0;
+    let sum = 0;
+    let last = 0;
+    for (let i = lowerBound(log, 60_000); i < log.count; i++) {
+      if (log.outcome[i] !== Outcome.ok) failed++;
+      sum += log.latencyMs[i]!;
+      last = log.scheduledMs[i]!;
+    }
+    return failed + sum + last;
+  };
+  // Timed alternately, median of 5 each: whatever else loads the machine slows both alike, so their ratio
+  // measures the algorithm, not the machine (an absolute budget, "< 250 ms", measured the machine).
+  const search: number[] = [];
+  const scan: number[] = [];
+  let sink = 0;
   for (let i = 0; i < 5; i++) {
-    const started = performance.now();
+    let started = performance.now();
     const r = findRecovery(log, { faultMs: 60_000, slo: SLO, windowMs: WINDOW, nowMs: 600_000 - i * 250 });
-    times.push(performance.now() - started);
+    search.push(performance.now() - started);
     assert.equal(r.recoveredMs, null);
+    started = performance.now();
+    sink += plainScan();
+    scan.push(performance.now() - started);
   }
-  const perCall = times.sort((a, b) => a - b)[2]!;
-  assert.ok(perCall < 250, `${perCall.toFixed(1)} ms per call`);
-  console.log(`findRecovery on 3,000,000 requests: ${perCall.toFixed(1)} ms per call`);
+  assert.ok(sink > 0);
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[2]!;
+  const perCall = median(search);
+  const perScan = median(scan);
+  // k = 30. findRecovery reads the log three times (first failure, the window's two edges, the candidate
+  // loop) and judges 270,000 candidates by counts: 8-9 scans when measured on the 2-core machine
+  // (2026-12-04), so 30 leaves more than 3x for JIT and GC differences between two loops. What it
+  // catches: judging each candidate window from scratch (270,000 x 50,000 requests) or building a
+  // histogram per candidate, thousands of scans. The product's own budget (observe.ts calls it every
+  // 250 ms on a live log) is a property of the machine and printed only.
+  const K = 30;
+  assert.ok(
+    perCall <= K * perScan,
+    `findRecovery ${perCall.toFixed(1)} ms per call, ${(perCall / perScan).toFixed(1)} x a plain scan (${perScan.toFixed(1)} ms); limit ${K} x`,
+  );
+  console.log(
+    `findRecovery on 3,000,000 requests: ${perCall.toFixed(1)} ms per call, ${(perCall / perScan).toFixed(1)} x a plain scan of ${perScan.toFixed(1)} ms`,
+  );
 });
 
-test('the sliding-window shortcuts agree with judging every candidate window from scratch', () => {
-  // Reference: the same candidates, each window summarized and scored on its own.
+test('the candidate rule and the sliding window find the earliest holding window: checked against every request start', () => {
+  // Reference (audit 1.21): brute force, sharing nothing with findRecovery's search. Every instant recovery
+  // can start at is judged on its own with the record's summarize/scoreSlos, by a linear scan: the fault,
+  // then every request scheduled after it that was answered well (ok, and faster than the strictest latency
+  // bound, 300 ms here). The first whose complete window holds is the recovered instant. Recovery never starts
+  // at a failed or slow request: at 99% over 500 requests a window starting 5 refusals before an outage's end
+  // already holds, and the outage tests above pin recovered = the outage's end. It does not use
+  // findRecovery's candidate rule (only the first good request after a bad one), so a rule that skips a
+  // holding window is seen here. 100 req/s x 50 s after the fault: 5,000 starts at most.
   const slo: SloSet = {
     availability: [parseThreshold('rate>=99%')],
     errors: [],
     latency: [parseThreshold('p(95)<500ms'), parseThreshold('avg<300')],
   };
   const reference = (log: ReturnType<typeof buildLog>, faultMs: number, windowMs: number, nowMs: number): number | null => {
-    const good = (i: number) => log.outcome[i] === Outcome.ok && log.latencyMs[i]! < 300;
-    const candidates = [faultMs];
-    for (let i = lowerBound(log, faultMs); i < log.count; i++) {
-      if (good(i) && !(i > 0 && good(i - 1)) && log.scheduledMs[i]! > faultMs) candidates.push(log.scheduledMs[i]!);
+    const answeredWell = (i: number) => log.outcome[i] === Outcome.ok && log.latencyMs[i]! < 300;
+    const starts: Array<{ t: number; first: number }> = [];
+    for (let i = 0; i < log.count; i++) {
+      if (log.scheduledMs[i]! >= faultMs && starts.length === 0) starts.push({ t: faultMs, first: i });
+      if (log.scheduledMs[i]! > faultMs && answeredWell(i)) starts.push({ t: log.scheduledMs[i]!, first: i });
     }
-    for (const t of candidates) {
-      if (t + windowMs > nowMs) return null;
+    for (const { t, first } of starts) {
+      if (t + windowMs > nowMs) return null; // not complete yet: nothing later can be judged either
+      // Only to keep 200,000 judgements fast, windows that certainly fail skip the histogram: under 98% ok
+      // (rate>=99%), over 6% of answers above 505 ms (p(95)<500ms, beyond HDR's 0.1% rounding), mean over 303 ms.
+      let n = 0;
+      let ok = 0;
+      let over = 0;
+      let sum = 0;
+      for (let i = first; i < log.count && log.scheduledMs[i]! < t + windowMs; i++, n++) {
+        if (log.outcome[i] === Outcome.ok) ok++;
+        if (log.latencyMs[i]! > 505) over++;
+        sum += log.latencyMs[i]!;
+      }
+      if (ok === 0) continue; // a dead service never counts as recovered
+      if (ok < 0.98 * n || over > 0.06 * n || sum > 303 * n) continue;
       const s = summarize(log, t, t + windowMs);
-      if (s.ok === 0) continue;
       if (scoreSlos(slo, s, 'window', latencyHistogram(log, t, t + windowMs)).every((r) => r.met === true)) return t;
     }
     return null;
@@ -275,4 +328,30 @@ test('the sliding-window shortcuts agree with judging every candidate window fro
   }
   // Both outcomes must be exercised, or the comparison proves little.
   assert.ok(recoveredRuns > 5 && recoveredRuns < 35, `${recoveredRuns} of 40 recovered`);
+});
+
+// Found by the brute-force reference above: findRecovery judged only the first good request after a bad one,
+// which loses nothing under rate, percentile and max bounds; under avg a request leaving the window can be
+// faster than the good one entering it, so a later start can hold where the stretch's start failed.
+test('an avg bound: a window that starts mid-stretch and holds is found (brute force says 10,020 ms)', () => {
+  const slo: SloSet = { availability: [], errors: [], latency: [parseThreshold('avg<300')] };
+  const slow = (30_100 - 299 - 50 * 20) / 49;
+  // 100 req/s, fault at 10 s (request 1000): a timeout, then a good stretch starting with a 299 ms answer,
+  // 50 fast ones, 49 slow ones, one 1 ms answer, then fast. Window 1 s = 100 requests.
+  const log = buildLog(100, 30_000, (t) => {
+    const i = Math.round(t / 10);
+    if (i === 1000) return { outcome: Outcome.timeout, latencyMs: 2000 };
+    if (i === 1001) return { outcome: Outcome.ok, latencyMs: 299 };
+    if (i >= 1052 && i <= 1100) return { outcome: Outcome.ok, latencyMs: slow };
+    if (i === 1101) return { outcome: Outcome.ok, latencyMs: 1 };
+    return OK;
+  });
+  const holds = (t: number) =>
+    scoreSlos(slo, summarize(log, t, t + 1000), 'window', latencyHistogram(log, t, t + 1000)).every((r) => r.met === true);
+  assert.deepEqual(
+    [holds(10_000), holds(10_010), holds(10_020)],
+    [false, false, true],
+    'the fixture: 10,020 is the first window that holds',
+  );
+  assert.equal(findRecovery(log, { faultMs: 10_000, slo, windowMs: 1000, nowMs: 30_000 }).recoveredMs, 10_020);
 });
