@@ -273,24 +273,31 @@ test('the rollout watch re-lists after a 410 Expired and the rollback still comp
   assert.deepEqual([r.updated, r.available, r.total], [3, 3, 3]);
 });
 
-test('a rollback to a broken revision fails fast on the progress deadline, as kubectl rollout status does', {
-  timeout: 120_000,
-}, async (t) => {
+/**
+ * A Deployment whose revision 2 was a bad deploy (an image no node can pull: the server keeps such pods in
+ * ImagePullBackOff) that passed its 2 s progress deadline, and revision 3 that fixed it and is live now.
+ */
+async function withBrokenRevision2(t: { after(fn: () => unknown): void }) {
   // progressDeadlineSeconds 2: the controller gives up on a rollout that made no progress for 2 s.
   const seed = deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } });
   seed.spec.progressDeadlineSeconds = 2;
   const api = await startKubeApi({ objects: [seed], replaceDelayMs: 100, readyDelayMs: 100 });
   t.after(() => api.stop());
   const apps = kubeConfigFor({ url: api.url }).makeApiClient(AppsV1Api);
-  // Revision 2 is a bad deploy: an image no node can pull (the server keeps such pods in ImagePullBackOff).
   const d0 = await apps.readNamespacedDeployment({ name: 'orders', namespace: 'prod' });
   d0.spec!.template.spec!.containers[0]!.image = 'unpullable.example/orders:2.0.0';
   await apps.replaceNamespacedDeployment({ name: 'orders', namespace: 'prod', body: d0 });
   const progressing = () =>
     api.state.get('deployments', 'prod', 'orders')!.status?.conditions?.find((c: { type: string }) => c.type === 'Progressing');
   await api.state.waitFor(() => progressing()?.reason === 'ProgressDeadlineExceeded', 'revision 2 to exceed its deadline', 10_000);
-  // Revision 3 fixes it.
   await deploy(api, '3.0.0');
+  return { api, progressing };
+}
+
+test('a rollback to a broken revision fails fast on the progress deadline, as kubectl rollout status does', {
+  timeout: 120_000,
+}, async (t) => {
+  const { api, progressing } = await withBrokenRevision2(t);
   assert.equal(progressing()?.reason, 'NewReplicaSetAvailable');
 
   const d = createKubeDeployments(kubeConfigFor({ url: api.url }), 'prod');
@@ -334,23 +341,7 @@ test('a rollback to a broken revision fails fast on the progress deadline, as ku
 test('rollback drill to a broken revision: fails on the progress deadline in seconds, not the scenario timeout, and rolls forward', {
   timeout: 240_000,
 }, async (t) => {
-  const seed = deployment({ name: 'orders', namespace: 'prod', replicas: 3, labels: { app: 'orders' } });
-  seed.spec.progressDeadlineSeconds = 2;
-  const api = await startKubeApi({ objects: [seed], replaceDelayMs: 100, readyDelayMs: 100 });
-  t.after(() => api.stop());
-  const apps = kubeConfigFor({ url: api.url }).makeApiClient(AppsV1Api);
-  const d0 = await apps.readNamespacedDeployment({ name: 'orders', namespace: 'prod' });
-  d0.spec!.template.spec!.containers[0]!.image = 'unpullable.example/orders:2.0.0';
-  await apps.replaceNamespacedDeployment({ name: 'orders', namespace: 'prod', body: d0 });
-  await api.state.waitFor(
-    () =>
-      api.state
-        .get('deployments', 'prod', 'orders')!
-        .status?.conditions?.some((c: { reason?: string }) => c.reason === 'ProgressDeadlineExceeded'),
-    'revision 2 to exceed its deadline',
-    10_000,
-  );
-  await deploy(api, '3.0.0');
+  const { api } = await withBrokenRevision2(t);
   const svc = await startPodService(api, { namespace: 'prod', selector: 'app=orders' });
   t.after(() => svc.stop());
   const dir = scratchDir('kube-rollback-broken');
