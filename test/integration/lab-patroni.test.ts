@@ -17,6 +17,7 @@ import { labDown, labPaths, labStatus, labUp } from '../../lib/lab/index.ts';
 import { drillCli, readEvents, runFolders } from '../support/cli.ts';
 import { scratchDir } from '../support/tmp.ts';
 import { assertRto } from '../support/rto.ts';
+import type { LedgerVerdict } from '../../lib/measure/ledger.ts';
 
 async function query<T extends pg.QueryResultRow>(port: number, sql: string): Promise<T[]> {
   const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'orders', connectionTimeoutMillis: 3000 });
@@ -117,17 +118,8 @@ async function labProcesses(lab: string): Promise<number[]> {
   return [...new Set(pids)];
 }
 
-function ledgerOf(rec: any) {
-  return rec.objectives.rpo.ledger as {
-    total: number;
-    acknowledged: number;
-    survived: number;
-    lost: number;
-    unknownPresent: number;
-    unknownAbsent: number;
-    failedPresent: number;
-    failedAbsent: number;
-  };
+function ledgerOf(rec: any): LedgerVerdict {
+  return rec.objectives.rpo.ledger;
 }
 
 describe('the lab on Patroni', { timeout: 600_000 }, () => {
