@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { ExitCode, UserError, formatUserError } from '../errors.ts';
 import { listCommand, validateCommand, planCommand } from './commands/inspect.ts';
 import { runCommand } from './commands/run.ts';
+import { announceCommand } from './commands/announce.ts';
 import { labCommand } from './commands/lab.ts';
 import { recoverCommand } from './commands/recover.ts';
 import { backupCommand } from './commands/backup.ts';
@@ -56,7 +57,13 @@ export async function main(argv: string[]): Promise<number> {
             .option('json', { type: 'boolean', default: false, describe: 'print the run records as JSON on stdout' })
             .option('junit', { type: 'string', describe: 'write a JUnit XML file, one test case per objective' })
             .option('results', { type: 'string', default: 'results', describe: 'results folder' })
-            .option('yes', { type: 'boolean', default: false, describe: 'do not ask before acting on a non-lab target' }),
+            .option('yes', { type: 'boolean', default: false, describe: 'do not ask before acting on a non-lab target' })
+            .option('outside-window', {
+              type: 'boolean',
+              default: false,
+              describe: 'start outside the maintenance window (or overrunning it); needs --reason, which the record keeps',
+            })
+            .option('reason', { type: 'string', describe: 'why the drill cannot wait for the window (with --outside-window)' }),
         async (a) =>
           set(
             await runCommand({
@@ -66,8 +73,25 @@ export async function main(argv: string[]): Promise<number> {
               junit: a.junit,
               resultsDir: a.results,
               yes: a.yes,
+              outsideWindow: a['outside-window'],
+              reason: a.reason,
             }),
           ),
+      )
+      .command(
+        'announce <file>',
+        'write the notice of a drill: plan, maintenance window and blast radius, as Markdown and an iCalendar event',
+        (y) =>
+          y
+            .positional('file', { type: 'string', demandOption: true })
+            .option('at', {
+              type: 'string',
+              demandOption: true,
+              describe: 'when the drill starts, ISO with zone, e.g. 2026-12-06T02:00:00Z',
+            })
+            .option('out', { type: 'string', describe: 'folder for the .md and .ics (default <results>/announcements)' })
+            .option('results', { type: 'string', default: 'results', describe: 'results folder; drill run finds the notice there' }),
+        async (a) => set(await announceCommand({ file: a.file, at: a.at, resultsDir: a.results, outDir: a.out })),
       )
       .command(labCommand(set))
       .command(backupCommand(set))
@@ -131,7 +155,7 @@ export async function main(argv: string[]): Promise<number> {
             .option('from', { type: 'string', describe: 'read run folders from Blob: blob://container/prefix' }),
         async (a) => set(await verifyCommand(a.record, { resultsDir: a.results, from: a.from })),
       )
-      .demandCommand(1, 'name a command: list, validate, plan, run, lab, recover, backup, record, report, verify')
+      .demandCommand(1, 'name a command: list, validate, plan, run, announce, lab, recover, backup, record, report, verify')
       .strict()
       .help()
       .version(false)

@@ -2,6 +2,7 @@ import { parseDuration } from './duration.ts';
 import { parseThreshold } from './threshold.ts';
 import type { DataClass, LabDatabase, Policy, Tier } from './types.ts';
 import type { RequestTemplate } from '../load/types.ts';
+import { minuteOfDay, weekdayIndex } from './maintenance.ts';
 
 /**
  * The organisation's numbers, spelled the way a drill file spells them: the JSON Schema shows these
@@ -20,6 +21,8 @@ export const POLICY_DEFAULTS = {
   budgetPeriod: '30.4375d',
   // Production autoscaling: 3-20 replicas, scaling at 70% CPU and 80% memory.
   replicas: { min: 3, max: 20, cpu: '70%', memory: '80%' },
+  // Changes to anything but the lab: Sundays 02:00-04:00 UTC, announced 48 h ahead.
+  maintenance: { days: ['sunday'], start: '02:00', end: '04:00', timeZone: 'UTC', notice: '48h' },
 } as const satisfies {
   rto: Record<Tier, string>;
   rpo: Record<DataClass, string>;
@@ -27,6 +30,7 @@ export const POLICY_DEFAULTS = {
   recoveryWindow: string;
   budgetPeriod: string;
   replicas: { min: number; max: number; cpu: string; memory: string };
+  maintenance: { days: readonly string[]; start: string; end: string; timeZone: string; notice: string };
 };
 
 export const LOAD_DEFAULTS = {
@@ -88,6 +92,16 @@ export function defaultPolicy(): Policy {
       cpuPercent: parsePercent(POLICY_DEFAULTS.replicas.cpu),
       memoryPercent: parsePercent(POLICY_DEFAULTS.replicas.memory),
     },
+    maintenance: {
+      days: POLICY_DEFAULTS.maintenance.days.map(weekdayIndex),
+      start: POLICY_DEFAULTS.maintenance.start,
+      end: POLICY_DEFAULTS.maintenance.end,
+      startMinute: minuteOfDay(POLICY_DEFAULTS.maintenance.start)!,
+      endMinute: minuteOfDay(POLICY_DEFAULTS.maintenance.end)!,
+      timeZone: POLICY_DEFAULTS.maintenance.timeZone,
+      noticeMs: parseDuration(POLICY_DEFAULTS.maintenance.notice),
+      notice: POLICY_DEFAULTS.maintenance.notice,
+    },
   };
 }
 
@@ -112,6 +126,9 @@ export const DEFAULT_LOAD = {
 } as const;
 
 export const DEFAULT_SCENARIO_TIMEOUT_MS = parseDuration(SCENARIO_DEFAULTS.timeout);
+
+/** A rollback that names no time limit of its own gets this one; the planned duration of a drill counts it. */
+export const DEFAULT_ROLLBACK_TIMEOUT_MS = 5 * 60_000;
 
 /** Upper bounds the loader enforces: beyond them the harness itself, not the service, is the bottleneck. */
 export const LIMITS = {

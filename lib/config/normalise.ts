@@ -12,6 +12,7 @@ import {
   parsePercent,
 } from './defaults.ts';
 import type { BlobDrillFile, DrillFile, TargetFile } from './schema.ts';
+import { minuteOfDay, weekdayIndex } from './maintenance.ts';
 import type { DataClass, Drill, KubernetesDatabase, LoadConfig, Policy, ScenarioCatalog, ScenarioEntry, Target, Tier } from './types.ts';
 import type { RequestTemplate } from '../load/types.ts';
 
@@ -91,6 +92,17 @@ export function normalisePolicy(p: DrillFile['policy']): Policy {
   if (r?.max !== undefined) policy.replicas.maxReplicas = r.max;
   if (r?.cpu !== undefined) policy.replicas.cpuPercent = parsePercent(r.cpu);
   if (r?.memory !== undefined) policy.replicas.memoryPercent = parsePercent(r.memory);
+  const m = p?.maintenance;
+  if (m?.days !== undefined) policy.maintenance.days = [...new Set(m.days.map(weekdayIndex))].sort();
+  if (m?.start !== undefined) policy.maintenance.start = m.start.trim();
+  if (m?.end !== undefined) policy.maintenance.end = m.end.trim();
+  policy.maintenance.startMinute = minuteOfDay(policy.maintenance.start)!;
+  policy.maintenance.endMinute = minuteOfDay(policy.maintenance.end)!;
+  if (m?.timeZone !== undefined) policy.maintenance.timeZone = m.timeZone;
+  if (m?.notice !== undefined) {
+    policy.maintenance.noticeMs = parseDuration(m.notice);
+    policy.maintenance.notice = m.notice.trim();
+  }
   return policy;
 }
 

@@ -3,6 +3,7 @@ import { parseDuration } from './duration.ts';
 import { parseThreshold } from './threshold.ts';
 import { parseStopCondition } from './stop-condition.ts';
 import { show } from './messages.ts';
+import { isTimeZone, minuteOfDay, weekdayIndex } from './maintenance.ts';
 import {
   KUBE_DATABASE_DEFAULTS,
   LAB_DATABASE_DEFAULTS,
@@ -492,6 +493,65 @@ const ReplicaPolicySchema = z
       ctx.addIssue({ code: 'custom', path: ['max'], message: `expected max (${r.max}) at least min (${r.min})`, input: r.max });
   });
 
+const MAINTENANCE = POLICY_DEFAULTS.maintenance;
+
+function clockTime(description: string, fallback: string) {
+  return z
+    .string({ error: () => `expected a time of day like ${fallback}` })
+    .superRefine((text, ctx) => {
+      if (minuteOfDay(text) === null)
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected a time of day HH:MM (00:00 to 24:00), like ${fallback}, got ${show(text)}`,
+          input: text,
+        });
+    })
+    .optional()
+    .meta({ description, default: fallback, pattern: '^\\s*\\d{1,2}:\\d{2}\\s*$' });
+}
+
+const MaintenanceSchema = z
+  .strictObject({
+    days: z
+      .array(
+        z.string().superRefine((d, ctx) => {
+          if (weekdayIndex(d) < 0)
+            ctx.addIssue({
+              code: 'custom',
+              message: `expected a day of the week (sunday ... saturday, or sun ... sat), got ${show(d)}`,
+              input: d,
+            });
+        }),
+      )
+      .min(1, 'expected at least one day, e.g. [sunday]')
+      .optional()
+      .meta({ description: 'Days of the week a window opens, in its time zone.', default: [...MAINTENANCE.days] }),
+    start: clockTime('When the window opens (HH:MM, local to timeZone).', MAINTENANCE.start),
+    end: clockTime('When it closes (HH:MM, up to 24:00); after start, on the same day.', MAINTENANCE.end),
+    timeZone: z
+      .string()
+      .superRefine((zone, ctx) => {
+        if (!isTimeZone(zone))
+          ctx.addIssue({ code: 'custom', message: `expected an IANA time zone like UTC or Europe/Berlin, got ${show(zone)}`, input: zone });
+      })
+      .optional()
+      .meta({ description: 'IANA time zone the days and times are in.', default: MAINTENANCE.timeZone }),
+    notice: duration('How long before a drill its notice (`drill announce`) must go out.', {
+      default: MAINTENANCE.notice,
+    }).optional(),
+  })
+  .superRefine((m, ctx) => {
+    const start = minuteOfDay(m.start ?? MAINTENANCE.start);
+    const end = minuteOfDay(m.end ?? MAINTENANCE.end);
+    if (start !== null && end !== null && end <= start)
+      ctx.addIssue({
+        code: 'custom',
+        path: [m.end === undefined ? 'start' : 'end'],
+        message: `expected end after start (${m.start ?? MAINTENANCE.start}); a window ends on the day it starts`,
+        input: m.end ?? m.start,
+      });
+  });
+
 export const PolicySchema = z
   .strictObject({
     rto: perKey(TIERS, POLICY_DEFAULTS.rto, 'Recovery time objective')
@@ -522,6 +582,10 @@ export const PolicySchema = z
     replicas: ReplicaPolicySchema.optional().meta({
       description:
         'Production autoscaling policy the replica-floor probe checks a Deployment and its HPA against (replicaFloor: true in a scenario).',
+    }),
+    maintenance: MaintenanceSchema.optional().meta({
+      description:
+        "When drills may run on a target other than the lab, and how long ahead they are announced. Default: the organisation's, Sundays 02:00-04:00 UTC with 48h notice.",
     }),
   })
   .meta({ description: "Objectives; every key is optional and defaults to the organisation's numbers." });

@@ -29,6 +29,25 @@ export interface Policy {
   budgetPeriodMs: number;
   /** The production autoscaling policy a replica-floor probe checks a Deployment and its HPA against. */
   replicas: ReplicaPolicy;
+  /** When a drill may run on a target other than the lab, and how long ahead it must be announced. */
+  maintenance: MaintenancePolicy;
+}
+
+/** Weekly maintenance windows in one time zone; a window runs from `start` to `end` on each of `days`. */
+export interface MaintenancePolicy {
+  /** 0 = Sunday, as Date.getUTCDay counts. */
+  days: number[];
+  /** As written (`02:00`), for messages. */
+  start: string;
+  end: string;
+  /** Minutes after local midnight; `end` may be 1440 (24:00). */
+  startMinute: number;
+  endMinute: number;
+  /** IANA name (`UTC`, `Europe/Berlin`). */
+  timeZone: string;
+  /** How long before the drill its notice must go out. */
+  noticeMs: number;
+  notice: string;
 }
 
 export interface ReplicaPolicy {

@@ -5,6 +5,8 @@ import { openTarget } from '../targets/index.ts';
 import { checkSelections } from '../plan/plan.ts';
 import { runScenario, type RunHooks } from './run.ts';
 import { finalizeRun, type FinalizedRun } from './finalize.ts';
+import { assertNotHalted, haltReaders, watchHalt } from './halt.ts';
+import type { WindowRecord } from '../record/run-record.ts';
 
 export interface DrillRunOptions {
   resultsDir: string;
@@ -12,6 +14,8 @@ export interface DrillRunOptions {
   only: string[];
   signal: AbortSignal;
   hooks: RunHooks & { stop?(): void };
+  /** The maintenance window and notice as `drill run` judged them; null on the lab, where no window applies. */
+  window?: WindowRecord | null;
 }
 
 export interface DrillOutcome {
@@ -43,13 +47,25 @@ export function worstExitCode(codes: number[]): number {
 export async function runDrill(drill: Drill, catalog: Map<string, ScenarioDefinition>, options: DrillRunOptions): Promise<DrillOutcome> {
   const entries = options.only.length === 0 ? drill.scenarios : drill.scenarios.filter((e) => options.only.includes(e.name));
   const { hooks } = options;
+  const note = (line: string) => hooks.event({ type: 'target.note', line });
+  // The file switch is read before the target opens (the lab would come up otherwise), the target's own after.
+  await assertNotHalted(haltReaders(null));
   hooks.event({ type: 'drill.start', drill: drill.name, kind: drill.kind, file: drill.file, entries: entries.map((e) => e.name) });
-  const target = await openTarget(drill.target, (line) => hooks.event({ type: 'target.note', line }));
+  const target = await openTarget(drill.target, note);
   const runs: FinalizedRun[] = [];
+  // SIGINT or the halt switch: either aborts the scenario running now, and no further one starts.
+  const drillAbort = new AbortController();
+  const onSignal = () => drillAbort.abort(options.signal.reason);
+  if (options.signal.aborted) onSignal();
+  else options.signal.addEventListener('abort', onSignal, { once: true });
+  let stopWatchingHalt = () => {};
   try {
+    const halt = haltReaders(target);
+    await assertNotHalted(halt);
+    stopWatchingHalt = watchHalt(halt, (reason) => drillAbort.abort(reason), note);
     if (target.checkSelections) await checkSelections(drill, catalog, entries, target.adapters);
     for (const entry of entries) {
-      if (options.signal.aborted) break;
+      if (drillAbort.signal.aborted) break;
       const scenario = catalog.get(entry.scenario)!;
       hooks.event({ type: 'scenario.start', entry: entry.name, scenario: scenario.name, tier: entry.tier, dataClass: entry.dataClass });
       const facts = await runScenario({
@@ -60,13 +76,16 @@ export async function runDrill(drill: Drill, catalog: Map<string, ScenarioDefini
         serviceUrl: target.serviceUrl,
         resultsDir: options.resultsDir,
         targetDetails: target.details,
-        signal: options.signal,
+        signal: drillAbort.signal,
         hooks,
+        window: options.window ?? null,
       });
       hooks.stop?.();
       runs.push(finalizeRun(facts));
     }
   } finally {
+    stopWatchingHalt();
+    options.signal.removeEventListener('abort', onSignal);
     hooks.stop?.();
     await target.close();
   }

@@ -5,7 +5,7 @@ import type { WriteLedger } from '../load/ledger.ts';
 import type { ProbeResult } from '../scenario/define.ts';
 import type { Mark } from '../measure/timeline.ts';
 import type { RunAbort } from './context.ts';
-import type { ActionInput } from '../record/run-record.ts';
+import type { ActionInput, WindowRecord } from '../record/run-record.ts';
 
 /** What happened to one action and its rollback, as the record's `actions` lists it, with its place in the scenario. */
 export interface ActionFact extends ActionInput {
@@ -45,4 +45,6 @@ export interface RunFacts {
   load: { log: RequestLog; seconds: SecondStats[]; startMs: number; endMs: number; ledger?: WriteLedger } | null;
   /** Reported by the scenario (ctx.reportRpo); null when it writes no data or never measured. */
   rpo: RpoMeasurement | null;
+  /** The maintenance window and notice, as `drill run` judged them before starting; null on the lab. */
+  window?: WindowRecord | null;
 }

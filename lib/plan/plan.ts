@@ -6,6 +6,7 @@ import { describeRollback, type Adapters, type ScenarioDefinition } from '../sce
 import { scenarioContext } from '../scenario/context.ts';
 import { Timeline } from '../measure/timeline.ts';
 import { peekTarget } from '../targets/index.ts';
+import { plannedDuration, type PlannedDuration } from './duration.ts';
 
 export interface PlannedAction {
   name: string;
@@ -25,6 +26,8 @@ export interface Plan {
   /** Null when the target has no service to load (blob). */
   load: { rate: number; requests: string[]; timeout: string; maxInFlight: number; baseline: string; cooldown: string } | null;
   stopConditions: string[];
+  /** How long the drill may take at most, by the limits the harness enforces: what a maintenance window must hold. */
+  plannedDuration: PlannedDuration;
   scenarios: {
     name: string;
     scenario: string;
@@ -180,6 +183,7 @@ export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefin
       cooldown: formatDuration(drill.load.cooldownMs),
     },
     stopConditions: drill.stopConditions.map((c) => c.source),
+    plannedDuration: plannedDuration(drill, catalog, entries),
     scenarios,
     problems,
   };

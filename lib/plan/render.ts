@@ -11,6 +11,8 @@ export function renderPlan(plan: Plan): string {
       : 'load: none (the target has no service; SLOs are not judged)',
   );
   out.push(`stop conditions: ${plan.stopConditions.length ? plan.stopConditions.join('; ') : 'none'}`);
+  out.push(`planned duration: at most ${plan.plannedDuration.text} (${plan.plannedDuration.how})`);
+  for (const e of plan.plannedDuration.entries) out.push(`  ${e.name}: ${e.parts}`);
   for (const s of plan.scenarios) {
     out.push('');
     out.push(`scenario ${s.name} (${s.scenario}): ${s.description}`);

@@ -2,7 +2,7 @@ import type { DataClass, Drill, ScenarioEntry, Tier } from '../config/types.ts';
 import type { Mark } from '../measure/timeline.ts';
 import type { PhaseName } from '../measure/phases.ts';
 import type { ErrorBudget } from '../score/budget.ts';
-import type { Finding } from '../score/findings.ts';
+import { dueDate, type Finding } from '../score/findings.ts';
 import type { AbortKind, RunStatus } from '../score/verdict.ts';
 import {
   scoreRun,
@@ -34,6 +34,35 @@ export interface ActionInput {
   };
 }
 
+/**
+ * The maintenance window and the notice, judged by `drill run` before it started (DESIGN.md's
+ * `window: { inside, override, reason, noticeGivenAt }`, plus what an auditor needs to check the judgement).
+ */
+export interface WindowRecord {
+  /** The run started inside an open window and its planned duration fitted before the window closed. */
+  inside: boolean;
+  /** `--outside-window` was given: it started although `inside` is false. */
+  override: boolean;
+  /** The `--reason` given with the override; null without one. */
+  reason: string | null;
+  /** When the notice (`drill announce`) was written; null when none was found for this run. */
+  noticeGivenAt: string | null;
+  /** The notice went out at least `noticeRequired` before the run started. */
+  noticeInTime: boolean;
+  /** The policy's notice period, e.g. `48h`. */
+  noticeRequired: string;
+  /** The occurrence the run started in (UTC), or null when it started outside every one. */
+  opens: string | null;
+  closes: string | null;
+  /** The policy as written: `Sunday 02:00-04:00 UTC, 2d notice`. */
+  policy: string;
+  plannedDurationMs: number;
+  /** The instant the window was judged at (normally the start; DRILL_NOW when a test fixed it). */
+  checkedAt: string;
+  /** The announcement file the notice came from. */
+  announcement: string | null;
+}
+
 export interface EnvironmentInput {
   harnessVersion: string;
   node: string;
@@ -55,6 +84,8 @@ export interface RunRecordInput extends RunFactsToScore {
   startedAt: string;
   actions: ActionInput[];
   environment: EnvironmentInput;
+  /** Absent or null on the lab. */
+  window?: WindowRecord | null;
 }
 
 export interface ActionRecord {
@@ -96,6 +127,8 @@ export interface RunRecord {
   errorBudget: ErrorBudget;
   actions: ActionRecord[];
   findings: Finding[];
+  /** Null on the lab, where no maintenance window applies. */
+  window: WindowRecord | null;
   environment: Record<string, unknown>;
   phases: Record<PhaseName, PhaseRecord | null>;
   recovery: RecoveryRecord;
@@ -146,7 +179,8 @@ export function buildRunRecord(input: RunRecordInput, scored: ScoredRun = scoreR
     load: scored.load,
     errorBudget: scored.errorBudget,
     actions,
-    findings: scored.findings,
+    findings: [...scored.findings, ...windowFindings(input.window ?? null, input.endedAt)],
+    window: input.window ? redact(input.window) : null,
     environment: redact({ ...input.environment, target: input.targetDetails }),
     phases: scored.phases,
     recovery: scored.recovery,
@@ -157,6 +191,22 @@ export function buildRunRecord(input: RunRecordInput, scored: ScoredRun = scoreR
         : null,
     exitCode: scored.exitCode,
   };
+}
+
+/**
+ * A drill on a shared target without the policy's notice surprised someone: a process finding (SEV3, a
+ * minor issue with a fix in the next quarter), never a failed run. An override of the window is shown in
+ * the record and the quarterly record, not made a finding: it was a decision, with its reason.
+ */
+export function windowFindings(w: WindowRecord | null, endedAt: string | null): Finding[] {
+  if (!w || w.noticeInTime) return [];
+  const title = w.noticeGivenAt
+    ? `Drill announced late: less than ${w.noticeRequired} notice`
+    : `Drill not announced: no notice ${w.noticeRequired} ahead`;
+  const detail = w.noticeGivenAt
+    ? `The notice (${w.announcement ?? 'drill announce'}) was given at ${w.noticeGivenAt}, the run was checked at ${w.checkedAt}; the policy asks for ${w.noticeRequired}.`
+    : `No announcement covering this run was found; the policy asks for ${w.noticeRequired} notice. Run \`drill announce\` when the drill is scheduled.`;
+  return [{ severity: 'SEV3', title, detail, owner: null, due: dueDate('SEV3', endedAt), objective: 'notice' }];
 }
 
 /** What the record says about the machine that ran the drill (no secrets: it is redacted with the rest). */

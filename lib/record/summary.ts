@@ -145,6 +145,16 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
       `${formatCount(n)} interval${n === 1 ? '' : 's'}, ${formatSeconds(rec.downtimeSeconds)} down (SLO window ${formatSeconds(rec.windowSeconds)}, resolution ${resolution})`,
     );
   }
+  const w = record.window;
+  if (w) {
+    const where = w.inside
+      ? `inside ${w.opens} to ${w.closes}`
+      : `${paint('yellow', 'OUTSIDE the window')} (${w.policy})${w.override ? `, overridden: ${w.reason}` : ''}`;
+    const notice = w.noticeGivenAt
+      ? `notice given ${w.noticeGivenAt}${w.noticeInTime ? '' : paint('yellow', `, less than ${w.noticeRequired} ahead`)}`
+      : paint('yellow', `no notice found (${w.noticeRequired} required)`);
+    row('Window', `${where}; ${notice}`);
+  }
   lines.push('');
 
   if (record.findings.length === 0) lines.push('  Findings      none');

@@ -10,7 +10,7 @@ import { kubernetesTarget } from './kubernetes.ts';
 import { labTarget } from './lab/index.ts';
 import type { OpenTarget, PeekedTarget, ReopenedTarget, TargetKind } from './types.ts';
 
-export type { OpenTarget, PeekedTarget, ReopenedTarget, TargetKind } from './types.ts';
+export type { HaltSwitchState, OpenTarget, PeekedTarget, ReopenedTarget, TargetKind } from './types.ts';
 
 const KINDS: { [K in Target['kind']]: TargetKind<K> } = {
   lab: labTarget,

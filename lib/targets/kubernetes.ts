@@ -3,6 +3,7 @@ import type { KubernetesTarget } from '../config/types.ts';
 import { createExec } from '../adapters/exec.ts';
 import { checkKubeAccess, kubeAdapters, kubeAdaptersFromDetails, type OpenedKube } from '../adapters/kubernetes/target.ts';
 import { cnpgDatabaseFromDetails, openCnpgDatabase, type CnpgDatabase } from '../adapters/kubernetes/cnpg-database.ts';
+import { readHaltConfigMap } from '../adapters/kubernetes/halt.ts';
 import { assertReachable } from './reachable.ts';
 import type { TargetKind } from './types.ts';
 
@@ -43,6 +44,7 @@ export const kubernetesTarget: TargetKind<'kubernetes'> = {
       serviceUrl: target.url,
       details: { ...kube.details, serviceUrl: target.url, ...(database ? { database: database.details } : {}) },
       checkSelections: true,
+      halt: (signal) => readHaltConfigMap(kube.kubeConfig, target.namespace, signal),
       async close() {
         kube.replicas.close();
       },

@@ -14,6 +14,19 @@ export interface OpenTarget {
    * nothing, or more pods than the blast radius, is invalid input (exit 2), found before any load is sent.
    */
   checkSelections?: boolean;
+  /**
+   * The target's own halt switch (a ConfigMap on Kubernetes): null when it is off. Throws when it cannot be
+   * read, and the engine then refuses to start: a switch nobody can read is not a switch that is off.
+   */
+  halt?(signal?: AbortSignal): Promise<HaltSwitchState | null>;
+}
+
+/** A halt switch that is on: where it is, who set it and why. */
+export interface HaltSwitchState {
+  where: string;
+  by: string;
+  reason: string;
+  setAt: string | null;
 }
 
 /** What `drill plan` sees of a target: adapters only if it is already there. */

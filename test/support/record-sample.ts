@@ -2,6 +2,7 @@ import type { Drill, ScenarioEntry } from '../../lib/config/types.ts';
 import { createRequestLog, Outcome, type OutcomeCode, type RequestLog } from '../../lib/measure/request-log.ts';
 import type { Mark } from '../../lib/measure/timeline.ts';
 import { parseThreshold } from '../../lib/config/threshold.ts';
+import { DEFAULT_POLICY } from '../../lib/config/defaults.ts';
 import { MEAN_MONTH_MS } from '../../lib/score/budget.ts';
 import type { RunRecordInput } from '../../lib/record/run-record.ts';
 
@@ -60,6 +61,7 @@ export function sampleDrill(): Drill {
       recoveryWindowMs: 10_000,
       budgetPeriodMs: MEAN_MONTH_MS,
       replicas: { minReplicas: 3, maxReplicas: 20, cpuPercent: 70, memoryPercent: 80 },
+      maintenance: { ...DEFAULT_POLICY.maintenance, days: [...DEFAULT_POLICY.maintenance.days] },
     },
     load: {
       rate: 200,

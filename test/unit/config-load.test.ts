@@ -87,6 +87,16 @@ test('a full drill normalises to the expected Drill', () => {
       recoveryWindowMs: 15_000,
       budgetPeriodMs: 604_800_000,
       replicas: { minReplicas: 4, maxReplicas: 20, cpuPercent: 60, memoryPercent: 75 },
+      maintenance: {
+        days: [0],
+        start: '02:00',
+        end: '04:00',
+        startMinute: 120,
+        endMinute: 240,
+        timeZone: 'UTC',
+        noticeMs: 172_800_000,
+        notice: '48h',
+      },
     },
     load: {
       rate: 250.5,

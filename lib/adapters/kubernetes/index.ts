@@ -4,6 +4,7 @@ export { kubeConfigFor, kubeConfigFromFile } from './config.ts';
 export { KubeError, KubeGuardrailError, roleRule, type KubeCall, type KubeErrorReason } from './errors.ts';
 export { createKubeDeployments, rolloutState } from './deployments.ts';
 export { createKubeAutoscalers } from './hpa.ts';
+export { readHaltConfigMap, HALT_CONFIGMAP, type HaltConfigMap } from './halt.ts';
 export { kubeAdapters, kubeAdaptersFromDetails, checkKubeAccess, type KubeTargetConfig, type OpenedKube } from './target.ts';
 export type {
   AutoscalerView,

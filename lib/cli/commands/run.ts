@@ -8,6 +8,8 @@ import { jsonReporter, junitReporter, summaryReporter, type Reporter } from '../
 import { validatedDrill } from './load-drill.ts';
 import { describeKubeTarget } from '../../adapters/kubernetes/target.ts';
 import { redactSecrets } from '../../util/secrets.ts';
+import { plannedDuration } from '../../plan/duration.ts';
+import { describeJudgement, drillNow, judgeWindow } from './window.ts';
 
 export interface RunCommandOptions {
   file: string;
@@ -16,6 +18,9 @@ export interface RunCommandOptions {
   junit?: string;
   resultsDir: string;
   yes: boolean;
+  /** Start outside the maintenance window (or overrunning it); needs `reason`, which the record keeps. */
+  outsideWindow?: boolean;
+  reason?: string;
 }
 
 /** A drill against anything but the throwaway lab breaks real things: ask, or demand --yes when nobody can answer. */
@@ -40,12 +45,31 @@ async function confirmTarget(what: string, yes: boolean): Promise<void> {
 
 export async function runCommand(o: RunCommandOptions): Promise<number> {
   const { drill, catalog } = await validatedDrill(o.file, o.only);
+  if (o.outsideWindow && !o.reason?.trim()) {
+    throw new UserError('--outside-window needs --reason "why it cannot wait for the window"', {
+      untouched: 'nothing: no target was contacted',
+      next: 'add --reason "...": the run record and the quarterly record show it to auditors',
+    });
+  }
+  // The lab is throwaway and on loopback: no window and no notice apply to it.
+  const entries = o.only.length === 0 ? drill.scenarios : drill.scenarios.filter((e) => o.only.includes(e.name));
+  const window =
+    drill.target.kind === 'lab'
+      ? null
+      : judgeWindow(
+          drill,
+          plannedDuration(drill, catalog, entries),
+          { outsideWindow: o.outsideWindow ?? false, reason: o.reason?.trim() },
+          o.resultsDir,
+          drillNow(),
+        );
   // A blob target only reads backups and restores into scratch clusters: nothing live to confirm.
   if (drill.target.kind === 'kubernetes')
     await confirmTarget(`${describeKubeTarget(drill.target)}; load to ${redactSecrets(drill.target.url)}`, o.yes);
   else if (drill.target.kind === 'http') await confirmTarget(`http target ${redactSecrets(drill.target.url)}`, o.yes);
 
   const ui = new LiveUi();
+  if (window) ui.say(`window: ${describeJudgement(window, drill.policy.maintenance)}`);
   const reporters: Reporter[] = [
     o.json ? jsonReporter() : summaryReporter(),
     ...(o.junit ? [junitReporter(o.junit, (l) => ui.say(l))] : []),
@@ -76,7 +100,7 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
       progress: ttyProgress(),
       stop: ui.stop.bind(ui),
     };
-    const outcome = await runDrill(drill, catalog, { resultsDir: o.resultsDir, only: o.only, signal: abort.signal, hooks });
+    const outcome = await runDrill(drill, catalog, { resultsDir: o.resultsDir, only: o.only, signal: abort.signal, hooks, window });
     for (const r of reporters) r.onEnd?.(drill, outcome);
     return outcome.exitCode;
   } finally {

@@ -1,7 +1,6 @@
 import { parseDuration } from '../../config/duration.ts';
+import { DEFAULT_ROLLBACK_TIMEOUT_MS } from '../../config/defaults.ts';
 import { errText, type RunState } from './state.ts';
-
-const DEFAULT_ROLLBACK_TIMEOUT_MS = 5 * 60_000;
 
 /**
  * Rollback, newest first, each under its own time limit and not under the run's signal: they run after

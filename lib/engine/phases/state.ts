@@ -20,6 +20,7 @@ import { scenarioContext } from '../../scenario/context.ts';
 import { Timeline } from '../../measure/timeline.ts';
 import type { JournaledEvent, ProgressEvent, RunEvent } from '../events.ts';
 import type { ProbeFact, RunFacts } from '../facts.ts';
+import type { WindowRecord } from '../../record/run-record.ts';
 
 /** Whoever watches a run: every event, and the load itself for a live line. Every hook is optional but `event`. */
 export interface RunHooks {
@@ -41,9 +42,11 @@ export interface ScenarioRunInput {
   serviceUrl: string | null;
   resultsDir: string;
   targetDetails: Record<string, unknown>;
-  /** Drill-level abort: SIGINT/SIGTERM. */
+  /** Drill-level abort: SIGINT/SIGTERM, or the halt switch (its reason a RunAbort). */
   signal: AbortSignal;
   hooks: RunHooks;
+  /** The maintenance window and notice for the record; null on the lab. */
+  window?: WindowRecord | null;
 }
 
 /** One run as the phases share it: what they read (input, clock, load), what they fill in (facts), what they tell. */
@@ -118,6 +121,7 @@ function emptyFacts(id: string, dir: string, input: ScenarioRunInput, clock: Clo
     harnessError: null,
     load: null,
     rpo: null,
+    window: input.window ?? null,
   };
 }
 
@@ -137,7 +141,12 @@ export function openRun(input: ScenarioRunInput): RunState {
   };
 
   const run = new AbortController();
-  const onOuterAbort = () => run.abort(new RunAbort('signal', `interrupted (${String(input.signal.reason ?? 'signal')})`));
+  const onOuterAbort = () =>
+    run.abort(
+      input.signal.reason instanceof RunAbort
+        ? input.signal.reason
+        : new RunAbort('signal', `interrupted (${String(input.signal.reason ?? 'signal')})`),
+    );
   if (input.signal.aborted) onOuterAbort();
   else input.signal.addEventListener('abort', onOuterAbort, { once: true });
 
