@@ -294,7 +294,8 @@ test('RBAC: a drill identity without delete on pods gets the verb, resource and 
   const read = {
     verbs: ['get', 'list', 'watch'],
     apiGroups: ['', 'apps'],
-    resources: ['pods', 'deployments', 'replicasets', 'statefulsets'],
+    // configmaps: the halt switch (drill-halt) must be readable, or the drill does not start at all.
+    resources: ['pods', 'deployments', 'replicasets', 'statefulsets', 'configmaps'],
   };
   const s = await setup(t, { tokens: { 'drill-token': { user: 'system:serviceaccount:drill:drill', rules: [read] } } }, 'drill-token');
   const file = s.drill('rbac', { scenarios: '  - scenario: pod-kill\n    params: { selector: app=orders }\n    timeout: 20s' });

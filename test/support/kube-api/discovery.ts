@@ -41,6 +41,17 @@ export const RESOURCES: ResourceType[] = [
     subresources: ['status'],
   },
   {
+    // Only stored and served: what the drill reads from one is its halt switch (drill-halt).
+    group: '',
+    version: 'v1',
+    resource: 'configmaps',
+    singular: 'configmap',
+    kind: 'ConfigMap',
+    namespaced: true,
+    shortNames: ['cm'],
+    subresources: [],
+  },
+  {
     group: 'apps',
     version: 'v1',
     resource: 'deployments',
