@@ -99,7 +99,8 @@ export function occurrences(m: MaintenancePolicy, fromMs: number, toMs: number):
 
 /** The occurrence open at this instant, or null. */
 export function windowAt(m: MaintenancePolicy, atMs: number): WindowOccurrence | null {
-  return occurrences(m, atMs, atMs).find((o) => o.startMs <= atMs && atMs < o.endMs) ?? null;
+  // A week ahead, so a window that runs on into the next day's (every day 00:00-24:00) is one occurrence.
+  return occurrences(m, atMs, atMs + 8 * 86_400_000).find((o) => o.startMs <= atMs && atMs < o.endMs) ?? null;
 }
 
 /** The first occurrence that opens after this instant (a policy names at least one day, so one comes within a week). */
@@ -112,7 +113,7 @@ export function nextWindow(m: MaintenancePolicy, afterMs: number): WindowOccurre
 /** `Sunday 02:00-04:00 UTC`, as the policy is written. */
 export function describePolicy(m: MaintenancePolicy): string {
   const days = m.days.map((d) => WEEKDAYS[d]![0]!.toUpperCase() + WEEKDAYS[d]!.slice(1)).join(', ');
-  return `${days} ${m.start}-${m.end} ${m.timeZone}, ${formatDuration(m.noticeMs)} notice`;
+  return `${days} ${m.start}-${m.end} ${m.timeZone}, ${m.notice} notice`;
 }
 
 function utc(ms: number): string {
