@@ -102,7 +102,6 @@ export function watchHalt(
       busy = false;
     }
   }, pollMs);
-  timer.unref();
   return () => {
     stopped = true;
     clearInterval(timer);

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { labDown } from '../../lib/lab/index.ts';
+import { haltFileReader, watchHalt } from '../../lib/engine/halt.ts';
+import type { RunAbort } from '../../lib/engine/context.ts';
 import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
 import { scratchDir } from '../support/tmp.ts';
 
@@ -60,4 +62,33 @@ test('halt file written during the fault: aborted within 2 s, the rollback ran, 
   assert.equal(rec.abort.kind, 'stop-condition');
   assert.equal(rec.actions[0].rollback.status, 'done');
   assert.equal(rec.window, null, 'no maintenance window applies to the lab');
+});
+
+test('the switch is polled at least once a second: ten halts at random moments are each seen within 1 s', {
+  timeout: 60_000,
+}, async (t) => {
+  const w = workspace('poll');
+  const latencies: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    rmSync(w.halt, { force: true });
+    const seen = new Promise<RunAbort>((resolve) => {
+      const stop = watchHalt(
+        [haltFileReader(w.halt)!],
+        (reason) => {
+          stop();
+          resolve(reason);
+        },
+        () => {},
+      );
+    });
+    // A random phase against the poll timer: a slow poll cannot pass ten of these by luck.
+    await new Promise((r) => setTimeout(r, Math.random() * 1000));
+    writeFileSync(w.halt, `halt ${i}`);
+    const setAt = Date.now();
+    const reason = await seen;
+    latencies.push(Date.now() - setAt);
+    assert.match(reason.message, new RegExp(`halt ${i}$`));
+  }
+  t.diagnostic(`halt seen after ${latencies.join(', ')} ms`);
+  assert.ok(Math.max(...latencies) <= 1000, `slowest ${Math.max(...latencies)} ms`);
 });
