@@ -22,6 +22,7 @@ const DESIGN_KEYS = [
   'dataClass',
   'marks',
   'objectives',
+  'window',
   'load',
   'errorBudget',
   'actions',

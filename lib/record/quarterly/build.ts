@@ -6,7 +6,7 @@ import { buildChain, GENESIS } from './integrity.ts';
 import { quarterOfInstant, within, type Quarter } from './quarter.ts';
 import { emptyStatusCount, rollupScenarios, rollupServices, round3, summarizeRun } from './rollup.ts';
 import { trend } from './trend.ts';
-import type { ExcludedFile, PolicyRequirement, QuarterlyRecord, RunInput } from './types.ts';
+import type { ExcludedFile, PolicyRequirement, QuarterlyRecord, RunInput, RunSummary, WindowException } from './types.ts';
 
 /** Everything the record is built from, already read. The builder is pure: same input, same record. */
 export interface RecordInput {
@@ -170,6 +170,7 @@ export function buildQuarterlyRecord(i: RecordInput): QuarterlyRecord {
     services,
     runs,
     findings,
+    windowExceptions: windowExceptions(runs),
     actions,
     trend: trend(previousQuarterId(q), i.previous, partial, i.previousReason),
     coverage: {
@@ -232,4 +233,20 @@ function backupSetsOf(r: RunInput): string[] {
     }
   }
   return out;
+}
+
+function windowExceptions(runs: readonly RunSummary[]): WindowException[] {
+  return runs
+    .filter((r) => r.window && (r.window.override || !r.window.noticeInTime))
+    .map((r) => ({
+      run: r.id,
+      drill: r.drill,
+      scenario: r.scenario,
+      target: r.target,
+      startedAt: r.startedAt,
+      override: r.window!.override,
+      reason: r.window!.reason,
+      noticeGivenAt: r.window!.noticeGivenAt,
+      noticeInTime: r.window!.noticeInTime,
+    }));
 }

@@ -65,6 +65,7 @@ export function summarizeRun(run: RunInput): RunSummary {
     },
     errorBudget: r.errorBudget,
     findings: r.findings.length,
+    window: r.window ?? null,
     digest: run.digest,
     series: run.series,
   };

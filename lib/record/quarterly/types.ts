@@ -130,8 +130,24 @@ export interface RunSummary {
   };
   errorBudget: RunRecord['errorBudget'];
   findings: number;
+  /** The maintenance window and notice the run started under; null on the lab and in records from before windows. */
+  window: RunRecord['window'];
   digest: string;
   series: RunSeries;
+}
+
+/** A run that started outside its maintenance window, or without the policy's notice: what auditors ask about first. */
+export interface WindowException {
+  run: string;
+  drill: string;
+  scenario: string;
+  target: string;
+  startedAt: string;
+  /** Started outside the window (or overrunning it) with --outside-window. */
+  override: boolean;
+  reason: string | null;
+  noticeGivenAt: string | null;
+  noticeInTime: boolean;
 }
 
 export interface FigureSpread {
@@ -299,6 +315,8 @@ export interface QuarterlyRecord {
   services: ServiceRollup[];
   runs: RunSummary[];
   findings: RolledFinding[];
+  /** Runs on targets other than the lab that overrode the maintenance window or lacked timely notice. */
+  windowExceptions: WindowException[];
   actions: RemediationAction[];
   trend: Trend;
   coverage: { requirements: number; items: CoverageItem[]; gaps: number; reason?: string };

@@ -264,6 +264,26 @@ export function renderRecordHtml(r: QuarterlyRecord): string {
             ]),
           )
     }</section>`,
+    `<section id="window-exceptions"><h2>Maintenance window overrides and notice</h2>${
+      r.windowExceptions.length === 0
+        ? '<p>Every run on a target other than the lab started inside its maintenance window, with the notice the policy asks for.</p>'
+        : table(
+            ['Run', 'Drill / scenario', 'Target', 'Started', 'Window', 'Reason given', 'Notice'],
+            r.windowExceptions.map((w) => [
+              `<td class="id">${esc(w.run)}</td>`,
+              td(`${esc(w.drill)} / ${esc(w.scenario)}`),
+              td(esc(w.target)),
+              `<td class="date">${esc(w.startedAt)}</td>`,
+              td(w.override ? '<span class="missed">overridden</span>' : 'inside'),
+              td(blankable(w.reason)),
+              td(
+                w.noticeGivenAt
+                  ? `${esc(w.noticeGivenAt)}${w.noticeInTime ? '' : ' <span class="missed">(late)</span>'}`
+                  : '<span class="missed">none</span>',
+              ),
+            ]),
+          )
+    }</section>`,
     `<section id="actions"><h2>Remediation actions</h2>${
       r.actions.length === 0
         ? '<p>None.</p>'

@@ -188,6 +188,24 @@ export function renderRecordMarkdown(r: QuarterlyRecord): string {
       ]),
     ),
   );
+  out.push('## Maintenance window overrides and notice', '');
+  if (r.windowExceptions.length === 0)
+    out.push('Every run on a target other than the lab started inside its maintenance window, with the notice the policy asks for.', '');
+  else
+    out.push(
+      table(
+        ['Run', 'Drill / scenario', 'Target', 'Started', 'Window', 'Reason given', 'Notice'],
+        r.windowExceptions.map((w) => [
+          w.run,
+          `${w.drill} / ${w.scenario}`,
+          w.target,
+          w.startedAt,
+          w.override ? '**overridden**' : 'inside',
+          orBlank(w.reason),
+          w.noticeGivenAt ? `${w.noticeGivenAt}${w.noticeInTime ? '' : ' (late)'}` : '**none**',
+        ]),
+      ),
+    );
   out.push('## Remediation actions', '');
   out.push(
     table(
