@@ -14,7 +14,7 @@ import { buildPlan, type Plan } from '../../plan/plan.ts';
 import { announcementsDir, stampOf, writeAnnouncement, type Announcement } from '../../record/announcements.ts';
 import { renderCalendar } from '../../record/ical.ts';
 import { validatedDrill } from './load-drill.ts';
-import { drillNow } from './window.ts';
+import { drillNow, windowApplies } from './window.ts';
 
 export interface AnnounceOptions {
   file: string;
@@ -54,7 +54,7 @@ function blastRadius(plan: Plan): Announcement['blastRadius'] {
 
 function renderMarkdown(drill: Drill, plan: Plan, a: Announcement, m: MaintenancePolicy, startMs: number, endMs: number): string {
   const w = windowAt(m, startMs);
-  const fit = drill.target.kind === 'lab' ? null : checkWindow(m, startMs, plan.plannedDuration.ms);
+  const fit = !windowApplies(drill.target) ? null : checkWindow(m, startMs, plan.plannedDuration.ms);
   const out = [
     `# Drill notice: ${drill.name}`,
     '',
@@ -150,11 +150,11 @@ export async function announceCommand(o: AnnounceOptions): Promise<number> {
   );
   process.stdout.write(`notice: ${base}.md\ncalendar: ${base}.ics\nfor drill run: ${stored}\n`);
   const say = (line: string) => process.stderr.write(`${line}\n`);
-  if (drill.target.kind !== 'lab' && startMs - nowMs < m.noticeMs)
+  if (windowApplies(drill.target) && startMs - nowMs < m.noticeMs)
     say(
       `warning: ${formatDuration(startMs - nowMs)} ahead is less than the policy's ${m.notice} notice; the run will carry a SEV3 finding`,
     );
-  if (drill.target.kind !== 'lab') {
+  if (windowApplies(drill.target)) {
     const fit = checkWindow(m, startMs, plan.plannedDuration.ms);
     if (!fit.ok) say(`warning: at ${utc(startMs)}, ${fit.message}; the run will need --outside-window --reason`);
   }

@@ -9,7 +9,7 @@ import { validatedDrill } from './load-drill.ts';
 import { describeKubeTarget } from '../../adapters/kubernetes/target.ts';
 import { redactSecrets } from '../../util/secrets.ts';
 import { plannedDuration } from '../../plan/duration.ts';
-import { describeJudgement, drillNow, judgeWindow } from './window.ts';
+import { describeJudgement, drillNow, judgeWindow, windowApplies } from './window.ts';
 
 export interface RunCommandOptions {
   file: string;
@@ -51,18 +51,16 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
       next: 'add --reason "...": the run record and the quarterly record show it to auditors',
     });
   }
-  // The lab is throwaway and on loopback: no window and no notice apply to it.
   const entries = o.only.length === 0 ? drill.scenarios : drill.scenarios.filter((e) => o.only.includes(e.name));
-  const window =
-    drill.target.kind === 'lab'
-      ? null
-      : judgeWindow(
-          drill,
-          plannedDuration(drill, catalog, entries),
-          { outsideWindow: o.outsideWindow ?? false, reason: o.reason?.trim() },
-          o.resultsDir,
-          drillNow(),
-        );
+  const window = !windowApplies(drill.target)
+    ? null
+    : judgeWindow(
+        drill,
+        plannedDuration(drill, catalog, entries),
+        { outsideWindow: o.outsideWindow ?? false, reason: o.reason?.trim() },
+        o.resultsDir,
+        drillNow(),
+      );
   // A blob target only reads backups and restores into scratch clusters: nothing live to confirm.
   if (drill.target.kind === 'kubernetes')
     await confirmTarget(`${describeKubeTarget(drill.target)}; load to ${redactSecrets(drill.target.url)}`, o.yes);

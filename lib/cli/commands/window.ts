@@ -22,6 +22,14 @@ export function drillNow(env: NodeJS.ProcessEnv = process.env): number {
   return ms;
 }
 
+/**
+ * The window guards changes to shared, live systems: a Kubernetes or http target. The lab is throwaway and
+ * on loopback; a blob target only reads backups and restores them into scratch clusters of its own.
+ */
+export function windowApplies(target: Drill['target']): boolean {
+  return target.kind === 'kubernetes' || target.kind === 'http';
+}
+
 export interface WindowOverride {
   outsideWindow: boolean;
   reason?: string;
