@@ -89,5 +89,8 @@ export async function runDrill(drill: Drill, catalog: Map<string, ScenarioDefini
     hooks.stop?.();
     await target.close();
   }
-  return { runs, exitCode: worstExitCode(runs.map((r) => r.exitCode)) };
+  // Entries never started because the drill was stopped (a signal, the halt switch) make it aborted, not passed.
+  const cut = drillAbort.signal.aborted && runs.length < entries.length ? [ExitCode.aborted] : [];
+  if (cut.length > 0) note(`stopped before ${entries.length - runs.length} of ${entries.length} scenario entries ran`);
+  return { runs, exitCode: worstExitCode([...runs.map((r) => r.exitCode), ...cut]) };
 }

@@ -113,3 +113,22 @@ test('halt ConfigMap that cannot be read (RBAC 403): the drill refuses to start,
   assert.equal(deletes(s.api), 0);
   assert.deepEqual(runFolders(s.results), []);
 });
+
+test("the README's minimal Role (get on configmaps/drill-halt only) is enough: the switch is read and the drill runs", {
+  timeout: 120_000,
+}, async (t) => {
+  const rules = [
+    { verbs: ['get', 'list', 'watch', 'delete'], apiGroups: [''], resources: ['pods'] },
+    { verbs: ['get'], apiGroups: [''], resources: ['configmaps'], resourceNames: ['drill-halt'] },
+    { verbs: ['get', 'list', 'watch'], apiGroups: ['apps'], resources: ['deployments', 'replicasets', 'statefulsets'] },
+  ];
+  const s = await setup(t, { tokens: { 'drill-token': { user: 'system:serviceaccount:drill:drill', rules } } }, 'drill-token');
+  const r = await drillCli(['run', s.file, '--results', s.results, '--yes']).done;
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const haltReads = s.api.state.requests.filter((q) => q.resource === 'configmaps' && q.name === 'drill-halt');
+  assert.ok(haltReads.length >= 2, `${haltReads.length} reads of the switch`);
+  assert.ok(
+    haltReads.every((q) => q.verb === 'get' && q.status === 404),
+    'read-only, and absent means off',
+  );
+});
