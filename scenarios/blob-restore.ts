@@ -201,7 +201,7 @@ const restoreIntoScratch = action<Selected, Restored>({
         : { ok: true, detail: `scratch folder ${selected.root} is gone` },
     converge: async (_ctx, { selected }) => {
       await dropScratch(selected.root);
-      return `stopped the scratch cluster in ${selected.root} and deleted its folder`;
+      return `scratch cluster in ${selected.root} dropped (stopped, its folder deleted)`;
     },
   },
 });

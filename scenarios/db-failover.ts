@@ -137,6 +137,8 @@ async function convergePair(db: DatabaseAdapter, oldPrimary: PgNode, signal: Abo
     if (!topo.primary) throw new Error(`${did.join('; ')}, but there is still no primary`);
   }
   const primary = topo.primary.name;
+  // A failover cut between the promotion and the repoint leaves the endpoint on a node that takes no writes.
+  if (db.takesWrites && db.repointEndpoint && !(await db.takesWrites(signal)).ok) did.push(await db.repointEndpoint(topo.primary));
   // A standby that is up waits for its primary to come back and reconnects by itself; one that is down or is no
   // standby (the old primary after a failover) is rejoined at once.
   const t0 = performance.now();
@@ -144,9 +146,10 @@ async function convergePair(db: DatabaseAdapter, oldPrimary: PgNode, signal: Abo
     await sleep(500, undefined, { signal });
     topo = await db.provider.topology(signal);
   }
-  for (const s of topo.standbys.filter((x) => !x.replication.streaming)) {
-    did.push(await db.provider.rejoin(s.name === oldPrimary.name ? oldPrimary : s, budget()));
-  }
+  const behind: PgNode[] = topo.standbys.filter((x) => !x.replication.streaming).map((s) => (s.name === oldPrimary.name ? oldPrimary : s));
+  // A platform lists only the members it runs: a deleted pod is in no list until its operator recreates it.
+  if (primary !== oldPrimary.name && !topo.standbys.some((s) => s.name === oldPrimary.name)) behind.push(oldPrimary);
+  for (const node of behind) did.push(await db.provider.rejoin(node, budget()));
   return did.length > 0 ? did.join('; ') : `nothing to do: ${primary} is the primary and every standby streams`;
 }
 

@@ -117,7 +117,7 @@ const killReplicas = action<Replica[], Killed[]>({
     async converge(ctx) {
       const before = await ctx.adapters.replicas.status(ctx.params.selector);
       await ctx.adapters.replicas.ensureDesired(ctx.params.selector, { timeoutMs: 115_000, signal: ctx.signal });
-      return `${before.desired - before.ready} of ${before.desired} were missing or not ready; started what was missing and waited`;
+      return `started what was missing of ${before.owner} and waited until all were ready`;
     },
   },
 });

@@ -115,4 +115,9 @@ export interface DatabaseAdapter {
    * the service would)? Where absent, a rollback judges the pair by the provider's topology alone.
    */
   takesWrites?(signal: AbortSignal): Promise<{ ok: boolean; detail: string }>;
+  /**
+   * Idempotent step for rollbacks: point the stable endpoint at this node (a failover cut between the promotion and
+   * the repoint leaves it on the old one). Absent where the platform moves the endpoint itself (Patroni, a Service).
+   */
+  repointEndpoint?(node: PgNode): Promise<string>;
 }

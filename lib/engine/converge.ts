@@ -65,5 +65,7 @@ export async function convergeRollback<P, T, R, C extends Capability>(
       detail: `not restored: ${restores}. After converging (${did}): ${after.detail}. By hand: ${byHand}`,
     };
   }
-  return { status: 'done', alreadyHeld: false, restores, detail: after.ok === null ? did : `${did}; ${after.detail}` };
+  // What was broken, what was done, what holds now: the line an SRE reads the recovery by.
+  const found = before.ok === null ? '' : `found ${before.detail}; `;
+  return { status: 'done', alreadyHeld: false, restores, detail: after.ok === null ? did : `${found}${did}; now ${after.detail}` };
 }

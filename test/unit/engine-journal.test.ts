@@ -91,7 +91,7 @@ test('a journal in the format of earlier versions still tells what to roll back,
       ],
     } as unknown as ScenarioDefinition;
     const out = await recoverRun(results, id, new Map([['pod-kill', podKill]]), () => undefined);
-    assert.deepEqual(out, [{ run: id, action: 'kill replicas', status: 'done', detail: 'replicas back; 3/3 ready' }]);
+    assert.deepEqual(out, [{ run: id, action: 'kill replicas', status: 'done', detail: 'found 1/3 ready; replicas back; now 3/3 ready' }]);
     assert.ok(handed);
     const h = handed as { selected: unknown; result?: unknown; params: unknown };
     assert.deepEqual(h.selected, pending[0]!.selected);

@@ -106,6 +106,10 @@ export function createLabDatabase(info: LabInfo): DatabaseAdapter {
       return { pid, children };
     },
     restartAsPrimary: (node, options) => provider.restartAsPrimary(node, options),
+    repointEndpoint: async (node) => {
+      await repointLab(info.dir, info.controlUrl, node);
+      return `pointed the lab endpoint at ${node.name} (port ${node.port})`;
+    },
     takesWrites: () =>
       takesWrite(
         { host: '127.0.0.1', port: info.db.endpointPort, user: info.db.superuser, database: info.db.database },
