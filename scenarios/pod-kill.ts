@@ -105,7 +105,7 @@ const killReplicas = action<Replica[], Killed[]>({
     return results.map((x) => (x as PromiseFulfilledResult<Killed>).value);
   },
   rollback: {
-    description: 'start what is missing of the workload (the lab supervisor; on Kubernetes its controller) and wait until all are ready',
+    description: 'make sure the workload is back at its desired replica count, starting what is missing, and wait until all are ready',
     restores: 'the workload runs its desired replica count, every replica ready',
     byHand: (p) =>
       `look at the replicas matching ${p.selector} (\`drill lab status\`, or \`kubectl get pods -l ${p.selector}\` and the Deployment's events) and why they do not become ready`,

@@ -23,7 +23,7 @@ after(async () => {
   }
 });
 
-function workspace(name: string) {
+function workspace(name: string, provider: 'pg-promote' | 'patroni' = 'pg-promote') {
   const lab = scratchDir(`lab-${name}`);
   const results = scratchDir(`results-${name}`);
   scratch.push(lab, results);
@@ -34,7 +34,7 @@ function workspace(name: string) {
     [
       'name: recover-failover',
       'kind: adhoc',
-      'target: { kind: lab, replicas: 2, database: { replication: async } }',
+      `target: { kind: lab, replicas: 2, database: { replication: async, provider: ${provider} } }`,
       'policy: { recoveryWindow: 2s }',
       'load:',
       '  rate: 20',
@@ -227,6 +227,22 @@ test('a rollback that cannot reach its condition is exit 5 with what is broken a
     fixed.stdout,
     /rolled back: kill primary: found no primary .*; no standby had been promoted: restarted n1 as the primary; now n1 primary and takes writes/,
   );
+  await assertLabWhole(w.lab);
+  assertClosed(runDir);
+  await assertSecondRecoverDoesNothing(w, runDir);
+});
+
+test("on Patroni, killed right after the primary's host died: recover rejoins the dead member once Patroni has a leader, and the pair is whole", {
+  timeout: 300_000,
+}, async () => {
+  const w = workspace('rec-patroni', 'patroni');
+  const runDir = await crashAfter(w, KILL_DONE, { type: 'action.done', name: 'kill primary' });
+
+  const r = await recover(w);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  // Patroni elects n2 once n1's leader key expires; recover finds either the election pending or done, and rejoins n1.
+  assert.match(r.stdout, /rolled back: kill primary: found no primary|rolled back: kill primary: found n2 primary/);
+  assert.match(r.stdout, /now n2 primary and takes writes, n1 streaming/);
   await assertLabWhole(w.lab);
   assertClosed(runDir);
   await assertSecondRecoverDoesNothing(w, runDir);
