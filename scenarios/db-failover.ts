@@ -95,7 +95,7 @@ async function sendersRunning(db: DatabaseAdapter): Promise<HoldResult> {
 /** Read-only: the pair's condition (PAIR_WHOLE), and what breaks it. */
 async function pairWhole(db: DatabaseAdapter, signal: AbortSignal): Promise<HoldResult> {
   const topo = await db.provider.topology(signal);
-  if (!topo.primary || topo.primary.role !== 'primary') {
+  if (topo.primary?.role !== 'primary') {
     const nodes = topo.standbys.map((s) => `${s.name} ${s.role === 'standby' ? 'a standby' : 'down or not a standby'}`);
     // Patroni: a dead leader keeps its key until the key's ttl runs out.
     const held = topo.primary ? `${topo.primary.name} holds the leader key but does not run as primary; ` : '';
@@ -132,7 +132,7 @@ async function convergePair(db: DatabaseAdapter, oldPrimary: PgNode, signal: Abo
   const resumed = await resumeStoppedOnEveryNode(db);
   if (resumed > 0) did.push(`SIGCONT to ${resumed} stopped walsender${resumed === 1 ? '' : 's'}`);
   let topo = await db.provider.topology(signal);
-  if (!topo.primary || topo.primary.role !== 'primary') {
+  if (topo.primary?.role !== 'primary') {
     // Nothing was promoted: the old primary, restarted, is the whole database again and loses nothing.
     did.push(await db.restartAsPrimary(oldPrimary, budget()));
     topo = await db.provider.topology(signal);
