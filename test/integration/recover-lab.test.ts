@@ -5,7 +5,7 @@
  * carried out. Recover must leave the lab whole (a primary that takes a write, the standby streaming), close the
  * journal, and do nothing on a second run; a rollback that cannot reach its condition is exit 5, and stays open.
  */
-import { test, after } from 'node:test';
+import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -70,8 +70,12 @@ async function crashAfter(w: ReturnType<typeof workspace>, n: number, expect: { 
   return runDir;
 }
 
-function recover(w: ReturnType<typeof workspace>) {
-  return drillCli(['recover', '--results', w.results], w.env).done;
+/** `drill recover` as a person runs it; what it printed and how long it took go to the test's diagnostics. */
+async function recover(w: ReturnType<typeof workspace>, t?: TestContext) {
+  const t0 = performance.now();
+  const r = await drillCli(['recover', '--results', w.results], w.env).done;
+  t?.diagnostic(`recover: exit ${r.code} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n${r.stdout.trim()}`);
+  return r;
 }
 
 /**
@@ -121,7 +125,7 @@ async function assertSecondRecoverDoesNothing(w: ReturnType<typeof workspace>, r
 
 test('killed right after the primary was killed (no failover yet): recover restarts the old primary and the standby follows it again', {
   timeout: 240_000,
-}, async () => {
+}, async (t) => {
   const w = workspace('rec-kill-done');
   const runDir = await crashAfter(w, KILL_DONE, { type: 'action.done', name: 'kill primary' });
   const broken = await labStatus({ dir: w.lab });
@@ -130,7 +134,7 @@ test('killed right after the primary was killed (no failover yet): recover resta
     `no primary when the harness died: ${JSON.stringify(broken.database?.nodes)}`,
   );
 
-  const r = await recover(w);
+  const r = await recover(w, t);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(
     r.stdout,
@@ -153,13 +157,13 @@ test('killed right after the primary was killed (no failover yet): recover resta
 
 test('killed right after "kill primary" was journaled but never carried out: the pair already holds, recover does nothing to it and exits 0', {
   timeout: 240_000,
-}, async () => {
+}, async (t) => {
   const w = workspace('rec-kill-intent');
   const runDir = await crashAfter(w, KILL_INTENT, { type: 'action.intent', name: 'kill primary' });
   const before = await labStatus({ dir: w.lab });
   const pids = before.database!.nodes.map((n) => n.pid);
 
-  const r = await recover(w);
+  const r = await recover(w, t);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /already held: kill primary: n1 primary and takes writes, n2 streaming \(async\)/);
   const after = await labStatus({ dir: w.lab });
@@ -175,14 +179,14 @@ test('killed right after "kill primary" was journaled but never carried out: the
 
 test('killed after the primary was killed, then the lab daemon died too: recover brings the lab up and checks each condition on it', {
   timeout: 300_000,
-}, async () => {
+}, async (t) => {
   const w = workspace('rec-lab-down');
   const runDir = await crashAfter(w, KILL_DONE, { type: 'action.done', name: 'kill primary' });
   const daemon = (await labStatus({ dir: w.lab })).components.find((c) => c.name === 'daemon');
   assert.ok(daemon?.pid && daemon.alive, 'the daemon outlived the harness');
   process.kill(daemon.pid, 'SIGKILL');
 
-  const r = await recover(w);
+  const r = await recover(w, t);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /is not running: bringing it up/);
   // The lab's own start-up restarted the primary lab.json names and the standby: the condition then holds.
@@ -194,7 +198,7 @@ test('killed after the primary was killed, then the lab daemon died too: recover
 
 test('a rollback that cannot reach its condition is exit 5 with what is broken and what to do, and stays open until a recover finds it holds', {
   timeout: 300_000,
-}, async () => {
+}, async (t) => {
   const w = workspace('rec-stuck');
   const runDir = await crashAfter(w, KILL_DONE, { type: 'action.done', name: 'kill primary' });
   // The old primary cannot start: a configuration line PostgreSQL refuses.
@@ -202,7 +206,7 @@ test('a rollback that cannot reach its condition is exit 5 with what is broken a
   const good = readFileSync(conf, 'utf8');
   appendFileSync(conf, '\nthis line is not a setting\n');
 
-  const r = await recover(w);
+  const r = await recover(w, t);
   assert.equal(r.code, 5, r.stdout + r.stderr);
   assert.match(
     r.stdout,
@@ -234,11 +238,11 @@ test('a rollback that cannot reach its condition is exit 5 with what is broken a
 
 test("on Patroni, killed right after the primary's host died: recover rejoins the dead member once Patroni has a leader, and the pair is whole", {
   timeout: 300_000,
-}, async () => {
+}, async (t) => {
   const w = workspace('rec-patroni', 'patroni');
   const runDir = await crashAfter(w, KILL_DONE, { type: 'action.done', name: 'kill primary' });
 
-  const r = await recover(w);
+  const r = await recover(w, t);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   // Patroni elects n2 once n1's leader key expires; recover finds either the election pending or done, and rejoins n1.
   assert.match(r.stdout, /rolled back: kill primary: found no primary|rolled back: kill primary: found n2 primary/);
