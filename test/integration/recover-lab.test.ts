@@ -57,6 +57,8 @@ function workspace(name: string, provider: 'pg-promote' | 'patroni' = 'pg-promot
  */
 const KILL_INTENT = 7;
 const KILL_DONE = 9;
+/** Then "fail over": intent (line 10), its two log lines (the failover, the provider's settings), done (line 13). */
+const FAILOVER_DONE = 13;
 
 /** Runs the drill until the harness SIGKILLs itself after journal line `n`; checks that line is the one meant. */
 async function crashAfter(w: ReturnType<typeof workspace>, n: number, expect: { type: string; name: string }): Promise<string> {
@@ -191,6 +193,24 @@ test('killed after the primary was killed, then the lab daemon died too: recover
   assert.match(r.stdout, /is not running: bringing it up/);
   // The lab's own start-up restarted the primary lab.json names and the standby: the condition then holds.
   assert.match(r.stdout, /(already held|rolled back): kill primary: .*n1 primary and takes writes, n2 streaming/);
+  await assertLabWhole(w.lab);
+  assertClosed(runDir);
+  await assertSecondRecoverDoesNothing(w, runDir);
+});
+
+test('killed right after the failover, before any rollback: recover rejoins the old primary as a standby of the promoted one', {
+  timeout: 240_000,
+}, async (t) => {
+  const w = workspace('rec-failover-done');
+  const runDir = await crashAfter(w, FAILOVER_DONE, { type: 'action.done', name: 'fail over' });
+
+  const r = await recover(w, t);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /nothing left: fail over/);
+  assert.match(
+    r.stdout,
+    /rolled back: kill primary: found n2 primary; n1 does not stream from n2 \(down, or not a standby\); n1 (rewound with pg_rewind|rebuilt with pg_basebackup).*; now n2 primary and takes writes, n1 streaming \(async\)/,
+  );
   await assertLabWhole(w.lab);
   assertClosed(runDir);
   await assertSecondRecoverDoesNothing(w, runDir);
