@@ -110,4 +110,14 @@ export interface DatabaseAdapter {
    * its platform, and this waits for that. Resolves once it is back, with what was done in a sentence.
    */
   restartAsPrimary(node: PgNode, options: { timeoutMs: number; signal: AbortSignal }): Promise<string>;
+  /**
+   * Read-only check for rollbacks: does a write commit through the stable endpoint now (one empty transaction, as
+   * the service would)? Where absent, a rollback judges the pair by the provider's topology alone.
+   */
+  takesWrites?(signal: AbortSignal): Promise<{ ok: boolean; detail: string }>;
+  /**
+   * Idempotent step for rollbacks: point the stable endpoint at this node (a failover cut between the promotion and
+   * the repoint leaves it on the old one). Absent where the platform moves the endpoint itself (Patroni, a Service).
+   */
+  repointEndpoint?(node: PgNode): Promise<string>;
 }

@@ -1,5 +1,23 @@
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { UserError } from '../errors.ts';
 import type { ActionIntent, JournaledEvent, JournalLine } from './events.ts';
+
+/**
+ * Fault injection for the harness's own crash tests: with `DRILL_CRASH_AFTER_EVENT=N`, the process SIGKILLs
+ * itself right after the Nth line this journal wrote is fsynced, the exact state `drill recover` must handle
+ * when the machine or the harness dies between two steps. Unset, nothing changes.
+ */
+function crashAfterEvent(): number | null {
+  const raw = process.env.DRILL_CRASH_AFTER_EVENT;
+  if (raw === undefined || raw === '') return null;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UserError(`DRILL_CRASH_AFTER_EVENT=${raw} is not a line number (1, 2, ...)`, {
+      untouched: 'nothing: the run did not start',
+      next: 'unset DRILL_CRASH_AFTER_EVENT, or set it to the journal line after which the harness should SIGKILL itself',
+    });
+  return n;
+}
 
 /**
  * events.jsonl: the run's write-ahead journal. Every line is fsynced before the step it describes runs,
@@ -7,6 +25,8 @@ import type { ActionIntent, JournaledEvent, JournalLine } from './events.ts';
  */
 export class Journal {
   private fd: number | null;
+  private written = 0;
+  private readonly crashAfter = crashAfterEvent();
 
   constructor(readonly path: string) {
     this.fd = openSync(path, 'a');
@@ -18,6 +38,8 @@ export class Journal {
     const { type, ...fields } = event;
     writeSync(this.fd, JSON.stringify({ type, at, ms, ...(recovered ? { recovered } : {}), ...fields }) + '\n');
     fsyncSync(this.fd);
+    this.written += 1;
+    if (this.written === this.crashAfter) process.kill(process.pid, 'SIGKILL');
   }
 
   close(): void {
