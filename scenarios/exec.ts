@@ -18,6 +18,11 @@ const params = z
     steadyState: z.string().min(1).optional(),
     /** Exits 0 when data and service are verified after recovery. */
     verify: z.string().min(1).optional(),
+    /**
+     * Variables of the harness's environment handed to these commands by name (e.g. a credential a runbook
+     * tool needs). Nothing else of it is: the commands get PATH, HOME, locale, KUBECONFIG and DRILL_*.
+     */
+    passEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')).default([]),
     /** Longest any one of these commands may run. */
     commandTimeout: duration('5m'),
   })
@@ -27,7 +32,10 @@ type Params = z.output<typeof params>;
 const { probe, action, define } = scenario({ params, requires: ['exec', 'load'] });
 
 async function sh(ctx: ScenarioContext<Params>, command: string): Promise<ExecResult> {
-  const r = await ctx.adapters.exec.run(command, { timeoutMs: parseDuration(ctx.params.commandTimeout), signal: ctx.signal });
+  const env = Object.fromEntries(
+    ctx.params.passEnv.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]])),
+  );
+  const r = await ctx.adapters.exec.run(command, { timeoutMs: parseDuration(ctx.params.commandTimeout), signal: ctx.signal, env });
   ctx.log.info(`$ ${command} -> exit ${r.exitCode ?? r.signal}`, {
     stdout: r.stdout,
     stderr: r.stderr,

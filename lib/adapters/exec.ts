@@ -1,9 +1,16 @@
 import { $ } from 'zx';
 import { fileURLToPath } from 'node:url';
 import type { ExecAdapter, ExecResult } from './types.ts';
+import { childEnv, SYSTEM_PATH } from '../util/child-env.ts';
 
 /** lib/cli/bin holds a `drill` shim: runbook steps can call the harness itself (e.g. `drill lab pause-front`). */
 const DRILL_BIN_DIR = fileURLToPath(new URL('../cli/bin', import.meta.url));
+
+/**
+ * What a runbook command sees of ours besides what any program needs: where the cluster and the lab are,
+ * no credential. A command that needs one gets it only when the drill file names it (exec's `passEnv`).
+ */
+const RUNBOOK_CONTEXT = ['KUBECONFIG', 'DRILL_LAB_DIR', 'DRILL_BACKUP_CONTAINER', 'DRILL_HALT_FILE'];
 
 /** Output kept per stream in events and records: enough to see why a runbook step failed, not a log dump. */
 const KEEP_CHARS = 16_384;
@@ -30,7 +37,10 @@ export function createExec(baseEnv: Record<string, string> = {}): ExecAdapter {
         timeout: options.timeoutMs,
         timeoutSignal: 'SIGKILL',
         cwd: options.cwd ?? process.cwd(),
-        env: { ...process.env, ...baseEnv, ...options.env, PATH: `${DRILL_BIN_DIR}:${process.env.PATH ?? '/usr/bin:/bin'}` },
+        env: childEnv({
+          pass: RUNBOOK_CONTEXT,
+          set: { ...baseEnv, ...options.env, PATH: `${DRILL_BIN_DIR}:${process.env.PATH ?? SYSTEM_PATH}` },
+        }),
       });
       const shell = typeof command === 'string';
       const out = typeof command === 'string' ? await $$`bash -c ${command}` : await $$`${command}`;
