@@ -1,0 +1,93 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { labDown } from '../../lib/lab/index.ts';
+import { readEvents, REPO, runFolders } from '../support/cli.ts';
+import { scratchDir } from '../support/tmp.ts';
+
+/**
+ * The checkout as a user may have it: inside a folder only its owner can enter (mktemp -d makes it 0700; a
+ * home directory under /root is the same). PostgreSQL, Patroni and etcd run as `postgres`, so a tool that
+ * kept our working directory failed there: pg_rewind "could not change directory", Patroni members stuck
+ * in `starting`. The working tree (committed or not) is copied into such a folder and run from there.
+ */
+const closed = mkdtempSync(join(tmpdir(), 'drill-closed-'));
+const checkout = join(closed, 'drill');
+const scratch = scratchDir('closed-lab');
+after(async () => {
+  await labDown({ dir: join(scratch, 'lab') }).catch(() => undefined);
+  rmSync(closed, { recursive: true, force: true });
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+function copyCheckout(): void {
+  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO });
+  execFileSync('mkdir', ['-p', checkout]);
+  // Deleted-but-tracked files are listed too: tar skips what is gone (--ignore-failed-read).
+  execFileSync('bash', ['-c', `tar --null --ignore-failed-read -cf - -T - 2>/dev/null | tar -xf - -C '${checkout}'`], {
+    cwd: REPO,
+    input: files,
+  });
+  symlinkSync(join(REPO, 'node_modules'), join(checkout, 'node_modules'));
+}
+
+function runFrom(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  // The test runner's marker would make a nested `node --test` report to us instead of printing.
+  const { NODE_TEST_CONTEXT: _, ...ours } = process.env;
+  const child = spawn(process.execPath, args, {
+    cwd: checkout,
+    env: { ...ours, CI: 'true', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (b) => (out += b));
+  child.stderr.on('data', (b) => (out += b));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out })));
+}
+
+test('the checkout sits in a folder postgres cannot enter', () => {
+  copyCheckout();
+  assert.equal(statSync(closed).mode & 0o777, 0o700);
+  assert.throws(() => execFileSync('runuser', ['-u', 'postgres', '--', 'test', '-x', closed]), 'postgres must not be able to enter it');
+});
+
+test('from that checkout the lab drill fails over the primary and rejoins it with pg_rewind', { timeout: 300_000 }, async (t) => {
+  const results = join(scratch, 'results');
+  const r = await runFrom(['lib/cli/drill.mjs', 'run', 'drills/lab.yaml', '--scenario', 'fail-over-primary', '--results', results], {
+    DRILL_LAB_DIR: join(scratch, 'lab'),
+  });
+  assert.equal(r.code, 0, r.out.slice(-3000));
+  const [run] = runFolders(results);
+  const rollbacks = readEvents(run!).filter((e) => e.type === 'rollback.done');
+  const detail = rollbacks.map((e) => String(e.detail)).join('\n');
+  t.diagnostic(detail);
+  assert.match(detail, /rewound with pg_rewind/, 'the old primary rejoined through pg_rewind');
+  assert.doesNotMatch(detail, /pg_basebackup/, 'no fallback to a base backup');
+  assert.doesNotMatch(readFileSync(join(run!, 'events.jsonl'), 'utf8'), /could not change directory/);
+});
+
+test('from that checkout the Patroni provider fails over and the old leader rejoins through pg_rewind', { timeout: 300_000 }, async (t) => {
+  const r = await runFrom(
+    [
+      '--import',
+      'tsx',
+      '--test',
+      '--test-name-pattern',
+      'the leader dies|rejoin: the old leader comes back through pg_rewind',
+      'test/integration/patroni.test.ts',
+    ],
+    {},
+  );
+  t.diagnostic(
+    r.out
+      .split('\n')
+      .filter((l) => /^\s*(ok|not ok|# (pass|fail))/.test(l))
+      .join('\n'),
+  );
+  assert.equal(r.code, 0, r.out.slice(-3000));
+  assert.match(r.out, /# pass 2/, 'both the failover and the pg_rewind rejoin ran and passed');
+  assert.match(r.out, /# fail 0/);
+});
