@@ -6,6 +6,8 @@ import type { ExecResult } from '../lib/adapters/types.ts';
 
 const duration = (fallback: string) => durationParam('500ms, 30s, 15m or 1h').default(fallback);
 
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
+
 const params = z
   .object({
     /** The runbook command that breaks something (bash). Its output lands in events.jsonl. */
@@ -22,7 +24,13 @@ const params = z
      * Variables of the harness's environment handed to these commands by name (e.g. a credential a runbook
      * tool needs). Nothing else of it is: the commands get PATH, HOME, locale, KUBECONFIG and DRILL_*.
      */
-    passEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')).default([]),
+    passEnv: z.array(envName).default([]),
+    /**
+     * Credentials of the harness's environment a command needs (e.g. AZURE_STORAGE_CONNECTION_STRING for a
+     * `drill backup` step): written to a 0600 file named by $DRILL_SECRETS_FILE, removed after the command,
+     * and read by `drill` itself; kept out of the environment every process the command starts would inherit.
+     */
+    passSecrets: z.array(envName).default([]),
     /** Longest any one of these commands may run. */
     commandTimeout: duration('5m'),
   })
@@ -31,11 +39,18 @@ type Params = z.output<typeof params>;
 
 const { probe, action, define } = scenario({ params, requires: ['exec', 'load'] });
 
+/** The named variables that are set in the harness's environment. */
+function ours(names: readonly string[]): Record<string, string> {
+  return Object.fromEntries(names.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
+}
+
 async function sh(ctx: ScenarioContext<Params>, command: string): Promise<ExecResult> {
-  const env = Object.fromEntries(
-    ctx.params.passEnv.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]])),
-  );
-  const r = await ctx.adapters.exec.run(command, { timeoutMs: parseDuration(ctx.params.commandTimeout), signal: ctx.signal, env });
+  const r = await ctx.adapters.exec.run(command, {
+    timeoutMs: parseDuration(ctx.params.commandTimeout),
+    signal: ctx.signal,
+    env: ours(ctx.params.passEnv),
+    secrets: ours(ctx.params.passSecrets),
+  });
   ctx.log.info(`$ ${command} -> exit ${r.exitCode ?? r.signal}`, {
     stdout: r.stdout,
     stderr: r.stderr,

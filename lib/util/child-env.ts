@@ -4,6 +4,9 @@
  * lab's long-lived processes, readable in /proc/PID/environ. So a child gets what lets a program run at
  * all (where programs are, language, time zone, home), plus the variables its caller names, one by one.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Folders every system keeps its programs in, for children that run as another user (postgres). */
 export const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -32,4 +35,38 @@ export function childEnv(options: { pass?: readonly string[]; set?: Record<strin
  */
 export function serverUserEnv(set: Record<string, string> = {}): Record<string, string> {
   return { PATH: SYSTEM_PATH, LC_ALL: 'C.UTF-8', ...set };
+}
+
+/** Names a runbook command finds in its environment: the path of the file holding what it was handed. */
+export const SECRETS_FILE_VAR = 'DRILL_SECRETS_FILE';
+
+const shellQuote = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * Credentials handed to one command by a 0600 file in a 0700 folder of its own, not its environment: the
+ * environment is inherited by everything it starts and readable in /proc for its whole life. The file is
+ * shell syntax (`set -a; . "$DRILL_SECRETS_FILE"` in a runbook), and `drill` itself reads it at start.
+ * `remove()` deletes it once the command is done.
+ */
+export function writeSecretsFile(values: Record<string, string>): { path: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'drill-secrets-'));
+  const path = join(dir, 'env');
+  const text = Object.entries(values)
+    .map(([k, v]) => `${k}=${shellQuote(v)}\n`)
+    .join('');
+  writeFileSync(path, text, { mode: 0o600, flag: 'wx' });
+  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The variables of a file writeSecretsFile made; throws on anything else, naming the line. */
+export function readSecretsFile(path: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const lines = readFileSync(path, 'utf8').split('\n');
+  for (const [i, line] of lines.entries()) {
+    if (line === '') continue;
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)='((?:[^']|'\\'')*)'$/.exec(line);
+    if (!m) throw new Error(`${path}:${i + 1}: not a NAME='value' line`);
+    out[m[1]!] = m[2]!.replace(/'\\''/g, "'");
+  }
+  return out;
 }

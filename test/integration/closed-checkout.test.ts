@@ -24,7 +24,12 @@ after(async () => {
 });
 
 function copyCheckout(): void {
-  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO });
+  const listed = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO, encoding: 'utf8' });
+  // A worktree's node_modules is often a symlink, which `node_modules/` in .gitignore does not match.
+  const files = listed
+    .split('\0')
+    .filter((f) => f !== '' && f !== 'node_modules')
+    .join('\0');
   execFileSync('mkdir', ['-p', checkout]);
   // Deleted-but-tracked files are listed too: tar skips what is gone (--ignore-failed-read).
   execFileSync('bash', ['-c', `tar --null --ignore-failed-read -cf - -T - 2>/dev/null | tar -xf - -C '${checkout}'`], {

@@ -199,6 +199,10 @@ test('no canary credential reaches a child process, an argv or an output file th
   await step(['run', 'drills/quarterly.yaml', '--results', results]);
   const runs = readdirSync(join(results, 'runs'));
   assert.equal(runs.length, 4, `four entries ran: ${runs.join(', ')}`);
+  // The runbook step got the storage account through passSecrets' file: its `drill backup` said which account.
+  const backupStep = runs.find((r) => r.includes('take-backup'));
+  assert.ok(backupStep, `a take-backup run folder among ${runs.join(', ')}`);
+  assert.match(readFileSync(join(results, 'runs', backupStep, 'events.jsonl'), 'utf8'), new RegExp(`/${ACCOUNT}/canary-backups`));
 
   const files = [...filesUnder(results), ...filesUnder(labDir)];
   for (const f of files) {
