@@ -58,14 +58,16 @@ export function writeSecretsFile(values: Record<string, string>): { path: string
   return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** The variables of a file writeSecretsFile made; throws on anything else, naming the line. */
+/** The variables of a file writeSecretsFile made; throws on anything else, naming where. */
 export function readSecretsFile(path: string): Record<string, string> {
+  const text = readFileSync(path, 'utf8');
   const out: Record<string, string> = {};
-  const lines = readFileSync(path, 'utf8').split('\n');
-  for (const [i, line] of lines.entries()) {
-    if (line === '') continue;
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)='((?:[^']|'\\'')*)'$/.exec(line);
-    if (!m) throw new Error(`${path}:${i + 1}: not a NAME='value' line`);
+  // Sticky: each match starts where the last ended, so nothing between them goes unread. A value may span lines.
+  const line = /([A-Za-z_][A-Za-z0-9_]*)='((?:[^']|'\\'')*)'\n/y;
+  while (line.lastIndex < text.length) {
+    const at = line.lastIndex;
+    const m = line.exec(text);
+    if (!m) throw new Error(`${path}: not NAME='value' at line ${text.slice(0, at).split('\n').length}`);
     out[m[1]!] = m[2]!.replace(/'\\''/g, "'");
   }
   return out;
