@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labDown } from '../../lib/lab/index.ts';
@@ -39,6 +39,27 @@ function copyCheckout(): void {
   symlinkSync(join(REPO, 'node_modules'), join(checkout, 'node_modules'));
 }
 
+/**
+ * Every process running as postgres whose working directory lies in the closed folder, sampled every 100 ms.
+ * PostgreSQL 15.18 only logs its failed chdir back there and carries on, so this sees what its logs do not.
+ */
+function watchServerCwds(): { stop(): string[] } {
+  const found = new Set<string>();
+  const postgresUid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+  const timer = setInterval(() => {
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+        if (uid !== postgresUid || !readlinkSync(`/proc/${pid}/cwd`).startsWith(closed)) continue;
+        found.add(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').slice(0, 160));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }, 100);
+  return { stop: () => (clearInterval(timer), [...found]) };
+}
+
 function runFrom(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   // The test runner's marker would make a nested `node --test` report to us instead of printing.
   const { NODE_TEST_CONTEXT: _, ...ours } = process.env;
@@ -63,10 +84,13 @@ test('from that checkout the lab drill fails over the primary and rejoins it wit
   const results = join(scratch, 'results');
   // The quarterly drill's failover entry: the lab's db-failover at 50 requests a second, which a 2-core machine
   // under other load still serves within its SLOs (drills/lab.yaml's 200 a second does not, at load average 16).
+  const cwds = watchServerCwds();
   const r = await runFrom(['lib/cli/drill.mjs', 'run', 'drills/quarterly.yaml', '--scenario', 'fail-over-primary', '--results', results], {
     DRILL_LAB_DIR: join(scratch, 'lab'),
   });
+  const closedCwds = cwds.stop();
   assert.equal(r.code, 0, r.out.slice(-3000));
+  assert.deepEqual(closedCwds, [], 'no PostgreSQL tool ran in the closed checkout');
   const [run] = runFolders(results);
   const rollbacks = readEvents(run!).filter((e) => e.type === 'rollback.done');
   const detail = rollbacks.map((e) => String(e.detail)).join('\n');
@@ -84,6 +108,7 @@ test('from that checkout the lab drill fails over the primary and rejoins it wit
 });
 
 test('from that checkout the Patroni provider fails over and the old leader rejoins through pg_rewind', { timeout: 300_000 }, async (t) => {
+  const cwds = watchServerCwds();
   const r = await runFrom(
     [
       '--import',
@@ -101,7 +126,9 @@ test('from that checkout the Patroni provider fails over and the old leader rejo
       .filter((l) => /^\s*(ok|not ok|# (pass|fail))/.test(l))
       .join('\n'),
   );
+  const closedCwds = cwds.stop();
   assert.equal(r.code, 0, r.out.slice(-3000));
+  assert.deepEqual(closedCwds, [], 'neither Patroni nor etcd nor a PostgreSQL tool ran in the closed checkout');
   assert.match(r.out, /# pass 2/, 'both the failover and the pg_rewind rejoin ran and passed');
   assert.match(r.out, /# fail 0/);
 });
