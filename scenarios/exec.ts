@@ -10,6 +10,8 @@ const STEADY_AFTER_ROLLBACK_MS = 30_000;
 
 const duration = (fallback: string) => durationParam('500ms, 30s, 15m or 1h').default(fallback);
 
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
+
 const params = z
   .object({
     /** The runbook command that breaks something (bash). Its output lands in events.jsonl. */
@@ -22,6 +24,17 @@ const params = z
     steadyState: z.string().min(1).optional(),
     /** Exits 0 when data and service are verified after recovery. */
     verify: z.string().min(1).optional(),
+    /**
+     * Variables of the harness's environment handed to these commands by name (e.g. a credential a runbook
+     * tool needs). Nothing else of it is: the commands get PATH, HOME, locale, KUBECONFIG and DRILL_*.
+     */
+    passEnv: z.array(envName).default([]),
+    /**
+     * Credentials of the harness's environment a command needs (e.g. AZURE_STORAGE_CONNECTION_STRING for a
+     * `drill backup` step): written to a 0600 file named by $DRILL_SECRETS_FILE, removed after the command,
+     * and read by `drill` itself; kept out of the environment every process the command starts would inherit.
+     */
+    passSecrets: z.array(envName).default([]),
     /** Longest any one of these commands may run. */
     commandTimeout: duration('5m'),
   })
@@ -30,8 +43,18 @@ type Params = z.output<typeof params>;
 
 const { probe, action, define } = scenario({ params, requires: ['exec', 'load'] });
 
+/** The named variables that are set in the harness's environment. */
+function ours(names: readonly string[]): Record<string, string> {
+  return Object.fromEntries(names.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
+}
+
 async function sh(ctx: ScenarioContext<Params>, command: string): Promise<ExecResult> {
-  const r = await ctx.adapters.exec.run(command, { timeoutMs: parseDuration(ctx.params.commandTimeout), signal: ctx.signal });
+  const r = await ctx.adapters.exec.run(command, {
+    timeoutMs: parseDuration(ctx.params.commandTimeout),
+    signal: ctx.signal,
+    env: ours(ctx.params.passEnv),
+    secrets: ours(ctx.params.passSecrets),
+  });
   ctx.log.info(`$ ${command} -> exit ${r.exitCode ?? r.signal}`, {
     stdout: r.stdout,
     stderr: r.stderr,

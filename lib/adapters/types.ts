@@ -71,7 +71,14 @@ export interface ExecResult {
 export interface ExecAdapter {
   run(
     command: string | readonly string[],
-    options: { timeoutMs: number; signal: AbortSignal; env?: Record<string, string>; cwd?: string },
+    options: {
+      timeoutMs: number;
+      signal: AbortSignal;
+      env?: Record<string, string>;
+      /** Credentials for this command only, handed over in a 0600 file named by $DRILL_SECRETS_FILE, never its environment. */
+      secrets?: Record<string, string>;
+      cwd?: string;
+    },
   ): Promise<ExecResult>;
 }
 

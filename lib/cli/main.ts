@@ -9,6 +9,8 @@ import { backupCommand } from './commands/backup.ts';
 import { recordCommand } from './commands/record.ts';
 import { reportCommand } from './commands/report.ts';
 import { verifyCommand } from './commands/verify.ts';
+import { readSecretsFile, SECRETS_FILE_VAR } from '../util/child-env.ts';
+import { registerSecret } from '../util/secrets.ts';
 
 /**
  * The CLI's one exit point: every command returns its exit code; expected failures are UserErrors
@@ -20,6 +22,7 @@ export async function main(argv: string[]): Promise<number> {
     code = c;
   };
   try {
+    adoptHandedSecrets();
     await yargs(argv)
       .scriptName('drill')
       .usage(
@@ -175,4 +178,26 @@ export async function main(argv: string[]): Promise<number> {
     return ExitCode.internal;
   }
   return code;
+}
+
+/**
+ * A runbook step's credentials (exec's `passSecrets`) arrive in a file, not our environment: read into this
+ * process only, where the adapters look for them. A variable already set wins.
+ */
+function adoptHandedSecrets(): void {
+  const file = process.env[SECRETS_FILE_VAR];
+  if (!file) return;
+  let handed: Record<string, string>;
+  try {
+    handed = readSecretsFile(file);
+  } catch (e) {
+    throw new UserError(`cannot read the credentials handed over in $${SECRETS_FILE_VAR}: ${(e as Error).message}`, {
+      untouched: 'everything: the command did not start',
+      next: `run drill from the drill step that set ${SECRETS_FILE_VAR}, or unset it`,
+    });
+  }
+  for (const [name, value] of Object.entries(handed)) {
+    registerSecret(value);
+    if (process.env[name] === undefined) process.env[name] = value;
+  }
 }

@@ -12,6 +12,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { azuriteAnswers, azuriteArgs, azuriteBlobEntry, azuriteEndpoint } from '../adapters/blob/azurite.ts';
+import { childEnv } from '../util/child-env.ts';
 import { isProcessUnder, terminate, waitGone } from '../util/proc.ts';
 import { freePort } from './ports.ts';
 import { readJson } from './state.ts';
@@ -66,7 +67,13 @@ function nice(pid: number, value: number): void {
 async function spawnOnce(labDir: string, dir: string, deadline: number, background: boolean): Promise<LabAzurite | null> {
   const port = await freePort();
   const log = openSync(join(dir, 'azurite.log'), 'a');
-  const child = spawn(process.execPath, [azuriteBlobEntry(), ...azuriteArgs(dir, port)], { detached: true, stdio: ['ignore', log, log] });
+  const child = spawn(process.execPath, [azuriteBlobEntry(), ...azuriteArgs(dir, port)], {
+    detached: true,
+    stdio: ['ignore', log, log],
+    // Azurite knows its dev account's key itself: it needs none of ours.
+    env: childEnv(),
+    cwd: dir,
+  });
   closeSync(log);
   const pid = child.pid;
   if (pid === undefined) throw new Error('Azurite did not start (no pid)');

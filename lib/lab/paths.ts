@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { childEnv as minimalEnv } from '../util/child-env.ts';
 
 /** `$DRILL_LAB_DIR`, else `<os temp dir>/drill-lab-<uid>`: one lab per user by default. */
 export function defaultLabDir(): string {
@@ -52,9 +53,10 @@ export function entryArgv(entry: 'daemon.ts' | 'service.ts'): string[] {
   return ['--import', import.meta.resolve('tsx/esm'), fileURLToPath(new URL(`./daemon/${entry}`, import.meta.url))];
 }
 
-/** Environment for lab processes: ours, minus the test runner's marker (a child would think it is a test file). */
-export function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env.NODE_TEST_CONTEXT;
-  return env;
+/**
+ * Environment for the lab's long-lived processes (daemon, replicas): they run for days beside whatever
+ * `drill lab up` had exported, so they get none of it, only what a program needs to run.
+ */
+export function childEnv(): Record<string, string> {
+  return minimalEnv();
 }

@@ -7,6 +7,7 @@ import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isRoot, serverUser } from '../adapters/postgres/cluster.ts';
 import { UserError } from '../errors.ts';
+import { serverUserEnv } from '../util/child-env.ts';
 
 function ancestors(dir: string): string[] {
   const out = [dir];
@@ -16,7 +17,9 @@ function ancestors(dir: string): string[] {
 
 /** Confirms with the kernel itself (ACLs, supplementary groups) before calling a directory blocked. */
 function postgresCanEnter(path: string): Promise<boolean> {
-  return new Promise((resolve) => execFile('runuser', ['-u', 'postgres', '--', 'test', '-x', path], (err) => resolve(!err)));
+  return new Promise((resolve) =>
+    execFile('runuser', ['-u', 'postgres', '--', 'test', '-x', path], { env: serverUserEnv(), cwd: '/' }, (err) => resolve(!err)),
+  );
 }
 
 export async function assertServerCanReach(dir: string): Promise<void> {

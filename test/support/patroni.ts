@@ -116,6 +116,8 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
         env: { PATH: '/usr/bin:/bin', LC_ALL: 'C.UTF-8', HOME: m.dir },
         stdio: ['ignore', log.fd, log.fd],
         detached: true,
+        // Patroni, and the initdb, pg_ctl and pg_rewind it runs, start where postgres may enter, not in our cwd.
+        cwd: m.dir,
       });
       await log.close();
       // Without a listener a failed spawn would be an uncaught 'error'; waitHttp sees the exit code instead.
@@ -210,7 +212,7 @@ async function startEtcd(tmp: TempDir): Promise<ChildProcess & { clientUrl: stri
       // A test's data is gone with the temp dir: no need to wait on fsync for every lease renewal.
       '--unsafe-no-fsync',
     ],
-    { env: { PATH: '/usr/bin:/bin' }, stdio: ['ignore', log.fd, log.fd], detached: true },
+    { env: { PATH: '/usr/bin:/bin' }, stdio: ['ignore', log.fd, log.fd], detached: true, cwd: tmp.path },
   );
   await log.close();
   child.on('error', () => {});

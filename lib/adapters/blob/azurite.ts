@@ -9,6 +9,7 @@ import { createServer, request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { registerSecret } from '../../util/secrets.ts';
+import { childEnv } from '../../util/child-env.ts';
 
 /** Azurite's well-known development account, published in Azurite's documentation. Not a secret. */
 export const AZURITE_ACCOUNT = 'devstoreaccount1';
@@ -119,7 +120,7 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 
 async function startOnce(entry: string, dir: string, port: number, readyTimeoutMs: number): Promise<AzuriteHandle> {
   const args = [entry, ...azuriteArgs(dir, port)];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
   // Drain both pipes (a full pipe would stall Azurite) and keep the tail for error messages.
   let tail = '';
   const keep = (b: Buffer) => {

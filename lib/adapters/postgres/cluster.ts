@@ -6,8 +6,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
+import { serverUserEnv } from '../../util/child-env.ts';
 import { childrenOf, cmdlineOf, isProcessUnder, procState, signal, waitGone } from '../../util/proc.ts';
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -65,12 +67,26 @@ export async function serverUser(): Promise<{ uid: number; gid: number }> {
 }
 
 /**
- * runuser keeps root's environment (an exported PGPASSWORD or PGPORT would leak in, and root's PATH has
- * folders postgres cannot enter), so both paths start from an empty environment.
+ * runuser keeps the environment it is given (an exported PGPASSWORD or PGPORT would leak in, and root's
+ * PATH has folders postgres cannot enter): runuser itself gets only PATH and LC_ALL, and the server
+ * binary starts from an empty environment below it.
  */
 function serverCommand(bin: string, args: string[]): [string, string[]] {
   const env = ['env', '-i', 'PATH=/usr/bin:/bin', 'LC_ALL=C.UTF-8', join(PG_BIN, bin), ...args];
   return isRoot() ? ['runuser', ['-u', 'postgres', '--', ...env]] : [env[0]!, env.slice(1)];
+}
+
+/**
+ * A server binary inherits our working directory, which postgres may not be allowed to enter (a checkout
+ * under /root or in a 0700 temp folder): pg_rewind then fails "could not change directory". The folder
+ * holding the data directory it works on is one postgres reaches; `/` when there is none yet.
+ */
+function serverCwd(args: string[]): string {
+  const i = args.findIndex((a) => a === '-D' || a === '--pgdata' || a === '--target-pgdata');
+  const eq = args.find((a) => /^--(pgdata|target-pgdata)=/.test(a));
+  const data = i >= 0 ? args[i + 1] : eq?.slice(eq.indexOf('=') + 1);
+  const dir = data ? dirname(resolve(data)) : '/';
+  return existsSync(dir) ? dir : '/';
 }
 
 export interface RunResult {
@@ -84,7 +100,8 @@ export function runServerBinary(bin: string, args: string[], timeoutMs = 60_000)
   return new Promise((resolve) => {
     // No detached session needed: pg_ctl puts the postmaster in a session of its own (setsid), so a Ctrl-C
     // meant for the harness does not reach the database.
-    execFile(file, argv, { timeout: Math.max(1, Math.floor(timeoutMs)), maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+    const options = { timeout: Math.max(1, Math.floor(timeoutMs)), maxBuffer: 4 << 20, env: serverUserEnv(), cwd: serverCwd(args) };
+    execFile(file, argv, options, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr || (err && !stdout ? err.message : '')) });
     });

@@ -45,6 +45,7 @@ import {
 } from './config.ts';
 import { patroniProvider, recordPatroniLeader } from './status.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { serverUserEnv } from '../../util/child-env.ts';
 
 /** What runs, by PID: written before anything else happens after each spawn, so `lab down` finds it after a crash. */
 interface PatroniPids {
@@ -216,7 +217,7 @@ async function startEtcd(p: LabPaths, cfg: PatroniLabConfig): Promise<void> {
       // The lab's DCS holds leader keys that live ttl seconds: an fsync per lease renewal buys nothing here.
       '--unsafe-no-fsync',
     ],
-    { logFile, env: { PATH: '/usr/bin:/bin' }, asServerUser: false, cwd: p.dir },
+    { logFile, env: serverUserEnv(), asServerUser: false, cwd: p.dir },
   );
   await recordPid(p, { etcd: child.pid! });
   await waitHttp(`${clientUrl}/health`, 15_000, () => child.exitCode !== null || child.signalCode !== null, logFile);
@@ -227,7 +228,7 @@ async function startMember(p: LabPaths, cfg: LabConfig, name: string): Promise<n
   const child = await spawnDetached(PATRONI_BIN, [memberConfig(p, name)], {
     logFile,
     // As root Patroni runs as postgres from a clean environment: root's PATH and PG* variables must not leak in.
-    env: { PATH: '/usr/bin:/bin', LC_ALL: 'C.UTF-8', HOME: join(p.pg, name) },
+    env: serverUserEnv({ HOME: join(p.pg, name) }),
     asServerUser: true,
     cwd: join(p.pg, name),
   });

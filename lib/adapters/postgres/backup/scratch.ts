@@ -7,6 +7,7 @@ import { appendFile, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from
 import { join } from 'node:path';
 import { freeLoopbackPort } from '../../blob/index.ts';
 import { giveToServerUser, initCluster, isRoot, startCluster, stopCluster, type PgConn } from '../cluster.ts';
+import { childEnv } from '../../../util/child-env.ts';
 
 export interface ScratchCluster {
   /** The folder holding everything of this cluster: data, socket, log, downloads. */
@@ -58,7 +59,7 @@ export async function initScratch(root: string): Promise<ScratchCluster> {
 
 function run(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
     let err = '';
     c.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
     c.once('error', reject);

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { PG_BIN } from '../cluster.ts';
+import { childEnv } from '../../../util/child-env.ts';
 
 export interface ToolRun {
   child: ChildProcess;
@@ -19,9 +20,7 @@ export interface ToolRun {
 const LIBPQ_ENV = ['PGPASSWORD', 'PGPASSFILE', 'PGSSLMODE', 'PGSSLROOTCERT', 'PGSSLCERT', 'PGSSLKEY', 'PGAPPNAME', 'PGSERVICEFILE', 'HOME'];
 
 export function toolEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = { PATH: '/usr/bin:/bin', LC_ALL: 'C.UTF-8', PGCONNECT_TIMEOUT: '10', PGTZ: 'UTC' };
-  for (const k of LIBPQ_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
-  return { ...env, ...extra };
+  return childEnv({ pass: LIBPQ_ENV, set: { PATH: '/usr/bin:/bin', LC_ALL: 'C.UTF-8', PGCONNECT_TIMEOUT: '10', PGTZ: 'UTC', ...extra } });
 }
 
 export function startTool(
