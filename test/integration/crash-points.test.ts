@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { pendingRollbacks, readJournal } from '../../lib/engine/journal.ts';
 import { labDown, labStatus, labUp, type LabStatus } from '../../lib/lab/index.ts';
@@ -23,18 +23,19 @@ import {
 import { labFixture } from '../support/lab.ts';
 
 /**
- * The harness SIGKILLed right after each line of each lab scenario's journal, then `drill recover`: the
- * lab must be healthy by its own status, the run's journal closed, and a write through the front must be
- * acknowledged. The full following drill runs once per scenario, at the end (each kill point is already a
- * whole run: one more per point would double the file's time). The matrix is printed and written to
- * test-results/crash-points.md.
+ * The harness SIGKILLed right after each line of each lab scenario's journal (see killPoints: inside a stretch
+ * of read-only probe lines only its ends, unless DRILL_CRASH_EVERY_LINE=1), then `drill recover`: the lab
+ * must be healthy by its own status, the run's journal closed, and a write through the front acknowledged.
+ * The full following drill runs once per scenario, at the end (each kill point is already a whole run: one
+ * more per point would double the file's time). The matrix is printed and written to
+ * test-results/crash-points.md (or $DRILL_CRASH_MATRIX).
  */
-const MATRIX = join(REPO, 'test-results', 'crash-points.md');
+const MATRIX = process.env.DRILL_CRASH_MATRIX || join(REPO, 'test-results', 'crash-points.md');
 const cells: Cell[] = [];
 
 after(async () => {
   if (cells.length === 0) return;
-  await mkdir(join(REPO, 'test-results'), { recursive: true });
+  await mkdir(dirname(MATRIX), { recursive: true });
   await writeMatrix(MATRIX, cells);
   console.log(`\ncrash-point matrix (${MATRIX}):\n${matrixTable(cells)}\n`);
 });
@@ -109,9 +110,11 @@ async function crashAndRecover(d: CrashDrill, file: string, root: string, labDir
   const runDir = await onlyRun(results);
   const lines = await readJournalLines(runDir);
   const killed = run.signal === 'SIGKILL';
+  const t1 = performance.now();
   const rec = drillCli(['recover', '--results', results], { DRILL_LAB_DIR: labDir, DRILL_CRASH_AFTER_EVENT: '' });
   const timer = setTimeout(() => rec.child.kill('SIGKILL'), 120_000);
   const r = await rec.done.finally(() => clearTimeout(timer));
+  const t2 = performance.now();
   const pending = pendingRollbacks(readJournal(join(runDir, 'events.jsonl'))).length;
   const s = await settle(labDir, 10_000);
   const write = await writeThroughFront(s, `crash-${d.scenario}-${line}-${Date.now()}`);
@@ -128,6 +131,8 @@ async function crashAndRecover(d: CrashDrill, file: string, root: string, labDir
     problems: s.problems.map((p) => `${p.part}: ${p.detail}`),
     write,
     leftovers: leftovers.length,
+    runMs: Math.round(t1 - t0),
+    recoverMs: Math.round(t2 - t1),
     ms: Math.round(performance.now() - t0),
   };
   if (killed) assert.equal(lines.length, line, `the run died right after journal line ${line}`);
@@ -157,7 +162,7 @@ for (const d of CRASH_DRILLS) {
       for (const p of points) {
         const cell = await crashAndRecover(d, file, lab.root, lab.dir, p.line, p.event, lab.seen);
         t.diagnostic(
-          `line ${p.line} ${p.event}: ${cell.run}, recover exit ${cell.recoverExit}, ${recovered(cell) ? 'recovered' : `NOT recovered (${cell.problems.join('; ')})`} in ${cell.ms} ms`,
+          `line ${p.line} ${p.event}: ${cell.run}, recover exit ${cell.recoverExit}, ${recovered(cell) ? 'recovered' : `NOT recovered (${cell.problems.join('; ')})`} in ${cell.ms} ms (run ${cell.runMs}, recover ${cell.recoverMs})`,
         );
         mine.push(cell);
         cells.push(cell);

@@ -137,16 +137,22 @@ export interface KillPoint {
   event: string;
 }
 
+/** Lines that only read: a probe's answer, a measured RPO. Between two of them the harness changes nothing. */
+const READ_ONLY = new Set(['probe', 'probe.skipped', 'rpo.measured', 'stop-condition']);
+
 /**
- * One kill point per journal line of a passing run, except inside a run of the same probe answered again
- * and again (the recovery poll, 100 ms apart): between two of those the harness only asks, the journal and
- * the target are in the same state, so the first and the last of the run stand for all of them.
+ * The kill points of a passing run's journal. Every line, with DRILL_CRASH_EVERY_LINE=1. By default, inside a
+ * stretch of read-only lines (steady-state and recovery probes polled every 100 ms, verification) only the
+ * first and the last are kept: between them the harness only asks, nothing it journals or does changes, so a
+ * kill there leaves the same journal state and the same target as at either end. Every line that acts or
+ * changes what recover must do (run.start, action.*, log lines written inside an action, rollback.*, run.end)
+ * is always a kill point.
  */
-export function killPoints(events: JournalEvent[]): KillPoint[] {
+export function killPoints(events: JournalEvent[], everyLine = process.env.DRILL_CRASH_EVERY_LINE === '1'): KillPoint[] {
   const out: KillPoint[] = [];
+  const readOnly = (e: JournalEvent | undefined) => e !== undefined && READ_ONLY.has(e.type);
   events.forEach((e, i) => {
-    const same = (o: JournalEvent | undefined) => o !== undefined && o.type === 'probe' && e.type === 'probe' && o.name === e.name;
-    if (same(events[i - 1]) && same(events[i + 1])) return;
+    if (!everyLine && readOnly(e) && readOnly(events[i - 1]) && readOnly(events[i + 1])) return;
     out.push({ line: i + 1, event: eventLabel(e) });
   });
   return out;
@@ -192,6 +198,9 @@ export interface Cell {
   write: boolean;
   /** Scratch clusters of a restore still running after recover. */
   leftovers: number;
+  /** Wall time of the crashed run, of recover, and of the whole kill point. */
+  runMs: number;
+  recoverMs: number;
   ms: number;
 }
 
