@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { durationParam } from '../lib/scenario/params.ts';
@@ -191,10 +192,16 @@ const restoreIntoScratch = action<Selected, Restored>({
   run: restore,
   rollback: {
     description: 'drop the scratch cluster: stop it and delete its folder',
+    restores: 'no scratch cluster of this restore is left: its folder is gone, and with it the server that ran from it',
+    byHand: 'stop the scratch server (pg_ctl stop -D <folder>/data -m immediate, as the postgres user) and delete the folder named above',
     timeout: '2m',
-    run: async (_ctx, { selected }) => {
+    holds: async (_ctx, { selected }) =>
+      existsSync(selected.root)
+        ? { ok: false, detail: `scratch folder ${selected.root} is still there` }
+        : { ok: true, detail: `scratch folder ${selected.root} is gone` },
+    converge: async (_ctx, { selected }) => {
       await dropScratch(selected.root);
-      return `scratch cluster in ${selected.root} dropped`;
+      return `stopped the scratch cluster in ${selected.root} and deleted its folder`;
     },
   },
 });

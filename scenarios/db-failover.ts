@@ -2,11 +2,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { durationParam } from '../lib/scenario/params.ts';
 import { formatDuration, parseDuration } from '../lib/config/duration.ts';
-import { scenario } from '../lib/scenario/define.ts';
+import { scenario, type HoldResult } from '../lib/scenario/define.ts';
 import type { DatabaseAdapter } from '../lib/adapters/types.ts';
 import { isFailoverTimeout, type FailoverResult, type PgNode } from '../lib/adapters/postgres/failover/types.ts';
 import { replayLagBelow, standbyStreaming } from '../lib/scenario/probes/replication.ts';
-import { findWalSenders, resumeSenders, resumeWhenSignalled, stopSenders, type StalledSender } from '../lib/adapters/postgres/stall.ts';
+import {
+  findWalSenders,
+  resumeSenders,
+  resumeStoppedSenders,
+  resumeWhenSignalled,
+  stopSenders,
+  stoppedWalSenders,
+  type StalledSender,
+} from '../lib/adapters/postgres/stall.ts';
 import { ledgerReadback } from '../lib/scenario/probes/ledger-readback.ts';
 import { UserError } from '../lib/errors.ts';
 
@@ -58,6 +66,90 @@ async function primaryOf(db: DatabaseAdapter, signal: AbortSignal): Promise<PgNo
   return topo.primary;
 }
 
+/** The condition both database rollbacks end in, in the SRE's words. */
+const PAIR_WHOLE = 'one primary that takes writes through the endpoint, every other node streaming from it, no walsender stopped';
+
+/** Walsenders stopped (state T) on the nodes this machine runs; a pod's are out of reach (and a stall cannot run there). */
+async function stoppedSenders(db: DatabaseAdapter): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of await db.nodes()) {
+    if (!n.pid) continue;
+    for (const s of await stoppedWalSenders(n.pid)) out.push(`walsender pid ${s.pid} on ${n.name}`);
+  }
+  return out;
+}
+
+async function resumeStoppedOnEveryNode(db: DatabaseAdapter): Promise<number> {
+  let n = 0;
+  for (const node of await db.nodes()) if (node.pid) n += await resumeStoppedSenders(node.pid);
+  return n;
+}
+
+async function sendersRunning(db: DatabaseAdapter): Promise<HoldResult> {
+  const stopped = await stoppedSenders(db);
+  return stopped.length === 0
+    ? { ok: true, detail: 'no walsender stopped' }
+    : { ok: false, detail: `${stopped.join(', ')} stopped (state T): the standby receives no WAL` };
+}
+
+/** Read-only: the pair's condition (PAIR_WHOLE), and what breaks it. */
+async function pairWhole(db: DatabaseAdapter, signal: AbortSignal): Promise<HoldResult> {
+  const topo = await db.provider.topology(signal);
+  if (!topo.primary) {
+    const nodes = topo.standbys.map((s) => `${s.name} ${s.role === 'standby' ? 'a standby' : 'down or not a standby'}`);
+    return { ok: false, detail: `no primary (${nodes.join(', ') || 'no node answers'})` };
+  }
+  const problems: string[] = [];
+  const writes = db.takesWrites ? await db.takesWrites(signal) : null;
+  if (writes && !writes.ok) problems.push(writes.detail);
+  if (topo.standbys.length === 0) problems.push('no standby');
+  for (const s of topo.standbys)
+    if (!s.replication.streaming)
+      problems.push(`${s.name} does not stream from ${topo.primary.name}${s.role === 'standby' ? '' : ' (down, or not a standby)'}`);
+  const stopped = await sendersRunning(db);
+  if (!stopped.ok) problems.push(stopped.detail);
+  if (problems.length > 0) return { ok: false, detail: `${topo.primary.name} primary; ${problems.join('; ')}` };
+  const standbys = topo.standbys.map((s) => `${s.name} streaming (${s.replication.mode})`).join(', ');
+  return { ok: true, detail: `${topo.primary.name} primary${writes ? ' and takes writes' : ''}, ${standbys}` };
+}
+
+/** How long a standby whose primary came back may take to reconnect by itself before it is rejoined. */
+const RECONNECT_MS = 20_000;
+
+/**
+ * Does what the pair needs to be whole again from the state found, whatever step the run died at: nothing when
+ * the kill never ran; the old primary restarted as the primary when no standby was promoted; the old primary
+ * rejoined as a standby after a failover (a rejoin cut halfway is started over by the provider: stop, rewind or
+ * copy, start); a standby that does not follow rejoined. Each step is safe to repeat.
+ */
+async function convergePair(db: DatabaseAdapter, oldPrimary: PgNode, signal: AbortSignal, budgetMs: number): Promise<string> {
+  const deadline = performance.now() + budgetMs;
+  const budget = () => ({ timeoutMs: Math.max(5000, Math.floor(deadline - performance.now())), signal });
+  const did: string[] = [];
+  // The stall's to undo, but no standby streams through a stopped walsender.
+  const resumed = await resumeStoppedOnEveryNode(db);
+  if (resumed > 0) did.push(`SIGCONT to ${resumed} stopped walsender${resumed === 1 ? '' : 's'}`);
+  let topo = await db.provider.topology(signal);
+  if (!topo.primary) {
+    // Nothing was promoted: the old primary, restarted, is the whole database again and loses nothing.
+    did.push(await db.restartAsPrimary(oldPrimary, budget()));
+    topo = await db.provider.topology(signal);
+    if (!topo.primary) throw new Error(`${did.join('; ')}, but there is still no primary`);
+  }
+  const primary = topo.primary.name;
+  // A standby that is up waits for its primary to come back and reconnects by itself; one that is down or is no
+  // standby (the old primary after a failover) is rejoined at once.
+  const t0 = performance.now();
+  while (topo.standbys.some((s) => s.role === 'standby' && !s.replication.streaming) && performance.now() - t0 < RECONNECT_MS) {
+    await sleep(500, undefined, { signal });
+    topo = await db.provider.topology(signal);
+  }
+  for (const s of topo.standbys.filter((x) => !x.replication.streaming)) {
+    did.push(await db.provider.rejoin(s.name === oldPrimary.name ? oldPrimary : s, budget()));
+  }
+  return did.length > 0 ? did.join('; ') : `nothing to do: ${primary} is the primary and every standby streams`;
+}
+
 const nodeConn = (db: DatabaseAdapter, n: PgNode) => ({ host: n.host, port: n.port, user: db.admin.user, database: db.admin.database });
 
 const { probe, action, define } = scenario({ params, requires: ['database', 'load'] });
@@ -84,11 +176,15 @@ const stallReplication = action<Stall, Stalled>({
     return { stalledMs: ms, primary: s.primary, pid: s.pid, startedMs, senders: s.senders };
   },
   rollback: {
-    description: 'SIGCONT the walsenders still running (none once the primary was killed)',
+    description: 'SIGCONT the walsenders the stall stopped that still run (none once the primary was killed), and any other left stopped',
+    restores: 'no walsender stopped (state T) on any node: WAL flows to the standby',
+    byHand: 'find the stopped walsender (`ps -o pid,stat,args -C postgres`, STAT T) and send it SIGCONT (`kill -CONT PID`)',
     timeout: '10s',
-    async run(_ctx, { selected }) {
-      const n = await resumeSenders(selected.senders);
-      return `${n} of ${selected.senders.length} walsenders resumed`;
+    holds: (ctx) => sendersRunning(ctx.adapters.database),
+    async converge(ctx, { selected }) {
+      const journaled = await resumeSenders(selected.senders);
+      const others = await resumeStoppedOnEveryNode(ctx.adapters.database);
+      return `SIGCONT to ${journaled} of the ${selected.senders.length} walsenders the stall stopped${others > journaled ? ` and ${others - journaled} more found stopped` : ''}`;
     },
   },
 });
@@ -123,20 +219,13 @@ const killPrimary = action<{ node: PgNode; pid: number | null }, Killed>({
   },
   rollback: {
     description:
-      'bring the old primary back as a standby of the new one (pg_rewind, or a fresh base backup; on CloudNativePG the operator does it) and wait until it streams; restart it as the primary if no standby was promoted',
+      'from whatever state the pair is in: restart the old primary as the primary if no standby was promoted; bring every node that does not stream back as a standby of the primary (pg_rewind, or a fresh base backup; on CloudNativePG the operator does it) and wait until it streams',
+    restores: PAIR_WHOLE,
+    byHand:
+      'make one node the primary that takes writes through the endpoint and rebuild the other as its standby: on the lab `drill lab status` lists what is broken and `drill lab down` then `drill lab up` rebuilds the pair around the primary lab.json names; with Patroni `patronictl list` and `patronictl reinit`; on CloudNativePG `kubectl cnpg status`',
     timeout: '5m',
-    async run(ctx, { selected }) {
-      const d = ctx.adapters.database;
-      const topo = await d.provider.topology(ctx.signal);
-      // The failover never happened: the old primary, restarted, is the whole database again and loses nothing.
-      if (!topo.primary) return d.restartAsPrimary(selected.node, { timeoutMs: 280_000, signal: ctx.signal });
-      const how = await d.provider.rejoin(selected.node, { timeoutMs: 280_000, signal: ctx.signal });
-      const after = await d.provider.topology(ctx.signal);
-      const me = after.standbys.find((x) => x.name === selected.node.name);
-      if (!me?.replication.streaming)
-        throw new Error(`${how}, but ${selected.node.name} does not stream from ${after.primary?.name ?? 'a primary'}`);
-      return `${how}; ${after.primary!.name} primary, ${selected.node.name} streaming (${me.replication.mode})`;
-    },
+    holds: (ctx) => pairWhole(ctx.adapters.database, ctx.signal),
+    converge: (ctx, { selected }) => convergePair(ctx.adapters.database, selected.node, ctx.signal, 280_000),
   },
 });
 

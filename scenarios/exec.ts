@@ -1,8 +1,12 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { durationParam } from '../lib/scenario/params.ts';
 import { parseDuration } from '../lib/config/duration.ts';
 import { scenario, type ScenarioContext } from '../lib/scenario/define.ts';
 import type { ExecResult } from '../lib/adapters/types.ts';
+
+/** How long the steady-state command may take to pass once the rollback command has run. */
+const STEADY_AFTER_ROLLBACK_MS = 30_000;
 
 const duration = (fallback: string) => durationParam('500ms, 30s, 15m or 1h').default(fallback);
 
@@ -66,16 +70,41 @@ export default define({
         }
         return r;
       },
-      // Decided per drill: a fault command either names its undo or heals itself.
+      // Decided per drill: a fault command either names its undo or heals itself. The condition is the drill's own
+      // steady-state command where it has one: the rollback is done when the system is healthy again, which it
+      // may already be (the fault never ran, or healed), and a rollback command that is not idempotent then never
+      // runs twice. Without one nothing can check the system read-only, so the rollback command's exit status decides.
       rollback: {
         description: (p) => (p.rollback ? `$ ${p.rollback}` : 'none: the drill gives no rollback command, so the fault must heal itself'),
+        restores: (p) =>
+          p.steadyState
+            ? `the steady-state command exits 0 ($ ${p.steadyState})`
+            : p.rollback
+              ? 'the rollback command exits 0 (no steady-state command to check the system with)'
+              : 'nothing to restore: the fault heals itself',
+        byHand: (p) =>
+          p.rollback
+            ? `run the rollback command by hand ($ ${p.rollback})${p.steadyState ? ` until the steady-state command passes ($ ${p.steadyState})` : ''}`
+            : `undo the fault by hand${p.steadyState ? ` until the steady-state command passes ($ ${p.steadyState})` : ''}, and give the drill a rollback command`,
         timeout: '5m',
-        async run(ctx) {
-          if (!ctx.params.rollback) return 'no rollback command: the fault heals itself';
+        async holds(ctx) {
+          if (ctx.params.steadyState) return verdictOf(await sh(ctx, ctx.params.steadyState));
+          if (!ctx.params.rollback) return { ok: true, detail: 'no rollback command: the fault heals itself' };
+          return { ok: null, detail: 'no steady-state command to check with: the rollback command decides' };
+        },
+        async converge(ctx) {
+          if (!ctx.params.rollback) throw new Error('the drill gives no rollback command to run');
           const r = await sh(ctx, ctx.params.rollback);
           if (r.exitCode !== 0)
             throw new Error(`rollback command exited ${r.exitCode ?? r.signal}: ${(r.stderr || r.stdout).trim().slice(-500)}`);
-          return verdictOf(r).detail;
+          const ran = `$ ${ctx.params.rollback} -> ${verdictOf(r).detail}`;
+          if (!ctx.params.steadyState) return ran;
+          // A system undone by its runbook step may take a moment to be healthy (a service restarting): up to 30 s.
+          const t0 = performance.now();
+          for (;;) {
+            if (verdictOf(await sh(ctx, ctx.params.steadyState)).ok || performance.now() - t0 > STEADY_AFTER_ROLLBACK_MS) return ran;
+            await sleep(1000, undefined, { signal: ctx.signal });
+          }
         },
       },
     }),

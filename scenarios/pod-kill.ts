@@ -105,11 +105,19 @@ const killReplicas = action<Replica[], Killed[]>({
     return results.map((x) => (x as PromiseFulfilledResult<Killed>).value);
   },
   rollback: {
-    description: 'make sure the workload is back at its desired replica count, starting what is missing, and wait until all are ready',
+    description: 'start what is missing of the workload (the lab supervisor; on Kubernetes its controller) and wait until all are ready',
+    restores: 'the workload runs its desired replica count, every replica ready',
+    byHand: (p) =>
+      `look at the replicas matching ${p.selector} (\`drill lab status\`, or \`kubectl get pods -l ${p.selector}\` and the Deployment's events) and why they do not become ready`,
     timeout: '2m',
-    async run(ctx) {
-      const s = await ctx.adapters.replicas.ensureDesired(ctx.params.selector, { timeoutMs: 120_000, signal: ctx.signal });
-      return `${s.ready}/${s.desired} replicas of ${s.owner} ready`;
+    async holds(ctx) {
+      const s = await ctx.adapters.replicas.status(ctx.params.selector);
+      return { ok: s.desired > 0 && s.ready >= s.desired, detail: `${s.ready}/${s.desired} replicas of ${s.owner} ready` };
+    },
+    async converge(ctx) {
+      const before = await ctx.adapters.replicas.status(ctx.params.selector);
+      await ctx.adapters.replicas.ensureDesired(ctx.params.selector, { timeoutMs: 115_000, signal: ctx.signal });
+      return `${before.desired - before.ready} of ${before.desired} were missing or not ready; started what was missing and waited`;
     },
   },
 });

@@ -200,28 +200,51 @@ const rollBack = action<Selected, RolledBack>({
       p.restore
         ? `roll forward again to the revision the drill found (its template, the same way), and wait for that rollout`
         : 'none asked for (params.restore: false): the Deployment stays on the previous revision',
+    restores: (p) =>
+      p.restore
+        ? `deployment/${p.deployment} runs the revision the drill found (its pod template), rolled out: every replica updated and available`
+        : 'nothing: params.restore is false, the Deployment stays on the previous revision',
+    byHand: (p) =>
+      `look at \`kubectl rollout history deployment/${p.deployment}\` and \`kubectl rollout status deployment/${p.deployment}\`${p.namespace ? ` -n ${p.namespace}` : ''}; roll it to the revision named above (\`kubectl rollout undo --to-revision=N\`${p.via === 'helm' ? ` or \`helm rollback ${p.release ?? p.deployment} N\`` : ''}) or redeploy it`,
     timeout: '6m',
-    async run(ctx, { selected }) {
-      if (!ctx.params.restore) return 'left on the previous revision (params.restore: false)';
+    async holds(ctx, { selected }) {
+      if (!ctx.params.restore) return { ok: true, detail: 'left on the previous revision (params.restore: false)' };
       const d = deploymentsOf(ctx);
-      if (selected.via === 'helm' && selected.helmRevision) {
-        await helm(
-          ctx,
-          ['rollback', ctx.params.release ?? ctx.params.deployment, String(selected.helmRevision), ...helmArgs(ctx, selected.namespace)],
-          60_000,
-        );
-      } else {
-        const now = await d.history(ctx.params.deployment, ctx.signal);
-        // The original template now lives in the newest ReplicaSet with its images, unless nothing changed.
-        const back = [...now.history].reverse().find((r) => r.replicaSet === selected.from.replicaSet);
-        if (!back)
-          throw new Error(
-            `the ReplicaSet ${selected.from.replicaSet} of ${describe(selected.from)} is gone from the history: roll forward by redeploying`,
+      // The template decides, not the revision number: rolling forward gives the found template a new number.
+      const [{ current }, r] = await Promise.all([
+        d.history(ctx.params.deployment, ctx.signal),
+        d.rollout(ctx.params.deployment, ctx.signal),
+      ]);
+      const onIt = current.replicaSet === selected.from.replicaSet;
+      const where = `deployment/${r.deployment} on ${describe(current)} (found on ${describe(selected.from)})`;
+      const rollout = `${r.updated}/${r.desired} updated, ${r.available} available${r.complete ? '' : ', rollout not complete'}`;
+      return { ok: onIt && r.complete, detail: `${where}, ${rollout}` };
+    },
+    async converge(ctx, { selected }) {
+      const d = deploymentsOf(ctx);
+      let did = 'already on that template';
+      const now = await d.history(ctx.params.deployment, ctx.signal);
+      if (now.current.replicaSet !== selected.from.replicaSet) {
+        if (selected.via === 'helm' && selected.helmRevision) {
+          await helm(
+            ctx,
+            ['rollback', ctx.params.release ?? ctx.params.deployment, String(selected.helmRevision), ...helmArgs(ctx, selected.namespace)],
+            60_000,
           );
-        if (now.current.replicaSet !== back.replicaSet) await d.rollbackTo(ctx.params.deployment, back.revision, ctx.signal);
+          did = `helm rollback to release revision ${selected.helmRevision}`;
+        } else {
+          // The original template now lives in the newest ReplicaSet with its images.
+          const back = [...now.history].reverse().find((r) => r.replicaSet === selected.from.replicaSet);
+          if (!back)
+            throw new Error(
+              `the ReplicaSet ${selected.from.replicaSet} of ${describe(selected.from)} is gone from the history: roll forward by redeploying`,
+            );
+          await d.rollbackTo(ctx.params.deployment, back.revision, ctx.signal);
+          did = `rolled forward to ${describe(back)}`;
+        }
       }
       const r = await d.waitRollout(ctx.params.deployment, { timeoutMs: 300_000, signal: ctx.signal });
-      return `deployment/${r.deployment} back on ${r.images.join(', ')} (revision ${r.revision}), ${r.available}/${r.desired} available`;
+      return `${did}; rollout complete: deployment/${r.deployment} back on ${r.images.join(', ')} (revision ${r.revision}), ${r.available}/${r.desired} available`;
     },
   },
 });

@@ -110,4 +110,9 @@ export interface DatabaseAdapter {
    * its platform, and this waits for that. Resolves once it is back, with what was done in a sentence.
    */
   restartAsPrimary(node: PgNode, options: { timeoutMs: number; signal: AbortSignal }): Promise<string>;
+  /**
+   * Read-only check for rollbacks: does a write commit through the stable endpoint now (one empty transaction, as
+   * the service would)? Where absent, a rollback judges the pair by the provider's topology alone.
+   */
+  takesWrites?(signal: AbortSignal): Promise<{ ok: boolean; detail: string }>;
 }

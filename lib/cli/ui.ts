@@ -37,7 +37,7 @@ export function formatEvent(e: RunEvent): string | null {
     case 'harness.error':
       return `  harness error: ${e.message}`;
     case 'rollback.done':
-      return `  rolled back ${e.name}${e.detail ? `: ${e.detail}` : ''}`;
+      return e.alreadyHeld ? `  ${e.name}: ${e.detail}` : `  rolled back ${e.name}${e.detail ? `: ${e.detail}` : ''}`;
     case 'rollback.failed':
       return `  ROLLBACK FAILED for ${e.name}: ${e.error}`;
     // The run.abort line that follows says why the stop condition stopped the run.

@@ -60,6 +60,8 @@ export interface ActionIntent {
   targets: string[];
   /** The rollback's description, as the plan shows it. */
   rollback: string;
+  /** The condition the rollback restores (absent in journals written before rollbacks converged, and for none). */
+  restores?: string;
 }
 
 export interface ActionDone {
@@ -114,6 +116,8 @@ export interface RollbackStarted {
   name: string;
   /** The rollback's own time limit; `drill recover` uses its fixed one and writes none. */
   timeoutMs?: number;
+  /** The condition it restores, checked before and after it converges. */
+  restores?: string;
 }
 
 export interface RollbackDone {
@@ -121,6 +125,8 @@ export interface RollbackDone {
   action: number;
   name: string;
   detail: string | null;
+  /** The condition was already true when checked: nothing was done. */
+  alreadyHeld?: true;
 }
 
 export interface RollbackFailed {
@@ -140,8 +146,11 @@ export interface RunEnded {
 export interface RecoverResult {
   run: string;
   action: string;
+  /** nothing-left: the action had no rollback (`rollback.none`). */
   status: 'done' | 'failed' | 'nothing-left';
   detail: string;
+  /** Done without doing anything: its condition already held. */
+  alreadyHeld?: true;
 }
 
 export interface RunRecovered {

@@ -2,7 +2,7 @@ import type { Drill, ScenarioEntry } from '../config/types.ts';
 import { ExitCode, UserError } from '../errors.ts';
 import { formatDuration } from '../config/duration.ts';
 import { createClock } from '../measure/clock.ts';
-import { describeRollback, type Adapters, type ScenarioDefinition } from '../scenario/define.ts';
+import { describeRollback, restoresOf, type Adapters, type ScenarioDefinition } from '../scenario/define.ts';
 import { scenarioContext } from '../scenario/context.ts';
 import { Timeline } from '../measure/timeline.ts';
 import { peekTarget } from '../targets/index.ts';
@@ -13,6 +13,8 @@ export interface PlannedAction {
   /** What a run now would hit; null when the target is not there to ask. */
   targets: string[] | null;
   rollback: string;
+  /** The condition the rollback restores and checks before and after it acts; null when the action heals itself. */
+  restores: string | null;
   /** Why the selection cannot be made (impossible selection); a run would stop before touching anything. */
   problem?: string;
   /** The workloads whose controllers replace what the action kills (`deployment/orders`), when it kills replicas. */
@@ -131,7 +133,13 @@ export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefin
     );
     const actions: PlannedAction[] = [];
     for (const a of s.actions) {
-      const planned: PlannedAction = { name: a.name, breaks: a.description, targets: null, rollback: describeRollback(a, entry.params) };
+      const planned: PlannedAction = {
+        name: a.name,
+        breaks: a.description,
+        targets: null,
+        rollback: describeRollback(a, entry.params),
+        restores: restoresOf(a, entry.params),
+      };
       if (peek.adapters) {
         try {
           const selected = await a.select(ctx);

@@ -25,6 +25,7 @@ export function renderPlan(plan: Plan): string {
       );
       if (a.replacedBy) out.push(`     replaced by: the controller of ${a.replacedBy}`);
       out.push(`     rollback: ${a.rollback}`);
+      if (a.restores) out.push(`     restores: ${a.restores} (checked before and after the rollback acts)`);
     }
     out.push(`  recovered when: ${s.recovery}`);
     out.push(`  verify: ${s.verify.join('; ') || 'nothing beyond the SLOs'}`);

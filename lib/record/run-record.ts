@@ -26,6 +26,10 @@ export interface ActionInput {
   error?: string;
   rollback: {
     description: string;
+    /** The condition the rollback restores, in the SRE's words (none for an action that heals itself). */
+    restores?: string;
+    /** The condition already held when the rollback checked it: nothing was done. */
+    alreadyHeld?: boolean;
     status: 'done' | 'failed' | 'none' | 'not-run';
     detail?: string;
     error?: string;
@@ -68,6 +72,8 @@ export interface ActionRecord {
   rollback: {
     status: 'done' | 'failed' | 'none' | 'not-run';
     description: string;
+    restores: string | null;
+    alreadyHeld: boolean;
     detail: string | null;
     error: string | null;
     startedAt: string | null;
@@ -121,6 +127,8 @@ export function buildRunRecord(input: RunRecordInput, scored: ScoredRun = scoreR
       rollback: {
         status: a.rollback.status,
         description: a.rollback.description,
+        restores: a.rollback.restores ?? null,
+        alreadyHeld: a.rollback.alreadyHeld ?? false,
         detail: a.rollback.detail ?? null,
         error: a.rollback.error ?? null,
         startedAt: a.rollback.startedAt ?? null,

@@ -112,16 +112,45 @@ export interface Probe<P = unknown, C extends Capability = never> {
   skip?(ctx: ScenarioContext<P, C>): string | null;
 }
 
+/** What an action journaled before it ran, and its result if it returned before the run ended. */
+export interface Journaled<T, R> {
+  selected: T;
+  /** Absent when the run crashed or was aborted before the action returned: it may be half done, or not begun. */
+  result?: R;
+}
+
+/**
+ * Whether a rollback's condition is true now. `ok: null` is for a condition nothing can check read-only (a
+ * runbook command with no check command of its own): converging is then its own evidence.
+ */
+export interface HoldResult {
+  ok: boolean | null;
+  /** What was seen, in a sentence: `n1 primary and takes writes, n2 streaming from it`. */
+  detail: string;
+}
+
+/**
+ * A rollback converges, it does not replay: it states the condition it restores, checks it read-only, and does
+ * only what reaching it needs from whatever state it finds. The engine and `drill recover` run it the same way
+ * (lib/engine/converge.ts): check; already true, done; else converge and check again; still not true, failed (exit 5).
+ * So a rollback copes with an action journaled but never carried out, half done, done twice, or undone by hand.
+ */
 export interface Rollback<P, T, R, C extends Capability = never> {
-  /** What the rollback does, in the SRE's words, for `drill plan` (may depend on the parameters). */
+  /** How it gets there, in the SRE's words, for `drill plan` (may depend on the parameters). */
   description: string | ((params: P) => string);
+  /** The condition it restores, in the SRE's words: shown by `drill plan`, journaled and recorded. */
+  restores: string | ((params: P) => string);
+  /** What a person should do when converging cannot reach the condition (the message of exit 5). */
+  byHand?: string | ((params: P) => string);
   /** Its own time limit: rollbacks run even after an abort, and must not hang the harness forever. */
   timeout?: string;
+  /** Read-only: does the condition hold now? */
+  holds(ctx: ScenarioContext<P, C>, journaled: Journaled<T, R>): Promise<HoldResult>;
   /**
-   * Undo the action. `selected` was journaled before the action ran; `result` is absent when the run
-   * crashed or was aborted before the action returned, so a rollback must cope with a half-done action.
+   * Do what reaching the condition needs from the state found now, and nothing else; safe to run again.
+   * Returns what was done, in a sentence.
    */
-  run(ctx: ScenarioContext<P, C>, journaled: { selected: T; result?: R }): Promise<string | void>;
+  converge(ctx: ScenarioContext<P, C>, journaled: Journaled<T, R>): Promise<string>;
 }
 
 /** A step that changes the world. It is journaled before it runs, and always carries its rollback. */
@@ -139,11 +168,24 @@ export interface Action<P = unknown, T = unknown, R = unknown, C extends Capabil
   rollback: Rollback<P, T, R, C> | { none: string };
 }
 
+const say = <P>(text: string | ((params: P) => string), params: P): string => (typeof text === 'function' ? text(params) : text);
+
 /** An action's rollback in the SRE's words, as the plan shows it and the record keeps it. */
 export function describeRollback<P>(a: Action<P>, params: P): string {
   if ('none' in a.rollback) return `none: ${a.rollback.none}`;
-  const d = a.rollback.description;
-  return typeof d === 'function' ? d(params) : d;
+  return say(a.rollback.description, params);
+}
+
+/** The condition an action's rollback restores, or null when it has none (the action heals itself). */
+export function restoresOf<P>(a: Action<P>, params: P): string | null {
+  return 'none' in a.rollback ? null : say(a.rollback.restores, params);
+}
+
+/** What a person should do when a rollback cannot reach its condition. */
+export function byHandOf<P, T, R, C extends Capability>(r: Rollback<P, T, R, C>, params: P): string {
+  return r.byHand
+    ? say(r.byHand, params)
+    : 'look at the target by hand and put it right; then `drill recover` checks the condition again and closes the run';
 }
 
 export interface Recovery<P, C extends Capability = never> {

@@ -45,7 +45,7 @@ export function peekTarget(target: Target): Promise<PeekedTarget> {
 }
 
 /** Adapters again for `drill recover`, from the target details a run recorded; a kind it does not know is treated as http. */
-export function reopenTarget(details: Record<string, unknown>): Promise<ReopenedTarget> {
+export function reopenTarget(details: Record<string, unknown>, say: (line: string) => void = () => {}): Promise<ReopenedTarget> {
   const kind = (KINDS as Record<string, TargetKind>)[String(details.kind)] ?? httpTarget;
-  return kind.reopen(details);
+  return kind.reopen(details, say);
 }

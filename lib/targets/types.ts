@@ -23,7 +23,10 @@ export interface PeekedTarget {
   serviceUrl: string | null;
 }
 
-/** What `drill recover` gets back from a run's recorded target details: adapters, or why there are none. */
+/**
+ * What `drill recover` gets back from a run's recorded target details: adapters, or why there are none (then
+ * no rollback of the run can be checked, and none is marked done).
+ */
 export interface ReopenedTarget {
   adapters: Adapters | null;
   why?: string;
@@ -35,6 +38,6 @@ export interface TargetKind<K extends Target['kind'] = Target['kind']> {
   capabilities(target: Extract<Target, { kind: K }>): Capability[];
   open(target: Extract<Target, { kind: K }>, say: (line: string) => void): Promise<OpenTarget>;
   peek(target: Extract<Target, { kind: K }>): Promise<PeekedTarget>;
-  /** `details` is what `open` recorded for the run. */
-  reopen(details: Record<string, unknown>): Promise<ReopenedTarget>;
+  /** `details` is what `open` recorded for the run; `say` tells the person what reopening does (the lab coming up). */
+  reopen(details: Record<string, unknown>, say: (line: string) => void): Promise<ReopenedTarget>;
 }

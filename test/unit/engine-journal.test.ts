@@ -70,6 +70,8 @@ test('a journal in the format of earlier versions still tells what to roll back,
     writeFileSync(path, [JSON.stringify(start), ...lines.slice(1)].join('\n') + '\n');
 
     let handed: { selected: unknown; result?: unknown; params: unknown } | null = null;
+    // The workload as the rollback finds it: one of three ready until it converges.
+    let ready = 1;
     const podKill = {
       name: 'pod-kill',
       actions: [
@@ -77,8 +79,11 @@ test('a journal in the format of earlier versions still tells what to roll back,
           name: 'kill replicas',
           rollback: {
             description: 'wait for replacements',
-            run: async (ctx: { params: unknown }, journaled: { selected: unknown; result?: unknown }) => {
+            restores: 'every replica ready',
+            holds: async () => ({ ok: ready === 3, detail: `${ready}/3 ready` }),
+            converge: async (ctx: { params: unknown }, journaled: { selected: unknown; result?: unknown }) => {
               handed = { ...journaled, params: ctx.params };
+              ready = 3;
               return 'replicas back';
             },
           },
@@ -86,7 +91,7 @@ test('a journal in the format of earlier versions still tells what to roll back,
       ],
     } as unknown as ScenarioDefinition;
     const out = await recoverRun(results, id, new Map([['pod-kill', podKill]]), () => undefined);
-    assert.deepEqual(out, [{ run: id, action: 'kill replicas', status: 'done', detail: 'replicas back' }]);
+    assert.deepEqual(out, [{ run: id, action: 'kill replicas', status: 'done', detail: 'replicas back; 3/3 ready' }]);
     assert.ok(handed);
     const h = handed as { selected: unknown; result?: unknown; params: unknown };
     assert.deepEqual(h.selected, pending[0]!.selected);

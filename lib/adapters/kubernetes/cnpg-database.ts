@@ -10,7 +10,7 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client
 import { UserError } from '../../errors.ts';
 import { cnpgInstanceSelector, cnpgSyncOf, createCnpgProvider, type CnpgProvider, type CnpgSyncSpec } from '../postgres/failover/cnpg.ts';
 import { FailoverTimeoutError, type PgNode, type ReplicationState } from '../postgres/failover/types.ts';
-import { walSenders, withClient } from '../postgres/standby.ts';
+import { takesWrite, walSenders, withClient } from '../postgres/standby.ts';
 import type { DatabaseAdapter, DbNodeView } from '../types.ts';
 import { createCaller } from './call.ts';
 import { KubeError, KubeGuardrailError } from './errors.ts';
@@ -236,6 +236,7 @@ export async function openCnpgDatabase(o: CnpgDatabaseOptions): Promise<CnpgData
 
     // The operator recreates the pod; the drill only waits for it.
     restartAsPrimary: (node, options) => provider.rejoin(node, options),
+    takesWrites: () => takesWrite(conn, `the -rw Service ${o.host}:${o.port}`),
   };
 }
 

@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import type { PgConn } from './cluster.ts';
-import { cmdlineOf, signal } from '../../util/proc.ts';
+import { childrenOf, cmdlineOf, signal } from '../../util/proc.ts';
 import { walSenders } from './standby.ts';
 
 export interface StalledSender {
@@ -62,6 +62,44 @@ export async function resumeSenders(senders: readonly StalledSender[]): Promise<
     if ((await startTimeOf(s.pid)) !== s.startTime) continue;
     if (signal(s.pid, 'SIGCONT')) resumed++;
   }
+  return resumed;
+}
+
+/** A walsender of a node's postmaster left stopped (state T), as a stall the harness did not undo leaves it. */
+export interface StoppedSender {
+  pid: number;
+  /** The walsender's title: `postgres: walsender postgres 127.0.0.1(40000) streaming 0/3000148`. */
+  title: string;
+}
+
+async function stateOf(pid: number): Promise<string | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Read-only: the walsenders under this postmaster that are stopped (SIGSTOP, state T). pg_stat_replication still
+ * calls such a sender `streaming`, so only /proc tells. Only for a node that runs on this machine (its PID known).
+ */
+export async function stoppedWalSenders(postmasterPid: number): Promise<StoppedSender[]> {
+  const out: StoppedSender[] = [];
+  for (const pid of await childrenOf(postmasterPid)) {
+    const argv = await cmdlineOf(pid);
+    const title = argv?.join(' ') ?? '';
+    if (!title.includes('walsender')) continue;
+    if ((await stateOf(pid)) === 'T') out.push({ pid, title });
+  }
+  return out;
+}
+
+/** SIGCONT to each stopped walsender found: idempotent, a running one is not touched. Returns how many were resumed. */
+export async function resumeStoppedSenders(postmasterPid: number): Promise<number> {
+  let resumed = 0;
+  for (const s of await stoppedWalSenders(postmasterPid)) if (signal(s.pid, 'SIGCONT')) resumed++;
   return resumed;
 }
 

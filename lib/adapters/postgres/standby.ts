@@ -36,6 +36,19 @@ export async function withClient<T>(conn: PgConn, fn: (c: pg.Client) => Promise<
 }
 
 /**
+ * Whether a write would commit through this address now: one transaction id (`txid_current()`, which a standby
+ * refuses), committed with nothing in it, under a 2 s limit. What a rollback checks "takes writes" with.
+ */
+export async function takesWrite(conn: PgConn, where: string): Promise<{ ok: boolean; detail: string }> {
+  try {
+    await withClient(conn, (c) => c.query("SET statement_timeout = '2s'; SELECT txid_current()"), 2000);
+    return { ok: true, detail: `a write commits through ${where}` };
+  } catch (e) {
+    return { ok: false, detail: `no write commits through ${where}: ${(e as Error).message}` };
+  }
+}
+
+/**
  * Makes sure the primary holds a slot for `node`. `fresh` drops an existing inactive slot first: a slot
  * left from a node's earlier life pins WAL from back then, and a rebuilt node starts from now.
  */

@@ -1,9 +1,16 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCatalog } from '../../scenario/catalog.ts';
-import { recoverRun, unfinishedRuns } from '../../engine/recover.ts';
+import { recoverRun, unfinishedRuns, type RecoverResult } from '../../engine/recover.ts';
 import { ExitCode, UserError } from '../../errors.ts';
 import { formatEvent } from '../ui.ts';
+
+/** done: the condition was reached, or already held (nothing done); failed: it does not hold, exit 5. */
+function verb(r: RecoverResult): string {
+  if (r.status === 'failed') return 'FAILED';
+  if (r.status === 'nothing-left') return 'nothing left';
+  return r.alreadyHeld ? 'already held' : 'rolled back';
+}
 
 export async function recoverCommand(resultsDir: string, runId?: string): Promise<number> {
   if (runId && !existsSync(join(resultsDir, 'runs', runId, 'events.jsonl'))) {
@@ -27,13 +34,13 @@ export async function recoverCommand(resultsDir: string, runId?: string): Promis
     });
     if (results.length === 0) console.log('  nothing pending');
     for (const r of results) {
-      console.log(`  ${r.status === 'failed' ? 'FAILED' : r.status === 'done' ? 'rolled back' : 'nothing left'}: ${r.action}: ${r.detail}`);
+      console.log(`  ${verb(r)}: ${r.action}: ${r.alreadyHeld ? r.detail.replace(/^already held: /, '') : r.detail}`);
       if (r.status === 'failed') failed++;
     }
   }
   if (failed > 0) {
     console.error(
-      `${failed} rollback${failed === 1 ? '' : 's'} failed: the target is not back to where it was; a person must look (details above and in events.jsonl)`,
+      `${failed} rollback${failed === 1 ? '' : 's'} failed: the target is not back to where it was; a person must look (details above and in events.jsonl), then run \`drill recover\` again: it checks each condition before it closes the run`,
     );
     return ExitCode.rollbackFailed;
   }

@@ -20,6 +20,7 @@ export async function inject(s: RunState): Promise<void> {
       selected,
       targets: fact.targets,
       rollback: fact.rollback.description,
+      ...(fact.rollback.restores ? { restores: fact.rollback.restores } : {}),
     });
     s.started.push(i);
     s.selections.set(i, selected);

@@ -1,11 +1,13 @@
 import { parseDuration } from '../../config/duration.ts';
-import { errText, type RunState } from './state.ts';
+import { convergeRollback } from '../converge.ts';
+import type { RunState } from './state.ts';
 
 const DEFAULT_ROLLBACK_TIMEOUT_MS = 5 * 60_000;
 
 /**
  * Rollback, newest first, each under its own time limit and not under the run's signal: they run after
- * an abort too. A rollback that fails is recorded and the next one still runs.
+ * an abort too. Each converges on the condition it restores (lib/engine/converge.ts, shared with `drill
+ * recover`). A rollback that fails is recorded and the next one still runs.
  */
 export async function rollback(s: RunState): Promise<void> {
   const { scenario, clock, facts } = s;
@@ -21,16 +23,21 @@ export async function rollback(s: RunState): Promise<void> {
     const limitMs = a.rollback.timeout ? parseDuration(a.rollback.timeout) : DEFAULT_ROLLBACK_TIMEOUT_MS;
     const signal = AbortSignal.timeout(limitMs);
     fact.rollback.startedAt = clock.iso(clock.now());
-    s.record({ type: 'rollback.start', action: i, name: a.name, timeoutMs: limitMs });
-    try {
-      const detail = await a.rollback.run({ ...s.ctx, signal }, { selected: s.selections.get(i), result: s.results.get(a.name) });
-      fact.rollback.status = 'done';
-      fact.rollback.detail = detail ?? undefined;
-      s.record({ type: 'rollback.done', action: i, name: a.name, detail: detail ?? null });
-    } catch (e) {
-      fact.rollback.status = 'failed';
-      fact.rollback.error = signal.aborted ? `did not finish within ${limitMs / 1000}s` : errText(e);
-      s.record({ type: 'rollback.failed', action: i, name: a.name, error: fact.rollback.error });
+    s.record({ type: 'rollback.start', action: i, name: a.name, timeoutMs: limitMs, restores: fact.rollback.restores });
+    const out = await convergeRollback(
+      a.rollback,
+      { ...s.ctx, signal },
+      { selected: s.selections.get(i), result: s.results.get(a.name) },
+      { timeoutMs: limitMs },
+    );
+    fact.rollback.status = out.status;
+    if (out.status === 'done') {
+      fact.rollback.detail = out.detail;
+      fact.rollback.alreadyHeld = out.alreadyHeld;
+      s.record({ type: 'rollback.done', action: i, name: a.name, detail: out.detail, ...(out.alreadyHeld ? { alreadyHeld: true } : {}) });
+    } else {
+      fact.rollback.error = out.detail;
+      s.record({ type: 'rollback.failed', action: i, name: a.name, error: out.detail });
     }
     fact.rollback.endedAt = clock.iso(clock.now());
   }

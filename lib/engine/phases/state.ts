@@ -7,6 +7,7 @@ import { LoadGenerator } from '../../load/generator.ts';
 import type { SecondStats } from '../../measure/request-log.ts';
 import {
   describeRollback,
+  restoresOf,
   type Adapters,
   type Progress,
   type ProbeResult,
@@ -109,7 +110,11 @@ function emptyFacts(id: string, dir: string, input: ScenarioRunInput, clock: Clo
       endedAt: null,
       status: 'not-run',
       targets: [],
-      rollback: { description: describeRollback(a, entry.params), status: 'not-run' },
+      rollback: {
+        description: describeRollback(a, entry.params),
+        ...(restoresOf(a, entry.params) ? { restores: restoresOf(a, entry.params)! } : {}),
+        status: 'not-run',
+      },
     })),
     recoveryProbe: null,
     verification: [],

@@ -9,6 +9,7 @@ import type { PgNode } from '../../adapters/postgres/failover/types.ts';
 import { childrenOf, isProcessUnder } from '../../util/proc.ts';
 import type { DatabaseAdapter, DbNodeView } from '../../adapters/types.ts';
 import { setDbPrimary } from '../../lab/daemon/client.ts';
+import { takesWrite } from '../../adapters/postgres/standby.ts';
 import { createPatroniLabDatabase } from './patroni-database.ts';
 import { labPaths } from '../../lab/paths.ts';
 import { readConfig } from '../../lab/state.ts';
@@ -105,5 +106,10 @@ export function createLabDatabase(info: LabInfo): DatabaseAdapter {
       return { pid, children };
     },
     restartAsPrimary: (node, options) => provider.restartAsPrimary(node, options),
+    takesWrites: () =>
+      takesWrite(
+        { host: '127.0.0.1', port: info.db.endpointPort, user: info.db.superuser, database: info.db.database },
+        `the lab endpoint 127.0.0.1:${info.db.endpointPort}`,
+      ),
   };
 }

@@ -7,7 +7,10 @@ import { LAB_DATABASE_DEFAULTS } from '../../config/defaults.ts';
 import { UserError } from '../../errors.ts';
 import { createExec } from '../../adapters/exec.ts';
 import { backupsDetails } from '../../adapters/postgres/backup/adapter.ts';
+import { resolve } from 'node:path';
 import { defaultLabDir, labDown, labStatus, labUp } from '../../lab/index.ts';
+import { collectFacts, infoOf } from '../../lab/status.ts';
+import type { LabInfo } from '../../lab/types.ts';
 import { patroniUnavailable } from '../../lab/patroni/config.ts';
 import type { TargetKind } from '../types.ts';
 import { labBackupsAdapter } from './backups.ts';
@@ -32,6 +35,17 @@ export function labDatabaseOf(target: LabTarget): { replication: 'async' | 'sync
     });
   }
   return database;
+}
+
+/**
+ * The lab as its daemon serves it, parts broken or not: a run killed after it killed the primary leaves the daemon,
+ * the standby and the replicas running, and the rollbacks repair the rest. Null when the daemon is not running.
+ */
+async function runningLab(dir: string): Promise<LabInfo | null> {
+  const f = await collectFacts(resolve(dir));
+  if (!f.live) return null;
+  // A dead primary has no PID; the database adapter reads each node's PID again when it needs one.
+  return infoOf(resolve(dir), { ...f, pgPid: f.pgPid ?? 0 }, true);
 }
 
 export const labTarget: TargetKind<'lab'> = {
@@ -106,15 +120,32 @@ export const labTarget: TargetKind<'lab'> = {
       note: `lab in ${dir} is up: selections below are what a run now would hit`,
     };
   },
-  async reopen(details) {
+  async reopen(details, say) {
     const dir = String(details.dir);
-    const s = await labStatus({ dir });
-    if (!s.up || !s.info) return { adapters: null, why: `the lab in ${dir} is down, and whatever the run broke went down with it` };
+    let info = await runningLab(dir);
+    if (!info) {
+      // The daemon is not running: nothing of the lab can be checked, and a lab left half up by a crash is repaired
+      // by its own start-up (leftovers stopped, PostgreSQL restarted around lab.json's primary, the standby rebuilt).
+      // Each rollback then checks its condition on the lab as it came up.
+      const postgres = (details.postgres ?? {}) as { provider?: 'pg-promote' | 'patroni'; replication?: 'async' | 'sync' };
+      say(`the lab in ${dir} is not running: bringing it up (as \`drill lab up\` does) to check what the run left; it stays up`);
+      try {
+        info = await labUp({
+          dir,
+          replicas: typeof details.replicas === 'number' ? details.replicas : undefined,
+          provider: postgres.provider,
+          replication: postgres.replication,
+          say,
+        });
+      } catch (e) {
+        return { adapters: null, why: `the lab in ${dir} is not running and did not come up: ${(e as Error).message}` };
+      }
+    }
     return {
       adapters: {
-        exec: createExec({ DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: s.info.serviceUrl }),
-        replicas: createLabReplicas(s.info),
-        database: createLabDatabase(s.info),
+        exec: createExec({ DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: info.serviceUrl }),
+        replicas: createLabReplicas(info),
+        database: createLabDatabase(info),
       },
     };
   },

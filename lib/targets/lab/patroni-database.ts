@@ -12,6 +12,7 @@ import { crashPatroniMember, startPatroniMember } from '../../lab/patroni/proces
 import { readLabConfig, recordPatroniLeader } from '../../lab/patroni/status.ts';
 import { LAB_DB, nodeFacts } from '../../lab/postgres/status.ts';
 import type { LabInfo, PatroniLabConfig } from '../../lab/types.ts';
+import { takesWrite } from '../../adapters/postgres/standby.ts';
 
 /** The patroni provider with the lab's word on its timings added to what GET /config says. */
 class PatroniLabProvider extends PatroniProvider {
@@ -71,5 +72,10 @@ export function createPatroniLabDatabase(info: LabInfo): DatabaseAdapter {
     },
     // Its Patroni, started again, brings PostgreSQL back and takes the leader key if nobody holds it.
     restartAsPrimary: (node, options) => provider.rejoin(node, options),
+    takesWrites: () =>
+      takesWrite(
+        { host: '127.0.0.1', port: info.db.endpointPort, user: info.db.superuser, database: info.db.database },
+        `the lab endpoint 127.0.0.1:${info.db.endpointPort}`,
+      ),
   };
 }
