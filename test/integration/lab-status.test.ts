@@ -142,3 +142,25 @@ describe('drill lab status tells the truth', { timeout: 240_000 }, () => {
     assert.ok(parts(status).includes('daemon'));
   });
 });
+
+describe('drill lab status on a Patroni lab', { timeout: 240_000 }, () => {
+  const lab = labFixture('labstp');
+
+  test('a Patroni member whose process died is listed, exit 1', async () => {
+    await labUp({ dir: lab.dir, replicas: 1, provider: 'patroni' });
+    const healthy = await statusCli(lab.dir);
+    assert.deepEqual(healthy.status.problems, []);
+    assert.equal(healthy.code, 0);
+
+    const member = healthy.status.components.find((c) => c.name === 'patroni' && c.alive)!;
+    lab.seen.add(member.pid!);
+    signal(member.pid!, 'SIGKILL');
+    const { code, status } = await statusCli(lab.dir);
+    assert.equal(code, 1);
+    assert.equal(status.up, true);
+    assert.ok(
+      status.problems.some((p) => p.part === 'patroni' && p.detail === `patroni pid ${member.pid} (port ${member.port}) is not running`),
+      JSON.stringify(status.problems),
+    );
+  });
+});
