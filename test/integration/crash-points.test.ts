@@ -11,6 +11,7 @@ import {
   type Cell,
   type CrashDrill,
   eventLabel,
+  type KillPoint,
   killPoints,
   labScenarios,
   matrixTable,
@@ -103,10 +104,11 @@ async function repair(dir: string, s: LabStatus, seen: Set<number>): Promise<voi
   assert.deepEqual(after.problems, [], 'the lab could be repaired between kill points');
 }
 
-async function crashAndRecover(d: CrashDrill, file: string, root: string, labDir: string, line: number, event: string, seen: Set<number>) {
+async function crashAndRecover(d: CrashDrill, file: string, root: string, labDir: string, point: KillPoint, seen: Set<number>) {
+  const { line, event } = point;
   const t0 = performance.now();
   const results = join(root, `results-${line}`);
-  const run = await runDrill(file, results, labDir, line);
+  const run = await runDrill(file, results, labDir, point.spec);
   const runDir = await onlyRun(results);
   const lines = await readJournalLines(runDir);
   const killed = run.signal === 'SIGKILL';
@@ -135,7 +137,13 @@ async function crashAndRecover(d: CrashDrill, file: string, root: string, labDir
     recoverMs: Math.round(t2 - t1),
     ms: Math.round(performance.now() - t0),
   };
-  if (killed) assert.equal(lines.length, line, `the run died right after journal line ${line}`);
+  const last = lines[lines.length - 1]!;
+  if (killed)
+    assert.equal(
+      `${last.name ? `${last.type}:${last.name}` : last.type}#`,
+      point.spec.replace(/#\d+$/, '#'),
+      'the run died at its kill point',
+    );
   if (!recovered(cell)) {
     cell.problems.push(`recover said: ${(r.stdout + r.stderr).trim().split('\n').slice(-3).join(' / ')}`);
     await repair(labDir, s, seen);
@@ -160,7 +168,7 @@ for (const d of CRASH_DRILLS) {
       const points = killPoints(await readJournalLines(await onlyRun(join(lab.root, 'results-reference'))));
       const mine: Cell[] = [];
       for (const p of points) {
-        const cell = await crashAndRecover(d, file, lab.root, lab.dir, p.line, p.event, lab.seen);
+        const cell = await crashAndRecover(d, file, lab.root, lab.dir, p, lab.seen);
         t.diagnostic(
           `line ${p.line} ${p.event}: ${cell.run}, recover exit ${cell.recoverExit}, ${recovered(cell) ? 'recovered' : `NOT recovered (${cell.problems.join('; ')})`} in ${cell.ms} ms (run ${cell.runMs}, recover ${cell.recoverMs})`,
         );

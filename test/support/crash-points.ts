@@ -131,10 +131,14 @@ export function eventLabel(e: JournalEvent): string {
 }
 
 export interface KillPoint {
-  /** DRILL_CRASH_AFTER_EVENT: the journal line after which the harness dies. */
+  /** The line in the reference run. */
   line: number;
-  /** That line in the reference run. */
   event: string;
+  /**
+   * DRILL_CRASH_AFTER_EVENT: that line by what it is (`action.done:kill primary#1`), not by its number: a probe
+   * polled more or fewer times than in the reference run shifts every later line number, never the step.
+   */
+  spec: string;
 }
 
 /** Lines that only read: a probe's answer, a measured RPO. Between two of them the harness changes nothing. */
@@ -151,9 +155,13 @@ const READ_ONLY = new Set(['probe', 'probe.skipped', 'rpo.measured', 'stop-condi
 export function killPoints(events: JournalEvent[], everyLine = process.env.DRILL_CRASH_EVERY_LINE === '1'): KillPoint[] {
   const out: KillPoint[] = [];
   const readOnly = (e: JournalEvent | undefined) => e !== undefined && READ_ONLY.has(e.type);
+  const seen = new Map<string, number>();
   events.forEach((e, i) => {
+    const key = e.name ? `${e.type}:${e.name}` : e.type;
+    const k = (seen.get(key) ?? 0) + 1;
+    seen.set(key, k);
     if (!everyLine && readOnly(e) && readOnly(events[i - 1]) && readOnly(events[i + 1])) return;
-    out.push({ line: i + 1, event: eventLabel(e) });
+    out.push({ line: i + 1, event: eventLabel(e), spec: `${key}#${k}` });
   });
   return out;
 }
@@ -165,9 +173,9 @@ export async function onlyRun(resultsDir: string): Promise<string> {
   return join(runs, ids[0]!);
 }
 
-/** `drill run FILE` on the lab in labDir, optionally dying after journal line `crashAfter`. Bounded: a hung run is killed. */
-export async function runDrill(file: string, resultsDir: string, labDir: string, crashAfter?: number): Promise<CliResult> {
-  const env: Record<string, string> = { DRILL_LAB_DIR: labDir, DRILL_CRASH_AFTER_EVENT: crashAfter ? String(crashAfter) : '' };
+/** `drill run FILE` on the lab in labDir, optionally dying after the journal line `crashAfter` names. Bounded: a hung run is killed. */
+export async function runDrill(file: string, resultsDir: string, labDir: string, crashAfter?: string): Promise<CliResult> {
+  const env: Record<string, string> = { DRILL_LAB_DIR: labDir, DRILL_CRASH_AFTER_EVENT: crashAfter ?? '' };
   const run = drillCli(['run', file, '--results', resultsDir, '--yes'], env);
   const timer = setTimeout(() => run.child.kill('SIGKILL'), 180_000);
   try {
@@ -182,7 +190,7 @@ export interface Cell {
   line: number;
   /** The reference run's event at that line. */
   event: string;
-  /** The last line the crashed run journaled (its own event at that line; null when the run ended first). */
+  /** The last line the crashed run journaled; null when the run ended without reaching the kill point. */
   crashedAfter: string | null;
   /** How the crashed run ended: `SIGKILL`, or `exit N` when it finished before reaching the line. */
   run: string;
@@ -209,12 +217,12 @@ export const recovered = (c: Cell): boolean => c.recoverExit === 0 && c.pending 
 /** The matrix as Markdown: one row per kill point, grouped by drill. */
 export function matrixTable(cells: Cell[]): string {
   const rows = [
-    '| drill | kill after line | event (reference run) | recover exit | journal closed | lab status | write | recovered |',
+    '| drill | line | killed right after | recover exit | journal closed | lab status | write | recovered |',
     '|---|---:|---|---:|---|---|---|---|',
   ];
   for (const c of cells) {
     const status = c.healthy ? 'healthy' : `BROKEN: ${c.problems.join('; ').slice(0, 160)}`;
-    const event = c.crashedAfter === null ? `${c.event} (${c.run}: run ended first)` : c.event;
+    const event = c.crashedAfter === null ? `${c.event} (not reached: ${c.run})` : c.event;
     rows.push(
       `| ${c.drill} | ${c.line} | ${event} | ${c.recoverExit ?? '-'} | ${c.pending === 0 ? 'yes' : `no (${c.pending} pending)`} | ${status}${c.leftovers ? `, ${c.leftovers} scratch cluster(s) left` : ''} | ${c.write ? 'ok' : 'FAILED'} | ${recovered(c) ? 'yes' : '**NO**'} |`,
     );
