@@ -2,21 +2,27 @@ import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs
 import { UserError } from '../errors.ts';
 import type { ActionIntent, JournaledEvent, JournalLine } from './events.ts';
 
+/** Which journal line the harness dies after: the Nth line, or the Kth line of a type (and name). */
+type CrashPoint = { line: number } | { type: string; name: string | null; occurrence: number };
+
 /**
- * Fault injection for the harness's own crash tests: with `DRILL_CRASH_AFTER_EVENT=N`, the process SIGKILLs
- * itself right after the Nth line this journal wrote is fsynced, the exact state `drill recover` must handle
- * when the machine or the harness dies between two steps. Unset, nothing changes.
+ * Fault injection for the harness's own crash tests: with `DRILL_CRASH_AFTER_EVENT`, the process SIGKILLs
+ * itself right after a journal line is fsynced, the exact state `drill recover` must handle when the machine
+ * or the harness dies between two steps. `N`: after the Nth line. `TYPE[:NAME][#K]` (`action.done:kill primary`,
+ * `log#2`): after the Kth line (default the first) of that type and step name, the same step in every run
+ * even when a probe polled a different number of times before it. Unset, nothing changes.
  */
-function crashAfterEvent(): number | null {
+function crashPoint(): CrashPoint | null {
   const raw = process.env.DRILL_CRASH_AFTER_EVENT;
   if (raw === undefined || raw === '') return null;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UserError(`DRILL_CRASH_AFTER_EVENT=${raw} is not a line number (1, 2, ...)`, {
+  if (/^\d+$/.test(raw) && Number(raw) >= 1) return { line: Number(raw) };
+  const m = /^([a-z.-]+)(?::([^#]+))?(?:#(\d+))?$/.exec(raw);
+  if (!m || (m[3] !== undefined && Number(m[3]) < 1))
+    throw new UserError(`DRILL_CRASH_AFTER_EVENT=${raw} is neither a line number (1, 2, ...) nor TYPE[:NAME][#K]`, {
       untouched: 'nothing: the run did not start',
-      next: 'unset DRILL_CRASH_AFTER_EVENT, or set it to the journal line after which the harness should SIGKILL itself',
+      next: 'unset DRILL_CRASH_AFTER_EVENT, or set it to e.g. 7 or action.done:kill primary',
     });
-  return n;
+  return { type: m[1]!, name: m[2] ?? null, occurrence: Number(m[3] ?? 1) };
 }
 
 /**
@@ -26,7 +32,8 @@ function crashAfterEvent(): number | null {
 export class Journal {
   private fd: number | null;
   private written = 0;
-  private readonly crashAfter = crashAfterEvent();
+  private matched = 0;
+  private readonly crashAt = crashPoint();
 
   constructor(readonly path: string) {
     this.fd = openSync(path, 'a');
@@ -39,7 +46,15 @@ export class Journal {
     writeSync(this.fd, JSON.stringify({ type, at, ms, ...(recovered ? { recovered } : {}), ...fields }) + '\n');
     fsyncSync(this.fd);
     this.written += 1;
-    if (this.written === this.crashAfter) process.kill(process.pid, 'SIGKILL');
+    if (this.crashAt && this.isCrashPoint(event)) process.kill(process.pid, 'SIGKILL');
+  }
+
+  private isCrashPoint(event: JournaledEvent): boolean {
+    const at = this.crashAt!;
+    if ('line' in at) return this.written === at.line;
+    if (event.type !== at.type || (at.name !== null && (event as { name?: unknown }).name !== at.name)) return false;
+    this.matched += 1;
+    return this.matched === at.occurrence;
   }
 
   close(): void {

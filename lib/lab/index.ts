@@ -7,4 +7,4 @@ export { labDown, labUp, type LabUpOptions } from './lifecycle.ts';
 export { labStatus } from './status.ts';
 export { defaultLabDir, labPaths } from './paths.ts';
 export { getDaemonStatus, labEvents, pauseFront, resumeFront, scaleReplicas, setDbPrimary, type PauseResult } from './daemon/client.ts';
-export type { DaemonStatus, LabComponent, LabDownResult, LabEvent, LabInfo, LabStatus, ReplicaView } from './types.ts';
+export type { DaemonStatus, LabComponent, LabDownResult, LabEvent, LabInfo, LabPart, LabProblem, LabStatus, ReplicaView } from './types.ts';

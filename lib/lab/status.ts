@@ -11,7 +11,17 @@ import { readLabConfig } from './patroni/status.ts';
 import { labPaths } from './paths.ts';
 import { databaseStatus, LAB_DB, nodeFacts } from './postgres/status.ts';
 import { readDaemonState } from './state.ts';
-import type { DaemonStatus, LabFacts, LabInfo, LabStatus, ReplicaView } from './types.ts';
+import type {
+  DaemonStatus,
+  LabComponent,
+  LabDatabaseStatus,
+  LabFacts,
+  LabInfo,
+  LabPart,
+  LabProblem,
+  LabStatus,
+  ReplicaView,
+} from './types.ts';
 
 export async function collectFacts(dir: string): Promise<LabFacts> {
   const p = labPaths(dir);
@@ -31,7 +41,8 @@ export async function collectFacts(dir: string): Promise<LabFacts> {
 
 export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabInfo | null {
   const p = labPaths(dir);
-  if (!f.config || !f.daemon || !f.live || f.pgPid === null) return null;
+  // A dead primary leaves the lab reachable (daemon, front, standby): the info stays, so a rollback can mend it.
+  if (!f.config || !f.daemon || !f.live) return null;
   return {
     dir: p.dir,
     serviceUrl: `http://127.0.0.1:${f.live.front.port}`,
@@ -51,10 +62,80 @@ export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabIn
       ...(f.config.patroni ? { patroni: f.config.patroni } : {}),
     },
     replicas: f.live.desired,
-    pids: { daemon: f.daemon.pid, postgres: f.pgPid },
+    pids: { daemon: f.daemon.pid, postgres: f.pgAlive ? f.pgPid : null },
     azurite: f.azurite.up && f.azurite.azurite ? labAzuriteView(f.azurite.azurite) : null,
     alreadyRunning,
   };
+}
+
+/** Patroni's states of a member that is doing its job. */
+const MEMBER_OK = new Set(['running', 'streaming']);
+
+/** Every broken part of a lab whose daemon runs, or of the leftovers of one whose daemon died. */
+function problemsOf(f: LabFacts, database: LabDatabaseStatus | null, patroniParts: LabComponent[]): LabProblem[] {
+  const out: LabProblem[] = [];
+  const add = (part: LabPart, detail: string) => out.push({ part, detail });
+  if (f.daemon && !f.daemonAlive) add('daemon', `daemon pid ${f.daemon.pid} is gone (or its PID now belongs to another process)`);
+  if (!f.daemon) add('daemon', 'no daemon is recorded (daemon.json is missing)');
+  if (f.daemonAlive && !f.live)
+    add('control', `the daemon (pid ${f.daemon!.pid}) runs but its control API on port ${f.daemon!.ports.control} does not answer`);
+  if (!f.daemonAlive && f.replicaPids.length > 0) add('replicas', `${f.replicaPids.length} replica(s) running without their daemon`);
+  const live = f.live;
+  if (live) {
+    if (live.front.paused)
+      add('front', `paused: the front on port ${live.front.port} refuses connections (\`drill lab resume-front\` ends it)`);
+    if (live.ready < live.desired) {
+      const notReady = live.replicas.filter((r) => !r.ready).map((r) => r.name);
+      add('replicas', `${live.ready} of ${live.desired} replicas ready${notReady.length ? ` (not ready: ${notReady.join(', ')})` : ''}`);
+    }
+  }
+  const cfg = f.config;
+  if (cfg && database) {
+    const nodes = database.nodes;
+    const primary = nodes.find((n) => n.name === database.primary);
+    const writers = nodes.filter((n) => n.alive && n.inRecovery === false);
+    if (!primary?.alive) {
+      const other = writers.find((n) => n.name !== database.primary);
+      add(
+        'primary',
+        `${database.primary} (PostgreSQL on port ${primary?.port ?? cfg.nodes[database.primary]?.port ?? '?'}) is not running: ${other ? `${other.name} takes writes but the lab does not name it the primary` : 'no node takes writes'}`,
+      );
+    } else if (primary.inRecovery === true)
+      add('primary', `${primary.name} is recorded as primary but is in recovery: no node takes writes`);
+    else if (primary.inRecovery === null)
+      add('primary', `${primary.name} (pid ${primary.pid}, port ${primary.port}) runs but does not answer queries`);
+    if (writers.length > 1) add('primary', `${writers.map((n) => n.name).join(' and ')} all take writes (split brain)`);
+    for (const n of nodes) {
+      if (n.role !== 'standby') continue;
+      if (!n.alive) add('standby', `standby ${n.name} (PostgreSQL on port ${n.port}) is not running`);
+      else if (n.streaming === false && n.inRecovery !== false)
+        add('standby', `standby ${n.name} runs but does not stream from ${database.primary}`);
+    }
+    for (const w of database.walsenders)
+      if (w.stopped)
+        add(
+          'walsender',
+          `walsender pid ${w.pid} on ${database.primary} (to ${w.to ?? 'an unknown standby'}) is stopped (state T): WAL does not reach ${w.to ?? 'it'}; \`kill -CONT ${w.pid}\` resumes it`,
+        );
+    if (live && primary?.alive && cfg.provider !== 'patroni' && live.db.primaryPort !== primary.port)
+      add(
+        'db-endpoint',
+        `the service's database endpoint points at port ${live.db.primaryPort}, but the primary ${primary.name} is on port ${primary.port}`,
+      );
+    if (database.patroni) {
+      if (!database.patroni.members) add('patroni', 'no Patroni member answers GET /cluster');
+      for (const m of database.patroni.members ?? [])
+        if (!MEMBER_OK.has(m.state)) add('patroni', `member ${m.name} (${m.role}) is ${m.state}`);
+    }
+  }
+  for (const c of patroniParts)
+    if (!c.alive) add(c.name === 'etcd' ? 'etcd' : 'patroni', `${c.name}${c.pid ? ` pid ${c.pid}` : ''} (port ${c.port}) is not running`);
+  if (f.azurite.azurite && !f.azurite.up)
+    add(
+      'azurite',
+      `Azurite (pid ${f.azurite.azurite.pid}, port ${f.azurite.azurite.port}) ${f.azurite.alive ? 'does not answer' : 'is not running'}`,
+    );
+  return out;
 }
 
 export async function labStatus(options: { dir: string }): Promise<LabStatus> {
@@ -73,26 +154,15 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
   if (!existsSync(dir)) return empty;
   const f = await collectFacts(dir);
   if (!f.config && !f.daemon && !f.azurite.alive) return empty;
-  const problems: string[] = [];
-  if (f.config && !f.pgAlive) problems.push(f.pgPid ? `PostgreSQL pid ${f.pgPid} is not running` : 'PostgreSQL is not running');
-  if (f.daemon && !f.daemonAlive) problems.push(`daemon pid ${f.daemon.pid} is gone (or its PID now belongs to another process)`);
-  if (f.daemonAlive && !f.live) problems.push('daemon is alive but its control API does not answer');
-  if (!f.daemonAlive && f.replicaPids.length > 0) problems.push(`${f.replicaPids.length} replica(s) running without their daemon`);
-  for (const n of f.nodes)
-    if (n.role === 'standby' && !n.alive) problems.push(`standby ${n.name} (PostgreSQL on port ${n.port}) is not running`);
-  if (f.azurite.azurite && !f.azurite.up)
-    problems.push(
-      `Azurite (pid ${f.azurite.azurite.pid}, port ${f.azurite.azurite.port}) ${f.azurite.alive ? 'does not answer' : 'is not running'}`,
-    );
-  const up = f.pgAlive && f.live !== null;
+  // Up is the daemon running: a lab with a dead primary is up and broken, not down (its front still answers).
+  const up = f.daemonAlive;
+  // Anything recorded as running while the daemon is not is a leftover of a crash.
+  const stale = !up && (f.nodes.some((n) => n.alive) || f.daemon !== null || f.replicaPids.length > 0 || f.azurite.alive);
   const database = f.config ? await databaseStatus(f.config, f.nodes) : null;
-  for (const n of database?.nodes ?? []) {
-    if (n.role === 'standby' && n.alive && n.streaming === false)
-      problems.push(`standby ${n.name} runs but does not stream from ${f.config!.primary}`);
-    if (n.role === 'primary' && n.inRecovery === true) problems.push(`${n.name} is recorded as primary but is in recovery`);
-  }
   const patroniParts = f.config ? await patroniComponents(dir, f.config) : [];
-  for (const c of patroniParts) if (!c.alive) problems.push(`${c.name}${c.pid ? ` pid ${c.pid}` : ''} (port ${c.port}) is not running`);
+  // A lab stopped on purpose has one thing to say: it is not running. Its parts are down by design.
+  const problems: LabProblem[] =
+    up || stale ? problemsOf(f, database, patroniParts) : [{ part: 'daemon', detail: 'the lab is not running: `drill lab up` starts it' }];
   const d = f.daemon;
   const replicas: ReplicaView[] =
     f.live?.replicas ??
@@ -108,8 +178,7 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
   return {
     dir,
     up,
-    // Anything recorded as running but not all of it answering is a leftover of a crash.
-    stale: !up && (f.nodes.some((n) => n.alive) || f.daemon !== null || f.replicaPids.length > 0 || f.azurite.alive),
+    stale,
     info: up ? infoOf(dir, f, true) : null,
     components: [
       {

@@ -34,7 +34,8 @@ export interface LabInfo {
   };
   /** Desired replica count. */
   replicas: number;
-  pids: { daemon: number; postgres: number };
+  /** `postgres` is the primary's postmaster, null while it is not running (status lists that as a problem). */
+  pids: { daemon: number; postgres: number | null };
   /** The lab's Azurite Blob service (backups of lab drills); null when it is not running. No key here. */
   azurite?: LabAzuriteView | null;
   /** True when labUp found the lab already up and healthy and started nothing. */
@@ -99,19 +100,49 @@ export interface LabComponent {
   alive: boolean;
 }
 
+/** The parts `lab status` checks; each broken one is a problem. */
+export type LabPart =
+  | 'daemon'
+  | 'control'
+  | 'front'
+  | 'db-endpoint'
+  | 'primary'
+  | 'standby'
+  | 'walsender'
+  | 'replicas'
+  | 'azurite'
+  | 'etcd'
+  | 'patroni';
+
+/** One broken part of the lab: which, and what is wrong with it, with names and PIDs. */
+export interface LabProblem {
+  part: LabPart;
+  detail: string;
+}
+
+/** A walsender of the primary, seen by /proc: `stopped` when it is in state T (SIGSTOPped). */
+export interface LabWalSender {
+  pid: number;
+  /** The standby it feeds (pg_stat_replication's application_name); null when the primary does not answer. */
+  to: string | null;
+  stopped: boolean;
+}
+
 export interface LabStatus {
   dir: string;
-  /** PostgreSQL, the daemon and its control API all answer. */
+  /** The lab's daemon runs: the lab is up, broken parts or not (those are `problems`). */
   up: boolean;
-  /** Something was left behind (dead daemon, orphan replicas or server): `labDown` cleans it. */
+  /** The daemon is not running but something of the lab was left behind: `labDown` cleans it. */
   stale: boolean;
+  /** How to reach the lab; null unless the daemon's control API answers. */
   info: LabInfo | null;
   components: LabComponent[];
   replicas: ReplicaView[];
   desired: number;
   /** The PostgreSQL pair as queried now; null when lab.json is missing. */
   database: LabDatabaseStatus | null;
-  problems: string[];
+  /** Every broken part; empty when the lab is healthy (`drill lab status` exits 0 only then). */
+  problems: LabProblem[];
 }
 
 export interface LabDatabaseStatus {
@@ -134,6 +165,8 @@ export interface LabDatabaseStatus {
     }> | null;
   };
   primary: string;
+  /** The walsenders of the node that takes writes. */
+  walsenders: LabWalSender[];
   nodes: Array<
     LabDbNode & {
       alive: boolean;

@@ -81,8 +81,8 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     assert.equal(s.up, false);
     assert.equal(s.stale, true);
     assert.ok(
-      s.problems.some((p) => p.includes(`daemon pid ${info.pids.daemon}`)),
-      s.problems.join('; '),
+      s.problems.some((p) => p.detail.includes(`daemon pid ${info.pids.daemon}`)),
+      s.problems.map((p) => p.detail).join('; '),
     );
     assert.deepEqual(await livePids(replicaPids), replicaPids, 'replicas outlive their daemon, as pods outlive a kubelet');
 

@@ -188,8 +188,8 @@ describe('pg-promote failover on the lab pair', { timeout: 400_000 }, () => {
       assert.equal(s.up, true);
       assert.equal(s.info?.db.port, info.db.nodes[1]!.port, 'status reports the promoted node as primary');
       assert.ok(
-        s.problems.some((p) => /standby n1 .* not running/.test(p)),
-        s.problems.join('; '),
+        s.problems.some((p) => /standby n1 .* not running/.test(p.detail)),
+        s.problems.map((p) => p.detail).join('; '),
       );
       // Read where it is readable (the promoted node) after the standby it was read from became the primary.
       assert.equal((await db.provider.settings()).walRetrieveRetryInterval, '100ms', 'the retry interval survives the failover');

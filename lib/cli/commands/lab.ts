@@ -53,7 +53,8 @@ export function labCommand(set: (code: number) => void): CommandModule {
         case 'status': {
           const s = await labStatus({ dir });
           print(formatStatus(dir, s), s);
-          return set(s.up ? ExitCode.ok : ExitCode.objectiveMissed);
+          // Scripts and tests read health from the exit code: 0 only for a running lab with nothing broken.
+          return set(s.up && s.problems.length === 0 ? ExitCode.ok : ExitCode.objectiveMissed);
         }
         case 'pause-front': {
           if (!a.for)
@@ -83,8 +84,15 @@ export function labCommand(set: (code: number) => void): CommandModule {
 }
 
 function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): string {
-  if (!s.up) return `lab in ${dir}: down${s.stale ? ' (stale state found: `drill lab down` cleans it)' : ''}`;
-  const lines = [`lab in ${dir}: up`];
+  const problems = s.problems.map((p) => `  problem: ${p.part}: ${p.detail}`);
+  if (!s.up) {
+    const head = `lab in ${dir}: down${s.stale ? ' (stale state found: `drill lab down` cleans it, `drill lab up` starts over)' : ''}`;
+    return [head, ...(s.stale ? problems : [])].join('\n');
+  }
+  const n = s.problems.length;
+  const lines = [
+    `lab in ${dir}: up, ${n === 0 ? 'healthy' : `${n} problem${n === 1 ? '' : 's'} (listed below; \`drill lab up\` repairs a lab whose primary is gone)`}`,
+  ];
   for (const c of s.components ?? [])
     lines.push(
       `  ${c.name.padEnd(16)} pid ${String(c.pid ?? '-').padEnd(8)} ${c.port ? `port ${c.port}` : ''} ${c.alive ? 'alive' : 'DEAD'}`,
@@ -104,9 +112,13 @@ function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): st
     }
     for (const n of db.nodes) {
       const said = n.inRecovery === null ? 'does not answer' : n.inRecovery ? 'in recovery' : 'accepts writes';
+      // A stopped walsender still shows as streaming, 0 bytes sent and not replayed: say what holds it instead.
+      const stalled = db.walsenders.find((w) => w.stopped && w.to === n.name);
       const repl =
         n.role === 'standby' && n.alive
-          ? `, ${n.streaming ? 'streaming' : 'NOT streaming'}${n.syncState ? ` (${n.syncState})` : ''}, replay lag ${n.replayLagMs === null ? '?' : `${n.replayLagMs.toFixed(0)} ms`}, ${n.lagBytes === null ? '?' : n.lagBytes} bytes behind`
+          ? stalled
+            ? `, STALLED: its walsender pid ${stalled.pid} is stopped`
+            : `, ${n.streaming ? 'streaming' : 'NOT streaming'}${n.syncState ? ` (${n.syncState})` : ''}, replay lag ${n.replayLagMs === null ? '?' : `${n.replayLagMs.toFixed(0)} ms`}, ${n.lagBytes === null ? '?' : n.lagBytes} bytes behind`
           : '';
       lines.push(
         `    ${n.role.padEnd(8)} ${n.name.padEnd(4)} pid ${String(n.pid ?? '-').padEnd(8)} port ${n.port} ${n.alive ? said : 'DOWN'}${repl}`,
@@ -114,10 +126,11 @@ function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): st
     }
   }
   if (s.info?.azurite) lines.push(`  azurite      ${s.info.azurite.url}, container ${s.info.azurite.container}`);
-  for (const p of s.problems) lines.push(`  problem: ${p}`);
   for (const r of s.replicas ?? [])
     lines.push(
       `  replica ${r.name.padEnd(12)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.ready ? 'ready' : 'not ready'} since ${r.startedAt}`,
     );
+  // Last, where the eye lands: what is broken.
+  lines.push(...problems);
   return lines.join('\n');
 }

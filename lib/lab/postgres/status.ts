@@ -1,10 +1,12 @@
 /** The lab's PostgreSQL pair as status sees it: each node by PID, and what each says of its replication. */
+import { readFile } from 'node:fs/promises';
 import { postmasterPid } from '../../adapters/postgres/cluster.ts';
 import { PgPromoteProvider } from '../../adapters/postgres/failover/pg-promote.ts';
-import { isProcessUnder } from '../../util/proc.ts';
+import { walSenders } from '../../adapters/postgres/standby.ts';
+import { childrenOf, cmdlineOf, isProcessUnder } from '../../util/proc.ts';
 import { patroniStatus } from '../patroni/status.ts';
 import { labPaths } from '../paths.ts';
-import type { LabConfig, LabDatabaseStatus, LabDbNode } from '../types.ts';
+import type { LabConfig, LabDatabaseStatus, LabDbNode, LabWalSender } from '../types.ts';
 
 export const LAB_DB = { database: 'orders', user: 'drill', superuser: 'postgres' } as const;
 
@@ -36,10 +38,13 @@ export async function nodeFacts(dir: string, config: LabConfig): Promise<(LabDbN
 /** Asks each running node what it is and how its replication goes; read-only, 1 s per node at most. */
 export async function databaseStatus(config: LabConfig, nodes: (LabDbNode & { alive: boolean })[]): Promise<LabDatabaseStatus> {
   const [seen, provider] = await Promise.all([queryNodes(nodes), patroniStatus(config)]);
+  // The node that says it takes writes, whatever lab.json calls it: its walsenders are the ones that feed the standby.
+  const writer = nodes.find((n) => n.alive && seen.get(n.name)?.inRecovery === false);
   return {
     replication: config.replication ?? 'async',
     ...provider,
     primary: config.primary,
+    walsenders: writer?.pid ? await walSendersOf(writer.pid, writer.port) : [],
     nodes: nodes.map((n) => {
       const q = seen.get(n.name);
       return {
@@ -87,5 +92,36 @@ export async function queryNodes(nodes: Pick<LabDbNode, 'name' | 'port' | 'role'
       lagBytes: s.replication.lagBytes,
     });
   }
+  return out;
+}
+
+/** The /proc state letter of PID (R, S, D, T, t, Z...), or null when it is gone. */
+async function stateLetter(pid: number): Promise<string | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The command name in parentheses may hold spaces: the state follows the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The walsenders of the postmaster `pid`, found by /proc (a SIGSTOPped walsender still shows `streaming` in
+ * pg_stat_replication, and the standby's receiver still says it streams: only its process state tells).
+ * Which standby each feeds comes from pg_stat_replication when the node answers.
+ */
+export async function walSendersOf(pid: number, port: number): Promise<LabWalSender[]> {
+  const out: LabWalSender[] = [];
+  for (const child of await childrenOf(pid)) {
+    const title = (await cmdlineOf(child))?.[0] ?? '';
+    if (!title.includes('walsender')) continue;
+    const state = await stateLetter(child);
+    if (state === null || state === 'Z' || state === 'X') continue;
+    out.push({ pid: child, to: null, stopped: state === 'T' || state === 't' });
+  }
+  if (out.length === 0) return out;
+  const named = await walSenders({ host: '127.0.0.1', port, user: LAB_DB.superuser, database: 'postgres' }).catch(() => []);
+  for (const w of out) w.to = named.find((n) => n.pid === w.pid)?.applicationName ?? null;
   return out;
 }
