@@ -28,6 +28,11 @@ const needs: DebianNeed[] = [
     present: () => pythonHas('jsonschema'),
     why: 'drills/drill.schema.json is checked by a real JSON Schema implementation',
   },
+  {
+    package: 'python3-icalendar',
+    present: () => pythonHas('icalendar'),
+    why: "`drill announce`'s iCalendar event is read back by a strict RFC 5545 parser",
+  },
   { package: 'poppler-utils', present: () => onPath('pdftotext'), why: 'the PDF record is read back as text' },
 ];
 
