@@ -14,15 +14,21 @@ export type ProcState = 'alive' | 'zombie' | 'dead';
  * process's sockets: a zombie leader with threads left still counts as alive.
  */
 export async function procState(pid: number): Promise<ProcState> {
+  const state = await stateLetter(pid);
+  if (state === null) return 'dead';
+  if (state !== 'Z' && state !== 'X') return 'alive';
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [String(pid)]);
+  return tasks.some((t) => t !== String(pid)) ? 'alive' : 'zombie';
+}
+
+/** The state letter of PID in /proc (R, S, D, T for SIGSTOPped, Z...), or null when it is gone. */
+export async function stateLetter(pid: number): Promise<string | null> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // The command name in parentheses may itself contain spaces or parentheses: the state follows the last ')'.
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    if (state !== 'Z' && state !== 'X') return 'alive';
-    const tasks = await readdir(`/proc/${pid}/task`).catch(() => [String(pid)]);
-    return tasks.some((t) => t !== String(pid)) ? 'alive' : 'zombie';
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
   } catch {
-    return 'dead';
+    return null;
   }
 }
 

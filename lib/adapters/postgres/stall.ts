@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import type { PgConn } from './cluster.ts';
-import { childrenOf, cmdlineOf, signal } from '../../util/proc.ts';
+import { childrenOf, cmdlineOf, signal, stateLetter } from '../../util/proc.ts';
 import { walSenders } from './standby.ts';
 
 export interface StalledSender {
@@ -72,15 +72,6 @@ export interface StoppedSender {
   title: string;
 }
 
-async function stateOf(pid: number): Promise<string | null> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Read-only: the walsenders under this postmaster that are stopped (SIGSTOP, state T). pg_stat_replication still
  * calls such a sender `streaming`, so only /proc tells. Only for a node that runs on this machine (its PID known).
@@ -91,7 +82,7 @@ export async function stoppedWalSenders(postmasterPid: number): Promise<StoppedS
     const argv = await cmdlineOf(pid);
     const title = argv?.join(' ') ?? '';
     if (!title.includes('walsender')) continue;
-    if ((await stateOf(pid)) === 'T') out.push({ pid, title });
+    if ((await stateLetter(pid)) === 'T') out.push({ pid, title });
   }
   return out;
 }

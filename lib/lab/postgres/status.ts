@@ -1,9 +1,8 @@
 /** The lab's PostgreSQL pair as status sees it: each node by PID, and what each says of its replication. */
-import { readFile } from 'node:fs/promises';
 import { postmasterPid } from '../../adapters/postgres/cluster.ts';
 import { PgPromoteProvider } from '../../adapters/postgres/failover/pg-promote.ts';
 import { walSenders } from '../../adapters/postgres/standby.ts';
-import { childrenOf, cmdlineOf, isProcessUnder } from '../../util/proc.ts';
+import { childrenOf, cmdlineOf, isProcessUnder, stateLetter } from '../../util/proc.ts';
 import { patroniStatus } from '../patroni/status.ts';
 import { labPaths } from '../paths.ts';
 import type { LabConfig, LabDatabaseStatus, LabDbNode, LabWalSender } from '../types.ts';
@@ -93,17 +92,6 @@ export async function queryNodes(nodes: Pick<LabDbNode, 'name' | 'port' | 'role'
     });
   }
   return out;
-}
-
-/** The /proc state letter of PID (R, S, D, T, t, Z...), or null when it is gone. */
-async function stateLetter(pid: number): Promise<string | null> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The command name in parentheses may hold spaces: the state follows the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return null;
-  }
 }
 
 /**
