@@ -67,7 +67,9 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
   else if (drill.target.kind === 'http') await confirmTarget(`http target ${redactSecrets(drill.target.url)}`, o.yes);
 
   const ui = new LiveUi();
-  if (window) ui.say(`window: ${describeJudgement(window, drill.policy.maintenance)}`);
+  // A fixed clock moves the window check: whoever reads the run's output must see that it was not now.
+  const fixedClock = process.env.DRILL_NOW ? ` (judged at DRILL_NOW=${process.env.DRILL_NOW}, not the machine's clock)` : '';
+  if (window) ui.say(`window: ${describeJudgement(window, drill.policy.maintenance)}${fixedClock}`);
   const reporters: Reporter[] = [
     o.json ? jsonReporter() : summaryReporter(),
     ...(o.junit ? [junitReporter(o.junit, (l) => ui.say(l))] : []),
