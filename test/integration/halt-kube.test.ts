@@ -5,13 +5,11 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deployment, startKubeApi, type KubeApi, type KubeApiOptions } from '../support/kube-api/index.ts';
-import { startPodService } from '../support/kube-api/service.ts';
 import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
-import { scratchDir } from '../support/tmp.ts';
-import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
+import { kubeDrillHead, workloadBeside } from '../support/kube-drill.ts';
 
 async function setup(t: TestContext, options: KubeApiOptions = {}, token?: string) {
   const api = await startKubeApi({
@@ -23,11 +21,7 @@ async function setup(t: TestContext, options: KubeApiOptions = {}, token?: strin
     ...options,
   });
   t.after(() => api.stop());
-  const svc = await startPodService(api, { namespace: 'prod', selector: 'app=orders' });
-  t.after(() => svc.stop());
-  const dir = scratchDir('halt-kube');
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { server: api.url, namespace: 'prod', ...(token ? { token } : {}) });
+  const { svc, dir, kubeconfig } = await workloadBeside(t, api, 'halt-kube', { namespace: 'prod', ...(token ? { token } : {}) });
   const file = join(dir, 'halt.yaml');
   writeFileSync(
     file,

@@ -7,16 +7,14 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppsV1Api } from '@kubernetes/client-node';
 import { kubeConfigFor } from '../../lib/adapters/kubernetes/index.ts';
 import { pendingRollbacks, readJournal } from '../../lib/engine/journal.ts';
 import { deployment, startKubeApi, type KubeApi } from '../support/kube-api/index.ts';
-import { startPodService } from '../support/kube-api/service.ts';
 import { drillCli, readEvents, runFolders } from '../support/cli.ts';
-import { scratchDir } from '../support/tmp.ts';
-import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
+import { kubeDrillHead, workloadBeside } from '../support/kube-drill.ts';
 
 const image = (api: KubeApi) => api.state.get('deployments', 'prod', 'orders')!.spec.template.spec.containers[0].image as string;
 
@@ -41,11 +39,7 @@ async function setup(t: TestContext) {
   });
   t.after(() => api.stop());
   await deploy(api, '2.0.0');
-  const svc = await startPodService(api, { namespace: 'prod', selector: 'app=orders' });
-  t.after(() => svc.stop());
-  const dir = scratchDir('recover-kube-rollback');
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { server: api.url });
+  const { svc, dir, kubeconfig } = await workloadBeside(t, api, 'recover-kube-rollback');
   const file = join(dir, 'rollback.yaml');
   writeFileSync(
     file,
