@@ -128,3 +128,76 @@ export interface DatabaseAdapter {
    */
   repointEndpoint?(node: PgNode): Promise<string>;
 }
+
+/** The point just before a destructive change, recorded when a data-loss fault runs: what a point-in-time restore targets. */
+export interface RestorePoint {
+  /** `pg_current_wal_insert_lsn()` read right before the change; the restore stops before it (`recovery_target_inclusive = false`). */
+  lsn: string;
+  /** ISO time, harness clock, the LSN was read. */
+  at: string;
+  timeline: number;
+  /** `pg_control_system().system_identifier`: a backup of another cluster has a different one. */
+  systemId: string;
+}
+
+/** What a point-in-time restore of the live database aims at: just before a recorded change, or every archived segment. */
+export type RestoreTarget = { lsn: string; inclusive: false } | 'latest';
+
+/** One timed step of a live restore, in the order they run (the RTO breakdown). */
+export type LiveRestoreStepName = 'download' | 'replay' | 'promote' | 'repoint' | 'standby';
+
+export interface LiveRestoreOutcome {
+  ok: boolean;
+  /** What went wrong, in a sentence naming the blob, segment or check; null when ok. */
+  problem: string | null;
+  /** Archived WAL segments missing between the base backup and the target: the restore refuses to go past a gap. */
+  missingSegments: string[];
+  /** True once the damaged cluster was moved aside and the restored one serves: false means the live database was not replaced. */
+  replaced: boolean;
+  backup: { folder: string; takenAt: string; bytes: number } | null;
+  /** Last LSN replayed, and the newest commit time replayed (the restored data's freshness). */
+  reachedLsn: string | null;
+  newestCommitAt: string | null;
+  /** Milliseconds per step; a step not reached is absent. */
+  timings: Partial<Record<LiveRestoreStepName, number>>;
+  /** Where the damaged cluster's data directories were moved (kept for forensics until `drill lab down`). */
+  quarantine: string | null;
+}
+
+/**
+ * The live database restored in place from its Blob backups (base backup + archived WAL): what a data-loss drill
+ * needs of its target. The lab implements it over its own pair; every step is resumable, so a second call after a
+ * crash continues from what it finds.
+ */
+export interface LiveRestoreAdapter {
+  readonly where: string;
+  /**
+   * Read-only: can a point-in-time restore run here? Problems name what is missing (no physical base backup of this
+   * cluster, WAL archiving not running, a table that does not exist) so validation can exit 2 before anything runs.
+   */
+  preflight(options: { table?: string; signal: AbortSignal }): Promise<{
+    problems: string[];
+    backup: { folder: string; takenAt: string } | null;
+    archiveLagSeconds: number | null;
+  }>;
+  /** Read on the primary right before a fault: the restore point. */
+  markRestorePoint(signal: AbortSignal): Promise<RestorePoint>;
+  /** The `lose-cluster` fault: every node killed and its data directory moved to the quarantine of `runId`. */
+  loseCluster(runId: string, signal: AbortSignal): Promise<{ quarantine: string; nodes: string[] }>;
+  /**
+   * Restore the newest base backup of this cluster taken before the target, plus archived WAL up to it, beside the
+   * live nodes; check it (system identifier, target reached, pg_amcheck); only then move the damaged nodes to the
+   * quarantine, start the restored copy as primary, repoint the endpoint and rebuild the standby from it.
+   */
+  restoreLive(request: {
+    runId: string;
+    target: RestoreTarget;
+    signal: AbortSignal;
+    onStep?: (step: LiveRestoreStepName, ms: number) => void;
+    log?: (line: string) => void;
+  }): Promise<LiveRestoreOutcome>;
+  /** Read-only condition the rollback restores: the database restored for `runId` serves, one primary taking writes, the standby streaming, WAL archiving running. */
+  restoredAndWhole(runId: string, signal: AbortSignal): Promise<{ ok: boolean | null; detail: string }>;
+  /** The quarantine folder of `runId` (exists once a node was moved aside). */
+  quarantineOf(runId: string): string;
+}

@@ -2,7 +2,7 @@ import type { RpoMeasurement } from '../score/objectives.ts';
 import type { Severity } from '../score/findings.ts';
 import type { z } from 'zod';
 import type { DataClass, Drill, ScenarioEntry, Target, Tier } from '../config/types.ts';
-import type { DatabaseAdapter, ExecAdapter, ReplicaSetAdapter } from '../adapters/types.ts';
+import type { DatabaseAdapter, ExecAdapter, LiveRestoreAdapter, ReplicaSetAdapter } from '../adapters/types.ts';
 import type { KubeTargetAdapters } from '../adapters/kubernetes/types.ts';
 import type { LoadSummary } from '../measure/request-log.ts';
 import type { Mark } from '../measure/timeline.ts';
@@ -10,7 +10,7 @@ import type { BackupsAdapter } from '../adapters/postgres/backup/adapter.ts';
 import type { WriteLedger } from '../load/ledger.ts';
 
 /** What a target can do; a scenario lists what it needs and validation refuses a mismatch. */
-export type Capability = 'replicas' | 'exec' | 'load' | 'kubernetes' | 'database' | 'backups';
+export type Capability = 'replicas' | 'exec' | 'load' | 'kubernetes' | 'database' | 'backups' | 'live-restore';
 
 /** The adapters a target provides. Absent members are capabilities the target lacks. */
 export interface Adapters {
@@ -22,6 +22,8 @@ export interface Adapters {
   database?: DatabaseAdapter;
   /** Backups in Blob (a blob target): list, restore into a scratch cluster, verify. */
   backups?: BackupsAdapter;
+  /** The live database restored in place from Blob to a point in time (base backup + archived WAL). */
+  liveRestore?: LiveRestoreAdapter;
 }
 
 /** Where each capability's adapter sits in `ctx.adapters` (`load` is the load generator, not an adapter). */
@@ -31,6 +33,7 @@ interface AdapterKeyOf {
   kubernetes: 'kube';
   database: 'database';
   backups: 'backups';
+  'live-restore': 'liveRestore';
   load: never;
 }
 
