@@ -57,6 +57,7 @@ export function normaliseTarget(t: TargetFile): Target {
             provider: t.database.provider ?? LAB_DATABASE_DEFAULTS.provider,
           },
         }),
+    ...(t.allowDataLoss === true && t.dataLossReason !== undefined ? { dataLoss: { reason: t.dataLossReason } } : {}),
   };
 }
 

@@ -152,6 +152,39 @@ const httpUrl = z
   })
   .meta({ description: 'Base URL of the running service (http or https).', format: 'uri' });
 
+/**
+ * Faults that destroy data on the live database (a DROP TABLE, a DELETE without WHERE) run only on a target
+ * the drill file marks as allowing them, with the reason written beside it: the plan shows both.
+ */
+const dataLossGuard = {
+  allowDataLoss: z.boolean().optional().meta({
+    description:
+      'Allow faults that destroy data on the live database (data-loss: drop-table, delete-rows); the drill then restores it from Blob. Needs dataLossReason.',
+    default: false,
+  }),
+  dataLossReason: z
+    .string()
+    .trim()
+    .min(1)
+    .optional()
+    .meta({ description: "Why destroying this target's data is acceptable (shown by `drill plan`); required with allowDataLoss: true." }),
+};
+
+function requireDataLossReason(t: { allowDataLoss?: boolean; dataLossReason?: string }, ctx: z.RefinementCtx): void {
+  if (t.allowDataLoss === true && t.dataLossReason === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['allowDataLoss'],
+      message: "allowDataLoss: true needs dataLossReason beside it: say why destroying this target's data is acceptable",
+    });
+  if (t.allowDataLoss !== true && t.dataLossReason !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['dataLossReason'],
+      message: 'dataLossReason is given but allowDataLoss is not true: set allowDataLoss: true, or drop the reason',
+    });
+}
+
 export const LabTargetSchema = z
   .strictObject({
     kind: z.literal('lab'),
@@ -180,7 +213,9 @@ export const LabTargetSchema = z
       })
       .optional()
       .meta({ description: "The lab's PostgreSQL primary and hot standby." }),
+    ...dataLossGuard,
   })
+  .superRefine(requireDataLossReason)
   .meta({ description: 'The embedded lab: PostgreSQL pair, Azurite and the sample service on loopback.' });
 
 export const HttpTargetSchema = z

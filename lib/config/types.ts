@@ -66,6 +66,8 @@ export interface LabTarget {
   labDir?: string;
   /** The PostgreSQL pair, when the drill file says; absent = LAB_DATABASE_DEFAULTS (async, pg-promote). */
   database?: LabDatabase;
+  /** Destructive data faults (data-loss drop-table, delete-rows) are allowed here, for this reason; absent = refused. */
+  dataLoss?: { reason: string };
 }
 
 /** The lab's primary/standby pair: how it replicates and which provider fails it over. */

@@ -2,7 +2,7 @@ import type { Drill } from '../config/types.ts';
 import type { ScenarioDefinition } from '../scenario/define.ts';
 import { ExitCode } from '../errors.ts';
 import { openTarget } from '../targets/index.ts';
-import { checkSelections } from '../plan/plan.ts';
+import { checkPreflights, checkSelections } from '../plan/plan.ts';
 import { runScenario, type RunHooks } from './run.ts';
 import { finalizeRun, type FinalizedRun } from './finalize.ts';
 import { assertNotHalted, haltReaders, watchHalt } from './halt.ts';
@@ -64,6 +64,7 @@ export async function runDrill(drill: Drill, catalog: Map<string, ScenarioDefini
     await assertNotHalted(halt);
     stopWatchingHalt = watchHalt(halt, (reason) => drillAbort.abort(reason), note);
     if (target.checkSelections) await checkSelections(drill, catalog, entries, target.adapters);
+    await checkPreflights(drill, catalog, entries, target.adapters);
     for (const entry of entries) {
       if (drillAbort.signal.aborted) break;
       const scenario = catalog.get(entry.scenario)!;

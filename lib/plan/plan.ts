@@ -24,7 +24,11 @@ export interface PlannedAction {
 
 export interface Plan {
   drill: { name: string; kind: string; file: string };
-  target: { kind: string; note: string };
+  /**
+   * dataLoss: the guard on destructive data faults (target.allowDataLoss and its reason), shown when the target
+   * sets it or an entry needs it; absent otherwise.
+   */
+  target: { kind: string; note: string; dataLoss?: { allowed: boolean; reason: string | null } };
   /** Null when the target has no service to load (blob). */
   load: { rate: number; requests: string[]; timeout: string; maxInFlight: number; baseline: string; cooldown: string } | null;
   stopConditions: string[];
@@ -102,6 +106,63 @@ export async function checkSelections(
   }
 }
 
+/** Where an entry's preflight problem points, as validation names fields: `scenarios[2].params.table`, or `target.allowDataLoss`. */
+function preflightPath(drill: Drill, entry: ScenarioEntry, path: string): string {
+  if (path === 'target' || path.startsWith('target.')) return path;
+  return `scenarios[${drill.scenarios.indexOf(entry)}]${path ? `.${path}` : ''}`;
+}
+
+/** Every entry's read-only preflight against the live target, as `entry: field: problem` lines. */
+async function preflightProblems(
+  drill: Drill,
+  catalog: Map<string, ScenarioDefinition>,
+  entries: ScenarioEntry[],
+  adapters: Adapters,
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of entries) {
+    const s = catalog.get(entry.scenario)!;
+    if (!s.preflight) continue;
+    try {
+      for (const p of await s.preflight(readOnlyContext(drill, entry, adapters)))
+        out.push(`${entry.name}: ${preflightPath(drill, entry, p.path)}: ${p.message}`);
+    } catch (e) {
+      out.push(`${entry.name}: the target could not be checked before the run: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Before any run, on every target: what the entries need of the live target (backups, WAL archiving, the
+ * table a fault names) is checked read-only; a problem stops the drill as invalid input before any load.
+ */
+export async function checkPreflights(
+  drill: Drill,
+  catalog: Map<string, ScenarioDefinition>,
+  entries: ScenarioEntry[],
+  adapters: Adapters,
+): Promise<void> {
+  const problems = await preflightProblems(drill, catalog, entries, adapters);
+  if (problems.length === 0) return;
+  throw new UserError(`${drill.file}: ${problems.join('; ')}`, {
+    exitCode: ExitCode.invalidInput,
+    untouched: 'nothing: no load was sent and no action ran',
+    next: 'fix what is named (or the target), then run `drill plan` on this drill to check again',
+  });
+}
+
+const withGuard = (g: Plan['target']['dataLoss']) => (g ? { dataLoss: g } : {});
+
+/** The data-loss guard as the plan shows it, when the target sets it or an entry needs the live restore. */
+function dataLossGuardOf(drill: Drill, catalog: Map<string, ScenarioDefinition>, entries: ScenarioEntry[]): Plan['target']['dataLoss'] {
+  const t = drill.target;
+  const set = t.kind === 'lab' ? t.dataLoss : undefined;
+  const needed = entries.some((e) => catalog.get(e.scenario)!.requires.includes('live-restore'));
+  if (!set && !needed) return undefined;
+  return { allowed: set !== undefined, reason: set?.reason ?? null };
+}
+
 /** The replicas of a selection that is a list of them (what pod kills select); empty for anything else. */
 function replicasIn(selected: unknown): { name: string; owner: string }[] {
   if (!Array.isArray(selected)) return [];
@@ -158,6 +219,7 @@ export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefin
       }
       actions.push(planned);
     }
+    if (peek.adapters) problems.push(...(await preflightProblems(drill, catalog, [entry], peek.adapters)));
     scenarios.push({
       name: entry.name,
       scenario: s.name,
@@ -181,7 +243,7 @@ export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefin
   }
   return {
     drill: { name: drill.name, kind: drill.kind, file: drill.file },
-    target: { kind: drill.target.kind, note: peek.note },
+    target: { kind: drill.target.kind, note: peek.note, ...withGuard(dataLossGuardOf(drill, catalog, entries)) },
     load: drill.load && {
       rate: drill.load.rate,
       requests: drill.load.requests.map((r) => `${r.method} ${r.path} (weight ${r.weight})`),

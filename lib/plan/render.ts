@@ -5,6 +5,13 @@ export function renderPlan(plan: Plan): string {
   const out: string[] = [];
   out.push(`drill ${plan.drill.name} (${plan.drill.kind}) from ${plan.drill.file}`);
   out.push(`target: ${plan.target.kind}: ${plan.target.note}`);
+  const guard = plan.target.dataLoss;
+  if (guard)
+    out.push(
+      guard.allowed
+        ? `destructive data faults: allowed (allowDataLoss: true): ${guard.reason}`
+        : 'destructive data faults: refused (the target does not set allowDataLoss: true with a dataLossReason)',
+    );
   out.push(
     plan.load
       ? `load: ${plan.load.rate} req/s open model, ${plan.load.requests.join(', ')}; timeout ${plan.load.timeout}, at most ${plan.load.maxInFlight} in flight; baseline ${plan.load.baseline}, cooldown ${plan.load.cooldown}`

@@ -54,6 +54,8 @@ export interface LoadView {
   window(windowMs: number): LoadSummary;
   /** Every write the load sent (requests whose template carries `{{token}}`), with token, seq and fate, live. */
   ledger?: WriteLedger;
+  /** The service's base URL the load goes to: a probe that asks the service as a user would (is my order there?) asks here. */
+  serviceUrl?: string;
 }
 
 /** How far a long transfer has come (a backup's download), for a live line on the terminal; `done` clears the line. */
@@ -209,6 +211,12 @@ export interface ScenarioDefinition<P = any, C extends Capability = never> {
   params: z.ZodType<P>;
   /** Checks against the target known at validation time (count larger than replicas, ...). Path is relative to params. */
   validate?(params: P, target: Target): { path: string; message: string }[];
+  /**
+   * Read-only checks against the live target that the file alone cannot settle (no backups, a table that does
+   * not exist): run by `drill plan` and before a run sends any load; a problem stops the drill with exit 2.
+   * Path is relative to the scenario entry (`params.table`), or `target...` for the drill's target.
+   */
+  preflight?(ctx: ScenarioContext<P, C>): Promise<{ path: string; message: string }[]>;
   steadyState: Probe<P, C>[];
   actions: Action<P, unknown, unknown, C>[];
   recovery: Recovery<P, C>;

@@ -196,7 +196,9 @@ export function openRun(input: ScenarioRunInput): RunState {
     log: eventLogger(record),
     timeline,
     clock,
-    load: generator ? { window: (ms) => generator.window(ms), ledger: generator.ledger } : undefined,
+    load: generator
+      ? { window: (ms) => generator.window(ms), ledger: generator.ledger, serviceUrl: input.serviceUrl ?? undefined }
+      : undefined,
     results,
     progress: input.hooks.progress,
     onRpo: (m) => {

@@ -56,6 +56,12 @@ export async function recentOrders(pool: pg.Pool, limit: number): Promise<Order[
   return r.rows;
 }
 
+/** The order a client wrote with `token` ([] when there is none). */
+export async function ordersByToken(pool: pg.Pool, token: string): Promise<Order[]> {
+  const r = await pool.query<Order>('SELECT id, item, token, seq, created_at FROM orders WHERE token = $1', [token]);
+  return r.rows;
+}
+
 export async function insertOrder(pool: pg.Pool, o: NewOrder): Promise<Order> {
   const r = await pool.query<Order>(
     'INSERT INTO orders (item, token, seq) VALUES ($1, $2, $3) RETURNING id, item, token, seq, created_at',
