@@ -43,13 +43,15 @@ export interface ReadBackVerdict {
 
 /**
  * `entries` are the writes judged (every one settled); `laterTokens` are the ledger's tokens sent after
- * them. `faultMs` is when the primary died: RPO is measured back from it.
+ * them. `faultMs` is when the primary died: RPO is measured back from it. `restorePointMs`, after a
+ * point-in-time restore: acknowledged writes absent whose ack came after it were discarded, not lost.
  */
 export function judgeReadBack(
   entries: readonly LedgerEntry[],
   laterTokens: ReadonlySet<string>,
   rows: ReadBackRows,
   faultMs: number,
+  restorePointMs?: number,
 ): ReadBackVerdict {
   const judged = new Map<string, LedgerEntry>();
   for (const e of entries) judged.set(e.token, e);
@@ -92,9 +94,15 @@ export function judgeReadBack(
   let duplicates = 0;
   for (const n of scanCount.values()) if (n > 1) duplicates++;
 
-  const verdict = checkLedger(entries, present, faultMs);
+  const verdict = checkLedger(entries, present, faultMs, restorePointMs);
   const classified =
-    verdict.survived + verdict.lost + verdict.unknownPresent + verdict.unknownAbsent + verdict.failedPresent + verdict.failedAbsent;
+    verdict.survived +
+    verdict.lost +
+    verdict.discarded +
+    verdict.unknownPresent +
+    verdict.unknownAbsent +
+    verdict.failedPresent +
+    verdict.failedAbsent;
   const problems: string[] = [];
   if (classified !== verdict.total) problems.push(`${classified} writes classified of ${verdict.total}`);
   if (onlyByToken > 0) problems.push(`${onlyByToken} tokens found by index lookup but not by a table scan`);
@@ -122,7 +130,7 @@ export function judgeReadBack(
 /** One line for the journal and the verify probe: every class with its count, and the lost window. */
 export function describeVerdict(v: LedgerVerdict): string {
   const parts = [
-    `${v.total} writes: ${v.acknowledged} acknowledged (${v.survived} survived, ${v.lost} lost)`,
+    `${v.total} writes: ${v.acknowledged} acknowledged (${v.survived} survived, ${v.lost} lost${v.discarded > 0 ? `, ${v.discarded} discarded by the point-in-time restore` : ''})`,
     `unknown ${v.unknownPresent} present / ${v.unknownAbsent} absent`,
     `failed ${v.failedAbsent} absent / ${v.failedPresent} present`,
     `${v.unexpected} unexpected`,

@@ -41,6 +41,13 @@ export interface LedgerVerdict {
   lostWindow: { firstAckMs: number; lastAckMs: number } | null;
   /** Up to 20 lost tokens, for the person reading the finding. */
   lostSample: string[];
+  /**
+   * Acknowledged after the restore point and absent: written to the damaged database after the destructive
+   * change, and thrown away on purpose by the point-in-time restore to just before it. Not lost, not in RPO;
+   * 0 when there was no restore point.
+   */
+  discarded: number;
+  discardedSample: string[];
   method: string;
 }
 
@@ -59,9 +66,14 @@ export interface LedgerCounts {
   faultMs: number;
   lostWindow: LedgerVerdict['lostWindow'];
   lostSample: string[];
+  /**
+   * Only after a point-in-time restore: acknowledged writes absent because the restore stopped before the
+   * destructive change they came after; counted apart from `lost`, and the restore point (run-relative ms).
+   */
+  discardedByRestore?: { writes: number; restorePointMs: number; sample: string[] };
 }
 
-export function ledgerCounts(v: LedgerVerdict, faultMs: number): LedgerCounts {
+export function ledgerCounts(v: LedgerVerdict, faultMs: number, restorePointMs?: number): LedgerCounts {
   const {
     total,
     acknowledged,
@@ -88,6 +100,7 @@ export function ledgerCounts(v: LedgerVerdict, faultMs: number): LedgerCounts {
     faultMs,
     lostWindow,
     lostSample,
+    ...(restorePointMs === undefined ? {} : { discardedByRestore: { writes: v.discarded, restorePointMs, sample: v.discardedSample } }),
   };
 }
 
@@ -98,7 +111,12 @@ export function ledgerCounts(v: LedgerVerdict, faultMs: number): LedgerCounts {
  * old primary that kept answering after its pod or host was declared dead, then was rewound) extends the
  * window past the fault: RPO then runs to that write's ack, so lost writes never come with an RPO of 0.
  */
-export function checkLedger(entries: readonly LedgerEntry[], presentTokens: ReadonlySet<string>, faultMs: number): LedgerVerdict {
+export function checkLedger(
+  entries: readonly LedgerEntry[],
+  presentTokens: ReadonlySet<string>,
+  faultMs: number,
+  restorePointMs?: number,
+): LedgerVerdict {
   const sent = new Set<string>();
   const v = {
     total: entries.length,
@@ -112,6 +130,8 @@ export function checkLedger(entries: readonly LedgerEntry[], presentTokens: Read
   };
   const acked: LedgerEntry[] = [];
   const lost: LedgerEntry[] = [];
+  const lostTokens = new Set<string>();
+  const discarded: LedgerEntry[] = [];
   for (const e of entries) {
     sent.add(e.token);
     const present = presentTokens.has(e.token);
@@ -120,9 +140,11 @@ export function checkLedger(entries: readonly LedgerEntry[], presentTokens: Read
         v.acknowledged++;
         acked.push(e);
         if (present) v.survived++;
+        else if (restorePointMs !== undefined && e.ackMs! > restorePointMs) discarded.push(e);
         else {
           v.lost++;
           lost.push(e);
+          lostTokens.add(e.token);
         }
         break;
       case 'unknown':
@@ -142,7 +164,7 @@ export function checkLedger(entries: readonly LedgerEntry[], presentTokens: Read
   let lostWindow: LedgerVerdict['lostWindow'] = null;
   if (lost.length > 0) {
     acked.sort((a, b) => a.ackMs! - b.ackMs! || a.seq - b.seq);
-    const firstLost = acked.findIndex((e) => !presentTokens.has(e.token));
+    const firstLost = acked.findIndex((e) => lostTokens.has(e.token));
     // Loops, not Math.min(...spread): a long run's ledger has more entries than the call stack has room for.
     let firstSentMs = Infinity;
     for (const e of entries) firstSentMs = Math.min(firstSentMs, e.sentMs);
@@ -163,8 +185,13 @@ export function checkLedger(entries: readonly LedgerEntry[], presentTokens: Read
     rpoSeconds,
     lostWindow,
     lostSample: lost.slice(0, 20).map((e) => e.token),
+    discarded: discarded.length,
+    discardedSample: discarded.slice(0, 20).map((e) => e.token),
     method:
       'write ledger: every write carries a client token; after recovery every token is read back from the new primary. ' +
-      'RPO = fault time (or the ack of the last lost write, when that came after the fault) − ack time of the newest acknowledged write whose every predecessor (by ack time) survived; unknown writes are neither lost nor safe.',
+      'RPO = fault time (or the ack of the last lost write, when that came after the fault) − ack time of the newest acknowledged write whose every predecessor (by ack time) survived; unknown writes are neither lost nor safe.' +
+      (restorePointMs === undefined
+        ? ''
+        : ' After a point-in-time restore, an acknowledged write absent whose ack came after the restore point was written to the damaged database and discarded by the restore: counted apart, not lost.'),
   };
 }

@@ -96,6 +96,16 @@ export function deriveFindings(i: FindingsInput): Finding[] {
     );
   }
 
+  const discarded = i.rpo.ledger?.discardedByRestore;
+  if (discarded && discarded.writes > 0) {
+    add(
+      'SEV3',
+      `${formatCount(discarded.writes)} acknowledged writes discarded by the point-in-time restore`,
+      `They were acknowledged after the restore point (${formatSeconds(discarded.restorePointMs / 1000)} into the run, just before the destructive change) by the damaged database, and the restore to that point threw them away on purpose, so they are not counted as lost in the RPO. The runbook must say what happens to them (replayed from the damaged cluster kept in quarantine, re-entered, or accepted as gone) and who tells the users who made them. First tokens: ${discarded.sample.slice(0, 5).join(', ') || 'none recorded'}.`,
+      'rpo',
+    );
+  }
+
   for (const s of i.slo) {
     if (s.met !== false) continue;
     const measured = `${s.name} measured ${formatSloValue(s.threshold, s.measured)}`;

@@ -26,7 +26,7 @@ export interface LedgerCheck extends ReadBackVerdict {
 export async function checkLedgerOn(
   conn: LedgerConnection,
   ledger: WriteLedger,
-  options: ReadBackOptions & { faultMs: number; settleTimeoutMs: number; signal: AbortSignal },
+  options: ReadBackOptions & { faultMs: number; restorePointMs?: number; settleTimeoutMs: number; signal: AbortSignal },
 ): Promise<LedgerCheck> {
   const cut = ledger.count;
   const deadline = performance.now() + options.settleTimeoutMs;
@@ -44,7 +44,11 @@ export async function checkLedgerOn(
   );
   const later = new Set<string>();
   for (let r = cut; r < ledger.count; r++) later.add(ledger.tokenOf(r));
-  return { ...judgeReadBack(entries, later, rows, options.faultMs), judged: cut, read: { batches: rows.batches, ms: rows.ms } };
+  return {
+    ...judgeReadBack(entries, later, rows, options.faultMs, options.restorePointMs),
+    judged: cut,
+    read: { batches: rows.batches, ms: rows.ms },
+  };
 }
 
 export interface LedgerFault {
@@ -52,6 +56,11 @@ export interface LedgerFault {
   atMs: number;
   /** The fault in the record's words, e.g. "the kill of the primary (mark primary-killed)". */
   what: string;
+  /**
+   * Run-relative ms of the point a point-in-time restore went back to (read right before a destructive change):
+   * acknowledged writes absent whose ack came after it were discarded by the restore, counted apart from lost.
+   */
+  restorePointMs?: number;
 }
 
 /**
@@ -86,6 +95,7 @@ export function ledgerReadback<P>(
         };
       const check = await checkLedgerOn(d.endpoint, ledger, {
         faultMs: fault.atMs,
+        ...(fault.restorePointMs === undefined ? {} : { restorePointMs: fault.restorePointMs }),
         settleTimeoutMs: (ctx.drill.load?.timeoutMs ?? 10_000) + 2000,
         signal: ctx.signal,
       });
@@ -94,7 +104,7 @@ export function ledgerReadback<P>(
       ctx.reportRpo({
         ...m,
         method: `${m.method} Fault time: ${fault.what}; ${check.judged} writes read back through ${d.endpoint.host}:${d.endpoint.port} in ${check.read.batches} batches.`,
-        ledger: ledgerCounts(v, fault.atMs),
+        ledger: ledgerCounts(v, fault.atMs, fault.restorePointMs),
       });
       const c = check.consistency;
       // A lost acknowledged write fails the RPO objective, not this probe: the probe fails on what the read-back cannot vouch for.
