@@ -1,0 +1,300 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { durationParam } from '../lib/scenario/params.ts';
+import { parseDuration } from '../lib/config/duration.ts';
+import { scenario, type Action, type ScenarioContext } from '../lib/scenario/define.ts';
+import type { LiveRestoreOutcome, RestorePoint, RestoreTarget } from '../lib/adapters/types.ts';
+import { destroyData } from '../lib/adapters/postgres/data-loss.ts';
+import { standbyStreaming } from '../lib/scenario/probes/replication.ts';
+import { ledgerReadback } from '../lib/scenario/probes/ledger-readback.ts';
+
+const params = z
+  .object({
+    /** drop-table: the table is gone; delete-rows: DELETE without WHERE, the service answers wrongly; lose-cluster: every node and its disk gone. */
+    fault: z.enum(['drop-table', 'delete-rows', 'lose-cluster']),
+    /** The service's table the fault hits (drop-table, delete-rows) and the restore must bring back. */
+    table: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a table name of lowercase letters, digits and underscores, like orders')
+      .default('orders'),
+    /** before-fault: the LSN read just before the change (exclusive); latest: every archived segment. Default: before-fault, latest for lose-cluster. */
+    restoreTo: z.enum(['before-fault', 'latest']).optional(),
+    /** Longest the restore (download, WAL replay, promote, repoint, standby rebuilt) may take. */
+    restoreTimeout: durationParam('10m or 30m', { positive: true }).default('15m'),
+  })
+  .strict();
+type Params = z.output<typeof params>;
+type Needs = 'database' | 'live-restore' | 'load';
+type Ctx = ScenarioContext<Params, Needs>;
+
+const restoreToOf = (p: Params) => p.restoreTo ?? (p.fault === 'lose-cluster' ? 'latest' : 'before-fault');
+const targetOf = (p: Params, point: RestorePoint): RestoreTarget =>
+  restoreToOf(p) === 'latest' ? 'latest' : { lsn: point.lsn, inclusive: false };
+
+/** Journaled before the change: the run's restore id, and the point to restore to, read right before it. */
+interface Marked {
+  runId: string;
+  point: RestorePoint;
+  /** Run-relative ms just before the LSN was read: a write acknowledged before it is in the restored database. */
+  pointMs: number;
+  endpoint: string;
+}
+interface Destroyed extends Marked {
+  atMs: number;
+  detail: string;
+}
+interface Restored {
+  outcome: LiveRestoreOutcome;
+  startedMs: number;
+  endedMs: number;
+}
+
+const { probe, action, define } = scenario({ params, requires: ['database', 'live-restore', 'load'] });
+
+// Typed by hand: each action reads the other's result (the restore the fault's, the fault's rollback the restore's).
+const destroy: Action<Params, Marked, Destroyed, Needs> = action<Marked, Destroyed>({
+  name: 'destroy data',
+  description:
+    'record the restore point (LSN, time) on the primary, then destroy data the way a bad migration does: DROP TABLE or DELETE without WHERE through the service endpoint (drop-table, delete-rows), or kill every node and move its data directory aside (lose-cluster)',
+  async select(ctx) {
+    const db = ctx.adapters.database;
+    // Read-only, and journaled with the intent: the restore point survives a crash between here and the change.
+    const pointMs = ctx.mark('restore-point').ms;
+    const point = await ctx.adapters.liveRestore.markRestorePoint(ctx.signal);
+    const runId = `${ctx.entry.name}-${point.at.replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
+    return { runId, point, pointMs, endpoint: `${db.endpoint.host}:${db.endpoint.port}` };
+  },
+  describeTargets: (m) => [
+    `restore point ${m.point.lsn} (timeline ${m.point.timeline}, ${m.point.at}) on the primary behind ${m.endpoint}`,
+  ],
+  async run(ctx, m) {
+    const p = ctx.params;
+    let detail: string;
+    if (p.fault === 'lose-cluster') {
+      const lost = await ctx.adapters.liveRestore.loseCluster(m.runId, ctx.signal);
+      detail = `${lost.nodes.join(', ')} killed, data directories moved to ${lost.quarantine}`;
+    } else {
+      const db = ctx.adapters.database;
+      const r = await destroyData(db.endpoint, p.fault, p.table, ctx.signal);
+      detail = `${r.statement} through ${m.endpoint}: ${r.rowsBefore} rows were there`;
+    }
+    const atMs = ctx.mark('data-destroyed').ms;
+    ctx.log.info(`${p.fault}: ${detail}; restore point ${m.point.lsn} read ${((atMs - m.pointMs) / 1000).toFixed(3)} s before`);
+    return { ...m, atMs, detail };
+  },
+  rollback: {
+    description: (p) =>
+      `restore the live database from Blob (newest base backup + archived WAL) to ${restoreToOf(p) === 'latest' ? 'the newest archived WAL' : 'the recorded LSN, exclusive'}, move the damaged nodes to the quarantine, rebuild the standby; resumes a restore cut short. The fault cannot be undone any other way`,
+    restores: (p) =>
+      `the service serves from a database restored to ${restoreToOf(p) === 'latest' ? 'the newest archived WAL' : 'the point before the fault'}, a healthy pair (primary, streaming standby) with WAL archiving running; or, when the archive has a gap, nothing replaced (the SEV1 finding names the segment)`,
+    byHand: (p) =>
+      `\`drill lab status\` shows the pair and the archive; restore by hand with \`drill backup restore --live\` or, on the lab, \`drill lab down\` then \`drill lab up\` (its data is disposable)${p.fault === 'lose-cluster' ? '' : `; the damaged ${p.table} stays in the quarantine folder`}`,
+    timeout: '20m',
+    async holds(ctx, { selected }) {
+      const gap = ctx.resultOf(restore)?.outcome.missingSegments ?? [];
+      // Past a gap no restore reaches the point: the drill leaves the damaged database live rather than restore less.
+      if (gap.length > 0) return { ok: true, detail: `nothing replaced: the WAL archive misses ${gap.join(', ')}` };
+      return ctx.adapters.liveRestore.restoredAndWhole(selected.runId, ctx.signal);
+    },
+    async converge(ctx, { selected }) {
+      const o = await ctx.adapters.liveRestore.restoreLive({
+        runId: selected.runId,
+        target: targetOf(ctx.params, selected.point),
+        signal: ctx.signal,
+        log: (l) => ctx.log.info(l),
+      });
+      if (!o.ok) throw new Error(`the restore did not complete: ${o.problem}${o.replaced ? '' : '; the live database was not replaced'}`);
+      return `restored from ${o.backup?.folder ?? 'a base backup'} to ${o.reachedLsn}; damaged nodes in ${o.quarantine}`;
+    },
+  },
+});
+
+const restore: Action<Params, { runId: string; target: RestoreTarget }, Restored, Needs> = action<
+  { runId: string; target: RestoreTarget },
+  Restored
+>({
+  name: 'restore from Blob',
+  description:
+    "the runbook's recovery: the newest base backup before the restore point plus archived WAL, replayed to the point (or to the newest segment), checked, then made the service's database, the standby rebuilt from it",
+  async select(ctx) {
+    const d = ctx.resultOf(destroy);
+    if (!d) throw new Error('the data was not destroyed: nothing to restore');
+    return { runId: d.runId, target: targetOf(ctx.params, d.point) };
+  },
+  describeTargets: (s) => [
+    `the live database, restored to ${s.target === 'latest' ? 'the newest archived WAL' : `${s.target.lsn} (exclusive)`}`,
+  ],
+  async run(ctx, s) {
+    const startedMs = ctx.mark('restore-started').ms;
+    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(parseDuration(ctx.params.restoreTimeout))]);
+    const outcome = await ctx.adapters.liveRestore.restoreLive({
+      runId: s.runId,
+      target: s.target,
+      signal,
+      onStep: (step, ms) => {
+        ctx.mark(`restore-${step}`);
+        ctx.log.info(`restore: ${step} ${(ms / 1000).toFixed(2)} s`);
+      },
+      log: (l) => ctx.log.info(l),
+    });
+    const endedMs = ctx.mark(outcome.ok ? 'restored' : 'restore-failed').ms;
+    if (!outcome.ok) ctx.log.warn(`restore failed: ${outcome.problem}${outcome.replaced ? '' : '; the live database was not replaced'}`);
+    return { outcome, startedMs, endedMs };
+  },
+  rollback: { none: "the restore is the recovery; one cut short is finished by the rollback of 'destroy data'" },
+});
+
+/** Up to `n` writes acknowledged before `bound`, spread over the run, the newest among them: what users will ask for. */
+function ackedBefore(ctx: Ctx, bound: number, n: number): string[] {
+  const l = ctx.load?.ledger;
+  if (!l) return [];
+  const acked: number[] = [];
+  for (let r = 0; r < l.count; r++) if (l.fateOf(r) === 'ok' && l.ackMs(r)! < bound) acked.push(r);
+  const step = Math.max(1, Math.floor(acked.length / n));
+  const picked = new Set([...acked.filter((_, i) => i % step === 0).slice(-n + 1), ...acked.slice(-1)]);
+  return [...picked].map((r) => l.tokenOf(r));
+}
+
+/** Writes acknowledged before the fault that the restored data must hold: before the restore point, or before the newest replayed commit. */
+function mustBeBack(ctx: Ctx, d: Destroyed, o: LiveRestoreOutcome): string[] {
+  let bound = d.pointMs;
+  if (restoreToOf(ctx.params) === 'latest' && o.newestCommitAt)
+    bound = Math.min(bound, Date.parse(o.newestCommitAt) - (Date.now() - ctx.now()) - 500);
+  return ackedBefore(ctx, bound, 10);
+}
+
+const fmtMs = (ms: number | undefined) => (ms === undefined ? 'not reached' : `${(ms / 1000).toFixed(2)} s`);
+
+export default define({
+  name: 'data-loss',
+  description:
+    'Destroy data on the live database under load (DROP TABLE, DELETE without WHERE, or the whole cluster lost); the runbook restores it from Blob to the point before, and users must be served their data again.',
+  tier: 'critical',
+  dataClass: 'database',
+  validate(p, target) {
+    const out: { path: string; message: string }[] = [];
+    if (p.fault !== 'lose-cluster' && !(target.kind === 'lab' && target.dataLoss))
+      out.push({
+        path: 'fault',
+        message: `fault ${p.fault} destroys data on the live database: the target must allow it with target.allowDataLoss: true and target.dataLossReason saying why`,
+      });
+    if (p.fault !== 'lose-cluster' && p.restoreTo === 'latest')
+      out.push({ path: 'restoreTo', message: `restoreTo: latest would replay the ${p.fault} too; use before-fault` });
+    if (target.kind === 'lab' && target.database?.provider === 'patroni')
+      out.push({
+        path: 'fault',
+        message:
+          'the live restore rebuilds the lab pair without Patroni: under target.database.provider: patroni it would fight Patroni for the primary; use provider: pg-promote',
+      });
+    return out;
+  },
+  async preflight(ctx) {
+    const f = await ctx.adapters.liveRestore.preflight({
+      table: ctx.params.fault === 'lose-cluster' ? undefined : ctx.params.table,
+      signal: ctx.signal,
+    });
+    return f.problems.map((message) => ({ path: /\btable\b/.test(message) ? 'params.table' : 'target', message }));
+  },
+  steadyState: [
+    standbyStreaming(),
+    probe('a base backup and the WAL archive to restore from', async (ctx) => {
+      const f = await ctx.adapters.liveRestore.preflight({ table: ctx.params.table, signal: ctx.signal });
+      if (f.problems.length > 0) return { ok: false, detail: f.problems.join('; ') };
+      return {
+        ok: true,
+        detail: `base backup ${f.backup?.folder} (taken ${f.backup?.takenAt}), archive lag ${f.archiveLagSeconds ?? '?'} s`,
+      };
+    }),
+    probe('the load writes with tokens', async (ctx) => {
+      const acked = ctx.load?.ledger?.counts().ok ?? 0;
+      return {
+        ok: acked > 0,
+        detail:
+          acked > 0
+            ? `${acked} writes acknowledged in the baseline`
+            : 'no request of the load carries {{token}}: no write ledger to judge the restore by',
+      };
+    }),
+  ],
+  actions: [destroy, restore],
+  recovery: {
+    description:
+      'users are served correctly again: the restore completed, a write was acknowledged after it, and the service answers writes acknowledged before the fault with their orders',
+    pollMs: 250,
+    until: probe('users served their data again', async (ctx) => {
+      const d = ctx.resultOf(destroy);
+      const r = ctx.resultOf(restore);
+      if (!d || !r) return { ok: false, detail: 'the restore has not run' };
+      if (!r.outcome.ok) return { ok: false, final: true, detail: `the restore did not complete: ${r.outcome.problem}` };
+      const writes = ctx.load?.ledger?.acknowledgedSince(r.endedMs) ?? 0;
+      if (writes === 0) return { ok: false, detail: 'no write acknowledged since the restore' };
+      const url = ctx.load?.serviceUrl;
+      if (!url) return { ok: false, detail: 'no service URL to ask' };
+      const tokens = mustBeBack(ctx, d, r.outcome);
+      const missing: string[] = [];
+      for (const t of tokens) {
+        const res = await fetch(`${url}/orders?token=${encodeURIComponent(t)}`, {
+          signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(2000)]),
+        });
+        const body = res.ok ? ((await res.json()) as unknown[]) : [];
+        if (body.length !== 1) missing.push(`${t} (${res.status})`);
+      }
+      return missing.length === 0
+        ? {
+            ok: true,
+            detail: `${tokens.length} orders acknowledged before the fault served by the service; ${writes} writes acknowledged since the restore`,
+          }
+        : {
+            ok: false,
+            detail: `the service does not serve ${missing.length} of ${tokens.length} orders acknowledged before the fault: ${missing.slice(0, 3).join(', ')}`,
+          };
+    }),
+  },
+  verify: [
+    probe('WAL archive complete up to the restore target', async (ctx) => {
+      const o = ctx.resultOf(restore)?.outcome;
+      if (!o) return { ok: false, detail: 'the restore did not run' };
+      if (o.missingSegments.length === 0) return { ok: true, detail: `no segment missing; replayed to ${o.reachedLsn}` };
+      return {
+        ok: false,
+        severity: 'SEV1',
+        detail: `the WAL archive misses segment${o.missingSegments.length === 1 ? '' : 's'} ${o.missingSegments.join(', ')}: no point-in-time restore can pass it, so the live database was ${o.replaced ? 'replaced' : 'not replaced'} and still holds the damage`,
+      };
+    }),
+    probe('restore breakdown', async (ctx) => {
+      const r = ctx.resultOf(restore);
+      if (!r) return { ok: false, detail: 'the restore did not run' };
+      const o = r.outcome;
+      const t = o.timings;
+      const b = o.backup
+        ? `backup ${o.backup.folder} (taken ${o.backup.takenAt}, ${(o.backup.bytes / 1e6).toFixed(1)} MB)`
+        : 'no backup used';
+      return {
+        ok: o.ok,
+        detail: `${o.ok ? '' : `${o.problem}; `}${b}; download ${fmtMs(t.download)}, replay ${fmtMs(t.replay)}, promote ${fmtMs(t.promote)}, repoint ${fmtMs(t.repoint)}, standby ${fmtMs(t.standby)}; total ${fmtMs(r.endedMs - r.startedMs)}; newest commit replayed ${o.newestCommitAt ?? 'unknown'}; damaged cluster kept in ${o.quarantine ?? 'nowhere (not moved)'}`,
+      };
+    }),
+    {
+      ...ledgerReadback<Params>('write ledger read back from the restored database', (ctx) => {
+        const d = ctx.resultOf(destroy);
+        if (!d) return undefined;
+        const pit = restoreToOf(ctx.params) === 'before-fault';
+        return {
+          atMs: d.pointMs,
+          what: `the restore point read just before the ${ctx.params.fault} (mark restore-point)`,
+          ...(pit ? { restorePointMs: d.pointMs } : {}),
+        };
+      }),
+      skip: (ctx: ScenarioContext<Params>) =>
+        ctx.resultOf(restore)?.outcome.ok
+          ? null
+          : 'the restore did not complete: the live database holds the damage, nothing to judge the ledger by',
+    },
+    probe('the restored pair is whole', async (ctx) => {
+      const d = ctx.resultOf(destroy);
+      if (!d) return { ok: false, detail: 'the data was not destroyed' };
+      const h = await (ctx as Ctx).adapters.liveRestore.restoredAndWhole(d.runId, ctx.signal);
+      return { ok: h.ok === true, detail: h.detail };
+    }),
+  ],
+});
