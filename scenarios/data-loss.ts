@@ -109,22 +109,24 @@ const destroy: Action<Params, Marked, Destroyed, Needs> = action<Marked, Destroy
   },
 });
 
-const restore: Action<Params, { runId: string; target: RestoreTarget }, Restored, Needs> = action<
-  { runId: string; target: RestoreTarget },
-  Restored
->({
+/** Null before the data is destroyed (`drill plan` selects before anything ran). */
+type RestoreRequest = { runId: string; target: RestoreTarget } | null;
+
+const restore: Action<Params, RestoreRequest, Restored, Needs> = action<RestoreRequest, Restored>({
   name: 'restore from Blob',
   description:
     "the runbook's recovery: the newest base backup before the restore point plus archived WAL, replayed to the point (or to the newest segment), checked, then made the service's database, the standby rebuilt from it",
   async select(ctx) {
     const d = ctx.resultOf(destroy);
-    if (!d) throw new Error('the data was not destroyed: nothing to restore');
-    return { runId: d.runId, target: targetOf(ctx.params, d.point) };
+    return d ? { runId: d.runId, target: targetOf(ctx.params, d.point) } : null;
   },
   describeTargets: (s) => [
-    `the live database, restored to ${s.target === 'latest' ? 'the newest archived WAL' : `${s.target.lsn} (exclusive)`}`,
+    !s
+      ? 'the live database, restored to the restore point recorded when the data is destroyed (latest: the newest archived WAL)'
+      : `the live database, restored to ${s.target === 'latest' ? 'the newest archived WAL' : `${s.target.lsn} (exclusive)`}`,
   ],
   async run(ctx, s) {
+    if (!s) throw new Error('the data was not destroyed: nothing to restore');
     const startedMs = ctx.mark('restore-started').ms;
     const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(parseDuration(ctx.params.restoreTimeout))]);
     const outcome = await ctx.adapters.liveRestore.restoreLive({
