@@ -86,7 +86,7 @@ test('drills/quarterly.yaml on the lab: pod-kill, db-failover, backup and restor
   const runs = runFolders(results).map((d) => ({ dir: d, rec: JSON.parse(readFileSync(join(d, 'run.json'), 'utf8')) }));
   assert.deepEqual(
     runs.map((x) => x.rec.scenario),
-    ['kill-one-replica', 'fail-over-primary', 'take-backup', 'restore-from-backup'],
+    ['kill-one-replica', 'fail-over-primary', 'take-backup', 'restore-from-backup', 'delete-all-orders'],
   );
   for (const { rec } of runs) {
     t.diagnostic(
@@ -105,7 +105,19 @@ test('drills/quarterly.yaml on the lab: pod-kill, db-failover, backup and restor
   }
   // Each entry's RTO is recovered − fault-injected on its own marks (assertRto), in a range set by what it is made
   // of; the measured figures are the README's (once, load average 6-8). The policy's recovery window is 5 s here.
-  const [kill, failover, backup, restore] = runs.map((x) => x.rec);
+  const [kill, failover, backup, restore, deleted] = runs.map((x) => x.rec);
+  // The DELETE without WHERE restored away: nothing acknowledged before it lost; the writes the service took on the
+  // emptied table until the restore are counted apart, and a finding asks the runbook what becomes of them.
+  assert.equal(deleted.objectives.rpo.lostWrites, 0, JSON.stringify(deleted.objectives.rpo.ledger));
+  const discarded = deleted.objectives.rpo.ledger.discardedByRestore;
+  assert.ok(discarded, 'the record counts the writes the restore discarded');
+  assert.equal(
+    deleted.findings.some(
+      (f: { title: string }) => f.title === `${discarded.writes} acknowledged writes discarded by the point-in-time restore`,
+    ),
+    discarded.writes > 0,
+    JSON.stringify(deleted.findings),
+  );
   // A replacement replica serving (Node start-up and its first readiness, README 1.35 s), under the 5 s window,
   // so an RTO with the window added fails.
   assertRto(kill, { min: 0.1, max: 4, why: 'a replacement replica starting and serving (1.35 s measured), under the 5 s window' });
