@@ -123,6 +123,8 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     if (plan.needed.length === 0) throw new Refused(`the WAL archive holds no segment from the backup's ${m.walStartSegment} on`);
 
     let t = performance.now();
+    // A copy left half-done by a crashed call may still be running from here: stopped before it is replaced.
+    await stopCluster(dataDir, 'immediate', { timeoutMs: 30_000 });
     await rm(r.root, { recursive: true, force: true });
     const dl = join(r.root, 'download');
     const walDir = join(r.root, 'wal');
@@ -203,6 +205,7 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     await writeFile(join(dataDir, RESTORED_MARKER), `${JSON.stringify(out.marker, null, 2)}\n`, { mode: 0o600 });
     await giveToServerUser(join(dataDir, RESTORED_MARKER));
     await rm(walDir, { recursive: true, force: true });
+    say(`restored copy checked and stopped cleanly in ${dataDir}`);
     out.ok = true;
   } catch (e) {
     out.problem = (e as Error).message;
