@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pg from 'pg';
-import { labUp, type LabInfo } from '../../lib/lab/index.ts';
+import { labDown, labUp, type LabInfo } from '../../lib/lab/index.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lib/lab/azurite.ts';
 import { labPaths } from '../../lib/lab/paths.ts';
 import { resolveBackupStore } from '../../lib/adapters/postgres/backup/resolve.ts';
@@ -247,5 +247,13 @@ describe('live restore of the lab: refusals, resuming, a lost cluster', { timeou
     assert.deepEqual(await facts(info.db.endpointPort), before, 'everything archived before the loss is back');
     const w = await live.restoredAndWhole('lost', signal);
     assert.equal(w.ok, true, w.detail);
+  });
+
+  test('lab down drops the quarantine and the restore folders, and keeps the restored pair', async () => {
+    assert.ok(existsSync(live.quarantineOf('lost')));
+    await labDown({ dir: lab.dir });
+    assert.equal(existsSync(join(labPaths(lab.dir).dir, 'quarantine')), false);
+    assert.equal(existsSync(join(labPaths(lab.dir).dir, 'pitr')), false);
+    assert.ok(existsSync(join(labPaths(lab.dir).node('n1').data, RESTORED_MARKER)), "the lab's own data stays");
   });
 });

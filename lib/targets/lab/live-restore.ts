@@ -8,7 +8,7 @@
  * checked copy carries a marker file and is never restored again, a placed one is only started and repaired.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LiveRestoreAdapter, LiveRestoreOutcome, RestorePoint, RestoreTarget } from '../../adapters/types.ts';
@@ -368,6 +368,8 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
         out.backup ??= { folder: marker.backupFolder, takenAt: '', bytes: 0 };
         out.replaced = true;
         await placeAndServe(runId, config, marker, out, step, say, signal);
+        // Only the downloads' leftovers and the replay's log remain there: a failed restore keeps them to read.
+        await rm(asideOf(dir, runId), { recursive: true, force: true });
         out.ok = true;
       } catch (e) {
         out.problem = (e as Error).message;
