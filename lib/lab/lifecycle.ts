@@ -1,7 +1,7 @@
 /** labUp and labDown: start and stop a lab by PID, idempotently, and clean up after a crashed harness. */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { PG_BIN, postmasterPid, socketPathProblem, stopCluster } from '../adapters/postgres/cluster.ts';
 import { setSyncStandby } from '../adapters/postgres/standby.ts';
@@ -283,8 +283,23 @@ export async function labDown(options: { dir?: string; purge?: boolean } = {}): 
       }),
     ]);
     await removeFile(p.daemonState);
+    await dropRestoreLeftovers(dir);
     return { dir, stopped, wasStale };
   });
   if (options.purge) await rm(dir, { recursive: true, force: true });
   return result;
+}
+
+/**
+ * The damaged clusters a live restore moved aside for forensics (`quarantine/<run>/<node>`) and its restore
+ * folders (`pitr/<run>/data`): kept until the lab goes down, then dropped, any of them started by hand stopped first.
+ */
+async function dropRestoreLeftovers(dir: string): Promise<void> {
+  for (const root of [join(dir, 'quarantine'), join(dir, 'pitr')]) {
+    if (!existsSync(root)) continue;
+    for (const run of await readdir(root).catch(() => []))
+      for (const d of await readdir(join(root, run)).catch(() => []))
+        await stopCluster(join(root, run, d), 'immediate').catch(() => undefined);
+    await rm(root, { recursive: true, force: true });
+  }
 }

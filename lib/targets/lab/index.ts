@@ -16,6 +16,7 @@ import type { TargetKind } from '../types.ts';
 import { labBackupsAdapter } from './backups.ts';
 import { createLabDatabase } from './database.ts';
 import { createLabReplicas } from './replicas.ts';
+import { createLabLiveRestore } from './live-restore.ts';
 
 export function labDirOf(target: LabTarget): string {
   return target.labDir ?? defaultLabDir();
@@ -51,7 +52,7 @@ async function runningLab(dir: string): Promise<LabInfo | null> {
 export const labTarget: TargetKind<'lab'> = {
   kind: 'lab',
   // backups: the lab's Azurite, with its primary as the database backed up.
-  capabilities: () => ['replicas', 'exec', 'load', 'database', 'backups'],
+  capabilities: () => ['replicas', 'exec', 'load', 'database', 'backups', 'live-restore'],
   async open(target, say) {
     const dir = labDirOf(target);
     const database = labDatabaseOf(target);
@@ -70,6 +71,7 @@ export const labTarget: TargetKind<'lab'> = {
         exec: createExec(env),
         replicas: createLabReplicas(info),
         database: createLabDatabase(info),
+        liveRestore: createLabLiveRestore(dir, async () => info.controlUrl),
         ...(backups ? { backups: backups.adapter } : {}),
       },
       serviceUrl: info.serviceUrl,
@@ -114,6 +116,7 @@ export const labTarget: TargetKind<'lab'> = {
         exec: createExec(),
         replicas: createLabReplicas(status.info),
         database: createLabDatabase(status.info),
+        liveRestore: createLabLiveRestore(dir, async () => status.info!.controlUrl),
         ...(backups ? { backups: backups.adapter } : {}),
       },
       serviceUrl: status.info.serviceUrl,
@@ -146,6 +149,7 @@ export const labTarget: TargetKind<'lab'> = {
         exec: createExec({ DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: info.serviceUrl }),
         replicas: createLabReplicas(info),
         database: createLabDatabase(info),
+        liveRestore: createLabLiveRestore(dir, async () => info!.controlUrl),
       },
     };
   },

@@ -57,7 +57,8 @@ export async function initScratch(root: string): Promise<ScratchCluster> {
   return s;
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
+/** A system command (tar, chown) that must succeed; its stderr tail in the error. */
+export function run(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const c = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
     let err = '';

@@ -1,0 +1,304 @@
+/**
+ * A point-in-time restore into a data directory that nobody uses yet: a physical base backup from Blob plus
+ * archived WAL, replayed to just before an LSN (`recovery_target_inclusive = false`) or through every archived
+ * segment (`latest`), checked, promoted, then stopped cleanly so the caller can put it where the live one was.
+ * Everything that can refuse the restore (another cluster's backup, a gap in the archive, a corrupt download)
+ * is checked before replay, so a refusal leaves the live cluster as it was.
+ */
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { downloadToFileParallel } from '../../blob/index.ts';
+import { BlobTransferError } from '../../blob/errors.ts';
+import { walFolder } from '../../../backup/naming.ts';
+import type { BackupManifest } from '../../../backup/manifest.ts';
+import { newestTimeline, parseSegmentName, planWal, type WalPlan } from '../../../backup/wal-gaps.ts';
+import type { RestoreTarget } from '../../types.ts';
+import { giveToServerUser, isRoot, startCluster, stopCluster, writeNodeConf } from '../cluster.ts';
+import { run } from './scratch.ts';
+import { getText, type BackupStore } from './store.ts';
+import { lastLines, runTool } from './tools.ts';
+import { listArchivedWal } from './wal.ts';
+
+/** Left in a restored data directory once it was checked and stopped cleanly: the restore need not run again. */
+export const RESTORED_MARKER = 'drill-restored.json';
+
+export interface RestoredMarker {
+  runId: string;
+  backupFolder: string;
+  reachedLsn: string | null;
+  newestCommitAt: string | null;
+  timeline: number | null;
+  restoredAt: string;
+}
+
+export type PitrStep = 'download' | 'replay' | 'promote';
+
+export interface PitrRequest {
+  store: BackupStore;
+  manifest: BackupManifest;
+  folder: string;
+  target: RestoreTarget;
+  /** The live cluster's system identifier: a backup of another cluster is refused. */
+  systemId: string;
+  /** Folder for the downloads (`download/`, `wal/`) and the restored `data/`; made here. */
+  root: string;
+  /** Where the restored copy listens while it is checked (never the live node's port). */
+  port: number;
+  socketDir: string;
+  /** The database pg_amcheck checks (besides postgres). */
+  database: string;
+  runId: string;
+  signal?: AbortSignal;
+  onStep?: (step: PitrStep, ms: number) => void;
+  log?: (line: string) => void;
+}
+
+export interface PitrResult {
+  ok: boolean;
+  problem: string | null;
+  missingSegments: string[];
+  dataDir: string;
+  marker: RestoredMarker | null;
+  bytes: number;
+}
+
+class Refused extends Error {
+  constructor(
+    message: string,
+    readonly missing: string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** The archive's segments against what the backup needs to reach the target: read-only, before anything downloads. */
+export async function planArchive(
+  store: BackupStore,
+  manifest: BackupManifest,
+  target: RestoreTarget,
+): Promise<{ plan: WalPlan; archived: string[]; histories: Map<string, string> }> {
+  const start = manifest.walStartSegment;
+  if (!start) throw new Refused(`the backup's manifest names no first WAL segment: it cannot be replayed to a point in time`);
+  const archived = await listArchivedWal(store, manifest.cluster.name);
+  const timeline = Math.max(newestTimeline(archived), parseSegmentName(start)?.timeline ?? 1);
+  const histories = new Map<string, string>();
+  const folder = walFolder(store.prefix, manifest.cluster.name);
+  for (const f of archived.filter((x) => x.endsWith('.history'))) {
+    const text = await getText(store, folder + f);
+    if (text !== null) histories.set(f, text);
+  }
+  const plan = planWal({
+    startSegment: start,
+    timeline,
+    target: target === 'latest' ? 'latest' : { lsn: target.lsn },
+    archived,
+    histories,
+  });
+  return { plan, archived, histories };
+}
+
+export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
+  const m = r.manifest;
+  const say = r.log ?? (() => {});
+  const dataDir = join(r.root, 'data');
+  const out: PitrResult = { ok: false, problem: null, missingSegments: [], dataDir, marker: null, bytes: 0 };
+  let started = false;
+  try {
+    if (m.kind !== 'physical') throw new Refused(`${r.folder} is a ${m.kind} backup: a point-in-time restore needs a physical one`);
+    if (m.cluster.systemIdentifier !== r.systemId)
+      throw new Refused(
+        `${r.folder} is a backup of another cluster: its system identifier ${m.cluster.systemIdentifier} is not the live cluster's ${r.systemId}`,
+      );
+    const { plan, histories } = await planArchive(r.store, m, r.target);
+    if (plan.missingHistory)
+      throw new Refused(`the WAL archive lacks ${plan.missingHistory}: the timeline's history cannot be followed`, [plan.missingHistory]);
+    if (plan.missing.length > 0)
+      throw new Refused(
+        `the WAL archive misses segment${plan.missing.length === 1 ? '' : 's'} ${plan.missing.join(', ')} between the backup's ${m.walStartSegment} and ${plan.last}: no restore can pass the gap`,
+        plan.missing,
+      );
+    if (plan.needed.length === 0) throw new Refused(`the WAL archive holds no segment from the backup's ${m.walStartSegment} on`);
+
+    let t = performance.now();
+    // A copy left half-done by a crashed call may still be running from here: stopped before it is replaced.
+    await stopCluster(dataDir, 'immediate', { timeoutMs: 30_000 });
+    await rm(r.root, { recursive: true, force: true });
+    const dl = join(r.root, 'download');
+    const walDir = join(r.root, 'wal');
+    for (const d of [r.root, dl, walDir]) await mkdir(d, { recursive: true, mode: 0o755 });
+    const tar = join(dl, 'base.tar');
+    try {
+      const got = await downloadToFileParallel(r.store.container.getBlobClient(m.blob.name), tar, {
+        expectedBytes: m.blob.bytes,
+        expectedSha256: m.blob.sha256,
+        concurrency: 4,
+        signal: r.signal,
+      });
+      out.bytes += got.bytes;
+    } catch (e) {
+      throw new Refused(
+        `the base backup ${m.blob.name} could not be used: ${e instanceof BlobTransferError ? `${e.message} (${e.code})` : (e as Error).message}`,
+      );
+    }
+    const folder = walFolder(r.store.prefix, m.cluster.name);
+    for (const f of plan.needed) {
+      try {
+        out.bytes += (
+          await downloadToFileParallel(r.store.container.getBlobClient(folder + f), join(walDir, f), { concurrency: 2, signal: r.signal })
+        ).bytes;
+      } catch (e) {
+        throw new Refused(`WAL segment ${f} could not be downloaded: ${(e as Error).message}`, [f]);
+      }
+    }
+    for (const [f, text] of histories) await writeFile(join(walDir, f), text);
+    r.onStep?.('download', performance.now() - t);
+    say(`downloaded ${r.folder} and ${plan.needed.length} WAL segment(s) up to ${plan.last} (${(out.bytes / 1e6).toFixed(1)} MB)`);
+
+    t = performance.now();
+    await mkdir(dataDir, { mode: 0o700 });
+    await run('tar', ['-xf', tar, '-C', dataDir]);
+    await rm(tar, { force: true });
+    await configureRecovery(dataDir, walDir, r);
+    if (isRoot()) await run('chown', ['-R', 'postgres:postgres', r.root]);
+    await giveToServerUser(r.root);
+    const logFile = join(r.root, 'postgres.log');
+    started = true;
+    try {
+      await startCluster(dataDir, { logFile, timeoutMs: 600_000 });
+    } catch (e) {
+      throw new Refused(`recovery did not start: ${await recoveryFailure(logFile, (e as Error).message)}`);
+    }
+    const conn = { host: '127.0.0.1', port: r.port, user: 'postgres', database: 'postgres' };
+    const reached = await waitReplayed(conn, r.target, logFile, r.signal);
+    r.onStep?.('replay', performance.now() - t);
+    say(`replayed to ${reached.lsn ?? '?'} (newest commit ${reached.commitAt ?? 'none replayed'})`);
+
+    t = performance.now();
+    if (r.target !== 'latest') await query(conn, 'SELECT pg_promote(true, 60)');
+    await waitPromoted(conn, r.signal);
+    r.onStep?.('promote', performance.now() - t);
+
+    const am = await runTool(
+      'pg_amcheck',
+      ['-h', '127.0.0.1', '-p', String(r.port), '-U', 'postgres', '--install-missing', '-d', r.database, '-d', 'postgres'],
+      {
+        signal: r.signal,
+      },
+    );
+    if (am.code !== 0)
+      throw new Refused(`pg_amcheck found problems in the restored copy (exit ${am.code}): ${lastLines(am.stdout + am.stderr)}`);
+    const tli = await query<{ tli: number }>(conn, 'SELECT timeline_id AS tli FROM pg_control_checkpoint()').catch(() => null);
+    await stopCluster(dataDir, 'fast', { timeoutMs: 60_000 });
+    started = false;
+    out.marker = {
+      runId: r.runId,
+      backupFolder: r.folder,
+      reachedLsn: reached.lsn,
+      newestCommitAt: reached.commitAt,
+      timeline: tli ? Number(tli.tli) : null,
+      restoredAt: new Date().toISOString(),
+    };
+    // Written last: its presence says the copy is whole, checked and cleanly stopped.
+    await writeFile(join(dataDir, RESTORED_MARKER), `${JSON.stringify(out.marker, null, 2)}\n`, { mode: 0o600 });
+    await giveToServerUser(join(dataDir, RESTORED_MARKER));
+    await rm(walDir, { recursive: true, force: true });
+    say(`restored copy checked and stopped cleanly in ${dataDir}`);
+    out.ok = true;
+  } catch (e) {
+    out.problem = (e as Error).message;
+    if (e instanceof Refused) out.missingSegments = e.missing;
+    if (started) await stopCluster(dataDir, 'immediate', { timeoutMs: 30_000 }).catch(() => undefined);
+  }
+  return out;
+}
+
+const AUTO_CONF_HEADER = '# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n';
+
+/**
+ * The copy's own port and socket, and recovery settings in a postgresql.auto.conf written whole: the source's
+ * (synchronous_standby_names, primary_conninfo) must not come along. `pause` at the target, so the caller sees
+ * it was reached before promoting; PostgreSQL 15 stops with FATAL when the WAL ends before it.
+ */
+async function configureRecovery(dataDir: string, walDir: string, r: PitrRequest): Promise<void> {
+  await writeNodeConf(dataDir, { port: r.port, socketDir: r.socketDir });
+  const target =
+    r.target === 'latest'
+      ? []
+      : [`recovery_target_lsn = '${r.target.lsn}'`, 'recovery_target_inclusive = false', "recovery_target_action = 'pause'"];
+  const lines = [`restore_command = 'cp ${walDir}/%f %p'`, "recovery_target_timeline = 'latest'", ...target];
+  await writeFile(join(dataDir, 'postgresql.auto.conf'), `${AUTO_CONF_HEADER}${lines.join('\n')}\n`, { mode: 0o600 });
+  for (const f of ['standby.signal', 'postmaster.pid', RESTORED_MARKER]) await rm(join(dataDir, f), { force: true });
+  await writeFile(join(dataDir, 'recovery.signal'), '');
+}
+
+/** After promotion: the recovery settings go, so the copy starts as a plain primary wherever it is put. */
+export async function clearRecoverySettings(dataDir: string): Promise<void> {
+  await writeFile(join(dataDir, 'postgresql.auto.conf'), AUTO_CONF_HEADER, { mode: 0o600 });
+  await giveToServerUser(join(dataDir, 'postgresql.auto.conf'));
+}
+
+async function query<T extends pg.QueryResultRow>(conn: pg.ClientConfig, sql: string): Promise<T> {
+  const c = new pg.Client({ ...conn, connectionTimeoutMillis: 2000 });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    return (await c.query<T>(sql)).rows[0]!;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+async function recoveryFailure(logFile: string, fallback: string): Promise<string> {
+  const log = await readFile(logFile, 'utf8').catch(() => '');
+  if (/recovery ended before configured recovery target was reached/.test(log))
+    return 'the archived WAL ended before the recovery target was reached (PostgreSQL: "recovery ended before configured recovery target was reached"): the archive does not yet hold the WAL up to the target';
+  const fatal = log
+    .split('\n')
+    .filter((l) => /FATAL|PANIC/.test(l))
+    .slice(-2)
+    .join(' / ');
+  return fatal || lastLines(fallback, 6);
+}
+
+/** Until replay paused at the target (LSN) or recovery ended (latest); the server exiting is read from its log. */
+async function waitReplayed(
+  conn: pg.ClientConfig,
+  target: RestoreTarget,
+  logFile: string,
+  signal?: AbortSignal,
+): Promise<{ lsn: string | null; commitAt: string | null }> {
+  let failures = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      const s = await query<{ rec: boolean; state: string | null; lsn: string | null; at: Date | null }>(
+        conn,
+        `SELECT pg_is_in_recovery() AS rec, CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END AS state,
+                pg_last_wal_replay_lsn()::text AS lsn, pg_last_xact_replay_timestamp() AS at`,
+      );
+      failures = 0;
+      const done = target === 'latest' ? !s.rec : s.state === 'paused';
+      if (done) return { lsn: s.lsn, commitAt: s.at ? s.at.toISOString() : null };
+      if (target !== 'latest' && !s.rec) throw new Refused('recovery ended without pausing at the target');
+    } catch (e) {
+      if (e instanceof Refused) throw e;
+      // The server gone for good: recovery failed, and its log says why.
+      if (++failures >= 20) throw new Refused(`recovery stopped: ${await recoveryFailure(logFile, (e as Error).message)}`);
+    }
+    await sleep(100);
+  }
+}
+
+async function waitPromoted(conn: pg.ClientConfig, signal?: AbortSignal): Promise<void> {
+  const deadline = performance.now() + 120_000;
+  while (performance.now() < deadline) {
+    signal?.throwIfAborted();
+    const r = await query<{ rec: boolean }>(conn, 'SELECT pg_is_in_recovery() AS rec').catch(() => null);
+    if (r && !r.rec) return;
+    await sleep(100);
+  }
+  throw new Refused('the restored copy was not promoted within 120 s');
+}

@@ -1,0 +1,152 @@
+/**
+ * Which archived WAL segments a point-in-time restore needs, and which of them the archive lacks. Pure: the
+ * caller lists the archive and reads its .history files. PostgreSQL names a 16 MB segment
+ * `<timeline><log><seg>` (8 hex digits each, 256 segments per log), and after a promotion replays each
+ * segment from the newest timeline of the target's history that had begun by then.
+ */
+import { WAL_SEGMENT } from './naming.ts';
+
+export const SEGMENT_BYTES = 16 * 1024 * 1024;
+const SEGMENTS_PER_LOG = 0x1_0000_0000 / SEGMENT_BYTES;
+
+const hex8 = (n: number | bigint) => n.toString(16).toUpperCase().padStart(8, '0');
+
+/** `0/3000148` -> 0x3000148n. Throws on anything that is not an LSN. */
+export function parseLsn(lsn: string): bigint {
+  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(lsn.trim());
+  if (!m) throw new Error(`"${lsn}" is not a WAL position (expected hex/hex, like 0/3000148)`);
+  return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
+}
+
+/** The segment number (counted from 0/0) holding an LSN. */
+export function segmentNumberOf(lsn: string | bigint): bigint {
+  return (typeof lsn === 'bigint' ? lsn : parseLsn(lsn)) / BigInt(SEGMENT_BYTES);
+}
+
+export function segmentName(timeline: number, segno: bigint): string {
+  const perLog = BigInt(SEGMENTS_PER_LOG);
+  return hex8(timeline) + hex8(segno / perLog) + hex8(segno % perLog);
+}
+
+/** The file name of the segment holding `lsn` on `timeline`, as `pg_walfile_name` gives it. */
+export function walFileName(timeline: number, lsn: string): string {
+  return segmentName(timeline, segmentNumberOf(lsn));
+}
+
+export function parseSegmentName(name: string): { timeline: number; segno: bigint } | null {
+  if (!WAL_SEGMENT.test(name)) return null;
+  return {
+    timeline: Number.parseInt(name.slice(0, 8), 16),
+    segno: BigInt(`0x${name.slice(8, 16)}`) * BigInt(SEGMENTS_PER_LOG) + BigInt(`0x${name.slice(16, 24)}`),
+  };
+}
+
+export const historyFileName = (timeline: number) => `${hex8(timeline)}.history`;
+
+/** One line of a timeline's .history file: `parent<TAB>switchpoint<TAB>reason`; the parent ran until the switchpoint. */
+export interface TimelineSwitch {
+  parent: number;
+  switchpoint: string;
+}
+
+export function parseHistory(text: string): TimelineSwitch[] {
+  const out: TimelineSwitch[] = [];
+  for (const line of text.split('\n')) {
+    const t = line.trim();
+    if (t === '' || t.startsWith('#')) continue;
+    const [parent, switchpoint] = t.split(/\s+/);
+    if (!parent || !switchpoint || !/^\d+$/.test(parent)) throw new Error(`unreadable timeline history line "${t}"`);
+    parseLsn(switchpoint);
+    out.push({ parent: Number(parent), switchpoint });
+  }
+  return out;
+}
+
+export interface WalNeed {
+  /** The backup's first segment (its manifest's walStartSegment). */
+  startSegment: string;
+  /** The timeline the restore ends on (PostgreSQL's recovery_target_timeline, `latest`: the newest in the archive). */
+  timeline: number;
+  /** The segment holding this LSN is the last one needed; `latest`: the newest archived one on the path. */
+  target: { lsn: string } | 'latest';
+  /** Segment and .history names in the archive. */
+  archived: readonly string[];
+  /** `.history` file name -> its content, for every timeline between the backup's and `timeline` (read as needed). */
+  histories: ReadonlyMap<string, string>;
+}
+
+export interface WalPlan {
+  /** Every segment replay reads, in order. */
+  needed: string[];
+  missing: string[];
+  /** A .history file the path needs and the archive lacks (then `needed` is only what could be worked out). */
+  missingHistory: string | null;
+  /** The last segment needed; null for `latest` when the archive holds nothing past the start. */
+  last: string | null;
+}
+
+/** The newest timeline the archive knows of: its highest .history file, or the highest segment's timeline. */
+export function newestTimeline(archived: readonly string[]): number {
+  let best = 1;
+  for (const f of archived) {
+    const m = /^([0-9A-F]{8})\.history$/.exec(f);
+    const t = m ? Number.parseInt(m[1]!, 16) : parseSegmentName(f)?.timeline;
+    if (t !== undefined && t > best) best = t;
+  }
+  return best;
+}
+
+/**
+ * The segments from the backup's start to the target on the target timeline's path, and which are missing. A
+ * segment is taken from the newest timeline of the path that had begun by then (where PostgreSQL looks first).
+ */
+export function planWal(n: WalNeed): WalPlan {
+  const start = parseSegmentName(n.startSegment);
+  if (!start) throw new Error(`"${n.startSegment}" is not a WAL segment name`);
+  // Path of the target timeline: [timeline, first segment it owns], oldest first.
+  const path: { timeline: number; from: bigint }[] = [];
+  let missingHistory: string | null = null;
+  if (n.timeline > start.timeline) {
+    const name = historyFileName(n.timeline);
+    const text = n.histories.get(name);
+    if (text === undefined) missingHistory = name;
+    else {
+      const sw = parseHistory(text);
+      let from = 0n;
+      for (const s of sw) {
+        path.push({ timeline: s.parent, from });
+        from = segmentNumberOf(s.switchpoint);
+      }
+      path.push({ timeline: n.timeline, from });
+    }
+  }
+  if (path.length === 0) path.push({ timeline: start.timeline, from: 0n });
+  const timelineOf = (segno: bigint) => {
+    let t = path[0]!.timeline;
+    for (const p of path) if (p.from <= segno) t = p.timeline;
+    return t;
+  };
+  const have = new Set(n.archived);
+  let lastSeg: bigint | null;
+  if (n.target === 'latest') {
+    lastSeg = null;
+    for (const f of n.archived) {
+      const s = parseSegmentName(f);
+      if (s && s.segno >= start.segno && s.timeline === timelineOf(s.segno) && (lastSeg === null || s.segno > lastSeg)) lastSeg = s.segno;
+    }
+  } else {
+    lastSeg = segmentNumberOf(n.target.lsn);
+    if (lastSeg < start.segno)
+      throw new Error(`the target ${n.target.lsn} lies before the backup's first segment ${n.startSegment}: this backup cannot reach it`);
+  }
+  const needed: string[] = [];
+  const missing: string[] = [];
+  if (lastSeg !== null) {
+    for (let s = start.segno; s <= lastSeg; s++) {
+      const name = segmentName(timelineOf(s), s);
+      needed.push(name);
+      if (!have.has(name)) missing.push(name);
+    }
+  }
+  return { needed, missing, missingHistory, last: needed[needed.length - 1] ?? null };
+}

@@ -1,0 +1,415 @@
+/**
+ * The lab's live point-in-time restore: the newest base backup of the pair's cluster in the lab's backup store
+ * plus archived WAL, restored aside under the lab dir (`pitr/<runId>`), checked, and only then put in the
+ * primary node's place; the damaged data directories go to `quarantine/<runId>/<node>` for forensics (dropped by
+ * `drill lab down`). lab.json's node layout is kept, so the rest of the lab works unchanged.
+ *
+ * Every step decides from what it finds (files, servers), so a call after a crash at any point continues: a
+ * checked copy carries a marker file and is never restored again, a placed one is only started and repaired.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LiveRestoreAdapter, LiveRestoreOutcome, RestorePoint, RestoreTarget } from '../../adapters/types.ts';
+import { freeLoopbackPort } from '../../adapters/blob/index.ts';
+import {
+  crashCluster,
+  giveToServerUser,
+  isRunning,
+  runServerBinary,
+  startCluster,
+  writeNodeConf,
+} from '../../adapters/postgres/cluster.ts';
+import { cloneStandby, setSyncStandby, takesWrite, waitStreaming, walSenders, withClient } from '../../adapters/postgres/standby.ts';
+import { readCatalog, type CatalogEntry } from '../../adapters/postgres/backup/catalog.ts';
+import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
+import type { BackupStore } from '../../adapters/postgres/backup/store.ts';
+import { ARCHIVE_SLOT, archiveWal, ensureArchiveSlot } from '../../adapters/postgres/backup/wal.ts';
+import {
+  RESTORED_MARKER,
+  clearRecoverySettings,
+  planArchive,
+  restoreToPoint,
+  type RestoredMarker,
+} from '../../adapters/postgres/backup/pitr.ts';
+import { parseLsn, parseSegmentName } from '../../backup/wal-gaps.ts';
+import { walFolder } from '../../backup/naming.ts';
+import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite.ts';
+import { labPaths } from '../../lab/paths.ts';
+import { superConn } from '../../lab/postgres/pair.ts';
+import { LAB_DB } from '../../lab/postgres/status.ts';
+import { readConfig } from '../../lab/state.ts';
+import type { LabConfig } from '../../lab/types.ts';
+import { repointLab } from './database.ts';
+
+/** How long a restore waits for the archive to receive the segment holding its target (the archive's lag bound). */
+const ARCHIVE_WAIT_MS = 75_000;
+
+export const quarantineRoot = (dir: string) => join(labPaths(dir).dir, 'quarantine');
+const asideOf = (dir: string, runId: string) => join(labPaths(dir).dir, 'pitr', runId);
+
+async function readMarker(dataDir: string): Promise<RestoredMarker | null> {
+  const text = await readFile(join(dataDir, RESTORED_MARKER), 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as RestoredMarker;
+  } catch {
+    return null;
+  }
+}
+
+async function labConfig(dir: string): Promise<LabConfig> {
+  const c = await readConfig(labPaths(dir).config);
+  if (!c) throw new Error(`${labPaths(dir).config} is missing: the lab in ${dir} is not set up`);
+  return c;
+}
+
+const standbyOf = (c: LabConfig) => Object.keys(c.nodes).find((n) => n !== c.primary) ?? null;
+
+/** The pair's cluster identity from a data directory's pg_control: works with the server down or its directory quarantined. */
+async function controlSystemId(dataDir: string): Promise<string | null> {
+  if (!existsSync(join(dataDir, 'global', 'pg_control'))) return null;
+  const r = await runServerBinary('pg_controldata', ['-D', dataDir], 15_000);
+  return /Database system identifier:\s+(\d+)/.exec(r.stdout)?.[1] ?? null;
+}
+
+async function backupStore(dir: string): Promise<BackupStore> {
+  const r = await resolveBackupStore({
+    lab: labBlobSource(dir),
+    container: process.env.DRILL_BACKUP_CONTAINER?.trim() || LAB_BACKUP_CONTAINER,
+  });
+  if ('missing' in r)
+    throw new Error('Blob storage is configured in the environment but no container is named: set DRILL_BACKUP_CONTAINER');
+  return r.store;
+}
+
+/** The newest physical backup of the cluster that ended before the target (any, for latest); problems of newer ones are reported, not skipped. */
+function pickPhysical(entries: CatalogEntry[], target: RestoreTarget): CatalogEntry | null {
+  const before = (e: CatalogEntry) => target === 'latest' || !e.manifest || parseLsn(e.manifest.lsn.end) <= parseLsn(target.lsn);
+  const usable = entries.filter(before);
+  return usable[usable.length - 1] ?? null;
+}
+
+export function createLabLiveRestore(dir: string, controlUrl: () => Promise<string>): LiveRestoreAdapter {
+  const p = labPaths(dir);
+
+  /** The system identifier of the lab's cluster: its quarantined nodes first (the run's own), else the nodes in place. */
+  async function systemIdOf(config: LabConfig, runId?: string): Promise<string | null> {
+    const q = runId ? join(quarantineRoot(dir), runId) : null;
+    const candidates = [
+      ...(q && existsSync(q) ? (await readdir(q)).map((n) => join(q, n)) : []),
+      ...[config.primary, standbyOf(config)].filter((n): n is string => !!n).map((n) => p.node(n).data),
+    ];
+    for (const d of candidates) {
+      const id = await controlSystemId(d);
+      if (id) return id;
+    }
+    return null;
+  }
+
+  /** Moves a node's data directory to the quarantine, under a fresh name when one is there already. */
+  async function quarantine(runId: string, node: string): Promise<string | null> {
+    const data = p.node(node).data;
+    if (!existsSync(data)) return null;
+    const q = join(quarantineRoot(dir), runId);
+    await mkdir(q, { recursive: true, mode: 0o755 });
+    let to = join(q, node);
+    for (let i = 2; existsSync(to); i++) to = join(q, `${node}-${i}`);
+    await rename(data, to);
+    return to;
+  }
+
+  async function killNodes(config: LabConfig): Promise<string[]> {
+    const killed: string[] = [];
+    for (const n of Object.keys(config.nodes)) if (await crashCluster(p.node(n).data)) killed.push(n);
+    return killed;
+  }
+
+  /** Waits for the archive to hold every segment up to the target's, nudging the primary when it is alive. */
+  async function awaitArchive(
+    store: BackupStore,
+    entry: CatalogEntry,
+    target: RestoreTarget,
+    config: LabConfig,
+    say: (l: string) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (target === 'latest') return;
+    const primary = superConn(config.nodes[config.primary]!.port);
+    const deadline = performance.now() + ARCHIVE_WAIT_MS;
+    for (let round = 0; ; round++) {
+      signal.throwIfAborted();
+      const { plan, archived } = await planArchive(store, entry.manifest!, target);
+      if (plan.missing.length === 0 && !plan.missingHistory) return;
+      const newest = archived.map(parseSegmentName).reduce((m, s) => (s && s.segno > m ? s.segno : m), -1n);
+      // A hole below a segment that did arrive is a gap no waiting fills.
+      if (plan.missing.some((f) => (parseSegmentName(f)?.segno ?? 0n) < newest) || performance.now() > deadline) return;
+      const shipped = await withClient(primary, async (c) => {
+        const slot = await c.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [ARCHIVE_SLOT]);
+        if (slot.rows[0]?.active) {
+          await c.query('SELECT pg_switch_wal()');
+          return 'switched';
+        }
+        const r = await archiveWal(
+          c,
+          { host: '127.0.0.1', port: primary.port, user: primary.user, database: 'postgres' },
+          store,
+          entry.manifest!.cluster.name,
+          signal,
+        );
+        return `shipped ${r.uploaded.length} segment(s) with a one-shot archive`;
+      }).catch((e: Error) => `the primary did not answer (${e.message})`);
+      if (round === 0) say(`waiting for the WAL archive to receive ${plan.missing.join(', ')}: ${shipped}`);
+      await sleep(500);
+    }
+  }
+
+  async function placeAndServe(
+    runId: string,
+    config: LabConfig,
+    marker: RestoredMarker,
+    out: LiveRestoreOutcome,
+    onStep: (s: 'repoint' | 'standby', ms: number) => void,
+    say: (l: string) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const primaryName = config.primary;
+    const port = config.nodes[primaryName]!.port;
+    const data = p.node(primaryName).data;
+    if (!(await isRunning(data))) {
+      await clearRecoverySettings(data);
+      await writeNodeConf(data, { port, socketDir: p.socketDir });
+      await startCluster(data, { logFile: p.node(primaryName).log, timeoutMs: 120_000 });
+      say(`restored copy started as primary ${primaryName} on port ${port}`);
+    }
+    const conn = superConn(port);
+    // WAL from now on stays until the archive has it; the restored cluster has no slot (a base backup copies none).
+    await withClient(conn, (c) => ensureArchiveSlot(c));
+    let t = performance.now();
+    await repointLab(dir, await controlUrl(), { name: primaryName, host: '127.0.0.1', port, role: 'primary', dataDir: data });
+    onStep('repoint', performance.now() - t);
+    signal.throwIfAborted();
+
+    t = performance.now();
+    const standby = standbyOf(config);
+    if (standby) {
+      const streaming = await waitStreaming(conn, standby, { timeoutMs: 200 }).then(
+        () => true,
+        () => false,
+      );
+      if (!streaming) {
+        const sdata = p.node(standby).data;
+        await crashCluster(sdata);
+        const id = {
+          name: standby,
+          port: config.nodes[standby]!.port,
+          socketDir: p.socketDir,
+          primary: { host: '127.0.0.1', port, user: LAB_DB.superuser },
+        };
+        await cloneStandby(conn, sdata, id);
+        await startCluster(sdata, { logFile: p.node(standby).log });
+        await waitStreaming(conn, standby, { timeoutMs: 60_000, signal });
+      }
+      await setSyncStandby(conn, config.replication === 'sync' ? standby : null);
+      say(`standby ${standby} rebuilt from the restored primary and streaming`);
+    }
+    onStep('standby', performance.now() - t);
+    out.replaced = true;
+    out.quarantine = join(quarantineRoot(dir), runId);
+    out.reachedLsn = marker.reachedLsn;
+    out.newestCommitAt = marker.newestCommitAt;
+  }
+
+  return {
+    where: `lab:${p.dir}`,
+    quarantineOf: (runId) => join(quarantineRoot(dir), runId),
+
+    async preflight({ table, signal }) {
+      const problems: string[] = [];
+      const config = await readConfig(p.config);
+      if (!config)
+        return { problems: [`the lab in ${dir} is not set up (no lab.json): run \`drill lab up\``], backup: null, archiveLagSeconds: null };
+      if (config.provider === 'patroni')
+        problems.push(
+          'the live restore rebuilds the lab pair without Patroni, and this lab runs under Patroni: use a pg-promote lab (`drill lab up`, the default)',
+        );
+      const systemId = await systemIdOf(config);
+      let backup: { folder: string; takenAt: string } | null = null;
+      let archiveLagSeconds: number | null = null;
+      try {
+        const store = await backupStore(dir);
+        if (!systemId) problems.push(`no data directory of the lab's cluster was found in ${p.pg}: nothing to restore`);
+        else {
+          const entries = await readCatalog(store, { kind: 'physical', cluster: systemId });
+          const newest = entries[entries.length - 1];
+          if (!newest)
+            problems.push(
+              `no physical base backup of this cluster (system identifier ${systemId}) in ${store.describe().container}: take one with \`drill backup --kind physical\``,
+            );
+          else if (newest.problem) problems.push(`the newest base backup ${newest.folder} cannot be restored: ${newest.problem}`);
+          else backup = { folder: newest.folder, takenAt: newest.takenAt };
+          let newestAt = 0;
+          let segments = 0;
+          for await (const b of store.container.listBlobsFlat({ prefix: walFolder(store.prefix, systemId) })) {
+            segments++;
+            newestAt = Math.max(newestAt, b.properties.lastModified?.getTime() ?? 0);
+          }
+          if (segments === 0)
+            problems.push(`the WAL archive of this cluster in ${store.describe().container} is empty: WAL archiving is not running`);
+          else archiveLagSeconds = Math.max(0, Math.round((Date.now() - newestAt) / 1000));
+        }
+      } catch (e) {
+        problems.push(`the lab's backup store cannot be read: ${(e as Error).message}`);
+      }
+      if (table) {
+        const primary = superConn(config.nodes[config.primary]!.port);
+        const found = await withClient({ ...primary, database: LAB_DB.database }, (c) =>
+          c.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [table]),
+        ).catch(() => null);
+        if (signal.aborted) throw signal.reason;
+        if (!found) problems.push(`the lab's primary does not answer: cannot check that table ${table} exists`);
+        else if (!found.rows[0]?.t) problems.push(`table ${table} does not exist in database ${LAB_DB.database} of the lab`);
+      }
+      return { problems, backup, archiveLagSeconds };
+    },
+
+    async markRestorePoint(signal): Promise<RestorePoint> {
+      const config = await labConfig(dir);
+      signal.throwIfAborted();
+      const r = await withClient(superConn(config.nodes[config.primary]!.port), (c) =>
+        c.query<{ lsn: string; wal: string; id: string }>(
+          `SELECT pg_current_wal_insert_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_insert_lsn()) AS wal,
+                  (SELECT system_identifier::text FROM pg_control_system()) AS id`,
+        ),
+      );
+      const row = r.rows[0]!;
+      return { lsn: row.lsn, at: new Date().toISOString(), timeline: Number.parseInt(row.wal.slice(0, 8), 16), systemId: row.id };
+    },
+
+    async loseCluster(runId, signal) {
+      const config = await labConfig(dir);
+      signal.throwIfAborted();
+      await killNodes(config);
+      const nodes: string[] = [];
+      for (const n of Object.keys(config.nodes)) if (await quarantine(runId, n)) nodes.push(n);
+      return { quarantine: join(quarantineRoot(dir), runId), nodes };
+    },
+
+    async restoreLive({ runId, target, signal, onStep, log }): Promise<LiveRestoreOutcome> {
+      const say = log ?? (() => {});
+      const out: LiveRestoreOutcome = {
+        ok: false,
+        problem: null,
+        missingSegments: [],
+        replaced: false,
+        backup: null,
+        reachedLsn: null,
+        newestCommitAt: null,
+        timings: {},
+        quarantine: null,
+      };
+      const step = (s: keyof LiveRestoreOutcome['timings'], ms: number) => {
+        out.timings[s] = ms;
+        onStep?.(s, ms);
+      };
+      try {
+        const config = await labConfig(dir);
+        if (config.provider === 'patroni') throw new Error('the lab runs under Patroni: the live restore only rebuilds a pg-promote pair');
+        const primaryData = p.node(config.primary).data;
+        let marker = await readMarker(primaryData);
+        if (marker?.runId !== runId) {
+          const aside = asideOf(dir, runId);
+          marker = await readMarker(join(aside, 'data'));
+          if (marker?.runId !== runId) {
+            const systemId = await systemIdOf(config, runId);
+            if (!systemId)
+              throw new Error(
+                `no data directory of the lab's cluster is left in ${p.pg} or the quarantine: its system identifier is unknown`,
+              );
+            const store = await backupStore(dir);
+            const entries = await readCatalog(store, { kind: 'physical', cluster: systemId });
+            const entry = pickPhysical(entries, target);
+            if (!entry)
+              throw new Error(
+                `no physical base backup of this cluster (system identifier ${systemId}) ${target === 'latest' ? '' : `ended before ${target.lsn} `}in ${store.describe().container}`,
+              );
+            if (!entry.manifest) throw new Error(`the base backup ${entry.folder} cannot be restored: ${entry.problem}`);
+            out.backup = { folder: entry.folder, takenAt: entry.takenAt, bytes: entry.manifest.blob.bytes };
+            await awaitArchive(store, entry, target, config, say, signal);
+            const r = await restoreToPoint({
+              store,
+              manifest: entry.manifest,
+              folder: entry.folder,
+              target,
+              systemId,
+              root: aside,
+              port: await freeLoopbackPort(),
+              socketDir: p.socketDir,
+              database: LAB_DB.database,
+              runId,
+              signal,
+              onStep: step,
+              log: say,
+            });
+            out.missingSegments = r.missingSegments;
+            if (!r.ok || !r.marker) throw new Error(r.problem ?? 'the restore did not complete');
+            marker = r.marker;
+          }
+          // The swap: the damaged nodes stopped and moved aside, then the checked copy in the primary's place.
+          await killNodes(config);
+          for (const n of [standbyOf(config), config.primary]) if (n) await quarantine(runId, n);
+          await mkdir(join(p.pg, config.primary), { recursive: true, mode: 0o755 });
+          await giveToServerUser(join(p.pg, config.primary));
+          await rename(join(aside, 'data'), primaryData);
+          out.replaced = true;
+          say(`damaged data directories moved to ${join(quarantineRoot(dir), runId)}; restored copy in ${primaryData}`);
+        }
+        out.backup ??= { folder: marker.backupFolder, takenAt: '', bytes: 0 };
+        out.replaced = true;
+        await placeAndServe(runId, config, marker, out, step, say, signal);
+        // Only the downloads' leftovers and the replay's log remain there: a failed restore keeps them to read.
+        await rm(asideOf(dir, runId), { recursive: true, force: true });
+        out.ok = true;
+      } catch (e) {
+        out.problem = (e as Error).message;
+      }
+      if (existsSync(join(quarantineRoot(dir), runId))) out.quarantine = join(quarantineRoot(dir), runId);
+      return out;
+    },
+
+    async restoredAndWhole(runId, signal) {
+      const config = await readConfig(p.config);
+      if (!config) return { ok: false, detail: `the lab in ${dir} has no lab.json` };
+      const marker = await readMarker(p.node(config.primary).data);
+      if (marker?.runId !== runId)
+        return { ok: false, detail: `primary ${config.primary} does not serve the database restored for ${runId}` };
+      signal.throwIfAborted();
+      const endpoint = (await readConfig(p.config)) && (await daemonEndpoint(dir));
+      const w = await takesWrite(
+        { host: '127.0.0.1', port: endpoint ?? config.nodes[config.primary]!.port, user: LAB_DB.superuser, database: LAB_DB.database },
+        endpoint ? `the lab endpoint 127.0.0.1:${endpoint}` : `primary ${config.primary}`,
+      );
+      if (!w.ok) return { ok: false, detail: w.detail };
+      const standby = standbyOf(config);
+      const senders = await walSenders(superConn(config.nodes[config.primary]!.port)).catch(() => []);
+      const streaming = standby ? senders.some((s) => s.applicationName === standby && s.state === 'streaming') : true;
+      if (!streaming) return { ok: false, detail: `standby ${standby} is not streaming from the restored primary` };
+      const archiving = senders.some((s) => s.state === 'streaming' && !Object.keys(config.nodes).includes(s.applicationName));
+      return {
+        ok: true,
+        detail: `primary ${config.primary} serves the database restored from ${marker.backupFolder} to ${marker.reachedLsn}; ${w.detail}; standby ${standby} streaming; WAL archive ${archiving ? 'receiving' : `slot ${ARCHIVE_SLOT} holding WAL for the archive`}`,
+      };
+    },
+  };
+}
+
+async function daemonEndpoint(dir: string): Promise<number | null> {
+  const text = await readFile(labPaths(dir).daemonState, 'utf8').catch(() => null);
+  if (!text) return null;
+  try {
+    return (JSON.parse(text) as { ports?: { dbEndpoint?: number } }).ports?.dbEndpoint ?? null;
+  } catch {
+    return null;
+  }
+}

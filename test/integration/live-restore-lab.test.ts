@@ -1,0 +1,214 @@
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { labUp } from '../../lib/lab/index.ts';
+import type { LabInfo } from '../../lib/lab/types.ts';
+import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lib/lab/azurite.ts';
+import { resolveBackupStore } from '../../lib/adapters/postgres/backup/resolve.ts';
+import { ensureContainer, type BackupStore } from '../../lib/adapters/postgres/backup/store.ts';
+import { archiveWal, takePhysicalBackup } from '../../lib/adapters/postgres/backup/index.ts';
+import { freeLoopbackPort } from '../../lib/adapters/blob/index.ts';
+import { giveToServerUser, runServerBinary, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
+import { runTool } from '../../lib/adapters/postgres/backup/tools.ts';
+import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
+import type { LiveRestoreAdapter } from '../../lib/adapters/types.ts';
+import { labFixture } from '../support/lab.ts';
+
+/**
+ * The lab's live point-in-time restore against real PostgreSQL 15, Azurite and the lab: a destructive change
+ * after a mark, then restoreLive puts the database back to just before it, with the damaged data directory
+ * kept in the quarantine and the pair whole again. One lab for the file: each lab up costs seconds.
+ */
+// The lab's own Azurite, whatever this machine has configured.
+for (const k of [
+  'AZURE_STORAGE_CONNECTION_STRING',
+  'AZURE_STORAGE_ACCOUNT_URL',
+  'AZURE_STORAGE_SAS_TOKEN',
+  'AZURE_STORAGE_ACCOUNT',
+  'AZURE_STORAGE_KEY',
+  'DRILL_BACKUP_CONTAINER',
+])
+  delete process.env[k];
+
+let info: LabInfo;
+let store: BackupStore;
+let live: LiveRestoreAdapter;
+const signal = new AbortController().signal;
+
+const db = (port: number) => ({ host: '127.0.0.1', port, user: 'postgres', database: 'orders' });
+async function q<T extends pg.QueryResultRow = Record<string, unknown>>(port: number, sql: string): Promise<T[]> {
+  const c = new pg.Client(db(port));
+  await c.connect();
+  try {
+    return (await c.query<T>(sql)).rows;
+  } finally {
+    await c.end();
+  }
+}
+const primaryPort = () => info.db.port;
+/** Count and md5 of a table's rows in id order: "equal" means row for row. */
+async function probe(port: number, table = 'probe'): Promise<{ n: number; sum: string } | null> {
+  const exists = await q<{ t: string | null }>(port, `SELECT to_regclass('${table}')::text AS t`);
+  if (!exists[0]!.t) return null;
+  const r = await q<{ n: string; sum: string }>(
+    port,
+    `SELECT count(*) AS n, md5(coalesce(string_agg(id || ':' || v, ',' ORDER BY id), '')) AS sum FROM ${table}`,
+  );
+  return { n: Number(r[0]!.n), sum: r[0]!.sum };
+}
+async function archiveNow(): Promise<void> {
+  const c = new pg.Client({ ...db(primaryPort()), database: 'postgres' });
+  await c.connect();
+  try {
+    const sysid = (await c.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()')).rows[0]!.id;
+    await archiveWal(c, { ...db(primaryPort()) }, store, sysid);
+  } finally {
+    await c.end();
+  }
+}
+
+/** The damaged cluster kept aside, started on a spare port with every transaction read-only, read, and stopped. */
+async function readQuarantined<T>(dataDir: string, fn: (port: number) => Promise<T>): Promise<T> {
+  const port = await freeLoopbackPort();
+  // Its log beside the test's files, not in the quarantine: forensics leave the evidence as it was.
+  const logDir = join(dataDir, '..', '..', '..', '..', 'forensic-logs');
+  await mkdir(logDir, { recursive: true, mode: 0o755 });
+  await giveToServerUser(logDir);
+  const logFile = join(logDir, `${port}.log`);
+  const r = await runServerBinary('pg_ctl', [
+    'start',
+    '-D',
+    dataDir,
+    '-l',
+    logFile,
+    '-w',
+    '-t',
+    '60',
+    '-o',
+    `-p ${port} -c default_transaction_read_only=on -c synchronous_standby_names=`,
+  ]);
+  assert.equal(r.code, 0, `the quarantined ${dataDir} starts: ${r.stderr}`);
+  try {
+    return await fn(port);
+  } finally {
+    await stopCluster(dataDir, 'fast');
+  }
+}
+
+/** The pair after a restore: the restored primary takes a write through the lab's endpoint, the standby replays it, pg_amcheck is clean. */
+async function pairWhole(runId: string): Promise<void> {
+  const whole = await live.restoredAndWhole(runId, signal);
+  assert.equal(whole.ok, true, whole.detail);
+  const stamp = `endpoint-${runId}-${Date.now()}`;
+  await q(info.db.endpointPort, `INSERT INTO probe_after (v) VALUES ('${stamp}')`);
+  const standby = info.db.nodes.find((n) => n.role === 'standby')!;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const r = await q<{ n: string }>(standby.port, `SELECT count(*) AS n FROM probe_after WHERE v = '${stamp}'`);
+    if (r[0]!.n === '1') break;
+    assert.ok(Date.now() < deadline, 'the standby replays the write made through the endpoint within 30 s');
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  const am = await runTool('pg_amcheck', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(primaryPort()),
+    '-U',
+    'postgres',
+    '--install-missing',
+    '-d',
+    'orders',
+  ]);
+  assert.equal(am.code, 0, `pg_amcheck clean on the restored primary: ${am.stdout}${am.stderr}`);
+}
+
+describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
+  const lab = labFixture('live-restore');
+  let primaryName = '';
+  before(async () => {
+    // Never the working directory: a lab dir that resolved to '' would put a lab in the checkout.
+    assert.match(lab.dir, /^\/.+\/lab$/, `the lab dir is the fixture's (${lab.dir})`);
+    info = await labUp({ dir: lab.dir, replicas: 1 });
+    primaryName = info.db.nodes[0]!.name;
+    const r = await resolveBackupStore({ lab: labBlobSource(lab.dir), container: LAB_BACKUP_CONTAINER });
+    if ('missing' in r) throw new Error('the lab Azurite resolved to no container');
+    store = r.store;
+    await ensureContainer(store);
+    live = createLabLiveRestore(lab.dir, async () => info.controlUrl);
+    await q(
+      primaryPort(),
+      'CREATE TABLE probe (id serial PRIMARY KEY, v text NOT NULL); CREATE TABLE probe_after (id serial PRIMARY KEY, v text NOT NULL)',
+    );
+    await q(primaryPort(), "INSERT INTO probe (v) SELECT 'before-backup-' || g FROM generate_series(1, 300) g");
+    await takePhysicalBackup(db(primaryPort()), store, {});
+  });
+
+  test('preflight finds the base backup and the archive, and names a table that does not exist', { timeout: 60_000 }, async () => {
+    const ok = await live.preflight({ table: 'probe', signal });
+    assert.deepEqual(ok.problems, []);
+    assert.ok(ok.backup?.folder, 'the base backup is found');
+    assert.ok(ok.archiveLagSeconds !== null && ok.archiveLagSeconds < 120, `archive lag ${ok.archiveLagSeconds}`);
+    const bad = await live.preflight({ table: 'no_such_table', signal });
+    assert.match(bad.problems.join('\n'), /table no_such_table does not exist in database orders/);
+  });
+
+  test('drop-table: the table comes back with exactly the rows before the mark; the damaged cluster is quarantined', {
+    timeout: 300_000,
+  }, async () => {
+    await q(primaryPort(), "INSERT INTO probe (v) SELECT 'before-mark-' || g FROM generate_series(1, 200) g");
+    await q(primaryPort(), 'SELECT pg_switch_wal()');
+    await q(primaryPort(), "INSERT INTO probe (v) SELECT 'before-mark-2-' || g FROM generate_series(1, 50) g");
+    const before = await probe(primaryPort());
+    assert.equal(before?.n, 550);
+    const mark = await live.markRestorePoint(signal);
+    await q(primaryPort(), 'DROP TABLE probe');
+    await q(primaryPort(), "INSERT INTO probe_after (v) SELECT 'after-mark-' || g FROM generate_series(1, 40) g");
+    await archiveNow();
+
+    const steps: string[] = [];
+    const out = await live.restoreLive({
+      runId: 'run-drop',
+      target: { lsn: mark.lsn, inclusive: false },
+      signal,
+      onStep: (s) => steps.push(s),
+    });
+    assert.equal(out.ok, true, out.problem ?? '');
+    assert.equal(out.replaced, true);
+    assert.deepEqual(steps, ['download', 'replay', 'promote', 'repoint', 'standby']);
+    assert.deepEqual(await probe(primaryPort()), before, 'the table back, row for row as at the mark');
+    assert.equal((await probe(primaryPort(), 'probe_after'))?.n, 0, 'rows written after the mark are not in the restored database');
+    assert.equal(out.quarantine, live.quarantineOf('run-drop'));
+    const damaged = join(out.quarantine!, primaryName);
+    assert.ok(existsSync(join(damaged, 'PG_VERSION')), `the damaged primary's data directory is in ${out.quarantine}`);
+    await readQuarantined(damaged, async (port) => {
+      assert.equal(await probe(port), null, 'the quarantined cluster is the damaged one: probe dropped');
+      assert.equal((await probe(port, 'probe_after'))?.n, 40, 'and it holds the 40 rows written after the mark');
+    });
+    await pairWhole('run-drop');
+  });
+
+  test('delete-rows on the restored cluster (a new timeline): restored again to just before the DELETE, across the timeline switch', {
+    timeout: 300_000,
+  }, async () => {
+    await q(primaryPort(), "INSERT INTO probe (v) SELECT 'second-round-' || g FROM generate_series(1, 120) g");
+    const before = await probe(primaryPort());
+    const afterBefore = await probe(primaryPort(), 'probe_after');
+    const mark = await live.markRestorePoint(signal);
+    assert.ok(mark.timeline >= 2, `the restored cluster runs on a new timeline (${mark.timeline})`);
+    await q(primaryPort(), 'DELETE FROM probe');
+    await q(primaryPort(), "INSERT INTO probe_after (v) SELECT 'after-delete-' || g FROM generate_series(1, 25) g");
+    await archiveNow();
+    const out = await live.restoreLive({ runId: 'run-delete', target: { lsn: mark.lsn, inclusive: false }, signal });
+    assert.equal(out.ok, true, out.problem ?? '');
+    assert.deepEqual(await probe(primaryPort()), before, 'every row the DELETE removed is back');
+    assert.deepEqual(await probe(primaryPort(), 'probe_after'), afterBefore, 'writes after the DELETE are gone');
+    await readQuarantined(join(out.quarantine!, primaryName), async (port) => {
+      assert.equal((await probe(port))?.n, 0, 'the quarantined cluster is the damaged one: probe emptied');
+    });
+    await pairWhole('run-delete');
+  });
+});
