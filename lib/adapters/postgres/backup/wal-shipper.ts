@@ -26,7 +26,7 @@ import { clusterIdentity } from './facts.ts';
 import { connect } from './logical.ts';
 import { describeSource, type PgSource } from './source.ts';
 import { ensureContainer, type BackupStore } from './store.ts';
-import { lastLines, startTool, type ToolRun } from './tools.ts';
+import { lastLines, startTool } from './tools.ts';
 import { ARCHIVE_SLOT, ensureArchiveSlot } from './wal.ts';
 import {
   archiveLagMs,
@@ -73,6 +73,8 @@ export interface WalShipperOptions {
   onEvent?: (e: ShipperEvent) => void;
   /** Called once, when the first segment of this run is in Blob or the stream has run for a tick: archiving runs. */
   onArchiving?: (cluster: string) => void;
+  /** A base backup taken beside the archive (the lab's), recorded in the state file once known. */
+  baseBackup?: () => { folder: string; at: string } | null;
 }
 
 const RETRY_MAX_MS = 5000;
@@ -92,7 +94,6 @@ class Shipper {
   private lastSwitchMs = 0;
   private lastLagEventMs = 0;
   private archivingSaid = false;
-  private receiver: ToolRun | null = null;
 
   constructor(private readonly o: WalShipperOptions) {
     this.tickMs = o.tickMs ?? 500;
@@ -190,7 +191,7 @@ class Shipper {
     for await (const b of this.o.store.container.listBlobsFlat({ prefix: folder })) this.present.add(b.name.slice(folder.length));
     this.o.onEvent?.({ type: 'connected', endpoint: this.state.endpoint, cluster, timeline: tl.rows[0]!.t });
     // Segments a former run completed but did not upload.
-    await this.shipSpool(folder, null);
+    await this.shipSpool(folder);
 
     const receiver = startTool('pg_receivewal', [
       '-h',
@@ -206,7 +207,6 @@ class Shipper {
       '--no-loop',
       '--status-interval=1',
     ]);
-    this.receiver = receiver;
     this.state.receiverPid = receiver.child.pid ?? null;
     this.note('streaming', null);
     let exited = false;
@@ -222,7 +222,7 @@ class Shipper {
       }
       const r = await receiver.done;
       // Whatever it completed before it stopped (SIGTERM finishes its write first) goes up now.
-      await this.shipSpool(folder, null);
+      await this.shipSpool(folder);
       this.state.receiverPid = null;
       if (signal.aborted) return;
       const why = lastLines(r.stderr, 3) || `exit ${r.code ?? r.signal}`;
@@ -230,7 +230,6 @@ class Shipper {
       throw new Error(`pg_receivewal stopped: ${why}`);
     } finally {
       signal.removeEventListener('abort', stop);
-      this.receiver = null;
     }
   }
 
@@ -239,7 +238,7 @@ class Shipper {
     const now = Date.now();
     const lsn = parseLsn(r.rows[0]!.lsn);
     this.samples.push({ atMs: now, lsn });
-    await this.shipSpool(folder, null);
+    await this.shipSpool(folder);
     const archivedEnd = this.newest ? segmentEnd(this.newest, this.segmentBytes) : null;
     let lag = archiveLagMs(this.samples, archivedEnd, now);
     if (shouldSwitch(lag, this.o.archiveLagMs, now - this.lastSwitchMs)) {
@@ -265,7 +264,7 @@ class Shipper {
   }
 
   /** Uploads every completed segment and history file in the spool not yet in Blob, oldest first; prunes the spool. */
-  private async shipSpool(folder: string, _signal: AbortSignal | null): Promise<void> {
+  private async shipSpool(folder: string): Promise<void> {
     const files = (await readdir(this.o.spoolDir)).filter((f) => HISTORY_FILE.test(f) || parseSegment(f, this.segmentBytes) !== null);
     // History files sort before their timeline's segments ('.' < '0'): a restore finds the history first.
     files.sort();
@@ -351,6 +350,7 @@ class Shipper {
 
   private writeState(): void {
     this.state.updatedAt = new Date().toISOString();
+    this.state.baseBackup = this.o.baseBackup?.() ?? this.state.baseBackup;
     try {
       writeJsonAtomic(this.o.stateFile, this.state);
     } catch {
