@@ -64,7 +64,7 @@ export interface WalShipperOptions {
   spoolDir: string;
   stateFile: string;
   archiveLagMs: number;
-  /** Tick of the loop that samples the server's position, uploads and switches. Default 500 ms. */
+  /** Tick of the loop that samples the server's position, uploads and switches. Default 250 ms: the lag is measured to within it. */
   tickMs?: number;
   /** How often a `lag` event is sent. Default 10 s. */
   lagEveryMs?: number;
@@ -96,7 +96,7 @@ class Shipper {
   private archivingSaid = false;
 
   constructor(private readonly o: WalShipperOptions) {
-    this.tickMs = o.tickMs ?? 500;
+    this.tickMs = o.tickMs ?? 250;
     this.state = {
       pid: process.pid,
       receiverPid: null,
@@ -124,7 +124,14 @@ class Shipper {
       this.state.holes = before.holes ?? [];
       this.state.archivedThrough = before.archivedThrough;
       this.state.baseBackup = before.baseBackup ?? null;
-      if (before.archivedThrough) this.newest = parseSegment(before.archivedThrough.segment);
+      if (before.archivedThrough) {
+        this.newest = parseSegment(before.archivedThrough.segment);
+        // The lag goes on from where the last run left it: WAL that waited then (or was written while no shipper ran) still waits.
+        const end = parseLsn(before.archivedThrough.endLsn);
+        this.samples = before.unarchivedSince
+          ? [{ atMs: Date.parse(before.unarchivedSince), lsn: end + 1n }]
+          : [{ atMs: Date.parse(before.updatedAt), lsn: end }];
+      }
       // A pg_receivewal left by a shipper that was SIGKILLed still holds the slot and writes into the spool.
       if (before.receiverPid && (await isProcessUnder(before.receiverPid, this.o.spoolDir))) await terminate(before.receiverPid, 3000);
     }
