@@ -77,7 +77,7 @@ export interface WalShipperOptions {
   baseBackup?: () => { folder: string; at: string } | null;
 }
 
-const RETRY_MAX_MS = 5000;
+const RETRY_MAX_MS = 2000;
 
 export async function runWalShipper(o: WalShipperOptions, signal: AbortSignal): Promise<void> {
   const shipper = new Shipper(o);
