@@ -144,3 +144,38 @@ describe('the lab WAL archive', { timeout: 240_000 }, () => {
     assert.equal(await isProcessUnder(pid, lab.dir), false, 'archiver stopped by lab down');
   });
 });
+
+describe('the lab WAL archive across a failover', { timeout: 240_000 }, () => {
+  const lab = labFixture('lab-wal-failover');
+
+  test('after the db-failover drill the new timeline is archived with its history file, contiguous with the old one', async () => {
+    // Every forced segment switch uses a segment of wal_keep_size: at 4 s the new primary recycles the WAL
+    // the old one needs to be rewound before the drill's rollback gets to it (a slow rebuild instead).
+    await labUp({ dir: lab.dir, replicas: 2, archiveLagMs: 10_000 });
+    const results = `${lab.root}/results`;
+    const r = await drillCli(['run', 'drills/lab.yaml', '--scenario', 'fail-over-primary', '--results', results], {
+      DRILL_LAB_DIR: lab.dir,
+    }).done;
+    assert.ok(r.code === 0 || r.code === 1, `the drill ran (exit ${r.code}): ${r.stderr.slice(-2000)}`);
+    // The drill leaves the lab up (it found it up): the archive follows the endpoint to the new primary.
+    let s = await labStatus({ dir: lab.dir });
+    for (
+      const until = Date.now() + 20_000;
+      Date.now() < until && (s.archive?.timeline !== 2 || s.archive?.lagSeconds !== 0);
+      await sleep(500)
+    ) {
+      if (s.archive?.pid) lab.seen.add(s.archive.pid);
+      s = await labStatus({ dir: lab.dir });
+    }
+    assert.equal(s.archive?.timeline, 2, `archive on the new timeline: ${JSON.stringify(s.archive)}`);
+    assert.deepEqual(s.archive?.holes, []);
+    const blob = await labBlobEnv(lab.dir);
+    const store = backupStoreFromEnv(LAB_BACKUP_CONTAINER, '', blob!.env);
+    const [base] = await readCatalog(store, { kind: 'physical' });
+    const names = await listArchivedWal(store, base!.manifest!.cluster.name);
+    assert.ok(names.includes('00000002.history'), `history file archived: ${names.join(' ')}`);
+    const segments = names.filter((n) => !n.endsWith('.history'));
+    assert.ok(segments.some((n) => n.startsWith('00000001')) && segments.some((n) => n.startsWith('00000002')), segments.join(' '));
+    assert.deepEqual(gapsIn(segments), [], `contiguous across the switch: ${segments.join(' ')}`);
+  });
+});
