@@ -49,6 +49,7 @@ export function normaliseTarget(t: TargetFile): Target {
     kind: 'lab',
     replicas: t.replicas ?? TARGET_DEFAULTS.replicas,
     ...(t.labDir === undefined ? {} : { labDir: t.labDir }),
+    ...(t.archiveLag === undefined ? {} : { archiveLagMs: parseDuration(t.archiveLag) }),
     ...(t.database === undefined
       ? {}
       : {

@@ -49,7 +49,7 @@ function durationProblem(input: unknown): string {
   return `${DURATION_HELP}, got ${show(input)}`;
 }
 
-function duration(description: string, opts: { positive?: boolean; default?: string } = {}) {
+function duration(description: string, opts: { positive?: boolean; default?: string; minMs?: number } = {}) {
   return z
     .string({ error: (iss) => (iss.input === undefined ? DURATION_HELP : durationProblem(iss.input)) })
     .superRefine((text, ctx) => {
@@ -62,6 +62,8 @@ function duration(description: string, opts: { positive?: boolean; default?: str
       }
       if (opts.positive && ms <= 0)
         ctx.addIssue({ code: 'custom', message: `expected a duration greater than 0, got ${show(text)}`, input: text });
+      else if (opts.minMs !== undefined && ms < opts.minMs)
+        ctx.addIssue({ code: 'custom', message: `expected at least ${opts.minMs / 1000}s, got ${show(text)}`, input: text });
     })
     .meta({ description, pattern: DURATION_PATTERN, ...(opts.default === undefined ? {} : { default: opts.default }) });
 }
@@ -200,6 +202,10 @@ export const LabTargetSchema = z
       .min(1)
       .optional()
       .meta({ description: 'Where the lab keeps its state (default: DRILL_LAB_DIR or the OS temp dir).' }),
+    archiveLag: duration(
+      "How far the lab's continuous WAL archive may lag behind the primary (the archiver closes a segment at half of it); at least 2s.",
+      { positive: true, default: '60s', minMs: 2000 },
+    ).optional(),
     database: z
       .strictObject({
         replication: z.enum(['async', 'sync']).optional().meta({

@@ -64,6 +64,8 @@ export interface LabTarget {
   replicas: number;
   /** Where the lab keeps its state; undefined = the default (DRILL_LAB_DIR or the OS temp dir). */
   labDir?: string;
+  /** How far the continuous WAL archive may lag; undefined = the lab's default (60 s) or what lab.json says. */
+  archiveLagMs?: number;
   /** The PostgreSQL pair, when the drill file says; absent = LAB_DATABASE_DEFAULTS (async, pg-promote). */
   database?: LabDatabase;
   /** Destructive data faults (data-loss drop-table, delete-rows) are allowed here, for this reason; absent = refused. */

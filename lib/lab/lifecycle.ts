@@ -18,7 +18,9 @@ import { bringUpPatroniLab, planPatroniLab, setPatroniReplication, stopPatroniLa
 import { childEnv, defaultLabDir, entryArgv, labPaths, type LabPaths } from './paths.ts';
 import { bringUpPostgres, planPostgres, superConn } from './postgres/pair.ts';
 import { assertServerCanReach } from './reach.ts';
-import { readDaemonState, removeFile } from './state.ts';
+import { readConfig, readDaemonState, removeFile } from './state.ts';
+import { readWalArchiveState } from '../adapters/postgres/backup/wal-state.ts';
+import { DEFAULT_ARCHIVE_LAG_MS } from './archive.ts';
 import { collectFacts, infoOf } from './status.ts';
 import type { LabDownResult, LabFacts, LabInfo, LabProvider, LabReplication } from './types.ts';
 import { warmService } from './warm.ts';
@@ -37,6 +39,8 @@ export interface LabUpOptions {
   onPhase?: (phase: string, elapsedMs: number) => void;
   /** Start the lab's Azurite (Blob service for backups) beside PostgreSQL and the daemon. Default true. */
   azurite?: boolean;
+  /** The most the WAL archive may lag the primary (the archiver closes a segment at half of it); default: lab.json's, else 60 s. */
+  archiveLagMs?: number;
   /** Where to say what the start-up does beyond the phases (installing PostgreSQL 15 on a fresh machine). Default: stderr. */
   say?: (line: string) => void;
 }
@@ -76,6 +80,10 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
   if (options.replication !== undefined && options.replication !== 'async' && options.replication !== 'sync') {
     throw new UserError(`replication must be async or sync, got ${String(options.replication)}`, { untouched: 'nothing' });
   }
+  if (options.archiveLagMs !== undefined && !(Number.isFinite(options.archiveLagMs) && options.archiveLagMs >= 2000))
+    throw new UserError(`archiveLag must be at least 2s, got ${options.archiveLagMs} ms: every segment switch costs a whole segment`, {
+      untouched: 'nothing',
+    });
   const noPatroni = options.provider === 'patroni' ? patroniUnavailable() : null;
   if (noPatroni)
     throw new UserError(`the lab cannot run on Patroni here: ${noPatroni}`, {
@@ -88,7 +96,10 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     // A lab of the other provider: refused while it runs, started over when it is down.
     if (await switchLabProvider(dir, f, provider)) f = await collectFacts(dir);
     const replication = options.replication ?? f.config?.replication ?? 'async';
+    const archiveLagMs = options.archiveLagMs ?? f.config?.archiveLagMs ?? DEFAULT_ARCHIVE_LAG_MS;
     if (f.pgAlive && f.live && f.config) {
+      // The archiver notices a changed lag in lab.json and is restarted with it.
+      if ((f.config.archiveLagMs ?? DEFAULT_ARCHIVE_LAG_MS) !== archiveLagMs) writeJsonAtomic(p.config, { ...f.config, archiveLagMs });
       // A running lab is left as it is, a standby that is down included: a drill's steady state must see
       // that (exit 3) rather than have it mended behind its back. `lab down` then `lab up` mends it.
       if (f.config.patroni && (f.config.replication ?? 'async') !== replication) await setPatroniReplication(f.config.patroni, replication);
@@ -99,7 +110,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       if (f.live.desired !== replicas || f.config.replication !== replication) {
         if (f.live.desired !== replicas) await scaleReplicas(infoOf(dir, f, true)!.controlUrl, replicas);
         // lab.json holds the declared count a rollback (ensureDesired) restores.
-        writeJsonAtomic(p.config, { ...f.config, replicas, replication });
+        writeJsonAtomic(p.config, { ...(await readConfig(p.config)), ...f.config, replicas, replication, archiveLagMs });
       }
       // A lab brought up before it had Azurite, or whose Azurite died, gets one: it is the lab's backup
       // store, not a part a drill breaks.
@@ -123,6 +134,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       await mkdir(p.logs, { recursive: true, mode: 0o755 });
       const patroniPlan = provider === 'patroni' ? await planPatroniLab(p, f, replicas, replication) : null;
       const plan = patroniPlan ? null : await planPostgres(p, f, replicas, replication);
+      // Before the daemon starts: its WAL archiver reads the lag from lab.json.
+      writeJsonAtomic(p.config, { ...(await readConfig(p.config)), archiveLagMs });
       if (options.azurite !== false) {
         azurite = startLabAzurite(dir, { background: true }).then(
           (a) => {
@@ -163,6 +176,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
         maxMs: Math.max(0, Math.min(8000, deadline - performance.now())),
       });
       phase(`settled after ${settled.requests} requests (p95 ${settled.lastP95Ms.toFixed(1)} ms)`);
+      await waitBaseBackup(p, deadline);
+      phase('base backup and WAL in the archive');
       return infoOf(dir, await collectFacts(dir), false) ?? info;
     } catch (e) {
       await standby;
@@ -231,6 +246,19 @@ async function waitServing(p: LabPaths, info: LabInfo, desired: number, deadline
   throw new Error(`lab in ${p.dir} not serving in time: ${last}\n--- ${p.replicasLog} (tail) ---\n${await tail(p.replicasLog)}`);
 }
 
+/**
+ * A fresh lab is restorable once its archiver has archived WAL and taken the base backup. Not a failure
+ * when it is late: `drill lab status` then names what the archive lacks.
+ */
+async function waitBaseBackup(p: LabPaths, deadline: number): Promise<void> {
+  const until = Math.min(deadline, performance.now() + 30_000);
+  while (performance.now() < until) {
+    const s = await readWalArchiveState(p.walArchive.state);
+    if (s?.baseBackup && s.archivedThrough) return;
+    await sleep(100);
+  }
+}
+
 /** Stops the daemon (which stops its replicas), then any replica it left behind; by verified PID only. */
 async function stopDaemonAndReplicas(dir: string, f: LabFacts): Promise<{ name: string; pid: number }[]> {
   const stopped: { name: string; pid: number }[] = [];
@@ -244,7 +272,19 @@ async function stopDaemonAndReplicas(dir: string, f: LabFacts): Promise<{ name: 
     stopped.push({ name: 'daemon', pid: f.daemon.pid });
   }
   // Re-read: the daemon may have started replacements after `f` was taken, and recorded them before dying.
-  const latest = (await readDaemonState(labPaths(dir).daemonState))?.replicas ?? [];
+  const recorded = await readDaemonState(labPaths(dir).daemonState);
+  const latest = recorded?.replicas ?? [];
+  // A daemon SIGKILLed leaves its WAL archiver running, and an archiver SIGKILLed leaves its pg_receivewal.
+  const archiverPid = recorded?.walArchiver?.pid ?? f.daemon?.walArchiver?.pid ?? null;
+  if (archiverPid !== null && (await isProcessUnder(archiverPid, dir))) {
+    await terminate(archiverPid, 5000);
+    stopped.push({ name: 'wal-archiver', pid: archiverPid });
+  }
+  const receiverPid = (await readWalArchiveState(labPaths(dir).walArchive.state))?.receiverPid ?? null;
+  if (receiverPid !== null && (await isProcessUnder(receiverPid, dir))) {
+    await terminate(receiverPid, 3000);
+    stopped.push({ name: 'pg_receivewal', pid: receiverPid });
+  }
   const candidates = new Map([...f.replicaPids, ...latest].map((r) => [r.pid, r.name]));
   await Promise.all(
     [...candidates].map(async ([pid, name]) => {

@@ -19,6 +19,8 @@ export interface LabPaths {
   /** Owned by the server user when root: data dirs, server logs, sockets. */
   pg: string;
   socketDir: string;
+  /** The lab's WAL archiver: its spool of received segments, its state file, its log. */
+  walArchive: { dir: string; spool: string; state: string; log: string };
   /** `log` is PostgreSQL's own log; on a Patroni lab PostgreSQL logs into its member's `patroniLog`. */
   node(name: string): { data: string; log: string; patroniLog: string };
 }
@@ -36,6 +38,12 @@ export function labPaths(dir: string): LabPaths {
     replicasLog: join(d, 'logs', 'replicas.log'),
     pg,
     socketDir: join(pg, 'sock'),
+    walArchive: {
+      dir: join(d, 'wal-archive'),
+      spool: join(d, 'wal-archive', 'spool'),
+      state: join(d, 'wal-archive', 'state.json'),
+      log: join(d, 'logs', 'wal-archiver.log'),
+    },
     node: (name) => ({
       data: join(pg, name, 'data'),
       log: join(pg, name, 'postgres.log'),
@@ -49,7 +57,7 @@ export function labPaths(dir: string): LabPaths {
  * child finds it whatever its working directory (the lab directory, not the repository). Only tsx's ESM
  * hooks: with its CommonJS hooks too, loading `pg` alone took 0.3 s longer per replica start.
  */
-export function entryArgv(entry: 'daemon.ts' | 'service.ts'): string[] {
+export function entryArgv(entry: 'daemon.ts' | 'service.ts' | 'wal-archiver.ts'): string[] {
   return ['--import', import.meta.resolve('tsx/esm'), fileURLToPath(new URL(`./daemon/${entry}`, import.meta.url))];
 }
 

@@ -11,8 +11,11 @@ import { readLabConfig } from './patroni/status.ts';
 import { labPaths } from './paths.ts';
 import { databaseStatus, LAB_DB, nodeFacts } from './postgres/status.ts';
 import { readDaemonState } from './state.ts';
+import { lagNowMs, readWalArchiveState } from '../adapters/postgres/backup/wal-state.ts';
+import pg from 'pg';
 import type {
   DaemonStatus,
+  LabArchiveStatus,
   LabComponent,
   LabDatabaseStatus,
   LabFacts,
@@ -138,6 +141,70 @@ function problemsOf(f: LabFacts, database: LabDatabaseStatus | null, patroniPart
   return out;
 }
 
+/** The primary's WAL insert position, or null when it does not answer within a second. */
+async function primaryLsn(port: number): Promise<string | null> {
+  const c = new pg.Client({ host: '127.0.0.1', port, user: LAB_DB.superuser, database: 'postgres', connectionTimeoutMillis: 1000 });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    return (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
+  } catch {
+    return null;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+/** The WAL archive as its archiver's state file and the daemon's record of it say; null when the lab never had one. */
+async function archiveStatus(dir: string, f: LabFacts, database: LabDatabaseStatus | null): Promise<LabArchiveStatus | null> {
+  const p = labPaths(dir);
+  const s = await readWalArchiveState(p.walArchive.state);
+  const view = f.daemon?.walArchiver;
+  if (!s && !view) return null;
+  const pid = view?.pid ?? null;
+  const alive = pid !== null && f.daemonAlive && (await isProcessUnder(pid, p.dir));
+  const primary = database?.nodes.find((n) => n.name === database.primary && n.alive && n.inRecovery === false);
+  const lsn = primary ? await primaryLsn(primary.port) : null;
+  const archiveLagMs = f.config?.archiveLagMs ?? s?.archiveLagMs ?? 60_000;
+  return {
+    state: alive ? (s?.pid === pid ? s.state : 'starting') : 'down',
+    pid: alive ? pid : null,
+    restarts: view?.restarts ?? 0,
+    archivedThrough: s?.archivedThrough?.segment ?? null,
+    timeline: s?.archivedThrough?.timeline ?? null,
+    lagSeconds: s?.archivedThrough ? Math.round(lagNowMs(s, lsn, Date.now()) / 100) / 10 : null,
+    archiveLagSeconds: archiveLagMs / 1000,
+    baseBackup: s?.baseBackup ?? null,
+    holes: (s?.holes ?? []).map(({ from, to, count, detail }) => ({ from, to, count, detail })),
+    lastError: s?.lastError ?? null,
+  };
+}
+
+/** Grace for an archiver that has just (re)started before "nothing archived yet" is a problem. */
+const ARCHIVE_START_GRACE_MS = 30_000;
+
+function archiveProblems(a: LabArchiveStatus | null, f: LabFacts): LabProblem[] {
+  if (!a) return [];
+  const out: LabProblem[] = [];
+  const add = (detail: string) => out.push({ part: 'wal-archive', detail });
+  const view = f.daemon?.walArchiver;
+  if (a.state === 'down')
+    add(
+      `the WAL archiver is not running${view?.lastExit ? ` (last exit: ${view.lastExit})` : ''}: WAL written now is not archived until it runs again`,
+    );
+  if (a.lagSeconds !== null && a.lagSeconds > a.archiveLagSeconds)
+    add(
+      `the archive lags ${a.lagSeconds}s behind the primary (allowed ${a.archiveLagSeconds}s), archived through ${a.archivedThrough}${a.lastError ? `; last error: ${a.lastError}` : ''}`,
+    );
+  const startedMs = view?.startedAt ? Date.now() - Date.parse(view.startedAt) : 0;
+  if (a.archivedThrough === null && a.state !== 'down' && startedMs > ARCHIVE_START_GRACE_MS)
+    add(`nothing archived ${Math.round(startedMs / 1000)}s after the archiver started${a.lastError ? `: ${a.lastError}` : ''}`);
+  if (a.baseBackup === null && a.archivedThrough !== null && startedMs > ARCHIVE_START_GRACE_MS)
+    add('no base backup beside the archive: a restore has nothing to start from (see logs/wal-archiver.log)');
+  for (const h of a.holes) add(`hole in the archive: ${h.detail}`);
+  return out;
+}
+
 export async function labStatus(options: { dir: string }): Promise<LabStatus> {
   const dir = resolve(options.dir);
   const empty: LabStatus = {
@@ -149,6 +216,7 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
     replicas: [],
     desired: 0,
     database: null,
+    archive: null,
     problems: [],
   };
   if (!existsSync(dir)) return empty;
@@ -161,8 +229,11 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
   const database = f.config ? await databaseStatus(f.config, f.nodes) : null;
   const patroniParts = f.config ? await patroniComponents(dir, f.config) : [];
   // A lab stopped on purpose has one thing to say: it is not running. Its parts are down by design.
+  const archive = up || stale ? await archiveStatus(dir, f, database) : null;
   const problems: LabProblem[] =
-    up || stale ? problemsOf(f, database, patroniParts) : [{ part: 'daemon', detail: 'the lab is not running: `drill lab up` starts it' }];
+    up || stale
+      ? [...problemsOf(f, database, patroniParts), ...(up ? archiveProblems(archive, f) : [])]
+      : [{ part: 'daemon', detail: 'the lab is not running: `drill lab up` starts it' }];
   const d = f.daemon;
   const replicas: ReplicaView[] =
     f.live?.replicas ??
@@ -198,10 +269,12 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
       ...(f.azurite.azurite
         ? [{ name: 'azurite' as const, pid: f.azurite.azurite.pid, port: f.azurite.azurite.port, alive: f.azurite.up }]
         : []),
+      ...(archive ? [{ name: 'wal-archiver' as const, pid: archive.pid, port: null, alive: archive.state !== 'down' }] : []),
     ],
     replicas,
     desired: f.live?.desired ?? f.config?.replicas ?? 0,
     database: database ?? null,
+    archive,
     problems,
   };
 }

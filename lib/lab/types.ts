@@ -94,7 +94,7 @@ export interface LabEvent {
 
 export interface LabComponent {
   /** `postgres` is the current primary, `postgres-standby` the other node. */
-  name: 'postgres' | 'postgres-standby' | 'daemon' | 'front' | 'db-endpoint' | 'control' | 'etcd' | 'patroni' | 'azurite';
+  name: 'postgres' | 'postgres-standby' | 'daemon' | 'front' | 'db-endpoint' | 'control' | 'etcd' | 'patroni' | 'azurite' | 'wal-archiver';
   pid: number | null;
   port: number | null;
   alive: boolean;
@@ -112,7 +112,8 @@ export type LabPart =
   | 'replicas'
   | 'azurite'
   | 'etcd'
-  | 'patroni';
+  | 'patroni'
+  | 'wal-archive';
 
 /** One broken part of the lab: which, and what is wrong with it, with names and PIDs. */
 export interface LabProblem {
@@ -141,6 +142,8 @@ export interface LabStatus {
   desired: number;
   /** The PostgreSQL pair as queried now; null when lab.json is missing. */
   database: LabDatabaseStatus | null;
+  /** The continuous WAL archive; null when the lab has none (down, or from before it had one). */
+  archive: LabArchiveStatus | null;
   /** Every broken part; empty when the lab is healthy (`drill lab status` exits 0 only then). */
   problems: LabProblem[];
 }
@@ -202,6 +205,8 @@ export interface LabConfig {
   /** Absent before Patroni labs existed: pg-promote. */
   provider?: LabProvider;
   patroni?: PatroniLabConfig;
+  /** The most the WAL archive may lag the primary; absent: 60 s. */
+  archiveLagMs?: number;
 }
 
 /** daemon.json, written by the daemon (synchronously, on every replica change): what runs, by PID. */
@@ -212,7 +217,33 @@ export interface DaemonState {
   primaryPort: number;
   desired: number;
   replicas: { name: string; pid: number; port: number | null }[];
+  /** The WAL archiver the daemon keeps running (absent in a daemon from before it had one). */
+  walArchiver?: WalArchiverView;
   updatedAt: string;
+}
+
+/** The daemon's WAL archiver child: its PID while it runs, how often it was restarted, why it last exited. */
+export interface WalArchiverView {
+  pid: number | null;
+  startedAt: string | null;
+  restarts: number;
+  lastExit: string | null;
+}
+
+/** `drill lab status`'s view of the WAL archive. */
+export interface LabArchiveStatus {
+  /** running: the archiver process is alive and streaming; otherwise why not. */
+  state: 'streaming' | 'starting' | 'reconnecting' | 'stopped' | 'down';
+  pid: number | null;
+  restarts: number;
+  archivedThrough: string | null;
+  timeline: number | null;
+  /** Seconds the oldest unarchived WAL has waited; 0 when the primary's position is archived; null before anything was archived. */
+  lagSeconds: number | null;
+  archiveLagSeconds: number;
+  baseBackup: { folder: string; at: string } | null;
+  holes: { from: string; to: string; count: number; detail: string }[];
+  lastError: string | null;
 }
 
 /** What may be shown and recorded about the lab's Azurite: no key. */

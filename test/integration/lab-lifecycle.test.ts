@@ -38,7 +38,7 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     // processes (daemon, replicas, postmasters) may not.
     const up = await labStatus({ dir: lab.dir });
     const core = [...new Set([...up.components.map((c) => c.pid!), ...up.replicas.map((r) => r.pid!)])];
-    assert.equal(core.length, 1 + 3 + 2 + 1, 'daemon, 3 replicas, two postmasters, Azurite');
+    assert.equal(core.length, 1 + 3 + 2 + 1 + 1, 'daemon, 3 replicas, two postmasters, Azurite, the WAL archiver');
     assert.deepEqual(await livePids(core), core);
 
     t0 = performance.now();

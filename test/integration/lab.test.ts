@@ -113,7 +113,16 @@ describe('lab', { timeout: 110_000 }, () => {
     }
     assert.deepEqual(
       new Set(s.components.map((c) => `${c.name}:${c.alive}`)),
-      new Set(['postgres:true', 'postgres-standby:true', 'daemon:true', 'control:true', 'front:true', 'db-endpoint:true', 'azurite:true']),
+      new Set([
+        'postgres:true',
+        'postgres-standby:true',
+        'daemon:true',
+        'control:true',
+        'front:true',
+        'db-endpoint:true',
+        'azurite:true',
+        'wal-archiver:true',
+      ]),
     );
     assert.match(info.serviceUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
 

@@ -138,6 +138,9 @@ const CLUSTER_SETTINGS: Record<string, string | number | boolean> = {
   full_page_writes: true,
   // With the 5 s default a promoted standby sometimes waits 5 s before retrying WAL (FIELD-NOTES).
   wal_retrieve_retry_interval: '100ms',
+  // The WAL archiver closes a segment every archiveLag/2 under writes, so segments fill fast; a former primary
+  // rejoining after a failover still needs the new primary's WAL from the point they parted, and the standby has no slot.
+  wal_keep_size: '512MB',
   // A base backup or a crashed node starts with a sync of its whole data directory before recovery; file by
   // file (the default) that took 3.3 s of a standby's start on a loaded 2-core machine, syncfs one call.
   recovery_init_sync_method: 'syncfs',

@@ -17,10 +17,67 @@ import { parseDuration } from '../../config/duration.ts';
 import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite.ts';
 import { defaultLabDir, labStatus } from '../../lab/index.ts';
-import type { PgSource } from '../../adapters/postgres/backup/index.ts';
+import type { BackupStore, PgSource } from '../../adapters/postgres/backup/index.ts';
+import { runWalShipper, type ShipperEvent } from '../../adapters/postgres/backup/wal-shipper.ts';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { ttyTransferLine } from '../transfer-line.ts';
 
 const MB = 1_000_000;
+
+/**
+ * `--kind wal --follow`: the WAL shipper in the foreground, one line per segment uploaded and a lag line
+ * every 10 s. SIGINT/SIGTERM stop pg_receivewal, let the upload in flight finish, and exit 0.
+ */
+async function followWal(
+  src: PgSource,
+  store: BackupStore,
+  spool: string,
+  archiveLagMs: number,
+  cluster: string | undefined,
+  json: boolean,
+): Promise<number> {
+  const ac = new AbortController();
+  const stop = (sig: string) => {
+    if (ac.signal.aborted) return;
+    process.stderr.write(`${sig}: stopping after the upload in flight\n`);
+    ac.abort();
+  };
+  const onInt = () => stop('SIGINT');
+  const onTerm = () => stop('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  const say = (human: string, e: ShipperEvent) =>
+    process.stdout.write(json ? `${JSON.stringify({ at: new Date().toISOString(), ...e })}\n` : `${human}\n`);
+  process.stderr.write(
+    `shipping WAL of ${describeSource(src)} continuously (archive lag at most ${archiveLagMs / 1000}s, spool ${spool}); Ctrl-C stops\n`,
+  );
+  try {
+    await runWalShipper(
+      {
+        src,
+        store,
+        cluster,
+        spoolDir: spool,
+        stateFile: join(spool, 'shipper-state.json'),
+        archiveLagMs,
+        firstConnect: 'fail',
+        onEvent: (e) => {
+          if (e.type === 'uploaded') say(`uploaded ${e.file} (${(e.bytes / MB).toFixed(1)} MB in ${Math.round(e.ms)} ms)`, e);
+          else if (e.type === 'lag') say(`lag ${(e.lagMs / 1000).toFixed(1)}s, archived through ${e.archivedThrough ?? 'nothing yet'}`, e);
+          else if (e.type === 'connected') say(`streaming from ${e.endpoint} (cluster ${e.cluster}, timeline ${e.timeline})`, e);
+          else if (e.type === 'disconnected') say(`lost the server, reconnecting: ${redactSecrets(e.detail)}`, e);
+          else if (e.type === 'hole') say(`HOLE in the archive: ${e.hole.detail}`, e);
+        },
+      },
+      ac.signal,
+    );
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+  return ExitCode.ok;
+}
 
 /**
  * `drill backup postgres://user@host:port/db --container NAME [--kind logical|physical|wal]`:
@@ -76,6 +133,21 @@ export function backupCommand(set: (code: number) => void): CommandModule {
           type: 'string',
           describe: 'take the backup only if the newest one of this kind and database is older than this (e.g. 10m), or there is none',
         })
+        .option('follow', {
+          type: 'boolean',
+          default: false,
+          describe: 'with --kind wal: keep shipping WAL as it is written, until SIGINT/SIGTERM',
+        })
+        .option('archive-lag', {
+          type: 'string',
+          default: '60s',
+          describe: 'with --follow: the most the archive may lag the server; the current segment is closed at half of it',
+        })
+        .option('spool', {
+          type: 'string',
+          describe:
+            'with --follow: folder for received segments until they are in Blob (default: ~/.local/state/drill/wal-spool/HOST-PORT)',
+        })
         .option('json', { type: 'boolean', default: false }),
     handler: async (a) => {
       const labDir = defaultLabDir();
@@ -96,6 +168,25 @@ export function backupCommand(set: (code: number) => void): CommandModule {
           });
         }
       }
+      const follow = a.follow as boolean;
+      if (follow && kind !== 'wal')
+        throw new UserError('--follow applies to --kind wal only', {
+          untouched: 'nothing: no backup was started',
+          next: 'drill backup URL --kind wal --follow --container C',
+        });
+      let archiveLagMs = 60_000;
+      try {
+        archiveLagMs = parseDuration(a['archive-lag'] as string);
+      } catch (e) {
+        throw new UserError(`--archive-lag: ${(e as Error).message}`, {
+          untouched: 'nothing: no backup was started',
+          next: 'e.g. --archive-lag 60s',
+        });
+      }
+      if (archiveLagMs < 2000)
+        throw new UserError(`--archive-lag ${a['archive-lag']} is below 2s: every segment switch costs a whole segment`, {
+          untouched: 'nothing: no backup was started',
+        });
       const src = a.target === 'lab' ? await labPrimary(labDir) : parseSourceUrl(a.target as string);
       // The lab's backups live in lab-backups wherever the storage is, so a lab drill's restore finds them.
       const named =
@@ -137,6 +228,12 @@ export function backupCommand(set: (code: number) => void): CommandModule {
       process.stderr.write(`backup ${kind} of ${describeSource(src)} into ${where}\n`);
       const line = ttyTransferLine(`upload ${kind}`);
       try {
+        if (kind === 'wal' && follow) {
+          line.done();
+          const spool =
+            (a.spool as string | undefined) ?? join(homedir(), '.local', 'state', 'drill', 'wal-spool', `${src.host}-${src.port}`);
+          return set(await followWal(src, store, spool, archiveLagMs, a.cluster as string | undefined, a.json as boolean));
+        }
         if (kind === 'wal') {
           const client = connect(src);
           await client.connect();

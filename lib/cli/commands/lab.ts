@@ -24,6 +24,10 @@ export function labCommand(set: (code: number) => void): CommandModule {
           describe:
             'who fails the pair over (up): pg-promote (the harness) or patroni (Patroni + etcd in the lab); default: as before, else pg-promote',
         })
+        .option('archive-lag', {
+          type: 'string',
+          describe: 'the most the WAL archive may lag the primary (up), e.g. 60s; default: as before, else 60s',
+        })
         .option('for', { type: 'string', describe: 'how long the front refuses connections (pause-front), e.g. 2s' })
         .option('json', { type: 'boolean', default: false }),
     handler: async (a) => {
@@ -37,6 +41,7 @@ export function labCommand(set: (code: number) => void): CommandModule {
             replicas: a.replicas as number,
             replication: a.replication as 'async' | 'sync' | undefined,
             provider: a.provider as 'pg-promote' | 'patroni' | undefined,
+            archiveLagMs: a['archive-lag'] === undefined ? undefined : lagOption(a['archive-lag'] as string),
           });
           const nodes = info.db.nodes.map((n) => `\n  ${n.role.padEnd(9)} ${n.name} on 127.0.0.1:${n.port} (pid ${n.pid ?? '-'})`).join('');
           print(
@@ -83,6 +88,14 @@ export function labCommand(set: (code: number) => void): CommandModule {
   };
 }
 
+function lagOption(text: string): number {
+  try {
+    return parseDuration(text);
+  } catch (e) {
+    throw new UserError(`--archive-lag: ${(e as Error).message}`, { untouched: 'nothing', next: 'e.g. --archive-lag 60s' });
+  }
+}
+
 function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): string {
   const problems = s.problems.map((p) => `  problem: ${p.part}: ${p.detail}`);
   if (!s.up) {
@@ -126,6 +139,11 @@ function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): st
     }
   }
   if (s.info?.azurite) lines.push(`  azurite      ${s.info.azurite.url}, container ${s.info.azurite.container}`);
+  const a = s.archive;
+  if (a)
+    lines.push(
+      `  wal archive  ${a.state}${a.pid ? ` (pid ${a.pid})` : ''}, archived through ${a.archivedThrough ?? 'nothing yet'}${a.timeline ? ` (timeline ${a.timeline})` : ''}, lag ${a.lagSeconds === null ? '?' : `${a.lagSeconds}s`} (allowed ${a.archiveLagSeconds}s)${a.restarts ? `, restarted ${a.restarts}x` : ''}, base backup ${a.baseBackup ? `${a.baseBackup.folder} at ${a.baseBackup.at}` : 'none'}`,
+    );
   for (const r of s.replicas ?? [])
     lines.push(
       `  replica ${r.name.padEnd(12)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.ready ? 'ready' : 'not ready'} since ${r.startedAt}`,

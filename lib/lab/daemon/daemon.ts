@@ -13,6 +13,7 @@ import { childEnv, entryArgv, labPaths } from '../paths.ts';
 import { readConfig } from '../state.ts';
 import { writeJsonAtomic } from '../../util/atomic-file.ts';
 import { Supervisor } from './supervisor.ts';
+import { ArchiverSupervisor } from './archiver-supervisor.ts';
 import { followedMembers, followPatroniLeader } from '../patroni/follow.ts';
 import type { DaemonState } from '../types.ts';
 
@@ -39,6 +40,18 @@ const supervisor = new Supervisor({
   logFd: openSync(paths.replicasLog, 'a'),
   log,
 });
+const archiver = new ArchiverSupervisor({
+  labDir: paths.dir,
+  dbPort: db.port,
+  argv: entryArgv('wal-archiver.ts'),
+  env: childEnv(),
+  logFd: openSync(paths.walArchive.log, 'a'),
+  log,
+  onChange: () => {
+    feed.push('wal-archiver', { ...archiver.status });
+    persist();
+  },
+});
 const front = new Front({ upstreams: () => supervisor.inRotation(), markUnready: (n, why) => supervisor.markUnready(n, why), log });
 await front.listen();
 
@@ -53,6 +66,7 @@ function persist(): void {
     primaryPort: db.primaryPort,
     desired: supervisor.desired,
     replicas: supervisor.list().map((r) => ({ name: r.name, pid: r.pid!, port: r.port })),
+    walArchiver: archiver.status,
     updatedAt: new Date().toISOString(),
   };
   try {
@@ -73,6 +87,7 @@ supervisor.on('change', (e: { type?: string }) => {
   persist();
 });
 supervisor.start();
+archiver.start();
 persist();
 // On a Patroni lab the endpoint follows the leader by itself (HAProxy's GET /primary check); pg-promote repoints it.
 const patroniMembers = followedMembers(config);
@@ -92,7 +107,7 @@ async function shutdown(sig: string): Promise<void> {
   if (stopping) return;
   log(`${sig}: stopping replicas`);
   stopFollowing();
-  await supervisor.stop(3000);
+  await Promise.all([supervisor.stop(3000), archiver.stop(5000)]);
   stopping = true;
   await Promise.allSettled([front.close(), db.close(), new Promise((r) => control.close(r))]);
   await rm(paths.daemonState, { force: true });

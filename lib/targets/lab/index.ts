@@ -57,7 +57,14 @@ export const labTarget: TargetKind<'lab'> = {
     const dir = labDirOf(target);
     const database = labDatabaseOf(target);
     const t0 = performance.now();
-    const info = await labUp({ dir, replicas: target.replicas, replication: database.replication, provider: database.provider, say });
+    const info = await labUp({
+      dir,
+      replicas: target.replicas,
+      replication: database.replication,
+      provider: database.provider,
+      archiveLagMs: target.archiveLagMs,
+      say,
+    });
     say(
       info.alreadyRunning
         ? `lab already up in ${dir}: service ${info.serviceUrl} (left running after the drill)`

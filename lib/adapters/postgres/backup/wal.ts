@@ -7,12 +7,14 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { uploadStream } from '../../blob/index.ts';
 import { WAL_SEGMENT, walFolder } from '../../../backup/naming.ts';
 import { lastLines, runTool } from './tools.ts';
 import type { PgSource } from './source.ts';
 import type { BackupStore } from './store.ts';
+import { parseLsn, parseSegment, segmentEnd } from './wal-segments.ts';
 
 export const ARCHIVE_SLOT = 'drill_wal_archive';
 
@@ -45,8 +47,13 @@ export async function archiveWal(
   signal?: AbortSignal,
 ): Promise<WalArchiveResult> {
   await ensureArchiveSlot(client);
+  const holder = await client.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [
+    ARCHIVE_SLOT,
+  ]);
   await client.query('SELECT pg_switch_wal()');
   const end = (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+  // A WAL shipper streams from the slot (`--follow`, the lab's): it ships the segment just closed itself.
+  if (holder.rows[0]?.pid != null) return waitForShipper(store, cluster, end, signal);
   // pg_receivewal notices its end position only when WAL past it arrives: write a record so it does
   // at once instead of at the next keep-alive (10 s).
   await client.query(`SELECT pg_logical_emit_message(false, 'drill', 'wal archive checkpoint')`);
@@ -78,6 +85,23 @@ export async function archiveWal(
     return { uploaded, alreadyThere, upToLsn: end };
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const SHIPPER_WAIT_MS = 60_000;
+
+async function waitForShipper(store: BackupStore, cluster: string, end: string, signal?: AbortSignal): Promise<WalArchiveResult> {
+  const last = parseLsn(end) - 1n;
+  const deadline = Date.now() + SHIPPER_WAIT_MS;
+  for (;;) {
+    const names = await listArchivedWal(store, cluster);
+    const segments = names.map((n) => parseSegment(n)).filter((x) => x !== null);
+    if (segments.some((x) => segmentEnd(x) > last)) return { uploaded: [], alreadyThere: names.length, upToLsn: end };
+    if (Date.now() > deadline || signal?.aborted)
+      throw new Error(
+        `a WAL shipper holds slot ${ARCHIVE_SLOT} but did not archive up to ${end} within ${SHIPPER_WAIT_MS / 1000}s: is it stuck? (drill lab status, or its own output, says)`,
+      );
+    await sleep(250);
   }
 }
 

@@ -1,0 +1,369 @@
+/**
+ * Continuous WAL archiving: `pg_receivewal` streams from the physical slot drill_wal_archive into a
+ * spool folder on disk, and every segment it completes (and every timeline history file) is uploaded to
+ * the Blob WAL folder once. The slot moves on only as pg_receivewal fsyncs segments into the spool, and a
+ * spooled segment is removed only once it is in Blob, so a crash of either side leaves no hole. The
+ * newest uploaded segment stays in the spool: pg_receivewal resumes after the newest file it finds.
+ *
+ * So that the archive never lags more than `archiveLagMs`, the shipper closes the current segment
+ * (pg_switch_wal) once the oldest WAL not in the archive is half that old, as archive_timeout does.
+ *
+ * A small state file says how far the archive reaches, so `drill lab status` (another process) can tell
+ * the archive's lag and a stopped shipper apart from a healthy one.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type pg from 'pg';
+import { uploadStream } from '../../blob/index.ts';
+import { walFolder } from '../../../backup/naming.ts';
+import { UserError } from '../../../errors.ts';
+import { writeJsonAtomic } from '../../../util/atomic-file.ts';
+import { isProcessUnder, terminate } from '../../../util/proc.ts';
+import { readJsonFile } from './wal-state.ts';
+import { clusterIdentity } from './facts.ts';
+import { connect } from './logical.ts';
+import { describeSource, type PgSource } from './source.ts';
+import { ensureContainer, type BackupStore } from './store.ts';
+import { lastLines, startTool } from './tools.ts';
+import { ARCHIVE_SLOT, ensureArchiveSlot } from './wal.ts';
+import {
+  archiveLagMs,
+  compareSegments,
+  gapBetween,
+  HISTORY_FILE,
+  parseLsn,
+  formatLsn,
+  parseSegment,
+  pruneSamples,
+  segmentEnd,
+  segmentName,
+  segnoOf,
+  shouldSwitch,
+  type LsnSample,
+  type SegmentId,
+} from './wal-segments.ts';
+import type { WalArchiveHole, WalArchiveState } from './wal-state.ts';
+
+export type ShipperEvent =
+  | { type: 'connected'; endpoint: string; cluster: string; timeline: number }
+  | { type: 'disconnected'; detail: string }
+  | { type: 'uploaded'; file: string; bytes: number; ms: number }
+  | { type: 'switched'; lagMs: number }
+  | { type: 'lag'; lagMs: number; archivedThrough: string | null }
+  | { type: 'hole'; hole: WalArchiveHole };
+
+export interface WalShipperOptions {
+  /** The database to archive: in the lab its endpoint, which follows the primary across a failover. */
+  src: PgSource;
+  store: BackupStore;
+  /** Name in blob names; default the system identifier. */
+  cluster?: string;
+  /** Durable folder pg_receivewal writes into. */
+  spoolDir: string;
+  stateFile: string;
+  archiveLagMs: number;
+  /** Tick of the loop that samples the server's position, uploads and switches. Default 250 ms: the lag is measured to within it. */
+  tickMs?: number;
+  /** How often a `lag` event is sent. Default 10 s. */
+  lagEveryMs?: number;
+  /** `fail`: an unreachable server or a role without REPLICATION at the first attempt is an error (the CLI); `retry`: keep trying (the lab). */
+  firstConnect: 'fail' | 'retry';
+  onEvent?: (e: ShipperEvent) => void;
+  /** Called once, when the first segment of this run is in Blob or the stream has run for a tick: archiving runs. */
+  onArchiving?: (cluster: string) => void;
+  /** A base backup taken beside the archive (the lab's), recorded in the state file once known. */
+  baseBackup?: () => { folder: string; at: string } | null;
+}
+
+const RETRY_MAX_MS = 2000;
+
+export async function runWalShipper(o: WalShipperOptions, signal: AbortSignal): Promise<void> {
+  const shipper = new Shipper(o);
+  await shipper.run(signal);
+}
+
+class Shipper {
+  private readonly tickMs: number;
+  private state: WalArchiveState;
+  private samples: LsnSample[] = [];
+  private segmentBytes = 16 * 1024 * 1024;
+  private present = new Set<string>();
+  private newest: SegmentId | null = null;
+  private lastSwitchMs = 0;
+  private lastLagEventMs = 0;
+  private archivingSaid = false;
+
+  constructor(private readonly o: WalShipperOptions) {
+    this.tickMs = o.tickMs ?? 250;
+    this.state = {
+      pid: process.pid,
+      receiverPid: null,
+      endpoint: describeSource(o.src),
+      cluster: o.cluster ?? null,
+      slot: ARCHIVE_SLOT,
+      state: 'starting',
+      archiveLagMs: o.archiveLagMs,
+      archivedThrough: null,
+      unarchivedSince: null,
+      serverLsn: null,
+      lagMs: null,
+      holes: [],
+      lastError: null,
+      baseBackup: null,
+      updatedAt: new Date().toISOString(),
+    };
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    await mkdir(this.o.spoolDir, { recursive: true, mode: 0o700 });
+    const before = await readJsonFile<WalArchiveState>(this.o.stateFile);
+    if (before) {
+      // What the archive held before this run: holes stay reported until someone deals with them.
+      this.state.holes = before.holes ?? [];
+      this.state.archivedThrough = before.archivedThrough;
+      this.state.baseBackup = before.baseBackup ?? null;
+      if (before.archivedThrough) {
+        this.newest = parseSegment(before.archivedThrough.segment);
+        // The lag goes on from where the last run left it: WAL that waited then (or was written while no shipper ran) still waits.
+        const end = parseLsn(before.archivedThrough.endLsn);
+        this.samples = before.unarchivedSince
+          ? [{ atMs: Date.parse(before.unarchivedSince), lsn: end + 1n }]
+          : [{ atMs: Date.parse(before.updatedAt), lsn: end }];
+      }
+      // A pg_receivewal left by a shipper that was SIGKILLed still holds the slot and writes into the spool.
+      if (before.receiverPid && (await isProcessUnder(before.receiverPid, this.o.spoolDir))) await terminate(before.receiverPid, 3000);
+    }
+    let attempt = 0;
+    let first = true;
+    while (!signal.aborted) {
+      const client = connect(this.o.src);
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        await this.checkRole(client);
+      } catch (e) {
+        await client.end().catch(() => {});
+        if (first && this.o.firstConnect === 'fail') throw this.connectError(e);
+        this.note('reconnecting', `cannot connect to ${this.state.endpoint}: ${(e as Error).message}`);
+        await sleep(Math.min(RETRY_MAX_MS, 250 * 2 ** attempt++), undefined, { signal }).catch(() => {});
+        continue;
+      }
+      first = false;
+      try {
+        await this.session(client, signal);
+        attempt = 0;
+      } catch (e) {
+        this.note('reconnecting', (e as Error).message);
+      } finally {
+        await client.end().catch(() => {});
+      }
+      if (!signal.aborted) await sleep(Math.min(RETRY_MAX_MS, 250 * 2 ** attempt++), undefined, { signal }).catch(() => {});
+    }
+    this.state.state = 'stopped';
+    this.state.receiverPid = null;
+    this.writeState();
+  }
+
+  private async checkRole(client: pg.Client): Promise<void> {
+    const r = await client.query<{ ok: boolean }>('SELECT rolreplication OR rolsuper AS ok FROM pg_roles WHERE rolname = current_user');
+    if (!r.rows[0]?.ok)
+      throw new UserError(`role ${this.o.src.user} on ${this.state.endpoint} has no REPLICATION permission: it cannot stream WAL`, {
+        untouched: 'nothing: no slot was created and nothing was uploaded',
+        next: `ALTER ROLE ${this.o.src.user} REPLICATION (and allow it a replication line in pg_hba.conf), or connect as a role that has it`,
+      });
+  }
+
+  private connectError(e: unknown): Error {
+    if (e instanceof UserError) return e;
+    return new UserError(`cannot reach ${this.state.endpoint}: ${(e as Error).message}`, {
+      exitCode: 1,
+      untouched: 'nothing: no slot was created and nothing was uploaded',
+      next: 'check the host, port and role in the URL and PGPASSWORD, then run it again',
+    });
+  }
+
+  private async session(client: pg.Client, signal: AbortSignal): Promise<void> {
+    const id = await clusterIdentity(client);
+    const cluster = this.o.cluster ?? id.systemIdentifier;
+    this.state.cluster = cluster;
+    const seg = await client.query<{ setting: string }>("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'");
+    this.segmentBytes = Number(seg.rows[0]!.setting);
+    const tl = await client.query<{ t: number }>('SELECT timeline_id AS t FROM pg_control_checkpoint()');
+    await ensureArchiveSlot(client);
+    await ensureContainer(this.o.store);
+    const folder = walFolder(this.o.store.prefix, cluster);
+    this.present = new Set();
+    for await (const b of this.o.store.container.listBlobsFlat({ prefix: folder })) this.present.add(b.name.slice(folder.length));
+    this.o.onEvent?.({ type: 'connected', endpoint: this.state.endpoint, cluster, timeline: tl.rows[0]!.t });
+    // Segments a former run completed but did not upload.
+    await this.shipSpool(folder);
+
+    const receiver = startTool('pg_receivewal', [
+      '-h',
+      this.o.src.host,
+      '-p',
+      String(this.o.src.port),
+      '-U',
+      this.o.src.user,
+      '-D',
+      this.o.spoolDir,
+      '-S',
+      ARCHIVE_SLOT,
+      '--no-loop',
+      '--status-interval=1',
+    ]);
+    this.state.receiverPid = receiver.child.pid ?? null;
+    this.note('streaming', null);
+    let exited = false;
+    void receiver.done.then(() => {
+      exited = true;
+    });
+    const stop = () => receiver.child.kill('SIGTERM');
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      while (!exited && !signal.aborted) {
+        await this.tick(client, folder);
+        await Promise.race([sleep(this.tickMs), receiver.done]);
+      }
+      const r = await receiver.done;
+      // Whatever it completed before it stopped (SIGTERM finishes its write first) goes up now.
+      await this.shipSpool(folder);
+      this.state.receiverPid = null;
+      if (signal.aborted) return;
+      const why = lastLines(r.stderr, 3) || `exit ${r.code ?? r.signal}`;
+      if (/has already been removed/.test(r.stderr)) await this.skipRemoved(client, why);
+      throw new Error(`pg_receivewal stopped: ${why}`);
+    } finally {
+      signal.removeEventListener('abort', stop);
+    }
+  }
+
+  private async tick(client: pg.Client, folder: string): Promise<void> {
+    const r = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    const now = Date.now();
+    const lsn = parseLsn(r.rows[0]!.lsn);
+    this.samples.push({ atMs: now, lsn });
+    await this.shipSpool(folder);
+    const archivedEnd = this.newest ? segmentEnd(this.newest, this.segmentBytes) : null;
+    let lag = archiveLagMs(this.samples, archivedEnd, now);
+    if (shouldSwitch(lag, this.o.archiveLagMs, now - this.lastSwitchMs)) {
+      await client.query('SELECT pg_switch_wal()');
+      this.lastSwitchMs = now;
+      this.o.onEvent?.({ type: 'switched', lagMs: lag });
+    }
+    this.samples = pruneSamples(this.samples, archivedEnd);
+    lag = archiveLagMs(this.samples, archivedEnd, Date.now());
+    this.state.serverLsn = formatLsn(lsn);
+    this.state.lagMs = lag;
+    const oldest = this.samples.find((s) => archivedEnd === null || s.lsn > archivedEnd);
+    this.state.unarchivedSince = lag === 0 || !oldest ? null : new Date(Date.now() - lag).toISOString();
+    if (!this.archivingSaid && this.state.archivedThrough) {
+      this.archivingSaid = true;
+      this.o.onArchiving?.(this.state.cluster!);
+    }
+    if (now - this.lastLagEventMs >= (this.o.lagEveryMs ?? 10_000)) {
+      this.lastLagEventMs = now;
+      this.o.onEvent?.({ type: 'lag', lagMs: lag, archivedThrough: this.state.archivedThrough?.segment ?? null });
+    }
+    this.writeState();
+  }
+
+  /** Uploads every completed segment and history file in the spool not yet in Blob, oldest first; prunes the spool. */
+  private async shipSpool(folder: string): Promise<void> {
+    const files = (await readdir(this.o.spoolDir)).filter((f) => HISTORY_FILE.test(f) || parseSegment(f, this.segmentBytes) !== null);
+    // History files sort before their timeline's segments ('.' < '0'): a restore finds the history first.
+    files.sort();
+    const segments: { name: string; id: SegmentId }[] = [];
+    for (const f of files) {
+      const id = parseSegment(f, this.segmentBytes);
+      if (id) segments.push({ name: f, id });
+      if (this.present.has(f)) continue;
+      const path = join(this.o.spoolDir, f);
+      if (id) this.checkGap(id);
+      const t0 = performance.now();
+      const bytes = (await stat(path)).size;
+      // No abort signal: an upload in flight finishes (a stopped shipper leaves no half-written blob anyway).
+      await uploadStream(this.o.store.container, folder + f, createReadStream(path), {
+        metadata: { wal_segment: f },
+        totalBytes: bytes,
+      });
+      this.present.add(f);
+      this.o.onEvent?.({ type: 'uploaded', file: f, bytes, ms: performance.now() - t0 });
+      if (id) this.archived(id);
+    }
+    // Keep the newest segment: pg_receivewal starts after the newest file it finds in the spool.
+    segments.sort((a, b) => compareSegments(a.id, b.id));
+    for (const s of segments.slice(0, -1)) if (this.present.has(s.name)) await rm(join(this.o.spoolDir, s.name), { force: true });
+  }
+
+  private archived(id: SegmentId): void {
+    if (this.newest && compareSegments(id, this.newest) <= 0) return;
+    this.newest = id;
+    this.state.archivedThrough = {
+      segment: segmentName(id, this.segmentBytes),
+      timeline: id.timeline,
+      endLsn: formatLsn(segmentEnd(id, this.segmentBytes)),
+      at: new Date().toISOString(),
+    };
+    this.writeState();
+  }
+
+  private checkGap(id: SegmentId): void {
+    const gap = gapBetween(this.newest, id, this.segmentBytes);
+    if (!gap) return;
+    const hole: WalArchiveHole = {
+      ...gap,
+      detail: `segments ${gap.from}..${gap.to} (${gap.count}) are not in the archive: point-in-time recovery cannot pass ${this.state.archivedThrough?.endLsn ?? 'them'}`,
+      foundAt: new Date().toISOString(),
+    };
+    this.state.holes.push(hole);
+    this.o.onEvent?.({ type: 'hole', hole });
+  }
+
+  /**
+   * The server no longer has the WAL the spool needs next (a new primary whose slot was made after the
+   * failover, or a slot dropped by hand). That WAL is lost to the archive: say so, and go on from what the
+   * slot holds, so archiving at least resumes. The gap is recorded when the next segment arrives.
+   */
+  private async skipRemoved(client: pg.Client, why: string): Promise<void> {
+    const slot = await client.query<{ lsn: string | null }>(
+      'SELECT restart_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1',
+      [ARCHIVE_SLOT],
+    );
+    this.state.lastError = `the server no longer has the WAL after ${this.state.archivedThrough?.segment ?? 'the archive'}: ${why}; resuming from the slot's position ${slot.rows[0]?.lsn ?? '?'}`;
+    for (const f of await readdir(this.o.spoolDir)) {
+      if (HISTORY_FILE.test(f)) continue;
+      const id = parseSegment(f.replace(/\.partial$/, ''), this.segmentBytes);
+      if (id && (this.present.has(f) || f.endsWith('.partial'))) await rm(join(this.o.spoolDir, f), { force: true });
+    }
+    if (slot.rows[0]?.lsn) {
+      const from = segnoOf(parseLsn(slot.rows[0].lsn), this.segmentBytes);
+      if (this.newest && from > this.newest.segno + 1n) this.checkGap({ timeline: this.newest.timeline, segno: from });
+      if (this.newest) this.newest = { timeline: this.newest.timeline, segno: from - 1n };
+    }
+    this.writeState();
+  }
+
+  private note(state: WalArchiveState['state'], error: string | null): void {
+    this.state.state = state;
+    if (error !== null) {
+      this.state.lastError = error;
+      this.o.onEvent?.({ type: 'disconnected', detail: error });
+    }
+    this.writeState();
+  }
+
+  private writeState(): void {
+    this.state.updatedAt = new Date().toISOString();
+    this.state.baseBackup = this.o.baseBackup?.() ?? this.state.baseBackup;
+    try {
+      writeJsonAtomic(this.o.stateFile, this.state);
+    } catch {
+      // A full disk must not stop the shipping; status then reads an older state and reports the lag it implies.
+    }
+  }
+}
+
+export { gapsIn } from './wal-segments.ts';

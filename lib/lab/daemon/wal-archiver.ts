@@ -1,0 +1,113 @@
+/**
+ * The lab's continuous WAL archiver, a child the daemon keeps running (archiver-supervisor.ts):
+ * `node --import tsx/esm lib/lab/daemon/wal-archiver.ts --lab DIR --db-port N`.
+ *
+ * It streams from the lab's database endpoint, which follows the primary across a failover, and ships
+ * into the lab's Azurite (container lab-backups), whose address it reads from azurite.json: the key never
+ * passes through its environment or argv. Once archiving runs it takes the lab's base backup, if the
+ * archive has none yet, so a fresh lab can be restored to any point from then on.
+ *
+ * It exits (and is restarted) when Azurite moved to another port or lab.json's archive lag changed.
+ */
+import { setPriority } from 'node:os';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backupStoreFromEnv, readCatalog, takePhysicalBackup, type BackupStore } from '../../adapters/postgres/backup/index.ts';
+import { runWalShipper } from '../../adapters/postgres/backup/wal-shipper.ts';
+import { LAB_BACKUP_CONTAINER, labAzuriteStatus } from '../azurite.ts';
+import { labPaths } from '../paths.ts';
+import { LAB_DB } from '../postgres/status.ts';
+import { readConfig } from '../state.ts';
+
+import { DEFAULT_ARCHIVE_LAG_MS } from '../archive.ts';
+
+const { values } = parseArgs({ options: { lab: { type: 'string' }, 'db-port': { type: 'string' } } });
+if (!values.lab || !values['db-port']) throw new Error('--lab DIR and --db-port N are required');
+const paths = labPaths(values.lab);
+const dbPort = Number(values['db-port']);
+const log = (line: string) => process.stdout.write(`${new Date().toISOString()} wal-archiver ${line}\n`);
+
+async function archiveLag(): Promise<number> {
+  return (await readConfig(paths.config).catch(() => null))?.archiveLagMs ?? DEFAULT_ARCHIVE_LAG_MS;
+}
+
+/** The lab's Azurite, once it answers (lab up starts it beside the daemon). */
+async function labStore(): Promise<{ store: BackupStore; port: number }> {
+  for (;;) {
+    const a = await labAzuriteStatus(paths.dir);
+    if (a.up && a.azurite) {
+      const store = backupStoreFromEnv(LAB_BACKUP_CONTAINER, '', { AZURE_STORAGE_CONNECTION_STRING: a.azurite.connectionString });
+      return { store, port: a.azurite.port };
+    }
+    await sleep(200);
+  }
+}
+
+const ac = new AbortController();
+process.on('SIGTERM', () => ac.abort());
+process.on('SIGINT', () => ac.abort());
+process.on('SIGHUP', () => log('SIGHUP ignored'));
+
+const lagMs = await archiveLag();
+const { store, port: azuritePort } = await labStore();
+const src = { host: '127.0.0.1', port: dbPort, user: LAB_DB.superuser, database: LAB_DB.database };
+log(`archiving WAL from 127.0.0.1:${dbPort} into ${LAB_BACKUP_CONTAINER} on Azurite port ${azuritePort}, archive lag at most ${lagMs} ms`);
+
+let baseBackup: Promise<void> | null = null;
+let baseBackupTaken: { folder: string; at: string } | null = null;
+/** The lab's base backup, when the archive has none of this cluster: taken once, after archiving runs. */
+async function takeBaseBackupIfNone(cluster: string): Promise<void> {
+  const existing = (await readCatalog(store, { kind: 'physical', cluster })).filter((e) => e.problem === null);
+  if (existing.length === 0) {
+    const t0 = performance.now();
+    const taken = await takePhysicalBackup(src, store, { cluster });
+    log(`base backup ${taken.folder} taken in ${Math.round(performance.now() - t0)} ms`);
+    baseBackupTaken = { folder: taken.folder, at: taken.manifest.endedAt };
+  } else baseBackupTaken = { folder: existing.at(-1)!.folder, at: existing.at(-1)!.takenAt };
+  // Started at low priority so the lab's start-up keeps its cores; from here on the archive must keep up under load.
+  try {
+    setPriority(0);
+  } catch {
+    // Raising priority back needs root; a lab run as a user keeps archiving at a lower priority.
+  }
+}
+
+// Restarted (by the daemon) when what it was started with changed.
+const watch = setInterval(() => {
+  void (async () => {
+    const a = await labAzuriteStatus(paths.dir);
+    if ((a.up && a.azurite && a.azurite.port !== azuritePort) || (await archiveLag()) !== lagMs) {
+      log('Azurite or the archive lag changed: stopping to be restarted with the new settings');
+      ac.abort();
+    }
+  })();
+}, 2000);
+
+await runWalShipper(
+  {
+    src,
+    store,
+    spoolDir: paths.walArchive.spool,
+    stateFile: paths.walArchive.state,
+    archiveLagMs: lagMs,
+    firstConnect: 'retry',
+    onEvent: (e) => {
+      if (e.type === 'uploaded') log(`uploaded ${e.file} (${e.bytes} bytes, ${Math.round(e.ms)} ms)`);
+      else if (e.type === 'connected') log(`streaming from ${e.endpoint}, cluster ${e.cluster}, timeline ${e.timeline}`);
+      else if (e.type === 'disconnected') log(`disconnected: ${e.detail}`);
+      else if (e.type === 'hole') log(`HOLE: ${e.hole.detail}`);
+      else if (e.type === 'lag') log(`lag ${e.lagMs} ms, archived through ${e.archivedThrough ?? 'nothing yet'}`);
+    },
+    baseBackup: () => baseBackupTaken,
+    onArchiving: (cluster) => {
+      baseBackup = takeBaseBackupIfNone(cluster).catch((e: Error) => {
+        log(`base backup failed: ${e.message}`);
+      });
+    },
+  },
+  ac.signal,
+);
+clearInterval(watch);
+await baseBackup;
+log('stopped');
+process.exit(0);

@@ -1,0 +1,117 @@
+// The WAL shipper's segment arithmetic and lag: pure functions, checked on names PostgreSQL itself produces.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  archiveLagMs,
+  formatLsn,
+  gapBetween,
+  gapsIn,
+  parseLsn,
+  parseSegment,
+  pruneSamples,
+  segmentEnd,
+  segmentName,
+  shouldSwitch,
+} from '../../lib/adapters/postgres/backup/wal-segments.ts';
+import { lagNowMs, type WalArchiveState } from '../../lib/adapters/postgres/backup/wal-state.ts';
+
+const MB16 = 16 * 1024 * 1024;
+
+test('segment names round-trip, and carry into the next log at 256 segments of 16 MB', () => {
+  const id = parseSegment('0000000100000000000000FF')!;
+  assert.deepEqual(id, { timeline: 1, segno: 255n });
+  assert.equal(segmentName({ timeline: 1, segno: 256n }), '000000010000000100000000');
+  assert.equal(segmentName({ timeline: 2, segno: 0x1_2345n }), '000000020000012300000045');
+  assert.equal(parseSegment('00000002.history'), null);
+  assert.equal(parseSegment('000000010000000000000003.partial'), null);
+  // 64 MB segments: 64 per log.
+  assert.equal(segmentName({ timeline: 1, segno: 64n }, 64 * 1024 * 1024), '000000010000000100000000');
+});
+
+test('LSNs parse and print as PostgreSQL writes them; a segment ends where the next begins', () => {
+  assert.equal(parseLsn('16/B374D848'), 0x16_b374_d848n);
+  assert.equal(formatLsn(0x16_b374_d848n), '16/B374D848');
+  assert.equal(formatLsn(segmentEnd(parseSegment('000000010000000000000005')!)), '0/6000000');
+  assert.equal(segmentEnd({ timeline: 1, segno: 255n }, MB16), 0x1_0000_0000n);
+  assert.throws(() => parseLsn('nope'), /not an LSN/);
+});
+
+test('a gap is named by its first and last missing segment; a new timeline may repeat the switch segment', () => {
+  const s = (n: string) => parseSegment(n)!;
+  assert.equal(gapBetween(s('000000010000000000000005'), s('000000010000000000000006')), null);
+  assert.deepEqual(gapBetween(s('000000010000000000000005'), s('000000010000000000000009')), {
+    from: '000000010000000000000006',
+    to: '000000010000000000000008',
+    count: 3,
+  });
+  // Promotion inside segment 5: timeline 2 starts with its own copy of segment 5.
+  assert.equal(gapBetween(s('000000010000000000000005'), s('000000020000000000000005')), null);
+  assert.equal(gapBetween(null, s('000000010000000000000009')), null);
+  assert.deepEqual(
+    gapsIn([
+      '000000010000000000000003',
+      '00000002.history',
+      '000000020000000000000005',
+      '000000010000000000000004',
+      '000000020000000000000007',
+    ]),
+    [{ from: '000000020000000000000006', to: '000000020000000000000006', count: 1 }],
+  );
+  assert.deepEqual(gapsIn(['0000000100000000000000FF', '000000010000000100000000']), []);
+});
+
+test('the lag is the age of the oldest WAL not archived, erring long by one sample at most; 0 when all is archived', () => {
+  const samples = [
+    { atMs: 1000, lsn: 100n },
+    { atMs: 1500, lsn: 100n },
+    { atMs: 2000, lsn: 300n },
+    { atMs: 2500, lsn: 500n },
+  ];
+  // Archived through 200: the WAL after it appeared between 1500 and 2000; counted from 1500.
+  assert.equal(archiveLagMs(samples, 200n, 4000), 2500);
+  assert.equal(archiveLagMs(samples, 500n, 4000), 0);
+  assert.equal(archiveLagMs(samples, null, 4000), 3000);
+  assert.equal(archiveLagMs([], 0n, 4000), 0);
+  assert.deepEqual(
+    pruneSamples(samples, 200n).map((x) => x.atMs),
+    [1500, 2000, 2500],
+  );
+  assert.deepEqual(
+    pruneSamples(samples, 500n).map((x) => x.atMs),
+    [2500],
+  );
+});
+
+test('the segment is switched at half the allowed lag, and not again before the last switch had as long', () => {
+  assert.equal(shouldSwitch(29_000, 60_000, 100_000), false);
+  assert.equal(shouldSwitch(30_000, 60_000, 100_000), true);
+  assert.equal(shouldSwitch(45_000, 60_000, 10_000), false);
+});
+
+test("status reads the archive's lag from the state file and the primary's position", () => {
+  const state = (o: Partial<WalArchiveState>): WalArchiveState => ({
+    pid: 1,
+    receiverPid: null,
+    endpoint: 'postgres://postgres@127.0.0.1:5432/orders',
+    cluster: 'c',
+    slot: 'drill_wal_archive',
+    state: 'streaming',
+    archiveLagMs: 60_000,
+    archivedThrough: { segment: '000000010000000000000005', timeline: 1, endLsn: '0/6000000', at: '2026-12-04T10:00:00.000Z' },
+    unarchivedSince: null,
+    serverLsn: '0/6000000',
+    lagMs: 0,
+    holes: [],
+    lastError: null,
+    baseBackup: null,
+    updatedAt: '2026-12-04T10:00:10.000Z',
+    ...o,
+  });
+  const now = Date.parse('2026-12-04T10:00:30.000Z');
+  // The primary's position is archived: no lag, however old the state.
+  assert.equal(lagNowMs(state({}), '0/6000000', now), 0);
+  // WAL waited since 10:00:05.
+  assert.equal(lagNowMs(state({ unarchivedSince: '2026-12-04T10:00:05.000Z' }), '0/6000100', now), 25_000);
+  // The shipper saw nothing waiting when it last looked (10:00:10), and has not looked since: counted from then.
+  assert.equal(lagNowMs(state({}), '0/6000100', now), 20_000);
+});
