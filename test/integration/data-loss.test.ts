@@ -1,6 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { giveToServerUser, runServerBinary, startCluster, stopCluster, writeNodeConf } from '../../lib/adapters/postgres/cluster.ts';
@@ -83,11 +84,13 @@ async function query<T extends pg.QueryResultRow>(port: number, sql: string, arg
 
 type OrderRow = { id: string; item: string; token: string | null; seq: string | null };
 const ALL_ORDERS = 'SELECT id::text, item, token, seq::text FROM orders ORDER BY id';
+/** Every order from before the run: the lab's warm-up writes and the test's own, none carrying a run's tag. */
+const EARLIER = "SELECT id::text, item, token, seq::text FROM orders WHERE token IS NULL OR token LIKE 'earlier-%' ORDER BY id";
 
 /** Orders written before the run (directly, as earlier users did): the restore must bring each back as it was. */
 async function seedOrders(port: number, n: number): Promise<OrderRow[]> {
   await query(port, `INSERT INTO orders (item, token, seq) SELECT 'earlier-' || g, 'earlier-' || g, g FROM generate_series(1, $1) g`, [n]);
-  return query<OrderRow>(port, ALL_ORDERS);
+  return query<OrderRow>(port, EARLIER);
 }
 
 interface Write {
@@ -125,8 +128,8 @@ function quarantinedPrimary(quarantine: string): string {
  */
 async function openQuarantine(quarantine: string, scratch: string): Promise<number> {
   const copy = join(scratch, 'damaged');
-  cpSync(quarantinedPrimary(quarantine), copy, { recursive: true });
-  await giveToServerUser(copy);
+  // cp -a: the copy keeps the server user's ownership and the 0700 modes PostgreSQL insists on.
+  execFileSync('cp', ['-a', quarantinedPrimary(quarantine), copy]);
   for (const f of ['postmaster.pid', 'standby.signal', 'recovery.signal']) rmSync(join(copy, f), { force: true });
   const port = await freePort();
   await writeNodeConf(copy, { port, socketDir: join(scratch, 'sock') });
@@ -242,8 +245,6 @@ async function amcheckClean(port: number): Promise<void> {
   ]);
   assert.equal(r.code, 0, `pg_amcheck: ${r.stdout}${r.stderr}`);
 }
-
-const EARLIER = "SELECT id::text, item, token, seq::text FROM orders WHERE token LIKE 'earlier-%' ORDER BY id";
 
 test('drop-table under load: the table comes back from Blob as it was just before the DROP, users are served again, the ledger judges the restore', {
   timeout: 600_000,
