@@ -139,6 +139,8 @@ const restore: Action<Params, RestoreRequest, Restored, Needs> = action<RestoreR
       },
       log: (l) => ctx.log.info(l),
     });
+    // Cut short by SIGINT or a stop condition, the restore answers rather than throws: the run is aborted, not failed.
+    if (!outcome.ok && ctx.signal.aborted) throw ctx.signal.reason;
     const endedMs = ctx.mark(outcome.ok ? 'restored' : 'restore-failed').ms;
     if (!outcome.ok) ctx.log.warn(`restore failed: ${outcome.problem}${outcome.replaced ? '' : '; the live database was not replaced'}`);
     return { outcome, startedMs, endedMs };
