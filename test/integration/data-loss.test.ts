@@ -9,6 +9,11 @@ import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
 import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
 import { freePort } from '../support/ports.ts';
 import { scratchDir } from '../support/tmp.ts';
+import { resolveBackupStore } from '../../lib/adapters/postgres/backup/resolve.ts';
+import { listArchivedWal } from '../../lib/adapters/postgres/backup/wal.ts';
+import { walFolder } from '../../lib/backup/naming.ts';
+import { parseSegmentName } from '../../lib/backup/wal-gaps.ts';
+import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lib/lab/azurite.ts';
 
 /**
  * The data-loss drill end to end on the real lab (PostgreSQL pair, Azurite with the base backup and the WAL
@@ -370,6 +375,49 @@ test('lose-cluster: both nodes and their disks gone; restored to the newest arch
     rec.objectives.rpo.measuredSeconds * 1000 <= boundMs + 500,
     `RPO ${rec.objectives.rpo.measuredSeconds} s within the archive lag`,
   );
+});
+
+test('a segment missing from the WAL archive: exit 1, a SEV1 finding names it, the live database is not replaced', {
+  timeout: 600_000,
+}, async () => {
+  const w = workspace('gap');
+  await labUp({ dir: w.lab, replicas: 2, archiveLagMs: 4000 });
+  const port = await primaryPort(w.lab);
+  await seedOrders(port, 300);
+  // Segments written after the base backup lab up took, each closed and archived.
+  for (let i = 0; i < 3; i++) {
+    await query(port, "INSERT INTO orders (item) SELECT 'filler ' || md5(g::text) FROM generate_series(1, 2000) g");
+    await query(port, 'SELECT pg_switch_wal()');
+  }
+  await waitForArchive(w.lab);
+  const r = await resolveBackupStore({ lab: labBlobSource(w.lab), container: LAB_BACKUP_CONTAINER });
+  assert.ok(!('missing' in r));
+  const sysid = (await query<{ id: string }>(port, 'SELECT system_identifier::text AS id FROM pg_control_system()'))[0]!.id;
+  const victim = (await listArchivedWal(r.store, sysid)).filter((f) => parseSegmentName(f)).at(-2)!;
+  await r.store.container.getBlockBlobClient(walFolder(r.store.prefix, sysid) + victim).delete();
+  const pid = (await labStatus({ dir: w.lab })).database!.nodes.find((n) => n.inRecovery === false)!.pid;
+
+  writeFileSync(w.file, drillYaml('{ fault: drop-table }'));
+  const run = await drillCli(['run', w.file, '--results', w.results], w.env).done;
+  const [dir] = runFolders(w.results);
+  assert.ok(dir, run.stderr + run.stdout);
+  const rec = record(dir);
+  assert.equal(run.code, 1, run.stderr + run.stdout);
+  assert.equal(rec.status, 'failed');
+  const f = rec.findings.find(
+    (x: { severity: string; title: string }) =>
+      x.severity === 'SEV1' && x.title === 'Verification failed: WAL archive complete up to the restore target',
+  );
+  assert.ok(f, `a SEV1 finding names ${victim}: ${JSON.stringify(rec.findings)}`);
+  assert.ok(f.detail.includes(victim), f.detail);
+  assert.match(f.detail, /the live database was not replaced/);
+  const outcome = restoreOutcome(dir);
+  assert.ok(outcome.missingSegments.includes(victim), JSON.stringify(outcome.missingSegments));
+  assert.equal(outcome.replaced, false);
+  // The same postmaster still serves, and the table is still dropped: nothing was restored to an earlier point.
+  const after = (await labStatus({ dir: w.lab })).database!.nodes.find((n) => n.inRecovery === false)!;
+  assert.equal(after.pid, pid, 'the damaged primary was not replaced');
+  assert.equal((await query<{ t: string | null }>(after.port, "SELECT to_regclass('orders')::text AS t"))[0]!.t, null);
 });
 
 test('bad input: exit 2 naming the field, nothing touched; drill plan shows the guard', { timeout: 300_000 }, async () => {
