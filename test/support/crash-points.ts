@@ -21,11 +21,11 @@ const LOAD = `load:
 `;
 
 /** Loose SLOs: the matrix judges recovery after a crash, not the service under a shared 2-core machine. */
-function drill(name: string, entry: string): string {
+function drill(name: string, entry: string, target = '{ kind: lab, replicas: 2 }'): string {
   return `name: crash-${name}
 kind: adhoc
 service: { name: orders, tier: critical, dataClass: database }
-target: { kind: lab, replicas: 2 }
+target: ${target}
 policy:
   recoveryWindow: 1s
   slo: { availability: ['rate>=50%'], errors: ['rate<50%'], latency: ['p(95)<5s'] }
@@ -92,6 +92,16 @@ export const CRASH_DRILLS: CrashDrill[] = [
       const r = await drillCli(['backup', 'lab', '--kind', 'logical'], { DRILL_LAB_DIR: labDir }).done;
       if (r.code !== 0) throw new Error(`drill backup lab exited ${r.code}: ${r.stderr}${r.stdout}`);
     },
+  },
+  {
+    // Killed at every line, the restore included: recover must end on the database restored to the point before the DROP.
+    label: 'data-loss (drop-table)',
+    scenario: 'data-loss',
+    yaml: drill(
+      'data-loss',
+      '  - { scenario: data-loss, name: drop-table, params: { fault: drop-table }, timeout: 5m }\n',
+      "{ kind: lab, replicas: 2, allowDataLoss: true, dataLossReason: 'crash matrix on test data' }",
+    ),
   },
 ];
 
