@@ -138,7 +138,7 @@ test('a database replaced by a point-in-time restore at the same port: the new t
       blobs.some((n) => n.endsWith(`${tlHex}.history`)),
       `history file archived: ${blobs.join(' ')}`,
     );
-    const newSegments = names.filter((n) => n.startsWith(tlHex)).map((n) => parseSegment(n)!.segno);
+    const newSegments = names.filter((n) => n.startsWith(tlHex) && parseSegment(n)).map((n) => parseSegment(n)!.segno);
     assert.ok(newSegments.length > 0, names.join(' '));
     // The new timeline is archived from the segment it forked in, with no segment missing after it.
     const history = (
