@@ -98,6 +98,8 @@ class Shipper {
   private archivingSaid = false;
   /** The server's timeline at the last look: its WAL is archived only by segments of that timeline. */
   private serverTimeline: number | null = null;
+  /** History files already in Blob whose content was compared with the spool's. */
+  private readonly checkedHistory = new Set<string>();
 
   constructor(private readonly o: WalShipperOptions) {
     this.tickMs = o.tickMs ?? 250;
@@ -345,8 +347,6 @@ class Shipper {
     this.o.onEvent?.({ type: 'hole', hole });
   }
 
-  private readonly checkedHistory = new Set<string>();
-
   /**
    * A history file of that name already in Blob must be this server's: a restore that picked a timeline
    * number the archive already has would mix two histories under the same names, and skipping "already
@@ -358,9 +358,8 @@ class Shipper {
     const theirs = await this.o.store.container.getBlockBlobClient(folder + name).downloadToBuffer();
     if (ours.equals(theirs)) return;
     const timeline = parseInt(name.slice(0, 8), 16);
-    const g = { timeline, segno: 0n };
     this.hole(
-      { from: segmentName(g, this.segmentBytes), to: `${name.slice(0, 8)}FFFFFFFFFFFFFFFF`, count: 0 },
+      { from: name, to: name, count: 0 },
       `timeline ${timeline} in the archive comes from another history than this server's (${name} differs): its segments here are not archived; restore with a restore_command that serves history files, so the new timeline gets a number of its own`,
     );
   }
