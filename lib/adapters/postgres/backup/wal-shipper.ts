@@ -340,7 +340,7 @@ class Shipper {
   private hole(gap: SegmentGap, why: string): void {
     const hole: WalArchiveHole = {
       ...gap,
-      detail: `segments ${gap.from}..${gap.to} (${gap.count}) are not in the archive: ${why}`,
+      detail: gap.count === 0 ? why : `segments ${gap.from}..${gap.to} (${gap.count}) are not in the archive: ${why}`,
       foundAt: new Date().toISOString(),
     };
     this.state.holes.push(hole);
