@@ -61,8 +61,10 @@ test('under a steady write load the archive lags at most archiveLag, and its seg
     while (Date.now() < until) {
       const s = await readWalArchiveState(stateFile);
       if (s?.state === 'streaming') {
-        const lsn = (await source.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l'))[0]!.l;
-        lags.push(lagNowMs(s, lsn, Date.now()));
+        const [at] = await source.query<{ lsn: string; walFile: string }>(
+          'SELECT pg_current_wal_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_lsn()) AS "walFile"',
+        );
+        lags.push(lagNowMs(s, at!, Date.now()));
       }
       await sleep(250);
     }
