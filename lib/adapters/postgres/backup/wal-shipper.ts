@@ -191,6 +191,10 @@ class Shipper {
   }
 
   private async session(client: pg.Client, signal: AbortSignal): Promise<void> {
+    const recovering = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+    // A standby behind the address (a failover half done, a database still being restored): it has no
+    // position of its own to archive, and cannot switch segments. The primary it becomes is archived.
+    if (recovering.rows[0]!.r) throw new Error(`${this.state.endpoint} is in recovery: waiting for a primary`);
     const id = await clusterIdentity(client);
     const cluster = this.o.cluster ?? id.systemIdentifier;
     this.state.cluster = cluster;
@@ -229,9 +233,18 @@ class Shipper {
     const stop = () => receiver.child.kill('SIGTERM');
     signal.addEventListener('abort', stop, { once: true });
     try {
-      while (!exited && !signal.aborted) {
-        await this.tick(client, folder);
-        await Promise.race([sleep(this.tickMs), receiver.done]);
+      try {
+        while (!exited && !signal.aborted) {
+          await this.tick(client, folder);
+          await Promise.race([sleep(this.tickMs), receiver.done]);
+        }
+      } catch (e) {
+        // The receiver must not outlive its session (a failed upload, a lost connection): the next session's
+        // would find the slot taken and nothing would ship.
+        receiver.child.kill('SIGTERM');
+        await receiver.done;
+        this.state.receiverPid = null;
+        throw e;
       }
       const r = await receiver.done;
       // Whatever it completed before it stopped (SIGTERM finishes its write first) goes up now.
