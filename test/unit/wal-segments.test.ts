@@ -14,6 +14,7 @@ import {
   segmentEnd,
   segmentName,
   shouldSwitch,
+  switchAfterMs,
   switchGaps,
 } from '../../lib/adapters/postgres/backup/wal-segments.ts';
 import { lagNowMs, type WalArchiveState } from '../../lib/adapters/postgres/backup/wal-state.ts';
@@ -89,6 +90,12 @@ test('the segment is switched at half the allowed lag, and not again before the 
   assert.equal(shouldSwitch(29_000, 60_000, 100_000), false);
   assert.equal(shouldSwitch(30_000, 60_000, 100_000), true);
   assert.equal(shouldSwitch(45_000, 60_000, 10_000), false);
+  // A switched segment took 1.25 s to reach Blob: switch at 4 - 2 x 1.25 = 1.5 s, but never before a quarter of the lag.
+  assert.equal(switchAfterMs(4000, 1250), 1500);
+  assert.equal(switchAfterMs(4000, 0), 2000);
+  assert.equal(switchAfterMs(4000, 5000), 1000);
+  assert.equal(shouldSwitch(1600, 4000, 10_000, 1250), true);
+  assert.equal(shouldSwitch(1600, 4000, 10_000, 0), false);
 });
 
 test("status reads the archive's lag from the state file and the primary's position", () => {

@@ -157,9 +157,15 @@ export function pruneSamples(samples: LsnSample[], archivedEnd: bigint | null): 
 
 /**
  * archive_timeout, from the outside: close the current segment once the oldest unarchived WAL is half
- * the allowed lag old, so shipping it (the other half) keeps the archive within `archiveLagMs`. Not again
- * before the last switch has had the same half to arrive.
+ * the allowed lag old, so shipping it (the other half) keeps the archive within `archiveLagMs`. When
+ * shipping a switched segment took longer than that (a loaded machine, a slow link: `shipMs`, the slowest
+ * lately), earlier, down to a quarter of the lag. Not again before the last switch had as long to arrive.
  */
-export function shouldSwitch(lagMs: number, archiveLagMs: number, msSinceLastSwitch: number): boolean {
-  return lagMs >= archiveLagMs / 2 && msSinceLastSwitch >= archiveLagMs / 2;
+export function switchAfterMs(archiveLagMs: number, shipMs = 0): number {
+  return Math.min(archiveLagMs / 2, Math.max(archiveLagMs / 4, archiveLagMs - 2 * shipMs));
+}
+
+export function shouldSwitch(lagMs: number, archiveLagMs: number, msSinceLastSwitch: number, shipMs = 0): boolean {
+  const after = switchAfterMs(archiveLagMs, shipMs);
+  return lagMs >= after && msSinceLastSwitch >= after;
 }

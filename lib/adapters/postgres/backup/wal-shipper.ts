@@ -94,6 +94,8 @@ class Shipper {
   private present = new Set<string>();
   private newest: SegmentId | null = null;
   private lastSwitchMs = 0;
+  private pendingSwitch: { atMs: number; end: bigint } | null = null;
+  private shipMs = 0;
   private lastLagEventMs = 0;
   private archivingSaid = false;
   /** The server's timeline at the last look: its WAL is archived only by segments of that timeline. */
@@ -273,9 +275,15 @@ class Shipper {
     await this.shipSpool(folder);
     const archivedEnd = this.newest?.timeline === timeline ? segmentEnd(this.newest, this.segmentBytes) : null;
     let lag = archiveLagMs(this.samples, archivedEnd, now);
-    if (shouldSwitch(lag, this.o.archiveLagMs, now - this.lastSwitchMs)) {
-      await client.query('SELECT pg_switch_wal()');
+    if (this.pendingSwitch && archivedEnd !== null && archivedEnd >= this.pendingSwitch.end) {
+      // How long a switched segment took to reach Blob; the slowest lately, forgotten slowly.
+      this.shipMs = Math.max(now - this.pendingSwitch.atMs, this.shipMs * 0.9);
+      this.pendingSwitch = null;
+    }
+    if (shouldSwitch(lag, this.o.archiveLagMs, now - this.lastSwitchMs, this.shipMs)) {
+      const sw = await client.query<{ end: string }>('SELECT pg_switch_wal()::text AS end');
       this.lastSwitchMs = now;
+      this.pendingSwitch = { atMs: now, end: parseLsn(sw.rows[0]!.end) };
       this.o.onEvent?.({ type: 'switched', lagMs: lag });
     }
     this.samples = pruneSamples(this.samples, archivedEnd);
