@@ -265,14 +265,17 @@ class Shipper {
     const r = await client.query<{ lsn: string; file: string }>(
       'SELECT pg_current_wal_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_lsn()) AS file',
     );
-    const now = Date.now();
+    const sampledAt = Date.now();
     const lsn = parseLsn(r.rows[0]!.lsn);
     const timeline = parseSegment(r.rows[0]!.file, this.segmentBytes)!.timeline;
     // Another timeline (a promoted standby, a restored database): positions seen on the old one say nothing.
     if (timeline !== this.serverTimeline) this.samples = this.samples.filter((x) => this.serverTimeline === null && x.lsn <= lsn);
     this.serverTimeline = timeline;
-    this.samples.push({ atMs: now, lsn });
+    this.samples.push({ atMs: sampledAt, lsn });
     await this.shipSpool(folder);
+    // Uploads run inline and take seconds on a loaded machine: the switch is decided on the time after them,
+    // or the tick that delivers a switched segment would find the last switch too recent and wait a tick more.
+    const now = Date.now();
     const archivedEnd = this.newest?.timeline === timeline ? segmentEnd(this.newest, this.segmentBytes) : null;
     let lag = archiveLagMs(this.samples, archivedEnd, now);
     if (this.pendingSwitch && archivedEnd !== null && archivedEnd >= this.pendingSwitch.end) {
