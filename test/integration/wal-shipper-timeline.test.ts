@@ -3,10 +3,11 @@
 // go on from its spool; the shipper must notice, start over from the slot on the new timeline, archive the
 // new history file and segments, and report no hole (the restored cluster still holds its WAL) nor a lag
 // that reads the old timeline's position as archived. And a session that fails while pg_receivewal streams
-// stops that pg_receivewal, or the next session would find the slot taken. Real PostgreSQL 15 and Azurite.
+// stops that pg_receivewal, or the next session would find the slot taken; and `--follow` aimed at a standby
+// is refused at once. Real PostgreSQL 15 and Azurite.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -15,10 +16,13 @@ import { lagNowMs, readWalArchiveState, type WalArchiveState } from '../../lib/a
 import { formatLsn, parseHistory, parseLsn, parseSegment, segnoOf } from '../../lib/adapters/postgres/backup/wal-segments.ts';
 import { listArchivedWal } from '../../lib/adapters/postgres/backup/wal.ts';
 import { dropScratch, readCatalog, restoreBackup, scratchRoot, takePhysicalBackup } from '../../lib/adapters/postgres/backup/index.ts';
-import { startCluster, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
+import { giveToServerUser, runServerBinary, startCluster, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
+import { blobServiceFromEnv } from '../../lib/adapters/blob/index.ts';
 import { walFolder } from '../../lib/backup/naming.ts';
 import { startBackupSource } from '../support/backup-source.ts';
 import { makeTempDir } from '../support/tmp.ts';
+import { drillCli } from '../support/cli.ts';
+import { freePort } from '../support/ports.ts';
 
 const ARCHIVE_LAG_MS = 4000;
 
@@ -201,6 +205,69 @@ test('a shipper that loses its SQL connection while pg_receivewal streams stops 
   } finally {
     ac.abort();
     await shipper?.catch(() => undefined);
+    await source.stop();
+    await tmp.remove();
+  }
+});
+
+test('drill backup --kind wal --follow pointed at a standby says so and exits 2, creating nothing', { timeout: 120_000 }, async () => {
+  const tmp = await makeTempDir('wal-follow-standby');
+  const source = await startBackupSource(tmp.path);
+  const standbyDir = join(tmp.path, 'standby');
+  try {
+    await mkdir(standbyDir, { mode: 0o755 });
+    await giveToServerUser(standbyDir);
+    const data = join(standbyDir, 'data');
+    const copy = await runServerBinary('pg_basebackup', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(source.port),
+      '-U',
+      'postgres',
+      '-D',
+      data,
+      '-R',
+      '-X',
+      'stream',
+      '-c',
+      'fast',
+    ]);
+    assert.equal(copy.code, 0, copy.stderr);
+    const port = await freePort();
+    await appendFile(join(data, 'postgresql.auto.conf'), `\nport = ${port}\nunix_socket_directories = '${standbyDir}'\n`);
+    await startCluster(data, { logFile: join(standbyDir, 'standby.log') });
+    const cli = drillCli(
+      [
+        'backup',
+        `postgres://postgres@127.0.0.1:${port}/orders`,
+        '--kind',
+        'wal',
+        '--follow',
+        '--container',
+        'standby-c',
+        '--spool',
+        join(tmp.path, 'spool'),
+      ],
+      { ...source.env, DRILL_LAB_DIR: join(tmp.path, 'nolab') },
+    );
+    // A shipper that waits for the standby to be promoted never returns: cut it off, so the test fails instead.
+    const deadline = setTimeout(() => cli.child.kill('SIGKILL'), 30_000);
+    const r = await cli.done;
+    clearTimeout(deadline);
+    assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stderr, /is a standby \(in recovery\)/);
+    assert.match(r.stderr, /point the URL at the primary/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    const slots = await source.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = 'drill_wal_archive'",
+    );
+    assert.equal(slots[0]!.n, 0, 'no slot made on the primary either');
+    const containers: string[] = [];
+    for await (const c of blobServiceFromEnv(source.env).listContainers()) containers.push(c.name);
+    assert.ok(!containers.includes('standby-c'), `no container created: ${containers.join(' ')}`);
+  } finally {
+    await stopCluster(join(standbyDir, 'data'), 'immediate').catch(() => undefined);
     await source.stop();
     await tmp.remove();
   }

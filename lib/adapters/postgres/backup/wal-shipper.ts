@@ -151,6 +151,7 @@ class Shipper {
       try {
         await client.connect();
         await this.checkRole(client);
+        if (first && this.o.firstConnect === 'fail') await this.checkPrimary(client);
       } catch (e) {
         await client.end().catch(() => {});
         if (first && this.o.firstConnect === 'fail') throw this.connectError(e);
@@ -180,6 +181,16 @@ class Shipper {
       throw new UserError(`role ${this.o.src.user} on ${this.state.endpoint} has no REPLICATION permission: it cannot stream WAL`, {
         untouched: 'nothing: no slot was created and nothing was uploaded',
         next: `ALTER ROLE ${this.o.src.user} REPLICATION (and allow it a replication line in pg_hba.conf), or connect as a role that has it`,
+      });
+  }
+
+  /** Told to archive a standby, say so at once rather than wait for it to be promoted. */
+  private async checkPrimary(client: pg.Client): Promise<void> {
+    const r = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+    if (r.rows[0]!.r)
+      throw new UserError(`${this.state.endpoint} is a standby (in recovery): the archive is fed from the primary`, {
+        untouched: 'nothing: no slot was created and nothing was uploaded',
+        next: "point the URL at the primary (or at an address that follows it, such as a pooler's read-write endpoint)",
       });
   }
 
