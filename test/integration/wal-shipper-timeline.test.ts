@@ -2,7 +2,8 @@
 // the restored cluster forks a new timeline before the point the archive reached, so pg_receivewal cannot
 // go on from its spool; the shipper must notice, start over from the slot on the new timeline, archive the
 // new history file and segments, and report no hole (the restored cluster still holds its WAL) nor a lag
-// that reads the old timeline's position as archived. Real PostgreSQL 15 and Azurite.
+// that reads the old timeline's position as archived. And a session that fails while pg_receivewal streams
+// stops that pg_receivewal, or the next session would find the slot taken. Real PostgreSQL 15 and Azurite.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFile } from 'node:fs/promises';
@@ -154,6 +155,52 @@ test('a database replaced by a point-in-time restore at the same port: the new t
     ac.abort();
     await shipper?.catch(() => undefined);
     if (restoredRoot) await dropScratch(restoredRoot);
+    await source.stop();
+    await tmp.remove();
+  }
+});
+
+test('a shipper that loses its SQL connection while pg_receivewal streams stops that pg_receivewal before starting another', {
+  timeout: 120_000,
+}, async () => {
+  const tmp = await makeTempDir('wal-shipper-session');
+  const source = await startBackupSource(tmp.path);
+  const ac = new AbortController();
+  let shipper: Promise<void> | null = null;
+  try {
+    const store = source.store('session/');
+    const stateFile = join(tmp.path, 'state.json');
+    shipper = runWalShipper(
+      { src: source.src, store, spoolDir: join(tmp.path, 'spool'), stateFile, archiveLagMs: ARCHIVE_LAG_MS, firstConnect: 'fail' },
+      ac.signal,
+    );
+    const first = await until(stateFile, (s) => s.state === 'streaming' && s.receiverPid !== null && s.archivedThrough !== null, 30_000);
+    assert.ok(first?.receiverPid, JSON.stringify(first));
+    const oldReceiver = first.receiverPid;
+    // The shipper's own SQL session (not its walsender) is cut, as a restarted pooler or a network blip would.
+    const cut = await source.query<{ n: number }>(
+      `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND query LIKE '%pg_current_wal_lsn%'`,
+    );
+    assert.equal(cut[0]!.n, 1, "the shipper's SQL session was cut");
+    const again = await until(stateFile, (s) => s.state === 'streaming' && s.receiverPid !== null && s.receiverPid !== oldReceiver, 20_000);
+    assert.ok(again?.receiverPid && again.receiverPid !== oldReceiver, `a new pg_receivewal streams: ${JSON.stringify(again)}`);
+    assert.throws(() => process.kill(oldReceiver, 0), 'the old pg_receivewal is gone');
+    // And it ships: WAL written now reaches Blob within archiveLag, with no hole.
+    await source.insertOrders(2000, 'after-cut');
+    const written = await position(source.port);
+    const shipped = await until(
+      stateFile,
+      (s) => s.archivedThrough !== null && parseLsn(s.archivedThrough.endLsn) > parseLsn(written.lsn),
+      3 * ARCHIVE_LAG_MS,
+    );
+    assert.ok(
+      shipped && parseLsn(shipped.archivedThrough!.endLsn) > parseLsn(written.lsn),
+      `archived past ${written.lsn}: ${JSON.stringify(shipped)}`,
+    );
+    assert.deepEqual(shipped.holes, []);
+  } finally {
+    ac.abort();
+    await shipper?.catch(() => undefined);
     await source.stop();
     await tmp.remove();
   }

@@ -193,6 +193,10 @@ class Shipper {
   }
 
   private async session(client: pg.Client, signal: AbortSignal): Promise<void> {
+    const recovering = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+    // A standby behind the address (a failover half done, a database still being restored): it has no
+    // position of its own to archive, and cannot switch segments. The primary it becomes is archived.
+    if (recovering.rows[0]!.r) throw new Error(`${this.state.endpoint} is in recovery: waiting for a primary`);
     const id = await clusterIdentity(client);
     const cluster = this.o.cluster ?? id.systemIdentifier;
     this.state.cluster = cluster;
@@ -231,9 +235,18 @@ class Shipper {
     const stop = () => receiver.child.kill('SIGTERM');
     signal.addEventListener('abort', stop, { once: true });
     try {
-      while (!exited && !signal.aborted) {
-        await this.tick(client, folder);
-        await Promise.race([sleep(this.tickMs), receiver.done]);
+      try {
+        while (!exited && !signal.aborted) {
+          await this.tick(client, folder);
+          await Promise.race([sleep(this.tickMs), receiver.done]);
+        }
+      } catch (e) {
+        // The receiver must not outlive its session (a failed upload, a lost connection): the next session's
+        // would find the slot taken and nothing would ship.
+        receiver.child.kill('SIGTERM');
+        await receiver.done;
+        this.state.receiverPid = null;
+        throw e;
       }
       const r = await receiver.done;
       // Whatever it completed before it stopped (SIGTERM finishes its write first) goes up now.
@@ -252,14 +265,17 @@ class Shipper {
     const r = await client.query<{ lsn: string; file: string }>(
       'SELECT pg_current_wal_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_lsn()) AS file',
     );
-    const now = Date.now();
+    const sampledAt = Date.now();
     const lsn = parseLsn(r.rows[0]!.lsn);
     const timeline = parseSegment(r.rows[0]!.file, this.segmentBytes)!.timeline;
     // Another timeline (a promoted standby, a restored database): positions seen on the old one say nothing.
     if (timeline !== this.serverTimeline) this.samples = this.samples.filter((x) => this.serverTimeline === null && x.lsn <= lsn);
     this.serverTimeline = timeline;
-    this.samples.push({ atMs: now, lsn });
+    this.samples.push({ atMs: sampledAt, lsn });
     await this.shipSpool(folder);
+    // Uploads run inline and take seconds on a loaded machine: the switch is decided on the time after them,
+    // or the tick that delivers a switched segment would find the last switch too recent and wait a tick more.
+    const now = Date.now();
     const archivedEnd = this.newest?.timeline === timeline ? segmentEnd(this.newest, this.segmentBytes) : null;
     let lag = archiveLagMs(this.samples, archivedEnd, now);
     if (this.pendingSwitch && archivedEnd !== null && archivedEnd >= this.pendingSwitch.end) {
@@ -348,7 +364,7 @@ class Shipper {
   private hole(gap: SegmentGap, why: string): void {
     const hole: WalArchiveHole = {
       ...gap,
-      detail: `segments ${gap.from}..${gap.to} (${gap.count}) are not in the archive: ${why}`,
+      detail: gap.count === 0 ? why : `segments ${gap.from}..${gap.to} (${gap.count}) are not in the archive: ${why}`,
       foundAt: new Date().toISOString(),
     };
     this.state.holes.push(hole);
