@@ -11,7 +11,7 @@ import { readLabConfig } from './patroni/status.ts';
 import { labPaths } from './paths.ts';
 import { databaseStatus, LAB_DB, nodeFacts } from './postgres/status.ts';
 import { readDaemonState } from './state.ts';
-import { lagNowMs, readWalArchiveState } from '../adapters/postgres/backup/wal-state.ts';
+import { lagNowMs, readWalArchiveState, type ServerWalPosition } from '../adapters/postgres/backup/wal-state.ts';
 import pg from 'pg';
 import type {
   DaemonStatus,
@@ -142,12 +142,14 @@ function problemsOf(f: LabFacts, database: LabDatabaseStatus | null, patroniPart
 }
 
 /** The primary's WAL insert position, or null when it does not answer within a second. */
-async function primaryLsn(port: number): Promise<string | null> {
+async function primaryLsn(port: number): Promise<ServerWalPosition | null> {
   const c = new pg.Client({ host: '127.0.0.1', port, user: LAB_DB.superuser, database: 'postgres', connectionTimeoutMillis: 1000 });
   c.on('error', () => {});
   try {
     await c.connect();
-    return (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
+    return (
+      await c.query<ServerWalPosition>('SELECT pg_current_wal_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_lsn()) AS "walFile"')
+    ).rows[0]!;
   } catch {
     return null;
   } finally {

@@ -73,7 +73,10 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
   test('after a harness crash (daemon SIGKILLed), status says stale and down cleans replicas, PostgreSQL and state', async () => {
     const pids = await labPids(lab.dir);
     pids.forEach((p) => seen.add(p));
-    const replicaPids = (await labStatus({ dir: lab.dir })).replicas.map((r) => r.pid!);
+    const beforeKill = await labStatus({ dir: lab.dir });
+    const replicaPids = beforeKill.replicas.map((r) => r.pid!);
+    const archiverPid = beforeKill.archive?.pid;
+    assert.ok(archiverPid, 'the WAL archiver runs');
     process.kill(info.pids.daemon, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 100));
 
@@ -90,7 +93,8 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     assert.equal(down.wasStale, true);
     assert.deepEqual(
       new Set(down.stopped.map((x) => x.pid)),
-      new Set([...replicaPids, ...info.db.nodes.map((n) => n.pid!), info.azurite!.pid]),
+      // The WAL archiver outlives its daemon too; down stops it by the PID daemon.json recorded.
+      new Set([...replicaPids, ...info.db.nodes.map((n) => n.pid!), info.azurite!.pid, archiverPid]),
     );
     assert.deepEqual(await livePids(pids), [], 'every process of the lab is gone');
     const after = await labStatus({ dir: lab.dir });

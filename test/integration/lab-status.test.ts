@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import pg from 'pg';
 import { childrenOf, cmdlineOf, signal } from '../../lib/util/proc.ts';
 import { labStatus, labUp, type LabInfo, type LabProblem, type LabStatus } from '../../lib/lab/index.ts';
 import { drillCli } from '../support/cli.ts';
@@ -25,9 +26,18 @@ async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number
   }
 }
 
-async function walsenderOf(primaryPid: number): Promise<number> {
-  for (const c of await childrenOf(primaryPid)) if ((await cmdlineOf(c))?.[0]?.includes('walsender')) return c;
-  throw new Error(`postmaster ${primaryPid} has no walsender`);
+/** The walsender feeding the standby (the primary also has one for the WAL archiver's pg_receivewal). */
+async function walsenderOf(primaryPid: number, primaryPort: number, standby = 'n2'): Promise<number> {
+  const c = new pg.Client({ host: '127.0.0.1', port: primaryPort, user: 'postgres', database: 'postgres' });
+  await c.connect();
+  try {
+    const r = await c.query<{ pid: number }>('SELECT pid FROM pg_stat_replication WHERE application_name = $1', [standby]);
+    const pid = r.rows[0]?.pid;
+    if (pid !== undefined && (await childrenOf(primaryPid)).includes(pid) && (await cmdlineOf(pid))?.[0]?.includes('walsender')) return pid;
+  } finally {
+    await c.end();
+  }
+  throw new Error(`postmaster ${primaryPid} has no walsender for ${standby}`);
 }
 
 describe('drill lab status tells the truth', { timeout: 240_000 }, () => {
@@ -44,7 +54,7 @@ describe('drill lab status tells the truth', { timeout: 240_000 }, () => {
   });
 
   test('a stopped walsender is listed (the standby no longer shows as streaming), exit 1; SIGCONT: exit 0', async () => {
-    const sender = await walsenderOf(info.pids.postgres!);
+    const sender = await walsenderOf(info.pids.postgres!, info.db.port);
     lab.seen.add(sender);
     signal(sender, 'SIGSTOP');
     try {

@@ -15,6 +15,7 @@ import { labPaths } from '../../lib/lab/paths.ts';
 import { isProcessUnder } from '../../lib/util/proc.ts';
 import { labFixture } from '../support/lab.ts';
 import { drillCli } from '../support/cli.ts';
+import { createLabDatabase } from '../../lib/targets/lab/database.ts';
 
 const ARCHIVE_LAG_MS = 4000;
 
@@ -62,6 +63,7 @@ describe('the lab WAL archive', { timeout: 240_000 }, () => {
     lab.seen.add(pid0);
 
     const writes = steadyWrites(info.serviceUrl);
+    let acked = 0;
     try {
       // Steady load: the lag `lab status` reports, every 500 ms for 15 s (after the first switch at half the lag).
       await sleep(ARCHIVE_LAG_MS);
@@ -97,9 +99,9 @@ describe('the lab WAL archive', { timeout: 240_000 }, () => {
       assert.equal(await isProcessUnder(receiver, lab.dir), false, `the orphaned pg_receivewal ${receiver} was stopped`);
       await sleep(8000);
     } finally {
-      const acked = await writes.stop();
-      assert.ok(acked > 200, `writes acknowledged: ${acked}`);
+      acked = await writes.stop();
     }
+    assert.ok(acked > 50, `writes acknowledged: ${acked}`);
 
     // Everything written is archived within the lag, with no segment missing from the base backup's first on.
     let s = await labStatus({ dir: lab.dir });
@@ -148,25 +150,33 @@ describe('the lab WAL archive', { timeout: 240_000 }, () => {
 describe('the lab WAL archive across a failover', { timeout: 240_000 }, () => {
   const lab = labFixture('lab-wal-failover');
 
-  test('after the db-failover drill the new timeline is archived with its history file, contiguous with the old one', async () => {
-    // Every forced segment switch uses a segment of wal_keep_size: at 4 s the new primary recycles the WAL
-    // the old one needs to be rewound before the drill's rollback gets to it (a slow rebuild instead).
-    await labUp({ dir: lab.dir, replicas: 2, archiveLagMs: 10_000 });
-    const results = `${lab.root}/results`;
-    const r = await drillCli(['run', 'drills/lab.yaml', '--scenario', 'fail-over-primary', '--results', results], {
-      DRILL_LAB_DIR: lab.dir,
-    }).done;
-    assert.ok(r.code === 0 || r.code === 1, `the drill ran (exit ${r.code}): ${r.stderr.slice(-2000)}`);
-    // The drill leaves the lab up (it found it up): the archive follows the endpoint to the new primary.
+  test('after the primary is killed and the standby promoted, the new timeline is archived with its history file, contiguous with the old one', async () => {
+    const info = await labUp({ dir: lab.dir, replicas: 1, archiveLagMs: ARCHIVE_LAG_MS });
+    const db = createLabDatabase(info);
+    const writes = steadyWrites(info.serviceUrl);
+    let newPrimary = '';
+    try {
+      await sleep(3000);
+      const old = (await db.provider.topology()).primary!;
+      await db.crash(old, 'kill');
+      const r = await db.provider.failover({ timeoutMs: 30_000, signal: AbortSignal.timeout(60_000) });
+      newPrimary = r.newPrimary.name;
+      await sleep(3 * ARCHIVE_LAG_MS);
+      // The old primary rejoins as the standby, from the new primary's WAL (the archiver's switches must not have cost it that WAL).
+      await db.provider.rejoin(old, { timeoutMs: 90_000, signal: AbortSignal.timeout(120_000) });
+    } finally {
+      await writes.stop();
+    }
     let s = await labStatus({ dir: lab.dir });
     for (
       const until = Date.now() + 20_000;
       Date.now() < until && (s.archive?.timeline !== 2 || s.archive?.lagSeconds !== 0);
       await sleep(500)
-    ) {
-      if (s.archive?.pid) lab.seen.add(s.archive.pid);
+    )
       s = await labStatus({ dir: lab.dir });
-    }
+    if (s.archive?.pid) lab.seen.add(s.archive.pid);
+    assert.equal(s.database?.primary, newPrimary);
+    assert.deepEqual(s.problems, [], 'the lab is whole again, its archive included');
     assert.equal(s.archive?.timeline, 2, `archive on the new timeline: ${JSON.stringify(s.archive)}`);
     assert.deepEqual(s.archive?.holes, []);
     const blob = await labBlobEnv(lab.dir);

@@ -3,15 +3,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   archiveLagMs,
+  compareFollowed,
   formatLsn,
   gapBetween,
   gapsIn,
+  parseHistory,
   parseLsn,
   parseSegment,
   pruneSamples,
   segmentEnd,
   segmentName,
   shouldSwitch,
+  switchAfterMs,
+  switchGaps,
 } from '../../lib/adapters/postgres/backup/wal-segments.ts';
 import { lagNowMs, type WalArchiveState } from '../../lib/adapters/postgres/backup/wal-state.ts';
 
@@ -86,6 +90,12 @@ test('the segment is switched at half the allowed lag, and not again before the 
   assert.equal(shouldSwitch(29_000, 60_000, 100_000), false);
   assert.equal(shouldSwitch(30_000, 60_000, 100_000), true);
   assert.equal(shouldSwitch(45_000, 60_000, 10_000), false);
+  // A switched segment took 1.25 s to reach Blob: switch at 4 - 2 x 1.25 = 1.5 s, but never before a quarter of the lag.
+  assert.equal(switchAfterMs(4000, 1250), 1500);
+  assert.equal(switchAfterMs(4000, 0), 2000);
+  assert.equal(switchAfterMs(4000, 5000), 1000);
+  assert.equal(shouldSwitch(1600, 4000, 10_000, 1250), true);
+  assert.equal(shouldSwitch(1600, 4000, 10_000, 0), false);
 });
 
 test("status reads the archive's lag from the state file and the primary's position", () => {
@@ -108,10 +118,35 @@ test("status reads the archive's lag from the state file and the primary's posit
     ...o,
   });
   const now = Date.parse('2026-12-04T10:00:30.000Z');
+  const at = (lsn: string, walFile = '000000010000000000000006') => ({ lsn, walFile });
   // The primary's position is archived: no lag, however old the state.
-  assert.equal(lagNowMs(state({}), '0/6000000', now), 0);
+  assert.equal(lagNowMs(state({}), at('0/6000000', '000000010000000000000005'), now), 0);
   // WAL waited since 10:00:05.
-  assert.equal(lagNowMs(state({ unarchivedSince: '2026-12-04T10:00:05.000Z' }), '0/6000100', now), 25_000);
+  assert.equal(lagNowMs(state({ unarchivedSince: '2026-12-04T10:00:05.000Z' }), at('0/6000100'), now), 25_000);
   // The shipper saw nothing waiting when it last looked (10:00:10), and has not looked since: counted from then.
-  assert.equal(lagNowMs(state({}), '0/6000100', now), 20_000);
+  assert.equal(lagNowMs(state({}), at('0/6000100'), now), 20_000);
+  // A restored database on timeline 3 behind the archived point: its WAL is not archived, whatever its LSN.
+  assert.equal(lagNowMs(state({}), at('0/3000100', '000000030000000000000003'), now), 20_000);
+});
+
+test('a timeline switch names what the archive misses on either side of the switch point, and nothing when it follows on', () => {
+  const s = (n: string) => parseSegment(n)!;
+  assert.deepEqual(parseHistory('1\t0/58017570\tno recovery target specified\n'), { parent: 1, switchLsn: 0x5801_7570n });
+  assert.deepEqual(parseHistory('1\t0/58017570\tno recovery target specified\n\n2\t0/9A000028\tbefore 2026-12-04\n'), {
+    parent: 2,
+    switchLsn: 0x9a00_0028n,
+  });
+  assert.equal(parseHistory('garbage'), null);
+  // Failover in segment 0x58, parent archived through 0x57, the new timeline's first segment 0x58: whole.
+  assert.deepEqual(switchGaps(s('000000010000000000000057'), 0x5801_7570n, s('000000020000000000000058')), []);
+  // The parent stopped at 0x55 and the new primary's slot began at 0x5A: both sides named.
+  assert.deepEqual(switchGaps(s('000000010000000000000055'), 0x5801_7570n, s('00000002000000000000005A')), [
+    { from: '000000010000000000000056', to: '000000010000000000000057', count: 2 },
+    { from: '000000020000000000000058', to: '000000020000000000000059', count: 2 },
+  ]);
+  // A point-in-time restore back to 0x30 while the archive reached 0x70: the parent is archived past the switch.
+  assert.deepEqual(switchGaps(s('000000010000000000000070'), 0x3000_0100n, s('000000030000000000000030')), []);
+  // Ordering a followed history: the later timeline is newer even at a lower position.
+  assert.ok(compareFollowed(s('000000030000000000000030'), s('000000010000000000000070')) > 0);
+  assert.ok(compareFollowed(s('000000010000000000000031'), s('000000010000000000000030')) > 0);
 });

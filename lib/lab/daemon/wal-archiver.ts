@@ -11,9 +11,11 @@
  */
 import { setPriority } from 'node:os';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backupStoreFromEnv, readCatalog, takePhysicalBackup, type BackupStore } from '../../adapters/postgres/backup/index.ts';
 import { runWalShipper } from '../../adapters/postgres/backup/wal-shipper.ts';
+import { ARCHIVE_SLOT } from '../../adapters/postgres/backup/wal.ts';
 import { LAB_BACKUP_CONTAINER, labAzuriteStatus } from '../azurite.ts';
 import { labPaths } from '../paths.ts';
 import { LAB_DB } from '../postgres/status.ts';
@@ -55,21 +57,46 @@ log(`archiving WAL from 127.0.0.1:${dbPort} into ${LAB_BACKUP_CONTAINER} on Azur
 
 let baseBackup: Promise<void> | null = null;
 let baseBackupTaken: { folder: string; at: string } | null = null;
-/** The lab's base backup, when the archive has none of this cluster: taken once, after archiving runs. */
+
+/** Until the shipper's pg_receivewal holds the slot: a base backup then leaves the WAL it needs to the shipper. */
+async function slotHeld(): Promise<void> {
+  for (const until = Date.now() + 60_000; Date.now() < until && !ac.signal.aborted; await sleep(100)) {
+    const c = new pg.Client({ ...src, connectionTimeoutMillis: 2000 });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      const r = await c.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [
+        ARCHIVE_SLOT,
+      ]);
+      if (r.rows[0]?.pid != null) return;
+    } catch {
+      // Not up yet, or the endpoint is between primaries: asked again.
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+  throw new Error(`slot ${ARCHIVE_SLOT} was not taken by the archiver's pg_receivewal within 60 s`);
+}
+
+/** The lab's base backup, when the archive has none of this cluster: taken once, as soon as archiving runs. */
 async function takeBaseBackupIfNone(cluster: string): Promise<void> {
-  const existing = (await readCatalog(store, { kind: 'physical', cluster })).filter((e) => e.problem === null);
-  if (existing.length === 0) {
-    const t0 = performance.now();
-    const taken = await takePhysicalBackup(src, store, { cluster });
-    log(`base backup ${taken.folder} taken in ${Math.round(performance.now() - t0)} ms`);
-    baseBackupTaken = { folder: taken.folder, at: taken.manifest.endedAt };
-  } else baseBackupTaken = { folder: existing.at(-1)!.folder, at: existing.at(-1)!.takenAt };
-  // Started at low priority so the lab's start-up keeps its cores; from here on the archive must keep up under load.
+  // Started at low priority so its start-up (Node, pg, the storage SDK) kept off the lab's cores; from here on the
+  // base backup is on lab up's path and the archive must keep up under load.
   try {
     setPriority(0);
   } catch {
     // Raising priority back needs root; a lab run as a user keeps archiving at a lower priority.
   }
+  const existing = (await readCatalog(store, { kind: 'physical', cluster })).filter((e) => e.problem === null);
+  if (existing.length > 0) {
+    baseBackupTaken = { folder: existing.at(-1)!.folder, at: existing.at(-1)!.takenAt };
+    return;
+  }
+  await slotHeld();
+  const t0 = performance.now();
+  const taken = await takePhysicalBackup(src, store, { cluster });
+  log(`base backup ${taken.folder} taken in ${Math.round(performance.now() - t0)} ms`);
+  baseBackupTaken = { folder: taken.folder, at: taken.manifest.endedAt };
 }
 
 // Restarted (by the daemon) when what it was started with changed.
@@ -93,17 +120,16 @@ await runWalShipper(
     firstConnect: 'retry',
     onEvent: (e) => {
       if (e.type === 'uploaded') log(`uploaded ${e.file} (${e.bytes} bytes, ${Math.round(e.ms)} ms)`);
-      else if (e.type === 'connected') log(`streaming from ${e.endpoint}, cluster ${e.cluster}, timeline ${e.timeline}`);
-      else if (e.type === 'disconnected') log(`disconnected: ${e.detail}`);
+      else if (e.type === 'connected') {
+        log(`streaming from ${e.endpoint}, cluster ${e.cluster}, timeline ${e.timeline}`);
+        baseBackup ??= takeBaseBackupIfNone(e.cluster).catch((err: Error) => {
+          log(`base backup failed: ${err.message}`);
+        });
+      } else if (e.type === 'disconnected') log(`disconnected: ${e.detail}`);
       else if (e.type === 'hole') log(`HOLE: ${e.hole.detail}`);
       else if (e.type === 'lag') log(`lag ${e.lagMs} ms, archived through ${e.archivedThrough ?? 'nothing yet'}`);
     },
     baseBackup: () => baseBackupTaken,
-    onArchiving: (cluster) => {
-      baseBackup = takeBaseBackupIfNone(cluster).catch((e: Error) => {
-        log(`base backup failed: ${e.message}`);
-      });
-    },
   },
   ac.signal,
 );

@@ -58,6 +58,18 @@ export function compareSegments(a: SegmentId, b: SegmentId): number {
   return a.segno === b.segno ? a.timeline - b.timeline : a.segno < b.segno ? -1 : 1;
 }
 
+/** Newest first on the later timeline, then by position: the order in which a followed history goes on. */
+export function compareFollowed(a: SegmentId, b: SegmentId): number {
+  return a.timeline === b.timeline ? compareSegments(a, b) : a.timeline - b.timeline;
+}
+
+/** The switch into a timeline, from the last line of its history file (`parentTLI<TAB>switchpoint<TAB>reason`). */
+export function parseHistory(text: string): { parent: number; switchLsn: bigint } | null {
+  const lines = text.split('\n').filter((l) => /^\s*\d/.test(l));
+  const m = /^\s*(\d+)\s+([0-9A-Fa-f]+\/[0-9A-Fa-f]+)/.exec(lines.at(-1) ?? '');
+  return m ? { parent: Number(m[1]), switchLsn: parseLsn(m[2]!) } : null;
+}
+
 export interface SegmentGap {
   /** First and last missing segment, named on the timeline of the segment after the gap. */
   from: string;
@@ -75,6 +87,30 @@ export function gapBetween(prev: SegmentId | null, next: SegmentId, segmentBytes
   const first = { timeline: next.timeline, segno: prev.segno + 1n };
   const last = { timeline: next.timeline, segno: next.segno - 1n };
   return { from: segmentName(first, segmentBytes), to: segmentName(last, segmentBytes), count: Number(next.segno - prev.segno - 1n) };
+}
+
+/**
+ * What a timeline switch leaves out of the archive. The new timeline's first segment holds the parent's
+ * WAL up to the switch, so the parent is needed through the segment before it; the new timeline from the
+ * switch segment on. A switch behind the archived point (a point-in-time restore to an earlier moment)
+ * needs nothing more of the parent.
+ */
+export function switchGaps(
+  prev: SegmentId | null,
+  switchLsn: bigint,
+  first: SegmentId,
+  segmentBytes = DEFAULT_SEGMENT_BYTES,
+): SegmentGap[] {
+  const at = segnoOf(switchLsn, segmentBytes);
+  const out: SegmentGap[] = [];
+  const span = (timeline: number, from: bigint, to: bigint) => ({
+    from: segmentName({ timeline, segno: from }, segmentBytes),
+    to: segmentName({ timeline, segno: to }, segmentBytes),
+    count: Number(to - from + 1n),
+  });
+  if (prev !== null && prev.segno + 1n <= at - 1n) out.push(span(prev.timeline, prev.segno + 1n, at - 1n));
+  if (first.segno > at) out.push(span(first.timeline, at, first.segno - 1n));
+  return out;
 }
 
 /** Gaps in a sorted or unsorted list of archived segment names (history files ignored). */
@@ -121,9 +157,15 @@ export function pruneSamples(samples: LsnSample[], archivedEnd: bigint | null): 
 
 /**
  * archive_timeout, from the outside: close the current segment once the oldest unarchived WAL is half
- * the allowed lag old, so shipping it (the other half) keeps the archive within `archiveLagMs`. Not again
- * before the last switch has had the same half to arrive.
+ * the allowed lag old, so shipping it (the other half) keeps the archive within `archiveLagMs`. When
+ * shipping a switched segment took longer than that (a loaded machine, a slow link: `shipMs`, the slowest
+ * lately), earlier, down to a quarter of the lag. Not again before the last switch had as long to arrive.
  */
-export function shouldSwitch(lagMs: number, archiveLagMs: number, msSinceLastSwitch: number): boolean {
-  return lagMs >= archiveLagMs / 2 && msSinceLastSwitch >= archiveLagMs / 2;
+export function switchAfterMs(archiveLagMs: number, shipMs = 0): number {
+  return Math.min(archiveLagMs / 2, Math.max(archiveLagMs / 4, archiveLagMs - 2 * shipMs));
+}
+
+export function shouldSwitch(lagMs: number, archiveLagMs: number, msSinceLastSwitch: number, shipMs = 0): boolean {
+  const after = switchAfterMs(archiveLagMs, shipMs);
+  return lagMs >= after && msSinceLastSwitch >= after;
 }

@@ -12,7 +12,7 @@
  * the archive's lag and a stopped shipper apart from a healthy one.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
@@ -30,18 +30,20 @@ import { lastLines, startTool } from './tools.ts';
 import { ARCHIVE_SLOT, ensureArchiveSlot } from './wal.ts';
 import {
   archiveLagMs,
-  compareSegments,
+  compareFollowed,
   gapBetween,
   HISTORY_FILE,
+  parseHistory,
   parseLsn,
   formatLsn,
   parseSegment,
   pruneSamples,
   segmentEnd,
   segmentName,
-  segnoOf,
   shouldSwitch,
+  switchGaps,
   type LsnSample,
+  type SegmentGap,
   type SegmentId,
 } from './wal-segments.ts';
 import type { WalArchiveHole, WalArchiveState } from './wal-state.ts';
@@ -92,8 +94,14 @@ class Shipper {
   private present = new Set<string>();
   private newest: SegmentId | null = null;
   private lastSwitchMs = 0;
+  private pendingSwitch: { atMs: number; end: bigint } | null = null;
+  private shipMs = 0;
   private lastLagEventMs = 0;
   private archivingSaid = false;
+  /** The server's timeline at the last look: its WAL is archived only by segments of that timeline. */
+  private serverTimeline: number | null = null;
+  /** History files already in Blob whose content was compared with the spool's. */
+  private readonly checkedHistory = new Set<string>();
 
   constructor(private readonly o: WalShipperOptions) {
     this.tickMs = o.tickMs ?? 250;
@@ -143,6 +151,7 @@ class Shipper {
       try {
         await client.connect();
         await this.checkRole(client);
+        if (first && this.o.firstConnect === 'fail') await this.checkPrimary(client);
       } catch (e) {
         await client.end().catch(() => {});
         if (first && this.o.firstConnect === 'fail') throw this.connectError(e);
@@ -175,6 +184,16 @@ class Shipper {
       });
   }
 
+  /** Told to archive a standby, say so at once rather than wait for it to be promoted. */
+  private async checkPrimary(client: pg.Client): Promise<void> {
+    const r = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+    if (r.rows[0]!.r)
+      throw new UserError(`${this.state.endpoint} is a standby (in recovery): the archive is fed from the primary`, {
+        untouched: 'nothing: no slot was created and nothing was uploaded',
+        next: "point the URL at the primary (or at an address that follows it, such as a pooler's read-write endpoint)",
+      });
+  }
+
   private connectError(e: unknown): Error {
     if (e instanceof UserError) return e;
     return new UserError(`cannot reach ${this.state.endpoint}: ${(e as Error).message}`, {
@@ -185,6 +204,10 @@ class Shipper {
   }
 
   private async session(client: pg.Client, signal: AbortSignal): Promise<void> {
+    const recovering = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+    // A standby behind the address (a failover half done, a database still being restored): it has no
+    // position of its own to archive, and cannot switch segments. The primary it becomes is archived.
+    if (recovering.rows[0]!.r) throw new Error(`${this.state.endpoint} is in recovery: waiting for a primary`);
     const id = await clusterIdentity(client);
     const cluster = this.o.cluster ?? id.systemIdentifier;
     this.state.cluster = cluster;
@@ -223,9 +246,18 @@ class Shipper {
     const stop = () => receiver.child.kill('SIGTERM');
     signal.addEventListener('abort', stop, { once: true });
     try {
-      while (!exited && !signal.aborted) {
-        await this.tick(client, folder);
-        await Promise.race([sleep(this.tickMs), receiver.done]);
+      try {
+        while (!exited && !signal.aborted) {
+          await this.tick(client, folder);
+          await Promise.race([sleep(this.tickMs), receiver.done]);
+        }
+      } catch (e) {
+        // The receiver must not outlive its session (a failed upload, a lost connection): the next session's
+        // would find the slot taken and nothing would ship.
+        receiver.child.kill('SIGTERM');
+        await receiver.done;
+        this.state.receiverPid = null;
+        throw e;
       }
       const r = await receiver.done;
       // Whatever it completed before it stopped (SIGTERM finishes its write first) goes up now.
@@ -233,7 +265,7 @@ class Shipper {
       this.state.receiverPid = null;
       if (signal.aborted) return;
       const why = lastLines(r.stderr, 3) || `exit ${r.code ?? r.signal}`;
-      if (/has already been removed/.test(r.stderr)) await this.skipRemoved(client, why);
+      if (/has already been removed|is not in this server's history/.test(r.stderr)) await this.restartFromSlot(client, why);
       throw new Error(`pg_receivewal stopped: ${why}`);
     } finally {
       signal.removeEventListener('abort', stop);
@@ -241,16 +273,31 @@ class Shipper {
   }
 
   private async tick(client: pg.Client, folder: string): Promise<void> {
-    const r = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-    const now = Date.now();
+    const r = await client.query<{ lsn: string; file: string }>(
+      'SELECT pg_current_wal_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_lsn()) AS file',
+    );
+    const sampledAt = Date.now();
     const lsn = parseLsn(r.rows[0]!.lsn);
-    this.samples.push({ atMs: now, lsn });
+    const timeline = parseSegment(r.rows[0]!.file, this.segmentBytes)!.timeline;
+    // Another timeline (a promoted standby, a restored database): positions seen on the old one say nothing.
+    if (timeline !== this.serverTimeline) this.samples = this.samples.filter((x) => this.serverTimeline === null && x.lsn <= lsn);
+    this.serverTimeline = timeline;
+    this.samples.push({ atMs: sampledAt, lsn });
     await this.shipSpool(folder);
-    const archivedEnd = this.newest ? segmentEnd(this.newest, this.segmentBytes) : null;
+    // Uploads run inline and take seconds on a loaded machine: the switch is decided on the time after them,
+    // or the tick that delivers a switched segment would find the last switch too recent and wait a tick more.
+    const now = Date.now();
+    const archivedEnd = this.newest?.timeline === timeline ? segmentEnd(this.newest, this.segmentBytes) : null;
     let lag = archiveLagMs(this.samples, archivedEnd, now);
-    if (shouldSwitch(lag, this.o.archiveLagMs, now - this.lastSwitchMs)) {
-      await client.query('SELECT pg_switch_wal()');
+    if (this.pendingSwitch && archivedEnd !== null && archivedEnd >= this.pendingSwitch.end) {
+      // How long a switched segment took to reach Blob; the slowest lately, forgotten slowly.
+      this.shipMs = Math.max(now - this.pendingSwitch.atMs, this.shipMs * 0.9);
+      this.pendingSwitch = null;
+    }
+    if (shouldSwitch(lag, this.o.archiveLagMs, now - this.lastSwitchMs, this.shipMs)) {
+      const sw = await client.query<{ end: string }>('SELECT pg_switch_wal()::text AS end');
       this.lastSwitchMs = now;
+      this.pendingSwitch = { atMs: now, end: parseLsn(sw.rows[0]!.end) };
       this.o.onEvent?.({ type: 'switched', lagMs: lag });
     }
     this.samples = pruneSamples(this.samples, archivedEnd);
@@ -279,9 +326,12 @@ class Shipper {
     for (const f of files) {
       const id = parseSegment(f, this.segmentBytes);
       if (id) segments.push({ name: f, id });
-      if (this.present.has(f)) continue;
       const path = join(this.o.spoolDir, f);
-      if (id) this.checkGap(id);
+      if (this.present.has(f)) {
+        if (!id && !this.checkedHistory.has(f)) await this.checkHistory(folder, f, path);
+        continue;
+      }
+      if (id) await this.checkGap(id);
       const t0 = performance.now();
       const bytes = (await stat(path)).size;
       // No abort signal: an upload in flight finishes (a stopped shipper leaves no half-written blob anyway).
@@ -294,12 +344,12 @@ class Shipper {
       if (id) this.archived(id);
     }
     // Keep the newest segment: pg_receivewal starts after the newest file it finds in the spool.
-    segments.sort((a, b) => compareSegments(a.id, b.id));
+    segments.sort((a, b) => compareFollowed(a.id, b.id));
     for (const s of segments.slice(0, -1)) if (this.present.has(s.name)) await rm(join(this.o.spoolDir, s.name), { force: true });
   }
 
   private archived(id: SegmentId): void {
-    if (this.newest && compareSegments(id, this.newest) <= 0) return;
+    if (this.newest && compareFollowed(id, this.newest) <= 0) return;
     this.newest = id;
     this.state.archivedThrough = {
       segment: segmentName(id, this.segmentBytes),
@@ -310,12 +360,22 @@ class Shipper {
     this.writeState();
   }
 
-  private checkGap(id: SegmentId): void {
-    const gap = gapBetween(this.newest, id, this.segmentBytes);
-    if (!gap) return;
+  /** Before a segment goes up: does it follow the newest archived one, across a timeline switch too? */
+  private async checkGap(id: SegmentId): Promise<void> {
+    if (this.newest === null || compareFollowed(id, this.newest) <= 0) return;
+    let gaps = [gapBetween(this.newest, id, this.segmentBytes)].filter((g) => g !== null);
+    if (id.timeline !== this.newest.timeline) {
+      const file = join(this.o.spoolDir, `${segmentName({ timeline: id.timeline, segno: 0n }).slice(0, 8)}.history`);
+      const history = parseHistory(await readFile(file, 'utf8').catch(() => ''));
+      if (history) gaps = switchGaps(this.newest, history.switchLsn, id, this.segmentBytes);
+    }
+    for (const gap of gaps) this.hole(gap, `point-in-time recovery cannot pass ${this.state.archivedThrough?.endLsn ?? 'them'}`);
+  }
+
+  private hole(gap: SegmentGap, why: string): void {
     const hole: WalArchiveHole = {
       ...gap,
-      detail: `segments ${gap.from}..${gap.to} (${gap.count}) are not in the archive: point-in-time recovery cannot pass ${this.state.archivedThrough?.endLsn ?? 'them'}`,
+      detail: gap.count === 0 ? why : `segments ${gap.from}..${gap.to} (${gap.count}) are not in the archive: ${why}`,
       foundAt: new Date().toISOString(),
     };
     this.state.holes.push(hole);
@@ -323,25 +383,40 @@ class Shipper {
   }
 
   /**
-   * The server no longer has the WAL the spool needs next (a new primary whose slot was made after the
-   * failover, or a slot dropped by hand). That WAL is lost to the archive: say so, and go on from what the
-   * slot holds, so archiving at least resumes. The gap is recorded when the next segment arrives.
+   * A history file of that name already in Blob must be this server's: a restore that picked a timeline
+   * number the archive already has would mix two histories under the same names, and skipping "already
+   * there" files would then archive neither.
    */
-  private async skipRemoved(client: pg.Client, why: string): Promise<void> {
+  private async checkHistory(folder: string, name: string, path: string): Promise<void> {
+    this.checkedHistory.add(name);
+    const ours = await readFile(path);
+    const theirs = await this.o.store.container.getBlockBlobClient(folder + name).downloadToBuffer();
+    if (ours.equals(theirs)) return;
+    const timeline = parseInt(name.slice(0, 8), 16);
+    this.hole(
+      { from: name, to: name, count: 0 },
+      `timeline ${timeline} in the archive comes from another history than this server's (${name} differs): its segments here are not archived; restore with a restore_command that serves history files, so the new timeline gets a number of its own`,
+    );
+  }
+
+  /**
+   * The server cannot stream what the spool asks for next: a new primary whose slot was made after the
+   * failover, a slot dropped by hand, or a database restored to an earlier point (its timeline forked
+   * before the spool's end). What the spool holds is archived; it is emptied of segments so pg_receivewal
+   * starts from the slot on the server's own timeline. Whatever the archive then misses is recorded as a
+   * hole when the next segment arrives (checkGap), never skipped silently.
+   */
+  private async restartFromSlot(client: pg.Client, why: string): Promise<void> {
     const slot = await client.query<{ lsn: string | null }>(
       'SELECT restart_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1',
       [ARCHIVE_SLOT],
     );
-    this.state.lastError = `the server no longer has the WAL after ${this.state.archivedThrough?.segment ?? 'the archive'}: ${why}; resuming from the slot's position ${slot.rows[0]?.lsn ?? '?'}`;
+    this.state.lastError = `the server cannot stream on from ${this.state.archivedThrough?.segment ?? 'the spool'}: ${why}; resuming from the slot's position ${slot.rows[0]?.lsn ?? '?'}`;
     for (const f of await readdir(this.o.spoolDir)) {
       if (HISTORY_FILE.test(f)) continue;
-      const id = parseSegment(f.replace(/\.partial$/, ''), this.segmentBytes);
-      if (id && (this.present.has(f) || f.endsWith('.partial'))) await rm(join(this.o.spoolDir, f), { force: true });
-    }
-    if (slot.rows[0]?.lsn) {
-      const from = segnoOf(parseLsn(slot.rows[0].lsn), this.segmentBytes);
-      if (this.newest && from > this.newest.segno + 1n) this.checkGap({ timeline: this.newest.timeline, segno: from });
-      if (this.newest) this.newest = { timeline: this.newest.timeline, segno: from - 1n };
+      // A .partial is the tail of a branch the server does not have (WAL nobody archived): kept aside, not lost.
+      if (f.endsWith('.partial')) await rename(join(this.o.spoolDir, f), join(this.o.spoolDir, `${f}.abandoned`)).catch(() => {});
+      else if (this.present.has(f)) await rm(join(this.o.spoolDir, f), { force: true });
     }
     this.writeState();
   }

@@ -3,7 +3,7 @@
  * (`drill lab status`) can judge the archive's lag and tell a stopped shipper from a healthy one.
  */
 import { readFile } from 'node:fs/promises';
-import { parseLsn } from './wal-segments.ts';
+import { parseLsn, parseSegment } from './wal-segments.ts';
 
 export interface WalArchiveHole {
   from: string;
@@ -49,14 +49,22 @@ export async function readJsonFile<T>(path: string): Promise<T | null> {
 
 export const readWalArchiveState = (path: string) => readJsonFile<WalArchiveState>(path);
 
+/** The server's WAL insert position and the segment file it is in (`pg_walfile_name`), which names its timeline. */
+export interface ServerWalPosition {
+  lsn: string;
+  walFile: string;
+}
+
 /**
  * The archive's lag now, in ms, from the state file and (when the server answers) its current position:
- * 0 when that position is archived; otherwise since the oldest unarchived WAL was seen, or, when the
- * shipper saw none, since it last looked (it cannot have been archived after that).
+ * 0 when that position is archived on the server's timeline; otherwise since the oldest unarchived WAL
+ * was seen, or, when the shipper saw none, since it last looked (it cannot have been archived after that).
  */
-export function lagNowMs(s: WalArchiveState, serverLsn: string | null, nowMs: number): number {
+export function lagNowMs(s: WalArchiveState, server: ServerWalPosition | null, nowMs: number): number {
   const through = s.archivedThrough ? parseLsn(s.archivedThrough.endLsn) : null;
-  if (serverLsn !== null && through !== null && parseLsn(serverLsn) <= through) return 0;
+  const sameTimeline = server !== null && parseSegment(server.walFile)?.timeline === s.archivedThrough?.timeline;
+  if (server !== null && through !== null && sameTimeline && parseLsn(server.lsn) <= through) return 0;
+  const serverLsn = server?.lsn ?? null;
   const since = s.unarchivedSince ?? (serverLsn === null && s.lagMs === 0 ? null : s.updatedAt);
   return since === null ? 0 : Math.max(0, nowMs - Date.parse(since));
 }

@@ -20,10 +20,15 @@ export const ARCHIVE_SLOT = 'drill_wal_archive';
 
 export async function ensureArchiveSlot(client: pg.ClientBase): Promise<void> {
   // immediately_reserve: the slot holds WAL from now on, before pg_receivewal first connects.
-  await client.query(
-    `SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
-    [ARCHIVE_SLOT],
-  );
+  // A shipper and a base backup may both get here at once: the loser of that race finds the slot made.
+  await client
+    .query(
+      `SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
+      [ARCHIVE_SLOT],
+    )
+    .catch((e: { code?: string }) => {
+      if (e.code !== '42710') throw e;
+    });
 }
 
 export interface WalArchiveResult {
