@@ -30,10 +30,11 @@ import {
   RESTORED_MARKER,
   clearRecoverySettings,
   planArchive,
+  readArchive,
   restoreToPoint,
   type RestoredMarker,
 } from '../../adapters/postgres/backup/pitr.ts';
-import { parseLsn, parseSegmentName } from '../../backup/wal-gaps.ts';
+import { backupOnPath, parseLsn, parseSegmentName } from '../../backup/wal-gaps.ts';
 import { walFolder } from '../../backup/naming.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite.ts';
 import { labPaths } from '../../lab/paths.ts';
@@ -84,10 +85,25 @@ async function backupStore(dir: string): Promise<BackupStore> {
   return r.store;
 }
 
-/** The newest physical backup of the cluster that ended before the target (any, for latest); problems of newer ones are reported, not skipped. */
-function pickPhysical(entries: CatalogEntry[], target: RestoreTarget): CatalogEntry | null {
-  const before = (e: CatalogEntry) => target === 'latest' || !e.manifest || parseLsn(e.manifest.lsn.end) <= parseLsn(target.lsn);
-  const usable = entries.filter(before);
+/**
+ * The newest physical backup of the cluster that ended before the target (any, for latest) on the history of the
+ * timeline the restore follows (not one taken on a branch an earlier restore abandoned). A newer one with a problem
+ * is returned, so the restore reports it rather than silently using an older one.
+ */
+function pickPhysical(
+  entries: CatalogEntry[],
+  target: RestoreTarget,
+  archive: { timeline: number; histories: ReadonlyMap<string, string> },
+): CatalogEntry | null {
+  const usable = entries.filter(
+    (e) =>
+      !e.manifest ||
+      ((target === 'latest' || parseLsn(e.manifest.lsn.end) <= parseLsn(target.lsn)) &&
+        backupOnPath(Math.max(archive.timeline, e.manifest.cluster.timeline), archive.histories, {
+          timeline: e.manifest.cluster.timeline,
+          endLsn: e.manifest.lsn.end,
+        })),
+  );
   return usable[usable.length - 1] ?? null;
 }
 
@@ -329,7 +345,7 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
               );
             const store = await backupStore(dir);
             const entries = await readCatalog(store, { kind: 'physical', cluster: systemId });
-            const entry = pickPhysical(entries, target);
+            const entry = pickPhysical(entries, target, await readArchive(store, systemId));
             if (!entry)
               throw new Error(
                 `no physical base backup of this cluster (system identifier ${systemId}) ${target === 'latest' ? '' : `ended before ${target.lsn} `}in ${store.describe().container}`,

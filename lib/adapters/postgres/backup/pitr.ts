@@ -74,6 +74,21 @@ class Refused extends Error {
   }
 }
 
+/** The archive's names, its .history files' contents, and its newest timeline (what `recovery_target_timeline = latest` follows). */
+export async function readArchive(
+  store: BackupStore,
+  cluster: string,
+): Promise<{ archived: string[]; histories: Map<string, string>; timeline: number }> {
+  const archived = await listArchivedWal(store, cluster);
+  const histories = new Map<string, string>();
+  const folder = walFolder(store.prefix, cluster);
+  for (const f of archived.filter((x) => x.endsWith('.history'))) {
+    const text = await getText(store, folder + f);
+    if (text !== null) histories.set(f, text);
+  }
+  return { archived, histories, timeline: newestTimeline(archived) };
+}
+
 /** The archive's segments against what the backup needs to reach the target: read-only, before anything downloads. */
 export async function planArchive(
   store: BackupStore,
@@ -82,14 +97,8 @@ export async function planArchive(
 ): Promise<{ plan: WalPlan; archived: string[]; histories: Map<string, string> }> {
   const start = manifest.walStartSegment;
   if (!start) throw new Refused(`the backup's manifest names no first WAL segment: it cannot be replayed to a point in time`);
-  const archived = await listArchivedWal(store, manifest.cluster.name);
-  const timeline = Math.max(newestTimeline(archived), parseSegmentName(start)?.timeline ?? 1);
-  const histories = new Map<string, string>();
-  const folder = walFolder(store.prefix, manifest.cluster.name);
-  for (const f of archived.filter((x) => x.endsWith('.history'))) {
-    const text = await getText(store, folder + f);
-    if (text !== null) histories.set(f, text);
-  }
+  const { archived, histories, timeline: newest } = await readArchive(store, manifest.cluster.name);
+  const timeline = Math.max(newest, parseSegmentName(start)?.timeline ?? 1);
   const plan = planWal({
     startSegment: start,
     timeline,
