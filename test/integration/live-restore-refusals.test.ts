@@ -180,6 +180,24 @@ describe('live restore of the lab: refusals, resuming, a lost cluster', { timeou
     }
   });
 
+  test('a target past the end of the archived WAL: PostgreSQL stops short of it, the restore says so in words, nothing replaced', async () => {
+    await ship();
+    // The last bytes of the newest archived segment: the segment is there (no gap), but after its switch record
+    // nothing follows until the next segment, which is not archived yet.
+    const newest = (await listArchivedWal(store, sysid))
+      .map(parseSegmentName)
+      .filter((x) => x !== null)
+      .at(-1)!;
+    const end = (newest.segno + 1n) * 16n * 1024n * 1024n - 256n;
+    const lsn = `${(end >> 32n).toString(16).toUpperCase()}/${(end & 0xffffffffn).toString(16).toUpperCase()}`;
+    const pid = await postmasterPid(labPaths(lab.dir).node('n1').data);
+    const o = await live.restoreLive({ runId: 'short', target: { lsn, inclusive: false }, signal });
+    assert.equal(o.ok, false);
+    assert.equal(o.replaced, false);
+    assert.match(o.problem ?? '', /archived WAL ended before the recovery target was reached/);
+    await untouched('short', pid);
+  });
+
   test('a restore cut short before the swap, then after it: called again, each finishes without restoring twice', async (t) => {
     await insert(port(), 500);
     const before = await facts(port());
