@@ -13,14 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LiveRestoreAdapter, LiveRestoreOutcome, RestorePoint, RestoreTarget } from '../../adapters/types.ts';
 import { freeLoopbackPort } from '../../adapters/blob/index.ts';
-import {
-  crashCluster,
-  giveToServerUser,
-  isRunning,
-  runServerBinary,
-  startCluster,
-  writeNodeConf,
-} from '../../adapters/postgres/cluster.ts';
+import { crashCluster, giveToServerUser, isRunning, startCluster, writeNodeConf } from '../../adapters/postgres/cluster.ts';
 import { cloneStandby, setSyncStandby, takesWrite, waitStreaming, walSenders, withClient } from '../../adapters/postgres/standby.ts';
 import { readCatalog, type CatalogEntry } from '../../adapters/postgres/backup/catalog.ts';
 import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
@@ -29,6 +22,7 @@ import { ARCHIVE_SLOT, archiveWal, ensureArchiveSlot } from '../../adapters/post
 import {
   RESTORED_MARKER,
   clearRecoverySettings,
+  controlSystemId,
   planArchive,
   readArchive,
   restoreToPoint,
@@ -67,13 +61,6 @@ async function labConfig(dir: string): Promise<LabConfig> {
 }
 
 const standbyOf = (c: LabConfig) => Object.keys(c.nodes).find((n) => n !== c.primary) ?? null;
-
-/** The pair's cluster identity from a data directory's pg_control: works with the server down or its directory quarantined. */
-async function controlSystemId(dataDir: string): Promise<string | null> {
-  if (!existsSync(join(dataDir, 'global', 'pg_control'))) return null;
-  const r = await runServerBinary('pg_controldata', ['-D', dataDir], 15_000);
-  return /Database system identifier:\s+(\d+)/.exec(r.stdout)?.[1] ?? null;
-}
 
 async function backupStore(dir: string): Promise<BackupStore> {
   const r = await resolveBackupStore({

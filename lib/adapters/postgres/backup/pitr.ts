@@ -5,6 +5,7 @@
  * Everything that can refuse the restore (another cluster's backup, a gap in the archive, a corrupt download)
  * is checked before replay, so a refusal leaves the live cluster as it was.
  */
+import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { walFolder } from '../../../backup/naming.ts';
 import type { BackupManifest } from '../../../backup/manifest.ts';
 import { newestTimeline, parseSegmentName, planWal, type WalPlan } from '../../../backup/wal-gaps.ts';
 import type { RestoreTarget } from '../../types.ts';
-import { giveToServerUser, isRoot, startCluster, stopCluster, writeNodeConf } from '../cluster.ts';
+import { giveToServerUser, isRoot, runServerBinary, startCluster, stopCluster, writeNodeConf } from '../cluster.ts';
 import { run } from './scratch.ts';
 import { getText, type BackupStore } from './store.ts';
 import { lastLines, runTool } from './tools.ts';
@@ -180,6 +181,12 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     await rm(tar, { force: true });
     await configureRecovery(dataDir, walDir, r);
     if (isRoot()) await run('chown', ['-R', 'postgres:postgres', r.root]);
+    // The manifest said whose backup it is; the copy's own pg_control says it too, and a mislabelled one is refused here.
+    const copyId = await controlSystemId(dataDir);
+    if (copyId !== r.systemId)
+      throw new Refused(
+        `${r.folder} holds a data directory of another cluster: its pg_control names system identifier ${copyId ?? 'none'}, not the live cluster's ${r.systemId}`,
+      );
     await giveToServerUser(r.root);
     const logFile = join(r.root, 'postgres.log');
     started = true;
@@ -249,6 +256,13 @@ async function configureRecovery(dataDir: string, walDir: string, r: PitrRequest
   await writeFile(join(dataDir, 'postgresql.auto.conf'), `${AUTO_CONF_HEADER}${lines.join('\n')}\n`, { mode: 0o600 });
   for (const f of ['standby.signal', 'postmaster.pid', RESTORED_MARKER]) await rm(join(dataDir, f), { force: true });
   await writeFile(join(dataDir, 'recovery.signal'), '');
+}
+
+/** The system identifier in a data directory's pg_control, read with pg_controldata (no server needed); null without one. */
+export async function controlSystemId(dataDir: string): Promise<string | null> {
+  if (!existsSync(join(dataDir, 'global', 'pg_control'))) return null;
+  const r = await runServerBinary('pg_controldata', ['-D', dataDir], 15_000);
+  return /Database system identifier:\s+(\d+)/.exec(r.stdout)?.[1] ?? null;
 }
 
 /** After promotion: the recovery settings go, so the copy starts as a plain primary wherever it is put. */
