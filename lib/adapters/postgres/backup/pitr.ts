@@ -140,37 +140,49 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     const walDir = join(r.root, 'wal');
     for (const d of [r.root, dl, walDir]) await mkdir(d, { recursive: true, mode: 0o755 });
     const tar = join(dl, 'base.tar');
-    try {
-      const got = await downloadToFileParallel(r.store.container.getBlobClient(m.blob.name), tar, {
-        expectedBytes: m.blob.bytes,
-        expectedSha256: m.blob.sha256,
-        concurrency: 4,
-        signal: r.signal,
-      });
-      out.bytes += got.bytes;
-    } catch (e) {
-      throw new Refused(
-        `the base backup ${m.blob.name} could not be used: ${e instanceof BlobTransferError ? `${e.message} (${e.code})` : (e as Error).message}`,
-      );
-    }
+    // The base backup and the segments at once, so the download takes as long as the larger of them; the first
+    // failure stops the rest.
+    const stop = new AbortController();
+    const dlSignal = r.signal ? AbortSignal.any([r.signal, stop.signal]) : stop.signal;
+    const base = async (): Promise<void> => {
+      try {
+        const got = await downloadToFileParallel(r.store.container.getBlobClient(m.blob.name), tar, {
+          expectedBytes: m.blob.bytes,
+          expectedSha256: m.blob.sha256,
+          concurrency: 4,
+          signal: dlSignal,
+        });
+        out.bytes += got.bytes;
+      } catch (e) {
+        stop.abort();
+        throw new Refused(
+          `the base backup ${m.blob.name} could not be used: ${e instanceof BlobTransferError ? `${e.message} (${e.code})` : (e as Error).message}`,
+        );
+      }
+    };
     const folder = walFolder(r.store.prefix, m.cluster.name);
     // Segments four at a time: each is one 16 MB blob, and one after another the round trips add up.
     const queue = [...plan.needed];
-    const fetchNext = async (): Promise<void> => {
+    const segments = async (): Promise<void> => {
       for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
         try {
           const got = await downloadToFileParallel(r.store.container.getBlobClient(folder + f), join(walDir, f), {
             concurrency: 2,
-            signal: r.signal,
+            signal: dlSignal,
           });
           out.bytes += got.bytes;
         } catch (e) {
-          queue.length = 0;
-          throw new Refused(`WAL segment ${f} could not be downloaded: ${(e as Error).message}`, [f]);
+          if (stop.signal.aborted) return;
+          stop.abort();
+          // Listed in the archive when planned: a failed read, not a gap (a gap is what the plan found missing).
+          throw new Refused(`WAL segment ${f} could not be downloaded: ${(e as Error).message}`);
         }
       }
     };
-    await Promise.all(Array.from({ length: 4 }, fetchNext));
+    const results = await Promise.allSettled([base(), ...Array.from({ length: 3 }, segments)]);
+    const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    r.signal?.throwIfAborted();
+    if (failed) throw failed.reason;
     for (const [f, text] of histories) await writeFile(join(walDir, f), text);
     r.onStep?.('download', performance.now() - t);
     say(`downloaded ${r.folder} and ${plan.needed.length} WAL segment(s) up to ${plan.last} (${(out.bytes / 1e6).toFixed(1)} MB)`);
