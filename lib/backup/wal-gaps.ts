@@ -150,3 +150,21 @@ export function planWal(n: WalNeed): WalPlan {
   }
   return { needed, missing, missingHistory, last: needed[needed.length - 1] ?? null };
 }
+
+/**
+ * Whether replay can go from a backup that ended at `endLsn` on `backupTimeline` to `timeline`: the backup lies on
+ * that timeline's history (a backup taken on a branch a later restore abandoned does not). A missing history file
+ * answers true: planWal then names it.
+ */
+export function backupOnPath(
+  timeline: number,
+  histories: ReadonlyMap<string, string>,
+  backup: { timeline: number; endLsn: string },
+): boolean {
+  if (backup.timeline === timeline) return true;
+  if (backup.timeline > timeline) return false;
+  const text = histories.get(historyFileName(timeline));
+  if (text === undefined) return true;
+  const sw = parseHistory(text).find((s) => s.parent === backup.timeline);
+  return sw !== undefined && parseLsn(backup.endLsn) <= parseLsn(sw.switchpoint);
+}

@@ -334,7 +334,7 @@ export async function labDown(options: { dir?: string; purge?: boolean } = {}): 
  * The damaged clusters a live restore moved aside for forensics (`quarantine/<run>/<node>`) and its restore
  * folders (`pitr/<run>/data`): kept until the lab goes down, then dropped, any of them started by hand stopped first.
  */
-async function dropRestoreLeftovers(dir: string): Promise<void> {
+export async function dropRestoreLeftovers(dir: string): Promise<void> {
   for (const root of [join(dir, 'quarantine'), join(dir, 'pitr')]) {
     if (!existsSync(root)) continue;
     for (const run of await readdir(root).catch(() => []))

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pg from 'pg';
@@ -10,7 +12,8 @@ import { resolveBackupStore } from '../../lib/adapters/postgres/backup/resolve.t
 import { ensureContainer, putJson, type BackupStore } from '../../lib/adapters/postgres/backup/store.ts';
 import { takePhysicalBackup } from '../../lib/adapters/postgres/backup/physical.ts';
 import { archiveWal, listArchivedWal } from '../../lib/adapters/postgres/backup/wal.ts';
-import { postmasterPid } from '../../lib/adapters/postgres/cluster.ts';
+import { postmasterPid, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
+import { dropScratch, initScratch, run } from '../../lib/adapters/postgres/backup/scratch.ts';
 import { RESTORED_MARKER } from '../../lib/adapters/postgres/backup/pitr.ts';
 import { walFolder } from '../../lib/backup/naming.ts';
 import { parseSegmentName, walFileName } from '../../lib/backup/wal-gaps.ts';
@@ -163,6 +166,35 @@ describe('live restore of the lab: refusals, resuming, a lost cluster', { timeou
     } finally {
       for (const n of ['base.tar', 'manifest.json']) await store.container.getBlobClient(other + n).deleteIfExists();
     }
+    // A real other cluster's data directory, labelled as this cluster's in a manifest that matches it byte for byte:
+    // only the copy's own pg_control tells, and the restore reads it before replaying anything.
+    const scratch = await initScratch(join(lab.root, 'other-cluster'));
+    let foreign: Buffer;
+    try {
+      await stopCluster(scratch.dataDir, 'fast');
+      await run('tar', ['-cf', join(lab.root, 'other.tar'), '-C', scratch.dataDir, '.']);
+      foreign = await readFile(join(lab.root, 'other.tar'));
+    } finally {
+      await dropScratch(scratch.root);
+    }
+    const sha256 = createHash('sha256').update(foreign).digest('hex');
+    const mislabelled = await plant(
+      '20991231T000000000Z',
+      { ...manifest, blob: { ...manifest.blob, bytes: foreign.length, sha256 } },
+      foreign,
+    );
+    try {
+      const o = await live.restoreLive({ runId: 'foreign', target: 'latest', signal });
+      assert.equal(o.ok, false);
+      assert.equal(o.replaced, false);
+      assert.match(
+        o.problem ?? '',
+        /holds a data directory of another cluster: its pg_control names system identifier \d+, not the live cluster's/,
+      );
+      await untouched('foreign', pid);
+    } finally {
+      for (const n of ['base.tar', 'manifest.json']) await store.container.getBlobClient(mislabelled + n).deleteIfExists();
+    }
     const bad = Buffer.from(tar);
     bad[bad.length >> 1] = (bad[bad.length >> 1] ?? 0) ^ 0xff;
     const corrupt = await plant('20991231T000000000Z', manifest, bad);
@@ -178,6 +210,24 @@ describe('live restore of the lab: refusals, resuming, a lost cluster', { timeou
     } finally {
       for (const n of ['base.tar', 'manifest.json']) await store.container.getBlobClient(corrupt + n).deleteIfExists();
     }
+  });
+
+  test('a target past the end of the archived WAL: PostgreSQL stops short of it, the restore says so in words, nothing replaced', async () => {
+    await ship();
+    // The last bytes of the newest archived segment: the segment is there (no gap), but after its switch record
+    // nothing follows until the next segment, which is not archived yet.
+    const newest = (await listArchivedWal(store, sysid))
+      .map(parseSegmentName)
+      .filter((x) => x !== null)
+      .at(-1)!;
+    const end = (newest.segno + 1n) * 16n * 1024n * 1024n - 256n;
+    const lsn = `${(end >> 32n).toString(16).toUpperCase()}/${(end & 0xffffffffn).toString(16).toUpperCase()}`;
+    const pid = await postmasterPid(labPaths(lab.dir).node('n1').data);
+    const o = await live.restoreLive({ runId: 'short', target: { lsn, inclusive: false }, signal });
+    assert.equal(o.ok, false);
+    assert.equal(o.replaced, false);
+    assert.match(o.problem ?? '', /archived WAL ended before the recovery target was reached/);
+    await untouched('short', pid);
   });
 
   test('a restore cut short before the swap, then after it: called again, each finishes without restoring twice', async (t) => {

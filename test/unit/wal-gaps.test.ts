@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newestTimeline, parseHistory, parseLsn, planWal, segmentName, walFileName } from '../../lib/backup/wal-gaps.ts';
+import { backupOnPath, newestTimeline, parseHistory, parseLsn, planWal, segmentName, walFileName } from '../../lib/backup/wal-gaps.ts';
 
 test('an LSN names its 16 MB segment as pg_walfile_name does', () => {
   // Read off PostgreSQL 15: SELECT pg_walfile_name('0/3000148') on timeline 1, and a position past the first log.
@@ -61,4 +61,13 @@ test('across a promotion: segments before the switch from the parent timeline, f
     histories: new Map([['00000002.history', history]]),
   });
   assert.deepEqual(gap.missing, [seg(2, 5)]);
+});
+
+test("a backup taken on a branch a restore abandoned is not on the new timeline's path", () => {
+  const histories = new Map([['00000003.history', '1\t0/5000120\tbefore the drop\n2\t0/9000000\tbefore the delete\n']]);
+  assert.equal(backupOnPath(3, histories, { timeline: 1, endLsn: '0/3000100' }), true);
+  assert.equal(backupOnPath(3, histories, { timeline: 1, endLsn: '0/7000100' }), false, 'taken on timeline 1 after the fork');
+  assert.equal(backupOnPath(3, histories, { timeline: 2, endLsn: '0/8000000' }), true);
+  assert.equal(backupOnPath(3, histories, { timeline: 3, endLsn: '0/A000000' }), true);
+  assert.equal(backupOnPath(2, histories, { timeline: 3, endLsn: '0/A000000' }), false);
 });

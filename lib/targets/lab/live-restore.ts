@@ -13,14 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LiveRestoreAdapter, LiveRestoreOutcome, RestorePoint, RestoreTarget } from '../../adapters/types.ts';
 import { freeLoopbackPort } from '../../adapters/blob/index.ts';
-import {
-  crashCluster,
-  giveToServerUser,
-  isRunning,
-  runServerBinary,
-  startCluster,
-  writeNodeConf,
-} from '../../adapters/postgres/cluster.ts';
+import { crashCluster, giveToServerUser, isRunning, startCluster, writeNodeConf } from '../../adapters/postgres/cluster.ts';
 import { cloneStandby, setSyncStandby, takesWrite, waitStreaming, walSenders, withClient } from '../../adapters/postgres/standby.ts';
 import { readCatalog, type CatalogEntry } from '../../adapters/postgres/backup/catalog.ts';
 import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
@@ -29,11 +22,13 @@ import { ARCHIVE_SLOT, archiveWal, ensureArchiveSlot } from '../../adapters/post
 import {
   RESTORED_MARKER,
   clearRecoverySettings,
+  controlSystemId,
   planArchive,
+  readArchive,
   restoreToPoint,
   type RestoredMarker,
 } from '../../adapters/postgres/backup/pitr.ts';
-import { parseLsn, parseSegmentName } from '../../backup/wal-gaps.ts';
+import { backupOnPath, parseLsn, parseSegmentName } from '../../backup/wal-gaps.ts';
 import { walFolder } from '../../backup/naming.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite.ts';
 import { labPaths } from '../../lab/paths.ts';
@@ -67,13 +62,6 @@ async function labConfig(dir: string): Promise<LabConfig> {
 
 const standbyOf = (c: LabConfig) => Object.keys(c.nodes).find((n) => n !== c.primary) ?? null;
 
-/** The pair's cluster identity from a data directory's pg_control: works with the server down or its directory quarantined. */
-async function controlSystemId(dataDir: string): Promise<string | null> {
-  if (!existsSync(join(dataDir, 'global', 'pg_control'))) return null;
-  const r = await runServerBinary('pg_controldata', ['-D', dataDir], 15_000);
-  return /Database system identifier:\s+(\d+)/.exec(r.stdout)?.[1] ?? null;
-}
-
 async function backupStore(dir: string): Promise<BackupStore> {
   const r = await resolveBackupStore({
     lab: labBlobSource(dir),
@@ -84,10 +72,25 @@ async function backupStore(dir: string): Promise<BackupStore> {
   return r.store;
 }
 
-/** The newest physical backup of the cluster that ended before the target (any, for latest); problems of newer ones are reported, not skipped. */
-function pickPhysical(entries: CatalogEntry[], target: RestoreTarget): CatalogEntry | null {
-  const before = (e: CatalogEntry) => target === 'latest' || !e.manifest || parseLsn(e.manifest.lsn.end) <= parseLsn(target.lsn);
-  const usable = entries.filter(before);
+/**
+ * The newest physical backup of the cluster that ended before the target (any, for latest) on the history of the
+ * timeline the restore follows (not one taken on a branch an earlier restore abandoned). A newer one with a problem
+ * is returned, so the restore reports it rather than silently using an older one.
+ */
+function pickPhysical(
+  entries: CatalogEntry[],
+  target: RestoreTarget,
+  archive: { timeline: number; histories: ReadonlyMap<string, string> },
+): CatalogEntry | null {
+  const usable = entries.filter(
+    (e) =>
+      !e.manifest ||
+      ((target === 'latest' || parseLsn(e.manifest.lsn.end) <= parseLsn(target.lsn)) &&
+        backupOnPath(Math.max(archive.timeline, e.manifest.cluster.timeline), archive.histories, {
+          timeline: e.manifest.cluster.timeline,
+          endLsn: e.manifest.lsn.end,
+        })),
+  );
   return usable[usable.length - 1] ?? null;
 }
 
@@ -329,7 +332,7 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
               );
             const store = await backupStore(dir);
             const entries = await readCatalog(store, { kind: 'physical', cluster: systemId });
-            const entry = pickPhysical(entries, target);
+            const entry = pickPhysical(entries, target, await readArchive(store, systemId));
             if (!entry)
               throw new Error(
                 `no physical base backup of this cluster (system identifier ${systemId}) ${target === 'latest' ? '' : `ended before ${target.lsn} `}in ${store.describe().container}`,

@@ -5,6 +5,7 @@
  * Everything that can refuse the restore (another cluster's backup, a gap in the archive, a corrupt download)
  * is checked before replay, so a refusal leaves the live cluster as it was.
  */
+import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { walFolder } from '../../../backup/naming.ts';
 import type { BackupManifest } from '../../../backup/manifest.ts';
 import { newestTimeline, parseSegmentName, planWal, type WalPlan } from '../../../backup/wal-gaps.ts';
 import type { RestoreTarget } from '../../types.ts';
-import { giveToServerUser, isRoot, startCluster, stopCluster, writeNodeConf } from '../cluster.ts';
+import { giveToServerUser, isRoot, runServerBinary, startCluster, stopCluster, writeNodeConf } from '../cluster.ts';
 import { run } from './scratch.ts';
 import { getText, type BackupStore } from './store.ts';
 import { lastLines, runTool } from './tools.ts';
@@ -74,6 +75,21 @@ class Refused extends Error {
   }
 }
 
+/** The archive's names, its .history files' contents, and its newest timeline (what `recovery_target_timeline = latest` follows). */
+export async function readArchive(
+  store: BackupStore,
+  cluster: string,
+): Promise<{ archived: string[]; histories: Map<string, string>; timeline: number }> {
+  const archived = await listArchivedWal(store, cluster);
+  const histories = new Map<string, string>();
+  const folder = walFolder(store.prefix, cluster);
+  for (const f of archived.filter((x) => x.endsWith('.history'))) {
+    const text = await getText(store, folder + f);
+    if (text !== null) histories.set(f, text);
+  }
+  return { archived, histories, timeline: newestTimeline(archived) };
+}
+
 /** The archive's segments against what the backup needs to reach the target: read-only, before anything downloads. */
 export async function planArchive(
   store: BackupStore,
@@ -82,14 +98,8 @@ export async function planArchive(
 ): Promise<{ plan: WalPlan; archived: string[]; histories: Map<string, string> }> {
   const start = manifest.walStartSegment;
   if (!start) throw new Refused(`the backup's manifest names no first WAL segment: it cannot be replayed to a point in time`);
-  const archived = await listArchivedWal(store, manifest.cluster.name);
-  const timeline = Math.max(newestTimeline(archived), parseSegmentName(start)?.timeline ?? 1);
-  const histories = new Map<string, string>();
-  const folder = walFolder(store.prefix, manifest.cluster.name);
-  for (const f of archived.filter((x) => x.endsWith('.history'))) {
-    const text = await getText(store, folder + f);
-    if (text !== null) histories.set(f, text);
-  }
+  const { archived, histories, timeline: newest } = await readArchive(store, manifest.cluster.name);
+  const timeline = Math.max(newest, parseSegmentName(start)?.timeline ?? 1);
   const plan = planWal({
     startSegment: start,
     timeline,
@@ -130,29 +140,49 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     const walDir = join(r.root, 'wal');
     for (const d of [r.root, dl, walDir]) await mkdir(d, { recursive: true, mode: 0o755 });
     const tar = join(dl, 'base.tar');
-    try {
-      const got = await downloadToFileParallel(r.store.container.getBlobClient(m.blob.name), tar, {
-        expectedBytes: m.blob.bytes,
-        expectedSha256: m.blob.sha256,
-        concurrency: 4,
-        signal: r.signal,
-      });
-      out.bytes += got.bytes;
-    } catch (e) {
-      throw new Refused(
-        `the base backup ${m.blob.name} could not be used: ${e instanceof BlobTransferError ? `${e.message} (${e.code})` : (e as Error).message}`,
-      );
-    }
-    const folder = walFolder(r.store.prefix, m.cluster.name);
-    for (const f of plan.needed) {
+    // The base backup and the segments at once, so the download takes as long as the larger of them; the first
+    // failure stops the rest.
+    const stop = new AbortController();
+    const dlSignal = r.signal ? AbortSignal.any([r.signal, stop.signal]) : stop.signal;
+    const base = async (): Promise<void> => {
       try {
-        out.bytes += (
-          await downloadToFileParallel(r.store.container.getBlobClient(folder + f), join(walDir, f), { concurrency: 2, signal: r.signal })
-        ).bytes;
+        const got = await downloadToFileParallel(r.store.container.getBlobClient(m.blob.name), tar, {
+          expectedBytes: m.blob.bytes,
+          expectedSha256: m.blob.sha256,
+          concurrency: 4,
+          signal: dlSignal,
+        });
+        out.bytes += got.bytes;
       } catch (e) {
-        throw new Refused(`WAL segment ${f} could not be downloaded: ${(e as Error).message}`, [f]);
+        stop.abort();
+        throw new Refused(
+          `the base backup ${m.blob.name} could not be used: ${e instanceof BlobTransferError ? `${e.message} (${e.code})` : (e as Error).message}`,
+        );
       }
-    }
+    };
+    const folder = walFolder(r.store.prefix, m.cluster.name);
+    // Segments four at a time: each is one 16 MB blob, and one after another the round trips add up.
+    const queue = [...plan.needed];
+    const segments = async (): Promise<void> => {
+      for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
+        try {
+          const got = await downloadToFileParallel(r.store.container.getBlobClient(folder + f), join(walDir, f), {
+            concurrency: 2,
+            signal: dlSignal,
+          });
+          out.bytes += got.bytes;
+        } catch (e) {
+          if (stop.signal.aborted) return;
+          stop.abort();
+          // Listed in the archive when planned: a failed read, not a gap (a gap is what the plan found missing).
+          throw new Refused(`WAL segment ${f} could not be downloaded: ${(e as Error).message}`);
+        }
+      }
+    };
+    const results = await Promise.allSettled([base(), ...Array.from({ length: 3 }, segments)]);
+    const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    r.signal?.throwIfAborted();
+    if (failed) throw failed.reason;
     for (const [f, text] of histories) await writeFile(join(walDir, f), text);
     r.onStep?.('download', performance.now() - t);
     say(`downloaded ${r.folder} and ${plan.needed.length} WAL segment(s) up to ${plan.last} (${(out.bytes / 1e6).toFixed(1)} MB)`);
@@ -163,6 +193,12 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     await rm(tar, { force: true });
     await configureRecovery(dataDir, walDir, r);
     if (isRoot()) await run('chown', ['-R', 'postgres:postgres', r.root]);
+    // The manifest said whose backup it is; the copy's own pg_control says it too, and a mislabelled one is refused here.
+    const copyId = await controlSystemId(dataDir);
+    if (copyId !== r.systemId)
+      throw new Refused(
+        `${r.folder} holds a data directory of another cluster: its pg_control names system identifier ${copyId ?? 'none'}, not the live cluster's ${r.systemId}`,
+      );
     await giveToServerUser(r.root);
     const logFile = join(r.root, 'postgres.log');
     started = true;
@@ -232,6 +268,13 @@ async function configureRecovery(dataDir: string, walDir: string, r: PitrRequest
   await writeFile(join(dataDir, 'postgresql.auto.conf'), `${AUTO_CONF_HEADER}${lines.join('\n')}\n`, { mode: 0o600 });
   for (const f of ['standby.signal', 'postmaster.pid', RESTORED_MARKER]) await rm(join(dataDir, f), { force: true });
   await writeFile(join(dataDir, 'recovery.signal'), '');
+}
+
+/** The system identifier in a data directory's pg_control, read with pg_controldata (no server needed); null without one. */
+export async function controlSystemId(dataDir: string): Promise<string | null> {
+  if (!existsSync(join(dataDir, 'global', 'pg_control'))) return null;
+  const r = await runServerBinary('pg_controldata', ['-D', dataDir], 15_000);
+  return /Database system identifier:\s+(\d+)/.exec(r.stdout)?.[1] ?? null;
 }
 
 /** After promotion: the recovery settings go, so the copy starts as a plain primary wherever it is put. */
