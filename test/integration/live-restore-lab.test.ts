@@ -1,7 +1,7 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { labUp } from '../../lib/lab/index.ts';
@@ -90,7 +90,10 @@ async function readQuarantined<T>(dataDir: string, fn: (port: number) => Promise
     '-o',
     `-p ${port} -c default_transaction_read_only=on -c synchronous_standby_names=`,
   ]);
-  assert.equal(r.code, 0, `the quarantined ${dataDir} starts: ${r.stderr}`);
+  if (r.code !== 0) {
+    const log = await readFile(logFile, 'utf8').catch(() => '(no log)');
+    assert.fail(`the quarantined ${dataDir} does not start: ${r.stderr}\n${log.split('\n').slice(-15).join('\n')}`);
+  }
   try {
     return await fn(port);
   } finally {

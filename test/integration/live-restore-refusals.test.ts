@@ -97,6 +97,14 @@ describe('live restore of the lab: refusals, resuming, a lost cluster', { timeou
     await q(port(), `CREATE TABLE ${TABLE} (id bigserial PRIMARY KEY, note text NOT NULL)`);
     await insert(port(), 1000);
     sysid = (await q<{ id: string }>(port(), 'SELECT system_identifier::text AS id FROM pg_control_system()'))[0]!.id;
+    // The lab's archiver takes a base backup once at lab up; this case is a cluster whose backups are gone.
+    let removed = 0;
+    for await (const b of store.container.listBlobsFlat())
+      if (b.name.includes('/physical/')) {
+        await store.container.deleteBlob(b.name);
+        removed++;
+      }
+    assert.ok(removed > 0, 'the base backup lab up took was there to remove');
     assert.match((await live.preflight({ table: TABLE, signal })).problems.join('\n'), /no physical base backup of this cluster/);
     const pid = await postmasterPid(labPaths(lab.dir).node('n1').data);
     const point = await live.markRestorePoint(signal);
