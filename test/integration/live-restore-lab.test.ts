@@ -92,6 +92,9 @@ async function readQuarantined<T>(dataDir: string, fn: (port: number) => Promise
   ]);
   if (r.code !== 0) {
     const log = await readFile(logFile, 'utf8').catch(() => '(no log)');
+    const holder = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
+    const argv = holder ? await readFile(`/proc/${holder}/cmdline`, 'utf8').catch(() => '(gone)') : '(no pid)';
+    console.error(`postmaster.pid of ${dataDir} names ${holder}: ${argv.replaceAll('\0', ' ')}`);
     assert.fail(`the quarantined ${dataDir} does not start: ${r.stderr}\n${log.split('\n').slice(-15).join('\n')}`);
   }
   try {

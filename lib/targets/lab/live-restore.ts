@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LiveRestoreAdapter, LiveRestoreOutcome, RestorePoint, RestoreTarget } from '../../adapters/types.ts';
 import { freeLoopbackPort } from '../../adapters/blob/index.ts';
-import { crashCluster, giveToServerUser, isRunning, startCluster, writeNodeConf } from '../../adapters/postgres/cluster.ts';
+import { clearStaleLock, crashCluster, giveToServerUser, isRunning, startCluster, writeNodeConf } from '../../adapters/postgres/cluster.ts';
 import { cloneStandby, setSyncStandby, takesWrite, waitStreaming, walSenders, withClient } from '../../adapters/postgres/standby.ts';
 import { readCatalog, type CatalogEntry } from '../../adapters/postgres/backup/catalog.ts';
 import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
@@ -119,6 +119,9 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     await mkdir(q, { recursive: true, mode: 0o755 });
     let to = join(q, node);
     for (let i = 2; existsSync(to); i++) to = join(q, `${node}-${i}`);
+    // The killed postmaster's lock files name a PID that init may not have reaped yet (a zombie "exists"): left
+    // there, a person who starts the quarantined copy for forensics with pg_ctl is refused.
+    await clearStaleLock(data);
     await rename(data, to);
     return to;
   }
