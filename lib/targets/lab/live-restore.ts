@@ -149,8 +149,10 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
       const { plan, archived } = await planArchive(store, entry.manifest!, target);
       if (plan.missing.length === 0 && !plan.missingHistory) return;
       const newest = archived.map(parseSegmentName).reduce((m, s) => (s && s.segno > m ? s.segno : m), -1n);
-      // A hole below a segment that did arrive is a gap no waiting fills.
-      if (plan.missing.some((f) => (parseSegmentName(f)?.segno ?? 0n) < newest) || performance.now() > deadline) return;
+      // A hole below a segment that did arrive is a gap no waiting fills, but the segments past the newest may still
+      // come: wait for those, so the gap named is the hole alone and not the tail the archiver had not shipped yet.
+      const tail = plan.missing.filter((f) => (parseSegmentName(f)?.segno ?? 0n) > newest);
+      if ((tail.length === 0 && !plan.missingHistory) || performance.now() > deadline) return;
       const shipped = await withClient(primary, async (c) => {
         const slot = await c.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [ARCHIVE_SLOT]);
         if (slot.rows[0]?.active) {
