@@ -275,7 +275,13 @@ test('a standby that lags or is down blocks the failover: exit 3, nothing stalle
   // unreplayed; a drill whose limit is 1 s of replay lag must refuse to inject.
   const c = new pg.Client({ host: '127.0.0.1', port: primary.port, user: 'postgres', database: 'postgres' });
   await c.connect();
-  const senders = (await c.query<{ pid: number }>('SELECT pid FROM pg_stat_replication')).rows.map((x) => x.pid);
+  // The standby's walsender, not the lab's WAL archiver (it streams from its own slot).
+  const senders = (
+    await c.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_replication
+        WHERE pid IS DISTINCT FROM (SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'drill_wal_archive')`,
+    )
+  ).rows.map((x) => x.pid);
   await c.end();
   assert.equal(senders.length, 1);
   process.kill(senders[0]!, 'SIGSTOP');

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
+import { ARCHIVE_SLOT } from './backup/wal.ts';
 import { clearStaleLock, giveToServerUser, runServerBinary, writeNodeConf, type NodeSettings, type PgConn } from './cluster.ts';
 
 /** One slot per standby, named after it, so the primary keeps exactly the WAL that standby still needs. */
@@ -179,7 +180,11 @@ export async function walSenders(primary: PgConn): Promise<WalSender[]> {
       `SELECT pid, application_name, state, sync_state,
               pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8 AS lag_bytes,
               (extract(epoch FROM replay_lag) * 1000)::float8 AS replay_lag_ms
-         FROM pg_stat_replication`,
+         FROM pg_stat_replication
+        -- The WAL archiver (pg_receivewal on slot drill_wal_archive) streams too, but it is no standby: a
+        -- replication stall, a standby count or a lag check must not count it.
+        WHERE pid IS DISTINCT FROM (SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1)`,
+      [ARCHIVE_SLOT],
     );
     return r.rows.map((x) => ({
       pid: x.pid,
