@@ -22,7 +22,7 @@ import pg from 'pg';
 import { archiveWal, takePhysicalBackup } from '../../lib/adapters/postgres/backup/index.ts';
 import { resolveBackupStore } from '../../lib/adapters/postgres/backup/resolve.ts';
 import { ensureContainer } from '../../lib/adapters/postgres/backup/store.ts';
-import { parseLsn } from '../../lib/backup/wal-gaps.ts';
+import { parseLsn } from '../../lib/backup/wal-names.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lib/lab/azurite.ts';
 import { labDown, labUp } from '../../lib/lab/index.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';

@@ -16,7 +16,7 @@ import { postmasterPid, stopCluster } from '../../lib/adapters/postgres/cluster.
 import { dropScratch, initScratch, run } from '../../lib/adapters/postgres/backup/scratch.ts';
 import { RESTORED_MARKER } from '../../lib/adapters/postgres/backup/pitr.ts';
 import { walFolder } from '../../lib/backup/naming.ts';
-import { parseSegmentName, walFileName } from '../../lib/backup/wal-gaps.ts';
+import { parseSegmentName, walFileName } from '../../lib/backup/wal-names.ts';
 import type { BackupManifest } from '../../lib/backup/manifest.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
 import type { LiveRestoreAdapter, LiveRestoreStepName } from '../../lib/adapters/types.ts';

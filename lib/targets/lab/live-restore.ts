@@ -28,7 +28,8 @@ import {
   restoreToPoint,
   type RestoredMarker,
 } from '../../adapters/postgres/backup/pitr.ts';
-import { backupOnPath, parseLsn, parseSegmentName } from '../../backup/wal-gaps.ts';
+import { backupOnPath } from '../../backup/wal-gaps.ts';
+import { parseLsn, parseSegmentName } from '../../backup/wal-names.ts';
 import { walFolder } from '../../backup/naming.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite.ts';
 import { labPaths } from '../../lab/paths.ts';

@@ -32,20 +32,23 @@ import {
   archiveLagMs,
   compareFollowed,
   gapBetween,
-  HISTORY_FILE,
-  parseHistory,
-  parseLsn,
-  formatLsn,
-  parseSegment,
   pruneSamples,
-  segmentEnd,
-  segmentName,
   shouldSwitch,
   switchGaps,
   type LsnSample,
   type SegmentGap,
-  type SegmentId,
 } from './wal-segments.ts';
+import {
+  HISTORY_FILE,
+  formatLsn,
+  historyFileName,
+  lastSwitch,
+  parseLsn,
+  parseSegmentName,
+  segmentEnd,
+  segmentName,
+  type SegmentId,
+} from '../../../backup/wal-names.ts';
 import type { WalArchiveHole, WalArchiveState } from './wal-state.ts';
 
 export type ShipperEvent =
@@ -133,7 +136,7 @@ class Shipper {
       this.state.archivedThrough = before.archivedThrough;
       this.state.baseBackup = before.baseBackup ?? null;
       if (before.archivedThrough) {
-        this.newest = parseSegment(before.archivedThrough.segment);
+        this.newest = parseSegmentName(before.archivedThrough.segment);
         // The lag goes on from where the last run left it: WAL that waited then (or was written while no shipper ran) still waits.
         const end = parseLsn(before.archivedThrough.endLsn);
         this.samples = before.unarchivedSince
@@ -278,7 +281,7 @@ class Shipper {
     );
     const sampledAt = Date.now();
     const lsn = parseLsn(r.rows[0]!.lsn);
-    const timeline = parseSegment(r.rows[0]!.file, this.segmentBytes)!.timeline;
+    const timeline = parseSegmentName(r.rows[0]!.file, this.segmentBytes)!.timeline;
     // Another timeline (a promoted standby, a restored database): positions seen on the old one say nothing.
     if (timeline !== this.serverTimeline) this.samples = this.samples.filter((x) => this.serverTimeline === null && x.lsn <= lsn);
     this.serverTimeline = timeline;
@@ -319,12 +322,12 @@ class Shipper {
 
   /** Uploads every completed segment and history file in the spool not yet in Blob, oldest first; prunes the spool. */
   private async shipSpool(folder: string): Promise<void> {
-    const files = (await readdir(this.o.spoolDir)).filter((f) => HISTORY_FILE.test(f) || parseSegment(f, this.segmentBytes) !== null);
+    const files = (await readdir(this.o.spoolDir)).filter((f) => HISTORY_FILE.test(f) || parseSegmentName(f, this.segmentBytes) !== null);
     // History files sort before their timeline's segments ('.' < '0'): a restore finds the history first.
     files.sort();
     const segments: { name: string; id: SegmentId }[] = [];
     for (const f of files) {
-      const id = parseSegment(f, this.segmentBytes);
+      const id = parseSegmentName(f, this.segmentBytes);
       if (id) segments.push({ name: f, id });
       const path = join(this.o.spoolDir, f);
       if (this.present.has(f)) {
@@ -365,8 +368,8 @@ class Shipper {
     if (this.newest === null || compareFollowed(id, this.newest) <= 0) return;
     let gaps = [gapBetween(this.newest, id, this.segmentBytes)].filter((g) => g !== null);
     if (id.timeline !== this.newest.timeline) {
-      const file = join(this.o.spoolDir, `${segmentName({ timeline: id.timeline, segno: 0n }).slice(0, 8)}.history`);
-      const history = parseHistory(await readFile(file, 'utf8').catch(() => ''));
+      const file = join(this.o.spoolDir, historyFileName(id.timeline));
+      const history = lastSwitch(await readFile(file, 'utf8').catch(() => ''));
       if (history) gaps = switchGaps(this.newest, history.switchLsn, id, this.segmentBytes);
     }
     for (const gap of gaps) this.hole(gap, `point-in-time recovery cannot pass ${this.state.archivedThrough?.endLsn ?? 'them'}`);
