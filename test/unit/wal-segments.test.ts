@@ -12,6 +12,7 @@ import {
   switchGaps,
 } from '../../lib/adapters/postgres/backup/wal-segments.ts';
 import { formatLsn, lastSwitch, parseLsn, parseSegmentName, segmentEnd, segmentName } from '../../lib/backup/wal-names.ts';
+import { abandonedToDrop } from '../../lib/adapters/postgres/backup/wal-shipper.ts';
 import { lagNowMs, type WalArchiveState } from '../../lib/adapters/postgres/backup/wal-state.ts';
 
 const MB16 = 16 * 1024 * 1024;
@@ -144,4 +145,16 @@ test('a timeline switch names what the archive misses on either side of the swit
   // Ordering a followed history: the later timeline is newer even at a lower position.
   assert.ok(compareFollowed(s('000000030000000000000030'), s('000000010000000000000070')) > 0);
   assert.ok(compareFollowed(s('000000010000000000000031'), s('000000010000000000000030')) > 0);
+});
+
+test('the spool keeps the newest abandoned partial segments and drops the rest', () => {
+  const files = [
+    { f: 'a.partial.abandoned', mtime: 10 },
+    { f: 'd.partial.abandoned', mtime: 40 },
+    { f: 'b.partial.abandoned', mtime: 20 },
+    { f: 'c.partial.abandoned', mtime: 30 },
+    { f: 'e.partial.abandoned', mtime: 50 },
+  ];
+  assert.deepEqual(abandonedToDrop(files, 3).sort(), ['a.partial.abandoned', 'b.partial.abandoned']);
+  assert.deepEqual(abandonedToDrop(files.slice(0, 2), 3), []);
 });

@@ -83,6 +83,16 @@ export interface WalShipperOptions {
 }
 
 const RETRY_MAX_MS = 2000;
+/** Abandoned partial segments kept in the spool for forensics (see pruneAbandoned). */
+const KEEP_ABANDONED = 3;
+
+/** The abandoned spool files past the newest `keep`, by modification time. */
+export function abandonedToDrop(files: readonly { f: string; mtime: number }[], keep: number): string[] {
+  return [...files]
+    .sort((a, b) => b.mtime - a.mtime)
+    .slice(keep)
+    .map((x) => x.f);
+}
 
 export async function runWalShipper(o: WalShipperOptions, signal: AbortSignal): Promise<void> {
   const shipper = new Shipper(o);
@@ -421,7 +431,20 @@ class Shipper {
       if (f.endsWith('.partial')) await rename(join(this.o.spoolDir, f), join(this.o.spoolDir, `${f}.abandoned`)).catch(() => {});
       else if (this.present.has(f)) await rm(join(this.o.spoolDir, f), { force: true });
     }
+    await this.pruneAbandoned();
     this.writeState();
+  }
+
+  /**
+   * Every failover or restore abandons one partial segment (16 MB): a lab that lives through many drills would fill
+   * its disk. The newest few stay for whoever investigates the latest switch.
+   */
+  private async pruneAbandoned(): Promise<void> {
+    const abandoned = (await readdir(this.o.spoolDir)).filter((f) => f.endsWith('.abandoned'));
+    const byAge = await Promise.all(
+      abandoned.map(async (f) => ({ f, mtime: (await stat(join(this.o.spoolDir, f)).catch(() => null))?.mtimeMs ?? 0 })),
+    );
+    for (const f of abandonedToDrop(byAge, KEEP_ABANDONED)) await rm(join(this.o.spoolDir, f), { force: true });
   }
 
   private note(state: WalArchiveState['state'], error: string | null): void {
