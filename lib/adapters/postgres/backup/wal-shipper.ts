@@ -342,6 +342,12 @@ class Shipper {
       const path = join(this.o.spoolDir, f);
       if (this.present.has(f)) {
         if (!id && !this.checkedHistory.has(f)) await this.checkHistory(folder, f, path);
+        // Uploaded by a shipper killed before it wrote its state: archived all the same, or the next segment
+        // would be measured against the older state and a hole reported where there is none.
+        if (id) {
+          await this.checkGap(id);
+          this.archived(id);
+        }
         continue;
       }
       if (id) await this.checkGap(id);
