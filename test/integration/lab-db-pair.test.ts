@@ -5,6 +5,10 @@ import { childrenOf } from '../../lib/util/proc.ts';
 import { labDown, labStatus, labUp, type LabInfo } from '../../lib/lab/index.ts';
 import { labFixture, livePids } from '../support/lab.ts';
 
+// The lab's WAL archiver streams from the primary too, from its own slot: it is no standby.
+const STANDBY_SENDERS =
+  "FROM pg_stat_replication WHERE pid IS DISTINCT FROM (SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'drill_wal_archive')";
+
 /**
  * The lab's PostgreSQL pair against real servers: a primary and a streaming hot standby in async and sync
  * mode, data flowing from one to the other, and nothing of either left running after `lab down`.
@@ -72,18 +76,26 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
 
     const senders = await query<{ application_name: string; state: string; sync_state: string }>(
       primary!.port,
-      `SELECT application_name, state, sync_state FROM pg_stat_replication
-        WHERE pid IS DISTINCT FROM (SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'drill_wal_archive')`,
+      `SELECT application_name, state, sync_state ${STANDBY_SENDERS}`,
     );
-    // The lab's WAL archiver streams from the primary too, from its own slot; it is no standby.
     assert.deepEqual(senders, [{ application_name: 'n2', state: 'streaming', sync_state: 'async' }]);
     const [rec] = await query<{ rec: boolean; hot: string }>(
       standby!.port,
       "SELECT pg_is_in_recovery() AS rec, current_setting('hot_standby') AS hot",
     );
     assert.deepEqual(rec, { rec: true, hot: 'on' });
-    const slots = await query<{ slot_name: string; active: boolean }>(primary!.port, 'SELECT slot_name, active FROM pg_replication_slots');
-    assert.deepEqual(slots, [{ slot_name: 'drill_n2', active: true }], 'the primary keeps WAL for the standby in a slot');
+    const slots = await query<{ slot_name: string; active: boolean }>(
+      primary!.port,
+      'SELECT slot_name, active FROM pg_replication_slots ORDER BY slot_name',
+    );
+    assert.deepEqual(
+      slots,
+      [
+        { slot_name: 'drill_n2', active: true },
+        { slot_name: 'drill_wal_archive', active: true },
+      ],
+      'the primary keeps WAL for the standby and for the WAL archiver, each in its own slot',
+    );
     const [hints] = await query<{ v: string }>(primary!.port, "SELECT current_setting('wal_log_hints') AS v");
     assert.equal(hints!.v, 'on', 'pg_rewind needs wal_log_hints');
 
@@ -146,7 +158,7 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
     const [primary, standby] = again.db.nodes;
     const senders = await query<{ application_name: string; sync_state: string }>(
       primary!.port,
-      'SELECT application_name, sync_state FROM pg_stat_replication',
+      `SELECT application_name, sync_state ${STANDBY_SENDERS}`,
     );
     assert.deepEqual(senders, [{ application_name: 'n2', sync_state: 'sync' }]);
     const [conf] = await query<{ names: string; commit: string }>(
@@ -182,7 +194,7 @@ describe('lab PostgreSQL pair', { timeout: 180_000 }, () => {
       info.db.nodes.map((n) => n.pid),
       'no node restarted',
     );
-    const senders = await query<{ sync_state: string }>(again.db.nodes[0]!.port, 'SELECT sync_state FROM pg_stat_replication');
+    const senders = await query<{ sync_state: string }>(again.db.nodes[0]!.port, `SELECT sync_state ${STANDBY_SENDERS}`);
     assert.deepEqual(senders, [{ sync_state: 'async' }]);
     assert.equal(again.db.replication, 'async');
   });
