@@ -9,6 +9,7 @@ import pg from 'pg';
 import { ensureRoleAndDatabase, initCluster, startCluster, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
 import { isProcessUnder, procState } from '../../lib/util/proc.ts';
 import { getDaemonStatus, labDown, labStatus, labUp, pauseFront, resumeFront, setDbPrimary, type LabInfo } from '../../lib/lab/index.ts';
+import { ensureSchema } from '../../lib/lab/daemon/orders-db.ts';
 import { freePort } from '../support/ports.ts';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';
 
@@ -343,6 +344,14 @@ describe('lab', { timeout: 110_000 }, () => {
         { host: '127.0.0.1', port: otherPort, user: 'postgres', database: 'postgres' },
         { role: 'drill', database: 'orders' },
       );
+      // The service creates its table only at start (a table dropped later must stay gone): the other cluster
+      // gets it the way a deploy's migration would, as the service's own role.
+      const migrate = new pg.Pool({ host: '127.0.0.1', port: otherPort, user: 'drill', database: 'orders', max: 1 });
+      try {
+        await ensureSchema(migrate);
+      } finally {
+        await migrate.end();
+      }
 
       const mine = await serverIdentity(info.db.endpointPort);
       assert.equal(mine.port, info.db.port);
@@ -360,7 +369,7 @@ describe('lab', { timeout: 110_000 }, () => {
       assert.equal(theirs.port, otherPort);
       assert.notEqual(theirs.system, mine.system, 'a different cluster, not the same one on another port');
 
-      // The service reconnects by itself and creates its table on the new primary.
+      // The service reconnects by itself and writes to the new primary.
       const token = `repoint-${Date.now()}`;
       let created: Reply | null = null;
       const t0 = performance.now();
