@@ -48,7 +48,7 @@ function watchArgv(): { stop(): string[] } {
   return { stop: () => (clearInterval(timer), seen) };
 }
 
-test('drills/quarterly.yaml on the lab: pod-kill, db-failover, backup and restore pass with RTO and RPO, and the record covers all three', {
+test('drills/quarterly.yaml on the lab: pod-kill, db-failover, backup, restore and data loss pass with RTO and RPO, and the record covers every entry', {
   timeout: 600_000,
 }, async (t) => {
   const root = scratchDir('quarterly');
@@ -118,6 +118,9 @@ test('drills/quarterly.yaml on the lab: pod-kill, db-failover, backup and restor
     discarded.writes > 0,
     JSON.stringify(deleted.findings),
   );
+  // The DELETE until users are served their orders again: download, replay, promote, checks, repoint (12.2 s
+  // measured at load average 8; the standby is rebuilt after). No restore is quicker than a base backup's download.
+  assertRto(deleted, { min: 1, max: 90, why: 'a point-in-time restore of the lab database (12.2 s measured)' });
   // A replacement replica serving (Node start-up and its first readiness, README 1.35 s), under the 5 s window,
   // so an RTO with the window added fails.
   assertRto(kill, { min: 0.1, max: 4, why: 'a replacement replica starting and serving (1.35 s measured), under the 5 s window' });
@@ -189,6 +192,7 @@ test('drills/quarterly.yaml on the lab: pod-kill, db-failover, backup and restor
       ['fail-over-primary', 'quarterly', 'ran'],
       ['take-backup', 'quarterly', 'ran'],
       ['restore-from-backup', 'quarterly', 'ran'],
+      ['delete-all-orders', 'quarterly', 'ran'],
     ],
   );
 
