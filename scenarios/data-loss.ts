@@ -177,13 +177,26 @@ export default define({
   dataClass: 'database',
   validate(p, target) {
     const out: { path: string; message: string }[] = [];
-    if (p.fault !== 'lose-cluster' && !(target.kind === 'lab' && target.dataLoss))
+    if (p.fault !== 'lose-cluster' && !((target.kind === 'lab' || target.kind === 'kubernetes') && target.dataLoss))
       out.push({
         path: 'fault',
         message: `fault ${p.fault} destroys data on the live database: the target must allow it with target.allowDataLoss: true and target.dataLossReason saying why`,
       });
     if (p.fault !== 'lose-cluster' && p.restoreTo === 'latest')
       out.push({ path: 'restoreTo', message: `restoreTo: latest would replay the ${p.fault} too; use before-fault` });
+    if (target.kind === 'kubernetes' && p.fault === 'lose-cluster')
+      out.push({
+        path: 'fault',
+        message:
+          'lose-cluster is not available on a kubernetes target: the drill would have to delete the CloudNativePG Cluster and its volumes, and it never deletes the damaged cluster; use drop-table or delete-rows',
+      });
+    if (target.kind === 'kubernetes' && !target.database?.restore)
+      out.push({
+        path: 'fault',
+        message: target.database
+          ? 'the live restore needs target.database.restore (destinationPath, azureCredentials as Secret references, service): where the CloudNativePG cluster backs up to, and which Service to repoint'
+          : 'the live restore needs target.database (a CloudNativePG cluster) with its restore settings (target.database.restore)',
+      });
     if (target.kind === 'lab' && target.database?.provider === 'patroni')
       out.push({
         path: 'fault',
