@@ -11,7 +11,8 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -116,8 +117,10 @@ async function query<T extends pg.QueryResultRow>(port: number, sql: string, par
   }
 }
 
-function kubectl(s: Setup, ...args: string[]): any {
-  return JSON.parse(execFileSync('kubectl', ['--kubeconfig', s.kubeconfig, '-n', 'db', ...args, '-o', 'json'], { encoding: 'utf8' }));
+/** Asynchronous: the API server runs in this process, and a synchronous child would block it. */
+async function kubectl(s: Setup, ...args: string[]): Promise<any> {
+  const r = await promisify(execFile)('kubectl', ['--kubeconfig', s.kubeconfig, '-n', 'db', ...args, '-o', 'json'], { encoding: 'utf8' });
+  return JSON.parse(r.stdout);
 }
 
 async function setup(t: TestContext): Promise<Setup> {
@@ -320,7 +323,7 @@ test('drop-table on a CloudNativePG target: a recovery Cluster from Blob with Se
     runId: string;
     point: { lsn: string };
   };
-  const list = kubectl(s, 'get', 'clusters.postgresql.cnpg.io', '-l', 'drill.dev/restore-of=pg');
+  const list = await kubectl(s, 'get', 'clusters.postgresql.cnpg.io', '-l', 'drill.dev/restore-of=pg');
   assert.equal(list.items.length, 1, 'one recovery Cluster');
   const rc = list.items[0];
   const name: string = rc.metadata.name;
@@ -342,11 +345,11 @@ test('drop-table on a CloudNativePG target: a recovery Cluster from Blob with Se
   assert.ok(!JSON.stringify(rc).includes(s.connectionString) && !/AccountKey/.test(JSON.stringify(rc)), 'no credential inline');
   assert.equal(rc.status.phase, 'Cluster in healthy state');
   assert.equal(rc.status.readyInstances, 2);
-  const jobs = kubectl(s, 'get', 'pods', '-l', `cnpg.io/cluster=${name},cnpg.io/jobRole`);
+  const jobs = await kubectl(s, 'get', 'pods', '-l', `cnpg.io/cluster=${name},cnpg.io/jobRole`);
   assert.deepEqual(jobs.items.map((p: any) => p.metadata.labels['cnpg.io/jobRole']).sort(), ['full-recovery', 'join']);
 
   // The application repointed: the Service selects the recovery cluster's primary, and the proxy behind it follows.
-  const svc = kubectl(s, 'get', 'svc', 'orders-db');
+  const svc = await kubectl(s, 'get', 'svc', 'orders-db');
   assert.deepEqual(svc.spec.selector, { 'cnpg.io/cluster': name, 'cnpg.io/instanceRole': 'primary' });
   assert.ok(
     s.db.rwLog.some((l) => l.startsWith(`service orders-db -> ${name}-1`)),
@@ -479,7 +482,7 @@ test('drop-table on a CloudNativePG target: a recovery Cluster from Blob with Se
   assert.deepEqual(now.spec.externalClusters[0].barmanObjectStore.azureCredentials, {
     connectionString: { name: CREDS, key: 'AZURE_CONNECTION_STRING' },
   });
-  assert.equal(kubectl(s, 'get', 'svc', 'orders-db').spec.selector['cnpg.io/cluster'], brokenName);
+  assert.equal((await kubectl(s, 'get', 'svc', 'orders-db')).spec.selector['cnpg.io/cluster'], brokenName);
   assert.deepEqual(s.api.state.get('clusters', 'db', 'pg')!.spec, damagedSpec);
   assert.ok(s.api.state.get('clusters', 'db', 'pg'), 'the damaged cluster is still there');
   assert.deepEqual(s.api.state.controllerErrors, []);
