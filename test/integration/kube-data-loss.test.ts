@@ -20,7 +20,7 @@ import { startAzurite } from '../../lib/adapters/blob/index.ts';
 import { backupStoreFromEnv, parseSourceUrl, takePhysicalBackup } from '../../lib/adapters/postgres/backup/index.ts';
 import { runWalShipper } from '../../lib/adapters/postgres/backup/wal-shipper.ts';
 import { createCnpgLiveRestore } from '../../lib/adapters/kubernetes/cnpg-restore.ts';
-import { recoveryClusterName } from '../../lib/adapters/kubernetes/cnpg-manifest.ts';
+import { recoveryClusterManifest, recoveryClusterName } from '../../lib/adapters/kubernetes/cnpg-manifest.ts';
 import { kubeConfigFromFile } from '../../lib/adapters/kubernetes/config.ts';
 import { startKubeApi, type KubeApi, type KubeObject } from '../support/kube-api/index.ts';
 import { startCnpgPostgres, type CnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
@@ -486,4 +486,68 @@ test('drop-table on a CloudNativePG target: a recovery Cluster from Blob with Se
   assert.deepEqual(s.api.state.get('clusters', 'db', 'pg')!.spec, damagedSpec);
   assert.ok(s.api.state.get('clusters', 'db', 'pg'), 'the damaged cluster is still there');
   assert.deepEqual(s.api.state.controllerErrors, []);
+});
+
+test("the stand-in refuses a recovery Cluster the CRD or the webhook would (an inline credential, a source not in externalClusters, a bad targetLSN) and accepts the drill's own through kubectl", {
+  timeout: 60_000,
+}, async (t) => {
+  const later = teardown(t);
+  const dir = scratchDir('kube-dl-crd');
+  later(() => rmSync(dir, { recursive: true, force: true }));
+  const api = await startKubeApi({ objects: [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'db' } }] });
+  later(() => api.stop());
+  const s = { kubeconfig: writeKubeconfig(join(dir, 'kubeconfig'), { server: api.url, namespace: 'db' }) } as Setup;
+  const settings = {
+    destinationPath: 'https://acct.blob.core.windows.net/pg-backups',
+    serverName: 'pg',
+    azureCredentials: { connectionString: { name: CREDS, key: 'CS' } },
+    service: 'orders-db',
+  };
+  const good = recoveryClusterManifest({
+    name: 'pg-restore-x',
+    namespace: 'db',
+    source: { name: 'pg', spec: { instances: 1 } },
+    settings,
+    target: { lsn: '0/3000148', inclusive: false },
+    runId: 'r',
+  }) as any;
+  // --validate=false: this server publishes no OpenAPI schema; the checks are the server's own (a 422), as for a CRD.
+  const apply = async (o: unknown) => {
+    const file = join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify(o));
+    return promisify(execFile)('kubectl', ['--kubeconfig', s.kubeconfig, 'create', '--validate=false', '-f', file]).then(
+      (r) => ({ code: 0, out: r.stdout + r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
+    );
+  };
+  const inline = structuredClone(good);
+  inline.metadata.name = 'inline';
+  inline.spec.externalClusters[0].barmanObjectStore.azureCredentials = {
+    storageAccount: { name: CREDS, key: 'A' },
+    storageKey: 'plain-key',
+  };
+  const r1 = await apply(inline);
+  assert.notEqual(r1.code, 0);
+  assert.match(r1.out, /spec\.externalClusters\[0\]\.barmanObjectStore\.azureCredentials\.storageKey in body must be of type object/);
+  const elsewhere = structuredClone(good);
+  elsewhere.metadata.name = 'elsewhere';
+  elsewhere.spec.bootstrap.recovery.source = 'not-listed';
+  const r2 = await apply(elsewhere);
+  assert.notEqual(r2.code, 0);
+  assert.match(r2.out, /spec\.bootstrap\.recovery\.source: Invalid value: "not-listed": External cluster not-listed not found/);
+  const badLsn = structuredClone(good);
+  badLsn.metadata.name = 'bad-lsn';
+  badLsn.spec.bootstrap.recovery.recoveryTarget.targetLSN = 'yesterday';
+  assert.match((await apply(badLsn)).out, /Invalid targetLSN/);
+  assert.equal(api.state.list('clusters', 'db').length, 0, 'nothing refused was stored');
+
+  // The drill's own manifest: accepted; without its Secret the operator makes no instance and says why.
+  const r3 = await apply(good);
+  assert.equal(r3.code, 0, r3.out);
+  assert.match(r3.out, /cluster\.postgresql\.cnpg\.io\/pg-restore-x created/);
+  await api.state.waitFor(() => !!api.state.get('clusters', 'db', 'pg-restore-x')?.status?.phase, 'the operator to report');
+  const c = await kubectl(s, 'get', 'clusters.postgresql.cnpg.io', 'pg-restore-x');
+  assert.equal(c.status.phase, 'Unable to create required cluster objects');
+  assert.match(c.status.phaseReason, /secret "pg-backup-creds" not found/);
+  assert.equal(api.state.list('pods', 'db').length, 0);
 });
