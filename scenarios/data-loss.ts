@@ -88,7 +88,7 @@ const destroy: Action<Params, Marked, Destroyed, Needs> = action<Marked, Destroy
     restores: (p) =>
       `the service serves from a database restored to ${restoreToOf(p) === 'latest' ? 'the newest archived WAL' : 'the point before the fault'}, a healthy pair (primary, streaming standby) with WAL archiving running; or, when the archive has a gap, nothing replaced (the SEV1 finding names the segment)`,
     byHand: (p) =>
-      `\`drill lab status\` shows the pair and the archive; \`drill recover\` resumes the restore from where it stopped; when it cannot, \`drill lab down\` then \`drill lab up\` gives a fresh pair (the lab's data is disposable, and lab down also drops the quarantine)${p.fault === 'lose-cluster' ? '' : `; the damaged ${p.table} stays in the quarantine folder`}`,
+      `\`drill lab status\` shows the pair and the archive; \`drill recover\` resumes the restore from where it stopped; when it cannot, \`drill lab down\` then \`drill lab up\` gives a fresh pair (the lab's data is disposable, and lab down also drops the quarantine)${p.fault === 'lose-cluster' ? '' : `; the damaged ${p.table} stays in the quarantine folder`}. On a kubernetes target: \`kubectl get clusters.postgresql.cnpg.io -l drill.dev/restore-of=<cluster>\` shows the recovery Cluster, \`drill recover\` resumes the restore, and the damaged Cluster is left where it is for you to delete`,
     timeout: '20m',
     async holds(ctx, { selected }) {
       const gap = ctx.resultOf(restore)?.outcome.missingSegments ?? [];
