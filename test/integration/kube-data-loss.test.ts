@@ -551,3 +551,45 @@ test("the stand-in refuses a recovery Cluster the CRD or the webhook would (an i
   assert.match(c.status.phaseReason, /secret "pg-backup-creds" not found/);
   assert.equal(api.state.list('pods', 'db').length, 0);
 });
+
+test('drill recover after SIGKILL while the recovery Cluster restores: the same Cluster is waited for, the Service repointed, the damaged cluster untouched', {
+  timeout: 600_000,
+}, async (t) => {
+  const s = await setup(t);
+  const damagedSpec = structuredClone(s.api.state.get('clusters', 'db', 'pg')!.spec);
+  const earlier = await query<{ token: string }>(
+    s.db.instances.get('pg-1')!.port,
+    "SELECT token FROM orders WHERE token LIKE 'warm-%' ORDER BY token",
+  );
+  const results = join(s.dir, 'results');
+  const run = drillCli(['run', s.drill('restore-killed'), '--results', results, '--yes'], s.env);
+  const recovering = () => s.api.state.list('clusters', 'db', 'drill.dev/restore-of=pg');
+  // Killed once the recovery Cluster was created and before the Service was repointed.
+  await s.api.state.waitFor(() => recovering().length === 1, 'the drill to create the recovery Cluster', 240_000);
+  run.child.kill('SIGKILL');
+  const killed = await run.done;
+  assert.equal(killed.signal, 'SIGKILL');
+  assert.equal((await kubectl(s, 'get', 'svc', 'orders-db')).spec.selector['cnpg.io/cluster'], 'pg', 'not repointed before the kill');
+  const uid = recovering()[0]!.metadata.uid;
+
+  const r = await drillCli(['recover', '--results', results], s.env).done;
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const name = recovering()[0]!.metadata.name!;
+  assert.equal(recovering().length, 1);
+  assert.equal(recovering()[0]!.metadata.uid, uid, 'the Cluster the killed run created, waited for, not made again');
+  assert.deepEqual((await kubectl(s, 'get', 'svc', 'orders-db')).spec.selector, {
+    'cnpg.io/cluster': name,
+    'cnpg.io/instanceRole': 'primary',
+  });
+  const restoredPort = s.db.instances.get(`${name}-1`)!.port;
+  assert.deepEqual(await query(restoredPort, "SELECT token FROM orders WHERE token LIKE 'warm-%' ORDER BY token"), earlier);
+  assert.deepEqual(s.api.state.get('clusters', 'db', 'pg')!.spec, damagedSpec);
+  assert.ok(s.db.pid('pg-1'), 'the damaged primary still runs');
+  t.diagnostic(
+    `recover: ${r.stdout
+      .split('\n')
+      .filter((l) => /rollback|restor/i.test(l))
+      .slice(0, 6)
+      .join(' | ')}`,
+  );
+});

@@ -24,6 +24,13 @@
  * "role of the job (that is, import, initdb, join, ...)", cnpg.io/podRole "distinguishes pods dedicated to
  * pooler deployment from those used for database instances"). A client that selects on `cnpg.io/cluster` alone
  * sees them. (The real chain is Cluster -> Job -> Pod; Jobs are not modelled, the pod is owned by the Cluster.)
+ *
+ * Recovery bootstrap (`spec.bootstrap.recovery`): the create is refused with a 422 where the CRD schema or the
+ * operator's webhook would refuse it (defaults.ts: an inline credential, a source not in externalClusters, a bad
+ * targetLSN); the Secrets its object store references must be there, or no instance is made and the phase says
+ * which (`Unable to create required cluster objects`; the real operator's recovery Job fails on the missing Secret,
+ * and a Secret created later is not noticed here until the Cluster changes); the first instance's Job pod is
+ * `full-recovery`. The restore itself is the runtime's (cnpg-postgres.ts).
  */
 import { applyDefaults } from './defaults.ts';
 import { NODE_NAME, podIsActive, podIsReady } from './kubelet.ts';
