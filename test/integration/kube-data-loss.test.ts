@@ -251,8 +251,12 @@ test('drop-table on a CloudNativePG target: a recovery Cluster from Blob with Se
 }, async (t) => {
   const s = await setup(t);
 
-  // Bad input first (nothing is touched by any of them): each exit 2, naming the field.
+  // The plan reads only, shows the guard and what the restore will do; bad input is refused, each exit 2 naming the field.
   const before = s.api.state.resourceVersion();
+  const plan = await drillCli(['plan', s.drill('restore-after-drop')], s.env).done;
+  assert.equal(plan.code, 0, plan.stderr + plan.stdout);
+  assert.match(plan.stdout, /destructive data faults: allowed \(allowDataLoss: true\): the stand-in cluster holds test data/);
+  assert.match(plan.stdout, /restore point .* on the primary behind 127\.0\.0\.1:\d+/);
   const noRestore = await drillCli(['plan', s.drill('no-restore', { restore: '' })], s.env).done;
   assert.equal(noRestore.code, 2, noRestore.stderr + noRestore.stdout);
   assert.match(noRestore.stderr + noRestore.stdout, /params\.fault: the live restore needs target\.database\.restore \(destinationPath/);
