@@ -346,6 +346,7 @@ test('drop-table on a CloudNativePG target: a recovery Cluster from Blob with Se
       },
     },
   ]);
+  assert.equal(rc.spec.backup.barmanObjectStore.serverName, name, 'the restored cluster archives under its own serverName');
   assert.ok(!JSON.stringify(rc).includes(s.connectionString) && !/AccountKey/.test(JSON.stringify(rc)), 'no credential inline');
   assert.equal(rc.status.phase, 'Cluster in healthy state');
   assert.equal(rc.status.readyInstances, 2);

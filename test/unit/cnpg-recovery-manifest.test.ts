@@ -62,6 +62,25 @@ test('an LSN target: recoveryTarget.targetLSN with exclusive: true, the source a
   assert.equal(m.metadata.annotations['drill.dev/run-id'], 'run-1');
 });
 
+test("the source's own archiving carried over under the recovery cluster's serverName, never the damaged cluster's", () => {
+  const backup = {
+    retentionPolicy: '30d',
+    barmanObjectStore: { destinationPath: settings.destinationPath, serverName: 'orders-db', azureCredentials: settings.azureCredentials },
+  };
+  const m = recoveryClusterManifest({
+    name: 'orders-db-restore-x',
+    namespace: 'p',
+    source: { name: 'orders-db', spec: { ...source.spec, backup } },
+    settings,
+    target: 'latest',
+    runId: 'r',
+  }) as any;
+  assert.deepEqual(m.spec.backup, { ...backup, barmanObjectStore: { ...backup.barmanObjectStore, serverName: 'orders-db-restore-x' } });
+  assert.equal(backup.barmanObjectStore.serverName, 'orders-db', 'the source spec is not changed');
+  const none = recoveryClusterManifest({ name: 'x', namespace: 'p', source, settings, target: 'latest', runId: 'r' }) as any;
+  assert.equal(none.spec.backup, undefined);
+});
+
 test('latest: no recoveryTarget at all (recovery to the end of the archived WAL)', () => {
   const m = recoveryClusterManifest({
     name: 'x',

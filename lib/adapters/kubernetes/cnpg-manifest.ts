@@ -74,6 +74,13 @@ export function recoveryClusterManifest(r: RecoveryClusterRequest): Record<strin
   const s = r.source.spec;
   const instances = r.settings.instances ?? (typeof s.instances === 'number' ? s.instances : 1);
   const recovery: Record<string, unknown> = { source: external };
+  // The restored cluster keeps archiving as the damaged one did, under its own serverName: CloudNativePG refuses to
+  // archive into a folder that already holds another cluster's WAL ("Expected empty archive"), and the damaged
+  // cluster's archive must stay as it was.
+  const backup = s.backup as { barmanObjectStore?: Record<string, unknown> } | undefined;
+  const archiving = backup?.barmanObjectStore
+    ? { backup: { ...backup, barmanObjectStore: { ...backup.barmanObjectStore, serverName: r.name } } }
+    : {};
   if (r.target !== 'latest') recovery.recoveryTarget = { targetLSN: r.target.lsn, exclusive: true };
   return {
     apiVersion: CNPG_API_VERSION,
@@ -88,6 +95,7 @@ export function recoveryClusterManifest(r: RecoveryClusterRequest): Record<strin
       instances,
       ...(s.imageName ? { imageName: s.imageName } : {}),
       ...(s.storage ? { storage: s.storage } : {}),
+      ...archiving,
       bootstrap: { recovery },
       externalClusters: [
         {

@@ -424,9 +424,14 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
       const w = await takesWrite(o.endpoint, `Service ${settings.service} (${o.endpoint.host}:${o.endpoint.port})`);
       if (!w.ok) return { ok: false, detail: w.detail };
       const left = (await getCluster(cluster, signal)) ? `damaged cluster ${cluster} kept` : `damaged cluster ${cluster} not found`;
+      const bos = (c.spec?.backup as { barmanObjectStore?: { serverName?: string } } | undefined)?.barmanObjectStore;
+      // The operator archives; the drill only says where it was told to (without the damaged cluster's spec.backup, nowhere).
+      const archive = bos
+        ? `WAL archived by the operator under serverName ${bos.serverName}`
+        : 'no spec.backup: the restored cluster does not archive WAL';
       return {
         ok: true,
-        detail: `recovery Cluster ${name} healthy (${want}/${want} ready) behind Service ${settings.service}; ${w.detail}; ${left}`,
+        detail: `recovery Cluster ${name} healthy (${want}/${want} ready) behind Service ${settings.service}; ${w.detail}; ${archive}; ${left}`,
       };
     },
   };
