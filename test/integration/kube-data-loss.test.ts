@@ -598,3 +598,50 @@ test('drill recover after SIGKILL while the recovery Cluster restores: the same 
       .join(' | ')}`,
   );
 });
+
+test('delete-rows on a CloudNativePG target: writes acknowledged on the damaged cluster after the DELETE are discarded, counted exactly against the damaged cluster left running', {
+  timeout: 600_000,
+}, async (t) => {
+  const s = await setup(t);
+  const results = join(s.dir, 'results');
+  const r = await drillCli(
+    ['run', s.drill('restore-after-delete', { params: '{ fault: delete-rows, restoreTimeout: 5m }' }), '--results', results, '--yes'],
+    s.env,
+  ).done;
+  const [runDir] = runFolders(results);
+  assert.ok(runDir, r.stderr + r.stdout);
+  const rec = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+  assert.equal(
+    r.code,
+    0,
+    `${(r.stderr + r.stdout).slice(-5000)}\n${JSON.stringify({ objectives: rec.objectives, findings: rec.findings }).slice(0, 4000)}`,
+  );
+  const name: string = s.api.state.list('clusters', 'db', 'drill.dev/restore-of=pg')[0]!.metadata.name!;
+
+  // Independent reads: the restored primary, and the damaged primary the drill left running (its pod and data untouched).
+  const l = rec.objectives.rpo.ledger;
+  const all = writesOf(runDir).slice(0, l.total);
+  const tag = all[0]!.token.slice(0, 8);
+  const tokens = async (port: number) =>
+    new Set((await query<{ token: string }>(port, 'SELECT token FROM orders WHERE token LIKE $1', [`${tag}%`])).map((x) => x.token));
+  const restored = await tokens(s.db.instances.get(`${name}-1`)!.port);
+  const damaged = await tokens(s.db.instances.get('pg-1')!.port);
+  const rp = l.discardedByRestore.restorePointMs;
+  let lost = 0;
+  let discarded = 0;
+  let seenInDamaged = 0;
+  for (const w of all) {
+    if (w.outcome !== 'ok' || restored.has(w.token)) continue;
+    if (w.ackMs! <= rp) lost++;
+    else {
+      discarded++;
+      if (damaged.has(w.token)) seenInDamaged++;
+    }
+  }
+  assert.equal(lost, 0);
+  assert.equal(l.discardedByRestore.writes, discarded, 'discarded counted exactly');
+  assert.ok(seenInDamaged > 0, 'the service kept taking writes on the damaged database after the DELETE');
+  const f = rec.findings.find((x: { title: string }) => /discarded by the point-in-time restore/.test(x.title));
+  assert.equal(f?.title, `${discarded} acknowledged writes discarded by the point-in-time restore`);
+  t.diagnostic(`RTO ${rec.objectives.rto.measuredSeconds} s; ${discarded} discarded (${seenInDamaged} found in the damaged cluster pg)`);
+});
