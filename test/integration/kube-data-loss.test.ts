@@ -8,6 +8,10 @@
  * operator: it validates the recovery Cluster as the CRD and webhook would, reads the Secret it names, and
  * restores a real PostgreSQL with the project's own pitr.ts. Continuous archiving, which CloudNativePG does with
  * barman-cloud from `spec.backup`, is the project's WAL shipper run here beside the cluster (same Blob path).
+ *
+ * drop-table and delete-rows through `drill run`, the bad inputs `drill plan` refuses (exit 2), the rollback run
+ * again and a broken recovery Cluster made again, `drill recover` after a SIGKILL mid-restore, and the CRD/webhook
+ * refusals of the stand-in through kubectl.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
