@@ -1,66 +1,9 @@
 /**
  * Which archived WAL segments a point-in-time restore needs, and which of them the archive lacks. Pure: the
- * caller lists the archive and reads its .history files. PostgreSQL names a 16 MB segment
- * `<timeline><log><seg>` (8 hex digits each, 256 segments per log), and after a promotion replays each
- * segment from the newest timeline of the target's history that had begun by then.
+ * caller lists the archive and reads its .history files (names: wal-names.ts). After a promotion PostgreSQL
+ * replays each segment from the newest timeline of the target's history that had begun by then.
  */
-import { WAL_SEGMENT } from './naming.ts';
-
-export const SEGMENT_BYTES = 16 * 1024 * 1024;
-const SEGMENTS_PER_LOG = 0x1_0000_0000 / SEGMENT_BYTES;
-
-const hex8 = (n: number | bigint) => n.toString(16).toUpperCase().padStart(8, '0');
-
-/** `0/3000148` -> 0x3000148n. Throws on anything that is not an LSN. */
-export function parseLsn(lsn: string): bigint {
-  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(lsn.trim());
-  if (!m) throw new Error(`"${lsn}" is not a WAL position (expected hex/hex, like 0/3000148)`);
-  return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
-}
-
-/** The segment number (counted from 0/0) holding an LSN. */
-export function segmentNumberOf(lsn: string | bigint): bigint {
-  return (typeof lsn === 'bigint' ? lsn : parseLsn(lsn)) / BigInt(SEGMENT_BYTES);
-}
-
-export function segmentName(timeline: number, segno: bigint): string {
-  const perLog = BigInt(SEGMENTS_PER_LOG);
-  return hex8(timeline) + hex8(segno / perLog) + hex8(segno % perLog);
-}
-
-/** The file name of the segment holding `lsn` on `timeline`, as `pg_walfile_name` gives it. */
-export function walFileName(timeline: number, lsn: string): string {
-  return segmentName(timeline, segmentNumberOf(lsn));
-}
-
-export function parseSegmentName(name: string): { timeline: number; segno: bigint } | null {
-  if (!WAL_SEGMENT.test(name)) return null;
-  return {
-    timeline: Number.parseInt(name.slice(0, 8), 16),
-    segno: BigInt(`0x${name.slice(8, 16)}`) * BigInt(SEGMENTS_PER_LOG) + BigInt(`0x${name.slice(16, 24)}`),
-  };
-}
-
-export const historyFileName = (timeline: number) => `${hex8(timeline)}.history`;
-
-/** One line of a timeline's .history file: `parent<TAB>switchpoint<TAB>reason`; the parent ran until the switchpoint. */
-export interface TimelineSwitch {
-  parent: number;
-  switchpoint: string;
-}
-
-export function parseHistory(text: string): TimelineSwitch[] {
-  const out: TimelineSwitch[] = [];
-  for (const line of text.split('\n')) {
-    const t = line.trim();
-    if (t === '' || t.startsWith('#')) continue;
-    const [parent, switchpoint] = t.split(/\s+/);
-    if (!parent || !switchpoint || !/^\d+$/.test(parent)) throw new Error(`unreadable timeline history line "${t}"`);
-    parseLsn(switchpoint);
-    out.push({ parent: Number(parent), switchpoint });
-  }
-  return out;
-}
+import { historyFileName, parseHistory, parseLsn, parseSegmentName, segmentName, segmentNumberOf } from './wal-names.ts';
 
 export interface WalNeed {
   /** The backup's first segment (its manifest's walStartSegment). */
@@ -143,7 +86,7 @@ export function planWal(n: WalNeed): WalPlan {
   const missing: string[] = [];
   if (lastSeg !== null) {
     for (let s = start.segno; s <= lastSeg; s++) {
-      const name = segmentName(timelineOf(s), s);
+      const name = segmentName({ timeline: timelineOf(s), segno: s });
       needed.push(name);
       if (!have.has(name)) missing.push(name);
     }

@@ -250,13 +250,24 @@ async function waitServing(p: LabPaths, info: LabInfo, desired: number, deadline
  * A fresh lab is restorable once its archiver has archived WAL and taken the base backup. Not a failure
  * when it is late: `drill lab status` then names what the archive lacks.
  */
+/**
+ * Lab up returns once the archive can serve a restore: a base backup and WAL after it. The base backup has its own
+ * bound past lab up's: it copies the whole database, and a loaded machine once took 30 s for it (the lab then came up
+ * without one, and `drill lab status` reported it as a problem).
+ */
+const BASE_BACKUP_WAIT_MS = 120_000;
+
 async function waitBaseBackup(p: LabPaths, deadline: number): Promise<void> {
-  const until = Math.min(deadline, performance.now() + 30_000);
+  const until = Math.max(deadline, performance.now() + BASE_BACKUP_WAIT_MS);
   while (performance.now() < until) {
     const s = await readWalArchiveState(p.walArchive.state);
     if (s?.baseBackup && s.archivedThrough) return;
     await sleep(100);
   }
+  throw new UserError(`the lab's WAL archiver took no base backup within ${BASE_BACKUP_WAIT_MS / 1000} s`, {
+    untouched: 'the lab was started and is stopped again; no data was changed',
+    next: `read ${join(p.dir, 'logs', 'wal-archiver.log')} for why, then run drill lab up again`,
+  });
 }
 
 /** Stops the daemon (which stops its replicas), then any replica it left behind; by verified PID only. */

@@ -22,11 +22,12 @@ import pg from 'pg';
 import { archiveWal, takePhysicalBackup } from '../../lib/adapters/postgres/backup/index.ts';
 import { resolveBackupStore } from '../../lib/adapters/postgres/backup/resolve.ts';
 import { ensureContainer } from '../../lib/adapters/postgres/backup/store.ts';
-import { parseLsn } from '../../lib/backup/wal-gaps.ts';
+import { parseLsn } from '../../lib/backup/wal-names.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lib/lab/azurite.ts';
 import { labDown, labUp } from '../../lib/lab/index.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
 import { scratchDir } from '../support/tmp.ts';
+import { forgetConfiguredBlobStorage } from '../support/lab.ts';
 
 const MB = 1_000_000;
 const { values: args } = parseArgs({
@@ -42,15 +43,7 @@ const targetMb = Number(args.mb);
 const walMs = Number(args['wal-minutes']) * 60_000;
 const archiveEveryMs = Number(args['archive-every']) * 1000;
 const rate = Number(args.rate);
-// The lab's own Azurite, whatever this machine has configured.
-for (const k of [
-  'AZURE_STORAGE_CONNECTION_STRING',
-  'AZURE_STORAGE_ACCOUNT_URL',
-  'AZURE_STORAGE_SAS_TOKEN',
-  'AZURE_STORAGE_ACCOUNT',
-  'AZURE_STORAGE_KEY',
-])
-  delete process.env[k];
+forgetConfiguredBlobStorage();
 
 const say = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
 const work = scratchDir('bench-live-restore');

@@ -12,7 +12,7 @@ import { scratchDir } from '../support/tmp.ts';
 import { resolveBackupStore } from '../../lib/adapters/postgres/backup/resolve.ts';
 import { listArchivedWal } from '../../lib/adapters/postgres/backup/wal.ts';
 import { walFolder } from '../../lib/backup/naming.ts';
-import { parseSegmentName } from '../../lib/backup/wal-gaps.ts';
+import { parseSegmentName } from '../../lib/backup/wal-names.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lib/lab/azurite.ts';
 
 /**

@@ -9,7 +9,8 @@ import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
 import { LAB_BACKUP_CONTAINER, labBlobEnv } from '../../lib/lab/azurite.ts';
 import { backupStoreFromEnv, readCatalog } from '../../lib/adapters/postgres/backup/index.ts';
 import { listArchivedWal } from '../../lib/adapters/postgres/backup/wal.ts';
-import { gapsIn, parseSegment, compareSegments } from '../../lib/adapters/postgres/backup/wal-segments.ts';
+import { gapsIn, compareSegments } from '../../lib/adapters/postgres/backup/wal-segments.ts';
+import { parseSegmentName } from '../../lib/backup/wal-names.ts';
 import { readWalArchiveState } from '../../lib/adapters/postgres/backup/wal-state.ts';
 import { labPaths } from '../../lib/lab/paths.ts';
 import { isProcessUnder } from '../../lib/util/proc.ts';
@@ -115,7 +116,7 @@ describe('the lab WAL archive', { timeout: 240_000 }, () => {
     assert.ok(base, 'base backup listed');
     const cluster = base.manifest!.cluster.name;
     const segments = (await listArchivedWal(store, cluster)).filter((n) => !n.endsWith('.history'));
-    const from = segments.filter((n) => compareSegments(parseSegment(n)!, parseSegment(base.manifest!.walStartSegment!)!) >= 0);
+    const from = segments.filter((n) => compareSegments(parseSegmentName(n)!, parseSegmentName(base.manifest!.walStartSegment!)!) >= 0);
     assert.equal(from[0], base.manifest!.walStartSegment, `the archive starts at the base backup's first segment: ${segments.join(' ')}`);
     assert.deepEqual(gapsIn(from), [], `contiguous: ${from.join(' ')}`);
     assert.equal(from.at(-1), s.archive?.archivedThrough);

@@ -15,23 +15,14 @@ import { giveToServerUser, runServerBinary, stopCluster } from '../../lib/adapte
 import { runTool } from '../../lib/adapters/postgres/backup/tools.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
 import type { LiveRestoreAdapter } from '../../lib/adapters/types.ts';
-import { labFixture } from '../support/lab.ts';
+import { labFixture, forgetConfiguredBlobStorage } from '../support/lab.ts';
 
 /**
  * The lab's live point-in-time restore against real PostgreSQL 15, Azurite and the lab: a destructive change
  * after a mark, then restoreLive puts the database back to just before it, with the damaged data directory
  * kept in the quarantine and the pair whole again. One lab for the file: each lab up costs seconds.
  */
-// The lab's own Azurite, whatever this machine has configured.
-for (const k of [
-  'AZURE_STORAGE_CONNECTION_STRING',
-  'AZURE_STORAGE_ACCOUNT_URL',
-  'AZURE_STORAGE_SAS_TOKEN',
-  'AZURE_STORAGE_ACCOUNT',
-  'AZURE_STORAGE_KEY',
-  'DRILL_BACKUP_CONTAINER',
-])
-  delete process.env[k];
+forgetConfiguredBlobStorage();
 
 let info: LabInfo;
 let store: BackupStore;

@@ -16,11 +16,11 @@ import { postmasterPid, stopCluster } from '../../lib/adapters/postgres/cluster.
 import { dropScratch, initScratch, run } from '../../lib/adapters/postgres/backup/scratch.ts';
 import { RESTORED_MARKER } from '../../lib/adapters/postgres/backup/pitr.ts';
 import { walFolder } from '../../lib/backup/naming.ts';
-import { parseSegmentName, walFileName } from '../../lib/backup/wal-gaps.ts';
+import { parseSegmentName, walFileName } from '../../lib/backup/wal-names.ts';
 import type { BackupManifest } from '../../lib/backup/manifest.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
 import type { LiveRestoreAdapter, LiveRestoreStepName } from '../../lib/adapters/types.ts';
-import { labFixture } from '../support/lab.ts';
+import { labFixture, forgetConfiguredBlobStorage } from '../support/lab.ts';
 
 /**
  * What must leave the live database alone (no base backup, a gap in the WAL archive, a backup of another cluster,
@@ -28,15 +28,7 @@ import { labFixture } from '../support/lab.ts';
  * restored to the newest archived WAL. Real lab, Azurite and PostgreSQL 15; WAL shipped with the one-shot archive.
  */
 
-for (const k of [
-  'AZURE_STORAGE_CONNECTION_STRING',
-  'AZURE_STORAGE_ACCOUNT_URL',
-  'AZURE_STORAGE_SAS_TOKEN',
-  'AZURE_STORAGE_ACCOUNT',
-  'AZURE_STORAGE_KEY',
-  'DRILL_BACKUP_CONTAINER',
-])
-  delete process.env[k];
+forgetConfiguredBlobStorage();
 
 const TABLE = 'refusal_probe';
 

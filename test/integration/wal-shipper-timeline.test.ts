@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { runWalShipper, type ShipperEvent } from '../../lib/adapters/postgres/backup/wal-shipper.ts';
 import { lagNowMs, readWalArchiveState, type WalArchiveState } from '../../lib/adapters/postgres/backup/wal-state.ts';
-import { formatLsn, parseHistory, parseLsn, parseSegment, segnoOf } from '../../lib/adapters/postgres/backup/wal-segments.ts';
+import { formatLsn, lastSwitch, parseLsn, parseSegmentName, segmentNumberOf } from '../../lib/backup/wal-names.ts';
 import { listArchivedWal } from '../../lib/adapters/postgres/backup/wal.ts';
 import { dropScratch, readCatalog, restoreBackup, scratchRoot, takePhysicalBackup } from '../../lib/adapters/postgres/backup/index.ts';
 import { giveToServerUser, runServerBinary, startCluster, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
@@ -102,7 +102,7 @@ test('a database replaced by a point-in-time restore at the same port: the new t
     await appendFile(join(dataDir, 'pg_hba.conf'), 'host replication all 127.0.0.1/32 trust\n');
     await startCluster(dataDir, { logFile: join(tmp.path, 'restored.log') });
     const restoredAt = await position(source.port);
-    const timeline = parseSegment(restoredAt.walFile)!.timeline;
+    const timeline = parseSegmentName(restoredAt.walFile)!.timeline;
     assert.ok(timeline > 1, `a new timeline: ${restoredAt.walFile}`);
 
     // Straight after the restore the archive holds nothing of the new timeline: that is lag, not "archived".
@@ -143,16 +143,16 @@ test('a database replaced by a point-in-time restore at the same port: the new t
       blobs.some((n) => n.endsWith(`${tlHex}.history`)),
       `history file archived: ${blobs.join(' ')}`,
     );
-    const newSegments = names.filter((n) => n.startsWith(tlHex) && parseSegment(n)).map((n) => parseSegment(n)!.segno);
+    const newSegments = names.filter((n) => n.startsWith(tlHex) && parseSegmentName(n)).map((n) => parseSegmentName(n)!.segno);
     assert.ok(newSegments.length > 0, names.join(' '));
     // The new timeline is archived from the segment it forked in, with no segment missing after it.
     const history = (
       await store.container.getBlockBlobClient(`${walFolder(store.prefix, cluster)}${tlHex}.history`).downloadToBuffer()
     ).toString();
-    const fork = parseHistory(history)!;
+    const fork = lastSwitch(history)!;
     assert.equal(fork.parent, 1);
     assert.ok(fork.switchLsn < parseLsn(before.archivedThrough.endLsn), `forked at ${formatLsn(fork.switchLsn)}, behind the archive's end`);
-    assert.equal(newSegments[0], segnoOf(fork.switchLsn), `first segment of timeline ${timeline}: ${names.join(' ')}`);
+    assert.equal(newSegments[0], segmentNumberOf(fork.switchLsn), `first segment of timeline ${timeline}: ${names.join(' ')}`);
     for (let i = 1; i < newSegments.length; i++) assert.equal(newSegments[i], newSegments[i - 1]! + 1n, names.join(' '));
     assert.ok(events.some((e) => e.type === 'connected' && e.timeline === timeline));
   } finally {

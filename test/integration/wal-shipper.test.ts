@@ -3,10 +3,13 @@
 // holds contiguous segments; and `drill backup --kind wal --follow` stops on SIGINT with exit 0.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runWalShipper, type ShipperEvent } from '../../lib/adapters/postgres/backup/wal-shipper.ts';
-import { lagNowMs, readWalArchiveState } from '../../lib/adapters/postgres/backup/wal-state.ts';
+import { lagNowMs, readWalArchiveState, type WalArchiveState } from '../../lib/adapters/postgres/backup/wal-state.ts';
+import { formatLsn, parseSegmentName, segmentEnd, segmentName } from '../../lib/backup/wal-names.ts';
+import { writeJsonAtomic } from '../../lib/util/atomic-file.ts';
 import { gapsIn } from '../../lib/adapters/postgres/backup/wal-segments.ts';
 import { listArchivedWal } from '../../lib/adapters/postgres/backup/wal.ts';
 import { clusterIdentity } from '../../lib/adapters/postgres/backup/facts.ts';
@@ -147,6 +150,47 @@ test('drill backup --kind wal --follow ships segments, prints them, and exits 0 
     assert.ok(lines.length >= 2, `stdout:\n${out}\nstderr:\n${err}`);
     const names = await listArchivedWal(source.store('p1', 'follow-c'), await systemId(source.src));
     for (const l of lines) assert.ok(names.includes(l.split(' ')[1]!), `${l} is in Blob (${names.join(', ')})`);
+  } finally {
+    await source.stop();
+    await tmp.remove();
+  }
+});
+
+test('a shipper killed between an upload and its state write: the next one counts the uploaded segment, no hole', {
+  timeout: 90_000,
+}, async () => {
+  const tmp = await makeTempDir('wal-shipper-kill');
+  const source = await startBackupSource(tmp.path);
+  try {
+    const store = source.store('killed/');
+    const stateFile = join(tmp.path, 'state.json');
+    const spoolDir = join(tmp.path, 'spool');
+    const ship = async (until: (s: WalArchiveState | null) => boolean) => {
+      const ac = new AbortController();
+      const run = runWalShipper({ src: source.src, store, spoolDir, stateFile, archiveLagMs: 2000, firstConnect: 'fail' }, ac.signal);
+      try {
+        for (const end = Date.now() + 40_000; Date.now() < end && !until(await readWalArchiveState(stateFile)); await sleep(200))
+          await source.insertOrders(20, 'kill');
+      } finally {
+        ac.abort();
+        await run;
+      }
+      return readWalArchiveState(stateFile);
+    };
+    const first = await ship((s) => (s?.archivedThrough ? parseSegmentName(s.archivedThrough.segment)!.segno >= 3n : false));
+    const newest = parseSegmentName(first!.archivedThrough!.segment)!;
+    assert.ok(existsSync(join(spoolDir, first!.archivedThrough!.segment)), 'the spool keeps its newest segment, uploaded');
+    // The state as a shipper SIGKILLed right after uploading that segment left it: one segment behind.
+    const behind = { timeline: newest.timeline, segno: newest.segno - 1n };
+    writeJsonAtomic(stateFile, {
+      ...first,
+      archivedThrough: { ...first!.archivedThrough!, segment: segmentName(behind), endLsn: formatLsn(segmentEnd(behind)) },
+    });
+    const second = await ship((s) => (s?.archivedThrough ? parseSegmentName(s.archivedThrough.segment)!.segno > newest.segno + 1n : false));
+    assert.ok(parseSegmentName(second!.archivedThrough!.segment)!.segno > newest.segno + 1n, JSON.stringify(second?.archivedThrough));
+    assert.deepEqual(second?.holes, [], 'no hole reported');
+    const segments = (await listArchivedWal(store, await systemId(source.src))).filter((n) => !n.endsWith('.history'));
+    assert.deepEqual(gapsIn(segments), [], `archive: ${segments.join(', ')}`);
   } finally {
     await source.stop();
     await tmp.remove();

@@ -52,3 +52,19 @@ export async function livePids(pids: number[]): Promise<number[]> {
   for (const p of pids) if ((await procState(p)) === 'alive') out.push(p);
   return out;
 }
+
+/**
+ * Makes this process forget the Blob storage this machine may have configured, so what it reads and writes goes to
+ * the lab's own Azurite (the rule in lib/adapters/postgres/backup/resolve.ts: the environment wins when set).
+ */
+export function forgetConfiguredBlobStorage(): void {
+  for (const k of [
+    'AZURE_STORAGE_CONNECTION_STRING',
+    'AZURE_STORAGE_ACCOUNT_URL',
+    'AZURE_STORAGE_SAS_TOKEN',
+    'AZURE_STORAGE_ACCOUNT',
+    'AZURE_STORAGE_KEY',
+    'DRILL_BACKUP_CONTAINER',
+  ])
+    delete process.env[k];
+}

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backupOnPath, newestTimeline, parseHistory, parseLsn, planWal, segmentName, walFileName } from '../../lib/backup/wal-gaps.ts';
+import { backupOnPath, newestTimeline, planWal } from '../../lib/backup/wal-gaps.ts';
+import { parseHistory, parseLsn, segmentName, walFileName } from '../../lib/backup/wal-names.ts';
 
 test('an LSN names its 16 MB segment as pg_walfile_name does', () => {
   // Read off PostgreSQL 15: SELECT pg_walfile_name('0/3000148') on timeline 1, and a position past the first log.
@@ -9,11 +10,11 @@ test('an LSN names its 16 MB segment as pg_walfile_name does', () => {
   assert.equal(walFileName(2, '1/0'), '000000020000000100000000');
   assert.equal(walFileName(0x1a, '2B/AC000028'), '0000001A0000002B000000AC');
   assert.equal(parseLsn('1/0'), 0x1_0000_0000n);
-  assert.equal(segmentName(1, 256n), '000000010000000100000000');
+  assert.equal(segmentName({ timeline: 1, segno: 256n }), '000000010000000100000000');
   assert.throws(() => parseLsn('3000148'), /not a WAL position/);
 });
 
-const seg = (tl: number, n: number) => segmentName(tl, BigInt(n));
+const seg = (tl: number, n: number) => segmentName({ timeline: tl, segno: BigInt(n) });
 
 test('segments from the backup start to the target: complete, a gap named, or the target before the backup', () => {
   const archived = [2, 3, 4, 5, 6].map((n) => seg(1, n));

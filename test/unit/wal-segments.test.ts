@@ -4,30 +4,26 @@ import assert from 'node:assert/strict';
 import {
   archiveLagMs,
   compareFollowed,
-  formatLsn,
   gapBetween,
   gapsIn,
-  parseHistory,
-  parseLsn,
-  parseSegment,
   pruneSamples,
-  segmentEnd,
-  segmentName,
   shouldSwitch,
   switchAfterMs,
   switchGaps,
 } from '../../lib/adapters/postgres/backup/wal-segments.ts';
+import { formatLsn, lastSwitch, parseLsn, parseSegmentName, segmentEnd, segmentName } from '../../lib/backup/wal-names.ts';
+import { abandonedToDrop } from '../../lib/adapters/postgres/backup/wal-shipper.ts';
 import { lagNowMs, type WalArchiveState } from '../../lib/adapters/postgres/backup/wal-state.ts';
 
 const MB16 = 16 * 1024 * 1024;
 
 test('segment names round-trip, and carry into the next log at 256 segments of 16 MB', () => {
-  const id = parseSegment('0000000100000000000000FF')!;
+  const id = parseSegmentName('0000000100000000000000FF')!;
   assert.deepEqual(id, { timeline: 1, segno: 255n });
   assert.equal(segmentName({ timeline: 1, segno: 256n }), '000000010000000100000000');
   assert.equal(segmentName({ timeline: 2, segno: 0x1_2345n }), '000000020000012300000045');
-  assert.equal(parseSegment('00000002.history'), null);
-  assert.equal(parseSegment('000000010000000000000003.partial'), null);
+  assert.equal(parseSegmentName('00000002.history'), null);
+  assert.equal(parseSegmentName('000000010000000000000003.partial'), null);
   // 64 MB segments: 64 per log.
   assert.equal(segmentName({ timeline: 1, segno: 64n }, 64 * 1024 * 1024), '000000010000000100000000');
 });
@@ -35,13 +31,13 @@ test('segment names round-trip, and carry into the next log at 256 segments of 1
 test('LSNs parse and print as PostgreSQL writes them; a segment ends where the next begins', () => {
   assert.equal(parseLsn('16/B374D848'), 0x16_b374_d848n);
   assert.equal(formatLsn(0x16_b374_d848n), '16/B374D848');
-  assert.equal(formatLsn(segmentEnd(parseSegment('000000010000000000000005')!)), '0/6000000');
+  assert.equal(formatLsn(segmentEnd(parseSegmentName('000000010000000000000005')!)), '0/6000000');
   assert.equal(segmentEnd({ timeline: 1, segno: 255n }, MB16), 0x1_0000_0000n);
-  assert.throws(() => parseLsn('nope'), /not an LSN/);
+  assert.throws(() => parseLsn('nope'), /is not a WAL position/);
 });
 
 test('a gap is named by its first and last missing segment; a new timeline may repeat the switch segment', () => {
-  const s = (n: string) => parseSegment(n)!;
+  const s = (n: string) => parseSegmentName(n)!;
   assert.equal(gapBetween(s('000000010000000000000005'), s('000000010000000000000006')), null);
   assert.deepEqual(gapBetween(s('000000010000000000000005'), s('000000010000000000000009')), {
     from: '000000010000000000000006',
@@ -130,13 +126,13 @@ test("status reads the archive's lag from the state file and the primary's posit
 });
 
 test('a timeline switch names what the archive misses on either side of the switch point, and nothing when it follows on', () => {
-  const s = (n: string) => parseSegment(n)!;
-  assert.deepEqual(parseHistory('1\t0/58017570\tno recovery target specified\n'), { parent: 1, switchLsn: 0x5801_7570n });
-  assert.deepEqual(parseHistory('1\t0/58017570\tno recovery target specified\n\n2\t0/9A000028\tbefore 2026-12-04\n'), {
+  const s = (n: string) => parseSegmentName(n)!;
+  assert.deepEqual(lastSwitch('1\t0/58017570\tno recovery target specified\n'), { parent: 1, switchLsn: 0x5801_7570n });
+  assert.deepEqual(lastSwitch('1\t0/58017570\tno recovery target specified\n\n2\t0/9A000028\tbefore 2026-12-04\n'), {
     parent: 2,
     switchLsn: 0x9a00_0028n,
   });
-  assert.equal(parseHistory('garbage'), null);
+  assert.equal(lastSwitch('garbage'), null);
   // Failover in segment 0x58, parent archived through 0x57, the new timeline's first segment 0x58: whole.
   assert.deepEqual(switchGaps(s('000000010000000000000057'), 0x5801_7570n, s('000000020000000000000058')), []);
   // The parent stopped at 0x55 and the new primary's slot began at 0x5A: both sides named.
@@ -149,4 +145,16 @@ test('a timeline switch names what the archive misses on either side of the swit
   // Ordering a followed history: the later timeline is newer even at a lower position.
   assert.ok(compareFollowed(s('000000030000000000000030'), s('000000010000000000000070')) > 0);
   assert.ok(compareFollowed(s('000000010000000000000031'), s('000000010000000000000030')) > 0);
+});
+
+test('the spool keeps the newest abandoned partial segments and drops the rest', () => {
+  const files = [
+    { f: 'a.partial.abandoned', mtime: 10 },
+    { f: 'd.partial.abandoned', mtime: 40 },
+    { f: 'b.partial.abandoned', mtime: 20 },
+    { f: 'c.partial.abandoned', mtime: 30 },
+    { f: 'e.partial.abandoned', mtime: 50 },
+  ];
+  assert.deepEqual(abandonedToDrop(files, 3).sort(), ['a.partial.abandoned', 'b.partial.abandoned']);
+  assert.deepEqual(abandonedToDrop(files.slice(0, 2), 3), []);
 });

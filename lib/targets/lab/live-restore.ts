@@ -28,7 +28,8 @@ import {
   restoreToPoint,
   type RestoredMarker,
 } from '../../adapters/postgres/backup/pitr.ts';
-import { backupOnPath, parseLsn, parseSegmentName } from '../../backup/wal-gaps.ts';
+import { backupOnPath } from '../../backup/wal-gaps.ts';
+import { parseLsn, parseSegmentName } from '../../backup/wal-names.ts';
 import { walFolder } from '../../backup/naming.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite.ts';
 import { labPaths } from '../../lab/paths.ts';
@@ -62,13 +63,14 @@ async function labConfig(dir: string): Promise<LabConfig> {
 
 const standbyOf = (c: LabConfig) => Object.keys(c.nodes).find((n) => n !== c.primary) ?? null;
 
+/**
+ * The lab's own Azurite, whatever the environment configures: the lab's WAL archiver (a daemon child, which gets
+ * no user credential) takes the base backup and archives the WAL there, so that is the only place a restore of the
+ * lab's database can find them. `drill backup` still follows the environment-first rule for the backups it takes.
+ */
 async function backupStore(dir: string): Promise<BackupStore> {
-  const r = await resolveBackupStore({
-    lab: labBlobSource(dir),
-    container: process.env.DRILL_BACKUP_CONTAINER?.trim() || LAB_BACKUP_CONTAINER,
-  });
-  if ('missing' in r)
-    throw new Error('Blob storage is configured in the environment but no container is named: set DRILL_BACKUP_CONTAINER');
+  const r = await resolveBackupStore({ lab: labBlobSource(dir), container: LAB_BACKUP_CONTAINER, env: {} });
+  if ('missing' in r) throw new Error('unreachable: the lab container is always named');
   return r.store;
 }
 

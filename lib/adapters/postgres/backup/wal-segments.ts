@@ -1,57 +1,9 @@
 /**
- * WAL positions and segment names as the WAL shipper reasons about them: which segment follows which,
- * where a segment ends, and how old the oldest WAL not yet in the archive is. Pure functions.
- *
- * A segment name is TTTTTTTTXXXXXXXXYYYYYYYY: timeline, then the segment number split in two at
- * 2^32 / segment size (256 segments per "log" of 16 MB segments).
+ * The WAL shipper's reasoning about its archive: which segment follows which, what a timeline switch leaves out,
+ * and how old the oldest WAL not yet in the archive is. Pure; names and positions are wal-names.ts's.
  */
 
-export interface SegmentId {
-  timeline: number;
-  segno: bigint;
-}
-
-export const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
-
-const SEGMENT_NAME = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
-export const HISTORY_FILE = /^[0-9A-F]{8}\.history$/;
-
-function perLog(segmentBytes: number): bigint {
-  return 0x1_0000_0000n / BigInt(segmentBytes);
-}
-
-export function parseSegment(name: string, segmentBytes = DEFAULT_SEGMENT_BYTES): SegmentId | null {
-  const m = SEGMENT_NAME.exec(name);
-  if (!m) return null;
-  return { timeline: parseInt(m[1]!, 16), segno: BigInt(`0x${m[2]}`) * perLog(segmentBytes) + BigInt(`0x${m[3]}`) };
-}
-
-const hex8 = (n: bigint | number) => n.toString(16).toUpperCase().padStart(8, '0');
-
-export function segmentName(id: SegmentId, segmentBytes = DEFAULT_SEGMENT_BYTES): string {
-  const per = perLog(segmentBytes);
-  return hex8(id.timeline) + hex8(id.segno / per) + hex8(id.segno % per);
-}
-
-/** `16/B374D848` -> bytes. */
-export function parseLsn(lsn: string): bigint {
-  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(lsn);
-  if (!m) throw new Error(`"${lsn}" is not an LSN`);
-  return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
-}
-
-export function formatLsn(b: bigint): string {
-  return `${(b >> 32n).toString(16).toUpperCase()}/${(b & 0xffff_ffffn).toString(16).toUpperCase()}`;
-}
-
-/** The first byte after the segment: everything before it is in the segment or earlier ones. */
-export function segmentEnd(id: SegmentId, segmentBytes = DEFAULT_SEGMENT_BYTES): bigint {
-  return (id.segno + 1n) * BigInt(segmentBytes);
-}
-
-export function segnoOf(lsn: bigint, segmentBytes = DEFAULT_SEGMENT_BYTES): bigint {
-  return lsn / BigInt(segmentBytes);
-}
+import { SEGMENT_BYTES, segmentName, parseSegmentName, segmentNumberOf, type SegmentId } from '../../../backup/wal-names.ts';
 
 /** Orders segments by position, then timeline (a new timeline's first segment shares its number with the old one's last). */
 export function compareSegments(a: SegmentId, b: SegmentId): number {
@@ -61,13 +13,6 @@ export function compareSegments(a: SegmentId, b: SegmentId): number {
 /** Newest first on the later timeline, then by position: the order in which a followed history goes on. */
 export function compareFollowed(a: SegmentId, b: SegmentId): number {
   return a.timeline === b.timeline ? compareSegments(a, b) : a.timeline - b.timeline;
-}
-
-/** The switch into a timeline, from the last line of its history file (`parentTLI<TAB>switchpoint<TAB>reason`). */
-export function parseHistory(text: string): { parent: number; switchLsn: bigint } | null {
-  const lines = text.split('\n').filter((l) => /^\s*\d/.test(l));
-  const m = /^\s*(\d+)\s+([0-9A-Fa-f]+\/[0-9A-Fa-f]+)/.exec(lines.at(-1) ?? '');
-  return m ? { parent: Number(m[1]), switchLsn: parseLsn(m[2]!) } : null;
 }
 
 export interface SegmentGap {
@@ -82,7 +27,7 @@ export interface SegmentGap {
  * follow on. A new timeline starts inside the old one's last segment, so its first segment may share
  * that number (or repeat it): only a number beyond `prev + 1` leaves a hole.
  */
-export function gapBetween(prev: SegmentId | null, next: SegmentId, segmentBytes = DEFAULT_SEGMENT_BYTES): SegmentGap | null {
+export function gapBetween(prev: SegmentId | null, next: SegmentId, segmentBytes = SEGMENT_BYTES): SegmentGap | null {
   if (prev === null || next.segno <= prev.segno + 1n) return null;
   const first = { timeline: next.timeline, segno: prev.segno + 1n };
   const last = { timeline: next.timeline, segno: next.segno - 1n };
@@ -95,13 +40,8 @@ export function gapBetween(prev: SegmentId | null, next: SegmentId, segmentBytes
  * switch segment on. A switch behind the archived point (a point-in-time restore to an earlier moment)
  * needs nothing more of the parent.
  */
-export function switchGaps(
-  prev: SegmentId | null,
-  switchLsn: bigint,
-  first: SegmentId,
-  segmentBytes = DEFAULT_SEGMENT_BYTES,
-): SegmentGap[] {
-  const at = segnoOf(switchLsn, segmentBytes);
+export function switchGaps(prev: SegmentId | null, switchLsn: bigint, first: SegmentId, segmentBytes = SEGMENT_BYTES): SegmentGap[] {
+  const at = segmentNumberOf(switchLsn, segmentBytes);
   const out: SegmentGap[] = [];
   const span = (timeline: number, from: bigint, to: bigint) => ({
     from: segmentName({ timeline, segno: from }, segmentBytes),
@@ -114,9 +54,9 @@ export function switchGaps(
 }
 
 /** Gaps in a sorted or unsorted list of archived segment names (history files ignored). */
-export function gapsIn(names: string[], segmentBytes = DEFAULT_SEGMENT_BYTES): SegmentGap[] {
+export function gapsIn(names: string[], segmentBytes = SEGMENT_BYTES): SegmentGap[] {
   const ids = names
-    .map((n) => parseSegment(n, segmentBytes))
+    .map((n) => parseSegmentName(n, segmentBytes))
     .filter((s): s is SegmentId => s !== null)
     .sort(compareSegments);
   const out: SegmentGap[] = [];

@@ -32,20 +32,23 @@ import {
   archiveLagMs,
   compareFollowed,
   gapBetween,
-  HISTORY_FILE,
-  parseHistory,
-  parseLsn,
-  formatLsn,
-  parseSegment,
   pruneSamples,
-  segmentEnd,
-  segmentName,
   shouldSwitch,
   switchGaps,
   type LsnSample,
   type SegmentGap,
-  type SegmentId,
 } from './wal-segments.ts';
+import {
+  HISTORY_FILE,
+  formatLsn,
+  historyFileName,
+  lastSwitch,
+  parseLsn,
+  parseSegmentName,
+  segmentEnd,
+  segmentName,
+  type SegmentId,
+} from '../../../backup/wal-names.ts';
 import type { WalArchiveHole, WalArchiveState } from './wal-state.ts';
 
 export type ShipperEvent =
@@ -80,6 +83,16 @@ export interface WalShipperOptions {
 }
 
 const RETRY_MAX_MS = 2000;
+/** Abandoned partial segments kept in the spool for forensics (see pruneAbandoned). */
+const KEEP_ABANDONED = 3;
+
+/** The abandoned spool files past the newest `keep`, by modification time. */
+export function abandonedToDrop(files: readonly { f: string; mtime: number }[], keep: number): string[] {
+  return [...files]
+    .sort((a, b) => b.mtime - a.mtime)
+    .slice(keep)
+    .map((x) => x.f);
+}
 
 export async function runWalShipper(o: WalShipperOptions, signal: AbortSignal): Promise<void> {
   const shipper = new Shipper(o);
@@ -133,7 +146,7 @@ class Shipper {
       this.state.archivedThrough = before.archivedThrough;
       this.state.baseBackup = before.baseBackup ?? null;
       if (before.archivedThrough) {
-        this.newest = parseSegment(before.archivedThrough.segment);
+        this.newest = parseSegmentName(before.archivedThrough.segment);
         // The lag goes on from where the last run left it: WAL that waited then (or was written while no shipper ran) still waits.
         const end = parseLsn(before.archivedThrough.endLsn);
         this.samples = before.unarchivedSince
@@ -278,7 +291,7 @@ class Shipper {
     );
     const sampledAt = Date.now();
     const lsn = parseLsn(r.rows[0]!.lsn);
-    const timeline = parseSegment(r.rows[0]!.file, this.segmentBytes)!.timeline;
+    const timeline = parseSegmentName(r.rows[0]!.file, this.segmentBytes)!.timeline;
     // Another timeline (a promoted standby, a restored database): positions seen on the old one say nothing.
     if (timeline !== this.serverTimeline) this.samples = this.samples.filter((x) => this.serverTimeline === null && x.lsn <= lsn);
     this.serverTimeline = timeline;
@@ -319,16 +332,22 @@ class Shipper {
 
   /** Uploads every completed segment and history file in the spool not yet in Blob, oldest first; prunes the spool. */
   private async shipSpool(folder: string): Promise<void> {
-    const files = (await readdir(this.o.spoolDir)).filter((f) => HISTORY_FILE.test(f) || parseSegment(f, this.segmentBytes) !== null);
+    const files = (await readdir(this.o.spoolDir)).filter((f) => HISTORY_FILE.test(f) || parseSegmentName(f, this.segmentBytes) !== null);
     // History files sort before their timeline's segments ('.' < '0'): a restore finds the history first.
     files.sort();
     const segments: { name: string; id: SegmentId }[] = [];
     for (const f of files) {
-      const id = parseSegment(f, this.segmentBytes);
+      const id = parseSegmentName(f, this.segmentBytes);
       if (id) segments.push({ name: f, id });
       const path = join(this.o.spoolDir, f);
       if (this.present.has(f)) {
         if (!id && !this.checkedHistory.has(f)) await this.checkHistory(folder, f, path);
+        // Uploaded by a shipper killed before it wrote its state: archived all the same, or the next segment
+        // would be measured against the older state and a hole reported where there is none.
+        if (id) {
+          await this.checkGap(id);
+          this.archived(id);
+        }
         continue;
       }
       if (id) await this.checkGap(id);
@@ -365,8 +384,8 @@ class Shipper {
     if (this.newest === null || compareFollowed(id, this.newest) <= 0) return;
     let gaps = [gapBetween(this.newest, id, this.segmentBytes)].filter((g) => g !== null);
     if (id.timeline !== this.newest.timeline) {
-      const file = join(this.o.spoolDir, `${segmentName({ timeline: id.timeline, segno: 0n }).slice(0, 8)}.history`);
-      const history = parseHistory(await readFile(file, 'utf8').catch(() => ''));
+      const file = join(this.o.spoolDir, historyFileName(id.timeline));
+      const history = lastSwitch(await readFile(file, 'utf8').catch(() => ''));
       if (history) gaps = switchGaps(this.newest, history.switchLsn, id, this.segmentBytes);
     }
     for (const gap of gaps) this.hole(gap, `point-in-time recovery cannot pass ${this.state.archivedThrough?.endLsn ?? 'them'}`);
@@ -418,7 +437,20 @@ class Shipper {
       if (f.endsWith('.partial')) await rename(join(this.o.spoolDir, f), join(this.o.spoolDir, `${f}.abandoned`)).catch(() => {});
       else if (this.present.has(f)) await rm(join(this.o.spoolDir, f), { force: true });
     }
+    await this.pruneAbandoned();
     this.writeState();
+  }
+
+  /**
+   * Every failover or restore abandons one partial segment (16 MB): a lab that lives through many drills would fill
+   * its disk. The newest few stay for whoever investigates the latest switch.
+   */
+  private async pruneAbandoned(): Promise<void> {
+    const abandoned = (await readdir(this.o.spoolDir)).filter((f) => f.endsWith('.abandoned'));
+    const byAge = await Promise.all(
+      abandoned.map(async (f) => ({ f, mtime: (await stat(join(this.o.spoolDir, f)).catch(() => null))?.mtimeMs ?? 0 })),
+    );
+    for (const f of abandonedToDrop(byAge, KEEP_ABANDONED)) await rm(join(this.o.spoolDir, f), { force: true });
   }
 
   private note(state: WalArchiveState['state'], error: string | null): void {

@@ -3,7 +3,7 @@
  * (`drill lab status`) can judge the archive's lag and tell a stopped shipper from a healthy one.
  */
 import { readFile } from 'node:fs/promises';
-import { parseLsn, parseSegment } from './wal-segments.ts';
+import { parseLsn, parseSegmentName } from '../../../backup/wal-names.ts';
 
 export interface WalArchiveHole {
   from: string;
@@ -62,7 +62,7 @@ export interface ServerWalPosition {
  */
 export function lagNowMs(s: WalArchiveState, server: ServerWalPosition | null, nowMs: number): number {
   const through = s.archivedThrough ? parseLsn(s.archivedThrough.endLsn) : null;
-  const sameTimeline = server !== null && parseSegment(server.walFile)?.timeline === s.archivedThrough?.timeline;
+  const sameTimeline = server !== null && parseSegmentName(server.walFile)?.timeline === s.archivedThrough?.timeline;
   if (server !== null && through !== null && sameTimeline && parseLsn(server.lsn) <= through) return 0;
   const serverLsn = server?.lsn ?? null;
   const since = s.unarchivedSince ?? (serverLsn === null && s.lagMs === 0 ? null : s.updatedAt);

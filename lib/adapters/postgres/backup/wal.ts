@@ -14,7 +14,7 @@ import { WAL_SEGMENT, walFolder } from '../../../backup/naming.ts';
 import { lastLines, runTool } from './tools.ts';
 import type { PgSource } from './source.ts';
 import type { BackupStore } from './store.ts';
-import { parseLsn, parseSegment, segmentEnd } from './wal-segments.ts';
+import { parseLsn, parseSegmentName, segmentEnd } from '../../../backup/wal-names.ts';
 
 export const ARCHIVE_SLOT = 'drill_wal_archive';
 
@@ -100,7 +100,7 @@ async function waitForShipper(store: BackupStore, cluster: string, end: string, 
   const deadline = Date.now() + SHIPPER_WAIT_MS;
   for (;;) {
     const names = await listArchivedWal(store, cluster);
-    const segments = names.map((n) => parseSegment(n)).filter((x) => x !== null);
+    const segments = names.map((n) => parseSegmentName(n)).filter((x) => x !== null);
     if (segments.some((x) => segmentEnd(x) > last)) return { uploaded: [], alreadyThere: names.length, upToLsn: end };
     if (Date.now() > deadline || signal?.aborted)
       throw new Error(
