@@ -26,7 +26,7 @@ import { planArchive } from '../postgres/backup/pitr.ts';
 import { backupStoreFromEnv, type BackupStore } from '../postgres/backup/store.ts';
 import { takesWrite, withClient } from '../postgres/standby.ts';
 import { walFolder } from '../../backup/naming.ts';
-import { parseLsn } from '../../backup/wal-gaps.ts';
+import { parseLsn } from '../../backup/wal-names.ts';
 import type { LiveRestoreAdapter, LiveRestoreOutcome, RestorePoint, RestoreTarget } from '../types.ts';
 import { createCaller } from './call.ts';
 import { KubeError } from './errors.ts';

@@ -44,7 +44,7 @@ import {
 import { clearRecoverySettings, restoreToPoint } from '../../../lib/adapters/postgres/backup/pitr.ts';
 import { readCatalog } from '../../../lib/adapters/postgres/backup/catalog.ts';
 import { backupStoreFromEnv } from '../../../lib/adapters/postgres/backup/store.ts';
-import { parseLsn } from '../../../lib/backup/wal-gaps.ts';
+import { parseLsn } from '../../../lib/backup/wal-names.ts';
 import { blobEnvFromSecretValues, parseDestinationPath } from '../../../lib/adapters/kubernetes/cnpg-manifest.ts';
 import type { RestoreTarget } from '../../../lib/adapters/types.ts';
 import {
