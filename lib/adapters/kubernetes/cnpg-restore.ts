@@ -21,12 +21,9 @@ import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type Kube
 import { UserError } from '../../errors.ts';
 import type { KubernetesRestore } from '../../config/types.ts';
 import { blobEnvConfigured } from '../blob/index.ts';
-import { readCatalog, type CatalogEntry } from '../postgres/backup/catalog.ts';
-import { planArchive } from '../postgres/backup/pitr.ts';
 import { backupStoreFromEnv, type BackupStore } from '../postgres/backup/store.ts';
 import { takesWrite, withClient } from '../postgres/standby.ts';
-import { walFolder } from '../../backup/naming.ts';
-import { parseLsn } from '../../backup/wal-names.ts';
+import { checkArchive, chooseBaseBackup, layoutName, planFromBackup, readArchiveView, type BaseBackup } from './cnpg-archive.ts';
 import type { LiveRestoreAdapter, LiveRestoreOutcome, RestorePoint, RestoreTarget } from '../types.ts';
 import { createCaller } from './call.ts';
 import { KubeError } from './errors.ts';
@@ -124,18 +121,10 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
     return backupStoreFromEnv(p.container, p.prefix, env);
   }
 
-  /** The base backup the operator will pick: the newest physical one of serverName that ended before the target. */
-  async function baseBackupFor(store: BackupStore, target: RestoreTarget): Promise<CatalogEntry | null> {
-    const entries = (await readCatalog(store, { kind: 'physical', cluster: settings.serverName })).filter(
-      (e) => e.manifest && (target === 'latest' || parseLsn(e.manifest.lsn.end) <= parseLsn(target.lsn)),
-    );
-    return entries[entries.length - 1] ?? null;
-  }
-
   /** Until the archive holds every segment up to the target's, or the wait runs out: then the missing ones are the gap. */
   async function awaitArchive(
     store: BackupStore,
-    entry: CatalogEntry,
+    backup: BaseBackup,
     target: RestoreTarget,
     say: (l: string) => void,
     signal: AbortSignal,
@@ -143,9 +132,9 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
     const deadline = performance.now() + ARCHIVE_WAIT_MS;
     for (let round = 0; ; round++) {
       signal.throwIfAborted();
-      const { plan } = await planArchive(store, entry.manifest!, target);
-      const missing = plan.missingHistory ? [...plan.missing, plan.missingHistory] : plan.missing;
-      if (missing.length === 0 || performance.now() > deadline) return missing;
+      const view = await readArchiveView(store, settings.serverName);
+      const { missing } = await planFromBackup(store, view, backup, target);
+      if (missing.length === 0 || performance.now() > deadline) return { missing, layout: layoutName(view) };
       if (round === 0) say(`waiting for the WAL archive to receive ${missing.join(', ')} (archive_timeout closes a segment)`);
       await sleep(1000, undefined, { signal });
     }
@@ -245,24 +234,10 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
         else throw e;
       });
       try {
-        const store = ownStore();
-        const newest = await baseBackupFor(store, 'latest');
-        if (!newest)
-          problems.push(
-            `no physical base backup of ${settings.serverName} under ${settings.destinationPath} (target.database.restore.destinationPath, serverName): take one before the drill`,
-          );
-        else backup = { folder: newest.folder, takenAt: newest.takenAt };
-        let newestAt = 0;
-        let segments = 0;
-        for await (const b of store.container.listBlobsFlat({ prefix: walFolder(store.prefix, settings.serverName) })) {
-          segments++;
-          newestAt = Math.max(newestAt, b.properties.lastModified?.getTime() ?? 0);
-        }
-        if (segments === 0)
-          problems.push(
-            `the WAL archive of ${settings.serverName} under ${settings.destinationPath} is empty: WAL archiving is not running`,
-          );
-        else archiveLagSeconds = Math.max(0, Math.round((Date.now() - newestAt) / 1000));
+        const found = await checkArchive(ownStore(), settings.serverName);
+        problems.push(...found.problems);
+        if (found.backup) backup = { folder: found.backup.folder, takenAt: found.backup.takenAt };
+        archiveLagSeconds = found.archiveLagSeconds;
       } catch (e) {
         problems.push(`the object store ${settings.destinationPath} cannot be read: ${(e as Error).message}`);
       }
@@ -327,19 +302,17 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
         out.quarantine = `${damaged} (the damaged cluster, left as it was)`;
 
         const store = ownStore();
-        const entry = await baseBackupFor(store, target);
-        if (!entry?.manifest)
-          throw new Error(
-            `no physical base backup of ${settings.serverName} under ${settings.destinationPath}${target === 'latest' ? '' : ` ended before ${target.lsn}`}`,
-          );
-        out.backup = { folder: entry.folder, takenAt: entry.takenAt, bytes: entry.manifest.blob.bytes };
+        const view = await readArchiveView(store, settings.serverName);
+        const { backup, problem } = chooseBaseBackup(view, target);
+        if (!backup || problem) throw new Error(problem ?? `no base backup in the ${layoutName(view)}`);
+        out.backup = { folder: backup.folder, takenAt: backup.takenAt, bytes: backup.bytes };
         if (!existing) {
           // Refused before anything is created: past a gap no recovery reaches the point, and the operator would loop on it.
-          const missing = await awaitArchive(store, entry, target, say, signal);
+          const { missing, layout } = await awaitArchive(store, backup, target, say, signal);
           if (missing.length > 0) {
             out.missingSegments = missing;
             throw new Error(
-              `the WAL archive misses ${missing.join(', ')} between ${entry.manifest.walStartSegment} and the target: no recovery can pass it`,
+              `the WAL archive in the ${layout} misses ${missing.join(', ')} between ${backup.blob}'s first segment ${backup.startSegment} and the target: no recovery can pass it`,
             );
           }
         }
