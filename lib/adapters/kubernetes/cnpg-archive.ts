@@ -44,6 +44,9 @@ export interface BaseBackup {
 
 export interface ArchiveView {
   layout: ArchiveLayout;
+  serverName: string;
+  /** For the drill's layout: where barman-cloud's was looked for first (and nothing found). */
+  barmanLookedAt: string | null;
   /** `container/prefix...`: the folder the layout lives in, for messages. */
   where: string;
   /** Oldest first. */
@@ -55,7 +58,12 @@ export interface ArchiveView {
   newestWalAt: number | null;
 }
 
-const at = (store: BackupStore, name: string) => `${store.container.containerName}/${name}`;
+/** A blob as the user wrote its place: under the destinationPath URL when given, else `container/name`. */
+function at(store: BackupStore, name: string, display?: string): string {
+  return display && name.startsWith(store.prefix)
+    ? `${display.replace(/\/+$/, '')}/${name.slice(store.prefix.length)}`
+    : `${store.container.containerName}/${name}`;
+}
 
 async function list(store: BackupStore, prefix: string) {
   const out: { name: string; bytes: number; modified: number }[] = [];
@@ -64,7 +72,7 @@ async function list(store: BackupStore, prefix: string) {
   return out;
 }
 
-async function barmanView(store: BackupStore, serverName: string): Promise<ArchiveView | null> {
+async function barmanView(store: BackupStore, serverName: string, display?: string): Promise<ArchiveView | null> {
   const root = barmanServerRoot(store.prefix, serverName);
   const blobs = await list(store, root);
   const listing = readBarmanListing(
@@ -113,7 +121,9 @@ async function barmanView(store: BackupStore, serverName: string): Promise<Archi
   const newest = Math.max(0, ...walFiles.map((w) => size.get(w.blob)?.modified ?? 0));
   return {
     layout: 'barman-cloud',
-    where: at(store, root),
+    serverName,
+    barmanLookedAt: null,
+    where: at(store, root, display),
     backups,
     archived: walFiles.map((w) => w.name).sort(),
     walBlobs: new Map(walFiles.map((w) => [w.name, { blob: w.blob, compression: w.compression }])),
@@ -121,7 +131,7 @@ async function barmanView(store: BackupStore, serverName: string): Promise<Archi
   };
 }
 
-async function drillView(store: BackupStore, serverName: string): Promise<ArchiveView> {
+async function drillView(store: BackupStore, serverName: string, display?: string): Promise<ArchiveView> {
   const entries = await readCatalog(store, { kind: 'physical', cluster: serverName });
   const backups: BaseBackup[] = entries.map((e) => ({
     id: e.folder.split('/').filter(Boolean).at(-1) ?? e.folder,
@@ -140,7 +150,9 @@ async function drillView(store: BackupStore, serverName: string): Promise<Archiv
     .filter((b) => WAL_SEGMENT.test(b.file) || /^[0-9A-F]{8}\.history$/.test(b.file));
   return {
     layout: 'drill',
-    where: at(store, clusterRoot(store.prefix, serverName)),
+    serverName,
+    barmanLookedAt: at(store, barmanServerRoot(store.prefix, serverName), display),
+    where: at(store, clusterRoot(store.prefix, serverName), display),
     backups,
     archived: wal.map((b) => b.file).sort(),
     walBlobs: new Map(wal.map((b) => [b.file, { blob: b.name, compression: null }])),
@@ -148,13 +160,18 @@ async function drillView(store: BackupStore, serverName: string): Promise<Archiv
   };
 }
 
-/** barman-cloud's layout when the store holds anything of it under serverName, else the project's own. */
-export async function readArchiveView(store: BackupStore, serverName: string): Promise<ArchiveView> {
-  return (await barmanView(store, serverName)) ?? (await drillView(store, serverName));
+/**
+ * barman-cloud's layout when the store holds anything of it under serverName, else the project's own. `display`:
+ * the destinationPath the store was made from, so messages name places as the drill file does.
+ */
+export async function readArchiveView(store: BackupStore, serverName: string, display?: string): Promise<ArchiveView> {
+  return (await barmanView(store, serverName, display)) ?? (await drillView(store, serverName, display));
 }
 
 export const layoutName = (v: ArchiveView) =>
-  v.layout === 'barman-cloud' ? `barman-cloud layout at ${v.where}` : `the drill's backup layout at ${v.where}`;
+  v.layout === 'barman-cloud'
+    ? `barman-cloud layout at ${v.where}`
+    : `drill's backup layout at ${v.where} (nothing in barman-cloud's at ${v.barmanLookedAt})`;
 
 /**
  * The base backup the operator will restore for `target`. barman-cloud: CloudNativePG takes the newest complete
@@ -176,7 +193,7 @@ export function chooseBaseBackup(v: ArchiveView, target: RestoreTarget): { backu
     const skipped = v.backups.filter((b) => b.unusable !== null).map((b) => `${b.blob}: ${b.unusable}`);
     return {
       backup: null,
-      problem: `no complete base backup${target === 'latest' ? '' : ` from before ${target.lsn}`} in the ${layoutName(v)}${skipped.length ? ` (not usable: ${skipped.join('; ')})` : ''}`,
+      problem: `no physical base backup of ${v.serverName}${target === 'latest' ? '' : ` from before ${target.lsn}`} under the ${layoutName(v)}${skipped.length ? ` (not usable: ${skipped.join('; ')})` : ''}`,
     };
   }
   // Recovery cannot stop before the backup's end is replayed: PostgreSQL refuses a target before consistency.
@@ -232,8 +249,8 @@ export interface ArchiveCheck {
  * Preflight: a usable base backup, a WAL archive that is being written, and no gap between the newest backup's
  * first segment and the newest archived one (a restore to the end of the archive would stop at the gap).
  */
-export async function checkArchive(store: BackupStore, serverName: string, now = Date.now()): Promise<ArchiveCheck> {
-  const v = await readArchiveView(store, serverName);
+export async function checkArchive(store: BackupStore, serverName: string, display?: string, now = Date.now()): Promise<ArchiveCheck> {
+  const v = await readArchiveView(store, serverName, display);
   const out: ArchiveCheck = { layout: v.layout, problems: [], backup: null, archiveLagSeconds: null, missing: [] };
   const { backup, problem } = chooseBaseBackup(v, 'latest');
   if (problem) out.problems.push(`${problem}: take one before the drill`);

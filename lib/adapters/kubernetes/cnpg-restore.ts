@@ -132,7 +132,7 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
     const deadline = performance.now() + ARCHIVE_WAIT_MS;
     for (let round = 0; ; round++) {
       signal.throwIfAborted();
-      const view = await readArchiveView(store, settings.serverName);
+      const view = await readArchiveView(store, settings.serverName, settings.destinationPath);
       const { missing } = await planFromBackup(store, view, backup, target);
       if (missing.length === 0 || performance.now() > deadline) return { missing, layout: layoutName(view) };
       if (round === 0) say(`waiting for the WAL archive to receive ${missing.join(', ')} (archive_timeout closes a segment)`);
@@ -234,7 +234,7 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
         else throw e;
       });
       try {
-        const found = await checkArchive(ownStore(), settings.serverName);
+        const found = await checkArchive(ownStore(), settings.serverName, settings.destinationPath);
         problems.push(...found.problems);
         if (found.backup) backup = { folder: found.backup.folder, takenAt: found.backup.takenAt };
         archiveLagSeconds = found.archiveLagSeconds;
@@ -302,7 +302,7 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
         out.quarantine = `${damaged} (the damaged cluster, left as it was)`;
 
         const store = ownStore();
-        const view = await readArchiveView(store, settings.serverName);
+        const view = await readArchiveView(store, settings.serverName, settings.destinationPath);
         const { backup, problem } = chooseBaseBackup(view, target);
         if (!backup || problem) throw new Error(problem ?? `no base backup in the ${layoutName(view)}`);
         out.backup = { folder: backup.folder, takenAt: backup.takenAt, bytes: backup.bytes };
