@@ -183,17 +183,17 @@ test('the base backup CloudNativePG picks: newest complete one begun before targ
   const failed = backup('20261204T180000', '0/30000028', '0/30000138', 'status FAILED');
   const v = view('barman-cloud', [a, b, failed]);
   assert.equal(chooseBaseBackup(v, 'latest').backup, b);
-  assert.equal(chooseBaseBackup(v, { lsn: '0/30000200' }).backup, b);
-  assert.deepEqual(chooseBaseBackup(v, { lsn: '0/1FFFFFFF' }), { backup: a, problem: null });
-  const inside = chooseBaseBackup(v, { lsn: '0/20000100' });
+  assert.equal(chooseBaseBackup(v, { lsn: '0/30000200', inclusive: false }).backup, b);
+  assert.deepEqual(chooseBaseBackup(v, { lsn: '0/1FFFFFFF', inclusive: false }), { backup: a, problem: null });
+  const inside = chooseBaseBackup(v, { lsn: '0/20000100', inclusive: false });
   assert.equal(inside.backup, b);
   assert.match(
     inside.problem!,
     /would restore cnpg\/pg\/base\/20261204T170000\/backup.info, which began before 0\/20000100 but ended at 0\/20000138/,
   );
   // The project's own layout (the stand-in operator): the newest one ended by the target.
-  assert.equal(chooseBaseBackup(view('drill', [a, b]), { lsn: '0/20000100' }).backup, a);
-  const none = chooseBaseBackup(v, { lsn: '0/10000000' });
+  assert.equal(chooseBaseBackup(view('drill', [a, b]), { lsn: '0/20000100', inclusive: false }).backup, a);
+  const none = chooseBaseBackup(v, { lsn: '0/10000000', inclusive: false });
   assert.equal(none.backup, null);
   assert.match(
     none.problem!,
