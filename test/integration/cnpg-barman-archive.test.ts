@@ -125,6 +125,13 @@ test('barman-cloud layout in Azurite: the DONE backup is found, a FAILED newer o
     const { plan } = await planFromBackup(store, v, whole.backup!, { lsn: '0/9000100', inclusive: false });
     assert.deepEqual(plan.needed, [seg(1, 3), seg(1, 4), seg(1, 5), seg(1, 6), seg(1, 7), seg(2, 8), seg(2, 9)]);
     assert.deepEqual(plan.missing, []);
+    // The archive wait re-reads only the WAL side, and plans the same from the backup it already chose.
+    const walOnly = await readArchiveView(store, 'pg', destinationPath, false);
+    assert.deepEqual(walOnly.backups, []);
+    assert.deepEqual(
+      (await planFromBackup(store, walOnly, whole.backup!, { lsn: '0/9000100', inclusive: false })).plan.needed,
+      plan.needed,
+    );
 
     // A history file compressed with something the drill cannot read is named, not guessed around.
     await put(store, 'pg/wals/00000003.history.bz2', 'placeholder');

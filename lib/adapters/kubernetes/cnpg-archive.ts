@@ -72,7 +72,7 @@ async function list(store: BackupStore, prefix: string) {
   return out;
 }
 
-async function barmanView(store: BackupStore, serverName: string, display?: string): Promise<ArchiveView | null> {
+async function barmanView(store: BackupStore, serverName: string, display?: string, withBackups = true): Promise<ArchiveView | null> {
   const root = barmanServerRoot(store.prefix, serverName);
   const blobs = await list(store, root);
   const listing = readBarmanListing(
@@ -82,7 +82,7 @@ async function barmanView(store: BackupStore, serverName: string, display?: stri
   if (listing.bases.length === 0 && listing.wals.size === 0) return null;
   const size = new Map(blobs.map((b) => [b.name, b]));
   const backups: BaseBackup[] = [];
-  for (const b of listing.bases) {
+  for (const b of withBackups ? listing.bases : []) {
     const base = { id: b.backupId, folder: b.folder, bytes: b.files.reduce((n, f) => n + (size.get(f)?.bytes ?? 0), 0) };
     if (!b.info) {
       backups.push({
@@ -131,8 +131,8 @@ async function barmanView(store: BackupStore, serverName: string, display?: stri
   };
 }
 
-async function drillView(store: BackupStore, serverName: string, display?: string): Promise<ArchiveView> {
-  const entries = await readCatalog(store, { kind: 'physical', cluster: serverName });
+async function drillView(store: BackupStore, serverName: string, display?: string, withBackups = true): Promise<ArchiveView> {
+  const entries = withBackups ? await readCatalog(store, { kind: 'physical', cluster: serverName }) : [];
   const backups: BaseBackup[] = entries.map((e) => ({
     id: e.folder.split('/').filter(Boolean).at(-1) ?? e.folder,
     blob: `${e.folder}manifest.json`,
@@ -162,10 +162,11 @@ async function drillView(store: BackupStore, serverName: string, display?: strin
 
 /**
  * barman-cloud's layout when the store holds anything of it under serverName, else the project's own. `display`:
- * the destinationPath the store was made from, so messages name places as the drill file does.
+ * the destinationPath the store was made from, so messages name places as the drill file does. `withBackups`
+ * false skips reading backup.info / manifest files (the archive wait re-reads only the WAL, once a second).
  */
-export async function readArchiveView(store: BackupStore, serverName: string, display?: string): Promise<ArchiveView> {
-  return (await barmanView(store, serverName, display)) ?? (await drillView(store, serverName, display));
+export async function readArchiveView(store: BackupStore, serverName: string, display?: string, withBackups = true): Promise<ArchiveView> {
+  return (await barmanView(store, serverName, display, withBackups)) ?? (await drillView(store, serverName, display, withBackups));
 }
 
 export const layoutName = (v: ArchiveView) =>

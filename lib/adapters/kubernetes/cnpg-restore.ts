@@ -132,7 +132,7 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
     const deadline = performance.now() + ARCHIVE_WAIT_MS;
     for (let round = 0; ; round++) {
       signal.throwIfAborted();
-      const view = await readArchiveView(store, settings.serverName, settings.destinationPath);
+      const view = await readArchiveView(store, settings.serverName, settings.destinationPath, false);
       const { missing } = await planFromBackup(store, view, backup, target);
       if (missing.length === 0 || performance.now() > deadline) return { missing, layout: layoutName(view) };
       if (round === 0) say(`waiting for the WAL archive to receive ${missing.join(', ')} (archive_timeout closes a segment)`);
