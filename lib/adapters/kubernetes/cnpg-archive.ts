@@ -118,7 +118,8 @@ async function barmanView(store: BackupStore, serverName: string, display?: stri
   // cloudnative-pg/barman-cloud pkg/catalog/sorting.go orders by begin time; unusable ones carry no time and sort first.
   backups.sort((a, b) => a.takenAt.localeCompare(b.takenAt) || a.id.localeCompare(b.id));
   const walFiles = [...listing.wals.values()].filter((w) => w.kind === 'segment' || w.kind === 'history');
-  const newest = Math.max(0, ...walFiles.map((w) => size.get(w.blob)?.modified ?? 0));
+  // reduce, not Math.max(...): an archive of months holds more segments than a call takes arguments.
+  const newest = walFiles.reduce((m, w) => Math.max(m, size.get(w.blob)?.modified ?? 0), 0);
   return {
     layout: 'barman-cloud',
     serverName,
@@ -156,7 +157,7 @@ async function drillView(store: BackupStore, serverName: string, display?: strin
     backups,
     archived: wal.map((b) => b.file).sort(),
     walBlobs: new Map(wal.map((b) => [b.file, { blob: b.name, compression: null }])),
-    newestWalAt: wal.length > 0 ? Math.max(...wal.map((b) => b.modified)) : null,
+    newestWalAt: wal.length > 0 ? wal.reduce((m, b) => Math.max(m, b.modified), 0) : null,
   };
 }
 
