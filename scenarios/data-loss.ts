@@ -88,7 +88,7 @@ const destroy: Action<Params, Marked, Destroyed, Needs> = action<Marked, Destroy
     restores: (p) =>
       `the service serves from a database restored to ${restoreToOf(p) === 'latest' ? 'the newest archived WAL' : 'the point before the fault'}, a healthy pair (primary, streaming standby) with WAL archiving running; or, when the archive has a gap, nothing replaced (the SEV1 finding names the segment)`,
     byHand: (p) =>
-      `\`drill lab status\` shows the pair and the archive; \`drill recover\` resumes the restore from where it stopped; when it cannot, \`drill lab down\` then \`drill lab up\` gives a fresh pair (the lab's data is disposable, and lab down also drops the quarantine)${p.fault === 'lose-cluster' ? '' : `; the damaged ${p.table} stays in the quarantine folder`}`,
+      `\`drill lab status\` shows the pair and the archive; \`drill recover\` resumes the restore from where it stopped; when it cannot, \`drill lab down\` then \`drill lab up\` gives a fresh pair (the lab's data is disposable, and lab down also drops the quarantine)${p.fault === 'lose-cluster' ? '' : `; the damaged ${p.table} stays in the quarantine folder`}. On a kubernetes target: \`kubectl get clusters.postgresql.cnpg.io -l drill.dev/restore-of=<cluster>\` shows the recovery Cluster, \`drill recover\` resumes the restore, and the damaged Cluster is left where it is for you to delete`,
     timeout: '20m',
     async holds(ctx, { selected }) {
       const gap = ctx.resultOf(restore)?.outcome.missingSegments ?? [];
@@ -177,13 +177,26 @@ export default define({
   dataClass: 'database',
   validate(p, target) {
     const out: { path: string; message: string }[] = [];
-    if (p.fault !== 'lose-cluster' && !(target.kind === 'lab' && target.dataLoss))
+    if (p.fault !== 'lose-cluster' && !((target.kind === 'lab' || target.kind === 'kubernetes') && target.dataLoss))
       out.push({
         path: 'fault',
         message: `fault ${p.fault} destroys data on the live database: the target must allow it with target.allowDataLoss: true and target.dataLossReason saying why`,
       });
     if (p.fault !== 'lose-cluster' && p.restoreTo === 'latest')
       out.push({ path: 'restoreTo', message: `restoreTo: latest would replay the ${p.fault} too; use before-fault` });
+    if (target.kind === 'kubernetes' && p.fault === 'lose-cluster')
+      out.push({
+        path: 'fault',
+        message:
+          'lose-cluster is not available on a kubernetes target: the drill would have to delete the CloudNativePG Cluster and its volumes, and it never deletes the damaged cluster; use drop-table or delete-rows',
+      });
+    if (target.kind === 'kubernetes' && !target.database?.restore)
+      out.push({
+        path: 'fault',
+        message: target.database
+          ? 'the live restore needs target.database.restore (destinationPath, azureCredentials as Secret references, service): where the CloudNativePG cluster backs up to, and which Service to repoint'
+          : 'the live restore needs target.database (a CloudNativePG cluster) with its restore settings (target.database.restore)',
+      });
     if (target.kind === 'lab' && target.database?.provider === 'patroni')
       out.push({
         path: 'fault',

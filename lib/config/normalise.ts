@@ -43,6 +43,7 @@ export function normaliseTarget(t: TargetFile): Target {
       blastRadius: t.blastRadius ?? TARGET_DEFAULTS.blastRadius,
       url: t.url,
       ...(t.database === undefined ? {} : { database: normaliseKubeDatabase(t.database, t.namespace ?? t.namespaces[0]!) }),
+      ...(t.allowDataLoss === true && t.dataLossReason !== undefined ? { dataLoss: { reason: t.dataLossReason } } : {}),
     };
   }
   return {
@@ -76,6 +77,17 @@ function normaliseKubeDatabase(
     database: d.database ?? KUBE_DATABASE_DEFAULTS.database,
     user: d.user ?? KUBE_DATABASE_DEFAULTS.user,
     passwordEnv: d.passwordEnv ?? KUBE_DATABASE_DEFAULTS.passwordEnv,
+    ...(d.restore === undefined
+      ? {}
+      : {
+          restore: {
+            destinationPath: d.restore.destinationPath,
+            serverName: d.restore.serverName ?? d.cluster,
+            azureCredentials: d.restore.azureCredentials,
+            service: d.restore.service,
+            ...(d.restore.instances === undefined ? {} : { instances: d.restore.instances }),
+          },
+        }),
   };
 }
 

@@ -240,6 +240,100 @@ const namespaceName = z
   });
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const K8S_NAME_OR_PATH = /^[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?$/;
+
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+/** A Secret key the operator reads in the cluster (a SecretKeySelector): never the credential itself. */
+const secretRef = z
+  .strictObject(
+    {
+      name: z
+        .string()
+        .max(253)
+        .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, {
+          error: (iss) => `expected a Secret name (lowercase letters, digits, '-' and '.'), got ${show(iss.input)}`,
+        }),
+      key: z
+        .string()
+        .regex(SECRET_KEY, { error: (iss) => `expected a key of the Secret (letters, digits, '-', '_', '.'), got ${show(iss.input)}` }),
+    },
+    {
+      error: (iss) =>
+        iss.code === 'invalid_type'
+          ? `expected a Secret reference { name, key }, got ${typeof iss.input === 'string' ? 'a value written inline' : show(iss.input)}: the credential stays in a Secret of the cluster, the drill file only names it`
+          : undefined,
+    },
+  )
+  .meta({ description: "A key of a Secret in the Cluster's namespace: { name, key }. Never the credential itself." });
+
+const KubeRestoreSchema = z
+  .strictObject({
+    destinationPath: z
+      .string(
+        required(
+          'the Blob container URL and path the cluster backs up to, e.g. destinationPath: https://ACCOUNT.blob.core.windows.net/pg-backups',
+        ),
+      )
+      .regex(/^https?:\/\/[^/]+\/[^/]+/, {
+        error: (iss) =>
+          `expected the Blob container URL and path, like https://ACCOUNT.blob.core.windows.net/CONTAINER[/PATH], got ${show(iss.input)}`,
+      })
+      .meta({
+        description: "The source cluster's barmanObjectStore.destinationPath: Blob container URL and path of its base backups and WAL.",
+      }),
+    serverName: z
+      .string()
+      .max(63)
+      .regex(K8S_NAME_OR_PATH, { error: (iss) => `expected the folder name the cluster archives under, got ${show(iss.input)}` })
+      .optional()
+      .meta({ description: "The source cluster's barmanObjectStore.serverName (default: the Cluster's name)." }),
+    azureCredentials: z
+      .strictObject(
+        {
+          connectionString: secretRef.optional(),
+          storageAccount: secretRef.optional(),
+          storageKey: secretRef.optional(),
+          storageSasToken: secretRef.optional(),
+        },
+        required(
+          'Secret references for the Blob credentials, e.g. azureCredentials: { connectionString: { name: pg-backup-creds, key: AZURE_CONNECTION_STRING } }',
+        ),
+      )
+      .superRefine((a, ctx) => {
+        const ok = a.connectionString || (a.storageAccount && (a.storageKey || a.storageSasToken));
+        if (!ok)
+          ctx.addIssue({
+            code: 'custom',
+            message:
+              'expected connectionString, or storageAccount with storageKey or storageSasToken, each a Secret reference { name, key }',
+            input: a,
+          });
+      })
+      .meta({ description: 'Blob credentials of the recovery object store, as Secret references (barman-cloud azureCredentials).' }),
+    service: z
+      .string(
+        required(
+          'the Service the application reaches the database through, e.g. service: orders-db (the operator owns <cluster>-rw and would undo a change to it)',
+        ),
+      )
+      .max(63)
+      .regex(K8S_NAME, { error: (iss) => `expected a Service name (lowercase letters, digits and hyphens), got ${show(iss.input)}` })
+      .meta({
+        description:
+          "The Service the application uses for its database, in the Cluster's namespace: the restore points its selector at the recovery cluster's primary.",
+      }),
+    instances: z
+      .number()
+      .int()
+      .min(1)
+      .max(9)
+      .optional()
+      .meta({ description: "Instances of the recovery cluster (default: the damaged cluster's)." }),
+  })
+  .meta({
+    description:
+      'Point-in-time restore of this CloudNativePG cluster (data-loss): a recovery Cluster bootstrapped from its Blob object store, then the named Service repointed at it.',
+  });
 
 const KubeDatabaseSchema = z
   .strictObject({
@@ -301,6 +395,7 @@ const KubeDatabaseSchema = z
         description: 'Environment variable holding the password (never the password itself).',
         default: KUBE_DATABASE_DEFAULTS.passwordEnv,
       }),
+    restore: KubeRestoreSchema.optional(),
   })
   .meta({ description: 'A CloudNativePG cluster db-failover acts on: its pods are the database nodes, its -rw Service the endpoint.' });
 
@@ -337,7 +432,9 @@ export const KubernetesTargetSchema = z
       format: 'uri',
     }),
     database: KubeDatabaseSchema.optional(),
+    ...dataLossGuard,
   })
+  .superRefine(requireDataLossReason)
   .superRefine((t, ctx) => {
     if (t.namespace !== undefined && !t.namespaces.includes(t.namespace)) {
       ctx.addIssue({

@@ -113,6 +113,29 @@ export interface KubernetesTarget {
   url: string;
   /** A CloudNativePG cluster database scenarios fail over; absent = the target has no database. */
   database?: KubernetesDatabase;
+  /** Destructive data faults (data-loss drop-table, delete-rows) are allowed here, for this reason; absent = refused. */
+  dataLoss?: { reason: string };
+}
+
+/** A key of a Secret in the cluster: what the operator reads; the drill file never holds the credential. */
+export interface SecretKeyRef {
+  name: string;
+  key: string;
+}
+
+/** How the data-loss drill restores a CloudNativePG cluster: its object store, and the Service to repoint. */
+export interface KubernetesRestore {
+  destinationPath: string;
+  /** Default: the Cluster's name. */
+  serverName: string;
+  azureCredentials: {
+    connectionString?: SecretKeyRef;
+    storageAccount?: SecretKeyRef;
+    storageKey?: SecretKeyRef;
+    storageSasToken?: SecretKeyRef;
+  };
+  service: string;
+  instances?: number;
 }
 
 /**
@@ -132,6 +155,8 @@ export interface KubernetesDatabase {
   database: string;
   user: string;
   passwordEnv: string;
+  /** Point-in-time restore settings (data-loss); absent = no live restore on this target. */
+  restore?: KubernetesRestore;
 }
 
 export type Target = LabTarget | HttpTarget | KubernetesTarget | BlobTarget;

@@ -157,7 +157,7 @@ const withGuard = (g: Plan['target']['dataLoss']) => (g ? { dataLoss: g } : {});
 /** The data-loss guard as the plan shows it, when the target sets it or an entry needs the live restore. */
 function dataLossGuardOf(drill: Drill, catalog: Map<string, ScenarioDefinition>, entries: ScenarioEntry[]): Plan['target']['dataLoss'] {
   const t = drill.target;
-  const set = t.kind === 'lab' ? t.dataLoss : undefined;
+  const set = t.kind === 'lab' || t.kind === 'kubernetes' ? t.dataLoss : undefined;
   const needed = entries.some((e) => catalog.get(e.scenario)!.requires.includes('live-restore'));
   if (!set && !needed) return undefined;
   return { allowed: set !== undefined, reason: set?.reason ?? null };

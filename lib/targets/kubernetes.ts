@@ -4,6 +4,9 @@ import { createExec } from '../adapters/exec.ts';
 import { checkKubeAccess, kubeAdapters, kubeAdaptersFromDetails, type OpenedKube } from '../adapters/kubernetes/target.ts';
 import { cnpgDatabaseFromDetails, openCnpgDatabase, type CnpgDatabase } from '../adapters/kubernetes/cnpg-database.ts';
 import { readHaltConfigMap } from '../adapters/kubernetes/halt.ts';
+import { cnpgRestoreDetails, cnpgRestoreFromDetails, createCnpgLiveRestore } from '../adapters/kubernetes/cnpg-restore.ts';
+import type { KubernetesRestore } from '../config/types.ts';
+import type { LiveRestoreAdapter } from '../adapters/types.ts';
 import { assertReachable } from './reachable.ts';
 import type { TargetKind } from './types.ts';
 
@@ -24,25 +27,59 @@ function openKubeDatabase(target: KubernetesTarget, kube: OpenedKube, forPlan = 
   });
 }
 
+/** The live restore (data-loss) of the target's CloudNativePG cluster, when the drill file gives its restore settings. */
+function openLiveRestore(
+  d: { cluster: string; namespace: string; passwordEnv: string; restore?: KubernetesRestore },
+  database: CnpgDatabase,
+  kube: { kubeConfig: OpenedKube['kubeConfig']; allowedNamespaces: string[] },
+): LiveRestoreAdapter | undefined {
+  if (!d.restore) return undefined;
+  return createCnpgLiveRestore({
+    kubeConfig: kube.kubeConfig,
+    namespace: d.namespace,
+    allowedNamespaces: kube.allowedNamespaces,
+    cluster: d.cluster,
+    settings: d.restore,
+    // Read at connect time, as the database adapter does: the password never sits in an object a record could print.
+    endpoint: { ...database.endpoint, password: () => process.env[d.passwordEnv] ?? '' },
+  });
+}
+
 export const kubernetesTarget: TargetKind<'kubernetes'> = {
   kind: 'kubernetes',
   // A database only when the target names one (a CloudNativePG cluster).
   capabilities: (target) =>
-    target.database ? ['replicas', 'exec', 'load', 'kubernetes', 'database'] : ['replicas', 'exec', 'load', 'kubernetes'],
+    // live-restore with any database: data-loss then names the restore settings it lacks (target.database.restore).
+    target.database ? ['replicas', 'exec', 'load', 'kubernetes', 'database', 'live-restore'] : ['replicas', 'exec', 'load', 'kubernetes'],
   async open(target, say) {
     // Credentials and the API server first: a wrong context must fail before any load is sent.
     const kube = kubeAdapters(target);
     await checkKubeAccess(kube, target.namespace);
     const database = target.database ? await openKubeDatabase(target, kube) : undefined;
+    const liveRestore =
+      target.database && database
+        ? openLiveRestore(target.database, database, { kubeConfig: kube.kubeConfig, allowedNamespaces: target.namespaces })
+        : undefined;
     await assertReachable(target.url);
     say(
       `kubernetes target ${kube.replicas.where} (${kube.details.server}): namespaces ${target.namespaces.join(', ')}, blast radius ${target.blastRadius}; service ${target.url}${database ? `; database ${database.where}` : ''}`,
     );
     const env = { DRILL_SERVICE_URL: target.url, DRILL_KUBE_NAMESPACE: target.namespace, ...kubeEnv(kube.kube.cli) };
     return {
-      adapters: { exec: createExec(env), replicas: kube.replicas, kube: kube.kube, ...(database ? { database } : {}) },
+      adapters: {
+        exec: createExec(env),
+        replicas: kube.replicas,
+        kube: kube.kube,
+        ...(database ? { database } : {}),
+        ...(liveRestore ? { liveRestore } : {}),
+      },
       serviceUrl: target.url,
-      details: { ...kube.details, serviceUrl: target.url, ...(database ? { database: database.details } : {}) },
+      details: {
+        ...kube.details,
+        serviceUrl: target.url,
+        ...(database ? { database: database.details } : {}),
+        ...(target.database?.restore ? { liveRestore: cnpgRestoreDetails(target.database.restore) } : {}),
+      },
       checkSelections: true,
       halt: (signal) => readHaltConfigMap(kube.kubeConfig, target.namespace, signal),
       async close() {
@@ -55,8 +92,18 @@ export const kubernetesTarget: TargetKind<'kubernetes'> = {
     const kube = kubeAdapters(target);
     await checkKubeAccess(kube, target.namespace);
     const database = target.database ? await openKubeDatabase(target, kube, true) : undefined;
+    const liveRestore =
+      target.database && database
+        ? openLiveRestore(target.database, database, { kubeConfig: kube.kubeConfig, allowedNamespaces: target.namespaces })
+        : undefined;
     return {
-      adapters: { exec: createExec(), replicas: kube.replicas, kube: kube.kube, ...(database ? { database } : {}) },
+      adapters: {
+        exec: createExec(),
+        replicas: kube.replicas,
+        kube: kube.kube,
+        ...(database ? { database } : {}),
+        ...(liveRestore ? { liveRestore } : {}),
+      },
       serviceUrl: target.url,
       note: `${kube.replicas.where} (${kube.details.server}, ${kube.details.credentials}); namespaces ${target.namespaces.join(', ')}; blast radius ${target.blastRadius} pod${target.blastRadius === 1 ? '' : 's'} per action; service ${target.url}${database ? `; database ${database.where}: ${await database.describeRollback()}` : ''}; selections below were resolved against the live API just now`,
     };
@@ -73,12 +120,27 @@ export const kubernetesTarget: TargetKind<'kubernetes'> = {
             blastRadius: kube.kube.blastRadius,
           })
         : undefined;
+    const lr = details.liveRestore as Record<string, unknown> | undefined;
+    const liveRestore =
+      database && lr && db
+        ? openLiveRestore(
+            {
+              cluster: String(db.cluster),
+              namespace: String(db.namespace),
+              passwordEnv: typeof db.credentialEnv === 'string' ? db.credentialEnv : 'PGPASSWORD',
+              restore: cnpgRestoreFromDetails(lr),
+            },
+            database,
+            { kubeConfig: kube.kubeConfig, allowedNamespaces: kube.kube.allowedNamespaces },
+          )
+        : undefined;
     return {
       adapters: {
         exec: createExec({ DRILL_SERVICE_URL: String(details.serviceUrl) }),
         replicas: kube.replicas,
         kube: kube.kube,
         ...(database ? { database } : {}),
+        ...(liveRestore ? { liveRestore } : {}),
       },
     };
   },

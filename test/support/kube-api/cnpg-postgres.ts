@@ -10,18 +10,43 @@
  * the operator's failover runs pg_promote on the chosen standby; an instance coming back (its pod recreated)
  * rejoins as a replica of whoever is primary by pg_rewind, or a fresh base backup when rewind cannot.
  * As root, PostgreSQL runs as the postgres user (lib/adapters/postgres/cluster.ts).
+ *
+ * Recovery bootstrap (a Cluster with `spec.bootstrap.recovery` naming an `externalClusters` entry with a
+ * `barmanObjectStore`): the first instance's data is restored by the project's own point-in-time restore
+ * (lib/adapters/postgres/backup/pitr.ts `restoreToPoint`) from the Blob store the entry names, with the
+ * credentials read from the Secrets its `azureCredentials` reference; then it starts as the primary and the other
+ * instances are base backups of it, as for an initdb cluster. What is modelled: the spec the operator reads
+ * (source, destinationPath, serverName, Secret references, targetLSN with exclusive: true, or no target for the end
+ * of the archive), the Secrets read from the API server, a real restore of real data, a fresh volume per Cluster
+ * (a Cluster deleted and created again under the same name starts from an empty data directory). What is not:
+ * barman-cloud's object layout (`<serverName>/base/...`, `<serverName>/wals/...`) and tools; the stand-in reads the
+ * project's own layout (`<path>/postgres/<serverName>/...`, as `drill backup --kind physical` and the WAL shipper
+ * write it) under the same destinationPath; targetTime, targetXID, targetName, inclusive LSN targets and
+ * `backup:` sources; the recovery Job's retries (a failed restore leaves the pod not Ready, the error in `errors`).
+ *
+ * With `service`, the -rw proxy stands for that Service instead: it reaches the Ready instance pod its
+ * `spec.selector` matches, of whichever Cluster (so patching the selector repoints the application), and
+ * replicas stream from their own cluster's primary directly.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   ensureRoleAndDatabase,
+  giveToServerUser,
   initCluster,
   isRunning,
   startCluster,
   stopCluster,
+  writeNodeConf,
   type PgConn,
 } from '../../../lib/adapters/postgres/cluster.ts';
+import { clearRecoverySettings, restoreToPoint } from '../../../lib/adapters/postgres/backup/pitr.ts';
+import { readCatalog } from '../../../lib/adapters/postgres/backup/catalog.ts';
+import { backupStoreFromEnv } from '../../../lib/adapters/postgres/backup/store.ts';
+import { parseLsn } from '../../../lib/backup/wal-names.ts';
+import { blobEnvFromSecretValues, parseDestinationPath } from '../../../lib/adapters/kubernetes/cnpg-manifest.ts';
+import type { RestoreTarget } from '../../../lib/adapters/types.ts';
 import {
   cloneStandby,
   ensureSlot,
@@ -56,6 +81,8 @@ export interface CnpgPostgresOptions {
    * Default 0: the postmaster and its children are SIGKILLed before the DELETE is answered.
    */
   killDelayMs?: number;
+  /** The Service the -rw proxy stands for (see the header); absent: it follows the first cluster's primary pod. */
+  service?: { namespace: string; name: string };
 }
 
 export interface CnpgInstance {
@@ -136,16 +163,20 @@ function killNow(dataDir: string): { pid: number; children: number[] } | null {
 export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPostgres> {
   const app = o.app ?? { user: 'app', database: 'app' };
   const instances = new Map<string, CnpgInstance>();
-  for (const name of o.instances) {
+  /** An instance's folder and port: the named ones at start, a recovery cluster's when its first pod starts. */
+  const allocate = async (name: string): Promise<CnpgInstance> => {
     const dir = join(o.root, name);
-    instances.set(name, {
-      name,
-      port: await freePort(),
-      dataDir: join(dir, 'data'),
-      logFile: join(dir, 'postgres.log'),
-      socketDir: join(dir, 's'),
-    });
-  }
+    const i = { name, port: await freePort(), dataDir: join(dir, 'data'), logFile: join(dir, 'postgres.log'), socketDir: join(dir, 's') };
+    instances.set(name, i);
+    return i;
+  };
+  for (const name of o.instances) await allocate(name);
+  /** The Cluster (uid) whose volume each instance's data directory is: a new Cluster of the same name gets a new one. */
+  const volumeOf = new Map<string, string>();
+  /** Instance names of one cluster (`<cluster>-<n>`), among every cluster the runtime serves. */
+  const membersOf = (cluster: string) =>
+    [...instances.keys()].filter((n) => n.startsWith(`${cluster}-`) && /^\d+$/.test(n.slice(cluster.length + 1)));
+  const clusterNameOf = (instance: string) => instance.replace(/-\d+$/, '');
   const rwLog: string[] = [];
   const kills: CnpgPostgres['kills'] = [];
   const rw = new DbEndpoint(0, (line) => rwLog.push(line));
@@ -176,11 +207,12 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
   };
   const conn = (name: string, database = 'postgres'): PgConn => ({ host: '127.0.0.1', port: inst(name).port, user: SUPERUSER, database });
   const clusterOf = (pod: KubeObject) => host!.get('clusters', pod.metadata.namespace, pod.metadata.labels!['cnpg.io/cluster']!);
-  const standbyId = (name: string) => ({
+  // Behind a Service (o.service) the proxy may reach another cluster: replicas then stream from their own primary.
+  const standbyId = (name: string, primary: string) => ({
     name,
     port: inst(name).port,
     socketDir: inst(name).socketDir,
-    primary: { host: '127.0.0.1', port: rwPort, user: SUPERUSER },
+    primary: { host: '127.0.0.1', port: o.service ? inst(primary).port : rwPort, user: SUPERUSER },
   });
 
   /**
@@ -191,7 +223,7 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
    */
   async function applySyncReplicas(cluster: KubeObject | undefined, primary: string): Promise<void> {
     const sync = cnpgSyncOf(cluster?.spec);
-    const others = [...instances.keys()].filter((n) => n !== primary);
+    const others = membersOf(clusterNameOf(primary)).filter((n) => n !== primary);
     const names =
       sync.mode === 'async' ? '' : `${sync.mode === 'sync' ? 'FIRST' : 'ANY'} ${sync.number} (${others.map((n) => `"${n}"`).join(',')})`;
     await withClient(conn(primary), async (c) => {
@@ -217,6 +249,26 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
     rwTarget = name;
     rw.repoint(inst(name).port);
     rwLog.push(`-rw -> ${name}`);
+  }
+  /** With o.service: the proxy reaches the Ready instance pod the Service's selector matches, as its endpoints would. */
+  function followService(svc: { namespace: string; name: string }): void {
+    const selector: Record<string, string> = host!.get('services', svc.namespace, svc.name)?.spec?.selector ?? {};
+    const wanted = Object.entries(selector);
+    if (wanted.length === 0) return;
+    const pod = [...instances.keys()]
+      .map((n) => host!.get('pods', svc.namespace, n))
+      .find(
+        (p) =>
+          p &&
+          wanted.every(([k, v]) => p.metadata.labels?.[k] === v) &&
+          !p.metadata.deletionTimestamp &&
+          (p.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True'),
+      );
+    const name = pod?.metadata.name;
+    if (!name || name === rwTarget) return;
+    rwTarget = name;
+    const cut = rw.repoint(inst(name).port);
+    rwLog.push(`service ${svc.name} -> ${name} (${cut} connections closed)`);
   }
   let unsubscribe: (() => void) | undefined;
 
@@ -257,9 +309,63 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
     });
   }
 
+  /**
+   * The `full-recovery` Job: the newest physical base backup of `serverName` under `destinationPath` that ended
+   * before the target, plus archived WAL, restored and checked by pitr.ts, then put in the instance's volume.
+   */
+  async function recoverPrimary(i: CnpgInstance, cluster: KubeObject): Promise<string> {
+    const rec = cluster.spec.bootstrap.recovery;
+    const ext = (cluster.spec.externalClusters ?? []).find((e: { name: string }) => e.name === rec.source);
+    const bos = ext?.barmanObjectStore;
+    if (!bos) throw new Error(`external cluster ${rec.source} has no barmanObjectStore: only object-store recovery is modelled`);
+    const t = rec.recoveryTarget ?? {};
+    const unmodelled = Object.keys(t).filter((k) => !['targetLSN', 'exclusive'].includes(k));
+    if (unmodelled.length > 0 || (t.targetLSN !== undefined && t.exclusive !== true))
+      throw new Error(`recoveryTarget ${JSON.stringify(t)} is not modelled: only targetLSN with exclusive: true, or none (latest)`);
+    const values: Record<string, string> = {};
+    for (const [field, ref] of Object.entries(bos.azureCredentials ?? {}) as [string, { name: string; key: string }][]) {
+      const secret = host!.get('secrets', cluster.metadata.namespace, ref.name);
+      const raw = (secret?.data as Record<string, string> | undefined)?.[ref.key];
+      if (!raw) throw new Error(`secret ${ref.name} has no key ${ref.key}`);
+      values[field] = Buffer.from(raw, 'base64').toString('utf8');
+    }
+    const where = parseDestinationPath(bos.destinationPath);
+    const store = backupStoreFromEnv(where.container, where.prefix, blobEnvFromSecretValues(bos.destinationPath, values));
+    const serverName: string = bos.serverName ?? ext.name;
+    const target: RestoreTarget = t.targetLSN ? { lsn: t.targetLSN, inclusive: false } : 'latest';
+    const entries = (await readCatalog(store, { kind: 'physical', cluster: serverName })).filter(
+      (e) => e.manifest && (target === 'latest' || parseLsn(e.manifest.lsn.end) <= parseLsn(target.lsn)),
+    );
+    const entry = entries[entries.length - 1];
+    if (!entry?.manifest) throw new Error(`no physical base backup of ${serverName} in ${bos.destinationPath} before the target`);
+    const root = join(o.root, `${i.name}-recovery`);
+    const r = await restoreToPoint({
+      store,
+      manifest: entry.manifest,
+      folder: entry.folder,
+      target,
+      systemId: entry.manifest.cluster.systemIdentifier,
+      root,
+      port: await freePort(),
+      socketDir: i.socketDir,
+      database: app.database,
+      runId: cluster.metadata.uid!,
+    });
+    if (!r.ok) throw new Error(`full-recovery of ${i.name} from ${entry.folder}: ${r.problem}`);
+    await mkdir(join(o.root, i.name), { recursive: true, mode: 0o755 });
+    await giveToServerUser(join(o.root, i.name));
+    await rm(i.dataDir, { recursive: true, force: true });
+    await rename(r.dataDir, i.dataDir);
+    await rm(root, { recursive: true, force: true });
+    await clearRecoverySettings(i.dataDir);
+    await writeNodeConf(i.dataDir, { port: i.port, socketDir: i.socketDir });
+    await startCluster(i.dataDir, { logFile: i.logFile });
+    return `restored from ${entry.folder} to ${r.marker?.reachedLsn ?? '?'} (bootstrap.recovery${target === 'latest' ? ', latest' : `, before ${target.lsn}`})`;
+  }
+
   /** The instance as a streaming replica of `primary`: started as it is if it already is one, else rewound, else copied. */
   async function asReplica(i: CnpgInstance, primary: string): Promise<string> {
-    const id = standbyId(i.name);
+    const id = standbyId(i.name, primary);
     await ensureSlot(conn(primary), i.name);
     if (isStandbyDir(i.dataDir)) {
       await startCluster(i.dataDir, { logFile: i.logFile });
@@ -310,6 +416,7 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
       host = h;
       // The Service's endpoints change as the pods do: every store change re-reads them.
       unsubscribe = h.subscribe(() => {
+        if (o.service) return followService(o.service);
         const any = [...podNs.values()][0];
         if (any) followPrimary(any.namespace, any.cluster);
       });
@@ -317,16 +424,26 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
 
     start(pod) {
       const name = pod.metadata.name!;
-      const i = inst(name);
       podOf.set(name, pod.metadata.uid!);
       podNs.set(name, { namespace: pod.metadata.namespace!, cluster: pod.metadata.labels!['cnpg.io/cluster']! });
       return serial(name, async () => {
+        const i = instances.get(name) ?? (await allocate(name));
+        const volume = pod.metadata.ownerReferences?.find((r) => r.kind === 'Cluster')?.uid ?? '';
+        if (volumeOf.has(name) && volumeOf.get(name) !== volume) {
+          // The Cluster was deleted and made again: its PVCs went with it, and this instance starts from nothing.
+          await stopCluster(i.dataDir, 'immediate').catch(() => killNow(i.dataDir));
+          await rm(i.dataDir, { recursive: true, force: true });
+        }
+        volumeOf.set(name, volume);
         const primary = await settledPrimary(pod, name);
         let how: string;
         if (primary === name) {
+          const cluster = clusterOf(pod);
           if (existsSync(join(i.dataDir, 'PG_VERSION'))) {
             await startCluster(i.dataDir, { logFile: i.logFile });
             how = 'restarted as the primary (crash recovery)';
+          } else if (cluster?.spec?.bootstrap?.recovery) {
+            how = await recoverPrimary(i, cluster);
           } else {
             await bootstrapPrimary(i);
             how = 'initdb as the primary';
@@ -388,7 +505,7 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
           if (!r.rows[0]?.ok) throw new Error(`pg_promote on ${target} did not finish within 60 s`);
         });
         // Replication slots are not replicated: the new primary keeps WAL for every other instance from now.
-        for (const n of instances.keys()) if (n !== target) await ensureSlot(conn(target), n);
+        for (const n of membersOf(clusterNameOf(target))) if (n !== target) await ensureSlot(conn(target), n);
         await applySyncReplicas(host!.get('clusters', cluster.metadata.namespace, cluster.metadata.name!), target);
         if (oldRuns && podOf.has(old)) {
           // Its pod stays; its PostgreSQL comes back as a replica of the new primary, not Ready until it streams.

@@ -24,6 +24,13 @@
  * "role of the job (that is, import, initdb, join, ...)", cnpg.io/podRole "distinguishes pods dedicated to
  * pooler deployment from those used for database instances"). A client that selects on `cnpg.io/cluster` alone
  * sees them. (The real chain is Cluster -> Job -> Pod; Jobs are not modelled, the pod is owned by the Cluster.)
+ *
+ * Recovery bootstrap (`spec.bootstrap.recovery`): the create is refused with a 422 where the CRD schema or the
+ * operator's webhook would refuse it (defaults.ts: an inline credential, a source not in externalClusters, a bad
+ * targetLSN); the Secrets its object store references must be there, or no instance is made and the phase says
+ * which (`Unable to create required cluster objects`; the real operator's recovery Job fails on the missing Secret,
+ * and a Secret created later is not noticed here until the Cluster changes); the first instance's Job pod is
+ * `full-recovery`. The restore itself is the runtime's (cnpg-postgres.ts).
  */
 import { applyDefaults } from './defaults.ts';
 import { NODE_NAME, podIsActive, podIsReady } from './kubelet.ts';
@@ -80,7 +87,7 @@ function instancePod(cluster: KubeObject, name: string, role: 'primary' | 'repli
 }
 
 /** The pod of the Job that made an instance's data, as it stays after the Job completed (`kubectl get pods`: 0/1 Completed). */
-function jobPod(cluster: KubeObject, instance: string, role: 'initdb' | 'join'): KubeObject {
+function jobPod(cluster: KubeObject, instance: string, role: 'initdb' | 'join' | 'full-recovery'): KubeObject {
   const c = cluster.metadata.name!;
   const job = `${instance}-${role}`;
   const at = now();
@@ -171,6 +178,14 @@ export function reconcileCnpgCluster(
   const alive = (n: string) => pods.has(n) && podIsActive(pods.get(n)!);
 
   const key = `${ns}/${name}`;
+  const missing = missingSecretRefs(store, cluster);
+  if (missing.length > 0) {
+    // No instance is made without its object-store credentials: the recovery Job could not read them.
+    const phase = { phase: 'Unable to create required cluster objects', phaseReason: missing.join('; ') };
+    if (cluster.status?.phase !== phase.phase || cluster.status?.phaseReason !== phase.phaseReason)
+      store.updateAsServer('clusters', { ...cluster, status: { ...(cluster.status ?? {}), ...phase, instances, readyInstances: 0 } });
+    return;
+  }
   // Failover: the current primary's pod is gone or terminating, no switch is under way yet, and it has been
   // gone for spec.failoverDelay seconds (the operator's default 0: at once).
   const primaryLost = !alive(status.currentPrimary) && status.targetPrimary === status.currentPrimary;
@@ -313,7 +328,8 @@ export function reconcileCnpgCluster(
           if (!op.jobsMade.has(made)) {
             // A new volume: the initdb (first instance) or join (a replica's base backup) Job ran first; its pod stays, Completed.
             op.jobsMade.add(made);
-            const job = jobPod(c, n, n === names[0] ? 'initdb' : 'join');
+            // A recovery bootstrap's first instance is made by the `full-recovery` Job (restore from the object store).
+            const job = jobPod(c, n, n !== names[0] ? 'join' : c.spec?.bootstrap?.recovery ? 'full-recovery' : 'initdb');
             applyDefaults('pods', job);
             store.create('pods', job);
           }
@@ -342,4 +358,21 @@ export function reconcileCnpgCluster(
   for (const k of Object.keys(status)) if (status[k] === undefined) delete status[k];
   if (canonical(cluster.status) === canonical(status)) return;
   store.updateAsServer('clusters', { ...cluster, status });
+}
+
+/** The Secret keys a recovery bootstrap's object store names that are not in the store: the operator cannot go on without them. */
+export function missingSecretRefs(store: Store, cluster: KubeObject): string[] {
+  const source = cluster.spec?.bootstrap?.recovery?.source;
+  if (!source) return [];
+  const ext = (cluster.spec?.externalClusters ?? []).find((e: { name?: string }) => e.name === source);
+  const az = ext?.barmanObjectStore?.azureCredentials ?? {};
+  const out: string[] = [];
+  for (const [field, ref] of Object.entries(az) as [string, { name: string; key: string }][]) {
+    if (!ref || typeof ref !== 'object') continue;
+    const secret = store.get('secrets', cluster.metadata.namespace, ref.name);
+    if (!secret) out.push(`azureCredentials.${field}: secret "${ref.name}" not found`);
+    else if (!(secret.data as Record<string, string> | undefined)?.[ref.key])
+      out.push(`azureCredentials.${field}: key "${ref.key}" not found in secret "${ref.name}"`);
+  }
+  return out;
 }

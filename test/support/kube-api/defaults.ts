@@ -70,6 +70,26 @@ export function applyDefaults(resource: string, o: KubeObject): void {
       defaultTemplate(o.spec.template);
       o.status ??= { replicas: 0, availableReplicas: 0 };
       break;
+    case 'secrets':
+      // The API server stores stringData as base64 data and never returns stringData.
+      o.type ??= 'Opaque';
+      if (o.stringData && typeof o.stringData === 'object') {
+        const data = { ...((o.data as Record<string, string> | undefined) ?? {}) };
+        for (const [k, v] of Object.entries(o.stringData as Record<string, string>)) data[k] = Buffer.from(String(v)).toString('base64');
+        o.data = data;
+        delete o.stringData;
+      }
+      break;
+    case 'services':
+      o.spec ??= {};
+      o.spec.type ??= 'ClusterIP';
+      o.spec.sessionAffinity ??= 'None';
+      for (const p of o.spec.ports ?? []) {
+        p.protocol ??= 'TCP';
+        p.targetPort ??= p.port;
+      }
+      o.status ??= { loadBalancer: {} };
+      break;
     case 'horizontalpodautoscalers':
       o.spec ??= {};
       o.spec.minReplicas ??= 1;
@@ -136,5 +156,70 @@ export function validate(t: ResourceType, o: KubeObject): void {
     if (!o.spec?.scaleTargetRef?.name)
       causes.push({ reason: 'FieldValueRequired', field: 'spec.scaleTargetRef.name', message: 'Required value' });
   }
+  if (t.resource === 'clusters') causes.push(...cnpgClusterProblems(o));
   if (causes.length > 0) throw invalid({ kind: t.kind, group: t.group, resource: t.resource, name }, causes);
+}
+
+const SECRET_REF_FIELDS = ['connectionString', 'storageAccount', 'storageKey', 'storageSasToken'] as const;
+const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
+
+/**
+ * What the Cluster CRD's OpenAPI schema and CloudNativePG's validating webhook refuse in a recovery bootstrap
+ * (api/v1 cluster_types.go: BootstrapRecovery.source names an ExternalCluster; barman-cloud's AzureCredentials
+ * holds SecretKeySelectors `{name, key}`, so an inline string is a type error of the schema; RecoveryTarget.targetLSN
+ * is checked by the webhook). Only the fields the stand-in acts on are checked.
+ */
+function cnpgClusterProblems(o: KubeObject): StatusCause[] {
+  const out: StatusCause[] = [];
+  const externals: any[] = Array.isArray(o.spec?.externalClusters) ? o.spec.externalClusters : [];
+  externals.forEach((e, i) => {
+    const base = `spec.externalClusters[${i}]`;
+    if (typeof e?.name !== 'string' || e.name === '')
+      out.push({ reason: 'FieldValueRequired', field: `${base}.name`, message: 'Required value' });
+    const store = e?.barmanObjectStore;
+    if (store === undefined) return;
+    if (typeof store.destinationPath !== 'string' || store.destinationPath === '')
+      out.push({ reason: 'FieldValueRequired', field: `${base}.barmanObjectStore.destinationPath`, message: 'Required value' });
+    const az = store.azureCredentials;
+    if (az === undefined) return;
+    for (const k of SECRET_REF_FIELDS) {
+      const v = az[k];
+      if (v === undefined) continue;
+      const field = `${base}.barmanObjectStore.azureCredentials.${k}`;
+      if (v === null || typeof v !== 'object' || Array.isArray(v))
+        out.push({
+          reason: 'FieldValueTypeInvalid',
+          field,
+          message: `Invalid value: "${typeof v}": ${field} in body must be of type object: "${typeof v}"`,
+        });
+      else
+        for (const part of ['name', 'key'])
+          if (typeof v[part] !== 'string' || v[part] === '')
+            out.push({ reason: 'FieldValueRequired', field: `${field}.${part}`, message: 'Required value' });
+    }
+    for (const k of Object.keys(az))
+      if (![...SECRET_REF_FIELDS, 'inheritFromAzureAD', 'useDefaultAzureCredentials'].includes(k))
+        out.push({
+          reason: 'FieldValueNotSupported',
+          field: `${base}.barmanObjectStore.azureCredentials.${k}`,
+          message: 'field not declared in schema',
+        });
+  });
+  const recovery = o.spec?.bootstrap?.recovery;
+  if (recovery) {
+    if (recovery.source !== undefined && !externals.some((e) => e?.name === recovery.source))
+      out.push({
+        reason: 'FieldValueInvalid',
+        field: 'spec.bootstrap.recovery.source',
+        message: `Invalid value: "${recovery.source}": External cluster ${recovery.source} not found`,
+      });
+    const target = recovery.recoveryTarget;
+    if (target?.targetLSN !== undefined && !(typeof target.targetLSN === 'string' && LSN.test(target.targetLSN)))
+      out.push({
+        reason: 'FieldValueInvalid',
+        field: 'spec.bootstrap.recovery.recoveryTarget.targetLSN',
+        message: `Invalid value: ${JSON.stringify(target.targetLSN)}: Invalid targetLSN`,
+      });
+  }
+  return out;
 }

@@ -52,6 +52,27 @@ export const RESOURCES: ResourceType[] = [
     subresources: [],
   },
   {
+    // Stored and served: CloudNativePG's operator reads the object-store credentials a Cluster names from one.
+    group: '',
+    version: 'v1',
+    resource: 'secrets',
+    singular: 'secret',
+    kind: 'Secret',
+    namespaced: true,
+    subresources: [],
+  },
+  {
+    // Stored and served; with a CloudNativePG runtime, one Service's selector decides which instance its proxy reaches.
+    group: '',
+    version: 'v1',
+    resource: 'services',
+    singular: 'service',
+    kind: 'Service',
+    namespaced: true,
+    shortNames: ['svc'],
+    subresources: ['status'],
+  },
+  {
     group: 'apps',
     version: 'v1',
     resource: 'deployments',
