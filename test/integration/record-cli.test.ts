@@ -118,10 +118,10 @@ test('a record built from real runs of the lab drill: counts, RTO with method, c
   // A run aborted before injection (a starved machine misses the steady state) does not cover its entry yet.
   const judged = (scenario: string) => rec.runs.some((x) => x.scenario === scenario && (x.status === 'passed' || x.status === 'failed'));
   // restore-after-drop, the lab drill's third entry, was not run here: due.
-  assert.deepEqual(
-    lab.map((i) => [i.scenario, i.status]).sort(),
-    [...['kill-half-oldest-first', 'kill-one-replica'].map((s) => [s, judged(s) ? 'ran' : 'due']), ['restore-after-drop', 'due']],
-  );
+  assert.deepEqual(lab.map((i) => [i.scenario, i.status]).sort(), [
+    ...['kill-half-oldest-first', 'kill-one-replica'].map((s) => [s, judged(s) ? 'ran' : 'due']),
+    ['restore-after-drop', 'due'],
+  ]);
   const month = rec.runs[0]!.startedAt.slice(0, 7);
   const restore = rec.coverage.items.filter((i) => i.drill === 'monthly-restore');
   assert.deepEqual(
