@@ -288,7 +288,7 @@ export default define({
         : 'no backup used';
       return {
         ok: o.ok,
-        detail: `${o.ok ? '' : `${o.problem}; `}${b}; download ${fmtMs(t.download)}, replay ${fmtMs(t.replay)}, promote ${fmtMs(t.promote)}, repoint ${fmtMs(t.repoint)}, standby ${fmtMs(t.standby)}; total ${fmtMs(r.endedMs - r.startedMs)}; newest commit replayed ${o.newestCommitAt ?? 'unknown'}; damaged cluster kept in ${o.quarantine ?? 'nowhere (not moved)'}`,
+        detail: `${o.ok ? '' : `${o.problem}; `}${b}; ${ctx.adapters.liveRestore.steps.map((s) => `${s.label} ${fmtMs(t[s.name])}`).join(', ')}; total ${fmtMs(r.endedMs - r.startedMs)}; newest commit replayed ${o.newestCommitAt ?? 'unknown'}; damaged cluster kept in ${o.quarantine ?? 'nowhere (not moved)'}`,
       };
     }),
     {

@@ -172,6 +172,11 @@ export interface LiveRestoreOutcome {
 export interface LiveRestoreAdapter {
   readonly where: string;
   /**
+   * The steps this restore times, in order, with what each covers here: the verdict's breakdown names these and only
+   * these (an operator's recovery Job downloads, replays and promotes as one step seen from outside).
+   */
+  readonly steps: readonly { name: LiveRestoreStepName; label: string }[];
+  /**
    * Read-only: can a point-in-time restore run here? Problems name what is missing (no physical base backup of this
    * cluster, WAL archiving not running, a table that does not exist) so validation can exit 2 before anything runs.
    */

@@ -215,6 +215,11 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
 
   return {
     where,
+    steps: [
+      { name: 'replay', label: 'recovery Job (download, replay, promote)' },
+      { name: 'repoint', label: 'repoint' },
+      { name: 'standby', label: 'replicas ready' },
+    ],
     quarantineOf: () => `${damaged} (the damaged cluster, left as it was)`,
 
     async preflight({ table, signal }) {

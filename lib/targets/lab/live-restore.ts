@@ -233,6 +233,13 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
 
   return {
     where: `lab:${p.dir}`,
+    steps: [
+      { name: 'download', label: 'download' },
+      { name: 'replay', label: 'replay' },
+      { name: 'promote', label: 'promote' },
+      { name: 'repoint', label: 'repoint' },
+      { name: 'standby', label: 'standby' },
+    ],
     quarantineOf: (runId) => join(quarantineRoot(dir), runId),
 
     async preflight({ table, signal }) {
