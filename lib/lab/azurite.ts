@@ -23,6 +23,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The container lab drills and `drill backup` on the lab use when none is named. */
 export const LAB_BACKUP_CONTAINER = 'lab-backups';
+/** The service's order attachments (the file-storage data class). */
+export const LAB_FILES_CONTAINER = 'lab-files';
+/** Segments of the replicas' request logs, as the log shipper uploads them (the logs data class). */
+export const LAB_LOGS_CONTAINER = 'lab-logs';
 
 interface State {
   pid: number;
