@@ -51,6 +51,7 @@ export function normaliseTarget(t: TargetFile): Target {
     replicas: t.replicas ?? TARGET_DEFAULTS.replicas,
     ...(t.labDir === undefined ? {} : { labDir: t.labDir }),
     ...(t.archiveLag === undefined ? {} : { archiveLagMs: parseDuration(t.archiveLag) }),
+    ...(t.logShipInterval === undefined ? {} : { logShipIntervalMs: parseDuration(t.logShipInterval) }),
     ...(t.database === undefined
       ? {}
       : {

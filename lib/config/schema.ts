@@ -206,6 +206,10 @@ export const LabTargetSchema = z
       "How far the lab's continuous WAL archive may lag behind the primary (the archiver closes a segment at half of it); at least 2s.",
       { positive: true, default: '60s', minMs: 2000 },
     ).optional(),
+    logShipInterval: duration(
+      "How often the lab's log shipper uploads the service replicas' request logs to Blob (the logs data class); at least 1s.",
+      { positive: true, default: '60s', minMs: 1000 },
+    ).optional(),
     database: z
       .strictObject({
         replication: z.enum(['async', 'sync']).optional().meta({

@@ -66,6 +66,8 @@ export interface LabTarget {
   labDir?: string;
   /** How far the continuous WAL archive may lag; undefined = the lab's default (60 s) or what lab.json says. */
   archiveLagMs?: number;
+  /** How often the lab ships its replicas' request logs to Blob; undefined = the lab's default (60 s) or what lab.json says. */
+  logShipIntervalMs?: number;
   /** The PostgreSQL pair, when the drill file says; absent = LAB_DATABASE_DEFAULTS (async, pg-promote). */
   database?: LabDatabase;
   /** Destructive data faults (data-loss drop-table, delete-rows) are allowed here, for this reason; absent = refused. */

@@ -20,6 +20,7 @@ import { bringUpPostgres, planPostgres, superConn } from './postgres/pair.ts';
 import { assertServerCanReach } from './reach.ts';
 import { readConfig, readDaemonState, removeFile } from './state.ts';
 import { readWalArchiveState } from '../adapters/postgres/backup/wal-state.ts';
+import { DEFAULT_LOG_SHIP_INTERVAL_MS } from './log-ship.ts';
 import { DEFAULT_ARCHIVE_LAG_MS } from './archive.ts';
 import { collectFacts, infoOf } from './status.ts';
 import type { LabDownResult, LabFacts, LabInfo, LabProvider, LabReplication } from './types.ts';
@@ -41,6 +42,8 @@ export interface LabUpOptions {
   azurite?: boolean;
   /** The most the WAL archive may lag the primary (the archiver closes a segment at half of it); default: lab.json's, else 60 s. */
   archiveLagMs?: number;
+  /** How often the log shipper uploads the replicas' request logs; default: lab.json's, else 60 s. */
+  logShipIntervalMs?: number;
   /** Where to say what the start-up does beyond the phases (installing PostgreSQL 15 on a fresh machine). Default: stderr. */
   say?: (line: string) => void;
 }
@@ -84,6 +87,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     throw new UserError(`archiveLag must be at least 2s, got ${options.archiveLagMs} ms: every segment switch costs a whole segment`, {
       untouched: 'nothing',
     });
+  if (options.logShipIntervalMs !== undefined && !(Number.isFinite(options.logShipIntervalMs) && options.logShipIntervalMs >= 1000))
+    throw new UserError(`logShipInterval must be at least 1s, got ${options.logShipIntervalMs} ms`, { untouched: 'nothing' });
   const noPatroni = options.provider === 'patroni' ? patroniUnavailable() : null;
   if (noPatroni)
     throw new UserError(`the lab cannot run on Patroni here: ${noPatroni}`, {
@@ -97,9 +102,15 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     if (await switchLabProvider(dir, f, provider)) f = await collectFacts(dir);
     const replication = options.replication ?? f.config?.replication ?? 'async';
     const archiveLagMs = options.archiveLagMs ?? f.config?.archiveLagMs ?? DEFAULT_ARCHIVE_LAG_MS;
+    const logShipIntervalMs = options.logShipIntervalMs ?? f.config?.logShipIntervalMs ?? DEFAULT_LOG_SHIP_INTERVAL_MS;
     if (f.pgAlive && f.live && f.config) {
       // The archiver notices a changed lag in lab.json and is restarted with it.
-      if ((f.config.archiveLagMs ?? DEFAULT_ARCHIVE_LAG_MS) !== archiveLagMs) writeJsonAtomic(p.config, { ...f.config, archiveLagMs });
+      // So does the log shipper, a changed ship interval.
+      if (
+        (f.config.archiveLagMs ?? DEFAULT_ARCHIVE_LAG_MS) !== archiveLagMs ||
+        (f.config.logShipIntervalMs ?? DEFAULT_LOG_SHIP_INTERVAL_MS) !== logShipIntervalMs
+      )
+        writeJsonAtomic(p.config, { ...f.config, archiveLagMs, logShipIntervalMs });
       // A running lab is left as it is, a standby that is down included: a drill's steady state must see
       // that (exit 3) rather than have it mended behind its back. `lab down` then `lab up` mends it.
       if (f.config.patroni && (f.config.replication ?? 'async') !== replication) await setPatroniReplication(f.config.patroni, replication);
@@ -110,7 +121,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       if (f.live.desired !== replicas || f.config.replication !== replication) {
         if (f.live.desired !== replicas) await scaleReplicas(infoOf(dir, f, true)!.controlUrl, replicas);
         // lab.json holds the declared count a rollback (ensureDesired) restores.
-        writeJsonAtomic(p.config, { ...(await readConfig(p.config)), ...f.config, replicas, replication, archiveLagMs });
+        writeJsonAtomic(p.config, { ...(await readConfig(p.config)), ...f.config, replicas, replication, archiveLagMs, logShipIntervalMs });
       }
       // A lab brought up before it had Azurite, or whose Azurite died, gets one: it is the lab's backup
       // store, not a part a drill breaks.
@@ -135,7 +146,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       const patroniPlan = provider === 'patroni' ? await planPatroniLab(p, f, replicas, replication) : null;
       const plan = patroniPlan ? null : await planPostgres(p, f, replicas, replication);
       // Before the daemon starts: its WAL archiver reads the lag from lab.json.
-      writeJsonAtomic(p.config, { ...(await readConfig(p.config)), archiveLagMs });
+      writeJsonAtomic(p.config, { ...(await readConfig(p.config)), archiveLagMs, logShipIntervalMs });
       if (options.azurite !== false) {
         azurite = startLabAzurite(dir, { background: true }).then(
           (a) => {
@@ -290,6 +301,11 @@ async function stopDaemonAndReplicas(dir: string, f: LabFacts): Promise<{ name: 
   if (archiverPid !== null && (await isProcessUnder(archiverPid, dir))) {
     await terminate(archiverPid, 5000);
     stopped.push({ name: 'wal-archiver', pid: archiverPid });
+  }
+  const shipperPid = recorded?.logShipper?.pid ?? f.daemon?.logShipper?.pid ?? null;
+  if (shipperPid !== null && (await isProcessUnder(shipperPid, dir))) {
+    await terminate(shipperPid, 5000);
+    stopped.push({ name: 'log-shipper', pid: shipperPid });
   }
   const receiverPid = (await readWalArchiveState(labPaths(dir).walArchive.state))?.receiverPid ?? null;
   if (receiverPid !== null && (await isProcessUnder(receiverPid, dir))) {

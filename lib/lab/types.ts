@@ -207,6 +207,8 @@ export interface LabConfig {
   patroni?: PatroniLabConfig;
   /** The most the WAL archive may lag the primary; absent: 60 s. */
   archiveLagMs?: number;
+  /** How often the log shipper uploads the replicas' request logs; absent: 60 s. */
+  logShipIntervalMs?: number;
 }
 
 /** daemon.json, written by the daemon (synchronously, on every replica change): what runs, by PID. */
@@ -219,6 +221,8 @@ export interface DaemonState {
   replicas: { name: string; pid: number; port: number | null }[];
   /** The WAL archiver the daemon keeps running (absent in a daemon from before it had one). */
   walArchiver?: WalArchiverView;
+  /** The log shipper, kept running the same way (absent in a daemon from before it had one). */
+  logShipper?: WalArchiverView;
   updatedAt: string;
 }
 

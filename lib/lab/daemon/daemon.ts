@@ -52,6 +52,20 @@ const archiver = new ArchiverSupervisor({
     persist();
   },
 });
+// The logs data class: the replicas' request logs go to Blob every logShipInterval, restarted like the archiver.
+const shipper = new ArchiverSupervisor({
+  labDir: paths.dir,
+  dbPort: db.port,
+  argv: entryArgv('log-shipper.ts'),
+  env: childEnv(),
+  logFd: openSync(paths.serviceLogs.shipperLog, 'a'),
+  log,
+  label: 'log shipper',
+  onChange: () => {
+    feed.push('log-shipper', { ...shipper.status });
+    persist();
+  },
+});
 const front = new Front({ upstreams: () => supervisor.inRotation(), markUnready: (n, why) => supervisor.markUnready(n, why), log });
 await front.listen();
 
@@ -67,6 +81,7 @@ function persist(): void {
     desired: supervisor.desired,
     replicas: supervisor.list().map((r) => ({ name: r.name, pid: r.pid!, port: r.port })),
     walArchiver: archiver.status,
+    logShipper: shipper.status,
     updatedAt: new Date().toISOString(),
   };
   try {
@@ -88,6 +103,7 @@ supervisor.on('change', (e: { type?: string }) => {
 });
 supervisor.start();
 archiver.start();
+shipper.start();
 persist();
 // On a Patroni lab the endpoint follows the leader by itself (HAProxy's GET /primary check); pg-promote repoints it.
 const patroniMembers = followedMembers(config);
@@ -107,7 +123,8 @@ async function shutdown(sig: string): Promise<void> {
   if (stopping) return;
   log(`${sig}: stopping replicas`);
   stopFollowing();
-  await Promise.all([supervisor.stop(3000), archiver.stop(5000)]);
+  // The shipper last: its final pass takes the lines the replicas wrote while draining.
+  await Promise.all([supervisor.stop(3000).then(() => shipper.stop(5000)), archiver.stop(5000)]);
   stopping = true;
   await Promise.allSettled([front.close(), db.close(), new Promise((r) => control.close(r))]);
   await rm(paths.daemonState, { force: true });

@@ -63,6 +63,7 @@ export const labTarget: TargetKind<'lab'> = {
       replication: database.replication,
       provider: database.provider,
       archiveLagMs: target.archiveLagMs,
+      logShipIntervalMs: target.logShipIntervalMs,
       say,
     });
     say(
