@@ -12,7 +12,7 @@
  */
 import { checkLedger, type LedgerEntry } from './ledger.ts';
 
-export type DataClass = 'database' | 'files' | 'logs';
+export type DataClass = 'database' | 'file-storage' | 'logs';
 
 /** One acknowledged (or not) upload, as files.tsv holds it. */
 export interface FileLedgerEntry {
@@ -60,7 +60,7 @@ export function checkFiles(entries: readonly FileLedgerEntry[], stored: Readonly
     faultMs,
   );
   return {
-    dataClass: 'files',
+    dataClass: 'file-storage',
     acknowledged: v.acknowledged,
     survived: v.survived,
     lost: v.lost,
@@ -105,31 +105,5 @@ export function checkLogs(entries: readonly LogLedgerEntry[], shippedTokens: Rea
     method:
       'log ledger: every acknowledged request by its token and the replica that answered; after recovery the shipped segments are read back. ' +
       'RPO = fault time − ack time of the newest acknowledged line whose every predecessor (by ack time) was shipped.',
-  };
-}
-
-/** DESIGN.md's targets, the organisation's defaults; a drill file may override each. */
-export const DEFAULT_CLASS_TARGET_SECONDS: Record<DataClass, number> = { database: 15 * 60, files: 60 * 60, logs: 24 * 60 * 60 };
-
-/** One entry of run.json's `objectives.rpoClasses`. */
-export interface RpoClassObjective {
-  dataClass: DataClass;
-  targetSeconds: number;
-  measuredSeconds: number;
-  method: string;
-  lost: number;
-  unknown: number;
-  met: boolean;
-}
-
-export function classObjective(v: ClassVerdict, targetSeconds: number): RpoClassObjective {
-  return {
-    dataClass: v.dataClass,
-    targetSeconds,
-    measuredSeconds: v.rpoSeconds,
-    method: v.method,
-    lost: v.lost,
-    unknown: v.unknown,
-    met: v.rpoSeconds <= targetSeconds,
   };
 }

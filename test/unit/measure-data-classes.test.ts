@@ -1,13 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  checkFiles,
-  checkLogs,
-  classObjective,
-  DEFAULT_CLASS_TARGET_SECONDS,
-  type FileLedgerEntry,
-  type LogLedgerEntry,
-} from '../../lib/measure/data-classes.ts';
+import { checkFiles, checkLogs, type FileLedgerEntry, type LogLedgerEntry } from '../../lib/measure/data-classes.ts';
 import {
   attachmentBody,
   FileLedger,
@@ -81,16 +74,6 @@ test('logs: an unshipped tail on one replica: lost lines counted exactly, newest
     { replica: 'orders-1', acknowledged: 20, lost: 0, newestSurvivingAckMs: 3805 },
     { replica: 'orders-2', acknowledged: 20, lost: 9, newestSurvivingAckMs: 2105 },
   ]);
-});
-
-test('class objective: met against its own target', () => {
-  const l = logs(10);
-  const v = checkLogs(l, new Set(), 3600_000);
-  const o = classObjective(v, DEFAULT_CLASS_TARGET_SECONDS.logs);
-  assert.equal(o.dataClass, 'logs');
-  assert.equal(o.lost, 10);
-  assert.equal(o.met, true); // 1 h of lost lines is within the 24 h target
-  assert.equal(classObjective(v, 60).met, false);
 });
 
 test('files.tsv and logs.tsv round-trip; a request still pending at the end is unknown', () => {
