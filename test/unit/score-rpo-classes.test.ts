@@ -2,6 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkFiles, checkLogs, type FileLedgerEntry, type LogLedgerEntry } from '../../lib/measure/data-classes.ts';
 import { renderJUnit } from '../../lib/record/junit.ts';
+import { summarizeRun } from '../../lib/record/quarterly/rollup.ts';
+import { renderRunHtml } from '../../lib/record/render/html.ts';
+import { runMarkdown } from '../../lib/record/render/markdown.ts';
 import { buildRunRecord } from '../../lib/record/run-record.ts';
 import { renderSummary } from '../../lib/record/summary.ts';
 import { sampleRunInput } from '../support/record-sample.ts';
@@ -87,4 +90,25 @@ test('a class not measured is absent, never a guess; one that could not be read 
   assert.deepEqual([logsClass.measuredSeconds, logsClass.met, logsClass.reason], [null, null, "the lab's Azurite did not answer"]);
   assert.equal(r.exitCode, 0);
   assert.match(renderSummary(r, { color: false }), /RPO logs\s+– the lab's Azurite did not answer/);
+});
+
+test("Markdown and HTML show every class measured beside the entry's own RPO", () => {
+  const r = run(90);
+  const summary = summarizeRun({
+    file: 'runs/x/run.json',
+    digest: 'd',
+    record: r,
+    context: { drillKind: null, drillFile: null, owner: null, participants: [], approver: null, service: null },
+    series: { resolutionSeconds: 1, points: [] },
+  });
+  assert.deepEqual(
+    summary.otherRpoClasses.map((c) => c.dataClass),
+    ['file-storage', 'logs'],
+  );
+  const md = runMarkdown(summary);
+  assert.match(md, /\| RPO logs \| 24 h \| 1\.1 s \| met \| log ledger: [^|]*; lost 10, unknown 0 \|/);
+  assert.match(md, /\| RPO file-storage \| 1 h \| 0 s \| met \| file ledger: [^|]*; lost 0, unknown 0 \|/);
+  const html = renderRunHtml(summary, []);
+  assert.ok(html.includes('<td>RPO logs</td>'), 'HTML has a logs RPO row');
+  assert.ok(html.includes('run.otherRpoClasses.1.measuredSeconds'), 'the logs figure is traced to its field');
 });
