@@ -137,6 +137,7 @@ export function normaliseLoad(l: DrillFile['load']): LoadConfig {
     connections: l.connections ?? DEFAULT_LOAD.connections,
     baselineMs: l.baseline === undefined ? DEFAULT_LOAD.baselineMs : parseDuration(l.baseline),
     cooldownMs: l.cooldown === undefined ? DEFAULT_LOAD.cooldownMs : parseDuration(l.cooldown),
+    ...(l.attachments && l.attachments.share > 0 ? { attachments: { share: l.attachments.share } } : {}),
   };
 }
 

@@ -586,6 +586,15 @@ export const LoadSchema = z
         default: LOAD_DEFAULTS.baseline,
       }).optional(),
       cooldown: duration('Load kept running after verification.', { default: LOAD_DEFAULTS.cooldown }).optional(),
+      attachments: z
+        .strictObject({
+          share: z.number().min(0).lt(1).meta({
+            description:
+              'Share of all requests that upload an order attachment (PUT /orders/<token>/attachment), ledgered in files.tsv: the file-storage data class. 0 = none.',
+          }),
+        })
+        .optional()
+        .meta({ description: 'Attachment uploads mixed into the load (the lab service stores them in Blob). Default: none.' }),
     },
     required('a load mapping, e.g. load: { rate: 200 }'),
   )

@@ -189,6 +189,8 @@ export interface LoadConfig {
   baselineMs: number;
   /** Load kept running after verification, so the recovery phase has data. */
   cooldownMs: number;
+  /** A share of all requests uploads an attachment, ledgered in files.tsv; absent = none. */
+  attachments?: { share: number };
 }
 
 export interface ScenarioEntry {

@@ -27,6 +27,8 @@ export class Slot implements Dispatcher.DispatchHandler {
   index = -1;
   /** Write ledger row of the request, or -1 when it is not a write the ledger follows. */
   row = -1;
+  /** File ledger row of an attachment upload, or -1. */
+  fileRow = -1;
   status = 0;
   /** A 5xx answer to a ledger write carried the service's "not applied" mark. */
   notApplied = false;
@@ -40,9 +42,10 @@ export class Slot implements Dispatcher.DispatchHandler {
 
   constructor(private readonly owner: SlotOwner) {}
 
-  begin(index: number, row = -1): void {
+  begin(index: number, row = -1, fileRow = -1): void {
     this.index = index;
     this.row = row;
+    this.fileRow = fileRow;
     this.status = 0;
     this.notApplied = false;
     this.unsettled = true;
@@ -58,6 +61,7 @@ export class Slot implements Dispatcher.DispatchHandler {
   free(): void {
     this.index = -1;
     this.row = -1;
+    this.fileRow = -1;
     this.dispatched = false;
     this.abortFn = null;
   }

@@ -17,6 +17,8 @@ import { labPaths } from '../../lib/lab/paths.ts';
 import { readJson } from '../../lib/lab/state.ts';
 import { attachmentBlobName, attachmentBody, FileLedger, LogLedger, sha256Hex } from '../../lib/load/class-ledgers.ts';
 import { checkFiles, checkLogs } from '../../lib/measure/data-classes.ts';
+import { LoadGenerator } from '../../lib/load/generator.ts';
+import { createClock } from '../../lib/measure/clock.ts';
 import { labFixture } from '../support/lab.ts';
 
 const SHIP_MS = 2000;
@@ -103,5 +105,37 @@ describe('the lab data classes', { timeout: 180_000 }, () => {
     );
     assert.equal(cut.rpoSeconds, (faultMs - anchor) / 1000);
     assert.ok(cut.rpoSeconds > 0);
+  });
+
+  test('the load generator uploads attachments at its share and ledgers files and log lines the read-back finds', async () => {
+    const info = await labUp({ dir: lab.dir, replicas: 2, logShipIntervalMs: SHIP_MS });
+    const clock = createClock();
+    const gen = new LoadGenerator(
+      {
+        url: info.serviceUrl,
+        rate: 40,
+        requests: [{ method: 'POST', path: '/orders', body: { item: 'gen', token: '{{token}}', seq: '{{seq}}' }, weight: 1 }],
+        timeoutMs: 2000,
+        maxInFlight: 100,
+        connections: 8,
+        attachments: { share: 0.25 },
+      },
+      clock,
+    );
+    gen.start(3000);
+    // The duration counts from the end of the client's warm-up: wait past it before stopping.
+    await sleep(4000);
+    await gen.stop();
+    const faultMs = clock.now();
+    const { files, logs } = gen.classLedgers();
+    // 120 requests, a quarter of them uploads (smooth weighted round-robin: exactly 30).
+    assert.equal(files.length, 30);
+    assert.equal(logs.length, 120);
+    assert.equal(files.filter((f) => f.outcome === 'ok').length, 30);
+    await sleep(SHIP_MS * 2 + 1000);
+    const fv = checkFiles(files, await readStoredFiles(lab.dir), faultMs);
+    assert.deepEqual([fv.acknowledged, fv.lost, fv.rpoSeconds], [30, 0, 0]);
+    const lv = checkLogs(logs, (await readShippedLogs(lab.dir)).tokens, faultMs);
+    assert.deepEqual([lv.acknowledged, lv.lost, lv.rpoSeconds], [120, 0, 0]);
   });
 });
