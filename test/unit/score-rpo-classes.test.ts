@@ -8,6 +8,12 @@ import { runMarkdown } from '../../lib/record/render/markdown.ts';
 import { buildRunRecord } from '../../lib/record/run-record.ts';
 import { renderSummary } from '../../lib/record/summary.ts';
 import { sampleRunInput } from '../support/record-sample.ts';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RunFacts } from '../../lib/engine/facts.ts';
+import { finalizeRun } from '../../lib/engine/finalize.ts';
+import { parseFilesTsv, parseLogsTsv } from '../../lib/load/class-ledgers.ts';
 
 // The sample run's fault is at 10 s; files and log lines acknowledged every 100 ms from 0 to 9.9 s.
 const FAULT_MS = 10_000;
@@ -111,4 +117,33 @@ test("Markdown and HTML show every class measured beside the entry's own RPO", (
   const html = renderRunHtml(summary, []);
   assert.ok(html.includes('<td>RPO logs</td>'), 'HTML has a logs RPO row');
   assert.ok(html.includes('run.otherRpoClasses.1.measuredSeconds'), 'the logs figure is traced to its field');
+});
+
+test('a finalized run writes files.tsv and logs.tsv beside writes.tsv, and run.json carries rpoClasses', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'drill-classes-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const sample = sampleRunInput();
+  const shipped = new Set(logs.filter((l) => l.seq < 90).map((l) => l.token));
+  const facts: RunFacts = {
+    ...sample,
+    dir,
+    drill: sample.drill as RunFacts['drill'],
+    entry: sample.entry as RunFacts['entry'],
+    steadyState: [],
+    actions: sample.actions.map((a, index) => ({ ...a, index })),
+    rpo: null,
+    skippedChecks: [],
+    abort: null,
+    load: { ...sample.load!, seconds: [], classes: { files, logs } },
+    rpoClasses: [checkLogs(logs, shipped, FAULT_MS)],
+  };
+  const { record } = finalizeRun(facts);
+  assert.deepEqual(parseFilesTsv(readFileSync(join(dir, 'files.tsv'), 'utf8')), files);
+  assert.deepEqual(parseLogsTsv(readFileSync(join(dir, 'logs.tsv'), 'utf8')), logs);
+  const onDisk = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+  assert.deepEqual(onDisk.objectives.rpoClasses, record.objectives.rpoClasses);
+  assert.deepEqual(
+    onDisk.objectives.rpoClasses.map((c: { dataClass: string; lost: number }) => [c.dataClass, c.lost]),
+    [['logs', 10]],
+  );
 });
