@@ -10,7 +10,7 @@ import { readSegments } from './log-ship.ts';
 
 async function container(labDir: string, name: string): Promise<ContainerClient> {
   const blob = await labBlobEnv(labDir);
-  if (!blob) throw new Error(`the lab's Azurite in ${labDir} is not answering: files and logs cannot be read back`);
+  if (!blob) throw new Error(`the lab's Azurite in ${labDir} is not answering (start it with \`drill lab up\`)`);
   return blobServiceFromEnv(blob.env).getContainerClient(name);
 }
 
