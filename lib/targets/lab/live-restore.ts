@@ -150,7 +150,7 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
       signal.throwIfAborted();
       const { plan, archived } = await planArchive(store, entry.manifest!, target);
       if (plan.missing.length === 0 && !plan.missingHistory) return;
-      const newest = archived.map(parseSegmentName).reduce((m, s) => (s && s.segno > m ? s.segno : m), -1n);
+      const newest = archived.map((n) => parseSegmentName(n)).reduce((m, s) => (s && s.segno > m ? s.segno : m), -1n);
       // A hole below a segment that did arrive is a gap no waiting fills, but the segments past the newest may still
       // come: wait for those, so the gap named is the hole alone and not the tail the archiver had not shipped yet.
       const tail = plan.missing.filter((f) => (parseSegmentName(f)?.segno ?? 0n) > newest);
