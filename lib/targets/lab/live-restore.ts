@@ -7,6 +7,7 @@
  * Every step decides from what it finds (files, servers), so a call after a crash at any point continues: a
  * checked copy carries a marker file and is never restored again, a placed one is only started and repaired.
  */
+import { beginLiveRestore } from '../../adapters/live-restore-outcome.ts';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -315,21 +316,7 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
 
     async restoreLive({ runId, target, signal, onStep, log }): Promise<LiveRestoreOutcome> {
       const say = log ?? (() => {});
-      const out: LiveRestoreOutcome = {
-        ok: false,
-        problem: null,
-        missingSegments: [],
-        replaced: false,
-        backup: null,
-        reachedLsn: null,
-        newestCommitAt: null,
-        timings: {},
-        quarantine: null,
-      };
-      const step = (s: keyof LiveRestoreOutcome['timings'], ms: number) => {
-        out.timings[s] = ms;
-        onStep?.(s, ms);
-      };
+      const { out, step } = beginLiveRestore(onStep);
       try {
         const config = await labConfig(dir);
         if (config.provider === 'patroni') throw new Error('the lab runs under Patroni: the live restore only rebuilds a pg-promote pair');
