@@ -262,8 +262,10 @@ async function bareRestore(
   const queue = [...plan.needed];
   const folder = walFolder(store.prefix, manifest.cluster.name);
   const segments = async () => {
-    for (let f = queue.shift(); f !== undefined; f = queue.shift())
-      bytes += (await downloadToFileParallel(store.container.getBlobClient(folder + f), join(wal, f), { concurrency: 2 })).bytes;
+    for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
+      const got = await downloadToFileParallel(store.container.getBlobClient(folder + f), join(wal, f), { concurrency: 2 });
+      bytes += got.bytes;
+    }
   };
   const base = downloadToFileParallel(store.container.getBlobClient(manifest.blob.name), join(root, 'base.tar'), { concurrency: 4 });
   const [got] = await Promise.all([base, segments(), segments(), segments()]);
