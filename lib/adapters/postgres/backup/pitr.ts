@@ -2,8 +2,9 @@
  * A point-in-time restore into a data directory that nobody uses yet: a physical base backup from Blob plus
  * archived WAL, replayed to just before an LSN (`recovery_target_inclusive = false`) or through every archived
  * segment (`latest`), checked, promoted, then stopped cleanly so the caller can put it where the live one was.
- * Everything that can refuse the restore (another cluster's backup, a gap in the archive, a corrupt download)
- * is checked before replay, so a refusal leaves the live cluster as it was.
+ * Everything that can refuse the restore (another cluster's backup, a gap in the archive, a corrupt base backup)
+ * is checked before replay; a segment whose download fails while replay runs, and a replay that does not stop at
+ * the target, refuse it before anything is put in place, so a refusal leaves the live cluster as it was.
  */
 import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
