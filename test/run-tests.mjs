@@ -36,9 +36,14 @@ const SHARED = [
 // measure-recovery.test.ts times findRecovery against a plain scan of the same log in the same process, a
 // ratio that another file sharing the CPU slows alike, so it no longer needs to run alone.
 const shared = (f) => SHARED.some((r) => r.test(f));
+// The crash-point matrix's rows (one lab each) also run two at a time, in a group of their own: a row is mostly
+// CLI starts, probes and rollbacks, and asserts that every kill point recovers, never how fast. Alone they
+// took 27 of the suite's 75 minutes (2026-12-04).
+const crashRow = (f) => f.startsWith('test/integration/crash-points/');
 const groups = [
   { files: files.filter(shared), concurrency: 2 },
-  { files: files.filter((f) => !shared(f)), concurrency: 1 },
+  { files: files.filter(crashRow), concurrency: 2 },
+  { files: files.filter((f) => !shared(f) && !crashRow(f)), concurrency: 1 },
 ].filter((g) => g.files.length > 0);
 
 // A TAP copy of each group goes to a file so the closing count below can add them up, with the browser tests.

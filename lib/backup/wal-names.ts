@@ -20,7 +20,16 @@ const SEGMENT_NAME = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
 export const HISTORY_FILE = /^[0-9A-F]{8}\.history$/;
 
 const hex8 = (n: number | bigint) => n.toString(16).toUpperCase().padStart(8, '0');
-const perLog = (segmentBytes: number) => 0x1_0000_0000n / BigInt(segmentBytes);
+/**
+ * PostgreSQL's wal_segment_size is a power of two from 1 MB to 1 GB. Checked, because a callback such as
+ * `names.map(parseSegmentName)` hands the array index in this place (index 0 was a division by zero mid-restore).
+ */
+function segmentSize(segmentBytes: number): bigint {
+  if (!Number.isInteger(segmentBytes) || segmentBytes < 1 << 20 || segmentBytes > 1 << 30 || (segmentBytes & (segmentBytes - 1)) !== 0)
+    throw new Error(`${segmentBytes} is not a WAL segment size (a power of two from 1 MB to 1 GB)`);
+  return BigInt(segmentBytes);
+}
+const perLog = (segmentBytes: number) => 0x1_0000_0000n / segmentSize(segmentBytes);
 
 /** `0/3000148` -> 0x3000148n. Throws on anything that is not an LSN. */
 export function parseLsn(lsn: string): bigint {
@@ -35,7 +44,7 @@ export function formatLsn(b: bigint): string {
 
 /** The segment number holding an LSN. */
 export function segmentNumberOf(lsn: string | bigint, segmentBytes = SEGMENT_BYTES): bigint {
-  return (typeof lsn === 'bigint' ? lsn : parseLsn(lsn)) / BigInt(segmentBytes);
+  return (typeof lsn === 'bigint' ? lsn : parseLsn(lsn)) / segmentSize(segmentBytes);
 }
 
 export function segmentName(id: SegmentId, segmentBytes = SEGMENT_BYTES): string {
@@ -56,7 +65,7 @@ export function walFileName(timeline: number, lsn: string, segmentBytes = SEGMEN
 
 /** The first byte after the segment: everything before it is in the segment or earlier ones. */
 export function segmentEnd(id: SegmentId, segmentBytes = SEGMENT_BYTES): bigint {
-  return (id.segno + 1n) * BigInt(segmentBytes);
+  return (id.segno + 1n) * segmentSize(segmentBytes);
 }
 
 export const historyFileName = (timeline: number) => `${hex8(timeline)}.history`;

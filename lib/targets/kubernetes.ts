@@ -1,14 +1,28 @@
 /** A Kubernetes namespace (and optionally its CloudNativePG cluster), within the drill's namespaces and blast radius. */
 import type { KubernetesTarget } from '../config/types.ts';
 import { createExec } from '../adapters/exec.ts';
-import { checkKubeAccess, kubeAdapters, kubeAdaptersFromDetails, type OpenedKube } from '../adapters/kubernetes/target.ts';
-import { cnpgDatabaseFromDetails, openCnpgDatabase, type CnpgDatabase } from '../adapters/kubernetes/cnpg-database.ts';
-import { readHaltConfigMap } from '../adapters/kubernetes/halt.ts';
-import { cnpgRestoreDetails, cnpgRestoreFromDetails, createCnpgLiveRestore } from '../adapters/kubernetes/cnpg-restore.ts';
+import type { OpenedKube } from '../adapters/kubernetes/target.ts';
+import type { CnpgDatabase } from '../adapters/kubernetes/cnpg-database.ts';
 import type { KubernetesRestore } from '../config/types.ts';
 import type { LiveRestoreAdapter } from '../adapters/types.ts';
 import { assertReachable } from './reachable.ts';
 import type { TargetKind } from './types.ts';
+
+/**
+ * The Kubernetes client library costs about 1.9 s of every CLI start (its ESM modules through the TypeScript
+ * loader, measured 2026-12-04), so the adapters that use it load when a drill opens a kubernetes target, not
+ * when `drill run` on the lab or `drill --help` starts.
+ */
+async function kubeParts() {
+  const [target, database, halt, restore] = await Promise.all([
+    import('../adapters/kubernetes/target.ts'),
+    import('../adapters/kubernetes/cnpg-database.ts'),
+    import('../adapters/kubernetes/halt.ts'),
+    import('../adapters/kubernetes/cnpg-restore.ts'),
+  ]);
+  return { ...target, ...database, ...halt, ...restore };
+}
+type KubeParts = Awaited<ReturnType<typeof kubeParts>>;
 
 /** kubectl and helm in runbook commands use the drill's cluster and context, not whatever the shell had. */
 function kubeEnv(cli: { kubeconfig?: string; context?: string }): Record<string, string> {
@@ -16,9 +30,9 @@ function kubeEnv(cli: { kubeconfig?: string; context?: string }): Record<string,
 }
 
 /** The target's CloudNativePG cluster, opened with the target's credentials and guardrails (reads only). */
-function openKubeDatabase(target: KubernetesTarget, kube: OpenedKube, forPlan = false): Promise<CnpgDatabase> {
+function openKubeDatabase(k: KubeParts, target: KubernetesTarget, kube: OpenedKube, forPlan = false): Promise<CnpgDatabase> {
   const d = target.database!;
-  return openCnpgDatabase({
+  return k.openCnpgDatabase({
     ...d,
     kubeConfig: kube.kubeConfig,
     allowedNamespaces: target.namespaces,
@@ -29,12 +43,13 @@ function openKubeDatabase(target: KubernetesTarget, kube: OpenedKube, forPlan = 
 
 /** The live restore (data-loss) of the target's CloudNativePG cluster, when the drill file gives its restore settings. */
 function openLiveRestore(
+  k: KubeParts,
   d: { cluster: string; namespace: string; passwordEnv: string; restore?: KubernetesRestore },
   database: CnpgDatabase,
   kube: { kubeConfig: OpenedKube['kubeConfig']; allowedNamespaces: string[] },
 ): LiveRestoreAdapter | undefined {
   if (!d.restore) return undefined;
-  return createCnpgLiveRestore({
+  return k.createCnpgLiveRestore({
     kubeConfig: kube.kubeConfig,
     namespace: d.namespace,
     allowedNamespaces: kube.allowedNamespaces,
@@ -52,13 +67,14 @@ export const kubernetesTarget: TargetKind<'kubernetes'> = {
     // live-restore with any database: data-loss then names the restore settings it lacks (target.database.restore).
     target.database ? ['replicas', 'exec', 'load', 'kubernetes', 'database', 'live-restore'] : ['replicas', 'exec', 'load', 'kubernetes'],
   async open(target, say) {
+    const k = await kubeParts();
     // Credentials and the API server first: a wrong context must fail before any load is sent.
-    const kube = kubeAdapters(target);
-    await checkKubeAccess(kube, target.namespace);
-    const database = target.database ? await openKubeDatabase(target, kube) : undefined;
+    const kube = k.kubeAdapters(target);
+    await k.checkKubeAccess(kube, target.namespace);
+    const database = target.database ? await openKubeDatabase(k, target, kube) : undefined;
     const liveRestore =
       target.database && database
-        ? openLiveRestore(target.database, database, { kubeConfig: kube.kubeConfig, allowedNamespaces: target.namespaces })
+        ? openLiveRestore(k, target.database, database, { kubeConfig: kube.kubeConfig, allowedNamespaces: target.namespaces })
         : undefined;
     await assertReachable(target.url);
     say(
@@ -78,23 +94,24 @@ export const kubernetesTarget: TargetKind<'kubernetes'> = {
         ...kube.details,
         serviceUrl: target.url,
         ...(database ? { database: database.details } : {}),
-        ...(target.database?.restore ? { liveRestore: cnpgRestoreDetails(target.database.restore) } : {}),
+        ...(target.database?.restore ? { liveRestore: k.cnpgRestoreDetails(target.database.restore) } : {}),
       },
       checkSelections: true,
-      halt: (signal) => readHaltConfigMap(kube.kubeConfig, target.namespace, signal),
+      halt: (signal) => k.readHaltConfigMap(kube.kubeConfig, target.namespace, signal),
       async close() {
         kube.replicas.close();
       },
     };
   },
   async peek(target) {
+    const k = await kubeParts();
     // Plan reads the live API (list and get only): what it prints is what a run now would hit.
-    const kube = kubeAdapters(target);
-    await checkKubeAccess(kube, target.namespace);
-    const database = target.database ? await openKubeDatabase(target, kube, true) : undefined;
+    const kube = k.kubeAdapters(target);
+    await k.checkKubeAccess(kube, target.namespace);
+    const database = target.database ? await openKubeDatabase(k, target, kube, true) : undefined;
     const liveRestore =
       target.database && database
-        ? openLiveRestore(target.database, database, { kubeConfig: kube.kubeConfig, allowedNamespaces: target.namespaces })
+        ? openLiveRestore(k, target.database, database, { kubeConfig: kube.kubeConfig, allowedNamespaces: target.namespaces })
         : undefined;
     return {
       adapters: {
@@ -109,12 +126,13 @@ export const kubernetesTarget: TargetKind<'kubernetes'> = {
     };
   },
   async reopen(details) {
-    const kube = kubeAdaptersFromDetails(details);
+    const k = await kubeParts();
+    const kube = k.kubeAdaptersFromDetails(details);
     // A CloudNativePG database the run failed over: its rollback (the old primary rejoining) needs it back.
     const db = details.database as Record<string, unknown> | undefined;
     const database =
       db?.provider === 'cnpg'
-        ? await cnpgDatabaseFromDetails(db, {
+        ? await k.cnpgDatabaseFromDetails(db, {
             kubeConfig: kube.kubeConfig,
             allowedNamespaces: kube.kube.allowedNamespaces,
             blastRadius: kube.kube.blastRadius,
@@ -124,11 +142,12 @@ export const kubernetesTarget: TargetKind<'kubernetes'> = {
     const liveRestore =
       database && lr && db
         ? openLiveRestore(
+            k,
             {
               cluster: String(db.cluster),
               namespace: String(db.namespace),
               passwordEnv: typeof db.credentialEnv === 'string' ? db.credentialEnv : 'PGPASSWORD',
-              restore: cnpgRestoreFromDetails(lr),
+              restore: k.cnpgRestoreFromDetails(lr),
             },
             database,
             { kubeConfig: kube.kubeConfig, allowedNamespaces: kube.kube.allowedNamespaces },

@@ -262,8 +262,17 @@ test('custom resources as a real API server treats them: strategic merge patch 4
   // With a resourceVersion (read again: the operator may have written the status meanwhile) the PUT goes through;
   // a merge patch is accepted too.
   assert.ok(resourceVersion);
-  const fresh = (await custom.getNamespacedCustomObject(ids)) as { metadata: object; spec: object };
-  await custom.replaceNamespacedCustomObject({ ...ids, body: { ...fresh, spec: { instances: 2 } } });
+  // The operator reconciles on its own clock, so a read-then-PUT can still meet a 409: retried on conflict, as
+  // client-go's RetryOnConflict does.
+  for (let attempt = 1; ; attempt++) {
+    const fresh = (await custom.getNamespacedCustomObject(ids)) as { metadata: object; spec: object };
+    const put = await custom.replaceNamespacedCustomObject({ ...ids, body: { ...fresh, spec: { instances: 2 } } }).then(
+      () => null,
+      (e: { code?: number }) => e,
+    );
+    if (put === null) break;
+    if (put.code !== 409 || attempt === 5) throw put;
+  }
   await custom.patchNamespacedCustomObject(
     { ...ids, body: { spec: { instances: 3 } } },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch),

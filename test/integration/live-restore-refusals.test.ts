@@ -228,7 +228,7 @@ describe('live restore of the lab: refusals, resuming, a lost cluster', { timeou
     // The last bytes of the newest archived segment: the segment is there (no gap), but after its switch record
     // nothing follows until the next segment, which is not archived yet.
     const newest = (await listArchivedWal(store, sysid))
-      .map(parseSegmentName)
+      .map((n) => parseSegmentName(n))
       .filter((x) => x !== null)
       .at(-1)!;
     const end = (newest.segno + 1n) * 16n * 1024n * 1024n - 256n;

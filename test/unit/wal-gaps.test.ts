@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backupOnPath, newestTimeline, planWal } from '../../lib/backup/wal-gaps.ts';
-import { parseHistory, parseLsn, segmentName, walFileName } from '../../lib/backup/wal-names.ts';
+import { parseHistory, parseLsn, parseSegmentName, segmentName, walFileName } from '../../lib/backup/wal-names.ts';
 
 test('an LSN names its 16 MB segment as pg_walfile_name does', () => {
   // Read off PostgreSQL 15: SELECT pg_walfile_name('0/3000148') on timeline 1, and a position past the first log.
@@ -71,4 +71,10 @@ test("a backup taken on a branch a restore abandoned is not on the new timeline'
   assert.equal(backupOnPath(3, histories, { timeline: 2, endLsn: '0/8000000' }), true);
   assert.equal(backupOnPath(3, histories, { timeline: 3, endLsn: '0/A000000' }), true);
   assert.equal(backupOnPath(2, histories, { timeline: 3, endLsn: '0/A000000' }), false);
+});
+
+test('a WAL segment size that is not one (an array index handed in by a callback) is refused, not divided by', () => {
+  assert.throws(() => ['000000010000000000000003'].map(parseSegmentName as never), /0 is not a WAL segment size/);
+  assert.throws(() => parseSegmentName('000000010000000000000003', 3), /3 is not a WAL segment size/);
+  assert.deepEqual(parseSegmentName('000000010000000100000000', 64 * 1024 * 1024), { timeline: 1, segno: 64n });
 });

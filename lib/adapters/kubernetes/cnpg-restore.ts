@@ -16,6 +16,7 @@
  * is ever deleted, when it is broken, and then made again. Every step decides from what it finds, so a second
  * call (the rollback, `drill recover`) continues where the first stopped.
  */
+import { beginLiveRestore } from '../live-restore-outcome.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { UserError } from '../../errors.ts';
@@ -281,21 +282,7 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
 
     async restoreLive({ runId, target, signal, onStep, log }): Promise<LiveRestoreOutcome> {
       const say = log ?? (() => {});
-      const out: LiveRestoreOutcome = {
-        ok: false,
-        problem: null,
-        missingSegments: [],
-        replaced: false,
-        backup: null,
-        reachedLsn: null,
-        newestCommitAt: null,
-        timings: {},
-        quarantine: null,
-      };
-      const step = (s: keyof LiveRestoreOutcome['timings'], ms: number) => {
-        out.timings[s] = ms;
-        onStep?.(s, ms);
-      };
+      const { out, step } = beginLiveRestore(onStep);
       const name = recoveryClusterName(cluster, runId);
       try {
         if (name === cluster) throw new Error(`the recovery cluster's name ${name} is the damaged cluster's`);

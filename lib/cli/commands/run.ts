@@ -6,7 +6,6 @@ import { LiveUi } from '../ui.ts';
 import { ttyProgress } from '../transfer-line.ts';
 import { jsonReporter, junitReporter, summaryReporter, type Reporter } from '../reporters.ts';
 import { validatedDrill } from './load-drill.ts';
-import { describeKubeTarget } from '../../adapters/kubernetes/target.ts';
 import { redactSecrets } from '../../util/secrets.ts';
 import { plannedDuration } from '../../plan/duration.ts';
 import { describeJudgement, drillNow, judgeWindow, windowApplies } from './window.ts';
@@ -63,7 +62,10 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
       );
   // A blob target only reads backups and restores into scratch clusters: nothing live to confirm.
   if (drill.target.kind === 'kubernetes')
-    await confirmTarget(`${describeKubeTarget(drill.target)}; load to ${redactSecrets(drill.target.url)}`, o.yes);
+    await confirmTarget(
+      `${(await import('../../adapters/kubernetes/target.ts')).describeKubeTarget(drill.target)}; load to ${redactSecrets(drill.target.url)}`,
+      o.yes,
+    );
   else if (drill.target.kind === 'http') await confirmTarget(`http target ${redactSecrets(drill.target.url)}`, o.yes);
 
   const ui = new LiveUi();

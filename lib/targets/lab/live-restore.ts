@@ -7,6 +7,7 @@
  * Every step decides from what it finds (files, servers), so a call after a crash at any point continues: a
  * checked copy carries a marker file and is never restored again, a placed one is only started and repaired.
  */
+import { beginLiveRestore } from '../../adapters/live-restore-outcome.ts';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { clearStaleLock, crashCluster, giveToServerUser, isRunning, startCluster
 import { cloneStandby, setSyncStandby, takesWrite, waitStreaming, walSenders, withClient } from '../../adapters/postgres/standby.ts';
 import { readCatalog, type CatalogEntry } from '../../adapters/postgres/backup/catalog.ts';
 import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
+import { copyStandby } from '../../adapters/postgres/backup/standby-copy.ts';
 import type { BackupStore } from '../../adapters/postgres/backup/store.ts';
 import { ARCHIVE_SLOT, archiveWal, ensureArchiveSlot } from '../../adapters/postgres/backup/wal.ts';
 import {
@@ -150,7 +152,7 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
       signal.throwIfAborted();
       const { plan, archived } = await planArchive(store, entry.manifest!, target);
       if (plan.missing.length === 0 && !plan.missingHistory) return;
-      const newest = archived.map(parseSegmentName).reduce((m, s) => (s && s.segno > m ? s.segno : m), -1n);
+      const newest = archived.map((n) => parseSegmentName(n)).reduce((m, s) => (s && s.segno > m ? s.segno : m), -1n);
       // A hole below a segment that did arrive is a gap no waiting fills, but the segments past the newest may still
       // come: wait for those, so the gap named is the hole alone and not the tail the archiver had not shipped yet.
       const tail = plan.missing.filter((f) => (parseSegmentName(f)?.segno ?? 0n) > newest);
@@ -187,7 +189,9 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     const primaryName = config.primary;
     const port = config.nodes[primaryName]!.port;
     const data = p.node(primaryName).data;
-    if (!(await isRunning(data))) {
+    // Started here: the standby was moved to the quarantine with the damaged primary, so it is rebuilt for sure.
+    const startedHere = !(await isRunning(data));
+    if (startedHere) {
       await clearRecoverySettings(data);
       await writeNodeConf(data, { port, socketDir: p.socketDir });
       await startCluster(data, { logFile: p.node(primaryName).log, timeoutMs: 120_000 });
@@ -201,13 +205,16 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     onStep('repoint', performance.now() - t);
     signal.throwIfAborted();
 
+    // The service serves again from here; the standby is rebuilt from the running primary.
     t = performance.now();
     const standby = standbyOf(config);
     if (standby) {
-      const streaming = await waitStreaming(conn, standby, { timeoutMs: 200 }).then(
-        () => true,
-        () => false,
-      );
+      const streaming =
+        !startedHere &&
+        (await waitStreaming(conn, standby, { timeoutMs: 200 }).then(
+          () => true,
+          () => false,
+        ));
       if (!streaming) {
         const sdata = p.node(standby).data;
         await crashCluster(sdata);
@@ -217,12 +224,19 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
           socketDir: p.socketDir,
           primary: { host: '127.0.0.1', port, user: LAB_DB.superuser },
         };
-        await cloneStandby(conn, sdata, id);
+        const how = await copyStandby(conn, data, sdata, id).then(
+          () => 'copied from the running primary (pg_backup_start/stop)',
+          async (e: Error) => {
+            say(`standby ${standby}: the local copy failed (${e.message}); pg_basebackup instead`);
+            await cloneStandby(conn, sdata, id);
+            return 'rebuilt with pg_basebackup from the restored primary';
+          },
+        );
         await startCluster(sdata, { logFile: p.node(standby).log });
         await waitStreaming(conn, standby, { timeoutMs: 60_000, signal });
+        say(`standby ${standby} ${how} and streaming`);
       }
       await setSyncStandby(conn, config.replication === 'sync' ? standby : null);
-      say(`standby ${standby} rebuilt from the restored primary and streaming`);
     }
     onStep('standby', performance.now() - t);
     out.replaced = true;
@@ -315,21 +329,7 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
 
     async restoreLive({ runId, target, signal, onStep, log }): Promise<LiveRestoreOutcome> {
       const say = log ?? (() => {});
-      const out: LiveRestoreOutcome = {
-        ok: false,
-        problem: null,
-        missingSegments: [],
-        replaced: false,
-        backup: null,
-        reachedLsn: null,
-        newestCommitAt: null,
-        timings: {},
-        quarantine: null,
-      };
-      const step = (s: keyof LiveRestoreOutcome['timings'], ms: number) => {
-        out.timings[s] = ms;
-        onStep?.(s, ms);
-      };
+      const { out, step } = beginLiveRestore(onStep);
       try {
         const config = await labConfig(dir);
         if (config.provider === 'patroni') throw new Error('the lab runs under Patroni: the live restore only rebuilds a pg-promote pair');

@@ -2,8 +2,9 @@
  * A point-in-time restore into a data directory that nobody uses yet: a physical base backup from Blob plus
  * archived WAL, replayed to just before an LSN (`recovery_target_inclusive = false`) or through every archived
  * segment (`latest`), checked, promoted, then stopped cleanly so the caller can put it where the live one was.
- * Everything that can refuse the restore (another cluster's backup, a gap in the archive, a corrupt download)
- * is checked before replay, so a refusal leaves the live cluster as it was.
+ * Everything that can refuse the restore (another cluster's backup, a gap in the archive, a corrupt base backup)
+ * is checked before replay; a segment whose download fails while replay runs, and a replay that does not stop at
+ * the target, refuse it before anything is put in place, so a refusal leaves the live cluster as it was.
  */
 import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
@@ -16,7 +17,7 @@ import { BlobTransferError } from '../../blob/errors.ts';
 import { walFolder } from '../../../backup/naming.ts';
 import type { BackupManifest } from '../../../backup/manifest.ts';
 import { newestTimeline, planWal, type WalPlan } from '../../../backup/wal-gaps.ts';
-import { parseSegmentName } from '../../../backup/wal-names.ts';
+import { parseLsn, parseSegmentName } from '../../../backup/wal-names.ts';
 import type { RestoreTarget } from '../../types.ts';
 import { giveToServerUser, isRoot, runServerBinary, startCluster, stopCluster, writeNodeConf } from '../cluster.ts';
 import { run } from './scratch.ts';
@@ -117,6 +118,7 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
   const dataDir = join(r.root, 'data');
   const out: PitrResult = { ok: false, problem: null, missingSegments: [], dataDir, marker: null, bytes: 0 };
   let started = false;
+  let downloads: Downloads | null = null;
   try {
     if (m.kind !== 'physical') throw new Refused(`${r.folder} is a ${m.kind} backup: a point-in-time restore needs a physical one`);
     if (m.cluster.systemIdentifier !== r.systemId)
@@ -140,59 +142,32 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     const dl = join(r.root, 'download');
     const walDir = join(r.root, 'wal');
     for (const d of [r.root, dl, walDir]) await mkdir(d, { recursive: true, mode: 0o755 });
-    const tar = join(dl, 'base.tar');
-    // The base backup and the segments at once, so the download takes as long as the larger of them; the first
-    // failure stops the rest.
-    const stop = new AbortController();
-    const dlSignal = r.signal ? AbortSignal.any([r.signal, stop.signal]) : stop.signal;
-    const base = async (): Promise<void> => {
-      try {
-        const got = await downloadToFileParallel(r.store.container.getBlobClient(m.blob.name), tar, {
-          expectedBytes: m.blob.bytes,
-          expectedSha256: m.blob.sha256,
-          concurrency: 4,
-          signal: dlSignal,
-        });
-        out.bytes += got.bytes;
-      } catch (e) {
-        stop.abort();
-        throw new Refused(
-          `the base backup ${m.blob.name} could not be used: ${e instanceof BlobTransferError ? `${e.message} (${e.code})` : (e as Error).message}`,
-        );
-      }
-    };
-    const folder = walFolder(r.store.prefix, m.cluster.name);
-    // Segments four at a time: each is one 16 MB blob, and one after another the round trips add up.
-    const queue = [...plan.needed];
-    const segments = async (): Promise<void> => {
-      for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
-        try {
-          const got = await downloadToFileParallel(r.store.container.getBlobClient(folder + f), join(walDir, f), {
-            concurrency: 2,
-            signal: dlSignal,
-          });
-          out.bytes += got.bytes;
-        } catch (e) {
-          if (stop.signal.aborted) return;
-          stop.abort();
-          // Listed in the archive when planned: a failed read, not a gap (a gap is what the plan found missing).
-          throw new Refused(`WAL segment ${f} could not be downloaded: ${(e as Error).message}`);
-        }
-      }
-    };
-    const results = await Promise.allSettled([base(), ...Array.from({ length: 3 }, segments)]);
-    const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-    r.signal?.throwIfAborted();
-    if (failed) throw failed.reason;
     for (const [f, text] of histories) await writeFile(join(walDir, f), text);
-    r.onStep?.('download', performance.now() - t);
-    say(`downloaded ${r.folder} and ${plan.needed.length} WAL segment(s) up to ${plan.last} (${(out.bytes / 1e6).toFixed(1)} MB)`);
+    const restoreCommand = await writeRestoreCommand(r.root, walDir, plan.needed);
+    const tar = join(dl, 'base.tar');
+    downloads = startDownloads(r, plan.needed, tar, walDir, out);
+    await downloads.base;
+    say(`downloaded and checked ${r.folder} (${(m.blob.bytes / 1e6).toFixed(1)} MB); replay starts while the WAL still downloads`);
+    const walDone = downloads.wal.then(async (failure) => {
+      if (failure) {
+        // The restore_command stops waiting for segments that will not come; the replay then ends short of the target.
+        await writeFile(join(r.root, WAL_FAILED), `${failure.message}\n`).catch(() => undefined);
+        return failure;
+      }
+      r.onStep?.('download', performance.now() - t);
+      say(`downloaded ${r.folder} and ${plan.needed.length} WAL segment(s) up to ${plan.last} (${(out.bytes / 1e6).toFixed(1)} MB)`);
+      return null;
+    });
+    let walFailure: Error | null = null;
+    void walDone.then((f) => {
+      walFailure = f;
+    });
 
-    t = performance.now();
+    const tReplay = performance.now();
     await mkdir(dataDir, { mode: 0o700 });
     await run('tar', ['-xf', tar, '-C', dataDir]);
     await rm(tar, { force: true });
-    await configureRecovery(dataDir, walDir, r);
+    await configureRecovery(dataDir, restoreCommand, r);
     if (isRoot()) await run('chown', ['-R', 'postgres:postgres', r.root]);
     // The manifest said whose backup it is; the copy's own pg_control says it too, and a mislabelled one is refused here.
     const copyId = await controlSystemId(dataDir);
@@ -206,15 +181,24 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     try {
       await startCluster(dataDir, { logFile, timeoutMs: 600_000 });
     } catch (e) {
-      throw new Refused(`recovery did not start: ${await recoveryFailure(logFile, (e as Error).message)}`);
+      throw (
+        (await Promise.race([walDone, sleep(0, null)])) ??
+        new Refused(`recovery did not start: ${await recoveryFailure(logFile, (e as Error).message)}`)
+      );
     }
     const conn = { host: '127.0.0.1', port: r.port, user: 'postgres', database: 'postgres' };
-    const reached = await waitReplayed(conn, r.target, logFile, r.signal);
-    r.onStep?.('replay', performance.now() - t);
+    const reached = await waitReplayed(conn, r.target, logFile, r.signal, () => walFailure);
+    const failure = await walDone;
+    if (failure) throw failure;
+    if (r.target !== 'latest') await checkStoppedAtTarget(logFile, r.target.lsn, reached.lsn);
+    r.onStep?.('replay', performance.now() - tReplay);
     say(`replayed to ${reached.lsn ?? '?'} (newest commit ${reached.commitAt ?? 'none replayed'})`);
 
     t = performance.now();
-    if (r.target !== 'latest') await query(conn, 'SELECT pg_promote(true, 60)');
+    // Paused at the target, resuming ends recovery (PostgreSQL's hint: "Execute pg_wal_replay_resume() to promote"),
+    // with the end-of-recovery checkpoint the clean stop below would otherwise write. pg_promote instead waits for
+    // the paused startup process to notice the trigger, which it checks once a second.
+    if (r.target !== 'latest') await query(conn, 'SELECT pg_wal_replay_resume()');
     await waitPromoted(conn, r.signal);
     r.onStep?.('promote', performance.now() - t);
 
@@ -248,8 +232,126 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     out.problem = (e as Error).message;
     if (e instanceof Refused) out.missingSegments = e.missing;
     if (started) await stopCluster(dataDir, 'immediate', { timeoutMs: 30_000 }).catch(() => undefined);
+    // Nothing may still write into the folder once the caller has the answer.
+    downloads?.stop.abort();
+    await downloads?.settled;
   }
   return out;
+}
+
+/** Left beside the WAL folder when a segment's download failed: the restore_command then stops waiting. */
+const WAL_FAILED = 'wal-download-failed';
+
+interface Downloads {
+  /** The base backup on disk, its sha256 checked; rejects with the refusal. */
+  base: Promise<void>;
+  /** Every planned segment on disk; resolves with the refusal when one could not be had (never rejects). */
+  wal: Promise<Refused | null>;
+  stop: AbortController;
+  settled: Promise<unknown>;
+}
+
+/**
+ * The base backup first, with most of the bandwidth, since replay cannot start without it; the segments in order
+ * beside it, one at a time until the base backup is in and three at a time after, so replay finds each segment
+ * landed (or waits for it in the restore_command) while the later ones still download. A segment is renamed into
+ * place only whole, so the restore_command never hands PostgreSQL a partial one. The first failure stops the rest.
+ */
+function startDownloads(r: PitrRequest, needed: string[], tar: string, walDir: string, out: PitrResult): Downloads {
+  const m = r.manifest;
+  const stop = new AbortController();
+  const signal = r.signal ? AbortSignal.any([r.signal, stop.signal]) : stop.signal;
+  const base = (async () => {
+    try {
+      const got = await downloadToFileParallel(r.store.container.getBlobClient(m.blob.name), tar, {
+        expectedBytes: m.blob.bytes,
+        expectedSha256: m.blob.sha256,
+        concurrency: 4,
+        signal,
+      });
+      out.bytes += got.bytes;
+    } catch (e) {
+      stop.abort();
+      r.signal?.throwIfAborted();
+      throw new Refused(
+        `the base backup ${m.blob.name} could not be used: ${e instanceof BlobTransferError ? `${e.message} (${e.code})` : (e as Error).message}`,
+      );
+    }
+  })();
+  const folder = walFolder(r.store.prefix, m.cluster.name);
+  const queue = [...needed];
+  const segments = async (): Promise<void> => {
+    for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
+      try {
+        const got = await downloadToFileParallel(r.store.container.getBlobClient(folder + f), join(walDir, f), { concurrency: 2, signal });
+        out.bytes += got.bytes;
+      } catch (e) {
+        if (stop.signal.aborted) return;
+        stop.abort();
+        // Listed in the archive when planned: a failed read, not a gap (a gap is what the plan found missing).
+        throw new Refused(`WAL segment ${f} could not be downloaded: ${(e as Error).message}`);
+      }
+    }
+  };
+  const first = segments();
+  const more = base.then(
+    () => Promise.all([segments(), segments()]),
+    () => undefined,
+  );
+  const wal = Promise.all([first, more]).then(
+    () => (signal.aborted ? new Refused(`the WAL download was stopped: ${String(r.signal?.reason ?? 'a download failed')}`) : null),
+    (e: Refused) => e,
+  );
+  return { base, wal, stop, settled: Promise.allSettled([base, wal]) };
+}
+
+/**
+ * The restore_command of this restore (`%f %p`): a planned segment not downloaded yet is waited for, so replay
+ * starts as soon as the base backup is in; any other name PostgreSQL asks for (the next timeline's history) is
+ * answered "not archived" at once. Gives up when the download failed, or after ten minutes.
+ */
+async function writeRestoreCommand(root: string, walDir: string, planned: string[]): Promise<string> {
+  const list = join(root, 'wal-planned');
+  await writeFile(list, `${planned.join('\n')}\n`);
+  const script = join(root, 'restore-wal.sh');
+  const wal = shellQuote(walDir);
+  await writeFile(
+    script,
+    `#!/bin/sh
+f="$1"
+if [ ! -f ${wal}/"$f" ]; then
+  grep -qxF "$f" ${shellQuote(list)} || exit 1
+  i=0
+  while [ ! -f ${wal}/"$f" ]; do
+    [ -f ${shellQuote(join(root, WAL_FAILED))} ] && exit 1
+    i=$((i + 1))
+    [ "$i" -gt 12000 ] && exit 1
+    sleep 0.05
+  done
+fi
+exec cp ${wal}/"$f" "$2"
+`,
+    { mode: 0o755 },
+  );
+  return `/bin/sh ${shellQuote(script)} %f %p`;
+}
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+
+/**
+ * PostgreSQL's own word that replay stopped at the target and not elsewhere: a pause for another reason (a
+ * setting lower than on the primary pauses recovery too) is not the target reached.
+ */
+async function checkStoppedAtTarget(logFile: string, target: string, reached: string | null): Promise<void> {
+  const log = await readFile(logFile, 'utf8').catch(() => '');
+  const stopped = [...log.matchAll(/recovery stopping before WAL location \(LSN\) "([0-9A-F]+\/[0-9A-F]+)"/g)].map((x) => x[1]!);
+  const at = stopped[stopped.length - 1];
+  if (!at || parseLsn(at) !== parseLsn(target))
+    throw new Refused(
+      `replay paused, but not at the target ${target}: the server's log ${at ? `says it stopped before ${at}` : 'does not say it stopped at the target'}`,
+    );
+  if (reached && parseLsn(reached) > parseLsn(target))
+    throw new Refused(`replay went past the target: it reached ${reached}, the target is ${target} (exclusive)`);
 }
 
 const AUTO_CONF_HEADER = '# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n';
@@ -259,13 +361,13 @@ const AUTO_CONF_HEADER = '# Do not edit this file manually!\n# It will be overwr
  * (synchronous_standby_names, primary_conninfo) must not come along. `pause` at the target, so the caller sees
  * it was reached before promoting; PostgreSQL 15 stops with FATAL when the WAL ends before it.
  */
-async function configureRecovery(dataDir: string, walDir: string, r: PitrRequest): Promise<void> {
+async function configureRecovery(dataDir: string, restoreCommand: string, r: PitrRequest): Promise<void> {
   await writeNodeConf(dataDir, { port: r.port, socketDir: r.socketDir });
   const target =
     r.target === 'latest'
       ? []
       : [`recovery_target_lsn = '${r.target.lsn}'`, 'recovery_target_inclusive = false', "recovery_target_action = 'pause'"];
-  const lines = [`restore_command = 'cp ${walDir}/%f %p'`, "recovery_target_timeline = 'latest'", ...target];
+  const lines = [`restore_command = '${restoreCommand.replace(/'/g, "''")}'`, "recovery_target_timeline = 'latest'", ...target];
   await writeFile(join(dataDir, 'postgresql.auto.conf'), `${AUTO_CONF_HEADER}${lines.join('\n')}\n`, { mode: 0o600 });
   for (const f of ['standby.signal', 'postmaster.pid', RESTORED_MARKER]) await rm(join(dataDir, f), { force: true });
   await writeFile(join(dataDir, 'recovery.signal'), '');
@@ -312,11 +414,14 @@ async function waitReplayed(
   conn: pg.ClientConfig,
   target: RestoreTarget,
   logFile: string,
-  signal?: AbortSignal,
+  signal: AbortSignal | undefined,
+  downloadFailure: () => Error | null,
 ): Promise<{ lsn: string | null; commitAt: string | null }> {
   let failures = 0;
   for (;;) {
     signal?.throwIfAborted();
+    const failed = downloadFailure();
+    if (failed) throw failed;
     try {
       const s = await query<{ rec: boolean; state: string | null; lsn: string | null; at: Date | null }>(
         conn,

@@ -1,0 +1,3 @@
+import { crashMatrixRow } from '../../support/crash-matrix.ts';
+
+crashMatrixRow('db-failover (replicationStall 500ms)');
