@@ -27,6 +27,7 @@ import { createCnpgLiveRestore } from '../../lib/adapters/kubernetes/cnpg-restor
 import { recoveryClusterManifest, recoveryClusterName } from '../../lib/adapters/kubernetes/cnpg-manifest.ts';
 import { kubeConfigFromFile } from '../../lib/adapters/kubernetes/config.ts';
 import { startKubeApi, type KubeApi, type KubeObject } from '../support/kube-api/index.ts';
+import { sqlRows } from '../support/sql.ts';
 import { startCnpgPostgres, type CnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
 import { drillCli, readEvents, REPO, runFolders } from '../support/cli.ts';
 import { scratchDir } from '../support/tmp.ts';
@@ -111,15 +112,7 @@ async function warm(url: string): Promise<void> {
   }
 }
 
-async function query<T extends pg.QueryResultRow>(port: number, sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'app' });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const query = <T extends pg.QueryResultRow>(port: number, sql: string, params: unknown[] = []) => sqlRows<T>(port, sql, params, 'app');
 
 /** Asynchronous: the API server runs in this process, and a synchronous child would block it. */
 async function kubectl(s: Setup, ...args: string[]): Promise<any> {
