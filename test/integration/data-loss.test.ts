@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { giveToServerUser, runServerBinary, startCluster, stopCluster, writeNodeConf } from '../../lib/adapters/postgres/cluster.ts';
 import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
 import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
