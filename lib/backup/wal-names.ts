@@ -104,3 +104,27 @@ export function lastSwitch(text: string): { parent: number; switchLsn: bigint } 
   const last = all.at(-1);
   return last ? { parent: last.parent, switchLsn: parseLsn(last.switchpoint) } : null;
 }
+
+/** Timeline first, then segment number: the order in which an archiver that follows the server ships segments. */
+function compareShipOrder(a: SegmentId, b: SegmentId): number {
+  if (a.timeline !== b.timeline) return a.timeline - b.timeline;
+  return a.segno === b.segno ? 0 : a.segno < b.segno ? -1 : 1;
+}
+
+/**
+ * The missing segments the archiver may still ship: those after the newest archived one in shipping order. The
+ * others are holes below a segment that did arrive, which no waiting fills. By segment number alone, a restore
+ * right after a failover took the new timeline's segment for a hole: the old timeline's last segment, with the
+ * same number, was already archived (the lab drill's restore-after-drop after fail-over-primary, 2026-12-04).
+ */
+export function stillToArrive(missing: string[], archived: string[], segmentBytes = SEGMENT_BYTES): string[] {
+  let newest: SegmentId | null = null;
+  for (const name of archived) {
+    const s = parseSegmentName(name, segmentBytes);
+    if (s && (newest === null || compareShipOrder(s, newest) > 0)) newest = s;
+  }
+  return missing.filter((name) => {
+    const s = parseSegmentName(name, segmentBytes);
+    return s !== null && (newest === null || compareShipOrder(s, newest) > 0);
+  });
+}

@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { giveToServerUser, runServerBinary, startCluster, stopCluster, writeNodeConf } from '../../lib/adapters/postgres/cluster.ts';
 import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
 import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
+import { sqlRows } from '../support/sql.ts';
 import { freePort } from '../support/ports.ts';
 import { scratchDir } from '../support/tmp.ts';
 import { resolveBackupStore } from '../../lib/adapters/postgres/backup/resolve.ts';
@@ -77,15 +78,7 @@ async function primaryPort(lab: string): Promise<number> {
   return primaries[0]!.port;
 }
 
-async function query<T extends pg.QueryResultRow>(port: number, sql: string, args: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'orders' });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, args)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const query = <T extends pg.QueryResultRow>(port: number, sql: string, args: unknown[] = []) => sqlRows<T>(port, sql, args);
 
 type OrderRow = { id: string; item: string; token: string | null; seq: string | null };
 const ALL_ORDERS = 'SELECT id::text, item, token, seq::text FROM orders ORDER BY id';

@@ -15,11 +15,11 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { startAzurite } from '../../lib/adapters/blob/index.ts';
 import { backupStoreFromEnv, parseSourceUrl, takePhysicalBackup } from '../../lib/adapters/postgres/backup/index.ts';
 import { runWalShipper } from '../../lib/adapters/postgres/backup/wal-shipper.ts';
@@ -27,8 +27,10 @@ import { createCnpgLiveRestore } from '../../lib/adapters/kubernetes/cnpg-restor
 import { recoveryClusterManifest, recoveryClusterName } from '../../lib/adapters/kubernetes/cnpg-manifest.ts';
 import { kubeConfigFromFile } from '../../lib/adapters/kubernetes/config.ts';
 import { startKubeApi, type KubeApi, type KubeObject } from '../support/kube-api/index.ts';
+import { startOrdersService } from '../support/orders-service.ts';
+import { sqlRows } from '../support/sql.ts';
 import { startCnpgPostgres, type CnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
-import { drillCli, readEvents, REPO, runFolders } from '../support/cli.ts';
+import { drillCli, readEvents, runFolders } from '../support/cli.ts';
 import { scratchDir } from '../support/tmp.ts';
 import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
 
@@ -57,44 +59,6 @@ function teardown(t: TestContext): (fn: () => unknown) => void {
   return (fn) => stack.push(fn);
 }
 
-/** The lab's orders service as its own process, its database the `orders-db` Service. */
-async function startService(later: (fn: () => unknown) => void, port: number): Promise<string> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(REPO, 'lib/lab/daemon/service.ts'),
-      '--name',
-      'orders-kube',
-      '--port',
-      '0',
-      '--db-port',
-      String(port),
-      '--db-user',
-      'app',
-      '--db-name',
-      'app',
-    ],
-    { cwd: REPO, env: { ...process.env, PGPASSWORD: PASSWORD }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  later(() => child.kill('SIGKILL'));
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`orders service did not listen: ${out}`)), 30_000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(`http://127.0.0.1:${m[1]}`);
-      }
-    });
-    child.stderr!.on('data', (d) => (out += d));
-    child.on('exit', (code) => reject(new Error(`orders service exited ${code}: ${out}`)));
-  });
-}
-
 async function warm(url: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (let i = 0, streak = 0; streak < 30; i++) {
@@ -111,15 +75,7 @@ async function warm(url: string): Promise<void> {
   }
 }
 
-async function query<T extends pg.QueryResultRow>(port: number, sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'app' });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const query = <T extends pg.QueryResultRow>(port: number, sql: string, params: unknown[] = []) => sqlRows<T>(port, sql, params, 'app');
 
 /** Asynchronous: the API server runs in this process, and a synchronous child would block it. */
 async function kubectl(s: Setup, ...args: string[]): Promise<any> {
@@ -174,7 +130,7 @@ async function setup(t: TestContext): Promise<Setup> {
   const api = await startKubeApi({ objects, cnpgRuntime: db.runtime, replaceDelayMs: 500, readyDelayMs: 300, shutdownMs: 100 });
   later(() => api.stop());
   await api.state.waitFor(() => api.state.get('clusters', 'db', 'pg')?.status?.readyInstances === 2, 'pg-1 and pg-2 Ready', 120_000);
-  const serviceUrl = await startService(later, db.rw.port);
+  const serviceUrl = await startOrdersService(later, db.rw.port, PASSWORD);
   await warm(serviceUrl);
 
   // The base backup and continuous WAL archiving of cluster pg, under serverName pg at destinationPath.

@@ -8,13 +8,13 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startKubeApi, type KubeApi, type KubeObject } from '../support/kube-api/index.ts';
+import { startOrdersService } from '../support/orders-service.ts';
 import { startCnpgPostgres, type CnpgPostgres } from '../support/kube-api/cnpg-postgres.ts';
-import { drillCli, readEvents, REPO, runFolders, waitFor } from '../support/cli.ts';
+import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
 import { scratchDir } from '../support/tmp.ts';
 import { kubeDrillHead, writeKubeconfig } from '../support/kube-drill.ts';
 import { assertRto } from '../support/rto.ts';
@@ -38,48 +38,6 @@ interface Setup {
   dir: string;
   serviceUrl: string;
   drill(name: string, o: { database?: string; params?: string; namespaces?: string }): string;
-}
-
-/** The orders service of the lab, as its own process, with its database URL pointed at the -rw proxy. */
-async function startService(later: (fn: () => unknown) => void, rwPort: number): Promise<string> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(REPO, 'lib/lab/daemon/service.ts'),
-      '--name',
-      'orders-kube',
-      '--port',
-      '0',
-      '--db-port',
-      String(rwPort),
-      '--db-user',
-      'app',
-      '--db-name',
-      'app',
-    ],
-    {
-      cwd: REPO,
-      env: { ...process.env, PGPASSWORD: PASSWORD },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  later(() => child.kill('SIGKILL'));
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`orders service did not listen: ${out}`)), 30_000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(`http://127.0.0.1:${m[1]}`);
-      }
-    });
-    child.stderr!.on('data', (d) => (out += d));
-    child.on('exit', (code) => reject(new Error(`orders service exited ${code}: ${out}`)));
-  });
 }
 
 /**
@@ -153,7 +111,7 @@ async function setup(
     120_000,
   );
   assert.deepEqual(api.state.controllerErrors, []);
-  const serviceUrl = await startService(later, db.rw.port);
+  const serviceUrl = await startOrdersService(later, db.rw.port, PASSWORD);
   await warm(serviceUrl);
   const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { server: api.url, namespace: 'db' });
   const drill = (name: string, d: { database?: string; params?: string; namespaces?: string }) => {

@@ -16,6 +16,7 @@ import { runTool } from '../../lib/adapters/postgres/backup/tools.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
 import type { LiveRestoreAdapter } from '../../lib/adapters/types.ts';
 import { labFixture, forgetConfiguredBlobStorage } from '../support/lab.ts';
+import { sqlRows } from '../support/sql.ts';
 
 /**
  * The lab's live point-in-time restore against real PostgreSQL 15, Azurite and the lab: a destructive change
@@ -30,15 +31,7 @@ let live: LiveRestoreAdapter;
 const signal = new AbortController().signal;
 
 const db = (port: number) => ({ host: '127.0.0.1', port, user: 'postgres', database: 'orders' });
-async function q<T extends pg.QueryResultRow = Record<string, unknown>>(port: number, sql: string): Promise<T[]> {
-  const c = new pg.Client(db(port));
-  await c.connect();
-  try {
-    return (await c.query<T>(sql)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const q = <T extends pg.QueryResultRow = Record<string, unknown>>(port: number, sql: string) => sqlRows<T>(port, sql);
 const primaryPort = () => info.db.port;
 /** Count and md5 of a table's rows in id order: "equal" means row for row. */
 async function probe(port: number, table = 'probe'): Promise<{ n: number; sum: string } | null> {

@@ -21,6 +21,7 @@ import type { BackupManifest } from '../../lib/backup/manifest.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
 import type { LiveRestoreAdapter, LiveRestoreStepName } from '../../lib/adapters/types.ts';
 import { labFixture, forgetConfiguredBlobStorage } from '../support/lab.ts';
+import { sqlRows } from '../support/sql.ts';
 
 /**
  * What must leave the live database alone (no base backup, a gap in the WAL archive, a backup of another cluster,
@@ -32,15 +33,7 @@ forgetConfiguredBlobStorage();
 
 const TABLE = 'refusal_probe';
 
-async function q<T extends pg.QueryResultRow>(port: number, sql: string, params: unknown[] = [], database = 'orders'): Promise<T[]> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database, connectionTimeoutMillis: 5000 });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const q = sqlRows;
 
 async function facts(port: number): Promise<{ rows: number; sum: string } | null> {
   if (!(await q<{ t: string | null }>(port, `SELECT to_regclass('${TABLE}')::text AS t`))[0]!.t) return null;

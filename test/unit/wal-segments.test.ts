@@ -11,7 +11,7 @@ import {
   switchAfterMs,
   switchGaps,
 } from '../../lib/adapters/postgres/backup/wal-segments.ts';
-import { formatLsn, lastSwitch, parseLsn, parseSegmentName, segmentEnd, segmentName } from '../../lib/backup/wal-names.ts';
+import { formatLsn, lastSwitch, parseLsn, parseSegmentName, segmentEnd, segmentName, stillToArrive } from '../../lib/backup/wal-names.ts';
 import { abandonedToDrop } from '../../lib/adapters/postgres/backup/wal-shipper.ts';
 import { lagNowMs, type WalArchiveState } from '../../lib/adapters/postgres/backup/wal-state.ts';
 
@@ -157,4 +157,20 @@ test('the spool keeps the newest abandoned partial segments and drops the rest',
   ];
   assert.deepEqual(abandonedToDrop(files, 3).sort(), ['a.partial.abandoned', 'b.partial.abandoned']);
   assert.deepEqual(abandonedToDrop(files.slice(0, 2), 3), []);
+});
+
+test('a missing segment still to arrive is one after the newest archived by timeline, then number; one below it is a hole', () => {
+  // Right after a failover at 0/120389F0: the old timeline's segment 12 is archived, the new timeline's is not yet.
+  const archived = ['000000080000000000000011', '000000080000000000000012', '00000009.history'];
+  assert.deepEqual(stillToArrive(['000000090000000000000012'], archived), ['000000090000000000000012']);
+  assert.deepEqual(stillToArrive(['000000090000000000000013', '000000090000000000000012'], archived), [
+    '000000090000000000000013',
+    '000000090000000000000012',
+  ]);
+  // Below the newest on the same timeline, or on a timeline the archive has moved past: a hole, no waiting fills it.
+  assert.deepEqual(stillToArrive(['000000080000000000000010'], archived), []);
+  assert.deepEqual(stillToArrive(['000000080000000000000012'], ['000000090000000000000012']), []);
+  assert.deepEqual(stillToArrive(['000000090000000000000010'], ['000000090000000000000011', '0000000A0000000000000005']), []);
+  // Nothing archived yet: everything may still come.
+  assert.deepEqual(stillToArrive(['000000010000000000000001'], []), ['000000010000000000000001']);
 });

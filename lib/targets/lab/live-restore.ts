@@ -31,7 +31,7 @@ import {
   type RestoredMarker,
 } from '../../adapters/postgres/backup/pitr.ts';
 import { backupOnPath } from '../../backup/wal-gaps.ts';
-import { parseLsn, parseSegmentName } from '../../backup/wal-names.ts';
+import { parseLsn, stillToArrive } from '../../backup/wal-names.ts';
 import { walFolder } from '../../backup/naming.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite.ts';
 import { labPaths } from '../../lab/paths.ts';
@@ -152,10 +152,9 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
       signal.throwIfAborted();
       const { plan, archived } = await planArchive(store, entry.manifest!, target);
       if (plan.missing.length === 0 && !plan.missingHistory) return;
-      const newest = archived.map((n) => parseSegmentName(n)).reduce((m, s) => (s && s.segno > m ? s.segno : m), -1n);
       // A hole below a segment that did arrive is a gap no waiting fills, but the segments past the newest may still
       // come: wait for those, so the gap named is the hole alone and not the tail the archiver had not shipped yet.
-      const tail = plan.missing.filter((f) => (parseSegmentName(f)?.segno ?? 0n) > newest);
+      const tail = stillToArrive(plan.missing, archived);
       if ((tail.length === 0 && !plan.missingHistory) || performance.now() > deadline) return;
       const shipped = await withClient(primary, async (c) => {
         const slot = await c.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [ARCHIVE_SLOT]);
