@@ -13,7 +13,7 @@ import { databaseStatus, LAB_DB, nodeFacts } from './postgres/status.ts';
 import { readDaemonState, readJson } from './state.ts';
 import { lagNowMs, readWalArchiveState, type ServerWalPosition } from '../adapters/postgres/backup/wal-state.ts';
 import pg from 'pg';
-import { lagMarginMs, measuredLagMs, type ReplicationState } from './regions/replication.ts';
+import { lagMarginMs, listIntervalMs, measuredLagMs, type ReplicationState } from './regions/replication.ts';
 import { labSecondaryView, secondaryAzuriteStatus, secondaryPaths } from './regions/secondary.ts';
 import { DEFAULT_REPLICATION_LAG_MS } from '../config/defaults.ts';
 import type {
@@ -134,6 +134,13 @@ function replicationProblems(r: LabReplicationStatus | undefined, f: LabFacts): 
   const startedMs = f.daemon?.replicator?.startedAt ? Date.now() - Date.parse(f.daemon.replicator.startedAt) : 0;
   if (r.lastPassAt === null && r.state === 'running' && startedMs > REPLICATION_START_GRACE_MS)
     add(`no replication pass ${Math.round(startedMs / 1000)}s after the replicator started${r.lastError ? `: ${r.lastError}` : ''}`);
+  // A replicator that hangs keeps its last state, which may say it lacks nothing: how long ago it passed says more.
+  const lagMs = r.lagSeconds * 1000;
+  const sincePassMs = r.lastPassAt ? Date.now() - Date.parse(r.lastPassAt) : 0;
+  if (r.state === 'running' && sincePassMs > listIntervalMs(lagMs) + lagMarginMs(lagMs))
+    add(
+      `the replicator (pid ${r.pid}) last finished a pass ${Math.round(sincePassMs / 1000)}s ago (it passes at least every ${listIntervalMs(lagMs) / 1000}s): blobs written since may not reach the secondary region`,
+    );
   return out;
 }
 
