@@ -177,7 +177,13 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       const patroniPlan = provider === 'patroni' ? await planPatroniLab(p, f, replicas, replication) : null;
       const plan = patroniPlan ? null : await planPostgres(p, f, replicas, replication);
       // Before the daemon starts: its WAL archiver reads the lag from lab.json.
-      writeJsonAtomic(p.config, { ...(await readConfig(p.config)), archiveLagMs, logShipIntervalMs, regions, replicationLagMs });
+      writeJsonAtomic(p.config, {
+        ...(await readConfig(p.config)),
+        archiveLagMs,
+        logShipIntervalMs,
+        regions,
+        ...(regions === 2 ? { replicationLagMs } : {}),
+      });
       // The secondary region's storage, started the same way as the primary's and settled with it.
       if (regions === 2) {
         secondary = startSecondaryAzurite(dir, { background: true }).then(
