@@ -31,6 +31,11 @@ if (!values.lab) throw new Error('--lab DIR is required');
 const paths = labPaths(values.lab);
 const region = secondaryPaths(paths.dir);
 const log = (line: string) => process.stdout.write(`${new Date().toISOString()} replicator ${line}\n`);
+/**
+ * One retry, soon: the SDK's default (4 tries, backing off from 4 s) held a pass for 40 s on a secondary Azurite
+ * that had died, while the next pass would have found it restarted on another port.
+ */
+const RETRY = { retryOptions: { maxTries: 2, retryDelayInMs: 500, maxRetryDelayInMs: 1000 } };
 /** Copies at once: a large base backup does not hold up the small files and WAL segments behind it. */
 const COPIES_AT_ONCE = 4;
 
@@ -71,10 +76,10 @@ async function accounts(): Promise<{ primary: BlobServiceClient; secondary: Blob
   if (!s.up || !s.azurite) return "the secondary region's storage does not answer";
   const key = `${p.azurite.port}/${s.azurite.port}`;
   if (clients?.key !== key) {
-    const secondary = blobServiceFromEnv({ AZURE_STORAGE_CONNECTION_STRING: s.azurite.connectionString });
+    const secondary = blobServiceFromEnv({ AZURE_STORAGE_CONNECTION_STRING: s.azurite.connectionString }, RETRY);
     // The secondary holds every replicated container from the start, empty or not, as a paired account does.
     for (const c of REPLICATED_CONTAINERS) await secondary.getContainerClient(c).createIfNotExists();
-    clients = { primary: blobServiceFromEnv({ AZURE_STORAGE_CONNECTION_STRING: p.azurite.connectionString }), secondary, key };
+    clients = { primary: blobServiceFromEnv({ AZURE_STORAGE_CONNECTION_STRING: p.azurite.connectionString }, RETRY), secondary, key };
     log(`replicating ${REPLICATED_CONTAINERS.join(', ')} from Azurite port ${p.azurite.port} to the secondary's on port ${s.azurite.port}`);
   }
   return clients;
