@@ -5,6 +5,7 @@ import { errorMap } from './messages.ts';
 import { issuesToProblems } from './issues.ts';
 import { checkScenarios } from './scenarios.ts';
 import { normaliseDrill } from './normalise.ts';
+import { lagOverRpoWarnings } from './lag-warnings.ts';
 import { YamlSource, formatPath, type SourceProblem } from './yaml-source.ts';
 
 export type DrillResult = { drill: Drill } | { problems: ConfigProblem[] };
@@ -63,7 +64,8 @@ export function validateDrillText(file: string, text: string, catalog: ScenarioC
     catalog,
     lineOf: (i) => source.lineOf(['scenarios', i]),
   });
-  return { drill };
+  const warnings = lagOverRpoWarnings(drill, (path) => source.valuePosition(path));
+  return { drill: warnings.length > 0 ? { ...drill, warnings } : drill };
 }
 
 function finish(file: string, found: SourceProblem[]): ConfigProblem[] {

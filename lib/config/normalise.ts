@@ -6,6 +6,7 @@ import {
   DEFAULT_SCENARIO_TIMEOUT_MS,
   KUBE_DATABASE_DEFAULTS,
   LAB_DATABASE_DEFAULTS,
+  REGION_DEFAULTS,
   SERVICE_DEFAULTS,
   TARGET_DEFAULTS,
   defaultPolicy,
@@ -52,6 +53,9 @@ export function normaliseTarget(t: TargetFile): Target {
     ...(t.labDir === undefined ? {} : { labDir: t.labDir }),
     ...(t.archiveLag === undefined ? {} : { archiveLagMs: parseDuration(t.archiveLag) }),
     ...(t.logShipInterval === undefined ? {} : { logShipIntervalMs: parseDuration(t.logShipInterval) }),
+    ...(t.regions === 2
+      ? { regions: 2 as const, replicationLagMs: parseDuration(t.replicationLag ?? REGION_DEFAULTS.replicationLag) }
+      : {}),
     ...(t.database === undefined
       ? {}
       : {

@@ -64,7 +64,7 @@ export function labPaths(dir: string): LabPaths {
  * child finds it whatever its working directory (the lab directory, not the repository). Only tsx's ESM
  * hooks: with its CommonJS hooks too, loading `pg` alone took 0.3 s longer per replica start.
  */
-export function entryArgv(entry: 'daemon.ts' | 'service.ts' | 'wal-archiver.ts' | 'log-shipper.ts'): string[] {
+export function entryArgv(entry: 'daemon.ts' | 'service.ts' | 'wal-archiver.ts' | 'log-shipper.ts' | 'replicator.ts'): string[] {
   return ['--import', import.meta.resolve('tsx/esm'), fileURLToPath(new URL(`./daemon/${entry}`, import.meta.url))];
 }
 

@@ -16,6 +16,7 @@ import { Supervisor } from './supervisor.ts';
 import { ArchiverSupervisor } from './archiver-supervisor.ts';
 import { followedMembers, followPatroniLeader } from '../patroni/follow.ts';
 import type { DaemonState } from '../types.ts';
+import { secondaryPaths } from '../regions/secondary.ts';
 
 const { values } = parseArgs({ options: { lab: { type: 'string' } } });
 if (!values.lab) throw new Error('--lab DIR is required');
@@ -66,6 +67,23 @@ const shipper = new ArchiverSupervisor({
     persist();
   },
 });
+// Two regions: the primary's storage is copied to the secondary's after replicationLag, restarted like the archiver.
+const replicator =
+  config.regions === 2
+    ? new ArchiverSupervisor({
+        labDir: paths.dir,
+        dbPort: db.port,
+        argv: entryArgv('replicator.ts'),
+        env: childEnv(),
+        logFd: openSync(secondaryPaths(paths.dir).replicatorLog, 'a'),
+        log,
+        label: 'replicator',
+        onChange: () => {
+          feed.push('replicator', { ...replicator!.status });
+          persist();
+        },
+      })
+    : null;
 const front = new Front({ upstreams: () => supervisor.inRotation(), markUnready: (n, why) => supervisor.markUnready(n, why), log });
 await front.listen();
 
@@ -82,6 +100,7 @@ function persist(): void {
     replicas: supervisor.list().map((r) => ({ name: r.name, pid: r.pid!, port: r.port })),
     walArchiver: archiver.status,
     logShipper: shipper.status,
+    ...(replicator ? { replicator: replicator.status } : {}),
     updatedAt: new Date().toISOString(),
   };
   try {
@@ -104,6 +123,7 @@ supervisor.on('change', (e: { type?: string }) => {
 supervisor.start();
 archiver.start();
 shipper.start();
+replicator?.start();
 persist();
 // On a Patroni lab the endpoint follows the leader by itself (HAProxy's GET /primary check); pg-promote repoints it.
 const patroniMembers = followedMembers(config);
@@ -124,7 +144,7 @@ async function shutdown(sig: string): Promise<void> {
   log(`${sig}: stopping replicas`);
   stopFollowing();
   // The shipper last: its final pass takes the lines the replicas wrote while draining.
-  await Promise.all([supervisor.stop(3000).then(() => shipper.stop(5000)), archiver.stop(5000)]);
+  await Promise.all([supervisor.stop(3000).then(() => shipper.stop(5000)), archiver.stop(5000), replicator?.stop(5000)]);
   stopping = true;
   await Promise.allSettled([front.close(), db.close(), new Promise((r) => control.close(r))]);
   await rm(paths.daemonState, { force: true });
