@@ -11,6 +11,7 @@ import { readLabConfig } from './patroni/status.ts';
 import { labPaths } from './paths.ts';
 import { databaseStatus, LAB_DB, nodeFacts } from './postgres/status.ts';
 import { readDaemonState } from './state.ts';
+import { logShippingStatus, shippingProblems } from './log-shipping.ts';
 import { lagNowMs, readWalArchiveState, type ServerWalPosition } from '../adapters/postgres/backup/wal-state.ts';
 import pg from 'pg';
 import type {
@@ -219,6 +220,7 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
     desired: 0,
     database: null,
     archive: null,
+    logShipping: null,
     problems: [],
   };
   if (!existsSync(dir)) return empty;
@@ -232,9 +234,14 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
   const patroniParts = f.config ? await patroniComponents(dir, f.config) : [];
   // A lab stopped on purpose has one thing to say: it is not running. Its parts are down by design.
   const archive = up || stale ? await archiveStatus(dir, f, database) : null;
+  const logShipping = up || stale ? await logShippingStatus(dir, f.daemonAlive) : null;
   const problems: LabProblem[] =
     up || stale
-      ? [...problemsOf(f, database, patroniParts), ...(up ? archiveProblems(archive, f) : [])]
+      ? [
+          ...problemsOf(f, database, patroniParts),
+          ...(up ? archiveProblems(archive, f) : []),
+          ...(up ? shippingProblems(logShipping).map((detail) => ({ part: 'log-shipper' as const, detail })) : []),
+        ]
       : [{ part: 'daemon', detail: 'the lab is not running: `drill lab up` starts it' }];
   const d = f.daemon;
   const replicas: ReplicaView[] =
@@ -272,11 +279,13 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
         ? [{ name: 'azurite' as const, pid: f.azurite.azurite.pid, port: f.azurite.azurite.port, alive: f.azurite.up }]
         : []),
       ...(archive ? [{ name: 'wal-archiver' as const, pid: archive.pid, port: null, alive: archive.state !== 'down' }] : []),
+      ...(logShipping ? [{ name: 'log-shipper' as const, pid: logShipping.pid, port: null, alive: logShipping.state !== 'down' }] : []),
     ],
     replicas,
     desired: f.live?.desired ?? f.config?.replicas ?? 0,
     database: database ?? null,
     archive,
+    logShipping,
     problems,
   };
 }

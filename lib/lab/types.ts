@@ -94,7 +94,18 @@ export interface LabEvent {
 
 export interface LabComponent {
   /** `postgres` is the current primary, `postgres-standby` the other node. */
-  name: 'postgres' | 'postgres-standby' | 'daemon' | 'front' | 'db-endpoint' | 'control' | 'etcd' | 'patroni' | 'azurite' | 'wal-archiver';
+  name:
+    | 'postgres'
+    | 'postgres-standby'
+    | 'daemon'
+    | 'front'
+    | 'db-endpoint'
+    | 'control'
+    | 'etcd'
+    | 'patroni'
+    | 'azurite'
+    | 'wal-archiver'
+    | 'log-shipper';
   pid: number | null;
   port: number | null;
   alive: boolean;
@@ -113,7 +124,10 @@ export type LabPart =
   | 'azurite'
   | 'etcd'
   | 'patroni'
-  | 'wal-archive';
+  | 'wal-archive'
+  | 'log-shipper';
+
+import type { LogShippingStatus } from './log-shipping.ts';
 
 /** One broken part of the lab: which, and what is wrong with it, with names and PIDs. */
 export interface LabProblem {
@@ -144,6 +158,8 @@ export interface LabStatus {
   database: LabDatabaseStatus | null;
   /** The continuous WAL archive; null when the lab has none (down, or from before it had one). */
   archive: LabArchiveStatus | null;
+  /** The log shipper (the logs data class): running or not, last pass, what waits to be shipped; absent in a lab without one. */
+  logShipping?: LogShippingStatus | null;
   /** Every broken part; empty when the lab is healthy (`drill lab status` exits 0 only then). */
   problems: LabProblem[];
 }
@@ -209,6 +225,8 @@ export interface LabConfig {
   archiveLagMs?: number;
   /** How often the log shipper uploads the replicas' request logs; absent: 60 s. */
   logShipIntervalMs?: number;
+  /** Size at which a replica starts its request log's next generation (the shipper deletes a shipped one); absent: 8 MiB. */
+  logRotateBytes?: number;
 }
 
 /** daemon.json, written by the daemon (synchronously, on every replica change): what runs, by PID. */

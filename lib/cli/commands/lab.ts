@@ -144,6 +144,14 @@ function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): st
     lines.push(
       `  wal archive  ${a.state}${a.pid ? ` (pid ${a.pid})` : ''}, archived through ${a.archivedThrough ?? 'nothing yet'}${a.timeline ? ` (timeline ${a.timeline})` : ''}, lag ${a.lagSeconds === null ? '?' : `${a.lagSeconds}s`} (allowed ${a.archiveLagSeconds}s)${a.restarts ? `, restarted ${a.restarts}x` : ''}, base backup ${a.baseBackup ? `${a.baseBackup.folder} at ${a.baseBackup.at}` : 'none'}`,
     );
+  const l = s.logShipping;
+  if (l) {
+    const ago = (iso: string | null) =>
+      iso === null ? 'never' : `${Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 100) / 10)}s ago`;
+    lines.push(
+      `  log shipper  ${l.state}${l.pid ? ` (pid ${l.pid})` : ''}, last pass ${ago(l.lastPassAt)}${l.lastPassOk === false ? ' (failed)' : ''}, last shipped ${ago(l.lastShippedAt)}, lag ${l.lagSeconds === null ? '?' : `${l.lagSeconds}s`} (interval ${l.intervalSeconds}s), ${l.pendingBytes} bytes pending${l.restarts ? `, restarted ${l.restarts}x` : ''}`,
+    );
+  }
   for (const r of s.replicas ?? [])
     lines.push(
       `  replica ${r.name.padEnd(12)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.ready ? 'ready' : 'not ready'} since ${r.startedAt}`,
