@@ -386,16 +386,14 @@ export class LoadGenerator {
    */
   classLedgers(): { files: FileLedgerEntry[]; logs: LogLedgerEntry[] } {
     const files = this.files.entries();
-    const logs: LogLedgerEntry[] = this.ledger
-      .entries(0, this.ledger.settledPrefix())
-      .map((e) => ({
-        seq: e.seq,
-        token: e.token,
-        replica: this.answeredBy.get(e.seq) ?? '',
-        sentMs: e.sentMs,
-        ackMs: e.ackMs,
-        outcome: e.outcome,
-      }));
+    const logs: LogLedgerEntry[] = this.ledger.entries(0, this.ledger.settledPrefix()).map((e) => ({
+      seq: e.seq,
+      token: e.token,
+      replica: this.answeredBy.get(e.seq) ?? '',
+      sentMs: e.sentMs,
+      ackMs: e.ackMs,
+      outcome: e.outcome,
+    }));
     files.forEach((f, k) => {
       const replica = this.answeredBy.get(f.seq) ?? '';
       logs.push({ seq: f.seq, token: this.fileTokens[k]!, replica, sentMs: f.sentMs, ackMs: f.ackMs, outcome: f.outcome });
