@@ -47,18 +47,23 @@ async function pending(labDir: string): Promise<{ file: string; shippedTo: numbe
         out.push({ file, shippedTo: from, completeTo: from, oldestTs: null });
         continue;
       }
-      const chunk = Buffer.alloc(size - from);
-      const { bytesRead } = await fh.read(chunk, 0, chunk.length, from);
-      const complete = completeLinesLength(chunk.subarray(0, bytesRead));
+      // Only the ends: a shipper stopped for hours leaves a long backlog, and a line is far shorter than this.
+      const span = Math.min(size - from, 64 * 1024);
+      const tail = Buffer.alloc(span);
+      const got = (await fh.read(tail, 0, span, size - span)).bytesRead;
+      const lastNewline = completeLinesLength(tail.subarray(0, got));
+      const completeTo = lastNewline > 0 ? size - span + lastNewline : from;
       let oldestTs: string | null = null;
-      if (complete > 0) {
+      if (completeTo > from) {
+        const head = Buffer.alloc(span);
+        const n = (await fh.read(head, 0, span, from)).bytesRead;
         try {
-          oldestTs = (JSON.parse(chunk.subarray(0, chunk.indexOf(0x0a)).toString('utf8')) as RequestLogLine).ts;
+          oldestTs = (JSON.parse(head.subarray(0, Math.max(0, head.subarray(0, n).indexOf(0x0a))).toString('utf8')) as RequestLogLine).ts;
         } catch {
           // A line that does not parse still waits to be shipped; its age is unknown.
         }
       }
-      out.push({ file, shippedTo: from, completeTo: from + complete, oldestTs });
+      out.push({ file, shippedTo: from, completeTo, oldestTs });
     } finally {
       await fh.close();
     }
