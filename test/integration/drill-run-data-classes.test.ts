@@ -202,6 +202,11 @@ describe('drill run measures file storage and logs beside the database', { timeo
       s.problems.filter((p) => p.part === 'log-shipper'),
       [],
     );
+    const cli = await drillCli(['lab', 'status'], { DRILL_LAB_DIR: w.lab }).done;
+    assert.match(
+      cli.stdout,
+      /log shipper {2}running \(pid \d+\), last pass [\d.]+s ago, last shipped [\d.]+s ago, lag [\d.]+s \(interval 3s\), \d+ bytes pending/,
+    );
   });
 
   test('a log shipper stopped before the fault: the lines acknowledged after are lost, the RPO from the last one shipped', async () => {
@@ -249,10 +254,10 @@ describe('drill run measures file storage and logs beside the database', { timeo
       const expected = Math.max(1, Math.max(fault.ms, lastLostAck) - anchor) / 1000;
       // logs.tsv holds ack times to the microsecond, run.json's mark to the millisecond.
       assert.ok(Math.abs(logsClass.measuredSeconds! - expected) < 0.002, `logs RPO ${logsClass.measuredSeconds} s, by hand ${expected} s`);
-      // Within the measured resolution: the newest line kept was acknowledged at most one interval (plus a pass on a
-      // loaded machine) before the stop, and not after it.
+      // Within the measured resolution: the newest line kept was acknowledged at most one interval (plus up to 3 s for
+      // a pass on a loaded machine: uploads to Azurite) before the stop, and not after it.
       assert.ok(
-        anchor <= stopMs + 500 && anchor >= stopMs - SHIP_MS - 2000,
+        anchor <= stopMs + 500 && anchor >= stopMs - SHIP_MS - 3000,
         `newest kept line acknowledged ${((stopMs - anchor) / 1000).toFixed(2)} s before the stop (interval ${SHIP_MS / 1000} s)`,
       );
       assert.equal(logsClass.met, true, 'well inside 24 h');
@@ -263,6 +268,10 @@ describe('drill run measures file storage and logs beside the database', { timeo
 
       const s = await labStatus({ dir: w.lab });
       assert.equal(s.logShipping?.state, 'stopped');
+      const cli = await drillCli(['lab', 'status'], { DRILL_LAB_DIR: w.lab }).done;
+      assert.equal(cli.code, 1, cli.stdout);
+      assert.match(cli.stdout, new RegExp(`log shipper {2}stopped \\(pid ${pid}\\)`));
+      assert.match(cli.stdout, new RegExp(`problem: log-shipper: the log shipper \\(pid ${pid}\\) is stopped \\(SIGSTOP\\)`));
       assert.ok(
         s.problems.some((p) => p.part === 'log-shipper' && p.detail.includes(`pid ${pid}) is stopped`)),
         JSON.stringify(s.problems),
