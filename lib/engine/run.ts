@@ -15,8 +15,9 @@ export type { RunHooks, ScenarioRunInput } from './phases/state.ts';
 
 /**
  * One scenario, start to finish: baseline load and steady state, inject (each action journaled before
- * it runs), observe until recovered, verify, roll back, cool down, read the other data classes back. Returns the facts; it never throws
- * for a failure of the system under test, only records it.
+ * it runs), observe until recovered, verify, roll back, cool down, then read the other data classes back
+ * (once the load stopped, so their ledgers are final). Returns the facts; it never throws for a failure of
+ * the system under test, only records it.
  */
 export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
   const s = openRun(input);
