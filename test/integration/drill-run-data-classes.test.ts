@@ -47,17 +47,18 @@ kind: adhoc
 service: { name: orders, tier: critical, dataClass: database }
 target: { kind: lab, replicas: 3, logShipInterval: 3s }
 # The storage SDK loads on a replica's first upload (a second of CPU, by design: replicas start fast without
-# it), so latency is judged loosely: this drill is about the data classes.
+# it), and this machine runs other labs' tests beside this one (p50 1 s seen at 100 req/s and load 11), so the
+# load is light and latency judged loosely: this drill is about the data classes.
 policy:
   recoveryWindow: 3s
-  slo: { availability: ['rate>=90%'], errors: ['rate<10%'], latency: ['p(95)<2s'] }
+  slo: { availability: ['rate>=90%'], errors: ['rate<10%'], latency: ['p(95)<4s'] }
 load:
-  rate: 100
+  rate: 60
   requests:
     - { method: GET, path: '/orders?limit=10', weight: 6 }
     - { method: POST, path: /orders, body: { item: widget, token: '{{token}}', seq: '{{seq}}' }, weight: 4 }
   attachments: { share: 0.2 }
-  timeout: 2s
+  timeout: 4s
   baseline: ${baseline}
   cooldown: 2s
 stopConditions: ['error_rate > 50% for 10s']
@@ -122,7 +123,7 @@ async function readAzurite(labDir: string, fileNames: string[]) {
 }
 
 describe('drill run measures file storage and logs beside the database', { timeout: 300_000 }, () => {
-  test('a pod kill loses no file and no log line; every count matches the ledgers and Azurite', async () => {
+  test('a pod kill loses no file and no log line; every count matches the ledgers and Azurite', async (t) => {
     const w = workspace('all-kept', '4s');
     const info = await labUp({ dir: w.lab, replicas: 3, logShipIntervalMs: SHIP_MS });
     labsUp.push(w.lab);
@@ -151,7 +152,7 @@ describe('drill run measures file storage and logs beside the database', { timeo
     const logs = parseLogsTsv(readFileSync(join(runDir!, 'logs.tsv'), 'utf8'));
     const okFiles = files.filter((f) => f.outcome === 'ok');
     const okLogs = logs.filter((l) => l.outcome === 'ok');
-    assert.ok(okFiles.length > 50, `${okFiles.length} files acknowledged`);
+    assert.ok(okFiles.length > 40, `${okFiles.length} files acknowledged`);
     const az = await readAzurite(
       w.lab,
       okFiles.map((f) => f.name),
@@ -174,6 +175,9 @@ describe('drill run measures file storage and logs beside the database', { timeo
     const wrongReplica = okLogs.filter((l) => l.replica === '' || az.lines.get(l.token) !== l.replica);
     assert.deepEqual(wrongReplica.slice(0, 3), [], `${wrongReplica.length} lines with a replica other than their shipped line's`);
     assert.ok(new Set(okLogs.map((l) => l.replica)).size >= 3, 'answers came from at least three replicas (one killed and replaced)');
+    t.diagnostic(
+      `files ${by['file-storage']!.survived}/${okFiles.length} acknowledged read back; log lines ${by.logs!.survived}/${okLogs.length}; ${by.logs!.method}`,
+    );
     // The database class beside them, from the write ledger.
     assert.equal(by.database!.lost, 0);
 
@@ -222,7 +226,7 @@ describe('drill run measures file storage and logs beside the database', { timeo
     );
   });
 
-  test('a log shipper stopped before the fault: the lines acknowledged after are lost, the RPO from the last one shipped', async () => {
+  test('a log shipper stopped before the fault: the lines acknowledged after are lost, the RPO from the last one shipped', async (t) => {
     const w = workspace('shipper-stopped', '12s');
     const info = await labUp({ dir: w.lab, replicas: 3, logShipIntervalMs: SHIP_MS });
     labsUp.push(w.lab);
@@ -275,6 +279,9 @@ describe('drill run measures file storage and logs beside the database', { timeo
         `newest kept line acknowledged ${((stopMs - anchor) / 1000).toFixed(2)} s before the stop (interval ${SHIP_MS / 1000} s)`,
       );
       assert.equal(logsClass.met, true, 'well inside 24 h');
+      t.diagnostic(
+        `stopped ${((fault.ms - stopMs) / 1000).toFixed(2)} s before the fault; ${lost.length} of ${okLogs.length} acknowledged lines lost; newest kept line acked ${((stopMs - anchor) / 1000).toFixed(2)} s before the stop; logs RPO ${logsClass.measuredSeconds} s (fault − anchor ${((fault.ms - anchor) / 1000).toFixed(2)} s, last lost ack ${((lastLostAck - fault.ms) / 1000).toFixed(2)} s after the fault)`,
+      );
       assert.match(logsClass.method!, /still unshipped: the log shipper \(pid \d+\) did not ship them within \d+ ms/);
       // Files and database were untouched by the shipper's stop.
       const filesClass = (rec.objectives.rpoClasses as ClassRow[]).find((c) => c.dataClass === 'file-storage')!;
