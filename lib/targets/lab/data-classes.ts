@@ -16,6 +16,7 @@ import { readConfig } from '../../lab/state.ts';
 import { checkFiles, checkLogs } from '../../measure/data-classes.ts';
 import type { ClassMeasurement } from '../../score/rpo-classes.ts';
 
+/** Each small blob is one request; the signal is checked between them (one signal on every request trips Node's listener warning). */
 const READ_CONCURRENCY = 16;
 /** Blob times have whole seconds, and a segment is uploaded after its lines were written: this much earlier is safe. */
 const SEGMENT_TIME_SLACK_MS = 60_000;
@@ -42,7 +43,7 @@ export async function readFilesNamed(labDir: string, names: readonly string[], s
   await eachLimited([...new Set(names)], READ_CONCURRENCY, async (name) => {
     signal.throwIfAborted();
     try {
-      const content = await c.getBlockBlobClient(name).downloadToBuffer(undefined, undefined, { abortSignal: signal });
+      const content = await c.getBlockBlobClient(name).downloadToBuffer();
       out.set(name, createHash('sha256').update(content).digest('hex'));
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode !== 404) throw e;
@@ -68,7 +69,7 @@ export async function readShippedSince(
   const segments: { name: string; text: string }[] = [];
   await eachLimited(names, READ_CONCURRENCY, async (name) => {
     signal.throwIfAborted();
-    const text = (await c.getBlockBlobClient(name).downloadToBuffer(undefined, undefined, { abortSignal: signal })).toString('utf8');
+    const text = (await c.getBlockBlobClient(name).downloadToBuffer()).toString('utf8');
     segments.push({ name, text });
   });
   const read = readSegments(segments);
