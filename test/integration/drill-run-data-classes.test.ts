@@ -1,5 +1,5 @@
 // RPO per data class through `drill run` on the real lab (PostgreSQL pair, replica processes, Azurite, the log
-// shipper): a pod-kill drill whose load uploads attachments (share 0.2) and whose lab ships logs every 3 s.
+// shipper): a pod-kill drill whose load uploads attachments (share 0.2), the lab shipping logs every 20 s (1) or 3 s (2).
 // 1. Everything survives (logs shipped every 20 s, so the last lines reach Blob only through the pass the drill
 //    asks for): run.json's objectives.rpoClasses holds the database, file-storage and logs classes,
 //    each met against policy.rpo, 0 lost; every count checked against files.tsv and logs.tsv and against the
