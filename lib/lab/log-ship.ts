@@ -8,9 +8,58 @@
 /** What a lab ships by default: well inside the logs class's 24 h target, short enough to see in a drill. */
 export const DEFAULT_LOG_SHIP_INTERVAL_MS = 60_000;
 
-/** Blob name of the segment of `replica`'s log starting at byte `offset`: sorted by name is sorted by offset. */
-export function segmentBlobName(replica: string, offset: number): string {
-  return `${replica}/${String(offset).padStart(14, '0')}.jsonl`;
+/** Where a replica rotates its request log (lab.json `logRotateBytes`): a shipped, closed file is then deleted. */
+export const DEFAULT_LOG_ROTATE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Blob name of the segment of `replica`'s log starting at byte `offset` of its generation `gen`: sorted by
+ * name is sorted by generation, then offset (generation 0 keeps the names it had before rotation existed).
+ */
+export function segmentBlobName(replica: string, offset: number, gen = 0): string {
+  const at = String(offset).padStart(14, '0');
+  return gen === 0 ? `${replica}/${at}.jsonl` : `${replica}/g${String(gen).padStart(6, '0')}-${at}.jsonl`;
+}
+
+/**
+ * A replica's request-log file: generation 0 is `<replica>.jsonl`, each rotation starts `<replica>~<gen>.jsonl`.
+ * The replica writes only its newest generation: once a newer one exists, an older file never grows again.
+ */
+export function logFileName(replica: string, gen: number): string {
+  return gen === 0 ? `${replica}.jsonl` : `${replica}~${gen}.jsonl`;
+}
+
+export function parseLogFileName(file: string): { replica: string; gen: number } | null {
+  const m = /^(.+?)(?:~(\d+))?\.jsonl$/.exec(file);
+  return m ? { replica: m[1]!, gen: m[2] === undefined ? 0 : Number(m[2]) } : null;
+}
+
+/** The newest generation among `files` of `replica` (the one it writes), or -1 when it has none. */
+export function newestGeneration(files: readonly string[], replica: string): number {
+  let newest = -1;
+  for (const f of files) {
+    const p = parseLogFileName(f);
+    if (p && p.replica === replica && p.gen > newest) newest = p.gen;
+  }
+  return newest;
+}
+
+/**
+ * The request-log files no replica writes any more: an older generation of a replica that has a newer one.
+ * Taken from one directory listing before any file is read, so a file counted closed had its last write
+ * before the listing; once its complete lines are shipped it may be deleted without losing a line.
+ */
+export function closedLogFiles(files: readonly string[]): Set<string> {
+  const newest = new Map<string, number>();
+  for (const f of files) {
+    const p = parseLogFileName(f);
+    if (p) newest.set(p.replica, Math.max(newest.get(p.replica) ?? -1, p.gen));
+  }
+  const out = new Set<string>();
+  for (const f of files) {
+    const p = parseLogFileName(f);
+    if (p && p.gen < newest.get(p.replica)!) out.add(f);
+  }
+  return out;
 }
 
 /** Bytes of `chunk` up to and including its last newline: a line still being written waits for the next pass. */

@@ -11,6 +11,7 @@ import { readLabConfig } from './patroni/status.ts';
 import { labPaths } from './paths.ts';
 import { databaseStatus, LAB_DB, nodeFacts } from './postgres/status.ts';
 import { readDaemonState, readJson } from './state.ts';
+import { logShippingStatus, shippingProblems } from './log-shipping.ts';
 import { lagNowMs, readWalArchiveState, type ServerWalPosition } from '../adapters/postgres/backup/wal-state.ts';
 import pg from 'pg';
 import { lagMarginMs, listIntervalMs, measuredLagMs, type ReplicationState } from './regions/replication.ts';
@@ -292,6 +293,7 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
     desired: 0,
     database: null,
     archive: null,
+    logShipping: null,
     problems: [],
   };
   if (!existsSync(dir)) return empty;
@@ -307,12 +309,14 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
   // A lab stopped on purpose has one thing to say: it is not running. Its parts are down by design.
   const archive = up || stale ? await archiveStatus(dir, f, database) : null;
   const replication = up || stale ? await replicationStatus(dir, f) : undefined;
+  const logShipping = up || stale ? await logShippingStatus(dir, f.daemonAlive) : null;
   const problems: LabProblem[] =
     up || stale
       ? [
           ...problemsOf(f, database, patroniParts),
           ...(up ? archiveProblems(archive, f) : []),
           ...(up ? replicationProblems(replication, f) : []),
+          ...(up ? shippingProblems(logShipping).map((detail) => ({ part: 'log-shipper' as const, detail })) : []),
         ]
       : [{ part: 'daemon', detail: 'the lab is not running: `drill lab up` starts it' }];
   const d = f.daemon;
@@ -355,12 +359,14 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
         ? [{ name: 'azurite-secondary' as const, pid: f.secondary.azurite.pid, port: f.secondary.azurite.port, alive: f.secondary.up }]
         : []),
       ...(replication ? [{ name: 'replicator' as const, pid: replication.pid, port: null, alive: replication.state === 'running' }] : []),
+      ...(logShipping ? [{ name: 'log-shipper' as const, pid: logShipping.pid, port: null, alive: logShipping.state !== 'down' }] : []),
     ],
     replicas,
     desired: f.live?.desired ?? f.config?.replicas ?? 0,
     database: database ?? null,
     archive,
     ...(replication === undefined ? {} : { replication }),
+    logShipping,
     problems,
   };
 }

@@ -108,7 +108,8 @@ export interface LabComponent {
     | 'azurite'
     | 'wal-archiver'
     | 'azurite-secondary'
-    | 'replicator';
+    | 'replicator'
+    | 'log-shipper';
   pid: number | null;
   port: number | null;
   alive: boolean;
@@ -129,7 +130,10 @@ export type LabPart =
   | 'patroni'
   | 'wal-archive'
   | 'azurite-secondary'
-  | 'replication';
+  | 'replication'
+  | 'log-shipper';
+
+import type { LogShippingStatus } from './log-shipping.ts';
 
 /** One broken part of the lab: which, and what is wrong with it, with names and PIDs. */
 export interface LabProblem {
@@ -162,6 +166,8 @@ export interface LabStatus {
   archive: LabArchiveStatus | null;
   /** Two-region labs: the replicator into the secondary's storage; absent on a one-region lab and on a lab that is down. */
   replication?: LabReplicationStatus;
+  /** The log shipper (the logs data class): running or not, last pass, what waits to be shipped; absent in a lab without one. */
+  logShipping?: LogShippingStatus | null;
   /** Every broken part; empty when the lab is healthy (`drill lab status` exits 0 only then). */
   problems: LabProblem[];
 }
@@ -231,6 +237,8 @@ export interface LabConfig {
   regions?: 1 | 2;
   /** How long a blob exists in the primary's storage before the replicator copies it to the secondary; absent: 15 min. */
   replicationLagMs?: number;
+  /** Size at which a replica starts its request log's next generation (the shipper deletes a shipped one); absent: 8 MiB. */
+  logRotateBytes?: number;
 }
 
 /** daemon.json, written by the daemon (synchronously, on every replica change): what runs, by PID. */

@@ -43,6 +43,8 @@ export class LoadGenerator {
   readonly files = new FileLedger();
   /** The token of each file ledger row, which the service logs for the upload. */
   private readonly fileTokens: string[] = [];
+  /** Request index -> the replica that answered it, for ledgered requests that got an answer (logs.tsv's replica). */
+  private readonly answeredBy = new Map<number, string>();
 
   private readonly requestLog: ReturnType<typeof createRequestLog>;
   private readonly pool: Pool;
@@ -324,6 +326,7 @@ export class LoadGenerator {
   /** undici's last callback for a slot's request: settle it if the sweep has not, and free the slot. */
   private release(slot: Slot, outcome: OutcomeCode, fate: WriteFateCode): void {
     if (slot.index < 0 || !slot.dispatched) return;
+    if (slot.replica !== '') this.answeredBy.set(slot.index, slot.replica);
     if (slot.unsettled) {
       const latency = this.clock.now() - this.log.scheduledMs[slot.index]!;
       // An answer that arrives after the deadline but before the sweep noticed is still a timeout.
@@ -378,15 +381,22 @@ export class LoadGenerator {
 
   /**
    * The file and log ledgers as files.tsv and logs.tsv hold them. A log line is expected for every request
-   * carrying a token the service logs: each write (its body's token) and each upload (its path's).
+   * carrying a token the service logs: each write (its body's token) and each upload (its path's); its replica
+   * is the one that answered (x-drill-replica), '' for a request no answer came back to.
    */
   classLedgers(): { files: FileLedgerEntry[]; logs: LogLedgerEntry[] } {
     const files = this.files.entries();
-    const logs: LogLedgerEntry[] = this.ledger
-      .entries(0, this.ledger.settledPrefix())
-      .map((e) => ({ seq: e.seq, token: e.token, replica: '', sentMs: e.sentMs, ackMs: e.ackMs, outcome: e.outcome }));
+    const logs: LogLedgerEntry[] = this.ledger.entries(0, this.ledger.settledPrefix()).map((e) => ({
+      seq: e.seq,
+      token: e.token,
+      replica: this.answeredBy.get(e.seq) ?? '',
+      sentMs: e.sentMs,
+      ackMs: e.ackMs,
+      outcome: e.outcome,
+    }));
     files.forEach((f, k) => {
-      logs.push({ seq: f.seq, token: this.fileTokens[k]!, replica: '', sentMs: f.sentMs, ackMs: f.ackMs, outcome: f.outcome });
+      const replica = this.answeredBy.get(f.seq) ?? '';
+      logs.push({ seq: f.seq, token: this.fileTokens[k]!, replica, sentMs: f.sentMs, ackMs: f.ackMs, outcome: f.outcome });
     });
     logs.sort((a, b) => a.seq - b.seq);
     return { files, logs };

@@ -112,7 +112,9 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
     if (c.measuredSeconds === null) row(label, unmeasured(c.reason, 'not measured'));
     else {
       const items = c.dataClass === 'logs' ? 'log line' : 'file';
-      const counts = `${formatCount(c.lost ?? 0)} lost, ${formatCount(c.unknown ?? 0)} unknown ${items}${c.unknown === 1 ? '' : 's'}`;
+      // Out of how many acknowledged, where the record says (run.json from before it did has only the lost).
+      const of = c.acknowledged === undefined ? '' : ` of ${formatCount(c.acknowledged)}`;
+      const counts = `${formatCount(c.lost ?? 0)}${of} lost, ${formatCount(c.unknown ?? 0)} unknown ${items}${c.unknown === 1 ? '' : 's'}`;
       row(label, `${formatSeconds(c.measuredSeconds)} measured vs ${formatSeconds(c.targetSeconds)} target  ${mark(c.met)}  (${counts})`);
     }
   }

@@ -16,6 +16,9 @@ export interface RpoClassResult {
   method: string | null;
   lost: number | null;
   unknown: number | null;
+  /** Items the class's ledger holds as acknowledged, and of those read back after recovery (other classes only; absent when not measured). */
+  acknowledged?: number;
+  survived?: number;
   met: boolean | null;
   reason?: string;
 }
@@ -67,6 +70,8 @@ export function scoreRpoClasses(i: {
       method: m.method,
       lost: m.lost,
       unknown: m.unknown,
+      acknowledged: m.acknowledged,
+      survived: m.survived,
       met: m.rpoSeconds <= targetSeconds,
     });
   }

@@ -77,8 +77,8 @@ test('a class over its target fails the run (exit 1) and says which class; summa
     [['SEV1', 'Data loss beyond RPO (logs): 50 acknowledged log lines lost']],
   );
   const text = renderSummary(r, { color: false });
-  assert.ok(text.includes('  RPO logs      5.1 s measured vs 2 s target  ✗ missed  (50 lost, 0 unknown log lines)'), text);
-  assert.ok(text.includes('  RPO files     0 s measured vs 1 h target  ✓ met  (0 lost, 0 unknown files)'), text);
+  assert.ok(text.includes('  RPO logs      5.1 s measured vs 2 s target  ✗ missed  (50 of 100 lost, 0 unknown log lines)'), text);
+  assert.ok(text.includes('  RPO files     0 s measured vs 1 h target  ✓ met  (0 of 100 lost, 0 unknown files)'), text);
   assert.match(text, /logs\.tsv/);
   const xml = renderJUnit([r]);
   assert.match(xml, /<testcase [^>]*name="RPO logs"[^>]*>\s*<failure/);

@@ -162,6 +162,14 @@ function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): st
     lines.push(
       `  replication  ${rep.state}${rep.pid ? ` (pid ${rep.pid})` : ''}, lag ${rep.measuredLagSeconds === null ? '? (no pass yet)' : `${rep.measuredLagSeconds}s`} (replicationLag ${rep.lagSeconds}s, allowed ${rep.allowedLagSeconds}s), ${rep.copiedTotal} blobs copied, ${rep.pending ?? '?'} pending, newest copied ${rep.newestCopied ?? 'none'}${rep.restarts ? `, restarted ${rep.restarts}x` : ''}`,
     );
+  const l = s.logShipping;
+  if (l) {
+    const ago = (iso: string | null) =>
+      iso === null ? 'never' : `${Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 100) / 10)}s ago`;
+    lines.push(
+      `  log shipper  ${l.state}${l.pid ? ` (pid ${l.pid})` : ''}, last pass ${ago(l.lastPassAt)}${l.lastPassOk === false ? ' (failed)' : ''}, last shipped ${ago(l.lastShippedAt)}, lag ${l.lagSeconds === null ? '?' : `${l.lagSeconds}s`} (interval ${l.intervalSeconds}s), ${l.pendingBytes} bytes pending${l.restarts ? `, restarted ${l.restarts}x` : ''}`,
+    );
+  }
   for (const r of s.replicas ?? [])
     lines.push(
       `  replica ${r.name.padEnd(12)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.ready ? 'ready' : 'not ready'} since ${r.startedAt}`,

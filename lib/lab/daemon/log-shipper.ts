@@ -7,17 +7,31 @@
  * in service-logs/shipped.json. Killed between an upload and that record, it uploads the same bytes again
  * under the same name: a segment is never lost nor doubled. It exits (and is restarted) when Azurite moved
  * or the interval changed; on SIGTERM it ships once more.
+ *
+ * SIGUSR2 asks for a pass now (a drill measuring the logs class after recovery ships what is pending instead
+ * of waiting out the interval; see lib/lab/log-shipping.ts). A replica rotates its file (log-ship.ts): an
+ * older generation, shipped to its last complete line, is deleted here, so the request logs stay bounded
+ * and no unshipped line is ever dropped. service-logs/shipper.json says when the last pass ran and shipped.
  */
-import { open, readdir } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { open, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { blobServiceFromEnv, type ContainerClient } from '../../adapters/blob/index.ts';
 import { writeJsonAtomic } from '../../util/atomic-file.ts';
 import { LAB_LOGS_CONTAINER, labAzuriteStatus } from '../azurite.ts';
-import { completeLinesLength, DEFAULT_LOG_SHIP_INTERVAL_MS, segmentBlobName } from '../log-ship.ts';
+import { closedLogFiles, completeLinesLength, DEFAULT_LOG_SHIP_INTERVAL_MS, parseLogFileName, segmentBlobName } from '../log-ship.ts';
+import { shipperStatePath, type ShipperState } from '../log-shipping.ts';
 import { labPaths } from '../paths.ts';
 import { readConfig, readJson } from '../state.ts';
+
+// Before anything slow: a SIGUSR2 that came during start-up must ask for a pass, not end the process.
+let passAsked = false;
+let wake = new AbortController();
+process.on('SIGUSR2', () => {
+  passAsked = true;
+  wake.abort();
+});
 
 const { values } = parseArgs({ options: { lab: { type: 'string' }, 'db-port': { type: 'string' } } });
 if (!values.lab) throw new Error('--lab DIR is required');
@@ -47,35 +61,57 @@ const { container, port: azuritePort } = await logsContainer();
 const shipped: Record<string, number> = (await readJson<Record<string, number>>(paths.serviceLogs.shipState)) ?? {};
 log(`shipping ${paths.serviceLogs.dir}/*.jsonl into ${LAB_LOGS_CONTAINER} on Azurite port ${azuritePort} every ${intervalMs} ms`);
 
-/** One pass: every replica's new complete lines, one segment each. */
+const state: ShipperState = {
+  pid: process.pid,
+  intervalMs: 0,
+  startedAt: new Date().toISOString(),
+  lastPassAt: null,
+  lastPassOk: null,
+  lastShippedAt: null,
+  lastError: null,
+  rotatedAway: 0,
+};
+const saveState = () => writeJsonAtomic(shipperStatePath(paths.dir), state);
+
+/** One pass: every replica's new complete lines, one segment per file; closed generations shipped out are deleted. */
 async function shipOnce(): Promise<void> {
-  const names = (await readdir(paths.serviceLogs.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.jsonl')).sort();
+  const names = (await readdir(paths.serviceLogs.dir).catch(() => [] as string[])).filter((n) => parseLogFileName(n) !== null).sort();
+  const closed = closedLogFiles(names);
   for (const file of names) {
-    const replica = basename(file, '.jsonl');
+    const { replica, gen } = parseLogFileName(file)!;
     const from = shipped[file] ?? 0;
     const fh = await open(join(paths.serviceLogs.dir, file), 'r');
     let chunk: Buffer;
     try {
       const size = (await fh.stat()).size;
-      if (size <= from) continue;
-      chunk = Buffer.alloc(size - from);
+      chunk = Buffer.alloc(Math.max(0, size - from));
       const { bytesRead } = await fh.read(chunk, 0, chunk.length, from);
       chunk = chunk.subarray(0, bytesRead);
     } finally {
       await fh.close();
     }
     const n = completeLinesLength(chunk);
-    if (n === 0) continue;
-    const name = segmentBlobName(replica, from);
-    await container.getBlockBlobClient(name).uploadData(chunk.subarray(0, n));
-    shipped[file] = from + n;
-    writeJsonAtomic(paths.serviceLogs.shipState, shipped);
-    log(`shipped ${name} (${n} bytes)`);
+    if (n > 0) {
+      const name = segmentBlobName(replica, from, gen);
+      await container.getBlockBlobClient(name).uploadData(chunk.subarray(0, n));
+      shipped[file] = from + n;
+      writeJsonAtomic(paths.serviceLogs.shipState, shipped);
+      state.lastShippedAt = new Date().toISOString();
+      log(`shipped ${name} (${n} bytes)`);
+    }
+    // A closed file's every complete line is in Blob now (what follows its last newline is a write torn by a
+    // kill, never a line): the file goes, then its offset. Killed in between, the next pass finds no file.
+    if (closed.has(file)) {
+      await rm(join(paths.serviceLogs.dir, file), { force: true });
+      delete shipped[file];
+      writeJsonAtomic(paths.serviceLogs.shipState, shipped);
+      state.rotatedAway++;
+      log(`deleted ${file}: rotated and shipped through byte ${from + n}`);
+    }
   }
 }
 
 let stopping = false;
-const wake = new AbortController();
 process.on('SIGTERM', () => {
   stopping = true;
   wake.abort();
@@ -86,13 +122,26 @@ process.on('SIGINT', () => {
 });
 process.on('SIGHUP', () => log('SIGHUP ignored'));
 
+state.intervalMs = intervalMs;
+saveState();
 for (;;) {
-  await sleep(intervalMs, undefined, { signal: wake.signal }).catch(() => {});
+  if (!passAsked && !stopping) await sleep(intervalMs, undefined, { signal: wake.signal }).catch(() => {});
+  // Asked during the pass below, the next one runs at once: the ask came after this pass read the files.
+  passAsked = false;
+  wake = new AbortController();
+  const passAt = new Date().toISOString();
   try {
     await shipOnce();
+    Object.assign(state, { lastPassAt: passAt, lastPassOk: true, lastError: null });
   } catch (e) {
     // Azurite down or a file gone: the offsets did not move, so the next pass ships the same lines.
     log(`pass failed: ${(e as Error).message}`);
+    Object.assign(state, { lastPassAt: passAt, lastPassOk: false, lastError: (e as Error).message });
+  }
+  try {
+    saveState();
+  } catch (e) {
+    log(`cannot write ${shipperStatePath(paths.dir)}: ${(e as Error).message}`);
   }
   if (stopping) break;
   const a = await labAzuriteStatus(paths.dir);

@@ -4,14 +4,16 @@
  * It talks to PostgreSQL only through the lab's DB endpoint, so a failover repoints every replica at once.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import type { ContainerClient } from '../../adapters/blob/index.ts';
 import { LAB_FILES_CONTAINER, labAzuriteStatus } from '../azurite.ts';
+import { DEFAULT_LOG_ROTATE_BYTES, logFileName, newestGeneration } from '../log-ship.ts';
 import { labPaths } from '../paths.ts';
+import type { LabConfig } from '../types.ts';
 import { ensureSchema, insertOrder, ordersByToken, parseNewOrder, recentOrders } from './orders-db.ts';
 
 const { values: args } = parseArgs({
@@ -38,13 +40,41 @@ function log(line: string): void {
  * The request log, one JSON line per request with the token it carried: the logs data class. Written with
  * a plain write(2) before the answer goes out, so every acknowledged request has its line in the file
  * (the kernel's page cache survives this process being killed); whether it reaches Blob is the shipper's part.
+ * Past lab.json's logRotateBytes the replica goes on in its file's next generation (log-ship.ts), and the
+ * shipper deletes the old one once it has shipped it: the log on disk stays bounded, no line unshipped is lost.
  */
-const requestLogFd: number | null = (() => {
+const requestLog: { fd: number; gen: number; bytes: number; dir: string; rotateBytes: number } | null = (() => {
   if (!args.lab) return null;
-  const dir = labPaths(args.lab).serviceLogs.dir;
+  const paths = labPaths(args.lab);
+  const dir = paths.serviceLogs.dir;
   mkdirSync(dir, { recursive: true });
-  return openSync(join(dir, `${name}.jsonl`), 'a');
+  let rotateBytes = DEFAULT_LOG_ROTATE_BYTES;
+  try {
+    const configured = (JSON.parse(readFileSync(paths.config, 'utf8')) as LabConfig).logRotateBytes;
+    if (typeof configured === 'number' && configured > 0) rotateBytes = configured;
+  } catch {
+    // No lab.json (a replica run by hand): the default.
+  }
+  // A name used again (a replica restarted under it) goes on in its newest generation.
+  const gen = Math.max(0, newestGeneration(readdirSync(dir), name));
+  const fd = openSync(join(dir, logFileName(name, gen)), 'a+');
+  const bytes = fstatSync(fd).size;
+  // A line torn by the kill of an earlier process of this name must not swallow the first line of this one.
+  const last = Buffer.alloc(1);
+  if (bytes > 0 && readSync(fd, last, 0, 1, bytes - 1) === 1 && last[0] !== 0x0a) writeSync(fd, '\n');
+  return { fd, gen, bytes, dir, rotateBytes };
 })();
+
+function writeRequestLine(text: string): void {
+  if (!requestLog) return;
+  writeSync(requestLog.fd, text);
+  requestLog.bytes += Buffer.byteLength(text);
+  if (requestLog.bytes < requestLog.rotateBytes) return;
+  // The next generation exists before the old file is left: once the shipper sees it, the old file is final.
+  const next = openSync(join(requestLog.dir, logFileName(name, requestLog.gen + 1)), 'a');
+  closeSync(requestLog.fd);
+  Object.assign(requestLog, { fd: next, gen: requestLog.gen + 1, bytes: 0 });
+}
 
 interface RequestContext {
   method: string;
@@ -55,7 +85,7 @@ interface RequestContext {
 const contexts = new WeakMap<http.ServerResponse, RequestContext>();
 
 function logRequest(ctx: RequestContext, status: number): void {
-  if (requestLogFd === null || ctx.path.startsWith('/health/')) return;
+  if (requestLog === null || ctx.path.startsWith('/health/')) return;
   const line = {
     ts: new Date().toISOString(),
     replica: name,
@@ -66,7 +96,7 @@ function logRequest(ctx: RequestContext, status: number): void {
     ms: Math.round(performance.now() - ctx.t0),
   };
   try {
-    writeSync(requestLogFd, `${JSON.stringify(line)}\n`);
+    writeRequestLine(`${JSON.stringify(line)}\n`);
   } catch (e) {
     log(`request log write failed: ${(e as Error).message}`);
   }

@@ -17,6 +17,7 @@ import { labBackupsAdapter } from './backups.ts';
 import { createLabDatabase } from './database.ts';
 import { createLabReplicas } from './replicas.ts';
 import { createLabLiveRestore } from './live-restore.ts';
+import { createLabDataClasses } from './data-classes.ts';
 
 export function labDirOf(target: LabTarget): string {
   return target.labDir ?? defaultLabDir();
@@ -80,6 +81,7 @@ export const labTarget: TargetKind<'lab'> = {
         replicas: createLabReplicas(info),
         database: createLabDatabase(info),
         liveRestore: createLabLiveRestore(dir, async () => info.controlUrl),
+        dataClasses: createLabDataClasses(dir),
         ...(backups ? { backups: backups.adapter } : {}),
       },
       serviceUrl: info.serviceUrl,
