@@ -65,6 +65,7 @@ export const labTarget: TargetKind<'lab'> = {
       provider: database.provider,
       archiveLagMs: target.archiveLagMs,
       logShipIntervalMs: target.logShipIntervalMs,
+      ...(target.regions === 2 ? { regions: 2 as const, replicationLagMs: target.replicationLagMs } : {}),
       say,
     });
     say(
@@ -89,6 +90,9 @@ export const labTarget: TargetKind<'lab'> = {
         kind: 'lab',
         dir,
         replicas: target.replicas,
+        // A two-region lab that recover must bring up again comes back with its secondary and replicator.
+        ...(target.regions === 2 ? { regions: 2, replicationLagMs: target.replicationLagMs } : {}),
+        ...(info.secondary ? { secondary: { url: info.secondary.url, account: info.secondary.account } } : {}),
         serviceUrl: info.serviceUrl,
         postgres: {
           host: info.db.host,
@@ -148,6 +152,9 @@ export const labTarget: TargetKind<'lab'> = {
           replicas: typeof details.replicas === 'number' ? details.replicas : undefined,
           provider: postgres.provider,
           replication: postgres.replication,
+          ...(details.regions === 2 && typeof details.replicationLagMs === 'number'
+            ? { regions: 2 as const, replicationLagMs: details.replicationLagMs }
+            : {}),
           say,
         });
       } catch (e) {
