@@ -82,6 +82,5 @@ function finish(file: string, found: SourceProblem[]): ConfigProblem[] {
 }
 
 /** `file:line:col: path: message`; a problem with no path (the file itself, a syntax error at the top) drops that part. */
-export function formatProblem(p: ConfigProblem): string {
-  return `${p.file}:${p.line}:${p.col}: ${p.path === '' ? '' : `${p.path}: `}${p.message}`;
-}
+import { formatProblem } from './problem.ts';
+export { formatProblem };

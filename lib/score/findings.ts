@@ -1,4 +1,5 @@
-import type { Tier } from '../config/types.ts';
+import type { ConfigProblem, Tier } from '../config/types.ts';
+import { formatProblem } from '../config/problem.ts';
 import type { RpoResult, RtoResult, SloResult } from './objectives.ts';
 import type { RpoClassResult } from './rpo-classes.ts';
 import { formatCount, formatSeconds, formatSloValue } from './format.ts';
@@ -33,6 +34,8 @@ export interface FindingsInput {
   endedAt: string | null;
   /** Measured downtime (outage intervals), null when unmeasured; it sets how serious failed requests during the fault are. */
   downtimeSeconds?: number | null;
+  /** What validation warned about the drill file (a lag longer than an RPO target): the run goes ahead, the record keeps it. */
+  configWarnings?: readonly ConfigProblem[];
 }
 
 /**
@@ -178,6 +181,15 @@ export function deriveFindings(i: FindingsInput): Finding[] {
       'SEV4',
       `Load generator dropped ${formatCount(i.dropped)} requests`,
       'Its in-flight cap was reached: those requests count as failed, and latency beyond the cap was not measured. Raise maxInFlight if the service was expected to keep up.',
+    );
+  }
+
+  for (const w of i.configWarnings ?? []) {
+    add(
+      'SEV3',
+      `Configured lag longer than an RPO target (${w.path})`,
+      `${formatProblem(w)}. The drill ran as configured; shorten the lag or accept the larger loss in the runbook.`,
+      'rpo',
     );
   }
 

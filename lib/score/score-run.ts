@@ -1,4 +1,4 @@
-import type { Policy, ScenarioEntry } from '../config/types.ts';
+import type { ConfigProblem, Policy, ScenarioEntry } from '../config/types.ts';
 import { scoreRpoClasses, type ClassMeasurement, type RpoClassResult } from './rpo-classes.ts';
 import { createRequestLog, type LoadSummary, type RequestLog } from '../measure/request-log.ts';
 import type { Mark } from '../measure/timeline.ts';
@@ -52,7 +52,7 @@ export interface ActionToScore {
  * re-scored offline from run.json's marks and requests.tsv because nothing else goes in.
  */
 export interface RunFactsToScore {
-  drill: { policy: Policy };
+  drill: { policy: Policy; warnings?: readonly ConfigProblem[] };
   entry: Pick<ScenarioEntry, 'tier' | 'dataClass' | 'timeoutMs'>;
   endedAt: string;
   /** Wall-clock epoch ms of run time 0, to turn run-relative ms into ISO times. */
@@ -276,6 +276,7 @@ export function scoreRun(facts: RunFactsToScore): ScoredRun {
       dropped: load.dropped,
       endedAt: facts.endedAt,
       downtimeSeconds: recovery.downtimeSeconds,
+      configWarnings: facts.drill.warnings,
     }),
   );
 
