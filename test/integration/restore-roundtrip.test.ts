@@ -1,12 +1,19 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';
 import {
+  ARCHIVE_SLOT,
   archiveWal,
   dropScratch,
   pickBackup,
   readCatalog,
+  releaseArchivedWal,
   restoreBackup,
   scratchRoot,
   takeLogicalBackup,
@@ -152,5 +159,43 @@ test('physical backup restores row for row; point in time lands at the requested
     assert.deepEqual(await rowsOf(out.scratch!.conn('orders'), 'orders'), await rowsOf(src(), 'orders'), 'row for row with the source now');
   } finally {
     await dropScratch(root);
+  }
+});
+
+test('a WAL shipper that takes the archive slot mid-run leaves the archive run whole: the slot is left to it', {
+  timeout: 60_000,
+}, async () => {
+  const admin = new pg.Client(src());
+  await admin.connect();
+  const tmpWal = await mkdtemp(join(tmp.path, 'follow-'));
+  // A streaming pg_receivewal on the slot, as the lab's shipper runs it.
+  const shipper = spawn(
+    'pg_receivewal',
+    ['-h', '127.0.0.1', '-p', String(source.port), '-U', 'postgres', '-D', tmpWal, '-S', ARCHIVE_SLOT, '--no-sync'],
+    {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      stdio: 'ignore',
+    },
+  );
+  try {
+    let pid: number | null = null;
+    for (let i = 0; i < 100 && pid === null; i++) {
+      const r = await admin.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [
+        ARCHIVE_SLOT,
+      ]);
+      pid = r.rows[0]?.pid ?? null;
+      if (pid === null) await sleep(100);
+    }
+    assert.ok(pid !== null, 'the stand-in shipper holds the slot');
+    const end = (await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+    await releaseArchivedWal(admin, end);
+    const still = await admin.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [
+      ARCHIVE_SLOT,
+    ]);
+    assert.equal(still.rows[0]?.pid, pid, 'the shipper still holds the slot');
+  } finally {
+    shipper.kill('SIGTERM');
+    await once(shipper, 'exit').catch(() => {});
+    await admin.end();
   }
 });

@@ -17,6 +17,9 @@ import type { BackupStore } from './store.ts';
 import { parseLsn, parseSegmentName, segmentEnd } from '../../../backup/wal-names.ts';
 
 export const ARCHIVE_SLOT = 'drill_wal_archive';
+/** object_in_use: the slot is held by another walsender. */
+const SLOT_ACTIVE = '55006';
+const SLOT_TAKEN = /replication slot "[^"]+" is active for PID/;
 
 export async function ensureArchiveSlot(client: pg.ClientBase): Promise<void> {
   // immediately_reserve: the slot holds WAL from now on, before pg_receivewal first connects.
@@ -69,6 +72,8 @@ export async function archiveWal(
       ['-h', src.host, '-p', String(src.port), '-U', src.user, '-D', dir, '-S', ARCHIVE_SLOT, `--endpos=${end}`, '--no-loop', '--no-sync'],
       { signal },
     );
+    // The lab's shipper may have (re)connected between the check above and now: it ships `end` itself.
+    if (r.code !== 0 && SLOT_TAKEN.test(r.stderr)) return waitForShipper(store, cluster, end, signal);
     if (r.code !== 0) throw new Error(`pg_receivewal failed (exit ${r.code}): ${lastLines(r.stderr)}`);
     const files = (await readdir(dir)).filter((f) => WAL_SEGMENT.test(f) || /^[0-9A-F]{8}\.history$/.test(f)).sort();
     const folder = walFolder(store.prefix, cluster);
@@ -86,11 +91,21 @@ export async function archiveWal(
     }
     // Only now, with every segment before `end` in Blob, may the server recycle them. (pg_receivewal
     // run with --no-sync reports nothing as flushed, so the slot does not move on its say-so.)
-    await client.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [ARCHIVE_SLOT, end]);
+    await releaseArchivedWal(client, end);
     return { uploaded, alreadyThere, upToLsn: end };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Lets the server recycle WAL before `end`, now in Blob. A shipper that took the slot after
+ * pg_receivewal let go moves it on as it ships: the slot is then left to it.
+ */
+export async function releaseArchivedWal(client: pg.ClientBase, end: string): Promise<void> {
+  await client.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [ARCHIVE_SLOT, end]).catch((e: { code?: string }) => {
+    if (e.code !== SLOT_ACTIVE) throw e;
+  });
 }
 
 const SHIPPER_WAIT_MS = 60_000;
