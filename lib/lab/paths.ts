@@ -59,12 +59,38 @@ export function labPaths(dir: string): LabPaths {
   };
 }
 
+/** Where a region's compute keeps its state: the primary's is the lab's own; the secondary's is under `<lab>/secondary/`. */
+export interface RegionComputePaths {
+  daemonState: string;
+  daemonLog: string;
+  replicasLog: string;
+  serviceLogs: LabPaths['serviceLogs'];
+}
+
+export function regionComputePaths(dir: string, region: 'primary' | 'secondary'): RegionComputePaths {
+  const p = labPaths(dir);
+  if (region === 'primary') return p;
+  const sec = join(p.dir, 'secondary');
+  return {
+    daemonState: join(sec, 'daemon.json'),
+    daemonLog: join(p.logs, 'secondary-daemon.log'),
+    replicasLog: join(p.logs, 'secondary-replicas.log'),
+    serviceLogs: {
+      dir: join(sec, 'service-logs'),
+      shipState: join(sec, 'service-logs', 'shipped.json'),
+      shipperLog: join(p.logs, 'secondary-log-shipper.log'),
+    },
+  };
+}
+
 /**
  * Node arguments that run one of the lab's TypeScript entries. tsx is resolved to an absolute URL so the
  * child finds it whatever its working directory (the lab directory, not the repository). Only tsx's ESM
  * hooks: with its CommonJS hooks too, loading `pg` alone took 0.3 s longer per replica start.
  */
-export function entryArgv(entry: 'daemon.ts' | 'service.ts' | 'wal-archiver.ts' | 'log-shipper.ts' | 'replicator.ts'): string[] {
+export function entryArgv(
+  entry: 'daemon.ts' | 'service.ts' | 'wal-archiver.ts' | 'log-shipper.ts' | 'replicator.ts' | 'global-front.ts',
+): string[] {
   return ['--import', import.meta.resolve('tsx/esm'), fileURLToPath(new URL(`./daemon/${entry}`, import.meta.url))];
 }
 

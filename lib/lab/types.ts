@@ -1,4 +1,5 @@
 import type { Replica } from '../adapters/types.ts';
+import type { RegionName } from './regions/contract.ts';
 
 /** What `labUp` returns and `labStatus` reports for a running lab. */
 export interface LabInfo {
@@ -40,8 +41,20 @@ export interface LabInfo {
   azurite?: LabAzuriteView | null;
   /** Two-region labs: the secondary region's storage, null while it does not answer; absent on a one-region lab. No key here. */
   secondary?: LabSecondaryView | null;
+  /**
+   * Two-region labs: which region the global front sends the load to, and each region's own front (null while
+   * that region has none running). `serviceUrl` is then `globalFrontUrl`.
+   */
+  regions?: LabRegionsInfo;
   /** True when labUp found the lab already up and healthy and started nothing. */
   alreadyRunning: boolean;
+}
+
+export interface LabRegionsInfo {
+  active: RegionName;
+  globalFrontUrl: string;
+  primaryFrontUrl: string | null;
+  secondaryFrontUrl: string | null;
 }
 
 export type LabReplication = 'async' | 'sync';
@@ -237,6 +250,8 @@ export interface LabConfig {
   regions?: 1 | 2;
   /** How long a blob exists in the primary's storage before the replicator copies it to the secondary; absent: 15 min. */
   replicationLagMs?: number;
+  /** Two-region labs: the global front's port, chosen once and kept for the life of the lab. */
+  globalFrontPort?: number;
   /** Size at which a replica starts its request log's next generation (the shipper deletes a shipped one); absent: 8 MiB. */
   logRotateBytes?: number;
 }
@@ -255,6 +270,8 @@ export interface DaemonState {
   logShipper?: WalArchiverView;
   /** Two-region labs: the replicator into the secondary's storage, kept running the same way. */
   replicator?: WalArchiverView;
+  /** `secondary`: the secondary region's compute (`<lab>/secondary/daemon.json`); absent: the primary's. */
+  region?: 'secondary';
   updatedAt: string;
 }
 

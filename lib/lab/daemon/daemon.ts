@@ -1,6 +1,9 @@
 /**
- * One detached process per lab: the replica supervisor, the front, the DB endpoint and the control API.
- * `node --import tsx/esm lib/lab/daemon.ts --lab DIR`, started by labUp; stops its replicas on SIGTERM.
+ * One detached process per region's compute: the replica supervisor, the front, the DB endpoint and the control API.
+ * `node --import tsx/esm lib/lab/daemon.ts --lab DIR`, started by labUp for the primary region; stops its replicas
+ * on SIGTERM. `--region secondary --db-port N` runs the secondary region's compute (startSecondaryCompute): its
+ * DB endpoint points at N, its replicas store files and logs in the secondary's account, and it runs no WAL
+ * archiver and no replicator (the secondary has no region to replicate to, and its database is a restore).
  */
 import { openSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -9,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { ChangeFeed, createControlServer, type ControlDeps } from './control.ts';
 import { DbEndpoint } from './db-endpoint.ts';
 import { Front } from './front.ts';
-import { childEnv, entryArgv, labPaths } from '../paths.ts';
+import { childEnv, entryArgv, labPaths, regionComputePaths } from '../paths.ts';
 import { readConfig } from '../state.ts';
 import { writeJsonAtomic } from '../../util/atomic-file.ts';
 import { Supervisor } from './supervisor.ts';
@@ -18,13 +21,22 @@ import { followedMembers, followPatroniLeader } from '../patroni/follow.ts';
 import type { DaemonState } from '../types.ts';
 import { secondaryPaths } from '../regions/secondary.ts';
 
-const { values } = parseArgs({ options: { lab: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { lab: { type: 'string' }, region: { type: 'string' }, 'db-port': { type: 'string' }, replicas: { type: 'string' } },
+});
 if (!values.lab) throw new Error('--lab DIR is required');
+const region = values.region ?? 'primary';
+if (region !== 'primary' && region !== 'secondary') throw new Error(`--region must be primary or secondary, got ${region}`);
+const secondary = region === 'secondary';
+if (secondary && !values['db-port']) throw new Error('--region secondary needs --db-port N (the secondary database)');
 const paths = labPaths(values.lab);
+const own = regionComputePaths(paths.dir, region);
 const config = await readConfig(paths.config);
 if (!config) throw new Error(`${paths.config} is missing: start the lab with labUp / \`drill lab up\``);
-const primary = config.nodes[config.primary];
+const primary = secondary ? { port: Number(values['db-port']) } : config.nodes[config.primary];
 if (!primary) throw new Error(`${paths.config}: primary node ${config.primary} is not among the nodes`);
+const regionArgs = secondary ? ['--region', 'secondary'] : [];
+const desiredAtStart = values.replicas ? Number(values.replicas) : config.replicas;
 
 const log = (line: string) => process.stdout.write(`${new Date().toISOString()} daemon ${line}\n`);
 const feed = new ChangeFeed();
@@ -35,31 +47,34 @@ await db.listen();
 const supervisor = new Supervisor({
   labDir: paths.dir,
   dbPort: db.port,
-  desired: config.replicas,
-  serviceArgv: entryArgv('service.ts'),
+  desired: desiredAtStart,
+  serviceArgv: [...entryArgv('service.ts'), ...regionArgs],
   env: childEnv(),
-  logFd: openSync(paths.replicasLog, 'a'),
+  logFd: openSync(own.replicasLog, 'a'),
+  ...(secondary ? { namePrefix: 'orders-secondary' } : {}),
   log,
 });
-const archiver = new ArchiverSupervisor({
-  labDir: paths.dir,
-  dbPort: db.port,
-  argv: entryArgv('wal-archiver.ts'),
-  env: childEnv(),
-  logFd: openSync(paths.walArchive.log, 'a'),
-  log,
-  onChange: () => {
-    feed.push('wal-archiver', { ...archiver.status });
-    persist();
-  },
-});
+const archiver = secondary
+  ? null
+  : new ArchiverSupervisor({
+      labDir: paths.dir,
+      dbPort: db.port,
+      argv: entryArgv('wal-archiver.ts'),
+      env: childEnv(),
+      logFd: openSync(paths.walArchive.log, 'a'),
+      log,
+      onChange: () => {
+        feed.push('wal-archiver', { ...archiver!.status });
+        persist();
+      },
+    });
 // The logs data class: the replicas' request logs go to Blob every logShipInterval, restarted like the archiver.
 const shipper = new ArchiverSupervisor({
   labDir: paths.dir,
   dbPort: db.port,
-  argv: entryArgv('log-shipper.ts'),
+  argv: [...entryArgv('log-shipper.ts'), ...regionArgs],
   env: childEnv(),
-  logFd: openSync(paths.serviceLogs.shipperLog, 'a'),
+  logFd: openSync(own.serviceLogs.shipperLog, 'a'),
   log,
   label: 'log shipper',
   onChange: () => {
@@ -69,7 +84,7 @@ const shipper = new ArchiverSupervisor({
 });
 // Two regions: the primary's storage is copied to the secondary's after replicationLag, restarted like the archiver.
 const replicator =
-  config.regions === 2
+  config.regions === 2 && !secondary
     ? new ArchiverSupervisor({
         labDir: paths.dir,
         dbPort: db.port,
@@ -98,16 +113,17 @@ function persist(): void {
     primaryPort: db.primaryPort,
     desired: supervisor.desired,
     replicas: supervisor.list().map((r) => ({ name: r.name, pid: r.pid!, port: r.port })),
-    walArchiver: archiver.status,
+    ...(archiver ? { walArchiver: archiver.status } : {}),
     logShipper: shipper.status,
     ...(replicator ? { replicator: replicator.status } : {}),
+    ...(secondary ? { region: 'secondary' as const } : {}),
     updatedAt: new Date().toISOString(),
   };
   try {
-    writeJsonAtomic(paths.daemonState, state);
+    writeJsonAtomic(own.daemonState, state);
   } catch (e) {
     // The lab keeps serving; `lab down` then falls back to the last state it can read.
-    log(`cannot write ${paths.daemonState}: ${(e as Error).message}`);
+    log(`cannot write ${own.daemonState}: ${(e as Error).message}`);
   }
 }
 
@@ -121,12 +137,12 @@ supervisor.on('change', (e: { type?: string }) => {
   persist();
 });
 supervisor.start();
-archiver.start();
+archiver?.start();
 shipper.start();
 replicator?.start();
 persist();
 // On a Patroni lab the endpoint follows the leader by itself (HAProxy's GET /primary check); pg-promote repoints it.
-const patroniMembers = followedMembers(config);
+const patroniMembers = secondary ? [] : followedMembers(config);
 const stopFollowing =
   patroniMembers.length === 0
     ? () => {}
@@ -134,7 +150,9 @@ const stopFollowing =
         feed.push('db-repointed', { from: m.from, to: m.to, closedConnections: m.closedConnections, by: `patroni leader ${m.member}` });
         persist();
       });
-log(`up: front ${front.port}, control ${controlPort}, db endpoint ${db.port} -> ${db.primaryPort}, ${supervisor.desired} replicas`);
+log(
+  `up${secondary ? ' (secondary region: no WAL archiver, no replicator)' : ''}: front ${front.port}, control ${controlPort}, db endpoint ${db.port} -> ${db.primaryPort}, ${supervisor.desired} replicas`,
+);
 if (process.send) {
   process.send({ type: 'ready', ports: { front: front.port, control: controlPort, dbEndpoint: db.port } }, () => process.disconnect?.());
 }
@@ -144,10 +162,10 @@ async function shutdown(sig: string): Promise<void> {
   log(`${sig}: stopping replicas`);
   stopFollowing();
   // The shipper last: its final pass takes the lines the replicas wrote while draining.
-  await Promise.all([supervisor.stop(3000).then(() => shipper.stop(5000)), archiver.stop(5000), replicator?.stop(5000)]);
+  await Promise.all([supervisor.stop(3000).then(() => shipper.stop(5000)), archiver?.stop(5000), replicator?.stop(5000)]);
   stopping = true;
   await Promise.allSettled([front.close(), db.close(), new Promise((r) => control.close(r))]);
-  await rm(paths.daemonState, { force: true });
+  await rm(own.daemonState, { force: true });
   log('stopped');
   process.exit(0);
 }

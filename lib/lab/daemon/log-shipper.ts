@@ -13,7 +13,7 @@
  * older generation, shipped to its last complete line, is deleted here, so the request logs stay bounded
  * and no unshipped line is ever dropped. service-logs/shipper.json says when the last pass ran and shipped.
  */
-import { open, readdir, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -22,7 +22,8 @@ import { writeJsonAtomic } from '../../util/atomic-file.ts';
 import { LAB_LOGS_CONTAINER, labAzuriteStatus } from '../azurite.ts';
 import { closedLogFiles, completeLinesLength, DEFAULT_LOG_SHIP_INTERVAL_MS, parseLogFileName, segmentBlobName } from '../log-ship.ts';
 import { shipperStatePath, type ShipperState } from '../log-shipping.ts';
-import { labPaths } from '../paths.ts';
+import { labPaths, regionComputePaths } from '../paths.ts';
+import { secondaryAzuriteStatus } from '../regions/secondary.ts';
 import { readConfig, readJson } from '../state.ts';
 
 // Before anything slow: a SIGUSR2 that came during start-up must ask for a pass, not end the process.
@@ -33,9 +34,15 @@ process.on('SIGUSR2', () => {
   wake.abort();
 });
 
-const { values } = parseArgs({ options: { lab: { type: 'string' }, 'db-port': { type: 'string' } } });
+const { values } = parseArgs({ options: { lab: { type: 'string' }, 'db-port': { type: 'string' }, region: { type: 'string' } } });
 if (!values.lab) throw new Error('--lab DIR is required');
-const paths = labPaths(values.lab);
+// secondary: the secondary region's replicas' logs, shipped into the secondary's own account.
+const region = values.region === 'secondary' ? 'secondary' : 'primary';
+const paths = { ...labPaths(values.lab), serviceLogs: regionComputePaths(values.lab, region).serviceLogs };
+const azuriteStatus = () => (region === 'secondary' ? secondaryAzuriteStatus(paths.dir) : labAzuriteStatus(paths.dir));
+const stateFile = region === 'secondary' ? join(paths.serviceLogs.dir, 'shipper.json') : shipperStatePath(paths.dir);
+// The replicas make this folder too; the shipper may start first, and its state file lives there.
+await mkdir(paths.serviceLogs.dir, { recursive: true });
 const log = (line: string) => process.stdout.write(`${new Date().toISOString()} log-shipper ${line}\n`);
 
 async function shipInterval(): Promise<number> {
@@ -44,7 +51,7 @@ async function shipInterval(): Promise<number> {
 
 async function logsContainer(): Promise<{ container: ContainerClient; port: number }> {
   for (;;) {
-    const a = await labAzuriteStatus(paths.dir);
+    const a = await azuriteStatus();
     if (a.up && a.azurite) {
       const container = blobServiceFromEnv({ AZURE_STORAGE_CONNECTION_STRING: a.azurite.connectionString }).getContainerClient(
         LAB_LOGS_CONTAINER,
@@ -71,7 +78,7 @@ const state: ShipperState = {
   lastError: null,
   rotatedAway: 0,
 };
-const saveState = () => writeJsonAtomic(shipperStatePath(paths.dir), state);
+const saveState = () => writeJsonAtomic(stateFile, state);
 
 /** One pass: every replica's new complete lines, one segment per file; closed generations shipped out are deleted. */
 async function shipOnce(): Promise<void> {
@@ -141,10 +148,10 @@ for (;;) {
   try {
     saveState();
   } catch (e) {
-    log(`cannot write ${shipperStatePath(paths.dir)}: ${(e as Error).message}`);
+    log(`cannot write ${stateFile}: ${(e as Error).message}`);
   }
   if (stopping) break;
-  const a = await labAzuriteStatus(paths.dir);
+  const a = await azuriteStatus();
   if ((a.up && a.azurite && a.azurite.port !== azuritePort) || (await shipInterval()) !== intervalMs) {
     log('Azurite or the ship interval changed: stopping to be restarted with the new settings');
     break;

@@ -12,7 +12,8 @@ import pg from 'pg';
 import type { ContainerClient } from '../../adapters/blob/index.ts';
 import { LAB_FILES_CONTAINER, labAzuriteStatus } from '../azurite.ts';
 import { DEFAULT_LOG_ROTATE_BYTES, logFileName, newestGeneration } from '../log-ship.ts';
-import { labPaths } from '../paths.ts';
+import { labPaths, regionComputePaths } from '../paths.ts';
+import { secondaryAzuriteStatus } from '../regions/secondary.ts';
 import type { LabConfig } from '../types.ts';
 import { ensureSchema, insertOrder, ordersByToken, parseNewOrder, recentOrders } from './orders-db.ts';
 
@@ -26,8 +27,12 @@ const { values: args } = parseArgs({
     'db-port': { type: 'string' },
     'db-user': { type: 'string', default: 'drill' },
     'db-name': { type: 'string', default: 'orders' },
+    // secondary: files and request logs go to the secondary region's account and folder (startSecondaryCompute).
+    region: { type: 'string', default: 'primary' },
   },
 });
+if (args.region !== 'primary' && args.region !== 'secondary') throw new Error(`--region must be primary or secondary, got ${args.region}`);
+const region = args.region;
 if (!args['db-port']) throw new Error('--db-port is required');
 const name = args.name!;
 const READY_BUDGET_MS = 500;
@@ -46,7 +51,7 @@ function log(line: string): void {
 const requestLog: { fd: number; gen: number; bytes: number; dir: string; rotateBytes: number } | null = (() => {
   if (!args.lab) return null;
   const paths = labPaths(args.lab);
-  const dir = paths.serviceLogs.dir;
+  const dir = regionComputePaths(args.lab, region).serviceLogs.dir;
   mkdirSync(dir, { recursive: true });
   let rotateBytes = DEFAULT_LOG_ROTATE_BYTES;
   try {
@@ -111,8 +116,9 @@ let filesContainer: Promise<ContainerClient> | null = null;
 function attachments(): Promise<ContainerClient> {
   filesContainer ??= (async () => {
     if (!args.lab) throw new Error("no --lab dir: attachments are stored in the lab's Azurite");
-    const a = await labAzuriteStatus(args.lab);
-    if (!a.up || !a.azurite) throw new Error(`the lab's Azurite is not answering (${labPaths(args.lab).dir}/azurite.json)`);
+    // The secondary's account key is read from its 0600 file in the lab dir, never handed over in argv or the environment.
+    const a = region === 'secondary' ? await secondaryAzuriteStatus(args.lab) : await labAzuriteStatus(args.lab);
+    if (!a.up || !a.azurite) throw new Error(`the ${region} region's Azurite is not answering (lab ${labPaths(args.lab).dir})`);
     const { blobServiceFromEnv } = await import('../../adapters/blob/index.ts');
     const c = blobServiceFromEnv({ AZURE_STORAGE_CONNECTION_STRING: a.azurite.connectionString }).getContainerClient(LAB_FILES_CONTAINER);
     await c.createIfNotExists();

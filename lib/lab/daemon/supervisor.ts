@@ -25,6 +25,8 @@ export interface SupervisorOptions {
   /** File descriptor the replicas' stdout/stderr go to. */
   logFd: number;
   log: (line: string) => void;
+  /** How replica names start; default `orders`. The secondary region's are `orders-secondary-…`, told apart in its logs. */
+  namePrefix?: string;
 }
 
 interface Member {
@@ -142,7 +144,7 @@ export class Supervisor extends EventEmitter {
   }
 
   private spawnOne(): void {
-    const name = `${OWNER}-${this.generation}-${++this.counter}`;
+    const name = `${this.opts.namePrefix ?? OWNER}-${this.generation}-${++this.counter}`;
     const argv = [...this.opts.serviceArgv, '--lab', this.opts.labDir, '--name', name, '--db-port', String(this.opts.dbPort)];
     const child = spawn(process.execPath, argv, {
       stdio: ['ignore', this.opts.logFd, this.opts.logFd, 'ipc'],
