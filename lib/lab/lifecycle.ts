@@ -22,9 +22,12 @@ import { readConfig, readDaemonState, removeFile } from './state.ts';
 import { readWalArchiveState } from '../adapters/postgres/backup/wal-state.ts';
 import { DEFAULT_LOG_SHIP_INTERVAL_MS } from './log-ship.ts';
 import { DEFAULT_ARCHIVE_LAG_MS } from './archive.ts';
-import { collectFacts, infoOf } from './status.ts';
+import { collectFacts, infoOf, primaryInfoOf } from './status.ts';
 import { DEFAULT_REPLICATION_LAG_MS } from '../config/defaults.ts';
 import { secondaryPaths, startSecondaryAzurite, stopSecondaryAzurite } from './regions/secondary.ts';
+import { readSecondaryDb, regionPaths, stopSecondaryDb } from './regions/contract.ts';
+import { globalFrontStatus, startGlobalFront, stopGlobalFront, switchGlobalFront } from './regions/global-front.ts';
+import { secondaryComputeStatus, stopSecondaryCompute } from './regions/secondary-compute.ts';
 import type { LabDownResult, LabFacts, LabInfo, LabProvider, LabReplication } from './types.ts';
 import { warmService } from './warm.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -52,6 +55,12 @@ export interface LabUpOptions {
   regions?: 1 | 2;
   /** How long a blob exists in the primary's storage before it is copied to the secondary; default: lab.json's, else 15 min. */
   replicationLagMs?: number;
+  /**
+   * Failback: on a lab whose global front serves from the secondary region, bring the primary region up behind it
+   * without switching the front (the caller switches once the primary holds the data). Without it, such a lab is
+   * returned as it serves, and the primary is not started under it.
+   */
+  rebuildPrimary?: boolean;
 }
 
 /**
@@ -107,6 +116,9 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     });
   return withLabLock(p.lock, async () => {
     let f = await collectFacts(dir);
+    if (f.regions?.globalFront?.active === 'secondary' && !options.rebuildPrimary) return servingFromSecondary(dir, f, options);
+    // While the secondary serves (failback), the primary's own view; otherwise the global front's.
+    const view = options.rebuildPrimary ? primaryInfoOf : infoOf;
     const provider: LabProvider = options.provider ?? f.config?.provider ?? 'pg-promote';
     // A lab of the other provider: refused while it runs, started over when it is down.
     if (await switchLabProvider(dir, f, provider)) f = await collectFacts(dir);
@@ -155,7 +167,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       // store, not a part a drill breaks.
       if (options.azurite !== false && !f.azurite.up) await startLabAzurite(dir);
       if (regions === 2 && !f.secondary.up) await startSecondaryAzurite(dir);
-      const info = infoOf(dir, await collectFacts(dir), true)!;
+      if (regions === 2) await ensureGlobalFront(dir, f.live.front.port);
+      const info = view(dir, await collectFacts(dir), true)!;
       await waitServing(p, info, replicas, deadline);
       return { ...info, replicas };
     }
@@ -169,6 +182,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     let azurite: Promise<Error | null> = Promise.resolve(null);
     let secondaryStartedHere = false;
     let secondary: Promise<Error | null> = Promise.resolve(null);
+    let globalFrontStartedHere = false;
     try {
       // Leftovers of a crash (dead daemon, orphan replicas) go first; a healthy PostgreSQL is kept.
       await stopDaemonAndReplicas(dir, f);
@@ -218,11 +232,17 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       ]);
       if (pg.status === 'rejected') throw pg.reason;
       if (daemon.status === 'rejected') throw daemon.reason;
-      const info = infoOf(dir, await collectFacts(dir), false);
+      if (regions === 2) {
+        const front = (await collectFacts(dir)).live?.front.port;
+        if (front === undefined) throw new Error(`lab daemon ${daemon.value} started but its control API does not answer`);
+        globalFrontStartedHere = await ensureGlobalFront(dir, front);
+        phase('global front ready');
+      }
+      const info = view(dir, await collectFacts(dir), false);
       if (!info) throw new Error(`lab daemon ${daemon.value} started but its state is incomplete (${p.daemonState})`);
       await waitServing(p, info, replicas, deadline);
       phase('serving');
-      const warm = await warmService(info.serviceUrl, { maxMs: Math.max(0, Math.min(8000, deadline - performance.now())) });
+      const warm = await warmService(servedAt(info), { maxMs: Math.max(0, Math.min(8000, deadline - performance.now())) });
       phase(`warm after ${warm.requests} requests (p95 ${warm.lastP95Ms.toFixed(1)} ms)`);
       const azuriteError = (await azurite) ?? (await secondary);
       if (azuriteError) throw azuriteError;
@@ -230,14 +250,14 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       if (standbyError) throw standbyError;
       // The base backup's checkpoint and the standby's start slow the primary for a while (measured: a
       // baseline right after lab up saw p95 600 ms): warm again, writes included, once the pair is whole.
-      const settled = await warmService(info.serviceUrl, {
+      const settled = await warmService(servedAt(info), {
         writes: true,
         maxMs: Math.max(0, Math.min(8000, deadline - performance.now())),
       });
       phase(`settled after ${settled.requests} requests (p95 ${settled.lastP95Ms.toFixed(1)} ms)`);
       await waitBaseBackup(p, deadline);
       phase('base backup and WAL in the archive');
-      return infoOf(dir, await collectFacts(dir), false) ?? info;
+      return view(dir, await collectFacts(dir), false) ?? info;
     } catch (e) {
       await standby;
       // Take down what this call started, so a failed start leaves no half lab behind.
@@ -248,9 +268,65 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       if (azuriteStartedHere) await stopLabAzurite(dir).catch(() => {});
       await secondary;
       if (secondaryStartedHere) await stopSecondaryAzurite(dir).catch(() => {});
+      if (globalFrontStartedHere) await stopGlobalFront(dir).catch(() => {});
       throw e;
     }
   });
+}
+
+/** Where the primary region answers: the global front while it serves the primary, the primary's own front otherwise. */
+const servedAt = (info: LabInfo) =>
+  info.regions && info.regions.active !== 'primary' ? (info.regions.primaryFrontUrl ?? info.serviceUrl) : info.serviceUrl;
+
+/**
+ * The global front in front of the primary's front on `frontPort`: started when it does not run, repointed when
+ * it sends the primary's load elsewhere (a daemon started again has a new front port). A front serving from the
+ * secondary is left as it is (failback switches it when the primary holds the data). True when started here.
+ */
+async function ensureGlobalFront(dir: string, frontPort: number): Promise<boolean> {
+  const gf = await globalFrontStatus(dir);
+  if (gf?.alive) {
+    if (gf.active === 'primary' && gf.upstreamPort !== frontPort) await switchGlobalFront(dir, 'primary', frontPort);
+    return false;
+  }
+  if (gf?.active === 'secondary') {
+    const c = await secondaryComputeStatus(dir);
+    await startGlobalFront(dir, { region: 'secondary', upstreamPort: c.up ? c.frontPort : null });
+  } else await startGlobalFront(dir, { region: 'primary', upstreamPort: frontPort });
+  return true;
+}
+
+/**
+ * A lab left serving from the secondary region (a region loss without failback) is returned as it serves: the
+ * primary region is not started under the running service. A global front that died is started again, pointed
+ * at the secondary's front; a secondary whose compute is gone is refused, nothing started.
+ */
+async function servingFromSecondary(dir: string, f: LabFacts, options: LabUpOptions): Promise<LabInfo> {
+  const gf = f.regions!.globalFront!;
+  const c = f.regions!.compute;
+  const since = gf.switchedAt ?? 'an unrecorded time';
+  if (options.regions === 1)
+    throw new UserError(
+      `the lab in ${dir} serves from its secondary region (since ${since}): it cannot become a one-region lab while it does`,
+      {
+        untouched: 'the running lab: nothing was started or stopped',
+        next: '`drill lab down` stops both regions, then `drill lab up --regions 1`',
+      },
+    );
+  if (!c.up || c.frontPort === null)
+    throw new UserError(
+      `the lab in ${dir} was left serving from the secondary region (since ${since}), but the secondary region's compute is not running`,
+      {
+        untouched: 'nothing was started: the primary region is not restarted under a lab recorded as serving from the secondary',
+        next: '`drill lab down` stops both regions; `drill lab up` then starts the lab over in the primary region',
+      },
+    );
+  if (!f.secondary.up) await startSecondaryAzurite(dir);
+  if (!gf.alive) await startGlobalFront(dir, { region: 'secondary', upstreamPort: c.frontPort });
+  const info = infoOf(dir, await collectFacts(dir), true);
+  if (!info)
+    throw new Error(`the lab in ${dir} serves from the secondary region but its state is incomplete (${regionPaths(dir).globalFront})`);
+  return info;
 }
 
 /**
@@ -296,7 +372,7 @@ async function waitServing(p: LabPaths, info: LabInfo, desired: number, deadline
     version = s.version;
     last = `${s.ready}/${s.desired} replicas ready`;
     if (s.ready < desired) continue;
-    const code = await fetch(`${info.serviceUrl}/orders?limit=1`, { signal: AbortSignal.timeout(2000) }).then(
+    const code = await fetch(`${servedAt(info)}/orders?limit=1`, { signal: AbortSignal.timeout(2000) }).then(
       async (r) => (await r.arrayBuffer(), r.status),
       (e: Error) => e.message,
     );
@@ -385,24 +461,42 @@ async function stopDaemonAndReplicas(dir: string, f: LabFacts): Promise<{ name: 
 export async function labDown(options: { dir?: string; purge?: boolean } = {}): Promise<LabDownResult> {
   const dir = resolve(options.dir ?? defaultLabDir());
   const p = labPaths(dir);
+  const rp = regionPaths(dir);
   if (
     !existsSync(p.config) &&
     !existsSync(p.daemonState) &&
     !existsSync(labAzuriteStateFile(dir)) &&
-    !existsSync(secondaryPaths(dir).azuriteState)
+    !existsSync(secondaryPaths(dir).azuriteState) &&
+    !existsSync(rp.globalFront) &&
+    !existsSync(rp.secondaryDb)
   )
     return { dir, stopped: [], wasStale: false };
   const result = await withLabLock(p.lock, async () => {
     const f = await collectFacts(dir);
+    const r = f.regions;
     const wasStale =
-      !(f.pgAlive && f.live) && (f.pgAlive || f.daemon !== null || f.replicaPids.length > 0 || f.azurite.alive || f.secondary.alive);
-    const stopped = await stopDaemonAndReplicas(dir, f);
+      !(f.pgAlive && f.live) &&
+      r?.globalFront?.active !== 'secondary' &&
+      (f.pgAlive ||
+        f.daemon !== null ||
+        f.replicaPids.length > 0 ||
+        f.azurite.alive ||
+        f.secondary.alive ||
+        r?.globalFront?.alive === true);
+    const stopped: { name: string; pid: number }[] = [];
+    // The global front first: the load then gets a refused connection, not a region going away under it.
+    const gfPid = await stopGlobalFront(dir);
+    if (gfPid !== null) stopped.push({ name: 'global-front', pid: gfPid });
+    // Both regions' compute at once: each daemon drains its own replicas.
+    const [primary, secondaryCompute] = await Promise.all([stopDaemonAndReplicas(dir, f), stopSecondaryCompute(dir)]);
+    stopped.push(...primary, ...secondaryCompute);
     // Patroni (which stops its PostgreSQL) and etcd, by PID; the nodes' stop below then finds nothing left.
     if (f.config?.provider === 'patroni' || existsSync(join(dir, 'patroni.json'))) stopped.push(...(await stopPatroniLab(p)));
-    // Both nodes (and Azurite) at once: a fast shutdown of the primary does not wait for a standby that is stopping too.
+    // Both nodes, the secondary's database and both Azurites at once: a fast shutdown of the primary does not wait for a standby that is stopping too.
     await Promise.all([
       stopLabAzurite(dir).then((pid) => void (pid !== null && stopped.push({ name: 'azurite', pid }))),
       stopSecondaryAzurite(dir).then((pid) => void (pid !== null && stopped.push({ name: 'azurite-secondary', pid }))),
+      stopSecondaryPostgres(dir).then((pid) => void (pid !== null && stopped.push({ name: 'postgres:secondary', pid }))),
       ...Object.keys(f.config?.nodes ?? {}).map(async (name) => {
         const data = p.node(name).data;
         const pid = await postmasterPid(data);
@@ -415,8 +509,20 @@ export async function labDown(options: { dir?: string; purge?: boolean } = {}): 
     await dropRestoreLeftovers(dir);
     return { dir, stopped, wasStale };
   });
+  // The whole lab folder, the secondary region's restored database (secondary/pg) with it.
   if (options.purge) await rm(dir, { recursive: true, force: true });
   return result;
+}
+
+/** The secondary region's database as db.json records it, else whatever runs in its folder (a restore cut short). */
+async function stopSecondaryPostgres(dir: string): Promise<number | null> {
+  const recorded = await readSecondaryDb(dir).catch(() => null);
+  const data = recorded?.dataDir ?? join(regionPaths(dir).secondaryPg, 'data');
+  const pid = await postmasterPid(data);
+  if (pid === null || !(await isProcessUnder(pid, data))) return null;
+  if (recorded) await stopSecondaryDb(dir);
+  else await stopCluster(data, 'fast');
+  return pid;
 }
 
 /**

@@ -1,14 +1,18 @@
 /** labStatus: what of a lab is running, checked by PID (/proc) and by asking the daemon. Changes nothing. */
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { postmasterPid } from '../adapters/postgres/cluster.ts';
 import { isProcessUnder } from '../util/proc.ts';
 import { labAzuriteStatus, labAzuriteView } from './azurite.ts';
+import { getDaemonStatus } from './daemon/client.ts';
 import { requestJson } from './daemon/http-json.ts';
 import { OWNER, TEMPLATE_LABELS } from './daemon/supervisor.ts';
 import { patroniComponents } from './patroni/processes.ts';
 import { readLabConfig } from './patroni/status.ts';
-import { labPaths } from './paths.ts';
+import { labPaths, regionComputePaths } from './paths.ts';
+import { readSecondaryDb, regionPaths } from './regions/contract.ts';
+import { globalFrontStatus } from './regions/global-front.ts';
+import { secondaryComputeStatus } from './regions/secondary-compute.ts';
 import { databaseStatus, LAB_DB, nodeFacts } from './postgres/status.ts';
 import { readDaemonState, readJson } from './state.ts';
 import { logShippingStatus, shippingProblems } from './log-shipping.ts';
@@ -21,11 +25,15 @@ import type {
   DaemonStatus,
   LabArchiveStatus,
   LabComponent,
+  LabConfig,
   LabDatabaseStatus,
+  LabDbNode,
   LabFacts,
   LabInfo,
   LabPart,
   LabProblem,
+  LabRegionsInfo,
+  LabRegionsStatus,
   LabReplicationStatus,
   LabStatus,
   ReplicaView,
@@ -49,16 +57,94 @@ export async function collectFacts(dir: string): Promise<LabFacts> {
     live = await requestJson<DaemonStatus>(`http://127.0.0.1:${daemon!.ports.control}/status`, { timeoutMs: 2000 }).catch(() => null);
   const replicaPids: { name: string; pid: number }[] = [];
   for (const r of daemon?.replicas ?? []) if (await isProcessUnder(r.pid, p.dir)) replicaPids.push({ name: r.name, pid: r.pid });
-  return { config, nodes, daemon, daemonAlive, live, pgPid, pgAlive, replicaPids, azurite, secondary };
+  const regions = await regionFacts(p.dir, config);
+  return { config, nodes, daemon, daemonAlive, live, pgPid, pgAlive, replicaPids, azurite, secondary, ...(regions ? { regions } : {}) };
 }
 
+/** The global front, the secondary's compute and its database; undefined on a lab that never had any of them. */
+async function regionFacts(dir: string, config: LabConfig | null): Promise<LabFacts['regions']> {
+  const rp = regionPaths(dir);
+  if (config?.regions !== 2 && !existsSync(rp.globalFront) && !existsSync(regionComputePaths(dir, 'secondary').daemonState))
+    return undefined;
+  const [globalFront, compute, sdb] = await Promise.all([globalFrontStatus(dir), secondaryComputeStatus(dir), readSecondaryDb(dir)]);
+  const pid = sdb ? await postmasterPid(sdb.dataDir) : null;
+  const running = sdb !== null && pid !== null && (await isProcessUnder(pid, sdb.dataDir));
+  return { globalFront, compute, db: sdb ? { ...sdb, running, pid: running ? pid : null } : null };
+}
+
+const url = (port: number) => `http://127.0.0.1:${port}`;
+
+/**
+ * How to reach the lab. On a two-region lab `serviceUrl` is the global front; while it sends the load to the
+ * secondary region, the lab is that region's compute and database (`db` is its single node).
+ */
 export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabInfo | null {
+  const gf = f.regions?.globalFront ?? null;
+  return gf?.active === 'secondary' ? secondaryInfoOf(dir, f, alreadyRunning) : primaryInfoOf(dir, f, alreadyRunning);
+}
+
+function regionsInfo(f: LabFacts): LabRegionsInfo | undefined {
+  const gf = f.regions?.globalFront;
+  if (!gf) return undefined;
+  const c = f.regions!.compute;
+  return {
+    active: gf.active,
+    globalFrontUrl: url(gf.port),
+    primaryFrontUrl: f.live ? url(f.live.front.port) : null,
+    secondaryFrontUrl: c.up && c.frontPort !== null ? url(c.frontPort) : null,
+  };
+}
+
+function secondaryInfoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabInfo | null {
+  const r = f.regions!;
+  const c = r.compute;
+  if (!f.config || !r.globalFront || !c.up || c.controlPort === null || c.daemonPid === null) return null;
+  const sdb = r.db;
+  const port = sdb?.port ?? c.dbPort ?? 0;
+  const node: LabDbNode = {
+    name: 'secondary',
+    role: 'primary',
+    host: '127.0.0.1',
+    port,
+    dataDir: sdb?.dataDir ?? '',
+    log: sdb?.logFile ?? '',
+    pid: sdb?.pid ?? null,
+  };
+  return {
+    dir: resolve(dir),
+    serviceUrl: url(r.globalFront.port),
+    controlUrl: url(c.controlPort),
+    db: {
+      host: '127.0.0.1',
+      port,
+      endpointPort: c.dbEndpointPort ?? port,
+      database: LAB_DB.database,
+      user: LAB_DB.user,
+      superuser: LAB_DB.superuser,
+      socketDir: join(regionPaths(dir).secondaryDir, 'sock'),
+      dataDir: node.dataDir,
+      replication: 'async',
+      nodes: [node],
+      provider: 'pg-promote',
+    },
+    replicas: c.desired,
+    pids: { daemon: c.daemonPid, postgres: sdb?.pid ?? null },
+    azurite: f.azurite.up && f.azurite.azurite ? labAzuriteView(f.azurite.azurite) : null,
+    secondary: f.secondary.up && f.secondary.azurite ? labSecondaryView(f.secondary.azurite) : null,
+    regions: regionsInfo(f),
+    alreadyRunning,
+  };
+}
+
+/** The primary region's view; on a two-region lab `serviceUrl` is still the global front (whichever region it serves). */
+export function primaryInfoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabInfo | null {
   const p = labPaths(dir);
   // A dead primary leaves the lab reachable (daemon, front, standby): the info stays, so a rollback can mend it.
   if (!f.config || !f.daemon || !f.live) return null;
+  const regions = regionsInfo(f);
   return {
     dir: p.dir,
-    serviceUrl: `http://127.0.0.1:${f.live.front.port}`,
+    serviceUrl: regions?.globalFrontUrl ?? url(f.live.front.port),
     controlUrl: `http://127.0.0.1:${f.daemon.ports.control}`,
     db: {
       host: '127.0.0.1',
@@ -78,6 +164,7 @@ export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabIn
     pids: { daemon: f.daemon.pid, postgres: f.pgAlive ? f.pgPid : null },
     azurite: f.azurite.up && f.azurite.azurite ? labAzuriteView(f.azurite.azurite) : null,
     ...(f.config.regions === 2 ? { secondary: f.secondary.up && f.secondary.azurite ? labSecondaryView(f.secondary.azurite) : null } : {}),
+    ...(regions ? { regions } : {}),
     alreadyRunning,
   };
 }
@@ -298,12 +385,24 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
   };
   if (!existsSync(dir)) return empty;
   const f = await collectFacts(dir);
-  if (!f.config && !f.daemon && !f.azurite.alive && !f.secondary.alive) return empty;
+  if (!f.config && !f.daemon && !f.azurite.alive && !f.secondary.alive && !f.regions) return empty;
+  const regions = regionsStatus(f);
+  // After a region loss the lab is what serves: the secondary region, not a broken primary.
+  if (regions?.active === 'secondary') return secondaryServingStatus(dir, f, regions);
   // Up is the daemon running: a lab with a dead primary is up and broken, not down (its front still answers).
   const up = f.daemonAlive;
+  const r = f.regions;
   // Anything recorded as running while the daemon is not is a leftover of a crash.
   const stale =
-    !up && (f.nodes.some((n) => n.alive) || f.daemon !== null || f.replicaPids.length > 0 || f.azurite.alive || f.secondary.alive);
+    !up &&
+    (f.nodes.some((n) => n.alive) ||
+      f.daemon !== null ||
+      f.replicaPids.length > 0 ||
+      f.azurite.alive ||
+      f.secondary.alive ||
+      r?.globalFront?.alive === true ||
+      r?.compute.daemonPid != null ||
+      r?.db?.running === true);
   const database = f.config ? await databaseStatus(f.config, f.nodes) : null;
   const patroniParts = f.config ? await patroniComponents(dir, f.config) : [];
   // A lab stopped on purpose has one thing to say: it is not running. Its parts are down by design.
@@ -317,6 +416,7 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
           ...(up ? archiveProblems(archive, f) : []),
           ...(up ? replicationProblems(replication, f) : []),
           ...(up ? shippingProblems(logShipping).map((detail) => ({ part: 'log-shipper' as const, detail })) : []),
+          ...(up ? globalFrontProblems(f) : []),
         ]
       : [{ part: 'daemon', detail: 'the lab is not running: `drill lab up` starts it' }];
   const d = f.daemon;
@@ -360,6 +460,9 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
         : []),
       ...(replication ? [{ name: 'replicator' as const, pid: replication.pid, port: null, alive: replication.state === 'running' }] : []),
       ...(logShipping ? [{ name: 'log-shipper' as const, pid: logShipping.pid, port: null, alive: logShipping.state !== 'down' }] : []),
+      ...(r?.globalFront
+        ? [{ name: 'global-front' as const, pid: r.globalFront.pid, port: r.globalFront.port, alive: r.globalFront.alive }]
+        : []),
     ],
     replicas,
     desired: f.live?.desired ?? f.config?.replicas ?? 0,
@@ -367,6 +470,103 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
     archive,
     ...(replication === undefined ? {} : { replication }),
     logShipping,
+    ...(regions ? { regions } : {}),
+    problems,
+  };
+}
+
+function regionsStatus(f: LabFacts): LabRegionsStatus | undefined {
+  const r = f.regions;
+  if (!r) return undefined;
+  const gf = r.globalFront;
+  const primaryRuns = f.daemonAlive || f.nodes.some((n) => n.alive);
+  return {
+    active: gf?.active ?? null,
+    globalFront: gf
+      ? {
+          pid: gf.pid,
+          port: gf.port,
+          url: url(gf.port),
+          controlPort: gf.controlPort,
+          alive: gf.alive,
+          upstreamPort: gf.upstreamPort,
+          switchedAt: gf.switchedAt,
+        }
+      : null,
+    secondary: { compute: { ...r.compute, walArchiver: false, replicator: false }, database: r.db },
+    note:
+      gf?.active === 'secondary'
+        ? `serving from the secondary region since ${gf.switchedAt ?? 'an unrecorded time'}; primary region ${primaryRuns ? 'partly running again, not serving' : 'down'}`
+        : null,
+  };
+}
+
+/** A two-region lab serving from the primary: the global front must run and send the load to the primary's front. */
+function globalFrontProblems(f: LabFacts): LabProblem[] {
+  if (f.config?.regions !== 2) return [];
+  const gf = f.regions?.globalFront ?? null;
+  const add = (detail: string): LabProblem[] => [{ part: 'global-front', detail }];
+  if (!gf) return add('no global front runs: the load has no stable address in front of the regions (`drill lab up` starts it)');
+  if (!gf.alive)
+    return add(`the global front (pid ${gf.pid}, port ${gf.port}) is not running: the load reaches no region (\`drill lab up\` starts it)`);
+  if (f.live && gf.upstreamPort !== f.live.front.port)
+    return add(
+      `the global front sends the primary region's load to port ${gf.upstreamPort ?? 'none'}, but the primary's front is on port ${f.live.front.port}`,
+    );
+  return [];
+}
+
+/**
+ * Status of a lab whose global front serves from the secondary region: the dead primary is the drill's doing,
+ * said once, not listed as broken parts; what is checked is what serves.
+ */
+async function secondaryServingStatus(dir: string, f: LabFacts, regions: LabRegionsStatus): Promise<LabStatus> {
+  const r = f.regions!;
+  const gf = r.globalFront!;
+  const c = r.compute;
+  const up = gf.alive && c.up;
+  const problems: LabProblem[] = [];
+  const add = (part: LabPart, detail: string) => problems.push({ part, detail });
+  if (!gf.alive)
+    add(
+      'global-front',
+      `the global front (pid ${gf.pid}, port ${gf.port}) is not running: the load reaches no region (\`drill lab up\` starts it again, pointed at the secondary)`,
+    );
+  if (!c.up)
+    add(
+      'secondary-compute',
+      `the secondary region's compute is not running${c.daemonPid === null && c.dbPort !== null ? ` (it served database port ${c.dbPort})` : ''}: nothing serves the load`,
+    );
+  else if (c.ready < c.desired) add('secondary-compute', `${c.ready} of ${c.desired} replicas ready in the secondary region`);
+  if (gf.alive && c.up && gf.upstreamPort !== c.frontPort)
+    add(
+      'global-front',
+      `the global front sends the load to port ${gf.upstreamPort ?? 'none'}, but the secondary region's front is on port ${c.frontPort}`,
+    );
+  if (r.db && !r.db.running) add('secondary-db', `the secondary region's database (port ${r.db.port}, ${r.db.dataDir}) is not running`);
+  if (!f.secondary.up) add('azurite-secondary', "the secondary region's Azurite is not answering: files and logs cannot be stored");
+  const live = c.up && c.controlPort !== null ? await getDaemonStatus(url(c.controlPort), { timeoutMs: 2000 }).catch(() => null) : null;
+  const sec = f.secondary.azurite;
+  return {
+    dir,
+    up,
+    // Not serving, yet recorded as the secondary serving: what is left is cleaned by `drill lab down`.
+    stale: !up,
+    info: up ? secondaryInfoOf(dir, f, true) : null,
+    components: [
+      { name: 'global-front', pid: gf.pid, port: gf.port, alive: gf.alive },
+      { name: 'secondary-daemon', pid: c.daemonPid, port: c.controlPort, alive: c.up },
+      { name: 'secondary-front', pid: c.daemonPid, port: c.frontPort, alive: c.up },
+      { name: 'secondary-log-shipper', pid: c.logShipperPid, port: null, alive: c.logShipperPid !== null },
+      ...(r.db ? [{ name: 'secondary-db' as const, pid: r.db.pid, port: r.db.port, alive: r.db.running }] : []),
+      ...(sec ? [{ name: 'azurite-secondary' as const, pid: sec.pid, port: sec.port, alive: f.secondary.up }] : []),
+    ],
+    replicas: live?.replicas ?? [],
+    desired: c.desired,
+    database: null,
+    archive: null,
+    logShipping: null,
+    regions,
     problems,
   };
 }

@@ -1,5 +1,7 @@
 import type { Replica } from '../adapters/types.ts';
-import type { RegionName } from './regions/contract.ts';
+import type { RegionName, SecondaryDb } from './regions/contract.ts';
+import type { GlobalFrontStatus } from './regions/global-front.ts';
+import type { SecondaryComputeStatus } from './regions/secondary-compute.ts';
 
 /** What `labUp` returns and `labStatus` reports for a running lab. */
 export interface LabInfo {
@@ -122,7 +124,12 @@ export interface LabComponent {
     | 'wal-archiver'
     | 'azurite-secondary'
     | 'replicator'
-    | 'log-shipper';
+    | 'log-shipper'
+    | 'global-front'
+    | 'secondary-daemon'
+    | 'secondary-front'
+    | 'secondary-log-shipper'
+    | 'secondary-db';
   pid: number | null;
   port: number | null;
   alive: boolean;
@@ -144,7 +151,10 @@ export type LabPart =
   | 'wal-archive'
   | 'azurite-secondary'
   | 'replication'
-  | 'log-shipper';
+  | 'log-shipper'
+  | 'global-front'
+  | 'secondary-compute'
+  | 'secondary-db';
 
 import type { LogShippingStatus } from './log-shipping.ts';
 
@@ -181,8 +191,32 @@ export interface LabStatus {
   replication?: LabReplicationStatus;
   /** The log shipper (the logs data class): running or not, last pass, what waits to be shipped; absent in a lab without one. */
   logShipping?: LogShippingStatus | null;
+  /** Two-region labs: the global front, the secondary region's compute and database, which region serves. */
+  regions?: LabRegionsStatus;
   /** Every broken part; empty when the lab is healthy (`drill lab status` exits 0 only then). */
   problems: LabProblem[];
+}
+
+export interface LabRegionsStatus {
+  /** The region the global front sends the load to; null when the lab has no global front. */
+  active: RegionName | null;
+  globalFront: {
+    pid: number;
+    port: number;
+    url: string;
+    controlPort: number;
+    alive: boolean;
+    upstreamPort: number | null;
+    switchedAt: string | null;
+  } | null;
+  secondary: {
+    /** Its compute (lab daemon, front, replicas); a region-loss recovery starts it. No WAL archiver and no replicator there. */
+    compute: SecondaryComputeStatus & { walArchiver: false; replicator: false };
+    /** The database restored in the secondary (db.json), running or not; null before any restore. */
+    database: (SecondaryDb & { running: boolean; pid: number | null }) | null;
+  };
+  /** Said plainly once the secondary serves: "serving from the secondary region since <time>; primary region down". */
+  note: string | null;
 }
 
 export interface LabDatabaseStatus {
@@ -365,4 +399,10 @@ export interface LabFacts {
   azurite: { up: boolean; alive: boolean; azurite: LabAzurite | null };
   /** The secondary region's Azurite, the same way (all false and null on a one-region lab). */
   secondary: { up: boolean; alive: boolean; azurite: LabAzurite | null };
+  /** Two-region labs (or any lab that has their state files): the global front, the secondary's compute and database. */
+  regions?: {
+    globalFront: GlobalFrontStatus | null;
+    compute: SecondaryComputeStatus;
+    db: (SecondaryDb & { running: boolean; pid: number | null }) | null;
+  };
 }

@@ -38,6 +38,11 @@ export function labCommand(set: (code: number) => void): CommandModule {
             'how long a blob exists in the primary storage before it is copied to the secondary (up, 2 regions), e.g. 15m; default: as before, else 15m',
         })
         .option('for', { type: 'string', describe: 'how long the front refuses connections (pause-front), e.g. 2s' })
+        .option('purge', {
+          type: 'boolean',
+          default: false,
+          describe: "down: also delete the lab directory (databases, backups, the secondary region's restored database)",
+        })
         .option('json', { type: 'boolean', default: false }),
     handler: async (a) => {
       const dir = (a.dir as string | undefined) ?? defaultLabDir();
@@ -55,6 +60,10 @@ export function labCommand(set: (code: number) => void): CommandModule {
             replicationLagMs:
               a['replication-lag'] === undefined ? undefined : lagOption(a['replication-lag'] as string, 'replication-lag', '15m'),
           });
+          const rg = info.regions;
+          const regionLines = rg
+            ? `\n  global    ${rg.globalFrontUrl} -> ${rg.active} region${rg.active === 'secondary' ? ` (serving from the secondary region: the primary region is not restarted under it; \`drill lab down\` stops both)` : ''}`
+            : '';
           const nodes = info.db.nodes.map((n) => `\n  ${n.role.padEnd(9)} ${n.name} on 127.0.0.1:${n.port} (pid ${n.pid ?? '-'})`).join('');
           print(
             `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}\n  service   ${info.serviceUrl}\n  postgres  endpoint 127.0.0.1:${info.db.endpointPort} -> ${info.db.nodes[0]?.name ?? '?'}, database ${info.db.database}, ${info.db.replication} replication, provider ${info.db.provider}${info.db.patroni ? ` (etcd 127.0.0.1:${info.db.patroni.etcd.clientPort}, ttl ${info.db.patroni.ttl} s, loop_wait ${info.db.patroni.loopWait} s)` : ''}${nodes}\n  control   ${info.controlUrl}${info.azurite ? `\n  azurite   ${info.azurite.url}, container ${info.azurite.container} (Azurite's dev account: drill backup and lab drills use it when no Blob storage is configured)` : ''}${info.secondary ? `\n  secondary ${info.secondary.url} (its own account ${info.secondary.account}; ${info.secondary.containers.join(', ')} replicated into it)` : ''}`,
@@ -63,8 +72,8 @@ export function labCommand(set: (code: number) => void): CommandModule {
           return set(ExitCode.ok);
         }
         case 'down': {
-          const r = await labDown({ dir });
-          print(`lab down: ${dir}`, r ?? { dir, down: true });
+          const r = await labDown({ dir, purge: a.purge as boolean });
+          print(`lab down: ${dir}${a.purge ? ' (directory deleted)' : ''}`, r ?? { dir, down: true });
           return set(ExitCode.ok);
         }
         case 'status': {
@@ -108,16 +117,44 @@ function lagOption(text: string, flag = 'archive-lag', example = '60s'): number 
   }
 }
 
-function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): string {
+type Status = Awaited<ReturnType<typeof labStatus>>;
+
+/** The global front and the secondary region, for both a lab serving from the primary and one serving from the secondary. */
+function regionLines(s: Status): string[] {
+  const r = s.regions;
+  if (!r) return [];
+  const out: string[] = [];
+  const g = r.globalFront;
+  out.push(
+    g
+      ? `  global front ${g.url} -> ${r.active} region (upstream port ${g.upstreamPort ?? 'none'})${g.alive ? '' : ' DEAD'}, pid ${g.pid}, control ${g.controlPort}${g.switchedAt ? `, switched at ${g.switchedAt}` : ''}`
+      : '  global front none',
+  );
+  const c = r.secondary.compute;
+  out.push(
+    `  secondary    compute ${c.up ? `up, ${c.ready}/${c.desired} replicas ready, front port ${c.frontPort}, daemon pid ${c.daemonPid}, database port ${c.dbPort}` : 'not running'} (no WAL archiver, no replicator in the secondary region)`,
+  );
+  const d = r.secondary.database;
+  out.push(
+    d
+      ? `  secondary db port ${d.port}, restored from ${d.backupFolder} through ${d.reachedLsn} (timeline ${d.timeline}) at ${d.restoredAt}, ${d.running ? `running (pid ${d.pid})` : 'NOT running'}`
+      : '  secondary db none restored',
+  );
+  return out;
+}
+
+function formatStatus(dir: string, s: Status): string {
   const problems = s.problems.map((p) => `  problem: ${p.part}: ${p.detail}`);
   if (!s.up) {
     const head = `lab in ${dir}: down${s.stale ? ' (stale state found: `drill lab down` cleans it, `drill lab up` starts over)' : ''}`;
-    return [head, ...(s.stale ? problems : [])].join('\n');
+    return [head, ...(s.regions?.note ? [`  ${s.regions.note}`] : []), ...(s.stale ? problems : [])].join('\n');
   }
   const n = s.problems.length;
   const lines = [
     `lab in ${dir}: up, ${n === 0 ? 'healthy' : `${n} problem${n === 1 ? '' : 's'} (listed below; \`drill lab up\` repairs a lab whose primary is gone)`}`,
   ];
+  // Said first, plainly: the primary region is down on purpose, and what follows is the secondary serving.
+  if (s.regions?.note) lines.push(`  ${s.regions.note}`);
   for (const c of s.components ?? [])
     lines.push(
       `  ${c.name.padEnd(16)} pid ${String(c.pid ?? '-').padEnd(8)} ${c.port ? `port ${c.port}` : ''} ${c.alive ? 'alive' : 'DEAD'}`,
@@ -157,6 +194,7 @@ function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): st
       `  wal archive  ${a.state}${a.pid ? ` (pid ${a.pid})` : ''}, archived through ${a.archivedThrough ?? 'nothing yet'}${a.timeline ? ` (timeline ${a.timeline})` : ''}, lag ${a.lagSeconds === null ? '?' : `${a.lagSeconds}s`} (allowed ${a.archiveLagSeconds}s)${a.restarts ? `, restarted ${a.restarts}x` : ''}, base backup ${a.baseBackup ? `${a.baseBackup.folder} at ${a.baseBackup.at}` : 'none'}`,
     );
   if (s.info?.secondary) lines.push(`  secondary    ${s.info.secondary.url}, account ${s.info.secondary.account}`);
+  lines.push(...regionLines(s));
   const rep = s.replication;
   if (rep)
     lines.push(

@@ -27,6 +27,8 @@ export interface SecondaryComputeStatus {
   daemonPid: number | null;
   /** Additive: its control API, the database port its DB endpoint points at, its log shipper's PID while it runs. */
   controlPort: number | null;
+  /** Its DB endpoint (what its replicas connect to) and the database port that endpoint points at. */
+  dbEndpointPort: number | null;
   dbPort: number | null;
   logShipperPid: number | null;
 }
@@ -43,6 +45,7 @@ export async function secondaryComputeStatus(labDir: string): Promise<SecondaryC
     desired: s?.desired ?? 0,
     daemonPid: null,
     controlPort: null,
+    dbEndpointPort: null,
     dbPort: s?.primaryPort ?? null,
     logShipperPid: null,
   };
@@ -56,6 +59,7 @@ export async function secondaryComputeStatus(labDir: string): Promise<SecondaryC
     desired: live?.desired ?? s.desired,
     daemonPid: s.pid,
     controlPort: s.ports.control,
+    dbEndpointPort: s.ports.dbEndpoint,
     dbPort: live?.db.primaryPort ?? s.primaryPort,
     logShipperPid: shipper !== null && (await isProcessUnder(shipper, dir)) ? shipper : null,
   };
