@@ -14,7 +14,14 @@ import { GlobalProxy } from './global-proxy.ts';
 import { HttpError, readJsonBody, sendJson } from './http-json.ts';
 
 const { values } = parseArgs({
-  options: { lab: { type: 'string' }, port: { type: 'string' }, region: { type: 'string' }, upstream: { type: 'string' } },
+  options: {
+    lab: { type: 'string' },
+    port: { type: 'string' },
+    region: { type: 'string' },
+    upstream: { type: 'string' },
+    // A front started again after it died keeps saying when the load last moved to its region.
+    'switched-at': { type: 'string' },
+  },
 });
 if (!values.lab || !values.port) throw new Error('--lab DIR and --port N are required');
 const region = parseRegion(values.region ?? 'primary');
@@ -28,7 +35,7 @@ function parseRegion(v: unknown): RegionName {
 
 const proxy = new GlobalProxy(region, values.upstream ? Number(values.upstream) : null, log);
 await proxy.listen(Number(values.port));
-let switchedAt: string | null = null;
+let switchedAt: string | null = values['switched-at'] ?? null;
 let controlPort = 0;
 let stopping = false;
 

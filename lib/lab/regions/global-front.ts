@@ -77,6 +77,7 @@ export async function startGlobalFront(
   mkdirSync(p.logs, { recursive: true });
   const argv = [...entryArgv('global-front.ts'), '--lab', dir, '--port', String(port), '--region', o.region];
   if (o.upstreamPort !== null) argv.push('--upstream', String(o.upstreamPort));
+  if (running?.active === o.region && running.switchedAt) argv.push('--switched-at', running.switchedAt);
   await spawnDetached({ label: `the global front (port ${port})`, argv, cwd: dir, logFile, timeoutMs: o.timeoutMs ?? 20_000 });
   const s = await globalFrontStatus(dir);
   if (!s) throw new Error(`the global front started but wrote no state (${regionPaths(dir).globalFront})`);

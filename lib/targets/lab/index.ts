@@ -45,7 +45,8 @@ export function labDatabaseOf(target: LabTarget): { replication: 'async' | 'sync
  */
 async function runningLab(dir: string): Promise<LabInfo | null> {
   const f = await collectFacts(resolve(dir));
-  if (!f.live) return null;
+  // A lab serving from its secondary region (region loss without failback) runs without the primary's daemon.
+  if (!f.live && f.regions?.globalFront?.active !== 'secondary') return null;
   // A dead primary has no PID; the database adapter reads each node's PID again when it needs one.
   return infoOf(resolve(dir), { ...f, pgPid: f.pgPid ?? 0 }, true);
 }
