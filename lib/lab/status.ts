@@ -475,7 +475,7 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
   };
 }
 
-function regionsStatus(f: LabFacts): LabRegionsStatus | undefined {
+export function regionsStatus(f: LabFacts): LabRegionsStatus | undefined {
   const r = f.regions;
   if (!r) return undefined;
   const gf = r.globalFront;
@@ -502,7 +502,7 @@ function regionsStatus(f: LabFacts): LabRegionsStatus | undefined {
 }
 
 /** A two-region lab serving from the primary: the global front must run and send the load to the primary's front. */
-function globalFrontProblems(f: LabFacts): LabProblem[] {
+export function globalFrontProblems(f: LabFacts): LabProblem[] {
   if (f.config?.regions !== 2) return [];
   const gf = f.regions?.globalFront ?? null;
   const add = (detail: string): LabProblem[] => [{ part: 'global-front', detail }];
