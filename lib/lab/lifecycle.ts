@@ -323,6 +323,9 @@ async function servingFromSecondary(dir: string, f: LabFacts, options: LabUpOpti
     );
   if (!f.secondary.up) await startSecondaryAzurite(dir);
   if (!gf.alive) await startGlobalFront(dir, { region: 'secondary', upstreamPort: c.frontPort });
+  options.say?.(
+    `the lab in ${dir} serves from its secondary region since ${since}: returned as it serves, the primary region is not restarted (failback rebuilds it; \`drill lab down\` stops both regions)`,
+  );
   const info = infoOf(dir, await collectFacts(dir), true);
   if (!info)
     throw new Error(`the lab in ${dir} serves from the secondary region but its state is incomplete (${regionPaths(dir).globalFront})`);
