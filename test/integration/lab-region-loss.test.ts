@@ -14,7 +14,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { blobServiceFromEnv } from '../../lib/adapters/blob/index.ts';
-import { ensureRoleAndDatabase, initCluster, startCluster, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
+import { ensureRoleAndDatabase, initCluster, startCluster } from '../../lib/adapters/postgres/cluster.ts';
 import { LAB_FILES_CONTAINER, LAB_LOGS_CONTAINER, labAzuriteStatus } from '../../lib/lab/azurite.ts';
 import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
 import { readSegments } from '../../lib/lab/log-ship.ts';
@@ -26,6 +26,7 @@ import { startSecondaryCompute } from '../../lib/lab/regions/secondary-compute.t
 import { labSecondaryBlobEnv, secondaryAzuriteStatus } from '../../lib/lab/regions/secondary.ts';
 import { readDaemonState } from '../../lib/lab/state.ts';
 import { freePort } from '../support/ports.ts';
+import { isProcessUnder } from '../../lib/util/proc.ts';
 import { forgetConfiguredBlobStorage, labFixture } from '../support/lab.ts';
 
 /** Alive as /proc says, read here rather than through the code under test: the state letter after the last ')'. */
@@ -59,8 +60,12 @@ describe('the loss of the primary region', { timeout: 240_000 }, () => {
   let secondaryData = '';
   let secondaryPort = 0;
   const everyPid = new Set<number>();
-  // Also when a test failed: the cluster this test started is stopped (lab down stops it too, through db.json).
-  after(() => (secondaryData ? stopCluster(secondaryData, 'immediate').catch(() => {}) : undefined));
+  let secondaryPid = 0;
+  // Also when a test failed, whatever order the hooks run in: the cluster this test started gets an immediate
+  // shutdown (SIGQUIT) by its PID, checked to still be that postmaster (lab down stops it too, through db.json).
+  after(async () => {
+    if (secondaryPid && (await isProcessUnder(secondaryPid, secondaryData))) process.kill(secondaryPid, 'SIGQUIT');
+  });
 
   test('losePrimaryRegion SIGKILLs every part of the primary region; its storage refuses connections; data stays', async () => {
     forgetConfiguredBlobStorage();
@@ -69,7 +74,7 @@ describe('the loss of the primary region', { timeout: 240_000 }, () => {
     secondaryData = join(regionPaths(lab.dir).secondaryPg, 'data');
     secondaryPort = await freePort();
     await initCluster(secondaryData, { port: secondaryPort, socketDir: join(regionPaths(lab.dir).secondaryDir, 'sock') });
-    await startCluster(secondaryData, { logFile: join(regionPaths(lab.dir).secondaryPg, 'postgres.log') });
+    secondaryPid = await startCluster(secondaryData, { logFile: join(regionPaths(lab.dir).secondaryPg, 'postgres.log') });
     await ensureRoleAndDatabase(
       { host: '127.0.0.1', port: secondaryPort, user: 'postgres', database: 'postgres' },
       { role: 'drill', database: 'orders' },
