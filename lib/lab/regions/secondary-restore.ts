@@ -12,10 +12,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freeLoopbackPort } from '../../adapters/blob/index.ts';
 import { isRunning, startCluster, stopCluster, waitReady, writeNodeConf } from '../../adapters/postgres/cluster.ts';
 import { type CatalogEntry, readCatalog } from '../../adapters/postgres/backup/catalog.ts';
 import { RESTORED_MARKER, type RestoredMarker, readArchive, restoreToPoint } from '../../adapters/postgres/backup/pitr.ts';
@@ -24,6 +22,7 @@ import { MANIFEST_FILE, walFolder } from '../../backup/naming.ts';
 import { backupOnPath, planWal } from '../../backup/wal-gaps.ts';
 import { parseSegmentName } from '../../backup/wal-names.ts';
 import { LAB_BACKUP_CONTAINER } from '../azurite.ts';
+import { freeStablePort, portIsFree } from '../ports.ts';
 import { readSecondaryDb, regionPaths, type SecondaryDb, writeSecondaryDb } from './contract.ts';
 import { labSecondaryBlobEnv, SECONDARY_ACCOUNT } from './secondary.ts';
 
@@ -125,7 +124,8 @@ export async function restoreSecondaryDb(labDir: string, o: SecondaryRestoreOpti
     o.signal.throwIfAborted();
 
     startedHere = true;
-    const port = await freeLoopbackPort();
+    // Outside the ephemeral range: nothing takes it while the database is stopped and started again.
+    const port = await freeStablePort();
     const r = await restoreToPoint({
       store,
       manifest: m,
@@ -231,21 +231,13 @@ async function readMarker(dataDir: string): Promise<RestoredMarker | null> {
 /** A restored, promoted copy that is not running: started on its port (another when that one is taken meanwhile). */
 async function startRestored(labDir: string, db: SecondaryDb): Promise<SecondaryDb> {
   const p = secondaryPgPaths(labDir);
-  const port = (await portFree(db.port)) ? db.port : await freeLoopbackPort();
+  const port = (await portIsFree(db.port)) ? db.port : await freeStablePort();
   await writeNodeConf(p.dataDir, { port, socketDir: p.socketDir });
   await startCluster(p.dataDir, { logFile: p.logFile, timeoutMs: 300_000 });
   await waitReady({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' }, { timeoutMs: 60_000 });
   const next = { ...db, port };
   if (port !== db.port) await writeSecondaryDb(labDir, next);
   return next;
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
 }
 
 /** The base backup and the WAL plan, checked: every refusal here comes before anything is started. */
