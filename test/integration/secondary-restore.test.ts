@@ -211,8 +211,8 @@ describe('restore in the secondary region from the secondary account alone', { t
     assert.deepEqual(await readSecondaryDb(labDir), db, 'db.json says what was returned');
     assert.equal(db.dataDir, join(regionPaths(labDir).secondaryPg, 'data'));
     assert.deepEqual(await rowsOf(conn(db.port), 'probe'), expected, 'row for row the rows archived in the WAL, none after');
-    const after = await sql<{ n: string }>(db.port, "SELECT count(*) AS n FROM probe WHERE v LIKE 'after-archive-%'");
-    assert.equal(after[0]!.n, '0');
+    const late = await sql<{ n: string }>(db.port, "SELECT count(*) AS n FROM probe WHERE v LIKE 'after-archive-%'");
+    assert.equal(late[0]!.n, '0');
     const [tl] = await sql<{ f: string; rec: boolean }>(
       db.port,
       'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f, pg_is_in_recovery() AS rec',
