@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import type { CatalogEntry } from '../../lib/adapters/postgres/backup/catalog.ts';
 import type { BackupManifest } from '../../lib/backup/manifest.ts';
 import { planWal } from '../../lib/backup/wal-gaps.ts';
@@ -133,4 +134,14 @@ test("the end of recovery is read off PostgreSQL's log: from redo done to ready 
   // An earlier start's lines do not count: the last redo done is the one.
   const twice = `${log}\n2026-12-04 23:20:00.000 UTC [200] LOG:  redo done at 0/A000000\n2026-12-04 23:20:00.040 UTC [200] LOG:  database system is ready to accept connections`;
   assert.equal(endOfRecoveryMs(twice), 40);
+});
+
+test("the secondary's restore reaches no storage but the secondary account's", () => {
+  // The region is lost with its storage: a restore that fell back on the primary account would pass in the lab and
+  // fail on the day. The module may only know the secondary's Blob environment.
+  const src = readFileSync(new URL('../../lib/lab/regions/secondary-restore.ts', import.meta.url), 'utf8');
+  const code = src.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+  for (const primaryOnly of ['labBlobEnv', 'labBlobSource', 'labAzuriteStatus', 'primaryAzurite', 'resolveBackupStore', 'process.env'])
+    assert.ok(!code.includes(primaryOnly), `secondary-restore.ts uses ${primaryOnly}`);
+  assert.match(code, /labSecondaryBlobEnv\(labDir\)/);
 });
