@@ -25,7 +25,10 @@ import { getText, type BackupStore } from './store.ts';
 import { lastLines, runTool } from './tools.ts';
 import { listArchivedWal } from './wal.ts';
 
-/** Left in a restored data directory once it was checked and stopped cleanly: the restore need not run again. */
+/**
+ * Left in a restored data directory once it was checked and stopped cleanly (or, with keepRunning, promoted and
+ * serving): the restore need not run again.
+ */
 export const RESTORED_MARKER = 'drill-restored.json';
 
 export interface RestoredMarker {
@@ -57,6 +60,13 @@ export interface PitrRequest {
   signal?: AbortSignal;
   onStep?: (step: PitrStep, ms: number) => void;
   log?: (line: string) => void;
+  /**
+   * Leave the promoted copy running on `port`, its recovery settings cleared, instead of stopping it: for a restore
+   * that serves where it was made (the secondary region's), so the clean stop and a second start are not paid for.
+   */
+  keepRunning?: boolean;
+  /** pg_amcheck the copy after promotion (default true); a restore that must serve fast may leave it to the caller. */
+  amcheck?: boolean;
 }
 
 export interface PitrResult {
@@ -202,18 +212,23 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     await waitPromoted(conn, r.signal);
     r.onStep?.('promote', performance.now() - t);
 
-    const am = await runTool(
-      'pg_amcheck',
-      ['-h', '127.0.0.1', '-p', String(r.port), '-U', 'postgres', '--install-missing', '-d', r.database, '-d', 'postgres'],
-      {
-        signal: r.signal,
-      },
-    );
-    if (am.code !== 0)
-      throw new Refused(`pg_amcheck found problems in the restored copy (exit ${am.code}): ${lastLines(am.stdout + am.stderr)}`);
+    if (r.amcheck !== false) {
+      const am = await runTool(
+        'pg_amcheck',
+        ['-h', '127.0.0.1', '-p', String(r.port), '-U', 'postgres', '--install-missing', '-d', r.database, '-d', 'postgres'],
+        {
+          signal: r.signal,
+        },
+      );
+      if (am.code !== 0)
+        throw new Refused(`pg_amcheck found problems in the restored copy (exit ${am.code}): ${lastLines(am.stdout + am.stderr)}`);
+    }
     const tli = await query<{ tli: number }>(conn, 'SELECT timeline_id AS tli FROM pg_control_checkpoint()').catch(() => null);
-    await stopCluster(dataDir, 'fast', { timeoutMs: 60_000 });
-    started = false;
+    if (r.keepRunning) await clearRecoverySettings(dataDir);
+    else {
+      await stopCluster(dataDir, 'fast', { timeoutMs: 60_000 });
+      started = false;
+    }
     out.marker = {
       runId: r.runId,
       backupFolder: r.folder,
@@ -226,7 +241,11 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     await writeFile(join(dataDir, RESTORED_MARKER), `${JSON.stringify(out.marker, null, 2)}\n`, { mode: 0o600 });
     await giveToServerUser(join(dataDir, RESTORED_MARKER));
     await rm(walDir, { recursive: true, force: true });
-    say(`restored copy checked and stopped cleanly in ${dataDir}`);
+    say(
+      r.keepRunning
+        ? `restored copy promoted and serving on port ${r.port} from ${dataDir}`
+        : `restored copy checked and stopped cleanly in ${dataDir}`,
+    );
     out.ok = true;
   } catch (e) {
     out.problem = (e as Error).message;
