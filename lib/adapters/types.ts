@@ -232,3 +232,68 @@ export interface DataClassesAdapter {
     log?: (line: string) => void;
   }): Promise<ClassMeasurement[]>;
 }
+
+/** A region of a two-region target: the primary serves in normal times, the secondary after a region loss. */
+export type RegionName = 'primary' | 'secondary';
+
+/** How the secondary's database restore ended: the blobs it lacked when it could not (`container/name`). */
+export interface RegionRestoreOutcome {
+  ok: boolean;
+  /** What went wrong, what was not touched, what to do next; null when ok. */
+  problem: string | null;
+  missing: string[];
+  /** Where the restored database serves, once ok. */
+  db: { host: string; port: number; database: string; user: string } | null;
+  backupFolder: string | null;
+  reachedLsn: string | null;
+  timings: { downloadMs?: number; replayMs?: number; promoteMs?: number };
+}
+
+/** Which region serves, and what runs of each: the read-only view a region-loss rollback checks. */
+export interface RegionView {
+  /** The region the global front sends the load to; null when there is no global front. */
+  active: RegionName | null;
+  globalFront: { alive: boolean; url: string | null; switchedAt: string | null };
+  /** Parts of the primary region still running, by name (`daemon`, `postgres:n1`, `azurite`...). */
+  primaryRunning: string[];
+  /** Parts of the secondary region's compute and database running (`compute`, `database`). */
+  secondaryRunning: string[];
+  /** The secondary's restored database, once a restore finished (running or not). */
+  secondaryDb: { port: number; restoredAt: string; backupFolder: string; reachedLsn: string } | null;
+  /** The secondary compute's front, while it runs. */
+  secondaryFrontPort: number | null;
+}
+
+/**
+ * The whole-region loss and the recovery runbook in the secondary region: what a region-loss drill needs of its
+ * target. The lab implements it over its two regions and global front; every step is idempotent, so the rollback
+ * and `drill recover` finish the runbook from wherever it stopped.
+ */
+export interface RegionAdapter {
+  readonly where: string;
+  /** Read-only: can a region loss run here (two regions, the secondary's storage answering, the global front up)? Problems name what is missing. */
+  preflight(signal: AbortSignal): Promise<{ problems: string[] }>;
+  view(signal: AbortSignal): Promise<RegionView>;
+  /** Every process of the primary region killed at once; its storage refuses connections; its data stays on disk. */
+  losePrimary(): Promise<{ at: string; killed: { part: string; pid: number }[] }>;
+  /** The database restored in the secondary from the secondary's copy of the base backup and WAL only, left serving. */
+  restoreSecondaryDb(o: {
+    signal: AbortSignal;
+    onStep?: (step: 'download' | 'replay' | 'promote', ms: number) => void;
+    log?: (line: string) => void;
+  }): Promise<RegionRestoreOutcome>;
+  /** The service's replicas started in the secondary against the database on `dbPort`; resolves once they serve. */
+  startSecondaryCompute(o: { dbPort: number; replicas?: number; signal: AbortSignal }): Promise<{ frontPort: number; replicas: number }>;
+  /** The global front sends new requests to `region`'s front. */
+  switchFront(region: RegionName, frontPort: number, signal: AbortSignal): Promise<{ switchedAt: string }>;
+  /**
+   * Read-only: the load is served from one healthy region through the global front (a request through it answers
+   * 200 from that region) and nothing of the other region runs.
+   */
+  servesFromOneRegion(signal: AbortSignal): Promise<{ ok: boolean; region: RegionName | null; detail: string }>;
+  /**
+   * The outage ends: whatever was started in the secondary is stopped and the primary region is brought back on its
+   * own data, behind the global front. For when the secondary cannot take over (its copy lacks a blob).
+   */
+  restorePrimaryRegion(o: { signal: AbortSignal; log?: (line: string) => void }): Promise<string>;
+}

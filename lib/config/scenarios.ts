@@ -91,7 +91,12 @@ export function checkScenarios(
       return;
     }
     if (params && def.validate) {
-      for (const p of def.validate(params, target)) problem([...at('params'), ...parsePath(p.path)], p.message);
+      // A hook's path is relative to the entry's params; `target...` names the drill's target, as a preflight's does.
+      for (const p of def.validate(params, target))
+        problem(
+          p.path === 'target' || p.path.startsWith('target.') ? parsePath(p.path) : [...at('params'), ...parsePath(p.path)],
+          p.message,
+        );
     }
   });
   return out;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isProcessUnder, stateLetter } from '../util/proc.ts';
 import { completeLinesLength, DEFAULT_LOG_SHIP_INTERVAL_MS, parseLogFileName, type RequestLogLine } from './log-ship.ts';
-import { labPaths } from './paths.ts';
+import { labPaths, regionComputePaths } from './paths.ts';
 import { readConfig, readDaemonState, readJson } from './state.ts';
 
 /** service-logs/shipper.json, written by the shipper after every pass. */
@@ -31,8 +31,11 @@ export interface ShipperState {
 export const shipperStatePath = (labDir: string) => join(labPaths(labDir).serviceLogs.dir, 'shipper.json');
 
 /** What is written and not yet shipped: per file, the offset shipped to and the end of its complete lines now. */
-async function pending(labDir: string): Promise<{ file: string; shippedTo: number; completeTo: number; oldestTs: string | null }[]> {
-  const p = labPaths(labDir);
+async function pending(
+  labDir: string,
+  region: 'primary' | 'secondary' = 'primary',
+): Promise<{ file: string; shippedTo: number; completeTo: number; oldestTs: string | null }[]> {
+  const p = regionComputePaths(labDir, region);
   const shipped = (await readJson<Record<string, number>>(p.serviceLogs.shipState)) ?? {};
   const names = (await readdir(p.serviceLogs.dir).catch(() => [] as string[])).filter((n) => parseLogFileName(n) !== null);
   const out = [];
@@ -163,10 +166,14 @@ export interface ShipNowOutcome {
  * ask is shipped, at most `timeoutMs`. Never throws for a shipper that is down, stopped or failing: the
  * caller measures what reached Blob either way, and says why more did not.
  */
-export async function shipPendingNow(labDir: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<ShipNowOutcome> {
-  const p = labPaths(labDir);
+export async function shipPendingNow(
+  labDir: string,
+  options: { timeoutMs: number; signal?: AbortSignal; region?: 'primary' | 'secondary' },
+): Promise<ShipNowOutcome> {
+  // The secondary region's compute has its own shipper, request logs and daemon state (regionComputePaths).
+  const p = { ...regionComputePaths(labDir, options.region ?? 'primary'), dir: labPaths(labDir).dir };
   const t0 = performance.now();
-  const targets = (await pending(labDir)).filter((f) => f.completeTo > f.shippedTo);
+  const targets = (await pending(labDir, options.region)).filter((f) => f.completeTo > f.shippedTo);
   if (targets.length === 0) return { shipped: true, detail: 'nothing was waiting to be shipped' };
   // Asked again whenever the daemon names another PID: a shipper restarted meanwhile would otherwise sleep an interval first.
   let asked: number | null = null;

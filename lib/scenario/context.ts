@@ -30,7 +30,7 @@ export function scenarioContext<P>(parts: {
     adapters: parts.adapters,
     signal: parts.signal,
     log: parts.log,
-    mark: (name) => parts.timeline.mark(name),
+    mark: (name, atMs) => parts.timeline.mark(name, atMs),
     now: () => parts.clock.now(),
     load: parts.load,
     resultOf: <R>(action: ActionHandle<R>) => parts.results.get(action.name) as R | undefined,

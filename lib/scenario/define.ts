@@ -2,7 +2,14 @@ import type { RpoMeasurement } from '../score/objectives.ts';
 import type { Severity } from '../score/findings.ts';
 import type { z } from 'zod';
 import type { DataClass, Drill, ScenarioEntry, Target, Tier } from '../config/types.ts';
-import type { DataClassesAdapter, DatabaseAdapter, ExecAdapter, LiveRestoreAdapter, ReplicaSetAdapter } from '../adapters/types.ts';
+import type {
+  DataClassesAdapter,
+  DatabaseAdapter,
+  ExecAdapter,
+  LiveRestoreAdapter,
+  RegionAdapter,
+  ReplicaSetAdapter,
+} from '../adapters/types.ts';
 import type { KubeTargetAdapters } from '../adapters/kubernetes/types.ts';
 import type { LoadSummary } from '../measure/request-log.ts';
 import type { Mark } from '../measure/timeline.ts';
@@ -10,7 +17,7 @@ import type { BackupsAdapter } from '../adapters/postgres/backup/adapter.ts';
 import type { WriteLedger } from '../load/ledger.ts';
 
 /** What a target can do; a scenario lists what it needs and validation refuses a mismatch. */
-export type Capability = 'replicas' | 'exec' | 'load' | 'kubernetes' | 'database' | 'backups' | 'live-restore';
+export type Capability = 'replicas' | 'exec' | 'load' | 'kubernetes' | 'database' | 'backups' | 'live-restore' | 'region';
 
 /** The adapters a target provides. Absent members are capabilities the target lacks. */
 export interface Adapters {
@@ -24,6 +31,8 @@ export interface Adapters {
   backups?: BackupsAdapter;
   /** The live database restored in place from Blob to a point in time (base backup + archived WAL). */
   liveRestore?: LiveRestoreAdapter;
+  /** Two regions behind a global front: the primary region lost, the runbook run in the secondary. */
+  region?: RegionAdapter;
   /**
    * Read-back of the file-storage and logs classes, used by the engine after a run whose load uploaded attachments
    * (no scenario capability: every scenario's run is scored on them). Absent: those classes are not measured.
@@ -39,6 +48,7 @@ interface AdapterKeyOf {
   database: 'database';
   backups: 'backups';
   'live-restore': 'liveRestore';
+  region: 'region';
   load: never;
 }
 
@@ -81,8 +91,8 @@ export interface ScenarioContext<P, C extends Capability = never> {
   /** Aborted on SIGINT/SIGTERM or a stop condition: long waits must honour it. */
   signal: AbortSignal;
   log: Logger;
-  /** Put a named instant on the run's timeline. */
-  mark(name: string): Mark;
+  /** Put a named instant on the run's timeline: now, or at `atMs` (run-relative) for an instant seen earlier. */
+  mark(name: string, atMs?: number): Mark;
   /** Monotonic ms since run start. */
   now(): number;
   load?: LoadView;
@@ -214,7 +224,10 @@ export interface ScenarioDefinition<P = any, C extends Capability = never> {
   requires: readonly Capability[];
   /** zod schema of the parameters; defaults live here. */
   params: z.ZodType<P>;
-  /** Checks against the target known at validation time (count larger than replicas, ...). Path is relative to params. */
+  /**
+   * Checks against the target known at validation time (count larger than replicas, ...). Path is relative to params,
+   * or `target...` for the drill's target (a field the scenario needs there).
+   */
   validate?(params: P, target: Target): { path: string; message: string }[];
   /**
    * Read-only checks against the live target that the file alone cannot settle (no backups, a table that does

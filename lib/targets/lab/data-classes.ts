@@ -11,6 +11,9 @@ import { blobServiceFromEnv, type ContainerClient } from '../../adapters/blob/in
 import { LAB_FILES_CONTAINER, LAB_LOGS_CONTAINER, labBlobEnv } from '../../lab/azurite.ts';
 import { DEFAULT_LOG_SHIP_INTERVAL_MS, readSegments } from '../../lab/log-ship.ts';
 import { shipPendingNow } from '../../lab/log-shipping.ts';
+import type { RegionName } from '../../lab/regions/contract.ts';
+import { globalFrontStatus } from '../../lab/regions/global-front.ts';
+import { labSecondaryBlobEnv, SECONDARY_ACCOUNT } from '../../lab/regions/secondary.ts';
 import { labPaths } from '../../lab/paths.ts';
 import { readConfig } from '../../lab/state.ts';
 import { checkFiles, checkLogs } from '../../measure/data-classes.ts';
@@ -21,10 +24,23 @@ const READ_CONCURRENCY = 16;
 /** Blob times have whole seconds, and a segment is uploaded after its lines were written: this much earlier is safe. */
 const SEGMENT_TIME_SLACK_MS = 60_000;
 
-async function container(labDir: string, name: string): Promise<ContainerClient> {
-  const blob = await labBlobEnv(labDir);
-  if (!blob) throw new Error(`the lab's Azurite in ${labDir} is not answering (\`drill lab up\` starts it)`);
+async function container(labDir: string, name: string, region: RegionName = 'primary'): Promise<ContainerClient> {
+  const blob = region === 'secondary' ? await labSecondaryBlobEnv(labDir) : await labBlobEnv(labDir);
+  if (!blob)
+    throw new Error(
+      region === 'secondary'
+        ? `the secondary region's Azurite in ${labDir} is not answering`
+        : `the lab's Azurite in ${labDir} is not answering (\`drill lab up\` starts it)`,
+    );
   return blobServiceFromEnv(blob.env).getContainerClient(name);
+}
+
+/**
+ * Where the classes are read back: the region the global front serves from. After a region loss that is the
+ * secondary, whose account holds what the replicator copied before the loss and what its own replicas wrote since.
+ */
+async function servingRegion(labDir: string): Promise<RegionName> {
+  return (await globalFrontStatus(labDir))?.active === 'secondary' ? 'secondary' : 'primary';
 }
 
 async function eachLimited<T>(items: readonly T[], limit: number, f: (item: T) => Promise<void>): Promise<void> {
@@ -37,8 +53,13 @@ async function eachLimited<T>(items: readonly T[], limit: number, f: (item: T) =
 }
 
 /** Name -> sha256 of the bytes stored now, for each of `names` found in the files container. */
-export async function readFilesNamed(labDir: string, names: readonly string[], signal: AbortSignal): Promise<Map<string, string>> {
-  const c = await container(labDir, LAB_FILES_CONTAINER);
+export async function readFilesNamed(
+  labDir: string,
+  names: readonly string[],
+  signal: AbortSignal,
+  region: RegionName = 'primary',
+): Promise<Map<string, string>> {
+  const c = await container(labDir, LAB_FILES_CONTAINER, region);
   const out = new Map<string, string>();
   await eachLimited([...new Set(names)], READ_CONCURRENCY, async (name) => {
     signal.throwIfAborted();
@@ -57,8 +78,9 @@ export async function readShippedSince(
   labDir: string,
   sinceEpochMs: number,
   signal: AbortSignal,
+  region: RegionName = 'primary',
 ): Promise<{ tokens: Set<string>; segments: number; unreadable: number }> {
-  const c = await container(labDir, LAB_LOGS_CONTAINER);
+  const c = await container(labDir, LAB_LOGS_CONTAINER, region);
   const names: string[] = [];
   if (await c.exists()) {
     for await (const b of c.listBlobsFlat()) {
@@ -86,24 +108,31 @@ export function createLabDataClasses(labDir: string): DataClassesAdapter {
     where: `lab:${labDir} (Azurite ${LAB_FILES_CONTAINER}, ${LAB_LOGS_CONTAINER})`,
     async readBack(r) {
       const out: ClassMeasurement[] = [];
+      const region = await servingRegion(labDir);
+      const account = region === 'secondary' ? `the secondary region's account (${SECONDARY_ACCOUNT})` : "the lab's Azurite";
+      if (region === 'secondary') r.log?.(`the lab serves from its secondary region: files and logs are read back from ${account}`);
       try {
         const stored = await readFilesNamed(
           labDir,
           r.files.map((f) => f.name),
           r.signal,
+          region,
         );
-        out.push(checkFiles(r.files, stored, r.faultMs));
+        const v = checkFiles(r.files, stored, r.faultMs);
+        if (region === 'secondary') v.method += ` Read back from ${account}, the region serving after the region loss.`;
+        out.push(v);
       } catch (e) {
         out.push({
           dataClass: 'file-storage',
-          reason: `attachments could not be read back from the lab's Azurite: ${(e as Error).message}`,
+          reason: `attachments could not be read back from ${account}: ${(e as Error).message}`,
         });
       }
       try {
         const intervalMs = (await readConfig(labPaths(labDir).config))?.logShipIntervalMs ?? DEFAULT_LOG_SHIP_INTERVAL_MS;
-        const shipping = await shipPendingNow(labDir, { timeoutMs: shipWaitMs(intervalMs), signal: r.signal });
+        // The serving region's shipper: after a region loss the primary's is gone with its unshipped lines (lost).
+        const shipping = await shipPendingNow(labDir, { timeoutMs: shipWaitMs(intervalMs), signal: r.signal, region });
         r.log?.(`log shipping before the read-back: ${shipping.detail}`);
-        const shipped = await readShippedSince(labDir, r.sinceEpochMs, r.signal);
+        const shipped = await readShippedSince(labDir, r.sinceEpochMs, r.signal, region);
         const v = checkLogs(r.logs, shipped.tokens, r.faultMs);
         // What the read-back found is what reached the log store; when a pass did not finish, the lines it would have
         // shipped count lost, and the record says why.
@@ -111,11 +140,12 @@ export function createLabDataClasses(labDir: string): DataClassesAdapter {
           ? ` Read back after asking the log shipper for a pass (${shipping.detail}); ${shipped.segments} segments read.`
           : ` Read back when lines were still unshipped: ${shipping.detail}; ${shipped.segments} segments read.`;
         if (shipped.unreadable > 0) v.method += ` ${shipped.unreadable} shipped lines did not parse.`;
+        if (region === 'secondary') v.method += ` Read back from ${account}'s lab-logs, the region serving after the region loss.`;
         out.push(v);
       } catch (e) {
         out.push({
           dataClass: 'logs',
-          reason: `shipped log segments could not be read back from the lab's Azurite: ${(e as Error).message}`,
+          reason: `shipped log segments could not be read back from ${account}: ${(e as Error).message}`,
         });
       }
       return out;

@@ -18,6 +18,7 @@ import { createLabDatabase } from './database.ts';
 import { createLabReplicas } from './replicas.ts';
 import { createLabLiveRestore } from './live-restore.ts';
 import { createLabDataClasses } from './data-classes.ts';
+import { createLabRegion } from './region.ts';
 
 export function labDirOf(target: LabTarget): string {
   return target.labDir ?? defaultLabDir();
@@ -51,10 +52,17 @@ async function runningLab(dir: string): Promise<LabInfo | null> {
   return infoOf(resolve(dir), { ...f, pgPid: f.pgPid ?? 0 }, true);
 }
 
+/** A two-region lab whose primary daemon is gone while the global front, outside both regions, still runs. */
+async function primaryRegionLost(dir: string): Promise<boolean> {
+  const f = await collectFacts(resolve(dir));
+  return f.config?.regions === 2 && !f.live && f.regions?.globalFront?.alive === true;
+}
+
 export const labTarget: TargetKind<'lab'> = {
   kind: 'lab',
-  // backups: the lab's Azurite, with its primary as the database backed up.
-  capabilities: () => ['replicas', 'exec', 'load', 'database', 'backups', 'live-restore'],
+  // backups: the lab's Azurite, with its primary as the database backed up. region: any lab, so that region-loss
+  // on a one-region lab is refused by naming target.regions rather than a missing capability.
+  capabilities: () => ['replicas', 'exec', 'load', 'database', 'backups', 'live-restore', 'region'],
   async open(target, say) {
     const dir = labDirOf(target);
     const database = labDatabaseOf(target);
@@ -84,6 +92,7 @@ export const labTarget: TargetKind<'lab'> = {
         database: createLabDatabase(info),
         liveRestore: createLabLiveRestore(dir, async () => info.controlUrl),
         dataClasses: createLabDataClasses(dir),
+        region: createLabRegion(dir),
         ...(backups ? { backups: backups.adapter } : {}),
       },
       serviceUrl: info.serviceUrl,
@@ -132,6 +141,7 @@ export const labTarget: TargetKind<'lab'> = {
         replicas: createLabReplicas(status.info),
         database: createLabDatabase(status.info),
         liveRestore: createLabLiveRestore(dir, async () => status.info!.controlUrl),
+        region: createLabRegion(dir),
         ...(backups ? { backups: backups.adapter } : {}),
       },
       serviceUrl: status.info.serviceUrl,
@@ -141,6 +151,16 @@ export const labTarget: TargetKind<'lab'> = {
   async reopen(details, say) {
     const dir = String(details.dir);
     let info = await runningLab(dir);
+    if (!info && (await primaryRegionLost(dir))) {
+      // Bringing the lab up would restart the primary region under a runbook that was moving the load to the
+      // secondary: the region-loss rollback finishes that runbook (or brings the primary back itself).
+      say(
+        `the primary region of the lab in ${dir} is down and the global front still runs: a region loss in progress, left for its rollback`,
+      );
+      return {
+        adapters: { exec: createExec({ DRILL_LAB_DIR: dir }), region: createLabRegion(dir), dataClasses: createLabDataClasses(dir) },
+      };
+    }
     if (!info) {
       // The daemon is not running: nothing of the lab can be checked, and a lab left half up by a crash is repaired
       // by its own start-up (leftovers stopped, PostgreSQL restarted around lab.json's primary, the standby rebuilt).
@@ -168,6 +188,8 @@ export const labTarget: TargetKind<'lab'> = {
         replicas: createLabReplicas(info),
         database: createLabDatabase(info),
         liveRestore: createLabLiveRestore(dir, async () => info!.controlUrl),
+        dataClasses: createLabDataClasses(dir),
+        region: createLabRegion(dir),
       },
     };
   },
