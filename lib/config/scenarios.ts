@@ -102,6 +102,12 @@ export function checkScenarios(
   return out;
 }
 
+/** What a capability is, where the bare name would not tell the SRE what their target lacks. */
+const CAPABILITY_MEANS: Record<string, string> = {
+  region:
+    'region means a secondary region whose storage holds a copy of the backups, and a global front to switch; no secondary storage is configured on this target (the lab has it with regions: 2)',
+};
+
 function capabilityMessage(
   scenario: string,
   lacking: readonly string[],
@@ -111,7 +117,8 @@ function capabilityMessage(
 ): string {
   const kinds = SAMPLE_TARGETS.filter((t) => lacking.every((c) => capabilitiesOf(t).includes(c))).map((t) => t.kind);
   const where = kinds.length > 0 ? `kind: ${kinds.join(' or ')}` : 'no target kind provides it';
-  return `scenario ${scenario} needs a target with ${lacking.join(' and ')} (${where}); target kind ${target.kind} has ${has.join(', ')}`;
+  const why = lacking.map((c) => CAPABILITY_MEANS[c]).filter(Boolean);
+  return `scenario ${scenario} needs a target with ${lacking.join(' and ')} (${where}); target kind ${target.kind} has ${has.join(', ')}${why.length ? `: ${why.join('; ')}` : ''}`;
 }
 
 /** `count`, `steps[0].command` -> path keys, so a hook's path lands on the node it names. */
