@@ -1,0 +1,385 @@
+// The region-loss drill through `drill run` on the real two-region lab (PostgreSQL pair, two Azurites, the
+// replicator, the global front, the service replicas and the open-model load):
+// 1. Without failback: exit 0 or 1; run.json carries the RTO with its breakdown (marks and the breakdown check),
+//    rpoClasses for database, files and logs; each class's lost items counted again here from what the primary
+//    region kept aside (a copy of its primary's data directory started on a spare port, its Azurite started again
+//    on its data folder, its request-log files on disk) against the secondary read with the SDK; the lab is left
+//    serving from the secondary, nothing of the primary running.
+// 2. A WAL segment deleted from the secondary's copy (and the primary's, so the replicator cannot copy it again)
+//    before the fault: SEV1 naming the segment, the global front never switched, nothing running in the secondary,
+//    the primary region brought back by the rollback.
+// 3. The harness SIGKILLed mid-restore, then `drill recover`: serving from the secondary, nothing of the primary left.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { blobServiceFromEnv, type BlobServiceClient } from '../../lib/adapters/blob/index.ts';
+import { giveToServerUser, isRunning, startCluster, stopCluster, writeNodeConf } from '../../lib/adapters/postgres/cluster.ts';
+import { MANIFEST_FILE } from '../../lib/backup/naming.ts';
+import {
+  LAB_BACKUP_CONTAINER,
+  LAB_FILES_CONTAINER,
+  LAB_LOGS_CONTAINER,
+  labBlobEnv,
+  primaryAzurite,
+  startAzuriteInstance,
+  stopLabAzurite,
+} from '../../lib/lab/azurite.ts';
+import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
+import { labPaths } from '../../lib/lab/paths.ts';
+import { globalFrontStatus } from '../../lib/lab/regions/global-front.ts';
+import { primaryRegionParts } from '../../lib/lab/regions/region-loss.ts';
+import { secondaryComputeStatus } from '../../lib/lab/regions/secondary-compute.ts';
+import { secondaryPgPaths } from '../../lib/lab/regions/secondary-restore.ts';
+import { labSecondaryBlobEnv } from '../../lib/lab/regions/secondary.ts';
+import { readConfig } from '../../lib/lab/state.ts';
+import { parseFilesTsv, parseLogsTsv } from '../../lib/load/class-ledgers.ts';
+import { parseWritesTsv } from '../../lib/load/ledger.ts';
+import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
+import { forgetConfiguredBlobStorage } from '../support/lab.ts';
+import { freePort } from '../support/ports.ts';
+import { sqlRows } from '../support/sql.ts';
+import { scratchDir } from '../support/tmp.ts';
+
+forgetConfiguredBlobStorage();
+const dirs: string[] = [];
+const labsUp: string[] = [];
+const servers: string[] = [];
+after(async () => {
+  for (const d of servers) await stopCluster(d, 'immediate').catch(() => undefined);
+  for (const dir of labsUp) {
+    await stopLabAzurite(dir).catch(() => undefined);
+    await labDown({ dir }).catch(() => undefined);
+  }
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function workspace(name: string, lag: string) {
+  const lab = scratchDir(`lab-rl-${name}`);
+  const results = scratchDir(`results-rl-${name}`);
+  dirs.push(lab, results);
+  const drill = join(results, 'drill.yaml');
+  writeFileSync(
+    drill,
+    `name: region-loss-${name}
+kind: annual
+service: { name: orders, tier: critical, dataClass: database }
+target: { kind: lab, replicas: 2, regions: 2, replicationLag: ${lag}, archiveLag: 4s, logShipInterval: 3s }
+# The region is down until the front switches: the SLOs of the fault phase are missed by design; loose latency,
+# since replicas of the secondary load the storage SDK on their first upload.
+policy:
+  recoveryWindow: 3s
+  slo: { availability: ['rate>=90%'], errors: ['rate<10%'], latency: ['p(95)<4s'] }
+load:
+  rate: 40
+  requests:
+    - { method: GET, path: '/orders?limit=10', weight: 6 }
+    - { method: POST, path: /orders, body: { item: widget, token: '{{token}}', seq: '{{seq}}' }, weight: 4 }
+  attachments: { share: 0.2 }
+  timeout: 4s
+  baseline: 4s
+  cooldown: 2s
+scenarios:
+  - scenario: region-loss
+    name: lose-primary
+    params: { restoreTimeout: 5m, detectTimeout: 20s }
+    timeout: 2m
+`,
+  );
+  return { lab, results, drill, env: { DRILL_LAB_DIR: lab } };
+}
+
+async function upTwoRegions(lab: string, lagMs: number) {
+  const info = await labUp({ dir: lab, replicas: 2, regions: 2, replicationLagMs: lagMs, archiveLagMs: 4000, logShipIntervalMs: 3000 });
+  labsUp.push(lab);
+  return info;
+}
+
+const secondaryBlobs = async (lab: string): Promise<BlobServiceClient> => blobServiceFromEnv((await labSecondaryBlobEnv(lab))!.env);
+const SEGMENT = /(?:^|\/)([0-9A-F]{24})$/;
+
+/** Names in the secondary's backup container: its manifests and its WAL segments (by segment name). */
+async function secondaryBackups(lab: string): Promise<{ manifests: string[]; segments: Map<string, string> }> {
+  const c = (await secondaryBlobs(lab)).getContainerClient(LAB_BACKUP_CONTAINER);
+  const manifests: string[] = [];
+  const segments = new Map<string, string>();
+  if (!(await c.exists())) return { manifests, segments };
+  for await (const b of c.listBlobsFlat()) {
+    if (b.name.endsWith(`/${MANIFEST_FILE}`)) manifests.push(b.name);
+    const m = SEGMENT.exec(b.name);
+    if (m) segments.set(m[1]!, b.name);
+  }
+  return { manifests, segments };
+}
+
+/** Writes through the service while waiting, so the archiver has WAL to close into segments. */
+async function waitForSecondaryCopy(lab: string, serviceUrl: string, segmentsAfterStart: number): Promise<{ start: string }> {
+  const deadline = Date.now() + 90_000;
+  for (let k = 0; ; k++) {
+    await fetch(`${serviceUrl}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ item: `seed-${k}` }),
+    }).then(
+      (r) => r.arrayBuffer(),
+      () => undefined,
+    );
+    const s = await secondaryBackups(lab);
+    const manifest = s.manifests.sort().at(-1);
+    if (manifest) {
+      const m = JSON.parse(
+        (
+          await (await secondaryBlobs(lab)).getContainerClient(LAB_BACKUP_CONTAINER).getBlockBlobClient(manifest).downloadToBuffer()
+        ).toString(),
+      ) as { walStartSegment: string };
+      const after = [...s.segments.keys()].filter((n) => n.slice(8) >= m.walStartSegment.slice(8));
+      if (after.length >= segmentsAfterStart) return { start: m.walStartSegment };
+    }
+    if (Date.now() > deadline) throw new Error(`the secondary holds no base backup and ${segmentsAfterStart} WAL segments after 90 s`);
+    await sleep(300);
+  }
+}
+
+type ClassRow = {
+  dataClass: string;
+  measuredSeconds: number | null;
+  lost: number | null;
+  acknowledged?: number;
+  met: boolean | null;
+  method: string | null;
+};
+const record = (runDir: string) => JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+const markMs = (rec: { marks: { name: string; ms: number }[] }, name: string) => rec.marks.find((m) => m.name === name)?.ms;
+
+/** Tokens of every request-log line: in shipped segments of a container, or in the request-log files on disk. */
+async function tokensIn(svc: BlobServiceClient): Promise<Set<string>> {
+  const out = new Set<string>();
+  const c = svc.getContainerClient(LAB_LOGS_CONTAINER);
+  if (!(await c.exists())) return out;
+  for await (const b of c.listBlobsFlat()) addTokens(out, (await c.getBlockBlobClient(b.name).downloadToBuffer()).toString('utf8'));
+  return out;
+}
+function addTokens(out: Set<string>, text: string): void {
+  for (const raw of text.split('\n')) {
+    if (!raw.trim()) continue;
+    try {
+      const t = (JSON.parse(raw) as { token?: string | null }).token;
+      if (t) out.add(t);
+    } catch {
+      // A line cut by the SIGKILL: no token to count.
+    }
+  }
+}
+
+async function filesIn(svc: BlobServiceClient, names: string[]): Promise<Map<string, string>> {
+  const c = svc.getContainerClient(LAB_FILES_CONTAINER);
+  const out = new Map<string, string>();
+  for (const name of names) {
+    const got = await c
+      .getBlockBlobClient(name)
+      .downloadToBuffer()
+      .catch((e: { statusCode?: number }) => {
+        if (e.statusCode === 404) return null;
+        throw e;
+      });
+    if (got) out.set(name, createHash('sha256').update(got).digest('hex'));
+  }
+  return out;
+}
+
+/** A copy of the lost primary's data directory, started on a spare port: what the primary region held, read independently. */
+async function openLostPrimary(lab: string, scratch: string): Promise<number> {
+  const config = (await readConfig(labPaths(lab).config))!;
+  const copy = join(scratch, 'lost-primary');
+  execFileSync('cp', ['-a', labPaths(lab).node(config.primary).data, copy]);
+  for (const f of ['postmaster.pid', 'standby.signal', 'recovery.signal']) rmSync(join(copy, f), { force: true });
+  const port = await freePort();
+  await writeNodeConf(copy, { port, socketDir: join(scratch, 'sock') });
+  writeFileSync(join(copy, 'postgresql.auto.conf'), "archive_mode = off\nprimary_conninfo = ''\nsynchronous_standby_names = ''\n");
+  await giveToServerUser(join(copy, 'postgresql.auto.conf'));
+  servers.push(copy);
+  await startCluster(copy, { logFile: join(scratch, 'lost-primary.log') });
+  return port;
+}
+
+async function nothingRunsInPrimary(lab: string): Promise<void> {
+  const running = (await primaryRegionParts(lab)).filter((x) => x.alive).map((x) => `${x.part} (${x.pid})`);
+  assert.deepEqual(running, [], 'nothing of the primary region runs');
+}
+
+async function servedBySecondary(lab: string): Promise<void> {
+  const gf = (await globalFrontStatus(lab))!;
+  assert.equal(gf.active, 'secondary');
+  const r = await fetch(`http://127.0.0.1:${gf.port}/orders?limit=1`);
+  await r.arrayBuffer();
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('x-drill-region'), 'secondary');
+  const s = await labStatus({ dir: lab });
+  assert.match(s.regions?.note ?? '', /^serving from the secondary region since /);
+}
+
+describe('drill run region-loss on the two-region lab', { timeout: 420_000 }, () => {
+  test('the primary region lost: the runbook recovers in the secondary; RTO by step; every class counted and cross-checked', async (t) => {
+    const w = workspace('whole', '8s');
+    const info = await upTwoRegions(w.lab, 8000);
+    await waitForSecondaryCopy(w.lab, info.serviceUrl, 2);
+    const r = await drillCli(['run', w.drill, '--results', w.results], w.env).done;
+    assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}\n${r.stdout}${r.stderr}`);
+    const [runDir] = runFolders(w.results);
+    const rec = record(runDir!);
+    assert.equal(rec.scenarioModule, 'region-loss');
+
+    // RTO and its breakdown: every step's mark, in the runbook's order, and the breakdown check's figures.
+    const order = [
+      'fault-injected',
+      'region-lost',
+      'region-loss-detected',
+      'restore-started',
+      'secondary-db-restored',
+      'secondary-serving',
+      'front-switched',
+      'recovered',
+    ];
+    const at = order.map((m) => markMs(rec, m));
+    assert.ok(
+      at.every((x) => x !== undefined),
+      `marks: ${rec.marks.map((m: { name: string }) => m.name).join(', ')}`,
+    );
+    for (let i = 1; i < at.length; i++) assert.ok(at[i]! >= at[i - 1]!, `${order[i]} after ${order[i - 1]}`);
+    for (const step of ['restore-download', 'restore-replay', 'restore-promote'])
+      assert.ok(markMs(rec, step) !== undefined, `mark ${step}`);
+    assert.equal(rec.objectives.rto.measuredSeconds, Math.round(markMs(rec, 'recovered')! - markMs(rec, 'fault-injected')!) / 1000);
+    const probes = rec.objectives.verification.probes as { name: string; ok: boolean; detail: string }[];
+    const breakdownCheck = probes.find((v) => v.name === 'RTO breakdown');
+    assert.ok(breakdownCheck?.ok, JSON.stringify(probes));
+    assert.match(
+      breakdownCheck!.detail,
+      /^detect [\d.]+ s, restore [\d.]+ s, replay [\d.]+ s, promote [\d.]+ s, start [\d.]+ s, switch [\d.]+ s; region lost to global front switched [\d.]+ s/,
+    );
+    t.diagnostic(`RTO ${rec.objectives.rto.measuredSeconds} s; ${breakdownCheck!.detail}`);
+
+    // The lab is left serving from the secondary, and the rollback says so.
+    await servedBySecondary(w.lab);
+    await nothingRunsInPrimary(w.lab);
+    const lose = rec.actions.find((a: { name: string }) => a.name === 'lose the primary region');
+    assert.equal(lose.rollback.status, 'done');
+    assert.match(lose.rollback.detail, /serves from its secondary region since .* nothing of the primary region runs/);
+
+    // Each class against what the primary kept aside and the secondary holds, counted here.
+    const classes = Object.fromEntries((rec.objectives.rpoClasses as ClassRow[]).map((c) => [c.dataClass, c])) as Record<string, ClassRow>;
+    assert.deepEqual(Object.keys(classes).sort(), ['database', 'file-storage', 'logs']);
+    const sec = await secondaryBlobs(w.lab);
+    await startAzuriteInstance(primaryAzurite(w.lab));
+    const prim = blobServiceFromEnv((await labBlobEnv(w.lab))!.env);
+
+    const files = parseFilesTsv(readFileSync(join(runDir!, 'files.tsv'), 'utf8')).filter((f) => f.outcome === 'ok');
+    const names = files.map((f) => f.name);
+    const [inSecondary, inPrimary] = await Promise.all([filesIn(sec, names), filesIn(prim, names)]);
+    const lostFiles = files.filter((f) => inSecondary.get(f.name) !== f.sha256);
+    assert.equal(classes['file-storage']!.lost, lostFiles.length, `files lost: ${lostFiles.map((f) => f.name).join(', ')}`);
+    assert.equal(classes['file-storage']!.acknowledged, files.length);
+    for (const f of lostFiles) assert.equal(inPrimary.get(f.name), f.sha256, `${f.name} was stored in the primary before the loss`);
+
+    const logs = parseLogsTsv(readFileSync(join(runDir!, 'logs.tsv'), 'utf8')).filter((l) => l.outcome === 'ok');
+    const shippedToSecondary = await tokensIn(sec);
+    const keptInPrimary = await tokensIn(prim);
+    const serviceLogs = labPaths(w.lab).serviceLogs.dir;
+    for (const f of readdirSync(serviceLogs).filter((n) => n.endsWith('.log')))
+      addTokens(keptInPrimary, readFileSync(join(serviceLogs, f), 'utf8'));
+    const lostLines = logs.filter((l) => !shippedToSecondary.has(l.token));
+    assert.equal(classes.logs!.lost, lostLines.length);
+    for (const l of lostLines) assert.ok(keptInPrimary.has(l.token), `line ${l.token} was written in the primary region`);
+
+    const writes = parseWritesTsv(readFileSync(join(runDir!, 'writes.tsv'), 'utf8')).filter((x) => x.outcome === 'ok');
+    const tokens = writes.map((x) => x.token);
+    const secondaryPort = (await readSecondaryPort(w.lab))!;
+    const primaryPort = await openLostPrimary(w.lab, w.results);
+    const rowsIn = async (port: number) =>
+      new Set((await sqlRows<{ token: string }>(port, 'SELECT token FROM orders WHERE token = ANY($1)', [tokens])).map((x) => x.token));
+    const [dbSecondary, dbPrimary] = await Promise.all([rowsIn(secondaryPort), rowsIn(primaryPort)]);
+    const lostWrites = writes.filter((x) => !dbSecondary.has(x.token));
+    assert.equal(rec.objectives.rpo.lostWrites, lostWrites.length);
+    assert.equal(classes.database!.lost, lostWrites.length);
+    for (const x of lostWrites) assert.ok(dbPrimary.has(x.token), `write ${x.token} was committed in the primary before the loss`);
+    const faultMs = markMs(rec, 'fault-injected')!;
+    assert.ok(
+      lostWrites.every((x) => x.ackMs! <= faultMs),
+      'only writes acknowledged before the loss are lost',
+    );
+    t.diagnostic(
+      `lost: ${lostWrites.length}/${writes.length} writes (RPO ${classes.database!.measuredSeconds} s), ${lostFiles.length}/${files.length} files (RPO ${classes['file-storage']!.measuredSeconds} s), ${lostLines.length}/${logs.length} log lines (RPO ${classes.logs!.measuredSeconds} s)`,
+    );
+    await stopLabAzurite(w.lab);
+  });
+
+  test('a WAL segment missing from the secondary copy: SEV1 naming it, the front never switched, nothing running in the secondary', async () => {
+    const w = workspace('hole', '2s');
+    const info = await upTwoRegions(w.lab, 2000);
+    const { start } = await waitForSecondaryCopy(w.lab, info.serviceUrl, 4);
+    const s = await secondaryBackups(w.lab);
+    const after = [...s.segments.keys()].filter((n) => n.slice(8) > start.slice(8)).sort();
+    const gone = after[0]!;
+    const blob = s.segments.get(gone)!;
+    // From both accounts: the replicator copies again what the secondary lacks, and deletes are not replicated.
+    await blobServiceFromEnv((await labBlobEnv(w.lab))!.env)
+      .getContainerClient(LAB_BACKUP_CONTAINER)
+      .deleteBlob(blob);
+    await (await secondaryBlobs(w.lab)).getContainerClient(LAB_BACKUP_CONTAINER).deleteBlob(blob);
+
+    const r = await drillCli(['run', w.drill, '--results', w.results], w.env).done;
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const [runDir] = runFolders(w.results);
+    const rec = record(runDir!);
+    const sev1 = rec.findings.filter((f: { severity: string; detail: string }) => f.severity === 'SEV1' && f.detail.includes(gone));
+    assert.equal(sev1.length, 1, JSON.stringify(rec.findings, null, 1));
+    assert.match(sev1[0].detail, /the global front was not switched/);
+    assert.equal(markMs(rec, 'front-switched'), undefined);
+    assert.ok(markMs(rec, 'secondary-restore-failed') !== undefined);
+    const switched = readEvents(runDir!).find((e) => e.type === 'action.done' && e.name === 'switch the global front');
+    assert.match(String((switched?.result as { skipped?: string })?.skipped), /not switched/);
+    // The rollback brought the primary region back; nothing of the secondary's runbook runs.
+    const gf = (await globalFrontStatus(w.lab))!;
+    assert.equal(gf.active, 'primary');
+    const c = await secondaryComputeStatus(w.lab);
+    assert.equal(c.daemonPid, null, 'no secondary compute');
+    assert.equal(await isRunning(secondaryPgPaths(w.lab).dataDir), false, 'no secondary database');
+    const lose = rec.actions.find((a: { name: string }) => a.name === 'lose the primary region');
+    assert.equal(lose.rollback.status, 'done', JSON.stringify(lose.rollback));
+    assert.match(lose.rollback.detail, /the secondary could not be restored .*primary region brought back/);
+    const res = await fetch(`http://127.0.0.1:${gf.port}/orders?limit=1`);
+    await res.arrayBuffer();
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-drill-region'), 'primary');
+  });
+
+  test('the harness SIGKILLed mid-restore, then drill recover: serving from the secondary, nothing of the primary left', async () => {
+    const w = workspace('sigkill', '2s');
+    const info = await upTwoRegions(w.lab, 2000);
+    await waitForSecondaryCopy(w.lab, info.serviceUrl, 2);
+    const run = drillCli(['run', w.drill, '--results', w.results], w.env);
+    const dir = await waitFor('the run folder', () => runFolders(w.results)[0], 120_000);
+    await waitFor(
+      'the restore in the secondary to have downloaded the base backup',
+      () =>
+        existsSync(join(dir, 'events.jsonl')) &&
+        readEvents(dir).some((e) => e.type === 'log' && /^secondary restore: download /.test(String(e.message))),
+      120_000,
+    );
+    run.child.kill('SIGKILL');
+    await run.done;
+    const rec = await drillCli(['recover', '--results', w.results], w.env).done;
+    assert.equal(rec.code, 0, rec.stderr + rec.stdout);
+    assert.match(rec.stdout + rec.stderr, /region loss in progress, left for its rollback/);
+    await servedBySecondary(w.lab);
+    await nothingRunsInPrimary(w.lab);
+    assert.ok(readEvents(dir).some((e) => e.type === 'rollback.done' && e.name === 'lose the primary region'));
+  });
+});
+
+async function readSecondaryPort(lab: string): Promise<number | null> {
+  const file = join(lab, 'secondary', 'pg', 'db.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { port: number }).port : null;
+}
