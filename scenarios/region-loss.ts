@@ -302,18 +302,25 @@ export default define({
         detail: `the region could not be recovered in the secondary: ${o.problem}${o.missing.length ? ` (missing: ${o.missing.join(', ')})` : ''}; the global front was not switched to a region that does not work`,
       };
     }),
-    probe('RTO breakdown', async (ctx) => {
-      const l = ctx.resultOf(lose);
-      const r = ctx.resultOf(restore);
-      if (!l || !r) return { ok: false, detail: 'the runbook did not run' };
-      const steps = breakdown(l, r, ctx.resultOf(start), ctx.resultOf(switchFront));
-      const s = ctx.resultOf(switchFront);
-      const total = s && !('skipped' in s) ? s.endedMs - l.atMs : undefined;
-      return {
-        ok: r.outcome.ok && total !== undefined,
-        detail: `${steps.map((x) => `${x.step} ${secs(x.ms)}`).join(', ')}; region lost to global front switched ${secs(total)} (detect: ${r.detectedBy}; the load's own first failure is the outage-detected mark)`,
-      };
-    }),
+    {
+      ...probe('RTO breakdown', async (ctx) => {
+        const l = ctx.resultOf(lose);
+        const r = ctx.resultOf(restore);
+        if (!l || !r) return { ok: false, detail: 'the runbook did not run' };
+        const steps = breakdown(l, r, ctx.resultOf(start), ctx.resultOf(switchFront));
+        const s = ctx.resultOf(switchFront);
+        const total = s && !('skipped' in s) ? s.endedMs - l.atMs : undefined;
+        return {
+          ok: r.outcome.ok && total !== undefined,
+          detail: `${steps.map((x) => `${x.step} ${secs(x.ms)}`).join(', ')}; region lost to global front switched ${secs(total)} (detect: ${r.detectedBy}; the load's own first failure is the outage-detected mark)`,
+        };
+      }),
+      // A runbook that stopped at the restore has no breakdown to judge: the finding above names why.
+      skip: (ctx: ScenarioContext<Params>) =>
+        ctx.resultOf(restore)?.outcome.ok === false
+          ? "the secondary's database was not restored: the runbook has no breakdown past detection"
+          : null,
+    },
     {
       ...probe('write ledger read back from the secondary database', async (ctx) => {
         const ledger = ctx.load?.ledger;
