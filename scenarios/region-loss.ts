@@ -25,7 +25,7 @@ type Ctx = ScenarioContext<Params, Needs>;
 
 interface Lost {
   at: string;
-  /** Run-relative ms of the SIGKILL sweep (mark region-lost). */
+  /** Run-relative ms the SIGKILL sweep began (mark region-lost). */
   atMs: number;
   killed: number;
   parts: string[];
@@ -87,7 +87,8 @@ const lose: Action<Params, string[], Lost, Needs> = action<string[], Lost>({
   ],
   async run(ctx) {
     const r = await ctx.adapters.region.losePrimary();
-    const atMs = ctx.mark('region-lost').ms;
+    // The instant the SIGKILL sweep began, not when every process was seen gone: the fault's real onset.
+    const atMs = ctx.mark('region-lost', Math.min(ctx.now(), ctx.now() - (Date.now() - Date.parse(r.at)))).ms;
     const parts = [...new Set(r.killed.filter((k) => !k.part.endsWith(' child')).map((k) => k.part))];
     ctx.log.info(`primary region lost at ${r.at}: ${r.killed.length} processes SIGKILLed (${parts.join(', ')})`);
     return { at: r.at, atMs, killed: r.killed.length, parts };
