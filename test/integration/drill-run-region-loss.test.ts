@@ -8,7 +8,8 @@
 // 2. A WAL segment deleted from the secondary's copy (and the primary's, so the replicator cannot copy it again)
 //    before the fault: SEV1 naming the segment, the global front never switched, nothing running in the secondary,
 //    the primary region brought back by the rollback.
-// 3. The harness SIGKILLed mid-restore, then `drill recover`: serving from the secondary, nothing of the primary left.
+// 3. SIGINT mid-restore: exit 4, the rollback finishes the runbook in the secondary.
+// 4. The harness SIGKILLed mid-restore, then `drill recover`: serving from the secondary, nothing of the primary left.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -403,6 +404,31 @@ describe('drill run region-loss on the two-region lab', { timeout: 420_000 }, ()
     await res.arrayBuffer();
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('x-drill-region'), 'primary');
+  });
+
+  test('SIGINT mid-restore: exit 4, and the rollback finishes the runbook: serving from the secondary, nothing of the primary', async () => {
+    const w = workspace('sigint', '2s');
+    const info = await upTwoRegions(w.lab, 2000);
+    await waitForSecondaryCopy(w.lab, info.serviceUrl, 2);
+    const run = drillCli(['run', w.drill, '--results', w.results], w.env);
+    const dir = await waitFor('the run folder', () => runFolders(w.results)[0], 120_000);
+    await waitFor(
+      'the restore in the secondary to have downloaded the base backup',
+      () =>
+        existsSync(join(dir, 'events.jsonl')) &&
+        readEvents(dir).some((e) => e.type === 'log' && /^secondary restore: download /.test(String(e.message))),
+      120_000,
+    );
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    const rec = record(dir);
+    assert.equal(rec.abort?.kind, 'signal');
+    const lose = rec.actions.find((a: { name: string }) => a.name === 'lose the primary region');
+    assert.equal(lose.rollback.status, 'done', JSON.stringify(lose.rollback));
+    assert.match(lose.rollback.detail, /the runbook finished in the secondary/);
+    await servedBySecondary(w.lab);
+    await nothingRunsInPrimary(w.lab);
   });
 
   test('the harness SIGKILLed mid-restore, then drill recover: serving from the secondary, nothing of the primary left', async () => {
