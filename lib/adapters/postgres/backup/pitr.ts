@@ -20,6 +20,8 @@ import { newestTimeline, parseLsn, parseSegmentName, planWal, type WalPlan } fro
 import type { RestoreTarget } from '../../types.ts';
 import { giveToServerUser, isRoot, runServerBinary, startCluster, stopCluster, writeNodeConf } from '../cluster.ts';
 import { run } from './scratch.ts';
+import { copyStandby } from './standby-copy.ts';
+import type { StandbyIdentity } from '../standby.ts';
 import { getText, type BackupStore } from './store.ts';
 import { lastLines, runTool } from './tools.ts';
 import { listArchivedWal } from './wal.ts';
@@ -56,6 +58,12 @@ export interface PitrRequest {
   signal?: AbortSignal;
   onStep?: (step: PitrStep, ms: number) => void;
   log?: (line: string) => void;
+  /**
+   * A standby to copy from the restored copy while pg_amcheck checks it (a low-level base backup, its slot made in
+   * the copy), left at `dataDir` for the caller to move into place: it streams from `id.primary` once the restored
+   * copy runs there. Best effort: when the copy fails the restore goes on, and the caller builds the standby after.
+   */
+  standby?: { dataDir: string; id: StandbyIdentity };
 }
 
 export interface PitrResult {
@@ -201,13 +209,19 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     await waitPromoted(conn, r.signal);
     r.onStep?.('promote', performance.now() - t);
 
-    const am = await runTool(
-      'pg_amcheck',
-      ['-h', '127.0.0.1', '-p', String(r.port), '-U', 'postgres', '--install-missing', '-d', r.database, '-d', 'postgres'],
-      {
-        signal: r.signal,
-      },
-    );
+    const seed = r.standby;
+    const [am] = await Promise.all([
+      runTool(
+        'pg_amcheck',
+        ['-h', '127.0.0.1', '-p', String(r.port), '-U', 'postgres', '--install-missing', '-d', r.database, '-d', 'postgres'],
+        { signal: r.signal },
+      ),
+      seed &&
+        copyStandby(conn, dataDir, seed.dataDir, seed.id, [RESTORED_MARKER]).then(
+          () => say(`standby ${seed.id.name} copied from the restored copy while pg_amcheck ran`),
+          (e: Error) => say(`standby ${seed.id.name} not copied from the restored copy (${e.message}): it is built once the primary runs`),
+        ),
+    ]);
     if (am.code !== 0)
       throw new Refused(`pg_amcheck found problems in the restored copy (exit ${am.code}): ${lastLines(am.stdout + am.stderr)}`);
     const tli = await query<{ tli: number }>(conn, 'SELECT timeline_id AS tli FROM pg_control_checkpoint()').catch(() => null);
