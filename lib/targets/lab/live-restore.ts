@@ -399,6 +399,7 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
               onStep: step,
               log: say,
               standby: standby ? { dataDir: join(aside, 'standby'), id: standbyIdentity(config, standby) } : undefined,
+              holdWalForArchive: true,
             });
             out.missingSegments = r.missingSegments;
             if (!r.ok || !r.marker) throw new Error(r.problem ?? 'the restore did not complete');

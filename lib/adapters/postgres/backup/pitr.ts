@@ -24,7 +24,7 @@ import { copyStandby } from './standby-copy.ts';
 import type { StandbyIdentity } from '../standby.ts';
 import { getText, type BackupStore } from './store.ts';
 import { lastLines, runTool } from './tools.ts';
-import { listArchivedWal } from './wal.ts';
+import { ensureArchiveSlot, listArchivedWal } from './wal.ts';
 
 /** Left in a restored data directory once it was checked and stopped cleanly: the restore need not run again. */
 export const RESTORED_MARKER = 'drill-restored.json';
@@ -64,6 +64,11 @@ export interface PitrRequest {
    * copy runs there. Best effort: when the copy fails the restore goes on, and the caller builds the standby after.
    */
   standby?: { dataDir: string; id: StandbyIdentity };
+  /**
+   * The restored copy holds its WAL for the archive (slot drill_wal_archive) from its promotion on: the standby's
+   * copy switches segments before the copy runs where the archiver reads, and none of the new timeline may be missing.
+   */
+  holdWalForArchive?: boolean;
 }
 
 export interface PitrResult {
@@ -208,6 +213,16 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     if (r.target !== 'latest') await query(conn, 'SELECT pg_wal_replay_resume()');
     await waitPromoted(conn, r.signal);
     r.onStep?.('promote', performance.now() - t);
+    if (r.holdWalForArchive) {
+      const c = new pg.Client({ ...conn, connectionTimeoutMillis: 2000 });
+      c.on('error', () => {});
+      await c.connect();
+      try {
+        await ensureArchiveSlot(c);
+      } finally {
+        await c.end().catch(() => {});
+      }
+    }
 
     const seed = r.standby;
     const [am] = await Promise.all([
