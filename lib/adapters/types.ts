@@ -3,6 +3,8 @@
  * Kubernetes, PostgreSQL, Blob, shell); the engine never imports an SDK.
  */
 import type { FailoverProvider, PgNode } from './postgres/failover/types.ts';
+import type { FileLedgerEntry, LogLedgerEntry } from '../measure/data-classes.ts';
+import type { ClassMeasurement } from '../score/rpo-classes.ts';
 
 /** A running copy of the service: a lab replica process or, on Kubernetes, a pod. */
 export interface Replica {
@@ -205,4 +207,28 @@ export interface LiveRestoreAdapter {
   restoredAndWhole(runId: string, signal: AbortSignal): Promise<{ ok: boolean | null; detail: string }>;
   /** The quarantine folder of `runId` (exists once a node was moved aside). */
   quarantineOf(runId: string): string;
+}
+
+/**
+ * The data classes other than the database (DESIGN.md `objectives.rpoClasses`), read back where the target keeps
+ * them: what the engine needs to score file storage and logs after a run whose load uploaded attachments. The lab
+ * implements it over its Azurite and its log shipper; a target without one reports the classes not measured.
+ */
+export interface DataClassesAdapter {
+  /** For records and errors: `lab:/tmp/drill-lab-0 (Azurite lab-files, lab-logs)`. */
+  readonly where: string;
+  /**
+   * First ships what the target's log shipping has pending (bounded by the target's own shipping interval), then reads back every file
+   * of the file ledger (name and sha256 of the bytes stored) and every shipped log line, and judges each class by
+   * its ledger from `faultMs` (run-relative). `sinceEpochMs`: nothing older can hold this run's lines. A class
+   * that cannot be read back comes with its reason, never as nothing lost.
+   */
+  readBack(request: {
+    files: readonly FileLedgerEntry[];
+    logs: readonly LogLedgerEntry[];
+    faultMs: number;
+    sinceEpochMs: number;
+    signal: AbortSignal;
+    log?: (line: string) => void;
+  }): Promise<ClassMeasurement[]>;
 }

@@ -30,6 +30,14 @@ export function formatEvent(e: RunEvent): string | null {
       return `  not recovered: ${e.probe.detail}`;
     case 'recovery.deadline':
       return `  not recovered within ${e.timeoutMs / 1000}s (+${e.windowMs / 1000}s SLO window)`;
+    case 'rpo.classes':
+      return e.classes
+        .map((c) =>
+          'reason' in c
+            ? `  ${c.dataClass}: not measured: ${c.reason}`
+            : `  ${c.dataClass}: ${c.survived}/${c.acknowledged} acknowledged read back, ${c.lost} lost, RPO ${c.rpoSeconds.toFixed(3)}s`,
+        )
+        .join('\n');
     case 'probe.skipped':
       return `  skipped ${e.name}: ${e.reason}`;
     case 'run.abort':

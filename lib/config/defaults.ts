@@ -50,6 +50,15 @@ export const SERVICE_DEFAULTS = { name: 'orders', tier: 'critical', dataClass: '
 
 export const TARGET_DEFAULTS = { replicas: 3, blastRadius: 1 } as const;
 
+/**
+ * A lab of two regions copies its storage to the secondary after `replicationLag`. 15m is what Azure states for
+ * geo-redundant storage: "Azure Storage typically has an RPO of less than 15 minutes, although there's currently
+ * no SLA on how long it takes to replicate data to the secondary region" (Microsoft Learn, Azure Storage redundancy,
+ * https://learn.microsoft.com/azure/storage/common/storage-redundancy#redundancy-in-a-secondary-region).
+ */
+export const REGION_DEFAULTS = { regions: 1, replicationLag: '15m' } as const;
+export const DEFAULT_REPLICATION_LAG_MS = parseDuration(REGION_DEFAULTS.replicationLag);
+
 export const SCENARIO_DEFAULTS = { timeout: '5m' } as const;
 
 export const LAB_DATABASE_DEFAULTS = { replication: 'async', provider: 'pg-promote' } as const satisfies LabDatabase;

@@ -5,6 +5,7 @@ import { errorMap } from './messages.ts';
 import { issuesToProblems } from './issues.ts';
 import { checkScenarios } from './scenarios.ts';
 import { normaliseDrill } from './normalise.ts';
+import { lagOverRpoWarnings } from './lag-warnings.ts';
 import { YamlSource, formatPath, type SourceProblem } from './yaml-source.ts';
 
 export type DrillResult = { drill: Drill } | { problems: ConfigProblem[] };
@@ -63,7 +64,8 @@ export function validateDrillText(file: string, text: string, catalog: ScenarioC
     catalog,
     lineOf: (i) => source.lineOf(['scenarios', i]),
   });
-  return { drill };
+  const warnings = lagOverRpoWarnings(drill, (path) => source.valuePosition(path));
+  return { drill: warnings.length > 0 ? { ...drill, warnings } : drill };
 }
 
 function finish(file: string, found: SourceProblem[]): ConfigProblem[] {
@@ -80,6 +82,5 @@ function finish(file: string, found: SourceProblem[]): ConfigProblem[] {
 }
 
 /** `file:line:col: path: message`; a problem with no path (the file itself, a syntax error at the top) drops that part. */
-export function formatProblem(p: ConfigProblem): string {
-  return `${p.file}:${p.line}:${p.col}: ${p.path === '' ? '' : `${p.path}: `}${p.message}`;
-}
+import { formatProblem } from './problem.ts';
+export { formatProblem };

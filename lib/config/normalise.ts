@@ -6,6 +6,7 @@ import {
   DEFAULT_SCENARIO_TIMEOUT_MS,
   KUBE_DATABASE_DEFAULTS,
   LAB_DATABASE_DEFAULTS,
+  REGION_DEFAULTS,
   SERVICE_DEFAULTS,
   TARGET_DEFAULTS,
   defaultPolicy,
@@ -51,6 +52,10 @@ export function normaliseTarget(t: TargetFile): Target {
     replicas: t.replicas ?? TARGET_DEFAULTS.replicas,
     ...(t.labDir === undefined ? {} : { labDir: t.labDir }),
     ...(t.archiveLag === undefined ? {} : { archiveLagMs: parseDuration(t.archiveLag) }),
+    ...(t.logShipInterval === undefined ? {} : { logShipIntervalMs: parseDuration(t.logShipInterval) }),
+    ...(t.regions === 2
+      ? { regions: 2 as const, replicationLagMs: parseDuration(t.replicationLag ?? REGION_DEFAULTS.replicationLag) }
+      : {}),
     ...(t.database === undefined
       ? {}
       : {
@@ -136,6 +141,7 @@ export function normaliseLoad(l: DrillFile['load']): LoadConfig {
     connections: l.connections ?? DEFAULT_LOAD.connections,
     baselineMs: l.baseline === undefined ? DEFAULT_LOAD.baselineMs : parseDuration(l.baseline),
     cooldownMs: l.cooldown === undefined ? DEFAULT_LOAD.cooldownMs : parseDuration(l.cooldown),
+    ...(l.attachments && l.attachments.share > 0 ? { attachments: { share: l.attachments.share } } : {}),
   };
 }
 

@@ -10,6 +10,7 @@ import {
   LIMITS,
   LOAD_DEFAULTS,
   POLICY_DEFAULTS,
+  REGION_DEFAULTS,
   SCENARIO_DEFAULTS,
   SERVICE_DEFAULTS,
   TARGET_DEFAULTS,
@@ -206,6 +207,24 @@ export const LabTargetSchema = z
       "How far the lab's continuous WAL archive may lag behind the primary (the archiver closes a segment at half of it); at least 2s.",
       { positive: true, default: '60s', minMs: 2000 },
     ).optional(),
+    logShipInterval: duration(
+      "How often the lab's log shipper uploads the service replicas' request logs to Blob (the logs data class); at least 1s.",
+      { positive: true, default: '60s', minMs: 1000 },
+    ).optional(),
+    regions: z
+      .literal([1, 2], {
+        error: (iss) => `expected 1 or 2 (2 runs a secondary region's storage and a replicator into it), got ${show(iss.input)}`,
+      })
+      .optional()
+      .meta({
+        description:
+          "Regions of the lab: 1, or 2 for a secondary region's storage (its own Azurite account) that a replicator fills from the primary's.",
+        default: REGION_DEFAULTS.regions,
+      }),
+    replicationLag: duration(
+      "How long a blob exists in the primary region's storage before the replicator copies it to the secondary (regions: 2); at least 1s. 15m is what Azure states for geo-redundant storage.",
+      { positive: true, default: REGION_DEFAULTS.replicationLag, minMs: 1000 },
+    ).optional(),
     database: z
       .strictObject({
         replication: z.enum(['async', 'sync']).optional().meta({
@@ -222,6 +241,15 @@ export const LabTargetSchema = z
     ...dataLossGuard,
   })
   .superRefine(requireDataLossReason)
+  .superRefine((t, ctx) => {
+    if (t.replicationLag !== undefined && t.regions !== 2)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['replicationLag'],
+        message:
+          'replicationLag is given but regions is not 2: a lab of one region replicates nothing; set regions: 2, or drop replicationLag',
+      });
+  })
   .meta({ description: 'The embedded lab: PostgreSQL pair, Azurite and the sample service on loopback.' });
 
 export const HttpTargetSchema = z
@@ -582,6 +610,15 @@ export const LoadSchema = z
         default: LOAD_DEFAULTS.baseline,
       }).optional(),
       cooldown: duration('Load kept running after verification.', { default: LOAD_DEFAULTS.cooldown }).optional(),
+      attachments: z
+        .strictObject({
+          share: z.number().min(0).lt(1).meta({
+            description:
+              'Share of all requests that upload an order attachment (PUT /orders/<token>/attachment), ledgered in files.tsv: the file-storage data class. 0 = none.',
+          }),
+        })
+        .optional()
+        .meta({ description: 'Attachment uploads mixed into the load (the lab service stores them in Blob). Default: none.' }),
     },
     required('a load mapping, e.g. load: { rate: 200 }'),
   )

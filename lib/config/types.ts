@@ -66,6 +66,12 @@ export interface LabTarget {
   labDir?: string;
   /** How far the continuous WAL archive may lag; undefined = the lab's default (60 s) or what lab.json says. */
   archiveLagMs?: number;
+  /** How often the lab ships its replicas' request logs to Blob; undefined = the lab's default (60 s) or what lab.json says. */
+  logShipIntervalMs?: number;
+  /** 2: a secondary region's storage and a replicator into it; absent = one region. */
+  regions?: 2;
+  /** With regions: 2, how long a blob exists in the primary's storage before it is copied to the secondary (default 15 min). */
+  replicationLagMs?: number;
   /** The PostgreSQL pair, when the drill file says; absent = LAB_DATABASE_DEFAULTS (async, pg-promote). */
   database?: LabDatabase;
   /** Destructive data faults (data-loss drop-table, delete-rows) are allowed here, for this reason; absent = refused. */
@@ -187,6 +193,8 @@ export interface LoadConfig {
   baselineMs: number;
   /** Load kept running after verification, so the recovery phase has data. */
   cooldownMs: number;
+  /** A share of all requests uploads an attachment, ledgered in files.tsv; absent = none. */
+  attachments?: { share: number };
 }
 
 export interface ScenarioEntry {
@@ -220,6 +228,11 @@ export interface Drill {
   load: LoadConfig | null;
   stopConditions: StopCondition[];
   scenarios: ScenarioEntry[];
+  /**
+   * What is allowed but works against the objectives (a lag longer than a data class's RPO target): `drill plan`
+   * shows each, a run records each as a finding. Absent when there are none.
+   */
+  warnings?: ConfigProblem[];
 }
 
 /** One problem found in a drill file. */

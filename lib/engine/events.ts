@@ -40,6 +40,15 @@ export interface StopConditionHeld {
 
 export type RpoMeasured = { type: 'rpo.measured' } & RpoMeasurement;
 
+/** The file-storage and logs classes read back after the run, each measured or with why not. */
+export interface RpoClassesMeasured {
+  type: 'rpo.classes';
+  classes: Array<
+    | { dataClass: string; acknowledged: number; survived: number; lost: number; unknown: number; rpoSeconds: number; lostSample: string[] }
+    | { dataClass: string; reason: string }
+  >;
+}
+
 /** A probe's `at` is when it answered; it replaces the journal stamp's `at` on the line. */
 export type ProbeAnswered = { type: 'probe' } & ProbeFact;
 
@@ -163,6 +172,7 @@ export type JournaledEvent =
   | LogLine
   | StopConditionHeld
   | RpoMeasured
+  | RpoClassesMeasured
   | ProbeAnswered
   | ProbeSkipped
   | ActionIntent
@@ -183,7 +193,7 @@ export type JournaledEvent =
 export type JournalLine = JournaledEvent & { at: string; ms: number; recovered?: true };
 
 /** The phases of a run, in order; the live line shows the current one. */
-export type RunPhase = 'baseline' | 'steady-state' | 'inject' | 'observe' | 'verify' | 'rollback' | 'cooldown';
+export type RunPhase = 'baseline' | 'steady-state' | 'inject' | 'observe' | 'verify' | 'rollback' | 'cooldown' | 'data-classes';
 
 /** For the person watching only: the journal does not keep these. */
 export type ProgressEvent =

@@ -2,6 +2,8 @@ import type { RpoMeasurement } from '../score/objectives.ts';
 import type { Drill, ScenarioEntry } from '../config/types.ts';
 import type { RequestLog, SecondStats } from '../measure/request-log.ts';
 import type { WriteLedger } from '../load/ledger.ts';
+import type { FileLedgerEntry, LogLedgerEntry } from '../measure/data-classes.ts';
+import type { ClassMeasurement } from '../score/rpo-classes.ts';
 import type { ProbeResult } from '../scenario/define.ts';
 import type { Mark } from '../measure/timeline.ts';
 import type { RunAbort } from './context.ts';
@@ -42,9 +44,19 @@ export interface RunFacts {
   abort: RunAbort | null;
   /** An unexpected exception inside the harness (exit 70), with its stack for the journal. */
   harnessError: { message: string; stack?: string } | null;
-  load: { log: RequestLog; seconds: SecondStats[]; startMs: number; endMs: number; ledger?: WriteLedger } | null;
+  load: {
+    log: RequestLog;
+    seconds: SecondStats[];
+    startMs: number;
+    endMs: number;
+    ledger?: WriteLedger;
+    /** The file and log ledgers, when the load uploaded attachments (load.attachments); written as files.tsv and logs.tsv. */
+    classes?: { files: FileLedgerEntry[]; logs: LogLedgerEntry[] };
+  } | null;
   /** Reported by the scenario (ctx.reportRpo); null when it writes no data or never measured. */
   rpo: RpoMeasurement | null;
+  /** The other data classes read back after recovery (file storage, logs); absent when none was. */
+  rpoClasses?: readonly ClassMeasurement[];
   /** The maintenance window and notice, as `drill run` judged them before starting; null on the lab. */
   window?: WindowRecord | null;
 }

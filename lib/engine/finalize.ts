@@ -6,6 +6,7 @@ import { writeRequestsTsv } from '../record/files.ts';
 import { writeJsonAtomic } from '../util/atomic-file.ts';
 import type { RunFacts } from './facts.ts';
 import { writesTsv } from '../load/ledger.ts';
+import { filesTsv, logsTsv } from '../load/class-ledgers.ts';
 
 export interface FinalizedRun {
   record: RunRecord;
@@ -34,6 +35,11 @@ export function finalizeRun(facts: RunFacts): FinalizedRun {
   const record = buildRunRecord({ ...facts, environment: describeEnvironment(HARNESS_VERSION) }, scored);
   if (facts.load) writeRequestsTsv(join(facts.dir, 'requests.tsv'), facts.load.log);
   if (facts.load?.ledger && facts.load.ledger.count > 0) writeFileSync(join(facts.dir, 'writes.tsv'), writesTsv(facts.load.ledger));
+  // The file-storage and logs ledgers beside it, so each class's RPO can be re-checked offline against any read-back.
+  if (facts.load?.classes) {
+    writeFileSync(join(facts.dir, 'files.tsv'), filesTsv(facts.load.classes.files));
+    writeFileSync(join(facts.dir, 'logs.tsv'), logsTsv(facts.load.classes.logs));
+  }
   writeJsonAtomic(join(facts.dir, 'run.json'), record);
   return { record, exitCode: record.exitCode, dir: facts.dir };
 }

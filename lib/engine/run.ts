@@ -9,13 +9,15 @@ import { observe } from './phases/observe.ts';
 import { verify } from './phases/verify.ts';
 import { rollback } from './phases/rollback.ts';
 import { cooldown } from './phases/cooldown.ts';
+import { measureDataClasses } from './phases/data-classes.ts';
 
 export type { RunHooks, ScenarioRunInput } from './phases/state.ts';
 
 /**
  * One scenario, start to finish: baseline load and steady state, inject (each action journaled before
- * it runs), observe until recovered, verify, roll back, cool down. Returns the facts; it never throws
- * for a failure of the system under test, only records it.
+ * it runs), observe until recovered, verify, roll back, cool down, then read the other data classes back
+ * (once the load stopped, so their ledgers are final). Returns the facts; it never throws for a failure of
+ * the system under test, only records it.
  */
 export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
   const s = openRun(input);
@@ -40,6 +42,11 @@ export async function runScenario(input: ScenarioRunInput): Promise<RunFacts> {
   }
   await rollback(s);
   await cooldown(s);
+  try {
+    await measureDataClasses(s);
+  } catch (e) {
+    stoppedEarly(s, e);
+  }
   s.release();
   facts.marks = s.timeline.all();
   facts.endedAt = clock.iso(clock.now());

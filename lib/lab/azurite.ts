@@ -11,7 +11,7 @@ import { openSync, closeSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
-import { azuriteAnswers, azuriteArgs, azuriteBlobEntry, azuriteEndpoint } from '../adapters/blob/azurite.ts';
+import { azuriteAnswers, azuriteArgs, azuriteBlobEntry, azuriteEndpoint, type AzuriteAccount } from '../adapters/blob/azurite.ts';
 import { childEnv } from '../util/child-env.ts';
 import { isProcessUnder, terminate, waitGone } from '../util/proc.ts';
 import { freePort } from './ports.ts';
@@ -23,6 +23,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The container lab drills and `drill backup` on the lab use when none is named. */
 export const LAB_BACKUP_CONTAINER = 'lab-backups';
+/** The service's order attachments (the file-storage data class). */
+export const LAB_FILES_CONTAINER = 'lab-files';
+/** Segments of the replicas' request logs, as the log shipper uploads them (the logs data class). */
+export const LAB_LOGS_CONTAINER = 'lab-logs';
 
 interface State {
   pid: number;
@@ -31,10 +35,29 @@ interface State {
 }
 
 export const labAzuriteStateFile = (labDir: string) => join(labDir, 'azurite.json');
-const dataDir = (labDir: string) => join(labDir, 'azurite');
 
-function describe(pid: number, port: number): LabAzurite {
-  return { pid, port, ...azuriteEndpoint(port) };
+/**
+ * One Azurite of the lab: the primary region's (the dev account) or the secondary region's (its own account).
+ * Each has its own state file, data folder and port; the code that starts, checks and stops them is the same.
+ */
+export interface AzuriteInstance {
+  /** How messages name it: "the lab's Azurite". */
+  label: string;
+  stateFile: string;
+  /** Its --location: data and log. */
+  dir: string;
+  /** The account it serves; absent: Azurite's dev account. */
+  account?: () => AzuriteAccount;
+}
+
+export const primaryAzurite = (labDir: string): AzuriteInstance => ({
+  label: "the lab's Azurite",
+  stateFile: labAzuriteStateFile(labDir),
+  dir: join(labDir, 'azurite'),
+});
+
+function describe(inst: AzuriteInstance, pid: number, port: number): LabAzurite {
+  return { pid, port, ...azuriteEndpoint(port, inst.account?.()) };
 }
 
 export function labAzuriteView(a: Pick<LabAzurite, 'pid' | 'port' | 'blobEndpoint'>): LabAzuriteView {
@@ -64,14 +87,16 @@ function nice(pid: number, value: number): void {
 }
 
 /** One spawn on one port: resolves when it answers, null when it exited (the port was taken meanwhile). */
-async function spawnOnce(labDir: string, dir: string, deadline: number, background: boolean): Promise<LabAzurite | null> {
+async function spawnOnce(inst: AzuriteInstance, deadline: number, background: boolean): Promise<LabAzurite | null> {
+  const { dir, label } = inst;
   const port = await freePort();
   const log = openSync(join(dir, 'azurite.log'), 'a');
+  const account = inst.account?.();
   const child = spawn(process.execPath, [azuriteBlobEntry(), ...azuriteArgs(dir, port)], {
     detached: true,
     stdio: ['ignore', log, log],
-    // Azurite knows its dev account's key itself: it needs none of ours.
-    env: childEnv(),
+    // Azurite knows its dev account's key itself; another account is named to it the one way it reads one.
+    env: childEnv({ set: account ? { AZURITE_ACCOUNTS: `${account.name}:${account.key}` } : {} }),
     cwd: dir,
   });
   closeSync(log);
@@ -80,61 +105,73 @@ async function spawnOnce(labDir: string, dir: string, deadline: number, backgrou
   child.unref();
   if (background) nice(pid, BACKGROUND_NICE);
   // Recorded before it is ready: a start that times out still leaves the PID for stopLabAzurite.
-  writeJsonAtomic(labAzuriteStateFile(labDir), { pid, port, dir } satisfies State);
+  writeJsonAtomic(inst.stateFile, { pid, port, dir } satisfies State);
   while (!(await azuriteAnswers(port))) {
     if (!(await isProcessUnder(pid, dir))) {
-      await rm(labAzuriteStateFile(labDir), { force: true });
+      await rm(inst.stateFile, { force: true });
       if (/EADDRINUSE/.test(logTail(dir))) return null;
-      throw new Error(`the lab's Azurite exited during start-up: ${logTail(dir)}`);
+      throw new Error(`${label} exited during start-up: ${logTail(dir)}`);
     }
     if (Date.now() > deadline) {
-      await stopLabAzurite(labDir);
-      throw new Error(`the lab's Azurite did not answer on 127.0.0.1:${port} in time: ${logTail(dir)}`);
+      await stopAzuriteInstance(inst);
+      throw new Error(`${label} did not answer on 127.0.0.1:${port} in time: ${logTail(dir)}`);
     }
     await sleep(50);
   }
   // Serving at normal priority: a restore drill's transfer speed must not depend on how it was started.
   if (background) nice(pid, 0);
-  return describe(pid, port);
+  return describe(inst, pid, port);
 }
 
 /**
  * Starts the lab's Azurite, or returns the one already running for this lab. A recorded one that is
  * alive but does not answer (hung, or half started by a crashed `lab up`) is stopped first.
  */
-export async function startLabAzurite(
+export function startLabAzurite(
   labDir: string,
   options: { readyTimeoutMs?: number; background?: boolean } = {},
 ): Promise<LabAzurite & { alreadyRunning: boolean }> {
-  const running = await labAzuriteStatus(labDir);
+  return startAzuriteInstance(primaryAzurite(labDir), options);
+}
+
+export async function startAzuriteInstance(
+  inst: AzuriteInstance,
+  options: { readyTimeoutMs?: number; background?: boolean } = {},
+): Promise<LabAzurite & { alreadyRunning: boolean }> {
+  const running = await azuriteInstanceStatus(inst);
   if (running.up && running.azurite) return { ...running.azurite, alreadyRunning: true };
-  await stopLabAzurite(labDir);
-  const dir = dataDir(labDir);
-  await mkdir(dir, { recursive: true });
+  await stopAzuriteInstance(inst);
+  await mkdir(inst.dir, { recursive: true });
   const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
   // Between freePort closing its probe and Azurite binding, another process may take the port.
   for (let attempt = 1; attempt <= 3; attempt++) {
-    const a = await spawnOnce(labDir, dir, deadline, options.background ?? false);
+    const a = await spawnOnce(inst, deadline, options.background ?? false);
     if (a) return { ...a, alreadyRunning: false };
   }
-  throw new Error(`the lab's Azurite could not bind a free port in 3 attempts: ${logTail(dir)}`);
+  throw new Error(`${inst.label} could not bind a free port in 3 attempts: ${logTail(inst.dir)}`);
 }
 
+export type AzuriteStatus = { up: boolean; alive: boolean; azurite: LabAzurite | null };
+
+export const labAzuriteStatus = (labDir: string): Promise<AzuriteStatus> => azuriteInstanceStatus(primaryAzurite(labDir));
+
 /** `alive`: its PID is still Azurite for this lab (its --location), so a reused PID is never taken for it. */
-export async function labAzuriteStatus(labDir: string): Promise<{ up: boolean; alive: boolean; azurite: LabAzurite | null }> {
-  const s = await readJson<State>(labAzuriteStateFile(labDir));
+export async function azuriteInstanceStatus(inst: AzuriteInstance): Promise<AzuriteStatus> {
+  const s = await readJson<State>(inst.stateFile);
   if (!s) return { up: false, alive: false, azurite: null };
   const alive = await isProcessUnder(s.pid, s.dir);
   const up = alive && (await azuriteAnswers(s.port));
-  return { up, alive, azurite: describe(s.pid, s.port) };
+  return { up, alive, azurite: describe(inst, s.pid, s.port) };
 }
+
+export const stopLabAzurite = (labDir: string): Promise<number | null> => stopAzuriteInstance(primaryAzurite(labDir));
 
 /**
  * SIGTERM (Azurite saves its metadata on it), SIGKILL after 5 s; then forgets the state. Blob data stays
  * in the lab dir. Returns the PID it stopped, null when nothing of ours ran.
  */
-export async function stopLabAzurite(labDir: string): Promise<number | null> {
-  const s = await readJson<State>(labAzuriteStateFile(labDir));
+export async function stopAzuriteInstance(inst: AzuriteInstance): Promise<number | null> {
+  const s = await readJson<State>(inst.stateFile);
   if (!s) return null;
   let stopped: number | null = null;
   if (await isProcessUnder(s.pid, s.dir)) {
@@ -142,7 +179,7 @@ export async function stopLabAzurite(labDir: string): Promise<number | null> {
     await waitGone(s.pid, 1000);
     stopped = s.pid;
   }
-  await rm(labAzuriteStateFile(labDir), { force: true });
+  await rm(inst.stateFile, { force: true });
   return stopped;
 }
 

@@ -7,4 +7,17 @@ export { labDown, labUp, type LabUpOptions } from './lifecycle.ts';
 export { labStatus } from './status.ts';
 export { defaultLabDir, labPaths } from './paths.ts';
 export { getDaemonStatus, labEvents, pauseFront, resumeFront, scaleReplicas, setDbPrimary, type PauseResult } from './daemon/client.ts';
-export type { DaemonStatus, LabComponent, LabDownResult, LabEvent, LabInfo, LabPart, LabProblem, LabStatus, ReplicaView } from './types.ts';
+export type {
+  DaemonStatus,
+  LabComponent,
+  LabDownResult,
+  LabEvent,
+  LabInfo,
+  LabPart,
+  LabProblem,
+  LabReplicationStatus,
+  LabSecondaryView,
+  LabStatus,
+  ReplicaView,
+} from './types.ts';
+export { labSecondaryBlobEnv, labSecondaryBlobSource, REPLICATED_CONTAINERS, secondaryPaths } from './regions/secondary.ts';

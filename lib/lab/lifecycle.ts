@@ -20,8 +20,11 @@ import { bringUpPostgres, planPostgres, superConn } from './postgres/pair.ts';
 import { assertServerCanReach } from './reach.ts';
 import { readConfig, readDaemonState, removeFile } from './state.ts';
 import { readWalArchiveState } from '../adapters/postgres/backup/wal-state.ts';
+import { DEFAULT_LOG_SHIP_INTERVAL_MS } from './log-ship.ts';
 import { DEFAULT_ARCHIVE_LAG_MS } from './archive.ts';
 import { collectFacts, infoOf } from './status.ts';
+import { DEFAULT_REPLICATION_LAG_MS } from '../config/defaults.ts';
+import { secondaryPaths, startSecondaryAzurite, stopSecondaryAzurite } from './regions/secondary.ts';
 import type { LabDownResult, LabFacts, LabInfo, LabProvider, LabReplication } from './types.ts';
 import { warmService } from './warm.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,8 +44,14 @@ export interface LabUpOptions {
   azurite?: boolean;
   /** The most the WAL archive may lag the primary (the archiver closes a segment at half of it); default: lab.json's, else 60 s. */
   archiveLagMs?: number;
+  /** How often the log shipper uploads the replicas' request logs; default: lab.json's, else 60 s. */
+  logShipIntervalMs?: number;
   /** Where to say what the start-up does beyond the phases (installing PostgreSQL 15 on a fresh machine). Default: stderr. */
   say?: (line: string) => void;
+  /** 2: a secondary region's storage (its own Azurite and account) and a replicator into it; default: lab.json's, else 1. */
+  regions?: 1 | 2;
+  /** How long a blob exists in the primary's storage before it is copied to the secondary; default: lab.json's, else 15 min. */
+  replicationLagMs?: number;
 }
 
 /**
@@ -84,6 +93,12 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     throw new UserError(`archiveLag must be at least 2s, got ${options.archiveLagMs} ms: every segment switch costs a whole segment`, {
       untouched: 'nothing',
     });
+  if (options.logShipIntervalMs !== undefined && !(Number.isFinite(options.logShipIntervalMs) && options.logShipIntervalMs >= 1000))
+    throw new UserError(`logShipInterval must be at least 1s, got ${options.logShipIntervalMs} ms`, { untouched: 'nothing' });
+  if (options.regions !== undefined && options.regions !== 1 && options.regions !== 2)
+    throw new UserError(`regions must be 1 or 2, got ${String(options.regions)}`, { untouched: 'nothing' });
+  if (options.replicationLagMs !== undefined && !(Number.isFinite(options.replicationLagMs) && options.replicationLagMs >= 1000))
+    throw new UserError(`replicationLag must be at least 1s, got ${options.replicationLagMs} ms`, { untouched: 'nothing' });
   const noPatroni = options.provider === 'patroni' ? patroniUnavailable() : null;
   if (noPatroni)
     throw new UserError(`the lab cannot run on Patroni here: ${noPatroni}`, {
@@ -97,9 +112,25 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     if (await switchLabProvider(dir, f, provider)) f = await collectFacts(dir);
     const replication = options.replication ?? f.config?.replication ?? 'async';
     const archiveLagMs = options.archiveLagMs ?? f.config?.archiveLagMs ?? DEFAULT_ARCHIVE_LAG_MS;
+    const logShipIntervalMs = options.logShipIntervalMs ?? f.config?.logShipIntervalMs ?? DEFAULT_LOG_SHIP_INTERVAL_MS;
+    const regions = options.regions ?? f.config?.regions ?? 1;
+    const replicationLagMs = options.replicationLagMs ?? f.config?.replicationLagMs ?? DEFAULT_REPLICATION_LAG_MS;
     if (f.pgAlive && f.live && f.config) {
+      // The daemon runs the replicator only when it starts with two regions: changing that means starting over.
+      if ((f.config.regions ?? 1) !== regions)
+        throw new UserError(`the lab in ${dir} runs ${f.config.regions ?? 1} region(s), not ${regions}`, {
+          untouched: 'the running lab: nothing was started or stopped',
+          next: `\`drill lab down\`, then \`drill lab up --regions ${regions}\``,
+        });
       // The archiver notices a changed lag in lab.json and is restarted with it.
-      if ((f.config.archiveLagMs ?? DEFAULT_ARCHIVE_LAG_MS) !== archiveLagMs) writeJsonAtomic(p.config, { ...f.config, archiveLagMs });
+      // So does the log shipper, a changed ship interval. The replicator reads its lag on every pass.
+      const lagChanged = regions === 2 && f.config.replicationLagMs !== replicationLagMs;
+      if (
+        (f.config.archiveLagMs ?? DEFAULT_ARCHIVE_LAG_MS) !== archiveLagMs ||
+        (f.config.logShipIntervalMs ?? DEFAULT_LOG_SHIP_INTERVAL_MS) !== logShipIntervalMs ||
+        lagChanged
+      )
+        writeJsonAtomic(p.config, { ...f.config, archiveLagMs, logShipIntervalMs, ...(regions === 2 ? { replicationLagMs } : {}) });
       // A running lab is left as it is, a standby that is down included: a drill's steady state must see
       // that (exit 3) rather than have it mended behind its back. `lab down` then `lab up` mends it.
       if (f.config.patroni && (f.config.replication ?? 'async') !== replication) await setPatroniReplication(f.config.patroni, replication);
@@ -110,11 +141,20 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       if (f.live.desired !== replicas || f.config.replication !== replication) {
         if (f.live.desired !== replicas) await scaleReplicas(infoOf(dir, f, true)!.controlUrl, replicas);
         // lab.json holds the declared count a rollback (ensureDesired) restores.
-        writeJsonAtomic(p.config, { ...(await readConfig(p.config)), ...f.config, replicas, replication, archiveLagMs });
+        writeJsonAtomic(p.config, {
+          ...(await readConfig(p.config)),
+          ...f.config,
+          replicas,
+          replication,
+          archiveLagMs,
+          logShipIntervalMs,
+          ...(regions === 2 ? { replicationLagMs } : {}),
+        });
       }
       // A lab brought up before it had Azurite, or whose Azurite died, gets one: it is the lab's backup
       // store, not a part a drill breaks.
       if (options.azurite !== false && !f.azurite.up) await startLabAzurite(dir);
+      if (regions === 2 && !f.secondary.up) await startSecondaryAzurite(dir);
       const info = infoOf(dir, await collectFacts(dir), true)!;
       await waitServing(p, info, replicas, deadline);
       return { ...info, replicas };
@@ -127,6 +167,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     // Azurite (1.7 s of CPU to start) is settled like the standby, and awaited only before labUp returns:
     // started at low CPU priority, it takes no core from the lab's critical path on a 2-core machine.
     let azurite: Promise<Error | null> = Promise.resolve(null);
+    let secondaryStartedHere = false;
+    let secondary: Promise<Error | null> = Promise.resolve(null);
     try {
       // Leftovers of a crash (dead daemon, orphan replicas) go first; a healthy PostgreSQL is kept.
       await stopDaemonAndReplicas(dir, f);
@@ -135,7 +177,24 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       const patroniPlan = provider === 'patroni' ? await planPatroniLab(p, f, replicas, replication) : null;
       const plan = patroniPlan ? null : await planPostgres(p, f, replicas, replication);
       // Before the daemon starts: its WAL archiver reads the lag from lab.json.
-      writeJsonAtomic(p.config, { ...(await readConfig(p.config)), archiveLagMs });
+      writeJsonAtomic(p.config, {
+        ...(await readConfig(p.config)),
+        archiveLagMs,
+        logShipIntervalMs,
+        regions,
+        ...(regions === 2 ? { replicationLagMs } : {}),
+      });
+      // The secondary region's storage, started the same way as the primary's and settled with it.
+      if (regions === 2) {
+        secondary = startSecondaryAzurite(dir, { background: true }).then(
+          (a) => {
+            secondaryStartedHere = !a.alreadyRunning;
+            phase('secondary storage ready');
+            return null;
+          },
+          (e: Error) => e,
+        );
+      }
       if (options.azurite !== false) {
         azurite = startLabAzurite(dir, { background: true }).then(
           (a) => {
@@ -165,7 +224,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       phase('serving');
       const warm = await warmService(info.serviceUrl, { maxMs: Math.max(0, Math.min(8000, deadline - performance.now())) });
       phase(`warm after ${warm.requests} requests (p95 ${warm.lastP95Ms.toFixed(1)} ms)`);
-      const azuriteError = await azurite;
+      const azuriteError = (await azurite) ?? (await secondary);
       if (azuriteError) throw azuriteError;
       const standbyError = await standby;
       if (standbyError) throw standbyError;
@@ -187,6 +246,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       if (provider === 'patroni') await stopPatroniLab(p).catch(() => {});
       await azurite;
       if (azuriteStartedHere) await stopLabAzurite(dir).catch(() => {});
+      await secondary;
+      if (secondaryStartedHere) await stopSecondaryAzurite(dir).catch(() => {});
       throw e;
     }
   });
@@ -291,6 +352,16 @@ async function stopDaemonAndReplicas(dir: string, f: LabFacts): Promise<{ name: 
     await terminate(archiverPid, 5000);
     stopped.push({ name: 'wal-archiver', pid: archiverPid });
   }
+  const shipperPid = recorded?.logShipper?.pid ?? f.daemon?.logShipper?.pid ?? null;
+  if (shipperPid !== null && (await isProcessUnder(shipperPid, dir))) {
+    await terminate(shipperPid, 5000);
+    stopped.push({ name: 'log-shipper', pid: shipperPid });
+  }
+  const replicatorPid = recorded?.replicator?.pid ?? f.daemon?.replicator?.pid ?? null;
+  if (replicatorPid !== null && (await isProcessUnder(replicatorPid, dir))) {
+    await terminate(replicatorPid, 5000);
+    stopped.push({ name: 'replicator', pid: replicatorPid });
+  }
   const receiverPid = (await readWalArchiveState(labPaths(dir).walArchive.state))?.receiverPid ?? null;
   if (receiverPid !== null && (await isProcessUnder(receiverPid, dir))) {
     await terminate(receiverPid, 3000);
@@ -314,17 +385,24 @@ async function stopDaemonAndReplicas(dir: string, f: LabFacts): Promise<{ name: 
 export async function labDown(options: { dir?: string; purge?: boolean } = {}): Promise<LabDownResult> {
   const dir = resolve(options.dir ?? defaultLabDir());
   const p = labPaths(dir);
-  if (!existsSync(p.config) && !existsSync(p.daemonState) && !existsSync(labAzuriteStateFile(dir)))
+  if (
+    !existsSync(p.config) &&
+    !existsSync(p.daemonState) &&
+    !existsSync(labAzuriteStateFile(dir)) &&
+    !existsSync(secondaryPaths(dir).azuriteState)
+  )
     return { dir, stopped: [], wasStale: false };
   const result = await withLabLock(p.lock, async () => {
     const f = await collectFacts(dir);
-    const wasStale = !(f.pgAlive && f.live) && (f.pgAlive || f.daemon !== null || f.replicaPids.length > 0 || f.azurite.alive);
+    const wasStale =
+      !(f.pgAlive && f.live) && (f.pgAlive || f.daemon !== null || f.replicaPids.length > 0 || f.azurite.alive || f.secondary.alive);
     const stopped = await stopDaemonAndReplicas(dir, f);
     // Patroni (which stops its PostgreSQL) and etcd, by PID; the nodes' stop below then finds nothing left.
     if (f.config?.provider === 'patroni' || existsSync(join(dir, 'patroni.json'))) stopped.push(...(await stopPatroniLab(p)));
     // Both nodes (and Azurite) at once: a fast shutdown of the primary does not wait for a standby that is stopping too.
     await Promise.all([
       stopLabAzurite(dir).then((pid) => void (pid !== null && stopped.push({ name: 'azurite', pid }))),
+      stopSecondaryAzurite(dir).then((pid) => void (pid !== null && stopped.push({ name: 'azurite-secondary', pid }))),
       ...Object.keys(f.config?.nodes ?? {}).map(async (name) => {
         const data = p.node(name).data;
         const pid = await postmasterPid(data);

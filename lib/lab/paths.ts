@@ -21,6 +21,8 @@ export interface LabPaths {
   socketDir: string;
   /** The lab's WAL archiver: its spool of received segments, its state file, its log. */
   walArchive: { dir: string; spool: string; state: string; log: string };
+  /** Each replica's request log (`<name>.jsonl`, one JSON line per request); the shipper's offsets and its own log. */
+  serviceLogs: { dir: string; shipState: string; shipperLog: string };
   /** `log` is PostgreSQL's own log; on a Patroni lab PostgreSQL logs into its member's `patroniLog`. */
   node(name: string): { data: string; log: string; patroniLog: string };
 }
@@ -44,6 +46,11 @@ export function labPaths(dir: string): LabPaths {
       state: join(d, 'wal-archive', 'state.json'),
       log: join(d, 'logs', 'wal-archiver.log'),
     },
+    serviceLogs: {
+      dir: join(d, 'service-logs'),
+      shipState: join(d, 'service-logs', 'shipped.json'),
+      shipperLog: join(d, 'logs', 'log-shipper.log'),
+    },
     node: (name) => ({
       data: join(pg, name, 'data'),
       log: join(pg, name, 'postgres.log'),
@@ -57,7 +64,7 @@ export function labPaths(dir: string): LabPaths {
  * child finds it whatever its working directory (the lab directory, not the repository). Only tsx's ESM
  * hooks: with its CommonJS hooks too, loading `pg` alone took 0.3 s longer per replica start.
  */
-export function entryArgv(entry: 'daemon.ts' | 'service.ts' | 'wal-archiver.ts'): string[] {
+export function entryArgv(entry: 'daemon.ts' | 'service.ts' | 'wal-archiver.ts' | 'log-shipper.ts' | 'replicator.ts'): string[] {
   return ['--import', import.meta.resolve('tsx/esm'), fileURLToPath(new URL(`./daemon/${entry}`, import.meta.url))];
 }
 

@@ -10,9 +10,13 @@ import { patroniComponents } from './patroni/processes.ts';
 import { readLabConfig } from './patroni/status.ts';
 import { labPaths } from './paths.ts';
 import { databaseStatus, LAB_DB, nodeFacts } from './postgres/status.ts';
-import { readDaemonState } from './state.ts';
+import { readDaemonState, readJson } from './state.ts';
+import { logShippingStatus, shippingProblems } from './log-shipping.ts';
 import { lagNowMs, readWalArchiveState, type ServerWalPosition } from '../adapters/postgres/backup/wal-state.ts';
 import pg from 'pg';
+import { lagMarginMs, listIntervalMs, measuredLagMs, type ReplicationState } from './regions/replication.ts';
+import { labSecondaryView, secondaryAzuriteStatus, secondaryPaths } from './regions/secondary.ts';
+import { DEFAULT_REPLICATION_LAG_MS } from '../config/defaults.ts';
 import type {
   DaemonStatus,
   LabArchiveStatus,
@@ -22,13 +26,19 @@ import type {
   LabInfo,
   LabPart,
   LabProblem,
+  LabReplicationStatus,
   LabStatus,
   ReplicaView,
 } from './types.ts';
 
 export async function collectFacts(dir: string): Promise<LabFacts> {
   const p = labPaths(dir);
-  const [config, daemon, azurite] = await Promise.all([readLabConfig(p.config), readDaemonState(p.daemonState), labAzuriteStatus(dir)]);
+  const [config, daemon, azurite, secondary] = await Promise.all([
+    readLabConfig(p.config),
+    readDaemonState(p.daemonState),
+    labAzuriteStatus(dir),
+    secondaryAzuriteStatus(dir),
+  ]);
   const nodes = config ? await nodeFacts(dir, config) : [];
   const primary = nodes.find((n) => n.role === 'primary');
   const pgPid = primary ? (primary.pid ?? (await postmasterPid(primary.dataDir))) : null;
@@ -39,7 +49,7 @@ export async function collectFacts(dir: string): Promise<LabFacts> {
     live = await requestJson<DaemonStatus>(`http://127.0.0.1:${daemon!.ports.control}/status`, { timeoutMs: 2000 }).catch(() => null);
   const replicaPids: { name: string; pid: number }[] = [];
   for (const r of daemon?.replicas ?? []) if (await isProcessUnder(r.pid, p.dir)) replicaPids.push({ name: r.name, pid: r.pid });
-  return { config, nodes, daemon, daemonAlive, live, pgPid, pgAlive, replicaPids, azurite };
+  return { config, nodes, daemon, daemonAlive, live, pgPid, pgAlive, replicaPids, azurite, secondary };
 }
 
 export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabInfo | null {
@@ -67,8 +77,72 @@ export function infoOf(dir: string, f: LabFacts, alreadyRunning: boolean): LabIn
     replicas: f.live.desired,
     pids: { daemon: f.daemon.pid, postgres: f.pgAlive ? f.pgPid : null },
     azurite: f.azurite.up && f.azurite.azurite ? labAzuriteView(f.azurite.azurite) : null,
+    ...(f.config.regions === 2 ? { secondary: f.secondary.up && f.secondary.azurite ? labSecondaryView(f.secondary.azurite) : null } : {}),
     alreadyRunning,
   };
+}
+
+/** Replication into the secondary region as replication.json and the daemon's record of the replicator say; undefined on a one-region lab. */
+async function replicationStatus(dir: string, f: LabFacts): Promise<LabReplicationStatus | undefined> {
+  if (f.config?.regions !== 2) return undefined;
+  const s = await readJson<ReplicationState>(secondaryPaths(dir).replication).catch(() => null);
+  const view = f.daemon?.replicator;
+  const pid = view?.pid ?? null;
+  const alive = pid !== null && f.daemonAlive && (await isProcessUnder(pid, labPaths(dir).dir));
+  const lagMs = f.config.replicationLagMs ?? DEFAULT_REPLICATION_LAG_MS;
+  // Measured now, not at the last pass: a replicator that stopped passing shows a lag that keeps growing.
+  const measured = s?.lastPassAt ? measuredLagMs(s.oldestMissing ? Date.parse(s.oldestMissing) : null, Date.now()) : null;
+  return {
+    state: alive ? 'running' : 'down',
+    pid: alive ? pid : null,
+    restarts: view?.restarts ?? 0,
+    lastExit: view?.lastExit ?? null,
+    lagSeconds: lagMs / 1000,
+    measuredLagSeconds: measured === null ? null : Math.round(measured / 100) / 10,
+    allowedLagSeconds: (lagMs + lagMarginMs(lagMs)) / 1000,
+    lastPassAt: s?.lastPassAt ?? null,
+    newestCopied: s?.newestCopied ?? null,
+    pending: s?.lastPassAt ? s.pending : null,
+    copiedTotal: s?.copiedTotal ?? 0,
+    lastError: s?.errors[0] ? `${s.errors[0].at}: ${s.errors[0].message}` : null,
+  };
+}
+
+/** Grace for a replicator that has just (re)started before "no pass yet" is a problem. */
+const REPLICATION_START_GRACE_MS = 30_000;
+
+function replicationProblems(r: LabReplicationStatus | undefined, f: LabFacts): LabProblem[] {
+  if (f.config?.regions !== 2) return [];
+  const out: LabProblem[] = [];
+  const sec = f.secondary.azurite;
+  if (!f.secondary.up)
+    out.push({
+      part: 'azurite-secondary',
+      detail: sec
+        ? `the secondary region's Azurite (pid ${sec.pid}, port ${sec.port}) ${f.secondary.alive ? 'does not answer' : 'is not running'}`
+        : "the secondary region's Azurite is not running (no state recorded)",
+    });
+  if (!r) return out;
+  const add = (detail: string) => out.push({ part: 'replication', detail });
+  if (r.state === 'down')
+    add(
+      `the replicator is not running${r.lastExit ? ` (last exit: ${r.lastExit})` : ''}: nothing reaches the secondary region until it runs again`,
+    );
+  if (r.measuredLagSeconds !== null && r.measuredLagSeconds > r.allowedLagSeconds)
+    add(
+      `the secondary region's storage lags ${r.measuredLagSeconds}s behind the primary's (replicationLag ${r.lagSeconds}s, allowed up to ${r.allowedLagSeconds}s)${r.lastError ? `; last error: ${r.lastError}` : ''}`,
+    );
+  const startedMs = f.daemon?.replicator?.startedAt ? Date.now() - Date.parse(f.daemon.replicator.startedAt) : 0;
+  if (r.lastPassAt === null && r.state === 'running' && startedMs > REPLICATION_START_GRACE_MS)
+    add(`no replication pass ${Math.round(startedMs / 1000)}s after the replicator started${r.lastError ? `: ${r.lastError}` : ''}`);
+  // A replicator that hangs keeps its last state, which may say it lacks nothing: how long ago it passed says more.
+  const lagMs = r.lagSeconds * 1000;
+  const sincePassMs = r.lastPassAt ? Date.now() - Date.parse(r.lastPassAt) : 0;
+  if (r.state === 'running' && sincePassMs > listIntervalMs(lagMs) + lagMarginMs(lagMs))
+    add(
+      `the replicator (pid ${r.pid}) last finished a pass ${Math.round(sincePassMs / 1000)}s ago (it passes at least every ${listIntervalMs(lagMs) / 1000}s): blobs written since may not reach the secondary region`,
+    );
+  return out;
 }
 
 /** Patroni's states of a member that is doing its job. */
@@ -219,22 +293,31 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
     desired: 0,
     database: null,
     archive: null,
+    logShipping: null,
     problems: [],
   };
   if (!existsSync(dir)) return empty;
   const f = await collectFacts(dir);
-  if (!f.config && !f.daemon && !f.azurite.alive) return empty;
+  if (!f.config && !f.daemon && !f.azurite.alive && !f.secondary.alive) return empty;
   // Up is the daemon running: a lab with a dead primary is up and broken, not down (its front still answers).
   const up = f.daemonAlive;
   // Anything recorded as running while the daemon is not is a leftover of a crash.
-  const stale = !up && (f.nodes.some((n) => n.alive) || f.daemon !== null || f.replicaPids.length > 0 || f.azurite.alive);
+  const stale =
+    !up && (f.nodes.some((n) => n.alive) || f.daemon !== null || f.replicaPids.length > 0 || f.azurite.alive || f.secondary.alive);
   const database = f.config ? await databaseStatus(f.config, f.nodes) : null;
   const patroniParts = f.config ? await patroniComponents(dir, f.config) : [];
   // A lab stopped on purpose has one thing to say: it is not running. Its parts are down by design.
   const archive = up || stale ? await archiveStatus(dir, f, database) : null;
+  const replication = up || stale ? await replicationStatus(dir, f) : undefined;
+  const logShipping = up || stale ? await logShippingStatus(dir, f.daemonAlive) : null;
   const problems: LabProblem[] =
     up || stale
-      ? [...problemsOf(f, database, patroniParts), ...(up ? archiveProblems(archive, f) : [])]
+      ? [
+          ...problemsOf(f, database, patroniParts),
+          ...(up ? archiveProblems(archive, f) : []),
+          ...(up ? replicationProblems(replication, f) : []),
+          ...(up ? shippingProblems(logShipping).map((detail) => ({ part: 'log-shipper' as const, detail })) : []),
+        ]
       : [{ part: 'daemon', detail: 'the lab is not running: `drill lab up` starts it' }];
   const d = f.daemon;
   const replicas: ReplicaView[] =
@@ -272,11 +355,18 @@ export async function labStatus(options: { dir: string }): Promise<LabStatus> {
         ? [{ name: 'azurite' as const, pid: f.azurite.azurite.pid, port: f.azurite.azurite.port, alive: f.azurite.up }]
         : []),
       ...(archive ? [{ name: 'wal-archiver' as const, pid: archive.pid, port: null, alive: archive.state !== 'down' }] : []),
+      ...(f.secondary.azurite
+        ? [{ name: 'azurite-secondary' as const, pid: f.secondary.azurite.pid, port: f.secondary.azurite.port, alive: f.secondary.up }]
+        : []),
+      ...(replication ? [{ name: 'replicator' as const, pid: replication.pid, port: null, alive: replication.state === 'running' }] : []),
+      ...(logShipping ? [{ name: 'log-shipper' as const, pid: logShipping.pid, port: null, alive: logShipping.state !== 'down' }] : []),
     ],
     replicas,
     desired: f.live?.desired ?? f.config?.replicas ?? 0,
     database: database ?? null,
     archive,
+    ...(replication === undefined ? {} : { replication }),
+    logShipping,
     problems,
   };
 }

@@ -38,6 +38,8 @@ export interface LabInfo {
   pids: { daemon: number; postgres: number | null };
   /** The lab's Azurite Blob service (backups of lab drills); null when it is not running. No key here. */
   azurite?: LabAzuriteView | null;
+  /** Two-region labs: the secondary region's storage, null while it does not answer; absent on a one-region lab. No key here. */
+  secondary?: LabSecondaryView | null;
   /** True when labUp found the lab already up and healthy and started nothing. */
   alreadyRunning: boolean;
 }
@@ -94,7 +96,20 @@ export interface LabEvent {
 
 export interface LabComponent {
   /** `postgres` is the current primary, `postgres-standby` the other node. */
-  name: 'postgres' | 'postgres-standby' | 'daemon' | 'front' | 'db-endpoint' | 'control' | 'etcd' | 'patroni' | 'azurite' | 'wal-archiver';
+  name:
+    | 'postgres'
+    | 'postgres-standby'
+    | 'daemon'
+    | 'front'
+    | 'db-endpoint'
+    | 'control'
+    | 'etcd'
+    | 'patroni'
+    | 'azurite'
+    | 'wal-archiver'
+    | 'azurite-secondary'
+    | 'replicator'
+    | 'log-shipper';
   pid: number | null;
   port: number | null;
   alive: boolean;
@@ -113,7 +128,12 @@ export type LabPart =
   | 'azurite'
   | 'etcd'
   | 'patroni'
-  | 'wal-archive';
+  | 'wal-archive'
+  | 'azurite-secondary'
+  | 'replication'
+  | 'log-shipper';
+
+import type { LogShippingStatus } from './log-shipping.ts';
 
 /** One broken part of the lab: which, and what is wrong with it, with names and PIDs. */
 export interface LabProblem {
@@ -144,6 +164,10 @@ export interface LabStatus {
   database: LabDatabaseStatus | null;
   /** The continuous WAL archive; null when the lab has none (down, or from before it had one). */
   archive: LabArchiveStatus | null;
+  /** Two-region labs: the replicator into the secondary's storage; absent on a one-region lab and on a lab that is down. */
+  replication?: LabReplicationStatus;
+  /** The log shipper (the logs data class): running or not, last pass, what waits to be shipped; absent in a lab without one. */
+  logShipping?: LogShippingStatus | null;
   /** Every broken part; empty when the lab is healthy (`drill lab status` exits 0 only then). */
   problems: LabProblem[];
 }
@@ -207,6 +231,14 @@ export interface LabConfig {
   patroni?: PatroniLabConfig;
   /** The most the WAL archive may lag the primary; absent: 60 s. */
   archiveLagMs?: number;
+  /** How often the log shipper uploads the replicas' request logs; absent: 60 s. */
+  logShipIntervalMs?: number;
+  /** 2: a secondary region's storage and a replicator into it; absent: one region. */
+  regions?: 1 | 2;
+  /** How long a blob exists in the primary's storage before the replicator copies it to the secondary; absent: 15 min. */
+  replicationLagMs?: number;
+  /** Size at which a replica starts its request log's next generation (the shipper deletes a shipped one); absent: 8 MiB. */
+  logRotateBytes?: number;
 }
 
 /** daemon.json, written by the daemon (synchronously, on every replica change): what runs, by PID. */
@@ -219,6 +251,10 @@ export interface DaemonState {
   replicas: { name: string; pid: number; port: number | null }[];
   /** The WAL archiver the daemon keeps running (absent in a daemon from before it had one). */
   walArchiver?: WalArchiverView;
+  /** The log shipper, kept running the same way (absent in a daemon from before it had one). */
+  logShipper?: WalArchiverView;
+  /** Two-region labs: the replicator into the secondary's storage, kept running the same way. */
+  replicator?: WalArchiverView;
   updatedAt: string;
 }
 
@@ -243,6 +279,36 @@ export interface LabArchiveStatus {
   archiveLagSeconds: number;
   baseBackup: { folder: string; at: string } | null;
   holes: { from: string; to: string; count: number; detail: string }[];
+  lastError: string | null;
+}
+
+/** What may be shown and recorded about the secondary region's storage: no key. */
+export interface LabSecondaryView {
+  pid: number;
+  port: number;
+  /** `http://127.0.0.1:PORT/labsecondary` */
+  url: string;
+  account: string;
+  /** The containers the replicator copies into it. */
+  containers: string[];
+}
+
+/** `drill lab status`'s view of replication into the secondary region. */
+export interface LabReplicationStatus {
+  /** running: the replicator process is alive (daemon.json's PID, checked in /proc). */
+  state: 'running' | 'down';
+  pid: number | null;
+  restarts: number;
+  lastExit: string | null;
+  lagSeconds: number;
+  /** Now minus the Last-Modified of the oldest blob the secondary lacks; 0 when it lacks none; null before the first pass. */
+  measuredLagSeconds: number | null;
+  /** The lag beyond which status calls it a problem (replicationLag plus a margin). */
+  allowedLagSeconds: number;
+  lastPassAt: string | null;
+  newestCopied: string | null;
+  pending: number | null;
+  copiedTotal: number;
   lastError: string | null;
 }
 
@@ -280,4 +346,6 @@ export interface LabFacts {
   replicaPids: { name: string; pid: number }[];
   /** The lab's Azurite as azurite.json records it: `alive` by PID, `up` when it also answers. */
   azurite: { up: boolean; alive: boolean; azurite: LabAzurite | null };
+  /** The secondary region's Azurite, the same way (all false and null on a one-region lab). */
+  secondary: { up: boolean; alive: boolean; azurite: LabAzurite | null };
 }

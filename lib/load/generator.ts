@@ -12,6 +12,8 @@ import {
 } from '../measure/request-log.ts';
 import { classifyError, classifyStatus, writeFateOfError, writeFateOfStatus } from './outcome.ts';
 import { WriteFate, WriteLedger, type WriteFateCode } from './ledger.ts';
+import type { FileLedgerEntry, LogLedgerEntry } from '../measure/data-classes.ts';
+import { attachmentBlobName, attachmentBody, FileLedger, sha256Hex } from './class-ledgers.ts';
 import { SecondEmitter } from './seconds.ts';
 import { httpClientIsWarm, warmUpHttpClient } from './warmup.ts';
 import { Slot, SlotList, SlotQueue, type SlotOwner } from './slots.ts';
@@ -37,6 +39,12 @@ export class LoadGenerator {
   readonly log: RequestLog;
   /** Every write (a request whose template carries `{{token}}`): its token, seq and fate, live. */
   readonly ledger: WriteLedger;
+  /** Every attachment upload (LoadProfile.attachments): blob name, sha256 of its bytes, fate; empty when none. */
+  readonly files = new FileLedger();
+  /** The token of each file ledger row, which the service logs for the upload. */
+  private readonly fileTokens: string[] = [];
+  /** Request index -> the replica that answered it, for ledgered requests that got an answer (logs.tsv's replica). */
+  private readonly answeredBy = new Map<number, string>();
 
   private readonly requestLog: ReturnType<typeof createRequestLog>;
   private readonly pool: Pool;
@@ -86,7 +94,25 @@ export class LoadGenerator {
   ) {
     const base = validateProfile(profile);
     this.templates = compileTemplates(profile, base);
-    this.picker = new WeightedPicker(profile.requests.map((r) => r.weight));
+    const weights = profile.requests.map((r) => r.weight);
+    const share = profile.attachments?.share ?? 0;
+    if (share > 0) {
+      // Weighted so uploads are `share` of all requests: a / (total + a) = share.
+      const total = weights.reduce((a, b) => a + b, 0);
+      weights.push((share * total) / (1 - share));
+      const path = `${base.pathname.replace(/\/+$/, '')}/orders/`;
+      this.templates.push({
+        method: 'PUT',
+        path,
+        headers: { 'content-type': 'application/octet-stream' },
+        fixed: null,
+        literals: [],
+        codes: [],
+        tokened: false,
+        attachment: true,
+      });
+    }
+    this.picker = new WeightedPicker(weights);
     this.intervalMs = 1000 / profile.rate;
     this.timeoutMs = profile.timeoutMs;
     this.maxBatch = options.maxBatch ?? 1000;
@@ -233,20 +259,22 @@ export class LoadGenerator {
   private issue(at: number, now: number): void {
     const tpl = this.picker.next();
     const i = this.requestLog.push(at, tpl);
-    const row = this.templates[tpl]!.tokened ? this.ledger.push(i) : -1;
+    const t = this.templates[tpl]!;
+    const row = t.tokened ? this.ledger.push(i) : -1;
+    const fileRow = t.attachment ? this.pushFile(i, at) : -1;
     if (now - at >= this.timeoutMs) {
       // Its whole timeout passed before it could go out (the harness itself was stalled).
       this.record(i, Outcome.timeout, this.timeoutMs);
-      if (row >= 0) this.ledger.settle(row, WriteFate.failed);
+      this.settleRows(i, row, fileRow, WriteFate.failed);
       return;
     }
     const slot = this.free.pop();
     if (slot === undefined) {
       this.log.outcome[i] = Outcome.dropped;
-      if (row >= 0) this.ledger.settle(row, WriteFate.failed);
+      this.settleRows(i, row, fileRow, WriteFate.failed);
       return;
     }
-    slot.begin(i, row);
+    slot.begin(i, row, fileRow);
     this.unsettled.append(slot);
     if (this.active < this.profile.connections) this.dispatch(slot);
     else this.waiting.push(slot);
@@ -260,6 +288,10 @@ export class LoadGenerator {
   }
 
   private optionsFor(t: CompiledTemplate, slot: Slot): Dispatcher.DispatchOptions {
+    if (t.attachment) {
+      const token = this.fileTokens[slot.fileRow]!;
+      return { path: `${t.path}${token}/attachment`, method: t.method, headers: t.headers, body: attachmentBody(token, slot.index) };
+    }
     const token = slot.row >= 0 ? this.ledger.tokenOf(slot.row) : randomUUID;
     return { path: t.path, method: t.method, headers: t.headers, body: fillBody(t, slot.index, token) };
   }
@@ -273,7 +305,7 @@ export class LoadGenerator {
         s.unsettled = false;
         this.record(s.index, Outcome.timeout, this.timeoutMs);
         // It went out (or was about to): the service may have applied it.
-        if (s.row >= 0) this.ledger.settle(s.row, WriteFate.unknown);
+        this.settleRows(s.index, s.row, s.fileRow, WriteFate.unknown);
         s.abort();
       } else {
         // Waiting slots time out in schedule order too, so this one is at the front of the queue.
@@ -287,13 +319,14 @@ export class LoadGenerator {
     this.unsettled.remove(slot);
     slot.unsettled = false;
     this.record(slot.index, Outcome.timeout, this.timeoutMs);
-    if (slot.row >= 0) this.ledger.settle(slot.row, WriteFate.failed);
+    this.settleRows(slot.index, slot.row, slot.fileRow, WriteFate.failed);
     this.recycle(slot);
   }
 
   /** undici's last callback for a slot's request: settle it if the sweep has not, and free the slot. */
   private release(slot: Slot, outcome: OutcomeCode, fate: WriteFateCode): void {
     if (slot.index < 0 || !slot.dispatched) return;
+    if (slot.replica !== '') this.answeredBy.set(slot.index, slot.replica);
     if (slot.unsettled) {
       const latency = this.clock.now() - this.log.scheduledMs[slot.index]!;
       // An answer that arrives after the deadline but before the sweep noticed is still a timeout.
@@ -301,7 +334,7 @@ export class LoadGenerator {
       if (late) this.record(slot.index, Outcome.timeout, this.timeoutMs);
       else this.record(slot.index, outcome, latency);
       // The client gave up on a late answer, so for the ledger it is unknown whatever it said.
-      if (slot.row >= 0) this.ledger.settle(slot.row, late ? WriteFate.unknown : fate);
+      this.settleRows(slot.index, slot.row, slot.fileRow, late ? WriteFate.unknown : fate);
       this.unsettled.remove(slot);
       slot.unsettled = false;
     }
@@ -328,6 +361,45 @@ export class LoadGenerator {
     } finally {
       this.sending = false;
     }
+  }
+
+  /** A new attachment upload for request `i`: its token, blob name and the sha256 of the bytes it will send. */
+  private pushFile(i: number, at: number): number {
+    const token = randomUUID();
+    this.fileTokens.push(token);
+    return this.files.push({ seq: i, name: attachmentBlobName(token), sha256: sha256Hex(attachmentBody(token, i)), sentMs: at });
+  }
+
+  private settleRows(i: number, row: number, fileRow: number, fate: WriteFateCode): void {
+    if (row >= 0) this.ledger.settle(row, fate);
+    if (fileRow >= 0) {
+      const outcome = fate === WriteFate.ok ? 'ok' : fate === WriteFate.failed ? 'failed' : 'unknown';
+      // Run-relative, as the write ledger's ack times are.
+      this.files.settle(fileRow, outcome, this.log.scheduledMs[i]! + this.log.latencyMs[i]!);
+    }
+  }
+
+  /**
+   * The file and log ledgers as files.tsv and logs.tsv hold them. A log line is expected for every request
+   * carrying a token the service logs: each write (its body's token) and each upload (its path's); its replica
+   * is the one that answered (x-drill-replica), '' for a request no answer came back to.
+   */
+  classLedgers(): { files: FileLedgerEntry[]; logs: LogLedgerEntry[] } {
+    const files = this.files.entries();
+    const logs: LogLedgerEntry[] = this.ledger.entries(0, this.ledger.settledPrefix()).map((e) => ({
+      seq: e.seq,
+      token: e.token,
+      replica: this.answeredBy.get(e.seq) ?? '',
+      sentMs: e.sentMs,
+      ackMs: e.ackMs,
+      outcome: e.outcome,
+    }));
+    files.forEach((f, k) => {
+      const replica = this.answeredBy.get(f.seq) ?? '';
+      logs.push({ seq: f.seq, token: this.fileTokens[k]!, replica, sentMs: f.sentMs, ackMs: f.ackMs, outcome: f.outcome });
+    });
+    logs.sort((a, b) => a.seq - b.seq);
+    return { files, logs };
   }
 
   private recycle(slot: Slot): void {

@@ -27,9 +27,13 @@ export class Slot implements Dispatcher.DispatchHandler {
   index = -1;
   /** Write ledger row of the request, or -1 when it is not a write the ledger follows. */
   row = -1;
+  /** File ledger row of an attachment upload, or -1. */
+  fileRow = -1;
   status = 0;
   /** A 5xx answer to a ledger write carried the service's "not applied" mark. */
   notApplied = false;
+  /** The replica that answered a ledgered request (its x-drill-replica header), for logs.tsv; '' when none said. */
+  replica = '';
   /** Set while the request's fate is still unknown; such slots are linked in schedule order. */
   unsettled = false;
   /** Handed to undici (rather than waiting in the generator's queue for a free connection). */
@@ -40,11 +44,13 @@ export class Slot implements Dispatcher.DispatchHandler {
 
   constructor(private readonly owner: SlotOwner) {}
 
-  begin(index: number, row = -1): void {
+  begin(index: number, row = -1, fileRow = -1): void {
     this.index = index;
     this.row = row;
+    this.fileRow = fileRow;
     this.status = 0;
     this.notApplied = false;
+    this.replica = '';
     this.unsettled = true;
     this.dispatched = false;
     this.abortFn = null;
@@ -58,6 +64,7 @@ export class Slot implements Dispatcher.DispatchHandler {
   free(): void {
     this.index = -1;
     this.row = -1;
+    this.fileRow = -1;
     this.dispatched = false;
     this.abortFn = null;
   }
@@ -71,6 +78,8 @@ export class Slot implements Dispatcher.DispatchHandler {
     this.status = statusCode;
     // Only a failed write needs its headers read; every other answer skips this.
     if (statusCode >= 500 && this.row >= 0) this.notApplied = carriesNotApplied(headers);
+    // Whose log file holds the line of a ledgered request: only those pay for the header scan.
+    if (this.row >= 0 || this.fileRow >= 0) this.replica = headerValue(headers, REPLICA_HEADER) ?? '';
     return true;
   }
 
@@ -85,6 +94,18 @@ export class Slot implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     this.owner.failed(this, err);
   }
+}
+
+/** The lab service names itself in every answer (service.ts); a service that does not leaves logs.tsv's replica empty. */
+export const REPLICA_HEADER = 'x-drill-replica';
+
+function headerValue(raw: Buffer[], lowerName: string): string | null {
+  for (let k = 0; k + 1 < raw.length; k += 2) {
+    const name = raw[k]!;
+    if (name.length === lowerName.length && name.toString('latin1').toLowerCase() === lowerName)
+      return raw[k + 1]!.toString('latin1').trim();
+  }
+  return null;
 }
 
 function carriesNotApplied(raw: Buffer[]): boolean {

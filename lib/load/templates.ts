@@ -29,6 +29,8 @@ export interface CompiledTemplate {
   codes: number[];
   /** The body carries `{{token}}`: each request of this template is a write the ledger follows. */
   tokened: boolean;
+  /** An attachment upload (LoadProfile.attachments): path and body made per request, ledgered in files.tsv. */
+  attachment?: true;
 }
 
 function invalid(what: string): never {
@@ -74,6 +76,9 @@ export function validateProfile(profile: LoadProfile): URL {
     total += r.weight;
   });
   if (total <= 0) invalid('the request weights add up to 0');
+  const share = profile.attachments?.share;
+  if (share !== undefined && !(typeof share === 'number' && share >= 0 && share < 1))
+    invalid(`attachments.share must be a number from 0 to below 1 (got ${String(share)})`);
   return url;
 }
 

@@ -21,4 +21,9 @@ export interface LoadProfile {
   maxInFlight: number;
   /** undici connection pool size. */
   connections: number;
+  /**
+   * A share of all requests (0 to below 1) that uploads an order attachment (`PUT /orders/<token>/attachment`,
+   * the token in its bytes) and is ledgered in files.tsv: the file-storage data class. Absent or 0: none.
+   */
+  attachments?: { share: number };
 }

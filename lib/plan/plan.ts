@@ -7,6 +7,7 @@ import { scenarioContext } from '../scenario/context.ts';
 import { Timeline } from '../measure/timeline.ts';
 import { peekTarget } from '../targets/index.ts';
 import { plannedDuration, type PlannedDuration } from './duration.ts';
+import { formatProblem } from '../config/load.ts';
 
 export interface PlannedAction {
   name: string;
@@ -52,6 +53,8 @@ export interface Plan {
     verify: string[];
   }[];
   problems: string[];
+  /** Allowed but against the objectives (a lag longer than an RPO target), as `file:line:col: field: message`; a run records each as a finding. */
+  warnings: string[];
 }
 
 /** A scenario context for read-only work (select, describe): no timeline that matters, no results, a bounded wait. */
@@ -256,5 +259,6 @@ export async function buildPlan(drill: Drill, catalog: Map<string, ScenarioDefin
     plannedDuration: plannedDuration(drill, catalog, entries),
     scenarios,
     problems,
+    warnings: (drill.warnings ?? []).map(formatProblem),
   };
 }

@@ -39,6 +39,7 @@ export function renderPlan(plan: Plan): string {
     out.push(`  recovered when: ${s.recovery}`);
     out.push(`  verify: ${s.verify.join('; ') || 'nothing beyond the SLOs'}`);
   }
+  for (const w of plan.warnings) out.push('', `warning: ${w}`);
   if (plan.problems.length) out.push('', `problems: ${plan.problems.join('; ')}`);
   return out.join('\n') + '\n';
 }

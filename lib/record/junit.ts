@@ -74,6 +74,21 @@ function casesOf(r: RunRecord): Case[] {
     });
   }
 
+  // The other data classes (the entry's own is the RPO case above), each its own case: a CI view shows which class missed.
+  for (const c of r.objectives.rpoClasses ?? []) {
+    if (c.dataClass === r.dataClass) continue;
+    const name = `RPO ${c.dataClass}`;
+    if (c.met === null) cases.push({ name, outcome: { kind: 'skipped', message: c.reason ?? 'not measured' } });
+    else {
+      const measured = c.measuredSeconds === null ? 'n/a' : formatSeconds(c.measuredSeconds);
+      const body = `${c.lost ?? 0} acknowledged ${c.dataClass === 'logs' ? 'log lines' : 'files'} lost, ${c.unknown ?? 0} unknown\n${c.method ?? ''}`;
+      cases.push({
+        name,
+        outcome: c.met ? { kind: 'pass' } : { kind: 'failure', message: versus(measured, formatSeconds(c.targetSeconds)), body },
+      });
+    }
+  }
+
   for (const s of slo) {
     const name = `SLO ${s.phase}: ${s.name}`;
     if (s.met === null) cases.push({ name, outcome: { kind: 'skipped', message: s.reason ?? 'not measured' } });

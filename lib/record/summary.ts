@@ -104,6 +104,20 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
       `${formatSeconds(rpo.measuredSeconds)} measured vs ${formatSeconds(rpo.targetSeconds)} target  ${mark(rpo.met)}  (${writes})`,
     );
   } else row('RPO', unmeasured(rpo.reason, 'not measured'));
+  // The other data classes measured in the run (file storage, logs), each against its own target. A run
+  // record from before they existed has no rpoClasses.
+  for (const c of record.objectives.rpoClasses ?? []) {
+    if (c.dataClass === record.dataClass) continue;
+    const label = c.dataClass === 'file-storage' ? 'RPO files' : `RPO ${c.dataClass}`;
+    if (c.measuredSeconds === null) row(label, unmeasured(c.reason, 'not measured'));
+    else {
+      const items = c.dataClass === 'logs' ? 'log line' : 'file';
+      // Out of how many acknowledged, where the record says (run.json from before it did has only the lost).
+      const of = c.acknowledged === undefined ? '' : ` of ${formatCount(c.acknowledged)}`;
+      const counts = `${formatCount(c.lost ?? 0)}${of} lost, ${formatCount(c.unknown ?? 0)} unknown ${items}${c.unknown === 1 ? '' : 's'}`;
+      row(label, `${formatSeconds(c.measuredSeconds)} measured vs ${formatSeconds(c.targetSeconds)} target  ${mark(c.met)}  (${counts})`);
+    }
+  }
 
   if (verification.met === null) row('Verification', unmeasured(verification.reason, 'not run'));
   else {
@@ -168,7 +182,10 @@ export function renderSummary(record: RunRecord, options: SummaryOptions): strin
     if (record.findings.length > 8) lines.push(`    … ${record.findings.length - 8} more in run.json`);
   }
   lines.push('');
-  const files = ['events.jsonl', 'metrics.jsonl', 'requests.tsv', ...(record.objectives.rpo.ledger ? ['writes.tsv'] : [])];
+  const classFiles = (record.objectives.rpoClasses ?? []).flatMap((c) =>
+    c.dataClass === 'file-storage' ? ['files.tsv'] : c.dataClass === 'logs' ? ['logs.tsv'] : [],
+  );
+  const files = ['events.jsonl', 'metrics.jsonl', 'requests.tsv', ...(record.objectives.rpo.ledger ? ['writes.tsv'] : []), ...classFiles];
   lines.push(
     ...wrap(
       `  ${pad('Files', 13)} `,

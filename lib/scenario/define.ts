@@ -2,7 +2,7 @@ import type { RpoMeasurement } from '../score/objectives.ts';
 import type { Severity } from '../score/findings.ts';
 import type { z } from 'zod';
 import type { DataClass, Drill, ScenarioEntry, Target, Tier } from '../config/types.ts';
-import type { DatabaseAdapter, ExecAdapter, LiveRestoreAdapter, ReplicaSetAdapter } from '../adapters/types.ts';
+import type { DataClassesAdapter, DatabaseAdapter, ExecAdapter, LiveRestoreAdapter, ReplicaSetAdapter } from '../adapters/types.ts';
 import type { KubeTargetAdapters } from '../adapters/kubernetes/types.ts';
 import type { LoadSummary } from '../measure/request-log.ts';
 import type { Mark } from '../measure/timeline.ts';
@@ -24,6 +24,11 @@ export interface Adapters {
   backups?: BackupsAdapter;
   /** The live database restored in place from Blob to a point in time (base backup + archived WAL). */
   liveRestore?: LiveRestoreAdapter;
+  /**
+   * Read-back of the file-storage and logs classes, used by the engine after a run whose load uploaded attachments
+   * (no scenario capability: every scenario's run is scored on them). Absent: those classes are not measured.
+   */
+  dataClasses?: DataClassesAdapter;
 }
 
 /** Where each capability's adapter sits in `ctx.adapters` (`load` is the load generator, not an adapter). */

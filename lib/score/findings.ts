@@ -1,5 +1,7 @@
-import type { Tier } from '../config/types.ts';
+import type { ConfigProblem, Tier } from '../config/types.ts';
+import { formatProblem } from '../config/problem.ts';
 import type { RpoResult, RtoResult, SloResult } from './objectives.ts';
+import type { RpoClassResult } from './rpo-classes.ts';
 import { formatCount, formatSeconds, formatSloValue } from './format.ts';
 
 export type Severity = 'SEV1' | 'SEV2' | 'SEV3' | 'SEV4';
@@ -20,6 +22,8 @@ export interface FindingsInput {
   tier: Tier;
   rto: RtoResult;
   rpo: RpoResult;
+  /** The data classes other than the entry's own (file storage, logs), when measured. */
+  otherRpoClasses?: readonly RpoClassResult[];
   /** SLO results of every phase judged (baseline, fault, recovery). */
   slo: SloResult[];
   verification: ReadonlyArray<{ name: string; ok: boolean; detail: string; severity?: Severity }>;
@@ -30,6 +34,8 @@ export interface FindingsInput {
   endedAt: string | null;
   /** Measured downtime (outage intervals), null when unmeasured; it sets how serious failed requests during the fault are. */
   downtimeSeconds?: number | null;
+  /** What validation warned about the drill file (a lag longer than an RPO target): the run goes ahead, the record keeps it. */
+  configWarnings?: readonly ConfigProblem[];
 }
 
 /**
@@ -96,6 +102,27 @@ export function deriveFindings(i: FindingsInput): Finding[] {
     );
   }
 
+  for (const c of i.otherRpoClasses ?? []) {
+    const items = c.dataClass === 'logs' ? 'log lines' : 'files';
+    const figures = `RPO ${c.measuredSeconds === null ? 'n/a' : formatSeconds(c.measuredSeconds)} vs target ${formatSeconds(c.targetSeconds)}`;
+    if (c.met === false)
+      add(
+        'SEV1',
+        `Data loss beyond RPO (${c.dataClass}): ${formatCount(c.lost ?? 0)} acknowledged ${items} lost`,
+        `${figures}; ${formatCount(c.unknown ?? 0)} with unknown fate. Method: ${c.method ?? 'n/a'}.`,
+        `rpo:${c.dataClass}`,
+      );
+    else if ((c.lost ?? 0) > 0)
+      // An acknowledged file lost is a user's document gone (SEV2, as a lost write); log lines not yet shipped
+      // are the loss the ship interval accepts by design, worth a note (SEV4) while inside the target.
+      add(
+        c.dataClass === 'logs' ? 'SEV4' : 'SEV2',
+        `${formatCount(c.lost ?? 0)} acknowledged ${items} lost (within RPO, ${c.dataClass})`,
+        `${figures}. Method: ${c.method ?? 'n/a'}.`,
+        `rpo:${c.dataClass}`,
+      );
+  }
+
   const discarded = i.rpo.ledger?.discardedByRestore;
   if (discarded && discarded.writes > 0) {
     add(
@@ -154,6 +181,15 @@ export function deriveFindings(i: FindingsInput): Finding[] {
       'SEV4',
       `Load generator dropped ${formatCount(i.dropped)} requests`,
       'Its in-flight cap was reached: those requests count as failed, and latency beyond the cap was not measured. Raise maxInFlight if the service was expected to keep up.',
+    );
+  }
+
+  for (const w of i.configWarnings ?? []) {
+    add(
+      'SEV3',
+      `Configured lag longer than an RPO target (${w.path})`,
+      `${formatProblem(w)}. The drill ran as configured; shorten the lag or accept the larger loss in the runbook.`,
+      'rpo',
     );
   }
 

@@ -1,4 +1,5 @@
-import type { Policy, ScenarioEntry } from '../config/types.ts';
+import type { ConfigProblem, Policy, ScenarioEntry } from '../config/types.ts';
+import { scoreRpoClasses, type ClassMeasurement, type RpoClassResult } from './rpo-classes.ts';
 import { createRequestLog, type LoadSummary, type RequestLog } from '../measure/request-log.ts';
 import type { Mark } from '../measure/timeline.ts';
 import { summarize } from '../measure/summary.ts';
@@ -51,7 +52,7 @@ export interface ActionToScore {
  * re-scored offline from run.json's marks and requests.tsv because nothing else goes in.
  */
 export interface RunFactsToScore {
-  drill: { policy: Policy };
+  drill: { policy: Policy; warnings?: readonly ConfigProblem[] };
   entry: Pick<ScenarioEntry, 'tier' | 'dataClass' | 'timeoutMs'>;
   endedAt: string;
   /** Wall-clock epoch ms of run time 0, to turn run-relative ms into ISO times. */
@@ -68,6 +69,8 @@ export interface RunFactsToScore {
   load: { log: RequestLog; startMs: number; endMs: number } | null;
   /** From the write ledger or a restore check; absent or null when the scenario writes no data. */
   rpo?: RpoMeasurement | null;
+  /** The other data classes' ledgers (file storage, logs) as read back after recovery; absent when none was. */
+  rpoClasses?: readonly ClassMeasurement[];
 }
 
 export interface VerificationResult {
@@ -81,6 +84,8 @@ export interface VerificationResult {
 export interface Objectives {
   rto: RtoResult;
   rpo: RpoResult;
+  /** Every data class measured in the run, the entry's own first (DESIGN.md `objectives.rpoClasses`). */
+  rpoClasses: RpoClassResult[];
   /** SLOs in the baseline and recovery phases: the service's promise outside the fault. */
   slo: SloResult[];
   verification: VerificationResult;
@@ -225,6 +230,9 @@ export function scoreRun(facts: RunFactsToScore): ScoredRun {
     reason: faultMs === null && !facts.rpo ? `${notInjected}; RPO not measured` : facts.skippedChecks?.[0]?.reason,
   });
 
+  const rpoClasses = scoreRpoClasses({ entryClass: entry.dataClass, entryRpo: rpo, measured: redact(facts.rpoClasses ?? []), policy });
+  const otherRpoClasses = rpoClasses.filter((c) => c.dataClass !== entry.dataClass);
+
   const verification: VerificationResult = {
     met: null,
     probes: redact(facts.verification),
@@ -261,17 +269,19 @@ export function scoreRun(facts: RunFactsToScore): ScoredRun {
       tier: entry.tier,
       rto,
       rpo,
+      otherRpoClasses,
       slo: [...sloOf('baseline'), ...sloOf('fault'), ...sloOf('recovery')],
       verification: facts.verification,
       actions,
       dropped: load.dropped,
       endedAt: facts.endedAt,
       downtimeSeconds: recovery.downtimeSeconds,
+      configWarnings: facts.drill.warnings,
     }),
   );
 
   const v = verdict({
-    objectives: { rto, rpo, slo: objectiveSlo, verification },
+    objectives: { rto, rpo, otherRpoClasses, slo: objectiveSlo, verification },
     rollbackFailed: facts.actions.some((a) => a.rollback.status === 'failed'),
     abort: facts.abort,
     harnessError: facts.harnessError,
@@ -280,7 +290,7 @@ export function scoreRun(facts: RunFactsToScore): ScoredRun {
   return {
     status: v.status,
     exitCode: v.exitCode,
-    objectives: { rto, rpo, slo: objectiveSlo, verification },
+    objectives: { rto, rpo, rpoClasses, slo: objectiveSlo, verification },
     load,
     errorBudget: errorBudget({ downtimeMs: downtime, availabilityTarget: availabilityTarget(policy.slo), periodMs: policy.budgetPeriodMs }),
     findings,

@@ -9,6 +9,8 @@ export interface VerdictInput {
   objectives: {
     rto: { met: boolean | null };
     rpo: { met: boolean | null };
+    /** The data classes other than the entry's own (that one is `rpo`), each against its own target. */
+    otherRpoClasses?: ReadonlyArray<{ dataClass: string; met: boolean | null }>;
     slo: ReadonlyArray<{ name: string; phase: string; met: boolean | null }>;
     verification: { met: boolean | null };
   };
@@ -45,6 +47,7 @@ export function verdict(i: VerdictInput): Verdict {
   const missed: string[] = [];
   if (o.rto.met === false) missed.push('RTO missed');
   if (o.rpo.met === false) missed.push('RPO missed');
+  for (const c of o.otherRpoClasses ?? []) if (c.met === false) missed.push(`RPO missed (${c.dataClass})`);
   for (const s of o.slo) if (s.met === false) missed.push(`SLO missed (${s.phase}): ${s.name}`);
   if (o.verification.met === false) missed.push('verification failed');
   const reasons = [...stops, ...missed];

@@ -38,7 +38,7 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     // processes (daemon, replicas, postmasters) may not.
     const up = await labStatus({ dir: lab.dir });
     const core = [...new Set([...up.components.map((c) => c.pid!), ...up.replicas.map((r) => r.pid!)])];
-    assert.equal(core.length, 1 + 3 + 2 + 1 + 1, 'daemon, 3 replicas, two postmasters, Azurite, the WAL archiver');
+    assert.equal(core.length, 1 + 3 + 2 + 1 + 1 + 1, 'daemon, 3 replicas, two postmasters, Azurite, the WAL archiver, the log shipper');
     assert.deepEqual(await livePids(core), core);
 
     t0 = performance.now();
@@ -77,6 +77,8 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     const replicaPids = beforeKill.replicas.map((r) => r.pid!);
     const archiverPid = beforeKill.archive?.pid;
     assert.ok(archiverPid, 'the WAL archiver runs');
+    const shipperPid = beforeKill.logShipping?.pid;
+    assert.ok(shipperPid, 'the log shipper runs');
     process.kill(info.pids.daemon, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 100));
 
@@ -93,8 +95,8 @@ describe('lab lifecycle', { timeout: 240_000 }, () => {
     assert.equal(down.wasStale, true);
     assert.deepEqual(
       new Set(down.stopped.map((x) => x.pid)),
-      // The WAL archiver outlives its daemon too; down stops it by the PID daemon.json recorded.
-      new Set([...replicaPids, ...info.db.nodes.map((n) => n.pid!), info.azurite!.pid, archiverPid]),
+      // The WAL archiver and the log shipper outlive their daemon too; down stops them by the PIDs daemon.json recorded.
+      new Set([...replicaPids, ...info.db.nodes.map((n) => n.pid!), info.azurite!.pid, archiverPid, shipperPid]),
     );
     assert.deepEqual(await livePids(pids), [], 'every process of the lab is gone');
     const after = await labStatus({ dir: lab.dir });

@@ -123,6 +123,7 @@ describe('lab', { timeout: 110_000 }, () => {
         'db-endpoint:true',
         'azurite:true',
         'wal-archiver:true',
+        'log-shipper:true',
       ]),
     );
     assert.match(info.serviceUrl, /^http:\/\/127\.0\.0\.1:\d+$/);

@@ -145,3 +145,20 @@ test('findings come most severe first, with an empty owner and a due date by sev
   assert.equal(dueDate('SEV2', ENDED), '2026-10-31');
   assert.equal(dueDate('SEV1', null), null);
 });
+
+test('a lag longer than an RPO target, warned about at validation, is a SEV3 finding on the RPO naming file, line and field', () => {
+  const warning = {
+    file: 'drills/annual.yaml',
+    line: 7,
+    col: 19,
+    path: 'target.replicationLag',
+    message: '1h is longer than the database RPO target of 15m (policy.rpo.database)',
+  };
+  const f = deriveFindings(input({ configWarnings: [warning] }));
+  assert.equal(f.length, 1);
+  assert.equal(f[0]!.severity, 'SEV3');
+  assert.equal(f[0]!.objective, 'rpo');
+  assert.equal(f[0]!.title, 'Configured lag longer than an RPO target (target.replicationLag)');
+  assert.match(f[0]!.detail, /^drills\/annual\.yaml:7:19: target\.replicationLag: 1h is longer than the database RPO target of 15m/);
+  assert.deepEqual(deriveFindings(input({ configWarnings: [] })), []);
+});

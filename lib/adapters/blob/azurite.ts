@@ -17,12 +17,21 @@ export const AZURITE_ACCOUNT_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6
 // Public, but a key is a key: masking it keeps logs honest about what a real one would look like.
 registerSecret(AZURITE_ACCOUNT_KEY);
 
-/** The dev account's endpoint and connection string on a loopback port: what every Azurite client is given. */
-export function azuriteEndpoint(port: number): { blobEndpoint: string; connectionString: string } {
-  const blobEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
+/** A storage account an Azurite serves: its dev account, or one named in its AZURITE_ACCOUNTS (`name:key`). */
+export interface AzuriteAccount {
+  name: string;
+  /** Base64, as Azurite requires; a key: never in argv, a log or a record. */
+  key: string;
+}
+
+const DEV_ACCOUNT: AzuriteAccount = { name: AZURITE_ACCOUNT, key: AZURITE_ACCOUNT_KEY };
+
+/** An account's endpoint and connection string on a loopback port (the dev account's by default): what every Azurite client is given. */
+export function azuriteEndpoint(port: number, account: AzuriteAccount = DEV_ACCOUNT): { blobEndpoint: string; connectionString: string } {
+  const blobEndpoint = `http://127.0.0.1:${port}/${account.name}`;
   return {
     blobEndpoint,
-    connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_ACCOUNT_KEY};BlobEndpoint=${blobEndpoint};`,
+    connectionString: `DefaultEndpointsProtocol=http;AccountName=${account.name};AccountKey=${account.key};BlobEndpoint=${blobEndpoint};`,
   };
 }
 

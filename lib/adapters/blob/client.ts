@@ -3,7 +3,7 @@
  * Secrets come only from the environment (never a drill file, argv or a record), and every secret
  * read here is registered so redactSecrets masks it from then on.
  */
-import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential, type StoragePipelineOptions } from '@azure/storage-blob';
 import { BlobConfigError } from './errors.ts';
 import { registerSasToken, registerSecret } from '../../util/secrets.ts';
 
@@ -59,7 +59,7 @@ function checkedUrl(raw: string): URL {
 
 interface Resolved {
   auth: BlobAuth;
-  make(): BlobServiceClient;
+  make(options?: StoragePipelineOptions): BlobServiceClient;
 }
 
 function resolve(env: Env): Resolved {
@@ -70,9 +70,9 @@ function resolve(env: Env): Resolved {
     registerSasToken(parts.get('sharedaccesssignature'));
     return {
       auth: 'connection-string',
-      make: () => {
+      make: (options) => {
         try {
-          return BlobServiceClient.fromConnectionString(cs);
+          return BlobServiceClient.fromConnectionString(cs, options);
         } catch (e) {
           throw new BlobConfigError(`${CS} could not be used: ${(e as Error).message}`);
         }
@@ -95,13 +95,13 @@ function resolve(env: Env): Resolved {
     const token = sas.replace(/^\?/, '');
     return {
       auth: 'sas-token',
-      make: () => new BlobServiceClient(`${base.toString().replace(/\/$/, '')}?${token}`, new AnonymousCredential()),
+      make: (options) => new BlobServiceClient(`${base.toString().replace(/\/$/, '')}?${token}`, new AnonymousCredential(), options),
     };
   }
   if (account && key) {
     return {
       auth: 'shared-key',
-      make: () => new BlobServiceClient(base.toString().replace(/\/$/, ''), new StorageSharedKeyCredential(account, key)),
+      make: (options) => new BlobServiceClient(base.toString().replace(/\/$/, ''), new StorageSharedKeyCredential(account, key), options),
     };
   }
   const missing = account ? [KEY] : key ? [ACCOUNT] : [];
@@ -118,8 +118,8 @@ export function blobEnvConfigured(env: Env = process.env): boolean {
  * Precedence when several are set: connection string, then account URL + SAS, then account URL +
  * shared key. describeBlobTarget says which one was used.
  */
-export function blobServiceFromEnv(env: Env = process.env): BlobServiceClient {
-  return resolve(env).make();
+export function blobServiceFromEnv(env: Env = process.env, options?: StoragePipelineOptions): BlobServiceClient {
+  return resolve(env).make(options);
 }
 
 function authOf(client: BlobServiceClient): BlobTargetDescription['auth'] {

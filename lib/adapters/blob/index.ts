@@ -5,6 +5,8 @@ export {
   AZURITE_ACCOUNT_KEY,
   freeLoopbackPort,
   startAzurite,
+  azuriteEndpoint,
+  type AzuriteAccount,
   type AzuriteHandle,
   type StartAzuriteOptions,
 } from './azurite.ts';
@@ -14,5 +16,13 @@ export { BlobConfigError, BlobTransferError, type BlobErrorCode } from './errors
 export { listBackups, type BackupEntry, type ListBackupsOptions } from './list.ts';
 export { metadataProblems } from './metadata.ts';
 export { formatEta, transferProgress, type TransferProgress, type TransferProgressOptions } from './progress.ts';
+export {
+  copyBlobVerified,
+  CopyMismatchError,
+  listForReplication,
+  SOURCE_ETAG_KEY,
+  type ReplicaListing,
+  type VerifiedCopy,
+} from './replicate.ts';
 export { createAccountSasToken, createBlobSasToken, type SasOptions } from './sas.ts';
 export { MiB, uploadStream, type TransferProgressEvent, type UploadResult, type UploadStreamOptions } from './upload.ts';

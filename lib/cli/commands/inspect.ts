@@ -47,6 +47,7 @@ export async function validateCommand(files: string[]): Promise<number> {
       process.stdout.write(
         `${file}: ok (${r.drill.scenarios.length} scenario${r.drill.scenarios.length === 1 ? '' : 's'}: ${r.drill.scenarios.map((e) => e.name).join(', ')})\n`,
       );
+      for (const w of r.drill.warnings ?? []) process.stdout.write(`warning: ${formatProblem(w)}\n`);
     }
   }
   if (bad > 0) {

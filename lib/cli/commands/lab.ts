@@ -28,6 +28,15 @@ export function labCommand(set: (code: number) => void): CommandModule {
           type: 'string',
           describe: 'the most the WAL archive may lag the primary (up), e.g. 60s; default: as before, else 60s',
         })
+        .option('regions', {
+          type: 'number',
+          describe: "1, or 2 for a secondary region's storage and a replicator into it (up); default: as before, else 1",
+        })
+        .option('replication-lag', {
+          type: 'string',
+          describe:
+            'how long a blob exists in the primary storage before it is copied to the secondary (up, 2 regions), e.g. 15m; default: as before, else 15m',
+        })
         .option('for', { type: 'string', describe: 'how long the front refuses connections (pause-front), e.g. 2s' })
         .option('json', { type: 'boolean', default: false }),
     handler: async (a) => {
@@ -42,10 +51,13 @@ export function labCommand(set: (code: number) => void): CommandModule {
             replication: a.replication as 'async' | 'sync' | undefined,
             provider: a.provider as 'pg-promote' | 'patroni' | undefined,
             archiveLagMs: a['archive-lag'] === undefined ? undefined : lagOption(a['archive-lag'] as string),
+            regions: a.regions as 1 | 2 | undefined,
+            replicationLagMs:
+              a['replication-lag'] === undefined ? undefined : lagOption(a['replication-lag'] as string, 'replication-lag', '15m'),
           });
           const nodes = info.db.nodes.map((n) => `\n  ${n.role.padEnd(9)} ${n.name} on 127.0.0.1:${n.port} (pid ${n.pid ?? '-'})`).join('');
           print(
-            `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}\n  service   ${info.serviceUrl}\n  postgres  endpoint 127.0.0.1:${info.db.endpointPort} -> ${info.db.nodes[0]?.name ?? '?'}, database ${info.db.database}, ${info.db.replication} replication, provider ${info.db.provider}${info.db.patroni ? ` (etcd 127.0.0.1:${info.db.patroni.etcd.clientPort}, ttl ${info.db.patroni.ttl} s, loop_wait ${info.db.patroni.loopWait} s)` : ''}${nodes}\n  control   ${info.controlUrl}${info.azurite ? `\n  azurite   ${info.azurite.url}, container ${info.azurite.container} (Azurite's dev account: drill backup and lab drills use it when no Blob storage is configured)` : ''}`,
+            `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}\n  service   ${info.serviceUrl}\n  postgres  endpoint 127.0.0.1:${info.db.endpointPort} -> ${info.db.nodes[0]?.name ?? '?'}, database ${info.db.database}, ${info.db.replication} replication, provider ${info.db.provider}${info.db.patroni ? ` (etcd 127.0.0.1:${info.db.patroni.etcd.clientPort}, ttl ${info.db.patroni.ttl} s, loop_wait ${info.db.patroni.loopWait} s)` : ''}${nodes}\n  control   ${info.controlUrl}${info.azurite ? `\n  azurite   ${info.azurite.url}, container ${info.azurite.container} (Azurite's dev account: drill backup and lab drills use it when no Blob storage is configured)` : ''}${info.secondary ? `\n  secondary ${info.secondary.url} (its own account ${info.secondary.account}; ${info.secondary.containers.join(', ')} replicated into it)` : ''}`,
             info,
           );
           return set(ExitCode.ok);
@@ -88,11 +100,11 @@ export function labCommand(set: (code: number) => void): CommandModule {
   };
 }
 
-function lagOption(text: string): number {
+function lagOption(text: string, flag = 'archive-lag', example = '60s'): number {
   try {
     return parseDuration(text);
   } catch (e) {
-    throw new UserError(`--archive-lag: ${(e as Error).message}`, { untouched: 'nothing', next: 'e.g. --archive-lag 60s' });
+    throw new UserError(`--${flag}: ${(e as Error).message}`, { untouched: 'nothing', next: `e.g. --${flag} ${example}` });
   }
 }
 
@@ -144,6 +156,20 @@ function formatStatus(dir: string, s: Awaited<ReturnType<typeof labStatus>>): st
     lines.push(
       `  wal archive  ${a.state}${a.pid ? ` (pid ${a.pid})` : ''}, archived through ${a.archivedThrough ?? 'nothing yet'}${a.timeline ? ` (timeline ${a.timeline})` : ''}, lag ${a.lagSeconds === null ? '?' : `${a.lagSeconds}s`} (allowed ${a.archiveLagSeconds}s)${a.restarts ? `, restarted ${a.restarts}x` : ''}, base backup ${a.baseBackup ? `${a.baseBackup.folder} at ${a.baseBackup.at}` : 'none'}`,
     );
+  if (s.info?.secondary) lines.push(`  secondary    ${s.info.secondary.url}, account ${s.info.secondary.account}`);
+  const rep = s.replication;
+  if (rep)
+    lines.push(
+      `  replication  ${rep.state}${rep.pid ? ` (pid ${rep.pid})` : ''}, lag ${rep.measuredLagSeconds === null ? '? (no pass yet)' : `${rep.measuredLagSeconds}s`} (replicationLag ${rep.lagSeconds}s, allowed ${rep.allowedLagSeconds}s), ${rep.copiedTotal} blobs copied, ${rep.pending ?? '?'} pending, newest copied ${rep.newestCopied ?? 'none'}${rep.restarts ? `, restarted ${rep.restarts}x` : ''}`,
+    );
+  const l = s.logShipping;
+  if (l) {
+    const ago = (iso: string | null) =>
+      iso === null ? 'never' : `${Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 100) / 10)}s ago`;
+    lines.push(
+      `  log shipper  ${l.state}${l.pid ? ` (pid ${l.pid})` : ''}, last pass ${ago(l.lastPassAt)}${l.lastPassOk === false ? ' (failed)' : ''}, last shipped ${ago(l.lastShippedAt)}, lag ${l.lagSeconds === null ? '?' : `${l.lagSeconds}s`} (interval ${l.intervalSeconds}s), ${l.pendingBytes} bytes pending${l.restarts ? `, restarted ${l.restarts}x` : ''}`,
+    );
+  }
   for (const r of s.replicas ?? [])
     lines.push(
       `  replica ${r.name.padEnd(12)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.ready ? 'ready' : 'not ready'} since ${r.startedAt}`,

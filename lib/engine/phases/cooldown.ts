@@ -18,6 +18,7 @@ export async function cooldown(s: RunState): Promise<void> {
   facts.load = {
     log: generator.log,
     ledger: generator.ledger,
+    ...(generator.files.rows.length > 0 ? { classes: generator.classLedgers() } : {}),
     seconds: generator.seconds(),
     startMs: s.timeline.get('load-started')?.ms ?? 0,
     endMs: s.timeline.get('load-stopped')!.ms,

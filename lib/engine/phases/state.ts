@@ -168,6 +168,7 @@ export function openRun(input: ScenarioRunInput): RunState {
             timeoutMs: config.timeoutMs,
             maxInFlight: config.maxInFlight,
             connections: config.connections,
+            ...(config.attachments ? { attachments: config.attachments } : {}),
           },
           clock,
         )

@@ -15,6 +15,8 @@ export interface ArchiverOptions {
   logFd: number;
   log: (line: string) => void;
   onChange: () => void;
+  /** How its log lines name it; default "wal archiver" (the log shipper is kept running the same way). */
+  label?: string;
 }
 
 /** Its start (Node, pg, the storage SDK: about 1.5 s of CPU) must not take a core from the lab's own start-up. */
@@ -30,6 +32,10 @@ export class ArchiverSupervisor {
 
   constructor(private readonly o: ArchiverOptions) {}
 
+  private get label(): string {
+    return this.o.label ?? 'wal archiver';
+  }
+
   get status(): WalArchiverView {
     return { ...this.view };
   }
@@ -42,7 +48,7 @@ export class ArchiverSupervisor {
       cwd: this.o.labDir,
     });
     if (child.pid === undefined) {
-      child.once('error', (e) => this.o.log(`wal archiver did not start: ${e.message}`));
+      child.once('error', (e) => this.o.log(`${this.label} did not start: ${e.message}`));
       this.again();
       return;
     }
@@ -54,12 +60,12 @@ export class ArchiverSupervisor {
     const started = performance.now();
     this.child = child;
     this.view = { ...this.view, pid: child.pid, startedAt: new Date().toISOString() };
-    this.o.log(`wal archiver started (pid ${child.pid})`);
+    this.o.log(`${this.label} started (pid ${child.pid})`);
     this.o.onChange();
     child.on('exit', (code, sig) => {
       this.child = null;
       this.view = { ...this.view, pid: null, lastExit: `${sig ?? `code ${code}`} at ${new Date().toISOString()}` };
-      this.o.log(`wal archiver (pid ${child.pid}) exited: ${sig ?? `code ${code}`}${this.stopping ? '' : ', restarting'}`);
+      this.o.log(`${this.label} (pid ${child.pid}) exited: ${sig ?? `code ${code}`}${this.stopping ? '' : ', restarting'}`);
       this.o.onChange();
       if (this.stopping) return;
       this.streak = performance.now() - started < LIVED_LONG_MS ? this.streak + 1 : 0;

@@ -16,6 +16,7 @@ import { Supervisor } from './supervisor.ts';
 import { ArchiverSupervisor } from './archiver-supervisor.ts';
 import { followedMembers, followPatroniLeader } from '../patroni/follow.ts';
 import type { DaemonState } from '../types.ts';
+import { secondaryPaths } from '../regions/secondary.ts';
 
 const { values } = parseArgs({ options: { lab: { type: 'string' } } });
 if (!values.lab) throw new Error('--lab DIR is required');
@@ -52,6 +53,37 @@ const archiver = new ArchiverSupervisor({
     persist();
   },
 });
+// The logs data class: the replicas' request logs go to Blob every logShipInterval, restarted like the archiver.
+const shipper = new ArchiverSupervisor({
+  labDir: paths.dir,
+  dbPort: db.port,
+  argv: entryArgv('log-shipper.ts'),
+  env: childEnv(),
+  logFd: openSync(paths.serviceLogs.shipperLog, 'a'),
+  log,
+  label: 'log shipper',
+  onChange: () => {
+    feed.push('log-shipper', { ...shipper.status });
+    persist();
+  },
+});
+// Two regions: the primary's storage is copied to the secondary's after replicationLag, restarted like the archiver.
+const replicator =
+  config.regions === 2
+    ? new ArchiverSupervisor({
+        labDir: paths.dir,
+        dbPort: db.port,
+        argv: entryArgv('replicator.ts'),
+        env: childEnv(),
+        logFd: openSync(secondaryPaths(paths.dir).replicatorLog, 'a'),
+        log,
+        label: 'replicator',
+        onChange: () => {
+          feed.push('replicator', { ...replicator!.status });
+          persist();
+        },
+      })
+    : null;
 const front = new Front({ upstreams: () => supervisor.inRotation(), markUnready: (n, why) => supervisor.markUnready(n, why), log });
 await front.listen();
 
@@ -67,6 +99,8 @@ function persist(): void {
     desired: supervisor.desired,
     replicas: supervisor.list().map((r) => ({ name: r.name, pid: r.pid!, port: r.port })),
     walArchiver: archiver.status,
+    logShipper: shipper.status,
+    ...(replicator ? { replicator: replicator.status } : {}),
     updatedAt: new Date().toISOString(),
   };
   try {
@@ -88,6 +122,8 @@ supervisor.on('change', (e: { type?: string }) => {
 });
 supervisor.start();
 archiver.start();
+shipper.start();
+replicator?.start();
 persist();
 // On a Patroni lab the endpoint follows the leader by itself (HAProxy's GET /primary check); pg-promote repoints it.
 const patroniMembers = followedMembers(config);
@@ -107,7 +143,8 @@ async function shutdown(sig: string): Promise<void> {
   if (stopping) return;
   log(`${sig}: stopping replicas`);
   stopFollowing();
-  await Promise.all([supervisor.stop(3000), archiver.stop(5000)]);
+  // The shipper last: its final pass takes the lines the replicas wrote while draining.
+  await Promise.all([supervisor.stop(3000).then(() => shipper.stop(5000)), archiver.stop(5000), replicator?.stop(5000)]);
   stopping = true;
   await Promise.allSettled([front.close(), db.close(), new Promise((r) => control.close(r))]);
   await rm(paths.daemonState, { force: true });

@@ -3,14 +3,22 @@
  * `node --import tsx/esm lib/lab/service.ts --lab DIR --name NAME --db-port PORT`.
  * It talks to PostgreSQL only through the lab's DB endpoint, so a failover repoints every replica at once.
  */
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, writeSync } from 'node:fs';
 import http from 'node:http';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import type { ContainerClient } from '../../adapters/blob/index.ts';
+import { LAB_FILES_CONTAINER, labAzuriteStatus } from '../azurite.ts';
+import { DEFAULT_LOG_ROTATE_BYTES, logFileName, newestGeneration } from '../log-ship.ts';
+import { labPaths } from '../paths.ts';
+import type { LabConfig } from '../types.ts';
 import { ensureSchema, insertOrder, ordersByToken, parseNewOrder, recentOrders } from './orders-db.ts';
 
 const { values: args } = parseArgs({
   options: {
-    // Unused here: it puts the lab dir in /proc/PID/cmdline, which is how `lab down` knows this PID is the lab's.
+    // Also puts the lab dir in /proc/PID/cmdline, which is how `lab down` knows this PID is the lab's.
     lab: { type: 'string' },
     name: { type: 'string', default: `orders-${process.pid}` },
     port: { type: 'string', default: '0' },
@@ -27,6 +35,98 @@ const READY_BUDGET_MS = 500;
 function log(line: string): void {
   process.stdout.write(`${new Date().toISOString()} ${name} ${line}\n`);
 }
+
+/**
+ * The request log, one JSON line per request with the token it carried: the logs data class. Written with
+ * a plain write(2) before the answer goes out, so every acknowledged request has its line in the file
+ * (the kernel's page cache survives this process being killed); whether it reaches Blob is the shipper's part.
+ * Past lab.json's logRotateBytes the replica goes on in its file's next generation (log-ship.ts), and the
+ * shipper deletes the old one once it has shipped it: the log on disk stays bounded, no line unshipped is lost.
+ */
+const requestLog: { fd: number; gen: number; bytes: number; dir: string; rotateBytes: number } | null = (() => {
+  if (!args.lab) return null;
+  const paths = labPaths(args.lab);
+  const dir = paths.serviceLogs.dir;
+  mkdirSync(dir, { recursive: true });
+  let rotateBytes = DEFAULT_LOG_ROTATE_BYTES;
+  try {
+    const configured = (JSON.parse(readFileSync(paths.config, 'utf8')) as LabConfig).logRotateBytes;
+    if (typeof configured === 'number' && configured > 0) rotateBytes = configured;
+  } catch {
+    // No lab.json (a replica run by hand): the default.
+  }
+  // A name used again (a replica restarted under it) goes on in its newest generation.
+  const gen = Math.max(0, newestGeneration(readdirSync(dir), name));
+  const fd = openSync(join(dir, logFileName(name, gen)), 'a+');
+  const bytes = fstatSync(fd).size;
+  // A line torn by the kill of an earlier process of this name must not swallow the first line of this one.
+  const last = Buffer.alloc(1);
+  if (bytes > 0 && readSync(fd, last, 0, 1, bytes - 1) === 1 && last[0] !== 0x0a) writeSync(fd, '\n');
+  return { fd, gen, bytes, dir, rotateBytes };
+})();
+
+function writeRequestLine(text: string): void {
+  if (!requestLog) return;
+  writeSync(requestLog.fd, text);
+  requestLog.bytes += Buffer.byteLength(text);
+  if (requestLog.bytes < requestLog.rotateBytes) return;
+  // The next generation exists before the old file is left: once the shipper sees it, the old file is final.
+  const next = openSync(join(requestLog.dir, logFileName(name, requestLog.gen + 1)), 'a');
+  closeSync(requestLog.fd);
+  Object.assign(requestLog, { fd: next, gen: requestLog.gen + 1, bytes: 0 });
+}
+
+interface RequestContext {
+  method: string;
+  path: string;
+  token: string | null;
+  t0: number;
+}
+const contexts = new WeakMap<http.ServerResponse, RequestContext>();
+
+function logRequest(ctx: RequestContext, status: number): void {
+  if (requestLog === null || ctx.path.startsWith('/health/')) return;
+  const line = {
+    ts: new Date().toISOString(),
+    replica: name,
+    method: ctx.method,
+    path: ctx.path,
+    status,
+    token: ctx.token,
+    ms: Math.round(performance.now() - ctx.t0),
+  };
+  try {
+    writeRequestLine(`${JSON.stringify(line)}\n`);
+  } catch (e) {
+    log(`request log write failed: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The attachments container in the lab's Azurite, found through azurite.json in the lab dir: this process
+ * gets no credential in its environment (Azurite's development key is public and built in). The storage SDK
+ * is loaded on the first attachment, so a lab whose load sends none starts its replicas as fast as before.
+ */
+let filesContainer: Promise<ContainerClient> | null = null;
+function attachments(): Promise<ContainerClient> {
+  filesContainer ??= (async () => {
+    if (!args.lab) throw new Error("no --lab dir: attachments are stored in the lab's Azurite");
+    const a = await labAzuriteStatus(args.lab);
+    if (!a.up || !a.azurite) throw new Error(`the lab's Azurite is not answering (${labPaths(args.lab).dir}/azurite.json)`);
+    const { blobServiceFromEnv } = await import('../../adapters/blob/index.ts');
+    const c = blobServiceFromEnv({ AZURE_STORAGE_CONNECTION_STRING: a.azurite.connectionString }).getContainerClient(LAB_FILES_CONTAINER);
+    await c.createIfNotExists();
+    return c;
+  })().catch((e) => {
+    filesContainer = null;
+    throw e;
+  });
+  return filesContainer;
+}
+
+/** Blob name of an order's attachment; the read-back after recovery looks files up by it. */
+const attachmentBlob = (id: string) => `orders/${id}/attachment`;
+const ATTACHMENT_ID = /^[A-Za-z0-9-]{1,64}$/;
 
 const dbConfig = { host: args['db-host'], port: Number(args['db-port']), user: args['db-user'], database: args['db-name'] };
 const pool = new pg.Pool({
@@ -127,8 +227,60 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   };
   // While draining, a keep-alive connection would otherwise idle on for keepAliveTimeout and hold up the exit.
   if (stopping) headers.connection = 'close';
+  const ctx = contexts.get(res);
+  if (ctx) logRequest(ctx, status);
   res.writeHead(status, headers);
   res.end(text);
+}
+
+function readRaw(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) reject(Object.assign(new Error('body too large'), { status: 413 }));
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+async function handleAttachment(req: http.IncomingMessage, res: http.ServerResponse, id: string): Promise<void> {
+  if (!ATTACHMENT_ID.test(id)) return send(res, 400, { error: 'an attachment id is 1-64 letters, digits or dashes' });
+  if (req.method === 'PUT') {
+    let body: Buffer;
+    try {
+      body = await readRaw(req, 1024 * 1024);
+    } catch (e) {
+      return send(res, (e as { status?: number }).status ?? 400, { error: `body: ${(e as Error).message}` });
+    }
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    try {
+      const c = await attachments();
+      await c.getBlockBlobClient(attachmentBlob(id)).uploadData(body, { metadata: { sha256 } });
+    } catch (e) {
+      return send(res, 503, { error: `file storage unavailable: ${(e as Error).message}` });
+    }
+    return send(res, 201, { id, blob: attachmentBlob(id), bytes: body.length, sha256 });
+  }
+  if (req.method === 'GET') {
+    try {
+      const c = await attachments();
+      const content = await c.getBlockBlobClient(attachmentBlob(id)).downloadToBuffer();
+      return send(res, 200, {
+        id,
+        bytes: content.length,
+        sha256: createHash('sha256').update(content).digest('hex'),
+        content: content.toString('utf8'),
+      });
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return send(res, 404, { error: `order ${id} has no attachment` });
+      return send(res, 503, { error: `file storage unavailable: ${(e as Error).message}` });
+    }
+  }
+  return send(res, 405, { error: `no route ${req.method} /orders/${id}/attachment` });
 }
 
 function readBody(req: http.IncomingMessage, limit = 64 * 1024): Promise<string> {
@@ -153,6 +305,17 @@ function dbFailure(res: http.ServerResponse, e: unknown): void {
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://service');
+  const attachment = /^\/orders\/([^/]+)\/attachment$/.exec(url.pathname);
+  // The load's token: in a header, the query, an attachment's path, or (below) the order's body.
+  const headerToken = req.headers['x-drill-token'];
+  const ctx: RequestContext = {
+    method: req.method ?? 'GET',
+    path: url.pathname,
+    token: (typeof headerToken === 'string' ? headerToken : null) ?? url.searchParams.get('token') ?? attachment?.[1] ?? null,
+    t0: performance.now(),
+  };
+  contexts.set(res, ctx);
+  if (attachment) return handleAttachment(req, res, decodeURIComponent(attachment[1]!));
   if (url.pathname === '/health/live') return send(res, 200, { status: 'live', name });
   if (url.pathname === '/health/ready') {
     const ok = !stopping && (await dbReady());
@@ -185,6 +348,7 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
     }
     const order = parseNewOrder(body);
     if (typeof order === 'string') return send(res, 400, { error: order });
+    ctx.token ??= order.token ?? null;
     try {
       return send(res, 201, await withSchema(() => insertOrder(pool, order)));
     } catch (e) {

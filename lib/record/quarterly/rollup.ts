@@ -41,6 +41,8 @@ export function summarizeRun(run: RunInput): RunSummary {
     marks: r.marks.map((m) => ({ name: m.name, at: m.at, ms: m.ms })),
     rto: { ...r.objectives.rto, resolutionMs: r.recovery?.resolutionMs ?? null, windowSeconds: r.recovery?.windowSeconds ?? 0 },
     rpo: r.objectives.rpo,
+    // A run.json from before classes were measured has none.
+    otherRpoClasses: (r.objectives.rpoClasses ?? []).filter((c) => c.dataClass !== r.dataClass),
     slo:
       slo.length > 0
         ? slo

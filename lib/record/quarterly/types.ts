@@ -107,6 +107,8 @@ export interface RunSummary {
   marks: RunRecord['marks'];
   rto: RunRecord['objectives']['rto'] & { resolutionMs: number | null; windowSeconds: number };
   rpo: RunRecord['objectives']['rpo'];
+  /** The data classes other than the run's own (file storage, logs); empty for a run that measured none. */
+  otherRpoClasses: RunRecord['objectives']['rpoClasses'];
   /** Every phase's SLOs (baseline, fault, recovery). */
   slo: Array<{
     phase: string;

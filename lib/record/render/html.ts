@@ -403,6 +403,15 @@ export function runSection(run: RunSummary, path: string): string {
             `<span class="small">${esc(run.rpo.method ?? run.rpo.reason ?? DASH)}${run.rpo.lostWrites !== null ? `; lost ${count(run.rpo.lostWrites)}, unknown ${count(run.rpo.unknownWrites)}` : ''}</span>`,
           ),
         ],
+        ...run.otherRpoClasses.map((c, k) => [
+          td(`RPO ${esc(c.dataClass)}`),
+          td(field(`${path}.otherRpoClasses.${k}.targetSeconds`, c.targetSeconds, secs(c.targetSeconds)), true),
+          td(field(`${path}.otherRpoClasses.${k}.measuredSeconds`, c.measuredSeconds, secs(c.measuredSeconds)), true),
+          td(metCell(c.met)),
+          td(
+            `<span class="small">${esc(c.method ?? c.reason ?? DASH)}${c.lost !== null ? `; lost ${count(c.lost)}, unknown ${count(c.unknown)}` : ''}</span>`,
+          ),
+        ]),
         [
           td('Error budget'),
           td(

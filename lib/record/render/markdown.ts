@@ -270,6 +270,13 @@ export function runMarkdown(run: RunSummary, heading = '###'): string {
           met(run.rpo.met),
           `${run.rpo.method ?? run.rpo.reason ?? DASH}${run.rpo.lostWrites !== null ? `; lost ${run.rpo.lostWrites}, unknown ${run.rpo.unknownWrites}` : ''}`,
         ],
+        ...run.otherRpoClasses.map((c) => [
+          `RPO ${c.dataClass}`,
+          secs(c.targetSeconds),
+          secs(c.measuredSeconds),
+          met(c.met),
+          `${c.method ?? c.reason ?? DASH}${c.lost !== null ? `; lost ${c.lost}, unknown ${c.unknown}` : ''}`,
+        ]),
         [
           'Error budget',
           secs(run.errorBudget.monthlyBudgetSeconds),

@@ -17,6 +17,7 @@ import { labBackupsAdapter } from './backups.ts';
 import { createLabDatabase } from './database.ts';
 import { createLabReplicas } from './replicas.ts';
 import { createLabLiveRestore } from './live-restore.ts';
+import { createLabDataClasses } from './data-classes.ts';
 
 export function labDirOf(target: LabTarget): string {
   return target.labDir ?? defaultLabDir();
@@ -63,6 +64,8 @@ export const labTarget: TargetKind<'lab'> = {
       replication: database.replication,
       provider: database.provider,
       archiveLagMs: target.archiveLagMs,
+      logShipIntervalMs: target.logShipIntervalMs,
+      ...(target.regions === 2 ? { regions: 2 as const, replicationLagMs: target.replicationLagMs } : {}),
       say,
     });
     say(
@@ -79,6 +82,7 @@ export const labTarget: TargetKind<'lab'> = {
         replicas: createLabReplicas(info),
         database: createLabDatabase(info),
         liveRestore: createLabLiveRestore(dir, async () => info.controlUrl),
+        dataClasses: createLabDataClasses(dir),
         ...(backups ? { backups: backups.adapter } : {}),
       },
       serviceUrl: info.serviceUrl,
@@ -86,6 +90,9 @@ export const labTarget: TargetKind<'lab'> = {
         kind: 'lab',
         dir,
         replicas: target.replicas,
+        // A two-region lab that recover must bring up again comes back with its secondary and replicator.
+        ...(target.regions === 2 ? { regions: 2, replicationLagMs: target.replicationLagMs } : {}),
+        ...(info.secondary ? { secondary: { url: info.secondary.url, account: info.secondary.account } } : {}),
         serviceUrl: info.serviceUrl,
         postgres: {
           host: info.db.host,
@@ -145,6 +152,9 @@ export const labTarget: TargetKind<'lab'> = {
           replicas: typeof details.replicas === 'number' ? details.replicas : undefined,
           provider: postgres.provider,
           replication: postgres.replication,
+          ...(details.regions === 2 && typeof details.replicationLagMs === 'number'
+            ? { regions: 2 as const, replicationLagMs: details.replicationLagMs }
+            : {}),
           say,
         });
       } catch (e) {
