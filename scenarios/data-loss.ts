@@ -47,6 +47,8 @@ interface Restored {
   outcome: LiveRestoreOutcome;
   startedMs: number;
   endedMs: number;
+  /** When the service was pointed at the restored database: users are served from then on, the standby still building. */
+  servingMs?: number;
 }
 
 const { probe, action, define } = scenario({ params, requires: ['database', 'live-restore', 'load'] });
@@ -128,13 +130,15 @@ const restore: Action<Params, RestoreRequest, Restored, Needs> = action<RestoreR
   async run(ctx, s) {
     if (!s) throw new Error('the data was not destroyed: nothing to restore');
     const startedMs = ctx.mark('restore-started').ms;
+    let servingMs: number | undefined;
     const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(parseDuration(ctx.params.restoreTimeout))]);
     const outcome = await ctx.adapters.liveRestore.restoreLive({
       runId: s.runId,
       target: s.target,
       signal,
       onStep: (step, ms) => {
-        ctx.mark(`restore-${step}`);
+        const at = ctx.mark(`restore-${step}`).ms;
+        if (step === 'repoint') servingMs = at;
         ctx.log.info(`restore: ${step} ${(ms / 1000).toFixed(2)} s`);
       },
       log: (l) => ctx.log.info(l),
@@ -143,7 +147,7 @@ const restore: Action<Params, RestoreRequest, Restored, Needs> = action<RestoreR
     if (!outcome.ok && ctx.signal.aborted) throw ctx.signal.reason;
     const endedMs = ctx.mark(outcome.ok ? 'restored' : 'restore-failed').ms;
     if (!outcome.ok) ctx.log.warn(`restore failed: ${outcome.problem}${outcome.replaced ? '' : '; the live database was not replaced'}`);
-    return { outcome, startedMs, endedMs };
+    return { outcome, startedMs, endedMs, ...(servingMs !== undefined ? { servingMs } : {}) };
   },
   rollback: { none: "the restore is the recovery; one cut short is finished by the rollback of 'destroy data'" },
 });
@@ -236,15 +240,18 @@ export default define({
   actions: [destroy, restore],
   recovery: {
     description:
-      'users are served correctly again: the restore completed, a write was acknowledged after it, and the service answers writes acknowledged before the fault with their orders',
+      'users are served correctly again: the service was repointed at the restored database, a write was acknowledged after that, and the service answers writes acknowledged before the fault with their orders; counted from that first write, since the standby is rebuilt after the repoint while users are already served',
     pollMs: 250,
     until: probe('users served their data again', async (ctx) => {
       const d = ctx.resultOf(destroy);
       const r = ctx.resultOf(restore);
       if (!d || !r) return { ok: false, detail: 'the restore has not run' };
       if (!r.outcome.ok) return { ok: false, final: true, detail: `the restore did not complete: ${r.outcome.problem}` };
-      const writes = ctx.load?.ledger?.acknowledgedSince(r.endedMs) ?? 0;
-      if (writes === 0) return { ok: false, detail: 'no write acknowledged since the restore' };
+      // Users are served from the repoint on; the standby built after it is not part of their outage.
+      const servedFrom = r.servingMs ?? r.endedMs;
+      const writes = ctx.load?.ledger?.acknowledgedSince(servedFrom) ?? 0;
+      const firstAck = ctx.load?.ledger?.firstAckSince(servedFrom) ?? null;
+      if (writes === 0 || firstAck === null) return { ok: false, detail: 'no write acknowledged since the service was repointed' };
       const url = ctx.load?.serviceUrl;
       if (!url) return { ok: false, detail: 'no service URL to ask' };
       const tokens = mustBeBack(ctx, d, r.outcome);
@@ -259,7 +266,9 @@ export default define({
       return missing.length === 0
         ? {
             ok: true,
-            detail: `${tokens.length} orders acknowledged before the fault served by the service; ${writes} writes acknowledged since the restore`,
+            detail: `${tokens.length} orders acknowledged before the fault served by the service; ${writes} writes acknowledged since the service was repointed, the first ${((firstAck - servedFrom) / 1000).toFixed(2)} s after it`,
+            // The restored rows have not changed since the repoint: what this poll saw held from the first write after it.
+            heldSinceMs: firstAck,
           }
         : {
             ok: false,

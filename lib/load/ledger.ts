@@ -123,6 +123,17 @@ export class WriteLedger {
     return lo;
   }
 
+  /** The earliest acknowledgement among writes sent at or after `fromMs`; null when none was acknowledged. */
+  firstAckSince(fromMs: number): number | null {
+    let first: number | null = null;
+    for (let r = this.rowAt(fromMs); r < this.count; r++) {
+      if (this.fate[r] !== WriteFate.ok) continue;
+      const ack = this.ackMs(r);
+      if (ack !== null && (first === null || ack < first)) first = ack;
+    }
+    return first;
+  }
+
   /** Writes acknowledged among those scheduled at or after `fromMs`. */
   acknowledgedSince(fromMs: number): number {
     let n = 0;

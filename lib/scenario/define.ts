@@ -119,6 +119,12 @@ export interface ProbeResult {
    * checksum will not pass on the next poll), so the observe phase stops waiting.
    */
   final?: boolean;
+  /**
+   * Recovery probes only: the run time (ms) from which what this check saw already held, when its evidence
+   * dates it (the first write acknowledged after the service was repointed at restored data that has not
+   * changed since). Recovery then counts from it instead of from this poll; it is kept between the fault and now.
+   */
+  heldSinceMs?: number;
 }
 
 /** A read-only check. Probes never change the world. */

@@ -21,7 +21,7 @@ const DROPPED = Outcome.dropped;
 export function recoveryMethod(windowMs: number, resolutionMs: number | null, probeName?: string): string {
   const window = `the first ${formatSignificant(windowMs / 1000)} s window after the fault in which every SLO held`;
   const what = probeName
-    ? `recovered = the later of the start of ${window} and the first pass of the recovery check "${probeName}"`
+    ? `recovered = the later of the start of ${window} and the first pass of the recovery check "${probeName}" (dated from the evidence it read, where it dates it)`
     : `recovered = start of ${window}`;
   const res =
     resolutionMs === null || resolutionMs <= 0

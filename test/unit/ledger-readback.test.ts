@@ -102,3 +102,21 @@ test('writes.tsv carries every write and reads back into the same entries', () =
   assert.throws(() => pending.entries(), /still pending/);
   assert.throws(() => parseWritesTsv(writesTsv(pending)), /outcome "pending"/);
 });
+
+test('firstAckSince: the earliest acknowledgement among writes sent from then on, not the first one sent', () => {
+  const log = createRequestLog(16);
+  const ledger = new WriteLedger(log);
+  // Sent at 0, 10, 20, 30 ms; the one sent at 10 fails, the one sent at 20 answers slowly (acked at 60).
+  const latency = [1, 5, 40, 2];
+  const fates = [WriteFate.ok, WriteFate.failed, WriteFate.ok, WriteFate.ok];
+  for (let i = 0; i < 4; i++) {
+    const idx = log.push(i * 10, 0);
+    log.outcome[idx] = Outcome.ok;
+    log.latencyMs[idx] = latency[i]!;
+    ledger.settle(ledger.push(idx), fates[i]!);
+  }
+  assert.equal(ledger.firstAckSince(0), 1);
+  assert.equal(ledger.firstAckSince(5), 32, 'the write sent at 30 was acknowledged (32) before the one sent at 20 (60)');
+  assert.equal(ledger.firstAckSince(25), 32);
+  assert.equal(ledger.firstAckSince(31), null);
+});

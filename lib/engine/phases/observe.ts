@@ -24,7 +24,7 @@ export async function observe(s: RunState): Promise<void> {
       lastProbeAt = now;
       const f = await s.probe(until);
       facts.recoveryProbe = f;
-      if (f.ok) probeOkMs = clock.now();
+      if (f.ok) probeOkMs = recoveryCheckHeldFrom(f.heldSinceMs, faultMs, clock.now());
       else if (f.final) {
         s.record({ type: 'recovery.failed', probe: f });
         return;
@@ -47,4 +47,13 @@ export async function observe(s: RunState): Promise<void> {
     }
     await sleep(Math.min(RECOVERY_EVAL_MS, pollMs), undefined, { signal: s.run.signal });
   }
+}
+
+/**
+ * When a passing recovery check counts from: the instant its evidence dates, kept between the fault and now
+ * (a check cannot have held before the fault it recovers from, nor after it was seen), else now.
+ */
+export function recoveryCheckHeldFrom(heldSinceMs: number | undefined, faultMs: number, nowMs: number): number {
+  if (heldSinceMs === undefined || !Number.isFinite(heldSinceMs)) return nowMs;
+  return Math.min(nowMs, Math.max(faultMs, heldSinceMs));
 }

@@ -10,7 +10,7 @@
 import { beginLiveRestore } from '../../adapters/live-restore-outcome.ts';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LiveRestoreAdapter, LiveRestoreOutcome, RestorePoint, RestoreTarget } from '../../adapters/types.ts';
 import { freeLoopbackPort } from '../../adapters/blob/index.ts';
@@ -176,6 +176,13 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     }
   }
 
+  const standbyIdentity = (config: LabConfig, standby: string) => ({
+    name: standby,
+    port: config.nodes[standby]!.port,
+    socketDir: p.socketDir,
+    primary: { host: '127.0.0.1', port: config.nodes[config.primary]!.port, user: LAB_DB.superuser },
+  });
+
   async function placeAndServe(
     runId: string,
     config: LabConfig,
@@ -188,9 +195,22 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     const primaryName = config.primary;
     const port = config.nodes[primaryName]!.port;
     const data = p.node(primaryName).data;
-    // Started here: the standby was moved to the quarantine with the damaged primary, so it is rebuilt for sure.
+    const standby = standbyOf(config);
+    const sdata = standby ? p.node(standby).data : null;
+    // Started here: the damaged standby went to the quarantine with the primary, so no standby streams yet.
     const startedHere = !(await isRunning(data));
+    let seeded = false;
     if (startedHere) {
+      // The standby copied from the restored copy while it was checked goes in beside it, before either starts.
+      const seed = join(asideOf(dir, runId), 'standby');
+      if (sdata && existsSync(seed)) {
+        await crashCluster(sdata);
+        await rm(sdata, { recursive: true, force: true });
+        await mkdir(dirname(sdata), { recursive: true, mode: 0o755 });
+        await giveToServerUser(dirname(sdata));
+        await rename(seed, sdata);
+      }
+      seeded = !!sdata && existsSync(join(sdata, 'backup_label')) && existsSync(join(sdata, 'standby.signal'));
       await clearRecoverySettings(data);
       await writeNodeConf(data, { port, socketDir: p.socketDir });
       await startCluster(data, { logFile: p.node(primaryName).log, timeoutMs: 120_000 });
@@ -204,26 +224,31 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     onStep('repoint', performance.now() - t);
     signal.throwIfAborted();
 
-    // The service serves again from here; the standby is rebuilt from the running primary.
+    // The service serves again from here.
     t = performance.now();
-    const standby = standbyOf(config);
-    if (standby) {
-      const streaming =
-        !startedHere &&
-        (await waitStreaming(conn, standby, { timeoutMs: 200 }).then(
+    if (standby && sdata) {
+      const id = standbyIdentity(config, standby);
+      let streaming = false;
+      if (seeded) {
+        // Its WAL from the copy's start is in the primary's pg_wal, held by the slot made with the copy.
+        streaming = await startCluster(sdata, { logFile: p.node(standby).log })
+          .then(() => waitStreaming(conn, standby, { timeoutMs: 30_000, signal }))
+          .then(
+            () => true,
+            (e: Error) => {
+              say(`standby ${standby} copied with the restore did not stream (${e.message.split('\n', 1)[0]}): built again`);
+              return false;
+            },
+          );
+        if (streaming) say(`standby ${standby}, copied from the restored copy while it was checked, streaming`);
+      } else if (!startedHere)
+        streaming = await waitStreaming(conn, standby, { timeoutMs: 200 }).then(
           () => true,
           () => false,
-        ));
+        );
       if (!streaming) {
-        const sdata = p.node(standby).data;
         await crashCluster(sdata);
-        const id = {
-          name: standby,
-          port: config.nodes[standby]!.port,
-          socketDir: p.socketDir,
-          primary: { host: '127.0.0.1', port, user: LAB_DB.superuser },
-        };
-        const how = await copyStandby(conn, data, sdata, id).then(
+        const how = await copyStandby(conn, data, sdata, id, [RESTORED_MARKER]).then(
           () => 'copied from the running primary (pg_backup_start/stop)',
           async (e: Error) => {
             say(`standby ${standby}: the local copy failed (${e.message}); pg_basebackup instead`);
@@ -351,6 +376,7 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
                 `no physical base backup of this cluster (system identifier ${systemId}) ${target === 'latest' ? '' : `ended before ${target.lsn} `}in ${store.describe().container}`,
               );
             if (!entry.manifest) throw new Error(`the base backup ${entry.folder} cannot be restored: ${entry.problem}`);
+            const standby = standbyOf(config);
             out.backup = { folder: entry.folder, takenAt: entry.takenAt, bytes: entry.manifest.blob.bytes };
             await awaitArchive(store, entry, target, config, say, signal);
             const r = await restoreToPoint({
@@ -367,6 +393,8 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
               signal,
               onStep: step,
               log: say,
+              standby: standby ? { dataDir: join(aside, 'standby'), id: standbyIdentity(config, standby) } : undefined,
+              holdWalForArchive: true,
             });
             out.missingSegments = r.missingSegments;
             if (!r.ok || !r.marker) throw new Error(r.problem ?? 'the restore did not complete');

@@ -21,9 +21,11 @@ import { parseLsn, parseSegmentName } from '../../../backup/wal-names.ts';
 import type { RestoreTarget } from '../../types.ts';
 import { giveToServerUser, isRoot, runServerBinary, startCluster, stopCluster, writeNodeConf } from '../cluster.ts';
 import { run } from './scratch.ts';
+import { copyStandby } from './standby-copy.ts';
+import type { StandbyIdentity } from '../standby.ts';
 import { getText, type BackupStore } from './store.ts';
 import { lastLines, runTool } from './tools.ts';
-import { listArchivedWal } from './wal.ts';
+import { ensureArchiveSlot, listArchivedWal } from './wal.ts';
 
 /**
  * Left in a restored data directory once it was checked and stopped cleanly (or, with keepRunning, promoted and
@@ -67,6 +69,17 @@ export interface PitrRequest {
   keepRunning?: boolean;
   /** pg_amcheck the copy after promotion (default true); a restore that must serve fast may leave it to the caller. */
   amcheck?: boolean;
+  /**
+   * A standby to copy from the restored copy while pg_amcheck checks it (a low-level base backup, its slot made in
+   * the copy), left at `dataDir` for the caller to move into place: it streams from `id.primary` once the restored
+   * copy runs there. Best effort: when the copy fails the restore goes on, and the caller builds the standby after.
+   */
+  standby?: { dataDir: string; id: StandbyIdentity };
+  /**
+   * The restored copy holds its WAL for the archive (slot drill_wal_archive) from its promotion on: the standby's
+   * copy switches segments before the copy runs where the archiver reads, and none of the new timeline may be missing.
+   */
+  holdWalForArchive?: boolean;
 }
 
 export interface PitrResult {
@@ -211,18 +224,34 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     if (r.target !== 'latest') await query(conn, 'SELECT pg_wal_replay_resume()');
     await waitPromoted(conn, r.signal);
     r.onStep?.('promote', performance.now() - t);
-
-    if (r.amcheck !== false) {
-      const am = await runTool(
-        'pg_amcheck',
-        ['-h', '127.0.0.1', '-p', String(r.port), '-U', 'postgres', '--install-missing', '-d', r.database, '-d', 'postgres'],
-        {
-          signal: r.signal,
-        },
-      );
-      if (am.code !== 0)
-        throw new Refused(`pg_amcheck found problems in the restored copy (exit ${am.code}): ${lastLines(am.stdout + am.stderr)}`);
+    if (r.holdWalForArchive) {
+      const c = new pg.Client({ ...conn, connectionTimeoutMillis: 2000 });
+      c.on('error', () => {});
+      await c.connect();
+      try {
+        await ensureArchiveSlot(c);
+      } finally {
+        await c.end().catch(() => {});
+      }
     }
+
+    const seed = r.standby;
+    const [am] = await Promise.all([
+      r.amcheck === false
+        ? null
+        : runTool(
+            'pg_amcheck',
+            ['-h', '127.0.0.1', '-p', String(r.port), '-U', 'postgres', '--install-missing', '-d', r.database, '-d', 'postgres'],
+            { signal: r.signal },
+          ),
+      seed &&
+        copyStandby(conn, dataDir, seed.dataDir, seed.id, [RESTORED_MARKER]).then(
+          () => say(`standby ${seed.id.name} copied from the restored copy while pg_amcheck ran`),
+          (e: Error) => say(`standby ${seed.id.name} not copied from the restored copy (${e.message}): it is built once the primary runs`),
+        ),
+    ]);
+    if (am && am.code !== 0)
+      throw new Refused(`pg_amcheck found problems in the restored copy (exit ${am.code}): ${lastLines(am.stdout + am.stderr)}`);
     const tli = await query<{ tli: number }>(conn, 'SELECT timeline_id AS tli FROM pg_control_checkpoint()').catch(() => null);
     if (r.keepRunning) await clearRecoverySettings(dataDir);
     else {

@@ -9,23 +9,14 @@ import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { giveToServerUser, isRoot, type PgConn } from '../cluster.ts';
 import { configureStandby, ensureSlot, withClient, type StandbyIdentity } from '../standby.ts';
-import { RESTORED_MARKER } from './pitr.ts';
 import { run } from './scratch.ts';
 
 /**
  * Left out of the copy (PostgreSQL's list for a low-level backup): the running server's own state, WAL the standby
- * streams instead, the primary's slots, which on a standby would pin WAL for nobody, and the restore's marker,
- * which names the primary's data directory only. The folders among them are made empty.
+ * streams instead, and the primary's slots, which on a standby would pin WAL for nobody. The folders among them
+ * are made empty; the caller names files of its own to leave out too (the restore's marker).
  */
-const LEFT_OUT = new Set([
-  'postmaster.pid',
-  'postmaster.opts',
-  'backup_label',
-  'tablespace_map',
-  'standby.signal',
-  'recovery.signal',
-  RESTORED_MARKER,
-]);
+const LEFT_OUT = ['postmaster.pid', 'postmaster.opts', 'backup_label', 'tablespace_map', 'standby.signal', 'recovery.signal'];
 const EMPTIED = [
   'pg_wal',
   'pg_wal/archive_status',
@@ -38,7 +29,13 @@ const EMPTIED = [
   'pg_subtrans',
 ];
 
-export async function copyStandby(primary: PgConn, primaryData: string, dataDir: string, id: StandbyIdentity): Promise<void> {
+export async function copyStandby(
+  primary: PgConn,
+  primaryData: string,
+  dataDir: string,
+  id: StandbyIdentity,
+  leaveOut: string[] = [],
+): Promise<void> {
   const partial = `${dataDir}.partial`;
   await rm(dataDir, { recursive: true, force: true });
   await rm(partial, { recursive: true, force: true });
@@ -54,7 +51,8 @@ export async function copyStandby(primary: PgConn, primaryData: string, dataDir:
       await c.query('SELECT pg_backup_start($1, true)', [`drill standby ${id.name}`]);
       try {
         await mkdir(partial, { mode: 0o700 });
-        const top = (await readdir(primaryData)).filter((f) => !LEFT_OUT.has(f) && !EMPTIED.includes(f));
+        const skip = new Set([...LEFT_OUT, ...EMPTIED, ...leaveOut]);
+        const top = (await readdir(primaryData)).filter((f) => !skip.has(f));
         // -a keeps modes and, as root, the postgres owner; a file removed while copied fails the copy (fallback).
         await run('cp', ['-a', ...top.map((f) => join(primaryData, f)), `${partial}/`]);
       } catch (e) {
