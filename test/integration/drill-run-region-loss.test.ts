@@ -16,11 +16,9 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { blobServiceFromEnv, type BlobServiceClient } from '../../lib/adapters/blob/index.ts';
 import { attachmentBody, sha256Hex } from '../../lib/load/class-ledgers.ts';
 import { giveToServerUser, isRunning, startCluster, stopCluster, writeNodeConf } from '../../lib/adapters/postgres/cluster.ts';
-import { MANIFEST_FILE } from '../../lib/backup/naming.ts';
 import {
   LAB_BACKUP_CONTAINER,
   LAB_FILES_CONTAINER,
@@ -36,12 +34,12 @@ import { globalFrontStatus } from '../../lib/lab/regions/global-front.ts';
 import { primaryRegionParts } from '../../lib/lab/regions/region-loss.ts';
 import { secondaryComputeStatus } from '../../lib/lab/regions/secondary-compute.ts';
 import { secondaryPgPaths } from '../../lib/lab/regions/secondary-restore.ts';
-import { labSecondaryBlobEnv } from '../../lib/lab/regions/secondary.ts';
 import { readConfig } from '../../lib/lab/state.ts';
 import { parseFilesTsv, parseLogsTsv } from '../../lib/load/class-ledgers.ts';
 import { parseWritesTsv } from '../../lib/load/ledger.ts';
 import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
 import { forgetConfiguredBlobStorage } from '../support/lab.ts';
+import { secondaryBackups, secondaryBlobs, waitForSecondaryCopy } from '../support/secondary-copy.ts';
 import { freePort } from '../support/ports.ts';
 import { sqlRows } from '../support/sql.ts';
 import { scratchDir } from '../support/tmp.ts';
@@ -98,51 +96,6 @@ async function upTwoRegions(lab: string, lagMs: number) {
   const info = await labUp({ dir: lab, replicas: 2, regions: 2, replicationLagMs: lagMs, archiveLagMs: 4000, logShipIntervalMs: 3000 });
   labsUp.push(lab);
   return info;
-}
-
-const secondaryBlobs = async (lab: string): Promise<BlobServiceClient> => blobServiceFromEnv((await labSecondaryBlobEnv(lab))!.env);
-const SEGMENT = /(?:^|\/)([0-9A-F]{24})$/;
-
-/** Names in the secondary's backup container: its manifests and its WAL segments (by segment name). */
-async function secondaryBackups(lab: string): Promise<{ manifests: string[]; segments: Map<string, string> }> {
-  const c = (await secondaryBlobs(lab)).getContainerClient(LAB_BACKUP_CONTAINER);
-  const manifests: string[] = [];
-  const segments = new Map<string, string>();
-  if (!(await c.exists())) return { manifests, segments };
-  for await (const b of c.listBlobsFlat()) {
-    if (b.name.endsWith(`/${MANIFEST_FILE}`)) manifests.push(b.name);
-    const m = SEGMENT.exec(b.name);
-    if (m) segments.set(m[1]!, b.name);
-  }
-  return { manifests, segments };
-}
-
-/** Writes through the service while waiting, so the archiver has WAL to close into segments. */
-async function waitForSecondaryCopy(lab: string, serviceUrl: string, segmentsAfterStart: number): Promise<{ start: string }> {
-  const deadline = Date.now() + 90_000;
-  for (let k = 0; ; k++) {
-    await fetch(`${serviceUrl}/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ item: `seed-${k}` }),
-    }).then(
-      (r) => r.arrayBuffer(),
-      () => undefined,
-    );
-    const s = await secondaryBackups(lab);
-    const manifest = s.manifests.sort().at(-1);
-    if (manifest) {
-      const m = JSON.parse(
-        (
-          await (await secondaryBlobs(lab)).getContainerClient(LAB_BACKUP_CONTAINER).getBlockBlobClient(manifest).downloadToBuffer()
-        ).toString(),
-      ) as { walStartSegment: string };
-      const after = [...s.segments.keys()].filter((n) => n.slice(8) >= m.walStartSegment.slice(8));
-      if (after.length >= segmentsAfterStart) return { start: m.walStartSegment };
-    }
-    if (Date.now() > deadline) throw new Error(`the secondary holds no base backup and ${segmentsAfterStart} WAL segments after 90 s`);
-    await sleep(300);
-  }
 }
 
 type ClassRow = {

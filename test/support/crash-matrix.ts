@@ -165,7 +165,7 @@ export function crashMatrixRow(label: string, split: { part: number; of: number 
 
     test('SIGKILL after each journal line, then drill recover: the lab is healthy, the journal closed, the next drill passes', async (t) => {
       const t0 = performance.now();
-      await labUp({ dir: lab.dir, replicas: 2 });
+      await labUp({ dir: lab.dir, replicas: 2, ...d.lab });
       await d.prepare?.(lab.dir);
       const file = join(lab.root, 'drill.yaml');
       await writeFile(file, d.yaml);
@@ -178,6 +178,7 @@ export function crashMatrixRow(label: string, split: { part: number; of: number 
       const points = all.filter((_, i) => i % split.of === split.part - 1);
       const mine: Cell[] = [];
       for (const p of points) {
+        await d.beforeEachRun?.(lab.dir);
         const cell = await crashAndRecover(d, file, lab.root, lab.dir, p, lab.seen);
         t.diagnostic(
           `line ${p.line} ${p.event}: ${cell.run}, recover exit ${cell.recoverExit}, ${recovered(cell) ? 'recovered' : `NOT recovered (${cell.problems.join('; ')})`} in ${cell.ms} ms (run ${cell.runMs}, recover ${cell.recoverMs})`,
@@ -190,6 +191,7 @@ export function crashMatrixRow(label: string, split: { part: number; of: number 
       const status = await drillCli(['lab', 'status', '--dir', lab.dir, '--json']).done;
       assert.deepEqual(JSON.parse(status.stdout).problems, []);
       assert.equal(status.code, 0);
+      await d.beforeEachRun?.(lab.dir);
       const next = await runDrill(file, join(lab.root, 'results-next'), lab.dir);
       assert.equal(next.code, 0, `the following drill passes:\n${next.stdout}${next.stderr}`);
       t.diagnostic(`${points.length} kill points in ${((performance.now() - t0) / 1000).toFixed(0)} s`);

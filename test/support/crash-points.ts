@@ -7,6 +7,8 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { labTarget } from '../../lib/targets/lab/index.ts';
+import { labDown, labStatus, labUp, type LabUpOptions } from '../../lib/lab/index.ts';
+import { waitForSecondaryCopy } from './secondary-copy.ts';
 import { loadCatalog } from '../../lib/scenario/catalog.ts';
 import { drillCli, type CliResult } from './cli.ts';
 
@@ -39,8 +41,29 @@ export interface CrashDrill {
   /** The scenario module it runs. */
   scenario: string;
   yaml: string;
+  /** How the lab is brought up (default: two replicas, one region). */
+  lab?: Partial<LabUpOptions>;
   /** What the lab needs before the first run (a backup to restore). */
   prepare?: (labDir: string) => Promise<void>;
+  /**
+   * Before every run after the first: a drill whose recovery leaves the lab changed on purpose (serving from the
+   * secondary region) starts each kill point from the lab it expects.
+   */
+  beforeEachRun?: (labDir: string) => Promise<void>;
+}
+
+/** A fresh two-region lab serving from the primary, its secondary holding a base backup and WAL to restore from. */
+const TWO_REGIONS: Partial<LabUpOptions> = {
+  regions: 2,
+  replicationLagMs: 1000,
+  archiveLagMs: 4000,
+  logShipIntervalMs: 3000,
+};
+async function freshTwoRegions(labDir: string): Promise<void> {
+  // Purged: a restored secondary left from the last point would be reused, not restored again.
+  await labDown({ dir: labDir, purge: true });
+  const info = await labUp({ dir: labDir, replicas: 2, ...TWO_REGIONS });
+  await waitForSecondaryCopy(labDir, info.serviceUrl, 2);
 }
 
 export const CRASH_DRILLS: CrashDrill[] = [
@@ -102,6 +125,22 @@ export const CRASH_DRILLS: CrashDrill[] = [
       '  - { scenario: data-loss, name: drop-table, params: { fault: drop-table }, timeout: 5m }\n',
       "{ kind: lab, replicas: 2, allowDataLoss: true, dataLossReason: 'crash matrix on test data' }",
     ),
+  },
+  {
+    // Every point starts from a fresh two-region lab; recover must end with one region serving, the other stopped.
+    label: 'region-loss',
+    scenario: 'region-loss',
+    yaml: drill(
+      'region-loss',
+      '  - { scenario: region-loss, name: lose-region, timeout: 5m }\n',
+      '{ kind: lab, replicas: 2, regions: 2, replicationLag: 1s, archiveLag: 4s, logShipInterval: 3s }',
+    ),
+    lab: TWO_REGIONS,
+    prepare: async (labDir) => {
+      const s = await labStatus({ dir: labDir });
+      await waitForSecondaryCopy(labDir, s.info!.serviceUrl, 2);
+    },
+    beforeEachRun: freshTwoRegions,
   },
 ];
 
