@@ -82,6 +82,14 @@ export const labTarget: TargetKind<'lab'> = {
         ? `lab already up in ${dir}: service ${info.serviceUrl} (left running after the drill)`
         : `lab up in ${((performance.now() - t0) / 1000).toFixed(1)}s: service ${info.serviceUrl}, ${target.replicas} replicas, PostgreSQL ${info.db.nodes.map((n) => `${n.name} ${n.role} on 127.0.0.1:${n.port}`).join(', ')} (${info.db.replication})`,
     );
+    if (info.regions?.active === 'secondary')
+      throw new UserError(
+        `the lab in ${dir} serves from its secondary region (a region-loss drill ran without failback): its database is one restored node, not the pair a drill runs against`,
+        {
+          untouched: 'nothing: no load was sent and the lab was left serving as it is',
+          next: "`drill lab status` shows it; `drill lab down` then this drill again starts the lab over in the primary region (the lab's data is disposable); failback is not built yet",
+        },
+      );
     const env = { DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: info.serviceUrl };
     const backups = await labBackupsAdapter(dir, { create: true });
     if (backups) say(`backups: ${backups.note}`);
@@ -134,6 +142,13 @@ export const labTarget: TargetKind<'lab'> = {
         note: `lab in ${dir} is not running: \`drill run\` starts it; selections are resolved then`,
       };
     }
+    if (status.info.regions?.active === 'secondary') {
+      return {
+        adapters: null,
+        serviceUrl: status.info.serviceUrl,
+        note: `lab in ${dir} serves from its secondary region (a region-loss drill ran without failback): \`drill run\` refuses it until \`drill lab down\` starts it over in the primary`,
+      };
+    }
     const backups = await labBackupsAdapter(dir, { create: false });
     return {
       adapters: {
@@ -181,6 +196,17 @@ export const labTarget: TargetKind<'lab'> = {
       } catch (e) {
         return { adapters: null, why: `the lab in ${dir} is not running and did not come up: ${(e as Error).message}` };
       }
+    }
+    if (info.regions?.active === 'secondary') {
+      // The runbook finished before the crash: the secondary's single restored node serves, and no pair adapter
+      // applies to it; the region-loss rollback checks and converges through the region adapter alone.
+      return {
+        adapters: {
+          exec: createExec({ DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: info.serviceUrl }),
+          region: createLabRegion(dir),
+          dataClasses: createLabDataClasses(dir),
+        },
+      };
     }
     return {
       adapters: {
