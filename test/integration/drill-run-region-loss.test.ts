@@ -382,6 +382,12 @@ describe('drill run region-loss on the two-region lab', { timeout: 420_000 }, ()
     assert.match(lose.rollback.detail, /the runbook finished in the secondary/);
     await servedBySecondary(w.lab);
     await nothingRunsInPrimary(w.lab);
+    // The lab left serving from the secondary is no pair to drill against: a second run is refused, nothing touched.
+    const again = await drillCli(['run', w.drill, '--results', join(w.results, 'again')], w.env).done;
+    assert.equal(again.code, 2, again.stdout + again.stderr);
+    assert.match(again.stdout + again.stderr, /serves from its secondary region[\s\S]*drill lab down/);
+    assert.doesNotMatch(again.stdout + again.stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
+    await servedBySecondary(w.lab);
   });
 
   test('the harness SIGKILLed mid-restore, then drill recover: serving from the secondary, nothing of the primary left', async () => {
