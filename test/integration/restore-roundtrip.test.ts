@@ -5,10 +5,11 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { makeTempDir, type TempDir } from '../support/tmp.ts';
+import { waitFor } from '../support/cli.ts';
 import {
   ARCHIVE_SLOT,
+  archiveSlotHolder,
   archiveWal,
   dropScratch,
   pickBackup,
@@ -178,24 +179,15 @@ test('a WAL shipper that takes the archive slot mid-run leaves the archive run w
     },
   );
   try {
-    let pid: number | null = null;
-    for (let i = 0; i < 100 && pid === null; i++) {
-      const r = await admin.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [
-        ARCHIVE_SLOT,
-      ]);
-      pid = r.rows[0]?.pid ?? null;
-      if (pid === null) await sleep(100);
-    }
-    assert.ok(pid !== null, 'the stand-in shipper holds the slot');
+    const pid = await waitFor('the stand-in shipper to hold the slot', () => archiveSlotHolder(admin), 10_000);
     const end = (await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
     await releaseArchivedWal(admin, end);
-    const still = await admin.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [
-      ARCHIVE_SLOT,
-    ]);
-    assert.equal(still.rows[0]?.pid, pid, 'the shipper still holds the slot');
+    assert.equal(await archiveSlotHolder(admin), pid, 'the shipper still holds the slot');
   } finally {
-    shipper.kill('SIGTERM');
-    await once(shipper, 'exit').catch(() => {});
+    if (shipper.exitCode === null && shipper.signalCode === null) {
+      shipper.kill('SIGTERM');
+      await once(shipper, 'exit');
+    }
     await admin.end();
   }
 });

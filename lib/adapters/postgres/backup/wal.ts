@@ -34,6 +34,14 @@ export async function ensureArchiveSlot(client: pg.ClientBase): Promise<void> {
     });
 }
 
+/** PID of the walsender streaming from the archive slot (a WAL shipper's pg_receivewal); null when none does. */
+export async function archiveSlotHolder(client: pg.ClientBase): Promise<number | null> {
+  const r = await client.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [
+    ARCHIVE_SLOT,
+  ]);
+  return r.rows[0]?.pid ?? null;
+}
+
 export interface WalArchiveResult {
   /** Segments uploaded by this run. */
   uploaded: string[];
@@ -55,13 +63,11 @@ export async function archiveWal(
   signal?: AbortSignal,
 ): Promise<WalArchiveResult> {
   await ensureArchiveSlot(client);
-  const holder = await client.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [
-    ARCHIVE_SLOT,
-  ]);
+  const holder = await archiveSlotHolder(client);
   await client.query('SELECT pg_switch_wal()');
   const end = (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
   // A WAL shipper streams from the slot (`--follow`, the lab's): it ships the segment just closed itself.
-  if (holder.rows[0]?.pid != null) return waitForShipper(store, cluster, end, signal);
+  if (holder !== null) return waitForShipper(store, cluster, end, signal);
   // pg_receivewal notices its end position only when WAL past it arrives: write a record so it does
   // at once instead of at the next keep-alive (10 s).
   await client.query(`SELECT pg_logical_emit_message(false, 'drill', 'wal archive checkpoint')`);
