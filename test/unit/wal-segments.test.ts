@@ -8,8 +8,9 @@ import {
   gapsIn,
   pruneSamples,
   shouldSwitch,
+  gapsOf,
+  segmentsOnTheWay,
   switchAfterMs,
-  switchGaps,
 } from '../../lib/adapters/postgres/backup/wal-segments.ts';
 import { formatLsn, lastSwitch, parseLsn, parseSegmentName, segmentEnd, segmentName, stillToArrive } from '../../lib/backup/wal-names.ts';
 import { abandonedToDrop } from '../../lib/adapters/postgres/backup/wal-shipper.ts';
@@ -133,15 +134,40 @@ test('a timeline switch names what the archive misses on either side of the swit
     switchLsn: 0x9a00_0028n,
   });
   assert.equal(lastSwitch('garbage'), null);
+  const gaps = (prev: string, next: string, history: string) =>
+    gapsOf(
+      segmentsOnTheWay(
+        s(prev),
+        s(next),
+        history.trim() === ''
+          ? []
+          : history
+              .trim()
+              .split('\n')
+              .map((l) => ({ parent: Number(l.split('\t')[0]), switchLsn: parseLsn(l.split('\t')[1]!) })),
+      ),
+    );
   // Failover in segment 0x58, parent archived through 0x57, the new timeline's first segment 0x58: whole.
-  assert.deepEqual(switchGaps(s('000000010000000000000057'), 0x5801_7570n, s('000000020000000000000058')), []);
+  assert.deepEqual(gaps('000000010000000000000057', '000000020000000000000058', '1\t0/58017570'), []);
   // The parent stopped at 0x55 and the new primary's slot began at 0x5A: both sides named.
-  assert.deepEqual(switchGaps(s('000000010000000000000055'), 0x5801_7570n, s('00000002000000000000005A')), [
+  assert.deepEqual(gaps('000000010000000000000055', '00000002000000000000005A', '1\t0/58017570'), [
     { from: '000000010000000000000056', to: '000000010000000000000057', count: 2 },
     { from: '000000020000000000000058', to: '000000020000000000000059', count: 2 },
   ]);
   // A point-in-time restore back to 0x30 while the archive reached 0x70: the parent is archived past the switch.
-  assert.deepEqual(switchGaps(s('000000010000000000000070'), 0x3000_0100n, s('000000030000000000000030')), []);
+  assert.deepEqual(gaps('000000010000000000000070', '000000030000000000000030', '1\t0/30000100'), []);
+  // Same timeline: the numbers between, on it.
+  assert.deepEqual(gaps('000000020000000000000010', '000000020000000000000013', ''), [
+    { from: '000000020000000000000011', to: '000000020000000000000012', count: 2 },
+  ]);
+  // The shipper last archived 3/09, then four restores each forked a timeline while it reconnected (the crash
+  // matrix, 2026-12-05): what the next segment on timeline 7 needs is named on timelines 4, 5 and 6, never on 3.
+  const seven = '1\t0/5001000\n2\t0/80044F0\n3\t0/A0041E0\n4\t0/C004260\n5\t0/E002BE0\n6\t0/F0035C0';
+  assert.deepEqual(gaps('000000030000000000000009', '00000007000000000000000F', seven), [
+    { from: '00000004000000000000000A', to: '00000004000000000000000B', count: 2 },
+    { from: '00000005000000000000000C', to: '00000005000000000000000D', count: 2 },
+    { from: '00000006000000000000000E', to: '00000006000000000000000E', count: 1 },
+  ]);
   // Ordering a followed history: the later timeline is newer even at a lower position.
   assert.ok(compareFollowed(s('000000030000000000000030'), s('000000010000000000000070')) > 0);
   assert.ok(compareFollowed(s('000000010000000000000031'), s('000000010000000000000030')) > 0);

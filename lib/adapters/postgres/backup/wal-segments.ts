@@ -35,21 +35,41 @@ export function gapBetween(prev: SegmentId | null, next: SegmentId, segmentBytes
 }
 
 /**
- * What a timeline switch leaves out of the archive. The new timeline's first segment holds the parent's
- * WAL up to the switch, so the parent is needed through the segment before it; the new timeline from the
- * switch segment on. A switch behind the archived point (a point-in-time restore to an earlier moment)
- * needs nothing more of the parent.
+ * The segments a restore that follows `next`'s timeline needs after `prev` and before `next`, each named on the
+ * timeline it is read from. `history` is the switches of `next`'s timeline file, oldest first (empty: the same
+ * timeline). A switch segment is read from the newer timeline: it holds the parent's WAL up to the switch. Every
+ * timeline on the way counts, not only the last parent: a shipper that was away while several restores each
+ * forked a timeline (their WAL shipped by a drill's one-shot archive run) compares against a segment further
+ * back. A switch behind `prev` (a restore to an earlier moment) needs nothing more.
  */
-export function switchGaps(prev: SegmentId | null, switchLsn: bigint, first: SegmentId, segmentBytes = SEGMENT_BYTES): SegmentGap[] {
-  const at = segmentNumberOf(switchLsn, segmentBytes);
+export function segmentsOnTheWay(
+  prev: SegmentId,
+  next: SegmentId,
+  history: { parent: number; switchLsn: bigint }[],
+  segmentBytes = SEGMENT_BYTES,
+): SegmentId[] {
+  const switches = history.map((h) => ({ timeline: h.parent, until: segmentNumberOf(h.switchLsn, segmentBytes) }));
+  const out: SegmentId[] = [];
+  for (let segno = prev.segno + 1n; segno < next.segno; segno++)
+    out.push({ timeline: switches.find((w) => segno < w.until)?.timeline ?? next.timeline, segno });
+  return out;
+}
+
+/** Runs of consecutive segments on one timeline, as gaps to report. */
+export function gapsOf(ids: SegmentId[], segmentBytes = SEGMENT_BYTES): SegmentGap[] {
   const out: SegmentGap[] = [];
-  const span = (timeline: number, from: bigint, to: bigint) => ({
-    from: segmentName({ timeline, segno: from }, segmentBytes),
-    to: segmentName({ timeline, segno: to }, segmentBytes),
-    count: Number(to - from + 1n),
-  });
-  if (prev !== null && prev.segno + 1n <= at - 1n) out.push(span(prev.timeline, prev.segno + 1n, at - 1n));
-  if (first.segno > at) out.push(span(first.timeline, at, first.segno - 1n));
+  let run: SegmentId[] = [];
+  const close = () => {
+    if (run.length > 0)
+      out.push({ from: segmentName(run[0]!, segmentBytes), to: segmentName(run.at(-1)!, segmentBytes), count: run.length });
+    run = [];
+  };
+  for (const id of ids) {
+    const last = run.at(-1);
+    if (last && (last.timeline !== id.timeline || last.segno + 1n !== id.segno)) close();
+    run.push(id);
+  }
+  close();
   return out;
 }
 

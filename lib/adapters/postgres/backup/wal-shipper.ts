@@ -31,10 +31,10 @@ import { ARCHIVE_SLOT, ensureArchiveSlot } from './wal.ts';
 import {
   archiveLagMs,
   compareFollowed,
-  gapBetween,
+  gapsOf,
   pruneSamples,
+  segmentsOnTheWay,
   shouldSwitch,
-  switchGaps,
   type LsnSample,
   type SegmentGap,
 } from './wal-segments.ts';
@@ -42,7 +42,7 @@ import {
   HISTORY_FILE,
   formatLsn,
   historyFileName,
-  lastSwitch,
+  parseHistory,
   parseLsn,
   parseSegmentName,
   segmentEnd,
@@ -230,8 +230,7 @@ class Shipper {
     await ensureArchiveSlot(client);
     await ensureContainer(this.o.store);
     const folder = walFolder(this.o.store.prefix, cluster);
-    this.present = new Set();
-    for await (const b of this.o.store.container.listBlobsFlat({ prefix: folder })) this.present.add(b.name.slice(folder.length));
+    await this.listPresent(folder);
     this.o.onEvent?.({ type: 'connected', endpoint: this.state.endpoint, cluster, timeline: tl.rows[0]!.t });
     // Segments a former run completed but did not upload.
     await this.shipSpool(folder);
@@ -345,12 +344,12 @@ class Shipper {
         // Uploaded by a shipper killed before it wrote its state: archived all the same, or the next segment
         // would be measured against the older state and a hole reported where there is none.
         if (id) {
-          await this.checkGap(id);
+          await this.checkGap(id, folder);
           this.archived(id);
         }
         continue;
       }
-      if (id) await this.checkGap(id);
+      if (id) await this.checkGap(id, folder);
       const t0 = performance.now();
       const bytes = (await stat(path)).size;
       // No abort signal: an upload in flight finishes (a stopped shipper leaves no half-written blob anyway).
@@ -379,16 +378,48 @@ class Shipper {
     this.writeState();
   }
 
-  /** Before a segment goes up: does it follow the newest archived one, across a timeline switch too? */
-  private async checkGap(id: SegmentId): Promise<void> {
+  /**
+   * Before a segment goes up: does it follow the newest archived one, across timeline switches too? Blob is the
+   * archive, not this shipper's memory: what looks missing is listed again before it is called a hole, since a
+   * drill's one-shot archive run ships segments while this shipper reconnects.
+   */
+  private async checkGap(id: SegmentId, folder: string): Promise<void> {
     if (this.newest === null || compareFollowed(id, this.newest) <= 0) return;
-    let gaps = [gapBetween(this.newest, id, this.segmentBytes)].filter((g) => g !== null);
-    if (id.timeline !== this.newest.timeline) {
-      const file = join(this.o.spoolDir, historyFileName(id.timeline));
-      const history = lastSwitch(await readFile(file, 'utf8').catch(() => ''));
-      if (history) gaps = switchGaps(this.newest, history.switchLsn, id, this.segmentBytes);
+    const history = id.timeline === this.newest.timeline ? [] : await this.switchesTo(folder, id.timeline);
+    const named = (ids: SegmentId[]) => ids.filter((x) => !this.present.has(segmentName(x, this.segmentBytes)));
+    let missing = named(segmentsOnTheWay(this.newest, id, history, this.segmentBytes));
+    if (missing.length > 0) {
+      await this.listPresent(folder);
+      missing = named(missing);
     }
-    for (const gap of gaps) this.hole(gap, `point-in-time recovery cannot pass ${this.state.archivedThrough?.endLsn ?? 'them'}`);
+    for (const gap of gapsOf(missing, this.segmentBytes))
+      this.hole(gap, `point-in-time recovery cannot pass ${this.state.archivedThrough?.endLsn ?? 'them'}`);
+  }
+
+  /** Every name in the archive's folder, as Blob lists it now. */
+  private async listPresent(folder: string): Promise<void> {
+    const present = new Set<string>();
+    for await (const b of this.o.store.container.listBlobsFlat({ prefix: folder })) present.add(b.name.slice(folder.length));
+    this.present = present;
+  }
+
+  /** The switches on the way to `timeline`, from its history file in the spool, else in Blob; none when unreadable. */
+  private async switchesTo(folder: string, timeline: number): Promise<{ parent: number; switchLsn: bigint }[]> {
+    const name = historyFileName(timeline);
+    const text =
+      (await readFile(join(this.o.spoolDir, name), 'utf8').catch(() => null)) ??
+      (await this.o.store.container
+        .getBlockBlobClient(folder + name)
+        .downloadToBuffer()
+        .then(
+          (b) => b.toString('utf8'),
+          () => '',
+        ));
+    try {
+      return parseHistory(text).map((h) => ({ parent: h.parent, switchLsn: parseLsn(h.switchpoint) }));
+    } catch {
+      return [];
+    }
   }
 
   private hole(gap: SegmentGap, why: string): void {
