@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../lib/config/duration.ts';
-import type { RegionRestoreOutcome } from '../lib/adapters/types.ts';
+import type { FailbackResult, RegionRestoreOutcome } from '../lib/adapters/types.ts';
 import { ledgerCounts } from '../lib/measure/ledger.ts';
 import { describeVerdict } from '../lib/measure/ledger-readback.ts';
 import { rpoFromLedger } from '../lib/score/objectives.ts';
@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 const params = z
   .object({
-    /** After the secondary serves, rebuild the primary from it and switch back. Not built yet: refused at validation. */
+    /** After the secondary serves and the recovery is on record, rebuild the primary region from it and switch back. */
     failback: z.boolean().default(false),
     /** Longest the restore in the secondary (download, WAL replay, promote) may take. */
     restoreTimeout: durationParam('15m or 1h', { positive: true }).default('30m'),
@@ -42,11 +42,23 @@ interface Restored {
 type Skipped = { skipped: string };
 type Started = { frontPort: number; replicas: number; startedMs: number; endedMs: number } | Skipped;
 type Switched = { switchedAt: string; startedMs: number; endedMs: number } | Skipped;
+interface FailedBack {
+  result: FailbackResult;
+  /** Run-relative ms: the failback began (mark failback-started). */
+  startedMs: number;
+  /** The secondary stopped taking writes: users are not served from here until the switch back. */
+  writesStoppedMs: number;
+  /** The global front switched back to the primary (mark failback-switched). */
+  switchedMs: number;
+  /** The engine's recovered instant the failback waited for. */
+  recoveredMs: number;
+}
+type Failback = FailedBack | Skipped;
 
 const { probe, action, define } = scenario({ params, requires: ['region', 'load'] });
 
 const ROLLBACK_RESTORES =
-  'the lab serves from one healthy region through the global front, and nothing of the other region runs: the secondary once the runbook completes (the lab is left serving from it, without failback), or the primary brought back when the secondary cannot be restored';
+  'the lab serves from one healthy region through the global front, and nothing of the other region runs: the secondary once the runbook completes (the lab is left serving from it, without failback), the primary once a failback completes, or the primary brought back when the secondary cannot be restored';
 
 /**
  * The runbook from wherever it stopped: restore (returns one already serving), start the compute (repoints one
@@ -56,6 +68,8 @@ const ROLLBACK_RESTORES =
 async function finishRunbook(ctx: Ctx): Promise<string> {
   const region = ctx.adapters.region;
   const v = await region.view(ctx.signal);
+  // The secondary's data already sits in the primary's place: only finishing the failback keeps what it took.
+  if (v.failbackUnderway) return finishFailback(ctx);
   if (v.active === 'primary' && v.primaryRunning.includes('daemon')) {
     // The loss never happened (journaled, then cut short), or the primary already came back: only leftovers to stop.
     return region.restorePrimaryRegion({ signal: ctx.signal, log: (l) => ctx.log.info(l) });
@@ -70,6 +84,11 @@ async function finishRunbook(ctx: Ctx): Promise<string> {
   const c = await region.startSecondaryCompute({ dbPort: r.db.port, replicas: replicasOf(ctx), signal: ctx.signal });
   await region.switchFront('secondary', c.frontPort, ctx.signal);
   return `the runbook finished in the secondary: database restored from ${r.backupFolder} to ${r.reachedLsn} on port ${r.db.port}, ${c.replicas} replicas serving, the global front switched to the secondary; the lab is left serving from the secondary (no failback)`;
+}
+
+async function finishFailback(ctx: Ctx): Promise<string> {
+  const r = await ctx.adapters.region.failBack({ signal: ctx.signal, log: (l) => ctx.log.info(l) });
+  return `the failback finished: the primary region rebuilt from the secondary and serving on database port ${r.db.port}, the global front switched back at ${r.switchedAt}; nothing of the secondary runs`;
 }
 
 const replicasOf = (ctx: Ctx) => (ctx.drill.target.kind === 'lab' ? ctx.drill.target.replicas : undefined);
@@ -193,6 +212,80 @@ const switchFront: Action<Params, null, Switched, Needs> = action<null, Switched
   rollback: { none: "the lab is left serving from the secondary (no failback); the rollback of 'lose the primary region' checks it" },
 });
 
+/**
+ * Until the recovery in the secondary is on record as the run judges it: the SLOs held for a full recovery window
+ * after `fromMs` and a write was acknowledged after `ackSinceMs`. Failing back earlier would cut the recovery
+ * window short and date the region loss's RTO after the failback. Null when it is not within `withinMs`.
+ */
+async function waitRecovered(ctx: Ctx, fromMs: number, ackSinceMs: number, withinMs: number): Promise<number | null> {
+  const deadline = ctx.now() + withinMs;
+  for (;;) {
+    const slo = ctx.load?.recoveredAfter?.(fromMs) ?? null;
+    const ack = ctx.load?.ledger?.firstAckSince(ackSinceMs) ?? null;
+    if (slo !== null && ack !== null) return Math.max(slo, ack);
+    if (ctx.now() > deadline) return null;
+    await sleep(250, undefined, { signal: ctx.signal });
+  }
+}
+
+const failBack: Action<Params, boolean, Failback, Needs> = action<boolean, Failback>({
+  name: 'fail back to the primary region',
+  description:
+    "with failback: true, once the recovery in the secondary is on record (the SLOs held for a recovery window and a write was acknowledged there): rebuild the primary region from the secondary (storage mirrored back, the secondary's database and its WAL moved into the primary's place, the standby rebuilt from it) and switch the global front back; measured as the loss was: RTO from the moment the secondary stops taking writes, lost writes on the way back",
+  select: async (ctx) => ctx.params.failback,
+  describeTargets: (on) => [
+    on
+      ? 'the primary region, rebuilt from the secondary; the global front, switched back to it'
+      : 'nothing (failback: false): the lab is left serving from the secondary',
+  ],
+  async run(ctx, on) {
+    if (!on) return { skipped: 'failback: false: the lab is left serving from the secondary' };
+    const l = ctx.resultOf(lose);
+    const s = ctx.resultOf(switchFront);
+    if (!l || !s || 'skipped' in s)
+      return { skipped: `not failed back: the secondary never served (${s && 'skipped' in s ? s.skipped : 'the runbook did not finish'})` };
+    const within = ctx.entry.timeoutMs;
+    const recoveredMs = await waitRecovered(ctx, l.atMs, s.endedMs, within);
+    if (recoveredMs === null)
+      return {
+        skipped: `not failed back: the SLOs did not hold for a recovery window in the secondary within ${(within / 1000).toFixed(0)} s of the switch; the lab is left serving from the secondary`,
+      };
+    const startedMs = ctx.mark('failback-started').ms;
+    ctx.log.info(`recovered in the secondary at ${(recoveredMs / 1000).toFixed(2)} s (run time): failing back`);
+    let writesStoppedMs = startedMs;
+    let switchedMs = startedMs;
+    const result = await ctx.adapters.region.failBack({
+      signal: ctx.signal,
+      onWritesStopped: () => {
+        writesStoppedMs = ctx.mark('failback-writes-stopped').ms;
+      },
+      onStep: (step, ms) => {
+        const at = ctx.mark(`failback-${step}`).ms;
+        if (step === 'switch') switchedMs = at;
+        ctx.log.info(`failback: ${step} ${(ms / 1000).toFixed(2)} s`);
+      },
+      log: (line) => ctx.log.info(line),
+    });
+    return { result, startedMs, writesStoppedMs, switchedMs, recoveredMs };
+  },
+  rollback: {
+    description:
+      "finish the failback from wherever it stopped: storage mirrored back again, the secondary's database (stopped or not) and its WAL moved into the primary's place, the primary region started, the global front switched back; a failback that had not stopped the secondary's writes yet leaves the lab serving from the secondary",
+    restores: ROLLBACK_RESTORES,
+    byHand:
+      "`drill lab status` says which region serves; `drill recover` finishes the failback; the primary's own data from before it is kept in `<lab>/quarantine/failback-*`",
+    timeout: '45m',
+    async holds(ctx) {
+      const v = await ctx.adapters.region.view(ctx.signal);
+      if (v.failbackUnderway)
+        return { ok: false, detail: "a failback moved the secondary's data into the primary's place and has not switched back" };
+      const h = await ctx.adapters.region.servesFromOneRegion(ctx.signal);
+      return { ok: h.ok, detail: h.detail };
+    },
+    converge: (ctx) => finishFailback(ctx),
+  },
+});
+
 const secs = (ms: number | undefined) => (ms === undefined ? 'not reached' : `${(ms / 1000).toFixed(2)} s`);
 
 /** The RTO breakdown from the run's own marks and the restore's timings, each step named as the runbook names it. */
@@ -222,7 +315,7 @@ export default define({
     "Lose the whole primary region under load (every process killed at once, its storage unreachable); the runbook restores the database in the secondary region from the secondary's copy of the backups, starts the service there and switches the global front. RTO broken down by step, RPO for database, files and logs from their ledgers.",
   tier: 'critical',
   dataClass: 'database',
-  validate(p, target) {
+  validate(_p, target) {
     const out: { path: string; message: string }[] = [];
     if (target.kind === 'lab' && target.regions !== 2)
       out.push({
@@ -234,12 +327,6 @@ export default define({
       out.push({
         path: 'target',
         message: `region-loss runs on a lab target with regions: 2; a ${target.kind} target has no secondary region's storage configured for the drill to restore from`,
-      });
-    if (p.failback)
-      out.push({
-        path: 'failback',
-        message:
-          'failback: true is not built yet: the drill cannot rebuild the primary region from the secondary and switch back; drop failback (the lab is then left serving from the secondary, and `drill lab down` stops both regions)',
       });
     return out;
   },
@@ -271,7 +358,7 @@ export default define({
       };
     }),
   ],
-  actions: [lose, restore, start, switchFront],
+  actions: [lose, restore, start, switchFront, failBack],
   recovery: {
     description:
       'users are served from the secondary region: the runbook completed, the global front sends the load there, and a write was acknowledged after the switch',
@@ -283,8 +370,14 @@ export default define({
       const s = ctx.resultOf(switchFront);
       if (!s || 'skipped' in s) return { ok: false, detail: 'the global front has not been switched' };
       const writes = ctx.load?.ledger?.acknowledgedSince(s.endedMs) ?? 0;
-      if (writes === 0) return { ok: false, detail: 'no write acknowledged since the switch' };
-      return { ok: true, detail: `${writes} writes acknowledged since the global front switched to the secondary` };
+      const first = ctx.load?.ledger?.firstAckSince(s.endedMs) ?? null;
+      if (writes === 0 || first === null) return { ok: false, detail: 'no write acknowledged since the switch' };
+      return {
+        ok: true,
+        // Dated from the first write the secondary acknowledged: a failback after it does not move the recovery.
+        heldSinceMs: first,
+        detail: `${writes} writes acknowledged since the global front switched to the secondary`,
+      };
     }),
   },
   verify: [
@@ -323,26 +416,58 @@ export default define({
           : null,
     },
     {
-      ...probe('write ledger read back from the secondary database', async (ctx) => {
+      ...probe('failback', async (ctx) => {
+        const fb = ctx.resultOf(failBack);
+        const l = ctx.resultOf(lose);
+        if (!fb || !l) return { ok: false, detail: 'the failback did not run' };
+        if ('skipped' in fb) return { ok: false, detail: fb.skipped };
+        // The way back measured as the way out: from the load, from the moment the secondary stopped taking writes.
+        const back = await waitRecovered(ctx, fb.writesStoppedMs, fb.switchedMs, ctx.entry.timeoutMs);
+        if (back !== null) ctx.mark('failback-recovered', back);
+        const steps = fb.result.steps.map((x) => `${x.step} ${secs(x.ms)}`).join(', ');
+        const files = fb.result.mirrored.map((m) => `${m.container} ${m.copied} copied / ${m.removed} removed`).join(', ');
+        return {
+          ok: back !== null,
+          detail: `${back === null ? 'the SLOs did not hold for a recovery window after the switch back' : `RTO of the way back ${secs(back - fb.writesStoppedMs)} (from the secondary stopping its writes to the SLOs holding again)`}; steps: ${steps}; total time in DR (region lost to switched back) ${secs(fb.switchedMs - l.atMs)}; storage mirrored back: ${files}; ${fb.result.walShipped.length} WAL file(s) of the secondary archived in the primary${fb.result.quarantine ? `; the primary's data from before kept in ${fb.result.quarantine}` : ''}`,
+        };
+      }),
+      skip: (ctx: ScenarioContext<Params>) => (ctx.params.failback ? null : 'failback: false: the lab is left serving from the secondary'),
+    },
+    {
+      ...probe('write ledger read back from the serving database', async (ctx) => {
         const ledger = ctx.load?.ledger;
         const l = ctx.resultOf(lose);
-        const db = ctx.resultOf(restore)?.outcome.db;
+        const fb = ctx.resultOf(failBack);
+        const back = fb && !('skipped' in fb) ? fb : undefined;
+        const s = ctx.resultOf(switchFront);
+        // After a failback the primary holds what survived both ways; without one, the secondary's restored copy.
+        const db = back ? back.result.db : ctx.resultOf(restore)?.outcome.db;
         if (!ledger || !l || !db) return { ok: false, detail: 'nothing to read back: no ledger, no region loss or no restored database' };
         const check = await checkLedgerOn(db, ledger, {
           faultMs: l.atMs,
           settleTimeoutMs: (ctx.drill.load?.timeoutMs ?? 10_000) + 2000,
           signal: ctx.signal,
+          ...(back && s && !('skipped' in s) ? { lostAckedFromMs: s.endedMs } : {}),
         });
         const m = rpoFromLedger(check.verdict);
+        const where = back
+          ? `the primary's database on port ${db.port} after the failback`
+          : `the secondary's restored database on port ${db.port}`;
         ctx.reportRpo({
           ...m,
-          method: `${m.method} Fault time: the loss of the primary region (mark region-lost); ${check.judged} writes read back from the secondary's restored database on port ${db.port} in ${check.read.batches} batches.`,
+          method: `${m.method} Fault time: the loss of the primary region (mark region-lost); ${check.judged} writes read back from ${where} in ${check.read.batches} batches.`,
           ledger: ledgerCounts(check.verdict, l.atMs),
         });
         const c = check.consistency;
+        const lostBack = check.lostAckedFrom ?? 0;
+        const problems = [
+          ...c.problems,
+          ...(lostBack > 0 ? [`${lostBack} writes the secondary acknowledged are missing after the failback`] : []),
+        ];
         return {
-          ok: c.ok,
-          detail: `${describeVerdict(check.verdict)}; lookup and scan agree on ${c.rowsByToken} rows${c.problems.length ? `; PROBLEMS: ${c.problems.join('; ')}` : ''}`,
+          ok: problems.length === 0,
+          severity: 'SEV1',
+          detail: `${describeVerdict(check.verdict)}${back ? `; lost on the way back: ${lostBack} of the writes acknowledged after the switch to the secondary` : ''}; lookup and scan agree on ${c.rowsByToken} rows${problems.length ? `; PROBLEMS: ${problems.join('; ')}` : ''}`,
         };
       }),
       skip: (ctx: ScenarioContext<Params>) =>

@@ -262,6 +262,8 @@ export interface RegionView {
   secondaryDb: { port: number; restoredAt: string; backupFolder: string; reachedLsn: string } | null;
   /** The secondary compute's front, while it runs. */
   secondaryFrontPort: number | null;
+  /** A failback moved the secondary's data into the primary's place and has not finished: only finishing it keeps that data. */
+  failbackUnderway: boolean;
 }
 
 /**
@@ -296,4 +298,32 @@ export interface RegionAdapter {
    * own data, behind the global front. For when the secondary cannot take over (its copy lacks a blob).
    */
   restorePrimaryRegion(o: { signal: AbortSignal; log?: (line: string) => void }): Promise<string>;
+  /**
+   * Failback: the primary region rebuilt from the secondary (storage mirrored back, the secondary's database moved
+   * into the primary's place with its WAL shipped to the primary's archive) and the global front switched back.
+   * Idempotent: called again after a cut-short call it finishes from where that one stopped.
+   */
+  failBack(o: {
+    signal: AbortSignal;
+    onStep?: (step: FailbackStep, ms: number) => void;
+    /** Called the moment the secondary stops taking writes: from here until the switch, users are not served. */
+    onWritesStopped?: () => void;
+    log?: (line: string) => void;
+  }): Promise<FailbackResult>;
+}
+
+/** The failback's steps, in order: the RTO of the way back is from `stop-secondary` to `switch`. */
+export type FailbackStep = 'storage' | 'stop-secondary' | 'wal' | 'database' | 'start' | 'switch';
+
+export interface FailbackResult {
+  steps: { step: FailbackStep; ms: number }[];
+  /** Blobs copied from the secondary's account to the primary's, and primary-only ones removed, per container. */
+  mirrored: { container: string; copied: number; removed: number }[];
+  /** WAL the secondary wrote, shipped into the primary's archive (file names). */
+  walShipped: string[];
+  /** Where the primary's own data before the failback was moved (kept for forensics, dropped by `drill lab down --purge`). */
+  quarantine: string | null;
+  /** The primary's database after the failback. */
+  db: { host: string; port: number; database: string; user: string };
+  switchedAt: string;
 }

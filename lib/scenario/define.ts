@@ -69,6 +69,12 @@ export interface LoadView {
   window(windowMs: number): LoadSummary;
   /** Every write the load sent (requests whose template carries `{{token}}`), with token, seq and fate, live. */
   ledger?: WriteLedger;
+  /**
+   * When the service counted as recovered from a fault at `faultMs`, judged as the engine judges it (the start of
+   * the first window after the fault in which every SLO held): null while no such window is complete. A scenario
+   * that must not break the service again before its recovery is on record (a failback) waits for it.
+   */
+  recoveredAfter?(faultMs: number): number | null;
   /** The service's base URL the load goes to: a probe that asks the service as a user would (is my order there?) asks here. */
   serviceUrl?: string;
 }

@@ -1,6 +1,6 @@
 /**
  * region-loss as `drill validate` and `drill plan` see it: refused with the field named (file:line) on a lab of one
- * region, on targets with no secondary storage (http, kubernetes), and with failback: true (not built yet); the
+ * region, on targets with no secondary storage (http, kubernetes); failback: true is accepted; the
  * annual drill as shipped is valid; a replication lag or log ship interval longer than a class's RPO is a warning.
  */
 import { test } from 'node:test';
@@ -70,10 +70,13 @@ test('http and kubernetes targets: refused, saying no secondary storage is confi
   }
 });
 
-test('failback: true is refused as not built yet, at its own field', () => {
-  const p = problems(drill(TWO, '{ failback: true }'));
+test('failback: true is accepted; failback: yes (not a boolean) is refused at its own field', () => {
+  const r = validate(drill(TWO, '{ failback: true }'));
+  if ('problems' in r) assert.fail(r.problems.map(formatProblem).join('\n'));
+  assert.equal((r.drill.scenarios[0]!.params as { failback: boolean }).failback, true);
+  const p = problems(drill(TWO, '{ failback: "yes" }'));
   assert.equal(p.length, 1, p.join('\n'));
-  assert.match(p[0]!, /^annual\.yaml:\d+:\d+: scenarios\[0\]\.params\.failback: failback: true is not built yet/);
+  assert.match(p[0]!, /^annual\.yaml:\d+:\d+: scenarios\[0\]\.params\.failback: /);
 });
 
 test('a replication lag or log ship interval longer than a class RPO is a warning naming the field', () => {

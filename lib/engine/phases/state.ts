@@ -15,6 +15,7 @@ import {
   type ScenarioDefinition,
 } from '../../scenario/define.ts';
 import { Journal } from '../journal.ts';
+import { findRecovery } from '../../score/recovery.ts';
 import { StopWatch } from '../stop.ts';
 import { RunAbort, eventLogger } from '../context.ts';
 import { scenarioContext } from '../../scenario/context.ts';
@@ -198,7 +199,14 @@ export function openRun(input: ScenarioRunInput): RunState {
     timeline,
     clock,
     load: generator
-      ? { window: (ms) => generator.window(ms), ledger: generator.ledger, serviceUrl: input.serviceUrl ?? undefined }
+      ? {
+          window: (ms) => generator.window(ms),
+          ledger: generator.ledger,
+          serviceUrl: input.serviceUrl ?? undefined,
+          recoveredAfter: (faultMs) =>
+            findRecovery(generator.log, { faultMs, slo: drill.policy.slo, windowMs: drill.policy.recoveryWindowMs, nowMs: clock.now() })
+              .recoveredMs,
+        }
       : undefined,
     results,
     progress: input.hooks.progress,

@@ -16,6 +16,8 @@ export interface LedgerCheck extends ReadBackVerdict {
   /** Writes judged: ledger rows [0, judged). */
   judged: number;
   read: { batches: number; ms: number };
+  /** With `lostAckedFromMs`: acknowledged writes acked at or after it that the database lacks (a failback's losses). */
+  lostAckedFrom?: number;
 }
 
 /**
@@ -26,7 +28,13 @@ export interface LedgerCheck extends ReadBackVerdict {
 export async function checkLedgerOn(
   conn: LedgerConnection,
   ledger: WriteLedger,
-  options: ReadBackOptions & { faultMs: number; restorePointMs?: number; settleTimeoutMs: number; signal: AbortSignal },
+  options: ReadBackOptions & {
+    faultMs: number;
+    restorePointMs?: number;
+    settleTimeoutMs: number;
+    signal: AbortSignal;
+    lostAckedFromMs?: number;
+  },
 ): Promise<LedgerCheck> {
   const cut = ledger.count;
   const deadline = performance.now() + options.settleTimeoutMs;
@@ -44,10 +52,19 @@ export async function checkLedgerOn(
   );
   const later = new Set<string>();
   for (let r = cut; r < ledger.count; r++) later.add(ledger.tokenOf(r));
+  const from = options.lostAckedFromMs;
+  let lostAckedFrom: number | undefined;
+  if (from !== undefined) {
+    const scanned = new Set(rows.byScan.map((r) => r.token));
+    lostAckedFrom = entries.filter(
+      (e) => e.outcome === 'ok' && e.ackMs !== null && e.ackMs >= from && !rows.byToken.has(e.token) && !scanned.has(e.token),
+    ).length;
+  }
   return {
     ...judgeReadBack(entries, later, rows, options.faultMs, options.restorePointMs),
     judged: cut,
     read: { batches: rows.batches, ms: rows.ms },
+    ...(lostAckedFrom === undefined ? {} : { lostAckedFrom }),
   };
 }
 

@@ -87,7 +87,7 @@ export const labTarget: TargetKind<'lab'> = {
         `the lab in ${dir} serves from its secondary region (a region-loss drill ran without failback): its database is one restored node, not the pair a drill runs against`,
         {
           untouched: 'nothing: no load was sent and the lab was left serving as it is',
-          next: "`drill lab status` shows it; `drill lab down` then this drill again starts the lab over in the primary region (the lab's data is disposable); failback is not built yet",
+          next: "`drill lab status` shows it; `drill lab down` then this drill again starts the lab over in the primary region (the lab's data is disposable); a region-loss drill with `failback: true` brings the lab back to the primary itself",
         },
       );
     const env = { DRILL_LAB_DIR: dir, DRILL_SERVICE_URL: info.serviceUrl };

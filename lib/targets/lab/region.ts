@@ -11,6 +11,7 @@ import { labPaths } from '../../lab/paths.ts';
 import { LAB_DB } from '../../lab/postgres/status.ts';
 import { readSecondaryDb } from '../../lab/regions/contract.ts';
 import { globalFrontStatus, globalFrontUrl, switchGlobalFront } from '../../lab/regions/global-front.ts';
+import { failbackToPrimary, failbackUnderway } from '../../lab/regions/failback.ts';
 import { losePrimaryRegion, primaryRegionParts } from '../../lab/regions/region-loss.ts';
 import { secondaryComputeStatus, startSecondaryCompute, stopSecondaryCompute } from '../../lab/regions/secondary-compute.ts';
 import { restoreSecondaryDb, secondaryPgPaths, stopSecondaryRestore } from '../../lab/regions/secondary-restore.ts';
@@ -47,6 +48,7 @@ export async function regionView(dir: string): Promise<RegionView> {
     secondaryRunning,
     secondaryDb: db ? { port: db.port, restoredAt: db.restoredAt, backupFolder: db.backupFolder, reachedLsn: db.reachedLsn } : null,
     secondaryFrontPort: compute.up ? compute.frontPort : null,
+    failbackUnderway: failbackUnderway(dir),
   };
 }
 
@@ -125,5 +127,6 @@ export function createLabRegion(dir: string): RegionAdapter {
       const info = await labUp({ dir, replicas: config?.replicas, say });
       return `the primary region brought back on its own data behind the global front (${info.serviceUrl})${stopped.length > 0 || db ? '; what had started in the secondary was stopped' : ''}`;
     },
+    failBack: (o) => failbackToPrimary(dir, o),
   };
 }
