@@ -1,0 +1,201 @@
+// The region-loss drill with failback: true through `drill run` on the real two-region lab (PostgreSQL pair, two
+// Azurites, the replicator, the global front, the service replicas and the open-model load). The runbook recovers
+// in the secondary; once that recovery is on record (the SLOs held for the window, as the run judges it) the primary
+// region is rebuilt from the secondary and the global front switched back. Checked here, independently of the
+// run's own figures: the order of the marks (recovered before the failback began), every write and file the
+// secondary acknowledged is in the primary afterwards (read with SQL and the SDK), the lost writes are exactly the
+// ones the primary's database lacks, the primary's WAL archive continues on the new timeline without a hole, the
+// standby streams from the failed-back primary, and nothing of the secondary runs.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { blobServiceFromEnv } from '../../lib/adapters/blob/index.ts';
+import { isRunning } from '../../lib/adapters/postgres/cluster.ts';
+import { readWalArchiveState } from '../../lib/adapters/postgres/backup/wal-state.ts';
+import { LAB_FILES_CONTAINER, labBlobEnv, stopLabAzurite } from '../../lib/lab/azurite.ts';
+import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
+import { labPaths } from '../../lib/lab/paths.ts';
+import { globalFrontStatus } from '../../lib/lab/regions/global-front.ts';
+import { secondaryComputeStatus } from '../../lib/lab/regions/secondary-compute.ts';
+import { secondaryPgPaths } from '../../lib/lab/regions/secondary-restore.ts';
+import { readConfig } from '../../lib/lab/state.ts';
+import { parseFilesTsv } from '../../lib/load/class-ledgers.ts';
+import { parseWritesTsv } from '../../lib/load/ledger.ts';
+import { drillCli, runFolders } from '../support/cli.ts';
+import { forgetConfiguredBlobStorage } from '../support/lab.ts';
+import { waitForSecondaryCopy } from '../support/secondary-copy.ts';
+import { sqlRows } from '../support/sql.ts';
+import { scratchDir } from '../support/tmp.ts';
+
+forgetConfiguredBlobStorage();
+const dirs: string[] = [];
+const labsUp: string[] = [];
+after(async () => {
+  for (const dir of labsUp) {
+    await stopLabAzurite(dir).catch(() => undefined);
+    await labDown({ dir }).catch(() => undefined);
+  }
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const record = (runDir: string) => JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+const markMs = (rec: { marks: { name: string; ms: number }[] }, name: string) => rec.marks.find((m) => m.name === name)?.ms;
+
+describe('drill run region-loss with failback', { timeout: 480_000 }, () => {
+  test('recovered in the secondary, then failed back: nothing the secondary acknowledged is lost, the archive goes on, the primary serves', async (t) => {
+    const lab = scratchDir('lab-rl-failback');
+    const results = scratchDir('results-rl-failback');
+    dirs.push(lab, results);
+    const drill = join(results, 'drill.yaml');
+    writeFileSync(
+      drill,
+      `name: region-loss-failback
+kind: annual
+service: { name: orders, tier: critical, dataClass: database }
+target: { kind: lab, replicas: 2, regions: 2, replicationLag: 2s, archiveLag: 4s, logShipInterval: 3s }
+policy:
+  recoveryWindow: 3s
+  slo: { availability: ['rate>=90%'], errors: ['rate<10%'], latency: ['p(95)<4s'] }
+load:
+  rate: 40
+  requests:
+    - { method: GET, path: '/orders?limit=10', weight: 6 }
+    - { method: POST, path: /orders, body: { item: widget, token: '{{token}}', seq: '{{seq}}' }, weight: 4 }
+  attachments: { share: 0.2 }
+  timeout: 4s
+  baseline: 4s
+  cooldown: 3s
+scenarios:
+  - scenario: region-loss
+    name: lose-primary-and-fail-back
+    params: { failback: true, restoreTimeout: 5m, detectTimeout: 20s }
+    timeout: 2m
+`,
+    );
+    const info = await labUp({ dir: lab, replicas: 2, regions: 2, replicationLagMs: 2000, archiveLagMs: 4000, logShipIntervalMs: 3000 });
+    labsUp.push(lab);
+    await waitForSecondaryCopy(lab, info.serviceUrl, 2);
+
+    const r = await drillCli(['run', drill, '--results', results], { DRILL_LAB_DIR: lab }).done;
+    assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}\n${r.stdout}${r.stderr}`);
+    const [runDir] = runFolders(results);
+    const rec = record(runDir!);
+
+    // The recovery in the secondary is on record before the failback touches anything, and the way back in order.
+    const order = [
+      'region-lost',
+      'front-switched',
+      'recovered',
+      'failback-started',
+      'failback-storage',
+      'failback-writes-stopped',
+      'failback-stop-secondary',
+      'failback-wal',
+      'failback-database',
+      'failback-start',
+      'failback-switch',
+      'failback-recovered',
+    ];
+    const at = order.map((m) => markMs(rec, m));
+    assert.ok(
+      at.every((x) => x !== undefined),
+      `marks: ${rec.marks.map((m: { name: string; ms: number }) => `${m.name}@${m.ms}`).join(', ')}`,
+    );
+    for (let i = 1; i < at.length; i++) assert.ok(at[i]! >= at[i - 1]!, `${order[i]} (${at[i]}) after ${order[i - 1]} (${at[i - 1]})`);
+    assert.equal(rec.objectives.rto.measuredSeconds, Math.round(markMs(rec, 'recovered')! - markMs(rec, 'fault-injected')!) / 1000);
+    const probes = rec.objectives.verification.probes as { name: string; ok: boolean; detail: string }[];
+    const fb = probes.find((p) => p.name === 'failback');
+    assert.ok(fb?.ok, JSON.stringify(probes, null, 1));
+    assert.match(
+      fb!.detail,
+      /^RTO of the way back [\d.]+ s .*; steps: storage [\d.]+ s, stop-secondary [\d.]+ s, wal [\d.]+ s, database [\d.]+ s, start [\d.]+ s, switch [\d.]+ s; total time in DR .* [\d.]+ s; storage mirrored back: lab-backups \d+ copied/,
+    );
+    t.diagnostic(`RTO ${rec.objectives.rto.measuredSeconds} s; failback: ${fb!.detail}`);
+    const readback = probes.find((p) => p.name === 'write ledger read back from the serving database');
+    assert.ok(readback?.ok, readback?.detail);
+    assert.match(readback!.detail, /lost on the way back: 0 of the writes acknowledged after the switch to the secondary/);
+
+    // The primary serves through the global front; nothing of the secondary runs; the standby streams again.
+    const gf = (await globalFrontStatus(lab))!;
+    assert.equal(gf.active, 'primary');
+    const res = await fetch(`http://127.0.0.1:${gf.port}/orders?limit=1`);
+    await res.arrayBuffer();
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-drill-region'), 'primary');
+    assert.equal((await secondaryComputeStatus(lab)).daemonPid, null, 'no secondary compute');
+    assert.equal(await isRunning(secondaryPgPaths(lab).dataDir), false, 'no secondary database');
+    const lose = rec.actions.find((a: { name: string }) => a.name === 'lose the primary region');
+    assert.equal(lose.rollback.status, 'done', JSON.stringify(lose.rollback));
+    assert.match(lose.rollback.detail, /serves from its primary region .*nothing of the secondary region runs/);
+    const config = (await readConfig(labPaths(lab).config))!;
+    const primaryPort = config.nodes[config.primary]!.port;
+    const standby = await sqlRows<{ state: string }>(primaryPort, 'SELECT state FROM pg_stat_replication');
+    assert.deepEqual(
+      standby.map((x) => x.state),
+      ['streaming'],
+      'the standby was rebuilt from the failed-back primary',
+    );
+    const quarantined = readdirSync(join(lab, 'quarantine')).filter((n) => n.startsWith('failback-'));
+    assert.equal(quarantined.length, 1, "the primary's own data kept aside");
+
+    // Every write: present in the failed-back primary unless the run counted it lost, and only writes acknowledged
+    // before the region was lost are lost (nothing the secondary acknowledged).
+    const writes = parseWritesTsv(readFileSync(join(runDir!, 'writes.tsv'), 'utf8')).filter((x) => x.outcome === 'ok');
+    const present = new Set(
+      (await sqlRows<{ token: string }>(primaryPort, 'SELECT token FROM orders WHERE token = ANY($1)', [writes.map((x) => x.token)])).map(
+        (x) => x.token,
+      ),
+    );
+    const lost = writes.filter((x) => !present.has(x.token));
+    assert.equal(rec.objectives.rpo.lostWrites, lost.length);
+    const switchedMs = markMs(rec, 'front-switched')!;
+    const ackedBySecondary = writes.filter((x) => x.ackMs! >= switchedMs);
+    assert.ok(ackedBySecondary.length > 0, 'the secondary acknowledged writes');
+    assert.deepEqual(
+      ackedBySecondary.filter((x) => !present.has(x.token)).map((x) => x.token),
+      [],
+      'no write the secondary acknowledged is lost on the way back',
+    );
+    assert.ok(lost.every((x) => x.ackMs! <= markMs(rec, 'region-lost')! + 500));
+
+    // Files the secondary acknowledged are in the primary's account, byte for byte.
+    const files = parseFilesTsv(readFileSync(join(runDir!, 'files.tsv'), 'utf8')).filter((f) => f.outcome === 'ok');
+    const c = blobServiceFromEnv((await labBlobEnv(lab))!.env).getContainerClient(LAB_FILES_CONTAINER);
+    const secondaryFiles = files.filter((f) => f.ackMs! >= switchedMs);
+    assert.ok(secondaryFiles.length > 0, 'the secondary stored files');
+    for (const f of secondaryFiles) {
+      const body = await c.getBlockBlobClient(f.name).downloadToBuffer();
+      assert.equal(createHash('sha256').update(body).digest('hex'), f.sha256, `${f.name} in the primary's account`);
+    }
+
+    // The primary's archive goes on from the secondary's timeline: the archiver streams from the failed-back
+    // database, names no hole, and a write now is archived within the lag.
+    const walState = labPaths(lab).walArchive.state;
+    const tlBefore = (await readWalArchiveState(walState))?.archivedThrough?.timeline ?? 0;
+    const timeline = (await sqlRows<{ t: number }>(primaryPort, 'SELECT timeline_id AS t FROM pg_control_checkpoint()'))[0]!.t;
+    assert.ok(timeline >= 2, `the failed-back primary runs on the restore's timeline (${timeline})`);
+    await sqlRows(primaryPort, "SELECT pg_switch_wal(), pg_logical_emit_message(false, 'test', 'after failback')");
+    const deadline = Date.now() + 60_000;
+    let s = await readWalArchiveState(walState);
+    while (
+      Date.now() < deadline &&
+      !(s?.state === 'streaming' && s.archivedThrough?.timeline === timeline && s.lagMs !== null && s.lagMs < 10_000)
+    ) {
+      await sleep(500);
+      s = await readWalArchiveState(walState);
+    }
+    assert.equal(s?.state, 'streaming', JSON.stringify(s));
+    assert.equal(
+      s?.archivedThrough?.timeline,
+      timeline,
+      `archived through ${JSON.stringify(s?.archivedThrough)} (was timeline ${tlBefore})`,
+    );
+    assert.deepEqual(s?.holes, [], 'no hole in the archive after the failback');
+    const status = await labStatus({ dir: lab });
+    assert.deepEqual(status.problems ?? [], [], JSON.stringify(status.problems));
+    assert.ok(!existsSync(join(lab, 'secondary', 'failback.json')), 'the failback is finished');
+  });
+});
