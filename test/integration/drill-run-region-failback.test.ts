@@ -24,7 +24,7 @@ import { secondaryPgPaths } from '../../lib/lab/regions/secondary-restore.ts';
 import { readConfig } from '../../lib/lab/state.ts';
 import { parseFilesTsv } from '../../lib/load/class-ledgers.ts';
 import { parseWritesTsv } from '../../lib/load/ledger.ts';
-import { drillCli, runFolders } from '../support/cli.ts';
+import { drillCli, readEvents, runFolders } from '../support/cli.ts';
 import { forgetConfiguredBlobStorage } from '../support/lab.ts';
 import { waitForSecondaryCopy } from '../support/secondary-copy.ts';
 import { sqlRows } from '../support/sql.ts';
@@ -104,7 +104,13 @@ scenarios:
       at.every((x) => x !== undefined),
       `marks: ${rec.marks.map((m: { name: string; ms: number }) => `${m.name}@${m.ms}`).join(', ')}`,
     );
-    for (let i = 1; i < at.length; i++) assert.ok(at[i]! >= at[i - 1]!, `${order[i]} (${at[i]}) after ${order[i - 1]} (${at[i - 1]})`);
+    const story = () =>
+      readEvents(runDir!)
+        .filter((e) => e.type === 'mark' || (e.type === 'log' && /recovered|failback/.test(String(e.message))))
+        .map((e) => `${Number(e.ms).toFixed(0)} ${e.type === 'mark' ? `mark ${e.name}` : e.message}`)
+        .join('\n');
+    for (let i = 1; i < at.length; i++)
+      assert.ok(at[i]! >= at[i - 1]!, `${order[i]} (${at[i]}) after ${order[i - 1]} (${at[i - 1]})\n${story()}`);
     assert.equal(rec.objectives.rto.measuredSeconds, Math.round(markMs(rec, 'recovered')! - markMs(rec, 'fault-injected')!) / 1000);
     const probes = rec.objectives.verification.probes as { name: string; ok: boolean; detail: string }[];
     const fb = probes.find((p) => p.name === 'failback');
@@ -132,11 +138,14 @@ scenarios:
     assert.match(lose.rollback.detail, /serves from its primary region .*nothing of the secondary region runs/);
     const config = (await readConfig(labPaths(lab).config))!;
     const primaryPort = config.nodes[config.primary]!.port;
-    const standby = await sqlRows<{ state: string }>(primaryPort, 'SELECT state FROM pg_stat_replication');
+    const standbyName = Object.keys(config.nodes).find((n) => n !== config.primary)!;
+    const standby = await sqlRows<{ state: string }>(primaryPort, 'SELECT state FROM pg_stat_replication WHERE application_name = $1', [
+      standbyName,
+    ]);
     assert.deepEqual(
       standby.map((x) => x.state),
       ['streaming'],
-      'the standby was rebuilt from the failed-back primary',
+      `the standby ${standbyName} was rebuilt from the failed-back primary`,
     );
     const quarantined = readdirSync(join(lab, 'quarantine')).filter((n) => n.startsWith('failback-'));
     assert.equal(quarantined.length, 1, "the primary's own data kept aside");

@@ -247,6 +247,8 @@ export function openRun(input: ScenarioRunInput): RunState {
         detail: r.detail,
         ...(r.severity ? { severity: r.severity } : {}),
         ...(r.final ? { final: true } : {}),
+        // The recovery check's own dating of its evidence: observe counts recovery from it, not from this poll.
+        ...(r.heldSinceMs !== undefined ? { heldSinceMs: r.heldSinceMs } : {}),
         at: clock.iso(clock.now()),
       };
       record({ type: 'probe', ...f });
