@@ -24,7 +24,7 @@ import { secondaryPgPaths } from '../../lib/lab/regions/secondary-restore.ts';
 import { readConfig } from '../../lib/lab/state.ts';
 import { parseFilesTsv } from '../../lib/load/class-ledgers.ts';
 import { parseWritesTsv } from '../../lib/load/ledger.ts';
-import { drillCli, readEvents, runFolders } from '../support/cli.ts';
+import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
 import { forgetConfiguredBlobStorage } from '../support/lab.ts';
 import { waitForSecondaryCopy } from '../support/secondary-copy.ts';
 import { sqlRows } from '../support/sql.ts';
@@ -44,15 +44,14 @@ after(async () => {
 const record = (runDir: string) => JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
 const markMs = (rec: { marks: { name: string; ms: number }[] }, name: string) => rec.marks.find((m) => m.name === name)?.ms;
 
-describe('drill run region-loss with failback', { timeout: 480_000 }, () => {
-  test('recovered in the secondary, then failed back: nothing the secondary acknowledged is lost, the archive goes on, the primary serves', async (t) => {
-    const lab = scratchDir('lab-rl-failback');
-    const results = scratchDir('results-rl-failback');
-    dirs.push(lab, results);
-    const drill = join(results, 'drill.yaml');
-    writeFileSync(
-      drill,
-      `name: region-loss-failback
+async function failbackLab(name: string): Promise<{ lab: string; results: string; drill: string }> {
+  const lab = scratchDir(`lab-rl-fb-${name}`);
+  const results = scratchDir(`results-rl-fb-${name}`);
+  dirs.push(lab, results);
+  const drill = join(results, 'drill.yaml');
+  writeFileSync(
+    drill,
+    `name: region-loss-failback
 kind: annual
 service: { name: orders, tier: critical, dataClass: database }
 target: { kind: lab, replicas: 2, regions: 2, replicationLag: 2s, archiveLag: 4s, logShipInterval: 3s }
@@ -74,11 +73,45 @@ scenarios:
     params: { failback: true, restoreTimeout: 5m, detectTimeout: 20s }
     timeout: 2m
 `,
-    );
-    const info = await labUp({ dir: lab, replicas: 2, regions: 2, replicationLagMs: 2000, archiveLagMs: 4000, logShipIntervalMs: 3000 });
-    labsUp.push(lab);
-    await waitForSecondaryCopy(lab, info.serviceUrl, 2);
+  );
+  const info = await labUp({ dir: lab, replicas: 2, regions: 2, replicationLagMs: 2000, archiveLagMs: 4000, logShipIntervalMs: 3000 });
+  labsUp.push(lab);
+  await waitForSecondaryCopy(lab, info.serviceUrl, 2);
+  return { lab, results, drill };
+}
 
+/** The primary answers through the global front, and nothing of the secondary runs: where every cut-short failback must end. */
+async function servedByPrimaryOnly(lab: string): Promise<void> {
+  const gf = (await globalFrontStatus(lab))!;
+  assert.equal(gf.active, 'primary');
+  const res = await fetch(`http://127.0.0.1:${gf.port}/orders?limit=1`);
+  await res.arrayBuffer();
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-drill-region'), 'primary');
+  assert.equal((await secondaryComputeStatus(lab)).daemonPid, null, 'no secondary compute');
+  assert.equal(await isRunning(secondaryPgPaths(lab).dataDir), false, 'no secondary database');
+  assert.ok(!existsSync(join(lab, 'secondary', 'failback.json')), 'the failback is finished');
+}
+
+/** Until the run's journal holds the failback's log line for `step`. */
+const afterFailbackStep = (runDir: () => string | undefined, step: string) =>
+  waitFor(
+    `the failback's ${step} step`,
+    () => {
+      const d = runDir();
+      return (
+        d &&
+        existsSync(join(d, 'events.jsonl')) &&
+        readEvents(d).some((e) => e.type === 'log' && String(e.message).startsWith(`failback: ${step} `)) &&
+        d
+      );
+    },
+    180_000,
+  );
+
+describe('drill run region-loss with failback', { timeout: 900_000 }, () => {
+  test('recovered in the secondary, then failed back: nothing the secondary acknowledged is lost, the archive goes on, the primary serves', async (t) => {
+    const { lab, results, drill } = await failbackLab('whole');
     const r = await drillCli(['run', drill, '--results', results], { DRILL_LAB_DIR: lab }).done;
     assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}\n${r.stdout}${r.stderr}`);
     const [runDir] = runFolders(results);
@@ -125,14 +158,7 @@ scenarios:
     assert.match(readback!.detail, /lost on the way back: 0 of the writes acknowledged after the switch to the secondary/);
 
     // The primary serves through the global front; nothing of the secondary runs; the standby streams again.
-    const gf = (await globalFrontStatus(lab))!;
-    assert.equal(gf.active, 'primary');
-    const res = await fetch(`http://127.0.0.1:${gf.port}/orders?limit=1`);
-    await res.arrayBuffer();
-    assert.equal(res.status, 200);
-    assert.equal(res.headers.get('x-drill-region'), 'primary');
-    assert.equal((await secondaryComputeStatus(lab)).daemonPid, null, 'no secondary compute');
-    assert.equal(await isRunning(secondaryPgPaths(lab).dataDir), false, 'no secondary database');
+    await servedByPrimaryOnly(lab);
     const lose = rec.actions.find((a: { name: string }) => a.name === 'lose the primary region');
     assert.equal(lose.rollback.status, 'done', JSON.stringify(lose.rollback));
     assert.match(lose.rollback.detail, /serves from its primary region .*nothing of the secondary region runs/);
@@ -205,6 +231,53 @@ scenarios:
     assert.deepEqual(s?.holes, [], 'no hole in the archive after the failback');
     const status = await labStatus({ dir: lab });
     assert.deepEqual(status.problems ?? [], [], JSON.stringify(status.problems));
-    assert.ok(!existsSync(join(lab, 'secondary', 'failback.json')), 'the failback is finished');
+  });
+
+  test('SIGINT once the secondary stopped its writes: exit 4, and the rollback finishes the failback', async () => {
+    const { lab, results, drill } = await failbackLab('sigint');
+    const run = drillCli(['run', drill, '--results', results], { DRILL_LAB_DIR: lab });
+    const dir = await afterFailbackStep(() => runFolders(results)[0], 'storage');
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    const rec = record(dir);
+    assert.equal(rec.abort?.kind, 'signal');
+    const fb = rec.actions.find((a: { name: string }) => a.name === 'fail back to the primary region');
+    assert.equal(fb.rollback.status, 'done', JSON.stringify(fb.rollback));
+    assert.match(fb.rollback.detail, /serves from its primary region|the failback finished/);
+    await servedByPrimaryOnly(lab);
+  });
+
+  test('the harness SIGKILLed with the data moved, then drill recover: the failback finished, nothing of the secondary left', async () => {
+    const { lab, results, drill } = await failbackLab('sigkill');
+    const run = drillCli(['run', drill, '--results', results], { DRILL_LAB_DIR: lab });
+    // A write of the test's own, acknowledged by the secondary: it must be in the primary after the killed failback.
+    const sentinel = `failback-sentinel-${Date.now()}`;
+    await waitFor(
+      'a write acknowledged by the secondary',
+      async () => {
+        const gf = await globalFrontStatus(lab);
+        if (gf?.active !== 'secondary') return false;
+        const res = await fetch(`http://127.0.0.1:${gf.port}/orders`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ item: 'sentinel', token: sentinel, seq: 1 }),
+        }).catch(() => null);
+        await res?.arrayBuffer();
+        return res !== null && res.status < 300 && res.headers.get('x-drill-region') === 'secondary';
+      },
+      180_000,
+    );
+    const dir = await afterFailbackStep(() => runFolders(results)[0], 'database');
+    run.child.kill('SIGKILL');
+    await run.done;
+    const rec = await drillCli(['recover', '--results', results], { DRILL_LAB_DIR: lab }).done;
+    assert.equal(rec.code, 0, rec.stderr + rec.stdout);
+    assert.ok(readEvents(dir).some((e) => e.type === 'rollback.done' && e.name === 'fail back to the primary region'));
+    await servedByPrimaryOnly(lab);
+    // The data was moved, not restored again: what the secondary acknowledged is in the primary.
+    const config = (await readConfig(labPaths(lab).config))!;
+    const found = await sqlRows(config.nodes[config.primary]!.port, 'SELECT 1 FROM orders WHERE token = $1', [sentinel]);
+    assert.equal(found.length, 1, 'the write the secondary acknowledged survived the killed failback');
   });
 });
