@@ -41,5 +41,35 @@ export function lagOverRpoWarnings(drill: Drill, positionOf: (path: readonly Pat
       });
     }
   }
+  out.push(...combinedLagWarnings(drill, positionOf, out));
+  return out;
+}
+
+/**
+ * A region loss loses a class's own lag on top of the replication lag: the database what the archive had not
+ * shipped when the replicator last copied, the logs what the shipper had not. Warned when the sum is over the RPO
+ * and neither lag alone already was (that one is warned above).
+ */
+function combinedLagWarnings(drill: Drill, positionOf: (path: readonly PathKey[]) => Position, already: ConfigProblem[]): ConfigProblem[] {
+  const t = drill.target;
+  if (t.kind !== 'lab' || t.regions !== 2 || t.replicationLagMs === undefined) return [];
+  const own: { cls: DataClass; field: 'archiveLag' | 'logShipInterval'; ms: number | undefined; what: string }[] = [
+    { cls: 'database', field: 'archiveLag', ms: t.archiveLagMs, what: 'the WAL the archive had not shipped' },
+    { cls: 'logs', field: 'logShipInterval', ms: t.logShipIntervalMs, what: 'the lines the shipper had not shipped' },
+  ];
+  const out: ConfigProblem[] = [];
+  for (const { cls, field, ms, what } of own) {
+    if (ms === undefined) continue;
+    const rpoMs = drill.policy.rpoMs[cls];
+    const sum = t.replicationLagMs + ms;
+    if (sum <= rpoMs || already.some((w) => w.message.includes(`the ${cls} RPO target`))) continue;
+    const path = ['target', 'replicationLag'];
+    out.push({
+      file: drill.file,
+      ...positionOf(path),
+      path: path.join('.'),
+      message: `${formatDuration(t.replicationLagMs)} plus target.${field} ${formatDuration(ms)} is ${formatDuration(sum)}, longer than the ${cls} RPO target of ${formatDuration(rpoMs)} (policy.rpo.${cls}): a region loss loses the replication lag and ${what} before it; the run records this as a finding`,
+    });
+  }
   return out;
 }
