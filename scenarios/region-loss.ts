@@ -275,14 +275,20 @@ const failBack: Action<Params, boolean, Failback, Needs> = action<boolean, Failb
     byHand:
       "`drill lab status` says which region serves; `drill recover` finishes the failback; the primary's own data from before it is kept in `<lab>/quarantine/failback-*`",
     timeout: '45m',
-    async holds(ctx) {
+    async holds(ctx, journaled) {
+      // Not selected (failback: false): it changed nothing; the loss's own rollback judges the lab.
+      if (!journaled.selected) return { ok: true, detail: 'failback: false: the failback changed nothing' };
       const v = await ctx.adapters.region.view(ctx.signal);
       if (v.failbackUnderway)
         return { ok: false, detail: "a failback moved the secondary's data into the primary's place and has not switched back" };
       const h = await ctx.adapters.region.servesFromOneRegion(ctx.signal);
       return { ok: h.ok, detail: h.detail };
     },
-    converge: (ctx) => finishFailback(ctx),
+    async converge(ctx) {
+      const v = await ctx.adapters.region.view(ctx.signal);
+      // A secondary that never had a restored database has nothing to fail back: the runbook's own end applies.
+      return v.failbackUnderway || v.secondaryDb ? finishFailback(ctx) : finishRunbook(ctx);
+    },
   },
 });
 
