@@ -10,7 +10,9 @@ type CrashPoint = { line: number } | { type: string; name: string | null; occurr
  * itself right after a journal line is fsynced, the exact state `drill recover` must handle when the machine
  * or the harness dies between two steps. `N`: after the Nth line. `TYPE[:NAME][#K]` (`action.done:kill primary`,
  * `log#2`): after the Kth line (default the first) of that type and step name, the same step in every run
- * even when a probe polled a different number of times before it. Unset, nothing changes.
+ * even when a probe polled a different number of times before it. `DRILL_CRASH_SIGNAL=SIGINT` sends SIGINT
+ * instead, once: an operator's Ctrl-C at that exact step, which the run must answer with its rollbacks (exit 4).
+ * Unset, nothing changes.
  */
 function crashPoint(): CrashPoint | null {
   const raw = process.env.DRILL_CRASH_AFTER_EVENT;
@@ -34,6 +36,7 @@ export class Journal {
   private written = 0;
   private matched = 0;
   private readonly crashAt = crashPoint();
+  private readonly crashSignal: NodeJS.Signals = process.env.DRILL_CRASH_SIGNAL === 'SIGINT' ? 'SIGINT' : 'SIGKILL';
 
   constructor(readonly path: string) {
     this.fd = openSync(path, 'a');
@@ -46,7 +49,7 @@ export class Journal {
     writeSync(this.fd, JSON.stringify({ type, at, ms, ...(recovered ? { recovered } : {}), ...fields }) + '\n');
     fsyncSync(this.fd);
     this.written += 1;
-    if (this.crashAt && this.isCrashPoint(event)) process.kill(process.pid, 'SIGKILL');
+    if (this.crashAt && this.isCrashPoint(event)) process.kill(process.pid, this.crashSignal);
   }
 
   private isCrashPoint(event: JournaledEvent): boolean {
