@@ -8,6 +8,7 @@
 // 2. A WAL segment deleted from the secondary's copy (and the primary's, so the replicator cannot copy it again)
 //    before the fault: SEV1 naming the segment, the global front never switched, nothing running in the secondary,
 //    the primary region brought back by the rollback.
+//    The base backup's data blob missing from both accounts: the same, the finding naming the blob.
 // 3. SIGINT mid-restore: exit 4, the rollback finishes the runbook in the secondary.
 // 4. The harness SIGKILLed mid-restore, then `drill recover`: serving from the secondary, nothing of the primary left.
 import { after, describe, test } from 'node:test';
@@ -356,6 +357,36 @@ describe('drill run region-loss on the two-region lab', { timeout: 420_000 }, ()
     const res = await fetch(`http://127.0.0.1:${gf.port}/orders?limit=1`);
     await res.arrayBuffer();
     assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-drill-region'), 'primary');
+  });
+
+  test("the base backup's data missing from the secondary copy: SEV1 naming the blob, the front never switched, the primary back", async () => {
+    const w = workspace('nobackup', '2s');
+    const info = await upTwoRegions(w.lab, 2000);
+    await waitForSecondaryCopy(w.lab, info.serviceUrl, 2);
+    const manifest = (await secondaryBackups(w.lab)).manifests.sort().at(-1)!;
+    const data = manifest.replace(/manifest\.json$/, 'base.tar');
+    // From both accounts: the replicator copies again what the secondary lacks.
+    await blobServiceFromEnv((await labBlobEnv(w.lab))!.env)
+      .getContainerClient(LAB_BACKUP_CONTAINER)
+      .deleteBlob(data);
+    await (await secondaryBlobs(w.lab)).getContainerClient(LAB_BACKUP_CONTAINER).deleteBlob(data);
+
+    const r = await drillCli(['run', w.drill, '--results', w.results], w.env).done;
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const rec = record(runFolders(w.results)[0]!);
+    const sev1 = rec.findings.filter(
+      (f: { severity: string; title: string; detail: string }) =>
+        f.severity === 'SEV1' && /the secondary's copy of the backups is complete/.test(f.title) && f.detail.includes(data),
+    );
+    assert.equal(sev1.length, 1, JSON.stringify(rec.findings, null, 1));
+    assert.match(sev1[0].detail, /cannot be restored.*base\.tar, which is not in the container/);
+    assert.equal(markMs(rec, 'front-switched'), undefined);
+    const gf = (await globalFrontStatus(w.lab))!;
+    assert.equal(gf.active, 'primary');
+    assert.equal((await secondaryComputeStatus(w.lab)).daemonPid, null, 'no secondary compute');
+    const res = await fetch(`http://127.0.0.1:${gf.port}/orders?limit=1`);
+    await res.arrayBuffer();
     assert.equal(res.headers.get('x-drill-region'), 'primary');
   });
 
