@@ -175,7 +175,7 @@ export interface LiveRestoreAdapter {
   readonly where: string;
   /**
    * The steps this restore times, in order, with what each covers here: the verdict's breakdown names these and only
-   * these (an operator's recovery Job downloads, replays and promotes as one step seen from outside).
+   * these (an operator's recovery Job downloads and replays as one step seen from outside).
    */
   readonly steps: readonly { name: LiveRestoreStepName; label: string }[];
   /**

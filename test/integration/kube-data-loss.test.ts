@@ -274,7 +274,7 @@ test('drop-table on a CloudNativePG target: a recovery Cluster from Blob with Se
   t.diagnostic(`RTO ${rec.objectives.rto.measuredSeconds} s; ${breakdown}`);
   assert.match(
     breakdown,
-    /; recovery Job \(download, replay, promote\) [\d.]+ s, repoint [\d.]+ s, replicas ready [\d.]+ s;.*kept in kube:db\/clusters\.postgresql\.cnpg\.io\/pg/,
+    /; recovery Job \(download, replay\) [\d.]+ s, primary started \(Job end to pod Ready\) [\d.]+ s, repoint [\d.]+ s, replicas ready [\d.]+ s;.*kept in kube:db\/clusters\.postgresql\.cnpg\.io\/pg/,
   );
   assert.deepEqual(
     rec.actions.map((a: { name: string; status: string; rollback: { status: string } }) => [a.name, a.status, a.rollback.status]),

@@ -204,6 +204,33 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
     }
   }
 
+  /**
+   * The restore's time split as the API shows it: the full-recovery Job's pod from its container's start to its end
+   * (download and replay), then until the primary's pod turned Ready (start on the restored data). Kubernetes times
+   * have whole seconds, so each part is known to about a second; null when the Job's pod is gone or not finished.
+   */
+  async function recoverySplit(name: string, primary: string, signal: AbortSignal): Promise<{ jobMs: number; startMs: number } | null> {
+    const jobs = await call(
+      { verb: 'list', resource: 'pods', group: '' },
+      (opt) => core.listNamespacedPod({ namespace, labelSelector: `cnpg.io/cluster=${name},cnpg.io/jobRole=full-recovery` }, opt),
+      signal,
+    );
+    const ended = jobs.items
+      .map((p) => p.status?.containerStatuses?.[0]?.state?.terminated)
+      .find((x) => x?.exitCode === 0 && x.startedAt && x.finishedAt);
+    if (!ended) return null;
+    const pod = await call(
+      { verb: 'get', resource: 'pods', group: '', name: primary },
+      (opt) => core.readNamespacedPod({ name: primary, namespace }, opt),
+      signal,
+    );
+    const ready = (pod.status?.conditions ?? []).find((x) => x.type === 'Ready' && x.status === 'True')?.lastTransitionTime;
+    const started = new Date(ended.startedAt!).getTime();
+    const finished = new Date(ended.finishedAt!).getTime();
+    if (!ready || !Number.isFinite(started) || !Number.isFinite(finished)) return null;
+    return { jobMs: Math.max(0, finished - started), startMs: Math.max(0, new Date(ready).getTime() - finished) };
+  }
+
   async function deleteBroken(name: string, why: string, say: (l: string) => void, signal: AbortSignal): Promise<void> {
     say(`recovery Cluster ${name} is broken (${why}): deleting it to create it again`);
     await call(
@@ -221,7 +248,8 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
   return {
     where,
     steps: [
-      { name: 'replay', label: 'recovery Job (download, replay, promote)' },
+      { name: 'replay', label: 'recovery Job (download, replay)' },
+      { name: 'promote', label: 'primary started (Job end to pod Ready)' },
       { name: 'repoint', label: 'repoint' },
       { name: 'standby', label: 'replicas ready' },
     ],
@@ -370,16 +398,24 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
             `created recovery Cluster ${name} (bootstrap.recovery from ${settings.destinationPath}, ${target === 'latest' ? 'latest' : `targetLSN ${target.lsn} exclusive`})`,
           );
         }
-        // The operator's full-recovery Job downloads, replays and promotes: seen from the API as one step.
+        // The operator's full-recovery Job downloads and replays; the primary's pod then starts on what it restored.
+        let primary: string | undefined;
         for (;;) {
           const c = await getCluster(name, signal);
           if (!c) throw new Error(`recovery Cluster ${name} disappeared while it was restoring`);
           if (BROKEN.test(c.status?.phase ?? ''))
             throw new Error(`recovery Cluster ${name}: ${c.status?.phase}: ${c.status?.phaseReason ?? ''}`);
-          if (await primaryReady(c, signal)) break;
+          if (await primaryReady(c, signal)) {
+            primary = c.status?.currentPrimary;
+            break;
+          }
           await sleep(250, undefined, { signal });
         }
-        step('replay', performance.now() - t);
+        const split = primary ? await recoverySplit(name, primary, signal).catch(() => null) : null;
+        if (split) {
+          step('replay', split.jobMs);
+          step('promote', split.startMs);
+        } else step('replay', performance.now() - t);
 
         t = performance.now();
         say(await repoint(name, signal));

@@ -351,6 +351,8 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
       database: app.database,
       runId: cluster.metadata.uid!,
     });
+    // The Job's pod ends with the restore: its start and end are what the drill reads the restore's time from.
+    host?.finishJob(cluster.metadata.namespace!, i.name, 'full-recovery', r.ok);
     if (!r.ok) throw new Error(`full-recovery of ${i.name} from ${entry.folder}: ${r.problem}`);
     await mkdir(join(o.root, i.name), { recursive: true, mode: 0o755 });
     await giveToServerUser(join(o.root, i.name));
@@ -443,7 +445,10 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
             await startCluster(i.dataDir, { logFile: i.logFile });
             how = 'restarted as the primary (crash recovery)';
           } else if (cluster?.spec?.bootstrap?.recovery) {
-            how = await recoverPrimary(i, cluster);
+            how = await recoverPrimary(i, cluster).catch((e: Error) => {
+              host?.finishJob(pod.metadata.namespace!, name, 'full-recovery', false);
+              throw e;
+            });
           } else {
             await bootstrapPrimary(i);
             how = 'initdb as the primary';

@@ -87,7 +87,7 @@ function instancePod(cluster: KubeObject, name: string, role: 'primary' | 'repli
 }
 
 /** The pod of the Job that made an instance's data, as it stays after the Job completed (`kubectl get pods`: 0/1 Completed). */
-function jobPod(cluster: KubeObject, instance: string, role: 'initdb' | 'join' | 'full-recovery'): KubeObject {
+function jobPod(cluster: KubeObject, instance: string, role: 'initdb' | 'join' | 'full-recovery', running = false): KubeObject {
   const c = cluster.metadata.name!;
   const job = `${instance}-${role}`;
   const at = now();
@@ -111,26 +111,48 @@ function jobPod(cluster: KubeObject, instance: string, role: 'initdb' | 'join' |
       restartPolicy: 'Never',
       containers: [{ name: role, image: cluster.spec?.imageName ?? 'ghcr.io/cloudnative-pg/postgresql:16.4' }],
     },
-    status: {
-      phase: 'Succeeded',
-      startTime: at,
-      conditions: [
-        { type: 'Initialized', status: 'True', lastTransitionTime: at, reason: 'PodCompleted' },
-        { type: 'Ready', status: 'False', lastTransitionTime: at, reason: 'PodCompleted' },
-        { type: 'ContainersReady', status: 'False', lastTransitionTime: at, reason: 'PodCompleted' },
-        { type: 'PodScheduled', status: 'True', lastTransitionTime: at },
-      ],
-      containerStatuses: [
-        {
-          name: role,
-          ready: false,
-          restartCount: 0,
-          started: false,
-          image: cluster.spec?.imageName ?? 'ghcr.io/cloudnative-pg/postgresql:16.4',
-          state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: at, finishedAt: at } },
+    status: running
+      ? {
+          // The restore runs now (the runtime's): the pod completes when it ends (CnpgRuntimeHost.finishJob).
+          phase: 'Running',
+          startTime: at,
+          conditions: [
+            { type: 'Initialized', status: 'True', lastTransitionTime: at },
+            { type: 'Ready', status: 'True', lastTransitionTime: at },
+            { type: 'ContainersReady', status: 'True', lastTransitionTime: at },
+            { type: 'PodScheduled', status: 'True', lastTransitionTime: at },
+          ],
+          containerStatuses: [
+            {
+              name: role,
+              ready: true,
+              restartCount: 0,
+              started: true,
+              image: cluster.spec?.imageName ?? 'ghcr.io/cloudnative-pg/postgresql:16.4',
+              state: { running: { startedAt: at } },
+            },
+          ],
+        }
+      : {
+          phase: 'Succeeded',
+          startTime: at,
+          conditions: [
+            { type: 'Initialized', status: 'True', lastTransitionTime: at, reason: 'PodCompleted' },
+            { type: 'Ready', status: 'False', lastTransitionTime: at, reason: 'PodCompleted' },
+            { type: 'ContainersReady', status: 'False', lastTransitionTime: at, reason: 'PodCompleted' },
+            { type: 'PodScheduled', status: 'True', lastTransitionTime: at },
+          ],
+          containerStatuses: [
+            {
+              name: role,
+              ready: false,
+              restartCount: 0,
+              started: false,
+              image: cluster.spec?.imageName ?? 'ghcr.io/cloudnative-pg/postgresql:16.4',
+              state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: at, finishedAt: at } },
+            },
+          ],
         },
-      ],
-    },
   };
 }
 
@@ -344,7 +366,9 @@ export function reconcileCnpgCluster(
             // A new volume: the initdb (first instance) or join (a replica's base backup) Job ran first; its pod stays, Completed.
             op.jobsMade.add(made);
             // A recovery bootstrap's first instance is made by the `full-recovery` Job (restore from the object store).
-            const job = jobPod(c, n, n !== names[0] ? 'join' : c.spec?.bootstrap?.recovery ? 'full-recovery' : 'initdb');
+            const role = n !== names[0] ? 'join' : c.spec?.bootstrap?.recovery ? 'full-recovery' : 'initdb';
+            // With a runtime the full-recovery Job really restores: Running until the runtime says it ended.
+            const job = jobPod(c, n, role, role === 'full-recovery' && real !== undefined);
             applyDefaults('pods', job);
             store.create('pods', job);
           }
@@ -385,6 +409,36 @@ export function reconcileCnpgCluster(
   for (const k of Object.keys(status)) if (status[k] === undefined) delete status[k];
   if (canonical(cluster.status) === canonical(status)) return;
   store.updateAsServer('clusters', { ...cluster, status });
+}
+
+/** A Job's pod that ran until now: Succeeded (or Failed) with its container's start and end, as the kubelet reports it. */
+export function finishJobPod(store: Store, namespace: string, instance: string, role: string, ok: boolean): void {
+  const at = now();
+  for (const p of store.list(
+    'pods',
+    namespace,
+    (x) => x.metadata.labels?.['job-name'] === `${instance}-${role}` && x.status?.phase === 'Running',
+  )) {
+    const started = p.status.containerStatuses?.[0]?.state?.running?.startedAt ?? p.status.startTime;
+    store.updateAsServer('pods', {
+      ...p,
+      status: {
+        ...p.status,
+        phase: ok ? 'Succeeded' : 'Failed',
+        conditions: (p.status.conditions ?? []).map((c: { type: string }) =>
+          c.type === 'Ready' || c.type === 'ContainersReady'
+            ? { ...c, status: 'False', reason: 'PodCompleted', lastTransitionTime: at }
+            : c,
+        ),
+        containerStatuses: (p.status.containerStatuses ?? []).map((c: object) => ({
+          ...c,
+          ready: false,
+          started: false,
+          state: { terminated: { exitCode: ok ? 0 : 1, reason: ok ? 'Completed' : 'Error', startedAt: started, finishedAt: at } },
+        })),
+      },
+    });
+  }
 }
 
 /** The Secret keys a recovery bootstrap's object store names that are not in the store: the operator cannot go on without them. */

@@ -5,6 +5,7 @@
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { finishJobPod } from './cnpg.ts';
 import { Controllers } from './controllers.ts';
 import { applyDefaults, validate } from './defaults.ts';
 import { resourceOfKind } from './discovery.ts';
@@ -112,6 +113,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     get: (resource, namespace, name) => store.get(resource, namespace, name),
     subscribe: (listener) => store.subscribe(() => listener()),
     setPodReady: (namespace, name, ready) => controllers.setPodReady(namespace, name, ready),
+    finishJob: (namespace, instance, role, ok) => finishJobPod(store, namespace, instance, role, ok),
     errors: controllers.errors,
   });
   const requests: RequestRecord[] = [];

@@ -132,6 +132,8 @@ export interface CnpgRuntimeHost {
   subscribe(listener: () => void): () => void;
   /** The kubelet's readiness report for a running pod (a replica rejoining is running but not Ready). */
   setPodReady(namespace: string, name: string, ready: boolean): void;
+  /** A Job's pod (`<instance>-<role>`) ran until now: Succeeded, or Failed, with its container's start and end. */
+  finishJob(namespace: string, instance: string, role: string, ok: boolean): void;
   /** Failures of the runtime, beside the controllers' own: a test asserts there were none. */
   readonly errors: Error[];
 }
