@@ -315,6 +315,11 @@ test('drop-table on a CloudNativePG target: a recovery Cluster from Blob with Se
   assert.equal(rc.status.readyInstances, 2);
   const jobs = await kubectl(s, 'get', 'pods', '-l', `cnpg.io/cluster=${name},cnpg.io/jobRole`);
   assert.deepEqual(jobs.items.map((p: any) => p.metadata.labels['cnpg.io/jobRole']).sort(), ['full-recovery', 'join']);
+  // The full-recovery Job's pod ran as long as the restore: the breakdown's first step is read from these times.
+  const full = jobs.items.find((p: any) => p.metadata.labels['cnpg.io/jobRole'] === 'full-recovery');
+  assert.equal(full.status.phase, 'Succeeded');
+  const ran = full.status.containerStatuses[0].state.terminated;
+  assert.ok(Date.parse(ran.finishedAt) >= Date.parse(ran.startedAt), JSON.stringify(ran));
 
   // The application repointed: the Service selects the recovery cluster's primary, and the proxy behind it follows.
   const svc = await kubectl(s, 'get', 'svc', 'orders-db');
