@@ -321,8 +321,14 @@ export default define({
     "Lose the whole primary region under load (every process killed at once, its storage unreachable); the runbook restores the database in the secondary region from the secondary's copy of the backups, starts the service there and switches the global front. RTO broken down by step, RPO for database, files and logs from their ledgers.",
   tier: 'critical',
   dataClass: 'database',
-  validate(_p, target) {
+  validate(p, target) {
     const out: { path: string; message: string }[] = [];
+    if (p.failback && target.kind === 'lab' && target.database?.provider === 'patroni')
+      out.push({
+        path: 'failback',
+        message:
+          'failback rebuilds the lab pair without Patroni: under target.database.provider: patroni it would fight Patroni for the primary; drop failback (`drill lab down` then `drill lab up` starts the lab over in the primary) or use provider: pg-promote',
+      });
     if (target.kind === 'lab' && target.regions !== 2)
       out.push({
         path: 'target.regions',

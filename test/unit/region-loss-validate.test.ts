@@ -74,6 +74,11 @@ test('failback: true is accepted; failback: yes (not a boolean) is refused at it
   const r = validate(drill(TWO, '{ failback: true }'));
   if ('problems' in r) assert.fail(r.problems.map(formatProblem).join('\n'));
   assert.equal((r.drill.scenarios[0]!.params as { failback: boolean }).failback, true);
+  const patroni = problems(drill(`${TWO}\n  database: { provider: patroni }`, '{ failback: true }'));
+  assert.ok(
+    patroni.some((x) => /params\.failback: failback rebuilds the lab pair without Patroni/.test(x)),
+    patroni.join('\n'),
+  );
   const p = problems(drill(TWO, '{ failback: "yes" }'));
   assert.equal(p.length, 1, p.join('\n'));
   assert.match(p[0]!, /^annual\.yaml:\d+:\d+: scenarios\[0\]\.params\.failback: /);
