@@ -29,7 +29,7 @@ import { clearRecoverySettings, controlSystemId } from '../../adapters/postgres/
 import { backupStoreFromEnv } from '../../adapters/postgres/backup/store.ts';
 import { readWalArchiveState, type WalArchiveState } from '../../adapters/postgres/backup/wal-state.ts';
 import { walFolder } from '../../backup/naming.ts';
-import { HISTORY_FILE, parseSegmentName, segmentEnd, formatLsn } from '../../backup/wal-names.ts';
+import { formatLsn, HISTORY_FILE, parseSegmentName, segmentEnd, segmentName } from '../../backup/wal-names.ts';
 import { writeJsonAtomic } from '../../util/atomic-file.ts';
 import { LAB_BACKUP_CONTAINER, labBlobEnv, startLabAzurite } from '../azurite.ts';
 import { labUp } from '../lifecycle.ts';
@@ -138,15 +138,15 @@ async function shipSecondaryWal(labDir: string, dataDir: string, say: (l: string
     await store.container.getBlockBlobClient(folder + f).uploadFile(join(walDir, f), { metadata: { wal_segment: f } });
     shipped.push(f);
   }
-  const segments = files.filter((f) => !HISTORY_FILE.test(f));
-  const newest = segments.at(-1) ?? null;
   const p = labPaths(labDir).walArchive;
   const before = await readWalArchiveState(p.state);
   const db = await readSecondaryDb(labDir);
   const now = new Date().toISOString();
-  const archivedThrough = newest
-    ? { segment: newest, timeline: redoId.timeline, endLsn: formatLsn(segmentEnd(parseSegmentName(newest)!)), at: now }
-    : (before?.archivedThrough ?? null);
+  // Everything before the REDO segment is in the archive now: the parent timelines up to the switch (the restore
+  // read them from it) and what was just shipped. Said on the new timeline, so the archiver's next segment follows it.
+  const last = { timeline: redoId.timeline, segno: redoId.segno - 1n };
+  const archivedThrough = { segment: segmentName(last), timeline: last.timeline, endLsn: formatLsn(segmentEnd(last)), at: now };
+  const newest = segmentName(last);
   const state: WalArchiveState = {
     ...(before ?? {
       pid: 0,
@@ -172,7 +172,7 @@ async function shipSecondaryWal(labDir: string, dataDir: string, say: (l: string
   await rm(p.spool, { recursive: true, force: true });
   writeJsonAtomic(p.state, state);
   say(
-    `WAL of the secondary shipped to the primary's archive: ${shipped.length} file(s)${newest ? `, archived through ${newest}` : ''}; the archiver continues from ${redo}`,
+    `WAL of the secondary shipped to the primary's archive: ${shipped.length} file(s), archived through ${newest}; the archiver continues from ${redo}`,
   );
   return shipped;
 }
