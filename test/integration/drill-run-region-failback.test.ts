@@ -44,7 +44,7 @@ after(async () => {
 const record = (runDir: string) => JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
 const markMs = (rec: { marks: { name: string; ms: number }[] }, name: string) => rec.marks.find((m) => m.name === name)?.ms;
 
-async function failbackLab(name: string): Promise<{ lab: string; results: string; drill: string }> {
+async function failbackLab(name: string, logShipS = 3, baselineS = 4): Promise<{ lab: string; results: string; drill: string }> {
   const lab = scratchDir(`lab-rl-fb-${name}`);
   const results = scratchDir(`results-rl-fb-${name}`);
   dirs.push(lab, results);
@@ -54,7 +54,7 @@ async function failbackLab(name: string): Promise<{ lab: string; results: string
     `name: region-loss-failback
 kind: annual
 service: { name: orders, tier: critical, dataClass: database }
-target: { kind: lab, replicas: 2, regions: 2, replicationLag: 2s, archiveLag: 4s, logShipInterval: 3s }
+target: { kind: lab, replicas: 2, regions: 2, replicationLag: 2s, archiveLag: 4s, logShipInterval: ${logShipS}s }
 policy:
   recoveryWindow: 3s
   slo: { availability: ['rate>=90%'], errors: ['rate<10%'], latency: ['p(95)<4s'] }
@@ -65,7 +65,7 @@ load:
     - { method: POST, path: /orders, body: { item: widget, token: '{{token}}', seq: '{{seq}}' }, weight: 4 }
   attachments: { share: 0.2 }
   timeout: 4s
-  baseline: 4s
+  baseline: ${baselineS}s
   cooldown: 3s
 scenarios:
   - scenario: region-loss
@@ -74,7 +74,14 @@ scenarios:
     timeout: 2m
 `,
   );
-  const info = await labUp({ dir: lab, replicas: 2, regions: 2, replicationLagMs: 2000, archiveLagMs: 4000, logShipIntervalMs: 3000 });
+  const info = await labUp({
+    dir: lab,
+    replicas: 2,
+    regions: 2,
+    replicationLagMs: 2000,
+    archiveLagMs: 4000,
+    logShipIntervalMs: logShipS * 1000,
+  });
   labsUp.push(lab);
   await waitForSecondaryCopy(lab, info.serviceUrl, 2);
   return { lab, results, drill };
@@ -111,7 +118,9 @@ const afterFailbackStep = (runDir: () => string | undefined, step: string) =>
 
 describe('drill run region-loss with failback', { timeout: 900_000 }, () => {
   test('recovered in the secondary, then failed back: nothing the secondary acknowledged is lost, the archive goes on, the primary serves', async (t) => {
-    const { lab, results, drill } = await failbackLab('whole');
+    // Logs shipped every 10 s (the issue's example), and a baseline long enough for segments to have shipped and
+    // reached the secondary before the loss.
+    const { lab, results, drill } = await failbackLab('whole', 10, 16);
     const r = await drillCli(['run', drill, '--results', results], { DRILL_LAB_DIR: lab }).done;
     assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}\n${r.stdout}${r.stderr}`);
     const [runDir] = runFolders(results);
@@ -153,6 +162,17 @@ describe('drill run region-loss with failback', { timeout: 900_000 }, () => {
       /^RTO of the way back [\d.]+ s .*; steps: storage [\d.]+ s, stop-secondary [\d.]+ s, wal [\d.]+ s, database [\d.]+ s, start [\d.]+ s, switch [\d.]+ s; total time in DR .* [\d.]+ s; storage mirrored back: lab-backups \d+ copied/,
     );
     t.diagnostic(`RTO ${rec.objectives.rto.measuredSeconds} s; failback: ${fb!.detail}`);
+
+    // The logs RPO near the ship interval: lines not yet shipped when the region was lost are gone, so it is at least
+    // the replication lag (2 s) and at most the interval plus that lag and a replicator pass.
+    const logsRpo = (rec.objectives.rpoClasses as { dataClass: string; measuredSeconds: number | null }[]).find(
+      (c) => c.dataClass === 'logs',
+    )?.measuredSeconds;
+    assert.ok(
+      logsRpo !== null && logsRpo !== undefined && logsRpo >= 1 && logsRpo <= 10 + 2 + 4,
+      `logs RPO ${logsRpo} s against a log ship interval of 10 s and a replication lag of 2 s`,
+    );
+    t.diagnostic(`logs RPO ${logsRpo} s (ship interval 10 s, replication lag 2 s)`);
     const readback = probes.find((p) => p.name === 'write ledger read back from the serving database');
     assert.ok(readback?.ok, readback?.detail);
     assert.match(readback!.detail, /lost on the way back: 0 of the writes acknowledged after the switch to the secondary/);
