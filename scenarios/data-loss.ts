@@ -57,7 +57,7 @@ const { probe, action, define } = scenario({ params, requires: ['database', 'liv
 const destroy: Action<Params, Marked, Destroyed, Needs> = action<Marked, Destroyed>({
   name: 'destroy data',
   description:
-    'record the restore point (LSN, time) on the primary, then destroy data the way a bad migration does: DROP TABLE or DELETE without WHERE through the service endpoint (drop-table, delete-rows), or kill every node and move its data directory aside (lose-cluster)',
+    "record the restore point (LSN, time) on the primary, then destroy data the way a bad migration does: DROP TABLE or DELETE without WHERE through the service endpoint (drop-table, delete-rows), or lose the whole cluster (lose-cluster: on the lab every node killed and its data directory moved aside; on Kubernetes the CloudNativePG Cluster fenced, every instance's PostgreSQL stopped with pods and volumes kept)",
   async select(ctx) {
     const db = ctx.adapters.database;
     // Read-only, and journaled with the intent: the restore point survives a crash between here and the change.
@@ -74,7 +74,7 @@ const destroy: Action<Params, Marked, Destroyed, Needs> = action<Marked, Destroy
     let detail: string;
     if (p.fault === 'lose-cluster') {
       const lost = await ctx.adapters.liveRestore.loseCluster(m.runId, ctx.signal);
-      detail = `${lost.nodes.join(', ')} killed, data directories moved to ${lost.quarantine}`;
+      detail = lost.detail ?? `${lost.nodes.join(', ')} killed, data directories moved to ${lost.quarantine}`;
     } else {
       const db = ctx.adapters.database;
       const r = await destroyData(db.endpoint, p.fault, p.table, ctx.signal);
@@ -181,19 +181,18 @@ export default define({
   dataClass: 'database',
   validate(p, target) {
     const out: { path: string; message: string }[] = [];
-    if (p.fault !== 'lose-cluster' && !((target.kind === 'lab' || target.kind === 'kubernetes') && target.dataLoss))
-      out.push({
-        path: 'fault',
-        message: `fault ${p.fault} destroys data on the live database: the target must allow it with target.allowDataLoss: true and target.dataLossReason saying why`,
-      });
-    if (p.fault !== 'lose-cluster' && p.restoreTo === 'latest')
-      out.push({ path: 'restoreTo', message: `restoreTo: latest would replay the ${p.fault} too; use before-fault` });
-    if (target.kind === 'kubernetes' && p.fault === 'lose-cluster')
+    // lose-cluster on the lab kills disposable nodes; on Kubernetes it fences a real cluster, so it is guarded there too.
+    const guarded = p.fault !== 'lose-cluster' || target.kind === 'kubernetes';
+    if (guarded && !((target.kind === 'lab' || target.kind === 'kubernetes') && target.dataLoss))
       out.push({
         path: 'fault',
         message:
-          'lose-cluster is not available on a kubernetes target: the drill would have to delete the CloudNativePG Cluster and its volumes, and it never deletes the damaged cluster; use drop-table or delete-rows',
+          p.fault === 'lose-cluster'
+            ? 'fault lose-cluster fences every instance of the CloudNativePG cluster (its PostgreSQL stopped until the fence is lifted): the target must allow it with target.allowDataLoss: true and target.dataLossReason saying why'
+            : `fault ${p.fault} destroys data on the live database: the target must allow it with target.allowDataLoss: true and target.dataLossReason saying why`,
       });
+    if (p.fault !== 'lose-cluster' && p.restoreTo === 'latest')
+      out.push({ path: 'restoreTo', message: `restoreTo: latest would replay the ${p.fault} too; use before-fault` });
     if (target.kind === 'kubernetes' && !target.database?.restore)
       out.push({
         path: 'fault',

@@ -190,7 +190,7 @@ export interface LiveRestoreAdapter {
   /** Read on the primary right before a fault: the restore point. */
   markRestorePoint(signal: AbortSignal): Promise<RestorePoint>;
   /** The `lose-cluster` fault: every node killed and its data directory moved to the quarantine of `runId`. */
-  loseCluster(runId: string, signal: AbortSignal): Promise<{ quarantine: string; nodes: string[] }>;
+  loseCluster(runId: string, signal: AbortSignal): Promise<{ quarantine: string; nodes: string[]; detail?: string }>;
   /**
    * Restore the newest base backup of this cluster taken before the target, plus archived WAL up to it, beside the
    * live nodes; check it (system identifier, target reached, pg_amcheck); only then move the damaged nodes to the

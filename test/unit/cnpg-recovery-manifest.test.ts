@@ -196,9 +196,14 @@ test('bad inputs on a kubernetes target: each named by file:line and field', () 
     /^drill\.yaml:\d+:\d+: scenarios\[0\]\.params\.fault: the live restore needs target\.database\.restore \(destinationPath/,
   );
 
-  const lose = problems(drill(`${DB}, ${RESTORE} }`, '{ fault: lose-cluster }'));
-  assert.equal(lose.length, 1, lose.join('\n'));
-  assert.match(lose[0]!, /params\.fault: lose-cluster is not available on a kubernetes target/);
+  assert.deepEqual(
+    problems(drill(`${DB}, ${RESTORE} }`, '{ fault: lose-cluster }')),
+    [],
+    'lose-cluster fences the cluster: allowed with the guard',
+  );
+  const loseUnguarded = problems(drill(`${DB}, ${RESTORE} }`, '{ fault: lose-cluster }', ''));
+  assert.equal(loseUnguarded.length, 1, loseUnguarded.join('\n'));
+  assert.match(loseUnguarded[0]!, /params\.fault: fault lose-cluster fences every instance of the CloudNativePG cluster/);
 
   const unguarded = problems(drill(`${DB}, ${RESTORE} }`, '{ fault: drop-table }', ''));
   assert.match(unguarded.join('\n'), /target\.allowDataLoss: true and target\.dataLossReason/);

@@ -11,7 +11,7 @@
  * (`cnpg.io/cluster: <recovery>`, `cnpg.io/instanceRole: primary`, the labels the operator's own -rw Service
  * selects on), so every client follows at its next connection, and undoing it is one patch.
  *
- * The damaged Cluster is never patched or deleted: it stays, with its pods and volumes, for forensics (the
+ * The damaged Cluster is never deleted, and never patched but to fence it for the lose-cluster fault: it stays, with its pods and volumes, for forensics (the
  * record names it, as the lab's quarantine). Only a recovery Cluster this run created (its annotation says so)
  * is ever deleted, when it is broken, and then made again. Every step decides from what it finds, so a second
  * call (the rollback, `drill recover`) continues where the first stopped.
@@ -41,6 +41,10 @@ const GROUP = 'postgresql.cnpg.io';
 const VERSION = 'v1';
 const PLURAL = 'clusters';
 const HEALTHY = 'Cluster in healthy state';
+/** CloudNativePG's fencing annotation (https://cloudnative-pg.io/documentation/current/fencing/). */
+const FENCED_ANNOTATION = 'cnpg.io/fencedInstances';
+/** How long a fenced cluster may still take writes: the instance managers stop PostgreSQL with a fast shutdown. */
+const FENCE_WAIT_MS = 60_000;
 /** Phases after which the operator will not make progress on its own (cloudnative-pg api/v1 PhaseCannotCreateClusterObjects, PhaseUnrecoverable). */
 const BROKEN = /^(Unable to create required cluster objects|Cluster cannot proceed)/;
 /** CloudNativePG's default archive_timeout is 5 min: the segment holding the target may take that long to be archived. */
@@ -301,11 +305,45 @@ export function createCnpgLiveRestore(o: CnpgLiveRestoreOptions): LiveRestoreAda
       return { lsn: row.lsn, at: new Date().toISOString(), timeline: Number.parseInt(row.wal.slice(0, 8), 16), systemId: row.id };
     },
 
-    async loseCluster() {
-      throw new UserError('lose-cluster is not available on a kubernetes target', {
-        untouched: `CloudNativePG cluster ${cluster} was not touched`,
-        next: 'use fault: drop-table or delete-rows',
-      });
+    /**
+     * The whole cluster lost, as a storage failure takes it: fenced (`cnpg.io/fencedInstances: ["*"]`, CloudNativePG's
+     * own switch), so every instance's postmaster is shut down and stays down while pods and volumes are kept for
+     * forensics, and no failover follows. Nothing is deleted; the recovery Cluster then comes from the object store.
+     */
+    async loseCluster(_runId, signal) {
+      const c = await getCluster(cluster, signal);
+      if (!c) throw new Error(`the CloudNativePG cluster ${cluster} is not in ${namespace}: nothing to lose`);
+      await call(
+        { verb: 'patch', resource: PLURAL, group: GROUP, name: cluster },
+        (opt) =>
+          custom.patchNamespacedCustomObject(
+            {
+              group: GROUP,
+              version: VERSION,
+              namespace,
+              plural: PLURAL,
+              name: cluster,
+              body: { metadata: { annotations: { [FENCED_ANNOTATION]: '["*"]' } } },
+            },
+            setHeaderOptions('Content-Type', PatchStrategy.MergePatch, opt),
+          ),
+        signal,
+      );
+      const where = `${o.endpoint.host}:${o.endpoint.port}`;
+      for (const until = Date.now() + FENCE_WAIT_MS; ; ) {
+        const w = await takesWrite(o.endpoint, where);
+        if (!w.ok) break;
+        if (Date.now() > until)
+          throw new Error(`Cluster ${cluster} was fenced, but a write still commits through ${where} after ${FENCE_WAIT_MS / 1000} s`);
+        await sleep(250, undefined, { signal });
+      }
+      const nodes = (c.status as { instanceNames?: string[] } | undefined)?.instanceNames ?? [];
+      const quarantine = `${damaged}, fenced (${FENCED_ANNOTATION}: ["*"]), pods and volumes kept; \`kubectl cnpg fencing off ${cluster} "*"\` lifts it`;
+      return {
+        quarantine,
+        nodes,
+        detail: `Cluster ${cluster} fenced (${FENCED_ANNOTATION}: ["*"]): PostgreSQL stopped on ${nodes.join(', ') || 'every instance'}, no write commits through ${where}; pods and volumes kept`,
+      };
     },
 
     async restoreLive({ runId, target, signal, onStep, log }): Promise<LiveRestoreOutcome> {

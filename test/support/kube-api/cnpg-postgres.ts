@@ -467,6 +467,26 @@ export async function startCnpgPostgres(o: CnpgPostgresOptions): Promise<CnpgPos
       });
     },
 
+    fence(pod, fenced) {
+      const name = pod.metadata.name!;
+      const ns = pod.metadata.namespace!;
+      if (!instances.has(name)) return Promise.resolve();
+      const i = inst(name);
+      if (fenced) {
+        serving.delete(name);
+        host!.setPodReady(ns, name, false);
+      }
+      return serial(name, async () => {
+        if (fenced) {
+          if (await isRunning(i.dataDir)) await stopCluster(i.dataDir, 'fast');
+          return;
+        }
+        if (!(await isRunning(i.dataDir))) await startCluster(i.dataDir, { logFile: i.logFile });
+        serving.add(name);
+        host!.setPodReady(ns, name, true);
+      });
+    },
+
     stop(pod, graceful) {
       const name = pod.metadata.name!;
       if (!instances.has(name) || podOf.get(name) !== pod.metadata.uid) return;

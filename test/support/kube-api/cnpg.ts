@@ -174,6 +174,21 @@ export interface CnpgOperatorState {
   pendingSince: Map<string, number>;
   /** Instances (cluster uid/name) whose data a Job made already: a recreated pod reuses its volume, no new Job. */
   jobsMade: Set<string>;
+  /** Instances (cluster uid/name) fenced now: the runtime was told, and is told again only when the fence changes. */
+  fenced: Set<string>;
+}
+
+/** The instances `cnpg.io/fencedInstances` fences: a JSON list of names, `["*"]` for all; anything else fences none. */
+export function fencedInstances(cluster: KubeObject, names: string[]): Set<string> {
+  const raw = cluster.metadata.annotations?.['cnpg.io/fencedInstances'];
+  if (!raw) return new Set();
+  try {
+    const list = JSON.parse(raw) as unknown;
+    if (!Array.isArray(list)) return new Set();
+    return new Set(list.includes('*') ? names : names.filter((n) => list.includes(n)));
+  } catch {
+    return new Set();
+  }
 }
 
 export function reconcileCnpgCluster(
@@ -365,6 +380,18 @@ export function reconcileCnpgCluster(
     const role = status.currentPrimary === n ? 'primary' : 'replica';
     if (p.metadata.labels?.[CNPG_ROLE_LABEL] !== role && podIsActive(p)) {
       store.updateAsServer('pods', { ...p, metadata: { ...p.metadata, labels: { ...p.metadata.labels, [CNPG_ROLE_LABEL]: role, role } } });
+    }
+  }
+  // Fencing: a fenced instance's postmaster is stopped and its pod kept, not Ready; no failover follows from it.
+  if (real?.runtime.fence) {
+    const fenced = fencedInstances(cluster, names);
+    for (const n of names) {
+      const p = pods.get(n);
+      const k = `${cluster.metadata.uid}/${n}`;
+      if (!p || !alive(n) || fenced.has(n) === op.fenced.has(k)) continue;
+      if (fenced.has(n)) op.fenced.add(k);
+      else op.fenced.delete(k);
+      real.runtime.fence(p, fenced.has(n)).catch((e: Error) => real.errors.push(new Error(`fencing ${n}: ${e.message}`)));
     }
   }
   const ready = names.filter((n) => alive(n) && podIsReady(pods.get(n)!)).length;

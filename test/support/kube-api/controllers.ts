@@ -45,6 +45,7 @@ export class Controllers {
     lostAt: new Map(),
     pendingSince: new Map(),
     jobsMade: new Set(),
+    fenced: new Set(),
   };
   private readonly kubelet: Kubelet;
   private readonly unsubscribe: () => void;

@@ -119,6 +119,11 @@ export interface CnpgRuntime {
    * died yet): its WAL senders still stream to the replicas, and the operator's election waits for them.
    */
   lingering?(instance: string): boolean;
+  /**
+   * Fencing (the Cluster's `cnpg.io/fencedInstances` annotation): the instance's postmaster is shut down and its pod
+   * kept running but not Ready, its data untouched; lifted, it starts again as it was and turns Ready.
+   */
+  fence?(pod: KubeObject, fenced: boolean): Promise<void>;
 }
 
 export interface CnpgRuntimeHost {
