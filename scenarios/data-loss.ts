@@ -152,23 +152,28 @@ const restore: Action<Params, RestoreRequest, Restored, Needs> = action<RestoreR
   rollback: { none: "the restore is the recovery; one cut short is finished by the rollback of 'destroy data'" },
 });
 
-/** Up to `n` writes acknowledged before `bound`, spread over the run, the newest among them: what users will ask for. */
-function ackedBefore(ctx: Ctx, bound: number, n: number): string[] {
+/** Up to `n` writes acknowledged before `bound`, spread over the run, the newest among them, oldest first: what users will ask for. */
+function ackedBefore(ctx: Ctx, bound: number, n: number): { token: string; ackMs: number }[] {
   const l = ctx.load?.ledger;
   if (!l) return [];
   const acked: number[] = [];
   for (let r = 0; r < l.count; r++) if (l.fateOf(r) === 'ok' && l.ackMs(r)! < bound) acked.push(r);
+  acked.sort((a, b) => l.ackMs(a)! - l.ackMs(b)!);
   const step = Math.max(1, Math.floor(acked.length / n));
   const picked = new Set([...acked.filter((_, i) => i % step === 0).slice(-n + 1), ...acked.slice(-1)]);
-  return [...picked].map((r) => l.tokenOf(r));
+  return [...picked].map((r) => ({ token: l.tokenOf(r), ackMs: l.ackMs(r)! }));
 }
 
-/** Writes acknowledged before the fault that the restored data must hold: before the restore point, or before the newest replayed commit. */
-function mustBeBack(ctx: Ctx, d: Destroyed, o: LiveRestoreOutcome): string[] {
-  let bound = d.pointMs;
-  if (restoreToOf(ctx.params) === 'latest' && o.newestCommitAt)
-    bound = Math.min(bound, Date.parse(o.newestCommitAt) - (Date.now() - ctx.now()) - 500);
-  return ackedBefore(ctx, bound, 10);
+/**
+ * Writes acknowledged before the fault that the restored data must hold: before the restore point, or before the
+ * newest replayed commit. Null when a restore to the newest archived WAL cannot say how far it reached
+ * (CloudNativePG reports no replay end): then the served writes must be a prefix of the ledger, with no hole.
+ */
+function mustBeBack(ctx: Ctx, d: Destroyed, o: LiveRestoreOutcome): { bound: number | null; writes: { token: string; ackMs: number }[] } {
+  if (restoreToOf(ctx.params) !== 'latest') return { bound: d.pointMs, writes: ackedBefore(ctx, d.pointMs, 10) };
+  if (!o.newestCommitAt) return { bound: null, writes: ackedBefore(ctx, d.pointMs, 10) };
+  const bound = Math.min(d.pointMs, Date.parse(o.newestCommitAt) - (Date.now() - ctx.now()) - 500);
+  return { bound, writes: ackedBefore(ctx, bound, 10) };
 }
 
 const fmtMs = (ms: number | undefined) => (ms === undefined ? 'not reached' : `${(ms / 1000).toFixed(2)} s`);
@@ -253,26 +258,47 @@ export default define({
       if (writes === 0 || firstAck === null) return { ok: false, detail: 'no write acknowledged since the service was repointed' };
       const url = ctx.load?.serviceUrl;
       if (!url) return { ok: false, detail: 'no service URL to ask' };
-      const tokens = mustBeBack(ctx, d, r.outcome);
+      const { bound, writes: asked } = mustBeBack(ctx, d, r.outcome);
+      const served: boolean[] = [];
       const missing: string[] = [];
-      for (const t of tokens) {
-        const res = await fetch(`${url}/orders?token=${encodeURIComponent(t)}`, {
+      for (const w of asked) {
+        const res = await fetch(`${url}/orders?token=${encodeURIComponent(w.token)}`, {
           signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(2000)]),
         });
         const body = res.ok ? ((await res.json()) as unknown[]) : [];
-        if (body.length !== 1) missing.push(`${t} (${res.status})`);
+        served.push(body.length === 1);
+        if (body.length !== 1) missing.push(`${w.token} (${res.status})`);
       }
-      return missing.length === 0
-        ? {
-            ok: true,
-            detail: `${tokens.length} orders acknowledged before the fault served by the service; ${writes} writes acknowledged since the service was repointed, the first ${((firstAck - servedFrom) / 1000).toFixed(2)} s after it`,
-            // The restored rows have not changed since the repoint: what this poll saw held from the first write after it.
-            heldSinceMs: firstAck,
-          }
-        : {
-            ok: false,
-            detail: `the service does not serve ${missing.length} of ${tokens.length} orders acknowledged before the fault: ${missing.slice(0, 3).join(', ')}`,
-          };
+      const since = `${writes} writes acknowledged since the service was repointed, the first ${((firstAck - servedFrom) / 1000).toFixed(2)} s after it`;
+      // The restored rows have not changed since the repoint: what this poll saw held from the first write after it.
+      if (bound !== null)
+        return missing.length === 0
+          ? {
+              ok: true,
+              detail: `${asked.length} orders acknowledged before the fault served by the service; ${since}`,
+              heldSinceMs: firstAck,
+            }
+          : {
+              ok: false,
+              detail: `the service does not serve ${missing.length} of ${asked.length} orders acknowledged before the fault: ${missing.slice(0, 3).join(', ')}`,
+            };
+      // How far the restore reached is unknown: what it holds must be everything up to some write, and not nothing.
+      const reach = served.lastIndexOf(true);
+      const holes = asked.slice(0, reach + 1).filter((_, i) => !served[i]);
+      if (reach < 0) return { ok: false, detail: `the service serves none of ${asked.length} orders acknowledged before the fault` };
+      if (holes.length > 0)
+        return {
+          ok: false,
+          detail: `the service serves orders acknowledged before the fault with ${holes.length} older ones missing: ${holes
+            .slice(0, 3)
+            .map((w) => w.token)
+            .join(', ')}`,
+        };
+      return {
+        ok: true,
+        detail: `orders acknowledged before the fault served up to the one acknowledged ${((d.pointMs - asked[reach]!.ackMs) / 1000).toFixed(2)} s before it, none older missing (${reach + 1} of ${asked.length} asked; the restore does not say how far it replayed, the ledger read-back counts what is lost); ${since}`,
+        heldSinceMs: firstAck,
+      };
     }),
   },
   verify: [
