@@ -9,14 +9,14 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { blobServiceFromEnv } from '../../lib/adapters/blob/index.ts';
 import { isRunning } from '../../lib/adapters/postgres/cluster.ts';
 import { readWalArchiveState } from '../../lib/adapters/postgres/backup/wal-state.ts';
 import { LAB_FILES_CONTAINER, labBlobEnv, stopLabAzurite } from '../../lib/lab/azurite.ts';
-import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
+import { labDown, labStatus } from '../../lib/lab/index.ts';
 import { labPaths } from '../../lib/lab/paths.ts';
 import { globalFrontStatus } from '../../lib/lab/regions/global-front.ts';
 import { secondaryComputeStatus } from '../../lib/lab/regions/secondary-compute.ts';
@@ -26,7 +26,7 @@ import { parseFilesTsv } from '../../lib/load/class-ledgers.ts';
 import { parseWritesTsv } from '../../lib/load/ledger.ts';
 import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
 import { forgetConfiguredBlobStorage } from '../support/lab.ts';
-import { waitForSecondaryCopy } from '../support/secondary-copy.ts';
+import { upRegionLab, writeRegionDrill } from '../support/region-drill.ts';
 import { sqlRows } from '../support/sql.ts';
 import { scratchDir } from '../support/tmp.ts';
 
@@ -49,41 +49,10 @@ async function failbackLab(name: string, logShipS = 3, baselineS = 4): Promise<{
   const results = scratchDir(`results-rl-fb-${name}`);
   dirs.push(lab, results);
   const drill = join(results, 'drill.yaml');
-  writeFileSync(
-    drill,
-    `name: region-loss-failback
-kind: annual
-service: { name: orders, tier: critical, dataClass: database }
-target: { kind: lab, replicas: 2, regions: 2, replicationLag: 2s, archiveLag: 4s, logShipInterval: ${logShipS}s }
-policy:
-  recoveryWindow: 3s
-  slo: { availability: ['rate>=90%'], errors: ['rate<10%'], latency: ['p(95)<4s'] }
-load:
-  rate: 40
-  requests:
-    - { method: GET, path: '/orders?limit=10', weight: 6 }
-    - { method: POST, path: /orders, body: { item: widget, token: '{{token}}', seq: '{{seq}}' }, weight: 4 }
-  attachments: { share: 0.2 }
-  timeout: 4s
-  baseline: ${baselineS}s
-  cooldown: 3s
-scenarios:
-  - scenario: region-loss
-    name: lose-primary-and-fail-back
-    params: { failback: true, restoreTimeout: 5m, detectTimeout: 20s }
-    timeout: 2m
-`,
-  );
-  const info = await labUp({
-    dir: lab,
-    replicas: 2,
-    regions: 2,
-    replicationLagMs: 2000,
-    archiveLagMs: 4000,
-    logShipIntervalMs: logShipS * 1000,
-  });
+  const o = { name: `failback-${name}`, failback: true, logShipS, baselineS, cooldownS: 3 };
+  writeRegionDrill(drill, o);
   labsUp.push(lab);
-  await waitForSecondaryCopy(lab, info.serviceUrl, 2);
+  await upRegionLab(lab, o);
   return { lab, results, drill };
 }
 

@@ -28,7 +28,7 @@ import {
   primaryAzurite,
   stopLabAzurite,
 } from '../../lib/lab/azurite.ts';
-import { labDown, labStatus, labUp } from '../../lib/lab/index.ts';
+import { labDown, labStatus } from '../../lib/lab/index.ts';
 import { parseLogFileName } from '../../lib/lab/log-ship.ts';
 import { labPaths } from '../../lib/lab/paths.ts';
 import { globalFrontStatus } from '../../lib/lab/regions/global-front.ts';
@@ -40,7 +40,8 @@ import { parseFilesTsv, parseLogsTsv } from '../../lib/load/class-ledgers.ts';
 import { parseWritesTsv } from '../../lib/load/ledger.ts';
 import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
 import { forgetConfiguredBlobStorage } from '../support/lab.ts';
-import { secondaryBackups, secondaryBlobs, waitForSecondaryCopy } from '../support/secondary-copy.ts';
+import { type RegionDrill, upRegionLab, writeRegionDrill } from '../support/region-drill.ts';
+import { secondaryBackups, secondaryBlobs } from '../support/secondary-copy.ts';
 import { freePort } from '../support/ports.ts';
 import { sqlRows } from '../support/sql.ts';
 import { scratchDir } from '../support/tmp.ts';
@@ -58,45 +59,16 @@ after(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-function workspace(name: string, lag: string, baseline = '4s') {
-  const lab = scratchDir(`lab-rl-${name}`);
-  const results = scratchDir(`results-rl-${name}`);
+/** A lab folder, a results folder and the drill file for one test, and the lab up with the drill's figures. */
+async function workspace(o: RegionDrill, segments = 2) {
+  const lab = scratchDir(`lab-rl-${o.name}`);
+  const results = scratchDir(`results-rl-${o.name}`);
   dirs.push(lab, results);
   const drill = join(results, 'drill.yaml');
-  writeFileSync(
-    drill,
-    `name: region-loss-${name}
-kind: annual
-service: { name: orders, tier: critical, dataClass: database }
-target: { kind: lab, replicas: 2, regions: 2, replicationLag: ${lag}, archiveLag: 4s, logShipInterval: 3s }
-# The region is down until the front switches: the SLOs of the fault phase are missed by design; loose latency,
-# since replicas of the secondary load the storage SDK on their first upload.
-policy:
-  recoveryWindow: 3s
-  slo: { availability: ['rate>=90%'], errors: ['rate<10%'], latency: ['p(95)<4s'] }
-load:
-  rate: 40
-  requests:
-    - { method: GET, path: '/orders?limit=10', weight: 6 }
-    - { method: POST, path: /orders, body: { item: widget, token: '{{token}}', seq: '{{seq}}' }, weight: 4 }
-  attachments: { share: 0.2 }
-  timeout: 4s
-  baseline: ${baseline}
-  cooldown: 2s
-scenarios:
-  - scenario: region-loss
-    name: lose-primary
-    params: { restoreTimeout: 5m, detectTimeout: 20s }
-    timeout: 2m
-`,
-  );
-  return { lab, results, drill, env: { DRILL_LAB_DIR: lab } };
-}
-
-async function upTwoRegions(lab: string, lagMs: number) {
-  const info = await labUp({ dir: lab, replicas: 2, regions: 2, replicationLagMs: lagMs, archiveLagMs: 4000, logShipIntervalMs: 3000 });
+  writeRegionDrill(drill, o);
   labsUp.push(lab);
-  return info;
+  const { start } = await upRegionLab(lab, o, segments);
+  return { lab, results, drill, start, env: { DRILL_LAB_DIR: lab } };
 }
 
 type ClassRow = {
@@ -201,9 +173,7 @@ describe('drill run region-loss on the two-region lab', { timeout: 600_000 }, ()
     // The replication lag set high, as the issue asks (30 s): a baseline longer than it plus the archive's lag, so the
     // ledgers hold writes old enough to have reached the secondary, and each class's RPO shows the lag rather than the
     // start of the load.
-    const w = workspace('whole', '30s', '40s');
-    const info = await upTwoRegions(w.lab, 30_000);
-    await waitForSecondaryCopy(w.lab, info.serviceUrl, 2);
+    const w = await workspace({ name: 'whole', replicationLagS: 30, baselineS: 40 });
     const r = await drillCli(['run', w.drill, '--results', w.results], w.env).done;
     assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}\n${r.stdout}${r.stderr}`);
     const [runDir] = runFolders(w.results);
@@ -318,9 +288,8 @@ describe('drill run region-loss on the two-region lab', { timeout: 600_000 }, ()
   });
 
   test('a WAL segment missing from the secondary copy: SEV1 naming it, the front never switched, nothing running in the secondary', async () => {
-    const w = workspace('hole', '2s');
-    const info = await upTwoRegions(w.lab, 2000);
-    const { start } = await waitForSecondaryCopy(w.lab, info.serviceUrl, 4);
+    const w = await workspace({ name: 'hole' }, 4);
+    const start = w.start;
     const s = await secondaryBackups(w.lab);
     const after = [...s.segments.keys()].filter((n) => n.slice(8) > start.slice(8)).sort();
     const gone = after[0]!;
@@ -362,9 +331,7 @@ describe('drill run region-loss on the two-region lab', { timeout: 600_000 }, ()
   });
 
   test("the base backup's data missing from the secondary copy: SEV1 naming the blob, the front never switched, the primary back", async () => {
-    const w = workspace('nobackup', '2s');
-    const info = await upTwoRegions(w.lab, 2000);
-    await waitForSecondaryCopy(w.lab, info.serviceUrl, 2);
+    const w = await workspace({ name: 'nobackup' });
     const manifest = (await secondaryBackups(w.lab)).manifests.sort().at(-1)!;
     const data = manifest.replace(/manifest\.json$/, 'base.tar');
     // From both accounts: the replicator copies again what the secondary lacks.
@@ -392,9 +359,7 @@ describe('drill run region-loss on the two-region lab', { timeout: 600_000 }, ()
   });
 
   test('SIGINT mid-restore: exit 4, and the rollback finishes the runbook: serving from the secondary, nothing of the primary', async () => {
-    const w = workspace('sigint', '2s');
-    const info = await upTwoRegions(w.lab, 2000);
-    await waitForSecondaryCopy(w.lab, info.serviceUrl, 2);
+    const w = await workspace({ name: 'sigint' });
     const run = drillCli(['run', w.drill, '--results', w.results], w.env);
     const dir = await waitFor('the run folder', () => runFolders(w.results)[0], 120_000);
     await waitFor(
@@ -423,9 +388,7 @@ describe('drill run region-loss on the two-region lab', { timeout: 600_000 }, ()
   });
 
   test('the harness SIGKILLed mid-restore, then drill recover: serving from the secondary, nothing of the primary left', async () => {
-    const w = workspace('sigkill', '2s');
-    const info = await upTwoRegions(w.lab, 2000);
-    await waitForSecondaryCopy(w.lab, info.serviceUrl, 2);
+    const w = await workspace({ name: 'sigkill' });
     const run = drillCli(['run', w.drill, '--results', w.results], w.env);
     const dir = await waitFor('the run folder', () => runFolders(w.results)[0], 120_000);
     await waitFor(

@@ -6,18 +6,18 @@
 // journal line plus `drill recover` is the crash matrix's region-loss row.)
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRunning } from '../../lib/adapters/postgres/cluster.ts';
 import { stopLabAzurite } from '../../lib/lab/azurite.ts';
-import { labDown, labUp } from '../../lib/lab/index.ts';
+import { labDown } from '../../lib/lab/index.ts';
 import { globalFrontStatus } from '../../lib/lab/regions/global-front.ts';
 import { primaryRegionParts } from '../../lib/lab/regions/region-loss.ts';
 import { secondaryComputeStatus } from '../../lib/lab/regions/secondary-compute.ts';
 import { secondaryPgPaths } from '../../lib/lab/regions/secondary-restore.ts';
 import { drillCli, runFolders } from '../support/cli.ts';
 import { forgetConfiguredBlobStorage } from '../support/lab.ts';
-import { waitForSecondaryCopy } from '../support/secondary-copy.ts';
+import { type RegionDrill, upRegionLab, writeRegionDrill } from '../support/region-drill.ts';
 import { scratchDir } from '../support/tmp.ts';
 
 forgetConfiguredBlobStorage();
@@ -31,27 +31,7 @@ after(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-const DRILL = `name: region-loss-sigint
-kind: annual
-service: { name: orders, tier: critical, dataClass: database }
-target: { kind: lab, replicas: 2, regions: 2, replicationLag: 2s, archiveLag: 4s, logShipInterval: 3s }
-policy:
-  recoveryWindow: 3s
-  slo: { availability: ['rate>=90%'], errors: ['rate<10%'], latency: ['p(95)<4s'] }
-load:
-  rate: 30
-  requests:
-    - { method: GET, path: '/orders?limit=10', weight: 6 }
-    - { method: POST, path: /orders, body: { item: widget, token: '{{token}}', seq: '{{seq}}' }, weight: 4 }
-  timeout: 4s
-  baseline: 3s
-  cooldown: 1s
-scenarios:
-  - scenario: region-loss
-    name: lose-primary
-    params: { failback: true, restoreTimeout: 5m, detectTimeout: 20s }
-    timeout: 2m
-`;
+const DRILL: RegionDrill = { name: 'sigint', failback: true, rate: 30, attachments: false, baselineS: 3, cooldownS: 1 };
 
 /** Which region answers through the global front, with nothing of the other running; fails otherwise. */
 async function servingRegion(lab: string): Promise<'primary' | 'secondary'> {
@@ -82,10 +62,9 @@ describe('SIGINT at each step of the region-loss runbook', { timeout: 900_000 },
       const results = scratchDir('results-rl-int');
       dirs.push(lab, results);
       const drill = join(results, 'drill.yaml');
-      writeFileSync(drill, DRILL);
-      const info = await labUp({ dir: lab, replicas: 2, regions: 2, replicationLagMs: 2000, archiveLagMs: 4000, logShipIntervalMs: 3000 });
+      writeRegionDrill(drill, DRILL);
       labsUp.push(lab);
-      await waitForSecondaryCopy(lab, info.serviceUrl, 2);
+      await upRegionLab(lab, DRILL);
       const r = await drillCli(['run', drill, '--results', results], {
         DRILL_LAB_DIR: lab,
         DRILL_CRASH_AFTER_EVENT: `action.intent:${step}`,
