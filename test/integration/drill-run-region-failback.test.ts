@@ -44,12 +44,12 @@ after(async () => {
 const record = (runDir: string) => JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
 const markMs = (rec: { marks: { name: string; ms: number }[] }, name: string) => rec.marks.find((m) => m.name === name)?.ms;
 
-async function failbackLab(name: string, logShipS = 3, baselineS = 4): Promise<{ lab: string; results: string; drill: string }> {
+async function failbackLab(name: string): Promise<{ lab: string; results: string; drill: string }> {
   const lab = scratchDir(`lab-rl-fb-${name}`);
   const results = scratchDir(`results-rl-fb-${name}`);
   dirs.push(lab, results);
   const drill = join(results, 'drill.yaml');
-  const o = { name: `failback-${name}`, failback: true, logShipS, baselineS, cooldownS: 3 };
+  const o = { name: `failback-${name}`, failback: true, cooldownS: 3 };
   writeRegionDrill(drill, o);
   labsUp.push(lab);
   await upRegionLab(lab, o);
@@ -87,9 +87,7 @@ const afterFailbackStep = (runDir: () => string | undefined, step: string) =>
 
 describe('drill run region-loss with failback', { timeout: 900_000 }, () => {
   test('recovered in the secondary, then failed back: nothing the secondary acknowledged is lost, the archive goes on, the primary serves', async (t) => {
-    // Logs shipped every 10 s (the issue's example), and a baseline long enough for segments to have shipped and
-    // reached the secondary before the loss.
-    const { lab, results, drill } = await failbackLab('whole', 10, 16);
+    const { lab, results, drill } = await failbackLab('whole');
     const r = await drillCli(['run', drill, '--results', results], { DRILL_LAB_DIR: lab }).done;
     assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}\n${r.stdout}${r.stderr}`);
     const [runDir] = runFolders(results);
@@ -132,16 +130,6 @@ describe('drill run region-loss with failback', { timeout: 900_000 }, () => {
     );
     t.diagnostic(`RTO ${rec.objectives.rto.measuredSeconds} s; failback: ${fb!.detail}`);
 
-    // The logs RPO near the ship interval: lines not yet shipped when the region was lost are gone, so it is at least
-    // the replication lag (2 s) and at most the interval plus that lag and a replicator pass.
-    const logsRpo = (rec.objectives.rpoClasses as { dataClass: string; measuredSeconds: number | null }[]).find(
-      (c) => c.dataClass === 'logs',
-    )?.measuredSeconds;
-    assert.ok(
-      logsRpo !== null && logsRpo !== undefined && logsRpo >= 1 && logsRpo <= 10 + 2 + 4,
-      `logs RPO ${logsRpo} s against a log ship interval of 10 s and a replication lag of 2 s`,
-    );
-    t.diagnostic(`logs RPO ${logsRpo} s (ship interval 10 s, replication lag 2 s)`);
     const readback = probes.find((p) => p.name === 'write ledger read back from the serving database');
     assert.ok(readback?.ok, readback?.detail);
     assert.match(readback!.detail, /lost on the way back: 0 of the writes acknowledged after the switch to the secondary/);

@@ -21,7 +21,9 @@ import {
   isStandbyDir,
   setSyncStandby,
   waitStreaming,
+  withClient,
 } from '../../adapters/postgres/standby.ts';
+import { ensureArchiveSlot } from '../../adapters/postgres/backup/wal.ts';
 import { UserError } from '../../errors.ts';
 import { writeJsonAtomic } from '../../util/atomic-file.ts';
 import type { LabPaths } from '../paths.ts';
@@ -109,6 +111,10 @@ export async function bringUpPostgres(
     // standby streams again, then sync (ensureStandby).
     if (plan.replication === 'sync') await setSyncStandby(superConn(port), null);
   }
+  // The archive's slot before the standby's base backup: pg_backup_stop switches to a new WAL segment, and the
+  // archiver's pg_receivewal starts from the slot, so a slot made after that switch leaves the segment before it
+  // unarchived (a failed-back primary's first segment on its new timeline was, and the archiver named the hole).
+  await withClient(superConn(port), (c) => ensureArchiveSlot(c));
   const standbyAlive = f.nodes.find((n) => n.name === plan.standby)?.alive ?? false;
   // The base backup starts as soon as the primary accepts connections, alongside the role and database.
   const standby = ensureStandby(p, plan, standbyAlive, started, phase).then(
