@@ -152,6 +152,15 @@ describe('drill run region-loss with failback', { timeout: 900_000 }, () => {
     );
     const quarantined = readdirSync(join(lab, 'quarantine')).filter((n) => n.startsWith('failback-'));
     assert.equal(quarantined.length, 1, "the primary's own data kept aside");
+    assert.ok(existsSync(join(lab, 'quarantine', quarantined[0]!, 'service-logs')), "the primary's unshipped request logs kept aside");
+    // Lines the primary never shipped stay lost after the failback: the rebuilt region does not ship its old disks.
+    const logsClass = (rec.objectives.rpoClasses as { dataClass: string; lost: number | null; measuredSeconds: number | null }[]).find(
+      (c) => c.dataClass === 'logs',
+    );
+    assert.ok(
+      (logsClass?.lost ?? 0) > 0 && (logsClass?.measuredSeconds ?? 0) >= 1,
+      `logs class after failback: ${JSON.stringify(logsClass)}`,
+    );
 
     // Every write: present in the failed-back primary unless the run counted it lost, and only writes acknowledged
     // before the region was lost are lost (nothing the secondary acknowledged).

@@ -195,6 +195,13 @@ async function moveDatabase(labDir: string, say: (l: string) => void): Promise<{
     await rename(dir, join(quarantine, `pg-${node}`));
     moved = true;
   }
+  // The region is rebuilt, not revived: request logs it never shipped stay with its data for forensics, rather than
+  // being shipped by the rebuilt region as if they had survived the loss (the run's logs RPO would then read 0 s).
+  if (existsSync(p.serviceLogs.dir)) {
+    await mkdir(quarantine, { recursive: true });
+    await rename(p.serviceLogs.dir, join(quarantine, 'service-logs'));
+    moved = true;
+  }
   const target = p.node(config.primary);
   await mkdir(join(p.pg, config.primary), { recursive: true, mode: 0o755 });
   await giveToServerUser(join(p.pg, config.primary));
