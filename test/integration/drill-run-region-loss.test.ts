@@ -71,6 +71,26 @@ async function workspace(o: RegionDrill, segments = 2) {
   return { lab, results, drill, start, env: { DRILL_LAB_DIR: lab } };
 }
 
+/** Gone from both accounts: the replicator copies again what the secondary lacks, and deletes are not replicated. */
+async function deleteFromBothAccounts(lab: string, blob: string): Promise<void> {
+  await blobServiceFromEnv((await labBlobEnv(lab))!.env)
+    .getContainerClient(LAB_BACKUP_CONTAINER)
+    .deleteBlob(blob);
+  await (await secondaryBlobs(lab)).getContainerClient(LAB_BACKUP_CONTAINER).deleteBlob(blob);
+}
+
+/** A restore in the secondary that failed: the rollback brought the primary back, nothing of the secondary runs. */
+async function primaryBackNothingOfSecondary(lab: string): Promise<void> {
+  const gf = (await globalFrontStatus(lab))!;
+  assert.equal(gf.active, 'primary');
+  assert.equal((await secondaryComputeStatus(lab)).daemonPid, null, 'no secondary compute');
+  assert.equal(await isRunning(secondaryPgPaths(lab).dataDir), false, 'no secondary database');
+  const res = await fetch(`http://127.0.0.1:${gf.port}/orders?limit=1`);
+  await res.arrayBuffer();
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-drill-region'), 'primary');
+}
+
 type ClassRow = {
   dataClass: string;
   measuredSeconds: number | null;
@@ -301,11 +321,7 @@ describe('drill run region-loss on the two-region lab', { timeout: 600_000 }, ()
     const after = [...s.segments.keys()].filter((n) => n.slice(8) > start.slice(8)).sort();
     const gone = after[0]!;
     const blob = s.segments.get(gone)!;
-    // From both accounts: the replicator copies again what the secondary lacks, and deletes are not replicated.
-    await blobServiceFromEnv((await labBlobEnv(w.lab))!.env)
-      .getContainerClient(LAB_BACKUP_CONTAINER)
-      .deleteBlob(blob);
-    await (await secondaryBlobs(w.lab)).getContainerClient(LAB_BACKUP_CONTAINER).deleteBlob(blob);
+    await deleteFromBothAccounts(w.lab, blob);
 
     const r = await drillCli(['run', w.drill, '--results', w.results], w.env).done;
     assert.equal(r.code, 1, r.stdout + r.stderr);
@@ -322,30 +338,17 @@ describe('drill run region-loss on the two-region lab', { timeout: 600_000 }, ()
     assert.ok(markMs(rec, 'secondary-restore-failed') !== undefined);
     const switched = readEvents(runDir!).find((e) => e.type === 'action.done' && e.name === 'switch the global front');
     assert.match(String((switched?.result as { skipped?: string })?.skipped), /not switched/);
-    // The rollback brought the primary region back; nothing of the secondary's runbook runs.
-    const gf = (await globalFrontStatus(w.lab))!;
-    assert.equal(gf.active, 'primary');
-    const c = await secondaryComputeStatus(w.lab);
-    assert.equal(c.daemonPid, null, 'no secondary compute');
-    assert.equal(await isRunning(secondaryPgPaths(w.lab).dataDir), false, 'no secondary database');
     const lose = rec.actions.find((a: { name: string }) => a.name === 'lose the primary region');
     assert.equal(lose.rollback.status, 'done', JSON.stringify(lose.rollback));
     assert.match(lose.rollback.detail, /the secondary could not be restored .*primary region brought back/);
-    const res = await fetch(`http://127.0.0.1:${gf.port}/orders?limit=1`);
-    await res.arrayBuffer();
-    assert.equal(res.status, 200);
-    assert.equal(res.headers.get('x-drill-region'), 'primary');
+    await primaryBackNothingOfSecondary(w.lab);
   });
 
   test("the base backup's data missing from the secondary copy: SEV1 naming the blob, the front never switched, the primary back", async () => {
     const w = await workspace({ name: 'nobackup' });
     const manifest = (await secondaryBackups(w.lab)).manifests.sort().at(-1)!;
     const data = manifest.replace(/manifest\.json$/, 'base.tar');
-    // From both accounts: the replicator copies again what the secondary lacks.
-    await blobServiceFromEnv((await labBlobEnv(w.lab))!.env)
-      .getContainerClient(LAB_BACKUP_CONTAINER)
-      .deleteBlob(data);
-    await (await secondaryBlobs(w.lab)).getContainerClient(LAB_BACKUP_CONTAINER).deleteBlob(data);
+    await deleteFromBothAccounts(w.lab, data);
 
     const r = await drillCli(['run', w.drill, '--results', w.results], w.env).done;
     assert.equal(r.code, 1, r.stdout + r.stderr);
@@ -357,12 +360,7 @@ describe('drill run region-loss on the two-region lab', { timeout: 600_000 }, ()
     assert.equal(sev1.length, 1, JSON.stringify(rec.findings, null, 1));
     assert.match(sev1[0].detail, /cannot be restored.*base\.tar, which is not in the container/);
     assert.equal(markMs(rec, 'front-switched'), undefined);
-    const gf = (await globalFrontStatus(w.lab))!;
-    assert.equal(gf.active, 'primary');
-    assert.equal((await secondaryComputeStatus(w.lab)).daemonPid, null, 'no secondary compute');
-    const res = await fetch(`http://127.0.0.1:${gf.port}/orders?limit=1`);
-    await res.arrayBuffer();
-    assert.equal(res.headers.get('x-drill-region'), 'primary');
+    await primaryBackNothingOfSecondary(w.lab);
   });
 
   test('SIGINT mid-restore: exit 4, and the rollback finishes the runbook: serving from the secondary, nothing of the primary', async () => {
