@@ -3,7 +3,14 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { REPO } from '../support/cli.ts';
-import { CRASH_DRILLS, labScenarios } from '../support/crash-points.ts';
+import {
+  CRASH_DRILLS,
+  type JournalEvent,
+  type KillPointDensity,
+  killPointDensity,
+  killPoints,
+  labScenarios,
+} from '../support/crash-points.ts';
 
 /** The crash-point matrix's rows are the files in test/integration/crash-points/ (see test/support/crash-matrix.ts). */
 const ROWS = join(REPO, 'test', 'integration', 'crash-points');
@@ -33,4 +40,38 @@ test('every row of the crash-point matrix has a test file that runs it, and ever
     [],
     'rows no crash drill defines',
   );
+});
+
+test('the matrix kills at the steps of a journal: intents, dones, rollback starts and the ends of each stretch of log lines', () => {
+  // The shape of the region-loss drill's journal (2026-12-05), shortened: probes, one action with one log line,
+  // one with a stretch of four, then the rollbacks.
+  const journal: JournalEvent[] = [
+    { type: 'run.start' },
+    { type: 'probe', name: 'front serves' },
+    { type: 'probe', name: 'load writes' },
+    { type: 'action.intent', name: 'lose' },
+    { type: 'log', message: 'primary region lost' },
+    { type: 'action.done', name: 'lose' },
+    { type: 'action.intent', name: 'restore' },
+    { type: 'log', message: 'base backup found' },
+    { type: 'log', message: 'download 4.12 s' },
+    { type: 'log', message: 'replay 3.10 s' },
+    { type: 'log', message: 'restored' },
+    { type: 'action.done', name: 'restore' },
+    { type: 'probe', name: 'served from the secondary' },
+    { type: 'probe', name: 'ledger read back' },
+    { type: 'rpo.measured' },
+    { type: 'rollback.none', name: 'restore' },
+    { type: 'rollback.start', name: 'lose' },
+    { type: 'rollback.done', name: 'lose' },
+    { type: 'run.end' },
+  ];
+  const lines = (d: KillPointDensity) => killPoints(journal, d).map((p) => p.line);
+  assert.deepEqual(lines('steps'), [1, 4, 5, 6, 7, 8, 11, 12, 17]);
+  assert.deepEqual(killPoints(journal, 'steps')[6], { line: 11, event: 'log: restored', spec: 'log#5' });
+  // `lines` drops only the inside of a stretch of read-only lines (here the ledger's probe, between two others).
+  assert.deepEqual(lines('lines'), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19]);
+  assert.equal(lines('every-line').length, journal.length);
+  assert.equal(killPointDensity({}), 'steps');
+  assert.throws(() => killPointDensity({ DRILL_CRASH_POINTS: 'all' }), /expected steps, lines or every-line/);
 });

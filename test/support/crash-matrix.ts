@@ -24,8 +24,8 @@ import { labFixture } from './lab.ts';
 
 /**
  * One row of the crash-point matrix, as its own test file under test/integration/crash-points/: the harness
- * SIGKILLed right after each line of the drill's journal (see killPoints: inside a stretch of read-only probe
- * lines only its ends, unless DRILL_CRASH_EVERY_LINE=1), then `drill recover`: the lab must be healthy by its
+ * SIGKILLed right after each step of the drill's journal (see killPoints: DRILL_CRASH_POINTS=lines or
+ * every-line for denser matrices), then `drill recover`: the lab must be healthy by its
  * own status, the run's journal closed, and a write through the front acknowledged. The full following drill
  * runs once, at the end (each kill point is already a whole run: one more per point would double the time).
  *

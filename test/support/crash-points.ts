@@ -3,7 +3,9 @@
  * (DRILL_CRASH_AFTER_EVENT), then `drill recover`, then the lab judged by its own status. The drills are
  * short on purpose (two replicas, 20 req/s, a one-second baseline): every kill point is a whole run.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { labTarget } from '../../lib/targets/lab/index.ts';
@@ -59,11 +61,33 @@ const TWO_REGIONS: Partial<LabUpOptions> = {
   archiveLagMs: 4000,
   logShipIntervalMs: 3000,
 };
+/**
+ * The two-region lab as it first stood with its secondary holding a copy, stopped and copied beside the lab dir.
+ * Bringing a fresh two-region lab up and waiting for its copy took about 40 s of each 70 s kill point (2026-12-05);
+ * putting this copy back and starting it takes a few seconds, and every point starts from the same state.
+ */
+const pristine = (labDir: string) => `${labDir}.pristine`;
+
+/** `cp -a`: PostgreSQL's data directories must keep their owner (postgres, when the tests run as root) and modes. */
+async function copyTree(from: string, to: string): Promise<void> {
+  await promisify(execFile)('cp', ['-a', from, to]);
+}
+
+async function keepPristineTwoRegions(labDir: string): Promise<void> {
+  const s = await labStatus({ dir: labDir });
+  await waitForSecondaryCopy(labDir, s.info!.serviceUrl, 2);
+  // Stopped first, so the copy is what a clean shutdown leaves: no half-written page or blob.
+  await labDown({ dir: labDir });
+  await rm(pristine(labDir), { recursive: true, force: true });
+  await copyTree(labDir, pristine(labDir));
+  await labUp({ dir: labDir, replicas: 2, ...TWO_REGIONS });
+}
+
 async function freshTwoRegions(labDir: string): Promise<void> {
   // Purged: a restored secondary left from the last point would be reused, not restored again.
   await labDown({ dir: labDir, purge: true });
-  const info = await labUp({ dir: labDir, replicas: 2, ...TWO_REGIONS });
-  await waitForSecondaryCopy(labDir, info.serviceUrl, 2);
+  await copyTree(pristine(labDir), labDir);
+  await labUp({ dir: labDir, replicas: 2, ...TWO_REGIONS });
 }
 
 export const CRASH_DRILLS: CrashDrill[] = [
@@ -73,14 +97,8 @@ export const CRASH_DRILLS: CrashDrill[] = [
     yaml: drill('pod-kill', '  - { scenario: pod-kill, name: kill-one, params: { count: 1 }, timeout: 1m }\n'),
   },
   {
-    label: 'db-failover',
-    scenario: 'db-failover',
-    yaml: drill(
-      'db-failover',
-      '  - { scenario: db-failover, name: fail-over, params: { kill: sigkill, failoverTimeout: 30s }, timeout: 2m }\n',
-    ),
-  },
-  {
+    // Its journal holds every line of a plain failover's (kill primary, fail over, their rollbacks) and the stall
+    // before them, so one row covers both.
     label: 'db-failover (replicationStall 500ms)',
     scenario: 'db-failover',
     yaml: drill(
@@ -136,10 +154,7 @@ export const CRASH_DRILLS: CrashDrill[] = [
       '{ kind: lab, replicas: 2, regions: 2, replicationLag: 1s, archiveLag: 4s, logShipInterval: 3s }',
     ),
     lab: TWO_REGIONS,
-    prepare: async (labDir) => {
-      const s = await labStatus({ dir: labDir });
-      await waitForSecondaryCopy(labDir, s.info!.serviceUrl, 2);
-    },
+    prepare: keepPristineTwoRegions,
     beforeEachRun: freshTwoRegions,
   },
 ];
@@ -194,23 +209,43 @@ export interface KillPoint {
 const READ_ONLY = new Set(['probe', 'probe.skipped', 'rpo.measured', 'stop-condition']);
 
 /**
- * The kill points of a passing run's journal. Every line, with DRILL_CRASH_EVERY_LINE=1. By default, inside a
- * stretch of read-only lines (steady-state and recovery probes polled every 100 ms, verification) only the
- * first and the last are kept: between them the harness only asks, nothing it journals or does changes, so a
- * kill there leaves the same journal state and the same target as at either end. Every line that acts or
- * changes what recover must do (run.start, action.*, log lines written inside an action, rollback.*, run.end)
- * is always a kill point.
+ * How densely a row kills, from DRILL_CRASH_POINTS:
+ * - `steps` (the default, what `npm test` runs): the steps of the drill. `run.start`; each `action.intent`,
+ *   `action.done` and `rollback.start`; of each stretch of log lines an action or rollback writes while it works,
+ *   the first and the last. Left out are lines after which recover finds what it finds one line earlier or later:
+ *   probes and measurements (the harness only asks), `rollback.none` and `rollback.done` (nothing happens between
+ *   them and the next rollback's start), `run.end` (nothing is pending), and the log lines in the middle of a
+ *   stretch (a restore's inner stages; a SIGKILL mid-restore also has its own test in drill-run-data-loss and in
+ *   drill-run-region-loss).
+ * - `lines`: every line that acts or changes what recover must do, and the two ends of each stretch of read-only
+ *   lines (the matrix as npm test ran it until 2026-12-05, 138 points over seven rows).
+ * - `every-line`: every line of the journal.
  */
-export function killPoints(events: JournalEvent[], everyLine = process.env.DRILL_CRASH_EVERY_LINE === '1'): KillPoint[] {
+export type KillPointDensity = 'steps' | 'lines' | 'every-line';
+
+export function killPointDensity(env: NodeJS.ProcessEnv = process.env): KillPointDensity {
+  const v = env.DRILL_CRASH_POINTS || 'steps';
+  if (v === 'steps' || v === 'lines' || v === 'every-line') return v;
+  throw new Error(`DRILL_CRASH_POINTS=${v}: expected steps, lines or every-line`);
+}
+
+const STEP = new Set(['run.start', 'action.intent', 'action.done', 'rollback.start']);
+
+/** The kill points of a passing run's journal, at the given density (see KillPointDensity). */
+export function killPoints(events: JournalEvent[], density: KillPointDensity = killPointDensity()): KillPoint[] {
   const out: KillPoint[] = [];
   const readOnly = (e: JournalEvent | undefined) => e !== undefined && READ_ONLY.has(e.type);
+  const isLog = (e: JournalEvent | undefined) => e?.type === 'log';
   const seen = new Map<string, number>();
   events.forEach((e, i) => {
     const key = e.name ? `${e.type}:${e.name}` : e.type;
     const k = (seen.get(key) ?? 0) + 1;
     seen.set(key, k);
-    if (!everyLine && readOnly(e) && readOnly(events[i - 1]) && readOnly(events[i + 1])) return;
-    out.push({ line: i + 1, event: eventLabel(e), spec: `${key}#${k}` });
+    const keep =
+      density === 'every-line' ||
+      (density === 'lines' && !(readOnly(e) && readOnly(events[i - 1]) && readOnly(events[i + 1]))) ||
+      (density === 'steps' && (STEP.has(e.type) || (isLog(e) && !(isLog(events[i - 1]) && isLog(events[i + 1])))));
+    if (keep) out.push({ line: i + 1, event: eventLabel(e), spec: `${key}#${k}` });
   });
   return out;
 }

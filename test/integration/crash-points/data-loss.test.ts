@@ -1,3 +1,3 @@
 import { crashMatrixRow } from '../../support/crash-matrix.ts';
 
-crashMatrixRow('data-loss (drop-table)', { part: 2, of: 2 });
+crashMatrixRow('data-loss (drop-table)');

@@ -1,3 +1,0 @@
-import { crashMatrixRow } from '../../support/crash-matrix.ts';
-
-crashMatrixRow('db-failover');
