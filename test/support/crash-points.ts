@@ -145,7 +145,8 @@ export const CRASH_DRILLS: CrashDrill[] = [
     ),
   },
   {
-    // Every point starts from a fresh two-region lab; recover must end with one region serving, the other stopped.
+    // Every point starts from the same two-region lab (a stopped copy put back); recover must end with one region
+    // serving, the other stopped.
     label: 'region-loss',
     scenario: 'region-loss',
     yaml: drill(

@@ -1,4 +1,5 @@
 import { crashMatrixRow } from '../../support/crash-matrix.ts';
 
-// Each kill point starts from a fresh two-region lab (purged, up, its secondary filled): two parts side by side.
+// Each kill point starts from the same stopped copy of a two-region lab whose secondary holds a copy (crash-points.ts);
+// two parts side by side.
 crashMatrixRow('region-loss', { part: 2, of: 2 });
