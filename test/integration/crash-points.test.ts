@@ -42,7 +42,7 @@ test('every row of the crash-point matrix has a test file that runs it, and ever
   );
 });
 
-test('the matrix kills at the steps of a journal: intents, dones, rollback starts and the ends of each stretch of log lines', () => {
+test('the matrix kills at the steps of a journal: intents, dones, rollback starts and the ends of each stretch of log lines; or only before each action and rollback', () => {
   // The shape of the region-loss drill's journal (2026-12-05), shortened: probes, one action with one log line,
   // one with a stretch of four, then the rollbacks.
   const journal: JournalEvent[] = [
@@ -67,11 +67,15 @@ test('the matrix kills at the steps of a journal: intents, dones, rollback start
     { type: 'run.end' },
   ];
   const lines = (d: KillPointDensity) => killPoints(journal, d).map((p) => p.line);
-  assert.deepEqual(lines('steps'), [1, 4, 5, 6, 7, 8, 11, 12, 17]);
-  assert.deepEqual(killPoints(journal, 'steps')[6], { line: 11, event: 'log: restored', spec: 'log#5' });
+  assert.deepEqual(lines('steps'), [1, 4, 5, 7, 8, 11, 12, 17]);
+  assert.deepEqual(killPoints(journal, 'steps')[5], { line: 11, event: 'log: restored', spec: 'log#5' });
+  // Line 6, the first action's done, is left out: line 7 holds the same done and the next intent.
+  assert.deepEqual(lines('intents'), [4, 7, 17]);
   // `lines` drops only the inside of a stretch of read-only lines (here the ledger's probe, between two others).
   assert.deepEqual(lines('lines'), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19]);
   assert.equal(lines('every-line').length, journal.length);
   assert.equal(killPointDensity({}), 'steps');
-  assert.throws(() => killPointDensity({ DRILL_CRASH_POINTS: 'all' }), /expected steps, lines or every-line/);
+  assert.equal(killPointDensity({}, 'intents'), 'intents', "a row's own density when the variable is unset");
+  assert.equal(killPointDensity({ DRILL_CRASH_POINTS: 'lines' }, 'intents'), 'lines', 'the variable wins over the row');
+  assert.throws(() => killPointDensity({ DRILL_CRASH_POINTS: 'all' }), /expected intents, steps, lines, every-line/);
 });

@@ -12,6 +12,7 @@ import {
   type CrashDrill,
   eventLabel,
   type KillPoint,
+  killPointDensity,
   killPoints,
   matrixTable,
   onlyRun,
@@ -173,7 +174,10 @@ export function crashMatrixRow(label: string, split: { part: number; of: number 
       // The kill points come from a real passing run of this drill, never from a count written here.
       const ref = await runDrill(file, join(lab.root, 'results-reference'), lab.dir);
       assert.equal(ref.code, 0, `the reference run passes:\n${ref.stdout}${ref.stderr}`);
-      const all = killPoints(await readJournalLines(await onlyRun(join(lab.root, 'results-reference'))));
+      const all = killPoints(
+        await readJournalLines(await onlyRun(join(lab.root, 'results-reference'))),
+        killPointDensity(process.env, d.density),
+      );
       // Every of-th point: the later points are the longer runs, so the parts take about the same time.
       const points = all.filter((_, i) => i % split.of === split.part - 1);
       const mine: Cell[] = [];

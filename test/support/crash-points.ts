@@ -48,6 +48,10 @@ export interface CrashDrill {
   /** What the lab needs before the first run (a backup to restore). */
   prepare?: (labDir: string) => Promise<void>;
   /**
+   * Where npm test kills in this row (DRILL_CRASH_POINTS overrides it): `steps` unless set.
+   */
+  density?: KillPointDensity;
+  /**
    * Before every run after the first: a drill whose recovery leaves the lab changed on purpose (serving from the
    * secondary region) starts each kill point from the lab it expects.
    */
@@ -155,6 +159,9 @@ export const CRASH_DRILLS: CrashDrill[] = [
       '{ kind: lab, replicas: 2, regions: 2, replicationLag: 1s, archiveLag: 4s, logShipInterval: 3s }',
     ),
     lab: TWO_REGIONS,
+    // Each point here costs about twice a one-region point (two regions to start and to put back): npm test kills
+    // before each action and each rollback; `lines` covers the rest (36 points, every one recovered, 2026-12-05).
+    density: 'intents',
     prepare: keepPristineTwoRegions,
     beforeEachRun: freshTwoRegions,
   },
@@ -210,33 +217,40 @@ export interface KillPoint {
 const READ_ONLY = new Set(['probe', 'probe.skipped', 'rpo.measured', 'stop-condition']);
 
 /**
- * How densely a row kills, from DRILL_CRASH_POINTS:
- * - `steps` (the default, what `npm test` runs): the steps of the drill. `run.start`; each `action.intent`,
- *   `action.done` and `rollback.start`; of each stretch of log lines an action or rollback writes while it works,
- *   the first and the last. Left out are lines after which recover finds what it finds one line earlier or later:
- *   probes and measurements (the harness only asks), `rollback.none` and `rollback.done` (nothing happens between
- *   them and the next rollback's start), `run.end` (nothing is pending), and the log lines in the middle of a
- *   stretch (a restore's inner stages; a SIGKILL mid-restore also has its own test in drill-run-data-loss and in
- *   drill-run-region-loss).
+ * How densely a row kills. DRILL_CRASH_POINTS sets it for every row; unset, each row kills at its own (`steps`
+ * unless the row says otherwise):
+ * - `intents`: each `action.intent` and `rollback.start`: every action and every rollback cut off before it ran.
+ * - `steps`: `run.start`; each `action.intent`, `action.done` and `rollback.start`; of each stretch of log lines an
+ *   action or rollback writes while it works, the first and the last. Left out are lines after which recover finds
+ *   what it finds one line earlier or later: probes and measurements (the harness only asks), `rollback.none` and
+ *   `rollback.done` (nothing happens between them and the next rollback's start), `run.end` (nothing is pending),
+ *   an `action.done` right before the next `action.intent` (that point has the same done and one more intent), and
+ *   the log lines in the middle of a stretch (a restore's inner stages; a SIGKILL mid-restore also has its own test
+ *   in drill-run-data-loss and in drill-run-region-loss).
  * - `lines`: every line that acts or changes what recover must do, and the two ends of each stretch of read-only
  *   lines (the matrix as npm test ran it until 2026-12-05, 138 points over seven rows).
  * - `every-line`: every line of the journal.
  */
-export type KillPointDensity = 'steps' | 'lines' | 'every-line';
+export type KillPointDensity = 'intents' | 'steps' | 'lines' | 'every-line';
+const DENSITIES: readonly KillPointDensity[] = ['intents', 'steps', 'lines', 'every-line'];
 
-export function killPointDensity(env: NodeJS.ProcessEnv = process.env): KillPointDensity {
-  const v = env.DRILL_CRASH_POINTS || 'steps';
-  if (v === 'steps' || v === 'lines' || v === 'every-line') return v;
-  throw new Error(`DRILL_CRASH_POINTS=${v}: expected steps, lines or every-line`);
+/** DRILL_CRASH_POINTS, or `fallback` (the row's own density) when it is unset. */
+export function killPointDensity(env: NodeJS.ProcessEnv = process.env, fallback: KillPointDensity = 'steps'): KillPointDensity {
+  const v = env.DRILL_CRASH_POINTS || fallback;
+  if ((DENSITIES as readonly string[]).includes(v)) return v as KillPointDensity;
+  throw new Error(`DRILL_CRASH_POINTS=${v}: expected ${DENSITIES.join(', ')}`);
 }
 
 const STEP = new Set(['run.start', 'action.intent', 'action.done', 'rollback.start']);
+const INTENT = new Set(['action.intent', 'rollback.start']);
 
 /** The kill points of a passing run's journal, at the given density (see KillPointDensity). */
 export function killPoints(events: JournalEvent[], density: KillPointDensity = killPointDensity()): KillPoint[] {
   const out: KillPoint[] = [];
   const readOnly = (e: JournalEvent | undefined) => e !== undefined && READ_ONLY.has(e.type);
   const isLog = (e: JournalEvent | undefined) => e?.type === 'log';
+  const step = (e: JournalEvent, next: JournalEvent | undefined) =>
+    STEP.has(e.type) && !(e.type === 'action.done' && next?.type === 'action.intent');
   const seen = new Map<string, number>();
   events.forEach((e, i) => {
     const key = e.name ? `${e.type}:${e.name}` : e.type;
@@ -245,7 +259,8 @@ export function killPoints(events: JournalEvent[], density: KillPointDensity = k
     const keep =
       density === 'every-line' ||
       (density === 'lines' && !(readOnly(e) && readOnly(events[i - 1]) && readOnly(events[i + 1]))) ||
-      (density === 'steps' && (STEP.has(e.type) || (isLog(e) && !(isLog(events[i - 1]) && isLog(events[i + 1])))));
+      (density === 'steps' && (step(e, events[i + 1]) || (isLog(e) && !(isLog(events[i - 1]) && isLog(events[i + 1]))))) ||
+      (density === 'intents' && INTENT.has(e.type));
     if (keep) out.push({ line: i + 1, event: eventLabel(e), spec: `${key}#${k}` });
   });
   return out;

@@ -1,5 +1,0 @@
-import { crashMatrixRow } from '../../support/crash-matrix.ts';
-
-// Each kill point starts from the same stopped copy of a two-region lab whose secondary holds a copy (crash-points.ts);
-// two parts side by side.
-crashMatrixRow('region-loss', { part: 1, of: 2 });
