@@ -26,7 +26,8 @@ import { parseFilesTsv } from '../../lib/load/class-ledgers.ts';
 import { parseWritesTsv } from '../../lib/load/ledger.ts';
 import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
 import { forgetConfiguredBlobStorage } from '../support/lab.ts';
-import { upRegionLab, writeRegionDrill } from '../support/region-drill.ts';
+import { keptLabCopy } from '../support/lab-copy.ts';
+import { upRegionLabInTurn, writeRegionDrill } from '../support/region-drill.ts';
 import { sqlRows } from '../support/sql.ts';
 import { scratchDir } from '../support/tmp.ts';
 
@@ -44,15 +45,18 @@ after(async () => {
 const record = (runDir: string) => JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
 const markMs = (rec: { marks: { name: string; ms: number }[] }, name: string) => rec.marks.find((m) => m.name === name)?.ms;
 
+// One folder the tests take in turn, each from the same kept lab (upRegionLabInTurn).
+const lab = scratchDir('lab-rl-fb');
+dirs.push(lab, keptLabCopy(lab));
+labsUp.push(lab);
+
 async function failbackLab(name: string): Promise<{ lab: string; results: string; drill: string }> {
-  const lab = scratchDir(`lab-rl-fb-${name}`);
   const results = scratchDir(`results-rl-fb-${name}`);
-  dirs.push(lab, results);
+  dirs.push(results);
   const drill = join(results, 'drill.yaml');
   const o = { name: `failback-${name}`, failback: true, cooldownS: 3 };
   writeRegionDrill(drill, o);
-  labsUp.push(lab);
-  await upRegionLab(lab, o);
+  await upRegionLabInTurn(lab, o);
   return { lab, results, drill };
 }
 

@@ -40,7 +40,8 @@ import { parseFilesTsv, parseLogsTsv } from '../../lib/load/class-ledgers.ts';
 import { parseWritesTsv } from '../../lib/load/ledger.ts';
 import { drillCli, readEvents, runFolders, waitFor } from '../support/cli.ts';
 import { forgetConfiguredBlobStorage } from '../support/lab.ts';
-import { type RegionDrill, upRegionLab, writeRegionDrill } from '../support/region-drill.ts';
+import { keptLabCopy } from '../support/lab-copy.ts';
+import { type RegionDrill, upRegionLab, upRegionLabInTurn, writeRegionDrill } from '../support/region-drill.ts';
 import { secondaryBackups, secondaryBlobs } from '../support/secondary-copy.ts';
 import { freePort } from '../support/ports.ts';
 import { sqlRows } from '../support/sql.ts';
@@ -59,15 +60,24 @@ after(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/** The folder the tests at the default lab figures take in turn, each from the same kept lab (upRegionLabInTurn). */
+let inTurn: string | undefined;
+
 /** A lab folder, a results folder and the drill file for one test, and the lab up with the drill's figures. */
 async function workspace(o: RegionDrill, segments = 2) {
-  const lab = scratchDir(`lab-rl-${o.name}`);
+  const defaults = o.replicationLagS === undefined && o.logShipS === undefined;
+  let lab = defaults ? inTurn : undefined;
+  if (!lab) {
+    lab = scratchDir(`lab-rl-${defaults ? 'in-turn' : o.name}`);
+    dirs.push(lab, keptLabCopy(lab));
+    labsUp.push(lab);
+    if (defaults) inTurn = lab;
+  }
   const results = scratchDir(`results-rl-${o.name}`);
-  dirs.push(lab, results);
+  dirs.push(results);
   const drill = join(results, 'drill.yaml');
   writeRegionDrill(drill, o);
-  labsUp.push(lab);
-  const { start } = await upRegionLab(lab, o, segments);
+  const { start } = await (defaults ? upRegionLabInTurn : upRegionLab)(lab, o, segments);
   return { lab, results, drill, start, env: { DRILL_LAB_DIR: lab } };
 }
 

@@ -17,7 +17,8 @@ import { secondaryComputeStatus } from '../../lib/lab/regions/secondary-compute.
 import { secondaryPgPaths } from '../../lib/lab/regions/secondary-restore.ts';
 import { drillCli, runFolders } from '../support/cli.ts';
 import { forgetConfiguredBlobStorage } from '../support/lab.ts';
-import { type RegionDrill, upRegionLab, writeRegionDrill } from '../support/region-drill.ts';
+import { keptLabCopy } from '../support/lab-copy.ts';
+import { type RegionDrill, upRegionLabInTurn, writeRegionDrill } from '../support/region-drill.ts';
 import { scratchDir } from '../support/tmp.ts';
 
 forgetConfiguredBlobStorage();
@@ -50,6 +51,11 @@ async function servingRegion(lab: string): Promise<'primary' | 'secondary'> {
   return gf.active;
 }
 
+// One folder the four tests take in turn, each from the same kept lab (upRegionLabInTurn).
+const lab = scratchDir('lab-rl-int');
+dirs.push(lab, keptLabCopy(lab));
+labsUp.push(lab);
+
 describe('SIGINT at each step of the region-loss runbook', { timeout: 900_000 }, () => {
   for (const [step, ends] of [
     ['lose the primary region', 'secondary'],
@@ -58,13 +64,11 @@ describe('SIGINT at each step of the region-loss runbook', { timeout: 900_000 },
     ['fail back to the primary region', 'secondary'],
   ] as const) {
     test(`SIGINT once "${step}" is journaled: exit 4, one healthy region (${ends}), the record says which`, async () => {
-      const lab = scratchDir('lab-rl-int');
       const results = scratchDir('results-rl-int');
-      dirs.push(lab, results);
+      dirs.push(results);
       const drill = join(results, 'drill.yaml');
       writeRegionDrill(drill, DRILL);
-      labsUp.push(lab);
-      await upRegionLab(lab, DRILL);
+      await upRegionLabInTurn(lab, DRILL);
       const r = await drillCli(['run', drill, '--results', results], {
         DRILL_LAB_DIR: lab,
         DRILL_CRASH_AFTER_EVENT: `action.intent:${step}`,

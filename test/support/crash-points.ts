@@ -3,14 +3,13 @@
  * (DRILL_CRASH_AFTER_EVENT), then `drill recover`, then the lab judged by its own status. The drills are
  * short on purpose (two replicas, 20 req/s, a one-second baseline): every kill point is a whole run.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { labTarget } from '../../lib/targets/lab/index.ts';
-import { labDown, labStatus, labUp, type LabUpOptions } from '../../lib/lab/index.ts';
+import { labStatus, labUp, type LabUpOptions } from '../../lib/lab/index.ts';
 import { waitForSecondaryCopy } from './secondary-copy.ts';
+import { keepLabCopy, putLabCopyBack } from './lab-copy.ts';
 import { loadCatalog } from '../../lib/scenario/catalog.ts';
 import { drillCli, type CliResult } from './cli.ts';
 
@@ -58,39 +57,24 @@ export interface CrashDrill {
   beforeEachRun?: (labDir: string) => Promise<void>;
 }
 
-/** A fresh two-region lab serving from the primary, its secondary holding a base backup and WAL to restore from. */
+/** The two-region lab of the region-loss row: serving from the primary, its secondary holding a base backup and WAL. */
 const TWO_REGIONS: Partial<LabUpOptions> = {
   regions: 2,
   replicationLagMs: 1000,
   archiveLagMs: 4000,
   logShipIntervalMs: 3000,
 };
-/**
- * The two-region lab as it first stood with its secondary holding a copy, stopped and copied beside the lab dir.
- * Bringing a fresh two-region lab up and waiting for its copy took about 40 s of each 70 s kill point (2026-12-05);
- * putting this copy back and starting it takes a few seconds, and every point starts from the same state.
- */
-const pristine = (labDir: string) => `${labDir}.pristine`;
-
-/** `cp -a`: PostgreSQL's data directories must keep their owner (postgres, when the tests run as root) and modes. */
-async function copyTree(from: string, to: string): Promise<void> {
-  await promisify(execFile)('cp', ['-a', from, to]);
-}
-
-async function keepPristineTwoRegions(labDir: string): Promise<void> {
+/** The lab once its secondary holds a copy, kept (lab-copy.ts): every kill point starts from it. */
+async function keepTwoRegions(labDir: string): Promise<void> {
   const s = await labStatus({ dir: labDir });
   await waitForSecondaryCopy(labDir, s.info!.serviceUrl, 2);
-  // Stopped first, so the copy is what a clean shutdown leaves: no half-written page or blob.
-  await labDown({ dir: labDir });
-  await rm(pristine(labDir), { recursive: true, force: true });
-  await copyTree(labDir, pristine(labDir));
+  await keepLabCopy(labDir);
   await labUp({ dir: labDir, replicas: 2, ...TWO_REGIONS });
 }
 
 async function freshTwoRegions(labDir: string): Promise<void> {
-  // Purged: a restored secondary left from the last point would be reused, not restored again.
-  await labDown({ dir: labDir, purge: true });
-  await copyTree(pristine(labDir), labDir);
+  // The copy put back: a restored secondary left from the last point would be reused, not restored again.
+  await putLabCopyBack(labDir);
   await labUp({ dir: labDir, replicas: 2, ...TWO_REGIONS });
 }
 
@@ -162,7 +146,7 @@ export const CRASH_DRILLS: CrashDrill[] = [
     // Each point here costs about twice a one-region point (two regions to start and to put back): npm test kills
     // before each action and each rollback; `lines` covers the rest (36 points, every one recovered, 2026-12-05).
     density: 'intents',
-    prepare: keepPristineTwoRegions,
+    prepare: keepTwoRegions,
     beforeEachRun: freshTwoRegions,
   },
 ];

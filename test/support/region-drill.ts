@@ -3,7 +3,8 @@
  * target and `lab up` cannot drift apart (a drill whose replicationLag differs from the lab's judges the wrong lag).
  */
 import { writeFileSync } from 'node:fs';
-import { labUp } from '../../lib/lab/index.ts';
+import { labDown, labUp, type LabUpOptions } from '../../lib/lab/index.ts';
+import { keepLabCopy, putLabCopyBack } from './lab-copy.ts';
 import { waitForSecondaryCopy } from './secondary-copy.ts';
 
 export interface RegionDrill {
@@ -55,19 +56,46 @@ export function writeRegionDrill(path: string, o: RegionDrill): void {
   writeFileSync(path, regionDrillYaml(o));
 }
 
+const upOptions = (lab: string, o: RegionDrill): LabUpOptions => ({
+  dir: lab,
+  replicas: 2,
+  regions: 2,
+  replicationLagMs: (o.replicationLagS ?? 2) * 1000,
+  archiveLagMs: ARCHIVE_LAG_S * 1000,
+  logShipIntervalMs: (o.logShipS ?? 3) * 1000,
+});
+
 /**
  * `lab up` with the drill's figures, then until the secondary holds a base backup and `segments` WAL segments after
  * its start (a region lost before that has nothing to restore from).
  */
 export async function upRegionLab(lab: string, o: RegionDrill, segments = 2): Promise<{ serviceUrl: string; start: string }> {
-  const info = await labUp({
-    dir: lab,
-    replicas: 2,
-    regions: 2,
-    replicationLagMs: (o.replicationLagS ?? 2) * 1000,
-    archiveLagMs: ARCHIVE_LAG_S * 1000,
-    logShipIntervalMs: (o.logShipS ?? 3) * 1000,
-  });
+  const info = await labUp(upOptions(lab, o));
+  const { start } = await waitForSecondaryCopy(lab, info.serviceUrl, segments);
+  return { serviceUrl: info.serviceUrl, start };
+}
+
+/** The lab figures each folder's kept copy was made with (upRegionLabInTurn). */
+const keptWith = new Map<string, string>();
+
+/**
+ * `upRegionLab` for tests of one file that take the same folder in turn: the first call with a set of lab figures
+ * brings the lab up and keeps a stopped copy (lab-copy.ts); each later call with the same figures puts that copy
+ * back, so every such test starts from the same lab, whatever the test before it did to it.
+ */
+export async function upRegionLabInTurn(lab: string, o: RegionDrill, segments = 2): Promise<{ serviceUrl: string; start: string }> {
+  const figures = JSON.stringify(upOptions(lab, o));
+  if (keptWith.get(lab) === figures) {
+    await putLabCopyBack(lab);
+    const info = await labUp(upOptions(lab, o));
+    const { start } = await waitForSecondaryCopy(lab, info.serviceUrl, segments);
+    return { serviceUrl: info.serviceUrl, start };
+  }
+  await labDown({ dir: lab, purge: true });
+  await upRegionLab(lab, o, segments);
+  await keepLabCopy(lab);
+  keptWith.set(lab, figures);
+  const info = await labUp(upOptions(lab, o));
   const { start } = await waitForSecondaryCopy(lab, info.serviceUrl, segments);
   return { serviceUrl: info.serviceUrl, start };
 }
