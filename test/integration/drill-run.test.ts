@@ -309,7 +309,12 @@ test("the README's drill, drills/lab.yaml, passes end to end and leaves the lab 
   assert.equal(drop.objectives.rpo.lostWrites, 0, JSON.stringify(drop.objectives.rpo.ledger));
   assert.equal(drop.objectives.rpo.measuredSeconds, 0);
   assert.ok(drop.objectives.rpo.ledger.discardedByRestore, 'the record counts the writes the restore discarded');
-  assert.ok(markOf(drop, 'restored').ms <= markOf(drop, 'recovered').ms, 'recovered only once the restore finished');
+  // Users are served again once the service is repointed to the restored copy; the standby is rebuilt after that,
+  // inside the same action, so `restored` (the action's end) may come after `recovered` (README, data-loss RTO).
+  assert.ok(
+    markOf(drop, 'restore-repoint').ms <= markOf(drop, 'recovered').ms,
+    'recovered only once the service was repointed to the restored database',
+  );
   for (const d of dirs) {
     const rec = record(d);
     assert.equal(rec.status, 'passed');
