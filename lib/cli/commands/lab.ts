@@ -61,12 +61,12 @@ export function labCommand(set: (code: number) => void): CommandModule {
               a['replication-lag'] === undefined ? undefined : lagOption(a['replication-lag'] as string, 'replication-lag', '15m'),
           });
           const rg = info.regions;
-          const regionLines = rg
+          const globalLine = rg
             ? `\n  global    ${rg.globalFrontUrl} -> ${rg.active} region${rg.active === 'secondary' ? ` (serving from the secondary region: the primary region is not restarted under it; \`drill lab down\` stops both)` : ''}`
             : '';
           const nodes = info.db.nodes.map((n) => `\n  ${n.role.padEnd(9)} ${n.name} on 127.0.0.1:${n.port} (pid ${n.pid ?? '-'})`).join('');
           print(
-            `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}\n  service   ${info.serviceUrl}\n  postgres  endpoint 127.0.0.1:${info.db.endpointPort} -> ${info.db.nodes[0]?.name ?? '?'}, database ${info.db.database}, ${info.db.replication} replication, provider ${info.db.provider}${info.db.patroni ? ` (etcd 127.0.0.1:${info.db.patroni.etcd.clientPort}, ttl ${info.db.patroni.ttl} s, loop_wait ${info.db.patroni.loopWait} s)` : ''}${nodes}\n  control   ${info.controlUrl}${info.azurite ? `\n  azurite   ${info.azurite.url}, container ${info.azurite.container} (Azurite's dev account: drill backup and lab drills use it when no Blob storage is configured)` : ''}${info.secondary ? `\n  secondary ${info.secondary.url} (its own account ${info.secondary.account}; ${info.secondary.containers.join(', ')} replicated into it)` : ''}`,
+            `lab ${info.alreadyRunning ? 'already up' : 'up'} in ${dir}${globalLine}\n  service   ${info.serviceUrl}\n  postgres  endpoint 127.0.0.1:${info.db.endpointPort} -> ${info.db.nodes[0]?.name ?? '?'}, database ${info.db.database}, ${info.db.replication} replication, provider ${info.db.provider}${info.db.patroni ? ` (etcd 127.0.0.1:${info.db.patroni.etcd.clientPort}, ttl ${info.db.patroni.ttl} s, loop_wait ${info.db.patroni.loopWait} s)` : ''}${nodes}\n  control   ${info.controlUrl}${info.azurite ? `\n  azurite   ${info.azurite.url}, container ${info.azurite.container} (Azurite's dev account: drill backup and lab drills use it when no Blob storage is configured)` : ''}${info.secondary ? `\n  secondary ${info.secondary.url} (its own account ${info.secondary.account}; ${info.secondary.containers.join(', ')} replicated into it)` : ''}`,
             info,
           );
           return set(ExitCode.ok);
