@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { labTarget } from '../../lib/targets/lab/index.ts';
 import { labStatus, labUp, type LabUpOptions } from '../../lib/lab/index.ts';
-import { waitForSecondaryCopy } from './secondary-copy.ts';
+import { waitForSecondaryCaughtUp, waitForSecondaryCopy } from './secondary-copy.ts';
 import { keepLabCopy, putLabCopyBack } from './lab-copy.ts';
 import { loadCatalog } from '../../lib/scenario/catalog.ts';
 import { drillCli, type CliResult } from './cli.ts';
@@ -70,12 +70,14 @@ async function keepTwoRegions(labDir: string): Promise<void> {
   await waitForSecondaryCopy(labDir, s.info!.serviceUrl, 2);
   await keepLabCopy(labDir);
   await labUp({ dir: labDir, replicas: 2, ...TWO_REGIONS });
+  await waitForSecondaryCaughtUp(labDir, TWO_REGIONS.archiveLagMs! + TWO_REGIONS.replicationLagMs!);
 }
 
 async function freshTwoRegions(labDir: string): Promise<void> {
   // The copy put back: a restored secondary left from the last point would be reused, not restored again.
   await putLabCopyBack(labDir);
   await labUp({ dir: labDir, replicas: 2, ...TWO_REGIONS });
+  await waitForSecondaryCaughtUp(labDir, TWO_REGIONS.archiveLagMs! + TWO_REGIONS.replicationLagMs!);
 }
 
 export const CRASH_DRILLS: CrashDrill[] = [

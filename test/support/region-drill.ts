@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { labDown, labUp, type LabUpOptions } from '../../lib/lab/index.ts';
 import { keepLabCopy, putLabCopyBack } from './lab-copy.ts';
-import { waitForSecondaryCopy } from './secondary-copy.ts';
+import { waitForSecondaryCaughtUp, waitForSecondaryCopy } from './secondary-copy.ts';
 
 export interface RegionDrill {
   name: string;
@@ -89,6 +89,7 @@ export async function upRegionLabInTurn(lab: string, o: RegionDrill, segments = 
     await putLabCopyBack(lab);
     const info = await labUp(upOptions(lab, o));
     const { start } = await waitForSecondaryCopy(lab, info.serviceUrl, segments);
+    await waitForSecondaryCaughtUp(lab, (ARCHIVE_LAG_S + (o.replicationLagS ?? 2)) * 1000);
     return { serviceUrl: info.serviceUrl, start };
   }
   await labDown({ dir: lab, purge: true });
@@ -97,5 +98,6 @@ export async function upRegionLabInTurn(lab: string, o: RegionDrill, segments = 
   keptWith.set(lab, figures);
   const info = await labUp(upOptions(lab, o));
   const { start } = await waitForSecondaryCopy(lab, info.serviceUrl, segments);
+  await waitForSecondaryCaughtUp(lab, (ARCHIVE_LAG_S + (o.replicationLagS ?? 2)) * 1000);
   return { serviceUrl: info.serviceUrl, start };
 }
