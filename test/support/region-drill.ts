@@ -85,17 +85,13 @@ const keptWith = new Map<string, string>();
  */
 export async function upRegionLabInTurn(lab: string, o: RegionDrill, segments = 2): Promise<{ serviceUrl: string; start: string }> {
   const figures = JSON.stringify(upOptions(lab, o));
-  if (keptWith.get(lab) === figures) {
-    await putLabCopyBack(lab);
-    const info = await labUp(upOptions(lab, o));
-    const { start } = await waitForSecondaryCopy(lab, info.serviceUrl, segments);
-    await waitForSecondaryCaughtUp(lab, (ARCHIVE_LAG_S + (o.replicationLagS ?? 2)) * 1000);
-    return { serviceUrl: info.serviceUrl, start };
+  if (keptWith.get(lab) === figures) await putLabCopyBack(lab);
+  else {
+    await labDown({ dir: lab, purge: true });
+    await upRegionLab(lab, o, segments);
+    await keepLabCopy(lab);
+    keptWith.set(lab, figures);
   }
-  await labDown({ dir: lab, purge: true });
-  await upRegionLab(lab, o, segments);
-  await keepLabCopy(lab);
-  keptWith.set(lab, figures);
   const info = await labUp(upOptions(lab, o));
   const { start } = await waitForSecondaryCopy(lab, info.serviceUrl, segments);
   await waitForSecondaryCaughtUp(lab, (ARCHIVE_LAG_S + (o.replicationLagS ?? 2)) * 1000);
