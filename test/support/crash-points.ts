@@ -7,9 +7,8 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { labTarget } from '../../lib/targets/lab/index.ts';
-import { labStatus, labUp, type LabUpOptions } from '../../lib/lab/index.ts';
-import { waitForSecondaryCaughtUp, waitForSecondaryCopy } from './secondary-copy.ts';
-import { keepLabCopy, putLabCopyBack } from './lab-copy.ts';
+import type { LabUpOptions } from '../../lib/lab/index.ts';
+import { type RegionDrill, regionLabOptions, upRegionLabInTurn } from './region-drill.ts';
 import { loadCatalog } from '../../lib/scenario/catalog.ts';
 import { drillCli, type CliResult } from './cli.ts';
 
@@ -57,28 +56,9 @@ export interface CrashDrill {
   beforeEachRun?: (labDir: string) => Promise<void>;
 }
 
-/** The two-region lab of the region-loss row: serving from the primary, its secondary holding a base backup and WAL. */
-const TWO_REGIONS: Partial<LabUpOptions> = {
-  regions: 2,
-  replicationLagMs: 1000,
-  archiveLagMs: 4000,
-  logShipIntervalMs: 3000,
-};
-/** The lab once its secondary holds a copy, kept (lab-copy.ts): every kill point starts from it. */
-async function keepTwoRegions(labDir: string): Promise<void> {
-  const s = await labStatus({ dir: labDir });
-  await waitForSecondaryCopy(labDir, s.info!.serviceUrl, 2);
-  await keepLabCopy(labDir);
-  await labUp({ dir: labDir, replicas: 2, ...TWO_REGIONS });
-  await waitForSecondaryCaughtUp(labDir, TWO_REGIONS.archiveLagMs! + TWO_REGIONS.replicationLagMs!);
-}
-
-async function freshTwoRegions(labDir: string): Promise<void> {
-  // The copy put back: a restored secondary left from the last point would be reused, not restored again.
-  await putLabCopyBack(labDir);
-  await labUp({ dir: labDir, replicas: 2, ...TWO_REGIONS });
-  await waitForSecondaryCaughtUp(labDir, TWO_REGIONS.archiveLagMs! + TWO_REGIONS.replicationLagMs!);
-}
+/** The region-loss row's lab figures; every kill point starts from the same kept lab (upRegionLabInTurn). */
+const REGION_FIGURES: RegionDrill = { name: 'crash', replicationLagS: 1, logShipS: 3 };
+const regionLabInTurn = async (labDir: string): Promise<void> => void (await upRegionLabInTurn(labDir, REGION_FIGURES));
 
 export const CRASH_DRILLS: CrashDrill[] = [
   {
@@ -144,12 +124,12 @@ export const CRASH_DRILLS: CrashDrill[] = [
       '  - { scenario: region-loss, name: lose-region, timeout: 5m }\n',
       '{ kind: lab, replicas: 2, regions: 2, replicationLag: 1s, archiveLag: 4s, logShipInterval: 3s }',
     ),
-    lab: TWO_REGIONS,
+    lab: regionLabOptions(REGION_FIGURES),
     // Each point here costs about twice a one-region point (two regions to start and to put back): npm test kills
     // before each action and each rollback; `lines` covers the rest (36 points, every one recovered, 2026-12-05).
     density: 'intents',
-    prepare: keepTwoRegions,
-    beforeEachRun: freshTwoRegions,
+    prepare: regionLabInTurn,
+    beforeEachRun: regionLabInTurn,
   },
 ];
 

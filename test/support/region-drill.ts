@@ -56,8 +56,8 @@ export function writeRegionDrill(path: string, o: RegionDrill): void {
   writeFileSync(path, regionDrillYaml(o));
 }
 
-const upOptions = (lab: string, o: RegionDrill): LabUpOptions => ({
-  dir: lab,
+/** `lab up`'s options for a region drill's figures. */
+export const regionLabOptions = (o: RegionDrill): Omit<LabUpOptions, 'dir'> => ({
   replicas: 2,
   regions: 2,
   replicationLagMs: (o.replicationLagS ?? 2) * 1000,
@@ -70,7 +70,7 @@ const upOptions = (lab: string, o: RegionDrill): LabUpOptions => ({
  * its start (a region lost before that has nothing to restore from).
  */
 export async function upRegionLab(lab: string, o: RegionDrill, segments = 2): Promise<{ serviceUrl: string; start: string }> {
-  const info = await labUp(upOptions(lab, o));
+  const info = await labUp({ dir: lab, ...regionLabOptions(o) });
   const { start } = await waitForSecondaryCopy(lab, info.serviceUrl, segments);
   return { serviceUrl: info.serviceUrl, start };
 }
@@ -84,15 +84,16 @@ const keptWith = new Map<string, string>();
  * back, so every such test starts from the same lab, whatever the test before it did to it.
  */
 export async function upRegionLabInTurn(lab: string, o: RegionDrill, segments = 2): Promise<{ serviceUrl: string; start: string }> {
-  const figures = JSON.stringify(upOptions(lab, o));
+  const figures = JSON.stringify(regionLabOptions(o));
   if (keptWith.get(lab) === figures) await putLabCopyBack(lab);
   else {
-    await labDown({ dir: lab, purge: true });
+    // A lab kept here with other figures goes; a running one with these figures is kept as it is.
+    if (keptWith.has(lab)) await labDown({ dir: lab, purge: true });
     await upRegionLab(lab, o, segments);
     await keepLabCopy(lab);
     keptWith.set(lab, figures);
   }
-  const info = await labUp(upOptions(lab, o));
+  const info = await labUp({ dir: lab, ...regionLabOptions(o) });
   const { start } = await waitForSecondaryCopy(lab, info.serviceUrl, segments);
   await waitForSecondaryCaughtUp(lab, (ARCHIVE_LAG_S + (o.replicationLagS ?? 2)) * 1000);
   return { serviceUrl: info.serviceUrl, start };
