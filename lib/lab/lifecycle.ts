@@ -1,9 +1,9 @@
 /** labUp and labDown: start and stop a lab by PID, idempotently, and clean up after a crashed harness. */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { PG_BIN, postmasterPid, socketPathProblem, stopCluster } from '../adapters/postgres/cluster.ts';
+import { PG_BIN, isRunning, postmasterPid, socketPathProblem, stopCluster } from '../adapters/postgres/cluster.ts';
 import { setSyncStandby } from '../adapters/postgres/standby.ts';
 import { UserError } from '../errors.ts';
 import { isProcessUnder, signal, terminate, waitGone } from '../util/proc.ts';
@@ -15,7 +15,7 @@ import { withLabLock } from './lock.ts';
 import { tail } from './log-tail.ts';
 import { patroniUnavailable } from './patroni/config.ts';
 import { bringUpPatroniLab, planPatroniLab, setPatroniReplication, stopPatroniLab, switchLabProvider } from './patroni/processes.ts';
-import { childEnv, defaultLabDir, entryArgv, labPaths, type LabPaths } from './paths.ts';
+import { RESTORED_COPY_PREFIX, childEnv, defaultLabDir, entryArgv, labPaths, type LabPaths } from './paths.ts';
 import { bringUpPostgres, planPostgres, superConn } from './postgres/pair.ts';
 import { assertServerCanReach } from './reach.ts';
 import { readConfig, readDaemonState, removeFile } from './state.ts';
@@ -503,7 +503,7 @@ export async function labDown(options: { dir?: string; purge?: boolean } = {}): 
       ...Object.keys(f.config?.nodes ?? {}).map(async (name) => {
         const data = p.node(name).data;
         const pid = await postmasterPid(data);
-        if (pid === null || !(await isProcessUnder(pid, data))) return;
+        if (pid === null || !(await isRunning(data))) return;
         await stopCluster(data, 'fast');
         stopped.push({ name: `postgres:${name}`, pid });
       }),
@@ -529,8 +529,9 @@ async function stopSecondaryPostgres(dir: string): Promise<number | null> {
 }
 
 /**
- * The damaged clusters a live restore moved aside for forensics (`quarantine/<run>/<node>`) and its restore
- * folders (`pitr/<run>/data`): kept until the lab goes down, then dropped, any of them started by hand stopped first.
+ * The damaged clusters a live restore moved aside for forensics (`quarantine/<run>/<node>`), its restore folders
+ * (`pitr/<run>`) and restored copies never linked in (`pg/<node>/data.<run>`): kept until the lab goes down, then
+ * dropped, any of them started by hand stopped first.
  */
 export async function dropRestoreLeftovers(dir: string): Promise<void> {
   for (const root of [join(dir, 'quarantine'), join(dir, 'pitr')]) {
@@ -539,5 +540,17 @@ export async function dropRestoreLeftovers(dir: string): Promise<void> {
       for (const d of await readdir(join(root, run)).catch(() => []))
         await stopCluster(join(root, run, d), 'immediate').catch(() => undefined);
     await rm(root, { recursive: true, force: true });
+  }
+  // A restored copy beside a node's data directory that never became it (a restore refused or cut short).
+  const pg = labPaths(dir).pg;
+  for (const node of await readdir(pg).catch(() => [])) {
+    const folder = join(pg, node);
+    const inUse = await realpath(join(folder, 'data')).catch(() => null);
+    for (const d of await readdir(folder).catch(() => [])) {
+      const copy = join(folder, d);
+      if (!d.startsWith(RESTORED_COPY_PREFIX) || copy === inUse) continue;
+      await stopCluster(copy, 'immediate').catch(() => undefined);
+      await rm(copy, { recursive: true, force: true });
+    }
   }
 }

@@ -8,6 +8,12 @@ export function defaultLabDir(): string {
   return process.env.DRILL_LAB_DIR || join(tmpdir(), `drill-lab-${process.getuid?.() ?? 'user'}`);
 }
 
+/**
+ * A live restore's copy of the primary, made beside its data directory (`pg/<node>/data.<runId>`) and linked in
+ * as `data` once checked: lab down drops the ones never linked in.
+ */
+export const RESTORED_COPY_PREFIX = 'data.';
+
 export interface LabPaths {
   dir: string;
   config: string;

@@ -10,15 +10,15 @@
  *   machine load move between runs); the figure used is their mean.
  * - `restoreLive` back to just before the DROP: download (base backup + WAL from Blob, sha256 checked; replay
  *   starts once the base backup is in, while the WAL still downloads), replay, promote, pg_amcheck, the swap,
- *   repoint (the service serves again), standby (copied from the running primary).
+ *   repoint (the service serves again), standby (copied from the restored copy while pg_amcheck ran, then started).
  *
  *   node --import tsx test/bench/live-restore.ts                         # 100 MB, 5 minutes of WAL, about 10 minutes
  *   node --import tsx test/bench/live-restore.ts --mb 10 --wal-minutes 0.5 --archive-every 10   # a quick check
  *
  * Steps overlap, so the breakdown is read from when each ended: "download ∪ replay" is from the first byte asked
  * for to the target reached; "checks and swap" is what the restore spends outside the named steps (finding the
- * backup and planning the archive, pg_amcheck, the clean stop, the move into the primary's place and the start
- * there); "serving again" is when the endpoint was repointed to the restored primary.
+ * backup and planning the archive, pg_amcheck, killing and moving the damaged nodes aside, linking the copy in
+ * as the primary's data directory); "serving again" is when the endpoint was repointed to the restored primary.
  *
  * Not part of `npm test`. Writes results/bench/live-restore.json.
  */
@@ -41,7 +41,7 @@ import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lib/lab/azurite.ts';
 import { labDown, labUp } from '../../lib/lab/index.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
 import { scratchDir } from '../support/tmp.ts';
-import { forgetConfiguredBlobStorage } from '../support/lab.ts';
+import { forgetConfiguredBlobStorage, labPrimaryPort } from '../support/lab.ts';
 
 const MB = 1_000_000;
 const { values: args } = parseArgs({
@@ -68,7 +68,7 @@ process.once('SIGINT', () => stop.abort(new Error('interrupted')));
 let result: Record<string, unknown> = {};
 try {
   const info = await labUp({ dir, replicas: 1 });
-  const conn = (database = 'orders') => ({ host: '127.0.0.1', port: info.db.port, user: 'postgres', database });
+  const conn = (database = 'orders') => ({ host: '127.0.0.1', port: labPrimaryPort(info.dir), user: 'postgres', database });
   const c = new pg.Client(conn());
   await c.connect();
   const sysid = (await c.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()')).rows[0]!.id;

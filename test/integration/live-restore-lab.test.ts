@@ -1,10 +1,11 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { labUp } from '../../lib/lab/index.ts';
+import { labPaths } from '../../lib/lab/paths.ts';
 import type { LabInfo } from '../../lib/lab/types.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lib/lab/azurite.ts';
 import { resolveBackupStore } from '../../lib/adapters/postgres/backup/resolve.ts';
@@ -15,7 +16,7 @@ import { giveToServerUser, runServerBinary, stopCluster } from '../../lib/adapte
 import { runTool } from '../../lib/adapters/postgres/backup/tools.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
 import type { LiveRestoreAdapter } from '../../lib/adapters/types.ts';
-import { labFixture, forgetConfiguredBlobStorage } from '../support/lab.ts';
+import { labFixture, forgetConfiguredBlobStorage, labPrimaryPort } from '../support/lab.ts';
 import { sqlRows } from '../support/sql.ts';
 
 /**
@@ -32,7 +33,7 @@ const signal = new AbortController().signal;
 
 const db = (port: number) => ({ host: '127.0.0.1', port, user: 'postgres', database: 'orders' });
 const q = <T extends pg.QueryResultRow = Record<string, unknown>>(port: number, sql: string) => sqlRows<T>(port, sql);
-const primaryPort = () => info.db.port;
+const primaryPort = () => labPrimaryPort(info.dir);
 /** Count and md5 of a table's rows in id order: "equal" means row for row. */
 async function probe(port: number, table = 'probe'): Promise<{ n: number; sum: string } | null> {
   const exists = await q<{ t: string | null }>(port, `SELECT to_regclass('${table}')::text AS t`);
@@ -116,6 +117,34 @@ async function pairWhole(runId: string): Promise<void> {
   assert.equal(am.code, 0, `pg_amcheck clean on the restored primary: ${am.stdout}${am.stderr}`);
 }
 
+/**
+ * The restored copy serves from where it was made, never stopped and started again: the primary's data path is a
+ * link to it, its postmaster is the one that replayed (its log holds the replay), lab.json names the copy's port,
+ * a settings reload takes effect (a server whose data directory was moved while running would not find its
+ * configuration file), and the damaged primary's log went to the quarantine with its data.
+ */
+async function servesFromCopy(runId: string, node: string, quarantine: string, portBefore: number): Promise<void> {
+  const p = labPaths(info.dir);
+  assert.equal(readlinkSync(p.node(node).data), `data.${runId}`, `${p.node(node).data} links to the restored copy`);
+  const dataDir = await q<{ d: string }>(primaryPort(), "SELECT current_setting('data_directory') AS d");
+  assert.equal(dataDir[0]!.d, join(p.pg, node, `data.${runId}`), 'the primary serves from the copy, where it was restored');
+  assert.notEqual(primaryPort(), portBefore, "lab.json names the copy's own port");
+  assert.match(await readFile(p.node(node).log, 'utf8'), /starting point-in-time recovery to WAL location/, "the node's log is the copy's, replay included");
+  assert.ok(existsSync(join(quarantine, `${node}.log`)), `the damaged primary's log is in ${quarantine}`);
+  await q(primaryPort(), "ALTER SYSTEM SET work_mem = '7MB'");
+  await q(primaryPort(), 'SELECT pg_reload_conf()');
+  try {
+    for (const until = Date.now() + 10_000; ; ) {
+      if ((await q<{ w: string }>(primaryPort(), "SELECT current_setting('work_mem') AS w"))[0]!.w === '7MB') break;
+      assert.ok(Date.now() < until, 'a settings reload on the restored primary takes effect within 10 s');
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  } finally {
+    await q(primaryPort(), 'ALTER SYSTEM RESET work_mem');
+    await q(primaryPort(), 'SELECT pg_reload_conf()');
+  }
+}
+
 describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
   const lab = labFixture('live-restore');
   let primaryName = '';
@@ -155,6 +184,7 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
     const before = await probe(primaryPort());
     assert.equal(before?.n, 550);
     const mark = await live.markRestorePoint(signal);
+    const portBefore = primaryPort();
     await q(primaryPort(), 'DROP TABLE probe');
     await q(primaryPort(), "INSERT INTO probe_after (v) SELECT 'after-mark-' || g FROM generate_series(1, 40) g");
     await archiveNow();
@@ -178,6 +208,7 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
       assert.equal(await probe(port), null, 'the quarantined cluster is the damaged one: probe dropped');
       assert.equal((await probe(port, 'probe_after'))?.n, 40, 'and it holds the 40 rows written after the mark');
     });
+    await servesFromCopy('run-drop', primaryName, out.quarantine!, portBefore);
     await pairWhole('run-drop');
   });
 
@@ -188,6 +219,7 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
     const before = await probe(primaryPort());
     const afterBefore = await probe(primaryPort(), 'probe_after');
     const mark = await live.markRestorePoint(signal);
+    const portBefore = primaryPort();
     assert.ok(mark.timeline >= 2, `the restored cluster runs on a new timeline (${mark.timeline})`);
     await q(primaryPort(), 'DELETE FROM probe');
     await q(primaryPort(), "INSERT INTO probe_after (v) SELECT 'after-delete-' || g FROM generate_series(1, 25) g");
@@ -199,6 +231,9 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
     await readQuarantined(join(out.quarantine!, primaryName), async (port) => {
       assert.equal((await probe(port))?.n, 0, 'the quarantined cluster is the damaged one: probe emptied');
     });
+    // The damaged primary was itself a linked copy (run-drop's): that directory is what went to the quarantine.
+    assert.equal(existsSync(join(labPaths(info.dir).pg, primaryName, 'data.run-drop')), false, "run-drop's copy moved, not left behind");
+    await servesFromCopy('run-delete', primaryName, out.quarantine!, portBefore);
     await pairWhole('run-delete');
   });
 });

@@ -20,7 +20,7 @@ import { parseSegmentName, walFileName } from '../../lib/backup/wal-names.ts';
 import type { BackupManifest } from '../../lib/backup/manifest.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
 import type { LiveRestoreAdapter, LiveRestoreStepName } from '../../lib/adapters/types.ts';
-import { labFixture, forgetConfiguredBlobStorage } from '../support/lab.ts';
+import { labFixture, forgetConfiguredBlobStorage, labPrimaryPort } from '../support/lab.ts';
 import { sqlRows } from '../support/sql.ts';
 
 /**
@@ -54,7 +54,7 @@ describe('live restore of the lab: refusals, resuming, a lost cluster', { timeou
   let live: LiveRestoreAdapter;
   let sysid = '';
   const signal = new AbortController().signal;
-  const port = () => info.db.port;
+  const port = () => labPrimaryPort(info.dir);
   const shipOnce = async () => {
     const c = new pg.Client({ host: '127.0.0.1', port: port(), user: 'postgres', database: 'postgres' });
     await c.connect();

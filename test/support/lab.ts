@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { isProcessUnder, procState } from '../../lib/util/proc.ts';
 import { labDown } from '../../lib/lab/index.ts';
+import { labPaths } from '../../lib/lab/paths.ts';
+import type { LabConfig } from '../../lib/lab/types.ts';
 import { makeTempDir, type TempDir } from './tmp.ts';
 
 export interface LabFixture {
@@ -44,6 +47,12 @@ export function labFixture(name: string): LabFixture {
     },
     seen,
   };
+}
+
+/** The primary's own port as lab.json has it now: a live restore moves it to the restored copy's port. */
+export function labPrimaryPort(dir: string): number {
+  const c = JSON.parse(readFileSync(labPaths(dir).config, 'utf8')) as LabConfig;
+  return c.nodes[c.primary]!.port;
 }
 
 /** The ones of `pids` that are still running (a zombie is not). */

@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile } from 'node:child_process';
-import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, realpath, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
@@ -239,10 +239,35 @@ export async function postmasterPid(dataDir: string): Promise<number | null> {
   return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
+/**
+ * PID is a postmaster of this data directory: its command line names the directory, by the path given or, when
+ * that is a symlink (a lab node whose restored copy was started where it was made), by the path it points to.
+ */
+async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean> {
+  if (await isProcessUnder(pid, dataDir)) return true;
+  const real = await realpath(dataDir).catch(() => dataDir);
+  return real !== resolve(dataDir) && (await isProcessUnder(pid, real));
+}
+
 /** Running = postmaster.pid names a live process whose command line has this data directory (not a reused PID). */
 export async function isRunning(dataDir: string): Promise<boolean> {
   const pid = await postmasterPid(dataDir);
-  return pid !== null && (await isProcessUnder(pid, dataDir));
+  return pid !== null && (await isPostmasterOf(pid, dataDir));
+}
+
+/**
+ * Removes a data directory that is stopped: a symlink goes with the directory it points to, so a node rebuilt
+ * where a restored copy was linked in leaves no orphan behind.
+ */
+export async function removeDataDir(dataDir: string): Promise<void> {
+  const st = await lstat(dataDir).catch(() => null);
+  if (st?.isSymbolicLink()) {
+    const real = await realpath(dataDir).catch(() => null);
+    if (real) await rm(real, { recursive: true, force: true });
+    await unlink(dataDir).catch(() => undefined);
+    return;
+  }
+  await rm(dataDir, { recursive: true, force: true });
 }
 
 /**
@@ -254,7 +279,7 @@ export async function isRunning(dataDir: string): Promise<boolean> {
  */
 export async function clearStaleLock(dataDir: string): Promise<void> {
   const pid = await postmasterPid(dataDir);
-  if (pid !== null && (await isProcessUnder(pid, dataDir))) return;
+  if (pid !== null && (await isPostmasterOf(pid, dataDir))) return;
   await rm(join(dataDir, 'postmaster.pid'), { force: true });
   const node = await readNodeConf(dataDir);
   if (!node) return;
@@ -295,7 +320,7 @@ export async function startCluster(dataDir: string, options: { logFile: string; 
  */
 export async function stopCluster(dataDir: string, mode: StopMode = 'fast', options: { timeoutMs?: number } = {}): Promise<void> {
   const pid = await postmasterPid(dataDir);
-  if (pid === null || !(await isProcessUnder(pid, dataDir))) return;
+  if (pid === null || !(await isPostmasterOf(pid, dataDir))) return;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const r = await runServerBinary(
     'pg_ctl',
@@ -320,7 +345,7 @@ export async function stopCluster(dataDir: string, mode: StopMode = 'fast', opti
  */
 export async function crashCluster(dataDir: string): Promise<{ pid: number; children: number[] } | null> {
   const pid = await postmasterPid(dataDir);
-  if (pid === null || !(await isProcessUnder(pid, dataDir))) return null;
+  if (pid === null || !(await isPostmasterOf(pid, dataDir))) return null;
   signal(pid, 'SIGSTOP');
   const children = await childrenOf(pid);
   for (const c of children) signal(c, 'SIGKILL');

@@ -5,11 +5,19 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { ARCHIVE_SLOT } from './backup/wal.ts';
-import { clearStaleLock, giveToServerUser, runServerBinary, writeNodeConf, type NodeSettings, type PgConn } from './cluster.ts';
+import {
+  clearStaleLock,
+  giveToServerUser,
+  removeDataDir,
+  runServerBinary,
+  writeNodeConf,
+  type NodeSettings,
+  type PgConn,
+} from './cluster.ts';
 
 /** One slot per standby, named after it, so the primary keeps exactly the WAL that standby still needs. */
 export function slotName(node: string): string {
@@ -105,7 +113,7 @@ export async function cloneStandby(
   id: StandbyIdentity,
   options: { timeoutMs?: number } = {},
 ): Promise<void> {
-  await rm(dataDir, { recursive: true, force: true });
+  await removeDataDir(dataDir);
   await mkdir(dirname(dataDir), { recursive: true, mode: 0o755 });
   await giveToServerUser(dirname(dataDir));
   await ensureSlot(primary, id.name, { fresh: true });

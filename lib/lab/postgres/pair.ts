@@ -3,13 +3,14 @@
  * started, the standby cloned or restarted until it streams. Patroni brings up its own pair (patroni/processes.ts).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   ensureRoleAndDatabase,
   giveToServerUser,
   initCluster,
   readNodeConf,
+  removeDataDir,
   startCluster,
   stopCluster,
   writeNodeConf,
@@ -88,7 +89,7 @@ export async function bringUpPostgres(
     await mkdir(join(p.pg, plan.primary), { recursive: true, mode: 0o755 });
     for (const d of [p.pg, join(p.pg, plan.primary)]) await giveToServerUser(d);
     // A data dir without PG_VERSION is an initdb that died half way: start over.
-    await rm(node.data, { recursive: true, force: true });
+    await removeDataDir(node.data);
     await initCluster(node.data, { port, socketDir: p.socketDir });
     phase('postgres initialised');
   }
@@ -123,6 +124,10 @@ export async function bringUpPostgres(
   );
   try {
     await ensureRoleAndDatabase(superConn(port), { role: LAB_DB.user, database: LAB_DB.database });
+    // A live restore runs pg_amcheck on its copy while replay is still paused at the target, beside the promotion,
+    // and a server in recovery cannot create the extension: it must come with the backup (or its WAL).
+    for (const database of [LAB_DB.database, 'postgres'])
+      await withClient({ ...superConn(port), database }, (c) => c.query('CREATE EXTENSION IF NOT EXISTS amcheck'));
   } catch (e) {
     await standby;
     throw e;

@@ -1,8 +1,8 @@
 /** The lab's PostgreSQL pair as status sees it: each node by PID, and what each says of its replication. */
-import { postmasterPid } from '../../adapters/postgres/cluster.ts';
+import { isRunning, postmasterPid } from '../../adapters/postgres/cluster.ts';
 import { PgPromoteProvider } from '../../adapters/postgres/failover/pg-promote.ts';
 import { walSenders } from '../../adapters/postgres/standby.ts';
-import { childrenOf, cmdlineOf, isProcessUnder, stateLetter } from '../../util/proc.ts';
+import { childrenOf, cmdlineOf, stateLetter } from '../../util/proc.ts';
 import { patroniStatus } from '../patroni/status.ts';
 import { labPaths } from '../paths.ts';
 import type { LabConfig, LabDatabaseStatus, LabDbNode, LabWalSender } from '../types.ts';
@@ -19,7 +19,7 @@ export async function nodeFacts(dir: string, config: LabConfig): Promise<(LabDbN
       // Under Patroni, PostgreSQL's output goes to its member's log: point status and errors where the lines are.
       const log = config.provider === 'patroni' ? patroniLog : pgLog;
       const pid = await postmasterPid(data);
-      const alive = pid !== null && (await isProcessUnder(pid, data));
+      const alive = pid !== null && (await isRunning(data));
       return {
         name,
         role: name === config.primary ? 'primary' : 'standby',

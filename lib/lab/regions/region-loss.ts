@@ -7,7 +7,7 @@
  * not a disk loss. The global front and the secondary region are not touched.
  */
 import { resolve } from 'node:path';
-import { postmasterPid } from '../../adapters/postgres/cluster.ts';
+import { isRunning, postmasterPid } from '../../adapters/postgres/cluster.ts';
 import { readWalArchiveState } from '../../adapters/postgres/backup/wal-state.ts';
 import { UserError } from '../../errors.ts';
 import { childrenOf, isProcessUnder, signal, waitGone } from '../../util/proc.ts';
@@ -53,7 +53,12 @@ export async function primaryRegionParts(labDir: string): Promise<RegionPart[]> 
   }
   parts.push({ part: 'azurite', pid: azurite?.pid ?? null, under: azurite?.dir ?? dir });
   return Promise.all(
-    parts.map(async (x) => ({ part: x.part, pid: x.pid, alive: x.pid !== null && (await isProcessUnder(x.pid, x.under)) })),
+    parts.map(async (x) => ({
+      part: x.part,
+      pid: x.pid,
+      // A node's data path may be a link to a restored copy that runs where it was made: isRunning follows it.
+      alive: x.pid !== null && (x.part.startsWith('postgres:') ? await isRunning(x.under) : await isProcessUnder(x.pid, x.under)),
+    })),
   );
 }
 

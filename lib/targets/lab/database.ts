@@ -3,10 +3,11 @@
  * repoint goes through the lab's control API and is recorded in lab.json, so `lab status`, `lab down`
  * and the next `lab up` know which node is primary after a failover.
  */
-import { crashCluster, postmasterPid, stopCluster } from '../../adapters/postgres/cluster.ts';
+import { readFileSync } from 'node:fs';
+import { crashCluster, isRunning, postmasterPid, stopCluster } from '../../adapters/postgres/cluster.ts';
 import { PgPromoteProvider, type PgPromoteNode } from '../../adapters/postgres/failover/pg-promote.ts';
 import type { PgNode } from '../../adapters/postgres/failover/types.ts';
-import { childrenOf, isProcessUnder } from '../../util/proc.ts';
+import { childrenOf } from '../../util/proc.ts';
 import type { DatabaseAdapter, DbNodeView } from '../../adapters/types.ts';
 import { setDbPrimary } from '../../lab/daemon/client.ts';
 import { takesWrite } from '../../adapters/postgres/standby.ts';
@@ -17,12 +18,24 @@ import { writeJsonAtomic } from '../../util/atomic-file.ts';
 import { LAB_DB, nodeFacts } from '../../lab/postgres/status.ts';
 import type { LabConfig, LabDbNode, LabInfo, LabReplication } from '../../lab/types.ts';
 
+/** A node's port as lab.json has it now, read when asked: a live restore moves the primary to its restored copy's port. */
+function portNow(configPath: string, name: string, fallback: number): number {
+  try {
+    const port = (JSON.parse(readFileSync(configPath, 'utf8')) as LabConfig).nodes[name]?.port;
+    return typeof port === 'number' ? port : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
 function providerNodes(dir: string, nodes: Pick<LabDbNode, 'name' | 'port' | 'role'>[]): PgPromoteNode[] {
   const p = labPaths(dir);
   return nodes.map((n) => ({
     name: n.name,
     host: '127.0.0.1',
-    port: n.port,
+    get port() {
+      return portNow(p.config, n.name, n.port);
+    },
     role: n.role,
     dataDir: p.node(n.name).data,
     logFile: p.node(n.name).log,
@@ -99,8 +112,7 @@ export function createLabDatabase(info: LabInfo): DatabaseAdapter {
         return r;
       }
       const pid = await postmasterPid(dataDir);
-      if (pid === null || !(await isProcessUnder(pid, dataDir)))
-        throw new Error(`${node.name} (${dataDir}) is not running: nothing to stop`);
+      if (pid === null || !(await isRunning(dataDir))) throw new Error(`${node.name} (${dataDir}) is not running: nothing to stop`);
       const children = await childrenOf(pid);
       await stopCluster(dataDir, 'immediate');
       return { pid, children };

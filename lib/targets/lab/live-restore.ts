@@ -1,20 +1,30 @@
 /**
  * The lab's live point-in-time restore: the newest base backup of the pair's cluster in the lab's backup store
- * plus archived WAL, restored aside under the lab dir (`pitr/<runId>`), checked, and only then put in the
- * primary node's place; the damaged data directories go to `quarantine/<runId>/<node>` for forensics (dropped by
- * `drill lab down`). lab.json's node layout is kept, so the rest of the lab works unchanged.
+ * plus archived WAL, restored beside the primary's data directory (`pg/<primary>/data.<runId>`, downloads and the
+ * replay's log in `pitr/<runId>`), checked, promoted and kept running on a port of its own; only then the damaged
+ * data directories go to `quarantine/<runId>/<node>` for forensics (with their server logs, dropped by `drill lab
+ * down`), `pg/<primary>/data` becomes a link to the copy, lab.json names the copy's port and the endpoint follows.
+ * The copy is never stopped and started again in between: a clean stop and a start cost seconds of the RTO. It
+ * serves from where it was made because a running PostgreSQL keeps its configuration file's absolute path.
  *
  * Every step decides from what it finds (files, servers), so a call after a crash at any point continues: a
- * checked copy carries a marker file and is never restored again, a placed one is only started and repaired.
+ * checked copy carries a marker file and is never restored again, a linked one is only started and repaired.
  */
 import { beginLiveRestore } from '../../adapters/live-restore-outcome.ts';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { link, lstat, mkdir, readFile, readdir, realpath, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LiveRestoreAdapter, LiveRestoreOutcome, RestorePoint, RestoreTarget } from '../../adapters/types.ts';
-import { freeLoopbackPort } from '../../adapters/blob/index.ts';
-import { clearStaleLock, crashCluster, giveToServerUser, isRunning, startCluster, writeNodeConf } from '../../adapters/postgres/cluster.ts';
+import {
+  clearStaleLock,
+  crashCluster,
+  giveToServerUser,
+  isRunning,
+  readNodeConf,
+  removeDataDir,
+  startCluster,
+} from '../../adapters/postgres/cluster.ts';
 import { cloneStandby, setSyncStandby, takesWrite, waitStreaming, walSenders, withClient } from '../../adapters/postgres/standby.ts';
 import { readCatalog, type CatalogEntry } from '../../adapters/postgres/backup/catalog.ts';
 import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
@@ -34,7 +44,8 @@ import { backupOnPath } from '../../backup/wal-gaps.ts';
 import { parseLsn, stillToArrive } from '../../backup/wal-names.ts';
 import { walFolder } from '../../backup/naming.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lab/azurite.ts';
-import { labPaths } from '../../lab/paths.ts';
+import { RESTORED_COPY_PREFIX, labPaths } from '../../lab/paths.ts';
+import { freeStablePort } from '../../lab/ports.ts';
 import { superConn } from '../../lab/postgres/pair.ts';
 import { LAB_DB } from '../../lab/postgres/status.ts';
 import { readConfig } from '../../lab/state.ts';
@@ -100,6 +111,7 @@ function pickPhysical(
 
 export function createLabLiveRestore(dir: string, controlUrl: () => Promise<string>): LiveRestoreAdapter {
   const p = labPaths(dir);
+  const copyOf = (node: string, runId: string) => join(p.pg, node, RESTORED_COPY_PREFIX + runId.replace(/[^\w.-]/g, '_'));
 
   /** The system identifier of the lab's cluster: its quarantined nodes first (the run's own), else the nodes in place. */
   async function systemIdOf(config: LabConfig, runId?: string): Promise<string | null> {
@@ -115,19 +127,54 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     return null;
   }
 
-  /** Moves a node's data directory to the quarantine, under a fresh name when one is there already. */
+  /**
+   * Moves a node's data directory to the quarantine, under a fresh name when one is there already: the directory
+   * itself when the node's path is a link to an earlier run's restored copy, and the link goes (a dangling one is
+   * what a call cut short between the two left). Its server log goes beside it as `<name>.log`.
+   */
   async function quarantine(runId: string, node: string): Promise<string | null> {
     const data = p.node(node).data;
-    if (!existsSync(data)) return null;
+    const st = await lstat(data).catch(() => null);
+    if (!st) return null;
+    const real = st.isSymbolicLink() ? await realpath(data).catch(() => null) : data;
+    if (!real) {
+      await unlink(data);
+      return null;
+    }
     const q = join(quarantineRoot(dir), runId);
     await mkdir(q, { recursive: true, mode: 0o755 });
     let to = join(q, node);
     for (let i = 2; existsSync(to); i++) to = join(q, `${node}-${i}`);
     // The killed postmaster's lock files name a PID that init may not have reaped yet (a zombie "exists"): left
     // there, a person who starts the quarantined copy for forensics with pg_ctl is refused.
-    await clearStaleLock(data);
-    await rename(data, to);
+    await clearStaleLock(real);
+    await rename(real, to);
+    if (real !== data) await unlink(data).catch(() => undefined);
+    if (existsSync(p.node(node).log)) await rename(p.node(node).log, `${to}.log`);
     return to;
+  }
+
+  /**
+   * The swap, once the copy is checked: the damaged nodes killed and moved to the quarantine, the primary's data
+   * path linked to the copy (relative, so a copied lab folder keeps it), and the copy's server log, which it keeps
+   * writing, given the node's log path too (a hard link: the restore's folder goes once the pair serves).
+   */
+  async function swapIn(runId: string, config: LabConfig, copy: string): Promise<void> {
+    const primaryData = p.node(config.primary).data;
+    await killNodes(config);
+    for (const n of [standbyOf(config), config.primary]) if (n) await quarantine(runId, n);
+    await symlink(basename(copy), primaryData);
+    const copyLog = join(asideOf(dir, runId), 'postgres.log');
+    if (existsSync(copyLog) && !existsSync(p.node(config.primary).log)) await link(copyLog, p.node(config.primary).log);
+  }
+
+  /** A port for the copy, outside the ephemeral range and none of lab.json's (a lost cluster's ports are free but taken). */
+  async function copyPort(config: LabConfig): Promise<number> {
+    const taken = new Set(Object.values(config.nodes).map((n) => n.port));
+    for (;;) {
+      const port = await freeStablePort();
+      if (!taken.has(port)) return port;
+    }
   }
 
   async function killNodes(config: LabConfig): Promise<string[]> {
@@ -176,11 +223,11 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     }
   }
 
-  const standbyIdentity = (config: LabConfig, standby: string) => ({
+  const standbyIdentity = (config: LabConfig, standby: string, primaryPort: number) => ({
     name: standby,
     port: config.nodes[standby]!.port,
     socketDir: p.socketDir,
-    primary: { host: '127.0.0.1', port: config.nodes[config.primary]!.port, user: LAB_DB.superuser },
+    primary: { host: '127.0.0.1', port: primaryPort, user: LAB_DB.superuser },
   });
 
   async function placeAndServe(
@@ -193,28 +240,15 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     signal: AbortSignal,
   ): Promise<void> {
     const primaryName = config.primary;
-    const port = config.nodes[primaryName]!.port;
     const data = p.node(primaryName).data;
+    const port = (await readNodeConf(data))?.port ?? config.nodes[primaryName]!.port;
     const standby = standbyOf(config);
     const sdata = standby ? p.node(standby).data : null;
-    // Started here: the damaged standby went to the quarantine with the primary, so no standby streams yet.
-    const startedHere = !(await isRunning(data));
-    let seeded = false;
-    if (startedHere) {
-      // The standby copied from the restored copy while it was checked goes in beside it, before either starts.
-      const seed = join(asideOf(dir, runId), 'standby');
-      if (sdata && existsSync(seed)) {
-        await crashCluster(sdata);
-        await rm(sdata, { recursive: true, force: true });
-        await mkdir(dirname(sdata), { recursive: true, mode: 0o755 });
-        await giveToServerUser(dirname(sdata));
-        await rename(seed, sdata);
-      }
-      seeded = !!sdata && existsSync(join(sdata, 'backup_label')) && existsSync(join(sdata, 'standby.signal'));
+    if (!(await isRunning(data))) {
+      // Stopped since it was checked (the machine, or a person): it starts where it is, on its own port.
       await clearRecoverySettings(data);
-      await writeNodeConf(data, { port, socketDir: p.socketDir });
       await startCluster(data, { logFile: p.node(primaryName).log, timeoutMs: 120_000 });
-      say(`restored copy started as primary ${primaryName} on port ${port}`);
+      say(`restored copy started again as primary ${primaryName} on port ${port}`);
     }
     const conn = superConn(port);
     // WAL from now on stays until the archive has it; the restored cluster has no slot (a base backup copies none).
@@ -227,7 +261,17 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     // The service serves again from here.
     t = performance.now();
     if (standby && sdata) {
-      const id = standbyIdentity(config, standby);
+      const id = standbyIdentity(config, standby, port);
+      // The standby copied from the restored copy while it was checked: in place of the damaged one, then started.
+      const seed = join(asideOf(dir, runId), 'standby');
+      if (existsSync(seed)) {
+        await crashCluster(sdata);
+        await removeDataDir(sdata);
+        await mkdir(dirname(sdata), { recursive: true, mode: 0o755 });
+        await giveToServerUser(dirname(sdata));
+        await rename(seed, sdata);
+      }
+      const seeded = existsSync(join(sdata, 'backup_label')) && existsSync(join(sdata, 'standby.signal')) && !(await isRunning(sdata));
       let streaming = false;
       if (seeded) {
         // Its WAL from the copy's start is in the primary's pg_wal, held by the slot made with the copy.
@@ -241,7 +285,7 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
             },
           );
         if (streaming) say(`standby ${standby}, copied from the restored copy while it was checked, streaming`);
-      } else if (!startedHere)
+      } else
         streaming = await waitStreaming(conn, standby, { timeoutMs: 200 }).then(
           () => true,
           () => false,
@@ -361,7 +405,8 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
         let marker = await readMarker(primaryData);
         if (marker?.runId !== runId) {
           const aside = asideOf(dir, runId);
-          marker = await readMarker(join(aside, 'data'));
+          const copy = copyOf(config.primary, runId);
+          marker = await readMarker(copy);
           if (marker?.runId !== runId) {
             const systemId = await systemIdOf(config, runId);
             if (!systemId)
@@ -379,6 +424,9 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
             const standby = standbyOf(config);
             out.backup = { folder: entry.folder, takenAt: entry.takenAt, bytes: entry.manifest.blob.bytes };
             await awaitArchive(store, entry, target, config, say, signal);
+            const port = await copyPort(config);
+            await mkdir(dirname(copy), { recursive: true, mode: 0o755 });
+            await giveToServerUser(dirname(copy));
             const r = await restoreToPoint({
               store,
               manifest: entry.manifest,
@@ -386,28 +434,25 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
               target,
               systemId,
               root: aside,
-              port: await freeLoopbackPort(),
+              dataDir: copy,
+              port,
               socketDir: p.socketDir,
               database: LAB_DB.database,
               runId,
               signal,
               onStep: step,
               log: say,
-              standby: standby ? { dataDir: join(aside, 'standby'), id: standbyIdentity(config, standby) } : undefined,
+              standby: standby ? { dataDir: join(aside, 'standby'), id: standbyIdentity(config, standby, port) } : undefined,
               holdWalForArchive: true,
+              keepRunning: true,
             });
             out.missingSegments = r.missingSegments;
             if (!r.ok || !r.marker) throw new Error(r.problem ?? 'the restore did not complete');
             marker = r.marker;
           }
-          // The swap: the damaged nodes stopped and moved aside, then the checked copy in the primary's place.
-          await killNodes(config);
-          for (const n of [standbyOf(config), config.primary]) if (n) await quarantine(runId, n);
-          await mkdir(join(p.pg, config.primary), { recursive: true, mode: 0o755 });
-          await giveToServerUser(join(p.pg, config.primary));
-          await rename(join(aside, 'data'), primaryData);
+          await swapIn(runId, config, copy);
           out.replaced = true;
-          say(`damaged data directories moved to ${join(quarantineRoot(dir), runId)}; restored copy in ${primaryData}`);
+          say(`damaged data directories moved to ${join(quarantineRoot(dir), runId)}; ${primaryData} is now the restored copy (${copy})`);
         }
         out.backup ??= { folder: marker.backupFolder, takenAt: '', bytes: 0 };
         out.replaced = true;

@@ -1,7 +1,8 @@
 /**
  * A point-in-time restore into a data directory that nobody uses yet: a physical base backup from Blob plus
  * archived WAL, replayed to just before an LSN (`recovery_target_inclusive = false`) or through every archived
- * segment (`latest`), checked, promoted, then stopped cleanly so the caller can put it where the live one was.
+ * segment (`latest`), checked, promoted, then stopped cleanly so the caller can put it where the live one was, or
+ * kept running where it was made for the caller to serve from.
  * Everything that can refuse the restore (another cluster's backup, a gap in the archive, a corrupt base backup)
  * is checked before replay; a segment whose download fails while replay runs, and a replay that does not stop at
  * the target, refuse it before anything is put in place, so a refusal leaves the live cluster as it was.
@@ -51,8 +52,13 @@ export interface PitrRequest {
   target: RestoreTarget;
   /** The live cluster's system identifier: a backup of another cluster is refused. */
   systemId: string;
-  /** Folder for the downloads (`download/`, `wal/`) and the restored `data/`; made here. */
+  /** Folder for the downloads (`download/`, `wal/`), the copy's server log and, by default, the restored `data/`; made here. */
   root: string;
+  /**
+   * Where the restored data directory goes when not `<root>/data`: a copy kept running serves from where it was
+   * made, since a running server's configuration paths cannot move (see the lab's live restore).
+   */
+  dataDir?: string;
   /** Where the restored copy listens while it is checked (never the live node's port). */
   port: number;
   socketDir: string;
@@ -64,7 +70,8 @@ export interface PitrRequest {
   log?: (line: string) => void;
   /**
    * Leave the promoted copy running on `port`, its recovery settings cleared, instead of stopping it: for a restore
-   * that serves where it was made (the secondary region's), so the clean stop and a second start are not paid for.
+   * that serves where it was made (the secondary region's, the lab's), so the clean stop and a second start are not
+   * paid for.
    */
   keepRunning?: boolean;
   /** pg_amcheck the copy after promotion (default true); a restore that must serve fast may leave it to the caller. */
@@ -138,7 +145,7 @@ export async function planArchive(
 export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
   const m = r.manifest;
   const say = r.log ?? (() => {});
-  const dataDir = join(r.root, 'data');
+  const dataDir = r.dataDir ?? join(r.root, 'data');
   const out: PitrResult = { ok: false, problem: null, missingSegments: [], dataDir, marker: null, bytes: 0 };
   let started = false;
   let downloads: Downloads | null = null;
@@ -162,6 +169,7 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     // A copy left half-done by a crashed call may still be running from here: stopped before it is replaced.
     await stopCluster(dataDir, 'immediate', { timeoutMs: 30_000 });
     await rm(r.root, { recursive: true, force: true });
+    await rm(dataDir, { recursive: true, force: true });
     const dl = join(r.root, 'download');
     const walDir = join(r.root, 'wal');
     for (const d of [r.root, dl, walDir]) await mkdir(d, { recursive: true, mode: 0o755 });
@@ -191,7 +199,7 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     await run('tar', ['-xf', tar, '-C', dataDir]);
     await rm(tar, { force: true });
     await configureRecovery(dataDir, restoreCommand, r);
-    if (isRoot()) await run('chown', ['-R', 'postgres:postgres', r.root]);
+    if (isRoot()) await run('chown', ['-R', 'postgres:postgres', r.root, ...(r.dataDir ? [dataDir] : [])]);
     // The manifest said whose backup it is; the copy's own pg_control says it too, and a mislabelled one is refused here.
     const copyId = await controlSystemId(dataDir);
     if (copyId !== r.systemId)
@@ -218,6 +226,29 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     say(`replayed to ${reached.lsn ?? '?'} (newest commit ${reached.commitAt ?? 'none replayed'})`);
 
     t = performance.now();
+    // --install-missing runs CREATE EXTENSION IF NOT EXISTS, which a server in recovery refuses even when it is there.
+    const amcheck = (install: boolean) =>
+      runTool(
+        'pg_amcheck',
+        [
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(r.port),
+          '-U',
+          'postgres',
+          ...(install ? ['--install-missing'] : []),
+          '-d',
+          r.database,
+          '-d',
+          'postgres',
+        ],
+        { signal: r.signal },
+      ).catch((e: Error) => ({ code: null, stdout: '', stderr: e.message }));
+    // The copy paused at the target holds what promotion will serve, and a hot standby answers pg_amcheck's reads:
+    // checked there, beside the promotion's checkpoint rather than after it, when every database has the extension
+    // already (a server in recovery cannot create it; the lab creates it at lab up).
+    const checkedWhilePaused = r.amcheck !== false && (await hasAmcheck(conn, [r.database, 'postgres'])) ? amcheck(false) : null;
     // Paused at the target, resuming ends recovery (PostgreSQL's hint: "Execute pg_wal_replay_resume() to promote"),
     // with the end-of-recovery checkpoint the clean stop below would otherwise write. pg_promote instead waits for
     // the paused startup process to notice the trigger, which it checks once a second.
@@ -237,13 +268,7 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
 
     const seed = r.standby;
     const [am] = await Promise.all([
-      r.amcheck === false
-        ? null
-        : runTool(
-            'pg_amcheck',
-            ['-h', '127.0.0.1', '-p', String(r.port), '-U', 'postgres', '--install-missing', '-d', r.database, '-d', 'postgres'],
-            { signal: r.signal },
-          ),
+      r.amcheck === false ? null : (checkedWhilePaused ?? amcheck(true)),
       seed &&
         copyStandby(conn, dataDir, seed.dataDir, seed.id, [RESTORED_MARKER]).then(
           () => say(`standby ${seed.id.name} copied from the restored copy while pg_amcheck ran`),
@@ -487,6 +512,17 @@ async function waitReplayed(
     }
     await sleep(100);
   }
+}
+
+/** Every one of `databases` has the amcheck extension (false when one cannot be asked). */
+async function hasAmcheck(conn: pg.ClientConfig, databases: string[]): Promise<boolean> {
+  for (const database of databases) {
+    const r = await query<{ n: string }>({ ...conn, database }, "SELECT count(*) AS n FROM pg_extension WHERE extname = 'amcheck'").catch(
+      () => null,
+    );
+    if (r?.n !== '1') return false;
+  }
+  return true;
 }
 
 async function waitPromoted(conn: pg.ClientConfig, signal?: AbortSignal): Promise<void> {

@@ -7,7 +7,7 @@
  */
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { giveToServerUser, isRoot, type PgConn } from '../cluster.ts';
+import { giveToServerUser, isRoot, removeDataDir, type PgConn } from '../cluster.ts';
 import { configureStandby, ensureSlot, withClient, type StandbyIdentity } from '../standby.ts';
 import { run } from './scratch.ts';
 
@@ -37,7 +37,7 @@ export async function copyStandby(
   leaveOut: string[] = [],
 ): Promise<void> {
   const partial = `${dataDir}.partial`;
-  await rm(dataDir, { recursive: true, force: true });
+  await removeDataDir(dataDir);
   await rm(partial, { recursive: true, force: true });
   if ((await readdir(join(primaryData, 'pg_tblspc'))).length > 0)
     throw new Error(`${primaryData} has tablespaces: a copy on the same machine would share them with the primary`);
