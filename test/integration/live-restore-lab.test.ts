@@ -129,7 +129,11 @@ async function servesFromCopy(runId: string, node: string, quarantine: string, p
   const dataDir = await q<{ d: string }>(primaryPort(), "SELECT current_setting('data_directory') AS d");
   assert.equal(dataDir[0]!.d, join(p.pg, node, `data.${runId}`), 'the primary serves from the copy, where it was restored');
   assert.notEqual(primaryPort(), portBefore, "lab.json names the copy's own port");
-  assert.match(await readFile(p.node(node).log, 'utf8'), /starting point-in-time recovery to WAL location/, "the node's log is the copy's, replay included");
+  assert.match(
+    await readFile(p.node(node).log, 'utf8'),
+    /starting point-in-time recovery to WAL location/,
+    "the node's log is the copy's, replay included",
+  );
   assert.ok(existsSync(join(quarantine, `${node}.log`)), `the damaged primary's log is in ${quarantine}`);
   await q(primaryPort(), "ALTER SYSTEM SET work_mem = '7MB'");
   await q(primaryPort(), 'SELECT pg_reload_conf()');

@@ -19,7 +19,6 @@
 import { beginLiveRestore } from '../live-restore-outcome.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { UserError } from '../../errors.ts';
 import type { KubernetesRestore } from '../../config/types.ts';
 import { blobEnvConfigured } from '../blob/index.ts';
 import { backupStoreFromEnv, type BackupStore } from '../postgres/backup/store.ts';
