@@ -1,8 +1,8 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { labUp } from '../../lib/lab/index.ts';
 import { labPaths } from '../../lib/lab/paths.ts';
@@ -15,6 +15,7 @@ import { freeLoopbackPort } from '../../lib/adapters/blob/index.ts';
 import { giveToServerUser, runServerBinary, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
 import { runTool } from '../../lib/adapters/postgres/backup/tools.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
+import { createLabDatabase } from '../../lib/targets/lab/database.ts';
 import type { LiveRestoreAdapter } from '../../lib/adapters/types.ts';
 import { labFixture, forgetConfiguredBlobStorage, labPrimaryPort } from '../support/lab.ts';
 import { sqlRows } from '../support/sql.ts';
@@ -239,5 +240,29 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
     assert.equal(existsSync(join(labPaths(info.dir).pg, primaryName, 'data.run-drop')), false, "run-drop's copy moved, not left behind");
     await servesFromCopy('run-delete', primaryName, out.quarantine!, portBefore);
     await pairWhole('run-delete');
+  });
+
+  test('a failover after the restores, through a database adapter made before them (one drill: data-loss, then db-failover)', {
+    timeout: 300_000,
+  }, async () => {
+    // Made from lab up's view, where the primary still has its first port: the adapter must follow lab.json.
+    const database = createLabDatabase(info);
+    const topo = await database.provider.topology(signal);
+    assert.equal(topo.primary?.name, primaryName, `the restored primary is found on the copy's port ${primaryPort()}`);
+    const standbyName = topo.standbys[0]!.name;
+    await database.crash(topo.primary!, 'kill');
+    assert.equal(existsSync(join(labPaths(info.dir).node(primaryName).data, 'postmaster.pid')), true, 'killed, not stopped');
+    const r = await database.provider.failover({ timeoutMs: 60_000, signal });
+    assert.equal(r.newPrimary.name, standbyName);
+    const how = await database.provider.rejoin(topo.primary!, { timeoutMs: 120_000, signal });
+    const after = await database.provider.topology(signal);
+    assert.equal(after.primary?.name, standbyName);
+    const old = after.standbys.find((x) => x.name === primaryName);
+    assert.equal(old?.replication.streaming, true, `the restored copy rejoined as a standby: ${how}`);
+    // Rewound where it is linked, or (pg_rewind refused) copied afresh with the linked copy removed: no orphan either way.
+    const data = labPaths(info.dir).node(primaryName).data;
+    const linked = lstatSync(data).isSymbolicLink() ? readlinkSync(data) : null;
+    const beside = readdirSync(dirname(data)).filter((d) => d.startsWith('data.') && d !== linked);
+    assert.deepEqual(beside, [], `nothing left beside ${data} (${how})`);
   });
 });
