@@ -414,6 +414,46 @@ describe('lab', { timeout: 110_000 }, () => {
     assert.equal((await request(`${info.serviceUrl}/orders?limit=1`)).status, 200);
   });
 
+  test('a missing table fails each request fast on the connections the replicas hold: no new backend per error', async (t) => {
+    const admin = new pg.Client({ host: '127.0.0.1', port: info.db.port, user: 'postgres', database: 'orders' });
+    await admin.connect();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    // Backends the replicas' pools opened since `since` (their probes have a connection of their own).
+    const opened = async (since: string) =>
+      (
+        await admin.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = 'orders' AND application_name ~ '^orders-' AND application_name !~ '-health$' AND backend_start > $1`,
+          [since],
+        )
+      ).rows[0]!.n;
+    try {
+      for (let i = 0; i < 30; i++) assert.equal((await request(`${info.serviceUrl}/orders?limit=1`, { agent })).status, 200);
+      const since = (await admin.query<{ at: string }>('SELECT clock_timestamp()::text AS at')).rows[0]!.at;
+      // What a bad migration's DROP TABLE does to the service, undone by a rename instead of a restore.
+      await admin.query('ALTER TABLE orders RENAME TO orders_aside');
+      let slowest = 0;
+      try {
+        for (let i = 0; i < 150; i++) {
+          const t0 = performance.now();
+          const r = await request(`${info.serviceUrl}/orders?limit=1`, { agent });
+          slowest = Math.max(slowest, performance.now() - t0);
+          assert.equal(r.status, 503, r.body);
+          assert.equal(JSON.parse(r.body).code, '42P01', r.body);
+        }
+        t.diagnostic(`150 requests on a missing table: slowest ${slowest.toFixed(1)} ms`);
+      } finally {
+        await admin.query('ALTER TABLE orders_aside RENAME TO orders');
+      }
+      // Counted once the replicas serve again: a pool that dropped its connection on the last error holds none.
+      for (let i = 0; i < 30; i++) assert.equal((await request(`${info.serviceUrl}/orders?limit=1`, { agent })).status, 200);
+      assert.equal(await opened(since), 0, 'a statement error must not cost the replica its connection');
+    } finally {
+      agent.destroy();
+      await admin.end();
+    }
+  });
+
   test('labUp on a running lab is idempotent', async (t) => {
     const before = await labStatus({ dir });
     const t0 = performance.now();
