@@ -124,8 +124,8 @@ export async function bringUpPostgres(
   );
   try {
     await ensureRoleAndDatabase(superConn(port), { role: LAB_DB.user, database: LAB_DB.database });
-    // A live restore runs pg_amcheck on its copy while replay is still paused at the target, beside the promotion,
-    // and a server in recovery cannot create the extension: it must come with the backup (or its WAL).
+    // A live restore runs pg_amcheck on its copy: with the extension in the backup (or its WAL), its
+    // --install-missing finds it there and writes nothing into the restored database.
     for (const database of [LAB_DB.database, 'postgres'])
       await withClient({ ...superConn(port), database }, (c) => c.query('CREATE EXTENSION IF NOT EXISTS amcheck'));
   } catch (e) {
