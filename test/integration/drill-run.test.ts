@@ -175,6 +175,8 @@ test('steady state not met: exit 3 and nothing is killed', { timeout: 120_000 },
   const r = await drillCli(['run', 'test/fixtures/drills/unmeetable-steady-state.yaml', '--results', w.results], w.env).done;
   assert.equal(r.code, 3, r.stderr);
   assert.match(r.stderr + r.stdout, /steady state not met/);
+  // The measured value in the threshold's unit, as in the verdict, not a raw number.
+  assert.match(r.stderr + r.stdout, /SLO latency p\(50\)<0\.001ms \(measured \d+(\.\d+)? ms over the baseline\)/);
   const after = (await labStatus({ dir: w.lab })).replicas!.map((x) => `${x.name}:${x.pid}`).sort();
   assert.deepEqual(after, before, 'the same replica processes, none killed');
   const [dir] = runFolders(w.results);

@@ -1,4 +1,5 @@
 import { summarize } from '../../measure/summary.ts';
+import { formatSloValue } from '../../score/format.ts';
 import { scoreSlos } from '../../score/objectives.ts';
 import { RunAbort } from '../context.ts';
 import type { RunState } from './state.ts';
@@ -13,7 +14,7 @@ export async function steadyState(s: RunState): Promise<void> {
       facts.steadyState.push({
         name: `SLO ${slo.name}`,
         ok: slo.met === true,
-        detail: `measured ${slo.measured ?? 'n/a'} over the baseline`,
+        detail: `measured ${formatSloValue(slo.threshold, slo.measured)} over the baseline`,
         at: clock.iso(clock.now()),
       });
     }
