@@ -46,13 +46,17 @@ export interface ClusterIdentity {
   timeline: number;
 }
 
+/**
+ * A primary's timeline, from the WAL it writes (SQL, one int). pg_control's is its last checkpoint's, and a promoted
+ * node runs on the new timeline for as long as the checkpoint after its promotion takes (it is not waited for).
+ */
+export const PRIMARY_TIMELINE_SQL = "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int";
+
 export async function clusterIdentity(client: pg.ClientBase): Promise<ClusterIdentity> {
-  // A primary's timeline from the WAL it writes: pg_control's is its last checkpoint's, and a promoted node runs
-  // on the new timeline for as long as the checkpoint after its promotion takes (it is not waited for).
   const r = await client.query<{ id: string; version: string; tli: number }>(
     `SELECT (SELECT system_identifier::text FROM pg_control_system()) AS id, current_setting('server_version') AS version,
             CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())
-                 ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS tli`,
+                 ELSE ${PRIMARY_TIMELINE_SQL} END AS tli`,
   );
   const row = r.rows[0]!;
   return { systemIdentifier: row.id, serverVersion: row.version, timeline: Number(row.tli) };

@@ -21,6 +21,7 @@ import type { BackupManifest } from '../../../backup/manifest.ts';
 import { newestTimeline, planWal, type WalPlan } from '../../../backup/wal-gaps.ts';
 import { parseLsn, parseSegmentName } from '../../../backup/wal-names.ts';
 import type { RestoreTarget } from '../../types.ts';
+import { PRIMARY_TIMELINE_SQL } from './facts.ts';
 import { giveToServerUser, isRoot, runServerBinary, startCluster, stopCluster, writeNodeConf } from '../cluster.ts';
 import { run } from './scratch.ts';
 import { copyStandby } from './standby-copy.ts';
@@ -248,6 +249,8 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     }
 
     const seed = r.standby;
+    const amcheckArgs = ['-h', '127.0.0.1', '-p', String(r.port), '-U', 'postgres', '--install-missing'];
+    amcheckArgs.push('--jobs', String(AMCHECK_JOBS), '-d', r.database, '-d', 'postgres');
     const tCheck = performance.now();
     const [am] = await Promise.all([
       r.amcheck === false
@@ -255,12 +258,7 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
         : runTool(
             'pg_amcheck',
             // A relation per job: a table's own check (following every TOAST pointer) beside its TOAST table's.
-            ['-h', '127.0.0.1', '-p', String(r.port), '-U', 'postgres', '--install-missing', '--jobs', String(AMCHECK_JOBS)].concat([
-              '-d',
-              r.database,
-              '-d',
-              'postgres',
-            ]),
+            amcheckArgs,
             { signal: r.signal },
           )
             .catch((e: Error) => ({ code: null, stdout: '', stderr: e.message }))
@@ -277,11 +275,7 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     ]);
     if (am && am.code !== 0)
       throw new Refused(`pg_amcheck found problems in the restored copy (exit ${am.code}): ${lastLines(am.stdout + am.stderr)}`);
-    // From the WAL it writes: pg_control names the new timeline only once the checkpoint after promotion is done.
-    const tli = await query<{ tli: number }>(
-      conn,
-      "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tli",
-    ).catch(() => null);
+    const tli = await query<{ tli: number }>(conn, `SELECT ${PRIMARY_TIMELINE_SQL} AS tli`).catch(() => null);
     if (r.keepRunning) await clearRecoverySettings(dataDir);
     else {
       await stopCluster(dataDir, 'fast', { timeoutMs: 60_000 });
