@@ -21,7 +21,7 @@ import { assertServerCanReach } from './reach.ts';
 import { readConfig, readDaemonState, removeFile } from './state.ts';
 import { readWalArchiveState } from '../adapters/postgres/backup/wal-state.ts';
 import { DEFAULT_LOG_SHIP_INTERVAL_MS } from './log-ship.ts';
-import { DEFAULT_ARCHIVE_LAG_MS } from './archive.ts';
+import { DEFAULT_ARCHIVE_LAG_MS, DEFAULT_BASE_BACKUP_EVERY_MS, MIN_BASE_BACKUP_EVERY_MS } from './archive.ts';
 import { collectFacts, infoOf, primaryInfoOf } from './status.ts';
 import { DEFAULT_REPLICATION_LAG_MS } from '../config/defaults.ts';
 import { secondaryPaths, startSecondaryAzurite, stopSecondaryAzurite } from './regions/secondary.ts';
@@ -47,6 +47,8 @@ export interface LabUpOptions {
   azurite?: boolean;
   /** The most the WAL archive may lag the primary (the archiver closes a segment at half of it); default: lab.json's, else 60 s. */
   archiveLagMs?: number;
+  /** How often the WAL archiver takes a new base backup; default: lab.json's, else daily. */
+  baseBackupEveryMs?: number;
   /** How often the log shipper uploads the replicas' request logs; default: lab.json's, else 60 s. */
   logShipIntervalMs?: number;
   /** Where to say what the start-up does beyond the phases (installing PostgreSQL 15 on a fresh machine). Default: stderr. */
@@ -102,6 +104,14 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     throw new UserError(`archiveLag must be at least 2s, got ${options.archiveLagMs} ms: every segment switch costs a whole segment`, {
       untouched: 'nothing',
     });
+  if (
+    options.baseBackupEveryMs !== undefined &&
+    !(Number.isFinite(options.baseBackupEveryMs) && options.baseBackupEveryMs >= MIN_BASE_BACKUP_EVERY_MS)
+  )
+    throw new UserError(
+      `base-backup-every must be at least ${MIN_BASE_BACKUP_EVERY_MS / 1000}s, got ${options.baseBackupEveryMs} ms: each base backup copies the whole database`,
+      { untouched: 'nothing' },
+    );
   if (options.logShipIntervalMs !== undefined && !(Number.isFinite(options.logShipIntervalMs) && options.logShipIntervalMs >= 1000))
     throw new UserError(`logShipInterval must be at least 1s, got ${options.logShipIntervalMs} ms`, { untouched: 'nothing' });
   if (options.regions !== undefined && options.regions !== 1 && options.regions !== 2)
@@ -124,6 +134,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
     if (await switchLabProvider(dir, f, provider)) f = await collectFacts(dir);
     const replication = options.replication ?? f.config?.replication ?? 'async';
     const archiveLagMs = options.archiveLagMs ?? f.config?.archiveLagMs ?? DEFAULT_ARCHIVE_LAG_MS;
+    const baseBackupEveryMs = options.baseBackupEveryMs ?? f.config?.baseBackupEveryMs ?? DEFAULT_BASE_BACKUP_EVERY_MS;
     const logShipIntervalMs = options.logShipIntervalMs ?? f.config?.logShipIntervalMs ?? DEFAULT_LOG_SHIP_INTERVAL_MS;
     const regions = options.regions ?? f.config?.regions ?? 1;
     const replicationLagMs = options.replicationLagMs ?? f.config?.replicationLagMs ?? DEFAULT_REPLICATION_LAG_MS;
@@ -139,10 +150,17 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       const lagChanged = regions === 2 && f.config.replicationLagMs !== replicationLagMs;
       if (
         (f.config.archiveLagMs ?? DEFAULT_ARCHIVE_LAG_MS) !== archiveLagMs ||
+        (f.config.baseBackupEveryMs ?? DEFAULT_BASE_BACKUP_EVERY_MS) !== baseBackupEveryMs ||
         (f.config.logShipIntervalMs ?? DEFAULT_LOG_SHIP_INTERVAL_MS) !== logShipIntervalMs ||
         lagChanged
       )
-        writeJsonAtomic(p.config, { ...f.config, archiveLagMs, logShipIntervalMs, ...(regions === 2 ? { replicationLagMs } : {}) });
+        writeJsonAtomic(p.config, {
+          ...f.config,
+          archiveLagMs,
+          baseBackupEveryMs,
+          logShipIntervalMs,
+          ...(regions === 2 ? { replicationLagMs } : {}),
+        });
       // A running lab is left as it is, a standby that is down included: a drill's steady state must see
       // that (exit 3) rather than have it mended behind its back. `lab down` then `lab up` mends it.
       if (f.config.patroni && (f.config.replication ?? 'async') !== replication) await setPatroniReplication(f.config.patroni, replication);
@@ -159,6 +177,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
           replicas,
           replication,
           archiveLagMs,
+          baseBackupEveryMs,
           logShipIntervalMs,
           ...(regions === 2 ? { replicationLagMs } : {}),
         });
@@ -194,6 +213,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabInfo> {
       writeJsonAtomic(p.config, {
         ...(await readConfig(p.config)),
         archiveLagMs,
+        baseBackupEveryMs,
         logShipIntervalMs,
         regions,
         ...(regions === 2 ? { replicationLagMs } : {}),

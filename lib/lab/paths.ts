@@ -26,7 +26,7 @@ export interface LabPaths {
   pg: string;
   socketDir: string;
   /** The lab's WAL archiver: its spool of received segments, its state file, its log. */
-  walArchive: { dir: string; spool: string; state: string; log: string };
+  walArchive: { dir: string; spool: string; state: string; log: string; pendingBaseBackup: string };
   /** Each replica's request log (`<name>.jsonl`, one JSON line per request); the shipper's offsets and its own log. */
   serviceLogs: { dir: string; shipState: string; shipperLog: string };
   /** `log` is PostgreSQL's own log; on a Patroni lab PostgreSQL logs into its member's `patroniLog`. */
@@ -51,6 +51,7 @@ export function labPaths(dir: string): LabPaths {
       spool: join(d, 'wal-archive', 'spool'),
       state: join(d, 'wal-archive', 'state.json'),
       log: join(d, 'logs', 'wal-archiver.log'),
+      pendingBaseBackup: join(d, 'wal-archive', 'base-backup-pending.json'),
     },
     serviceLogs: {
       dir: join(d, 'service-logs'),

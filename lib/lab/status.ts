@@ -21,6 +21,8 @@ import pg from 'pg';
 import { lagMarginMs, listIntervalMs, measuredLagMs, type ReplicationState } from './regions/replication.ts';
 import { labSecondaryView, secondaryAzuriteStatus, secondaryPaths } from './regions/secondary.ts';
 import { DEFAULT_REPLICATION_LAG_MS } from '../config/defaults.ts';
+import { formatDuration } from '../config/duration.ts';
+import { DEFAULT_BASE_BACKUP_EVERY_MS } from './archive.ts';
 import type {
   DaemonStatus,
   LabArchiveStatus,
@@ -338,6 +340,7 @@ async function archiveStatus(dir: string, f: LabFacts, database: LabDatabaseStat
     lagSeconds: s?.archivedThrough ? Math.round(lagNowMs(s, lsn, Date.now()) / 100) / 10 : null,
     archiveLagSeconds: archiveLagMs / 1000,
     baseBackup: s?.baseBackup ?? null,
+    baseBackupEverySeconds: (f.config?.baseBackupEveryMs ?? DEFAULT_BASE_BACKUP_EVERY_MS) / 1000,
     holes: (s?.holes ?? []).map(({ from, to, count, detail }) => ({ from, to, count, detail })),
     lastError: s?.lastError ?? null,
   };
@@ -364,6 +367,12 @@ function archiveProblems(a: LabArchiveStatus | null, f: LabFacts): LabProblem[] 
     add(`nothing archived ${Math.round(startedMs / 1000)}s after the archiver started${a.lastError ? `: ${a.lastError}` : ''}`);
   if (a.baseBackup === null && a.archivedThrough !== null && startedMs > ARCHIVE_START_GRACE_MS)
     add('no base backup beside the archive: a restore has nothing to start from (see logs/wal-archiver.log)');
+  // Twice the interval: one was missed, not just due. A restore then replays all the WAL since the last one.
+  const baseAgeMs = a.baseBackup ? Date.now() - Date.parse(a.baseBackup.at) : 0;
+  if (a.state !== 'down' && baseAgeMs > 2 * a.baseBackupEverySeconds * 1000)
+    add(
+      `the newest base backup ${a.baseBackup!.folder} is ${formatDuration(Math.round(baseAgeMs / 1000) * 1000)} old, and the archiver takes one every ${formatDuration(a.baseBackupEverySeconds * 1000)}: a restore replays all the WAL since (see logs/wal-archiver.log)`,
+    );
   for (const h of a.holes) add(`hole in the archive: ${h.detail}`);
   return out;
 }

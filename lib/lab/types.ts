@@ -278,6 +278,8 @@ export interface LabConfig {
   patroni?: PatroniLabConfig;
   /** The most the WAL archive may lag the primary; absent: 60 s. */
   archiveLagMs?: number;
+  /** How often the archiver takes a new base backup; absent: 24 h, the organisation's daily backups. */
+  baseBackupEveryMs?: number;
   /** How often the log shipper uploads the replicas' request logs; absent: 60 s. */
   logShipIntervalMs?: number;
   /** 2: a secondary region's storage and a replicator into it; absent: one region. */
@@ -328,7 +330,10 @@ export interface LabArchiveStatus {
   /** Seconds the oldest unarchived WAL has waited; 0 when the primary's position is archived; null before anything was archived. */
   lagSeconds: number | null;
   archiveLagSeconds: number;
+  /** The newest base backup the archiver knows, and when it ended. */
   baseBackup: { folder: string; at: string } | null;
+  /** How often the archiver takes a new one (lab.json's baseBackupEveryMs, default daily). */
+  baseBackupEverySeconds: number;
   holes: { from: string; to: string; count: number; detail: string }[];
   lastError: string | null;
 }

@@ -17,6 +17,9 @@ import { isProcessUnder } from '../../lib/util/proc.ts';
 import { labFixture } from '../support/lab.ts';
 import { drillCli } from '../support/cli.ts';
 import { createLabDatabase } from '../../lib/targets/lab/database.ts';
+import { existsSync, writeFileSync } from 'node:fs';
+import { backupFolder, DATA_FILE } from '../../lib/backup/naming.ts';
+import { parseLsn } from '../../lib/backup/wal-names.ts';
 
 // The lag the lab is set to. Shipping a segment takes 1-2 s on a loaded 2-core machine whatever the lag, so at
 // 4 s the test measured the machine (4.4 s once at load average 9 with other suites running); 6 s keeps the same
@@ -56,7 +59,7 @@ async function archiverPid(dir: string): Promise<number | null> {
 describe('the lab WAL archive', { timeout: 240_000 }, () => {
   const lab = labFixture('lab-wal-archive');
 
-  test('keeps up under load, survives its archiver being killed without a hole, and a stopped archiver is a problem', async () => {
+  test('keeps up under load, survives its archiver being killed without a hole, a stopped archiver is a problem, base backups on schedule', async () => {
     const info = await labUp({ dir: lab.dir, replicas: 2, archiveLagMs: ARCHIVE_LAG_MS });
     const first = await labStatus({ dir: lab.dir });
     assert.deepEqual(first.problems, []);
@@ -148,9 +151,71 @@ describe('the lab WAL archive', { timeout: 240_000 }, () => {
       healed = await labStatus({ dir: lab.dir });
     assert.deepEqual(healed.problems, [], 'the archive caught up once the archiver ran again');
 
+    // A base backup whose archiver was killed after its data blob was committed and before its manifest: the next
+    // archiver removes that folder, named in the pending file, and keeps every complete backup.
+    const paths = labPaths(lab.dir);
+    const unfinished = backupFolder({
+      prefix: store.prefix,
+      cluster,
+      kind: 'physical',
+      database: base.manifest!.database,
+      startedAt: new Date().toISOString(),
+    });
+    await store.container.getBlockBlobClient(unfinished + DATA_FILE.physical).upload('half a tar', 10);
+    writeFileSync(paths.walArchive.pendingBaseBackup, JSON.stringify({ folder: unfinished }));
+    const listed = await readCatalog(store, { kind: 'physical' });
+    assert.equal(listed.at(-1)?.folder, unfinished, 'the unfinished folder is the newest in the catalog');
+    assert.match(listed.at(-1)!.problem ?? '', /manifest\.json is missing/);
+    const pidK = healed.archive!.pid!;
+    process.kill(pidK, 'SIGKILL');
+    let catalog = listed;
+    for (const until = Date.now() + 20_000; Date.now() < until && catalog.some((e) => e.folder === unfinished); await sleep(250))
+      catalog = await readCatalog(store, { kind: 'physical' });
+    assert.deepEqual(
+      catalog.map((e) => [e.folder, e.problem]),
+      [[base.folder, null]],
+      'the unfinished folder removed, the complete base backup kept',
+    );
+    assert.equal(existsSync(paths.walArchive.pendingBaseBackup), false, 'the pending file removed');
+    const pidR = await archiverPid(lab.dir);
+    assert.ok(pidR !== null && pidR !== pidK, `restarted: ${pidR}`);
+    lab.seen.add(pidR);
+
+    // A shorter base backup interval set on the running lab: the archiver restarts with it, takes a new base backup
+    // at once (the newest is older than the interval), then another each interval.
+    const EVERY_MS = 10_000;
+    await labUp({ dir: lab.dir, replicas: 2, archiveLagMs: ARCHIVE_LAG_MS, baseBackupEveryMs: EVERY_MS });
+    const t0 = Date.now();
+    let complete = catalog;
+    for (const until = t0 + 3 * EVERY_MS + 20_000; Date.now() < until && complete.length < 3; await sleep(500))
+      complete = (await readCatalog(store, { kind: 'physical' })).filter((e) => e.manifest && !e.problem);
+    process.stdout.write(
+      `# three base backups ${Math.round((Date.now() - t0) / 1000)} s after the interval was set to ${EVERY_MS / 1000}s\n`,
+    );
+    assert.equal(complete.length, 3, complete.map((e) => e.folder).join(' '));
+    const [b1, b2, b3] = complete.map((e) => e.manifest!);
+    assert.ok(parseLsn(b2!.lsn.end) > parseLsn(b1!.lsn.end) && parseLsn(b3!.lsn.end) > parseLsn(b2!.lsn.end), 'each later in the WAL');
+    const gap = Date.parse(b3!.startedAt) - Date.parse(b2!.endedAt);
+    assert.ok(gap >= EVERY_MS - 1000 && gap <= 1.5 * EVERY_MS + 3000, `the third began ${gap} ms after the second ended`);
+    // The status names the newest (a fourth may have begun since; folders sort by when they were taken).
+    let now = await labStatus({ dir: lab.dir });
+    for (
+      const until = Date.now() + 10_000;
+      Date.now() < until && (now.archive?.baseBackup?.folder ?? '') < complete[2]!.folder;
+      await sleep(250)
+    )
+      now = await labStatus({ dir: lab.dir });
+    assert.ok((now.archive?.baseBackup?.folder ?? '') >= complete[2]!.folder, JSON.stringify(now.archive));
+    assert.equal(now.archive?.baseBackupEverySeconds, EVERY_MS / 1000);
+    assert.deepEqual(now.problems, []);
+    const shown = await drillCli(['lab', 'status'], { DRILL_LAB_DIR: lab.dir }).done;
+    assert.match(shown.stdout, /base backup \S+ at \S+ \(one every 10s\)/);
+
     // lab down stops the archiver with the daemon.
+    const pidLast = now.archive!.pid!;
+    lab.seen.add(pidLast);
     await labDown({ dir: lab.dir });
-    assert.equal(await isProcessUnder(pid, lab.dir), false, 'archiver stopped by lab down');
+    assert.equal(await isProcessUnder(pidLast, lab.dir), false, 'archiver stopped by lab down');
   });
 });
 

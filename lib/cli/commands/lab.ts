@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { parseDuration } from '../../config/duration.ts';
+import { formatDuration, parseDuration } from '../../config/duration.ts';
 import { defaultLabDir, labDown, labStatus, labUp, pauseFront, resumeFront } from '../../lab/index.ts';
 import { ExitCode, UserError } from '../../errors.ts';
 
@@ -27,6 +27,10 @@ export function labCommand(set: (code: number) => void): CommandModule {
         .option('archive-lag', {
           type: 'string',
           describe: 'the most the WAL archive may lag the primary (up), e.g. 60s; default: as before, else 60s',
+        })
+        .option('base-backup-every', {
+          type: 'string',
+          describe: 'how often the archiver takes a new base backup (up), e.g. 24h; default: as before, else 24h',
         })
         .option('regions', {
           type: 'number',
@@ -56,6 +60,8 @@ export function labCommand(set: (code: number) => void): CommandModule {
             replication: a.replication as 'async' | 'sync' | undefined,
             provider: a.provider as 'pg-promote' | 'patroni' | undefined,
             archiveLagMs: a['archive-lag'] === undefined ? undefined : lagOption(a['archive-lag'] as string),
+            baseBackupEveryMs:
+              a['base-backup-every'] === undefined ? undefined : lagOption(a['base-backup-every'] as string, 'base-backup-every', '24h'),
             regions: a.regions as 1 | 2 | undefined,
             replicationLagMs:
               a['replication-lag'] === undefined ? undefined : lagOption(a['replication-lag'] as string, 'replication-lag', '15m'),
@@ -191,7 +197,7 @@ function formatStatus(dir: string, s: Status): string {
   const a = s.archive;
   if (a)
     lines.push(
-      `  wal archive  ${a.state}${a.pid ? ` (pid ${a.pid})` : ''}, archived through ${a.archivedThrough ?? 'nothing yet'}${a.timeline ? ` (timeline ${a.timeline})` : ''}, lag ${a.lagSeconds === null ? '?' : `${a.lagSeconds}s`} (allowed ${a.archiveLagSeconds}s)${a.restarts ? `, restarted ${a.restarts}x` : ''}, base backup ${a.baseBackup ? `${a.baseBackup.folder} at ${a.baseBackup.at}` : 'none'}`,
+      `  wal archive  ${a.state}${a.pid ? ` (pid ${a.pid})` : ''}, archived through ${a.archivedThrough ?? 'nothing yet'}${a.timeline ? ` (timeline ${a.timeline})` : ''}, lag ${a.lagSeconds === null ? '?' : `${a.lagSeconds}s`} (allowed ${a.archiveLagSeconds}s)${a.restarts ? `, restarted ${a.restarts}x` : ''}, base backup ${a.baseBackup ? `${a.baseBackup.folder} at ${a.baseBackup.at}` : 'none'} (one every ${formatDuration(a.baseBackupEverySeconds * 1000)})`,
     );
   if (s.info?.secondary) lines.push(`  secondary    ${s.info.secondary.url}, account ${s.info.secondary.account}`);
   lines.push(...regionLines(s));

@@ -20,6 +20,8 @@ export interface TakeBackupOptions {
   blockSize?: number;
   concurrency?: number;
   onProgress?: (p: TransferProgressEvent) => void;
+  /** Told the backup's folder before anything is written to it: a caller killed mid-backup can find what it left. */
+  onFolder?: (folder: string) => Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -60,6 +62,7 @@ export async function takeLogicalBackup(src: PgSource, store: BackupStore, o: Ta
     checkNamePart('database name', src.database);
     const folder = backupFolder({ prefix: store.prefix, cluster, kind: 'logical', database: src.database, startedAt });
     const blobName = folder + DATA_FILE.logical;
+    await o.onFolder?.(folder);
     await ensureContainer(store);
 
     const dump = startTool('pg_dump', ['-Fc', `--snapshot=${snapshot}`, ...libpqArgs(src)], { signal: o.signal });

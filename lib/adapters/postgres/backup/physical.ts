@@ -34,6 +34,7 @@ export async function takePhysicalBackup(
     const startedAt = new Date().toISOString();
     const folder = backupFolder({ prefix: store.prefix, cluster, kind: 'physical', database: src.database, startedAt });
     const blobName = folder + DATA_FILE.physical;
+    await o.onFolder?.(folder);
     await ensureContainer(store);
     const base = startTool(
       'pg_basebackup',
