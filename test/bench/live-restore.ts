@@ -10,7 +10,8 @@
  *   machine load move between runs); the figure used is their mean.
  * - `restoreLive` back to just before the DROP: download (base backup + WAL from Blob, sha256 checked; replay
  *   starts once the base backup is in, while the WAL still downloads), replay, promote, pg_amcheck, the swap,
- *   repoint (the service serves again), standby (copied from the restored copy while pg_amcheck ran, then started).
+ *   repoint (the service serves again), standby (copied from the restored copy, begun while pg_amcheck ran and
+ *   finished behind the serving primary, then started).
  *
  *   node --import tsx test/bench/live-restore.ts                         # 100 MB, 5 minutes of WAL, about 10 minutes
  *   node --import tsx test/bench/live-restore.ts --mb 10 --wal-minutes 0.5 --archive-every 10   # a quick check

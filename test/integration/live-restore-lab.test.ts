@@ -1,7 +1,7 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { labUp } from '../../lib/lab/index.ts';
@@ -31,6 +31,8 @@ let info: LabInfo;
 let store: BackupStore;
 let live: LiveRestoreAdapter;
 const signal = new AbortController().signal;
+/** The drop-table test's restore point, for the restore run again after it. */
+let dropMark = '';
 
 const db = (port: number) => ({ host: '127.0.0.1', port, user: 'postgres', database: 'orders' });
 const q = <T extends pg.QueryResultRow = Record<string, unknown>>(port: number, sql: string) => sqlRows<T>(port, sql);
@@ -214,6 +216,36 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
       assert.equal((await probe(port, 'probe_after'))?.n, 40, 'and it holds the 40 rows written after the mark');
     });
     await servesFromCopy('run-drop', primaryName, out.quarantine!, portBefore);
+    await pairWhole('run-drop');
+    dropMark = mark.lsn;
+  });
+
+  test("the harness died while the standby's copy ran behind the serving primary: the restore run again rebuilds the standby and leaves no copy", {
+    timeout: 120_000,
+  }, async () => {
+    // The state such a death leaves: the restored primary serving, the damaged standby in the quarantine (no data
+    // directory in its place), and the copy's `.partial` in the run's restore folder, with no process to finish it.
+    const p = labPaths(info.dir);
+    const standby = info.db.nodes.find((n) => n.role === 'standby')!.name;
+    await stopCluster(p.node(standby).data, 'immediate');
+    await rm(p.node(standby).data, { recursive: true, force: true });
+    const partial = join(p.dir, 'pitr', 'run-drop', 'standby.partial');
+    await mkdir(join(partial, 'base'), { recursive: true, mode: 0o700 });
+    await writeFile(join(partial, 'PG_VERSION'), '15\n');
+    const lines: string[] = [];
+    // A new adapter: the dead harness's record of the copy in flight died with it.
+    const again = await createLabLiveRestore(info.dir, async () => info.controlUrl).restoreLive({
+      runId: 'run-drop',
+      target: { lsn: dropMark, inclusive: false },
+      signal,
+      log: (l) => lines.push(l),
+    });
+    assert.equal(again.ok, true, again.problem ?? '');
+    assert.match(
+      lines.join('\n'),
+      new RegExp(`standby ${standby} copied from the running primary \\(pg_backup_start/stop\\) and streaming`),
+    );
+    assert.equal(existsSync(join(p.dir, 'pitr', 'run-drop')), false, "the run's restore folder, the copy's .partial with it, is gone");
     await pairWhole('run-drop');
   });
 

@@ -111,6 +111,16 @@ function pickPhysical(
 
 export function createLabLiveRestore(dir: string, controlUrl: () => Promise<string>): LiveRestoreAdapter {
   const p = labPaths(dir);
+  /**
+   * The standby's copy from the restored copy, by run, while it still runs: the service serves before it ends, and
+   * whatever comes next for the run (placing the standby, a failed restore's answer, the rollback's second call)
+   * waits for it first, so two copies never race for the same folders and slot.
+   */
+  const standbyCopies = new Map<string, Promise<boolean>>();
+  const standbyCopyDone = async (runId: string) => {
+    await standbyCopies.get(runId);
+    standbyCopies.delete(runId);
+  };
   const copyOf = (node: string, runId: string) => join(p.pg, node, RESTORED_COPY_PREFIX + runId.replace(/[^\w.-]/g, '_'));
 
   /** The system identifier of the lab's cluster: its quarantined nodes first (the run's own), else the nodes in place. */
@@ -262,7 +272,9 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     t = performance.now();
     if (standby && sdata) {
       const id = standbyIdentity(config, standby, port);
-      // The standby copied from the restored copy while it was checked: in place of the damaged one, then started.
+      // The standby copied from the restored copy, begun while it was checked: in place of the damaged one, then
+      // started. A harness killed during the copy left only its `.partial`, which the rebuild below replaces.
+      await standbyCopyDone(runId);
       const seed = join(asideOf(dir, runId), 'standby');
       if (existsSync(seed)) {
         await crashCluster(sdata);
@@ -284,7 +296,7 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
               return false;
             },
           );
-        if (streaming) say(`standby ${standby}, copied from the restored copy while it was checked, streaming`);
+        if (streaming) say(`standby ${standby}, copied from the restored copy, streaming`);
       } else
         streaming = await waitStreaming(conn, standby, { timeoutMs: 200 }).then(
           () => true,
@@ -447,6 +459,7 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
               keepRunning: true,
             });
             out.missingSegments = r.missingSegments;
+            if (r.standbyCopied) standbyCopies.set(runId, r.standbyCopied);
             if (!r.ok || !r.marker) throw new Error(r.problem ?? 'the restore did not complete');
             marker = r.marker;
           }
@@ -463,6 +476,7 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
       } catch (e) {
         out.problem = (e as Error).message;
       }
+      await standbyCopyDone(runId);
       if (existsSync(join(quarantineRoot(dir), runId))) out.quarantine = join(quarantineRoot(dir), runId);
       return out;
     },

@@ -79,9 +79,11 @@ export interface PitrRequest {
   /** pg_amcheck the copy after promotion (default true); a restore that must serve fast may leave it to the caller. */
   amcheck?: boolean;
   /**
-   * A standby to copy from the restored copy while pg_amcheck checks it (a low-level base backup, its slot made in
-   * the copy), left at `dataDir` for the caller to move into place: it streams from `id.primary` once the restored
-   * copy runs there. Best effort: when the copy fails the restore goes on, and the caller builds the standby after.
+   * A standby to copy from the restored copy, begun while pg_amcheck checks it (a low-level base backup, its slot
+   * made in the copy), left at `dataDir` for the caller to move into place: it streams from `id.primary` once the
+   * restored copy runs there. With `keepRunning` the restore returns once the copy is checked, the standby's copy
+   * still going (`PitrResult.standbyCopied`), so the caller serves without waiting for it. Best effort: when the
+   * copy fails the restore goes on, and the caller builds the standby after.
    */
   standby?: { dataDir: string; id: StandbyIdentity };
   /**
@@ -98,6 +100,11 @@ export interface PitrResult {
   dataDir: string;
   marker: RestoredMarker | null;
   bytes: number;
+  /**
+   * Settles (never rejects) once the standby's copy is at `standby.dataDir` (true) or has failed (false); null when
+   * none was asked for. On a failed restore it has already settled: nothing writes into the folders after the answer.
+   */
+  standbyCopied: Promise<boolean> | null;
 }
 
 class Refused extends Error {
@@ -148,7 +155,7 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
   const m = r.manifest;
   const say = r.log ?? (() => {});
   const dataDir = r.dataDir ?? join(r.root, 'data');
-  const out: PitrResult = { ok: false, problem: null, missingSegments: [], dataDir, marker: null, bytes: 0 };
+  const out: PitrResult = { ok: false, problem: null, missingSegments: [], dataDir, marker: null, bytes: 0, standbyCopied: null };
   let started = false;
   let downloads: Downloads | null = null;
   try {
@@ -252,10 +259,22 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     const amcheckArgs = ['-h', '127.0.0.1', '-p', String(r.port), '-U', 'postgres', '--install-missing'];
     amcheckArgs.push('--jobs', String(AMCHECK_JOBS), '-d', r.database, '-d', 'postgres');
     const tCheck = performance.now();
-    const [am] = await Promise.all([
+    out.standbyCopied = seed
+      ? copyStandby(conn, dataDir, seed.dataDir, seed.id, [RESTORED_MARKER]).then(
+          () => {
+            say(`standby ${seed.id.name} copied from the restored copy (${((performance.now() - tCheck) / 1000).toFixed(2)} s)`);
+            return true;
+          },
+          (e: Error) => {
+            say(`standby ${seed.id.name} not copied from the restored copy (${e.message}): it is built once the primary runs`);
+            return false;
+          },
+        )
+      : null;
+    const am =
       r.amcheck === false
         ? null
-        : runTool(
+        : await runTool(
             'pg_amcheck',
             // A relation per job: a table's own check (following every TOAST pointer) beside its TOAST table's.
             amcheckArgs,
@@ -266,13 +285,9 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
               if (x.code === 0)
                 say(`pg_amcheck found no problem in ${r.database} and postgres (${((performance.now() - tCheck) / 1000).toFixed(2)} s)`);
               return x;
-            }),
-      seed &&
-        copyStandby(conn, dataDir, seed.dataDir, seed.id, [RESTORED_MARKER]).then(
-          () => say(`standby ${seed.id.name} copied from the restored copy while pg_amcheck ran`),
-          (e: Error) => say(`standby ${seed.id.name} not copied from the restored copy (${e.message}): it is built once the primary runs`),
-        ),
-    ]);
+            });
+    // Stopped below, the copy's source must hold still until the standby's copy is done.
+    if (!r.keepRunning) await out.standbyCopied;
     if (am && am.code !== 0)
       throw new Refused(`pg_amcheck found problems in the restored copy (exit ${am.code}): ${lastLines(am.stdout + am.stderr)}`);
     const tli = await query<{ tli: number }>(conn, `SELECT ${PRIMARY_TIMELINE_SQL} AS tli`).catch(() => null);
@@ -304,6 +319,7 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     if (e instanceof Refused) out.missingSegments = e.missing;
     if (started) await stopCluster(dataDir, 'immediate', { timeoutMs: 30_000 }).catch(() => undefined);
     // Nothing may still write into the folder once the caller has the answer.
+    await out.standbyCopied;
     downloads?.stop.abort();
     await downloads?.settled;
   }
