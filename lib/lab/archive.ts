@@ -13,9 +13,20 @@ export const DEFAULT_BASE_BACKUP_EVERY_MS = DEFAULT_BACKUP_POLICY.maxAgeMs;
 /** Below this, base backups would follow each other back to back on a lab under load. */
 export const MIN_BASE_BACKUP_EVERY_MS = 10_000;
 
-/** Whether a new base backup is due: none yet, or the newest ended `everyMs` or longer ago. */
-export function baseBackupDue(newestEndedAt: string | null, nowMs: number, everyMs: number): boolean {
-  return newestEndedAt === null || nowMs - Date.parse(newestEndedAt) >= everyMs;
+/**
+ * Whether a new base backup is due: none yet, the newest ended `everyMs` or longer ago, or the archive has a hole found
+ * after the newest ended. Point-in-time recovery from a base backup cannot cross a hole after it, so until a new one
+ * is taken no restore can reach a point written after the hole.
+ */
+export function baseBackupDue(
+  newestEndedAt: string | null,
+  nowMs: number,
+  everyMs: number,
+  lastHoleFoundAt: string | null = null,
+): boolean {
+  if (newestEndedAt === null) return true;
+  if (lastHoleFoundAt !== null && Date.parse(lastHoleFoundAt) >= Date.parse(newestEndedAt)) return true;
+  return nowMs - Date.parse(newestEndedAt) >= everyMs;
 }
 
 /**

@@ -341,7 +341,14 @@ async function archiveStatus(dir: string, f: LabFacts, database: LabDatabaseStat
     archiveLagSeconds: archiveLagMs / 1000,
     baseBackup: s?.baseBackup ?? null,
     baseBackupEverySeconds: (f.config?.baseBackupEveryMs ?? DEFAULT_BASE_BACKUP_EVERY_MS) / 1000,
-    holes: (s?.holes ?? []).map(({ from, to, count, detail }) => ({ from, to, count, detail })),
+    holes: (s?.holes ?? []).map(({ from, to, count, detail, foundAt }) => ({
+      from,
+      to,
+      count,
+      detail,
+      foundAt,
+      beforeBaseBackup: s?.baseBackup ? Date.parse(foundAt) < Date.parse(s.baseBackup.at) : false,
+    })),
     lastError: s?.lastError ?? null,
   };
 }
@@ -373,7 +380,8 @@ function archiveProblems(a: LabArchiveStatus | null, f: LabFacts): LabProblem[] 
     add(
       `the newest base backup ${a.baseBackup!.folder} is ${formatDuration(Math.round(baseAgeMs / 1000) * 1000)} old, and the archiver takes one every ${formatDuration(a.baseBackupEverySeconds * 1000)}: a restore replays all the WAL since (see logs/wal-archiver.log)`,
     );
-  for (const h of a.holes) add(`hole in the archive: ${h.detail}`);
+  // A hole before the newest base backup no longer stops a restore: the archiver takes a new one when it finds a hole.
+  for (const h of a.holes.filter((x) => !x.beforeBaseBackup)) add(`hole in the archive: ${h.detail}`);
   return out;
 }
 

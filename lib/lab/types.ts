@@ -334,7 +334,11 @@ export interface LabArchiveStatus {
   baseBackup: { folder: string; at: string } | null;
   /** How often the archiver takes a new one (lab.json's baseBackupEveryMs, default daily). */
   baseBackupEverySeconds: number;
-  holes: { from: string; to: string; count: number; detail: string }[];
+  /**
+   * Segments the archive misses for good. `beforeBaseBackup`: found before the newest base backup ended, so restores
+   * from it start past the hole (still listed, no longer a problem).
+   */
+  holes: { from: string; to: string; count: number; detail: string; foundAt: string; beforeBaseBackup: boolean }[];
   lastError: string | null;
 }
 

@@ -11,6 +11,7 @@ import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lib/lab/azurite.ts';
 import { resolveBackupStore } from '../../lib/adapters/postgres/backup/resolve.ts';
 import { ensureContainer, type BackupStore } from '../../lib/adapters/postgres/backup/store.ts';
 import { archiveWal, takePhysicalBackup } from '../../lib/adapters/postgres/backup/index.ts';
+import { listArchivedWal } from '../../lib/adapters/postgres/backup/wal.ts';
 import { freeLoopbackPort } from '../../lib/adapters/blob/index.ts';
 import { giveToServerUser, runServerBinary, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
 import { runTool } from '../../lib/adapters/postgres/backup/tools.ts';
@@ -92,6 +93,30 @@ async function readQuarantined<T>(dataDir: string, fn: (port: number) => Promise
   }
 }
 
+/**
+ * The lab's continuous archiver ships the restored cluster's new timeline: a completed segment of it reaches Blob. The
+ * archive slot made at promotion once held WAL from the replay's last restartpoint, on older timelines the copy never
+ * had in pg_wal, and the archiver stopped for good ("requested WAL segment ... has already been removed").
+ */
+async function archivesNewTimeline(): Promise<void> {
+  const { f, id } = (
+    await q<{ f: string; id: string }>(
+      primaryPort(),
+      'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f, (SELECT system_identifier::text FROM pg_control_system()) AS id',
+    )
+  )[0]!;
+  const timeline = f.slice(0, 8);
+  await q(primaryPort(), 'SELECT pg_switch_wal()');
+  for (const until = Date.now() + 30_000; ; await new Promise((res) => setTimeout(res, 250))) {
+    const ours = (await listArchivedWal(store, id)).filter((n) => n.startsWith(timeline) && !n.endsWith('.history'));
+    if (ours.length > 0) return;
+    assert.ok(
+      Date.now() < until,
+      `the lab's archiver ships a segment of timeline ${timeline} within 30 s of a switch: none in the archive`,
+    );
+  }
+}
+
 /** The pair after a restore: the restored primary takes a write through the lab's endpoint, the standby replays it, pg_amcheck is clean. */
 async function pairWhole(runId: string): Promise<void> {
   const whole = await live.restoredAndWhole(runId, signal);
@@ -118,6 +143,7 @@ async function pairWhole(runId: string): Promise<void> {
     'orders',
   ]);
   assert.equal(am.code, 0, `pg_amcheck clean on the restored primary: ${am.stdout}${am.stderr}`);
+  await archivesNewTimeline();
 }
 
 /**

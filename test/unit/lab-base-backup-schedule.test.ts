@@ -1,6 +1,7 @@
 /**
- * When the lab's archiver takes a new base backup: none yet, or the newest as old as the interval (daily by
- * default, the organisation's schedule), checked often enough to start at most a tenth of the interval late.
+ * When the lab's archiver takes a new base backup: none yet, a hole in the archive after the newest, or the newest
+ * as old as the interval (daily by default, the organisation's schedule), checked often enough to start at most a
+ * tenth of the interval late.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,4 +30,12 @@ test('the check runs at a tenth of the interval, between every 2 s and every 10 
   assert.equal(baseBackupCheckEveryMs(60 * 60_000), 360_000);
   assert.equal(baseBackupCheckEveryMs(60_000), 6000);
   assert.equal(baseBackupCheckEveryMs(10_000), 2000);
+});
+
+test('a hole in the archive found after the newest base backup ended makes one due at once; one found before does not', () => {
+  const newest = ago(60 * 60_000);
+  assert.equal(baseBackupDue(newest, now, DAY, ago(30 * 60_000)), true, 'hole after the newest: no restore from it crosses the hole');
+  assert.equal(baseBackupDue(newest, now, DAY, ago(2 * 60 * 60_000)), false, 'hole before the newest: restores from it start past it');
+  assert.equal(baseBackupDue(newest, now, DAY, null), false);
+  assert.equal(baseBackupDue(null, now, DAY, ago(1000)), true);
 });

@@ -6,7 +6,8 @@
  * into the lab's Azurite (container lab-backups), whose address it reads from azurite.json: the key never
  * passes through its environment or argv. Once archiving runs it takes the lab's base backup, if the
  * archive has none yet, so a fresh lab can be restored to any point from then on, and a new one each time the
- * newest is older than lab.json's baseBackupEveryMs (default daily).
+ * newest is older than lab.json's baseBackupEveryMs (default daily), or at once when the archive has a hole
+ * found after the newest (no restore from it can cross the hole).
  *
  * It exits (and is restarted) when Azurite moved to another port or lab.json's archive lag or base backup
  * interval changed.
@@ -20,7 +21,7 @@ import { dirname } from 'node:path';
 import { backupStoreFromEnv, readCatalog, takePhysicalBackup, type BackupStore } from '../../adapters/postgres/backup/index.ts';
 import { runWalShipper } from '../../adapters/postgres/backup/wal-shipper.ts';
 import { ARCHIVE_SLOT } from '../../adapters/postgres/backup/wal.ts';
-import { readJsonFile } from '../../adapters/postgres/backup/wal-state.ts';
+import { readJsonFile, readWalArchiveState } from '../../adapters/postgres/backup/wal-state.ts';
 import { MANIFEST_FILE } from '../../backup/naming.ts';
 import { LAB_BACKUP_CONTAINER, labAzuriteStatus } from '../azurite.ts';
 import { labPaths } from '../paths.ts';
@@ -66,6 +67,8 @@ log(`archiving WAL from 127.0.0.1:${dbPort} into ${LAB_BACKUP_CONTAINER} on Azur
 let baseBackupTaken: { folder: string; at: string } | null = null;
 let baseBackupRunning: Promise<void> | null = null;
 let streamedCluster: string | null = null;
+/** The newest hole this archiver found (the state file holds the earlier ones). */
+let holeFoundAt: string | null = null;
 
 /** Until the shipper's pg_receivewal holds the slot: a base backup then leaves the WAL it needs to the shipper. */
 async function slotHeld(): Promise<void> {
@@ -115,7 +118,11 @@ async function takeBaseBackupIfDue(cluster: string): Promise<void> {
   const newest = existing.at(-1);
   const newestEndedAt = newest?.manifest ? newest.manifest.endedAt : null;
   if (newest && newestEndedAt) baseBackupTaken = { folder: newest.folder, at: newestEndedAt };
-  if (!baseBackupDue(newestEndedAt, Date.now(), everyMs)) return;
+  const holes = (await readWalArchiveState(paths.walArchive.state))?.holes ?? [];
+  const lastHoleFoundAt = [...holes.map((h) => h.foundAt), ...(holeFoundAt ? [holeFoundAt] : [])].sort().at(-1) ?? null;
+  if (!baseBackupDue(newestEndedAt, Date.now(), everyMs, lastHoleFoundAt)) return;
+  if (lastHoleFoundAt && newestEndedAt && lastHoleFoundAt >= newestEndedAt)
+    log(`taking a base backup now: the archive has a hole found at ${lastHoleFoundAt}, after the newest base backup ended`);
   await slotHeld();
   const t0 = performance.now();
   let folder: string | null = null;
@@ -194,8 +201,11 @@ await runWalShipper(
         streamedCluster = e.cluster;
         baseBackupIfDue();
       } else if (e.type === 'disconnected') log(`disconnected: ${e.detail}`);
-      else if (e.type === 'hole') log(`HOLE: ${e.hole.detail}`);
-      else if (e.type === 'lag') log(`lag ${e.lagMs} ms, archived through ${e.archivedThrough ?? 'nothing yet'}`);
+      else if (e.type === 'hole') {
+        log(`HOLE: ${e.hole.detail}`);
+        holeFoundAt = e.hole.foundAt;
+        baseBackupIfDue();
+      } else if (e.type === 'lag') log(`lag ${e.lagMs} ms, archived through ${e.archivedThrough ?? 'nothing yet'}`);
     },
     baseBackup: () => baseBackupTaken,
   },

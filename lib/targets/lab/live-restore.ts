@@ -30,7 +30,7 @@ import { readCatalog, type CatalogEntry } from '../../adapters/postgres/backup/c
 import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
 import { copyStandby } from '../../adapters/postgres/backup/standby-copy.ts';
 import type { BackupStore } from '../../adapters/postgres/backup/store.ts';
-import { ARCHIVE_SLOT, archiveWal, ensureArchiveSlot } from '../../adapters/postgres/backup/wal.ts';
+import { ARCHIVE_SLOT, archiveWal, ensureArchiveSlot, startArchiveSlotAt } from '../../adapters/postgres/backup/wal.ts';
 import {
   RESTORED_MARKER,
   clearRecoverySettings,
@@ -261,8 +261,9 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
       say(`restored copy started again as primary ${primaryName} on port ${port}`);
     }
     const conn = superConn(port);
-    // WAL from now on stays until the archive has it; the restored cluster has no slot (a base backup copies none).
-    await withClient(conn, (c) => ensureArchiveSlot(c));
+    // WAL from now on stays until the archive has it; the restored cluster has no slot (a base backup copies none),
+    // or one made by the restore before a harness died, held from where its timeline begins.
+    await withClient(conn, (c) => (marker.reachedLsn ? startArchiveSlotAt(c, marker.reachedLsn) : ensureArchiveSlot(c)));
     let t = performance.now();
     await repointLab(dir, await controlUrl(), { name: primaryName, host: '127.0.0.1', port, role: 'primary', dataDir: data });
     onStep('repoint', performance.now() - t);

@@ -28,7 +28,7 @@ import { copyStandby } from './standby-copy.ts';
 import type { StandbyIdentity } from '../standby.ts';
 import { getText, type BackupStore } from './store.ts';
 import { lastLines, runTool } from './tools.ts';
-import { ensureArchiveSlot, listArchivedWal } from './wal.ts';
+import { ensureArchiveSlot, listArchivedWal, startArchiveSlotAt } from './wal.ts';
 
 /**
  * Left in a restored data directory once it was checked and stopped cleanly (or, with keepRunning, promoted and
@@ -249,7 +249,8 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
       c.on('error', () => {});
       await c.connect();
       try {
-        await ensureArchiveSlot(c);
+        if (reached.lsn) await startArchiveSlotAt(c, reached.lsn);
+        else await ensureArchiveSlot(c);
       } finally {
         await c.end().catch(() => {});
       }

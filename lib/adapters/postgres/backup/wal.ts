@@ -34,6 +34,21 @@ export async function ensureArchiveSlot(client: pg.ClientBase): Promise<void> {
     });
 }
 
+/**
+ * The archive slot of a cluster whose new timeline began at `lsn` from WAL the archive already holds (a point-in-time
+ * restore, promoted without waiting for a checkpoint): held from where the new timeline begins. Made before the new
+ * timeline's first checkpoint, the slot would hold WAL from the last restartpoint of the replay, on older timelines
+ * whose segments this cluster never had in pg_wal; pg_receivewal would then ask for a segment "already removed" and
+ * never archive again (a lab reused for a day of drills did, 2026-12-06). Left as it is when it is past `lsn` or in use.
+ */
+export async function startArchiveSlotAt(client: pg.ClientBase, lsn: string): Promise<void> {
+  await ensureArchiveSlot(client);
+  await client.query(
+    'SELECT pg_replication_slot_advance(slot_name, $2::pg_lsn) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active AND restart_lsn < $2::pg_lsn',
+    [ARCHIVE_SLOT, lsn],
+  );
+}
+
 /** PID of the walsender streaming from the archive slot (a WAL shipper's pg_receivewal); null when none does. */
 export async function archiveSlotHolder(client: pg.ClientBase): Promise<number | null> {
   const r = await client.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [
