@@ -25,8 +25,17 @@ export function baseBackupDue(
   lastHoleFoundAt: string | null = null,
 ): boolean {
   if (newestEndedAt === null) return true;
-  if (lastHoleFoundAt !== null && Date.parse(lastHoleFoundAt) >= Date.parse(newestEndedAt)) return true;
+  if (lastHoleFoundAt !== null && holeAfter(lastHoleFoundAt, newestEndedAt)) return true;
   return nowMs - Date.parse(newestEndedAt) >= everyMs;
+}
+
+/**
+ * Whether a hole found at `foundAt` lies after the base backup that ended at `baseBackupEndedAt`. A hole is found when
+ * the WAL is already gone, so a base backup that ended before it starts at a segment before the hole, and one that
+ * ended after it starts past it: restores from the latter never cross it.
+ */
+export function holeAfter(foundAt: string, baseBackupEndedAt: string): boolean {
+  return Date.parse(foundAt) >= Date.parse(baseBackupEndedAt);
 }
 
 /**

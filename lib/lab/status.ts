@@ -22,7 +22,7 @@ import { lagMarginMs, listIntervalMs, measuredLagMs, type ReplicationState } fro
 import { labSecondaryView, secondaryAzuriteStatus, secondaryPaths } from './regions/secondary.ts';
 import { DEFAULT_REPLICATION_LAG_MS } from '../config/defaults.ts';
 import { formatDuration } from '../config/duration.ts';
-import { DEFAULT_BASE_BACKUP_EVERY_MS } from './archive.ts';
+import { DEFAULT_BASE_BACKUP_EVERY_MS, holeAfter } from './archive.ts';
 import type {
   DaemonStatus,
   LabArchiveStatus,
@@ -347,7 +347,7 @@ async function archiveStatus(dir: string, f: LabFacts, database: LabDatabaseStat
       count,
       detail,
       foundAt,
-      beforeBaseBackup: s?.baseBackup ? Date.parse(foundAt) < Date.parse(s.baseBackup.at) : false,
+      beforeBaseBackup: s?.baseBackup ? !holeAfter(foundAt, s.baseBackup.at) : false,
     })),
     lastError: s?.lastError ?? null,
   };

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_BASE_BACKUP_EVERY_MS, baseBackupCheckEveryMs, baseBackupDue } from '../../lib/lab/archive.ts';
+import { DEFAULT_BASE_BACKUP_EVERY_MS, baseBackupCheckEveryMs, baseBackupDue, holeAfter } from '../../lib/lab/archive.ts';
 
 const DAY = 86_400_000;
 const now = Date.parse('2026-12-06T06:00:00Z');
@@ -38,4 +38,10 @@ test('a hole in the archive found after the newest base backup ended makes one d
   assert.equal(baseBackupDue(newest, now, DAY, ago(2 * 60 * 60_000)), false, 'hole before the newest: restores from it start past it');
   assert.equal(baseBackupDue(newest, now, DAY, null), false);
   assert.equal(baseBackupDue(null, now, DAY, ago(1000)), true);
+});
+
+test('a hole lies after a base backup when it was found at or after the backup ended, which lab status and the archiver both use', () => {
+  assert.equal(holeAfter(ago(1000), ago(2000)), true);
+  assert.equal(holeAfter(ago(2000), ago(2000)), true);
+  assert.equal(holeAfter(ago(3000), ago(2000)), false);
 });

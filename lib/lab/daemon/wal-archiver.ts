@@ -28,7 +28,7 @@ import { labPaths } from '../paths.ts';
 import { LAB_DB } from '../postgres/status.ts';
 import { readConfig } from '../state.ts';
 
-import { DEFAULT_ARCHIVE_LAG_MS, DEFAULT_BASE_BACKUP_EVERY_MS, baseBackupCheckEveryMs, baseBackupDue } from '../archive.ts';
+import { DEFAULT_ARCHIVE_LAG_MS, DEFAULT_BASE_BACKUP_EVERY_MS, baseBackupCheckEveryMs, baseBackupDue, holeAfter } from '../archive.ts';
 
 const { values } = parseArgs({ options: { lab: { type: 'string' }, 'db-port': { type: 'string' } } });
 if (!values.lab || !values['db-port']) throw new Error('--lab DIR and --db-port N are required');
@@ -121,7 +121,7 @@ async function takeBaseBackupIfDue(cluster: string): Promise<void> {
   const holes = (await readWalArchiveState(paths.walArchive.state))?.holes ?? [];
   const lastHoleFoundAt = [...holes.map((h) => h.foundAt), ...(holeFoundAt ? [holeFoundAt] : [])].sort().at(-1) ?? null;
   if (!baseBackupDue(newestEndedAt, Date.now(), everyMs, lastHoleFoundAt)) return;
-  if (lastHoleFoundAt && newestEndedAt && lastHoleFoundAt >= newestEndedAt)
+  if (lastHoleFoundAt && newestEndedAt && holeAfter(lastHoleFoundAt, newestEndedAt))
     log(`taking a base backup now: the archive has a hole found at ${lastHoleFoundAt}, after the newest base backup ended`);
   await slotHeld();
   const t0 = performance.now();
