@@ -1,19 +1,19 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { labUp } from '../../lib/lab/index.ts';
 import { labPaths } from '../../lib/lab/paths.ts';
-import type { LabInfo } from '../../lib/lab/types.ts';
+import type { LabConfig, LabInfo } from '../../lib/lab/types.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lib/lab/azurite.ts';
 import { resolveBackupStore } from '../../lib/adapters/postgres/backup/resolve.ts';
 import { ensureContainer, type BackupStore } from '../../lib/adapters/postgres/backup/store.ts';
 import { archiveWal, takePhysicalBackup } from '../../lib/adapters/postgres/backup/index.ts';
 import { listArchivedWal } from '../../lib/adapters/postgres/backup/wal.ts';
 import { freeLoopbackPort } from '../../lib/adapters/blob/index.ts';
-import { giveToServerUser, runServerBinary, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
+import { giveToServerUser, removeDataDir, runServerBinary, stopCluster } from '../../lib/adapters/postgres/cluster.ts';
 import { runTool } from '../../lib/adapters/postgres/backup/tools.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
 import { createLabDatabase } from '../../lib/targets/lab/database.ts';
@@ -38,6 +38,9 @@ let dropMark = '';
 const db = (port: number) => ({ host: '127.0.0.1', port, user: 'postgres', database: 'orders' });
 const q = <T extends pg.QueryResultRow = Record<string, unknown>>(port: number, sql: string) => sqlRows<T>(port, sql);
 const primaryPort = () => labPrimaryPort(info.dir);
+const standbyName = () => info.db.nodes.find((n) => n.role === 'standby')!.name;
+/** The standby's port as lab.json has it now: a live restore starts it from its copy on a port of its own. */
+const standbyPort = () => (JSON.parse(readFileSync(labPaths(info.dir).config, 'utf8')) as LabConfig).nodes[standbyName()]!.port;
 /** Count and md5 of a table's rows in id order: "equal" means row for row. */
 async function probe(port: number, table = 'probe'): Promise<{ n: number; sum: string } | null> {
   const exists = await q<{ t: string | null }>(port, `SELECT to_regclass('${table}')::text AS t`);
@@ -123,10 +126,9 @@ async function pairWhole(runId: string): Promise<void> {
   assert.equal(whole.ok, true, whole.detail);
   const stamp = `endpoint-${runId}-${Date.now()}`;
   await q(info.db.endpointPort, `INSERT INTO probe_after (v) VALUES ('${stamp}')`);
-  const standby = info.db.nodes.find((n) => n.role === 'standby')!;
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const r = await q<{ n: string }>(standby.port, `SELECT count(*) AS n FROM probe_after WHERE v = '${stamp}'`);
+    const r = await q<{ n: string }>(standbyPort(), `SELECT count(*) AS n FROM probe_after WHERE v = '${stamp}'`);
     if (r[0]!.n === '1') break;
     assert.ok(Date.now() < deadline, 'the standby replays the write made through the endpoint within 30 s');
     await new Promise((res) => setTimeout(res, 100));
@@ -152,8 +154,25 @@ async function pairWhole(runId: string): Promise<void> {
  * a settings reload takes effect (a server whose data directory was moved while running would not find its
  * configuration file), and the damaged primary's log went to the quarantine with its data.
  */
-async function servesFromCopy(runId: string, node: string, quarantine: string, portBefore: number): Promise<void> {
+async function servesFromCopy(
+  runId: string,
+  node: string,
+  quarantine: string,
+  portBefore: number,
+  standbyPortBefore: number,
+): Promise<void> {
   const p = labPaths(info.dir);
+  // The standby too, copied from the restored copy and started where it was copied, on a port of its own.
+  const standby = standbyName();
+  assert.equal(readlinkSync(p.node(standby).data), `data.${runId}`, `${p.node(standby).data} links to the standby's copy`);
+  const standbyData = await q<{ d: string; rec: boolean }>(
+    standbyPort(),
+    "SELECT current_setting('data_directory') AS d, pg_is_in_recovery() AS rec",
+  );
+  assert.deepEqual(standbyData[0], { d: join(p.pg, standby, `data.${runId}`), rec: true }, 'the standby runs from its copy, in recovery');
+  assert.notEqual(standbyPort(), standbyPortBefore, "lab.json names the standby copy's own port");
+  assert.ok(existsSync(join(quarantine, `${standby}.log`)), `the damaged standby's log is in ${quarantine}`);
+  assert.match(await readFile(p.node(standby).log, 'utf8'), /started streaming WAL from primary/, "the standby's log is its copy's");
   assert.equal(readlinkSync(p.node(node).data), `data.${runId}`, `${p.node(node).data} links to the restored copy`);
   const dataDir = await q<{ d: string }>(primaryPort(), "SELECT current_setting('data_directory') AS d");
   assert.equal(dataDir[0]!.d, join(p.pg, node, `data.${runId}`), 'the primary serves from the copy, where it was restored');
@@ -218,16 +237,19 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
     assert.equal(before?.n, 550);
     const mark = await live.markRestorePoint(signal);
     const portBefore = primaryPort();
+    const standbyPortBefore = standbyPort();
     await q(primaryPort(), 'DROP TABLE probe');
     await q(primaryPort(), "INSERT INTO probe_after (v) SELECT 'after-mark-' || g FROM generate_series(1, 40) g");
     await archiveNow();
 
     const steps: string[] = [];
+    const lines: string[] = [];
     const out = await live.restoreLive({
       runId: 'run-drop',
       target: { lsn: mark.lsn, inclusive: false },
       signal,
       onStep: (s) => steps.push(s),
+      log: (l) => lines.push(l),
     });
     assert.equal(out.ok, true, out.problem ?? '');
     assert.equal(out.replaced, true);
@@ -241,21 +263,54 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
       assert.equal(await probe(port), null, 'the quarantined cluster is the damaged one: probe dropped');
       assert.equal((await probe(port, 'probe_after'))?.n, 40, 'and it holds the 40 rows written after the mark');
     });
-    await servesFromCopy('run-drop', primaryName, out.quarantine!, portBefore);
+    assert.match(lines.join('\n'), /standby n\d, copied from the restored copy and started beside it, streaming/);
+    await servesFromCopy('run-drop', primaryName, out.quarantine!, portBefore, standbyPortBefore);
     await pairWhole('run-drop');
     dropMark = mark.lsn;
+  });
+
+  test('the harness died once the standby ran from its copy, before it was linked in: the restore run again links it and keeps it', {
+    timeout: 120_000,
+  }, async () => {
+    // The state such a death leaves: the standby running from `data.<run>` on its own port, nothing at the node's
+    // data path, lab.json still naming the damaged standby's port.
+    const p = labPaths(info.dir);
+    const standby = standbyName();
+    const postmaster = readFileSync(join(p.node(standby).data, 'postmaster.pid'), 'utf8').split('\n', 1)[0];
+    const copyPort = standbyPort();
+    await unlink(p.node(standby).data);
+    const config = JSON.parse(readFileSync(p.config, 'utf8')) as LabConfig;
+    const otherPort = await freeLoopbackPort();
+    await writeFile(p.config, JSON.stringify({ ...config, nodes: { ...config.nodes, [standby]: { port: otherPort } } }));
+    const lines: string[] = [];
+    const again = await createLabLiveRestore(info.dir, async () => info.controlUrl).restoreLive({
+      runId: 'run-drop',
+      target: { lsn: dropMark, inclusive: false },
+      signal,
+      log: (l) => lines.push(l),
+    });
+    assert.equal(again.ok, true, again.problem ?? '');
+    assert.match(lines.join('\n'), new RegExp(`standby ${standby}, copied from the restored copy and started beside it, streaming`));
+    assert.equal(readlinkSync(p.node(standby).data), 'data.run-drop', 'linked in again');
+    assert.equal(standbyPort(), copyPort, "lab.json names the copy's port again");
+    assert.equal(
+      readFileSync(join(p.node(standby).data, 'postmaster.pid'), 'utf8').split('\n', 1)[0],
+      postmaster,
+      'the same postmaster: kept, not rebuilt',
+    );
+    await pairWhole('run-drop');
   });
 
   test("the harness died while the standby's copy ran behind the serving primary: the restore run again rebuilds the standby and leaves no copy", {
     timeout: 120_000,
   }, async () => {
     // The state such a death leaves: the restored primary serving, the damaged standby in the quarantine (no data
-    // directory in its place), and the copy's `.partial` in the run's restore folder, with no process to finish it.
+    // directory in its place), and the copy's `.partial` beside it, with no process to finish it.
     const p = labPaths(info.dir);
-    const standby = info.db.nodes.find((n) => n.role === 'standby')!.name;
+    const standby = standbyName();
     await stopCluster(p.node(standby).data, 'immediate');
-    await rm(p.node(standby).data, { recursive: true, force: true });
-    const partial = join(p.dir, 'pitr', 'run-drop', 'standby.partial');
+    await removeDataDir(p.node(standby).data);
+    const partial = join(p.pg, standby, 'data.run-drop.partial');
     await mkdir(join(partial, 'base'), { recursive: true, mode: 0o700 });
     await writeFile(join(partial, 'PG_VERSION'), '15\n');
     const lines: string[] = [];
@@ -271,7 +326,8 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
       lines.join('\n'),
       new RegExp(`standby ${standby} copied from the running primary \\(pg_backup_start/stop\\) and streaming`),
     );
-    assert.equal(existsSync(join(p.dir, 'pitr', 'run-drop')), false, "the run's restore folder, the copy's .partial with it, is gone");
+    assert.equal(existsSync(join(p.dir, 'pitr', 'run-drop')), false, "the run's restore folder is gone");
+    assert.equal(existsSync(partial), false, "the copy's .partial is gone");
     await pairWhole('run-drop');
   });
 
@@ -283,6 +339,7 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
     const afterBefore = await probe(primaryPort(), 'probe_after');
     const mark = await live.markRestorePoint(signal);
     const portBefore = primaryPort();
+    const standbyPortBefore = standbyPort();
     assert.ok(mark.timeline >= 2, `the restored cluster runs on a new timeline (${mark.timeline})`);
     await q(primaryPort(), 'DELETE FROM probe');
     await q(primaryPort(), "INSERT INTO probe_after (v) SELECT 'after-delete-' || g FROM generate_series(1, 25) g");
@@ -296,7 +353,7 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
     });
     // The damaged primary was itself a linked copy (run-drop's): that directory is what went to the quarantine.
     assert.equal(existsSync(join(labPaths(info.dir).pg, primaryName, 'data.run-drop')), false, "run-drop's copy moved, not left behind");
-    await servesFromCopy('run-delete', primaryName, out.quarantine!, portBefore);
+    await servesFromCopy('run-delete', primaryName, out.quarantine!, portBefore, standbyPortBefore);
     await pairWhole('run-delete');
   });
 

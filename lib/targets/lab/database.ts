@@ -58,6 +58,13 @@ export async function repointLab(dir: string, controlUrl: string, node: PgNode):
   await setDbPrimary(controlUrl, node.port);
 }
 
+/** A node's port in lab.json, where it now listens: a live restore starts the standby from its copy on a port of its own. */
+export async function recordNodePort(dir: string, name: string, port: number): Promise<void> {
+  const config = await readConfig(labPaths(dir).config);
+  if (!config?.nodes[name] || config.nodes[name].port === port) return;
+  writeJsonAtomic(labPaths(dir).config, { ...config, nodes: { ...config.nodes, [name]: { port } } });
+}
+
 export function createLabProvider(
   dir: string,
   options: { controlUrl: string; endpointPort: number; replication: LabReplication; nodes: Pick<LabDbNode, 'name' | 'port' | 'role'>[] },

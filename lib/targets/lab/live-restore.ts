@@ -6,6 +6,9 @@
  * down`), `pg/<primary>/data` becomes a link to the copy, lab.json names the copy's port and the endpoint follows.
  * The copy is never stopped and started again in between: a clean stop and a start cost seconds of the RTO. It
  * serves from where it was made because a running PostgreSQL keeps its configuration file's absolute path.
+ * The standby is copied from the checked copy the same way (`pg/<standby>/data.<runId>`) and started there on a
+ * port of its own while pg_amcheck still runs; once the service serves again, `pg/<standby>/data` becomes a link
+ * to it and lab.json names its port.
  *
  * Every step decides from what it finds (files, servers), so a call after a crash at any point continues: a
  * checked copy carries a marker file and is never restored again, a linked one is only started and repaired.
@@ -16,15 +19,7 @@ import { link, lstat, mkdir, readFile, readdir, realpath, rename, rm, symlink, u
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LiveRestoreAdapter, LiveRestoreOutcome, RestorePoint, RestoreTarget } from '../../adapters/types.ts';
-import {
-  clearStaleLock,
-  crashCluster,
-  giveToServerUser,
-  isRunning,
-  readNodeConf,
-  removeDataDir,
-  startCluster,
-} from '../../adapters/postgres/cluster.ts';
+import { clearStaleLock, crashCluster, giveToServerUser, isRunning, readNodeConf, startCluster } from '../../adapters/postgres/cluster.ts';
 import { cloneStandby, setSyncStandby, takesWrite, waitStreaming, walSenders, withClient } from '../../adapters/postgres/standby.ts';
 import { readCatalog, type CatalogEntry } from '../../adapters/postgres/backup/catalog.ts';
 import { resolveBackupStore } from '../../adapters/postgres/backup/resolve.ts';
@@ -50,7 +45,7 @@ import { superConn } from '../../lab/postgres/pair.ts';
 import { LAB_DB } from '../../lab/postgres/status.ts';
 import { readConfig } from '../../lab/state.ts';
 import type { LabConfig } from '../../lab/types.ts';
-import { repointLab } from './database.ts';
+import { recordNodePort, repointLab } from './database.ts';
 
 /** How long a restore waits for the archive to receive the segment holding its target (the archive's lag bound). */
 const ARCHIVE_WAIT_MS = 75_000;
@@ -121,6 +116,8 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     await standbyCopies.get(runId);
     standbyCopies.delete(runId);
   };
+  /** The standby's server log while it runs from its copy, hard-linked to the node's log once it is linked in. */
+  const standbyLogOf = (runId: string) => join(asideOf(dir, runId), 'standby.log');
   const copyOf = (node: string, runId: string) => join(p.pg, node, RESTORED_COPY_PREFIX + runId.replace(/[^\w.-]/g, '_'));
 
   /** The system identifier of the lab's cluster: its quarantined nodes first (the run's own), else the nodes in place. */
@@ -179,8 +176,8 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
   }
 
   /** A port for the copy, outside the ephemeral range and none of lab.json's (a lost cluster's ports are free but taken). */
-  async function copyPort(config: LabConfig): Promise<number> {
-    const taken = new Set(Object.values(config.nodes).map((n) => n.port));
+  async function copyPort(config: LabConfig, alsoTaken: number[] = []): Promise<number> {
+    const taken = new Set([...Object.values(config.nodes).map((n) => n.port), ...alsoTaken]);
     for (;;) {
       const port = await freeStablePort();
       if (!taken.has(port)) return port;
@@ -233,9 +230,9 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     }
   }
 
-  const standbyIdentity = (config: LabConfig, standby: string, primaryPort: number) => ({
+  const standbyIdentity = (standby: string, port: number, primaryPort: number) => ({
     name: standby,
-    port: config.nodes[standby]!.port,
+    port,
     socketDir: p.socketDir,
     primary: { host: '127.0.0.1', port: primaryPort, user: LAB_DB.superuser },
   });
@@ -272,39 +269,46 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
     // The service serves again from here.
     t = performance.now();
     if (standby && sdata) {
-      const id = standbyIdentity(config, standby, port);
-      // The standby copied from the restored copy, begun while it was checked: in place of the damaged one, then
-      // started. A harness killed during the copy left only its `.partial`, which the rebuild below replaces.
+      // The standby copied from the restored copy and started beside it while it was checked; a harness killed
+      // during the copy left only its `.partial`, which the rebuild below replaces.
       await standbyCopyDone(runId);
-      const seed = join(asideOf(dir, runId), 'standby');
-      if (existsSync(seed)) {
+      const seed = copyOf(standby, runId);
+      await rm(`${seed}.partial`, { recursive: true, force: true });
+      if (existsSync(join(seed, 'PG_VERSION')) && (await realpath(sdata).catch(() => null)) !== (await realpath(seed))) {
+        // Normally nothing is there (the damaged standby went to the quarantine with the swap); anything else goes there too.
         await crashCluster(sdata);
-        await removeDataDir(sdata);
-        await mkdir(dirname(sdata), { recursive: true, mode: 0o755 });
-        await giveToServerUser(dirname(sdata));
-        await rename(seed, sdata);
+        await quarantine(runId, standby);
+        await symlink(basename(seed), sdata);
+        const seedLog = standbyLogOf(runId);
+        if (existsSync(seedLog) && !existsSync(p.node(standby).log)) await link(seedLog, p.node(standby).log);
       }
-      const seeded = existsSync(join(sdata, 'backup_label')) && existsSync(join(sdata, 'standby.signal')) && !(await isRunning(sdata));
       let streaming = false;
-      if (seeded) {
-        // Its WAL from the copy's start is in the primary's pg_wal, held by the slot made with the copy.
-        streaming = await startCluster(sdata, { logFile: p.node(standby).log })
-          .then(() => waitStreaming(conn, standby, { timeoutMs: 30_000, signal }))
-          .then(
-            () => true,
-            (e: Error) => {
-              say(`standby ${standby} copied with the restore did not stream (${e.message.split('\n', 1)[0]}): built again`);
-              return false;
-            },
-          );
-        if (streaming) say(`standby ${standby}, copied from the restored copy, streaming`);
-      } else
-        streaming = await waitStreaming(conn, standby, { timeoutMs: 200 }).then(
-          () => true,
-          () => false,
+      const waitForIt = (how: string) =>
+        waitStreaming(conn, standby, { timeoutMs: 30_000, signal }).then(
+          () => {
+            say(`standby ${standby}, ${how}, streaming`);
+            return true;
+          },
+          (e: Error) => {
+            say(`standby ${standby}, ${how}, did not stream (${e.message.split('\n', 1)[0]}): built again`);
+            return false;
+          },
+        );
+      const fromSeed = existsSync(join(seed, 'PG_VERSION')) && (await realpath(sdata).catch(() => null)) === (await realpath(seed));
+      if (await isRunning(sdata))
+        streaming = await waitForIt(fromSeed ? 'copied from the restored copy and started beside it' : 'already running');
+      else if (existsSync(join(sdata, 'backup_label')) && existsSync(join(sdata, 'standby.signal')))
+        // Copied, but the harness died before starting it: its WAL from the copy's start is held by the slot made with the copy.
+        streaming = await startCluster(sdata, { logFile: p.node(standby).log }).then(
+          () => waitForIt('copied from the restored copy'),
+          (e: Error) => {
+            say(`standby ${standby} copied with the restore did not start (${e.message.split('\n', 1)[0]}): built again`);
+            return false;
+          },
         );
       if (!streaming) {
         await crashCluster(sdata);
+        const id = standbyIdentity(standby, config.nodes[standby]!.port, port);
         const how = await copyStandby(conn, data, sdata, id, [RESTORED_MARKER]).then(
           () => 'copied from the running primary (pg_backup_start/stop)',
           async (e: Error) => {
@@ -317,6 +321,8 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
         await waitStreaming(conn, standby, { timeoutMs: 60_000, signal });
         say(`standby ${standby} ${how} and streaming`);
       }
+      const standbyPort = (await readNodeConf(sdata))?.port;
+      if (standbyPort) await recordNodePort(dir, standby, standbyPort);
       await setSyncStandby(conn, config.replication === 'sync' ? standby : null);
     }
     onStep('standby', performance.now() - t);
@@ -435,9 +441,12 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
               );
             if (!entry.manifest) throw new Error(`the base backup ${entry.folder} cannot be restored: ${entry.problem}`);
             const standby = standbyOf(config);
+            const standbyCopy = standby ? copyOf(standby, runId) : null;
             out.backup = { folder: entry.folder, takenAt: entry.takenAt, bytes: entry.manifest.blob.bytes };
             await awaitArchive(store, entry, target, config, say, signal);
             const port = await copyPort(config);
+            // A standby a cut-short call started from its copy streams from a copy about to be restored again.
+            if (standbyCopy) await crashCluster(standbyCopy);
             await mkdir(dirname(copy), { recursive: true, mode: 0o755 });
             await giveToServerUser(dirname(copy));
             const r = await restoreToPoint({
@@ -455,7 +464,14 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
               signal,
               onStep: step,
               log: say,
-              standby: standby ? { dataDir: join(aside, 'standby'), id: standbyIdentity(config, standby, port) } : undefined,
+              standby:
+                standby && standbyCopy
+                  ? {
+                      dataDir: standbyCopy,
+                      id: standbyIdentity(standby, await copyPort(config, [port]), port),
+                      logFile: standbyLogOf(runId),
+                    }
+                  : undefined,
               holdWalForArchive: true,
               keepRunning: true,
             });

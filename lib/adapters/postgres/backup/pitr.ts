@@ -84,8 +84,10 @@ export interface PitrRequest {
    * restored copy runs there. With `keepRunning` the restore returns once the copy is checked, the standby's copy
    * still going (`PitrResult.standbyCopied`), so the caller serves without waiting for it. Best effort: when the
    * copy fails the restore goes on, and the caller builds the standby after.
+   * With `logFile` the standby is started there as soon as its copy is in place (on `id.port`, streaming from the
+   * copy), so its start is off the serving path too; `standbyCopied` then settles once it has started.
    */
-  standby?: { dataDir: string; id: StandbyIdentity };
+  standby?: { dataDir: string; id: StandbyIdentity; logFile?: string };
   /**
    * The restored copy holds its WAL for the archive (slot drill_wal_archive) from its promotion on: the standby's
    * copy switches segments before the copy runs where the archiver reads, and none of the new timeline may be missing.
@@ -261,16 +263,22 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     amcheckArgs.push('--jobs', String(AMCHECK_JOBS), '-d', r.database, '-d', 'postgres');
     const tCheck = performance.now();
     out.standbyCopied = seed
-      ? copyStandby(conn, dataDir, seed.dataDir, seed.id, [RESTORED_MARKER]).then(
-          () => {
+      ? copyStandby(conn, dataDir, seed.dataDir, seed.id, [RESTORED_MARKER])
+          .then(async () => {
             say(`standby ${seed.id.name} copied from the restored copy (${((performance.now() - tCheck) / 1000).toFixed(2)} s)`);
+            if (!seed.logFile) return true;
+            await startCluster(seed.dataDir, { logFile: seed.logFile, timeoutMs: 60_000 });
+            say(
+              `standby ${seed.id.name} started from ${seed.dataDir} on port ${seed.id.port} (${((performance.now() - tCheck) / 1000).toFixed(2)} s)`,
+            );
             return true;
-          },
-          (e: Error) => {
-            say(`standby ${seed.id.name} not copied from the restored copy (${e.message}): it is built once the primary runs`);
+          })
+          .catch((e: Error) => {
+            say(
+              `standby ${seed.id.name} not made from the restored copy (${e.message.split('\n', 1)[0]}): it is built once the primary runs`,
+            );
             return false;
-          },
-        )
+          })
       : null;
     const am =
       r.amcheck === false

@@ -7,7 +7,7 @@
  */
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { giveToServerUser, isRoot, removeDataDir, type PgConn } from '../cluster.ts';
+import { crashCluster, giveToServerUser, isRoot, removeDataDir, type PgConn } from '../cluster.ts';
 import { configureStandby, ensureSlot, withClient, type StandbyIdentity } from '../standby.ts';
 import { run } from './scratch.ts';
 
@@ -37,6 +37,8 @@ export async function copyStandby(
   leaveOut: string[] = [],
 ): Promise<void> {
   const partial = `${dataDir}.partial`;
+  // A copy an earlier, cut-short call made and started must not be removed under its server.
+  await crashCluster(dataDir);
   await removeDataDir(dataDir);
   await rm(partial, { recursive: true, force: true });
   if ((await readdir(join(primaryData, 'pg_tblspc'))).length > 0)
