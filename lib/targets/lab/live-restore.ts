@@ -512,6 +512,17 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
       );
       if (!w.ok) return { ok: false, detail: w.detail };
       const standby = standbyOf(config);
+      if (standby) {
+        // The node itself: a standby still running only from its copy, not linked in, is not the lab's standby yet.
+        const sdata = p.node(standby).data;
+        if (!(await isRunning(sdata))) return { ok: false, detail: `standby ${standby} does not run from ${sdata}` };
+        const port = (await readNodeConf(sdata))?.port;
+        if (port !== config.nodes[standby]!.port)
+          return {
+            ok: false,
+            detail: `lab.json names port ${config.nodes[standby]!.port} for standby ${standby}, which listens on ${port}`,
+          };
+      }
       const senders = await walSenders(superConn(config.nodes[config.primary]!.port)).catch(() => []);
       const streaming = standby ? senders.some((s) => s.applicationName === standby && s.state === 'streaming') : true;
       if (!streaming) return { ok: false, detail: `standby ${standby} is not streaming from the restored primary` };
