@@ -274,7 +274,9 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
       await standbyCopyDone(runId);
       const seed = copyOf(standby, runId);
       await rm(`${seed}.partial`, { recursive: true, force: true });
-      if (existsSync(join(seed, 'PG_VERSION')) && (await realpath(sdata).catch(() => null)) !== (await realpath(seed))) {
+      const seedWhole = existsSync(join(seed, 'PG_VERSION'));
+      const linkedToSeed = async () => (await realpath(sdata).catch(() => null)) === (await realpath(seed));
+      if (seedWhole && !(await linkedToSeed())) {
         // Normally nothing is there (the damaged standby went to the quarantine with the swap); anything else goes there too.
         await crashCluster(sdata);
         await quarantine(runId, standby);
@@ -294,9 +296,10 @@ export function createLabLiveRestore(dir: string, controlUrl: () => Promise<stri
             return false;
           },
         );
-      const fromSeed = existsSync(join(seed, 'PG_VERSION')) && (await realpath(sdata).catch(() => null)) === (await realpath(seed));
       if (await isRunning(sdata))
-        streaming = await waitForIt(fromSeed ? 'copied from the restored copy and started beside it' : 'already running');
+        streaming = await waitForIt(
+          seedWhole && (await linkedToSeed()) ? 'copied from the restored copy and started beside it' : 'already running',
+        );
       else if (existsSync(join(sdata, 'backup_label')) && existsSync(join(sdata, 'standby.signal')))
         // Copied, but the harness died before starting it: its WAL from the copy's start is held by the slot made with the copy.
         streaming = await startCluster(sdata, { logFile: p.node(standby).log }).then(
