@@ -120,6 +120,22 @@ async function archivesNewTimeline(): Promise<void> {
   }
 }
 
+/**
+ * run-drop's restore run again by a new adapter, as `drill recover` or the rollback does after the harness died (its
+ * record of a copy in flight died with it); it must succeed. Returns its log.
+ */
+async function restoreDropAgain(): Promise<string> {
+  const lines: string[] = [];
+  const again = await createLabLiveRestore(info.dir, async () => info.controlUrl).restoreLive({
+    runId: 'run-drop',
+    target: { lsn: dropMark, inclusive: false },
+    signal,
+    log: (l) => lines.push(l),
+  });
+  assert.equal(again.ok, true, again.problem ?? '');
+  return lines.join('\n');
+}
+
 /** The pair after a restore: the restored primary takes a write through the lab's endpoint, the standby replays it, pg_amcheck is clean. */
 async function pairWhole(runId: string): Promise<void> {
   const whole = await live.restoredAndWhole(runId, signal);
@@ -282,15 +298,8 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
     const config = JSON.parse(readFileSync(p.config, 'utf8')) as LabConfig;
     const otherPort = await freeLoopbackPort();
     await writeFile(p.config, JSON.stringify({ ...config, nodes: { ...config.nodes, [standby]: { port: otherPort } } }));
-    const lines: string[] = [];
-    const again = await createLabLiveRestore(info.dir, async () => info.controlUrl).restoreLive({
-      runId: 'run-drop',
-      target: { lsn: dropMark, inclusive: false },
-      signal,
-      log: (l) => lines.push(l),
-    });
-    assert.equal(again.ok, true, again.problem ?? '');
-    assert.match(lines.join('\n'), new RegExp(`standby ${standby}, copied from the restored copy and started beside it, streaming`));
+    const lines = await restoreDropAgain();
+    assert.match(lines, new RegExp(`standby ${standby}, copied from the restored copy and started beside it, streaming`));
     assert.equal(readlinkSync(p.node(standby).data), 'data.run-drop', 'linked in again');
     assert.equal(standbyPort(), copyPort, "lab.json names the copy's port again");
     assert.equal(
@@ -313,19 +322,8 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
     const partial = join(p.pg, standby, 'data.run-drop.partial');
     await mkdir(join(partial, 'base'), { recursive: true, mode: 0o700 });
     await writeFile(join(partial, 'PG_VERSION'), '15\n');
-    const lines: string[] = [];
-    // A new adapter: the dead harness's record of the copy in flight died with it.
-    const again = await createLabLiveRestore(info.dir, async () => info.controlUrl).restoreLive({
-      runId: 'run-drop',
-      target: { lsn: dropMark, inclusive: false },
-      signal,
-      log: (l) => lines.push(l),
-    });
-    assert.equal(again.ok, true, again.problem ?? '');
-    assert.match(
-      lines.join('\n'),
-      new RegExp(`standby ${standby} copied from the running primary \\(pg_backup_start/stop\\) and streaming`),
-    );
+    const lines = await restoreDropAgain();
+    assert.match(lines, new RegExp(`standby ${standby} copied from the running primary \\(pg_backup_start/stop\\) and streaming`));
     assert.equal(existsSync(join(p.dir, 'pitr', 'run-drop')), false, "the run's restore folder is gone");
     assert.equal(existsSync(partial), false, "the copy's .partial is gone");
     await pairWhole('run-drop');
