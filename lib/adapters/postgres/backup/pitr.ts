@@ -329,6 +329,8 @@ export async function restoreToPoint(r: PitrRequest): Promise<PitrResult> {
     if (started) await stopCluster(dataDir, 'immediate', { timeoutMs: 30_000 }).catch(() => undefined);
     // Nothing may still write into the folder once the caller has the answer.
     await out.standbyCopied;
+    // A standby started from its copy would stream from a copy now stopped, for nobody.
+    if (r.standby?.logFile) await stopCluster(r.standby.dataDir, 'immediate', { timeoutMs: 30_000 }).catch(() => undefined);
     downloads?.stop.abort();
     await downloads?.settled;
   }
