@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { labUp } from '../../lib/lab/index.ts';
 import { labPaths } from '../../lib/lab/paths.ts';
-import type { LabConfig, LabInfo } from '../../lib/lab/types.ts';
+import type { LabInfo } from '../../lib/lab/types.ts';
 import { LAB_BACKUP_CONTAINER, labBlobSource } from '../../lib/lab/azurite.ts';
 import { resolveBackupStore } from '../../lib/adapters/postgres/backup/resolve.ts';
 import { ensureContainer, type BackupStore } from '../../lib/adapters/postgres/backup/store.ts';
@@ -18,7 +18,7 @@ import { runTool } from '../../lib/adapters/postgres/backup/tools.ts';
 import { createLabLiveRestore } from '../../lib/targets/lab/live-restore.ts';
 import { createLabDatabase } from '../../lib/targets/lab/database.ts';
 import type { LiveRestoreAdapter } from '../../lib/adapters/types.ts';
-import { labFixture, forgetConfiguredBlobStorage, labPrimaryPort } from '../support/lab.ts';
+import { labConfigNow, labFixture, forgetConfiguredBlobStorage, labNodePort, labPrimaryPort } from '../support/lab.ts';
 import { sqlRows } from '../support/sql.ts';
 
 /**
@@ -40,7 +40,7 @@ const q = <T extends pg.QueryResultRow = Record<string, unknown>>(port: number, 
 const primaryPort = () => labPrimaryPort(info.dir);
 const standbyName = () => info.db.nodes.find((n) => n.role === 'standby')!.name;
 /** The standby's port as lab.json has it now: a live restore starts it from its copy on a port of its own. */
-const standbyPort = () => (JSON.parse(readFileSync(labPaths(info.dir).config, 'utf8')) as LabConfig).nodes[standbyName()]!.port;
+const standbyPort = () => labNodePort(info.dir, standbyName());
 /** Count and md5 of a table's rows in id order: "equal" means row for row. */
 async function probe(port: number, table = 'probe'): Promise<{ n: number; sum: string } | null> {
   const exists = await q<{ t: string | null }>(port, `SELECT to_regclass('${table}')::text AS t`);
@@ -295,7 +295,7 @@ describe('live point-in-time restore of the lab', { timeout: 900_000 }, () => {
     const postmaster = readFileSync(join(p.node(standby).data, 'postmaster.pid'), 'utf8').split('\n', 1)[0];
     const copyPort = standbyPort();
     await unlink(p.node(standby).data);
-    const config = JSON.parse(readFileSync(p.config, 'utf8')) as LabConfig;
+    const config = labConfigNow(info.dir);
     const otherPort = await freeLoopbackPort();
     await writeFile(p.config, JSON.stringify({ ...config, nodes: { ...config.nodes, [standby]: { port: otherPort } } }));
     const lines = await restoreDropAgain();

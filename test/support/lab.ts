@@ -49,11 +49,17 @@ export function labFixture(name: string): LabFixture {
   };
 }
 
+/** lab.json as it is now. */
+export const labConfigNow = (dir: string) => JSON.parse(readFileSync(labPaths(dir).config, 'utf8')) as LabConfig;
+
 /** The primary's own port as lab.json has it now: a live restore moves it to the restored copy's port. */
 export function labPrimaryPort(dir: string): number {
-  const c = JSON.parse(readFileSync(labPaths(dir).config, 'utf8')) as LabConfig;
+  const c = labConfigNow(dir);
   return c.nodes[c.primary]!.port;
 }
+
+/** A node's port as lab.json has it now: a live restore starts each node from its copy on a port of its own. */
+export const labNodePort = (dir: string, node: string) => labConfigNow(dir).nodes[node]!.port;
 
 /** The ones of `pids` that are still running (a zombie is not). */
 export async function livePids(pids: number[]): Promise<number[]> {
